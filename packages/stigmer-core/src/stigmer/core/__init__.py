@@ -1,0 +1,79 @@
+"""Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader and redaction."""
+
+from stigmer.core._backend import Backend, Runner
+from stigmer.core._errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StigmerError,
+    Unauthenticated,
+    Unavailable,
+    error_from_grpc_code,
+)
+from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
+from stigmer.core._manifests import (
+    API_VERSION,
+    KINDS,
+    LoadedResource,
+    dump_manifests,
+    kind_of,
+    load_manifests,
+    message_to_manifest,
+    parse_manifest,
+    resource_from_message,
+    unwrap,
+)
+from stigmer.core._plugins import (
+    BACKENDS_GROUP,
+    RUNNERS_GROUP,
+    PluginNotFound,
+    load_backend,
+    load_plugin,
+    load_runner,
+)
+from stigmer.core._redact import MASK, Redactor, default_redactor
+from stigmer.core._settings import Context, Settings
+from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
+
+__all__ = [
+    "API_VERSION",
+    "BACKENDS_GROUP",
+    "KINDS",
+    "KIND_PREFIXES",
+    "MASK",
+    "RUNNERS_GROUP",
+    "AlreadyExists",
+    "Backend",
+    "Context",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "LoadedResource",
+    "ManifestError",
+    "NotFound",
+    "PermissionDenied",
+    "PluginNotFound",
+    "Redactor",
+    "Runner",
+    "Settings",
+    "StigmerError",
+    "Unauthenticated",
+    "Unavailable",
+    "default_redactor",
+    "dump_manifests",
+    "dump_yaml",
+    "error_from_grpc_code",
+    "kind_of",
+    "load_backend",
+    "load_manifests",
+    "load_plugin",
+    "load_runner",
+    "load_yaml_text",
+    "message_to_manifest",
+    "new_id",
+    "parse_manifest",
+    "resource_from_message",
+    "slugify",
+    "unwrap",
+]

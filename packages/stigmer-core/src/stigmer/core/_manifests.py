@@ -1,0 +1,416 @@
+"""Manifests: YAML/JSON files, directories and stdin to resource messages, and back.
+
+Keys are camelCase on output; snake_case is accepted on input. Unknown kinds and fields are
+rejected with the closest valid name suggested, and every error names the file, the line and
+the field path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
+from stigmer.proto.v1 import (
+    agent_pb2,
+    environment_pb2,
+    execution_pb2,
+    mcp_server_pb2,
+    resource_pb2,
+    session_pb2,
+    skill_pb2,
+    workflow_pb2,
+)
+
+__all__ = [
+    "API_VERSION",
+    "KINDS",
+    "LoadedResource",
+    "dump_manifests",
+    "kind_of",
+    "load_manifests",
+    "message_to_manifest",
+    "parse_manifest",
+    "resource_from_message",
+    "resource_to_manifest",
+    "unwrap",
+]
+
+API_VERSION = "stigmer.ai/v1"
+
+# kind -> (message class, field name inside stigmer.v1.Resource or "" for executions)
+KINDS: dict[str, tuple[type[Message], str]] = {
+    "Agent": (agent_pb2.Agent, "agent"),
+    "Skill": (skill_pb2.Skill, "skill"),
+    "McpServer": (mcp_server_pb2.McpServer, "mcp_server"),
+    "Environment": (environment_pb2.Environment, "environment"),
+    "Workflow": (workflow_pb2.Workflow, "workflow"),
+    "Session": (session_pb2.Session, "session"),
+    "AgentExecution": (execution_pb2.Execution, ""),
+    "WorkflowExecution": (execution_pb2.Execution, ""),
+}
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+_WELL_KNOWN_OPAQUE = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+
+
+@dataclass(frozen=True)
+class LoadedResource:
+    """One resource read from a manifest, with where it came from."""
+
+    resource: resource_pb2.Resource | execution_pb2.Execution
+    kind: str
+    name: str
+    source: str
+    line: int
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory relative paths in the manifest (a Skill's ``path``) are resolved against."""
+        if self.source in ("", "<stdin>"):
+            return Path.cwd()
+        return Path(self.source).resolve().parent
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def load_manifests(paths: Iterable[str | Path], stdin_text: str | None = None) -> list[LoadedResource]:
+    """Load every resource from files, directories (recursively) and ``-`` (stdin)."""
+    out: list[LoadedResource] = []
+    for raw in paths:
+        if str(raw) == "-":
+            text = stdin_text if stdin_text is not None else sys.stdin.read()
+            out.extend(parse_manifest(text, "<stdin>"))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix in _MANIFEST_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not files:
+                raise ManifestError("no .yaml, .yml or .json files in this directory", str(path))
+        elif path.exists():
+            files = [path]
+        else:
+            raise ManifestError("no such file or directory", str(path))
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ManifestError(f"cannot read: {exc}", str(file)) from None
+            out.extend(parse_manifest(text, str(file)))
+    return out
+
+
+def parse_manifest(text: str, source: str = "") -> list[LoadedResource]:
+    """Parse YAML (multi-document) or JSON text into resources."""
+    documents: list[tuple[Any, Any, int]] = []  # (plain data, round-trip tree or None, line)
+    stripped = text.lstrip()
+    if source.endswith(".json") or stripped.startswith(("{", "[")) and _looks_like_json(stripped):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"invalid JSON: {exc.msg}", source, exc.lineno) from None
+        except RecursionError:
+            raise ManifestError("document nests too deeply", source) from None
+        items = data if isinstance(data, list) else [data]
+        documents.extend((item, None, 1) for item in items)
+    else:
+        for tree, line in load_yaml_documents(text, source):
+            if tree is None:
+                continue
+            data = plain(tree, source)
+            if isinstance(data, list) and all(isinstance(d, dict) for d in data) and data:
+                documents.extend((d, tree[i], _line_of(tree[i], [], line)) for i, d in enumerate(data))
+            else:
+                documents.append((data, tree, line))
+    return [_to_resource(data, tree, source, line) for data, tree, line in documents]
+
+
+def _looks_like_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _line_of(tree: Any, path: list[str | int], default: int) -> int:
+    """Best-effort line number (1-based) of ``path`` inside a round-trip tree."""
+    node = tree
+    line = default
+    for part in path:
+        lc = getattr(node, "lc", None)
+        try:
+            if lc is not None:
+                if isinstance(part, str) and isinstance(node, dict) and part in node:
+                    line = int(lc.key(part)[0]) + 1
+                elif isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+                    line = int(lc.item(part)[0]) + 1
+            node = node[part]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return line
+
+
+def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource:
+    def fail(msg: str, path: list[str | int]) -> ManifestError:
+        return ManifestError(msg, source, _line_of(tree, path, line) if tree is not None else line, _dotted(path))
+
+    if not isinstance(data, dict):
+        raise ManifestError(
+            f"expected a mapping with apiVersion, kind, metadata and spec, found {_type_name(data)}", source, line
+        )
+    kind = data.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise fail("missing 'kind' (one of: " + ", ".join(KINDS) + ")", ["kind"])
+    if kind not in KINDS:
+        raise fail(f"unknown kind '{kind}'{_suggest(kind, list(KINDS))}", ["kind"])
+    api = data.get("apiVersion", data.get("api_version"))
+    if api != API_VERSION:
+        raise fail(f"apiVersion must be '{API_VERSION}', found {api!r}", ["apiVersion"])
+    cls, _field = KINDS[kind]
+    _check(data, cls.DESCRIPTOR, [], fail)
+    meta = data.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"].strip():
+        raise fail("metadata.name is required", ["metadata", "name"] if isinstance(meta, dict) else ["metadata"])
+    msg = cls()
+    try:
+        json_format.ParseDict(data, msg)
+    except json_format.ParseError as exc:
+        raise fail(str(exc).splitlines()[0], []) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise fail(f"invalid value: {exc}", []) from None
+    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line)
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    if not match:
+        lower = {o.lower(): o for o in options}
+        if word.lower() in lower:
+            match = [lower[word.lower()]]
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _dotted(path: list[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+_SCALAR_TYPES: dict[int, tuple[tuple[type, ...], str]] = {
+    FieldDescriptor.TYPE_STRING: ((str,), "a string"),
+    FieldDescriptor.TYPE_BOOL: ((bool,), "true or false"),
+    FieldDescriptor.TYPE_INT32: ((int,), "a whole number"),
+    FieldDescriptor.TYPE_INT64: ((int, str), "a whole number"),
+    FieldDescriptor.TYPE_UINT32: ((int,), "a whole number"),
+    FieldDescriptor.TYPE_UINT64: ((int, str), "a whole number"),
+    FieldDescriptor.TYPE_DOUBLE: ((int, float), "a number"),
+    FieldDescriptor.TYPE_FLOAT: ((int, float), "a number"),
+    FieldDescriptor.TYPE_BYTES: ((str,), "base64 text"),
+    FieldDescriptor.TYPE_ENUM: ((str, int), "an enum name"),
+}
+
+
+def _check(value: Any, desc: Descriptor, path: list[str | int], fail: Any) -> None:
+    """Walk data against a message descriptor; unknown fields and wrong types raise with a path."""
+    if not isinstance(value, dict):
+        raise fail(f"expected a mapping, found {_type_name(value)}", path)
+    by_name: dict[str, FieldDescriptor] = {}
+    for f in desc.fields:
+        by_name[f.json_name] = f
+        by_name[f.name] = f
+    seen: dict[str, str] = {}
+    for key, item in value.items():
+        field = by_name.get(key)
+        here = [*path, key]
+        if field is None:
+            raise fail(f"unknown field '{key}'{_suggest(key, [f.json_name for f in desc.fields])}", here)
+        if field.name in seen:
+            raise fail(f"'{key}' and '{seen[field.name]}' are the same field; give it once", here)
+        seen[field.name] = key
+        if item is None:
+            continue
+        _check_field(item, field, here, fail)
+    for oneof in desc.oneofs:
+        given = [f.json_name for f in oneof.fields if f.json_name in value or f.name in value]
+        if len(given) > 1:
+            raise fail(f"give only one of {', '.join(given)}", [*path, given[1]])
+
+
+def _check_field(item: Any, field: FieldDescriptor, path: list[str | int], fail: Any) -> None:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        if not isinstance(item, dict):
+            raise fail(f"expected a mapping, found {_type_name(item)}", path)
+        value_field = field.message_type.fields_by_name["value"]
+        for k, v in item.items():
+            _check_single(v, value_field, [*path, k], fail)
+        return
+    if field.is_repeated:
+        if not isinstance(item, list):
+            raise fail(f"expected a list, found {_type_name(item)}", path)
+        for i, v in enumerate(item):
+            _check_single(v, field, [*path, i], fail)
+        return
+    _check_single(item, field, path, fail)
+
+
+def _check_single(item: Any, field: FieldDescriptor, path: list[str | int], fail: Any) -> None:
+    mt = field.message_type
+    if mt is not None:
+        if mt.full_name in _WELL_KNOWN_OPAQUE:
+            if mt.full_name == "google.protobuf.Struct" and not isinstance(item, dict):
+                raise fail(f"expected a mapping, found {_type_name(item)}", path)
+            return
+        if mt.full_name == "google.protobuf.Timestamp":
+            if not isinstance(item, str):
+                raise fail("expected an RFC 3339 timestamp string", path)
+            return
+        _check(item, mt, path, fail)
+        return
+    types, label = _SCALAR_TYPES.get(field.type, ((object,), "a value"))
+    if not isinstance(item, types) or (bool not in types and isinstance(item, bool)):
+        raise fail(f"expected {label}, found {_type_name(item)}", path)
+    if field.type == FieldDescriptor.TYPE_ENUM and isinstance(item, str):
+        names = [v.name for v in field.enum_type.values]
+        if item not in names and f"PHASE_{item}" not in names:
+            raise fail(f"unknown value '{item}'{_suggest(item, names)}", path)
+
+
+# ---------------------------------------------------------------------------------------------
+# messages
+
+
+def resource_from_message(msg: Message) -> Any:
+    """Wrap a kind message (``Agent``, ...) in ``stigmer.v1.Resource``; executions are returned as is."""
+    if isinstance(msg, (resource_pb2.Resource, execution_pb2.Execution)):
+        return msg
+    for _kind, (cls, field) in KINDS.items():
+        if field and isinstance(msg, cls):
+            out = resource_pb2.Resource()
+            getattr(out, field).CopyFrom(msg)
+            return out
+    raise TypeError(f"not a resource message: {type(msg).__name__}")
+
+
+def unwrap(resource: Message) -> Message:
+    """The kind message inside a ``Resource`` (or the message itself)."""
+    if isinstance(resource, resource_pb2.Resource):
+        field = resource.WhichOneof("kind")
+        if field is None:
+            raise ManifestError("empty resource: no kind is set")
+        inner: Message = getattr(resource, field)
+        return inner
+    return resource
+
+
+def kind_of(resource: Message) -> str:
+    """The kind name (``Agent``) of a resource or kind message."""
+    inner = unwrap(resource)
+    for kind, (cls, field) in KINDS.items():
+        if field and isinstance(inner, cls):
+            return kind
+    if isinstance(inner, execution_pb2.Execution):
+        return inner.kind or "Execution"
+    raise TypeError(f"not a resource message: {type(inner).__name__}")
+
+
+def message_to_manifest(msg: Message, include_status: bool = True) -> dict[str, Any]:
+    """Render a kind message as a manifest dict (camelCase keys, ints as numbers)."""
+    inner = unwrap(msg)
+    data = json_format.MessageToDict(inner, always_print_fields_with_no_presence=False)
+    data = _normalise(data, inner.DESCRIPTOR)
+    if not include_status:
+        data.pop("status", None)
+    order = ["apiVersion", "kind", "metadata", "spec", "status"]
+    return {k: data[k] for k in order if k in data} | {k: v for k, v in data.items() if k not in order}
+
+
+resource_to_manifest = message_to_manifest
+
+
+def _normalise(value: Any, desc: Descriptor | None) -> Any:
+    """Undo the JSON mapping's quirks: int64 as strings, and integral floats in Struct/Value."""
+    if desc is None:
+        return _ints(value)
+    if desc.full_name in _WELL_KNOWN_OPAQUE:
+        return _ints(value)
+    if not isinstance(value, dict):
+        return value
+    fields = {f.json_name: f for f in desc.fields}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        f = fields.get(key)
+        if f is None:
+            out[key] = item
+            continue
+        is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
+        if is_map:
+            vf = f.message_type.fields_by_name["value"]
+            out[key] = {k: _norm_single(v, vf) for k, v in item.items()}
+        elif f.is_repeated:
+            out[key] = [_norm_single(v, f) for v in item]
+        else:
+            out[key] = _norm_single(item, f)
+    return out
+
+
+def _norm_single(item: Any, f: FieldDescriptor) -> Any:
+    if f.message_type is not None:
+        if f.message_type.full_name == "google.protobuf.Timestamp":
+            return item
+        return _normalise(item, f.message_type)
+    if f.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64) and isinstance(item, str):
+        return int(item)
+    return item
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def dump_manifests(messages: Iterable[Message], fmt: str = "yaml", include_status: bool = True) -> str:
+    """Render resources as a YAML stream or a JSON document (a list when there are several)."""
+    docs = [message_to_manifest(m, include_status) for m in messages]
+    if fmt == "json":
+        return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
+    return dump_yaml(docs)
+
+
+def iter_kinds() -> Iterator[str]:
+    """Every kind name a manifest may declare."""
+    return iter(KINDS)

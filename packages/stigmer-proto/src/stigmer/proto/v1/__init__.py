@@ -1,0 +1,1 @@
+"""Generated from proto/stigmer/v1 by `nox -s proto`. Do not edit."""
