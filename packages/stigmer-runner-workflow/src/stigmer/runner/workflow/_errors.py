@@ -117,7 +117,9 @@ class WorkflowError(Exception):
         super().__init__(self._describe())
 
     @classmethod
-    def of(cls, kind: str, detail: str, *, title: str | None = None, status: int | None = None) -> WorkflowError:
+    def of(
+        cls, kind: str, detail: str, *, title: str | None = None, status: int | None = None
+    ) -> WorkflowError:
         """Build a standard error of ``kind`` (see :class:`ErrorKind`)."""
         return cls(
             type=error_type(kind),
@@ -159,8 +161,10 @@ class WorkflowError(Exception):
             parts.append(str(self.problem["detail"]))
         if self.problem.get("instance"):
             parts.append(f"(at {self.problem['instance']})")
-        return f"[{self.problem.get('status')}] " + ": ".join(parts[:2]) + (
-            " " + parts[2] if len(parts) > 2 else ""
+        return (
+            f"[{self.problem.get('status')}] "
+            + ": ".join(parts[:2])
+            + (" " + parts[2] if len(parts) > 2 else "")
         )
 
 

@@ -1,0 +1,131 @@
+"""jq runtime expressions: the strict ``${ }`` form, bare jq in expression fields, and a compile cache."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, Final
+
+import jq
+
+from ._errors import ErrorKind, WorkflowError
+
+__all__ = [
+    "NONDETERMINISTIC_BUILTINS",
+    "evaluate",
+    "evaluate_field",
+    "evaluate_template",
+    "expression_body",
+    "find_nondeterministic",
+    "is_expression",
+    "iter_strings",
+    "secret_names",
+    "uses_secrets",
+]
+
+_STRICT: Final = re.compile(r"^\s*\$\{(.*)\}\s*$", re.DOTALL)
+# The seed's shorthand ``.secrets.X`` (outside any path) means ``$secrets.X``.
+_DOT_SECRETS: Final = re.compile(r"(?<![\w$\]\).\"?])\.secrets\b")
+_SECRET_REF: Final = re.compile(r"\$secrets\s*(?:\.\s*\"?([A-Za-z_][\w-]*)\"?|\[\s*\"([^\"]+)\"\s*\])")
+_VAR_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: jq builtins whose result depends on the environment or the clock: not replay-safe.
+NONDETERMINISTIC_BUILTINS: Final = ("now", "$ENV", "env", "input", "inputs", "input_filename")
+_NONDET: Final = re.compile(r"(?<![\w$.])(\$ENV\b|(?:now|env|inputs?|input_filename)\b)(?!\s*:)")
+_STRING_LITERAL: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def is_expression(value: object) -> bool:
+    """True when ``value`` is a string written entirely as ``${ ... }``."""
+    return isinstance(value, str) and _STRICT.match(value) is not None
+
+
+def expression_body(text: str) -> str:
+    """The jq program of an expression field: the inside of ``${ }``, or the bare text."""
+    match = _STRICT.match(text)
+    body = match.group(1) if match else text
+    return _DOT_SECRETS.sub("$secrets", body)
+
+
+def uses_secrets(text: str) -> bool:
+    return "$secrets" in expression_body(text)
+
+
+def secret_names(text: str) -> set[str]:
+    """Names read as ``$secrets.X`` / ``$secrets["X"]`` (or ``.secrets.X``) in one expression."""
+    return {a or b for a, b in _SECRET_REF.findall(expression_body(text))}
+
+
+def find_nondeterministic(text: str) -> list[str]:
+    """The non-deterministic jq builtins an expression calls (string literals ignored)."""
+    body = _STRING_LITERAL.sub('""', expression_body(text))
+    return sorted(set(_NONDET.findall(body)))
+
+
+@lru_cache(maxsize=2048)
+def _compile(body: str, names: tuple[str, ...]) -> Any:
+    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
+    program = f". as [{binding}] | $__data | ({body}\n)"
+    try:
+        return jq.compile(program)
+    except ValueError as exc:
+        raise WorkflowError.of(
+            ErrorKind.EXPRESSION, f"invalid jq expression {body.strip()!r}: {_first_line(exc)}"
+        ) from None
+
+
+def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:
+    """Run jq ``body`` on ``data`` with ``$name`` variables; the first result (null if none)."""
+    names = tuple(sorted(n for n in variables if _VAR_NAME.match(n)))
+    program = _compile(body, names)
+    try:
+        results = program.input_value([data, *(variables[n] for n in names)]).all()
+    except ValueError as exc:
+        raise WorkflowError.of(
+            ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {_first_line(exc)}"
+        ) from None
+    return results[0] if results else None
+
+
+VariablesFor = Callable[[str], Mapping[str, Any]]
+
+
+def evaluate_field(text: str, data: Any, variables: VariablesFor) -> Any:
+    """Evaluate an expression-typed field (``if``, ``when``, ``for.in``...): ``${ }`` or bare jq."""
+    body = expression_body(text)
+    return evaluate(body, data, variables(body))
+
+
+def evaluate_template(value: Any, data: Any, variables: VariablesFor) -> Any:
+    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
+    if isinstance(value, str):
+        if is_expression(value):
+            return evaluate_field(value, data, variables)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): evaluate_template(v, data, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [evaluate_template(v, data, variables) for v in value]
+    return value
+
+
+def iter_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a document with its JSON pointer."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from iter_strings(item, f"{path}/{_escape(str(key))}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from iter_strings(item, f"{path}/{index}")
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,263 @@
+"""Loading workflow documents (YAML 1.2 or dicts) and validating them: schema plus semantic checks."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from ._errors import WorkflowValidationError
+from ._expr import find_nondeterministic, is_expression, iter_strings, secret_names, uses_secrets
+from ._schema import schema_problems
+
+__all__ = ["Workflow", "check_deterministic", "iter_expressions", "iter_task_lists", "load_workflow"]
+
+_FLOW = ("continue", "exit", "end")
+_MAX_DEPTH = 200
+_EXPRESSION_KEYS = frozenset({"if", "when", "exceptWhen", "while", "from", "as", "expect", "filter"})
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A parsed and validated Serverless Workflow document (plain JSON-compatible data)."""
+
+    definition: dict[str, Any] = field(repr=False)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = self.definition["document"]
+        return doc
+
+    @property
+    def name(self) -> str:
+        return str(self.document["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.document["namespace"])
+
+    @property
+    def version(self) -> str:
+        return str(self.document["version"])
+
+    @property
+    def declared_secrets(self) -> tuple[str, ...]:
+        """The secret names the document declares in ``use.secrets``."""
+        use = self.definition.get("use") or {}
+        return tuple(str(s) for s in use.get("secrets") or ())
+
+
+def load_workflow(source: str | bytes | Mapping[str, Any] | Workflow) -> Workflow:
+    """Parse (YAML 1.2 / JSON text, or a mapping) and validate a workflow document.
+
+    Raises :class:`WorkflowValidationError` naming each offending path and field.
+    """
+    if isinstance(source, Workflow):
+        return source
+    if isinstance(source, bytes | str):
+        raw = _load_yaml(source)
+    else:
+        raw = source
+    try:
+        data = _plain(raw, "", 0)
+    except _NotPlain as exc:
+        raise WorkflowValidationError([(exc.path, exc.reason)]) from None
+    if not isinstance(data, dict):
+        raise WorkflowValidationError([("", f"a workflow document must be a mapping, not {_kind(data)}")])
+    problems = schema_problems(data)
+    if not problems:
+        problems = semantic_problems(data)
+    if problems:
+        raise WorkflowValidationError(problems)
+    return Workflow(definition=data)
+
+
+def _load_yaml(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WorkflowValidationError([("", f"the document is not UTF-8 text: {exc}")]) from None
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        return yaml.load(io.StringIO(text))
+    except YAMLError as exc:
+        raise WorkflowValidationError([("", f"not valid YAML: {_one_line(str(exc))}")]) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise WorkflowValidationError([("", f"not valid YAML: {_one_line(str(exc))}")]) from None
+
+
+class _NotPlain(Exception):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def _plain(value: Any, path: str, depth: int) -> Any:
+    """Copy into JSON-compatible data (str keys; dates as ISO strings); reject what JSON cannot hold."""
+    if depth > _MAX_DEPTH:
+        raise _NotPlain(path, f"the document nests deeper than {_MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise _NotPlain(path, "NaN and infinite numbers are not allowed")
+        return value
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool):
+                raise _NotPlain(path, f"mapping keys must be strings, not {_kind(key)}")
+            skey = key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
+            out[skey] = _plain(item, f"{path}/{skey}", depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{path}/{i}", depth + 1) for i, item in enumerate(value)]
+    raise _NotPlain(path, f"unsupported value of type {_kind(value)}")
+
+
+def iter_task_lists(definition: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
+    """Every task list in a document, with its JSON pointer (``/do``, ``/do/0/a/try`` ...)."""
+    top = definition.get("do")
+    if isinstance(top, list):
+        yield from _walk_list("/do", top)
+
+
+def _walk_list(path: str, tasks: list[Any]) -> Iterator[tuple[str, list[Any]]]:
+    yield path, tasks
+    for index, item in enumerate(tasks):
+        if not isinstance(item, Mapping):
+            continue
+        for name, task in item.items():
+            if isinstance(task, Mapping):
+                yield from _walk_task(f"{path}/{index}/{name}", task)
+
+
+def _walk_task(path: str, task: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
+    if isinstance(task.get("do"), list):
+        yield from _walk_list(f"{path}/do", task["do"])
+    if isinstance(task.get("try"), list):
+        yield from _walk_list(f"{path}/try", task["try"])
+    catch = task.get("catch")
+    if isinstance(catch, Mapping) and isinstance(catch.get("do"), list):
+        yield from _walk_list(f"{path}/catch/do", catch["do"])
+    fork = task.get("fork")
+    if isinstance(fork, Mapping) and isinstance(fork.get("branches"), list):
+        yield from _walk_list(f"{path}/fork/branches", fork["branches"])
+    foreach = task.get("foreach")
+    if isinstance(foreach, Mapping) and isinstance(foreach.get("do"), list):
+        yield from _walk_list(f"{path}/foreach/do", foreach["do"])
+
+
+def semantic_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Checks the schema cannot express: flow targets, duplicate names, references, secrets."""
+    problems: list[tuple[str, str]] = []
+    use = definition.get("use") or {}
+    for path, tasks in iter_task_lists(definition):
+        names: dict[str, int] = {}
+        for index, item in enumerate(tasks):
+            for name in item:
+                if name in names:
+                    problems.append(
+                        (
+                            f"{path}/{index}/{name}",
+                            f"duplicate task name {name!r} (also at {path}/{names[name]})",
+                        )
+                    )
+                names.setdefault(name, index)
+        for index, item in enumerate(tasks):
+            for name, task in item.items():
+                problems.extend(_task_references(f"{path}/{index}/{name}", task, names, use))
+    declared = set(use.get("secrets") or ())
+    for where, text in iter_expressions(definition):
+        if not uses_secrets(text):
+            continue
+        missing = sorted(secret_names(text) - declared)
+        if missing:
+            problems.append((where, f"secret(s) {', '.join(missing)} used but not declared in use.secrets"))
+        elif not declared:
+            problems.append((where, "$secrets used but the workflow declares no use.secrets"))
+    return problems
+
+
+def _task_references(
+    path: str, task: Mapping[str, Any], siblings: Mapping[str, int], use: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+
+    def check_flow(where: str, target: Any) -> None:
+        if isinstance(target, str) and target not in _FLOW and target not in siblings:
+            known = ", ".join(sorted(siblings)) or "none"
+            problems.append((where, f"'then' names unknown task {target!r} (tasks in this list: {known})"))
+
+    def check_ref(where: str, value: Any, section: str) -> None:
+        if isinstance(value, str) and not is_expression(value) and value not in (use.get(section) or {}):
+            problems.append((where, f"{value!r} is not defined in use.{section}"))
+
+    check_flow(f"{path}/then", task.get("then"))
+    for index, case in enumerate(task.get("switch") or ()):
+        for case_name, body in case.items():
+            if isinstance(body, Mapping):
+                check_flow(f"{path}/switch/{index}/{case_name}/then", body.get("then"))
+    catch = task.get("catch")
+    if isinstance(catch, Mapping):
+        check_flow(f"{path}/catch/then", catch.get("then"))
+        check_ref(f"{path}/catch/retry", catch.get("retry"), "retries")
+    raise_ = task.get("raise")
+    if isinstance(raise_, Mapping):
+        check_ref(f"{path}/raise/error", raise_.get("error"), "errors")
+    check_ref(f"{path}/timeout", task.get("timeout"), "timeouts")
+    return problems
+
+
+def check_deterministic(workflow: Workflow | Mapping[str, Any]) -> None:
+    """Reject documents whose expressions call non-deterministic jq builtins.
+
+    ``now``, ``$ENV``, ``env``, ``input``, ``inputs`` and ``input_filename`` give different
+    answers on replay; a durable (e.g. Temporal) host calls this before running a document.
+    """
+    definition = workflow.definition if isinstance(workflow, Workflow) else workflow
+    problems = []
+    for where, text in iter_expressions(definition):
+        found = find_nondeterministic(text)
+        if found:
+            problems.append(
+                (where, f"non-deterministic jq builtin(s) {', '.join(found)} are not allowed here")
+            )
+    if problems:
+        raise WorkflowValidationError(problems)
+
+
+def iter_expressions(definition: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every runtime expression in a document: ``${ }`` strings, and bare jq in expression fields."""
+    for where, text in iter_strings(definition):
+        if where.startswith("/document"):
+            continue
+        if is_expression(text):
+            yield where, text
+            continue
+        parent, _, key = where.rpartition("/")
+        if (
+            (key in _EXPRESSION_KEYS and not parent.endswith(("/catch", "/jitter", "/foreach", "/for")))
+            or (key == "in" and parent.endswith("/for"))
+            or key == "set"
+            or (key == "until" and "/listen/" in where)
+        ):
+            yield where, text
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
