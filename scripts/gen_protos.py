@@ -1,14 +1,14 @@
 """Regenerate the checked-in Python code of the stigmer.v1 contract.
 
-Usage: ``python scripts/gen_protos.py [--check]``. With ``--check`` it generates into a temporary
-directory and exits 1, listing the differences, when the checked-in code is stale.
+Usage: ``python scripts/gen_protos.py [--check]``. It generates into a temporary directory and
+compares with the checked-in code. When they differ it exits 1, listing the stale files, and,
+without ``--check``, replaces the checked-in code with the fresh generation (commit it).
 """
 
 from __future__ import annotations
 
 import filecmp
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -92,13 +92,17 @@ def main() -> int:
                 return 1
             print("generated code is up to date")
             return 0
+        if not diffs:
+            print("generated code is up to date")
+            return 0
         for old in GENERATED.iterdir():
             if old.is_file():
                 old.unlink()
         for new in fresh.iterdir():
             shutil.copy2(new, GENERATED / new.name)
-        print(f"regenerated {len(list(fresh.iterdir()))} files in {GENERATED.relative_to(ROOT)}")
-        return 0
+        print(f"regenerated {GENERATED.relative_to(ROOT)}; these files were stale: {', '.join(diffs)}")
+        print("commit the regenerated files")
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ from typing import Protocol, runtime_checkable
 
 from stigmer.proto.v1 import (
     artifact_pb2,
-    backend_service_pb2 as svc,
     execution_pb2,
     resource_pb2,
     secret_pb2,
+)
+from stigmer.proto.v1 import (
+    backend_service_pb2 as svc,
 )
 
 __all__ = ["Backend", "Runner"]
@@ -77,9 +79,7 @@ class Backend(Protocol):
         """Approve or reject the pending action of an execution."""
         ...
 
-    async def get_execution_context(
-        self, request: svc.GetExecutionContextRequest
-    ) -> svc.ExecutionContext:
+    async def get_execution_context(self, request: svc.GetExecutionContextRequest) -> svc.ExecutionContext:
         """Decrypted variables and secrets of a running execution (runners only)."""
         ...
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
 from stigmer.proto.v1 import (
     agent_pb2,
@@ -30,6 +29,8 @@ from stigmer.proto.v1 import (
     skill_pb2,
     workflow_pb2,
 )
+
+Descriptor = Any  # protobuf's upb and pure-Python descriptor classes differ; both behave alike here
 
 __all__ = [
     "API_VERSION",
@@ -120,7 +121,7 @@ def parse_manifest(text: str, source: str = "") -> list[LoadedResource]:
     """Parse YAML (multi-document) or JSON text into resources."""
     documents: list[tuple[Any, Any, int]] = []  # (plain data, round-trip tree or None, line)
     stripped = text.lstrip()
-    if source.endswith(".json") or stripped.startswith(("{", "[")) and _looks_like_json(stripped):
+    if source.endswith(".json") or (stripped.startswith(("{", "[")) and _looks_like_json(stripped)):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -169,11 +170,15 @@ def _line_of(tree: Any, path: list[str | int], default: int) -> int:
 
 def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource:
     def fail(msg: str, path: list[str | int]) -> ManifestError:
-        return ManifestError(msg, source, _line_of(tree, path, line) if tree is not None else line, _dotted(path))
+        return ManifestError(
+            msg, source, _line_of(tree, path, line) if tree is not None else line, _dotted(path)
+        )
 
     if not isinstance(data, dict):
         raise ManifestError(
-            f"expected a mapping with apiVersion, kind, metadata and spec, found {_type_name(data)}", source, line
+            f"expected a mapping with apiVersion, kind, metadata and spec, found {_type_name(data)}",
+            source,
+            line,
         )
     kind = data.get("kind")
     if not isinstance(kind, str) or not kind:
@@ -187,7 +192,9 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
     _check(data, cls.DESCRIPTOR, [], fail)
     meta = data.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"].strip():
-        raise fail("metadata.name is required", ["metadata", "name"] if isinstance(meta, dict) else ["metadata"])
+        raise fail(
+            "metadata.name is required", ["metadata", "name"] if isinstance(meta, dict) else ["metadata"]
+        )
     msg = cls()
     try:
         json_format.ParseDict(data, msg)
@@ -299,7 +306,7 @@ def _check_single(item: Any, field: FieldDescriptor, path: list[str | int], fail
     types, label = _SCALAR_TYPES.get(field.type, ((object,), "a value"))
     if not isinstance(item, types) or (bool not in types and isinstance(item, bool)):
         raise fail(f"expected {label}, found {_type_name(item)}", path)
-    if field.type == FieldDescriptor.TYPE_ENUM and isinstance(item, str):
+    if field.type == FieldDescriptor.TYPE_ENUM and isinstance(item, str) and field.enum_type is not None:
         names = [v.name for v in field.enum_type.values]
         if item not in names and f"PHASE_{item}" not in names:
             raise fail(f"unknown value '{item}'{_suggest(item, names)}", path)
@@ -372,9 +379,10 @@ def _normalise(value: Any, desc: Descriptor | None) -> Any:
         if f is None:
             out[key] = item
             continue
-        is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
+        item_type = f.message_type
+        is_map = item_type is not None and item_type.GetOptions().map_entry
         if is_map:
-            vf = f.message_type.fields_by_name["value"]
+            vf = item_type.fields_by_name["value"]
             out[key] = {k: _norm_single(v, vf) for k, v in item.items()}
         elif f.is_repeated:
             out[key] = [_norm_single(v, f) for v in item]

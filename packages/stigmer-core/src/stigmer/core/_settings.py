@@ -80,7 +80,9 @@ class Settings:
                 endpoint=str(item.get("endpoint", "")),
                 database_url=str(item.get("databaseUrl", item.get("database_url", ""))),
             )
-        current = env.get("STIGMER_CONTEXT") or str(raw.get("currentContext", raw.get("current_context", "local")))
+        current = env.get("STIGMER_CONTEXT") or str(
+            raw.get("currentContext", raw.get("current_context", "local"))
+        )
         return cls(
             home=home,
             current_context=current,

@@ -130,7 +130,7 @@ def dump_yaml(documents: list[Any]) -> str:
     """Dump plain data as a multi-document YAML stream (block style, keys in given order)."""
     y = _yaml("safe", version=False)
     y.default_flow_style = False
-    y.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+    y.sort_base_mapping_type_on_output = False
     buf = io.StringIO()
     y.explicit_start = len(documents) > 1
     y.dump_all(documents, buf)

@@ -1,0 +1,140 @@
+"""Every check is a nox session. `uv run nox` runs them all (the CI command)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = [
+    "stigmer-proto",
+    "stigmer-core",
+    "stigmer-backend-local",
+    "stigmer-backend-cloud",
+    "stigmer-runner-agent",
+    "stigmer-runner-workflow",
+    "stigmer-cli",
+    "stigmer-conformance",
+]
+# module imported to prove each wheel installs and imports alone
+MODULES = {
+    "stigmer-proto": "stigmer.proto.v1.backend_service_pb2",
+    "stigmer-core": "stigmer.core",
+    "stigmer-backend-local": "stigmer.backend.local",
+    "stigmer-backend-cloud": "stigmer.backend.cloud",
+    "stigmer-runner-agent": "stigmer.runner.agent",
+    "stigmer-runner-workflow": "stigmer.runner.workflow",
+    "stigmer-cli": "stigmer.cli",
+    "stigmer-conformance": "stigmer.conformance",
+}
+SCRIPTS = {
+    "stigmer-cli": ["stigmer"],
+    "stigmer-runner-agent": ["stigmer-agent-runner"],
+    "stigmer-runner-workflow": ["stigmer-workflow-runner"],
+}
+SRC_DIRS = [f"packages/{p}/src" for p in PACKAGES]
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "proto", "tests", "integration", "wheels"]
+
+
+def _sync(session: nox.Session, *args: str) -> None:
+    """Install from uv.lock into the session's own virtualenv."""
+    env = {"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}
+    session.run_install("uv", "sync", "--locked", "--compile-bytecode", *args, env=env, external=True)
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=False)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over all hand-written code."""
+    session.run("mypy", *SRC_DIRS)
+
+
+@nox.session(python=False)
+def proto(session: nox.Session) -> None:
+    """Regenerate stigmer.proto.v1 from proto/; fails when the checked-in code was stale."""
+    session.run("python", "scripts/gen_protos.py")
+
+
+@nox.session(name="tests")
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """A package's tests, in an environment with only that package and its declared dependencies."""
+    _sync(session, "--package", package, "--group", "test")
+    test_dir = ROOT / "packages" / package / "tests"
+    if not any(test_dir.glob("test_*.py")):
+        session.error(f"{package} has no tests")
+    session.run("python", "-m", "pytest", str(test_dir), "-q", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Cross-package flows: the CLI end to end, the server, the full stack."""
+    _sync(session, "--all-packages")
+    session.run("python", "-m", "pytest", "tests-integration", "-q", *session.posargs)
+
+
+@nox.session(python=False)
+def wheels(session: nox.Session) -> None:
+    """Build all nine distributions; install each alone in a fresh venv; import it; run its scripts."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("uv", "build", "--all-packages", "--out-dir", str(dist), "--quiet", external=True)
+    built = sorted(p.name for p in dist.glob("*.whl"))
+    session.log(f"built {len(built)} wheels: {', '.join(built)}")
+    if len(built) != len(PACKAGES) + 1:
+        session.error(f"expected {len(PACKAGES) + 1} wheels, found {len(built)}")
+    tmp = Path(session.create_tmp())
+    py = sys.executable
+
+    def venv(name: str) -> Path:
+        path = tmp / name
+        shutil.rmtree(path, ignore_errors=True)
+        session.run("uv", "venv", "--quiet", "--python", py, str(path), external=True)
+        return path
+
+    def install(path: Path, *reqs: str) -> None:
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(path / "bin" / "python"),
+            "--find-links",
+            str(dist),
+            *reqs,
+            external=True,
+        )
+
+    # stigmer-proto alone: messages work without grpcio, at the lowest protobuf it allows.
+    for protobuf in ("protobuf==7.35.1", "protobuf"):
+        path = venv("proto-only")
+        install(path, "stigmer-proto", protobuf)
+        session.run(str(path / "bin" / "python"), str(ROOT / "scripts" / "smoke_proto.py"), external=True)
+
+    for package in PACKAGES:
+        path = venv(package)
+        install(path, package)
+        session.run(str(path / "bin" / "python"), "-c", f"import {MODULES[package]}", external=True)
+        for script in SCRIPTS.get(package, []):
+            session.run(str(path / "bin" / script), "--help", external=True, silent=True)
+
+    path = venv("stigmer")
+    install(path, "stigmer")
+    for script in ("stigmer", "stigmer-agent-runner", "stigmer-workflow-runner"):
+        session.run(str(path / "bin" / script), "--help", external=True, silent=True)
+    session.run(str(path / "bin" / "stigmer"), "version", external=True)
+    os.environ.pop("VIRTUAL_ENV", None)

@@ -1,0 +1,52 @@
+import stigmer.core
+
+EXPECTED = {
+    "API_VERSION",
+    "BACKENDS_GROUP",
+    "KINDS",
+    "KIND_PREFIXES",
+    "MASK",
+    "RUNNERS_GROUP",
+    "AlreadyExists",
+    "Backend",
+    "Context",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "LoadedResource",
+    "ManifestError",
+    "NotFound",
+    "PermissionDenied",
+    "PluginNotFound",
+    "Redactor",
+    "Runner",
+    "Settings",
+    "StigmerError",
+    "Unauthenticated",
+    "Unavailable",
+    "default_redactor",
+    "dump_manifests",
+    "dump_yaml",
+    "error_from_grpc_code",
+    "kind_of",
+    "load_backend",
+    "load_manifests",
+    "load_plugin",
+    "load_runner",
+    "load_yaml_text",
+    "message_to_manifest",
+    "new_id",
+    "parse_manifest",
+    "resource_from_message",
+    "slugify",
+    "unwrap",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(stigmer.core.__all__) == EXPECTED
+    assert len(stigmer.core.__all__) == len(EXPECTED)
+
+
+def test_every_exported_name_exists() -> None:
+    for name in stigmer.core.__all__:
+        assert getattr(stigmer.core, name) is not None, name
