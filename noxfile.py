@@ -76,7 +76,7 @@ def tests(session: nox.Session, package: str) -> None:
     test_dir = ROOT / "packages" / package / "tests"
     if not any(test_dir.glob("test_*.py")):
         session.error(f"{package} has no tests")
-    session.run("python", "-m", "pytest", str(test_dir), "-q", "-p", "no:randomly", *session.posargs)
+    session.run("python", "-m", "pytest", str(test_dir), "-q", *session.posargs)
 
 
 @nox.session
