@@ -1,0 +1,228 @@
+"""Bearer-token authentication, role checks and request logging for ``stigmer server``.
+
+One grpc.aio server interceptor wraps every method handler: it reads the ``authorization:
+Bearer <token>`` metadata, resolves the caller through the :class:`TokenStore` (with a short
+cache), refuses what the caller's role may not do, and logs method, status code, duration and
+token id. It never looks at request or response bodies, so nothing secret can reach the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from stigmer.backend.local._tokens import Principal, TokenStore
+
+__all__ = [
+    "PUBLIC_METHOD_PREFIXES",
+    "ROLE_METHODS",
+    "AuthInterceptor",
+    "current_principal",
+    "permission_error",
+]
+
+logger = logging.getLogger("stigmer.backend.local.server")
+
+_SERVICE_PREFIX = "/stigmer.v1.BackendService/"
+
+# Methods that need no token: health checks (for supervisors and load balancers) and reflection
+# (the schema is public).
+PUBLIC_METHOD_PREFIXES: tuple[str, ...] = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+_RUNNER = frozenset(
+    {
+        "Get",
+        "List",
+        "GetExecution",
+        "ListExecutions",
+        "GetExecutionContext",
+        "UpdateExecutionStatus",
+        "WatchExecution",
+        "GetArtifact",
+        # A workflow's `call: agent` / `run: workflow` starts child executions.
+        "CreateExecution",
+    }
+)
+_USER_DENIED = frozenset({"GetExecutionContext", "UpdateExecutionStatus"})
+
+# role -> the BackendService methods it may call (None = all).
+ROLE_METHODS: dict[str, frozenset[str] | None] = {
+    "admin": None,
+    "runner": _RUNNER,
+    "user": None,  # all but _USER_DENIED, checked below
+}
+
+current_principal: ContextVar[Principal | None] = ContextVar("stigmer_principal", default=None)
+
+_CACHE_TTL = 2.0  # seconds a verified token is trusted before the store is asked again
+_CACHE_MAX = 4096
+
+
+def permission_error(principal: Principal, method: str) -> str | None:
+    """Why ``principal`` may not call ``method`` (a bare method name), or None if it may."""
+    role = principal.role
+    if role == "admin":
+        return None
+    if role == "user" and method not in _USER_DENIED:
+        return None
+    if role == "runner" and method in _RUNNER:
+        return None
+    needed = (
+        "runner or admin" if method in _USER_DENIED else ("user or admin" if role == "runner" else "admin")
+    )
+    return (
+        f"{method} requires the {needed} role; token {principal.token_id} ({principal.name!r}) "
+        f"has role {role!r}"
+    )
+
+
+_UNAUTHENTICATED = (
+    "invalid or revoked token; run `stigmer login <endpoint> --token <token>` with a token from "
+    "`stigmer token create`"
+)
+_MISSING = (
+    "missing credentials: send `authorization: Bearer <token>` metadata; run "
+    "`stigmer login <endpoint> --token <token>` with a token from `stigmer token create`"
+)
+
+
+class _TokenCache:
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+
+    async def resolve(self, token: str) -> Principal | None:
+        now = time.monotonic()
+        hit = self._entries.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await asyncio.to_thread(self._store.verify, token)
+        if len(self._entries) >= _CACHE_MAX:
+            self._entries.clear()
+        self._entries[token] = (now + _CACHE_TTL, principal)
+        return principal
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _bearer(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization":
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            scheme, _, token = text.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return ""
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Authenticate, authorize and log every RPC of the server."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._cache = _TokenCache(store)
+
+    def forget_cached_tokens(self) -> None:
+        """Drop cached verifications, e.g. right after a revocation in this process."""
+        self._cache.clear()
+
+    async def _admit(self, method: str, context: Any) -> Principal:
+        token = _bearer(context.invocation_metadata())
+        if not token:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, _MISSING if token is None else _UNAUTHENTICATED
+            )
+        principal = await self._cache.resolve(token or "")
+        if principal is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+        assert principal is not None
+        if method.startswith(_SERVICE_PREFIX):
+            denied = permission_error(principal, method[len(_SERVICE_PREFIX) :])
+            if denied is not None:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
+        return principal
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        handler_call_details: Any,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        if method.startswith(PUBLIC_METHOD_PREFIXES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client- and bidi-streaming methods are not part of the contract
+
+    def _wrap_unary(
+        self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
+    ) -> Callable[[Any, Any], Awaitable[Any]]:
+        async def unary(request: Any, context: Any) -> Any:
+            start = time.perf_counter()
+            principal: Principal | None = None
+            try:
+                principal = await self._admit(method, context)
+                token = current_principal.set(principal)
+                try:
+                    return await behavior(request, context)
+                finally:
+                    current_principal.reset(token)
+            finally:
+                _log(method, context, principal, start)
+
+        return unary
+
+    def _wrap_stream(
+        self, method: str, behavior: Callable[[Any, Any], AsyncIterator[Any]]
+    ) -> Callable[[Any, Any], AsyncIterator[Any]]:
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            start = time.perf_counter()
+            principal: Principal | None = None
+            try:
+                principal = await self._admit(method, context)
+                current_principal.set(principal)
+                async for item in behavior(request, context):
+                    yield item
+            finally:
+                _log(method, context, principal, start)
+
+        return stream
+
+
+def _log(method: str, context: Any, principal: Principal | None, start: float) -> None:
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    code = context.code()
+    name = code.name if isinstance(code, grpc.StatusCode) else ("OK" if code in (None, 0) else str(code))
+    if context.cancelled() and code is None:
+        name = "CANCELLED"
+    logger.info(
+        "rpc method=%s code=%s duration_ms=%.2f token=%s",
+        method.rsplit("/", 1)[-1],
+        name,
+        (time.perf_counter() - start) * 1000.0,
+        principal.token_id if principal is not None else "-",
+    )

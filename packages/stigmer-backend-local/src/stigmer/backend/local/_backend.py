@@ -1,0 +1,306 @@
+"""``LocalBackend``: the ``stigmer.core.Backend`` contract on SQLite (or PostgreSQL).
+
+Importing this module is cheap: SQLAlchemy and ``cryptography`` are imported when a database is
+opened (the constructor) and when the first secret is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from stigmer.core import FailedPrecondition, Settings, StigmerError
+from stigmer.proto.v1 import (
+    artifact_pb2,
+    backend_service_pb2 as svc,
+    execution_pb2 as ex,
+    resource_pb2,
+    secret_pb2,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from stigmer.backend.local._crypto import SecretBox
+    from stigmer.backend.local._db import Database
+
+__all__ = ["LocalBackend"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_POLL_MIN = 0.02
+_POLL_MAX = 0.25
+_TERMINAL = (ex.PHASE_SUCCEEDED, ex.PHASE_FAILED, ex.PHASE_CANCELLED)
+
+
+class LocalBackend:
+    """The embedded store: one SQLite file (default ``$STIGMER_HOME/stigmer.db``) or a PostgreSQL URL.
+
+    ``master_key`` (32 bytes) encrypts secrets; by default it comes from ``STIGMER_MASTER_KEY``,
+    a working OS keyring, or ``$STIGMER_HOME/master.key`` (created with mode 0600).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        home: str | Path | None = None,
+        master_key: bytes | None = None,
+    ) -> None:
+        from stigmer.backend.local._db import Database, redact_url
+        from stigmer.backend.local._migrations import migrate
+
+        settings = Settings.load() if home is None or database_url is None else None
+        self.home = Path(home).expanduser() if home is not None else settings.home  # type: ignore[union-attr]
+        url = database_url or (settings.database_url if settings else "") or f"sqlite:///{self.home / 'stigmer.db'}"
+        self._db: Database = Database(url)
+        self.database_url = redact_url(url)
+        self.schema_version = migrate(self._db)
+        self._master_key = master_key
+        self._key_source = "the master_key argument" if master_key is not None else ""
+        self._box_cache: SecretBox | None = None
+        if master_key is not None:
+            self._box()
+        self._threaded = not self._db.is_sqlite
+        self._waiters: set[asyncio.Future[None]] = set()
+        log.debug("opened %s (schema version %d)", self.database_url, self.schema_version)
+
+    # -----------------------------------------------------------------------------------------
+    # plumbing
+
+    def _box(self) -> SecretBox:
+        if self._box_cache is None:
+            from stigmer.backend.local._crypto import SecretBox
+            from stigmer.backend.local._keys import resolve_master_key
+
+            if self._master_key is None:
+                self._master_key, self._key_source = resolve_master_key(self.home)
+            self._box_cache = SecretBox(self._master_key)
+        return self._box_cache
+
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        return await self._call(fn, write=True)
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        return await self._call(fn, write=False)
+
+    async def _call(self, fn: Callable[[Connection], T], write: bool) -> T:
+        if self._threaded:
+            return await asyncio.to_thread(self._transaction, fn, write)
+        return self._transaction(fn, write)
+
+    def _transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(3):
+            try:
+                with self._db.write() if write else self._db.read() as conn:
+                    return fn(conn)
+            except IntegrityError as exc:
+                # Two writers raced to create the same row (PostgreSQL); the retry sees the winner's.
+                if attempt == 2:
+                    raise FailedPrecondition(
+                        f"a concurrent change conflicted with this one and retries did not help: {exc.orig}"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _notify(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+
+    # -----------------------------------------------------------------------------------------
+    # resources
+
+    async def apply(self, request: svc.ApplyRequest) -> svc.ApplyResponse:
+        from stigmer.backend.local import _resources
+
+        return await self._write(lambda c: _resources.apply(c, request))
+
+    async def get(self, request: svc.GetRequest) -> resource_pb2.Resource:
+        from stigmer.backend.local import _resources
+
+        return await self._read(lambda c: _resources.get(c, request))
+
+    async def list(self, request: svc.ListRequest) -> svc.ListResponse:
+        from stigmer.backend.local import _resources
+
+        return await self._read(lambda c: _resources.list_resources(c, request))
+
+    async def delete(self, request: svc.DeleteRequest) -> resource_pb2.Resource:
+        from stigmer.backend.local import _resources
+
+        return await self._write(lambda c: _resources.delete_resource(c, request))
+
+    async def list_versions(self, request: svc.ListVersionsRequest) -> svc.ListVersionsResponse:
+        from stigmer.backend.local import _resources
+
+        return await self._read(lambda c: _resources.list_versions(c, request))
+
+    # -----------------------------------------------------------------------------------------
+    # executions
+
+    async def create_execution(self, request: svc.CreateExecutionRequest) -> ex.Execution:
+        from stigmer.backend.local import _executions
+
+        box = self._box() if request.runtime_secrets else None
+        return await self._write(lambda c: _executions.create(c, box, request))  # type: ignore[arg-type]
+
+    async def get_execution(self, request: svc.GetExecutionRequest) -> ex.Execution:
+        from stigmer.backend.local import _executions
+
+        return await self._read(lambda c: _executions.get(c, request))
+
+    async def list_executions(self, request: svc.ListExecutionsRequest) -> svc.ListExecutionsResponse:
+        from stigmer.backend.local import _executions
+
+        return await self._read(lambda c: _executions.list_executions(c, request))
+
+    async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
+        from stigmer.backend.local._events import update_status
+
+        result = await self._write(lambda c: update_status(c, request))
+        self._notify()
+        return result
+
+    async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:
+        from stigmer.backend.local._events import events_after, load
+
+        eid, after = request.execution_id, request.after_sequence
+        if after < 0:
+            from stigmer.core import InvalidArgument
+
+            raise InvalidArgument("after_sequence must be 0 or more", ["after_sequence"])
+        await self._read(lambda c: load(c, eid, lock=False))
+        delay = _POLL_MIN
+        while True:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.add(waiter)
+            try:
+                events = await self._read(lambda c: events_after(c, eid, after))
+                for event in events:
+                    after = event.sequence
+                    yield event
+                    if event.type == "phase" and event.phase in _TERMINAL:
+                        return
+                if events:
+                    delay = _POLL_MIN
+                    continue
+                phase = await self._read(lambda c: (lambda i: (i.phase, i.last))(load(c, eid, lock=False)))
+                if phase[0] in _TERMINAL and after >= phase[1]:
+                    return
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), delay)
+                    delay = _POLL_MIN
+                except TimeoutError:
+                    delay = min(delay * 1.5, _POLL_MAX)
+            finally:
+                self._waiters.discard(waiter)
+                if not waiter.done():
+                    waiter.cancel()
+
+    async def cancel_execution(self, request: svc.CancelExecutionRequest) -> ex.Execution:
+        from stigmer.backend.local import _executions
+
+        result = await self._write(lambda c: _executions.cancel(c, request))
+        self._notify()
+        return result
+
+    async def submit_approval(self, request: svc.SubmitApprovalRequest) -> ex.Execution:
+        from stigmer.backend.local import _executions
+
+        result = await self._write(lambda c: _executions.submit_approval(c, request))
+        self._notify()
+        return result
+
+    async def get_execution_context(self, request: svc.GetExecutionContextRequest) -> svc.ExecutionContext:
+        from stigmer.backend.local import _executions
+
+        box = self._box()
+        return await self._read(lambda c: _executions.context(c, box, request))
+
+    # -----------------------------------------------------------------------------------------
+    # secrets
+
+    async def set_secret(self, request: svc.SetSecretRequest) -> secret_pb2.SecretMetadata:
+        from stigmer.backend.local import _secrets
+
+        box = self._box()
+        return await self._write(lambda c: _secrets.set_secret(c, box, request))
+
+    async def delete_secret(self, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
+        from stigmer.backend.local import _secrets
+
+        return await self._write(lambda c: _secrets.delete_secret(c, request))
+
+    async def list_secrets(self, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
+        from stigmer.backend.local import _secrets
+
+        return await self._read(lambda c: _secrets.list_secrets(c, request))
+
+    async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
+        """Re-encrypt every secret with ``new_key`` (default: a new random key) in one transaction.
+
+        When the current key came from ``$STIGMER_HOME/master.key`` (or the OS keyring) the new key
+        replaces it there right after the commit; a key given by argument or ``STIGMER_MASTER_KEY``
+        must be stored by the caller. Returns the new key.
+        """
+        import os
+
+        from stigmer.backend.local import _secrets
+        from stigmer.backend.local._crypto import SecretBox
+        from stigmer.backend.local._keys import KEY_FILE, write_key_file
+
+        old = self._box()
+        key = new_key if new_key is not None else os.urandom(32)
+        new = SecretBox(key)
+        count = await self._write(lambda c: _secrets.reencrypt_all(c, old, new))
+        key_file = self.home / KEY_FILE
+        if self._key_source == str(key_file):
+            write_key_file(key_file, key, replace=True)
+        elif self._key_source == "the OS keyring":
+            from stigmer.backend.local._keys import store_in_keyring
+
+            store_in_keyring(key)
+        else:
+            log.warning("master key rotated; store the new key where %s comes from", self._key_source)
+        self._master_key, self._box_cache = key, new
+        log.info("re-encrypted %d secrets with a new master key", count)
+        return key
+
+    # -----------------------------------------------------------------------------------------
+    # artifacts
+
+    async def put_artifact(self, request: svc.PutArtifactRequest) -> artifact_pb2.ArtifactMetadata:
+        from stigmer.backend.local import _artifacts
+
+        return await self._write(lambda c: _artifacts.put_artifact(c, request))
+
+    async def get_artifact(self, request: svc.GetArtifactRequest) -> svc.GetArtifactResponse:
+        from stigmer.backend.local import _artifacts
+
+        return await self._read(lambda c: _artifacts.get_artifact(c, request))
+
+    async def close(self) -> None:
+        self._db.dispose()
+
+    async def __aenter__(self) -> LocalBackend:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({self.database_url!r})"
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+_ = StigmerError  # re-exported type used in docs of every method

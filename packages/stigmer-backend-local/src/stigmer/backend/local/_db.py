@@ -1,0 +1,139 @@
+"""Database engine: SQLite (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes) or PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from stigmer.core import InvalidArgument, StigmerError, Unavailable
+
+__all__ = ["Database", "redact_url"]
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 30_000
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to log and to show)."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+class Database:
+    """One SQLAlchemy engine plus the transaction discipline every store module uses.
+
+    Writes run in ``write()``: on SQLite a ``BEGIN IMMEDIATE`` transaction (so concurrent
+    read-then-write transactions never fail with SQLITE_BUSY_SNAPSHOT), on PostgreSQL an
+    ordinary transaction whose rows are locked with ``SELECT ... FOR UPDATE`` where it matters.
+    Reads run in ``read()``, a consistent snapshot.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://") :]
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        self.is_sqlite = url.startswith("sqlite")
+        if not self.is_sqlite and not url.startswith("postgresql"):
+            raise InvalidArgument(
+                f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql+psycopg://...",
+                ["database_url"],
+            )
+        try:
+            self.engine = self._create(url)
+        except ModuleNotFoundError as exc:
+            raise InvalidArgument(
+                f"database driver {exc.name!r} is not installed for {redact_url(url)!r}; "
+                "install it with `pip install 'stigmer-backend-local[postgres]'`",
+                ["database_url"],
+            ) from None
+
+    def _create(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            try:
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise Unavailable(f"cannot create the directory of the database {path}: {exc.strerror}") from None
+        memory = not path or path == ":memory:"
+        engine = create_engine(
+            url,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            poolclass=NullPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let us issue BEGIN ourselves (the driver's implicit BEGIN is deferred).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                if not memory:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                # FULL: every acknowledged commit is on disk, across process and power loss.
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cur.close()
+
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; commits on success, rolls back on any error."""
+        with self._errors(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only snapshot."""
+        with self._errors(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except StigmerError:
+            raise
+        except IntegrityError:
+            raise
+        except OperationalError as exc:
+            text = str(exc.orig) if exc.orig is not None else str(exc)
+            if "locked" in text or "busy" in text:
+                raise Unavailable(
+                    f"the database {redact_url(self.url)} stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
+                    "by another process; retry, or stop the process holding it"
+                ) from None
+            raise Unavailable(f"cannot use the database {redact_url(self.url)}: {text.splitlines()[0]}") from None
+        except DBAPIError as exc:
+            text = str(exc.orig) if exc.orig is not None else str(exc)
+            raise Unavailable(f"database error on {redact_url(self.url)}: {text.splitlines()[0]}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()

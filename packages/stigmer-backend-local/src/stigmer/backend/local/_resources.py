@@ -1,0 +1,410 @@
+"""Definition resources (Agent, Skill, McpServer, Environment, Workflow, Session): apply, read, list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from sqlalchemy import Connection, Row, and_, delete, exists, insert, not_, select, update
+
+from stigmer.backend.local import _schema as s
+from stigmer.backend.local._convert import (
+    check_secret_name,
+    decode_token,
+    dumps,
+    encode_token,
+    now_us,
+    page_size,
+    timestamp,
+)
+from stigmer.backend.local._selectors import check_labels, parse_selector
+from stigmer.core import API_VERSION, KINDS, InvalidArgument, NotFound, new_id, slugify, unwrap
+from stigmer.proto.v1 import backend_service_pb2 as svc, meta_pb2, resource_pb2
+
+__all__ = [
+    "DEFINITION_KINDS",
+    "apply",
+    "delete_resource",
+    "find",
+    "list_resources",
+    "list_versions",
+    "require",
+    "to_message",
+    "workflow_secrets",
+]
+
+DEFINITION_KINDS: dict[str, tuple[type[Message], str]] = {k: v for k, v in KINDS.items() if v[1]}
+_FIELD_TO_KIND = {field: kind for kind, (_cls, field) in DEFINITION_KINDS.items()}
+_SLUG_MAX = 63
+
+
+# ---------------------------------------------------------------------------------------------
+# row <-> message
+
+
+def to_message(row: Any, missing_secrets: set[str] | None = None) -> resource_pb2.Resource:
+    """Build the ``Resource`` for a ``resources`` row."""
+    cls, field = DEFINITION_KINDS[row.kind]
+    msg: Any = cls(api_version=API_VERSION, kind=row.kind)
+    md = msg.metadata
+    md.name, md.slug, md.id, md.version = row.name, row.slug, row.id, row.version
+    md.labels.update(json.loads(row.labels))
+    md.annotations.update(json.loads(row.annotations))
+    md.created_at.CopyFrom(timestamp(row.created_at))
+    md.updated_at.CopyFrom(timestamp(row.updated_at))
+    json_format.ParseDict(json.loads(row.spec), msg.spec)
+    json_format.ParseDict(json.loads(row.status), msg.status)
+    if row.kind == "Environment" and missing_secrets is not None:
+        del msg.status.missing_secrets[:]
+        msg.status.missing_secrets.extend(n for n in msg.spec.secrets if n in missing_secrets)
+    out = resource_pb2.Resource()
+    getattr(out, field).CopyFrom(msg)
+    return out
+
+
+def _spec_json(msg: Any) -> str:
+    return dumps(json_format.MessageToDict(msg.spec))
+
+
+# ---------------------------------------------------------------------------------------------
+# lookups
+
+
+def find(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> Row[Any] | None:
+    """The row a reference points at (by id, else kind + name or slug), or None."""
+    want = ref.kind or kind
+    if want and want not in DEFINITION_KINDS:
+        raise InvalidArgument(f"unknown kind '{want}' (one of: {', '.join(DEFINITION_KINDS)})", ["ref.kind"])
+    if ref.id:
+        query = select(s.resources).where(s.resources.c.id == ref.id)
+    elif ref.name:
+        if not want:
+            raise InvalidArgument(f"say which kind '{ref.name}' is (ref.kind, e.g. Agent)", ["ref.kind"])
+        try:
+            slug = slugify(ref.name)
+        except InvalidArgument:
+            return None
+        query = select(s.resources).where(s.resources.c.kind == want, s.resources.c.slug == slug)
+    else:
+        raise InvalidArgument("give a resource id, or a kind and a name", ["ref"])
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None or (want and row.kind != want):
+        return None
+    return row
+
+
+def _describe(ref: meta_pb2.ResourceRef, kind: str = "") -> str:
+    k = ref.kind or kind or "resource"
+    return f"{k} with id '{ref.id}'" if ref.id else f"{k} '{ref.name}'"
+
+
+def require(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> Row[Any]:
+    row = find(conn, ref, kind, lock)
+    if row is None:
+        raise NotFound(f"{_describe(ref, kind)} does not exist; check the name with `stigmer get`")
+    return row
+
+
+def secret_names(conn: Connection) -> set[str]:
+    return set(conn.execute(select(s.secrets.c.name)).scalars())
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _validate(resource: resource_pb2.Resource) -> tuple[str, Any]:
+    field = resource.WhichOneof("kind")
+    if field is None:
+        raise InvalidArgument("the resource is empty: set one of agent, skill, mcp_server, ...", ["resource"])
+    kind = _FIELD_TO_KIND[field]
+    msg: Any = unwrap(resource)
+    if msg.api_version and msg.api_version != API_VERSION:
+        raise InvalidArgument(f"apiVersion must be '{API_VERSION}', got '{msg.api_version}'", ["apiVersion"])
+    if msg.kind and msg.kind != kind:
+        raise InvalidArgument(f"kind '{msg.kind}' does not match the {kind} message it is in", ["kind"])
+    name = msg.metadata.name
+    if not name.strip():
+        raise InvalidArgument(f"metadata.name is required for a {kind}", ["metadata.name"])
+    if len(name) > 253:
+        raise InvalidArgument("metadata.name is longer than 253 characters", ["metadata.name"])
+    check_labels(dict(msg.metadata.labels), "metadata.labels")
+    if kind == "Agent":
+        for i, n in enumerate(msg.spec.secrets):
+            check_secret_name(n, f"spec.secrets[{i}]")
+    elif kind in ("Environment", "McpServer"):
+        for i, n in enumerate(msg.spec.secrets):
+            check_secret_name(n, f"spec.secrets[{i}]")
+    elif kind == "Workflow":
+        workflow_secrets(msg.spec)
+    return kind, msg
+
+
+def workflow_secrets(spec: Any) -> list[str]:
+    """Secret names a Serverless Workflow document declares under ``use.secrets``."""
+    data = json_format.MessageToDict(spec) if isinstance(spec, Message) else spec
+    use = data.get("use") if isinstance(data, dict) else None
+    names = use.get("secrets", []) if isinstance(use, dict) else []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InvalidArgument("use.secrets must be a list of secret names", ["spec.use.secrets"])
+    for i, n in enumerate(names):
+        check_secret_name(n, f"spec.use.secrets[{i}]")
+    return list(names)
+
+
+def references(kind: str, msg: Any) -> list[tuple[str, meta_pb2.ResourceRef]]:
+    """(field path, reference) of every other resource this one names."""
+    out: list[tuple[str, meta_pb2.ResourceRef]] = []
+
+    def skills(prefix: str, refs: Sequence[meta_pb2.ResourceRef]) -> None:
+        for i, r in enumerate(refs):
+            out.append((f"{prefix}.skills[{i}]", meta_pb2.ResourceRef(kind=r.kind or "Skill", name=r.name, id=r.id)))
+
+    def mcps(prefix: str, usages: Sequence[Any]) -> None:
+        for i, u in enumerate(usages):
+            out.append((f"{prefix}.mcpServers[{i}]", meta_pb2.ResourceRef(kind="McpServer", name=u.name)))
+
+    if kind == "Agent":
+        spec = msg.spec
+        for i, env in enumerate(spec.environments):
+            out.append((f"spec.environments[{i}]", meta_pb2.ResourceRef(kind="Environment", name=env)))
+        skills("spec", spec.skills)
+        mcps("spec", spec.mcp_servers)
+        for i, sub in enumerate(spec.sub_agents):
+            if sub.agent:
+                out.append((f"spec.subAgents[{i}].agent", meta_pb2.ResourceRef(kind="Agent", name=sub.agent)))
+            skills(f"spec.subAgents[{i}]", sub.skills)
+            mcps(f"spec.subAgents[{i}]", sub.mcp_servers)
+    elif kind == "Session":
+        agent = msg.spec.agent
+        if not (agent.name or agent.id):
+            raise InvalidArgument("a Session needs spec.agent (the agent it talks to)", ["spec.agent"])
+        out.append(("spec.agent", meta_pb2.ResourceRef(kind="Agent", name=agent.name, id=agent.id)))
+    return out
+
+
+def _check_references(conn: Connection, kind: str, msg: Any, self_slug: str) -> None:
+    for path, ref in references(kind, msg):
+        if not (ref.name or ref.id):
+            raise InvalidArgument(f"{path} needs a name", [path])
+        if ref.kind == kind and not ref.id and _safe_slug(ref.name) == self_slug:
+            continue
+        if find(conn, ref) is None:
+            raise NotFound(
+                f"{kind} '{msg.metadata.name}' references {_describe(ref)} at {path}, which does not exist; "
+                f"apply the {ref.kind} first (or fix the name)"
+            )
+
+
+def _safe_slug(name: str) -> str:
+    try:
+        return slugify(name)
+    except InvalidArgument:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# apply
+
+
+def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | None) -> str:
+    status: dict[str, Any] = json.loads(old_status) if old_status else {}
+    if kind == "Workflow":
+        names = workflow_secrets(msg.spec)
+        if names:
+            status["secrets"] = names
+        else:
+            status.pop("secrets", None)
+    elif kind == "Skill" and msg.spec.artifact:
+        size = conn.execute(select(s.artifacts.c.size).where(s.artifacts.c.key == msg.spec.artifact)).scalar()
+        if size is None:
+            raise NotFound(
+                f"Skill '{msg.metadata.name}' names artifact {msg.spec.artifact}, which is not stored; "
+                "push it with PutArtifact first",
+            )
+        status["artifactSize"] = str(size)
+    elif kind == "Environment":
+        status.pop("missingSecrets", None)  # computed when read
+    return dumps(status)
+
+
+def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
+    """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed."""
+    kind, msg = _validate(request.resource)
+    md = msg.metadata
+    slug = md.slug or slugify(md.name)
+    if slugify(slug) != slug or len(slug) > _SLUG_MAX:
+        raise InvalidArgument(f"invalid slug {slug!r}: lower-case letters, digits and dashes", ["metadata.slug"])
+    row = conn.execute(
+        select(s.resources).where(s.resources.c.kind == kind, s.resources.c.slug == slug).with_for_update()
+    ).first()
+    _check_references(conn, kind, msg, slug)
+    spec = _spec_json(msg)
+    labels, annotations = dumps(dict(md.labels)), dumps(dict(md.annotations))
+    missing = secret_names(conn)
+    missing_names = {n for n in (msg.spec.secrets if kind == "Environment" else ()) if n not in missing}
+    now = now_us()
+    if row is not None:
+        previous = to_message(row, missing_names)
+        if (row.spec, row.labels, row.annotations, row.name) == (spec, labels, annotations, md.name):
+            return svc.ApplyResponse(resource=previous, action=svc.APPLY_ACTION_UNCHANGED, previous=previous)
+        values = {
+            "name": md.name,
+            "version": row.version + 1,
+            "labels": labels,
+            "annotations": annotations,
+            "spec": spec,
+            "status": _initial_status(conn, kind, msg, row.status),
+            "updated_at": now,
+        }
+        new_row: Any = _FakeRow(**{**row._asdict(), **values})
+        result = to_message(new_row, missing_names)
+        if not request.dry_run:
+            conn.execute(update(s.resources).where(s.resources.c.pk == row.pk).values(**values))
+            _write_labels(conn, row.pk, dict(md.labels), replace=True)
+            _write_version(conn, new_row.id, new_row.version, result, now)
+        return svc.ApplyResponse(resource=result, action=svc.APPLY_ACTION_UPDATED, previous=previous)
+    values = {
+        "id": new_id(kind),
+        "kind": kind,
+        "slug": slug,
+        "name": md.name,
+        "version": 1,
+        "labels": labels,
+        "annotations": annotations,
+        "spec": spec,
+        "status": _initial_status(conn, kind, msg, None),
+        "created_at": now,
+        "updated_at": now,
+    }
+    if request.dry_run:
+        fake: Any = _FakeRow(pk=0, **values)
+        return svc.ApplyResponse(resource=to_message(fake, missing_names), action=svc.APPLY_ACTION_CREATED)
+    pk = conn.execute(insert(s.resources).values(**values)).inserted_primary_key[0]  # type: ignore[index]
+    created = conn.execute(select(s.resources).where(s.resources.c.pk == pk)).one()
+    result = to_message(created, missing_names)
+    _write_labels(conn, pk, dict(md.labels), replace=False)
+    _write_version(conn, created.id, 1, result, now)
+    return svc.ApplyResponse(resource=result, action=svc.APPLY_ACTION_CREATED)
+
+
+class _FakeRow:
+    """Attribute access like a Row, for the would-be row of a dry-run create."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _write_labels(conn: Connection, pk: int, labels: dict[str, str], replace: bool) -> None:
+    if replace:
+        conn.execute(delete(s.resource_labels).where(s.resource_labels.c.resource_pk == pk))
+    if labels:
+        conn.execute(
+            insert(s.resource_labels), [{"resource_pk": pk, "key": k, "value": v} for k, v in labels.items()]
+        )
+
+
+def _write_version(conn: Connection, rid: str, version: int, resource: resource_pb2.Resource, now: int) -> None:
+    body = dumps(json_format.MessageToDict(unwrap(resource)))
+    conn.execute(insert(s.resource_versions).values(resource_id=rid, version=version, body=body, created_at=now))
+
+
+# ---------------------------------------------------------------------------------------------
+# read, list, delete
+
+
+def get(conn: Connection, request: svc.GetRequest) -> resource_pb2.Resource:
+    row = require(conn, request.ref)
+    return to_message(row, _missing(conn, [row]))
+
+
+def _missing(conn: Connection, rows: Sequence[Any]) -> set[str] | None:
+    if not any(r.kind == "Environment" for r in rows):
+        return None
+    have = secret_names(conn)
+    wanted: set[str] = set()
+    for r in rows:
+        if r.kind == "Environment":
+            wanted.update(json.loads(r.spec).get("secrets", []))
+    return wanted - have
+
+
+def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListResponse:
+    if request.kind not in DEFINITION_KINDS:
+        raise InvalidArgument(
+            f"unknown kind '{request.kind}' (one of: {', '.join(DEFINITION_KINDS)})", ["kind"]
+        )
+    size = page_size(request.page_size)
+    after = decode_token(request.page_token, "r") if request.page_token else 0
+    r, lab = s.resources, s.resource_labels
+    conds = [r.c.kind == request.kind, r.c.pk > after]
+    for req in parse_selector(request.label_selector):
+        has_key = and_(lab.c.resource_pk == r.c.pk, lab.c.key == req.key)
+        if req.op == "exists":
+            conds.append(exists().where(has_key))
+        elif req.op == "!exists":
+            conds.append(not_(exists().where(has_key)))
+        elif req.op == "=":
+            conds.append(exists().where(has_key, lab.c.value == req.value))
+        else:
+            conds.append(not_(exists().where(has_key, lab.c.value == req.value)))
+    rows = list(conn.execute(select(r).where(*conds).order_by(r.c.pk).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    missing = _missing(conn, rows)
+    return svc.ListResponse(
+        resources=[to_message(row, missing) for row in rows],
+        next_page_token=encode_token("r", rows[-1].pk) if more else "",
+    )
+
+
+def delete_resource(conn: Connection, request: svc.DeleteRequest) -> resource_pb2.Resource:
+    row = require(conn, request.ref, lock=True)
+    result = to_message(row, _missing(conn, [row]))
+    conn.execute(delete(s.resource_labels).where(s.resource_labels.c.resource_pk == row.pk))
+    conn.execute(delete(s.resource_versions).where(s.resource_versions.c.resource_id == row.id))
+    conn.execute(delete(s.resources).where(s.resources.c.pk == row.pk))
+    return result
+
+
+def list_versions(conn: Connection, request: svc.ListVersionsRequest) -> svc.ListVersionsResponse:
+    row = require(conn, request.ref)
+    cls, field = DEFINITION_KINDS[row.kind]
+    out = svc.ListVersionsResponse()
+    v = s.resource_versions
+    for item in conn.execute(
+        select(v).where(v.c.resource_id == row.id).order_by(v.c.version.desc())
+    ):
+        msg = cls()
+        json_format.ParseDict(json.loads(item.body), msg)
+        entry = out.versions.add(version=item.version)
+        getattr(entry.resource, field).CopyFrom(msg)
+        entry.created_at.CopyFrom(timestamp(item.created_at))
+    return out
+
+
+def version_body(conn: Connection, resource_id: str, version: int) -> Any | None:
+    """The kind message of ``resource_id`` as it was at ``version``, or None."""
+    v = s.resource_versions
+    item = conn.execute(select(v.c.body).where(v.c.resource_id == resource_id, v.c.version == version)).first()
+    return None if item is None else json.loads(item.body)
+
+
+def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> None:
+    """Merge ``changes`` into a resource's status JSON (no version bump: status is not spec)."""
+    row = conn.execute(select(s.resources.c.status).where(s.resources.c.id == resource_id)).first()
+    if row is None:
+        return
+    status = json.loads(row.status)
+    for key, value in changes.items():
+        if key.endswith("+"):
+            key = key[:-1]
+            status[key] = str(int(status.get(key, 0)) + int(value))
+        else:
+            status[key] = value
+    conn.execute(update(s.resources).where(s.resources.c.id == resource_id).values(status=dumps(status)))

@@ -1,0 +1,156 @@
+"""Tables of the local store: one per concern. Timestamps are integer microseconds since the epoch."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "artifacts",
+    "execution_events",
+    "execution_secrets",
+    "executions",
+    "metadata",
+    "resource_labels",
+    "resource_versions",
+    "resources",
+    "schema_version",
+    "secrets",
+]
+
+metadata = MetaData()
+
+# An auto-increment key that is INTEGER PRIMARY KEY (the rowid) on SQLite and BIGINT elsewhere.
+_PK = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", BigInteger, nullable=False),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("pk", _PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("annotations", Text, nullable=False),  # JSON object
+    Column("spec", Text, nullable=False),  # JSON (proto JSON mapping of the spec)
+    Column("status", Text, nullable=False),  # JSON (proto JSON mapping of the status)
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("kind", "slug", name="uq_resources_kind_slug"),
+    Index("ix_resources_kind_pk", "kind", "pk"),
+)
+
+resource_labels = Table(
+    "resource_labels",
+    metadata,
+    Column("resource_pk", BigInteger, nullable=False),
+    Column("key", String(253), nullable=False),
+    Column("value", String(253), nullable=False),
+    PrimaryKeyConstraint("resource_pk", "key", name="pk_resource_labels"),
+    Index("ix_resource_labels_key_value", "key", "value"),
+)
+
+resource_versions = Table(
+    "resource_versions",
+    metadata,
+    Column("resource_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),  # JSON of the whole resource at that version
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("resource_id", "version", name="pk_resource_versions"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("pk", _PK, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("target_kind", String(32), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("spec", LargeBinary, nullable=False),  # serialized stigmer.v1.ExecutionSpec
+    Column("status", LargeBinary, nullable=False),  # serialized stigmer.v1.ExecutionStatus
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_executions_target", "target_id", "pk"),
+    Index("ix_executions_phase", "phase", "pk"),
+    Index("ix_executions_session", "session_id", "pk"),
+    Index("ix_executions_kind", "kind", "pk"),
+)
+
+execution_events = Table(
+    "execution_events",
+    metadata,
+    Column("execution_id", String(64), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # serialized stigmer.v1.ExecutionEvent
+    PrimaryKeyConstraint("execution_id", "sequence", name="pk_execution_events"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(253), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # version byte + nonce + AES-256-GCM output
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(253), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Added by schema version 2: run-time secrets of one execution, encrypted like stored secrets.
+execution_secrets = Table(
+    "execution_secrets",
+    metadata,
+    Column("execution_id", String(64), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("execution_id", "name", name="pk_execution_secrets"),
+)
+
+V1_TABLES = (
+    schema_version,
+    resources,
+    resource_labels,
+    resource_versions,
+    executions,
+    execution_events,
+    secrets,
+    artifacts,
+)
+V2_TABLES = (execution_secrets,)

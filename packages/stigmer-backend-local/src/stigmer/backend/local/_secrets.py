@@ -1,0 +1,161 @@
+"""The encrypted secret store: named secrets and the run-time secrets of one execution."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from stigmer.backend.local import _schema as s
+from stigmer.backend.local._convert import check_secret_name, now_us, timestamp
+from stigmer.backend.local._crypto import SecretBox
+from stigmer.core import FailedPrecondition, InvalidArgument, NotFound
+from stigmer.proto.v1 import backend_service_pb2 as svc, secret_pb2
+
+__all__ = [
+    "delete_secret",
+    "list_secrets",
+    "reencrypt_all",
+    "resolve_values",
+    "set_secret",
+    "store_runtime_secrets",
+]
+
+log = logging.getLogger(__name__)
+_MAX_VALUE = 1 << 20
+
+
+def _context(name: str) -> str:
+    return f"stigmer/secret/{name}"
+
+
+def _runtime_context(execution_id: str, name: str) -> str:
+    return f"stigmer/execution/{execution_id}/secret/{name}"
+
+
+def _metadata(row: object) -> secret_pb2.SecretMetadata:
+    out = secret_pb2.SecretMetadata(
+        name=row.name, description=row.description, version=row.version  # type: ignore[attr-defined]
+    )
+    out.created_at.CopyFrom(timestamp(row.created_at))  # type: ignore[attr-defined]
+    out.updated_at.CopyFrom(timestamp(row.updated_at))  # type: ignore[attr-defined]
+    return out
+
+
+def _check_value(value: str, name: str) -> None:
+    if len(value.encode("utf-8")) > _MAX_VALUE:
+        raise InvalidArgument(f"secret {name} is larger than 1 MiB", ["value"])
+
+
+def set_secret(conn: Connection, box: SecretBox, request: svc.SetSecretRequest) -> secret_pb2.SecretMetadata:
+    name = check_secret_name(request.name)
+    _check_value(request.value, name)
+    sealed = box.seal(request.value, _context(name))
+    now = now_us()
+    t = s.secrets
+    row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    if row is None:
+        conn.execute(
+            insert(t).values(
+                name=name, description=request.description, version=1, ciphertext=sealed, created_at=now,
+                updated_at=now,
+            )
+        )
+    else:
+        conn.execute(
+            update(t)
+            .where(t.c.name == name)
+            .values(
+                description=request.description or row.description,
+                version=row.version + 1,
+                ciphertext=sealed,
+                updated_at=now,
+            )
+        )
+    log.info("stored secret %s", name)
+    return _metadata(conn.execute(select(t).where(t.c.name == name)).one())
+
+
+def delete_secret(conn: Connection, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
+    name = check_secret_name(request.name)
+    t = s.secrets
+    row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"secret {name} does not exist; list them with `stigmer secret list`")
+    conn.execute(delete(t).where(t.c.name == name))
+    log.info("deleted secret %s", name)
+    return _metadata(row)
+
+
+def list_secrets(conn: Connection, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
+    t = s.secrets
+    cols = (t.c.name, t.c.description, t.c.version, t.c.created_at, t.c.updated_at)
+    query = select(*cols).order_by(t.c.name)
+    rows = [r for r in conn.execute(query) if r.name.startswith(request.prefix)]
+    return svc.ListSecretsResponse(secrets=[_metadata(r) for r in rows])
+
+
+def store_runtime_secrets(conn: Connection, box: SecretBox, execution_id: str, values: Mapping[str, str]) -> None:
+    rows = []
+    for name, value in values.items():
+        check_secret_name(name, f"runtime_secrets.{name}")
+        _check_value(value, name)
+        rows.append(
+            {"execution_id": execution_id, "name": name, "ciphertext": box.seal(value, _runtime_context(execution_id, name))}
+        )
+    if rows:
+        conn.execute(insert(s.execution_secrets), rows)
+
+
+def resolve_values(conn: Connection, box: SecretBox, execution_id: str, names: Iterable[str]) -> dict[str, str]:
+    """Decrypted values of ``names``: the execution's run-time secret, else the stored secret."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    es = s.execution_secrets
+    runtime = {
+        r.name: r.ciphertext
+        for r in conn.execute(select(es.c.name, es.c.ciphertext).where(es.c.execution_id == execution_id))
+    }
+    t = s.secrets
+    stored = {
+        r.name: r.ciphertext
+        for r in conn.execute(select(t.c.name, t.c.ciphertext).where(t.c.name.in_([n for n in wanted if n not in runtime])))
+    }
+    out: dict[str, str] = {}
+    missing = []
+    for name in wanted:
+        if name in runtime:
+            out[name] = box.open(runtime[name], _runtime_context(execution_id, name), f"run-time secret {name}")
+        elif name in stored:
+            out[name] = box.open(stored[name], _context(name), f"secret {name}")
+        else:
+            missing.append(name)
+    if missing:
+        raise FailedPrecondition(
+            f"execution {execution_id} needs secret(s) {', '.join(missing)}, which have no value; "
+            f"set them with `stigmer secret set {missing[0]}`"
+        )
+    return out
+
+
+def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:
+    """Re-encrypt every stored and run-time secret with ``new``; returns how many were rewritten."""
+    count = 0
+    t = s.secrets
+    for row in list(conn.execute(select(t.c.name, t.c.ciphertext).with_for_update())):
+        plain = old.open(row.ciphertext, _context(row.name), f"secret {row.name}")
+        conn.execute(update(t).where(t.c.name == row.name).values(ciphertext=new.seal(plain, _context(row.name))))
+        count += 1
+    es = s.execution_secrets
+    for row in list(conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).with_for_update())):
+        ctx = _runtime_context(row.execution_id, row.name)
+        plain = old.open(row.ciphertext, ctx, f"run-time secret {row.name}")
+        conn.execute(
+            update(es)
+            .where(es.c.execution_id == row.execution_id, es.c.name == row.name)
+            .values(ciphertext=new.seal(plain, ctx))
+        )
+        count += 1
+    return count
