@@ -1,15 +1,30 @@
-"""Stigmer's Serverless Workflow 1.0 interpreter (jq expressions, pluggable effect hosts)."""
+"""Stigmer's Serverless Workflow 1.0 interpreter: jq expressions, effects through a pluggable host.
+
+Parse with :func:`load_workflow`, run with :class:`Interpreter` (or :func:`run_workflow`) on a
+:class:`Host` — :class:`InProcessHost` here, a Temporal host elsewhere.
+"""
 
 from ._errors import ERROR_TYPE_BASE, ErrorKind, WorkflowError, WorkflowValidationError, error_type
+from ._host import Host, HttpRequest, HttpResponse, ProcessResult
+from ._inprocess import InProcessHost
+from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
 from ._parse import Workflow, check_deterministic, load_workflow
 
 __all__ = [
+    "CHECKPOINT_VERSION",
     "ERROR_TYPE_BASE",
     "ErrorKind",
+    "Host",
+    "HttpRequest",
+    "HttpResponse",
+    "InProcessHost",
+    "Interpreter",
+    "ProcessResult",
     "Workflow",
     "WorkflowError",
     "WorkflowValidationError",
     "check_deterministic",
     "error_type",
     "load_workflow",
+    "run_workflow",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
@@ -21,6 +21,8 @@ __all__ = [
     "is_expression",
     "iter_strings",
     "secret_names",
+    "template_uses_secrets",
+    "truthy",
     "uses_secrets",
 ]
 
@@ -34,6 +36,11 @@ _VAR_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NONDETERMINISTIC_BUILTINS: Final = ("now", "$ENV", "env", "input", "inputs", "input_filename")
 _NONDET: Final = re.compile(r"(?<![\w$.])(\$ENV\b|(?:now|env|inputs?|input_filename)\b)(?!\s*:)")
 _STRING_LITERAL: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def truthy(value: Any) -> bool:
+    """jq truthiness: everything but ``false`` and ``null``."""
+    return value is not None and value is not False
 
 
 def is_expression(value: object) -> bool:
@@ -76,8 +83,11 @@ def _compile(body: str, names: tuple[str, ...]) -> Any:
 
 
 def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:
-    """Run jq ``body`` on ``data`` with ``$name`` variables; the first result (null if none)."""
-    names = tuple(sorted(n for n in variables if _VAR_NAME.match(n)))
+    """Run jq ``body`` on ``data`` with ``$name`` variables; the first result (null if none).
+
+    Only the variables the program mentions are bound (and serialized).
+    """
+    names = tuple(sorted(n for n in variables if f"${n}" in body and _VAR_NAME.match(n)))
     program = _compile(body, names)
     try:
         results = program.input_value([data, *(variables[n] for n in names)]).all()
@@ -88,16 +98,17 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:
     return results[0] if results else None
 
 
-VariablesFor = Callable[[str], Mapping[str, Any]]
-
-
-def evaluate_field(text: str, data: Any, variables: VariablesFor) -> Any:
+def evaluate_field(text: str, data: Any, variables: Mapping[str, Any]) -> Any:
     """Evaluate an expression-typed field (``if``, ``when``, ``for.in``...): ``${ }`` or bare jq."""
-    body = expression_body(text)
-    return evaluate(body, data, variables(body))
+    return evaluate(expression_body(text), data, variables)
 
 
-def evaluate_template(value: Any, data: Any, variables: VariablesFor) -> Any:
+def template_uses_secrets(value: Any) -> bool:
+    """True when any ``${ }`` string inside ``value`` reads ``$secrets``."""
+    return any(is_expression(text) and uses_secrets(text) for _, text in iter_strings(value))
+
+
+def evaluate_template(value: Any, data: Any, variables: Mapping[str, Any]) -> Any:
     """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
     if isinstance(value, str):
         if is_expression(value):

@@ -60,10 +60,7 @@ def load_workflow(source: str | bytes | Mapping[str, Any] | Workflow) -> Workflo
     """
     if isinstance(source, Workflow):
         return source
-    if isinstance(source, bytes | str):
-        raw = _load_yaml(source)
-    else:
-        raw = source
+    raw = _load_yaml(source) if isinstance(source, bytes | str) else source
     try:
         data = _plain(raw, "", 0)
     except _NotPlain as exc:

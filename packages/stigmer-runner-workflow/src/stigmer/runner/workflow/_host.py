@@ -1,0 +1,116 @@
+"""The host interface: every effect and every clock or random read of the interpreter goes through it."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Host", "HttpRequest", "HttpResponse", "ProcessResult"]
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request a task wants made; ``body`` is JSON data, text, bytes or None."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    follow_redirects: bool = False
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What came back: status, headers (lower-case names) and the raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """The outcome of a shell command, script or container."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+@runtime_checkable
+class Host(Protocol):
+    """Where a workflow's effects happen.
+
+    The interpreter is pure: it evaluates expressions and decides what to do next, and asks
+    the host for everything else — I/O, time, randomness, secrets — and tells it about
+    progress. A durable host (e.g. Temporal) runs the effect methods as activities and
+    answers ``now``/``random``/``new_id`` deterministically.
+    """
+
+    def now(self) -> datetime.datetime:
+        """The current time (timezone-aware)."""
+        ...
+
+    def random(self) -> float:
+        """A number in [0, 1) for retry jitter."""
+        ...
+
+    def new_id(self) -> str:
+        """A fresh unique id (emitted event ids)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
+        """The values of the declared secrets ``names``; called right before an expression reads them."""
+        ...
+
+    async def http_request(self, request: HttpRequest) -> HttpResponse: ...
+
+    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+        """Stigmer's ``call: agent``: run ``agent`` on ``message`` and return its output."""
+        ...
+
+    async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Wait for the next event (a CloudEvent as a dict) that may match one of ``filters``.
+
+        The interpreter checks the match itself; a host may use ``filters`` to narrow delivery.
+        """
+        ...
+
+    async def emit(self, event: Mapping[str, Any]) -> None: ...
+
+    async def run_shell(
+        self, command: str, arguments: Sequence[str], environment: Mapping[str, str], stdin: str | None
+    ) -> ProcessResult: ...
+
+    async def run_script(
+        self,
+        language: str,
+        code: str,
+        arguments: Sequence[str],
+        environment: Mapping[str, str],
+        stdin: str | None,
+    ) -> ProcessResult: ...
+
+    async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:
+        """Run another workflow to completion and return its output."""
+        ...
+
+    async def task_started(self, path: str, name: str, input: Any) -> None: ...
+
+    async def task_completed(self, path: str, name: str, output: Any) -> None: ...
+
+    async def task_failed(self, path: str, name: str, error: Mapping[str, Any]) -> None: ...
+
+    async def task_retried(
+        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+    ) -> None: ...
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        """A JSON-serializable resume point, offered after every completed task."""
+        ...

@@ -1,0 +1,362 @@
+"""The interpreter core: task lists, the task lifecycle (input → if → run → output → export → then),
+expressions with their variables, timeouts and checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from . import _tasks
+from ._duration import parse_duration
+from ._errors import ErrorKind, WorkflowError
+from ._expr import (
+    evaluate_field,
+    evaluate_template,
+    is_expression,
+    template_uses_secrets,
+    truthy,
+    uses_secrets,
+)
+from ._host import Host
+from ._parse import Workflow, load_workflow
+from ._schema import validate_against
+
+__all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
+
+CHECKPOINT_VERSION: Final = 1
+RUNTIME_NAME: Final = "stigmer"
+_KINDS: Final = (
+    "for",
+    "call",
+    "do",
+    "fork",
+    "emit",
+    "listen",
+    "raise",
+    "run",
+    "set",
+    "switch",
+    "try",
+    "wait",
+)
+
+
+class EndWorkflow(Exception):
+    """``then: end`` — stop the whole workflow with ``output``."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("end")
+        self.output = output
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Variables visible to expressions at one point: ``$input``, ``$task``, loop and catch names."""
+
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_vars(self, **values: Any) -> Scope:
+        return Scope({**self.variables, **values})
+
+
+class Interpreter:
+    """Runs one workflow document on a :class:`Host`.
+
+    ``run`` returns the workflow output or raises :class:`WorkflowError` (an RFC 7807 problem
+    whose ``instance`` is the failing task's path). Pass ``checkpoint`` (a state the host
+    received through ``Host.checkpoint``) to resume after the last completed task.
+    """
+
+    def __init__(
+        self, workflow: Workflow | Mapping[str, Any] | str, host: Host, *, workflow_id: str = ""
+    ) -> None:
+        self.workflow = load_workflow(workflow)
+        self.host = host
+        self.workflow_id = workflow_id
+        self.definition = self.workflow.definition
+        self.use: Mapping[str, Any] = self.definition.get("use") or {}
+        self.context: Any = {}
+        self._frames: dict[str, Any] = {}
+        self._resume: dict[str, Any] = {}
+        self._raw_input: Any = None
+        self._input: Any = None
+        self._started: datetime.datetime | None = None
+
+    # ----------------------------------------------------------------- running
+    async def run(self, input: Any = None, *, checkpoint: Mapping[str, Any] | None = None) -> Any:
+        definition = self.definition
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        else:
+            self._started = self.host.now()
+            self._raw_input = {} if input is None else copy.deepcopy(input)
+            self._input = self._raw_input
+        scope = Scope({"input": self._input})
+        try:
+            if checkpoint is None:
+                workflow_input = definition.get("input") or {}
+                self._check_schema(workflow_input.get("schema"), self._raw_input, "/input", "workflow input")
+                if "from" in workflow_input:
+                    self._input = await self.transform(workflow_input["from"], self._raw_input, scope)
+                    scope = Scope({"input": self._input})
+            timeout = self.timeout_seconds(definition.get("timeout"))
+            try:
+                output = await self.with_timeout(
+                    timeout, self.run_list("/do", definition["do"], self._input, scope), "/"
+                )
+            except EndWorkflow as end:
+                output = end.output
+            workflow_output = definition.get("output") or {}
+            if "as" in workflow_output:
+                output = await self.transform(workflow_output["as"], output, scope.with_vars(output=output))
+            self._check_schema(workflow_output.get("schema"), output, "/output", "workflow output")
+        except WorkflowError as error:
+            error.with_instance("/")
+            raise
+        return output
+
+    async def run_list(self, path: str, tasks: list[Any], data: Any, scope: Scope) -> Any:
+        """Run a task list from its first task (or its checkpointed position), following ``then``."""
+        index = 0
+        resumed = self._resume.pop(path, None)
+        if resumed is not None:
+            index, data = resumed["next"], resumed["data"]
+        names = {name: i for i, item in enumerate(tasks) for name in item}
+        while 0 <= index < len(tasks):
+            name, task = next(iter(tasks[index].items()))
+            data, directive = await self.run_task(f"{path}/{index}/{name}", name, task, data, scope)
+            if directive == "end":
+                raise EndWorkflow(data)
+            if directive == "exit":
+                index = len(tasks)
+            elif directive in (None, "continue"):
+                index += 1
+            else:
+                index = names[directive]
+            await self.save_position(path, {"next": index, "data": data})
+        return data
+
+    async def run_task(
+        self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope
+    ) -> tuple[Any, Any]:
+        """One task's lifecycle; returns its output and the flow directive to follow."""
+        try:
+            task_input = task.get("input") or {}
+            self._check_schema(task_input.get("schema"), data, f"{path}/input", "task input")
+            descriptor = {
+                "name": name,
+                "reference": path,
+                "definition": task,
+                "input": data,
+                "startedAt": _timestamp(self.host.now()),
+            }
+            inner = scope.with_vars(task=descriptor, input=data)
+            value = await self.transform(task_input["from"], data, inner) if "from" in task_input else data
+            inner = inner.with_vars(input=value)
+            if "if" in task and not truthy(await self.expr(task["if"], value, inner)):
+                return data, None
+        except WorkflowError as error:
+            error.with_instance(path)
+            await self.host.task_failed(path, name, error.problem)
+            raise
+        await self.host.task_started(path, name, value)
+        try:
+            timeout = self.timeout_seconds(task.get("timeout"))
+            raw, directive = await self.with_timeout(
+                timeout, self._execute(path, name, task, value, inner), path
+            )
+            output = raw
+            task_output = task.get("output") or {}
+            if "as" in task_output:
+                output = await self.transform(task_output["as"], raw, inner.with_vars(output=raw))
+            self._check_schema(task_output.get("schema"), output, f"{path}/output", "task output")
+            export = task.get("export") or {}
+            if "as" in export:
+                self.context = await self.transform(export["as"], output, inner.with_vars(output=output))
+                self._check_schema(export.get("schema"), self.context, f"{path}/export", "exported context")
+        except WorkflowError as error:
+            error.with_instance(path)
+            await self.host.task_failed(path, name, error.problem)
+            raise
+        except (EndWorkflow, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a host or library failure becomes a runtime fault of this task
+            fault = WorkflowError.of(ErrorKind.RUNTIME, f"{type(exc).__name__}: {exc}").with_instance(path)
+            await self.host.task_failed(path, name, fault.problem)
+            raise fault from exc
+        await self.host.task_completed(path, name, output)
+        return output, directive if directive is not None else task.get("then")
+
+    async def _execute(
+        self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope
+    ) -> tuple[Any, Any]:
+        kind = next((k for k in _KINDS if k in task), None)
+        if kind is None:
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, f"task {name!r} has no type")
+        runner = _tasks.RUNNERS[kind]
+        return await runner(self, path, task, data, scope)
+
+    # ------------------------------------------------------------- expressions
+    async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "context": self.context,
+            "workflow": {
+                "id": self.workflow_id,
+                "definition": self.definition,
+                "input": self._raw_input,
+                "startedAt": _timestamp(self._started) if self._started else None,
+            },
+            "runtime": {"name": RUNTIME_NAME, "version": _version(), "metadata": {}},
+            **scope.variables,
+        }
+        if secrets:
+            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
+        return values
+
+    async def expr(self, text: Any, data: Any, scope: Scope) -> Any:
+        """Evaluate an expression-typed field (``${ }`` or bare jq)."""
+        if not isinstance(text, str):
+            return text
+        variables = await self.variables(scope, secrets=uses_secrets(text))
+        return evaluate_field(text, data, variables)
+
+    async def template(self, value: Any, data: Any, scope: Scope) -> Any:
+        """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
+        if isinstance(value, str) and not is_expression(value):
+            return value
+        variables = await self.variables(scope, secrets=template_uses_secrets(value))
+        return evaluate_template(value, data, variables)
+
+    async def transform(self, spec: Any, data: Any, scope: Scope) -> Any:
+        """``input.from`` / ``output.as`` / ``export.as``: a string is an expression, an object a template."""
+        if isinstance(spec, str):
+            return await self.expr(spec, data, scope)
+        return await self.template(spec, data, scope)
+
+    # ---------------------------------------------------------------- helpers
+    def timeout_seconds(self, spec: Any) -> float | None:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            spec = (self.use.get("timeouts") or {}).get(spec)
+            if spec is None:
+                raise WorkflowError.of(ErrorKind.CONFIGURATION, "unknown timeout reference")
+        return parse_duration(spec["after"])
+
+    async def with_timeout(self, seconds: float | None, work: Awaitable[Any], where: str) -> Any:
+        """Await ``work``, failing with a timeout error after ``seconds`` (measured by ``host.sleep``)."""
+        if seconds is None:
+            return await work
+        body = asyncio.ensure_future(work)
+        timer = asyncio.ensure_future(self.host.sleep(seconds))
+        try:
+            await asyncio.wait({body, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (body, timer):
+                if not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pending
+        if body.cancelled() or not body.done():
+            raise WorkflowError.of(
+                ErrorKind.TIMEOUT, f"did not finish within {seconds:g} seconds", title="Timeout"
+            ).with_instance(where)
+        return body.result()
+
+    def _check_schema(self, schema: Any, value: Any, where: str, what: str) -> None:
+        if not isinstance(schema, Mapping):
+            return
+        if "document" not in schema:
+            raise WorkflowError.of(
+                ErrorKind.CONFIGURATION, f"{what}: only inline schemas (schema.document) are supported"
+            )
+        problem = validate_against(schema["document"], value)
+        if problem is not None:
+            raise WorkflowError.of(ErrorKind.VALIDATION, f"{what} does not match its schema: {problem}")
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        """The resume point: completed positions of every active task list, and the data."""
+        return copy.deepcopy(
+            {
+                "version": CHECKPOINT_VERSION,
+                "workflowId": self.workflow_id,
+                "startedAt": self._started.isoformat() if self._started else None,
+                "rawInput": self._raw_input,
+                "input": self._input,
+                "context": self.context,
+                "frames": self._frames,
+            }
+        )
+
+    async def save_position(self, key: str, state: Mapping[str, Any], *, drop: str | None = None) -> None:
+        """Record progress at ``key``, drop finished nested state (under ``drop``, by default
+        everything below ``key``) and offer the host a checkpoint."""
+        prefix = key + "/" if drop is None else drop
+        for stale in [k for k in self._frames if k.startswith(prefix)]:
+            del self._frames[stale]
+        self._frames[key] = dict(state)
+        await self.host.checkpoint(self.checkpoint())
+
+    def forget(self, prefix: str) -> None:
+        """Drop saved progress under ``prefix`` (a retried ``try`` starts over)."""
+        for stale in [k for k in self._frames if k.startswith(prefix)]:
+            del self._frames[stale]
+        for stale in [k for k in self._resume if k.startswith(prefix)]:
+            del self._resume[stale]
+
+    def resume_state(self, key: str) -> Any:
+        """Saved progress at ``key`` from the checkpoint being resumed (consumed once)."""
+        return self._resume.pop(key, None)
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != CHECKPOINT_VERSION or not isinstance(state.get("frames"), Mapping):
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, "not a checkpoint of this interpreter version")
+        data = copy.deepcopy(dict(state))
+        self._raw_input = data.get("rawInput")
+        self._input = data.get("input")
+        self.context = data.get("context") or {}
+        self._frames = dict(data["frames"])
+        self._resume = dict(data["frames"])
+        self.workflow_id = self.workflow_id or str(data.get("workflowId") or "")
+        started = data.get("startedAt")
+        self._started = datetime.datetime.fromisoformat(started) if started else self.host.now()
+
+
+async def run_workflow(
+    workflow: Workflow | Mapping[str, Any] | str,
+    host: Host,
+    input: Any = None,
+    *,
+    checkpoint: Mapping[str, Any] | None = None,
+    workflow_id: str = "",
+) -> Any:
+    """Run a workflow document to completion on ``host``; returns its output."""
+    return await Interpreter(workflow, host, workflow_id=workflow_id).run(input, checkpoint=checkpoint)
+
+
+TaskRunner = Callable[[Interpreter, str, Mapping[str, Any], Any, Scope], Awaitable[tuple[Any, Any]]]
+
+
+def _timestamp(moment: datetime.datetime) -> dict[str, Any]:
+    seconds = moment.timestamp()
+    return {
+        "iso8601": moment.isoformat(),
+        "epoch": {"seconds": int(seconds), "milliseconds": int(seconds * 1000)},
+    }
+
+
+@functools.cache
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stigmer-runner-workflow")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,197 @@
+"""``call``: http, openapi, Stigmer's ``agent``, and functions from ``use.functions``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+from .._errors import ErrorKind, WorkflowError
+from .._expr import is_expression
+from .._host import HttpRequest, HttpResponse
+from .openapi import openapi_request
+
+if TYPE_CHECKING:
+    from .._interpreter import Interpreter, Scope
+
+__all__ = ["decode_content", "run_call", "send_http"]
+
+Result = tuple[Any, Any]
+_TEMPLATE_VAR: Final = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
+
+
+async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    target = task["call"]
+    args: Mapping[str, Any] = task.get("with") or {}
+    if target == "http":
+        return await _call_http(rt, args, data, scope), None
+    if target == "openapi":
+        return await _call_openapi(rt, args, data, scope), None
+    functions = rt.use.get("functions") or {}
+    if target in functions:
+        evaluated = await rt.template(dict(args), data, scope)
+        output, _ = await rt.run_task(f"{path}/{target}", target, functions[target], evaluated, scope)
+        return output, None
+    if target == "agent":
+        evaluated = await rt.template(dict(args), data, scope)
+        if not isinstance(evaluated.get("agent"), str) or "message" not in evaluated:
+            raise WorkflowError.of(
+                ErrorKind.CONFIGURATION, "call: agent needs with.agent (a name) and with.message"
+            )
+        session = evaluated.get("session")
+        return await rt.host.call_agent(evaluated["agent"], evaluated["message"], session), None
+    raise WorkflowError.of(
+        ErrorKind.CONFIGURATION,
+        f"call: {target} is not supported by this runner (use http, openapi, agent or a use.functions entry)",
+    )
+
+
+async def _call_http(rt: Interpreter, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
+    url, auth = await resolve_endpoint(rt, args["endpoint"], data, scope)
+    headers = await _string_map(rt, args.get("headers"), data, scope, "headers")
+    query = await _string_map(rt, args.get("query"), data, scope, "query")
+    headers.update(await authorization_headers(rt, auth, data, scope))
+    body = await rt.template(args["body"], data, scope) if "body" in args else None
+    request = HttpRequest(
+        method=str(args["method"]).upper(),
+        url=url,
+        headers=headers,
+        query=query,
+        body=body,
+        follow_redirects=bool(args.get("redirect", False)),
+    )
+    return await send_http(rt, request, str(args.get("output", "content")))
+
+
+async def _call_openapi(rt: Interpreter, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
+    doc_url, doc_auth = await resolve_endpoint(rt, args["document"]["endpoint"], data, scope)
+    doc_headers = await authorization_headers(rt, doc_auth, data, scope)
+    response = await rt.host.http_request(
+        HttpRequest("GET", doc_url, headers=doc_headers, follow_redirects=True)
+    )
+    if not 200 <= response.status < 300:
+        raise _communication(response.status, f"could not load the OpenAPI document {doc_url}")
+    parameters = await rt.template(dict(args.get("parameters") or {}), data, scope)
+    request = openapi_request(doc_url, response.content, str(args["operationId"]), parameters)
+    auth_headers = await authorization_headers(rt, args.get("authentication"), data, scope)
+    if auth_headers:
+        request = HttpRequest(
+            request.method, request.url, {**request.headers, **auth_headers}, request.query, request.body
+        )
+    request = HttpRequest(
+        request.method,
+        request.url,
+        request.headers,
+        request.query,
+        request.body,
+        follow_redirects=bool(args.get("redirect", False)),
+    )
+    return await send_http(rt, request, str(args.get("output", "content")))
+
+
+async def send_http(rt: Interpreter, request: HttpRequest, output: str) -> Any:
+    """Send through the host; non-2xx (non-2xx/3xx with redirect) raises a communication error."""
+    response = await rt.host.http_request(request)
+    ceiling = 400 if request.follow_redirects else 300
+    if not 200 <= response.status < ceiling:
+        detail = f"{request.method} {request.url} answered HTTP {response.status}"
+        text = response.content[:500].decode("utf-8", "replace").strip()
+        raise _communication(response.status, detail + (f": {text}" if text else ""))
+    if output == "raw":
+        return base64.b64encode(response.content).decode("ascii")
+    content = decode_content(response)
+    if output == "response":
+        return {
+            "request": {"method": request.method, "uri": request.url, "headers": dict(request.headers)},
+            "statusCode": response.status,
+            "headers": dict(response.headers),
+            "content": content,
+        }
+    return content
+
+
+def decode_content(response: HttpResponse) -> Any:
+    """JSON bodies become data; text stays text; anything else is base64."""
+    if not response.content:
+        return None
+    ctype = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "").lower()
+    if "json" in ctype:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            pass
+    try:
+        return response.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(response.content).decode("ascii")
+
+
+async def resolve_endpoint(rt: Interpreter, endpoint: Any, data: Any, scope: Scope) -> tuple[str, Any]:
+    """The URL of an endpoint (expression, URI template or ``{uri, authentication}``) and its auth."""
+    auth = None
+    if isinstance(endpoint, Mapping):
+        auth = endpoint.get("authentication")
+        endpoint = endpoint["uri"]
+    if is_expression(endpoint):
+        url = await rt.expr(endpoint, data, scope)
+        if not isinstance(url, str):
+            raise WorkflowError.of(ErrorKind.EXPRESSION, f"the endpoint expression gave {type(url).__name__}")
+        return url, auth
+    return expand_uri_template(str(endpoint), data), auth
+
+
+def expand_uri_template(template: str, data: Any) -> str:
+    """Simple ``{name}`` expansion from the task input's top-level properties."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not isinstance(data, Mapping) or name not in data or data[name] is None:
+            raise WorkflowError.of(
+                ErrorKind.EXPRESSION, f"the URI template {template!r} needs {name!r} in the task input"
+            )
+        value = data[name]
+        text = json.dumps(value) if isinstance(value, bool) else str(value)
+        return quote(text, safe="")
+
+    return _TEMPLATE_VAR.sub(replace, template)
+
+
+async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Scope) -> dict[str, str]:
+    if auth is None:
+        return {}
+    if isinstance(auth, Mapping) and set(auth) == {"use"}:
+        named = (rt.use.get("authentications") or {}).get(auth["use"])
+        if named is None:
+            raise WorkflowError.of(
+                ErrorKind.CONFIGURATION, f"authentication {auth['use']!r} is not in use.authentications"
+            )
+        auth = named
+    policy = await rt.template(dict(auth), data, scope)
+    if "basic" in policy:
+        basic = policy["basic"]
+        token = base64.b64encode(f"{basic['username']}:{basic['password']}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+    if "bearer" in policy:
+        return {"Authorization": f"Bearer {policy['bearer']['token']}"}
+    scheme = next(iter(policy), "?")
+    raise WorkflowError.of(ErrorKind.CONFIGURATION, f"authentication scheme {scheme!r} is not supported yet")
+
+
+async def _string_map(rt: Interpreter, spec: Any, data: Any, scope: Scope, what: str) -> dict[str, str]:
+    if spec is None:
+        return {}
+    value = (
+        await rt.expr(spec, data, scope) if isinstance(spec, str) else await rt.template(spec, data, scope)
+    )
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise WorkflowError.of(ErrorKind.EXPRESSION, f"{what} must be an object, got {type(value).__name__}")
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items() if v is not None}
+
+
+def _communication(status: int, detail: str) -> WorkflowError:
+    return WorkflowError.of(ErrorKind.COMMUNICATION, detail, status=status)

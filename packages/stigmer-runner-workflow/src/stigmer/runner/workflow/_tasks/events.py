@@ -1,0 +1,151 @@
+"""``emit`` and ``listen`` (one / all / any, ``until`` condition or strategy, ``foreach``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ErrorKind, WorkflowError
+from .._expr import is_expression, truthy
+
+if TYPE_CHECKING:
+    from .._interpreter import Interpreter, Scope
+
+__all__ = ["run_emit", "run_listen"]
+
+Result = tuple[Any, Any]
+
+
+async def run_emit(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    attributes = await rt.template(dict(task["emit"]["event"].get("with") or {}), data, scope)
+    event: dict[str, Any] = {
+        "id": rt.host.new_id(),
+        "specversion": "1.0",
+        "time": rt.host.now().isoformat(),
+        **{k: v for k, v in attributes.items() if v is not None},
+    }
+    if "source" not in event:
+        event["source"] = f"stigmer://workflow/{rt.workflow.namespace}/{rt.workflow.name}"
+    if "data" in event and "datacontenttype" not in event and not isinstance(event["data"], str | bytes):
+        event["datacontenttype"] = "application/json"
+    await rt.host.emit(event)
+    return event, None
+
+
+async def run_listen(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    listen = task["listen"]
+    read = listen.get("read", "data")
+    events = await _consume(rt, listen["to"], scope)
+    items = [_shape(event, read) for event in events]
+    foreach = task.get("foreach")
+    if not foreach:
+        return items, None
+    each, at = foreach.get("item") or "item", foreach.get("at") or "index"
+    output: Any = data
+    for index, item in enumerate(items):
+        inner = scope.with_vars(**{each: item, at: index})
+        if "do" in foreach:
+            output = await rt.run_list(f"{path}/foreach/do", foreach["do"], output, inner)
+        if "output" in foreach and "as" in foreach["output"]:
+            output = await rt.transform(foreach["output"]["as"], output, inner.with_vars(output=output))
+    return output, None
+
+
+def _shape(event: Mapping[str, Any], read: str) -> Any:
+    if read == "envelope":
+        return dict(event)
+    return event.get("data")
+
+
+async def _consume(rt: Interpreter, strategy: Mapping[str, Any], scope: Scope) -> list[dict[str, Any]]:
+    if "one" in strategy:
+        return [await _next(rt, [strategy["one"]], scope)]
+    if "all" in strategy:
+        return await _all(rt, list(strategy["all"]), scope)
+    if "any" in strategy:
+        filters = list(strategy["any"])
+        until = strategy.get("until")
+        if until is None:
+            return [await _next(rt, filters, scope)]
+        consumed: list[dict[str, Any]] = []
+        if isinstance(until, str):
+            while not truthy(await rt.expr(until, consumed, scope)):
+                consumed.append(await _next(rt, filters, scope))
+            return consumed
+        tracker = _Until(until)
+        while True:
+            event = await rt.host.listen([*filters, *tracker.filters()])
+            if await tracker.offer(rt, event, scope):
+                return consumed
+            if await _matches_any(rt, filters, event, scope):
+                consumed.append(event)
+    raise WorkflowError.of(ErrorKind.CONFIGURATION, "listen.to needs one, all or any")
+
+
+async def _all(rt: Interpreter, filters: list[Any], scope: Scope) -> list[dict[str, Any]]:
+    waiting = list(range(len(filters)))
+    consumed: list[dict[str, Any]] = []
+    while waiting:
+        event = await rt.host.listen([filters[i] for i in waiting])
+        for index in waiting:
+            if await matches(rt, filters[index], event, scope):
+                waiting.remove(index)
+                consumed.append(event)
+                break
+    return consumed
+
+
+class _Until:
+    """An ``until`` given as a consumption strategy (one / all / any) instead of a condition."""
+
+    def __init__(self, strategy: Mapping[str, Any]) -> None:
+        if "one" in strategy:
+            self._filters, self._need_all = [strategy["one"]], False
+        elif "all" in strategy:
+            self._filters, self._need_all = list(strategy["all"]), True
+        else:
+            self._filters, self._need_all = list(strategy.get("any") or []), False
+        self._seen: set[int] = set()
+
+    def filters(self) -> list[Any]:
+        return self._filters
+
+    async def offer(self, rt: Interpreter, event: Mapping[str, Any], scope: Scope) -> bool:
+        for index, filter_ in enumerate(self._filters):
+            if await matches(rt, filter_, event, scope):
+                self._seen.add(index)
+        if not self._filters:
+            return False
+        return len(self._seen) == len(self._filters) if self._need_all else bool(self._seen)
+
+
+async def _next(rt: Interpreter, filters: Sequence[Any], scope: Scope) -> dict[str, Any]:
+    while True:
+        event = await rt.host.listen(filters)
+        if not filters or await _matches_any(rt, filters, event, scope):
+            return event
+
+
+async def _matches_any(
+    rt: Interpreter, filters: Sequence[Any], event: Mapping[str, Any], scope: Scope
+) -> bool:
+    if not filters:
+        return True
+    for filter_ in filters:
+        if await matches(rt, filter_, event, scope):
+            return True
+    return False
+
+
+async def matches(
+    rt: Interpreter, filter_: Mapping[str, Any], event: Mapping[str, Any], scope: Scope
+) -> bool:
+    """Each ``with`` attribute equals the event's, or (an expression) holds on it."""
+    for key, expected in (filter_.get("with") or {}).items():
+        actual = event.get(key)
+        if is_expression(expected):
+            if not truthy(await rt.expr(expected, actual, scope)):
+                return False
+        elif actual != expected:
+            return False
+    return True

@@ -1,0 +1,85 @@
+"""``run``: shell commands, scripts and sub-workflows (containers are not supported here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ErrorKind, WorkflowError
+from .._host import ProcessResult
+
+if TYPE_CHECKING:
+    from .._interpreter import Interpreter, Scope
+
+__all__ = ["run_run"]
+
+Result = tuple[Any, Any]
+
+
+async def run_run(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    spec = task["run"]
+    wait = bool(spec.get("await", True))
+    if "workflow" in spec:
+        sub = spec["workflow"]
+        sub_input = await rt.template(sub.get("input", data), data, scope)
+        work = rt.host.run_workflow(
+            str(sub["namespace"]), str(sub["name"]), str(sub.get("version", "latest")), sub_input
+        )
+        if not wait:
+            _detach(work)
+            return data, None
+        return await work, None
+    if "shell" in spec:
+        shell = await rt.template(dict(spec["shell"]), data, scope)
+        process = rt.host.run_shell(
+            str(shell["command"]),
+            [_text(a) for a in shell.get("arguments") or []],
+            {str(k): _text(v) for k, v in (shell.get("environment") or {}).items()},
+            None if shell.get("stdin") is None else _text(shell["stdin"]),
+        )
+    elif "script" in spec:
+        script = await rt.template(dict(spec["script"]), data, scope)
+        if "code" not in script:
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, "only inline scripts (script.code) are supported")
+        process = rt.host.run_script(
+            str(script["language"]),
+            str(script["code"]),
+            [_text(a) for a in script.get("arguments") or []],
+            {str(k): _text(v) for k, v in (script.get("environment") or {}).items()},
+            None if script.get("stdin") is None else _text(script["stdin"]),
+        )
+    else:
+        raise WorkflowError.of(ErrorKind.CONFIGURATION, "run: container is not supported by this runner")
+    if not wait:
+        _detach(process)
+        return data, None
+    result = await process
+    return _returned(result, str(spec.get("return", "stdout"))), None
+
+
+def _returned(result: ProcessResult, mode: str) -> Any:
+    if mode == "code":
+        return result.code
+    if mode == "all":
+        return {"code": result.code, "stdout": result.stdout, "stderr": result.stderr}
+    if result.code != 0:
+        raise WorkflowError.of(
+            ErrorKind.RUNTIME,
+            f"the process exited with code {result.code}: {result.stderr.strip()[:500]}",
+            title="Process Failed",
+        )
+    if mode == "none":
+        return None
+    return result.stderr if mode == "stderr" else result.stdout
+
+
+def _detach(work: Any) -> None:
+    import asyncio
+
+    future = asyncio.ensure_future(work)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

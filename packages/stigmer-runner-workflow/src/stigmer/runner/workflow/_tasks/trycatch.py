@@ -1,0 +1,142 @@
+"""``try``/``catch``: error filters, ``when``/``exceptWhen``, retry policies with backoff and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._duration import parse_duration
+from .._errors import ErrorKind, WorkflowError, normalize_error_type
+from .._expr import is_expression, truthy
+
+if TYPE_CHECKING:
+    from .._interpreter import Interpreter, Scope
+
+__all__ = ["error_matches", "retry_delay", "run_try"]
+
+Result = tuple[Any, Any]
+
+
+def error_matches(problem: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
+    """``catch.errors.with``: every given property equals the error's (standard types compared
+    across the spec's historical URI spellings)."""
+    for key, expected in filter.items():
+        actual = problem.get(key)
+        if key == "type":
+            if not isinstance(actual, str) or normalize_error_type(str(expected)) != normalize_error_type(
+                actual
+            ):
+                return False
+        elif key == "status":
+            try:
+                if int(expected) != int(actual):  # type: ignore[arg-type]
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif actual != expected:
+            return False
+    return True
+
+
+def retry_delay(policy: Mapping[str, Any], attempt: int, random: float) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based)."""
+    base = parse_duration(policy["delay"]) if "delay" in policy else 0.0
+    backoff = policy.get("backoff") or {}
+    if "exponential" in backoff:
+        factor = float((backoff["exponential"] or {}).get("factor", 2))
+        delay = base * factor ** (attempt - 1)
+    elif "linear" in backoff:
+        increment = (backoff["linear"] or {}).get("increment")
+        step = parse_duration(increment) if increment is not None else base
+        delay = base + step * (attempt - 1)
+    else:
+        delay = base
+    jitter = policy.get("jitter")
+    if jitter:
+        low, high = parse_duration(jitter["from"]), parse_duration(jitter["to"])
+        delay += low + (high - low) * random
+    return delay
+
+
+async def run_try(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    catch: Mapping[str, Any] = task.get("catch") or {}
+    policy = _policy(rt, catch.get("retry"))
+    filter_ = (catch.get("errors") or {}).get("with") or {}
+    variable = catch.get("as") or "error"
+    attempt = 0
+    first_start = rt.host.now()
+    caught = rt.resume_state(f"{path}/catch")
+    while caught is None:
+        try:
+            per_attempt = _attempt_timeout(policy)
+            output = await rt.with_timeout(
+                per_attempt, rt.run_list(f"{path}/try", task["try"], data, scope), path
+            )
+            return output, None
+        except WorkflowError as error:
+            problem = error.problem
+            inner = scope.with_vars(**{variable: problem})
+            if not error_matches(problem, filter_) or not await _conditions(rt, catch, problem, data, inner):
+                raise
+            if policy is not None and await _conditions(rt, policy, problem, data, inner):
+                attempt += 1
+                delay = retry_delay(policy, attempt, rt.host.random())
+                if _may_retry(rt, policy, attempt, delay, first_start):
+                    name = path.rsplit("/", 1)[-1]
+                    await rt.host.task_retried(path, name, attempt, delay, problem)
+                    if delay > 0:
+                        await rt.host.sleep(delay)
+                    rt.forget(f"{path}/try")
+                    continue
+                if "do" not in catch:
+                    raise
+            caught = {"error": problem}
+            if "do" in catch:
+                await rt.save_position(f"{path}/catch", caught, drop=f"{path}/try")
+    inner = scope.with_vars(**{variable: caught["error"]})
+    output = await rt.run_list(f"{path}/catch/do", catch["do"], data, inner) if "do" in catch else data
+    return output, catch.get("then")
+
+
+def _policy(rt: Interpreter, spec: Any) -> Mapping[str, Any] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        found = (rt.use.get("retries") or {}).get(spec)
+        if found is None:
+            raise WorkflowError.of(
+                ErrorKind.CONFIGURATION, f"retry policy {spec!r} is not defined in use.retries"
+            )
+        return dict(found)
+    return dict(spec)
+
+
+async def _conditions(
+    rt: Interpreter, spec: Mapping[str, Any], problem: Any, data: Any, scope: Scope
+) -> bool:
+    """``when`` must hold and ``exceptWhen`` must not (the task input is ``.``, the error ``$error``
+    or the ``catch.as`` name)."""
+    if "when" in spec and not truthy(await rt.expr(spec["when"], data, scope)):
+        return False
+    return not ("exceptWhen" in spec and truthy(await rt.expr(spec["exceptWhen"], data, scope)))
+
+
+def _attempt_timeout(policy: Mapping[str, Any] | None) -> float | None:
+    limit = ((policy or {}).get("limit") or {}).get("attempt") or {}
+    duration = limit.get("duration")
+    if duration is None or is_expression(duration):
+        return None
+    return parse_duration(duration)
+
+
+def _may_retry(rt: Interpreter, policy: Mapping[str, Any], attempt: int, delay: float, start: Any) -> bool:
+    limit = policy.get("limit") or {}
+    count = (limit.get("attempt") or {}).get("count")
+    if count is not None and attempt > int(count):
+        return False
+    total = limit.get("duration")
+    if total is not None:
+        elapsed = (rt.host.now() - start).total_seconds()
+        if elapsed + delay > parse_duration(total):
+            return False
+    return True
