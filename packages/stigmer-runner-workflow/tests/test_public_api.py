@@ -5,14 +5,22 @@ from __future__ import annotations
 import stigmer.runner.workflow as package
 
 EXPECTED = {
+    "CHECKPOINT_VERSION",
     "ERROR_TYPE_BASE",
     "ErrorKind",
+    "Host",
+    "HttpRequest",
+    "HttpResponse",
+    "InProcessHost",
+    "Interpreter",
+    "ProcessResult",
     "Workflow",
     "WorkflowError",
     "WorkflowValidationError",
     "check_deterministic",
     "error_type",
     "load_workflow",
+    "run_workflow",
 }
 
 
@@ -24,4 +32,6 @@ def test_all_is_pinned() -> None:
 def test_every_exported_name_exists_and_is_public() -> None:
     for name in package.__all__:
         obj = getattr(package, name)
-        assert getattr(obj, "__module__", package.__name__).startswith("stigmer.runner.workflow")
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__.startswith("stigmer.runner.workflow"), name
+        assert not name.startswith("_")
