@@ -1,1 +1,53 @@
-"""Stigmer."""
+"""The Stigmer backend conformance suite: every ``stigmer.core.Backend`` must pass it.
+
+A backend's tests run the whole suite with a small shim module::
+
+    import pytest_asyncio
+    from stigmer.conformance import *  # noqa: F403  (the Test* classes)
+
+    pytest_plugins = ["stigmer.conformance.plugin"]
+
+    @pytest_asyncio.fixture
+    async def backend(tmp_path):
+        instance = MyBackend(...)
+        yield instance
+        await instance.close()
+
+or, instead of ``backend``, a ``backend_factory`` fixture returning an async callable that makes
+a new client of one shared store (the suite then also checks one client sees another's writes).
+Tests use unique names, so they also run against a shared, non-empty store (a server).
+"""
+
+from stigmer.conformance._helpers import expect_error, unique, unique_secret
+from stigmer.conformance._recording import RecordingBackend
+from stigmer.conformance._test_artifacts import TestArtifacts
+from stigmer.conformance._test_executions import (
+    TestApprovals,
+    TestCancel,
+    TestExecutions,
+    TestPhases,
+    TestStatusUpdates,
+    TestWatch,
+)
+from stigmer.conformance._test_resources import TestApply, TestGetListDelete, TestReferences
+from stigmer.conformance._test_secrets import TestExecutionContext, TestNoSecretLeaks, TestSecretStore
+
+__all__ = [
+    "RecordingBackend",
+    "TestApply",
+    "TestApprovals",
+    "TestArtifacts",
+    "TestCancel",
+    "TestExecutionContext",
+    "TestExecutions",
+    "TestGetListDelete",
+    "TestNoSecretLeaks",
+    "TestPhases",
+    "TestReferences",
+    "TestSecretStore",
+    "TestStatusUpdates",
+    "TestWatch",
+    "expect_error",
+    "unique",
+    "unique_secret",
+]

@@ -1,0 +1,355 @@
+"""Conformance: executions, the event log, phases, watching, cancelling and approvals."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+from google.protobuf import struct_pb2
+
+from stigmer.conformance._helpers import (
+    agent,
+    apply,
+    environment,
+    expect_error,
+    mcp_server,
+    new_execution,
+    set_phase,
+    unique,
+    unique_secret,
+    workflow,
+)
+from stigmer.core import Backend, FailedPrecondition, InvalidArgument, NotFound
+from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2
+
+__all__ = ["TestApprovals", "TestCancel", "TestExecutions", "TestPhases", "TestStatusUpdates", "TestWatch"]
+
+P = ex.Phase
+PENDING, RUNNING, WAITING = P.PHASE_PENDING, P.PHASE_RUNNING, P.PHASE_WAITING_APPROVAL
+SUCCEEDED, FAILED, CANCELLED = P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+ALLOWED = {
+    PENDING: {RUNNING, CANCELLED, FAILED},
+    RUNNING: {WAITING, SUCCEEDED, FAILED, CANCELLED, RUNNING},
+    WAITING: {RUNNING, FAILED, CANCELLED},
+    SUCCEEDED: set(),
+    FAILED: set(),
+    CANCELLED: set(),
+}
+# how to reach each phase from PENDING
+PATHS = {
+    PENDING: (),
+    RUNNING: (RUNNING,),
+    WAITING: (RUNNING, WAITING),
+    SUCCEEDED: (RUNNING, SUCCEEDED),
+    FAILED: (RUNNING, FAILED),
+    CANCELLED: (CANCELLED,),
+}
+
+
+def _event(type_: str, text: str = "", sequence: int = 0) -> ex.ExecutionEvent:
+    return ex.ExecutionEvent(type=type_, text=text, sequence=sequence)
+
+
+async def _agent(backend: Backend) -> str:
+    name = unique("agent")
+    await apply(backend, agent(name))
+    return name
+
+
+async def _events(backend: Backend, execution_id: str, after: int = 0) -> list[ex.ExecutionEvent]:
+    async def collect() -> list[ex.ExecutionEvent]:
+        req = svc.WatchExecutionRequest(execution_id=execution_id, after_sequence=after)
+        return [e async for e in backend.watch_execution(req)]
+
+    return await asyncio.wait_for(collect(), 10)
+
+
+async def _update(backend: Backend, execution_id: str, *events: ex.ExecutionEvent, **fields: object) -> ex.Execution:
+    req = svc.UpdateExecutionStatusRequest(execution_id=execution_id, events=list(events), **fields)  # type: ignore[arg-type]
+    return await backend.update_execution_status(req)
+
+
+@pytest.mark.asyncio
+class TestExecutions:
+    async def test_create_refuses_unknown_targets(self, backend: Backend) -> None:
+        missing = unique("missing")
+        await expect_error(NotFound, new_execution(backend, "Agent", missing), missing)
+        await expect_error(NotFound, new_execution(backend, "Workflow", missing), missing)
+        env = unique("env")
+        await apply(backend, environment(env))
+        await expect_error(InvalidArgument, new_execution(backend, "Environment", env))
+
+    async def test_create_pins_target_version(self, backend: Backend) -> None:
+        name = unique("agent")
+        await apply(backend, agent(name, instructions="one"))
+        await apply(backend, agent(name, instructions="two"))
+        run = await new_execution(backend, "Agent", name)
+        assert run.kind == "AgentExecution" and run.metadata.id.startswith("aex_")
+        assert run.status.phase == PENDING
+        assert run.spec.target_version == 2
+        assert run.spec.target.id.startswith("agt_")
+        await apply(backend, agent(name, instructions="three"))
+        again = await backend.get_execution(svc.GetExecutionRequest(id=run.metadata.id))
+        assert again.spec.target_version == 2
+        got = await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Agent", name=name)))
+        assert got.agent.status.execution_count == 1
+        assert got.agent.status.last_execution_id == run.metadata.id
+
+    async def test_workflow_execution(self, backend: Backend) -> None:
+        name = unique("wf")
+        await apply(backend, workflow(name))
+        run = await new_execution(backend, "Workflow", name)
+        assert run.kind == "WorkflowExecution" and run.metadata.id.startswith("wex_")
+        assert run.spec.target_version == 1
+
+    async def test_secret_refs_are_computed_from_declarations(self, backend: Backend) -> None:
+        a, e1, e2, m, r, forged = (unique_secret(x) for x in ("AGENT", "ENV1", "ENV2", "MCP", "RUN", "FORGED"))
+        env, mcp, name = unique("env"), unique("mcp"), unique("agent")
+        await apply(backend, environment(env, secrets=[e1, e2]))
+        await apply(backend, mcp_server(mcp, secrets=[m]))
+        await apply(backend, agent(name, environments=[env], mcp_servers=[mcp], secrets=[a]))
+        spec = ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name=name), secret_refs=[forged])
+        run = await backend.create_execution(svc.CreateExecutionRequest(spec=spec, runtime_secrets={r: "v"}))
+        assert sorted(run.spec.secret_refs) == sorted([a, e1, e2, m, r])
+        wf, w = unique("wf"), unique_secret("WF")
+        await apply(backend, workflow(wf, secrets=[w]))
+        run = await new_execution(backend, "Workflow", wf)
+        assert list(run.spec.secret_refs) == [w]
+        await expect_error(
+            InvalidArgument, new_execution(backend, "Agent", name, runtime_secrets={"not-valid": "x"}), "not-valid"
+        )
+
+    async def test_get_and_list(self, backend: Backend) -> None:
+        name = await _agent(backend)
+        runs = [await new_execution(backend, "Agent", name) for _ in range(5)]
+        await expect_error(NotFound, backend.get_execution(svc.GetExecutionRequest(id="aex_unknown")))
+        target = meta_pb2.ResourceRef(kind="Agent", name=name)
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = await backend.list_executions(
+                svc.ListExecutionsRequest(target=target, page_size=2, page_token=token)
+            )
+            seen.extend(e.metadata.id for e in page.executions)
+            token = page.next_page_token
+            if not token:
+                break
+        assert seen == [r.metadata.id for r in reversed(runs)], "newest first, no repeats, no gaps"
+        await set_phase(backend, runs[0].metadata.id, RUNNING)
+        running = await backend.list_executions(svc.ListExecutionsRequest(target=target, phase=RUNNING))
+        assert [e.metadata.id for e in running.executions] == [runs[0].metadata.id]
+        agents = await backend.list_executions(svc.ListExecutionsRequest(kind="AgentExecution", target=target))
+        assert len(agents.executions) == 5
+        none = await backend.list_executions(svc.ListExecutionsRequest(kind="WorkflowExecution", target=target))
+        assert len(none.executions) == 0
+
+
+@pytest.mark.asyncio
+class TestStatusUpdates:
+    async def test_sequence_zero_gets_the_next_number(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        out = await _update(backend, eid, _event("log", "a"), _event("log", "b"))
+        assert out.status.last_sequence == 2
+        out = await _update(backend, eid, _event("log", "c"))
+        assert out.status.last_sequence == 3
+        await set_phase(backend, eid, RUNNING, SUCCEEDED)
+        events = await _events(backend, eid)
+        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+        assert [e.text for e in events[:3]] == ["a", "b", "c"]
+        assert all(e.execution_id == eid for e in events)
+        assert all(e.time.seconds > 0 for e in events)
+
+    async def test_resent_event_is_ignored_and_conflicts_are_refused(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await _update(backend, eid, _event("log", "one", 1), _event("log", "two", 2))
+        again = await _update(backend, eid, _event("log", "one", 1), _event("log", "two", 2))
+        assert again.status.last_sequence == 2
+        more = await _update(backend, eid, _event("log", "two", 2), _event("log", "three", 3))
+        assert more.status.last_sequence == 3
+        await expect_error(FailedPrecondition, _update(backend, eid, _event("log", "changed", 2)), "2")
+        await expect_error(InvalidArgument, _update(backend, eid, _event("log", "gap", 5)), "5")
+        await expect_error(InvalidArgument, _update(backend, eid, _event("", "no type")))
+        await expect_error(NotFound, _update(backend, "aex_unknown", _event("log", "x")))
+        current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert current.status.last_sequence == 3
+        await set_phase(backend, eid, CANCELLED)
+        texts = [e.text for e in await _events(backend, eid)][:3]
+        assert texts == ["one", "two", "three"]
+
+    async def test_tasks_usage_output_error_checkpoint(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await set_phase(backend, eid, RUNNING)
+        t1 = ex.TaskProgress(path="/do/0/a", name="a", phase=RUNNING, attempts=1)
+        t2 = ex.TaskProgress(path="/do/1/b", name="b", phase=RUNNING, attempts=1)
+        await _update(backend, eid, tasks=[t1, t2], usage=ex.Usage(input_tokens=10, output_tokens=5, requests=1),
+                      checkpoint='{"step": 1}')
+        done = ex.TaskProgress(path="/do/0/a", name="a", phase=SUCCEEDED, attempts=2)
+        out = await _update(backend, eid, tasks=[done], usage=ex.Usage(input_tokens=1, tool_calls=3))
+        assert [(t.path, t.phase, t.attempts) for t in out.status.tasks] == [
+            ("/do/0/a", SUCCEEDED, 2),
+            ("/do/1/b", RUNNING, 1),
+        ]
+        u = out.status.usage
+        assert (u.input_tokens, u.output_tokens, u.requests, u.tool_calls) == (11, 5, 1, 3)
+        assert out.status.checkpoint == '{"step": 1}'
+        assert out.status.started_at.seconds > 0
+        output = struct_pb2.Value(string_value="the answer")
+        out = await _update(backend, eid, phase=SUCCEEDED, output=output)
+        assert out.status.output.string_value == "the answer" and out.status.phase == SUCCEEDED
+        assert out.status.finished_at.seconds > 0
+        stored = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert stored.status.usage.input_tokens == 11 and stored.status.checkpoint == '{"step": 1}'
+        failing = await new_execution(backend, "Agent", await _agent(backend))
+        err = ex.ExecutionError(type="about:blank", title="boom", status=500, detail="it broke")
+        out = await set_phase(backend, failing.metadata.id, RUNNING, FAILED, error=err)
+        assert out.status.error.detail == "it broke" and out.status.phase == FAILED
+
+    async def test_phase_changes_append_phase_events(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await _update(backend, eid, _event("log", "starting"), phase=RUNNING)
+        await _update(backend, eid, _event("log", "still going"), phase=RUNNING)
+        await set_phase(backend, eid, SUCCEEDED)
+        events = await _events(backend, eid)
+        assert [(e.type, e.phase) for e in events] == [
+            ("log", P.PHASE_UNSPECIFIED),
+            ("phase", RUNNING),
+            ("log", P.PHASE_UNSPECIFIED),
+            ("phase", SUCCEEDED),
+        ]
+
+
+@pytest.mark.asyncio
+class TestPhases:
+    @pytest.mark.parametrize(
+        ("start", "to"),
+        [(a, b) for a, b in itertools.product(PATHS, PATHS) if a != b or a == RUNNING],
+        ids=lambda p: P.Name(p).removeprefix("PHASE_"),
+    )
+    async def test_transition(self, backend: Backend, start: int, to: int) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        if PATHS[start]:
+            await set_phase(backend, eid, *PATHS[start])
+        if to in ALLOWED[start]:
+            out = await set_phase(backend, eid, to)
+            assert out.status.phase == to
+        else:
+            await expect_error(FailedPrecondition, set_phase(backend, eid, to))
+            current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+            assert current.status.phase == start
+
+    @pytest.mark.parametrize("end", TERMINAL, ids=lambda p: P.Name(p).removeprefix("PHASE_"))
+    async def test_finished_execution_takes_no_new_events(self, backend: Backend, end: int) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await set_phase(backend, eid, *PATHS[end])
+        await expect_error(FailedPrecondition, _update(backend, eid, _event("log", "late")))
+        current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert current.status.phase == end
+
+
+@pytest.mark.asyncio
+class TestWatch:
+    async def test_streams_live_events_in_order_once_and_ends(self, backend: Backend, backend_peer: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await _update(backend, eid, _event("log", "before"), phase=RUNNING)
+        watcher = asyncio.create_task(_events(backend, eid))
+        texts = []
+        for batch in range(8):
+            await asyncio.sleep(0.03)
+            items = [_event("log", f"live-{batch}-{i}") for i in range(3)]
+            texts += [e.text for e in items]
+            await _update(backend_peer, eid, *items)
+        await set_phase(backend_peer, eid, SUCCEEDED)
+        events = await watcher
+        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+        assert [e.text for e in events if e.text.startswith("live-")] == texts
+        assert events[0].text == "before"
+        assert (events[-1].type, events[-1].phase) == ("phase", SUCCEEDED)
+
+    async def test_resumes_after_a_sequence_number(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await _update(backend, eid, *[_event("log", str(i)) for i in range(5)])
+        await set_phase(backend, eid, CANCELLED)
+        all_events = await _events(backend, eid)
+        tail = await _events(backend, eid, after=3)
+        assert [e.sequence for e in tail] == [e.sequence for e in all_events[3:]]
+        assert tail[-1].phase == CANCELLED
+        assert await _events(backend, eid, after=all_events[-1].sequence) == []
+
+    async def test_unknown_execution(self, backend: Backend) -> None:
+        await expect_error(NotFound, _events(backend, "aex_unknown"))
+
+
+@pytest.mark.asyncio
+class TestCancel:
+    @pytest.mark.parametrize("start", [PENDING, RUNNING, WAITING], ids=["PENDING", "RUNNING", "WAITING_APPROVAL"])
+    async def test_cancel_unfinished(self, backend: Backend, start: int) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        if PATHS[start]:
+            await set_phase(backend, eid, *PATHS[start])
+        out = await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="changed my mind"))
+        assert out.status.phase == CANCELLED and out.status.finished_at.seconds > 0
+        events = await _events(backend, eid)
+        assert (events[-1].type, events[-1].phase) == ("phase", CANCELLED)
+        assert any("changed my mind" in e.text for e in events)
+        await expect_error(FailedPrecondition, backend.cancel_execution(svc.CancelExecutionRequest(id=eid)))
+
+    async def test_cancel_unknown(self, backend: Backend) -> None:
+        await expect_error(NotFound, backend.cancel_execution(svc.CancelExecutionRequest(id="aex_unknown")))
+
+
+@pytest.mark.asyncio
+class TestApprovals:
+    async def _waiting(self, backend: Backend) -> str:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await set_phase(backend, eid, RUNNING)
+        approval = ex.ApprovalRequest(id="call_1", tool="create_issue", server="github")
+        out = await _update(backend, eid, _event("approval.requested"), phase=WAITING, pending_approval=approval)
+        assert out.status.pending_approval.id == "call_1"
+        return eid
+
+    async def test_approve(self, backend: Backend) -> None:
+        eid = await self._waiting(backend)
+        out = await backend.submit_approval(svc.SubmitApprovalRequest(execution_id=eid, approval_id="call_1", approved=True))
+        assert out.status.phase == RUNNING
+        assert not out.status.HasField("pending_approval")
+        await set_phase(backend, eid, SUCCEEDED)
+        resolved = [e for e in await _events(backend, eid) if e.type == "approval.resolved"]
+        assert len(resolved) == 1
+        assert resolved[0].data.struct_value["approved"] is True
+
+    async def test_reject_with_reason(self, backend: Backend) -> None:
+        eid = await self._waiting(backend)
+        out = await backend.submit_approval(
+            svc.SubmitApprovalRequest(execution_id=eid, approved=False, reason="not today")
+        )
+        assert out.status.phase == RUNNING
+        await set_phase(backend, eid, FAILED)
+        resolved = [e for e in await _events(backend, eid) if e.type == "approval.resolved"]
+        assert resolved[0].data.struct_value["approved"] is False
+        assert resolved[0].data.struct_value["reason"] == "not today"
+
+    async def test_only_while_waiting(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        req = svc.SubmitApprovalRequest(execution_id=eid, approved=True)
+        await expect_error(FailedPrecondition, backend.submit_approval(req), "PENDING")
+        await set_phase(backend, eid, RUNNING)
+        await expect_error(FailedPrecondition, backend.submit_approval(req), "RUNNING")
+        await expect_error(NotFound, backend.submit_approval(svc.SubmitApprovalRequest(execution_id="aex_unknown")))
+        waiting = await self._waiting(backend)
+        wrong = svc.SubmitApprovalRequest(execution_id=waiting, approval_id="call_other", approved=True)
+        await expect_error(FailedPrecondition, backend.submit_approval(wrong), "call_1")
+        current = await backend.get_execution(svc.GetExecutionRequest(id=waiting))
+        assert current.status.phase == WAITING
