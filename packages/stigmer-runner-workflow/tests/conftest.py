@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime
 import json
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -172,3 +175,38 @@ def document() -> Callable[..., dict[str, Any]]:
         return {"document": dict(DOC), **top, "do": tasks}
 
     return build
+
+
+class ClockHost(InProcessHost):
+    """InProcessHost on a virtual clock: ``sleep`` records the delay and advances ``now``.
+
+    Real waiting is compressed logarithmically (a day takes ~60 ms) so that racing timers
+    still finish in the order of their virtual durations.
+    """
+
+    def __init__(self, *, jitter: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sleeps: list[float] = []
+        self.moment = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        self._jitter = jitter
+
+    def now(self) -> datetime.datetime:
+        return self.moment
+
+    def random(self) -> float:
+        return self._jitter
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(math.log1p(seconds) * 0.005)
+        self.moment += datetime.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock_host(stub: Stub) -> Callable[..., ClockHost]:
+    """Make a virtual-clock host whose HTTP goes to the local stub."""
+
+    def make(**kwargs: Any) -> ClockHost:
+        return ClockHost(rewrite_url=stub.rewrite, **kwargs)
+
+    return make
