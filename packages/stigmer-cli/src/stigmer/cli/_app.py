@@ -1,0 +1,96 @@
+"""The ``stigmer`` command: a root group whose sub-commands are imported only when used."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+from stigmer.cli._lazy import LazyGroup, lazy
+from stigmer.cli._state import STATE
+
+__all__ = ["app", "main"]
+
+lazy("apply", "stigmer.cli._apply:apply_app", "Create or update resources from manifests.")
+lazy("get", "stigmer.cli._get:get_app", "List resources of a kind, or show one.")
+lazy("describe", "stigmer.cli._get:describe_app", "Show a resource's spec, status and recent executions.")
+lazy("delete", "stigmer.cli._apply:delete_app", "Delete resources by kind and name, or from manifests.")
+lazy("run", "stigmer.cli._run:run_app", "Run a workflow or an agent by name.")
+lazy("agent", "stigmer.cli._run:agent_app", "Execute agents.")
+lazy("workflow", "stigmer.cli._run:workflow_app", "Run workflows.")
+lazy("execution", "stigmer.cli._executions:execution_app", "List, follow, approve and cancel executions.")
+lazy("secret", "stigmer.cli._secrets:secret_app", "Manage encrypted secrets (values are write-only).")
+lazy("context", "stigmer.cli._contexts:context_app", "List, show and select contexts (local or servers).")
+lazy("login", "stigmer.cli._contexts:login_app", "Add a server context with a token and select it.")
+lazy("logout", "stigmer.cli._contexts:logout_app", "Forget a server context and its token.")
+lazy("server", "stigmer.cli._server:server_app", "Serve the local store over gRPC (stigmer server).")
+lazy("token", "stigmer.cli._server:token_app", "Manage API tokens of a stigmer server.")
+lazy("init", "stigmer.cli._init:init_app", "Scaffold a project with an agent, a workflow and an environment.")
+lazy("version", "stigmer.cli._version:version_app", "Show the versions of the installed stigmer packages.")
+
+app = typer.Typer(
+    name="stigmer",
+    cls=LazyGroup,
+    help="Stigmer: declare AI agents and workflows as YAML, apply them, run them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    context: Annotated[
+        str,
+        typer.Option("--context", help="Use this context instead of the current one.", show_default=False),
+    ] = "",
+) -> None:
+    if debug:
+        STATE.debug = True
+    if context:
+        STATE.context = context
+
+
+def _error_message(exc: BaseException) -> str | None:
+    """The one-line message of an expected error, or None for a bug."""
+    from stigmer.cli._errors import CliError
+
+    if isinstance(exc, CliError):
+        return exc.message
+    errors = sys.modules.get("stigmer.core._errors")
+    if errors is not None and isinstance(exc, errors.StigmerError):
+        return str(exc)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args:
+        STATE.debug = True
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="stigmer", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        message = _error_message(exc)
+        if STATE.debug:
+            traceback.print_exc()
+        if message is None:
+            message = f"unexpected {type(exc).__name__}: {exc}"
+            if not STATE.debug:
+                message += " (run with --debug for the traceback)"
+        print(f"error: {_one_line(message)}", file=sys.stderr)
+        sys.stderr.flush()
+        sys.exit(getattr(exc, "exit_code", 1) if message is not None else 1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text

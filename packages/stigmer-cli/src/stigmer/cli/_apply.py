@@ -1,0 +1,254 @@
+"""``stigmer apply`` and ``stigmer delete``."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from stigmer.cli._backend import Session, open_session, run_async
+from stigmer.cli._errors import CliError
+from stigmer.cli._kinds import APPLY_ORDER, cli_name
+from stigmer.cli._output import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from stigmer.core import LoadedResource
+
+__all__ = ["apply_app", "delete_app", "diff_manifests", "order_resources"]
+
+apply_app = typer.Typer()
+delete_app = typer.Typer()
+
+FileOption = Annotated[
+    list[str],
+    typer.Option(
+        "--filename",
+        "-f",
+        help="Manifest file, directory (recursive) or - for stdin; repeatable.",
+        show_default=False,
+    ),
+]
+_VOLATILE = ("id", "slug", "version", "createdAt", "updatedAt")
+_ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
+
+
+def order_resources(loaded: list[LoadedResource]) -> list[LoadedResource]:
+    """Dependency order (skills, MCP servers, environments, agents, workflows); duplicates refused."""
+    seen: dict[tuple[str, str], LoadedResource] = {}
+    for item in loaded:
+        if item.kind not in APPLY_ORDER:
+            raise CliError(
+                f"{item.source}:{item.line}: kind {item.kind} cannot be applied; "
+                "start runs with `stigmer run NAME`"
+            )
+        key = (item.kind, _slug(item.name))
+        if key in seen:
+            first = seen[key]
+            raise CliError(
+                f"{cli_name(item.kind)}/{item.name} is declared twice "
+                f"({first.source}:{first.line} and {item.source}:{item.line}); keep one"
+            )
+        seen[key] = item
+    return sorted(loaded, key=lambda r: APPLY_ORDER[r.kind])
+
+
+def _slug(name: str) -> str:
+    from stigmer.core import slugify
+
+    return slugify(name)
+
+
+def _comparable(resource: Message | None) -> dict[str, Any]:
+    from stigmer.core import message_to_manifest
+
+    if resource is None:
+        return {}
+    data = message_to_manifest(resource, include_status=False)
+    meta = dict(data.get("metadata") or {})
+    for key in _VOLATILE:
+        meta.pop(key, None)
+    data["metadata"] = meta
+    return data
+
+
+def diff_manifests(previous: Message | None, current: Message, label: str) -> str:
+    """Unified diff of two resources' YAML (status and system metadata left out)."""
+    from stigmer.core import dump_yaml
+
+    before = dump_yaml([_comparable(previous)]).splitlines(keepends=True) if previous is not None else []
+    after = dump_yaml([_comparable(current)]).splitlines(keepends=True)
+    lines = difflib.unified_diff(before, after, fromfile=f"{label} (stored)", tofile=f"{label} (applied)")
+    return "".join(lines)
+
+
+def _colour_diff(text: str) -> str:
+    if not color_enabled():
+        return text
+    out = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            out.append(f"\033[1m{line.rstrip(chr(10))}\033[0m\n")
+        elif line.startswith("+"):
+            out.append(f"\033[32m{line.rstrip(chr(10))}\033[0m\n")
+        elif line.startswith("-"):
+            out.append(f"\033[31m{line.rstrip(chr(10))}\033[0m\n")
+        elif line.startswith("@@"):
+            out.append(f"\033[36m{line.rstrip(chr(10))}\033[0m\n")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+def _load(filenames: list[str]) -> list[LoadedResource]:
+    from stigmer.core import load_manifests
+
+    if not filenames:
+        raise CliError("give at least one manifest with -f FILE (a file, a directory, or - for stdin)")
+    if filenames.count("-") > 1:
+        raise CliError("stdin (-f -) can be given only once")
+    stdin_text = sys.stdin.read() if "-" in filenames else None
+    loaded = load_manifests(filenames, stdin_text=stdin_text)
+    if not loaded:
+        raise CliError("the manifests hold no resources")
+    return loaded
+
+
+async def _prepare_skill(session: Session, item: LoadedResource, dry_run: bool) -> None:
+    """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``."""
+    from stigmer.cli._skillpack import TAR_MEDIA_TYPE, pack_skill
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+
+    skill = item.resource.skill  # type: ignore[union-attr]
+    if not skill.spec.path:
+        return
+    directory = (item.base_dir / skill.spec.path).resolve()
+    try:
+        packed = pack_skill(directory)
+    except CliError as exc:
+        raise CliError(f"{item.source}:{item.line}: spec.path: {exc.message}") from None
+    if not dry_run:
+        meta = await session.backend.put_artifact(
+            svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+        )
+        skill.spec.artifact = meta.key or packed.key
+    else:
+        skill.spec.artifact = packed.key
+
+
+@apply_app.command("apply")
+def apply(
+    filename: FileOption = [],  # noqa: B006 - typer needs a literal default
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change (a YAML diff); write nothing.")
+    ] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Create or update every resource in the manifests, in dependency order."""
+    loaded = order_resources(_load(filename))
+
+    async def go() -> list[dict[str, Any]]:
+        from stigmer.core import unwrap
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        results: list[dict[str, Any]] = []
+        async with open_session() as session:
+            for item in loaded:
+                if item.kind == "Skill":
+                    await _prepare_skill(session, item, dry_run)
+                response = await session.backend.apply(
+                    svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
+                )
+                action = _ACTIONS.get(response.action, "unspecified")
+                meta = unwrap(response.resource).metadata  # type: ignore[attr-defined]
+                label = f"{cli_name(item.kind)}/{item.name}"
+                result = {
+                    "kind": item.kind,
+                    "name": item.name,
+                    "id": meta.id,
+                    "version": meta.version,
+                    "action": action,
+                    "dryRun": dry_run,
+                }
+                results.append(result)
+                if output is Output.table:
+                    if dry_run:
+                        echo(f"{label} would be {action} (dry run)")
+                        if action != "unchanged":
+                            previous = response.previous if response.HasField("previous") else None
+                            diff = diff_manifests(previous, response.resource, label)
+                            if diff:
+                                echo(_colour_diff(diff).rstrip("\n"))
+                    else:
+                        echo(f"{label} {action}")
+        return results
+
+    results = run_async(go())
+    if output is Output.json:
+        emit_json(results)
+    elif output is Output.yaml:
+        emit_yaml(results)
+
+
+@delete_app.command("delete")
+def delete(
+    kind: Annotated[
+        str | None, typer.Argument(help="Kind (agent, workflow, skill, mcpserver, environment, session).")
+    ] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Names to delete.", show_default=False)] = None,
+    filename: FileOption = [],  # noqa: B006
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="Missing resources are not an error.")
+    ] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Delete resources: `delete KIND NAME...` or `delete -f PATH` (reverse dependency order)."""
+    from stigmer.cli._kinds import resolve_kind
+
+    targets: list[tuple[str, str]] = []
+    if filename:
+        if kind is not None:
+            raise CliError("give either KIND NAME or -f PATH, not both")
+        targets = [(r.kind, r.name) for r in reversed(order_resources(_load(filename)))]
+    else:
+        if kind is None or not names:
+            raise CliError("say what to delete: `stigmer delete KIND NAME` or `stigmer delete -f PATH`")
+        resolved = resolve_kind(kind)
+        if resolved not in APPLY_ORDER:
+            raise CliError(
+                "executions are kept as history and cannot be deleted; stop one with `stigmer execution cancel ID`"
+            )
+        targets = [(resolved, n) for n in names]
+
+    async def go() -> list[dict[str, Any]]:
+        from stigmer.cli._launch import not_found
+        from stigmer.core import NotFound
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import meta_pb2
+
+        results: list[dict[str, Any]] = []
+        async with open_session() as session:
+            for k, name in targets:
+                label = f"{cli_name(k)}/{name}"
+                try:
+                    await session.backend.delete(
+                        svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind=k, name=name))
+                    )
+                except NotFound:
+                    if ignore_not_found:
+                        results.append({"kind": k, "name": name, "action": "not-found"})
+                        if output is Output.table:
+                            echo(f"{label} not found")
+                        continue
+                    raise await not_found(session.backend, [k], name) from None
+                results.append({"kind": k, "name": name, "action": "deleted"})
+                if output is Output.table:
+                    echo(f"{label} deleted")
+        return results
+
+    results = run_async(go())
+    if output is Output.json:
+        emit_json(results)
+    elif output is Output.yaml:
+        emit_yaml(results)

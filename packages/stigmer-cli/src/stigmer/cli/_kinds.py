@@ -1,0 +1,69 @@
+"""Kind names on the command line: singular, plural and short forms, with suggestions."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from stigmer.cli._errors import CliError
+
+__all__ = [
+    "APPLY_ORDER",
+    "EXECUTION",
+    "cli_name",
+    "resolve_kind",
+    "suggest",
+]
+
+EXECUTION = "Execution"  # pseudo-kind: AgentExecution and WorkflowExecution together
+
+# kind -> accepted spellings (lower case); the first one is the canonical CLI name
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "Agent": ("agent", "agents", "ag"),
+    "Workflow": ("workflow", "workflows", "wf"),
+    "Skill": ("skill", "skills", "sk"),
+    "McpServer": ("mcpserver", "mcpservers", "mcp", "mcp-server", "mcp-servers"),
+    "Environment": ("environment", "environments", "env", "envs"),
+    "Session": ("session", "sessions", "ses"),
+    EXECUTION: ("execution", "executions", "ex", "exec"),
+    "AgentExecution": ("agentexecution", "agentexecutions", "aex"),
+    "WorkflowExecution": ("workflowexecution", "workflowexecutions", "wex"),
+}
+_LOOKUP: dict[str, str] = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
+_LOOKUP.update({kind.lower(): kind for kind in _ALIASES})
+
+# Apply order: what others refer to first.
+APPLY_ORDER: dict[str, int] = {
+    "Skill": 0,
+    "McpServer": 0,
+    "Environment": 0,
+    "Agent": 1,
+    "Workflow": 2,
+    "Session": 3,
+}
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest option, or an empty string."""
+    choices = sorted(set(options))
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    if not match:
+        match = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def resolve_kind(text: str, *, allow_executions: bool = True) -> str:
+    """The kind named by ``text`` (``agents`` -> ``Agent``); unknown kinds suggest the closest one."""
+    kind = _LOOKUP.get(text.strip().lower())
+    if kind is None or (not allow_executions and kind not in APPLY_ORDER):
+        allowed = [k for k in _ALIASES if allow_executions or k in APPLY_ORDER]
+        hint = suggest(text.strip().lower(), [alias for k in allowed for alias in _ALIASES[k]])
+        names = ", ".join(_ALIASES[k][0] for k in allowed)
+        raise CliError(f"unknown kind '{text}'{hint} (kinds: {names})")
+    return kind
+
+
+def cli_name(kind: str) -> str:
+    """The lower-case name a kind has in CLI output (``McpServer`` -> ``mcpserver``)."""
+    aliases = _ALIASES.get(kind)
+    return aliases[0] if aliases else kind.lower()

@@ -1,0 +1,166 @@
+"""``stigmer server`` and ``stigmer token create|list|revoke`` (thin wrappers over stigmer-backend-local)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from stigmer.cli._errors import CliError
+from stigmer.cli._output import Output, OutputOption, echo, echo_err, emit_json, emit_yaml, print_table
+
+__all__ = ["server_app", "token_app"]
+
+server_app = typer.Typer()
+token_app = typer.Typer(help="Manage API tokens of a stigmer server.", no_args_is_help=True)
+
+DEFAULT_LISTEN = "127.0.0.1:7234"
+DatabaseOption = Annotated[
+    str,
+    typer.Option(
+        "--database",
+        help="Database URL (default: $STIGMER_DATABASE_URL, else the store in $STIGMER_HOME).",
+        show_default=False,
+    ),
+]
+
+
+class Role(enum.StrEnum):
+    user = "user"
+    runner = "runner"
+    admin = "admin"
+
+
+def _local(attr: str) -> Any:
+    """``stigmer.backend.local.<attr>``, or a clear error when that package lacks it."""
+    import importlib
+
+    try:
+        module = importlib.import_module("stigmer.backend.local")
+    except ImportError:
+        raise CliError("the server needs stigmer-backend-local: pip install stigmer-backend-local") from None
+    value = getattr(module, attr, None)
+    if value is None:
+        raise CliError(
+            f"the installed stigmer-backend-local has no {attr}; upgrade it: pip install -U stigmer-backend-local"
+        )
+    return value
+
+
+def _database(database: str) -> tuple[str | None, Path]:
+    from stigmer.cli._config import load_settings
+
+    settings = load_settings()
+    return (database or settings.database_url or None), settings.home
+
+
+@server_app.command("server")
+def server(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on.")] = DEFAULT_LISTEN,
+    database: DatabaseOption = "",
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate for TLS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key for TLS.")] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback address without TLS (not recommended).")
+    ] = False,
+) -> None:
+    """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("give both --tls-cert and --tls-key, or neither")
+    run_server = _local("run_server")
+    database_url, home = _database(database)
+    echo_err(f"stigmer server listening on {listen} (Ctrl-C stops it)")
+    try:
+        run_server(
+            listen=listen,
+            database_url=database_url,
+            home=home,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            insecure=insecure,
+        )
+    except KeyboardInterrupt:
+        echo_err("stopped")
+
+
+def _store(database: str) -> Any:
+    token_store = _local("TokenStore")
+    database_url, home = _database(database)
+    return token_store(database_url=database_url, home=home)
+
+
+def _close(store: Any) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+def _info(token: Any) -> dict[str, Any]:
+    created: Any = getattr(token, "created_at", None)
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "createdAt": created.isoformat() if hasattr(created, "isoformat") else created,
+        "revoked": bool(getattr(token, "revoked", False)),
+    }
+
+
+@token_app.command("create")
+def create(
+    role: Annotated[Role, typer.Option("--role", help="user, runner or admin.", case_sensitive=False)],
+    name: Annotated[str | None, typer.Option("--name", help="A name to recognise the token by.")] = None,
+    database: DatabaseOption = "",
+    output: OutputOption = Output.table,
+) -> None:
+    """Create an API token; the token itself is printed this once only."""
+    store = _store(database)
+    try:
+        issued = store.create(role=role.value, name=name)
+    finally:
+        _close(store)
+    data = {**_info(issued), "token": issued.token}
+    if output is Output.json:
+        emit_json(data)
+    elif output is Output.yaml:
+        emit_yaml([data])
+    else:
+        echo_err(
+            f"created {role.value} token '{issued.name}' ({issued.id}); store it now, it is not shown again:"
+        )
+        echo(issued.token)
+
+
+@token_app.command("list")
+def list_(database: DatabaseOption = "", output: OutputOption = Output.table) -> None:
+    """List tokens (never the secrets)."""
+    store = _store(database)
+    try:
+        tokens = [_info(t) for t in store.list()]
+    finally:
+        _close(store)
+    if output is Output.json:
+        emit_json(tokens)
+    elif output is Output.yaml:
+        emit_yaml(tokens)
+    else:
+        rows = [
+            [t["id"], t["name"], t["role"], str(t["createdAt"]), "yes" if t["revoked"] else ""]
+            for t in tokens
+        ]
+        print_table(["ID", "NAME", "ROLE", "CREATED", "REVOKED"], rows, empty="no tokens")
+
+
+@token_app.command("revoke")
+def revoke(
+    id_or_name: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="Token id or name.")],
+    database: DatabaseOption = "",
+) -> None:
+    """Revoke a token; requests using it are refused from now on."""
+    store = _store(database)
+    try:
+        info = store.revoke(id_or_name)
+    finally:
+        _close(store)
+    echo(f"token {getattr(info, 'name', '') or id_or_name} ({getattr(info, 'id', id_or_name)}) revoked")
