@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
 from stigmer.core import AlreadyExists, InvalidArgument, NotFound
 
