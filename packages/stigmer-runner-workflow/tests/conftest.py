@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from stigmer.runner.workflow import InProcessHost
 
 PETS = {
@@ -35,7 +34,13 @@ SWAGGER = {
             "get": {
                 "operationId": "findPetsByStatus",
                 "parameters": [
-                    {"name": "status", "in": "query", "required": True, "type": "array", "items": {"type": "string"}}
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": True,
+                        "type": "array",
+                        "items": {"type": "string"},
+                    }
                 ],
             }
         },
@@ -45,7 +50,12 @@ SWAGGER = {
                 "parameters": [{"name": "petId", "in": "path", "required": True, "type": "integer"}],
             },
         },
-        "/pet": {"post": {"operationId": "addPet", "parameters": [{"name": "body", "in": "body", "required": True}]}},
+        "/pet": {
+            "post": {
+                "operationId": "addPet",
+                "parameters": [{"name": "body", "in": "body", "required": True}],
+            }
+        },
     },
 }
 
@@ -95,7 +105,7 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             )
             segments = [s for s in parts.path.split("/") if s]
             query = parse_qs(parts.query)
-            if parts.path in stub.flaky and stub.flaky[parts.path]:
+            if stub.flaky.get(parts.path):
                 self._reply(stub.flaky[parts.path].pop(0), {"message": "try again"})
                 return
             if parts.path == "/v2/swagger.json":
@@ -105,7 +115,9 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, [p for p in PETS.values() if p["status"] in wanted])
             elif segments[:2] == ["v2", "pet"] and len(segments) == 3 and segments[2].isdigit():
                 pet = PETS.get(int(segments[2]))
-                self._reply(200 if pet else 404, pet or {"code": 1, "type": "error", "message": "Pet not found"})
+                self._reply(
+                    200 if pet else 404, pet or {"code": 1, "type": "error", "message": "Pet not found"}
+                )
             elif segments[:2] == ["v2", "pet"] and self.command in ("POST", "PUT"):
                 self._reply(200, json.loads(body or b"{}"))
             elif segments[:1] == ["basic-auth"] and len(segments) == 3:

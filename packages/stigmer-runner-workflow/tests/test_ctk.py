@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-
 from stigmer.runner.workflow import InProcessHost, WorkflowError, run_workflow
 from stigmer.runner.workflow._errors import normalize_error_type
 

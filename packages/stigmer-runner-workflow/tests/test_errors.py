@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from stigmer.runner.workflow import InProcessHost, WorkflowError, error_type, run_workflow
 
 Doc = Callable[..., dict[str, Any]]
@@ -16,7 +15,14 @@ COMM = "https://serverlessworkflow.io/spec/1.0.0/errors/communication"
 def flaky_call(**retry: Any) -> dict[str, Any]:
     return {
         "guarded": {
-            "try": [{"get": {"call": "http", "with": {"method": "get", "endpoint": "https://api.example.com/echo"}}}],
+            "try": [
+                {
+                    "get": {
+                        "call": "http",
+                        "with": {"method": "get", "endpoint": "https://api.example.com/echo"},
+                    }
+                }
+            ],
             "catch": {"errors": {"with": {"type": COMM, "status": 503}}, "retry": retry},
         }
     }
@@ -47,7 +53,9 @@ async def test_retry_backoff(
 async def test_retry_jitter_comes_from_the_host(document: Doc, stub: Any, clock_host: Any) -> None:
     stub.flaky["/echo"] = [503]
     host = clock_host(jitter=0.5)
-    wf = document([flaky_call(delay="PT1S", jitter={"from": {"milliseconds": 100}, "to": {"milliseconds": 300}})])
+    wf = document(
+        [flaky_call(delay="PT1S", jitter={"from": {"milliseconds": 100}, "to": {"milliseconds": 300}})]
+    )
     await run_workflow(wf, host)
     assert host.sleeps == [pytest.approx(1.2)]
 
@@ -91,7 +99,14 @@ async def test_catch_filter_mismatch_propagates(document: Doc, stub: Any) -> Non
         [
             {
                 "t": {
-                    "try": [{"get": {"call": "http", "with": {"method": "get", "endpoint": "https://x.test/status/404"}}}],
+                    "try": [
+                        {
+                            "get": {
+                                "call": "http",
+                                "with": {"method": "get", "endpoint": "https://x.test/status/404"},
+                            }
+                        }
+                    ],
                     "catch": {"errors": {"with": {"status": 500}}},
                 }
             }
@@ -108,7 +123,13 @@ async def test_catch_as_when_do_and_then(document: Doc) -> None:
         [
             {
                 "t": {
-                    "try": [{"boom": {"raise": {"error": {"type": "urn:app:oops", "status": 409, "title": "Oops"}}}}],
+                    "try": [
+                        {
+                            "boom": {
+                                "raise": {"error": {"type": "urn:app:oops", "status": 409, "title": "Oops"}}
+                            }
+                        }
+                    ],
                     "catch": {
                         "as": "problem",
                         "when": "${ $problem.status == 409 }",
@@ -217,8 +238,19 @@ async def test_old_error_type_hosts_match_the_spec_types(document: Doc, stub: An
         [
             {
                 "t": {
-                    "try": [{"get": {"call": "http", "with": {"method": "get", "endpoint": "https://x.test/status/502"}}}],
-                    "catch": {"errors": {"with": {"type": old, "status": 502}}, "as": "e", "do": [{"s": {"set": {"t": "${ $e.type }"}}}]},
+                    "try": [
+                        {
+                            "get": {
+                                "call": "http",
+                                "with": {"method": "get", "endpoint": "https://x.test/status/502"},
+                            }
+                        }
+                    ],
+                    "catch": {
+                        "errors": {"with": {"type": old, "status": 502}},
+                        "as": "e",
+                        "do": [{"s": {"set": {"t": "${ $e.type }"}}}],
+                    },
                 }
             }
         ]

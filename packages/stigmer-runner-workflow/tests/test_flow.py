@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from stigmer.runner.workflow import ErrorKind, InProcessHost, WorkflowError, error_type, run_workflow
 
 Doc = Callable[..., dict[str, Any]]
@@ -17,7 +16,11 @@ async def test_then_jumps_backward_to_loop(document: Doc) -> None:
         [
             {"init": {"set": {"n": 0, "seen": []}}},
             {"inc": {"set": {"n": "${ .n + 1 }", "seen": "${ .seen + [.n] }"}}},
-            {"again": {"switch": [{"more": {"when": ".n < 3", "then": "inc"}}, {"done": {"then": "continue"}}]}},
+            {
+                "again": {
+                    "switch": [{"more": {"when": ".n < 3", "then": "inc"}}, {"done": {"then": "continue"}}]
+                }
+            },
             {"finish": {"set": {"total": "${ .n }", "seen": "${ .seen }"}}},
         ]
     )
@@ -84,7 +87,12 @@ async def test_fork_without_compete_returns_every_branch_output(document: Doc) -
                     "fork": {
                         "branches": [
                             {"left": {"set": {"side": "left", "x": "${ .x }"}}},
-                            {"right": {"wait": {"milliseconds": 5}, "output": {"as": '${ {side: "right"} }'}}},
+                            {
+                                "right": {
+                                    "wait": {"milliseconds": 5},
+                                    "output": {"as": '${ {side: "right"} }'},
+                                }
+                            },
                         ]
                     }
                 }
@@ -138,7 +146,15 @@ async def test_input_from_output_as_export_and_context(document: Doc) -> None:
                     "export": {"as": "${ $context + {who: .} }"},
                 }
             },
-            {"second": {"set": {"who": "${ $context.who }", "prev": "${ . }", "wf": "${ $workflow.input.user.id }"}}},
+            {
+                "second": {
+                    "set": {
+                        "who": "${ $context.who }",
+                        "prev": "${ . }",
+                        "wf": "${ $workflow.input.user.id }",
+                    }
+                }
+            },
         ],
         input={"from": "${ {user: .user} }"},
     )
@@ -147,7 +163,19 @@ async def test_input_from_output_as_export_and_context(document: Doc) -> None:
 
 
 async def test_task_and_runtime_descriptors_are_available(document: Doc) -> None:
-    wf = document([{"me": {"set": {"name": "${ $task.name }", "ref": "${ $task.reference }", "rt": "${ $runtime.name }"}}}])
+    wf = document(
+        [
+            {
+                "me": {
+                    "set": {
+                        "name": "${ $task.name }",
+                        "ref": "${ $task.reference }",
+                        "rt": "${ $runtime.name }",
+                    }
+                }
+            }
+        ]
+    )
     assert await run_workflow(wf, InProcessHost()) == {"name": "me", "ref": "/do/0/me", "rt": "stigmer"}
 
 
@@ -165,7 +193,14 @@ async def test_input_schema_violation_is_a_validation_fault(document: Doc) -> No
 
 async def test_task_output_schema_violation_names_the_task(document: Doc) -> None:
     wf = document(
-        [{"a": {"set": {"n": "x"}, "output": {"schema": {"document": {"properties": {"n": {"type": "integer"}}}}}}}]
+        [
+            {
+                "a": {
+                    "set": {"n": "x"},
+                    "output": {"schema": {"document": {"properties": {"n": {"type": "integer"}}}}},
+                }
+            }
+        ]
     )
     with pytest.raises(WorkflowError) as caught:
         await run_workflow(wf, InProcessHost())

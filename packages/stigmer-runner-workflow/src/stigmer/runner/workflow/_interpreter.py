@@ -8,7 +8,7 @@ import contextlib
 import copy
 import datetime
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -224,14 +224,16 @@ class Interpreter:
         if not isinstance(text, str):
             return text
         variables = await self.variables(scope, secrets=uses_secrets(text))
-        return evaluate_field(text, data, variables)
+        with _scrubbed(variables):
+            return evaluate_field(text, data, variables)
 
     async def template(self, value: Any, data: Any, scope: Scope) -> Any:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
         if isinstance(value, str) and not is_expression(value):
             return value
         variables = await self.variables(scope, secrets=template_uses_secrets(value))
-        return evaluate_template(value, data, variables)
+        with _scrubbed(variables):
+            return evaluate_template(value, data, variables)
 
     async def transform(self, spec: Any, data: Any, scope: Scope) -> Any:
         """``input.from`` / ``output.as`` / ``export.as``: a string is an expression, an object a template."""
@@ -350,6 +352,23 @@ def _timestamp(moment: datetime.datetime) -> dict[str, Any]:
         "iso8601": moment.isoformat(),
         "epoch": {"seconds": int(seconds), "milliseconds": int(seconds * 1000)},
     }
+
+
+@contextlib.contextmanager
+def _scrubbed(variables: Mapping[str, Any]) -> Iterator[None]:
+    """Keep secret values out of expression error messages (jq quotes the values it chokes on)."""
+    try:
+        yield
+    except WorkflowError as error:
+        secrets = variables.get("secrets")
+        if isinstance(secrets, Mapping):
+            detail = str(error.problem.get("detail", ""))
+            for value in secrets.values():
+                if isinstance(value, str) and value:
+                    detail = detail.replace(value, "***")
+            error.problem["detail"] = detail
+            error.args = (detail,)
+        raise
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from .._errors import ErrorKind, WorkflowError
-from .._expr import is_expression
+from .._expr import is_expression, template_uses_secrets
 from .._host import HttpRequest, HttpResponse
 from .openapi import openapi_request
 
@@ -53,7 +53,9 @@ async def _call_http(rt: Interpreter, args: Mapping[str, Any], data: Any, scope:
     url, auth = await resolve_endpoint(rt, args["endpoint"], data, scope)
     headers = await _string_map(rt, args.get("headers"), data, scope, "headers")
     query = await _string_map(rt, args.get("query"), data, scope, "query")
-    headers.update(await authorization_headers(rt, auth, data, scope))
+    auth_headers = await authorization_headers(rt, auth, data, scope)
+    headers.update(auth_headers)
+    hidden = set(auth_headers) | _secret_headers(args.get("headers"))
     body = await rt.template(args["body"], data, scope) if "body" in args else None
     request = HttpRequest(
         method=str(args["method"]).upper(),
@@ -63,7 +65,16 @@ async def _call_http(rt: Interpreter, args: Mapping[str, Any], data: Any, scope:
         body=body,
         follow_redirects=bool(args.get("redirect", False)),
     )
-    return await send_http(rt, request, str(args.get("output", "content")))
+    return await send_http(rt, request, str(args.get("output", "content")), hidden=hidden)
+
+
+def _secret_headers(spec: Any) -> set[str]:
+    """Header names whose values are computed from ``$secrets`` (never echoed into outputs)."""
+    if isinstance(spec, str):
+        return {"*"} if template_uses_secrets(spec) else set()
+    if isinstance(spec, Mapping):
+        return {str(k) for k, v in spec.items() if template_uses_secrets(v)}
+    return set()
 
 
 async def _call_openapi(rt: Interpreter, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
@@ -77,6 +88,7 @@ async def _call_openapi(rt: Interpreter, args: Mapping[str, Any], data: Any, sco
     parameters = await rt.template(dict(args.get("parameters") or {}), data, scope)
     request = openapi_request(doc_url, response.content, str(args["operationId"]), parameters)
     auth_headers = await authorization_headers(rt, args.get("authentication"), data, scope)
+    hidden = set(auth_headers)
     if auth_headers:
         request = HttpRequest(
             request.method, request.url, {**request.headers, **auth_headers}, request.query, request.body
@@ -89,10 +101,12 @@ async def _call_openapi(rt: Interpreter, args: Mapping[str, Any], data: Any, sco
         request.body,
         follow_redirects=bool(args.get("redirect", False)),
     )
-    return await send_http(rt, request, str(args.get("output", "content")))
+    return await send_http(rt, request, str(args.get("output", "content")), hidden=hidden)
 
 
-async def send_http(rt: Interpreter, request: HttpRequest, output: str) -> Any:
+async def send_http(
+    rt: Interpreter, request: HttpRequest, output: str, *, hidden: set[str] | None = None
+) -> Any:
     """Send through the host; non-2xx (non-2xx/3xx with redirect) raises a communication error."""
     response = await rt.host.http_request(request)
     ceiling = 400 if request.follow_redirects else 300
@@ -105,12 +119,21 @@ async def send_http(rt: Interpreter, request: HttpRequest, output: str) -> Any:
     content = decode_content(response)
     if output == "response":
         return {
-            "request": {"method": request.method, "uri": request.url, "headers": dict(request.headers)},
+            "request": {
+                "method": request.method,
+                "uri": request.url,
+                "headers": _masked(request.headers, hidden),
+            },
             "statusCode": response.status,
             "headers": dict(response.headers),
             "content": content,
         }
     return content
+
+
+def _masked(headers: Mapping[str, str], hidden: set[str] | None) -> dict[str, str]:
+    lowered = {h.lower() for h in hidden or ()}
+    return {k: "***" if "*" in lowered or k.lower() in lowered else v for k, v in headers.items()}
 
 
 def decode_content(response: HttpResponse) -> Any:
