@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from stigmer.core import Backend, PluginNotFound, StigmerError, load_runner
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -54,10 +55,15 @@ class NoDispatcher:
 
 
 class InlineDispatcher:
-    """Runs each execution in a background asyncio task with ``load_runner(...).execute``."""
+    """Runs each execution in a background asyncio task with ``load_runner(...).execute``.
 
-    def __init__(self, backend: Backend) -> None:
+    ``load`` maps a runner name (``agent`` or ``workflow``) to a runner; it defaults to the
+    ``stigmer.runners`` entry points.
+    """
+
+    def __init__(self, backend: Backend, load: Callable[[str], Any] = load_runner) -> None:
         self._backend = backend
+        self._load = load
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -86,7 +92,7 @@ class InlineDispatcher:
                 await asyncio.shield(previous)
         name = runner_name(kind)
         try:
-            runner = load_runner(name)
+            runner = self._load(name)
         except PluginNotFound as err:
             logger.warning("cannot run %s: %s", execution_id, err)
             await self._fail(
