@@ -1,0 +1,229 @@
+"""Assembling a pydantic-ai ``Agent`` from an Agent spec: model, instructions, skills, MCP
+toolsets and sub-agents (each exposed to its parent as a tool)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stigmer.core import Backend, InvalidArgument, Redactor
+from stigmer.proto.v1 import agent_pb2, meta_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.runner.agent._events import EventSink
+from stigmer.runner.agent._mcp import build_mcp_toolsets
+from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
+from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
+
+if TYPE_CHECKING:
+    from pydantic_ai import Agent, RunContext
+    from pydantic_ai.messages import AgentStreamEvent
+    from pydantic_ai.toolsets import AbstractToolset
+
+__all__ = ["AgentBuild", "Builder"]
+
+
+@dataclass
+class AgentBuild:
+    """A built agent and what the runner needs to know about it."""
+
+    agent: Agent[None, Any]
+    model: BuiltModel
+    approval: dict[str, str] = field(default_factory=dict)
+    toolsets: list[tuple[str, AbstractToolset[Any]]] = field(default_factory=list)
+
+
+def _tool_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", name).strip("_") or "sub_agent"
+    return cleaned[:64]
+
+
+class Builder:
+    """Builds agents for one execution, with its context (secrets, variables) in memory."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        sink: EventSink,
+        redactor: Redactor,
+        secrets: Mapping[str, str],
+        variables: Mapping[str, str],
+        environ: Mapping[str, str],
+        run_model: agent_pb2.ModelConfig | None,
+        stack: AsyncExitStack,
+    ) -> None:
+        self.backend = backend
+        self.sink = sink
+        self.redactor = redactor
+        self.secrets = secrets
+        self.variables = variables
+        self.environ = environ
+        self.run_model = run_model
+        self.stack = stack
+
+    def lookup(self, name: str) -> str | None:
+        """A setting or key: the execution's secrets, then its variables, then the process environment."""
+        return self.secrets.get(name) or self.variables.get(name) or self.environ.get(name) or None
+
+    def _model_environ(self) -> dict[str, str]:
+        keys = ("STIGMER_LLM_PROVIDER", "STIGMER_LLM_MODEL", "STIGMER_LLM_BASE_URL", "OLLAMA_BASE_URL")
+        return {k: v for k in keys if (v := self.variables.get(k) or self.environ.get(k))}
+
+    def choose(
+        self, agent_model: agent_pb2.ModelConfig | None, *, parent: ModelChoice | None = None
+    ) -> ModelChoice:
+        if parent is not None and (agent_model is None or not (agent_model.name or agent_model.provider)):
+            return parent
+        run_model = self.run_model if parent is None else None
+        return choose_model(agent_model, run_model, self._model_environ())
+
+    async def build(
+        self,
+        spec: agent_pb2.AgentSpec | agent_pb2.SubAgent,
+        *,
+        name: str,
+        parent_model: ModelChoice | None = None,
+        approvals: bool = True,
+        depth: int = 0,
+    ) -> AgentBuild:
+        """Build the agent for ``spec`` (an Agent spec or an inline sub-agent)."""
+        from pydantic_ai import Agent, DeferredToolRequests
+
+        agent_model = spec.model if spec.HasField("model") else None
+        choice = self.choose(agent_model, parent=parent_model)
+        built = build_model(choice, self.lookup)
+        self.redactor.register(built.api_key)
+
+        skills = await load_skills(self.backend, list(spec.skills))
+        instructions = "\n\n".join(p for p in (spec.instructions.strip(), skills_prompt(skills)) if p)
+        mcp = await build_mcp_toolsets(
+            self.backend,
+            list(spec.mcp_servers),
+            secrets=self.secrets,
+            variables=self.variables,
+            redactor=self.redactor,
+            approvals=approvals,
+        )
+        toolsets: list[AbstractToolset[Any]] = [t for _, t in mcp.toolsets]
+        files = skill_toolset(skills)
+        if files is not None:
+            toolsets.append(files)
+        if isinstance(spec, agent_pb2.AgentSpec) and spec.sub_agents:
+            if depth >= 3:
+                raise InvalidArgument(
+                    f"agent {name}: sub-agents nest deeper than 3 levels", ["spec.subAgents"]
+                )
+            toolsets.append(await self._sub_agent_tools(spec.sub_agents, choice, depth))
+        output_type: Any = [str, DeferredToolRequests] if approvals else str
+        agent: Agent[None, Any] = Agent(
+            built.model,
+            name=_tool_name(name),
+            instructions=instructions or None,
+            toolsets=toolsets,
+            output_type=output_type,
+            model_settings=built.settings or None,
+        )
+        return AgentBuild(agent=agent, model=built, approval=mcp.approval, toolsets=mcp.toolsets)
+
+    async def _sub_agent_tools(
+        self, subs: Sequence[agent_pb2.SubAgent], parent: ModelChoice, depth: int
+    ) -> AbstractToolset[Any]:
+        from pydantic_ai.toolsets import FunctionToolset
+
+        toolset: FunctionToolset[Any] = FunctionToolset()
+        seen: set[str] = set()
+        for index, sub in enumerate(subs):
+            spec: agent_pb2.AgentSpec | agent_pb2.SubAgent = sub
+            name = sub.name or sub.agent
+            if not name:
+                raise InvalidArgument(
+                    f"spec.subAgents[{index}]: a sub-agent needs a name", ["spec.subAgents"]
+                )
+            description = sub.description
+            if sub.agent:
+                ref = meta_pb2.ResourceRef(kind="Agent", name=sub.agent)
+                resource = (await self.backend.get(svc.GetRequest(ref=ref))).agent
+                spec = resource.spec
+                description = description or resource.spec.description
+            tool = _tool_name(name)
+            if tool in seen:
+                raise InvalidArgument(
+                    f"spec.subAgents[{index}]: duplicate sub-agent name {name}", ["spec.subAgents"]
+                )
+            seen.add(tool)
+            toolset.add_function(
+                self._sub_agent_function(name, spec, parent, depth),
+                name=tool,
+                description=(description or f"Delegate a task to the sub-agent {name}.")
+                + " Pass the complete task; the sub-agent answers with its result.",
+                takes_ctx=True,
+            )
+        return toolset
+
+    def _sub_agent_function(
+        self,
+        name: str,
+        spec: agent_pb2.AgentSpec | agent_pb2.SubAgent,
+        parent: ModelChoice,
+        depth: int,
+    ) -> Callable[..., Any]:
+        builder = self
+        sink = self.sink
+
+        async def run_sub_agent(ctx: RunContext[Any], task: str) -> str:
+            """Run the sub-agent on a task.
+
+            Args:
+                task: What the sub-agent should do, with everything it needs to know.
+            """
+            call_id = ctx.tool_call_id or ""
+            await sink.emit("agent.started", subject=call_id, data={"agent": name, "task": task})
+            child = await builder.build(
+                spec, name=name, parent_model=parent, approvals=False, depth=depth + 1
+            )
+            async with AsyncExitStack() as stack:
+                for _server, toolset in child.toolsets:
+                    await stack.enter_async_context(toolset)
+                result = await child.agent.run(
+                    task, usage=ctx.usage, event_stream_handler=builder.child_handler(name)
+                )
+            output = str(result.output)
+            await sink.emit("agent.completed", subject=call_id, data={"agent": name, "output": output})
+            return output
+
+        return run_sub_agent
+
+    def child_handler(self, agent_name: str) -> Callable[[RunContext[Any], Any], Any]:
+        """Report a sub-agent's tool calls and results (its text goes to ``agent.completed``)."""
+        from pydantic_ai.messages import FunctionToolCallEvent, FunctionToolResultEvent
+
+        sink = self.sink
+
+        async def handler(ctx: RunContext[Any], events: Any) -> None:
+            event: AgentStreamEvent
+            async for event in events:
+                if isinstance(event, FunctionToolCallEvent):
+                    await sink.emit(
+                        "tool.call",
+                        subject=event.part.tool_call_id,
+                        data={
+                            "tool": event.part.tool_name,
+                            "args": event.part.args_as_dict(),
+                            "agent": agent_name,
+                        },
+                    )
+                elif isinstance(event, FunctionToolResultEvent):
+                    await sink.emit(
+                        "tool.result",
+                        subject=event.part.tool_call_id,
+                        data={
+                            "tool": event.part.tool_name,
+                            "result": event.part.content,
+                            "agent": agent_name,
+                        },
+                    )
+
+        return handler

@@ -1,0 +1,104 @@
+"""MCP servers as pydantic-ai toolsets: stdio and streamable HTTP, secrets resolved at launch.
+
+``env`` (stdio) and ``headers`` (HTTP) values may be ``${ $secrets.X }`` expressions; they are
+resolved from the execution context right before the server is launched or connected, kept in
+memory only, and registered with the run's redactor. Per-agent allow-lists filter the tools;
+tools listed in ``requireApproval`` pause the run until a human decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stigmer.core import Backend, InvalidArgument, Redactor
+from stigmer.proto.v1 import agent_pb2, meta_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.runner.agent._expr import resolve_value
+
+if TYPE_CHECKING:
+    from pydantic_ai.toolsets import AbstractToolset
+
+__all__ = ["McpTools", "build_mcp_toolsets"]
+
+
+@dataclass
+class McpTools:
+    """Toolsets for an agent's MCP servers, and which tools need approval (tool -> server)."""
+
+    toolsets: list[tuple[str, AbstractToolset[Any]]] = field(default_factory=list)
+    approval: dict[str, str] = field(default_factory=dict)
+    servers: list[str] = field(default_factory=list)
+
+
+async def build_mcp_toolsets(
+    backend: Backend,
+    usages: Sequence[agent_pb2.McpServerUsage],
+    *,
+    secrets: Mapping[str, str],
+    variables: Mapping[str, str],
+    redactor: Redactor,
+    approvals: bool = True,
+) -> McpTools:
+    """Build one filtered toolset per MCP server usage (nothing is started yet).
+
+    With ``approvals=False`` (sub-agents, which cannot pause) tools that need approval are withheld.
+    """
+    from pydantic_ai.mcp import MCPToolset
+
+    result = McpTools()
+    for index, usage in enumerate(usages):
+        where = f"spec.mcpServers[{index}]"
+        if not usage.name:
+            raise InvalidArgument(f"{where}.name: an MCP server usage needs the McpServer's name", [where])
+        ref = meta_pb2.ResourceRef(kind="McpServer", name=usage.name)
+        server = (await backend.get(svc.GetRequest(ref=ref))).mcp_server
+        name = server.metadata.name or usage.name
+        transport = server.spec.WhichOneof("transport")
+        toolset: AbstractToolset[Any]
+        if transport == "stdio":
+            from fastmcp.client.transports import StdioTransport
+
+            stdio = server.spec.stdio
+            env: dict[str, str] = {}
+            for key, raw in sorted(stdio.env.items()):
+                resolved = resolve_value(raw, secrets, variables, f"McpServer {name}: stdio.env.{key}")
+                redactor.register(*(secrets[s] for s in resolved.secrets))
+                env[key] = resolved.value
+            if not stdio.command:
+                raise InvalidArgument(f"McpServer {name}: stdio.command is empty", ["spec.stdio.command"])
+            toolset = MCPToolset(
+                StdioTransport(stdio.command, list(stdio.args), env=env or None, cwd=stdio.cwd or None),
+                id=f"mcp-{name}",
+            )
+        elif transport == "http":
+            http = server.spec.http
+            headers: dict[str, str] = {}
+            for key, raw in sorted(http.headers.items()):
+                resolved = resolve_value(raw, secrets, variables, f"McpServer {name}: http.headers.{key}")
+                redactor.register(*(secrets[s] for s in resolved.secrets))
+                headers[key] = resolved.value
+            if not http.url:
+                raise InvalidArgument(f"McpServer {name}: http.url is empty", ["spec.http.url"])
+            toolset = MCPToolset(
+                http.url,
+                headers=headers,
+                id=f"mcp-{name}",
+                read_timeout=http.timeout_seconds or None,
+            )
+        else:
+            raise InvalidArgument(f"McpServer {name}: set `stdio:` or `http:`", ["spec"])
+        allowed = set(usage.tools)
+        if allowed:
+            toolset = toolset.filtered(lambda ctx, tool, allowed=allowed: tool.name in allowed)  # type: ignore[misc]
+        needs = set(usage.require_approval)
+        if needs and approvals:
+            toolset = toolset.approval_required(lambda ctx, tool, args, needs=needs: tool.name in needs)  # type: ignore[misc]
+            result.approval.update({tool: name for tool in needs})
+        elif needs:
+            # Sub-agents cannot pause for a human: tools that need approval are withheld from them.
+            toolset = toolset.filtered(lambda ctx, tool, needs=needs: tool.name not in needs)  # type: ignore[misc]
+        result.toolsets.append((name, toolset))
+        result.servers.append(name)
+    return result

@@ -1,0 +1,64 @@
+"""``AgentRunner``: the ``agent`` plugin of the ``stigmer.runners`` group."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from stigmer.core import Backend, InvalidArgument
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2
+
+__all__ = ["AgentRunner"]
+
+_DONE = {
+    execution_pb2.PHASE_SUCCEEDED,
+    execution_pb2.PHASE_FAILED,
+    execution_pb2.PHASE_CANCELLED,
+    execution_pb2.PHASE_WAITING_APPROVAL,
+}
+
+
+class AgentRunner:
+    """Runs agent executions through any ``Backend``.
+
+    ``execute`` drives an ``AgentExecution`` to SUCCEEDED, FAILED or CANCELLED, or to
+    WAITING_APPROVAL and returns; after ``SubmitApproval`` (the execution is RUNNING again),
+    calling ``execute`` once more resumes it from its checkpoint. Everything the runner keeps
+    between calls lives in the Backend, so any runner instance or process can continue.
+
+    ``flush_interval`` / ``flush_chars`` control how streamed text is coalesced into
+    ``text.delta`` events; ``environ`` replaces the process environment (for tests and embedding).
+    """
+
+    def __init__(
+        self,
+        *,
+        flush_interval: float = 0.1,
+        flush_chars: int = 200,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.flush_interval = flush_interval
+        self.flush_chars = flush_chars
+        self.environ = environ
+
+    async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
+        """Run (or resume) the agent execution with this id; returns it as it stands at the end."""
+        execution = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.kind and execution.kind != "AgentExecution":
+            raise InvalidArgument(
+                f"execution {execution_id} is a {execution.kind}; the agent runner runs AgentExecutions"
+            )
+        if execution.status.phase in _DONE:
+            return execution
+
+        from stigmer.runner.agent._run import AgentRun
+
+        run = AgentRun(
+            backend,
+            execution,
+            environ=os.environ if self.environ is None else self.environ,
+            flush_interval=self.flush_interval,
+            flush_chars=self.flush_chars,
+        )
+        return await run.execute()

@@ -1,0 +1,47 @@
+"""A small MCP server used by the tests, over stdio (default) or streamable HTTP.
+
+python mcp_test_server.py                 # stdio
+python mcp_test_server.py http PORT       # streamable HTTP on 127.0.0.1:PORT/mcp
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer("stigmer-test")
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool()
+def echo_env(name: str) -> str:
+    """Return the value of an environment variable of the server process."""
+    return f"{name}={os.environ.get(name, '')}"
+
+
+@server.tool()
+def delete_item(item: str) -> str:
+    """Delete an item (a tool that needs approval)."""
+    return f"deleted {item}"
+
+
+@server.tool()
+def whoami(ctx: Context) -> str:
+    """Return the Authorization header of the HTTP request that carried this call."""
+    request = ctx.request_context.request
+    headers = getattr(request, "headers", None)
+    return f"auth={headers.get('authorization', '') if headers is not None else ''}"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "http":
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()
