@@ -163,16 +163,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if method.startswith(PUBLIC_METHOD_PREFIXES):
             return handler
+        deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler  # client- and bidi-streaming methods are not part of the contract
@@ -185,6 +186,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             principal: Principal | None = None
             try:
                 principal = await self._admit(method, context)
+                if isinstance(request, _Malformed):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
                 token = current_principal.set(principal)
                 try:
                     return await behavior(request, context)
@@ -203,6 +206,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             principal: Principal | None = None
             try:
                 principal = await self._admit(method, context)
+                if isinstance(request, _Malformed):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
                 current_principal.set(principal)
                 async for item in behavior(request, context):
                     yield item
@@ -210,6 +215,31 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 _log(method, context, principal, start)
 
         return stream
+
+
+class _Malformed:
+    """Stands in for a request body that does not decode, so the caller gets INVALID_ARGUMENT."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def message(self, method: str) -> str:
+        return f"malformed request to {method.rsplit('/', 1)[-1]}: the body is not a valid message ({self.reason})"
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf DecodeError and friends
+            return _Malformed(type(exc).__name__)
+
+    return deserialize
 
 
 def _log(method: str, context: Any, principal: Principal | None, start: float) -> None:
