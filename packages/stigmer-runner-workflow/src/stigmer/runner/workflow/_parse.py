@@ -20,6 +20,7 @@ __all__ = ["Workflow", "check_deterministic", "iter_expressions", "iter_task_lis
 
 _FLOW = ("continue", "exit", "end")
 _MAX_DEPTH = 200
+_MAX_NODES = 200_000
 _EXPRESSION_KEYS = frozenset({"if", "when", "exceptWhen", "while", "from", "as", "expect", "filter"})
 
 
@@ -62,7 +63,7 @@ def load_workflow(source: str | bytes | Mapping[str, Any] | Workflow) -> Workflo
         return source
     raw = _load_yaml(source) if isinstance(source, bytes | str) else source
     try:
-        data = _plain(raw, "", 0)
+        data = _plain(raw, "", 0, [_MAX_NODES])
     except _NotPlain as exc:
         raise WorkflowValidationError([(exc.path, exc.reason)]) from None
     if not isinstance(data, dict):
@@ -97,10 +98,14 @@ class _NotPlain(Exception):
         self.reason = reason
 
 
-def _plain(value: Any, path: str, depth: int) -> Any:
-    """Copy into JSON-compatible data (str keys; dates as ISO strings); reject what JSON cannot hold."""
+def _plain(value: Any, path: str, depth: int, budget: list[int]) -> Any:
+    """Copy into JSON-compatible data (str keys; dates as ISO strings); reject what JSON cannot
+    hold, and documents too deep or too large (YAML aliases can expand exponentially)."""
     if depth > _MAX_DEPTH:
         raise _NotPlain(path, f"the document nests deeper than {_MAX_DEPTH} levels")
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _NotPlain(path, f"the document has more than {_MAX_NODES} values (are YAML aliases expanding?)")
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -115,10 +120,10 @@ def _plain(value: Any, path: str, depth: int) -> Any:
             if not isinstance(key, str | int | float | bool):
                 raise _NotPlain(path, f"mapping keys must be strings, not {_kind(key)}")
             skey = key if isinstance(key, str) else str(key).lower() if isinstance(key, bool) else str(key)
-            out[skey] = _plain(item, f"{path}/{skey}", depth + 1)
+            out[skey] = _plain(item, f"{path}/{skey}", depth + 1, budget)
         return out
     if isinstance(value, list | tuple):
-        return [_plain(item, f"{path}/{i}", depth + 1) for i, item in enumerate(value)]
+        return [_plain(item, f"{path}/{i}", depth + 1, budget) for i, item in enumerate(value)]
     raise _NotPlain(path, f"unsupported value of type {_kind(value)}")
 
 
