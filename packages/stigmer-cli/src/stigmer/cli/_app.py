@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -82,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         message = _error_message(exc)
         if STATE.debug:
+            import traceback
+
             traceback.print_exc()
         if message is None:
             message = f"unexpected {type(exc).__name__}: {exc}"

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 __all__ = ["STATE", "State"]
 
 
-@dataclass
 class State:
     """Global options of one ``stigmer`` invocation."""
 
-    debug: bool = False
-    context: str = ""
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
         self.debug = bool(os.environ.get("STIGMER_DEBUG"))
+        self.context = ""
 
 
 STATE = State()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import platform
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -26,17 +26,44 @@ DISTRIBUTIONS = (
 )
 
 
-def installed_versions() -> dict[str, str]:
-    """Installed stigmer distributions and their versions (missing ones left out)."""
-    from importlib.metadata import PackageNotFoundError, version
+def _python() -> str:
+    return ".".join(str(part) for part in sys.version_info[:3])
 
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def installed_versions() -> dict[str, str]:
+    """Installed stigmer distributions and their versions (missing ones left out).
+
+    Reads the ``<name>-<version>.dist-info`` records on ``sys.path`` directly — the same records
+    ``importlib.metadata`` reads, without its ≈20 ms import — and falls back to
+    ``importlib.metadata`` when none are found (for example egg-style installs).
+    """
+    wanted = {_normalise(name): name for name in DISTRIBUTIONS}
     found: dict[str, str] = {}
-    for name in DISTRIBUTIONS:
+    for entry in sys.path:
         try:
-            found[name] = version(name)
-        except PackageNotFoundError:
+            names = os.listdir(entry or ".")
+        except OSError:
             continue
-    return found
+        for filename in names:
+            if not filename.startswith("stigmer") or not filename.endswith(".dist-info"):
+                continue
+            name, _, ver = filename[: -len(".dist-info")].partition("-")
+            dist = wanted.get(_normalise(name))
+            if dist is not None and ver and dist not in found:
+                found[dist] = ver
+    if not found:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for dist in DISTRIBUTIONS:
+            try:
+                found[dist] = version(dist)
+            except PackageNotFoundError:
+                continue
+    return {dist: found[dist] for dist in DISTRIBUTIONS if dist in found}
 
 
 @version_app.command("version")
@@ -48,13 +75,15 @@ def show_version(
     """Show the versions of the installed stigmer packages and of Python."""
     versions = installed_versions()
     if output == "json":
-        print(json.dumps({"packages": versions, "python": platform.python_version()}, indent=2))
+        import json
+
+        print(json.dumps({"packages": versions, "python": _python()}, indent=2))
         return
     if output == "yaml":
         lines = [
             "packages:",
             *(f"  {k}: {v}" for k, v in versions.items()),
-            f"python: {platform.python_version()}",
+            f"python: {_python()}",
         ]
         print("\n".join(lines))
         return
@@ -65,4 +94,4 @@ def show_version(
     width = max(len(k) for k in versions) if versions else 0
     for name, ver in versions.items():
         print(f"{name.ljust(width)}  {ver}")
-    print(f"{'python'.ljust(width)}  {platform.python_version()}")
+    print(f"{'python'.ljust(width)}  {_python()}")
