@@ -74,7 +74,9 @@ async def test_mcp_tool_call_exact_events(backend: Backend, llm: ScriptedLLM) ->
 
 
 async def test_no_model_configured_fails_with_one_line(backend: Backend) -> None:
-    await apply(backend, "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bare}\nspec: {instructions: hi}\n")
+    await apply(
+        backend, "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bare}\nspec: {instructions: hi}\n"
+    )
     eid = await start(backend, "bare", "hello")
     done = await AgentRunner(environ={}).execute(backend, eid)
     assert done.status.phase == P.PHASE_FAILED
@@ -88,7 +90,9 @@ async def test_no_model_configured_fails_with_one_line(backend: Backend) -> None
 
 async def test_environment_configures_the_model(backend: Backend, llm: ScriptedLLM) -> None:
     llm.add(text("from env"))
-    await apply(backend, "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bare}\nspec: {instructions: hi}\n")
+    await apply(
+        backend, "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bare}\nspec: {instructions: hi}\n"
+    )
     eid = await start(backend, "bare", "hello")
     environ = {
         "STIGMER_LLM_PROVIDER": "openai-compatible",

@@ -1,0 +1,119 @@
+"""Just-in-time secrets: resolved from GetExecutionContext at launch, masked everywhere they
+would be written, absent from the database file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent_helpers import apply, events, openai_agent, start, stdio_server, summary
+from agent_standins import ScriptedLLM, call, text
+from google.protobuf import json_format
+from stigmer.core import Backend
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2
+from stigmer.runner.agent import AgentRunner
+
+P = execution_pb2
+SECRET = "tok-3f9a1c77-very-secret"
+
+
+def _all_text(log: list[execution_pb2.ExecutionEvent]) -> str:
+    return "\n".join(e.text + str(json_format.MessageToDict(e.data)) + e.subject for e in log)
+
+
+async def test_secret_from_mcp_tool_is_masked_everywhere(
+    backend: Backend, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    # The model repeats what the tool returned, in its text, its next call's arguments and its answer.
+    llm.add(
+        call("echo_env", name="GH_TOKEN"),
+        call("echo_env", name=f"token was {SECRET}"),
+        text(f"The token is {SECRET}."),
+    )
+    await backend.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value=SECRET))
+    await apply(backend, stdio_server("gh", env={"GH_TOKEN": "${ $secrets.GH_TOKEN }"}, secrets=["GH_TOKEN"]))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: gh}]\n"))
+    eid = await start(backend, "bot", "what is the token?")
+    done = await AgentRunner().execute(backend, eid)
+
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    # The MCP server really received the value (the tool echoed it to the model) ...
+    tool_msg = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")
+    assert tool_msg["content"] == f"GH_TOKEN={SECRET}"
+    # ... and nothing the runner wrote holds it.
+    assert json_format.MessageToDict(done.status.output) == "The token is ***."
+    log = await events(backend, eid)
+    written = _all_text(log)
+    assert SECRET not in written
+    assert "GH_TOKEN=***" in written
+    assert ("message.assistant", "The token is ***.") in summary(log)
+    assert SECRET not in done.status.checkpoint
+    assert "***" in done.status.checkpoint
+    # The execution spec holds the reference only.
+    server = await backend.get(svc.GetRequest(ref={"kind": "McpServer", "name": "gh"}))
+    assert server.mcp_server.spec.stdio.env["GH_TOKEN"] == "${ $secrets.GH_TOKEN }"
+    await backend.close()
+    for path in tmp_path.glob("stigmer.db*"):  # the database, -wal and -shm
+        assert SECRET.encode() not in path.read_bytes(), path.name
+
+
+async def test_http_header_expression_and_failure_detail(
+    backend: Backend, llm: ScriptedLLM, http_mcp: str
+) -> None:
+    llm.add(call("whoami"), text("done"))
+    await backend.set_secret(svc.SetSecretRequest(name="API_TOKEN", value=SECRET))
+    await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: remote}\n"
+        f"spec: {{http: {{url: '{http_mcp}', headers: {{Authorization: '${{ \"Bearer \" + $secrets.API_TOKEN }}'}}}},"
+        " secrets: [API_TOKEN]}\n",
+    )
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: remote, tools: [whoami]}]\n"))
+    eid = await start(backend, "bot", "who am I?")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    tool_msg = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")
+    assert tool_msg["content"] == f"auth=Bearer {SECRET}"
+    result = next(e for e in await events(backend, eid) if e.type == "tool.result")
+    assert json_format.MessageToDict(result.data)["result"] == "auth=Bearer ***"
+
+
+async def test_missing_secret_is_a_clear_error(backend: Backend, llm: ScriptedLLM) -> None:
+    await apply(backend, stdio_server("gh", env={"GH_TOKEN": "${.secrets.NOPE}"}))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: gh}]\n"))
+    eid = await start(backend, "bot", "hi")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_FAILED
+    assert "secret NOPE is not available" in done.status.error.detail
+    assert "stigmer secret set NOPE" in done.status.error.detail
+    assert llm.requests == []
+
+
+async def test_model_key_from_context_is_masked(backend: Backend, llm: ScriptedLLM) -> None:
+    key = "sk-test-model-key-0042"
+    llm.add(text(f"I was called with {key}"))
+    await backend.set_secret(svc.SetSecretRequest(name="OPENAI_API_KEY", value=key))
+    await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: oa}\n"
+        f"spec: {{model: {{provider: openai, name: gpt-test, baseUrl: '{llm.openai_base_url}'}}, secrets: [OPENAI_API_KEY]}}\n",
+    )
+    eid = await start(backend, "oa", "hi")
+    done = await AgentRunner(environ={}).execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert llm.headers[0]["authorization"] == f"Bearer {key}"
+    assert json_format.MessageToDict(done.status.output) == "I was called with ***"
+    assert key not in _all_text(await events(backend, eid))
+
+
+async def test_missing_model_key_says_how_to_set_it(backend: Backend, llm: ScriptedLLM) -> None:
+    await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: oa}\n"
+        "spec: {model: {provider: openai, name: gpt-test}}\n",
+    )
+    eid = await start(backend, "oa", "hi")
+    done = await AgentRunner(environ={}).execute(backend, eid)
+    assert done.status.phase == P.PHASE_FAILED
+    assert "OPENAI_API_KEY" in done.status.error.detail
+    assert "stigmer secret set OPENAI_API_KEY" in done.status.error.detail
