@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "baselines"))
 
-from _clibench import baseline_argv, summary, time_commands, venv_bin  # noqa: E402
+from clibench import baseline_argv, summary, time_commands, venv_bin
 
 TARGET = 5.0
 AGENTS = 200

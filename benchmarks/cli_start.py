@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "baselines"))
 
-from _clibench import baseline_argv, summary, time_commands, venv_bin  # noqa: E402
+from clibench import baseline_argv, summary, time_commands, venv_bin
 
 TARGET = 1.3
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent
 BASELINE = HERE / "baselines" / "typer_app.py"
 RUNS = 7
 
