@@ -14,7 +14,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from stigmer.backend.local._server_process import ServerProcess
 from stigmer.backend.local._tokens import admin_token_path
 from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2

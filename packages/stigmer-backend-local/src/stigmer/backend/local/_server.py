@@ -171,10 +171,16 @@ async def serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            logger.info("received %s again; still stopping (up to %.0f s)", sig.name, grace)
+        stop.set()
+
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
 
     await server.start()
@@ -194,11 +200,13 @@ async def serve(
         await stop.wait()
         logger.info("stopping: finishing in-flight calls (up to %.0f s)", grace)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await asyncio.shield(_shutdown(server, servicer, health_servicer, grace))
-        if owns_tokens:
-            store.close()
+        try:
+            await asyncio.shield(_shutdown(server, servicer, health_servicer, grace))
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if owns_tokens:
+                store.close()
         logger.info("stigmer server stopped")
 
 

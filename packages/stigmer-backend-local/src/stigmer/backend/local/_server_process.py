@@ -120,6 +120,14 @@ class ServerProcess:
         self._close()
         return proc.returncode
 
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the server to exit by itself (after a signal sent elsewhere); its exit code."""
+        if self._proc is None:
+            return 0
+        code = self._proc.wait(timeout)
+        self._close()
+        return code
+
     def kill(self) -> None:
         """SIGKILL: the server dies without any cleanup."""
         proc = self._proc
