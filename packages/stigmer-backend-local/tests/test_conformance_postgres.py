@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 from stigmer.backend.local import LocalBackend
 from stigmer.conformance import *  # noqa: F403
 

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-
 from stigmer.backend.local import LocalBackend
 from stigmer.conformance import *  # noqa: F403
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, timestamp
+from stigmer.backend.local._db import Prepared
 from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex
 
 __all__ = [
     "ALLOWED",
     "TERMINAL",
+    "ExecRow",
     "Loaded",
     "events_after",
     "load",
@@ -62,8 +64,44 @@ _EVENTS_AFTER = (
     select(_ev.c.body)
     .where(_ev.c.execution_id == bindparam("eid"), _ev.c.sequence > bindparam("after"))
     .order_by(_ev.c.sequence)
-    .limit(bindparam("lim"))
+    .limit(500)
 )
+
+
+class ExecRow(NamedTuple):
+    pk: int
+    id: str
+    kind: str
+    phase: int
+    last_sequence: int
+    labels: str
+    spec: bytes
+    status: bytes
+    created_at: int
+    updated_at: int
+
+
+class _Statements:
+    """The hot-path statements, compiled once per dialect."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.select = Prepared(_SELECT, dialect)
+        self.select_locked = Prepared(_SELECT_LOCKED, dialect)
+        self.select_event = Prepared(_SELECT_EVENT, dialect)
+        self.insert_event = Prepared(_INSERT_EVENT, dialect, ["execution_id", "sequence", "type", "body"])
+        self.update = Prepared(_UPDATE, dialect)
+        self.events_after = Prepared(_EVENTS_AFTER, dialect)
+
+
+_BY_DIALECT: dict[str, _Statements] = {}
+
+
+def _stmts(conn: Connection) -> _Statements:
+    name = conn.dialect.name
+    stmts = _BY_DIALECT.get(name)
+    if stmts is None:
+        stmts = _BY_DIALECT[name] = _Statements(conn.dialect)
+    return stmts
 
 
 def phase_name(phase: int) -> str:
@@ -124,17 +162,22 @@ class Loaded:
 def load(conn: Connection, execution_id: str, lock: bool = True) -> Loaded:
     if not execution_id:
         raise InvalidArgument("execution_id is required", ["execution_id"])
-    row = conn.execute(_SELECT_LOCKED if lock else _SELECT, {"eid": execution_id}).first()
-    if row is None:
+    st = _stmts(conn)
+    cur: Any = (st.select_locked if lock else st.select).run(conn, {"eid": execution_id})
+    found = cur.fetchone()
+    cur.close()
+    if found is None:
         raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
+    row = ExecRow(*found)
     return Loaded(row, ex.ExecutionStatus.FromString(row.status), row.phase, row.last_sequence, now_us())
 
 
 def save(conn: Connection, item: Loaded) -> ex.Execution:
     """Insert the new events and write the row back; returns the execution as stored."""
+    st = _stmts(conn)
     if item.new_events:
-        conn.execute(
-            _INSERT_EVENT,
+        st.insert_event.many(
+            conn,
             [
                 {"execution_id": item.id, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
                 for e in item.new_events
@@ -142,8 +185,10 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
         )
     item.status.last_sequence = item.last
     body = item.status.SerializeToString()
-    conn.execute(_UPDATE, {"b_pk": item.row.pk, "b_phase": item.phase, "b_last": item.last, "b_status": body,
-                           "b_now": item.now})
+    cur: Any = st.update.run(
+        conn, {"b_pk": item.row.pk, "b_phase": item.phase, "b_last": item.last, "b_status": body, "b_now": item.now}
+    )
+    cur.close()
     return to_execution(item.row, item.status, item.now)
 
 
@@ -194,8 +239,10 @@ def update_status(conn: Connection, request: svc.UpdateExecutionStatusRequest) -
                     event.time.CopyFrom(earlier.time)
                 same = earlier == event
             else:
-                stored = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
-                same = stored is not None and _same(stored, event)
+                cur: Any = _stmts(conn).select_event.run(conn, {"eid": item.id, "seq": seq})
+                found = cur.fetchone()
+                cur.close()
+                same = found is not None and _same(bytes(found[0]), event)
             if not same:
                 raise FailedPrecondition(
                     f"event {seq} of execution {item.id} is already stored with different content; "
@@ -275,6 +322,9 @@ def _upsert_tasks(status: ex.ExecutionStatus, tasks: Sequence[ex.TaskProgress]) 
             status.tasks[at].CopyFrom(task)
 
 
-def events_after(conn: Connection, execution_id: str, after: int, limit: int = 500) -> list[ex.ExecutionEvent]:
-    rows = conn.execute(_EVENTS_AFTER, {"eid": execution_id, "after": after, "lim": limit}).scalars()
-    return [ex.ExecutionEvent.FromString(b) for b in rows]
+def events_after(conn: Connection, execution_id: str, after: int) -> list[ex.ExecutionEvent]:
+    """Up to 500 events with a sequence number greater than ``after``, in order."""
+    cur: Any = _stmts(conn).events_after.run(conn, {"eid": execution_id, "after": after})
+    rows = cur.fetchall()
+    cur.close()
+    return [ex.ExecutionEvent.FromString(bytes(r[0])) for r in rows]

@@ -80,7 +80,9 @@ class ServerProcess:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.kill()
-                    raise Unavailable(f"stigmer server did not start within {timeout:g} s; {self._log_tail()}")
+                    raise Unavailable(
+                        f"stigmer server did not start within {timeout:g} s; {self._log_tail()}"
+                    )
                 if sel.select(remaining):
                     chunk = os.read(proc.stdout.fileno(), 4096)
                     if not chunk:
