@@ -194,6 +194,11 @@ class Builder:
             await sink.emit("agent.completed", subject=call_id, data={"agent": name, "output": output})
             return output
 
+        # pydantic-ai reads the signature at run time; RunContext is imported lazily, so give the
+        # annotations as objects rather than strings.
+        from pydantic_ai import RunContext as _RunContext
+
+        run_sub_agent.__annotations__ = {"ctx": _RunContext[Any], "task": str, "return": str}
         return run_sub_agent
 
     def child_handler(self, agent_name: str) -> Callable[[RunContext[Any], Any], Any]:

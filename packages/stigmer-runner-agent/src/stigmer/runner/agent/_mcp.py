@@ -69,7 +69,9 @@ async def build_mcp_toolsets(
             if not stdio.command:
                 raise InvalidArgument(f"McpServer {name}: stdio.command is empty", ["spec.stdio.command"])
             toolset = MCPToolset(
-                StdioTransport(stdio.command, list(stdio.args), env=env or None, cwd=stdio.cwd or None),
+                StdioTransport(
+                    stdio.command, list(stdio.args), env=env or None, cwd=stdio.cwd or None, keep_alive=False
+                ),
                 id=f"mcp-{name}",
             )
         elif transport == "http":
