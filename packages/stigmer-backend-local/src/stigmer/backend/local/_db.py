@@ -111,27 +111,48 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction; commits on success, rolls back on any error."""
         with self._errors(), self._connection() as conn:
-            if self.is_sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.begin()  # so commit() below commits work done on the driver cursor too
+            if not self.is_sqlite:
+                conn.begin()  # so commit() below also commits work done on the driver cursor
+                try:
+                    yield conn
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+                return
+            # SQLite: the driver runs in autocommit mode (isolation_level=None); we issue the
+            # transaction ourselves so it takes the write lock up front.
+            raw: Any = conn.connection.driver_connection
+            raw.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                conn.rollback()
+                raw.rollback()
+                if conn.in_transaction():
+                    conn.rollback()
                 raise
-            conn.commit()
+            raw.commit()
+            if conn.in_transaction():
+                conn.commit()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only snapshot."""
         with self._errors(), self._connection() as conn:
-            if self.is_sqlite:
-                conn.exec_driver_sql("BEGIN")
+            if not self.is_sqlite:
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()
+                return
+            raw: Any = conn.connection.driver_connection
+            raw.execute("BEGIN")
             try:
                 yield conn
             finally:
-                conn.rollback()
+                raw.rollback()
+                if conn.in_transaction():
+                    conn.rollback()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -96,6 +96,19 @@ def _credentials(tls_cert: Path | None, tls_key: Path | None) -> Any:
     return grpc.ssl_server_credentials([(key, cert)])
 
 
+def _check_bind(listen: str, tls_cert: Path | None, tls_key: Path | None, insecure: bool) -> Any:
+    """Validate the address and TLS files; the server credentials, or None for plaintext."""
+    host, _port = parse_listen(listen)
+    credentials = _credentials(tls_cert, tls_key)
+    if credentials is None and not is_loopback(host) and not insecure:
+        raise InvalidArgument(
+            f"refusing to listen on {listen} without TLS: tokens would cross the network in clear text; "
+            "pass --tls-cert and --tls-key, or --insecure if a TLS-terminating proxy sits in front",
+            ["listen"],
+        )
+    return credentials
+
+
 async def serve(
     backend: Backend,
     listen: str = DEFAULT_LISTEN,
@@ -127,13 +140,7 @@ async def serve(
     from stigmer.proto.v1 import backend_service_pb2, backend_service_pb2_grpc
 
     host, port = parse_listen(listen)
-    credentials = _credentials(tls_cert, tls_key)
-    if credentials is None and not is_loopback(host) and not insecure:
-        raise InvalidArgument(
-            f"refusing to listen on {listen} without TLS: tokens would cross the network in clear text; "
-            "pass --tls-cert and --tls-key, or --insecure if a TLS-terminating proxy sits in front",
-            ["listen"],
-        )
+    credentials = _check_bind(listen, tls_cert, tls_key, insecure)
 
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -240,8 +247,7 @@ def run_server(
         from stigmer.backend.local import LocalBackend  # type: ignore[attr-defined,unused-ignore]
 
         # Validate the address and TLS files before opening any database.
-        parse_listen(listen)
-        _credentials(tls_cert, tls_key)
+        _check_bind(listen, tls_cert, tls_key, insecure)
         backend: Any = LocalBackend(database_url=database_url, home=resolved_home)
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = InlineDispatcher(backend) if run_executions else NoDispatcher()
