@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from stigmer.backend.cloud import CloudBackend
 from stigmer.backend.local._server_process import ServerProcess
 from stigmer.conformance import *  # noqa: F403
