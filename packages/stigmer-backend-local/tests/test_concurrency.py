@@ -1,0 +1,102 @@
+"""Several processes writing one SQLite file at once; a writer killed with SIGKILL loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from stigmer.backend.local import LocalBackend
+from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2, resource_pb2
+
+CHILD = str(Path(__file__).with_name("writer_child.py"))
+
+
+async def _running_execution(backend: LocalBackend) -> str:
+    agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(instructions="hi"))
+    await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
+    run = await backend.create_execution(
+        svc.CreateExecutionRequest(spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot")))
+    )
+    await backend.update_execution_status(
+        svc.UpdateExecutionStatusRequest(execution_id=run.metadata.id, phase=ex.PHASE_RUNNING)
+    )
+    return run.metadata.id
+
+
+async def test_four_processes_write_one_database_and_a_watcher_sees_everything(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'stigmer.db'}"
+    backend = LocalBackend(url, home=tmp_path, master_key=bytes(32))
+    eid = await _running_execution(backend)
+    per_process = 150
+
+    async def watch() -> list[ex.ExecutionEvent]:
+        return [e async for e in backend.watch_execution(svc.WatchExecutionRequest(execution_id=eid))]
+
+    watcher = asyncio.create_task(watch())
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, CHILD, url, eid, str(per_process), f"p{n}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+        )
+        for n in range(4)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
+        assert b"ERROR" not in out
+    final = await backend.update_execution_status(
+        svc.UpdateExecutionStatusRequest(execution_id=eid, phase=ex.PHASE_SUCCEEDED)
+    )
+    events = await asyncio.wait_for(watcher, 30)
+    written = [e for e in events if e.type == "log"]
+    assert len(written) == 4 * per_process
+    assert sorted(e.text for e in written) == sorted(f"p{n}-{i}" for n in range(4) for i in range(per_process))
+    assert [e.sequence for e in events] == list(range(1, final.status.last_sequence + 1))
+    for n in range(4):  # each writer's own events stay in its order
+        mine = [int(e.text.split("-")[1]) for e in written if e.subject == f"p{n}"]
+        assert mine == list(range(per_process))
+    acked = {int(line.split()[1]) for out, _ in outputs for line in out.decode().splitlines()}
+    assert len(acked) == 4 * per_process, "every call got its own sequence number"
+    await backend.close()
+
+
+async def test_sigkilled_writer_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "stigmer.db"
+    url = f"sqlite:///{db}"
+    backend = LocalBackend(url, home=tmp_path, master_key=bytes(32))
+    eid = await _running_execution(backend)
+    await backend.close()
+    proc = subprocess.Popen(
+        [sys.executable, CHILD, url, eid, "100000", "k"], stdout=subprocess.PIPE, cwd=tmp_path, text=True
+    )
+    assert proc.stdout is not None
+    acked: list[int] = []
+    for line in proc.stdout:
+        if line.startswith("ACK"):
+            acked.append(int(line.split()[1]))
+        if len(acked) >= 300:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    rest = proc.stdout.read()
+    proc.wait()
+    acked += [int(line.split()[1]) for line in rest.splitlines() if line.startswith("ACK")]
+    assert proc.returncode == -signal.SIGKILL
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    stored = {row[0] for row in raw.execute("SELECT sequence FROM execution_events WHERE execution_id = ?", (eid,))}
+    raw.close()
+    missing = set(acked) - stored
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
+    reopened = LocalBackend(url, home=tmp_path, master_key=bytes(32))
+    current = await reopened.get_execution(svc.GetExecutionRequest(id=eid))
+    assert current.status.last_sequence >= max(acked)
+    more = await reopened.update_execution_status(
+        svc.UpdateExecutionStatusRequest(execution_id=eid, events=[ex.ExecutionEvent(type="log", text="after")])
+    )
+    assert more.status.last_sequence == current.status.last_sequence + 1
+    await reopened.close()

@@ -1,0 +1,103 @@
+"""LocalBackend specifics: where the database lives, bad URLs, label selector parsing."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from stigmer.backend.local import LocalBackend
+from stigmer.backend.local._selectors import Requirement, matches, parse_selector
+from stigmer.core import InvalidArgument, StigmerError, Unavailable
+from stigmer.proto.v1 import backend_service_pb2 as svc
+
+
+async def test_default_database_is_in_stigmer_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STIGMER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("STIGMER_DATABASE_URL", raising=False)
+    backend = LocalBackend(master_key=bytes(32))
+    assert (tmp_path / "home" / "stigmer.db").exists()
+    assert backend.home == tmp_path / "home"
+    await backend.close()
+
+
+async def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STIGMER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STIGMER_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    backend = LocalBackend(master_key=bytes(32))
+    assert (tmp_path / "elsewhere.db").exists()
+    assert not (tmp_path / "home" / "stigmer.db").exists()
+    await backend.close()
+
+
+def test_unsupported_url_is_invalid_argument() -> None:
+    with pytest.raises(InvalidArgument, match="unsupported database URL 'mysql://u:\\*\\*\\*@h/db'"):
+        LocalBackend("mysql://u:secretpw@h/db", home="/tmp", master_key=bytes(32))
+
+
+def test_unopenable_database_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(Unavailable):
+        LocalBackend(f"sqlite:///{tmp_path / 'file' / 'x.db'}", home=tmp_path, master_key=bytes(32))
+
+
+async def test_in_memory_database_works() -> None:
+    backend = LocalBackend("sqlite:///:memory:", home="/nonexistent", master_key=bytes(32))
+    meta = await backend.put_artifact(svc.PutArtifactRequest(content=b"x"))
+    got = await backend.get_artifact(svc.GetArtifactRequest(key=meta.key))
+    assert got.content == b"x"
+    await backend.close()
+
+
+async def test_invalid_artifact_key_is_invalid_argument(tmp_path: Path) -> None:
+    backend = LocalBackend(home=tmp_path, master_key=bytes(32))
+    with pytest.raises(InvalidArgument, match="sha256"):
+        await backend.get_artifact(svc.GetArtifactRequest(key="md5:abc"))
+    await backend.close()
+
+
+def test_parse_selector_forms() -> None:
+    assert parse_selector("a=1, b!=2,c,!d,e==5") == [
+        Requirement("a", "=", "1"),
+        Requirement("b", "!=", "2"),
+        Requirement("c", "exists"),
+        Requirement("d", "!exists"),
+        Requirement("e", "=", "5"),
+    ]
+    assert parse_selector("  ") == []
+    labels = {"a": "1", "c": "x"}
+    assert matches(parse_selector("a=1,c,!d,b!=2"), labels)
+    assert not matches(parse_selector("a!=1"), labels)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=string.printable + "é!=,", max_size=40))
+def test_any_selector_text_parses_or_is_invalid_argument(text: str) -> None:
+    try:
+        reqs = parse_selector(text)
+    except InvalidArgument as exc:
+        assert "label selector" in str(exc) and "\n" not in str(exc)
+        return
+    except StigmerError as exc:  # pragma: no cover - would be a bug
+        raise AssertionError(f"wrong error type {type(exc).__name__}") from exc
+    assert all(r.op in ("=", "!=", "exists", "!exists") for r in reqs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from("abc"), st.sampled_from(["1", "2"]), max_size=3),
+    st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["=", "!=", "", "!"]), st.sampled_from("12")),
+             min_size=1, max_size=3),
+)
+def test_selector_semantics(labels: dict[str, str], terms: list[tuple[str, str, str]]) -> None:
+    text = ",".join(f"{k}{op}{v}" if op in ("=", "!=") else f"{op}{k}" for k, op, v in terms)
+    expected = all(
+        (op == "=" and labels.get(k) == v)
+        or (op == "!=" and labels.get(k) != v)
+        or (op == "" and k in labels)
+        or (op == "!" and k not in labels)
+        for k, op, v in terms
+    )
+    assert matches(parse_selector(text), labels) == expected
