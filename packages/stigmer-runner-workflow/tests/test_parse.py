@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.core._errors import InvalidArgument
+from stigmer.core import InvalidArgument
 from stigmer.runner.workflow import WorkflowValidationError, check_deterministic, load_workflow
 
 FIXTURES = Path(__file__).parent / "fixtures"

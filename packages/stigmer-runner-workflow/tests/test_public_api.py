@@ -16,6 +16,7 @@ EXPECTED = {
     "ProcessResult",
     "Workflow",
     "WorkflowError",
+    "WorkflowRunner",
     "WorkflowValidationError",
     "check_deterministic",
     "error_type",

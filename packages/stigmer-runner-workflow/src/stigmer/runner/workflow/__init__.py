@@ -9,6 +9,7 @@ from ._host import Host, HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
 from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
 from ._parse import Workflow, check_deterministic, load_workflow
+from ._runner import WorkflowRunner
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -22,6 +23,7 @@ __all__ = [
     "ProcessResult",
     "Workflow",
     "WorkflowError",
+    "WorkflowRunner",
     "WorkflowValidationError",
     "check_deterministic",
     "error_type",

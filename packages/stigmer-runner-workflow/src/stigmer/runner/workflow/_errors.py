@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from stigmer.core._errors import InvalidArgument
+from stigmer.core import InvalidArgument
 
 __all__ = [
     "ERROR_TYPE_BASE",

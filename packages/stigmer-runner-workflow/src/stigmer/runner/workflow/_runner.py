@@ -1,0 +1,187 @@
+"""``WorkflowRunner``: the ``workflow`` plugin of ``stigmer.runners`` (Lite, in-process mode)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+from stigmer.core import Backend, InvalidArgument, Redactor, default_redactor, load_runner
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+
+from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
+from ._inprocess import InProcessHost
+from ._interpreter import Interpreter
+from ._reporting import Reporter, RunStopped, from_value, to_value
+
+__all__ = ["WorkflowRunner"]
+
+logger = logging.getLogger(__name__)
+P = execution_pb2
+_TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
+
+
+class WorkflowRunner:
+    """Runs ``WorkflowExecution``s in this process through any ``Backend``.
+
+    ``execute`` loads the execution and its pinned Workflow version, marks it RUNNING, runs the
+    interpreter on an :class:`InProcessHost` whose secrets come from
+    ``Backend.get_execution_context`` right before an expression reads them (and are registered
+    with the redactor), writes one event per task transition plus a checkpoint after every
+    completed task, and finishes SUCCEEDED with the output or FAILED with an RFC 7807 error.
+    Calling it again on a RUNNING execution (after a crash) resumes from its checkpoint.
+    ``call: agent`` and ``run: workflow`` start child executions run by the ``agent`` and
+    ``workflow`` runners.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        rewrite_url: Callable[[str], str] | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self._client = client
+        self._rewrite_url = rewrite_url
+        self._redactor = redactor if redactor is not None else default_redactor()
+
+    async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
+        """Run (or resume) the workflow execution with this id; returns it as it stands at the end."""
+        execution = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.kind and execution.kind != "WorkflowExecution":
+            raise InvalidArgument(
+                f"execution {execution_id} is a {execution.kind}; the workflow runner runs WorkflowExecutions"
+            )
+        if execution.status.phase in _TERMINAL:
+            return execution
+        reporter = Reporter(
+            backend,
+            execution_id,
+            last_sequence=execution.status.last_sequence,
+            redactor=self._redactor,
+            runner=f"{socket.gethostname()}:{os.getpid()}:workflow",
+        )
+        try:
+            return await self._run(backend, execution, reporter)
+        except RunStopped:
+            return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+
+    async def _run(
+        self, backend: Backend, execution: execution_pb2.Execution, reporter: Reporter
+    ) -> execution_pb2.Execution:
+        execution_id = execution.metadata.id
+        resuming = execution.status.phase == P.PHASE_RUNNING and bool(execution.status.checkpoint)
+        await reporter.status(P.PHASE_RUNNING)
+        try:
+            document = await self._load_document(backend, execution)
+        except WorkflowValidationError as invalid:
+            problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
+            return await reporter.status(P.PHASE_FAILED, error=problem)
+        host = _BackendHost(self, backend, execution, reporter)
+        checkpoint = json.loads(execution.status.checkpoint) if resuming else None
+        workflow_input = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
+        try:
+            async with host:
+                output = await Interpreter(document, host, workflow_id=execution_id).run(
+                    workflow_input, checkpoint=checkpoint
+                )
+        except WorkflowValidationError as invalid:
+            problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
+            return await reporter.status(P.PHASE_FAILED, error=problem)
+        except WorkflowError as error:
+            return await reporter.status(P.PHASE_FAILED, error=error.problem)
+        return await reporter.status(P.PHASE_SUCCEEDED, output=output, has_output=True)
+
+    async def _load_document(self, backend: Backend, execution: execution_pb2.Execution) -> Any:
+        ref = execution.spec.target
+        pinned = execution.spec.target_version
+        resource = await backend.get(svc.GetRequest(ref=ref))
+        workflow = resource.workflow
+        if pinned and workflow.metadata.version != pinned:
+            history = await backend.list_versions(svc.ListVersionsRequest(ref=ref))
+            for entry in history.versions:
+                if entry.version == pinned:
+                    workflow = entry.resource.workflow
+                    break
+        return from_value(workflow.spec)
+
+
+class _BackendHost(InProcessHost):
+    """InProcessHost whose secrets, progress and child runs go through the Backend."""
+
+    def __init__(
+        self, runner: WorkflowRunner, backend: Backend, execution: execution_pb2.Execution, reporter: Reporter
+    ) -> None:
+        super().__init__(client=runner._client, rewrite_url=runner._rewrite_url)
+        self._runner = runner
+        self._backend = backend
+        self._execution = execution
+        self._reporter = reporter
+
+    async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
+        context = await self._backend.get_execution_context(
+            svc.GetExecutionContextRequest(execution_id=self._execution.metadata.id)
+        )
+        values = {name: context.secrets[name] for name in names if name in context.secrets}
+        self._reporter.redactor.register(*values.values())
+        default_redactor().register(*values.values())  # so logs and CLI output mask them too
+        return values
+
+    async def task_started(self, path: str, name: str, input: Any) -> None:
+        task = self._reporter.progress(path, name, P.PHASE_RUNNING, started=True)
+        await self._reporter.event("task.started", subject=path, text=name, data=input, task=task)
+
+    async def task_completed(self, path: str, name: str, output: Any) -> None:
+        task = self._reporter.progress(path, name, P.PHASE_SUCCEEDED, finished=True)
+        await self._reporter.event("task.completed", subject=path, text=name, data=output, task=task)
+
+    async def task_failed(self, path: str, name: str, error: Mapping[str, Any]) -> None:
+        task = self._reporter.progress(path, name, P.PHASE_FAILED, finished=True)
+        detail = str(error.get("detail") or error.get("title") or "")
+        await self._reporter.event("task.failed", subject=path, text=detail, data=dict(error), task=task)
+
+    async def task_retried(
+        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+    ) -> None:
+        task = self._reporter.progress(path, name, P.PHASE_RUNNING, retried=True)
+        data = {"attempt": attempt, "delay": delay, "error": dict(error)}
+        await self._reporter.event("task.retried", subject=path, text=name, data=data, task=task)
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        await self._reporter.save_checkpoint(state)
+
+    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+        spec = P.ExecutionSpec(
+            target=meta_pb2.ResourceRef(kind="Agent", name=agent),
+            message=message if isinstance(message, str) else json.dumps(message),
+            session_id=session or "",
+            parent_execution_id=self._execution.metadata.id,
+        )
+        return await self._child(spec, "agent")
+
+    async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:
+        spec = P.ExecutionSpec(
+            target=meta_pb2.ResourceRef(kind="Workflow", name=name),
+            parent_execution_id=self._execution.metadata.id,
+        )
+        spec.input.CopyFrom(to_value(input))
+        return await self._child(spec, "workflow")
+
+    async def _child(self, spec: execution_pb2.ExecutionSpec, runner_name: str) -> Any:
+        created = await self._backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        runner = self._runner if runner_name == "workflow" else load_runner(runner_name)
+        finished = await runner.execute(self._backend, created.metadata.id)
+        if finished.status.phase == P.PHASE_SUCCEEDED:
+            return from_value(finished.status.output) if finished.status.HasField("output") else None
+        error = finished.status.error
+        raise WorkflowError(
+            type=error.type or WorkflowError.of(ErrorKind.RUNTIME, "").type,
+            status=error.status or 500,
+            title=error.title or f"{spec.target.kind} execution failed",
+            detail=f"child execution {created.metadata.id} ended {P.Phase.Name(finished.status.phase)}: {error.detail}",
+        )

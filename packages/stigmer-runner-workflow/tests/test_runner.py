@@ -1,0 +1,222 @@
+"""WorkflowRunner (Lite mode) against the real LocalBackend on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from stigmer.core import Backend, Redactor, Runner, load_runner, parse_manifest
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.runner.workflow import WorkflowRunner
+
+KEY = b"w" * 32
+SECRET = "tok-9f8e7d6c5b4a"
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    from stigmer.backend.local import LocalBackend
+
+    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def apply_workflow(backend: Backend, name: str, body: str) -> None:
+    text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n{body}"
+    for loaded in parse_manifest(text, "test.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+
+
+async def start(backend: Backend, name: str, input: Any = None, **secrets: str) -> str:
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
+    if input is not None:
+        json_format.ParseDict(input, spec.input)
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec, runtime_secrets=secrets))
+    return created.metadata.id
+
+
+async def event_log(backend: Backend, execution_id: str) -> list[execution_pb2.ExecutionEvent]:
+    current = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    out: list[execution_pb2.ExecutionEvent] = []
+    if current.status.last_sequence == 0:
+        return out
+    stream = backend.watch_execution(svc.WatchExecutionRequest(execution_id=execution_id))
+    try:
+        async for event in stream:
+            out.append(event)
+            if event.sequence >= current.status.last_sequence:
+                break
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    return out
+
+
+def output_of(execution: execution_pb2.Execution) -> Any:
+    return json_format.MessageToDict(execution.status.output)
+
+
+HELLO = """\
+  document: {dsl: 1.0.0, namespace: demo, name: hello, version: 1.0.0}
+  do:
+    - greet:
+        set: {greeting: '${ "Hello, " + .name + "!" }', count: 3}
+"""
+
+
+async def test_the_plugin_entry_point_is_this_runner() -> None:
+    runner = load_runner("workflow")
+    assert isinstance(runner, WorkflowRunner)
+    assert isinstance(runner, Runner)
+
+
+async def test_runs_a_workflow_to_success_with_numbered_events(backend: Backend) -> None:
+    await apply_workflow(backend, "hello", HELLO)
+    execution_id = await start(backend, "hello", {"name": "Ada"})
+    finished = await WorkflowRunner().execute(backend, execution_id)
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED
+    assert output_of(finished) == {"greeting": "Hello, Ada!", "count": 3}
+    log = await event_log(backend, execution_id)
+    assert [e.sequence for e in log] == list(range(1, len(log) + 1))
+    assert [(e.type, e.subject) for e in log] == [
+        ("phase", ""),
+        ("task.started", "/do/0/greet"),
+        ("task.completed", "/do/0/greet"),
+        ("phase", ""),
+    ]
+    assert [e.phase for e in log if e.type == "phase"] == [
+        execution_pb2.PHASE_RUNNING,
+        execution_pb2.PHASE_SUCCEEDED,
+    ]
+    assert [(t.path, t.phase) for t in finished.status.tasks] == [
+        ("/do/0/greet", execution_pb2.PHASE_SUCCEEDED)
+    ]
+    assert json.loads(finished.status.checkpoint)["frames"]["/do"]["next"] == 1
+    again = await WorkflowRunner().execute(backend, execution_id)
+    assert again.status.last_sequence == finished.status.last_sequence  # terminal: nothing re-run
+
+
+async def test_a_fault_fails_the_execution_with_an_rfc7807_error(backend: Backend) -> None:
+    await apply_workflow(
+        backend,
+        "broken",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: broken, version: 1.0.0}
+  do:
+    - fine: {set: {a: 1}}
+    - boom:
+        raise:
+          error: {type: 'https://example.com/errors/nope', status: 409, title: Nope, detail: not today}
+""",
+    )
+    finished = await WorkflowRunner().execute(backend, await start(backend, "broken"))
+    assert finished.status.phase == execution_pb2.PHASE_FAILED
+    error = finished.status.error
+    assert (error.type, error.status, error.title, error.detail, error.instance) == (
+        "https://example.com/errors/nope",
+        409,
+        "Nope",
+        "not today",
+        "/do/1/boom",
+    )
+    kinds = [e.type for e in await event_log(backend, finished.metadata.id)]
+    assert kinds == ["phase", "task.started", "task.completed", "task.started", "task.failed", "phase"]
+
+
+async def test_secrets_are_resolved_just_in_time_and_never_stored(
+    backend: Backend, tmp_path: Path, stub: Any
+) -> None:
+    await apply_workflow(
+        backend,
+        "secretive",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: secretive, version: 1.0.0}
+  use: {secrets: [API_TOKEN]}
+  do:
+    - call:
+        call: http
+        with:
+          method: get
+          endpoint: https://api.example.com/echo
+          headers: {Authorization: '${ "Bearer " + $secrets.API_TOKEN }'}
+    - leak:
+        set: {echoed: '${ .headers.authorization }', copied: '${ $secrets.API_TOKEN }'}
+""",
+    )
+    await backend.set_secret(svc.SetSecretRequest(name="API_TOKEN", value=SECRET))
+    redactor = Redactor()
+    runner = WorkflowRunner(rewrite_url=stub.rewrite, redactor=redactor)
+    finished = await runner.execute(backend, await start(backend, "secretive"))
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED, finished.status.error
+    assert stub.requests[-1]["headers"]["authorization"] == f"Bearer {SECRET}"
+    assert output_of(finished) == {"echoed": "Bearer ***", "copied": "***"}
+    assert SECRET in redactor
+    log = await event_log(backend, finished.metadata.id)
+    assert SECRET not in str(log)
+    await backend.close()
+    for path in tmp_path.glob("stigmer.db*"):
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+async def test_a_killed_run_resumes_after_its_last_completed_task(backend: Backend) -> None:
+    await apply_workflow(
+        backend,
+        "steps",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: steps, version: 1.0.0}
+  do:
+    - first: {set: {done: [first]}}
+    - nap: {wait: {milliseconds: 800}}
+    - last: {set: {done: '${ .done + ["last"] }'}}
+""",
+    )
+    execution_id = await start(backend, "steps")
+    run = asyncio.ensure_future(WorkflowRunner().execute(backend, execution_id))
+    for _ in range(500):
+        current = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if any(t.path == "/do/1/nap" for t in current.status.tasks):
+            break
+        await asyncio.sleep(0.01)
+    run.cancel()  # the process dies mid-wait
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    current = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    assert current.status.phase == execution_pb2.PHASE_RUNNING
+    assert json.loads(current.status.checkpoint)["frames"]["/do"]["next"] == 1
+
+    finished = await WorkflowRunner().execute(backend, execution_id)
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED
+    assert output_of(finished) == {"done": ["first", "last"]}
+    log = await event_log(backend, execution_id)
+    assert [e.sequence for e in log] == list(range(1, len(log) + 1))
+    started = [e.subject for e in log if e.type == "task.started"]
+    assert started == ["/do/0/first", "/do/1/nap", "/do/1/nap", "/do/2/last"]
+
+
+async def test_run_workflow_starts_a_child_execution(backend: Backend) -> None:
+    await apply_workflow(backend, "hello", HELLO)
+    await apply_workflow(
+        backend,
+        "parent",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: parent, version: 1.0.0}
+  do:
+    - child:
+        run:
+          workflow: {namespace: demo, name: hello, version: 1.0.0, input: {name: '${ .who }'}}
+""",
+    )
+    finished = await WorkflowRunner().execute(backend, await start(backend, "parent", {"who": "Grace"}))
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED, finished.status.error
+    assert output_of(finished) == {"greeting": "Hello, Grace!", "count": 3}
+    children = await backend.list_executions(svc.ListExecutionsRequest(kind="WorkflowExecution"))
+    kids = [e for e in children.executions if e.spec.parent_execution_id == finished.metadata.id]
+    assert len(kids) == 1 and kids[0].status.phase == execution_pb2.PHASE_SUCCEEDED
