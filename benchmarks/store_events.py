@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 from stigmer.backend.local import LocalBackend
-from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2, resource_pb2
+from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
 
 N = int(os.environ.get("STIGMER_BENCH_N", "5000"))
 TARGET = 3.0
@@ -26,10 +28,14 @@ def event(i: int) -> ex.ExecutionEvent:
 
 
 async def prepare(backend: LocalBackend) -> str:
-    agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name="bench"), spec=agent_pb2.AgentSpec(instructions="hi"))
+    agent = agent_pb2.Agent(
+        metadata=meta_pb2.Metadata(name="bench"), spec=agent_pb2.AgentSpec(instructions="hi")
+    )
     await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
     run = await backend.create_execution(
-        svc.CreateExecutionRequest(spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bench")))
+        svc.CreateExecutionRequest(
+            spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bench"))
+        )
     )
     await backend.update_execution_status(
         svc.UpdateExecutionStatusRequest(execution_id=run.metadata.id, phase=ex.PHASE_RUNNING)

@@ -17,7 +17,8 @@ _deselected: list[pytest.Item] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"postgres: needs a PostgreSQL server in ${POSTGRES_ENV} (deselected when unset outside CI)"
+        "markers",
+        f"postgres: needs a PostgreSQL server in ${POSTGRES_ENV} (deselected when unset outside CI)",
     )
 
 

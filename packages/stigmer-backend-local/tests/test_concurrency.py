@@ -11,16 +11,22 @@ import sys
 from pathlib import Path
 
 from stigmer.backend.local import LocalBackend
-from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2, resource_pb2
+from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
 
 CHILD = str(Path(__file__).with_name("writer_child.py"))
 
 
 async def _running_execution(backend: LocalBackend) -> str:
-    agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(instructions="hi"))
+    agent = agent_pb2.Agent(
+        metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(instructions="hi")
+    )
     await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
     run = await backend.create_execution(
-        svc.CreateExecutionRequest(spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot")))
+        svc.CreateExecutionRequest(
+            spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"))
+        )
     )
     await backend.update_execution_status(
         svc.UpdateExecutionStatusRequest(execution_id=run.metadata.id, phase=ex.PHASE_RUNNING)
@@ -40,8 +46,15 @@ async def test_four_processes_write_one_database_and_a_watcher_sees_everything(t
     watcher = asyncio.create_task(watch())
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, CHILD, url, eid, str(per_process), f"p{n}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+            sys.executable,
+            CHILD,
+            url,
+            eid,
+            str(per_process),
+            f"p{n}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
         )
         for n in range(4)
     ]
@@ -55,7 +68,9 @@ async def test_four_processes_write_one_database_and_a_watcher_sees_everything(t
     events = await asyncio.wait_for(watcher, 30)
     written = [e for e in events if e.type == "log"]
     assert len(written) == 4 * per_process
-    assert sorted(e.text for e in written) == sorted(f"p{n}-{i}" for n in range(4) for i in range(per_process))
+    assert sorted(e.text for e in written) == sorted(
+        f"p{n}-{i}" for n in range(4) for i in range(per_process)
+    )
     assert [e.sequence for e in events] == list(range(1, final.status.last_sequence + 1))
     for n in range(4):  # each writer's own events stay in its order
         mine = [int(e.text.split("-")[1]) for e in written if e.subject == f"p{n}"]
@@ -88,7 +103,9 @@ async def test_sigkilled_writer_loses_nothing_it_acknowledged(tmp_path: Path) ->
     assert proc.returncode == -signal.SIGKILL
     raw = sqlite3.connect(db)
     assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    stored = {row[0] for row in raw.execute("SELECT sequence FROM execution_events WHERE execution_id = ?", (eid,))}
+    stored = {
+        row[0] for row in raw.execute("SELECT sequence FROM execution_events WHERE execution_id = ?", (eid,))
+    }
     raw.close()
     missing = set(acked) - stored
     assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
@@ -96,7 +113,9 @@ async def test_sigkilled_writer_loses_nothing_it_acknowledged(tmp_path: Path) ->
     current = await reopened.get_execution(svc.GetExecutionRequest(id=eid))
     assert current.status.last_sequence >= max(acked)
     more = await reopened.update_execution_status(
-        svc.UpdateExecutionStatusRequest(execution_id=eid, events=[ex.ExecutionEvent(type="log", text="after")])
+        svc.UpdateExecutionStatusRequest(
+            execution_id=eid, events=[ex.ExecutionEvent(type="log", text="after")]
+        )
     )
     assert more.status.last_sequence == current.status.last_sequence + 1
     await reopened.close()

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
-
 from stigmer.backend.local import SCHEMA_VERSION, LocalBackend
 from stigmer.backend.local._db import Database
 from stigmer.backend.local._migrations import MIGRATIONS, migrate
 from stigmer.core import FailedPrecondition
-from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2, resource_pb2
+from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
 
 
 def test_migrations_are_ordered_and_end_at_the_schema_version() -> None:
@@ -36,8 +37,8 @@ async def test_first_schema_is_upgraded_with_data_intact(tmp_path: Path) -> None
     )
     raw.execute(
         "INSERT INTO resource_versions VALUES ('agt_old', 1, "
-        "'{\"apiVersion\":\"stigmer.ai/v1\",\"kind\":\"Agent\",\"metadata\":{\"name\":\"old-bot\"},"
-        "\"spec\":{\"instructions\":\"from v1\"}}', 1)"
+        '\'{"apiVersion":"stigmer.ai/v1","kind":"Agent","metadata":{"name":"old-bot"},'
+        '"spec":{"instructions":"from v1"}}\', 1)'
     )
     raw.commit()
     raw.close()

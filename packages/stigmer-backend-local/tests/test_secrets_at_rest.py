@@ -8,12 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from stigmer.backend.local import LocalBackend
 from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._keys import decode_master_key, resolve_master_key
 from stigmer.core import FailedPrecondition, InvalidArgument
-from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2, resource_pb2
+from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
 
 PLAIN = "hunter2-plaintext-" + os.urandom(6).hex()
 RUNTIME = "runtime-plaintext-" + os.urandom(6).hex()
@@ -49,7 +50,11 @@ def test_master_key_must_be_32_bytes() -> None:
 
 def test_master_key_from_environment_base64_or_hex(tmp_path: Path) -> None:
     key = os.urandom(32)
-    for text in (base64.b64encode(key).decode(), key.hex(), base64.urlsafe_b64encode(key).decode().rstrip("=")):
+    for text in (
+        base64.b64encode(key).decode(),
+        key.hex(),
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+    ):
         got, source = resolve_master_key(tmp_path, {"STIGMER_MASTER_KEY": text})
         assert got == key and source == "STIGMER_MASTER_KEY"
     with pytest.raises(InvalidArgument, match="STIGMER_MASTER_KEY must be 32 bytes"):
@@ -77,7 +82,9 @@ def test_damaged_key_file_is_a_clear_error(tmp_path: Path) -> None:
 async def _session(backend: LocalBackend) -> str:
     """Set a secret, run an execution that reads it and a run-time secret; returns the execution id."""
     await backend.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value=PLAIN))
-    agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(secrets=["GH_TOKEN"]))
+    agent = agent_pb2.Agent(
+        metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(secrets=["GH_TOKEN"])
+    )
     await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
     run = await backend.create_execution(
         svc.CreateExecutionRequest(
@@ -86,7 +93,9 @@ async def _session(backend: LocalBackend) -> str:
         )
     )
     eid = run.metadata.id
-    await backend.update_execution_status(svc.UpdateExecutionStatusRequest(execution_id=eid, phase=ex.PHASE_RUNNING))
+    await backend.update_execution_status(
+        svc.UpdateExecutionStatusRequest(execution_id=eid, phase=ex.PHASE_RUNNING)
+    )
     ctx = await backend.get_execution_context(svc.GetExecutionContextRequest(execution_id=eid))
     assert dict(ctx.secrets) == {"GH_TOKEN": PLAIN, "RUN_TOKEN": RUNTIME}
     return eid

@@ -6,8 +6,8 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stigmer.backend.local import LocalBackend
 from stigmer.backend.local._selectors import Requirement, matches, parse_selector
 from stigmer.core import InvalidArgument, StigmerError, Unavailable
@@ -88,8 +88,11 @@ def test_any_selector_text_parses_or_is_invalid_argument(text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(st.sampled_from("abc"), st.sampled_from(["1", "2"]), max_size=3),
-    st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["=", "!=", "", "!"]), st.sampled_from("12")),
-             min_size=1, max_size=3),
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.sampled_from(["=", "!=", "", "!"]), st.sampled_from("12")),
+        min_size=1,
+        max_size=3,
+    ),
 )
 def test_selector_semantics(labels: dict[str, str], terms: list[tuple[str, str, str]]) -> None:
     text = ",".join(f"{k}{op}{v}" if op in ("=", "!=") else f"{op}{k}" for k, op, v in terms)

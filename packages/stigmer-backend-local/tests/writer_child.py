@@ -11,7 +11,8 @@ import asyncio
 import sys
 
 from stigmer.backend.local import LocalBackend
-from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
 
 
 async def main(url: str, eid: str, count: int, tag: str) -> int:

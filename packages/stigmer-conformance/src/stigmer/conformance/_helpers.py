@@ -7,19 +7,22 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2
-
 from stigmer.core import Backend, StigmerError
 from stigmer.proto.v1 import (
     agent_pb2,
-    backend_service_pb2 as svc,
     environment_pb2,
-    execution_pb2 as ex,
     mcp_server_pb2,
     meta_pb2,
     resource_pb2,
     session_pb2,
     skill_pb2,
     workflow_pb2,
+)
+from stigmer.proto.v1 import (
+    backend_service_pb2 as svc,
+)
+from stigmer.proto.v1 import (
+    execution_pb2 as ex,
 )
 
 __all__ = [
@@ -98,7 +101,9 @@ def mcp_server(name: str, *, secrets: Iterable[str] = ()) -> resource_pb2.Resour
         stdio=mcp_server_pb2.StdioTransport(command="mcp-server", args=["stdio"]), secrets=list(secrets)
     )
     return resource_pb2.Resource(
-        mcp_server=mcp_server_pb2.McpServer(api_version=API, kind="McpServer", metadata=_meta(name, None), spec=spec)
+        mcp_server=mcp_server_pb2.McpServer(
+            api_version=API, kind="McpServer", metadata=_meta(name, None), spec=spec
+        )
     )
 
 
@@ -109,10 +114,12 @@ def skill(name: str, content: str = "# Skill\nBe kind.") -> resource_pb2.Resourc
     )
 
 
-def workflow(name: str, *, secrets: Iterable[str] = (), labels: dict[str, str] | None = None) -> resource_pb2.Resource:
+def workflow(
+    name: str, *, secrets: Iterable[str] = (), labels: dict[str, str] | None = None
+) -> resource_pb2.Resource:
     doc: dict[str, Any] = {
         "document": {"dsl": "1.0.0", "namespace": "conformance", "name": name, "version": "1.0.0"},
-        "do": [{"greet": {"set": {"greeting": "${ \"Hello, \" + .name }"}}}],
+        "do": [{"greet": {"set": {"greeting": '${ "Hello, " + .name }'}}}],
     }
     names = list(secrets)
     if names:
@@ -120,7 +127,9 @@ def workflow(name: str, *, secrets: Iterable[str] = (), labels: dict[str, str] |
     spec = struct_pb2.Struct()
     spec.update(doc)
     return resource_pb2.Resource(
-        workflow=workflow_pb2.Workflow(api_version=API, kind="Workflow", metadata=_meta(name, labels), spec=spec)
+        workflow=workflow_pb2.Workflow(
+            api_version=API, kind="Workflow", metadata=_meta(name, labels), spec=spec
+        )
     )
 
 
@@ -131,7 +140,9 @@ def session(name: str, agent_name: str) -> resource_pb2.Resource:
     )
 
 
-async def apply(backend: Backend, resource: resource_pb2.Resource, dry_run: bool = False) -> svc.ApplyResponse:
+async def apply(
+    backend: Backend, resource: resource_pb2.Resource, dry_run: bool = False
+) -> svc.ApplyResponse:
     return await backend.apply(svc.ApplyRequest(resource=resource, dry_run=dry_run))
 
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from google.protobuf.message import Message
-
 from stigmer.core import Backend
 
 __all__ = ["RecordingBackend"]

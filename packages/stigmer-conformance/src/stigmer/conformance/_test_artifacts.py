@@ -6,7 +6,6 @@ import hashlib
 import secrets as _random
 
 import pytest
-
 from stigmer.conformance._helpers import expect_error
 from stigmer.core import Backend, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -19,8 +18,12 @@ class TestArtifacts:
     async def test_same_bytes_same_key_stored_once(self, backend: Backend) -> None:
         content = b"SKILL.md\n" + _random.token_bytes(2048)
         key = "sha256:" + hashlib.sha256(content).hexdigest()
-        first = await backend.put_artifact(svc.PutArtifactRequest(content=content, media_type="application/x-tar"))
-        second = await backend.put_artifact(svc.PutArtifactRequest(content=content, media_type="application/x-tar"))
+        first = await backend.put_artifact(
+            svc.PutArtifactRequest(content=content, media_type="application/x-tar")
+        )
+        second = await backend.put_artifact(
+            svc.PutArtifactRequest(content=content, media_type="application/x-tar")
+        )
         assert first.key == second.key == key
         assert first.size == len(content)
         assert first.created_at == second.created_at, "the second put must not store a new copy"

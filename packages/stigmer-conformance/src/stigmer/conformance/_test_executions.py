@@ -7,7 +7,6 @@ import itertools
 
 import pytest
 from google.protobuf import struct_pb2
-
 from stigmer.conformance._helpers import (
     agent,
     apply,
@@ -21,15 +20,17 @@ from stigmer.conformance._helpers import (
     workflow,
 )
 from stigmer.core import Backend, FailedPrecondition, InvalidArgument, NotFound
-from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
+from stigmer.proto.v1 import meta_pb2
 
 __all__ = ["TestApprovals", "TestCancel", "TestExecutions", "TestPhases", "TestStatusUpdates", "TestWatch"]
 
 P = ex.Phase
-PENDING, RUNNING, WAITING = P.PHASE_PENDING, P.PHASE_RUNNING, P.PHASE_WAITING_APPROVAL
-SUCCEEDED, FAILED, CANCELLED = P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED
+PENDING, RUNNING, WAITING = int(P.PHASE_PENDING), int(P.PHASE_RUNNING), int(P.PHASE_WAITING_APPROVAL)
+SUCCEEDED, FAILED, CANCELLED = int(P.PHASE_SUCCEEDED), int(P.PHASE_FAILED), int(P.PHASE_CANCELLED)
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
-ALLOWED = {
+ALLOWED: dict[int, set[int]] = {
     PENDING: {RUNNING, CANCELLED, FAILED},
     RUNNING: {WAITING, SUCCEEDED, FAILED, CANCELLED, RUNNING},
     WAITING: {RUNNING, FAILED, CANCELLED},
@@ -38,7 +39,7 @@ ALLOWED = {
     CANCELLED: set(),
 }
 # how to reach each phase from PENDING
-PATHS = {
+PATHS: dict[int, tuple[int, ...]] = {
     PENDING: (),
     RUNNING: (RUNNING,),
     WAITING: (RUNNING, WAITING),
@@ -66,7 +67,9 @@ async def _events(backend: Backend, execution_id: str, after: int = 0) -> list[e
     return await asyncio.wait_for(collect(), 10)
 
 
-async def _update(backend: Backend, execution_id: str, *events: ex.ExecutionEvent, **fields: object) -> ex.Execution:
+async def _update(
+    backend: Backend, execution_id: str, *events: ex.ExecutionEvent, **fields: object
+) -> ex.Execution:
     req = svc.UpdateExecutionStatusRequest(execution_id=execution_id, events=list(events), **fields)  # type: ignore[arg-type]
     return await backend.update_execution_status(req)
 
@@ -105,7 +108,9 @@ class TestExecutions:
         assert run.spec.target_version == 1
 
     async def test_secret_refs_are_computed_from_declarations(self, backend: Backend) -> None:
-        a, e1, e2, m, r, forged = (unique_secret(x) for x in ("AGENT", "ENV1", "ENV2", "MCP", "RUN", "FORGED"))
+        a, e1, e2, m, r, forged = (
+            unique_secret(x) for x in ("AGENT", "ENV1", "ENV2", "MCP", "RUN", "FORGED")
+        )
         env, mcp, name = unique("env"), unique("mcp"), unique("agent")
         await apply(backend, environment(env, secrets=[e1, e2]))
         await apply(backend, mcp_server(mcp, secrets=[m]))
@@ -118,7 +123,9 @@ class TestExecutions:
         run = await new_execution(backend, "Workflow", wf)
         assert list(run.spec.secret_refs) == [w]
         await expect_error(
-            InvalidArgument, new_execution(backend, "Agent", name, runtime_secrets={"not-valid": "x"}), "not-valid"
+            InvalidArgument,
+            new_execution(backend, "Agent", name, runtime_secrets={"not-valid": "x"}),
+            "not-valid",
         )
 
     async def test_get_and_list(self, backend: Backend) -> None:
@@ -138,11 +145,17 @@ class TestExecutions:
                 break
         assert seen == [r.metadata.id for r in reversed(runs)], "newest first, no repeats, no gaps"
         await set_phase(backend, runs[0].metadata.id, RUNNING)
-        running = await backend.list_executions(svc.ListExecutionsRequest(target=target, phase=RUNNING))
+        running = await backend.list_executions(
+            svc.ListExecutionsRequest(target=target, phase=P.PHASE_RUNNING)
+        )
         assert [e.metadata.id for e in running.executions] == [runs[0].metadata.id]
-        agents = await backend.list_executions(svc.ListExecutionsRequest(kind="AgentExecution", target=target))
+        agents = await backend.list_executions(
+            svc.ListExecutionsRequest(kind="AgentExecution", target=target)
+        )
         assert len(agents.executions) == 5
-        none = await backend.list_executions(svc.ListExecutionsRequest(kind="WorkflowExecution", target=target))
+        none = await backend.list_executions(
+            svc.ListExecutionsRequest(kind="WorkflowExecution", target=target)
+        )
         assert len(none.executions) == 0
 
 
@@ -184,11 +197,16 @@ class TestStatusUpdates:
         run = await new_execution(backend, "Agent", await _agent(backend))
         eid = run.metadata.id
         await set_phase(backend, eid, RUNNING)
-        t1 = ex.TaskProgress(path="/do/0/a", name="a", phase=RUNNING, attempts=1)
-        t2 = ex.TaskProgress(path="/do/1/b", name="b", phase=RUNNING, attempts=1)
-        await _update(backend, eid, tasks=[t1, t2], usage=ex.Usage(input_tokens=10, output_tokens=5, requests=1),
-                      checkpoint='{"step": 1}')
-        done = ex.TaskProgress(path="/do/0/a", name="a", phase=SUCCEEDED, attempts=2)
+        t1 = ex.TaskProgress(path="/do/0/a", name="a", phase=P.PHASE_RUNNING, attempts=1)
+        t2 = ex.TaskProgress(path="/do/1/b", name="b", phase=P.PHASE_RUNNING, attempts=1)
+        await _update(
+            backend,
+            eid,
+            tasks=[t1, t2],
+            usage=ex.Usage(input_tokens=10, output_tokens=5, requests=1),
+            checkpoint='{"step": 1}',
+        )
+        done = ex.TaskProgress(path="/do/0/a", name="a", phase=P.PHASE_SUCCEEDED, attempts=2)
         out = await _update(backend, eid, tasks=[done], usage=ex.Usage(input_tokens=1, tool_calls=3))
         assert [(t.path, t.phase, t.attempts) for t in out.status.tasks] == [
             ("/do/0/a", SUCCEEDED, 2),
@@ -256,7 +274,9 @@ class TestPhases:
 
 @pytest.mark.asyncio
 class TestWatch:
-    async def test_streams_live_events_in_order_once_and_ends(self, backend: Backend, backend_peer: Backend) -> None:
+    async def test_streams_live_events_in_order_once_and_ends(
+        self, backend: Backend, backend_peer: Backend
+    ) -> None:
         run = await new_execution(backend, "Agent", await _agent(backend))
         eid = run.metadata.id
         await _update(backend, eid, _event("log", "before"), phase=RUNNING)
@@ -291,7 +311,9 @@ class TestWatch:
 
 @pytest.mark.asyncio
 class TestCancel:
-    @pytest.mark.parametrize("start", [PENDING, RUNNING, WAITING], ids=["PENDING", "RUNNING", "WAITING_APPROVAL"])
+    @pytest.mark.parametrize(
+        "start", [PENDING, RUNNING, WAITING], ids=["PENDING", "RUNNING", "WAITING_APPROVAL"]
+    )
     async def test_cancel_unfinished(self, backend: Backend, start: int) -> None:
         run = await new_execution(backend, "Agent", await _agent(backend))
         eid = run.metadata.id
@@ -315,13 +337,17 @@ class TestApprovals:
         eid = run.metadata.id
         await set_phase(backend, eid, RUNNING)
         approval = ex.ApprovalRequest(id="call_1", tool="create_issue", server="github")
-        out = await _update(backend, eid, _event("approval.requested"), phase=WAITING, pending_approval=approval)
+        out = await _update(
+            backend, eid, _event("approval.requested"), phase=WAITING, pending_approval=approval
+        )
         assert out.status.pending_approval.id == "call_1"
         return eid
 
     async def test_approve(self, backend: Backend) -> None:
         eid = await self._waiting(backend)
-        out = await backend.submit_approval(svc.SubmitApprovalRequest(execution_id=eid, approval_id="call_1", approved=True))
+        out = await backend.submit_approval(
+            svc.SubmitApprovalRequest(execution_id=eid, approval_id="call_1", approved=True)
+        )
         assert out.status.phase == RUNNING
         assert not out.status.HasField("pending_approval")
         await set_phase(backend, eid, SUCCEEDED)
@@ -347,7 +373,9 @@ class TestApprovals:
         await expect_error(FailedPrecondition, backend.submit_approval(req), "PENDING")
         await set_phase(backend, eid, RUNNING)
         await expect_error(FailedPrecondition, backend.submit_approval(req), "RUNNING")
-        await expect_error(NotFound, backend.submit_approval(svc.SubmitApprovalRequest(execution_id="aex_unknown")))
+        await expect_error(
+            NotFound, backend.submit_approval(svc.SubmitApprovalRequest(execution_id="aex_unknown"))
+        )
         waiting = await self._waiting(backend)
         wrong = svc.SubmitApprovalRequest(execution_id=waiting, approval_id="call_other", approved=True)
         await expect_error(FailedPrecondition, backend.submit_approval(wrong), "call_1")

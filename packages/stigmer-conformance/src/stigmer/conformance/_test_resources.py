@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from stigmer.conformance._helpers import agent, apply, environment, expect_error, mcp_server, skill, unique, workflow
+import pytest
+from stigmer.conformance._helpers import (
+    agent,
+    apply,
+    environment,
+    expect_error,
+    mcp_server,
+    skill,
+    unique,
+    workflow,
+)
 from stigmer.core import Backend, InvalidArgument, NotFound
-from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, meta_pb2, resource_pb2
+from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
 
 __all__ = ["TestApply", "TestGetListDelete", "TestReferences"]
 
@@ -111,7 +122,7 @@ class TestApply:
             got = await backend.get(svc.GetRequest(ref=_ref(id=getattr(out.resource, field).metadata.id)))
             assert getattr(got, field).spec == getattr(res, field).spec
         wf = await backend.get(svc.GetRequest(ref=_ref("Workflow", wf_name)))
-        assert wf.workflow.spec["document"]["name"] == wf_name
+        assert wf.workflow.spec.fields["document"].struct_value.fields["name"].string_value == wf_name
 
     async def test_bad_input_is_invalid_argument(self, backend: Backend) -> None:
         await expect_error(InvalidArgument, apply(backend, resource_pb2.Resource()))
@@ -134,7 +145,9 @@ class TestGetListDelete:
         await expect_error(NotFound, backend.get(svc.GetRequest(ref=_ref("Agent", unique("nope")))))
         await expect_error(NotFound, backend.get(svc.GetRequest(ref=_ref("Workflow", name))))
         await expect_error(NotFound, backend.get(svc.GetRequest(ref=_ref("Skill", id=md.id))))
-        await expect_error(NotFound, backend.get(svc.GetRequest(ref=_ref(id="agt_00000000000000000000000000"))))
+        await expect_error(
+            NotFound, backend.get(svc.GetRequest(ref=_ref(id="agt_00000000000000000000000000")))
+        )
 
     async def test_label_selectors(self, backend: Backend) -> None:
         scope = unique("scope")
@@ -149,7 +162,9 @@ class TestGetListDelete:
             ids[out.resource.agent.metadata.id] = key
 
         async def select(selector: str) -> list[str]:
-            out = await backend.list(svc.ListRequest(kind="Agent", label_selector=f"scope={scope},{selector}"))
+            out = await backend.list(
+                svc.ListRequest(kind="Agent", label_selector=f"scope={scope},{selector}")
+            )
             return [ids[r.agent.metadata.id] for r in out.resources]
 
         assert await select("env=prod") == ["a"]
@@ -162,7 +177,9 @@ class TestGetListDelete:
         every = await backend.list(svc.ListRequest(kind="Agent", label_selector=f"scope={scope}"))
         assert [ids[r.agent.metadata.id] for r in every.resources] == ["a", "b", "c"]
         for bad in ("=x", "a==b==c", "a,,b", "bad key=x"):
-            await expect_error(InvalidArgument, backend.list(svc.ListRequest(kind="Agent", label_selector=bad)))
+            await expect_error(
+                InvalidArgument, backend.list(svc.ListRequest(kind="Agent", label_selector=bad))
+            )
         await expect_error(InvalidArgument, backend.list(svc.ListRequest(kind="Nope")), "Nope")
 
     async def test_pagination_neither_skips_nor_repeats_while_others_insert(
@@ -215,13 +232,16 @@ class TestReferences:
     async def test_missing_reference_is_refused(self, backend: Backend, field: str) -> None:
         missing = unique("missing")
         name = unique("agent")
-        await expect_error(NotFound, apply(backend, agent(name, **{field: [missing]})), missing)
+        refs: dict[str, Any] = {field: [missing]}
+        await expect_error(NotFound, apply(backend, agent(name, **refs)), missing)
         await expect_error(NotFound, backend.get(svc.GetRequest(ref=_ref("Agent", name))))
-        builder = {"environments": environment, "skills": skill, "mcp_servers": mcp_server}[field]
+        builder: Any = {"environments": environment, "skills": skill, "mcp_servers": mcp_server}[field]
         await apply(backend, builder(missing))
-        out = await apply(backend, agent(name, **{field: [missing]}))
+        out = await apply(backend, agent(name, **refs))
         assert out.action == CREATED
 
     async def test_missing_reference_in_dry_run_is_refused_too(self, backend: Backend) -> None:
         missing = unique("missing")
-        await expect_error(NotFound, apply(backend, agent(unique("agent"), environments=[missing]), True), missing)
+        await expect_error(
+            NotFound, apply(backend, agent(unique("agent"), environments=[missing]), True), missing
+        )

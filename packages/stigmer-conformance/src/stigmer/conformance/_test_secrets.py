@@ -6,7 +6,6 @@ import asyncio
 import secrets as _random
 
 import pytest
-
 from stigmer.conformance._helpers import (
     agent,
     apply,
@@ -21,7 +20,9 @@ from stigmer.conformance._helpers import (
 )
 from stigmer.conformance._recording import RecordingBackend
 from stigmer.core import Backend, FailedPrecondition, InvalidArgument, NotFound
-from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
+from stigmer.proto.v1 import meta_pb2
 
 __all__ = ["TestExecutionContext", "TestNoSecretLeaks", "TestSecretStore"]
 
@@ -81,7 +82,9 @@ class TestExecutionContext:
 
     async def test_running_execution_gets_exactly_its_secrets(self, backend: Backend) -> None:
         name, values, undeclared = await self._setup(backend)
-        run = await new_execution(backend, "Agent", name, env={"LEVEL": "2"}, runtime_secrets={"RUN_ONLY": "rt-1"})
+        run = await new_execution(
+            backend, "Agent", name, env={"LEVEL": "2"}, runtime_secrets={"RUN_ONLY": "rt-1"}
+        )
         eid = run.metadata.id
         req = svc.GetExecutionContextRequest(execution_id=eid)
         await expect_error(FailedPrecondition, backend.get_execution_context(req), "PENDING")
@@ -96,7 +99,8 @@ class TestExecutionContext:
         await set_phase(backend, eid, P.PHASE_RUNNING, P.PHASE_SUCCEEDED)
         await expect_error(FailedPrecondition, backend.get_execution_context(req), "SUCCEEDED")
         await expect_error(
-            NotFound, backend.get_execution_context(svc.GetExecutionContextRequest(execution_id="aex_unknown"))
+            NotFound,
+            backend.get_execution_context(svc.GetExecutionContextRequest(execution_id="aex_unknown")),
         )
 
     async def test_runtime_secrets_are_scoped_to_their_execution(self, backend: Backend) -> None:
@@ -105,8 +109,12 @@ class TestExecutionContext:
         two = await new_execution(backend, "Agent", name)
         for run in (one, two):
             await set_phase(backend, run.metadata.id, P.PHASE_RUNNING)
-        ctx_one = await backend.get_execution_context(svc.GetExecutionContextRequest(execution_id=one.metadata.id))
-        ctx_two = await backend.get_execution_context(svc.GetExecutionContextRequest(execution_id=two.metadata.id))
+        ctx_one = await backend.get_execution_context(
+            svc.GetExecutionContextRequest(execution_id=one.metadata.id)
+        )
+        ctx_two = await backend.get_execution_context(
+            svc.GetExecutionContextRequest(execution_id=two.metadata.id)
+        )
         assert ctx_one.secrets["RUN_ONLY"] == "first"
         assert "RUN_ONLY" not in ctx_two.secrets
 
@@ -133,10 +141,14 @@ class TestExecutionContext:
 
 @pytest.mark.asyncio
 class TestNoSecretLeaks:
-    async def test_scripted_session_returns_values_only_from_get_execution_context(self, backend: Backend) -> None:
+    async def test_scripted_session_returns_values_only_from_get_execution_context(
+        self, backend: Backend
+    ) -> None:
         rec = RecordingBackend(backend)
-        b: Backend = rec  # type: ignore[assignment]
-        stored, runtime, mcp_value = (f"plain-{k}-{_random.token_hex(8)}" for k in ("stored", "runtime", "mcp"))
+        b: Backend = rec
+        stored, runtime, mcp_value = (
+            f"plain-{k}-{_random.token_hex(8)}" for k in ("stored", "runtime", "mcp")
+        )
         s1, s2 = unique_secret("LEAK"), unique_secret("LEAKMCP")
         await _set(b, s1, stored, "a stored secret")
         await _set(b, s2, mcp_value)
@@ -175,5 +187,5 @@ class TestNoSecretLeaks:
         methods = {m for m, _ in rec.responses}
         assert {"set_secret", "apply", "create_execution", "watch_execution", "list_secrets"} <= methods
         for value in (stored, runtime, mcp_value):
-            assert rec.leaks(value) == [], f"a response other than GetExecutionContext held a secret value"
+            assert rec.leaks(value) == [], "a response other than GetExecutionContext held a secret value"
         assert rec.leaks(stored, allowed=()) == ["get_execution_context"]

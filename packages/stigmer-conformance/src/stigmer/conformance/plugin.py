@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import pytest_asyncio
-
 from stigmer.core import Backend
 
 BackendFactory = Callable[[], Awaitable[Backend]]
@@ -57,7 +56,9 @@ async def backend(conformance_factory: BackendFactory | None) -> AsyncIterator[B
 
 
 @pytest_asyncio.fixture
-async def backend_peer(conformance_factory: BackendFactory | None, backend: Backend) -> AsyncIterator[Backend]:
+async def backend_peer(
+    conformance_factory: BackendFactory | None, backend: Backend
+) -> AsyncIterator[Backend]:
     """A second client of the store ``backend`` uses (``backend`` itself when no factory is given)."""
     factory = conformance_factory
     if factory is None:

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy import Connection, insert, select
-
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, timestamp
 from stigmer.core import InvalidArgument, NotFound
-from stigmer.proto.v1 import artifact_pb2, backend_service_pb2 as svc
+from stigmer.proto.v1 import artifact_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
 
 __all__ = ["get_artifact", "put_artifact"]
 
 _DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
-def _metadata(row: object) -> artifact_pb2.ArtifactMetadata:
+def _metadata(row: Any) -> artifact_pb2.ArtifactMetadata:
     out = artifact_pb2.ArtifactMetadata(
-        key=row.key, size=row.size, media_type=row.media_type  # type: ignore[attr-defined]
+        key=row.key,
+        size=row.size,
+        media_type=row.media_type,
     )
-    out.created_at.CopyFrom(timestamp(row.created_at))  # type: ignore[attr-defined]
+    out.created_at.CopyFrom(timestamp(row.created_at))
     return out
 
 
@@ -47,7 +50,9 @@ def get_artifact(conn: Connection, request: svc.GetArtifactRequest) -> svc.GetAr
     key = request.key
     algo, _, digest = key.partition(":")
     if algo != "sha256" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise InvalidArgument(f"invalid artifact key {key!r}: expected sha256:<64 lower-case hex digits>", ["key"])
+        raise InvalidArgument(
+            f"invalid artifact key {key!r}: expected sha256:<64 lower-case hex digits>", ["key"]
+        )
     row = conn.execute(select(s.artifacts).where(s.artifacts.c.key == key)).first()
     if row is None:
         raise NotFound(f"artifact {key} is not stored; push it with PutArtifact (or re-apply the Skill)")

@@ -15,15 +15,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stigmer.core import FailedPrecondition, Settings, StigmerError
 from stigmer.proto.v1 import (
     artifact_pb2,
-    backend_service_pb2 as svc,
-    execution_pb2 as ex,
     resource_pb2,
     secret_pb2,
+)
+from stigmer.proto.v1 import (
+    backend_service_pb2 as svc,
+)
+from stigmer.proto.v1 import (
+    execution_pb2 as ex,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
-
     from stigmer.backend.local._crypto import SecretBox
     from stigmer.backend.local._db import Database
 
@@ -55,7 +58,11 @@ class LocalBackend:
 
         settings = Settings.load() if home is None or database_url is None else None
         self.home = Path(home).expanduser() if home is not None else settings.home  # type: ignore[union-attr]
-        url = database_url or (settings.database_url if settings else "") or f"sqlite:///{self.home / 'stigmer.db'}"
+        url = (
+            database_url
+            or (settings.database_url if settings else "")
+            or f"sqlite:///{self.home / 'stigmer.db'}"
+        )
         self._db: Database = Database(url)
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
@@ -181,7 +188,7 @@ class LocalBackend:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.add(waiter)
             try:
-                events = await self._read(lambda c: events_after(c, eid, after))
+                events = await self._read(lambda c, after=after: events_after(c, eid, after))  # type: ignore[misc]
                 for event in events:
                     after = event.sequence
                     yield event

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from stigmer.core import InvalidArgument
 
 __all__ = [

@@ -6,7 +6,6 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from stigmer.core import FailedPrecondition, InvalidArgument
 
 __all__ = ["SecretBox"]

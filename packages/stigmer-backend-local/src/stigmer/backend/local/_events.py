@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, timestamp
 from stigmer.backend.local._db import Prepared
 from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound
-from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
 
 __all__ = [
     "ALLOWED",
@@ -44,11 +44,23 @@ ALLOWED: dict[int, frozenset[int]] = {
 }
 
 _e, _ev = s.executions, s.execution_events
-_COLS = (_e.c.pk, _e.c.id, _e.c.kind, _e.c.phase, _e.c.last_sequence, _e.c.labels, _e.c.spec, _e.c.status,
-         _e.c.created_at, _e.c.updated_at)
+_COLS = (
+    _e.c.pk,
+    _e.c.id,
+    _e.c.kind,
+    _e.c.phase,
+    _e.c.last_sequence,
+    _e.c.labels,
+    _e.c.spec,
+    _e.c.status,
+    _e.c.created_at,
+    _e.c.updated_at,
+)
 _SELECT = select(*_COLS).where(_e.c.id == bindparam("eid"))
 _SELECT_LOCKED = _SELECT.with_for_update()
-_SELECT_EVENT = select(_ev.c.body).where(_ev.c.execution_id == bindparam("eid"), _ev.c.sequence == bindparam("seq"))
+_SELECT_EVENT = select(_ev.c.body).where(
+    _ev.c.execution_id == bindparam("eid"), _ev.c.sequence == bindparam("seq")
+)
 _INSERT_EVENT = insert(_ev)
 _UPDATE = (
     update(_e)
@@ -105,7 +117,7 @@ def _stmts(conn: Connection) -> _Statements:
 
 
 def phase_name(phase: int) -> str:
-    return P.Name(phase).removeprefix("PHASE_") if phase in P.values() else str(phase)
+    return P.Name(phase).removeprefix("PHASE_") if phase in P.values() else str(phase)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -179,20 +191,34 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
         st.insert_event.many(
             conn,
             [
-                {"execution_id": item.id, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
+                {
+                    "execution_id": item.id,
+                    "sequence": e.sequence,
+                    "type": e.type,
+                    "body": e.SerializeToString(),
+                }
                 for e in item.new_events
             ],
         )
     item.status.last_sequence = item.last
     body = item.status.SerializeToString()
     cur: Any = st.update.run(
-        conn, {"b_pk": item.row.pk, "b_phase": item.phase, "b_last": item.last, "b_status": body, "b_now": item.now}
+        conn,
+        {
+            "b_pk": item.row.pk,
+            "b_phase": item.phase,
+            "b_last": item.last,
+            "b_status": body,
+            "b_now": item.now,
+        },
     )
     cur.close()
     return to_execution(item.row, item.status, item.now)
 
 
-def to_execution(row: Any, status: ex.ExecutionStatus | None = None, updated_at: int | None = None) -> ex.Execution:
+def to_execution(
+    row: Any, status: ex.ExecutionStatus | None = None, updated_at: int | None = None
+) -> ex.Execution:
     out = ex.Execution(api_version=API_VERSION, kind=row.kind)
     md = out.metadata
     md.id = md.name = md.slug = row.id

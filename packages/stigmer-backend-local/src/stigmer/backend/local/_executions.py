@@ -7,14 +7,24 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 from sqlalchemy import Connection, insert, select
-
-from stigmer.backend.local import _resources as res, _schema as s, _secrets
-from stigmer.backend.local._convert import check_secret_name, decode_token, dumps, encode_token, now_us, page_size
+from stigmer.backend.local import _resources as res
+from stigmer.backend.local import _schema as s
+from stigmer.backend.local import _secrets
+from stigmer.backend.local._convert import (
+    check_secret_name,
+    decode_token,
+    dumps,
+    encode_token,
+    now_us,
+    page_size,
+)
 from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._events import P, load, phase_name, save, to_execution
 from stigmer.backend.local._selectors import check_labels
 from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, new_id
-from stigmer.proto.v1 import backend_service_pb2 as svc, execution_pb2 as ex, meta_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
+from stigmer.proto.v1 import meta_pb2
 
 __all__ = [
     "cancel",
@@ -30,7 +40,9 @@ _EXEC_KIND = {"Agent": "AgentExecution", "Workflow": "WorkflowExecution"}
 
 def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
     if ref.kind and ref.kind not in _EXEC_KIND:
-        raise InvalidArgument(f"an execution runs an Agent or a Workflow, not a {ref.kind}", ["spec.target.kind"])
+        raise InvalidArgument(
+            f"an execution runs an Agent or a Workflow, not a {ref.kind}", ["spec.target.kind"]
+        )
     if not (ref.id or ref.name):
         raise InvalidArgument("spec.target needs the name (or id) of an Agent or Workflow", ["spec.target"])
     if ref.kind or ref.id:
@@ -39,12 +51,15 @@ def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
         rows = [r for k in _EXEC_KIND if (r := res.find(conn, ref, k)) is not None]
         if len(rows) > 1:
             raise InvalidArgument(
-                f"both an Agent and a Workflow are named '{ref.name}'; set spec.target.kind", ["spec.target.kind"]
+                f"both an Agent and a Workflow are named '{ref.name}'; set spec.target.kind",
+                ["spec.target.kind"],
             )
         row = rows[0] if rows else None
     if row is None or row.kind not in _EXEC_KIND:
         what = f"with id '{ref.id}'" if ref.id else f"'{ref.name}'"
-        raise NotFound(f"no {ref.kind or 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)")
+        raise NotFound(
+            f"no {ref.kind or 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)"
+        )
     return row
 
 
@@ -85,7 +100,9 @@ def create(conn: Connection, box: SecretBox, request: svc.CreateExecutionRequest
     if spec.target_version and spec.target_version != row.version:
         body = res.version_body(conn, row.id, spec.target_version)
         if body is None:
-            raise NotFound(f"{row.kind} '{row.name}' has no version {spec.target_version} (latest: {row.version})")
+            raise NotFound(
+                f"{row.kind} '{row.name}' has no version {spec.target_version} (latest: {row.version})"
+            )
     else:
         spec.target_version = row.version
         body = res.version_body(conn, row.id, row.version)
@@ -171,7 +188,9 @@ def list_executions(conn: Connection, request: svc.ListExecutionsRequest) -> svc
 def cancel(conn: Connection, request: svc.CancelExecutionRequest) -> ex.Execution:
     item = load(conn, request.id)
     if item.phase in (P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED):
-        raise FailedPrecondition(f"execution {item.id} already finished ({phase_name(item.phase)}); nothing to cancel")
+        raise FailedPrecondition(
+            f"execution {item.id} already finished ({phase_name(item.phase)}); nothing to cancel"
+        )
     item.append("cancel.requested", text=request.reason)
     item.set_phase(P.PHASE_CANCELLED, request.reason)
     return save(conn, item)
@@ -200,7 +219,9 @@ def submit_approval(conn: Connection, request: svc.SubmitApprovalRequest) -> ex.
     return save(conn, item)
 
 
-def context(conn: Connection, box: SecretBox, request: svc.GetExecutionContextRequest) -> svc.ExecutionContext:
+def context(
+    conn: Connection, box: SecretBox, request: svc.GetExecutionContextRequest
+) -> svc.ExecutionContext:
     item = load(conn, request.execution_id, lock=False)
     if item.phase not in (P.PHASE_RUNNING, P.PHASE_WAITING_APPROVAL):
         raise FailedPrecondition(

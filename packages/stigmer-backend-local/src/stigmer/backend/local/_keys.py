@@ -55,8 +55,11 @@ def _keyring() -> object | None:
     try:
         backend = keyring.get_keyring()
         name = f"{type(backend).__module__}.{type(backend).__name__}".lower()
-        if "fail" in name or "null" in name or "keyrings.alt" in name or "chainer" in name and not getattr(
-            backend, "backends", None
+        if (
+            "fail" in name
+            or "null" in name
+            or "keyrings.alt" in name
+            or ("chainer" in name and not getattr(backend, "backends", None))
         ):
             return None
     except Exception:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, func, insert, select
-
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._db import Database
 from stigmer.core import FailedPrecondition
@@ -66,6 +65,8 @@ def migrate(db: Database, target: int | None = None) -> int:
             if version < number <= goal:
                 log.info("migrating the database to schema version %d (%s)", number, step.__name__)
                 step(conn)
-                conn.execute(insert(s.schema_version).values(version=number, applied_at=int(time.time() * 1e6)))
+                conn.execute(
+                    insert(s.schema_version).values(version=number, applied_at=int(time.time() * 1e6))
+                )
                 version = number
     return version

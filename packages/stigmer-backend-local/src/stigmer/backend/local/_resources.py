@@ -9,7 +9,6 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy import Connection, Row, and_, delete, exists, insert, not_, select, update
-
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import (
     check_secret_name,
@@ -22,7 +21,8 @@ from stigmer.backend.local._convert import (
 )
 from stigmer.backend.local._selectors import check_labels, parse_selector
 from stigmer.core import API_VERSION, KINDS, InvalidArgument, NotFound, new_id, slugify, unwrap
-from stigmer.proto.v1 import backend_service_pb2 as svc, meta_pb2, resource_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import meta_pb2, resource_pb2
 
 __all__ = [
     "DEFINITION_KINDS",
@@ -134,10 +134,7 @@ def _validate(resource: resource_pb2.Resource) -> tuple[str, Any]:
     if len(name) > 253:
         raise InvalidArgument("metadata.name is longer than 253 characters", ["metadata.name"])
     check_labels(dict(msg.metadata.labels), "metadata.labels")
-    if kind == "Agent":
-        for i, n in enumerate(msg.spec.secrets):
-            check_secret_name(n, f"spec.secrets[{i}]")
-    elif kind in ("Environment", "McpServer"):
+    if kind == "Agent" or kind in ("Environment", "McpServer"):
         for i, n in enumerate(msg.spec.secrets):
             check_secret_name(n, f"spec.secrets[{i}]")
     elif kind == "Workflow":
@@ -163,7 +160,9 @@ def references(kind: str, msg: Any) -> list[tuple[str, meta_pb2.ResourceRef]]:
 
     def skills(prefix: str, refs: Sequence[meta_pb2.ResourceRef]) -> None:
         for i, r in enumerate(refs):
-            out.append((f"{prefix}.skills[{i}]", meta_pb2.ResourceRef(kind=r.kind or "Skill", name=r.name, id=r.id)))
+            out.append(
+                (f"{prefix}.skills[{i}]", meta_pb2.ResourceRef(kind=r.kind or "Skill", name=r.name, id=r.id))
+            )
 
     def mcps(prefix: str, usages: Sequence[Any]) -> None:
         for i, u in enumerate(usages):
@@ -239,7 +238,9 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
     md = msg.metadata
     slug = md.slug or slugify(md.name)
     if slugify(slug) != slug or len(slug) > _SLUG_MAX:
-        raise InvalidArgument(f"invalid slug {slug!r}: lower-case letters, digits and dashes", ["metadata.slug"])
+        raise InvalidArgument(
+            f"invalid slug {slug!r}: lower-case letters, digits and dashes", ["metadata.slug"]
+        )
     row = conn.execute(
         select(s.resources).where(s.resources.c.kind == kind, s.resources.c.slug == slug).with_for_update()
     ).first()
@@ -309,9 +310,13 @@ def _write_labels(conn: Connection, pk: int, labels: dict[str, str], replace: bo
         )
 
 
-def _write_version(conn: Connection, rid: str, version: int, resource: resource_pb2.Resource, now: int) -> None:
+def _write_version(
+    conn: Connection, rid: str, version: int, resource: resource_pb2.Resource, now: int
+) -> None:
     body = dumps(json_format.MessageToDict(unwrap(resource)))
-    conn.execute(insert(s.resource_versions).values(resource_id=rid, version=version, body=body, created_at=now))
+    conn.execute(
+        insert(s.resource_versions).values(resource_id=rid, version=version, body=body, created_at=now)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,9 +382,7 @@ def list_versions(conn: Connection, request: svc.ListVersionsRequest) -> svc.Lis
     cls, field = DEFINITION_KINDS[row.kind]
     out = svc.ListVersionsResponse()
     v = s.resource_versions
-    for item in conn.execute(
-        select(v).where(v.c.resource_id == row.id).order_by(v.c.version.desc())
-    ):
+    for item in conn.execute(select(v).where(v.c.resource_id == row.id).order_by(v.c.version.desc())):
         msg = cls()
         json_format.ParseDict(json.loads(item.body), msg)
         entry = out.versions.add(version=item.version)
@@ -391,7 +394,9 @@ def list_versions(conn: Connection, request: svc.ListVersionsRequest) -> svc.Lis
 def version_body(conn: Connection, resource_id: str, version: int) -> Any | None:
     """The kind message of ``resource_id`` as it was at ``version``, or None."""
     v = s.resource_versions
-    item = conn.execute(select(v.c.body).where(v.c.resource_id == resource_id, v.c.version == version)).first()
+    item = conn.execute(
+        select(v.c.body).where(v.c.resource_id == resource_id, v.c.version == version)
+    ).first()
     return None if item is None else json.loads(item.body)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
-
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import check_secret_name, now_us, timestamp
 from stigmer.backend.local._crypto import SecretBox
 from stigmer.core import FailedPrecondition, InvalidArgument, NotFound
-from stigmer.proto.v1 import backend_service_pb2 as svc, secret_pb2
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import secret_pb2
 
 __all__ = [
     "delete_secret",
@@ -34,12 +35,14 @@ def _runtime_context(execution_id: str, name: str) -> str:
     return f"stigmer/execution/{execution_id}/secret/{name}"
 
 
-def _metadata(row: object) -> secret_pb2.SecretMetadata:
+def _metadata(row: Any) -> secret_pb2.SecretMetadata:
     out = secret_pb2.SecretMetadata(
-        name=row.name, description=row.description, version=row.version  # type: ignore[attr-defined]
+        name=row.name,
+        description=row.description,
+        version=row.version,
     )
-    out.created_at.CopyFrom(timestamp(row.created_at))  # type: ignore[attr-defined]
-    out.updated_at.CopyFrom(timestamp(row.updated_at))  # type: ignore[attr-defined]
+    out.created_at.CopyFrom(timestamp(row.created_at))
+    out.updated_at.CopyFrom(timestamp(row.updated_at))
     return out
 
 
@@ -58,7 +61,11 @@ def set_secret(conn: Connection, box: SecretBox, request: svc.SetSecretRequest) 
     if row is None:
         conn.execute(
             insert(t).values(
-                name=name, description=request.description, version=1, ciphertext=sealed, created_at=now,
+                name=name,
+                description=request.description,
+                version=1,
+                ciphertext=sealed,
+                created_at=now,
                 updated_at=now,
             )
         )
@@ -96,19 +103,27 @@ def list_secrets(conn: Connection, request: svc.ListSecretsRequest) -> svc.ListS
     return svc.ListSecretsResponse(secrets=[_metadata(r) for r in rows])
 
 
-def store_runtime_secrets(conn: Connection, box: SecretBox, execution_id: str, values: Mapping[str, str]) -> None:
+def store_runtime_secrets(
+    conn: Connection, box: SecretBox, execution_id: str, values: Mapping[str, str]
+) -> None:
     rows = []
     for name, value in values.items():
         check_secret_name(name, f"runtime_secrets.{name}")
         _check_value(value, name)
         rows.append(
-            {"execution_id": execution_id, "name": name, "ciphertext": box.seal(value, _runtime_context(execution_id, name))}
+            {
+                "execution_id": execution_id,
+                "name": name,
+                "ciphertext": box.seal(value, _runtime_context(execution_id, name)),
+            }
         )
     if rows:
         conn.execute(insert(s.execution_secrets), rows)
 
 
-def resolve_values(conn: Connection, box: SecretBox, execution_id: str, names: Iterable[str]) -> dict[str, str]:
+def resolve_values(
+    conn: Connection, box: SecretBox, execution_id: str, names: Iterable[str]
+) -> dict[str, str]:
     """Decrypted values of ``names``: the execution's run-time secret, else the stored secret."""
     wanted = list(dict.fromkeys(names))
     if not wanted:
@@ -121,13 +136,17 @@ def resolve_values(conn: Connection, box: SecretBox, execution_id: str, names: I
     t = s.secrets
     stored = {
         r.name: r.ciphertext
-        for r in conn.execute(select(t.c.name, t.c.ciphertext).where(t.c.name.in_([n for n in wanted if n not in runtime])))
+        for r in conn.execute(
+            select(t.c.name, t.c.ciphertext).where(t.c.name.in_([n for n in wanted if n not in runtime]))
+        )
     }
     out: dict[str, str] = {}
     missing = []
     for name in wanted:
         if name in runtime:
-            out[name] = box.open(runtime[name], _runtime_context(execution_id, name), f"run-time secret {name}")
+            out[name] = box.open(
+                runtime[name], _runtime_context(execution_id, name), f"run-time secret {name}"
+            )
         elif name in stored:
             out[name] = box.open(stored[name], _context(name), f"secret {name}")
         else:
@@ -146,15 +165,17 @@ def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:
     t = s.secrets
     for row in list(conn.execute(select(t.c.name, t.c.ciphertext).with_for_update())):
         plain = old.open(row.ciphertext, _context(row.name), f"secret {row.name}")
-        conn.execute(update(t).where(t.c.name == row.name).values(ciphertext=new.seal(plain, _context(row.name))))
+        conn.execute(
+            update(t).where(t.c.name == row.name).values(ciphertext=new.seal(plain, _context(row.name)))
+        )
         count += 1
     es = s.execution_secrets
-    for row in list(conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).with_for_update())):
-        ctx = _runtime_context(row.execution_id, row.name)
-        plain = old.open(row.ciphertext, ctx, f"run-time secret {row.name}")
+    for item in list(conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).with_for_update())):
+        ctx = _runtime_context(item.execution_id, item.name)
+        plain = old.open(item.ciphertext, ctx, f"run-time secret {item.name}")
         conn.execute(
             update(es)
-            .where(es.c.execution_id == row.execution_id, es.c.name == row.name)
+            .where(es.c.execution_id == item.execution_id, es.c.name == item.name)
             .values(ciphertext=new.seal(plain, ctx))
         )
         count += 1
