@@ -1,5 +1,6 @@
-"""The interpreter core: task lists, the task lifecycle (input → if → run → output → export → then),
-expressions with their variables, timeouts and checkpoints."""
+"""The interpreter core: task lists and ``then``, the task lifecycle (input → if → run → output →
+export), timeouts and schemas. Expressions live in ``_evaluation``, checkpoints in ``_checkpoint``,
+and each task type in ``_tasks``."""
 
 from __future__ import annotations
 
@@ -7,30 +8,22 @@ import asyncio
 import contextlib
 import copy
 import datetime
-import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from . import _tasks
+from ._checkpoint import CHECKPOINT_VERSION, Checkpointing
 from ._duration import parse_duration
 from ._errors import ErrorKind, WorkflowError
-from ._expr import (
-    evaluate_field,
-    evaluate_template,
-    is_expression,
-    template_uses_secrets,
-    truthy,
-    uses_secrets,
-)
+from ._evaluation import Evaluating, timestamp
+from ._expr import truthy
 from ._host import Host
 from ._parse import Workflow, load_workflow
 from ._schema import validate_against
 
 __all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
 
-CHECKPOINT_VERSION: Final = 1
-RUNTIME_NAME: Final = "stigmer"
 _KINDS: Final = (
     "for",
     "call",
@@ -65,7 +58,7 @@ class Scope:
         return Scope({**self.variables, **values})
 
 
-class Interpreter:
+class Interpreter(Checkpointing, Evaluating):
     """Runs one workflow document on a :class:`Host`.
 
     ``run`` returns the workflow output or raises :class:`WorkflowError` (an RFC 7807 problem
@@ -154,7 +147,7 @@ class Interpreter:
                 "reference": path,
                 "definition": task,
                 "input": data,
-                "startedAt": _timestamp(self.host.now()),
+                "startedAt": timestamp(self.host.now()),
             }
             inner = scope.with_vars(task=descriptor, input=data)
             value = await self.transform(task_input["from"], data, inner) if "from" in task_input else data
@@ -202,45 +195,6 @@ class Interpreter:
         runner = _tasks.RUNNERS[kind]
         return await runner(self, path, task, data, scope)
 
-    # ------------------------------------------------------------- expressions
-    async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "context": self.context,
-            "workflow": {
-                "id": self.workflow_id,
-                "definition": self.definition,
-                "input": self._raw_input,
-                "startedAt": _timestamp(self._started) if self._started else None,
-            },
-            "runtime": {"name": RUNTIME_NAME, "version": _version(), "metadata": {}},
-            **scope.variables,
-        }
-        if secrets:
-            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
-        return values
-
-    async def expr(self, text: Any, data: Any, scope: Scope) -> Any:
-        """Evaluate an expression-typed field (``${ }`` or bare jq)."""
-        if not isinstance(text, str):
-            return text
-        variables = await self.variables(scope, secrets=uses_secrets(text))
-        with _scrubbed(variables):
-            return evaluate_field(text, data, variables)
-
-    async def template(self, value: Any, data: Any, scope: Scope) -> Any:
-        """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
-        if isinstance(value, str) and not is_expression(value):
-            return value
-        variables = await self.variables(scope, secrets=template_uses_secrets(value))
-        with _scrubbed(variables):
-            return evaluate_template(value, data, variables)
-
-    async def transform(self, spec: Any, data: Any, scope: Scope) -> Any:
-        """``input.from`` / ``output.as`` / ``export.as``: a string is an expression, an object a template."""
-        if isinstance(spec, str):
-            return await self.expr(spec, data, scope)
-        return await self.template(spec, data, scope)
-
     # ---------------------------------------------------------------- helpers
     def timeout_seconds(self, spec: Any) -> float | None:
         if spec is None:
@@ -282,54 +236,6 @@ class Interpreter:
         if problem is not None:
             raise WorkflowError.of(ErrorKind.VALIDATION, f"{what} does not match its schema: {problem}")
 
-    # ------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        """The resume point: completed positions of every active task list, and the data."""
-        return copy.deepcopy(
-            {
-                "version": CHECKPOINT_VERSION,
-                "workflowId": self.workflow_id,
-                "startedAt": self._started.isoformat() if self._started else None,
-                "rawInput": self._raw_input,
-                "input": self._input,
-                "context": self.context,
-                "frames": self._frames,
-            }
-        )
-
-    async def save_position(self, key: str, state: Mapping[str, Any], *, drop: str | None = None) -> None:
-        """Record progress at ``key``, drop finished nested state (under ``drop``, by default
-        everything below ``key``) and offer the host a checkpoint."""
-        prefix = key + "/" if drop is None else drop
-        for stale in [k for k in self._frames if k.startswith(prefix)]:
-            del self._frames[stale]
-        self._frames[key] = dict(state)
-        await self.host.checkpoint(self.checkpoint())
-
-    def forget(self, prefix: str) -> None:
-        """Drop saved progress under ``prefix`` (a retried ``try`` starts over)."""
-        for stale in [k for k in self._frames if k.startswith(prefix)]:
-            del self._frames[stale]
-        for stale in [k for k in self._resume if k.startswith(prefix)]:
-            del self._resume[stale]
-
-    def resume_state(self, key: str) -> Any:
-        """Saved progress at ``key`` from the checkpoint being resumed (consumed once)."""
-        return self._resume.pop(key, None)
-
-    def _restore(self, state: Mapping[str, Any]) -> None:
-        if state.get("version") != CHECKPOINT_VERSION or not isinstance(state.get("frames"), Mapping):
-            raise WorkflowError.of(ErrorKind.CONFIGURATION, "not a checkpoint of this interpreter version")
-        data = copy.deepcopy(dict(state))
-        self._raw_input = data.get("rawInput")
-        self._input = data.get("input")
-        self.context = data.get("context") or {}
-        self._frames = dict(data["frames"])
-        self._resume = dict(data["frames"])
-        self.workflow_id = self.workflow_id or str(data.get("workflowId") or "")
-        started = data.get("startedAt")
-        self._started = datetime.datetime.fromisoformat(started) if started else self.host.now()
-
 
 async def run_workflow(
     workflow: Workflow | Mapping[str, Any] | str,
@@ -344,38 +250,3 @@ async def run_workflow(
 
 
 TaskRunner = Callable[[Interpreter, str, Mapping[str, Any], Any, Scope], Awaitable[tuple[Any, Any]]]
-
-
-def _timestamp(moment: datetime.datetime) -> dict[str, Any]:
-    seconds = moment.timestamp()
-    return {
-        "iso8601": moment.isoformat(),
-        "epoch": {"seconds": int(seconds), "milliseconds": int(seconds * 1000)},
-    }
-
-
-@contextlib.contextmanager
-def _scrubbed(variables: Mapping[str, Any]) -> Iterator[None]:
-    """Keep secret values out of expression error messages (jq quotes the values it chokes on)."""
-    try:
-        yield
-    except WorkflowError as error:
-        secrets = variables.get("secrets")
-        if isinstance(secrets, Mapping):
-            detail = str(error.problem.get("detail", ""))
-            for value in secrets.values():
-                if isinstance(value, str) and value:
-                    detail = detail.replace(value, "***")
-            error.problem["detail"] = detail
-            error.args = (detail,)
-        raise
-
-
-@functools.cache
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("stigmer-runner-workflow")
-    except PackageNotFoundError:
-        return "0"

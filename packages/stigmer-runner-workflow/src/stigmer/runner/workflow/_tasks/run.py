@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -74,11 +75,20 @@ def _returned(result: ProcessResult, mode: str) -> Any:
     return result.stderr if mode == "stderr" else result.stdout
 
 
-def _detach(work: Any) -> None:
-    import asyncio
+_DETACHED: set[asyncio.Future[Any]] = set()
 
+
+def _detach(work: Any) -> None:
+    """``await: false``: run in the background (kept referenced until done; failures ignored)."""
     future = asyncio.ensure_future(work)
-    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    _DETACHED.add(future)
+    future.add_done_callback(_forget)
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    _DETACHED.discard(future)
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not warn about it
 
 
 def _text(value: Any) -> str:

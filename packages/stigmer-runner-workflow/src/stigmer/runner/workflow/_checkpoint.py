@@ -1,0 +1,82 @@
+"""Checkpoints: the positions reached in every active task list, so a killed run can resume.
+
+A checkpoint maps keys to saved progress: a task list's path (``/do``, ``/do/0/x/do``) to the
+index of the next task and the data flowing into it; ``<task>/for`` to the next iteration;
+``<task>/fork/branches/<i>`` to a finished branch's output; ``<task>/catch`` to a caught error
+whose ``catch.do`` is under way. Entering a list (or loop, fork, try) consumes its saved entry
+once, so later re-entries (loop iterations, retries, backward jumps) start fresh.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._errors import ErrorKind, WorkflowError
+from ._host import Host
+
+__all__ = ["CHECKPOINT_VERSION", "Checkpointing"]
+
+CHECKPOINT_VERSION: Final = 1
+
+
+class Checkpointing:
+    """The checkpoint half of the interpreter (a mixin; the state lives on the interpreter)."""
+
+    host: Host
+    workflow_id: str
+    context: Any
+    _frames: dict[str, Any]
+    _resume: dict[str, Any]
+    _raw_input: Any
+    _input: Any
+    _started: datetime.datetime | None
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The resume point: completed positions of every active task list, and the data."""
+        return copy.deepcopy(
+            {
+                "version": CHECKPOINT_VERSION,
+                "workflowId": self.workflow_id,
+                "startedAt": self._started.isoformat() if self._started else None,
+                "rawInput": self._raw_input,
+                "input": self._input,
+                "context": self.context,
+                "frames": self._frames,
+            }
+        )
+
+    async def save_position(self, key: str, state: Mapping[str, Any], *, drop: str | None = None) -> None:
+        """Record progress at ``key``, drop finished nested state (under ``drop``, by default
+        everything below ``key``) and offer the host a checkpoint."""
+        prefix = key + "/" if drop is None else drop
+        for stale in [k for k in self._frames if k.startswith(prefix)]:
+            del self._frames[stale]
+        self._frames[key] = dict(state)
+        await self.host.checkpoint(self.checkpoint())
+
+    def forget(self, prefix: str) -> None:
+        """Drop saved progress under ``prefix`` (a retried ``try`` starts over)."""
+        for stale in [k for k in self._frames if k.startswith(prefix)]:
+            del self._frames[stale]
+        for stale in [k for k in self._resume if k.startswith(prefix)]:
+            del self._resume[stale]
+
+    def resume_state(self, key: str) -> Any:
+        """Saved progress at ``key`` from the checkpoint being resumed (consumed once)."""
+        return self._resume.pop(key, None)
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != CHECKPOINT_VERSION or not isinstance(state.get("frames"), Mapping):
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, "not a checkpoint of this interpreter version")
+        data = copy.deepcopy(dict(state))
+        self._raw_input = data.get("rawInput")
+        self._input = data.get("input")
+        self.context = data.get("context") or {}
+        self._frames = dict(data["frames"])
+        self._resume = dict(data["frames"])
+        self.workflow_id = self.workflow_id or str(data.get("workflowId") or "")
+        started = data.get("startedAt")
+        self._started = datetime.datetime.fromisoformat(started) if started else self.host.now()

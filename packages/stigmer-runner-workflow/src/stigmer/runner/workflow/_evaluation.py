@@ -1,0 +1,111 @@
+"""Evaluating expressions for the interpreter: the variables (``$context``, ``$input``,
+``$workflow``, ``$task``, ``$runtime``, ``$secrets`` ...) and secret-safe error messages."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import WorkflowError
+from ._expr import evaluate_field, evaluate_template, is_expression, template_uses_secrets, uses_secrets
+from ._host import Host
+from ._parse import Workflow
+
+if TYPE_CHECKING:
+    from ._interpreter import Scope
+
+__all__ = ["RUNTIME_NAME", "Evaluating", "timestamp"]
+
+RUNTIME_NAME: Final = "stigmer"
+
+
+class Evaluating:
+    """The expression half of the interpreter (a mixin; the state lives on the interpreter).
+
+    Secret values are fetched from the host right before an expression that reads ``$secrets``
+    is evaluated, and are never kept.
+    """
+
+    host: Host
+    workflow: Workflow
+    workflow_id: str
+    definition: dict[str, Any]
+    context: Any
+    _raw_input: Any
+    _started: datetime.datetime | None
+
+    async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "context": self.context,
+            "workflow": {
+                "id": self.workflow_id,
+                "definition": self.definition,
+                "input": self._raw_input,
+                "startedAt": timestamp(self._started) if self._started else None,
+            },
+            "runtime": {"name": RUNTIME_NAME, "version": _version(), "metadata": {}},
+            **scope.variables,
+        }
+        if secrets:
+            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
+        return values
+
+    async def expr(self, text: Any, data: Any, scope: Scope) -> Any:
+        """Evaluate an expression-typed field (``${ }`` or bare jq)."""
+        if not isinstance(text, str):
+            return text
+        variables = await self.variables(scope, secrets=uses_secrets(text))
+        with _scrubbed(variables):
+            return evaluate_field(text, data, variables)
+
+    async def template(self, value: Any, data: Any, scope: Scope) -> Any:
+        """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
+        if isinstance(value, str) and not is_expression(value):
+            return value
+        variables = await self.variables(scope, secrets=template_uses_secrets(value))
+        with _scrubbed(variables):
+            return evaluate_template(value, data, variables)
+
+    async def transform(self, spec: Any, data: Any, scope: Scope) -> Any:
+        """``input.from`` / ``output.as`` / ``export.as``: a string is an expression, an object a template."""
+        if isinstance(spec, str):
+            return await self.expr(spec, data, scope)
+        return await self.template(spec, data, scope)
+
+
+def timestamp(moment: datetime.datetime) -> dict[str, Any]:
+    seconds = moment.timestamp()
+    return {
+        "iso8601": moment.isoformat(),
+        "epoch": {"seconds": int(seconds), "milliseconds": int(seconds * 1000)},
+    }
+
+
+@contextlib.contextmanager
+def _scrubbed(variables: Mapping[str, Any]) -> Iterator[None]:
+    """Keep secret values out of expression error messages (jq quotes the values it chokes on)."""
+    try:
+        yield
+    except WorkflowError as error:
+        secrets = variables.get("secrets")
+        if isinstance(secrets, Mapping):
+            detail = str(error.problem.get("detail", ""))
+            for value in secrets.values():
+                if isinstance(value, str) and value:
+                    detail = detail.replace(value, "***")
+            error.problem["detail"] = detail
+            error.args = (detail,)
+        raise
+
+
+@functools.cache
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stigmer-runner-workflow")
+    except PackageNotFoundError:
+        return "0"
