@@ -45,9 +45,11 @@ async def build_mcp_toolsets(
 
     With ``approvals=False`` (sub-agents, which cannot pause) tools that need approval are withheld.
     """
+    result = McpTools()
+    if not usages:
+        return result  # pydantic_ai.mcp (FastMCP) costs seconds to import: only when used
     from pydantic_ai.mcp import MCPToolset
 
-    result = McpTools()
     for index, usage in enumerate(usages):
         where = f"spec.mcpServers[{index}]"
         if not usage.name:
