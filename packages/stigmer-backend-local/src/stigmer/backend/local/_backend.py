@@ -7,6 +7,7 @@ opened (the constructor) and when the first secret is touched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -118,7 +119,8 @@ class LocalBackend:
         waiters, self._waiters = self._waiters, set()
         for fut in waiters:
             if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+                with contextlib.suppress(RuntimeError):  # its event loop is already closed
+                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
 
     # -----------------------------------------------------------------------------------------
     # resources

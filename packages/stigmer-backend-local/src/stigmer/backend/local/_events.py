@@ -320,6 +320,8 @@ def update_status(conn: Connection, request: svc.UpdateExecutionStatusRequest) -
     if request.checkpoint:
         status.checkpoint = request.checkpoint
     if request.phase:
+        if request.phase not in P.values():
+            raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])
         item.set_phase(request.phase, request.error.detail if request.phase == P.PHASE_FAILED else "")
     if request.HasField("pending_approval"):
         if item.phase != P.PHASE_WAITING_APPROVAL:

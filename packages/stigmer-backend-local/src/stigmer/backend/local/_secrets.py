@@ -17,8 +17,10 @@ from stigmer.proto.v1 import secret_pb2
 __all__ = [
     "delete_secret",
     "list_secrets",
+    "open_secret",
     "reencrypt_all",
     "resolve_values",
+    "seal_secret",
     "set_secret",
     "store_runtime_secrets",
 ]
@@ -33,6 +35,15 @@ def _context(name: str) -> str:
 
 def _runtime_context(execution_id: str, name: str) -> str:
     return f"stigmer/execution/{execution_id}/secret/{name}"
+
+
+def seal_secret(box: SecretBox, name: str, value: str) -> bytes:
+    """The stored form of secret ``name``: AES-256-GCM, bound to the name."""
+    return box.seal(value, _context(name))
+
+
+def open_secret(box: SecretBox, name: str, blob: bytes) -> str:
+    return box.open(blob, _context(name), f"secret {name}")
 
 
 def _metadata(row: Any) -> secret_pb2.SecretMetadata:
@@ -54,7 +65,7 @@ def _check_value(value: str, name: str) -> None:
 def set_secret(conn: Connection, box: SecretBox, request: svc.SetSecretRequest) -> secret_pb2.SecretMetadata:
     name = check_secret_name(request.name)
     _check_value(request.value, name)
-    sealed = box.seal(request.value, _context(name))
+    sealed = seal_secret(box, name, request.value)
     now = now_us()
     t = s.secrets
     row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
@@ -148,7 +159,7 @@ def resolve_values(
                 runtime[name], _runtime_context(execution_id, name), f"run-time secret {name}"
             )
         elif name in stored:
-            out[name] = box.open(stored[name], _context(name), f"secret {name}")
+            out[name] = open_secret(box, name, stored[name])
         else:
             missing.append(name)
     if missing:
