@@ -52,6 +52,10 @@ def current_version(conn: Connection) -> int:
 def migrate(db: Database, target: int | None = None) -> int:
     """Bring the database to ``target`` (default: the latest version); returns the version."""
     goal = LATEST if target is None else target
+    with db.read() as conn:  # the common case: already current, no write lock needed
+        version = current_version(conn)
+    if version == goal:
+        return version
     with db.write() as conn:
         if not db.is_sqlite:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
