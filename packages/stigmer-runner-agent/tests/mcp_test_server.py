@@ -33,6 +33,21 @@ def delete_item(item: str) -> str:
 
 
 @server.tool()
+async def wait(seconds: float) -> str:
+    """Sleep, then answer (a slow tool)."""
+    import anyio
+
+    await anyio.sleep(seconds)
+    return f"waited {seconds}"
+
+
+@server.tool()
+def pid() -> int:
+    """The server's process id."""
+    return os.getpid()
+
+
+@server.tool()
 def whoami(ctx: Context) -> str:
     """Return the Authorization header of the HTTP request that carried this call."""
     request = ctx.request_context.request

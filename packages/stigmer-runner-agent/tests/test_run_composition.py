@@ -186,3 +186,30 @@ async def test_deleted_mcp_server_is_a_clear_error(backend: Backend, llm: Script
     assert done.status.phase == P.PHASE_FAILED
     assert "nowhere" in done.status.error.detail
     assert done.status.error.status == 404
+
+
+async def test_cancel_during_a_slow_tool_stops_the_run(backend: Backend, llm: ScriptedLLM) -> None:
+    import asyncio
+
+    llm.add(call("pid"), call("wait", seconds=60), text("never"))
+    await apply(backend, stdio_server("slow"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: slow}]\n"))
+    eid = await start(backend, "bot", "wait a minute")
+    run = asyncio.ensure_future(AgentRunner(cancel_poll=0.1).execute(backend, eid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if [e for e in await events(backend, eid) if e.type == "tool.call" and "wait" in str(e.data)]:
+            break
+        await asyncio.sleep(0.05)
+    began = time.monotonic()
+    await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="too slow"))
+    done = await asyncio.wait_for(run, 20)
+    assert time.monotonic() - began < 10
+    assert done.status.phase == P.PHASE_CANCELLED
+    pid_result = next(e for e in await events(backend, eid) if e.type == "tool.result")
+    pid = int(json_format.MessageToDict(pid_result.data)["result"])
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not pid_alive(pid)
+    assert len(llm.requests) == 2

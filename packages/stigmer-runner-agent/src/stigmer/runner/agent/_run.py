@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ __all__ = ["AgentRun", "runner_identity"]
 
 log = logging.getLogger(__name__)
 
+_TERMINAL = {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
+
 
 def runner_identity() -> str:
     return f"agent-runner@{socket.gethostname()}:{os.getpid()}"
@@ -50,8 +53,10 @@ class AgentRun:
         environ: Mapping[str, str],
         flush_interval: float,
         flush_chars: int,
+        cancel_poll: float = 1.0,
     ) -> None:
         self.backend = backend
+        self.cancel_poll = cancel_poll
         self.execution = execution
         self.id = execution.metadata.id
         self.environ = environ
@@ -133,7 +138,34 @@ class AgentRun:
                     await stack.enter_async_context(toolset)
                 except Exception as exc:
                     raise _mcp_start_error(server, exc) from exc
-            return await self._run(build)
+            return await self._run_until_cancelled(build)
+
+    async def _run_until_cancelled(self, build: AgentBuild) -> execution_pb2.Execution:
+        """Run the model loop; stop it (MCP servers included) as soon as the execution is cancelled."""
+        run = asyncio.ensure_future(self._run(build))
+        watch = asyncio.ensure_future(self._until_finished_elsewhere())
+        try:
+            await asyncio.wait({run, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (run, watch):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(run, watch, return_exceptions=True)
+        if watch.done() and not watch.cancelled():
+            raise RunStopped(watch.result())  # ended elsewhere (cancelled) while running
+        return run.result()
+
+    async def _until_finished_elsewhere(self) -> execution_pb2.Execution:
+        """Poll the execution; return it once something else ended it (a cancel)."""
+        while True:
+            await asyncio.sleep(self.cancel_poll)
+            try:
+                current = await self.backend.get_execution(svc.GetExecutionRequest(id=self.id))
+            except Exception:  # a transient backend problem must not stop the run
+                log.debug("checking %s for cancellation failed", self.id, exc_info=True)
+                continue
+            if current.status.phase in _TERMINAL:
+                return current
 
     def _prompt(self) -> str:
         spec = self.execution.spec

@@ -28,7 +28,8 @@ class AgentRunner:
     between calls lives in the Backend, so any runner instance or process can continue.
 
     ``flush_interval`` / ``flush_chars`` control how streamed text is coalesced into
-    ``text.delta`` events; ``environ`` replaces the process environment (for tests and embedding).
+    ``text.delta`` events; ``environ`` replaces the process environment (for tests and embedding);
+    ``cancel_poll`` is how often (seconds) a running execution is checked for cancellation.
     """
 
     def __init__(
@@ -37,10 +38,12 @@ class AgentRunner:
         flush_interval: float = 0.1,
         flush_chars: int = 200,
         environ: Mapping[str, str] | None = None,
+        cancel_poll: float = 1.0,
     ) -> None:
         self.flush_interval = flush_interval
         self.flush_chars = flush_chars
         self.environ = environ
+        self.cancel_poll = cancel_poll
 
     async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
         """Run (or resume) the agent execution with this id; returns it as it stands at the end."""
@@ -60,5 +63,6 @@ class AgentRunner:
             environ=os.environ if self.environ is None else self.environ,
             flush_interval=self.flush_interval,
             flush_chars=self.flush_chars,
+            cancel_poll=self.cancel_poll,
         )
         return await run.execute()
