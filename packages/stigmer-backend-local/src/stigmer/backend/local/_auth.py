@@ -131,6 +131,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, store: TokenStore) -> None:
         self._cache = _TokenCache(store)
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def forget_cached_tokens(self) -> None:
         """Drop cached verifications, e.g. right after a revocation in this process."""
@@ -163,6 +164,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if method.startswith(PUBLIC_METHOD_PREFIXES):
             return handler
+        # The wrapped handler of a method is built once and reused for every call.
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
         deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -181,6 +191,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _wrap_unary(
         self, method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
     ) -> Callable[[Any, Any], Awaitable[Any]]:
+        name = method.rsplit("/", 1)[-1]
+
         async def unary(request: Any, context: Any) -> Any:
             start = time.perf_counter()
             principal: Principal | None = None
@@ -190,17 +202,22 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
                 token = current_principal.set(principal)
                 try:
-                    return await behavior(request, context)
+                    response = await behavior(request, context)
                 finally:
                     current_principal.reset(token)
-            finally:
-                _log(method, context, principal, start)
+            except BaseException:
+                _log(name, _code_name(context), principal, start)
+                raise
+            _log(name, "OK", principal, start)
+            return response
 
         return unary
 
     def _wrap_stream(
         self, method: str, behavior: Callable[[Any, Any], AsyncIterator[Any]]
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
+        name = method.rsplit("/", 1)[-1]
+
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             start = time.perf_counter()
             principal: Principal | None = None
@@ -211,8 +228,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 current_principal.set(principal)
                 async for item in behavior(request, context):
                     yield item
-            finally:
-                _log(method, context, principal, start)
+            except BaseException:
+                _log(name, _code_name(context), principal, start)
+                raise
+            _log(name, "OK", principal, start)
 
         return stream
 
@@ -242,17 +261,20 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
-def _log(method: str, context: Any, principal: Principal | None, start: float) -> None:
-    if not logger.isEnabledFor(logging.INFO):
-        return
+def _code_name(context: Any) -> str:
+    """The status an RPC that raised ends with (set by ``context.abort``), else CANCELLED."""
     code = context.code()
-    name = code.name if isinstance(code, grpc.StatusCode) else ("OK" if code in (None, 0) else str(code))
-    if context.cancelled() and code is None:
-        name = "CANCELLED"
-    logger.info(
-        "rpc method=%s code=%s duration_ms=%.2f token=%s",
-        method.rsplit("/", 1)[-1],
-        name,
-        (time.perf_counter() - start) * 1000.0,
-        principal.token_id if principal is not None else "-",
-    )
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    return "CANCELLED" if context.cancelled() else "UNKNOWN"
+
+
+def _log(name: str, code: str, principal: Principal | None, start: float) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "rpc method=%s code=%s duration_ms=%.2f token=%s",
+            name,
+            code,
+            (time.perf_counter() - start) * 1000.0,
+            principal.token_id if principal is not None else "-",
+        )
