@@ -28,6 +28,8 @@ def _metadata(row: Any) -> artifact_pb2.ArtifactMetadata:
 
 
 def put_artifact(conn: Connection, request: svc.PutArtifactRequest) -> artifact_pb2.ArtifactMetadata:
+    if len(request.media_type) > 253:
+        raise InvalidArgument("media_type is longer than 253 characters", ["media_type"])
     key = "sha256:" + hashlib.sha256(request.content).hexdigest()
     a = s.artifacts
     cols = (a.c.key, a.c.size, a.c.media_type, a.c.created_at)

@@ -19,12 +19,19 @@ __all__ = [
     "encode_token",
     "now_us",
     "page_size",
+    "q",
     "timestamp",
 ]
 
 SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+
+
+def q(text: str, limit: int = 100) -> str:
+    """User text quoted for a one-line error message: 'name', or a repr when it has control characters."""
+    short = text if len(text) <= limit else text[:limit] + "..."
+    return f"'{short}'" if short.isprintable() and "'" not in short else repr(short)
 
 
 def now_us() -> int:
@@ -68,10 +75,10 @@ def page_size(requested: int) -> int:
 
 
 def check_secret_name(name: str, field: str = "name") -> str:
-    if not SECRET_NAME.fullmatch(name or ""):
+    if not SECRET_NAME.fullmatch(name or "") or len(name) > 253:
         raise InvalidArgument(
-            f"invalid secret name {name!r}: use letters, digits and underscores, not starting with a digit "
-            "(for example GH_TOKEN)",
+            f"invalid secret name {name[:80]!r}: use up to 253 letters, digits and underscores, not starting "
+            "with a digit (for example GH_TOKEN)",
             [field],
         )
     return name

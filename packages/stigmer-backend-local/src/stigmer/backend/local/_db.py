@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
 from stigmer.core import InvalidArgument, StigmerError, Unavailable
@@ -158,11 +159,17 @@ class Database:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
-            yield
+            try:
+                yield
+            except sqlite3.Error as exc:  # from our own BEGIN/COMMIT on the driver connection
+                raise DBAPIError.instance("BEGIN/COMMIT", None, exc, sqlite3.Error) from exc
         except StigmerError:
             raise
         except IntegrityError:
             raise
+        except DataError as exc:  # PostgreSQL refused a value (too long, NUL character, ...)
+            text = str(exc.orig) if exc.orig is not None else str(exc)
+            raise InvalidArgument(f"a value cannot be stored: {text.splitlines()[0]}") from None
         except OperationalError as exc:
             text = str(exc.orig) if exc.orig is not None else str(exc)
             if "locked" in text or "busy" in text:
@@ -209,10 +216,25 @@ class Prepared:
 
     def run(self, conn: Connection, values: Mapping[str, object]) -> object:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.execute(self.sql, self.params(values))
+        params = self.params(values)
+        try:
+            cur.execute(self.sql, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrap(self.sql, params, exc, conn) from exc
         return cur
 
     def many(self, conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cur.executemany(self.sql, [self.params(r) for r in rows])
-        cur.close()
+        params = [self.params(r) for r in rows]
+        try:
+            cur.executemany(self.sql, params)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrap(self.sql, params, exc, conn) from exc
+        finally:
+            cur.close()
+
+
+def _wrap(sql: str, params: Any, exc: Exception, conn: Connection) -> BaseException:
+    """The SQLAlchemy exception (IntegrityError, DataError, ...) SQLAlchemy itself would raise."""
+    wrapped: BaseException = DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error)
+    return wrapped

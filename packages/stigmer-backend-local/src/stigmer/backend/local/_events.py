@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import now_us, timestamp
+from stigmer.backend.local._convert import now_us, q, timestamp
 from stigmer.backend.local._db import Prepared
 from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -251,10 +251,14 @@ def update_status(conn: Connection, request: svc.UpdateExecutionStatusRequest) -
         where = f"events[{index}]"
         if event.execution_id and event.execution_id != item.id:
             raise InvalidArgument(
-                f"{where} belongs to execution {event.execution_id}, not {item.id}", [f"{where}.execution_id"]
+                f"{where} belongs to execution {q(event.execution_id)}, not {item.id}",
+                [f"{where}.execution_id"],
             )
-        if not event.type:
-            raise InvalidArgument(f"{where} has no type (e.g. 'log', 'task.started')", [f"{where}.type"])
+        if not event.type or len(event.type) > 64:
+            raise InvalidArgument(
+                f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
+                [f"{where}.type"],
+            )
         event.execution_id = item.id
         seq = event.sequence or item.last + 1
         event.sequence = seq

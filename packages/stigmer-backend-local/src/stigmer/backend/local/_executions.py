@@ -17,6 +17,7 @@ from stigmer.backend.local._convert import (
     encode_token,
     now_us,
     page_size,
+    q,
 )
 from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._events import P, load, phase_name, save, to_execution
@@ -41,7 +42,7 @@ _EXEC_KIND = {"Agent": "AgentExecution", "Workflow": "WorkflowExecution"}
 def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
     if ref.kind and ref.kind not in _EXEC_KIND:
         raise InvalidArgument(
-            f"an execution runs an Agent or a Workflow, not a {ref.kind}", ["spec.target.kind"]
+            f"an execution runs an Agent or a Workflow, not a {q(ref.kind)}", ["spec.target.kind"]
         )
     if not (ref.id or ref.name):
         raise InvalidArgument("spec.target needs the name (or id) of an Agent or Workflow", ["spec.target"])
@@ -51,14 +52,14 @@ def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
         rows = [r for k in _EXEC_KIND if (r := res.find(conn, ref, k)) is not None]
         if len(rows) > 1:
             raise InvalidArgument(
-                f"both an Agent and a Workflow are named '{ref.name}'; set spec.target.kind",
+                f"both an Agent and a Workflow are named {q(ref.name)}; set spec.target.kind",
                 ["spec.target.kind"],
             )
         row = rows[0] if rows else None
     if row is None or row.kind not in _EXEC_KIND:
-        what = f"with id '{ref.id}'" if ref.id else f"'{ref.name}'"
+        what = f"with id {q(ref.id)}" if ref.id else q(ref.name)
         raise NotFound(
-            f"no {ref.kind or 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)"
+            f"no {q(ref.kind) if ref.kind else 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)"
         )
     return row
 

@@ -17,6 +17,7 @@ from stigmer.backend.local._convert import (
     encode_token,
     now_us,
     page_size,
+    q,
     timestamp,
 )
 from stigmer.backend.local._selectors import check_labels, parse_selector
@@ -77,12 +78,12 @@ def find(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool
     """The row a reference points at (by id, else kind + name or slug), or None."""
     want = ref.kind or kind
     if want and want not in DEFINITION_KINDS:
-        raise InvalidArgument(f"unknown kind '{want}' (one of: {', '.join(DEFINITION_KINDS)})", ["ref.kind"])
+        raise InvalidArgument(f"unknown kind {q(want)} (one of: {', '.join(DEFINITION_KINDS)})", ["ref.kind"])
     if ref.id:
         query = select(s.resources).where(s.resources.c.id == ref.id)
     elif ref.name:
         if not want:
-            raise InvalidArgument(f"say which kind '{ref.name}' is (ref.kind, e.g. Agent)", ["ref.kind"])
+            raise InvalidArgument(f"say which kind {q(ref.name)} is (ref.kind, e.g. Agent)", ["ref.kind"])
         try:
             slug = slugify(ref.name)
         except InvalidArgument:
@@ -99,8 +100,9 @@ def find(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool
 
 
 def _describe(ref: meta_pb2.ResourceRef, kind: str = "") -> str:
-    k = ref.kind or kind or "resource"
-    return f"{k} with id '{ref.id}'" if ref.id else f"{k} '{ref.name}'"
+    k = q(ref.kind or kind) if (ref.kind or kind) not in DEFINITION_KINDS else (ref.kind or kind)
+    k = k or "resource"
+    return f"{k} with id {q(ref.id)}" if ref.id else f"{k} {q(ref.name)}"
 
 
 def require(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> Row[Any]:
@@ -125,14 +127,18 @@ def _validate(resource: resource_pb2.Resource) -> tuple[str, Any]:
     kind = _FIELD_TO_KIND[field]
     msg: Any = unwrap(resource)
     if msg.api_version and msg.api_version != API_VERSION:
-        raise InvalidArgument(f"apiVersion must be '{API_VERSION}', got '{msg.api_version}'", ["apiVersion"])
+        raise InvalidArgument(f"apiVersion must be '{API_VERSION}', got {q(msg.api_version)}", ["apiVersion"])
     if msg.kind and msg.kind != kind:
-        raise InvalidArgument(f"kind '{msg.kind}' does not match the {kind} message it is in", ["kind"])
+        raise InvalidArgument(f"kind {q(msg.kind)} does not match the {kind} message it is in", ["kind"])
     name = msg.metadata.name
     if not name.strip():
         raise InvalidArgument(f"metadata.name is required for a {kind}", ["metadata.name"])
     if len(name) > 253:
         raise InvalidArgument("metadata.name is longer than 253 characters", ["metadata.name"])
+    if not name.isprintable():
+        raise InvalidArgument(
+            f"metadata.name {name[:80]!r} contains control characters; use printable text", ["metadata.name"]
+        )
     check_labels(dict(msg.metadata.labels), "metadata.labels")
     if kind == "Agent" or kind in ("Environment", "McpServer"):
         for i, n in enumerate(msg.spec.secrets):
@@ -223,7 +229,7 @@ def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | Non
         size = conn.execute(select(s.artifacts.c.size).where(s.artifacts.c.key == msg.spec.artifact)).scalar()
         if size is None:
             raise NotFound(
-                f"Skill '{msg.metadata.name}' names artifact {msg.spec.artifact}, which is not stored; "
+                f"Skill '{msg.metadata.name}' names artifact {q(msg.spec.artifact)}, which is not stored; "
                 "push it with PutArtifact first",
             )
         status["artifactSize"] = str(size)
@@ -342,7 +348,7 @@ def _missing(conn: Connection, rows: Sequence[Any]) -> set[str] | None:
 def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListResponse:
     if request.kind not in DEFINITION_KINDS:
         raise InvalidArgument(
-            f"unknown kind '{request.kind}' (one of: {', '.join(DEFINITION_KINDS)})", ["kind"]
+            f"unknown kind {q(request.kind)} (one of: {', '.join(DEFINITION_KINDS)})", ["kind"]
         )
     size = page_size(request.page_size)
     after = decode_token(request.page_token, "r") if request.page_token else 0
