@@ -170,7 +170,7 @@ def make_cert(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+async def test_tls_with_a_private_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cert, key = make_cert(tmp_path, "server")
     other_ca, _ = make_cert(tmp_path, "other")
     process = ServerProcess(

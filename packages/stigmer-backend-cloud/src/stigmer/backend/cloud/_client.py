@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,7 +44,8 @@ class CloudBackend:
 
     ``endpoint`` is ``grpc://host:port`` or ``grpcs://host:port``. Without a ``token``, a client of
     a loopback server reads ``$STIGMER_HOME/tokens/admin`` (written by the server), so the local
-    CLI needs no login. ``tls_ca`` is a PEM bundle to trust instead of the system roots.
+    CLI needs no login. ``tls_ca`` is a PEM bundle to trust instead of the system roots (default:
+    ``$STIGMER_TLS_CA`` when set).
     Every call has a deadline of ``timeout`` seconds; idempotent calls are retried on UNAVAILABLE
     with exponential backoff (``retries`` times); ``watch_execution`` reconnects after a broken
     stream and resumes after the last event it delivered.
@@ -71,6 +73,8 @@ class CloudBackend:
         self._token = token
         self._token_from_file = False
         self._home = Path(home) if home is not None else None
+        if tls_ca is None and self.endpoint.tls and os.environ.get("STIGMER_TLS_CA"):
+            tls_ca = Path(os.environ["STIGMER_TLS_CA"])
         self._tls_ca = Path(tls_ca) if tls_ca is not None else None
         self._grpc: Any = None
         self._channel: Any = None

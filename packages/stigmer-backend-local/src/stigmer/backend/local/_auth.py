@@ -86,12 +86,12 @@ def permission_error(principal: Principal, method: str) -> str | None:
 
 
 _UNAUTHENTICATED = (
-    "invalid or revoked token; run `stigmer login <endpoint> --token <token>` with a token from "
+    "invalid or revoked token; run `stigmer login --endpoint <endpoint> --token <token>` with a token from "
     "`stigmer token create`"
 )
 _MISSING = (
     "missing credentials: send `authorization: Bearer <token>` metadata; run "
-    "`stigmer login <endpoint> --token <token>` with a token from `stigmer token create`"
+    "`stigmer login --endpoint <endpoint> --token <token>` with a token from `stigmer token create`"
 )
 
 
