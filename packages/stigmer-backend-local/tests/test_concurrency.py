@@ -119,3 +119,36 @@ async def test_sigkilled_writer_loses_nothing_it_acknowledged(tmp_path: Path) ->
     )
     assert more.status.last_sequence == current.status.last_sequence + 1
     await reopened.close()
+
+
+OPEN_AND_APPLY = """
+import asyncio, sys
+from stigmer.backend.local import LocalBackend
+from stigmer.proto.v1 import agent_pb2, backend_service_pb2 as svc, meta_pb2, resource_pb2
+
+async def main():
+    backend = LocalBackend(sys.argv[1], home=".", master_key=bytes(32))
+    for i in range(20):
+        agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name=f"{sys.argv[2]}-{i}"))
+        await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
+    await backend.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_creating_a_new_database_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", OPEN_AND_APPLY, url, f"p{n}", stderr=asyncio.subprocess.PIPE, cwd=tmp_path
+        )
+        for n in range(4)
+    ]
+    for p in procs:
+        _, err = await p.communicate()
+        assert p.returncode == 0, err.decode()[-2000:]
+    raw = sqlite3.connect(tmp_path / "new.db")
+    assert [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert raw.execute("SELECT count(*) FROM resources").fetchone() == (80,)
+    raw.close()
