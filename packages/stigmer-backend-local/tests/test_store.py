@@ -104,3 +104,39 @@ def test_selector_semantics(labels: dict[str, str], terms: list[tuple[str, str, 
         for k, op, v in terms
     )
     assert matches(parse_selector(text), labels) == expected
+
+
+def test_sql_selectors_agree_with_their_definition(tmp_path: Path) -> None:
+    """Every selector over keys a/b selects, through SQL, exactly the agents `matches` says it should."""
+    import asyncio
+    import itertools
+
+    from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
+
+    loop = asyncio.new_event_loop()
+    backend = LocalBackend(home=tmp_path, master_key=bytes(32))
+    population: dict[str, dict[str, str]] = {}
+    for i, (a, b) in enumerate(itertools.product(["1", "2", None], repeat=2)):
+        labels = {k: v for k, v in (("a", a), ("b", b)) if v is not None}
+        agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name=f"agent-{i}", labels=labels))
+        out = loop.run_until_complete(
+            backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
+        )
+        population[out.resource.agent.metadata.id] = labels
+
+    term = st.tuples(st.sampled_from("ab"), st.sampled_from(["=", "!=", "", "!"]), st.sampled_from("123"))
+
+    @settings(max_examples=120, deadline=None)
+    @given(st.lists(term, min_size=1, max_size=3))
+    def check(terms: list[tuple[str, str, str]]) -> None:
+        text = ",".join(f"{k}{op}{v}" if op in ("=", "!=") else f"{op}{k}" for k, op, v in terms)
+        out = loop.run_until_complete(backend.list(svc.ListRequest(kind="Agent", label_selector=text)))
+        got = {r.agent.metadata.id for r in out.resources}
+        want = {rid for rid, labels in population.items() if matches(parse_selector(text), labels)}
+        assert got == want, text
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(backend.close())
+        loop.close()
