@@ -58,7 +58,7 @@ def resolve_kind(text: str, *, allow_executions: bool = True) -> str:
     if kind is None or (not allow_executions and kind not in APPLY_ORDER):
         allowed = [k for k in _ALIASES if allow_executions or k in APPLY_ORDER]
         hint = suggest(text.strip().lower(), [alias for k in allowed for alias in _ALIASES[k]])
-        names = ", ".join(_ALIASES[k][0] for k in allowed)
+        names = ", ".join(_ALIASES[k][0] for k in allowed if k in APPLY_ORDER or k == EXECUTION)
         raise CliError(f"unknown kind '{text}'{hint} (kinds: {names})")
     return kind
 

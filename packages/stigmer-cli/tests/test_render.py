@@ -1,0 +1,85 @@
+"""Live rendering of execution events."""
+
+from __future__ import annotations
+
+import io
+
+from google.protobuf import json_format, struct_pb2
+from stigmer.cli._render import Renderer, short
+from stigmer.proto.v1 import execution_pb2
+
+
+def _ev(type: str, **kw: object) -> execution_pb2.ExecutionEvent:
+    data = kw.pop("data", None)
+    ev = execution_pb2.ExecutionEvent(type=type, **kw)  # type: ignore[arg-type]
+    if data is not None:
+        value = struct_pb2.Value()
+        json_format.ParseDict(data, value)
+        ev.data.CopyFrom(value)
+    return ev
+
+
+def _render(*events: execution_pb2.ExecutionEvent) -> str:
+    out = io.StringIO()
+    renderer = Renderer(out)
+    for ev in events:
+        renderer.event(ev)
+    renderer.end_text()
+    return out.getvalue()
+
+
+def test_workflow_tasks() -> None:
+    text = _render(
+        _ev("phase", phase=execution_pb2.PHASE_RUNNING),
+        _ev("task.started", subject="/do/0/greet"),
+        _ev("task.completed", subject="/do/0/greet"),
+        _ev("task.failed", subject="/do/1/fetch", text="HTTP 500"),
+        _ev("phase", phase=execution_pb2.PHASE_FAILED),
+    )
+    lines = text.splitlines()
+    assert lines[0] == "phase RUNNING"
+    assert lines[1].endswith("greet") and "/do/0" not in lines[1]
+    assert "fetch: HTTP 500" in lines[3]
+    assert lines[4] == "phase FAILED"
+    assert "\033[" not in text  # no colour when not a terminal
+
+
+def test_agent_text_streams_inline_then_tools() -> None:
+    text = _render(
+        _ev("text.delta", text="Hel"),
+        _ev("text.delta", text="lo"),
+        _ev("tool.call", subject="call_1", data={"tool": "search", "arguments": {"q": "x"}}),
+        _ev("tool.result", subject="call_1", data={"result": "found"}),
+        _ev("text.delta", text="Done."),
+        _ev("message.assistant", text="Hello Done."),
+    )
+    lines = text.splitlines()
+    assert lines[0] == "Hello"
+    assert "search" in lines[1] and '{"q":"x"}' in lines[1]
+    assert "found" in lines[2]
+    assert lines[3] == "Done."
+    assert len(lines) == 4  # the final message is not repeated after streaming
+
+
+def test_assistant_message_without_streaming_is_printed() -> None:
+    assert _render(_ev("message.assistant", text="Full answer")).strip() == "Full answer"
+
+
+def test_approvals_and_unknown_events() -> None:
+    text = _render(
+        _ev("approval.requested", subject="call_1", data={"tool": "create_issue"}),
+        _ev("approval.resolved", subject="call_1", data={"approved": False}, text="too risky"),
+        _ev("usage", data={"inputTokens": 3}),
+        _ev("custom.thing", subject="s", text="t"),
+    )
+    lines = text.splitlines()
+    assert "approval requested: create_issue" in lines[0]
+    assert "rejected" in lines[1] and "too risky" in lines[1]
+    assert lines[2] == "custom.thing s t"
+    assert len(lines) == 3
+
+
+def test_short() -> None:
+    assert short({"a": 1}) == '{"a":1}'
+    assert short("x" * 300, 10) == "x" * 9 + "…"
+    assert short("a\n  b") == "a b"
