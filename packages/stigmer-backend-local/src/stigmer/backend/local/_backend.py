@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.core import FailedPrecondition, Settings, StigmerError
+from stigmer.core import FailedPrecondition, InvalidArgument, Settings
 from stigmer.proto.v1 import (
     artifact_pb2,
     resource_pb2,
@@ -181,8 +181,6 @@ class LocalBackend:
 
         eid, after = request.execution_id, request.after_sequence
         if after < 0:
-            from stigmer.core import InvalidArgument
-
             raise InvalidArgument("after_sequence must be 0 or more", ["after_sequence"])
         await self._read(lambda c: load(c, eid, lock=False))
         delay = _POLL_MIN
@@ -199,8 +197,8 @@ class LocalBackend:
                 if events:
                     delay = _POLL_MIN
                     continue
-                phase = await self._read(lambda c: (lambda i: (i.phase, i.last))(load(c, eid, lock=False)))
-                if phase[0] in _TERMINAL and after >= phase[1]:
+                current = await self._read(lambda c: load(c, eid, lock=False))
+                if current.phase in _TERMINAL and after >= current.last:
                     return
                 try:
                     await asyncio.wait_for(asyncio.shield(waiter), delay)
@@ -310,6 +308,3 @@ class LocalBackend:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-_ = StigmerError  # re-exported type used in docs of every method
