@@ -213,3 +213,15 @@ async def test_cancel_during_a_slow_tool_stops_the_run(backend: Backend, llm: Sc
         await asyncio.sleep(0.05)
     assert not pid_alive(pid)
     assert len(llm.requests) == 2
+
+
+async def test_sub_agent_by_reference_uses_that_agents_spec(backend: Backend, llm: ScriptedLLM) -> None:
+    llm.add(call("checker", task="Check: 2+2=4"), text("Correct."), text("Verified: correct."))
+    await apply(backend, openai_agent(llm, name="fact-checker", instructions="You check facts."))
+    await apply(backend, openai_agent(llm, extra="  subAgents: [{name: checker, agent: fact-checker}]\n"))
+    eid = await start(backend, "bot", "is 2+2=4?")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert llm.requests[1]["messages"][0] == {"role": "system", "content": "You check facts."}
+    started = next(e for e in await events(backend, eid) if e.type == "agent.started")
+    assert json_format.MessageToDict(started.data) == {"agent": "checker", "task": "Check: 2+2=4"}
