@@ -116,11 +116,18 @@ async def test_unreachable_host_is_a_communication_fault(document: Doc) -> None:
 
 async def test_http_bearer_authentication_by_reference(document: Doc, stub: Any) -> None:
     wf = document(
-        [{"get": http(endpoint={"uri": "https://x.test/echo", "authentication": {"use": "api"}})}],
+        [
+            {
+                "get": {
+                    **http(endpoint={"uri": "https://x.test/echo", "authentication": {"use": "api"}}),
+                    "output": {"as": "${ {sent: .headers.authorization, scheme: $authorization.scheme} }"},
+                }
+            }
+        ],
         use={"authentications": {"api": {"bearer": {"token": "${ .token }"}}}},
     )
     out = await run_workflow(wf, stub.host(), {"token": "abc"})
-    assert out["headers"]["authorization"] == "Bearer abc"
+    assert out == {"sent": "Bearer abc", "scheme": "Bearer"}
 
 
 async def test_openapi_operation_with_body(document: Doc, stub: Any) -> None:
@@ -230,6 +237,18 @@ async def test_run_script(document: Doc, language: str, code: str) -> None:
         ]
     )
     assert (await run_workflow(wf, InProcessHost())).strip() == "Hello arg bar"
+
+
+async def test_run_without_await_continues_at_once(document: Doc, tmp_path: Any) -> None:
+    marker = tmp_path / "done"
+    wf = document(
+        [
+            {"bg": {"run": {"await": False, "shell": {"command": f"sleep 0.3; touch {marker}"}}}},
+            {"next": {"run": {"shell": {"command": f"test -e {marker} && echo waited || echo went-on"}}}},
+        ]
+    )
+    assert await run_workflow(wf, InProcessHost(), {"x": 1}) == "went-on\n"
+    assert marker.exists()  # collected before the run returned
 
 
 async def test_run_container_is_refused_clearly(document: Doc) -> None:

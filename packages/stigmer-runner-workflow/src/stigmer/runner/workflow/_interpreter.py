@@ -75,6 +75,8 @@ class Interpreter(Checkpointing, Evaluating):
         self.definition = self.workflow.definition
         self.use: Mapping[str, Any] = self.definition.get("use") or {}
         self.context: Any = {}
+        self.detached: set[asyncio.Future[Any]] = set()  # `await: false` work, collected at the end
+        self.authorizations: dict[str, Any] = {}  # task path -> $authorization of its call
         self._frames: dict[str, Any] = {}
         self._resume: dict[str, Any] = {}
         self._raw_input: Any = None
@@ -112,6 +114,9 @@ class Interpreter(Checkpointing, Evaluating):
         except WorkflowError as error:
             error.with_instance("/")
             raise
+        finally:
+            if self.detached:
+                await asyncio.gather(*self.detached, return_exceptions=True)
         return output
 
     async def run_list(self, path: str, tasks: list[Any], data: Any, scope: Scope) -> Any:
@@ -164,6 +169,9 @@ class Interpreter(Checkpointing, Evaluating):
             raw, directive = await self.with_timeout(
                 timeout, self._execute(path, name, task, value, inner), path
             )
+            authorization = self.authorizations.pop(path, None)
+            if authorization is not None:
+                inner = inner.with_vars(authorization=authorization)
             output = raw
             task_output = task.get("output") or {}
             if "as" in task_output:

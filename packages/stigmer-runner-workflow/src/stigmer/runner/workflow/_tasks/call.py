@@ -27,7 +27,7 @@ async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
     target = task["call"]
     args: Mapping[str, Any] = task.get("with") or {}
     if target == "http":
-        return await _call_http(rt, args, data, scope), None
+        return await _call_http(rt, path, args, data, scope), None
     if target == "openapi":
         return await _call_openapi(rt, args, data, scope), None
     functions = rt.use.get("functions") or {}
@@ -49,11 +49,14 @@ async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
     )
 
 
-async def _call_http(rt: Interpreter, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
+async def _call_http(rt: Interpreter, path: str, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
     url, auth = await resolve_endpoint(rt, args["endpoint"], data, scope)
     headers = await _string_map(rt, args.get("headers"), data, scope, "headers")
     query = await _string_map(rt, args.get("query"), data, scope, "query")
     auth_headers = await authorization_headers(rt, auth, data, scope)
+    if "Authorization" in auth_headers:
+        scheme, _, parameter = auth_headers["Authorization"].partition(" ")
+        rt.authorizations[path] = {"scheme": scheme, "parameter": parameter}
     headers.update(auth_headers)
     hidden = set(auth_headers) | _secret_headers(args.get("headers"))
     body = await rt.template(args["body"], data, scope) if "body" in args else None

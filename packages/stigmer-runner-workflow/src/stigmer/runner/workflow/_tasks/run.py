@@ -28,7 +28,7 @@ async def run_run(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
             str(sub["namespace"]), str(sub["name"]), str(sub.get("version", "latest")), sub_input
         )
         if not wait:
-            _detach(work)
+            _detach(rt, work)
             return data, None
         return await work, None
     if "shell" in spec:
@@ -53,7 +53,7 @@ async def run_run(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
     else:
         raise WorkflowError.of(ErrorKind.CONFIGURATION, "run: container is not supported by this runner")
     if not wait:
-        _detach(process)
+        _detach(rt, process)
         return data, None
     result = await process
     return _returned(result, str(spec.get("return", "stdout"))), None
@@ -75,20 +75,10 @@ def _returned(result: ProcessResult, mode: str) -> Any:
     return result.stderr if mode == "stderr" else result.stdout
 
 
-_DETACHED: set[asyncio.Future[Any]] = set()
-
-
-def _detach(work: Any) -> None:
-    """``await: false``: run in the background (kept referenced until done; failures ignored)."""
-    future = asyncio.ensure_future(work)
-    _DETACHED.add(future)
-    future.add_done_callback(_forget)
-
-
-def _forget(future: asyncio.Future[Any]) -> None:
-    _DETACHED.discard(future)
-    if not future.cancelled():
-        future.exception()  # retrieved, so asyncio does not warn about it
+def _detach(rt: Interpreter, work: Any) -> None:
+    """``await: false``: the workflow goes on at once; the interpreter collects the work before
+    the run returns, so nothing outlives it (failures of detached work are ignored)."""
+    rt.detached.add(asyncio.ensure_future(work))
 
 
 def _text(value: Any) -> str:
