@@ -220,3 +220,34 @@ async def test_run_workflow_starts_a_child_execution(backend: Backend) -> None:
     children = await backend.list_executions(svc.ListExecutionsRequest(kind="WorkflowExecution"))
     kids = [e for e in children.executions if e.spec.parent_execution_id == finished.metadata.id]
     assert len(kids) == 1 and kids[0].status.phase == execution_pb2.PHASE_SUCCEEDED
+
+
+async def test_cancelling_the_execution_stops_the_run(backend: Backend) -> None:
+    await apply_workflow(
+        backend,
+        "slow",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: slow, version: 1.0.0}
+  do:
+    - guarded:
+        try:
+          - nap: {wait: {milliseconds: 400}}
+        catch:
+          do:
+            - swallowed: {set: {caught: true}}
+    - after: {set: {reached: true}}
+""",
+    )
+    execution_id = await start(backend, "slow")
+    run = asyncio.ensure_future(WorkflowRunner().execute(backend, execution_id))
+    for _ in range(500):
+        current = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if any(t.path.endswith("/nap") for t in current.status.tasks):
+            break
+        await asyncio.sleep(0.01)
+    await backend.cancel_execution(svc.CancelExecutionRequest(id=execution_id))
+    finished = await asyncio.wait_for(run, timeout=10)
+    assert finished.status.phase == execution_pb2.PHASE_CANCELLED
+    started = [e.subject for e in await event_log(backend, execution_id) if e.type == "task.started"]
+    assert "/do/1/after" not in started
+    assert not any(s.endswith("/swallowed") for s in started)

@@ -21,8 +21,12 @@ from stigmer.proto.v1 import execution_pb2
 __all__ = ["Reporter", "RunStopped", "from_value", "to_value"]
 
 
-class RunStopped(Exception):
-    """The backend refused an update: the execution was cancelled or finished elsewhere."""
+class RunStopped(BaseException):
+    """The backend refused an update: the execution was cancelled or finished elsewhere.
+
+    A ``BaseException`` (like ``asyncio.CancelledError``) so that no ``try``/``catch`` in the
+    workflow and no fault handling in the interpreter can swallow it: the run just stops.
+    """
 
 
 def to_value(value: Any) -> struct_pb2.Value:
