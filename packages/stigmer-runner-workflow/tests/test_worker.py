@@ -1,26 +1,30 @@
-"""The console script tells the truth: help works, the Temporal worker mode is not there yet."""
+"""The console script: help describes the Temporal worker; bad set-ups fail with one clear line."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from stigmer.runner.workflow._worker import main
 
 
-def test_help_explains_the_temporal_mode_is_coming(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_describes_the_temporal_worker(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
     assert exited.value.code == 0
-    assert "Temporal worker mode arrives with the full-stack work" in " ".join(
-        capsys.readouterr().out.split()
-    )
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Temporal worker for Stigmer workflow executions" in text
+    for option in ("--temporal", "--task-queue", "--endpoint", "--token-file"):
+        assert option in text
 
 
-def test_any_other_invocation_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == 2
-    assert "not available in this version" in capsys.readouterr().err
+def test_an_unreadable_token_file_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--token-file", str(tmp_path / "missing")]) == 1
+    assert "cannot read the token file" in capsys.readouterr().err
 
 
 def test_the_installed_console_script_runs() -> None:
@@ -28,11 +32,11 @@ def test_the_installed_console_script_runs() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from stigmer.runner.workflow._worker import main; sys.exit(main())",
+            "import sys; from stigmer.runner.workflow._worker import main; sys.exit(main(['--help']))",
         ],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 2
-    assert "Temporal worker mode" in done.stderr
+    assert done.returncode == 0
+    assert "stigmer-workflow-runner" in done.stdout

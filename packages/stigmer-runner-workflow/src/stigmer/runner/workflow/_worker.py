@@ -1,43 +1,97 @@
-"""``stigmer-workflow-runner``: the worker-process entry point (Temporal mode is not built yet)."""
+"""``stigmer-workflow-runner``: a Temporal worker for Stigmer workflow executions.
+
+What a worker machine runs after ``pip install 'stigmer-runner-workflow[temporal]'``::
+
+    stigmer-workflow-runner --temporal 127.0.0.1:7233 --task-queue stigmer-workflows \\
+        --endpoint grpc://127.0.0.1:7234 --token-file runner.token
+
+It polls the task queue for ``stigmer.workflow`` workflows (one per execution) and runs their
+activities, talking to the Stigmer server with a runner-role token.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-NOT_YET = (
-    "stigmer-workflow-runner: the Temporal worker mode arrives with the full-stack work and is not "
-    "available in this version. Workflows run in-process today: use `stigmer run NAME` (Lite mode), "
-    "or `stigmer server`, which runs executions with the workflow runner plugin."
-)
+DEFAULT_QUEUE = "stigmer-workflows"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stigmer-workflow-runner",
         description=(
-            "Worker process for Stigmer workflow executions (Serverless Workflow 1.0). "
-            "The Temporal worker mode arrives with the full-stack work; until then this command "
-            "only prints this help. Lite mode runs workflows in-process through `stigmer run`."
+            "Temporal worker for Stigmer workflow executions (Serverless Workflow 1.0): runs the "
+            "workflow interpreter in Temporal workflows and its effects as activities, reporting "
+            "to a Stigmer server with a runner token."
         ),
     )
     parser.add_argument(
-        "--temporal-address", metavar="HOST:PORT", help="Temporal frontend (not available yet)"
+        "--temporal",
+        "--temporal-address",
+        dest="temporal",
+        metavar="HOST:PORT",
+        default=os.environ.get("STIGMER_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+        help="Temporal frontend address (default: $STIGMER_TEMPORAL_ADDRESS or 127.0.0.1:7233)",
+    )
+    parser.add_argument("--namespace", default="default", help="Temporal namespace (default: default)")
+    parser.add_argument("--task-queue", default=DEFAULT_QUEUE, help=f"task queue (default: {DEFAULT_QUEUE})")
+    parser.add_argument(
+        "--endpoint",
+        "--backend",
+        dest="endpoint",
+        metavar="URL",
+        default=os.environ.get("STIGMER_ENDPOINT", "grpc://127.0.0.1:7234"),
+        help="Stigmer server, grpc://HOST:PORT or grpcs://HOST:PORT (default: $STIGMER_ENDPOINT)",
     )
     parser.add_argument(
-        "--task-queue", default="stigmer-workflows", help="Temporal task queue (not available yet)"
+        "--token-file",
+        metavar="FILE",
+        default=None,
+        help="file holding a runner-role token (or $STIGMER_TOKEN)",
     )
-    parser.add_argument("--backend", metavar="URL", help="Stigmer server to report to (not available yet)")
+    parser.add_argument(
+        "--max-concurrent", type=int, default=100, help="concurrent activities (default: 100)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    build_parser().parse_args(argv)  # --help exits 0; bad options exit 2
-    print(NOT_YET, file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    token = os.environ.get("STIGMER_TOKEN")
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            print(f"stigmer-workflow-runner: cannot read the token file: {exc}", file=sys.stderr)
+            return 1
+    try:
+        from stigmer.runner.workflow._temporal_worker import run_worker
+    except ImportError as exc:
+        print(
+            f"stigmer-workflow-runner: the Temporal worker needs extra packages ({exc}); "
+            "install them with: pip install 'stigmer-runner-workflow[temporal]'",
+            file=sys.stderr,
+        )
+        return 1
+    code = run_worker(
+        temporal=args.temporal,
+        namespace=args.namespace,
+        task_queue=args.task_queue,
+        endpoint=args.endpoint,
+        token=token,
+        max_concurrent=args.max_concurrent,
+        log_level=args.log_level,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # temporalio's core threads can abort a normal interpreter exit
 
 
 if __name__ == "__main__":

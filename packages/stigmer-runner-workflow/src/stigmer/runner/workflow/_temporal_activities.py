@@ -1,0 +1,278 @@
+"""The activities of a workflow execution on Temporal: every effect, and every Backend call.
+
+Activities are the only place secrets exist: each effect fetches the execution's secrets with
+``GetExecutionContext``, substitutes the references the workflow passed, acts, and scrubs the
+values from its result before Temporal records it. Progress goes to the Backend with
+``UpdateExecutionStatus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from stigmer.core import Backend, FailedPrecondition, default_redactor
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ._errors import WorkflowError
+from ._host import HttpRequest
+from ._inprocess import InProcessHost
+from ._reporting import from_value, to_value
+from ._temporal_secrets import ref_names, scrub, substitute
+
+__all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
+
+logger = logging.getLogger(__name__)
+P = execution_pb2
+PROBLEM_ERROR = "WorkflowProblem"
+_TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
+_PHASES = {"RUNNING": P.PHASE_RUNNING, "SUCCEEDED": P.PHASE_SUCCEEDED, "FAILED": P.PHASE_FAILED}
+
+
+def _stamp(iso: str) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(datetime.datetime.fromisoformat(iso))
+    return stamp
+
+
+def _problem_error(error: WorkflowError) -> ApplicationError:
+    """A task failure crosses into the workflow as a non-retryable error carrying the problem."""
+    return ApplicationError(str(error), dict(error.problem), type=PROBLEM_ERROR, non_retryable=True)
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat while an effect runs, so a lost worker is noticed and cancellation arrives."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class WorkflowActivities:
+    """Activities bound to one Backend (a CloudBackend in a worker process)."""
+
+    def __init__(self, backend: Backend, *, runner: str = "workflow", host: InProcessHost | None = None):
+        self.backend = backend
+        self.runner = runner
+        self.host = host if host is not None else InProcessHost()
+
+    # ------------------------------------------------------------------ backend
+    @activity.defn(name="stigmer.workflow.load")
+    async def load(self, execution_id: str) -> dict[str, Any]:
+        """The execution's pinned definition and input; marks it RUNNING (unless it is finished)."""
+        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        result: dict[str, Any] = {"phase": P.Phase.Name(execution.status.phase), "kind": execution.kind}
+        if execution.status.phase in _TERMINAL:
+            return result
+        ref = execution.spec.target
+        pinned = execution.spec.target_version
+        resource = await self.backend.get(svc.GetRequest(ref=ref))
+        definition = resource.workflow
+        if pinned and definition.metadata.version != pinned:
+            history = await self.backend.list_versions(svc.ListVersionsRequest(ref=ref))
+            for entry in history.versions:
+                if entry.version == pinned:
+                    definition = entry.resource.workflow
+                    break
+        result["document"] = from_value(definition.spec)
+        result["version"] = definition.metadata.version
+        result["input"] = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
+        if execution.status.phase != P.PHASE_RUNNING:
+            try:
+                await self.backend.update_execution_status(
+                    svc.UpdateExecutionStatusRequest(
+                        execution_id=execution_id, phase=P.PHASE_RUNNING, runner=self.runner
+                    )
+                )
+            except FailedPrecondition:
+                result["phase"] = "CANCELLED"
+                return result
+            result["phase"] = "RUNNING"
+        return result
+
+    @activity.defn(name="stigmer.workflow.report")
+    async def report(self, batch: dict[str, Any]) -> bool:
+        """Append events and task progress, and optionally change the phase; False when refused
+        (the execution was cancelled or finished elsewhere)."""
+        request = svc.UpdateExecutionStatusRequest(execution_id=batch["executionId"], runner=self.runner)
+        redactor = default_redactor()
+        for item in batch.get("events") or []:
+            event = P.ExecutionEvent(
+                execution_id=batch["executionId"],
+                type=item["type"],
+                subject=redactor.scrub(item.get("subject", "")),
+                text=redactor.scrub(item.get("text", "")),
+            )
+            event.time.CopyFrom(_stamp(item["time"]))
+            if item.get("data") is not None:
+                event.data.CopyFrom(to_value(redactor.scrub(item["data"])))
+            request.events.append(event)
+        for item in batch.get("tasks") or []:
+            task = P.TaskProgress(path=item["path"], name=item["name"], attempts=int(item.get("attempts", 1)))
+            task.phase = P.Phase.Value(f"PHASE_{item['phase']}")
+            if item.get("startedAt"):
+                task.started_at.CopyFrom(_stamp(item["startedAt"]))
+            if item.get("finishedAt"):
+                task.finished_at.CopyFrom(_stamp(item["finishedAt"]))
+            request.tasks.append(task)
+        phase = batch.get("phase")
+        if phase:
+            request.phase = _PHASES[phase]
+        if batch.get("hasOutput"):
+            request.output.CopyFrom(to_value(redactor.scrub(batch.get("output"))))
+        error = batch.get("error")
+        if error is not None:
+            status = error.get("status")
+            request.error.CopyFrom(
+                P.ExecutionError(
+                    type=str(error.get("type") or ""),
+                    title=str(error.get("title") or ""),
+                    status=int(status) if isinstance(status, int | float) else 500,
+                    detail=redactor.scrub(str(error.get("detail") or "")),
+                    instance=str(error.get("instance") or ""),
+                )
+            )
+        try:
+            await self.backend.update_execution_status(request)
+        except FailedPrecondition:
+            return False
+        return True
+
+    async def _secrets(self, execution_id: str, value: Any) -> dict[str, str]:
+        names = ref_names(value)
+        if not names:
+            return {}
+        context = await self.backend.get_execution_context(
+            svc.GetExecutionContextRequest(execution_id=execution_id)
+        )
+        values = {name: context.secrets[name] for name in names if name in context.secrets}
+        default_redactor().register(*values.values())
+        return values
+
+    # ------------------------------------------------------------------ effects
+    @activity.defn(name="stigmer.workflow.http")
+    async def http(self, args: dict[str, Any]) -> dict[str, Any]:
+        request = args["request"]
+        secrets = await self._secrets(args["executionId"], request)
+        real = substitute(request, secrets)
+        body = real.get("body")
+        if real.get("bodyBase64") is not None:
+            body = base64.b64decode(real["bodyBase64"])
+        try:
+            async with _heartbeating():
+                response = await self.host.http_request(
+                    HttpRequest(
+                        method=real["method"],
+                        url=real["url"],
+                        headers=real.get("headers") or {},
+                        query=real.get("query") or {},
+                        body=body,
+                        follow_redirects=bool(real.get("followRedirects")),
+                    )
+                )
+        except WorkflowError as error:
+            raise _problem_error(_scrubbed_error(error, secrets)) from None
+        content = response.content
+        for secret in secrets.values():
+            if secret:
+                content = content.replace(secret.encode(), b"***")
+        return {
+            "status": response.status,
+            "headers": scrub(dict(response.headers), secrets),
+            "content": base64.b64encode(content).decode("ascii"),
+            "url": scrub(response.url, secrets),
+        }
+
+    @activity.defn(name="stigmer.workflow.process")
+    async def process(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A shell command (``kind: shell``) or an inline script (``kind: script``)."""
+        secrets = await self._secrets(args["executionId"], args)
+        real = substitute(args, secrets)
+        try:
+            async with _heartbeating():
+                if real["kind"] == "shell":
+                    result = await self.host.run_shell(
+                        real["command"], real["arguments"], real["environment"], real.get("stdin")
+                    )
+                else:
+                    result = await self.host.run_script(
+                        real["language"],
+                        real["code"],
+                        real["arguments"],
+                        real["environment"],
+                        real.get("stdin"),
+                    )
+        except WorkflowError as error:
+            raise _problem_error(_scrubbed_error(error, secrets)) from None
+        scrubbed: dict[str, Any] = scrub(
+            {"code": result.code, "stdout": result.stdout, "stderr": result.stderr}, secrets
+        )
+        return scrubbed
+
+    @activity.defn(name="stigmer.workflow.child")
+    async def child(self, args: dict[str, Any]) -> str:
+        """Create a child execution (``call: agent`` or ``run: workflow``); returns its id."""
+        spec = P.ExecutionSpec(
+            target=meta_pb2.ResourceRef(kind=args["kind"], name=args["name"]),
+            parent_execution_id=args["executionId"],
+        )
+        if args["kind"] == "Agent":
+            spec.message = args.get("message") or ""
+            spec.session_id = args.get("session") or ""
+        else:
+            spec.input.CopyFrom(to_value(args.get("input")))
+        created = await self.backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        return created.metadata.id
+
+    @activity.defn(name="stigmer.workflow.await")
+    async def await_execution(self, execution_id: str) -> dict[str, Any]:
+        """Wait (heartbeating) until an execution finishes; its phase, output and error."""
+        while True:
+            activity.heartbeat()
+            current = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+            if current.status.phase in _TERMINAL:
+                error = current.status.error
+                return {
+                    "phase": P.Phase.Name(current.status.phase),
+                    "output": from_value(current.status.output)
+                    if current.status.HasField("output")
+                    else None,
+                    "error": {
+                        "type": error.type,
+                        "title": error.title,
+                        "status": error.status,
+                        "detail": error.detail,
+                    },
+                }
+            await asyncio.sleep(0.25)
+
+    def all(self) -> list[Any]:
+        """Every activity, for ``Worker(activities=...)``."""
+        return [self.load, self.report, self.http, self.process, self.child, self.await_execution]
+
+
+def _scrubbed_error(error: WorkflowError, secrets: Mapping[str, str]) -> WorkflowError:
+    problem = scrub(dict(error.problem), secrets)
+    error.problem.clear()
+    error.problem.update(problem)
+    error.args = (str(problem.get("detail", "")),)
+    return error

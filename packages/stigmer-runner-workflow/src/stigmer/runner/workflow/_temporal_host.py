@@ -1,0 +1,276 @@
+"""``TemporalHost``: the interpreter's host inside a Temporal workflow.
+
+Clock, randomness and ids come from the workflow (replay-safe); ``sleep`` is a durable timer;
+HTTP calls, processes and child executions are activities; ``listen`` waits for signals;
+progress is buffered in the workflow and written through a local activity before the next
+effect (and with the final status). ``get_secrets`` answers references only
+(:mod:`._temporal_secrets`): the values never enter the workflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from ._errors import ErrorKind, WorkflowError
+    from ._host import HttpRequest, HttpResponse, ProcessResult
+    from ._temporal_secrets import secret_ref
+
+__all__ = ["EffectOptions", "TemporalHost"]
+
+PROBLEM_ERROR = "WorkflowProblem"
+
+
+@dataclass(frozen=True)
+class EffectOptions:
+    """How effect activities run: the DSL's own ``retry``/``timeout`` decide about task failures;
+    these only cover a lost worker (heartbeat) and an effect with no task timeout."""
+
+    start_to_close: datetime.timedelta = datetime.timedelta(minutes=10)
+    heartbeat: datetime.timedelta = datetime.timedelta(seconds=10)
+    report_timeout: datetime.timedelta = datetime.timedelta(seconds=30)
+    # A worker lost mid-effect: try again (at least once semantics, like any durable runner).
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(
+            maximum_attempts=3,
+            non_retryable_error_types=[PROBLEM_ERROR],
+            initial_interval=datetime.timedelta(seconds=1),
+        )
+    )
+
+
+class TemporalHost:
+    """Implements :class:`stigmer.runner.workflow.Host` with Temporal workflow primitives."""
+
+    def __init__(self, execution_id: str, options: EffectOptions | None = None) -> None:
+        self.execution_id = execution_id
+        self.options = options or EffectOptions()
+        self.events: list[dict[str, Any]] = []  # listen: delivered by signals (and own emits)
+        self._events_out: list[dict[str, Any]] = []
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._attempts: dict[str, int] = {}
+        self.stopped = False
+
+    # ----------------------------------------------------------- determinism
+    def now(self) -> datetime.datetime:
+        return workflow.now()
+
+    def random(self) -> float:
+        return workflow.random().random()
+
+    def new_id(self) -> str:
+        return str(workflow.uuid4())
+
+    async def sleep(self, seconds: float) -> None:
+        await self.flush()
+        await workflow.sleep(max(seconds, 0.001))
+
+    # --------------------------------------------------------------- secrets
+    async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
+        return {name: secret_ref(name) for name in names}
+
+    # --------------------------------------------------------------- effects
+    async def _effect(self, name: str, arg: Any) -> Any:
+        await self.flush()
+        try:
+            return await workflow.execute_activity(
+                name,
+                arg,
+                start_to_close_timeout=self.options.start_to_close,
+                heartbeat_timeout=self.options.heartbeat,
+                retry_policy=self.options.retry,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == PROBLEM_ERROR and cause.details:
+                raise WorkflowError.from_problem(dict(cause.details[0])) from None
+            detail = str(cause) if cause is not None else str(error)
+            raise WorkflowError.of(ErrorKind.RUNTIME, f"{name} failed: {detail}") from None
+
+    async def http_request(self, request: HttpRequest) -> HttpResponse:
+        body: Any = request.body
+        wire: dict[str, Any] = {
+            "method": request.method,
+            "url": request.url,
+            "headers": dict(request.headers),
+            "query": dict(request.query),
+            "followRedirects": request.follow_redirects,
+        }
+        if isinstance(body, bytes):
+            wire["bodyBase64"] = base64.b64encode(body).decode("ascii")
+        else:
+            wire["body"] = body
+        result = await self._effect(
+            "stigmer.workflow.http", {"executionId": self.execution_id, "request": wire}
+        )
+        return HttpResponse(
+            status=int(result["status"]),
+            headers=dict(result["headers"]),
+            content=base64.b64decode(result["content"]),
+            url=str(result.get("url", "")),
+        )
+
+    async def run_shell(
+        self, command: str, arguments: Sequence[str], environment: Mapping[str, str], stdin: str | None
+    ) -> ProcessResult:
+        args = {
+            "executionId": self.execution_id,
+            "kind": "shell",
+            "command": command,
+            "arguments": list(arguments),
+            "environment": dict(environment),
+            "stdin": stdin,
+        }
+        return _process(await self._effect("stigmer.workflow.process", args))
+
+    async def run_script(
+        self,
+        language: str,
+        code: str,
+        arguments: Sequence[str],
+        environment: Mapping[str, str],
+        stdin: str | None,
+    ) -> ProcessResult:
+        args = {
+            "executionId": self.execution_id,
+            "kind": "script",
+            "language": language,
+            "code": code,
+            "arguments": list(arguments),
+            "environment": dict(environment),
+            "stdin": stdin,
+        }
+        return _process(await self._effect("stigmer.workflow.process", args))
+
+    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+        import json
+
+        text = message if isinstance(message, str) else json.dumps(message)
+        args = {
+            "executionId": self.execution_id,
+            "kind": "Agent",
+            "name": agent,
+            "message": text,
+            "session": session,
+        }
+        return await self._child(args)
+
+    async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:
+        args = {"executionId": self.execution_id, "kind": "Workflow", "name": name, "input": input}
+        return await self._child(args)
+
+    async def _child(self, args: dict[str, Any]) -> Any:
+        child_id = await self._effect("stigmer.workflow.child", args)
+        result = await workflow.execute_activity(
+            "stigmer.workflow.await",
+            child_id,
+            start_to_close_timeout=datetime.timedelta(days=7),
+            heartbeat_timeout=self.options.heartbeat,
+            retry_policy=RetryPolicy(maximum_attempts=0),
+        )
+        if result["phase"] == "PHASE_SUCCEEDED":
+            return result.get("output")
+        error = result.get("error") or {}
+        raise WorkflowError(
+            type=error.get("type") or WorkflowError.of(ErrorKind.RUNTIME, "").problem["type"],
+            status=int(error.get("status") or 500),
+            title=error.get("title") or f"{args['kind']} execution failed",
+            detail=f"child execution {child_id} ended {result['phase'][6:]}: {error.get('detail', '')}",
+        )
+
+    # ---------------------------------------------------------------- events
+    def deliver(self, event: Mapping[str, Any]) -> None:
+        self.events.append(dict(event))
+
+    async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        await self.flush()
+        await workflow.wait_condition(lambda: bool(self.events))
+        return self.events.pop(0)
+
+    async def emit(self, event: Mapping[str, Any]) -> None:
+        self._record("event.emitted", str(event.get("type", "")), str(event.get("type", "")), dict(event))
+        self.deliver(event)
+
+    # ------------------------------------------------------------- progress
+    def _record(
+        self, type: str, subject: str, text: str, data: Any, task: dict[str, Any] | None = None
+    ) -> None:
+        self._events_out.append(
+            {"type": type, "subject": subject, "text": text, "data": data, "time": workflow.now().isoformat()}
+        )
+        if task is not None:
+            self._tasks[task["path"]] = task
+
+    def _task(
+        self, path: str, name: str, phase: str, *, started: bool = False, finished: bool = False
+    ) -> dict[str, Any]:
+        now = workflow.now().isoformat()
+        task = dict(self._tasks.get(path) or {"path": path, "name": name})
+        task.update(phase=phase, attempts=self._attempts.get(path, 1))
+        if started:
+            task["startedAt"] = now
+            task.pop("finishedAt", None)
+        if finished:
+            task["finishedAt"] = now
+        return task
+
+    async def task_started(self, path: str, name: str, input: Any) -> None:
+        self._attempts.setdefault(path, 1)
+        self._record("task.started", path, name, input, self._task(path, name, "RUNNING", started=True))
+
+    async def task_completed(self, path: str, name: str, output: Any) -> None:
+        self._record("task.completed", path, name, output, self._task(path, name, "SUCCEEDED", finished=True))
+
+    async def task_failed(self, path: str, name: str, error: Mapping[str, Any]) -> None:
+        detail = str(error.get("detail") or error.get("title") or "")
+        self._record(
+            "task.failed", path, detail, dict(error), self._task(path, name, "FAILED", finished=True)
+        )
+
+    async def task_retried(
+        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+    ) -> None:
+        self._attempts[path] = self._attempts.get(path, 1) + 1
+        data = {"attempt": attempt, "delay": delay, "error": dict(error)}
+        self._record("task.retried", path, name, data, self._task(path, name, "RUNNING"))
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        """Nothing to do: the workflow history is the checkpoint."""
+
+    async def flush(self, **final: Any) -> bool:
+        """Write buffered events and task progress (and ``final`` phase/output/error) in one local
+        activity; False when the backend refused (cancelled or finished elsewhere)."""
+        if self.stopped:
+            return False
+        if not self._events_out and not self._tasks and not final:
+            return True
+        batch = {
+            "executionId": self.execution_id,
+            "events": self._events_out,
+            "tasks": list(self._tasks.values()),
+            **final,
+        }
+        self._events_out, self._tasks = [], {}
+        accepted = await workflow.execute_local_activity(
+            "stigmer.workflow.report",
+            batch,
+            start_to_close_timeout=self.options.report_timeout,
+            retry_policy=RetryPolicy(maximum_interval=datetime.timedelta(seconds=5)),
+        )
+        if not accepted:
+            self.stopped = True
+            if not final:
+                raise WorkflowError.of(ErrorKind.RUNTIME, "the execution was cancelled or finished elsewhere")
+        return bool(accepted)
+
+
+def _process(result: Mapping[str, Any]) -> ProcessResult:
+    return ProcessResult(code=int(result["code"]), stdout=str(result["stdout"]), stderr=str(result["stderr"]))

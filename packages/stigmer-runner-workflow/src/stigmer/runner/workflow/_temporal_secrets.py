@@ -1,0 +1,72 @@
+"""Secret references for durable hosts: the workflow sees ``{{stigmer-secret:NAME}}``, never a value.
+
+On Temporal, expressions run inside the workflow, whose inputs, results and history are stored.
+So ``$secrets.NAME`` evaluates to a reference string there; the activity that performs the
+effect (HTTP request, process) fetches the values with ``GetExecutionContext`` and substitutes
+them right before it acts, then scrubs them from anything it returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = ["has_refs", "ref_names", "scrub", "secret_ref", "substitute"]
+
+_REF: Final = re.compile(r"\{\{stigmer-secret:([A-Za-z_][\w.-]*)\}\}")
+MASK: Final = "***"
+
+
+def secret_ref(name: str) -> str:
+    """The reference a workflow holds in place of the secret ``name``."""
+    return "{{stigmer-secret:" + name + "}}"
+
+
+def ref_names(value: Any) -> set[str]:
+    """Names of the secrets referenced anywhere in ``value`` (strings, lists, dict keys and values)."""
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(_REF.findall(text))
+        return text
+
+    _walk(value, collect)
+    return found
+
+
+def has_refs(value: Any) -> bool:
+    return bool(ref_names(value))
+
+
+def substitute(value: Any, secrets: Mapping[str, str]) -> Any:
+    """``value`` with every reference to a secret in ``secrets`` replaced by its value."""
+
+    def one(text: str) -> str:
+        return _REF.sub(lambda m: secrets.get(m.group(1), m.group(0)), text)
+
+    return _walk(value, one)
+
+
+def scrub(value: Any, secrets: Mapping[str, str]) -> Any:
+    """``value`` with every occurrence of a secret value replaced by ``***``."""
+    values = sorted((v for v in secrets.values() if v), key=len, reverse=True)
+    if not values:
+        return value
+
+    def one(text: str) -> str:
+        for secret in values:
+            text = text.replace(secret, MASK)
+        return text
+
+    return _walk(value, one)
+
+
+def _walk(value: Any, fn: Any) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, Mapping):
+        return {_walk(k, fn) if isinstance(k, str) else k: _walk(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(v, fn) for v in value]
+    return value

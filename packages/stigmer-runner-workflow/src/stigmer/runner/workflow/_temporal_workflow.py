@@ -1,0 +1,77 @@
+"""``StigmerWorkflow``: one Stigmer workflow execution as a Temporal workflow (id = execution id).
+
+The workflow loads the execution's pinned definition through an activity, rejects expressions
+that would not replay (``now``, ``$ENV``, ``input`` ...), and runs the same interpreter as Lite
+mode on a :class:`TemporalHost`. Events for ``listen`` arrive as ``stigmer.event`` signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
+    from ._interpreter import Interpreter
+    from ._parse import check_deterministic, load_workflow
+    from ._temporal_host import TemporalHost
+
+__all__ = ["EVENT_SIGNAL", "WORKFLOW_NAME", "StigmerWorkflow"]
+
+WORKFLOW_NAME = "stigmer.workflow"
+EVENT_SIGNAL = "stigmer.event"
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class StigmerWorkflow:
+    def __init__(self) -> None:
+        self._pending: list[dict[str, Any]] = []
+        self._host: TemporalHost | None = None
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event(self, event: dict[str, Any]) -> None:
+        """An event for ``listen`` tasks (a CloudEvent as a dict)."""
+        if self._host is not None:
+            self._host.deliver(event)
+        else:
+            self._pending.append(event)
+
+    @workflow.run
+    async def run(self, args: dict[str, Any]) -> dict[str, Any]:
+        execution_id = str(args["executionId"])
+        loaded = await workflow.execute_local_activity(
+            "stigmer.workflow.load",
+            execution_id,
+            start_to_close_timeout=datetime.timedelta(seconds=30),
+        )
+        if loaded["phase"] != "RUNNING":
+            return {"phase": loaded["phase"]}
+        host = TemporalHost(execution_id)
+        self._host = host
+        for event in self._pending:
+            host.deliver(event)
+        self._pending.clear()
+        try:
+            document = load_workflow(loaded["document"])
+            check_deterministic(document)
+            output = await Interpreter(document, host, workflow_id=execution_id).run(
+                loaded.get("input") or {}
+            )
+        except WorkflowValidationError as invalid:
+            problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
+            await host.flush(phase="FAILED", error=problem)
+            return {"phase": "FAILED", "error": problem}
+        except WorkflowError as error:
+            if host.stopped:
+                return {"phase": "STOPPED"}
+            await host.flush(phase="FAILED", error=error.problem)
+            return {"phase": "FAILED", "error": error.problem}
+        except asyncio.CancelledError:
+            # Cancelled through the Backend (CancelExecution), which already recorded CANCELLED.
+            raise
+        if not await host.flush(phase="SUCCEEDED", output=output, hasOutput=True):
+            return {"phase": "STOPPED"}
+        return {"phase": "SUCCEEDED"}

