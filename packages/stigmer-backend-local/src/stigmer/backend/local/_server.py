@@ -221,6 +221,7 @@ async def _shutdown(server: Any, servicer: Any, health_servicer: Any, grace: flo
     await health_servicer.enter_graceful_shutdown()
     servicer.begin_shutdown()
     await server.stop(grace)
+    await servicer.drain()
     await servicer.dispatcher.shutdown(grace)
 
 
@@ -234,6 +235,7 @@ def run_server(
     *,
     run_executions: bool = True,
     on_ready: Callable[[str], None] | None = None,
+    temporal_address: str | None = None,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
@@ -251,6 +253,10 @@ def run_server(
         backend: Any = LocalBackend(database_url=database_url, home=resolved_home)
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = InlineDispatcher(backend) if run_executions else NoDispatcher()
+        if temporal_address:  # full stack: executions become Temporal workflows run by workers
+            from stigmer.backend.local._dispatch_temporal import temporal_dispatch
+
+            backend, dispatcher = temporal_dispatch(backend, temporal_address)
         try:
             await serve(
                 backend,

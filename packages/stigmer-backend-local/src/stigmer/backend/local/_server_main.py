@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-run-executions",
         action="store_true",
         help="leave executions PENDING for external runner workers instead of running them here",
+    )
+    parser.add_argument(
+        "--temporal",
+        metavar="HOST:PORT",
+        default=os.environ.get("STIGMER_TEMPORAL_ADDRESS") or None,
+        help="run executions as Temporal workflows on this frontend (default: $STIGMER_TEMPORAL_ADDRESS)",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return parser
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             args.insecure,
             run_executions=not args.no_run_executions,
             on_ready=announce,
+            temporal_address=args.temporal,
         )
     except StigmerError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
