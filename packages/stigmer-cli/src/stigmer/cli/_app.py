@@ -25,6 +25,9 @@ lazy("context", "stigmer.cli._contexts:context_app", "List, show and select cont
 lazy("login", "stigmer.cli._contexts:login_app", "Add a server context with a token and select it.")
 lazy("logout", "stigmer.cli._contexts:logout_app", "Forget a server context and its token.")
 lazy("server", "stigmer.cli._server:server_app", "Serve the local store over gRPC (stigmer server).")
+lazy(
+    "local", "stigmer.cli._local:local_app", "Run the full stack locally (Temporal, server, runner workers)."
+)
 lazy("token", "stigmer.cli._server:token_app", "Manage API tokens of a stigmer server.")
 lazy("init", "stigmer.cli._init:init_app", "Scaffold a project with an agent, a workflow and an environment.")
 lazy("version", "stigmer.cli._version:version_app", "Show the versions of the installed stigmer packages.")

@@ -73,12 +73,25 @@ def _comparable(resource: Message | None) -> dict[str, Any]:
     return data
 
 
+def _yaml(data: dict[str, Any]) -> str:
+    """Block-style YAML without line folding (a long value stays on its line in a diff)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="safe", pure=True)
+    y.default_flow_style = False
+    y.width = 1_000_000
+    y.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+    buf = io.StringIO()
+    y.dump(data, buf)
+    return buf.getvalue()
+
+
 def diff_manifests(previous: Message | None, current: Message, label: str) -> str:
     """Unified diff of two resources' YAML (status and system metadata left out)."""
-    from stigmer.core import dump_yaml
-
-    before = dump_yaml([_comparable(previous)]).splitlines(keepends=True) if previous is not None else []
-    after = dump_yaml([_comparable(current)]).splitlines(keepends=True)
+    before = _yaml(_comparable(previous)).splitlines(keepends=True) if previous is not None else []
+    after = _yaml(_comparable(current)).splitlines(keepends=True)
     lines = difflib.unified_diff(before, after, fromfile=f"{label} (stored)", tofile=f"{label} (applied)")
     return "".join(lines)
 
@@ -115,7 +128,7 @@ def _load(filenames: list[str]) -> list[LoadedResource]:
     return loaded
 
 
-async def _prepare_skill(session: Session, item: LoadedResource, dry_run: bool) -> None:
+async def _prepare_skill(session: Session, item: LoadedResource) -> None:
     """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``."""
     from stigmer.cli._skillpack import TAR_MEDIA_TYPE, pack_skill
     from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -128,13 +141,12 @@ async def _prepare_skill(session: Session, item: LoadedResource, dry_run: bool) 
         packed = pack_skill(directory)
     except CliError as exc:
         raise CliError(f"{item.source}:{item.line}: spec.path: {exc.message}") from None
-    if not dry_run:
-        meta = await session.backend.put_artifact(
-            svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
-        )
-        skill.spec.artifact = meta.key or packed.key
-    else:
-        skill.spec.artifact = packed.key
+    # Also in a dry run: the backend checks that the artifact exists. The blob is
+    # content-addressed, so storing it changes no resource and is harmless to repeat.
+    meta = await session.backend.put_artifact(
+        svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+    )
+    skill.spec.artifact = meta.key or packed.key
 
 
 @apply_app.command("apply")
@@ -156,7 +168,7 @@ def apply(
         async with open_session() as session:
             for item in loaded:
                 if item.kind == "Skill":
-                    await _prepare_skill(session, item, dry_run)
+                    await _prepare_skill(session, item)
                 response = await session.backend.apply(
                     svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
                 )
