@@ -86,7 +86,7 @@ def test_project_lifecycle(stigmer: StigmerCli, tmp_path: Path) -> None:
     assert described.returncode == 0, described.stderr
     assert "recent executions:" in described.stdout and ex_id in described.stdout
     described_json = json.loads(stigmer("describe", "wf", "hello", "-o", "json").stdout)
-    assert [e["id"] for e in described_json["recentExecutions"]][0] == ex_id
+    assert described_json["recentExecutions"][0]["id"] == ex_id
 
     deleted = stigmer("delete", "-f", str(project))
     assert deleted.returncode == 0, deleted.stderr

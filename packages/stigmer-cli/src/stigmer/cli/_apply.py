@@ -82,7 +82,7 @@ def _yaml(data: dict[str, Any]) -> str:
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
     y.width = 1_000_000
-    y.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+    y.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     buf = io.StringIO()
     y.dump(data, buf)
     return buf.getvalue()
