@@ -62,7 +62,7 @@ _SELECT_EVENT = select(_ev.c.body).where(
     _ev.c.execution_id == bindparam("eid"), _ev.c.sequence == bindparam("seq")
 )
 _INSERT_EVENT = insert(_ev)
-_UPDATE = (
+_UPDATE_PHASE = (
     update(_e)
     .where(_e.c.pk == bindparam("b_pk"))
     .values(
@@ -71,6 +71,12 @@ _UPDATE = (
         status=bindparam("b_status"),
         updated_at=bindparam("b_now"),
     )
+)
+# Without the phase column, so the phase index is not rewritten by the common update.
+_UPDATE = (
+    update(_e)
+    .where(_e.c.pk == bindparam("b_pk"))
+    .values(last_sequence=bindparam("b_last"), status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
 _EVENTS_AFTER = (
     select(_ev.c.body)
@@ -102,6 +108,7 @@ class _Statements:
         self.select_event = Prepared(_SELECT_EVENT, dialect)
         self.insert_event = Prepared(_INSERT_EVENT, dialect, ["execution_id", "sequence", "type", "body"])
         self.update = Prepared(_UPDATE, dialect)
+        self.update_phase = Prepared(_UPDATE_PHASE, dialect)
         self.events_after = Prepared(_EVENTS_AFTER, dialect)
 
 
@@ -202,16 +209,12 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
         )
     item.status.last_sequence = item.last
     body = item.status.SerializeToString()
-    cur: Any = st.update.run(
-        conn,
-        {
-            "b_pk": item.row.pk,
-            "b_phase": item.phase,
-            "b_last": item.last,
-            "b_status": body,
-            "b_now": item.now,
-        },
-    )
+    values = {"b_pk": item.row.pk, "b_last": item.last, "b_status": body, "b_now": item.now}
+    if item.phase != item.row.phase:
+        values["b_phase"] = item.phase
+        cur: Any = st.update_phase.run(conn, values)
+    else:
+        cur = st.update.run(conn, values)
     cur.close()
     return to_execution(item.row, item.status, item.now)
 

@@ -110,6 +110,7 @@ execution_events = Table(
     Column("type", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),  # serialized stigmer.v1.ExecutionEvent
     PrimaryKeyConstraint("execution_id", "sequence", name="pk_execution_events"),
+    sqlite_with_rowid=False,  # one b-tree clustered by (execution, sequence): one page per append
 )
 
 secrets = Table(
