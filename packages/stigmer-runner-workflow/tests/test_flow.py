@@ -235,3 +235,42 @@ async def test_lifecycle_callbacks_in_order(document: Doc) -> None:
         ("started", "/do/1/b"),
         ("failed", "/do/1/b"),
     ]
+
+
+async def test_extension_before_with_exit_mocks_a_call(document: Doc, stub: Any) -> None:
+    from pathlib import Path
+
+    from stigmer.runner.workflow import load_workflow
+
+    example = Path(__file__).parent / "fixtures" / "examples" / "mock-service-extension.yaml"
+    definition = load_workflow(example.read_text(encoding="utf-8")).definition
+    definition["use"]["extensions"][0]["mockService"]["when"] = (
+        '$task.with.endpoint.uri | startswith("https://fake.com")'
+    )
+    out = await run_workflow(definition, stub.host())
+    assert out == {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json"},
+        "content": {"foo": {"bar": "baz"}},
+    }
+    assert stub.requests == []
+
+
+async def test_extensions_before_and_after_every_task_of_a_type(document: Doc) -> None:
+    wf = document(
+        [{"a": {"set": {"n": 1}}}, {"b": {"wait": "PT0S"}}, {"c": {"set": {"n": "${ .n + 10 }"}}}],
+        use={
+            "extensions": [
+                {
+                    "audit": {
+                        "extend": "set",
+                        "after": [{"count": {"set": "${ . + {audited: ((.audited // 0) + 1)} }"}}],
+                    }
+                }
+            ]
+        },
+    )
+    host = InProcessHost()
+    assert await run_workflow(wf, host) == {"n": 11, "audited": 1}  # c's set replaced a's audit mark
+    paths = [path for kind, path, _, _ in host.events if kind == "completed" and path.endswith("/count")]
+    assert paths == ["/do/0/a/extensions/audit/after/0/count", "/do/2/c/extensions/audit/after/0/count"]

@@ -21,6 +21,7 @@ from ._expr import truthy
 from ._host import Host
 from ._parse import Workflow, load_workflow
 from ._schema import validate_against
+from ._tasks.extensions import run_with_extensions
 
 __all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
 
@@ -121,6 +122,13 @@ class Interpreter(Checkpointing, Evaluating):
 
     async def run_list(self, path: str, tasks: list[Any], data: Any, scope: Scope) -> Any:
         """Run a task list from its first task (or its checkpointed position), following ``then``."""
+        return (await self.run_list_with_exit(path, tasks, data, scope))[0]
+
+    async def run_list_with_exit(
+        self, path: str, tasks: list[Any], data: Any, scope: Scope
+    ) -> tuple[Any, bool]:
+        """Like :meth:`run_list`; also tells whether a ``then: exit`` ended the list."""
+        exited = False
         index = 0
         resumed = self._resume.pop(path, None)
         if resumed is not None:
@@ -132,13 +140,13 @@ class Interpreter(Checkpointing, Evaluating):
             if directive == "end":
                 raise EndWorkflow(data)
             if directive == "exit":
-                index = len(tasks)
+                index, exited = len(tasks), True
             elif directive in (None, "continue"):
                 index += 1
             else:
                 index = names[directive]
             await self.save_position(path, {"next": index, "data": data})
-        return data
+        return data, exited
 
     async def run_task(
         self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope
@@ -200,8 +208,15 @@ class Interpreter(Checkpointing, Evaluating):
         kind = next((k for k in _KINDS if k in task), None)
         if kind is None:
             raise WorkflowError.of(ErrorKind.CONFIGURATION, f"task {name!r} has no type")
-        runner = _tasks.RUNNERS[kind]
-        return await runner(self, path, task, data, scope)
+        if self.use.get("extensions"):
+            return await run_with_extensions(self, path, name, kind, task, data, scope)
+        return await self.execute_kind(path, name, kind, task, data, scope)
+
+    async def execute_kind(
+        self, path: str, name: str, kind: str, task: Mapping[str, Any], data: Any, scope: Scope
+    ) -> tuple[Any, Any]:
+        """Run the body of a task of type ``kind`` (no extensions)."""
+        return await _tasks.RUNNERS[kind](self, path, task, data, scope)
 
     # ---------------------------------------------------------------- helpers
     def timeout_seconds(self, spec: Any) -> float | None:
