@@ -35,15 +35,16 @@ def test_import_is_cheap() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_worker_help_and_not_yet() -> None:
+def test_worker_help_describes_the_temporal_worker() -> None:
     helped = subprocess.run(
         [sys.executable, "-m", "stigmer.runner.agent._worker", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0
-    assert "Temporal worker mode" in helped.stdout
-    assert "full-stack" in helped.stdout
+    assert "Temporal worker for Stigmer agent executions" in " ".join(helped.stdout.split())
     ran = subprocess.run(
-        [sys.executable, "-m", "stigmer.runner.agent._worker"], capture_output=True, text=True
+        [sys.executable, "-m", "stigmer.runner.agent._worker", "--token-file", "/nonexistent/token"],
+        capture_output=True,
+        text=True,
     )
-    assert ran.returncode == 2
-    assert "Temporal worker mode arrives with the full-stack work" in ran.stderr
+    assert ran.returncode == 1
+    assert "cannot read the token file" in ran.stderr

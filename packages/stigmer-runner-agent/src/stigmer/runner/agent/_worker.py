@@ -1,36 +1,92 @@
-"""``stigmer-agent-runner``: the agent worker process of the full stack (not available yet)."""
+"""``stigmer-agent-runner``: a Temporal worker for Stigmer agent executions.
+
+What a worker machine runs after ``pip install 'stigmer-runner-agent[temporal]'``::
+
+    stigmer-agent-runner --temporal 127.0.0.1:7233 --task-queue stigmer-agents \\
+        --endpoint grpc://127.0.0.1:7234 --token-file runner.token
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-NOT_YET = (
-    "stigmer-agent-runner: the Temporal worker mode arrives with the full-stack work; "
-    "today agents run in-process (Lite): `stigmer agent execute AGENT MESSAGE`"
-)
+DEFAULT_QUEUE = "stigmer-agents"
 
 
-def _parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
         prog="stigmer-agent-runner",
         description=(
-            "Stigmer agent runner worker. The Temporal worker mode (polling a task queue and running "
-            "agent executions for a shared `stigmer server`) arrives with the full-stack work; until "
-            "then agents run in-process with `stigmer agent execute AGENT MESSAGE`."
+            "Temporal worker for Stigmer agent executions: runs each agent execution as a Temporal "
+            "workflow (approvals arrive as signals) and reports to a Stigmer server with a runner token."
         ),
     )
+    parser.add_argument(
+        "--temporal",
+        "--temporal-address",
+        dest="temporal",
+        metavar="HOST:PORT",
+        default=os.environ.get("STIGMER_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+        help="Temporal frontend address (default: $STIGMER_TEMPORAL_ADDRESS or 127.0.0.1:7233)",
+    )
+    parser.add_argument("--namespace", default="default", help="Temporal namespace (default: default)")
+    parser.add_argument("--task-queue", default=DEFAULT_QUEUE, help=f"task queue (default: {DEFAULT_QUEUE})")
+    parser.add_argument(
+        "--endpoint",
+        "--backend",
+        dest="endpoint",
+        metavar="URL",
+        default=os.environ.get("STIGMER_ENDPOINT", "grpc://127.0.0.1:7234"),
+        help="Stigmer server, grpc://HOST:PORT or grpcs://HOST:PORT (default: $STIGMER_ENDPOINT)",
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=None,
+        help="file holding a runner-role token (or $STIGMER_TOKEN)",
+    )
+    parser.add_argument("--max-concurrent", type=int, default=50, help="concurrent agent runs (default: 50)")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``--help`` works; any other invocation exits 2 saying the worker mode is not there yet."""
-    _parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
-    print(NOT_YET, file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    token = os.environ.get("STIGMER_TOKEN")
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            print(f"stigmer-agent-runner: cannot read the token file: {exc}", file=sys.stderr)
+            return 1
+    try:
+        from stigmer.runner.agent._temporal_worker import run_worker
+    except ImportError as exc:
+        print(
+            f"stigmer-agent-runner: the Temporal worker needs extra packages ({exc}); "
+            "install them with: pip install 'stigmer-runner-agent[temporal]'",
+            file=sys.stderr,
+        )
+        return 1
+    code = run_worker(
+        temporal=args.temporal,
+        namespace=args.namespace,
+        task_queue=args.task_queue,
+        endpoint=args.endpoint,
+        token=token,
+        max_concurrent=args.max_concurrent,
+        log_level=args.log_level,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # temporalio's core threads can abort a normal interpreter exit
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+if __name__ == "__main__":
+    sys.exit(main())
