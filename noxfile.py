@@ -19,6 +19,7 @@ PACKAGES = [
     "stigmer-runner-workflow",
     "stigmer-cli",
     "stigmer-conformance",
+    "stigmer-sdk",
 ]
 # module imported to prove each wheel installs and imports alone
 MODULES = {
@@ -30,6 +31,7 @@ MODULES = {
     "stigmer-runner-workflow": "stigmer.runner.workflow",
     "stigmer-cli": "stigmer.cli",
     "stigmer-conformance": "stigmer.conformance",
+    "stigmer-sdk": "stigmer.sdk",
 }
 SCRIPTS = {
     "stigmer-cli": ["stigmer"],
@@ -64,8 +66,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def proto(session: nox.Session) -> None:
-    """Regenerate stigmer.proto.v1 from proto/; fails when the checked-in code was stale."""
+    """Regenerate stigmer.proto.v1, the JSON Schemas and the manifest reference from proto/.
+
+    Fails when any checked-in file was stale (after rewriting it, so a developer just commits).
+    """
     session.run("python", "scripts/gen_protos.py")
+    session.run("python", "scripts/gen_schemas.py")
 
 
 @nox.session(name="tests")

@@ -43,3 +43,18 @@ def test_service_has_every_rpc_of_the_design() -> None:
         "SetSecret", "DeleteSecret", "ListSecrets", "PutArtifact", "GetArtifact",
     ]  # fmt: skip
     assert "rpc WatchExecution(WatchExecutionRequest) returns (stream ExecutionEvent);" in text
+
+
+def test_generated_code_schemas_and_reference_are_fresh() -> None:
+    import subprocess
+    import sys
+
+    root = PROTO_DIR.parents[2]
+    for script in ("gen_protos.py", "gen_schemas.py"):
+        result = subprocess.run(
+            [sys.executable, str(root / "scripts" / script), "--check"],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -29,6 +29,7 @@ def test_all_members_are_present() -> None:
         "stigmer-runner-workflow",
         "stigmer-cli",
         "stigmer-conformance",
+        "stigmer-sdk",
     } <= names
 
 
@@ -66,7 +67,9 @@ def test_package_metadata(package: Path) -> None:
     for dep in data["project"]["dependencies"]:
         name = dep.split("[")[0].split(">")[0].split("=")[0].strip()
         if name.startswith("stigmer-"):
-            assert sources.get(name) == {"workspace": True}, f"{package.name}: {name} must be a workspace source"
+            assert sources.get(name) == {"workspace": True}, (
+                f"{package.name}: {name} must be a workspace source"
+            )
 
 
 def test_dependencies_point_one_way() -> None:
@@ -80,6 +83,15 @@ def test_dependencies_point_one_way() -> None:
         "stigmer-runner-workflow": {"stigmer-core", "stigmer-proto"},
         "stigmer-conformance": {"stigmer-core", "stigmer-proto"},
         "stigmer-cli": {"stigmer-core", "stigmer-proto"},
+        # the SDK builds on every backend and runner (Lite runs in-process), never on the CLI
+        "stigmer-sdk": {
+            "stigmer-core",
+            "stigmer-proto",
+            "stigmer-backend-local",
+            "stigmer-backend-cloud",
+            "stigmer-runner-agent",
+            "stigmer-runner-workflow",
+        },
     }
     for package in PACKAGES:
         data = tomllib.loads((package / "pyproject.toml").read_text())

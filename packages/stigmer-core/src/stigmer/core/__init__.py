@@ -34,6 +34,7 @@ from stigmer.core._plugins import (
     load_runner,
 )
 from stigmer.core._redact import MASK, Redactor, default_redactor
+from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
@@ -44,6 +45,7 @@ __all__ = [
     "KIND_PREFIXES",
     "MASK",
     "RUNNERS_GROUP",
+    "SCHEMA_KINDS",
     "AlreadyExists",
     "Backend",
     "Context",
@@ -70,10 +72,12 @@ __all__ = [
     "load_plugin",
     "load_runner",
     "load_yaml_text",
+    "manifest_schema",
     "message_to_manifest",
     "new_id",
     "parse_manifest",
     "resource_from_message",
     "slugify",
     "unwrap",
+    "validate_manifest",
 ]
