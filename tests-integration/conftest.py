@@ -33,13 +33,35 @@ def stigmer_home(tmp_path: Path) -> Path:
     return home
 
 
+# Runs the CLI as if the named plugins were not installed (their entry points hidden).
+_HIDE_PLUGINS = """
+import importlib.metadata as md, sys
+_all = md.entry_points
+def entry_points(**kw):
+    found = _all(**kw)
+    if "group" in kw:
+        return md.EntryPoints(ep for ep in found if ep.name not in {hidden!r})
+    return found
+md.entry_points = entry_points
+from stigmer.cli._app import main
+main(sys.argv[1:])
+"""
+
+
 @pytest.fixture
 def stigmer(stigmer_home: Path, tmp_path: Path) -> StigmerCli:
     def run(
-        *args: str, input: str | None = None, timeout: float = 90, env: dict[str, str] | None = None
+        *args: str,
+        input: str | None = None,
+        timeout: float = 90,
+        env: dict[str, str] | None = None,
+        hide_plugins: tuple[str, ...] = (),
     ) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "stigmer.cli"]
+        if hide_plugins:
+            command = [sys.executable, "-c", _HIDE_PLUGINS.format(hidden=set(hide_plugins))]
         return subprocess.run(
-            [sys.executable, "-m", "stigmer.cli", *args],
+            [*command, *args],
             input=input if input is not None else "",
             capture_output=True,
             text=True,
