@@ -60,6 +60,26 @@ SWAGGER = {
 }
 
 
+OPENAPI3 = {
+    "openapi": "3.0.3",
+    "info": {"title": "Echo", "version": "1"},
+    "servers": [{"url": "/api"}],
+    "paths": {
+        "/items/{itemId}": {
+            "put": {
+                "operationId": "putItem",
+                "parameters": [
+                    {"name": "itemId", "in": "path", "required": True},
+                    {"name": "dryRun", "in": "query"},
+                    {"name": "X-Trace", "in": "header"},
+                ],
+                "requestBody": {"content": {"application/json": {}}},
+            }
+        }
+    },
+}
+
+
 @dataclass
 class Stub:
     """The running stub: its base URL, what it received, and a URL rewrite for InProcessHost."""
@@ -110,6 +130,19 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 return
             if parts.path == "/v2/swagger.json":
                 self._reply(200, SWAGGER)
+            elif parts.path == "/openapi.json":
+                self._reply(200, OPENAPI3)
+            elif segments[:2] == ["api", "items"]:
+                self._reply(
+                    200,
+                    {
+                        "method": self.command,
+                        "item": segments[2],
+                        "query": {k: v[0] for k, v in query.items()},
+                        "trace": self.headers.get("X-Trace"),
+                        "body": json.loads(body) if body else None,
+                    },
+                )
             elif parts.path == "/v2/pet/findByStatus":
                 wanted = set(",".join(query.get("status", [])).split(","))
                 self._reply(200, [p for p in PETS.values() if p["status"] in wanted])

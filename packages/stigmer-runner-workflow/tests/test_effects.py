@@ -152,6 +152,38 @@ async def test_openapi_operation_with_body(document: Doc, stub: Any) -> None:
     ]
 
 
+async def test_openapi3_servers_path_query_header_and_request_body(document: Doc, stub: Any) -> None:
+    wf = document(
+        [
+            {
+                "put": {
+                    "call": "openapi",
+                    "with": {
+                        "document": {"endpoint": {"uri": "https://api.example.com/openapi.json"}},
+                        "operationId": "putItem",
+                        "parameters": {
+                            "itemId": "${ .id }",
+                            "dryRun": True,
+                            "X-Trace": "t9",
+                            "body": {"v": 1},
+                        },
+                        "output": "response",
+                    },
+                }
+            }
+        ]
+    )
+    out = await run_workflow(wf, stub.host(), {"id": "a/b"})
+    assert out["request"]["uri"] == "https://api.example.com/api/items/a%2Fb"
+    assert out["content"] == {
+        "method": "PUT",
+        "item": "a%2Fb",
+        "query": {"dryRun": "true"},
+        "trace": "t9",
+        "body": {"v": 1},
+    }
+
+
 async def test_openapi_unknown_operation_is_a_configuration_fault(document: Doc, stub: Any) -> None:
     wf = document(
         [
