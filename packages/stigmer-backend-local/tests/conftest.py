@@ -8,6 +8,9 @@ makes them fail loudly.
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -40,3 +43,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"(set it to a postgresql+psycopg:// URL to run them)",
             yellow=True,
         )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A URL of a fresh, empty schema in the PostgreSQL server of $STIGMER_TEST_POSTGRES_URL."""
+    url = os.environ.get(POSTGRES_ENV, "")
+    if not url:
+        pytest.fail(
+            f"CI is set but {POSTGRES_ENV} is not: the PostgreSQL tests must run in CI; start a server and "
+            "set the URL (postgresql+psycopg://user:password@host:port/database)"
+        )
+    import sqlalchemy as sa
+
+    schema = f"stigmer_test_{secrets.token_hex(4)}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        engine.dispose()

@@ -40,24 +40,10 @@ def loop_and_backend(
             yield loop, backend
             loop.run_until_complete(backend.close())
         else:
-            url = os.environ.get("STIGMER_TEST_POSTGRES_URL", "")
-            if not url:
-                pytest.fail("CI is set but STIGMER_TEST_POSTGRES_URL is not: PostgreSQL tests must run in CI")
-            import sqlalchemy as sa
-
-            schema = f"stigmer_fuzz_{os.urandom(4).hex()}"
-            engine = sa.create_engine(url)
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-            sep = "&" if "?" in url else "?"
-            backend = LocalBackend(
-                f"{url}{sep}options=-csearch_path%3D{schema}", home=tmp, master_key=os.urandom(32)
-            )
+            url = request.getfixturevalue("postgres_url")
+            backend = LocalBackend(url, home=tmp, master_key=os.urandom(32))
             yield loop, backend
             loop.run_until_complete(backend.close())
-            with engine.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            engine.dispose()
     loop.close()
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from stigmer.backend.local import LocalBackend
 from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -34,8 +35,15 @@ async def _running_execution(backend: LocalBackend) -> str:
     return run.metadata.id
 
 
-async def test_four_processes_write_one_database_and_a_watcher_sees_everything(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'stigmer.db'}"
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_four_processes_write_one_database_and_a_watcher_sees_everything(
+    tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'stigmer.db'}"
+        if store == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     backend = LocalBackend(url, home=tmp_path, master_key=bytes(32))
     eid = await _running_execution(backend)
     per_process = 150

@@ -1,15 +1,13 @@
 """The conformance suite against LocalBackend on PostgreSQL (``STIGMER_TEST_POSTGRES_URL``).
 
-Each test session works in a fresh schema that is dropped at the end.
+The session works in a fresh schema that is dropped at the end (``postgres_url`` in conftest.py).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from stigmer.backend.local import LocalBackend
@@ -19,29 +17,6 @@ pytest_plugins = ["stigmer.conformance.plugin"]
 pytestmark = pytest.mark.postgres
 
 KEY = os.urandom(32)
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get("STIGMER_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.fail(
-            "CI is set but STIGMER_TEST_POSTGRES_URL is not: the PostgreSQL conformance tests must run in CI; "
-            "start a server and set the URL (postgresql+psycopg://user:password@host:port/database)"
-        )
-    import sqlalchemy as sa
-
-    schema = f"stigmer_test_{secrets.token_hex(4)}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        engine.dispose()
 
 
 @pytest.fixture
