@@ -136,3 +136,38 @@ async def test_two_approvals_in_one_response_are_asked_one_at_a_time(
     tools = {m["tool_call_id"]: m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"}
     assert tools[first.id] == "deleted a"
     assert "keep b" in tools[second.id]
+
+
+async def test_killed_run_continues_after_its_last_tool_results(backend: Backend, llm: ScriptedLLM) -> None:
+    import asyncio
+    import time
+
+    llm.add(call("add", a=20, b=22), call("wait", seconds=30), text("The answer is 42."))
+    await apply(backend, stdio_server("items"))
+    await apply(
+        backend, openai_agent(llm, extra="  mcpServers: [{name: items, tools: [add, delete_item, wait]}]\n")
+    )
+    eid = await start(backend, "bot", "add 20 and 22")
+    # Stop the first runner once `add` ran and its result was saved (it then waits in a slow tool).
+    first = asyncio.ensure_future(AgentRunner().execute(backend, eid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        if '"inflight":true' in current.status.checkpoint:
+            break
+        await asyncio.sleep(0.01)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    stopped = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert stopped.status.phase == P.PHASE_RUNNING
+    assert json.loads(stopped.status.checkpoint)["inflight"] is True
+
+    llm.replies[:] = [text("The answer is 42.")]
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    log = summary(await events(backend, eid))
+    assert log.count(("message.user", "add 20 and 22")) == 1
+    assert log.count(("tool.call", "add")) == 1  # not called again
+    # The continued run sent the saved conversation, ending with the tool result.
+    last = llm.requests[-1]["messages"]
+    assert last[-1]["role"] == "tool" and last[-1]["content"] == "42"

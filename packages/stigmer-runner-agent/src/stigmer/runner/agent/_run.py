@@ -74,6 +74,7 @@ class AgentRun:
         self.model_label = ""
         self.endpoint = ""
         self._assistant_text: list[str] = []
+        self._saved_messages = 0
 
     # -- entry -----------------------------------------------------------------------------------
     async def execute(self) -> execution_pb2.Execution:
@@ -90,10 +91,14 @@ class AgentRun:
                 return stopped.execution
 
     async def _execute(self) -> execution_pb2.Execution:
-        resuming = bool(self.state.pending)
+        running = self.execution.status.phase == execution_pb2.PHASE_RUNNING
+        resuming = running and bool(self.state.pending)
         if resuming:
             decisions = await read_decisions(self.backend, self.execution, self.state)
             self.state.decisions.update(decisions)
+        elif running and self.state.inflight:
+            # A runner was stopped mid-run: continue after the last tool results it saved.
+            await self.sink.emit("log", text="continuing after the last completed tool calls")
         else:
             self.state = RunState()
             prompt = self._prompt()
@@ -209,6 +214,9 @@ class AgentRun:
                     approvals[call.id] = ToolDenied(f"The user refused this tool call{reason}")
             deferred = DeferredToolResults(approvals=approvals)
             prompt: str | None = None
+        elif self.state.inflight:
+            history = load_messages(self.state.messages)
+            prompt = None
         else:
             history = (
                 load_messages(await session_history(self.backend, spec.session_id, self.id))
@@ -302,6 +310,7 @@ class AgentRun:
             TextPartDelta,
         )
 
+        await self._save_progress(ctx)
         event: AgentStreamEvent
         async for event in events:
             if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
@@ -329,6 +338,26 @@ class AgentRun:
                     data={"tool": event.part.tool_name, "result": event.part.content},
                 )
         await self._flush_assistant()
+
+    async def _save_progress(self, ctx: RunContext[Any]) -> None:
+        """Before a model request that carries tool results, save the conversation so far, so a
+        run stopped from now on continues from here instead of calling the tools again."""
+        from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
+
+        messages = list(ctx.messages)
+        if (
+            not messages
+            or len(messages) == self._saved_messages
+            or not isinstance(messages[-1], ModelRequest)
+        ):
+            return
+        if not any(isinstance(part, ToolReturnPart | RetryPromptPart) for part in messages[-1].parts):
+            return
+        self._saved_messages = len(messages)
+        state = RunState(
+            messages=dump_messages(messages), reported_calls=list(self.state.reported_calls), inflight=True
+        )
+        await self.sink.update(checkpoint=state.dump(self.redactor))
 
     async def _flush_assistant(self) -> None:
         if self._assistant_text:

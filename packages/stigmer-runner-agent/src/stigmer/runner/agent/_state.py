@@ -60,6 +60,7 @@ class RunState:
     reported_calls: list[str] = field(default_factory=list)
     requested: str = ""  # id of the call whose approval.requested was written
     sequence: int = 0  # last event sequence when the checkpoint was written
+    inflight: bool = False  # saved mid-run (after tool results), to continue a killed run from
 
     @classmethod
     def parse(cls, text: str) -> RunState:
@@ -78,6 +79,7 @@ class RunState:
             reported_calls=list(raw.get("reportedCalls") or []),
             requested=str(raw.get("requested") or ""),
             sequence=int(raw.get("sequence") or 0),
+            inflight=bool(raw.get("inflight")),
         )
 
     def dump(self, redactor: Redactor) -> str:
@@ -89,6 +91,7 @@ class RunState:
             "reportedCalls": self.reported_calls,
             "requested": self.requested,
             "sequence": self.sequence,
+            "inflight": self.inflight,
         }
         # Scrub the structure (not the JSON text), so escaped values are masked too.
         return json.dumps(redactor.scrub(data), separators=(",", ":"))
