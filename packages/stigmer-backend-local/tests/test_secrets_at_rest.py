@@ -147,3 +147,15 @@ async def test_rotate_master_key_re_encrypts_everything(tmp_path: Path) -> None:
         await stale.get_execution_context(svc.GetExecutionContextRequest(execution_id=eid))
     await stale.close()
     assert before  # the old ciphertexts existed; the stale key above proves they were replaced
+
+
+async def test_logs_never_hold_secret_values(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    backend = LocalBackend(home=tmp_path)
+    await _session(backend)
+    await backend.rotate_master_key()
+    await backend.delete_secret(svc.DeleteSecretRequest(name="GH_TOKEN"))
+    await backend.close()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GH_TOKEN" in text, "secret operations are logged, by name"
+    assert PLAIN not in text and RUNTIME not in text
