@@ -35,6 +35,14 @@ logger = logging.getLogger("stigmer.backend.local.server")
 
 FIELD_PATHS_TRAILER = "stigmer-field-paths-bin"
 _INTERNAL = "internal server error; the server log has the details"
+_WATCH_BUFFER = 256
+_END = object()
+_STOP = object()
+
+
+def _shutting_down(last: int) -> str:
+    return f"server is shutting down; watch again from sequence {last} to resume"
+
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -57,6 +65,8 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
         self._backend = backend
         self._dispatcher: ExecutionDispatcher = dispatcher or NoDispatcher()
         self._stopping = asyncio.Event()
+        self._watch_queues: set[asyncio.Queue[Any]] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
 
     @property
     def dispatcher(self) -> ExecutionDispatcher:
@@ -65,6 +75,17 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
     def begin_shutdown(self) -> None:
         """End open watch streams with UNAVAILABLE so clients reconnect elsewhere or later."""
         self._stopping.set()
+        for queue in list(self._watch_queues):
+            if not queue.full():  # a full queue wakes its watcher anyway, which sees _stopping
+                queue.put_nowait(_STOP)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for the readers of ended watch streams to let go of the backend."""
+        pumps = list(self._pumps)
+        for pump in pumps:
+            pump.cancel()
+        if pumps:
+            await asyncio.wait(pumps, timeout=timeout)
 
     async def _call(
         self, name: str, fn: Callable[[Req], Awaitable[Resp]], request: Req, context: Any
@@ -142,36 +163,47 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
     async def WatchExecution(
         self, request: svc.WatchExecutionRequest, context: Any
     ) -> AsyncIterator[execution_pb2.ExecutionEvent]:
-        try:
-            events = self._backend.watch_execution(request).__aiter__()
-        except StigmerError as err:
-            await abort_with(context, err)
-        stopping = asyncio.ensure_future(self._stopping.wait())
         last = request.after_sequence
+        if self._stopping.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, _shutting_down(last))
+        # A pump task reads the backend's stream into a bounded queue; shutting down drops a
+        # marker into every queue, so an idle watcher ends at once with UNAVAILABLE.
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_WATCH_BUFFER)
+        self._watch_queues.add(queue)
+        pump = asyncio.create_task(self._pump(request, queue))
+        self._pumps.add(pump)
+        pump.add_done_callback(self._pumps.discard)
         try:
             while True:
-                following = asyncio.ensure_future(events.__anext__())
-                await asyncio.wait((following, stopping), return_when=asyncio.FIRST_COMPLETED)
-                if not following.done():
-                    following.cancel()
-                    await asyncio.gather(following, return_exceptions=True)
-                    await context.abort(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"server is shutting down; watch again from sequence {last} to resume",
-                    )
-                try:
-                    event = following.result()
-                except StopAsyncIteration:
+                item = await queue.get()
+                if item is _STOP or self._stopping.is_set():
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, _shutting_down(last))
+                if item is _END:
                     return
-                except StigmerError as err:
-                    await abort_with(context, err)
-                except Exception:
-                    logger.exception("unexpected error in WatchExecution")
+                if isinstance(item, StigmerError):
+                    await abort_with(context, item)
+                if isinstance(item, BaseException):
+                    logger.error("unexpected error in WatchExecution", exc_info=item)
                     await context.abort(grpc.StatusCode.INTERNAL, _INTERNAL)
-                last = max(last, event.sequence)
-                yield event
+                last = max(last, item.sequence)
+                yield item
         finally:
-            stopping.cancel()
+            # No await here: the RPC may already be over, and the server may be stopping.
+            self._watch_queues.discard(queue)
+            pump.cancel()
+
+    async def _pump(self, request: svc.WatchExecutionRequest, queue: asyncio.Queue[Any]) -> None:
+        events: Any = None
+        try:
+            events = self._backend.watch_execution(request)
+            async for event in events:
+                await queue.put(event)
+            await queue.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await queue.put(exc)
+        finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 try:
