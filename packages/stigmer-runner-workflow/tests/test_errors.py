@@ -256,3 +256,25 @@ async def test_old_error_type_hosts_match_the_spec_types(document: Doc, stub: An
         ]
     )
     assert await run_workflow(wf, stub.host()) == {"t": COMM}
+
+
+async def test_retry_attempt_duration_limits_each_attempt(document: Doc, clock_host: Any) -> None:
+    wf = document(
+        [
+            {
+                "guarded": {
+                    "try": [{"slow": {"wait": "PT10S"}}],
+                    "catch": {
+                        "errors": {"with": {"type": error_type("timeout")}},
+                        "retry": {"delay": "PT1S", "limit": {"attempt": {"count": 1, "duration": "PT2S"}}},
+                        "as": "e",
+                        "do": [{"gaveUp": {"set": {"status": "${ $e.status }"}}}],
+                    },
+                }
+            }
+        ]
+    )
+    host = clock_host()
+    assert await run_workflow(wf, host) == {"status": 408}
+    retried = [payload["attempt"] for kind, _, _, payload in host.events if kind == "retried"]
+    assert retried == [1]  # one retry, then catch.do once the attempts are used up

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +85,9 @@ def _load_yaml(text: str | bytes) -> Any:
             raise WorkflowValidationError([("", f"the document is not UTF-8 text: {exc}")]) from None
     yaml = YAML(typ="safe", pure=True)
     try:
-        return yaml.load(io.StringIO(text))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. reused anchors: legal YAML, not our concern
+            return yaml.load(io.StringIO(text))
     except YAMLError as exc:
         raise WorkflowValidationError([("", f"not valid YAML: {_one_line(str(exc))}")]) from None
     except (ValueError, TypeError, RecursionError) as exc:
