@@ -87,6 +87,7 @@ def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
         "input": value_to_python(spec, "input"),
         "message": spec.message or None,
         "session": spec.session_id or None,
+        "env": dict(spec.env),
         "output": value_to_python(status, "output"),
         "error": error,
         "pendingApproval": approval,
