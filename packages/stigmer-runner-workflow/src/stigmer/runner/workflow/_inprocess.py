@@ -45,7 +45,9 @@ class InProcessHost:
     - shell commands and scripts as subprocesses; ``run: workflow`` and ``call: agent`` through
       the ``run_workflow_handler`` / ``agent_handler`` callables;
     - secrets from ``secrets`` (or a ``secrets_provider`` coroutine called each time they are needed);
-    - events on an in-memory queue: :meth:`publish` feeds ``listen``; ``emit`` records and publishes.
+    - events on one in-memory queue: :meth:`publish` feeds ``listen``; ``emit`` records and
+      publishes. Each event is delivered to one waiting ``listen`` (there is no fan-out), and an
+      event the listening task does not match is dropped.
 
     Lifecycle callbacks are recorded in ``events`` (and the last checkpoint in ``last_checkpoint``)
     so callers can show progress or resume.

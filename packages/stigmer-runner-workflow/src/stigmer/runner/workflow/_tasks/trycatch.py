@@ -1,4 +1,16 @@
-"""``try``/``catch``: error filters, ``when``/``exceptWhen``, retry policies with backoff and limits."""
+"""``try``/``catch``: error filters, ``when``/``exceptWhen``, retry policies with backoff and limits.
+
+An error is caught when it matches ``catch.errors.with`` (standard error types compare equal
+across the spec's historical URI hosts), ``catch.when`` holds and ``catch.exceptWhen`` does not.
+With a ``retry`` policy (whose own ``when``/``exceptWhen`` hold) the ``try`` list runs again
+after the backoff delay (constant: ``delay``; linear: ``delay + increment*(n-1)``, increment
+defaulting to ``delay``; exponential: ``delay * factor**(n-1)``, factor 2) plus jitter drawn
+through ``Host.random``, until ``limit.attempt.count`` retries or ``limit.duration`` are used up;
+``limit.attempt.duration`` bounds each attempt. When retries are exhausted the error runs
+``catch.do`` if there is one, and is raised otherwise. A caught error without a retry runs
+``catch.do`` (its output is the task's output) or is swallowed (the task's input passes through);
+``catch.then`` then directs the flow.
+"""
 
 from __future__ import annotations
 
