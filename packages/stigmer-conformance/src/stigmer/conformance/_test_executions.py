@@ -14,6 +14,7 @@ from stigmer.conformance._helpers import (
     expect_error,
     mcp_server,
     new_execution,
+    session,
     set_phase,
     unique,
     unique_secret,
@@ -157,6 +158,25 @@ class TestExecutions:
             svc.ListExecutionsRequest(kind="WorkflowExecution", target=target)
         )
         assert len(none.executions) == 0
+
+    async def test_sessions(self, backend: Backend) -> None:
+        name = await _agent(backend)
+        await expect_error(NotFound, apply(backend, session(unique("chat"), unique("missing"))), "missing")
+        created = await apply(backend, session(unique("chat"), name))
+        sid = created.resource.session.metadata.id
+        assert sid.startswith("ses_")
+        target = meta_pb2.ResourceRef(kind="Agent", name=name)
+        turns = []
+        for text in ("hi", "and then?"):
+            spec = ex.ExecutionSpec(target=target, message=text, session_id=sid)
+            turns.append(await backend.create_execution(svc.CreateExecutionRequest(spec=spec)))
+        assert all(t.spec.session_id == sid for t in turns)
+        listed = await backend.list_executions(svc.ListExecutionsRequest(session_id=sid))
+        assert [e.metadata.id for e in listed.executions] == [t.metadata.id for t in reversed(turns)]
+        bad = ex.ExecutionSpec(target=target, message="x", session_id="ses_unknown")
+        await expect_error(
+            NotFound, backend.create_execution(svc.CreateExecutionRequest(spec=bad)), "ses_unknown"
+        )
 
 
 @pytest.mark.asyncio
