@@ -53,7 +53,6 @@ class Builder:
         variables: Mapping[str, str],
         environ: Mapping[str, str],
         run_model: agent_pb2.ModelConfig | None,
-        stack: AsyncExitStack,
     ) -> None:
         self.backend = backend
         self.sink = sink
@@ -62,7 +61,6 @@ class Builder:
         self.variables = variables
         self.environ = environ
         self.run_model = run_model
-        self.stack = stack
 
     def lookup(self, name: str) -> str | None:
         """A setting or key: the execution's secrets, then its variables, then the process environment."""

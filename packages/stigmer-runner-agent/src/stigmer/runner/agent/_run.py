@@ -132,7 +132,6 @@ class AgentRun:
                 variables=variables,
                 environ=self.environ,
                 run_model=self.execution.spec.model if self.execution.spec.HasField("model") else None,
-                stack=stack,
             )
             build = await builder.build(agent_resource.spec, name=agent_resource.metadata.name or ref.name)
             default_redactor().register(build.model.api_key)
