@@ -140,3 +140,22 @@ def test_sql_selectors_agree_with_their_definition(tmp_path: Path) -> None:
     finally:
         loop.run_until_complete(backend.close())
         loop.close()
+
+
+async def test_environment_status_lists_secrets_without_a_value(tmp_path: Path) -> None:
+    from stigmer.proto.v1 import environment_pb2, meta_pb2, resource_pb2
+
+    backend = LocalBackend(home=tmp_path, master_key=bytes(32))
+    env = environment_pb2.Environment(
+        metadata=meta_pb2.Metadata(name="prod"),
+        spec=environment_pb2.EnvironmentSpec(secrets=["A_KEY", "B_KEY"]),
+    )
+    out = await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(environment=env)))
+    assert list(out.resource.environment.status.missing_secrets) == ["A_KEY", "B_KEY"]
+    await backend.set_secret(svc.SetSecretRequest(name="A_KEY", value="v"))
+    ref = meta_pb2.ResourceRef(kind="Environment", name="prod")
+    got = await backend.get(svc.GetRequest(ref=ref))
+    assert list(got.environment.status.missing_secrets) == ["B_KEY"]
+    listed = await backend.list(svc.ListRequest(kind="Environment"))
+    assert list(listed.resources[0].environment.status.missing_secrets) == ["B_KEY"]
+    await backend.close()

@@ -253,8 +253,10 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
     _check_references(conn, kind, msg, slug)
     spec = _spec_json(msg)
     labels, annotations = dumps(dict(md.labels)), dumps(dict(md.annotations))
-    missing = secret_names(conn)
-    missing_names = {n for n in (msg.spec.secrets if kind == "Environment" else ()) if n not in missing}
+    stored_secrets = secret_names(conn) if kind == "Environment" else set()
+    missing_names = {
+        n for n in (msg.spec.secrets if kind == "Environment" else ()) if n not in stored_secrets
+    }
     now = now_us()
     if row is not None:
         previous = to_message(row, missing_names)
