@@ -1,0 +1,93 @@
+"""Stigmer Python SDK: define agents and workflows in code, apply them, run them.
+
+Clients: :class:`Stigmer` (sync) and :class:`AsyncStigmer`. Builders: :class:`Agent`,
+:class:`Skill`, :class:`McpServer`, :class:`Environment`, :class:`Workflow` and one class per
+workflow task. Results are the ``stigmer.v1`` messages (``Execution``, ``ExecutionEvent``, the
+kind messages), with thin helpers on the execution handles. Importing this package opens
+nothing: grpc and SQLAlchemy load on the first call that connects.
+"""
+
+from stigmer.core import StigmerError
+from stigmer.sdk._builder import ResourceBuilder
+from stigmer.sdk._calls import (
+    Call,
+    CallAgent,
+    CallGrpc,
+    CallHttp,
+    CallOpenApi,
+    RunScript,
+    RunShell,
+    RunWorkflow,
+)
+from stigmer.sdk._client import Applied, AsyncStigmer
+from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
+from stigmer.sdk._execution import AsyncExecution
+from stigmer.sdk._export import Export
+from stigmer.sdk._expressions import expr, secret
+from stigmer.sdk._resources import Agent, Environment, EnvVar, McpServer, McpUsage, Model, Skill, SubAgent
+from stigmer.sdk._sync import Execution, Stigmer
+from stigmer.sdk._tasks import (
+    Case,
+    Catch,
+    Do,
+    Emit,
+    For,
+    Fork,
+    Listen,
+    Raise,
+    Retry,
+    Set,
+    Switch,
+    Task,
+    Try,
+    Wait,
+)
+from stigmer.sdk._workflow import Workflow
+
+__all__ = [
+    "Agent",
+    "Applied",
+    "ApprovalRequired",
+    "AsyncExecution",
+    "AsyncStigmer",
+    "Call",
+    "CallAgent",
+    "CallGrpc",
+    "CallHttp",
+    "CallOpenApi",
+    "Case",
+    "Catch",
+    "Do",
+    "Emit",
+    "EnvVar",
+    "Environment",
+    "Execution",
+    "ExecutionCancelled",
+    "ExecutionFailed",
+    "ExecutionTimeout",
+    "Export",
+    "For",
+    "Fork",
+    "Listen",
+    "McpServer",
+    "McpUsage",
+    "Model",
+    "Raise",
+    "ResourceBuilder",
+    "Retry",
+    "RunScript",
+    "RunShell",
+    "RunWorkflow",
+    "Set",
+    "Skill",
+    "Stigmer",
+    "StigmerError",
+    "SubAgent",
+    "Switch",
+    "Task",
+    "Try",
+    "Wait",
+    "Workflow",
+    "expr",
+    "secret",
+]

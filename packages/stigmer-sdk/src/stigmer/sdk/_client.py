@@ -1,0 +1,300 @@
+"""``AsyncStigmer``: apply, read, delete and run resources through the Backend of a context."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from stigmer.core import InvalidArgument, NotFound
+from stigmer.sdk._collect import collect, order_resources
+from stigmer.sdk._connect import Target, open_backend, resolve_target
+from stigmer.sdk._execution import AsyncExecution
+from stigmer.sdk._kinds import resolve_kind
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from stigmer.core import Backend, LoadedResource
+    from stigmer.sdk._export import Export
+
+__all__ = ["Applied", "AsyncStigmer", "label_selector"]
+
+_ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
+_RUNNERS = {"Workflow": "workflow", "Agent": "agent"}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What ``apply`` did to one resource; ``resource`` is the stored kind message."""
+
+    kind: str
+    name: str
+    action: str  # created, updated, unchanged
+    resource: Message = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        return str(self.resource.metadata.id)  # type: ignore[attr-defined]
+
+    @property
+    def version(self) -> int:
+        return int(self.resource.metadata.version)  # type: ignore[attr-defined]
+
+
+def label_selector(labels: Mapping[str, str] | str | None) -> str:
+    """``{"team": "support"}`` -> ``"team=support"``; a string is passed through."""
+    if labels is None:
+        return ""
+    if isinstance(labels, str):
+        return labels
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+class AsyncStigmer:
+    """Async client of a Stigmer backend.
+
+    With no arguments it uses the active context (``stigmer context use``); ``home=`` or
+    ``database_url=`` select a local store, ``endpoint=`` (+ ``token=``) a server, ``context=``
+    a named context. In a local context, ``run`` executes the runner in this process (Lite),
+    exactly like ``stigmer run``; against a server, the server runs it.
+    Nothing connects (or imports grpc / SQLAlchemy) until the first call.
+    """
+
+    def __init__(
+        self,
+        *,
+        home: str | Path | None = None,
+        database_url: str | None = None,
+        endpoint: str | None = None,
+        token: str | None = None,
+        context: str | None = None,
+        backend: Backend | None = None,
+        local: bool | None = None,
+    ) -> None:
+        self._given = backend
+        self._local_override = local
+        self._target: Target | None = None
+        if backend is None:
+            self._target = resolve_target(
+                home=home, database_url=database_url, endpoint=endpoint, token=token, context=context
+            )
+        self._backend: Backend | None = backend
+        self._executions: list[AsyncExecution] = []
+
+    def __repr__(self) -> str:
+        where = self._target.describe() if self._target is not None else repr(self._given)
+        return f"AsyncStigmer({where})"
+
+    @property
+    def local(self) -> bool:
+        """True when runs execute in this process (the embedded local store)."""
+        if self._local_override is not None:
+            return self._local_override
+        return self._target.local if self._target is not None else False
+
+    @property
+    def backend(self) -> Backend:
+        """The connected ``stigmer.core.Backend`` (connects on first use)."""
+        if self._backend is None:
+            assert self._target is not None
+            self._backend = open_backend(self._target)
+        return self._backend
+
+    async def __aenter__(self) -> AsyncStigmer:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Wait for in-process runs started here, then close the connection."""
+        await asyncio.gather(*(e.close() for e in self._executions), return_exceptions=True)
+        self._executions.clear()
+        if self._backend is not None and self._given is None:
+            await self._backend.close()
+            self._backend = None
+
+    # -- resources -----------------------------------------------------------------------------
+
+    async def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
+        """Create or update resources, skills first and workflows last (like ``stigmer apply``).
+
+        Each argument is a builder (``Agent``, ``Workflow`` ...), a resource message, a manifest
+        dict, a path to a manifest file / directory / Python file, or a list of those. Skills
+        with a ``path`` are packed and stored as artifacts first.
+        """
+        from stigmer.core import unwrap
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        loaded = order_resources(collect(resources))
+        if not loaded:
+            raise InvalidArgument("nothing to apply")
+        results: list[Applied] = []
+        for item in loaded:
+            if item.kind == "Skill":
+                await self._push_skill(item)
+            response = await self.backend.apply(
+                svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
+            )
+            action = _ACTIONS.get(response.action, "unspecified")
+            results.append(Applied(item.kind, item.name, action, unwrap(response.resource)))
+        return results
+
+    async def _push_skill(self, item: LoadedResource) -> None:
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.sdk._skills import TAR_MEDIA_TYPE, pack_skill
+
+        skill = item.resource.skill  # type: ignore[union-attr]
+        if not skill.spec.path:
+            return
+        packed = pack_skill((item.base_dir / skill.spec.path).resolve())
+        meta = await self.backend.put_artifact(
+            svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+        )
+        skill.spec.artifact = meta.key or packed.key
+
+    async def get(self, kind: str, name: str) -> Message:
+        """One resource as its kind message (``stigmer.v1.Agent`` ...); ``NotFound`` if missing."""
+        from stigmer.core import unwrap
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import meta_pb2
+
+        ref = meta_pb2.ResourceRef(kind=resolve_kind(kind), name=name)
+        return unwrap(await self.backend.get(svc.GetRequest(ref=ref)))
+
+    async def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]:
+        """Every resource of a kind (all pages), optionally filtered by labels."""
+        from stigmer.core import unwrap
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        out: list[Message] = []
+        token = ""
+        while True:
+            page = await self.backend.list(
+                svc.ListRequest(
+                    kind=resolve_kind(kind),
+                    label_selector=label_selector(labels),
+                    page_size=500,
+                    page_token=token,
+                )
+            )
+            out.extend(unwrap(r) for r in page.resources)
+            token = page.next_page_token
+            if not token:
+                return out
+
+    async def delete(self, kind: str, name: str) -> Message:
+        """Delete one resource; returns it as it was."""
+        from stigmer.core import unwrap
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import meta_pb2
+
+        ref = meta_pb2.ResourceRef(kind=resolve_kind(kind), name=name)
+        return unwrap(await self.backend.delete(svc.DeleteRequest(ref=ref)))
+
+    async def set_secret(self, name: str, value: str, description: str = "") -> None:
+        """Store a secret value (encrypted; write-only)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        await self.backend.set_secret(svc.SetSecretRequest(name=name, value=value, description=description))
+
+    async def export(
+        self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
+    ) -> Export:
+        """Resources as manifests (status and ids stripped); with ``directory``, written there
+        with the skills' files and a SECRETS.md listing the secrets to set elsewhere."""
+        from stigmer.sdk._export import export_resources
+
+        return await export_resources(
+            self.backend,
+            kind=resolve_kind(kind) if kind else None,
+            name=name,
+            directory=Path(directory) if directory is not None else None,
+        )
+
+    # -- executions ----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        message: str | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        session: str | None = None,
+        kind: str | None = None,
+    ) -> AsyncExecution:
+        """Start the workflow or agent called ``name``; returns at once with a handle.
+
+        ``input`` is a workflow's input document, ``message`` an agent's user message; ``env``
+        run-time variables; ``secrets`` values given to this run only; ``session`` continues an
+        agent session. ``kind`` (``"workflow"`` / ``"agent"``) is needed only when both exist.
+        """
+        from google.protobuf import json_format, struct_pb2
+        from stigmer.core import load_runner
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import execution_pb2, meta_pb2
+
+        target = resolve_kind(kind) if kind else await self._find_target(name)
+        if target not in _RUNNERS:
+            raise InvalidArgument(f"only workflows and agents run, not a {target}", ["kind"])
+        if target == "Workflow" and (message or session):
+            raise InvalidArgument("message= and session= are for agents; give a workflow input=")
+        if target == "Agent" and not message and input is None:
+            raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
+        runner = load_runner(_RUNNERS[target]) if self.local else None  # fail before creating
+        spec = execution_pb2.ExecutionSpec(
+            target=meta_pb2.ResourceRef(kind=target, name=name),
+            message=message or "",
+            session_id=session or "",
+            env=dict(env or {}),
+        )
+        if input is not None:
+            value = struct_pb2.Value()
+            try:
+                json_format.ParseDict(input, value)
+            except (json_format.ParseError, TypeError, ValueError) as exc:
+                raise InvalidArgument(f"input is not JSON-compatible data: {exc}", ["input"]) from None
+            spec.input.CopyFrom(value)
+        created = await self.backend.create_execution(
+            svc.CreateExecutionRequest(spec=spec, runtime_secrets=dict(secrets or {}))
+        )
+        handle = AsyncExecution(self.backend, created, runner)
+        self._executions.append(handle)
+        return handle
+
+    async def execution(self, execution_id: str) -> AsyncExecution:
+        """A handle on an existing execution (watch, wait, cancel, approve)."""
+        from stigmer.core import load_runner
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        ex = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        # In a local context an approval given here continues the run in this process.
+        runner = (
+            load_runner(_RUNNERS[ex.spec.target.kind])
+            if self.local and ex.spec.target.kind in _RUNNERS
+            else None
+        )
+        return AsyncExecution(self.backend, ex, runner, start=False)
+
+    async def _find_target(self, name: str) -> str:
+        found = []
+        for kind in ("Workflow", "Agent"):
+            try:
+                await self.get(kind, name)
+            except NotFound:
+                continue
+            found.append(kind)
+        if len(found) == 2:
+            raise InvalidArgument(
+                f"'{name}' names both a workflow and an agent; pass kind='workflow' or 'agent'"
+            )
+        if not found:
+            raise NotFound(f"no workflow or agent named '{name}'; apply one first")
+        return found[0]

@@ -1,0 +1,215 @@
+"""The sync facade: ``Stigmer`` and ``Execution`` run the async client on a private event loop
+in a daemon thread, so they work in plain scripts and inside code that already runs a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from stigmer.sdk._client import Applied, AsyncStigmer
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from stigmer.core import Backend
+    from stigmer.proto.v1 import execution_pb2
+    from stigmer.sdk._execution import AsyncExecution
+    from stigmer.sdk._export import Export
+
+__all__ = ["Execution", "Stigmer"]
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """One event loop running forever in a daemon thread; ``run`` blocks on a coroutine."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="stigmer-sdk-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a sync Stigmer call cannot be made from its own event loop thread")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class Execution:
+    """Sync handle on one execution (see ``AsyncExecution``); ``for event in handle:`` streams
+    live events until the execution ends or waits for an approval."""
+
+    def __init__(self, handle: AsyncExecution, loop: _LoopThread) -> None:
+        self._async = handle
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return repr(self._async)
+
+    @property
+    def id(self) -> str:
+        return self._async.id
+
+    @property
+    def kind(self) -> str:
+        return self._async.kind
+
+    @property
+    def phase(self) -> str:
+        return self._async.phase
+
+    @property
+    def output(self) -> Any:
+        return self._async.output
+
+    @property
+    def done(self) -> bool:
+        return self._async.done
+
+    @property
+    def execution(self) -> execution_pb2.Execution:
+        """The latest ``stigmer.v1.Execution`` snapshot."""
+        return self._async.execution
+
+    def refresh(self) -> execution_pb2.Execution:
+        return self._loop.run(self._async.refresh())
+
+    def wait(self, timeout: float | None = None) -> execution_pb2.Execution:
+        return self._loop.run(self._async.wait(timeout))
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._loop.run(self._async.result(timeout))
+
+    def cancel(self, reason: str = "") -> execution_pb2.Execution:
+        return self._loop.run(self._async.cancel(reason))
+
+    def approve(self, reason: str = "") -> execution_pb2.Execution:
+        return self._loop.run(self._async.approve(reason))
+
+    def reject(self, reason: str = "") -> execution_pb2.Execution:
+        return self._loop.run(self._async.reject(reason))
+
+    def __iter__(self) -> Iterator[execution_pb2.ExecutionEvent]:
+        return self.events()
+
+    def events(self, after_sequence: int | None = None) -> Iterator[execution_pb2.ExecutionEvent]:
+        stream = self._async.events(after_sequence)
+
+        async def step() -> execution_pb2.ExecutionEvent | None:
+            try:
+                return await anext(stream)
+            except StopAsyncIteration:
+                return None
+
+        try:
+            while (event := self._loop.run(step())) is not None:
+                yield event
+        finally:
+            self._loop.run(stream.aclose())
+
+
+class Stigmer:
+    """Sync client: the same methods as ``AsyncStigmer``, blocking. Use it as a context manager
+    (or call ``close()``): closing waits for runs this process executes (local context)."""
+
+    def __init__(
+        self,
+        *,
+        home: str | Path | None = None,
+        database_url: str | None = None,
+        endpoint: str | None = None,
+        token: str | None = None,
+        context: str | None = None,
+        backend: Backend | None = None,
+        local: bool | None = None,
+    ) -> None:
+        self._async = AsyncStigmer(
+            home=home,
+            database_url=database_url,
+            endpoint=endpoint,
+            token=token,
+            context=context,
+            backend=backend,
+            local=local,
+        )
+        self._loop = _LoopThread()
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("AsyncStigmer", "Stigmer", 1)
+
+    @property
+    def local(self) -> bool:
+        return self._async.local
+
+    @property
+    def aio(self) -> AsyncStigmer:
+        """The underlying async client (its coroutines must run on this client's loop)."""
+        return self._async
+
+    def __enter__(self) -> Stigmer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.loop.is_closed():
+            return
+        try:
+            self._loop.run(self._async.aclose())
+        finally:
+            self._loop.stop()
+
+    def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
+        return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
+
+    def get(self, kind: str, name: str) -> Message:
+        return self._loop.run(self._async.get(kind, name))
+
+    def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]:
+        return self._loop.run(self._async.list(kind, labels))
+
+    def delete(self, kind: str, name: str) -> Message:
+        return self._loop.run(self._async.delete(kind, name))
+
+    def set_secret(self, name: str, value: str, description: str = "") -> None:
+        self._loop.run(self._async.set_secret(name, value, description))
+
+    def export(
+        self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
+    ) -> Export:
+        return self._loop.run(self._async.export(directory, kind=kind, name=name))
+
+    def run(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        message: str | None = None,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        session: str | None = None,
+        kind: str | None = None,
+    ) -> Execution:
+        handle = self._loop.run(
+            self._async.run(
+                name, input=input, message=message, env=env, secrets=secrets, session=session, kind=kind
+            )
+        )
+        return Execution(handle, self._loop)
+
+    def execution(self, execution_id: str) -> Execution:
+        return Execution(self._loop.run(self._async.execution(execution_id)), self._loop)
