@@ -104,6 +104,34 @@ async def measure(endpoint: str, home: Path, echo_port: int, calls: int, rounds:
     return echo_s, get_s
 
 
+async def time_local_get(database_url: str, home: Path, calls: int) -> float:
+    """Seconds for ``calls`` in-process LocalBackend.get calls on the same database (for context)."""
+    from stigmer.backend.local import LocalBackend
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import meta_pb2
+
+    backend = LocalBackend(database_url, home=home)
+    request = svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Agent", name="support-bot"))
+    for _ in range(WARMUP):
+        await backend.get(request)
+    start = time.perf_counter()
+    for _ in range(calls):
+        await backend.get(request)
+    elapsed = time.perf_counter() - start
+    await backend.close()
+    return elapsed
+
+
+def handler_median_us(log: Path) -> float:
+    """Median server-side duration of the Get calls, from the server's request log."""
+    durations = sorted(
+        float(line.split("duration_ms=")[1].split()[0])
+        for line in log.read_text().splitlines()
+        if "rpc method=Get code=OK" in line
+    )
+    return durations[len(durations) // 2] * 1000.0 if durations else float("nan")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=CALLS)
@@ -129,12 +157,14 @@ def main() -> int:
             time.sleep(1.0)
             idle_rss = rss_mb(server.pid)
             echo_s, cloud_s = asyncio.run(measure(server.endpoint, home, echo_port, calls, ROUNDS))
+            local_s = asyncio.run(time_local_get(f"sqlite:///{home / 'stigmer.db'}", home, calls))
             time.sleep(1.0)
             after_rss = rss_mb(server.pid)
         finally:
             echo_proc.terminate()
             echo_proc.wait(10)
             server.stop()
+            handler_us = handler_median_us(server.log_path)
 
     ratio = cloud_s / echo_s
     print(
@@ -144,6 +174,8 @@ def main() -> int:
         f"cloud_get: {calls} calls in {cloud_s:.3f} s ({calls / cloud_s:,.0f} calls/s, "
         f"{cloud_s / calls * 1e6:.0f} us/call)"
     )
+    print(f"local_get (in-process LocalBackend.get, for context): {local_s / calls * 1e6:.0f} us/call")
+    print(f"server_get_handler (median, from the request log): {handler_us:.0f} us")
     rss_ok = idle_rss <= RSS_TARGET_MB
     print(
         f"server_idle_rss: {idle_rss:.1f} MB at start, {after_rss:.1f} MB after the run "
