@@ -71,3 +71,9 @@ def stigmer(stigmer_home: Path, tmp_path: Path) -> StigmerCli:
         )
 
     return run
+
+
+@pytest.fixture
+def stigmer_env(stigmer_home: Path) -> dict[str, str]:
+    """The environment the ``stigmer`` fixture runs the CLI with (for processes started by hand)."""
+    return cli_env(stigmer_home)

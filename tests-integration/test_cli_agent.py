@@ -1,0 +1,242 @@
+"""`stigmer agent execute` end to end in Lite mode against a local stand-in LLM (OpenAI wire format):
+streamed text, tool calls, and approvals (a printed hint, `execution approve`, an inline prompt)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
+MCP_SERVER = Path(__file__).resolve().parent / "cli_mcp_server.py"
+
+
+class StandInLLM:
+    """OpenAI chat completions on 127.0.0.1 (JSON and SSE), answering from a script."""
+
+    def __init__(self) -> None:
+        self.replies: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def text(self, value: str) -> None:
+        self.replies.append({"text": value})
+
+    def call(self, tool: str, **args: Any) -> None:
+        self.replies.append({"tool": tool, "args": args})
+
+    def _chunks(self, reply: dict[str, Any], n: int) -> Iterator[Any]:
+        base = {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "stand-in",
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        text = reply.get("text", "")
+        for i in range(0, len(text), 6):
+            yield chunk({"content": text[i : i + 6]})
+        if "tool" in reply:
+            call = {
+                "id": f"call_{n}",
+                "type": "function",
+                "function": {"name": reply["tool"], "arguments": json.dumps(reply["args"])},
+            }
+            yield chunk({"tool_calls": [{"index": 0, **call}]})
+        yield chunk({}, "tool_calls" if "tool" in reply else "stop")
+        yield {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        }
+        yield "[DONE]"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        llm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                llm.requests.append(body)
+                reply = llm.replies.pop(0) if llm.replies else {"text": "done"}
+                assert body.get("stream"), "the runner streams"
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
+                self.end_headers()
+                for payload in llm._chunks(reply, len(llm.requests)):
+                    data = payload if isinstance(payload, str) else json.dumps(payload)
+                    self.wfile.write(f"data: {data}\n\n".encode())
+                    self.wfile.flush()
+                self.close_connection = True
+
+        return Handler
+
+
+@pytest.fixture
+def llm() -> Iterator[StandInLLM]:
+    server = StandInLLM()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def agent(stigmer: StigmerCli, llm: StandInLLM, tmp_path: Path) -> str:
+    manifest = tmp_path / "agent.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: items}\n"
+        f"spec: {{stdio: {{command: {sys.executable!r}, args: [{str(MCP_SERVER)!r}]}}}}\n"
+        "---\n"
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
+        "spec:\n  instructions: Be brief.\n"
+        f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.base_url!r}}}\n"
+        "  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+    )
+    result = stigmer("apply", "-f", str(manifest))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["mcpserver/items", "created", "agent/bot", "created"]
+    return "bot"
+
+
+def test_agent_answer_streams(stigmer: StigmerCli, llm: StandInLLM, agent: str) -> None:
+    llm.text("Hello from the stand-in model.")
+    live = stigmer("agent", "execute", agent, "hi there")
+    assert live.returncode == 0, live.stderr
+    assert "Hello from the stand-in model." in live.stdout
+    assert live.stdout.count("Hello from the stand-in model.") == 1  # streamed, not repeated at the end
+    assert llm.requests[-1]["messages"][-1]["content"] == "hi there"
+
+    llm.text("Second answer.")
+    result = stigmer("run", agent, "--message", "again", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "AgentExecution"
+    assert data["phase"] == "SUCCEEDED"
+    assert data["output"] == "Second answer."
+    assert data["message"] == "again"
+    assert data["target"] == {"kind": "Agent", "name": "bot"}
+    assert data["usage"]["inputTokens"] == 11 and data["usage"]["requests"] == 1
+
+
+def test_approval_without_a_terminal_then_approve(stigmer: StigmerCli, llm: StandInLLM, agent: str) -> None:
+    llm.call("delete_item", item="42")
+    llm.text("Item 42 is gone.")
+    paused = stigmer("agent", "execute", agent, "delete item 42")
+    assert paused.returncode == 0, paused.stderr
+    assert "approval requested: delete_item" in paused.stdout
+    hint = paused.stderr.strip().splitlines()[-1]
+    assert "waits for approval" in hint and "stigmer execution approve aex_" in hint
+    ex_id = hint.split("stigmer execution approve ")[1].split("`")[0]
+    waiting = json.loads(stigmer("execution", "get", ex_id, "-o", "json").stdout)
+    assert waiting["phase"] == "WAITING_APPROVAL"
+    assert waiting["pendingApproval"]["tool"] == "delete_item"
+    assert waiting["pendingApproval"]["arguments"] == {"item": "42"}
+
+    approved = stigmer("execution", "approve", ex_id, "-o", "json")
+    assert approved.returncode == 0, approved.stderr
+    done = json.loads(approved.stdout)
+    assert done["phase"] == "SUCCEEDED"
+    assert done["output"] == "Item 42 is gone."
+    events = [
+        json.loads(line) for line in stigmer("execution", "logs", ex_id, "-o", "json").stdout.splitlines()
+    ]
+    resolved = next(e for e in events if e["type"] == "approval.resolved")
+    assert resolved["data"]["approved"] is True
+    assert any(e["type"] == "tool.result" for e in events)
+
+
+def _run_on_a_terminal(
+    env: dict[str, str], args: list[str], answers: list[str], timeout: float = 90
+) -> tuple[int, str, str]:
+    """Run the CLI with stdin and stderr on a pseudo-terminal; answer each prompt in turn."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli", *args],
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = ""
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if master in ready:
+            try:
+                seen += os.read(master, 4096).decode(errors="replace")
+            except OSError:
+                break
+        if pending and seen.rstrip().endswith(("[y/N]", "(optional):")):
+            os.write(master, (pending.pop(0) + "\n").encode())
+            seen += "\n"
+    stdout = proc.communicate(timeout=max(1, deadline - time.monotonic()))[0].decode()
+    while True:
+        ready, _, _ = select.select([master], [], [], 0)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk.decode(errors="replace")
+    os.close(master)
+    return proc.returncode, stdout, seen
+
+
+def test_inline_rejection_on_a_terminal(
+    stigmer: StigmerCli, llm: StandInLLM, agent: str, stigmer_env: dict[str, str]
+) -> None:
+    llm.call("delete_item", item="7")
+    llm.text("Understood, I kept item 7.")
+    code, stdout, terminal = _run_on_a_terminal(
+        stigmer_env, ["agent", "execute", agent, "delete item 7", "-o", "json"], ["n", "too risky"]
+    )
+    assert code == 0, terminal
+    assert "approval needed: delete_item (MCP server items)" in terminal
+    assert "approve? [y/N]" in terminal
+    data = json.loads(stdout)
+    assert data["phase"] == "SUCCEEDED"
+    assert data["output"] == "Understood, I kept item 7."
+    events = [
+        json.loads(line)
+        for line in stigmer("execution", "logs", data["id"], "-o", "json").stdout.splitlines()
+    ]
+    resolved = next(e for e in events if e["type"] == "approval.resolved")
+    assert resolved["data"]["approved"] is False and resolved["text"] == "too risky"
+    # the model heard about the refusal
+    assert "too risky" in json.dumps(llm.requests[-1]["messages"])
