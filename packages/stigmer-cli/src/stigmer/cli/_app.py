@@ -30,6 +30,11 @@ lazy(
 )
 lazy("token", "stigmer.cli._server:token_app", "Manage API tokens of a stigmer server.")
 lazy("init", "stigmer.cli._init:init_app", "Scaffold a project with an agent, a workflow and an environment.")
+lazy(
+    "export",
+    "stigmer.cli._export:export_app",
+    "Write resources back as manifests (one, a kind, or --all -o DIR).",
+)
 lazy("version", "stigmer.cli._version:version_app", "Show the versions of the installed stigmer packages.")
 
 app = typer.Typer(

@@ -122,7 +122,11 @@ def _load(filenames: list[str]) -> list[LoadedResource]:
     if filenames.count("-") > 1:
         raise CliError("stdin (-f -) can be given only once")
     stdin_text = sys.stdin.read() if "-" in filenames else None
-    loaded = load_manifests(filenames, stdin_text=stdin_text)
+    loaded = load_manifests([f for f in filenames if not f.endswith(".py")], stdin_text=stdin_text)
+    if python := [f for f in filenames if f.endswith(".py")]:  # resources defined with the SDK
+        from stigmer.cli._sdk import sdk_plugin
+
+        loaded += [r for f in python for r in sdk_plugin("python", "apply -f FILE.py")(f)]
     if not loaded:
         raise CliError("the manifests hold no resources")
     return loaded
@@ -156,8 +160,18 @@ def apply(
         bool, typer.Option("--dry-run", help="Show what would change (a YAML diff); write nothing.")
     ] = False,
     output: OutputOption = Output.table,
+    context: Annotated[
+        str,
+        typer.Option(
+            "--context", help="Apply to this context instead of the current one.", show_default=False
+        ),
+    ] = "",
 ) -> None:
     """Create or update every resource in the manifests, in dependency order."""
+    if context:
+        from stigmer.cli._state import STATE
+
+        STATE.context = context
     loaded = order_resources(_load(filename))
 
     async def go() -> list[dict[str, Any]]:
