@@ -112,11 +112,12 @@ class _Statements:
         self.events_after = Prepared(_EVENTS_AFTER, dialect)
 
 
-_BY_DIALECT: dict[str, _Statements] = {}
+_BY_DIALECT: dict[tuple[str, str, str], _Statements] = {}
 
 
 def _stmts(conn: Connection) -> _Statements:
-    name = conn.dialect.name
+    d = conn.dialect
+    name = (d.name, d.driver, d.paramstyle)
     stmts = _BY_DIALECT.get(name)
     if stmts is None:
         stmts = _BY_DIALECT[name] = _Statements(conn.dialect)
