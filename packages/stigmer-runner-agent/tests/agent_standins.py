@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ class Reply:
     error: str = ""
     input_tokens: int = 11
     output_tokens: int = 7
+    delay: float = 0.0  # seconds to wait before answering (to provoke client timeouts)
 
 
 def text(value: str) -> Reply:
@@ -97,6 +99,8 @@ class ScriptedLLM:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = llm._next(body, headers)
+                if reply.delay:
+                    time.sleep(reply.delay)
                 if reply.status != 200:
                     self._send_json(
                         reply.status,

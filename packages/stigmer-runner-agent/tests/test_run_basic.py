@@ -212,3 +212,43 @@ def _secret(name: str, value: str) -> object:
     from stigmer.proto.v1 import backend_service_pb2 as svc
 
     return svc.SetSecretRequest(name=name, value=value)
+
+
+async def test_timeout_is_retried(backend: Backend, llm: ScriptedLLM) -> None:
+    from agent_standins import Reply
+
+    llm.add(Reply(text="too late", delay=3.0), text("in time"))
+    params = "  model: {provider: openai-compatible, name: m, baseUrl: '%s', params: {timeout: 0.5, maxRetries: 2}}\n"
+    await apply(backend, openai_agent(llm).split("  model:")[0] + params % llm.openai_base_url)
+    eid = await start(backend, "bot", "hi")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert json_format.MessageToDict(done.status.output) == "in time"
+    assert len(llm.requests) == 2
+
+
+async def test_structured_input_is_the_message(backend: Backend, llm: ScriptedLLM) -> None:
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import meta_pb2
+
+    llm.add(text("ok"))
+    await apply(backend, openai_agent(llm))
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"))
+    spec.input.struct_value.update({"city": "Paris"})
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    done = await AgentRunner().execute(backend, created.metadata.id)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert llm.requests[0]["messages"][-1] == {"role": "user", "content": '{"city": "Paris"}'}
+
+
+async def test_required_environment_variable_is_checked(backend: Backend, llm: ScriptedLLM) -> None:
+    extra = "  env: [{name: REGION, required: true, description: Where to deploy}]\n"
+    await apply(backend, openai_agent(llm, extra=extra))
+    eid = await start(backend, "bot", "deploy")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_FAILED
+    assert "the agent requires REGION" in done.status.error.detail
+    assert llm.requests == []
+    llm.add(text("deployed"))
+    eid = await start(backend, "bot", "deploy", env={"REGION": "eu-west-1"})
+    assert (await AgentRunner().execute(backend, eid)).status.phase == P.PHASE_SUCCEEDED

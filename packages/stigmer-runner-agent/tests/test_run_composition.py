@@ -225,3 +225,21 @@ async def test_sub_agent_by_reference_uses_that_agents_spec(backend: Backend, ll
     assert llm.requests[1]["messages"][0] == {"role": "system", "content": "You check facts."}
     started = next(e for e in await events(backend, eid) if e.type == "agent.started")
     assert json_format.MessageToDict(started.data) == {"agent": "checker", "task": "Check: 2+2=4"}
+
+
+async def test_sub_agents_are_not_offered_tools_that_need_approval(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    llm.add(call("janitor", task="tidy up"), text("tidied"), text("done"))
+    await apply(backend, stdio_server("items"))
+    sub = (
+        "  subAgents:\n"
+        "    - name: janitor\n"
+        "      instructions: You tidy up.\n"
+        "      mcpServers: [{name: items, tools: [add, delete_item], requireApproval: [delete_item]}]\n"
+    )
+    await apply(backend, openai_agent(llm, extra=sub))
+    eid = await start(backend, "bot", "tidy")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert [t["function"]["name"] for t in llm.requests[1]["tools"]] == ["add"]
