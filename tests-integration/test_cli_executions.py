@@ -191,3 +191,61 @@ def test_approve_needs_a_waiting_execution(stigmer: StigmerCli, tmp_path: Path, 
     result = stigmer("execution", "approve", pending)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: execution {pending} is PENDING, not waiting for an approval"
+
+
+SLOW = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: slow}
+spec:
+  document: {dsl: 1.0.0, namespace: t, name: slow, version: 1.0.0}
+  do:
+    - first:
+        set: {step: 1}
+    - pause:
+        wait: {seconds: 3}
+    - last:
+        set: {step: 3, done: true}
+"""
+
+
+def test_ctrl_c_stops_a_lite_run_and_resume_finishes_it(
+    stigmer: StigmerCli, tmp_path: Path, stigmer_env: dict[str, str]
+) -> None:
+    import signal
+    import sys
+    import time
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    assert stigmer("apply", "-f", str(path)).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli", "run", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=stigmer_env,
+    )
+    assert proc.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "pause" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    hint = err.strip().splitlines()[-1]
+    assert hint.startswith("interrupted; execution wex_") and "`stigmer execution resume wex_" in hint
+    ex_id = hint.split("stigmer execution resume ")[1].rstrip("`")
+    stopped = json.loads(stigmer("execution", "get", ex_id, "-o", "json").stdout)
+    assert stopped["phase"] == "RUNNING"
+    assert [t["name"] for t in stopped["tasks"] if t["phase"] == "SUCCEEDED"] == ["first"]
+
+    resumed = stigmer("execution", "resume", ex_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "first" not in resumed.stdout  # continued after the last completed task
+    assert '"done": true' in resumed.stdout
+    assert json.loads(stigmer("execution", "get", ex_id, "-o", "json").stdout)["output"] == {
+        "step": 3,
+        "done": True,
+    }
