@@ -159,3 +159,38 @@ async def test_logs_never_hold_secret_values(tmp_path: Path, caplog: pytest.LogC
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "GH_TOKEN" in text, "secret operations are logged, by name"
     assert PLAIN not in text and RUNTIME not in text
+
+
+async def test_rotation_interrupted_after_commit_keeps_the_new_key(tmp_path: Path) -> None:
+    from stigmer.backend.local import _secrets
+    from stigmer.backend.local._keys import write_key_file
+
+    backend = LocalBackend(home=tmp_path)
+    eid = await _session(backend)
+    old_box, new_key = backend._box(), os.urandom(32)
+    # What rotate_master_key does, up to a crash right after the commit:
+    write_key_file(tmp_path / "master.key.new", new_key, replace=True)
+    backend._transaction(lambda c: _secrets.reencrypt_all(c, old_box, SecretBox(new_key)), True)
+    await backend.close()
+    reopened = LocalBackend(home=tmp_path)
+    ctx = await reopened.get_execution_context(svc.GetExecutionContextRequest(execution_id=eid))
+    assert dict(ctx.secrets) == {"GH_TOKEN": PLAIN, "RUN_TOKEN": RUNTIME}
+    assert decode_master_key((tmp_path / "master.key").read_text(), "file") == new_key
+    assert not (tmp_path / "master.key.new").exists()
+    await reopened.close()
+
+
+async def test_rotation_interrupted_before_commit_keeps_the_old_key(tmp_path: Path) -> None:
+    from stigmer.backend.local._keys import write_key_file
+
+    backend = LocalBackend(home=tmp_path)
+    eid = await _session(backend)
+    old_text = (tmp_path / "master.key").read_text()
+    write_key_file(tmp_path / "master.key.new", os.urandom(32), replace=True)  # crash before the commit
+    await backend.close()
+    reopened = LocalBackend(home=tmp_path)
+    ctx = await reopened.get_execution_context(svc.GetExecutionContextRequest(execution_id=eid))
+    assert dict(ctx.secrets) == {"GH_TOKEN": PLAIN, "RUN_TOKEN": RUNTIME}
+    assert (tmp_path / "master.key").read_text() == old_text
+    assert not (tmp_path / "master.key.new").exists()
+    await reopened.close()

@@ -85,9 +85,30 @@ class LocalBackend:
             from stigmer.backend.local._keys import resolve_master_key
 
             if self._master_key is None:
-                self._master_key, self._key_source = resolve_master_key(self.home)
+                key, self._key_source = resolve_master_key(self.home)
+                self._master_key = self._finish_interrupted_rotation(key)
             self._box_cache = SecretBox(self._master_key)
         return self._box_cache
+
+    def _finish_interrupted_rotation(self, key: bytes) -> bytes:
+        """After a crash mid-rotation, keep whichever of master.key / master.key.new opens the secrets."""
+        import os
+
+        from stigmer.backend.local import _secrets
+        from stigmer.backend.local._crypto import SecretBox
+        from stigmer.backend.local._keys import KEY_FILE, PENDING_KEY_FILE, decode_master_key
+
+        key_file, pending = self.home / KEY_FILE, self.home / PENDING_KEY_FILE
+        if self._key_source != str(key_file) or not pending.exists():
+            return key
+        new_key = decode_master_key(pending.read_text(encoding="ascii"), f"the master key file {pending}")
+        if self._transaction(lambda c: _secrets.can_open(c, SecretBox(new_key)), False) is False:
+            log.warning("an interrupted key rotation did not commit; keeping %s", key_file)
+            pending.unlink()
+            return key
+        log.warning("finishing an interrupted key rotation: %s replaces %s", pending, key_file)
+        os.replace(pending, key_file)
+        return new_key
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         return await self._call(fn, write=True)
@@ -260,15 +281,23 @@ class LocalBackend:
 
         from stigmer.backend.local import _secrets
         from stigmer.backend.local._crypto import SecretBox
-        from stigmer.backend.local._keys import KEY_FILE, write_key_file
+        from stigmer.backend.local._keys import KEY_FILE, PENDING_KEY_FILE, write_key_file
 
         old = self._box()
         key = new_key if new_key is not None else os.urandom(32)
         new = SecretBox(key)
-        count = await self._write(lambda c: _secrets.reencrypt_all(c, old, new))
-        key_file = self.home / KEY_FILE
-        if self._key_source == str(key_file):
-            write_key_file(key_file, key, replace=True)
+        key_file, pending = self.home / KEY_FILE, self.home / PENDING_KEY_FILE
+        from_file = self._key_source == str(key_file)
+        if from_file:  # the new key is on disk before the commit, so a crash cannot lose it
+            write_key_file(pending, key, replace=True)
+        try:
+            count = await self._write(lambda c: _secrets.reencrypt_all(c, old, new))
+        except BaseException:
+            if from_file:
+                pending.unlink(missing_ok=True)
+            raise
+        if from_file:
+            os.replace(pending, key_file)
         elif self._key_source == "the OS keyring":
             from stigmer.backend.local._keys import store_in_keyring
 

@@ -12,11 +12,19 @@ from pathlib import Path
 
 from stigmer.core import InvalidArgument, Unavailable
 
-__all__ = ["KEY_FILE", "decode_master_key", "resolve_master_key", "store_in_keyring", "write_key_file"]
+__all__ = [
+    "KEY_FILE",
+    "PENDING_KEY_FILE",
+    "decode_master_key",
+    "resolve_master_key",
+    "store_in_keyring",
+    "write_key_file",
+]
 
 log = logging.getLogger(__name__)
 
 KEY_FILE = "master.key"
+PENDING_KEY_FILE = "master.key.new"  # the next key, written before a rotation commits
 _KEYRING_SERVICE = "stigmer"
 _KEYRING_USER = "master-key"
 

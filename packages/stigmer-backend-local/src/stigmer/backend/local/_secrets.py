@@ -15,6 +15,7 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import secret_pb2
 
 __all__ = [
+    "can_open",
     "delete_secret",
     "list_secrets",
     "open_secret",
@@ -168,6 +169,23 @@ def resolve_values(
             f"set them with `stigmer secret set {missing[0]}`"
         )
     return out
+
+
+def can_open(conn: Connection, box: SecretBox) -> bool | None:
+    """Whether ``box`` decrypts a stored secret (None when no secret is stored at all)."""
+    t, es = s.secrets, s.execution_secrets
+    row = conn.execute(select(t.c.name, t.c.ciphertext).limit(1)).first()
+    try:
+        if row is not None:
+            open_secret(box, row.name, row.ciphertext)
+            return True
+        item = conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).limit(1)).first()
+        if item is None:
+            return None
+        box.open(item.ciphertext, _runtime_context(item.execution_id, item.name), "run-time secret")
+        return True
+    except FailedPrecondition:
+        return False
 
 
 def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:
