@@ -232,7 +232,7 @@ def test_ctrl_c_stops_a_lite_run_and_resume_finishes_it(
     while "pause" not in seen and time.monotonic() < deadline:
         seen += proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     hint = err.strip().splitlines()[-1]
     assert hint.startswith("interrupted; execution wex_") and "`stigmer execution resume wex_" in hint
