@@ -206,3 +206,69 @@ async def test_failed_create_dispatches_nothing(make: Any) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     await asyncio.sleep(0.1)
     assert runner.calls == []
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_orphaned_runner_identities() -> None:
+    import socket
+
+    from stigmer.backend.local._server_dispatch import orphaned
+
+    host, gone = socket.gethostname(), dead_pid()
+    assert orphaned(f"{host}:{gone}:workflow")
+    assert orphaned(f"agent-runner@{host}:{gone}")
+    assert not orphaned(f"{host}:{os.getppid()}:workflow")  # alive
+    assert not orphaned(f"{host}:{os.getpid()}:workflow")  # this process
+    assert not orphaned(f"elsewhere:{gone}:workflow")  # another machine: cannot tell
+    assert not orphaned("temporal:stigmer-workflows")
+    assert not orphaned("")
+
+
+async def test_recover_resumes_only_executions_of_dead_local_processes(tmp_path: Path) -> None:
+    import socket
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 's.db'}", home=tmp_path, master_key=os.urandom(32))
+    agent = resource_pb2.Resource(
+        agent=agent_pb2.Agent(
+            api_version="stigmer.ai/v1",
+            kind="Agent",
+            metadata=meta_pb2.Metadata(name="bot"),
+            spec=agent_pb2.AgentSpec(
+                instructions="hi", model=agent_pb2.ModelConfig(provider="openai", name="m")
+            ),
+        )
+    )
+    await backend.apply(svc.ApplyRequest(resource=agent))
+    ids = {}
+    for label, runner in (
+        ("dead", f"{socket.gethostname()}:{dead_pid()}:agent"),
+        ("alive", f"{socket.gethostname()}:{os.getppid()}:agent"),
+    ):
+        created = await backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"))
+            )
+        )
+        await backend.update_execution_status(
+            svc.UpdateExecutionStatusRequest(
+                execution_id=created.metadata.id, phase=P.PHASE_RUNNING, runner=runner
+            )
+        )
+        ids[label] = created.metadata.id
+    runner = ScriptedRunner()
+    runner.calls.append((backend, "earlier run"))  # so the scripted runner finishes at once
+    dispatcher = InlineDispatcher(backend, load=lambda name: runner)
+    assert await dispatcher.recover() == [ids["dead"]]
+    await dispatcher.shutdown(10)
+    assert [c[1] for c in runner.calls[1:]] == [ids["dead"]]
+    done = await backend.get_execution(svc.GetExecutionRequest(id=ids["dead"]))
+    assert done.status.phase == P.PHASE_SUCCEEDED
+    await backend.close()

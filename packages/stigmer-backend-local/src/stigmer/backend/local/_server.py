@@ -199,6 +199,12 @@ async def serve(
         "TLS" if credentials is not None else "plaintext",
         admin_token_path(home),
     )
+    recover = getattr(servicer.dispatcher, "recover", None)
+    try:
+        if recover is not None:
+            await recover()
+    except Exception:
+        logger.warning("could not resume executions left running", exc_info=True)
     if on_ready is not None:
         on_ready(actual)
     if ready is not None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -43,6 +46,9 @@ class ExecutionDispatcher(Protocol):
         """Let running work finish for up to ``grace`` seconds, then stop it."""
         ...
 
+    # Optional: ``async def recover(self) -> list[str]`` — called once at server start to pick up
+    # executions a dead process left running (see InlineDispatcher.recover).
+
 
 class NoDispatcher:
     """Runs nothing: executions stay PENDING until an external runner picks them up."""
@@ -52,6 +58,30 @@ class NoDispatcher:
 
     async def shutdown(self, grace: float) -> None:
         return None
+
+    async def recover(self) -> list[str]:
+        return []
+
+
+# Runner identities look like `host:pid:workflow` or `agent-runner@host:pid`.
+_IDENTITY = re.compile(r"(?:[^@:]*@)?(?P<host>[^:@\s]+):(?P<pid>\d+)(?::|$)")
+
+
+def orphaned(runner: str, hostname: str | None = None) -> bool:
+    """True when ``runner`` names a process on this host that no longer exists."""
+    match = _IDENTITY.match(runner)
+    if match is None or match["host"] != (hostname or socket.gethostname()):
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by someone else
+    return False
 
 
 class InlineDispatcher:
@@ -131,6 +161,30 @@ class InlineDispatcher:
             )
         except StigmerError as err:
             logger.warning("could not mark execution %s failed: %s", execution_id, err)
+
+    async def recover(self) -> list[str]:
+        """Resume RUNNING executions whose runner was a process of this host that has died
+        (a server or Lite run that was killed); the runners resume from their checkpoints."""
+        resumed: list[str] = []
+        page_token = ""
+        while True:
+            page = await self._backend.list_executions(
+                svc.ListExecutionsRequest(
+                    phase=execution_pb2.PHASE_RUNNING, page_size=100, page_token=page_token
+                )
+            )
+            for execution in page.executions:
+                if execution.metadata.id not in self._tasks and orphaned(execution.status.runner):
+                    logger.info(
+                        "resuming execution %s, left running by %s",
+                        execution.metadata.id,
+                        execution.status.runner,
+                    )
+                    self.start(execution)
+                    resumed.append(execution.metadata.id)
+            page_token = page.next_page_token
+            if not page_token:
+                return resumed
 
     async def shutdown(self, grace: float) -> None:
         tasks = [task for task in self._tasks.values() if not task.done()]
