@@ -34,6 +34,9 @@ class _Store:
             raise RuntimeError("the keyring daemon is not running")
         self.values[(service, user)] = value
 
+    def delete_password(self, service: str, user: str) -> None:
+        del self.values[(service, user)]
+
 
 def _install(monkeypatch: pytest.MonkeyPatch, backend_module: str, store: _Store) -> None:
     module = types.ModuleType("keyring")
@@ -41,6 +44,7 @@ def _install(monkeypatch: pytest.MonkeyPatch, backend_module: str, store: _Store
     module.get_keyring = lambda: backend_cls()  # type: ignore[attr-defined]
     module.get_password = store.get_password  # type: ignore[attr-defined]
     module.set_password = store.set_password  # type: ignore[attr-defined]
+    module.delete_password = store.delete_password  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "keyring", module)
 
 
@@ -100,4 +104,26 @@ async def test_rotation_updates_the_keyring_entry(
     old = store.values[("stigmer", "master-key")]
     new_key = await backend.rotate_master_key(os.urandom(32))
     assert store.values[("stigmer", "master-key")] == base64.b64encode(new_key).decode() != old
+    assert ("stigmer", "master-key-next") not in store.values
     await backend.close()
+
+
+async def test_interrupted_keyring_rotation_is_finished_on_open(
+    tmp_path: Path, store: _Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stigmer.backend.local import _secrets
+    from stigmer.backend.local._crypto import SecretBox
+
+    monkeypatch.delenv("STIGMER_MASTER_KEY", raising=False)
+    backend = LocalBackend(home=tmp_path)
+    await backend.set_secret(svc.SetSecretRequest(name="TOKEN", value="v"))
+    new_key = os.urandom(32)
+    store.values[("stigmer", "master-key-next")] = base64.b64encode(new_key).decode()
+    old_box = backend._box()
+    backend._transaction(lambda c: _secrets.reencrypt_all(c, old_box, SecretBox(new_key)), True)  # crash here
+    await backend.close()
+    reopened = LocalBackend(home=tmp_path)
+    assert reopened._box().open  # opening the box finishes the rotation
+    assert store.values[("stigmer", "master-key")] == base64.b64encode(new_key).decode()
+    assert ("stigmer", "master-key-next") not in store.values
+    await reopened.close()

@@ -91,23 +91,21 @@ class LocalBackend:
         return self._box_cache
 
     def _finish_interrupted_rotation(self, key: bytes) -> bytes:
-        """After a crash mid-rotation, keep whichever of master.key / master.key.new opens the secrets."""
-        import os
-
+        """After a crash mid-rotation, keep whichever of the key and the next key opens the secrets."""
         from stigmer.backend.local import _secrets
         from stigmer.backend.local._crypto import SecretBox
-        from stigmer.backend.local._keys import KEY_FILE, PENDING_KEY_FILE, decode_master_key
+        from stigmer.backend.local._keys import KeySlot
 
-        key_file, pending = self.home / KEY_FILE, self.home / PENDING_KEY_FILE
-        if self._key_source != str(key_file) or not pending.exists():
+        slot = KeySlot(self.home, self._key_source)
+        new_key = slot.read_next()
+        if new_key is None:
             return key
-        new_key = decode_master_key(pending.read_text(encoding="ascii"), f"the master key file {pending}")
         if self._transaction(lambda c: _secrets.can_open(c, SecretBox(new_key)), False) is False:
-            log.warning("an interrupted key rotation did not commit; keeping %s", key_file)
-            pending.unlink()
+            log.warning("an interrupted key rotation did not commit; keeping the key from %s", slot.source)
+            slot.drop_next()
             return key
-        log.warning("finishing an interrupted key rotation: %s replaces %s", pending, key_file)
-        os.replace(pending, key_file)
+        log.warning("finishing an interrupted key rotation of the key in %s", slot.source)
+        slot.promote(new_key)
         return new_key
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
@@ -273,36 +271,29 @@ class LocalBackend:
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret with ``new_key`` (default: a new random key) in one transaction.
 
-        When the current key came from ``$STIGMER_HOME/master.key`` (or the OS keyring) the new key
-        replaces it there right after the commit; a key given by argument or ``STIGMER_MASTER_KEY``
-        must be stored by the caller. Returns the new key.
+        When the current key came from ``$STIGMER_HOME/master.key`` or the OS keyring, the new key is
+        stored there as the next key before the commit and becomes the key after it, so a crash at
+        any point loses nothing (the next open finishes the rotation). A key given by argument or by
+        ``STIGMER_MASTER_KEY`` must be stored by the caller. Returns the new key.
         """
         import os
 
         from stigmer.backend.local import _secrets
         from stigmer.backend.local._crypto import SecretBox
-        from stigmer.backend.local._keys import KEY_FILE, PENDING_KEY_FILE, write_key_file
+        from stigmer.backend.local._keys import KeySlot
 
         old = self._box()
         key = new_key if new_key is not None else os.urandom(32)
         new = SecretBox(key)
-        key_file, pending = self.home / KEY_FILE, self.home / PENDING_KEY_FILE
-        from_file = self._key_source == str(key_file)
-        if from_file:  # the new key is on disk before the commit, so a crash cannot lose it
-            write_key_file(pending, key, replace=True)
+        slot = KeySlot(self.home, self._key_source)
+        slot.write_next(key)
         try:
             count = await self._write(lambda c: _secrets.reencrypt_all(c, old, new))
         except BaseException:
-            if from_file:
-                pending.unlink(missing_ok=True)
+            slot.drop_next()
             raise
-        if from_file:
-            os.replace(pending, key_file)
-        elif self._key_source == "the OS keyring":
-            from stigmer.backend.local._keys import store_in_keyring
-
-            store_in_keyring(key)
-        else:
+        slot.promote(key)
+        if not slot.kind:
             log.warning("master key rotated; store the new key where %s comes from", self._key_source)
         self._master_key, self._box_cache = key, new
         log.info("re-encrypted %d secrets with a new master key", count)

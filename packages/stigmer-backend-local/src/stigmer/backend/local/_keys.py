@@ -9,15 +9,17 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from stigmer.core import InvalidArgument, Unavailable
 
 __all__ = [
+    "KEYRING_SOURCE",
     "KEY_FILE",
     "PENDING_KEY_FILE",
+    "KeySlot",
     "decode_master_key",
     "resolve_master_key",
-    "store_in_keyring",
     "write_key_file",
 ]
 
@@ -27,6 +29,8 @@ KEY_FILE = "master.key"
 PENDING_KEY_FILE = "master.key.new"  # the next key, written before a rotation commits
 _KEYRING_SERVICE = "stigmer"
 _KEYRING_USER = "master-key"
+_KEYRING_NEXT = "master-key-next"
+KEYRING_SOURCE = "the OS keyring"
 
 
 def decode_master_key(text: str, source: str) -> bytes:
@@ -131,7 +135,7 @@ def resolve_master_key(home: Path, environ: dict[str, str] | None = None) -> tup
         return decode_master_key(text, "STIGMER_MASTER_KEY"), "STIGMER_MASTER_KEY"
     key = _from_keyring(create=False)
     if key is not None:
-        return key, "the OS keyring"
+        return key, KEYRING_SOURCE
     path = home / KEY_FILE
     for _attempt in range(2):
         if path.exists():
@@ -142,7 +146,7 @@ def resolve_master_key(home: Path, environ: dict[str, str] | None = None) -> tup
             return decode_master_key(content, f"the master key file {path}"), str(path)
         key = _from_keyring(create=True)
         if key is not None:
-            return key, "the OS keyring"
+            return key, KEYRING_SOURCE
         key = secrets.token_bytes(32)
         try:
             write_key_file(path, key)
@@ -155,9 +159,60 @@ def resolve_master_key(home: Path, environ: dict[str, str] | None = None) -> tup
     raise Unavailable(f"cannot read or create the master key file {path}")
 
 
-def store_in_keyring(key: bytes) -> None:
-    """Replace the master key stored in the OS keyring."""
-    kr = _keyring()
-    if kr is None:
-        raise Unavailable("the OS keyring is not usable; store the new master key in STIGMER_MASTER_KEY")
-    kr.set_password(_KEYRING_SERVICE, _KEYRING_USER, _encode(key))  # type: ignore[attr-defined]
+class KeySlot:
+    """Where the master key is kept (the key file or the OS keyring), with a slot for the next key.
+
+    A rotation writes the next key first, commits the re-encryption, then promotes it; a crash in
+    between leaves the next key in its slot, and ``finish`` decides on the next open.
+    """
+
+    def __init__(self, home: Path, source: str) -> None:
+        self.file = home / KEY_FILE
+        self.pending_file = home / PENDING_KEY_FILE
+        self.source = source
+
+    @property
+    def kind(self) -> str:
+        if self.source == str(self.file):
+            return "file"
+        return "keyring" if self.source == KEYRING_SOURCE else ""
+
+    def _kr(self) -> Any:
+        kr = _keyring()
+        if kr is None:
+            raise Unavailable("the OS keyring is not usable any more; set STIGMER_MASTER_KEY instead")
+        return kr
+
+    def read_next(self) -> bytes | None:
+        if self.kind == "file" and self.pending_file.exists():
+            text = self.pending_file.read_text(encoding="ascii")
+            return decode_master_key(text, f"the master key file {self.pending_file}")
+        if self.kind == "keyring":
+            try:
+                text = self._kr().get_password(_KEYRING_SERVICE, _KEYRING_NEXT)
+            except Unavailable:
+                return None
+            return decode_master_key(text, "the OS keyring entry stigmer/master-key-next") if text else None
+        return None
+
+    def write_next(self, key: bytes) -> None:
+        if self.kind == "file":
+            write_key_file(self.pending_file, key, replace=True)
+        elif self.kind == "keyring":
+            self._kr().set_password(_KEYRING_SERVICE, _KEYRING_NEXT, _encode(key))
+
+    def promote(self, key: bytes) -> None:
+        """The next key becomes the key."""
+        if self.kind == "file":
+            os.replace(self.pending_file, self.file)
+        elif self.kind == "keyring":
+            kr = self._kr()
+            kr.set_password(_KEYRING_SERVICE, _KEYRING_USER, _encode(key))
+            self.drop_next()
+
+    def drop_next(self) -> None:
+        if self.kind == "file":
+            self.pending_file.unlink(missing_ok=True)
+        elif self.kind == "keyring":
+            with contextlib.suppress(Exception):
+                self._kr().delete_password(_KEYRING_SERVICE, _KEYRING_NEXT)
