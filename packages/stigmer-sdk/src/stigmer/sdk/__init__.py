@@ -20,11 +20,22 @@ from stigmer.sdk._calls import (
     RunWorkflow,
 )
 from stigmer.sdk._client import Applied, AsyncStigmer
+from stigmer.sdk._codegen import to_python
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._export import Export
 from stigmer.sdk._expressions import expr, secret
-from stigmer.sdk._resources import Agent, Environment, EnvVar, McpServer, McpUsage, Model, Skill, SubAgent
+from stigmer.sdk._resources import (
+    Agent,
+    Environment,
+    EnvVar,
+    McpServer,
+    McpUsage,
+    Model,
+    Session,
+    Skill,
+    SubAgent,
+)
 from stigmer.sdk._sync import Execution, Stigmer
 from stigmer.sdk._tasks import (
     Case,
@@ -78,6 +89,7 @@ __all__ = [
     "RunScript",
     "RunShell",
     "RunWorkflow",
+    "Session",
     "Set",
     "Skill",
     "Stigmer",
@@ -90,4 +102,5 @@ __all__ = [
     "Workflow",
     "expr",
     "secret",
+    "to_python",
 ]

@@ -153,6 +153,12 @@ def _run(
     return {"run": compact({process: spec, "await": await_, "return": return_})}
 
 
+def _arguments(value: Mapping[str, Any] | Sequence[Any] | None) -> Any:
+    if value is None:
+        return None
+    return dict(value) if isinstance(value, Mapping) else list(value)
+
+
 class RunShell(Task):
     """``run: shell``: a command; ``return_`` is ``stdout`` (default), ``stderr``, ``code``, ``all``
     or ``none``; ``await_=False`` does not wait for it."""
@@ -170,9 +176,7 @@ class RunShell(Task):
         spec = compact(
             {
                 "command": command,
-                "arguments": (dict(arguments) if isinstance(arguments, Mapping) else list(arguments))
-                if arguments is not None
-                else None,
+                "arguments": _arguments(arguments),
                 "environment": dict(environment) if environment is not None else None,
             }
         )
@@ -188,7 +192,7 @@ class RunScript(Task):
         *,
         language: str = "python",
         source: str | None = None,
-        arguments: Mapping[str, Any] | None = None,
+        arguments: Mapping[str, Any] | Sequence[Any] | None = None,
         environment: Mapping[str, str] | None = None,
         await_: bool | None = None,
         return_: str | None = None,
@@ -201,7 +205,7 @@ class RunScript(Task):
                 "language": language,
                 "code": code,
                 "source": {"endpoint": source} if source is not None else None,
-                "arguments": dict(arguments) if arguments is not None else None,
+                "arguments": _arguments(arguments),
                 "environment": dict(environment) if environment is not None else None,
             }
         )

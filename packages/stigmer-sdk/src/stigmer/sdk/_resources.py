@@ -10,7 +10,7 @@ from typing import Any
 
 from stigmer.sdk._builder import ResourceBuilder, compact
 
-__all__ = ["Agent", "EnvVar", "Environment", "McpServer", "McpUsage", "Model", "Skill", "SubAgent"]
+__all__ = ["Agent", "EnvVar", "Environment", "McpServer", "McpUsage", "Model", "Session", "Skill", "SubAgent"]
 
 
 @dataclass(frozen=True)
@@ -295,3 +295,25 @@ def _name(ref: ResourceBuilder | str) -> str:
 
 def _usage(ref: McpServer | McpUsage | str) -> dict[str, Any]:
     return ref.to_dict() if isinstance(ref, McpUsage) else {"name": _name(ref)}
+
+
+class Session(ResourceBuilder):
+    """A named conversation with an agent: runs given ``session=`` its id share their history."""
+
+    kind = "Session"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        agent: Agent | str,
+        title: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(name, labels=labels, annotations=annotations)
+        self.agent = agent
+        self.title = title
+
+    def spec(self) -> dict[str, Any]:
+        return compact({"agent": {"name": _name(self.agent)}, "title": self.title})

@@ -164,10 +164,12 @@ class For(Task):
 class Fork(Task):
     """``fork``: run branches concurrently; ``compete=True`` keeps the first to finish."""
 
-    def __init__(self, branches: Tasks, *, compete: bool = False, **options: Unpack[TaskOptions]) -> None:
+    def __init__(
+        self, branches: Tasks, *, compete: bool | None = None, **options: Unpack[TaskOptions]
+    ) -> None:
         fork: dict[str, Any] = {"branches": task_list(branches)}
-        if compete:
-            fork["compete"] = True
+        if compete is not None:
+            fork["compete"] = compete
         super().__init__({"fork": fork}, **options)
 
 
