@@ -208,14 +208,6 @@ async def test_task_output_schema_violation_names_the_task(document: Doc) -> Non
     assert caught.value.type.endswith("/validation")
 
 
-async def test_bad_jq_is_an_expression_fault_at_the_task(document: Doc) -> None:
-    wf = document([{"outer": {"do": [{"broken": {"set": {"x": "${ .a + }"}}}]}}])
-    with pytest.raises(WorkflowError) as caught:
-        await run_workflow(wf, InProcessHost())
-    assert caught.value.type == error_type("expression")
-    assert caught.value.instance == "/do/0/outer/do/0/broken"
-
-
 async def test_jq_runtime_error_is_an_expression_fault(document: Doc) -> None:
     wf = document([{"t": {"set": {"x": '${ error("nope") }'}}}])
     with pytest.raises(WorkflowError) as caught:

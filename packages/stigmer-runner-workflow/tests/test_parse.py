@@ -180,3 +180,48 @@ def test_check_deterministic_rejects_clock_and_environment() -> None:
 def test_check_deterministic_accepts_pure_documents() -> None:
     for path in EXAMPLES:
         check_deterministic(load_workflow(path.read_text(encoding="utf-8")))
+
+
+def test_jq_syntax_errors_are_found_before_running() -> None:
+    found = problems(
+        {
+            "document": DOC,
+            "do": [
+                {
+                    "a": {
+                        "set": {"ok": "${ $color + .x }", "bad": "${ .a + }"},
+                        "if": ".x ==",
+                        "output": {"as": "nope(1)"},
+                    }
+                },
+                {"b": {"for": {"in": ".items[", "each": "c"}, "do": [{"c": {"set": {"from": "London"}}}]}},
+                {"c": {"switch": [{"s": {"when": ".a and", "then": "continue"}}]}},
+            ],
+        }
+    )
+    assert found == [
+        ("/do/0/a/set/bad", "invalid jq expression: syntax error, unexpected end of file (line 1, column 6)"),
+        ("/do/0/a/output/as", "invalid jq expression: nope/1 is not defined (line 1, column 1)"),
+        ("/do/0/a/if", "invalid jq expression: syntax error, unexpected end of file (line 1, column 4)"),
+        ("/do/1/b/for/in", "invalid jq expression: syntax error, unexpected end of file (line 1, column 7)"),
+        (
+            "/do/2/c/switch/0/s/when",
+            "invalid jq expression: syntax error, unexpected end of file (line 1, column 4)",
+        ),
+    ]
+
+
+def test_tasks_in_functions_and_extensions_are_checked_too() -> None:
+    found = problems(
+        {
+            "document": DOC,
+            "use": {
+                "functions": {"f": {"set": {"x": "${ .x | }"}}},
+                "extensions": [
+                    {"e": {"extend": "all", "before": [{"d": {"set": {"a": 1}}}, {"d": {"set": {"a": 2}}}]}}
+                ],
+            },
+            "do": [{"a": {"call": "f"}}],
+        }
+    )
+    assert [path for path, _ in found] == ["/use/extensions/0/e/before/1/d", "/use/functions/f/set/x"]

@@ -21,6 +21,7 @@ __all__ = [
     "is_expression",
     "iter_strings",
     "secret_names",
+    "syntax_error",
     "template_uses_secrets",
     "truthy",
     "uses_secrets",
@@ -80,6 +81,28 @@ def _compile(body: str, names: tuple[str, ...]) -> Any:
         raise WorkflowError.of(
             ErrorKind.EXPRESSION, f"invalid jq expression {body.strip()!r}: {_first_line(exc)}"
         ) from None
+
+
+_ANY_VAR: Final = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def syntax_error(text: str) -> str | None:
+    """Why an expression does not compile as jq (None if it does); its variables count as bound."""
+    body = expression_body(text)
+    names = tuple(sorted({n for n in _ANY_VAR.findall(body) if n not in ("__loc__", "ENV")}))
+    try:
+        _compile(body, names)
+    except WorkflowError:
+        try:
+            jq.compile(body, args=dict.fromkeys(names))
+        except ValueError as exc:
+            first = _first_line(exc).removeprefix("jq: error: ")
+            return _LOCATION.sub(r" (line \1, column \2)", first).rstrip(":")
+        return "syntax error"
+    return None
+
+
+_LOCATION: Final = re.compile(r" at <top-level>, line (\d+), column (\d+):?$")
 
 
 def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:

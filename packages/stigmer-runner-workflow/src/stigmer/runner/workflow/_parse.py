@@ -6,7 +6,7 @@ import datetime
 import io
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,15 +14,15 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ._errors import WorkflowValidationError
-from ._expr import find_nondeterministic, is_expression, iter_strings, secret_names, uses_secrets
+from ._expr import find_nondeterministic, is_expression, secret_names, syntax_error, uses_secrets
 from ._schema import schema_problems
+from ._walk import iter_expressions, iter_task_lists
 
 __all__ = ["Workflow", "check_deterministic", "iter_expressions", "iter_task_lists", "load_workflow"]
 
 _FLOW = ("continue", "exit", "end")
 _MAX_DEPTH = 200
 _MAX_NODES = 200_000
-_EXPRESSION_KEYS = frozenset({"if", "when", "exceptWhen", "while", "from", "as", "expect", "filter"})
 
 
 @dataclass(frozen=True)
@@ -130,39 +130,6 @@ def _plain(value: Any, path: str, depth: int, budget: list[int]) -> Any:
     raise _NotPlain(path, f"unsupported value of type {_kind(value)}")
 
 
-def iter_task_lists(definition: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
-    """Every task list in a document, with its JSON pointer (``/do``, ``/do/0/a/try`` ...)."""
-    top = definition.get("do")
-    if isinstance(top, list):
-        yield from _walk_list("/do", top)
-
-
-def _walk_list(path: str, tasks: list[Any]) -> Iterator[tuple[str, list[Any]]]:
-    yield path, tasks
-    for index, item in enumerate(tasks):
-        if not isinstance(item, Mapping):
-            continue
-        for name, task in item.items():
-            if isinstance(task, Mapping):
-                yield from _walk_task(f"{path}/{index}/{name}", task)
-
-
-def _walk_task(path: str, task: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
-    if isinstance(task.get("do"), list):
-        yield from _walk_list(f"{path}/do", task["do"])
-    if isinstance(task.get("try"), list):
-        yield from _walk_list(f"{path}/try", task["try"])
-    catch = task.get("catch")
-    if isinstance(catch, Mapping) and isinstance(catch.get("do"), list):
-        yield from _walk_list(f"{path}/catch/do", catch["do"])
-    fork = task.get("fork")
-    if isinstance(fork, Mapping) and isinstance(fork.get("branches"), list):
-        yield from _walk_list(f"{path}/fork/branches", fork["branches"])
-    foreach = task.get("foreach")
-    if isinstance(foreach, Mapping) and isinstance(foreach.get("do"), list):
-        yield from _walk_list(f"{path}/foreach/do", foreach["do"])
-
-
 def semantic_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Checks the schema cannot express: flow targets, duplicate names, references, secrets."""
     problems: list[tuple[str, str]] = []
@@ -184,6 +151,10 @@ def semantic_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problems.extend(_task_references(f"{path}/{index}/{name}", task, names, use))
     declared = set(use.get("secrets") or ())
     for where, text in iter_expressions(definition):
+        error = syntax_error(text)
+        if error is not None:
+            problems.append((where, f"invalid jq expression: {error}"))
+            continue
         if not uses_secrets(text):
             continue
         missing = sorted(secret_names(text) - declared)
@@ -240,24 +211,6 @@ def check_deterministic(workflow: Workflow | Mapping[str, Any]) -> None:
             )
     if problems:
         raise WorkflowValidationError(problems)
-
-
-def iter_expressions(definition: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Every runtime expression in a document: ``${ }`` strings, and bare jq in expression fields."""
-    for where, text in iter_strings(definition):
-        if where.startswith("/document"):
-            continue
-        if is_expression(text):
-            yield where, text
-            continue
-        parent, _, key = where.rpartition("/")
-        if (
-            (key in _EXPRESSION_KEYS and not parent.endswith(("/catch", "/jitter", "/foreach", "/for")))
-            or (key == "in" and parent.endswith("/for"))
-            or key == "set"
-            or (key == "until" and "/listen/" in where)
-        ):
-            yield where, text
 
 
 def _kind(value: Any) -> str:
