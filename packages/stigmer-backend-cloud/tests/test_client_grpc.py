@@ -111,6 +111,25 @@ async def test_update_execution_status_is_retried(server: tuple[Scripted, int]) 
     await backend.close()
 
 
+async def test_status_update_with_unnumbered_events_is_sent_once(server: tuple[Scripted, int]) -> None:
+    servicer, port = server
+    servicer.fail_first = 1
+    backend = CloudBackend(f"grpc://127.0.0.1:{port}", token="t")
+    request = svc.UpdateExecutionStatusRequest(
+        execution_id="aex_1", events=[execution_pb2.ExecutionEvent(type="log", text="x")]
+    )
+    with pytest.raises(Unavailable):
+        await backend.update_execution_status(request)
+    assert servicer.calls["UpdateExecutionStatus"] == 1  # a repeat would append the event twice
+    numbered = svc.UpdateExecutionStatusRequest(
+        execution_id="aex_1", events=[execution_pb2.ExecutionEvent(sequence=7, type="log", text="x")]
+    )
+    servicer.fail_first = 2
+    await backend.update_execution_status(numbered)
+    assert servicer.calls["UpdateExecutionStatus"] == 3
+    await backend.close()
+
+
 @pytest.mark.parametrize("method", ["create_execution", "delete"])
 async def test_non_idempotent_calls_are_sent_once(server: tuple[Scripted, int], method: str) -> None:
     servicer, port = server

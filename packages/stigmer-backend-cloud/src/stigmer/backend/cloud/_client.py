@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stigmer.backend.cloud._endpoint import Endpoint, parse_endpoint
-from stigmer.backend.cloud._retry import IDEMPOTENT, backoff_delay
+from stigmer.backend.cloud._retry import backoff_delay, is_retryable
 from stigmer.core import InvalidArgument, Settings, StigmerError, Unavailable, error_from_grpc_code
 from stigmer.proto.v1 import artifact_pb2, execution_pb2, resource_pb2, secret_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -165,7 +165,7 @@ class CloudBackend:
         stub = self._ensure()
         method = getattr(stub, name)
         grpc = self._grpc
-        retry = name in IDEMPOTENT
+        retry = is_retryable(name, request)
         attempt = 0
         reread_token = self._token_from_file
         while True:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
-__all__ = ["IDEMPOTENT", "backoff_delay"]
+__all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable"]
 
 # Retried on UNAVAILABLE: reads, plus writes whose repetition has the same effect.
 # - Apply is an upsert by kind + slug: a repeat finds the resource unchanged.
 # - PutArtifact is content-addressed: a repeat stores the same blob under the same key.
-# - UpdateExecutionStatus is idempotent by event sequence number: a repeat is ignored.
+# - UpdateExecutionStatus is idempotent by event sequence number: a repeat is ignored. Only when
+#   every event carries its sequence number, though: events left at 0 get the next free number,
+#   so a repeat would append them twice (see is_retryable).
 # Never retried, because a lost reply would make a repeat do something twice or answer
 # differently: CreateExecution (a second run), Delete / DeleteSecret (NotFound the second time),
 # CancelExecution and SubmitApproval (FailedPrecondition the second time), SetSecret (a write of a
@@ -29,6 +32,16 @@ IDEMPOTENT: frozenset[str] = frozenset(
         "GetArtifact",
     }
 )
+
+
+def is_retryable(method: str, request: Any) -> bool:
+    """Whether a call of ``method`` with ``request`` may be sent again after UNAVAILABLE."""
+    if method not in IDEMPOTENT:
+        return False
+    if method == "UpdateExecutionStatus":
+        return all(event.sequence > 0 for event in request.events)
+    return True
+
 
 _BASE = 0.1
 _CAP = 2.0
