@@ -209,43 +209,66 @@ spec:
 """
 
 
-def test_ctrl_c_stops_a_lite_run_and_resume_finishes_it(
-    stigmer: StigmerCli, tmp_path: Path, stigmer_env: dict[str, str]
-) -> None:
-    import signal
+def _start_slow(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """Start `stigmer run slow` and wait until its second task has started."""
     import sys
     import time
 
-    path = tmp_path / "slow.yaml"
-    path.write_text(SLOW)
-    assert stigmer("apply", "-f", str(path)).returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "stigmer.cli", "run", "slow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=stigmer_env,
+        env=env,
     )
     assert proc.stdout is not None
     seen = ""
     deadline = time.monotonic() + 60
     while "pause" not in seen and time.monotonic() < deadline:
         seen += proc.stdout.readline()
+    return proc, seen
+
+
+def test_ctrl_c_detaches_and_the_run_goes_on(
+    stigmer: StigmerCli, tmp_path: Path, stigmer_env: dict[str, str]
+) -> None:
+    import signal
+
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    assert stigmer("apply", "-f", str(path)).returncode == 0
+    proc, _ = _start_slow(stigmer_env)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     hint = err.strip().splitlines()[-1]
-    assert hint.startswith("interrupted; execution wex_") and "`stigmer execution resume wex_" in hint
-    ex_id = hint.split("stigmer execution resume ")[1].rstrip("`")
-    stopped = json.loads(stigmer("execution", "get", ex_id, "-o", "json").stdout)
-    assert stopped["phase"] == "RUNNING"
-    assert [t["name"] for t in stopped["tasks"] if t["phase"] == "SUCCEEDED"] == ["first"]
+    assert (
+        hint.startswith("detached; execution wex_")
+        and "re-attach with `stigmer execution logs -f wex_" in hint
+    )
+    ex_id = hint.split("stigmer execution logs -f ")[1].split("`")[0]
+    # a background process took over: re-attaching follows the run to its end
+    followed = stigmer("execution", "logs", "-f", ex_id, timeout=60)
+    assert followed.returncode == 0, followed.stderr
+    assert "phase SUCCEEDED" in followed.stdout
+    done = json.loads(stigmer("execution", "get", ex_id, "-o", "json").stdout)
+    assert done["output"] == {"step": 3, "done": True}
 
-    resumed = stigmer("execution", "resume", ex_id)
+
+def test_resume_a_killed_lite_run(stigmer: StigmerCli, tmp_path: Path, stigmer_env: dict[str, str]) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    assert stigmer("apply", "-f", str(path)).returncode == 0
+    proc, _ = _start_slow(stigmer_env)
+    proc.kill()  # no chance to hand over: the execution stays RUNNING
+    proc.communicate(timeout=30)
+    [listed] = json.loads(stigmer("execution", "list", "-o", "json").stdout)
+    assert listed["phase"] == "RUNNING"
+    assert [t["name"] for t in listed["tasks"] if t["phase"] == "SUCCEEDED"] == ["first"]
+
+    resumed = stigmer("execution", "resume", listed["id"])
     assert resumed.returncode == 0, resumed.stderr
     assert "first" not in resumed.stdout  # continued after the last completed task
     assert '"done": true' in resumed.stdout
-    assert json.loads(stigmer("execution", "get", ex_id, "-o", "json").stdout)["output"] == {
-        "step": 3,
-        "done": True,
-    }
+    again = stigmer("execution", "resume", listed["id"])
+    assert again.returncode == 1 and "already finished (SUCCEEDED)" in again.stderr

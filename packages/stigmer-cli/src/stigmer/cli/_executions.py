@@ -9,7 +9,7 @@ import typer
 from stigmer.cli._backend import Session, open_session, run_async
 from stigmer.cli._errors import CliError
 from stigmer.cli._follow import Follow, submit_approval
-from stigmer.cli._launch import Started, drive, interrupted_hint, report, runner_for
+from stigmer.cli._launch import Started, detach_on_interrupt, drive, report, runner_for
 from stigmer.cli._output import Output, OutputOption, age, echo, echo_err, emit_json, emit_yaml, print_table
 from stigmer.cli._render import Renderer
 from stigmer.cli._view import TERMINAL, event_to_dict, execution_to_dict, phase_name
@@ -257,6 +257,7 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
     async def go() -> int:
         async with open_session() as session:
             started.local = session.local
+            started.context = session.context.name
             ex = await _get(session, execution_id)
             phase = phase_name(ex.status.phase)
             if phase in TERMINAL:
@@ -293,7 +294,7 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
     try:
         code = run_async(go())
     except KeyboardInterrupt:
-        echo_err("\n" + interrupted_hint(execution_id, started.local))
+        detach_on_interrupt(started)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 

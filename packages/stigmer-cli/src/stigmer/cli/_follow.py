@@ -115,9 +115,11 @@ class Follow:
             return await self._get()
         finally:
             watcher.cancel()
+            pending = [watcher]
             if runner_task is not None and not runner_task.done():
                 runner_task.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+                pending.append(runner_task)  # let it unwind before the backend is closed
+            await asyncio.gather(*pending, return_exceptions=True)
             if self.renderer is not None:
                 self.renderer.end_text()
 

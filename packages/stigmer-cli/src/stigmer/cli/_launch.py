@@ -24,6 +24,7 @@ __all__ = [
     "RunRequest",
     "Started",
     "approval_hint",
+    "detach_on_interrupt",
     "drive",
     "find_target",
     "interrupted_hint",
@@ -177,6 +178,7 @@ class Started:
 
     execution_id: str = ""
     local: bool = True
+    context: str = ""
 
 
 async def start(
@@ -190,6 +192,7 @@ async def start(
     if started is not None:
         started.execution_id = ex.metadata.id
         started.local = session.local
+        started.context = session.context.name
     if detach:
         if session.local:
             spawn_background(ex.metadata.id, session.context.name)
@@ -256,12 +259,45 @@ def report(ex: execution_pb2.Execution, output: Output, *, streamed: bool = True
 
 
 def interrupted_hint(execution_id: str, local: bool) -> str:
-    if local:
-        return (
-            f"interrupted; execution {execution_id} stopped where it was: "
-            f"continue it with `stigmer execution resume {execution_id}`"
-        )
-    return f"detached; re-attach with `stigmer execution logs -f {execution_id}`"
+    """What Ctrl-C did: detached (the run goes on) and how to re-attach."""
+    where = " in a background process" if local else ""
+    return (
+        f"detached; execution {execution_id} goes on{where}: "
+        f"re-attach with `stigmer execution logs -f {execution_id}` "
+        f"(stop it with `stigmer execution cancel {execution_id}`)"
+    )
+
+
+def detach_on_interrupt(started: Started) -> None:
+    """After Ctrl-C: hand a Lite run over to a background process and say how to re-attach.
+
+    In a cloud context the server goes on running the execution; nothing is needed but the hint.
+    """
+    ex_id = started.execution_id
+    if not ex_id:
+        return
+    if not started.local:
+        echo_err("\n" + interrupted_hint(ex_id, local=False))
+        return
+
+    async def phase() -> str:
+        from stigmer.cli._backend import open_session
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        async with open_session() as session:
+            ex = await session.backend.get_execution(svc.GetExecutionRequest(id=ex_id))
+            return phase_name(ex.status.phase)
+
+    import asyncio
+
+    current = asyncio.run(phase())
+    if current in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        echo_err(f"\nexecution {ex_id} already ended ({current}): `stigmer execution get {ex_id}`")
+    elif current == "WAITING_APPROVAL":
+        echo_err("\n" + approval_hint(ex_id))
+    else:
+        spawn_background(ex_id, started.context)
+        echo_err("\n" + interrupted_hint(ex_id, local=True))
 
 
 def _duration(ex: execution_pb2.Execution) -> str:

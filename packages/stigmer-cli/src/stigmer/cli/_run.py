@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 from stigmer.cli._backend import open_session, run_async
-from stigmer.cli._launch import RunRequest, Started, find_target, interrupted_hint, report, start
-from stigmer.cli._output import Output, OutputOption, echo, echo_err
+from stigmer.cli._launch import RunRequest, Started, detach_on_interrupt, find_target, report, start
+from stigmer.cli._output import Output, OutputOption, echo
 from stigmer.cli._params import parse_env, parse_input, parse_secret_file, read_secret_value
 
 __all__ = ["agent_app", "run_app", "workflow_app"]
@@ -90,8 +90,7 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
     try:
         code = run_async(go())
     except KeyboardInterrupt:
-        if started.execution_id:
-            echo_err("\n" + interrupted_hint(started.execution_id, started.local))
+        detach_on_interrupt(started)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 
