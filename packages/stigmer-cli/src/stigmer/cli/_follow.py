@@ -115,7 +115,7 @@ class Follow:
             return await self._get()
         finally:
             watcher.cancel()
-            pending = [watcher]
+            pending: list[asyncio.Task[Any]] = [watcher]
             if runner_task is not None and not runner_task.done():
                 runner_task.cancel()
                 pending.append(runner_task)  # let it unwind before the backend is closed
