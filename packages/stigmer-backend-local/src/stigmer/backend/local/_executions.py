@@ -59,7 +59,7 @@ def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
     if row is None or row.kind not in _EXEC_KIND:
         what = f"with id {q(ref.id)}" if ref.id else q(ref.name)
         raise NotFound(
-            f"no {q(ref.kind) if ref.kind else 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)"
+            f"no {ref.kind or 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)"
         )
     return row
 
