@@ -87,3 +87,12 @@ async def test_long_answer_streams_in_several_deltas(backend: Backend, llm: Scri
     assert "".join(deltas) == answer
     assert 2 <= len(deltas) <= 5  # coalesced: the stand-in sends 3-4 pieces of ~333 characters
     assert [e.text for e in log if e.type == "message.assistant"] == [answer]
+
+
+def test_clip_keeps_small_values_and_truncates_large_ones() -> None:
+    from stigmer.runner.agent._events import clip
+
+    assert clip({"a": [1, 2]}) == {"a": [1, 2]}
+    assert clip("x" * 10) == "x" * 10
+    clipped = clip("y" * 50, limit=20)
+    assert clipped == "y" * 20 + "... [30 more characters]"

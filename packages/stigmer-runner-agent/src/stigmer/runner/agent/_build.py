@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from stigmer.core import Backend, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.runner.agent._events import EventSink
+from stigmer.runner.agent._events import EventSink, clip
 from stigmer.runner.agent._mcp import build_mcp_toolsets
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
@@ -224,7 +224,7 @@ class Builder:
                         subject=event.part.tool_call_id,
                         data={
                             "tool": event.part.tool_name,
-                            "result": event.part.content,
+                            "result": clip(event.part.content),
                             "agent": agent_name,
                         },
                     )

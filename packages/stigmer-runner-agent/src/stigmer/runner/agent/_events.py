@@ -21,7 +21,9 @@ from stigmer.core import AlreadyExists, Backend, FailedPrecondition, Redactor, U
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["Ev", "EventSink", "RunStopped", "jsonable", "to_value"]
+__all__ = ["MAX_PAYLOAD", "Ev", "EventSink", "RunStopped", "clip", "jsonable", "to_value"]
+
+MAX_PAYLOAD = 32_000  # characters of a tool result kept in an event; the model still sees all of it
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,15 @@ def _default(value: Any) -> Any:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value)
+
+
+def clip(value: Any, limit: int = MAX_PAYLOAD) -> Any:
+    """``value`` as JSON data, or a truncated text of it when its JSON is longer than ``limit``."""
+    data = jsonable(value)
+    text = data if isinstance(data, str) else json.dumps(data)
+    if len(text) <= limit:
+        return data
+    return text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
 def to_value(value: Any) -> struct_pb2.Value:

@@ -16,7 +16,7 @@ from stigmer.core import Backend, InvalidArgument, Redactor, Unavailable, defaul
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
-from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
+from stigmer.runner.agent._events import Ev, EventSink, RunStopped, clip, jsonable
 from stigmer.runner.agent._problems import problem_from_exception
 from stigmer.runner.agent._state import (
     PendingCall,
@@ -334,7 +334,7 @@ class AgentRun:
                 await self.sink.emit(
                     "tool.result",
                     subject=event.part.tool_call_id,
-                    data={"tool": event.part.tool_name, "result": event.part.content},
+                    data={"tool": event.part.tool_name, "result": clip(event.part.content)},
                 )
         await self._flush_assistant()
 
