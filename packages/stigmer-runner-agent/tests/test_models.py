@@ -77,3 +77,11 @@ def test_build_needs_a_key_for_hosted_providers() -> None:
     built = build_model(choose_model(cfg("ollama", "llama3.2"), None, {}), lambda name: None)
     assert built.model.model_name == "llama3.2"
     assert built.api_key == ""
+
+
+def test_compatible_servers_prefer_their_own_key() -> None:
+    keys = {"STIGMER_LLM_API_KEY": "local-key", "OPENAI_API_KEY": "sk-openai"}
+    choice = choose_model(cfg("vllm", "m", "http://gpu:8000"), None, {})
+    assert build_model(choice, keys.get).api_key == "local-key"
+    assert build_model(choice, {"OPENAI_API_KEY": "sk-openai"}.get).api_key == "sk-openai"
+    assert build_model(choice, {}.get).api_key == ""

@@ -203,8 +203,10 @@ def build_model(choice: ModelChoice, lookup: Callable[[str], str | None]) -> Bui
             raise ModelNotConfigured(_missing_key("OPENAI_API_KEY", choice), ["spec.secrets"])
         base_url = _openai_base(choice.base_url) if choice.base_url else None
     else:  # ollama, openai-compatible: a key only if the server wants one
-        wanted = "OPENAI_API_KEY" if choice.provider == "openai-compatible" else "OLLAMA_API_KEY"
-        key = lookup(wanted) or ""
+        if choice.provider == "openai-compatible":
+            key = lookup("STIGMER_LLM_API_KEY") or lookup("OPENAI_API_KEY") or ""
+        else:
+            key = lookup("OLLAMA_API_KEY") or ""
         base_url = _openai_base(choice.base_url)
     client = AsyncOpenAI(
         api_key=key or "not-needed", base_url=base_url, max_retries=max_retries, timeout=timeout
