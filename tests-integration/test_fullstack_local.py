@@ -163,20 +163,33 @@ class Stack:
     def cli(
         self, *args: str, input: str | None = None, timeout: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "stigmer.cli", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "stigmer.cli", *args],
+                input=input,
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"stigmer {' '.join(args)} timed out after {timeout}s\n{self.log_tails()}"
+            ) from exc
         if check and done.returncode != 0:
             raise AssertionError(
                 f"stigmer {' '.join(args)} exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
             )
         return done
+
+    def log_tails(self, lines: int = 15) -> str:
+        """The last lines of every component log (for failure messages)."""
+        out = []
+        for log in sorted((self.home / "local").glob("*.log")):
+            text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+            out.append(f"--- {log.name}\n" + "\n".join(text[-lines:]))
+        return "\n".join(out)
 
     def start(self) -> subprocess.CompletedProcess[str]:
         return self.cli(
@@ -214,7 +227,10 @@ class Stack:
             current = self.execution(execution_id)
             return current if current.get("phase") in phases else None
 
-        result: dict[str, Any] = wait_for(done, timeout, f"{execution_id} to reach {phases}", every=0.3)
+        try:
+            result: dict[str, Any] = wait_for(done, timeout, f"{execution_id} to reach {phases}", every=0.3)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log_tails()}") from None
         return result
 
     def processes(self) -> list[int]:
