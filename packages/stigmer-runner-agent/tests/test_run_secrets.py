@@ -52,8 +52,13 @@ async def test_secret_from_mcp_tool_is_masked_everywhere(
     # The execution spec holds the reference only.
     server = await backend.get(svc.GetRequest(ref={"kind": "McpServer", "name": "gh"}))
     assert server.mcp_server.spec.stdio.env["GH_TOKEN"] == "${ $secrets.GH_TOKEN }"
+    # The database file and its write-ahead log, while the store is open and after it closed.
+    files = sorted(tmp_path.glob("stigmer.db*"))
+    assert {p.name for p in files} >= {"stigmer.db", "stigmer.db-wal"}
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path.name
     await backend.close()
-    for path in tmp_path.glob("stigmer.db*"):  # the database, -wal and -shm
+    for path in tmp_path.glob("stigmer.db*"):
         assert SECRET.encode() not in path.read_bytes(), path.name
 
 
