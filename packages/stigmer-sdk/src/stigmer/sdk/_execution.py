@@ -17,6 +17,7 @@ __all__ = ["TERMINAL_PHASES", "AsyncExecution", "phase_name"]
 
 TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 _STOP = TERMINAL_PHASES | {"WAITING_APPROVAL"}
+_CANCEL_GRACE = 1.0  # seconds an in-process runner gets to stop by itself after cancel()
 
 
 def phase_name(value: int) -> str:
@@ -105,15 +106,27 @@ class AsyncExecution:
         """
         try:
             async with asyncio.timeout(timeout):
-                if self._task is not None:
-                    await asyncio.shield(self._task)
-                else:
-                    await self._watch_until_stop()
+                await self._until_stop()
         except TimeoutError:
             raise ExecutionTimeout(
                 f"{self.kind} {self.id} is still {self.phase} after {timeout:g} s"
             ) from None
         return await self.refresh()
+
+    async def _until_stop(self) -> None:
+        """Until the phase is terminal or WAITING_APPROVAL (or the in-process runner returned)."""
+        task = self._task
+        if task is None or task.done():
+            await self._watch_until_stop()
+        else:
+            watcher = asyncio.ensure_future(self._watch_until_stop())
+            try:
+                await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # a runner bug, not an execution failure
 
     async def _watch_until_stop(self) -> None:
         from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -151,6 +164,13 @@ class AsyncExecution:
         self.execution = await self._backend.cancel_execution(
             svc.CancelExecutionRequest(id=self.id, reason=reason)
         )
+        task = self._task
+        if task is not None and not task.done():
+            # The in-process runner stops at its next update; a long wait or listen is cut short.
+            done, _ = await asyncio.wait({task}, timeout=_CANCEL_GRACE)
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         return self.execution
 
     async def approve(self, reason: str = "") -> execution_pb2.Execution:
@@ -165,7 +185,7 @@ class AsyncExecution:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         if self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)  # the runner pauses before the approval is answerable
+            await asyncio.wait({self._task})  # the runner pauses before the approval is answerable
         pending = self.execution.status.pending_approval.id
         self.execution = await self._backend.submit_approval(
             svc.SubmitApprovalRequest(

@@ -1,0 +1,85 @@
+"""Export: manifests without status or ids, skills unpacked, secrets listed by name; re-applied
+elsewhere they recreate the same resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stigmer.core import load_manifests
+from stigmer.sdk import Agent, Environment, McpServer, Set, Skill, Stigmer, Workflow, secret, to_python
+
+
+def _project(tmp_path: Path) -> list[object]:
+    skill_dir = tmp_path / "src-skills" / "faq"
+    (skill_dir / "refs").mkdir(parents=True)
+    (skill_dir / "SKILL.md").write_text("# FAQ\n")
+    (skill_dir / "refs" / "prices.yaml").write_text("basic: 10\n")  # not a manifest
+    github = McpServer("github", command="gh-mcp", env={"TOKEN": secret("GH_TOKEN")}, secrets=["GH_TOKEN"])
+    return [
+        Skill("faq", path=skill_dir),
+        Environment("prod", variables={"REGION": "eu"}, secrets=["GH_TOKEN", "DB_PASSWORD"]),
+        github,
+        Agent(
+            "bot", instructions="hi", model="openai:gpt-4o-mini", mcp_servers=[github], environments=["prod"]
+        ),
+        Workflow("wf", secrets=["API_KEY"], do={"a": Set({"k": secret("API_KEY")})}),
+    ]
+
+
+def test_export_writes_manifests_skills_and_the_secret_list(tmp_path: Path, client: Stigmer) -> None:
+    client.apply(_project(tmp_path))
+    client.set_secret("GH_TOKEN", "ghp-very-secret-value")
+    out = tmp_path / "export"
+    result = client.export(out)
+    assert len(result.manifests) == 5
+    for manifest in result.manifests:
+        assert "status" not in manifest
+        assert set(manifest["metadata"]) <= {"name", "labels", "annotations"}
+    assert result.secrets == {
+        "API_KEY": ["Workflow/wf"],
+        "DB_PASSWORD": ["Environment/prod"],
+        "GH_TOKEN": ["McpServer/github", "Environment/prod"],
+    }
+    secrets_md = (out / "SECRETS.md").read_text()
+    assert (
+        "stigmer --context TARGET secret set GH_TOKEN" in secrets_md
+        and "| API_KEY | Workflow/wf |" in secrets_md
+    )
+    every_file = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    assert "ghp-very-secret-value" not in every_file
+    assert (out / ".skills" / "faq" / "refs" / "prices.yaml").read_text() == "basic: 10\n"
+    assert {r.kind for r in load_manifests([out])} == {
+        "Skill",
+        "Environment",
+        "McpServer",
+        "Agent",
+        "Workflow",
+    }
+
+
+def test_exported_directory_recreates_the_same_resources_elsewhere(tmp_path: Path, client: Stigmer) -> None:
+    client.apply(_project(tmp_path))
+    client.export(tmp_path / "export")
+    with Stigmer(home=tmp_path / "elsewhere") as other:
+        applied = other.apply(tmp_path / "export")
+        assert [a.action for a in applied].count("created") == 5
+        for kind in ("skill", "environment", "mcpserver", "agent", "workflow"):
+            [before] = client.list(kind)
+            [after] = other.list(kind)
+            if kind == "skill":
+                assert after.spec.artifact == before.spec.artifact  # type: ignore[attr-defined]
+                continue
+            assert after.spec == before.spec, kind  # type: ignore[attr-defined]
+            assert after.metadata.id != before.metadata.id  # type: ignore[attr-defined]
+
+
+def test_export_one_resource_as_yaml_and_as_python(tmp_path: Path, client: Stigmer) -> None:
+    client.apply(_project(tmp_path))
+    one = client.export(kind="agent", name="bot")
+    assert one.yaml.startswith("apiVersion: stigmer.ai/v1\nkind: Agent\n")
+    assert "id:" not in one.yaml and one.files == []
+    code = to_python(one.manifests[0])
+    assert code.startswith("from stigmer.sdk import Agent, McpUsage") or "Agent(" in code
+    namespace: dict[str, object] = {}
+    exec(compile(code, "<generated>", "exec"), namespace)
+    assert namespace["bot"].to_message().spec == client.get("agent", "bot").spec  # type: ignore[attr-defined]
