@@ -130,6 +130,32 @@ async def test_status_update_with_unnumbered_events_is_sent_once(server: tuple[S
     await backend.close()
 
 
+async def test_any_call_is_retried_while_no_connection_can_be_made() -> None:
+    """A server that is still starting never saw the request, so even CreateExecution is retried."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    servicer = Scripted()
+    srv = grpc.aio.server()
+    svc_grpc.add_BackendServiceServicer_to_server(servicer, srv)
+
+    async def start_later() -> None:
+        await asyncio.sleep(0.4)
+        assert srv.add_insecure_port(f"127.0.0.1:{port}") == port
+        await srv.start()
+
+    starter = asyncio.create_task(start_later())
+    backend = CloudBackend(f"grpc://127.0.0.1:{port}", token="t", retries=8)
+    created = await backend.create_execution(svc.CreateExecutionRequest())
+    assert created.kind == "AgentExecution"
+    assert servicer.calls["CreateExecution"] == 1
+    await starter
+    await backend.close()
+    await srv.stop(None)
+
+
 @pytest.mark.parametrize("method", ["create_execution", "delete"])
 async def test_non_idempotent_calls_are_sent_once(server: tuple[Scripted, int], method: str) -> None:
     servicer, port = server

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stigmer.backend.cloud._endpoint import Endpoint, parse_endpoint
-from stigmer.backend.cloud._retry import backoff_delay, is_retryable
+from stigmer.backend.cloud._retry import backoff_delay, is_retryable, never_sent
 from stigmer.core import InvalidArgument, Settings, StigmerError, Unavailable, error_from_grpc_code
 from stigmer.proto.v1 import artifact_pb2, execution_pb2, resource_pb2, secret_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -173,7 +173,11 @@ class CloudBackend:
                 return await method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.aio.AioRpcError as err:
                 code = err.code()
-                if code == grpc.StatusCode.UNAVAILABLE and retry and attempt < self.retries:
+                if (
+                    code == grpc.StatusCode.UNAVAILABLE
+                    and (retry or never_sent(err))
+                    and attempt < self.retries
+                ):
                     await asyncio.sleep(backoff_delay(attempt))
                     attempt += 1
                     continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-__all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable"]
+__all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable", "never_sent"]
 
 # Retried on UNAVAILABLE: reads, plus writes whose repetition has the same effect.
 # - Apply is an upsert by kind + slug: a repeat finds the resource unchanged.
@@ -41,6 +41,13 @@ def is_retryable(method: str, request: Any) -> bool:
     if method == "UpdateExecutionStatus":
         return all(event.sequence > 0 for event in request.events)
     return True
+
+
+def never_sent(err: Any) -> bool:
+    """True when an UNAVAILABLE call failed before reaching any server (no connection could be
+    made, e.g. while a restarted server comes back): repeating it is safe for every method."""
+    details = (err.details() or "").lower()
+    return "failed to connect to all addresses" in details
 
 
 _BASE = 0.1
