@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -259,10 +260,11 @@ def run_server(
         backend: Any = LocalBackend(database_url=database_url, home=resolved_home)
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = InlineDispatcher(backend) if run_executions else NoDispatcher()
-        if temporal_address:  # full stack: executions become Temporal workflows run by workers
+        temporal = temporal_address or os.environ.get("STIGMER_TEMPORAL_ADDRESS") or None
+        if temporal:  # full stack: executions become Temporal workflows run by workers
             from stigmer.backend.local._dispatch_temporal import temporal_dispatch
 
-            backend, dispatcher = temporal_dispatch(backend, temporal_address)
+            backend, dispatcher = temporal_dispatch(backend, temporal)
         try:
             await serve(
                 backend,
