@@ -85,12 +85,10 @@ async def build_mcp_toolsets(
                 headers[key] = resolved.value
             if not http.url:
                 raise InvalidArgument(f"McpServer {name}: http.url is empty", ["spec.http.url"])
-            toolset = MCPToolset(
-                http.url,
-                headers=headers,
-                id=f"mcp-{name}",
-                read_timeout=http.timeout_seconds or None,
+            options: dict[str, Any] = (
+                {"read_timeout": http.timeout_seconds} if http.timeout_seconds > 0 else {}
             )
+            toolset = MCPToolset(http.url, headers=headers, id=f"mcp-{name}", **options)
         else:
             raise InvalidArgument(f"McpServer {name}: set `stdio:` or `http:`", ["spec"])
         allowed = set(usage.tools)
