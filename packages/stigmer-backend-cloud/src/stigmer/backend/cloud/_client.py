@@ -150,6 +150,11 @@ class CloudBackend:
                 f"cannot reach the Stigmer server at {self.endpoint} ({details}); "
                 "check that `stigmer server` is running there and the endpoint is right"
             )
+        elif code == "RESOURCE_EXHAUSTED" and "larger than max" in details:
+            return InvalidArgument(
+                f"the message is larger than the {_MAX_MESSAGE_BYTES // (1024 * 1024)} MiB limit of a "
+                f"Stigmer call ({details}); store big content as several artifacts"
+            )
         elif code == "DEADLINE_EXCEEDED":
             message = f"the Stigmer server at {self.endpoint} did not answer within {self.timeout:g} s"
         else:
