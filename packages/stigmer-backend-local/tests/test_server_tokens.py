@@ -125,3 +125,26 @@ def test_admin_token_file_is_replaced_when_revoked_or_foreign(store: TokenStore,
     third = ensure_admin_token(store, tmp_path)
     principal = store.verify(third)
     assert principal is not None and principal.role == "admin"
+
+
+def test_processes_creating_tokens_at_once_on_a_fresh_home(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pathlib\n"
+        "from stigmer.backend.local._tokens import TokenStore\n"
+        "print(TokenStore(home=pathlib.Path(sys.argv[1])).create('user').id)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err.decode()[-500:] for _, err in results]
+    created = {out.decode().strip() for out, _ in results}
+    store = TokenStore(home=tmp_path)
+    assert {t.id for t in store.list()} == created
+    store.close()

@@ -115,7 +115,12 @@ class TokenStore:
             sa.Column("created_at", sa.String(40), nullable=False),
             sa.Column("revoked_at", sa.String(40), nullable=True),
         )
-        meta.create_all(engine, checkfirst=True)
+        try:
+            meta.create_all(engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # Another process (the server, `stigmer token ...`) created it at the same moment.
+            if not sa.inspect(engine).has_table(_TABLE):
+                raise
         self._engine, self._table = engine, table
         return engine, table
 
