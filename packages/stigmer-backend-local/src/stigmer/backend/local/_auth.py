@@ -20,7 +20,6 @@ from stigmer.backend.local._tokens import Principal, TokenStore
 
 __all__ = [
     "PUBLIC_METHOD_PREFIXES",
-    "ROLE_METHODS",
     "AuthInterceptor",
     "current_principal",
     "permission_error",
@@ -42,6 +41,7 @@ _RUNNER = frozenset(
     {
         "Get",
         "List",
+        "ListVersions",  # the definition version an execution pinned
         "GetExecution",
         "ListExecutions",
         "GetExecutionContext",
@@ -53,13 +53,6 @@ _RUNNER = frozenset(
     }
 )
 _USER_DENIED = frozenset({"GetExecutionContext", "UpdateExecutionStatus"})
-
-# role -> the BackendService methods it may call (None = all).
-ROLE_METHODS: dict[str, frozenset[str] | None] = {
-    "admin": None,
-    "runner": _RUNNER,
-    "user": None,  # all but _USER_DENIED, checked below
-}
 
 current_principal: ContextVar[Principal | None] = ContextVar("stigmer_principal", default=None)
 
