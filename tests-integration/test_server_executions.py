@@ -43,3 +43,35 @@ async def test_workflow_execution_created_through_the_server_runs_to_completion(
     await client.close()
     assert await asyncio.to_thread(server.stop) == 0
     assert "Traceback" not in server.log_path.read_text()
+
+
+async def test_a_runner_token_is_enough_for_the_real_workflow_runner(tmp_path: Path) -> None:
+    """A worker machine: the workflow runner drives an execution through the server as a `runner`."""
+    from stigmer.backend.local._tokens import TokenStore
+    from stigmer.core import load_runner
+
+    url = f"sqlite:///{tmp_path / 'stigmer.db'}"
+    server = ServerProcess(home=tmp_path, database_url=url, args=["--no-run-executions"])
+    await asyncio.to_thread(server.start)
+    admin = CloudBackend(server.endpoint, home=tmp_path)
+    [hello] = load_manifests([ROOT / "examples" / "hello.yaml"])
+    assert isinstance(hello.resource, resource_pb2.Resource)
+    await admin.apply(svc.ApplyRequest(resource=hello.resource))
+    created = await admin.create_execution(
+        svc.CreateExecutionRequest(
+            spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="hello"))
+        )
+    )
+    pending = await admin.get_execution(svc.GetExecutionRequest(id=created.metadata.id))
+    assert pending.status.phase == P.PHASE_PENDING  # the server left it to external workers
+
+    store = TokenStore(database_url=url)
+    worker = CloudBackend(server.endpoint, token=store.create("runner", "worker-1").token)
+    store.close()
+    done = await load_runner("workflow").execute(worker, created.metadata.id)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert json_format.MessageToDict(done.status.output)["greeting"] == "Hello, world!"
+    for client in (admin, worker):
+        await client.close()
+    assert await asyncio.to_thread(server.stop) == 0
+    assert "code=PERMISSION_DENIED" not in server.log_path.read_text()
