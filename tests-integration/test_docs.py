@@ -1,0 +1,140 @@
+"""The docs' runnable snippets run as written, offline, and show what the docs say they show.
+
+Convention (CONTRIBUTING.md): in docs, a ```bash block is a command sequence a test runs; a
+```console block is a transcript (not run); a ```yaml block whose first line is
+``# save as: NAME`` is written to NAME before the next bash block runs; a ```python block is run
+with this interpreter. Blocks of one page run in order, in one shell state per block, in a fresh
+working directory (with ``examples/`` linked into it) and a fresh ``STIGMER_HOME``. An agent's model
+is a local stand-in OpenAI-compatible server (``STIGMER_LLM_BASE_URL``), as a reader would point
+agents at a local Ollama.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def _examples_module() -> ModuleType:
+    """The stand-in servers and CLI helpers of test_examples.py (imported by path: importlib mode)."""
+    spec = importlib.util.spec_from_file_location(
+        "stigmer_example_support", Path(__file__).parent / "test_examples.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+ex = _examples_module()
+
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    return [(lang, body) for lang, body in FENCE.findall(text)]
+
+
+@dataclass
+class Page:
+    """The result of running one page's blocks."""
+
+    outputs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
+    workdir: Path = Path()
+    home: Path = Path()
+
+    @property
+    def stdout(self) -> str:
+        return "\n".join(r.stdout for r in self.outputs)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.stdout + r.stderr for r in self.outputs)
+
+
+def run_page(path: Path, tmp_path: Path, env: dict[str, str] | None = None, stdin: str = "") -> Page:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "examples").symlink_to(ROOT / "examples")
+    home = tmp_path / "stigmer-home"
+    home.mkdir()
+    shell_env = ex.example_env(home, **(env or {}))
+    page = Page(workdir=workdir, home=home)
+    ran = 0
+    for lang, body in blocks(path.read_text()):
+        first = body.splitlines()[0] if body.strip() else ""
+        if lang == "yaml" and first.startswith("# save as: "):
+            (workdir / first.removeprefix("# save as: ").strip()).write_text(body)
+            continue
+        if lang == "bash":
+            command = ["bash", "-e", "-o", "pipefail", "-c", body]
+        elif lang == "python":
+            command = [sys.executable, "-c", body]
+        else:
+            continue
+        done = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, cwd=workdir, env=shell_env, timeout=180
+        )
+        assert done.returncode == 0, (
+            f"{path.name} block {ran + 1} failed:\n{body}\n{done.stdout}\n{done.stderr}"
+        )
+        page.outputs.append(done)
+        ran += 1
+    assert ran, f"{path.name} has no runnable block"
+    return page
+
+
+def test_getting_started(tmp_path: Path) -> None:
+    llm = ex.StandInLLM(
+        ex.say("A workflow engine runs steps in order and keeps track of them."),
+        ex.say("Nice to meet you, Ada."),
+        ex.say("Your name is Ada."),
+    )
+    with llm:
+        page = run_page(DOCS / "getting-started.md", tmp_path, env=llm.env(), stdin="tok-docs-12345\n")
+        assert len(llm.requests) == 3
+        # the second session turn saw the first
+        assert "My name is Ada." in str(llm.messages(2)) and "Nice to meet you, Ada." in str(llm.messages(2))
+    out = page.stdout
+    assert (page.workdir / "my-project" / "workflows" / "hello.yaml").is_file()
+    assert '"greeting": "Hello, Ada!"' in out
+    assert '"tokenLength": 14' in out and '"token": "***"' in out
+    assert "tok-docs-12345" not in page.text
+    assert "A workflow engine runs steps in order" in out
+    assert "Your name is Ada." in out
+    assert "API_TOKEN" in out  # secret list
+    # the page's own transcript matches what the CLI printed
+    transcript = next(
+        body
+        for lang, body in blocks((DOCS / "getting-started.md").read_text())
+        if lang == "console" and "phase SUCCEEDED" in body
+    )
+    for line in transcript.splitlines()[1:]:
+        assert line in out, line
+
+
+def test_getting_started_workflow_matches_the_scaffold(tmp_path: Path) -> None:
+    """The YAML the page shows is what `stigmer init` writes."""
+    shown = next(
+        body
+        for lang, body in blocks((DOCS / "getting-started.md").read_text())
+        if lang == "yaml" and "name: hello" in body
+    )
+    done = subprocess.run(
+        [str(ex.STIGMER), "init", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        env=ex.example_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "p" / "workflows" / "hello.yaml").read_text()
+    assert shown.strip() in written
