@@ -385,3 +385,46 @@ async def test_a_failing_task_fails_the_execution_with_its_problem(stack: Any) -
     assert done.status.error.status == 418
     assert done.status.error.detail == "code 3"
     assert done.status.error.instance == "/do/1/boom"
+
+
+async def test_a_long_history_continues_as_new_without_repeating_calls(stack: Any, world: World) -> None:
+    backend, qc = stack
+    tag = uuid.uuid4().hex[:6]
+    text = f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: long}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: long, version: 1.0.0}}
+  do:
+    - each:
+        for: {{each: item, in: '${{ .items }}'}}
+        do:
+          - hit:
+              call: http
+              with:
+                method: get
+                endpoint: {world.url}/long-{tag}
+                query: {{i: '${{ $item | tostring }}'}}
+    - done:
+        set: {{finished: true}}
+"""
+    for loaded in parse_manifest(text, "test.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="long"))
+    json_format.ParseDict({"items": list(range(12))}, spec.input)
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    execution_id = created.metadata.id
+    first = await qc.client.start_workflow(
+        WORKFLOW_NAME, {"executionId": execution_id, "historyLimit": 40}, id=execution_id, task_queue=qc.queue
+    )
+    latest = qc.client.get_workflow_handle(execution_id)
+    await asyncio.wait_for(latest.result(), 90)
+    done = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert output(done) == {"finished": True}
+    assert {k: v for k, v in world.hits.items() if k.startswith(f"/long-{tag}")} == {
+        f"/long-{tag}?i={i}": 1 for i in range(12)
+    }
+    described = await qc.client.get_workflow_handle(execution_id, run_id=first.result_run_id).describe()
+    assert described.status is not None and described.status.name == "CONTINUED_AS_NEW"

@@ -96,7 +96,9 @@ class WorkflowActivities:
         result["document"] = from_value(definition.spec)
         result["version"] = definition.metadata.version
         result["input"] = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
-        if execution.status.phase != P.PHASE_RUNNING:
+        if execution.status.phase == P.PHASE_RUNNING:
+            result["phase"] = "RUNNING"  # a continued (or re-started) run
+        else:
             try:
                 await self.backend.update_execution_status(
                     svc.UpdateExecutionStatusRequest(

@@ -50,9 +50,12 @@ class EffectOptions:
 class TemporalHost:
     """Implements :class:`stigmer.runner.workflow.Host` with Temporal workflow primitives."""
 
-    def __init__(self, execution_id: str, options: EffectOptions | None = None) -> None:
+    def __init__(
+        self, execution_id: str, options: EffectOptions | None = None, *, history_limit: int = 0
+    ) -> None:
         self.execution_id = execution_id
         self.options = options or EffectOptions()
+        self.history_limit = history_limit
         self.events: list[dict[str, Any]] = []  # listen: delivered by signals (and own emits)
         self._events_out: list[dict[str, Any]] = []
         self._tasks: dict[str, dict[str, Any]] = {}
@@ -243,7 +246,23 @@ class TemporalHost:
         self._record("task.retried", path, name, data, self._task(path, name, "RUNNING"))
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
-        """Nothing to do: the workflow history is the checkpoint."""
+        """The history is the checkpoint — until it grows long: then continue as a new run that
+        resumes from ``state`` (never while ``fork`` branches run: their in-flight work would be
+        lost)."""
+        if not self.history_limit or any("/fork/" in key for key in state.get("frames") or {}):
+            return
+        info = workflow.info()
+        if info.get_current_history_length() < self.history_limit and not info.is_continue_as_new_suggested():
+            return
+        await self.flush()
+        workflow.continue_as_new(
+            {
+                "executionId": self.execution_id,
+                "checkpoint": dict(state),
+                "events": self.events,
+                "historyLimit": self.history_limit,
+            }
+        )
 
     async def flush(self, **final: Any) -> bool:
         """Write buffered events and task progress (and ``final`` phase/output/error) in one local

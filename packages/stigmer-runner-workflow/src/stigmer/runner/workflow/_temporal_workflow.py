@@ -2,7 +2,9 @@
 
 The workflow loads the execution's pinned definition through an activity, rejects expressions
 that would not replay (``now``, ``$ENV``, ``input`` ...), and runs the same interpreter as Lite
-mode on a :class:`TemporalHost`. Events for ``listen`` arrive as ``stigmer.event`` signals.
+mode on a :class:`TemporalHost`. Events for ``listen`` arrive as ``stigmer.event`` signals. A long
+history continues as new from the interpreter's checkpoint (``args``: ``executionId``, and after a
+continue-as-new ``checkpoint``, ``events`` and ``historyLimit``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ with workflow.unsafe.imports_passed_through():
     from ._parse import check_deterministic, load_workflow
     from ._temporal_host import TemporalHost
 
-__all__ = ["EVENT_SIGNAL", "WORKFLOW_NAME", "StigmerWorkflow"]
+__all__ = ["EVENT_SIGNAL", "HISTORY_LIMIT", "WORKFLOW_NAME", "StigmerWorkflow"]
 
 WORKFLOW_NAME = "stigmer.workflow"
 EVENT_SIGNAL = "stigmer.event"
+#: Events after which a run continues as new (resuming from the interpreter's checkpoint).
+HISTORY_LIMIT = 10_000
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -49,16 +53,16 @@ class StigmerWorkflow:
         )
         if loaded["phase"] != "RUNNING":
             return {"phase": loaded["phase"]}
-        host = TemporalHost(execution_id)
+        host = TemporalHost(execution_id, history_limit=int(args.get("historyLimit", HISTORY_LIMIT)))
         self._host = host
-        for event in self._pending:
+        for event in [*(args.get("events") or []), *self._pending]:
             host.deliver(event)
         self._pending.clear()
         try:
             document = load_workflow(loaded["document"])
             check_deterministic(document)
             output = await Interpreter(document, host, workflow_id=execution_id).run(
-                loaded.get("input") or {}
+                loaded.get("input") or {}, checkpoint=args.get("checkpoint")
             )
         except WorkflowValidationError as invalid:
             problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
