@@ -177,6 +177,7 @@ async def test_bad_key_is_an_authentication_error(backend: Backend, llm: Scripte
     assert done.status.error.type.endswith("/authentication")
     assert done.status.error.status == 401
     assert "API key" in done.status.error.detail
+    assert done.status.error.detail.endswith("The provider said: invalid api key")
     assert len(llm.requests) == 1  # a 401 is not retried
 
 

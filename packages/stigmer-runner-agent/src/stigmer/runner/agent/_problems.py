@@ -122,6 +122,13 @@ def problem_from_exception(
 
 
 def _message(exc: BaseException) -> str:
+    """What the provider (or the exception) said, preferring the message inside an API error body."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        said = inner.get("message") if isinstance(inner, dict) else None
+        if isinstance(said, str) and said.strip():
+            return f"The provider said: {said.strip()}"
     text = getattr(exc, "message", None) or str(exc)
     if isinstance(exc, BaseExceptionGroup):
         text = "; ".join(_message(e) for e in exc.exceptions)
