@@ -107,7 +107,7 @@ def test_getting_started(tmp_path: Path) -> None:
     out = page.stdout
     assert (page.workdir / "my-project" / "workflows" / "hello.yaml").is_file()
     assert '"greeting": "Hello, Ada!"' in out
-    assert '"tokenLength": 14' in out and '"token": "***"' in out
+    assert '"authorization": "Bearer ***"' in out
     assert "tok-docs-12345" not in page.text
     assert "A workflow engine runs steps in order" in out
     assert "Your name is Ada." in out
@@ -138,3 +138,15 @@ def test_getting_started_workflow_matches_the_scaffold(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     written = (tmp_path / "p" / "workflows" / "hello.yaml").read_text()
     assert shown.strip() in written
+
+
+def test_secrets(tmp_path: Path) -> None:
+    value = "demo-secret-value-8d1f"
+    page = run_page(DOCS / "secrets.md", tmp_path, stdin=value + "\n")
+    out = page.stdout
+    assert '"header": "Bearer ***"' in out
+    assert "$secrets.DEMO_TOKEN" in out
+    assert "DEMO_TOKEN" in out and "for the demo" in out
+    assert value not in page.text
+    stored = b"".join(p.read_bytes() for p in page.home.rglob("*") if p.is_file())
+    assert value.encode() not in stored
