@@ -301,3 +301,12 @@ async def test_tls_server_accepts_tls_clients_only(tmp_path: Path) -> None:
     await plain.close()
     await stop_server(task)
     await backend.close()
+
+
+async def test_a_taken_port_is_a_clear_error(running: Running, tmp_path: Path) -> None:
+    from stigmer.core import FailedPrecondition
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'other.db'}", home=tmp_path / "other", master_key=KEY)
+    with pytest.raises(FailedPrecondition, match=f"cannot listen on {running.address}"):
+        await serve(backend, running.address, home=tmp_path / "other", dispatcher=NoDispatcher())
+    await backend.close()

@@ -169,10 +169,14 @@ async def serve(
         else:
             bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
+        if owns_tokens:
+            store.close()
         raise FailedPrecondition(
             f"cannot listen on {listen}: {exc}; is another server using the port?"
         ) from None
     if not bound:
+        if owns_tokens:
+            store.close()
         raise FailedPrecondition(f"cannot listen on {listen}: the address is in use or not available here")
     actual = _format_address(host, bound)
 
@@ -191,26 +195,26 @@ async def serve(
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
 
-    await server.start()
-    for name in ("", service_name):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    logger.info(
-        "stigmer server listening on %s (%s); admin token in %s",
-        actual,
-        "TLS" if credentials is not None else "plaintext",
-        admin_token_path(home),
-    )
-    recover = getattr(servicer.dispatcher, "recover", None)
     try:
-        if recover is not None:
-            await recover()
-    except Exception:
-        logger.warning("could not resume executions left running", exc_info=True)
-    if on_ready is not None:
-        on_ready(actual)
-    if ready is not None:
-        ready.set()
-    try:
+        await server.start()
+        for name in ("", service_name):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info(
+            "stigmer server listening on %s (%s); admin token in %s",
+            actual,
+            "TLS" if credentials is not None else "plaintext",
+            admin_token_path(home),
+        )
+        recover = getattr(servicer.dispatcher, "recover", None)
+        try:
+            if recover is not None:
+                await recover()
+        except Exception:
+            logger.warning("could not resume executions left running", exc_info=True)
+        if on_ready is not None:
+            on_ready(actual)
+        if ready is not None:
+            ready.set()
         await stop.wait()
         logger.info("stopping: finishing in-flight calls (up to %.0f s)", grace)
     finally:
