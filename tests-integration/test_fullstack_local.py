@@ -208,7 +208,8 @@ class Stack:
         return rows
 
     def pid(self, name: str) -> int | None:
-        return next(r["pid"] for r in self.status() if r["name"] == name)
+        found = next(r["pid"] for r in self.status() if r["name"] == name)
+        return int(found) if found is not None else None
 
     def apply(self, text: str) -> None:
         path = self.home / f"manifest-{time.monotonic_ns()}.yaml"

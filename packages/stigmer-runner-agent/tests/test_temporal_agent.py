@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_helpers import apply, openai_agent, start, stdio_server
@@ -99,7 +100,8 @@ async def test_an_agent_execution_runs_as_a_workflow(
         result = await asyncio.wait_for(handle.result(), 60)
     assert result == {"phase": "PHASE_SUCCEEDED"}
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert json_format.MessageToDict(done.status.output) == "Hello from Temporal."
+    output: Any = json_format.MessageToDict(done.status.output)
+    assert output == "Hello from Temporal."
     assert len(llm.requests) == 1
 
 
@@ -134,5 +136,6 @@ async def test_an_approval_arrives_as_a_signal_and_the_run_continues(
         result = await asyncio.wait_for(handle.result(), 60)
     assert result == {"phase": "PHASE_SUCCEEDED"}
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert json_format.MessageToDict(done.status.output) == "Item 42 is gone."
+    output: Any = json_format.MessageToDict(done.status.output)
+    assert output == "Item 42 is gone."
     assert len(llm.requests) == 2  # the first model request was not sent again

@@ -111,8 +111,13 @@ class World:
                 with world.lock:
                     count = world.hits[self.path] = world.hits.get(self.path, 0) + 1
                     world.auth.append(self.headers.get("authorization") or "")
+                status: int
+                body: dict[str, Any]
                 if self.path.startswith("/flaky") and count < 3:
                     status, body = 503, {"error": "try later"}
+                elif self.path.startswith("/slow"):
+                    time.sleep(1.0)
+                    status, body = 200, {"path": self.path, "count": count}
                 elif self.path.startswith("/echo-secret"):
                     status, body = 200, {"seen": self.headers.get("authorization")}
                 else:
@@ -170,7 +175,7 @@ async def run(
 ) -> execution_pb2.Execution:
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n{body}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
     if input is not None:
         json_format.ParseDict(input, spec.input)
@@ -410,7 +415,7 @@ spec:
         set: {{finished: true}}
 """
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="long"))
     json_format.ParseDict({"items": list(range(12))}, spec.input)
     created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
@@ -428,3 +433,32 @@ spec:
     }
     described = await qc.client.get_workflow_handle(execution_id, run_id=first.result_run_id).describe()
     assert described.status is not None and described.status.name == "CONTINUED_AS_NEW"
+
+
+async def test_fork_branches_run_their_activities_concurrently(stack: Any, world: World) -> None:
+    backend, qc = stack
+    tag = uuid.uuid4().hex[:6]
+    started = time.monotonic()
+    done = await run(
+        backend,
+        qc,
+        "forked",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: forked, version: 1.0.0}}
+  do:
+    - both:
+        fork:
+          branches:
+            - left:
+                call: http
+                with: {{method: get, endpoint: {world.url}/slow-left-{tag}}}
+            - right:
+                call: http
+                with: {{method: get, endpoint: {world.url}/slow-right-{tag}}}
+""",
+    )
+    elapsed = time.monotonic() - started
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert world.hits[f"/slow-left-{tag}"] == 1
+    assert world.hits[f"/slow-right-{tag}"] == 1
+    assert elapsed < 1.9, f"two 1 s calls took {elapsed:.2f}s: the branches did not overlap"
