@@ -1,9 +1,9 @@
 """The docs' runnable snippets run as written, offline, and show what the docs say they show.
 
 Convention (CONTRIBUTING.md): in docs, a ```bash block is a command sequence a test runs; a
-```console block is a transcript (not run); a ```yaml block whose first line is
-``# save as: NAME`` is written to NAME before the next bash block runs; a ```python block is run
-with this interpreter. Blocks of one page run in order, in one shell state per block, in a fresh
+```console block is a transcript (not run); a block whose first line is
+``# save as: NAME`` is written to NAME before the next bash block runs (any language); a
+```python block without it is run with this interpreter. Blocks of one page run in order, in one shell state per block, in a fresh
 working directory (with ``examples/`` linked into it) and a fresh ``STIGMER_HOME``. An agent's model
 is a local stand-in OpenAI-compatible server (``STIGMER_LLM_BASE_URL``), as a reader would point
 agents at a local Ollama.
@@ -72,7 +72,7 @@ def run_page(path: Path, tmp_path: Path, env: dict[str, str] | None = None, stdi
     ran = 0
     for lang, body in blocks(path.read_text()):
         first = body.splitlines()[0] if body.strip() else ""
-        if lang == "yaml" and first.startswith("# save as: "):
+        if first.startswith("# save as: "):
             (workdir / first.removeprefix("# save as: ").strip()).write_text(body)
             continue
         if lang == "bash":
@@ -150,3 +150,11 @@ def test_secrets(tmp_path: Path) -> None:
     assert value not in page.text
     stored = b"".join(p.read_bytes() for p in page.home.rglob("*") if p.is_file())
     assert value.encode() not in stored
+
+
+def test_backends_conformance_shim_certifies_a_backend(tmp_path: Path) -> None:
+    page = run_page(DOCS / "backends.md", tmp_path)
+    summary = page.stdout.strip().splitlines()[-1]
+    match = re.search(r"(\d+) passed", summary)
+    assert match and int(match.group(1)) >= 80, summary
+    assert "failed" not in summary and "error" not in summary, summary
