@@ -1,12 +1,12 @@
 """The docs' runnable snippets run as written, offline, and show what the docs say they show.
 
 Convention (CONTRIBUTING.md): in docs, a ```bash block is a command sequence a test runs; a
-```console block is a transcript (not run); a block whose first line is
-``# save as: NAME`` is written to NAME before the next bash block runs (any language); a
-```python block without it is run with this interpreter. Blocks of one page run in order, in one shell state per block, in a fresh
-working directory (with ``examples/`` linked into it) and a fresh ``STIGMER_HOME``. An agent's model
-is a local stand-in OpenAI-compatible server (``STIGMER_LLM_BASE_URL``), as a reader would point
-agents at a local Ollama.
+```console block is a transcript (not run); a block of any language whose first line is
+``# save as: NAME`` is written to NAME before the next block runs; any other ```python block is
+run with this interpreter. A page's blocks run in order, each in its own shell, in a fresh working
+directory (with ``examples/`` linked into it) and a fresh ``STIGMER_HOME``. An agent's model is a
+local stand-in OpenAI-compatible server (``STIGMER_LLM_BASE_URL``), as a reader would point agents
+at a local Ollama.
 """
 
 from __future__ import annotations
