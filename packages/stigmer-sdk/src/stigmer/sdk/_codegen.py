@@ -7,6 +7,7 @@ messages.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -38,11 +39,17 @@ class _Gen:
         return "[" + ", ".join(pairs) + "]"
 
     def task(self, body: Any) -> str:
+        """Builder code for a task, checked: it must rebuild exactly ``body``, else it is kept as data."""
         if not isinstance(body, dict):
             return repr(body)
+        names = set(self.names)
         try:
-            return self._task(dict(body))
-        except _Raw:
+            code = self._task(dict(body))
+            if _canon(_evaluate(code).to_dict()) != _canon(body):
+                raise _Raw
+            return code
+        except Exception:  # any shape the builders do not express exactly
+            self.names = names
             return repr(body)
 
     def _task(self, body: dict[str, Any]) -> str:
@@ -374,6 +381,18 @@ _BUILDERS: dict[str, Callable[[_Gen, dict[str, Any]], Built]] = {
 }
 
 
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _evaluate(code: str) -> Any:
+    """Evaluate generated builder code (names of ``stigmer.sdk`` only, no builtins)."""
+    import stigmer.sdk
+
+    namespace = {name: getattr(stigmer.sdk, name) for name in stigmer.sdk.__all__}
+    return eval(code, {"__builtins__": {}}, namespace)
+
+
 def _opt(value: Any) -> str | None:
     return None if value is None else repr(value)
 
@@ -619,9 +638,13 @@ def to_python(*resources: Any) -> str:
             var = f"{item.kind.lower()}_{len(used_vars)}"
         used_vars.add(var)
         order.append(var)
+        names = set(gen.names)
         try:
             code = _RESOURCES[item.kind](gen, manifest)
-        except (_Raw, KeyError):
+            if _canon(_evaluate(code).to_manifest()) != _canon(manifest):
+                raise _Raw
+        except Exception:  # kept as a manifest dict, which apply accepts too
+            gen.names = names
             code = repr(message_to_manifest(unwrap(item.resource), include_status=False))
         lines.append(f"{var} = {code}")
     header = f"from stigmer.sdk import {', '.join(sorted(gen.names))}\n\n" if gen.names else ""
