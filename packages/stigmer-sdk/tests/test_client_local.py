@@ -182,3 +182,16 @@ def test_the_active_context_is_used_without_arguments(home: Path) -> None:
         assert default.local
         assert [w.metadata.name for w in default.list("workflow")] == ["greet"]  # type: ignore[attr-defined]
         assert "local store" in repr(default)
+
+
+def test_an_interrupted_block_stops_in_process_runs_resumably(home: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), Stigmer(home=home) as stigmer:
+        stigmer.apply(SLOW)
+        run = stigmer.run("slow")
+        started = time.monotonic()
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 10  # did not sit out the 30 s wait
+    with Stigmer(home=home) as again:
+        left = again.execution(run.id)
+        assert left.phase in ("PENDING", "RUNNING")  # not finished, not failed: resumable
+        left.cancel()

@@ -109,11 +109,13 @@ class AsyncStigmer:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
+        await self.aclose(wait_for_runs=exc_type is None)
 
-    async def aclose(self) -> None:
-        """Wait for in-process runs started here, then close the connection."""
-        await asyncio.gather(*(e.close() for e in self._executions), return_exceptions=True)
+    async def aclose(self, wait_for_runs: bool = True) -> None:
+        """Wait for the runs this client executes in-process (local context), then close the
+        connection. ``wait_for_runs=False`` (the default when a ``with`` block raised) stops
+        them where they are; they stay resumable with ``stigmer execution resume ID``."""
+        await asyncio.gather(*(e.close(wait_for_runs) for e in self._executions), return_exceptions=True)
         self._executions.clear()
         if self._backend is not None and self._given is None:
             await self._backend.close()

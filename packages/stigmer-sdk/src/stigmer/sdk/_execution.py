@@ -196,9 +196,12 @@ class AsyncExecution:
             self._start_runner()
         return self.execution
 
-    async def close(self) -> None:
-        """Wait for an in-process run started by this handle to return."""
+    async def close(self, wait: bool = True) -> None:
+        """Wait for an in-process run started by this handle to return; ``wait=False`` stops it
+        where it is (it stays RUNNING and resumable: ``stigmer execution resume ID``)."""
         if self._task is not None and not self._task.done():
+            if not wait:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     # -- events --------------------------------------------------------------------------------

@@ -121,7 +121,8 @@ class Execution:
 
 class Stigmer:
     """Sync client: the same methods as ``AsyncStigmer``, blocking. Use it as a context manager
-    (or call ``close()``): closing waits for runs this process executes (local context)."""
+    (or call ``close()``): closing waits for runs this process executes (local context), unless
+    the ``with`` block raised (Ctrl-C included): then they stop where they are, resumable."""
 
     def __init__(
         self,
@@ -163,13 +164,14 @@ class Stigmer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(wait_for_runs=exc_type is None)
 
-    def close(self) -> None:
+    def close(self, wait_for_runs: bool = True) -> None:
+        """Close the client; see ``AsyncStigmer.aclose``."""
         if self._loop.loop.is_closed():
             return
         try:
-            self._loop.run(self._async.aclose())
+            self._loop.run(self._async.aclose(wait_for_runs))
         finally:
             self._loop.stop()
 
