@@ -88,19 +88,32 @@ class World:
             def _chat(self, body: dict[str, Any]) -> None:
                 usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
                 base = {"id": "chatcmpl-1", "created": 1700000000, "model": body.get("model", "m")}
+                messages = body.get("messages") or []
+                last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+                asks_delete = "delete item" in str(last_user.get("content", ""))
+                message: dict[str, Any]
+                if any(m.get("role") == "tool" for m in messages):
+                    message, finish = {"role": "assistant", "content": "Item 42 is gone."}, "stop"
+                elif asks_delete:
+                    call = {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "delete_item", "arguments": json.dumps({"item": "42"})},
+                    }
+                    message, finish = (
+                        {"role": "assistant", "content": None, "tool_calls": [call]},
+                        "tool_calls",
+                    )
+                else:
+                    message, finish = {"role": "assistant", "content": world.reply}, "stop"
                 if not body.get("stream"):
                     self._json(
                         200,
                         {
                             **base,
                             "object": "chat.completion",
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "message": {"role": "assistant", "content": world.reply},
-                                    "finish_reason": "stop",
-                                }
-                            ],
+                            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                             "usage": usage,
                         },
                     )
@@ -109,18 +122,12 @@ class World:
                     {
                         **base,
                         "object": "chat.completion.chunk",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "delta": {"role": "assistant", "content": world.reply},
-                                "finish_reason": None,
-                            }
-                        ],
+                        "choices": [{"index": 0, "delta": message, "finish_reason": None}],
                     },
                     {
                         **base,
                         "object": "chat.completion.chunk",
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
                         "usage": usage,
                     },
                 ]
@@ -382,6 +389,38 @@ spec:
         check=True,
     )
     assert json.loads(described.stdout)["workflowExecutionInfo"]["taskQueue"] == "stigmer-agents"
+
+
+MCP_TEST_SERVER = (
+    Path(__file__).resolve().parent.parent / "packages/stigmer-runner-agent/tests/mcp_test_server.py"
+)
+
+
+def test_an_agent_approval_is_a_signal_and_the_run_continues(stack: Stack, world: World) -> None:
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: McpServer
+metadata: {{name: items}}
+spec:
+  stdio: {{command: {sys.executable!r}, args: [{str(MCP_TEST_SERVER)!r}]}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: janitor}}
+spec:
+  instructions: Delete what you are asked to.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  mcpServers: [{{name: items, tools: [delete_item], requireApproval: [delete_item]}}]
+""")
+    execution_id = (
+        stack.cli("agent", "execute", "janitor", "delete item 42", "--detach").stdout.strip().splitlines()[-1]
+    )
+    waiting = stack.wait_phase(execution_id, {"WAITING_APPROVAL", "FAILED", "SUCCEEDED"}, 60)
+    assert waiting["phase"] == "WAITING_APPROVAL", waiting
+    stack.cli("execution", "approve", execution_id)
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == "Item 42 is gone."
 
 
 def test_listen_gets_events_sent_to_the_execution(stack: Stack) -> None:
