@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["apply_app", "delete_app", "diff_manifests", "order_resources"]
 
-apply_app = typer.Typer()
-delete_app = typer.Typer()
+apply_app = typer.Typer(add_completion=False)
+delete_app = typer.Typer(add_completion=False)
 
 FileOption = Annotated[
     list[str],

@@ -14,7 +14,7 @@ from stigmer.cli._sdk import sdk_plugin
 
 __all__ = ["export_app"]
 
-export_app = typer.Typer()
+export_app = typer.Typer(add_completion=False)
 
 
 @export_app.command("export")

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = ["describe_app", "detail", "get_app", "resource_rows"]
 
-get_app = typer.Typer()
-describe_app = typer.Typer()
+get_app = typer.Typer(add_completion=False)
+describe_app = typer.Typer(add_completion=False)
 
 KindArg = Annotated[
     str,

@@ -11,7 +11,7 @@ from stigmer.cli._output import echo
 
 __all__ = ["SCAFFOLD", "init_app", "scaffold"]
 
-init_app = typer.Typer()
+init_app = typer.Typer(add_completion=False)
 
 SCAFFOLD: dict[str, str] = {
     "README.md": """\

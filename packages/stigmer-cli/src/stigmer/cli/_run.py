@@ -13,9 +13,9 @@ from stigmer.cli._params import parse_env, parse_input, parse_secret_file, read_
 
 __all__ = ["agent_app", "run_app", "workflow_app"]
 
-run_app = typer.Typer()
-agent_app = typer.Typer(help="Execute agents.", no_args_is_help=True)
-workflow_app = typer.Typer(help="Run workflows.", no_args_is_help=True)
+run_app = typer.Typer(add_completion=False)
+agent_app = typer.Typer(add_completion=False, help="Execute agents.", no_args_is_help=True)
+workflow_app = typer.Typer(add_completion=False, help="Run workflows.", no_args_is_help=True)
 
 InputOption = Annotated[
     str | None,

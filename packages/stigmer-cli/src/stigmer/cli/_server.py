@@ -12,8 +12,8 @@ from stigmer.cli._output import Output, OutputOption, echo, echo_err, emit_json,
 
 __all__ = ["server_app", "token_app"]
 
-server_app = typer.Typer()
-token_app = typer.Typer(help="Manage API tokens of a stigmer server.", no_args_is_help=True)
+server_app = typer.Typer(add_completion=False)
+token_app = typer.Typer(add_completion=False, help="Manage API tokens of a stigmer server.", no_args_is_help=True)
 
 DEFAULT_LISTEN = "127.0.0.1:7234"
 DatabaseOption = Annotated[

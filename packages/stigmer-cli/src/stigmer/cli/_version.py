@@ -10,7 +10,7 @@ import typer
 
 __all__ = ["installed_versions", "version_app"]
 
-version_app = typer.Typer()
+version_app = typer.Typer(add_completion=False)
 
 DISTRIBUTIONS = (
     "stigmer",
