@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -53,6 +55,7 @@ class Database:
             )
         self._lock = threading.RLock()
         self._conn: Connection | None = None
+        self._writer_lock: _WriterLock | None = None
         try:
             self.engine = self._create(url)
         except ModuleNotFoundError as exc:
@@ -74,6 +77,8 @@ class Database:
                     f"cannot create the directory of the database {path}: {exc.strerror}"
                 ) from None
         memory = not path or path == ":memory:"
+        if not memory:
+            self._writer_lock = _WriterLock(Path(path).expanduser())
         engine = create_engine(
             url,
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -125,15 +130,16 @@ class Database:
             # SQLite: the driver runs in autocommit mode (isolation_level=None); we issue the
             # transaction ourselves so it takes the write lock up front.
             raw: Any = conn.connection.driver_connection
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                raw.rollback()
-                if conn.in_transaction():
-                    conn.rollback()
-                raise
-            raw.commit()
+            with self._writer_lock or contextlib.nullcontext():
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    raw.rollback()
+                    if conn.in_transaction():
+                        conn.rollback()
+                    raise
+                raw.commit()
             if conn.in_transaction():
                 conn.commit()
 
@@ -189,7 +195,45 @@ class Database:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._writer_lock is not None:
+                self._writer_lock.close()
         self.engine.dispose()
+
+
+class _WriterLock:
+    """A cross-process lock (``flock`` on ``<database>-writer.lock``) around SQLite write transactions.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so writers of several processes
+    waste time waiting for each other; a blocking ``flock`` hands the lock over as soon as it is
+    released. SQLite's locking stays in force underneath (other programs, the busy timeout).
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + "-writer.lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only
+            return
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return  # a read-only directory: SQLite's own locking only
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Prepared:

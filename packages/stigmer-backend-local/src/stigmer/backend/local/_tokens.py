@@ -15,12 +15,14 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import AlreadyExists, InvalidArgument, NotFound, Settings
+from stigmer.core import AlreadyExists, InvalidArgument, NotFound, Settings, Unavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -79,6 +81,14 @@ class TokenStore:
 
     def __init__(self, database_url: str | None = None, home: Path | None = None) -> None:
         if database_url:
+            for short in ("postgres://", "postgresql://"):
+                if database_url.startswith(short):
+                    database_url = "postgresql+psycopg://" + database_url[len(short) :]
+            if not database_url.startswith(("sqlite", "postgresql")):
+                raise InvalidArgument(
+                    "unsupported database URL for tokens: use sqlite:///PATH or postgresql+psycopg://...",
+                    ["database_url"],
+                )
             self.database_url = database_url
         else:
             base = Path(home) if home is not None else Settings.load().home
@@ -94,7 +104,17 @@ class TokenStore:
             return self._engine, self._table
         import sqlalchemy as sa
 
-        engine = sa.create_engine(self.database_url)
+        try:
+            if self.database_url.startswith("sqlite"):
+                engine = sa.create_engine(self.database_url)
+            else:
+                engine = sa.create_engine(self.database_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        except ModuleNotFoundError as exc:
+            raise InvalidArgument(
+                f"database driver {exc.name!r} is not installed; "
+                "install it with `pip install 'stigmer-backend-local[postgres]'`",
+                ["database_url"],
+            ) from None
         if engine.dialect.name == "sqlite":
 
             @sa.event.listens_for(engine, "connect")
@@ -115,12 +135,13 @@ class TokenStore:
             sa.Column("created_at", sa.String(40), nullable=False),
             sa.Column("revoked_at", sa.String(40), nullable=True),
         )
-        try:
-            meta.create_all(engine, checkfirst=True)
-        except sa.exc.DBAPIError:
-            # Another process (the server, `stigmer token ...`) created it at the same moment.
-            if not sa.inspect(engine).has_table(_TABLE):
-                raise
+        with self._unavailable():
+            try:
+                meta.create_all(engine, checkfirst=True)
+            except sa.exc.DBAPIError:
+                # Another process (the server, `stigmer token ...`) created it at the same moment.
+                if not sa.inspect(engine).has_table(_TABLE):
+                    raise
         self._engine, self._table = engine, table
         return engine, table
 
@@ -140,6 +161,17 @@ class TokenStore:
             revoked=row.revoked_at is not None,
         )
 
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        import sqlalchemy as sa
+
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            raise Unavailable(
+                f"the token store cannot be used right now ({type(exc.orig).__name__}); try again"
+            ) from exc
+
     # -- public API -----------------------------------------------------------------------------
 
     def create(self, role: str, name: str | None = None) -> IssuedToken:
@@ -155,7 +187,7 @@ class TokenStore:
         token = f"{token_id}.{secrets.token_urlsafe(32)}"
         created = datetime.now(UTC)
         final_name = name.strip() if name else token_id
-        with engine.begin() as conn:
+        with self._unavailable(), engine.begin() as conn:
             active = conn.execute(
                 table.select().where(table.c.name == final_name, table.c.revoked_at.is_(None))
             ).first()
@@ -179,14 +211,14 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         """Every token ever created (revoked ones included), oldest first."""
         engine, table = self._open()
-        with engine.connect() as conn:
+        with self._unavailable(), engine.connect() as conn:
             rows = conn.execute(table.select().order_by(table.c.created_at, table.c.id)).all()
         return [self._info(row) for row in rows]
 
     def revoke(self, id_or_name: str) -> TokenInfo:
         """Revoke a token by id, or the active token with that name; revoking twice is harmless."""
         engine, table = self._open()
-        with engine.begin() as conn:
+        with self._unavailable(), engine.begin() as conn:
             row = conn.execute(table.select().where(table.c.id == id_or_name)).first()
             if row is None:
                 row = conn.execute(
@@ -216,7 +248,7 @@ class TokenStore:
         if token_id is None:
             return None
         engine, table = self._open()
-        with engine.connect() as conn:
+        with self._unavailable(), engine.connect() as conn:
             row = conn.execute(table.select().where(table.c.id == token_id)).first()
         if row is None or row.revoked_at is not None:
             return None
