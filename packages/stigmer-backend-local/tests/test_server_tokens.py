@@ -148,3 +148,26 @@ def test_processes_creating_tokens_at_once_on_a_fresh_home(tmp_path: Path) -> No
     store = TokenStore(home=tmp_path)
     assert {t.id for t in store.list()} == created
     store.close()
+
+
+def test_database_urls_are_checked_and_normalized(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="sqlite:///PATH or postgresql"):
+        TokenStore(database_url="mysql://u@h/db")
+    assert TokenStore(database_url="postgres://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+    assert TokenStore(database_url="postgresql://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_unreachable_database_is_unavailable(tmp_path: Path) -> None:
+    import socket
+
+    from stigmer.core import Unavailable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = TokenStore(database_url=f"postgresql+psycopg://nobody@127.0.0.1:{port}/none?connect_timeout=2")
+    with pytest.raises(Unavailable, match="token store cannot be used right now"):
+        store.create("user")
+    with pytest.raises(Unavailable):
+        store.verify("tok_01abc.secret")
+    store.close()

@@ -16,7 +16,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import grpc
+from stigmer.backend.local._servicer import abort_with
 from stigmer.backend.local._tokens import Principal, TokenStore
+from stigmer.core import StigmerError
 
 __all__ = [
     "PUBLIC_METHOD_PREFIXES",
@@ -136,7 +138,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, _MISSING if token is None else _UNAUTHENTICATED
             )
-        principal = await self._cache.resolve(token or "")
+        try:
+            principal = await self._cache.resolve(token or "")
+        except StigmerError as err:  # the token store is unreachable
+            logger.warning("cannot check a token: %s", err)
+            await abort_with(context, err)
         if principal is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
         assert principal is not None
