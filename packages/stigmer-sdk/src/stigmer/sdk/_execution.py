@@ -13,11 +13,22 @@ if TYPE_CHECKING:
     from stigmer.core import Backend, Runner
     from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["TERMINAL_PHASES", "AsyncExecution", "phase_name"]
+__all__ = ["TERMINAL_PHASES", "AsyncExecution", "phase_name", "plain_value"]
 
 TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 _STOP = TERMINAL_PHASES | {"WAITING_APPROVAL"}
 _CANCEL_GRACE = 1.0  # seconds an in-process runner gets to stop by itself after cancel()
+
+
+def plain_value(value: Any) -> Any:
+    """JSON data from a protobuf ``Value`` with whole numbers back as ints (``2.0`` -> ``2``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_value(v) for v in value]
+    return value
 
 
 def phase_name(value: int) -> str:
@@ -75,7 +86,7 @@ class AsyncExecution:
         from google.protobuf import json_format
 
         status = self.execution.status
-        return json_format.MessageToDict(status.output) if status.HasField("output") else None
+        return plain_value(json_format.MessageToDict(status.output)) if status.HasField("output") else None
 
     @property
     def done(self) -> bool:
