@@ -33,7 +33,11 @@ async def test_secret_from_mcp_tool_is_masked_everywhere(
     await backend.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value=SECRET))
     await apply(backend, stdio_server("gh", env={"GH_TOKEN": "${ $secrets.GH_TOKEN }"}, secrets=["GH_TOKEN"]))
     await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: gh}]\n"))
-    eid = await start(backend, "bot", "what is the token?")
+    # In a session, so the checkpoint keeps the conversation (which holds the tool's answer).
+    (session,) = await apply(
+        backend, "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: s}\nspec: {agent: {name: bot}}\n"
+    )
+    eid = await start(backend, "bot", "what is the token?", session_id=session.session.metadata.id)
     done = await AgentRunner().execute(backend, eid)
 
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
@@ -48,7 +52,7 @@ async def test_secret_from_mcp_tool_is_masked_everywhere(
     assert "GH_TOKEN=***" in written
     assert ("message.assistant", "The token is ***.") in summary(log)
     assert SECRET not in done.status.checkpoint
-    assert "***" in done.status.checkpoint
+    assert "GH_TOKEN=***" in done.status.checkpoint
     # The execution spec holds the reference only.
     server = await backend.get(svc.GetRequest(ref={"kind": "McpServer", "name": "gh"}))
     assert server.mcp_server.spec.stdio.env["GH_TOKEN"] == "${ $secrets.GH_TOKEN }"

@@ -238,9 +238,9 @@ class AgentRun:
             requests=run_usage.requests or 0,
             tool_calls=run_usage.tool_calls or 0,
         )
-        messages = dump_messages(result.all_messages())
         output = result.output
         if isinstance(output, DeferredToolRequests):
+            messages = dump_messages(result.all_messages())
             if output.calls:
                 names = ", ".join(c.tool_name for c in output.calls)
                 raise InvalidArgument(f"tools {names} asked to be run externally, which agents cannot do")
@@ -255,9 +255,10 @@ class AgentRun:
                 )
             return await self._request_approval(self.state.pending[0], messages=messages, usage=usage)
         text = str(output)
-        self.state.messages = messages
-        self.state.reported_calls = []
-        checkpoint = RunState(messages=messages).dump(self.redactor)
+        # The conversation is kept for the next turn of a session; a one-shot run's events say it
+        # all (and skipping the dump saves its first-use cost on every CLI run).
+        final = RunState(messages=dump_messages(result.all_messages()) if spec.session_id else [])
+        checkpoint = final.dump(self.redactor)
         return await self.sink.update(
             phase=execution_pb2.PHASE_SUCCEEDED,
             events=[self._usage_event(usage)],
