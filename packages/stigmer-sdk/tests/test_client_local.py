@@ -195,3 +195,19 @@ def test_an_interrupted_block_stops_in_process_runs_resumably(home: Path) -> Non
         left = again.execution(run.id)
         assert left.phase in ("PENDING", "RUNNING")  # not finished, not failed: resumable
         left.cancel()
+
+
+def test_iteration_ends_when_another_thread_cancels(client: Stigmer) -> None:
+    import threading
+
+    client.apply(SLOW)
+    run = client.run("slow")
+    canceller = threading.Timer(0.5, run.cancel, kwargs={"reason": "from another thread"})
+    canceller.start()
+    try:
+        events = list(run)
+    finally:
+        canceller.join()
+    assert events[-1].type == "phase" and run.phase == "CANCELLED"
+    with pytest.raises(ExecutionCancelled):
+        run.result(timeout=10)

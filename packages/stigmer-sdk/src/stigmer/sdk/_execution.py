@@ -238,7 +238,7 @@ class AsyncExecution:
                 if task is not None and not task.done():
                     waiting: set[asyncio.Future[Any]] = {nxt, task}
                     await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                    if not nxt.done() and task.exception() is not None:
+                    if not nxt.done() and not task.cancelled() and task.exception() is not None:
                         nxt.cancel()
                         await asyncio.gather(nxt, return_exceptions=True)
                         raise task.exception()  # type: ignore[misc]
