@@ -12,12 +12,15 @@ at a local Ollama.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -158,3 +161,73 @@ def test_backends_conformance_shim_certifies_a_backend(tmp_path: Path) -> None:
     match = re.search(r"(\d+) passed", summary)
     assert match and int(match.group(1)) >= 80, summary
     assert "failed" not in summary and "error" not in summary, summary
+
+
+class _TodoAPI(ex._Server):
+    """POST /todos creates a todo (id 1); anything else is 404."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, Any]] = []
+
+    def handle(self, request: Any, body: Any) -> None:
+        self.seen.append((request.path, body))
+        if request.path == "/todos" and body is not None:
+            self.send_json(request, 201, {"id": 1, "title": body.get("title"), "done": False})
+        else:
+            self.send_json(request, 404, {"message": "Not Found"})
+
+
+def test_workflows_page_every_task_type_gives_the_output_it_shows(tmp_path: Path) -> None:
+    page = DOCS / "workflows.md"
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cli = ex.Cli(tmp_path / "home")
+    cli.home.mkdir()
+    saved = []
+    commands: list[str] = []
+    for lang, body in blocks(page.read_text()):
+        first = body.splitlines()[0]
+        if first.startswith("# save as: "):
+            saved.append(first.removeprefix("# save as: "))
+            (workdir / saved[-1]).write_text(body)
+        elif lang == "bash":
+            commands += [line for line in body.splitlines() if line.strip()]
+    assert len(saved) >= 11 and commands[0] == "stigmer apply -f ."
+    # the files are applied from the page's directory, as a reader would
+    applied = cli.ok("apply", "-f", str(workdir))
+    assert applied.stdout.count(" created") == len(saved) + 1  # wf-agent.yaml holds two resources
+
+    checked = 0
+    with _TodoAPI() as api, ex.StandInLLM(ex.say("Runs agents and workflows.")) as llm:
+        cli.extra_env.update(llm.env())
+        for line in commands[1:]:
+            command, _, expected = line.partition("# output:")
+            args = shlex.split(command.replace("https://api.example.com", api.url))
+            assert args[:2] == ["stigmer", "run"], line
+            execution = cli.json(*args[1:])
+            assert execution["phase"] == "SUCCEEDED", (line, execution["error"])
+            assert execution["output"] == json.loads(expected), line
+            checked += 1
+        assert [path for path, _ in api.seen].count("/missing") == 3  # the first try and two retries
+        assert ("/todos", {"title": "write docs"}) in api.seen
+        assert "Stigmer runs agents and workflows." in json.dumps(llm.requests[0]["messages"])
+    assert checked == len(commands) - 1 >= 12
+
+    # the failing run the page shows
+    transcript = next(b for lang, b in blocks(page.read_text()) if lang == "console" and "wf-raise" in b)
+    command = shlex.split(transcript.splitlines()[0].removeprefix("$ "))
+    failed = cli(*command[1:])
+    assert failed.returncode == 1
+    printed = failed.stdout + failed.stderr
+    for shown in [line for line in transcript.splitlines()[1:] if line not in ("$ echo $?", "1")]:
+        pattern = re.escape(shown).replace(re.escape("wex_..."), "wex_[0-9a-z]+")
+        assert re.search(pattern, printed), shown
+    error = json.loads(cli("run", "wf-raise", "--input", '{"amount": -3}', "-o", "json").stdout)["error"]
+    assert error == {
+        "type": "https://example.com/errors/negative-amount",
+        "status": 400,
+        "title": "Negative amount",
+        "detail": "amount -3 is below zero",
+        "instance": "/do/1/reject",
+    }
