@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,9 @@ from stigmer.cli._output import Output, OutputOption, echo, echo_err, emit_json,
 __all__ = ["server_app", "token_app"]
 
 server_app = typer.Typer(add_completion=False)
-token_app = typer.Typer(add_completion=False, help="Manage API tokens of a stigmer server.", no_args_is_help=True)
+token_app = typer.Typer(
+    add_completion=False, help="Manage API tokens of a stigmer server.", no_args_is_help=True
+)
 
 DEFAULT_LISTEN = "127.0.0.1:7234"
 DatabaseOption = Annotated[
@@ -32,6 +35,13 @@ class Role(enum.StrEnum):
     admin = "admin"
 
 
+# Where stigmer-backend-local defines these today, until its package namespace re-exports them.
+_DEFINED_IN = {
+    "run_server": "stigmer.backend.local._server",
+    "TokenStore": "stigmer.backend.local._tokens",
+}
+
+
 def _local(attr: str) -> Any:
     """``stigmer.backend.local.<attr>``, or a clear error when that package lacks it."""
     import importlib
@@ -41,6 +51,11 @@ def _local(attr: str) -> Any:
     except ImportError:
         raise CliError("the server needs stigmer-backend-local: pip install stigmer-backend-local") from None
     value = getattr(module, attr, None)
+    if value is None and attr in _DEFINED_IN:
+        try:
+            value = getattr(importlib.import_module(_DEFINED_IN[attr]), attr, None)
+        except ImportError:
+            value = None
     if value is None:
         raise CliError(
             f"the installed stigmer-backend-local has no {attr}; upgrade it: pip install -U stigmer-backend-local"
@@ -64,24 +79,44 @@ def server(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback address without TLS (not recommended).")
     ] = False,
+    temporal: Annotated[
+        str,
+        typer.Option(
+            "--temporal",
+            help="Temporal HOST:PORT: executions become Temporal workflows (default: $STIGMER_TEMPORAL_ADDRESS).",
+            show_default=False,
+        ),
+    ] = "",
 ) -> None:
     """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give both --tls-cert and --tls-key, or neither")
     run_server = _local("run_server")
     database_url, home = _database(database)
-    echo_err(f"stigmer server listening on {listen} (Ctrl-C stops it)")
-    try:
-        run_server(
-            listen=listen,
-            database_url=database_url,
-            home=home,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            insecure=insecure,
+    kwargs: dict[str, Any] = {
+        "listen": listen,
+        "database_url": database_url,
+        "home": home,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "insecure": insecure,
+    }
+    params = inspect.signature(run_server).parameters
+    if temporal:
+        if "temporal_address" not in params:
+            raise CliError("this stigmer-backend-local cannot dispatch to Temporal; upgrade it")
+        kwargs["temporal_address"] = temporal
+    if "on_ready" in params:
+        kwargs["on_ready"] = lambda address: echo_err(
+            f"stigmer server listening on {address} (Ctrl-C stops it)"
         )
+    else:
+        echo_err(f"stigmer server starting on {listen} (Ctrl-C stops it)")
+    try:
+        run_server(**kwargs)
     except KeyboardInterrupt:
-        echo_err("stopped")
+        pass
+    echo_err("stigmer server stopped")
 
 
 def _store(database: str) -> Any:

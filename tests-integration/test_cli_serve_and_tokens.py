@@ -1,0 +1,94 @@
+"""`stigmer server` and `stigmer token create|list|revoke` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_tokens(stigmer: StigmerCli) -> None:
+    created = stigmer("token", "create", "--role", "runner", "--name", "worker-1", "-o", "json")
+    assert created.returncode == 0, created.stderr
+    token = json.loads(created.stdout)
+    assert token["role"] == "runner" and token["name"] == "worker-1" and token["token"]
+    plain = stigmer("token", "create", "--role", "user", "--name", "alice")
+    assert plain.returncode == 0, plain.stderr
+    assert "not shown again" in plain.stderr
+    secret = plain.stdout.strip()
+    assert secret and "\n" not in secret  # stdout holds the token alone
+
+    listed = json.loads(stigmer("token", "list", "-o", "json").stdout)
+    by_name = {t["name"]: t for t in listed}
+    assert {"worker-1", "alice"} <= set(by_name)
+    assert all("token" not in t for t in listed)
+    table = stigmer("token", "list").stdout
+    assert secret not in table and token["token"] not in table
+
+    revoked = stigmer("token", "revoke", "alice")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "alice" in revoked.stdout and "revoked" in revoked.stdout
+    assert json.loads(stigmer("token", "list", "-o", "json").stdout)
+    assert {t["name"]: t["revoked"] for t in json.loads(stigmer("token", "list", "-o", "json").stdout)}[
+        "alice"
+    ]
+    bad = stigmer("token", "create", "--role", "root")
+    assert bad.returncode == 2  # not one of user, runner, admin
+
+
+def test_server_serves_the_cli(stigmer: StigmerCli, stigmer_env: dict[str, str], tmp_path: Path) -> None:
+    server_home = tmp_path / "server-home"
+    server_env = {**stigmer_env, "STIGMER_HOME": str(server_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli", "server", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=server_env,
+    )
+    try:
+        assert proc.stderr is not None
+        address = ""
+        deadline = time.monotonic() + 60
+        while not address and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            if "stigmer server listening on " in line:
+                address = line.split("listening on ")[1].split()[0]
+        assert address, "the server did not report its address"
+        token = subprocess.run(
+            [sys.executable, "-m", "stigmer.cli", "token", "create", "--role", "user"],
+            env=server_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        assert stigmer("login", "--endpoint", f"grpc://{address}", "--token", token).returncode == 0
+        applied = stigmer("apply", "-f", str(ROOT / "examples" / "hello.yaml"))
+        assert applied.returncode == 0, applied.stderr
+        run = stigmer("run", "hello", "-o", "json")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["output"] == {"greeting": "Hello, world!"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "stigmer server stopped" in rest
+    assert (server_home / "stigmer.db").exists()
+
+
+def test_server_flags_are_checked(stigmer: StigmerCli, tmp_path: Path) -> None:
+    half = stigmer("server", "--tls-cert", str(tmp_path / "c.pem"))
+    assert half.returncode == 1
+    assert half.stderr.strip() == "error: give both --tls-cert and --tls-key, or neither"
+    public = stigmer("server", "--listen", "0.0.0.0:0")
+    assert public.returncode == 1
+    assert public.stderr.startswith("error: ") and "TLS" in public.stderr
