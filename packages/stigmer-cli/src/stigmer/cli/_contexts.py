@@ -18,7 +18,9 @@ from stigmer.cli._output import Output, OutputOption, echo, emit_json, emit_yaml
 
 __all__ = ["context_app", "login_app", "logout_app"]
 
-context_app = typer.Typer(add_completion=False, help="List, show and select contexts (local or servers).", no_args_is_help=True)
+context_app = typer.Typer(
+    add_completion=False, help="List, show and select contexts (local or servers).", no_args_is_help=True
+)
 login_app = typer.Typer(add_completion=False)
 logout_app = typer.Typer(add_completion=False)
 

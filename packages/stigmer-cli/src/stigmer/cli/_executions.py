@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["execution_app", "list_executions", "print_executions"]
 
-execution_app = typer.Typer(add_completion=False, help="List, follow, approve and cancel executions.", no_args_is_help=True)
+execution_app = typer.Typer(
+    add_completion=False, help="List, follow, approve and cancel executions.", no_args_is_help=True
+)
 
 IdArg = Annotated[str, typer.Argument(help="Execution id (aex_... or wex_...).")]
 _PHASES = ["PENDING", "RUNNING", "WAITING_APPROVAL", "SUCCEEDED", "FAILED", "CANCELLED"]

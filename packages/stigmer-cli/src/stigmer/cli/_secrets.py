@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["secret_app"]
 
-secret_app = typer.Typer(add_completion=False, help="Manage encrypted secrets (values are write-only).", no_args_is_help=True)
+secret_app = typer.Typer(
+    add_completion=False, help="Manage encrypted secrets (values are write-only).", no_args_is_help=True
+)
 
 NameArg = Annotated[str, typer.Argument(help="Secret name, for example GH_TOKEN.")]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import inspect
 from pathlib import Path
@@ -112,10 +113,8 @@ def server(
         )
     else:
         echo_err(f"stigmer server starting on {listen} (Ctrl-C stops it)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_server(**kwargs)
-    except KeyboardInterrupt:
-        pass
     echo_err("stigmer server stopped")
 
 
