@@ -47,6 +47,7 @@ class World:
         self.hits: dict[str, int] = {}
         self.auth: list[str] = []
         self.reply = reply
+        self.slow_chat = 6.0
         self.lock = threading.Lock()
         world = self
 
@@ -92,7 +93,29 @@ class World:
                 last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
                 asks_delete = "delete item" in str(last_user.get("content", ""))
                 message: dict[str, Any]
-                if any(m.get("role") == "tool" for m in messages):
+                asks_add = "add 2 and 3" in str(last_user.get("content", ""))
+                has_tool = any(m.get("role") == "tool" for m in messages)
+                if asks_add:
+                    key = "chat:add:after-tool" if has_tool else "chat:add:first"
+                    with world.lock:
+                        world.hits[key] = world.hits.get(key, 0) + 1
+                        seen = world.hits[key]
+                    if has_tool and seen == 1:
+                        time.sleep(world.slow_chat)  # long enough to kill the worker meanwhile
+                if asks_add and not has_tool:
+                    call = {
+                        "index": 0,
+                        "id": "call_add",
+                        "type": "function",
+                        "function": {"name": "add", "arguments": json.dumps({"a": 2, "b": 3})},
+                    }
+                    message, finish = (
+                        {"role": "assistant", "content": None, "tool_calls": [call]},
+                        "tool_calls",
+                    )
+                elif asks_add:
+                    message, finish = {"role": "assistant", "content": "2 + 3 = 5"}, "stop"
+                elif has_tool:
                     message, finish = {"role": "assistant", "content": "Item 42 is gone."}, "stop"
                 elif asks_delete:
                     call = {
@@ -421,6 +444,40 @@ spec:
     done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)
     assert done["phase"] == "SUCCEEDED", done
     assert done["output"] == "Item 42 is gone."
+
+
+def test_a_killed_agent_worker_resumes_without_repeating_finished_model_requests(
+    stack: Stack, world: World
+) -> None:
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: McpServer
+metadata: {{name: calc}}
+spec:
+  stdio: {{command: {sys.executable!r}, args: [{str(MCP_TEST_SERVER)!r}]}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: adder}}
+spec:
+  instructions: Use the add tool.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  mcpServers: [{{name: calc, tools: [add]}}]
+""")
+    old_pid = stack.pid("agent-runner")
+    assert old_pid is not None
+    execution_id = (
+        stack.cli("agent", "execute", "adder", "add 2 and 3", "--detach").stdout.strip().splitlines()[-1]
+    )
+    # The tool ran and the model is answering the request that carries its result: kill the worker.
+    wait_for(lambda: world.count("chat:add:after-tool") == 1, 60, "the model request after the tool call")
+    os.kill(old_pid, 9)
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 90)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == "2 + 3 = 5"
+    assert world.count("chat:add:first") == 1  # the finished first model request was not sent again
+    assert world.count("chat:add:after-tool") == 2  # only the one in flight was
+    assert stack.pid("agent-runner") not in (None, old_pid)
 
 
 def test_listen_gets_events_sent_to_the_execution(stack: Stack) -> None:
