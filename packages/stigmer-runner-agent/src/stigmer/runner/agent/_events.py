@@ -3,8 +3,8 @@
 Events carry explicit sequence numbers starting after the execution's ``status.last_sequence``,
 so resending a batch after a transient failure is idempotent. Streamed text is coalesced into
 ``text.delta`` events (flushed every ``flush_interval`` seconds or ``flush_chars`` characters) so
-the log stays small. Every text, payload, output, error and checkpoint passes through the run's
-``Redactor`` before it is written.
+the log stays small. Every text, payload, output and error passes through the run's ``Redactor``
+before it is written (checkpoints are scrubbed as data by ``RunState.dump``).
 """
 
 from __future__ import annotations
@@ -195,8 +195,8 @@ class EventSink:
                 request.usage.CopyFrom(usage)
             if pending_approval is not None:
                 request.pending_approval.CopyFrom(pending_approval)
-            if checkpoint:
-                request.checkpoint = self.redactor.scrub(checkpoint)
+            if checkpoint:  # scrubbed by its writer as data, before it became JSON text
+                request.checkpoint = checkpoint
             return await self._write(request, final=phase in _TERMINAL)
 
     async def _write(
