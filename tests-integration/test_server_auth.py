@@ -215,3 +215,21 @@ def test_server_refuses_a_public_plaintext_bind(tmp_path: Path) -> None:
     assert "--insecure" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "stigmer.db").exists()  # refused before opening any database
+
+
+async def test_database_url_from_the_environment_holds_the_tokens_too(tmp_path: Path) -> None:
+    """`stigmer token create` and the server agree when only $STIGMER_DATABASE_URL names the database."""
+    import os
+
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    env = {**os.environ, "STIGMER_DATABASE_URL": url, "STIGMER_HOME": str(tmp_path)}
+    process = ServerProcess(home=tmp_path, args=["--no-run-executions"], env=env)
+    await asyncio.to_thread(process.start)
+    store = TokenStore(database_url=url)
+    client = CloudBackend(process.endpoint, token=store.create("user", "env-user").token)
+    store.close()
+    assert list((await client.list(svc.ListRequest(kind="Agent"))).resources) == []
+    assert not (tmp_path / "tokens.db").exists()
+    assert (tmp_path / "team.db").exists()
+    await client.close()
+    assert await asyncio.to_thread(process.stop) == 0

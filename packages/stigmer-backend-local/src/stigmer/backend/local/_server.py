@@ -250,11 +250,14 @@ def run_server(
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
-    Tokens are kept in the same database when ``database_url`` is given (table ``auth_tokens``),
-    else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
+    ``database_url`` defaults to ``$STIGMER_DATABASE_URL``. Tokens are kept in that database when
+    there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
     server runs the executions it creates with the installed runners.
     """
-    resolved_home = Path(home) if home is not None else Settings.load().home
+    settings = Settings.load()
+    resolved_home = Path(home) if home is not None else settings.home
+    # $STIGMER_DATABASE_URL applies to the store and the tokens alike (as in `stigmer token ...`).
+    database_url = database_url or settings.database_url or None
 
     async def main() -> None:
         from stigmer.backend.local import LocalBackend  # type: ignore[attr-defined,unused-ignore]

@@ -22,7 +22,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="stigmer-server", description="Serve the Stigmer backend over gRPC."
     )
     parser.add_argument("--listen", default="127.0.0.1:7234", help="host:port to listen on")
-    parser.add_argument("--database", default=None, help="SQLAlchemy URL (default: $STIGMER_HOME/stigmer.db)")
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="SQLAlchemy URL (default: $STIGMER_DATABASE_URL, else $STIGMER_HOME/stigmer.db)",
+    )
     parser.add_argument("--home", type=Path, default=None, help="STIGMER_HOME (default: ~/.stigmer)")
     parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain")
     parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key")
