@@ -240,3 +240,19 @@ def test_inline_rejection_on_a_terminal(
     assert resolved["data"]["approved"] is False and resolved["text"] == "too risky"
     # the model heard about the refusal
     assert "too risky" in json.dumps(llm.requests[-1]["messages"])
+
+
+def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: StandInLLM, agent: str) -> None:
+    llm.text("Noted: 42.")
+    llm.text("You said 42.")
+    first = stigmer("agent", "execute", agent, "remember the number 42", "--session", "chat", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    session_id = json.loads(first.stdout)["session"]
+    assert session_id.startswith("ses_")
+    second = stigmer("agent", "execute", agent, "which number?", "--session", "chat", "-o", "json")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["session"] == session_id
+    # the second turn's request carried the first turn
+    assert "remember the number 42" in json.dumps(llm.requests[-1]["messages"])
+    sessions = stigmer("get", "sessions")
+    assert "chat" in sessions.stdout and "bot" in sessions.stdout

@@ -129,7 +129,7 @@ async def create(session: Session, req: RunRequest) -> execution_pb2.Execution:
     spec = execution_pb2.ExecutionSpec(
         target=meta_pb2.ResourceRef(kind=req.kind, name=req.name),
         message=req.message,
-        session_id=req.session_id,
+        session_id=await session_for(session.backend, req.name, req.session_id) if req.session_id else "",
         env=req.env,
     )
     if req.has_input:
@@ -139,6 +139,34 @@ async def create(session: Session, req: RunRequest) -> execution_pb2.Execution:
     return await session.backend.create_execution(
         svc.CreateExecutionRequest(spec=spec, runtime_secrets=req.secrets)
     )
+
+
+async def session_for(backend: Backend, agent: str, name_or_id: str) -> str:
+    """The id of a Session of ``agent``: given as an id (``ses_...``), or by name (created on first use)."""
+    from stigmer.core import NotFound, unwrap
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import meta_pb2, resource_pb2, session_pb2
+
+    if name_or_id.startswith("ses_"):
+        return name_or_id
+    try:
+        found = await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Session", name=name_or_id)))
+    except NotFound:
+        created = session_pb2.Session(
+            api_version="stigmer.ai/v1",
+            kind="Session",
+            metadata=meta_pb2.Metadata(name=name_or_id),
+            spec=session_pb2.SessionSpec(agent=meta_pb2.ResourceRef(kind="Agent", name=agent)),
+        )
+        response = await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(session=created)))
+        found = response.resource
+    existing: session_pb2.Session = unwrap(found)  # type: ignore[assignment]
+    if existing.spec.agent.name and existing.spec.agent.name != agent:
+        raise CliError(
+            f"session '{name_or_id}' belongs to agent '{existing.spec.agent.name}', not '{agent}'; "
+            "pick another session name"
+        )
+    return existing.metadata.id
 
 
 def runner_for(session: Session, kind: str) -> Runner | None:

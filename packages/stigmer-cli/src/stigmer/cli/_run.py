@@ -41,7 +41,12 @@ DetachOption = Annotated[
     bool, typer.Option("--detach/--follow", "-d", help="Print only the execution id and return at once.")
 ]
 SessionOption = Annotated[
-    str, typer.Option("--session", help="Continue this session (agents).", show_default=False)
+    str,
+    typer.Option(
+        "--session",
+        help="Agents: continue the session with this name (started on first use) or id (ses_...).",
+        show_default=False,
+    ),
 ]
 
 
