@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
@@ -231,3 +233,63 @@ def test_workflows_page_every_task_type_gives_the_output_it_shows(tmp_path: Path
         "detail": "amount -3 is below zero",
         "instance": "/do/1/reject",
     }
+
+
+def test_readme_tour(tmp_path: Path) -> None:
+    """The README's 60-second tour, with `uv run stigmer` as the installed `stigmer` (as test_readme.py)."""
+    readme = (ROOT / "README.md").read_text()
+    tour = [body for lang, body in blocks(readme) if lang == "bash"][1]
+    assert "uv run stigmer apply -f examples" in tour
+    page = tmp_path / "tour.md"
+    page.write_text("```bash\n" + tour.replace("uv run stigmer", "stigmer") + "```\n")
+    with ex.StandInLLM(ex.say("Hello! How can I help?")) as llm:
+        result = run_page(page, tmp_path, env=llm.env(), stdin="ghp_tour_value_123\n")
+        assert len(llm.requests) == 1
+    out = result.stdout
+    assert "workflow/hello created" in out and "agent/support created" in out
+    assert '"greeting": "Hello, Ada!"' in out
+    assert "phase SUCCEEDED" in out
+    assert "GH_TOKEN" in out and "ghp_tour_value_123" not in result.text
+    assert "Hello! How can I help?" in out
+
+
+LINKED = [
+    ROOT / "README.md",
+    ROOT / "CONTRIBUTING.md",
+    ROOT / "SECURITY.md",
+    *sorted(DOCS.glob("*.md")),
+    *sorted(ROOT.glob("examples/**/*.md")),
+]
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (outside code blocks)."""
+    text = FENCE.sub("", path.read_text())
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+@pytest.mark.parametrize("path", LINKED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(path: Path) -> None:
+    text = FENCE.sub("", path.read_text())
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    for link in links:
+        if re.match(r"[a-z]+:", link):
+            continue  # a web address
+        target, _, anchor = link.partition("#")
+        resolved = (path.parent / target).resolve() if target else path
+        assert resolved.exists(), f"{path.name}: broken link {link}"
+        if anchor and resolved.suffix == ".md":
+            assert anchor in _anchors(resolved), (
+                f"{path.name}: no heading for #{anchor} in {target or path.name}"
+            )
+
+
+def test_docs_index_lists_every_page() -> None:
+    index = (DOCS / "index.md").read_text()
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "index.md":
+            assert f"]({page.name})" in index, f"docs/index.md does not link {page.name}"
