@@ -7,9 +7,8 @@ import importlib.util
 import pkgutil
 
 import pytest
-from google.protobuf import json_format
-
 import stigmer.proto.v1 as v1
+from google.protobuf import json_format
 from stigmer.proto.v1 import agent_pb2, backend_service_pb2, execution_pb2, meta_pb2, resource_pb2
 
 
