@@ -10,7 +10,7 @@ from stigmer.cli._errors import CliError
 from stigmer.cli._state import STATE
 
 if TYPE_CHECKING:
-    from stigmer.core import Context, Settings
+    from stigmer.core import Settings
 
 __all__ = [
     "credentials_path",
@@ -29,11 +29,6 @@ def load_settings() -> Settings:
     if STATE.context:
         environ["STIGMER_CONTEXT"] = STATE.context
     return Settings.load(environ)
-
-
-def current_context(settings: Settings) -> Context:
-    """The active context (raises a clear error when it is not configured)."""
-    return settings.context
 
 
 def credentials_path(home: Path) -> Path:

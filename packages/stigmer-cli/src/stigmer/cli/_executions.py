@@ -286,7 +286,6 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
             ex = await drive(
                 session,
                 execution_id,
-                ex.kind,
                 output,
                 runner=runner,
                 after_sequence=ex.status.last_sequence,

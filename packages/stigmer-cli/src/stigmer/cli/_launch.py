@@ -179,7 +179,6 @@ def runner_for(session: Session, kind: str) -> Runner | None:
 async def drive(
     session: Session,
     execution_id: str,
-    kind: str,
     output: Output,
     *,
     runner: Runner | None,
@@ -227,7 +226,7 @@ async def start(
         return ex
     if output is Output.table:
         echo_err(f"{ex.kind} {ex.metadata.id} started")
-    return await drive(session, ex.metadata.id, req.kind, output, runner=runner)
+    return await drive(session, ex.metadata.id, output, runner=runner)
 
 
 def spawn_background(execution_id: str, context: str) -> None:
