@@ -10,7 +10,7 @@ from stigmer.core import Backend
 
 
 def test_exported_names() -> None:
-    assert sorted(local.__all__) == ["LocalBackend", "SCHEMA_VERSION"]
+    assert sorted(local.__all__) == ["LocalBackend", "SCHEMA_VERSION", "TokenStore", "run_server", "serve"]
     for name in local.__all__:
         assert getattr(local, name) is not None
 
@@ -32,7 +32,7 @@ def test_entry_point_loads_local_backend() -> None:
 def test_import_does_not_load_sqlalchemy_or_cryptography() -> None:
     code = (
         "import sys, stigmer.backend.local as m; from stigmer.backend.local import LocalBackend; "
-        "print(sorted(x for x in ('sqlalchemy', 'sqlmodel', 'cryptography') if x in sys.modules))"
+        "print(sorted(x for x in ('sqlalchemy', 'sqlmodel', 'cryptography', 'grpc') if x in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
