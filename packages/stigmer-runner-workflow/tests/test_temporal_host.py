@@ -91,6 +91,7 @@ class World:
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
         self.auth: list[str] = []
+        self.spans: dict[str, tuple[float, float]] = {}
         self.lock = threading.Lock()
         world = self
 
@@ -116,7 +117,10 @@ class World:
                 if self.path.startswith("/flaky") and count < 3:
                     status, body = 503, {"error": "try later"}
                 elif self.path.startswith("/slow"):
+                    began = time.monotonic()
                     time.sleep(1.0)
+                    with world.lock:
+                        world.spans[self.path] = (began, time.monotonic())
                     status, body = 200, {"path": self.path, "count": count}
                 elif self.path.startswith("/echo-secret"):
                     status, body = 200, {"seen": self.headers.get("authorization")}
@@ -438,7 +442,6 @@ spec:
 async def test_fork_branches_run_their_activities_concurrently(stack: Any, world: World) -> None:
     backend, qc = stack
     tag = uuid.uuid4().hex[:6]
-    started = time.monotonic()
     done = await run(
         backend,
         qc,
@@ -457,8 +460,56 @@ async def test_fork_branches_run_their_activities_concurrently(stack: Any, world
                 with: {{method: get, endpoint: {world.url}/slow-right-{tag}}}
 """,
     )
-    elapsed = time.monotonic() - started
     assert phase(done) == "PHASE_SUCCEEDED", done.status.error
     assert world.hits[f"/slow-left-{tag}"] == 1
     assert world.hits[f"/slow-right-{tag}"] == 1
-    assert elapsed < 1.9, f"two 1 s calls took {elapsed:.2f}s: the branches did not overlap"
+    left, right = world.spans[f"/slow-left-{tag}"], world.spans[f"/slow-right-{tag}"]
+    assert left[0] < right[1] and right[0] < left[1], "the two branches' calls did not overlap"
+
+
+async def test_histories_replay_deterministically(stack: Any, world: World) -> None:
+    from stigmer.runner.workflow._temporal_worker import PASSTHROUGH
+    from stigmer.runner.workflow._temporal_workflow import StigmerWorkflow
+    from temporalio.worker import Replayer
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    backend, qc = stack
+    tag = uuid.uuid4().hex[:6]
+    done = await run(
+        backend,
+        qc,
+        "mixed",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: mixed, version: 1.0.0}}
+  do:
+    - start:
+        set: {{items: [1, 2, 3]}}
+    - each:
+        for: {{each: item, in: '${{ .items }}'}}
+        do:
+          - hit:
+              call: http
+              with: {{method: get, endpoint: {world.url}/mixed-{tag}, query: {{i: '${{ $item | tostring }}'}}}}
+    - nap:
+        wait: {{milliseconds: 50}}
+    - both:
+        fork:
+          branches:
+            - a: {{set: {{x: 1}}}}
+            - b:
+                call: http
+                with: {{method: get, endpoint: {world.url}/mixed-fork-{tag}}}
+    - id:
+        set: {{n: '${{ $workflow.id | length }}'}}
+""",
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    replayer = Replayer(
+        workflows=[StigmerWorkflow],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure

@@ -34,7 +34,7 @@ class EffectOptions:
     """How effect activities run: the DSL's own ``retry``/``timeout`` decide about task failures;
     these only cover a lost worker (heartbeat) and an effect with no task timeout."""
 
-    start_to_close: datetime.timedelta = datetime.timedelta(minutes=10)
+    start_to_close: datetime.timedelta = datetime.timedelta(hours=24)
     heartbeat: datetime.timedelta = datetime.timedelta(seconds=10)
     report_timeout: datetime.timedelta = datetime.timedelta(seconds=30)
     # A worker lost mid-effect: try again (at least once semantics, like any durable runner).
