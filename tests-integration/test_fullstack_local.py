@@ -480,6 +480,55 @@ spec:
     assert stack.pid("agent-runner") not in (None, old_pid)
 
 
+def test_a_workflow_calls_an_agent_and_runs_a_sub_workflow_as_child_executions(
+    stack: Stack, world: World
+) -> None:
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: helper}}
+spec:
+  instructions: Help.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: shout}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: shout, version: 1.0.0}}
+  do:
+    - up:
+        set: {{loud: '${{ .text | ascii_upcase }}'}}
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: delegate}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: delegate, version: 1.0.0}}
+  do:
+    - ask:
+        call: agent
+        with: {{agent: helper, message: say hello}}
+    - louder:
+        run:
+          workflow: {{namespace: demo, name: shout, version: 1.0.0, input: {{text: '${{ . }}'}}}}
+""")
+    done = stack.cli("run", "delegate", "-o", "json")
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
+    assert execution["output"] == {"loud": world.reply.upper()}
+    children = json.loads(stack.cli("execution", "list", "-o", "json").stdout)
+    children = {
+        (c["kind"], c["target"]["name"], c["phase"])
+        for c in children
+        if c["target"]["name"] in ("helper", "shout")
+    }
+    assert children == {
+        ("AgentExecution", "helper", "SUCCEEDED"),
+        ("WorkflowExecution", "shout", "SUCCEEDED"),
+    }
+
+
 def test_listen_gets_events_sent_to_the_execution(stack: Stack) -> None:
     stack.apply("""\
 apiVersion: stigmer.ai/v1
