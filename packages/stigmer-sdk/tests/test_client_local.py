@@ -211,3 +211,16 @@ def test_iteration_ends_when_another_thread_cancels(client: Stigmer) -> None:
     assert events[-1].type == "phase" and run.phase == "CANCELLED"
     with pytest.raises(ExecutionCancelled):
         run.result(timeout=10)
+
+
+def test_builder_classes_name_kinds_and_type_results(client: Stigmer) -> None:
+    from stigmer.proto.v1 import agent_pb2, workflow_pb2
+
+    client.apply(GREET, Agent("bot", instructions="hi", model="ollama:llama3.2"))
+    agent = client.get(Agent, "bot")
+    assert isinstance(agent, agent_pb2.Agent) and agent.spec.instructions == "hi"
+    [flow] = client.list(Workflow, labels={"team": "a"})
+    assert isinstance(flow, workflow_pb2.Workflow) and flow.metadata.name == "greet"
+    assert client.delete(Workflow, "greet").metadata.name == "greet"
+    assert client.list(Workflow) == []
+    assert isinstance(GREET.to_message(), workflow_pb2.Workflow)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
-if TYPE_CHECKING:
-    from google.protobuf.message import Message
+from google.protobuf.message import Message
 
-__all__ = ["ResourceBuilder", "compact"]
+__all__ = ["M", "ResourceBuilder", "compact"]
+
+M = TypeVar("M", bound=Message)
 
 
 def compact(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -17,10 +18,11 @@ def compact(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-class ResourceBuilder:
+class ResourceBuilder(Generic[M]):
     """A resource defined in code. ``to_message()`` is what parsing the equivalent YAML gives.
 
-    Subclasses set ``kind`` and implement ``spec()``.
+    Subclasses set ``kind`` and implement ``spec()``; ``M`` is their message (``stigmer.v1.Agent`` ...).
+    A builder class also names its kind in ``get``/``list``/``delete``, typing the result.
     """
 
     kind: ClassVar[str] = ""
@@ -53,12 +55,12 @@ class ResourceBuilder:
             metadata["annotations"] = dict(self.annotations)
         return {"apiVersion": API_VERSION, "kind": self.kind, "metadata": metadata, "spec": self.spec()}
 
-    def to_message(self) -> Message:
+    def to_message(self) -> M:
         """The kind message (``stigmer.v1.Agent``, ...), validated like a manifest file."""
         from stigmer.core import parse_manifest, unwrap
 
         [loaded] = parse_manifest(json.dumps(self.to_manifest()), self.source)
-        return unwrap(loaded.resource)
+        return cast(M, unwrap(loaded.resource))
 
     def to_yaml(self) -> str:
         """The manifest as YAML, as ``stigmer export`` writes it."""

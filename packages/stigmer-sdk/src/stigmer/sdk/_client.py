@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from stigmer.core import InvalidArgument, NotFound
+from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect, order_resources
 from stigmer.sdk._connect import Target, open_backend, resolve_target
 from stigmer.sdk._execution import AsyncExecution
@@ -20,7 +21,17 @@ if TYPE_CHECKING:
     from stigmer.core import Backend, LoadedResource
     from stigmer.sdk._export import Export
 
-__all__ = ["Applied", "AsyncStigmer", "label_selector"]
+__all__ = ["Applied", "AsyncStigmer", "Kind", "kind_name", "label_selector"]
+
+Kind = str | type[ResourceBuilder[Any]]
+
+
+def kind_name(kind: Kind) -> str:
+    """``"agents"`` or the ``Agent`` builder class -> ``"Agent"``."""
+    if isinstance(kind, type) and issubclass(kind, ResourceBuilder):
+        return kind.kind
+    return resolve_kind(kind)
+
 
 _ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
 _RUNNERS = {"Workflow": "workflow", "Agent": "agent"}
@@ -160,26 +171,39 @@ class AsyncStigmer:
         )
         skill.spec.artifact = meta.key or packed.key
 
-    async def get(self, kind: str, name: str) -> Message:
-        """One resource as its kind message (``stigmer.v1.Agent`` ...); ``NotFound`` if missing."""
+    @overload
+    async def get(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
+    @overload
+    async def get(self, kind: str, name: str) -> Message: ...
+    async def get(self, kind: Kind, name: str) -> Message:
+        """One resource as its kind message (``stigmer.v1.Agent`` ...); ``NotFound`` if missing.
+
+        ``kind`` is a name (``"agent"``, ``"workflows"``) or a builder class (``Agent``: typed result).
+        """
         from stigmer.core import unwrap
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import meta_pb2
 
-        ref = meta_pb2.ResourceRef(kind=resolve_kind(kind), name=name)
+        ref = meta_pb2.ResourceRef(kind=kind_name(kind), name=name)
         return unwrap(await self.backend.get(svc.GetRequest(ref=ref)))
 
-    async def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]:
+    @overload
+    async def list(
+        self, kind: type[ResourceBuilder[M]], labels: Mapping[str, str] | str | None = None
+    ) -> list[M]: ...
+    @overload
+    async def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]: ...
+    async def list(self, kind: Kind, labels: Mapping[str, str] | str | None = None) -> list[Any]:
         """Every resource of a kind (all pages), optionally filtered by labels."""
         from stigmer.core import unwrap
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        out: list[Message] = []
+        out: list[Any] = []
         token = ""
         while True:
             page = await self.backend.list(
                 svc.ListRequest(
-                    kind=resolve_kind(kind),
+                    kind=kind_name(kind),
                     label_selector=label_selector(labels),
                     page_size=500,
                     page_token=token,
@@ -190,13 +214,17 @@ class AsyncStigmer:
             if not token:
                 return out
 
-    async def delete(self, kind: str, name: str) -> Message:
+    @overload
+    async def delete(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
+    @overload
+    async def delete(self, kind: str, name: str) -> Message: ...
+    async def delete(self, kind: Kind, name: str) -> Message:
         """Delete one resource; returns it as it was."""
         from stigmer.core import unwrap
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import meta_pb2
 
-        ref = meta_pb2.ResourceRef(kind=resolve_kind(kind), name=name)
+        ref = meta_pb2.ResourceRef(kind=kind_name(kind), name=name)
         return unwrap(await self.backend.delete(svc.DeleteRequest(ref=ref)))
 
     async def set_secret(self, name: str, value: str, description: str = "") -> None:

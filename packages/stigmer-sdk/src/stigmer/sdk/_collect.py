@@ -22,7 +22,7 @@ from stigmer.sdk._kinds import APPLY_ORDER
 
 __all__ = ["ResourceLike", "collect", "order_resources", "to_loaded"]
 
-ResourceLike = ResourceBuilder | Message | Mapping[str, Any] | str | Path
+ResourceLike = ResourceBuilder[Any] | Message | Mapping[str, Any] | str | Path
 
 
 def to_loaded(item: Any) -> list[LoadedResource]:

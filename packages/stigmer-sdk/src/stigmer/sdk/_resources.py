@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stigmer.proto.v1 import agent_pb2, environment_pb2, mcp_server_pb2, session_pb2, skill_pb2
 from stigmer.sdk._builder import ResourceBuilder, compact
 
 __all__ = ["Agent", "EnvVar", "Environment", "McpServer", "McpUsage", "Model", "Session", "Skill", "SubAgent"]
@@ -49,7 +50,7 @@ class Model:
         )
 
 
-class Skill(ResourceBuilder):
+class Skill(ResourceBuilder[skill_pb2.Skill]):
     """A skill: a directory with SKILL.md (``path``, packed and pushed at apply) or inline ``content``.
 
     A relative ``path`` is relative to the file that creates the Skill (as in a manifest).
@@ -87,7 +88,7 @@ class Skill(ResourceBuilder):
         return Path(self.defined_in).resolve().parent if self.defined_in else Path.cwd()
 
 
-class Environment(ResourceBuilder):
+class Environment(ResourceBuilder[environment_pb2.Environment]):
     """Plain variables and the names of the secrets it grants (values live in the secret store)."""
 
     kind = "Environment"
@@ -117,7 +118,7 @@ class Environment(ResourceBuilder):
         )
 
 
-class McpServer(ResourceBuilder):
+class McpServer(ResourceBuilder[mcp_server_pb2.McpServer]):
     """An MCP server reached over stdio (``command``) or streamable HTTP (``url``); give one.
 
     Values of ``env`` / ``headers`` may reference secrets: ``{"TOKEN": secret("GH_TOKEN")}``.
@@ -237,7 +238,7 @@ class SubAgent:
         )
 
 
-class Agent(ResourceBuilder):
+class Agent(ResourceBuilder[agent_pb2.Agent]):
     """An LLM agent. References (skills, MCP servers, environments) are builders or names."""
 
     kind = "Agent"
@@ -289,7 +290,7 @@ class Agent(ResourceBuilder):
         )
 
 
-def _name(ref: ResourceBuilder | str) -> str:
+def _name(ref: ResourceBuilder[Any] | str) -> str:
     return ref if isinstance(ref, str) else ref.name
 
 
@@ -297,7 +298,7 @@ def _usage(ref: McpServer | McpUsage | str) -> dict[str, Any]:
     return ref.to_dict() if isinstance(ref, McpUsage) else {"name": _name(ref)}
 
 
-class Session(ResourceBuilder):
+class Session(ResourceBuilder[session_pb2.Session]):
     """A named conversation with an agent: runs given ``session=`` its id share their history."""
 
     kind = "Session"

@@ -8,9 +8,10 @@ import threading
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from stigmer.sdk._client import Applied, AsyncStigmer
+from stigmer.sdk._builder import M, ResourceBuilder
+from stigmer.sdk._client import Applied, AsyncStigmer, Kind
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -178,13 +179,27 @@ class Stigmer:
     def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
         return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
 
-    def get(self, kind: str, name: str) -> Message:
+    @overload
+    def get(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
+    @overload
+    def get(self, kind: str, name: str) -> Message: ...
+    def get(self, kind: Kind, name: str) -> Any:
         return self._loop.run(self._async.get(kind, name))
 
-    def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]:
+    @overload
+    def list(
+        self, kind: type[ResourceBuilder[M]], labels: Mapping[str, str] | str | None = None
+    ) -> list[M]: ...
+    @overload
+    def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]: ...
+    def list(self, kind: Kind, labels: Mapping[str, str] | str | None = None) -> list[Any]:
         return self._loop.run(self._async.list(kind, labels))
 
-    def delete(self, kind: str, name: str) -> Message:
+    @overload
+    def delete(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
+    @overload
+    def delete(self, kind: str, name: str) -> Message: ...
+    def delete(self, kind: Kind, name: str) -> Any:
         return self._loop.run(self._async.delete(kind, name))
 
     def set_secret(self, name: str, value: str, description: str = "") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stigmer.proto.v1 import workflow_pb2
 from stigmer.sdk._builder import ResourceBuilder, compact
 from stigmer.sdk._tasks import Duration, Task, Tasks, _plain, duration, task_list
 
@@ -15,7 +16,7 @@ def _schema(document: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"format": "json", "document": dict(document)} if document is not None else None
 
 
-class Workflow(ResourceBuilder):
+class Workflow(ResourceBuilder[workflow_pb2.Workflow]):
     """A workflow resource. ``do`` is a mapping of task name to task (or ``(name, task)`` pairs);
     ``add()`` appends more. ``secrets`` are the names the document may read (``use.secrets``);
     ``use`` holds any other ``use`` section (``errors``, ``retries``, ``functions`` ...)."""
