@@ -149,12 +149,14 @@ def test_secrets(tmp_path: Path) -> None:
     value = "demo-secret-value-8d1f"
     page = run_page(DOCS / "secrets.md", tmp_path, stdin=value + "\n")
     out = page.stdout
-    assert '"header": "Bearer ***"' in out
+    assert out.count('"header": "Bearer ***"') == 2  # the stored secret, then the run-time one
     assert "$secrets.DEMO_TOKEN" in out
     assert "DEMO_TOKEN" in out and "for the demo" in out
     assert value not in page.text
     stored = b"".join(p.read_bytes() for p in page.home.rglob("*") if p.is_file())
     assert value.encode() not in stored
+    key = page.home / "master.key"
+    assert key.stat().st_mode & 0o777 == 0o600
 
 
 def test_backends_conformance_shim_certifies_a_backend(tmp_path: Path) -> None:
