@@ -20,7 +20,11 @@ from stigmer.runner.agent._expr import resolve_value
 if TYPE_CHECKING:
     from pydantic_ai.toolsets import AbstractToolset
 
-__all__ = ["McpTools", "build_mcp_toolsets"]
+__all__ = ["HTTP_CONNECT_TIMEOUT", "STDIO_START_TIMEOUT", "McpTools", "build_mcp_toolsets"]
+
+# Seconds a server gets to start (stdio: first `npx`/`uvx` runs download) or to answer the handshake.
+STDIO_START_TIMEOUT = 60.0
+HTTP_CONNECT_TIMEOUT = 30.0
 
 
 @dataclass
@@ -75,6 +79,7 @@ async def build_mcp_toolsets(
                     stdio.command, list(stdio.args), env=env or None, cwd=stdio.cwd or None, keep_alive=False
                 ),
                 id=f"mcp-{name}",
+                init_timeout=STDIO_START_TIMEOUT,
             )
         elif transport == "http":
             http = server.spec.http
@@ -88,7 +93,9 @@ async def build_mcp_toolsets(
             options: dict[str, Any] = (
                 {"read_timeout": http.timeout_seconds} if http.timeout_seconds > 0 else {}
             )
-            toolset = MCPToolset(http.url, headers=headers, id=f"mcp-{name}", **options)
+            toolset = MCPToolset(
+                http.url, headers=headers, id=f"mcp-{name}", init_timeout=HTTP_CONNECT_TIMEOUT, **options
+            )
         else:
             raise InvalidArgument(f"McpServer {name}: set `stdio:` or `http:`", ["spec"])
         allowed = set(usage.tools)
