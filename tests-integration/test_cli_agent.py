@@ -256,3 +256,42 @@ def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: StandI
     assert "remember the number 42" in json.dumps(llm.requests[-1]["messages"])
     sessions = stigmer("get", "sessions")
     assert "chat" in sessions.stdout and "bot" in sessions.stdout
+
+
+def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: StandInLLM, tmp_path: Path) -> None:
+    """Against a server: the server runs the agent; the CLI creates, watches and approves."""
+    from stigmer.backend.local._server_process import ServerProcess
+    from stigmer.backend.local._tokens import TokenStore
+
+    server_home = tmp_path / "server-home"
+    server_home.mkdir()
+    server = ServerProcess(home=server_home)
+    server.start()
+    try:
+        token = TokenStore(home=server_home).create(role="user").token
+        assert stigmer("login", "--endpoint", server.endpoint, "--token", token).returncode == 0
+        manifest = tmp_path / "agent.yaml"
+        manifest.write_text(
+            "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: items}\n"
+            f"spec: {{stdio: {{command: {sys.executable!r}, args: [{str(MCP_SERVER)!r}]}}}}\n"
+            "---\n"
+            "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
+            "spec:\n  instructions: Be brief.\n"
+            f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.base_url!r}}}\n"
+            "  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+        )
+        assert stigmer("apply", "-f", str(manifest)).returncode == 0
+        llm.call("delete_item", item="9")
+        llm.text("Item 9 is gone.")
+        paused = stigmer("agent", "execute", "bot", "delete item 9")
+        assert paused.returncode == 0, paused.stderr
+        hint = paused.stderr.strip().splitlines()[-1]
+        assert "waits for approval" in hint
+        ex_id = hint.split("stigmer execution approve ")[1].split("`")[0]
+        approved = stigmer("execution", "approve", ex_id, "-o", "json")
+        assert approved.returncode == 0, approved.stderr
+        done = json.loads(approved.stdout)
+        assert done["phase"] == "SUCCEEDED"
+        assert done["output"] == "Item 9 is gone."
+    finally:
+        assert server.stop() == 0

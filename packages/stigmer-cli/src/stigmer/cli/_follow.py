@@ -129,12 +129,14 @@ class Follow:
         return asyncio.create_task(self.runner.execute(self.backend, self.execution_id))
 
     def _render(self, ev: execution_pb2.ExecutionEvent) -> bool:
-        """Render an event; True when it asks for an approval."""
+        """Render an event; True when it may mean the execution now waits for an approval."""
         if ev.sequence:
             self.last_sequence = max(self.last_sequence, ev.sequence)
         if self.renderer is not None:
             self.renderer.event(ev)
-        return ev.type == "approval.requested"
+        return ev.type == "approval.requested" or (
+            ev.type == "phase" and phase_name(ev.phase) == "WAITING_APPROVAL"
+        )
 
     async def _drain(self, queue: asyncio.Queue[execution_pb2.ExecutionEvent | None], up_to: int) -> None:
         """Render queued events up to sequence ``up_to`` (bounded wait)."""
