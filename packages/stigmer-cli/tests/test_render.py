@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from google.protobuf import json_format, struct_pb2
 from stigmer.cli._render import Renderer, short
 from stigmer.proto.v1 import execution_pb2
@@ -83,3 +84,31 @@ def test_short() -> None:
     assert short({"a": 1}) == '{"a":1}'
     assert short("x" * 300, 10) == "x" * 9 + "…"
     assert short("a\n  b") == "a b"
+
+
+class _Tty(io.StringIO):
+    encoding = "utf-8"
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_on_a_terminal_unless_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    out = _Tty()
+    Renderer(out).event(_ev("task.completed", subject="/do/0/greet"))
+    assert "\033[32m" in out.getvalue() and "✓ greet" in out.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = _Tty()
+    Renderer(plain).event(_ev("task.completed", subject="/do/0/greet"))
+    assert plain.getvalue() == "✓ greet\n"
+
+
+def test_ascii_markers_when_the_stream_is_not_utf8() -> None:
+    class Latin(io.StringIO):
+        encoding = "latin-1"
+
+    out = Latin()
+    Renderer(out).event(_ev("task.started", subject="/do/0/greet"))
+    assert out.getvalue() == "> greet\n"
