@@ -224,3 +224,13 @@ def test_builder_classes_name_kinds_and_type_results(client: Stigmer) -> None:
     assert client.delete(Workflow, "greet").metadata.name == "greet"
     assert client.list(Workflow) == []
     assert isinstance(GREET.to_message(), workflow_pb2.Workflow)
+
+
+def test_a_closed_client_says_so(home: Path) -> None:
+    from stigmer.core import FailedPrecondition
+
+    stigmer = Stigmer(home=home)
+    stigmer.close()
+    stigmer.close()  # twice is fine
+    with pytest.raises(FailedPrecondition, match="closed"):
+        stigmer.list("workflow")

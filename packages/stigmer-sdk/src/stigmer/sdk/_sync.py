@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from stigmer.core import FailedPrecondition
 from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._client import Applied, AsyncStigmer, Kind
 
@@ -34,6 +35,9 @@ class _LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self.loop.is_closed():
+            coro.close()
+            raise FailedPrecondition("this Stigmer client is closed; create a new one")
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a sync Stigmer call cannot be made from its own event loop thread")
