@@ -272,3 +272,28 @@ def test_resume_a_killed_lite_run(stigmer: StigmerCli, tmp_path: Path, stigmer_e
     assert '"done": true' in resumed.stdout
     again = stigmer("execution", "resume", listed["id"])
     assert again.returncode == 1 and "already finished (SUCCEEDED)" in again.stderr
+
+
+def test_rotate_key_given_by_environment(stigmer: StigmerCli, tmp_path: Path) -> None:
+    import base64
+    import os
+    import stat
+
+    _apply(stigmer, tmp_path)
+    old = base64.b64encode(os.urandom(32)).decode()
+    env = {"STIGMER_MASTER_KEY": old}
+    assert stigmer("secret", "set", "API_KEY", input=SECRET, env=env).returncode == 0
+    refused = stigmer("secret", "rotate-key", env=env)
+    assert refused.returncode == 1
+    assert "--new-key-file" in refused.stderr
+    key_file = tmp_path / "new.key"
+    rotated = stigmer("secret", "rotate-key", "--new-key-file", str(key_file), env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    new = key_file.read_text().strip()
+    assert new != old and new not in rotated.stdout + rotated.stderr
+    ok = stigmer("run", "uses-secret", "-o", "json", env={"STIGMER_MASTER_KEY": new})
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["output"] == {"length": len(SECRET)}
+    stale = stigmer("run", "uses-secret", "-o", "json", env=env)
+    assert stale.returncode == 1

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._backend import open_session, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import Output, OutputOption, age, echo, emit_json, emit_yaml, print_table
+from stigmer.cli._output import Output, OutputOption, age, echo, echo_err, emit_json, emit_yaml, print_table
 from stigmer.cli._params import read_secret_value, valid_name
 
 if TYPE_CHECKING:
@@ -101,8 +103,30 @@ def delete(name: NameArg) -> None:
 
 
 @secret_app.command("rotate-key")
-def rotate_key() -> None:
-    """Re-encrypt every secret with a new master key (local context only)."""
+def rotate_key(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-key-file",
+            help="Write the new key here (base64, mode 0600); required when STIGMER_MASTER_KEY holds the key.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Re-encrypt every secret with a new master key (local context only).
+
+    A key kept in ``$STIGMER_HOME/master.key`` or the OS keyring is replaced there. A key given by
+    ``STIGMER_MASTER_KEY`` cannot be updated by stigmer: the new key is written to
+    ``--new-key-file`` first, and ``STIGMER_MASTER_KEY`` must then be set to it.
+    """
+    from_env = bool(os.environ.get("STIGMER_MASTER_KEY"))
+    if from_env and new_key_file is None:
+        raise CliError(
+            "the master key comes from STIGMER_MASTER_KEY, which stigmer cannot update: give "
+            "--new-key-file PATH to receive the new key, then set STIGMER_MASTER_KEY to its content"
+        )
+    if new_key_file is not None and new_key_file.exists():
+        raise CliError(f"{new_key_file} already exists; give a path for a new file")
 
     async def go() -> None:
         async with open_session() as session:
@@ -117,9 +141,26 @@ def rotate_key() -> None:
                     f"this backend ({type(session.backend).__name__}) cannot rotate its master key; "
                     "upgrade stigmer-backend-local"
                 )
-            result = rotate()
+            if new_key_file is None:
+                result = rotate()
+            else:
+                key = os.urandom(32)
+                _write_key(new_key_file, key)  # before the rotation: the key is never only in memory
+                result = rotate(new_key=key)
             if inspect.isawaitable(result):
                 await result
 
     run_async(go())
     echo("master key rotated; every secret was re-encrypted")
+    if new_key_file is not None:
+        echo_err(
+            f"the new key is in {new_key_file}: set STIGMER_MASTER_KEY to its content before the next command"
+        )
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    import base64
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(base64.b64encode(key).decode("ascii") + "\n")
