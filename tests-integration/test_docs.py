@@ -159,12 +159,18 @@ def test_secrets(tmp_path: Path) -> None:
     assert key.stat().st_mode & 0o777 == 0o600
 
 
-def test_backends_conformance_shim_certifies_a_backend(tmp_path: Path) -> None:
+def test_backends_page_certifies_and_serves_a_backend(tmp_path: Path) -> None:
     page = run_page(DOCS / "backends.md", tmp_path)
-    summary = page.stdout.strip().splitlines()[-1]
+    conformance, served = page.outputs
+    summary = conformance.stdout.strip().splitlines()[-1]
     match = re.search(r"(\d+) passed", summary)
     assert match and int(match.group(1)) >= 80, summary
     assert "failed" not in summary and "error" not in summary, summary
+    # the CLI ran hello through the served backend, and switched back
+    assert '"greeting": "Hello, Ada!"' in served.stdout
+    assert "listening on 127.0.0.1:7300" in (page.workdir / "server.log").read_text()
+    assert (page.workdir / "server-home" / "stigmer.db").exists()  # the server's store, not the CLI's
+    assert not (page.home / "stigmer.db").exists()
 
 
 class _TodoAPI(ex._Server):
