@@ -126,3 +126,17 @@ async def test_missing_model_key_says_how_to_set_it(backend: Backend, llm: Scrip
     assert done.status.phase == P.PHASE_FAILED
     assert "OPENAI_API_KEY" in done.status.error.detail
     assert "stigmer secret set OPENAI_API_KEY" in done.status.error.detail
+
+
+async def test_stdio_server_gets_plain_variables_but_no_unnamed_secret(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    llm.add(call("echo_env", name="REGION"), call("echo_env", name="OTHER_TOKEN"), text("ok"))
+    await backend.set_secret(svc.SetSecretRequest(name="OTHER_TOKEN", value=SECRET))
+    await apply(backend, stdio_server("envy"))
+    await apply(backend, openai_agent(llm, extra="  secrets: [OTHER_TOKEN]\n  mcpServers: [{name: envy}]\n"))
+    eid = await start(backend, "bot", "where?", env={"REGION": "eu-west-1"})
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    results = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
+    assert results == ["REGION=eu-west-1", "OTHER_TOKEN="]

@@ -1,6 +1,8 @@
 """MCP servers as pydantic-ai toolsets: stdio and streamable HTTP, secrets resolved at launch.
 
-``env`` (stdio) and ``headers`` (HTTP) values may be ``${ $secrets.X }`` expressions; they are
+A stdio server's environment holds the run's plain variables (from the agent's environments and
+the run's ``--env``) and its own ``env``. ``env`` (stdio) and ``headers`` (HTTP) values may be
+``${ $secrets.X }`` expressions; they are
 resolved from the execution context right before the server is launched or connected, kept in
 memory only, and registered with the run's redactor. Per-agent allow-lists filter the tools;
 tools listed in ``requireApproval`` pause the run until a human decides.
@@ -67,7 +69,8 @@ async def build_mcp_toolsets(
             from fastmcp.client.transports import StdioTransport
 
             stdio = server.spec.stdio
-            env: dict[str, str] = {}
+            # The run's plain variables (its environments and --env), then the server's own env.
+            env: dict[str, str] = dict(variables)
             for key, raw in sorted(stdio.env.items()):
                 resolved = resolve_value(raw, secrets, variables, f"McpServer {name}: stdio.env.{key}")
                 redactor.register(*(secrets[s] for s in resolved.secrets))
