@@ -95,6 +95,10 @@ class World:
                 message: dict[str, Any]
                 asks_add = "add 2 and 3" in str(last_user.get("content", ""))
                 has_tool = any(m.get("role") == "tool" for m in messages)
+                if any("SUBAGENT" in str(m.get("content", "")) for m in messages):
+                    with world.lock:
+                        world.hits["chat:sub"] = world.hits.get("chat:sub", 0) + 1
+                    asks_add = asks_delete = has_tool = False  # the sub-agent answers in plain text
                 if asks_add:
                     key = "chat:add:after-tool" if has_tool else "chat:add:first"
                     with world.lock:
@@ -107,7 +111,7 @@ class World:
                         "index": 0,
                         "id": "call_add",
                         "type": "function",
-                        "function": {"name": "add", "arguments": json.dumps({"a": 2, "b": 3})},
+                        "function": {"name": "counter", "arguments": json.dumps({"task": "add 2 and 3"})},
                     }
                     message, finish = (
                         {"role": "assistant", "content": None, "tool_calls": [call]},
@@ -451,18 +455,12 @@ def test_a_killed_agent_worker_resumes_without_repeating_finished_model_requests
 ) -> None:
     stack.apply(f"""\
 apiVersion: stigmer.ai/v1
-kind: McpServer
-metadata: {{name: calc}}
-spec:
-  stdio: {{command: {sys.executable!r}, args: [{str(MCP_TEST_SERVER)!r}]}}
----
-apiVersion: stigmer.ai/v1
 kind: Agent
 metadata: {{name: adder}}
 spec:
-  instructions: Use the add tool.
+  instructions: Ask the counter.
   model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
-  mcpServers: [{{name: calc, tools: [add]}}]
+  subAgents: [{{name: counter, instructions: SUBAGENT that adds numbers.}}]
 """)
     old_pid = stack.pid("agent-runner")
     assert old_pid is not None
@@ -476,7 +474,8 @@ spec:
     assert done["phase"] == "SUCCEEDED", done
     assert done["output"] == "2 + 3 = 5"
     assert world.count("chat:add:first") == 1  # the finished first model request was not sent again
-    assert world.count("chat:add:after-tool") == 2  # only the one in flight was
+    assert world.count("chat:sub") == 1  # nor was the finished tool call (a sub-agent's model request)
+    assert world.count("chat:add:after-tool") == 2  # only the request in flight was
     assert stack.pid("agent-runner") not in (None, old_pid)
 
 
