@@ -225,7 +225,7 @@ def document() -> Callable[..., dict[str, Any]]:
 class ClockHost(InProcessHost):
     """InProcessHost on a virtual clock: ``sleep`` records the delay and advances ``now``.
 
-    Real waiting is compressed logarithmically (a day takes ~60 ms) so that racing timers
+    Real waiting is compressed logarithmically (a day takes ~0.23 s) so that racing timers
     still finish in the order of their virtual durations.
     """
 
@@ -243,7 +243,9 @@ class ClockHost(InProcessHost):
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        await asyncio.sleep(math.log1p(seconds) * 0.005)
+        # Gaps of a few virtual seconds must stay tens of real milliseconds apart, or a loaded
+        # machine can reorder racing timers (a timeout and the work it guards).
+        await asyncio.sleep(math.log1p(seconds) * 0.02)
         self.moment += datetime.timedelta(seconds=seconds)
 
 
