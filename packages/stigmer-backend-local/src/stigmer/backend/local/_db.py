@@ -8,10 +8,10 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
@@ -19,9 +19,10 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
 from stigmer.core import InvalidArgument, StigmerError, Unavailable
 
-__all__ = ["Database", "Prepared", "redact_url"]
+__all__ = ["Database", "Prepared", "prepared_for", "redact_url"]
 
 log = logging.getLogger(__name__)
+S = TypeVar("S")
 
 BUSY_TIMEOUT_MS = 30_000
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
@@ -256,7 +257,7 @@ class Prepared:
     def params(self, values: Mapping[str, object]) -> Sequence[object] | Mapping[str, object]:
         if self.defaults:
             values = {**self.defaults, **values}
-        return values if self.order is None else tuple(values[k] for k in self.order)
+        return values if self.order is None else tuple(map(values.__getitem__, self.order))
 
     def run(self, conn: Connection, values: Mapping[str, object]) -> object:
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -276,6 +277,23 @@ class Prepared:
             raise _wrap(self.sql, params, exc, conn) from exc
         finally:
             cur.close()
+
+
+_PREPARED: dict[tuple[Callable[[Any], Any], str, str, str], Any] = {}
+
+
+def prepared_for(conn: Connection, build: Callable[[Any], S]) -> S:
+    """``build(dialect)`` (a module's set of ``Prepared`` statements), made once per dialect and kept.
+
+    A store module passes the same ``build`` (usually a class) on every call, so its statements are
+    compiled the first time a connection of a dialect uses them and looked up afterwards.
+    """
+    d = conn.dialect
+    key = (build, d.name, d.driver, d.paramstyle)
+    found = _PREPARED.get(key)
+    if found is None:
+        found = _PREPARED[key] = build(d)
+    return found
 
 
 def _wrap(sql: str, params: Any, exc: Exception, conn: Connection) -> BaseException:

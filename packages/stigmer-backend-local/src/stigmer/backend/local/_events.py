@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, insert, select, update
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, q, timestamp
-from stigmer.backend.local._db import Prepared
+from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
@@ -112,16 +112,8 @@ class _Statements:
         self.events_after = Prepared(_EVENTS_AFTER, dialect)
 
 
-_BY_DIALECT: dict[tuple[str, str, str], _Statements] = {}
-
-
 def _stmts(conn: Connection) -> _Statements:
-    d = conn.dialect
-    name = (d.name, d.driver, d.paramstyle)
-    stmts = _BY_DIALECT.get(name)
-    if stmts is None:
-        stmts = _BY_DIALECT[name] = _Statements(conn.dialect)
-    return stmts
+    return prepared_for(conn, _Statements)
 
 
 def phase_name(phase: int) -> str:

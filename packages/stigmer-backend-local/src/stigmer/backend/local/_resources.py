@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
-from typing import Any
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from sqlalchemy import Connection, Row, and_, delete, exists, insert, not_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    not_,
+    select,
+    update,
+)
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import (
     check_secret_name,
@@ -20,6 +36,7 @@ from stigmer.backend.local._convert import (
     q,
     timestamp,
 )
+from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local._selectors import check_labels, parse_selector
 from stigmer.core import API_VERSION, KINDS, InvalidArgument, NotFound, new_id, slugify, unwrap
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -27,6 +44,7 @@ from stigmer.proto.v1 import meta_pb2, resource_pb2
 
 __all__ = [
     "DEFINITION_KINDS",
+    "ResourceRow",
     "apply",
     "delete_resource",
     "find",
@@ -46,8 +64,93 @@ _SLUG_MAX = 63
 # row <-> message
 
 
+class ResourceRow(NamedTuple):
+    """A ``resources`` row, in the table's column order (what the prepared lookups return)."""
+
+    pk: int
+    id: str
+    kind: str
+    slug: str
+    name: str
+    version: int
+    labels: str
+    annotations: str
+    spec: str
+    status: str
+    created_at: int
+    updated_at: int
+
+
+class _Converted:
+    """Serialized ``Resource`` of recently converted rows, keyed by every value of the row.
+
+    ``to_message`` is a pure function of the row (and, for an Environment, of the missing secret
+    names), so a hit gives exactly what converting again would: ``FromString`` of the bytes takes
+    microseconds where the JSON mapping (``json_format.ParseDict``) takes hundreds. A changed row
+    has different values and so a different key; old entries just age out. Bounded by entries and
+    by bytes (the row texts plus the serialized message); thread-safe (PostgreSQL reads run in
+    worker threads).
+    """
+
+    MAX_ENTRIES = 1024
+    MAX_BYTES = 8 << 20
+    MAX_ENTRY_BYTES = 256 << 10
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[ResourceRow, frozenset[str] | None], tuple[bytes, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[ResourceRow, frozenset[str] | None]) -> bytes | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple[ResourceRow, frozenset[str] | None], data: bytes) -> None:
+        row = key[0]
+        texts = (row.spec, row.status, row.labels, row.annotations)
+        size = len(data) + sum(map(sys.getsizeof, texts)) + 200
+        if size > self.MAX_ENTRY_BYTES:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (data, size)
+            self._bytes += size
+            while len(self._items) > self.MAX_ENTRIES or self._bytes > self.MAX_BYTES:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+_converted = _Converted()
+
+
 def to_message(row: Any, missing_secrets: set[str] | None = None) -> resource_pb2.Resource:
     """Build the ``Resource`` for a ``resources`` row."""
+    if type(row) is not ResourceRow:
+        return _to_message(row, missing_secrets)
+    missing = (
+        frozenset(missing_secrets) if missing_secrets is not None and row.kind == "Environment" else None
+    )
+    key = (row, missing)
+    data = _converted.get(key)
+    if data is None:
+        out = _to_message(row, missing_secrets)
+        _converted.put(key, out.SerializeToString())
+        return out
+    return resource_pb2.Resource.FromString(data)
+
+
+def _to_message(row: Any, missing_secrets: set[str] | None) -> resource_pb2.Resource:
     cls, field = DEFINITION_KINDS[row.kind]
     msg: Any = cls(api_version=API_VERSION, kind=row.kind)
     md = msg.metadata
@@ -74,26 +177,93 @@ def _spec_json(msg: Any) -> str:
 # lookups
 
 
-def find(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> Row[Any] | None:
+_r, _lab = s.resources, s.resource_labels
+_BY_ID = select(_r).where(_r.c.id == bindparam("rid"))
+_BY_SLUG = select(_r).where(_r.c.kind == bindparam("kind"), _r.c.slug == bindparam("slug"))
+_SECRET_NAMES = select(s.secrets.c.name)
+_LIST_SHAPES_MAX = 64
+
+
+def _list_query(ops: tuple[str, ...]) -> Select[Any]:
+    """One page of a kind, after a pk, filtered by label requirements with these operators.
+
+    Parameters: ``kind``, ``after``, ``limit``, and per requirement ``k<i>`` (and ``v<i>`` for
+    ``=`` and ``!=``).
+    """
+    conds: list[Any] = [_r.c.kind == bindparam("kind"), _r.c.pk > bindparam("after")]
+    for i, op in enumerate(ops):
+        has_key = and_(_lab.c.resource_pk == _r.c.pk, _lab.c.key == bindparam(f"k{i}"))
+        if op == "exists":
+            conds.append(exists().where(has_key))
+        elif op == "!exists":
+            conds.append(not_(exists().where(has_key)))
+        elif op == "=":
+            conds.append(exists().where(has_key, _lab.c.value == bindparam(f"v{i}")))
+        else:
+            conds.append(not_(exists().where(has_key, _lab.c.value == bindparam(f"v{i}"))))
+    return select(_r).where(*conds).order_by(_r.c.pk).limit(bindparam("limit", type_=Integer))
+
+
+class _Statements:
+    """The read statements of Get, List and reference checks, compiled once per dialect."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+        self.by_id = Prepared(_BY_ID, dialect)
+        self.by_id_locked = Prepared(_BY_ID.with_for_update(), dialect)
+        self.by_slug = Prepared(_BY_SLUG, dialect)
+        self.by_slug_locked = Prepared(_BY_SLUG.with_for_update(), dialect)
+        self.secret_names = Prepared(_SECRET_NAMES, dialect)
+        self._lists: dict[tuple[str, ...], Prepared] = {}
+
+    def list_query(self, ops: tuple[str, ...]) -> Prepared:
+        found = self._lists.get(ops)
+        if found is None:
+            found = Prepared(_list_query(ops), self.dialect)
+            if len(self._lists) < _LIST_SHAPES_MAX:
+                self._lists[ops] = found
+        return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _slug(name: str) -> str:
+    """``slugify`` of a looked-up name, remembered (the same few names are looked up again and again)."""
+    return slugify(name)
+
+
+def _stmts(conn: Connection) -> _Statements:
+    return prepared_for(conn, _Statements)
+
+
+def _rows(conn: Connection, stmt: Prepared, values: Mapping[str, object]) -> list[ResourceRow]:
+    cur: Any = stmt.run(conn, values)
+    try:
+        return [ResourceRow(*found) for found in cur.fetchall()]
+    finally:
+        cur.close()
+
+
+def find(
+    conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False
+) -> ResourceRow | None:
     """The row a reference points at (by id, else kind + name or slug), or None."""
     want = ref.kind or kind
     if want and want not in DEFINITION_KINDS:
         raise InvalidArgument(f"unknown kind {q(want)} (one of: {', '.join(DEFINITION_KINDS)})", ["ref.kind"])
+    st = _stmts(conn)
     if ref.id:
-        query = select(s.resources).where(s.resources.c.id == ref.id)
+        rows = _rows(conn, st.by_id_locked if lock else st.by_id, {"rid": ref.id})
     elif ref.name:
         if not want:
             raise InvalidArgument(f"say which kind {q(ref.name)} is (ref.kind, e.g. Agent)", ["ref.kind"])
         try:
-            slug = slugify(ref.name)
+            slug = _slug(ref.name)
         except InvalidArgument:
             return None
-        query = select(s.resources).where(s.resources.c.kind == want, s.resources.c.slug == slug)
+        rows = _rows(conn, st.by_slug_locked if lock else st.by_slug, {"kind": want, "slug": slug})
     else:
         raise InvalidArgument("give a resource id, or a kind and a name", ["ref"])
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = rows[0] if rows else None
     if row is None or (want and row.kind != want):
         return None
     return row
@@ -105,7 +275,7 @@ def _describe(ref: meta_pb2.ResourceRef, kind: str = "") -> str:
     return f"{k} with id {q(ref.id)}" if ref.id else f"{k} {q(ref.name)}"
 
 
-def require(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> Row[Any]:
+def require(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> ResourceRow:
     row = find(conn, ref, kind, lock)
     if row is None:
         raise NotFound(f"{_describe(ref, kind)} does not exist; check the name with `stigmer get`")
@@ -113,7 +283,11 @@ def require(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: b
 
 
 def secret_names(conn: Connection) -> set[str]:
-    return set(conn.execute(select(s.secrets.c.name)).scalars())
+    cur: Any = _stmts(conn).secret_names.run(conn, {})
+    try:
+        return {found[0] for found in cur.fetchall()}
+    finally:
+        cur.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,19 +528,14 @@ def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListRespon
         )
     size = page_size(request.page_size)
     after = decode_token(request.page_token, "r") if request.page_token else 0
-    r, lab = s.resources, s.resource_labels
-    conds = [r.c.kind == request.kind, r.c.pk > after]
-    for req in parse_selector(request.label_selector):
-        has_key = and_(lab.c.resource_pk == r.c.pk, lab.c.key == req.key)
-        if req.op == "exists":
-            conds.append(exists().where(has_key))
-        elif req.op == "!exists":
-            conds.append(not_(exists().where(has_key)))
-        elif req.op == "=":
-            conds.append(exists().where(has_key, lab.c.value == req.value))
-        else:
-            conds.append(not_(exists().where(has_key, lab.c.value == req.value)))
-    rows = list(conn.execute(select(r).where(*conds).order_by(r.c.pk).limit(size + 1)))
+    requirements = parse_selector(request.label_selector)
+    values: dict[str, object] = {"kind": request.kind, "after": after, "limit": size + 1}
+    for i, req in enumerate(requirements):
+        values[f"k{i}"] = req.key
+        if req.op in ("=", "!="):
+            values[f"v{i}"] = req.value
+    stmt = _stmts(conn).list_query(tuple(req.op for req in requirements))
+    rows = _rows(conn, stmt, values)
     more = len(rows) > size
     rows = rows[:size]
     missing = _missing(conn, rows)
