@@ -183,6 +183,7 @@ class Builder:
                 spec, name=name, parent_model=parent, approvals=False, depth=depth + 1
             )
             async with AsyncExitStack() as stack:
+                stack.push_async_callback(child.model.aclose)
                 for _server, toolset in child.toolsets:
                     await stack.enter_async_context(toolset)
                 result = await child.agent.run(

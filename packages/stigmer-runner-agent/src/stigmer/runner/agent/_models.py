@@ -79,6 +79,12 @@ class BuiltModel:
     settings: ModelSettings
     choice: ModelChoice
     api_key: str = ""
+    client: Any = None
+
+    async def aclose(self) -> None:
+        """Close the provider client's connections (each run has its own client)."""
+        if self.client is not None:
+            await self.client.close()
 
 
 def _snake(key: str) -> str:
@@ -193,7 +199,7 @@ def build_model(choice: ModelChoice, lookup: Callable[[str], str | None]) -> Bui
         model: Model = AnthropicModel(
             choice.name, provider=AnthropicProvider(anthropic_client=anthropic_client)
         )
-        return BuiltModel(model, settings, choice, key)  # type: ignore[arg-type]
+        return BuiltModel(model, settings, choice, key, anthropic_client)  # type: ignore[arg-type]
 
     from openai import AsyncOpenAI
 
@@ -221,7 +227,7 @@ def build_model(choice: ModelChoice, lookup: Callable[[str], str | None]) -> Bui
         from pydantic_ai.providers.openai import OpenAIProvider
 
         model = OpenAIChatModel(choice.name, provider=OpenAIProvider(openai_client=client))
-    return BuiltModel(model, settings, choice, key)  # type: ignore[arg-type]
+    return BuiltModel(model, settings, choice, key, client)  # type: ignore[arg-type]
 
 
 def _missing_key(name: str, choice: ModelChoice) -> str:

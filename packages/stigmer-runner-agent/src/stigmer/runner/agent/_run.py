@@ -134,6 +134,7 @@ class AgentRun:
                 run_model=self.execution.spec.model if self.execution.spec.HasField("model") else None,
             )
             build = await builder.build(agent_resource.spec, name=agent_resource.metadata.name or ref.name)
+            stack.push_async_callback(build.model.aclose)
             default_redactor().register(build.model.api_key)
             self.model_label = build.model.choice.label
             self.endpoint = build.model.choice.base_url
