@@ -280,7 +280,7 @@ def test_every_example_starts_with_a_schema_modeline(path: Path) -> None:
         assert "modeline names the schema of the first" in path.read_text()
 
 
-def test_every_example_applies_in_one_go(cli: Cli) -> None:
+def test_every_example_applies_in_one_go_and_hello_runs(cli: Cli) -> None:
     applied = cli.ok("apply", "-f", "examples")
     names = {line.split()[0] for line in applied.stdout.splitlines() if line.strip()}
     assert {
@@ -295,15 +295,10 @@ def test_every_example_applies_in_one_go(cli: Cli) -> None:
     } <= names, applied.stdout
     again = cli.ok("apply", "-f", "examples")
     assert all(line.endswith("unchanged") for line in again.stdout.splitlines() if line.strip()), again.stdout
-
-
-def test_hello(cli: Cli) -> None:
-    cli.ok("apply", "-f", "examples/hello.yaml")
-    execution = cli.json("run", "hello", "--input", '{"name": "world"}')
+    # the smallest one runs at once (the README's main command, tests-integration/test_readme.py)
+    execution = cli.json("run", "hello")
     assert execution["phase"] == "SUCCEEDED"
     assert execution["output"] == {"greeting": "Hello, world!"}
-    default = cli.json("run", "hello")
-    assert default["output"] == {"greeting": "Hello, world!"}
 
 
 GH_TOKEN = "ghp_example0123456789abcdefSECRET"
