@@ -301,3 +301,10 @@ def test_docs_index_lists_every_page() -> None:
     for page in sorted(DOCS.glob("*.md")):
         if page.name != "index.md":
             assert f"]({page.name})" in index, f"docs/index.md does not link {page.name}"
+
+
+def test_readme_package_map_lists_every_distribution() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = set(re.findall(r"^\| `(stigmer[a-z-]*)` \|", readme, re.M))
+    packages = {p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists()}
+    assert packages | {"stigmer"} == rows
