@@ -179,11 +179,17 @@ class Follow:
         args = json_format.MessageToDict(pending.arguments) if pending.HasField("arguments") else {}
         ask = self.prompt or _ask
         _err(f"approval needed: {what}" + (f" with {short(args, 300)}" if args else ""))
-        answer = (await asyncio.to_thread(ask, "approve? [y/N] ")).strip().lower()
-        approved = answer in ("y", "yes")
-        reason = ""
-        if not approved:
-            reason = (await asyncio.to_thread(ask, "reason (optional): ")).strip()
+        # Asked on the loop's thread on purpose: nothing else needs to run meanwhile, and Ctrl-C
+        # then interrupts the prompt at once (a prompt in a worker thread would keep the process
+        # alive until Enter).
+        try:
+            answer = ask("approve? [y/N] ").strip().lower()
+            approved = answer in ("y", "yes")
+            reason = "" if approved else ask("reason (optional): ").strip()
+        except EOFError:
+            from stigmer.cli._errors import CliError
+
+            raise CliError(f"no answer (end of input); {approval_hint(self.execution_id)}") from None
         self.answered.add(key)
         await submit_approval(self.backend, self.execution_id, approved, reason, pending.id)
         return approved
@@ -199,7 +205,11 @@ def _ask(prompt: str) -> str:
     sys.stderr.flush()
     line = sys.stdin.readline()
     if not line:
-        raise EOFError("no answer: stdin is closed")
+        from stigmer.cli._errors import CliError
+
+        raise CliError(
+            "no answer (end of input); answer later with `stigmer execution approve ID` or `reject ID`"
+        )
     return line
 
 
