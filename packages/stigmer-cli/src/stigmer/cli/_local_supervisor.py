@@ -9,6 +9,7 @@ records everything in ``state.json``; and on SIGTERM stops the children in rever
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -36,6 +37,7 @@ READY_MARKERS = {
     "workflow-runner": "stigmer-workflow-runner polling",
     "agent-runner": "stigmer-agent-runner polling",
 }
+QUEUES = {"workflow-runner": "stigmer-workflows", "agent-runner": "stigmer-agents"}
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 60.0  # seconds up after which the backoff starts over
 
@@ -170,15 +172,60 @@ class Supervisor:
         self.write_state()
 
     def ready(self, child: Child) -> bool:
+        """Temporal: its port accepts connections; the server: gRPC health says SERVING; a worker:
+        Temporal lists it (by pid) among the pollers of its task queue."""
         if child.name == "temporal":
             return port_open(self.settings.host, self.settings.temporal_port)
         marker = READY_MARKERS[child.name]
         try:
             with open(self.paths.log(child.name), "rb") as fh:
                 fh.seek(child.log_offset)
-                return marker.encode() in fh.read()
+                if marker.encode() not in fh.read():
+                    return False
         except OSError:
             return False
+        if child.name == "server":
+            return self._serving()
+        return child.process is not None and self._polling(child.process.pid, QUEUES[child.name])
+
+    def _serving(self) -> bool:
+        try:
+            import grpc
+            from grpc_health.v1 import health_pb2, health_pb2_grpc
+        except ImportError:  # the log line said it listens; that will do
+            return True
+        try:
+            with grpc.insecure_channel(self.settings.server_address) as channel:
+                answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def _polling(self, pid: int, queue: str) -> bool:
+        binary = temporal_binary() or "temporal"
+        try:
+            done = subprocess.run(
+                [
+                    binary,
+                    "task-queue",
+                    "describe",
+                    "--task-queue",
+                    queue,
+                    "--address",
+                    self.settings.temporal_address,
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            pollers = json.loads(done.stdout or "{}").get("pollers") or []
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return False
+        kinds = {p.get("taskQueueType") for p in pollers if str(p.get("identity", "")).startswith(f"{pid}@")}
+        return {"workflow", "activity"} <= kinds
 
     def check(self, child: Child) -> None:
         """Notice readiness and exits; schedule and perform restarts with backoff."""
