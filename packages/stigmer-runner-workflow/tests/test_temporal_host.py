@@ -513,3 +513,27 @@ async def test_histories_replay_deterministically(stack: Any, world: World) -> N
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+async def test_a_long_effect_free_loop_reports_progress_in_batches(stack: Any) -> None:
+    backend, qc = stack
+    done = await run(
+        backend,
+        qc,
+        "counting",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: counting, version: 1.0.0}
+  do:
+    - each:
+        for: {each: item, in: '${ [range(150)] }'}
+        do:
+          - double:
+              set: {last: '${ $item * 2 }'}
+""",
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert output(done) == {"last": 298}
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    reports = [e for e in history.events if e.WhichOneof("attributes") == "marker_recorded_event_attributes"]
+    assert len(reports) >= 3  # load, at least one batch mid-loop, and the final status
+    assert done.status.last_sequence >= 300  # every task start and completion was written

@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["EffectOptions", "TemporalHost"]
 
 PROBLEM_ERROR = "WorkflowProblem"
+#: Buffered progress events written without waiting for the next effect.
+FLUSH_EVENTS = 200
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ class TemporalHost:
 
     async def task_completed(self, path: str, name: str, output: Any) -> None:
         self._record("task.completed", path, name, output, self._task(path, name, "SUCCEEDED", finished=True))
+        if len(self._events_out) >= FLUSH_EVENTS:  # long effect-free stretches still show progress
+            await self.flush()
 
     async def task_failed(self, path: str, name: str, error: Mapping[str, Any]) -> None:
         detail = str(error.get("detail") or error.get("title") or "")
