@@ -352,16 +352,6 @@ def test_issue_triage_calls_the_api_with_the_secret_then_the_agent(cli: Cli) -> 
     assert [s["name"] for s in cli.json("secret", "list")] == ["GH_TOKEN"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a secret value the workflow resolved reaches the child agent execution in clear: "
-        "stigmer-runner-workflow _runner.py _BackendHost.call_agent passes the evaluated message to "
-        "Backend.create_execution without scrubbing it with the run's redactor, so the child "
-        "AgentExecution's spec.message and its message.user event store the value (the parent's own "
-        "events show ***)"
-    ),
-)
 def test_issue_triage_masks_a_token_pasted_into_the_issue(cli: Cli) -> None:
     """Someone pasted the token into the issue: every record shows *** in its place."""
 

@@ -156,6 +156,8 @@ class _BackendHost(InProcessHost):
         await self._reporter.save_checkpoint(state)
 
     async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+        # A child's spec is an execution record too: it holds masked values, never resolved secrets.
+        message = self._reporter.redactor.scrub(message)
         spec = P.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind="Agent", name=agent),
             message=message if isinstance(message, str) else json.dumps(message),
@@ -169,7 +171,7 @@ class _BackendHost(InProcessHost):
             target=meta_pb2.ResourceRef(kind="Workflow", name=name),
             parent_execution_id=self._execution.metadata.id,
         )
-        spec.input.CopyFrom(to_value(input))
+        spec.input.CopyFrom(to_value(self._reporter.redactor.scrub(input)))
         return await self._child(spec, "workflow")
 
     async def _child(self, spec: execution_pb2.ExecutionSpec, runner_name: str) -> Any:
