@@ -219,8 +219,8 @@ def _secret(name: str, value: str) -> object:
 async def test_timeout_is_retried(backend: Backend, llm: ScriptedLLM) -> None:
     from agent_standins import Reply
 
-    llm.add(Reply(text="too late", delay=3.0), text("in time"))
-    params = "  model: {provider: openai-compatible, name: m, baseUrl: '%s', params: {timeout: 0.5, maxRetries: 2}}\n"
+    llm.add(Reply(text="too late", delay=5.0), text("in time"))
+    params = "  model: {provider: openai-compatible, name: m, baseUrl: '%s', params: {timeout: 1.5, maxRetries: 2}}\n"
     await apply(backend, openai_agent(llm).split("  model:")[0] + params % llm.openai_base_url)
     eid = await start(backend, "bot", "hi")
     done = await AgentRunner().execute(backend, eid)
