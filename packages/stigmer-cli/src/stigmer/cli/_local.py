@@ -42,6 +42,13 @@ from stigmer.cli._output import (
 __all__ = ["local_app"]
 
 CONTEXT = "local-stack"
+# What each component's command line contains (a pid file may name a reused pid).
+MARKERS = {
+    "temporal": "temporal",
+    "server": "_server_main",
+    "workflow-runner": "stigmer.runner.workflow._worker",
+    "agent-runner": "stigmer.runner.agent._worker",
+}
 START_TIMEOUT = 90.0
 
 local_app = typer.Typer(
@@ -88,7 +95,9 @@ def _rows(paths: LocalPaths) -> list[dict[str, Any]]:
         alive = supervisor is not None and pid_alive(pid)
         current = str(info.get("state") or "stopped")
         if supervisor is None:
-            current, pid = "stopped", None
+            orphan = live_pid(paths.pid(name), MARKERS[name])
+            # The supervisor was killed but this component still runs: `stop` ends it.
+            current, pid, alive = ("unsupervised", orphan, True) if orphan else ("stopped", None, False)
         elif not alive and current in ("running", "starting"):
             current = "restarting"
         started = info.get("startedAt")
@@ -143,7 +152,7 @@ def _ensure_runner_token(paths: LocalPaths) -> None:
 
     settings = load_settings()
     try:
-        from stigmer.backend.local._tokens import TokenStore
+        from stigmer.backend.local import TokenStore
     except ImportError as exc:
         raise CliError(
             f"the local stack needs stigmer-backend-local ({exc}); install it: pip install stigmer-backend-local"
@@ -275,6 +284,13 @@ def start(
         echo_err(f"the local stack is already running (supervisor pid {running}) at {settings.endpoint}")
         _use_context(CONTEXT)
         return
+    leftovers = [r for r in _rows(paths) if r["state"] == "unsupervised"]
+    if leftovers:
+        listed = ", ".join(f"{r['name']} (pid {r['pid']})" for r in leftovers)
+        raise CliError(
+            f"parts of an earlier local stack still run without their supervisor: {listed}; "
+            "run `stigmer local stop` first"
+        )
     stale = _clean_stale(paths)
     if stale:
         echo_err(f"removed stale pid files of {', '.join(stale)} (left by a stack that did not stop cleanly)")
@@ -315,14 +331,8 @@ def _stop(paths: LocalPaths, *, quiet: bool = False) -> bool:
         terminate(supervisor, grace=60.0)
         stopped = True
     # Anything the supervisor could not stop (it was killed, or timed out) goes now.
-    markers = {
-        "temporal": "temporal",
-        "server": "_server_main",
-        "workflow-runner": "_worker",
-        "agent-runner": "_worker",
-    }
     for name in reversed(COMPONENTS):
-        pid = live_pid(paths.pid(name), markers[name])
+        pid = live_pid(paths.pid(name), MARKERS[name])
         if pid is not None:
             terminate(pid, grace=10.0)
             stopped = True

@@ -36,13 +36,6 @@ class Role(enum.StrEnum):
     admin = "admin"
 
 
-# Where stigmer-backend-local defines these today, until its package namespace re-exports them.
-_DEFINED_IN = {
-    "run_server": "stigmer.backend.local._server",
-    "TokenStore": "stigmer.backend.local._tokens",
-}
-
-
 def _local(attr: str) -> Any:
     """``stigmer.backend.local.<attr>``, or a clear error when that package lacks it."""
     import importlib
@@ -52,11 +45,6 @@ def _local(attr: str) -> Any:
     except ImportError:
         raise CliError("the server needs stigmer-backend-local: pip install stigmer-backend-local") from None
     value = getattr(module, attr, None)
-    if value is None and attr in _DEFINED_IN:
-        try:
-            value = getattr(importlib.import_module(_DEFINED_IN[attr]), attr, None)
-        except ImportError:
-            value = None
     if value is None:
         raise CliError(
             f"the installed stigmer-backend-local has no {attr}; upgrade it: pip install -U stigmer-backend-local"
