@@ -748,3 +748,27 @@ def _decoded_payloads(node: Any) -> str:
 
     walk(node)
     return "\n".join(parts)
+
+
+def test_a_killed_supervisor_leaves_components_that_status_shows_and_stop_ends(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    orphaned = Stack(home)
+    try:
+        orphaned.start()
+        supervisor = int((home / "local" / "supervisor.pid").read_text())
+        os.kill(supervisor, 9)
+        wait_for(
+            lambda: all(r["state"] == "unsupervised" for r in orphaned.status()),
+            15,
+            "unsupervised components",
+        )
+        again = orphaned.cli("local", "start", "--port", str(orphaned.server_port), check=False)
+        assert again.returncode == 1
+        assert "still run without their supervisor" in again.stderr
+        assert "run `stigmer local stop` first" in again.stderr
+        orphaned.cli("local", "stop")
+        wait_for(lambda: not orphaned.processes(), 15, "every stack process to exit")
+        assert all(r["state"] == "stopped" for r in orphaned.status())
+    finally:
+        orphaned.force_cleanup()
