@@ -42,6 +42,14 @@ async def wait(seconds: float) -> str:
 
 
 @server.tool()
+def fail(reason: str) -> str:
+    """Always fails (an anticipated tool error, whose message reaches the model)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    raise ToolError(f"failed on purpose: {reason}")
+
+
+@server.tool()
 def pid() -> int:
     """The server's process id."""
     return os.getpid()

@@ -243,3 +243,16 @@ async def test_sub_agents_are_not_offered_tools_that_need_approval(
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
     assert [t["function"]["name"] for t in llm.requests[1]["tools"]] == ["add"]
+
+
+async def test_failing_tool_is_reported_and_the_model_continues(backend: Backend, llm: ScriptedLLM) -> None:
+    llm.add(call("fail", reason="disk full"), text("The tool failed: disk full."))
+    await apply(backend, stdio_server("flaky"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: flaky, tools: [fail]}]\n"))
+    eid = await start(backend, "bot", "try it")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    result = next(e for e in await events(backend, eid) if e.type == "tool.result")
+    assert "failed on purpose: disk full" in str(json_format.MessageToDict(result.data)["result"])
+    tool_msg = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")
+    assert "failed on purpose: disk full" in tool_msg["content"]
