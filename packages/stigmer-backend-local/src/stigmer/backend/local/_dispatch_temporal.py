@@ -91,10 +91,6 @@ class TemporalDispatcher:
                 f"stigmer-temporal-approval-{execution.metadata.id}",
             )
 
-    async def start_now(self, execution: execution_pb2.Execution) -> None:
-        """Start the workflow of ``execution`` and return once Temporal accepted it."""
-        await self._start(execution)
-
     async def _start(self, execution: execution_pb2.Execution) -> None:
         from temporalio.common import WorkflowIDConflictPolicy
 
