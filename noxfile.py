@@ -111,7 +111,16 @@ def wheels(session: nox.Session) -> None:
         session.run("uv", "venv", "--quiet", "--python", py, str(path), external=True)
         return path
 
+    # Every stigmer distribution resolves to the wheel just built, never to an index (PyPI holds
+    # unrelated projects under some of these names).
+    wheels_by_name = {whl.name.split("-")[0].replace("_", "-"): whl for whl in dist.glob("*.whl")}
+    overrides = tmp / "overrides.txt"
+    overrides.write_text(
+        "".join(f"{name} @ {whl.as_uri()}\n" for name, whl in sorted(wheels_by_name.items()))
+    )
+
     def install(path: Path, *reqs: str) -> None:
+        resolved = [str(wheels_by_name[r]) if r in wheels_by_name else r for r in reqs]
         session.run(
             "uv",
             "pip",
@@ -119,9 +128,9 @@ def wheels(session: nox.Session) -> None:
             "--quiet",
             "--python",
             str(path / "bin" / "python"),
-            "--find-links",
-            str(dist),
-            *reqs,
+            "--overrides",
+            str(overrides),
+            *resolved,
             external=True,
         )
 
