@@ -203,7 +203,7 @@ spec:
     - first:
         set: {step: 1}
     - pause:
-        wait: {seconds: 3}
+        wait: {seconds: 8}  # long enough that Ctrl-C lands mid-wait on a loaded machine
     - last:
         set: {step: 3, done: true}
 """
