@@ -1,0 +1,40 @@
+"""Secret references on durable hosts: what the workflow holds, what activities substitute and scrub."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from stigmer.runner.workflow._temporal_secrets import has_refs, ref_names, scrub, secret_ref, substitute
+
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
+VALUES = st.text(min_size=1, max_size=30).filter(lambda v: "{{" not in v)
+
+
+def test_references_are_found_anywhere_and_substituted_for_known_names_only() -> None:
+    request = {
+        "url": "https://api.example.com/v1?key=" + secret_ref("API_KEY"),
+        "headers": {"Authorization": "Bearer " + secret_ref("TOKEN")},
+        "body": [{"nested": secret_ref("UNKNOWN")}, 3, None],
+    }
+    assert ref_names(request) == {"API_KEY", "TOKEN", "UNKNOWN"}
+    real = substitute(request, {"API_KEY": "k-1", "TOKEN": "t-2"})
+    assert real["url"] == "https://api.example.com/v1?key=k-1"
+    assert real["headers"] == {"Authorization": "Bearer t-2"}
+    assert real["body"] == [{"nested": secret_ref("UNKNOWN")}, 3, None]  # not granted: stays a reference
+    assert not has_refs({"a": 1, "b": ["plain"]})
+
+
+def test_scrub_masks_every_value_longest_first() -> None:
+    out = scrub({"out": "abcdef and abc", "list": ["xabcdefx"]}, {"short": "abc", "long": "abcdef"})
+    assert out == {"out": "*** and ***", "list": ["x***x"]}
+    assert scrub("nothing to hide", {}) == "nothing to hide"
+
+
+@given(name=NAMES, value=VALUES, prefix=st.text(max_size=10), suffix=st.text(max_size=10))
+def test_substitute_then_scrub_never_leaves_the_value(
+    name: str, value: str, prefix: str, suffix: str
+) -> None:
+    held = prefix + secret_ref(name) + suffix
+    sent = substitute(held, {name: value})
+    assert sent == prefix + value + suffix
+    assert value not in scrub(sent, {name: value})
