@@ -145,9 +145,8 @@ def status(output: OutputOption = Output.table) -> None:
 
 # ----------------------------------------------------------------------------------- start
 def _ensure_runner_token(paths: LocalPaths) -> None:
-    """A runner-role token for the workers (created once, kept 0600)."""
-    if paths.runner_token.exists() and paths.runner_token.read_text(encoding="utf-8").strip():
-        return
+    """A runner-role token for the workers (created once, kept 0600; replaced when the token store
+    no longer knows it, e.g. after its database was deleted, or it was revoked)."""
     from stigmer.cli._config import load_settings
 
     settings = load_settings()
@@ -159,6 +158,12 @@ def _ensure_runner_token(paths: LocalPaths) -> None:
         ) from exc
     store = TokenStore(database_url=settings.database_url or None, home=settings.home)
     try:
+        current = (
+            paths.runner_token.read_text(encoding="utf-8").strip() if paths.runner_token.exists() else ""
+        )
+        known = store.verify(current) if current else None
+        if known is not None and known.role == "runner":
+            return
         issued = store.create(role="runner", name=f"local-stack-{int(time.time())}")
     finally:
         store.close()
