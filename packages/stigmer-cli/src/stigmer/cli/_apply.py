@@ -134,7 +134,7 @@ def _load(filenames: list[str]) -> list[LoadedResource]:
 
 async def _prepare_skill(session: Session, item: LoadedResource) -> None:
     """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``."""
-    from stigmer.cli._skillpack import TAR_MEDIA_TYPE, pack_skill
+    from stigmer.cli._skillpack import SKILL_MEDIA_TYPE, pack_skill
     from stigmer.proto.v1 import backend_service_pb2 as svc
 
     skill = item.resource.skill  # type: ignore[union-attr]
@@ -148,7 +148,7 @@ async def _prepare_skill(session: Session, item: LoadedResource) -> None:
     # Also in a dry run: the backend checks that the artifact exists. The blob is
     # content-addressed, so storing it changes no resource and is harmless to repeat.
     meta = await session.backend.put_artifact(
-        svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+        svc.PutArtifactRequest(content=packed.content, media_type=SKILL_MEDIA_TYPE)
     )
     skill.spec.artifact = meta.key or packed.key
 

@@ -1,76 +1,19 @@
-"""Packing a skill directory into a deterministic tar (same files, same bytes, same key)."""
+"""Skill packing for ``stigmer apply``: stigmer.core's deterministic packer, errors as CLI errors."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from stigmer.cli._errors import CliError
+from stigmer.core import SKILL_MEDIA_TYPE, InvalidArgument, PackedSkill, artifact_key
+from stigmer.core import pack_skill as _core_pack_skill
 
-__all__ = ["SKILL_FILE", "TAR_MEDIA_TYPE", "PackedSkill", "artifact_key", "pack_skill"]
-
-SKILL_FILE = "SKILL.md"
-TAR_MEDIA_TYPE = "application/x-tar"
-_SKIP_DIRS = {"__pycache__", "node_modules"}
-MAX_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class PackedSkill:
-    """A packed skill: the tar bytes, their content address and the files inside."""
-
-    content: bytes
-    key: str
-    files: tuple[str, ...]
-
-
-def artifact_key(content: bytes) -> str:
-    """The content address of bytes: ``sha256:<hex>``."""
-    return "sha256:" + hashlib.sha256(content).hexdigest()
+__all__ = ["SKILL_MEDIA_TYPE", "PackedSkill", "artifact_key", "pack_skill"]
 
 
 def pack_skill(directory: Path) -> PackedSkill:
-    """Tar a skill directory: sorted entries, mtime 0, owner 0, normalised modes, no dotfiles.
-
-    The result depends only on file names, contents and the executable bit, so applying the
-    same directory twice yields the same artifact key.
-    """
-    if not directory.is_dir():
-        raise CliError(
-            f"skill directory '{directory}' does not exist (spec.path is relative to the manifest)"
-        )
-    if not (directory / SKILL_FILE).is_file():
-        raise CliError(f"skill directory '{directory}' has no {SKILL_FILE}")
-    files: list[tuple[str, Path]] = []
-    for root, dirs, names in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        for name in names:
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            if not path.is_file():
-                continue  # sockets, dangling links
-            files.append((path.relative_to(directory).as_posix(), path))
-    files.sort()
-    buf = io.BytesIO()
-    total = 0
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel, path in files:
-            data = path.read_bytes()
-            total += len(data)
-            if total > MAX_BYTES:
-                raise CliError(f"skill directory '{directory}' is larger than {MAX_BYTES // 2**20} MiB")
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            info.type = tarfile.REGTYPE
-            tar.addfile(info, io.BytesIO(data))
-    content = buf.getvalue()
-    return PackedSkill(content=content, key=artifact_key(content), files=tuple(rel for rel, _ in files))
+    """``stigmer.core.pack_skill``; a bad directory is a ``CliError`` with the same message."""
+    try:
+        return _core_pack_skill(directory)
+    except InvalidArgument as exc:
+        raise CliError(exc.message) from None

@@ -1,4 +1,5 @@
-"""Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader and redaction."""
+"""Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
+and the client logic the CLI and the SDK share (skill packing, ...)."""
 
 from stigmer.core._backend import Backend, Runner
 from stigmer.core._errors import (
@@ -36,6 +37,14 @@ from stigmer.core._plugins import (
 from stigmer.core._redact import MASK, Redactor, default_redactor
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
+from stigmer.core._skillpack import (
+    SKILL_FILE,
+    SKILL_MAX_BYTES,
+    SKILL_MEDIA_TYPE,
+    PackedSkill,
+    artifact_key,
+    pack_skill,
+)
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -46,6 +55,9 @@ __all__ = [
     "MASK",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
+    "SKILL_FILE",
+    "SKILL_MAX_BYTES",
+    "SKILL_MEDIA_TYPE",
     "AlreadyExists",
     "Backend",
     "Context",
@@ -54,6 +66,7 @@ __all__ = [
     "LoadedResource",
     "ManifestError",
     "NotFound",
+    "PackedSkill",
     "PermissionDenied",
     "PluginNotFound",
     "Redactor",
@@ -62,6 +75,7 @@ __all__ = [
     "StigmerError",
     "Unauthenticated",
     "Unavailable",
+    "artifact_key",
     "default_redactor",
     "dump_manifests",
     "dump_yaml",
@@ -75,6 +89,7 @@ __all__ = [
     "manifest_schema",
     "message_to_manifest",
     "new_id",
+    "pack_skill",
     "parse_manifest",
     "resource_from_message",
     "slugify",

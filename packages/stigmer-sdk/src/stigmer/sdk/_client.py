@@ -159,15 +159,15 @@ class AsyncStigmer:
         return results
 
     async def _push_skill(self, item: LoadedResource) -> None:
+        from stigmer.core import SKILL_MEDIA_TYPE, pack_skill
         from stigmer.proto.v1 import backend_service_pb2 as svc
-        from stigmer.sdk._skills import TAR_MEDIA_TYPE, pack_skill
 
         skill = item.resource.skill  # type: ignore[union-attr]
         if not skill.spec.path:
             return
         packed = pack_skill((item.base_dir / skill.spec.path).resolve())
         meta = await self.backend.put_artifact(
-            svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+            svc.PutArtifactRequest(content=packed.content, media_type=SKILL_MEDIA_TYPE)
         )
         skill.spec.artifact = meta.key or packed.key
 
