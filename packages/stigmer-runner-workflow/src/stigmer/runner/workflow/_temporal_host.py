@@ -22,7 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from ._errors import ErrorKind, WorkflowError
     from ._host import HttpRequest, HttpResponse, ProcessResult
-    from ._temporal_secrets import secret_ref
+    from ._temporal_secrets import scrub, secret_ref
 
 __all__ = ["EffectOptions", "TemporalHost"]
 
@@ -63,6 +63,7 @@ class TemporalHost:
         self._tasks: dict[str, dict[str, Any]] = {}
         self._attempts: dict[str, int] = {}
         self.stopped = False
+        self._concealed: dict[str, str] = {}
 
     # ----------------------------------------------------------- determinism
     def now(self) -> datetime.datetime:
@@ -249,6 +250,12 @@ class TemporalHost:
         data = {"attempt": attempt, "delay": delay, "error": dict(error)}
         self._record("task.retried", path, name, data, self._task(path, name, "RUNNING"))
 
+    def conceal(self, *values: str) -> None:
+        """Mask ``values`` (e.g. OAuth2 access tokens) in every event, output and error it reports."""
+        for value in values:
+            if value:
+                self._concealed[f"concealed-{len(self._concealed)}"] = value
+
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         """The history is the checkpoint — until it grows long: then continue as a new run that
         resumes from ``state`` (never while ``fork`` branches run: their in-flight work would be
@@ -282,6 +289,8 @@ class TemporalHost:
             **final,
         }
         self._events_out, self._tasks = [], {}
+        if self._concealed:
+            batch = scrub(batch, self._concealed)
         accepted = await workflow.execute_local_activity(
             "stigmer.workflow.report",
             batch,
