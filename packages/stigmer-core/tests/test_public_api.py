@@ -2,6 +2,8 @@ import stigmer.core
 
 EXPECTED = {
     "API_VERSION",
+    "APPLY_ORDER",
+    "order_resources",
     "BACKENDS_GROUP",
     "KINDS",
     "KIND_PREFIXES",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._backend import Session, open_session, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._kinds import APPLY_ORDER, cli_name
+from stigmer.cli._kinds import cli_name
 from stigmer.cli._output import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
 
 if TYPE_CHECKING:
@@ -35,29 +35,14 @@ _ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
 
 
 def order_resources(loaded: list[LoadedResource]) -> list[LoadedResource]:
-    """Dependency order (skills, MCP servers, environments, agents, workflows); duplicates refused."""
-    seen: dict[tuple[str, str], LoadedResource] = {}
-    for item in loaded:
-        if item.kind not in APPLY_ORDER:
-            raise CliError(
-                f"{item.source}:{item.line}: kind {item.kind} cannot be applied; "
-                "start runs with `stigmer run NAME`"
-            )
-        key = (item.kind, _slug(item.name))
-        if key in seen:
-            first = seen[key]
-            raise CliError(
-                f"{cli_name(item.kind)}/{item.name} is declared twice "
-                f"({first.source}:{first.line} and {item.source}:{item.line}); keep one"
-            )
-        seen[key] = item
-    return sorted(loaded, key=lambda r: APPLY_ORDER[r.kind])
+    """``stigmer.core.order_resources`` (dependency order, duplicates refused) with CLI errors."""
+    from stigmer.core import InvalidArgument
+    from stigmer.core import order_resources as core_order_resources
 
-
-def _slug(name: str) -> str:
-    from stigmer.core import slugify
-
-    return slugify(name)
+    try:
+        return core_order_resources(loaded)
+    except InvalidArgument as exc:
+        raise CliError(exc.message) from None
 
 
 def _comparable(resource: Message | None) -> dict[str, Any]:
@@ -231,6 +216,7 @@ def delete(
 ) -> None:
     """Delete resources: `delete KIND NAME...` or `delete -f PATH` (reverse dependency order)."""
     from stigmer.cli._kinds import resolve_kind
+    from stigmer.core import APPLY_ORDER
 
     targets: list[tuple[str, str]] = []
     if filename:

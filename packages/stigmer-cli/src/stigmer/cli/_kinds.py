@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from stigmer.cli._errors import CliError
 
 __all__ = [
-    "APPLY_ORDER",
     "EXECUTION",
     "cli_name",
     "resolve_kind",
@@ -32,16 +31,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 _LOOKUP: dict[str, str] = {alias: kind for kind, aliases in _ALIASES.items() for alias in aliases}
 _LOOKUP.update({kind.lower(): kind for kind in _ALIASES})
 
-# Apply order: what others refer to first.
-APPLY_ORDER: dict[str, int] = {
-    "Skill": 0,
-    "McpServer": 0,
-    "Environment": 0,
-    "Agent": 1,
-    "Workflow": 2,
-    "Session": 3,
-}
-
 
 def suggest(word: str, options: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for the closest option, or an empty string."""
@@ -54,6 +43,8 @@ def suggest(word: str, options: Iterable[str]) -> str:
 
 def resolve_kind(text: str, *, allow_executions: bool = True) -> str:
     """The kind named by ``text`` (``agents`` -> ``Agent``); unknown kinds suggest the closest one."""
+    from stigmer.core import APPLY_ORDER  # applicable kinds; imported here to keep `--help` light
+
     kind = _LOOKUP.get(text.strip().lower())
     if kind is None or (not allow_executions and kind not in APPLY_ORDER):
         allowed = [k for k in _ALIASES if allow_executions or k in APPLY_ORDER]

@@ -1,6 +1,7 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
-and the client logic the CLI and the SDK share (skill packing, ...)."""
+and the client logic the CLI and the SDK share (skill packing, apply order, ...)."""
 
+from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
 from stigmer.core._errors import (
     AlreadyExists,
@@ -49,6 +50,7 @@ from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
     "API_VERSION",
+    "APPLY_ORDER",
     "BACKENDS_GROUP",
     "KINDS",
     "KIND_PREFIXES",
@@ -89,6 +91,7 @@ __all__ = [
     "manifest_schema",
     "message_to_manifest",
     "new_id",
+    "order_resources",
     "pack_skill",
     "parse_manifest",
     "resource_from_message",

@@ -9,9 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from stigmer.core import InvalidArgument, NotFound
+from stigmer.core import InvalidArgument, NotFound, order_resources
 from stigmer.sdk._builder import M, ResourceBuilder
-from stigmer.sdk._collect import collect, order_resources
+from stigmer.sdk._collect import collect
 from stigmer.sdk._connect import Target, open_backend, resolve_target
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._kinds import resolve_kind

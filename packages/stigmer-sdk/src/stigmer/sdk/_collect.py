@@ -1,5 +1,5 @@
 """Turning what users pass to ``apply`` (builders, messages, manifest dicts, paths, Python files)
-into resources, in the CLI's dependency order."""
+into resources (``stigmer.core.order_resources`` then puts them in apply order)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from typing import Any
 
 from google.protobuf.message import Message
 from stigmer.core import (
+    APPLY_ORDER,
     InvalidArgument,
     LoadedResource,
     kind_of,
     parse_manifest,
     resource_from_message,
-    slugify,
 )
 from stigmer.sdk._builder import ResourceBuilder
-from stigmer.sdk._kinds import APPLY_ORDER
 
-__all__ = ["ResourceLike", "collect", "order_resources", "to_loaded"]
+__all__ = ["ResourceLike", "collect", "to_loaded"]
 
 ResourceLike = ResourceBuilder[Any] | Message | Mapping[str, Any] | str | Path
 
@@ -65,20 +64,3 @@ def collect(items: Iterable[Any]) -> list[LoadedResource]:
         else:
             out.extend(to_loaded(item))
     return out
-
-
-def order_resources(loaded: list[LoadedResource]) -> list[LoadedResource]:
-    """Skills, MCP servers and environments, then agents, then workflows; duplicates refused."""
-    seen: dict[tuple[str, str], LoadedResource] = {}
-    for item in loaded:
-        if item.kind not in APPLY_ORDER:
-            raise InvalidArgument(f"{item.source}:{item.line}: a {item.kind} cannot be applied")
-        key = (item.kind, slugify(item.name))
-        if key in seen:
-            first = seen[key]
-            raise InvalidArgument(
-                f"{item.kind}/{item.name} is declared twice ({first.source}:{first.line} and "
-                f"{item.source}:{item.line}); keep one"
-            )
-        seen[key] = item
-    return sorted(loaded, key=lambda r: APPLY_ORDER[r.kind])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.sdk._kinds import APPLY_ORDER
+from stigmer.core import APPLY_ORDER
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

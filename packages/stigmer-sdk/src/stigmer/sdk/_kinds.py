@@ -1,20 +1,11 @@
-"""Kind names as users type them (``agent``, ``workflows``, ``mcp``), and the apply order."""
+"""Kind names as users type them (``agent``, ``workflows``, ``mcp``)."""
 
 from __future__ import annotations
 
-from stigmer.core import InvalidArgument
+from stigmer.core import APPLY_ORDER, InvalidArgument
 
-__all__ = ["APPLY_ORDER", "resolve_kind"]
+__all__ = ["resolve_kind"]
 
-# What others refer to comes first (same order as `stigmer apply`).
-APPLY_ORDER: dict[str, int] = {
-    "Skill": 0,
-    "McpServer": 0,
-    "Environment": 0,
-    "Agent": 1,
-    "Workflow": 2,
-    "Session": 3,
-}
 _ALIASES = {"mcp": "McpServer", "mcp-server": "McpServer", "env": "Environment"}
 
 
