@@ -277,3 +277,10 @@ def test_arbitrary_bytes_from_stdin_are_handled() -> None:
     raw = io.BytesIO(bytes(range(256))).read().decode("latin-1")
     with pytest.raises(ManifestError):
         parse_manifest(raw, "<stdin>")
+
+
+def test_reused_anchors_load_quietly(recwarn: pytest.WarningsRecorder) -> None:
+    text = "apiVersion: stigmer.ai/v1\nkind: Environment\nmetadata: {name: &a e, labels: {x: &a y, z: *a}}\n"
+    (loaded,) = parse_manifest(text, "a.yaml")
+    assert message_to_manifest(loaded.resource)["metadata"]["labels"] == {"x": "y", "z": "y"}
+    assert not recwarn.list

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 from stigmer.core._errors import InvalidArgument
@@ -65,7 +66,10 @@ def load_yaml_documents(text: str, source: str = "") -> list[tuple[Any, int]]:
     """
     y = _yaml("rt")
     try:
-        docs = list(y.load_all(io.StringIO(text)))
+        with warnings.catch_warnings():
+            # YAML lets a later anchor reuse a name; ruamel warns on stderr, which a CLI must not show.
+            warnings.simplefilter("ignore")
+            docs = list(y.load_all(io.StringIO(text)))
     except RecursionError:
         raise ManifestError("document nests too deeply", source) from None
     except Exception as exc:  # ruamel raises many unrelated types for bad input
