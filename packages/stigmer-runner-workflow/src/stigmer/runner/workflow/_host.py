@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Host", "HttpRequest", "HttpResponse", "ProcessResult"]
+__all__ = ["Host", "HttpRequest", "HttpResponse", "ProcessResult", "Redacting"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +114,10 @@ class Host(Protocol):
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         """A JSON-serializable resume point, offered after every completed task."""
         ...
+
+
+@runtime_checkable
+class Redacting(Protocol):
+    """Optional for a host: values it must mask wherever it records them (e.g. access tokens)."""
+
+    def conceal(self, *values: str) -> None: ...

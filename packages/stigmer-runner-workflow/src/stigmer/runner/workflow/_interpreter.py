@@ -22,6 +22,7 @@ from ._host import Host
 from ._parse import Workflow, load_workflow
 from ._schema import validate_against
 from ._tasks.extensions import run_with_extensions
+from ._tasks.oauth import TokenCache
 
 __all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
 
@@ -78,6 +79,7 @@ class Interpreter(Checkpointing, Evaluating):
         self.context: Any = {}
         self.detached: set[asyncio.Future[Any]] = set()  # `await: false` work, collected at the end
         self.authorizations: dict[str, Any] = {}  # task path -> $authorization of its call
+        self.tokens = TokenCache()  # OAuth2 access tokens of this run
         self._frames: dict[str, Any] = {}
         self._resume: dict[str, Any] = {}
         self._raw_input: Any = None

@@ -132,6 +132,10 @@ class _BackendHost(InProcessHost):
         default_redactor().register(*values.values())  # so logs and CLI output mask them too
         return values
 
+    def conceal(self, *values: str) -> None:
+        self._reporter.redactor.register(*values)
+        default_redactor().register(*values)
+
     async def task_started(self, path: str, name: str, input: Any) -> None:
         task = self._reporter.progress(path, name, P.PHASE_RUNNING, started=True)
         await self._reporter.event("task.started", subject=path, text=name, data=input, task=task)

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, template_uses_secrets
-from .._host import HttpRequest, HttpResponse
+from .._host import HttpRequest, HttpResponse, Redacting
+from .oauth import oauth2_token
 from .openapi import openapi_request
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
     if target == "http":
         return await _call_http(rt, path, args, data, scope), None
     if target == "openapi":
-        return await _call_openapi(rt, args, data, scope), None
+        return await _call_openapi(rt, path, args, data, scope), None
     functions = rt.use.get("functions") or {}
     if target in functions:
         evaluated = await rt.template(dict(args), data, scope)
@@ -54,9 +55,7 @@ async def _call_http(rt: Interpreter, path: str, args: Mapping[str, Any], data: 
     headers = await _string_map(rt, args.get("headers"), data, scope, "headers")
     query = await _string_map(rt, args.get("query"), data, scope, "query")
     auth_headers = await authorization_headers(rt, auth, data, scope)
-    if "Authorization" in auth_headers:
-        scheme, _, parameter = auth_headers["Authorization"].partition(" ")
-        rt.authorizations[path] = {"scheme": scheme, "parameter": parameter}
+    _remember_authorization(rt, path, auth_headers)
     headers.update(auth_headers)
     hidden = set(auth_headers) | _secret_headers(args.get("headers"))
     body = await rt.template(args["body"], data, scope) if "body" in args else None
@@ -71,6 +70,13 @@ async def _call_http(rt: Interpreter, path: str, args: Mapping[str, Any], data: 
     return await send_http(rt, request, str(args.get("output", "content")), hidden=hidden)
 
 
+def _remember_authorization(rt: Interpreter, path: str, headers: Mapping[str, str]) -> None:
+    """Expose the call's ``Authorization`` as ``$authorization`` (scheme and parameter)."""
+    if "Authorization" in headers:
+        scheme, _, parameter = headers["Authorization"].partition(" ")
+        rt.authorizations[path] = {"scheme": scheme, "parameter": parameter}
+
+
 def _secret_headers(spec: Any) -> set[str]:
     """Header names whose values are computed from ``$secrets`` (never echoed into outputs)."""
     if isinstance(spec, str):
@@ -80,7 +86,7 @@ def _secret_headers(spec: Any) -> set[str]:
     return set()
 
 
-async def _call_openapi(rt: Interpreter, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
+async def _call_openapi(rt: Interpreter, path: str, args: Mapping[str, Any], data: Any, scope: Scope) -> Any:
     doc_url, doc_auth = await resolve_endpoint(rt, args["document"]["endpoint"], data, scope)
     doc_headers = await authorization_headers(rt, doc_auth, data, scope)
     response = await rt.host.http_request(
@@ -91,6 +97,7 @@ async def _call_openapi(rt: Interpreter, args: Mapping[str, Any], data: Any, sco
     parameters = await rt.template(dict(args.get("parameters") or {}), data, scope)
     request = openapi_request(doc_url, response.content, str(args["operationId"]), parameters)
     auth_headers = await authorization_headers(rt, args.get("authentication"), data, scope)
+    _remember_authorization(rt, path, auth_headers)
     hidden = set(auth_headers)
     if auth_headers:
         request = HttpRequest(
@@ -148,7 +155,7 @@ def decode_content(response: HttpResponse) -> Any:
         try:
             return json.loads(response.content)
         except ValueError:
-            pass
+            rt.host.conceal(token)
     try:
         return response.content.decode("utf-8")
     except UnicodeDecodeError:
@@ -186,6 +193,7 @@ def expand_uri_template(template: str, data: Any) -> str:
 
 
 async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Scope) -> dict[str, str]:
+    """The headers an authentication policy (inline or ``{use: name}``) adds to a request."""
     if auth is None:
         return {}
     if isinstance(auth, Mapping) and set(auth) == {"use"}:
@@ -196,14 +204,58 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
             )
         auth = named
     policy = await rt.template(dict(auth), data, scope)
-    if "basic" in policy:
-        basic = policy["basic"]
-        token = base64.b64encode(f"{basic['username']}:{basic['password']}".encode()).decode("ascii")
-        return {"Authorization": f"Basic {token}"}
-    if "bearer" in policy:
-        return {"Authorization": f"Bearer {policy['bearer']['token']}"}
     scheme = next(iter(policy), "?")
-    raise WorkflowError.of(ErrorKind.CONFIGURATION, f"authentication scheme {scheme!r} is not supported yet")
+    settings = policy.get(scheme)
+    if isinstance(settings, Mapping) and set(settings) == {"use"}:
+        settings = await _secret_policy(rt, scheme, str(settings["use"]))
+    if scheme == "basic" and isinstance(settings, Mapping):
+        pair = f"{settings.get('username', '')}:{settings.get('password', '')}"
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+    if scheme == "bearer" and isinstance(settings, Mapping):
+        return {"Authorization": f"Bearer {settings.get('token', '')}"}
+    if scheme in ("oauth2", "oidc") and isinstance(settings, Mapping):
+        sent: list[str] = []
+        try:
+            token = await oauth2_token(rt.host, rt.tokens, scheme, settings, sent)
+        except WorkflowError as error:
+            raise _without(error, sent) from None
+        if isinstance(rt.host, Redacting):
+            rt.host.conceal(token)
+        return {"Authorization": f"Bearer {token}"}
+    raise WorkflowError.of(
+        ErrorKind.CONFIGURATION,
+        f"authentication scheme {scheme!r} is not supported (use basic, bearer, "
+        "oauth2 or oidc with grant client_credentials)",
+    )
+
+
+async def _secret_policy(rt: Interpreter, scheme: str, name: str) -> Mapping[str, Any]:
+    """A policy stored as a secret: its value is the policy's settings as a JSON object."""
+    if name not in rt.workflow.declared_secrets:
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"{scheme} authentication uses secret {name!r}, not in use.secrets"
+        )
+    value = (await rt.host.get_secrets([name])).get(name)
+    try:
+        settings = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        settings = None
+    if not isinstance(settings, Mapping):
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION,
+            f"secret {name!r} must hold the {scheme} settings as a JSON object",
+        )
+    return settings
+
+
+def _without(error: WorkflowError, values: list[str]) -> WorkflowError:
+    """``error`` with the credential ``values`` masked in its detail (servers may echo them)."""
+    detail = str(error.problem.get("detail") or "")
+    for value in sorted(values, key=len, reverse=True):
+        detail = detail.replace(value, "***")
+    error.problem["detail"] = detail
+    error.args = (detail,)
+    return error
 
 
 async def _string_map(rt: Interpreter, spec: Any, data: Any, scope: Scope, what: str) -> dict[str, str]:
