@@ -2,6 +2,11 @@ import stigmer.core
 
 EXPECTED = {
     "API_VERSION",
+    "Connection",
+    "connection_for",
+    "credentials_path",
+    "read_credentials",
+    "write_credentials",
     "APPLY_ORDER",
     "order_resources",
     "BACKENDS_GROUP",

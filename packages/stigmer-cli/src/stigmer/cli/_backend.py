@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.cli._config import load_settings, read_credentials
+from stigmer.cli._config import load_settings
 from stigmer.cli._errors import CliError
 
 if TYPE_CHECKING:
@@ -52,30 +52,12 @@ def _plugin(group: str, name: str, factory: Any) -> Any:
 
 
 def make_backend(settings: Settings) -> tuple[Backend, Context]:
-    """Build the backend of the active context (the only place backends are constructed)."""
-    from stigmer.core import load_backend
+    """Build the backend of the active context (the only place the CLI constructs backends)."""
+    from stigmer.core import connection_for
 
-    ctx = settings.context
-    if ctx.backend == "local":
-        backend = _plugin(
-            "stigmer.backends",
-            "local",
-            lambda: load_backend("local", database_url=settings.effective_database_url(), home=settings.home),
-        )
-    elif ctx.backend == "cloud":
-        if not ctx.endpoint:
-            raise CliError(
-                f"context '{ctx.name}' has no endpoint; run `stigmer login --endpoint URL --token TOKEN`"
-            )
-        token = read_credentials(settings.home).get(ctx.name)
-        backend = _plugin(
-            "stigmer.backends",
-            "cloud",
-            lambda: load_backend("cloud", endpoint=ctx.endpoint, token=token, home=settings.home),
-        )
-    else:
-        raise CliError(f"context '{ctx.name}' has unknown backend '{ctx.backend}' (use 'local' or 'cloud')")
-    return backend, ctx
+    connection = connection_for(settings)
+    backend = _plugin("stigmer.backends", connection.backend, connection.open)
+    return backend, settings.context
 
 
 @asynccontextmanager

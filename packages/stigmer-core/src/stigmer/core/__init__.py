@@ -1,8 +1,11 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
-and the client logic the CLI and the SDK share (skill packing, apply order, ...)."""
+and the client logic the CLI and the SDK share (skill packing, apply order,
+credentials and the connection of a context, ...)."""
 
 from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
+from stigmer.core._connection import Connection, connection_for
+from stigmer.core._credentials import credentials_path, read_credentials, write_credentials
 from stigmer.core._errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -62,6 +65,7 @@ __all__ = [
     "SKILL_MEDIA_TYPE",
     "AlreadyExists",
     "Backend",
+    "Connection",
     "Context",
     "FailedPrecondition",
     "InvalidArgument",
@@ -78,6 +82,8 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "artifact_key",
+    "connection_for",
+    "credentials_path",
     "default_redactor",
     "dump_manifests",
     "dump_yaml",
@@ -94,8 +100,10 @@ __all__ = [
     "order_resources",
     "pack_skill",
     "parse_manifest",
+    "read_credentials",
     "resource_from_message",
     "slugify",
     "unwrap",
     "validate_manifest",
+    "write_credentials",
 ]

@@ -9,10 +9,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from stigmer.core import InvalidArgument, NotFound, order_resources
+from stigmer.core import Connection, InvalidArgument, NotFound, order_resources
 from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect
-from stigmer.sdk._connect import Target, open_backend, resolve_target
+from stigmer.sdk._connect import resolve_target
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._kinds import resolve_kind
 
@@ -87,7 +87,7 @@ class AsyncStigmer:
     ) -> None:
         self._given = backend
         self._local_override = local
-        self._target: Target | None = None
+        self._target: Connection | None = None
         if backend is None:
             self._target = resolve_target(
                 home=home, database_url=database_url, endpoint=endpoint, token=token, context=context
@@ -111,7 +111,7 @@ class AsyncStigmer:
         """The connected ``stigmer.core.Backend`` (connects on first use)."""
         if self._backend is None:
             assert self._target is not None
-            self._backend = open_backend(self._target)
+            self._backend = self._target.open()
         return self._backend
 
     async def __aenter__(self) -> AsyncStigmer:
