@@ -171,6 +171,8 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 )
             elif parts.path == "/text":
                 self._reply(200, b"plain words", "text/plain")
+            elif parts.path == "/not-json":
+                self._reply(200, b"<html>oops</html>", "application/json")
             elif parts.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", "/echo")

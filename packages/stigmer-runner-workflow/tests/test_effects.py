@@ -88,6 +88,11 @@ async def test_http_response_and_raw_outputs(document: Doc, stub: Any) -> None:
     assert base64.b64decode(out["raw"]) == b"plain words"
 
 
+async def test_a_json_response_that_is_not_json_stays_text(document: Doc, stub: Any) -> None:
+    wf = document([{"get": http(endpoint="https://x.test/not-json")}])
+    assert await run_workflow(wf, stub.host()) == "<html>oops</html>"
+
+
 async def test_http_redirects_follow_only_when_asked(document: Doc, stub: Any) -> None:
     follow = document([{"go": http(endpoint="https://x.test/redirect", redirect=True)}])
     assert (await run_workflow(follow, stub.host()))["method"] == "GET"

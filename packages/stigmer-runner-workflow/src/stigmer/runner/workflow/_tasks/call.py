@@ -155,7 +155,7 @@ def decode_content(response: HttpResponse) -> Any:
         try:
             return json.loads(response.content)
         except ValueError:
-            rt.host.conceal(token)
+            pass
     try:
         return response.content.decode("utf-8")
     except UnicodeDecodeError:
