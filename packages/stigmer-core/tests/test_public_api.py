@@ -2,6 +2,8 @@ import stigmer.core
 
 EXPECTED = {
     "API_VERSION",
+    "RUNNABLE_KINDS",
+    "find_target",
     "Connection",
     "connection_for",
     "credentials_path",

@@ -26,7 +26,6 @@ __all__ = [
     "approval_hint",
     "detach_on_interrupt",
     "drive",
-    "find_target",
     "interrupted_hint",
     "names_of",
     "not_found",
@@ -94,22 +93,6 @@ async def not_found(backend: Backend, kinds: list[str], name: str) -> CliError:
     if not hint and not candidates:
         hint = f"; there is no {what} yet: `stigmer apply -f FILE` creates one"
     return CliError(f"no {what} named '{name}'{hint}")
-
-
-async def find_target(backend: Backend, name: str) -> str:
-    """``Workflow`` or ``Agent``: whichever of them is called ``name`` (both is an error)."""
-    is_workflow = await _exists(backend, "Workflow", name)
-    is_agent = await _exists(backend, "Agent", name)
-    if is_workflow and is_agent:
-        raise CliError(
-            f"'{name}' names both a workflow and an agent; say which: "
-            f"`stigmer workflow run {name}` or `stigmer agent execute {name} MESSAGE`"
-        )
-    if is_workflow:
-        return "Workflow"
-    if is_agent:
-        return "Agent"
-    raise await not_found(backend, ["Workflow", "Agent"], name)
 
 
 async def create(session: Session, req: RunRequest) -> execution_pb2.Execution:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from stigmer.cli._backend import open_session, run_async
-from stigmer.cli._launch import RunRequest, Started, detach_on_interrupt, find_target, report, start
+from stigmer.cli._launch import RunRequest, Started, detach_on_interrupt, report, start
 from stigmer.cli._output import Output, OutputOption, echo
 from stigmer.cli._params import parse_env, parse_input, parse_secret_file, read_secret_value
 
@@ -83,7 +83,15 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
     async def go() -> int:
         async with open_session() as session:
             if find:
-                req.kind = await find_target(session.backend, req.name)
+                from stigmer.core import find_target
+
+                req.kind = await find_target(
+                    session.backend,
+                    req.name,
+                    choose_hint=f"say which: `stigmer workflow run {req.name}` or "
+                    f"`stigmer agent execute {req.name} MESSAGE`",
+                    create_hint="`stigmer apply -f FILE` creates one",
+                )
             ex = await start(session, req, output, detach, started)
             if detach:
                 if output is Output.table:

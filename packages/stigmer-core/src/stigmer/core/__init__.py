@@ -1,6 +1,6 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
 and the client logic the CLI and the SDK share (skill packing, apply order,
-credentials and the connection of a context, ...)."""
+credentials and the connection of a context, finding a run target, ...)."""
 
 from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
@@ -49,6 +49,7 @@ from stigmer.core._skillpack import (
     artifact_key,
     pack_skill,
 )
+from stigmer.core._targets import RUNNABLE_KINDS, find_target
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "KINDS",
     "KIND_PREFIXES",
     "MASK",
+    "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
     "SKILL_FILE",
@@ -88,6 +90,7 @@ __all__ = [
     "dump_manifests",
     "dump_yaml",
     "error_from_grpc_code",
+    "find_target",
     "kind_of",
     "load_backend",
     "load_manifests",

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from stigmer.core import Connection, InvalidArgument, NotFound, order_resources
+from stigmer.core import Connection, InvalidArgument, find_target, order_resources
 from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect
 from stigmer.sdk._connect import resolve_target
@@ -271,7 +271,11 @@ class AsyncStigmer:
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-        target = resolve_kind(kind) if kind else await self._find_target(name)
+        target = (
+            resolve_kind(kind)
+            if kind
+            else await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")
+        )
         if target not in _RUNNERS:
             raise InvalidArgument(f"only workflows and agents run, not a {target}", ["kind"])
         if target == "Workflow" and (message or session):
@@ -312,19 +316,3 @@ class AsyncStigmer:
             else None
         )
         return AsyncExecution(self.backend, ex, runner, start=False)
-
-    async def _find_target(self, name: str) -> str:
-        found = []
-        for kind in ("Workflow", "Agent"):
-            try:
-                await self.get(kind, name)
-            except NotFound:
-                continue
-            found.append(kind)
-        if len(found) == 2:
-            raise InvalidArgument(
-                f"'{name}' names both a workflow and an agent; pass kind='workflow' or 'agent'"
-            )
-        if not found:
-            raise NotFound(f"no workflow or agent named '{name}'; apply one first")
-        return found[0]

@@ -1,0 +1,73 @@
+"""Finding what a bare name runs: the workflow or the agent of that name.
+
+``stigmer run NAME`` and the SDK's ``run(name)`` both ask ``find_target``; a name held by both a
+workflow and an agent is refused (the caller says how to choose), and a missing name suggests
+the closest existing one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from stigmer.core._backend import Backend
+from stigmer.core._errors import InvalidArgument, NotFound
+from stigmer.core._manifests import unwrap
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import meta_pb2
+
+__all__ = ["RUNNABLE_KINDS", "find_target"]
+
+RUNNABLE_KINDS = ("Workflow", "Agent")
+
+
+async def find_target(
+    backend: Backend,
+    name: str,
+    *,
+    choose_hint: str = "say which kind to run",
+    create_hint: str = "apply one first",
+) -> str:
+    """``"Workflow"`` or ``"Agent"``: whichever of them is called ``name``.
+
+    Raises ``InvalidArgument`` when both are (the message ends with ``choose_hint``), and
+    ``NotFound`` when neither is: the message suggests the closest existing workflow or agent
+    name, or, when there is none at all, ends with ``create_hint``.
+    """
+    found = [kind for kind in RUNNABLE_KINDS if await _exists(backend, kind, name)]
+    if len(found) > 1:
+        raise InvalidArgument(f"'{name}' names both a workflow and an agent; {choose_hint}", ["kind"])
+    if found:
+        return found[0]
+    candidates = [n for kind in RUNNABLE_KINDS for n in await _names(backend, kind)]
+    hint = _did_you_mean(name, candidates)
+    if not hint and not candidates:
+        hint = f"; there is no workflow or agent yet: {create_hint}"
+    raise NotFound(f"no workflow or agent named '{name}'{hint}")
+
+
+async def _exists(backend: Backend, kind: str, name: str) -> bool:
+    try:
+        await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind=kind, name=name)))
+    except NotFound:
+        return False
+    return True
+
+
+async def _names(backend: Backend, kind: str) -> list[str]:
+    names: list[str] = []
+    token = ""
+    while True:
+        page = await backend.list(svc.ListRequest(kind=kind, page_size=500, page_token=token))
+        names.extend(unwrap(r).metadata.name for r in page.resources)  # type: ignore[attr-defined]
+        token = page.next_page_token
+        if not token:
+            return names
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    choices = sorted(set(options))
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    if not match:
+        match = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else ""
