@@ -2,6 +2,8 @@ import stigmer.core
 
 EXPECTED = {
     "API_VERSION",
+    "from_value",
+    "plain_value",
     "RUNNABLE_KINDS",
     "find_target",
     "Connection",

@@ -34,21 +34,11 @@ def timestamp(ts: Any) -> str | None:
 
 def value_to_python(msg: Message, field: str) -> Any:
     """A ``google.protobuf.Value`` field as plain Python (None when unset)."""
-    from google.protobuf import json_format
+    from stigmer.core import from_value
 
     if not msg.HasField(field):
         return None
-    return _ints(json_format.MessageToDict(getattr(msg, field)))
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
+    return from_value(getattr(msg, field))
 
 
 def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
@@ -68,13 +58,13 @@ def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
     approval: dict[str, Any] | None = None
     if status.HasField("pending_approval") and status.pending_approval.id:
         a = status.pending_approval
-        from google.protobuf import json_format
+        from stigmer.core import from_value
 
         approval = {
             "id": a.id,
             "tool": a.tool,
             "server": a.server,
-            "arguments": _ints(json_format.MessageToDict(a.arguments)),
+            "arguments": from_value(a.arguments),
             "requestedAt": timestamp(a.requested_at),
         }
     u = status.usage

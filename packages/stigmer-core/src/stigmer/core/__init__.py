@@ -1,6 +1,7 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
 and the client logic the CLI and the SDK share (skill packing, apply order,
-credentials and the connection of a context, finding a run target, ...)."""
+credentials and the connection of a context, finding a run target,
+protobuf values as plain data)."""
 
 from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
@@ -50,6 +51,7 @@ from stigmer.core._skillpack import (
     pack_skill,
 )
 from stigmer.core._targets import RUNNABLE_KINDS, find_target
+from stigmer.core._values import from_value, plain_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "dump_yaml",
     "error_from_grpc_code",
     "find_target",
+    "from_value",
     "kind_of",
     "load_backend",
     "load_manifests",
@@ -103,6 +106,7 @@ __all__ = [
     "order_resources",
     "pack_skill",
     "parse_manifest",
+    "plain_value",
     "read_credentials",
     "resource_from_message",
     "slugify",

@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+from stigmer.core._values import plain_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
 from stigmer.proto.v1 import (
     agent_pb2,
@@ -367,9 +368,9 @@ resource_to_manifest = message_to_manifest
 def _normalise(value: Any, desc: Descriptor | None) -> Any:
     """Undo the JSON mapping's quirks: int64 as strings, and integral floats in Struct/Value."""
     if desc is None:
-        return _ints(value)
+        return plain_value(value)
     if desc.full_name in _WELL_KNOWN_OPAQUE:
-        return _ints(value)
+        return plain_value(value)
     if not isinstance(value, dict):
         return value
     fields = {f.json_name: f for f in desc.fields}
@@ -399,16 +400,6 @@ def _norm_single(item: Any, f: FieldDescriptor) -> Any:
     if f.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64) and isinstance(item, str):
         return int(item)
     return item
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
 
 
 def dump_manifests(messages: Iterable[Message], fmt: str = "yaml", include_status: bool = True) -> str:

@@ -13,22 +13,11 @@ if TYPE_CHECKING:
     from stigmer.core import Backend, Runner
     from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["TERMINAL_PHASES", "AsyncExecution", "phase_name", "plain_value"]
+__all__ = ["TERMINAL_PHASES", "AsyncExecution", "phase_name"]
 
 TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 _STOP = TERMINAL_PHASES | {"WAITING_APPROVAL"}
 _CANCEL_GRACE = 1.0  # seconds an in-process runner gets to stop by itself after cancel()
-
-
-def plain_value(value: Any) -> Any:
-    """JSON data from a protobuf ``Value`` with whole numbers back as ints (``2.0`` -> ``2``)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: plain_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain_value(v) for v in value]
-    return value
 
 
 def phase_name(value: int) -> str:
@@ -83,10 +72,10 @@ class AsyncExecution:
     @property
     def output(self) -> Any:
         """Output of the latest snapshot as plain data (None until it succeeded)."""
-        from google.protobuf import json_format
+        from stigmer.core import from_value
 
         status = self.execution.status
-        return plain_value(json_format.MessageToDict(status.output)) if status.HasField("output") else None
+        return from_value(status.output) if status.HasField("output") else None
 
     @property
     def done(self) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from stigmer.core import Backend, FailedPrecondition, Redactor
+from stigmer.core import Backend, FailedPrecondition, Redactor, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
@@ -31,21 +31,6 @@ class RunStopped(BaseException):
 
 def to_value(value: Any) -> struct_pb2.Value:
     return json_format.ParseDict(json.loads(json.dumps(value, default=str)), struct_pb2.Value())
-
-
-def from_value(message: Any) -> Any:
-    """A protobuf ``Value``/``Struct`` as plain data, with integral numbers back as ints."""
-    return _ints(json_format.MessageToDict(message))
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
 
 
 def _timestamp(moment: datetime.datetime) -> timestamp_pb2.Timestamp:

@@ -1,0 +1,53 @@
+"""Protobuf Value data back to plain Python: integral numbers are ints again, nothing else changes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+from stigmer.core import from_value, plain_value
+
+
+def _value(data: Any) -> struct_pb2.Value:
+    return json_format.ParseDict(data, struct_pb2.Value())
+
+
+def test_integral_numbers_come_back_as_ints() -> None:
+    data = {"n": 2, "f": 2.5, "nested": [{"k": 3}, 0, -7, True, None, "4"], "big": 2**53}
+    out = from_value(_value(data))
+    assert out["n"] == 2 and type(out["n"]) is int
+    assert out["f"] == 2.5
+    assert out["nested"] == [{"k": 3}, 0, -7, True, None, "4"]
+    assert [type(v) for v in out["nested"][1:4]] == [int, int, bool]
+    assert out["big"] == 2**53 and type(out["big"]) is float  # beyond what a double holds exactly
+
+
+def test_struct_and_messages_holding_values() -> None:
+    struct = struct_pb2.Struct()
+    struct.update({"count": 10, "ratio": 0.25})
+    assert from_value(struct) == {"count": 10, "ratio": 0.25}
+    assert type(from_value(struct)["count"]) is int
+
+
+def test_plain_value_leaves_other_things_alone() -> None:
+    assert plain_value(1.0) == 1 and type(plain_value(1.0)) is int
+    assert plain_value(-0.0) == 0 and type(plain_value(-0.0)) is int
+    assert math.isinf(plain_value(math.inf)) and math.isnan(plain_value(math.nan))
+    assert plain_value(float(2**60)) == float(2**60) and type(plain_value(float(2**60))) is float
+    assert plain_value(("a", 1.0)) == ("a", 1.0)  # only dicts and lists are walked
+    assert plain_value("2.0") == "2.0"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**52), 2**52) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(_json)
+def test_round_trip_through_a_value_is_exact(data: Any) -> None:
+    assert from_value(_value(data)) == data
