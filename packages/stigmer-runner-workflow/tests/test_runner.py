@@ -251,3 +251,72 @@ async def test_cancelling_the_execution_stops_the_run(backend: Backend) -> None:
     started = [e.subject for e in await event_log(backend, execution_id) if e.type == "task.started"]
     assert "/do/1/after" not in started
     assert not any(s.endswith("/swallowed") for s in started)
+
+
+class RecordingBackend:
+    """Delegates to a real backend and records every UpdateExecutionStatus request."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.updates: list[svc.UpdateExecutionStatusRequest] = []
+
+    async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> Any:
+        self.updates.append(request)
+        return await self.inner.update_execution_status(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_pure_tasks_are_group_committed_with_every_event_kept(backend: Backend) -> None:
+    tasks = "\n".join(f"    - s{i}: {{set: {{n: {i}}}}}" for i in range(50))
+    await apply_workflow(
+        backend,
+        "many",
+        f"  document: {{dsl: 1.0.0, namespace: demo, name: many, version: 1.0.0}}\n  do:\n{tasks}\n",
+    )
+    recording = RecordingBackend(backend)
+    finished = await WorkflowRunner().execute(recording, await start(backend, "many"))  # type: ignore[arg-type]
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED
+    assert output_of(finished) == {"n": 49}
+    assert len(recording.updates) <= 10  # not 3 per task
+    log = await event_log(backend, finished.metadata.id)
+    assert [e.sequence for e in log] == list(range(1, len(log) + 1))
+    assert [e.subject for e in log if e.type == "task.completed"] == [f"/do/{i}/s{i}" for i in range(50)]
+    assert len(finished.status.tasks) == 50
+    assert all(t.phase == execution_pb2.PHASE_SUCCEEDED for t in finished.status.tasks)
+    assert json.loads(finished.status.checkpoint)["frames"]["/do"]["next"] == 50
+
+
+async def test_progress_is_written_before_every_effect(backend: Backend, stub: Any) -> None:
+    await apply_workflow(
+        backend,
+        "effects",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: effects, version: 1.0.0}
+  do:
+    - a: {set: {n: 1}}
+    - b: {set: {n: 2}}
+    - call:
+        call: http
+        with: {method: get, endpoint: 'https://api.example.com/echo'}
+    - c: {set: {n: 3}}
+""",
+    )
+    recording = RecordingBackend(backend)
+    at_call: list[tuple[str, int]] = []  # (last checkpoint written, updates made) when the call goes out
+
+    def rewrite(url: str) -> str:
+        written = [u.checkpoint for u in recording.updates if u.checkpoint]
+        at_call.append((written[-1] if written else "", len(recording.updates)))
+        return stub.rewrite(url)
+
+    runner = WorkflowRunner(rewrite_url=rewrite)
+    finished = await runner.execute(recording, await start(backend, "effects"))  # type: ignore[arg-type]
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED, finished.status.error
+    [(stored, count)] = at_call
+    assert json.loads(stored)["frames"]["/do"]["next"] == 2  # a and b were durable before the call
+    before = [(e.type, e.subject) for u in recording.updates[:count] for e in u.events]
+    assert ("task.completed", "/do/1/b") in before
+    assert ("task.started", "/do/2/call") in before  # ... and so was the call's start
+    assert ("task.started", "/do/3/c") not in before

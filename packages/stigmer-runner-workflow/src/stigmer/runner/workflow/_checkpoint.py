@@ -22,6 +22,19 @@ __all__ = ["CHECKPOINT_VERSION", "Checkpointing"]
 CHECKPOINT_VERSION: Final = 1
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, scalars) — several times faster than
+    ``copy.deepcopy`` on the data a checkpoint holds; anything else is deep-copied as usual."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 class Checkpointing:
     """The checkpoint half of the interpreter (a mixin; the state lives on the interpreter)."""
 
@@ -36,7 +49,7 @@ class Checkpointing:
 
     def checkpoint(self) -> dict[str, Any]:
         """The resume point: completed positions of every active task list, and the data."""
-        return copy.deepcopy(
+        state: dict[str, Any] = _copy(
             {
                 "version": CHECKPOINT_VERSION,
                 "workflowId": self.workflow_id,
@@ -47,6 +60,7 @@ class Checkpointing:
                 "frames": self._frames,
             }
         )
+        return state
 
     async def save_position(self, key: str, state: Mapping[str, Any], *, drop: str | None = None) -> None:
         """Record progress at ``key``, drop finished nested state (under ``drop``, by default

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,8 +18,10 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
+from ._host import HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
 from ._interpreter import Interpreter
+from ._parse import Workflow, load_workflow
 from ._reporting import Reporter, RunStopped, from_value, to_value
 
 __all__ = ["WorkflowRunner"]
@@ -24,6 +29,7 @@ __all__ = ["WorkflowRunner"]
 logger = logging.getLogger(__name__)
 P = execution_pb2
 _TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
+_DOCUMENT_CACHE = 64
 
 
 class WorkflowRunner:
@@ -32,8 +38,9 @@ class WorkflowRunner:
     ``execute`` loads the execution and its pinned Workflow version, marks it RUNNING, runs the
     interpreter on an :class:`InProcessHost` whose secrets come from
     ``Backend.get_execution_context`` right before an expression reads them (and are registered
-    with the redactor), writes one event per task transition plus a checkpoint after every
-    completed task, and finishes SUCCEEDED with the output or FAILED with an RFC 7807 error.
+    with the redactor), records one event per task transition plus a checkpoint after every
+    completed task — group-committed, and always written before the next effect starts — and
+    finishes SUCCEEDED with the output or FAILED with an RFC 7807 error.
     Calling it again on a RUNNING execution (after a crash) resumes from its checkpoint.
     ``call: agent`` and ``run: workflow`` start child executions run by the ``agent`` and
     ``workflow`` runners.
@@ -49,6 +56,9 @@ class WorkflowRunner:
         self._client = client
         self._rewrite_url = rewrite_url
         self._redactor = redactor if redactor is not None else default_redactor()
+        # Validated documents by digest of the stored spec: validating a large document against
+        # the DSL schema costs far more than running it, and workers run the same ones again.
+        self._documents: OrderedDict[bytes, Workflow] = OrderedDict()
 
     async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
         """Run (or resume) the workflow execution with this id; returns it as it stands at the end."""
@@ -65,11 +75,16 @@ class WorkflowRunner:
             last_sequence=execution.status.last_sequence,
             redactor=self._redactor,
             runner=f"{socket.gethostname()}:{os.getpid()}:workflow",
+            buffered=True,
         )
         try:
             return await self._run(backend, execution, reporter)
         except RunStopped:
             return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        except Exception:
+            with contextlib.suppress(Exception, RunStopped):
+                await reporter.flush()  # keep the progress made before an unexpected failure
+            raise
 
     async def _run(
         self, backend: Backend, execution: execution_pb2.Execution, reporter: Reporter
@@ -97,7 +112,7 @@ class WorkflowRunner:
             return await reporter.status(P.PHASE_FAILED, error=error.problem)
         return await reporter.status(P.PHASE_SUCCEEDED, output=output, has_output=True)
 
-    async def _load_document(self, backend: Backend, execution: execution_pb2.Execution) -> Any:
+    async def _load_document(self, backend: Backend, execution: execution_pb2.Execution) -> Workflow:
         ref = execution.spec.target
         pinned = execution.spec.target_version
         resource = await backend.get(svc.GetRequest(ref=ref))
@@ -108,7 +123,16 @@ class WorkflowRunner:
                 if entry.version == pinned:
                     workflow = entry.resource.workflow
                     break
-        return from_value(workflow.spec)
+        digest = hashlib.sha256(workflow.spec.SerializeToString(deterministic=True)).digest()
+        cached = self._documents.get(digest)
+        if cached is not None:
+            self._documents.move_to_end(digest)
+            return cached
+        loaded = load_workflow(from_value(workflow.spec))
+        self._documents[digest] = loaded
+        if len(self._documents) > _DOCUMENT_CACHE:
+            self._documents.popitem(last=False)
+        return loaded
 
 
 class _BackendHost(InProcessHost):
@@ -131,6 +155,41 @@ class _BackendHost(InProcessHost):
         self._reporter.redactor.register(*values.values())
         default_redactor().register(*values.values())  # so logs and CLI output mask them too
         return values
+
+    # Effects: everything buffered so far (completed tasks, the checkpoint) is written first, so a
+    # crash during an effect never repeats an effect that had completed.
+    async def sleep(self, seconds: float) -> None:
+        await self._reporter.flush()
+        await super().sleep(seconds)
+
+    async def http_request(self, request: HttpRequest) -> HttpResponse:
+        await self._reporter.flush()
+        return await super().http_request(request)
+
+    async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        await self._reporter.flush()
+        return await super().listen(filters)
+
+    async def emit(self, event: Mapping[str, Any]) -> None:
+        await self._reporter.flush()
+        await super().emit(event)
+
+    async def run_shell(
+        self, command: str, arguments: Sequence[str], environment: Mapping[str, str], stdin: str | None
+    ) -> ProcessResult:
+        await self._reporter.flush()
+        return await super().run_shell(command, arguments, environment, stdin)
+
+    async def run_script(
+        self,
+        language: str,
+        code: str,
+        arguments: Sequence[str],
+        environment: Mapping[str, str],
+        stdin: str | None,
+    ) -> ProcessResult:
+        await self._reporter.flush()
+        return await super().run_script(language, code, arguments, environment, stdin)
 
     def conceal(self, *values: str) -> None:
         self._reporter.redactor.register(*values)
@@ -179,6 +238,7 @@ class _BackendHost(InProcessHost):
         return await self._child(spec, "workflow")
 
     async def _child(self, spec: execution_pb2.ExecutionSpec, runner_name: str) -> Any:
+        await self._reporter.flush()
         created = await self._backend.create_execution(svc.CreateExecutionRequest(spec=spec))
         runner = self._runner if runner_name == "workflow" else load_runner(runner_name)
         finished = await runner.execute(self._backend, created.metadata.id)
