@@ -214,12 +214,17 @@ def _start_slow(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     import sys
     import time
 
+    import signal
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "stigmer.cli", "run", "slow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A shell without job control starts background jobs with SIGINT ignored, and children
+        # inherit that; give the CLI the disposition a terminal would, so Ctrl-C reaches it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     seen = ""
