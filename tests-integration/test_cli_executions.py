@@ -211,10 +211,9 @@ spec:
 
 def _start_slow(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     """Start `stigmer run slow` and wait until its second task has started."""
+    import signal
     import sys
     import time
-
-    import signal
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "stigmer.cli", "run", "slow"],
