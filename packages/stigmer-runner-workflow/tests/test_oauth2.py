@@ -520,3 +520,50 @@ async def test_the_runner_never_records_the_client_secret_or_the_token(
     for path in tmp_path.glob("stigmer.db*"):
         data = path.read_bytes()
         assert CLIENT_SECRET.encode() not in data and token.encode() not in data, path
+
+
+class MaskingHost(InProcessHost):
+    """Records what the interpreter asks it to mask."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.concealed: set[str] = set()
+
+    def conceal(self, *values: str) -> None:
+        self.concealed.update(values)
+
+
+async def test_credentials_inside_policies_are_handed_over_for_masking(
+    authority: Authority, document: Doc, stub: Any
+) -> None:
+    def get(uri: str, auth: dict[str, Any]) -> dict[str, Any]:
+        return {"call": "http", "with": {"method": "get", "endpoint": {"uri": uri, "authentication": auth}}}
+
+    stored = json.dumps(
+        {
+            "authority": authority.base,
+            "grant": "client_credentials",
+            "client": {"id": CLIENT_ID, "secret": CLIENT_SECRET},
+        }
+    )
+    bearer_policy = json.dumps({"token": "stored-bearer-7f3a"})
+    wf = document(
+        [
+            {"oauth": get(authority.base + "/api/a", {"oauth2": {"use": "IDP_POLICY"}})},
+            {"bearer": get(stub.base + "/echo", {"bearer": {"use": "BEARER_POLICY"}})},
+            {"basic": get(stub.base + "/echo", {"basic": {"username": "ada", "password": "pw-1"}})},
+        ],
+        use={"secrets": ["IDP_POLICY", "BEARER_POLICY"]},
+    )
+    host = MaskingHost(secrets={"IDP_POLICY": stored, "BEARER_POLICY": bearer_policy})
+    async with host:
+        output = await run_workflow(wf, host)
+    token = authority.issued[-1]
+    encoded = base64.b64encode(b"ada:pw-1").decode()
+    assert output["headers"]["authorization"] == f"Basic {encoded}"
+    assert [r["headers"]["authorization"] for r in stub.requests] == [
+        "Bearer stored-bearer-7f3a",
+        f"Basic {encoded}",
+    ]
+    assert {CLIENT_SECRET, token, "stored-bearer-7f3a", encoded} <= host.concealed
+    assert authority.api_calls == [token]

@@ -210,7 +210,9 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
         settings = await _secret_policy(rt, scheme, str(settings["use"]))
     if scheme == "basic" and isinstance(settings, Mapping):
         pair = f"{settings.get('username', '')}:{settings.get('password', '')}"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+        encoded = base64.b64encode(pair.encode()).decode("ascii")
+        _conceal(rt, encoded)  # the encoded pair is the credential itself
+        return {"Authorization": "Basic " + encoded}
     if scheme == "bearer" and isinstance(settings, Mapping):
         return {"Authorization": f"Bearer {settings.get('token', '')}"}
     if scheme in ("oauth2", "oidc") and isinstance(settings, Mapping):
@@ -219,8 +221,7 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
             token = await oauth2_token(rt.host, rt.tokens, scheme, settings, sent)
         except WorkflowError as error:
             raise _without(error, sent) from None
-        if isinstance(rt.host, Redacting):
-            rt.host.conceal(token)
+        _conceal(rt, token)
         return {"Authorization": f"Bearer {token}"}
     raise WorkflowError.of(
         ErrorKind.CONFIGURATION,
@@ -245,7 +246,21 @@ async def _secret_policy(rt: Interpreter, scheme: str, name: str) -> Mapping[str
             ErrorKind.CONFIGURATION,
             f"secret {name!r} must hold the {scheme} settings as a JSON object",
         )
+    # The secret's value is the whole JSON text; the credentials inside it must be masked too.
+    client = settings.get("client")
+    credentials = [
+        settings.get("password"),
+        settings.get("token"),
+        client.get("secret") if isinstance(client, Mapping) else None,
+    ]
+    _conceal(rt, *(c for c in credentials if isinstance(c, str) and c))
     return settings
+
+
+def _conceal(rt: Interpreter, *values: str) -> None:
+    """Have the host mask credential ``values`` wherever it records them (if it records anything)."""
+    if values and isinstance(rt.host, Redacting):
+        rt.host.conceal(*values)
 
 
 def _without(error: WorkflowError, values: list[str]) -> WorkflowError:
