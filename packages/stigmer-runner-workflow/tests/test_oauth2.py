@@ -192,8 +192,9 @@ async def test_client_credentials_token_is_fetched_once_and_sent_as_bearer(
     assert len(authority.token_requests) == 1  # cached for the other two calls
     request = authority.token_requests[0]
     assert request["path"] == "/realms/demo/oauth2/token"
-    assert request["sent"] == "basic"  # client_secret_basic by default
-    assert "client_secret" not in request["form"]
+    assert request["sent"] == "post"  # client_secret_post by default, as the DSL schema says
+    assert request["form"]["client_id"] == CLIENT_ID
+    assert request["form"]["client_secret"] == CLIENT_SECRET
     assert request["form"]["scope"] == "read write"
     token = authority.issued[-1]
     assert authority.api_calls == [token, token, token]

@@ -70,7 +70,7 @@ async def oauth2_token(
     client = policy.get("client") or {}
     if not isinstance(client, Mapping) or not isinstance(client.get("id"), str):
         raise WorkflowError.of(ErrorKind.CONFIGURATION, f"{scheme} authentication needs client.id")
-    method = client.get("authentication") or "client_secret_basic"
+    method = client.get("authentication") or "client_secret_post"  # the DSL schema's default
     if method not in _CLIENT_AUTHS:
         raise WorkflowError.of(
             ErrorKind.CONFIGURATION,
