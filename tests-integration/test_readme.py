@@ -42,4 +42,7 @@ def test_readme_main_command_runs_on_the_embedded_store(tmp_path: Path) -> None:
     assert execution["phase"] == "SUCCEEDED"
     assert execution["output"] == {"greeting": "Hello, world!"}
     assert execution["error"] is None
+    (task,) = execution["tasks"]
+    assert task["phase"] == "SUCCEEDED"
+    assert task["startedAt"] is not None and task["startedAt"] <= task["finishedAt"]
     assert (tmp_path / "home" / "stigmer.db").exists()

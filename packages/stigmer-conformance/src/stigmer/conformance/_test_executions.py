@@ -218,6 +218,7 @@ class TestStatusUpdates:
         eid = run.metadata.id
         await set_phase(backend, eid, RUNNING)
         t1 = ex.TaskProgress(path="/do/0/a", name="a", phase=P.PHASE_RUNNING, attempts=1)
+        t1.started_at.FromSeconds(1_700_000_000)
         t2 = ex.TaskProgress(path="/do/1/b", name="b", phase=P.PHASE_RUNNING, attempts=1)
         await _update(
             backend,
@@ -232,6 +233,8 @@ class TestStatusUpdates:
             ("/do/0/a", SUCCEEDED, 2),
             ("/do/1/b", RUNNING, 1),
         ]
+        # an update merges into the entry with the same path: fields it leaves unset are kept
+        assert out.status.tasks[0].started_at.seconds == 1_700_000_000
         u = out.status.usage
         assert (u.input_tokens, u.output_tokens, u.requests, u.tool_calls) == (11, 5, 1, 3)
         assert out.status.checkpoint == '{"step": 1}'

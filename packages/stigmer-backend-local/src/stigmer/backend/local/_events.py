@@ -347,7 +347,8 @@ def _upsert_tasks(status: ex.ExecutionStatus, tasks: Sequence[ex.TaskProgress]) 
             index[task.path] = len(status.tasks)
             status.tasks.add().CopyFrom(task)
         else:
-            status.tasks[at].CopyFrom(task)
+            # Fields the update leaves unset keep their value (a completion keeps started_at).
+            status.tasks[at].MergeFrom(task)
 
 
 def events_after(conn: Connection, execution_id: str, after: int) -> list[ex.ExecutionEvent]:

@@ -481,7 +481,7 @@ class UpdateExecutionStatusRequest(_message.Message):
 
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_execution_pb2.TaskProgress]:
-        """Task progress entries to upsert by path."""
+        """Task progress entries to upsert by path; fields an entry leaves unset keep their stored value."""
 
     @_builtins.property
     def usage(self) -> _execution_pb2.Usage:

@@ -90,7 +90,7 @@ class Reporter:
         self._attempts: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._events: list[execution_pb2.ExecutionEvent] = []
-        self._tasks: dict[str, execution_pb2.TaskProgress] = {}  # by path: the latest wins, as upserted
+        self._tasks: dict[str, execution_pb2.TaskProgress] = {}  # by path, merged as the backend upserts
         self._checkpoint: Mapping[str, Any] | None = None
         self._since = 0.0  # when the oldest pending item was buffered
 
@@ -120,7 +120,10 @@ class Reporter:
                 self._mark()
                 self._events.append(event)
                 if task is not None:
-                    self._tasks[task.path] = task
+                    if task.path in self._tasks:
+                        self._tasks[task.path].MergeFrom(task)  # a completion keeps its started_at
+                    else:
+                        self._tasks[task.path] = task
                 if self._due():
                     await self._write(self._pending())
                 return
