@@ -28,6 +28,7 @@ def agent_worker(client: Any, task_queue: str, backend: Any, *, max_concurrent: 
         workflows=[StigmerAgent],
         activities=AgentActivities(backend).all(),
         max_concurrent_activities=max_concurrent,
+        max_concurrent_workflow_tasks=max_concurrent,
         sticky_queue_schedule_to_start_timeout=datetime.timedelta(seconds=3),
         graceful_shutdown_timeout=datetime.timedelta(seconds=5),
     )

@@ -36,6 +36,7 @@ def workflow_worker(client: Any, task_queue: str, backend: Any, *, max_concurren
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
         max_concurrent_activities=max_concurrent,
+        max_concurrent_workflow_tasks=max_concurrent,
         sticky_queue_schedule_to_start_timeout=datetime.timedelta(seconds=3),
         graceful_shutdown_timeout=datetime.timedelta(seconds=5),
     )

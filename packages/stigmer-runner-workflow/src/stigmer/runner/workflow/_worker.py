@@ -48,22 +48,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("STIGMER_ENDPOINT", "grpc://127.0.0.1:7234"),
         help="Stigmer server, grpc://HOST:PORT or grpcs://HOST:PORT (default: $STIGMER_ENDPOINT)",
     )
-    parser.add_argument(
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=None,
+        help="a runner-role token (default: $STIGMER_TOKEN; --token-file keeps it out of ps)",
+    )
+    tokens.add_argument(
         "--token-file",
         metavar="FILE",
         default=None,
-        help="file holding a runner-role token (or $STIGMER_TOKEN)",
+        help="file holding a runner-role token",
     )
     parser.add_argument(
-        "--max-concurrent", type=int, default=100, help="concurrent activities (default: 100)"
+        "--concurrency",
+        "--max-concurrent",
+        dest="concurrency",
+        metavar="N",
+        type=_positive,
+        default=100,
+        help="activities and workflow tasks run at once (default: 100)",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    token = os.environ.get("STIGMER_TOKEN")
+    token = args.token or os.environ.get("STIGMER_TOKEN")
     if args.token_file:
         try:
             with open(args.token_file, encoding="utf-8") as fh:
@@ -86,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         task_queue=args.task_queue,
         endpoint=args.endpoint,
         token=token,
-        max_concurrent=args.max_concurrent,
+        max_concurrent=args.concurrency,
         log_level=args.log_level,
     )
     sys.stdout.flush()
