@@ -126,13 +126,19 @@ class ScaledStack:
         return found
 
     def wait_polling(self, queue: str, pids: list[int]) -> None:
+        seen: dict[int, set[str]] = {}
+
         def ready() -> bool:
             for name, process in self.workers.items():
                 assert process.poll() is None, f"{name} exited\n{self.stack.log_tails()}"
-            seen = self.pollers(queue)
+            seen.clear()
+            seen.update(self.pollers(queue))
             return all({"workflow", "activity"} <= seen.get(pid, set()) for pid in pids)
 
-        wait_for(ready, 60, f"workers {pids} to poll {queue}", every=0.5)
+        try:
+            wait_for(ready, 60, f"workers {pids} to poll {queue}", every=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; pollers seen: {seen}") from None
 
     def history(self, execution_id: str) -> dict[str, Any]:
         shown = subprocess.run(
@@ -284,6 +290,74 @@ spec:
     assert set(by_worker) == {first, second}, by_worker
     assert sum(by_worker.values()) == 10
     assert time.monotonic() - started < 100
+
+
+def test_two_agent_workers_share_runs_and_the_model_key_stays_out_of_temporal(
+    scaled: ScaledStack, world: Any
+) -> None:
+    # Every model answer takes 3 s and each worker runs two agents at a time: with six runs in
+    # flight at once, both workers must take some.
+    plain = world.server.RequestHandlerClass
+
+    class SlowModel(plain):  # type: ignore[misc,valid-type]
+        def _chat(self, body: dict[str, Any]) -> None:
+            time.sleep(3.0)
+            super()._chat(body)
+
+    world.server.RequestHandlerClass = SlowModel
+    try:
+        first = scaled.start_worker("agent-runner-a", "agent", concurrency=2)
+        second = scaled.start_worker("agent-runner-b", "agent", concurrency=2)
+        scaled.wait_polling(AGENT_QUEUE, [first, second])
+        secret = "sk-agent-key-9f3e1d-plaintext"
+        scaled.stack.cli("secret", "set", "STIGMER_LLM_API_KEY", input=secret + "\n")
+        scaled.stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: keyed}}
+spec:
+  instructions: Greet the user.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  secrets: [STIGMER_LLM_API_KEY]
+""")
+        before = world.count("/v1/chat/completions")
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "stigmer.cli", "agent", "execute", "keyed", f"hi {n}", "--detach"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=scaled.stack.env,
+            )
+            for n in range(6)
+        ]
+        ids = []
+        for run in runs:
+            try:
+                out, err = run.communicate(timeout=120)
+            finally:
+                if run.poll() is None:
+                    run.kill()
+            assert run.returncode == 0, err
+            ids.append(out.strip().splitlines()[-1])
+        for execution_id in ids:
+            done = scaled.stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED", "CANCELLED"}, 120)
+            assert done["phase"] == "SUCCEEDED", done
+            assert done["output"] == world.reply
+    finally:
+        world.server.RequestHandlerClass = plain
+    assert world.count("/v1/chat/completions") == before + 6
+    assert f"Bearer {secret}" in world.auth  # the stand-in model got the key
+    workers: set[int] = set()
+    for execution_id in ids:
+        history = scaled.history(execution_id)
+        text = helpers._decoded_payloads(history)
+        assert execution_id in text and "PHASE_SUCCEEDED" in text  # payloads were decoded …
+        assert secret not in text  # … the key is not
+        workers |= scaled.activity_pids(execution_id)
+    assert workers == {first, second}
+    for log in (scaled.stack.home / "local").glob("*.log"):
+        assert secret not in log.read_text(encoding="utf-8", errors="replace"), log.name
 
 
 def test_an_execution_survives_a_temporal_restart_during_a_wait(scaled: ScaledStack, world: Any) -> None:
