@@ -5,7 +5,8 @@ hello-world workflow (one activity, its own worker process) on the same Temporal
 
 Prints latency (median of the sequential runs) and throughput (the concurrent batch) for both,
 their ratios (targets: latency <= 1.5x, throughput >= 0.7x), and for information the median of
-whole `stigmer run` CLI processes. Last line: ``wf_temporal: ratio=<latency ratio> target<=1.5 PASS|FAIL``
+whole `stigmer run` CLI processes and the same latency and throughput with a second
+`stigmer-workflow-runner` worker process polling the queue (two workers share the load). Last line: ``wf_temporal: ratio=<latency ratio> target<=1.5 PASS|FAIL``
 (PASS needs both targets).
 
     uv run python benchmarks/wf_temporal.py [--sequential 30] [--concurrent 50]
@@ -149,6 +150,82 @@ async def bench(
     return figures
 
 
+def start_second_worker(
+    env: dict[str, str], home: Path, temporal: str, endpoint: str
+) -> subprocess.Popen[bytes]:
+    """Another workflow worker, started the way a worker machine starts one; returns once Temporal
+    lists it among the queue's workflow and activity pollers."""
+    import shutil
+
+    token = (home / "local" / "runner.token").read_text(encoding="utf-8").strip()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stigmer.runner.workflow._worker",
+            "--backend",
+            endpoint,
+            "--token",
+            token,
+            "--temporal",
+            temporal,
+            "--task-queue",
+            "stigmer-workflows",
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    binary = shutil.which("temporal", path=str(Path(sys.executable).parent)) or "temporal"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the second workflow worker exited with code {worker.returncode}")
+        described = subprocess.run(
+            [
+                binary,
+                "task-queue",
+                "describe",
+                "--task-queue",
+                "stigmer-workflows",
+                "--address",
+                temporal,
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        try:
+            pollers = json.loads(described.stdout or "{}").get("pollers") or []
+        except ValueError:
+            pollers = []
+        kinds = {
+            p.get("taskQueueType") for p in pollers if str(p.get("identity", "")).startswith(f"{worker.pid}@")
+        }
+        if {"workflow", "activity"} <= kinds:
+            return worker
+        time.sleep(0.5)
+    worker.kill()
+    worker.wait()
+    raise RuntimeError("the second workflow worker did not start polling within 60 s")
+
+
+async def bench_stigmer(endpoint: str, token: str, sequential: int, concurrent: int) -> tuple[float, float]:
+    from stigmer.core import load_backend
+
+    backend = load_backend("cloud", endpoint=endpoint, token=token)
+    try:
+        return await measure(lambda n: stigmer_run(backend, n), sequential, concurrent)
+    finally:
+        await backend.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequential", type=int, default=30)
@@ -165,6 +242,7 @@ def main() -> int:
         temporal = f"127.0.0.1:{temporal_port}"
         endpoint = f"grpc://127.0.0.1:{server_port}"
         raw_worker = None
+        second_worker = None
         try:
             cli(env, "local", "start", "--port", str(server_port), "--temporal-port", str(temporal_port))
             manifest = home / "bench.yaml"
@@ -191,7 +269,16 @@ def main() -> int:
                 )
                 cli_times.append(time.perf_counter() - began)
                 assert json.loads(done.stdout)["phase"] == "SUCCEEDED"
+            second_worker = start_second_worker(env, home, temporal, endpoint)
+            two_workers = asyncio.run(bench_stigmer(endpoint, token, args.sequential, args.concurrent))
         finally:
+            if second_worker is not None:
+                second_worker.terminate()
+                try:
+                    second_worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    second_worker.kill()
+                    second_worker.wait()
             if raw_worker is not None:
                 raw_worker.kill()
                 raw_worker.wait()
@@ -211,6 +298,10 @@ def main() -> int:
     print(
         f"stigmer run on the full stack: latency {figures['stigmer_latency'] * 1000:.0f} ms, "
         f"throughput {figures['stigmer_throughput']:.1f}/s"
+    )
+    print(
+        f"stigmer run with two workflow workers: latency {two_workers[0] * 1000:.0f} ms, "
+        f"throughput {two_workers[1]:.1f}/s ({two_workers[1] / figures['stigmer_throughput']:.2f}x one worker)"
     )
     print(
         f"`stigmer run` CLI process end to end: median {statistics.median(cli_times) * 1000:.0f} ms "
