@@ -680,6 +680,49 @@ spec:
     assert "restarting workflow-runner" in log
 
 
+def test_a_workflow_worker_killed_during_an_http_call_is_restarted_and_only_that_call_is_repeated(
+    stack: Stack, world: World
+) -> None:
+    tag = time.monotonic_ns()
+    first, slow = f"/before-crash-http-{tag}", f"/slow-during-crash-{tag}"
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: crashy-http}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: crashy-http, version: 1.0.0}}
+  do:
+    - first:
+        call: http
+        with: {{method: get, endpoint: {world.url}{first}}}
+        export: {{as: '${{ {{first: .count}} }}'}}
+    - slow:
+        call: http
+        with: {{method: get, endpoint: {world.url}{slow}}}
+        output: {{as: '${{ {{first: $context.first, slow: .path}} }}'}}
+""")
+    old_pid = stack.pid("workflow-runner")
+    assert old_pid is not None
+    execution_id = stack.cli("run", "crashy-http", "--detach").stdout.strip().splitlines()[-1]
+    wait_for(lambda: world.count(slow) == 1, 30, "the slow call to be in flight")
+    assert world.count(first) == 1
+    os.kill(old_pid, 9)  # the slow endpoint answers 3 s after the request arrived
+    wait_for(
+        lambda: stack.pid("workflow-runner") not in (None, old_pid),
+        30,
+        "the supervisor to restart the worker",
+    )
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 90)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"first": 1, "slow": slow}
+    assert world.count(first) == 1  # completed before the crash: not repeated
+    # The interrupted call's activity was lost with its worker and retried once the heartbeat
+    # timed out: at-least-once, so that request was made twice.
+    assert world.count(slow) == 2
+    log = stack.cli("local", "logs", "--component", "supervisor").stdout
+    assert "workflow-runner exited with code -9" in log
+
+
 def test_stop_leaves_no_process_behind_and_selects_local(stack: Stack) -> None:
     assert stack.processes(), "the stack should be running before stop"
     stopped = stack.cli("local", "stop")
