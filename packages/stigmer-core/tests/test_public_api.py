@@ -43,6 +43,7 @@ EXPECTED = {
     "StigmerError",
     "Unauthenticated",
     "Unavailable",
+    "WorkerCommand",
     "default_redactor",
     "dump_manifests",
     "dump_yaml",

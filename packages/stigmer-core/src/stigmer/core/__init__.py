@@ -52,6 +52,7 @@ from stigmer.core._skillpack import (
 )
 from stigmer.core._targets import RUNNABLE_KINDS, find_target
 from stigmer.core._values import from_value, plain_value
+from stigmer.core._worker_cli import WorkerCommand
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "StigmerError",
     "Unauthenticated",
     "Unavailable",
+    "WorkerCommand",
     "artifact_key",
     "connection_for",
     "credentials_path",

@@ -1,0 +1,118 @@
+"""The command line shared by the runner worker scripts (``stigmer-workflow-runner``, ``stigmer-agent-runner``).
+
+Only argument parsing and token handling live here; each runner package supplies its Temporal
+worker module (imported when the command runs, so core never imports temporalio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["WorkerCommand"]
+
+
+@dataclass(frozen=True)
+class WorkerCommand:
+    """One runner's worker script: its name, defaults, and the module holding ``run_worker``."""
+
+    prog: str
+    description: str
+    default_queue: str
+    default_concurrency: int
+    concurrency_help: str
+    package: str  # the distribution to install with its ``temporal`` extra
+    worker_module: str  # a module with ``run_worker(**options) -> int``
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        parser.add_argument(
+            "--temporal",
+            "--temporal-address",
+            dest="temporal",
+            metavar="HOST:PORT",
+            default=os.environ.get("STIGMER_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+            help="Temporal frontend address (default: $STIGMER_TEMPORAL_ADDRESS or 127.0.0.1:7233)",
+        )
+        parser.add_argument("--namespace", default="default", help="Temporal namespace (default: default)")
+        parser.add_argument(
+            "--task-queue", default=self.default_queue, help=f"task queue (default: {self.default_queue})"
+        )
+        parser.add_argument(
+            "--endpoint",
+            "--backend",
+            dest="endpoint",
+            metavar="URL",
+            default=os.environ.get("STIGMER_ENDPOINT", "grpc://127.0.0.1:7234"),
+            help="Stigmer server, grpc://HOST:PORT or grpcs://HOST:PORT (default: $STIGMER_ENDPOINT)",
+        )
+        tokens = parser.add_mutually_exclusive_group()
+        tokens.add_argument(
+            "--token",
+            metavar="TOKEN",
+            default=None,
+            help="a runner-role token (default: $STIGMER_TOKEN; --token-file keeps it out of ps)",
+        )
+        tokens.add_argument(
+            "--token-file",
+            metavar="FILE",
+            default=None,
+            help="file holding a runner-role token",
+        )
+        parser.add_argument(
+            "--concurrency",
+            "--max-concurrent",
+            dest="concurrency",
+            metavar="N",
+            type=_positive,
+            default=self.default_concurrency,
+            help=f"{self.concurrency_help} (default: {self.default_concurrency})",
+        )
+        parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+        return parser
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        args = self.build_parser().parse_args(argv)
+        token = args.token or os.environ.get("STIGMER_TOKEN")
+        if args.token_file:
+            try:
+                with open(args.token_file, encoding="utf-8") as fh:
+                    token = fh.read().strip()
+            except OSError as exc:
+                print(f"{self.prog}: cannot read the token file: {exc}", file=sys.stderr)
+                return 1
+        try:
+            run_worker = importlib.import_module(self.worker_module).run_worker
+        except ImportError as exc:
+            print(
+                f"{self.prog}: the Temporal worker needs extra packages ({exc}); "
+                f"install them with: pip install '{self.package}[temporal]'",
+                file=sys.stderr,
+            )
+            return 1
+        code: int = run_worker(
+            temporal=args.temporal,
+            namespace=args.namespace,
+            task_queue=args.task_queue,
+            endpoint=args.endpoint,
+            token=token,
+            max_concurrent=args.concurrency,
+            log_level=args.log_level,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # temporalio's core threads can abort a normal interpreter exit
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value

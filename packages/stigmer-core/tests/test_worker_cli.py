@@ -1,0 +1,85 @@
+"""The runner workers' shared command line, driven with a stand-in worker module."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stigmer.core import WorkerCommand
+
+
+def _command(module: str) -> WorkerCommand:
+    return WorkerCommand(
+        prog="stigmer-test-runner",
+        description="a test worker",
+        default_queue="test-queue",
+        default_concurrency=7,
+        concurrency_help="things at once",
+        package="stigmer-runner-test",
+        worker_module=module,
+    )
+
+
+@pytest.fixture
+def worker_module(tmp_path: Path) -> Iterator[str]:
+    (tmp_path / "fake_worker_mod.py").write_text(
+        "CALLS = []\ndef run_worker(**options):\n    CALLS.append(options)\n    return 3\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield "fake_worker_mod"
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("fake_worker_mod", None)
+
+
+def test_defaults_and_help() -> None:
+    parser = _command("x").build_parser()
+    args = parser.parse_args([])
+    assert (args.task_queue, args.concurrency, args.namespace) == ("test-queue", 7, "default")
+    text = parser.format_help()
+    assert "things at once (default: 7)" in text
+    assert "--backend" in text and "--token-file" in text
+
+
+def test_token_precedence_and_options_reach_the_worker(
+    worker_module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exits: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setenv("STIGMER_TOKEN", "from-env")
+    command = _command(worker_module)
+    command.main(["--backend", "grpc://h:1", "--concurrency", "2"])
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    command.main(["--token-file", str(token_file)])
+    calls: list[dict[str, Any]] = sys.modules[worker_module].CALLS
+    assert [(c["token"], c["endpoint"], c["max_concurrent"]) for c in calls] == [
+        ("from-env", "grpc://h:1", 2),
+        ("from-file", "grpc://127.0.0.1:7234", 7),
+    ]
+    assert exits == [3, 3]
+
+
+def test_unreadable_token_file_and_missing_extra(
+    worker_module: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _command(worker_module).main(["--token-file", "/nonexistent/token"]) == 1
+    assert "stigmer-test-runner: cannot read the token file" in capsys.readouterr().err
+    assert _command("no_such_worker_module_xyz").main([]) == 1
+    assert "pip install 'stigmer-runner-test[temporal]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many"])
+def test_concurrency_must_be_a_positive_number(bad: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        _command("x").build_parser().parse_args(["--concurrency", bad])
+    assert info.value.code == 2
