@@ -45,6 +45,7 @@ EXPECTED = {
     "Unavailable",
     "WorkerCommand",
     "default_redactor",
+    "did_you_mean",
     "dump_manifests",
     "dump_yaml",
     "error_from_grpc_code",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from stigmer.cli._errors import CliError
@@ -33,12 +32,10 @@ _LOOKUP.update({kind.lower(): kind for kind in _ALIASES})
 
 
 def suggest(word: str, options: Iterable[str]) -> str:
-    """``; did you mean 'x'?`` for the closest option, or an empty string."""
-    choices = sorted(set(options))
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    if not match:
-        match = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else ""
+    """``; did you mean 'x'?`` for the closest option, or an empty string (core's ``did_you_mean``)."""
+    from stigmer.core import did_you_mean  # imported on error paths only, to keep `--help` light
+
+    return did_you_mean(word, options)
 
 
 def resolve_kind(text: str, *, allow_executions: bool = True) -> str:

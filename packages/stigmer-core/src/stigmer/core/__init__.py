@@ -50,7 +50,7 @@ from stigmer.core._skillpack import (
     artifact_key,
     pack_skill,
 )
-from stigmer.core._targets import RUNNABLE_KINDS, find_target
+from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target
 from stigmer.core._values import from_value, plain_value
 from stigmer.core._worker_cli import WorkerCommand
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
@@ -91,6 +91,7 @@ __all__ = [
     "connection_for",
     "credentials_path",
     "default_redactor",
+    "did_you_mean",
     "dump_manifests",
     "dump_yaml",
     "error_from_grpc_code",

@@ -16,7 +16,7 @@ from stigmer.core._manifests import unwrap
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import meta_pb2
 
-__all__ = ["RUNNABLE_KINDS", "find_target"]
+__all__ = ["RUNNABLE_KINDS", "did_you_mean", "find_target"]
 
 RUNNABLE_KINDS = ("Workflow", "Agent")
 
@@ -40,7 +40,7 @@ async def find_target(
     if found:
         return found[0]
     candidates = [n for kind in RUNNABLE_KINDS for n in await _names(backend, kind)]
-    hint = _did_you_mean(name, candidates)
+    hint = did_you_mean(name, candidates)
     if not hint and not candidates:
         hint = f"; there is no workflow or agent yet: {create_hint}"
     raise NotFound(f"no workflow or agent named '{name}'{hint}")
@@ -65,7 +65,8 @@ async def _names(backend: Backend, kind: str) -> list[str]:
             return names
 
 
-def _did_you_mean(word: str, options: Iterable[str]) -> str:
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the option closest to ``word`` (case-insensitive fallback), or ``""``."""
     choices = sorted(set(options))
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
     if not match:
