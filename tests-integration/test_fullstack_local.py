@@ -516,16 +516,67 @@ spec:
     execution = json.loads(done.stdout)
     assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
     assert execution["output"] == {"loud": world.reply.upper()}
-    children = json.loads(stack.cli("execution", "list", "-o", "json").stdout)
+    listed = json.loads(stack.cli("execution", "list", "-o", "json").stdout)
     children = {
         (c["kind"], c["target"]["name"], c["phase"])
-        for c in children
+        for c in listed
         if c["target"]["name"] in ("helper", "shout")
     }
     assert children == {
         ("AgentExecution", "helper", "SUCCEEDED"),
         ("WorkflowExecution", "shout", "SUCCEEDED"),
     }
+    # `run: workflow` is a Temporal child workflow of the parent's workflow, id = execution id.
+    shout = next(c["id"] for c in listed if c["target"]["name"] == "shout")
+    info = describe_workflow(stack, shout)["workflowExecutionInfo"]
+    assert info["parentExecution"]["workflowId"] == execution["id"]
+    assert info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+
+
+def test_cancelling_a_parent_cancels_its_child_workflow_and_both_executions(stack: Stack) -> None:
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: slow-child}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: slow-child, version: 1.0.0}
+  do:
+    - nap:
+        wait: {minutes: 10}
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: slow-parent}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: slow-parent, version: 1.0.0}
+  do:
+    - sub:
+        run:
+          workflow: {namespace: demo, name: slow-child, version: 1.0.0}
+""")
+    parent = stack.cli("run", "slow-parent", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(parent, {"RUNNING"}, 30)
+
+    def child_running() -> str | None:
+        listed = json.loads(stack.cli("execution", "list", "-o", "json").stdout)
+        return next(
+            (c["id"] for c in listed if c["target"]["name"] == "slow-child" and c["phase"] == "RUNNING"),
+            None,
+        )
+
+    child = wait_for(child_running, 30, "the child execution to run", every=0.3)
+    stack.cli("execution", "cancel", parent)
+
+    def workflows_cancelled() -> bool:
+        return all(
+            describe_workflow(stack, wid)["workflowExecutionInfo"]["status"]
+            == "WORKFLOW_EXECUTION_STATUS_CANCELED"
+            for wid in (parent, child)
+        )
+
+    wait_for(workflows_cancelled, 30, "both Temporal workflows to be cancelled", every=0.3)
+    wait_for(lambda: stack.phase(child) == "CANCELLED", 30, "the child execution to be CANCELLED")
+    assert stack.phase(parent) == "CANCELLED"
 
 
 def test_listen_gets_events_sent_to_the_execution(stack: Stack) -> None:
@@ -551,6 +602,28 @@ spec:
     assert done["output"] == {"amount": 42}
 
 
+def describe_workflow(stack: Stack, workflow_id: str) -> Any:
+    """``temporal workflow describe`` of one workflow on the stack's Temporal, as JSON."""
+    described = subprocess.run(
+        [
+            _temporal(),
+            "workflow",
+            "describe",
+            "-w",
+            workflow_id,
+            "--address",
+            f"127.0.0.1:{stack.temporal_port}",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(described.stdout)
+
+
 def test_cancel_cancels_the_temporal_workflow(stack: Stack) -> None:
     stack.apply("""\
 apiVersion: stigmer.ai/v1
@@ -567,24 +640,7 @@ spec:
     stack.cli("execution", "cancel", execution_id)
 
     def cancelled() -> bool:
-        described = subprocess.run(
-            [
-                _temporal(),
-                "workflow",
-                "describe",
-                "-w",
-                execution_id,
-                "--address",
-                f"127.0.0.1:{stack.temporal_port}",
-                "-o",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        status = json.loads(described.stdout)["workflowExecutionInfo"]["status"]
+        status = describe_workflow(stack, execution_id)["workflowExecutionInfo"]["status"]
         return bool(status == "WORKFLOW_EXECUTION_STATUS_CANCELED")
 
     wait_for(cancelled, 30, "the Temporal workflow to be cancelled", every=0.3)

@@ -165,6 +165,24 @@ async def test_created_execution_is_run_and_resumed_after_approval(make: Any) ->
     assert [c[1] for c in runner.calls] == [execution_id, execution_id]
 
 
+async def test_an_execution_the_caller_dispatches_is_left_to_the_caller(make: Any) -> None:
+    runner = ScriptedRunner()
+    h = await make(lambda name: runner)
+    dispatched = await h.create("Workflow")  # the server runs this one
+    await h.wait_phase(dispatched, P.PHASE_WAITING_APPROVAL)
+    created = await h.stub.CreateExecution(
+        svc.CreateExecutionRequest(
+            spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="flow")),
+            dispatch_by_caller=True,
+        ),
+        metadata=h.meta,
+    )
+    await asyncio.sleep(0.5)
+    again = await h.stub.GetExecution(svc.GetExecutionRequest(id=created.metadata.id), metadata=h.meta)
+    assert again.status.phase == P.PHASE_PENDING
+    assert [call[1] for call in runner.calls] == [dispatched]
+
+
 async def test_missing_runner_fails_the_execution_naming_the_package(make: Any) -> None:
     def load(name: str) -> Any:
         raise PluginNotFound(

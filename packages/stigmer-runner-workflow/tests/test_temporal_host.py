@@ -537,3 +537,69 @@ async def test_a_long_effect_free_loop_reports_progress_in_batches(stack: Any) -
     reports = [e for e in history.events if e.WhichOneof("attributes") == "marker_recorded_event_attributes"]
     assert len(reports) >= 3  # load, at least one batch mid-loop, and the final status
     assert done.status.last_sequence >= 300  # every task start and completion was written
+
+
+async def test_run_workflow_is_a_child_workflow_and_a_cancelled_child_fails_its_parent(stack: Any) -> None:
+    backend, qc = stack
+    child_doc = """\
+  document: {dsl: 1.0.0, namespace: demo, name: %s, version: 1.0.0}
+  do:
+    - %s
+"""
+    for loaded in parse_manifest(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: double}\nspec:\n"
+        + child_doc % ("double", "twice: {set: {n: '${ .n * 2 }'}}")
+        + "---\napiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: stuck}\nspec:\n"
+        + child_doc % ("stuck", "nap: {wait: {minutes: 10}}"),
+        "children.yaml",
+    ):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
+
+    done = await run(
+        backend,
+        qc,
+        "parent",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: parent, version: 1.0.0}
+  do:
+    - sub:
+        run:
+          workflow: {namespace: demo, name: double, version: 1.0.0, input: {n: 21}}
+""",
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert output(done) == {"n": 42}
+    listed = await backend.list_executions(svc.ListExecutionsRequest(kind="WorkflowExecution"))
+    child = next(e for e in listed.executions if e.spec.target.name == "double")
+    assert child.spec.parent_execution_id == done.metadata.id
+    assert phase(child) == "PHASE_SUCCEEDED"
+    described = await qc.client.get_workflow_handle(child.metadata.id).describe()
+    assert described.raw_description.workflow_execution_info.parent_execution.workflow_id == done.metadata.id
+
+    async def cancel_the_child(handle: Any) -> None:
+        for _ in range(200):
+            found = await backend.list_executions(svc.ListExecutionsRequest(kind="WorkflowExecution"))
+            stuck = [e for e in found.executions if e.spec.target.name == "stuck"]
+            if stuck and stuck[0].status.phase == execution_pb2.PHASE_RUNNING:
+                # What the server does on `stigmer execution cancel CHILD`.
+                await backend.cancel_execution(svc.CancelExecutionRequest(id=stuck[0].metadata.id))
+                await qc.client.get_workflow_handle(stuck[0].metadata.id).cancel()
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the child never ran")
+
+    failed = await run(
+        backend,
+        qc,
+        "waiting-parent",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: waiting-parent, version: 1.0.0}
+  do:
+    - sub:
+        run:
+          workflow: {namespace: demo, name: stuck, version: 1.0.0}
+""",
+        before_end=cancel_the_child,
+    )
+    assert phase(failed) == "PHASE_FAILED"
+    assert "ended CANCELLED" in failed.status.error.detail

@@ -124,7 +124,8 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
         self, request: svc.CreateExecutionRequest, context: Any
     ) -> execution_pb2.Execution:
         execution = await self._call("CreateExecution", self._backend.create_execution, request, context)
-        self._dispatcher.start(execution)
+        if not request.dispatch_by_caller:  # else the caller starts it (a Temporal child workflow)
+            self._dispatcher.start(execution)
         return execution
 
     async def GetExecution(self, request: svc.GetExecutionRequest, context: Any) -> execution_pb2.Execution:

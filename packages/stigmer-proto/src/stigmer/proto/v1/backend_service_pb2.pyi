@@ -322,6 +322,12 @@ class CreateExecutionRequest(_message.Message):
     SPEC_FIELD_NUMBER: _builtins.int
     RUNTIME_SECRETS_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    DISPATCH_BY_CALLER_FIELD_NUMBER: _builtins.int
+    dispatch_by_caller: _builtins.bool
+    """The caller starts the run itself and the server must not dispatch it: a workflow runner on
+    Temporal creates a `run: workflow` execution this way and starts it as a child workflow whose
+    id is the execution id. Backends that do not dispatch executions ignore it.
+    """
     @_builtins.property
     def spec(self) -> _execution_pb2.ExecutionSpec:
         """What to run and with what; secret_refs are computed by the backend from the target's declarations."""
@@ -340,10 +346,11 @@ class CreateExecutionRequest(_message.Message):
         spec: _execution_pb2.ExecutionSpec | None = ...,
         runtime_secrets: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        dispatch_by_caller: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "runtime_secrets", b"runtime_secrets", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispatch_by_caller", b"dispatch_by_caller", "labels", b"labels", "runtime_secrets", b"runtime_secrets", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -35,7 +35,12 @@ logger = logging.getLogger(__name__)
 P = execution_pb2
 PROBLEM_ERROR = "WorkflowProblem"
 _TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
-_PHASES = {"RUNNING": P.PHASE_RUNNING, "SUCCEEDED": P.PHASE_SUCCEEDED, "FAILED": P.PHASE_FAILED}
+_PHASES = {
+    "RUNNING": P.PHASE_RUNNING,
+    "SUCCEEDED": P.PHASE_SUCCEEDED,
+    "FAILED": P.PHASE_FAILED,
+    "CANCELLED": P.PHASE_CANCELLED,
+}
 
 
 def _stamp(iso: str) -> timestamp_pb2.Timestamp:
@@ -232,7 +237,8 @@ class WorkflowActivities:
 
     @activity.defn(name="stigmer.workflow.child")
     async def child(self, args: dict[str, Any]) -> str:
-        """Create a child execution (``call: agent`` or ``run: workflow``); returns its id."""
+        """Create a child execution (``call: agent`` or ``run: workflow``); returns its id. With
+        ``dispatchByCaller`` the server leaves starting it to the calling workflow (a child workflow)."""
         spec = P.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=args["kind"], name=args["name"]),
             parent_execution_id=args["executionId"],
@@ -242,7 +248,9 @@ class WorkflowActivities:
             spec.session_id = args.get("session") or ""
         else:
             spec.input.CopyFrom(to_value(args.get("input")))
-        created = await self.backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        created = await self.backend.create_execution(
+            svc.CreateExecutionRequest(spec=spec, dispatch_by_caller=bool(args.get("dispatchByCaller")))
+        )
         return created.metadata.id
 
     @activity.defn(name="stigmer.workflow.await")

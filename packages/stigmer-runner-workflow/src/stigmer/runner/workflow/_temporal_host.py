@@ -9,6 +9,7 @@ effect (and with the final status). ``get_secrets`` answers references only
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from ._errors import ErrorKind, WorkflowError
@@ -27,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["EffectOptions", "TemporalHost"]
 
 PROBLEM_ERROR = "WorkflowProblem"
+#: The Temporal workflow type of a Stigmer workflow execution (also of ``run: workflow`` children).
+WORKFLOW_NAME = "stigmer.workflow"
 #: Buffered progress events written without waiting for the next effect.
 FLUSH_EVENTS = 200
 
@@ -170,11 +179,21 @@ class TemporalHost:
         return await self._child(args)
 
     async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:
-        args = {"executionId": self.execution_id, "kind": "Workflow", "name": name, "input": input}
-        return await self._child(args)
+        """A child execution started as a Temporal child workflow (id = its execution id) on this
+        task queue: cancelling the parent cancels it, and its progress is its own execution's."""
+        args = {
+            "executionId": self.execution_id,
+            "kind": "Workflow",
+            "name": name,
+            "input": input,
+            "dispatchByCaller": True,
+        }
+        return await self._child(args, child_workflow=True)
 
-    async def _child(self, args: dict[str, Any]) -> Any:
+    async def _child(self, args: dict[str, Any], *, child_workflow: bool = False) -> Any:
         child_id = await self._effect("stigmer.workflow.child", args)
+        if child_workflow:
+            await self._run_child_workflow(child_id)
         result = await workflow.execute_activity(
             "stigmer.workflow.await",
             child_id,
@@ -191,6 +210,24 @@ class TemporalHost:
             title=error.get("title") or f"{args['kind']} execution failed",
             detail=f"child execution {child_id} ended {result['phase'][6:]}: {error.get('detail', '')}",
         )
+
+    async def _run_child_workflow(self, child_id: str) -> None:
+        """Start and await the child's workflow; its outcome is read from the Backend after."""
+        try:
+            await workflow.execute_child_workflow(
+                WORKFLOW_NAME,
+                {"executionId": child_id},
+                id=child_id,
+                task_queue=workflow.info().task_queue,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except ChildWorkflowError:
+            if workflow.cancellation_reason() is not None:
+                raise asyncio.CancelledError from None  # this workflow was cancelled, and with it the child
+            # Otherwise the child failed or was cancelled on its own: its execution says how.
+        except WorkflowAlreadyStartedError:
+            pass  # started before a crash of this worker: its execution record is awaited below
 
     # ---------------------------------------------------------------- events
     def deliver(self, event: Mapping[str, Any]) -> None:

@@ -19,11 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
     from ._interpreter import Interpreter
     from ._parse import check_deterministic, load_workflow
-    from ._temporal_host import TemporalHost
+    from ._temporal_host import WORKFLOW_NAME, TemporalHost
 
 __all__ = ["EVENT_SIGNAL", "HISTORY_LIMIT", "WORKFLOW_NAME", "StigmerWorkflow"]
 
-WORKFLOW_NAME = "stigmer.workflow"
 EVENT_SIGNAL = "stigmer.event"
 #: Events after which a run continues as new (resuming from the interpreter's checkpoint).
 HISTORY_LIMIT = 10_000
@@ -74,7 +73,10 @@ class StigmerWorkflow:
             await host.flush(phase="FAILED", error=error.problem)
             return {"phase": "FAILED", "error": error.problem}
         except asyncio.CancelledError:
-            # Cancelled through the Backend (CancelExecution), which already recorded CANCELLED.
+            # Cancelled through the Backend (CancelExecution), which already recorded CANCELLED, or
+            # as the child of a cancelled parent (`run: workflow`): then record it here (the
+            # Backend refuses the update in the first case).
+            await host.flush(phase="CANCELLED")
             raise
         if not await host.flush(phase="SUCCEEDED", output=output, hasOutput=True):
             return {"phase": "STOPPED"}
