@@ -603,3 +603,128 @@ async def test_run_workflow_is_a_child_workflow_and_a_cancelled_child_fails_its_
     )
     assert phase(failed) == "PHASE_FAILED"
     assert "ended CANCELLED" in failed.status.error.detail
+
+
+def _oauth2_stand_in() -> Any:
+    """The authority and protected API of ``test_oauth2.py`` (loaded by path: tests are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_oauth2_stand_in", Path(__file__).with_name("test_oauth2.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[Any]:
+    module = _oauth2_stand_in()
+    state = module.Authority()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), module._handler(state))
+    state.base = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield module, state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_history(
+    stack: Any, idp: Any
+) -> None:
+    backend, qc = stack
+    module, authority = idp
+    stored = json.dumps(
+        {
+            "authority": authority.base + "/realms/demo",
+            "grant": "client_credentials",
+            "client": {"id": module.CLIENT_ID, "secret": module.CLIENT_SECRET},
+        }
+    )
+    done = await run(
+        backend,
+        qc,
+        "oauth2-calls",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: oauth2-calls, version: 1.0.0}}
+  use:
+    secrets: [CLIENT_SECRET, IDP_POLICY]
+    authentications:
+      idp:
+        oauth2:
+          authority: {authority.base}/realms/demo
+          grant: client_credentials
+          client: {{id: {module.CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+          scopes: [read]
+  do:
+    - first:
+        call: http
+        with:
+          method: get
+          endpoint: {{uri: {authority.base}/api/one, authentication: {{use: idp}}}}
+        export: {{as: '${{ {{first: .token, auth: $authorization}} }}'}}
+    - second:
+        call: http
+        with:
+          method: get
+          endpoint: {{uri: {authority.base}/api/two, authentication: {{use: idp}}}}
+        export: {{as: '${{ $context + {{second: .token}} }}'}}
+    - stored:
+        call: http
+        with:
+          method: get
+          endpoint: {{uri: {authority.base}/api/three, authentication: {{oidc: {{use: IDP_POLICY}}}}}}
+        output: {{as: '${{ $context + {{third: .token}} }}'}}
+""",
+        secrets={"CLIENT_SECRET": module.CLIENT_SECRET, "IDP_POLICY": stored},
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    # One token for the named policy (cached for the second call), one from the OIDC discovery.
+    assert [r["path"] for r in authority.token_requests[-2:]] == [
+        "/realms/demo/oauth2/token",
+        "/oidc/connect/token",
+    ]
+    assert authority.token_requests[-2]["form"]["client_secret"] == module.CLIENT_SECRET
+    first, second = authority.issued[-2:]
+    assert authority.api_calls[-3:] == [first, first, second]  # the tokens really reached the API
+    got = output(done)
+    # Tokens echoed by the API are masked, as the credentials are in Lite mode.
+    assert got["first"] == got["second"] == got["third"] == "***"
+    assert got["auth"]["scheme"] == "Bearer" and got["auth"]["parameter"] == "***"
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    dumped = history_text(history.to_json_dict())
+    assert "stigmer-token:" in dumped  # only references travelled
+    for value in (module.CLIENT_SECRET, first, second):
+        assert value not in dumped
+
+    refused = await run(
+        backend,
+        qc,
+        "oauth2-refused",
+        f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: oauth2-refused, version: 1.0.0}}
+  use: {{secrets: [CLIENT_SECRET]}}
+  do:
+    - call:
+        call: http
+        with:
+          method: get
+          endpoint:
+            uri: {authority.base}/api/four
+            authentication:
+              oauth2:
+                authority: {authority.base}/realms/demo
+                grant: client_credentials
+                client: {{id: {module.CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+""",
+        secrets={"CLIENT_SECRET": "not-the-right-one-1234"},
+    )
+    assert phase(refused) == "PHASE_FAILED"
+    assert "could not obtain an access token" in refused.status.error.detail
+    assert "invalid_client" in refused.status.error.detail
+    history = await qc.client.get_workflow_handle(refused.metadata.id).fetch_history()
+    assert "not-the-right-one-1234" not in history_text(history.to_json_dict())

@@ -121,3 +121,14 @@ class Redacting(Protocol):
     """Optional for a host: values it must mask wherever it records them (e.g. access tokens)."""
 
     def conceal(self, *values: str) -> None: ...
+
+
+@runtime_checkable
+class TokenBroker(Protocol):
+    """Optional for a host: obtains OAuth2/OIDC access tokens itself (a durable host does it in an
+    activity, so neither the client secret nor the token enters its history)."""
+
+    async def oauth2_token(self, scheme: str, policy: Mapping[str, Any]) -> str:
+        """The token for ``policy`` (evaluated; may hold secret references), or a reference the
+        host replaces with it in the requests it sends."""
+        ...

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import datetime
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -27,7 +28,8 @@ from ._errors import WorkflowError
 from ._host import HttpRequest
 from ._inprocess import InProcessHost
 from ._reporting import from_value, to_value
-from ._temporal_secrets import ref_names, scrub, substitute
+from ._tasks.oauth import TokenCache, oauth2_token, stored_policy
+from ._temporal_secrets import ref_names, scrub, substitute, substitute_tokens
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
 
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 P = execution_pb2
 PROBLEM_ERROR = "WorkflowProblem"
 _TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
+#: Executions whose OAuth2 access tokens a worker keeps (least recently used ones are dropped).
+TOKEN_CACHES = 256
 _PHASES = {
     "RUNNING": P.PHASE_RUNNING,
     "SUCCEEDED": P.PHASE_SUCCEEDED,
@@ -79,6 +83,7 @@ class WorkflowActivities:
         self.backend = backend
         self.runner = runner
         self.host = host if host is not None else InProcessHost()
+        self._tokens: OrderedDict[str, TokenCache] = OrderedDict()
 
     # ------------------------------------------------------------------ backend
     @activity.defn(name="stigmer.workflow.load")
@@ -176,11 +181,46 @@ class WorkflowActivities:
         return values
 
     # ------------------------------------------------------------------ effects
+    def _token_cache(self, execution_id: str) -> TokenCache:
+        cache = self._tokens.pop(execution_id, None) or TokenCache()
+        self._tokens[execution_id] = cache
+        while len(self._tokens) > TOKEN_CACHES:
+            self._tokens.popitem(last=False)
+        return cache
+
+    async def _access_tokens(
+        self, execution_id: str, policies: Mapping[str, Any], secrets: dict[str, str]
+    ) -> dict[str, str]:
+        """The OAuth2 access tokens the request refers to (cached per execution on this worker).
+
+        The tokens and the credentials sent for them join ``secrets``, so they are scrubbed from
+        whatever the activity returns."""
+        tokens: dict[str, str] = {}
+        for key, item in policies.items():
+            scheme = str(item["scheme"])
+            policy = substitute(item["policy"], secrets)
+            if set(policy) == {"json", "secret"}:  # a policy stored as a secret
+                policy = stored_policy(scheme, str(policy["secret"]), policy["json"])
+            sent: list[str] = []
+            try:
+                token = await oauth2_token(self.host, self._token_cache(execution_id), scheme, policy, sent)
+            finally:
+                for index, value in enumerate(sent):
+                    secrets[f"sent-{key}-{index}"] = value
+            tokens[key] = token
+            secrets[f"token-{key}"] = token
+        return tokens
+
     @activity.defn(name="stigmer.workflow.http")
     async def http(self, args: dict[str, Any]) -> dict[str, Any]:
         request = args["request"]
-        secrets = await self._secrets(args["executionId"], request)
-        real = substitute(request, secrets)
+        policies = args.get("tokens") or {}
+        secrets = await self._secrets(args["executionId"], [request, policies])
+        try:
+            tokens = await self._access_tokens(args["executionId"], policies, secrets)
+        except WorkflowError as error:
+            raise _problem_error(_scrubbed_error(error, secrets)) from None
+        real = substitute_tokens(substitute(request, secrets), tokens)
         body = real.get("body")
         if real.get("bodyBase64") is not None:
             body = base64.b64decode(real["bodyBase64"])

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from ._errors import ErrorKind, WorkflowError
     from ._host import HttpRequest, HttpResponse, ProcessResult
-    from ._temporal_secrets import scrub, secret_ref
+    from ._temporal_secrets import scrub, secret_ref, token_ref, token_refs
 
 __all__ = ["EffectOptions", "TemporalHost"]
 
@@ -73,6 +75,7 @@ class TemporalHost:
         self._attempts: dict[str, int] = {}
         self.stopped = False
         self._concealed: dict[str, str] = {}
+        self._token_policies: dict[str, dict[str, Any]] = {}  # OAuth2 policies by token reference
 
     # ----------------------------------------------------------- determinism
     def now(self) -> datetime.datetime:
@@ -91,6 +94,14 @@ class TemporalHost:
     # --------------------------------------------------------------- secrets
     async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
         return {name: secret_ref(name) for name in names}
+
+    async def oauth2_token(self, scheme: str, policy: Mapping[str, Any]) -> str:
+        """A reference to the access token for ``policy``: the HTTP activity that sends it fetches
+        the token (with the client secret resolved there) and scrubs it from what it returns."""
+        digest = hashlib.sha256(json.dumps([scheme, policy], sort_keys=True, default=str).encode())
+        key = digest.hexdigest()[:32]
+        self._token_policies[key] = {"scheme": scheme, "policy": dict(policy)}
+        return token_ref(key)
 
     # --------------------------------------------------------------- effects
     async def _effect(self, name: str, arg: Any) -> Any:
@@ -123,9 +134,11 @@ class TemporalHost:
             wire["bodyBase64"] = base64.b64encode(body).decode("ascii")
         else:
             wire["body"] = body
-        result = await self._effect(
-            "stigmer.workflow.http", {"executionId": self.execution_id, "request": wire}
-        )
+        args: dict[str, Any] = {"executionId": self.execution_id, "request": wire}
+        tokens = {key: self._token_policies[key] for key in token_refs(wire) if key in self._token_policies}
+        if tokens:
+            args["tokens"] = tokens
+        result = await self._effect("stigmer.workflow.http", args)
         return HttpResponse(
             status=int(result["status"]),
             headers=dict(result["headers"]),
@@ -166,7 +179,6 @@ class TemporalHost:
         return _process(await self._effect("stigmer.workflow.process", args))
 
     async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
-        import json
 
         text = message if isinstance(message, str) else json.dumps(message)
         args = {

@@ -12,9 +12,19 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["has_refs", "ref_names", "scrub", "secret_ref", "substitute"]
+__all__ = [
+    "has_refs",
+    "ref_names",
+    "scrub",
+    "secret_ref",
+    "substitute",
+    "substitute_tokens",
+    "token_ref",
+    "token_refs",
+]
 
 _REF: Final = re.compile(r"\{\{stigmer-secret:([A-Za-z_][\w.-]*)\}\}")
+_TOKEN: Final = re.compile(r"\{\{stigmer-token:([0-9a-f]{1,64})\}\}")
 MASK: Final = "***"
 
 
@@ -44,6 +54,33 @@ def substitute(value: Any, secrets: Mapping[str, str]) -> Any:
 
     def one(text: str) -> str:
         return _REF.sub(lambda m: secrets.get(m.group(1), m.group(0)), text)
+
+    return _walk(value, one)
+
+
+def token_ref(key: str) -> str:
+    """The reference a workflow holds in place of an OAuth2 access token (``key``: its policy's digest);
+    the HTTP activity that sends it obtains the token and puts it in place."""
+    return "{{stigmer-token:" + key + "}}"
+
+
+def token_refs(value: Any) -> set[str]:
+    """Keys of the access tokens referenced anywhere in ``value``."""
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(_TOKEN.findall(text))
+        return text
+
+    _walk(value, collect)
+    return found
+
+
+def substitute_tokens(value: Any, tokens: Mapping[str, str]) -> Any:
+    """``value`` with every reference to a token in ``tokens`` replaced by the token."""
+
+    def one(text: str) -> str:
+        return _TOKEN.sub(lambda m: tokens.get(m.group(1), m.group(0)), text)
 
     return _walk(value, one)
 

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, template_uses_secrets
-from .._host import HttpRequest, HttpResponse, Redacting
-from .oauth import oauth2_token
+from .._host import HttpRequest, HttpResponse, Redacting, TokenBroker
+from .oauth import oauth2_token, stored_policy
 from .openapi import openapi_request
 
 if TYPE_CHECKING:
@@ -206,8 +206,19 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
     policy = await rt.template(dict(auth), data, scope)
     scheme = next(iter(policy), "?")
     settings = policy.get(scheme)
+    broker = rt.host if scheme in ("oauth2", "oidc") and isinstance(rt.host, TokenBroker) else None
     if isinstance(settings, Mapping) and set(settings) == {"use"}:
+        if broker is not None:  # the host reads the stored policy where it fetches the token
+            token = await broker.oauth2_token(
+                scheme, await _secret_reference(rt, scheme, str(settings["use"]))
+            )
+            _conceal(rt, token)
+            return {"Authorization": f"Bearer {token}"}
         settings = await _secret_policy(rt, scheme, str(settings["use"]))
+    if broker is not None and isinstance(settings, Mapping):
+        token = await broker.oauth2_token(scheme, settings)
+        _conceal(rt, token)
+        return {"Authorization": f"Bearer {token}"}
     if scheme == "basic" and isinstance(settings, Mapping):
         pair = f"{settings.get('username', '')}:{settings.get('password', '')}"
         encoded = base64.b64encode(pair.encode()).decode("ascii")
@@ -230,22 +241,23 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
     )
 
 
+async def _secret_reference(rt: Interpreter, scheme: str, name: str) -> Mapping[str, Any]:
+    """For a :class:`TokenBroker`: the policy stored as secret ``name``, as ``{"json": value}``
+    (the value being whatever the host answers for the secret: a reference on a durable host)."""
+    if name not in rt.workflow.declared_secrets:
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"{scheme} authentication uses secret {name!r}, not in use.secrets"
+        )
+    return {"json": (await rt.host.get_secrets([name])).get(name), "secret": name}
+
+
 async def _secret_policy(rt: Interpreter, scheme: str, name: str) -> Mapping[str, Any]:
     """A policy stored as a secret: its value is the policy's settings as a JSON object."""
     if name not in rt.workflow.declared_secrets:
         raise WorkflowError.of(
             ErrorKind.CONFIGURATION, f"{scheme} authentication uses secret {name!r}, not in use.secrets"
         )
-    value = (await rt.host.get_secrets([name])).get(name)
-    try:
-        settings = json.loads(value) if isinstance(value, str) else None
-    except ValueError:
-        settings = None
-    if not isinstance(settings, Mapping):
-        raise WorkflowError.of(
-            ErrorKind.CONFIGURATION,
-            f"secret {name!r} must hold the {scheme} settings as a JSON object",
-        )
+    settings = stored_policy(scheme, name, (await rt.host.get_secrets([name])).get(name))
     # The secret's value is the whole JSON text; the credentials inside it must be masked too.
     client = settings.get("client")
     credentials = [

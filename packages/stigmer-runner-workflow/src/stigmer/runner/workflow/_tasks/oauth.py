@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 from .._errors import ErrorKind, WorkflowError
 from .._host import Host, HttpRequest, HttpResponse
 
-__all__ = ["TokenCache", "oauth2_token"]
+__all__ = ["TokenCache", "oauth2_token", "stored_policy"]
 
 DEFAULT_TOKEN_ENDPOINT: Final = "/oauth2/token"
 OIDC_DISCOVERY: Final = "/.well-known/openid-configuration"
@@ -49,6 +49,20 @@ class TokenCache:
 
     def lock(self, key: str) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
+
+
+def stored_policy(scheme: str, name: str, value: Any) -> Mapping[str, Any]:
+    """The settings of an authentication policy stored as secret ``name`` (a JSON object)."""
+    try:
+        settings = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        settings = None
+    if not isinstance(settings, Mapping):
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION,
+            f"secret {name!r} must hold the {scheme} settings as a JSON object",
+        )
+    return settings
 
 
 async def oauth2_token(
