@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import shutil
 import socket
@@ -728,3 +729,48 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
     assert "invalid_client" in refused.status.error.detail
     history = await qc.client.get_workflow_handle(refused.metadata.id).fetch_history()
     assert "not-the-right-one-1234" not in history_text(history.to_json_dict())
+
+
+async def test_a_retried_child_creation_finds_the_execution_its_first_attempt_created(tmp_path: Path) -> None:
+    from stigmer.backend.local import LocalBackend
+    from stigmer.runner.workflow._temporal_activities import CALL_LABEL, WorkflowActivities
+    from temporalio.testing import ActivityEnvironment
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"t" * 32)
+    try:
+        text = (
+            "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: %s}\nspec:\n"
+            "  document: {dsl: 1.0.0, namespace: demo, name: %s, version: 1.0.0}\n"
+            "  do:\n    - a: {set: {x: 1}}\n"
+        )
+        for name in ("outer", "inner"):
+            for loaded in parse_manifest(text % (name, name), "t.yaml"):
+                await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
+        parent = await backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="outer"))
+            )
+        )
+        activities = WorkflowActivities(backend)
+        args = {
+            "executionId": parent.metadata.id,
+            "kind": "Workflow",
+            "name": "inner",
+            "input": {"n": 1},
+            "dispatchByCaller": True,
+            "callId": "call-1",
+        }
+        first_env = ActivityEnvironment()
+        first = await first_env.run(activities.child, dict(args))
+        retry_env = ActivityEnvironment()
+        retry_env.info = dataclasses.replace(retry_env.info, attempt=2)
+        assert await retry_env.run(activities.child, dict(args)) == first  # found, not created again
+        other = await retry_env.run(activities.child, {**args, "callId": "call-2"})
+        assert other != first  # another call of the workflow is another child
+        listed = await backend.list_executions(
+            svc.ListExecutionsRequest(target=meta_pb2.ResourceRef(kind="Workflow", name="inner"))
+        )
+        assert sorted(e.metadata.labels[CALL_LABEL] for e in listed.executions) == ["call-1", "call-2"]
+        assert {e.spec.parent_execution_id for e in listed.executions} == {parent.metadata.id}
+    finally:
+        await backend.close()

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 P = execution_pb2
 PROBLEM_ERROR = "WorkflowProblem"
 _TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
+#: Label of a child execution: the id of the workflow's call that created it (retries reuse it).
+CALL_LABEL = "stigmer.ai/call-id"
 #: Executions whose OAuth2 access tokens a worker keeps (least recently used ones are dropped).
 TOKEN_CACHES = 256
 _PHASES = {
@@ -288,10 +290,33 @@ class WorkflowActivities:
             spec.session_id = args.get("session") or ""
         else:
             spec.input.CopyFrom(to_value(args.get("input")))
+        key = str(args.get("callId") or "")
+        if key and activity.info().attempt > 1:
+            # A retry: the attempt before may have created it and died before returning its id.
+            earlier = await self._created_by(spec, key)
+            if earlier:
+                return earlier
         created = await self.backend.create_execution(
-            svc.CreateExecutionRequest(spec=spec, dispatch_by_caller=bool(args.get("dispatchByCaller")))
+            svc.CreateExecutionRequest(
+                spec=spec,
+                dispatch_by_caller=bool(args.get("dispatchByCaller")),
+                labels={CALL_LABEL: key} if key else {},
+            )
         )
         return created.metadata.id
+
+    async def _created_by(self, spec: P.ExecutionSpec, key: str) -> str:
+        """The id of the child execution ``spec`` created under call id ``key`` (or '')."""
+        page = await self.backend.list_executions(
+            svc.ListExecutionsRequest(target=spec.target, page_size=100)
+        )
+        for execution in page.executions:
+            if (
+                execution.spec.parent_execution_id == spec.parent_execution_id
+                and execution.metadata.labels.get(CALL_LABEL) == key
+            ):
+                return str(execution.metadata.id)
+        return ""
 
     @activity.defn(name="stigmer.workflow.await")
     async def await_execution(self, execution_id: str) -> dict[str, Any]:

@@ -203,6 +203,7 @@ class TemporalHost:
         return await self._child(args, child_workflow=True)
 
     async def _child(self, args: dict[str, Any], *, child_workflow: bool = False) -> Any:
+        args["callId"] = self.new_id()  # replay-safe; lets a retried creation find its execution
         child_id = await self._effect("stigmer.workflow.child", args)
         if child_workflow:
             await self._run_child_workflow(child_id)
