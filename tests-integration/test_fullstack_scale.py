@@ -100,26 +100,12 @@ class ScaledStack:
 
     def pollers(self, queue: str) -> dict[int, set[str]]:
         """Pid → task queue types ("workflow", "activity") Temporal lists as polling ``queue``."""
-        done = subprocess.run(
-            [
-                helpers._temporal(),
-                "task-queue",
-                "describe",
-                "--task-queue",
-                queue,
-                "--address",
-                self.temporal_address,
-                "-o",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
         found: dict[int, set[str]] = {}
         with contextlib.suppress(ValueError):
-            for poller in json.loads(done.stdout or "{}").get("pollers") or []:
+            described = helpers.temporal_json(
+                self.temporal_address, "task-queue", "describe", "--task-queue", queue, check=False
+            )
+            for poller in described.get("pollers") or []:
                 head = str(poller.get("identity", "")).split("@", 1)[0]
                 if head.isdigit():
                     found.setdefault(int(head), set()).add(str(poller.get("taskQueueType")))
@@ -141,24 +127,9 @@ class ScaledStack:
             raise AssertionError(f"{exc}; pollers seen: {seen}") from None
 
     def history(self, execution_id: str) -> dict[str, Any]:
-        shown = subprocess.run(
-            [
-                helpers._temporal(),
-                "workflow",
-                "show",
-                "-w",
-                execution_id,
-                "--address",
-                self.temporal_address,
-                "-o",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
+        history: dict[str, Any] = helpers.temporal_json(
+            self.temporal_address, "workflow", "show", "-w", execution_id
         )
-        history: dict[str, Any] = json.loads(shown.stdout)
         return history
 
     def activity_pids(self, execution_id: str) -> set[int]:

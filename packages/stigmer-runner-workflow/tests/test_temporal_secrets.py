@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from stigmer.runner.workflow._temporal_secrets import has_refs, ref_names, scrub, secret_ref, substitute
+from stigmer.runner.workflow._temporal_secrets import (
+    has_refs,
+    ref_names,
+    scrub,
+    secret_ref,
+    substitute,
+    substitute_tokens,
+    token_ref,
+    token_refs,
+)
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
 VALUES = st.text(min_size=1, max_size=30).filter(lambda v: "{{" not in v)
@@ -22,6 +31,15 @@ def test_references_are_found_anywhere_and_substituted_for_known_names_only() ->
     assert real["headers"] == {"Authorization": "Bearer t-2"}
     assert real["body"] == [{"nested": secret_ref("UNKNOWN")}, 3, None]  # not granted: stays a reference
     assert not has_refs({"a": 1, "b": ["plain"]})
+
+
+def test_token_references_are_kept_apart_from_secret_references() -> None:
+    headers = {"Authorization": "Bearer " + token_ref("0a1b"), "X-Key": secret_ref("API_KEY")}
+    assert token_refs(headers) == {"0a1b"}
+    assert ref_names(headers) == {"API_KEY"}
+    real = substitute_tokens(headers, {"0a1b": "at-1", "ffff": "at-2"})
+    assert real == {"Authorization": "Bearer at-1", "X-Key": secret_ref("API_KEY")}
+    assert substitute_tokens(headers, {}) == headers  # unknown: stays a reference
 
 
 def test_scrub_masks_every_value_longest_first() -> None:

@@ -35,14 +35,7 @@ def secret_ref(name: str) -> str:
 
 def ref_names(value: Any) -> set[str]:
     """Names of the secrets referenced anywhere in ``value`` (strings, lists, dict keys and values)."""
-    found: set[str] = set()
-
-    def collect(text: str) -> str:
-        found.update(_REF.findall(text))
-        return text
-
-    _walk(value, collect)
-    return found
+    return _found(_REF, value)
 
 
 def has_refs(value: Any) -> bool:
@@ -52,10 +45,7 @@ def has_refs(value: Any) -> bool:
 def substitute(value: Any, secrets: Mapping[str, str]) -> Any:
     """``value`` with every reference to a secret in ``secrets`` replaced by its value."""
 
-    def one(text: str) -> str:
-        return _REF.sub(lambda m: secrets.get(m.group(1), m.group(0)), text)
-
-    return _walk(value, one)
+    return _replaced(_REF, value, secrets)
 
 
 def token_ref(key: str) -> str:
@@ -66,23 +56,13 @@ def token_ref(key: str) -> str:
 
 def token_refs(value: Any) -> set[str]:
     """Keys of the access tokens referenced anywhere in ``value``."""
-    found: set[str] = set()
-
-    def collect(text: str) -> str:
-        found.update(_TOKEN.findall(text))
-        return text
-
-    _walk(value, collect)
-    return found
+    return _found(_TOKEN, value)
 
 
 def substitute_tokens(value: Any, tokens: Mapping[str, str]) -> Any:
     """``value`` with every reference to a token in ``tokens`` replaced by the token."""
 
-    def one(text: str) -> str:
-        return _TOKEN.sub(lambda m: tokens.get(m.group(1), m.group(0)), text)
-
-    return _walk(value, one)
+    return _replaced(_TOKEN, value, tokens)
 
 
 def scrub(value: Any, secrets: Mapping[str, str]) -> Any:
@@ -95,6 +75,24 @@ def scrub(value: Any, secrets: Mapping[str, str]) -> Any:
         for secret in values:
             text = text.replace(secret, MASK)
         return text
+
+    return _walk(value, one)
+
+
+def _found(pattern: re.Pattern[str], value: Any) -> set[str]:
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(pattern.findall(text))
+        return text
+
+    _walk(value, collect)
+    return found
+
+
+def _replaced(pattern: re.Pattern[str], value: Any, values: Mapping[str, str]) -> Any:
+    def one(text: str) -> str:
+        return pattern.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
     return _walk(value, one)
 
