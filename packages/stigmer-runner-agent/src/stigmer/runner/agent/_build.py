@@ -33,6 +33,10 @@ class AgentBuild:
     model: BuiltModel
     approval: dict[str, str] = field(default_factory=dict)
     toolsets: list[tuple[str, AbstractToolset[Any]]] = field(default_factory=list)
+    # Every toolset the agent has, by a key stable across builds of the same spec
+    # (``mcp:<server>``, ``skills``, ``sub-agents``): a tool call made elsewhere names its toolset.
+    by_key: dict[str, AbstractToolset[Any]] = field(default_factory=dict)
+    instructions: str = ""
 
 
 def _tool_name(name: str) -> str:
@@ -105,16 +109,17 @@ class Builder:
             redactor=self.redactor,
             approvals=approvals,
         )
-        toolsets: list[AbstractToolset[Any]] = [t for _, t in mcp.toolsets]
+        by_key: dict[str, AbstractToolset[Any]] = {f"mcp:{server}": t for server, t in mcp.toolsets}
         files = skill_toolset(skills)
         if files is not None:
-            toolsets.append(files)
+            by_key["skills"] = files
         if isinstance(spec, agent_pb2.AgentSpec) and spec.sub_agents:
             if depth >= 3:
                 raise InvalidArgument(
                     f"agent {name}: sub-agents nest deeper than 3 levels", ["spec.subAgents"]
                 )
-            toolsets.append(await self._sub_agent_tools(spec.sub_agents, choice, depth))
+            by_key["sub-agents"] = await self._sub_agent_tools(spec.sub_agents, choice, depth)
+        toolsets = list(by_key.values())
         output_type: Any = [str, DeferredToolRequests] if approvals else str
         agent: Agent[None, Any] = Agent(
             built.model,
@@ -124,7 +129,14 @@ class Builder:
             output_type=output_type,
             model_settings=built.settings or None,
         )
-        return AgentBuild(agent=agent, model=built, approval=mcp.approval, toolsets=mcp.toolsets)
+        return AgentBuild(
+            agent=agent,
+            model=built,
+            approval=mcp.approval,
+            toolsets=mcp.toolsets,
+            by_key=by_key,
+            instructions=instructions,
+        )
 
     async def _sub_agent_tools(
         self, subs: Sequence[agent_pb2.SubAgent], parent: ModelChoice, depth: int

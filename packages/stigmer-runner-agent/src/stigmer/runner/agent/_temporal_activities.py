@@ -1,48 +1,166 @@
-"""The activity of an agent execution on Temporal: one run of :class:`AgentRunner` per call.
+"""The activities of agent executions on Temporal: one per model request and one per tool call.
 
-The run reports through the Backend as in Lite mode, saves its conversation after every tool
-result, and resumes from that checkpoint when Temporal retries the activity on another worker
-(a worker was lost). Secrets are fetched inside the activity with ``GetExecutionContext``; the
-workflow only ever sees the execution id and the resulting phase.
+``stigmer.agent.start``, ``.model``, ``.tool``, ``.approval``, ``.decision``, ``.finish`` and
+``.fail`` each run one step of :class:`AgentSteps` for an execution id; the workflow runs the agent
+loop between them. Secrets are fetched inside each activity with ``GetExecutionContext`` and never
+leave it: results are scrubbed, and a failure carries only a scrubbed problem description (as
+``ApplicationError`` details, no exception chain). ``stigmer.agent.run`` — the whole run in one
+activity, resuming from the runner's checkpoint — stays registered for workflows started by
+earlier versions.
+
+A failure that a retry cannot fix (a 4xx from the model, a tool that raised, a bad definition) is
+non-retryable; a lost worker (heartbeat timeout), a model server error or timeout, or an
+unavailable Backend is retried by Temporal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
-from stigmer.core import Backend
+from google.protobuf import json_format
+from stigmer.core import Backend, Unavailable, default_redactor
 from stigmer.proto.v1 import execution_pb2
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from ._events import RunStopped
+from ._problems import problem_from_exception
 from ._runner import AgentRunner
+from ._steps import AgentSteps
 
-__all__ = ["AgentActivities"]
+__all__ = ["STOPPED", "AgentActivities"]
+
+STOPPED = "RunStopped"  # ApplicationError type: the execution ended elsewhere (details: its phase)
+
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    heart = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        heart.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heart
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether retrying the step could help (the service or the network, not the request)."""
+    if isinstance(exc, Unavailable):
+        return True
+    from pydantic_ai.exceptions import ModelHTTPError
+
+    if isinstance(exc, ModelHTTPError):
+        return exc.status_code >= 500 or exc.status_code in (408, 409, 429)
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        return True
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    return isinstance(exc, openai.APIConnectionError | openai.APITimeoutError | openai.InternalServerError)
 
 
 class AgentActivities:
     def __init__(self, backend: Backend, runner: AgentRunner | None = None) -> None:
         self.backend = backend
         self.runner = runner if runner is not None else AgentRunner()
+        self.steps = AgentSteps(
+            backend,
+            environ=os.environ if self.runner.environ is None else self.runner.environ,
+            flush_interval=self.runner.flush_interval,
+            flush_chars=self.runner.flush_chars,
+        )
+
+    async def _step(
+        self, work: Awaitable[T], *, transient: Callable[[BaseException], bool] = _transient
+    ) -> T:
+        try:
+            async with _heartbeating():
+                return await work
+        except RunStopped as stopped:
+            phase = execution_pb2.Phase.Name(stopped.execution.status.phase)
+            raise ApplicationError(
+                f"the execution is {phase}", phase, type=STOPPED, non_retryable=True
+            ) from None
+        except Exception as exc:
+            activity.logger.debug("agent step failed", exc_info=True)
+            problem = problem_from_exception(exc)
+            data = default_redactor().scrub(json_format.MessageToDict(problem))
+            raise ApplicationError(
+                str(default_redactor().scrub(problem.detail or problem.title)),
+                data,
+                type=type(exc).__name__,
+                non_retryable=not transient(exc),
+            ) from None
+
+    @activity.defn(name="stigmer.agent.start")
+    async def start(self, execution_id: str) -> dict[str, Any]:
+        """Mark the execution RUNNING; what the workflow's agent loop needs (no secrets)."""
+        return await self._step(self.steps.start(execution_id))
+
+    @activity.defn(name="stigmer.agent.model")
+    async def model(self, execution_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One model request; its text streams to the Backend, the final response is returned."""
+        return await self._step(self.steps.model_request(execution_id, request))
+
+    @activity.defn(name="stigmer.agent.tool")
+    async def tool(self, execution_id: str, call: dict[str, Any]) -> dict[str, Any]:
+        """One tool call; a tool that raised is not retried (only a lost worker's call is)."""
+        first = activity.info().attempt == 1
+        return await self._step(
+            self.steps.call_tool(execution_id, call, report_call=first),
+            transient=lambda exc: isinstance(exc, Unavailable),  # the Backend, not the tool
+        )
+
+    @activity.defn(name="stigmer.agent.approval")
+    async def approval(self, execution_id: str, pause: dict[str, Any]) -> int:
+        """Set WAITING_APPROVAL for a call; the event sequence decisions follow."""
+        return await self._step(self.steps.request_approval(execution_id, pause))
+
+    @activity.defn(name="stigmer.agent.decision")
+    async def decision(self, execution_id: str, wait: dict[str, Any]) -> dict[str, Any] | None:
+        """The decision recorded for a call, or ``None`` if there is none yet."""
+        return await self._step(self.steps.decision(execution_id, wait))
+
+    @activity.defn(name="stigmer.agent.finish")
+    async def finish(self, execution_id: str, result: dict[str, Any]) -> str:
+        """Write SUCCEEDED with the output; the phase written."""
+        return await self._step(self.steps.finish(execution_id, result))
+
+    @activity.defn(name="stigmer.agent.fail")
+    async def fail(self, execution_id: str, problem: dict[str, Any]) -> str:
+        """Write FAILED with the problem; the phase written."""
+        return await self._step(self.steps.fail(execution_id, problem))
 
     @activity.defn(name="stigmer.agent.run")
     async def run(self, execution_id: str) -> str:
-        """Run (or resume) the agent execution; the phase it ended in (e.g. WAITING_APPROVAL)."""
-
-        async def beat() -> None:
-            while True:
-                activity.heartbeat()
-                await asyncio.sleep(2.0)
-
-        heart = asyncio.create_task(beat())
-        try:
+        """Run (or resume) the whole agent execution in one activity (workflows of earlier versions)."""
+        async with _heartbeating():
             finished = await self.runner.execute(self.backend, execution_id)
-        finally:
-            heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heart
         return execution_pb2.Phase.Name(finished.status.phase)
 
     def all(self) -> list[Any]:
-        return [self.run]
+        return [
+            self.start,
+            self.model,
+            self.tool,
+            self.approval,
+            self.decision,
+            self.finish,
+            self.fail,
+            self.run,
+        ]

@@ -1,0 +1,346 @@
+"""The steps of one agent execution, each run on its own: what the Temporal activities do.
+
+On Temporal the agent loop runs in the workflow (see ``_temporal_workflow``) and every side
+effect is one of these steps, called with the execution id and plain JSON data:
+
+- ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
+  session's earlier conversation, the instructions (skills included), the model's name and the
+  tool definitions of every toolset (MCP servers are started to list them);
+- ``model_request``: one request to the model, its text streamed to the Backend as
+  ``text.delta`` / ``message.assistant`` events; the final response is returned;
+- ``call_tool``: one tool call (an MCP tool, a skill file read, or a whole sub-agent run);
+- ``request_approval`` / ``decision``: pause for a human, read the answer;
+- ``finish`` / ``fail``: the terminal status.
+
+Each step fetches the execution, its context (secrets) and the Agent definition from the Backend
+just in time and keeps secrets in memory only; everything a step returns is scrubbed of secret
+values first (so a tool that echoes a secret hands ``***`` to the loop and to the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format
+from stigmer.core import Backend, InvalidArgument, default_redactor
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.runner.agent._build import AgentBuild, Builder
+from stigmer.runner.agent._events import Ev, RunStopped, clip, jsonable
+from stigmer.runner.agent._run import AgentRun, _mcp_start_error
+from stigmer.runner.agent._state import (
+    PendingCall,
+    RunState,
+    dump_messages,
+    load_messages,
+    read_decisions,
+    session_history,
+)
+
+if TYPE_CHECKING:
+    from pydantic_ai import RunContext
+
+__all__ = ["AgentSteps"]
+
+_TERMINAL = {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
+
+
+@dataclass
+class _Opened:
+    """One step's view of the execution: its run helpers (sink, redactor) and its context."""
+
+    run: AgentRun
+    builder: Builder
+    agent: Any  # the Agent resource
+
+
+class AgentSteps:
+    """Runs single steps of agent executions through a ``Backend``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        environ: Mapping[str, str],
+        flush_interval: float = 0.1,
+        flush_chars: int = 200,
+    ) -> None:
+        self.backend = backend
+        self.environ = environ
+        self.flush_interval = flush_interval
+        self.flush_chars = flush_chars
+
+    async def _open(self, execution_id: str, *, context: bool = True) -> _Opened:
+        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.kind and execution.kind != "AgentExecution":
+            raise InvalidArgument(
+                f"execution {execution_id} is a {execution.kind}; the agent runner runs AgentExecutions"
+            )
+        if execution.status.phase in _TERMINAL:
+            raise RunStopped(execution)
+        run = AgentRun(
+            self.backend,
+            execution,
+            environ=self.environ,
+            flush_interval=self.flush_interval,
+            flush_chars=self.flush_chars,
+        )
+        secrets: dict[str, str] = {}
+        variables = dict(execution.spec.env)
+        if context:
+            ctx = await self.backend.get_execution_context(
+                svc.GetExecutionContextRequest(execution_id=execution_id)
+            )
+            secrets = dict(ctx.secrets)
+            run.redactor.register(*secrets.values())
+            default_redactor().register(*secrets.values())
+            variables = {**dict(ctx.variables), **variables}
+        ref = execution.spec.target
+        agent_ref = meta_pb2.ResourceRef(kind=ref.kind or "Agent", name=ref.name, id=ref.id)
+        agent = (await self.backend.get(svc.GetRequest(ref=agent_ref))).agent
+        builder = Builder(
+            self.backend,
+            sink=run.sink,
+            redactor=run.redactor,
+            secrets=secrets,
+            variables=variables,
+            environ=self.environ,
+            run_model=execution.spec.model if execution.spec.HasField("model") else None,
+        )
+        if context:
+            run._check_env(agent.spec, variables, secrets)
+        return _Opened(run=run, builder=builder, agent=agent)
+
+    async def _build(self, opened: _Opened, stack: AsyncExitStack) -> AgentBuild:
+        ref = opened.run.execution.spec.target
+        build = await opened.builder.build(opened.agent.spec, name=opened.agent.metadata.name or ref.name)
+        stack.push_async_callback(build.model.aclose)
+        default_redactor().register(build.model.api_key)
+        opened.run.model_label = build.model.choice.label
+        opened.run.endpoint = build.model.choice.base_url
+        return build
+
+    # -- steps -----------------------------------------------------------------------------------
+    async def start(self, execution_id: str) -> dict[str, Any]:
+        """Mark the execution RUNNING; the prompt, history, instructions, model and tools of its loop."""
+        from pydantic import TypeAdapter
+        from pydantic_ai.tools import ToolDefinition
+
+        opened = await self._open(execution_id, context=False)
+        prompt = opened.run._prompt()
+        if opened.run.execution.status.phase != execution_pb2.PHASE_RUNNING:
+            # The execution's context (secrets) is available once it runs.
+            await opened.run.sink.update(
+                phase=execution_pb2.PHASE_RUNNING, events=[Ev("message.user", text=prompt)]
+            )
+        opened = await self._open(execution_id)
+        run = opened.run
+        spec = run.execution.spec
+        history = await session_history(self.backend, spec.session_id, run.id) if spec.session_id else []
+        tools: list[dict[str, Any]] = []
+        definition = TypeAdapter(ToolDefinition)
+        async with AsyncExitStack() as stack:
+            build = await self._build(opened, stack)
+            ctx = _run_context(build)
+            servers = {f"mcp:{server}": server for server, _ in build.toolsets}
+            for key, toolset in build.by_key.items():
+                try:
+                    await stack.enter_async_context(toolset)
+                except Exception as exc:
+                    if key in servers:
+                        raise _mcp_start_error(servers[key], exc) from exc
+                    raise
+                for tool in (await toolset.get_tools(ctx)).values():
+                    tools.append(
+                        {
+                            "toolset": key,
+                            "definition": definition.dump_python(tool.tool_def, mode="json"),
+                            "maxRetries": tool.max_retries,
+                        }
+                    )
+            plan = {
+                "prompt": prompt,
+                "history": history,
+                "instructions": build.instructions,
+                "agent": build.agent.name or "agent",
+                "model": {"name": build.model.choice.name, "system": build.model.choice.provider},
+                "label": build.model.choice.label,
+                "endpoint": build.model.choice.base_url,
+                "tools": tools,
+                "approval": dict(build.approval),
+            }
+        scrubbed: dict[str, Any] = run.redactor.scrub(plan)
+        return scrubbed
+
+    async def model_request(self, execution_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one model request (streaming its text to the Backend); the response, scrubbed."""
+        from pydantic import TypeAdapter
+        from pydantic_ai.messages import (
+            PartDeltaEvent,
+            PartStartEvent,
+            TextPart,
+            TextPartDelta,
+        )
+        from pydantic_ai.models import ModelRequestParameters
+
+        opened = await self._open(execution_id)
+        run = opened.run
+        spec = opened.agent.spec
+        choice = opened.builder.choose(spec.model if spec.HasField("model") else None)
+        from stigmer.runner.agent._models import build_model
+
+        run.model_label, run.endpoint = choice.label, choice.base_url
+        built = build_model(choice, opened.builder.lookup)
+        run.redactor.register(built.api_key)
+        default_redactor().register(built.api_key)
+        messages = load_messages(list(request.get("messages") or []))
+        parameters = TypeAdapter(ModelRequestParameters).validate_python(request.get("parameters") or {})
+        settings: Any = {**built.settings, **dict(request.get("settings") or {})} or None
+        try:
+            async with built.model.request_stream(messages, settings, parameters) as stream:
+                async for event in stream:
+                    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                        await run.sink.delta(event.part.content)
+                    elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                        await run.sink.delta(event.delta.content_delta)
+                response = stream.get()
+        finally:
+            await built.aclose()
+        text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
+        if text:
+            await run.sink.emit("message.assistant", text=text)
+        else:
+            await run.sink.flush()
+        scrubbed: dict[str, Any] = run.redactor.scrub(dump_messages([response])[0])
+        return scrubbed
+
+    async def call_tool(
+        self, execution_id: str, call: Mapping[str, Any], *, report_call: bool = True
+    ) -> dict[str, Any]:
+        """Call one tool; ``{"return": value, "usage": ...}`` or ``{"retry": message}``, scrubbed.
+
+        ``report_call=False`` (a retried attempt) skips the ``tool.call`` event already written.
+        """
+        from pydantic_ai import ModelRetry
+
+        opened = await self._open(execution_id)
+        run = opened.run
+        key, name = str(call["toolset"]), str(call["name"])
+        call_id = str(call.get("callId") or "")
+        args = dict(call.get("args") or {})
+        if report_call:
+            await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
+        async with AsyncExitStack() as stack:
+            build = await self._build(opened, stack)
+            toolset = build.by_key.get(key)
+            if toolset is None:
+                raise InvalidArgument(f"the agent has no toolset {key} (was its definition changed?)")
+            servers = {f"mcp:{server}": server for server, _ in build.toolsets}
+            try:
+                await stack.enter_async_context(toolset)
+            except Exception as exc:
+                if key in servers:
+                    raise _mcp_start_error(servers[key], exc) from exc
+                raise
+            ctx = _run_context(build, call_id=call_id, tool_name=name)
+            tool = (await toolset.get_tools(ctx)).get(name)
+            if tool is None:
+                raise InvalidArgument(f"tool {name} is no longer offered by {key}")
+            try:
+                value = await toolset.call_tool(name, args, ctx, tool)
+            except ModelRetry as retry:
+                await run.sink.emit(
+                    "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
+                )
+                return {"retry": run.redactor.scrub(retry.message)}
+        await run.sink.emit("tool.result", subject=call_id, data={"tool": name, "result": clip(value)})
+        usage = ctx.usage
+        result = {
+            "return": jsonable(value),
+            "usage": {
+                "input_tokens": usage.input_tokens or 0,
+                "output_tokens": usage.output_tokens or 0,
+                "requests": usage.requests or 0,
+                "tool_calls": usage.tool_calls or 0,
+            },
+        }
+        scrubbed: dict[str, Any] = run.redactor.scrub(result)
+        return scrubbed
+
+    async def request_approval(self, execution_id: str, pause: Mapping[str, Any]) -> int:
+        """Set WAITING_APPROVAL for one call; the event sequence after which decisions arrive."""
+        opened = await self._open(execution_id, context=False)
+        run = opened.run
+        calls = [PendingCall(**c) for c in pause.get("pending") or []]
+        current = PendingCall(**dict(pause["call"]))
+        run.state = RunState(pending=calls or [current])
+        usage = _usage(pause.get("usage"))
+        await run._request_approval(current, messages=list(pause.get("messages") or []) or None, usage=usage)
+        return run.state.sequence
+
+    async def decision(self, execution_id: str, wait: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The human's decision on a call, once one was recorded after ``sequence``; else ``None``."""
+        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.status.phase in _TERMINAL:
+            raise RunStopped(execution)
+        call_id = str(wait["callId"])
+        state = RunState(
+            pending=[PendingCall(id=call_id, tool=str(wait.get("tool") or ""), args={})],
+            requested=call_id,
+            sequence=int(wait["sequence"]),
+        )
+        decisions = await read_decisions(self.backend, execution, state)
+        found = decisions.get(call_id)
+        if found is None:
+            return None
+        return {"approved": found.approved, "reason": found.reason}
+
+    async def finish(self, execution_id: str, result: Mapping[str, Any]) -> str:
+        """Write SUCCEEDED with the output, usage and (in a session) the conversation."""
+        opened = await self._open(execution_id, context=False)
+        run = opened.run
+        usage = _usage(result.get("usage")) or execution_pb2.Usage()
+        messages = list(result.get("messages") or []) if run.execution.spec.session_id else []
+        done = await run.sink.update(
+            phase=execution_pb2.PHASE_SUCCEEDED,
+            events=[run._usage_event(usage)],
+            output=str(result.get("output") or ""),
+            usage=usage,
+            checkpoint=RunState(messages=messages).dump(run.redactor),
+        )
+        return execution_pb2.Phase.Name(done.status.phase)
+
+    async def fail(self, execution_id: str, problem: Mapping[str, Any]) -> str:
+        """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON)."""
+        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.status.phase in _TERMINAL:
+            raise RunStopped(execution)
+        run = AgentRun(self.backend, execution, environ=self.environ, flush_interval=0, flush_chars=1)
+        error = json_format.ParseDict(
+            dict(problem), execution_pb2.ExecutionError(), ignore_unknown_fields=True
+        )
+        done = await run.sink.update(phase=execution_pb2.PHASE_FAILED, error=error)
+        return execution_pb2.Phase.Name(done.status.phase)
+
+
+def _usage(data: Any) -> execution_pb2.Usage | None:
+    if not data:
+        return None
+    return json_format.ParseDict(dict(data), execution_pb2.Usage(), ignore_unknown_fields=True)
+
+
+def _run_context(build: AgentBuild, *, call_id: str = "", tool_name: str = "") -> RunContext[Any]:
+    from pydantic_ai import RunContext
+    from pydantic_ai.usage import RunUsage
+
+    return RunContext(
+        deps=None,
+        model=build.model.model,
+        usage=RunUsage(),
+        tool_call_id=call_id or None,
+        tool_name=tool_name or None,
+        tool_call_approved=True,  # the loop asked (and got) any approval before calling
+    )
