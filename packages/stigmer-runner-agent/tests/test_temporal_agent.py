@@ -4,7 +4,9 @@ activity runs the agent against a real LocalBackend and a local OpenAI-compatibl
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import apply, openai_agent, start, stdio_server
+from agent_helpers import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
 from agent_standins import ScriptedLLM, call, text
 from google.protobuf import json_format
 from stigmer.core import Backend
@@ -139,3 +141,153 @@ async def test_an_approval_arrives_as_a_signal_and_the_run_continues(
     output: Any = json_format.MessageToDict(done.status.output)
     assert output == "Item 42 is gone."
     assert len(llm.requests) == 2  # the first model request was not sent again
+
+
+def _scheduled(history: Any) -> list[str]:
+    """The activity types a workflow history scheduled, in order."""
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+def _decoded(history: Any) -> str:
+    """All text of a history, every payload's base64 ``data`` decoded."""
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("data"), str) and "metadata" in node:
+                parts.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        else:
+            parts.append(str(node))
+
+    walk(json.loads(history.to_json()))
+    return "\n".join(parts)
+
+
+async def test_each_model_request_and_each_tool_call_is_its_own_activity(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    llm.add(call("add", a=2, b=3), call("add", a=5, b=8), text("2 + 3 = 5 and 5 + 8 = 13."))
+    await apply(backend, stdio_server("calc"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: calc, tools: [add]}]\n"))
+    eid = await start(backend, "bot", "add 2 and 3, then 5 and 8")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+        history = await handle.fetch_history()
+    assert result == {"phase": "PHASE_SUCCEEDED"}
+    assert _scheduled(history) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",
+        "stigmer.agent.tool",
+        "stigmer.agent.model",
+        "stigmer.agent.tool",
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+    assert len(llm.requests) == 3
+    # The model saw each tool's result.
+    tool_results = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
+    assert tool_results == ["5", "13"]
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert json_format.MessageToDict(done.status.output) == "2 + 3 = 5 and 5 + 8 = 13."
+    assert done.status.usage.requests == 3
+    assert done.status.usage.tool_calls == 2
+    # Text and tool progress went to the Backend, in order, from the activities.
+    log = await events(backend, eid)
+    assert sequences_ok(log)
+    # The same events as a Lite run writes.
+    assert summary(log) == [
+        ("message.user", "add 2 and 3, then 5 and 8"),
+        ("phase", "RUNNING"),
+        ("tool.call", "add"),
+        ("tool.result", "add"),
+        ("tool.call", "add"),
+        ("tool.result", "add"),
+        ("text.delta", "2 + 3 = 5 and 5 + 8 = 13."),
+        ("message.assistant", "2 + 3 = 5 and 5 + 8 = 13."),
+        ("usage",),
+        ("phase", "SUCCEEDED"),
+    ]
+
+
+async def test_a_secret_a_tool_echoes_never_reaches_the_history_events_or_output(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    secret = "tok-51c0e7a9-temporal-secret"
+    llm.add(call("echo_env", name="GH_TOKEN"), text(f"The token is {secret}."))
+    await backend.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value=secret))
+    await apply(backend, stdio_server("gh", env={"GH_TOKEN": "${ $secrets.GH_TOKEN }"}, secrets=["GH_TOKEN"]))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: gh}]\n"))
+    eid = await start(backend, "bot", "what is the token?")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+        history = await handle.fetch_history()
+    assert result == {"phase": "PHASE_SUCCEEDED"}
+    recorded = _decoded(history)
+    assert "GH_TOKEN=***" in recorded  # the tool result, scrubbed by the activity
+    assert "The token is ***." in recorded  # the model response, scrubbed likewise
+    assert secret not in recorded
+    # The tool result the loop handed the model is the scrubbed one (the value stays in the activity).
+    tool_msg = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")
+    assert tool_msg["content"] == "GH_TOKEN=***"
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert json_format.MessageToDict(done.status.output) == "The token is ***."
+    written = "\n".join(e.text + str(json_format.MessageToDict(e.data)) for e in await events(backend, eid))
+    assert secret not in written
+    assert "GH_TOKEN=***" in written
+
+
+async def test_a_session_continues_on_temporal_and_a_sub_agent_is_one_tool_activity(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    llm.add(
+        text("Noted: your name is Ada."), call("helper", task="greet Ada"), text("Hi Ada!"), text("Done.")
+    )
+    await apply(
+        backend,
+        openai_agent(llm, extra="  subAgents: [{name: helper, instructions: Greet people.}]\n"),
+    )
+    (session,) = await apply(
+        backend, "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: s}\nspec: {agent: {name: bot}}\n"
+    )
+    session_id = session.session.metadata.id
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    histories = []
+    async with agent_worker(client, queue, backend):
+        for message in ("my name is Ada", "greet me through the helper"):
+            eid = await start(backend, "bot", message, session_id=session_id)
+            handle = await client.start_workflow(
+                AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue
+            )
+            assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+            histories.append(await handle.fetch_history())
+    # The second turn's first request carries the first turn's conversation.
+    second = [m.get("content") for m in llm.requests[1]["messages"]]
+    assert "my name is Ada" in second and "Noted: your name is Ada." in second
+    # The sub-agent's whole run (its own model request) is the one tool activity.
+    assert _scheduled(histories[1]) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",
+        "stigmer.agent.tool",
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+    assert len(llm.requests) == 4
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert json_format.MessageToDict(done.status.output) == "Done."
+    assert done.status.usage.requests == 3  # the sub-agent's request counts too
