@@ -95,30 +95,45 @@ class World:
                 message: dict[str, Any]
                 asks_add = "add 2 and 3" in str(last_user.get("content", ""))
                 has_tool = any(m.get("role") == "tool" for m in messages)
+                # "add 4 and 5" is the same conversation as "add 2 and 3", except that the sub-agent
+                # (the tool call) is the slow step instead of the model request after it.
+                slow_tool = "add 4 and 5" in str(last_user.get("content", ""))
+                asks_add = asks_add or slow_tool
+                prefix = "chat:add45" if slow_tool else "chat:add"
                 if any("SUBAGENT" in str(m.get("content", "")) for m in messages):
+                    sub = (
+                        "chat:slowsub"
+                        if any("SLOW" in str(m.get("content", "")) for m in messages)
+                        else "chat:sub"
+                    )
                     with world.lock:
-                        world.hits["chat:sub"] = world.hits.get("chat:sub", 0) + 1
+                        world.hits[sub] = world.hits.get(sub, 0) + 1
+                        seen = world.hits[sub]
+                    if sub == "chat:slowsub" and seen == 1:
+                        time.sleep(world.slow_chat)  # long enough to kill the worker during the tool call
                     asks_add = asks_delete = has_tool = False  # the sub-agent answers in plain text
                 if asks_add:
-                    key = "chat:add:after-tool" if has_tool else "chat:add:first"
+                    key = f"{prefix}:after-tool" if has_tool else f"{prefix}:first"
                     with world.lock:
                         world.hits[key] = world.hits.get(key, 0) + 1
                         seen = world.hits[key]
-                    if has_tool and seen == 1:
+                    if has_tool and seen == 1 and not slow_tool:
                         time.sleep(world.slow_chat)  # long enough to kill the worker meanwhile
                 if asks_add and not has_tool:
+                    task = "add 4 and 5" if slow_tool else "add 2 and 3"
                     call = {
                         "index": 0,
                         "id": "call_add",
                         "type": "function",
-                        "function": {"name": "counter", "arguments": json.dumps({"task": "add 2 and 3"})},
+                        "function": {"name": "counter", "arguments": json.dumps({"task": task})},
                     }
                     message, finish = (
                         {"role": "assistant", "content": None, "tool_calls": [call]},
                         "tool_calls",
                     )
                 elif asks_add:
-                    message, finish = {"role": "assistant", "content": "2 + 3 = 5"}, "stop"
+                    answer = "4 + 5 = 9" if slow_tool else "2 + 3 = 5"
+                    message, finish = {"role": "assistant", "content": answer}, "stop"
                 elif has_tool:
                     message, finish = {"role": "assistant", "content": "Item 42 is gone."}, "stop"
                 elif asks_delete:
@@ -460,6 +475,98 @@ spec:
     assert world.count("chat:sub") == 1  # nor was the finished tool call (a sub-agent's model request)
     assert world.count("chat:add:after-tool") == 2  # only the request in flight was
     assert stack.pid("agent-runner") not in (None, old_pid)
+    # Each model request and the tool call are activities of their own in the workflow's history.
+    assert _scheduled_activities(stack, execution_id) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",
+        "stigmer.agent.tool",
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+
+
+def test_an_agent_worker_killed_during_a_tool_call_resumes_with_that_call_only(
+    stack: Stack, world: World
+) -> None:
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: slow-adder}}
+spec:
+  instructions: Ask the counter.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  subAgents: [{{name: counter, instructions: SUBAGENT that adds numbers SLOWly.}}]
+""")
+    old_pid = stack.pid("agent-runner")
+    assert old_pid is not None
+    execution_id = (
+        stack.cli("agent", "execute", "slow-adder", "add 4 and 5", "--detach").stdout.strip().splitlines()[-1]
+    )
+    # The tool call (a sub-agent, whose own model request is slow) is running: kill the worker.
+    wait_for(lambda: world.count("chat:slowsub") == 1, 60, "the tool call")
+    os.kill(old_pid, 9)
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 90)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == "4 + 5 = 9"
+    assert world.count("chat:add45:first") == 1  # the finished model request was not sent again
+    assert world.count("chat:slowsub") == 2  # the interrupted tool call was made once more
+    assert world.count("chat:add45:after-tool") == 1  # the request after it, once
+    assert stack.pid("agent-runner") not in (None, old_pid)
+    history = _history(stack, execution_id)
+    assert _activity_types(history) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",
+        "stigmer.agent.tool",
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+    # The tool activity's recorded attempt is the second one; the model requests' the first.
+    attempts = [
+        (event["activityTaskStartedEventAttributes"].get("attempt", 1))
+        for event in history["events"]
+        if "activityTaskStartedEventAttributes" in event
+    ]
+    assert attempts == [1, 1, 2, 1, 1]
+    # The Backend got the tool's progress from the activity, its call reported once.
+    log = [
+        json.loads(line)
+        for line in stack.cli("execution", "logs", execution_id, "-o", "json").stdout.splitlines()
+    ]
+    assert [e["type"] for e in log if e["type"].startswith("tool.")] == ["tool.call", "tool.result"]
+
+
+def _history(stack: Stack, execution_id: str) -> dict[str, Any]:
+    shown = subprocess.run(
+        [
+            _temporal(),
+            "workflow",
+            "show",
+            "-w",
+            execution_id,
+            "--address",
+            f"127.0.0.1:{stack.temporal_port}",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    history: dict[str, Any] = json.loads(shown.stdout)
+    return history
+
+
+def _activity_types(history: dict[str, Any]) -> list[str]:
+    return [
+        event["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for event in history["events"]
+        if "activityTaskScheduledEventAttributes" in event
+    ]
+
+
+def _scheduled_activities(stack: Stack, execution_id: str) -> list[str]:
+    return _activity_types(_history(stack, execution_id))
 
 
 def test_a_workflow_calls_an_agent_and_runs_a_sub_workflow_as_child_executions(
