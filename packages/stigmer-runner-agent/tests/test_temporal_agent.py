@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 from agent_helpers import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, text
+from agent_standins import ScriptedLLM, call, error, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent._temporal_worker import agent_worker
-from stigmer.runner.agent._temporal_workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL
+from stigmer.runner.agent._temporal_workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
 P = execution_pb2
 pytestmark = pytest.mark.timeout(120)
@@ -291,3 +292,68 @@ async def test_a_session_continues_on_temporal_and_a_sub_agent_is_one_tool_activ
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert json_format.MessageToDict(done.status.output) == "Done."
     assert done.status.usage.requests == 3  # the sub-agent's request counts too
+
+
+async def test_the_recorded_history_replays_deterministically(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    llm.add(call("add", a=1, b=2), text("3"))
+    await apply(backend, stdio_server("calc"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: calc, tools: [add]}]\n"))
+    eid = await start(backend, "bot", "add 1 and 2")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+    history = await handle.fetch_history()
+    replayed = await Replayer(workflows=[StigmerAgent]).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None
+    assert len(llm.requests) == 2  # replaying made no request
+
+
+async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_the_run(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    # The provider client's own retries are off, so Temporal's retry of the activity is what helps.
+    model = f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}, params: {{maxRetries: 0}}}}\n"
+    await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: flaky}\nspec:\n" + model,
+    )
+    llm.add(error(503, "overloaded"), text("Back again."), error(400, "bad request: no such model"))
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        first = await start(backend, "flaky", "hi")
+        handle = await client.start_workflow(
+            AGENT_WORKFLOW, {"executionId": first}, id=first, task_queue=queue
+        )
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        retried = await handle.fetch_history()
+        second = await start(backend, "flaky", "hi again")
+        handle = await client.start_workflow(
+            AGENT_WORKFLOW, {"executionId": second}, id=second, task_queue=queue
+        )
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_FAILED"}
+        failed = await handle.fetch_history()
+    assert _scheduled(retried) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.finish"]
+    assert _attempts(retried) == [1, 2, 1]  # the model request succeeded on its second attempt
+    done = await backend.get_execution(svc.GetExecutionRequest(id=first))
+    assert json_format.MessageToDict(done.status.output) == "Back again."
+    assert _scheduled(failed) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.fail"]
+    assert _attempts(failed) == [1, 1, 1]  # a 400 is not retried
+    bad = await backend.get_execution(svc.GetExecutionRequest(id=second))
+    assert bad.status.phase == P.PHASE_FAILED
+    assert "no such model" in bad.status.error.detail
+    assert len(llm.requests) == 3
+
+
+def _attempts(history: Any) -> list[int]:
+    return [
+        event.activity_task_started_event_attributes.attempt
+        for event in history.events
+        if event.HasField("activity_task_started_event_attributes")
+    ]
