@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from agent_helpers import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, error, text
+from agent_standins import Reply, ScriptedLLM, call, error, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -357,3 +357,59 @@ def _attempts(history: Any) -> list[int]:
         for event in history.events
         if event.HasField("activity_task_started_event_attributes")
     ]
+
+
+async def test_two_calls_needing_approval_are_asked_one_after_the_other(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    llm.add(
+        Reply(tool_calls=[("delete_item", {"item": "1"}), ("delete_item", {"item": "2"})]),
+        text("Deleted item 1; item 2 was refused."),
+    )
+    await apply(backend, stdio_server("items"))
+    await apply(
+        backend,
+        openai_agent(
+            llm, extra="  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+        ),
+    )
+    eid = await start(backend, "bot", "delete items 1 and 2")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    asked: list[dict[str, Any]] = []
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        for approved in (True, False):
+            deadline = time.monotonic() + 30
+            while True:
+                current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+                pending = current.status.pending_approval
+                if current.status.phase == P.PHASE_WAITING_APPROVAL and pending.id not in {
+                    a["id"] for a in asked
+                }:
+                    break
+                assert time.monotonic() < deadline, "no second approval was asked"
+                await asyncio.sleep(0.1)
+            asked.append({"id": pending.id, "args": json_format.MessageToDict(pending.arguments)})
+            await backend.submit_approval(
+                svc.SubmitApprovalRequest(
+                    execution_id=eid, approval_id=pending.id, approved=approved, reason="keep it"
+                )
+            )
+            await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        history = await handle.fetch_history()
+    assert [a["args"] for a in asked] == [{"item": "1"}, {"item": "2"}]
+    assert _scheduled(history) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",
+        "stigmer.agent.approval",
+        "stigmer.agent.decision",
+        "stigmer.agent.approval",
+        "stigmer.agent.decision",
+        "stigmer.agent.tool",  # only the approved call ran
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+    results = {m["tool_call_id"]: m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"}
+    assert sorted(results.values()) == ["The user refused this tool call: keep it", "deleted 1"]
