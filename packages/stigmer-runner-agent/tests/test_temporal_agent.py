@@ -413,3 +413,27 @@ async def test_two_calls_needing_approval_are_asked_one_after_the_other(
     ]
     results = {m["tool_call_id"]: m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"}
     assert sorted(results.values()) == ["The user refused this tool call: keep it", "deleted 1"]
+
+
+async def test_an_execution_cancelled_during_a_tool_call_ends_the_workflow_cancelled(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    llm.add(call("wait", seconds=2), text("never asked"))
+    await apply(backend, stdio_server("slow"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: slow, tools: [wait]}]\n"))
+    eid = await start(backend, "bot", "wait a bit")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        deadline = time.monotonic() + 30
+        while not any(e.type == "tool.call" for e in await events(backend, eid)):
+            assert time.monotonic() < deadline, "the tool was not called"
+            await asyncio.sleep(0.1)
+        await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="changed my mind"))
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_CANCELLED"}
+        history = await handle.fetch_history()
+    assert _scheduled(history) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.tool"]
+    assert len(llm.requests) == 1  # the run stopped: no model request after the tool
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert done.status.phase == P.PHASE_CANCELLED
