@@ -348,6 +348,7 @@ async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_th
     bad = await backend.get_execution(svc.GetExecutionRequest(id=second))
     assert bad.status.phase == P.PHASE_FAILED
     assert "no such model" in bad.status.error.detail
+    assert "model openai-compatible/stand-in at http" in bad.status.error.detail  # as in Lite mode
     assert len(llm.requests) == 3
 
 

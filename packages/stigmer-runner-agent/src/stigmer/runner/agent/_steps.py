@@ -43,9 +43,19 @@ from stigmer.runner.agent._state import (
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
 
-__all__ = ["AgentSteps"]
+__all__ = ["AgentSteps", "ModelStepError"]
 
 _TERMINAL = {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
+
+
+class ModelStepError(Exception):
+    """A model request failed; carries which model and endpoint, for the problem description."""
+
+    def __init__(self, error: Exception, *, model: str, endpoint: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.model = model
+        self.endpoint = endpoint
 
 
 @dataclass
@@ -207,6 +217,10 @@ class AgentSteps:
                     elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
                         await run.sink.delta(event.delta.content_delta)
                 response = stream.get()
+        except RunStopped:
+            raise
+        except Exception as exc:
+            raise ModelStepError(exc, model=choice.label, endpoint=choice.base_url) from exc
         finally:
             await built.aclose()
         text = "".join(part.content for part in response.parts if isinstance(part, TextPart))

@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from ._events import RunStopped
 from ._problems import problem_from_exception
 from ._runner import AgentRunner
-from ._steps import AgentSteps
+from ._steps import AgentSteps, ModelStepError
 
 __all__ = ["STOPPED", "AgentActivities"]
 
@@ -96,9 +96,13 @@ class AgentActivities:
             raise ApplicationError(
                 f"the execution is {phase}", phase, type=STOPPED, non_retryable=True
             ) from None
-        except Exception as exc:
+        except Exception as failure:
             activity.logger.debug("agent step failed", exc_info=True)
-            problem = problem_from_exception(exc)
+            exc: Exception = failure
+            model = endpoint = ""
+            if isinstance(failure, ModelStepError):
+                exc, model, endpoint = failure.error, failure.model, failure.endpoint
+            problem = problem_from_exception(exc, model=model, endpoint=endpoint)
             data = default_redactor().scrub(json_format.MessageToDict(problem))
             raise ApplicationError(
                 str(default_redactor().scrub(problem.detail or problem.title)),
