@@ -536,24 +536,10 @@ spec:
 
 
 def _history(stack: Stack, execution_id: str) -> dict[str, Any]:
-    shown = subprocess.run(
-        [
-            _temporal(),
-            "workflow",
-            "show",
-            "-w",
-            execution_id,
-            "--address",
-            f"127.0.0.1:{stack.temporal_port}",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+    """The Temporal history of an execution's workflow, as JSON."""
+    history: dict[str, Any] = temporal_json(
+        f"127.0.0.1:{stack.temporal_port}", "workflow", "show", "-w", execution_id
     )
-    history: dict[str, Any] = json.loads(shown.stdout)
     return history
 
 
