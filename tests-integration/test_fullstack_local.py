@@ -72,6 +72,8 @@ class World:
                     world.auth.append(self.headers.get("authorization") or "")
                     count = world.hits[path]
                 if path.endswith("/chat/completions"):
+                    if path.startswith("/slow"):
+                        time.sleep(world.slow_chat)  # a model request long enough to cancel during
                     self._chat(body or {})
                     return
                 if path.startswith("/slow"):
@@ -602,41 +604,59 @@ spec:
         ("AgentExecution", "helper", "SUCCEEDED"),
         ("WorkflowExecution", "shout", "SUCCEEDED"),
     }
-    # `run: workflow` is a Temporal child workflow of the parent's workflow, id = execution id.
-    shout = next(c["id"] for c in listed if c["target"]["name"] == "shout")
-    info = describe_workflow(stack, shout)["workflowExecutionInfo"]
-    assert info["parentExecution"]["workflowId"] == execution["id"]
-    assert info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
+    # Both are Temporal child workflows of the parent's workflow, id = execution id, each on the
+    # task queue of its kind.
+    for name, queue in (("shout", "stigmer-workflows"), ("helper", "stigmer-agents")):
+        child = next(c["id"] for c in listed if c["target"]["name"] == name)
+        info = describe_workflow(stack, child)["workflowExecutionInfo"]
+        assert info["parentExecution"]["workflowId"] == execution["id"], name
+        assert info["taskQueue"] == queue
+        assert info["status"] == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
 
 
-def test_cancelling_a_parent_cancels_its_child_workflow_and_both_executions(stack: Stack) -> None:
-    stack.apply("""\
+@pytest.mark.parametrize("kind", ["workflow", "agent"])
+def test_cancelling_a_parent_cancels_its_child_workflow_and_both_executions(
+    stack: Stack, world: World, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(world, "slow_chat", 20.0)
+    stack.apply(f"""\
 apiVersion: stigmer.ai/v1
 kind: Workflow
-metadata: {name: slow-child}
+metadata: {{name: slow-child}}
 spec:
-  document: {dsl: 1.0.0, namespace: demo, name: slow-child, version: 1.0.0}
+  document: {{dsl: 1.0.0, namespace: demo, name: slow-child, version: 1.0.0}}
   do:
     - nap:
-        wait: {minutes: 10}
+        wait: {{minutes: 10}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: slow-agent}}
+spec:
+  instructions: Take your time.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/slow/v1}}
 ---
 apiVersion: stigmer.ai/v1
 kind: Workflow
-metadata: {name: slow-parent}
+metadata: {{name: slow-parent-{kind}}}
 spec:
-  document: {dsl: 1.0.0, namespace: demo, name: slow-parent, version: 1.0.0}
+  document: {{dsl: 1.0.0, namespace: demo, name: slow-parent-{kind}, version: 1.0.0}}
   do:
     - sub:
-        run:
-          workflow: {namespace: demo, name: slow-child, version: 1.0.0}
+        {
+        "run: {workflow: {namespace: demo, name: slow-child, version: 1.0.0}}"
+        if kind == "workflow"
+        else "call: agent" + chr(10) + "        with: {agent: slow-agent, message: hello}"
+    }
 """)
-    parent = stack.cli("run", "slow-parent", "--detach").stdout.strip().splitlines()[-1]
+    target = "slow-child" if kind == "workflow" else "slow-agent"
+    parent = stack.cli("run", f"slow-parent-{kind}", "--detach").stdout.strip().splitlines()[-1]
     stack.wait_phase(parent, {"RUNNING"}, 30)
 
     def child_running() -> str | None:
         listed = json.loads(stack.cli("execution", "list", "-o", "json").stdout)
         return next(
-            (c["id"] for c in listed if c["target"]["name"] == "slow-child" and c["phase"] == "RUNNING"),
+            (c["id"] for c in listed if c["target"]["name"] == target and c["phase"] == "RUNNING"),
             None,
         )
 
@@ -650,7 +670,13 @@ spec:
             for wid in (parent, child)
         )
 
-    wait_for(workflows_cancelled, 30, "both Temporal workflows to be cancelled", every=0.3)
+    try:
+        wait_for(workflows_cancelled, 30, "both Temporal workflows to be cancelled", every=0.3)
+    except AssertionError as exc:
+        statuses = {
+            wid: describe_workflow(stack, wid)["workflowExecutionInfo"]["status"] for wid in (parent, child)
+        }
+        raise AssertionError(f"{exc}: {statuses}; child {stack.phase(child)}") from None
     wait_for(lambda: stack.phase(child) == "CANCELLED", 30, "the child execution to be CANCELLED")
     assert stack.phase(parent) == "CANCELLED"
 

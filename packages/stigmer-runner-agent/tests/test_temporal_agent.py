@@ -438,3 +438,34 @@ async def test_an_execution_cancelled_during_a_tool_call_ends_the_workflow_cance
     assert len(llm.requests) == 1  # the run stopped: no model request after the tool
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert done.status.phase == P.PHASE_CANCELLED
+
+
+async def test_cancelling_the_workflow_during_a_tool_call_cancels_the_execution(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    """What happens to a `call: agent` child when its parent is cancelled: Temporal cancels the
+    agent's workflow (the Backend does not know yet); the run stops and records CANCELLED."""
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+    llm.add(call("wait", seconds=5), text("never asked"))
+    await apply(backend, stdio_server("slow"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: slow, tools: [wait]}]\n"))
+    eid = await start(backend, "bot", "wait a bit")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        deadline = time.monotonic() + 30
+        while not any(e.type == "tool.call" for e in await events(backend, eid)):
+            assert time.monotonic() < deadline, "the tool was not called"
+            await asyncio.sleep(0.1)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 30)
+        described = await handle.describe()
+        history = await handle.fetch_history()
+    assert described.status == WorkflowExecutionStatus.CANCELED
+    assert _scheduled(history)[-1] == "stigmer.agent.cancel"
+    assert len(llm.requests) == 1  # no model request after the cancelled tool call
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert done.status.phase == P.PHASE_CANCELLED

@@ -99,9 +99,12 @@ class TemporalDispatcher:
         name = WORKFLOW_WORKFLOW if kind == "WorkflowExecution" else AGENT_WORKFLOW
         try:
             client = await self.client()
+            args = {"executionId": execution_id}
+            if name == WORKFLOW_WORKFLOW:  # where its `call: agent` children run
+                args["agentQueue"] = self.queues["AgentExecution"]
             await client.start_workflow(
                 name,
-                {"executionId": execution_id},
+                args,
                 id=execution_id,
                 task_queue=self.queues.get(kind, WORKFLOW_QUEUE),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -339,6 +339,16 @@ class AgentSteps:
         done = await run.sink.update(phase=execution_pb2.PHASE_FAILED, error=error)
         return execution_pb2.Phase.Name(done.status.phase)
 
+    async def cancel(self, execution_id: str) -> str:
+        """Write CANCELLED unless the execution already ended (cancelled through the Backend, say);
+        the phase it has."""
+        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.status.phase in _TERMINAL:
+            return execution_pb2.Phase.Name(execution.status.phase)
+        run = AgentRun(self.backend, execution, environ=self.environ, flush_interval=0, flush_chars=1)
+        done = await run.sink.update(phase=execution_pb2.PHASE_CANCELLED)
+        return execution_pb2.Phase.Name(done.status.phase)
+
 
 def _usage(data: Any) -> execution_pb2.Usage | None:
     if not data:

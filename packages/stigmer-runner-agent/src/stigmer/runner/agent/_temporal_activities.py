@@ -150,6 +150,11 @@ class AgentActivities:
         """Write FAILED with the problem; the phase written."""
         return await self._step(self.steps.fail(execution_id, problem))
 
+    @activity.defn(name="stigmer.agent.cancel")
+    async def cancel(self, execution_id: str) -> str:
+        """Write CANCELLED (the workflow was cancelled, e.g. with its parent); the phase it has."""
+        return await self._step(self.steps.cancel(execution_id))
+
     @activity.defn(name="stigmer.agent.run")
     async def run(self, execution_id: str) -> str:
         """Run (or resume) the whole agent execution in one activity (workflows of earlier versions)."""
@@ -166,5 +171,6 @@ class AgentActivities:
             self.decision,
             self.finish,
             self.fail,
+            self.cancel,
             self.run,
         ]

@@ -23,12 +23,13 @@ running the whole agent in one ``stigmer.agent.run`` activity.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 __all__ = ["AGENT_WORKFLOW", "APPROVAL_SIGNAL", "PER_ACTIVITY_PATCH", "StigmerAgent"]
 
@@ -56,12 +57,18 @@ class _Stopped(Exception):
         self.phase = phase
 
 
+class _Cancelled(Exception):
+    """The workflow was cancelled: raised where the loop waits, as a plain exception."""
+
+
 @workflow.defn(name=AGENT_WORKFLOW, sandboxed=False)
 class StigmerAgent:
     def __init__(self) -> None:
         self._answers = 0
         self._seen = 0
         self._id = ""
+        self._cancelling = False
+        self._in_flight: set[Any] = set()  # handles of the activities the loop awaits
 
     @workflow.signal(name=APPROVAL_SIGNAL)
     def approval(self, _payload: Any = None) -> None:
@@ -72,10 +79,33 @@ class StigmerAgent:
         self._id = str(args["executionId"])
         if not workflow.patched(PER_ACTIVITY_PATCH):
             return await self._single_activity()
+        # The loop runs pydantic-ai, whose anyio cancel scopes would spin on a Temporal
+        # cancellation delivered into them (the activity await absorbs it, anyio delivers it
+        # again, and the workflow never yields). So the loop runs in its own task, shielded; a
+        # cancellation of the workflow cancels the activity it awaits, which the loop sees as an
+        # ordinary exception (`_Cancelled`).
+        loop = asyncio.create_task(self._guarded_loop())
+        try:
+            return await asyncio.shield(loop)
+        except asyncio.CancelledError:
+            if workflow.cancellation_reason() is None:
+                raise  # not a cancellation of the workflow (e.g. evicted from the worker's cache)
+        self._cancelling = True
+        for handle in list(self._in_flight):
+            handle.cancel()
+        await loop
+        # Cancelled through the Backend (already CANCELLED there), or as the child workflow of a
+        # cancelled workflow (`call: agent`): then the execution is marked CANCELLED here.
+        await self._act("stigmer.agent.cancel", summary="cancelled")
+        raise asyncio.CancelledError
+
+    async def _guarded_loop(self) -> dict[str, Any]:
         try:
             return await self._loop()
         except _Stopped as stopped:
             return {"phase": stopped.phase}
+        except _Cancelled:
+            return {"phase": "PHASE_CANCELLED"}
 
     # -- activities ------------------------------------------------------------------------------
     async def _act(
@@ -86,20 +116,32 @@ class StigmerAgent:
         retry: RetryPolicy = _STEP_RETRY,
         summary: str | None = None,
     ) -> Any:
+        if self._cancelling and name != "stigmer.agent.cancel":
+            raise _Cancelled
+        handle = workflow.start_activity(
+            name,
+            args=[self._id, *args],
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=_BEAT,
+            retry_policy=retry,
+            summary=summary,
+        )
+        self._in_flight.add(handle)
         try:
-            return await workflow.execute_activity(
-                name,
-                args=[self._id, *args],
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=_BEAT,
-                retry_policy=retry,
-                summary=summary,
-            )
+            return await handle
+        except asyncio.CancelledError:
+            if self._cancelling:
+                raise _Cancelled from None
+            raise
         except ActivityError as exc:
+            if self._cancelling and is_cancelled_exception(exc):
+                raise _Cancelled from None  # the workflow is cancelled, not the step failed
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.type == _STOPPED:
                 raise _Stopped(str(cause.details[0]) if cause.details else "PHASE_CANCELLED") from None
             raise
+        finally:
+            self._in_flight.discard(handle)
 
     async def _model(self, request: dict[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = await self._act(
@@ -204,7 +246,7 @@ class StigmerAgent:
                 deferred = DeferredToolResults(approvals=decisions)
         except ActivityError as exc:
             return await self._failed(exc)
-        except _Stopped:
+        except (_Stopped, _Cancelled):
             raise
         except Exception as exc:  # the loop itself gave up (e.g. a tool's retries ran out)
             return await self._failed(exc)
@@ -220,7 +262,9 @@ class StigmerAgent:
             summary=f"approval of {call['tool']}",
         )
         while True:
-            await workflow.wait_condition(lambda: self._answers > self._seen)
+            await workflow.wait_condition(lambda: self._answers > self._seen or self._cancelling)
+            if self._cancelling:
+                raise _Cancelled
             self._seen = self._answers
             decision: dict[str, Any] | None = await self._act(
                 "stigmer.agent.decision",

@@ -25,6 +25,7 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
+    is_cancelled_exception,
 )
 from temporalio.workflow import ParentClosePolicy
 
@@ -38,6 +39,10 @@ __all__ = ["EffectOptions", "TemporalHost"]
 PROBLEM_ERROR = "WorkflowProblem"
 #: The Temporal workflow type of a Stigmer workflow execution (also of ``run: workflow`` children).
 WORKFLOW_NAME = "stigmer.workflow"
+#: The Temporal workflow type of an agent execution (``call: agent`` children).
+AGENT_WORKFLOW = "stigmer.agent"
+#: Marks histories in which children run as child workflows (earlier ones awaited server-started runs).
+CHILD_WORKFLOWS_PATCH = "stigmer.workflow.child-workflows"
 #: Buffered progress events written without waiting for the next effect.
 FLUSH_EVENTS = 200
 
@@ -64,9 +69,15 @@ class TemporalHost:
     """Implements :class:`stigmer.runner.workflow.Host` with Temporal workflow primitives."""
 
     def __init__(
-        self, execution_id: str, options: EffectOptions | None = None, *, history_limit: int = 0
+        self,
+        execution_id: str,
+        options: EffectOptions | None = None,
+        *,
+        history_limit: int = 0,
+        agent_queue: str = "",
     ) -> None:
         self.execution_id = execution_id
+        self.agent_queue = agent_queue  # where `call: agent` children run (the server says)
         self.options = options or EffectOptions()
         self.history_limit = history_limit
         self.events: list[dict[str, Any]] = []  # listen: delivered by signals (and own emits)
@@ -115,6 +126,8 @@ class TemporalHost:
                 retry_policy=self.options.retry,
             )
         except ActivityError as error:
+            if is_cancelled_exception(error) and workflow.cancellation_reason() is not None:
+                raise asyncio.CancelledError from None  # the workflow is cancelled, not the task failed
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == PROBLEM_ERROR and cause.details:
                 raise WorkflowError.from_problem(dict(cause.details[0])) from None
@@ -179,7 +192,8 @@ class TemporalHost:
         return _process(await self._effect("stigmer.workflow.process", args))
 
     async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
-
+        """A child agent execution: a Temporal child workflow on the agents' queue when the server
+        said which queue that is (``agentQueue``), else one the server starts, awaited."""
         text = message if isinstance(message, str) else json.dumps(message)
         args = {
             "executionId": self.execution_id,
@@ -188,32 +202,45 @@ class TemporalHost:
             "message": text,
             "session": session,
         }
-        return await self._child(args)
+        queue = self.agent_queue if self._child_workflows() else ""
+        return await self._child(args, AGENT_WORKFLOW if queue else "", queue)
 
     async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:
         """A child execution started as a Temporal child workflow (id = its execution id) on this
         task queue: cancelling the parent cancels it, and its progress is its own execution's."""
-        args = {
-            "executionId": self.execution_id,
-            "kind": "Workflow",
-            "name": name,
-            "input": input,
-            "dispatchByCaller": True,
-        }
-        return await self._child(args, child_workflow=True)
+        args = {"executionId": self.execution_id, "kind": "Workflow", "name": name, "input": input}
+        if not self._child_workflows():
+            return await self._child(args)
+        return await self._child(args, WORKFLOW_NAME, workflow.info().task_queue)
 
-    async def _child(self, args: dict[str, Any], *, child_workflow: bool = False) -> Any:
+    def _child_workflows(self) -> bool:
+        """Whether children run as child workflows (not in histories recorded before they did)."""
+        return workflow.patched(CHILD_WORKFLOWS_PATCH)
+
+    async def _child(self, args: dict[str, Any], workflow_type: str = "", queue: str = "") -> Any:
+        """Create a child execution and wait for its end: as a child workflow of ``workflow_type``
+        on ``queue`` (the server then leaves starting it to this workflow), else started by the
+        server. Its output or error is read from the Backend."""
         args["callId"] = self.new_id()  # replay-safe; lets a retried creation find its execution
+        if workflow_type:
+            args["dispatchByCaller"] = True
         child_id = await self._effect("stigmer.workflow.child", args)
-        if child_workflow:
-            await self._run_child_workflow(child_id)
-        result = await workflow.execute_activity(
-            "stigmer.workflow.await",
-            child_id,
-            start_to_close_timeout=datetime.timedelta(days=7),
-            heartbeat_timeout=self.options.heartbeat,
-            retry_policy=RetryPolicy(maximum_attempts=0),
-        )
+        if workflow_type:
+            await self._run_child_workflow(child_id, workflow_type, queue)
+        try:
+            result = await workflow.execute_activity(
+                "stigmer.workflow.await",
+                child_id,
+                start_to_close_timeout=datetime.timedelta(days=7),
+                heartbeat_timeout=self.options.heartbeat,
+                retry_policy=RetryPolicy(maximum_attempts=0),
+            )
+        except ActivityError as failed:
+            if is_cancelled_exception(failed) and workflow.cancellation_reason() is not None:
+                raise asyncio.CancelledError from None
+            raise WorkflowError.of(
+                ErrorKind.RUNTIME, f"waiting for child execution {child_id}: {failed}"
+            ) from None
         if result["phase"] == "PHASE_SUCCEEDED":
             return result.get("output")
         error = result.get("error") or {}
@@ -224,14 +251,17 @@ class TemporalHost:
             detail=f"child execution {child_id} ended {result['phase'][6:]}: {error.get('detail', '')}",
         )
 
-    async def _run_child_workflow(self, child_id: str) -> None:
-        """Start and await the child's workflow; its outcome is read from the Backend after."""
+    async def _run_child_workflow(self, child_id: str, workflow_type: str, queue: str) -> None:
+        """Start and await the child's workflow; cancelling this workflow cancels it."""
+        child_args: dict[str, Any] = {"executionId": child_id}
+        if workflow_type == WORKFLOW_NAME and self.agent_queue:
+            child_args["agentQueue"] = self.agent_queue
         try:
             await workflow.execute_child_workflow(
-                WORKFLOW_NAME,
-                {"executionId": child_id},
+                workflow_type,
+                child_args,
                 id=child_id,
-                task_queue=workflow.info().task_queue,
+                task_queue=queue,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
@@ -319,6 +349,7 @@ class TemporalHost:
         workflow.continue_as_new(
             {
                 "executionId": self.execution_id,
+                "agentQueue": self.agent_queue,
                 "checkpoint": dict(state),
                 "events": self.events,
                 "historyLimit": self.history_limit,

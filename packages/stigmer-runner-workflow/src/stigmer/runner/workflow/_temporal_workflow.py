@@ -52,7 +52,11 @@ class StigmerWorkflow:
         )
         if loaded["phase"] != "RUNNING":
             return {"phase": loaded["phase"]}
-        host = TemporalHost(execution_id, history_limit=int(args.get("historyLimit", HISTORY_LIMIT)))
+        host = TemporalHost(
+            execution_id,
+            history_limit=int(args.get("historyLimit", HISTORY_LIMIT)),
+            agent_queue=str(args.get("agentQueue") or ""),
+        )
         self._host = host
         for event in [*(args.get("events") or []), *self._pending]:
             host.deliver(event)
