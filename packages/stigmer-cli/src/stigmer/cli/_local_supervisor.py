@@ -154,8 +154,9 @@ class Supervisor:
             child.log = open(log_path, "ab", buffering=0)  # noqa: SIM115
         child.log.write(f"--- {_now()} starting {' '.join(child.argv)}\n".encode())
         child.log_offset = log_path.stat().st_size
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("STIGMER_TEMPORAL_ADDRESS", None)
+        # The stack's own dev server is plain gRPC on `default`: no STIGMER_TEMPORAL_* of the shell applies.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_TEMPORAL_")}
+        env["PYTHONUNBUFFERED"] = "1"
         child.process = subprocess.Popen(
             child.argv,
             stdout=child.log,

@@ -76,10 +76,75 @@ def server(
             show_default=False,
         ),
     ] = "",
+    temporal_namespace: Annotated[
+        str,
+        typer.Option(
+            "--temporal-namespace",
+            "--namespace",
+            help="Temporal namespace, NAME.ACCOUNT on Temporal Cloud (default: $STIGMER_TEMPORAL_NAMESPACE, else default).",
+            show_default=False,
+        ),
+    ] = "",
+    temporal_tls: Annotated[
+        bool,
+        typer.Option(
+            "--temporal-tls",
+            help="Reach Temporal over TLS with the system's roots (implied by the options below and an API key).",
+        ),
+    ] = False,
+    temporal_tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--temporal-tls-ca", help="PEM CA bundle to verify the Temporal server with.", show_default=False
+        ),
+    ] = None,
+    temporal_tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--temporal-tls-cert", help="PEM client certificate for mutual TLS.", show_default=False
+        ),
+    ] = None,
+    temporal_tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--temporal-tls-key", help="PEM private key of --temporal-tls-cert.", show_default=False
+        ),
+    ] = None,
+    temporal_tls_server_name: Annotated[
+        str,
+        typer.Option(
+            "--temporal-tls-server-name",
+            help="The name to expect in the Temporal server's certificate (and SNI).",
+            show_default=False,
+        ),
+    ] = "",
+    temporal_api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--temporal-api-key-file",
+            help="File holding a Temporal API key (or set $STIGMER_TEMPORAL_API_KEY); implies TLS.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give both --tls-cert and --tls-key, or neither")
+    from stigmer.core import InvalidArgument, TemporalConnection
+
+    try:
+        connection = TemporalConnection.optional(
+            temporal or None,
+            namespace=temporal_namespace or None,
+            tls=temporal_tls,
+            tls_ca=temporal_tls_ca,
+            tls_cert=temporal_tls_cert,
+            tls_key=temporal_tls_key,
+            tls_server_name=temporal_tls_server_name or None,
+            api_key_file=temporal_api_key_file,
+        )
+    except InvalidArgument as err:
+        raise CliError(str(err), exit_code=2) from None
     run_server = _local("run_server")
     database_url, home = _database(database)
     kwargs: dict[str, Any] = {
@@ -91,10 +156,12 @@ def server(
         "insecure": insecure,
     }
     params = inspect.signature(run_server).parameters
-    if temporal:
-        if "temporal_address" not in params:
-            raise CliError("this stigmer-backend-local cannot dispatch to Temporal; upgrade it")
-        kwargs["temporal_address"] = temporal
+    if connection is not None:
+        if "temporal" not in params:
+            raise CliError(
+                "this stigmer-backend-local cannot connect to Temporal with these options; upgrade it"
+            )
+        kwargs["temporal"] = connection
     if "on_ready" in params:
         kwargs["on_ready"] = lambda address: echo_err(
             f"stigmer server listening on {address} (Ctrl-C stops it)"

@@ -51,6 +51,13 @@ from stigmer.core._skillpack import (
     pack_skill,
 )
 from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target
+from stigmer.core._temporal import (
+    DEFAULT_TEMPORAL_ADDRESS,
+    TEMPORAL_ENV,
+    TemporalConnection,
+    add_temporal_arguments,
+)
+from stigmer.core._temporal_worker import run_temporal_worker
 from stigmer.core._values import from_value, plain_value
 from stigmer.core._worker_cli import WorkerCommand
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
@@ -59,6 +66,7 @@ __all__ = [
     "API_VERSION",
     "APPLY_ORDER",
     "BACKENDS_GROUP",
+    "DEFAULT_TEMPORAL_ADDRESS",
     "KINDS",
     "KIND_PREFIXES",
     "MASK",
@@ -68,6 +76,7 @@ __all__ = [
     "SKILL_FILE",
     "SKILL_MAX_BYTES",
     "SKILL_MEDIA_TYPE",
+    "TEMPORAL_ENV",
     "AlreadyExists",
     "Backend",
     "Connection",
@@ -84,9 +93,11 @@ __all__ = [
     "Runner",
     "Settings",
     "StigmerError",
+    "TemporalConnection",
     "Unauthenticated",
     "Unavailable",
     "WorkerCommand",
+    "add_temporal_arguments",
     "artifact_key",
     "connection_for",
     "credentials_path",
@@ -112,6 +123,7 @@ __all__ = [
     "plain_value",
     "read_credentials",
     "resource_from_message",
+    "run_temporal_worker",
     "slugify",
     "unwrap",
     "validate_manifest",

@@ -1,7 +1,9 @@
 """The command line shared by the runner worker scripts (``stigmer-workflow-runner``, ``stigmer-agent-runner``).
 
-Only argument parsing and token handling live here; each runner package supplies its Temporal
-worker module (imported when the command runs, so core never imports temporalio).
+Argument parsing, token handling and the Temporal connection options (see ``_temporal``) live
+here; each runner package supplies its Temporal worker module (imported when the command runs, so
+core never imports temporalio). Bad options end the command with one line and exit code 2 before
+anything connects.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from stigmer.core._errors import InvalidArgument
+from stigmer.core._temporal import TemporalConnection, add_temporal_arguments
 
 __all__ = ["WorkerCommand"]
 
@@ -30,15 +35,6 @@ class WorkerCommand:
 
     def build_parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
-        parser.add_argument(
-            "--temporal",
-            "--temporal-address",
-            dest="temporal",
-            metavar="HOST:PORT",
-            default=os.environ.get("STIGMER_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-            help="Temporal frontend address (default: $STIGMER_TEMPORAL_ADDRESS or 127.0.0.1:7233)",
-        )
-        parser.add_argument("--namespace", default="default", help="Temporal namespace (default: default)")
         parser.add_argument(
             "--task-queue", default=self.default_queue, help=f"task queue (default: {self.default_queue})"
         )
@@ -73,10 +69,16 @@ class WorkerCommand:
             help=f"{self.concurrency_help} (default: {self.default_concurrency})",
         )
         parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+        add_temporal_arguments(parser)
         return parser
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         args = self.build_parser().parse_args(argv)
+        try:
+            temporal = TemporalConnection.from_args(args)
+        except InvalidArgument as err:
+            print(f"{self.prog}: error: {err}", file=sys.stderr)
+            return 2
         token = args.token or os.environ.get("STIGMER_TOKEN")
         if args.token_file:
             try:
@@ -95,8 +97,7 @@ class WorkerCommand:
             )
             return 1
         code: int = run_worker(
-            temporal=args.temporal,
-            namespace=args.namespace,
+            temporal=temporal,
             task_queue=args.task_queue,
             endpoint=args.endpoint,
             token=token,

@@ -11,10 +11,11 @@ activities through ``UpdateExecutionStatus``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any, cast
 
-from stigmer.core import Backend, StigmerError
+from stigmer.core import Backend, StigmerError, TemporalConnection
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
@@ -43,20 +44,28 @@ _TERMINAL = frozenset(
 
 
 class TemporalDispatcher:
-    """Starts, signals and cancels the Temporal workflows of executions."""
+    """Starts, signals and cancels the Temporal workflows of executions.
+
+    ``temporal`` is a ``host:port`` (plain gRPC) or a :class:`TemporalConnection` (namespace, TLS,
+    API key); ``namespace``, when given, overrides the connection's.
+    """
 
     def __init__(
         self,
         backend: Backend,
-        address: str,
+        temporal: str | TemporalConnection,
         *,
-        namespace: str = "default",
+        namespace: str | None = None,
         workflow_queue: str = WORKFLOW_QUEUE,
         agent_queue: str = AGENT_QUEUE,
     ) -> None:
+        connection = temporal if isinstance(temporal, TemporalConnection) else TemporalConnection(temporal)
+        if namespace is not None:
+            connection = dataclasses.replace(connection, namespace=namespace)
         self._backend = backend
-        self.address = address
-        self.namespace = namespace
+        self.connection = connection
+        self.address = connection.address
+        self.namespace = connection.namespace
         self.queues = {"WorkflowExecution": workflow_queue, "AgentExecution": agent_queue}
         self._client: Any = None
         self._connecting: asyncio.Lock | None = None
@@ -69,9 +78,7 @@ class TemporalDispatcher:
                 self._connecting = asyncio.Lock()
             async with self._connecting:
                 if self._client is None:
-                    from temporalio.client import Client
-
-                    self._client = await Client.connect(self.address, namespace=self.namespace)
+                    self._client = await self.connection.connect()
         return self._client
 
     def _spawn(self, work: Any, name: str) -> None:
@@ -201,8 +208,8 @@ class _SignallingBackend:
 
 
 def temporal_dispatch(
-    backend: Backend, address: str, *, namespace: str = "default"
+    backend: Backend, temporal: str | TemporalConnection, *, namespace: str | None = None
 ) -> tuple[Backend, TemporalDispatcher]:
     """The backend to serve and the dispatcher to use when the server runs on Temporal."""
-    dispatcher = TemporalDispatcher(backend, address, namespace=namespace)
+    dispatcher = TemporalDispatcher(backend, temporal, namespace=namespace)
     return cast(Backend, _SignallingBackend(backend, dispatcher)), dispatcher

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from typing import Any
 
 from stigmer.backend.local._server_dispatch import ExecutionDispatcher, InlineDispatcher, NoDispatcher
 from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
-from stigmer.core import Backend, FailedPrecondition, InvalidArgument, Settings
+from stigmer.core import Backend, FailedPrecondition, InvalidArgument, Settings, TemporalConnection
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -247,17 +246,23 @@ def run_server(
     run_executions: bool = True,
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
+    temporal: TemporalConnection | None = None,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
     ``database_url`` defaults to ``$STIGMER_DATABASE_URL``. Tokens are kept in that database when
     there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
     server runs the executions it creates with the installed runners.
+
+    With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
+    completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
     """
     settings = Settings.load()
     resolved_home = Path(home) if home is not None else settings.home
     # $STIGMER_DATABASE_URL applies to the store and the tokens alike (as in `stigmer token ...`).
     database_url = database_url or settings.database_url or None
+    # Check the Temporal options (and read their files) before opening any database.
+    connection = temporal if temporal is not None else TemporalConnection.optional(temporal_address)
 
     async def main() -> None:
         from stigmer.backend.local import LocalBackend  # type: ignore[attr-defined,unused-ignore]
@@ -267,11 +272,11 @@ def run_server(
         backend: Any = LocalBackend(database_url=database_url, home=resolved_home)
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = InlineDispatcher(backend) if run_executions else NoDispatcher()
-        temporal = temporal_address or os.environ.get("STIGMER_TEMPORAL_ADDRESS") or None
-        if temporal:  # full stack: executions become Temporal workflows run by workers
+        if connection is not None:  # full stack: executions become Temporal workflows run by workers
             from stigmer.backend.local._dispatch_temporal import temporal_dispatch
 
-            backend, dispatcher = temporal_dispatch(backend, temporal)
+            logger.info("executions run as Temporal workflows on %s", connection.describe())
+            backend, dispatcher = temporal_dispatch(backend, connection)
         try:
             await serve(
                 backend,

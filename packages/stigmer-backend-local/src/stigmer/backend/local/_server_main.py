@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from stigmer.core import StigmerError
+from stigmer.core import InvalidArgument, StigmerError, TemporalConnection, add_temporal_arguments
 
 __all__ = ["main"]
 
@@ -36,18 +35,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave executions PENDING for external runner workers instead of running them here",
     )
-    parser.add_argument(
-        "--temporal",
-        metavar="HOST:PORT",
-        default=os.environ.get("STIGMER_TEMPORAL_ADDRESS") or None,
-        help="run executions as Temporal workflows on this frontend (default: $STIGMER_TEMPORAL_ADDRESS)",
-    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    add_temporal_arguments(
+        parser,
+        address_help="run executions as Temporal workflows on this frontend (default: $STIGMER_TEMPORAL_ADDRESS)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        temporal = TemporalConnection.optional_from_args(args)
+    except InvalidArgument as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             args.insecure,
             run_executions=not args.no_run_executions,
             on_ready=announce,
-            temporal_address=args.temporal,
+            temporal=temporal,
         )
     except StigmerError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
-import logging
-import signal
-import sys
 from typing import Any
 
-__all__ = ["agent_worker", "run_worker"]
+from stigmer.core import TemporalConnection, run_temporal_worker
 
-logger = logging.getLogger("stigmer.runner.agent.worker")
+__all__ = ["agent_worker", "run_worker"]
 
 
 def agent_worker(client: Any, task_queue: str, backend: Any, *, max_concurrent: int = 50) -> Any:
@@ -36,58 +31,22 @@ def agent_worker(client: Any, task_queue: str, backend: Any, *, max_concurrent: 
 
 def run_worker(
     *,
-    temporal: str,
-    namespace: str,
+    temporal: TemporalConnection,
     task_queue: str,
     endpoint: str,
     token: str | None,
     max_concurrent: int = 50,
     log_level: str = "INFO",
 ) -> int:
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    """Connect, poll until SIGTERM/SIGINT, shut down gracefully; the process exit code."""
+    return run_temporal_worker(
+        prog="stigmer-agent-runner",
+        temporal=temporal,
+        task_queue=task_queue,
+        endpoint=endpoint,
+        token=token,
+        build_worker=lambda client, backend: agent_worker(
+            client, task_queue, backend, max_concurrent=max_concurrent
+        ),
+        log_level=log_level,
     )
-    return asyncio.run(_serve(temporal, namespace, task_queue, endpoint, token, max_concurrent))
-
-
-async def _serve(
-    temporal: str, namespace: str, task_queue: str, endpoint: str, token: str | None, max_concurrent: int
-) -> int:
-    from stigmer.core import load_backend
-    from temporalio.client import Client
-
-    try:
-        client = await Client.connect(temporal, namespace=namespace)
-    except Exception as exc:
-        print(f"stigmer-agent-runner: cannot reach Temporal at {temporal}: {exc}", file=sys.stderr)
-        return 1
-    backend = load_backend("cloud", endpoint=endpoint, token=token)
-    worker = agent_worker(client, task_queue, backend, max_concurrent=max_concurrent)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    running = asyncio.create_task(worker.run())
-    print(
-        f"stigmer-agent-runner polling {task_queue} on {temporal} (namespace {namespace}), reporting to {endpoint}",
-        flush=True,
-    )
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if running.done():
-        error = running.exception()
-        if error is not None:
-            print(f"stigmer-agent-runner: worker stopped: {error}", file=sys.stderr)
-            code = 1
-    else:
-        await worker.shutdown()
-        with contextlib.suppress(Exception):
-            await running
-    stopping.cancel()
-    await backend.close()
-    logger.info("stigmer-agent-runner stopped")
-    return code
