@@ -40,10 +40,12 @@ def worker_module(tmp_path: Path) -> Iterator[str]:
 def test_defaults_and_help() -> None:
     parser = _command("x").build_parser()
     args = parser.parse_args([])
-    assert (args.task_queue, args.concurrency, args.namespace) == ("test-queue", 7, "default")
+    assert (args.task_queue, args.concurrency) == ("test-queue", 7)
     text = parser.format_help()
     assert "things at once (default: 7)" in text
     assert "--backend" in text and "--token-file" in text
+    for option in ("--namespace", "--temporal-namespace", "--temporal-tls-ca", "--temporal-api-key-file"):
+        assert option in text
 
 
 def test_token_precedence_and_options_reach_the_worker(
@@ -67,6 +69,41 @@ def test_token_precedence_and_options_reach_the_worker(
         ("from-file", "grpc://127.0.0.1:7234", 7),
     ]
     assert exits == [3, 3]
+    assert [c["temporal"].describe() for c in calls] == ["127.0.0.1:7233 (namespace default)"] * 2
+
+
+def test_temporal_options_reach_the_worker(
+    worker_module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "_exit", lambda code: None)
+    monkeypatch.setenv("STIGMER_TEMPORAL_NAMESPACE", "from-env")
+    monkeypatch.setenv("STIGMER_TEMPORAL_API_KEY", "key-from-env")
+    command = _command(worker_module)
+    command.main(["--temporal", "t.example:7233"])
+    command.main(["--namespace", "from-flag", "--temporal-tls-server-name", "t.internal"])
+    calls: list[dict[str, Any]] = sys.modules[worker_module].CALLS
+    first, second = (c["temporal"] for c in calls)
+    assert (first.address, first.namespace, first.api_key, first.tls) == (
+        "t.example:7233",
+        "from-env",
+        "key-from-env",
+        True,
+    )
+    assert (second.namespace, second.server_name) == ("from-flag", "t.internal")
+
+
+def test_bad_temporal_options_exit_2_with_one_line(
+    worker_module: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert _command(worker_module).main(["--temporal-tls-cert", str(cert)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "stigmer-test-runner: error: --temporal-tls-cert needs --temporal-tls-key too: "
+        "mutual TLS takes a client certificate and its private key\n"
+    )
+    assert worker_module not in sys.modules  # the worker was not even imported
 
 
 def test_unreadable_token_file_and_missing_extra(

@@ -120,7 +120,7 @@ def test_the_worker_gets_the_token_and_the_concurrency(
 ) -> None:
     monkeypatch.setenv("STIGMER_TOKEN", "from-env")
     seen = _captured_run(monkeypatch, ["--token", "from-flag", "--concurrency", "4", "--namespace", "ns"])
-    assert (seen["token"], seen["max_concurrent"], seen["namespace"]) == ("from-flag", 4, "ns")
+    assert (seen["token"], seen["max_concurrent"], seen["temporal"].namespace) == ("from-flag", 4, "ns")
     assert _captured_run(monkeypatch, [])["token"] == "from-env"
     token_file = tmp_path / "runner.token"
     token_file.write_text("from-file\n")

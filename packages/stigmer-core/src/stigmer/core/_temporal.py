@@ -43,6 +43,7 @@ _FLAGS = {
     "tls_server_name": "--temporal-tls-server-name",
     "api_key_file": "--temporal-api-key-file",
 }
+_CLOSED = ("connection closed", "connection reset", "broken pipe", "close_notify", "unexpected eof")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -225,13 +226,27 @@ class TemporalConnection:
             ) from exc
 
     def _hint(self, reason: str) -> str:
+        """What to try, for the TLS failures one can tell apart from the connection error's text."""
         text = reason.lower()
-        if "certificate" in text or "unknownissuer" in text or "invalidcertificate" in text:
+        closed = any(word in text for word in _CLOSED)
+        if "notvalidforname" in text:
+            return (
+                "; the server's certificate does not name this host: pass the name it holds with "
+                "--temporal-tls-server-name"
+            )
+        if "certificaterequired" in text or (
+            self.tls and self.client_cert is None and self.api_key is None and closed
+        ):
+            return (
+                "; if it requires mutual TLS, pass a client certificate with --temporal-tls-cert "
+                "and --temporal-tls-key"
+            )
+        if "unknownissuer" in text or "certificate" in text:
             return (
                 "; the server's certificate is not trusted: pass its CA with --temporal-tls-ca "
                 "(and --temporal-tls-server-name if it names another host)"
             )
-        if not self.tls and ("connection reset" in text or "broken pipe" in text or "h2 protocol" in text):
+        if not self.tls and (closed or "h2 protocol" in text):
             return "; if this Temporal endpoint uses TLS, add --temporal-tls"
         return ""
 
