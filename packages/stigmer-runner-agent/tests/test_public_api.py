@@ -53,13 +53,13 @@ def test_worker_help_describes_the_temporal_worker() -> None:
 
 
 def test_worker_options_parse_with_their_defaults_and_aliases() -> None:
+    from stigmer.core import TemporalConnection
     from stigmer.runner.agent._worker import build_parser
 
     defaults = build_parser().parse_args([])
-    assert (defaults.namespace, defaults.task_queue, defaults.concurrency) == (
-        "default",
-        "stigmer-agents",
-        50,
+    assert (defaults.task_queue, defaults.concurrency) == ("stigmer-agents", 50)
+    assert (
+        TemporalConnection.from_args(defaults, environ={}).describe() == "127.0.0.1:7233 (namespace default)"
     )
     args = build_parser().parse_args(
         [

@@ -53,11 +53,12 @@ def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_options_parse_with_their_defaults_and_aliases() -> None:
+    from stigmer.core import TemporalConnection
+
     defaults = build_parser().parse_args([])
-    assert (defaults.namespace, defaults.task_queue, defaults.concurrency) == (
-        "default",
-        "stigmer-workflows",
-        100,
+    assert (defaults.task_queue, defaults.concurrency) == ("stigmer-workflows", 100)
+    assert (
+        TemporalConnection.from_args(defaults, environ={}).describe() == "127.0.0.1:7233 (namespace default)"
     )
     args = build_parser().parse_args(
         [
