@@ -235,3 +235,18 @@ async def test_connect_failure_is_unavailable_with_the_reason() -> None:
     text = str(info.value)
     assert text.startswith(f"cannot reach Temporal at 127.0.0.1:{port} (namespace ns): ")
     assert "\n" not in text
+
+
+def test_core_imports_temporalio_only_to_connect(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stigmer.core as c\n"
+        "c.WorkerCommand('p', 'd', 'q', 1, 'h', 'pkg', 'mod').build_parser().parse_args([])\n"
+        "conn = c.TemporalConnection.from_options(environ={})\n"
+        "conn.describe()\n"
+        "print('temporalio' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -100,9 +100,10 @@ class TemporalConnection:
 
         resolved_address = str(values.get("address", (DEFAULT_TEMPORAL_ADDRESS, ""))[0]).strip()
         _check_address(resolved_address, values.get("address", ("", _FLAGS["address"]))[1])
-        resolved_namespace = str(values.get("namespace", ("default", ""))[0]).strip()
+        resolved_namespace, namespace_source = values.get("namespace", ("default", _FLAGS["namespace"]))
+        resolved_namespace = str(resolved_namespace).strip()
         if not resolved_namespace:
-            raise InvalidArgument(f"{_FLAGS['namespace']}: the Temporal namespace is empty", ["namespace"])
+            raise InvalidArgument(f"{namespace_source}: the Temporal namespace is empty", ["namespace"])
 
         use_tls = False
         if "tls" in values:
@@ -119,7 +120,9 @@ class TemporalConnection:
         ca = _read_pem(*values["tls_ca"]) if "tls_ca" in values else None
         cert = _read_pem(*values["tls_cert"]) if "tls_cert" in values else None
         key = _read_pem(*values["tls_key"]) if "tls_key" in values else None
-        server_name = str(values["tls_server_name"][0]).strip() if "tls_server_name" in values else None
+        server_name = (
+            str(values["tls_server_name"][0]).strip() or None if "tls_server_name" in values else None
+        )
 
         api_key: str | None = None
         if "api_key_file" in values and values["api_key_file"][1] == _FLAGS["api_key_file"]:
@@ -137,7 +140,7 @@ class TemporalConnection:
             server_root_ca=ca,
             client_cert=cert,
             client_key=key,
-            server_name=server_name or None,
+            server_name=server_name,
             api_key=api_key,
         )
 
