@@ -342,6 +342,59 @@ class Worker:
             return self.process.wait(timeout=10)
 
 
+class CliServer:
+    """``stigmer server`` (the CLI command) in a process, on a free port; stops like ``ServerProcess``."""
+
+    def __init__(self, home: Path, *args: str, env: dict[str, str]) -> None:
+        self.home = home
+        self.address = f"127.0.0.1:{free_port()}"
+        self.log_path = home / "cli-server.log"
+        self.argv = [
+            sys.executable,
+            "-m",
+            "stigmer.cli",
+            "server",
+            "--listen",
+            self.address,
+            "--database",
+            f"sqlite:///{home / 'stigmer.db'}",
+            *args,
+        ]
+        self.env = {**env, "STIGMER_HOME": str(home), "NO_COLOR": "1"}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"grpc://{self.address}"
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
+        process = self.process
+        wait_for(
+            lambda: "stigmer server listening on" in self.log() or process.poll() is not None,
+            60,
+            "stigmer server",
+        )
+        assert process.poll() is None, self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+
 @pytest_asyncio.fixture
 async def started() -> AsyncIterator[list[Any]]:
     """Servers and workers a test starts; stopped at its end."""
@@ -354,7 +407,7 @@ async def started() -> AsyncIterator[list[Any]]:
             await asyncio.to_thread(thing.stop)
 
 
-async def run_hello(server: ServerProcess, home: Path) -> execution_pb2.Execution:
+async def run_hello(server: ServerProcess | CliServer, home: Path) -> execution_pb2.Execution:
     client = CloudBackend(server.endpoint, home=home)
     try:
         [hello] = load_manifests([ROOT / "examples" / "hello.yaml"])
@@ -402,11 +455,8 @@ def describe_workflow(port: int, namespace: str, workflow_id: str) -> subprocess
 async def test_server_and_worker_in_another_namespace(
     temporal: int, tmp_path: Path, started: list[Any]
 ) -> None:
-    server = ServerProcess(
-        home=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'stigmer.db'}",
-        args=["--temporal", f"127.0.0.1:{temporal}", "--temporal-namespace", NAMESPACE],
-        env=clean_env(),
+    server = CliServer(
+        tmp_path, "--temporal", f"127.0.0.1:{temporal}", "--temporal-namespace", NAMESPACE, env=clean_env()
     )
     await asyncio.to_thread(server.start)
     started.append(server)
@@ -711,36 +761,30 @@ def test_the_api_key_from_a_file_or_the_environment_reaches_temporal(pki: Pki, t
         frontend.close()
 
 
-def test_the_server_sends_the_api_key_from_its_environment(pki: Pki, tmp_path: Path) -> None:
+async def test_the_server_sends_the_api_key_from_its_environment(pki: Pki, tmp_path: Path) -> None:
+    """The server connects when it starts an execution's workflow; the stand-in then refuses the start."""
     frontend = RecordingFrontend(pki)
+    server = ServerProcess(
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'stigmer.db'}",
+        env=clean_env(
+            STIGMER_TEMPORAL_ADDRESS=f"127.0.0.1:{frontend.port}",
+            STIGMER_TEMPORAL_NAMESPACE="team.acct123",
+            STIGMER_TEMPORAL_TLS_CA=str(pki.ca),
+            STIGMER_TEMPORAL_TLS_SERVER_NAME=SERVER_NAME,
+            STIGMER_TEMPORAL_API_KEY="server-key",
+        ),
+    )
     try:
-        code = (
-            "import asyncio\n"
-            "from stigmer.backend.local._dispatch_temporal import TemporalDispatcher\n"
-            "from stigmer.core import TemporalConnection\n"
-            "async def main():\n"
-            "    d = TemporalDispatcher(None, TemporalConnection.from_options())\n"
-            "    print(d.connection.describe(), flush=True)\n"
-            "    await d.client()\n"
-            "asyncio.run(main())\n"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=clean_env(
-                STIGMER_TEMPORAL_ADDRESS=f"127.0.0.1:{frontend.port}",
-                STIGMER_TEMPORAL_NAMESPACE="team.acct123",
-                STIGMER_TEMPORAL_TLS_CA=str(pki.ca),
-                STIGMER_TEMPORAL_TLS_SERVER_NAME=SERVER_NAME,
-                STIGMER_TEMPORAL_API_KEY="server-key",
-            ),
-            check=False,
-        )
-        assert done.returncode == 0, done
-        assert "namespace team.acct123; TLS, own CA, server name temporal.test; API key" in done.stdout
-        assert "server-key" not in done.stdout + done.stderr
+        await asyncio.to_thread(server.start)
+        done = await run_hello(server, tmp_path)
+        # Only GetSystemInfo is answered: starting the workflow fails, and the execution says so.
+        assert done.status.phase == P.PHASE_FAILED
+        assert "Temporal" in done.status.error.detail
         assert [m.get("authorization") for m in frontend.metadata] == ["Bearer server-key"]
+        log = server.log_path.read_text()
+        assert "(namespace team.acct123; TLS, own CA, server name temporal.test; API key)" in log
+        assert "server-key" not in log
     finally:
+        await asyncio.to_thread(server.stop)
         frontend.close()

@@ -43,7 +43,7 @@ _FLAGS = {
     "tls_server_name": "--temporal-tls-server-name",
     "api_key_file": "--temporal-api-key-file",
 }
-_CLOSED = ("connection closed", "connection reset", "broken pipe", "close_notify", "unexpected eof")
+_CLOSED = ("connectionclosed", "connectionreset", "brokenpipe", "closenotify", "unexpectedeof")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -230,7 +230,7 @@ class TemporalConnection:
 
     def _hint(self, reason: str) -> str:
         """What to try, for the TLS failures one can tell apart from the connection error's text."""
-        text = reason.lower()
+        text = "".join(c for c in reason.lower() if c.isalnum())  # "connection reset" = ConnectionReset
         closed = any(word in text for word in _CLOSED)
         if "notvalidforname" in text:
             return (
@@ -249,7 +249,7 @@ class TemporalConnection:
                 "; the server's certificate is not trusted: pass its CA with --temporal-tls-ca "
                 "(and --temporal-tls-server-name if it names another host)"
             )
-        if not self.tls and (closed or "h2 protocol" in text):
+        if not self.tls and (closed or "h2protocol" in text):
             return "; if this Temporal endpoint uses TLS, add --temporal-tls"
         return ""
 
