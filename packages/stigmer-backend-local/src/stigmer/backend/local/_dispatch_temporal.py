@@ -46,20 +46,20 @@ _TERMINAL = frozenset(
 class TemporalDispatcher:
     """Starts, signals and cancels the Temporal workflows of executions.
 
-    ``temporal`` is a ``host:port`` (plain gRPC) or a :class:`TemporalConnection` (namespace, TLS,
+    ``address`` is a ``host:port`` (plain gRPC) or a :class:`TemporalConnection` (namespace, TLS,
     API key); ``namespace``, when given, overrides the connection's.
     """
 
     def __init__(
         self,
         backend: Backend,
-        temporal: str | TemporalConnection,
+        address: str | TemporalConnection,
         *,
         namespace: str | None = None,
         workflow_queue: str = WORKFLOW_QUEUE,
         agent_queue: str = AGENT_QUEUE,
     ) -> None:
-        connection = temporal if isinstance(temporal, TemporalConnection) else TemporalConnection(temporal)
+        connection = address if isinstance(address, TemporalConnection) else TemporalConnection(address)
         if namespace is not None:
             connection = dataclasses.replace(connection, namespace=namespace)
         self._backend = backend
@@ -208,8 +208,8 @@ class _SignallingBackend:
 
 
 def temporal_dispatch(
-    backend: Backend, temporal: str | TemporalConnection, *, namespace: str | None = None
+    backend: Backend, address: str | TemporalConnection, *, namespace: str | None = None
 ) -> tuple[Backend, TemporalDispatcher]:
     """The backend to serve and the dispatcher to use when the server runs on Temporal."""
-    dispatcher = TemporalDispatcher(backend, temporal, namespace=namespace)
+    dispatcher = TemporalDispatcher(backend, address, namespace=namespace)
     return cast(Backend, _SignallingBackend(backend, dispatcher)), dispatcher
