@@ -49,6 +49,7 @@ EXPECTED = {
     "TemporalConnection",
     "add_temporal_arguments",
     "run_temporal_worker",
+    "heartbeating",
     "default_redactor",
     "did_you_mean",
     "dump_manifests",

@@ -416,35 +416,13 @@ async def test_two_calls_needing_approval_are_asked_one_after_the_other(
     assert sorted(results.values()) == ["The user refused this tool call: keep it", "deleted 1"]
 
 
-async def test_an_execution_cancelled_during_a_tool_call_ends_the_workflow_cancelled(
-    backend: Backend, llm: ScriptedLLM, temporal_address: str
+@pytest.mark.parametrize("how", ["backend", "temporal"])
+async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelled(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str, how: str
 ) -> None:
-    llm.add(call("wait", seconds=2), text("never asked"))
-    await apply(backend, stdio_server("slow"))
-    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: slow, tools: [wait]}]\n"))
-    eid = await start(backend, "bot", "wait a bit")
-    client = await Client.connect(temporal_address)
-    queue = f"agents-{uuid.uuid4().hex[:8]}"
-    async with agent_worker(client, queue, backend):
-        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
-        deadline = time.monotonic() + 30
-        while not any(e.type == "tool.call" for e in await events(backend, eid)):
-            assert time.monotonic() < deadline, "the tool was not called"
-            await asyncio.sleep(0.1)
-        await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="changed my mind"))
-        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_CANCELLED"}
-        history = await handle.fetch_history()
-    assert _scheduled(history) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.tool"]
-    assert len(llm.requests) == 1  # the run stopped: no model request after the tool
-    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert done.status.phase == P.PHASE_CANCELLED
-
-
-async def test_cancelling_the_workflow_during_a_tool_call_cancels_the_execution(
-    backend: Backend, llm: ScriptedLLM, temporal_address: str
-) -> None:
-    """What happens to a `call: agent` child when its parent is cancelled: Temporal cancels the
-    agent's workflow (the Backend does not know yet); the run stops and records CANCELLED."""
+    """``backend``: `stigmer execution cancel` without a server (the Backend says CANCELLED, the
+    run notices and its workflow completes). ``temporal``: what a `call: agent` child sees when
+    its parent is cancelled — Temporal cancels the agent's workflow, which records CANCELLED."""
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
     llm.add(call("wait", seconds=5), text("never asked"))
@@ -459,13 +437,17 @@ async def test_cancelling_the_workflow_during_a_tool_call_cancels_the_execution(
         while not any(e.type == "tool.call" for e in await events(backend, eid)):
             assert time.monotonic() < deadline, "the tool was not called"
             await asyncio.sleep(0.1)
-        await handle.cancel()
-        with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 30)
-        described = await handle.describe()
+        if how == "backend":
+            await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="changed my mind"))
+            assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_CANCELLED"}
+        else:
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), 30)
+            assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
         history = await handle.fetch_history()
-    assert described.status == WorkflowExecutionStatus.CANCELED
-    assert _scheduled(history)[-1] == "stigmer.agent.cancel"
-    assert len(llm.requests) == 1  # no model request after the cancelled tool call
+    scheduled = ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.tool"]
+    assert _scheduled(history) == scheduled + ([] if how == "backend" else ["stigmer.agent.cancel"])
+    assert len(llm.requests) == 1  # the run stopped: no model request after the tool
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert done.status.phase == P.PHASE_CANCELLED

@@ -57,7 +57,7 @@ from stigmer.core._temporal import (
     TemporalConnection,
     add_temporal_arguments,
 )
-from stigmer.core._temporal_worker import run_temporal_worker
+from stigmer.core._temporal_worker import heartbeating, run_temporal_worker
 from stigmer.core._values import from_value, plain_value
 from stigmer.core._worker_cli import WorkerCommand
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
@@ -108,6 +108,7 @@ __all__ = [
     "error_from_grpc_code",
     "find_target",
     "from_value",
+    "heartbeating",
     "kind_of",
     "load_backend",
     "load_manifests",

@@ -1,4 +1,5 @@
-"""Running a runner's Temporal worker process: connect, poll until SIGTERM/SIGINT, shut down.
+"""Running a runner's Temporal worker process: connect, poll until SIGTERM/SIGINT, shut down;
+and heartbeating inside the runners' activities.
 
 Shared by ``stigmer-workflow-runner`` and ``stigmer-agent-runner``; each supplies only the function
 that builds its ``temporalio.worker.Worker``. temporalio is imported when the worker runs.
@@ -11,7 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from stigmer.core._errors import StigmerError
@@ -83,3 +84,23 @@ async def _serve(
     await backend.close()
     logger.info("%s stopped", prog)
     return code
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat (in a Temporal activity) while the body runs, so a lost worker is noticed soon
+    and a cancellation reaches the activity."""
+    from temporalio import activity
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

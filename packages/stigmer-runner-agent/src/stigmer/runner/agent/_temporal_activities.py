@@ -15,14 +15,12 @@ unavailable Backend is retried by Temporal.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from stigmer.core import Backend, Unavailable, default_redactor
+from stigmer.core import Backend, Unavailable, default_redactor, heartbeating
 from stigmer.proto.v1 import execution_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -37,22 +35,6 @@ __all__ = ["STOPPED", "AgentActivities"]
 STOPPED = "RunStopped"  # ApplicationError type: the execution ended elsewhere (details: its phase)
 
 T = TypeVar("T")
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    heart = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        heart.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heart
 
 
 def _transient(exc: BaseException) -> bool:
@@ -89,7 +71,7 @@ class AgentActivities:
         self, work: Awaitable[T], *, transient: Callable[[BaseException], bool] = _transient
     ) -> T:
         try:
-            async with _heartbeating():
+            async with heartbeating():
                 return await work
         except RunStopped as stopped:
             phase = execution_pb2.Phase.Name(stopped.execution.status.phase)
@@ -158,7 +140,7 @@ class AgentActivities:
     @activity.defn(name="stigmer.agent.run")
     async def run(self, execution_id: str) -> str:
         """Run (or resume) the whole agent execution in one activity (workflows of earlier versions)."""
-        async with _heartbeating():
+        async with heartbeating():
             finished = await self.runner.execute(self.backend, execution_id)
         return execution_pb2.Phase.Name(finished.status.phase)
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from stigmer.core import Backend, FailedPrecondition, default_redactor
+from stigmer.core import Backend, FailedPrecondition, default_redactor, heartbeating
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from temporalio import activity
@@ -58,24 +57,6 @@ def _stamp(iso: str) -> timestamp_pb2.Timestamp:
 def _problem_error(error: WorkflowError) -> ApplicationError:
     """A task failure crosses into the workflow as a non-retryable error carrying the problem."""
     return ApplicationError(str(error), dict(error.problem), type=PROBLEM_ERROR, non_retryable=True)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Heartbeat while an effect runs, so a lost worker is noticed and cancellation arrives."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class WorkflowActivities:
@@ -227,7 +208,7 @@ class WorkflowActivities:
         if real.get("bodyBase64") is not None:
             body = base64.b64decode(real["bodyBase64"])
         try:
-            async with _heartbeating():
+            async with heartbeating():
                 response = await self.host.http_request(
                     HttpRequest(
                         method=real["method"],
@@ -257,7 +238,7 @@ class WorkflowActivities:
         secrets = await self._secrets(args["executionId"], args)
         real = substitute(args, secrets)
         try:
-            async with _heartbeating():
+            async with heartbeating():
                 if real["kind"] == "shell":
                     result = await self.host.run_shell(
                         real["command"], real["arguments"], real["environment"], real.get("stdin")
