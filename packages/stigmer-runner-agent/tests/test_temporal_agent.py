@@ -451,3 +451,40 @@ async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelle
     assert len(llm.requests) == 1  # the run stopped: no model request after the tool
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert done.status.phase == P.PHASE_CANCELLED
+
+
+async def test_a_worker_keeps_an_executions_mcp_server_running_between_its_tool_calls(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    from stigmer.runner.agent._temporal_activities import AgentActivities
+
+    llm.add(call("pid"), call("pid"), text("same server"))
+    await apply(backend, stdio_server("procs"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: procs, tools: [pid]}]\n"))
+    eid = await start(backend, "bot", "which process answers?")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    activities = AgentActivities(backend)
+    async with agent_worker(client, queue, backend, activities=activities):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+    pids = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
+    assert len(pids) == 2 and pids[0] == pids[1]  # listing the tools and both calls: one process
+    assert activities.steps.mcp.running(eid) == []  # closed when the execution finished
+    deadline = time.monotonic() + 10
+    while _alive(int(pids[0])):
+        assert time.monotonic() < deadline, "the MCP server process is still running"
+        await asyncio.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"  # a zombie has exited (its parent reaps it later)
+    return True

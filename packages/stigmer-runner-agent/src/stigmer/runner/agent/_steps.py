@@ -5,7 +5,8 @@ effect is one of these steps, called with the execution id and plain JSON data:
 
 - ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
   session's earlier conversation, the instructions (skills included), the model's name and the
-  tool definitions of every toolset (MCP servers are started to list them);
+  tool definitions of every toolset (MCP servers are started to list them, and this worker keeps
+  them running for the execution's later tool calls: ``_mcp_pool``);
 - ``model_request``: one request to the model, its text streamed to the Backend as
   ``text.delta`` / ``message.assistant`` events; the final response is returned;
 - ``call_tool``: one tool call (an MCP tool, a skill file read, or a whole sub-agent run);
@@ -30,6 +31,7 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
 from stigmer.runner.agent._events import Ev, RunStopped, clip, jsonable
+from stigmer.runner.agent._mcp_pool import McpPool
 from stigmer.runner.agent._run import AgentRun, _mcp_start_error
 from stigmer.runner.agent._state import (
     PendingCall,
@@ -82,6 +84,7 @@ class AgentSteps:
         self.environ = environ
         self.flush_interval = flush_interval
         self.flush_chars = flush_chars
+        self.mcp = McpPool()  # MCP servers kept running between an execution's tool calls
 
     async def _open(self, execution_id: str, *, context: bool = True) -> _Opened:
         execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
@@ -133,6 +136,21 @@ class AgentSteps:
         opened.run.endpoint = build.model.choice.base_url
         return build
 
+    async def _enter(
+        self, execution_id: str, key: str, fresh: Any, build: AgentBuild, stack: AsyncExitStack
+    ) -> Any:
+        """``fresh`` entered for this step; an MCP server's is the one this worker keeps running
+        for the execution (started now if none is)."""
+        servers = {f"mcp:{server}": server for server, _ in build.toolsets}
+        try:
+            if key in servers:
+                return await stack.enter_async_context(self.mcp.use(execution_id, key, fresh))
+            return await stack.enter_async_context(fresh)
+        except Exception as exc:
+            if key in servers:
+                raise _mcp_start_error(servers[key], exc) from exc
+            raise
+
     # -- steps -----------------------------------------------------------------------------------
     async def start(self, execution_id: str) -> dict[str, Any]:
         """Mark the execution RUNNING; the prompt, history, instructions, model and tools of its loop."""
@@ -155,14 +173,8 @@ class AgentSteps:
         async with AsyncExitStack() as stack:
             build = await self._build(opened, stack)
             ctx = _run_context(build)
-            servers = {f"mcp:{server}": server for server, _ in build.toolsets}
-            for key, toolset in build.by_key.items():
-                try:
-                    await stack.enter_async_context(toolset)
-                except Exception as exc:
-                    if key in servers:
-                        raise _mcp_start_error(servers[key], exc) from exc
-                    raise
+            for key, fresh in build.by_key.items():
+                toolset = await self._enter(execution_id, key, fresh, build, stack)
                 for tool in (await toolset.get_tools(ctx)).values():
                     tools.append(
                         {
@@ -249,16 +261,10 @@ class AgentSteps:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
         async with AsyncExitStack() as stack:
             build = await self._build(opened, stack)
-            toolset = build.by_key.get(key)
-            if toolset is None:
+            fresh = build.by_key.get(key)
+            if fresh is None:
                 raise InvalidArgument(f"the agent has no toolset {key} (was its definition changed?)")
-            servers = {f"mcp:{server}": server for server, _ in build.toolsets}
-            try:
-                await stack.enter_async_context(toolset)
-            except Exception as exc:
-                if key in servers:
-                    raise _mcp_start_error(servers[key], exc) from exc
-                raise
+            toolset = await self._enter(execution_id, key, fresh, build, stack)
             ctx = _run_context(build, call_id=call_id, tool_name=name)
             tool = (await toolset.get_tools(ctx)).get(name)
             if tool is None:
@@ -314,6 +320,7 @@ class AgentSteps:
 
     async def finish(self, execution_id: str, result: Mapping[str, Any]) -> str:
         """Write SUCCEEDED with the output, usage and (in a session) the conversation."""
+        await self.mcp.close(execution_id)
         opened = await self._open(execution_id, context=False)
         run = opened.run
         usage = _usage(result.get("usage")) or execution_pb2.Usage()
@@ -329,6 +336,7 @@ class AgentSteps:
 
     async def fail(self, execution_id: str, problem: Mapping[str, Any]) -> str:
         """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON)."""
+        await self.mcp.close(execution_id)
         execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
         if execution.status.phase in _TERMINAL:
             raise RunStopped(execution)
@@ -342,6 +350,7 @@ class AgentSteps:
     async def cancel(self, execution_id: str) -> str:
         """Write CANCELLED unless the execution already ended (cancelled through the Backend, say);
         the phase it has."""
+        await self.mcp.close(execution_id)
         execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
         if execution.status.phase in _TERMINAL:
             return execution_pb2.Phase.Name(execution.status.phase)

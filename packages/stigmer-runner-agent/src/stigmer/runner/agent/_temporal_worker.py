@@ -10,8 +10,11 @@ from stigmer.core import TemporalConnection, run_temporal_worker
 __all__ = ["agent_worker", "run_worker"]
 
 
-def agent_worker(client: Any, task_queue: str, backend: Any, *, max_concurrent: int = 50) -> Any:
-    """A ``temporalio.worker.Worker`` running ``stigmer.agent`` workflows and their activity."""
+def agent_worker(
+    client: Any, task_queue: str, backend: Any, *, max_concurrent: int = 50, activities: Any = None
+) -> Any:
+    """A ``temporalio.worker.Worker`` running ``stigmer.agent`` workflows and their activities
+    (``activities``: an ``AgentActivities`` bound to ``backend``, made here if not given)."""
     from temporalio.worker import Worker
 
     from ._temporal_activities import AgentActivities
@@ -21,7 +24,7 @@ def agent_worker(client: Any, task_queue: str, backend: Any, *, max_concurrent: 
         client,
         task_queue=task_queue,
         workflows=[StigmerAgent],
-        activities=AgentActivities(backend).all(),
+        activities=(activities or AgentActivities(backend)).all(),
         max_concurrent_activities=max_concurrent,
         max_concurrent_workflow_tasks=max_concurrent,
         sticky_queue_schedule_to_start_timeout=datetime.timedelta(seconds=3),
