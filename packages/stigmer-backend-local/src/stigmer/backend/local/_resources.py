@@ -159,7 +159,10 @@ def _to_message(row: Any, missing_secrets: set[str] | None) -> resource_pb2.Reso
     md.annotations.update(json.loads(row.annotations))
     md.created_at.CopyFrom(timestamp(row.created_at))
     md.updated_at.CopyFrom(timestamp(row.updated_at))
-    json_format.ParseDict(json.loads(row.spec), msg.spec)
+    if len(row.spec) <= _SPEC_CACHE_MAX_CHARS:
+        msg.spec.MergeFromString(_spec_bytes(row.kind, row.spec))
+    else:
+        json_format.ParseDict(json.loads(row.spec), msg.spec)
     json_format.ParseDict(json.loads(row.status), msg.status)
     if row.kind == "Environment" and missing_secrets is not None:
         del msg.status.missing_secrets[:]
@@ -167,6 +170,21 @@ def _to_message(row: Any, missing_secrets: set[str] | None) -> resource_pb2.Reso
     out = resource_pb2.Resource()
     getattr(out, field).CopyFrom(msg)
     return out
+
+
+#: Specs up to this many characters are kept parsed (a definition's spec only changes with its
+#: version, while its status changes with every execution, so whole rows are cached less often).
+_SPEC_CACHE_MAX_CHARS = 256 << 10
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_bytes(kind: str, spec: str) -> bytes:
+    """The ``spec`` JSON of a ``kind`` definition as its serialized spec message."""
+    cls, _ = DEFINITION_KINDS[kind]
+    message: Any = cls()
+    json_format.ParseDict(json.loads(spec), message.spec)
+    data: bytes = message.spec.SerializeToString()
+    return data
 
 
 def _spec_json(msg: Any) -> str:
