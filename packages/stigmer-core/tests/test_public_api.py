@@ -6,6 +6,8 @@ EXPECTED = {
     "plain_value",
     "RUNNABLE_KINDS",
     "find_target",
+    "resource_exists",
+    "resource_names",
     "Connection",
     "connection_for",
     "credentials_path",

@@ -27,7 +27,6 @@ __all__ = [
     "detach_on_interrupt",
     "drive",
     "interrupted_hint",
-    "names_of",
     "not_found",
     "report",
     "spawn_background",
@@ -56,38 +55,13 @@ class RunRequest:
     secrets: dict[str, str] = field(default_factory=dict)
 
 
-async def _exists(backend: Backend, kind: str, name: str) -> bool:
-    from stigmer.core import NotFound
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-    from stigmer.proto.v1 import meta_pb2
-
-    try:
-        await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind=kind, name=name)))
-    except NotFound:
-        return False
-    return True
-
-
-async def names_of(backend: Backend, kind: str) -> list[str]:
-    """Every resource name of a kind (all pages)."""
-    from stigmer.core import unwrap
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-
-    names: list[str] = []
-    token = ""
-    while True:
-        page = await backend.list(svc.ListRequest(kind=kind, page_size=500, page_token=token))
-        names.extend(unwrap(r).metadata.name for r in page.resources)  # type: ignore[attr-defined]
-        token = page.next_page_token
-        if not token:
-            return names
-
-
 async def not_found(backend: Backend, kinds: list[str], name: str) -> CliError:
     """An error for a missing name, suggesting the closest existing one of those kinds."""
+    from stigmer.core import resource_names
+
     candidates: list[str] = []
     for kind in kinds:
-        candidates.extend(await names_of(backend, kind))
+        candidates.extend(await resource_names(backend, kind))
     what = " or ".join(k.lower() for k in kinds)
     hint = suggest(name, candidates)
     if not hint and not candidates:
@@ -98,10 +72,11 @@ async def not_found(backend: Backend, kinds: list[str], name: str) -> CliError:
 async def create(session: Session, req: RunRequest) -> execution_pb2.Execution:
     """Create the execution (PENDING) through the backend."""
     from google.protobuf import json_format, struct_pb2
+    from stigmer.core import resource_exists
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-    if not await _exists(session.backend, req.kind, req.name):
+    if not await resource_exists(session.backend, req.kind, req.name):
         raise await not_found(session.backend, [req.kind], req.name)
     if req.kind == "Agent" and not req.message and not req.has_input:
         raise CliError(f'an agent run needs a message: `stigmer agent execute {req.name} "your message"`')

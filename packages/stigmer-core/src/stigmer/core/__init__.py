@@ -50,7 +50,7 @@ from stigmer.core._skillpack import (
     artifact_key,
     pack_skill,
 )
-from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target
+from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target, resource_exists, resource_names
 from stigmer.core._temporal import (
     DEFAULT_TEMPORAL_ADDRESS,
     TEMPORAL_ENV,
@@ -123,7 +123,9 @@ __all__ = [
     "parse_manifest",
     "plain_value",
     "read_credentials",
+    "resource_exists",
     "resource_from_message",
+    "resource_names",
     "run_temporal_worker",
     "slugify",
     "unwrap",

@@ -16,7 +16,7 @@ from stigmer.core._manifests import unwrap
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import meta_pb2
 
-__all__ = ["RUNNABLE_KINDS", "did_you_mean", "find_target"]
+__all__ = ["RUNNABLE_KINDS", "did_you_mean", "find_target", "resource_exists", "resource_names"]
 
 RUNNABLE_KINDS = ("Workflow", "Agent")
 
@@ -34,19 +34,20 @@ async def find_target(
     ``NotFound`` when neither is: the message suggests the closest existing workflow or agent
     name, or, when there is none at all, ends with ``create_hint``.
     """
-    found = [kind for kind in RUNNABLE_KINDS if await _exists(backend, kind, name)]
+    found = [kind for kind in RUNNABLE_KINDS if await resource_exists(backend, kind, name)]
     if len(found) > 1:
         raise InvalidArgument(f"'{name}' names both a workflow and an agent; {choose_hint}", ["kind"])
     if found:
         return found[0]
-    candidates = [n for kind in RUNNABLE_KINDS for n in await _names(backend, kind)]
+    candidates = [n for kind in RUNNABLE_KINDS for n in await resource_names(backend, kind)]
     hint = did_you_mean(name, candidates)
     if not hint and not candidates:
         hint = f"; there is no workflow or agent yet: {create_hint}"
     raise NotFound(f"no workflow or agent named '{name}'{hint}")
 
 
-async def _exists(backend: Backend, kind: str, name: str) -> bool:
+async def resource_exists(backend: Backend, kind: str, name: str) -> bool:
+    """Whether a resource of ``kind`` is called ``name``."""
     try:
         await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind=kind, name=name)))
     except NotFound:
@@ -54,7 +55,8 @@ async def _exists(backend: Backend, kind: str, name: str) -> bool:
     return True
 
 
-async def _names(backend: Backend, kind: str) -> list[str]:
+async def resource_names(backend: Backend, kind: str) -> list[str]:
+    """Every resource name of ``kind`` (all pages)."""
     names: list[str] = []
     token = ""
     while True:
