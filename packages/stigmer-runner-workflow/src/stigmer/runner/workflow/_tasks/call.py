@@ -206,19 +206,10 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
     policy = await rt.template(dict(auth), data, scope)
     scheme = next(iter(policy), "?")
     settings = policy.get(scheme)
+    # A durable host obtains OAuth2 tokens itself, where the secrets are (see TokenBroker).
     broker = rt.host if scheme in ("oauth2", "oidc") and isinstance(rt.host, TokenBroker) else None
     if isinstance(settings, Mapping) and set(settings) == {"use"}:
-        if broker is not None:  # the host reads the stored policy where it fetches the token
-            token = await broker.oauth2_token(
-                scheme, await _secret_reference(rt, scheme, str(settings["use"]))
-            )
-            _conceal(rt, token)
-            return {"Authorization": f"Bearer {token}"}
-        settings = await _secret_policy(rt, scheme, str(settings["use"]))
-    if broker is not None and isinstance(settings, Mapping):
-        token = await broker.oauth2_token(scheme, settings)
-        _conceal(rt, token)
-        return {"Authorization": f"Bearer {token}"}
+        settings = await _secret_policy(rt, scheme, str(settings["use"]), parse=broker is None)
     if scheme == "basic" and isinstance(settings, Mapping):
         pair = f"{settings.get('username', '')}:{settings.get('password', '')}"
         encoded = base64.b64encode(pair.encode()).decode("ascii")
@@ -227,11 +218,14 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
     if scheme == "bearer" and isinstance(settings, Mapping):
         return {"Authorization": f"Bearer {settings.get('token', '')}"}
     if scheme in ("oauth2", "oidc") and isinstance(settings, Mapping):
-        sent: list[str] = []
-        try:
-            token = await oauth2_token(rt.host, rt.tokens, scheme, settings, sent)
-        except WorkflowError as error:
-            raise _without(error, sent) from None
+        if broker is not None:
+            token = await broker.oauth2_token(scheme, settings)
+        else:
+            sent: list[str] = []
+            try:
+                token = await oauth2_token(rt.host, rt.tokens, scheme, settings, sent)
+            except WorkflowError as error:
+                raise _without(error, sent) from None
         _conceal(rt, token)
         return {"Authorization": f"Bearer {token}"}
     raise WorkflowError.of(
@@ -241,23 +235,20 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
     )
 
 
-async def _secret_reference(rt: Interpreter, scheme: str, name: str) -> Mapping[str, Any]:
-    """For a :class:`TokenBroker`: the policy stored as secret ``name``, as ``{"json": value}``
-    (the value being whatever the host answers for the secret: a reference on a durable host)."""
+async def _secret_policy(rt: Interpreter, scheme: str, name: str, *, parse: bool = True) -> Mapping[str, Any]:
+    """A policy stored as a secret: its value is the policy's settings as a JSON object.
+
+    With ``parse=False`` (for a :class:`TokenBroker`) it is ``{"json": value, "secret": name}``,
+    the value being what the host answers for the secret (a reference on a durable host): the
+    host reads it where it fetches the token."""
     if name not in rt.workflow.declared_secrets:
         raise WorkflowError.of(
             ErrorKind.CONFIGURATION, f"{scheme} authentication uses secret {name!r}, not in use.secrets"
         )
-    return {"json": (await rt.host.get_secrets([name])).get(name), "secret": name}
-
-
-async def _secret_policy(rt: Interpreter, scheme: str, name: str) -> Mapping[str, Any]:
-    """A policy stored as a secret: its value is the policy's settings as a JSON object."""
-    if name not in rt.workflow.declared_secrets:
-        raise WorkflowError.of(
-            ErrorKind.CONFIGURATION, f"{scheme} authentication uses secret {name!r}, not in use.secrets"
-        )
-    settings = stored_policy(scheme, name, (await rt.host.get_secrets([name])).get(name))
+    value = (await rt.host.get_secrets([name])).get(name)
+    if not parse:
+        return {"json": value, "secret": name}
+    settings = stored_policy(scheme, name, value)
     # The secret's value is the whole JSON text; the credentials inside it must be masked too.
     client = settings.get("client")
     credentials = [
