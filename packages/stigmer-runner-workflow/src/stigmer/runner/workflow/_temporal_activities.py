@@ -40,12 +40,6 @@ _TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
 CALL_LABEL = "stigmer.ai/call-id"
 #: Executions whose OAuth2 access tokens a worker keeps (least recently used ones are dropped).
 TOKEN_CACHES = 256
-_PHASES = {
-    "RUNNING": P.PHASE_RUNNING,
-    "SUCCEEDED": P.PHASE_SUCCEEDED,
-    "FAILED": P.PHASE_FAILED,
-    "CANCELLED": P.PHASE_CANCELLED,
-}
 
 
 def _stamp(iso: str) -> timestamp_pb2.Timestamp:
@@ -131,7 +125,7 @@ class WorkflowActivities:
             request.tasks.append(task)
         phase = batch.get("phase")
         if phase:
-            request.phase = _PHASES[phase]
+            request.phase = P.Phase.Value(f"PHASE_{phase}")
         if batch.get("hasOutput"):
             request.output.CopyFrom(to_value(redactor.scrub(batch.get("output"))))
         error = batch.get("error")
@@ -179,6 +173,9 @@ class WorkflowActivities:
         The tokens and the credentials sent for them join ``secrets``, so they are scrubbed from
         whatever the activity returns."""
         tokens: dict[str, str] = {}
+        if not policies:
+            return tokens
+        cache = self._token_cache(execution_id)
         for key, item in policies.items():
             scheme = str(item["scheme"])
             policy = substitute(item["policy"], secrets)
@@ -186,7 +183,7 @@ class WorkflowActivities:
                 policy = stored_policy(scheme, str(policy["secret"]), policy["json"])
             sent: list[str] = []
             try:
-                token = await oauth2_token(self.host, self._token_cache(execution_id), scheme, policy, sent)
+                token = await oauth2_token(self.host, cache, scheme, policy, sent)
             finally:
                 for index, value in enumerate(sent):
                     secrets[f"sent-{key}-{index}"] = value
