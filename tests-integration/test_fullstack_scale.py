@@ -38,8 +38,8 @@ def _load_helpers() -> Any:
 
 helpers = _load_helpers()
 Stack = helpers.Stack
-World = helpers.World
 wait_for = helpers.wait_for
+world = helpers.world  # the same module-scoped stand-in fixture
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -155,15 +155,6 @@ class ScaledStack:
                 process.wait(timeout=15)
         for log in self.logs:
             log.close()
-
-
-@pytest.fixture(scope="module")
-def world() -> Any:
-    stand_in = World()
-    try:
-        yield stand_in
-    finally:
-        stand_in.close()
 
 
 @pytest.fixture(scope="module")
