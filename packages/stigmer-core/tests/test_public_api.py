@@ -69,6 +69,10 @@ EXPECTED = {
     "resource_from_message",
     "slugify",
     "unwrap",
+    "CAPABILITY_RUN",
+    "CapabilityDenied",
+    "capabilities_config",
+    "granted",
 }
 
 

@@ -5,6 +5,7 @@ protobuf values as plain data)."""
 
 from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
+from stigmer.core._capabilities import CAPABILITY_RUN, CapabilityDenied, capabilities_config, granted
 from stigmer.core._connection import Connection, connection_for
 from stigmer.core._credentials import credentials_path, read_credentials, write_credentials
 from stigmer.core._errors import (
@@ -66,6 +67,7 @@ __all__ = [
     "API_VERSION",
     "APPLY_ORDER",
     "BACKENDS_GROUP",
+    "CAPABILITY_RUN",
     "DEFAULT_TEMPORAL_ADDRESS",
     "KINDS",
     "KIND_PREFIXES",
@@ -79,6 +81,7 @@ __all__ = [
     "TEMPORAL_ENV",
     "AlreadyExists",
     "Backend",
+    "CapabilityDenied",
     "Connection",
     "Context",
     "FailedPrecondition",
@@ -99,6 +102,7 @@ __all__ = [
     "WorkerCommand",
     "add_temporal_arguments",
     "artifact_key",
+    "capabilities_config",
     "connection_for",
     "credentials_path",
     "default_redactor",
@@ -108,6 +112,7 @@ __all__ = [
     "error_from_grpc_code",
     "find_target",
     "from_value",
+    "granted",
     "heartbeating",
     "kind_of",
     "load_backend",

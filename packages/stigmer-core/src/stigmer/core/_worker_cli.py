@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ class WorkerCommand:
     concurrency_help: str
     package: str  # the distribution to install with its ``temporal`` extra
     worker_module: str  # a module with ``run_worker(**options) -> int``
+    runner: str = ""  # the ``stigmer.runners`` plugin of ``--execution`` (one execution, no Temporal)
 
     def build_parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
@@ -57,7 +59,7 @@ class WorkerCommand:
             "--token-file",
             metavar="FILE",
             default=None,
-            help="file holding a runner-role token",
+            help="file holding a runner-role token (- reads its first line from stdin)",
         )
         parser.add_argument(
             "--concurrency",
@@ -69,24 +71,36 @@ class WorkerCommand:
             help=f"{self.concurrency_help} (default: {self.default_concurrency})",
         )
         parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+        if self.runner:
+            parser.add_argument(
+                "--execution",
+                metavar="ID",
+                default=None,
+                help="run this one execution through the server (no Temporal) and exit; "
+                "how `stigmer server` runs executions in child processes",
+            )
+            parser.add_argument(
+                "--watch-stdin",
+                action="store_true",
+                help="with --execution: exit at once when stdin closes (the parent process is gone)",
+            )
         add_temporal_arguments(parser)
         return parser
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         args = self.build_parser().parse_args(argv)
+        if getattr(args, "execution", None):
+            return self._run_once(args)
         try:
             temporal = TemporalConnection.from_args(args)
         except InvalidArgument as err:
             print(f"{self.prog}: error: {err}", file=sys.stderr)
             return 2
-        token = args.token or os.environ.get("STIGMER_TOKEN")
-        if args.token_file:
-            try:
-                with open(args.token_file, encoding="utf-8") as fh:
-                    token = fh.read().strip()
-            except OSError as exc:
-                print(f"{self.prog}: cannot read the token file: {exc}", file=sys.stderr)
-                return 1
+        try:
+            token = self._token(args)
+        except OSError as exc:
+            print(f"{self.prog}: cannot read the token file: {exc}", file=sys.stderr)
+            return 1
         try:
             run_worker = importlib.import_module(self.worker_module).run_worker
         except ImportError as exc:
@@ -107,6 +121,44 @@ class WorkerCommand:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # temporalio's core threads can abort a normal interpreter exit
+
+    def _token(self, args: argparse.Namespace) -> str | None:
+        token: str | None = args.token or os.environ.get("STIGMER_TOKEN")
+        if args.token_file == "-":
+            from stigmer.core._run_once import read_token_line
+
+            token = read_token_line(sys.stdin.buffer)
+        elif args.token_file:
+            with open(args.token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        return token
+
+    def _run_once(self, args: argparse.Namespace) -> int:
+        from stigmer.core._run_once import run_once, watch_parent
+
+        logging.basicConfig(
+            level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+            format=f"%(asctime)s %(levelname)s %(name)s [{args.execution}]: %(message)s",
+            stream=sys.stderr,
+        )
+        try:
+            token = self._token(args)
+        except OSError as exc:
+            print(f"{self.prog}: cannot read the token file: {exc}", file=sys.stderr)
+            return 1
+        if args.watch_stdin:
+            watch_parent(sys.stdin.buffer)
+        code = run_once(
+            prog=self.prog,
+            runner=self.runner,
+            endpoint=args.endpoint,
+            token=token,
+            execution_id=args.execution,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # no interpreter teardown: gRPC's threads can abort it
+        return code
 
 
 def _positive(text: str) -> int:

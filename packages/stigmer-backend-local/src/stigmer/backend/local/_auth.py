@@ -4,12 +4,21 @@ One grpc.aio server interceptor wraps every method handler: it reads the ``autho
 Bearer <token>`` metadata, resolves the caller through the :class:`TokenStore` (with a short
 cache), refuses what the caller's role may not do, and logs method, status code, duration and
 token id. It never looks at request or response bodies, so nothing secret can reach the log.
+
+Besides the API tokens of the :class:`TokenStore`, the server issues tokens scoped to one
+execution (:class:`ExecutionTokens`): in memory only, handed to the child process that runs the
+execution, revoked when it ends. They resolve to a ``runner`` principal whose ``execution_id``
+names that execution.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -21,8 +30,10 @@ from stigmer.backend.local._tokens import Principal, TokenStore
 from stigmer.core import StigmerError
 
 __all__ = [
+    "EXECUTION_TOKEN_PREFIX",
     "PUBLIC_METHOD_PREFIXES",
     "AuthInterceptor",
+    "ExecutionTokens",
     "current_principal",
     "permission_error",
 ]
@@ -80,6 +91,62 @@ def permission_error(principal: Principal, method: str) -> str | None:
     )
 
 
+EXECUTION_TOKEN_PREFIX = "xtk_"
+
+
+class ExecutionTokens:
+    """Tokens scoped to one execution, issued by the server per dispatched run; in memory only.
+
+    ``issue(execution_id)`` returns a fresh token (replacing any earlier one of that execution);
+    ``resolve(token)`` gives the ``runner`` principal with ``execution_id`` set, or None once
+    ``revoke(execution_id)`` was called (or after a server restart). Only digests are kept.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, tuple[str, str]] = {}  # token id -> (sha256, execution id)
+        self._by_execution: dict[str, str] = {}  # execution id -> token id
+
+    def issue(self, execution_id: str) -> str:
+        """A new token for the run of ``execution_id``; shown only here."""
+        if not execution_id:
+            raise ValueError("an execution token needs an execution id")
+        token_id = f"{EXECUTION_TOKEN_PREFIX}{secrets.token_hex(10)}"
+        token = f"{token_id}.{secrets.token_urlsafe(32)}"
+        with self._lock:
+            earlier = self._by_execution.pop(execution_id, None)
+            if earlier is not None:
+                self._by_id.pop(earlier, None)
+            self._by_id[token_id] = (hashlib.sha256(token.encode()).hexdigest(), execution_id)
+            self._by_execution[execution_id] = token_id
+        return token
+
+    def revoke(self, execution_id: str) -> None:
+        """Invalidate the token of ``execution_id`` (harmless when there is none)."""
+        with self._lock:
+            token_id = self._by_execution.pop(execution_id, None)
+            if token_id is not None:
+                self._by_id.pop(token_id, None)
+
+    def resolve(self, token: str) -> Principal | None:
+        """The principal ``token`` stands for, or None when it is unknown, wrong or revoked."""
+        token_id, sep, secret = token.partition(".")
+        if not sep or not secret or not token_id.startswith(EXECUTION_TOKEN_PREFIX):
+            return None
+        with self._lock:
+            found = self._by_id.get(token_id)
+        if found is None or not hmac.compare_digest(found[0], hashlib.sha256(token.encode()).hexdigest()):
+            return None
+        execution_id = found[1]
+        return Principal(
+            token_id=token_id, name=f"execution {execution_id}", role="runner", execution_id=execution_id
+        )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_id)
+
+
 _UNAUTHENTICATED = (
     "invalid or revoked token; run `stigmer login --endpoint <endpoint> --token <token>` with a token from "
     "`stigmer token create`"
@@ -124,8 +191,9 @@ def _bearer(metadata: Any) -> str | None:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Authenticate, authorize and log every RPC of the server."""
 
-    def __init__(self, store: TokenStore) -> None:
+    def __init__(self, store: TokenStore, executions: ExecutionTokens | None = None) -> None:
         self._cache = _TokenCache(store)
+        self._executions = executions
         self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def forget_cached_tokens(self) -> None:
@@ -139,7 +207,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 grpc.StatusCode.UNAUTHENTICATED, _MISSING if token is None else _UNAUTHENTICATED
             )
         try:
-            principal = await self._cache.resolve(token or "")
+            if token and token.startswith(EXECUTION_TOKEN_PREFIX):
+                # Never cached: a revoked execution token stops working at once.
+                principal = self._executions.resolve(token) if self._executions is not None else None
+            else:
+                principal = await self._cache.resolve(token or "")
         except StigmerError as err:  # the token store is unreachable
             logger.warning("cannot check a token: %s", err)
             await abort_with(context, err)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.core import FailedPrecondition, InvalidArgument, Settings
+from stigmer.core import FailedPrecondition, InvalidArgument, Settings, capabilities_config
 from stigmer.proto.v1 import (
     artifact_pb2,
     resource_pb2,
@@ -46,6 +46,10 @@ class LocalBackend:
 
     ``master_key`` (32 bytes) encrypts secrets; by default it comes from ``STIGMER_MASTER_KEY``,
     a working OS keyring, or ``$STIGMER_HOME/master.key`` (created with mode 0600).
+
+    ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
+    shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
+    ``--allow-run`` flag.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class LocalBackend:
         database_url: str | None = None,
         home: str | Path | None = None,
         master_key: bytes | None = None,
+        *,
+        allow_run: bool = True,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
         from stigmer.backend.local._migrations import migrate
@@ -68,6 +74,7 @@ class LocalBackend:
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
         self._master_key = master_key
+        self.allow_run = allow_run
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None
         if master_key is not None:
@@ -247,7 +254,9 @@ class LocalBackend:
         from stigmer.backend.local import _executions
 
         box = self._box()
-        return await self._read(lambda c: _executions.context(c, box, request))
+        context = await self._read(lambda c: _executions.context(c, box, request))
+        context.config.update(capabilities_config(run=self.allow_run))
+        return context
 
     # -----------------------------------------------------------------------------------------
     # secrets

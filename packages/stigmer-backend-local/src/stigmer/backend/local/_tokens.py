@@ -58,11 +58,16 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of one RPC."""
+    """The authenticated caller of one RPC.
+
+    ``execution_id`` is set for a token scoped to one execution (issued by the server to the child
+    process that runs it, see ``ExecutionTokens``); empty for an API token.
+    """
 
     token_id: str
     name: str
     role: str
+    execution_id: str = ""
 
 
 def _digest(token: str) -> str:

@@ -57,8 +57,10 @@ class Builder:
         variables: Mapping[str, str],
         environ: Mapping[str, str],
         run_model: agent_pb2.ModelConfig | None,
+        allow_run: bool = False,
     ) -> None:
         self.backend = backend
+        self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
         self.sink = sink
         self.redactor = redactor
         self.secrets = secrets
@@ -108,6 +110,7 @@ class Builder:
             variables=self.variables,
             redactor=self.redactor,
             approvals=approvals,
+            allow_run=self.allow_run,
         )
         by_key: dict[str, AbstractToolset[Any]] = {f"mcp:{server}": t for server, t in mcp.toolsets}
         files = skill_toolset(skills)

@@ -6,6 +6,9 @@ the run's ``--env``) and its own ``env``. ``env`` (stdio) and ``headers`` (HTTP)
 resolved from the execution context right before the server is launched or connected, kept in
 memory only, and registered with the run's redactor. Per-agent allow-lists filter the tools;
 tools listed in ``requireApproval`` pause the run until a human decides.
+
+A stdio server is a local process: it is started only when the execution's backend grants the
+``run`` capability (always in Lite; on a server only with ``stigmer server --allow-run``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import Backend, InvalidArgument, Redactor
+from stigmer.core import Backend, CapabilityDenied, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._expr import resolve_value
@@ -46,10 +49,13 @@ async def build_mcp_toolsets(
     variables: Mapping[str, str],
     redactor: Redactor,
     approvals: bool = True,
+    allow_run: bool = False,
 ) -> McpTools:
     """Build one filtered toolset per MCP server usage (nothing is started yet).
 
     With ``approvals=False`` (sub-agents, which cannot pause) tools that need approval are withheld.
+    Without ``allow_run`` (the execution's ``run`` capability) a stdio server is refused with
+    :class:`CapabilityDenied` before anything starts.
     """
     result = McpTools()
     if not usages:
@@ -66,6 +72,8 @@ async def build_mcp_toolsets(
         transport = server.spec.WhichOneof("transport")
         toolset: AbstractToolset[Any]
         if transport == "stdio":
+            if not allow_run:
+                raise CapabilityDenied(f"MCP server {name} (stdio: a local command)")
             from fastmcp.client.transports import StdioTransport
 
             stdio = server.spec.stdio

@@ -12,7 +12,15 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
-from stigmer.core import Backend, InvalidArgument, Redactor, Unavailable, default_redactor
+from stigmer.core import (
+    CAPABILITY_RUN,
+    Backend,
+    InvalidArgument,
+    Redactor,
+    Unavailable,
+    default_redactor,
+    granted,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
@@ -132,6 +140,7 @@ class AgentRun:
                 variables=variables,
                 environ=self.environ,
                 run_model=self.execution.spec.model if self.execution.spec.HasField("model") else None,
+                allow_run=granted(context.config, CAPABILITY_RUN),
             )
             build = await builder.build(agent_resource.spec, name=agent_resource.metadata.name or ref.name)
             stack.push_async_callback(build.model.aclose)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
-from stigmer.core import Backend, InvalidArgument, default_redactor
+from stigmer.core import CAPABILITY_RUN, Backend, InvalidArgument, default_redactor, granted
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
@@ -103,6 +103,7 @@ class AgentSteps:
         )
         secrets: dict[str, str] = {}
         variables = dict(execution.spec.env)
+        allow_run = False  # without the context, nothing that starts a process is built
         if context:
             ctx = await self.backend.get_execution_context(
                 svc.GetExecutionContextRequest(execution_id=execution_id)
@@ -111,6 +112,7 @@ class AgentSteps:
             run.redactor.register(*secrets.values())
             default_redactor().register(*secrets.values())
             variables = {**dict(ctx.variables), **variables}
+            allow_run = granted(ctx.config, CAPABILITY_RUN)
         ref = execution.spec.target
         agent_ref = meta_pb2.ResourceRef(kind=ref.kind or "Agent", name=ref.name, id=ref.id)
         agent = (await self.backend.get(svc.GetRequest(ref=agent_ref))).agent
@@ -122,6 +124,7 @@ class AgentSteps:
             variables=variables,
             environ=self.environ,
             run_model=execution.spec.model if execution.spec.HasField("model") else None,
+            allow_run=allow_run,
         )
         if context:
             run._check_env(agent.spec, variables, secrets)

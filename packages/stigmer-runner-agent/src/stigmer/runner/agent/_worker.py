@@ -29,6 +29,7 @@ COMMAND = WorkerCommand(
     concurrency_help="agent runs and workflow tasks run at once",
     package="stigmer-runner-agent",
     worker_module="stigmer.runner.agent._temporal_worker",
+    runner="agent",
 )
 
 

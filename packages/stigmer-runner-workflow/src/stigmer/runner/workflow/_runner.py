@@ -17,6 +17,7 @@ from stigmer.core import Backend, InvalidArgument, Redactor, default_redactor, l
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
+from ._capability import may_run, refused
 from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
 from ._host import HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
@@ -146,6 +147,14 @@ class _BackendHost(InProcessHost):
         self._backend = backend
         self._execution = execution
         self._reporter = reporter
+        self._may_run: bool | None = None
+
+    async def _require_run(self, kind: str) -> None:
+        """Refuse a local process unless the backend grants the ``run`` capability (asked once a run)."""
+        if self._may_run is None:
+            self._may_run = await may_run(self._backend, self._execution.metadata.id)
+        if not self._may_run:
+            raise refused(kind)
 
     async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
         context = await self._backend.get_execution_context(
@@ -178,6 +187,7 @@ class _BackendHost(InProcessHost):
         self, command: str, arguments: Sequence[str], environment: Mapping[str, str], stdin: str | None
     ) -> ProcessResult:
         await self._reporter.flush()
+        await self._require_run("shell")
         return await super().run_shell(command, arguments, environment, stdin)
 
     async def run_script(
@@ -189,6 +199,7 @@ class _BackendHost(InProcessHost):
         stdin: str | None,
     ) -> ProcessResult:
         await self._reporter.flush()
+        await self._require_run("script")
         return await super().run_script(language, code, arguments, environment, stdin)
 
     def conceal(self, *values: str) -> None:

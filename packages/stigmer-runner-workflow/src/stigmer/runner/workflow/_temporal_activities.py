@@ -23,6 +23,7 @@ from stigmer.proto.v1 import execution_pb2, meta_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ._capability import may_run, refused
 from ._errors import WorkflowError
 from ._host import HttpRequest
 from ._inprocess import InProcessHost
@@ -231,7 +232,10 @@ class WorkflowActivities:
 
     @activity.defn(name="stigmer.workflow.process")
     async def process(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A shell command (``kind: shell``) or an inline script (``kind: script``)."""
+        """A shell command (``kind: shell``) or an inline script (``kind: script``), when the
+        execution's backend grants the ``run`` capability."""
+        if not await may_run(self.backend, args["executionId"]):
+            raise _problem_error(refused(str(args["kind"])))
         secrets = await self._secrets(args["executionId"], args)
         real = substitute(args, secrets)
         try:

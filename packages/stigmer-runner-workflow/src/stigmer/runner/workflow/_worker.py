@@ -33,6 +33,7 @@ COMMAND = WorkerCommand(
     concurrency_help="activities and workflow tasks run at once",
     package="stigmer-runner-workflow",
     worker_module="stigmer.runner.workflow._temporal_worker",
+    runner="workflow",
 )
 
 
