@@ -488,3 +488,39 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"  # a zombie has exited (its parent reaps it later)
     return True
+
+
+async def test_a_stdio_mcp_server_needs_the_run_capability_on_temporal_too(
+    tmp_path: Path, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    from stigmer.backend.local import LocalBackend
+
+    marker = tmp_path / "started"
+    backend = LocalBackend(
+        f"sqlite:///{tmp_path / 'no-run.db'}", home=tmp_path, master_key=b"k" * 32, allow_run=False
+    )
+    try:
+        await apply(
+            backend,
+            "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: local}\n"
+            f"spec: {{stdio: {{command: sh, args: ['-c', 'touch {marker}']}}}}\n",
+        )
+        await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: local}]\n"))
+        eid = await start(backend, "bot", "hi")
+        client = await Client.connect(temporal_address)
+        queue = f"agents-{uuid.uuid4().hex[:8]}"
+        async with agent_worker(client, queue, backend):
+            handle = await client.start_workflow(
+                AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue
+            )
+            result = await asyncio.wait_for(handle.result(), 60)
+        done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    finally:
+        await backend.close()
+    assert result == {"phase": "PHASE_FAILED"}
+    assert done.status.error.status == 403
+    assert (
+        "MCP server local (stdio: a local command) is not allowed on this server" in done.status.error.detail
+    )
+    assert not marker.exists()
+    assert llm.requests == []

@@ -774,3 +774,43 @@ async def test_a_retried_child_creation_finds_the_execution_its_first_attempt_cr
         assert {e.spec.parent_execution_id for e in listed.executions} == {parent.metadata.id}
     finally:
         await backend.close()
+
+
+async def test_a_process_activity_honours_the_run_capability_of_the_context(
+    tmp_path: Path, temporal_address: str
+) -> None:
+    """On Temporal too, `run: shell` starts nothing unless the backend grants `run`."""
+    from stigmer.backend.local import LocalBackend
+
+    marker = tmp_path / "ran"
+    body = f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: touchy, version: 1.0.0}}
+  do:
+    - effect:
+        run:
+          shell: {{command: 'touch {marker}'}}
+"""
+    client = await Client.connect(temporal_address)
+    for allow_run in (False, True):
+        backend = LocalBackend(
+            f"sqlite:///{tmp_path / f'{allow_run}.db'}",
+            home=tmp_path,
+            master_key=b"t" * 32,
+            allow_run=allow_run,
+        )
+        queue = f"{QUEUE}-{uuid.uuid4().hex[:8]}"
+        try:
+            async with workflow_worker(client, queue, backend):
+                done = await run(backend, _QueueClient(client, queue), "touchy", body)
+        finally:
+            await backend.close()
+        if allow_run:
+            assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+            assert marker.exists()
+        else:
+            assert phase(done) == "PHASE_FAILED"
+            assert done.status.error.status == 403
+            assert done.status.error.detail == (
+                "run: shell is not allowed on this server; an admin can enable it with `stigmer server --allow-run`"
+            )
+            assert not marker.exists()

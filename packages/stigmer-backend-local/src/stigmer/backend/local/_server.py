@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stigmer.backend.local._server_dispatch import ExecutionDispatcher, InlineDispatcher, NoDispatcher
+from stigmer.backend.local._server_dispatch import ChildDispatcher, ExecutionDispatcher, NoDispatcher
 from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
 from stigmer.core import Backend, FailedPrecondition, InvalidArgument, Settings, TemporalConnection
 
@@ -60,6 +60,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# Where a process of this host reaches a server bound to a wildcard address.
+_LOOPBACK_OF = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def _format_address(host: str, port: int) -> str:
@@ -128,14 +132,16 @@ async def serve(
     Every call needs a bearer token (see :class:`TokenStore`); on first start an admin token is
     written to ``$STIGMER_HOME/tokens/admin`` (0600). Listening on a non-loopback address without
     TLS is refused unless ``insecure``. Executions the server creates are run by ``dispatcher``
-    (default: in-process with the installed runners). ``ready`` is set, and ``on_ready`` called with
+    (default: a :class:`ChildDispatcher`, one child process per execution with the installed
+    runners, which reach the server at its own address, or at an extra loopback port when the
+    server uses TLS, with a token scoped to their execution). ``ready`` is set, and ``on_ready`` called with
     the bound ``host:port``, once the server accepts calls. On shutdown, in-flight calls get
     ``grace`` seconds to finish and open watch streams end with UNAVAILABLE (clients resume).
     """
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
-    from stigmer.backend.local._auth import AuthInterceptor
+    from stigmer.backend.local._auth import AuthInterceptor, ExecutionTokens
     from stigmer.backend.local._servicer import BackendServicer
     from stigmer.proto.v1 import backend_service_pb2, backend_service_pb2_grpc
 
@@ -148,8 +154,9 @@ async def serve(
     store = tokens if tokens is not None else TokenStore(home=home)
     await asyncio.to_thread(ensure_admin_token, store, home)
 
-    interceptor = AuthInterceptor(store)
-    servicer = BackendServicer(backend, dispatcher if dispatcher is not None else InlineDispatcher(backend))
+    execution_tokens = ExecutionTokens()
+    interceptor = AuthInterceptor(store, execution_tokens)
+    servicer = BackendServicer(backend, dispatcher if dispatcher is not None else ChildDispatcher(backend))
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=_server_options(),
@@ -178,6 +185,14 @@ async def serve(
             store.close()
         raise FailedPrecondition(f"cannot listen on {listen}: the address is in use or not available here")
     actual = _format_address(host, bound)
+    bind_children = getattr(servicer.dispatcher, "bind", None)
+    if bind_children is not None:
+        if credentials is None:
+            child_address = _format_address(_LOOPBACK_OF.get(host, host), bound)
+        else:  # children reach the server on a plaintext loopback port of their own
+            child_port = server.add_insecure_port("127.0.0.1:0")
+            child_address = f"127.0.0.1:{child_port}"
+        bind_children(f"grpc://{child_address}", execution_tokens)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -244,6 +259,7 @@ def run_server(
     insecure: bool = False,
     *,
     run_executions: bool = True,
+    allow_run: bool = False,
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
@@ -252,7 +268,9 @@ def run_server(
 
     ``database_url`` defaults to ``$STIGMER_DATABASE_URL``. Tokens are kept in that database when
     there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
-    server runs the executions it creates with the installed runners.
+    server runs the executions it creates with the installed runners, each in a child process.
+    ``allow_run`` grants executions the ``run`` capability (``run: shell|script``, stdio MCP
+    servers): off unless the admin enables it (``--allow-run``).
 
     With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
@@ -269,9 +287,13 @@ def run_server(
 
         # Validate the address and TLS files before opening any database.
         _check_bind(listen, tls_cert, tls_key, insecure)
-        backend: Any = LocalBackend(database_url=database_url, home=resolved_home)
+        backend: Any = LocalBackend(database_url=database_url, home=resolved_home, allow_run=allow_run)
         store = TokenStore(database_url=database_url, home=resolved_home)
-        dispatcher: ExecutionDispatcher = InlineDispatcher(backend) if run_executions else NoDispatcher()
+        dispatcher: ExecutionDispatcher = ChildDispatcher(backend) if run_executions else NoDispatcher()
+        if allow_run:
+            logger.warning(
+                "executions may run local commands (run: shell|script, stdio MCP servers): --allow-run"
+            )
         if connection is not None:  # full stack: executions become Temporal workflows run by workers
             from stigmer.backend.local._dispatch_temporal import temporal_dispatch
 

@@ -1,27 +1,46 @@
 """Who runs the executions a server creates.
 
-Without Temporal configured, the server runs them itself with the runners' Lite hosts
-(:class:`InlineDispatcher`). A Temporal dispatcher can replace it later behind the same
-:class:`ExecutionDispatcher` interface; :class:`NoDispatcher` leaves executions PENDING for
-external runner workers.
+Without Temporal configured, the server runs each one in a child process of its own
+(:class:`ChildDispatcher`): ``python -m stigmer.runner.<workflow|agent> --execution ID``, with a
+scrubbed environment, talking back to the server over gRPC with a token scoped to that execution.
+Nothing a user wrote (jq, a shell command, an MCP server) runs in the server's process or sees its
+environment, and no run can stall the server's event loop. The Temporal dispatcher replaces it
+behind the same :class:`ExecutionDispatcher` interface; :class:`NoDispatcher` leaves executions
+PENDING for external runner workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import re
+import shutil
+import signal
 import socket
-from collections.abc import Callable
-from typing import Any, Protocol
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
-from stigmer.core import Backend, PluginNotFound, StigmerError, load_runner
+from stigmer.core import Backend, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["ExecutionDispatcher", "InlineDispatcher", "NoDispatcher", "runner_name"]
+if TYPE_CHECKING:
+    from stigmer.backend.local._auth import ExecutionTokens
+
+__all__ = [
+    "CHILD_ENVIRONMENT",
+    "ChildDispatcher",
+    "ExecutionDispatcher",
+    "NoDispatcher",
+    "child_environment",
+    "runner_command",
+    "runner_name",
+]
 
 logger = logging.getLogger("stigmer.backend.local.server")
 
@@ -47,7 +66,7 @@ class ExecutionDispatcher(Protocol):
         ...
 
     # Optional: ``async def recover(self) -> list[str]`` — called once at server start to pick up
-    # executions a dead process left running (see InlineDispatcher.recover).
+    # executions a dead process left running (see ChildDispatcher.recover).
 
 
 class NoDispatcher:
@@ -84,24 +103,45 @@ def orphaned(runner: str, hostname: str | None = None) -> bool:
     return False
 
 
-class InlineDispatcher:
-    """Runs each execution in a background asyncio task with ``load_runner(...).execute``.
+class ChildDispatcher:
+    """Runs each execution in a child process: ``python -m stigmer.runner.<name> --execution ID``.
 
-    ``load`` maps a runner name (``agent`` or ``workflow``) to a runner; it defaults to the
-    ``stigmer.runners`` entry points.
+    The child gets only ``PATH``, locale, ``TZ``, TLS-roots and proxy variables of the server's
+    environment, and a private temporary ``HOME`` (also its working directory and ``TMPDIR``),
+    removed when it exits. Its credential, a token scoped to the execution
+    (:class:`ExecutionTokens`), is written to its stdin, never to its arguments or environment,
+    and revoked when it exits; the server keeps that pipe open, so a child whose server died exits
+    at once (``--watch-stdin``). A child that dies without finishing its execution fails it with
+    the reason. ``command`` maps a runner name to the command that starts it (None: not
+    installed). :meth:`bind` (called by ``serve``) gives the server's address and token registry.
     """
 
-    def __init__(self, backend: Backend, load: Callable[[str], Any] = load_runner) -> None:
+    def __init__(self, backend: Backend, *, command: Callable[[str], list[str] | None] | None = None) -> None:
         self._backend = backend
-        self._load = load
+        self._command = command if command is not None else runner_command
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._children: dict[str, asyncio.subprocess.Process] = {}
+        self._endpoint = ""
+        self._tokens: ExecutionTokens | None = None
+        self._stopping = False
+
+    def bind(self, endpoint: str, tokens: ExecutionTokens) -> None:
+        """The ``grpc://`` address children reach the server at, and where their tokens are issued."""
+        self._endpoint = endpoint
+        self._tokens = tokens
 
     @property
     def running(self) -> int:
         """How many executions are being run right now."""
         return sum(1 for task in self._tasks.values() if not task.done())
 
+    def children(self) -> dict[str, int]:
+        """The process id of the child running each execution right now."""
+        return {execution_id: proc.pid for execution_id, proc in self._children.items()}
+
     def start(self, execution: execution_pb2.Execution) -> None:
+        if self._stopping:
+            return
         execution_id = execution.metadata.id
         previous = self._tasks.get(execution_id)
         task = asyncio.create_task(
@@ -120,28 +160,69 @@ class InlineDispatcher:
             # Never run one execution twice at once: a resume waits for the earlier run to return.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(previous)
+        if self._stopping:
+            return
         name = runner_name(kind)
-        try:
-            runner = self._load(name)
-        except PluginNotFound as err:
-            logger.warning("cannot run %s: %s", execution_id, err)
+        argv = self._command(name)
+        if argv is None:
+            logger.warning("cannot run %s: the %s runner is not installed", execution_id, name)
             await self._fail(
                 execution_id,
                 title="runner not installed",
-                detail=f"no '{name}' runner is installed on the server: {err}",
+                detail=f"no '{name}' runner is installed on the server; install it with: "
+                f"pip install stigmer-runner-{name}",
             )
             return
+        if self._tokens is None:
+            raise RuntimeError("ChildDispatcher.bind() was not called: serve() binds it")
+        token = self._tokens.issue(execution_id)
+        home = tempfile.mkdtemp(prefix="stigmer-run-")
+        code: int | None = None
         try:
-            await runner.execute(self._backend, execution_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # Only the type is recorded: an exception message might quote a resolved secret.
-            logger.exception("runner %r failed on execution %s", name, execution_id)
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                "--execution",
+                execution_id,
+                "--endpoint",
+                self._endpoint,
+                "--token-file",
+                "-",
+                "--watch-stdin",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                env=child_environment(home),
+                cwd=home,
+                start_new_session=True,  # a Ctrl-C at the server's terminal reaches the server only
+            )
+            self._children[execution_id] = proc
+            logger.info("running execution %s in child process %d", execution_id, proc.pid)
+            assert proc.stdin is not None
+            proc.stdin.write(token.encode("ascii") + b"\n")
+            with contextlib.suppress(ConnectionError):
+                await proc.stdin.drain()
+            # stdin stays open: its end of file tells the child that the server is gone.
+            code = await proc.wait()
+        except OSError as err:
+            logger.warning("cannot start the %s runner for %s: %s", name, execution_id, err)
             await self._fail(
                 execution_id,
-                title="runner error",
-                detail=f"the {name} runner stopped unexpectedly ({type(exc).__name__}); see the server log",
+                title="runner not started",
+                detail=f"the server could not start the {name} runner process ({err.strerror or err})",
+            )
+            return
+        finally:
+            self._tokens.revoke(execution_id)
+            child = self._children.pop(execution_id, None)
+            if child is not None and child.stdin is not None:
+                child.stdin.close()
+            shutil.rmtree(home, ignore_errors=True)
+        if code != 0 and not self._stopping:
+            logger.warning("the %s runner of %s ended with %s", name, execution_id, _exit_reason(code))
+            await self._fail(
+                execution_id,
+                title="runner process died",
+                detail=f"the {name} runner process {_exit_reason(code)} before the execution finished; "
+                "see the server log",
             )
 
     async def _fail(self, execution_id: str, *, title: str, detail: str) -> None:
@@ -187,12 +268,76 @@ class InlineDispatcher:
                 return resumed
 
     async def shutdown(self, grace: float) -> None:
+        """Let the children finish for up to ``grace`` seconds, then terminate them: their
+        executions stay RUNNING and are resumed by the next start (:meth:`recover`)."""
+        self._stopping = True
         tasks = [task for task in self._tasks.values() if not task.done()]
         if not tasks:
             return
         _done, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
+        if not pending:
+            return
+        logger.warning(
+            "stopping %d running execution(s) at shutdown; they resume on the next start", len(pending)
+        )
+        for proc in list(self._children.values()):
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        _done, pending = await asyncio.wait(pending, timeout=5.0)
+        for proc in list(self._children.values()):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
         if pending:
-            logger.warning("stopped %d running execution(s) at shutdown", len(pending))
             await asyncio.wait(pending, timeout=5.0)
+
+
+def runner_command(name: str) -> list[str] | None:
+    """How to start the ``name`` runner with the server's own interpreter; None if not installed."""
+    module = f"stigmer.runner.{name}"
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        return None
+    return [sys.executable, "-m", module]
+
+
+#: What a runner child keeps of the server's environment (besides ``LC_*``): nothing that opens
+#: the store (``STIGMER_*``: master key, database URL, tokens) and no credentials of the server.
+CHILD_ENVIRONMENT = (
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+
+
+def child_environment(home: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a runner child whose private home (and temp folder) is ``home``."""
+    source = os.environ if environ is None else environ
+    env = {key: value for key, value in source.items() if key in CHILD_ENVIRONMENT or key.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    env.update({"HOME": home, "TMPDIR": home})
+    return env
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "could not be waited for"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory, or killed by someone)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code}"

@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave executions PENDING for external runner workers instead of running them here",
     )
+    parser.add_argument(
+        "--allow-run",
+        action="store_true",
+        help="let executions start local processes (run: shell|script, stdio MCP servers); "
+        "off by default: any user could run commands as the server's OS user",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     add_temporal_arguments(
         parser,
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             args.tls_key,
             args.insecure,
             run_executions=not args.no_run_executions,
+            allow_run=args.allow_run,
             on_ready=announce,
             temporal=temporal,
         )

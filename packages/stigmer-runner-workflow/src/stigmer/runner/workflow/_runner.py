@@ -250,7 +250,10 @@ class _BackendHost(InProcessHost):
 
     async def _child(self, spec: execution_pb2.ExecutionSpec, runner_name: str) -> Any:
         await self._reporter.flush()
-        created = await self._backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        # This host runs the child itself: a server must not dispatch it a second time.
+        created = await self._backend.create_execution(
+            svc.CreateExecutionRequest(spec=spec, dispatch_by_caller=True)
+        )
         runner = self._runner if runner_name == "workflow" else load_runner(runner_name)
         finished = await runner.execute(self._backend, created.metadata.id)
         if finished.status.phase == P.PHASE_SUCCEEDED:
