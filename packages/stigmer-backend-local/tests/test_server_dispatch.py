@@ -1,115 +1,131 @@
-"""Executions created through the server are run by the runners (Lite hosts) in the background."""
+"""Executions created through the server run in child processes (the real runners, started with
+``python -m stigmer.runner.<name> --execution ID``) that talk back to a real server over gRPC."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf import json_format
 from stigmer.backend.local import LocalBackend
 from stigmer.backend.local._server import serve
-from stigmer.backend.local._server_dispatch import InlineDispatcher, runner_name
+from stigmer.backend.local._server_dispatch import (
+    ChildDispatcher,
+    child_environment,
+    orphaned,
+    runner_command,
+    runner_name,
+)
 from stigmer.backend.local._tokens import admin_token_path
-from stigmer.core import Backend, PluginNotFound
-from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2, workflow_pb2
+from stigmer.core import parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 P = execution_pb2
+REFUSAL = "run: shell is not allowed on this server; an admin can enable it with `stigmer server --allow-run`"
+pytestmark = pytest.mark.timeout(120)
 
 
-class ScriptedRunner:
-    """A runner that asks for approval on its first run and finishes on the next."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Backend, str]] = []
-        self.fail_with: Exception | None = None
-
-    async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
-        self.calls.append((backend, execution_id))
-        if self.fail_with is not None:
-            await backend.update_execution_status(
-                svc.UpdateExecutionStatusRequest(execution_id=execution_id, phase=P.PHASE_RUNNING)
-            )
-            raise self.fail_with
-        if len(self.calls) == 1:
-            await backend.update_execution_status(
-                svc.UpdateExecutionStatusRequest(execution_id=execution_id, phase=P.PHASE_RUNNING)
-            )
-            return await backend.update_execution_status(
-                svc.UpdateExecutionStatusRequest(
-                    execution_id=execution_id,
-                    phase=P.PHASE_WAITING_APPROVAL,
-                    pending_approval=P.ApprovalRequest(id="call-1", tool="create_issue"),
-                )
-            )
-        return await backend.update_execution_status(
-            svc.UpdateExecutionStatusRequest(execution_id=execution_id, phase=P.PHASE_SUCCEEDED)
-        )
+def workflow(name: str, tasks: str) -> str:
+    return (
+        f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n"
+        f"  document: {{dsl: 1.0.0, namespace: t, name: {name}, version: 1.0.0}}\n  do:\n{tasks}"
+    )
 
 
-class Harness:
-    def __init__(self, address: str, token: str, backend: LocalBackend) -> None:
+SET = workflow("flow", "    - a: {set: {x: 1}}\n")
+SLOW = workflow(
+    "slow",
+    "    - first: {set: {a: 1}}\n    - pause: {wait: {seconds: 2}}\n    - last: {set: {a: '${ .a }', b: 2}}\n",
+)
+STUCK = workflow("stuck", "    - first: {set: {a: 1}}\n    - pause: {wait: {seconds: 60}}\n")
+
+
+class Server:
+    """A real server (in this process) whose executions run in child processes."""
+
+    def __init__(self, address: str, token: str, backend: LocalBackend, dispatcher: ChildDispatcher) -> None:
         self.channel = grpc.aio.insecure_channel(address)
         self.stub = svc_grpc.BackendServiceStub(self.channel)
         self.meta = (("authorization", f"Bearer {token}"),)
         self.backend = backend
+        self.dispatcher = dispatcher
+        self.task: asyncio.Task[None] | None = None
 
-    async def create(self, kind: str) -> str:
-        if kind == "Agent":
-            resource = resource_pb2.Resource(
-                agent=agent_pb2.Agent(
-                    api_version="stigmer.ai/v1",
-                    kind="Agent",
-                    metadata=meta_pb2.Metadata(name="bot"),
-                    spec=agent_pb2.AgentSpec(
-                        instructions="hi", model=agent_pb2.ModelConfig(provider="openai", name="m")
-                    ),
-                )
-            )
-        else:
-            doc = resource_pb2.Resource(
-                workflow=workflow_pb2.Workflow(
-                    api_version="stigmer.ai/v1", kind="Workflow", metadata=meta_pb2.Metadata(name="flow")
-                )
-            )
-            doc.workflow.spec.update(
-                {
-                    "document": {"dsl": "1.0.0", "namespace": "t", "name": "flow", "version": "1.0.0"},
-                    "do": [{"a": {"set": {"x": 1}}}],
-                }
-            )
-            resource = doc
-        await self.stub.Apply(svc.ApplyRequest(resource=resource), metadata=self.meta)
-        name = "bot" if kind == "Agent" else "flow"
+    async def apply(self, text: str) -> None:
+        for loaded in parse_manifest(text, "test.yaml"):
+            await self.stub.Apply(svc.ApplyRequest(resource=loaded.resource), metadata=self.meta)
+
+    async def run(self, name: str) -> str:
         created = await self.stub.CreateExecution(
             svc.CreateExecutionRequest(
-                spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind=kind, name=name), message="hi")
+                spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
             ),
             metadata=self.meta,
         )
         return str(created.metadata.id)
 
-    async def wait_phase(self, execution_id: str, *phases: int) -> execution_pb2.Execution:
-        for _ in range(200):
-            got = await self.stub.GetExecution(svc.GetExecutionRequest(id=execution_id), metadata=self.meta)
-            if got.status.phase in phases:
-                return got  # type: ignore[no-any-return]
+    async def get(self, execution_id: str) -> execution_pb2.Execution:
+        got: execution_pb2.Execution = await self.stub.GetExecution(
+            svc.GetExecutionRequest(id=execution_id), metadata=self.meta
+        )
+        return got
+
+    async def until(
+        self, execution_id: str, check: Callable[[execution_pb2.Execution], bool], timeout: float = 60
+    ) -> execution_pb2.Execution:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            got = await self.get(execution_id)
+            if check(got):
+                return got
+            assert loop.time() < deadline, f"execution {execution_id} never got there: {got.status}"
             await asyncio.sleep(0.05)
-        raise AssertionError(f"execution {execution_id} never reached {phases}: {got.status}")
+
+    async def phase(self, execution_id: str, *phases: int) -> execution_pb2.Execution:
+        return await self.until(execution_id, lambda e: e.status.phase in phases)
+
+    async def child_of(self, execution_id: str) -> int:
+        """The pid of the child process running ``execution_id`` (once it reported RUNNING)."""
+        await self.until(
+            execution_id,
+            lambda e: e.status.phase == P.PHASE_RUNNING and execution_id in self.dispatcher.children(),
+        )
+        return self.dispatcher.children()[execution_id]
+
+
+Start = Callable[..., Awaitable[Server]]
 
 
 @pytest_asyncio.fixture
-async def make(tmp_path: Path) -> AsyncIterator[Any]:
-    started: list[tuple[asyncio.Task[None], Harness]] = []
-    backend = LocalBackend(f"sqlite:///{tmp_path / 's.db'}", home=tmp_path, master_key=os.urandom(32))
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    started: list[tuple[asyncio.Task[None], Server]] = []
+    backends: dict[bool, LocalBackend] = {}
 
-    async def factory(load: Any) -> Harness:
+    async def factory(*, allow_run: bool = False, grace: float = 10.0, **options: Any) -> Server:
+        backend = backends.get(allow_run)
+        if backend is None:
+            backend = LocalBackend(
+                f"sqlite:///{tmp_path / f's{int(allow_run)}.db'}",
+                home=tmp_path,
+                master_key=os.urandom(32),
+                allow_run=allow_run,
+            )
+            backends[allow_run] = backend
+        dispatcher = ChildDispatcher(backend, **options)
         ready = asyncio.Event()
         bound: list[str] = []
         task = asyncio.create_task(
@@ -119,21 +135,30 @@ async def make(tmp_path: Path) -> AsyncIterator[Any]:
                 home=tmp_path,
                 ready=ready,
                 on_ready=bound.append,
-                dispatcher=InlineDispatcher(backend, load=load),
+                dispatcher=dispatcher,
+                grace=grace,
             )
         )
         await asyncio.wait_for(ready.wait(), 30)
-        harness = Harness(bound[0], admin_token_path(tmp_path).read_text().strip(), backend)
-        started.append((task, harness))
-        return harness
+        server = Server(bound[0], admin_token_path(tmp_path).read_text().strip(), backend, dispatcher)
+        server.task = task
+        started.append((task, server))
+        return server
 
     yield factory
-    for task, harness in started:
-        await harness.channel.close()
-        task.cancel()
+    for task, server in started:
+        await server.channel.close()
+        if not task.done():
+            task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    await backend.close()
+    for backend in backends.values():
+        await backend.close()
+
+
+def runner_pid(execution: execution_pb2.Execution) -> int:
+    """The process id in a runner identity ``host:pid:workflow``."""
+    return int(execution.status.runner.split(":")[1])
 
 
 def test_runner_name_by_kind() -> None:
@@ -141,105 +166,187 @@ def test_runner_name_by_kind() -> None:
     assert runner_name("AgentExecution") == "agent"
 
 
-async def test_created_execution_is_run_and_resumed_after_approval(make: Any) -> None:
-    runner = ScriptedRunner()
-    asked: list[str] = []
+def test_runners_are_started_with_the_servers_interpreter_by_their_public_package() -> None:
+    assert runner_command("workflow") == [sys.executable, "-m", "stigmer.runner.workflow"]
+    assert runner_command("agent") == [sys.executable, "-m", "stigmer.runner.agent"]
+    assert runner_command("no-such-runner") is None
 
-    def load(name: str) -> ScriptedRunner:
-        asked.append(name)
-        return runner
 
-    h = await make(load)
-    execution_id = await h.create("Agent")
-    waiting = await h.wait_phase(execution_id, P.PHASE_WAITING_APPROVAL)
-    assert waiting.status.pending_approval.tool == "create_issue"
-    assert asked == ["agent"]
-    assert runner.calls[0] == (h.backend, execution_id)
-    approved = await h.stub.SubmitApproval(
-        svc.SubmitApprovalRequest(execution_id=execution_id, approval_id="call-1", approved=True),
-        metadata=h.meta,
+def test_the_child_environment_keeps_nothing_of_the_store() -> None:
+    server_env = {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": "/root",
+        "STIGMER_MASTER_KEY": "k" * 44,
+        "STIGMER_DATABASE_URL": "postgresql://u:p@db/stigmer",
+        "STIGMER_HOME": "/srv/stigmer",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "OPENAI_API_KEY": "sk-server",
+    }
+    env = child_environment("/tmp/stigmer-run-x", server_env)
+    assert env == {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": "/tmp/stigmer-run-x",
+        "TMPDIR": "/tmp/stigmer-run-x",
+    }
+
+
+async def test_an_execution_runs_in_a_child_process_with_a_scoped_token(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="stigmer.backend.local.server")
+    server = await start()
+    await server.apply(SET)
+    execution_id = await server.run("flow")
+    done = await server.phase(execution_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert json_format.MessageToDict(done.status.output) == {"x": 1}
+    pid = runner_pid(done)
+    assert pid != os.getpid()
+    assert f"running execution {execution_id} in child process {pid}" in caplog.text
+    # The child called in with a token of its own (xtk_...), which is gone once it exited.
+    child_calls = re.findall(r"rpc method=(\w+) code=OK .* token=(xtk_\w+)", caplog.text)
+    assert {"GetExecution", "UpdateExecutionStatus"} <= {method for method, _ in child_calls}
+    assert len({token for _, token in child_calls}) == 1
+    await server.until(execution_id, lambda _e: server.dispatcher.running == 0)
+    assert server.dispatcher.tokens is not None and len(server.dispatcher.tokens) == 0
+
+
+async def test_the_scoped_token_resolves_while_the_run_lasts_and_is_revoked_after(start: Start) -> None:
+    server = await start()
+    await server.apply(SLOW)
+    execution_id = await server.run("slow")
+    await server.child_of(execution_id)
+    tokens = server.dispatcher.tokens
+    assert tokens is not None and len(tokens) == 1
+    done = await server.phase(execution_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    await server.until(execution_id, lambda _e: server.dispatcher.running == 0)
+    assert len(tokens) == 0
+
+
+async def test_a_shell_task_is_refused_without_allow_run_and_nothing_runs(
+    start: Start, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    server = await start()
+    await server.apply(workflow("pwn", f"    - sh: {{run: {{shell: {{command: 'id; touch {marker}'}}}}}}\n"))
+    execution_id = await server.run("pwn")
+    failed = await server.phase(execution_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert failed.status.phase == P.PHASE_FAILED
+    assert failed.status.error.detail == REFUSAL
+    assert failed.status.error.status == 403
+    assert not marker.exists()
+
+
+async def test_with_allow_run_a_shell_task_runs_in_a_scrubbed_grandchild(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the server's process holds must not reach what a user's command sees.
+    monkeypatch.setenv("STIGMER_MASTER_KEY", "bWFzdGVyLWtleS1jYW5hcnktdmFsdWUtMDEyMzQ1Njc=")
+    monkeypatch.setenv("STIGMER_DATABASE_URL", "postgresql://stigmer:db-canary-pw@db/stigmer")
+    monkeypatch.setenv("SERVER_ONLY_TOKEN", "server-canary-7f3a")
+    server = await start(allow_run=True)
+    await server.apply(workflow("look", "    - sh: {run: {shell: {command: 'echo PPID=$PPID; env'}}}\n"))
+    execution_id = await server.run("look")
+    done = await server.phase(execution_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    stdout = json_format.MessageToDict(done.status.output)
+    assert isinstance(stdout, str)
+    lines = stdout.splitlines()
+    ppid = int(next(line for line in lines if line.startswith("PPID="))[5:])
+    assert ppid == runner_pid(done) != os.getpid()  # the shell's parent is the runner child
+    assert not [line for line in lines if line.startswith("STIGMER_")]
+    for canary in ("db-canary-pw", "server-canary-7f3a", "bWFzdGVyLWtleS1jYW5hcnk"):
+        assert canary not in stdout
+    home = next(line for line in lines if line.startswith("HOME="))[5:]
+    assert home != os.environ.get("HOME") and "stigmer-run-" in home
+    assert not Path(home).exists()  # the private home went with the child
+
+
+async def test_a_child_that_dies_fails_its_execution_with_the_reason(start: Start) -> None:
+    server = await start()
+    await server.apply(STUCK)
+    execution_id = await server.run("stuck")
+    pid = await server.child_of(execution_id)
+    os.kill(pid, signal.SIGKILL)
+    failed = await server.phase(execution_id, P.PHASE_FAILED)
+    assert failed.status.error.title == "runner process died"
+    assert failed.status.error.detail == (
+        "the workflow runner process was killed by SIGKILL (out of memory, or killed by someone) "
+        "before the execution finished; see the server log"
     )
-    assert approved.status.phase == P.PHASE_RUNNING
-    done = await h.wait_phase(execution_id, P.PHASE_SUCCEEDED)
-    assert done.status.phase == P.PHASE_SUCCEEDED
-    assert [c[1] for c in runner.calls] == [execution_id, execution_id]
+    tokens = server.dispatcher.tokens
+    assert tokens is not None and len(tokens) == 0
 
 
-async def test_an_execution_the_caller_dispatches_is_left_to_the_caller(make: Any) -> None:
-    runner = ScriptedRunner()
-    h = await make(lambda name: runner)
-    dispatched = await h.create("Workflow")  # the server runs this one
-    await h.wait_phase(dispatched, P.PHASE_WAITING_APPROVAL)
-    created = await h.stub.CreateExecution(
-        svc.CreateExecutionRequest(
-            spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="flow")),
-            dispatch_by_caller=True,
-        ),
-        metadata=h.meta,
-    )
-    await asyncio.sleep(0.5)
-    again = await h.stub.GetExecution(svc.GetExecutionRequest(id=created.metadata.id), metadata=h.meta)
-    assert again.status.phase == P.PHASE_PENDING
-    assert [call[1] for call in runner.calls] == [dispatched]
-
-
-async def test_missing_runner_fails_the_execution_naming_the_package(make: Any) -> None:
-    def load(name: str) -> Any:
-        raise PluginNotFound(
-            f"no '{name}' plugin in entry-point group 'stigmer.runners' (installed: none); "
-            f"install it with: pip install stigmer-runner-{name}"
-        )
-
-    h = await make(load)
-    execution_id = await h.create("Workflow")
-    failed = await h.wait_phase(execution_id, P.PHASE_FAILED)
+async def test_a_missing_runner_fails_the_execution_naming_the_package(start: Start) -> None:
+    server = await start(command=lambda name: None)
+    await server.apply(SET)
+    execution_id = await server.run("flow")
+    failed = await server.phase(execution_id, P.PHASE_FAILED)
     assert failed.kind == "WorkflowExecution"
     assert failed.status.error.title == "runner not installed"
     assert "pip install stigmer-runner-workflow" in failed.status.error.detail
 
 
-async def test_crashing_runner_fails_the_execution_without_its_message(make: Any) -> None:
-    runner = ScriptedRunner()
-    runner.fail_with = RuntimeError("the value was hunter2")
-    h = await make(lambda name: runner)
-    execution_id = await h.create("Agent")
-    failed = await h.wait_phase(execution_id, P.PHASE_FAILED)
-    assert "RuntimeError" in failed.status.error.detail
-    assert "hunter2" not in failed.status.error.detail
-    # The server keeps serving.
-    again = await h.stub.GetExecution(svc.GetExecutionRequest(id=execution_id), metadata=h.meta)
-    assert again.status.phase == P.PHASE_FAILED
+async def test_the_server_answers_while_a_run_computes(start: Start) -> None:
+    """A heavy jq expression keeps its child busy, never the server's event loop."""
+    server = await start()
+    await server.apply(
+        workflow("heavy", "    - crunch: {set: {n: '${ reduce range(0; 6000000) as $i (0; . + $i) }'}}\n")
+    )
+    execution_id = await server.run("heavy")
+    await server.child_of(execution_id)
+    await asyncio.sleep(0.5)  # the child loads the definition and starts computing
+    answered = 0
+    for _ in range(20):
+        await server.stub.List(svc.ListRequest(kind="Workflow"), metadata=server.meta)
+        answered += 1
+    still = await server.get(execution_id)
+    # Twenty calls were answered while the expression was still being computed.
+    assert answered == 20
+    assert still.status.phase == P.PHASE_RUNNING
+    done = await server.phase(execution_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert json_format.MessageToDict(done.status.output) == {"n": 17999997000000}
 
 
-async def test_failed_create_dispatches_nothing(make: Any) -> None:
-    runner = ScriptedRunner()
-    h = await make(lambda name: runner)
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await h.stub.CreateExecution(
-            svc.CreateExecutionRequest(
-                spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="absent"))
-            ),
-            metadata=h.meta,
-        )
-    assert info.value.code() == grpc.StatusCode.NOT_FOUND
-    await asyncio.sleep(0.1)
-    assert runner.calls == []
+async def test_shutdown_stops_children_and_the_next_start_resumes_their_executions(start: Start) -> None:
+    first = await start(grace=0.2)
+    await first.apply(SLOW)
+    execution_id = await first.run("slow")
+    await first.until(execution_id, lambda e: e.status.phase == P.PHASE_RUNNING and bool(e.status.checkpoint))
+    pid = await first.child_of(execution_id)
+    assert first.task is not None
+    first.task.cancel()  # what SIGTERM does: a graceful shutdown
+    with pytest.raises(asyncio.CancelledError):
+        await first.task
+    left = await first.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    assert left.status.phase == P.PHASE_RUNNING  # not failed: stopped for a restart
+    assert orphaned(left.status.runner)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+    second = await start()
+    done = await second.phase(execution_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert json_format.MessageToDict(done.status.output) == {"a": 1, "b": 2}
+    assert runner_pid(done) != pid
 
 
 def dead_pid() -> int:
-    import subprocess
-    import sys
-
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
 
 
 def test_orphaned_runner_identities() -> None:
-    import socket
-
-    from stigmer.backend.local._server_dispatch import orphaned
-
     host, gone = socket.gethostname(), dead_pid()
     assert orphaned(f"{host}:{gone}:workflow")
     assert orphaned(f"agent-runner@{host}:{gone}")
@@ -250,29 +357,18 @@ def test_orphaned_runner_identities() -> None:
     assert not orphaned("")
 
 
-async def test_recover_resumes_only_executions_of_dead_local_processes(tmp_path: Path) -> None:
-    import socket
-
-    backend = LocalBackend(f"sqlite:///{tmp_path / 's.db'}", home=tmp_path, master_key=os.urandom(32))
-    agent = resource_pb2.Resource(
-        agent=agent_pb2.Agent(
-            api_version="stigmer.ai/v1",
-            kind="Agent",
-            metadata=meta_pb2.Metadata(name="bot"),
-            spec=agent_pb2.AgentSpec(
-                instructions="hi", model=agent_pb2.ModelConfig(provider="openai", name="m")
-            ),
-        )
-    )
-    await backend.apply(svc.ApplyRequest(resource=agent))
+async def test_start_resumes_only_executions_of_dead_local_processes(start: Start, tmp_path: Path) -> None:
+    backend = LocalBackend(f"sqlite:///{tmp_path / 's0.db'}", home=tmp_path, master_key=os.urandom(32))
+    for loaded in parse_manifest(SET, "flow.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     ids = {}
     for label, runner in (
-        ("dead", f"{socket.gethostname()}:{dead_pid()}:agent"),
-        ("alive", f"{socket.gethostname()}:{os.getppid()}:agent"),
+        ("dead", f"{socket.gethostname()}:{dead_pid()}:workflow"),
+        ("alive", f"{socket.gethostname()}:{os.getppid()}:workflow"),
     ):
         created = await backend.create_execution(
             svc.CreateExecutionRequest(
-                spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"))
+                spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="flow"))
             )
         )
         await backend.update_execution_status(
@@ -281,12 +377,10 @@ async def test_recover_resumes_only_executions_of_dead_local_processes(tmp_path:
             )
         )
         ids[label] = created.metadata.id
-    runner = ScriptedRunner()
-    runner.calls.append((backend, "earlier run"))  # so the scripted runner finishes at once
-    dispatcher = InlineDispatcher(backend, load=lambda name: runner)
-    assert await dispatcher.recover() == [ids["dead"]]
-    await dispatcher.shutdown(10)
-    assert [c[1] for c in runner.calls[1:]] == [ids["dead"]]
-    done = await backend.get_execution(svc.GetExecutionRequest(id=ids["dead"]))
-    assert done.status.phase == P.PHASE_SUCCEEDED
     await backend.close()
+
+    server = await start()  # the same database file: recover() runs at start
+    done = await server.phase(ids["dead"], P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    alive = await server.get(ids["alive"])
+    assert alive.status.phase == P.PHASE_RUNNING

@@ -110,6 +110,8 @@ class Supervisor:
                 str(self.paths.home),
                 "--temporal",
                 s.temporal_address,
+                # One person's own stack: their runs may start local processes, as in Lite.
+                "--allow-run",
             ]
         module = (
             "stigmer.runner.workflow._worker" if name == "workflow-runner" else "stigmer.runner.agent._worker"

@@ -68,6 +68,14 @@ def server(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback address without TLS (not recommended).")
     ] = False,
+    allow_run: Annotated[
+        bool,
+        typer.Option(
+            "--allow-run",
+            help="Let executions start local processes (run: shell|script, stdio MCP servers) as the "
+            "server's OS user; off by default.",
+        ),
+    ] = False,
     temporal: Annotated[
         str,
         typer.Option(
@@ -154,6 +162,7 @@ def server(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "insecure": insecure,
+        "allow_run": allow_run,
     }
     params = inspect.signature(run_server).parameters
     if connection is not None:

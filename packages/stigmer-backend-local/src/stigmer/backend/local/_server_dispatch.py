@@ -135,6 +135,11 @@ class ChildDispatcher:
         """How many executions are being run right now."""
         return sum(1 for task in self._tasks.values() if not task.done())
 
+    @property
+    def tokens(self) -> ExecutionTokens | None:
+        """The registry the children's tokens are issued in (set by :meth:`bind`)."""
+        return self._tokens
+
     def children(self) -> dict[str, int]:
         """The process id of the child running each execution right now."""
         return {execution_id: proc.pid for execution_id, proc in self._children.items()}
