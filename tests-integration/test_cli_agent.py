@@ -265,7 +265,7 @@ def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: StandInLLM, tmp_p
 
     server_home = tmp_path / "server-home"
     server_home.mkdir()
-    server = ServerProcess(home=server_home)
+    server = ServerProcess(home=server_home, args=["--allow-run"])  # the MCP server is a local command
     server.start()
     try:
         token = TokenStore(home=server_home).create(role="user").token

@@ -357,6 +357,22 @@ def test_orphaned_runner_identities() -> None:
     assert not orphaned("")
 
 
+def test_a_dead_runner_not_yet_reaped_is_orphaned() -> None:
+    """A child whose server was killed exits at once but stays a zombie until init reaps it."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/stat").read_bytes().split(b") ")[1][:1] != b"Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(proc.pid, 0)  # still "exists"
+        assert orphaned(f"{socket.gethostname()}:{proc.pid}:workflow")
+    finally:
+        proc.wait()
+
+
 async def test_start_resumes_only_executions_of_dead_local_processes(start: Start, tmp_path: Path) -> None:
     backend = LocalBackend(f"sqlite:///{tmp_path / 's0.db'}", home=tmp_path, master_key=os.urandom(32))
     for loaded in parse_manifest(SET, "flow.yaml"):

@@ -100,7 +100,18 @@ def orphaned(runner: str, hostname: str | None = None) -> bool:
         return True
     except PermissionError:
         return False  # alive, owned by someone else
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """True for a process that has exited but was not reaped yet (a runner child whose server died
+    waits for init to reap it; until then it still answers ``kill(pid, 0)``). Linux only."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 class ChildDispatcher:
