@@ -124,7 +124,8 @@ def stigmer(
             yield client
         return
     home = tmp_path / "server"
-    server = ServerProcess(home=home, database_url=f"sqlite:///{home / 'stigmer.db'}")
+    # One person's own server: its runs may start the stdio MCP server, as in Lite.
+    server = ServerProcess(home=home, database_url=f"sqlite:///{home / 'stigmer.db'}", args=["--allow-run"])
     server.start()
     try:
         with Stigmer(endpoint=server.endpoint, home=home) as client:  # the admin token of a loopback server
