@@ -120,3 +120,32 @@ def test_concurrency_must_be_a_positive_number(bad: str) -> None:
     with pytest.raises(SystemExit) as info:
         _command("x").build_parser().parse_args(["--concurrency", bad])
     assert info.value.code == 2
+
+
+def test_the_one_execution_mode_exists_for_a_runner_command_only() -> None:
+    plain = _command("x").build_parser()
+    with pytest.raises(SystemExit):
+        plain.parse_args(["--execution", "wex_1"])
+    runner = WorkerCommand(
+        prog="stigmer-test-runner",
+        description="a test worker",
+        default_queue="q",
+        default_concurrency=1,
+        concurrency_help="things",
+        package="stigmer-runner-test",
+        worker_module="x",
+        runner="workflow",
+    )
+    args = runner.build_parser().parse_args(["--execution", "wex_1", "--token-file", "-", "--watch-stdin"])
+    assert (args.execution, args.token_file, args.watch_stdin) == ("wex_1", "-", True)
+
+
+def test_a_token_on_stdin_is_read_up_to_its_line_end_only() -> None:
+    import io
+
+    from stigmer.core._run_once import read_token_line
+
+    stream = io.BytesIO(b"xtk_abc.secret\nwhat the parent writes later")
+    assert read_token_line(stream) == "xtk_abc.secret"
+    assert stream.read() == b"what the parent writes later"
+    assert read_token_line(io.BytesIO(b"")) == ""
