@@ -400,3 +400,30 @@ async def test_start_resumes_only_executions_of_dead_local_processes(start: Star
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
     alive = await server.get(ids["alive"])
     assert alive.status.phase == P.PHASE_RUNNING
+
+
+async def test_the_next_execution_runs_in_a_spare_started_ahead_which_shutdown_ends(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="stigmer.backend.local.server")
+    server = await start()
+    await server.apply(SET)
+    first = await server.phase(await server.run("flow"), P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert first.status.phase == P.PHASE_SUCCEEDED, first.status.error
+    await server.until(first.metadata.id, lambda _e: "workflow" in server.dispatcher.spares())
+    spare = server.dispatcher.spares()["workflow"]
+    assert spare != runner_pid(first)
+
+    second_id = await server.run("flow")
+    second = await server.phase(second_id, P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+    assert second.status.phase == P.PHASE_SUCCEEDED, second.status.error
+    assert runner_pid(second) == spare
+    assert f"running execution {second_id} in child process {spare} (started ahead)" in caplog.text
+
+    await server.until(second_id, lambda _e: "workflow" in server.dispatcher.spares())
+    next_spare = server.dispatcher.spares()["workflow"]
+    assert server.task is not None
+    server.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await server.task
+    assert orphaned(f"{socket.gethostname()}:{next_spare}:workflow")  # the spare is gone too

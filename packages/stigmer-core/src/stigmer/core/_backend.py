@@ -120,3 +120,8 @@ class Runner(Protocol):
     async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
         """Run (or resume) the execution with this id."""
         ...
+
+    async def prepare(self) -> None:
+        """Load ahead what a first ``execute`` needs (imports, compiled schemas) without touching
+        any backend, so a process started before its work arrives runs it at once."""
+        ...

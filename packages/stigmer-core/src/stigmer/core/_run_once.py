@@ -6,6 +6,10 @@ stdin (never in its arguments or environment), runs the execution with the runne
 and exits: 0 when the runner returned (whatever phase the execution reached), 1 when it failed.
 With ``watch_stdin`` it exits at once when its stdin closes: the server that started it is gone,
 and the execution is resumed by the server's next start.
+
+``--execution -`` starts a warm spare: it loads the runner (:func:`prepare`) first, then reads
+the execution id from stdin, then the token, so the server can start it before any execution
+exists and hand it one at once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 import threading
 from typing import IO
 
-__all__ = ["read_token_line", "run_once", "watch_parent"]
+__all__ = ["prepare", "read_token_line", "run_once", "watch_parent"]
 
 #: Exit code of a child whose parent (the server) went away.
 PARENT_GONE = 75
@@ -43,6 +47,14 @@ def watch_parent(stream: IO[bytes]) -> None:
         os._exit(PARENT_GONE)
 
     threading.Thread(target=watch, name="stigmer-parent-watch", daemon=True).start()
+
+
+def prepare(runner: str) -> None:
+    """Import the cloud backend and the runner, and let the runner load what its runs need."""
+    from stigmer.core._plugins import BACKENDS_GROUP, load_plugin, load_runner
+
+    load_plugin(BACKENDS_GROUP, "cloud")
+    asyncio.run(load_runner(runner).prepare())
 
 
 def run_once(*, prog: str, runner: str, endpoint: str, token: str | None, execution_id: str) -> int:

@@ -77,7 +77,8 @@ class WorkerCommand:
                 metavar="ID",
                 default=None,
                 help="run this one execution through the server (no Temporal) and exit; "
-                "how `stigmer server` runs executions in child processes",
+                "how `stigmer server` runs executions in child processes (with -: load the runner "
+                "first, then read the id from stdin, before the token)",
             )
             parser.add_argument(
                 "--watch-stdin",
@@ -134,13 +135,19 @@ class WorkerCommand:
         return token
 
     def _run_once(self, args: argparse.Namespace) -> int:
-        from stigmer.core._run_once import run_once, watch_parent
+        from stigmer.core._run_once import prepare, read_token_line, run_once, watch_parent
 
+        execution_id = str(args.execution)
         logging.basicConfig(
             level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-            format=f"%(asctime)s %(levelname)s %(name)s [{args.execution}]: %(message)s",
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        if execution_id == "-":  # a warm spare: ready before its execution exists
+            prepare(self.runner)
+            execution_id = read_token_line(sys.stdin.buffer)
+            if not execution_id:  # the parent went away before handing it anything
+                return 0
         try:
             token = self._token(args)
         except OSError as exc:
@@ -149,11 +156,7 @@ class WorkerCommand:
         if args.watch_stdin:
             watch_parent(sys.stdin.buffer)
         code = run_once(
-            prog=self.prog,
-            runner=self.runner,
-            endpoint=args.endpoint,
-            token=token,
-            execution_id=args.execution,
+            prog=self.prog, runner=self.runner, endpoint=args.endpoint, token=token, execution_id=execution_id
         )
         sys.stdout.flush()
         sys.stderr.flush()

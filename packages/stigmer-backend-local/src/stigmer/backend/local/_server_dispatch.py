@@ -125,11 +125,23 @@ class ChildDispatcher:
     at once (``--watch-stdin``). A child that dies without finishing its execution fails it with
     the reason. ``command`` maps a runner name to the command that starts it (None: not
     installed). :meth:`bind` (called by ``serve``) gives the server's address and token registry.
+
+    With ``spares`` (the default), once a runner has run an execution one spare child of it is kept
+    started ahead (``--execution -``: it loads the runner, then waits on stdin for an execution id
+    and its token), so the next execution skips the process start and the imports.
     """
 
-    def __init__(self, backend: Backend, *, command: Callable[[str], list[str] | None] | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        command: Callable[[str], list[str] | None] | None = None,
+        spares: bool = True,
+    ) -> None:
         self._backend = backend
         self._command = command if command is not None else runner_command
+        self._keep_spares = spares
+        self._spares: dict[str, asyncio.Task[_Child]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._children: dict[str, asyncio.subprocess.Process] = {}
         self._endpoint = ""
@@ -154,6 +166,14 @@ class ChildDispatcher:
     def children(self) -> dict[str, int]:
         """The process id of the child running each execution right now."""
         return {execution_id: proc.pid for execution_id, proc in self._children.items()}
+
+    def spares(self) -> dict[str, int]:
+        """The process id of the spare child started ahead for each runner, once it is started."""
+        found: dict[str, int] = {}
+        for name, task in self._spares.items():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                found[name] = task.result().proc.pid
+        return found
 
     def start(self, execution: execution_pb2.Execution) -> None:
         if self._stopping:
@@ -192,13 +212,59 @@ class ChildDispatcher:
         if self._tokens is None:
             raise RuntimeError("ChildDispatcher.bind() was not called: serve() binds it")
         token = self._tokens.issue(execution_id)
-        home = tempfile.mkdtemp(prefix="stigmer-run-")
         code: int | None = None
+        child = await self._take_spare(name)
+        try:
+            if child is None:
+                child = await self._spawn(argv, execution_id)
+                lines = [token]
+            else:
+                lines = [execution_id, token]
+            if self._keep_spares:
+                self._start_spare(name, argv)
+            self._children[execution_id] = child.proc
+            logger.info(
+                "running execution %s in child process %d%s",
+                execution_id,
+                child.proc.pid,
+                " (started ahead)" if len(lines) == 2 else "",
+            )
+            assert child.proc.stdin is not None
+            child.proc.stdin.write("".join(f"{line}\n" for line in lines).encode("ascii"))
+            with contextlib.suppress(ConnectionError):
+                await child.proc.stdin.drain()
+            # stdin stays open: its end of file tells the child that the server is gone.
+            code = await child.proc.wait()
+        except OSError as err:
+            logger.warning("cannot start the %s runner for %s: %s", name, execution_id, err)
+            await self._fail(
+                execution_id,
+                title="runner not started",
+                detail=f"the server could not start the {name} runner process ({err.strerror or err})",
+            )
+            return
+        finally:
+            self._tokens.revoke(execution_id)
+            self._children.pop(execution_id, None)
+            if child is not None:
+                child.close()
+        if code != 0 and not self._stopping:
+            logger.warning("the %s runner of %s ended with %s", name, execution_id, _exit_reason(code))
+            await self._fail(
+                execution_id,
+                title="runner process died",
+                detail=f"the {name} runner process {_exit_reason(code)} before the execution finished; "
+                "see the server log",
+            )
+
+    async def _spawn(self, argv: list[str], execution: str) -> _Child:
+        """Start a runner child for ``execution`` (an id, or ``-``: a spare that reads it later)."""
+        home = tempfile.mkdtemp(prefix="stigmer-run-")
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 "--execution",
-                execution_id,
+                execution,
                 "--endpoint",
                 self._endpoint,
                 "--token-file",
@@ -210,36 +276,29 @@ class ChildDispatcher:
                 cwd=home,
                 start_new_session=True,  # a Ctrl-C at the server's terminal reaches the server only
             )
-            self._children[execution_id] = proc
-            logger.info("running execution %s in child process %d", execution_id, proc.pid)
-            assert proc.stdin is not None
-            proc.stdin.write(token.encode("ascii") + b"\n")
-            with contextlib.suppress(ConnectionError):
-                await proc.stdin.drain()
-            # stdin stays open: its end of file tells the child that the server is gone.
-            code = await proc.wait()
-        except OSError as err:
-            logger.warning("cannot start the %s runner for %s: %s", name, execution_id, err)
-            await self._fail(
-                execution_id,
-                title="runner not started",
-                detail=f"the server could not start the {name} runner process ({err.strerror or err})",
-            )
-            return
-        finally:
-            self._tokens.revoke(execution_id)
-            child = self._children.pop(execution_id, None)
-            if child is not None and child.stdin is not None:
-                child.stdin.close()
+        except BaseException:
             shutil.rmtree(home, ignore_errors=True)
-        if code != 0 and not self._stopping:
-            logger.warning("the %s runner of %s ended with %s", name, execution_id, _exit_reason(code))
-            await self._fail(
-                execution_id,
-                title="runner process died",
-                detail=f"the {name} runner process {_exit_reason(code)} before the execution finished; "
-                "see the server log",
-            )
+            raise
+        return _Child(proc, home)
+
+    def _start_spare(self, name: str, argv: list[str]) -> None:
+        if name not in self._spares and not self._stopping:
+            self._spares[name] = asyncio.create_task(self._spawn(argv, "-"), name=f"stigmer-spare-{name}")
+
+    async def _take_spare(self, name: str) -> _Child | None:
+        """The spare child of runner ``name`` if there is a live one (it may still be loading)."""
+        task = self._spares.pop(name, None)
+        if task is None:
+            return None
+        try:
+            child = await task
+        except Exception:
+            logger.warning("could not start a spare %s runner", name, exc_info=True)
+            return None
+        if child.proc.returncode is not None:
+            child.close()
+            return None
+        return child
 
     async def _fail(self, execution_id: str, *, title: str, detail: str) -> None:
         try:
@@ -287,6 +346,7 @@ class ChildDispatcher:
         """Let the children finish for up to ``grace`` seconds, then terminate them: their
         executions stay RUNNING and are resumed by the next start (:meth:`recover`)."""
         self._stopping = True
+        await self._stop_spares()
         tasks = [task for task in self._tasks.values() if not task.done()]
         if not tasks:
             return
@@ -305,6 +365,34 @@ class ChildDispatcher:
                 proc.kill()
         if pending:
             await asyncio.wait(pending, timeout=5.0)
+
+    async def _stop_spares(self) -> None:
+        """End the spare children: their stdin closes before they got an execution, so they exit."""
+        for name in list(self._spares):
+            child = await self._take_spare(name)
+            if child is None:
+                continue
+            child.close()
+            try:
+                await asyncio.wait_for(child.proc.wait(), 5.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
+                await child.proc.wait()
+
+
+class _Child:
+    """A runner child process and its private home folder."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, home: str) -> None:
+        self.proc = proc
+        self.home = home
+
+    def close(self) -> None:
+        """Close its stdin (a child still running then exits) and remove its home."""
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def runner_command(name: str) -> list[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -44,6 +45,14 @@ class AgentRunner:
         self.flush_chars = flush_chars
         self.environ = environ
         self.cancel_poll = cancel_poll
+
+    async def prepare(self) -> None:
+        """Import the agent loop, pydantic-ai and the OpenAI-compatible model client ahead of any run."""
+        import importlib
+
+        importlib.import_module("stigmer.runner.agent._run")
+        with contextlib.suppress(ImportError):  # an optional provider extra
+            importlib.import_module("pydantic_ai.models.openai")
 
     async def execute(self, backend: Backend, execution_id: str) -> execution_pb2.Execution:
         """Run (or resume) the agent execution with this id; returns it as it stands at the end."""
