@@ -427,3 +427,22 @@ async def test_the_next_execution_runs_in_a_spare_started_ahead_which_shutdown_e
     with pytest.raises(asyncio.CancelledError):
         await server.task
     assert orphaned(f"{socket.gethostname()}:{next_spare}:workflow")  # the spare is gone too
+
+
+async def test_a_cancelled_execution_does_not_leave_its_child_running(start: Start) -> None:
+    server = await start()
+    await server.apply(STUCK)
+    execution_id = await server.run("stuck")
+    pid = await server.child_of(execution_id)
+    cancelled = await server.stub.CancelExecution(
+        svc.CancelExecutionRequest(id=execution_id), metadata=server.meta
+    )
+    assert cancelled.status.phase == P.PHASE_CANCELLED
+    # The child sits in a 60 s wait; the server stops it instead of letting it hold its token.
+    await server.until(execution_id, lambda _e: execution_id not in server.dispatcher.children(), timeout=20)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    done = await server.get(execution_id)
+    assert done.status.phase == P.PHASE_CANCELLED  # not turned into a failure
+    tokens = server.dispatcher.tokens
+    assert tokens is not None and len(tokens) == 0

@@ -44,6 +44,11 @@ __all__ = [
 
 logger = logging.getLogger("stigmer.backend.local.server")
 
+#: How often the server checks that an execution a child runs has not ended without it (cancelled),
+#: and how long such a child gets to notice by itself before it is stopped.
+END_POLL_SECONDS = 1.0
+END_GRACE_SECONDS = 3.0
+
 _TERMINAL = frozenset(
     {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
 )
@@ -234,7 +239,7 @@ class ChildDispatcher:
             with contextlib.suppress(ConnectionError):
                 await child.proc.stdin.drain()
             # stdin stays open: its end of file tells the child that the server is gone.
-            code = await child.proc.wait()
+            code, ended = await self._wait(child, execution_id)
         except OSError as err:
             logger.warning("cannot start the %s runner for %s: %s", name, execution_id, err)
             await self._fail(
@@ -248,7 +253,7 @@ class ChildDispatcher:
             self._children.pop(execution_id, None)
             if child is not None:
                 child.close()
-        if code != 0 and not self._stopping:
+        if code != 0 and not self._stopping and not ended:
             logger.warning("the %s runner of %s ended with %s", name, execution_id, _exit_reason(code))
             await self._fail(
                 execution_id,
@@ -256,6 +261,33 @@ class ChildDispatcher:
                 detail=f"the {name} runner process {_exit_reason(code)} before the execution finished; "
                 "see the server log",
             )
+
+    async def _wait(self, child: _Child, execution_id: str) -> tuple[int, bool]:
+        """Wait for the child to exit; its exit code, and whether it was stopped because its
+        execution had ended without it (cancelled) and it did not exit by itself."""
+        exited = asyncio.ensure_future(child.proc.wait())
+        while True:
+            done, _ = await asyncio.wait({exited}, timeout=END_POLL_SECONDS)
+            if done:
+                return exited.result(), False
+            try:
+                current = await self._backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+            except StigmerError:
+                continue
+            if current.status.phase not in _TERMINAL:
+                continue
+            # Cancelled (or ended elsewhere) while the child runs, e.g. inside a long `wait`.
+            done, _ = await asyncio.wait({exited}, timeout=END_GRACE_SECONDS)
+            if done:
+                return exited.result(), False
+            logger.info("execution %s has ended; stopping its child process %d", execution_id, child.proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.terminate()
+            done, _ = await asyncio.wait({exited}, timeout=5.0)
+            if not done:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
+            return await exited, True
 
     async def _spawn(self, argv: list[str], execution: str) -> _Child:
         """Start a runner child for ``execution`` (an id, or ``-``: a spare that reads it later)."""
