@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,3 +94,63 @@ def test_server_flags_are_checked(stigmer: StigmerCli, tmp_path: Path) -> None:
     public = stigmer("server", "--listen", "0.0.0.0:0")
     assert public.returncode == 1
     assert public.stderr.startswith("error: ") and "TLS" in public.stderr
+
+
+def _serve(stigmer_env: dict[str, str], home: Path, *flags: str) -> tuple[subprocess.Popen[str], str, str]:
+    """A `stigmer server` process, its address, and what it printed up to the address."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli", "server", "--listen", "127.0.0.1:0", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**stigmer_env, "STIGMER_HOME": str(home)},
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    printed = ""
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        printed += line
+        if "stigmer server listening on " in line:
+            return proc, line.split("listening on ")[1].split()[0], printed
+        assert line or proc.poll() is None, "the server exited"
+    raise AssertionError("the server did not report its address")
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_local_commands_run_on_a_cli_server_only_with_allow_run(
+    stigmer: StigmerCli, stigmer_env: dict[str, str], tmp_path: Path, allow: bool
+) -> None:
+    home = tmp_path / "server-home"
+    proc, address, printed = _serve(stigmer_env, home, *(["--allow-run"] if allow else []))
+    try:
+        token = subprocess.run(
+            [sys.executable, "-m", "stigmer.cli", "token", "create", "--role", "user"],
+            env={**stigmer_env, "STIGMER_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        assert stigmer("login", "--endpoint", f"grpc://{address}", "--token", token).returncode == 0
+        manifest = tmp_path / "sh.yaml"
+        manifest.write_text(
+            "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: sh}\nspec:\n"
+            "  document: {dsl: 1.0.0, namespace: t, name: sh, version: 1.0.0}\n"
+            "  do:\n    - hi: {run: {shell: {command: 'echo -n hi from $0'}}}\n"
+        )
+        assert stigmer("apply", "-f", str(manifest)).returncode == 0
+        run = stigmer("run", "sh", "-o", "json")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    if allow:
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["output"] == "hi from sh"
+        assert "--allow-run: executions may start local processes" in printed  # the admin is told
+    else:
+        assert "--allow-run" not in printed
+        assert run.returncode == 1
+        assert (
+            "run: shell is not allowed on this server; an admin can enable it with `stigmer server --allow-run`"
+            in run.stdout + run.stderr
+        )

@@ -177,6 +177,11 @@ def server(
         )
     else:
         echo_err(f"stigmer server starting on {listen} (Ctrl-C stops it)")
+    if allow_run:
+        echo_err(
+            "--allow-run: executions may start local processes (run: shell|script, stdio MCP servers) "
+            "as this OS user"
+        )
     with contextlib.suppress(KeyboardInterrupt):
         run_server(**kwargs)
     echo_err("stigmer server stopped")
