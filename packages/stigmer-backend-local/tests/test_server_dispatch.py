@@ -56,8 +56,10 @@ STUCK = workflow("stuck", "    - first: {set: {a: 1}}\n    - pause: {wait: {seco
 class Server:
     """A real server (in this process) whose executions run in child processes."""
 
-    def __init__(self, address: str, token: str, backend: LocalBackend, dispatcher: ChildDispatcher) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, channel: grpc.aio.Channel, token: str, backend: LocalBackend, dispatcher: ChildDispatcher
+    ) -> None:
+        self.channel = channel
         self.stub = svc_grpc.BackendServiceStub(self.channel)
         self.meta = (("authorization", f"Bearer {token}"),)
         self.backend = backend
@@ -140,7 +142,8 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
             )
         )
         await asyncio.wait_for(ready.wait(), 30)
-        server = Server(bound[0], admin_token_path(tmp_path).read_text().strip(), backend, dispatcher)
+        channel = grpc.aio.insecure_channel(bound[0])
+        server = Server(channel, admin_token_path(tmp_path).read_text().strip(), backend, dispatcher)
         server.task = task
         started.append((task, server))
         return server
@@ -446,3 +449,42 @@ async def test_a_cancelled_execution_does_not_leave_its_child_running(start: Sta
     assert done.status.phase == P.PHASE_CANCELLED  # not turned into a failure
     tokens = server.dispatcher.tokens
     assert tokens is not None and len(tokens) == 0
+
+
+async def test_behind_tls_children_reach_the_server_on_a_loopback_port_of_their_own(
+    tmp_path: Path, tls_files: tuple[Path, Path]
+) -> None:
+    cert, key = tls_files
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'tls.db'}", home=tmp_path, master_key=os.urandom(32))
+    dispatcher = ChildDispatcher(backend)
+    ready = asyncio.Event()
+    bound: list[str] = []
+    task = asyncio.create_task(
+        serve(
+            backend,
+            "127.0.0.1:0",
+            home=tmp_path,
+            tls_cert=cert,
+            tls_key=key,
+            ready=ready,
+            on_ready=bound.append,
+            dispatcher=dispatcher,
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 30)
+    channel = grpc.aio.secure_channel(
+        bound[0], grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    )
+    server = Server(channel, admin_token_path(tmp_path).read_text().strip(), backend, dispatcher)
+    try:
+        await server.apply(SET)
+        done = await server.phase(await server.run("flow"), P.PHASE_SUCCEEDED, P.PHASE_FAILED)
+        assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+        assert dispatcher.endpoint.startswith("grpc://127.0.0.1:")  # plaintext, loopback only
+        assert dispatcher.endpoint != f"grpc://{bound[0]}"  # not the TLS port
+    finally:
+        await channel.close()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await backend.close()

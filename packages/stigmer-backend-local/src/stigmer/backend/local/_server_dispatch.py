@@ -164,6 +164,11 @@ class ChildDispatcher:
         return sum(1 for task in self._tasks.values() if not task.done())
 
     @property
+    def endpoint(self) -> str:
+        """Where the children reach the server (set by :meth:`bind`)."""
+        return self._endpoint
+
+    @property
     def tokens(self) -> ExecutionTokens | None:
         """The registry the children's tokens are issued in (set by :meth:`bind`)."""
         return self._tokens
