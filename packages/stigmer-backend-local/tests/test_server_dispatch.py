@@ -269,7 +269,8 @@ async def test_with_allow_run_a_shell_task_runs_in_a_scrubbed_grandchild(
         assert canary not in stdout
     home = next(line for line in lines if line.startswith("HOME="))[5:]
     assert home != os.environ.get("HOME") and "stigmer-run-" in home
-    assert not Path(home).exists()  # the private home went with the child
+    await server.until(execution_id, lambda _e: execution_id not in server.dispatcher.children())
+    await server.until(execution_id, lambda _e: not Path(home).exists())  # it went with the child
 
 
 async def test_a_child_that_dies_fails_its_execution_with_the_reason(start: Start) -> None:
