@@ -71,7 +71,10 @@ class ExecutionDispatcher(Protocol):
         ...
 
     # Optional: ``async def recover(self) -> list[str]`` — called once at server start to pick up
-    # executions a dead process left running (see ChildDispatcher.recover).
+    # executions a dead process left running (see ChildDispatcher.recover); and
+    # ``def bind(self, endpoint: str, tokens: ExecutionTokens) -> None`` — called once the server
+    # is bound, with the address its runner processes reach it at and the registry of the tokens
+    # it issues them (see ChildDispatcher.bind).
 
 
 class NoDispatcher:
