@@ -178,6 +178,7 @@ def test_runners_are_started_with_the_servers_interpreter_by_their_public_packag
 def test_the_child_environment_keeps_nothing_of_the_store() -> None:
     server_env = {
         "PATH": "/usr/bin",
+        "PYTHONPATH": "/opt/stigmer/lib",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "TZ": "UTC",
@@ -191,6 +192,7 @@ def test_the_child_environment_keeps_nothing_of_the_store() -> None:
     env = child_environment("/tmp/stigmer-run-x", server_env)
     assert env == {
         "PATH": "/usr/bin",
+        "PYTHONPATH": "/opt/stigmer/lib",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "TZ": "UTC",

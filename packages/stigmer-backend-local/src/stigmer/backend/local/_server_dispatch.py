@@ -125,7 +125,7 @@ def _zombie(pid: int) -> bool:
 class ChildDispatcher:
     """Runs each execution in a child process: ``python -m stigmer.runner.<name> --execution ID``.
 
-    The child gets only ``PATH``, locale, ``TZ``, TLS-roots and proxy variables of the server's
+    The child gets only ``PATH``, ``PYTHONPATH``, locale, ``TZ``, TLS-roots and proxy variables of the server's
     environment, and a private temporary ``HOME`` (also its working directory and ``TMPDIR``),
     removed when it exits. Its credential, a token scoped to the execution
     (:class:`ExecutionTokens`), is written to its stdin, never to its arguments or environment,
@@ -451,6 +451,7 @@ def runner_command(name: str) -> list[str] | None:
 #: the store (``STIGMER_*``: master key, database URL, tokens) and no credentials of the server.
 CHILD_ENVIRONMENT = (
     "PATH",
+    "PYTHONPATH",  # where the server's interpreter finds the runner packages
     "LANG",
     "LANGUAGE",
     "TZ",
