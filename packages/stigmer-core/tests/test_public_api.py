@@ -72,7 +72,7 @@ EXPECTED = {
     "CAPABILITY_RUN",
     "CapabilityDenied",
     "capabilities_config",
-    "granted",
+    "has_capability",
 }
 
 

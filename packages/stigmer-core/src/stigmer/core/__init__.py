@@ -5,7 +5,7 @@ protobuf values as plain data)."""
 
 from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
-from stigmer.core._capabilities import CAPABILITY_RUN, CapabilityDenied, capabilities_config, granted
+from stigmer.core._capabilities import CAPABILITY_RUN, CapabilityDenied, capabilities_config, has_capability
 from stigmer.core._connection import Connection, connection_for
 from stigmer.core._credentials import credentials_path, read_credentials, write_credentials
 from stigmer.core._errors import (
@@ -112,7 +112,7 @@ __all__ = [
     "error_from_grpc_code",
     "find_target",
     "from_value",
-    "granted",
+    "has_capability",
     "heartbeating",
     "kind_of",
     "load_backend",

@@ -17,7 +17,7 @@ from typing import Any
 
 from stigmer.core._errors import PermissionDenied
 
-__all__ = ["CAPABILITY_RUN", "CapabilityDenied", "capabilities_config", "granted"]
+__all__ = ["CAPABILITY_RUN", "CapabilityDenied", "capabilities_config", "has_capability"]
 
 #: Starting local processes: ``run: shell``, ``run: script``, stdio MCP servers.
 CAPABILITY_RUN = "run"
@@ -39,7 +39,7 @@ def capabilities_config(**grants: bool) -> dict[str, Any]:
     return {_KEY: {name: bool(value) for name, value in sorted(grants.items())}}
 
 
-def granted(config: Any, capability: str) -> bool:
+def has_capability(config: Any, capability: str) -> bool:
     """Whether an ``ExecutionContext.config`` (a ``Struct`` or a mapping) grants ``capability``.
 
     Anything but an explicit ``true`` (no config, no ``capabilities``, a wrong type) is a refusal.

@@ -19,7 +19,7 @@ from stigmer.core import (
     Redactor,
     Unavailable,
     default_redactor,
-    granted,
+    has_capability,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
@@ -140,7 +140,7 @@ class AgentRun:
                 variables=variables,
                 environ=self.environ,
                 run_model=self.execution.spec.model if self.execution.spec.HasField("model") else None,
-                allow_run=granted(context.config, CAPABILITY_RUN),
+                allow_run=has_capability(context.config, CAPABILITY_RUN),
             )
             build = await builder.build(agent_resource.spec, name=agent_resource.metadata.name or ref.name)
             stack.push_async_callback(build.model.aclose)

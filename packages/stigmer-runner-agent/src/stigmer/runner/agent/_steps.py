@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
-from stigmer.core import CAPABILITY_RUN, Backend, InvalidArgument, default_redactor, granted
+from stigmer.core import CAPABILITY_RUN, Backend, InvalidArgument, default_redactor, has_capability
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
@@ -112,7 +112,7 @@ class AgentSteps:
             run.redactor.register(*secrets.values())
             default_redactor().register(*secrets.values())
             variables = {**dict(ctx.variables), **variables}
-            allow_run = granted(ctx.config, CAPABILITY_RUN)
+            allow_run = has_capability(ctx.config, CAPABILITY_RUN)
         ref = execution.spec.target
         agent_ref = meta_pb2.ResourceRef(kind=ref.kind or "Agent", name=ref.name, id=ref.id)
         agent = (await self.backend.get(svc.GetRequest(ref=agent_ref))).agent

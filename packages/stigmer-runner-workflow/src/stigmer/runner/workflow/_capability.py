@@ -3,7 +3,7 @@ processes only when the execution's backend grants it (``ExecutionContext.config
 
 from __future__ import annotations
 
-from stigmer.core import CAPABILITY_RUN, Backend, CapabilityDenied, granted
+from stigmer.core import CAPABILITY_RUN, Backend, CapabilityDenied, has_capability
 from stigmer.proto.v1 import backend_service_pb2 as svc
 
 from ._errors import ErrorKind, WorkflowError
@@ -14,7 +14,7 @@ __all__ = ["may_run", "refused"]
 async def may_run(backend: Backend, execution_id: str) -> bool:
     """Whether the backend grants execution ``execution_id`` the ``run`` capability."""
     context = await backend.get_execution_context(svc.GetExecutionContextRequest(execution_id=execution_id))
-    return granted(context.config, CAPABILITY_RUN)
+    return has_capability(context.config, CAPABILITY_RUN)
 
 
 def refused(kind: str) -> WorkflowError:
