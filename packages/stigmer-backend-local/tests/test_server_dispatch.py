@@ -491,3 +491,19 @@ async def test_behind_tls_children_reach_the_server_on_a_loopback_port_of_their_
         with pytest.raises(asyncio.CancelledError):
             await task
         await backend.close()
+
+
+async def test_a_graceful_shutdown_lets_a_running_child_finish_through_the_server(start: Start) -> None:
+    server = await start(grace=30.0)
+    await server.apply(SLOW)
+    execution_id = await server.run("slow")
+    await server.until(
+        execution_id, lambda e: e.status.phase == P.PHASE_RUNNING and bool(e.status.checkpoint)
+    )
+    assert server.task is not None
+    server.task.cancel()  # SIGTERM while the child is inside its 2 s wait
+    with pytest.raises(asyncio.CancelledError):
+        await server.task
+    done = await server.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status  # it reported to the server until the end
+    assert json_format.MessageToDict(done.status.output) == {"a": 1, "b": 2}

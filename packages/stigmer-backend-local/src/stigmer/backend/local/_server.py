@@ -245,9 +245,10 @@ async def serve(
 async def _shutdown(server: Any, servicer: Any, health_servicer: Any, grace: float) -> None:
     await health_servicer.enter_graceful_shutdown()
     servicer.begin_shutdown()
+    # Running executions first: their runner processes talk to this server until they finish.
+    await servicer.dispatcher.shutdown(grace)
     await server.stop(grace)
     await servicer.drain()
-    await servicer.dispatcher.shutdown(grace)
 
 
 def run_server(

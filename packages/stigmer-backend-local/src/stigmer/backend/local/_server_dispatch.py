@@ -154,7 +154,8 @@ class ChildDispatcher:
         self._children: dict[str, asyncio.subprocess.Process] = {}
         self._endpoint = ""
         self._tokens: ExecutionTokens | None = None
-        self._stopping = False
+        self._draining = False  # shutting down: no more spares
+        self._stopping = False  # the grace period is over: no more runs, children are stopped
 
     def bind(self, endpoint: str, tokens: ExecutionTokens) -> None:
         """The ``grpc://`` address children reach the server at, and where their tokens are issued."""
@@ -322,7 +323,7 @@ class ChildDispatcher:
         return _Child(proc, home)
 
     def _start_spare(self, name: str, argv: list[str]) -> None:
-        if name not in self._spares and not self._stopping:
+        if name not in self._spares and not self._draining:
             self._spares[name] = asyncio.create_task(self._spawn(argv, "-"), name=f"stigmer-spare-{name}")
 
     async def _take_spare(self, name: str) -> _Child | None:
@@ -383,14 +384,21 @@ class ChildDispatcher:
                 return resumed
 
     async def shutdown(self, grace: float) -> None:
-        """Let the children finish for up to ``grace`` seconds, then terminate them: their
-        executions stay RUNNING and are resumed by the next start (:meth:`recover`)."""
-        self._stopping = True
+        """Let the children finish for up to ``grace`` seconds (the server must still answer their
+        calls: ``serve`` stops it afterwards), then terminate them: their executions stay RUNNING
+        and are resumed by the next start (:meth:`recover`)."""
+        self._draining = True
         await self._stop_spares()
-        tasks = [task for task in self._tasks.values() if not task.done()]
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while True:  # an execution started meanwhile (an approval, a create) is waited for too
+            tasks = [task for task in self._tasks.values() if not task.done()]
+            remaining = deadline - loop.time()
+            if not tasks or remaining <= 0:
+                break
+            await asyncio.wait(tasks, timeout=remaining)
+        self._stopping = True
+        pending = [task for task in self._tasks.values() if not task.done()]
         if not pending:
             return
         logger.warning(
@@ -399,12 +407,12 @@ class ChildDispatcher:
         for proc in list(self._children.values()):
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
-        _done, pending = await asyncio.wait(pending, timeout=5.0)
+        _done, still = await asyncio.wait(pending, timeout=5.0)
         for proc in list(self._children.values()):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-        if pending:
-            await asyncio.wait(pending, timeout=5.0)
+        if still:
+            await asyncio.wait(still, timeout=5.0)
 
     async def _stop_spares(self) -> None:
         """End the spare children: their stdin closes before they got an execution, so they exit."""
