@@ -249,6 +249,8 @@ async def _shutdown(server: Any, servicer: Any, health_servicer: Any, grace: flo
     await servicer.dispatcher.shutdown(grace)
     await server.stop(grace)
     await servicer.drain()
+    # Then what the last in-flight calls handed the dispatcher (e.g. a Temporal workflow start).
+    await servicer.dispatcher.shutdown(grace)
 
 
 def run_server(
