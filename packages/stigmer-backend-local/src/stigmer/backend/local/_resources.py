@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -38,7 +39,7 @@ from stigmer.backend.local._convert import (
 )
 from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local._selectors import check_labels, parse_selector
-from stigmer.core import API_VERSION, KINDS, InvalidArgument, NotFound, new_id, slugify, unwrap
+from stigmer.core import API_VERSION, KINDS, AlreadyExists, InvalidArgument, NotFound, new_id, slugify, unwrap
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import meta_pb2, resource_pb2
 
@@ -51,6 +52,7 @@ __all__ = [
     "list_resources",
     "list_versions",
     "require",
+    "same_name",
     "to_message",
     "workflow_secrets",
 ]
@@ -409,6 +411,26 @@ def _safe_slug(name: str) -> str:
 # apply
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are the same name: equal after Unicode NFC normalisation, nothing more.
+
+    Case, width and anything past the slug's 63 characters count: ``WF``, ``ｗｆ`` and ``wf`` are
+    three names, even though they share the slug ``wf``.
+    """
+    return a == b or unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+
+
+def _check_same_name(kind: str, name: str, slug: str, row: ResourceRow | Any) -> None:
+    """Refuse to let a distinct name take over the resource that owns its slug."""
+    if not same_name(row.name, name):
+        raise AlreadyExists(
+            f"{kind} {name!r} has the slug {slug!r} of the existing {kind} {row.name!r}; "
+            f"names that differ only in case, width, accents, punctuation or after {_SLUG_MAX} characters "
+            f"share a slug: choose a name with a different slug, or apply the name {row.name!r} to change "
+            "that one"
+        )
+
+
 def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | None) -> str:
     status: dict[str, Any] = json.loads(old_status) if old_status else {}
     if kind == "Workflow":
@@ -442,6 +464,8 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
     row = conn.execute(
         select(s.resources).where(s.resources.c.kind == kind, s.resources.c.slug == slug).with_for_update()
     ).first()
+    if row is not None:
+        _check_same_name(kind, md.name, slug, row)
     _check_references(conn, kind, msg, slug)
     spec = _spec_json(msg)
     labels, annotations = dumps(dict(md.labels)), dumps(dict(md.annotations))

@@ -1,0 +1,64 @@
+"""The small attacks of the shared-server review, replayed through the real ``stigmer`` command
+and a real ``stigmer server``: colliding names, a skill's symlinked key, file modes, a wrong
+master key, run-time secrets left behind, the admin token sent to another loopback port, and two
+MCP servers offering one tool name. Each asserts the attack failed and nothing leaked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
+
+WORKFLOW = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: {name}}}
+spec:
+  document: {{dsl: 1.0.0, namespace: attacks, name: wf, version: 1.0.0}}
+  do:
+    - greet:
+        set: {{greeting: {greeting}}}
+"""
+
+
+def _error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error: ...`` line of a refused command (exit 1, no traceback)."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def _greeting(stigmer: StigmerCli, name: str) -> str:
+    got = stigmer("get", "workflow", name, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    data = json.loads(got.stdout)
+    item = data[0] if isinstance(data, list) else data
+    assert item["metadata"]["name"] == name
+    return str(item["spec"]["do"][0]["greet"]["set"]["greeting"])
+
+
+# ------------------------------------------------------------------------------- colliding names
+
+
+def test_a_name_sharing_a_slug_does_not_replace_its_owner(stigmer: StigmerCli, tmp_path: Path) -> None:
+    stem = "quarterly-revenue-reconciliation-pipeline-for-the-emea-region-eu"  # 64 characters
+    assert len(stem) > 63
+    pairs = [(f"{stem}-staging", f"{stem}-production"), ("wf", "ｗｆ"), ("wf", "WF")]
+    for owner, intruder in pairs:
+        path = tmp_path / "owner.yaml"
+        path.write_text(WORKFLOW.format(name=json.dumps(owner), greeting="owner"))
+        assert stigmer("apply", "-f", str(path)).returncode == 0
+        path = tmp_path / "intruder.yaml"
+        path.write_text(WORKFLOW.format(name=json.dumps(intruder), greeting="intruder"))
+        line = _error_line(stigmer("apply", "-f", str(path)))
+        assert repr(owner) in line and "slug" in line
+        assert _greeting(stigmer, owner) == "owner"
+    # Re-applying the same name still updates it.
+    path.write_text(WORKFLOW.format(name="wf", greeting="again"))
+    assert stigmer("apply", "-f", str(path)).returncode == 0
+    assert _greeting(stigmer, "wf") == "again"
