@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from .conftest import find_leaks
+
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 
 WORKFLOW = """\
@@ -62,3 +64,32 @@ def test_a_name_sharing_a_slug_does_not_replace_its_owner(stigmer: StigmerCli, t
     path.write_text(WORKFLOW.format(name="wf", greeting="again"))
     assert stigmer("apply", "-f", str(path)).returncode == 0
     assert _greeting(stigmer, "wf") == "again"
+
+
+# ------------------------------------------------------------------------- a skill's symlinked key
+
+
+def test_a_skill_cannot_pack_a_linked_key(stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path) -> None:
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----"
+    secret_file = tmp_path / "id_ed25519"
+    secret_file.write_text(key)
+    skill = tmp_path / "skills" / "faq"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text("# FAQ\nAnswer briefly.\n")
+    (skill / "notes.md").symlink_to(secret_file)
+    manifest = tmp_path / "skill.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Skill\nmetadata: {name: faq}\nspec: {path: ./skills/faq}\n"
+    )
+    line = _error_line(stigmer("apply", "-f", str(manifest)))
+    assert "'notes.md'" in line and "outside" in line
+    assert stigmer("get", "skill", "-o", "json").stdout.strip() == "[]"
+    assert find_leaks(key, paths=[stigmer_home]) == []
+    # The same link through `..` is refused too; a copy of the file inside the folder is fine.
+    (skill / "notes.md").unlink()
+    (skill / "notes.md").symlink_to("../../id_ed25519")
+    assert "'notes.md'" in _error_line(stigmer("apply", "-f", str(manifest)))
+    (skill / "notes.md").unlink()
+    (skill / "notes.md").write_text("Opening hours: 9 to 5.\n")
+    assert stigmer("apply", "-f", str(manifest)).returncode == 0
+    assert find_leaks(key, paths=[stigmer_home]) == []
