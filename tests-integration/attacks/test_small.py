@@ -7,11 +7,14 @@ MCP servers offering one tool name. Each asserts the attack failed and nothing l
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import find_leaks
+from stigmer.proto.v1 import backend_service_pb2 as svc
+
+from .conftest import SharedServer, find_leaks
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -93,3 +96,50 @@ def test_a_skill_cannot_pack_a_linked_key(stigmer: StigmerCli, stigmer_home: Pat
     (skill / "notes.md").write_text("Opening hours: 9 to 5.\n")
     assert stigmer("apply", "-f", str(manifest)).returncode == 0
     assert find_leaks(key, paths=[stigmer_home]) == []
+
+
+# ----------------------------------------------------------------------------------- file modes
+
+
+def _loose(home: Path) -> list[str]:
+    """Every path under ``home`` (and ``home`` itself) that is not 0700 (folder) or 0600 (file)."""
+    found = []
+    for path in [home, *home.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        want = 0o700 if path.is_dir() else 0o600
+        if mode != want:
+            found.append(f"{path.relative_to(home.parent)} {mode:o}")
+    return found
+
+
+def test_a_lite_home_is_private_after_a_run(stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path) -> None:
+    stigmer_home.chmod(0o755)  # as an older version left it
+    path = tmp_path / "wf.yaml"
+    path.write_text(WORKFLOW.format(name="hello", greeting="hi"))
+    assert stigmer("apply", "-f", str(path)).returncode == 0
+    assert stigmer("secret", "set", "TOKEN", input="a-value-of-the-token\n").returncode == 0
+    run = stigmer("run", "hello", "-o", "json")
+    assert run.returncode == 0, run.stderr
+    names = {p.name for p in stigmer_home.rglob("*")}
+    assert {"stigmer.db", "master.key"} <= names, names
+    assert _loose(stigmer_home) == []
+    # An existing database and WAL left 0644 are tightened on the next open.
+    for name in ("stigmer.db", "stigmer.db-wal", "stigmer.db-shm"):
+        if (stigmer_home / name).exists():
+            (stigmer_home / name).chmod(0o644)
+    assert stigmer("get", "workflow").returncode == 0
+    assert _loose(stigmer_home) == []
+
+
+async def test_a_server_home_is_private(shared_server: SharedServer) -> None:
+    admin = shared_server.admin()
+    try:
+        await admin.set_secret(svc.SetSecretRequest(name="TOKEN", value="a-value-of-the-token"))
+    finally:
+        await admin.close()
+    home = shared_server.home
+    names = {p.name for p in home.rglob("*")}
+    assert {"stigmer.db", "admin", "server.log", "master.key"} <= names, names
+    assert _loose(home) == []

@@ -1,6 +1,11 @@
 import stigmer.core
 
 EXPECTED = {
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "open_private",
+    "private_dir",
+    "private_file",
     "API_VERSION",
     "from_value",
     "plain_value",

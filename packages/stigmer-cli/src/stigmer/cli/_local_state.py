@@ -70,7 +70,10 @@ class LocalPaths:
         self.root = self.home / "local"
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        from stigmer.core import private_dir
+
+        private_dir(self.home)
+        private_dir(self.root)
 
     def pid(self, name: str) -> Path:
         return self.root / f"{name}.pid"

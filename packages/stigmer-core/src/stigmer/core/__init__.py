@@ -18,6 +18,13 @@ from stigmer.core._errors import (
     Unavailable,
     error_from_grpc_code,
 )
+from stigmer.core._files import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    open_private,
+    private_dir,
+    private_file,
+)
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._manifests import (
     API_VERSION,
@@ -70,6 +77,8 @@ __all__ = [
     "KINDS",
     "KIND_PREFIXES",
     "MASK",
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
     "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
@@ -118,10 +127,13 @@ __all__ = [
     "manifest_schema",
     "message_to_manifest",
     "new_id",
+    "open_private",
     "order_resources",
     "pack_skill",
     "parse_manifest",
     "plain_value",
+    "private_dir",
+    "private_file",
     "read_credentials",
     "resource_exists",
     "resource_from_message",

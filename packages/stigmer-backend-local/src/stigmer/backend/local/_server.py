@@ -14,7 +14,14 @@ from typing import Any
 
 from stigmer.backend.local._server_dispatch import ExecutionDispatcher, InlineDispatcher, NoDispatcher
 from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
-from stigmer.core import Backend, FailedPrecondition, InvalidArgument, Settings, TemporalConnection
+from stigmer.core import (
+    Backend,
+    FailedPrecondition,
+    InvalidArgument,
+    Settings,
+    TemporalConnection,
+    private_dir,
+)
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -142,8 +149,7 @@ async def serve(
     host, port = parse_listen(listen)
     credentials = _check_bind(listen, tls_cert, tls_key, insecure)
 
-    home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(home)
     owns_tokens = tokens is None
     store = tokens if tokens is not None else TokenStore(home=home)
     await asyncio.to_thread(ensure_admin_token, store, home)

@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import AlreadyExists, InvalidArgument, NotFound, Settings, Unavailable
+from stigmer.core import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    Settings,
+    Unavailable,
+    private_dir,
+    private_file,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -92,7 +100,7 @@ class TokenStore:
             self.database_url = database_url
         else:
             base = Path(home) if home is not None else Settings.load().home
-            base.mkdir(parents=True, exist_ok=True)
+            private_dir(base)
             self.database_url = f"sqlite:///{base / 'tokens.db'}"
         self._engine: Engine | None = None
         self._table: Any = None
@@ -106,6 +114,9 @@ class TokenStore:
 
         try:
             if self.database_url.startswith("sqlite"):
+                path = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+                if path and path != ":memory:":
+                    private_file(path)  # 0600 from the start (its journal files follow its mode)
                 engine = sa.create_engine(self.database_url)
             else:
                 engine = sa.create_engine(self.database_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
@@ -276,8 +287,7 @@ def ensure_admin_token(store: TokenStore, home: Path) -> str:
     names = {info.name for info in store.list() if not info.revoked}
     name = "admin" if "admin" not in names else None
     issued = store.create("admin", name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    private_dir(path.parent)
     tmp = path.with_name(f".admin.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
