@@ -6,6 +6,7 @@ MCP servers offering one tool name. Each asserts the attack failed and nothing l
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import subprocess
@@ -143,3 +144,21 @@ async def test_a_server_home_is_private(shared_server: SharedServer) -> None:
     names = {p.name for p in home.rglob("*")}
     assert {"stigmer.db", "admin", "server.log", "master.key"} <= names, names
     assert _loose(home) == []
+
+
+# ------------------------------------------------------------------------------ a wrong master key
+
+
+def test_a_wrong_master_key_cannot_write_secrets(stigmer: StigmerCli, stigmer_home: Path) -> None:
+    assert stigmer("secret", "set", "GH_TOKEN", input="the-first-value-0123\n").returncode == 0
+    wrong = {"STIGMER_MASTER_KEY": base64.b64encode(bytes(range(32))).decode()}
+    line = _error_line(stigmer("secret", "set", "OTHER", input="the-other-value-4567\n", env=wrong))
+    assert "does not open the secrets already stored" in line and "STIGMER_MASTER_KEY" in line
+    line = _error_line(stigmer("secret", "set", "GH_TOKEN", input="an-overwrite-89ab\n", env=wrong))
+    assert "does not open the secrets already stored" in line
+    listed = json.loads(stigmer("secret", "list", "-o", "json").stdout)
+    assert [(item["name"], item["version"]) for item in listed] == [("GH_TOKEN", 1)]
+    # The store still has one key, so it can be rotated (it could not once two keys were mixed).
+    rotated = stigmer("secret", "rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert find_leaks("the-other-value-4567", paths=[stigmer_home]) == []

@@ -126,6 +126,39 @@ async def test_wrong_master_key_cannot_read_secrets(tmp_path: Path) -> None:
     await other.close()
 
 
+async def test_a_wrong_master_key_cannot_write(tmp_path: Path) -> None:
+    right, wrong = os.urandom(32), os.urandom(32)
+    empty = LocalBackend(home=tmp_path / "empty", master_key=wrong)
+    # An empty store takes any key (there is nothing it would have to open).
+    stored = await empty.set_secret(svc.SetSecretRequest(name="FIRST", value="first-value"))
+    assert stored.version == 1
+    await empty.close()
+    backend = LocalBackend(home=tmp_path / "store", master_key=right)
+    await _session(backend)
+    await backend.close()
+    other = LocalBackend(home=tmp_path / "store", master_key=wrong)
+    with pytest.raises(FailedPrecondition, match="does not open the secrets already stored") as refused:
+        await other.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value="overwritten"))
+    assert "the master_key argument" in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(FailedPrecondition, match="does not open the secrets already stored"):
+        await other.set_secret(svc.SetSecretRequest(name="NEW_ONE", value="mixed-in"))
+    with pytest.raises(FailedPrecondition, match="does not open the secrets already stored"):
+        await other.create_execution(
+            svc.CreateExecutionRequest(
+                spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot")),
+                runtime_secrets={"RUN_TOKEN": "mixed-in"},
+            )
+        )
+    listed = await other.list_secrets(svc.ListSecretsRequest())
+    assert [(m.name, m.version) for m in listed.secrets] == [("GH_TOKEN", 1)]
+    await other.close()
+    # Everything still opens under the right key, so a rotation still works.
+    again = LocalBackend(home=tmp_path / "store", master_key=right)
+    await again.rotate_master_key(os.urandom(32))
+    await again.set_secret(svc.SetSecretRequest(name="NEW_ONE", value="fine"))
+    await again.close()
+
+
 async def test_rotate_master_key_re_encrypts_everything(tmp_path: Path) -> None:
     backend = LocalBackend(home=tmp_path)
     eid = await _session(backend)

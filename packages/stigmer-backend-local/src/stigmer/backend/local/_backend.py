@@ -175,10 +175,17 @@ class LocalBackend:
     # executions
 
     async def create_execution(self, request: svc.CreateExecutionRequest) -> ex.Execution:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local import _executions, _secrets
 
         box = self._box() if request.runtime_secrets else None
-        return await self._write(lambda c: _executions.create(c, box, request))  # type: ignore[arg-type]
+        source = self._key_source
+
+        def create(c: Connection) -> ex.Execution:
+            if box is not None:
+                _secrets.require_key(c, box, source)
+            return _executions.create(c, box, request)  # type: ignore[arg-type]
+
+        return await self._write(create)
 
     async def get_execution(self, request: svc.GetExecutionRequest) -> ex.Execution:
         from stigmer.backend.local import _executions
@@ -258,7 +265,13 @@ class LocalBackend:
         from stigmer.backend.local import _secrets
 
         box = self._box()
-        return await self._write(lambda c: _secrets.set_secret(c, box, request))
+        source = self._key_source
+
+        def write(c: Connection) -> secret_pb2.SecretMetadata:
+            _secrets.require_key(c, box, source)
+            return _secrets.set_secret(c, box, request)
+
+        return await self._write(write)
 
     async def delete_secret(self, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
         from stigmer.backend.local import _secrets

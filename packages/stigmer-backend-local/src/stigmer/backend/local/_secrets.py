@@ -20,6 +20,7 @@ __all__ = [
     "list_secrets",
     "open_secret",
     "reencrypt_all",
+    "require_key",
     "resolve_values",
     "seal_secret",
     "set_secret",
@@ -186,6 +187,20 @@ def can_open(conn: Connection, box: SecretBox) -> bool | None:
         return True
     except FailedPrecondition:
         return False
+
+
+def require_key(conn: Connection, box: SecretBox, source: str) -> None:
+    """Refuse to write with a key that does not open the secrets already stored.
+
+    Writing anyway would leave the store encrypted under two keys, which no single key (and no
+    rotation) can open again.
+    """
+    if can_open(conn, box) is False:
+        raise FailedPrecondition(
+            f"the master key from {source or 'this process'} does not open the secrets already stored, "
+            "so nothing was written; use the key they were stored with (STIGMER_MASTER_KEY, the OS "
+            "keyring or $STIGMER_HOME/master.key), or unset STIGMER_MASTER_KEY if it is set by mistake"
+        )
 
 
 def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:
