@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
+import sqlite3
 import stat
 import subprocess
 from collections.abc import Callable
@@ -162,3 +164,52 @@ def test_a_wrong_master_key_cannot_write_secrets(stigmer: StigmerCli, stigmer_ho
     rotated = stigmer("secret", "rotate-key")
     assert rotated.returncode == 0, rotated.stderr
     assert find_leaks("the-other-value-4567", paths=[stigmer_home]) == []
+
+
+# ------------------------------------------------------------------- run-time secrets left behind
+
+SECRET_WORKFLOW = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: {name}}}
+spec:
+  document: {{dsl: 1.0.0, namespace: attacks, name: {name}, version: 1.0.0}}
+  use: {{secrets: [RUN_TOKEN]}}
+  do:
+    - measure:
+        set: {{length: '${{ $secrets.RUN_TOKEN | length }}'}}
+{extra}"""
+FAIL_TASK = """\
+    - fail:
+        raise:
+          error: {type: https://example.com/errors/stop, status: 400, title: stop here}
+"""
+
+
+def _execution_secrets(home: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(home / "stigmer.db") as conn:
+        return list(conn.execute("SELECT execution_id, name FROM execution_secrets"))
+
+
+def test_run_time_secrets_are_gone_when_the_run_ends(
+    stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path
+) -> None:
+    value = "run-only-" + secrets.token_hex(12)
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        SECRET_WORKFLOW.format(name="measure", extra="")
+        + "---\n"
+        + SECRET_WORKFLOW.format(name="measure-and-fail", extra=FAIL_TASK)
+    )
+    assert stigmer("apply", "-f", str(path)).returncode == 0
+    secret_file = tmp_path / "run.env"
+    secret_file.write_text(f"RUN_TOKEN={value}\n")
+    run = stigmer("run", "measure", "--secret-file", str(secret_file), "-o", "json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["phase"] == "SUCCEEDED" and out["output"]["length"] == len(value)
+    failed = stigmer("run", "measure-and-fail", "--secret-file", str(secret_file), "-o", "json")
+    assert failed.returncode == 1 and json.loads(failed.stdout)["phase"] == "FAILED"
+    assert _execution_secrets(stigmer_home) == []
+    texts = [run.stdout, run.stderr, failed.stdout, failed.stderr]
+    assert find_leaks(value, paths=[stigmer_home], texts=texts) == []

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, q, timestamp
 from stigmer.backend.local._db import Prepared, prepared_for
@@ -77,6 +77,10 @@ _UPDATE = (
     update(_e)
     .where(_e.c.pk == bindparam("b_pk"))
     .values(last_sequence=bindparam("b_last"), status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+# A run's own secrets (`stigmer run --secret`) are kept only until it finishes.
+_DELETE_RUNTIME_SECRETS = delete(s.execution_secrets).where(
+    s.execution_secrets.c.execution_id == bindparam("eid")
 )
 _EVENTS_AFTER = (
     select(_ev.c.body)
@@ -185,7 +189,11 @@ def load(conn: Connection, execution_id: str, lock: bool = True) -> Loaded:
 
 
 def save(conn: Connection, item: Loaded) -> ex.Execution:
-    """Insert the new events and write the row back; returns the execution as stored."""
+    """Insert the new events and write the row back; returns the execution as stored.
+
+    Reaching a final phase deletes the execution's run-time secrets (``execution_secrets``);
+    WAITING_APPROVAL keeps them, since the run continues after the decision.
+    """
     st = _stmts(conn)
     if item.new_events:
         st.insert_event.many(
@@ -209,6 +217,9 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     else:
         cur = st.update.run(conn, values)
     cur.close()
+    if item.phase != item.row.phase and item.phase in TERMINAL:
+        # Every path to a final phase (status update, cancel) comes through here.
+        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": item.id})
     return to_execution(item.row, item.status, item.now)
 
 
