@@ -7,12 +7,16 @@ MCP servers offering one tool name. Each asserts the attack failed and nothing l
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
+import signal
 import sqlite3
 import stat
 import subprocess
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -213,3 +217,77 @@ def test_run_time_secrets_are_gone_when_the_run_ends(
     assert _execution_secrets(stigmer_home) == []
     texts = [run.stdout, run.stderr, failed.stdout, failed.stderr]
     assert find_leaks(value, paths=[stigmer_home], texts=texts) == []
+
+
+# --------------------------------------------------------- `stigmer server`: one log line per call
+
+
+@contextlib.contextmanager
+def _cli_server(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """``stigmer server --listen 127.0.0.1:0`` (the CLI command) in ``env``'s home: its address and
+    the lines of its stderr, complete once the block has exited (the server stopped)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli", "server", "--listen", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+    assert proc.stderr is not None
+    stream = proc.stderr
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+            if "stigmer server listening on " in line:
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(60), "the server did not start"
+        found = [line for line in lines if "stigmer server listening on " in line]
+        assert found, "\n".join(lines)
+        yield found[-1].split("listening on ")[1].split()[0], lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        reader.join(10)
+    assert proc.returncode == 0, "\n".join(lines)
+
+
+def _use_contexts(home: Path, **endpoints: str) -> None:
+    """Contexts ``name: endpoint`` in ``home``'s config.yaml, with no token: like a fresh user."""
+    items = ", ".join(f"{{name: {name}, endpoint: '{url}'}}" for name, url in endpoints.items())
+    (home / "config.yaml").write_text(f"contexts: [{items}]\n")
+
+
+def test_the_cli_server_logs_one_line_per_call_and_no_value(
+    stigmer: StigmerCli, stigmer_env: dict[str, str], stigmer_home: Path, tmp_path: Path
+) -> None:
+    value = "log-probe-" + secrets.token_hex(12)
+    with _cli_server(stigmer_env) as (address, lines):
+        _use_contexts(stigmer_home, here=f"grpc://{address}")
+        here = {"STIGMER_CONTEXT": "here"}
+        path = tmp_path / "wf.yaml"
+        path.write_text(WORKFLOW.format(name="hello", greeting="hi"))
+        assert stigmer("apply", "-f", str(path), env=here).returncode == 0
+        assert stigmer("secret", "set", "PROBE", input=value + "\n", env=here).returncode == 0
+        assert stigmer("get", "workflow", "nope", env=here).returncode == 1
+    calls = [line for line in lines if " rpc method=" in line]
+    token_id = (stigmer_home / "tokens" / "admin").read_text().split(".")[0]
+    for method, code in (("Apply", "OK"), ("SetSecret", "OK"), ("Get", "NOT_FOUND")):
+        assert any(
+            f"rpc method={method} code={code} " in line and f"token={token_id}" in line for line in calls
+        ), (
+            method,
+            lines,
+        )
+    assert all(line.split()[2] == "INFO" and "duration_ms=" in line for line in calls), calls
+    admin_token = (stigmer_home / "tokens" / "admin").read_text().strip()
+    assert find_leaks(value, paths=[stigmer_home], texts=lines) == []
+    assert find_leaks(admin_token, texts=lines) == []

@@ -50,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidArgument as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    # Stigmer's own lines at --log-level; other libraries' warnings only (an HTTP client's INFO
+    # lines hold the URLs it requests, which can carry a value).
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    logging.getLogger("stigmer").setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
     from stigmer.backend.local._server import run_server
 
     def announce(address: str) -> None:
