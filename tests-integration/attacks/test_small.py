@@ -7,6 +7,7 @@ MCP servers offering one tool name. Each asserts the attack failed and nothing l
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import json
 import secrets
@@ -18,7 +19,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 from stigmer.proto.v1 import backend_service_pb2 as svc
 
 from .conftest import SharedServer, find_leaks
@@ -291,3 +294,49 @@ def test_the_cli_server_logs_one_line_per_call_and_no_value(
     admin_token = (stigmer_home / "tokens" / "admin").read_text().strip()
     assert find_leaks(value, paths=[stigmer_home], texts=lines) == []
     assert find_leaks(admin_token, texts=lines) == []
+
+
+# ----------------------------------------------------- the admin token sent to another loopback port
+
+
+class _Recorder(grpc.GenericRpcHandler):
+    """A gRPC server anyone could start on a free loopback port: records every call's metadata."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[tuple[str, str | bytes], ...]]] = []
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> None:
+        details: Any = handler_call_details
+        self.calls.append((details.method, tuple(details.invocation_metadata)))
+        return None  # UNIMPLEMENTED
+
+
+def test_the_admin_token_is_not_sent_to_another_loopback_port(
+    stigmer: StigmerCli, stigmer_env: dict[str, str], stigmer_home: Path
+) -> None:
+    recorder = _Recorder()
+    listener = grpc.server(concurrent.futures.ThreadPoolExecutor(2), handlers=[recorder])
+    port = listener.add_insecure_port("127.0.0.1:0")
+    listener.start()
+    try:
+        with _cli_server(stigmer_env) as (address, _lines):
+            admin_token = (stigmer_home / "tokens" / "admin").read_text().strip()
+            _use_contexts(
+                stigmer_home,
+                here=f"grpc://{address}",
+                elsewhere=f"grpc://127.0.0.1:{port}",
+                localhost=f"grpc://localhost:{address.rsplit(':', 1)[1]}",
+            )
+            # The server's own endpoint gets the token (no login needed on this machine) ...
+            assert stigmer("get", "workflow", env={"STIGMER_CONTEXT": "here"}).returncode == 0
+            # ... another port does not, while the server runs or after it stopped.
+            assert stigmer("get", "workflow", env={"STIGMER_CONTEXT": "elsewhere"}).returncode == 1
+            refused = stigmer("get", "workflow", env={"STIGMER_CONTEXT": "localhost"})
+            assert refused.returncode == 1 and "login" in refused.stderr
+        assert stigmer("get", "workflow", env={"STIGMER_CONTEXT": "elsewhere"}).returncode == 1
+    finally:
+        listener.stop(None)
+    assert [method for method, _ in recorder.calls].count("/stigmer.v1.BackendService/List") == 2
+    metadata = [f"{key}={value!r}" for _, items in recorder.calls for key, value in items]
+    assert not any(item.startswith("authorization=") for item in metadata), metadata
+    assert find_leaks(admin_token, texts=metadata) == []

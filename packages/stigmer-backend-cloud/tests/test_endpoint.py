@@ -81,3 +81,28 @@ def test_round_trip(scheme: str, host: str, port: int) -> None:
     endpoint = parse_endpoint(f"{scheme}://{host}:{port}")
     assert (endpoint.host, endpoint.port, endpoint.tls) == (host, port, scheme == "grpcs")
     assert str(endpoint) == f"{scheme}://{host}:{port}"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "bound", "served"),
+    [
+        ("grpc://127.0.0.1:7234", "127.0.0.1:7234", True),
+        ("grpc://127.0.0.1:7234", "127.0.0.1:7235", False),  # another port: another process
+        ("grpc://127.0.0.1:7234", "127.0.0.2:7234", False),
+        ("grpc://localhost:7234", "LOCALHOST:7234", True),
+        ("grpc://localhost:7234", "127.0.0.1:7234", False),  # localhost may reach ::1
+        ("grpc://127.0.0.1:7234", "localhost:7234", False),
+        ("grpc://[::1]:7234", "[::1]:7234", True),
+        ("grpc://[::1]:7234", "127.0.0.1:7234", False),
+        ("grpc://127.0.0.1:7234", "0.0.0.0:7234", True),
+        ("grpc://[::1]:7234", "0.0.0.0:7234", False),
+        ("grpc://localhost:7234", "0.0.0.0:7234", False),
+        ("grpc://[::1]:7234", "[::]:7234", True),
+        ("grpc://localhost:7234", "[::]:7234", True),
+        ("grpc://127.0.0.1:7234", "", False),
+        ("grpc://127.0.0.1:7234", "127.0.0.1", False),
+        ("grpc://127.0.0.1:7234", "garbage:x", False),
+    ],
+)
+def test_served_by_only_the_bound_address(endpoint: str, bound: str, served: bool) -> None:
+    assert parse_endpoint(endpoint).served_by(bound) is served

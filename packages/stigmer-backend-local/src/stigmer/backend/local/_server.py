@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from stigmer.backend.local._server_dispatch import ExecutionDispatcher, InlineDispatcher, NoDispatcher
-from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
+from stigmer.backend.local._tokens import (
+    TokenStore,
+    admin_token_path,
+    ensure_admin_token,
+    remove_admin_endpoint,
+    write_admin_endpoint,
+)
 from stigmer.core import (
     Backend,
     FailedPrecondition,
@@ -202,6 +208,7 @@ async def serve(
 
     try:
         await server.start()
+        write_admin_endpoint(home, actual)  # clients send the admin token to this address only
         for name in ("", service_name):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -230,6 +237,7 @@ async def serve(
                 loop.remove_signal_handler(sig)
             if owns_tokens:
                 store.close()
+            remove_admin_endpoint(home, actual)
         logger.info("stigmer server stopped")
 
 

@@ -11,6 +11,7 @@ are given the same URL (or none).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -35,7 +36,17 @@ from stigmer.core import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["ROLES", "IssuedToken", "Principal", "TokenInfo", "TokenStore", "ensure_admin_token"]
+__all__ = [
+    "ROLES",
+    "IssuedToken",
+    "Principal",
+    "TokenInfo",
+    "TokenStore",
+    "admin_endpoint_path",
+    "ensure_admin_token",
+    "remove_admin_endpoint",
+    "write_admin_endpoint",
+]
 
 ROLES: tuple[str, ...] = ("admin", "user", "runner")
 _TOKEN_PREFIX = "tok_"
@@ -271,6 +282,36 @@ class TokenStore:
 def admin_token_path(home: Path) -> Path:
     """Where the server keeps the admin token for local clients: ``$STIGMER_HOME/tokens/admin``."""
     return Path(home) / "tokens" / "admin"
+
+
+def admin_endpoint_path(home: Path) -> Path:
+    """Where the server records the address it serves the admin token for: ``tokens/admin.endpoint``.
+
+    Clients send ``tokens/admin`` only to that address (``host:port``, as the server bound it), so
+    another process listening on another loopback port never receives the admin token.
+    """
+    return Path(home) / "tokens" / "admin.endpoint"
+
+
+def write_admin_endpoint(home: Path, address: str) -> None:
+    """Record ``address`` as the one the admin token is for (mode 0600, replaced atomically)."""
+    path = admin_endpoint_path(home)
+    private_dir(path.parent)
+    tmp = path.with_name(f".admin.endpoint.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (address + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def remove_admin_endpoint(home: Path, address: str) -> None:
+    """Forget ``address`` on shutdown (unless another server has recorded its own since)."""
+    path = admin_endpoint_path(home)
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="utf-8").strip() == address:
+            path.unlink()
 
 
 def ensure_admin_token(store: TokenStore, home: Path) -> str:
