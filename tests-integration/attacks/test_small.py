@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import http.server
 import json
 import secrets
 import signal
@@ -340,3 +341,95 @@ def test_the_admin_token_is_not_sent_to_another_loopback_port(
     metadata = [f"{key}={value!r}" for _, items in recorder.calls for key, value in items]
     assert not any(item.startswith("authorization=") for item in metadata), metadata
     assert find_leaks(admin_token, texts=metadata) == []
+
+
+# ------------------------------------------------------------ two MCP servers offering one tool name
+
+MCP_SERVER = Path(__file__).resolve().parent.parent / "cli_mcp_server.py"
+
+
+class _ScriptedModel:
+    """The smallest OpenAI-compatible stand-in the agent runner can talk to: streamed chat
+    completions (SSE) answering from a script of tool calls and texts; records every request."""
+
+    def __init__(self, *replies: dict[str, Any]) -> None:
+        self.replies = list(replies)
+        self.requests: list[dict[str, Any]] = []
+        model = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                model.requests.append(body)
+                reply = model.replies.pop(0) if model.replies else {"text": "done"}
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
+                self.end_headers()
+                for chunk in model.chunks(reply, len(model.requests)):
+                    self.wfile.write(f"data: {chunk}\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @staticmethod
+    def chunks(reply: dict[str, Any], n: int) -> Iterator[str]:
+        base = {"id": f"c{n}", "object": "chat.completion.chunk", "created": 1, "model": "stand-in"}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+        yield chunk({"role": "assistant", "content": reply.get("text", "")})
+        if "tool" in reply:
+            function = {"name": reply["tool"], "arguments": json.dumps(reply["args"])}
+            yield chunk(
+                {"tool_calls": [{"index": 0, "id": f"call_{n}", "type": "function", "function": function}]}
+            )
+        yield chunk({}, "tool_calls" if "tool" in reply else "stop")
+        yield json.dumps({**base, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+        yield "[DONE]"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_two_mcp_servers_offering_one_tool_name(stigmer: StigmerCli, tmp_path: Path) -> None:
+    model = _ScriptedModel(
+        {"tool": "first_delete_item", "args": {"item": "1"}},
+        {"tool": "second_delete_item", "args": {"item": "2"}},
+        {"text": "Both are gone."},
+    )
+    try:
+        server = f"spec: {{stdio: {{command: {sys.executable!r}, args: [{str(MCP_SERVER)!r}]}}}}\n"
+        manifest = tmp_path / "agent.yaml"
+        manifest.write_text(
+            f"apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {{name: first}}\n{server}---\n"
+            f"apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {{name: second}}\n{server}---\n"
+            "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
+            "spec:\n  instructions: Be brief.\n"
+            f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {model.base_url!r}}}\n"
+            "  mcpServers: [{name: first}, {name: second}]\n"
+        )
+        assert stigmer("apply", "-f", str(manifest)).returncode == 0
+        run = stigmer("run", "bot", "--message", "delete 1 and 2", "-o", "json", timeout=120)
+    finally:
+        model.close()
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["phase"] == "SUCCEEDED"
+    offered = sorted(tool["function"]["name"] for tool in model.requests[0]["tools"])
+    assert offered == ["first_delete_item", "second_delete_item"]
+    results = [m["content"] for m in model.requests[-1]["messages"] if m["role"] == "tool"]
+    assert results == ["deleted 1", "deleted 2"]
