@@ -13,6 +13,7 @@ import http.server
 import json
 import secrets
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -221,6 +222,33 @@ def test_run_time_secrets_are_gone_when_the_run_ends(
     assert _execution_secrets(stigmer_home) == []
     texts = [run.stdout, run.stderr, failed.stdout, failed.stderr]
     assert find_leaks(value, paths=[stigmer_home], texts=texts) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_local_stack_home_is_private(stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path) -> None:
+    stigmer_home.chmod(0o755)
+    ports = ["--port", str(_free_port()), "--temporal-port", str(_free_port())]
+    try:
+        started = stigmer("local", "start", *ports, "--timeout", "90", timeout=150)
+        assert started.returncode == 0, started.stderr
+        path = tmp_path / "wf.yaml"
+        path.write_text(WORKFLOW.format(name="hello", greeting="hi"))
+        assert stigmer("apply", "-f", str(path)).returncode == 0
+        run = stigmer("run", "hello", "-o", "json", timeout=120)
+        assert run.returncode == 0, run.stderr
+        running = _loose(stigmer_home)  # while Temporal, the server and the workers write
+    finally:
+        stopped = stigmer("local", "stop", timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    names = {p.name for p in stigmer_home.rglob("*")}
+    expected = {"temporal.db", "stigmer.db", "supervisor.log", "server.log", "temporal.log", "admin"}
+    assert expected <= names, names
+    assert running == [] and _loose(stigmer_home) == []
 
 
 # --------------------------------------------------------- `stigmer server`: one log line per call
