@@ -46,7 +46,7 @@ class Endpoint:
         """
         text = address.strip()
         host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or int(port) != self.port:
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) != self.port:
             return False
         host = host.removeprefix("[").removesuffix("]").lower()
         mine = self.host.lower()
