@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import AlreadyExists, InvalidArgument, NotFound, Settings, Unavailable
+from stigmer.core import AlreadyExists, InvalidArgument, NotFound, Principal, Settings, Unavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -54,15 +54,6 @@ class IssuedToken:
     role: str
     token: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of one RPC."""
-
-    token_id: str
-    name: str
-    role: str
 
 
 def _digest(token: str) -> str:
