@@ -261,6 +261,8 @@ def context(
     principal: Principal | None = None,
 ) -> svc.ExecutionContext:
     item = load(conn, request.execution_id, lock=False)
+    if principal is not None:
+        _grants.claim(conn, principal, item.id, "read the context of")
     if item.phase not in (P.PHASE_RUNNING, P.PHASE_WAITING_APPROVAL):
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; its context (variables and secrets) is only "
@@ -268,7 +270,6 @@ def context(
         )
     spec = ex.ExecutionSpec.FromString(item.row.spec)
     if principal is not None:
-        _grants.claim(conn, principal, item.id, "read the context of")
         es = s.execution_secrets
         runtime = set(conn.execute(select(es.c.name).where(es.c.execution_id == item.id)).scalars())
         stored = [n for n in spec.secret_refs if n not in runtime]
