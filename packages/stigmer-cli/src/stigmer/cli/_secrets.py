@@ -133,14 +133,25 @@ RoleOption = Annotated[
 ]
 
 
-def _grant_request(name: str, to: str, role: str) -> Any:
+def _change_grant(name: str, to: str, role: str, *, add: bool) -> None:
     from stigmer.proto.v1 import secret_pb2
 
     if bool(to) == bool(role):
         raise CliError("say who: give either --to TOKEN_NAME or --role ROLE", exit_code=2)
     if role and role not in ("user", "runner", "admin"):
         raise CliError(f"unknown role {role!r}; choose one of: user, runner, admin", exit_code=2)
-    return secret_pb2.SecretGrant(token_name=to, role=role)
+    who = secret_pb2.SecretGrant(token_name=to, role=role)
+
+    async def go() -> secret_pb2.SecretMetadata:
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        async with open_session() as session:
+            if add:
+                return await session.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=who))
+            return await session.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=who))
+
+    meta = run_async(go())
+    echo(f"secret/{meta.name} {'granted to' if add else 'no longer granted to'} {_grantee(who)}")
 
 
 @secret_app.command("grant")
@@ -151,31 +162,13 @@ def grant(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
     server or Environment `secrets`) only when its author owns the secret, is an admin, or holds
     a grant. Anyone who may author such a definition can read the secret: grant with care.
     """
-    who = _grant_request(name, to, role)
-
-    async def go() -> secret_pb2.SecretMetadata:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
-        async with open_session() as session:
-            return await session.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=who))
-
-    meta = run_async(go())
-    echo(f"secret/{meta.name} granted to {_grantee(who)}")
+    _change_grant(name, to, role, add=True)
 
 
 @secret_app.command("revoke")
 def revoke(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
     """Take back a grant made with `stigmer secret grant`; runs that start afterwards are refused."""
-    who = _grant_request(name, to, role)
-
-    async def go() -> secret_pb2.SecretMetadata:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
-        async with open_session() as session:
-            return await session.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=who))
-
-    meta = run_async(go())
-    echo(f"secret/{meta.name} no longer granted to {_grantee(who)}")
+    _change_grant(name, to, role, add=False)
 
 
 @secret_app.command("rotate-key")

@@ -202,24 +202,26 @@ def _existing(conn: Connection, name: str) -> str:
 
 
 def grant(conn: Connection, principal: Principal | None, name: str, who: secret_pb2.SecretGrant) -> str:
-    name = _existing(conn, name)
-    kind, grantee = _grantee(who)
-    check_owner(conn, principal, name, "grant")
-    g = s.secret_grants
-    found = conn.execute(
-        select(g.c.name).where(g.c.name == name, g.c.grantee_kind == kind, g.c.grantee == grantee)
-    ).first()
-    if found is None:
-        conn.execute(insert(g).values(name=name, grantee_kind=kind, grantee=grantee))
-    return name
+    """Add a grant (idempotent); returns the secret's name."""
+    return _change_grant(conn, principal, name, who, add=True)
 
 
 def revoke(conn: Connection, principal: Principal | None, name: str, who: secret_pb2.SecretGrant) -> str:
+    """Remove a grant (idempotent); returns the secret's name."""
+    return _change_grant(conn, principal, name, who, add=False)
+
+
+def _change_grant(
+    conn: Connection, principal: Principal | None, name: str, who: secret_pb2.SecretGrant, add: bool
+) -> str:
     name = _existing(conn, name)
     kind, grantee = _grantee(who)
-    check_owner(conn, principal, name, "revoke grants of")
+    check_owner(conn, principal, name, "grant" if add else "revoke grants of")
     g = s.secret_grants
-    conn.execute(delete(g).where(g.c.name == name, g.c.grantee_kind == kind, g.c.grantee == grantee))
+    match = (g.c.name == name, g.c.grantee_kind == kind, g.c.grantee == grantee)
+    conn.execute(delete(g).where(*match))
+    if add:
+        conn.execute(insert(g).values(name=name, grantee_kind=kind, grantee=grantee))
     return name
 
 
