@@ -12,10 +12,11 @@ import asyncio
 import base64
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
 from stigmer.backend.local._server_process import ServerProcess
@@ -126,3 +127,13 @@ async def shared_server(tmp_path: Path) -> AsyncIterator[SharedServer]:
         yield server
     finally:
         await asyncio.to_thread(server.process.stop)
+
+
+@pytest.fixture
+def shared_server_sync(tmp_path: Path) -> Iterator[SharedServer]:
+    """``shared_server`` for synchronous tests (CLI processes)."""
+    server = asyncio.run(start_shared_server(tmp_path / "server-home"))
+    try:
+        yield server
+    finally:
+        server.process.stop()

@@ -46,6 +46,7 @@ from stigmer.core._plugins import (
     load_plugin,
     load_runner,
 )
+from stigmer.core._principal import Principal, acting_as, current_principal
 from stigmer.core._redact import MASK, Redactor, default_redactor
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
@@ -98,6 +99,7 @@ __all__ = [
     "PackedSkill",
     "PermissionDenied",
     "PluginNotFound",
+    "Principal",
     "Redactor",
     "Runner",
     "Settings",
@@ -106,10 +108,12 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "WorkerCommand",
+    "acting_as",
     "add_temporal_arguments",
     "artifact_key",
     "connection_for",
     "credentials_path",
+    "current_principal",
     "default_redactor",
     "did_you_mean",
     "dump_manifests",

@@ -261,6 +261,14 @@ class CloudBackend:
         result: svc.ListSecretsResponse = await self._unary("ListSecrets", request)
         return result
 
+    async def grant_secret(self, request: svc.GrantSecretRequest) -> secret_pb2.SecretMetadata:
+        result: secret_pb2.SecretMetadata = await self._unary("GrantSecret", request)
+        return result
+
+    async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
+        result: secret_pb2.SecretMetadata = await self._unary("RevokeSecret", request)
+        return result
+
     async def put_artifact(self, request: svc.PutArtifactRequest) -> artifact_pb2.ArtifactMetadata:
         result: artifact_pb2.ArtifactMetadata = await self._unary("PutArtifact", request)
         return result

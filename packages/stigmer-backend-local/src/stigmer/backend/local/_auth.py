@@ -12,13 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import grpc
 from stigmer.backend.local._servicer import abort_with
 from stigmer.backend.local._tokens import Principal, TokenStore
-from stigmer.core import StigmerError
+from stigmer.core import StigmerError, acting_as, current_principal
 
 __all__ = [
     "PUBLIC_METHOD_PREFIXES",
@@ -55,8 +54,7 @@ _RUNNER = frozenset(
     }
 )
 _USER_DENIED = frozenset({"GetExecutionContext", "UpdateExecutionStatus"})
-
-current_principal: ContextVar[Principal | None] = ContextVar("stigmer_principal", default=None)
+# Secret grants are checked by the store: a user may grant or revoke only secrets it owns.
 
 _CACHE_TTL = 2.0  # seconds a verified token is trusted before the store is asked again
 _CACHE_MAX = 4096
@@ -199,11 +197,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 principal = await self._admit(method, context)
                 if isinstance(request, _Malformed):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
-                token = current_principal.set(principal)
-                try:
+                with acting_as(principal):
                     response = await behavior(request, context)
-                finally:
-                    current_principal.reset(token)
             except BaseException:
                 _log(name, _code_name(context), principal, start)
                 raise
@@ -224,9 +219,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 principal = await self._admit(method, context)
                 if isinstance(request, _Malformed):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
-                current_principal.set(principal)
-                async for item in behavior(request, context):
-                    yield item
+                with acting_as(principal):
+                    async for item in behavior(request, context):
+                        yield item
             except BaseException:
                 _log(name, _code_name(context), principal, start)
                 raise

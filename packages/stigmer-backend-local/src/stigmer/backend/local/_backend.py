@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.core import FailedPrecondition, InvalidArgument, Settings, private_dir
+from stigmer.core import FailedPrecondition, InvalidArgument, Settings, current_principal, private_dir
 from stigmer.proto.v1 import (
     artifact_pb2,
     resource_pb2,
@@ -46,6 +46,11 @@ class LocalBackend:
 
     ``master_key`` (32 bytes) encrypts secrets; by default it comes from ``STIGMER_MASTER_KEY``,
     a working OS keyring, or ``$STIGMER_HOME/master.key`` (created with mode 0600).
+
+    Calls made as a principal (:func:`stigmer.core.acting_as`, set by ``stigmer server`` for each
+    caller) are checked against secret owners and grants and runner leases; calls without one
+    (Lite mode) are not. ``offer_to_runners`` says whether runner workers may claim the executions
+    created here (False when the server runs them itself).
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class LocalBackend:
         if master_key is not None:
             self._box()
         self._threaded = not self._db.is_sqlite
+        self.offer_to_runners = True
         self._waiters: set[asyncio.Future[None]] = set()
         log.debug("opened %s (schema version %d)", self.database_url, self.schema_version)
 
@@ -149,7 +155,8 @@ class LocalBackend:
     async def apply(self, request: svc.ApplyRequest) -> svc.ApplyResponse:
         from stigmer.backend.local import _resources
 
-        return await self._write(lambda c: _resources.apply(c, request))
+        who = current_principal()
+        return await self._write(lambda c: _resources.apply(c, request, who))
 
     async def get(self, request: svc.GetRequest) -> resource_pb2.Resource:
         from stigmer.backend.local import _resources
@@ -179,11 +186,12 @@ class LocalBackend:
 
         box = self._box() if request.runtime_secrets else None
         source = self._key_source
+        who, offer = current_principal(), self.offer_to_runners
 
         def create(c: Connection) -> ex.Execution:
             if box is not None:
                 _secrets.require_key(c, box, source)
-            return _executions.create(c, box, request)  # type: ignore[arg-type]
+            return _executions.create(c, box, request, who, offer)  # type: ignore[arg-type]
 
         return await self._write(create)
 
@@ -200,7 +208,8 @@ class LocalBackend:
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
         from stigmer.backend.local._events import update_status
 
-        result = await self._write(lambda c: update_status(c, request))
+        who = current_principal()
+        result = await self._write(lambda c: update_status(c, request, who))
         self._notify()
         return result
 
@@ -256,7 +265,10 @@ class LocalBackend:
         from stigmer.backend.local import _executions
 
         box = self._box()
-        return await self._read(lambda c: _executions.context(c, box, request))
+        who = current_principal()
+        if who is not None and who.role == "runner":  # a runner's first call takes its lease
+            return await self._write(lambda c: _executions.context(c, box, request, who))
+        return await self._read(lambda c: _executions.context(c, box, request, who))
 
     # -----------------------------------------------------------------------------------------
     # secrets
@@ -266,22 +278,44 @@ class LocalBackend:
 
         box = self._box()
         source = self._key_source
+        who = current_principal()
 
         def write(c: Connection) -> secret_pb2.SecretMetadata:
             _secrets.require_key(c, box, source)
-            return _secrets.set_secret(c, box, request)
+            return _secrets.set_secret(c, box, request, who)
 
         return await self._write(write)
 
     async def delete_secret(self, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
         from stigmer.backend.local import _secrets
 
-        return await self._write(lambda c: _secrets.delete_secret(c, request))
+        who = current_principal()
+        return await self._write(lambda c: _secrets.delete_secret(c, request, who))
 
     async def list_secrets(self, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
         from stigmer.backend.local import _secrets
 
         return await self._read(lambda c: _secrets.list_secrets(c, request))
+
+    async def grant_secret(self, request: svc.GrantSecretRequest) -> secret_pb2.SecretMetadata:
+        from stigmer.backend.local import _grants, _secrets
+
+        who = current_principal()
+
+        def run(c: Connection) -> secret_pb2.SecretMetadata:
+            return _secrets.metadata_of(c, _grants.grant(c, who, request.name, request.grant))
+
+        return await self._write(run)
+
+    async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
+        from stigmer.backend.local import _grants, _secrets
+
+        who = current_principal()
+
+        def run(c: Connection) -> secret_pb2.SecretMetadata:
+            return _secrets.metadata_of(c, _grants.revoke(c, who, request.name, request.grant))
+
+        return await self._write(run)
 
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret with ``new_key`` (default: a new random key) in one transaction.

@@ -286,6 +286,8 @@ def run_server(
         backend: Any = LocalBackend(database_url=database_url, home=resolved_home)
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = InlineDispatcher(backend) if run_executions else NoDispatcher()
+        # Runner workers may claim executions only where the server does not run them itself.
+        backend.offer_to_runners = connection is not None or not run_executions
         if connection is not None:  # full stack: executions become Temporal workflows run by workers
             from stigmer.backend.local._dispatch_temporal import temporal_dispatch
 

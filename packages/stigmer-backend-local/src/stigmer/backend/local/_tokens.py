@@ -27,6 +27,7 @@ from stigmer.core import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
+    Principal,
     Settings,
     Unavailable,
     private_dir,
@@ -73,15 +74,6 @@ class IssuedToken:
     role: str
     token: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of one RPC."""
-
-    token_id: str
-    name: str
-    role: str
 
 
 def _digest(token: str) -> str:
