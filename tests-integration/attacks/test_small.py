@@ -137,10 +137,11 @@ def test_a_lite_home_is_private_after_a_run(stigmer: StigmerCli, stigmer_home: P
     names = {p.name for p in stigmer_home.rglob("*")}
     assert {"stigmer.db", "master.key"} <= names, names
     assert _loose(stigmer_home) == []
-    # An existing database and WAL left 0644 are tightened on the next open.
-    for name in ("stigmer.db", "stigmer.db-wal", "stigmer.db-shm"):
-        if (stigmer_home / name).exists():
-            (stigmer_home / name).chmod(0o644)
+    # A home an older version left wide (0755, files 0644) is tightened on the next open.
+    entries = [stigmer_home, *stigmer_home.rglob("*")]
+    for path in entries:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    assert len(_loose(stigmer_home)) == len(entries)
     assert stigmer("get", "workflow").returncode == 0
     assert _loose(stigmer_home) == []
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stigmer.core import open_private, private_dir, private_file
+from stigmer.core import open_private, private_dir, private_file, tighten_home
 
 
 def _mode(path: Path) -> int:
@@ -71,3 +71,30 @@ def test_logs_are_opened_private_and_appended(tmp_path: Path, open_umask: None) 
     assert log.read_bytes() == b"three\n"
     with pytest.raises(ValueError, match="'r'"):
         open_private(log, "r")
+
+
+def test_an_existing_home_is_tightened(tmp_path: Path, open_umask: None) -> None:
+    home = tmp_path / "home"
+    (home / "local").mkdir(parents=True)
+    (home / "tokens").mkdir()
+    loose = [
+        home / "config.yaml",
+        home / "stigmer.db",
+        home / "local" / "server.log",
+        home / "tokens" / "admin",
+    ]
+    for path in loose:
+        path.write_text("x")
+        path.chmod(0o644)
+    for folder in (home, home / "local", home / "tokens"):
+        folder.chmod(0o755)
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("not ours")
+    outside.chmod(0o644)
+    (home / "link").symlink_to(outside)
+    tighten_home(home)
+    assert [_mode(p) for p in loose] == [0o600] * len(loose)
+    assert [_mode(f) for f in (home, home / "local", home / "tokens")] == [0o700] * 3
+    assert _mode(outside) == 0o644, "a link's target outside the home is left alone"
+    tighten_home(tmp_path / "missing")  # nothing to do, no error
+    assert not (tmp_path / "missing").exists()

@@ -6,6 +6,7 @@ EXPECTED = {
     "open_private",
     "private_dir",
     "private_file",
+    "tighten_home",
     "API_VERSION",
     "from_value",
     "plain_value",

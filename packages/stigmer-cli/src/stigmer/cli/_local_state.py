@@ -70,9 +70,9 @@ class LocalPaths:
         self.root = self.home / "local"
 
     def ensure(self) -> None:
-        from stigmer.core import private_dir
+        from stigmer.core import private_dir, tighten_home
 
-        private_dir(self.home)
+        tighten_home(self.home)
         private_dir(self.root)
 
     def pid(self, name: str) -> Path:

@@ -24,6 +24,7 @@ from stigmer.core._files import (
     open_private,
     private_dir,
     private_file,
+    tighten_home,
 )
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._manifests import (
@@ -144,6 +145,7 @@ __all__ = [
     "resource_names",
     "run_temporal_worker",
     "slugify",
+    "tighten_home",
     "unwrap",
     "validate_manifest",
     "write_credentials",

@@ -13,7 +13,14 @@ import stat
 from pathlib import Path
 from typing import IO
 
-__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "open_private", "private_dir", "private_file"]
+__all__ = [
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "open_private",
+    "private_dir",
+    "private_file",
+    "tighten_home",
+]
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -76,3 +83,27 @@ def open_private(path: Path | str, mode: str = "ab") -> IO[bytes]:
     _tighten(fd, PRIVATE_FILE_MODE)
     handle: IO[bytes] = os.fdopen(fd, mode, buffering=0)
     return handle
+
+
+#: Folders of the home whose files are tightened too (the stack's state and logs, detached runs'
+#: logs, the admin token); anything deeper is created private by the code that writes it.
+_HOME_FOLDERS = ("local", "logs", "tokens")
+
+
+def tighten_home(home: Path | str) -> None:
+    """Make an existing ``$STIGMER_HOME`` private again: the folder and its known folders 0700, the
+    files in them 0600 (an older version left them 0755 and 0644). Symbolic links are left alone."""
+    home = Path(home).expanduser()
+    if not home.is_dir() or home.is_symlink():
+        return
+    private_dir(home)
+    folders = [home] + [home / name for name in _HOME_FOLDERS]
+    for folder in folders:
+        if folder is not home:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            private_dir(folder)
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.is_file(follow_symlinks=False):
+                    _tighten(Path(entry.path), PRIVATE_FILE_MODE)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.core import FailedPrecondition, InvalidArgument, Settings, current_principal, private_dir
+from stigmer.core import FailedPrecondition, InvalidArgument, Settings, current_principal, tighten_home
 from stigmer.proto.v1 import (
     artifact_pb2,
     resource_pb2,
@@ -64,8 +64,7 @@ class LocalBackend:
 
         settings = Settings.load() if home is None or database_url is None else None
         self.home = Path(home).expanduser() if home is not None else settings.home  # type: ignore[union-attr]
-        if self.home.is_dir():
-            private_dir(self.home)  # an older version left it 0755: tighten it
+        tighten_home(self.home)  # an older version left it 0755 and its files 0644
         url = (
             database_url
             or (settings.database_url if settings else "")

@@ -27,6 +27,7 @@ from stigmer.core import (
     Settings,
     TemporalConnection,
     private_dir,
+    tighten_home,
 )
 
 __all__ = [
@@ -156,6 +157,7 @@ async def serve(
     credentials = _check_bind(listen, tls_cert, tls_key, insecure)
 
     home = private_dir(home)
+    tighten_home(home)  # files an older version left 0644
     owns_tokens = tokens is None
     store = tokens if tokens is not None else TokenStore(home=home)
     await asyncio.to_thread(ensure_admin_token, store, home)
