@@ -268,5 +268,15 @@ async def test_runtime_secrets_are_deleted_when_their_run_ends(tmp_path: Path) -
     await phase(failed, ex.PHASE_FAILED, error=ex.ExecutionError(detail="boom"))
     assert _runtime_rows(tmp_path) == {pending: 2}, "only the unfinished run keeps its secrets"
     await backend.close()
+    # Rows an older version left behind for finished runs are deleted when the store is opened.
+    with sqlite3.connect(tmp_path / "stigmer.db") as conn:
+        conn.execute(
+            "INSERT INTO execution_secrets (execution_id, name, ciphertext) VALUES (?, 'OLD', x'00')",
+            (first,),
+        )
+    assert _runtime_rows(tmp_path) == {pending: 2, first: 1}
+    reopened = LocalBackend(home=tmp_path, master_key=os.urandom(32))
+    assert _runtime_rows(tmp_path) == {pending: 2}
+    await reopened.close()
     for path in tmp_path.iterdir():
         assert RUNTIME.encode() not in path.read_bytes()

@@ -73,6 +73,10 @@ class LocalBackend:
         self._db: Database = Database(url)
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
+        from stigmer.backend.local._events import forget_finished_runtime_secrets
+
+        if forget_finished_runtime_secrets(self._db):
+            log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None

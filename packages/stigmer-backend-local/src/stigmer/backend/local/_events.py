@@ -26,6 +26,7 @@ __all__ = [
     "ExecRow",
     "Loaded",
     "events_after",
+    "forget_finished_runtime_secrets",
     "load",
     "phase_name",
     "save",
@@ -352,6 +353,27 @@ def update_status(
     if not (changed or has_changes or item.new_events or request.runner):
         return to_execution(item.row, status)
     return save(conn, item)
+
+
+_FINISHED = select(_e.c.id).where(_e.c.phase.in_(sorted(TERMINAL)))
+_LEFT_BEHIND = select(s.execution_secrets.c.execution_id).where(
+    s.execution_secrets.c.execution_id.in_(_FINISHED)
+)
+
+
+def forget_finished_runtime_secrets(db: Any) -> int:
+    """Delete run-time secrets an older version left behind for runs that have finished.
+
+    One read when there are none (every open), a write only when there are; returns how many
+    executions had some.
+    """
+    with db.read() as conn:
+        left = conn.execute(_LEFT_BEHIND.distinct().limit(1000)).scalars().all()
+    if not left:
+        return 0
+    with db.write() as conn:
+        conn.execute(delete(s.execution_secrets).where(s.execution_secrets.c.execution_id.in_(_FINISHED)))
+    return len(left)
 
 
 def _upsert_tasks(status: ex.ExecutionStatus, tasks: Sequence[ex.TaskProgress]) -> None:
