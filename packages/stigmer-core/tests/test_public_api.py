@@ -18,6 +18,8 @@ EXPECTED = {
     "BACKENDS_GROUP",
     "KINDS",
     "KIND_PREFIXES",
+    "LIMIT_SETTINGS",
+    "Limits",
     "MASK",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",

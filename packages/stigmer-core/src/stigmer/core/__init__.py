@@ -19,6 +19,7 @@ from stigmer.core._errors import (
     error_from_grpc_code,
 )
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
+from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._manifests import (
     API_VERSION,
     KINDS,
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT_TEMPORAL_ADDRESS",
     "KINDS",
     "KIND_PREFIXES",
+    "LIMIT_SETTINGS",
     "MASK",
     "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
@@ -83,6 +85,7 @@ __all__ = [
     "Context",
     "FailedPrecondition",
     "InvalidArgument",
+    "Limits",
     "LoadedResource",
     "ManifestError",
     "NotFound",
