@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._errors import WorkflowError
 from ._expr import evaluate_field, evaluate_template, is_expression, template_uses_secrets, uses_secrets
 from ._host import Host
+from ._limits import Limits
 from ._parse import Workflow
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Evaluating:
     context: Any
     _raw_input: Any
     _started: datetime.datetime | None
+    limits: Limits
 
     async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -59,7 +61,7 @@ class Evaluating:
             return text
         variables = await self.variables(scope, secrets=uses_secrets(text))
         with _scrubbed(variables):
-            return evaluate_field(text, data, variables)
+            return evaluate_field(text, data, variables, self.limits)
 
     async def template(self, value: Any, data: Any, scope: Scope) -> Any:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
@@ -67,7 +69,7 @@ class Evaluating:
             return value
         variables = await self.variables(scope, secrets=template_uses_secrets(value))
         with _scrubbed(variables):
-            return evaluate_template(value, data, variables)
+            return evaluate_template(value, data, variables, self.limits)
 
     async def transform(self, spec: Any, data: Any, scope: Scope) -> Any:
         """``input.from`` / ``output.as`` / ``export.as``: a string is an expression, an object a template."""

@@ -13,7 +13,7 @@ from stigmer.core import LIMIT_SETTINGS, Limits
 
 from ._errors import WorkflowError
 
-__all__ = ["LIMIT_ERROR_TYPE", "LimitExceeded", "Limits", "limit_exceeded"]
+__all__ = ["LIMIT_ERROR_TYPE", "LimitExceeded", "Limits", "check_event", "limit_exceeded"]
 
 #: The ``type`` of every limit error.
 LIMIT_ERROR_TYPE: Final = "https://stigmer.ai/errors/limit"
@@ -43,3 +43,16 @@ def limit_exceeded(limit: str, what: str) -> LimitExceeded:
         limit,
         f"{what}; the runner's operator can raise it with {variable} or limits.{key} in config.yaml",
     )
+
+
+def check_event(limits: Limits, count: int, size: int, subject: str) -> None:
+    """Raise the limit error when recording an event would make ``count`` events, or when its data
+    is ``size`` bytes (as JSON), over the limits; ``subject`` (the task path) becomes ``instance``."""
+    if count > limits.events:
+        error = limit_exceeded("events", f"this execution recorded {limits.events} events")
+        raise error.with_instance(subject or "/")
+    if size > limits.event_bytes:
+        error = limit_exceeded(
+            "event_bytes", f"an event's data is {size} bytes, over the limit of {limits.event_bytes} bytes"
+        )
+        raise error.with_instance(subject or "/")
