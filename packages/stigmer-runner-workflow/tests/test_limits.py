@@ -44,7 +44,7 @@ async def run(
 ) -> execution_pb2.Execution:
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: wf}}\nspec:\n{body}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="wf"))
     if input is not None:
         json_format.ParseDict(input, spec.input)
@@ -176,7 +176,7 @@ async def test_repeat_ends_with_a_jq_limit_within_seconds(backend: Backend) -> N
 
 def test_a_long_evaluation_ends_with_the_jq_time_limit() -> None:
     started = time.monotonic()
-    with pytest.raises(LimitExceeded, match="ran longer than 0.5 seconds") as raised:
+    with pytest.raises(LimitExceeded, match=r"ran longer than 0\.5 seconds") as raised:
         evaluate("last(range(1e12))", None, {}, Limits(jq_seconds=0.5))
     assert time.monotonic() - started < 3
     assert raised.value.problem["limit"] == "jq_seconds"
@@ -184,7 +184,7 @@ def test_a_long_evaluation_ends_with_the_jq_time_limit() -> None:
 
 
 def test_a_large_allocation_ends_with_the_jq_memory_limit() -> None:
-    with pytest.raises(LimitExceeded, match="jq_memory|more than 67108864 bytes") as raised:
+    with pytest.raises(LimitExceeded, match="more than 67108864 bytes") as raised:
         evaluate('"x" * 300000000 | length', None, {}, Limits(jq_memory_bytes=64 * 1024 * 1024))
     assert raised.value.problem["title"] == "jq memory limit exceeded"
 
@@ -282,7 +282,7 @@ async def test_the_runner_reads_its_limits_from_its_settings(
     assert (runner.limits.tasks, runner.limits.events) == (40, 777)
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: wf}}\nspec:\n{SELF_LOOP}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="wf"))
     created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
     done = await runner.execute(backend, created.metadata.id)
