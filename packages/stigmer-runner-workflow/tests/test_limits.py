@@ -6,6 +6,7 @@ the jq time limit."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -288,3 +289,23 @@ async def test_the_runner_reads_its_limits_from_its_settings(
     done = await runner.execute(backend, created.metadata.id)
     assert_limit(done, "Task limit exceeded", "STIGMER_LIMIT_TASKS")
     assert "40 tasks" in done.status.error.detail
+
+
+async def test_the_event_loop_stays_free_while_a_heavy_expression_computes(backend: Backend) -> None:
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        done = await run(backend, DOC + "  do:\n    - spin: {set: {n: '${ last(range(1e12)) }'}}\n", SMALL)
+    finally:
+        ticker.cancel()
+    assert done.status.error.title == "jq time limit exceeded"
+    assert len(gaps) > 20 and max(gaps) < 0.5  # other coroutines (a server's calls) kept running

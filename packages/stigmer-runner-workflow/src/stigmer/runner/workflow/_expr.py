@@ -20,6 +20,7 @@ __all__ = [
     "evaluate_template",
     "expression_body",
     "find_nondeterministic",
+    "guarded",
     "is_expression",
     "iter_strings",
     "secret_names",
@@ -134,6 +135,18 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
             ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {_first_line(exc)}"
         ) from None
     return results[0] if results else None
+
+
+def guarded(value: Any, *, field: bool = False) -> bool:
+    """True when evaluating ``value`` (a template, or with ``field`` an expression field) runs
+    some expression in a jq process (an expression :func:`is_bounded` does not accept)."""
+    if field:
+        return isinstance(value, str) and not is_bounded(expression_body(value))
+    if isinstance(value, str):
+        return is_expression(value) and not is_bounded(expression_body(value))
+    return any(
+        is_expression(text) and not is_bounded(expression_body(text)) for _, text in iter_strings(value)
+    )
 
 
 def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:

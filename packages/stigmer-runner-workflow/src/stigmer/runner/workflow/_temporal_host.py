@@ -69,6 +69,9 @@ class EffectOptions:
 class TemporalHost:
     """Implements :class:`stigmer.runner.workflow.Host` with Temporal workflow primitives."""
 
+    #: Workflow code: expressions are evaluated on the workflow's own thread, never in others.
+    deterministic = True
+
     def __init__(
         self,
         execution_id: str,
