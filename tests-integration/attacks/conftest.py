@@ -126,3 +126,23 @@ async def shared_server(tmp_path: Path) -> AsyncIterator[SharedServer]:
         yield server
     finally:
         await asyncio.to_thread(server.process.stop)
+
+
+import os  # noqa: E402  (for the fixtures appended below)
+
+import pytest  # noqa: E402
+
+
+@pytest_asyncio.fixture
+async def keyed_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[SharedServer, str]]:
+    """A shared server whose master key is in its environment (``STIGMER_MASTER_KEY``, as an
+    admin may deploy it), and that key's text: what a ``$ENV`` read would reveal."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("STIGMER_MASTER_KEY", key)
+    server = await start_shared_server(tmp_path / "server-home")
+    try:
+        yield server, key
+    finally:
+        await asyncio.to_thread(server.process.stop)
