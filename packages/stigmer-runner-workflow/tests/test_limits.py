@@ -203,9 +203,28 @@ def test_errors_of_guarded_expressions_read_like_in_process_ones() -> None:
 
 
 def test_ordinary_expressions_run_in_process_and_loops_do_not() -> None:
-    for body in [".total + 1", "$input.id", "{total: 0}", ".a | length", '.x == "y" and .z', ".a // 3"]:
+    for body in [
+        ".total + 1",
+        ".n - 1",
+        "$input.id",
+        "{total: 0}",
+        ".a | length",
+        '.x == "y" and .z',
+        ".a // 3",
+    ]:
         assert is_bounded(body), body
-    for body in ["[repeat(1)]", "[range(10)]", ".[]", "..", '"x" * 3', '"\\(.a)"', "def f: f; f", "{a}"]:
+    for body in [
+        "[repeat(1)]",
+        "[range(10)]",
+        ". - .",
+        ".a - .b",
+        ".[]",
+        "..",
+        '"x" * 3',
+        '"\\(.a)"',
+        "def f: f; f",
+        "{a}",
+    ]:
         assert not is_bounded(body), body
     assert evaluate_field("${ [.[] | . * 2] }", [1, 2], {}) == [2, 4]  # a guarded one, same result
 

@@ -6,7 +6,7 @@ two paths:
 
 - **bounded expressions run in this process.** :func:`is_bounded` accepts only programs that
   cannot loop or grow: paths, variables, literals, object/array construction, arithmetic without
-  ``*``, comparisons, ``if``, and a few linear builtins, with few pipes, references and commas.
+  ``*`` (and ``-`` only with a number), comparisons, ``if``, and a few linear builtins, with few pipes, references and commas.
   Their cost is a small multiple of their input, which the other limits already bound. Almost
   every expression of an ordinary workflow is one of these (``.total + 1``, ``$input.id``, ``{a: .b}``).
 - **any other expression runs in a jq process**: a child Python process with an empty
@@ -52,6 +52,8 @@ _WORD: Final = re.compile(r"(?<![.$\w])[A-Za-z_]\w*")
 _KEY: Final = re.compile(r"(?<=[{,])\s*[A-Za-z_]\w*\s*:")  # an object key: {total: 0}
 _UNBOUNDED: Final = re.compile(r"\.\.|\[\s*\]|[*@;#]|\?//")
 _REFERENCE: Final = re.compile(r"\$\w+|(?<![\w\])}\"])\.")
+_NUMBER_BEFORE: Final = re.compile(r"(?<![\w.$])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$")
+_NUMBER_AFTER: Final = re.compile(r"\s*\d")
 _MAX_LENGTH: Final = 512
 _MAX_PIPES: Final = 2
 _MAX_REFERENCES: Final = 8
@@ -66,6 +68,10 @@ def is_bounded(body: str) -> bool:
     code = _KEY.sub('"":', _STRING.sub('""', body))
     if '"' in code.replace('""', "") or _UNBOUNDED.search(code):
         return False
+    for minus in re.finditer("-", code):  # array subtraction is quadratic: only "- <number>" runs here
+        at = minus.start()
+        if not (_NUMBER_AFTER.match(code, at + 1) or _NUMBER_BEFORE.search(code[:at])):
+            return False
     if any(word not in _SAFE_WORDS for word in _WORD.findall(code)):
         return False
     return (
