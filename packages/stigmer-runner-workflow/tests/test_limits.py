@@ -310,7 +310,16 @@ async def test_the_runner_reads_its_limits_from_its_settings(
     assert "40 tasks" in done.status.error.detail
 
 
-async def test_the_event_loop_stays_free_while_a_heavy_expression_computes(backend: Backend) -> None:
+@pytest.mark.parametrize(
+    ("body", "limits", "title"),
+    [
+        (DOC + "  do:\n    - spin: {set: {n: '${ last(range(1e12)) }'}}\n", SMALL, "jq time limit exceeded"),
+        (SELF_LOOP, Limits(tasks=8000), "Task limit exceeded"),
+    ],
+)
+async def test_the_event_loop_stays_free_while_a_heavy_run_computes(
+    backend: Backend, body: str, limits: Limits, title: str
+) -> None:
     gaps: list[float] = []
 
     async def tick() -> None:
@@ -323,8 +332,8 @@ async def test_the_event_loop_stays_free_while_a_heavy_expression_computes(backe
 
     ticker = asyncio.ensure_future(tick())
     try:
-        done = await run(backend, DOC + "  do:\n    - spin: {set: {n: '${ last(range(1e12)) }'}}\n", SMALL)
+        done = await run(backend, body, limits)
     finally:
         ticker.cancel()
-    assert done.status.error.title == "jq time limit exceeded"
+    assert done.status.error.title == title
     assert len(gaps) > 20 and max(gaps) < 0.5  # other coroutines (a server's calls) kept running

@@ -44,6 +44,10 @@ _KINDS: Final = (
 )
 
 
+#: Tasks after which an in-process run yields to the event loop (a server's other calls).
+_YIELD_EVERY: Final = 32
+
+
 class EndWorkflow(Exception):
     """``then: end`` — stop the whole workflow with ``output``."""
 
@@ -173,6 +177,8 @@ class Interpreter(Checkpointing, Evaluating):
         if self.tasks_run > self.limits.tasks:
             error = limit_exceeded("tasks", f"this execution started more than {self.limits.tasks} tasks")
             raise error.with_instance(path)
+        if self.tasks_run % _YIELD_EVERY == 0 and self.host_may_wait_in_threads():
+            await asyncio.sleep(0)  # a long run of pure tasks lets the host's other work proceed
         try:
             task_input = task.get("input") or {}
             self._check_schema(task_input.get("schema"), data, f"{path}/input", "task input")
