@@ -7,6 +7,8 @@ the jq time limit."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -337,3 +339,26 @@ async def test_the_event_loop_stays_free_while_a_heavy_run_computes(
         ticker.cancel()
     assert done.status.error.title == title
     assert len(gaps) > 20 and max(gaps) < 0.5  # other coroutines (a server's calls) kept running
+
+
+def test_a_forked_process_uses_jq_processes_of_its_own() -> None:
+    from stigmer.runner.workflow import _guard
+
+    assert evaluate("[.[] | . + 1]", [1], {}) == [2]  # leaves an idle jq process in the pool
+    parents = {child.process.pid for child in _guard._IDLE}
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked process: the pool's jq processes belong to its parent
+        try:
+            result = evaluate("[.[] | . * 3]", [2], {})
+            used = [child.process.pid for child in _guard._IDLE]
+            os.write(writer, json.dumps([result, used]).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as answer:
+        result, used = json.loads(answer.read())
+    os.waitpid(pid, 0)
+    assert result == [6]
+    assert set(used) - parents  # it started its own instead of sharing its parent's pipes
+    assert evaluate("[.[] | . + 1]", [5], {}) == [6]  # the parent's own process still answers

@@ -126,7 +126,11 @@ while True:
 
 class _Child:
     def __init__(self, limits: Limits) -> None:
-        self.key = (limits.output_bytes, limits.jq_memory_bytes)
+        self.key = (
+            limits.output_bytes,
+            limits.jq_memory_bytes,
+            os.getpid(),
+        )  # a forked process starts its own
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _CHILD, str(limits.output_bytes), str(limits.jq_memory_bytes)],
             stdin=subprocess.PIPE,
@@ -188,7 +192,7 @@ def evaluate_guarded(program: str, value: Any, limits: Limits) -> Any:
     within ``limits``. A jq error raises ``ValueError`` with jq's message (as the ``jq`` package
     does); a limit raises :class:`LimitExceeded`."""
     text = json.dumps(value)
-    key = (limits.output_bytes, limits.jq_memory_bytes)
+    key = (limits.output_bytes, limits.jq_memory_bytes, os.getpid())
     with _IDLE_LOCK:
         child = next((c for c in _IDLE if c.key == key), None)
         if child is not None:
