@@ -126,11 +126,8 @@ while True:
 
 class _Child:
     def __init__(self, limits: Limits) -> None:
-        self.key = (
-            limits.output_bytes,
-            limits.jq_memory_bytes,
-            os.getpid(),
-        )  # a forked process starts its own
+        # With the pid: a forked process starts jq processes of its own instead of sharing pipes.
+        self.key = (limits.output_bytes, limits.jq_memory_bytes, os.getpid())
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _CHILD, str(limits.output_bytes), str(limits.jq_memory_bytes)],
             stdin=subprocess.PIPE,
