@@ -6,9 +6,10 @@ two paths:
 
 - **bounded expressions run in this process.** :func:`is_bounded` accepts only programs that
   cannot loop or grow: paths, variables, literals, object/array construction, arithmetic without
-  ``*`` (and ``-`` only with a number), comparisons, ``if``, and a few linear builtins, with few pipes, references and commas.
-  Their cost is a small multiple of their input, which the other limits already bound. Almost
-  every expression of an ordinary workflow is one of these (``.total + 1``, ``$input.id``, ``{a: .b}``).
+  ``*`` (and ``-`` only with a number), comparisons, ``if``, ``//`` and a few linear builtins,
+  with at most 2 pipes, 8 references and 8 commas. Their cost is a small multiple of their input,
+  which the other limits already bound. Most expressions of an ordinary workflow are such
+  (``.total + 1``, ``$input.id``, ``{a: .b}``).
 - **any other expression runs in a jq process**: a child Python process with an empty
   environment, its address space capped at ``jq_memory_bytes`` above its start, that evaluates
   one program at a time. The caller waits at most ``jq_seconds``; over that the child is killed
