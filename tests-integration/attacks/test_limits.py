@@ -26,7 +26,7 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 from ..conftest import StigmerCli
-from .conftest import SharedServer, find_leaks
+from .conftest import SharedServer, find_leaks, start_shared_server
 
 LIMIT_TYPE = "https://stigmer.ai/errors/limit"
 TERMINAL = {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
@@ -157,6 +157,21 @@ async def test_the_server_answers_an_admin_while_a_heavy_run_computes(
     assert_limit_error(current.status.error, title)
     assert len(latencies) >= 10  # the calls ran while it computed (seconds, under the defaults)
     assert max(latencies) < 1.0, f"slowest admin Get + List took {max(latencies):.2f} s"
+
+
+async def test_the_admin_sets_the_limits_of_a_shared_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STIGMER_LIMIT_TASKS", "500")  # the admin's setting when starting the server
+    server = await start_shared_server(tmp_path / "server-home")
+    try:
+        await apply_as_user(server)
+        done = await wait_end(server, await start_as_user(server, "spin"))
+    finally:
+        await asyncio.to_thread(server.process.stop)
+    assert_limit_error(done.status.error, "Task limit exceeded")
+    assert "more than 500 tasks" in done.status.error.detail
+    assert done.status.last_sequence < 1_100
 
 
 def test_env_exfiltration_in_lite_returns_nothing(
