@@ -25,6 +25,8 @@ EXPECTED = {
     "BACKENDS_GROUP",
     "KINDS",
     "KIND_PREFIXES",
+    "LIMIT_SETTINGS",
+    "Limits",
     "MASK",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",

@@ -774,3 +774,73 @@ async def test_a_retried_child_creation_finds_the_execution_its_first_attempt_cr
         assert {e.spec.parent_execution_id for e in listed.executions} == {parent.metadata.id}
     finally:
         await backend.close()
+
+
+# ---------------------------------------------------------------------------------- limits
+@pytest.fixture
+async def limited_stack(tmp_path: Path, temporal_address: str) -> AsyncIterator[tuple[Backend, Any]]:
+    """A worker whose executions run within small limits (as an admin would set them)."""
+    from stigmer.backend.local import LocalBackend
+    from stigmer.core import Limits
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"t" * 32)
+    client = await Client.connect(temporal_address)
+    queue = f"{QUEUE}-limits-{uuid.uuid4().hex[:8]}"
+    limits = Limits(tasks=120, jq_seconds=5.0, jq_memory_bytes=128 * 1024 * 1024)
+    async with workflow_worker(client, queue, backend, limits=limits):
+        yield backend, _QueueClient(client, queue)
+    await backend.close()
+
+
+async def test_a_self_loop_ends_with_the_task_limit_across_continue_as_new(
+    limited_stack: Any, world: World
+) -> None:
+    backend, qc = limited_stack
+    text = f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: spin}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: spin, version: 1.0.0}}
+  do:
+    - hit: {{call: http, with: {{method: get, endpoint: {world.url}/spin}}}}
+    - again: {{set: {{n: 1}}, then: hit}}
+"""
+    for loaded in parse_manifest(text, "test.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="spin"))
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    execution_id = created.metadata.id
+    first = await qc.client.start_workflow(
+        WORKFLOW_NAME, {"executionId": execution_id, "historyLimit": 30}, id=execution_id, task_queue=qc.queue
+    )
+    await asyncio.wait_for(qc.client.get_workflow_handle(execution_id).result(), 90)
+    done = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    assert phase(done) == "PHASE_FAILED"
+    assert (done.status.error.type, done.status.error.title) == (
+        "https://stigmer.ai/errors/limit",
+        "Task limit exceeded",
+    )
+    assert "120 tasks" in done.status.error.detail and "STIGMER_LIMIT_TASKS" in done.status.error.detail
+    described = await qc.client.get_workflow_handle(execution_id, run_id=first.result_run_id).describe()
+    assert described.status is not None and described.status.name == "CONTINUED_AS_NEW"  # the count survived
+
+
+async def test_a_runaway_jq_expression_fails_cleanly_before_the_deadlock_detector(limited_stack: Any) -> None:
+    backend, qc = limited_stack
+    started = time.monotonic()
+    done = await run(
+        backend,
+        qc,
+        "runaway",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: runaway, version: 1.0.0}
+  do:
+    - spin: {set: {n: '${ last(range(1e12)) }'}}
+""",
+    )
+    assert time.monotonic() - started < 15
+    assert phase(done) == "PHASE_FAILED"
+    assert done.status.error.title == "jq time limit exceeded"
+    assert "1.5 seconds" in done.status.error.detail  # capped under Temporal's 2 s workflow-task deadline
+    assert done.status.error.instance == "/do/0/spin"

@@ -27,6 +27,7 @@ from stigmer.core._files import (
     tighten_home,
 )
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
+from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._manifests import (
     API_VERSION,
     KINDS,
@@ -78,6 +79,7 @@ __all__ = [
     "DEFAULT_TEMPORAL_ADDRESS",
     "KINDS",
     "KIND_PREFIXES",
+    "LIMIT_SETTINGS",
     "MASK",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
@@ -94,6 +96,7 @@ __all__ = [
     "Context",
     "FailedPrecondition",
     "InvalidArgument",
+    "Limits",
     "LoadedResource",
     "ManifestError",
     "NotFound",

@@ -10,6 +10,8 @@ from typing import Any, Final
 import jq
 
 from ._errors import ErrorKind, WorkflowError
+from ._guard import evaluate_guarded, is_bounded
+from ._limits import Limits
 
 __all__ = [
     "NONDETERMINISTIC_BUILTINS",
@@ -18,6 +20,7 @@ __all__ = [
     "evaluate_template",
     "expression_body",
     "find_nondeterministic",
+    "guarded",
     "is_expression",
     "iter_strings",
     "secret_names",
@@ -71,12 +74,20 @@ def find_nondeterministic(text: str) -> list[str]:
     return sorted(set(_NONDET.findall(body)))
 
 
+#: Put before every program: jq's ``env`` and ``$ENV`` (the process environment) see nothing.
+_NO_ENVIRONMENT: Final = "def env: {}; {} as $ENV | "
+_DEFAULT_LIMITS: Final = Limits()
+
+
+def _program(body: str, names: tuple[str, ...]) -> str:
+    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
+    return f"{_NO_ENVIRONMENT}. as [{binding}] | $__data | ({body}\n)"
+
+
 @lru_cache(maxsize=2048)
 def _compile(body: str, names: tuple[str, ...]) -> Any:
-    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
-    program = f". as [{binding}] | $__data | ({body}\n)"
     try:
-        return jq.compile(program)
+        return jq.compile(_program(body, names))
     except ValueError as exc:
         raise WorkflowError.of(
             ErrorKind.EXPRESSION, f"invalid jq expression {body.strip()!r}: {_first_line(exc)}"
@@ -105,15 +116,20 @@ def syntax_error(text: str) -> str | None:
 _LOCATION: Final = re.compile(r" at <top-level>, line (\d+), column (\d+):?$")
 
 
-def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:
+def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:
     """Run jq ``body`` on ``data`` with ``$name`` variables; the first result (null if none).
 
-    Only the variables the program mentions are bound (and serialized).
+    Only the variables the program mentions are bound (and serialized). A bounded expression
+    runs here, any other in a jq process within ``limits``' jq time and memory (see ``_guard``).
     """
     names = tuple(sorted(n for n in variables if f"${n}" in body and _VAR_NAME.match(n)))
     program = _compile(body, names)
+    value = [data, *(variables[n] for n in names)]
     try:
-        results = program.input_value([data, *(variables[n] for n in names)]).all()
+        if is_bounded(body):
+            results = program.input_value(value).all()
+        else:
+            results = [evaluate_guarded(_program(body, names), value, limits or _DEFAULT_LIMITS)]
     except ValueError as exc:
         raise WorkflowError.of(
             ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {_first_line(exc)}"
@@ -121,9 +137,21 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:
     return results[0] if results else None
 
 
-def evaluate_field(text: str, data: Any, variables: Mapping[str, Any]) -> Any:
+def guarded(value: Any, *, field: bool = False) -> bool:
+    """True when evaluating ``value`` (a template, or with ``field`` an expression field) runs
+    some expression in a jq process (an expression :func:`is_bounded` does not accept)."""
+    if field:
+        return isinstance(value, str) and not is_bounded(expression_body(value))
+    if isinstance(value, str):
+        return is_expression(value) and not is_bounded(expression_body(value))
+    return any(
+        is_expression(text) and not is_bounded(expression_body(text)) for _, text in iter_strings(value)
+    )
+
+
+def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:
     """Evaluate an expression-typed field (``if``, ``when``, ``for.in``...): ``${ }`` or bare jq."""
-    return evaluate(expression_body(text), data, variables)
+    return evaluate(expression_body(text), data, variables, limits)
 
 
 def template_uses_secrets(value: Any) -> bool:
@@ -131,16 +159,18 @@ def template_uses_secrets(value: Any) -> bool:
     return any(is_expression(text) and uses_secrets(text) for _, text in iter_strings(value))
 
 
-def evaluate_template(value: Any, data: Any, variables: Mapping[str, Any]) -> Any:
+def evaluate_template(
+    value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None = None
+) -> Any:
     """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
     if isinstance(value, str):
         if is_expression(value):
-            return evaluate_field(value, data, variables)
+            return evaluate_field(value, data, variables, limits)
         return value
     if isinstance(value, Mapping):
-        return {str(k): evaluate_template(v, data, variables) for k, v in value.items()}
+        return {str(k): evaluate_template(v, data, variables, limits) for k, v in value.items()}
     if isinstance(value, list):
-        return [evaluate_template(v, data, variables) for v in value]
+        return [evaluate_template(v, data, variables, limits) for v in value]
     return value
 
 

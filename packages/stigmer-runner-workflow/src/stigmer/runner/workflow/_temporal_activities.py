@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from stigmer.core import Backend, FailedPrecondition, default_redactor, heartbeating
+from stigmer.core import Backend, FailedPrecondition, Limits, default_redactor, heartbeating
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from temporalio import activity
@@ -56,8 +56,16 @@ def _problem_error(error: WorkflowError) -> ApplicationError:
 class WorkflowActivities:
     """Activities bound to one Backend (a CloudBackend in a worker process)."""
 
-    def __init__(self, backend: Backend, *, runner: str = "workflow", host: InProcessHost | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        runner: str = "workflow",
+        host: InProcessHost | None = None,
+        limits: Limits | None = None,
+    ):
         self.backend = backend
+        self.limits = limits if limits is not None else Limits.load()  # this worker's settings
         self.runner = runner
         self.host = host if host is not None else InProcessHost()
         self._tokens: OrderedDict[str, TokenCache] = OrderedDict()
@@ -83,6 +91,7 @@ class WorkflowActivities:
         result["document"] = from_value(definition.spec)
         result["version"] = definition.metadata.version
         result["input"] = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
+        result["limits"] = self.limits.to_dict()
         if execution.status.phase == P.PHASE_RUNNING:
             result["phase"] = "RUNNING"  # a continued (or re-started) run
         else:
