@@ -19,6 +19,7 @@ EXPECTED = {
     "KINDS",
     "KIND_PREFIXES",
     "MASK",
+    "MIN_SECRET_LENGTH",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
     "SKILL_FILE",

@@ -1,6 +1,13 @@
+import base64
+import json
+import urllib.parse
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stigmer.core import MASK, Redactor, default_redactor
+from stigmer.core import MASK, MIN_SECRET_LENGTH, Redactor, default_redactor
+from stigmer.core._redact import MIN_ENCODED_LENGTH, masked_forms
 
 
 def test_scrubs_strings_and_nested_data() -> None:
@@ -38,4 +45,134 @@ def test_value_never_survives(secret: str, before: str, after: str) -> None:
     r = Redactor([secret])
     scrubbed = r.scrub(before + secret + after)
     assert secret not in scrubbed
+    assert MASK in scrubbed
+
+
+# --------------------------------------------------------------------------- encoded forms
+# Each form is computed here independently of the redactor's own list of forms.
+
+
+TOKEN = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ\n"
+    "-----END PRIVATE KEY-----\n"
+)
+ODD = 'quote" back\\slash tab\t caf\u00e9 \u2603 a+b/c=d&e'
+
+
+def _b64(v: str) -> str:
+    return base64.b64encode(v.encode()).decode()
+
+
+def _b64url(v: str) -> str:
+    return base64.urlsafe_b64encode(v.encode()).decode()
+
+
+FORMS: dict[str, Callable[[str], str]] = {
+    "raw": lambda v: v,
+    "json": lambda v: json.dumps(v)[1:-1],
+    "json-utf8": lambda v: json.dumps(v, ensure_ascii=False)[1:-1],
+    "json-doc": lambda v: json.dumps({"k": v}),
+    "repr": repr,
+    "ascii": ascii,
+    "bytes-repr": lambda v: repr(v.encode()),
+    "quote": lambda v: urllib.parse.quote(v, safe=""),
+    "quote-path": urllib.parse.quote,
+    "quote_plus": urllib.parse.quote_plus,
+    "base64": _b64,
+    "base64-unpadded": lambda v: _b64(v).rstrip("="),
+    "base64url": _b64url,
+    "base64url-unpadded": lambda v: _b64url(v).rstrip("="),
+}
+
+
+@pytest.mark.parametrize("secret", [TOKEN, PEM, ODD], ids=["token", "pem", "odd"])
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_every_form_is_masked(secret: str, form: str) -> None:
+    encoded = FORMS[form](secret)
+    scrubbed = Redactor([secret]).scrub(f"before {encoded} after")
+    assert MASK in scrubbed
+    for needle in (secret, encoded, *secret.splitlines()):
+        assert needle.strip() not in scrubbed or len(needle.strip()) < MIN_SECRET_LENGTH
+
+
+def test_each_line_of_a_multiline_secret_is_masked_alone() -> None:
+    r = Redactor([PEM])
+    body = PEM.splitlines()[1:-1]
+    for line in body:
+        assert r.scrub(f"x-key: {line}\r\n") == f"x-key: {MASK}\r\n"
+        assert r.scrub(json.dumps({"line": line})) == json.dumps({"line": MASK})
+
+
+def test_short_lines_of_a_multiline_secret_are_not_masked_alone() -> None:
+    r = Redactor(["{\n  a: 1\n}\nlong-enough-line"])
+    assert r.scrub("{ a: 1 }") == "{ a: 1 }"
+    assert r.scrub("see long-enough-line") == f"see {MASK}"
+
+
+def test_httpx_header_error_quotes_the_value_as_bytes_repr() -> None:
+    # h11 refuses a header with a line break and quotes it as a bytes repr.
+    message = f"Illegal header value {PEM.encode()!r}"
+    scrubbed = Redactor([PEM]).scrub(message)
+    assert scrubbed == f"Illegal header value b'{MASK}'"
+
+
+def test_scrub_bytes_masks_and_keeps_other_bytes() -> None:
+    r = Redactor([TOKEN])
+    data = b"\xff\x00 " + TOKEN.encode() + b" " + urllib.parse.quote(TOKEN).encode() + b" \xfe"
+    assert r.scrub_bytes(data) == b"\xff\x00 *** *** \xfe"
+    assert Redactor().scrub_bytes(data) == data
+
+
+def test_encoded_forms_of_short_values_are_not_registered() -> None:
+    # base64 of "abc" is YWJj: masking it would corrupt any base64 blob that happens to hold it.
+    forms = masked_forms("abc")
+    assert "abc" in forms
+    assert all(len(f) >= MIN_ENCODED_LENGTH for f in forms - {"abc"})
+    assert Redactor(["abc"]).scrub("data:YWJjZGVm") == "data:YWJjZGVm"
+    assert masked_forms("ab") == set()
+
+
+def test_one_pattern_for_many_values_still_prefers_the_longest() -> None:
+    values = [f"token-{i:04d}-{'x' * (i % 7)}" for i in range(300)]
+    r = Redactor(values)
+    assert r.scrub("a token-0006-xxxxxx b token-0007- c") == f"a {MASK} b {MASK} c"
+    assert r.scrub(json.dumps(values)) == json.dumps([MASK] * len(values))
+
+
+def _stable_run(prefix: bytes, secret: bytes, suffix: bytes, encode: Callable[[bytes], bytes]) -> str:
+    """The base64 characters of ``prefix + secret + suffix`` whose 6 bits all come from ``secret``."""
+    text = encode(prefix + secret + suffix).decode()
+    first, last = 8 * len(prefix), 8 * (len(prefix) + len(secret))
+    inside = [j for j in range(len(text)) if 6 * j >= first and 6 * j + 6 <= last]
+    return text[inside[0] : inside[-1] + 1] if inside else ""
+
+
+_SECRETS = st.text(alphabet=st.characters(blacklist_characters="*", blacklist_categories=["Cs"]), min_size=3, max_size=60)
+
+
+@given(_SECRETS, st.text(max_size=40), st.text(max_size=40), st.sampled_from(sorted(FORMS)))
+def test_a_registered_secret_never_survives_in_any_form(secret: str, before: str, after: str, form: str) -> None:
+    encoded = FORMS[form](secret)
+    scrubbed = Redactor([secret]).scrub(before + encoded + after)
+    assert secret not in scrubbed
+    if len(encoded) >= MIN_ENCODED_LENGTH or form in ("raw", "json", "repr"):
+        assert encoded not in scrubbed
+
+
+@given(
+    st.binary(max_size=5),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=8, max_size=60),
+    st.binary(max_size=5),
+    st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]),
+)
+def test_base64_of_a_longer_text_loses_the_secret_at_every_alignment(
+    prefix: bytes, secret: str, suffix: bytes, encode: Callable[[bytes], bytes]
+) -> None:
+    run = _stable_run(prefix, secret.encode(), suffix, encode)
+    scrubbed = Redactor([secret]).scrub(encode(prefix + secret.encode() + suffix).decode())
+    assert run not in scrubbed
     assert MASK in scrubbed

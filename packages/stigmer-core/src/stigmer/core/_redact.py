@@ -1,37 +1,115 @@
-"""Scrub secret values out of strings and nested data before they are stored, logged or printed."""
+"""Scrub secret values out of strings and nested data before they are stored, logged or printed.
+
+A registered value is masked in every form it commonly takes once code has touched it:
+
+- as is, and each line of a multi-line value (a PEM key) of at least ``MIN_LINE_LENGTH``
+  characters;
+- escaped for JSON (``tojson``, a JSON document) and for Python (``repr`` of a str or of its
+  UTF-8 bytes: ``b'...\\n...'`` in an exception message);
+- URL-encoded (``urllib.parse.quote(v, safe="")``, ``quote_plus``, jq's ``@uri``);
+- base64 and URL-safe base64 of its UTF-8 bytes, with and without ``=`` padding, and the stable
+  middle of its base64 at each of the 3 byte alignments it can have inside a longer text (an API
+  response returned with ``output: raw``, a basic-auth pair).
+
+Forms derived by encoding count only when they are at least ``MIN_ENCODED_LENGTH`` characters
+long, so that a short value never masks the ordinary text of a base64 blob. Values shorter than
+``MIN_SECRET_LENGTH`` are not masked at all. Masking is a courtesy to whoever is allowed to use a
+secret, not a boundary: a program that can read a value can always transform it beyond recognition.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["MASK", "Redactor", "default_redactor"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "default_redactor", "masked_forms"]
 
-MASK = "***"
-_MIN_LEN = 3  # shorter values would mask ordinary text; they are still never logged by reference
+MASK: Final = "***"
+#: Shorter values would mask ordinary text; they are not masked (``stigmer secret set`` warns).
+MIN_SECRET_LENGTH: Final = 3
+#: A line of a multi-line value is masked on its own from this many characters (spaces stripped).
+MIN_LINE_LENGTH: Final = 8
+#: An encoded form (base64 and its alignments) is masked from this many characters.
+MIN_ENCODED_LENGTH: Final = 8
+
+
+def masked_forms(value: str) -> set[str]:
+    """Every string the redactor masks for ``value`` (empty when ``value`` is too short)."""
+    if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+        return set()
+    forms = _text_forms(value)
+    lines = [line.strip() for line in value.splitlines()]
+    for line in lines if len(lines) > 1 else ():
+        if len(line) >= MIN_LINE_LENGTH:
+            forms |= _text_forms(line)
+    forms |= {f for f in _base64_forms(value.encode("utf-8", "surrogatepass")) if len(f) >= MIN_ENCODED_LENGTH}
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+def _text_forms(value: str) -> set[str]:
+    """The value, escaped (JSON, Python repr of str and bytes) and URL-encoded."""
+    forms = {value}
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1].replace("\x7f", "\\u007f"))  # jq's tojson
+    forms.add(repr(value)[1:-1])
+    forms.add(ascii(value)[1:-1])
+    data = value.encode("utf-8", "surrogatepass")
+    forms.add(repr(data)[2:-1])
+    forms.add(urllib.parse.quote(data, safe=""))
+    forms.add(urllib.parse.quote_plus(data, safe=""))
+    forms.add(urllib.parse.quote(data))  # "/" kept, as in a URL path
+    return forms
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    forms: set[str] = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(data).decode("ascii")
+        forms.add(whole)
+        forms.add(whole.rstrip("="))
+        # Inside a longer text the value starts at byte 0, 1 or 2 of a 3-byte group; the
+        # characters that also encode bits of the neighbouring bytes differ, the rest do not.
+        for offset in (1, 2):
+            total = offset + len(data)
+            text = encode(b"\0" * offset + data).decode("ascii").rstrip("=")
+            end = (total // 3) * 4 + (total % 3)  # drop the last char when it mixes in a neighbour
+            forms.add(text[offset + 1 : end])
+        forms.add(whole.rstrip("=")[: (len(data) // 3) * 4 + len(data) % 3])
+    return forms
 
 
 class Redactor:
-    """A set of secret values; ``scrub`` replaces every occurrence of any of them with ``***``."""
+    """A set of secret values; ``scrub`` replaces every occurrence of any of their forms with ``***``.
+
+    All forms of all values are matched by one compiled pattern (a trie of the forms, so a scrub
+    costs about the same whatever the number of values); where forms overlap the longest wins.
+    """
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._values: set[str] = set()
+        self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self.register(*values)
 
     def register(self, *values: str) -> None:
-        """Add values to mask. Empty and very short values are ignored."""
+        """Add values to mask (with their forms). Empty and very short values are ignored."""
         with self._lock:
-            added = {v for v in values if isinstance(v, str) and len(v) >= _MIN_LEN} - self._values
+            added = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH} - self._values
             if not added:
                 return
+            forms = set().union(*(masked_forms(v) for v in added)) - self._forms
             self._values |= added
-            # Longest first so a value containing another is masked whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            if not forms:
+                return
+            self._forms |= forms
+            self._pattern = _compile(self._forms)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -46,6 +124,14 @@ class Redactor:
             return value
         return _scrub(value, pattern)
 
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """``data`` with every registered secret masked in it (as UTF-8; other bytes are kept)."""
+        pattern = self._pattern
+        if pattern is None:
+            return data
+        text = data.decode("utf-8", "surrogateescape")
+        return pattern.sub(MASK, text).encode("utf-8", "surrogateescape")
+
 
 def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
@@ -57,6 +143,48 @@ def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, tuple):
         return tuple(_scrub(v, pattern) for v in value)
     return value
+
+
+def _compile(forms: Iterable[str]) -> re.Pattern[str]:
+    ordered = sorted(forms, key=len, reverse=True)
+    try:
+        return re.compile(_trie_regex(ordered))
+    except (RecursionError, re.error):  # pathological nesting: one alternative per form
+        return re.compile("|".join(re.escape(f) for f in ordered))
+
+
+_END: Final = ""
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """A regex matching any of ``words``, longest first, factored by common prefixes."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[_END] = {}
+    return _node_regex(root)
+
+
+def _node_regex(node: dict[str, Any]) -> str:
+    branches: list[str] = []
+    for char in sorted(k for k in node if k != _END):
+        child = node[char]
+        prefix = char
+        # Follow single-child chains as one literal run.
+        while len(child) == 1 and _END not in child:
+            (next_char, grandchild), *_ = child.items()
+            prefix += next_char
+            child = grandchild
+        rest = _node_regex(child) if child else ""
+        branches.append(re.escape(prefix) + rest)
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if _END in node:  # a word may end here: try the longer ones first
+        return "(?:" + body + ")?" if len(branches) == 1 else body + "?"
+    return body
 
 
 _default = Redactor()
