@@ -151,11 +151,15 @@ def _stable_run(prefix: bytes, secret: bytes, suffix: bytes, encode: Callable[[b
     return text[inside[0] : inside[-1] + 1] if inside else ""
 
 
-_SECRETS = st.text(alphabet=st.characters(blacklist_characters="*", blacklist_categories=["Cs"]), min_size=3, max_size=60)
+_SECRETS = st.text(
+    alphabet=st.characters(blacklist_characters="*", blacklist_categories=["Cs"]), min_size=3, max_size=60
+)
 
 
 @given(_SECRETS, st.text(max_size=40), st.text(max_size=40), st.sampled_from(sorted(FORMS)))
-def test_a_registered_secret_never_survives_in_any_form(secret: str, before: str, after: str, form: str) -> None:
+def test_a_registered_secret_never_survives_in_any_form(
+    secret: str, before: str, after: str, form: str
+) -> None:
     encoded = FORMS[form](secret)
     scrubbed = Redactor([secret]).scrub(before + encoded + after)
     assert secret not in scrubbed

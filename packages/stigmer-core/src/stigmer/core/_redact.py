@@ -9,7 +9,8 @@ A registered value is masked in every form it commonly takes once code has touch
 - URL-encoded (``urllib.parse.quote(v, safe="")``, ``quote_plus``, jq's ``@uri``);
 - base64 and URL-safe base64 of its UTF-8 bytes, with and without ``=`` padding, and the stable
   middle of its base64 at each of the 3 byte alignments it can have inside a longer text (an API
-  response returned with ``output: raw``, a basic-auth pair).
+  response returned with ``output: raw``, a basic-auth pair); the same for each escaped and
+  URL-encoded form (a JSON body, a URL, returned as base64).
 
 Forms derived by encoding count only when they are at least ``MIN_ENCODED_LENGTH`` characters
 long, so that a short value never masks the ordinary text of a base64 blob. Values shorter than
@@ -47,7 +48,10 @@ def masked_forms(value: str) -> set[str]:
     for line in lines if len(lines) > 1 else ():
         if len(line) >= MIN_LINE_LENGTH:
             forms |= _text_forms(line)
-    forms |= {f for f in _base64_forms(value.encode("utf-8", "surrogatepass")) if len(f) >= MIN_ENCODED_LENGTH}
+    # base64 of the value as is and as escaped or encoded (a JSON body or a URL sent as raw output)
+    for text in {value, *_text_forms(value)}:
+        encoded = _base64_forms(text.encode("utf-8", "surrogatepass"))
+        forms |= {f for f in encoded if len(f) >= MIN_ENCODED_LENGTH}
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 

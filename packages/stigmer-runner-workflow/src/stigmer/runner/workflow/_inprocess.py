@@ -8,19 +8,20 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
 from ._errors import ErrorKind, WorkflowError
 from ._host import HttpRequest, HttpResponse, ProcessResult
 
-__all__ = ["InProcessHost"]
+__all__ = ["InProcessHost", "header_problem", "http_error_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,48 @@ _SCRIPT_COMMANDS: Mapping[str, tuple[list[str], str]] = {
     "sh": (["/bin/sh"], ".sh"),
     "bash": (["bash"], ".sh"),
 }
+
+
+_TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a header name (RFC 9110)
+_FIELD_VALUE: Final = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why HTTP cannot carry this header (None when it can); names the header, never the value.
+
+    httpx refuses such a header with a message that quotes the value (a multi-line secret with
+    its line breaks escaped); checked here first so the error says what is wrong without it.
+    """
+    if not _TOKEN.match(name):
+        return "a header name holds characters HTTP does not allow (a space, a line break or non-ASCII)"
+    if not isinstance(value, str) or _FIELD_VALUE.match(value):
+        return None
+    if "\n" in value or "\r" in value:
+        return f"the value of header {name} has a line break (a multi-line value cannot be a header)"
+    if value != value.strip(" \t"):
+        return f"the value of header {name} starts or ends with white space"
+    return f"the value of header {name} holds characters HTTP does not allow (control or non-ASCII)"
+
+
+def http_error_text(exc: BaseException) -> str:
+    """An HTTP client failure without the request's or response's values.
+
+    Network errors and timeouts say what happened (their messages come from the OS, not the
+    request); protocol, URL and encoding errors quote what they refused, so only their kind is
+    kept.
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.LocalProtocolError):
+        return f"{kind}: the HTTP client refused the request (a header name or value it cannot send)"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{kind}: the server's answer is not valid HTTP"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return f"{kind}: the URL is not one the HTTP client can request"
+    if isinstance(exc, UnicodeError):
+        return f"{kind}: a header or the URL holds characters HTTP cannot carry"
+    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError):
+        return f"{kind}: {exc}" if str(exc) else kind
+    return kind
 
 
 class InProcessHost:
@@ -122,6 +165,12 @@ class InProcessHost:
             kwargs["content"] = request.body.encode()
         elif request.body is not None:
             kwargs["json"] = request.body
+        for name, value in request.headers.items():
+            problem = header_problem(name, value)
+            if problem:
+                raise WorkflowError.of(
+                    ErrorKind.CONFIGURATION, f"{request.method} {request.url} not sent: {problem}"
+                )
         try:
             response = await self._client.request(
                 request.method,
@@ -131,9 +180,9 @@ class InProcessHost:
                 follow_redirects=request.follow_redirects,
                 **kwargs,
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
             raise WorkflowError.of(
-                ErrorKind.COMMUNICATION, f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
+                ErrorKind.COMMUNICATION, f"{request.method} {request.url} failed: {http_error_text(exc)}"
             ) from None
         headers = {k.lower(): v for k, v in response.headers.items()}
         return HttpResponse(
