@@ -40,6 +40,7 @@ EXPECTED = {
     "NotFound",
     "PermissionDenied",
     "PluginNotFound",
+    "RedactingFilter",
     "Redactor",
     "Runner",
     "Settings",

@@ -1,12 +1,14 @@
 import base64
+import io
 import json
+import logging
 import urllib.parse
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stigmer.core import MASK, MIN_SECRET_LENGTH, Redactor, default_redactor
+from stigmer.core import MASK, MIN_SECRET_LENGTH, RedactingFilter, Redactor, default_redactor
 from stigmer.core._redact import MIN_ENCODED_LENGTH, masked_forms
 
 
@@ -180,3 +182,28 @@ def test_base64_of_a_longer_text_loses_the_secret_at_every_alignment(
     scrubbed = Redactor([secret]).scrub(encode(prefix + secret.encode() + suffix).decode())
     assert run not in scrubbed
     assert MASK in scrubbed
+
+
+def test_the_logging_filter_masks_messages_arguments_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(Redactor([PEM, TOKEN])))
+    logger = logging.getLogger("stigmer.test.redacting")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("sending %s with %r", TOKEN, {"key": PEM})
+        try:
+            raise ValueError(f"Illegal header value {PEM.encode()!r}")
+        except ValueError:
+            logger.exception("request failed for %s", urllib.parse.quote(TOKEN))
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "sending *** with {'key': '***'}" in text
+    assert "request failed for ***" in text
+    assert "ValueError: Illegal header value b'***'" in text
+    for line in PEM.splitlines()[1:-1]:
+        assert line not in text
+    assert TOKEN not in text

@@ -39,7 +39,7 @@ from stigmer.core._plugins import (
     load_plugin,
     load_runner,
 )
-from stigmer.core._redact import MASK, MIN_SECRET_LENGTH, Redactor, default_redactor
+from stigmer.core._redact import MASK, MIN_SECRET_LENGTH, RedactingFilter, Redactor, default_redactor
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._skillpack import (
@@ -90,6 +90,7 @@ __all__ = [
     "PackedSkill",
     "PermissionDenied",
     "PluginNotFound",
+    "RedactingFilter",
     "Redactor",
     "Runner",
     "Settings",

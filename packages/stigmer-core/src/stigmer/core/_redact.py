@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "default_redactor", "masked_forms"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "RedactingFilter", "Redactor", "default_redactor", "masked_forms"]
 
 MASK: Final = "***"
 #: Shorter values would mask ordinary text; they are not masked (``stigmer secret set`` warns).
@@ -189,6 +190,33 @@ def _node_regex(node: dict[str, Any]) -> str:
     if _END in node:  # a word may end here: try the longer ones first
         return "(?:" + body + ")?" if len(branches) == 1 else body + "?"
     return body
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks the secrets of a redactor (the process-wide one by default) in
+    each record's message, traceback and stack; attach it to a handler (``handler.addFilter``).
+
+    Libraries install no handlers: the programs that configure logging (``stigmer server``, the
+    workers) put it on theirs.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactor = self._redactor if self._redactor is not None else default_redactor()
+        if redactor._pattern is None:
+            return True
+        record.msg = str(redactor.scrub(record.getMessage()))
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = str(redactor.scrub(record.exc_text))
+        if record.stack_info:
+            record.stack_info = str(redactor.scrub(record.stack_info))
+        return True
 
 
 _default = Redactor()

@@ -11,7 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
-from stigmer.core import InvalidArgument, StigmerError, TemporalConnection, add_temporal_arguments
+from stigmer.core import (
+    InvalidArgument,
+    RedactingFilter,
+    StigmerError,
+    TemporalConnection,
+    add_temporal_arguments,
+)
 
 __all__ = ["main"]
 
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # secrets the in-process runners resolved stay out
     from stigmer.backend.local._server import run_server
 
     def announce(address: str) -> None:
