@@ -3,6 +3,7 @@ import stigmer.core
 EXPECTED = {
     "API_VERSION",
     "from_value",
+    "header_problem",
     "plain_value",
     "RUNNABLE_KINDS",
     "find_target",

@@ -165,6 +165,7 @@ async def test_a_multiline_secret_refused_as_an_mcp_header_is_not_quoted(
     eid = await start(backend, "bot", "who am I?")
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == P.PHASE_FAILED
+    assert "http.headers.X-Key: the value of header X-Key has a line break" in done.status.error.detail
     written = [str(done).encode(), _all_text(await events(backend, eid)).encode()]
     written += [p.read_bytes() for p in tmp_path.glob("stigmer.db*")]
     for line in PEM.splitlines()[1:-1]:

@@ -18,6 +18,7 @@ from stigmer.core._errors import (
     Unavailable,
     error_from_grpc_code,
 )
+from stigmer.core._headers import header_problem
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._manifests import (
     API_VERSION,
@@ -110,6 +111,7 @@ __all__ = [
     "error_from_grpc_code",
     "find_target",
     "from_value",
+    "header_problem",
     "heartbeating",
     "kind_of",
     "load_backend",

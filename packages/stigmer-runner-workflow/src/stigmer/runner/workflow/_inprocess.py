@@ -8,20 +8,20 @@ import json
 import logging
 import os
 import random
-import re
 import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import httpx
+from stigmer.core import header_problem
 
 from ._errors import ErrorKind, WorkflowError
 from ._host import HttpRequest, HttpResponse, ProcessResult
 
-__all__ = ["InProcessHost", "header_problem", "http_error_text"]
+__all__ = ["InProcessHost", "http_error_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,29 +38,8 @@ _SCRIPT_COMMANDS: Mapping[str, tuple[list[str], str]] = {
 }
 
 
-_TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a header name (RFC 9110)
-_FIELD_VALUE: Final = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
-
-
-def header_problem(name: str, value: str) -> str | None:
-    """Why HTTP cannot carry this header (None when it can); names the header, never the value.
-
-    httpx refuses such a header with a message that quotes the value (a multi-line secret with
-    its line breaks escaped); checked here first so the error says what is wrong without it.
-    """
-    if not _TOKEN.match(name):
-        return "a header name holds characters HTTP does not allow (a space, a line break or non-ASCII)"
-    if not isinstance(value, str) or _FIELD_VALUE.match(value):
-        return None
-    if "\n" in value or "\r" in value:
-        return f"the value of header {name} has a line break (a multi-line value cannot be a header)"
-    if value != value.strip(" \t"):
-        return f"the value of header {name} starts or ends with white space"
-    return f"the value of header {name} holds characters HTTP does not allow (control or non-ASCII)"
-
-
 def http_error_text(exc: BaseException) -> str:
-    """An HTTP client failure without the request's or response's values.
+    """An HTTP client failure without the request's or response's values (see ``header_problem``).
 
     Network errors and timeouts say what happened (their messages come from the OS, not the
     request); protocol, URL and encoding errors quote what they refused, so only their kind is
