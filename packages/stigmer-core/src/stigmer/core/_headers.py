@@ -13,7 +13,9 @@ from typing import Final
 __all__ = ["header_problem"]
 
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a header name (RFC 9110)
-_FIELD_VALUE: Final = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
+# What httpx sends (ASCII) and h11 accepts: no NUL, no line break, no white space at either end.
+_VCHAR: Final = r"[\x01-\x08\x0e-\x1f\x21-\x7f]"
+_FIELD_VALUE: Final = re.compile(rf"^(?:{_VCHAR}+(?:[ \t]+{_VCHAR}+)*)?$")
 
 
 def header_problem(name: str, value: str) -> str | None:
@@ -26,4 +28,4 @@ def header_problem(name: str, value: str) -> str | None:
         return f"the value of header {name} has a line break (a multi-line value cannot be a header)"
     if value != value.strip(" \t"):
         return f"the value of header {name} starts or ends with white space"
-    return f"the value of header {name} holds characters HTTP does not allow (control or non-ASCII)"
+    return f"the value of header {name} holds a character HTTP does not allow (NUL, a vertical tab, a form feed or non-ASCII)"
