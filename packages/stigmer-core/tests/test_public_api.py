@@ -13,6 +13,7 @@ EXPECTED = {
     "connection_for",
     "credentials_path",
     "read_credentials",
+    "redact_logging",
     "write_credentials",
     "APPLY_ORDER",
     "order_resources",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stigmer.core import MASK, MIN_SECRET_LENGTH, RedactingFilter, Redactor, default_redactor
+from stigmer.core import MASK, MIN_SECRET_LENGTH, RedactingFilter, Redactor, default_redactor, redact_logging
 from stigmer.core._redact import MIN_ENCODED_LENGTH, masked_forms
 
 
@@ -207,3 +207,25 @@ def test_the_logging_filter_masks_messages_arguments_and_tracebacks() -> None:
     for line in PEM.splitlines()[1:-1]:
         assert line not in text
     assert TOKEN not in text
+
+
+def test_redact_logging_filters_the_root_handlers_and_the_last_resort_once() -> None:
+    root = logging.getLogger()
+    handler = logging.StreamHandler(io.StringIO())
+    root.addHandler(handler)
+    last_resort = logging.lastResort
+    assert last_resort is not None
+    try:
+        redact_logging()
+        redact_logging()
+        for h in (handler, last_resort):
+            assert sum(isinstance(f, RedactingFilter) for f in h.filters) == 1
+        value = "rl-" + base64.b64encode(bytes(range(20))).decode()
+        default_redactor().register(value)
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "saw %s", (value,), None)
+        assert last_resort.filter(record)
+        assert record.getMessage() == "saw ***"
+    finally:
+        root.removeHandler(handler)
+        for f in [f for f in last_resort.filters if isinstance(f, RedactingFilter)]:
+            last_resort.removeFilter(f)

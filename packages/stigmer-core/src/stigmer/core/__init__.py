@@ -40,7 +40,14 @@ from stigmer.core._plugins import (
     load_plugin,
     load_runner,
 )
-from stigmer.core._redact import MASK, MIN_SECRET_LENGTH, RedactingFilter, Redactor, default_redactor
+from stigmer.core._redact import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    RedactingFilter,
+    Redactor,
+    default_redactor,
+    redact_logging,
+)
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._skillpack import (
@@ -127,6 +134,7 @@ __all__ = [
     "parse_manifest",
     "plain_value",
     "read_credentials",
+    "redact_logging",
     "resource_exists",
     "resource_from_message",
     "resource_names",

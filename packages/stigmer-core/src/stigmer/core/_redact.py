@@ -29,7 +29,15 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "RedactingFilter", "Redactor", "default_redactor", "masked_forms"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "RedactingFilter",
+    "Redactor",
+    "default_redactor",
+    "masked_forms",
+    "redact_logging",
+]
 
 MASK: Final = "***"
 #: Shorter values would mask ordinary text; they are not masked (``stigmer secret set`` warns).
@@ -217,6 +225,17 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = str(redactor.scrub(record.stack_info))
         return True
+
+
+def redact_logging() -> None:
+    """Mask the process-wide redactor's secrets in everything this program logs: puts a
+    :class:`RedactingFilter` on each handler of the root logger and on ``logging.lastResort``
+    (which prints warnings when no handler is configured). Programs call it once their logging is
+    configured; calling it again adds no second filter."""
+    handlers = [*logging.getLogger().handlers, logging.lastResort]
+    for handler in handlers:
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 _default = Redactor()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from stigmer.core import (
     InvalidArgument,
-    RedactingFilter,
     StigmerError,
     TemporalConnection,
     add_temporal_arguments,
+    redact_logging,
 )
 
 __all__ = ["main"]
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())  # secrets the in-process runners resolved stay out
+    redact_logging()  # secrets the in-process runners resolved stay out of the log
     from stigmer.backend.local._server import run_server
 
     def announce(address: str) -> None:
