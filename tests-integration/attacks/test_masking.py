@@ -183,6 +183,15 @@ def test_no_encoding_of_a_secret_reaches_any_record(
         assert record["phase"] == phase, (name, record["error"])
         ids.append(record["id"])
         cli("run", name)  # the human rendering too: events as they come, the error line
+    # Detached runs: a background process runs them, its stderr kept in $STIGMER_HOME/logs.
+    for name in ("pem-header", "query-error", "raw-output"):
+        detached = cli("run", name, "--detach")
+        assert detached.returncode == 0, detached.stderr
+        ids.append(detached.stdout.strip())
+        followed = stigmer("execution", "logs", "-f", ids[-1], timeout=60)
+        printed.extend([followed.stdout, followed.stderr])
+        assert f"phase {EXPECTED[name]}" in followed.stdout
+    assert len(list((stigmer_home / "logs").glob("*.log"))) == 3
     for execution_id in ids:
         cli("execution", "get", execution_id, "-o", "yaml")
         cli("execution", "logs", execution_id)
