@@ -26,8 +26,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from google.protobuf import json_format
+from stigmer.core import parse_manifest
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-from .conftest import find_leaks
+from .conftest import SharedServer, find_leaks
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -222,3 +226,33 @@ def test_a_short_secret_is_stored_with_a_warning(stigmer: StigmerCli) -> None:
     long_enough = stigmer("secret", "set", "PIN", input="421")
     assert long_enough.returncode == 0
     assert "warning" not in long_enough.stderr
+
+
+async def test_on_a_shared_server_no_encoding_of_an_admin_secret_is_recorded(
+    shared_server: SharedServer,
+) -> None:
+    """The admin (allowed to use its secrets) runs the jq and encoding attacks on the server, which
+    runs them itself: its database, WAL and log hold no form of the values."""
+    pem, token = _pem(), "sk-proj-" + secrets.token_urlsafe(36)
+    admin = shared_server.admin()
+    seen: list[str] = []
+    try:
+        await admin.set_secret(svc.SetSecretRequest(name="PEM", value=pem))
+        await admin.set_secret(svc.SetSecretRequest(name="API_TOKEN", value=token))
+        manifests = _manifests("http://127.0.0.1:9")  # the HTTP attacks are not run here
+        for loaded in parse_manifest(manifests, "attacks.yaml"):
+            await admin.apply(svc.ApplyRequest(resource=loaded.resource))
+        for name in ("jq-error", "jq-error-object", "encodings"):
+            spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
+            created = await admin.create_execution(svc.CreateExecutionRequest(spec=spec))
+            request = svc.WatchExecutionRequest(execution_id=created.metadata.id)
+            events = [e async for e in admin.watch_execution(request)]
+            done = await admin.get_execution(svc.GetExecutionRequest(id=created.metadata.id))
+            assert execution_pb2.Phase.Name(done.status.phase) == f"PHASE_{EXPECTED[name]}", done.status.error
+            seen.append(str(done))
+            seen.extend(json.dumps(json_format.MessageToDict(e)) for e in events)
+        assert "string and number cannot be added" in " ".join(seen)
+    finally:
+        await admin.close()
+    for value in (pem, token, token[:16], *pem.splitlines()[1:-1]):
+        assert find_leaks(value, paths=shared_server.recorded(), texts=seen) == [], value[:12]
