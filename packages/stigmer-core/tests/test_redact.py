@@ -229,3 +229,11 @@ def test_redact_logging_filters_the_root_handlers_and_the_last_resort_once() -> 
         root.removeHandler(handler)
         for f in [f for f in last_resort.filters if isinstance(f, RedactingFilter)]:
             last_resort.removeFilter(f)
+
+
+def test_forms_sharing_their_first_characters_are_compared_whole() -> None:
+    r = Redactor(["abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopQRS", "abcdefgh"])
+    assert r.scrub("abcdefghijklmnopqrsXYZ") == f"{MASK}ijklmnopqrsXYZ"
+    assert r.scrub("abcdefghijklmnopQRS!") == f"{MASK}!"
+    assert r.scrub("xabcdefghijklmnopqrstuvwxyz") == f"x{MASK}"
+    assert r.scrub("abcdefgabcdefghijklmnop") == f"abcdefg{MASK}ijklmnop"

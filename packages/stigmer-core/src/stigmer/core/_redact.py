@@ -100,15 +100,17 @@ def _base64_forms(data: bytes) -> set[str]:
 class Redactor:
     """A set of secret values; ``scrub`` replaces every occurrence of any of their forms with ``***``.
 
-    All forms of all values are matched by one compiled pattern (a trie of the forms, so a scrub
-    costs about the same whatever the number of values); where forms overlap the longest wins.
+    One compiled pattern finds where a form may start (a trie of the forms' first
+    ``ANCHOR_LENGTH`` characters: small, so registering a long value stays cheap); the forms that
+    start with the anchor found are then compared whole. Where forms overlap, the leftmost wins,
+    then the longest.
     """
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._values: set[str] = set()
         self._forms: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._matcher: _Matcher | None = None
         self.register(*values)
 
     def register(self, *values: str) -> None:
@@ -122,7 +124,7 @@ class Redactor:
             if not forms:
                 return
             self._forms |= forms
-            self._pattern = _compile(self._forms)
+            self._matcher = _Matcher(self._forms)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -130,40 +132,96 @@ class Redactor:
     def __contains__(self, value: object) -> bool:
         return value in self._values
 
+    @property
+    def active(self) -> bool:
+        """True once it masks anything."""
+        return self._matcher is not None
+
     def scrub(self, value: Any) -> Any:
         """Return ``value`` with every registered secret masked; dicts, lists and tuples are walked."""
-        pattern = self._pattern
-        if pattern is None:
+        matcher = self._matcher
+        if matcher is None:
             return value
-        return _scrub(value, pattern)
+        return _scrub(value, matcher)
 
     def scrub_bytes(self, data: bytes) -> bytes:
         """``data`` with every registered secret masked in it (as UTF-8; other bytes are kept)."""
-        pattern = self._pattern
-        if pattern is None:
+        matcher = self._matcher
+        if matcher is None:
             return data
         text = data.decode("utf-8", "surrogateescape")
-        return pattern.sub(MASK, text).encode("utf-8", "surrogateescape")
+        return matcher.sub(text).encode("utf-8", "surrogateescape")
 
 
-def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
+#: Forms are found by their first characters; the rest is compared as text.
+ANCHOR_LENGTH: Final = 16
+
+
+class _Matcher:
+    """An immutable snapshot of the forms: the anchor pattern and the forms by anchor."""
+
+    def __init__(self, forms: Iterable[str]) -> None:
+        by_anchor: dict[str, list[str]] = {}
+        for form in forms:
+            by_anchor.setdefault(form[:ANCHOR_LENGTH], []).append(form)
+        for group in by_anchor.values():
+            group.sort(key=len, reverse=True)
+        self.by_anchor = by_anchor
+        self.anchor_lengths = sorted({len(a) for a in by_anchor}, reverse=True)
+        self.search = _compile(by_anchor).search
+
+    def sub(self, text: str) -> str:
+        search = self.search
+        found = search(text)
+        if found is None:
+            return text
+        out: list[str] = []
+        last = 0
+        while found is not None:
+            start = found.start()
+            length = self._longest_at(text, start)
+            if length:
+                out.append(text[last:start])
+                out.append(MASK)
+                last = start + length
+                found = search(text, last)
+            else:
+                found = search(text, start + 1)
+        out.append(text[last:])
+        return "".join(out)
+
+    def _longest_at(self, text: str, start: int) -> int:
+        """The length of the longest form at ``start`` (0 when none is whole there)."""
+        best = 0
+        for size in self.anchor_lengths:
+            group = self.by_anchor.get(text[start : start + size])
+            for form in group or ():
+                if len(form) <= best:
+                    break
+                if text.startswith(form, start):
+                    best = len(form)
+                    break
+        return best
+
+
+def _scrub(value: Any, matcher: _Matcher) -> Any:
     if isinstance(value, str):
-        return pattern.sub(MASK, value)
+        return matcher.sub(value)
     if isinstance(value, dict):
-        return {_scrub(k, pattern): _scrub(v, pattern) for k, v in value.items()}
+        return {_scrub(k, matcher): _scrub(v, matcher) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v, pattern) for v in value]
+        return [_scrub(v, matcher) for v in value]
     if isinstance(value, tuple):
-        return tuple(_scrub(v, pattern) for v in value)
+        return tuple(_scrub(v, matcher) for v in value)
     return value
 
 
-def _compile(forms: Iterable[str]) -> re.Pattern[str]:
-    ordered = sorted(forms, key=len, reverse=True)
+def _compile(anchors: Iterable[str]) -> re.Pattern[str]:
+    ordered = sorted(anchors, key=len, reverse=True)
     try:
         return re.compile(_trie_regex(ordered))
-    except (RecursionError, re.error):  # pathological nesting: one alternative per form
-        return re.compile("|".join(re.escape(f) for f in ordered))
+    except (RecursionError, re.error):  # pathological nesting: one alternative per anchor
+        return re.compile("|".join(re.escape(a) for a in ordered))
 
 
 _END: Final = ""
@@ -214,7 +272,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactor = self._redactor if self._redactor is not None else default_redactor()
-        if redactor._pattern is None:
+        if not redactor.active:
             return True
         record.msg = str(redactor.scrub(record.getMessage()))
         record.args = None
