@@ -2,6 +2,7 @@ import base64
 import io
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Callable
 
@@ -84,6 +85,9 @@ FORMS: dict[str, Callable[[str], str]] = {
     "quote": lambda v: urllib.parse.quote(v, safe=""),
     "quote-path": urllib.parse.quote,
     "quote_plus": urllib.parse.quote_plus,
+    "quote-lower-hex": lambda v: re.sub(
+        "%[0-9A-F]{2}", lambda m: m.group(0).lower(), urllib.parse.quote(v, safe="")
+    ),
     "base64": _b64,
     "base64-unpadded": lambda v: _b64(v).rstrip("="),
     "base64url": _b64url,

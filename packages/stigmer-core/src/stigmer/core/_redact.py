@@ -6,7 +6,8 @@ A registered value is masked in every form it commonly takes once code has touch
   characters;
 - escaped for JSON (``tojson``, a JSON document) and for Python (``repr`` of a str or of its
   UTF-8 bytes: ``b'...\\n...'`` in an exception message);
-- URL-encoded (``urllib.parse.quote(v, safe="")``, ``quote_plus``, jq's ``@uri``);
+- URL-encoded (``urllib.parse.quote(v, safe="")``, ``quote_plus``, jq's ``@uri``; hex digits in
+  either case);
 - base64 and URL-safe base64 of its UTF-8 bytes, with and without ``=`` padding, and the stable
   middle of its base64 at each of the 3 byte alignments it can have inside a longer text (an API
   response returned with ``output: raw``, a basic-auth pair); the same for each escaped and
@@ -74,10 +75,19 @@ def _text_forms(value: str) -> set[str]:
     forms.add(ascii(value)[1:-1])
     data = value.encode("utf-8", "surrogatepass")
     forms.add(repr(data)[2:-1])
-    forms.add(urllib.parse.quote(data, safe=""))
-    forms.add(urllib.parse.quote_plus(data, safe=""))
-    forms.add(urllib.parse.quote(data))  # "/" kept, as in a URL path
+    encoded = {
+        urllib.parse.quote(data, safe=""),
+        urllib.parse.quote_plus(data, safe=""),
+        urllib.parse.quote(data),  # "/" kept, as in a URL path
+    }
+    forms |= encoded
+    forms |= {
+        _LOWER_HEX.sub(lambda m: m.group(0).lower(), e) for e in encoded
+    }  # %2f as some servers write it
     return forms
+
+
+_LOWER_HEX: Final = re.compile(r"%[0-9A-F]{2}")
 
 
 def _base64_forms(data: bytes) -> set[str]:
