@@ -58,6 +58,13 @@ def set_(
     if not valid_name(name):
         raise CliError(f"secret name {name!r}: use letters, digits and underscores, starting with a letter")
     value = read_secret_value(name, whole=True)
+    from stigmer.core import MIN_SECRET_LENGTH
+
+    if len(value) < MIN_SECRET_LENGTH:
+        echo_err(
+            f"warning: {name} is shorter than {MIN_SECRET_LENGTH} characters: it is stored, but "
+            "records cannot mask a value that short (see docs/secrets.md)"
+        )
 
     async def go() -> secret_pb2.SecretMetadata:
         from stigmer.proto.v1 import backend_service_pb2 as svc

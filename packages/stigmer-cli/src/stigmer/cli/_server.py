@@ -205,6 +205,9 @@ def server(
         )
     else:
         echo_err(f"stigmer server starting on {listen} (Ctrl-C stops it)")
+    from stigmer.core import redact_logging
+
+    redact_logging()  # executions run in this process: what it logs masks their secrets
     with contextlib.suppress(KeyboardInterrupt):
         run_server(**kwargs)
     echo_err("stigmer server stopped")

@@ -26,6 +26,7 @@ from stigmer.core._files import (
     private_file,
     tighten_home,
 )
+from stigmer.core._headers import header_problem
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._manifests import (
@@ -49,7 +50,14 @@ from stigmer.core._plugins import (
     load_runner,
 )
 from stigmer.core._principal import Principal, acting_as, current_principal
-from stigmer.core._redact import MASK, Redactor, default_redactor
+from stigmer.core._redact import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    RedactingFilter,
+    Redactor,
+    default_redactor,
+    redact_logging,
+)
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._skillpack import (
@@ -81,6 +89,7 @@ __all__ = [
     "KIND_PREFIXES",
     "LIMIT_SETTINGS",
     "MASK",
+    "MIN_SECRET_LENGTH",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
     "RUNNABLE_KINDS",
@@ -104,6 +113,7 @@ __all__ = [
     "PermissionDenied",
     "PluginNotFound",
     "Principal",
+    "RedactingFilter",
     "Redactor",
     "Runner",
     "Settings",
@@ -125,6 +135,7 @@ __all__ = [
     "error_from_grpc_code",
     "find_target",
     "from_value",
+    "header_problem",
     "heartbeating",
     "kind_of",
     "load_backend",
@@ -143,6 +154,7 @@ __all__ = [
     "private_dir",
     "private_file",
     "read_credentials",
+    "redact_logging",
     "resource_exists",
     "resource_from_message",
     "resource_names",

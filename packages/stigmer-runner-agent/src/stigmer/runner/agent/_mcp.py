@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import Backend, InvalidArgument, Redactor
+from stigmer.core import Backend, InvalidArgument, Redactor, header_problem
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._expr import resolve_value
@@ -97,8 +97,12 @@ async def build_mcp_toolsets(
             http = server.spec.http
             headers: dict[str, str] = {}
             for key, raw in sorted(http.headers.items()):
-                resolved = resolve_value(raw, secrets, variables, f"McpServer {name}: http.headers.{key}")
+                where = f"McpServer {name}: http.headers.{key}"
+                resolved = resolve_value(raw, secrets, variables, where)
                 redactor.register(*(secrets[s] for s in resolved.secrets))
+                problem = header_problem(key, resolved.value)
+                if problem:  # said here: the HTTP client's own error would quote the value
+                    raise InvalidArgument(f"{where}: {problem}", [f"spec.http.headers.{key}"])
                 headers[key] = resolved.value
             if not http.url:
                 raise InvalidArgument(f"McpServer {name}: http.url is empty", ["spec.http.url"])

@@ -10,6 +10,8 @@ import functools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from stigmer.core import Redactor
+
 from ._errors import WorkflowError
 from ._expr import (
     evaluate_field,
@@ -105,16 +107,15 @@ def timestamp(moment: datetime.datetime) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _scrubbed(variables: Mapping[str, Any]) -> Iterator[None]:
-    """Keep secret values out of expression error messages (jq quotes the values it chokes on)."""
+    """Keep secret values out of expression error messages: jq's own messages are rendered
+    without values (``jq_error_text``); a message the program raised may still hold one."""
     try:
         yield
     except WorkflowError as error:
         secrets = variables.get("secrets")
         if isinstance(secrets, Mapping):
-            detail = str(error.problem.get("detail", ""))
-            for value in secrets.values():
-                if isinstance(value, str) and value:
-                    detail = detail.replace(value, "***")
+            values = [v for v in secrets.values() if isinstance(v, str)]
+            detail = str(Redactor(values).scrub(str(error.problem.get("detail", ""))))
             error.problem["detail"] = detail
             error.args = (detail,)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -23,6 +24,7 @@ __all__ = [
     "guarded",
     "is_expression",
     "iter_strings",
+    "jq_error_text",
     "secret_names",
     "syntax_error",
     "template_uses_secrets",
@@ -132,7 +134,7 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
             results = [evaluate_guarded(_program(body, names), value, limits or _DEFAULT_LIMITS)]
     except ValueError as exc:
         raise WorkflowError.of(
-            ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {_first_line(exc)}"
+            ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {jq_error_text(exc)}"
         ) from None
     return results[0] if results else None
 
@@ -193,3 +195,71 @@ def _escape(token: str) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- jq error messages
+# jq quotes the values it fails on, JSON-escaped and cut after 29 bytes ("sk-proj-AbCd..."): a
+# prefix no redactor can recognise. Messages are rendered with the type names and shape only.
+_TYPED_VALUE: Final = re.compile(r"\b(null|boolean|number|string|array|object) \(")
+_TRUNCATED: Final = re.compile(r"\.\.\.[\"\]}]?\)")  # "...)", '...")', "...])" or "...})"
+_DUMP_MAX: Final = 34  # jq's buffer for a quoted value: 29 bytes ending "..." when cut, a bracket, ")"
+_VALUE_TEMPLATES: Final = (
+    (
+        re.compile(r"^Invalid path expression with result .*", re.DOTALL),
+        "Invalid path expression with result",
+    ),
+    (
+        re.compile(r"^Invalid path expression near attempt to access element .*", re.DOTALL),
+        "Invalid path expression near attempt to access an element",
+    ),
+    (
+        re.compile(r"^Invalid path expression near attempt to iterate through .*", re.DOTALL),
+        "Invalid path expression near attempt to iterate",
+    ),
+    (re.compile(r" \(while parsing '.*'\)$", re.DOTALL), ""),
+    (re.compile(r"^date .* does not match format .*", re.DOTALL), "date does not match the format"),
+    (re.compile(r"^.* is not a valid modifier string$", re.DOTALL), "invalid regex modifier string"),
+    (re.compile(r"^.* (\(at offset \d+\) is not a valid regex: .*)$", re.DOTALL), r"the regex \1"),
+)
+
+
+def jq_error_text(exc: Exception) -> str:
+    """jq's error message without the values it quotes (``string ("sk-...") and number (1)
+    cannot be added`` becomes ``string and number cannot be added``).
+
+    A message raised by the program itself (``error("...")``) is kept: it is the author's text,
+    masked like any other output when recorded.
+    """
+    text = str(exc).strip()  # whole: a value may hold characters that split lines
+    for pattern, replacement in _VALUE_TEMPLATES:
+        text = pattern.sub(replacement, text)
+    out: list[str] = []
+    pos = 0
+    for match in _TYPED_VALUE.finditer(text):
+        if match.start() < pos:
+            continue
+        out.append(text[pos : match.end() - 2])  # the type name, without " ("
+        end = _value_end(text, match.end())
+        if end is None:  # no end in sight: drop the rest rather than keep a piece of a value
+            pos = len(text)
+            break
+        pos = end
+    out.append(text[pos:])
+    rendered = "".join(out)
+    return rendered.split("\n", 1)[0].strip() or type(exc).__name__
+
+
+def _value_end(text: str, start: int) -> int | None:
+    """The index after the ``)`` that closes a value jq quoted at ``start`` (None if none does)."""
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except ValueError:
+        end = -1
+    if end > start and text.startswith(")", end):
+        return end + 1
+    # Cut short: it ends with "...)" within jq's buffer; take the last such end in reach.
+    ends = [m.end() for m in _TRUNCATED.finditer(text, start, start + _DUMP_MAX)]
+    return ends[-1] if ends else None
+
+
+_DECODER: Final = json.JSONDecoder()

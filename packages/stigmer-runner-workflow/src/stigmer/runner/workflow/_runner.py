@@ -199,6 +199,9 @@ class _BackendHost(InProcessHost):
         self._reporter.redactor.register(*values)
         default_redactor().register(*values)
 
+    def mask(self, text: str) -> str:
+        return str(self._reporter.redactor.scrub(text))
+
     async def task_started(self, path: str, name: str, input: Any) -> None:
         task = self._reporter.progress(path, name, P.PHASE_RUNNING, started=True)
         await self._reporter.event("task.started", subject=path, text=name, data=input, task=task)

@@ -28,7 +28,7 @@ from ._host import HttpRequest
 from ._inprocess import InProcessHost
 from ._reporting import from_value, to_value
 from ._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._temporal_secrets import ref_names, scrub, substitute, substitute_tokens
+from ._temporal_secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
 
@@ -227,10 +227,7 @@ class WorkflowActivities:
                 )
         except WorkflowError as error:
             raise _problem_error(_scrubbed_error(error, secrets)) from None
-        content = response.content
-        for secret in secrets.values():
-            if secret:
-                content = content.replace(secret.encode(), b"***")
+        content = scrub_bytes(response.content, secrets)
         return {
             "status": response.status,
             "headers": scrub(dict(response.headers), secrets),
