@@ -1,7 +1,8 @@
 """wf_lite_tasks: a workflow of 1,000 `set` tasks, and one of a 1,000-iteration `for`, run in Lite
 mode by the real ``WorkflowRunner.execute`` and persisted through a LocalBackend on a temporary
 SQLite file, vs 1,000 single-row WAL commits with plain sqlite3 of comparable bytes (one row per
-task: its completed event plus its checkpoint; same synchronous level as LocalBackend).
+task: its completed event plus its checkpoint; same synchronous level as LocalBackend). The runner's
+redactor holds a PEM key and an API token, so every record is masked against all their forms.
 
 Rounds interleave the three measurements (the machine is shared and noisy) and the medians are
 compared. The ratio is the worse of the two workflows.
@@ -12,6 +13,7 @@ Run: uv run python benchmarks/wf_lite_tasks.py
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sqlite3
 import statistics
@@ -31,6 +33,12 @@ from stigmer.runner.workflow import WorkflowRunner
 N = int(os.environ.get("STIGMER_BENCH_N", "1000"))
 ROUNDS = int(os.environ.get("STIGMER_BENCH_ROUNDS", "5"))
 TARGET = 3.0
+
+
+def _pem() -> str:
+    body = base64.b64encode(os.urandom(1200)).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----\n"
 
 
 def manifests(n: int) -> str:
@@ -91,7 +99,11 @@ async def measure(home: Path) -> dict[str, list[float]]:
     for loaded in parse_manifest(manifests(N), "bench.yaml"):
         await backend.apply(svc.ApplyRequest(resource=loaded.resource))
     # One runner for every run, as a worker has; the first runs also validate the documents.
-    runner = WorkflowRunner(redactor=Redactor())
+    # Its redactor holds two secrets (a PEM key and an API token), as after a run that read them:
+    # every event, checkpoint and output is masked against all their forms.
+    runner = WorkflowRunner(
+        redactor=Redactor([_pem(), "sk-proj-" + base64.urlsafe_b64encode(os.urandom(27)).decode()])
+    )
     cold_sets, warm_sets = await run_once(runner, backend, "sets")
     cold_loop, warm_loop = await run_once(runner, backend, "loop")
     print(

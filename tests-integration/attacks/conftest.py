@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
 from stigmer.backend.local._server_process import ServerProcess
@@ -124,5 +126,30 @@ async def shared_server(tmp_path: Path) -> AsyncIterator[SharedServer]:
     server = await start_shared_server(tmp_path / "server-home")
     try:
         yield server
+    finally:
+        await asyncio.to_thread(server.process.stop)
+
+
+@pytest.fixture
+def shared_server_sync(tmp_path: Path) -> Iterator[SharedServer]:
+    """``shared_server`` for synchronous tests (CLI processes)."""
+    server = asyncio.run(start_shared_server(tmp_path / "server-home"))
+    try:
+        yield server
+    finally:
+        server.process.stop()
+
+
+@pytest_asyncio.fixture
+async def keyed_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[SharedServer, str]]:
+    """A shared server whose master key is in its environment (``STIGMER_MASTER_KEY``, as an
+    admin may deploy it), and that key's text: what a ``$ENV`` read would reveal."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("STIGMER_MASTER_KEY", key)
+    server = await start_shared_server(tmp_path / "server-home")
+    try:
+        yield server, key
     finally:
         await asyncio.to_thread(server.process.stop)

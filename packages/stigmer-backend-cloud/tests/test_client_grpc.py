@@ -234,10 +234,35 @@ async def test_loopback_client_reads_the_admin_token_file(
     servicer, port = server
     (tmp_path / "tokens").mkdir()
     (tmp_path / "tokens" / "admin").write_text("tok_abc.def\n")
+    (tmp_path / "tokens" / "admin.endpoint").write_text(f"localhost:{port}\n")
     backend = CloudBackend(f"grpc://localhost:{port}", home=tmp_path)
     await backend.get(ref())
     assert servicer.authorization == ["Bearer tok_abc.def"]
     await backend.close()
+
+
+async def test_the_admin_token_goes_only_to_the_endpoint_it_was_written_for(
+    server: tuple[Scripted, int], tmp_path: Path
+) -> None:
+    servicer, port = server
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "admin").write_text("tok_abc.def\n")
+    endpoint = tmp_path / "tokens" / "admin.endpoint"
+    # No record (a server of an older version), another port, another loopback host: no token.
+    for recorded in (None, f"127.0.0.1:{port + 1}", f"127.0.0.2:{port}", f"[::1]:{port}"):
+        if recorded is None:
+            endpoint.unlink(missing_ok=True)
+        else:
+            endpoint.write_text(recorded + "\n")
+        backend = CloudBackend(f"grpc://127.0.0.1:{port}", home=tmp_path)
+        await backend.get(ref())
+        await backend.close()
+    assert servicer.authorization == ["", "", "", ""]
+    endpoint.write_text(f"127.0.0.1:{port}\n")
+    backend = CloudBackend(f"grpc://127.0.0.1:{port}", home=tmp_path)
+    await backend.get(ref())
+    await backend.close()
+    assert servicer.authorization[-1] == "Bearer tok_abc.def"
 
 
 async def test_loopback_client_rereads_a_replaced_token_file_once(
@@ -247,6 +272,7 @@ async def test_loopback_client_rereads_a_replaced_token_file_once(
     (tmp_path / "tokens").mkdir()
     token_file = tmp_path / "tokens" / "admin"
     token_file.write_text("tok_old.x\n")
+    (tmp_path / "tokens" / "admin.endpoint").write_text(f"127.0.0.1:{port}\n")
     backend = CloudBackend(f"grpc://127.0.0.1:{port}", home=tmp_path)
     await backend.get(ref())
     token_file.write_text("tok_new.y\n")
@@ -263,6 +289,7 @@ async def test_explicit_token_wins_and_no_token_means_no_header(
     servicer, port = server
     (tmp_path / "tokens").mkdir()
     (tmp_path / "tokens" / "admin").write_text("tok_file.x\n")
+    (tmp_path / "tokens" / "admin.endpoint").write_text(f"127.0.0.1:{port}\n")
     await CloudBackend(f"grpc://127.0.0.1:{port}", token="tok_mine.y", home=tmp_path).get(ref())
     await CloudBackend(f"grpc://127.0.0.1:{port}", home=tmp_path / "empty").get(ref())
     assert servicer.authorization == ["Bearer tok_mine.y", ""]

@@ -81,3 +81,40 @@ def test_round_trip(scheme: str, host: str, port: int) -> None:
     endpoint = parse_endpoint(f"{scheme}://{host}:{port}")
     assert (endpoint.host, endpoint.port, endpoint.tls) == (host, port, scheme == "grpcs")
     assert str(endpoint) == f"{scheme}://{host}:{port}"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "bound", "served"),
+    [
+        ("grpc://127.0.0.1:7234", "127.0.0.1:7234", True),
+        ("grpc://127.0.0.1:7234", "127.0.0.1:7235", False),  # another port: another process
+        ("grpc://127.0.0.1:7234", "127.0.0.2:7234", False),
+        ("grpc://localhost:7234", "LOCALHOST:7234", True),
+        ("grpc://localhost:7234", "127.0.0.1:7234", False),  # localhost may reach ::1
+        ("grpc://127.0.0.1:7234", "localhost:7234", False),
+        ("grpc://[::1]:7234", "[::1]:7234", True),
+        ("grpc://[::1]:7234", "127.0.0.1:7234", False),
+        ("grpc://127.0.0.1:7234", "0.0.0.0:7234", True),
+        ("grpc://[::1]:7234", "0.0.0.0:7234", False),
+        ("grpc://localhost:7234", "0.0.0.0:7234", False),
+        ("grpc://[::1]:7234", "[::]:7234", True),
+        ("grpc://localhost:7234", "[::]:7234", True),
+        ("grpc://127.0.0.1:7234", "", False),
+        ("grpc://127.0.0.1:7234", "127.0.0.1", False),
+        ("grpc://127.0.0.1:7234", "garbage:x", False),
+        ("grpc://127.0.0.1:7234", "127.0.0.1:\u0667\u0662\u0663\u0664", False),  # Arabic-Indic 7234
+    ],
+)
+def test_served_by_only_the_bound_address(endpoint: str, bound: str, served: bool) -> None:
+    assert parse_endpoint(endpoint).served_by(bound) is served
+
+
+@given(st.text(max_size=40))
+def test_any_recorded_address_text_is_a_plain_answer(recorded: str) -> None:
+    # tokens/admin.endpoint is a file on disk: whatever it holds, the answer is a bool, and a
+    # token is never sent to a port other than the one recorded.
+    endpoint = parse_endpoint("grpc://127.0.0.1:7234")
+    served = endpoint.served_by(recorded)
+    assert isinstance(served, bool)
+    if served:
+        assert recorded.strip().endswith(":7234")

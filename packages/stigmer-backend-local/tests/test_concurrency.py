@@ -157,6 +157,6 @@ async def test_processes_creating_a_new_database_at_once(tmp_path: Path) -> None
         _, err = await p.communicate()
         assert p.returncode == 0, err.decode()[-2000:]
     raw = sqlite3.connect(tmp_path / "new.db")
-    assert [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     assert raw.execute("SELECT count(*) FROM resources").fetchone() == (80,)
     raw.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -126,6 +127,39 @@ async def test_wrong_master_key_cannot_read_secrets(tmp_path: Path) -> None:
     await other.close()
 
 
+async def test_a_wrong_master_key_cannot_write(tmp_path: Path) -> None:
+    right, wrong = os.urandom(32), os.urandom(32)
+    empty = LocalBackend(home=tmp_path / "empty", master_key=wrong)
+    # An empty store takes any key (there is nothing it would have to open).
+    stored = await empty.set_secret(svc.SetSecretRequest(name="FIRST", value="first-value"))
+    assert stored.version == 1
+    await empty.close()
+    backend = LocalBackend(home=tmp_path / "store", master_key=right)
+    await _session(backend)
+    await backend.close()
+    other = LocalBackend(home=tmp_path / "store", master_key=wrong)
+    with pytest.raises(FailedPrecondition, match="does not open the secrets already stored") as refused:
+        await other.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value="overwritten"))
+    assert "the master_key argument" in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(FailedPrecondition, match="does not open the secrets already stored"):
+        await other.set_secret(svc.SetSecretRequest(name="NEW_ONE", value="mixed-in"))
+    with pytest.raises(FailedPrecondition, match="does not open the secrets already stored"):
+        await other.create_execution(
+            svc.CreateExecutionRequest(
+                spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot")),
+                runtime_secrets={"RUN_TOKEN": "mixed-in"},
+            )
+        )
+    listed = await other.list_secrets(svc.ListSecretsRequest())
+    assert [(m.name, m.version) for m in listed.secrets] == [("GH_TOKEN", 1)]
+    await other.close()
+    # Everything still opens under the right key, so a rotation still works.
+    again = LocalBackend(home=tmp_path / "store", master_key=right)
+    await again.rotate_master_key(os.urandom(32))
+    await again.set_secret(svc.SetSecretRequest(name="NEW_ONE", value="fine"))
+    await again.close()
+
+
 async def test_rotate_master_key_re_encrypts_everything(tmp_path: Path) -> None:
     backend = LocalBackend(home=tmp_path)
     eid = await _session(backend)
@@ -194,3 +228,55 @@ async def test_rotation_interrupted_before_commit_keeps_the_old_key(tmp_path: Pa
     assert (tmp_path / "master.key").read_text() == old_text
     assert not (tmp_path / "master.key.new").exists()
     await reopened.close()
+
+
+def _runtime_rows(home: Path) -> dict[str, int]:
+    with sqlite3.connect(home / "stigmer.db") as conn:
+        rows = conn.execute("SELECT execution_id, count(*) FROM execution_secrets GROUP BY execution_id")
+        return {eid: n for eid, n in rows}
+
+
+async def test_runtime_secrets_are_deleted_when_their_run_ends(tmp_path: Path) -> None:
+    backend = LocalBackend(home=tmp_path, master_key=os.urandom(32))
+    first = await _session(backend)  # RUNNING, with RUN_TOKEN
+
+    async def another() -> str:
+        run = await backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot")),
+                runtime_secrets={"RUN_TOKEN": RUNTIME, "OTHER": "x" * 12},
+            )
+        )
+        return run.metadata.id
+
+    async def phase(eid: str, to: ex.Phase.ValueType, **fields: object) -> None:
+        await backend.update_execution_status(
+            svc.UpdateExecutionStatusRequest(execution_id=eid, phase=to, **fields)  # type: ignore[arg-type]
+        )
+
+    cancelled, failed, pending = await another(), await another(), await another()
+    assert _runtime_rows(tmp_path) == {first: 1, cancelled: 2, failed: 2, pending: 2}
+    # Paused for an approval: kept, and the run still gets them after the decision.
+    await phase(first, ex.PHASE_WAITING_APPROVAL, pending_approval=ex.ApprovalRequest(id="call_1", tool="t"))
+    assert _runtime_rows(tmp_path)[first] == 1
+    await backend.submit_approval(svc.SubmitApprovalRequest(execution_id=first, approved=True))
+    ctx = await backend.get_execution_context(svc.GetExecutionContextRequest(execution_id=first))
+    assert ctx.secrets["RUN_TOKEN"] == RUNTIME
+    await phase(first, ex.PHASE_SUCCEEDED)
+    await backend.cancel_execution(svc.CancelExecutionRequest(id=cancelled, reason="no"))
+    await phase(failed, ex.PHASE_RUNNING)
+    await phase(failed, ex.PHASE_FAILED, error=ex.ExecutionError(detail="boom"))
+    assert _runtime_rows(tmp_path) == {pending: 2}, "only the unfinished run keeps its secrets"
+    await backend.close()
+    # Rows an older version left behind for finished runs are deleted when the store is opened.
+    with sqlite3.connect(tmp_path / "stigmer.db") as conn:
+        conn.execute(
+            "INSERT INTO execution_secrets (execution_id, name, ciphertext) VALUES (?, 'OLD', x'00')",
+            (first,),
+        )
+    assert _runtime_rows(tmp_path) == {pending: 2, first: 1}
+    reopened = LocalBackend(home=tmp_path, master_key=os.urandom(32))
+    assert _runtime_rows(tmp_path) == {pending: 2}
+    await reopened.close()
+    for path in tmp_path.iterdir():
+        assert RUNTIME.encode() not in path.read_bytes()

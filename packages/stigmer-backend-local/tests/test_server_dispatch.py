@@ -201,6 +201,16 @@ def test_the_child_environment_keeps_nothing_of_the_store() -> None:
     }
 
 
+def test_the_child_gets_the_servers_limits_and_nothing_else_of_stigmer() -> None:
+    from stigmer.core import Limits
+
+    env = child_environment("/tmp/h", {"PATH": "/bin", "STIGMER_MASTER_KEY": "k"}, Limits(tasks=500))
+    stigmer = {key: value for key, value in env.items() if key.startswith("STIGMER_")}
+    assert stigmer["STIGMER_LIMIT_TASKS"] == "500"
+    assert Limits.load(stigmer) == Limits(tasks=500)  # what the child reads is what the server had
+    assert set(stigmer) == {name for name in stigmer if name.startswith("STIGMER_LIMIT_")}
+
+
 async def test_an_execution_runs_in_a_child_process_with_a_scoped_token(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -171,3 +171,23 @@ def test_unreachable_database_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         store.verify("tok_01abc.secret")
     store.close()
+
+
+def test_the_server_records_the_address_its_admin_token_is_for(tmp_path: Path) -> None:
+    import stat
+
+    from stigmer.backend.local._server_process import ServerProcess
+    from stigmer.backend.local._tokens import admin_endpoint_path
+
+    home = tmp_path / "home"
+    process = ServerProcess(home=home, listen="127.0.0.1:0")
+    address = process.start()
+    try:
+        recorded = admin_endpoint_path(home)
+        assert recorded.read_text().strip() == address
+        assert stat.S_IMODE(recorded.stat().st_mode) == 0o600
+        assert admin_token_path(home).read_text().strip().startswith("tok_")
+    finally:
+        assert process.stop() == 0
+    assert not recorded.exists(), "a stopped server's address is forgotten"
+    assert admin_token_path(home).exists(), "the token itself stays for the next start"

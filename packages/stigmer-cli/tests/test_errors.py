@@ -54,3 +54,16 @@ def test_delete_needs_a_target(cli: Callable[..., Any]) -> None:
     result = cli("delete", "execution", "wex_1")
     assert result.code == 1
     assert "cannot be deleted" in result.err
+
+
+def test_error_lines_and_tracebacks_mask_resolved_secrets(cli: Callable[..., Any], tmp_path: Path) -> None:
+    from stigmer.core import default_redactor
+
+    # A value a Lite run resolved in this process, which an error happens to quote.
+    missing = tmp_path / "sk-proj-7Qx9LmZ2vB4nC8dF.yaml"
+    default_redactor().register(missing.name)
+    for args in (("apply", "-f", str(missing)), ("--debug", "apply", "-f", str(missing))):
+        result = cli(*args)
+        assert result.code == 1
+        assert missing.name not in result.err
+        assert "***" in result.err

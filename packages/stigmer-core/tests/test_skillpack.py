@@ -74,3 +74,43 @@ def test_bad_directories_say_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidArgument, match=r"has no SKILL\.md"):
         pack_skill(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("notes.txt", "../outside/master.key"),  # relative, through ..
+        ("refs/key.txt", "ABSOLUTE"),  # absolute path to a file outside
+        ("refs/keys", "ABSOLUTE_DIR"),  # a folder outside
+        ("gone.txt", "../outside/missing"),  # dangling, pointing outside
+        ("SKILL.md", "../outside/master.key"),  # even the skill file itself
+    ],
+)
+def test_links_leaving_the_folder_are_refused(tmp_path: Path, link: str, target: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "master.key").write_text("TOP-SECRET-KEY-0123456789")
+    root = _skill(tmp_path / "s")
+    path = root / link
+    path.unlink(missing_ok=True)
+    real = {"ABSOLUTE": str(outside / "master.key"), "ABSOLUTE_DIR": str(outside)}.get(target, target)
+    path.symlink_to(real)
+    with pytest.raises(InvalidArgument) as refused:
+        pack_skill(root)
+    message = str(refused.value)
+    assert f"symbolic link '{link}'" in message and "outside" in message and "\n" not in message
+    assert refused.value.field_paths == ("spec.path",)
+
+
+def test_links_inside_the_folder_are_packed_as_copies(tmp_path: Path) -> None:
+    root = _skill(tmp_path / "s")
+    (root / "refs" / "c.txt").symlink_to("a.txt")
+    (root / "alias").symlink_to("refs")  # a folder link inside: its folder is packed once
+    (root / ".hidden").symlink_to("/etc/passwd")  # dotfiles are never packed, links or not
+    packed = pack_skill(root)
+    assert packed.files == ("SKILL.md", "refs/a.txt", "refs/b.txt", "refs/c.txt", "run.sh")
+    with tarfile.open(fileobj=io.BytesIO(packed.content)) as tar:
+        member = tar.getmember("refs/c.txt")
+        assert member.isreg()
+        extracted = tar.extractfile(member)
+        assert extracted is not None and extracted.read() == b"a\n"

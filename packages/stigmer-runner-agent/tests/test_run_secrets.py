@@ -140,3 +140,35 @@ async def test_stdio_server_gets_plain_variables_but_no_unnamed_secret(
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
     results = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
     assert results == ["REGION=eu-west-1", "OTHER_TOKEN="]
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "-----END PRIVATE KEY-----"
+)
+
+
+async def test_a_multiline_secret_refused_as_an_mcp_header_is_not_quoted(
+    backend: Backend, llm: ScriptedLLM, http_mcp: str, tmp_path: Path
+) -> None:
+    # httpx refuses the header and quotes it (b'-----BEGIN ...\\nMIIE...'): the record must not.
+    llm.add(call("whoami"), text("done"))
+    await backend.set_secret(svc.SetSecretRequest(name="PEM", value=PEM))
+    await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: remote}\n"
+        f"spec: {{http: {{url: '{http_mcp}', headers: {{X-Key: '${{ $secrets.PEM }}'}}}}, secrets: [PEM]}}\n",
+    )
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: remote, tools: [whoami]}]\n"))
+    eid = await start(backend, "bot", "who am I?")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_FAILED
+    assert "http.headers.X-Key: the value of header X-Key has a line break" in done.status.error.detail
+    written = [str(done).encode(), _all_text(await events(backend, eid)).encode()]
+    written += [p.read_bytes() for p in tmp_path.glob("stigmer.db*")]
+    for line in PEM.splitlines()[1:-1]:
+        for form in (line, line.replace("/", "%2F").replace("+", "%2B")):
+            assert not any(form.encode() in blob for blob in written), form[:12]
+    assert not any(repr(PEM.encode())[2:40].encode() in blob for blob in written)

@@ -524,3 +524,27 @@ async def test_a_stdio_mcp_server_needs_the_run_capability_on_temporal_too(
     )
     assert not marker.exists()
     assert llm.requests == []
+
+
+async def test_two_mcp_servers_offering_one_tool_name_on_temporal(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    # Each server's shared tool is offered as <server>_<tool>; each activity reaches its own server.
+    llm.add(call("left_echo_env", name="WHO"), call("right_echo_env", name="WHO"), text("left, right"))
+    await apply(backend, stdio_server("left", env={"WHO": "left"}))
+    await apply(backend, stdio_server("right", env={"WHO": "right"}))
+    extra = "  mcpServers: [{name: left, tools: [echo_env]}, {name: right, tools: [echo_env]}]\n"
+    await apply(backend, openai_agent(llm, extra=extra))
+    eid = await start(backend, "bot", "who?")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert result == {"phase": "PHASE_SUCCEEDED"}
+    assert sorted(t["function"]["name"] for t in llm.requests[0]["tools"]) == [
+        "left_echo_env",
+        "right_echo_env",
+    ]
+    tool_results = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
+    assert tool_results == ["WHO=left", "WHO=right"]

@@ -169,6 +169,10 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                         "body": json.loads(body) if body else None,
                     },
                 )
+            elif parts.path == "/echo-raw":  # the request line's target as sent (URL-encoded)
+                self._reply(200, self.path.encode(), "text/plain")
+            elif parts.path.startswith("/fail-raw"):  # an API error quoting the request's target
+                self._reply(400, b"bad request " + self.path.encode(), "text/plain")
             elif parts.path == "/text":
                 self._reply(200, b"plain words", "text/plain")
             elif parts.path == "/not-json":

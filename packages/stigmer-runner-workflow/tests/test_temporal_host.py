@@ -4,6 +4,7 @@ activities talk to a real LocalBackend, and a local HTTP server standing in for 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,6 +127,8 @@ class World:
                     status, body = 200, {"path": self.path, "count": count}
                 elif self.path.startswith("/echo-secret"):
                     status, body = 200, {"seen": self.headers.get("authorization")}
+                elif self.path.startswith("/echo-target"):  # the request target as sent
+                    status, body = 200, {"target": self.path}
                 else:
                     status, body = 200, {"path": self.path, "count": count}
                 data = json.dumps(body).encode()
@@ -199,8 +203,6 @@ async def run(
 
 def history_text(node: Any) -> str:
     """A history as text, with every payload's base64 ``data`` decoded (where values would hide)."""
-    import base64
-
     parts: list[str] = []
 
     def walk(value: Any) -> None:
@@ -278,6 +280,64 @@ async def test_http_calls_are_activities_and_secrets_never_reach_the_history(
     dumped = history_text(history.to_json_dict())
     assert "stigmer-secret:API_KEY" in dumped  # only the reference travelled
     assert SECRET not in dumped
+
+
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "-----END PRIVATE KEY-----"
+)
+
+
+def pem_forms() -> list[str]:
+    lines = PEM.splitlines()[1:-1]
+    return [
+        *lines,
+        json.dumps(PEM)[1:-1],
+        urllib.parse.quote(PEM, safe=""),
+        urllib.parse.quote_plus(PEM),
+        base64.b64encode(PEM.encode()).decode()[:40],
+    ]
+
+
+async def test_encoded_echoes_and_refused_headers_never_reach_the_history(stack: Any, world: World) -> None:
+    backend, qc = stack
+    document = f"""\
+  document: {{dsl: 1.0.0, namespace: demo, name: encoded, version: 1.0.0}}
+  use: {{secrets: [PEM]}}
+  do:
+    - echo:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}/echo-target
+          query: {{key: '${{ $secrets.PEM }}'}}
+    - raw:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}/echo-target
+          query: {{key: '${{ $secrets.PEM }}'}}
+          output: raw
+    - header:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}/echo-target
+          headers: {{X-Key: '${{ $secrets.PEM }}'}}
+"""
+    done = await run(backend, qc, "encoded", document, secrets={"PEM": PEM})
+    assert phase(done) == "PHASE_FAILED"
+    assert done.status.error.instance == "/do/2/header"
+    assert "header X-Key has a line break" in done.status.error.detail
+    assert world.hits.get("/echo-target?key=" + urllib.parse.quote_plus(PEM), 0) == 2
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    dumped = history_text(history.to_json_dict())
+    events = await backend.get_execution(svc.GetExecutionRequest(id=done.metadata.id))
+    for form in pem_forms():
+        assert form not in dumped, form[:12]
+        assert form not in str(events), form[:12]
 
 
 async def test_the_dsl_retry_runs_on_durable_timers(stack: Any, world: World) -> None:
@@ -814,3 +874,73 @@ async def test_a_process_activity_honours_the_run_capability_of_the_context(
                 "run: shell is not allowed on this server; an admin can enable it with `stigmer server --allow-run`"
             )
             assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------- limits
+@pytest.fixture
+async def limited_stack(tmp_path: Path, temporal_address: str) -> AsyncIterator[tuple[Backend, Any]]:
+    """A worker whose executions run within small limits (as an admin would set them)."""
+    from stigmer.backend.local import LocalBackend
+    from stigmer.core import Limits
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"t" * 32)
+    client = await Client.connect(temporal_address)
+    queue = f"{QUEUE}-limits-{uuid.uuid4().hex[:8]}"
+    limits = Limits(tasks=120, jq_seconds=5.0, jq_memory_bytes=128 * 1024 * 1024)
+    async with workflow_worker(client, queue, backend, limits=limits):
+        yield backend, _QueueClient(client, queue)
+    await backend.close()
+
+
+async def test_a_self_loop_ends_with_the_task_limit_across_continue_as_new(
+    limited_stack: Any, world: World
+) -> None:
+    backend, qc = limited_stack
+    text = f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: spin}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: spin, version: 1.0.0}}
+  do:
+    - hit: {{call: http, with: {{method: get, endpoint: {world.url}/spin}}}}
+    - again: {{set: {{n: 1}}, then: hit}}
+"""
+    for loaded in parse_manifest(text, "test.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="spin"))
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    execution_id = created.metadata.id
+    first = await qc.client.start_workflow(
+        WORKFLOW_NAME, {"executionId": execution_id, "historyLimit": 30}, id=execution_id, task_queue=qc.queue
+    )
+    await asyncio.wait_for(qc.client.get_workflow_handle(execution_id).result(), 90)
+    done = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+    assert phase(done) == "PHASE_FAILED"
+    assert (done.status.error.type, done.status.error.title) == (
+        "https://stigmer.ai/errors/limit",
+        "Task limit exceeded",
+    )
+    assert "120 tasks" in done.status.error.detail and "STIGMER_LIMIT_TASKS" in done.status.error.detail
+    described = await qc.client.get_workflow_handle(execution_id, run_id=first.result_run_id).describe()
+    assert described.status is not None and described.status.name == "CONTINUED_AS_NEW"  # the count survived
+
+
+async def test_a_runaway_jq_expression_fails_cleanly_before_the_deadlock_detector(limited_stack: Any) -> None:
+    backend, qc = limited_stack
+    started = time.monotonic()
+    done = await run(
+        backend,
+        qc,
+        "runaway",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: runaway, version: 1.0.0}
+  do:
+    - spin: {set: {n: '${ last(range(1e12)) }'}}
+""",
+    )
+    assert time.monotonic() - started < 15
+    assert phase(done) == "PHASE_FAILED"
+    assert done.status.error.title == "jq time limit exceeded"
+    assert "1.5 seconds" in done.status.error.detail  # capped under Temporal's 2 s workflow-task deadline
+    assert done.status.error.instance == "/do/0/spin"

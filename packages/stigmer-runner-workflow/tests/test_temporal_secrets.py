@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import urllib.parse
+
 from hypothesis import given
 from hypothesis import strategies as st
+from stigmer.core import MIN_SECRET_LENGTH
 from stigmer.runner.workflow._temporal_secrets import (
     has_refs,
     ref_names,
     scrub,
+    scrub_bytes,
     secret_ref,
     substitute,
     substitute_tokens,
@@ -17,6 +22,10 @@ from stigmer.runner.workflow._temporal_secrets import (
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
 VALUES = st.text(min_size=1, max_size=30).filter(lambda v: "{{" not in v)
+# Values long enough to be masked (shorter ones would mask ordinary text; see MIN_SECRET_LENGTH).
+MASKABLE = st.text(
+    alphabet=st.characters(blacklist_characters="*"), min_size=MIN_SECRET_LENGTH, max_size=30
+).filter(lambda v: "{{" not in v)
 
 
 def test_references_are_found_anywhere_and_substituted_for_known_names_only() -> None:
@@ -48,7 +57,7 @@ def test_scrub_masks_every_value_longest_first() -> None:
     assert scrub("nothing to hide", {}) == "nothing to hide"
 
 
-@given(name=NAMES, value=VALUES, prefix=st.text(max_size=10), suffix=st.text(max_size=10))
+@given(name=NAMES, value=MASKABLE, prefix=st.text(max_size=10), suffix=st.text(max_size=10))
 def test_substitute_then_scrub_never_leaves_the_value(
     name: str, value: str, prefix: str, suffix: str
 ) -> None:
@@ -56,3 +65,16 @@ def test_substitute_then_scrub_never_leaves_the_value(
     sent = substitute(held, {name: value})
     assert sent == prefix + value + suffix
     assert value not in scrub(sent, {name: value})
+
+
+def test_scrub_masks_encoded_forms_of_a_value() -> None:
+    pem = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy\n-----END KEY-----"
+    secrets = {"PEM": pem}
+    assert scrub({"q": urllib.parse.quote(pem, safe="")}, secrets) == {"q": "***"}
+    assert scrub(repr(pem.encode()), secrets) == "b'***'"
+    assert scrub(base64.b64encode(pem.encode()).decode(), secrets) == "***"
+
+
+def test_scrub_bytes_masks_a_response_body() -> None:
+    body = b'{"echo": "' + urllib.parse.quote_plus("sk-proj AbCd/Ef").encode() + b'"}'
+    assert scrub_bytes(body, {"K": "sk-proj AbCd/Ef"}) == b'{"echo": "***"}'

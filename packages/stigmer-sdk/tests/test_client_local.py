@@ -234,3 +234,16 @@ def test_a_closed_client_says_so(home: Path) -> None:
     stigmer.close()  # twice is fine
     with pytest.raises(FailedPrecondition, match="closed"):
         stigmer.list("workflow")
+
+
+def test_grant_and_revoke_secrets(client: Stigmer) -> None:
+    from stigmer.core import InvalidArgument
+
+    client.set_secret("SHARED_KEY", "shared-value-123")
+    client.grant_secret("SHARED_KEY", to="alice")
+    client.grant_secret("SHARED_KEY", role="user")
+    client.revoke_secret("SHARED_KEY", to="alice")
+    [meta] = client.list_secrets("SHARED")
+    assert [(g.token_name, g.role) for g in meta.grants] == [("", "user")]
+    with pytest.raises(InvalidArgument, match="either to="):
+        client.grant_secret("SHARED_KEY", to="alice", role="user")

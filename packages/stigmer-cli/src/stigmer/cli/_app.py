@@ -91,14 +91,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         if STATE.debug:
             import traceback
 
-            traceback.print_exc()
+            sys.stderr.write(_masked(traceback.format_exc()))
         if message is None:
             message = f"unexpected {type(exc).__name__}: {exc}"
             if not STATE.debug:
                 message += " (run with --debug for the traceback)"
-        print(f"error: {_one_line(message)}", file=sys.stderr)
+        print(f"error: {_one_line(_masked(message))}", file=sys.stderr)
         sys.stderr.flush()
         sys.exit(getattr(exc, "exit_code", 1) if message is not None else 1)
+
+
+def _masked(text: str) -> str:
+    """``text`` with the secrets this process resolved (a Lite run) masked; none when no runner
+    was loaded (the redactor's module is then not even imported)."""
+    redact = sys.modules.get("stigmer.core._redact")
+    return text if redact is None else str(redact.default_redactor().scrub(text))
 
 
 def _one_line(text: str) -> str:

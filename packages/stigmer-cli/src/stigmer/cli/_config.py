@@ -45,16 +45,19 @@ def write_credentials(home: Path, tokens: dict[str, str]) -> None:
 
 def write_config(settings: Settings, *, current: str, contexts: list[dict[str, Any]]) -> None:
     """Rewrite config.yaml with ``currentContext`` and ``contexts``, keeping any other keys."""
-    from stigmer.core import dump_yaml
+    from stigmer.core import dump_yaml, private_dir
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     raw = dict(settings.raw)
     raw.pop("current_context", None)
     raw["currentContext"] = current
     raw["contexts"] = contexts
     path = settings.config_path
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dump_yaml([raw]), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(dump_yaml([raw]))
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

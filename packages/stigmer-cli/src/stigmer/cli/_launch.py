@@ -190,12 +190,12 @@ async def start(
 def spawn_background(execution_id: str, context: str) -> None:
     """Lite ``--detach``: a detached ``stigmer execution resume`` process runs the execution."""
     from stigmer.cli._config import load_settings
+    from stigmer.core import open_private, private_dir
 
     settings = load_settings()
-    logs = settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = private_dir(settings.home / "logs")
     env = dict(os.environ, STIGMER_CONTEXT=context)
-    with open(logs / f"{execution_id}.log", "ab") as log:
+    with open_private(logs / f"{execution_id}.log") as log:
         subprocess.Popen(
             [sys.executable, "-m", "stigmer.cli", "execution", "resume", execution_id, "-o", "json"],
             stdin=subprocess.DEVNULL,

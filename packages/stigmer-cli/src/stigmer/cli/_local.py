@@ -304,7 +304,9 @@ def start(
     paths.save_settings(settings)
     paths.state.unlink(missing_ok=True)
     _ensure_runner_token(paths)
-    with open(paths.log(SUPERVISOR), "ab") as log:
+    from stigmer.core import open_private
+
+    with open_private(paths.log(SUPERVISOR)) as log:
         supervisor = subprocess.Popen(
             [sys.executable, "-m", "stigmer.cli._local_supervisor", str(paths.home)],
             stdout=log,

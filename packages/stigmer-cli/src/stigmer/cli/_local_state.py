@@ -70,7 +70,10 @@ class LocalPaths:
         self.root = self.home / "local"
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        from stigmer.core import private_dir, tighten_home
+
+        tighten_home(self.home)
+        private_dir(self.root)
 
     def pid(self, name: str) -> Path:
         return self.root / f"{name}.pid"
@@ -111,9 +114,11 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write atomically (readers never see half a file)."""
+    """Write atomically (readers never see half a file), mode 0600 like everything in the home."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=True))
     os.replace(tmp, path)
 
 

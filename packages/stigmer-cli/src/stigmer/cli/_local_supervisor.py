@@ -29,6 +29,7 @@ from stigmer.cli._local_state import (
     terminate,
     write_json,
 )
+from stigmer.core import open_private, private_file
 
 __all__ = ["main", "temporal_binary"]
 
@@ -73,7 +74,11 @@ class Supervisor:
         self.settings: StackSettings = self.paths.load_settings()
         self.children = {name: Child(name, self._argv(name)) for name in COMPONENTS}
         self.stopping = False
-        self.log = open(self.paths.log(SUPERVISOR), "ab", buffering=0)  # noqa: SIM115
+        self.log = open_private(self.paths.log(SUPERVISOR))
+        for extra in ("", "-wal", "-shm"):  # left 0644 by an older version: tighten
+            db = self.paths.temporal_db.with_name(self.paths.temporal_db.name + extra)
+            if db.exists():
+                private_file(db)
 
     def say(self, text: str) -> None:
         self.log.write(f"{_now()} supervisor: {text}\n".encode())
@@ -153,7 +158,7 @@ class Supervisor:
     def launch(self, child: Child) -> None:
         log_path = self.paths.log(child.name)
         if child.log is None:
-            child.log = open(log_path, "ab", buffering=0)  # noqa: SIM115
+            child.log = open_private(log_path)
         child.log.write(f"--- {_now()} starting {' '.join(child.argv)}\n".encode())
         child.log_offset = log_path.stat().st_size
         # The stack's own dev server is plain gRPC on `default`: no STIGMER_TEMPORAL_* of the shell applies.
@@ -319,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m stigmer.cli._local_supervisor STIGMER_HOME", file=sys.stderr)
         return 2
+    # Everything the stack writes (Temporal's database, logs, pid files) is private to the user.
+    os.umask(0o077)
     return Supervisor(Path(args[0])).run()
 
 

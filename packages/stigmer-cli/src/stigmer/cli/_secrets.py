@@ -1,4 +1,4 @@
-"""``stigmer secret set|list|delete|rotate-key``."""
+"""``stigmer secret set|list|delete|grant|revoke|rotate-key``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,18 @@ def _metadata(meta: secret_pb2.SecretMetadata) -> dict[str, Any]:
         "version": meta.version,
         "createdAt": timestamp(meta.created_at),
         "updatedAt": timestamp(meta.updated_at),
+        "owner": meta.owner,
+        "grants": [_grantee(g) for g in meta.grants],
     }
+
+
+def _grantee(grant: secret_pb2.SecretGrant) -> str:
+    """A grant as shown: ``alice`` (a token name) or ``role:user``."""
+    return f"role:{grant.role}" if grant.role else grant.token_name
+
+
+def _owner(meta: secret_pb2.SecretMetadata) -> str:
+    return meta.owner or "(admins)"
 
 
 @secret_app.command("set")
@@ -47,6 +58,13 @@ def set_(
     if not valid_name(name):
         raise CliError(f"secret name {name!r}: use letters, digits and underscores, starting with a letter")
     value = read_secret_value(name, whole=True)
+    from stigmer.core import MIN_SECRET_LENGTH
+
+    if len(value) < MIN_SECRET_LENGTH:
+        echo_err(
+            f"warning: {name} is shorter than {MIN_SECRET_LENGTH} characters: it is stored, but "
+            "records cannot mask a value that short (see docs/secrets.md)"
+        )
 
     async def go() -> secret_pb2.SecretMetadata:
         from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -84,8 +102,20 @@ def list_(
     elif output is Output.yaml:
         emit_yaml([_metadata(m) for m in secrets])
     else:
-        rows = [[m.name, str(m.version), age(m.updated_at), m.description] for m in secrets]
-        print_table(["NAME", "VERSION", "UPDATED", "DESCRIPTION"], rows, empty="no secrets")
+        rows = [
+            [
+                m.name,
+                str(m.version),
+                age(m.updated_at),
+                _owner(m),
+                ", ".join(_grantee(g) for g in m.grants),
+                m.description,
+            ]
+            for m in secrets
+        ]
+        print_table(
+            ["NAME", "VERSION", "UPDATED", "OWNER", "GRANTED TO", "DESCRIPTION"], rows, empty="no secrets"
+        )
 
 
 @secret_app.command("delete")
@@ -100,6 +130,52 @@ def delete(name: NameArg) -> None:
 
     meta = run_async(go())
     echo(f"secret/{meta.name or name} deleted")
+
+
+ToOption = Annotated[
+    str, typer.Option("--to", help="A token name (as in `stigmer token create --name`).", show_default=False)
+]
+RoleOption = Annotated[
+    str, typer.Option("--role", help="Every token of a role: user, runner or admin.", show_default=False)
+]
+
+
+def _change_grant(name: str, to: str, role: str, *, add: bool) -> None:
+    from stigmer.proto.v1 import secret_pb2
+
+    if bool(to) == bool(role):
+        raise CliError("say who: give either --to TOKEN_NAME or --role ROLE", exit_code=2)
+    if role and role not in ("user", "runner", "admin"):
+        raise CliError(f"unknown role {role!r}; choose one of: user, runner, admin", exit_code=2)
+    who = secret_pb2.SecretGrant(token_name=to, role=role)
+
+    async def go() -> secret_pb2.SecretMetadata:
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        async with open_session() as session:
+            if add:
+                return await session.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=who))
+            return await session.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=who))
+
+    meta = run_async(go())
+    echo(f"secret/{meta.name} {'granted to' if add else 'no longer granted to'} {_grantee(who)}")
+
+
+@secret_app.command("grant")
+def grant(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
+    """Let a token (by name) or every token of a role author definitions that use a secret.
+
+    On a shared server a definition may declare a secret (workflow `use.secrets`, agent, MCP
+    server or Environment `secrets`) only when its author owns the secret, is an admin, or holds
+    a grant. Anyone who may author such a definition can read the secret: grant with care.
+    """
+    _change_grant(name, to, role, add=True)
+
+
+@secret_app.command("revoke")
+def revoke(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
+    """Take back a grant made with `stigmer secret grant`; runs that start afterwards are refused."""
+    _change_grant(name, to, role, add=False)
 
 
 @secret_app.command("rotate-key")

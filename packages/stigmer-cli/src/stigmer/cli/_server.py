@@ -30,6 +30,34 @@ DatabaseOption = Annotated[
 ]
 
 
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _configure_logging(level: LogLevel) -> None:
+    """Stigmer's own log lines (one per call at INFO) to stderr; other libraries' warnings only.
+
+    Libraries' INFO lines stay off: an HTTP client logs the URLs it requests, which can carry a
+    value (the server logs references, never values).
+    """
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    ours = logging.getLogger("stigmer")
+    ours.setLevel(level.value.upper())
+    ours.addHandler(handler)
+    ours.propagate = False
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+
+
 class Role(enum.StrEnum):
     user = "user"
     runner = "runner"
@@ -134,6 +162,14 @@ def server(
             show_default=False,
         ),
     ] = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            "--log-level",
+            help="debug, info (one line per call: method, status, duration, token id), warning or error.",
+            case_sensitive=False,
+        ),
+    ] = LogLevel.info,
 ) -> None:
     """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
     if (tls_cert is None) != (tls_key is None):
@@ -155,6 +191,7 @@ def server(
         raise CliError(str(err), exit_code=2) from None
     run_server = _local("run_server")
     database_url, home = _database(database)
+    _configure_logging(log_level)
     kwargs: dict[str, Any] = {
         "listen": listen,
         "database_url": database_url,
@@ -182,6 +219,9 @@ def server(
             "--allow-run: executions may start local processes (run: shell|script, stdio MCP servers) "
             "as this OS user"
         )
+    from stigmer.core import redact_logging
+
+    redact_logging()  # what this process logs masks the secrets it handles
     with contextlib.suppress(KeyboardInterrupt):
         run_server(**kwargs)
     echo_err("stigmer server stopped")

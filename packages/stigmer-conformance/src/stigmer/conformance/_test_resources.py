@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from stigmer.conformance._helpers import (
     unique,
     workflow,
 )
-from stigmer.core import Backend, InvalidArgument, NotFound
+from stigmer.core import AlreadyExists, Backend, InvalidArgument, NotFound
 from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 
@@ -72,6 +73,25 @@ class TestApply:
         got = await backend.get(svc.GetRequest(ref=_ref("Agent", name)))
         assert got.agent.spec.instructions == "two"
         assert dict(got.agent.metadata.labels) == {"tier": "gold"}
+
+    async def test_distinct_names_never_share_a_resource(self, backend: Backend) -> None:
+        # Names that share a slug (cut at 63 characters, full-width letters, case) are refused with
+        # an error naming the resource that owns the slug; the owner is left as it was.
+        stem = unique("w") + "-" + "x" * 52
+        staging, production = f"{stem}-staging", f"{stem}-production"
+        width = unique("wf")
+        fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in width)
+        for owner, intruder in ((staging, production), (width, fullwidth), (width, width.upper())):
+            first = await apply(backend, workflow(owner))
+            await expect_error(AlreadyExists, apply(backend, workflow(intruder)), owner)
+            await expect_error(AlreadyExists, apply(backend, workflow(intruder), dry_run=True), owner)
+            got = await backend.get(svc.GetRequest(ref=_ref(id=first.resource.workflow.metadata.id)))
+            assert got.workflow.metadata.name == owner and got.workflow.metadata.version == 1
+        # The same name, however it is encoded (NFC or NFD), still updates its resource.
+        cafe = unique("café")
+        await apply(backend, agent(cafe, instructions="one"))
+        again = await apply(backend, agent(unicodedata.normalize("NFD", cafe), instructions="two"))
+        assert again.action == UPDATED and again.resource.agent.metadata.version == 2
 
     async def test_client_status_is_ignored(self, backend: Backend) -> None:
         res = agent(unique("agent"))

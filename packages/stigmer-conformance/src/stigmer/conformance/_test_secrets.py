@@ -22,7 +22,7 @@ from stigmer.conformance._recording import RecordingBackend
 from stigmer.core import Backend, FailedPrecondition, InvalidArgument, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
-from stigmer.proto.v1 import meta_pb2
+from stigmer.proto.v1 import meta_pb2, secret_pb2
 
 __all__ = ["TestExecutionContext", "TestNoSecretLeaks", "TestSecretStore"]
 
@@ -53,6 +53,46 @@ class TestSecretStore:
         listed = await backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))
         assert [s.name for s in listed.secrets] == [b]
         await expect_error(NotFound, backend.delete_secret(svc.DeleteSecretRequest(name=a)), a)
+
+    async def test_grant_list_revoke(self, backend: Backend) -> None:
+        name = unique_secret("GRANTED")
+        await _set(backend, name, "v-" + _random.token_hex(8))
+        to_alice = secret_pb2.SecretGrant(token_name="alice")
+        to_users = secret_pb2.SecretGrant(role="user")
+        await backend.grant_secret(svc.GrantSecretRequest(name=name, grant=to_alice))
+        meta = await backend.grant_secret(svc.GrantSecretRequest(name=name, grant=to_users))
+        assert [(g.token_name, g.role) for g in meta.grants] == [("", "user"), ("alice", "")]
+        again = await backend.grant_secret(svc.GrantSecretRequest(name=name, grant=to_alice))
+        assert len(again.grants) == 2  # idempotent
+        listed = await backend.list_secrets(svc.ListSecretsRequest(prefix=name))
+        assert [len(s.grants) for s in listed.secrets] == [2]
+        meta = await backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=to_users))
+        assert [(g.token_name, g.role) for g in meta.grants] == [("alice", "")]
+        meta = await backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=to_users))
+        assert len(meta.grants) == 1  # idempotent
+        await backend.delete_secret(svc.DeleteSecretRequest(name=name))
+        await _set(backend, name, "new")
+        fresh = await backend.list_secrets(svc.ListSecretsRequest(prefix=name))
+        assert [len(s.grants) for s in fresh.secrets] == [0]  # a new secret of the name starts afresh
+
+    async def test_bad_grants_are_refused(self, backend: Backend) -> None:
+        name = unique_secret("GRANTBAD")
+        await expect_error(
+            NotFound,
+            backend.grant_secret(
+                svc.GrantSecretRequest(name=name, grant=secret_pb2.SecretGrant(token_name="alice"))
+            ),
+            name,
+        )
+        await _set(backend, name, "value")
+        for bad in (
+            secret_pb2.SecretGrant(),
+            secret_pb2.SecretGrant(token_name="alice", role="user"),
+            secret_pb2.SecretGrant(role="superuser"),
+        ):
+            await expect_error(
+                InvalidArgument, backend.grant_secret(svc.GrantSecretRequest(name=name, grant=bad))
+            )
 
     @pytest.mark.parametrize("name", ["", "1ABC", "A-B", "A B", "é", "A.B", "A$"])
     async def test_names_are_validated(self, backend: Backend, name: str) -> None:

@@ -19,7 +19,17 @@ from stigmer.core._errors import (
     Unavailable,
     error_from_grpc_code,
 )
+from stigmer.core._files import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    open_private,
+    private_dir,
+    private_file,
+    tighten_home,
+)
+from stigmer.core._headers import header_problem
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
+from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._manifests import (
     API_VERSION,
     KINDS,
@@ -40,7 +50,15 @@ from stigmer.core._plugins import (
     load_plugin,
     load_runner,
 )
-from stigmer.core._redact import MASK, Redactor, default_redactor
+from stigmer.core._principal import Principal, acting_as, current_principal
+from stigmer.core._redact import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    RedactingFilter,
+    Redactor,
+    default_redactor,
+    redact_logging,
+)
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._skillpack import (
@@ -71,7 +89,11 @@ __all__ = [
     "DEFAULT_TEMPORAL_ADDRESS",
     "KINDS",
     "KIND_PREFIXES",
+    "LIMIT_SETTINGS",
     "MASK",
+    "MIN_SECRET_LENGTH",
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
     "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
@@ -86,12 +108,15 @@ __all__ = [
     "Context",
     "FailedPrecondition",
     "InvalidArgument",
+    "Limits",
     "LoadedResource",
     "ManifestError",
     "NotFound",
     "PackedSkill",
     "PermissionDenied",
     "PluginNotFound",
+    "Principal",
+    "RedactingFilter",
     "Redactor",
     "Runner",
     "Settings",
@@ -100,11 +125,13 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "WorkerCommand",
+    "acting_as",
     "add_temporal_arguments",
     "artifact_key",
     "capabilities_config",
     "connection_for",
     "credentials_path",
+    "current_principal",
     "default_redactor",
     "did_you_mean",
     "dump_manifests",
@@ -113,6 +140,7 @@ __all__ = [
     "find_target",
     "from_value",
     "has_capability",
+    "header_problem",
     "heartbeating",
     "kind_of",
     "load_backend",
@@ -123,16 +151,21 @@ __all__ = [
     "manifest_schema",
     "message_to_manifest",
     "new_id",
+    "open_private",
     "order_resources",
     "pack_skill",
     "parse_manifest",
     "plain_value",
+    "private_dir",
+    "private_file",
     "read_credentials",
+    "redact_logging",
     "resource_exists",
     "resource_from_message",
     "resource_names",
     "run_temporal_worker",
     "slugify",
+    "tighten_home",
     "unwrap",
     "validate_manifest",
     "write_credentials",

@@ -95,6 +95,14 @@ class Backend(Protocol):
         """Secret names and metadata, never values."""
         ...
 
+    async def grant_secret(self, request: svc.GrantSecretRequest) -> secret_pb2.SecretMetadata:
+        """Let a token name or a role author definitions that use a secret (owner or admin only)."""
+        ...
+
+    async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
+        """Take back a grant of a secret (owner or admin only)."""
+        ...
+
     async def put_artifact(self, request: svc.PutArtifactRequest) -> artifact_pb2.ArtifactMetadata:
         """Store a content-addressed blob."""
         ...

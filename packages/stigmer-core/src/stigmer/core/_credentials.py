@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from stigmer.core._errors import InvalidArgument
+from stigmer.core._files import private_dir
 from stigmer.core._yaml import dump_yaml, load_yaml_text
 
 __all__ = ["credentials_path", "read_credentials", "write_credentials"]
@@ -41,7 +42,7 @@ def read_credentials(home: Path) -> dict[str, str]:
 
 def write_credentials(home: Path, tokens: Mapping[str, str]) -> None:
     """Write ``tokens`` to credentials.yaml with mode 0600 (created private, replaced atomically)."""
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     path = credentials_path(home)
     text = dump_yaml([{"tokens": dict(sorted(tokens.items()))}])
     tmp = path.with_name(path.name + ".tmp")

@@ -19,9 +19,9 @@ import logging
 import os
 import sys
 import threading
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["prepare", "read_token_line", "run_once", "watch_parent"]
+__all__ = ["load", "prepare", "read_token_line", "run_once", "watch_parent"]
 
 #: Exit code of a child whose parent (the server) went away.
 PARENT_GONE = 75
@@ -49,29 +49,42 @@ def watch_parent(stream: IO[bytes]) -> None:
     threading.Thread(target=watch, name="stigmer-parent-watch", daemon=True).start()
 
 
-def prepare(runner: str) -> None:
-    """Import the cloud backend and the runner, and let the runner load what its runs need."""
+def load(runner: str) -> Any:
+    """The runner plugin ``runner``, made with this process's settings (the limits the server gave
+    in ``STIGMER_LIMIT_*``); then every ``STIGMER_*`` variable leaves the environment, so nothing
+    the runner starts (a shell command, an MCP server) sees one."""
     from stigmer.core._plugins import BACKENDS_GROUP, load_plugin, load_runner
 
     load_plugin(BACKENDS_GROUP, "cloud")
-    asyncio.run(load_runner(runner).prepare())
+    instance = load_runner(runner)
+    for name in [name for name in os.environ if name.startswith("STIGMER_")]:
+        del os.environ[name]
+    return instance
 
 
-def run_once(*, prog: str, runner: str, endpoint: str, token: str | None, execution_id: str) -> int:
-    """Run execution ``execution_id`` with the ``runner`` plugin against the server at ``endpoint``."""
-    from stigmer.core._plugins import load_backend, load_runner
+def prepare(instance: Any) -> None:
+    """Let the runner load what its runs need (imports, schemas) before its execution exists."""
+    asyncio.run(instance.prepare())
+
+
+def run_once(
+    *, prog: str, runner: Any, name: str, endpoint: str, token: str | None, execution_id: str
+) -> int:
+    """Run execution ``execution_id`` with ``runner`` (the ``name`` plugin) against the server at
+    ``endpoint``."""
+    from stigmer.core._plugins import load_backend
 
     logger = logging.getLogger(f"stigmer.worker.{prog}")
 
     async def main() -> int:
         backend = load_backend("cloud", endpoint=endpoint, token=token)
         try:
-            await load_runner(runner).execute(backend, execution_id)
+            await runner.execute(backend, execution_id)
         except Exception as exc:
             # The type only: a message might quote a resolved secret. The traceback goes to the log.
             logger.debug("execution %s failed", execution_id, exc_info=True)
             print(
-                f"{prog}: the {runner} runner stopped unexpectedly on {execution_id} ({type(exc).__name__})",
+                f"{prog}: the {name} runner stopped unexpectedly on {execution_id} ({type(exc).__name__})",
                 file=sys.stderr,
             )
             return 1

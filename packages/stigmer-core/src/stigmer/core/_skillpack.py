@@ -37,14 +37,35 @@ def artifact_key(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
+def _check_link(path: Path, directory: Path, inside: Path) -> None:
+    """Refuse a symbolic link whose target is outside the skill directory (or cannot be resolved)."""
+    if not path.is_symlink():
+        return
+    rel = path.relative_to(directory).as_posix()
+    try:
+        target = path.resolve(strict=False)
+    except (OSError, RuntimeError):  # a link loop
+        target = None
+    if target is None or not target.is_relative_to(inside):
+        raise InvalidArgument(
+            f"skill directory '{directory}' has a symbolic link '{rel}' that points outside it "
+            f"({os.readlink(path)}); copy the file into the skill, or remove the link",
+            ["spec.path"],
+        )
+
+
 def pack_skill(directory: Path) -> PackedSkill:
     """Tar a skill directory: sorted entries, mtime 0, owner 0, modes 0644/0755, no dotfiles.
 
     ``__pycache__`` and ``node_modules`` are left out, and so is anything that is not a regular
     file (sockets, dangling links). The result depends only on file names, contents and the
     executable bit, so packing the same directory twice yields the same artifact key.
+    A symbolic link to a file inside the directory is packed as a copy of that file (a link to a
+    folder inside it is skipped: the folder itself is packed); a link that leaves the directory
+    (to a file or a folder, absolute or through ``..``, dangling or not) is refused, so nothing
+    outside the folder (a key, ``~/.ssh``) can be packed and uploaded by accident.
     Raises ``InvalidArgument`` (field ``spec.path``) for a missing directory, a directory
-    without ``SKILL.md``, or more than 64 MiB of files.
+    without ``SKILL.md``, a link leaving it, or more than 64 MiB of files.
     """
     if not directory.is_dir():
         raise InvalidArgument(
@@ -54,11 +75,17 @@ def pack_skill(directory: Path) -> PackedSkill:
     if not (directory / SKILL_FILE).is_file():
         raise InvalidArgument(f"skill directory '{directory}' has no {SKILL_FILE}", ["spec.path"])
     files: list[tuple[str, Path]] = []
+    inside = directory.resolve()
     for root, dirs, names in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        for name in dirs:
+            _check_link(Path(root) / name, directory, inside)
         for name in names:
             path = Path(root) / name
-            if not name.startswith(".") and path.is_file():
+            if name.startswith("."):
+                continue
+            _check_link(path, directory, inside)
+            if path.is_file():
                 files.append((path.relative_to(directory).as_posix(), path))
     files.sort()
     buf = io.BytesIO()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from stigmer.core._errors import StigmerError
+from stigmer.core._redact import redact_logging
 from stigmer.core._temporal import TemporalConnection
 
 __all__ = ["run_temporal_worker"]
@@ -40,6 +41,7 @@ def run_temporal_worker(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact_logging()  # secrets the activities resolved never reach the log
     return asyncio.run(_serve(prog, temporal, task_queue, endpoint, token, build_worker))
 
 

@@ -135,7 +135,7 @@ class WorkerCommand:
         return token
 
     def _run_once(self, args: argparse.Namespace) -> int:
-        from stigmer.core._run_once import prepare, read_token_line, run_once, watch_parent
+        from stigmer.core._run_once import load, prepare, read_token_line, run_once, watch_parent
 
         execution_id = str(args.execution)
         logging.basicConfig(
@@ -143,8 +143,9 @@ class WorkerCommand:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        runner = load(self.runner)
         if execution_id == "-":  # a warm spare: ready before its execution exists
-            prepare(self.runner)
+            prepare(runner)
             execution_id = read_token_line(sys.stdin.buffer)
             if not execution_id:  # the parent went away before handing it anything
                 return 0
@@ -156,7 +157,12 @@ class WorkerCommand:
         if args.watch_stdin:
             watch_parent(sys.stdin.buffer)
         code = run_once(
-            prog=self.prog, runner=self.runner, endpoint=args.endpoint, token=token, execution_id=execution_id
+            prog=self.prog,
+            runner=runner,
+            name=self.runner,
+            endpoint=args.endpoint,
+            token=token,
+            execution_id=execution_id,
         )
         sys.stdout.flush()
         sys.stderr.flush()

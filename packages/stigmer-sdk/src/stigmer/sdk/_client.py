@@ -233,6 +233,25 @@ class AsyncStigmer:
 
         await self.backend.set_secret(svc.SetSecretRequest(name=name, value=value, description=description))
 
+    async def list_secrets(self, prefix: str = "") -> tuple[Any, ...]:
+        """Secret names with their metadata (owner, grants, versions), never values."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return tuple((await self.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
+
+    async def grant_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+        """Let a token (``to``: its name) or every token of a ``role`` author definitions using a
+        secret; only its owner or an admin may (see docs/security.md)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        await self.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=_grantee(to, role)))
+
+    async def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+        """Take back a grant made with :meth:`grant_secret`."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
+
     async def export(
         self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
     ) -> Export:
@@ -316,3 +335,12 @@ class AsyncStigmer:
             else None
         )
         return AsyncExecution(self.backend, ex, runner, start=False)
+
+
+def _grantee(to: str, role: str) -> Any:
+    from stigmer.core import InvalidArgument
+    from stigmer.proto.v1 import secret_pb2
+
+    if bool(to) == bool(role):
+        raise InvalidArgument("give either to= (a token name) or role= (user, runner or admin)", ["grant"])
+    return secret_pb2.SecretGrant(token_name=to, role=role)

@@ -209,6 +209,15 @@ class Stigmer:
     def set_secret(self, name: str, value: str, description: str = "") -> None:
         self._loop.run(self._async.set_secret(name, value, description))
 
+    def list_secrets(self, prefix: str = "") -> tuple[Any, ...]:
+        return self._loop.run(self._async.list_secrets(prefix))
+
+    def grant_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+        self._loop.run(self._async.grant_secret(name, to=to, role=role))
+
+    def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+        self._loop.run(self._async.revoke_secret(name, to=to, role=role))
+
     def export(
         self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
     ) -> Export:

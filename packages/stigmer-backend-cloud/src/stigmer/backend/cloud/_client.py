@@ -44,7 +44,8 @@ class CloudBackend:
 
     ``endpoint`` is ``grpc://host:port`` or ``grpcs://host:port``. Without a ``token``, a client of
     a loopback server reads ``$STIGMER_HOME/tokens/admin`` (written by the server), so the local
-    CLI needs no login. ``tls_ca`` is a PEM bundle to trust instead of the system roots (default:
+    CLI needs no login — only when ``tokens/admin.endpoint`` says the server listens at this very
+    endpoint, so no other process on another loopback port ever receives the admin token. ``tls_ca`` is a PEM bundle to trust instead of the system roots (default:
     ``$STIGMER_TLS_CA`` when set).
     Every call has a deadline of ``timeout`` seconds; idempotent calls are retried on UNAVAILABLE
     with exponential backoff (``retries`` times); ``watch_execution`` reconnects after a broken
@@ -96,8 +97,13 @@ class CloudBackend:
             return self._token
         if not self.endpoint.is_loopback:
             return None
+        token_file = self._admin_token_file()
         try:
-            text = self._admin_token_file().read_text(encoding="utf-8").strip()
+            # The server records the address it wrote the token for: never send it elsewhere.
+            written_for = token_file.with_name("admin.endpoint").read_text(encoding="utf-8").strip()
+            if not self.endpoint.served_by(written_for):
+                return None
+            text = token_file.read_text(encoding="utf-8").strip()
         except OSError:
             return None
         self._token_from_file = True
@@ -253,6 +259,14 @@ class CloudBackend:
 
     async def list_secrets(self, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
         result: svc.ListSecretsResponse = await self._unary("ListSecrets", request)
+        return result
+
+    async def grant_secret(self, request: svc.GrantSecretRequest) -> secret_pb2.SecretMetadata:
+        result: secret_pb2.SecretMetadata = await self._unary("GrantSecret", request)
+        return result
+
+    async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
+        result: secret_pb2.SecretMetadata = await self._unary("RevokeSecret", request)
         return result
 
     async def put_artifact(self, request: svc.PutArtifactRequest) -> artifact_pb2.ArtifactMetadata:

@@ -36,6 +36,30 @@ class Endpoint:
         except ValueError:
             return False
 
+    def served_by(self, address: str) -> bool:
+        """Whether a server that bound ``address`` (``host:port``, IPv6 in brackets) answers here.
+
+        Same port, and the same host (case aside) — or a server bound to every address (``0.0.0.0``
+        for an IPv4 loopback address, ``::`` for any loopback address). ``localhost`` and
+        ``127.0.0.1`` are not the same host: ``localhost`` may reach ``::1``, where another
+        process can listen.
+        """
+        text = address.strip()
+        host, sep, port = text.rpartition(":")
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) != self.port:
+            return False
+        host = host.removeprefix("[").removesuffix("]").lower()
+        mine = self.host.lower()
+        if host == mine:
+            return True
+        try:
+            ip = ipaddress.ip_address(mine)
+        except ValueError:
+            return host == "::" and mine == "localhost"
+        if host == "0.0.0.0":
+            return ip.version == 4 and ip.is_loopback
+        return host == "::" and ip.is_loopback
+
     def __str__(self) -> str:
         return f"{'grpcs' if self.tls else 'grpc'}://{self.target}"
 

@@ -28,6 +28,8 @@ IDEMPOTENT: frozenset[str] = frozenset(
         "UpdateExecutionStatus",
         "GetExecutionContext",
         "ListSecrets",
+        "GrantSecret",  # a grant (or revocation) repeated finds it already in place (or gone)
+        "RevokeSecret",
         "PutArtifact",
         "GetArtifact",
     }

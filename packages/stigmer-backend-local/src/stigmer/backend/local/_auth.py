@@ -21,13 +21,12 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 import grpc
 from stigmer.backend.local._servicer import abort_with
 from stigmer.backend.local._tokens import Principal, TokenStore
-from stigmer.core import StigmerError
+from stigmer.core import StigmerError, acting_as, current_principal
 
 __all__ = [
     "EXECUTION_TOKEN_PREFIX",
@@ -66,8 +65,7 @@ _RUNNER = frozenset(
     }
 )
 _USER_DENIED = frozenset({"GetExecutionContext", "UpdateExecutionStatus"})
-
-current_principal: ContextVar[Principal | None] = ContextVar("stigmer_principal", default=None)
+# Secret grants are checked by the store: a user may grant or revoke only secrets it owns.
 
 _CACHE_TTL = 2.0  # seconds a verified token is trusted before the store is asked again
 _CACHE_MAX = 4096
@@ -271,11 +269,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 principal = await self._admit(method, context)
                 if isinstance(request, _Malformed):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
-                token = current_principal.set(principal)
-                try:
+                with acting_as(principal):
                     response = await behavior(request, context)
-                finally:
-                    current_principal.reset(token)
             except BaseException:
                 _log(name, _code_name(context), principal, start)
                 raise
@@ -296,9 +291,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 principal = await self._admit(method, context)
                 if isinstance(request, _Malformed):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message(method))
-                current_principal.set(principal)
-                async for item in behavior(request, context):
-                    yield item
+                with acting_as(principal):
+                    async for item in behavior(request, context):
+                        yield item
             except BaseException:
                 _log(name, _code_name(context), principal, start)
                 raise

@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.core import FailedPrecondition, InvalidArgument, Settings, capabilities_config
+from stigmer.core import (
+    FailedPrecondition,
+    InvalidArgument,
+    Settings,
+    capabilities_config,
+    current_principal,
+    tighten_home,
+)
 from stigmer.proto.v1 import (
     artifact_pb2,
     resource_pb2,
@@ -47,6 +54,11 @@ class LocalBackend:
     ``master_key`` (32 bytes) encrypts secrets; by default it comes from ``STIGMER_MASTER_KEY``,
     a working OS keyring, or ``$STIGMER_HOME/master.key`` (created with mode 0600).
 
+    Calls made as a principal (:func:`stigmer.core.acting_as`, set by ``stigmer server`` for each
+    caller) are checked against secret owners and grants and runner leases; calls without one
+    (Lite mode) are not. ``offer_to_runners`` says whether runner workers may claim the executions
+    created here (False when the server runs them itself).
+
     ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
     shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
     ``--allow-run`` flag.
@@ -65,6 +77,7 @@ class LocalBackend:
 
         settings = Settings.load() if home is None or database_url is None else None
         self.home = Path(home).expanduser() if home is not None else settings.home  # type: ignore[union-attr]
+        tighten_home(self.home)  # an older version left it 0755 and its files 0644
         url = (
             database_url
             or (settings.database_url if settings else "")
@@ -73,6 +86,10 @@ class LocalBackend:
         self._db: Database = Database(url)
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
+        from stigmer.backend.local._events import forget_finished_runtime_secrets
+
+        if forget_finished_runtime_secrets(self._db):
+            log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self.allow_run = allow_run
         self._key_source = "the master_key argument" if master_key is not None else ""
@@ -80,6 +97,7 @@ class LocalBackend:
         if master_key is not None:
             self._box()
         self._threaded = not self._db.is_sqlite
+        self.offer_to_runners = True
         self._waiters: set[asyncio.Future[None]] = set()
         log.debug("opened %s (schema version %d)", self.database_url, self.schema_version)
 
@@ -154,7 +172,8 @@ class LocalBackend:
     async def apply(self, request: svc.ApplyRequest) -> svc.ApplyResponse:
         from stigmer.backend.local import _resources
 
-        return await self._write(lambda c: _resources.apply(c, request))
+        who = current_principal()
+        return await self._write(lambda c: _resources.apply(c, request, who))
 
     async def get(self, request: svc.GetRequest) -> resource_pb2.Resource:
         from stigmer.backend.local import _resources
@@ -180,10 +199,18 @@ class LocalBackend:
     # executions
 
     async def create_execution(self, request: svc.CreateExecutionRequest) -> ex.Execution:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local import _executions, _secrets
 
         box = self._box() if request.runtime_secrets else None
-        return await self._write(lambda c: _executions.create(c, box, request))  # type: ignore[arg-type]
+        source = self._key_source
+        who, offer = current_principal(), self.offer_to_runners
+
+        def create(c: Connection) -> ex.Execution:
+            if box is not None:
+                _secrets.require_key(c, box, source)
+            return _executions.create(c, box, request, who, offer)  # type: ignore[arg-type]
+
+        return await self._write(create)
 
     async def get_execution(self, request: svc.GetExecutionRequest) -> ex.Execution:
         from stigmer.backend.local import _executions
@@ -198,7 +225,8 @@ class LocalBackend:
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
         from stigmer.backend.local._events import update_status
 
-        result = await self._write(lambda c: update_status(c, request))
+        who = current_principal()
+        result = await self._write(lambda c: update_status(c, request, who))
         self._notify()
         return result
 
@@ -254,7 +282,11 @@ class LocalBackend:
         from stigmer.backend.local import _executions
 
         box = self._box()
-        context = await self._read(lambda c: _executions.context(c, box, request))
+        who = current_principal()
+        if who is not None and who.role == "runner":  # a runner's first call takes its lease
+            context = await self._write(lambda c: _executions.context(c, box, request, who))
+        else:
+            context = await self._read(lambda c: _executions.context(c, box, request, who))
         context.config.update(capabilities_config(run=self.allow_run))
         return context
 
@@ -265,17 +297,45 @@ class LocalBackend:
         from stigmer.backend.local import _secrets
 
         box = self._box()
-        return await self._write(lambda c: _secrets.set_secret(c, box, request))
+        source = self._key_source
+        who = current_principal()
+
+        def write(c: Connection) -> secret_pb2.SecretMetadata:
+            _secrets.require_key(c, box, source)
+            return _secrets.set_secret(c, box, request, who)
+
+        return await self._write(write)
 
     async def delete_secret(self, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
         from stigmer.backend.local import _secrets
 
-        return await self._write(lambda c: _secrets.delete_secret(c, request))
+        who = current_principal()
+        return await self._write(lambda c: _secrets.delete_secret(c, request, who))
 
     async def list_secrets(self, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
         from stigmer.backend.local import _secrets
 
         return await self._read(lambda c: _secrets.list_secrets(c, request))
+
+    async def grant_secret(self, request: svc.GrantSecretRequest) -> secret_pb2.SecretMetadata:
+        from stigmer.backend.local import _grants, _secrets
+
+        who = current_principal()
+
+        def run(c: Connection) -> secret_pb2.SecretMetadata:
+            return _secrets.metadata_of(c, _grants.grant(c, who, request.name, request.grant))
+
+        return await self._write(run)
+
+    async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
+        from stigmer.backend.local import _grants, _secrets
+
+        who = current_principal()
+
+        def run(c: Connection) -> secret_pb2.SecretMetadata:
+            return _secrets.metadata_of(c, _grants.revoke(c, who, request.name, request.grant))
+
+        return await self._write(run)
 
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret with ``new_key`` (default: a new random key) in one transaction.

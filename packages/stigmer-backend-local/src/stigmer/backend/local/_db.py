@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
-from stigmer.core import InvalidArgument, StigmerError, Unavailable
+from stigmer.core import InvalidArgument, StigmerError, Unavailable, private_file
 
 __all__ = ["Database", "Prepared", "prepared_for", "redact_url"]
 
@@ -72,10 +72,14 @@ class Database:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             try:
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                # Created 0600 before SQLite opens it, so its -wal and -shm files are 0600 too.
+                database = private_file(path)
+                for extra in ("-wal", "-shm", "-journal", "-writer.lock"):
+                    if database.with_name(database.name + extra).exists():
+                        private_file(database.with_name(database.name + extra))
             except OSError as exc:
                 raise Unavailable(
-                    f"cannot create the directory of the database {path}: {exc.strerror}"
+                    f"cannot create the database {path} or its directory: {exc.strerror}"
                 ) from None
         memory = not path or path == ":memory:"
         if not memory:

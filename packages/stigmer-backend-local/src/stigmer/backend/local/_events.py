@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, q, timestamp
 from stigmer.backend.local._db import Prepared, prepared_for
-from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound
+from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 
@@ -26,6 +26,7 @@ __all__ = [
     "ExecRow",
     "Loaded",
     "events_after",
+    "forget_finished_runtime_secrets",
     "load",
     "phase_name",
     "save",
@@ -77,6 +78,10 @@ _UPDATE = (
     update(_e)
     .where(_e.c.pk == bindparam("b_pk"))
     .values(last_sequence=bindparam("b_last"), status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+# A run's own secrets (`stigmer run --secret`) are kept only until it finishes.
+_DELETE_RUNTIME_SECRETS = delete(s.execution_secrets).where(
+    s.execution_secrets.c.execution_id == bindparam("eid")
 )
 _EVENTS_AFTER = (
     select(_ev.c.body)
@@ -185,7 +190,11 @@ def load(conn: Connection, execution_id: str, lock: bool = True) -> Loaded:
 
 
 def save(conn: Connection, item: Loaded) -> ex.Execution:
-    """Insert the new events and write the row back; returns the execution as stored."""
+    """Insert the new events and write the row back; returns the execution as stored.
+
+    Reaching a final phase deletes the execution's run-time secrets (``execution_secrets``);
+    WAITING_APPROVAL keeps them, since the run continues after the decision.
+    """
     st = _stmts(conn)
     if item.new_events:
         st.insert_event.many(
@@ -209,6 +218,9 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     else:
         cur = st.update.run(conn, values)
     cur.close()
+    if item.phase != item.row.phase and item.phase in TERMINAL:
+        # Every path to a final phase (status update, cancel) comes through here.
+        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": item.id})
     return to_execution(item.row, item.status, item.now)
 
 
@@ -237,7 +249,13 @@ def _same(stored: bytes, event: ex.ExecutionEvent) -> bool:
     return old == event
 
 
-def update_status(conn: Connection, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
+def update_status(
+    conn: Connection, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
+) -> ex.Execution:
+    if principal is not None:
+        from stigmer.backend.local._grants import claim
+
+        claim(conn, principal, request.execution_id, "report the progress of")
     item = load(conn, request.execution_id)
     pending: dict[int, ex.ExecutionEvent] = {}
     changed = False
@@ -335,6 +353,27 @@ def update_status(conn: Connection, request: svc.UpdateExecutionStatusRequest) -
     if not (changed or has_changes or item.new_events or request.runner):
         return to_execution(item.row, status)
     return save(conn, item)
+
+
+_FINISHED = select(_e.c.id).where(_e.c.phase.in_(sorted(TERMINAL)))
+_LEFT_BEHIND = select(s.execution_secrets.c.execution_id).where(
+    s.execution_secrets.c.execution_id.in_(_FINISHED)
+)
+
+
+def forget_finished_runtime_secrets(db: Any) -> int:
+    """Delete run-time secrets an older version left behind for runs that have finished.
+
+    One read when there are none (every open), a write only when there are; returns how many
+    executions had some.
+    """
+    with db.read() as conn:
+        left = conn.execute(_LEFT_BEHIND.distinct().limit(1000)).scalars().all()
+    if not left:
+        return 0
+    with db.write() as conn:
+        conn.execute(delete(s.execution_secrets).where(s.execution_secrets.c.execution_id.in_(_FINISHED)))
+    return len(left)
 
 
 def _upsert_tasks(status: ex.ExecutionStatus, tasks: Sequence[ex.TaskProgress]) -> None:

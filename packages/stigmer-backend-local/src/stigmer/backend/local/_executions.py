@@ -7,9 +7,9 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 from sqlalchemy import Connection, insert, select
+from stigmer.backend.local import _grants, _secrets
 from stigmer.backend.local import _resources as res
 from stigmer.backend.local import _schema as s
-from stigmer.backend.local import _secrets
 from stigmer.backend.local._convert import (
     check_secret_name,
     decode_token,
@@ -22,7 +22,7 @@ from stigmer.backend.local._convert import (
 from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._events import P, load, phase_name, save, to_execution
 from stigmer.backend.local._selectors import check_labels
-from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, new_id
+from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Principal, new_id
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2
@@ -64,23 +64,6 @@ def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
     return row
 
 
-def _agent_secret_refs(conn: Connection, body: dict[str, Any]) -> list[str]:
-    spec = body.get("spec", {})
-    names: list[str] = list(spec.get("secrets", []))
-    for env in spec.get("environments", []):
-        row = res.find(conn, meta_pb2.ResourceRef(kind="Environment", name=env))
-        if row is not None:
-            names.extend(json.loads(row.spec).get("secrets", []))
-    usages = list(spec.get("mcpServers", []))
-    for sub in spec.get("subAgents", []):
-        usages.extend(sub.get("mcpServers", []))
-    for usage in usages:
-        row = res.find(conn, meta_pb2.ResourceRef(kind="McpServer", name=usage.get("name", "")))
-        if row is not None:
-            names.extend(json.loads(row.spec).get("secrets", []))
-    return names
-
-
 def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     if target_kind == "Agent":
@@ -91,7 +74,25 @@ def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict
     return out
 
 
-def create(conn: Connection, box: SecretBox, request: svc.CreateExecutionRequest) -> ex.Execution:
+def create(
+    conn: Connection,
+    box: SecretBox,
+    request: svc.CreateExecutionRequest,
+    principal: Principal | None = None,
+    offer_to_runners: bool = True,
+) -> ex.Execution:
+    """Create an execution in PENDING, pinning its target's version and computing its secrets.
+
+    With a ``principal`` (a server's caller): a runner may only start children of an execution it
+    holds; the stored secrets the run would receive must be granted to the author of the pinned
+    version (see ``_grants``). ``offer_to_runners`` says whether runner workers may claim it (a
+    server that runs executions itself gives them only to the process it starts for them).
+    """
+    if principal is not None and principal.role == "user" and request.dispatch_by_caller:
+        raise PermissionDenied(
+            f"{principal.describe()} may not set dispatch_by_caller: only the runner of a parent "
+            "execution starts a run itself"
+        )
     spec = ex.ExecutionSpec()
     spec.CopyFrom(request.spec)
     check_labels(dict(request.labels), "labels")
@@ -116,12 +117,18 @@ def create(conn: Connection, box: SecretBox, request: svc.CreateExecutionRequest
             raise NotFound(f"session {spec.session_id!r} does not exist; create the Session first")
     if spec.parent_execution_id:
         load(conn, spec.parent_execution_id, lock=False)
+    _grants.check_parent_held(conn, principal, spec.parent_execution_id)
     if row.kind == "Agent":
-        names = _agent_secret_refs(conn, body)
+        names = res.agent_secret_refs(conn, body)
     else:
         struct = struct_pb2.Struct()
         struct.update(body.get("spec", {}))
         names = res.workflow_secrets(struct)
+    starter = _starter(conn, principal, spec.parent_execution_id)
+    if principal is not None:
+        _check_grants(
+            conn, row.id, spec.target_version, starter, principal, names, f"{row.kind} {row.name!r}"
+        )
     names.extend(request.runtime_secrets)
     del spec.secret_refs[:]
     spec.secret_refs.extend(sorted(set(names)))
@@ -146,10 +153,37 @@ def create(conn: Connection, box: SecretBox, request: svc.CreateExecutionRequest
         )
     )
     _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
+    _grants.record_author(conn, eid, 0, starter)
+    dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")
+    _grants.record_lease(conn, eid, dispatch)
     res.bump_status(conn, row.id, {"executionCount+": 1, "lastExecutionId": eid})
     if spec.session_id:
         res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})
     return _get(conn, eid)
+
+
+def _starter(
+    conn: Connection, principal: Principal | None, parent_id: str
+) -> Principal | _grants.Author | None:
+    """Who a new execution is started by: the caller, or for a runner's child, the parent's starter."""
+    if principal is None or principal.role != "runner":
+        return principal
+    return _grants.author_of(conn, parent_id, 0) if parent_id else None
+
+
+def _check_grants(
+    conn: Connection,
+    target_id: str,
+    version: int,
+    starter: Principal | _grants.Author | None,
+    principal: Principal,
+    names: list[str],
+    what: str,
+) -> None:
+    """The stored secrets a run receives must be granted to the author of the version it pins (or,
+    when that version has no recorded author, to whoever started the run)."""
+    subject = _grants.author_of(conn, target_id, version) or starter or principal
+    _grants.check_may_use(conn, subject, names, f"a run of {what}")
 
 
 def _get(conn: Connection, execution_id: str) -> ex.Execution:
@@ -221,15 +255,34 @@ def submit_approval(conn: Connection, request: svc.SubmitApprovalRequest) -> ex.
 
 
 def context(
-    conn: Connection, box: SecretBox, request: svc.GetExecutionContextRequest
+    conn: Connection,
+    box: SecretBox,
+    request: svc.GetExecutionContextRequest,
+    principal: Principal | None = None,
 ) -> svc.ExecutionContext:
     item = load(conn, request.execution_id, lock=False)
+    if principal is not None:
+        _grants.claim(conn, principal, item.id, "read the context of")
     if item.phase not in (P.PHASE_RUNNING, P.PHASE_WAITING_APPROVAL):
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; its context (variables and secrets) is only "
             "available while it is RUNNING or WAITING_APPROVAL"
         )
     spec = ex.ExecutionSpec.FromString(item.row.spec)
+    if principal is not None:
+        es = s.execution_secrets
+        runtime = set(conn.execute(select(es.c.name).where(es.c.execution_id == item.id)).scalars())
+        stored = [n for n in spec.secret_refs if n not in runtime]
+        starter = _grants.author_of(conn, item.id, 0)
+        _check_grants(
+            conn,
+            spec.target.id,
+            spec.target_version,
+            starter,
+            principal,
+            stored,
+            f"{spec.target.kind} {spec.target.name!r}",
+        )
     body = res.version_body(conn, spec.target.id, spec.target_version) or {}
     variables = _variables(conn, spec.target.kind, body)
     variables.update(spec.env)

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from stigmer.core import InvalidArgument, Unavailable
+from stigmer.core import InvalidArgument, Unavailable, private_dir
 
 __all__ = [
     "KEYRING_SOURCE",
@@ -106,7 +106,7 @@ def write_key_file(path: Path, key: bytes, replace: bool = False) -> None:
     Without ``replace`` the file is created only if it does not exist (a concurrent creator wins
     and this raises ``FileExistsError``).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

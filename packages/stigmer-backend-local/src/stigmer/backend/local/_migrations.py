@@ -35,9 +35,16 @@ def _v2_execution_secrets(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v3_trust(conn: Connection) -> None:
+    """Secret owners and grants, authors of resource versions and executions, runner leases."""
+    for table in s.V3_TABLES:
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_execution_secrets),
+    (3, _v3_trust),
 ]
 LATEST = MIGRATIONS[-1][0]
 

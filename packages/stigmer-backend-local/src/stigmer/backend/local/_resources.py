@@ -6,9 +6,10 @@ import functools
 import json
 import sys
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -25,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from stigmer.backend.local import _grants
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import (
     check_secret_name,
@@ -38,19 +40,32 @@ from stigmer.backend.local._convert import (
 )
 from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local._selectors import check_labels, parse_selector
-from stigmer.core import API_VERSION, KINDS, InvalidArgument, NotFound, new_id, slugify, unwrap
+from stigmer.core import (
+    API_VERSION,
+    KINDS,
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    Principal,
+    new_id,
+    slugify,
+    unwrap,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import meta_pb2, resource_pb2
 
 __all__ = [
     "DEFINITION_KINDS",
     "ResourceRow",
+    "agent_secret_refs",
     "apply",
+    "declared_secrets",
     "delete_resource",
     "find",
     "list_resources",
     "list_versions",
     "require",
+    "same_name",
     "to_message",
     "workflow_secrets",
 ]
@@ -409,6 +424,26 @@ def _safe_slug(name: str) -> str:
 # apply
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are the same name: equal after Unicode NFC normalisation, nothing more.
+
+    Case, width and anything past the slug's 63 characters count: ``WF``, ``ｗｆ`` and ``wf`` are
+    three names, even though they share the slug ``wf``.
+    """
+    return a == b or unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+
+
+def _check_same_name(kind: str, name: str, slug: str, row: ResourceRow | Any) -> None:
+    """Refuse to let a distinct name take over the resource that owns its slug."""
+    if not same_name(row.name, name):
+        raise AlreadyExists(
+            f"{kind} {name!r} has the slug {slug!r} of the existing {kind} {row.name!r}; "
+            f"names that differ only in case, width, accents, punctuation or after {_SLUG_MAX} characters "
+            f"share a slug: choose a name with a different slug, or apply the name {row.name!r} to change "
+            "that one"
+        )
+
+
 def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | None) -> str:
     status: dict[str, Any] = json.loads(old_status) if old_status else {}
     if kind == "Workflow":
@@ -430,9 +465,48 @@ def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | Non
     return dumps(status)
 
 
-def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
-    """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed."""
+def declared_secrets(conn: Connection, kind: str, msg: Any) -> list[str]:
+    """The stored-secret names a definition makes its runs receive."""
+    if kind == "Workflow":
+        return workflow_secrets(msg.spec)
+    if kind in ("Environment", "McpServer"):
+        return list(msg.spec.secrets)
+    if kind == "Agent":
+        return agent_secret_refs(conn, {"spec": json_format.MessageToDict(msg.spec)})
+    return []
+
+
+def agent_secret_refs(conn: Connection, body: dict[str, Any]) -> list[str]:
+    """An agent's secrets: its own, its environments' and its MCP servers' (sub-agents' included)."""
+    spec = body.get("spec", {})
+    names: list[str] = list(spec.get("secrets", []))
+    for env in spec.get("environments", []):
+        row = find(conn, meta_pb2.ResourceRef(kind="Environment", name=env))
+        if row is not None:
+            names.extend(json.loads(row.spec).get("secrets", []))
+    usages = list(spec.get("mcpServers", []))
+    for sub in spec.get("subAgents", []):
+        usages.extend(sub.get("mcpServers", []))
+    for usage in usages:
+        row = find(conn, meta_pb2.ResourceRef(kind="McpServer", name=usage.get("name", "")))
+        if row is not None:
+            names.extend(json.loads(row.spec).get("secrets", []))
+    return names
+
+
+def apply(
+    conn: Connection, request: svc.ApplyRequest, principal: Principal | None = None
+) -> svc.ApplyResponse:
+    """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed.
+
+    With a ``principal`` (a server's caller), every stored secret the definition declares must be
+    one the principal may use, and the version written is authored by the principal.
+    """
     kind, msg = _validate(request.resource)
+    if principal is not None:
+        _grants.check_may_use(
+            conn, principal, declared_secrets(conn, kind, msg), f"{kind} {msg.metadata.name!r}"
+        )
     md = msg.metadata
     slug = md.slug or slugify(md.name)
     if slugify(slug) != slug or len(slug) > _SLUG_MAX:
@@ -442,6 +516,8 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
     row = conn.execute(
         select(s.resources).where(s.resources.c.kind == kind, s.resources.c.slug == slug).with_for_update()
     ).first()
+    if row is not None:
+        _check_same_name(kind, md.name, slug, row)
     _check_references(conn, kind, msg, slug)
     spec = _spec_json(msg)
     labels, annotations = dumps(dict(md.labels)), dumps(dict(md.annotations))
@@ -452,6 +528,7 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
     now = now_us()
     if row is not None:
         previous = to_message(row, missing_names)
+        _fill_authors(conn, [previous])
         if (row.spec, row.labels, row.annotations, row.name) == (spec, labels, annotations, md.name):
             return svc.ApplyResponse(resource=previous, action=svc.APPLY_ACTION_UNCHANGED, previous=previous)
         values = {
@@ -465,10 +542,12 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
         }
         new_row: Any = _FakeRow(**{**row._asdict(), **values})
         result = to_message(new_row, missing_names)
+        _set_author(result, principal)
         if not request.dry_run:
             conn.execute(update(s.resources).where(s.resources.c.pk == row.pk).values(**values))
             _write_labels(conn, row.pk, dict(md.labels), replace=True)
             _write_version(conn, new_row.id, new_row.version, result, now)
+            _grants.record_author(conn, new_row.id, new_row.version, principal)
         return svc.ApplyResponse(resource=result, action=svc.APPLY_ACTION_UPDATED, previous=previous)
     values = {
         "id": new_id(kind),
@@ -489,9 +568,27 @@ def apply(conn: Connection, request: svc.ApplyRequest) -> svc.ApplyResponse:
     pk = conn.execute(insert(s.resources).values(**values)).inserted_primary_key[0]  # type: ignore[index]
     created = conn.execute(select(s.resources).where(s.resources.c.pk == pk)).one()
     result = to_message(created, missing_names)
+    _set_author(result, principal)
     _write_labels(conn, pk, dict(md.labels), replace=False)
     _write_version(conn, created.id, 1, result, now)
+    _grants.record_author(conn, created.id, 1, principal)
     return svc.ApplyResponse(resource=result, action=svc.APPLY_ACTION_CREATED)
+
+
+def _set_author(resource: resource_pb2.Resource, principal: Principal | None) -> None:
+    if principal is not None:
+        message: Any = unwrap(resource)
+        message.metadata.author = principal.name
+
+
+def _fill_authors(conn: Connection, resources: Sequence[resource_pb2.Resource]) -> None:
+    """Set ``metadata.author`` of each resource from the author of its current version."""
+    metas = [cast(Any, unwrap(r)).metadata for r in resources]
+    found = _grants.authors_of(conn, [(m.id, m.version) for m in metas])
+    for m in metas:
+        author = found.get((m.id, m.version))
+        if author:
+            m.author = author
 
 
 class _FakeRow:
@@ -525,7 +622,9 @@ def _write_version(
 
 def get(conn: Connection, request: svc.GetRequest) -> resource_pb2.Resource:
     row = require(conn, request.ref)
-    return to_message(row, _missing(conn, [row]))
+    out = to_message(row, _missing(conn, [row]))
+    _fill_authors(conn, [out])
+    return out
 
 
 def _missing(conn: Connection, rows: Sequence[Any]) -> set[str] | None:
@@ -557,10 +656,9 @@ def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListRespon
     more = len(rows) > size
     rows = rows[:size]
     missing = _missing(conn, rows)
-    return svc.ListResponse(
-        resources=[to_message(row, missing) for row in rows],
-        next_page_token=encode_token("r", rows[-1].pk) if more else "",
-    )
+    out = [to_message(row, missing) for row in rows]
+    _fill_authors(conn, out)
+    return svc.ListResponse(resources=out, next_page_token=encode_token("r", rows[-1].pk) if more else "")
 
 
 def delete_resource(conn: Connection, request: svc.DeleteRequest) -> resource_pb2.Resource:

@@ -19,6 +19,7 @@ from sqlalchemy import (
 __all__ = [
     "artifacts",
     "execution_events",
+    "execution_leases",
     "execution_secrets",
     "executions",
     "metadata",
@@ -26,6 +27,8 @@ __all__ = [
     "resource_versions",
     "resources",
     "schema_version",
+    "secret_grants",
+    "secret_owners",
     "secrets",
 ]
 
@@ -144,6 +147,46 @@ execution_secrets = Table(
     PrimaryKeyConstraint("execution_id", "name", name="pk_execution_secrets"),
 )
 
+# Added by schema version 3 (trust on a shared server): who owns a secret, who may use it, who
+# wrote each resource version and created each execution, and which runner holds an execution.
+secret_owners = Table(
+    "secret_owners",
+    metadata,
+    Column("name", String(253), primary_key=True),
+    Column("owner", String(253), nullable=False),  # a token name; "" = the admins'
+)
+
+secret_grants = Table(
+    "secret_grants",
+    metadata,
+    Column("name", String(253), nullable=False),
+    Column("grantee_kind", String(16), nullable=False),  # "token" or "role"
+    Column("grantee", String(253), nullable=False),
+    PrimaryKeyConstraint("name", "grantee_kind", "grantee", name="pk_secret_grants"),
+)
+
+authors = Table(
+    "authors",
+    metadata,
+    # A resource id with its version, or an execution id with version 0.
+    Column("object_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("author", String(253), nullable=False),
+    Column("role", String(16), nullable=False),
+    PrimaryKeyConstraint("object_id", "version", name="pk_authors"),
+)
+
+execution_leases = Table(
+    "execution_leases",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    # How the execution may be run: "server" (dispatched by the server), "caller" (started by the
+    # runner holding its parent), or "" (no runner may claim it).
+    Column("dispatch", String(16), nullable=False),
+    Column("holder", String(64), nullable=False),  # the token id of the runner holding it; "" = none
+    Column("renewed_at", BigInteger, nullable=False),
+)
+
 V1_TABLES = (
     schema_version,
     resources,
@@ -155,3 +198,4 @@ V1_TABLES = (
     artifacts,
 )
 V2_TABLES = (execution_secrets,)
+V3_TABLES = (secret_owners, secret_grants, authors, execution_leases)

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
+from stigmer.backend.local import _grants
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import check_secret_name, now_us, timestamp
 from stigmer.backend.local._crypto import SecretBox
-from stigmer.core import FailedPrecondition, InvalidArgument, NotFound
+from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import secret_pb2
 
@@ -18,8 +19,10 @@ __all__ = [
     "can_open",
     "delete_secret",
     "list_secrets",
+    "metadata_of",
     "open_secret",
     "reencrypt_all",
+    "require_key",
     "resolve_values",
     "seal_secret",
     "set_secret",
@@ -63,13 +66,22 @@ def _check_value(value: str, name: str) -> None:
         raise InvalidArgument(f"secret {name} is larger than 1 MiB", ["value"])
 
 
-def set_secret(conn: Connection, box: SecretBox, request: svc.SetSecretRequest) -> secret_pb2.SecretMetadata:
+def set_secret(
+    conn: Connection,
+    box: SecretBox,
+    request: svc.SetSecretRequest,
+    principal: Principal | None = None,
+) -> secret_pb2.SecretMetadata:
     name = check_secret_name(request.name)
     _check_value(request.value, name)
     sealed = seal_secret(box, name, request.value)
     now = now_us()
     t = s.secrets
     row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    if row is not None:
+        _grants.check_owner(conn, principal, name, "overwrite")
+    else:
+        _grants.set_owner(conn, name, _grants.owner_for_new_secret(principal))
     if row is None:
         conn.execute(
             insert(t).values(
@@ -93,18 +105,31 @@ def set_secret(conn: Connection, box: SecretBox, request: svc.SetSecretRequest) 
             )
         )
     log.info("stored secret %s", name)
-    return _metadata(conn.execute(select(t).where(t.c.name == name)).one())
+    return metadata_of(conn, name)
 
 
-def delete_secret(conn: Connection, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
+def metadata_of(conn: Connection, name: str) -> secret_pb2.SecretMetadata:
+    """The metadata of a stored secret, with its owner and grants."""
+    t = s.secrets
+    out = _metadata(conn.execute(select(t).where(t.c.name == name)).one())
+    _grants.describe_metadata(conn, [out])
+    return out
+
+
+def delete_secret(
+    conn: Connection, request: svc.DeleteSecretRequest, principal: Principal | None = None
+) -> secret_pb2.SecretMetadata:
     name = check_secret_name(request.name)
     t = s.secrets
     row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
     if row is None:
         raise NotFound(f"secret {name} does not exist; list them with `stigmer secret list`")
+    _grants.check_owner(conn, principal, name, "delete")
+    out = metadata_of(conn, name)
     conn.execute(delete(t).where(t.c.name == name))
+    _grants.forget_secret(conn, name)
     log.info("deleted secret %s", name)
-    return _metadata(row)
+    return out
 
 
 def list_secrets(conn: Connection, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
@@ -112,7 +137,9 @@ def list_secrets(conn: Connection, request: svc.ListSecretsRequest) -> svc.ListS
     cols = (t.c.name, t.c.description, t.c.version, t.c.created_at, t.c.updated_at)
     query = select(*cols).order_by(t.c.name)
     rows = [r for r in conn.execute(query) if r.name.startswith(request.prefix)]
-    return svc.ListSecretsResponse(secrets=[_metadata(r) for r in rows])
+    out = [_metadata(r) for r in rows]
+    _grants.describe_metadata(conn, out)
+    return svc.ListSecretsResponse(secrets=out)
 
 
 def store_runtime_secrets(
@@ -186,6 +213,20 @@ def can_open(conn: Connection, box: SecretBox) -> bool | None:
         return True
     except FailedPrecondition:
         return False
+
+
+def require_key(conn: Connection, box: SecretBox, source: str) -> None:
+    """Refuse to write with a key that does not open the secrets already stored.
+
+    Writing anyway would leave the store encrypted under two keys, which no single key (and no
+    rotation) can open again.
+    """
+    if can_open(conn, box) is False:
+        raise FailedPrecondition(
+            f"the master key from {source or 'this process'} does not open the secrets already stored, "
+            "so nothing was written; use the key they were stored with (STIGMER_MASTER_KEY, the OS "
+            "keyring or $STIGMER_HOME/master.key), or unset STIGMER_MASTER_KEY if it is set by mistake"
+        )
 
 
 def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:

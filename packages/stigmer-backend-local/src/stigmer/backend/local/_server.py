@@ -13,8 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from stigmer.backend.local._server_dispatch import ChildDispatcher, ExecutionDispatcher, NoDispatcher
-from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
-from stigmer.core import Backend, FailedPrecondition, InvalidArgument, Settings, TemporalConnection
+from stigmer.backend.local._tokens import (
+    TokenStore,
+    admin_token_path,
+    ensure_admin_token,
+    remove_admin_endpoint,
+    write_admin_endpoint,
+)
+from stigmer.core import (
+    Backend,
+    FailedPrecondition,
+    InvalidArgument,
+    Settings,
+    TemporalConnection,
+    private_dir,
+    tighten_home,
+)
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -148,8 +162,8 @@ async def serve(
     host, port = parse_listen(listen)
     credentials = _check_bind(listen, tls_cert, tls_key, insecure)
 
-    home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(home)
+    tighten_home(home)  # files an older version left 0644
     owns_tokens = tokens is None
     store = tokens if tokens is not None else TokenStore(home=home)
     await asyncio.to_thread(ensure_admin_token, store, home)
@@ -211,6 +225,7 @@ async def serve(
 
     try:
         await server.start()
+        write_admin_endpoint(home, actual)  # clients send the admin token to this address only
         for name in ("", service_name):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -239,6 +254,7 @@ async def serve(
                 loop.remove_signal_handler(sig)
             if owns_tokens:
                 store.close()
+            remove_admin_endpoint(home, actual)
         logger.info("stigmer server stopped")
 
 
@@ -293,6 +309,8 @@ def run_server(
         backend: Any = LocalBackend(database_url=database_url, home=resolved_home, allow_run=allow_run)
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = ChildDispatcher(backend) if run_executions else NoDispatcher()
+        # Runner workers may claim executions only where the server does not run them itself.
+        backend.offer_to_runners = connection is not None or not run_executions
         if allow_run:
             logger.warning(
                 "executions may run local commands (run: shell|script, stdio MCP servers): --allow-run"

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from stigmer.core import Backend, StigmerError
+from stigmer.core import LIMIT_SETTINGS, Backend, Limits, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
@@ -149,6 +149,7 @@ class ChildDispatcher:
         self._backend = backend
         self._command = command if command is not None else runner_command
         self._keep_spares = spares
+        self._limits = Limits.load()  # the admin's settings (environment, config.yaml), for every run
         self._spares: dict[str, asyncio.Task[_Child]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._children: dict[str, asyncio.subprocess.Process] = {}
@@ -313,7 +314,7 @@ class ChildDispatcher:
                 "--watch-stdin",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL,
-                env=child_environment(home),
+                env=child_environment(home, limits=self._limits),
                 cwd=home,
                 start_new_session=True,  # a Ctrl-C at the server's terminal reaches the server only
             )
@@ -474,12 +475,19 @@ CHILD_ENVIRONMENT = (
 )
 
 
-def child_environment(home: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a runner child whose private home (and temp folder) is ``home``."""
+def child_environment(
+    home: str, environ: Mapping[str, str] | None = None, limits: Limits | None = None
+) -> dict[str, str]:
+    """The environment of a runner child whose private home (and temp folder) is ``home``, with
+    the server's ``limits`` as ``STIGMER_LIMIT_*`` (the child reads them, then drops every
+    ``STIGMER_*`` variable before it runs anything)."""
     source = os.environ if environ is None else environ
     env = {key: value for key, value in source.items() if key in CHILD_ENVIRONMENT or key.startswith("LC_")}
     env.setdefault("PATH", os.defpath)
     env.update({"HOME": home, "TMPDIR": home})
+    if limits is not None:
+        values = limits.to_dict()
+        env.update({variable: str(values[name]) for name, (variable, _key) in LIMIT_SETTINGS.items()})
     return env
 
 

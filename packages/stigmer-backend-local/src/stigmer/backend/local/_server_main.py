@@ -11,7 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
-from stigmer.core import InvalidArgument, StigmerError, TemporalConnection, add_temporal_arguments
+from stigmer.core import (
+    InvalidArgument,
+    StigmerError,
+    TemporalConnection,
+    add_temporal_arguments,
+    redact_logging,
+)
 
 __all__ = ["main"]
 
@@ -56,11 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidArgument as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    # Stigmer's own lines at --log-level; other libraries' warnings only (an HTTP client's INFO
+    # lines hold the URLs it requests, which can carry a value).
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    logging.getLogger("stigmer").setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
+    redact_logging()  # secrets the in-process runners resolved stay out of the log
     from stigmer.backend.local._server import run_server
 
     def announce(address: str) -> None:

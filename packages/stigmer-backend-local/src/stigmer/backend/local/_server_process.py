@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from stigmer.core import Unavailable
+from stigmer.core import Unavailable, open_private, private_dir
 
 __all__ = ["ServerProcess"]
 
@@ -65,10 +65,10 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> str:
         """Start the server and wait until it accepts calls; returns ``host:port``."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("STIGMER_HOME", str(self.home))
-        with open(self.log_path, "ab") as log:
+        with open_private(self.log_path) as log:
             proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log, env=env)
         self._proc = proc
         assert proc.stdout is not None

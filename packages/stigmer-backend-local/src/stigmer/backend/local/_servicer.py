@@ -223,6 +223,12 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
     async def ListSecrets(self, request: svc.ListSecretsRequest, context: Any) -> svc.ListSecretsResponse:
         return await self._call("ListSecrets", self._backend.list_secrets, request, context)
 
+    async def GrantSecret(self, request: svc.GrantSecretRequest, context: Any) -> secret_pb2.SecretMetadata:
+        return await self._call("GrantSecret", self._backend.grant_secret, request, context)
+
+    async def RevokeSecret(self, request: svc.RevokeSecretRequest, context: Any) -> secret_pb2.SecretMetadata:
+        return await self._call("RevokeSecret", self._backend.revoke_secret, request, context)
+
     async def PutArtifact(
         self, request: svc.PutArtifactRequest, context: Any
     ) -> artifact_pb2.ArtifactMetadata:

@@ -11,6 +11,7 @@ are given the same URL (or none).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -22,12 +23,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import AlreadyExists, InvalidArgument, NotFound, Settings, Unavailable
+from stigmer.core import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    Principal,
+    Settings,
+    Unavailable,
+    private_dir,
+    private_file,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["ROLES", "IssuedToken", "Principal", "TokenInfo", "TokenStore", "ensure_admin_token"]
+__all__ = [
+    "ROLES",
+    "IssuedToken",
+    "Principal",
+    "TokenInfo",
+    "TokenStore",
+    "admin_endpoint_path",
+    "ensure_admin_token",
+    "remove_admin_endpoint",
+    "write_admin_endpoint",
+]
 
 ROLES: tuple[str, ...] = ("admin", "user", "runner")
 _TOKEN_PREFIX = "tok_"
@@ -54,20 +74,6 @@ class IssuedToken:
     role: str
     token: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of one RPC.
-
-    ``execution_id`` is set for a token scoped to one execution (issued by the server to the child
-    process that runs it, see ``ExecutionTokens``); empty for an API token.
-    """
-
-    token_id: str
-    name: str
-    role: str
-    execution_id: str = ""
 
 
 def _digest(token: str) -> str:
@@ -97,7 +103,7 @@ class TokenStore:
             self.database_url = database_url
         else:
             base = Path(home) if home is not None else Settings.load().home
-            base.mkdir(parents=True, exist_ok=True)
+            private_dir(base)
             self.database_url = f"sqlite:///{base / 'tokens.db'}"
         self._engine: Engine | None = None
         self._table: Any = None
@@ -111,6 +117,9 @@ class TokenStore:
 
         try:
             if self.database_url.startswith("sqlite"):
+                path = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+                if path and path != ":memory:":
+                    private_file(path)  # 0600 from the start (its journal files follow its mode)
                 engine = sa.create_engine(self.database_url)
             else:
                 engine = sa.create_engine(self.database_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
@@ -267,6 +276,36 @@ def admin_token_path(home: Path) -> Path:
     return Path(home) / "tokens" / "admin"
 
 
+def admin_endpoint_path(home: Path) -> Path:
+    """Where the server records the address it serves the admin token for: ``tokens/admin.endpoint``.
+
+    Clients send ``tokens/admin`` only to that address (``host:port``, as the server bound it), so
+    another process listening on another loopback port never receives the admin token.
+    """
+    return Path(home) / "tokens" / "admin.endpoint"
+
+
+def write_admin_endpoint(home: Path, address: str) -> None:
+    """Record ``address`` as the one the admin token is for (mode 0600, replaced atomically)."""
+    path = admin_endpoint_path(home)
+    private_dir(path.parent)
+    tmp = path.with_name(f".admin.endpoint.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (address + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def remove_admin_endpoint(home: Path, address: str) -> None:
+    """Forget ``address`` on shutdown (unless another server has recorded its own since)."""
+    path = admin_endpoint_path(home)
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="utf-8").strip() == address:
+            path.unlink()
+
+
 def ensure_admin_token(store: TokenStore, home: Path) -> str:
     """Return the admin token of ``$STIGMER_HOME/tokens/admin``, creating it (mode 0600) if needed.
 
@@ -281,8 +320,7 @@ def ensure_admin_token(store: TokenStore, home: Path) -> str:
     names = {info.name for info in store.list() if not info.revoked}
     name = "admin" if "admin" not in names else None
     issued = store.create("admin", name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    private_dir(path.parent)
     tmp = path.with_name(f".admin.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -807,6 +807,62 @@ class ListSecretsResponse(_message.Message):
 Global___ListSecretsResponse: _TypeAlias = ListSecretsResponse  # noqa: Y015
 
 @_typing.final
+class GrantSecretRequest(_message.Message):
+    """GrantSecretRequest names a secret and who may use it (one of `grant.token_name`, `grant.role`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Secret name."""
+    @_builtins.property
+    def grant(self) -> _secret_pb2.SecretGrant:
+        """Who."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        grant: _secret_pb2.SecretGrant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantSecretRequest: _TypeAlias = GrantSecretRequest  # noqa: Y015
+
+@_typing.final
+class RevokeSecretRequest(_message.Message):
+    """RevokeSecretRequest takes back one grant of a secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Secret name."""
+    @_builtins.property
+    def grant(self) -> _secret_pb2.SecretGrant:
+        """The grant to take back."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        grant: _secret_pb2.SecretGrant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSecretRequest: _TypeAlias = RevokeSecretRequest  # noqa: Y015
+
+@_typing.final
 class PutArtifactRequest(_message.Message):
     """PutArtifactRequest carries a blob to store."""
 

@@ -120,6 +120,16 @@ class BackendServiceStub:
                 request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListSecretsRequest.SerializeToString,
                 response_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListSecretsResponse.FromString,
                 _registered_method=True)
+        self.GrantSecret = channel.unary_unary(
+                '/stigmer.v1.BackendService/GrantSecret',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GrantSecretRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_secret__pb2.SecretMetadata.FromString,
+                _registered_method=True)
+        self.RevokeSecret = channel.unary_unary(
+                '/stigmer.v1.BackendService/RevokeSecret',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.RevokeSecretRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_secret__pb2.SecretMetadata.FromString,
+                _registered_method=True)
         self.PutArtifact = channel.unary_unary(
                 '/stigmer.v1.BackendService/PutArtifact',
                 request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PutArtifactRequest.SerializeToString,
@@ -249,6 +259,20 @@ class BackendServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GrantSecret(self, request, context):
+        """Let a token name or a role use a secret (its owner or an admin grants); idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSecret(self, request, context):
+        """Take back a grant; idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutArtifact(self, request, context):
         """Store a content-addressed blob.
         """
@@ -345,6 +369,16 @@ def add_BackendServiceServicer_to_server(servicer, server):
                     servicer.ListSecrets,
                     request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListSecretsRequest.FromString,
                     response_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'GrantSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantSecret,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GrantSecretRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_secret__pb2.SecretMetadata.SerializeToString,
+            ),
+            'RevokeSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSecret,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.RevokeSecretRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_secret__pb2.SecretMetadata.SerializeToString,
             ),
             'PutArtifact': grpc.unary_unary_rpc_method_handler(
                     servicer.PutArtifact,
@@ -791,6 +825,60 @@ class BackendService:
             '/stigmer.v1.BackendService/ListSecrets',
             stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListSecretsRequest.SerializeToString,
             stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/GrantSecret',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GrantSecretRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_secret__pb2.SecretMetadata.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/RevokeSecret',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.RevokeSecretRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_secret__pb2.SecretMetadata.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,10 @@ class BackendServiceStub:
     """Delete a secret."""
     ListSecrets: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.ListSecretsRequest, _backend_service_pb2.ListSecretsResponse]
     """List secret names and metadata, never values."""
+    GrantSecret: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.GrantSecretRequest, _secret_pb2.SecretMetadata]
+    """Let a token name or a role use a secret (its owner or an admin grants); idempotent."""
+    RevokeSecret: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.RevokeSecretRequest, _secret_pb2.SecretMetadata]
+    """Take back a grant; idempotent."""
     PutArtifact: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.PutArtifactRequest, _artifact_pb2.ArtifactMetadata]
     """Store a content-addressed blob."""
     GetArtifact: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.GetArtifactRequest, _backend_service_pb2.GetArtifactResponse]
@@ -115,6 +119,10 @@ class BackendServiceAsyncStub(BackendServiceStub):
     """Delete a secret."""
     ListSecrets: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.ListSecretsRequest, _backend_service_pb2.ListSecretsResponse]  # type: ignore[assignment]
     """List secret names and metadata, never values."""
+    GrantSecret: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.GrantSecretRequest, _secret_pb2.SecretMetadata]  # type: ignore[assignment]
+    """Let a token name or a role use a secret (its owner or an admin grants); idempotent."""
+    RevokeSecret: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.RevokeSecretRequest, _secret_pb2.SecretMetadata]  # type: ignore[assignment]
+    """Take back a grant; idempotent."""
     PutArtifact: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.PutArtifactRequest, _artifact_pb2.ArtifactMetadata]  # type: ignore[assignment]
     """Store a content-addressed blob."""
     GetArtifact: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.GetArtifactRequest, _backend_service_pb2.GetArtifactResponse]  # type: ignore[assignment]
@@ -252,6 +260,22 @@ class BackendServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backend_service_pb2.ListSecretsResponse, _abc.Awaitable[_backend_service_pb2.ListSecretsResponse]]:
         """List secret names and metadata, never values."""
+
+    @_abc_1.abstractmethod
+    def GrantSecret(
+        self,
+        request: _backend_service_pb2.GrantSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_secret_pb2.SecretMetadata, _abc.Awaitable[_secret_pb2.SecretMetadata]]:
+        """Let a token name or a role use a secret (its owner or an admin grants); idempotent."""
+
+    @_abc_1.abstractmethod
+    def RevokeSecret(
+        self,
+        request: _backend_service_pb2.RevokeSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_secret_pb2.SecretMetadata, _abc.Awaitable[_secret_pb2.SecretMetadata]]:
+        """Take back a grant; idempotent."""
 
     @_abc_1.abstractmethod
     def PutArtifact(

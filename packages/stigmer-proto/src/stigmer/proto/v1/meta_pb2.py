@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstigmer/proto/v1/meta.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n\x08Metadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x30\n\x06labels\x18\x04 \x03(\x0b\x32 .stigmer.v1.Metadata.LabelsEntry\x12:\n\x0b\x61nnotations\x18\x05 \x03(\x0b\x32%.stigmer.v1.Metadata.AnnotationsEntry\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x0bResourceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstigmer/proto/v1/meta.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x03\n\x08Metadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x30\n\x06labels\x18\x04 \x03(\x0b\x32 .stigmer.v1.Metadata.LabelsEntry\x12:\n\x0b\x61nnotations\x18\x05 \x03(\x0b\x32%.stigmer.v1.Metadata.AnnotationsEntry\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61uthor\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x0bResourceRef\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,11 +37,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METADATA_ANNOTATIONSENTRY']._loaded_options = None
   _globals['_METADATA_ANNOTATIONSENTRY']._serialized_options = b'8\001'
   _globals['_METADATA']._serialized_start=77
-  _globals['_METADATA']._serialized_end=449
-  _globals['_METADATA_LABELSENTRY']._serialized_start=352
-  _globals['_METADATA_LABELSENTRY']._serialized_end=397
-  _globals['_METADATA_ANNOTATIONSENTRY']._serialized_start=399
-  _globals['_METADATA_ANNOTATIONSENTRY']._serialized_end=449
-  _globals['_RESOURCEREF']._serialized_start=451
-  _globals['_RESOURCEREF']._serialized_end=504
+  _globals['_METADATA']._serialized_end=465
+  _globals['_METADATA_LABELSENTRY']._serialized_start=368
+  _globals['_METADATA_LABELSENTRY']._serialized_end=413
+  _globals['_METADATA_ANNOTATIONSENTRY']._serialized_start=415
+  _globals['_METADATA_ANNOTATIONSENTRY']._serialized_end=465
+  _globals['_RESOURCEREF']._serialized_start=467
+  _globals['_RESOURCEREF']._serialized_end=520
 # @@protoc_insertion_point(module_scope)

@@ -73,6 +73,7 @@ class Metadata(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Human-chosen name, unique per kind. Any printable text up to 253 characters."""
     slug: _builtins.str
@@ -81,6 +82,11 @@ class Metadata(_message.Message):
     """System-assigned identifier, `<kind prefix>_<ulid>` (for example `agt_01J...`)."""
     version: _builtins.int
     """Monotonic version of the spec; 1 on creation, bumped by every apply that changes the spec."""
+    author: _builtins.str
+    """System-owned: the principal (token name) that wrote this version of a resource, or that
+    created an execution. Empty where there are no principals (the embedded store in Lite mode).
+    Ignored on input.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form key/value pairs used by label selectors in List."""
@@ -108,10 +114,11 @@ class Metadata(_message.Message):
         version: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        author: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "labels", b"labels", "name", b"name", "slug", b"slug", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotations", b"annotations", "author", b"author", "created_at", b"created_at", "id", b"id", "labels", b"labels", "name", b"name", "slug", b"slug", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstigmer/proto/v1/secret.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x01\n\x0eSecretMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dstigmer/proto/v1/secret.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n\x0eSecretMetadata\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05owner\x18\x06 \x01(\t\x12\'\n\x06grants\x18\x07 \x03(\x0b\x32\x17.stigmer.v1.SecretGrant\"/\n\x0bSecretGrant\x12\x12\n\ntoken_name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stigmer.proto.v1.secret_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SECRETMETADATA']._serialized_start=79
-  _globals['_SECRETMETADATA']._serialized_end=243
+  _globals['_SECRETMETADATA']._serialized_end=299
+  _globals['_SECRETGRANT']._serialized_start=301
+  _globals['_SECRETGRANT']._serialized_end=348
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -28,12 +30,18 @@ class SecretMetadata(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    GRANTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Secret name, for example `GH_TOKEN`."""
     description: _builtins.str
     """What the secret is for."""
     version: _builtins.int
     """Bumped on every set."""
+    owner: _builtins.str
+    """The principal (token name) that first set the secret; empty for secrets set without a
+    principal (Lite mode, or before owners were recorded), which count as the admins'.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the secret was first set."""
@@ -41,6 +49,10 @@ class SecretMetadata(_message.Message):
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the secret value last changed."""
+
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___SecretGrant]:
+        """Who besides the owner and admins may author definitions that use the secret."""
 
     def __init__(
         self,
@@ -50,11 +62,41 @@ class SecretMetadata(_message.Message):
         version: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
+        grants: _abc.Iterable[Global___SecretGrant] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "name", b"name", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "grants", b"grants", "name", b"name", "owner", b"owner", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SecretMetadata: _TypeAlias = SecretMetadata  # noqa: Y015
+
+@_typing.final
+class SecretGrant(_message.Message):
+    """SecretGrant lets a principal author definitions that use a secret: either one token name or
+    every token of a role. Exactly one of the two fields is set.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    token_name: _builtins.str
+    """A token name (as in `stigmer token create --name`)."""
+    role: _builtins.str
+    """A role: `user`, `runner` or `admin`."""
+    def __init__(
+        self,
+        *,
+        token_name: _builtins.str = ...,
+        role: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "token_name", b"token_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretGrant: _TypeAlias = SecretGrant  # noqa: Y015

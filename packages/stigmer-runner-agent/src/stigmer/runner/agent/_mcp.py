@@ -7,23 +7,32 @@ resolved from the execution context right before the server is launched or conne
 memory only, and registered with the run's redactor. Per-agent allow-lists filter the tools;
 tools listed in ``requireApproval`` pause the run until a human decides.
 
+Two servers may offer a tool of the same name (two instances of one server, or two servers that
+both have ``search``): such a tool is offered to the model once per server, as
+``<server>_<tool>`` (the server's name with anything but letters, digits, ``_`` and ``-`` made
+``_``). Names no other server offers stay as they are. ``tools`` and ``requireApproval`` always
+name a server's own tools; approval requests and tool events show the name the model called.
+
 A stdio server is a local process: it is started only when the execution's backend grants the
 ``run`` capability (always in Lite; on a server only with ``stigmer server --allow-run``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import Backend, CapabilityDenied, InvalidArgument, Redactor
+from stigmer.core import Backend, CapabilityDenied, InvalidArgument, Redactor, header_problem
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._expr import resolve_value
 
 if TYPE_CHECKING:
-    from pydantic_ai.toolsets import AbstractToolset
+    from pydantic_ai import RunContext
+    from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 __all__ = ["HTTP_CONNECT_TIMEOUT", "STDIO_START_TIMEOUT", "McpTools", "build_mcp_toolsets"]
 
@@ -96,8 +105,12 @@ async def build_mcp_toolsets(
             http = server.spec.http
             headers: dict[str, str] = {}
             for key, raw in sorted(http.headers.items()):
-                resolved = resolve_value(raw, secrets, variables, f"McpServer {name}: http.headers.{key}")
+                where = f"McpServer {name}: http.headers.{key}"
+                resolved = resolve_value(raw, secrets, variables, where)
                 redactor.register(*(secrets[s] for s in resolved.secrets))
+                problem = header_problem(key, resolved.value)
+                if problem:  # said here: the HTTP client's own error would quote the value
+                    raise InvalidArgument(f"{where}: {problem}", [f"spec.http.headers.{key}"])
                 headers[key] = resolved.value
             if not http.url:
                 raise InvalidArgument(f"McpServer {name}: http.url is empty", ["spec.http.url"])
@@ -121,4 +134,78 @@ async def build_mcp_toolsets(
             toolset = toolset.filtered(lambda ctx, tool, needs=needs: tool.name not in needs)  # type: ignore[misc]
         result.toolsets.append((name, toolset))
         result.servers.append(name)
+        if needs and approvals:
+            # The name the model calls when another server offers the same tool.
+            result.approval.update({prefixed_name(name, tool): name for tool in needs})
+    if len(result.toolsets) > 1:
+        shared = _SharedNames([toolset for _name, toolset in result.toolsets])
+        result.toolsets = [(name, _deconflicted(name, t, shared)) for name, t in result.toolsets]
     return result
+
+
+def prefixed_name(server: str, tool: str) -> str:
+    """The name a tool of ``server`` is offered as when another server offers one named alike."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', server)}_{tool}"
+
+
+class _SharedNames:
+    """The tool names more than one of an agent's MCP servers offer (listed once per build)."""
+
+    def __init__(self, toolsets: list[AbstractToolset[Any]]) -> None:
+        self.toolsets = toolsets
+        self._clashing: set[str] | None = None
+        self._lock = asyncio.Lock()
+
+    async def clashing(self, ctx: RunContext[Any]) -> set[str]:
+        async with self._lock:
+            if self._clashing is None:
+                seen: dict[str, int] = {}
+                for toolset in self.toolsets:
+                    async with toolset:  # already running in a run: this only counts a user
+                        names = await toolset.get_tools(ctx)
+                    for tool in names:
+                        seen[tool] = seen.get(tool, 0) + 1
+                self._clashing = {tool for tool, count in seen.items() if count > 1}
+            return self._clashing
+
+
+def _deconflicted(server: str, toolset: AbstractToolset[Any], shared: _SharedNames) -> AbstractToolset[Any]:
+    from pydantic_ai.toolsets import WrapperToolset
+
+    @dataclass
+    class Deconflicted(WrapperToolset[Any]):
+        """Offers the tools another server also offers as ``<server>_<tool>``."""
+
+        originals: dict[str, str] = field(default_factory=dict)  # offered name -> the server's name
+
+        async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+            tools = await self.wrapped.get_tools(ctx)
+            clashing = await shared.clashing(ctx)
+            out: dict[str, ToolsetTool[Any]] = {}
+            for name, tool in tools.items():
+                if name not in clashing:
+                    out[name] = tool
+                    continue
+                new = prefixed_name(server, name)
+                if new in tools or new in out:
+                    raise InvalidArgument(
+                        f"McpServer {server}: tool {name} is offered by another MCP server too, and "
+                        f"{new} is taken; offer it from one server only (`tools:` of the agent's "
+                        "mcpServers entry)",
+                        ["spec.mcpServers"],
+                    )
+                self.originals[new] = name
+                out[new] = replace(tool, toolset=self, tool_def=replace(tool.tool_def, name=new))
+            return out
+
+        async def call_tool(
+            self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+        ) -> Any:
+            original = self.originals.get(name)
+            if original is None:
+                return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+            ctx = replace(ctx, tool_name=original)
+            tool = replace(tool, tool_def=replace(tool.tool_def, name=original))
+            return await self.wrapped.call_tool(original, tool_args, ctx, tool)
+
+    return Deconflicted(toolset)

@@ -46,6 +46,7 @@ class Checkpointing:
     _raw_input: Any
     _input: Any
     _started: datetime.datetime | None
+    tasks_run: int
 
     def checkpoint(self) -> dict[str, Any]:
         """The resume point: completed positions of every active task list, and the data."""
@@ -58,6 +59,7 @@ class Checkpointing:
                 "input": self._input,
                 "context": self.context,
                 "frames": self._frames,
+                "tasksRun": self.tasks_run,
             }
         )
         return state
@@ -90,6 +92,7 @@ class Checkpointing:
         self._input = data.get("input")
         self.context = data.get("context") or {}
         self._frames = dict(data["frames"])
+        self.tasks_run = int(data.get("tasksRun") or 0)
         self._resume = dict(data["frames"])
         self.workflow_id = self.workflow_id or str(data.get("workflowId") or "")
         started = data.get("startedAt")

@@ -3,15 +3,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import functools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from stigmer.core import Redactor
+
 from ._errors import WorkflowError
-from ._expr import evaluate_field, evaluate_template, is_expression, template_uses_secrets, uses_secrets
+from ._expr import (
+    evaluate_field,
+    evaluate_template,
+    guarded,
+    is_expression,
+    template_uses_secrets,
+    uses_secrets,
+)
 from ._host import Host
+from ._limits import Limits
 from ._parse import Workflow
 
 if TYPE_CHECKING:
@@ -36,6 +47,7 @@ class Evaluating:
     context: Any
     _raw_input: Any
     _started: datetime.datetime | None
+    limits: Limits
 
     async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -59,7 +71,9 @@ class Evaluating:
             return text
         variables = await self.variables(scope, secrets=uses_secrets(text))
         with _scrubbed(variables):
-            return evaluate_field(text, data, variables)
+            if guarded(text, field=True) and self.host_may_wait_in_threads():
+                return await asyncio.to_thread(evaluate_field, text, data, variables, self.limits)
+            return evaluate_field(text, data, variables, self.limits)
 
     async def template(self, value: Any, data: Any, scope: Scope) -> Any:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
@@ -67,7 +81,14 @@ class Evaluating:
             return value
         variables = await self.variables(scope, secrets=template_uses_secrets(value))
         with _scrubbed(variables):
-            return evaluate_template(value, data, variables)
+            if guarded(value) and self.host_may_wait_in_threads():
+                return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)
+            return evaluate_template(value, data, variables, self.limits)
+
+    def host_may_wait_in_threads(self) -> bool:
+        """Whether an expression that runs in a jq process is awaited in a thread, leaving the
+        event loop free (not in a durable host's workflow code, which must not use threads)."""
+        return not getattr(self.host, "deterministic", False)
 
     async def transform(self, spec: Any, data: Any, scope: Scope) -> Any:
         """``input.from`` / ``output.as`` / ``export.as``: a string is an expression, an object a template."""
@@ -86,16 +107,15 @@ def timestamp(moment: datetime.datetime) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _scrubbed(variables: Mapping[str, Any]) -> Iterator[None]:
-    """Keep secret values out of expression error messages (jq quotes the values it chokes on)."""
+    """Keep secret values out of expression error messages: jq's own messages are rendered
+    without values (``jq_error_text``); a message the program raised may still hold one."""
     try:
         yield
     except WorkflowError as error:
         secrets = variables.get("secrets")
         if isinstance(secrets, Mapping):
-            detail = str(error.problem.get("detail", ""))
-            for value in secrets.values():
-                if isinstance(value, str) and value:
-                    detail = detail.replace(value, "***")
+            values = [v for v in secrets.values() if isinstance(v, str)]
+            detail = str(Redactor(values).scrub(str(error.problem.get("detail", ""))))
             error.problem["detail"] = detail
             error.args = (detail,)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -10,6 +11,8 @@ from typing import Any, Final
 import jq
 
 from ._errors import ErrorKind, WorkflowError
+from ._guard import evaluate_guarded, is_bounded
+from ._limits import Limits
 
 __all__ = [
     "NONDETERMINISTIC_BUILTINS",
@@ -18,8 +21,10 @@ __all__ = [
     "evaluate_template",
     "expression_body",
     "find_nondeterministic",
+    "guarded",
     "is_expression",
     "iter_strings",
+    "jq_error_text",
     "secret_names",
     "syntax_error",
     "template_uses_secrets",
@@ -71,12 +76,20 @@ def find_nondeterministic(text: str) -> list[str]:
     return sorted(set(_NONDET.findall(body)))
 
 
+#: Put before every program: jq's ``env`` and ``$ENV`` (the process environment) see nothing.
+_NO_ENVIRONMENT: Final = "def env: {}; {} as $ENV | "
+_DEFAULT_LIMITS: Final = Limits()
+
+
+def _program(body: str, names: tuple[str, ...]) -> str:
+    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
+    return f"{_NO_ENVIRONMENT}. as [{binding}] | $__data | ({body}\n)"
+
+
 @lru_cache(maxsize=2048)
 def _compile(body: str, names: tuple[str, ...]) -> Any:
-    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
-    program = f". as [{binding}] | $__data | ({body}\n)"
     try:
-        return jq.compile(program)
+        return jq.compile(_program(body, names))
     except ValueError as exc:
         raise WorkflowError.of(
             ErrorKind.EXPRESSION, f"invalid jq expression {body.strip()!r}: {_first_line(exc)}"
@@ -105,25 +118,42 @@ def syntax_error(text: str) -> str | None:
 _LOCATION: Final = re.compile(r" at <top-level>, line (\d+), column (\d+):?$")
 
 
-def evaluate(body: str, data: Any, variables: Mapping[str, Any]) -> Any:
+def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:
     """Run jq ``body`` on ``data`` with ``$name`` variables; the first result (null if none).
 
-    Only the variables the program mentions are bound (and serialized).
+    Only the variables the program mentions are bound (and serialized). A bounded expression
+    runs here, any other in a jq process within ``limits``' jq time and memory (see ``_guard``).
     """
     names = tuple(sorted(n for n in variables if f"${n}" in body and _VAR_NAME.match(n)))
     program = _compile(body, names)
+    value = [data, *(variables[n] for n in names)]
     try:
-        results = program.input_value([data, *(variables[n] for n in names)]).all()
+        if is_bounded(body):
+            results = program.input_value(value).all()
+        else:
+            results = [evaluate_guarded(_program(body, names), value, limits or _DEFAULT_LIMITS)]
     except ValueError as exc:
         raise WorkflowError.of(
-            ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {_first_line(exc)}"
+            ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {jq_error_text(exc)}"
         ) from None
     return results[0] if results else None
 
 
-def evaluate_field(text: str, data: Any, variables: Mapping[str, Any]) -> Any:
+def guarded(value: Any, *, field: bool = False) -> bool:
+    """True when evaluating ``value`` (a template, or with ``field`` an expression field) runs
+    some expression in a jq process (an expression :func:`is_bounded` does not accept)."""
+    if field:
+        return isinstance(value, str) and not is_bounded(expression_body(value))
+    if isinstance(value, str):
+        return is_expression(value) and not is_bounded(expression_body(value))
+    return any(
+        is_expression(text) and not is_bounded(expression_body(text)) for _, text in iter_strings(value)
+    )
+
+
+def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:
     """Evaluate an expression-typed field (``if``, ``when``, ``for.in``...): ``${ }`` or bare jq."""
-    return evaluate(expression_body(text), data, variables)
+    return evaluate(expression_body(text), data, variables, limits)
 
 
 def template_uses_secrets(value: Any) -> bool:
@@ -131,16 +161,18 @@ def template_uses_secrets(value: Any) -> bool:
     return any(is_expression(text) and uses_secrets(text) for _, text in iter_strings(value))
 
 
-def evaluate_template(value: Any, data: Any, variables: Mapping[str, Any]) -> Any:
+def evaluate_template(
+    value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None = None
+) -> Any:
     """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
     if isinstance(value, str):
         if is_expression(value):
-            return evaluate_field(value, data, variables)
+            return evaluate_field(value, data, variables, limits)
         return value
     if isinstance(value, Mapping):
-        return {str(k): evaluate_template(v, data, variables) for k, v in value.items()}
+        return {str(k): evaluate_template(v, data, variables, limits) for k, v in value.items()}
     if isinstance(value, list):
-        return [evaluate_template(v, data, variables) for v in value]
+        return [evaluate_template(v, data, variables, limits) for v in value]
     return value
 
 
@@ -163,3 +195,71 @@ def _escape(token: str) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- jq error messages
+# jq quotes the values it fails on, JSON-escaped and cut after 29 bytes ("sk-proj-AbCd..."): a
+# prefix no redactor can recognise. Messages are rendered with the type names and shape only.
+_TYPED_VALUE: Final = re.compile(r"\b(null|boolean|number|string|array|object) \(")
+_TRUNCATED: Final = re.compile(r"\.\.\.[\"\]}]?\)")  # "...)", '...")', "...])" or "...})"
+_DUMP_MAX: Final = 34  # jq's buffer for a quoted value: 29 bytes ending "..." when cut, a bracket, ")"
+_VALUE_TEMPLATES: Final = (
+    (
+        re.compile(r"^Invalid path expression with result .*", re.DOTALL),
+        "Invalid path expression with result",
+    ),
+    (
+        re.compile(r"^Invalid path expression near attempt to access element .*", re.DOTALL),
+        "Invalid path expression near attempt to access an element",
+    ),
+    (
+        re.compile(r"^Invalid path expression near attempt to iterate through .*", re.DOTALL),
+        "Invalid path expression near attempt to iterate",
+    ),
+    (re.compile(r" \(while parsing '.*'\)$", re.DOTALL), ""),
+    (re.compile(r"^date .* does not match format .*", re.DOTALL), "date does not match the format"),
+    (re.compile(r"^.* is not a valid modifier string$", re.DOTALL), "invalid regex modifier string"),
+    (re.compile(r"^.* (\(at offset \d+\) is not a valid regex: .*)$", re.DOTALL), r"the regex \1"),
+)
+
+
+def jq_error_text(exc: Exception) -> str:
+    """jq's error message without the values it quotes (``string ("sk-...") and number (1)
+    cannot be added`` becomes ``string and number cannot be added``).
+
+    A message raised by the program itself (``error("...")``) is kept: it is the author's text,
+    masked like any other output when recorded.
+    """
+    text = str(exc).strip()  # whole: a value may hold characters that split lines
+    for pattern, replacement in _VALUE_TEMPLATES:
+        text = pattern.sub(replacement, text)
+    out: list[str] = []
+    pos = 0
+    for match in _TYPED_VALUE.finditer(text):
+        if match.start() < pos:
+            continue
+        out.append(text[pos : match.end() - 2])  # the type name, without " ("
+        end = _value_end(text, match.end())
+        if end is None:  # no end in sight: drop the rest rather than keep a piece of a value
+            pos = len(text)
+            break
+        pos = end
+    out.append(text[pos:])
+    rendered = "".join(out)
+    return rendered.split("\n", 1)[0].strip() or type(exc).__name__
+
+
+def _value_end(text: str, start: int) -> int | None:
+    """The index after the ``)`` that closes a value jq quoted at ``start`` (None if none does)."""
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except ValueError:
+        end = -1
+    if end > start and text.startswith(")", end):
+        return end + 1
+    # Cut short: it ends with "...)" within jq's buffer; take the last such end in reach.
+    ends = [m.end() for m in _TRUNCATED.finditer(text, start, start + _DUMP_MAX)]
+    return ends[-1] if ends else None
+
+
+_DECODER: Final = json.JSONDecoder()

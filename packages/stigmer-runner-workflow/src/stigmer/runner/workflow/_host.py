@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Host", "HttpRequest", "HttpResponse", "ProcessResult", "Redacting"]
+__all__ = ["Host", "HttpRequest", "HttpResponse", "Masking", "ProcessResult", "Redacting"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,14 @@ class Redacting(Protocol):
     """Optional for a host: values it must mask wherever it records them (e.g. access tokens)."""
 
     def conceal(self, *values: str) -> None: ...
+
+
+@runtime_checkable
+class Masking(Protocol):
+    """Optional for a host: masks the secrets it knows in a text, so that a task can cut the text
+    short (an error quoting a response body) without leaving a prefix of a secret behind."""
+
+    def mask(self, text: str) -> str: ...
 
 
 @runtime_checkable

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from stigmer.core import header_problem
 
 from ._errors import ErrorKind, WorkflowError
 from ._host import HttpRequest, HttpResponse, ProcessResult
 
-__all__ = ["InProcessHost"]
+__all__ = ["InProcessHost", "http_error_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,27 @@ _SCRIPT_COMMANDS: Mapping[str, tuple[list[str], str]] = {
     "sh": (["/bin/sh"], ".sh"),
     "bash": (["bash"], ".sh"),
 }
+
+
+def http_error_text(exc: BaseException) -> str:
+    """An HTTP client failure without the request's or response's values (see ``header_problem``).
+
+    Network errors and timeouts say what happened (their messages come from the OS, not the
+    request); protocol, URL and encoding errors quote what they refused, so only their kind is
+    kept.
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.LocalProtocolError):
+        return f"{kind}: the HTTP client refused the request (a header name or value it cannot send)"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{kind}: the server's answer is not valid HTTP"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return f"{kind}: the URL is not one the HTTP client can request"
+    if isinstance(exc, UnicodeError):
+        return f"{kind}: a header or the URL holds characters HTTP cannot carry"
+    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError):
+        return f"{kind}: {exc}" if str(exc) else kind
+    return kind
 
 
 class InProcessHost:
@@ -122,6 +144,12 @@ class InProcessHost:
             kwargs["content"] = request.body.encode()
         elif request.body is not None:
             kwargs["json"] = request.body
+        for name, value in request.headers.items():
+            problem = header_problem(name, value)
+            if problem:
+                raise WorkflowError.of(
+                    ErrorKind.CONFIGURATION, f"{request.method} {request.url} not sent: {problem}"
+                )
         try:
             response = await self._client.request(
                 request.method,
@@ -131,9 +159,9 @@ class InProcessHost:
                 follow_redirects=request.follow_redirects,
                 **kwargs,
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
             raise WorkflowError.of(
-                ErrorKind.COMMUNICATION, f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
+                ErrorKind.COMMUNICATION, f"{request.method} {request.url} failed: {http_error_text(exc)}"
             ) from None
         headers = {k.lower(): v for k, v in response.headers.items()}
         return HttpResponse(

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import copy
 import datetime
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -19,6 +20,7 @@ from ._errors import ErrorKind, WorkflowError
 from ._evaluation import Evaluating, timestamp
 from ._expr import truthy
 from ._host import Host
+from ._limits import Limits, limit_exceeded
 from ._parse import Workflow, load_workflow
 from ._schema import validate_against
 from ._tasks.extensions import run_with_extensions
@@ -40,6 +42,10 @@ _KINDS: Final = (
     "try",
     "wait",
 )
+
+
+#: Tasks after which an in-process run yields to the event loop (a server's other calls).
+_YIELD_EVERY: Final = 32
 
 
 class EndWorkflow(Exception):
@@ -69,11 +75,18 @@ class Interpreter(Checkpointing, Evaluating):
     """
 
     def __init__(
-        self, workflow: Workflow | Mapping[str, Any] | str, host: Host, *, workflow_id: str = ""
+        self,
+        workflow: Workflow | Mapping[str, Any] | str,
+        host: Host,
+        *,
+        workflow_id: str = "",
+        limits: Limits | None = None,
     ) -> None:
         self.workflow = load_workflow(workflow)
         self.host = host
         self.workflow_id = workflow_id
+        self.limits = limits if limits is not None else Limits()
+        self.tasks_run = 0  # tasks started by this execution (kept in checkpoints)
         self.definition = self.workflow.definition
         self.use: Mapping[str, Any] = self.definition.get("use") or {}
         self.context: Any = {}
@@ -114,6 +127,12 @@ class Interpreter(Checkpointing, Evaluating):
             if "as" in workflow_output:
                 output = await self.transform(workflow_output["as"], output, scope.with_vars(output=output))
             self._check_schema(workflow_output.get("schema"), output, "/output", "workflow output")
+            size = len(json.dumps(output, default=str))
+            if size > self.limits.output_bytes:
+                raise limit_exceeded(
+                    "output_bytes",
+                    f"the workflow's output is {size} bytes, over the limit of {self.limits.output_bytes} bytes",
+                )
         except WorkflowError as error:
             error.with_instance("/")
             raise
@@ -154,6 +173,12 @@ class Interpreter(Checkpointing, Evaluating):
         self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope
     ) -> tuple[Any, Any]:
         """One task's lifecycle; returns its output and the flow directive to follow."""
+        self.tasks_run += 1
+        if self.tasks_run > self.limits.tasks:
+            error = limit_exceeded("tasks", f"this execution started more than {self.limits.tasks} tasks")
+            raise error.with_instance(path)
+        if self.tasks_run % _YIELD_EVERY == 0 and self.host_may_wait_in_threads():
+            await asyncio.sleep(0)  # a long run of pure tasks lets the host's other work proceed
         try:
             task_input = task.get("input") or {}
             self._check_schema(task_input.get("schema"), data, f"{path}/input", "task input")
@@ -269,9 +294,11 @@ async def run_workflow(
     *,
     checkpoint: Mapping[str, Any] | None = None,
     workflow_id: str = "",
+    limits: Limits | None = None,
 ) -> Any:
     """Run a workflow document to completion on ``host``; returns its output."""
-    return await Interpreter(workflow, host, workflow_id=workflow_id).run(input, checkpoint=checkpoint)
+    interpreter = Interpreter(workflow, host, workflow_id=workflow_id, limits=limits)
+    return await interpreter.run(input, checkpoint=checkpoint)
 
 
 TaskRunner = Callable[[Interpreter, str, Mapping[str, Any], Any, Scope], Awaitable[tuple[Any, Any]]]

@@ -25,6 +25,8 @@ from stigmer.core import Backend, FailedPrecondition, Redactor, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
+from ._limits import Limits, check_event
+
 __all__ = ["Reporter", "RunStopped", "from_value", "to_value"]
 
 
@@ -38,7 +40,11 @@ class RunStopped(BaseException):
 
 def to_value(value: Any) -> struct_pb2.Value:
     """``value`` as JSON data in a protobuf ``Value`` (what ``json_format.ParseDict`` builds, faster)."""
-    plain = json.loads(json.dumps(value, default=str))
+    return _json_value(json.dumps(value, default=str))
+
+
+def _json_value(text: str) -> struct_pb2.Value:
+    plain = json.loads(text)
     out = struct_pb2.Value()
     if isinstance(plain, dict):
         out.struct_value.SetInParent()
@@ -78,6 +84,7 @@ class Reporter:
         buffered: bool = False,
         flush_interval: float = 0.25,
         max_buffered: int = 256,
+        limits: Limits | None = None,
     ):
         self.backend = backend
         self.execution_id = execution_id
@@ -87,6 +94,7 @@ class Reporter:
         self.buffered = buffered
         self.flush_interval = flush_interval
         self.max_buffered = max_buffered
+        self.limits = limits if limits is not None else Limits()
         self._attempts: dict[str, int] = {}
         self._lock = asyncio.Lock()
         self._events: list[execution_pb2.ExecutionEvent] = []
@@ -103,7 +111,14 @@ class Reporter:
         data: Any = None,
         task: execution_pb2.TaskProgress | None = None,
     ) -> None:
-        """Append one event (numbered after the last one) and upsert the task's progress."""
+        """Append one event (numbered after the last one) and upsert the task's progress.
+
+        Over the execution's event limits it raises the limit error instead (a ``task.failed``
+        event is always written, so the failure that ends the run is recorded).
+        """
+        text_data = json.dumps(self.redactor.scrub(data), default=str) if data is not None else ""
+        if type != "task.failed":
+            check_event(self.limits, self.sequence + 1, len(text_data), subject)
         async with self._lock:
             self.sequence += 1
             event = execution_pb2.ExecutionEvent(
@@ -115,7 +130,7 @@ class Reporter:
             )
             event.time.CopyFrom(_now())
             if data is not None:
-                event.data.CopyFrom(to_value(self.redactor.scrub(data)))
+                event.data.CopyFrom(_json_value(text_data))
             if self.buffered:
                 self._mark()
                 self._events.append(event)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-from stigmer.core import Backend, InvalidArgument, Redactor, default_redactor, load_runner
+from stigmer.core import Backend, InvalidArgument, Limits, Redactor, default_redactor, load_runner
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
@@ -53,8 +53,11 @@ class WorkflowRunner:
         client: httpx.AsyncClient | None = None,
         rewrite_url: Callable[[str], str] | None = None,
         redactor: Redactor | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._client = client
+        # The limits of every execution it runs: this process's settings unless given.
+        self.limits = limits if limits is not None else Limits.load()
         self._rewrite_url = rewrite_url
         self._redactor = redactor if redactor is not None else default_redactor()
         # Validated documents by digest of the stored spec: validating a large document against
@@ -86,6 +89,7 @@ class WorkflowRunner:
             redactor=self._redactor,
             runner=f"{socket.gethostname()}:{os.getpid()}:workflow",
             buffered=True,
+            limits=self.limits,
         )
         try:
             return await self._run(backend, execution, reporter)
@@ -112,7 +116,7 @@ class WorkflowRunner:
         workflow_input = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
         try:
             async with host:
-                output = await Interpreter(document, host, workflow_id=execution_id).run(
+                output = await Interpreter(document, host, workflow_id=execution_id, limits=self.limits).run(
                     workflow_input, checkpoint=checkpoint
                 )
         except WorkflowValidationError as invalid:
@@ -214,6 +218,9 @@ class _BackendHost(InProcessHost):
     def conceal(self, *values: str) -> None:
         self._reporter.redactor.register(*values)
         default_redactor().register(*values)
+
+    def mask(self, text: str) -> str:
+        return str(self._reporter.redactor.scrub(text))
 
     async def task_started(self, path: str, name: str, input: Any) -> None:
         task = self._reporter.progress(path, name, P.PHASE_RUNNING, started=True)

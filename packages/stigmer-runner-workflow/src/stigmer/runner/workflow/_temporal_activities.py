@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from stigmer.core import Backend, FailedPrecondition, default_redactor, heartbeating
+from stigmer.core import Backend, FailedPrecondition, Limits, default_redactor, heartbeating
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from temporalio import activity
@@ -29,7 +29,7 @@ from ._host import HttpRequest
 from ._inprocess import InProcessHost
 from ._reporting import from_value, to_value
 from ._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._temporal_secrets import ref_names, scrub, substitute, substitute_tokens
+from ._temporal_secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
 
@@ -57,8 +57,16 @@ def _problem_error(error: WorkflowError) -> ApplicationError:
 class WorkflowActivities:
     """Activities bound to one Backend (a CloudBackend in a worker process)."""
 
-    def __init__(self, backend: Backend, *, runner: str = "workflow", host: InProcessHost | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        runner: str = "workflow",
+        host: InProcessHost | None = None,
+        limits: Limits | None = None,
+    ):
         self.backend = backend
+        self.limits = limits if limits is not None else Limits.load()  # this worker's settings
         self.runner = runner
         self.host = host if host is not None else InProcessHost()
         self._tokens: OrderedDict[str, TokenCache] = OrderedDict()
@@ -84,6 +92,7 @@ class WorkflowActivities:
         result["document"] = from_value(definition.spec)
         result["version"] = definition.metadata.version
         result["input"] = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
+        result["limits"] = self.limits.to_dict()
         if execution.status.phase == P.PHASE_RUNNING:
             result["phase"] = "RUNNING"  # a continued (or re-started) run
         else:
@@ -219,10 +228,7 @@ class WorkflowActivities:
                 )
         except WorkflowError as error:
             raise _problem_error(_scrubbed_error(error, secrets)) from None
-        content = response.content
-        for secret in secrets.values():
-            if secret:
-                content = content.replace(secret.encode(), b"***")
+        content = scrub_bytes(response.content, secrets)
         return {
             "status": response.status,
             "headers": scrub(dict(response.headers), secrets),

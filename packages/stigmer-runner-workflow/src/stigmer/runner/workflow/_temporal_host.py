@@ -32,6 +32,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from ._errors import ErrorKind, WorkflowError
     from ._host import HttpRequest, HttpResponse, ProcessResult
+    from ._limits import Limits, check_event
     from ._temporal_secrets import scrub, secret_ref, token_ref, token_refs
 
 __all__ = ["EffectOptions", "TemporalHost"]
@@ -68,6 +69,9 @@ class EffectOptions:
 class TemporalHost:
     """Implements :class:`stigmer.runner.workflow.Host` with Temporal workflow primitives."""
 
+    #: Workflow code: expressions are evaluated on the workflow's own thread, never in others.
+    deterministic = True
+
     def __init__(
         self,
         execution_id: str,
@@ -75,11 +79,15 @@ class TemporalHost:
         *,
         history_limit: int = 0,
         agent_queue: str = "",
+        limits: Limits | None = None,
+        events_recorded: int = 0,
     ) -> None:
         self.execution_id = execution_id
         self.agent_queue = agent_queue  # where `call: agent` children run (the server says)
         self.options = options or EffectOptions()
         self.history_limit = history_limit
+        self.limits = limits if limits is not None else Limits()
+        self.events_recorded = events_recorded  # across continue-as-new, for the event limit
         self.events: list[dict[str, Any]] = []  # listen: delivered by signals (and own emits)
         self._events_out: list[dict[str, Any]] = []
         self._tasks: dict[str, dict[str, Any]] = {}
@@ -289,6 +297,10 @@ class TemporalHost:
     def _record(
         self, type: str, subject: str, text: str, data: Any, task: dict[str, Any] | None = None
     ) -> None:
+        if type != "task.failed":  # the failure that ends a run is always recorded
+            size = len(json.dumps(data, default=str)) if data is not None else 0
+            check_event(self.limits, self.events_recorded + 1, size, subject)
+        self.events_recorded += 1
         self._events_out.append(
             {"type": type, "subject": subject, "text": text, "data": data, "time": workflow.now().isoformat()}
         )
@@ -353,6 +365,7 @@ class TemporalHost:
                 "checkpoint": dict(state),
                 "events": self.events,
                 "historyLimit": self.history_limit,
+                "eventsRecorded": self.events_recorded,
             }
         )
 

@@ -12,10 +12,13 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from stigmer.core import Redactor
+
 __all__ = [
     "has_refs",
     "ref_names",
     "scrub",
+    "scrub_bytes",
     "secret_ref",
     "substitute",
     "substitute_tokens",
@@ -25,7 +28,6 @@ __all__ = [
 
 _REF: Final = re.compile(r"\{\{stigmer-secret:([A-Za-z_][\w.-]*)\}\}")
 _TOKEN: Final = re.compile(r"\{\{stigmer-token:([0-9a-f]{1,64})\}\}")
-MASK: Final = "***"
 
 
 def secret_ref(name: str) -> str:
@@ -66,17 +68,15 @@ def substitute_tokens(value: Any, tokens: Mapping[str, str]) -> Any:
 
 
 def scrub(value: Any, secrets: Mapping[str, str]) -> Any:
-    """``value`` with every occurrence of a secret value replaced by ``***``."""
-    values = sorted((v for v in secrets.values() if v), key=len, reverse=True)
-    if not values:
-        return value
+    """``value`` with every secret value in ``secrets`` masked as ``***`` in each of its forms
+    (raw, each line, JSON/repr-escaped, URL-encoded, base64: see ``stigmer.core.Redactor``)."""
+    plain = _walk(value, str)  # mappings as dicts, tuples as lists (as JSON has them)
+    return Redactor(secrets.values()).scrub(plain)
 
-    def one(text: str) -> str:
-        for secret in values:
-            text = text.replace(secret, MASK)
-        return text
 
-    return _walk(value, one)
+def scrub_bytes(data: bytes, secrets: Mapping[str, str]) -> bytes:
+    """``data`` (a response body) with every secret value in ``secrets`` masked in any of its forms."""
+    return Redactor(secrets.values()).scrub_bytes(data)
 
 
 def _found(pattern: re.Pattern[str], value: Any) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from stigmer.core import TemporalConnection, run_temporal_worker
+from stigmer.core import Limits, TemporalConnection, run_temporal_worker
 
 __all__ = ["PASSTHROUGH", "run_worker", "workflow_worker"]
 
@@ -13,15 +13,18 @@ __all__ = ["PASSTHROUGH", "run_worker", "workflow_worker"]
 PASSTHROUGH = ("stigmer", "jq", "httpx", "httpcore", "google.protobuf", "jsonschema", "ruamel", "grpc")
 
 
-def workflow_worker(client: Any, task_queue: str, backend: Any, *, max_concurrent: int = 100) -> Any:
-    """A ``temporalio.worker.Worker`` running ``stigmer.workflow`` workflows and their activities."""
+def workflow_worker(
+    client: Any, task_queue: str, backend: Any, *, max_concurrent: int = 100, limits: Limits | None = None
+) -> Any:
+    """A ``temporalio.worker.Worker`` running ``stigmer.workflow`` workflows and their activities
+    (each execution within ``limits``, by default this process's settings)."""
     from temporalio.worker import Worker
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     from ._temporal_activities import WorkflowActivities
     from ._temporal_workflow import StigmerWorkflow
 
-    activities = WorkflowActivities(backend, runner=f"temporal:{task_queue}")
+    activities = WorkflowActivities(backend, runner=f"temporal:{task_queue}", limits=limits)
     return Worker(
         client,
         task_queue=task_queue,

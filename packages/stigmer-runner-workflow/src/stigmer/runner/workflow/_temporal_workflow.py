@@ -10,14 +10,16 @@ continue-as-new ``checkpoint``, ``events`` and ``historyLimit``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
-from typing import Any
+from typing import Any, Final
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
     from ._interpreter import Interpreter
+    from ._limits import Limits
     from ._parse import check_deterministic, load_workflow
     from ._temporal_host import WORKFLOW_NAME, TemporalHost
 
@@ -26,6 +28,9 @@ __all__ = ["EVENT_SIGNAL", "HISTORY_LIMIT", "WORKFLOW_NAME", "StigmerWorkflow"]
 EVENT_SIGNAL = "stigmer.event"
 #: Events after which a run continues as new (resuming from the interpreter's checkpoint).
 HISTORY_LIMIT = 10_000
+#: The longest one jq evaluation may take in workflow code: Temporal fails a workflow task that
+#: does not yield within 2 s (its deadlock detector), so a lower limit keeps the error clean.
+TEMPORAL_JQ_SECONDS: Final = 1.5
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -52,10 +57,14 @@ class StigmerWorkflow:
         )
         if loaded["phase"] != "RUNNING":
             return {"phase": loaded["phase"]}
+        limits = Limits.from_dict(loaded.get("limits"))  # the worker's settings, kept in history
+        limits = dataclasses.replace(limits, jq_seconds=min(limits.jq_seconds, TEMPORAL_JQ_SECONDS))
         host = TemporalHost(
             execution_id,
             history_limit=int(args.get("historyLimit", HISTORY_LIMIT)),
             agent_queue=str(args.get("agentQueue") or ""),
+            limits=limits,
+            events_recorded=int(args.get("eventsRecorded") or 0),
         )
         self._host = host
         for event in [*(args.get("events") or []), *self._pending]:
@@ -64,7 +73,7 @@ class StigmerWorkflow:
         try:
             document = load_workflow(loaded["document"])
             check_deterministic(document)
-            output = await Interpreter(document, host, workflow_id=execution_id).run(
+            output = await Interpreter(document, host, workflow_id=execution_id, limits=limits).run(
                 loaded.get("input") or {}, checkpoint=args.get("checkpoint")
             )
         except WorkflowValidationError as invalid:

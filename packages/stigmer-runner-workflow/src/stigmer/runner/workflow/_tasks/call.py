@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
+from stigmer.core import Redactor
+
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, template_uses_secrets
-from .._host import HttpRequest, HttpResponse, Redacting, TokenBroker
+from .._host import HttpRequest, HttpResponse, Masking, Redacting, TokenBroker
 from .oauth import oauth2_token, stored_policy
 from .openapi import openapi_request
 
@@ -122,7 +124,10 @@ async def send_http(
     ceiling = 400 if request.follow_redirects else 300
     if not 200 <= response.status < ceiling:
         detail = f"{request.method} {request.url} answered HTTP {response.status}"
-        text = response.content[:500].decode("utf-8", "replace").strip()
+        text = response.content.decode("utf-8", "replace")
+        if isinstance(rt.host, Masking):  # masked whole, then cut: no prefix of a secret stays
+            text = rt.host.mask(text)
+        text = text[:500].strip()
         raise _communication(response.status, detail + (f": {text}" if text else ""))
     if output == "raw":
         return base64.b64encode(response.content).decode("ascii")
@@ -268,9 +273,7 @@ def _conceal(rt: Interpreter, *values: str) -> None:
 
 def _without(error: WorkflowError, values: list[str]) -> WorkflowError:
     """``error`` with the credential ``values`` masked in its detail (servers may echo them)."""
-    detail = str(error.problem.get("detail") or "")
-    for value in sorted(values, key=len, reverse=True):
-        detail = detail.replace(value, "***")
+    detail = str(Redactor(values).scrub(str(error.problem.get("detail") or "")))
     error.problem["detail"] = detail
     error.args = (detail,)
     return error

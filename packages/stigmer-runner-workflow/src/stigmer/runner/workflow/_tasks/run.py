@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ErrorKind, WorkflowError
-from .._host import ProcessResult
+from .._host import Masking, ProcessResult
 
 if TYPE_CHECKING:
     from .._interpreter import Interpreter, Scope
@@ -56,18 +56,19 @@ async def run_run(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
         _detach(rt, process)
         return data, None
     result = await process
-    return _returned(result, str(spec.get("return", "stdout"))), None
+    return _returned(rt, result, str(spec.get("return", "stdout"))), None
 
 
-def _returned(result: ProcessResult, mode: str) -> Any:
+def _returned(rt: Interpreter, result: ProcessResult, mode: str) -> Any:
     if mode == "code":
         return result.code
     if mode == "all":
         return {"code": result.code, "stdout": result.stdout, "stderr": result.stderr}
     if result.code != 0:
+        stderr = rt.host.mask(result.stderr) if isinstance(rt.host, Masking) else result.stderr
         raise WorkflowError.of(
             ErrorKind.RUNTIME,
-            f"the process exited with code {result.code}: {result.stderr.strip()[:500]}",
+            f"the process exited with code {result.code}: {stderr.strip()[:500]}",  # masked, then cut
             title="Process Failed",
         )
     if mode == "none":

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._duration import parse_duration
 from .._errors import ErrorKind, WorkflowError, normalize_error_type
 from .._expr import is_expression, truthy
+from .._limits import LimitExceeded
 
 if TYPE_CHECKING:
     from .._interpreter import Interpreter, Scope
@@ -86,6 +87,8 @@ async def run_try(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
             )
             return output, None
         except WorkflowError as error:
+            if isinstance(error, LimitExceeded):
+                raise  # a limit ends the execution: never caught, never retried
             problem = error.problem
             inner = scope.with_vars(**{variable: problem})
             if not error_matches(problem, filter_) or not await _conditions(rt, catch, problem, data, inner):
