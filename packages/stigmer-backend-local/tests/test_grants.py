@@ -181,3 +181,7 @@ async def test_a_run_token_reaches_only_its_tree(store: LocalBackend) -> None:
             await store.get_execution_context(svc.GetExecutionContextRequest(execution_id=other))
         with pytest.raises(PermissionDenied, match="reaches only its own execution"):
             await store.create_execution(run_of("wf", parent=other))
+        started = (await store.create_execution(run_of("wf", parent=root, by_caller=True))).metadata.id
+    # A child the run starts itself is still never offered to runner tokens.
+    with acting_as(RUNNER), pytest.raises(PermissionDenied, match="not offered to runner workers"):
+        await store.get_execution_context(svc.GetExecutionContextRequest(execution_id=started))

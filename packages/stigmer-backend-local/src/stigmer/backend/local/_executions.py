@@ -155,6 +155,8 @@ def create(
     _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
     _grants.record_author(conn, eid, 0, starter)
     dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")
+    if spec.parent_execution_id and _grants.dispatch_of(conn, spec.parent_execution_id) == "server":
+        dispatch = "server"  # a child of a run the server runs itself is never offered to runner tokens
     _grants.record_lease(conn, eid, dispatch)
     res.bump_status(conn, row.id, {"executionCount+": 1, "lastExecutionId": eid})
     if spec.session_id:

@@ -39,6 +39,7 @@ __all__ = [
     "claim",
     "denied_secrets",
     "describe_metadata",
+    "dispatch_of",
     "forget_secret",
     "grant",
     "grants_of",
@@ -266,6 +267,14 @@ def record_lease(conn: Connection, execution_id: str, dispatch: str) -> None:
             execution_id=execution_id, dispatch=dispatch, holder="", renewed_at=now_us()
         )
     )
+
+
+def dispatch_of(conn: Connection, execution_id: str) -> str:
+    """How an execution may be run (see ``execution_leases.dispatch``); "" when unrecorded."""
+    row = conn.execute(
+        select(s.execution_leases.c.dispatch).where(s.execution_leases.c.execution_id == execution_id)
+    ).first()
+    return "" if row is None else str(row.dispatch)
 
 
 def _in_tree(conn: Connection, execution_id: str, root: str) -> bool:
