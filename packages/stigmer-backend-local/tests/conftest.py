@@ -46,9 +46,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    """A URL of a fresh, empty schema in the PostgreSQL server of $STIGMER_TEST_POSTGRES_URL."""
+    """A URL of a fresh, empty schema in the PostgreSQL server of $STIGMER_TEST_POSTGRES_URL, one per
+    test module (a store refuses to write secrets under a second master key, and modules use their own)."""
     url = os.environ.get(POSTGRES_ENV, "")
     if not url:
         pytest.fail(

@@ -45,7 +45,7 @@ def test_service_descriptor_lists_every_rpc() -> None:
     service = backend_service_pb2.DESCRIPTOR.services_by_name["BackendService"]
     assert service.full_name == "stigmer.v1.BackendService"
     assert [m.name for m in service.methods if m.server_streaming] == ["WatchExecution"]
-    assert len(service.methods) == 18
+    assert len(service.methods) == 20
 
 
 def test_phase_enum_values() -> None:
