@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from stigmer.core import Backend, Unavailable, default_redactor, heartbeating
+from stigmer.core import Backend, StigmerError, Unavailable, default_redactor, heartbeating
 from stigmer.proto.v1 import execution_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -41,14 +41,19 @@ def _transient(exc: BaseException) -> bool:
     """Whether retrying the step could help (the service or the network, not the request)."""
     if isinstance(exc, Unavailable):
         return True
+    if isinstance(exc, StigmerError):  # refused or invalid (a capability, a grant): retrying cannot help
+        return False
     from pydantic_ai.exceptions import ModelHTTPError
 
     if isinstance(exc, ModelHTTPError):
         return exc.status_code >= 500 or exc.status_code in (408, 409, 429)
-    import httpx
-
-    if isinstance(exc, httpx.TransportError):
-        return True
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - only with a model client that brings its own transport
+        pass
+    else:
+        if isinstance(exc, httpx.TransportError):
+            return True
     try:
         import openai
     except ImportError:  # pragma: no cover - a dependency
