@@ -121,10 +121,15 @@ def test_secret_commands(stigmer: StigmerCli, stigmer_home: Path) -> None:
         == "secret/GH_TOKEN set (version 2)"
     )
     listed = stigmer("secret", "list")
-    assert listed.stdout.splitlines()[0].split() == ["NAME", "VERSION", "UPDATED", "DESCRIPTION"]
+    assert listed.stdout.splitlines()[0].split() == [
+        "NAME", "VERSION", "UPDATED", "OWNER", "GRANTED", "TO", "DESCRIPTION",
+    ]  # fmt: skip
+    assert "(admins)" in listed.stdout.splitlines()[1]  # Lite: one person, the secret is the admins'
+
     assert "GH_TOKEN" in listed.stdout
     data = json.loads(stigmer("secret", "list", "-o", "json").stdout)
     assert [(s["name"], s["version"], s["description"]) for s in data] == [("GH_TOKEN", 2, "GitHub")]
+    assert (data[0]["owner"], data[0]["grants"]) == ("", [])
     rotated = stigmer("secret", "rotate-key")
     assert rotated.returncode == 0, rotated.stderr
     assert "re-encrypted" in rotated.stdout

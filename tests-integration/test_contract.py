@@ -40,7 +40,8 @@ def test_service_has_every_rpc_of_the_design() -> None:
         "Apply", "Get", "List", "Delete", "ListVersions",
         "CreateExecution", "GetExecution", "ListExecutions", "UpdateExecutionStatus", "WatchExecution",
         "CancelExecution", "SubmitApproval", "GetExecutionContext",
-        "SetSecret", "DeleteSecret", "ListSecrets", "PutArtifact", "GetArtifact",
+        "SetSecret", "DeleteSecret", "ListSecrets", "GrantSecret", "RevokeSecret",
+        "PutArtifact", "GetArtifact",
     ]  # fmt: skip
     assert "rpc WatchExecution(WatchExecutionRequest) returns (stream ExecutionEvent);" in text
 

@@ -779,6 +779,53 @@ spec:
         assert secret not in log.read_text(encoding="utf-8", errors="replace"), log.name
 
 
+def test_encoded_forms_of_a_secret_never_reach_temporal_or_the_store(stack: Stack, world: World) -> None:
+    """The masking attacks on the full stack: a workflow hands a secret to jq's encoders and to a
+    header HTTP cannot carry; the Temporal database, the store, their WALs and every log hold no
+    form of it (the attack suite's scanner, over the whole stack home)."""
+    from .attacks.conftest import find_leaks
+
+    secret = f"sk-proj-Fs{time.monotonic_ns()}-AbCdEfGhIjKlMnOp"
+    pem = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnz\nj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit\n-----END KEY-----"
+    stack.cli("secret", "set", "FS_TOKEN", input=secret)
+    stack.cli("secret", "set", "FS_PEM", input=pem)
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: fs-encodings}}
+spec:
+  document: {{dsl: 1.0.0, namespace: attack, name: fs-encodings, version: 1.0.0}}
+  use: {{secrets: [FS_TOKEN, FS_PEM]}}
+  do:
+    - encode:
+        set:
+          b64: '${{ $secrets.FS_TOKEN | @base64 }}'
+          uri: '${{ $secrets.FS_TOKEN | @uri }}'
+          json: '${{ $secrets.FS_PEM | tojson }}'
+          pemb64: '${{ $secrets.FS_PEM | @base64 }}'
+    - echo:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}/echo-{time.monotonic_ns()}
+          query: {{token: '${{ $secrets.FS_TOKEN }}'}}
+    - header:
+        call: http
+        with:
+          method: get
+          endpoint: {world.url}/pem
+          headers: {{X-Key: '${{ $secrets.FS_PEM }}'}}
+""")
+    done = stack.cli("run", "fs-encodings", "-o", "json", check=False)
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "FAILED", done.stdout  # the PEM cannot travel in a header
+    assert "X-Key" in json.dumps(execution["error"])  # the error names the header, not its value
+    history = temporal_json(f"127.0.0.1:{stack.temporal_port}", "workflow", "show", "-w", execution["id"])
+    for value in (secret, pem):
+        leaks = find_leaks(value, paths=[stack.home], texts=[done.stdout, done.stderr, json.dumps(history)])
+        assert leaks == [], leaks
+
+
 def test_a_killed_workflow_worker_is_restarted_and_the_run_resumes_without_repeating_calls(
     stack: Stack, world: World
 ) -> None:
@@ -955,50 +1002,3 @@ def test_a_killed_supervisor_leaves_components_that_status_shows_and_stop_ends(t
         assert all(r["state"] == "stopped" for r in orphaned.status())
     finally:
         orphaned.force_cleanup()
-
-
-def test_encoded_forms_of_a_secret_never_reach_temporal_or_the_store(stack: Stack, world: World) -> None:
-    """The masking attacks on the full stack: a workflow hands a secret to jq's encoders and to a
-    header HTTP cannot carry; the Temporal database, the store, their WALs and every log hold no
-    form of it (the attack suite's scanner, over the whole stack home)."""
-    from .attacks.conftest import find_leaks
-
-    secret = f"sk-proj-Fs{time.monotonic_ns()}-AbCdEfGhIjKlMnOp"
-    pem = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnz\nj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit\n-----END KEY-----"
-    stack.cli("secret", "set", "FS_TOKEN", input=secret)
-    stack.cli("secret", "set", "FS_PEM", input=pem)
-    stack.apply(f"""\
-apiVersion: stigmer.ai/v1
-kind: Workflow
-metadata: {{name: fs-encodings}}
-spec:
-  document: {{dsl: 1.0.0, namespace: attack, name: fs-encodings, version: 1.0.0}}
-  use: {{secrets: [FS_TOKEN, FS_PEM]}}
-  do:
-    - encode:
-        set:
-          b64: '${{ $secrets.FS_TOKEN | @base64 }}'
-          uri: '${{ $secrets.FS_TOKEN | @uri }}'
-          json: '${{ $secrets.FS_PEM | tojson }}'
-          pemb64: '${{ $secrets.FS_PEM | @base64 }}'
-    - echo:
-        call: http
-        with:
-          method: get
-          endpoint: {world.url}/echo-{time.monotonic_ns()}
-          query: {{token: '${{ $secrets.FS_TOKEN }}'}}
-    - header:
-        call: http
-        with:
-          method: get
-          endpoint: {world.url}/pem
-          headers: {{X-Key: '${{ $secrets.FS_PEM }}'}}
-""")
-    done = stack.cli("run", "fs-encodings", "-o", "json", check=False)
-    execution = json.loads(done.stdout)
-    assert execution["phase"] == "FAILED", done.stdout  # the PEM cannot travel in a header
-    assert "X-Key" in json.dumps(execution["error"])  # the error names the header, not its value
-    history = temporal_json(f"127.0.0.1:{stack.temporal_port}", "workflow", "show", "-w", execution["id"])
-    for value in (secret, pem):
-        leaks = find_leaks(value, paths=[stack.home], texts=[done.stdout, done.stderr, json.dumps(history)])
-        assert leaks == [], leaks
