@@ -247,14 +247,38 @@ def author_of(conn: Connection, object_id: str, version: int) -> Author | None:
 
 
 def authors_of(conn: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    """``(object id, version) -> author name`` for those that have one."""
+    """``(object id, version) -> author name`` for those that have one.
+
+    A version's author is written in the transaction that writes the version and never changes
+    (ids are never reused), so answers, "no author" included, are remembered for the process.
+    """
     if not keys:
         return {}
-    a = s.authors
-    ids = sorted({k[0] for k in keys})
-    wanted = set(keys)
-    rows = conn.execute(select(a.c.object_id, a.c.version, a.c.author).where(a.c.object_id.in_(ids)))
-    return {(r.object_id, r.version): r.author for r in rows if (r.object_id, r.version) in wanted}
+    out: dict[tuple[str, int], str] = {}
+    missing: set[tuple[str, int]] = set()
+    for key in keys:
+        known = _AUTHORS.get(key)
+        if known is None:
+            missing.add(key)
+        elif known:
+            out[key] = known
+    if missing:
+        a = s.authors
+        ids = sorted({k[0] for k in missing})
+        rows = conn.execute(select(a.c.object_id, a.c.version, a.c.author).where(a.c.object_id.in_(ids)))
+        found = {(r.object_id, r.version): str(r.author) for r in rows}
+        if len(_AUTHORS) + len(missing) > _AUTHORS_MAX:
+            _AUTHORS.clear()
+        for key in missing:
+            author = found.get(key, "")
+            _AUTHORS[key] = author
+            if author:
+                out[key] = author
+    return out
+
+
+_AUTHORS: dict[tuple[str, int], str] = {}
+_AUTHORS_MAX = 16384
 
 
 # ---------------------------------------------------------------------------------------------
