@@ -79,9 +79,8 @@ def stigmer_env(stigmer_home: Path) -> dict[str, str]:
     return cli_env(stigmer_home)
 
 
-@pytest.fixture
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key (PEM files)."""
+def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate (also a CA) for localhost and 127.0.0.1, and its key (PEM files)."""
     import datetime
     import ipaddress
 
@@ -91,12 +90,12 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
@@ -107,10 +106,10 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             ),
             critical=False,
         )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "server.pem", folder / "server.key"
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
@@ -118,3 +117,15 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+@pytest.fixture
+def make_cert(tmp_path: Path) -> Callable[[str], tuple[Path, Path]]:
+    """``make_cert(name)``: a self-signed certificate and key named ``name`` in the test's folder."""
+    return lambda name: self_signed(tmp_path, name)
+
+
+@pytest.fixture
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key (PEM files)."""
+    return self_signed(tmp_path_factory.mktemp("tls"), "server")

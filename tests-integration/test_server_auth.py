@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -134,45 +132,11 @@ async def test_user_token_cannot_read_an_execution_context_but_a_runner_can(serv
     assert SECRET not in server.log_path.read_text()
 
 
-def make_cert(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
-async def test_tls_with_a_private_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cert, key = make_cert(tmp_path, "server")
-    other_ca, _ = make_cert(tmp_path, "other")
+async def test_tls_with_a_private_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_cert: Callable[[str], tuple[Path, Path]]
+) -> None:
+    cert, key = make_cert("server")
+    other_ca, _ = make_cert("other")
     process = ServerProcess(
         home=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'stigmer.db'}",

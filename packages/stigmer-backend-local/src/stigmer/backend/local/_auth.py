@@ -14,7 +14,6 @@ names that execution.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import secrets
@@ -25,7 +24,7 @@ from typing import Any
 
 import grpc
 from stigmer.backend.local._servicer import abort_with
-from stigmer.backend.local._tokens import Principal, TokenStore
+from stigmer.backend.local._tokens import Principal, TokenStore, token_digest
 from stigmer.core import StigmerError, acting_as, current_principal
 
 __all__ = [
@@ -115,7 +114,7 @@ class ExecutionTokens:
             earlier = self._by_execution.pop(execution_id, None)
             if earlier is not None:
                 self._by_id.pop(earlier, None)
-            self._by_id[token_id] = (hashlib.sha256(token.encode()).hexdigest(), execution_id)
+            self._by_id[token_id] = (token_digest(token), execution_id)
             self._by_execution[execution_id] = token_id
         return token
 
@@ -133,7 +132,7 @@ class ExecutionTokens:
             return None
         with self._lock:
             found = self._by_id.get(token_id)
-        if found is None or not hmac.compare_digest(found[0], hashlib.sha256(token.encode()).hexdigest()):
+        if found is None or not hmac.compare_digest(found[0], token_digest(token)):
             return None
         execution_id = found[1]
         return Principal(

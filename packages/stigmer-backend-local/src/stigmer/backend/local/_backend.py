@@ -71,6 +71,7 @@ class LocalBackend:
         master_key: bytes | None = None,
         *,
         allow_run: bool = True,
+        offer_to_runners: bool = True,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
         from stigmer.backend.local._migrations import migrate
@@ -97,7 +98,7 @@ class LocalBackend:
         if master_key is not None:
             self._box()
         self._threaded = not self._db.is_sqlite
-        self.offer_to_runners = True
+        self.offer_to_runners = offer_to_runners
         self._waiters: set[asyncio.Future[None]] = set()
         log.debug("opened %s (schema version %d)", self.database_url, self.schema_version)
 
@@ -321,21 +322,17 @@ class LocalBackend:
         from stigmer.backend.local import _grants, _secrets
 
         who = current_principal()
-
-        def run(c: Connection) -> secret_pb2.SecretMetadata:
-            return _secrets.metadata_of(c, _grants.grant(c, who, request.name, request.grant))
-
-        return await self._write(run)
+        return await self._write(
+            lambda c: _secrets.metadata_of(c, _grants.grant(c, who, request.name, request.grant))
+        )
 
     async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
         from stigmer.backend.local import _grants, _secrets
 
         who = current_principal()
-
-        def run(c: Connection) -> secret_pb2.SecretMetadata:
-            return _secrets.metadata_of(c, _grants.revoke(c, who, request.name, request.grant))
-
-        return await self._write(run)
+        return await self._write(
+            lambda c: _secrets.metadata_of(c, _grants.revoke(c, who, request.name, request.grant))
+        )
 
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret with ``new_key`` (default: a new random key) in one transaction.

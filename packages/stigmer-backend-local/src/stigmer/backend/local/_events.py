@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, q, timestamp
 from stigmer.backend.local._db import Prepared, prepared_for
+from stigmer.backend.local._grants import claim
 from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
@@ -253,8 +254,6 @@ def update_status(
     conn: Connection, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
 ) -> ex.Execution:
     if principal is not None:
-        from stigmer.backend.local._grants import claim
-
         claim(conn, principal, request.execution_id, "report the progress of")
     item = load(conn, request.execution_id)
     pending: dict[int, ex.ExecutionEvent] = {}

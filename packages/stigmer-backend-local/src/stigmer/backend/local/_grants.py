@@ -56,7 +56,6 @@ __all__ = [
 #: another runner (a Temporal worker that took over the work) may take it.
 LEASE_SECONDS = 120
 
-_KINDS = ("token", "role")
 _ROLES = ("admin", "user", "runner")
 
 
@@ -67,10 +66,6 @@ class Author:
     name: str
     role: str
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
 
 # ---------------------------------------------------------------------------------------------
 # owners and grants
@@ -78,8 +73,16 @@ class Author:
 
 def owner_of(conn: Connection, name: str) -> str:
     """The owner (token name) of secret ``name``; ``""`` for the admins'."""
-    row = conn.execute(select(s.secret_owners.c.owner).where(s.secret_owners.c.name == name)).first()
-    return "" if row is None else str(row.owner)
+    return _owners(conn, [name]).get(name, "")
+
+
+def _owners(conn: Connection, names: Iterable[str]) -> dict[str, str]:
+    """``name -> owner`` of the secrets among ``names`` that have one (the rest are the admins')."""
+    o = s.secret_owners
+    return {
+        r.name: str(r.owner)
+        for r in conn.execute(select(o.c.name, o.c.owner).where(o.c.name.in_(list(names))))
+    }
 
 
 def set_owner(conn: Connection, name: str, owner: str) -> None:
@@ -117,8 +120,7 @@ def describe_metadata(conn: Connection, metas: Sequence[secret_pb2.SecretMetadat
     if not metas:
         return
     names = [m.name for m in metas]
-    o = s.secret_owners
-    owners = {r.name: r.owner for r in conn.execute(select(o.c.name, o.c.owner).where(o.c.name.in_(names)))}
+    owners = _owners(conn, names)
     grants = grants_of(conn, names)
     for meta in metas:
         meta.owner = owners.get(meta.name, "")
@@ -143,11 +145,11 @@ def denied_secrets(conn: Connection, who: Principal | Author, names: Iterable[st
     wanted = sorted(set(names))
     if not wanted or who.role == "admin":
         return []
-    t, o = s.secrets, s.secret_owners
+    t = s.secrets
     stored = {r.name for r in conn.execute(select(t.c.name).where(t.c.name.in_(wanted)))}
     if not stored:
         return []
-    owners = {r.name: r.owner for r in conn.execute(select(o.c.name, o.c.owner).where(o.c.name.in_(stored)))}
+    owners = _owners(conn, stored)
     grants = grants_of(conn, stored)
     return [n for n in wanted if n in stored and not may_use(who, owners.get(n, ""), grants[n])]
 
@@ -366,10 +368,7 @@ def check_parent_held(conn: Connection, principal: Principal | None, parent_id: 
             f"{principal.describe()} may start an execution only as the child of an execution it runs "
             "(spec.parent_execution_id)"
         )
-    try:
-        claim(conn, principal, parent_id, "start children of")
-    except PermissionDenied as err:
-        raise PermissionDenied(str(err.message)) from None
+    claim(conn, principal, parent_id, "start children of")
 
 
 def owner_for_new_secret(principal: Principal | None) -> str:

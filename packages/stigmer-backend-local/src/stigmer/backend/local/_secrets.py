@@ -78,11 +78,8 @@ def set_secret(
     now = now_us()
     t = s.secrets
     row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
-    if row is not None:
-        _grants.check_owner(conn, principal, name, "overwrite")
-    else:
-        _grants.set_owner(conn, name, _grants.owner_for_new_secret(principal))
     if row is None:
+        _grants.set_owner(conn, name, _grants.owner_for_new_secret(principal))
         conn.execute(
             insert(t).values(
                 name=name,
@@ -94,6 +91,7 @@ def set_secret(
             )
         )
     else:
+        _grants.check_owner(conn, principal, name, "overwrite")
         conn.execute(
             update(t)
             .where(t.c.name == name)

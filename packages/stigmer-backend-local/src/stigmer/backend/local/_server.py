@@ -306,11 +306,15 @@ def run_server(
 
         # Validate the address and TLS files before opening any database.
         _check_bind(listen, tls_cert, tls_key, insecure)
-        backend: Any = LocalBackend(database_url=database_url, home=resolved_home, allow_run=allow_run)
+        # Runner workers may claim executions only where the server does not run them itself.
+        backend: Any = LocalBackend(
+            database_url=database_url,
+            home=resolved_home,
+            allow_run=allow_run,
+            offer_to_runners=connection is not None or not run_executions,
+        )
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = ChildDispatcher(backend) if run_executions else NoDispatcher()
-        # Runner workers may claim executions only where the server does not run them itself.
-        backend.offer_to_runners = connection is not None or not run_executions
         if allow_run:
             logger.warning(
                 "executions may run local commands (run: shell|script, stdio MCP servers): --allow-run"

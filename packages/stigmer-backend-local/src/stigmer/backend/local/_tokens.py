@@ -46,6 +46,7 @@ __all__ = [
     "admin_endpoint_path",
     "ensure_admin_token",
     "remove_admin_endpoint",
+    "token_digest",
     "write_admin_endpoint",
 ]
 
@@ -76,7 +77,8 @@ class IssuedToken:
     created_at: datetime
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a token: the SHA-256 of the whole token (hex)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -215,7 +217,7 @@ class TokenStore:
                     id=token_id,
                     name=final_name,
                     role=role,
-                    token_sha256=_digest(token),
+                    token_sha256=token_digest(token),
                     created_at=created.isoformat(),
                     revoked_at=None,
                 )
@@ -266,7 +268,7 @@ class TokenStore:
             row = conn.execute(table.select().where(table.c.id == token_id)).first()
         if row is None or row.revoked_at is not None:
             return None
-        if not hmac.compare_digest(row.token_sha256, _digest(token)):
+        if not hmac.compare_digest(row.token_sha256, token_digest(token)):
             return None
         return Principal(token_id=row.id, name=row.name, role=row.role)
 
