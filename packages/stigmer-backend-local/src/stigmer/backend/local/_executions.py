@@ -271,9 +271,8 @@ def context(
             "available while it is RUNNING or WAITING_APPROVAL"
         )
     spec = ex.ExecutionSpec.FromString(item.row.spec)
+    runtime = _secrets.runtime_secrets(conn, item.id) if spec.secret_refs else {}
     if principal is not None:
-        es = s.execution_secrets
-        runtime = set(conn.execute(select(es.c.name).where(es.c.execution_id == item.id)).scalars())
         stored = [n for n in spec.secret_refs if n not in runtime]
         starter = _grants.author_of(conn, item.id, 0)
         _check_grants(
@@ -288,5 +287,5 @@ def context(
     body = res.version_body(conn, spec.target.id, spec.target_version) or {}
     variables = _variables(conn, spec.target.kind, body)
     variables.update(spec.env)
-    values = _secrets.resolve_values(conn, box, item.id, spec.secret_refs)
+    values = _secrets.resolve_values(conn, box, item.id, spec.secret_refs, runtime)
     return svc.ExecutionContext(execution_id=item.id, variables=variables, secrets=values)

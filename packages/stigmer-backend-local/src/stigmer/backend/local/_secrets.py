@@ -24,6 +24,7 @@ __all__ = [
     "reencrypt_all",
     "require_key",
     "resolve_values",
+    "runtime_secrets",
     "seal_secret",
     "set_secret",
     "store_runtime_secrets",
@@ -158,18 +159,31 @@ def store_runtime_secrets(
         conn.execute(insert(s.execution_secrets), rows)
 
 
-def resolve_values(
-    conn: Connection, box: SecretBox, execution_id: str, names: Iterable[str]
-) -> dict[str, str]:
-    """Decrypted values of ``names``: the execution's run-time secret, else the stored secret."""
-    wanted = list(dict.fromkeys(names))
-    if not wanted:
-        return {}
+def runtime_secrets(conn: Connection, execution_id: str) -> dict[str, bytes]:
+    """``name -> ciphertext`` of the run-time secrets of one execution."""
     es = s.execution_secrets
-    runtime = {
+    return {
         r.name: r.ciphertext
         for r in conn.execute(select(es.c.name, es.c.ciphertext).where(es.c.execution_id == execution_id))
     }
+
+
+def resolve_values(
+    conn: Connection,
+    box: SecretBox,
+    execution_id: str,
+    names: Iterable[str],
+    runtime: Mapping[str, bytes] | None = None,
+) -> dict[str, str]:
+    """Decrypted values of ``names``: the execution's run-time secret, else the stored secret.
+
+    ``runtime`` is :func:`runtime_secrets` of the execution when the caller has read it already.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    if runtime is None:
+        runtime = runtime_secrets(conn, execution_id)
     t = s.secrets
     stored = {
         r.name: r.ciphertext
