@@ -88,6 +88,20 @@ EXPECTED = {
     "CapabilityDenied",
     "capabilities_config",
     "has_capability",
+    "EXECUTION",
+    "KIND_TABLE",
+    "Kind",
+    "applicable_kinds",
+    "kind_info",
+    "kind_spellings",
+    "lookup_kind",
+    "PHASE_NAMES",
+    "STOPPED_PHASES",
+    "TERMINAL_PHASE_NAMES",
+    "TERMINAL_PHASES",
+    "is_terminal",
+    "phase_name",
+    "phase_number",
 }
 
 

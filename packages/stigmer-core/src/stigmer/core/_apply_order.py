@@ -10,19 +10,10 @@ from collections.abc import Iterable
 
 from stigmer.core._errors import InvalidArgument
 from stigmer.core._ids import slugify
+from stigmer.core._kinds import APPLY_ORDER
 from stigmer.core._manifests import LoadedResource
 
 __all__ = ["APPLY_ORDER", "order_resources"]
-
-# kind -> rank; a kind missing here (an execution) cannot be applied.
-APPLY_ORDER: dict[str, int] = {
-    "Skill": 0,
-    "McpServer": 0,
-    "Environment": 0,
-    "Agent": 1,
-    "Workflow": 2,
-    "Session": 3,
-}
 
 
 def order_resources(loaded: Iterable[LoadedResource]) -> list[LoadedResource]:

@@ -6,19 +6,11 @@ import re
 import unicodedata
 
 from stigmer.core._errors import InvalidArgument
+from stigmer.core._kinds import KIND_TABLE
 
 __all__ = ["KIND_PREFIXES", "new_id", "slugify"]
 
-KIND_PREFIXES: dict[str, str] = {
-    "Agent": "agt",
-    "Skill": "skl",
-    "McpServer": "mcp",
-    "Environment": "env",
-    "Workflow": "wfl",
-    "Session": "ses",
-    "AgentExecution": "aex",
-    "WorkflowExecution": "wex",
-}
+KIND_PREFIXES: dict[str, str] = {kind.name: kind.id_prefix for kind in KIND_TABLE}
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 

@@ -18,17 +18,12 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+from stigmer.core._kinds import KIND_TABLE
 from stigmer.core._values import plain_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
 from stigmer.proto.v1 import (
-    agent_pb2,
-    environment_pb2,
     execution_pb2,
-    mcp_server_pb2,
     resource_pb2,
-    session_pb2,
-    skill_pb2,
-    workflow_pb2,
 )
 
 Descriptor = Any  # protobuf's upb and pure-Python descriptor classes differ; both behave alike here
@@ -49,16 +44,9 @@ __all__ = [
 
 API_VERSION = "stigmer.ai/v1"
 
-# kind -> (message class, field name inside stigmer.v1.Resource or "" for executions)
+# kind -> (message class, field name inside stigmer.v1.Resource or "" for executions), from the kind table
 KINDS: dict[str, tuple[type[Message], str]] = {
-    "Agent": (agent_pb2.Agent, "agent"),
-    "Skill": (skill_pb2.Skill, "skill"),
-    "McpServer": (mcp_server_pb2.McpServer, "mcp_server"),
-    "Environment": (environment_pb2.Environment, "environment"),
-    "Workflow": (workflow_pb2.Workflow, "workflow"),
-    "Session": (session_pb2.Session, "session"),
-    "AgentExecution": (execution_pb2.Execution, ""),
-    "WorkflowExecution": (execution_pb2.Execution, ""),
+    kind.name: (kind.message_class(), kind.field) for kind in KIND_TABLE
 }
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _WELL_KNOWN_OPAQUE = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stigmer.core._errors import StigmerError
+
+if TYPE_CHECKING:
+    from stigmer.core._backend import Backend, Runner
 
 __all__ = ["BACKENDS_GROUP", "RUNNERS_GROUP", "PluginNotFound", "load_backend", "load_plugin", "load_runner"]
 
@@ -44,13 +47,13 @@ def load_plugin(group: str, name: str) -> Any:
     )
 
 
-def load_backend(name: str, **options: Any) -> Any:
+def load_backend(name: str, **options: Any) -> Backend:
     """Instantiate the backend plugin ``name`` (``local``, ``cloud``, ...) with ``options``."""
     factory = load_plugin(BACKENDS_GROUP, name)
-    return factory(**options)
+    return cast("Backend", factory(**options))
 
 
-def load_runner(name: str) -> Any:
+def load_runner(name: str) -> Runner:
     """Instantiate the runner plugin ``name`` (``agent`` or ``workflow``)."""
     factory = load_plugin(RUNNERS_GROUP, name)
-    return factory()
+    return cast("Runner", factory())

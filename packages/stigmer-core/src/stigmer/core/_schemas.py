@@ -7,11 +7,12 @@ import json
 from importlib import resources
 from typing import Any
 
+from stigmer.core._kinds import KIND_TABLE
 from stigmer.core._yaml import ManifestError
 
 __all__ = ["SCHEMA_KINDS", "manifest_schema", "validate_manifest"]
 
-SCHEMA_KINDS = ("Agent", "Skill", "McpServer", "Environment", "Workflow", "Session")
+SCHEMA_KINDS = tuple(kind.name for kind in KIND_TABLE if kind.applicable)
 
 
 @functools.cache
