@@ -41,18 +41,13 @@ def test_terminal_and_stopped_phases() -> None:
         phase_number("DONE")
 
 
-def test_kind_table_matches_the_resource_oneof() -> None:
-    fields = (
-        {f.name for f in resource_pb2.Resource.DESCRIPTOR.oneofs_by_name["spec"].fields}
-        if ("spec" in resource_pb2.Resource.DESCRIPTOR.oneofs_by_name)
-        else {f.name for f in resource_pb2.Resource.DESCRIPTOR.fields}
-    )
+def test_kind_table_matches_the_resource_message() -> None:
+    fields = resource_pb2.Resource.DESCRIPTOR.fields_by_name
     definitions = [k for k in KIND_TABLE if not k.is_execution]
     assert definitions, "the table lists definition kinds"
     for kind in definitions:
         assert kind.field in fields, kind
-        field = resource_pb2.Resource.DESCRIPTOR.fields_by_name[kind.field]
-        assert field.message_type.full_name == kind.message_class().DESCRIPTOR.full_name
+        assert fields[kind.field].message_type.full_name == kind.message_class().DESCRIPTOR.full_name
     for kind in KIND_TABLE:
         assert KINDS[kind.name] == (kind.message_class(), kind.field)
         assert KIND_PREFIXES[kind.name] == kind.id_prefix
