@@ -489,7 +489,7 @@ async def test_the_runner_never_records_the_client_secret_or_the_token(
 """
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: oauth}}\nspec:\n{body}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     await backend.set_secret(svc.SetSecretRequest(name="CLIENT_SECRET", value=CLIENT_SECRET))
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="oauth"))
     created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))

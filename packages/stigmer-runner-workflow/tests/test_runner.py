@@ -33,7 +33,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
 async def apply_workflow(backend: Backend, name: str, body: str) -> None:
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n{body}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
 
 
 async def start(backend: Backend, name: str, input: Any = None, **secrets: str) -> str:
