@@ -518,7 +518,9 @@ async def test_the_runner_never_records_the_client_secret_or_the_token(
     recorded = str(events) + str(finished)
     assert CLIENT_SECRET not in recorded and token not in recorded
     await backend.close()
-    for path in tmp_path.glob("stigmer.db*"):
+    paths = list(tmp_path.glob("stigmer.db*"))
+    assert paths, "found no files to check"
+    for path in paths:
         data = path.read_bytes()
         assert CLIENT_SECRET.encode() not in data and token.encode() not in data, path
 

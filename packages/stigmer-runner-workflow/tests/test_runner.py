@@ -162,7 +162,9 @@ async def test_secrets_are_resolved_just_in_time_and_never_stored(
     log = await event_log(backend, finished.metadata.id)
     assert SECRET not in str(log)
     await backend.close()
-    for path in tmp_path.glob("stigmer.db*"):
+    paths = list(tmp_path.glob("stigmer.db*"))
+    assert paths, "found no files to check"
+    for path in paths:
         assert SECRET.encode() not in path.read_bytes(), path
 
 
