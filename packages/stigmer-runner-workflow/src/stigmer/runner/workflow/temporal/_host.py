@@ -4,7 +4,7 @@ Clock, randomness and ids come from the workflow (replay-safe); ``sleep`` is a d
 HTTP calls, processes and child executions are activities; ``listen`` waits for signals;
 progress is buffered in the workflow and written through a local activity before the next
 effect (and with the final status). ``get_secrets`` answers references only
-(:mod:`._temporal_secrets`): the values never enter the workflow.
+(:mod:`._secrets`): the values never enter the workflow.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from ._errors import ErrorKind, WorkflowError
-    from ._host import HttpRequest, HttpResponse, ProcessResult
-    from ._limits import Limits, check_event
-    from ._temporal_secrets import scrub, secret_ref, token_ref, token_refs
+    from .._errors import ErrorKind, WorkflowError
+    from .._host import HttpRequest, HttpResponse, ProcessResult
+    from .._limits import Limits, check_event
+    from ._secrets import scrub, secret_ref, token_ref, token_refs
 
 __all__ = ["EffectOptions", "TemporalHost"]
 

@@ -23,13 +23,13 @@ from stigmer.proto.v1 import execution_pb2, meta_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ._capability import may_run, refused
-from ._errors import WorkflowError
-from ._host import HttpRequest
-from ._inprocess import InProcessHost
-from ._reporting import from_value, to_value
-from ._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._temporal_secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
+from .._capability import may_run, refused
+from .._errors import WorkflowError
+from .._host import HttpRequest
+from .._inprocess import InProcessHost
+from .._reporting import from_value, to_value
+from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
+from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
 
