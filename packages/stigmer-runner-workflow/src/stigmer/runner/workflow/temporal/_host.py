@@ -30,6 +30,8 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from stigmer.core import phase_name
+
     from .._errors import ErrorKind, WorkflowError
     from .._host import HttpRequest, HttpResponse, ProcessResult
     from .._limits import Limits, check_event
@@ -249,14 +251,14 @@ class TemporalHost:
             raise WorkflowError.of(
                 ErrorKind.RUNTIME, f"waiting for child execution {child_id}: {failed}"
             ) from None
-        if result["phase"] == "PHASE_SUCCEEDED":
+        if phase_name(result["phase"]) == "SUCCEEDED":
             return result.get("output")
         error = result.get("error") or {}
         raise WorkflowError(
             type=error.get("type") or WorkflowError.of(ErrorKind.RUNTIME, "").problem["type"],
             status=int(error.get("status") or 500),
             title=error.get("title") or f"{args['kind']} execution failed",
-            detail=f"child execution {child_id} ended {result['phase'][6:]}: {error.get('detail', '')}",
+            detail=f"child execution {child_id} ended {phase_name(result['phase'])}: {error.get('detail', '')}",
         )
 
     async def _run_child_workflow(self, child_id: str, workflow_type: str, queue: str) -> None:
