@@ -23,8 +23,10 @@ def test_all_members_are_present() -> None:
     assert {
         "stigmer-proto",
         "stigmer-core",
+        "stigmer-temporal",
         "stigmer-backend-local",
         "stigmer-backend-cloud",
+        "stigmer-server",
         "stigmer-runner-agent",
         "stigmer-runner-workflow",
         "stigmer-cli",
@@ -73,16 +75,20 @@ def test_package_metadata(package: Path) -> None:
 
 
 def test_dependencies_point_one_way() -> None:
-    """proto <- core <- {backends, runners} <- cli; runners never depend on a backend."""
+    """proto <- core <- temporal <- {backends, runners, server} <- sdk <- cli; runners never depend on a
+    backend."""
     allowed = {
         "stigmer-proto": set(),
         "stigmer-core": {"stigmer-proto"},
+        "stigmer-temporal": {"stigmer-core", "stigmer-proto"},
         "stigmer-backend-local": {"stigmer-core", "stigmer-proto"},
         "stigmer-backend-cloud": {"stigmer-core", "stigmer-proto"},
-        "stigmer-runner-agent": {"stigmer-core", "stigmer-proto"},
-        "stigmer-runner-workflow": {"stigmer-core", "stigmer-proto"},
+        "stigmer-runner-agent": {"stigmer-core", "stigmer-proto", "stigmer-temporal"},
+        "stigmer-runner-workflow": {"stigmer-core", "stigmer-proto", "stigmer-temporal"},
+        # the server serves any backend and opens the local store by default
+        "stigmer-server": {"stigmer-core", "stigmer-proto", "stigmer-temporal", "stigmer-backend-local"},
         "stigmer-conformance": {"stigmer-core", "stigmer-proto"},
-        "stigmer-cli": {"stigmer-core", "stigmer-proto"},
+        "stigmer-cli": {"stigmer-core", "stigmer-proto", "stigmer-temporal", "stigmer-server"},
         # the SDK builds on every backend and runner (Lite runs in-process), never on the CLI
         "stigmer-sdk": {
             "stigmer-core",

@@ -105,10 +105,10 @@ class Supervisor:
             argv += ["--ui-port", str(s.ui_port)] if s.ui_port else ["--headless"]
             return argv
         if name == "server":
+            from stigmer.server import server_script
+
             return [
-                python,
-                "-m",
-                "stigmer.backend.local._server_main",
+                server_script(),
                 "--listen",
                 s.server_address,
                 "--home",

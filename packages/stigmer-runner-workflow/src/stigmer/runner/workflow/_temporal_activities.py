@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from stigmer.core import Backend, FailedPrecondition, Limits, default_redactor, heartbeating
+from stigmer.core import Backend, FailedPrecondition, Limits, default_redactor
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.temporal import heartbeating
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 

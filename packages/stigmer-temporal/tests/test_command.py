@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.core import WorkerCommand
+from stigmer.temporal import WorkerCommand
 
 
 def _command(module: str) -> WorkerCommand:
@@ -143,7 +143,7 @@ def test_the_one_execution_mode_exists_for_a_runner_command_only() -> None:
 def test_a_token_on_stdin_is_read_up_to_its_line_end_only() -> None:
     import io
 
-    from stigmer.core._run_once import read_token_line
+    from stigmer.temporal._run_once import read_token_line
 
     stream = io.BytesIO(b"xtk_abc.secret\nwhat the parent writes later")
     assert read_token_line(stream) == "xtk_abc.secret"

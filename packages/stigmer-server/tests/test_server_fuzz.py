@@ -14,11 +14,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import admin_token_path
 from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import ServerProcess, admin_token_path
 
 SERVICE = svc.DESCRIPTOR.services_by_name["BackendService"]
 UNARY = [m.name for m in SERVICE.methods if not m.server_streaming]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,13 +15,30 @@ from types import TracebackType
 
 from stigmer.core import Unavailable, open_private, private_dir
 
-__all__ = ["ServerProcess"]
+__all__ = ["SCRIPT", "ServerProcess", "server_script"]
 
 _READY = "stigmer server listening on "
+#: The console script of this distribution.
+SCRIPT = "stigmer-server"
+
+
+def server_script() -> str:
+    """The ``stigmer-server`` console script of this environment (next to ``sys.executable``),
+    else the one on ``PATH``."""
+    beside = Path(sys.executable).parent / SCRIPT
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(SCRIPT)
+    if found is None:
+        raise Unavailable(
+            f"cannot find the {SCRIPT} command next to {sys.executable} or on PATH; "
+            "install it: pip install stigmer-server"
+        )
+    return found
 
 
 class ServerProcess:
-    """One ``python -m stigmer.backend.local._server_main`` child, started and stopped on demand.
+    """One ``stigmer-server`` child process, started and stopped on demand.
 
     ``listen`` may use port 0: :attr:`address` is the port actually bound. The server's log goes
     to ``log_path`` (default ``$home/server.log``), appended across restarts.
@@ -57,7 +75,7 @@ class ServerProcess:
         return self._proc.pid if self._proc is not None else None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "stigmer.backend.local._server_main", "--listen", self.listen]
+        cmd = [server_script(), "--listen", self.listen]
         cmd += ["--home", str(self.home)]
         if self.database_url:
             cmd += ["--database", self.database_url]

@@ -12,23 +12,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stigmer.backend.local._server_dispatch import ChildDispatcher, ExecutionDispatcher, NoDispatcher
-from stigmer.backend.local._tokens import (
+from stigmer.core import (
+    Backend,
+    FailedPrecondition,
+    InvalidArgument,
+    Settings,
+    load_backend,
+    private_dir,
+    tighten_home,
+)
+from stigmer.server._dispatch import ChildDispatcher, ExecutionDispatcher, NoDispatcher
+from stigmer.server._tokens import (
     TokenStore,
     admin_token_path,
     ensure_admin_token,
     remove_admin_endpoint,
     write_admin_endpoint,
 )
-from stigmer.core import (
-    Backend,
-    FailedPrecondition,
-    InvalidArgument,
-    Settings,
-    TemporalConnection,
-    private_dir,
-    tighten_home,
-)
+from stigmer.temporal import TemporalConnection
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -41,7 +42,7 @@ __all__ = [
     "serve",
 ]
 
-logger = logging.getLogger("stigmer.backend.local.server")
+logger = logging.getLogger("stigmer.server")
 
 DEFAULT_LISTEN = "127.0.0.1:7234"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -155,9 +156,9 @@ async def serve(
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
-    from stigmer.backend.local._auth import AuthInterceptor, ExecutionTokens
-    from stigmer.backend.local._servicer import BackendServicer
     from stigmer.proto.v1 import backend_service_pb2, backend_service_pb2_grpc
+    from stigmer.server._auth import AuthInterceptor, ExecutionTokens
+    from stigmer.server._servicer import BackendServicer
 
     host, port = parse_listen(listen)
     credentials = _check_bind(listen, tls_cert, tls_key, insecure)
@@ -302,12 +303,11 @@ def run_server(
     connection = temporal if temporal is not None else TemporalConnection.optional(temporal_address)
 
     async def main() -> None:
-        from stigmer.backend.local import LocalBackend  # type: ignore[attr-defined,unused-ignore]
-
         # Validate the address and TLS files before opening any database.
         _check_bind(listen, tls_cert, tls_key, insecure)
         # Runner workers may claim executions only where the server does not run them itself.
-        backend: Any = LocalBackend(
+        backend: Any = load_backend(
+            "local",
             database_url=database_url,
             home=resolved_home,
             allow_run=allow_run,
@@ -320,7 +320,7 @@ def run_server(
                 "executions may run local commands (run: shell|script, stdio MCP servers): --allow-run"
             )
         if connection is not None:  # full stack: executions become Temporal workflows run by workers
-            from stigmer.backend.local._dispatch_temporal import temporal_dispatch
+            from stigmer.temporal import temporal_dispatch
 
             logger.info("executions run as Temporal workflows on %s", connection.describe())
             backend, dispatcher = temporal_dispatch(backend, connection)

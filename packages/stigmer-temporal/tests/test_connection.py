@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stigmer.core import (
+from stigmer.core import InvalidArgument, Unavailable
+from stigmer.temporal import (
     DEFAULT_TEMPORAL_ADDRESS,
     TEMPORAL_ENV,
-    InvalidArgument,
     TemporalConnection,
-    Unavailable,
     add_temporal_arguments,
 )
 from temporalio.service import TLSConfig
@@ -238,12 +237,12 @@ async def test_connect_failure_is_unavailable_with_the_reason() -> None:
     assert "\n" not in text
 
 
-def test_core_imports_temporalio_only_to_connect(tmp_path: Path) -> None:
+def test_import_loads_temporalio_only_to_connect(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys, stigmer.core as c\n"
+        "import sys, stigmer.temporal as c\n"
         "c.WorkerCommand('p', 'd', 'q', 1, 'h', 'pkg', 'mod').build_parser().parse_args([])\n"
         "conn = c.TemporalConnection.from_options(environ={})\n"
         "conn.describe()\n"

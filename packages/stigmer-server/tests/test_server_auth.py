@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,9 +15,6 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._server import serve
-from stigmer.backend.local._server_dispatch import NoDispatcher
-from stigmer.backend.local._tokens import TokenStore, admin_token_path
 from stigmer.core import InvalidArgument
 from stigmer.proto.v1 import (
     agent_pb2,
@@ -28,6 +24,7 @@ from stigmer.proto.v1 import (
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import NoDispatcher, TokenStore, admin_token_path, serve
 
 KEY = os.urandom(32)
 
@@ -242,46 +239,8 @@ async def test_insecure_flag_allows_a_plaintext_wildcard_bind(tmp_path: Path) ->
     await backend.close()
 
 
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "server.pem", tmp_path / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
-async def test_tls_server_accepts_tls_clients_only(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+async def test_tls_server_accepts_tls_clients_only(tmp_path: Path, tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
     backend = LocalBackend(f"sqlite:///{tmp_path / 's.db'}", home=tmp_path, master_key=KEY)
     task, address = await start_server(
         tmp_path, backend=backend, listen="127.0.0.1:0", tls_cert=cert, tls_key=key, dispatcher=NoDispatcher()

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stigmer.backend.local._tokens import TokenStore, admin_token_path, ensure_admin_token
 from stigmer.core import AlreadyExists, InvalidArgument, NotFound
+from stigmer.server import TokenStore, admin_token_path, ensure_admin_token
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_processes_creating_tokens_at_once_on_a_fresh_home(tmp_path: Path) -> No
 
     code = (
         "import sys, pathlib\n"
-        "from stigmer.backend.local._tokens import TokenStore\n"
+        "from stigmer.server import TokenStore\n"
         "print(TokenStore(home=pathlib.Path(sys.argv[1])).create('user').id)\n"
     )
     procs = [
@@ -176,8 +176,7 @@ def test_unreachable_database_is_unavailable(tmp_path: Path) -> None:
 def test_the_server_records_the_address_its_admin_token_is_for(tmp_path: Path) -> None:
     import stat
 
-    from stigmer.backend.local._server_process import ServerProcess
-    from stigmer.backend.local._tokens import admin_endpoint_path
+    from stigmer.server import ServerProcess, admin_endpoint_path
 
     home = tmp_path / "home"
     process = ServerProcess(home=home, listen="127.0.0.1:0")

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import grpc
 import pytest
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import TokenStore
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import ServerProcess, TokenStore
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get("STIGMER_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.fail("set STIGMER_TEST_POSTGRES_URL (postgresql+psycopg://user:password@host:port/database)")
-    import sqlalchemy as sa
-
-    schema = f"stigmer_srv_{secrets.token_hex(4)}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        engine.dispose()
 
 
 def test_token_store_on_postgres(postgres_url: str) -> None:

@@ -10,12 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._auth import EXECUTION_TOKEN_PREFIX, ExecutionTokens
-from stigmer.backend.local._server import serve
-from stigmer.backend.local._server_dispatch import ChildDispatcher
-from stigmer.backend.local._tokens import Principal, TokenStore
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import ChildDispatcher, serve
+from stigmer.server._auth import EXECUTION_TOKEN_PREFIX, ExecutionTokens
+from stigmer.server._tokens import Principal, TokenStore
 
 
 def test_an_issued_token_resolves_to_a_runner_of_that_execution_until_revoked() -> None:

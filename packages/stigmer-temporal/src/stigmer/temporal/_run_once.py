@@ -53,7 +53,7 @@ def load(runner: str) -> Any:
     """The runner plugin ``runner``, made with this process's settings (the limits the server gave
     in ``STIGMER_LIMIT_*``); then every ``STIGMER_*`` variable leaves the environment, so nothing
     the runner starts (a shell command, an MCP server) sees one."""
-    from stigmer.core._plugins import BACKENDS_GROUP, load_plugin, load_runner
+    from stigmer.core import BACKENDS_GROUP, load_plugin, load_runner
 
     load_plugin(BACKENDS_GROUP, "cloud")
     instance = load_runner(runner)
@@ -72,7 +72,7 @@ def run_once(
 ) -> int:
     """Run execution ``execution_id`` with ``runner`` (the ``name`` plugin) against the server at
     ``endpoint``."""
-    from stigmer.core._plugins import load_backend
+    from stigmer.core import load_backend
 
     logger = logging.getLogger(f"stigmer.worker.{prog}")
 

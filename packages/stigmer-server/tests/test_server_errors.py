@@ -13,9 +13,6 @@ from typing import Any
 import grpc
 import pytest
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._server import serve
-from stigmer.backend.local._server_dispatch import NoDispatcher
-from stigmer.backend.local._tokens import admin_token_path
 from stigmer.core import (
     AlreadyExists,
     FailedPrecondition,
@@ -28,6 +25,7 @@ from stigmer.core import (
 from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import NoDispatcher, admin_token_path, serve
 
 
 class Raising:
@@ -115,7 +113,7 @@ async def test_unexpected_exception_is_internal_with_a_generic_message(
     backend = Raising()
     backend.error = RuntimeError("db password is hunter2")
     task, address, meta = await start(tmp_path, backend)
-    with caplog.at_level(logging.ERROR, logger="stigmer.backend.local.server"):
+    with caplog.at_level(logging.ERROR, logger="stigmer.server"):
         async with grpc.aio.insecure_channel(address) as channel:
             stub = svc_grpc.BackendServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -195,5 +193,5 @@ async def test_request_log_names_calls_and_never_holds_secret_values(
     for method in ("SetSecret", "Apply", "CreateExecution", "GetExecutionContext"):
         assert f"rpc method={method} code=OK duration_ms=" in text
     assert f"token={token_id}" in text
-    server_log = [r for r in caplog.records if r.name == "stigmer.backend.local.server"]
+    server_log = [r for r in caplog.records if r.name == "stigmer.server"]
     assert all(secret_value not in str(r.args) for r in server_log)

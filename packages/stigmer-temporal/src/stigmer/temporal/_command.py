@@ -1,8 +1,8 @@
 """The command line shared by the runner worker scripts (``stigmer-workflow-runner``, ``stigmer-agent-runner``).
 
-Argument parsing, token handling and the Temporal connection options (see ``_temporal``) live
+Argument parsing, token handling and the Temporal connection options (see ``_connection``) live
 here; each runner package supplies its Temporal worker module (imported when the command runs, so
-core never imports temporalio). Bad options end the command with one line and exit code 2 before
+``import stigmer.temporal`` never imports temporalio). Bad options end the command with one line and exit code 2 before
 anything connects.
 """
 
@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stigmer.core._errors import InvalidArgument
-from stigmer.core._temporal import TemporalConnection, add_temporal_arguments
+from stigmer.core import InvalidArgument
+from stigmer.temporal._connection import TemporalConnection, add_temporal_arguments
 
 __all__ = ["WorkerCommand"]
 
@@ -126,7 +126,7 @@ class WorkerCommand:
     def _token(self, args: argparse.Namespace) -> str | None:
         token: str | None = args.token or os.environ.get("STIGMER_TOKEN")
         if args.token_file == "-":
-            from stigmer.core._run_once import read_token_line
+            from stigmer.temporal._run_once import read_token_line
 
             token = read_token_line(sys.stdin.buffer)
         elif args.token_file:
@@ -135,7 +135,7 @@ class WorkerCommand:
         return token
 
     def _run_once(self, args: argparse.Namespace) -> int:
-        from stigmer.core._run_once import load, prepare, read_token_line, run_once, watch_parent
+        from stigmer.temporal._run_once import load, prepare, read_token_line, run_once, watch_parent
 
         execution_id = str(args.execution)
         logging.basicConfig(

@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from stigmer.backend.local._servicer import abort_with
-from stigmer.backend.local._tokens import Principal, TokenStore, token_digest
 from stigmer.core import StigmerError, acting_as, current_principal
+from stigmer.server._servicer import abort_with
+from stigmer.server._tokens import Principal, TokenStore, token_digest
 
 __all__ = [
     "EXECUTION_TOKEN_PREFIX",
@@ -36,7 +36,7 @@ __all__ = [
     "permission_error",
 ]
 
-logger = logging.getLogger("stigmer.backend.local.server")
+logger = logging.getLogger("stigmer.server")
 
 _SERVICE_PREFIX = "/stigmer.v1.BackendService/"
 

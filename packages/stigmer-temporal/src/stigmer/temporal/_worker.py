@@ -15,11 +15,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from stigmer.core._errors import StigmerError
-from stigmer.core._redact import redact_logging
-from stigmer.core._temporal import TemporalConnection
+from stigmer.core import StigmerError, redact_logging
+from stigmer.temporal._connection import TemporalConnection
 
-__all__ = ["run_temporal_worker"]
+__all__ = ["heartbeating", "run_temporal_worker"]
 
 #: ``(client, backend) -> temporalio.worker.Worker``
 WorkerFactory = Callable[[Any, Any], Any]
@@ -53,7 +52,7 @@ async def _serve(
     token: str | None,
     build_worker: WorkerFactory,
 ) -> int:
-    from stigmer.core._plugins import load_backend
+    from stigmer.core import load_backend
 
     logger = logging.getLogger(f"stigmer.worker.{prog}")
     try:

@@ -30,7 +30,7 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
 if TYPE_CHECKING:
-    from stigmer.backend.local._auth import ExecutionTokens
+    from stigmer.server._auth import ExecutionTokens
 
 __all__ = [
     "CHILD_ENVIRONMENT",
@@ -42,7 +42,7 @@ __all__ = [
     "runner_name",
 ]
 
-logger = logging.getLogger("stigmer.backend.local.server")
+logger = logging.getLogger("stigmer.server")
 
 #: How often the server checks that an execution a child runs has not ended without it (cancelled),
 #: and how long such a child gets to notice by itself before it is stopped.

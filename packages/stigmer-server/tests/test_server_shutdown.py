@@ -11,13 +11,10 @@ from typing import Any
 
 import grpc
 import pytest
-from stigmer.backend.local._server import serve
-from stigmer.backend.local._server_dispatch import NoDispatcher
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import admin_token_path
 from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import NoDispatcher, ServerProcess, admin_token_path, serve
 
 
 class Slow:

@@ -15,9 +15,10 @@ import dataclasses
 import logging
 from typing import Any, cast
 
-from stigmer.core import Backend, StigmerError, TemporalConnection
+from stigmer.core import Backend, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
+from stigmer.temporal._connection import TemporalConnection
 
 __all__ = [
     "AGENT_QUEUE",
@@ -30,7 +31,7 @@ __all__ = [
     "temporal_dispatch",
 ]
 
-logger = logging.getLogger("stigmer.backend.local.server")
+logger = logging.getLogger("stigmer.server")
 
 WORKFLOW_QUEUE = "stigmer-workflows"
 AGENT_QUEUE = "stigmer-agents"

@@ -1,4 +1,4 @@
-"""``python -m stigmer.backend.local._server_main``: run ``stigmer server`` without the CLI.
+"""``stigmer-server``: run ``stigmer server`` without the CLI (the console script of this distribution).
 
 Used by tests and by the full-stack supervisor. Prints ``stigmer server listening on HOST:PORT``
 on stdout once it accepts calls (``--listen 127.0.0.1:0`` picks a free port).
@@ -11,13 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from stigmer.core import (
-    InvalidArgument,
-    StigmerError,
-    TemporalConnection,
-    add_temporal_arguments,
-    redact_logging,
-)
+from stigmer.core import InvalidArgument, StigmerError, redact_logging
+from stigmer.temporal import TemporalConnection, add_temporal_arguments
 
 __all__ = ["main"]
 
@@ -69,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("stigmer").setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
     redact_logging()  # secrets the in-process runners resolved stay out of the log
-    from stigmer.backend.local._server import run_server
+    from stigmer.server._server import run_server
 
     def announce(address: str) -> None:
         print(f"stigmer server listening on {address}", flush=True)

@@ -2,8 +2,8 @@
 
 One set of options (``--temporal-tls-ca FILE`` …, or ``STIGMER_TEMPORAL_*`` variables) becomes a
 :class:`TemporalConnection`: files are read and checked when it is built, so bad input is refused
-before anything starts. temporalio is imported only to connect (the ``temporal`` extra), never at
-module import.
+before anything starts. temporalio is imported only to connect, never at module
+import.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stigmer.core._errors import InvalidArgument, Unavailable
+from stigmer.core import InvalidArgument, Unavailable
 
 __all__ = ["DEFAULT_TEMPORAL_ADDRESS", "TEMPORAL_ENV", "TemporalConnection", "add_temporal_arguments"]
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from stigmer.backend.local._server_dispatch import ExecutionDispatcher, NoDispatcher
 from stigmer.core import Backend, InvalidArgument, StigmerError
 from stigmer.proto.v1 import (
     artifact_pb2,
@@ -28,10 +27,11 @@ from stigmer.proto.v1 import (
 from stigmer.proto.v1 import (
     backend_service_pb2_grpc as svc_grpc,
 )
+from stigmer.server._dispatch import ExecutionDispatcher, NoDispatcher
 
 __all__ = ["FIELD_PATHS_TRAILER", "BackendServicer"]
 
-logger = logging.getLogger("stigmer.backend.local.server")
+logger = logging.getLogger("stigmer.server")
 
 FIELD_PATHS_TRAILER = "stigmer-field-paths-bin"
 _INTERNAL = "internal server error; the server log has the details"

@@ -44,6 +44,7 @@ __all__ = [
     "TokenInfo",
     "TokenStore",
     "admin_endpoint_path",
+    "admin_token_path",
     "ensure_admin_token",
     "remove_admin_endpoint",
     "token_digest",
