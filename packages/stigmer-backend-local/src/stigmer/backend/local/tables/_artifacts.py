@@ -6,8 +6,8 @@ import hashlib
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import now_us, timestamp
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import now_us, timestamp
 from stigmer.core import InvalidArgument, NotFound
 from stigmer.proto.v1 import artifact_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
-from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import now_us, q, timestamp
 from stigmer.backend.local._db import Prepared, prepared_for
-from stigmer.backend.local._grants import claim
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._grants import claim
+from stigmer.backend.local.tables._input import q
 from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex

@@ -7,21 +7,15 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 from sqlalchemy import Connection, insert, select
-from stigmer.backend.local import _grants, _secrets
-from stigmer.backend.local import _resources as res
-from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import (
-    check_secret_name,
-    decode_token,
-    dumps,
-    encode_token,
-    now_us,
-    page_size,
-    q,
-)
 from stigmer.backend.local._crypto import SecretBox
-from stigmer.backend.local._events import P, load, phase_name, save, to_execution
-from stigmer.backend.local._selectors import check_labels
+from stigmer.backend.local.tables import _grants, _secrets
+from stigmer.backend.local.tables import _resources as res
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import dumps, now_us
+from stigmer.backend.local.tables._events import P, load, phase_name, save, to_execution
+from stigmer.backend.local.tables._input import check_secret_name, q
+from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
+from stigmer.backend.local.tables._selectors import check_labels
 from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Principal, new_id
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
-from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import check_secret_name, now_us
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import now_us
+from stigmer.backend.local.tables._input import check_secret_name
 from stigmer.core import InvalidArgument, NotFound, PermissionDenied, Principal
 from stigmer.proto.v1 import secret_pb2
 

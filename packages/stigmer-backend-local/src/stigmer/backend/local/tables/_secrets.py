@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
-from stigmer.backend.local import _grants
-from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import check_secret_name, now_us, timestamp
 from stigmer.backend.local._crypto import SecretBox
+from stigmer.backend.local.tables import _grants
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._input import check_secret_name
 from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import secret_pb2

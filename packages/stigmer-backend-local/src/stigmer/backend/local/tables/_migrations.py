@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, func, insert, select
-from stigmer.backend.local import _schema as s
 from stigmer.backend.local._db import Database
+from stigmer.backend.local.tables import _schema as s
 from stigmer.core import FailedPrecondition
 
 __all__ = ["MIGRATIONS", "current_version", "migrate"]

@@ -26,20 +26,13 @@ from sqlalchemy import (
     select,
     update,
 )
-from stigmer.backend.local import _grants
-from stigmer.backend.local import _schema as s
-from stigmer.backend.local._convert import (
-    check_secret_name,
-    decode_token,
-    dumps,
-    encode_token,
-    now_us,
-    page_size,
-    q,
-    timestamp,
-)
 from stigmer.backend.local._db import Prepared, prepared_for
-from stigmer.backend.local._selectors import check_labels, parse_selector
+from stigmer.backend.local.tables import _grants
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import dumps, now_us, timestamp
+from stigmer.backend.local.tables._input import check_secret_name, q
+from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
+from stigmer.backend.local.tables._selectors import check_labels, parse_selector
 from stigmer.core import (
     API_VERSION,
     KINDS,
