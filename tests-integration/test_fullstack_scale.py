@@ -318,7 +318,9 @@ spec:
         assert secret not in text  # … the key is not
         workers |= scaled.activity_pids(execution_id)
     assert workers == {first, second}
-    for log in (scaled.stack.home / "local").glob("*.log"):
+    logs = sorted((scaled.stack.home / "local").glob("*.log"))
+    assert logs, "the stack wrote no logs to scan"
+    for log in logs:
         assert secret not in log.read_text(encoding="utf-8", errors="replace"), log.name
 
 

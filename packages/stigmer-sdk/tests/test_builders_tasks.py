@@ -130,7 +130,7 @@ def everything() -> Workflow:
 def test_a_workflow_using_every_task_type_is_valid_for_the_runner() -> None:
     spec = everything().spec()
     workflow = load_workflow(spec)
-    kinds = set()
+    kinds: set[str] = set()
     for item in spec["do"]:
         [(_name, task)] = item.items()
         kinds.update(

@@ -20,6 +20,7 @@ EXPECTED = {
     "IssuedToken",
     "NoDispatcher",
     "ServerProcess",
+    "TemporalConnection",
     "TokenInfo",
     "TokenStore",
     "admin_endpoint_path",

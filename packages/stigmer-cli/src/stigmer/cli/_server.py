@@ -166,7 +166,7 @@ def server(
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give both --tls-cert and --tls-key, or neither")
     from stigmer.core import InvalidArgument
-    from stigmer.temporal import TemporalConnection
+    from stigmer.server import TemporalConnection
 
     try:
         connection = TemporalConnection.optional(

@@ -28,6 +28,7 @@ from stigmer.server._tokens import (
     admin_token_path,
     ensure_admin_token,
 )
+from stigmer.temporal import TemporalConnection  # what run_server(temporal=...) takes
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -40,6 +41,7 @@ __all__ = [
     "IssuedToken",
     "NoDispatcher",
     "ServerProcess",
+    "TemporalConnection",
     "TokenInfo",
     "TokenStore",
     "admin_endpoint_path",

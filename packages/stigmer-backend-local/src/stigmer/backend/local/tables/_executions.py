@@ -12,11 +12,19 @@ from stigmer.backend.local.tables import _grants, _secrets
 from stigmer.backend.local.tables import _resources as res
 from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import dumps, now_us
-from stigmer.backend.local.tables._events import P, load, phase_name, save, to_execution
+from stigmer.backend.local.tables._events import P, load, save, to_execution
 from stigmer.backend.local.tables._input import check_secret_name, q
 from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
 from stigmer.backend.local.tables._selectors import check_labels
-from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Principal, new_id
+from stigmer.core import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Principal,
+    new_id,
+    phase_name,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2

@@ -35,7 +35,7 @@ from stigmer.backend.local.tables._paging import decode_token, encode_token, pag
 from stigmer.backend.local.tables._selectors import check_labels, parse_selector
 from stigmer.core import (
     API_VERSION,
-    KINDS,
+    KIND_TABLE,
     AlreadyExists,
     InvalidArgument,
     NotFound,
@@ -63,7 +63,9 @@ __all__ = [
     "workflow_secrets",
 ]
 
-DEFINITION_KINDS: dict[str, tuple[type[Message], str]] = {k: v for k, v in KINDS.items() if v[1]}
+DEFINITION_KINDS: dict[str, tuple[type[Message], str]] = {
+    k.name: (k.message_class(), k.field) for k in KIND_TABLE if not k.is_execution
+}
 _FIELD_TO_KIND = {field: kind for kind, (_cls, field) in DEFINITION_KINDS.items()}
 _SLUG_MAX = 63
 
