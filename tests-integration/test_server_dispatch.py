@@ -169,8 +169,9 @@ def test_runner_name_by_kind() -> None:
 
 
 def test_runners_are_started_with_the_servers_interpreter_by_their_public_package() -> None:
-    assert runner_command("workflow") == [sys.executable, "-m", "stigmer.runner.workflow"]
-    assert runner_command("agent") == [sys.executable, "-m", "stigmer.runner.agent"]
+    bin_dir = Path(sys.executable).parent
+    assert runner_command("workflow") == [str(bin_dir / "stigmer-workflow-runner")]
+    assert runner_command("agent") == [str(bin_dir / "stigmer-agent-runner")]
     assert runner_command("no-such-runner") is None
 
 

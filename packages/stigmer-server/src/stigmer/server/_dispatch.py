@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from stigmer.core import LIMIT_SETTINGS, Backend, Limits, StigmerError
@@ -445,15 +445,15 @@ class _Child:
 
 
 def runner_command(name: str) -> list[str] | None:
-    """How to start the ``name`` runner with the server's own interpreter; None if not installed."""
-    module = f"stigmer.runner.{name}"
-    try:
-        found = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
-        return None
-    return [sys.executable, "-m", module]
+    """The console script that runs the ``name`` runner (``stigmer-agent-runner``,
+    ``stigmer-workflow-runner``): the one next to the server's interpreter, else on ``PATH``;
+    None if that runner is not installed."""
+    script = f"stigmer-{name}-runner"
+    beside = Path(sys.executable).parent / script
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which(script)
+    return [found] if found else None
 
 
 #: What a runner child keeps of the server's environment (besides ``LC_*``): nothing that opens
