@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -26,11 +27,20 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent._temporal_worker import agent_worker
 from stigmer.runner.agent._temporal_workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 P = execution_pb2
 pytestmark = pytest.mark.timeout(120)
+# Workflow histories recorded by earlier versions of the workflow; each must still replay.
+# `STIGMER_RECORD_HISTORIES=1 pytest test_temporal_agent.py` writes them anew from this version.
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def _keep(history: Any, name: str) -> None:
+    if os.environ.get("STIGMER_RECORD_HISTORIES"):
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 def _free_port() -> int:
@@ -186,6 +196,7 @@ async def test_each_model_request_and_each_tool_call_is_its_own_activity(
         handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
         result = await asyncio.wait_for(handle.result(), 60)
         history = await handle.fetch_history()
+    _keep(history, "tool-calls")
     assert result == {"phase": "PHASE_SUCCEEDED"}
     assert _scheduled(history) == [
         "stigmer.agent.start",
@@ -280,6 +291,7 @@ async def test_a_session_continues_on_temporal_and_a_sub_agent_is_one_tool_activ
     # The second turn's first request carries the first turn's conversation.
     second = [m.get("content") for m in llm.requests[1]["messages"]]
     assert "my name is Ada" in second and "Noted: your name is Ada." in second
+    _keep(histories[1], "session-sub-agent")
     # The sub-agent's whole run (its own model request) is the one tool activity.
     assert _scheduled(histories[1]) == [
         "stigmer.agent.start",
@@ -314,6 +326,16 @@ async def test_the_recorded_history_replays_deterministically(
     assert len(llm.requests) == 2  # replaying made no request
 
 
+async def test_histories_recorded_by_earlier_versions_replay() -> None:
+    files = sorted(HISTORIES.glob("*.json"))
+    assert files, f"no recorded histories in {HISTORIES}"
+    replayer = Replayer(workflows=[StigmerAgent])
+    for file in files:
+        history = WorkflowHistory.from_json(file.stem, file.read_text())
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, f"{file.name}: {replayed.replay_failure}"
+
+
 async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_the_run(
     backend: Backend, llm: ScriptedLLM, temporal_address: str
 ) -> None:
@@ -339,6 +361,8 @@ async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_th
         )
         assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_FAILED"}
         failed = await handle.fetch_history()
+    _keep(retried, "model-retried")
+    _keep(failed, "model-failed")
     assert _scheduled(retried) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.finish"]
     assert _attempts(retried) == [1, 2, 1]  # the model request succeeded on its second attempt
     done = await backend.get_execution(svc.GetExecutionRequest(id=first))
@@ -400,6 +424,7 @@ async def test_two_calls_needing_approval_are_asked_one_after_the_other(
             await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
         assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
         history = await handle.fetch_history()
+    _keep(history, "two-approvals")
     assert [a["args"] for a in asked] == [{"item": "1"}, {"item": "2"}]
     assert _scheduled(history) == [
         "stigmer.agent.start",
@@ -446,6 +471,7 @@ async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelle
                 await asyncio.wait_for(handle.result(), 30)
             assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
         history = await handle.fetch_history()
+    _keep(history, f"cancelled-through-{how}")
     scheduled = ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.tool"]
     assert _scheduled(history) == scheduled + ([] if how == "backend" else ["stigmer.agent.cancel"])
     assert len(llm.requests) == 1  # the run stopped: no model request after the tool
