@@ -73,7 +73,7 @@ class ScaledStack:
         )
 
     def start_worker(self, name: str, kind: str, concurrency: int) -> int:
-        module = "stigmer.runner.workflow._worker" if kind == "workflow" else "stigmer.runner.agent._worker"
+        module = "stigmer.runner.workflow._worker" if kind == "workflow" else "stigmer.runner.agent._main"
         queue = WORKFLOW_QUEUE if kind == "workflow" else AGENT_QUEUE
         process = self._spawn(
             name,

@@ -39,12 +39,12 @@ def test_import_is_cheap() -> None:
 
 def test_worker_help_describes_the_temporal_worker() -> None:
     helped = subprocess.run(
-        [sys.executable, "-m", "stigmer.runner.agent._worker", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "stigmer.runner.agent._main", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0
     assert "Temporal worker for Stigmer agent executions" in " ".join(helped.stdout.split())
     ran = subprocess.run(
-        [sys.executable, "-m", "stigmer.runner.agent._worker", "--token-file", "/nonexistent/token"],
+        [sys.executable, "-m", "stigmer.runner.agent._main", "--token-file", "/nonexistent/token"],
         capture_output=True,
         text=True,
     )
@@ -54,7 +54,7 @@ def test_worker_help_describes_the_temporal_worker() -> None:
 
 def test_worker_options_parse_with_their_defaults_and_aliases() -> None:
     from stigmer.core import TemporalConnection
-    from stigmer.runner.agent._worker import build_parser
+    from stigmer.runner.agent._main import build_parser
 
     defaults = build_parser().parse_args([])
     assert (defaults.task_queue, defaults.concurrency) == ("stigmer-agents", 50)
@@ -90,7 +90,7 @@ def test_worker_options_parse_with_their_defaults_and_aliases() -> None:
 
 
 def test_worker_help_names_every_option() -> None:
-    from stigmer.runner.agent._worker import build_parser
+    from stigmer.runner.agent._main import build_parser
 
     text = build_parser().format_help()
     for option in (
@@ -109,8 +109,8 @@ def test_worker_help_names_every_option() -> None:
 def test_the_agent_worker_gets_the_token_and_the_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    import stigmer.runner.agent._temporal_worker as temporal_worker
-    from stigmer.runner.agent._worker import main
+    import stigmer.runner.agent.temporal._worker as temporal_worker
+    from stigmer.runner.agent._main import main
 
     seen: dict[str, Any] = {}
 

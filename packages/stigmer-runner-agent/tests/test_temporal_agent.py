@@ -25,8 +25,8 @@ from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
-from stigmer.runner.agent._temporal_worker import agent_worker
-from stigmer.runner.agent._temporal_workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
+from stigmer.runner.agent.temporal._worker import agent_worker
+from stigmer.runner.agent.temporal._workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
@@ -482,7 +482,7 @@ async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelle
 async def test_a_worker_keeps_an_executions_mcp_server_running_between_its_tool_calls(
     backend: Backend, llm: ScriptedLLM, temporal_address: str
 ) -> None:
-    from stigmer.runner.agent._temporal_activities import AgentActivities
+    from stigmer.runner.agent.temporal._activities import AgentActivities
 
     llm.add(call("pid"), call("pid"), text("same server"))
     await apply(backend, stdio_server("procs"))

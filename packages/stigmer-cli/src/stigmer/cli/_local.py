@@ -47,7 +47,7 @@ MARKERS = {
     "temporal": "temporal",
     "server": "_server_main",
     "workflow-runner": "stigmer.runner.workflow._worker",
-    "agent-runner": "stigmer.runner.agent._worker",
+    "agent-runner": "stigmer.runner.agent._main",
 }
 START_TIMEOUT = 90.0
 

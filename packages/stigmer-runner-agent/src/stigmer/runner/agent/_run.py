@@ -24,9 +24,7 @@ from stigmer.core import (
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
-from stigmer.runner.agent._events import Ev, EventSink, RunStopped, clip, jsonable
-from stigmer.runner.agent._problems import problem_from_exception
-from stigmer.runner.agent._state import (
+from stigmer.runner.agent._checkpoint import (
     PendingCall,
     RunState,
     dump_messages,
@@ -34,6 +32,8 @@ from stigmer.runner.agent._state import (
     read_decisions,
     session_history,
 )
+from stigmer.runner.agent._events import Ev, EventSink, RunStopped, clip, jsonable
+from stigmer.runner.agent._problems import problem_from_exception
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext

@@ -17,8 +17,8 @@ def agent_worker(
     (``activities``: an ``AgentActivities`` bound to ``backend``, made here if not given)."""
     from temporalio.worker import Worker
 
-    from ._temporal_activities import AgentActivities
-    from ._temporal_workflow import StigmerAgent
+    from ._activities import AgentActivities
+    from ._workflow import StigmerAgent
 
     return Worker(
         client,

@@ -1,6 +1,6 @@
 """The steps of one agent execution, each run on its own: what the Temporal activities do.
 
-On Temporal the agent loop runs in the workflow (see ``_temporal_workflow``) and every side
+On Temporal the agent loop runs in the workflow (see ``_workflow``) and every side
 effect is one of these steps, called with the execution id and plain JSON data:
 
 - ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
@@ -30,10 +30,7 @@ from stigmer.core import CAPABILITY_RUN, Backend, InvalidArgument, default_redac
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
-from stigmer.runner.agent._events import Ev, RunStopped, clip, jsonable
-from stigmer.runner.agent._mcp_pool import McpPool
-from stigmer.runner.agent._run import AgentRun, _mcp_start_error
-from stigmer.runner.agent._state import (
+from stigmer.runner.agent._checkpoint import (
     PendingCall,
     RunState,
     dump_messages,
@@ -41,6 +38,9 @@ from stigmer.runner.agent._state import (
     read_decisions,
     session_history,
 )
+from stigmer.runner.agent._events import Ev, RunStopped, clip, jsonable
+from stigmer.runner.agent._mcp_pool import McpPool
+from stigmer.runner.agent._run import AgentRun, _mcp_start_error
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext

@@ -7,7 +7,7 @@ import json
 from google.protobuf import struct_pb2
 from stigmer.core import Redactor
 from stigmer.proto.v1 import execution_pb2
-from stigmer.runner.agent._state import Decision, PendingCall, RunState, _decision_of
+from stigmer.runner.agent._checkpoint import Decision, PendingCall, RunState, _decision_of
 
 
 def test_checkpoint_scrubs_values_that_json_would_escape() -> None:

@@ -1,7 +1,7 @@
 """``StigmerAgent``: one agent execution as a Temporal workflow (id = execution id).
 
 The workflow runs the pydantic-ai agent loop itself, with a model and a toolset that stand in for
-the real ones (``_temporal_remote``): each model request is a ``stigmer.agent.model`` activity and
+the real ones (``_remote``): each model request is a ``stigmer.agent.model`` activity and
 each tool call a ``stigmer.agent.tool`` activity, so the history records every response and every
 tool result. A worker that dies mid-run is replaced by one that replays the history — finished
 requests and tool calls come back from it and are not made again — and continues with the step
@@ -174,7 +174,7 @@ class StigmerAgent:
         )
         from pydantic_ai.usage import RunUsage
 
-        from ._temporal_remote import ActivityModel, ActivityToolset, dump_messages, load_messages
+        from ._remote import ActivityModel, ActivityToolset, dump_messages, load_messages
 
         try:
             plan: dict[str, Any] = await self._act("stigmer.agent.start", summary="start")
@@ -282,7 +282,7 @@ class StigmerAgent:
         else:
             from google.protobuf import json_format
 
-            from ._problems import problem_from_exception
+            from .._problems import problem_from_exception
 
             error = cause if cause is not None else exc
             problem = json_format.MessageToDict(problem_from_exception(error))

@@ -25,9 +25,9 @@ from stigmer.proto.v1 import execution_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ._events import RunStopped
-from ._problems import problem_from_exception
-from ._runner import AgentRunner
+from .._events import RunStopped
+from .._problems import problem_from_exception
+from .._runner import AgentRunner
 from ._steps import AgentSteps, ModelStepError
 
 __all__ = ["STOPPED", "AgentActivities"]
