@@ -50,7 +50,7 @@ class AgentRunner:
         """Import the agent loop, pydantic-ai and the OpenAI-compatible model client ahead of any run."""
         import importlib
 
-        importlib.import_module("stigmer.runner.agent._run")
+        importlib.import_module("stigmer.runner.agent._inprocess")
         with contextlib.suppress(ImportError):  # an optional provider extra
             importlib.import_module("pydantic_ai.models.openai")
 
@@ -64,7 +64,7 @@ class AgentRunner:
         if execution.status.phase in _DONE:
             return execution
 
-        from stigmer.runner.agent._run import AgentRun
+        from stigmer.runner.agent._inprocess import AgentRun
 
         run = AgentRun(
             backend,

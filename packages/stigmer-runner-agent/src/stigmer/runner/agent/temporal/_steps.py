@@ -39,8 +39,8 @@ from stigmer.runner.agent._checkpoint import (
     session_history,
 )
 from stigmer.runner.agent._events import Ev, RunStopped, clip, jsonable
+from stigmer.runner.agent._inprocess import AgentRun, _mcp_start_error
 from stigmer.runner.agent._mcp_pool import McpPool
-from stigmer.runner.agent._run import AgentRun, _mcp_start_error
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
