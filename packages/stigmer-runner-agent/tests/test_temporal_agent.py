@@ -326,6 +326,42 @@ async def test_the_recorded_history_replays_deterministically(
     assert len(llm.requests) == 2  # replaying made no request
 
 
+async def test_a_workflow_started_before_per_activity_runs_the_agent_in_one_activity(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workflows whose history has no ``per-activity`` marker (started by earlier versions) run
+    the whole agent in ``stigmer.agent.run``, resumed after each approval signal."""
+    from temporalio import workflow
+
+    llm.add(call("delete_item", item="7"), text("Item 7 is gone."))
+    await apply(backend, stdio_server("items"))
+    await apply(
+        backend,
+        openai_agent(
+            llm, extra="  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+        ),
+    )
+    eid = await start(backend, "bot", "delete item 7")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(workflow, "patched", lambda _id: False)  # as the workflow of earlier versions
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        waiting = await _phase(backend, eid, P.PHASE_WAITING_APPROVAL)
+        await backend.submit_approval(
+            svc.SubmitApprovalRequest(
+                execution_id=eid, approval_id=waiting.status.pending_approval.id, approved=True
+            )
+        )
+        await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        history = await handle.fetch_history()
+    _keep(history, "single-activity-with-approval")
+    assert _scheduled(history) == ["stigmer.agent.run", "stigmer.agent.run"]
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert json_format.MessageToDict(done.status.output) == "Item 7 is gone."
+
+
 async def test_histories_recorded_by_earlier_versions_replay() -> None:
     files = sorted(HISTORIES.glob("*.json"))
     assert files, f"no recorded histories in {HISTORIES}"
