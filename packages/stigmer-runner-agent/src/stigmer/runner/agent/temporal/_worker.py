@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 from typing import Any
 
 from stigmer.core import TemporalConnection, run_temporal_worker
@@ -19,6 +20,10 @@ def agent_worker(
 
     from ._activities import AgentActivities
     from ._workflow import StigmerAgent
+
+    # Load pydantic-ai now: loading it in a first workflow task can take long enough to trip
+    # Temporal's deadlock detector (2 s), which fails that task.
+    importlib.import_module(f"{__package__}._remote")
 
     return Worker(
         client,
