@@ -152,6 +152,7 @@ async def test_an_approval_arrives_as_a_signal_and_the_run_continues(
     output: Any = json_format.MessageToDict(done.status.output)
     assert output == "Item 42 is gone."
     assert len(llm.requests) == 2  # the first model request was not sent again
+    assert done.status.usage.requests == 2  # reported with the pause and the end, counted once
 
 
 def _scheduled(history: Any) -> list[str]:
