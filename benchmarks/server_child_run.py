@@ -112,7 +112,7 @@ def main() -> int:
         ("workflow", "stigmer.runner.workflow._main, stigmer.runner.workflow, stigmer.backend.cloud, grpc"),
         (
             "agent",
-            "stigmer.runner.agent._worker, stigmer.runner.agent._run, stigmer.backend.cloud, grpc, pydantic_ai",
+            "stigmer.runner.agent._main, stigmer.runner.agent._inprocess, stigmer.backend.cloud, grpc, pydantic_ai",
         ),
     ):
         seconds, rss = cold_start(imports)

@@ -160,9 +160,7 @@ def start_second_worker(
     token = (home / "local" / "runner.token").read_text(encoding="utf-8").strip()
     worker = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "stigmer.runner.workflow._main",
+            str(Path(sys.executable).parent / "stigmer-workflow-runner"),
             "--backend",
             endpoint,
             "--token",

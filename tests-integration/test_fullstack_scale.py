@@ -73,14 +73,12 @@ class ScaledStack:
         )
 
     def start_worker(self, name: str, kind: str, concurrency: int) -> int:
-        module = "stigmer.runner.workflow._main" if kind == "workflow" else "stigmer.runner.agent._worker"
+        script = "stigmer-workflow-runner" if kind == "workflow" else "stigmer-agent-runner"
         queue = WORKFLOW_QUEUE if kind == "workflow" else AGENT_QUEUE
         process = self._spawn(
             name,
             [
-                sys.executable,
-                "-m",
-                module,
+                str(Path(sys.executable).parent / script),
                 "--backend",
                 self.endpoint,
                 "--token",

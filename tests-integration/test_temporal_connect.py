@@ -650,7 +650,7 @@ def test_bad_options_give_one_line_and_exit_code_2(
     home = tmp_path / "home"
     commands = {
         "worker": worker_argv(*args),
-        "agent worker": [sys.executable, "-m", "stigmer.runner.agent._worker", *args],
+        "agent worker": [sys.executable, "-m", "stigmer.runner.agent._main", *args],
         "server": [
             server_script(),
             "--home",

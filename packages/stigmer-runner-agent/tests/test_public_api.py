@@ -5,12 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 import stigmer.runner.agent as agent_pkg
 from stigmer.core import Runner, load_runner
 from stigmer.runner.agent import AgentRunner
+
+SCRIPT = str(Path(sys.executable).parent / "stigmer-agent-runner")  # the console script
 
 
 def test_exported_names() -> None:
@@ -38,13 +41,11 @@ def test_import_is_cheap() -> None:
 
 
 def test_worker_help_describes_the_temporal_worker() -> None:
-    helped = subprocess.run(
-        [sys.executable, "-m", "stigmer.runner.agent._worker", "--help"], capture_output=True, text=True
-    )
+    helped = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True)
     assert helped.returncode == 0
     assert "Temporal worker for Stigmer agent executions" in " ".join(helped.stdout.split())
     ran = subprocess.run(
-        [sys.executable, "-m", "stigmer.runner.agent._worker", "--token-file", "/nonexistent/token"],
+        [SCRIPT, "--token-file", "/nonexistent/token"],
         capture_output=True,
         text=True,
     )
@@ -53,7 +54,7 @@ def test_worker_help_describes_the_temporal_worker() -> None:
 
 
 def test_worker_options_parse_with_their_defaults_and_aliases() -> None:
-    from stigmer.runner.agent._worker import build_parser
+    from stigmer.runner.agent._main import build_parser
     from stigmer.temporal import TemporalConnection
 
     defaults = build_parser().parse_args([])
@@ -90,7 +91,7 @@ def test_worker_options_parse_with_their_defaults_and_aliases() -> None:
 
 
 def test_worker_help_names_every_option() -> None:
-    from stigmer.runner.agent._worker import build_parser
+    from stigmer.runner.agent._main import build_parser
 
     text = build_parser().format_help()
     for option in (
@@ -109,8 +110,8 @@ def test_worker_help_names_every_option() -> None:
 def test_the_agent_worker_gets_the_token_and_the_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    import stigmer.runner.agent._temporal_worker as temporal_worker
-    from stigmer.runner.agent._worker import main
+    import stigmer.runner.agent.temporal._worker as temporal_worker
+    from stigmer.runner.agent._main import main
 
     seen: dict[str, Any] = {}
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -24,13 +25,22 @@ from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
-from stigmer.runner.agent._temporal_worker import agent_worker
-from stigmer.runner.agent._temporal_workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
-from temporalio.client import Client
+from stigmer.runner.agent.temporal._worker import agent_worker
+from stigmer.runner.agent.temporal._workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 P = execution_pb2
 pytestmark = pytest.mark.timeout(120)
+# Workflow histories recorded by earlier versions of the workflow; each must still replay.
+# `STIGMER_RECORD_HISTORIES=1 pytest test_temporal_agent.py` writes them anew from this version.
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def _keep(history: Any, name: str) -> None:
+    if os.environ.get("STIGMER_RECORD_HISTORIES"):
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 def _free_port() -> int:
@@ -142,6 +152,7 @@ async def test_an_approval_arrives_as_a_signal_and_the_run_continues(
     output: Any = json_format.MessageToDict(done.status.output)
     assert output == "Item 42 is gone."
     assert len(llm.requests) == 2  # the first model request was not sent again
+    assert done.status.usage.requests == 2  # reported with the pause and the end, counted once
 
 
 def _scheduled(history: Any) -> list[str]:
@@ -186,6 +197,7 @@ async def test_each_model_request_and_each_tool_call_is_its_own_activity(
         handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
         result = await asyncio.wait_for(handle.result(), 60)
         history = await handle.fetch_history()
+    _keep(history, "tool-calls")
     assert result == {"phase": "PHASE_SUCCEEDED"}
     assert _scheduled(history) == [
         "stigmer.agent.start",
@@ -280,6 +292,7 @@ async def test_a_session_continues_on_temporal_and_a_sub_agent_is_one_tool_activ
     # The second turn's first request carries the first turn's conversation.
     second = [m.get("content") for m in llm.requests[1]["messages"]]
     assert "my name is Ada" in second and "Noted: your name is Ada." in second
+    _keep(histories[1], "session-sub-agent")
     # The sub-agent's whole run (its own model request) is the one tool activity.
     assert _scheduled(histories[1]) == [
         "stigmer.agent.start",
@@ -314,6 +327,52 @@ async def test_the_recorded_history_replays_deterministically(
     assert len(llm.requests) == 2  # replaying made no request
 
 
+async def test_a_workflow_started_before_per_activity_runs_the_agent_in_one_activity(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workflows whose history has no ``per-activity`` marker (started by earlier versions) run
+    the whole agent in ``stigmer.agent.run``, resumed after each approval signal."""
+    from temporalio import workflow
+
+    llm.add(call("delete_item", item="7"), text("Item 7 is gone."))
+    await apply(backend, stdio_server("items"))
+    await apply(
+        backend,
+        openai_agent(
+            llm, extra="  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+        ),
+    )
+    eid = await start(backend, "bot", "delete item 7")
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(workflow, "patched", lambda _id: False)  # as the workflow of earlier versions
+    async with agent_worker(client, queue, backend):
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        waiting = await _phase(backend, eid, P.PHASE_WAITING_APPROVAL)
+        await backend.submit_approval(
+            svc.SubmitApprovalRequest(
+                execution_id=eid, approval_id=waiting.status.pending_approval.id, approved=True
+            )
+        )
+        await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        history = await handle.fetch_history()
+    _keep(history, "single-activity-with-approval")
+    assert _scheduled(history) == ["stigmer.agent.run", "stigmer.agent.run"]
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert json_format.MessageToDict(done.status.output) == "Item 7 is gone."
+
+
+async def test_histories_recorded_by_earlier_versions_replay() -> None:
+    files = sorted(HISTORIES.glob("*.json"))
+    assert files, f"no recorded histories in {HISTORIES}"
+    replayer = Replayer(workflows=[StigmerAgent])
+    for file in files:
+        history = WorkflowHistory.from_json(file.stem, file.read_text())
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, f"{file.name}: {replayed.replay_failure}"
+
+
 async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_the_run(
     backend: Backend, llm: ScriptedLLM, temporal_address: str
 ) -> None:
@@ -339,6 +398,8 @@ async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_th
         )
         assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_FAILED"}
         failed = await handle.fetch_history()
+    _keep(retried, "model-retried")
+    _keep(failed, "model-failed")
     assert _scheduled(retried) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.finish"]
     assert _attempts(retried) == [1, 2, 1]  # the model request succeeded on its second attempt
     done = await backend.get_execution(svc.GetExecutionRequest(id=first))
@@ -400,6 +461,7 @@ async def test_two_calls_needing_approval_are_asked_one_after_the_other(
             await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
         assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
         history = await handle.fetch_history()
+    _keep(history, "two-approvals")
     assert [a["args"] for a in asked] == [{"item": "1"}, {"item": "2"}]
     assert _scheduled(history) == [
         "stigmer.agent.start",
@@ -446,6 +508,7 @@ async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelle
                 await asyncio.wait_for(handle.result(), 30)
             assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
         history = await handle.fetch_history()
+    _keep(history, f"cancelled-through-{how}")
     scheduled = ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.tool"]
     assert _scheduled(history) == scheduled + ([] if how == "backend" else ["stigmer.agent.cancel"])
     assert len(llm.requests) == 1  # the run stopped: no model request after the tool
@@ -456,7 +519,7 @@ async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelle
 async def test_a_worker_keeps_an_executions_mcp_server_running_between_its_tool_calls(
     backend: Backend, llm: ScriptedLLM, temporal_address: str
 ) -> None:
-    from stigmer.runner.agent._temporal_activities import AgentActivities
+    from stigmer.runner.agent.temporal._activities import AgentActivities
 
     llm.add(call("pid"), call("pid"), text("same server"))
     await apply(backend, stdio_server("procs"))

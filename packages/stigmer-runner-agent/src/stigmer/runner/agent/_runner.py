@@ -6,18 +6,11 @@ import contextlib
 import os
 from collections.abc import Mapping
 
-from stigmer.core import Backend, InvalidArgument
+from stigmer.core import STOPPED_PHASES, Backend, InvalidArgument
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
 __all__ = ["AgentRunner"]
-
-_DONE = {
-    execution_pb2.PHASE_SUCCEEDED,
-    execution_pb2.PHASE_FAILED,
-    execution_pb2.PHASE_CANCELLED,
-    execution_pb2.PHASE_WAITING_APPROVAL,
-}
 
 
 class AgentRunner:
@@ -50,7 +43,7 @@ class AgentRunner:
         """Import the agent loop, pydantic-ai and the OpenAI-compatible model client ahead of any run."""
         import importlib
 
-        importlib.import_module("stigmer.runner.agent._run")
+        importlib.import_module("stigmer.runner.agent._inprocess")
         with contextlib.suppress(ImportError):  # an optional provider extra
             importlib.import_module("pydantic_ai.models.openai")
 
@@ -61,12 +54,12 @@ class AgentRunner:
             raise InvalidArgument(
                 f"execution {execution_id} is a {execution.kind}; the agent runner runs AgentExecutions"
             )
-        if execution.status.phase in _DONE:
+        if execution.status.phase in STOPPED_PHASES:  # ended, or waiting for a decision
             return execution
 
-        from stigmer.runner.agent._run import AgentRun
+        from stigmer.runner.agent._inprocess import InProcessHost
 
-        run = AgentRun(
+        host = InProcessHost(
             backend,
             execution,
             environ=os.environ if self.environ is None else self.environ,
@@ -74,4 +67,4 @@ class AgentRunner:
             flush_chars=self.flush_chars,
             cancel_poll=self.cancel_poll,
         )
-        return await run.execute()
+        return await host.execute()

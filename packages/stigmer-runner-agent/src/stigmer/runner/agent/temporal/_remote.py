@@ -15,13 +15,15 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic_ai import ModelRetry, RunContext
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
+from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 from pydantic_ai.usage import RunUsage
+
+from .._checkpoint import dump_messages, load_messages
 
 __all__ = ["ActivityModel", "ActivityToolset", "dump_messages", "load_messages"]
 
@@ -30,15 +32,6 @@ ToolCall = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 _PARAMETERS: TypeAdapter[ModelRequestParameters] = TypeAdapter(ModelRequestParameters)
 _DEFINITION: TypeAdapter[ToolDefinition] = TypeAdapter(ToolDefinition)
-
-
-def dump_messages(messages: list[ModelMessage]) -> list[Any]:
-    dumped: list[Any] = ModelMessagesTypeAdapter.dump_python(messages, mode="json")
-    return dumped
-
-
-def load_messages(data: list[Any]) -> list[ModelMessage]:
-    return ModelMessagesTypeAdapter.validate_python(data)
 
 
 class ActivityModel(Model):

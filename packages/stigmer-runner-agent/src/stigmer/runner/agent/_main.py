@@ -28,7 +28,7 @@ COMMAND = WorkerCommand(
     default_concurrency=50,
     concurrency_help="agent runs and workflow tasks run at once",
     package="stigmer-runner-agent",
-    worker_module="stigmer.runner.agent._temporal_worker",
+    worker_module="stigmer.runner.agent.temporal._worker",
     runner="agent",
 )
 

@@ -26,14 +26,14 @@ from stigmer.temporal import heartbeating
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ._events import RunStopped
-from ._problems import problem_from_exception
-from ._runner import AgentRunner
+from .._events import RunStopped
+from .._problems import problem_from_exception
+from .._runner import AgentRunner
+from ._host import STOPPED
 from ._steps import AgentSteps, ModelStepError
 
 __all__ = ["STOPPED", "AgentActivities"]
 
-STOPPED = "RunStopped"  # ApplicationError type: the execution ended elsewhere (details: its phase)
 
 T = TypeVar("T")
 

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 from stigmer.core import Backend, Redactor
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
+from stigmer.runner.agent._loop import Decision, PendingCall
 
 if TYPE_CHECKING:
     from pydantic_ai.messages import ModelMessage
 
 __all__ = [
+    "Checkpoint",
     "Decision",
     "PendingCall",
-    "RunState",
     "dump_messages",
     "load_messages",
     "read_decisions",
@@ -33,25 +34,7 @@ VERSION = 1
 
 
 @dataclass
-class PendingCall:
-    """A tool call waiting for a human decision."""
-
-    id: str
-    tool: str
-    args: dict[str, Any]
-    server: str = ""
-
-
-@dataclass
-class Decision:
-    """A human's answer to a pending call."""
-
-    approved: bool
-    reason: str = ""
-
-
-@dataclass
-class RunState:
+class Checkpoint:
     """The decoded checkpoint of an agent execution."""
 
     messages: list[Any] = field(default_factory=list)  # JSON form of pydantic-ai messages
@@ -63,7 +46,7 @@ class RunState:
     inflight: bool = False  # saved mid-run (after tool results), to continue a killed run from
 
     @classmethod
-    def parse(cls, text: str) -> RunState:
+    def parse(cls, text: str) -> Checkpoint:
         if not text.strip():
             return cls()
         try:
@@ -125,7 +108,7 @@ async def session_history(backend: Backend, session_id: str, current_id: str) ->
                 continue
             if execution.status.phase != execution_pb2.PHASE_SUCCEEDED:
                 continue
-            state = RunState.parse(execution.status.checkpoint)
+            state = Checkpoint.parse(execution.status.checkpoint)
             if state.messages:
                 return state.messages
         if not page.next_page_token:
@@ -149,7 +132,7 @@ def _decision_of(event: execution_pb2.ExecutionEvent) -> tuple[str, Decision]:
 
 
 async def read_decisions(
-    backend: Backend, execution: execution_pb2.Execution, state: RunState
+    backend: Backend, execution: execution_pb2.Execution, state: Checkpoint
 ) -> dict[str, Decision]:
     """Decisions recorded as ``approval.resolved`` events since the checkpoint was written."""
     last = execution.status.last_sequence

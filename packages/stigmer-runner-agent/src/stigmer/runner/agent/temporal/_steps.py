@@ -1,6 +1,6 @@
 """The steps of one agent execution, each run on its own: what the Temporal activities do.
 
-On Temporal the agent loop runs in the workflow (see ``_temporal_workflow``) and every side
+On Temporal the agent loop runs in the workflow (see ``_workflow``) and every side
 effect is one of these steps, called with the execution id and plain JSON data:
 
 - ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
@@ -22,32 +22,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
-from stigmer.core import CAPABILITY_RUN, Backend, InvalidArgument, default_redactor, has_capability
+from stigmer.core import Backend, InvalidArgument, default_redactor, is_terminal
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2, meta_pb2
-from stigmer.runner.agent._build import AgentBuild, Builder
-from stigmer.runner.agent._events import Ev, RunStopped, clip, jsonable
-from stigmer.runner.agent._mcp_pool import McpPool
-from stigmer.runner.agent._run import AgentRun, _mcp_start_error
-from stigmer.runner.agent._state import (
-    PendingCall,
-    RunState,
-    dump_messages,
-    load_messages,
-    read_decisions,
-    session_history,
-)
+from stigmer.proto.v1 import execution_pb2
+
+from .._build import AgentBuild
+from .._checkpoint import Checkpoint, dump_messages, load_messages, read_decisions, session_history
+from .._events import RunStopped, clip, jsonable
+from .._execution import OpenExecution, mcp_start_error, usage_message
+from .._loop import PendingCall, usage_dict
+from .._mcp_pool import McpPool
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
 
 __all__ = ["AgentSteps", "ModelStepError"]
-
-_TERMINAL = {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
 
 
 class ModelStepError(Exception):
@@ -58,15 +50,6 @@ class ModelStepError(Exception):
         self.error = error
         self.model = model
         self.endpoint = endpoint
-
-
-@dataclass
-class _Opened:
-    """One step's view of the execution: its run helpers (sink, redactor) and its context."""
-
-    run: AgentRun
-    builder: Builder
-    agent: Any  # the Agent resource
 
 
 class AgentSteps:
@@ -86,58 +69,18 @@ class AgentSteps:
         self.flush_chars = flush_chars
         self.mcp = McpPool()  # MCP servers kept running between an execution's tool calls
 
-    async def _open(self, execution_id: str, *, context: bool = True) -> _Opened:
-        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-        if execution.kind and execution.kind != "AgentExecution":
-            raise InvalidArgument(
-                f"execution {execution_id} is a {execution.kind}; the agent runner runs AgentExecutions"
-            )
-        if execution.status.phase in _TERMINAL:
-            raise RunStopped(execution)
-        run = AgentRun(
+    async def _open(self, execution_id: str, *, context: bool = True, flush: bool = True) -> OpenExecution:
+        """The execution (``RunStopped`` if it ended), with its context unless ``context`` is False."""
+        run = await OpenExecution.fetch(
             self.backend,
-            execution,
+            execution_id,
             environ=self.environ,
-            flush_interval=self.flush_interval,
-            flush_chars=self.flush_chars,
-        )
-        secrets: dict[str, str] = {}
-        variables = dict(execution.spec.env)
-        allow_run = False  # without the context, nothing that starts a process is built
-        if context:
-            ctx = await self.backend.get_execution_context(
-                svc.GetExecutionContextRequest(execution_id=execution_id)
-            )
-            secrets = dict(ctx.secrets)
-            run.redactor.register(*secrets.values())
-            default_redactor().register(*secrets.values())
-            variables = {**dict(ctx.variables), **variables}
-            allow_run = has_capability(ctx.config, CAPABILITY_RUN)
-        ref = execution.spec.target
-        agent_ref = meta_pb2.ResourceRef(kind=ref.kind or "Agent", name=ref.name, id=ref.id)
-        agent = (await self.backend.get(svc.GetRequest(ref=agent_ref))).agent
-        builder = Builder(
-            self.backend,
-            sink=run.sink,
-            redactor=run.redactor,
-            secrets=secrets,
-            variables=variables,
-            environ=self.environ,
-            run_model=execution.spec.model if execution.spec.HasField("model") else None,
-            allow_run=allow_run,
+            flush_interval=self.flush_interval if flush else 0,
+            flush_chars=self.flush_chars if flush else 1,
         )
         if context:
-            run._check_env(agent.spec, variables, secrets)
-        return _Opened(run=run, builder=builder, agent=agent)
-
-    async def _build(self, opened: _Opened, stack: AsyncExitStack) -> AgentBuild:
-        ref = opened.run.execution.spec.target
-        build = await opened.builder.build(opened.agent.spec, name=opened.agent.metadata.name or ref.name)
-        stack.push_async_callback(build.model.aclose)
-        default_redactor().register(build.model.api_key)
-        opened.run.model_label = build.model.choice.label
-        opened.run.endpoint = build.model.choice.base_url
-        return build
+            await run.load_context()
+        return run
 
     async def _enter(
         self, execution_id: str, key: str, fresh: Any, build: AgentBuild, stack: AsyncExitStack
@@ -151,7 +94,7 @@ class AgentSteps:
             return await stack.enter_async_context(fresh)
         except Exception as exc:
             if key in servers:
-                raise _mcp_start_error(servers[key], exc) from exc
+                raise mcp_start_error(servers[key], exc) from exc
             raise
 
     # -- steps -----------------------------------------------------------------------------------
@@ -160,21 +103,17 @@ class AgentSteps:
         from pydantic import TypeAdapter
         from pydantic_ai.tools import ToolDefinition
 
-        opened = await self._open(execution_id, context=False)
-        prompt = opened.run._prompt()
-        if opened.run.execution.status.phase != execution_pb2.PHASE_RUNNING:
-            # The execution's context (secrets) is available once it runs.
-            await opened.run.sink.update(
-                phase=execution_pb2.PHASE_RUNNING, events=[Ev("message.user", text=prompt)]
-            )
-        opened = await self._open(execution_id)
-        run = opened.run
+        run = await self._open(execution_id, context=False)
+        prompt = run.prompt()
+        if run.execution.status.phase != execution_pb2.PHASE_RUNNING:
+            await run.mark_running(prompt)
+        await run.load_context()  # available once the execution runs
         spec = run.execution.spec
         history = await session_history(self.backend, spec.session_id, run.id) if spec.session_id else []
         tools: list[dict[str, Any]] = []
         definition = TypeAdapter(ToolDefinition)
         async with AsyncExitStack() as stack:
-            build = await self._build(opened, stack)
+            build = await run.build(await run.agent(), stack)
             ctx = _run_context(build)
             for key, fresh in build.by_key.items():
                 toolset = await self._enter(execution_id, key, fresh, build, stack)
@@ -211,14 +150,14 @@ class AgentSteps:
         )
         from pydantic_ai.models import ModelRequestParameters
 
-        opened = await self._open(execution_id)
-        run = opened.run
-        spec = opened.agent.spec
-        choice = opened.builder.choose(spec.model if spec.HasField("model") else None)
-        from stigmer.runner.agent._models import build_model
+        from .._models import build_model
 
+        run = await self._open(execution_id)
+        spec = (await run.agent()).spec
+        builder = run.builder()
+        choice = builder.choose(spec.model if spec.HasField("model") else None)
         run.model_label, run.endpoint = choice.label, choice.base_url
-        built = build_model(choice, opened.builder.lookup)
+        built = build_model(choice, builder.lookup)
         run.redactor.register(built.api_key)
         default_redactor().register(built.api_key)
         messages = load_messages(list(request.get("messages") or []))
@@ -255,15 +194,15 @@ class AgentSteps:
         """
         from pydantic_ai import ModelRetry
 
-        opened = await self._open(execution_id)
-        run = opened.run
+        run = await self._open(execution_id)
+        agent = await run.agent()
         key, name = str(call["toolset"]), str(call["name"])
         call_id = str(call.get("callId") or "")
         args = dict(call.get("args") or {})
         if report_call:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
         async with AsyncExitStack() as stack:
-            build = await self._build(opened, stack)
+            build = await run.build(agent, stack)
             fresh = build.by_key.get(key)
             if fresh is None:
                 raise InvalidArgument(f"the agent has no toolset {key} (was its definition changed?)")
@@ -280,43 +219,33 @@ class AgentSteps:
                 )
                 return {"retry": run.redactor.scrub(retry.message)}
         await run.sink.emit("tool.result", subject=call_id, data={"tool": name, "result": clip(value)})
-        usage = ctx.usage
-        result = {
-            "return": jsonable(value),
-            "usage": {
-                "input_tokens": usage.input_tokens or 0,
-                "output_tokens": usage.output_tokens or 0,
-                "requests": usage.requests or 0,
-                "tool_calls": usage.tool_calls or 0,
-            },
-        }
+        result = {"return": jsonable(value), "usage": usage_dict(ctx.usage)}
         scrubbed: dict[str, Any] = run.redactor.scrub(result)
         return scrubbed
 
     async def request_approval(self, execution_id: str, pause: Mapping[str, Any]) -> int:
         """Set WAITING_APPROVAL for one call; the event sequence after which decisions arrive."""
-        opened = await self._open(execution_id, context=False)
-        run = opened.run
-        calls = [PendingCall(**c) for c in pause.get("pending") or []]
+        run = await self._open(execution_id, context=False)
         current = PendingCall(**dict(pause["call"]))
-        run.state = RunState(pending=calls or [current])
-        usage = _usage(pause.get("usage"))
-        await run._request_approval(current, messages=list(pause.get("messages") or []) or None, usage=usage)
-        return run.state.sequence
+        checkpoint = Checkpoint(
+            messages=list(pause.get("messages") or []),
+            pending=[PendingCall(**c) for c in pause.get("pending") or []] or [current],
+        )
+        await run.request_approval(current, checkpoint, usage_message(pause.get("usage")))
+        return checkpoint.sequence
 
     async def decision(self, execution_id: str, wait: Mapping[str, Any]) -> dict[str, Any] | None:
         """The human's decision on a call, once one was recorded after ``sequence``; else ``None``."""
         execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-        if execution.status.phase in _TERMINAL:
+        if is_terminal(execution.status.phase):
             raise RunStopped(execution)
         call_id = str(wait["callId"])
-        state = RunState(
+        checkpoint = Checkpoint(
             pending=[PendingCall(id=call_id, tool=str(wait.get("tool") or ""), args={})],
             requested=call_id,
             sequence=int(wait["sequence"]),
         )
-        decisions = await read_decisions(self.backend, execution, state)
-        found = decisions.get(call_id)
+        found = (await read_decisions(self.backend, execution, checkpoint)).get(call_id)
         if found is None:
             return None
         return {"approved": found.approved, "reason": found.reason}
@@ -324,48 +253,32 @@ class AgentSteps:
     async def finish(self, execution_id: str, result: Mapping[str, Any]) -> str:
         """Write SUCCEEDED with the output, usage and (in a session) the conversation."""
         await self.mcp.close(execution_id)
-        opened = await self._open(execution_id, context=False)
-        run = opened.run
-        usage = _usage(result.get("usage")) or execution_pb2.Usage()
-        messages = list(result.get("messages") or []) if run.execution.spec.session_id else []
-        done = await run.sink.update(
-            phase=execution_pb2.PHASE_SUCCEEDED,
-            events=[run._usage_event(usage)],
-            output=str(result.get("output") or ""),
-            usage=usage,
-            checkpoint=RunState(messages=messages).dump(run.redactor),
-        )
+        run = await self._open(execution_id, context=False)
+        usage = usage_message(result.get("usage")) or execution_pb2.Usage()
+        output = str(result.get("output") or "")
+        done = await run.succeed(output, usage, list(result.get("messages") or []))
         return execution_pb2.Phase.Name(done.status.phase)
 
     async def fail(self, execution_id: str, problem: Mapping[str, Any]) -> str:
         """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON)."""
         await self.mcp.close(execution_id)
-        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-        if execution.status.phase in _TERMINAL:
-            raise RunStopped(execution)
-        run = AgentRun(self.backend, execution, environ=self.environ, flush_interval=0, flush_chars=1)
+        run = await self._open(execution_id, context=False, flush=False)
         error = json_format.ParseDict(
             dict(problem), execution_pb2.ExecutionError(), ignore_unknown_fields=True
         )
-        done = await run.sink.update(phase=execution_pb2.PHASE_FAILED, error=error)
+        done = await run.fail(error)
         return execution_pb2.Phase.Name(done.status.phase)
 
     async def cancel(self, execution_id: str) -> str:
         """Write CANCELLED unless the execution already ended (cancelled through the Backend, say);
         the phase it has."""
         await self.mcp.close(execution_id)
-        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-        if execution.status.phase in _TERMINAL:
-            return execution_pb2.Phase.Name(execution.status.phase)
-        run = AgentRun(self.backend, execution, environ=self.environ, flush_interval=0, flush_chars=1)
-        done = await run.sink.update(phase=execution_pb2.PHASE_CANCELLED)
+        try:
+            run = await self._open(execution_id, context=False, flush=False)
+        except RunStopped as stopped:
+            return execution_pb2.Phase.Name(stopped.execution.status.phase)
+        done = await run.cancel()
         return execution_pb2.Phase.Name(done.status.phase)
-
-
-def _usage(data: Any) -> execution_pb2.Usage | None:
-    if not data:
-        return None
-    return json_format.ParseDict(dict(data), execution_pb2.Usage(), ignore_unknown_fields=True)
 
 
 def _run_context(build: AgentBuild, *, call_id: str = "", tool_name: str = "") -> RunContext[Any]:

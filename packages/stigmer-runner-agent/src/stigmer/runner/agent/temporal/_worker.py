@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib
 from typing import Any
 
 from stigmer.temporal import TemporalConnection, run_temporal_worker
@@ -17,8 +18,12 @@ def agent_worker(
     (``activities``: an ``AgentActivities`` bound to ``backend``, made here if not given)."""
     from temporalio.worker import Worker
 
-    from ._temporal_activities import AgentActivities
-    from ._temporal_workflow import StigmerAgent
+    from ._activities import AgentActivities
+    from ._workflow import StigmerAgent
+
+    # Load pydantic-ai now: loading it in a first workflow task can take long enough to trip
+    # Temporal's deadlock detector (2 s), which fails that task.
+    importlib.import_module(f"{__package__}._remote")
 
     return Worker(
         client,

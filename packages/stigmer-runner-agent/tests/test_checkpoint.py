@@ -7,19 +7,19 @@ import json
 from google.protobuf import struct_pb2
 from stigmer.core import Redactor
 from stigmer.proto.v1 import execution_pb2
-from stigmer.runner.agent._state import Decision, PendingCall, RunState, _decision_of
+from stigmer.runner.agent._checkpoint import Checkpoint, Decision, PendingCall, _decision_of
 
 
 def test_checkpoint_scrubs_values_that_json_would_escape() -> None:
     secret = 'tok"en\\with-quote'
-    state = RunState(
+    state = Checkpoint(
         messages=[{"parts": [{"content": f"the key is {secret}"}]}],
         pending=[PendingCall(id="c1", tool="t", args={"key": secret})],
         decisions={"c0": Decision(approved=False, reason="no")},
     )
     text = state.dump(Redactor([secret]))
     assert secret not in text and json.dumps(secret)[1:-1] not in text
-    back = RunState.parse(text)
+    back = Checkpoint.parse(text)
     assert back.messages == [{"parts": [{"content": "the key is ***"}]}]
     assert back.pending[0].args == {"key": "***"}
     assert back.decisions["c0"] == Decision(approved=False, reason="no")
@@ -27,7 +27,7 @@ def test_checkpoint_scrubs_values_that_json_would_escape() -> None:
 
 def test_parse_is_tolerant() -> None:
     for text in ("", "not json", "[]", '{"version": 99}'):
-        assert RunState.parse(text) == RunState()
+        assert Checkpoint.parse(text) == Checkpoint()
 
 
 def _event(subject: str, data: dict[str, object] | None, text: str = "") -> execution_pb2.ExecutionEvent:

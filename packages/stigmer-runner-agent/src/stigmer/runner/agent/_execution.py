@@ -1,0 +1,252 @@
+"""One agent execution as a runner sees it, and every write a run makes to it.
+
+``OpenExecution`` holds the execution, its event sink and redactor, and (once loaded) its context:
+secrets, variables and whether it may start local processes. Both hosts use it: the Lite host for
+a whole run in this process, each Temporal activity for its one step. The status writes of a run
+live here once: RUNNING with the user's message, WAITING_APPROVAL with the approval request and
+checkpoint, SUCCEEDED with output and usage, FAILED with a problem, CANCELLED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format
+from stigmer.core import (
+    CAPABILITY_RUN,
+    Backend,
+    InvalidArgument,
+    Redactor,
+    Unavailable,
+    default_redactor,
+    has_capability,
+    is_terminal,
+)
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.runner.agent._build import AgentBuild, Builder
+from stigmer.runner.agent._checkpoint import Checkpoint
+from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
+from stigmer.runner.agent._loop import PendingCall
+
+if TYPE_CHECKING:
+    from pydantic_ai.usage import RunUsage
+
+__all__ = ["OpenExecution", "mcp_start_error", "runner_identity", "usage_message"]
+
+
+def runner_identity() -> str:
+    return f"agent-runner@{socket.gethostname()}:{os.getpid()}"
+
+
+class OpenExecution:
+    """An agent execution fetched from the Backend, with what a run needs to work on it."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        execution: execution_pb2.Execution,
+        *,
+        environ: Mapping[str, str],
+        flush_interval: float,
+        flush_chars: int,
+    ) -> None:
+        self.backend = backend
+        self.execution = execution
+        self.id = execution.metadata.id
+        self.environ = environ
+        self.redactor = Redactor()
+        self.sink = EventSink(
+            backend,
+            self.id,
+            last_sequence=execution.status.last_sequence,
+            redactor=self.redactor,
+            runner=runner_identity(),
+            flush_interval=flush_interval,
+            flush_chars=flush_chars,
+        )
+        self.secrets: dict[str, str] = {}
+        self.variables: dict[str, str] = dict(execution.spec.env)
+        self.allow_run = False  # without the context, nothing that starts a process is built
+        self.has_context = False
+        self.model_label = ""  # of the model last built, for problem descriptions
+        self.endpoint = ""
+
+    @classmethod
+    async def fetch(
+        cls,
+        backend: Backend,
+        execution_id: str,
+        *,
+        environ: Mapping[str, str],
+        flush_interval: float = 0.1,
+        flush_chars: int = 200,
+    ) -> OpenExecution:
+        """The agent execution with this id; ``RunStopped`` if it has ended."""
+        execution = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        if execution.kind and execution.kind != "AgentExecution":
+            raise InvalidArgument(
+                f"execution {execution_id} is a {execution.kind}; the agent runner runs AgentExecutions"
+            )
+        if is_terminal(execution.status.phase):
+            raise RunStopped(execution)
+        return cls(
+            backend, execution, environ=environ, flush_interval=flush_interval, flush_chars=flush_chars
+        )
+
+    # -- what the run reads ----------------------------------------------------------------------
+    def prompt(self) -> str:
+        spec = self.execution.spec
+        if spec.message:
+            return spec.message
+        if spec.HasField("input"):
+            data = json_format.MessageToDict(spec.input)
+            return data if isinstance(data, str) else json.dumps(data)
+        raise InvalidArgument(
+            "the execution has no message: pass the user message to the run", ["spec.message"]
+        )
+
+    async def load_context(self) -> None:
+        """Read the execution's context (available once it runs): secrets, variables, capabilities."""
+        context = await self.backend.get_execution_context(
+            svc.GetExecutionContextRequest(execution_id=self.id)
+        )
+        self.secrets = dict(context.secrets)
+        self.redactor.register(*self.secrets.values())
+        default_redactor().register(*self.secrets.values())
+        self.variables = {**dict(context.variables), **dict(self.execution.spec.env)}
+        self.allow_run = has_capability(context.config, CAPABILITY_RUN)
+        self.has_context = True
+
+    async def agent(self) -> Any:
+        """The Agent resource the execution runs; its required variables are checked against the
+        context, if loaded."""
+        ref = self.execution.spec.target
+        agent_ref = meta_pb2.ResourceRef(kind=ref.kind or "Agent", name=ref.name, id=ref.id)
+        agent = (await self.backend.get(svc.GetRequest(ref=agent_ref))).agent
+        if self.has_context:
+            self._check_env(agent.spec)
+        return agent
+
+    def _check_env(self, spec: Any) -> None:
+        missing = [
+            req.name
+            for req in spec.env
+            if req.required
+            and not req.default
+            and req.name not in self.variables
+            and req.name not in self.secrets
+        ]
+        if missing:
+            raise InvalidArgument(
+                f"the agent requires {', '.join(missing)}: set {'them' if len(missing) > 1 else 'it'} "
+                "in an environment the agent uses or with --env on the run",
+                ["spec.env"],
+            )
+
+    def builder(self) -> Builder:
+        spec = self.execution.spec
+        return Builder(
+            self.backend,
+            sink=self.sink,
+            redactor=self.redactor,
+            secrets=self.secrets,
+            variables=self.variables,
+            environ=self.environ,
+            run_model=spec.model if spec.HasField("model") else None,
+            allow_run=self.allow_run,
+        )
+
+    async def build(self, agent: Any, stack: AsyncExitStack) -> AgentBuild:
+        """The pydantic-ai agent of ``agent`` (a resource), its model closed with ``stack``."""
+        name = agent.metadata.name or self.execution.spec.target.name
+        build = await self.builder().build(agent.spec, name=name)
+        stack.push_async_callback(build.model.aclose)
+        default_redactor().register(build.model.api_key)
+        self.model_label = build.model.choice.label
+        self.endpoint = build.model.choice.base_url
+        return build
+
+    # -- what the run writes ---------------------------------------------------------------------
+    async def mark_running(self, prompt: str) -> execution_pb2.Execution:
+        return await self.sink.update(
+            phase=execution_pb2.PHASE_RUNNING, events=[Ev("message.user", text=prompt)]
+        )
+
+    def usage_event(self, usage: execution_pb2.Usage) -> Ev:
+        return Ev("usage", data=json_format.MessageToDict(usage, preserving_proto_field_name=True))
+
+    async def request_approval(
+        self, call: PendingCall, checkpoint: Checkpoint, usage: execution_pb2.Usage | None
+    ) -> execution_pb2.Execution:
+        """WAITING_APPROVAL for ``call``; ``checkpoint.sequence`` is set to the event sequence the
+        decisions follow."""
+        events = [] if usage is None else [self.usage_event(usage)]
+        scrubbed_args = self.redactor.scrub(call.args)
+        events.append(
+            Ev(
+                "approval.requested",
+                subject=call.id,
+                text=f"{call.tool} needs approval",
+                data={"tool": call.tool, "server": call.server, "args": scrubbed_args},
+            )
+        )
+        request = execution_pb2.ApprovalRequest(id=call.id, tool=call.tool, server=call.server)
+        request.arguments.update(jsonable(scrubbed_args) if isinstance(scrubbed_args, dict) else {})
+        request.requested_at.GetCurrentTime()
+        checkpoint.requested = call.id
+        # Decisions are approval.resolved events written after this point.
+        checkpoint.sequence = self.sink.sequence
+        return await self.sink.update(
+            phase=execution_pb2.PHASE_WAITING_APPROVAL,
+            events=events,
+            usage=usage,
+            pending_approval=request,
+            checkpoint=checkpoint.dump(self.redactor),
+        )
+
+    async def succeed(
+        self, output: str, usage: execution_pb2.Usage, messages: list[Any]
+    ) -> execution_pb2.Execution:
+        """SUCCEEDED with the output and usage; in a session, the conversation (JSON) for the next turn."""
+        return await self.sink.update(
+            phase=execution_pb2.PHASE_SUCCEEDED,
+            events=[self.usage_event(usage)],
+            output=output,
+            usage=usage,
+            checkpoint=Checkpoint(messages=messages if self.execution.spec.session_id else []).dump(
+                self.redactor
+            ),
+        )
+
+    async def fail(self, error: execution_pb2.ExecutionError) -> execution_pb2.Execution:
+        return await self.sink.update(phase=execution_pb2.PHASE_FAILED, error=error)
+
+    async def cancel(self) -> execution_pb2.Execution:
+        return await self.sink.update(phase=execution_pb2.PHASE_CANCELLED)
+
+
+def usage_message(usage: RunUsage | Mapping[str, Any] | None) -> execution_pb2.Usage | None:
+    """pydantic-ai's usage (or its JSON) as ``stigmer.v1.Usage``; None for none."""
+    if not usage:
+        return None
+    if isinstance(usage, Mapping):
+        return json_format.ParseDict(dict(usage), execution_pb2.Usage(), ignore_unknown_fields=True)
+    return execution_pb2.Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        requests=usage.requests or 0,
+        tool_calls=usage.tool_calls or 0,
+    )
+
+
+def mcp_start_error(server: str, exc: BaseException) -> Unavailable:
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, BaseExceptionGroup):
+        detail = "; ".join(str(e) or type(e).__name__ for e in exc.exceptions)
+    return Unavailable(f"MCP server {server} failed to start: {detail}")

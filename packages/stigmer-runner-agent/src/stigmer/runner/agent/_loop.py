@@ -1,0 +1,214 @@
+"""The agent loop of an execution, written once for every host.
+
+::
+
+    begin ─► ask for each pending call without a decision ─► turn ─► an answer? ─► finish
+               ▲                                                    │ tools need approval
+               └──────────────── the calls that need one ◄──────────┘
+
+A turn is one pydantic-ai ``Agent.run``: model requests and tool calls until the model answers or
+a tool that needs approval is called (pydantic-ai then hands back ``DeferredToolRequests``). The
+loop asks the host for a decision on each such call, one after the other, and runs the next turn
+with the answers (a refused call's result tells the model why). Usage is reported with the pause
+or the end that follows it (the Backend adds it up). Any error ends the run with ``host.fail``;
+a host raises ``Stop`` to end it where it stands and that is no failure.
+
+The host supplies what differs (:class:`AgentHost`):
+
+- Lite (``_inprocess.InProcessHost``): the real model and toolsets in this process; ``decide``
+  writes WAITING_APPROVAL with a checkpoint and stops the run; after ``SubmitApproval`` the next
+  ``execute`` begins with the checkpoint's pending calls and the decisions recorded since;
+- Temporal (``temporal._host.TemporalHost``): the loop runs in the workflow, each model request and
+  tool call is an activity, ``decide`` writes WAITING_APPROVAL in an activity and waits for the
+  approval signal.
+
+The loop does no I/O and reads no clock or randomness: on Temporal it is workflow code, replayed.
+This module imports nothing heavy (pydantic-ai loads when a loop runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic_ai import DeferredToolResults
+    from pydantic_ai.agent import AgentRunResult
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.usage import RunUsage
+
+__all__ = [
+    "AgentHost",
+    "Decision",
+    "Pause",
+    "PendingCall",
+    "Start",
+    "Stop",
+    "run_agent_loop",
+    "usage_dict",
+]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass
+class PendingCall:
+    """A tool call waiting for a human decision."""
+
+    id: str
+    tool: str
+    args: dict[str, Any]
+    server: str = ""
+
+
+@dataclass
+class Decision:
+    """A human's answer to a pending call."""
+
+    approved: bool
+    reason: str = ""
+
+
+@dataclass
+class Start:
+    """Where the loop begins: a new prompt (after the session's ``history``), a conversation saved
+    mid-run (``prompt`` None), or calls paused for approval (``pending``, some perhaps decided)."""
+
+    prompt: str | None
+    history: list[ModelMessage] = field(default_factory=list)
+    pending: list[PendingCall] = field(default_factory=list)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+
+@dataclass
+class Pause:
+    """A call that needs a decision, and the run as it stands."""
+
+    call: PendingCall
+    pending: list[PendingCall]  # every call of the turn that needs a decision, in order
+    decisions: dict[str, Decision]  # those given so far
+    messages: list[ModelMessage]  # the conversation, ending with the model's tool calls
+    usage: RunUsage | None  # not reported yet (None: nothing new since the last report)
+
+
+class Stop(Exception):
+    """Raised by a host: the run ends where it stands, and that is no failure (it waits for an
+    approval, it was cancelled, it ended elsewhere). The loop returns ``result``."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__("the run stopped")
+        self.result = result
+
+
+class AgentHost(Protocol[R_co]):
+    """What a host does for the loop; ``R_co`` is what a run returns on that host."""
+
+    async def begin(self) -> Start:
+        """Mark the execution RUNNING (unless it runs already); where the loop begins."""
+        ...
+
+    async def turn(
+        self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
+    ) -> AgentRunResult[Any]:
+        """One ``Agent.run`` (output type ``str | DeferredToolRequests``), its progress reported."""
+        ...
+
+    def server_of(self, tool: str) -> str:
+        """The MCP server a tool that needs approval belongs to ("" if none)."""
+        ...
+
+    async def decide(self, pause: Pause) -> Decision:
+        """The decision on ``pause.call``: asked (WAITING_APPROVAL) and waited for, or ``Stop``."""
+        ...
+
+    async def finish(self, output: str, usage: RunUsage, messages: list[ModelMessage]) -> R_co:
+        """Write SUCCEEDED with the output, the usage not reported yet and the conversation."""
+        ...
+
+    async def fail(self, error: Exception) -> R_co:
+        """Write FAILED with a description of ``error``."""
+        ...
+
+
+async def run_agent_loop(host: AgentHost[R]) -> R:
+    """Run an agent execution on ``host`` to its end, or to where the host stops it."""
+    try:
+        try:
+            return await _loop(host)
+        except Stop:
+            raise
+        except Exception as exc:
+            return await host.fail(exc)
+    except Stop as stop:
+        result: R = stop.result
+        return result
+
+
+async def _loop(host: AgentHost[R]) -> R:
+    from pydantic_ai import DeferredToolRequests
+    from pydantic_ai.usage import RunUsage
+
+    start = await host.begin()
+    prompt, history = start.prompt, start.history
+    pending, decisions = start.pending, dict(start.decisions)
+    unreported = RunUsage()
+    while True:
+        deferred = None
+        if pending:
+            for call in pending:
+                if call.id not in decisions:
+                    usage = unreported if any(usage_dict(unreported).values()) else None
+                    decisions[call.id] = await host.decide(
+                        Pause(call, pending, dict(decisions), history, usage)
+                    )
+                    unreported = RunUsage()
+            deferred = _answers(pending, decisions)
+        result = await host.turn(prompt, history, deferred)
+        unreported.incr(result.usage)
+        output = result.output
+        if not isinstance(output, DeferredToolRequests):
+            return await host.finish(str(output), unreported, result.all_messages())
+        if output.calls:
+            from stigmer.core import InvalidArgument
+
+            names = ", ".join(c.tool_name for c in output.calls)
+            raise InvalidArgument(f"tools {names} asked to be run externally, which agents cannot do")
+        prompt, history = None, result.all_messages()
+        pending = [
+            PendingCall(
+                id=part.tool_call_id,
+                tool=part.tool_name,
+                args=part.args_as_dict(),
+                server=host.server_of(part.tool_name),
+            )
+            for part in output.approvals
+        ]
+        decisions = {}
+
+
+def _answers(pending: list[PendingCall], decisions: dict[str, Decision]) -> DeferredToolResults:
+    """The decisions as pydantic-ai takes them; a refused call's result tells the model why."""
+    from pydantic_ai import DeferredToolResults, ToolApproved, ToolDenied
+
+    approvals: dict[str, Any] = {}
+    for call in pending:
+        decision = decisions[call.id]
+        if decision.approved:
+            approvals[call.id] = ToolApproved()
+        else:
+            reason = f": {decision.reason}" if decision.reason else ""
+            approvals[call.id] = ToolDenied(f"The user refused this tool call{reason}")
+    return DeferredToolResults(approvals=approvals)
+
+
+def usage_dict(usage: RunUsage | None) -> dict[str, int]:
+    """Usage as JSON (the field names of ``stigmer.v1.Usage``)."""
+    if usage is None:
+        return {}
+    return {
+        "input_tokens": usage.input_tokens or 0,
+        "output_tokens": usage.output_tokens or 0,
+        "requests": usage.requests or 0,
+        "tool_calls": usage.tool_calls or 0,
+    }
