@@ -20,8 +20,8 @@ Tests use unique names, so they also run against a shared, non-empty store (a se
 
 from stigmer.conformance._builders import expect_error, unique, unique_secret
 from stigmer.conformance._recording import RecordingBackend
-from stigmer.conformance._test_artifacts import TestArtifacts
-from stigmer.conformance._test_executions import (
+from stigmer.conformance.suite._artifacts import TestArtifacts
+from stigmer.conformance.suite._executions import (
     TestApprovals,
     TestCancel,
     TestExecutions,
@@ -29,8 +29,8 @@ from stigmer.conformance._test_executions import (
     TestStatusUpdates,
     TestWatch,
 )
-from stigmer.conformance._test_resources import TestApply, TestGetListDelete, TestReferences
-from stigmer.conformance._test_secrets import TestExecutionContext, TestNoSecretLeaks, TestSecretStore
+from stigmer.conformance.suite._resources import TestApply, TestGetListDelete, TestReferences
+from stigmer.conformance.suite._secrets import TestExecutionContext, TestNoSecretLeaks, TestSecretStore
 
 __all__ = [
     "RecordingBackend",
