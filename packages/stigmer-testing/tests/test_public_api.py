@@ -1,0 +1,42 @@
+"""The exported names of stigmer.testing."""
+
+from __future__ import annotations
+
+import stigmer.testing
+
+
+def test_exported_names() -> None:
+    assert sorted(stigmer.testing.__all__) == sorted(
+        [
+            "CLIENT_ID",
+            "CLIENT_SECRET",
+            "MCP_SERVER",
+            "HttpWorld",
+            "LocalStack",
+            "OAuth2Authority",
+            "Reply",
+            "Request",
+            "Response",
+            "ScriptedLLM",
+            "TemporalServer",
+            "TemporalServers",
+            "anthropic_response",
+            "call",
+            "cli_env",
+            "error",
+            "free_port",
+            "history_text",
+            "json_response",
+            "mcp_http_server",
+            "mcp_stdio_command",
+            "openai_response",
+            "temporal_binary",
+            "temporal_cli_json",
+            "temporal_dev_server",
+            "text",
+            "wait_for",
+            "wait_for_port",
+        ]
+    )
+    for name in stigmer.testing.__all__:
+        assert getattr(stigmer.testing, name) is not None
