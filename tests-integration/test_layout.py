@@ -83,6 +83,7 @@ def test_dependencies_point_one_way() -> None:
         "stigmer-runner-workflow": {"stigmer-core", "stigmer-proto"},
         "stigmer-conformance": {"stigmer-core", "stigmer-proto"},
         "stigmer-cli": {"stigmer-core", "stigmer-proto"},
+        "stigmer-testing": {"stigmer-core", "stigmer-proto"},  # test stand-ins, for the tests only
         # the SDK builds on every backend and runner (Lite runs in-process), never on the CLI
         "stigmer-sdk": {
             "stigmer-core",
