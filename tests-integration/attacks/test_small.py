@@ -13,7 +13,6 @@ import http.server
 import json
 import secrets
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 
 import grpc
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.testing import free_port
 
 from .conftest import SharedServer, find_leaks
 
@@ -225,15 +225,9 @@ def test_run_time_secrets_are_gone_when_the_run_ends(
     assert find_leaks(value, paths=[stigmer_home], texts=texts) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_local_stack_home_is_private(stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path) -> None:
     stigmer_home.chmod(0o755)
-    ports = ["--port", str(_free_port()), "--temporal-port", str(_free_port())]
+    ports = ["--port", str(free_port()), "--temporal-port", str(free_port())]
     try:
         started = stigmer("local", "start", *ports, "--timeout", "90", timeout=150)
         assert started.returncode == 0, started.stderr
