@@ -143,7 +143,11 @@ class HttpWorld:
                 )
                 with world.lock:
                     world.received.append(request)
-                self._send(world.handler(request))
+                response = world.handler(request)
+                try:
+                    self._send(response)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the caller went away meanwhile (e.g. was killed)
 
             def _send(self, response: Response) -> None:
                 self.send_response(response.status)
