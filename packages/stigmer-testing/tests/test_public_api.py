@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import stigmer.testing
 
 
@@ -43,3 +45,25 @@ def test_exported_names() -> None:
     )
     for name in stigmer.testing.__all__:
         assert getattr(stigmer.testing, name) is not None
+
+
+def test_agents_helpers() -> None:
+    from stigmer.testing import agents
+
+    assert sorted(agents.__all__) == sorted(
+        [
+            "KEY",
+            "MCP_SERVER",
+            "apply",
+            "data",
+            "events",
+            "openai_agent",
+            "pid_alive",
+            "sequences_ok",
+            "start",
+            "stdio_server",
+            "summary",
+        ]
+    )
+    manifest = agents.stdio_server("x", env={"A": "1"})
+    assert repr(sys.executable) in manifest and repr(agents.MCP_SERVER) in manifest and "A: '1'" in manifest

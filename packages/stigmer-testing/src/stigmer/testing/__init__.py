@@ -10,6 +10,7 @@
 - :class:`LocalStack`: ``stigmer local`` in a private home on free ports; :class:`UserCli`: the
   installed ``stigmer`` run as a user would, in a private home.
 - :func:`free_port`, :func:`wait_for_port`, :func:`wait_for`.
+- ``stigmer.testing.agents``: agent executions on a Backend (manifests, apply, start, event logs).
 
 Not part of ``pip install stigmer``: a workspace distribution for the tests.
 """
