@@ -22,6 +22,7 @@ PACKAGES = [
     "stigmer-cli",
     "stigmer-conformance",
     "stigmer-sdk",
+    "stigmer-testing",  # test stand-ins: built and tested, not installed by `pip install stigmer`
 ]
 # module imported to prove each wheel installs and imports alone
 MODULES = {
@@ -36,6 +37,7 @@ MODULES = {
     "stigmer-cli": "stigmer.cli",
     "stigmer-conformance": "stigmer.conformance",
     "stigmer-sdk": "stigmer.sdk",
+    "stigmer-testing": "stigmer.testing",
 }
 SCRIPTS = {
     "stigmer-cli": ["stigmer"],
@@ -180,4 +182,7 @@ def wheels(session: nox.Session) -> None:
     for script in ("stigmer", "stigmer-server", "stigmer-agent-runner", "stigmer-workflow-runner"):
         session.run(str(path / "bin" / script), "--help", external=True, silent=True)
     session.run(str(path / "bin" / "stigmer"), "version", external=True)
+    # the test stand-ins are not part of `pip install stigmer`
+    absent = "import importlib.util, sys; sys.exit(importlib.util.find_spec('stigmer.testing') is not None)"
+    session.run(str(path / "bin" / "python"), "-c", absent, external=True)
     os.environ.pop("VIRTUAL_ENV", None)

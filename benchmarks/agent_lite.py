@@ -1,7 +1,7 @@
 """agent_lite: `stigmer agent execute` end to end (Lite) against a local fake LLM that answers at once,
 vs `stigmer --help`; cold processes, interleaved, median of 7.
 
-The fake LLM is an OpenAI-compatible chat-completions server on 127.0.0.1 (JSON and SSE) in this
+The fake LLM is the OpenAI-compatible stand-in of `stigmer.testing` (JSON and SSE) in this
 process. The figure that matters is the overhead over `stigmer --help`: loading the local store
 (sqlmodel), pydantic-ai and the openai SDK, one model round trip, and the event writes.
 The summary ratio is execute/help with its target derived from the 2.0 s budget; the import
@@ -11,18 +11,15 @@ Run with the venv's interpreter: `.venv/bin/python benchmarks/agent_lite.py`.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "baselines"))
 
 from clibench import summary, time_commands, venv_bin
+from stigmer.testing import ScriptedLLM
 
 BUDGET = 2.0  # seconds of overhead over `stigmer --help`
 ANSWER = "Hello from the fake model."
@@ -55,67 +52,10 @@ asyncio.run(main())
 FLOOR = "import sqlalchemy, typer; from pydantic_ai import Agent; from pydantic_ai.models.openai import OpenAIChatModel"
 
 
-class FakeLLM(BaseHTTPRequestHandler):
-    """Answers every chat completion with ANSWER at once (streaming or not)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        usage = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
-        base = {"id": "c1", "created": 0, "model": body.get("model", "fake")}
-        if not body.get("stream"):
-            data = json.dumps(
-                {
-                    **base,
-                    "object": "chat.completion",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": ANSWER},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        chunk = {**base, "object": "chat.completion.chunk"}
-        events = [
-            {
-                **chunk,
-                "choices": [
-                    {"index": 0, "delta": {"role": "assistant", "content": ANSWER}, "finish_reason": None}
-                ],
-            },
-            {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-            {**chunk, "choices": [], "usage": usage},
-        ]
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("connection", "close")
-        self.end_headers()
-        for event in events:
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-        self.close_connection = True
-
-
 def main() -> None:
     stigmer = venv_bin("stigmer")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    llm = ScriptedLLM(default=ANSWER).start()  # answers every request with ANSWER at once
+    url = llm.openai_base_url
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         env = {"STIGMER_HOME": str(home), "NO_COLOR": "1"}
@@ -154,7 +94,7 @@ def main() -> None:
         )
         if ANSWER not in check.stdout:
             raise SystemExit(f"agent execute did not answer: {check.stdout[-500:]} {check.stderr[-500:]}")
-    server.shutdown()
+    llm.close()
     overhead = t["execute"] - t["help"]
     print(f"stigmer --help: {t['help'] * 1000:.0f} ms")
     print(f"stigmer agent execute (fake LLM): {t['execute'] * 1000:.0f} ms")

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from stigmer.testing import free_port
 
 LATENCY_TARGET = 1.5
 THROUGHPUT_TARGET = 0.7
@@ -68,12 +69,6 @@ spec:
     - greet:
         set: {greeting: '${ "Hello, " + .name + "!" }'}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,113 +9,28 @@ import pty
 import select
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
+from stigmer.testing import MCP_SERVER, ScriptedLLM, call, text
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
-MCP_SERVER = Path(__file__).resolve().parent / "cli_mcp_server.py"
-
-
-class StandInLLM:
-    """OpenAI chat completions on 127.0.0.1 (JSON and SSE), answering from a script."""
-
-    def __init__(self) -> None:
-        self.replies: list[dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def text(self, value: str) -> None:
-        self.replies.append({"text": value})
-
-    def call(self, tool: str, **args: Any) -> None:
-        self.replies.append({"tool": tool, "args": args})
-
-    def _chunks(self, reply: dict[str, Any], n: int) -> Iterator[Any]:
-        base = {
-            "id": f"chatcmpl-{n}",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": "stand-in",
-        }
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-        yield chunk({"role": "assistant", "content": ""})
-        text = reply.get("text", "")
-        for i in range(0, len(text), 6):
-            yield chunk({"content": text[i : i + 6]})
-        if "tool" in reply:
-            call = {
-                "id": f"call_{n}",
-                "type": "function",
-                "function": {"name": reply["tool"], "arguments": json.dumps(reply["args"])},
-            }
-            yield chunk({"tool_calls": [{"index": 0, **call}]})
-        yield chunk({}, "tool_calls" if "tool" in reply else "stop")
-        yield {
-            **base,
-            "choices": [],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        }
-        yield "[DONE]"
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        llm = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-                llm.requests.append(body)
-                reply = llm.replies.pop(0) if llm.replies else {"text": "done"}
-                assert body.get("stream"), "the runner streams"
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("connection", "close")
-                self.end_headers()
-                for payload in llm._chunks(reply, len(llm.requests)):
-                    data = payload if isinstance(payload, str) else json.dumps(payload)
-                    self.wfile.write(f"data: {data}\n\n".encode())
-                    self.wfile.flush()
-                self.close_connection = True
-
-        return Handler
 
 
 @pytest.fixture
-def llm() -> Iterator[StandInLLM]:
-    server = StandInLLM()
-    yield server
-    server.close()
+def llm() -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        yield server
 
 
 @pytest.fixture
-def agent(stigmer: StigmerCli, llm: StandInLLM, tmp_path: Path) -> str:
+def agent(stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path) -> str:
     manifest = tmp_path / "agent.yaml"
     manifest.write_text(
         "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: items}\n"
-        f"spec: {{stdio: {{command: {sys.executable!r}, args: [{str(MCP_SERVER)!r}]}}}}\n"
+        f"spec: {{stdio: {{command: {sys.executable!r}, args: [{MCP_SERVER!r}]}}}}\n"
         "---\n"
         "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
         "spec:\n  instructions: Be brief.\n"
@@ -128,15 +43,15 @@ def agent(stigmer: StigmerCli, llm: StandInLLM, tmp_path: Path) -> str:
     return "bot"
 
 
-def test_agent_answer_streams(stigmer: StigmerCli, llm: StandInLLM, agent: str) -> None:
-    llm.text("Hello from the stand-in model.")
+def test_agent_answer_streams(stigmer: StigmerCli, llm: ScriptedLLM, agent: str) -> None:
+    llm.add(text("Hello from the stand-in model."))
     live = stigmer("agent", "execute", agent, "hi there")
     assert live.returncode == 0, live.stderr
     assert "Hello from the stand-in model." in live.stdout
     assert live.stdout.count("Hello from the stand-in model.") == 1  # streamed, not repeated at the end
     assert llm.requests[-1]["messages"][-1]["content"] == "hi there"
 
-    llm.text("Second answer.")
+    llm.add(text("Second answer."))
     result = stigmer("run", agent, "--message", "again", "-o", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -148,9 +63,9 @@ def test_agent_answer_streams(stigmer: StigmerCli, llm: StandInLLM, agent: str) 
     assert data["usage"]["inputTokens"] == 11 and data["usage"]["requests"] == 1
 
 
-def test_approval_without_a_terminal_then_approve(stigmer: StigmerCli, llm: StandInLLM, agent: str) -> None:
-    llm.call("delete_item", item="42")
-    llm.text("Item 42 is gone.")
+def test_approval_without_a_terminal_then_approve(stigmer: StigmerCli, llm: ScriptedLLM, agent: str) -> None:
+    llm.add(call("delete_item", item="42"))
+    llm.add(text("Item 42 is gone."))
     paused = stigmer("agent", "execute", agent, "delete item 42")
     assert paused.returncode == 0, paused.stderr
     assert "approval requested: delete_item" in paused.stdout
@@ -219,10 +134,10 @@ def _run_on_a_terminal(
 
 
 def test_inline_rejection_on_a_terminal(
-    stigmer: StigmerCli, llm: StandInLLM, agent: str, stigmer_env: dict[str, str]
+    stigmer: StigmerCli, llm: ScriptedLLM, agent: str, stigmer_env: dict[str, str]
 ) -> None:
-    llm.call("delete_item", item="7")
-    llm.text("Understood, I kept item 7.")
+    llm.add(call("delete_item", item="7"))
+    llm.add(text("Understood, I kept item 7."))
     code, stdout, terminal = _run_on_a_terminal(
         stigmer_env, ["agent", "execute", agent, "delete item 7", "-o", "json"], ["n", "too risky"]
     )
@@ -242,9 +157,9 @@ def test_inline_rejection_on_a_terminal(
     assert "too risky" in json.dumps(llm.requests[-1]["messages"])
 
 
-def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: StandInLLM, agent: str) -> None:
-    llm.text("Noted: 42.")
-    llm.text("You said 42.")
+def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: ScriptedLLM, agent: str) -> None:
+    llm.add(text("Noted: 42."))
+    llm.add(text("You said 42."))
     first = stigmer("agent", "execute", agent, "remember the number 42", "--session", "chat", "-o", "json")
     assert first.returncode == 0, first.stderr
     session_id = json.loads(first.stdout)["session"]
@@ -258,7 +173,7 @@ def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: StandI
     assert "chat" in sessions.stdout and "bot" in sessions.stdout
 
 
-def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: StandInLLM, tmp_path: Path) -> None:
+def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path) -> None:
     """Against a server: the server runs the agent; the CLI creates, watches and approves."""
     from stigmer.server import ServerProcess, TokenStore
 
@@ -272,7 +187,7 @@ def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: StandInLLM, tmp_p
         manifest = tmp_path / "agent.yaml"
         manifest.write_text(
             "apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {name: items}\n"
-            f"spec: {{stdio: {{command: {sys.executable!r}, args: [{str(MCP_SERVER)!r}]}}}}\n"
+            f"spec: {{stdio: {{command: {sys.executable!r}, args: [{MCP_SERVER!r}]}}}}\n"
             "---\n"
             "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
             "spec:\n  instructions: Be brief.\n"
@@ -280,8 +195,8 @@ def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: StandInLLM, tmp_p
             "  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
         )
         assert stigmer("apply", "-f", str(manifest)).returncode == 0
-        llm.call("delete_item", item="9")
-        llm.text("Item 9 is gone.")
+        llm.add(call("delete_item", item="9"))
+        llm.add(text("Item 9 is gone."))
         paused = stigmer("agent", "execute", "bot", "delete item 9")
         assert paused.returncode == 0, paused.stderr
         hint = paused.stderr.strip().splitlines()[-1]

@@ -11,7 +11,6 @@ at a local Ollama.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -19,28 +18,24 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from stigmer.testing import (
+    STIGMER,
+    HttpWorld,
+    Request,
+    Response,
+    ScriptedLLM,
+    UserCli,
+    json_response,
+    text,
+    user_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
-
-def _examples_module() -> ModuleType:
-    """The stand-in servers and CLI helpers of test_examples.py (imported by path: importlib mode)."""
-    spec = importlib.util.spec_from_file_location(
-        "stigmer_example_support", Path(__file__).parent / "test_examples.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-ex = _examples_module()
 
 FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 
@@ -72,7 +67,7 @@ def run_page(path: Path, tmp_path: Path, env: dict[str, str] | None = None, stdi
     (workdir / "examples").symlink_to(ROOT / "examples")
     home = tmp_path / "stigmer-home"
     home.mkdir()
-    shell_env = ex.example_env(home, **(env or {}))
+    shell_env = user_env(home, **(env or {}))
     page = Page(workdir=workdir, home=home)
     ran = 0
     for lang, body in blocks(path.read_text()):
@@ -99,10 +94,13 @@ def run_page(path: Path, tmp_path: Path, env: dict[str, str] | None = None, stdi
 
 
 def test_getting_started(tmp_path: Path) -> None:
-    llm = ex.StandInLLM(
-        ex.say("A workflow engine runs steps in order and keeps track of them."),
-        ex.say("Nice to meet you, Ada."),
-        ex.say("Your name is Ada."),
+    llm = ScriptedLLM(
+        [
+            text("A workflow engine runs steps in order and keeps track of them."),
+            text("Nice to meet you, Ada."),
+            text("Your name is Ada."),
+        ],
+        default="OK",
     )
     with llm:
         page = run_page(DOCS / "getting-started.md", tmp_path, env=llm.env(), stdin="tok-docs-12345\n")
@@ -135,10 +133,10 @@ def test_getting_started_workflow_matches_the_scaffold(tmp_path: Path) -> None:
         if lang == "yaml" and "name: hello" in body
     )
     done = subprocess.run(
-        [str(ex.STIGMER), "init", str(tmp_path / "p")],
+        [str(STIGMER), "init", str(tmp_path / "p")],
         capture_output=True,
         text=True,
-        env=ex.example_env(tmp_path),
+        env=user_env(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     written = (tmp_path / "p" / "workflows" / "hello.yaml").read_text()
@@ -173,26 +171,31 @@ def test_backends_page_certifies_and_serves_a_backend(tmp_path: Path) -> None:
     assert not (page.home / "stigmer.db").exists()
 
 
-class _TodoAPI(ex._Server):
+def _body(request: Request) -> Any:
+    """A POST's JSON body ({} when empty); None for other methods."""
+    return (request.json() or {}) if request.method == "POST" else None
+
+
+class _TodoAPI(HttpWorld):
     """POST /todos creates a todo (id 1); anything else is 404."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, Any]] = []
+    @property
+    def seen(self) -> list[tuple[str, Any]]:
+        with self.lock:
+            return [(r.target, _body(r)) for r in self.received]
 
-    def handle(self, request: Any, body: Any) -> None:
-        self.seen.append((request.path, body))
+    def handle(self, request: Request) -> Response:
+        body = _body(request)
         if request.path == "/todos" and body is not None:
-            self.send_json(request, 201, {"id": 1, "title": body.get("title"), "done": False})
-        else:
-            self.send_json(request, 404, {"message": "Not Found"})
+            return json_response({"id": 1, "title": body.get("title"), "done": False}, 201)
+        return json_response({"message": "Not Found"}, 404)
 
 
 def test_workflows_page_every_task_type_gives_the_output_it_shows(tmp_path: Path) -> None:
     page = DOCS / "workflows.md"
     workdir = tmp_path / "work"
     workdir.mkdir()
-    cli = ex.Cli(tmp_path / "home")
+    cli = UserCli(tmp_path / "home", cwd=ROOT)
     cli.home.mkdir()
     saved = []
     commands: list[str] = []
@@ -209,7 +212,7 @@ def test_workflows_page_every_task_type_gives_the_output_it_shows(tmp_path: Path
     assert applied.stdout.count(" created") == len(saved) + 1  # wf-agent.yaml holds two resources
 
     checked = 0
-    with _TodoAPI() as api, ex.StandInLLM(ex.say("Runs agents and workflows.")) as llm:
+    with _TodoAPI() as api, ScriptedLLM([text("Runs agents and workflows.")], default="OK") as llm:
         cli.extra_env.update(llm.env())
         for line in commands[1:]:
             command, _, expected = line.partition("# output:")
@@ -250,7 +253,7 @@ def test_readme_tour(tmp_path: Path) -> None:
     assert "uv run stigmer apply -f examples" in tour
     page = tmp_path / "tour.md"
     page.write_text("```bash\n" + tour.replace("uv run stigmer", "stigmer") + "```\n")
-    with ex.StandInLLM(ex.say("Hello! How can I help?")) as llm:
+    with ScriptedLLM([text("Hello! How can I help?")], default="OK") as llm:
         result = run_page(page, tmp_path, env=llm.env(), stdin="ghp_tour_value_123\n")
         assert len(llm.requests) == 1
     out = result.stdout

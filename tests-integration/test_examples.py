@@ -6,253 +6,62 @@ server on 127.0.0.1 stands in for it: an OpenAI-compatible chat-completions serv
 tool calls, answering from a script) and small JSON APIs. Agents are pointed at the stand-in with
 ``STIGMER_LLM_BASE_URL``, exactly as a user points them at a local Ollama or vLLM server.
 
-The stand-ins live here (not in a conftest) so the docs tests can import them by path.
+The stand-ins come from ``stigmer.testing`` (``ScriptedLLM``, ``HttpWorld``, ``UserCli``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stigmer.testing import HttpWorld, Request, Response, ScriptedLLM, UserCli, json_response
+from stigmer.testing import call as use_tool
+from stigmer.testing import text as say
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-BIN = Path(sys.executable).parent
-STIGMER = BIN / "stigmer"
 
 
 # -- running the CLI -------------------------------------------------------------------------------
 
-
-def example_env(home: Path, **extra: str) -> dict[str, str]:
-    """A user's shell: a private store, this environment's executables first on PATH, no colour."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STIGMER_", "OPENAI_", "OLLAMA_"))}
-    env.update(
-        STIGMER_HOME=str(home),
-        NO_COLOR="1",
-        COLUMNS="200",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Cli:
-    """Runs ``stigmer ARGS`` from the repository root in one private home."""
-
-    home: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def __call__(self, *args: str, input: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(STIGMER), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=ROOT,
-            env=example_env(self.home, **self.extra_env),
-        )
-
-    def ok(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
-        done = self(*args, input=input)
-        assert done.returncode == 0, f"stigmer {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def json(self, *args: str, input: str = "") -> Any:
-        return json.loads(self.ok(*args, "-o", "json", input=input).stdout)
-
-    def events(self, execution_id: str) -> list[dict[str, Any]]:
-        out = self.ok("execution", "logs", execution_id, "-o", "json").stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+Cli = UserCli
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
+def cli(tmp_path: Path) -> UserCli:
     home = tmp_path / "stigmer-home"
     home.mkdir()
-    return Cli(home)
+    return UserCli(home, cwd=ROOT)
 
 
-# -- stand-in servers ------------------------------------------------------------------------------
+# -- stand-in servers (the model is stigmer.testing's ScriptedLLM) ---------------------------------
 
 
-class _Server:
-    """A threaded HTTP server on 127.0.0.1:0 whose handler calls ``self.handle``."""
-
-    def __init__(self) -> None:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.handle(self, None)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                owner.handle(self, json.loads(self.rfile.read(length) or b"{}"))
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Any:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def handle(self, request: BaseHTTPRequestHandler, body: Any) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    def send_json(request: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        request.send_response(status)
-        request.send_header("content-type", "application/json")
-        request.send_header("content-length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
-
-
-@dataclass
-class Reply:
-    """One scripted model answer: text, or tool calls ``(name, arguments)``."""
-
-    text: str = ""
-    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-
-def say(text: str) -> Reply:
-    return Reply(text=text)
-
-
-def use_tool(name: str, **arguments: Any) -> Reply:
-    return Reply(tool_calls=[(name, arguments)])
-
-
-class StandInLLM(_Server):
-    """An OpenAI-compatible chat-completions server (JSON or SSE, with tool calls) answering from a
-    script, recording every request body and its headers."""
-
-    def __init__(self, *replies: Reply, default: str = "OK") -> None:
-        super().__init__()
-        self.replies = list(replies)
-        self.default = default
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    @property
-    def base_url(self) -> str:
-        return self.url + "/v1"
-
-    def env(self) -> dict[str, str]:
-        """Point every agent at this server, as one would at a local Ollama."""
-        return {"STIGMER_LLM_BASE_URL": self.base_url}
-
-    def messages(self, index: int) -> list[dict[str, Any]]:
-        return list(self.requests[index]["messages"])
-
-    def handle(self, request: BaseHTTPRequestHandler, body: Any) -> None:
-        if not request.path.endswith("/chat/completions"):
-            self.send_json(request, 404, {"error": {"message": f"no route {request.path}"}})
-            return
-        with self._lock:
-            self.requests.append(body)
-            self.headers.append({k.lower(): v for k, v in request.headers.items()})
-            reply = self.replies.pop(0) if self.replies else Reply(text=self.default)
-        calls = [
-            {
-                "id": f"call_{next(self._ids)}",
-                "type": "function",
-                "function": {"name": name, "arguments": json.dumps(args)},
-            }
-            for name, args in reply.tool_calls
-        ]
-        finish = "tool_calls" if calls else "stop"
-        usage = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-        head = {"id": f"chatcmpl-{next(self._ids)}", "created": 1700000000, "model": body.get("model", "m")}
-        if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-            if calls:
-                message["tool_calls"] = calls
-            choice = {"index": 0, "message": message, "finish_reason": finish}
-            self.send_json(
-                request, 200, {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
-            )
-            return
-
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-            return {**head, "object": "chat.completion.chunk", "choices": [choice]}
-
-        def chunks() -> Iterator[Any]:
-            yield chunk({"role": "assistant", "content": ""})
-            if reply.text:
-                yield chunk({"content": reply.text})
-            for index, call in enumerate(calls):
-                yield chunk({"tool_calls": [{"index": index, **call}]})
-            yield chunk({}, finish)
-            yield {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
-            yield "[DONE]"
-
-        request.send_response(200)
-        request.send_header("content-type", "text/event-stream")
-        request.send_header("connection", "close")
-        request.end_headers()
-        for item in chunks():
-            data = item if isinstance(item, str) else json.dumps(item)
-            request.wfile.write(f"data: {data}\n\n".encode())
-            request.wfile.flush()
-        request.close_connection = True
-
-
-class StandInAPI(_Server):
+class StandInAPI(HttpWorld):
     """A JSON web API answering GET routes from a table (a callable may compute the answer);
     records the path and headers of every request."""
 
     def __init__(self, routes: dict[str, Callable[[dict[str, str]], tuple[int, Any]]]) -> None:
         super().__init__()
         self.routes = routes
-        self.seen: list[tuple[str, dict[str, str]]] = []
-        self._lock = threading.Lock()
+
+    @property
+    def seen(self) -> list[tuple[str, dict[str, str]]]:
+        with self.lock:
+            return [(r.target, r.headers) for r in self.received]
 
     def hits(self, path: str) -> int:
-        return sum(1 for seen, _ in self.seen if seen == path)
+        return self.count(path)
 
-    def handle(self, request: BaseHTTPRequestHandler, body: Any) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        with self._lock:
-            self.seen.append((request.path, headers))
-        route = self.routes.get(request.path)
+    def handle(self, request: Request) -> Response:
+        route = self.routes.get(request.target)
         if route is None:
-            self.send_json(request, 404, {"message": "Not Found"})
-            return
-        status, payload = route(headers)
-        self.send_json(request, status, payload)
+            return json_response({"message": "Not Found"}, 404)
+        status, payload = route(request.headers)
+        return json_response(payload, status)
 
 
 # -- the examples ----------------------------------------------------------------------------------
@@ -317,7 +126,10 @@ def test_issue_triage_calls_the_api_with_the_secret_then_the_agent(cli: Cli) -> 
             return 401, {"message": "Bad credentials"}
         return 200, ISSUE
 
-    with StandInAPI({"/repos/octo/demo/issues/42": issue}) as github, StandInLLM(say("Bug")) as llm:
+    with (
+        StandInAPI({"/repos/octo/demo/issues/42": issue}) as github,
+        ScriptedLLM([say("Bug")], default="OK") as llm,
+    ):
         cli.extra_env.update(llm.env())
         assert "GH_TOKEN" in cli.ok("secret", "set", "GH_TOKEN", input=GH_TOKEN + "\n").stdout
         cli.ok("apply", "-f", "examples/issue-triage.yaml")
@@ -358,7 +170,10 @@ def test_issue_triage_masks_a_token_pasted_into_the_issue(cli: Cli) -> None:
     def issue(headers: dict[str, str]) -> tuple[int, Any]:
         return 200, {**ISSUE, "body": f"my token is {GH_TOKEN}, please help"}
 
-    with StandInAPI({"/repos/octo/demo/issues/42": issue}) as github, StandInLLM(say("Question")) as llm:
+    with (
+        StandInAPI({"/repos/octo/demo/issues/42": issue}) as github,
+        ScriptedLLM([say("Question")], default="OK") as llm,
+    ):
         cli.extra_env.update(llm.env())
         cli.ok("secret", "set", "GH_TOKEN", input=GH_TOKEN)
         cli.ok("apply", "-f", "examples/issue-triage.yaml")
@@ -436,7 +251,7 @@ def test_support_agent_uses_its_skill_and_mcp_tools_and_waits_for_approval(cli: 
         use_tool("refund_order", order_id="A-1001", reason="arrived broken"),
         say("Done: order A-1001 is refunded, 249.00 EUR."),
     ]
-    with StandInLLM(*script) as llm:
+    with ScriptedLLM(script, default="OK") as llm:
         cli.extra_env.update(llm.env())
         cli.ok("apply", "-f", "examples/support.yaml")
         done = cli(
@@ -478,7 +293,7 @@ def test_support_agent_rejection_tells_the_agent_and_refunds_nothing(cli: Cli) -
         use_tool("refund_order", order_id="A-1002", reason="changed my mind"),
         say("I cannot refund that."),
     ]
-    with StandInLLM(*script) as llm:
+    with ScriptedLLM(script, default="OK") as llm:
         cli.extra_env.update(llm.env())
         cli.ok("apply", "-f", "examples/support.yaml")
         paused = json.loads(cli("agent", "execute", "support", "Refund A-1002", "-o", "json").stdout)
@@ -491,7 +306,7 @@ def test_support_agent_rejection_tells_the_agent_and_refunds_nothing(cli: Cli) -
 
 
 def test_two_turn_session_sees_the_first_turn(cli: Cli) -> None:
-    with StandInLLM(say("Nice to meet you, Ada."), say("Your name is Ada.")) as llm:
+    with ScriptedLLM([say("Nice to meet you, Ada."), say("Your name is Ada.")], default="OK") as llm:
         cli.extra_env.update(llm.env())
         cli.ok("apply", "-f", "examples/assistant.yaml")
         first = cli.json("agent", "execute", "assistant", "Hi, my name is Ada.", "--session", "demo")

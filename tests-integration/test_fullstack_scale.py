@@ -7,13 +7,13 @@ running, unsupervised) and its workers, so it owns every process it stops and st
 machine starts them (``--backend``, ``--token``, ``--temporal``, ``--namespace``, ``--task-queue``,
 ``--concurrency``), and the Temporal dev server, which is stopped and started again mid-run.
 
-The stack helpers (``Stack``, ``World``, ``wait_for`` …) are those of ``test_fullstack_local.py``.
+The stack (``LocalStack``) and its helpers come from ``stigmer.testing``; the world the workflows
+call and the stand-in model (``fullstack_world``) from the conftest, as in ``test_fullstack_local.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -25,21 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stigmer.testing import LocalStack, history_text, temporal_cli_json, wait_for
+
+Stack = LocalStack
 
 
-def _load_helpers() -> Any:
-    path = Path(__file__).with_name("test_fullstack_local.py")
-    spec = importlib.util.spec_from_file_location("stigmer_fullstack_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def world(fullstack_world: Any) -> Any:
+    return fullstack_world
 
-
-helpers = _load_helpers()
-Stack = helpers.Stack
-wait_for = helpers.wait_for
-world = helpers.world  # the same module-scoped stand-in fixture
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -100,7 +94,7 @@ class ScaledStack:
         """Pid → task queue types ("workflow", "activity") Temporal lists as polling ``queue``."""
         found: dict[int, set[str]] = {}
         with contextlib.suppress(ValueError):
-            described = helpers.temporal_json(
+            described = temporal_cli_json(
                 self.temporal_address, "task-queue", "describe", "--task-queue", queue, check=False
             )
             for poller in described.get("pollers") or []:
@@ -125,7 +119,7 @@ class ScaledStack:
             raise AssertionError(f"{exc}; pollers seen: {seen}") from None
 
     def history(self, execution_id: str) -> dict[str, Any]:
-        history: dict[str, Any] = helpers.temporal_json(
+        history: dict[str, Any] = temporal_cli_json(
             self.temporal_address, "workflow", "show", "-w", execution_id
         )
         return history
@@ -257,14 +251,7 @@ def test_two_agent_workers_share_runs_and_the_model_key_stays_out_of_temporal(
 ) -> None:
     # Every model answer takes 3 s and each worker runs two agents at a time: with six runs in
     # flight at once, both workers must take some.
-    plain = world.server.RequestHandlerClass
-
-    class SlowModel(plain):  # type: ignore[misc,valid-type]
-        def _chat(self, body: dict[str, Any]) -> None:
-            time.sleep(3.0)
-            super()._chat(body)
-
-    world.server.RequestHandlerClass = SlowModel
+    world.chat_delay = 3.0
     try:
         first = scaled.start_worker("agent-runner-a", "agent", concurrency=2)
         second = scaled.start_worker("agent-runner-b", "agent", concurrency=2)
@@ -305,13 +292,13 @@ spec:
             assert done["phase"] == "SUCCEEDED", done
             assert done["output"] == world.reply
     finally:
-        world.server.RequestHandlerClass = plain
+        world.chat_delay = 0.0
     assert world.count("/v1/chat/completions") == before + 6
     assert f"Bearer {secret}" in world.auth  # the stand-in model got the key
     workers: set[int] = set()
     for execution_id in ids:
         history = scaled.history(execution_id)
-        text = helpers._decoded_payloads(history)
+        text = history_text(history)
         assert execution_id in text and "PHASE_SUCCEEDED" in text  # payloads were decoded …
         assert secret not in text  # … the key is not
         workers |= scaled.activity_pids(execution_id)

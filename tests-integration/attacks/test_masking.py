@@ -18,18 +18,16 @@ import base64
 import json
 import secrets
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from google.protobuf import json_format
 from stigmer.core import parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.testing import HttpWorld, Request, Response, json_response
 
 from .conftest import SharedServer, find_leaks
 
@@ -42,48 +40,37 @@ def _pem() -> str:
     return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END PRIVATE KEY-----"
 
 
-class Api:
-    """A local API that echoes what it receives (never the internet)."""
+class Api(HttpWorld):
+    """A local API that echoes what it receives (never the internet); ``requests`` lists them
+    (path, query, headers with lower-case names)."""
 
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        api = self
+    @property
+    def base(self) -> str:
+        return self.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {"path": r.path, "query": {k: v[0] for k, v in r.params.items()}, "headers": r.headers}
+                for r in self.received
+            ]
 
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                api.received.append({"path": parts.path, "query": query, "headers": dict(self.headers)})
-                if parts.path == "/echo":
-                    status, ctype = 200, "application/json"
-                    body = json.dumps({"headers": dict(self.headers), "query": query}).encode()
-                elif parts.path == "/echo-raw":
-                    status, ctype, body = 200, "text/plain", self.path.encode()
-                else:
-                    status, ctype, body = 400, "text/plain", b"bad request: " + self.path.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def handle(self, request: Request) -> Response:
+        query = {k: v[0] for k, v in request.params.items()}
+        if request.path == "/echo":
+            return json_response({"headers": request.headers, "query": query})
+        if request.path == "/echo-raw":
+            return Response(body=request.target.encode(), content_type="text/plain")
+        return Response(
+            status=400, body=b"bad request: " + request.target.encode(), content_type="text/plain"
+        )
 
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    server = Api()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with Api() as server:
         yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
 
 
 def _workflow(name: str, tasks: str) -> str:
@@ -201,9 +188,9 @@ def test_no_encoding_of_a_secret_reaches_any_record(
         cli("execution", "logs", execution_id)
 
     # The attacks reached the API with the real values: there was something to leak.
-    sent = [r for r in api.received if r["path"] in ("/echo-raw", "/refuse", "/echo")]
+    sent = [r for r in api.requests if r["path"] in ("/echo-raw", "/refuse", "/echo")]
     assert {r["query"].get("key") for r in sent} == {pem}
-    assert token in {r["query"].get("token") for r in sent} | {r["headers"].get("X-Token") for r in sent}
+    assert token in {r["query"].get("token") for r in sent} | {r["headers"].get("x-token") for r in sent}
 
     # The errors say what failed, without the value.
     errors = " ".join(printed)

@@ -9,11 +9,9 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
-import http.server
 import json
 import secrets
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -25,6 +23,7 @@ from typing import Any
 
 import grpc
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.testing import MCP_SERVER, ScriptedLLM, call, free_port, text
 
 from .conftest import SharedServer, find_leaks
 
@@ -225,15 +224,9 @@ def test_run_time_secrets_are_gone_when_the_run_ends(
     assert find_leaks(value, paths=[stigmer_home], texts=texts) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_local_stack_home_is_private(stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path) -> None:
     stigmer_home.chmod(0o755)
-    ports = ["--port", str(_free_port()), "--temporal-port", str(_free_port())]
+    ports = ["--port", str(free_port()), "--temporal-port", str(free_port())]
     try:
         started = stigmer("local", "start", *ports, "--timeout", "90", timeout=150)
         assert started.returncode == 0, started.stderr
@@ -374,75 +367,17 @@ def test_the_admin_token_is_not_sent_to_another_loopback_port(
 
 # ------------------------------------------------------------ two MCP servers offering one tool name
 
-MCP_SERVER = Path(__file__).resolve().parent.parent / "cli_mcp_server.py"
-
-
-class _ScriptedModel:
-    """The smallest OpenAI-compatible stand-in the agent runner can talk to: streamed chat
-    completions (SSE) answering from a script of tool calls and texts; records every request."""
-
-    def __init__(self, *replies: dict[str, Any]) -> None:
-        self.replies = list(replies)
-        self.requests: list[dict[str, Any]] = []
-        model = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-                model.requests.append(body)
-                reply = model.replies.pop(0) if model.replies else {"text": "done"}
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("connection", "close")
-                self.end_headers()
-                for chunk in model.chunks(reply, len(model.requests)):
-                    self.wfile.write(f"data: {chunk}\n\n".encode())
-                self.wfile.flush()
-                self.close_connection = True
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    @staticmethod
-    def chunks(reply: dict[str, Any], n: int) -> Iterator[str]:
-        base = {"id": f"c{n}", "object": "chat.completion.chunk", "created": 1, "model": "stand-in"}
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-        yield chunk({"role": "assistant", "content": reply.get("text", "")})
-        if "tool" in reply:
-            function = {"name": reply["tool"], "arguments": json.dumps(reply["args"])}
-            yield chunk(
-                {"tool_calls": [{"index": 0, "id": f"call_{n}", "type": "function", "function": function}]}
-            )
-        yield chunk({}, "tool_calls" if "tool" in reply else "stop")
-        yield json.dumps({**base, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
-        yield "[DONE]"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def test_two_mcp_servers_offering_one_tool_name(stigmer: StigmerCli, tmp_path: Path) -> None:
-    model = _ScriptedModel(
-        {"tool": "first_delete_item", "args": {"item": "1"}},
-        {"tool": "second_delete_item", "args": {"item": "2"}},
-        {"text": "Both are gone."},
-    )
+    model = ScriptedLLM(
+        [
+            call("first_delete_item", item="1"),
+            call("second_delete_item", item="2"),
+            text("Both are gone."),
+        ]
+    ).start()
     try:
-        server = f"spec: {{stdio: {{command: {sys.executable!r}, args: [{str(MCP_SERVER)!r}]}}}}\n"
+        server = f"spec: {{stdio: {{command: {sys.executable!r}, args: [{MCP_SERVER!r}]}}}}\n"
         manifest = tmp_path / "agent.yaml"
         manifest.write_text(
             f"apiVersion: stigmer.ai/v1\nkind: McpServer\nmetadata: {{name: first}}\n{server}---\n"
@@ -450,7 +385,7 @@ def test_two_mcp_servers_offering_one_tool_name(stigmer: StigmerCli, tmp_path: P
             "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
             "spec:\n  instructions: Be brief.\n"
             f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {model.base_url!r}}}\n"
-            "  mcpServers: [{name: first}, {name: second}]\n"
+            "  mcpServers: [{name: first, tools: [delete_item]}, {name: second, tools: [delete_item]}]\n"
         )
         assert stigmer("apply", "-f", str(manifest)).returncode == 0
         run = stigmer("run", "bot", "--message", "delete 1 and 2", "-o", "json", timeout=120)

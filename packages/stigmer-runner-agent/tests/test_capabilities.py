@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_helpers import KEY, apply, openai_agent, start, stdio_server
-from agent_standins import ScriptedLLM, call, text
 from google.protobuf import json_format
 from stigmer.backend.local import LocalBackend
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing import ScriptedLLM, call, text
+from stigmer.testing.agents import KEY, apply, openai_agent, start, stdio_server
 
 P = execution_pb2
 

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent_standins import ScriptedLLM, text
 from google.protobuf import json_format
 from stigmer.core import parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing import ScriptedLLM, text
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "agents.md"
 

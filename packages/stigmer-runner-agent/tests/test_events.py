@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from agent_helpers import apply, events, openai_agent, start
-from agent_standins import ScriptedLLM, text
 from stigmer.core import Backend, Redactor
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.runner.agent._events import EventSink
+from stigmer.testing import ScriptedLLM, text
+from stigmer.testing.agents import apply, events, openai_agent, start
 
 
 async def _running(backend: Backend, llm: ScriptedLLM) -> execution_pb2.Execution:

@@ -3,13 +3,13 @@ the right server, and approvals still name the server's own tool in ``requireApp
 
 from __future__ import annotations
 
-from agent_helpers import apply, events, openai_agent, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing import ScriptedLLM, call, text
+from stigmer.testing.agents import apply, events, openai_agent, start, stdio_server, summary
 
 P = execution_pb2
 TWO = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from agent_helpers import apply, start
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing.agents import apply, start
 
 
 @pytest.mark.skipif(not os.environ.get("OPENAI_API_KEY"), reason="needs OPENAI_API_KEY")

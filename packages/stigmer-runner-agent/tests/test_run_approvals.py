@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-from agent_helpers import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing import ScriptedLLM, call, text
+from stigmer.testing.agents import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
 
 P = execution_pb2
 USAGE = "  mcpServers: [{name: items, tools: [delete_item, add], requireApproval: [delete_item]}]\n"
@@ -108,7 +108,7 @@ async def test_execute_while_waiting_does_nothing(backend: Backend, llm: Scripte
 async def test_two_approvals_in_one_response_are_asked_one_at_a_time(
     backend: Backend, llm: ScriptedLLM
 ) -> None:
-    from agent_standins import Reply
+    from stigmer.testing import Reply
 
     llm.add(
         Reply(tool_calls=[("delete_item", {"item": "a"}), ("delete_item", {"item": "b"})]),

