@@ -26,24 +26,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
-#: Histories the current code cannot replay, and why (strict: the mark must go once fixed).
-KNOWN_BROKEN = {
-    "workflow-children-before-child-workflows": (
-        "before the child-workflows patch `run: workflow` already ran as a child workflow (only"
-        " `call: agent` did not); the legacy branch of TemporalHost.run_workflow awaits a"
-        " server-started execution instead, so an older run with `run: workflow` fails to replay"
-    ),
-}
-
-
-def _cases() -> list[object]:
-    return [
-        pytest.param(path, id=path.stem, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[path.stem]))
-        if path.stem in KNOWN_BROKEN
-        else pytest.param(path, id=path.stem)
-        for path in HISTORIES
-    ]
-
 
 def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
@@ -71,7 +53,7 @@ def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
     )
 
 
-@pytest.mark.parametrize("path", _cases())
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_a_committed_history_replays_without_non_determinism(path: Path) -> None:
     replayer = Replayer(
         workflows=[StigmerWorkflow],

@@ -219,8 +219,9 @@ class TemporalHost:
         """A child execution started as a Temporal child workflow (id = its execution id) on this
         task queue: cancelling the parent cancels it, and its progress is its own execution's."""
         args = {"executionId": self.execution_id, "kind": "Workflow", "name": name, "input": input}
-        if not self._child_workflows():
-            return await self._child(args)
+        # `run: workflow` has always been a child workflow (only `call: agent` changed with the
+        # patch); asking keeps the patch marker where histories since the patch recorded it.
+        self._child_workflows()
         return await self._child(args, WORKFLOW_NAME, workflow.info().task_queue)
 
     def _child_workflows(self) -> bool:
