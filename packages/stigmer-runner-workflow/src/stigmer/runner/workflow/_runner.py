@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-from stigmer.core import Backend, InvalidArgument, Limits, Redactor, default_redactor, load_runner
+from stigmer.core import (
+    Backend,
+    InvalidArgument,
+    Limits,
+    Redactor,
+    default_redactor,
+    is_terminal,
+    load_runner,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
@@ -29,7 +37,6 @@ __all__ = ["WorkflowRunner"]
 
 logger = logging.getLogger(__name__)
 P = execution_pb2
-_TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
 _DOCUMENT_CACHE = 64
 
 
@@ -80,7 +87,7 @@ class WorkflowRunner:
             raise InvalidArgument(
                 f"execution {execution_id} is a {execution.kind}; the workflow runner runs WorkflowExecutions"
             )
-        if execution.status.phase in _TERMINAL:
+        if is_terminal(execution.status.phase):
             return execution
         reporter = Reporter(
             backend,
@@ -93,8 +100,8 @@ class WorkflowRunner:
         )
         try:
             return await self._run(backend, execution, reporter)
-        except RunStopped:
-            return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        except RunStopped as stopped:
+            return stopped.execution
         except Exception:
             with contextlib.suppress(Exception, RunStopped):
                 await reporter.flush()  # keep the progress made before an unexpected failure
