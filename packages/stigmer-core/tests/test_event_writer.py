@@ -5,6 +5,7 @@ phase change appends a ``phase`` event). Backend-backed tests are in the runners
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -28,6 +29,7 @@ from stigmer.core import (
     jsonable,
     to_value,
 )
+from stigmer.core._event_writer import WRITE_ATTEMPTS
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 
@@ -150,25 +152,19 @@ async def test_a_resend_after_an_unavailable_backend_is_idempotent() -> None:
     assert [e.text for e in store.log()] == ["once"]
 
 
-async def test_a_backend_that_stays_unavailable_fails_the_write() -> None:
+async def test_a_backend_that_stays_unavailable_fails_the_write(monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store()
     store.unavailable = 10
     out = writer(store)
-    out_of_retries = pytest.raises(Unavailable)
-    import stigmer.core._event_writer as module
-
-    original = module.asyncio.sleep
+    original = asyncio.sleep
 
     async def no_wait(delay: float) -> None:
         await original(0)
 
-    module.asyncio.sleep = no_wait  # type: ignore[assignment]
-    try:
-        with out_of_retries:
-            await out.event("log", text="lost")
-    finally:
-        module.asyncio.sleep = original
-    assert store.unavailable == 10 - module.WRITE_ATTEMPTS
+    monkeypatch.setattr(asyncio, "sleep", no_wait)
+    with pytest.raises(Unavailable):
+        await out.event("log", text="lost")
+    assert store.unavailable == 10 - WRITE_ATTEMPTS
 
 
 # ------------------------------------------------------------------ scrubbing
@@ -313,7 +309,10 @@ def test_the_default_limit_error_names_the_setting_that_raises_it() -> None:
 def test_run_stopped_passes_through_code_that_catches_exception() -> None:
     assert not issubclass(RunStopped, Exception)
     assert issubclass(RunStopped, BaseException)
-    stopped = RunStopped(ex.Execution(metadata={"id": "ex-9"}, status={"phase": ex.PHASE_CANCELLED}))
+    cancelled = ex.Execution()
+    cancelled.metadata.id = "ex-9"
+    cancelled.status.phase = ex.PHASE_CANCELLED
+    stopped = RunStopped(cancelled)
     assert str(stopped) == "execution ex-9 is CANCELLED"
 
 
