@@ -18,7 +18,7 @@ a new client of one shared store (the suite then also checks one client sees ano
 Tests use unique names, so they also run against a shared, non-empty store (a server).
 """
 
-from stigmer.conformance._helpers import expect_error, unique, unique_secret
+from stigmer.conformance._builders import expect_error, unique, unique_secret
 from stigmer.conformance._recording import RecordingBackend
 from stigmer.conformance._test_artifacts import TestArtifacts
 from stigmer.conformance._test_executions import (

@@ -6,7 +6,7 @@ import hashlib
 import secrets as _random
 
 import pytest
-from stigmer.conformance._helpers import expect_error
+from stigmer.conformance._builders import expect_error
 from stigmer.core import Backend, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 from google.protobuf import struct_pb2
-from stigmer.conformance._helpers import (
+from stigmer.conformance._builders import (
     agent,
     apply,
     environment,
@@ -20,7 +20,7 @@ from stigmer.conformance._helpers import (
     unique_secret,
     workflow,
 )
-from stigmer.core import Backend, FailedPrecondition, InvalidArgument, NotFound
+from stigmer.core import TERMINAL_PHASES, Backend, FailedPrecondition, InvalidArgument, NotFound
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2
@@ -30,7 +30,7 @@ __all__ = ["TestApprovals", "TestCancel", "TestExecutions", "TestPhases", "TestS
 P = ex.Phase
 PENDING, RUNNING, WAITING = int(P.PHASE_PENDING), int(P.PHASE_RUNNING), int(P.PHASE_WAITING_APPROVAL)
 SUCCEEDED, FAILED, CANCELLED = int(P.PHASE_SUCCEEDED), int(P.PHASE_FAILED), int(P.PHASE_CANCELLED)
-TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = tuple(sorted(TERMINAL_PHASES))
 ALLOWED: dict[int, set[int]] = {
     PENDING: {RUNNING, CANCELLED, FAILED},
     RUNNING: {WAITING, SUCCEEDED, FAILED, CANCELLED, RUNNING},

@@ -6,7 +6,7 @@ import unicodedata
 from typing import Any
 
 import pytest
-from stigmer.conformance._helpers import (
+from stigmer.conformance._builders import (
     agent,
     apply,
     environment,

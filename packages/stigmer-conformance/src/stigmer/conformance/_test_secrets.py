@@ -6,7 +6,7 @@ import asyncio
 import secrets as _random
 
 import pytest
-from stigmer.conformance._helpers import (
+from stigmer.conformance._builders import (
     agent,
     apply,
     environment,

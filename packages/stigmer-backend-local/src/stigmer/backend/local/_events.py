@@ -17,26 +17,31 @@ from stigmer.backend.local import _schema as s
 from stigmer.backend.local._convert import now_us, q, timestamp
 from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local._grants import claim
-from stigmer.core import API_VERSION, FailedPrecondition, InvalidArgument, NotFound, Principal
+from stigmer.core import (
+    API_VERSION,
+    TERMINAL_PHASES,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Principal,
+    phase_name,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 
 __all__ = [
     "ALLOWED",
-    "TERMINAL",
     "ExecRow",
     "Loaded",
     "events_after",
     "forget_finished_runtime_secrets",
     "load",
-    "phase_name",
     "save",
     "to_execution",
     "update_status",
 ]
 
 P = ex.Phase
-TERMINAL = frozenset({P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED})
 ALLOWED: dict[int, frozenset[int]] = {
     P.PHASE_PENDING: frozenset({P.PHASE_RUNNING, P.PHASE_CANCELLED, P.PHASE_FAILED}),
     P.PHASE_RUNNING: frozenset(
@@ -122,10 +127,6 @@ def _stmts(conn: Connection) -> _Statements:
     return prepared_for(conn, _Statements)
 
 
-def phase_name(phase: int) -> str:
-    return P.Name(phase).removeprefix("PHASE_") if phase in P.values() else str(phase)  # type: ignore[arg-type]
-
-
 @dataclass
 class Loaded:
     """An execution row being changed inside one write transaction."""
@@ -151,12 +152,12 @@ class Loaded:
     def set_phase(self, phase: int, text: str = "") -> None:
         """Validate and apply a phase change, appending its ``phase`` event."""
         if phase == self.phase and phase != P.PHASE_RUNNING:
-            if phase in TERMINAL:
+            if phase in TERMINAL_PHASES:
                 return
             raise FailedPrecondition(
                 f"execution {self.id} is already {phase_name(phase)}; that is not a phase change it can make"
             )
-        if self.phase in TERMINAL:
+        if self.phase in TERMINAL_PHASES:
             raise FailedPrecondition(
                 f"execution {self.id} is {phase_name(self.phase)}; a finished execution cannot change"
             )
@@ -172,7 +173,7 @@ class Loaded:
             self.status.started_at.CopyFrom(timestamp(self.now))
         if phase != P.PHASE_WAITING_APPROVAL:
             self.status.ClearField("pending_approval")
-        if phase in TERMINAL:
+        if phase in TERMINAL_PHASES:
             self.status.finished_at.CopyFrom(timestamp(self.now))
         self.append("phase", phase=phase, text=text)
 
@@ -219,7 +220,7 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     else:
         cur = st.update.run(conn, values)
     cur.close()
-    if item.phase != item.row.phase and item.phase in TERMINAL:
+    if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
         conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": item.id})
     return to_execution(item.row, item.status, item.now)
@@ -297,7 +298,7 @@ def update_status(
                 f"{where} has sequence {seq} but the next one is {item.last + 1}; events must have no gaps",
                 [f"{where}.sequence"],
             )
-        if item.phase in TERMINAL:
+        if item.phase in TERMINAL_PHASES:
             raise FailedPrecondition(
                 f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
             )
@@ -316,7 +317,7 @@ def update_status(
         or request.HasField("pending_approval")
         or request.checkpoint
     )
-    if item.phase in TERMINAL and has_changes:
+    if item.phase in TERMINAL_PHASES and has_changes:
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; a finished execution cannot change"
         )
@@ -354,7 +355,7 @@ def update_status(
     return save(conn, item)
 
 
-_FINISHED = select(_e.c.id).where(_e.c.phase.in_(sorted(TERMINAL)))
+_FINISHED = select(_e.c.id).where(_e.c.phase.in_(sorted(TERMINAL_PHASES)))
 _LEFT_BEHIND = select(s.execution_secrets.c.execution_id).where(
     s.execution_secrets.c.execution_id.in_(_FINISHED)
 )

@@ -20,9 +20,17 @@ from stigmer.backend.local._convert import (
     q,
 )
 from stigmer.backend.local._crypto import SecretBox
-from stigmer.backend.local._events import P, load, phase_name, save, to_execution
+from stigmer.backend.local._events import P, load, save, to_execution
 from stigmer.backend.local._selectors import check_labels
-from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Principal, new_id
+from stigmer.core import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Principal,
+    new_id,
+    phase_name,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2

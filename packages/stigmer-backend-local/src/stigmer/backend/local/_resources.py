@@ -42,7 +42,7 @@ from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local._selectors import check_labels, parse_selector
 from stigmer.core import (
     API_VERSION,
-    KINDS,
+    KIND_TABLE,
     AlreadyExists,
     InvalidArgument,
     NotFound,
@@ -70,7 +70,9 @@ __all__ = [
     "workflow_secrets",
 ]
 
-DEFINITION_KINDS: dict[str, tuple[type[Message], str]] = {k: v for k, v in KINDS.items() if v[1]}
+DEFINITION_KINDS: dict[str, tuple[type[Message], str]] = {
+    k.name: (k.message_class(), k.field) for k in KIND_TABLE if not k.is_execution
+}
 _FIELD_TO_KIND = {field: kind for kind, (_cls, field) in DEFINITION_KINDS.items()}
 _SLUG_MAX = 63
 

@@ -21,6 +21,7 @@ from stigmer.core import (
     default_redactor,
     is_terminal,
     load_runner,
+    phase_name,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
@@ -286,5 +287,5 @@ class _BackendHost(InProcessHost):
             type=error.type or WorkflowError.of(ErrorKind.RUNTIME, "").type,
             status=error.status or 500,
             title=error.title or f"{spec.target.kind} execution failed",
-            detail=f"child execution {created.metadata.id} ended {P.Phase.Name(finished.status.phase)}: {error.detail}",
+            detail=f"child execution {created.metadata.id} ended {phase_name(finished.status.phase)}: {error.detail}",
         )

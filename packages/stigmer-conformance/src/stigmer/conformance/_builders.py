@@ -1,4 +1,4 @@
-"""Helpers the conformance tests share: unique names, resource builders, error assertions."""
+"""What the conformance tests share: unique names, resource builders, error assertions."""
 
 from __future__ import annotations
 
