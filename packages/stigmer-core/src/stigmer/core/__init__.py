@@ -89,15 +89,7 @@ from stigmer.core._skillpack import (
     pack_skill,
 )
 from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target, resource_exists, resource_names
-from stigmer.core._temporal import (
-    DEFAULT_TEMPORAL_ADDRESS,
-    TEMPORAL_ENV,
-    TemporalConnection,
-    add_temporal_arguments,
-)
-from stigmer.core._temporal_worker import heartbeating, run_temporal_worker
 from stigmer.core._values import from_value, jsonable, plain_value, to_value
-from stigmer.core._worker_cli import WorkerCommand
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -105,7 +97,6 @@ __all__ = [
     "APPLY_ORDER",
     "BACKENDS_GROUP",
     "CAPABILITY_RUN",
-    "DEFAULT_TEMPORAL_ADDRESS",
     "EXECUTION",
     "KINDS",
     "KIND_PREFIXES",
@@ -123,7 +114,6 @@ __all__ = [
     "SKILL_MAX_BYTES",
     "SKILL_MEDIA_TYPE",
     "STOPPED_PHASES",
-    "TEMPORAL_ENV",
     "TERMINAL_PHASES",
     "TERMINAL_PHASE_NAMES",
     "AlreadyExists",
@@ -150,12 +140,9 @@ __all__ = [
     "Runner",
     "Settings",
     "StigmerError",
-    "TemporalConnection",
     "Unauthenticated",
     "Unavailable",
-    "WorkerCommand",
     "acting_as",
-    "add_temporal_arguments",
     "applicable_kinds",
     "artifact_key",
     "capabilities_config",
@@ -172,7 +159,6 @@ __all__ = [
     "from_value",
     "has_capability",
     "header_problem",
-    "heartbeating",
     "is_terminal",
     "jsonable",
     "kind_info",
@@ -201,7 +187,6 @@ __all__ = [
     "resource_exists",
     "resource_from_message",
     "resource_names",
-    "run_temporal_worker",
     "slugify",
     "tighten_home",
     "to_value",

@@ -23,13 +23,13 @@ from stigmer.core import (
     Limits,
     default_redactor,
     from_value,
-    heartbeating,
     is_terminal,
     phase_number,
     to_value,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.temporal import heartbeating
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
