@@ -95,6 +95,12 @@ EXPECTED = {
     "is_terminal",
     "phase_name",
     "phase_number",
+    "EventWriter",
+    "NewEvent",
+    "RunStopped",
+    "check_event_limits",
+    "jsonable",
+    "to_value",
 }
 
 

@@ -1,14 +1,18 @@
-"""The event sink: sequence numbers after last_sequence, coalesced text, scrubbing, idempotent resend."""
+"""The event sink (core's EventWriter as the agent uses it): sequence numbers after last_sequence,
+coalesced text, scrubbing, idempotent resend, and a cancel noticed by a write stopping the run."""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from stigmer.core import Backend, Redactor
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.runner.agent._events import EventSink
-from stigmer.testing import ScriptedLLM, text
-from stigmer.testing.agents import apply, events, openai_agent, start
+from stigmer.testing import ScriptedLLM, call, text
+from stigmer.testing.agents import apply, events, openai_agent, start, stdio_server
 
 
 async def _running(backend: Backend, llm: ScriptedLLM) -> execution_pb2.Execution:
@@ -96,3 +100,28 @@ def test_clip_keeps_small_values_and_truncates_large_ones() -> None:
     assert clip("x" * 10) == "x" * 10
     clipped = clip("y" * 50, limit=20)
     assert clipped == "y" * 20 + "... [30 more characters]"
+
+
+async def test_a_cancel_noticed_by_a_write_inside_the_model_loop_stops_the_run(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    """No polling here: the ``tool.result`` write after the cancel raises ``RunStopped`` inside
+    the model library's loop; it passes through everything that catches ``Exception`` and the
+    run returns the execution as it stands."""
+    llm.add(call("wait", seconds=1), text("never"))
+    await apply(backend, stdio_server("slow"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: slow}]\n"))
+    eid = await start(backend, "bot", "wait a second")
+    run = asyncio.ensure_future(AgentRunner(cancel_poll=3600).execute(backend, eid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not [
+        e for e in await events(backend, eid) if e.type == "tool.call"
+    ]:
+        await asyncio.sleep(0.05)
+    await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="changed my mind"))
+    done = await asyncio.wait_for(run, 20)
+    assert done.status.phase == execution_pb2.PHASE_CANCELLED
+    assert len(llm.requests) == 1
+    log = await events(backend, eid)
+    assert [e.type for e in log if e.type.startswith("tool.")] == ["tool.call"]
+    assert not done.status.HasField("error")

@@ -1,7 +1,7 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
-and the client logic the CLI and the SDK share (skill packing, apply order,
-credentials and the connection of a context, finding a run target,
-protobuf values as plain data)."""
+the event writer every runner reports through, protobuf values as plain data, and the client
+logic the CLI and the SDK share (skill packing, apply order, credentials and the connection of a
+context, finding a run target)."""
 
 from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
@@ -19,6 +19,7 @@ from stigmer.core._errors import (
     Unavailable,
     error_from_grpc_code,
 )
+from stigmer.core._event_writer import EventWriter, NewEvent, RunStopped, check_event_limits
 from stigmer.core._files import (
     PRIVATE_DIR_MODE,
     PRIVATE_FILE_MODE,
@@ -88,7 +89,7 @@ from stigmer.core._skillpack import (
     pack_skill,
 )
 from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target, resource_exists, resource_names
-from stigmer.core._values import from_value, plain_value
+from stigmer.core._values import from_value, jsonable, plain_value, to_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -120,12 +121,14 @@ __all__ = [
     "CapabilityDenied",
     "Connection",
     "Context",
+    "EventWriter",
     "FailedPrecondition",
     "InvalidArgument",
     "Kind",
     "Limits",
     "LoadedResource",
     "ManifestError",
+    "NewEvent",
     "NotFound",
     "PackedSkill",
     "PermissionDenied",
@@ -133,6 +136,7 @@ __all__ = [
     "Principal",
     "RedactingFilter",
     "Redactor",
+    "RunStopped",
     "Runner",
     "Settings",
     "StigmerError",
@@ -142,6 +146,7 @@ __all__ = [
     "applicable_kinds",
     "artifact_key",
     "capabilities_config",
+    "check_event_limits",
     "connection_for",
     "credentials_path",
     "current_principal",
@@ -155,6 +160,7 @@ __all__ = [
     "has_capability",
     "header_problem",
     "is_terminal",
+    "jsonable",
     "kind_info",
     "kind_of",
     "kind_spellings",
@@ -183,6 +189,7 @@ __all__ = [
     "resource_names",
     "slugify",
     "tighten_home",
+    "to_value",
     "unwrap",
     "validate_manifest",
     "write_credentials",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from stigmer.core import LIMIT_SETTINGS, Limits
+from stigmer.core import LIMIT_SETTINGS, Limits, check_event_limits
 
 from ._errors import WorkflowError
 
-__all__ = ["LIMIT_ERROR_TYPE", "LimitExceeded", "Limits", "check_event", "limit_exceeded"]
+__all__ = ["LIMIT_ERROR_TYPE", "LimitExceeded", "Limits", "check_event", "limit_error", "limit_exceeded"]
 
 #: The ``type`` of every limit error.
 LIMIT_ERROR_TYPE: Final = "https://stigmer.ai/errors/limit"
@@ -45,14 +45,13 @@ def limit_exceeded(limit: str, what: str) -> LimitExceeded:
     )
 
 
+def limit_error(limit: str, what: str, subject: str) -> WorkflowError:
+    """The error for ``limit`` at the task ``subject`` (its path becomes ``instance``), as core's
+    :class:`~stigmer.core.EventWriter` and :func:`~stigmer.core.check_event_limits` raise it."""
+    return limit_exceeded(limit, what).with_instance(subject or "/")
+
+
 def check_event(limits: Limits, count: int, size: int, subject: str) -> None:
     """Raise the limit error when recording an event would make ``count`` events, or when its data
     is ``size`` bytes (as JSON), over the limits; ``subject`` (the task path) becomes ``instance``."""
-    if count > limits.events:
-        error = limit_exceeded("events", f"this execution recorded {limits.events} events")
-        raise error.with_instance(subject or "/")
-    if size > limits.event_bytes:
-        error = limit_exceeded(
-            "event_bytes", f"an event's data is {size} bytes, over the limit of {limits.event_bytes} bytes"
-        )
-        raise error.with_instance(subject or "/")
+    check_event_limits(limits, count, size, subject, limit_error)

@@ -101,8 +101,8 @@ class WorkflowRunner:
         )
         try:
             return await self._run(backend, execution, reporter)
-        except RunStopped:
-            return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        except RunStopped as stopped:
+            return stopped.execution
         except Exception:
             with contextlib.suppress(Exception, RunStopped):
                 await reporter.flush()  # keep the progress made before an unexpected failure

@@ -22,8 +22,10 @@ from stigmer.core import (
     FailedPrecondition,
     Limits,
     default_redactor,
+    from_value,
     is_terminal,
     phase_number,
+    to_value,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
@@ -35,7 +37,6 @@ from .._capability import may_run, refused
 from .._errors import WorkflowError
 from .._host import HttpRequest
 from .._inprocess import InProcessHost
-from .._reporting import from_value, to_value
 from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
 from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
 
