@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from stigmer.core import LIMIT_SETTINGS, Backend, Limits, StigmerError
+from stigmer.core import LIMIT_SETTINGS, TERMINAL_PHASES, Backend, Limits, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
@@ -48,10 +48,6 @@ logger = logging.getLogger("stigmer.server")
 #: and how long such a child gets to notice by itself before it is stopped.
 END_POLL_SECONDS = 1.0
 END_GRACE_SECONDS = 3.0
-
-_TERMINAL = frozenset(
-    {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
-)
 
 
 def runner_name(kind: str) -> str:
@@ -284,7 +280,7 @@ class ChildDispatcher:
                 current = await self._backend.get_execution(svc.GetExecutionRequest(id=execution_id))
             except StigmerError:
                 continue
-            if current.status.phase not in _TERMINAL:
+            if current.status.phase not in TERMINAL_PHASES:
                 continue
             # Cancelled (or ended elsewhere) while the child runs, e.g. inside a long `wait`.
             done, _ = await asyncio.wait({exited}, timeout=END_GRACE_SECONDS)
@@ -345,7 +341,7 @@ class ChildDispatcher:
     async def _fail(self, execution_id: str, *, title: str, detail: str) -> None:
         try:
             current = await self._backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-            if current.status.phase in _TERMINAL:
+            if current.status.phase in TERMINAL_PHASES:
                 return
             await self._backend.update_execution_status(
                 svc.UpdateExecutionStatusRequest(

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from typing import Any, cast
 
-from stigmer.core import Backend, StigmerError
+from stigmer.core import TERMINAL_PHASES, Backend, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.temporal._connection import TemporalConnection
@@ -39,9 +39,6 @@ WORKFLOW_WORKFLOW = "stigmer.workflow"
 AGENT_WORKFLOW = "stigmer.agent"
 EVENT_SIGNAL = "stigmer.event"
 APPROVAL_SIGNAL = "stigmer.approval"
-_TERMINAL = frozenset(
-    {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}
-)
 
 
 class TemporalDispatcher:
@@ -188,7 +185,7 @@ class _SignallingBackend:
         self, request: svc.UpdateExecutionStatusRequest
     ) -> execution_pb2.Execution:
         execution = await self._inner.update_execution_status(request)
-        if not request.runner and request.events and execution.status.phase not in _TERMINAL:
+        if not request.runner and request.events and execution.status.phase not in TERMINAL_PHASES:
             # Events a client sends (`stigmer execution send-event`) feed `listen` tasks.
             from google.protobuf import json_format
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stigmer.core import (
+    TERMINAL_PHASES,
     FailedPrecondition,
     InvalidArgument,
     Settings,
@@ -45,7 +46,6 @@ T = TypeVar("T")
 
 _POLL_MIN = 0.02
 _POLL_MAX = 0.25
-_TERMINAL = (ex.PHASE_SUCCEEDED, ex.PHASE_FAILED, ex.PHASE_CANCELLED)
 
 
 class LocalBackend:
@@ -247,13 +247,13 @@ class LocalBackend:
                 for event in events:
                     after = event.sequence
                     yield event
-                    if event.type == "phase" and event.phase in _TERMINAL:
+                    if event.type == "phase" and event.phase in TERMINAL_PHASES:
                         return
                 if events:
                     delay = _POLL_MIN
                     continue
                 current = await self._read(lambda c: load(c, eid, lock=False))
-                if current.phase in _TERMINAL and after >= current.last:
+                if current.phase in TERMINAL_PHASES and after >= current.last:
                     return
                 try:
                     await asyncio.wait_for(asyncio.shield(waiter), delay)

@@ -17,6 +17,7 @@ from stigmer.backend.local.tables._input import check_secret_name, q
 from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
 from stigmer.backend.local.tables._selectors import check_labels
 from stigmer.core import (
+    TERMINAL_PHASES,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -226,7 +227,7 @@ def list_executions(conn: Connection, request: svc.ListExecutionsRequest) -> svc
 
 def cancel(conn: Connection, request: svc.CancelExecutionRequest) -> ex.Execution:
     item = load(conn, request.id)
-    if item.phase in (P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED):
+    if item.phase in TERMINAL_PHASES:
         raise FailedPrecondition(
             f"execution {item.id} already finished ({phase_name(item.phase)}); nothing to cancel"
         )
