@@ -7,10 +7,10 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from stigmer.cli._backend import Session, open_session, run_async
+from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._kinds import cli_name
 from stigmer.cli._output import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
+from stigmer.cli._view import cli_name
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -35,12 +35,12 @@ _ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
 
 
 def order_resources(loaded: list[LoadedResource]) -> list[LoadedResource]:
-    """``stigmer.core.order_resources`` (dependency order, duplicates refused) with CLI errors."""
+    """The SDK's ``order_resources`` (dependency order, duplicates refused) with CLI errors."""
     from stigmer.core import InvalidArgument
-    from stigmer.core import order_resources as core_order_resources
+    from stigmer.sdk._apply_order import order_resources as sdk_order_resources
 
     try:
-        return core_order_resources(loaded)
+        return sdk_order_resources(loaded)
     except InvalidArgument as exc:
         raise CliError(exc.message) from None
 
@@ -109,33 +109,12 @@ def _load(filenames: list[str]) -> list[LoadedResource]:
     stdin_text = sys.stdin.read() if "-" in filenames else None
     loaded = load_manifests([f for f in filenames if not f.endswith(".py")], stdin_text=stdin_text)
     if python := [f for f in filenames if f.endswith(".py")]:  # resources defined with the SDK
-        from stigmer.cli._sdk import sdk_plugin
+        from stigmer.sdk._pyfile import load_python_manifests
 
-        loaded += [r for f in python for r in sdk_plugin("python", "apply -f FILE.py")(f)]
+        loaded += [r for f in python for r in load_python_manifests(f)]
     if not loaded:
         raise CliError("the manifests hold no resources")
     return loaded
-
-
-async def _prepare_skill(session: Session, item: LoadedResource) -> None:
-    """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``."""
-    from stigmer.cli._skillpack import SKILL_MEDIA_TYPE, pack_skill
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-
-    skill = item.resource.skill  # type: ignore[union-attr]
-    if not skill.spec.path:
-        return
-    directory = (item.base_dir / skill.spec.path).resolve()
-    try:
-        packed = pack_skill(directory)
-    except CliError as exc:
-        raise CliError(f"{item.source}:{item.line}: spec.path: {exc.message}") from None
-    # Also in a dry run: the backend checks that the artifact exists. The blob is
-    # content-addressed, so storing it changes no resource and is harmless to repeat.
-    meta = await session.backend.put_artifact(
-        svc.PutArtifactRequest(content=packed.content, media_type=SKILL_MEDIA_TYPE)
-    )
-    skill.spec.artifact = meta.key or packed.key
 
 
 @apply_app.command("apply")
@@ -161,16 +140,11 @@ def apply(
 
     async def go() -> list[dict[str, Any]]:
         from stigmer.core import unwrap
-        from stigmer.proto.v1 import backend_service_pb2 as svc
 
         results: list[dict[str, Any]] = []
-        async with open_session() as session:
+        async with connect() as client:
             for item in loaded:
-                if item.kind == "Skill":
-                    await _prepare_skill(session, item)
-                response = await session.backend.apply(
-                    svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
-                )
+                response = await client.apply_loaded(item, dry_run=dry_run)
                 action = _ACTIONS.get(response.action, "unspecified")
                 meta = unwrap(response.resource).metadata  # type: ignore[attr-defined]
                 label = f"{cli_name(item.kind)}/{item.name}"
@@ -215,7 +189,7 @@ def delete(
     output: OutputOption = Output.table,
 ) -> None:
     """Delete resources: `delete KIND NAME...` or `delete -f PATH` (reverse dependency order)."""
-    from stigmer.cli._kinds import resolve_kind
+    from stigmer.cli._params import kind_argument
     from stigmer.core import APPLY_ORDER
 
     targets: list[tuple[str, str]] = []
@@ -226,7 +200,7 @@ def delete(
     else:
         if kind is None or not names:
             raise CliError("say what to delete: `stigmer delete KIND NAME` or `stigmer delete -f PATH`")
-        resolved = resolve_kind(kind)
+        resolved = kind_argument(kind)
         if resolved not in APPLY_ORDER:
             raise CliError(
                 "executions are kept as history and cannot be deleted; stop one with `stigmer execution cancel ID`"
@@ -234,17 +208,18 @@ def delete(
         targets = [(resolved, n) for n in names]
 
     async def go() -> list[dict[str, Any]]:
-        from stigmer.cli._launch import not_found
+        from stigmer.cli._run import CREATE_HINT
         from stigmer.core import NotFound
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import meta_pb2
+        from stigmer.sdk._targets import not_found
 
         results: list[dict[str, Any]] = []
-        async with open_session() as session:
+        async with connect() as client:
             for k, name in targets:
                 label = f"{cli_name(k)}/{name}"
                 try:
-                    await session.backend.delete(
+                    await client.backend.delete(
                         svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind=k, name=name))
                     )
                 except NotFound:
@@ -253,7 +228,7 @@ def delete(
                         if output is Output.table:
                             echo(f"{label} not found")
                         continue
-                    raise await not_found(session.backend, [k], name) from None
+                    raise await not_found(client.backend, [k], name, create_hint=CREATE_HINT) from None
                 results.append({"kind": k, "name": name, "action": "deleted"})
                 if output is Output.table:
                     echo(f"{label} deleted")

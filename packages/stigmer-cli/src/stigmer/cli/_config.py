@@ -30,17 +30,17 @@ def load_settings() -> Settings:
 
 
 def read_credentials(home: Path) -> dict[str, str]:
-    """Tokens keyed by context name: ``stigmer.core.read_credentials`` (imported on first use)."""
-    from stigmer.core import read_credentials as core_read_credentials
+    """Tokens keyed by context name: the SDK's ``read_credentials`` (imported on first use)."""
+    from stigmer.sdk._credentials import read_credentials as sdk_read_credentials
 
-    return core_read_credentials(home)
+    return sdk_read_credentials(home)
 
 
 def write_credentials(home: Path, tokens: dict[str, str]) -> None:
-    """Write credentials.yaml with mode 0600: ``stigmer.core.write_credentials``."""
-    from stigmer.core import write_credentials as core_write_credentials
+    """Write credentials.yaml with mode 0600: the SDK's ``write_credentials``."""
+    from stigmer.sdk._credentials import write_credentials as sdk_write_credentials
 
-    core_write_credentials(home, tokens)
+    sdk_write_credentials(home, tokens)
 
 
 def write_config(settings: Settings, *, current: str, contexts: list[dict[str, Any]]) -> None:

@@ -13,7 +13,6 @@ from stigmer.cli._config import (
     write_credentials,
 )
 from stigmer.cli._errors import CliError
-from stigmer.cli._kinds import suggest
 from stigmer.cli._output import Output, OutputOption, echo, emit_json, emit_yaml, print_table
 
 __all__ = ["context_app", "login_app", "logout_app"]
@@ -84,7 +83,9 @@ def use(name: Annotated[str, typer.Argument(help="Context name.")]) -> None:
     """Select the context later commands use."""
     settings = load_settings()
     if name not in settings.contexts:
-        hint = suggest(name, list(settings.contexts))
+        from stigmer.sdk._targets import did_you_mean
+
+        hint = did_you_mean(name, list(settings.contexts))
         raise CliError(
             f"no context named '{name}'{hint}; add one with `stigmer login --endpoint URL --token TOKEN`"
         )
@@ -144,7 +145,9 @@ def logout(
     contexts = config_contexts(settings)
     tokens = read_credentials(settings.home)
     if name not in tokens and not any(c.get("name") == name for c in contexts):
-        raise CliError(f"no context named '{name}'{suggest(name, list(settings.contexts))}")
+        from stigmer.sdk._targets import did_you_mean
+
+        raise CliError(f"no context named '{name}'{did_you_mean(name, list(settings.contexts))}")
     tokens.pop(name, None)
     write_credentials(settings.home, tokens)
     current = "local" if settings.current_context == name else settings.current_context

@@ -6,16 +6,17 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from stigmer.cli._backend import Session, open_session, run_async
+from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._follow import Follow, submit_approval
-from stigmer.cli._launch import Started, detach_on_interrupt, drive, report, runner_for
+from stigmer.cli._live import follow, report
 from stigmer.cli._output import Output, OutputOption, age, echo, echo_err, emit_json, emit_yaml, print_table
 from stigmer.cli._render import Renderer
-from stigmer.cli._view import TERMINAL, event_to_dict, execution_to_dict, phase_name
+from stigmer.cli._run import Started, detach_on_interrupt
+from stigmer.cli._view import event_to_dict, execution_to_dict
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.sdk import AsyncStigmer
 
 __all__ = ["execution_app", "list_executions", "print_executions"]
 
@@ -24,15 +25,14 @@ execution_app = typer.Typer(
 )
 
 IdArg = Annotated[str, typer.Argument(help="Execution id (aex_... or wex_...).")]
-_PHASES = ["PENDING", "RUNNING", "WAITING_APPROVAL", "SUCCEEDED", "FAILED", "CANCELLED"]
 
 
-async def _get(session: Session, execution_id: str) -> execution_pb2.Execution:
+async def _get(client: AsyncStigmer, execution_id: str) -> execution_pb2.Execution:
     from stigmer.core import NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
 
     try:
-        return await session.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        return await client.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
     except NotFound:
         raise CliError(
             f"no execution with id '{execution_id}'; list them with `stigmer execution list`"
@@ -40,8 +40,9 @@ async def _get(session: Session, execution_id: str) -> execution_pb2.Execution:
 
 
 async def list_executions(
-    session: Session, *, kind: str = "", target: str = "", phase: str = "", limit: int = 50
+    client: AsyncStigmer, *, kind: str = "", target: str = "", phase: str = "", limit: int = 50
 ) -> list[execution_pb2.Execution]:
+    from stigmer.core import PHASE_NAMES
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2, meta_pb2
 
@@ -51,19 +52,20 @@ async def list_executions(
         request.target.CopyFrom(meta_pb2.ResourceRef(kind=_target_kind(target_kind), name=target_name))
     if phase:
         value = phase.upper().removeprefix("PHASE_")
-        if value not in _PHASES:
-            raise CliError(f"unknown phase '{phase}' (phases: {', '.join(_PHASES)})")
+        phases = [name for number, name in sorted(PHASE_NAMES.items()) if number]
+        if value not in phases:
+            raise CliError(f"unknown phase '{phase}' (phases: {', '.join(phases)})")
         request.phase = execution_pb2.Phase.Value(f"PHASE_{value}")
-    response = await session.backend.list_executions(request)
+    response = await client.backend.list_executions(request)
     return list(response.executions)[:limit]
 
 
 def _target_kind(text: str) -> str:
     if not text:
         return ""
-    from stigmer.cli._kinds import resolve_kind
+    from stigmer.cli._params import kind_argument
 
-    kind = resolve_kind(text)
+    kind = kind_argument(text)
     if kind not in ("Agent", "Workflow"):
         raise CliError("--target takes NAME, agent/NAME or workflow/NAME")
     return kind
@@ -71,6 +73,8 @@ def _target_kind(text: str) -> str:
 
 def print_executions(executions: list[execution_pb2.Execution], output: Output) -> None:
     """An execution list in the chosen format (JSON: an array of execution objects)."""
+    from stigmer.core import phase_name
+
     if output is Output.json:
         emit_json([execution_to_dict(ex) for ex in executions])
         return
@@ -107,8 +111,8 @@ def list_(
         exec_kind = f"{resolved}Execution"
 
     async def go() -> list[execution_pb2.Execution]:
-        async with open_session() as session:
-            return await list_executions(session, kind=exec_kind, target=target, phase=phase, limit=limit)
+        async with connect() as client:
+            return await list_executions(client, kind=exec_kind, target=target, phase=phase, limit=limit)
 
     print_executions(run_async(go()), output)
 
@@ -118,8 +122,8 @@ def get(execution_id: IdArg, output: OutputOption = Output.table) -> None:
     """Show one execution (``-o json`` prints the same object as ``stigmer run -o json``)."""
 
     async def go() -> execution_pb2.Execution:
-        async with open_session() as session:
-            return await _get(session, execution_id)
+        async with connect() as client:
+            return await _get(client, execution_id)
 
     ex = run_async(go())
     if output is not Output.table:
@@ -170,7 +174,7 @@ def _describe(ex: execution_pb2.Execution) -> None:
 @execution_app.command("logs")
 def logs(
     execution_id: IdArg,
-    follow: Annotated[
+    follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep streaming until the execution ends.")
     ] = False,
     after: Annotated[int, typer.Option("--after", help="Only events after this sequence number.", min=0)] = 0,
@@ -183,20 +187,18 @@ def logs(
     async def go() -> None:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        async with open_session() as session:
-            ex = await _get(session, execution_id)
+        async with connect() as client:
+            ex = await _get(client, execution_id)
             renderer = Renderer()
-            if follow:
+            if follow_:
                 if output is Output.table:
-                    await Follow(
-                        session.backend,
-                        execution_id,
-                        renderer=renderer,
-                        stop_on_approval=False,
-                        after_sequence=after,
-                    ).run()
+                    from stigmer.sdk import AsyncExecution
+
+                    # watch only (the run goes on where it runs); approvals are explained, not asked
+                    handle = AsyncExecution(client.backend, ex)
+                    await follow(handle, output, stop_on_approval=False, after_sequence=after, ask=False)
                     return
-                stream = session.backend.watch_execution(
+                stream = client.backend.watch_execution(
                     svc.WatchExecutionRequest(execution_id=execution_id, after_sequence=after)
                 )
                 async for ev in stream:
@@ -206,7 +208,7 @@ def logs(
             last = ex.status.last_sequence
             if last <= after:
                 return
-            stream = session.backend.watch_execution(
+            stream = client.backend.watch_execution(
                 svc.WatchExecutionRequest(execution_id=execution_id, after_sequence=after)
             )
             async for ev in stream:
@@ -239,9 +241,9 @@ def cancel(
     async def go() -> execution_pb2.Execution:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        async with open_session() as session:
-            await _get(session, execution_id)
-            return await session.backend.cancel_execution(
+        async with connect() as client:
+            await _get(client, execution_id)
+            return await client.backend.cancel_execution(
                 svc.CancelExecutionRequest(id=execution_id, reason=reason)
             )
 
@@ -249,6 +251,8 @@ def cancel(
     if output is not Output.table:
         report(ex, output)
         return
+    from stigmer.core import phase_name
+
     echo(f"{ex.metadata.id} {phase_name(ex.status.phase).lower()}")
 
 
@@ -257,22 +261,19 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
     started = Started(execution_id=execution_id)
 
     async def go() -> int:
-        async with open_session() as session:
-            started.local = session.local
-            started.context = session.context.name
-            ex = await _get(session, execution_id)
+        from stigmer.core import is_terminal, phase_name
+
+        async with connect() as client:
+            started.local = client.local
+            started.context = client.context
+            ex = await _get(client, execution_id)
             phase = phase_name(ex.status.phase)
-            if phase in TERMINAL:
+            if is_terminal(phase):
                 raise CliError(f"execution {execution_id} already finished ({phase}); nothing to {action}")
             if approved is not None:
                 if phase != "WAITING_APPROVAL":
                     raise CliError(f"execution {execution_id} is {phase}, not waiting for an approval")
-                ex = await submit_approval(
-                    session.backend, execution_id, approved, reason, ex.status.pending_approval.id
-                )
-                if output is Output.table:
-                    echo_err(f"{execution_id} {'approved' if approved else 'rejected'}")
-            elif not session.local:
+            elif not client.local:
                 raise CliError(
                     "resume runs an execution in this process, which only a local context does; "
                     "the server resumes its executions itself"
@@ -282,14 +283,13 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
                     f"execution {execution_id} waits for an approval: "
                     f"`stigmer execution approve {execution_id}` or `reject`"
                 )
-            runner = runner_for(session, ex.kind)
-            ex = await drive(
-                session,
-                execution_id,
-                output,
-                runner=runner,
-                after_sequence=ex.status.last_sequence,
-            )
+            handle = await client.execution(execution_id)
+            if approved is not None:
+                # in a local context the run goes on here at once; the server goes on by itself
+                ex = await (handle.approve(reason) if approved else handle.reject(reason))
+                if output is Output.table:
+                    echo_err(f"{execution_id} {'approved' if approved else 'rejected'}")
+            ex = await follow(handle, output, start=approved is None, after_sequence=ex.status.last_sequence)
             return report(ex, output)
 
     try:
@@ -339,12 +339,13 @@ def send_event(
 
     async def go() -> execution_pb2.Execution:
         from google.protobuf import json_format, struct_pb2
+        from stigmer.core import is_terminal
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import execution_pb2
 
-        async with open_session() as session:
-            ex = await _get(session, execution_id)
-            if phase_name(ex.status.phase) in TERMINAL:
+        async with connect() as client:
+            ex = await _get(client, execution_id)
+            if is_terminal(ex.status.phase):
                 raise CliError(f"execution {execution_id} already finished; it takes no more events")
             event = execution_pb2.ExecutionEvent(
                 execution_id=execution_id, type=event_type, text=text, subject=subject
@@ -353,7 +354,7 @@ def send_event(
                 value = struct_pb2.Value()
                 json_format.ParseDict(payload, value)
                 event.data.CopyFrom(value)
-            return await session.backend.update_execution_status(
+            return await client.backend.update_execution_status(
                 svc.UpdateExecutionStatusRequest(execution_id=execution_id, events=[event])
             )
 

@@ -1,4 +1,4 @@
-"""``stigmer export``: resources back to manifests (the logic lives in the SDK)."""
+"""``stigmer export``: resources back to manifests (the SDK's ``export``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from stigmer.cli._backend import open_session, run_async
+from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._kinds import resolve_kind
-from stigmer.cli._sdk import sdk_plugin
+from stigmer.cli._params import kind_argument
 
 __all__ = ["export_app"]
 
@@ -30,12 +29,22 @@ def export(
     """Write resources as manifests (no status, no ids; secrets by name only), to stdout or -o DIR."""
     if all_ == (kind is not None):
         raise CliError("say what to export: `stigmer export KIND [NAME]` or `stigmer export --all -o DIR`")
-    resolved = resolve_kind(kind, allow_executions=False) if kind is not None else None
-    export_for_cli = sdk_plugin("export", "stigmer export")
+    resolved = kind_argument(kind, executions=False) if kind is not None else None
 
     async def go() -> str:
-        async with open_session() as session:
-            text: str = await export_for_cli(session.backend, kind=resolved, name=name, directory=output_dir)
-            return text
+        from stigmer.sdk._export import SECRETS_FILE
+
+        async with connect() as client:
+            result = await client.export(output_dir, kind=resolved, name=name)
+        if output_dir is None:
+            return result.yaml
+        count = len(result.manifests)
+        text = f"exported {count} resource{'s' if count != 1 else ''} to {output_dir}\n"
+        if result.secrets:
+            text += (
+                f"secrets to set before running (see {output_dir / SECRETS_FILE}): "
+                f"{', '.join(result.secrets)}\n"
+            )
+        return text
 
     sys.stdout.write(run_async(go()))

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from stigmer.cli._backend import Session, open_session, run_async
-from stigmer.cli._kinds import EXECUTION, cli_name, resolve_kind
+from stigmer.cli._client import connect, run_async
 from stigmer.cli._output import Output, OutputOption, age, echo, emit_json, emit_yaml, print_table
+from stigmer.cli._params import kind_argument
+from stigmer.cli._view import cli_name
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.proto.v1 import resource_pb2
+    from stigmer.sdk import AsyncStigmer
 
 __all__ = ["describe_app", "detail", "get_app", "resource_rows"]
 
@@ -26,13 +28,13 @@ KindArg = Annotated[
 ]
 
 
-async def list_all(session: Session, kind: str, selector: str = "") -> list[resource_pb2.Resource]:
+async def list_all(client: AsyncStigmer, kind: str, selector: str = "") -> list[resource_pb2.Resource]:
     from stigmer.proto.v1 import backend_service_pb2 as svc
 
     out: list[resource_pb2.Resource] = []
     token = ""
     while True:
-        page = await session.backend.list(
+        page = await client.backend.list(
             svc.ListRequest(kind=kind, label_selector=selector, page_size=500, page_token=token)
         )
         out.extend(page.resources)
@@ -41,19 +43,21 @@ async def list_all(session: Session, kind: str, selector: str = "") -> list[reso
             return out
 
 
-async def get_one(session: Session, kind: str, name: str) -> resource_pb2.Resource:
-    from stigmer.cli._launch import not_found
-    from stigmer.core import NotFound
+async def get_one(client: AsyncStigmer, kind: str, name: str) -> resource_pb2.Resource:
+    from stigmer.cli._run import CREATE_HINT
+    from stigmer.core import KIND_TABLE, NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import meta_pb2
+    from stigmer.sdk._targets import not_found
 
     ref = meta_pb2.ResourceRef(kind=kind, name=name)
-    if "_" in name and name.split("_", 1)[0] in ("agt", "skl", "mcp", "env", "wfl", "ses"):
+    prefixes = {k.id_prefix for k in KIND_TABLE if k.applicable}
+    if "_" in name and name.split("_", 1)[0] in prefixes:
         ref = meta_pb2.ResourceRef(kind=kind, id=name)
     try:
-        return await session.backend.get(svc.GetRequest(ref=ref))
+        return await client.backend.get(svc.GetRequest(ref=ref))
     except NotFound:
-        raise await not_found(session.backend, [kind], name) from None
+        raise await not_found(client.backend, [kind], name, create_hint=CREATE_HINT) from None
 
 
 def detail(kind: str, inner: Any) -> tuple[str, str]:
@@ -112,16 +116,16 @@ def get(
     output: OutputOption = Output.table,
 ) -> None:
     """List resources of KIND, or show the one called NAME (-o yaml gives an applyable manifest)."""
-    resolved = resolve_kind(kind)
-    if resolved in (EXECUTION, "AgentExecution", "WorkflowExecution"):
+    resolved = kind_argument(kind)
+    if _is_execution(resolved):
         _get_executions(resolved, name, output)
         return
 
     async def go() -> list[resource_pb2.Resource]:
-        async with open_session() as session:
+        async with connect() as client:
             if name is not None:
-                return [await get_one(session, resolved, name)]
-            return await list_all(session, resolved, selector)
+                return [await get_one(client, resolved, name)]
+            return await list_all(client, resolved, selector)
 
     resources = run_async(go())
     if output is Output.table:
@@ -137,17 +141,24 @@ def get(
         emit_yaml(docs)
 
 
+def _is_execution(kind: str) -> bool:
+    from stigmer.core import EXECUTION, kind_info
+
+    return kind == EXECUTION or kind_info(kind).is_execution
+
+
 def _get_executions(kind: str, execution_id: str | None, output: Output) -> None:
     from stigmer.cli._executions import get as get_execution
     from stigmer.cli._executions import list_executions, print_executions
+    from stigmer.core import EXECUTION
 
     if execution_id is not None:
         get_execution(execution_id, output)
         return
 
     async def go() -> list[Any]:
-        async with open_session() as session:
-            return await list_executions(session, kind="" if kind == EXECUTION else kind)
+        async with connect() as client:
+            return await list_executions(client, kind="" if kind == EXECUTION else kind)
 
     print_executions(run_async(go()), output)
 
@@ -159,21 +170,23 @@ def describe(
     output: OutputOption = Output.table,
 ) -> None:
     """Show a resource's spec, status and recent executions."""
-    resolved = resolve_kind(kind)
-    if resolved in (EXECUTION, "AgentExecution", "WorkflowExecution"):
+    resolved = kind_argument(kind)
+    if _is_execution(resolved):
         from stigmer.cli._executions import get as get_execution
 
         get_execution(name, output)
         return
 
+    from stigmer.core import RUNNABLE_KINDS
+
     async def go() -> tuple[resource_pb2.Resource, list[Any]]:
         from stigmer.cli._executions import list_executions
 
-        async with open_session() as session:
-            resource = await get_one(session, resolved, name)
+        async with connect() as client:
+            resource = await get_one(client, resolved, name)
             recent: list[Any] = []
-            if resolved in ("Agent", "Workflow"):
-                recent = await list_executions(session, target=f"{resolved}/{name}", limit=5)
+            if resolved in RUNNABLE_KINDS:
+                recent = await list_executions(client, target=f"{resolved}/{name}", limit=5)
             return resource, recent
 
     resource, recent = run_async(go())
@@ -191,12 +204,12 @@ def describe(
         if manifest.get(section):
             echo(f"\n{section}:")
             echo(_indent(dump_yaml([manifest[section]])))
-    if resolved in ("Agent", "Workflow"):
+    if resolved in RUNNABLE_KINDS:
         echo("\nrecent executions:")
         if not recent:
             echo("  none yet")
         else:
-            from stigmer.cli._view import phase_name
+            from stigmer.core import phase_name
 
             print_table(
                 ["ID", "PHASE", "AGE"],

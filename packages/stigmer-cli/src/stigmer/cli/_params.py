@@ -10,7 +10,14 @@ from typing import Any
 
 from stigmer.cli._errors import CliError
 
-__all__ = ["parse_env", "parse_input", "parse_secret_file", "read_secret_value", "valid_name"]
+__all__ = [
+    "kind_argument",
+    "parse_env",
+    "parse_input",
+    "parse_secret_file",
+    "read_secret_value",
+    "valid_name",
+]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -103,3 +110,23 @@ def read_secret_value(name: str, *, confirm: bool = False, whole: bool = False) 
     if not value:
         raise CliError(f"no value given for {name}")
     return value
+
+
+def kind_argument(text: str, *, executions: bool = True) -> str:
+    """The kind a KIND argument names (``agents`` -> ``Agent``, ``ex`` -> ``Execution``): the SDK's
+    ``resolve_kind``; an unknown one suggests the closest and lists the kinds (runnable first)."""
+    from stigmer.cli._view import cli_name
+    from stigmer.core import APPLY_ORDER, EXECUTION, kind_info
+    from stigmer.sdk._kinds import UnknownKind, resolve_kind
+
+    try:
+        return resolve_kind(text, executions=executions)
+    except UnknownKind as exc:
+        shown = sorted(
+            (k for k in exc.kinds if k in APPLY_ORDER),
+            key=lambda k: (not kind_info(k).runner, APPLY_ORDER[k]),
+        )
+        if EXECUTION in exc.kinds:
+            shown.append(EXECUTION)
+        names = ", ".join(cli_name(k) for k in shown)
+        raise CliError(f"unknown kind '{text}'{exc.hint} (kinds: {names})") from None

@@ -55,7 +55,8 @@ class Renderer:
 
     def event(self, ev: execution_pb2.ExecutionEvent) -> None:
         """Render one event."""
-        from stigmer.cli._view import phase_name, value_to_python
+        from stigmer.cli._view import value_to_python
+        from stigmer.core import phase_name
 
         kind = ev.type
         data = value_to_python(ev, "data")

@@ -1,17 +1,28 @@
-"""``stigmer run``, ``stigmer agent execute`` and ``stigmer workflow run``."""
+"""``stigmer run``, ``stigmer agent execute`` and ``stigmer workflow run``; Ctrl-C detaches."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from stigmer.cli._backend import open_session, run_async
-from stigmer.cli._launch import RunRequest, Started, detach_on_interrupt, report, start
-from stigmer.cli._output import Output, OutputOption, echo
+from stigmer.cli._client import connect, run_async
+from stigmer.cli._errors import CliError
+from stigmer.cli._live import approval_hint, follow, interrupted_hint, report
+from stigmer.cli._output import Output, OutputOption, echo, echo_err
 from stigmer.cli._params import parse_env, parse_input, parse_secret_file, read_secret_value
 
-__all__ = ["agent_app", "run_app", "workflow_app"]
+if TYPE_CHECKING:
+    from stigmer.proto.v1 import execution_pb2
+    from stigmer.sdk import AsyncStigmer
+
+__all__ = ["Started", "agent_app", "detach_on_interrupt", "run_app", "spawn_background", "workflow_app"]
+
+CREATE_HINT = "`stigmer apply -f FILE` creates one"
 
 run_app = typer.Typer(add_completion=False)
 agent_app = typer.Typer(add_completion=False, help="Execute agents.", no_args_is_help=True)
@@ -50,6 +61,121 @@ SessionOption = Annotated[
 ]
 
 
+@dataclass
+class RunRequest:
+    """What the user asked to run."""
+
+    kind: str  # Workflow or Agent
+    name: str
+    input: Any = None
+    has_input: bool = False
+    message: str = ""
+    session_id: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Started:
+    """Filled in as soon as the execution exists (for the Ctrl-C message)."""
+
+    execution_id: str = ""
+    local: bool = True
+    context: str = ""
+
+
+async def _check(client: AsyncStigmer, req: RunRequest) -> None:
+    """The request names an existing target and suits its kind (said in command-line terms)."""
+    from stigmer.sdk._targets import not_found, resource_exists
+
+    if not await resource_exists(client.backend, req.kind, req.name):
+        raise await not_found(client.backend, [req.kind], req.name, create_hint=CREATE_HINT)
+    if req.kind == "Agent" and not req.message and not req.has_input:
+        raise CliError(f'an agent run needs a message: `stigmer agent execute {req.name} "your message"`')
+    if req.kind == "Workflow" and req.message:
+        raise CliError("--message is for agents; give a workflow its input with --input JSON")
+    if req.kind == "Workflow" and req.session_id:
+        raise CliError("--session is for agents")
+
+
+async def start(
+    client: AsyncStigmer, req: RunRequest, output: Output, detach: bool, started: Started
+) -> execution_pb2.Execution:
+    """Create and (unless detached) follow an execution; in a local context it runs here."""
+    await _check(client, req)
+    handle = await client.run(
+        req.name,
+        kind=req.kind,
+        input=req.input if req.has_input else None,
+        message=req.message or None,
+        env=req.env,
+        secrets=req.secrets,
+        session=req.session_id or None,
+        start=not detach,
+    )
+    started.execution_id = handle.id
+    started.local = client.local
+    started.context = client.context
+    if detach:
+        if client.local:
+            spawn_background(handle.id, client.context)
+        return handle.execution
+    if output is Output.table:
+        echo_err(f"{handle.kind} {handle.id} started")
+    return await follow(handle, output)
+
+
+def spawn_background(execution_id: str, context: str) -> None:
+    """Lite ``--detach``: a detached ``stigmer execution resume`` process runs the execution."""
+    from stigmer.cli._config import load_settings
+    from stigmer.core import open_private, private_dir
+
+    settings = load_settings()
+    logs = private_dir(settings.home / "logs")
+    env = dict(os.environ, STIGMER_CONTEXT=context)
+    with open_private(logs / f"{execution_id}.log") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "stigmer.cli", "execution", "resume", execution_id, "-o", "json"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def detach_on_interrupt(started: Started) -> None:
+    """After Ctrl-C: hand a Lite run over to a background process and say how to re-attach.
+
+    In a cloud context the server goes on running the execution; nothing is needed but the hint.
+    """
+    ex_id = started.execution_id
+    if not ex_id:
+        return
+    if not started.local:
+        echo_err("\n" + interrupted_hint(ex_id, local=False))
+        return
+
+    async def phase() -> str:
+        from stigmer.core import phase_name
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        async with connect() as client:
+            ex = await client.backend.get_execution(svc.GetExecutionRequest(id=ex_id))
+            return phase_name(ex.status.phase)
+
+    current = run_async(phase())
+    from stigmer.core import is_terminal
+
+    if is_terminal(current):
+        echo_err(f"\nexecution {ex_id} already ended ({current}): `stigmer execution get {ex_id}`")
+    elif current == "WAITING_APPROVAL":
+        echo_err("\n" + approval_hint(ex_id))
+    else:
+        spawn_background(ex_id, started.context)
+        echo_err("\n" + interrupted_hint(ex_id, local=True))
+
+
 def _request(
     kind: str,
     name: str,
@@ -81,18 +207,18 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
     started = Started()
 
     async def go() -> int:
-        async with open_session() as session:
+        async with connect() as client:
             if find:
-                from stigmer.core import find_target
+                from stigmer.sdk._targets import find_target
 
                 req.kind = await find_target(
-                    session.backend,
+                    client.backend,
                     req.name,
                     choose_hint=f"say which: `stigmer workflow run {req.name}` or "
                     f"`stigmer agent execute {req.name} MESSAGE`",
-                    create_hint="`stigmer apply -f FILE` creates one",
+                    create_hint=CREATE_HINT,
                 )
-            ex = await start(session, req, output, detach, started)
+            ex = await start(client, req, output, detach, started)
             if detach:
                 if output is Output.table:
                     echo(ex.metadata.id)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from stigmer.cli._backend import open_session, run_async
+from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
 from stigmer.cli._output import Output, OutputOption, age, echo, echo_err, emit_json, emit_yaml, print_table
 from stigmer.cli._params import read_secret_value, valid_name
@@ -69,8 +69,8 @@ def set_(
     async def go() -> secret_pb2.SecretMetadata:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        async with open_session() as session:
-            return await session.backend.set_secret(
+        async with connect() as client:
+            return await client.backend.set_secret(
                 svc.SetSecretRequest(name=name, value=value, description=description)
             )
 
@@ -93,8 +93,8 @@ def list_(
     async def go() -> list[secret_pb2.SecretMetadata]:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        async with open_session() as session:
-            return list((await session.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
+        async with connect() as client:
+            return list((await client.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
 
     secrets = run_async(go())
     if output is Output.json:
@@ -125,8 +125,8 @@ def delete(name: NameArg) -> None:
     async def go() -> secret_pb2.SecretMetadata:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        async with open_session() as session:
-            return await session.backend.delete_secret(svc.DeleteSecretRequest(name=name))
+        async with connect() as client:
+            return await client.backend.delete_secret(svc.DeleteSecretRequest(name=name))
 
     meta = run_async(go())
     echo(f"secret/{meta.name or name} deleted")
@@ -152,10 +152,10 @@ def _change_grant(name: str, to: str, role: str, *, add: bool) -> None:
     async def go() -> secret_pb2.SecretMetadata:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        async with open_session() as session:
+        async with connect() as client:
             if add:
-                return await session.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=who))
-            return await session.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=who))
+                return await client.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=who))
+            return await client.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=who))
 
     meta = run_async(go())
     echo(f"secret/{meta.name} {'granted to' if add else 'no longer granted to'} {_grantee(who)}")
@@ -205,16 +205,16 @@ def rotate_key(
         raise CliError(f"{new_key_file} already exists; give a path for a new file")
 
     async def go() -> None:
-        async with open_session() as session:
-            if not session.local:
+        async with connect() as client:
+            if not client.local:
                 raise CliError(
                     "rotate-key works on the local store only; a server rotates its own key "
                     "(run `stigmer secret rotate-key` on the server machine)"
                 )
-            rotate = getattr(session.backend, "rotate_master_key", None)
+            rotate = getattr(client.backend, "rotate_master_key", None)
             if rotate is None:
                 raise CliError(
-                    f"this backend ({type(session.backend).__name__}) cannot rotate its master key; "
+                    f"this backend ({type(client.backend).__name__}) cannot rotate its master key; "
                     "upgrade stigmer-backend-local"
                 )
             if new_key_file is None:

@@ -8,20 +8,19 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["TERMINAL", "event_to_dict", "execution_to_dict", "phase_name", "timestamp", "value_to_python"]
-
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+__all__ = ["cli_name", "event_to_dict", "execution_to_dict", "timestamp", "value_to_python"]
 
 
-def phase_name(phase: int) -> str:
-    """``PHASE_SUCCEEDED`` -> ``SUCCEEDED`` (``UNSPECIFIED`` for 0)."""
-    from stigmer.proto.v1 import execution_pb2
+def cli_name(kind: str) -> str:
+    """The lower-case name a kind has in CLI output (``McpServer`` -> ``mcpserver``)."""
+    from stigmer.core import EXECUTION, kind_info
 
+    if kind == EXECUTION:
+        return "execution"
     try:
-        name = execution_pb2.Phase.Name(phase)  # type: ignore[arg-type]
-    except ValueError:
-        return str(phase)
-    return name.removeprefix("PHASE_")
+        return kind_info(kind).cli_name
+    except KeyError:
+        return kind.lower()
 
 
 def timestamp(ts: Any) -> str | None:
@@ -43,6 +42,8 @@ def value_to_python(msg: Message, field: str) -> Any:
 
 def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
     """The JSON object ``stigmer run -o json`` and ``stigmer execution get -o json`` print."""
+    from stigmer.core import phase_name
+
     status = ex.status
     spec = ex.spec
     error: dict[str, Any] | None = None
@@ -107,6 +108,8 @@ def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
 
 def event_to_dict(ev: execution_pb2.ExecutionEvent) -> dict[str, Any]:
     """One event as a JSON object (``stigmer execution logs -o json`` prints one per line)."""
+    from stigmer.core import phase_name
+
     return {
         "executionId": ev.execution_id,
         "sequence": ev.sequence,

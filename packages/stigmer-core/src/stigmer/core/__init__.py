@@ -1,13 +1,9 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
-and the client logic the CLI and the SDK share (skill packing, apply order,
-credentials and the connection of a context, finding a run target,
-protobuf values as plain data)."""
+the tables of resource kinds and execution phases, and protobuf values as plain data.
+The client logic (contexts, credentials, apply order, skill packing, runs) is in stigmer.sdk."""
 
-from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
 from stigmer.core._capabilities import CAPABILITY_RUN, CapabilityDenied, capabilities_config, has_capability
-from stigmer.core._connection import Connection, connection_for
-from stigmer.core._credentials import credentials_path, read_credentials, write_credentials
 from stigmer.core._errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -30,8 +26,10 @@ from stigmer.core._files import (
 from stigmer.core._headers import header_problem
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._kinds import (
+    APPLY_ORDER,
     EXECUTION,
     KIND_TABLE,
+    RUNNABLE_KINDS,
     Kind,
     applicable_kinds,
     kind_info,
@@ -79,15 +77,6 @@ from stigmer.core._redact import (
 )
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
-from stigmer.core._skillpack import (
-    SKILL_FILE,
-    SKILL_MAX_BYTES,
-    SKILL_MEDIA_TYPE,
-    PackedSkill,
-    artifact_key,
-    pack_skill,
-)
-from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target, resource_exists, resource_names
 from stigmer.core._temporal import (
     DEFAULT_TEMPORAL_ADDRESS,
     TEMPORAL_ENV,
@@ -118,9 +107,6 @@ __all__ = [
     "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
-    "SKILL_FILE",
-    "SKILL_MAX_BYTES",
-    "SKILL_MEDIA_TYPE",
     "STOPPED_PHASES",
     "TEMPORAL_ENV",
     "TERMINAL_PHASES",
@@ -128,7 +114,6 @@ __all__ = [
     "AlreadyExists",
     "Backend",
     "CapabilityDenied",
-    "Connection",
     "Context",
     "FailedPrecondition",
     "InvalidArgument",
@@ -137,7 +122,6 @@ __all__ = [
     "LoadedResource",
     "ManifestError",
     "NotFound",
-    "PackedSkill",
     "PermissionDenied",
     "PluginNotFound",
     "Principal",
@@ -153,17 +137,12 @@ __all__ = [
     "acting_as",
     "add_temporal_arguments",
     "applicable_kinds",
-    "artifact_key",
     "capabilities_config",
-    "connection_for",
-    "credentials_path",
     "current_principal",
     "default_redactor",
-    "did_you_mean",
     "dump_manifests",
     "dump_yaml",
     "error_from_grpc_code",
-    "find_target",
     "from_value",
     "has_capability",
     "header_problem",
@@ -182,23 +161,17 @@ __all__ = [
     "message_to_manifest",
     "new_id",
     "open_private",
-    "order_resources",
-    "pack_skill",
     "parse_manifest",
     "phase_name",
     "phase_number",
     "plain_value",
     "private_dir",
     "private_file",
-    "read_credentials",
     "redact_logging",
-    "resource_exists",
     "resource_from_message",
-    "resource_names",
     "run_temporal_worker",
     "slugify",
     "tighten_home",
     "unwrap",
     "validate_manifest",
-    "write_credentials",
 ]

@@ -9,16 +9,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from stigmer.core import Connection, InvalidArgument, find_target, order_resources
+from stigmer.core import InvalidArgument, kind_info
+from stigmer.sdk._apply_order import order_resources
 from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect
-from stigmer.sdk._connect import resolve_target
+from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_target
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._kinds import resolve_kind
+from stigmer.sdk._targets import find_target, not_found, resource_exists, session_for
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend, LoadedResource
+    from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.sdk._export import Export
 
 __all__ = ["Applied", "AsyncStigmer", "Kind", "kind_name", "label_selector"]
@@ -34,7 +37,6 @@ def kind_name(kind: Kind) -> str:
 
 
 _ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
-_RUNNERS = {"Workflow": "workflow", "Agent": "agent"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,11 @@ class AsyncStigmer:
         return self._target.local if self._target is not None else False
 
     @property
+    def context(self) -> str:
+        """The name of the context this client uses (empty when given explicitly)."""
+        return self._target.context if self._target is not None else ""
+
+    @property
     def backend(self) -> Backend:
         """The connected ``stigmer.core.Backend`` (connects on first use)."""
         if self._backend is None:
@@ -142,30 +149,47 @@ class AsyncStigmer:
         with a ``path`` are packed and stored as artifacts first.
         """
         from stigmer.core import unwrap
-        from stigmer.proto.v1 import backend_service_pb2 as svc
 
         loaded = order_resources(collect(resources))
         if not loaded:
             raise InvalidArgument("nothing to apply")
         results: list[Applied] = []
         for item in loaded:
-            if item.kind == "Skill":
-                await self._push_skill(item)
-            response = await self.backend.apply(
-                svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
-            )
+            response = await self.apply_loaded(item, dry_run=dry_run)
             action = _ACTIONS.get(response.action, "unspecified")
             results.append(Applied(item.kind, item.name, action, unwrap(response.resource)))
         return results
 
-    async def _push_skill(self, item: LoadedResource) -> None:
-        from stigmer.core import SKILL_MEDIA_TYPE, pack_skill
+    async def apply_loaded(self, item: LoadedResource, *, dry_run: bool = False) -> svc.ApplyResponse:
+        """Apply one loaded resource (a Skill's ``spec.path`` packed and stored first); the
+        backend's ``ApplyResponse`` (``action``, ``resource``, and ``previous`` in a dry run).
+        ``apply`` orders its resources and calls this for each; ``stigmer apply`` does the same."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        if item.kind == "Skill":
+            await self._push_skill(item)
+        return await self.backend.apply(
+            svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
+        )
+
+    async def _push_skill(self, item: LoadedResource) -> None:
+        """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``.
+
+        Also in a dry run: the backend checks that the artifact exists. The blob is
+        content-addressed, so storing it changes no resource and is harmless to repeat.
+        """
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.sdk._skillpack import SKILL_MEDIA_TYPE, pack_skill
 
         skill = item.resource.skill  # type: ignore[union-attr]
         if not skill.spec.path:
             return
-        packed = pack_skill((item.base_dir / skill.spec.path).resolve())
+        try:
+            packed = pack_skill((item.base_dir / skill.spec.path).resolve())
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"{item.source}:{item.line}: spec.path: {exc.message}", exc.field_paths
+            ) from None
         meta = await self.backend.put_artifact(
             svc.PutArtifactRequest(content=packed.content, media_type=SKILL_MEDIA_TYPE)
         )
@@ -278,34 +302,39 @@ class AsyncStigmer:
         secrets: Mapping[str, str] | None = None,
         session: str | None = None,
         kind: str | None = None,
+        start: bool = True,
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
         ``input`` is a workflow's input document, ``message`` an agent's user message; ``env``
         run-time variables; ``secrets`` values given to this run only; ``session`` continues an
-        agent session. ``kind`` (``"workflow"`` / ``"agent"``) is needed only when both exist.
+        agent session (its id ``ses_...``, or a name: created on first use). ``kind``
+        (``"workflow"`` / ``"agent"``) is needed only when both exist. ``start=False`` (a local
+        context) creates the execution without running it here: ``follow(start=True)`` on its
+        handle, or ``stigmer execution resume ID``, runs it later.
         """
         from google.protobuf import json_format, struct_pb2
-        from stigmer.core import load_runner
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-        target = (
-            resolve_kind(kind)
-            if kind
-            else await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")
-        )
-        if target not in _RUNNERS:
+        if kind:
+            target = resolve_kind(kind)
+            if target in ("Workflow", "Agent") and not await resource_exists(self.backend, target, name):
+                raise await not_found(self.backend, [target], name)
+        else:
+            target = await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")
+        runs = kind_info(target).runner
+        if not runs or kind_info(target).is_execution:
             raise InvalidArgument(f"only workflows and agents run, not a {target}", ["kind"])
         if target == "Workflow" and (message or session):
             raise InvalidArgument("message= and session= are for agents; give a workflow input=")
         if target == "Agent" and not message and input is None:
             raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
-        runner = load_runner(_RUNNERS[target]) if self.local else None  # fail before creating
+        runner = load_runner_plugin(runs) if self.local else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
             message=message or "",
-            session_id=session or "",
+            session_id=await session_for(self.backend, name, session) if session else "",
             env=dict(env or {}),
         )
         if input is not None:
@@ -318,22 +347,18 @@ class AsyncStigmer:
         created = await self.backend.create_execution(
             svc.CreateExecutionRequest(spec=spec, runtime_secrets=dict(secrets or {}))
         )
-        handle = AsyncExecution(self.backend, created, runner)
+        handle = AsyncExecution(self.backend, created, runner, start=start)
         self._executions.append(handle)
         return handle
 
     async def execution(self, execution_id: str) -> AsyncExecution:
         """A handle on an existing execution (watch, wait, cancel, approve)."""
-        from stigmer.core import load_runner
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         ex = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
         # In a local context an approval given here continues the run in this process.
-        runner = (
-            load_runner(_RUNNERS[ex.spec.target.kind])
-            if self.local and ex.spec.target.kind in _RUNNERS
-            else None
-        )
+        runs = kind_info(ex.kind).runner if ex.kind else ""
+        runner = load_runner_plugin(runs) if self.local and runs else None
         return AsyncExecution(self.backend, ex, runner, start=False)
 
 

@@ -233,10 +233,18 @@ class Stigmer:
         secrets: Mapping[str, str] | None = None,
         session: str | None = None,
         kind: str | None = None,
+        start: bool = True,
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
-                name, input=input, message=message, env=env, secrets=secrets, session=session, kind=kind
+                name,
+                input=input,
+                message=message,
+                env=env,
+                secrets=secrets,
+                session=session,
+                kind=kind,
+                start=start,
             )
         )
         return Execution(handle, self._loop)

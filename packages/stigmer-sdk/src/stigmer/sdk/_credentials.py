@@ -10,9 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from stigmer.core._errors import InvalidArgument
-from stigmer.core._files import private_dir
-from stigmer.core._yaml import dump_yaml, load_yaml_text
+from stigmer.core import InvalidArgument, dump_yaml, load_yaml_text, private_dir
 
 __all__ = ["credentials_path", "read_credentials", "write_credentials"]
 

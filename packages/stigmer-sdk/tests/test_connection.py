@@ -6,16 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from stigmer.core import (
-    Connection,
-    InvalidArgument,
-    PluginNotFound,
-    Settings,
-    connection_for,
-    credentials_path,
-    read_credentials,
-    write_credentials,
-)
+from stigmer.core import InvalidArgument, PluginNotFound, Settings
+from stigmer.sdk._connection import Connection, connection_for
+from stigmer.sdk._credentials import credentials_path, read_credentials, write_credentials
 
 CONFIG = (
     "currentContext: team\n"

@@ -10,15 +10,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from stigmer.core._backend import Backend
-from stigmer.core._errors import InvalidArgument, NotFound
-from stigmer.core._manifests import unwrap
+from stigmer.core import RUNNABLE_KINDS, Backend, InvalidArgument, NotFound, unwrap
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import meta_pb2
 
-__all__ = ["RUNNABLE_KINDS", "did_you_mean", "find_target", "resource_exists", "resource_names"]
-
-RUNNABLE_KINDS = ("Workflow", "Agent")
+__all__ = [
+    "did_you_mean",
+    "find_target",
+    "not_found",
+    "resource_exists",
+    "resource_names",
+    "session_for",
+]
 
 
 async def find_target(
@@ -39,11 +42,48 @@ async def find_target(
         raise InvalidArgument(f"'{name}' names both a workflow and an agent; {choose_hint}", ["kind"])
     if found:
         return found[0]
-    candidates = [n for kind in RUNNABLE_KINDS for n in await resource_names(backend, kind)]
+    raise await not_found(backend, list(RUNNABLE_KINDS), name, create_hint=create_hint)
+
+
+async def not_found(
+    backend: Backend, kinds: list[str], name: str, *, create_hint: str = "apply one first"
+) -> NotFound:
+    """The error for a missing ``name`` of ``kinds``: it suggests the closest existing name of
+    those kinds, or, when there is none at all, ends with ``create_hint``."""
+    candidates = [n for kind in kinds for n in await resource_names(backend, kind)]
+    what = " or ".join(kind.lower() for kind in kinds)
     hint = did_you_mean(name, candidates)
     if not hint and not candidates:
-        hint = f"; there is no workflow or agent yet: {create_hint}"
-    raise NotFound(f"no workflow or agent named '{name}'{hint}")
+        hint = f"; there is no {what} yet: {create_hint}"
+    return NotFound(f"no {what} named '{name}'{hint}")
+
+
+async def session_for(backend: Backend, agent: str, name_or_id: str) -> str:
+    """The id of a Session of ``agent``: given as an id (``ses_...``), or by name (created on first
+    use). Raises ``InvalidArgument`` when the named session belongs to another agent."""
+    from stigmer.proto.v1 import resource_pb2, session_pb2
+
+    if name_or_id.startswith("ses_"):
+        return name_or_id
+    try:
+        found = await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Session", name=name_or_id)))
+    except NotFound:
+        created = session_pb2.Session(
+            api_version="stigmer.ai/v1",
+            kind="Session",
+            metadata=meta_pb2.Metadata(name=name_or_id),
+            spec=session_pb2.SessionSpec(agent=meta_pb2.ResourceRef(kind="Agent", name=agent)),
+        )
+        response = await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(session=created)))
+        found = response.resource
+    existing: session_pb2.Session = unwrap(found)  # type: ignore[assignment]
+    if existing.spec.agent.name and existing.spec.agent.name != agent:
+        raise InvalidArgument(
+            f"session '{name_or_id}' belongs to agent '{existing.spec.agent.name}', not '{agent}'; "
+            "pick another session name",
+            ["session"],
+        )
+    return existing.metadata.id
 
 
 async def resource_exists(backend: Backend, kind: str, name: str) -> bool:

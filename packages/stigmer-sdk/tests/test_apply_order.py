@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from stigmer.core import APPLY_ORDER, InvalidArgument, order_resources, parse_manifest
+from stigmer.core import APPLY_ORDER, InvalidArgument, parse_manifest
+from stigmer.sdk._apply_order import order_resources
 
 
 def _doc(kind: str, name: str) -> str:

@@ -1,4 +1,5 @@
-"""Packing a skill directory into a deterministic tar: same files, same bytes, same artifact key.
+"""Skill artifacts: packing a directory into a deterministic tar (same files, same bytes, same
+artifact key) for ``apply``, and unpacking one back into a directory for ``export``.
 
 ``stigmer apply`` and the SDK's ``apply`` both store skills this way, so the key of a skill
 does not depend on which of them pushed it.
@@ -11,11 +12,19 @@ import io
 import os
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from stigmer.core._errors import InvalidArgument
+from stigmer.core import InvalidArgument
 
-__all__ = ["SKILL_FILE", "SKILL_MAX_BYTES", "SKILL_MEDIA_TYPE", "PackedSkill", "artifact_key", "pack_skill"]
+__all__ = [
+    "SKILL_FILE",
+    "SKILL_MAX_BYTES",
+    "SKILL_MEDIA_TYPE",
+    "PackedSkill",
+    "artifact_key",
+    "pack_skill",
+    "unpack_skill",
+]
 
 SKILL_FILE = "SKILL.md"
 SKILL_MEDIA_TYPE = "application/x-tar"
@@ -109,3 +118,24 @@ def pack_skill(directory: Path) -> PackedSkill:
             tar.addfile(info, io.BytesIO(data))
     content = buf.getvalue()
     return PackedSkill(content=content, key=artifact_key(content), files=tuple(rel for rel, _ in files))
+
+
+def unpack_skill(content: bytes, directory: Path) -> list[str]:
+    """Write the regular files of a skill tar under ``directory``; refuses paths that escape it."""
+    written: list[str] = []
+    with tarfile.open(fileobj=io.BytesIO(content), mode="r:*") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            rel = PurePosixPath(member.name)
+            if rel.is_absolute() or ".." in rel.parts:
+                raise InvalidArgument(f"skill artifact holds an unsafe path: {member.name!r}")
+            target = directory.joinpath(*rel.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            if source is None:
+                continue
+            target.write_bytes(source.read())
+            target.chmod(0o755 if member.mode & 0o100 else 0o644)
+            written.append(rel.as_posix())
+    return written

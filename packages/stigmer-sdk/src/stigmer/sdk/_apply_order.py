@@ -1,6 +1,7 @@
 """The order resources are applied in, and the check that each kind+name is declared once.
 
-``stigmer apply`` and the SDK's ``apply`` both go through ``order_resources``: what others refer
+``stigmer apply`` and the SDK's ``apply`` both go through ``order_resources``; the ranks are the
+apply ranks of core's kind table (``APPLY_ORDER``): what others refer
 to (skills, MCP servers, environments) first, then agents, then workflows, sessions last.
 """
 
@@ -8,12 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stigmer.core._errors import InvalidArgument
-from stigmer.core._ids import slugify
-from stigmer.core._kinds import APPLY_ORDER
-from stigmer.core._manifests import LoadedResource
+from stigmer.core import APPLY_ORDER, InvalidArgument, LoadedResource, slugify
 
-__all__ = ["APPLY_ORDER", "order_resources"]
+__all__ = ["order_resources"]
 
 
 def order_resources(loaded: Iterable[LoadedResource]) -> list[LoadedResource]:

@@ -8,7 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from stigmer.core import SKILL_MEDIA_TYPE, InvalidArgument, artifact_key, pack_skill
+from stigmer.core import InvalidArgument
+from stigmer.sdk._skillpack import SKILL_MEDIA_TYPE, artifact_key, pack_skill
 
 # The key of the skill `_skill` builds. Pinned: a change here changes every stored skill's key.
 KNOWN_KEY = "sha256:07bc2510684ff3d6008a0d5d30545fd240bd295de79fb461d84cd3e926b0764d"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from stigmer.core import RUNNABLE_KINDS, InvalidArgument, NotFound, find_target, resource_from_message
+from stigmer.core import RUNNABLE_KINDS, InvalidArgument, NotFound, resource_from_message
 from stigmer.proto.v1 import agent_pb2, backend_service_pb2, resource_pb2, workflow_pb2
+from stigmer.sdk._targets import find_target
 
 
 class _Store:
