@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from stigmer.cli._errors import CliError
-from stigmer.cli._live import approval_hint, approval_prompt
+from stigmer.cli.output._live import approval_hint, approval_prompt
 from stigmer.proto.v1 import execution_pb2
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from stigmer.cli._errors import CliError
-from stigmer.cli._params import kind_argument as resolve_kind
-from stigmer.cli._view import cli_name
+from stigmer.cli.commands._params import kind_argument as resolve_kind
+from stigmer.cli.output._view import cli_name
 from stigmer.core import EXECUTION
 from stigmer.sdk._targets import did_you_mean as suggest
 

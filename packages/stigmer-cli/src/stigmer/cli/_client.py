@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stigmer.cli._state import STATE
+from stigmer.cli._options import OPTIONS
 
 if TYPE_CHECKING:
     from stigmer.sdk import AsyncStigmer
@@ -25,7 +25,7 @@ def connect() -> AsyncStigmer:
     """A client of the active context (use it as ``async with connect() as client``)."""
     from stigmer.sdk import AsyncStigmer
 
-    return AsyncStigmer(context=STATE.context or None)
+    return AsyncStigmer(context=OPTIONS.context or None)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.cli._state import STATE
+from stigmer.cli._options import OPTIONS
 
 if TYPE_CHECKING:
     from stigmer.core import Settings
@@ -24,8 +24,8 @@ def load_settings() -> Settings:
     from stigmer.core import Settings
 
     environ = dict(os.environ)
-    if STATE.context:
-        environ["STIGMER_CONTEXT"] = STATE.context
+    if OPTIONS.context:
+        environ["STIGMER_CONTEXT"] = OPTIONS.context
     return Settings.load(environ)
 
 

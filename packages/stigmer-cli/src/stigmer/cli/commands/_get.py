@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._client import connect, run_async
-from stigmer.cli._output import Output, OutputOption, age, echo, emit_json, emit_yaml, print_table
-from stigmer.cli._params import kind_argument
-from stigmer.cli._view import cli_name
+from stigmer.cli.commands._params import kind_argument
+from stigmer.cli.output._format import Output, OutputOption, age, echo, emit_json, emit_yaml, print_table
+from stigmer.cli.output._view import cli_name
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -44,7 +44,7 @@ async def list_all(client: AsyncStigmer, kind: str, selector: str = "") -> list[
 
 
 async def get_one(client: AsyncStigmer, kind: str, name: str) -> resource_pb2.Resource:
-    from stigmer.cli._run import CREATE_HINT
+    from stigmer.cli.commands._run import CREATE_HINT
     from stigmer.core import KIND_TABLE, NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import meta_pb2
@@ -148,8 +148,8 @@ def _is_execution(kind: str) -> bool:
 
 
 def _get_executions(kind: str, execution_id: str | None, output: Output) -> None:
-    from stigmer.cli._executions import get as get_execution
-    from stigmer.cli._executions import list_executions, print_executions
+    from stigmer.cli.commands._executions import get as get_execution
+    from stigmer.cli.commands._executions import list_executions, print_executions
     from stigmer.core import EXECUTION
 
     if execution_id is not None:
@@ -172,7 +172,7 @@ def describe(
     """Show a resource's spec, status and recent executions."""
     resolved = kind_argument(kind)
     if _is_execution(resolved):
-        from stigmer.cli._executions import get as get_execution
+        from stigmer.cli.commands._executions import get as get_execution
 
         get_execution(name, output)
         return
@@ -180,7 +180,7 @@ def describe(
     from stigmer.core import RUNNABLE_KINDS
 
     async def go() -> tuple[resource_pb2.Resource, list[Any]]:
-        from stigmer.cli._executions import list_executions
+        from stigmer.cli.commands._executions import list_executions
 
         async with connect() as client:
             resource = await get_one(client, resolved, name)
@@ -190,7 +190,7 @@ def describe(
             return resource, recent
 
     resource, recent = run_async(go())
-    from stigmer.cli._view import execution_to_dict
+    from stigmer.cli.output._view import execution_to_dict
     from stigmer.core import dump_yaml, message_to_manifest
 
     manifest = message_to_manifest(resource)

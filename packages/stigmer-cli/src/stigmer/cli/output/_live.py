@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import Output, echo, echo_err, emit_json, emit_yaml, is_tty
-from stigmer.cli._render import Renderer, short
-from stigmer.cli._view import execution_to_dict
+from stigmer.cli.output._format import Output, echo, echo_err, emit_json, emit_yaml, is_tty
+from stigmer.cli.output._render import Renderer, short
+from stigmer.cli.output._view import execution_to_dict
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2

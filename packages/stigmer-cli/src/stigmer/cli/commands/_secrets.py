@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import Output, OutputOption, age, echo, echo_err, emit_json, emit_yaml, print_table
-from stigmer.cli._params import read_secret_value, valid_name
+from stigmer.cli.commands._params import read_secret_value, valid_name
+from stigmer.cli.output._format import (
+    Output,
+    OutputOption,
+    age,
+    echo,
+    echo_err,
+    emit_json,
+    emit_yaml,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import secret_pb2
@@ -26,7 +35,7 @@ NameArg = Annotated[str, typer.Argument(help="Secret name, for example GH_TOKEN.
 
 
 def _metadata(meta: secret_pb2.SecretMetadata) -> dict[str, Any]:
-    from stigmer.cli._view import timestamp
+    from stigmer.cli.output._view import timestamp
 
     return {
         "name": meta.name,

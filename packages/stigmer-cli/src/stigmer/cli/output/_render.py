@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from stigmer.cli._output import color_enabled
+from stigmer.cli.output._format import color_enabled
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
@@ -55,7 +55,7 @@ class Renderer:
 
     def event(self, ev: execution_pb2.ExecutionEvent) -> None:
         """Render one event."""
-        from stigmer.cli._view import value_to_python
+        from stigmer.cli.output._view import value_to_python
         from stigmer.core import phase_name
 
         kind = ev.type

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._live import approval_hint, follow, interrupted_hint, report
-from stigmer.cli._output import Output, OutputOption, echo, echo_err
-from stigmer.cli._params import parse_env, parse_input, parse_secret_file, read_secret_value
+from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
+from stigmer.cli.output._format import Output, OutputOption, echo, echo_err
+from stigmer.cli.output._live import approval_hint, follow, interrupted_hint, report
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2

@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._live import follow, report
-from stigmer.cli._output import Output, OutputOption, age, echo, echo_err, emit_json, emit_yaml, print_table
-from stigmer.cli._render import Renderer
-from stigmer.cli._run import Started, detach_on_interrupt
-from stigmer.cli._view import event_to_dict, execution_to_dict
+from stigmer.cli.commands._run import Started, detach_on_interrupt
+from stigmer.cli.output._format import (
+    Output,
+    OutputOption,
+    age,
+    echo,
+    echo_err,
+    emit_json,
+    emit_yaml,
+    print_table,
+)
+from stigmer.cli.output._live import follow, report
+from stigmer.cli.output._render import Renderer
+from stigmer.cli.output._view import event_to_dict, execution_to_dict
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
@@ -63,7 +72,7 @@ async def list_executions(
 def _target_kind(text: str) -> str:
     if not text:
         return ""
-    from stigmer.cli._params import kind_argument
+    from stigmer.cli.commands._params import kind_argument
 
     kind = kind_argument(text)
     if kind not in ("Agent", "Workflow"):
@@ -333,7 +342,7 @@ def send_event(
     output: OutputOption = Output.table,
 ) -> None:
     """Send an event to an execution (for workflows that `listen` for it)."""
-    from stigmer.cli._params import parse_input
+    from stigmer.cli.commands._params import parse_input
 
     payload = parse_input(data) if data else None
 

@@ -1,4 +1,4 @@
-"""The supervisor of the full local stack (``python -m stigmer.cli._local_supervisor HOME``).
+"""The supervisor of the full local stack (``python -m stigmer.cli.local HOME``).
 
 Started in the background by ``stigmer local start``. It launches, in order, the Temporal dev
 server, ``stigmer server`` (on Temporal) and the two runner workers, each with a pid file and a
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from stigmer.cli._local_state import (
+from stigmer.cli.local._files import (
     COMPONENTS,
     SUPERVISOR,
     LocalPaths,
@@ -322,7 +322,7 @@ class Supervisor:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m stigmer.cli._local_supervisor STIGMER_HOME", file=sys.stderr)
+        print("usage: python -m stigmer.cli.local STIGMER_HOME", file=sys.stderr)
         return 2
     # Everything the stack writes (Temporal's database, logs, pid files) is private to the user.
     os.umask(0o077)

@@ -13,7 +13,7 @@ from stigmer.cli._config import (
     write_credentials,
 )
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import Output, OutputOption, echo, emit_json, emit_yaml, print_table
+from stigmer.cli.output._format import Output, OutputOption, echo, emit_json, emit_yaml, print_table
 
 __all__ = ["context_app", "login_app", "logout_app"]
 
@@ -120,7 +120,7 @@ def login(
     if name == "local":
         raise CliError("'local' is the embedded store's context; choose another --name")
     if not token:
-        from stigmer.cli._params import read_secret_value
+        from stigmer.cli.commands._params import read_secret_value
 
         token = read_secret_value("token")
     settings = load_settings()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import echo
+from stigmer.cli.output._format import echo
 
 __all__ = ["SCAFFOLD", "init_app", "scaffold"]
 

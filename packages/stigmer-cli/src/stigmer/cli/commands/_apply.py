@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
-from stigmer.cli._view import cli_name
+from stigmer.cli.output._format import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
+from stigmer.cli.output._view import cli_name
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -133,9 +133,9 @@ def apply(
 ) -> None:
     """Create or update every resource in the manifests, in dependency order."""
     if context:
-        from stigmer.cli._state import STATE
+        from stigmer.cli._options import OPTIONS
 
-        STATE.context = context
+        OPTIONS.context = context
     loaded = order_resources(_load(filename))
 
     async def go() -> list[dict[str, Any]]:
@@ -189,7 +189,7 @@ def delete(
     output: OutputOption = Output.table,
 ) -> None:
     """Delete resources: `delete KIND NAME...` or `delete -f PATH` (reverse dependency order)."""
-    from stigmer.cli._params import kind_argument
+    from stigmer.cli.commands._params import kind_argument
     from stigmer.core import APPLY_ORDER
 
     targets: list[tuple[str, str]] = []
@@ -208,7 +208,7 @@ def delete(
         targets = [(resolved, n) for n in names]
 
     async def go() -> list[dict[str, Any]]:
-        from stigmer.cli._run import CREATE_HINT
+        from stigmer.cli.commands._run import CREATE_HINT
         from stigmer.core import NotFound
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import meta_pb2

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from stigmer.cli._errors import CliError
-from stigmer.cli._output import Output, OutputOption, echo, echo_err, emit_json, emit_yaml, print_table
+from stigmer.cli.output._format import Output, OutputOption, echo, echo_err, emit_json, emit_yaml, print_table
 
 __all__ = ["server_app", "token_app"]
 

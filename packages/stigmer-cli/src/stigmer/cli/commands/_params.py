@@ -115,7 +115,7 @@ def read_secret_value(name: str, *, confirm: bool = False, whole: bool = False) 
 def kind_argument(text: str, *, executions: bool = True) -> str:
     """The kind a KIND argument names (``agents`` -> ``Agent``, ``ex`` -> ``Execution``): the SDK's
     ``resolve_kind``; an unknown one suggests the closest and lists the kinds (runnable first)."""
-    from stigmer.cli._view import cli_name
+    from stigmer.cli.output._view import cli_name
     from stigmer.core import APPLY_ORDER, EXECUTION, kind_info
     from stigmer.sdk._kinds import UnknownKind, resolve_kind
 
