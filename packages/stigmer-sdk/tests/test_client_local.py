@@ -163,6 +163,8 @@ def test_run_refuses_what_cannot_run(client: Stigmer) -> None:
         client.run("greet", input={"when": object()})
     with pytest.raises(InvalidArgument, match="only workflows and agents"):
         client.run("greet", kind="environment")
+    with pytest.raises(NotFound, match="no workflow named 'gret'; did you mean 'greet'"):
+        client.run("gret", kind="wf")
 
 
 def test_close_waits_for_in_process_runs(home: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from stigmer.core import InvalidArgument
-from stigmer.sdk._skillpack import SKILL_MEDIA_TYPE, artifact_key, pack_skill
+from stigmer.sdk._skillpack import SKILL_MEDIA_TYPE, artifact_key, pack_skill, unpack_skill
 
 # The key of the skill `_skill` builds. Pinned: a change here changes every stored skill's key.
 KNOWN_KEY = "sha256:07bc2510684ff3d6008a0d5d30545fd240bd295de79fb461d84cd3e926b0764d"
@@ -115,3 +115,18 @@ def test_links_inside_the_folder_are_packed_as_copies(tmp_path: Path) -> None:
         assert member.isreg()
         extracted = tar.extractfile(member)
         assert extracted is not None and extracted.read() == b"a\n"
+
+
+def test_unpacking_gives_back_the_files_and_refuses_escaping_paths(tmp_path: Path) -> None:
+    packed = pack_skill(_skill(tmp_path / "s"))
+    written = unpack_skill(packed.content, tmp_path / "out")
+    assert tuple(written) == packed.files
+    assert pack_skill(tmp_path / "out").key == packed.key  # same files, same executable bits
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(InvalidArgument, match="unsafe path"):
+        unpack_skill(buf.getvalue(), tmp_path / "bad")
+    assert not (tmp_path / "escape.txt").exists()
