@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from stigmer.core import InvalidArgument, kind_info
+from stigmer.core import RUNNABLE_KINDS, InvalidArgument, kind_info
 from stigmer.sdk._apply_order import order_resources
 from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect
@@ -319,7 +319,7 @@ class AsyncStigmer:
 
         if kind:
             target = resolve_kind(kind)
-            if target in ("Workflow", "Agent") and not await resource_exists(self.backend, target, name):
+            if target in RUNNABLE_KINDS and not await resource_exists(self.backend, target, name):
                 raise await not_found(self.backend, [target], name)
         else:
             target = await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")

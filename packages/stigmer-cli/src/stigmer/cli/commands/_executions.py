@@ -73,9 +73,10 @@ def _target_kind(text: str) -> str:
     if not text:
         return ""
     from stigmer.cli.commands._params import kind_argument
+    from stigmer.core import RUNNABLE_KINDS
 
     kind = kind_argument(text)
-    if kind not in ("Agent", "Workflow"):
+    if kind not in RUNNABLE_KINDS:
         raise CliError("--target takes NAME, agent/NAME or workflow/NAME")
     return kind
 

@@ -29,9 +29,6 @@ __all__ = [
     "report",
 ]
 
-# Phases after which `stigmer run` exits 0: done, or waiting (for a person, or for its turn).
-_OK_PHASES = ("SUCCEEDED", "WAITING_APPROVAL", "PENDING", "RUNNING")
-
 
 def approval_hint(execution_id: str) -> str:
     return (
@@ -140,7 +137,8 @@ def report(ex: execution_pb2.Execution, output: Output, *, streamed: bool = True
 
     phase = phase_name(ex.status.phase)
     data = execution_to_dict(ex)
-    code = 0 if phase in _OK_PHASES else 1
+    # exit 0 when it succeeded or has not ended (waiting for a person, or for its turn)
+    code = 0 if phase in ("SUCCEEDED", "WAITING_APPROVAL", "PENDING", "RUNNING") else 1
     if output is Output.json:
         emit_json(data)
         return code
