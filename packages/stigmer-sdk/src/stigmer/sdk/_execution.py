@@ -107,42 +107,12 @@ class AsyncExecution:
         """
         try:
             async with asyncio.timeout(timeout):
-                await self._until_stop()
+                await self.follow()
         except TimeoutError:
             raise ExecutionTimeout(
                 f"{self.kind} {self.id} is still {self.phase} after {timeout:g} s"
             ) from None
         return await self.refresh()
-
-    async def _until_stop(self) -> None:
-        """Until the phase is terminal or WAITING_APPROVAL (or the in-process runner returned)."""
-        task = self._task
-        if task is None or task.done():
-            await self._watch_until_stop()
-        else:
-            watcher = asyncio.ensure_future(self._watch_until_stop())
-            try:
-                await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
-        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]  # a runner bug, not an execution failure
-
-    async def _watch_until_stop(self) -> None:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
-        ex = await self.refresh()
-        if ex.status.phase in STOPPED_PHASES:
-            return
-        request = svc.WatchExecutionRequest(execution_id=self.id, after_sequence=ex.status.last_sequence)
-        stream = self._backend.watch_execution(request)
-        try:
-            async for ev in stream:
-                if ev.type == "phase" and ev.phase in STOPPED_PHASES:
-                    return
-        finally:
-            await _aclose(stream)
 
     async def result(self, timeout: float | None = None) -> Any:
         """The output once the execution succeeded (plain data: a workflow's output document or
@@ -227,6 +197,7 @@ class AsyncExecution:
         waits for an approval, ``on_approval`` is asked: ``(approved, reason)`` answers it and the
         run goes on (here, or on the server); ``None`` leaves it unanswered and following stops
         there (unless ``stop_on_approval=False`` and the run goes on elsewhere: then it watches on).
+        ``wait`` is ``follow()`` with a timeout.
         """
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
@@ -289,7 +260,8 @@ class AsyncExecution:
             return approved
 
         watcher = asyncio.create_task(watch())
-        runner_task = self._task
+        # a runner stopped by cancel() or close(wait=False) has nothing more to say: watch only
+        runner_task = self._task if self._task is not None and not self._task.cancelled() else None
         try:
             while True:
                 getter = asyncio.create_task(queue.get())
@@ -313,6 +285,9 @@ class AsyncExecution:
                 else:
                     getter.cancel()
                 if runner_task is not None and runner_task in done:
+                    if runner_task.cancelled():
+                        runner_task = None
+                        continue
                     finished = runner_task.result()  # a runner error propagates here
                     runner_task = None
                     if phase_name(finished.status.phase) == _WAITING_APPROVAL:
@@ -321,15 +296,14 @@ class AsyncExecution:
                             return await self.refresh()
                         runner_task = self._start_runner()
             if runner_task is not None:
-                await runner_task
+                await asyncio.wait({runner_task})
+                if not runner_task.cancelled():
+                    runner_task.result()  # a runner error propagates here
             return await self.refresh()
         finally:
+            # The runner is this handle's: it goes on (``close(wait=False)`` stops it).
             watcher.cancel()
-            pending: list[asyncio.Task[Any]] = [watcher]
-            if runner_task is not None and not runner_task.done():
-                runner_task.cancel()
-                pending.append(runner_task)  # let it unwind before the backend is closed
-            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(watcher, return_exceptions=True)
 
     # -- events --------------------------------------------------------------------------------
 
