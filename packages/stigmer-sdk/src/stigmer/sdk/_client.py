@@ -359,7 +359,9 @@ class AsyncStigmer:
         # In a local context an approval given here continues the run in this process.
         runs = kind_info(ex.kind).runner if ex.kind else ""
         runner = load_runner_plugin(runs) if self.local and runs else None
-        return AsyncExecution(self.backend, ex, runner, start=False)
+        handle = AsyncExecution(self.backend, ex, runner, start=False)
+        self._executions.append(handle)  # a run it continues here is waited for (or stopped) on close
+        return handle
 
 
 def _grantee(to: str, role: str) -> Any:
