@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args()
     for name, imports in (
-        ("workflow", "stigmer.runner.workflow._worker, stigmer.runner.workflow, stigmer.backend.cloud, grpc"),
+        ("workflow", "stigmer.runner.workflow._main, stigmer.runner.workflow, stigmer.backend.cloud, grpc"),
         (
             "agent",
             "stigmer.runner.agent._worker, stigmer.runner.agent._run, stigmer.backend.cloud, grpc, pydantic_ai",

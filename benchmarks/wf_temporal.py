@@ -162,7 +162,7 @@ def start_second_worker(
         [
             sys.executable,
             "-m",
-            "stigmer.runner.workflow._worker",
+            "stigmer.runner.workflow._main",
             "--backend",
             endpoint,
             "--token",

@@ -298,7 +298,9 @@ def test_relative_links_resolve(path: Path) -> None:
 
 def test_docs_index_lists_every_page() -> None:
     index = (DOCS / "index.md").read_text()
-    for page in sorted(DOCS.glob("*.md")):
+    pages = sorted(DOCS.glob("*.md"))
+    assert pages, "found no files to check"
+    for page in pages:
         if page.name != "index.md":
             assert f"]({page.name})" in index, f"docs/index.md does not link {page.name}"
 

@@ -775,7 +775,9 @@ spec:
     text = _decoded_payloads(history)
     assert "stigmer-secret:PARTNER_TOKEN" in text  # the reference travelled, the value did not
     assert secret not in text
-    for log in (stack.home / "local").glob("*.log"):
+    logs = sorted((stack.home / "local").glob("*.log"))
+    assert logs, "the stack wrote no logs to scan"
+    for log in logs:
         assert secret not in log.read_text(encoding="utf-8", errors="replace"), log.name
 
 

@@ -73,7 +73,7 @@ class ScaledStack:
         )
 
     def start_worker(self, name: str, kind: str, concurrency: int) -> int:
-        module = "stigmer.runner.workflow._worker" if kind == "workflow" else "stigmer.runner.agent._worker"
+        module = "stigmer.runner.workflow._main" if kind == "workflow" else "stigmer.runner.agent._worker"
         queue = WORKFLOW_QUEUE if kind == "workflow" else AGENT_QUEUE
         process = self._spawn(
             name,
@@ -318,7 +318,9 @@ spec:
         assert secret not in text  # … the key is not
         workers |= scaled.activity_pids(execution_id)
     assert workers == {first, second}
-    for log in (scaled.stack.home / "local").glob("*.log"):
+    logs = sorted((scaled.stack.home / "local").glob("*.log"))
+    assert logs, "the stack wrote no logs to scan"
+    for log in logs:
         assert secret not in log.read_text(encoding="utf-8", errors="replace"), log.name
 
 

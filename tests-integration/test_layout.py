@@ -10,6 +10,7 @@ optional dependencies). A wrong arrow anywhere fails here.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import tomllib
 from collections.abc import Iterator
@@ -71,8 +72,10 @@ MODULE_OWNER = {_module(p): p.name for p in PACKAGES}
 def _owner(module: str) -> str | None:
     """The distribution shipping ``module`` (longest module-name prefix), or None if not ours."""
     best = None
-    for prefix, dist in MODULE_OWNER.items():
-        if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best)):
+    for prefix in MODULE_OWNER:
+        if (module == prefix or module.startswith(prefix + ".")) and (
+            best is None or len(prefix) > len(best)
+        ):
             best = prefix
     return MODULE_OWNER[best] if best else None
 
@@ -121,7 +124,7 @@ def _launched_modules(path: Path) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.List | ast.Tuple):
             items = node.elts
-            for first, second in zip(items, items[1:], strict=False):
+            for first, second in itertools.pairwise(items):
                 if (
                     isinstance(first, ast.Constant)
                     and first.value == "-m"
@@ -174,7 +177,7 @@ def test_meta_package_pins_every_shipped_distribution() -> None:
     shipped = {p.name for p in PACKAGES} - NOT_IN_META
     pins = {_name(r): r for r in ROOT_DATA["project"]["dependencies"]}
     assert set(pins) == shipped
-    for name, requirement in pins.items():
+    for requirement in pins.values():
         assert requirement.endswith(f"=={VERSION}"), requirement
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {VERSION}" in changelog, "CHANGELOG.md has a section for the current version"
@@ -224,7 +227,9 @@ def test_processes_are_launched_by_console_scripts() -> None:
     assert docs
     for doc in docs:
         for match in re.finditer(r"-m (stigmer\.[\w.]+)", doc.read_text()):
-            assert not any(p.startswith("_") for p in match.group(1).split(".")), f"{doc}: -m {match.group(1)}"
+            assert not any(p.startswith("_") for p in match.group(1).split(".")), (
+                f"{doc}: -m {match.group(1)}"
+            )
 
 
 def test_no_file_name_prefix_stands_in_for_a_folder() -> None:
@@ -234,5 +239,7 @@ def test_no_file_name_prefix_stands_in_for_a_folder() -> None:
     for path in files:
         prefix = path.name[1:].split("_", 1)[0]
         by_prefix.setdefault((path.parent, prefix), []).append(path.name)
-    crowded = {f"{d.relative_to(ROOT)}/_{p}_*": names for (d, p), names in by_prefix.items() if len(names) >= 3}
+    crowded = {
+        f"{d.relative_to(ROOT)}/_{p}_*": names for (d, p), names in by_prefix.items() if len(names) >= 3
+    }
     assert not crowded, crowded

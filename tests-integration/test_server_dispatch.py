@@ -68,7 +68,7 @@ class Server:
 
     async def apply(self, text: str) -> None:
         for loaded in parse_manifest(text, "test.yaml"):
-            await self.stub.Apply(svc.ApplyRequest(resource=loaded.resource), metadata=self.meta)
+            await self.stub.Apply(svc.ApplyRequest(resource=loaded.resource), metadata=self.meta)  # type: ignore[arg-type]
 
     async def run(self, name: str) -> str:
         created = await self.stub.CreateExecution(

@@ -303,7 +303,7 @@ def mtls_proxy(pki: Pki, temporal: int) -> Iterator[TlsProxy]:
 
 
 def worker_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stigmer.runner.workflow._worker", *args]
+    return [sys.executable, "-m", "stigmer.runner.workflow._main", *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

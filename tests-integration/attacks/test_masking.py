@@ -241,7 +241,7 @@ async def test_on_a_shared_server_no_encoding_of_an_admin_secret_is_recorded(
         await admin.set_secret(svc.SetSecretRequest(name="API_TOKEN", value=token))
         manifests = _manifests("http://127.0.0.1:9")  # the HTTP attacks are not run here
         for loaded in parse_manifest(manifests, "attacks.yaml"):
-            await admin.apply(svc.ApplyRequest(resource=loaded.resource))
+            await admin.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
         for name in ("jq-error", "jq-error-object", "encodings"):
             spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
             created = await admin.create_execution(svc.CreateExecutionRequest(spec=spec))

@@ -66,7 +66,7 @@ spec:
 
 def resource(text: str) -> svc.ApplyRequest:
     [loaded] = parse_manifest(text, "attack.yaml")
-    return svc.ApplyRequest(resource=loaded.resource)
+    return svc.ApplyRequest(resource=loaded.resource)  # type: ignore[arg-type]
 
 
 async def run(client: CloudBackend, name: str, kind: str = "Workflow") -> execution_pb2.Execution:

@@ -16,7 +16,7 @@ from stigmer.backend.local import LocalBackend
 from stigmer.core import PermissionDenied, Principal, acting_as, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
-from stigmer.proto.v1 import meta_pb2, secret_pb2
+from stigmer.proto.v1 import meta_pb2, resource_pb2, secret_pb2
 
 ADMIN = Principal("tok_a", "root", "admin")
 ALICE = Principal("tok_b", "alice", "user")
@@ -39,6 +39,7 @@ spec:
 def workflow(name: str, *secrets: str) -> svc.ApplyRequest:
     use = f"use: {{secrets: [{', '.join(secrets)}]}}" if secrets else ""
     [loaded] = parse_manifest(WORKFLOW.format(name=name, use=use), "t.yaml")
+    assert isinstance(loaded.resource, resource_pb2.Resource)
     return svc.ApplyRequest(resource=loaded.resource)
 
 

@@ -113,7 +113,9 @@ async def test_no_plaintext_in_database_files_wal_included(tmp_path: Path) -> No
             assert value.encode() not in raw, f"plaintext found in {path.name}"
             assert value.encode("utf-16-le") not in raw
     await backend.close()
-    for path in tmp_path.iterdir():
+    paths = list(tmp_path.iterdir())
+    assert paths, "found no files to check"
+    for path in paths:
         assert PLAIN.encode() not in path.read_bytes() and RUNTIME.encode() not in path.read_bytes()
 
 
@@ -278,5 +280,7 @@ async def test_runtime_secrets_are_deleted_when_their_run_ends(tmp_path: Path) -
     reopened = LocalBackend(home=tmp_path, master_key=os.urandom(32))
     assert _runtime_rows(tmp_path) == {pending: 2}
     await reopened.close()
-    for path in tmp_path.iterdir():
+    paths = list(tmp_path.iterdir())
+    assert paths, "found no files to check"
+    for path in paths:
         assert RUNTIME.encode() not in path.read_bytes()

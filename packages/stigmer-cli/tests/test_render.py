@@ -15,7 +15,7 @@ def _ev(type: str, **kw: object) -> execution_pb2.ExecutionEvent:
     ev = execution_pb2.ExecutionEvent(type=type, **kw)  # type: ignore[arg-type]
     if data is not None:
         value = struct_pb2.Value()
-        json_format.ParseDict(data, value)
+        json_format.ParseDict(data, value)  # type: ignore[arg-type]
         ev.data.CopyFrom(value)
     return ev
 

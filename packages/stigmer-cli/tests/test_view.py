@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from stigmer.cli import event_to_dict, execution_to_dict
@@ -10,7 +11,7 @@ from stigmer.core import phase_name
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 
-def _value(data: object) -> struct_pb2.Value:
+def _value(data: Any) -> struct_pb2.Value:
     value = struct_pb2.Value()
     json_format.ParseDict(data, value)
     return value

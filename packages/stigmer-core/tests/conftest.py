@@ -103,7 +103,7 @@ def manifest(kind: str) -> st.SearchStrategy[dict[str, Any]]:
         meta["name"] = meta.get("name", "x").strip() or "x"
         return d
 
-    return message_dict(desc).map(fix)
+    return message_dict(desc).map(fix)  # type: ignore[arg-type]
 
 
 import pytest  # noqa: E402

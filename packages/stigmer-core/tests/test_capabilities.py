@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import struct_pb2
 from stigmer.core import (
     CAPABILITY_RUN,
@@ -12,7 +14,7 @@ from stigmer.core import (
 )
 
 
-def _struct(data: dict[str, object]) -> struct_pb2.Struct:
+def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
     config = struct_pb2.Struct()
     config.update(data)
     return config

@@ -40,7 +40,7 @@ def fake_plugins(tmp_path: Path) -> Iterator[Path]:
 def test_load_backend_passes_options(fake_plugins: Path) -> None:
     backend = load_backend("fake", database_url="sqlite:///x.db")
     assert type(backend).__name__ == "FakeBackend"
-    assert backend.options == {"database_url": "sqlite:///x.db"}
+    assert backend.options == {"database_url": "sqlite:///x.db"}  # type: ignore[attr-defined]
 
 
 def test_plugins_are_cached(fake_plugins: Path) -> None:

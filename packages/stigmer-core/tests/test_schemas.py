@@ -86,7 +86,9 @@ def test_unknown_kind_has_no_schema() -> None:
 
 def test_shipped_examples_validate() -> None:
     examples = Path(__file__).resolve().parents[3] / "examples"
-    for path in sorted(examples.glob("*.yaml")):
+    paths = sorted(examples.glob("*.yaml"))
+    assert paths, "found no files to check"
+    for path in paths:
         for loaded in parse_manifest(path.read_text(), str(path)):
             validate_manifest(message_to_manifest(loaded.resource, include_status=False), str(path))
 

@@ -62,7 +62,9 @@ async def test_secret_from_mcp_tool_is_masked_everywhere(
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path.name
     await backend.close()
-    for path in tmp_path.glob("stigmer.db*"):
+    paths = list(tmp_path.glob("stigmer.db*"))
+    assert paths, "found no files to check"
+    for path in paths:
         assert SECRET.encode() not in path.read_bytes(), path.name
 
 

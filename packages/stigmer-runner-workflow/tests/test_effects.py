@@ -391,7 +391,7 @@ async def test_listen_all_and_any_until(document: Doc) -> None:
         {"type": "t", "data": {"temp": 40}},
         {"type": "stop", "data": None},
     ]:
-        host.publish(event)
+        host.publish(event)  # type: ignore[arg-type]
     wf = document(
         [
             {

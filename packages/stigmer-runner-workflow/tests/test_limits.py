@@ -24,7 +24,7 @@ from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.workflow import WorkflowRunner
 from stigmer.runner.workflow._errors import WorkflowError
 from stigmer.runner.workflow._expr import evaluate, evaluate_field
-from stigmer.runner.workflow._guard import is_bounded
+from stigmer.runner.workflow._jq_process import is_bounded
 from stigmer.runner.workflow._limits import LIMIT_ERROR_TYPE, LimitExceeded
 
 MASTER = "mk-3c1f9e0d2b7a4e55"
@@ -342,18 +342,18 @@ async def test_the_event_loop_stays_free_while_a_heavy_run_computes(
 
 
 def test_a_forked_process_uses_jq_processes_of_its_own() -> None:
-    from stigmer.runner.workflow import _guard
+    from stigmer.runner.workflow import _jq_process
 
-    while _guard._IDLE:  # start from an empty pool
-        _guard._IDLE.pop().end()
+    while _jq_process._IDLE:  # start from an empty pool
+        _jq_process._IDLE.pop().end()
     assert evaluate("[.[] | . + 1]", [1], {}) == [2]  # leaves one idle jq process in the pool
-    parents = {child.process.pid for child in _guard._IDLE}
+    parents = {child.process.pid for child in _jq_process._IDLE}
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the forked process: the pool's jq processes belong to its parent
         try:
             result = evaluate("[.[] | . * 3]", [2], {})
-            used = [child.process.pid for child in _guard._IDLE]
+            used = [child.process.pid for child in _jq_process._IDLE]
             os.write(writer, json.dumps([result, used]).encode())
         finally:
             os._exit(0)

@@ -51,7 +51,7 @@ async def run(backend: Backend, stub: Any, tasks: str) -> P.Execution:
         "  use: {secrets: [TOKEN, PEM]}\n  do:\n" + tasks
     )
     for loaded in parse_manifest(text, "leaky.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     spec = P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="leaky"))
     created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
     runner = WorkflowRunner(rewrite_url=stub.rewrite, redactor=Redactor())

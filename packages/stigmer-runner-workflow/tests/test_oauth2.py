@@ -489,7 +489,7 @@ async def test_the_runner_never_records_the_client_secret_or_the_token(
 """
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: oauth}}\nspec:\n{body}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
     await backend.set_secret(svc.SetSecretRequest(name="CLIENT_SECRET", value=CLIENT_SECRET))
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="oauth"))
     created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
@@ -518,7 +518,9 @@ async def test_the_runner_never_records_the_client_secret_or_the_token(
     recorded = str(events) + str(finished)
     assert CLIENT_SECRET not in recorded and token not in recorded
     await backend.close()
-    for path in tmp_path.glob("stigmer.db*"):
+    paths = list(tmp_path.glob("stigmer.db*"))
+    assert paths, "found no files to check"
+    for path in paths:
         data = path.read_bytes()
         assert CLIENT_SECRET.encode() not in data and token.encode() not in data, path
 

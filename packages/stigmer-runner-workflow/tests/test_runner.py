@@ -33,7 +33,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
 async def apply_workflow(backend: Backend, name: str, body: str) -> None:
     text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n{body}"
     for loaded in parse_manifest(text, "test.yaml"):
-        await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
 
 
 async def start(backend: Backend, name: str, input: Any = None, **secrets: str) -> str:
@@ -162,7 +162,9 @@ async def test_secrets_are_resolved_just_in_time_and_never_stored(
     log = await event_log(backend, finished.metadata.id)
     assert SECRET not in str(log)
     await backend.close()
-    for path in tmp_path.glob("stigmer.db*"):
+    paths = list(tmp_path.glob("stigmer.db*"))
+    assert paths, "found no files to check"
+    for path in paths:
         assert SECRET.encode() not in path.read_bytes(), path
 
 

@@ -26,8 +26,8 @@ from google.protobuf import json_format
 from stigmer.core import Backend, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
-from stigmer.runner.workflow._temporal_worker import workflow_worker
-from stigmer.runner.workflow._temporal_workflow import EVENT_SIGNAL, WORKFLOW_NAME
+from stigmer.runner.workflow.temporal._worker import workflow_worker
+from stigmer.runner.workflow.temporal._workflow import EVENT_SIGNAL, WORKFLOW_NAME
 from temporalio.client import Client
 
 SECRET = "sk-live-7be1c0ffee42"
@@ -529,8 +529,8 @@ async def test_fork_branches_run_their_activities_concurrently(stack: Any, world
 
 
 async def test_histories_replay_deterministically(stack: Any, world: World) -> None:
-    from stigmer.runner.workflow._temporal_worker import PASSTHROUGH
-    from stigmer.runner.workflow._temporal_workflow import StigmerWorkflow
+    from stigmer.runner.workflow.temporal._worker import PASSTHROUGH
+    from stigmer.runner.workflow.temporal._workflow import StigmerWorkflow
     from temporalio.worker import Replayer
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -793,7 +793,7 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
 
 async def test_a_retried_child_creation_finds_the_execution_its_first_attempt_created(tmp_path: Path) -> None:
     from stigmer.backend.local import LocalBackend
-    from stigmer.runner.workflow._temporal_activities import CALL_LABEL, WorkflowActivities
+    from stigmer.runner.workflow.temporal._activities import CALL_LABEL, WorkflowActivities
     from temporalio.testing import ActivityEnvironment
 
     backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"t" * 32)

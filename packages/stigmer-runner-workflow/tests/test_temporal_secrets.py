@@ -8,7 +8,7 @@ import urllib.parse
 from hypothesis import given
 from hypothesis import strategies as st
 from stigmer.core import MIN_SECRET_LENGTH
-from stigmer.runner.workflow._temporal_secrets import (
+from stigmer.runner.workflow.temporal._secrets import (
     has_refs,
     ref_names,
     scrub,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.runner.workflow._worker import build_parser, main
+from stigmer.runner.workflow._main import build_parser, main
 
 
 def test_help_describes_the_temporal_worker(capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,7 +34,7 @@ def test_the_installed_console_script_runs() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from stigmer.runner.workflow._worker import main; sys.exit(main(['--help']))",
+            "import sys; from stigmer.runner.workflow._main import main; sys.exit(main(['--help']))",
         ],
         capture_output=True,
         text=True,
@@ -98,7 +98,7 @@ def test_bad_options_exit_2(bad: list[str], capsys: pytest.CaptureFixture[str]) 
 
 
 def _captured_run(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> dict[str, Any]:
-    import stigmer.runner.workflow._temporal_worker as temporal_worker
+    import stigmer.runner.workflow.temporal._worker as temporal_worker
 
     seen: dict[str, Any] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import runpy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf.message import Message
@@ -39,14 +40,14 @@ def _yaml_messages(text_or_path: str | Path) -> dict[tuple[str, str], bytes]:
     return {(r.kind, r.name): _bytes(unwrap(r.resource)) for r in loaded}
 
 
-def _builder_messages(builders: list[ResourceBuilder]) -> dict[tuple[str, str], bytes]:
+def _builder_messages(builders: list[ResourceBuilder[Any]]) -> dict[tuple[str, str], bytes]:
     return {(b.kind, b.name): _bytes(b.to_message()) for b in builders}
 
 
 # -- the examples, written with the builders ----------------------------------------------------
 
 
-def hello() -> list[ResourceBuilder]:
+def hello() -> list[ResourceBuilder[Any]]:
     return [
         Workflow(
             "hello",
@@ -137,7 +138,7 @@ spec:
 """
 
 
-def architecture_builders() -> list[ResourceBuilder]:
+def architecture_builders() -> list[ResourceBuilder[Any]]:
     github = McpServer(
         "github", command="github-mcp-server", args=["stdio"], env={"GITHUB_TOKEN": secret("GH_TOKEN")}
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stigmer.runner.workflow import WorkflowValidationError, load_workflow
+from stigmer.runner.workflow import TASK_KINDS, WorkflowValidationError, load_workflow
 from stigmer.sdk import (
     Agent,
     Call,
@@ -130,41 +130,11 @@ def everything() -> Workflow:
 def test_a_workflow_using_every_task_type_is_valid_for_the_runner() -> None:
     spec = everything().spec()
     workflow = load_workflow(spec)
-    kinds = set()
+    kinds: set[str] = set()
     for item in spec["do"]:
         [(_name, task)] = item.items()
-        kinds.update(
-            k
-            for k in (
-                "set",
-                "switch",
-                "for",
-                "fork",
-                "try",
-                "raise",
-                "wait",
-                "listen",
-                "emit",
-                "call",
-                "run",
-                "do",
-            )
-            if k in task
-        )
-    assert kinds == {
-        "set",
-        "switch",
-        "for",
-        "fork",
-        "try",
-        "raise",
-        "wait",
-        "listen",
-        "emit",
-        "call",
-        "run",
-        "do",
-    }
+        kinds.update(k for k in TASK_KINDS if k in task)
+    assert kinds == set(TASK_KINDS)
     assert workflow.declared_secrets == ("API_TOKEN",)
     everything().to_message()  # and a valid manifest
 
@@ -263,3 +233,9 @@ def test_resource_builders_render_manifests_and_yaml() -> None:
         Environment("prod") != env
         and Environment("prod", variables={"REGION": "eu"}, secrets=["K"], description="d") == env
     )
+
+
+def test_the_code_generator_has_a_builder_for_every_task_kind() -> None:
+    from stigmer.sdk._codegen_tasks import _BUILDERS
+
+    assert set(_BUILDERS) == set(TASK_KINDS)

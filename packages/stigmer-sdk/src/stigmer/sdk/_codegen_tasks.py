@@ -10,8 +10,6 @@ from typing import Any
 
 __all__ = ["Gen", "Raw", "canon", "evaluate", "opt"]
 
-_TYPES = ("set", "switch", "for", "fork", "try", "raise", "wait", "listen", "emit", "call", "run", "do")
-
 
 class Gen:
     def __init__(self) -> None:
@@ -63,11 +61,11 @@ class Gen:
             value = body.get(key)
             if isinstance(value, dict) and list(value) == [inner]:
                 options[option] = repr(body.pop(key)[inner])
-        kinds = [k for k in _TYPES if k in body]
-        if "for" in kinds:
-            kinds = ["for"]  # its body is a `do` list
-        if len(kinds) != 1:
-            raise Raw
+        from stigmer.runner.workflow import TASK_KINDS  # the runner's registry; imported on first use
+
+        kinds = [name for name in TASK_KINDS if name in body]  # in order of precedence
+        if not kinds or any(name not in TASK_KINDS[kinds[0]].fields for name in kinds):
+            raise Raw  # no kind, or two (a `for` task holds a `do` list: that is its own field)
         kind = kinds[0]
         builder = _BUILDERS[kind]
         args, kwargs, used = builder(self, body)

@@ -46,7 +46,7 @@ CONTEXT = "local-stack"
 MARKERS = {
     "temporal": "temporal",
     "server": "_server_main",
-    "workflow-runner": "stigmer.runner.workflow._worker",
+    "workflow-runner": "stigmer.runner.workflow._main",
     "agent-runner": "stigmer.runner.agent._worker",
 }
 START_TIMEOUT = 90.0

@@ -119,7 +119,7 @@ class Supervisor:
                 "--allow-run",
             ]
         module = (
-            "stigmer.runner.workflow._worker" if name == "workflow-runner" else "stigmer.runner.agent._worker"
+            "stigmer.runner.workflow._main" if name == "workflow-runner" else "stigmer.runner.agent._worker"
         )
         queue = "stigmer-workflows" if name == "workflow-runner" else "stigmer-agents"
         return [

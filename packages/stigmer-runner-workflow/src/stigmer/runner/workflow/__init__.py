@@ -10,10 +10,12 @@ from ._inprocess import InProcessHost
 from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
 from ._parse import Workflow, check_deterministic, load_workflow
 from ._runner import WorkflowRunner
+from ._task_kinds import TASK_KINDS, TaskKind
 
 __all__ = [
     "CHECKPOINT_VERSION",
     "ERROR_TYPE_BASE",
+    "TASK_KINDS",
     "ErrorKind",
     "Host",
     "HttpRequest",
@@ -21,6 +23,7 @@ __all__ = [
     "InProcessHost",
     "Interpreter",
     "ProcessResult",
+    "TaskKind",
     "Workflow",
     "WorkflowError",
     "WorkflowRunner",

@@ -3,7 +3,7 @@ the child process that runs one execution, with the server's own interpreter).""
 
 import sys
 
-from stigmer.runner.workflow._worker import main
+from stigmer.runner.workflow._main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,7 +11,7 @@ from typing import Any, Final
 import jq
 
 from ._errors import ErrorKind, WorkflowError
-from ._guard import evaluate_guarded, is_bounded
+from ._jq_process import evaluate_guarded, is_bounded
 from ._limits import Limits
 
 __all__ = [
@@ -122,7 +122,7 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
     """Run jq ``body`` on ``data`` with ``$name`` variables; the first result (null if none).
 
     Only the variables the program mentions are bound (and serialized). A bounded expression
-    runs here, any other in a jq process within ``limits``' jq time and memory (see ``_guard``).
+    runs here, any other in a jq process within ``limits``' jq time and memory (see ``_jq_process``).
     """
     names = tuple(sorted(n for n in variables if f"${n}" in body and _VAR_NAME.match(n)))
     program = _compile(body, names)

@@ -1,6 +1,6 @@
 """The interpreter core: task lists and ``then``, the task lifecycle (input → if → run → output →
 export), timeouts and schemas. Expressions live in ``_evaluation``, checkpoints in ``_checkpoint``,
-and each task type in ``_tasks``."""
+and each task kind in ``_task_kinds`` (the registry) and ``_tasks`` (the handlers)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from . import _tasks
 from ._checkpoint import CHECKPOINT_VERSION, Checkpointing
 from ._duration import parse_duration
 from ._errors import ErrorKind, WorkflowError
@@ -23,26 +22,11 @@ from ._host import Host
 from ._limits import Limits, limit_exceeded
 from ._parse import Workflow, load_workflow
 from ._schema import validate_against
+from ._task_kinds import TaskKind, kind_of
 from ._tasks.extensions import run_with_extensions
 from ._tasks.oauth import TokenCache
 
 __all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
-
-_KINDS: Final = (
-    "for",
-    "call",
-    "do",
-    "fork",
-    "emit",
-    "listen",
-    "raise",
-    "run",
-    "set",
-    "switch",
-    "try",
-    "wait",
-)
-
 
 #: Tasks after which an in-process run yields to the event loop (a server's other calls).
 _YIELD_EVERY: Final = 32
@@ -232,7 +216,7 @@ class Interpreter(Checkpointing, Evaluating):
     async def _execute(
         self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope
     ) -> tuple[Any, Any]:
-        kind = next((k for k in _KINDS if k in task), None)
+        kind = kind_of(task)
         if kind is None:
             raise WorkflowError.of(ErrorKind.CONFIGURATION, f"task {name!r} has no type")
         if self.use.get("extensions"):
@@ -240,10 +224,10 @@ class Interpreter(Checkpointing, Evaluating):
         return await self.execute_kind(path, name, kind, task, data, scope)
 
     async def execute_kind(
-        self, path: str, name: str, kind: str, task: Mapping[str, Any], data: Any, scope: Scope
+        self, path: str, name: str, kind: TaskKind, task: Mapping[str, Any], data: Any, scope: Scope
     ) -> tuple[Any, Any]:
         """Run the body of a task of type ``kind`` (no extensions)."""
-        return await _tasks.RUNNERS[kind](self, path, task, data, scope)
+        return await kind.handler(self, path, task, data, scope)
 
     # ---------------------------------------------------------------- helpers
     def timeout_seconds(self, spec: Any) -> float | None:

@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-from stigmer.core import Backend, InvalidArgument, Limits, Redactor, default_redactor, load_runner
+from stigmer.core import (
+    Backend,
+    InvalidArgument,
+    Limits,
+    Redactor,
+    default_redactor,
+    is_terminal,
+    load_runner,
+    phase_name,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
@@ -29,7 +38,6 @@ __all__ = ["WorkflowRunner"]
 
 logger = logging.getLogger(__name__)
 P = execution_pb2
-_TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
 _DOCUMENT_CACHE = 64
 
 
@@ -80,7 +88,7 @@ class WorkflowRunner:
             raise InvalidArgument(
                 f"execution {execution_id} is a {execution.kind}; the workflow runner runs WorkflowExecutions"
             )
-        if execution.status.phase in _TERMINAL:
+        if is_terminal(execution.status.phase):
             return execution
         reporter = Reporter(
             backend,
@@ -279,5 +287,5 @@ class _BackendHost(InProcessHost):
             type=error.type or WorkflowError.of(ErrorKind.RUNTIME, "").type,
             status=error.status or 500,
             title=error.title or f"{spec.target.kind} execution failed",
-            detail=f"child execution {created.metadata.id} ended {P.Phase.Name(finished.status.phase)}: {error.detail}",
+            detail=f"child execution {created.metadata.id} ended {phase_name(finished.status.phase)}: {error.detail}",
         )

@@ -11,6 +11,8 @@ import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 from ruamel.yaml import YAML
 
+from ._task_kinds import COMMON_FIELDS, TASK_KINDS, kind_of
+
 __all__ = ["dsl_schema", "schema_problems", "validate_against"]
 
 
@@ -53,26 +55,6 @@ def _problems(validator: Any, instance: Any, prefix: list[Any]) -> list[tuple[st
     return problems
 
 
-_BASE_KEYS = frozenset({"if", "input", "output", "export", "timeout", "then", "metadata"})
-_TYPE_KEYS: dict[str, frozenset[str]] = {
-    "call": frozenset({"call", "with"}),
-    "do": frozenset({"do"}),
-    "fork": frozenset({"fork"}),
-    "emit": frozenset({"emit"}),
-    "for": frozenset({"for", "while", "do"}),
-    "listen": frozenset({"listen", "foreach"}),
-    "raise": frozenset({"raise"}),
-    "run": frozenset({"run"}),
-    "set": frozenset({"set"}),
-    "switch": frozenset({"switch"}),
-    "try": frozenset({"try", "catch"}),
-    "wait": frozenset({"wait"}),
-}
-
-
-_KIND_ORDER = ("for", "call", "do", "fork", "emit", "listen", "raise", "run", "set", "switch", "try", "wait")
-
-
 def _task_problems(error: ValidationError, prefix: list[Any]) -> list[tuple[str, str]] | None:
     """Plain messages for task-level mistakes: no task type, two tasks in one item, unknown
     fields; otherwise re-validate the task against its own type's schema for a precise path."""
@@ -91,14 +73,14 @@ def _task_problems(error: ValidationError, prefix: list[Any]) -> list[tuple[str,
         return None
     if not isinstance(instance, dict):
         return [(where, f"a task must be a mapping, not {type(instance).__name__}")]
-    kinds = [k for k in _KIND_ORDER if k in instance]
-    if not kinds:
-        return [(where, "the task has no type: give it exactly one of " + ", ".join(sorted(_TYPE_KEYS)))]
-    allowed = _BASE_KEYS | _TYPE_KEYS[kinds[0]]
+    kind = kind_of(instance)
+    if kind is None:
+        return [(where, "the task has no type: give it exactly one of " + ", ".join(sorted(TASK_KINDS)))]
+    allowed = COMMON_FIELDS | kind.fields
     unknown = sorted(k for k in instance if k not in allowed)
     if unknown:
-        return [(where, f"unexpected field(s) {', '.join(map(repr, unknown))} in a {kinds[0]} task")]
-    sub = _validator().evolve(schema=dsl_schema()["$defs"][f"{kinds[0]}Task"])
+        return [(where, f"unexpected field(s) {', '.join(map(repr, unknown))} in a {kind.name} task")]
+    sub = _validator().evolve(schema=dsl_schema()["$defs"][f"{kind.name}Task"])
     found = _problems(sub, instance, path)
     return found or None
 

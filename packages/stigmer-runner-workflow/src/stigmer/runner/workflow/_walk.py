@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._expr import is_expression, iter_strings
+from ._task_kinds import kind_of
 
 __all__ = ["iter_expressions", "iter_task_lists", "iter_tasks"]
 
@@ -58,19 +59,13 @@ def _walk_list(path: str, tasks: list[Any]) -> Iterator[tuple[str, list[Any]]]:
 
 
 def _walk_task(path: str, task: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
-    if isinstance(task.get("do"), list):
-        yield from _walk_list(f"{path}/do", task["do"])
-    if isinstance(task.get("try"), list):
-        yield from _walk_list(f"{path}/try", task["try"])
-    catch = task.get("catch")
-    if isinstance(catch, Mapping) and isinstance(catch.get("do"), list):
-        yield from _walk_list(f"{path}/catch/do", catch["do"])
-    fork = task.get("fork")
-    if isinstance(fork, Mapping) and isinstance(fork.get("branches"), list):
-        yield from _walk_list(f"{path}/fork/branches", fork["branches"])
-    foreach = task.get("foreach")
-    if isinstance(foreach, Mapping) and isinstance(foreach.get("do"), list):
-        yield from _walk_list(f"{path}/foreach/do", foreach["do"])
+    kind = kind_of(task)
+    for keys in kind.task_lists if kind is not None else ():
+        node: Any = task
+        for key in keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, list):
+            yield from _walk_list("/".join((path, *keys)), node)
 
 
 def iter_expressions(definition: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

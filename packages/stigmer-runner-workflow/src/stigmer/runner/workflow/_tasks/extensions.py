@@ -13,23 +13,23 @@ from .._expr import truthy
 
 if TYPE_CHECKING:
     from .._interpreter import Interpreter, Scope
+    from .._task_kinds import TaskKind
 
 __all__ = ["run_with_extensions"]
 
 Result = tuple[Any, Any]
 _MARK = "__extension"
-_COMPOSITE = ("do", "fork")
 
 
 async def run_with_extensions(
-    rt: Interpreter, path: str, name: str, kind: str, task: Mapping[str, Any], data: Any, scope: Scope
+    rt: Interpreter, path: str, name: str, kind: TaskKind, task: Mapping[str, Any], data: Any, scope: Scope
 ) -> Result:
     extensions = (rt.use.get("extensions") or []) if _MARK not in scope.variables else []
     applicable: list[tuple[str, Mapping[str, Any]]] = []
     for item in extensions:
         for ext_name, ext in item.items():
             target = ext.get("extend")
-            if target in (kind, "all") or (target == "composite" and kind in _COMPOSITE):
+            if target in (kind.name, "all") or (target == "composite" and kind.composite):
                 applicable.append((ext_name, ext))
     if not applicable:
         return await rt.execute_kind(path, name, kind, task, data, scope)

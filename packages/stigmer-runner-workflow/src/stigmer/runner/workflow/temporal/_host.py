@@ -4,7 +4,7 @@ Clock, randomness and ids come from the workflow (replay-safe); ``sleep`` is a d
 HTTP calls, processes and child executions are activities; ``listen`` waits for signals;
 progress is buffered in the workflow and written through a local activity before the next
 effect (and with the final status). ``get_secrets`` answers references only
-(:mod:`._temporal_secrets`): the values never enter the workflow.
+(:mod:`._secrets`): the values never enter the workflow.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from ._errors import ErrorKind, WorkflowError
-    from ._host import HttpRequest, HttpResponse, ProcessResult
-    from ._limits import Limits, check_event
-    from ._temporal_secrets import scrub, secret_ref, token_ref, token_refs
+    from stigmer.core import phase_name
+
+    from .._errors import ErrorKind, WorkflowError
+    from .._host import HttpRequest, HttpResponse, ProcessResult
+    from .._limits import Limits, check_event
+    from ._secrets import scrub, secret_ref, token_ref, token_refs
 
 __all__ = ["EffectOptions", "TemporalHost"]
 
@@ -249,14 +251,14 @@ class TemporalHost:
             raise WorkflowError.of(
                 ErrorKind.RUNTIME, f"waiting for child execution {child_id}: {failed}"
             ) from None
-        if result["phase"] == "PHASE_SUCCEEDED":
+        if phase_name(result["phase"]) == "SUCCEEDED":
             return result.get("output")
         error = result.get("error") or {}
         raise WorkflowError(
             type=error.get("type") or WorkflowError.of(ErrorKind.RUNTIME, "").problem["type"],
             status=int(error.get("status") or 500),
             title=error.get("title") or f"{args['kind']} execution failed",
-            detail=f"child execution {child_id} ended {result['phase'][6:]}: {error.get('detail', '')}",
+            detail=f"child execution {child_id} ended {phase_name(result['phase'])}: {error.get('detail', '')}",
         )
 
     async def _run_child_workflow(self, child_id: str, workflow_type: str, queue: str) -> None:

@@ -17,11 +17,11 @@ from typing import Any, Final
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
-    from ._interpreter import Interpreter
-    from ._limits import Limits
-    from ._parse import check_deterministic, load_workflow
-    from ._temporal_host import WORKFLOW_NAME, TemporalHost
+    from .._errors import ErrorKind, WorkflowError, WorkflowValidationError
+    from .._interpreter import Interpreter
+    from .._limits import Limits
+    from .._parse import check_deterministic, load_workflow
+    from ._host import WORKFLOW_NAME, TemporalHost
 
 __all__ = ["EVENT_SIGNAL", "HISTORY_LIMIT", "WORKFLOW_NAME", "StigmerWorkflow"]
 

@@ -32,7 +32,7 @@ COMMAND = WorkerCommand(
     default_concurrency=100,
     concurrency_help="activities and workflow tasks run at once",
     package="stigmer-runner-workflow",
-    worker_module="stigmer.runner.workflow._temporal_worker",
+    worker_module="stigmer.runner.workflow.temporal._worker",
     runner="workflow",
 )
 

@@ -17,26 +17,33 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-from stigmer.core import Backend, FailedPrecondition, Limits, default_redactor, heartbeating
+from stigmer.core import (
+    Backend,
+    FailedPrecondition,
+    Limits,
+    default_redactor,
+    heartbeating,
+    is_terminal,
+    phase_number,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ._capability import may_run, refused
-from ._errors import WorkflowError
-from ._host import HttpRequest
-from ._inprocess import InProcessHost
-from ._reporting import from_value, to_value
-from ._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._temporal_secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
+from .._capability import may_run, refused
+from .._errors import WorkflowError
+from .._host import HttpRequest
+from .._inprocess import InProcessHost
+from .._reporting import from_value, to_value
+from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
+from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
 
 logger = logging.getLogger(__name__)
 P = execution_pb2
 PROBLEM_ERROR = "WorkflowProblem"
-_TERMINAL = {P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED}
 #: Label of a child execution: the id of the workflow's call that created it (retries reuse it).
 CALL_LABEL = "stigmer.ai/call-id"
 #: Executions whose OAuth2 access tokens a worker keeps (least recently used ones are dropped).
@@ -76,8 +83,9 @@ class WorkflowActivities:
     async def load(self, execution_id: str) -> dict[str, Any]:
         """The execution's pinned definition and input; marks it RUNNING (unless it is finished)."""
         execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        # Activity results live in histories: phases keep the proto spelling they always had here.
         result: dict[str, Any] = {"phase": P.Phase.Name(execution.status.phase), "kind": execution.kind}
-        if execution.status.phase in _TERMINAL:
+        if is_terminal(execution.status.phase):
             return result
         ref = execution.spec.target
         pinned = execution.spec.target_version
@@ -127,7 +135,7 @@ class WorkflowActivities:
             request.events.append(event)
         for item in batch.get("tasks") or []:
             task = P.TaskProgress(path=item["path"], name=item["name"], attempts=int(item.get("attempts", 1)))
-            task.phase = P.Phase.Value(f"PHASE_{item['phase']}")
+            task.phase = phase_number(item["phase"])  # type: ignore[assignment]
             if item.get("startedAt"):
                 task.started_at.CopyFrom(_stamp(item["startedAt"]))
             if item.get("finishedAt"):
@@ -135,7 +143,7 @@ class WorkflowActivities:
             request.tasks.append(task)
         phase = batch.get("phase")
         if phase:
-            request.phase = P.Phase.Value(f"PHASE_{phase}")
+            request.phase = phase_number(phase)  # type: ignore[assignment]
         if batch.get("hasOutput"):
             request.output.CopyFrom(to_value(redactor.scrub(batch.get("output"))))
         error = batch.get("error")
@@ -312,7 +320,7 @@ class WorkflowActivities:
         while True:
             activity.heartbeat()
             current = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-            if current.status.phase in _TERMINAL:
+            if is_terminal(current.status.phase):
                 error = current.status.error
                 return {
                     "phase": P.Phase.Name(current.status.phase),

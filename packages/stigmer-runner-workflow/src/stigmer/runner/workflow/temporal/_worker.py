@@ -21,8 +21,8 @@ def workflow_worker(
     from temporalio.worker import Worker
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-    from ._temporal_activities import WorkflowActivities
-    from ._temporal_workflow import StigmerWorkflow
+    from ._activities import WorkflowActivities
+    from ._workflow import StigmerWorkflow
 
     activities = WorkflowActivities(backend, runner=f"temporal:{task_queue}", limits=limits)
     return Worker(

@@ -1,4 +1,5 @@
-"""jq within time and memory limits.
+"""jq within time and memory limits: which expressions may run in this process, and the jq
+processes that run all others.
 
 The ``jq`` package holds the GIL while it evaluates and cannot be interrupted, so nothing in the
 evaluating process can stop a runaway expression (``[repeat(1)]``, ``last(range(1e10))``). Hence
