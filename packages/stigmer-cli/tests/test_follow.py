@@ -10,6 +10,7 @@ import pytest
 from stigmer.cli._errors import CliError
 from stigmer.cli.output._live import approval_hint, approval_prompt
 from stigmer.proto.v1 import execution_pb2
+from stigmer.sdk._execution import OnApproval
 
 
 def _waiting() -> execution_pb2.Execution:
@@ -21,13 +22,17 @@ def _waiting() -> execution_pb2.Execution:
     )
 
 
+async def _answer(ask: OnApproval) -> tuple[bool, str] | None:
+    return await ask(_waiting())
+
+
 def test_end_of_input_at_the_prompt(capsys: pytest.CaptureFixture[str]) -> None:
     def closed(prompt: str) -> str:
         raise EOFError
 
     ask = approval_prompt("aex_1", interactive=True, prompt=closed)
     with pytest.raises(CliError) as info:
-        asyncio.run(ask(_waiting()))
+        asyncio.run(_answer(ask))
     assert info.value.message == "no answer (end of input); " + approval_hint("aex_1")
     assert "approval needed: delete_item" in capsys.readouterr().err
 
@@ -35,9 +40,9 @@ def test_end_of_input_at_the_prompt(capsys: pytest.CaptureFixture[str]) -> None:
 def test_an_answer_is_approved_and_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
     answers = iter(["n", "too risky"])
     ask = approval_prompt("aex_1", interactive=True, prompt=lambda _: next(answers))
-    assert asyncio.run(ask(_waiting())) == (False, "too risky")
+    assert asyncio.run(_answer(ask)) == (False, "too risky")
     ask = approval_prompt("aex_1", interactive=True, prompt=lambda _: "yes")
-    assert asyncio.run(ask(_waiting())) == (True, "")
+    assert asyncio.run(_answer(ask)) == (True, "")
 
 
 def test_without_a_terminal_the_hint_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
