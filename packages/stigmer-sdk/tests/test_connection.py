@@ -104,3 +104,20 @@ def test_open_loads_the_plugin_by_name() -> None:
         PluginNotFound, match=r"no 'no-such-backend' plugin in entry-point group 'stigmer\.backends'"
     ):
         Connection("no-such-backend").open()
+
+
+def test_write_config_selects_a_context_and_keeps_other_keys(tmp_path: Path) -> None:
+    from stigmer.sdk._contexts import config_contexts, write_config
+
+    home = tmp_path / "h"
+    settings = _settings(home, "team")
+    write_config(
+        settings, current="local", contexts=[*config_contexts(settings), {"name": "new", "backend": "local"}]
+    )
+    assert stat.S_IMODE(settings.config_path.stat().st_mode) == 0o600
+    again = Settings.load({"STIGMER_HOME": str(home)})
+    assert again.current_context == "local"
+    assert [c["name"] for c in config_contexts(again)] == [
+        *(c["name"] for c in config_contexts(settings)),
+        "new",
+    ]
