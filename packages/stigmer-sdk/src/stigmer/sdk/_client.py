@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend, LoadedResource
     from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
 
 __all__ = ["Applied", "AsyncStigmer", "Kind", "kind_name", "label_selector"]
@@ -251,30 +252,37 @@ class AsyncStigmer:
         ref = meta_pb2.ResourceRef(kind=kind_name(kind), name=name)
         return unwrap(await self.backend.delete(svc.DeleteRequest(ref=ref)))
 
-    async def set_secret(self, name: str, value: str, description: str = "") -> None:
-        """Store a secret value (encrypted; write-only)."""
+    async def set_secret(self, name: str, value: str, description: str = "") -> SecretMetadata:
+        """Store a secret value (encrypted; write-only); returns its metadata (never the value)."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        await self.backend.set_secret(svc.SetSecretRequest(name=name, value=value, description=description))
+        request = svc.SetSecretRequest(name=name, value=value, description=description)
+        return await self.backend.set_secret(request)
 
-    async def list_secrets(self, prefix: str = "") -> tuple[Any, ...]:
+    async def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         """Secret names with their metadata (owner, grants, versions), never values."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         return tuple((await self.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
 
-    async def grant_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+    async def delete_secret(self, name: str) -> SecretMetadata:
+        """Delete a secret; returns its metadata as it was."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.delete_secret(svc.DeleteSecretRequest(name=name))
+
+    async def grant_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
         """Let a token (``to``: its name) or every token of a ``role`` author definitions using a
         secret; only its owner or an admin may (see docs/security.md)."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        await self.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=_grantee(to, role)))
+        return await self.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=_grantee(to, role)))
 
-    async def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+    async def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
         """Take back a grant made with :meth:`grant_secret`."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
+        return await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
 
     async def export(
         self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None

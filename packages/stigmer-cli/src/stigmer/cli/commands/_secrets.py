@@ -76,12 +76,8 @@ def set_(
         )
 
     async def go() -> secret_pb2.SecretMetadata:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         async with connect() as client:
-            return await client.backend.set_secret(
-                svc.SetSecretRequest(name=name, value=value, description=description)
-            )
+            return await client.set_secret(name, value, description)
 
     meta = run_async(go())
     if output is Output.table:
@@ -100,10 +96,8 @@ def list_(
     """List secret names and dates (never values)."""
 
     async def go() -> list[secret_pb2.SecretMetadata]:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         async with connect() as client:
-            return list((await client.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
+            return list(await client.list_secrets(prefix))
 
     secrets = run_async(go())
     if output is Output.json:
@@ -132,10 +126,8 @@ def delete(name: NameArg) -> None:
     """Delete a secret."""
 
     async def go() -> secret_pb2.SecretMetadata:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         async with connect() as client:
-            return await client.backend.delete_secret(svc.DeleteSecretRequest(name=name))
+            return await client.delete_secret(name)
 
     meta = run_async(go())
     echo(f"secret/{meta.name or name} deleted")
@@ -159,12 +151,9 @@ def _change_grant(name: str, to: str, role: str, *, add: bool) -> None:
     who = secret_pb2.SecretGrant(token_name=to, role=role)
 
     async def go() -> secret_pb2.SecretMetadata:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         async with connect() as client:
-            if add:
-                return await client.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=who))
-            return await client.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=who))
+            change = client.grant_secret if add else client.revoke_secret
+            return await change(name, to=to, role=role)
 
     meta = run_async(go())
     echo(f"secret/{meta.name} {'granted to' if add else 'no longer granted to'} {_grantee(who)}")
