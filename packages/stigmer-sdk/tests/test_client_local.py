@@ -246,9 +246,11 @@ def test_grant_and_revoke_secrets(client: Stigmer) -> None:
     client.grant_secret("SHARED_KEY", role="user")
     revoked = client.revoke_secret("SHARED_KEY", to="alice")
     [meta] = client.list_secrets("SHARED")
-    assert [(g.token_name, g.role) for g in meta.grants] == [("", "user")] == [
-        (g.token_name, g.role) for g in revoked.grants
-    ]
+    assert (
+        [(g.token_name, g.role) for g in meta.grants]
+        == [("", "user")]
+        == [(g.token_name, g.role) for g in revoked.grants]
+    )
     with pytest.raises(InvalidArgument, match="either to="):
         client.grant_secret("SHARED_KEY", to="alice", role="user")
     assert client.delete_secret("SHARED_KEY").name == "SHARED_KEY"

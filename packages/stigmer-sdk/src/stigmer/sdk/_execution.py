@@ -107,7 +107,10 @@ class AsyncExecution:
         """
         try:
             async with asyncio.timeout(timeout):
-                await self.follow()
+                ex = await self.refresh()
+                task = self._task
+                if ex.status.phase not in STOPPED_PHASES or (task is not None and not task.done()):
+                    await self.follow(after_sequence=ex.status.last_sequence)
         except TimeoutError:
             raise ExecutionTimeout(
                 f"{self.kind} {self.id} is still {self.phase} after {timeout:g} s"
@@ -192,12 +195,13 @@ class AsyncExecution:
         """Watch this execution to its end, passing each event to ``on_event``; returns the last
         snapshot.
 
+        Events come after ``after_sequence`` (default: the last one ``events()`` yielded).
         In a local context the runner runs in this process: the one ``run`` started, or with
         ``start=True`` a new one (resuming a pending or interrupted execution). When the execution
         waits for an approval, ``on_approval`` is asked: ``(approved, reason)`` answers it and the
         run goes on (here, or on the server); ``None`` leaves it unanswered and following stops
         there (unless ``stop_on_approval=False`` and the run goes on elsewhere: then it watches on).
-        ``wait`` is ``follow()`` with a timeout.
+        ``wait`` is ``follow()`` from the current snapshot, with a timeout.
         """
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
@@ -221,7 +225,6 @@ class AsyncExecution:
             nonlocal last
             if ev.sequence:
                 last = max(last, ev.sequence)
-                self._seen = max(self._seen, ev.sequence)
             if on_event is not None:
                 on_event(ev)
             return ev.type == "approval.requested" or (
