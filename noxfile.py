@@ -13,8 +13,10 @@ ROOT = Path(__file__).parent
 PACKAGES = [
     "stigmer-proto",
     "stigmer-core",
+    "stigmer-temporal",
     "stigmer-backend-local",
     "stigmer-backend-cloud",
+    "stigmer-server",
     "stigmer-runner-agent",
     "stigmer-runner-workflow",
     "stigmer-cli",
@@ -25,8 +27,10 @@ PACKAGES = [
 MODULES = {
     "stigmer-proto": "stigmer.proto.v1.backend_service_pb2",
     "stigmer-core": "stigmer.core",
+    "stigmer-temporal": "stigmer.temporal",
     "stigmer-backend-local": "stigmer.backend.local",
     "stigmer-backend-cloud": "stigmer.backend.cloud",
+    "stigmer-server": "stigmer.server",
     "stigmer-runner-agent": "stigmer.runner.agent",
     "stigmer-runner-workflow": "stigmer.runner.workflow",
     "stigmer-cli": "stigmer.cli",
@@ -35,6 +39,7 @@ MODULES = {
 }
 SCRIPTS = {
     "stigmer-cli": ["stigmer"],
+    "stigmer-server": ["stigmer-server"],
     "stigmer-runner-agent": ["stigmer-agent-runner"],
     "stigmer-runner-workflow": ["stigmer-workflow-runner"],
 }
@@ -117,7 +122,7 @@ def integration(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def wheels(session: nox.Session) -> None:
-    """Build all nine distributions; install each alone in a fresh venv; import it; run its scripts."""
+    """Build every distribution; install each alone in a fresh venv; import it; run its scripts."""
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.run("uv", "build", "--all-packages", "--out-dir", str(dist), "--quiet", external=True)
@@ -172,7 +177,7 @@ def wheels(session: nox.Session) -> None:
 
     path = venv("stigmer")
     install(path, "stigmer")
-    for script in ("stigmer", "stigmer-agent-runner", "stigmer-workflow-runner"):
+    for script in ("stigmer", "stigmer-server", "stigmer-agent-runner", "stigmer-workflow-runner"):
         session.run(str(path / "bin" / script), "--help", external=True, silent=True)
     session.run(str(path / "bin" / "stigmer"), "version", external=True)
     os.environ.pop("VIRTUAL_ENV", None)

@@ -139,7 +139,7 @@ def main() -> int:
     args = parser.parse_args()
     calls: int = args.calls - args.calls % ROUNDS
 
-    from stigmer.backend.local._server_process import ServerProcess
+    from stigmer.server import ServerProcess
 
     with tempfile.TemporaryDirectory(prefix="stigmer-bench-") as tmp:
         home = Path(tmp)

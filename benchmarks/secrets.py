@@ -21,7 +21,7 @@ import time  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from stigmer.backend.local import LocalBackend  # noqa: E402
 from stigmer.backend.local._crypto import SecretBox  # noqa: E402
-from stigmer.backend.local._secrets import open_secret, seal_secret  # noqa: E402
+from stigmer.backend.local.tables._secrets import open_secret, seal_secret  # noqa: E402
 
 N = int(os.environ.get("STIGMER_BENCH_N", "10000"))
 TARGET = 20.0

@@ -49,10 +49,10 @@ def cold_start(imports: str) -> tuple[float, float]:
 
 async def measure(rounds: int) -> tuple[float, float, float]:
     from stigmer.backend.cloud import CloudBackend
-    from stigmer.backend.local._server_process import ServerProcess
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2, workflow_pb2
     from stigmer.runner.workflow import WorkflowRunner
+    from stigmer.server import ServerProcess
 
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)

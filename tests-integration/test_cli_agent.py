@@ -260,8 +260,7 @@ def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: StandI
 
 def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: StandInLLM, tmp_path: Path) -> None:
     """Against a server: the server runs the agent; the CLI creates, watches and approves."""
-    from stigmer.backend.local._server_process import ServerProcess
-    from stigmer.backend.local._tokens import TokenStore
+    from stigmer.server import ServerProcess, TokenStore
 
     server_home = tmp_path / "server-home"
     server_home.mkdir()

@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import TokenStore
+from stigmer.server import ServerProcess, TokenStore
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.sdk import (
     Agent,
     ApprovalRequired,
@@ -25,6 +24,7 @@ from stigmer.sdk import (
     Stigmer,
     Workflow,
 )
+from stigmer.server import ServerProcess
 
 MCP_SERVER = '''
 from mcp.server.mcpserver import MCPServer

@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.sdk import Stigmer
+from stigmer.server import ServerProcess
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 

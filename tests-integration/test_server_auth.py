@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import TokenStore
 from stigmer.core import PermissionDenied, Unauthenticated, Unavailable
 from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.server import ServerProcess, TokenStore, server_script
 
 P = execution_pb2
 SECRET = "ghp_integration_secret_value_42"
@@ -162,9 +160,7 @@ async def test_tls_with_a_private_ca(
 def test_server_refuses_a_public_plaintext_bind(tmp_path: Path) -> None:
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "stigmer.backend.local._server_main",
+            server_script(),
             "--listen",
             "0.0.0.0:0",
             "--home",

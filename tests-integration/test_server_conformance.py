@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.conformance import *  # noqa: F403
+from stigmer.server import ServerProcess
 
 pytest_plugins = ["stigmer.conformance.plugin"]
 

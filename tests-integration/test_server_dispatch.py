@@ -19,19 +19,18 @@ import pytest
 import pytest_asyncio
 from google.protobuf import json_format
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._server import serve
-from stigmer.backend.local._server_dispatch import (
+from stigmer.core import parse_manifest
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.server import admin_token_path, serve
+from stigmer.server._dispatch import (
     ChildDispatcher,
     child_environment,
     orphaned,
     runner_command,
     runner_name,
 )
-from stigmer.backend.local._tokens import admin_token_path
-from stigmer.core import parse_manifest
-from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
-from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 P = execution_pb2
 REFUSAL = "run: shell is not allowed on this server; an admin can enable it with `stigmer server --allow-run`"
@@ -170,8 +169,9 @@ def test_runner_name_by_kind() -> None:
 
 
 def test_runners_are_started_with_the_servers_interpreter_by_their_public_package() -> None:
-    assert runner_command("workflow") == [sys.executable, "-m", "stigmer.runner.workflow"]
-    assert runner_command("agent") == [sys.executable, "-m", "stigmer.runner.agent"]
+    bin_dir = Path(sys.executable).parent
+    assert runner_command("workflow") == [str(bin_dir / "stigmer-workflow-runner")]
+    assert runner_command("agent") == [str(bin_dir / "stigmer-agent-runner")]
     assert runner_command("no-such-runner") is None
 
 
@@ -214,7 +214,7 @@ def test_the_child_gets_the_servers_limits_and_nothing_else_of_stigmer() -> None
 async def test_an_execution_runs_in_a_child_process_with_a_scoped_token(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="stigmer.backend.local.server")
+    caplog.set_level("INFO", logger="stigmer.server")
     server = await start()
     await server.apply(SET)
     execution_id = await server.run("flow")
@@ -421,7 +421,7 @@ async def test_start_resumes_only_executions_of_dead_local_processes(start: Star
 async def test_the_next_execution_runs_in_a_spare_started_ahead_which_shutdown_ends(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="stigmer.backend.local.server")
+    caplog.set_level("INFO", logger="stigmer.server")
     server = await start()
     await server.apply(SET)
     first = await server.phase(await server.run("flow"), P.PHASE_SUCCEEDED, P.PHASE_FAILED)

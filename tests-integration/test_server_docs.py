@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from stigmer.backend.cloud._retry import IDEMPOTENT
-from stigmer.backend.local._auth import _RUNNER, _USER_DENIED
-from stigmer.backend.local._server import MAX_CONCURRENT_RPCS, MAX_MESSAGE_BYTES
+from stigmer.server import MAX_CONCURRENT_RPCS, MAX_MESSAGE_BYTES, server_script
+from stigmer.server._auth import _RUNNER, _USER_DENIED
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "server.md").read_text()
 
@@ -42,9 +41,7 @@ def test_refusal_message_is_quoted_verbatim(tmp_path: Path) -> None:
     expected = " ".join(("error: refusing" + quoted).split())
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "stigmer.backend.local._server_main",
+            server_script(),
             "--listen",
             "0.0.0.0:7234",
             "--home",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from google.protobuf import json_format, struct_pb2
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.core import load_manifests
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
+from stigmer.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 P = execution_pb2
@@ -47,8 +47,8 @@ async def test_workflow_execution_created_through_the_server_runs_to_completion(
 
 async def test_a_runner_token_is_enough_for_the_real_workflow_runner(tmp_path: Path) -> None:
     """A worker machine: the workflow runner drives an execution through the server as a `runner`."""
-    from stigmer.backend.local._tokens import TokenStore
     from stigmer.core import load_runner
+    from stigmer.server import TokenStore
 
     url = f"sqlite:///{tmp_path / 'stigmer.db'}"
     server = ServerProcess(home=tmp_path, database_url=url, args=["--no-run-executions"])

@@ -11,11 +11,10 @@ import grpc
 import pytest
 import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import admin_token_path
 from stigmer.core import InvalidArgument
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.server import ServerProcess, admin_token_path
 
 MiB = 1024 * 1024
 

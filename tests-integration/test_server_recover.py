@@ -7,9 +7,9 @@ from pathlib import Path
 
 from google.protobuf import json_format
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2, workflow_pb2
+from stigmer.server import ServerProcess
 
 P = execution_pb2
 

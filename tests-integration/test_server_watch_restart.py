@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from stigmer.backend.cloud import CloudBackend
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.server import ServerProcess
 
 P = execution_pb2
 

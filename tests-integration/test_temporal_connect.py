@@ -3,7 +3,7 @@
 A real Temporal dev server runs with an extra namespace. It has no TLS, so TLS is a real
 TLS-terminating TCP proxy in front of it (Python ``ssl``, ALPN ``h2``, certificates from a CA made
 here with ``cryptography``); the mutual-TLS proxy refuses clients without a certificate of that CA.
-A real ``stigmer server`` (``_server_main``) and a real ``stigmer-workflow-runner`` connect through
+A real ``stigmer server`` (``stigmer-server``) and a real ``stigmer-workflow-runner`` connect through
 it with the ``--temporal-*`` options (or their ``STIGMER_TEMPORAL_*`` variables) and run a workflow
 to success. API keys: a real gRPC server over TLS standing in for the Temporal frontend records
 the ``authorization`` header the worker sends (it does not check what Temporal Cloud would).
@@ -32,10 +32,10 @@ import pytest
 import pytest_asyncio
 from google.protobuf import json_format
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
 from stigmer.core import load_manifests
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
+from stigmer.server import ServerProcess, server_script
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "stigmer-connect"
@@ -652,9 +652,7 @@ def test_bad_options_give_one_line_and_exit_code_2(
         "worker": worker_argv(*args),
         "agent worker": [sys.executable, "-m", "stigmer.runner.agent._worker", *args],
         "server": [
-            sys.executable,
-            "-m",
-            "stigmer.backend.local._server_main",
+            server_script(),
             "--home",
             str(home),
             *(args if "--temporal" in args else ["--temporal", "127.0.0.1:1", *args]),

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
-from stigmer.backend.local._server_process import ServerProcess
-from stigmer.backend.local._tokens import TokenStore, admin_token_path
+from stigmer.server import ServerProcess, TokenStore, admin_token_path
 
 __all__ = ["SharedServer", "encoded_forms", "find_leaks"]
 

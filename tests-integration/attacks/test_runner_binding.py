@@ -12,10 +12,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from stigmer.backend.local._tokens import TokenStore
 from stigmer.core import PermissionDenied
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.server import TokenStore
 
 from .conftest import SharedServer, find_leaks, start_shared_server
 from .test_secret_grants import EXFIL_WORKFLOW, SECRET, resource

@@ -190,7 +190,7 @@ async def test_a_users_own_secret_is_theirs(shared_server: SharedServer, tmp_pat
     await user.set_secret(svc.SetSecretRequest(name="MY_KEY", value="mallory-own-value-123"))
     await user.apply(resource(EXFIL_WORKFLOW.format(name="own", secret="MY_KEY")))
     assert (await run(user, "own")).status.phase == execution_pb2.PHASE_SUCCEEDED
-    from stigmer.backend.local._tokens import TokenStore
+    from stigmer.server import TokenStore
 
     store = TokenStore(database_url=shared_server.process.database_url)
     other = store.create("user", "eve").token

@@ -111,8 +111,8 @@ async def test_rotation_updates_the_keyring_entry(
 async def test_interrupted_keyring_rotation_is_finished_on_open(
     tmp_path: Path, store: _Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stigmer.backend.local import _secrets
     from stigmer.backend.local._crypto import SecretBox
+    from stigmer.backend.local.tables import _secrets
 
     monkeypatch.delenv("STIGMER_MASTER_KEY", raising=False)
     backend = LocalBackend(home=tmp_path)

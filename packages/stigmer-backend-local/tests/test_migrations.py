@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 from stigmer.backend.local import SCHEMA_VERSION, LocalBackend
 from stigmer.backend.local._db import Database
-from stigmer.backend.local._migrations import MIGRATIONS, migrate
+from stigmer.backend.local.tables._migrations import MIGRATIONS, migrate
 from stigmer.core import FailedPrecondition
 from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc

@@ -10,7 +10,7 @@ from stigmer.core import Backend
 
 
 def test_exported_names() -> None:
-    assert sorted(local.__all__) == ["LocalBackend", "SCHEMA_VERSION", "TokenStore", "run_server", "serve"]
+    assert sorted(local.__all__) == ["LocalBackend", "SCHEMA_VERSION"]
     for name in local.__all__:
         assert getattr(local, name) is not None
 

@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local import _resources as res
-from stigmer.backend.local import _schema as s
 from stigmer.backend.local._db import prepared_for
-from stigmer.backend.local._selectors import matches, parse_selector
+from stigmer.backend.local.tables import _resources as res
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._selectors import matches, parse_selector
 from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2, skill_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 

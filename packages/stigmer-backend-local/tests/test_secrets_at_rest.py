@@ -198,8 +198,8 @@ async def test_logs_never_hold_secret_values(tmp_path: Path, caplog: pytest.LogC
 
 
 async def test_rotation_interrupted_after_commit_keeps_the_new_key(tmp_path: Path) -> None:
-    from stigmer.backend.local import _secrets
     from stigmer.backend.local._keys import write_key_file
+    from stigmer.backend.local.tables import _secrets
 
     backend = LocalBackend(home=tmp_path)
     eid = await _session(backend)

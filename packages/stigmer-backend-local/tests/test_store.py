@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._selectors import Requirement, matches, parse_selector
+from stigmer.backend.local.tables._selectors import Requirement, matches, parse_selector
 from stigmer.core import InvalidArgument, StigmerError, Unavailable
 from stigmer.proto.v1 import backend_service_pb2 as svc
 

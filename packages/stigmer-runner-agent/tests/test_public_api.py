@@ -53,8 +53,8 @@ def test_worker_help_describes_the_temporal_worker() -> None:
 
 
 def test_worker_options_parse_with_their_defaults_and_aliases() -> None:
-    from stigmer.core import TemporalConnection
     from stigmer.runner.agent._worker import build_parser
+    from stigmer.temporal import TemporalConnection
 
     defaults = build_parser().parse_args([])
     assert (defaults.task_queue, defaults.concurrency) == ("stigmer-agents", 50)

@@ -53,7 +53,7 @@ def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_options_parse_with_their_defaults_and_aliases() -> None:
-    from stigmer.core import TemporalConnection
+    from stigmer.temporal import TemporalConnection
 
     defaults = build_parser().parse_args([])
     assert (defaults.task_queue, defaults.concurrency) == ("stigmer-workflows", 100)

@@ -77,15 +77,7 @@ from stigmer.core._redact import (
 )
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
-from stigmer.core._temporal import (
-    DEFAULT_TEMPORAL_ADDRESS,
-    TEMPORAL_ENV,
-    TemporalConnection,
-    add_temporal_arguments,
-)
-from stigmer.core._temporal_worker import heartbeating, run_temporal_worker
 from stigmer.core._values import from_value, plain_value
-from stigmer.core._worker_cli import WorkerCommand
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -93,7 +85,6 @@ __all__ = [
     "APPLY_ORDER",
     "BACKENDS_GROUP",
     "CAPABILITY_RUN",
-    "DEFAULT_TEMPORAL_ADDRESS",
     "EXECUTION",
     "KINDS",
     "KIND_PREFIXES",
@@ -108,7 +99,6 @@ __all__ = [
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
     "STOPPED_PHASES",
-    "TEMPORAL_ENV",
     "TERMINAL_PHASES",
     "TERMINAL_PHASE_NAMES",
     "AlreadyExists",
@@ -130,12 +120,9 @@ __all__ = [
     "Runner",
     "Settings",
     "StigmerError",
-    "TemporalConnection",
     "Unauthenticated",
     "Unavailable",
-    "WorkerCommand",
     "acting_as",
-    "add_temporal_arguments",
     "applicable_kinds",
     "capabilities_config",
     "current_principal",
@@ -146,7 +133,6 @@ __all__ = [
     "from_value",
     "has_capability",
     "header_problem",
-    "heartbeating",
     "is_terminal",
     "kind_info",
     "kind_of",
@@ -169,7 +155,6 @@ __all__ = [
     "private_file",
     "redact_logging",
     "resource_from_message",
-    "run_temporal_worker",
     "slugify",
     "tighten_home",
     "unwrap",

@@ -10,19 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stigmer.backend.local._backend import LocalBackend
-    from stigmer.backend.local._migrations import LATEST as SCHEMA_VERSION
-    from stigmer.backend.local._server import run_server, serve
-    from stigmer.backend.local._tokens import TokenStore
+    from stigmer.backend.local.tables._migrations import LATEST as SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "LocalBackend", "TokenStore", "run_server", "serve"]
+__all__ = ["SCHEMA_VERSION", "LocalBackend"]
 
 # public name -> (private module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
     "LocalBackend": ("stigmer.backend.local._backend", "LocalBackend"),
-    "SCHEMA_VERSION": ("stigmer.backend.local._migrations", "LATEST"),
-    "TokenStore": ("stigmer.backend.local._tokens", "TokenStore"),
-    "run_server": ("stigmer.backend.local._server", "run_server"),
-    "serve": ("stigmer.backend.local._server", "serve"),
+    "SCHEMA_VERSION": ("stigmer.backend.local.tables._migrations", "LATEST"),
 }
 
 

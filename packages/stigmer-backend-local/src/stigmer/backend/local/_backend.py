@@ -74,7 +74,7 @@ class LocalBackend:
         offer_to_runners: bool = True,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
-        from stigmer.backend.local._migrations import migrate
+        from stigmer.backend.local.tables._migrations import migrate
 
         settings = Settings.load() if home is None or database_url is None else None
         self.home = Path(home).expanduser() if home is not None else settings.home  # type: ignore[union-attr]
@@ -87,7 +87,7 @@ class LocalBackend:
         self._db: Database = Database(url)
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
-        from stigmer.backend.local._events import forget_finished_runtime_secrets
+        from stigmer.backend.local.tables._events import forget_finished_runtime_secrets
 
         if forget_finished_runtime_secrets(self._db):
             log.info("deleted the run-time secrets of finished executions")
@@ -118,9 +118,9 @@ class LocalBackend:
 
     def _finish_interrupted_rotation(self, key: bytes) -> bytes:
         """After a crash mid-rotation, keep whichever of the key and the next key opens the secrets."""
-        from stigmer.backend.local import _secrets
         from stigmer.backend.local._crypto import SecretBox
         from stigmer.backend.local._keys import KeySlot
+        from stigmer.backend.local.tables import _secrets
 
         slot = KeySlot(self.home, self._key_source)
         new_key = slot.read_next()
@@ -171,28 +171,28 @@ class LocalBackend:
     # resources
 
     async def apply(self, request: svc.ApplyRequest) -> svc.ApplyResponse:
-        from stigmer.backend.local import _resources
+        from stigmer.backend.local.tables import _resources
 
         who = current_principal()
         return await self._write(lambda c: _resources.apply(c, request, who))
 
     async def get(self, request: svc.GetRequest) -> resource_pb2.Resource:
-        from stigmer.backend.local import _resources
+        from stigmer.backend.local.tables import _resources
 
         return await self._read(lambda c: _resources.get(c, request))
 
     async def list(self, request: svc.ListRequest) -> svc.ListResponse:
-        from stigmer.backend.local import _resources
+        from stigmer.backend.local.tables import _resources
 
         return await self._read(lambda c: _resources.list_resources(c, request))
 
     async def delete(self, request: svc.DeleteRequest) -> resource_pb2.Resource:
-        from stigmer.backend.local import _resources
+        from stigmer.backend.local.tables import _resources
 
         return await self._write(lambda c: _resources.delete_resource(c, request))
 
     async def list_versions(self, request: svc.ListVersionsRequest) -> svc.ListVersionsResponse:
-        from stigmer.backend.local import _resources
+        from stigmer.backend.local.tables import _resources
 
         return await self._read(lambda c: _resources.list_versions(c, request))
 
@@ -200,7 +200,7 @@ class LocalBackend:
     # executions
 
     async def create_execution(self, request: svc.CreateExecutionRequest) -> ex.Execution:
-        from stigmer.backend.local import _executions, _secrets
+        from stigmer.backend.local.tables import _executions, _secrets
 
         box = self._box() if request.runtime_secrets else None
         source = self._key_source
@@ -214,17 +214,17 @@ class LocalBackend:
         return await self._write(create)
 
     async def get_execution(self, request: svc.GetExecutionRequest) -> ex.Execution:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local.tables import _executions
 
         return await self._read(lambda c: _executions.get(c, request))
 
     async def list_executions(self, request: svc.ListExecutionsRequest) -> svc.ListExecutionsResponse:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local.tables import _executions
 
         return await self._read(lambda c: _executions.list_executions(c, request))
 
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
-        from stigmer.backend.local._events import update_status
+        from stigmer.backend.local.tables._events import update_status
 
         who = current_principal()
         result = await self._write(lambda c: update_status(c, request, who))
@@ -232,7 +232,7 @@ class LocalBackend:
         return result
 
     async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:
-        from stigmer.backend.local._events import events_after, load
+        from stigmer.backend.local.tables._events import events_after, load
 
         eid, after = request.execution_id, request.after_sequence
         if after < 0:
@@ -266,21 +266,21 @@ class LocalBackend:
                     waiter.cancel()
 
     async def cancel_execution(self, request: svc.CancelExecutionRequest) -> ex.Execution:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local.tables import _executions
 
         result = await self._write(lambda c: _executions.cancel(c, request))
         self._notify()
         return result
 
     async def submit_approval(self, request: svc.SubmitApprovalRequest) -> ex.Execution:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local.tables import _executions
 
         result = await self._write(lambda c: _executions.submit_approval(c, request))
         self._notify()
         return result
 
     async def get_execution_context(self, request: svc.GetExecutionContextRequest) -> svc.ExecutionContext:
-        from stigmer.backend.local import _executions
+        from stigmer.backend.local.tables import _executions
 
         box = self._box()
         who = current_principal()
@@ -295,7 +295,7 @@ class LocalBackend:
     # secrets
 
     async def set_secret(self, request: svc.SetSecretRequest) -> secret_pb2.SecretMetadata:
-        from stigmer.backend.local import _secrets
+        from stigmer.backend.local.tables import _secrets
 
         box = self._box()
         source = self._key_source
@@ -308,18 +308,18 @@ class LocalBackend:
         return await self._write(write)
 
     async def delete_secret(self, request: svc.DeleteSecretRequest) -> secret_pb2.SecretMetadata:
-        from stigmer.backend.local import _secrets
+        from stigmer.backend.local.tables import _secrets
 
         who = current_principal()
         return await self._write(lambda c: _secrets.delete_secret(c, request, who))
 
     async def list_secrets(self, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
-        from stigmer.backend.local import _secrets
+        from stigmer.backend.local.tables import _secrets
 
         return await self._read(lambda c: _secrets.list_secrets(c, request))
 
     async def grant_secret(self, request: svc.GrantSecretRequest) -> secret_pb2.SecretMetadata:
-        from stigmer.backend.local import _grants, _secrets
+        from stigmer.backend.local.tables import _grants, _secrets
 
         who = current_principal()
         return await self._write(
@@ -327,7 +327,7 @@ class LocalBackend:
         )
 
     async def revoke_secret(self, request: svc.RevokeSecretRequest) -> secret_pb2.SecretMetadata:
-        from stigmer.backend.local import _grants, _secrets
+        from stigmer.backend.local.tables import _grants, _secrets
 
         who = current_principal()
         return await self._write(
@@ -344,9 +344,9 @@ class LocalBackend:
         """
         import os
 
-        from stigmer.backend.local import _secrets
         from stigmer.backend.local._crypto import SecretBox
         from stigmer.backend.local._keys import KeySlot
+        from stigmer.backend.local.tables import _secrets
 
         old = self._box()
         key = new_key if new_key is not None else os.urandom(32)
@@ -369,12 +369,12 @@ class LocalBackend:
     # artifacts
 
     async def put_artifact(self, request: svc.PutArtifactRequest) -> artifact_pb2.ArtifactMetadata:
-        from stigmer.backend.local import _artifacts
+        from stigmer.backend.local.tables import _artifacts
 
         return await self._write(lambda c: _artifacts.put_artifact(c, request))
 
     async def get_artifact(self, request: svc.GetArtifactRequest) -> svc.GetArtifactResponse:
-        from stigmer.backend.local import _artifacts
+        from stigmer.backend.local.tables import _artifacts
 
         return await self._read(lambda c: _artifacts.get_artifact(c, request))
 

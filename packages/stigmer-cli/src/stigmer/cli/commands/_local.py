@@ -45,9 +45,9 @@ CONTEXT = "local-stack"
 # What each component's command line contains (a pid file may name a reused pid).
 MARKERS = {
     "temporal": "temporal",
-    "server": "_server_main",
-    "workflow-runner": "stigmer.runner.workflow._main",
-    "agent-runner": "stigmer.runner.agent._worker",
+    "server": "stigmer-server",
+    "workflow-runner": "stigmer-workflow-runner",
+    "agent-runner": "stigmer-agent-runner",
 }
 START_TIMEOUT = 90.0
 
@@ -148,14 +148,9 @@ def _ensure_runner_token(paths: LocalPaths) -> None:
     """A runner-role token for the workers (created once, kept 0600; replaced when the token store
     no longer knows it, e.g. after its database was deleted, or it was revoked)."""
     from stigmer.cli._config import load_settings
+    from stigmer.server import TokenStore
 
     settings = load_settings()
-    try:
-        from stigmer.backend.local import TokenStore
-    except ImportError as exc:
-        raise CliError(
-            f"the local stack needs stigmer-backend-local ({exc}); install it: pip install stigmer-backend-local"
-        ) from exc
     store = TokenStore(database_url=settings.database_url or None, home=settings.home)
     try:
         current = (

@@ -1,4 +1,4 @@
-"""``stigmer server`` and ``stigmer token create|list|revoke`` (thin wrappers over stigmer-backend-local)."""
+"""``stigmer server`` and ``stigmer token create|list|revoke`` (thin wrappers over stigmer-server)."""
 
 from __future__ import annotations
 
@@ -65,19 +65,10 @@ class Role(enum.StrEnum):
 
 
 def _local(attr: str) -> Any:
-    """``stigmer.backend.local.<attr>``, or a clear error when that package lacks it."""
-    import importlib
+    """``stigmer.server.<attr>`` (imported when a command needs it: ``stigmer --help`` stays fast)."""
+    import stigmer.server
 
-    try:
-        module = importlib.import_module("stigmer.backend.local")
-    except ImportError:
-        raise CliError("the server needs stigmer-backend-local: pip install stigmer-backend-local") from None
-    value = getattr(module, attr, None)
-    if value is None:
-        raise CliError(
-            f"the installed stigmer-backend-local has no {attr}; upgrade it: pip install -U stigmer-backend-local"
-        )
-    return value
+    return getattr(stigmer.server, attr)
 
 
 def _database(database: str) -> tuple[str | None, Path]:
@@ -174,7 +165,8 @@ def server(
     """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give both --tls-cert and --tls-key, or neither")
-    from stigmer.core import InvalidArgument, TemporalConnection
+    from stigmer.core import InvalidArgument
+    from stigmer.server import TemporalConnection
 
     try:
         connection = TemporalConnection.optional(
@@ -204,9 +196,7 @@ def server(
     params = inspect.signature(run_server).parameters
     if connection is not None:
         if "temporal" not in params:
-            raise CliError(
-                "this stigmer-backend-local cannot connect to Temporal with these options; upgrade it"
-            )
+            raise CliError("this stigmer-server cannot connect to Temporal with these options; upgrade it")
         kwargs["temporal"] = connection
     if "on_ready" in params:
         kwargs["on_ready"] = lambda address: echo_err(

@@ -48,6 +48,14 @@ def temporal_binary() -> str | None:
     return shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
 
 
+def console_script(name: str) -> str:
+    """A console script of this environment (next to ``sys.executable``), else the one on ``PATH``."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    return shutil.which(name) or name
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
@@ -85,7 +93,6 @@ class Supervisor:
 
     def _argv(self, name: str) -> list[str]:
         s = self.settings
-        python = sys.executable
         token = str(self.paths.runner_token)
         if name == "temporal":
             binary = temporal_binary() or "temporal"
@@ -105,10 +112,10 @@ class Supervisor:
             argv += ["--ui-port", str(s.ui_port)] if s.ui_port else ["--headless"]
             return argv
         if name == "server":
+            from stigmer.server import server_script
+
             return [
-                python,
-                "-m",
-                "stigmer.backend.local._server_main",
+                server_script(),
                 "--listen",
                 s.server_address,
                 "--home",
@@ -118,14 +125,10 @@ class Supervisor:
                 # One person's own stack: their runs may start local processes, as in Lite.
                 "--allow-run",
             ]
-        module = (
-            "stigmer.runner.workflow._main" if name == "workflow-runner" else "stigmer.runner.agent._worker"
-        )
+        script = "stigmer-workflow-runner" if name == "workflow-runner" else "stigmer-agent-runner"
         queue = "stigmer-workflows" if name == "workflow-runner" else "stigmer-agents"
         return [
-            python,
-            "-m",
-            module,
+            console_script(script),
             "--temporal",
             s.temporal_address,
             "--task-queue",

@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from stigmer.core import Backend, StigmerError, Unavailable, default_redactor, heartbeating
+from stigmer.core import Backend, StigmerError, Unavailable, default_redactor
 from stigmer.proto.v1 import execution_pb2
+from stigmer.temporal import heartbeating
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 

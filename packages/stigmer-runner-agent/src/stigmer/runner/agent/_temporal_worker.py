@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from stigmer.core import TemporalConnection, run_temporal_worker
+from stigmer.temporal import TemporalConnection, run_temporal_worker
 
 __all__ = ["agent_worker", "run_worker"]
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stigmer.core import WorkerCommand
+from stigmer.temporal import WorkerCommand
 
 __all__ = ["build_parser", "main"]
 

@@ -22,12 +22,12 @@ from stigmer.core import (
     FailedPrecondition,
     Limits,
     default_redactor,
-    heartbeating,
     is_terminal,
     phase_number,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.temporal import heartbeating
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from stigmer.core import Limits, TemporalConnection, run_temporal_worker
+from stigmer.core import Limits
+from stigmer.temporal import TemporalConnection, run_temporal_worker
 
 __all__ = ["PASSTHROUGH", "run_worker", "workflow_worker"]
 

@@ -1,0 +1,399 @@
+"""The execution event log and status updates: the hot path of every runner.
+
+One call is one transaction of a few pre-built SQLAlchemy Core statements: lock and read the
+execution row, insert the new events, write the row back. Status lives in the row as a serialized
+``ExecutionStatus`` so a call never parses JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from stigmer.backend.local._db import Prepared, prepared_for
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._grants import claim
+from stigmer.backend.local.tables._input import q
+from stigmer.core import (
+    API_VERSION,
+    TERMINAL_PHASES,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Principal,
+    phase_name,
+)
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
+
+__all__ = [
+    "ALLOWED",
+    "ExecRow",
+    "Loaded",
+    "events_after",
+    "forget_finished_runtime_secrets",
+    "load",
+    "save",
+    "to_execution",
+    "update_status",
+]
+
+P = ex.Phase
+ALLOWED: dict[int, frozenset[int]] = {
+    P.PHASE_PENDING: frozenset({P.PHASE_RUNNING, P.PHASE_CANCELLED, P.PHASE_FAILED}),
+    P.PHASE_RUNNING: frozenset(
+        {P.PHASE_WAITING_APPROVAL, P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED, P.PHASE_RUNNING}
+    ),
+    P.PHASE_WAITING_APPROVAL: frozenset({P.PHASE_RUNNING, P.PHASE_FAILED, P.PHASE_CANCELLED}),
+}
+
+_e, _ev = s.executions, s.execution_events
+_COLS = (
+    _e.c.pk,
+    _e.c.id,
+    _e.c.kind,
+    _e.c.phase,
+    _e.c.last_sequence,
+    _e.c.labels,
+    _e.c.spec,
+    _e.c.status,
+    _e.c.created_at,
+    _e.c.updated_at,
+)
+_SELECT = select(*_COLS).where(_e.c.id == bindparam("eid"))
+_SELECT_LOCKED = _SELECT.with_for_update()
+_SELECT_EVENT = select(_ev.c.body).where(
+    _ev.c.execution_id == bindparam("eid"), _ev.c.sequence == bindparam("seq")
+)
+_INSERT_EVENT = insert(_ev)
+_UPDATE_PHASE = (
+    update(_e)
+    .where(_e.c.pk == bindparam("b_pk"))
+    .values(
+        phase=bindparam("b_phase"),
+        last_sequence=bindparam("b_last"),
+        status=bindparam("b_status"),
+        updated_at=bindparam("b_now"),
+    )
+)
+# Without the phase column, so the phase index is not rewritten by the common update.
+_UPDATE = (
+    update(_e)
+    .where(_e.c.pk == bindparam("b_pk"))
+    .values(last_sequence=bindparam("b_last"), status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+# A run's own secrets (`stigmer run --secret`) are kept only until it finishes.
+_DELETE_RUNTIME_SECRETS = delete(s.execution_secrets).where(
+    s.execution_secrets.c.execution_id == bindparam("eid")
+)
+_EVENTS_AFTER = (
+    select(_ev.c.body)
+    .where(_ev.c.execution_id == bindparam("eid"), _ev.c.sequence > bindparam("after"))
+    .order_by(_ev.c.sequence)
+    .limit(500)
+)
+
+
+class ExecRow(NamedTuple):
+    pk: int
+    id: str
+    kind: str
+    phase: int
+    last_sequence: int
+    labels: str
+    spec: bytes
+    status: bytes
+    created_at: int
+    updated_at: int
+
+
+class _Statements:
+    """The hot-path statements, compiled once per dialect."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.select = Prepared(_SELECT, dialect)
+        self.select_locked = Prepared(_SELECT_LOCKED, dialect)
+        self.select_event = Prepared(_SELECT_EVENT, dialect)
+        self.insert_event = Prepared(_INSERT_EVENT, dialect, ["execution_id", "sequence", "type", "body"])
+        self.update = Prepared(_UPDATE, dialect)
+        self.update_phase = Prepared(_UPDATE_PHASE, dialect)
+        self.events_after = Prepared(_EVENTS_AFTER, dialect)
+
+
+def _stmts(conn: Connection) -> _Statements:
+    return prepared_for(conn, _Statements)
+
+
+@dataclass
+class Loaded:
+    """An execution row being changed inside one write transaction."""
+
+    row: Any
+    status: ex.ExecutionStatus
+    phase: int
+    last: int
+    now: int
+    new_events: list[ex.ExecutionEvent] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.row.id)
+
+    def append(self, type_: str, **fields: Any) -> ex.ExecutionEvent:
+        self.last += 1
+        event = ex.ExecutionEvent(execution_id=self.id, sequence=self.last, type=type_, **fields)
+        event.time.CopyFrom(timestamp(self.now))
+        self.new_events.append(event)
+        return event
+
+    def set_phase(self, phase: int, text: str = "") -> None:
+        """Validate and apply a phase change, appending its ``phase`` event."""
+        if phase == self.phase and phase != P.PHASE_RUNNING:
+            if phase in TERMINAL_PHASES:
+                return
+            raise FailedPrecondition(
+                f"execution {self.id} is already {phase_name(phase)}; that is not a phase change it can make"
+            )
+        if self.phase in TERMINAL_PHASES:
+            raise FailedPrecondition(
+                f"execution {self.id} is {phase_name(self.phase)}; a finished execution cannot change"
+            )
+        if phase not in ALLOWED.get(self.phase, ()):
+            raise FailedPrecondition(
+                f"execution {self.id} cannot go from {phase_name(self.phase)} to {phase_name(phase)}"
+            )
+        if phase == self.phase:
+            return
+        self.phase = phase
+        self.status.phase = phase  # type: ignore[assignment]
+        if phase == P.PHASE_RUNNING and not self.status.HasField("started_at"):
+            self.status.started_at.CopyFrom(timestamp(self.now))
+        if phase != P.PHASE_WAITING_APPROVAL:
+            self.status.ClearField("pending_approval")
+        if phase in TERMINAL_PHASES:
+            self.status.finished_at.CopyFrom(timestamp(self.now))
+        self.append("phase", phase=phase, text=text)
+
+
+def load(conn: Connection, execution_id: str, lock: bool = True) -> Loaded:
+    if not execution_id:
+        raise InvalidArgument("execution_id is required", ["execution_id"])
+    st = _stmts(conn)
+    cur: Any = (st.select_locked if lock else st.select).run(conn, {"eid": execution_id})
+    found = cur.fetchone()
+    cur.close()
+    if found is None:
+        raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
+    row = ExecRow(*found)
+    return Loaded(row, ex.ExecutionStatus.FromString(row.status), row.phase, row.last_sequence, now_us())
+
+
+def save(conn: Connection, item: Loaded) -> ex.Execution:
+    """Insert the new events and write the row back; returns the execution as stored.
+
+    Reaching a final phase deletes the execution's run-time secrets (``execution_secrets``);
+    WAITING_APPROVAL keeps them, since the run continues after the decision.
+    """
+    st = _stmts(conn)
+    if item.new_events:
+        st.insert_event.many(
+            conn,
+            [
+                {
+                    "execution_id": item.id,
+                    "sequence": e.sequence,
+                    "type": e.type,
+                    "body": e.SerializeToString(),
+                }
+                for e in item.new_events
+            ],
+        )
+    item.status.last_sequence = item.last
+    body = item.status.SerializeToString()
+    values = {"b_pk": item.row.pk, "b_last": item.last, "b_status": body, "b_now": item.now}
+    if item.phase != item.row.phase:
+        values["b_phase"] = item.phase
+        cur: Any = st.update_phase.run(conn, values)
+    else:
+        cur = st.update.run(conn, values)
+    cur.close()
+    if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
+        # Every path to a final phase (status update, cancel) comes through here.
+        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": item.id})
+    return to_execution(item.row, item.status, item.now)
+
+
+def to_execution(
+    row: Any, status: ex.ExecutionStatus | None = None, updated_at: int | None = None
+) -> ex.Execution:
+    out = ex.Execution(api_version=API_VERSION, kind=row.kind)
+    md = out.metadata
+    md.id = md.name = md.slug = row.id
+    md.version = 1
+    md.labels.update(json.loads(row.labels))
+    md.created_at.CopyFrom(timestamp(row.created_at))
+    md.updated_at.CopyFrom(timestamp(updated_at if updated_at is not None else row.updated_at))
+    out.spec.ParseFromString(row.spec)
+    if status is None:
+        out.status.ParseFromString(row.status)
+    else:
+        out.status.CopyFrom(status)
+    return out
+
+
+def _same(stored: bytes, event: ex.ExecutionEvent) -> bool:
+    old = ex.ExecutionEvent.FromString(stored)
+    if not event.HasField("time"):
+        event.time.CopyFrom(old.time)
+    return old == event
+
+
+def update_status(
+    conn: Connection, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
+) -> ex.Execution:
+    if principal is not None:
+        claim(conn, principal, request.execution_id, "report the progress of")
+    item = load(conn, request.execution_id)
+    pending: dict[int, ex.ExecutionEvent] = {}
+    changed = False
+    for index, given in enumerate(request.events):
+        event = ex.ExecutionEvent()
+        event.CopyFrom(given)
+        where = f"events[{index}]"
+        if event.execution_id and event.execution_id != item.id:
+            raise InvalidArgument(
+                f"{where} belongs to execution {q(event.execution_id)}, not {item.id}",
+                [f"{where}.execution_id"],
+            )
+        if not event.type or len(event.type) > 64:
+            raise InvalidArgument(
+                f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
+                [f"{where}.type"],
+            )
+        event.execution_id = item.id
+        seq = event.sequence or item.last + 1
+        event.sequence = seq
+        if seq <= item.last:
+            earlier = pending.get(seq)
+            if earlier is not None:
+                if not event.HasField("time"):
+                    event.time.CopyFrom(earlier.time)
+                same = earlier == event
+            else:
+                cur: Any = _stmts(conn).select_event.run(conn, {"eid": item.id, "seq": seq})
+                found = cur.fetchone()
+                cur.close()
+                same = found is not None and _same(bytes(found[0]), event)
+            if not same:
+                raise FailedPrecondition(
+                    f"event {seq} of execution {item.id} is already stored with different content; "
+                    "an event is never rewritten (send it with sequence 0 to append it)"
+                )
+            continue
+        if seq != item.last + 1:
+            raise InvalidArgument(
+                f"{where} has sequence {seq} but the next one is {item.last + 1}; events must have no gaps",
+                [f"{where}.sequence"],
+            )
+        if item.phase in TERMINAL_PHASES:
+            raise FailedPrecondition(
+                f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
+            )
+        if not event.HasField("time"):
+            event.time.CopyFrom(timestamp(item.now))
+        item.last = seq
+        item.new_events.append(event)
+        pending[seq] = event
+        changed = True
+    status = item.status
+    has_changes = bool(
+        request.HasField("output")
+        or request.HasField("error")
+        or request.tasks
+        or request.HasField("usage")
+        or request.HasField("pending_approval")
+        or request.checkpoint
+    )
+    if item.phase in TERMINAL_PHASES and has_changes:
+        raise FailedPrecondition(
+            f"execution {item.id} is {phase_name(item.phase)}; a finished execution cannot change"
+        )
+    if request.runner:
+        status.runner = request.runner
+    if request.HasField("output"):
+        status.output.CopyFrom(request.output)
+    if request.HasField("error"):
+        status.error.CopyFrom(request.error)
+    if request.tasks:
+        _upsert_tasks(status, request.tasks)
+    if request.HasField("usage"):
+        u, add = status.usage, request.usage
+        u.input_tokens += add.input_tokens
+        u.output_tokens += add.output_tokens
+        u.requests += add.requests
+        u.tool_calls += add.tool_calls
+    if request.checkpoint:
+        status.checkpoint = request.checkpoint
+    if request.phase:
+        if request.phase not in P.values():
+            raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])
+        item.set_phase(request.phase, request.error.detail if request.phase == P.PHASE_FAILED else "")
+    if request.HasField("pending_approval"):
+        if item.phase != P.PHASE_WAITING_APPROVAL:
+            raise FailedPrecondition(
+                f"pending_approval can only be set with phase WAITING_APPROVAL (execution {item.id} is "
+                f"{phase_name(item.phase)})"
+            )
+        status.pending_approval.CopyFrom(request.pending_approval)
+        if not status.pending_approval.HasField("requested_at"):
+            status.pending_approval.requested_at.CopyFrom(timestamp(item.now))
+    if not (changed or has_changes or item.new_events or request.runner):
+        return to_execution(item.row, status)
+    return save(conn, item)
+
+
+_FINISHED = select(_e.c.id).where(_e.c.phase.in_(sorted(TERMINAL_PHASES)))
+_LEFT_BEHIND = select(s.execution_secrets.c.execution_id).where(
+    s.execution_secrets.c.execution_id.in_(_FINISHED)
+)
+
+
+def forget_finished_runtime_secrets(db: Any) -> int:
+    """Delete run-time secrets an older version left behind for runs that have finished.
+
+    One read when there are none (every open), a write only when there are; returns how many
+    executions had some.
+    """
+    with db.read() as conn:
+        left = conn.execute(_LEFT_BEHIND.distinct().limit(1000)).scalars().all()
+    if not left:
+        return 0
+    with db.write() as conn:
+        conn.execute(delete(s.execution_secrets).where(s.execution_secrets.c.execution_id.in_(_FINISHED)))
+    return len(left)
+
+
+def _upsert_tasks(status: ex.ExecutionStatus, tasks: Sequence[ex.TaskProgress]) -> None:
+    index = {t.path: i for i, t in enumerate(status.tasks)}
+    for i, task in enumerate(tasks):
+        if not task.path:
+            raise InvalidArgument(f"tasks[{i}] has no path", [f"tasks[{i}].path"])
+        at = index.get(task.path)
+        if at is None:
+            index[task.path] = len(status.tasks)
+            status.tasks.add().CopyFrom(task)
+        else:
+            # Fields the update leaves unset keep their value (a completion keeps started_at).
+            status.tasks[at].MergeFrom(task)
+
+
+def events_after(conn: Connection, execution_id: str, after: int) -> list[ex.ExecutionEvent]:
+    """Up to 500 events with a sequence number greater than ``after``, in order."""
+    cur: Any = _stmts(conn).events_after.run(conn, {"eid": execution_id, "after": after})
+    rows = cur.fetchall()
+    cur.close()
+    return [ex.ExecutionEvent.FromString(bytes(r[0])) for r in rows]

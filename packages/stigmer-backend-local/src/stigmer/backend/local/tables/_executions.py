@@ -1,0 +1,293 @@
+"""Executions: create (pinning the target and computing secret refs), read, list, cancel, approve."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import struct_pb2
+from sqlalchemy import Connection, insert, select
+from stigmer.backend.local._crypto import SecretBox
+from stigmer.backend.local.tables import _grants, _secrets
+from stigmer.backend.local.tables import _resources as res
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import dumps, now_us
+from stigmer.backend.local.tables._events import P, load, save, to_execution
+from stigmer.backend.local.tables._input import check_secret_name, q
+from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
+from stigmer.backend.local.tables._selectors import check_labels
+from stigmer.core import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Principal,
+    new_id,
+    phase_name,
+)
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2 as ex
+from stigmer.proto.v1 import meta_pb2
+
+__all__ = [
+    "cancel",
+    "context",
+    "create",
+    "get",
+    "list_executions",
+    "submit_approval",
+]
+
+_EXEC_KIND = {"Agent": "AgentExecution", "Workflow": "WorkflowExecution"}
+
+
+def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
+    if ref.kind and ref.kind not in _EXEC_KIND:
+        raise InvalidArgument(
+            f"an execution runs an Agent or a Workflow, not a {q(ref.kind)}", ["spec.target.kind"]
+        )
+    if not (ref.id or ref.name):
+        raise InvalidArgument("spec.target needs the name (or id) of an Agent or Workflow", ["spec.target"])
+    if ref.kind or ref.id:
+        row = res.find(conn, ref)
+    else:
+        rows = [r for k in _EXEC_KIND if (r := res.find(conn, ref, k)) is not None]
+        if len(rows) > 1:
+            raise InvalidArgument(
+                f"both an Agent and a Workflow are named {q(ref.name)}; set spec.target.kind",
+                ["spec.target.kind"],
+            )
+        row = rows[0] if rows else None
+    if row is None or row.kind not in _EXEC_KIND:
+        what = f"with id {q(ref.id)}" if ref.id else q(ref.name)
+        raise NotFound(
+            f"no {ref.kind or 'Agent or Workflow'} {what} exists; apply it first (`stigmer apply -f ...`)"
+        )
+    return row
+
+
+def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if target_kind == "Agent":
+        for env in body.get("spec", {}).get("environments", []):
+            row = res.find(conn, meta_pb2.ResourceRef(kind="Environment", name=env))
+            if row is not None:
+                out.update(json.loads(row.spec).get("variables", {}))
+    return out
+
+
+def create(
+    conn: Connection,
+    box: SecretBox,
+    request: svc.CreateExecutionRequest,
+    principal: Principal | None = None,
+    offer_to_runners: bool = True,
+) -> ex.Execution:
+    """Create an execution in PENDING, pinning its target's version and computing its secrets.
+
+    With a ``principal`` (a server's caller): a runner may only start children of an execution it
+    holds; the stored secrets the run would receive must be granted to the author of the pinned
+    version (see ``_grants``). ``offer_to_runners`` says whether runner workers may claim it (a
+    server that runs executions itself gives them only to the process it starts for them).
+    """
+    if principal is not None and principal.role == "user" and request.dispatch_by_caller:
+        raise PermissionDenied(
+            f"{principal.describe()} may not set dispatch_by_caller: only the runner of a parent "
+            "execution starts a run itself"
+        )
+    spec = ex.ExecutionSpec()
+    spec.CopyFrom(request.spec)
+    check_labels(dict(request.labels), "labels")
+    for name in request.runtime_secrets:
+        check_secret_name(name, f"runtime_secrets.{name}")
+    row = _target(conn, spec.target)
+    if spec.target_version and spec.target_version != row.version:
+        body = res.version_body(conn, row.id, spec.target_version)
+        if body is None:
+            raise NotFound(
+                f"{row.kind} '{row.name}' has no version {spec.target_version} (latest: {row.version})"
+            )
+    else:
+        spec.target_version = row.version
+        body = res.version_body(conn, row.id, row.version)
+    if body is None:  # pragma: no cover - every stored version has a body
+        raise FailedPrecondition(f"{row.kind} '{row.name}' has no stored version {spec.target_version}")
+    spec.target.CopyFrom(meta_pb2.ResourceRef(kind=row.kind, name=row.name, id=row.id))
+    if spec.session_id:
+        session = res.find(conn, meta_pb2.ResourceRef(kind="Session", id=spec.session_id))
+        if session is None:
+            raise NotFound(f"session {spec.session_id!r} does not exist; create the Session first")
+    if spec.parent_execution_id:
+        load(conn, spec.parent_execution_id, lock=False)
+    _grants.check_parent_held(conn, principal, spec.parent_execution_id)
+    if row.kind == "Agent":
+        names = res.agent_secret_refs(conn, body)
+    else:
+        struct = struct_pb2.Struct()
+        struct.update(body.get("spec", {}))
+        names = res.workflow_secrets(struct)
+    starter = _starter(conn, principal, spec.parent_execution_id)
+    if principal is not None:
+        _check_grants(
+            conn, row.id, spec.target_version, starter, principal, names, f"{row.kind} {row.name!r}"
+        )
+    names.extend(request.runtime_secrets)
+    del spec.secret_refs[:]
+    spec.secret_refs.extend(sorted(set(names)))
+    kind = _EXEC_KIND[row.kind]
+    eid = new_id(kind)
+    now = now_us()
+    status = ex.ExecutionStatus(phase=P.PHASE_PENDING)
+    conn.execute(
+        insert(s.executions).values(
+            id=eid,
+            kind=kind,
+            target_kind=row.kind,
+            target_id=row.id,
+            session_id=spec.session_id,
+            phase=P.PHASE_PENDING,
+            last_sequence=0,
+            labels=dumps(dict(request.labels)),
+            spec=spec.SerializeToString(),
+            status=status.SerializeToString(),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
+    _grants.record_author(conn, eid, 0, starter)
+    dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")
+    if spec.parent_execution_id and _grants.dispatch_of(conn, spec.parent_execution_id) == "server":
+        dispatch = "server"  # a child of a run the server runs itself is never offered to runner tokens
+    _grants.record_lease(conn, eid, dispatch)
+    res.bump_status(conn, row.id, {"executionCount+": 1, "lastExecutionId": eid})
+    if spec.session_id:
+        res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})
+    return _get(conn, eid)
+
+
+def _starter(
+    conn: Connection, principal: Principal | None, parent_id: str
+) -> Principal | _grants.Author | None:
+    """Who a new execution is started by: the caller, or for a runner's child, the parent's starter."""
+    if principal is None or principal.role != "runner":
+        return principal
+    return _grants.author_of(conn, parent_id, 0) if parent_id else None
+
+
+def _check_grants(
+    conn: Connection,
+    target_id: str,
+    version: int,
+    starter: Principal | _grants.Author | None,
+    principal: Principal,
+    names: list[str],
+    what: str,
+) -> None:
+    """The stored secrets a run receives must be granted to the author of the version it pins (or,
+    when that version has no recorded author, to whoever started the run)."""
+    subject = _grants.author_of(conn, target_id, version) or starter or principal
+    _grants.check_may_use(conn, subject, names, f"a run of {what}")
+
+
+def _get(conn: Connection, execution_id: str) -> ex.Execution:
+    item = load(conn, execution_id, lock=False)
+    return to_execution(item.row)
+
+
+def get(conn: Connection, request: svc.GetExecutionRequest) -> ex.Execution:
+    return _get(conn, request.id)
+
+
+def list_executions(conn: Connection, request: svc.ListExecutionsRequest) -> svc.ListExecutionsResponse:
+    e = s.executions
+    size = page_size(request.page_size)
+    conds: list[Any] = []
+    if request.page_token:
+        conds.append(e.c.pk < decode_token(request.page_token, "x"))
+    if request.kind:
+        if request.kind not in _EXEC_KIND.values():
+            raise InvalidArgument("kind must be AgentExecution, WorkflowExecution or empty", ["kind"])
+        conds.append(e.c.kind == request.kind)
+    if request.target.id or request.target.name:
+        conds.append(e.c.target_id == _target(conn, request.target).id)
+    if request.phase:
+        conds.append(e.c.phase == int(request.phase))
+    if request.session_id:
+        conds.append(e.c.session_id == request.session_id)
+    rows = list(conn.execute(select(e).where(*conds).order_by(e.c.pk.desc()).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return svc.ListExecutionsResponse(
+        executions=[to_execution(r) for r in rows],
+        next_page_token=encode_token("x", rows[-1].pk) if more else "",
+    )
+
+
+def cancel(conn: Connection, request: svc.CancelExecutionRequest) -> ex.Execution:
+    item = load(conn, request.id)
+    if item.phase in (P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED):
+        raise FailedPrecondition(
+            f"execution {item.id} already finished ({phase_name(item.phase)}); nothing to cancel"
+        )
+    item.append("cancel.requested", text=request.reason)
+    item.set_phase(P.PHASE_CANCELLED, request.reason)
+    return save(conn, item)
+
+
+def submit_approval(conn: Connection, request: svc.SubmitApprovalRequest) -> ex.Execution:
+    item = load(conn, request.execution_id)
+    if item.phase != P.PHASE_WAITING_APPROVAL:
+        raise FailedPrecondition(
+            f"execution {item.id} is {phase_name(item.phase)}, not waiting for an approval"
+        )
+    pending = item.status.pending_approval
+    if request.approval_id and pending.id and request.approval_id != pending.id:
+        raise FailedPrecondition(
+            f"execution {item.id} waits for approval {pending.id!r}, not {request.approval_id!r}"
+        )
+    data = struct_pb2.Value()
+    data.struct_value.update({"approved": request.approved, "reason": request.reason, "tool": pending.tool})
+    item.append(
+        "approval.resolved",
+        subject=pending.id or request.approval_id,
+        text=request.reason,
+        data=data,
+    )
+    item.set_phase(P.PHASE_RUNNING)
+    return save(conn, item)
+
+
+def context(
+    conn: Connection,
+    box: SecretBox,
+    request: svc.GetExecutionContextRequest,
+    principal: Principal | None = None,
+) -> svc.ExecutionContext:
+    item = load(conn, request.execution_id, lock=False)
+    if principal is not None:
+        _grants.claim(conn, principal, item.id, "read the context of")
+    if item.phase not in (P.PHASE_RUNNING, P.PHASE_WAITING_APPROVAL):
+        raise FailedPrecondition(
+            f"execution {item.id} is {phase_name(item.phase)}; its context (variables and secrets) is only "
+            "available while it is RUNNING or WAITING_APPROVAL"
+        )
+    spec = ex.ExecutionSpec.FromString(item.row.spec)
+    runtime = _secrets.runtime_secrets(conn, item.id) if spec.secret_refs else {}
+    if principal is not None:
+        stored = [n for n in spec.secret_refs if n not in runtime]
+        starter = _grants.author_of(conn, item.id, 0)
+        _check_grants(
+            conn,
+            spec.target.id,
+            spec.target_version,
+            starter,
+            principal,
+            stored,
+            f"{spec.target.kind} {spec.target.name!r}",
+        )
+    body = res.version_body(conn, spec.target.id, spec.target_version) or {}
+    variables = _variables(conn, spec.target.kind, body)
+    variables.update(spec.env)
+    values = _secrets.resolve_values(conn, box, item.id, spec.secret_refs, runtime)
+    return svc.ExecutionContext(execution_id=item.id, variables=variables, secrets=values)

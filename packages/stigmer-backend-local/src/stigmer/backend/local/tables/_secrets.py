@@ -1,0 +1,265 @@
+"""The encrypted secret store: named secrets and the run-time secrets of one execution."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from stigmer.backend.local._crypto import SecretBox
+from stigmer.backend.local.tables import _grants
+from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._input import check_secret_name
+from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, Principal
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import secret_pb2
+
+__all__ = [
+    "can_open",
+    "delete_secret",
+    "list_secrets",
+    "metadata_of",
+    "open_secret",
+    "reencrypt_all",
+    "require_key",
+    "resolve_values",
+    "runtime_secrets",
+    "seal_secret",
+    "set_secret",
+    "store_runtime_secrets",
+]
+
+log = logging.getLogger(__name__)
+_MAX_VALUE = 1 << 20
+
+
+def _context(name: str) -> str:
+    return f"stigmer/secret/{name}"
+
+
+def _runtime_context(execution_id: str, name: str) -> str:
+    return f"stigmer/execution/{execution_id}/secret/{name}"
+
+
+def seal_secret(box: SecretBox, name: str, value: str) -> bytes:
+    """The stored form of secret ``name``: AES-256-GCM, bound to the name."""
+    return box.seal(value, _context(name))
+
+
+def open_secret(box: SecretBox, name: str, blob: bytes) -> str:
+    return box.open(blob, _context(name), f"secret {name}")
+
+
+def _metadata(row: Any) -> secret_pb2.SecretMetadata:
+    out = secret_pb2.SecretMetadata(
+        name=row.name,
+        description=row.description,
+        version=row.version,
+    )
+    out.created_at.CopyFrom(timestamp(row.created_at))
+    out.updated_at.CopyFrom(timestamp(row.updated_at))
+    return out
+
+
+def _check_value(value: str, name: str) -> None:
+    if len(value.encode("utf-8")) > _MAX_VALUE:
+        raise InvalidArgument(f"secret {name} is larger than 1 MiB", ["value"])
+
+
+def set_secret(
+    conn: Connection,
+    box: SecretBox,
+    request: svc.SetSecretRequest,
+    principal: Principal | None = None,
+) -> secret_pb2.SecretMetadata:
+    name = check_secret_name(request.name)
+    _check_value(request.value, name)
+    sealed = seal_secret(box, name, request.value)
+    now = now_us()
+    t = s.secrets
+    row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    if row is None:
+        _grants.set_owner(conn, name, _grants.owner_for_new_secret(principal))
+        conn.execute(
+            insert(t).values(
+                name=name,
+                description=request.description,
+                version=1,
+                ciphertext=sealed,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    else:
+        _grants.check_owner(conn, principal, name, "overwrite")
+        conn.execute(
+            update(t)
+            .where(t.c.name == name)
+            .values(
+                description=request.description or row.description,
+                version=row.version + 1,
+                ciphertext=sealed,
+                updated_at=now,
+            )
+        )
+    log.info("stored secret %s", name)
+    return metadata_of(conn, name)
+
+
+def metadata_of(conn: Connection, name: str) -> secret_pb2.SecretMetadata:
+    """The metadata of a stored secret, with its owner and grants."""
+    t = s.secrets
+    out = _metadata(conn.execute(select(t).where(t.c.name == name)).one())
+    _grants.describe_metadata(conn, [out])
+    return out
+
+
+def delete_secret(
+    conn: Connection, request: svc.DeleteSecretRequest, principal: Principal | None = None
+) -> secret_pb2.SecretMetadata:
+    name = check_secret_name(request.name)
+    t = s.secrets
+    row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"secret {name} does not exist; list them with `stigmer secret list`")
+    _grants.check_owner(conn, principal, name, "delete")
+    out = metadata_of(conn, name)
+    conn.execute(delete(t).where(t.c.name == name))
+    _grants.forget_secret(conn, name)
+    log.info("deleted secret %s", name)
+    return out
+
+
+def list_secrets(conn: Connection, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
+    t = s.secrets
+    cols = (t.c.name, t.c.description, t.c.version, t.c.created_at, t.c.updated_at)
+    query = select(*cols).order_by(t.c.name)
+    rows = [r for r in conn.execute(query) if r.name.startswith(request.prefix)]
+    out = [_metadata(r) for r in rows]
+    _grants.describe_metadata(conn, out)
+    return svc.ListSecretsResponse(secrets=out)
+
+
+def store_runtime_secrets(
+    conn: Connection, box: SecretBox, execution_id: str, values: Mapping[str, str]
+) -> None:
+    rows = []
+    for name, value in values.items():
+        check_secret_name(name, f"runtime_secrets.{name}")
+        _check_value(value, name)
+        rows.append(
+            {
+                "execution_id": execution_id,
+                "name": name,
+                "ciphertext": box.seal(value, _runtime_context(execution_id, name)),
+            }
+        )
+    if rows:
+        conn.execute(insert(s.execution_secrets), rows)
+
+
+def runtime_secrets(conn: Connection, execution_id: str) -> dict[str, bytes]:
+    """``name -> ciphertext`` of the run-time secrets of one execution."""
+    es = s.execution_secrets
+    return {
+        r.name: r.ciphertext
+        for r in conn.execute(select(es.c.name, es.c.ciphertext).where(es.c.execution_id == execution_id))
+    }
+
+
+def resolve_values(
+    conn: Connection,
+    box: SecretBox,
+    execution_id: str,
+    names: Iterable[str],
+    runtime: Mapping[str, bytes] | None = None,
+) -> dict[str, str]:
+    """Decrypted values of ``names``: the execution's run-time secret, else the stored secret.
+
+    ``runtime`` is :func:`runtime_secrets` of the execution when the caller has read it already.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    if runtime is None:
+        runtime = runtime_secrets(conn, execution_id)
+    t = s.secrets
+    stored = {
+        r.name: r.ciphertext
+        for r in conn.execute(
+            select(t.c.name, t.c.ciphertext).where(t.c.name.in_([n for n in wanted if n not in runtime]))
+        )
+    }
+    out: dict[str, str] = {}
+    missing = []
+    for name in wanted:
+        if name in runtime:
+            out[name] = box.open(
+                runtime[name], _runtime_context(execution_id, name), f"run-time secret {name}"
+            )
+        elif name in stored:
+            out[name] = open_secret(box, name, stored[name])
+        else:
+            missing.append(name)
+    if missing:
+        raise FailedPrecondition(
+            f"execution {execution_id} needs secret(s) {', '.join(missing)}, which have no value; "
+            f"set them with `stigmer secret set {missing[0]}`"
+        )
+    return out
+
+
+def can_open(conn: Connection, box: SecretBox) -> bool | None:
+    """Whether ``box`` decrypts a stored secret (None when no secret is stored at all)."""
+    t, es = s.secrets, s.execution_secrets
+    row = conn.execute(select(t.c.name, t.c.ciphertext).limit(1)).first()
+    try:
+        if row is not None:
+            open_secret(box, row.name, row.ciphertext)
+            return True
+        item = conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).limit(1)).first()
+        if item is None:
+            return None
+        box.open(item.ciphertext, _runtime_context(item.execution_id, item.name), "run-time secret")
+        return True
+    except FailedPrecondition:
+        return False
+
+
+def require_key(conn: Connection, box: SecretBox, source: str) -> None:
+    """Refuse to write with a key that does not open the secrets already stored.
+
+    Writing anyway would leave the store encrypted under two keys, which no single key (and no
+    rotation) can open again.
+    """
+    if can_open(conn, box) is False:
+        raise FailedPrecondition(
+            f"the master key from {source or 'this process'} does not open the secrets already stored, "
+            "so nothing was written; use the key they were stored with (STIGMER_MASTER_KEY, the OS "
+            "keyring or $STIGMER_HOME/master.key), or unset STIGMER_MASTER_KEY if it is set by mistake"
+        )
+
+
+def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:
+    """Re-encrypt every stored and run-time secret with ``new``; returns how many were rewritten."""
+    count = 0
+    t = s.secrets
+    for row in list(conn.execute(select(t.c.name, t.c.ciphertext).with_for_update())):
+        plain = old.open(row.ciphertext, _context(row.name), f"secret {row.name}")
+        conn.execute(
+            update(t).where(t.c.name == row.name).values(ciphertext=new.seal(plain, _context(row.name)))
+        )
+        count += 1
+    es = s.execution_secrets
+    for item in list(conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).with_for_update())):
+        ctx = _runtime_context(item.execution_id, item.name)
+        plain = old.open(item.ciphertext, ctx, f"run-time secret {item.name}")
+        conn.execute(
+            update(es)
+            .where(es.c.execution_id == item.execution_id, es.c.name == item.name)
+            .values(ciphertext=new.seal(plain, ctx))
+        )
+        count += 1
+    return count

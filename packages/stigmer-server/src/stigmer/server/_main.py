@@ -1,0 +1,94 @@
+"""``stigmer-server``: run ``stigmer server`` without the CLI (the console script of this distribution).
+
+Used by tests and by the full-stack supervisor. Prints ``stigmer server listening on HOST:PORT``
+on stdout once it accepts calls (``--listen 127.0.0.1:0`` picks a free port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stigmer.core import InvalidArgument, StigmerError, redact_logging
+from stigmer.temporal import TemporalConnection, add_temporal_arguments
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stigmer-server", description="Serve the Stigmer backend over gRPC."
+    )
+    parser.add_argument("--listen", default="127.0.0.1:7234", help="host:port to listen on")
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="SQLAlchemy URL (default: $STIGMER_DATABASE_URL, else $STIGMER_HOME/stigmer.db)",
+    )
+    parser.add_argument("--home", type=Path, default=None, help="STIGMER_HOME (default: ~/.stigmer)")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain")
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key")
+    parser.add_argument("--insecure", action="store_true", help="allow plaintext on a non-loopback address")
+    parser.add_argument(
+        "--no-run-executions",
+        action="store_true",
+        help="leave executions PENDING for external runner workers instead of running them here",
+    )
+    parser.add_argument(
+        "--allow-run",
+        action="store_true",
+        help="let executions start local processes (run: shell|script, stdio MCP servers); "
+        "off by default: any user could run commands as the server's OS user",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    add_temporal_arguments(
+        parser,
+        address_help="run executions as Temporal workflows on this frontend (default: $STIGMER_TEMPORAL_ADDRESS)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        temporal = TemporalConnection.optional_from_args(args)
+    except InvalidArgument as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    # Stigmer's own lines at --log-level; other libraries' warnings only (an HTTP client's INFO
+    # lines hold the URLs it requests, which can carry a value).
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("stigmer").setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
+    redact_logging()  # secrets the in-process runners resolved stay out of the log
+    from stigmer.server._server import run_server
+
+    def announce(address: str) -> None:
+        print(f"stigmer server listening on {address}", flush=True)
+
+    try:
+        run_server(
+            args.listen,
+            args.database,
+            args.home,
+            args.tls_cert,
+            args.tls_key,
+            args.insecure,
+            run_executions=not args.no_run_executions,
+            allow_run=args.allow_run,
+            on_ready=announce,
+            temporal=temporal,
+        )
+    except StigmerError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

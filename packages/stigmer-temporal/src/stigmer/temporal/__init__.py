@@ -1,0 +1,48 @@
+"""Stigmer on Temporal: one home for what the runner workers and the server share to use Temporal.
+
+- the connection options (address, namespace, TLS, mutual TLS, API key): :class:`TemporalConnection`,
+  :func:`add_temporal_arguments`, ``STIGMER_TEMPORAL_*`` (:data:`TEMPORAL_ENV`);
+- the runner worker process: its command line (:class:`WorkerCommand`), its loop
+  (:func:`run_temporal_worker`) and heartbeating inside activities (:func:`heartbeating`);
+- the server's dispatch of executions to Temporal workflows (:func:`temporal_dispatch`), and the
+  names of those workflows, their task queues and signals.
+
+``import stigmer.temporal`` is cheap: temporalio is imported only when something connects.
+"""
+
+from stigmer.temporal._command import WorkerCommand
+from stigmer.temporal._connection import (
+    DEFAULT_TEMPORAL_ADDRESS,
+    TEMPORAL_ENV,
+    TemporalConnection,
+    add_temporal_arguments,
+)
+from stigmer.temporal._dispatch import (
+    AGENT_QUEUE,
+    AGENT_WORKFLOW,
+    APPROVAL_SIGNAL,
+    EVENT_SIGNAL,
+    WORKFLOW_QUEUE,
+    WORKFLOW_WORKFLOW,
+    TemporalDispatcher,
+    temporal_dispatch,
+)
+from stigmer.temporal._worker import heartbeating, run_temporal_worker
+
+__all__ = [
+    "AGENT_QUEUE",
+    "AGENT_WORKFLOW",
+    "APPROVAL_SIGNAL",
+    "DEFAULT_TEMPORAL_ADDRESS",
+    "EVENT_SIGNAL",
+    "TEMPORAL_ENV",
+    "WORKFLOW_QUEUE",
+    "WORKFLOW_WORKFLOW",
+    "TemporalConnection",
+    "TemporalDispatcher",
+    "WorkerCommand",
+    "add_temporal_arguments",
+    "heartbeating",
+    "run_temporal_worker",
+    "temporal_dispatch",
+]
