@@ -111,6 +111,8 @@ class AsyncExecution:
                 task = self._task
                 if ex.status.phase not in STOPPED_PHASES or (task is not None and not task.done()):
                     await self.follow(after_sequence=ex.status.last_sequence)
+                elif task is not None and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]  # a runner bug, not an execution failure
         except TimeoutError:
             raise ExecutionTimeout(
                 f"{self.kind} {self.id} is still {self.phase} after {timeout:g} s"
