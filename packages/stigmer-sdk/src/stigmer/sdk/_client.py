@@ -314,7 +314,8 @@ class AsyncStigmer:
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
-        ``input`` is a workflow's input document, ``message`` an agent's user message; ``env``
+        ``input`` is a workflow's input document (plain data, or a ``google.protobuf.Value``),
+        ``message`` an agent's user message; ``env``
         run-time variables; ``secrets`` values given to this run only; ``session`` continues an
         agent session (its id ``ses_...``, or a name: created on first use). ``kind``
         (``"workflow"`` / ``"agent"``) is needed only when both exist. ``start=False`` (a local
@@ -345,7 +346,9 @@ class AsyncStigmer:
             session_id=await session_for(self.backend, name, session) if session else "",
             env=dict(env or {}),
         )
-        if input is not None:
+        if isinstance(input, struct_pb2.Value):  # given as a Value already (JSON null included)
+            spec.input.CopyFrom(input)
+        elif input is not None:
             value = struct_pb2.Value()
             try:
                 json_format.ParseDict(input, value)

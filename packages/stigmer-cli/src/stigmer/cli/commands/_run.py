@@ -106,7 +106,7 @@ async def start(
     handle = await client.run(
         req.name,
         kind=req.kind,
-        input=req.input if req.has_input else None,
+        input=_input_value(req.input) if req.has_input else None,
         message=req.message or None,
         env=req.env,
         secrets=req.secrets,
@@ -123,6 +123,15 @@ async def start(
     if output is Output.table:
         echo_err(f"{handle.kind} {handle.id} started")
     return await follow(handle, output)
+
+
+def _input_value(data: Any) -> Any:
+    """``--input`` as a ``google.protobuf.Value`` (so ``--input null`` is a JSON null, not no input)."""
+    from google.protobuf import json_format, struct_pb2
+
+    value = struct_pb2.Value()
+    json_format.ParseDict(data, value)
+    return value
 
 
 def spawn_background(execution_id: str, context: str) -> None:
