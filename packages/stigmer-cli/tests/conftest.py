@@ -29,11 +29,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cli(home: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     from stigmer.cli._app import main
-    from stigmer.cli._state import STATE
+    from stigmer.cli._options import OPTIONS
 
     def run(*args: str) -> Result:
-        STATE.debug = False
-        STATE.context = ""
+        OPTIONS.debug = False
+        OPTIONS.context = ""
         capsys.readouterr()
         try:
             main(list(args))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from stigmer.cli._apply import diff_manifests, order_resources
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._apply import diff_manifests, order_resources
 from stigmer.core import parse_manifest
 
 STREAM = """\

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stigmer.cli._app import main
-from stigmer.cli._state import STATE
+from stigmer.cli._options import OPTIONS
 
 _YAMLISH = st.text(
     alphabet=st.sampled_from(list("abcdefgkmnprstvw:-[]{}'\"#&*!|>%@`, \n\t0123456789.")), max_size=120
@@ -38,8 +38,8 @@ def _home(tmp: str) -> Iterator[None]:
 
 
 def _run(args: list[str]) -> tuple[int, str]:
-    STATE.debug = False
-    STATE.context = ""
+    OPTIONS.debug = False
+    OPTIONS.context = ""
     err = io.StringIO()
     code = 0
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):

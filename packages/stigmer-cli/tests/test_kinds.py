@@ -1,10 +1,14 @@
-"""Kind names: singular, plural and short forms; unknown kinds suggest the closest one."""
+"""Kind arguments: singular, plural and short forms (core's table, through the SDK); unknown kinds
+suggest the closest one."""
 
 from __future__ import annotations
 
 import pytest
 from stigmer.cli._errors import CliError
-from stigmer.cli._kinds import EXECUTION, cli_name, resolve_kind, suggest
+from stigmer.cli.commands._params import kind_argument as resolve_kind
+from stigmer.cli.output._view import cli_name
+from stigmer.core import EXECUTION
+from stigmer.sdk._targets import did_you_mean as suggest
 
 
 @pytest.mark.parametrize(
@@ -49,13 +53,14 @@ def test_unknown_kind_suggests(typo: str, expected: str) -> None:
 
 def test_executions_refused_where_not_allowed() -> None:
     with pytest.raises(CliError):
-        resolve_kind("execution", allow_executions=False)
-    assert resolve_kind("agent", allow_executions=False) == "Agent"
+        resolve_kind("execution", executions=False)
+    assert resolve_kind("agent", executions=False) == "Agent"
 
 
 def test_cli_name() -> None:
     assert cli_name("McpServer") == "mcpserver"
     assert cli_name("Agent") == "agent"
+    assert cli_name(EXECUTION) == "execution"
 
 
 def test_suggest() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from stigmer.cli._output import age, color_enabled, print_table
+from stigmer.cli.output._format import age, color_enabled, print_table
 
 
 def test_plain_table_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stigmer.cli._errors import CliError
-from stigmer.cli._params import parse_env, parse_input, parse_secret_file, read_secret_value
+from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
 
 
 def test_input_inline_and_files(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import io
 
 import pytest
 from google.protobuf import json_format, struct_pb2
-from stigmer.cli._render import Renderer, short
+from stigmer.cli.output._render import Renderer, short
 from stigmer.proto.v1 import execution_pb2
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from stigmer.cli import event_to_dict, execution_to_dict
-from stigmer.cli._view import phase_name
+from stigmer.core import phase_name
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 

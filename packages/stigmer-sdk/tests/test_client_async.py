@@ -50,3 +50,21 @@ async def test_the_sync_client_works_inside_a_running_event_loop(home: Path) -> 
         run = stigmer.run("hello", input={"name": "nested"})
         assert run.result(timeout=30) == {"greeting": "Hello, nested"}
         assert [e.type for e in run.events(0)][-1] == "phase"
+
+
+async def test_follow_passes_every_event_on_and_start_false_leaves_the_run_for_later(home: Path) -> None:
+    """``follow`` (what ``stigmer run`` shows) and ``run(start=False)`` + ``follow(start=True)``
+    (what ``stigmer run --detach`` and ``stigmer execution resume`` do)."""
+    async with AsyncStigmer(home=home) as stigmer:
+        await stigmer.apply(HELLO)
+        run = await stigmer.run("hello", kind="wf", input={"name": "follow"})
+        seen: list[str] = []
+        final = await run.follow(lambda ev: seen.append(ev.type))
+        assert run.phase == "SUCCEEDED" and final.status.last_sequence == run.execution.status.last_sequence
+        assert "task.completed" in seen and seen[-1] == "phase"
+
+        later = await stigmer.run("hello", input={"name": "later"}, start=False)
+        assert later.phase == "PENDING" and later.in_process
+        again = await stigmer.execution(later.id)
+        await again.follow(start=True)
+        assert again.output == {"greeting": "Hello, later"}

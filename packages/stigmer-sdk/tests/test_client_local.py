@@ -163,6 +163,8 @@ def test_run_refuses_what_cannot_run(client: Stigmer) -> None:
         client.run("greet", input={"when": object()})
     with pytest.raises(InvalidArgument, match="only workflows and agents"):
         client.run("greet", kind="environment")
+    with pytest.raises(NotFound, match="no workflow named 'gret'; did you mean 'greet'"):
+        client.run("gret", kind="wf")
 
 
 def test_close_waits_for_in_process_runs(home: Path) -> None:
@@ -239,11 +241,18 @@ def test_a_closed_client_says_so(home: Path) -> None:
 def test_grant_and_revoke_secrets(client: Stigmer) -> None:
     from stigmer.core import InvalidArgument
 
-    client.set_secret("SHARED_KEY", "shared-value-123")
+    assert client.set_secret("SHARED_KEY", "shared-value-123").version == 1
     client.grant_secret("SHARED_KEY", to="alice")
     client.grant_secret("SHARED_KEY", role="user")
-    client.revoke_secret("SHARED_KEY", to="alice")
+    revoked = client.revoke_secret("SHARED_KEY", to="alice")
     [meta] = client.list_secrets("SHARED")
-    assert [(g.token_name, g.role) for g in meta.grants] == [("", "user")]
+    assert (
+        [(g.token_name, g.role) for g in meta.grants]
+        == [("", "user")]
+        == [(g.token_name, g.role) for g in revoked.grants]
+    )
     with pytest.raises(InvalidArgument, match="either to="):
         client.grant_secret("SHARED_KEY", to="alice", role="user")
+    assert client.delete_secret("SHARED_KEY").name == "SHARED_KEY"
+    assert client.list_secrets("SHARED") == ()
+    assert "shared-value-123" not in repr(meta)

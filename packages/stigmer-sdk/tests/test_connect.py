@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from stigmer.core import InvalidArgument
 from stigmer.sdk import AsyncStigmer, Stigmer
-from stigmer.sdk._connect import resolve_target
+from stigmer.sdk._connection import resolve_target
 
 
 def _config(home: Path, current: str = "local") -> None:

@@ -65,6 +65,16 @@ def test_to_python_rebuilds_any_workflow_byte_for_byte(tasks: list[tuple[str, di
     assert rebuilt.to_message().SerializeToString(deterministic=True) == expected
 
 
+def test_kind_spellings_are_those_of_the_cli() -> None:
+    assert [resolve_kind(t) for t in ("wf", "Agents", "mcp_server", "env", "ses")] == [
+        "Workflow",
+        "Agent",
+        "McpServer",
+        "Environment",
+        "Session",
+    ]
+
+
 @given(st.text(max_size=30))
 def test_any_kind_text_resolves_or_says_which_kinds_exist(text: str) -> None:
     try:

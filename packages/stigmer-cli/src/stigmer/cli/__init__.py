@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stigmer.cli._app import app, main
-    from stigmer.cli._view import event_to_dict, execution_to_dict
+    from stigmer.cli.output._view import event_to_dict, execution_to_dict
 
 __all__ = ["app", "event_to_dict", "execution_to_dict", "main"]
 
 _LAZY = {
     "app": "stigmer.cli._app",
     "main": "stigmer.cli._app",
-    "execution_to_dict": "stigmer.cli._view",
-    "event_to_dict": "stigmer.cli._view",
+    "execution_to_dict": "stigmer.cli.output._view",
+    "event_to_dict": "stigmer.cli.output._view",
 }
 
 

@@ -8,34 +8,62 @@ from typing import Annotated
 
 import typer
 from stigmer.cli._lazy import LazyGroup, lazy
-from stigmer.cli._state import STATE
+from stigmer.cli._options import OPTIONS
 
 __all__ = ["app", "main"]
 
-lazy("apply", "stigmer.cli._apply:apply_app", "Create or update resources from manifests.")
-lazy("get", "stigmer.cli._get:get_app", "List resources of a kind, or show one.")
-lazy("describe", "stigmer.cli._get:describe_app", "Show a resource's spec, status and recent executions.")
-lazy("delete", "stigmer.cli._apply:delete_app", "Delete resources by kind and name, or from manifests.")
-lazy("run", "stigmer.cli._run:run_app", "Run a workflow or an agent by name.")
-lazy("agent", "stigmer.cli._run:agent_app", "Execute agents.")
-lazy("workflow", "stigmer.cli._run:workflow_app", "Run workflows.")
-lazy("execution", "stigmer.cli._executions:execution_app", "List, follow, approve and cancel executions.")
-lazy("secret", "stigmer.cli._secrets:secret_app", "Manage encrypted secrets (values are write-only).")
-lazy("context", "stigmer.cli._contexts:context_app", "List, show and select contexts (local or servers).")
-lazy("login", "stigmer.cli._contexts:login_app", "Add a server context with a token and select it.")
-lazy("logout", "stigmer.cli._contexts:logout_app", "Forget a server context and its token.")
-lazy("server", "stigmer.cli._server:server_app", "Serve the local store over gRPC (stigmer server).")
+lazy("apply", "stigmer.cli.commands._apply:apply_app", "Create or update resources from manifests.")
+lazy("get", "stigmer.cli.commands._get:get_app", "List resources of a kind, or show one.")
 lazy(
-    "local", "stigmer.cli._local:local_app", "Run the full stack locally (Temporal, server, runner workers)."
+    "describe",
+    "stigmer.cli.commands._get:describe_app",
+    "Show a resource's spec, status and recent executions.",
 )
-lazy("token", "stigmer.cli._server:token_app", "Manage API tokens of a stigmer server.")
-lazy("init", "stigmer.cli._init:init_app", "Scaffold a project with an agent, a workflow and an environment.")
+lazy(
+    "delete",
+    "stigmer.cli.commands._apply:delete_app",
+    "Delete resources by kind and name, or from manifests.",
+)
+lazy("run", "stigmer.cli.commands._run:run_app", "Run a workflow or an agent by name.")
+lazy("agent", "stigmer.cli.commands._run:agent_app", "Execute agents.")
+lazy("workflow", "stigmer.cli.commands._run:workflow_app", "Run workflows.")
+lazy(
+    "execution",
+    "stigmer.cli.commands._executions:execution_app",
+    "List, follow, approve and cancel executions.",
+)
+lazy(
+    "secret", "stigmer.cli.commands._secrets:secret_app", "Manage encrypted secrets (values are write-only)."
+)
+lazy(
+    "context",
+    "stigmer.cli.commands._contexts:context_app",
+    "List, show and select contexts (local or servers).",
+)
+lazy("login", "stigmer.cli.commands._contexts:login_app", "Add a server context with a token and select it.")
+lazy("logout", "stigmer.cli.commands._contexts:logout_app", "Forget a server context and its token.")
+lazy("server", "stigmer.cli.commands._server:server_app", "Serve the local store over gRPC (stigmer server).")
+lazy(
+    "local",
+    "stigmer.cli.commands._local:local_app",
+    "Run the full stack locally (Temporal, server, runner workers).",
+)
+lazy("token", "stigmer.cli.commands._server:token_app", "Manage API tokens of a stigmer server.")
+lazy(
+    "init",
+    "stigmer.cli.commands._init:init_app",
+    "Scaffold a project with an agent, a workflow and an environment.",
+)
 lazy(
     "export",
-    "stigmer.cli._export:export_app",
+    "stigmer.cli.commands._export:export_app",
     "Write resources back as manifests (one, a kind, or --all -o DIR).",
 )
-lazy("version", "stigmer.cli._version:version_app", "Show the versions of the installed stigmer packages.")
+lazy(
+    "version",
+    "stigmer.cli.commands._version:version_app",
+    "Show the versions of the installed stigmer packages.",
+)
 
 app = typer.Typer(
     name="stigmer",
@@ -56,9 +84,9 @@ def _root(
     ] = "",
 ) -> None:
     if debug:
-        STATE.debug = True
+        OPTIONS.debug = True
     if context:
-        STATE.context = context
+        OPTIONS.context = context
 
 
 def _error_message(exc: BaseException) -> str | None:
@@ -77,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args:
-        STATE.debug = True
+        OPTIONS.debug = True
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="stigmer", standalone_mode=True)
@@ -88,13 +116,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:
         message = _error_message(exc)
-        if STATE.debug:
+        if OPTIONS.debug:
             import traceback
 
             sys.stderr.write(_masked(traceback.format_exc()))
         if message is None:
             message = f"unexpected {type(exc).__name__}: {exc}"
-            if not STATE.debug:
+            if not OPTIONS.debug:
                 message += " (run with --debug for the traceback)"
         print(f"error: {_one_line(_masked(message))}", file=sys.stderr)
         sys.stderr.flush()

@@ -1,4 +1,6 @@
-"""Settings, contexts and credentials: ``$STIGMER_HOME/config.yaml`` and ``credentials.yaml``."""
+"""Settings of this invocation (``--context`` applied), and the files that hold contexts and
+tokens: ``$STIGMER_HOME/config.yaml`` and ``credentials.yaml``, read and written by the SDK
+(imported on first use)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.cli._state import STATE
+from stigmer.cli._options import OPTIONS
 
 if TYPE_CHECKING:
     from stigmer.core import Settings
 
 __all__ = [
+    "config_contexts",
     "load_settings",
     "read_credentials",
     "write_config",
@@ -24,44 +27,34 @@ def load_settings() -> Settings:
     from stigmer.core import Settings
 
     environ = dict(os.environ)
-    if STATE.context:
-        environ["STIGMER_CONTEXT"] = STATE.context
+    if OPTIONS.context:
+        environ["STIGMER_CONTEXT"] = OPTIONS.context
     return Settings.load(environ)
 
 
 def read_credentials(home: Path) -> dict[str, str]:
-    """Tokens keyed by context name: ``stigmer.core.read_credentials`` (imported on first use)."""
-    from stigmer.core import read_credentials as core_read_credentials
+    """Tokens keyed by context name."""
+    from stigmer.sdk._credentials import read_credentials as sdk_read_credentials
 
-    return core_read_credentials(home)
+    return sdk_read_credentials(home)
 
 
 def write_credentials(home: Path, tokens: dict[str, str]) -> None:
-    """Write credentials.yaml with mode 0600: ``stigmer.core.write_credentials``."""
-    from stigmer.core import write_credentials as core_write_credentials
+    """Write credentials.yaml with mode 0600."""
+    from stigmer.sdk._credentials import write_credentials as sdk_write_credentials
 
-    core_write_credentials(home, tokens)
+    sdk_write_credentials(home, tokens)
 
 
 def write_config(settings: Settings, *, current: str, contexts: list[dict[str, Any]]) -> None:
     """Rewrite config.yaml with ``currentContext`` and ``contexts``, keeping any other keys."""
-    from stigmer.core import dump_yaml, private_dir
+    from stigmer.sdk._contexts import write_config as sdk_write_config
 
-    private_dir(settings.home)
-    raw = dict(settings.raw)
-    raw.pop("current_context", None)
-    raw["currentContext"] = current
-    raw["contexts"] = contexts
-    path = settings.config_path
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(dump_yaml([raw]))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    sdk_write_config(settings, current=current, contexts=contexts)
 
 
 def config_contexts(settings: Settings) -> list[dict[str, Any]]:
     """The ``contexts`` entries of config.yaml as plain dicts (the implicit ``local`` excluded)."""
-    items = settings.raw.get("contexts") or []
-    return [dict(item) for item in items if isinstance(item, dict)]
+    from stigmer.sdk._contexts import config_contexts as sdk_config_contexts
+
+    return sdk_config_contexts(settings)

@@ -1,13 +1,10 @@
 """Stigmer core: the Backend protocol, errors, settings, manifests, plugin loader, redaction,
-the event writer every runner reports through, protobuf values as plain data, and the client
-logic the CLI and the SDK share (skill packing, apply order, credentials and the connection of a
-context, finding a run target)."""
+the tables of resource kinds and execution phases, the event writer every runner reports through,
+and protobuf values as plain data. The client logic (contexts, credentials, apply order, skill
+packing, runs) is in stigmer.sdk."""
 
-from stigmer.core._apply_order import APPLY_ORDER, order_resources
 from stigmer.core._backend import Backend, Runner
 from stigmer.core._capabilities import CAPABILITY_RUN, CapabilityDenied, capabilities_config, has_capability
-from stigmer.core._connection import Connection, connection_for
-from stigmer.core._credentials import credentials_path, read_credentials, write_credentials
 from stigmer.core._errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -31,8 +28,10 @@ from stigmer.core._files import (
 from stigmer.core._headers import header_problem
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._kinds import (
+    APPLY_ORDER,
     EXECUTION,
     KIND_TABLE,
+    RUNNABLE_KINDS,
     Kind,
     applicable_kinds,
     kind_info,
@@ -80,15 +79,6 @@ from stigmer.core._redact import (
 )
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
 from stigmer.core._settings import Context, Settings
-from stigmer.core._skillpack import (
-    SKILL_FILE,
-    SKILL_MAX_BYTES,
-    SKILL_MEDIA_TYPE,
-    PackedSkill,
-    artifact_key,
-    pack_skill,
-)
-from stigmer.core._targets import RUNNABLE_KINDS, did_you_mean, find_target, resource_exists, resource_names
 from stigmer.core._values import from_value, jsonable, plain_value, to_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
@@ -110,16 +100,12 @@ __all__ = [
     "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
-    "SKILL_FILE",
-    "SKILL_MAX_BYTES",
-    "SKILL_MEDIA_TYPE",
     "STOPPED_PHASES",
     "TERMINAL_PHASES",
     "TERMINAL_PHASE_NAMES",
     "AlreadyExists",
     "Backend",
     "CapabilityDenied",
-    "Connection",
     "Context",
     "EventWriter",
     "FailedPrecondition",
@@ -130,7 +116,6 @@ __all__ = [
     "ManifestError",
     "NewEvent",
     "NotFound",
-    "PackedSkill",
     "PermissionDenied",
     "PluginNotFound",
     "Principal",
@@ -144,18 +129,13 @@ __all__ = [
     "Unavailable",
     "acting_as",
     "applicable_kinds",
-    "artifact_key",
     "capabilities_config",
     "check_event_limits",
-    "connection_for",
-    "credentials_path",
     "current_principal",
     "default_redactor",
-    "did_you_mean",
     "dump_manifests",
     "dump_yaml",
     "error_from_grpc_code",
-    "find_target",
     "from_value",
     "has_capability",
     "header_problem",
@@ -174,23 +154,17 @@ __all__ = [
     "message_to_manifest",
     "new_id",
     "open_private",
-    "order_resources",
-    "pack_skill",
     "parse_manifest",
     "phase_name",
     "phase_number",
     "plain_value",
     "private_dir",
     "private_file",
-    "read_credentials",
     "redact_logging",
-    "resource_exists",
     "resource_from_message",
-    "resource_names",
     "slugify",
     "tighten_home",
     "to_value",
     "unwrap",
     "validate_manifest",
-    "write_credentials",
 ]

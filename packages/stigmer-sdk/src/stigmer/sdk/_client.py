@@ -9,16 +9,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from stigmer.core import Connection, InvalidArgument, find_target, order_resources
+from stigmer.core import RUNNABLE_KINDS, InvalidArgument, kind_info
+from stigmer.sdk._apply_order import order_resources
 from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect
-from stigmer.sdk._connect import resolve_target
+from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_target
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._kinds import resolve_kind
+from stigmer.sdk._targets import find_target, not_found, resource_exists, session_for
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend, LoadedResource
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
 
 __all__ = ["Applied", "AsyncStigmer", "Kind", "kind_name", "label_selector"]
@@ -34,7 +38,6 @@ def kind_name(kind: Kind) -> str:
 
 
 _ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
-_RUNNERS = {"Workflow": "workflow", "Agent": "agent"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,11 @@ class AsyncStigmer:
         return self._target.local if self._target is not None else False
 
     @property
+    def context(self) -> str:
+        """The name of the context this client uses (empty when given explicitly)."""
+        return self._target.context if self._target is not None else ""
+
+    @property
     def backend(self) -> Backend:
         """The connected ``stigmer.core.Backend`` (connects on first use)."""
         if self._backend is None:
@@ -142,30 +150,47 @@ class AsyncStigmer:
         with a ``path`` are packed and stored as artifacts first.
         """
         from stigmer.core import unwrap
-        from stigmer.proto.v1 import backend_service_pb2 as svc
 
         loaded = order_resources(collect(resources))
         if not loaded:
             raise InvalidArgument("nothing to apply")
         results: list[Applied] = []
         for item in loaded:
-            if item.kind == "Skill":
-                await self._push_skill(item)
-            response = await self.backend.apply(
-                svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
-            )
+            response = await self.apply_loaded(item, dry_run=dry_run)
             action = _ACTIONS.get(response.action, "unspecified")
             results.append(Applied(item.kind, item.name, action, unwrap(response.resource)))
         return results
 
-    async def _push_skill(self, item: LoadedResource) -> None:
-        from stigmer.core import SKILL_MEDIA_TYPE, pack_skill
+    async def apply_loaded(self, item: LoadedResource, *, dry_run: bool = False) -> svc.ApplyResponse:
+        """Apply one loaded resource (a Skill's ``spec.path`` packed and stored first); the
+        backend's ``ApplyResponse`` (``action``, ``resource``, and ``previous`` in a dry run).
+        ``apply`` orders its resources and calls this for each; ``stigmer apply`` does the same."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        if item.kind == "Skill":
+            await self._push_skill(item)
+        return await self.backend.apply(
+            svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
+        )
+
+    async def _push_skill(self, item: LoadedResource) -> None:
+        """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``.
+
+        Also in a dry run: the backend checks that the artifact exists. The blob is
+        content-addressed, so storing it changes no resource and is harmless to repeat.
+        """
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.sdk._skillpack import SKILL_MEDIA_TYPE, pack_skill
 
         skill = item.resource.skill  # type: ignore[union-attr]
         if not skill.spec.path:
             return
-        packed = pack_skill((item.base_dir / skill.spec.path).resolve())
+        try:
+            packed = pack_skill((item.base_dir / skill.spec.path).resolve())
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"{item.source}:{item.line}: spec.path: {exc.message}", exc.field_paths
+            ) from None
         meta = await self.backend.put_artifact(
             svc.PutArtifactRequest(content=packed.content, media_type=SKILL_MEDIA_TYPE)
         )
@@ -227,30 +252,37 @@ class AsyncStigmer:
         ref = meta_pb2.ResourceRef(kind=kind_name(kind), name=name)
         return unwrap(await self.backend.delete(svc.DeleteRequest(ref=ref)))
 
-    async def set_secret(self, name: str, value: str, description: str = "") -> None:
-        """Store a secret value (encrypted; write-only)."""
+    async def set_secret(self, name: str, value: str, description: str = "") -> SecretMetadata:
+        """Store a secret value (encrypted; write-only); returns its metadata (never the value)."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        await self.backend.set_secret(svc.SetSecretRequest(name=name, value=value, description=description))
+        request = svc.SetSecretRequest(name=name, value=value, description=description)
+        return await self.backend.set_secret(request)
 
-    async def list_secrets(self, prefix: str = "") -> tuple[Any, ...]:
+    async def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         """Secret names with their metadata (owner, grants, versions), never values."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         return tuple((await self.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
 
-    async def grant_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+    async def delete_secret(self, name: str) -> SecretMetadata:
+        """Delete a secret; returns its metadata as it was."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.delete_secret(svc.DeleteSecretRequest(name=name))
+
+    async def grant_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
         """Let a token (``to``: its name) or every token of a ``role`` author definitions using a
         secret; only its owner or an admin may (see docs/security.md)."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        await self.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=_grantee(to, role)))
+        return await self.backend.grant_secret(svc.GrantSecretRequest(name=name, grant=_grantee(to, role)))
 
-    async def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> None:
+    async def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
         """Take back a grant made with :meth:`grant_secret`."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
-        await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
+        return await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
 
     async def export(
         self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
@@ -278,37 +310,45 @@ class AsyncStigmer:
         secrets: Mapping[str, str] | None = None,
         session: str | None = None,
         kind: str | None = None,
+        start: bool = True,
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
-        ``input`` is a workflow's input document, ``message`` an agent's user message; ``env``
+        ``input`` is a workflow's input document (plain data, or a ``google.protobuf.Value``),
+        ``message`` an agent's user message; ``env``
         run-time variables; ``secrets`` values given to this run only; ``session`` continues an
-        agent session. ``kind`` (``"workflow"`` / ``"agent"``) is needed only when both exist.
+        agent session (its id ``ses_...``, or a name: created on first use). ``kind``
+        (``"workflow"`` / ``"agent"``) is needed only when both exist. ``start=False`` (a local
+        context) creates the execution without running it here: ``follow(start=True)`` on its
+        handle, or ``stigmer execution resume ID``, runs it later.
         """
         from google.protobuf import json_format, struct_pb2
-        from stigmer.core import load_runner
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-        target = (
-            resolve_kind(kind)
-            if kind
-            else await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")
-        )
-        if target not in _RUNNERS:
+        if kind:
+            target = resolve_kind(kind)
+            if target in RUNNABLE_KINDS and not await resource_exists(self.backend, target, name):
+                raise await not_found(self.backend, [target], name)
+        else:
+            target = await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")
+        runs = kind_info(target).runner
+        if not runs or kind_info(target).is_execution:
             raise InvalidArgument(f"only workflows and agents run, not a {target}", ["kind"])
         if target == "Workflow" and (message or session):
             raise InvalidArgument("message= and session= are for agents; give a workflow input=")
         if target == "Agent" and not message and input is None:
             raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
-        runner = load_runner(_RUNNERS[target]) if self.local else None  # fail before creating
+        runner = load_runner_plugin(runs) if self.local else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
             message=message or "",
-            session_id=session or "",
+            session_id=await session_for(self.backend, name, session) if session else "",
             env=dict(env or {}),
         )
-        if input is not None:
+        if isinstance(input, struct_pb2.Value):  # given as a Value already (JSON null included)
+            spec.input.CopyFrom(input)
+        elif input is not None:
             value = struct_pb2.Value()
             try:
                 json_format.ParseDict(input, value)
@@ -318,23 +358,21 @@ class AsyncStigmer:
         created = await self.backend.create_execution(
             svc.CreateExecutionRequest(spec=spec, runtime_secrets=dict(secrets or {}))
         )
-        handle = AsyncExecution(self.backend, created, runner)
+        handle = AsyncExecution(self.backend, created, runner, start=start)
         self._executions.append(handle)
         return handle
 
     async def execution(self, execution_id: str) -> AsyncExecution:
         """A handle on an existing execution (watch, wait, cancel, approve)."""
-        from stigmer.core import load_runner
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         ex = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
         # In a local context an approval given here continues the run in this process.
-        runner = (
-            load_runner(_RUNNERS[ex.spec.target.kind])
-            if self.local and ex.spec.target.kind in _RUNNERS
-            else None
-        )
-        return AsyncExecution(self.backend, ex, runner, start=False)
+        runs = kind_info(ex.kind).runner if ex.kind else ""
+        runner = load_runner_plugin(runs) if self.local and runs else None
+        handle = AsyncExecution(self.backend, ex, runner, start=False)
+        self._executions.append(handle)  # a run it continues here is waited for (or stopped) on close
+        return handle
 
 
 def _grantee(to: str, role: str) -> Any:

@@ -1,30 +1,30 @@
-"""``AsyncExecution``: a handle on one run — wait, result, cancel, approvals, live events."""
+"""``AsyncExecution``: a handle on one run — wait, result, cancel, approvals, live events, and
+``follow``: the in-process runner (a local context) next to a live watch of its events, with
+approvals answered as they come (what ``stigmer run`` shows)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from stigmer.core import STOPPED_PHASES, is_terminal, phase_name
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
 
 if TYPE_CHECKING:
     from stigmer.core import Backend, Runner
     from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["TERMINAL_PHASES", "AsyncExecution", "phase_name"]
+__all__ = ["AsyncExecution", "OnApproval", "OnEvent"]
 
-TERMINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-_STOP = TERMINAL_PHASES | {"WAITING_APPROVAL"}
 _CANCEL_GRACE = 1.0  # seconds an in-process runner gets to stop by itself after cancel()
+_DRAIN_SECONDS = 2.0  # how long to wait for events the runner wrote before it returned (in flight)
+_WAITING_APPROVAL = "WAITING_APPROVAL"
 
-
-def phase_name(value: int) -> str:
-    """``4`` -> ``"SUCCEEDED"``."""
-    from stigmer.proto.v1 import execution_pb2
-
-    return execution_pb2.Phase.Name(value).removeprefix("PHASE_")  # type: ignore[arg-type]
+OnEvent = Callable[["execution_pb2.ExecutionEvent"], None]
+# Given the execution waiting for an approval: (approved, reason) to answer it, None to leave it.
+OnApproval = Callable[["execution_pb2.Execution"], Awaitable["tuple[bool, str] | None"]]
 
 
 class AsyncExecution:
@@ -79,7 +79,7 @@ class AsyncExecution:
 
     @property
     def done(self) -> bool:
-        return self.phase in TERMINAL_PHASES
+        return is_terminal(self.execution.status.phase)
 
     @property
     def in_process(self) -> bool:
@@ -88,9 +88,10 @@ class AsyncExecution:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def _start_runner(self) -> None:
+    def _start_runner(self) -> asyncio.Task[execution_pb2.Execution]:
         assert self._runner is not None
         self._task = asyncio.get_running_loop().create_task(self._runner.execute(self._backend, self.id))
+        return self._task
 
     async def refresh(self) -> execution_pb2.Execution:
         """Read the execution again."""
@@ -106,42 +107,17 @@ class AsyncExecution:
         """
         try:
             async with asyncio.timeout(timeout):
-                await self._until_stop()
+                ex = await self.refresh()
+                task = self._task
+                if ex.status.phase not in STOPPED_PHASES or (task is not None and not task.done()):
+                    await self.follow(after_sequence=ex.status.last_sequence)
+                elif task is not None and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]  # a runner bug, not an execution failure
         except TimeoutError:
             raise ExecutionTimeout(
                 f"{self.kind} {self.id} is still {self.phase} after {timeout:g} s"
             ) from None
         return await self.refresh()
-
-    async def _until_stop(self) -> None:
-        """Until the phase is terminal or WAITING_APPROVAL (or the in-process runner returned)."""
-        task = self._task
-        if task is None or task.done():
-            await self._watch_until_stop()
-        else:
-            watcher = asyncio.ensure_future(self._watch_until_stop())
-            try:
-                await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
-        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]  # a runner bug, not an execution failure
-
-    async def _watch_until_stop(self) -> None:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
-        ex = await self.refresh()
-        if phase_name(ex.status.phase) in _STOP:
-            return
-        request = svc.WatchExecutionRequest(execution_id=self.id, after_sequence=ex.status.last_sequence)
-        stream = self._backend.watch_execution(request)
-        try:
-            async for ev in stream:
-                if ev.type == "phase" and phase_name(ev.phase) in _STOP:
-                    return
-        finally:
-            await _aclose(stream)
 
     async def result(self, timeout: float | None = None) -> Any:
         """The output once the execution succeeded (plain data: a workflow's output document or
@@ -182,18 +158,21 @@ class AsyncExecution:
         return await self._decide(False, reason)
 
     async def _decide(self, approved: bool, reason: str) -> execution_pb2.Execution:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         if self._task is not None and not self._task.done():
             await asyncio.wait({self._task})  # the runner pauses before the approval is answerable
-        pending = self.execution.status.pending_approval.id
-        self.execution = await self._backend.submit_approval(
-            svc.SubmitApprovalRequest(
-                execution_id=self.id, approval_id=pending, approved=approved, reason=reason
-            )
-        )
+        await self._submit(approved, reason, self.execution.status.pending_approval.id)
         if self._runner is not None and not self.done:
             self._start_runner()
+        return self.execution
+
+    async def _submit(self, approved: bool, reason: str, approval_id: str) -> execution_pb2.Execution:
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        self.execution = await self._backend.submit_approval(
+            svc.SubmitApprovalRequest(
+                execution_id=self.id, approval_id=approval_id, approved=approved, reason=reason
+            )
+        )
         return self.execution
 
     async def close(self, wait: bool = True) -> None:
@@ -203,6 +182,133 @@ class AsyncExecution:
             if not wait:
                 self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- following ------------------------------------------------------------------------------
+
+    async def follow(
+        self,
+        on_event: OnEvent | None = None,
+        on_approval: OnApproval | None = None,
+        *,
+        start: bool = False,
+        stop_on_approval: bool = True,
+        after_sequence: int | None = None,
+    ) -> execution_pb2.Execution:
+        """Watch this execution to its end, passing each event to ``on_event``; returns the last
+        snapshot.
+
+        Events come after ``after_sequence`` (default: the last one ``events()`` yielded).
+        In a local context the runner runs in this process: the one ``run`` started, or with
+        ``start=True`` a new one (resuming a pending or interrupted execution). When the execution
+        waits for an approval, ``on_approval`` is asked: ``(approved, reason)`` answers it and the
+        run goes on (here, or on the server); ``None`` leaves it unanswered and following stops
+        there (unless ``stop_on_approval=False`` and the run goes on elsewhere: then it watches on).
+        ``wait`` is ``follow()`` from the current snapshot, with a timeout.
+        """
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        if start and self._runner is not None and self._task is None:
+            self._start_runner()
+        first = self._seen if after_sequence is None else after_sequence
+        last = first
+        answered: set[str] = set()
+        queue: asyncio.Queue[execution_pb2.ExecutionEvent | None] = asyncio.Queue()
+
+        async def watch() -> None:
+            try:
+                request = svc.WatchExecutionRequest(execution_id=self.id, after_sequence=first)
+                async for ev in self._backend.watch_execution(request):
+                    await queue.put(ev)
+            finally:
+                await queue.put(None)
+
+        def seen(ev: execution_pb2.ExecutionEvent) -> bool:
+            """Pass an event on; True when it may mean the execution now waits for an approval."""
+            nonlocal last
+            if ev.sequence:
+                last = max(last, ev.sequence)
+            if on_event is not None:
+                on_event(ev)
+            return ev.type == "approval.requested" or (
+                ev.type == "phase" and phase_name(ev.phase) == _WAITING_APPROVAL
+            )
+
+        async def drain(up_to: int) -> None:
+            """Pass on queued events up to sequence ``up_to`` (bounded wait)."""
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _DRAIN_SECONDS
+            while last < up_to:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    ev = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    return
+                if ev is None:
+                    await queue.put(None)
+                    return
+                seen(ev)
+
+        async def answer(ex: execution_pb2.Execution) -> bool | None:
+            """Ask ``on_approval`` once per pending approval; None when left unanswered."""
+            pending = ex.status.pending_approval
+            key = pending.id or f"seq-{ex.status.last_sequence}"
+            if key in answered:
+                return True
+            decision = await on_approval(ex) if on_approval is not None else None
+            answered.add(key)
+            if decision is None:
+                return None
+            approved, reason = decision
+            await self._submit(approved, reason, pending.id)
+            return approved
+
+        watcher = asyncio.create_task(watch())
+        # a runner stopped by cancel() or close(wait=False) has nothing more to say: watch only
+        runner_task = self._task if self._task is not None and not self._task.cancelled() else None
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get())
+                waiting: set[asyncio.Task[Any]] = {getter}
+                if runner_task is not None:
+                    waiting.add(runner_task)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    ev = getter.result()
+                    if ev is None:
+                        failure = (await asyncio.gather(watcher, return_exceptions=True))[0]
+                        if isinstance(failure, Exception):
+                            raise failure
+                        break
+                    if seen(ev) and runner_task is None:
+                        current = await self.refresh()
+                        if phase_name(current.status.phase) == _WAITING_APPROVAL:
+                            decided = await answer(current)
+                            if decided is None and stop_on_approval:
+                                return current
+                else:
+                    getter.cancel()
+                if runner_task is not None and runner_task in done:
+                    if runner_task.cancelled():
+                        runner_task = None
+                        continue
+                    finished = runner_task.result()  # a runner error propagates here
+                    runner_task = None
+                    if phase_name(finished.status.phase) == _WAITING_APPROVAL:
+                        await drain(finished.status.last_sequence)
+                        if await answer(finished) is None:
+                            return await self.refresh()
+                        runner_task = self._start_runner()
+            if runner_task is not None:
+                await asyncio.wait({runner_task})
+                if not runner_task.cancelled():
+                    runner_task.result()  # a runner error propagates here
+            return await self.refresh()
+        finally:
+            # The runner is this handle's: it goes on (``close(wait=False)`` stops it).
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -237,7 +343,7 @@ class AsyncExecution:
                     break
                 self._seen = max(self._seen, ev.sequence)
                 yield ev
-                if ev.type == "phase" and phase_name(ev.phase) in _STOP:
+                if ev.type == "phase" and ev.phase in STOPPED_PHASES:
                     break
         finally:
             await _aclose(stream)

@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import APPLY_ORDER
+from stigmer.core import APPLY_ORDER, applicable_kinds
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend
 
-__all__ = ["Export", "export_for_cli", "export_resources", "secrets_of"]
+__all__ = ["SECRETS_FILE", "Export", "export_resources", "secrets_of"]
 
 _SYSTEM_METADATA = ("id", "slug", "version", "createdAt", "updatedAt")
-_EXPORTED_KINDS = ("Skill", "McpServer", "Environment", "Agent", "Workflow")
 SKILLS_DIR = ".skills"  # dot-directory: `apply -f DIR` does not read its files as manifests
 SECRETS_FILE = "SECRETS.md"
 
@@ -96,7 +95,7 @@ async def export_resources(
         ref = meta_pb2.ResourceRef(kind=kind, name=name)
         messages.append(unwrap(await backend.get(svc.GetRequest(ref=ref))))
     else:
-        for k in [kind] if kind is not None else list(_EXPORTED_KINDS):
+        for k in [kind] if kind is not None else [k.name for k in applicable_kinds() if k.exported]:
             messages.extend(await _all(backend, k))
     result = Export()
     result.manifests = [strip(m) for m in messages]
@@ -110,7 +109,7 @@ async def export_resources(
 async def _write(backend: Backend, directory: Path, result: Export) -> None:
     from stigmer.core import dump_yaml, slugify
     from stigmer.proto.v1 import backend_service_pb2 as svc
-    from stigmer.sdk._skills import unpack_skill
+    from stigmer.sdk._skillpack import unpack_skill
 
     directory.mkdir(parents=True, exist_ok=True)
     for manifest in result.manifests:
@@ -147,19 +146,3 @@ def _secrets_markdown(secrets: dict[str, list[str]]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-async def export_for_cli(
-    backend: Backend, *, kind: str | None = None, name: str | None = None, directory: Path | None = None
-) -> str:
-    """What ``stigmer export`` prints: the YAML, or a summary when writing to a directory."""
-    result = await export_resources(backend, kind=kind, name=name, directory=directory)
-    if directory is None:
-        return result.yaml
-    count = len(result.manifests)
-    text = f"exported {count} resource{'s' if count != 1 else ''} to {directory}\n"
-    if result.secrets:
-        text += (
-            f"secrets to set before running (see {directory / SECRETS_FILE}): {', '.join(result.secrets)}\n"
-        )
-    return text

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
 
@@ -206,17 +207,20 @@ class Stigmer:
     def delete(self, kind: Kind, name: str) -> Any:
         return self._loop.run(self._async.delete(kind, name))
 
-    def set_secret(self, name: str, value: str, description: str = "") -> None:
-        self._loop.run(self._async.set_secret(name, value, description))
+    def set_secret(self, name: str, value: str, description: str = "") -> SecretMetadata:
+        return self._loop.run(self._async.set_secret(name, value, description))
 
-    def list_secrets(self, prefix: str = "") -> tuple[Any, ...]:
+    def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         return self._loop.run(self._async.list_secrets(prefix))
 
-    def grant_secret(self, name: str, *, to: str = "", role: str = "") -> None:
-        self._loop.run(self._async.grant_secret(name, to=to, role=role))
+    def delete_secret(self, name: str) -> SecretMetadata:
+        return self._loop.run(self._async.delete_secret(name))
 
-    def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> None:
-        self._loop.run(self._async.revoke_secret(name, to=to, role=role))
+    def grant_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
+        return self._loop.run(self._async.grant_secret(name, to=to, role=role))
+
+    def revoke_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
+        return self._loop.run(self._async.revoke_secret(name, to=to, role=role))
 
     def export(
         self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
@@ -233,10 +237,18 @@ class Stigmer:
         secrets: Mapping[str, str] | None = None,
         session: str | None = None,
         kind: str | None = None,
+        start: bool = True,
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
-                name, input=input, message=message, env=env, secrets=secrets, session=session, kind=kind
+                name,
+                input=input,
+                message=message,
+                env=env,
+                secrets=secrets,
+                session=session,
+                kind=kind,
+                start=start,
             )
         )
         return Execution(handle, self._loop)

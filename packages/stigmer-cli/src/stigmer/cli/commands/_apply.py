@@ -1,0 +1,241 @@
+"""``stigmer apply`` and ``stigmer delete``."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from stigmer.cli._client import connect, run_async
+from stigmer.cli._errors import CliError
+from stigmer.cli.output._format import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
+from stigmer.cli.output._view import cli_name
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from stigmer.core import LoadedResource
+
+__all__ = ["apply_app", "delete_app", "diff_manifests", "order_resources"]
+
+apply_app = typer.Typer(add_completion=False)
+delete_app = typer.Typer(add_completion=False)
+
+FileOption = Annotated[
+    list[str],
+    typer.Option(
+        "--filename",
+        "-f",
+        help="Manifest file, directory (recursive) or - for stdin; repeatable.",
+        show_default=False,
+    ),
+]
+_VOLATILE = ("id", "slug", "version", "createdAt", "updatedAt")
+_ACTIONS = {0: "unspecified", 1: "created", 2: "updated", 3: "unchanged"}
+
+
+def order_resources(loaded: list[LoadedResource]) -> list[LoadedResource]:
+    """The SDK's ``order_resources`` (dependency order, duplicates refused) with CLI errors."""
+    from stigmer.core import InvalidArgument
+    from stigmer.sdk._apply_order import order_resources as sdk_order_resources
+
+    try:
+        return sdk_order_resources(loaded)
+    except InvalidArgument as exc:
+        raise CliError(exc.message) from None
+
+
+def _comparable(resource: Message | None) -> dict[str, Any]:
+    from stigmer.core import message_to_manifest
+
+    if resource is None:
+        return {}
+    data = message_to_manifest(resource, include_status=False)
+    meta = dict(data.get("metadata") or {})
+    for key in _VOLATILE:
+        meta.pop(key, None)
+    data["metadata"] = meta
+    return data
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    """Block-style YAML without line folding (a long value stays on its line in a diff)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="safe", pure=True)
+    y.default_flow_style = False
+    y.width = 1_000_000
+    y.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    buf = io.StringIO()
+    y.dump(data, buf)
+    return buf.getvalue()
+
+
+def diff_manifests(previous: Message | None, current: Message, label: str) -> str:
+    """Unified diff of two resources' YAML (status and system metadata left out)."""
+    before = _yaml(_comparable(previous)).splitlines(keepends=True) if previous is not None else []
+    after = _yaml(_comparable(current)).splitlines(keepends=True)
+    lines = difflib.unified_diff(before, after, fromfile=f"{label} (stored)", tofile=f"{label} (applied)")
+    return "".join(lines)
+
+
+def _colour_diff(text: str) -> str:
+    if not color_enabled():
+        return text
+    out = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            out.append(f"\033[1m{line.rstrip(chr(10))}\033[0m\n")
+        elif line.startswith("+"):
+            out.append(f"\033[32m{line.rstrip(chr(10))}\033[0m\n")
+        elif line.startswith("-"):
+            out.append(f"\033[31m{line.rstrip(chr(10))}\033[0m\n")
+        elif line.startswith("@@"):
+            out.append(f"\033[36m{line.rstrip(chr(10))}\033[0m\n")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+def _load(filenames: list[str]) -> list[LoadedResource]:
+    from stigmer.core import load_manifests
+
+    if not filenames:
+        raise CliError("give at least one manifest with -f FILE (a file, a directory, or - for stdin)")
+    if filenames.count("-") > 1:
+        raise CliError("stdin (-f -) can be given only once")
+    stdin_text = sys.stdin.read() if "-" in filenames else None
+    loaded = load_manifests([f for f in filenames if not f.endswith(".py")], stdin_text=stdin_text)
+    if python := [f for f in filenames if f.endswith(".py")]:  # resources defined with the SDK
+        from stigmer.sdk._pyfile import load_python_manifests
+
+        loaded += [r for f in python for r in load_python_manifests(f)]
+    if not loaded:
+        raise CliError("the manifests hold no resources")
+    return loaded
+
+
+@apply_app.command("apply")
+def apply(
+    filename: FileOption = [],  # noqa: B006 - typer needs a literal default
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change (a YAML diff); write nothing.")
+    ] = False,
+    output: OutputOption = Output.table,
+    context: Annotated[
+        str,
+        typer.Option(
+            "--context", help="Apply to this context instead of the current one.", show_default=False
+        ),
+    ] = "",
+) -> None:
+    """Create or update every resource in the manifests, in dependency order."""
+    if context:
+        from stigmer.cli._options import OPTIONS
+
+        OPTIONS.context = context
+    loaded = order_resources(_load(filename))
+
+    async def go() -> list[dict[str, Any]]:
+        from stigmer.core import unwrap
+
+        results: list[dict[str, Any]] = []
+        async with connect() as client:
+            for item in loaded:
+                response = await client.apply_loaded(item, dry_run=dry_run)
+                action = _ACTIONS.get(response.action, "unspecified")
+                meta = unwrap(response.resource).metadata  # type: ignore[attr-defined]
+                label = f"{cli_name(item.kind)}/{item.name}"
+                result = {
+                    "kind": item.kind,
+                    "name": item.name,
+                    "id": meta.id,
+                    "version": meta.version,
+                    "action": action,
+                    "dryRun": dry_run,
+                }
+                results.append(result)
+                if output is Output.table:
+                    if dry_run:
+                        echo(f"{label} would be {action} (dry run)")
+                        if action != "unchanged":
+                            previous = response.previous if response.HasField("previous") else None
+                            diff = diff_manifests(previous, response.resource, label)
+                            if diff:
+                                echo(_colour_diff(diff).rstrip("\n"))
+                    else:
+                        echo(f"{label} {action}")
+        return results
+
+    results = run_async(go())
+    if output is Output.json:
+        emit_json(results)
+    elif output is Output.yaml:
+        emit_yaml(results)
+
+
+@delete_app.command("delete")
+def delete(
+    kind: Annotated[
+        str | None, typer.Argument(help="Kind (agent, workflow, skill, mcpserver, environment, session).")
+    ] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Names to delete.", show_default=False)] = None,
+    filename: FileOption = [],  # noqa: B006
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="Missing resources are not an error.")
+    ] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Delete resources: `delete KIND NAME...` or `delete -f PATH` (reverse dependency order)."""
+    from stigmer.cli.commands._params import kind_argument
+    from stigmer.core import APPLY_ORDER
+
+    targets: list[tuple[str, str]] = []
+    if filename:
+        if kind is not None:
+            raise CliError("give either KIND NAME or -f PATH, not both")
+        targets = [(r.kind, r.name) for r in reversed(order_resources(_load(filename)))]
+    else:
+        if kind is None or not names:
+            raise CliError("say what to delete: `stigmer delete KIND NAME` or `stigmer delete -f PATH`")
+        resolved = kind_argument(kind)
+        if resolved not in APPLY_ORDER:
+            raise CliError(
+                "executions are kept as history and cannot be deleted; stop one with `stigmer execution cancel ID`"
+            )
+        targets = [(resolved, n) for n in names]
+
+    async def go() -> list[dict[str, Any]]:
+        from stigmer.cli.commands._run import CREATE_HINT
+        from stigmer.core import NotFound
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import meta_pb2
+        from stigmer.sdk._targets import not_found
+
+        results: list[dict[str, Any]] = []
+        async with connect() as client:
+            for k, name in targets:
+                label = f"{cli_name(k)}/{name}"
+                try:
+                    await client.backend.delete(
+                        svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind=k, name=name))
+                    )
+                except NotFound:
+                    if ignore_not_found:
+                        results.append({"kind": k, "name": name, "action": "not-found"})
+                        if output is Output.table:
+                            echo(f"{label} not found")
+                        continue
+                    raise await not_found(client.backend, [k], name, create_hint=CREATE_HINT) from None
+                results.append({"kind": k, "name": name, "action": "deleted"})
+                if output is Output.table:
+                    echo(f"{label} deleted")
+        return results
+
+    results = run_async(go())
+    if output is Output.json:
+        emit_json(results)
+    elif output is Output.yaml:
+        emit_yaml(results)

@@ -1,0 +1,302 @@
+"""``stigmer run``, ``stigmer agent execute`` and ``stigmer workflow run``; Ctrl-C detaches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from stigmer.cli._client import connect, run_async
+from stigmer.cli._errors import CliError
+from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
+from stigmer.cli.output._format import Output, OutputOption, echo, echo_err
+from stigmer.cli.output._live import approval_hint, follow, interrupted_hint, report
+
+if TYPE_CHECKING:
+    from stigmer.proto.v1 import execution_pb2
+    from stigmer.sdk import AsyncStigmer
+
+__all__ = ["Started", "agent_app", "detach_on_interrupt", "run_app", "spawn_background", "workflow_app"]
+
+CREATE_HINT = "`stigmer apply -f FILE` creates one"
+
+run_app = typer.Typer(add_completion=False)
+agent_app = typer.Typer(add_completion=False, help="Execute agents.", no_args_is_help=True)
+workflow_app = typer.Typer(add_completion=False, help="Run workflows.", no_args_is_help=True)
+
+InputOption = Annotated[
+    str | None,
+    typer.Option("--input", "-i", help="Input as JSON, or @file.json / @file.yaml.", show_default=False),
+]
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option("--env", "-e", help="Run-time variable K=V (repeatable).", show_default=False),
+]
+SecretOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="Secret name whose value is asked for (hidden) and given to this run only (repeatable).",
+        show_default=False,
+    ),
+]
+SecretFileOption = Annotated[
+    Path | None,
+    typer.Option("--secret-file", help="File of KEY=VALUE secret lines for this run.", show_default=False),
+]
+DetachOption = Annotated[
+    bool, typer.Option("--detach/--follow", "-d", help="Print only the execution id and return at once.")
+]
+SessionOption = Annotated[
+    str,
+    typer.Option(
+        "--session",
+        help="Agents: continue the session with this name (started on first use) or id (ses_...).",
+        show_default=False,
+    ),
+]
+
+
+@dataclass
+class RunRequest:
+    """What the user asked to run."""
+
+    kind: str  # Workflow or Agent
+    name: str
+    input: Any = None
+    has_input: bool = False
+    message: str = ""
+    session_id: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Started:
+    """Filled in as soon as the execution exists (for the Ctrl-C message)."""
+
+    execution_id: str = ""
+    local: bool = True
+    context: str = ""
+
+
+async def _check(client: AsyncStigmer, req: RunRequest) -> None:
+    """The request names an existing target and suits its kind (said in command-line terms)."""
+    from stigmer.sdk._targets import not_found, resource_exists
+
+    if not await resource_exists(client.backend, req.kind, req.name):
+        raise await not_found(client.backend, [req.kind], req.name, create_hint=CREATE_HINT)
+    if req.kind == "Agent" and not req.message and not req.has_input:
+        raise CliError(f'an agent run needs a message: `stigmer agent execute {req.name} "your message"`')
+    if req.kind == "Workflow" and req.message:
+        raise CliError("--message is for agents; give a workflow its input with --input JSON")
+    if req.kind == "Workflow" and req.session_id:
+        raise CliError("--session is for agents")
+
+
+async def start(
+    client: AsyncStigmer, req: RunRequest, output: Output, detach: bool, started: Started
+) -> execution_pb2.Execution:
+    """Create and (unless detached) follow an execution; in a local context it runs here."""
+    await _check(client, req)
+    handle = await client.run(
+        req.name,
+        kind=req.kind,
+        input=_input_value(req.input) if req.has_input else None,
+        message=req.message or None,
+        env=req.env,
+        secrets=req.secrets,
+        session=req.session_id or None,
+        start=not detach,
+    )
+    started.execution_id = handle.id
+    started.local = client.local
+    started.context = client.context
+    if detach:
+        if client.local:
+            spawn_background(handle.id, client.context)
+        return handle.execution
+    if output is Output.table:
+        echo_err(f"{handle.kind} {handle.id} started")
+    return await follow(handle, output)
+
+
+def _input_value(data: Any) -> Any:
+    """``--input`` as a ``google.protobuf.Value`` (so ``--input null`` is a JSON null, not no input)."""
+    from google.protobuf import json_format, struct_pb2
+
+    value = struct_pb2.Value()
+    json_format.ParseDict(data, value)
+    return value
+
+
+def spawn_background(execution_id: str, context: str) -> None:
+    """Lite ``--detach``: a detached ``stigmer execution resume`` process runs the execution."""
+    from stigmer.cli._config import load_settings
+    from stigmer.core import open_private, private_dir
+
+    settings = load_settings()
+    logs = private_dir(settings.home / "logs")
+    env = dict(os.environ, STIGMER_CONTEXT=context)
+    with open_private(logs / f"{execution_id}.log") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "stigmer.cli", "execution", "resume", execution_id, "-o", "json"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def detach_on_interrupt(started: Started) -> None:
+    """After Ctrl-C: hand a Lite run over to a background process and say how to re-attach.
+
+    In a cloud context the server goes on running the execution; nothing is needed but the hint.
+    """
+    ex_id = started.execution_id
+    if not ex_id:
+        return
+    if not started.local:
+        echo_err("\n" + interrupted_hint(ex_id, local=False))
+        return
+
+    async def phase() -> str:
+        from stigmer.core import phase_name
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        async with connect() as client:
+            ex = await client.backend.get_execution(svc.GetExecutionRequest(id=ex_id))
+            return phase_name(ex.status.phase)
+
+    current = run_async(phase())
+    from stigmer.core import is_terminal
+
+    if is_terminal(current):
+        echo_err(f"\nexecution {ex_id} already ended ({current}): `stigmer execution get {ex_id}`")
+    elif current == "WAITING_APPROVAL":
+        echo_err("\n" + approval_hint(ex_id))
+    else:
+        spawn_background(ex_id, started.context)
+        echo_err("\n" + interrupted_hint(ex_id, local=True))
+
+
+def _request(
+    kind: str,
+    name: str,
+    input: str | None,
+    message: str,
+    session: str,
+    env: list[str] | None,
+    secret: list[str] | None,
+    secret_file: Path | None,
+) -> RunRequest:
+    secrets: dict[str, str] = parse_secret_file(secret_file) if secret_file else {}
+    for key in secret or []:
+        secrets[key] = read_secret_value(key)
+    req = RunRequest(
+        kind=kind,
+        name=name,
+        message=message,
+        session_id=session,
+        env=parse_env(env or []),
+        secrets=secrets,
+    )
+    if input is not None:
+        req.input = parse_input(input)
+        req.has_input = True
+    return req
+
+
+def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = False) -> None:
+    started = Started()
+
+    async def go() -> int:
+        async with connect() as client:
+            if find:
+                from stigmer.sdk._targets import find_target
+
+                req.kind = await find_target(
+                    client.backend,
+                    req.name,
+                    choose_hint=f"say which: `stigmer workflow run {req.name}` or "
+                    f"`stigmer agent execute {req.name} MESSAGE`",
+                    create_hint=CREATE_HINT,
+                )
+            ex = await start(client, req, output, detach, started)
+            if detach:
+                if output is Output.table:
+                    echo(ex.metadata.id)
+                    return 0
+                return report(ex, output)
+            return report(ex, output, streamed=True)
+
+    try:
+        code = run_async(go())
+    except KeyboardInterrupt:
+        detach_on_interrupt(started)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+@run_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="Name of a workflow or an agent.")],
+    input: InputOption = None,
+    message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
+    session: SessionOption = "",
+    env: EnvOption = None,
+    secret: SecretOption = None,
+    secret_file: SecretFileOption = None,
+    detach: DetachOption = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Run the workflow or agent called NAME and follow it live (exit 0 on success, 1 on failure)."""
+    req = _request("", name, input, message, session, env, secret, secret_file)
+    _execute(req, output, detach, find=True)
+
+
+@agent_app.command("execute")
+def agent_execute(
+    agent: Annotated[str, typer.Argument(help="Agent name.")],
+    message: Annotated[str, typer.Argument(help="What to ask the agent.")],
+    session: SessionOption = "",
+    input: InputOption = None,
+    env: EnvOption = None,
+    secret: SecretOption = None,
+    secret_file: SecretFileOption = None,
+    detach: DetachOption = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Send MESSAGE to AGENT and stream its answer, tool calls and approvals."""
+    req = _request("Agent", agent, input, message, session, env, secret, secret_file)
+    _execute(req, output, detach)
+
+
+@workflow_app.command("run")
+def workflow_run(
+    name: Annotated[str, typer.Argument(help="Workflow name.")],
+    input: InputOption = None,
+    env: EnvOption = None,
+    secret: SecretOption = None,
+    secret_file: SecretFileOption = None,
+    detach: DetachOption = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Run the workflow NAME and show its tasks as they start and finish."""
+    req = _request("Workflow", name, input, "", "", env, secret, secret_file)
+    _execute(req, output, detach)
+
+
+@agent_app.callback()
+def _agent_group() -> None:
+    """Execute agents."""
+
+
+@workflow_app.callback()
+def _workflow_group() -> None:
+    """Run workflows."""

@@ -1,0 +1,179 @@
+"""A run on the terminal: its live events, approval prompts, and the report at its end.
+
+Following itself (the in-process runner next to a watch of its events, answering approvals) is
+``stigmer.sdk.AsyncExecution.follow``; this module renders what it passes on and asks the person.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from stigmer.cli._errors import CliError
+from stigmer.cli.output._format import Output, echo, echo_err, emit_json, emit_yaml, is_tty
+from stigmer.cli.output._render import Renderer, short
+from stigmer.cli.output._view import execution_to_dict
+
+if TYPE_CHECKING:
+    from stigmer.proto.v1 import execution_pb2
+    from stigmer.sdk import AsyncExecution
+    from stigmer.sdk._execution import OnApproval
+
+__all__ = [
+    "approval_hint",
+    "approval_prompt",
+    "follow",
+    "interactive_terminal",
+    "interrupted_hint",
+    "report",
+]
+
+
+def approval_hint(execution_id: str) -> str:
+    return (
+        f"execution {execution_id} waits for approval: "
+        f"`stigmer execution approve {execution_id}` or `stigmer execution reject {execution_id}`"
+    )
+
+
+def interrupted_hint(execution_id: str, local: bool) -> str:
+    """What Ctrl-C did: detached (the run goes on) and how to re-attach."""
+    where = " in a background process" if local else ""
+    return (
+        f"detached; execution {execution_id} goes on{where}: "
+        f"re-attach with `stigmer execution logs -f {execution_id}` "
+        f"(stop it with `stigmer execution cancel {execution_id}`)"
+    )
+
+
+def interactive_terminal() -> bool:
+    """True when approvals can be asked inline (stdin and stderr are terminals)."""
+    return is_tty(sys.stdin) and is_tty(sys.stderr)
+
+
+def approval_prompt(
+    execution_id: str,
+    *,
+    interactive: bool,
+    explain: bool = True,
+    prompt: Callable[[str], str] | None = None,
+) -> OnApproval:
+    """The answer to a pending approval: asked inline on a terminal (``interactive``); otherwise
+    left unanswered, after saying how to answer it (when ``explain``)."""
+
+    async def on_approval(ex: execution_pb2.Execution) -> tuple[bool, str] | None:
+        if not interactive:
+            if explain:
+                echo_err(approval_hint(execution_id))
+            return None
+        from google.protobuf import json_format
+
+        pending = ex.status.pending_approval
+        what = pending.tool or "the pending action"
+        if pending.server:
+            what += f" (MCP server {pending.server})"
+        args = json_format.MessageToDict(pending.arguments) if pending.HasField("arguments") else {}
+        ask = prompt or _ask
+        echo_err(f"approval needed: {what}" + (f" with {short(args, 300)}" if args else ""))
+        # Asked on the loop's thread on purpose: nothing else needs to run meanwhile, and Ctrl-C
+        # then interrupts the prompt at once (a prompt in a worker thread would keep the process
+        # alive until Enter).
+        try:
+            answer = ask("approve? [y/N] ").strip().lower()
+            approved = answer in ("y", "yes")
+            reason = "" if approved else ask("reason (optional): ").strip()
+        except EOFError:
+            raise CliError(f"no answer (end of input); {approval_hint(execution_id)}") from None
+        return approved, reason
+
+    return on_approval
+
+
+def _ask(prompt: str) -> str:
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise CliError(
+            "no answer (end of input); answer later with `stigmer execution approve ID` or `reject ID`"
+        )
+    return line
+
+
+async def follow(
+    handle: AsyncExecution,
+    output: Output,
+    *,
+    start: bool = False,
+    stop_on_approval: bool = True,
+    after_sequence: int | None = None,
+    ask: bool = True,
+) -> execution_pb2.Execution:
+    """Follow an execution until it ends or waits (running it here when the handle does), showing
+    its events live in table output and asking approvals on a terminal (when ``ask``)."""
+    renderer = Renderer() if output is Output.table else None
+    on_approval = approval_prompt(
+        handle.id,
+        interactive=ask and interactive_terminal(),
+        explain=renderer is not None or stop_on_approval,
+    )
+    try:
+        return await handle.follow(
+            renderer.event if renderer is not None else None,
+            on_approval,
+            start=start,
+            stop_on_approval=stop_on_approval,
+            after_sequence=after_sequence,
+        )
+    finally:
+        if renderer is not None:
+            renderer.end_text()
+
+
+def report(ex: execution_pb2.Execution, output: Output, *, streamed: bool = True) -> int:
+    """Print the end of a run (summary or one JSON/YAML object); returns the exit code."""
+    from stigmer.core import phase_name
+
+    phase = phase_name(ex.status.phase)
+    data = execution_to_dict(ex)
+    # exit 0 when it succeeded or has not ended (waiting for a person, or for its turn)
+    code = 0 if phase in ("SUCCEEDED", "WAITING_APPROVAL", "PENDING", "RUNNING") else 1
+    if output is Output.json:
+        emit_json(data)
+        return code
+    if output is Output.yaml:
+        emit_yaml([data])
+        return code
+    ex_id = ex.metadata.id
+    if phase == "SUCCEEDED":
+        out = data["output"]
+        if out is not None:
+            if isinstance(out, str):
+                if not streamed:
+                    echo(out)
+            else:
+                import json
+
+                echo(json.dumps(out, indent=2, ensure_ascii=False))
+        echo_err(f"{ex.kind} {ex_id} succeeded{_duration(ex)}")
+    elif phase == "FAILED":
+        err = data["error"] or {}
+        detail = ": ".join(x for x in (err.get("title"), err.get("detail")) if x) or "no error details"
+        where = f" at {err['instance']}" if err.get("instance") else ""
+        echo_err(f"error: {ex.kind} {ex_id} failed{where}: {detail}")
+    elif phase == "CANCELLED":
+        echo_err(f"{ex.kind} {ex_id} was cancelled")
+    elif phase == "WAITING_APPROVAL":
+        pass  # the follower already said how to answer
+    else:
+        echo_err(f"{ex.kind} {ex_id} is {phase}: follow it with `stigmer execution logs -f {ex_id}`")
+    return code
+
+
+def _duration(ex: execution_pb2.Execution) -> str:
+    start, end = ex.status.started_at, ex.status.finished_at
+    if not start.seconds or not end.seconds:
+        return ""
+    seconds = (end.seconds - start.seconds) + (end.nanos - start.nanos) / 1e9
+    return f" in {seconds:.2f}s"
