@@ -242,7 +242,7 @@ def mtls_proxy(pki: Pki, temporal: int) -> Iterator[TlsProxy]:
 
 
 def worker_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stigmer.runner.workflow._main", *args]
+    return [str(Path(sys.executable).parent / "stigmer-workflow-runner"), *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -589,7 +589,7 @@ def test_bad_options_give_one_line_and_exit_code_2(
     home = tmp_path / "home"
     commands = {
         "worker": worker_argv(*args),
-        "agent worker": [sys.executable, "-m", "stigmer.runner.agent._main", *args],
+        "agent worker": [str(Path(sys.executable).parent / "stigmer-agent-runner"), *args],
         "server": [
             server_script(),
             "--home",

@@ -271,6 +271,20 @@ class AsyncStigmer:
 
         return await self.backend.delete_secret(svc.DeleteSecretRequest(name=name))
 
+    async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
+        """Re-encrypt every secret of the embedded store with ``new_key`` (default: a new random
+        key) in one transaction; returns the new key. Only the local store: a server rotates its
+        own key on its own machine."""
+        from stigmer.backend.local import LocalBackend
+        from stigmer.core import FailedPrecondition
+
+        if not isinstance(self.backend, LocalBackend):
+            raise FailedPrecondition(
+                "rotate-key works on the local store only; a server rotates its own key "
+                "(run `stigmer secret rotate-key` on the server machine)"
+            )
+        return await self.backend.rotate_master_key(new_key)
+
     async def grant_secret(self, name: str, *, to: str = "", role: str = "") -> SecretMetadata:
         """Let a token (``to``: its name) or every token of a ``role`` author definitions using a
         secret; only its owner or an admin may (see docs/security.md)."""

@@ -1,5 +1,5 @@
 """Turning what users pass to ``apply`` (builders, messages, manifest dicts, paths, Python files)
-into resources (``stigmer.core.order_resources`` then puts them in apply order)."""
+into resources (``order_resources`` then puts them in apply order)."""
 
 from __future__ import annotations
 

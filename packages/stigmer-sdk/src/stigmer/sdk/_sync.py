@@ -213,6 +213,9 @@ class Stigmer:
     def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         return self._loop.run(self._async.list_secrets(prefix))
 
+    def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
+        return self._loop.run(self._async.rotate_master_key(new_key))
+
     def delete_secret(self, name: str) -> SecretMetadata:
         return self._loop.run(self._async.delete_secret(name))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -209,20 +208,12 @@ def rotate_key(
                     "rotate-key works on the local store only; a server rotates its own key "
                     "(run `stigmer secret rotate-key` on the server machine)"
                 )
-            rotate = getattr(client.backend, "rotate_master_key", None)
-            if rotate is None:
-                raise CliError(
-                    f"this backend ({type(client.backend).__name__}) cannot rotate its master key; "
-                    "upgrade stigmer-backend-local"
-                )
             if new_key_file is None:
-                result = rotate()
+                await client.rotate_master_key()
             else:
                 key = os.urandom(32)
                 _write_key(new_key_file, key)  # before the rotation: the key is never only in memory
-                result = rotate(new_key=key)
-            if inspect.isawaitable(result):
-                await result
+                await client.rotate_master_key(key)
 
     run_async(go())
     echo("master key rotated; every secret was re-encrypted")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import inspect
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._errors import CliError
+
+if TYPE_CHECKING:
+    from stigmer.server import IssuedToken, TokenInfo, TokenStore
+
 from stigmer.cli.output._format import Output, OutputOption, echo, echo_err, emit_json, emit_yaml, print_table
 
 __all__ = ["server_app", "token_app"]
@@ -62,13 +65,6 @@ class Role(enum.StrEnum):
     user = "user"
     runner = "runner"
     admin = "admin"
-
-
-def _local(attr: str) -> Any:
-    """``stigmer.server.<attr>`` (imported when a command needs it: ``stigmer --help`` stays fast)."""
-    import stigmer.server
-
-    return getattr(stigmer.server, attr)
 
 
 def _database(database: str) -> tuple[str | None, Path]:
@@ -181,7 +177,8 @@ def server(
         )
     except InvalidArgument as err:
         raise CliError(str(err), exit_code=2) from None
-    run_server = _local("run_server")
+    from stigmer.server import run_server  # imported when the command runs: `--help` stays fast
+
     database_url, home = _database(database)
     _configure_logging(log_level)
     kwargs: dict[str, Any] = {
@@ -192,18 +189,9 @@ def server(
         "tls_key": tls_key,
         "insecure": insecure,
         "allow_run": allow_run,
+        "temporal": connection,
+        "on_ready": lambda address: echo_err(f"stigmer server listening on {address} (Ctrl-C stops it)"),
     }
-    params = inspect.signature(run_server).parameters
-    if connection is not None:
-        if "temporal" not in params:
-            raise CliError("this stigmer-server cannot connect to Temporal with these options; upgrade it")
-        kwargs["temporal"] = connection
-    if "on_ready" in params:
-        kwargs["on_ready"] = lambda address: echo_err(
-            f"stigmer server listening on {address} (Ctrl-C stops it)"
-        )
-    else:
-        echo_err(f"stigmer server starting on {listen} (Ctrl-C stops it)")
     if allow_run:
         echo_err(
             "--allow-run: executions may start local processes (run: shell|script, stdio MCP servers) "
@@ -217,26 +205,24 @@ def server(
     echo_err("stigmer server stopped")
 
 
-def _store(database: str) -> Any:
-    token_store = _local("TokenStore")
+def _store(database: str) -> TokenStore:
+    from stigmer.server import TokenStore
+
     database_url, home = _database(database)
-    return token_store(database_url=database_url, home=home)
+    return TokenStore(database_url=database_url, home=home)
 
 
-def _close(store: Any) -> None:
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()
+def _close(store: TokenStore) -> None:
+    store.close()
 
 
-def _info(token: Any) -> dict[str, Any]:
-    created: Any = getattr(token, "created_at", None)
+def _info(token: TokenInfo | IssuedToken, *, revoked: bool) -> dict[str, Any]:
     return {
         "id": token.id,
         "name": token.name,
         "role": token.role,
-        "createdAt": created.isoformat() if hasattr(created, "isoformat") else created,
-        "revoked": bool(getattr(token, "revoked", False)),
+        "createdAt": token.created_at.isoformat(),
+        "revoked": revoked,
     }
 
 
@@ -253,7 +239,7 @@ def create(
         issued = store.create(role=role.value, name=name)
     finally:
         _close(store)
-    data = {**_info(issued), "token": issued.token}
+    data = {**_info(issued, revoked=False), "token": issued.token}
     if output is Output.json:
         emit_json(data)
     elif output is Output.yaml:
@@ -270,7 +256,7 @@ def list_(database: DatabaseOption = "", output: OutputOption = Output.table) ->
     """List tokens (never the secrets)."""
     store = _store(database)
     try:
-        tokens = [_info(t) for t in store.list()]
+        tokens = [_info(t, revoked=t.revoked) for t in store.list()]
     finally:
         _close(store)
     if output is Output.json:
