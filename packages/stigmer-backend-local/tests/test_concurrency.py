@@ -106,6 +106,7 @@ async def test_sigkilled_writer_loses_nothing_it_acknowledged(tmp_path: Path) ->
             break
     os.kill(proc.pid, signal.SIGKILL)
     rest = proc.stdout.read()
+    proc.stdout.close()
     proc.wait()
     acked += [int(line.split()[1]) for line in rest.splitlines() if line.startswith("ACK")]
     assert proc.returncode == -signal.SIGKILL
