@@ -236,6 +236,6 @@ def test_resource_builders_render_manifests_and_yaml() -> None:
 
 
 def test_the_code_generator_has_a_builder_for_every_task_kind() -> None:
-    from stigmer.sdk._codegen_tasks import _BUILDERS
+    from stigmer.sdk.authoring._codegen_tasks import _BUILDERS
 
     assert set(_BUILDERS) == set(TASK_KINDS)

@@ -11,7 +11,7 @@ from stigmer.core import InvalidArgument, StigmerError
 from stigmer.sdk import ResourceBuilder, Workflow, to_python
 from stigmer.sdk._client import label_selector
 from stigmer.sdk._kinds import resolve_kind
-from stigmer.sdk._resources import Model
+from stigmer.sdk.authoring._resources import Model
 
 NAMES = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=8)
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=12))

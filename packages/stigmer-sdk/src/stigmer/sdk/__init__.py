@@ -8,8 +8,13 @@ nothing: grpc and SQLAlchemy load on the first call that connects.
 """
 
 from stigmer.core import StigmerError
-from stigmer.sdk._builder import ResourceBuilder
-from stigmer.sdk._calls import (
+from stigmer.sdk._client import Applied, AsyncStigmer
+from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
+from stigmer.sdk._execution import AsyncExecution
+from stigmer.sdk._export import Export
+from stigmer.sdk._sync import Execution, Stigmer
+from stigmer.sdk.authoring._builder import ResourceBuilder
+from stigmer.sdk.authoring._calls import (
     Call,
     CallAgent,
     CallGrpc,
@@ -19,13 +24,9 @@ from stigmer.sdk._calls import (
     RunShell,
     RunWorkflow,
 )
-from stigmer.sdk._client import Applied, AsyncStigmer
-from stigmer.sdk._codegen import to_python
-from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
-from stigmer.sdk._execution import AsyncExecution
-from stigmer.sdk._export import Export
-from stigmer.sdk._expressions import expr, secret
-from stigmer.sdk._resources import (
+from stigmer.sdk.authoring._codegen import to_python
+from stigmer.sdk.authoring._expressions import expr, secret
+from stigmer.sdk.authoring._resources import (
     Agent,
     Environment,
     EnvVar,
@@ -36,8 +37,7 @@ from stigmer.sdk._resources import (
     Skill,
     SubAgent,
 )
-from stigmer.sdk._sync import Execution, Stigmer
-from stigmer.sdk._tasks import (
+from stigmer.sdk.authoring._tasks import (
     Case,
     Catch,
     Do,
@@ -53,7 +53,7 @@ from stigmer.sdk._tasks import (
     Try,
     Wait,
 )
-from stigmer.sdk._workflow import Workflow
+from stigmer.sdk.authoring._workflow import Workflow
 
 __all__ = [
     "Agent",

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, overload
 
 from stigmer.core import RUNNABLE_KINDS, InvalidArgument, kind_info
 from stigmer.sdk._apply_order import order_resources
-from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._collect import collect
 from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_target
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._kinds import resolve_kind
 from stigmer.sdk._targets import find_target, not_found, resource_exists, session_for
+from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

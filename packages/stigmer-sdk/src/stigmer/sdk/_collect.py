@@ -17,7 +17,7 @@ from stigmer.core import (
     parse_manifest,
     resource_from_message,
 )
-from stigmer.sdk._builder import ResourceBuilder
+from stigmer.sdk.authoring._builder import ResourceBuilder
 
 __all__ = ["ResourceLike", "collect", "to_loaded"]
 

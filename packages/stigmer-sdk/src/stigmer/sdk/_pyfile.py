@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from stigmer.core import InvalidArgument, LoadedResource
-from stigmer.sdk._builder import ResourceBuilder
+from stigmer.sdk.authoring._builder import ResourceBuilder
 
 __all__ = ["load_python_manifests", "resources_of"]
 

@@ -11,8 +11,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from stigmer.core import FailedPrecondition
-from stigmer.sdk._builder import M, ResourceBuilder
 from stigmer.sdk._client import Applied, AsyncStigmer, Kind
+from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

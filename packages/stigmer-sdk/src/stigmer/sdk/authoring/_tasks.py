@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
-from stigmer.sdk._builder import compact
+from stigmer.sdk.authoring._builder import compact
 
 __all__ = [
     "Case",

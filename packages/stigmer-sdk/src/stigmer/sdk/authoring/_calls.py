@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Unpack
 
-from stigmer.sdk._builder import compact
-from stigmer.sdk._tasks import Task, TaskOptions
+from stigmer.sdk.authoring._builder import compact
+from stigmer.sdk.authoring._tasks import Task, TaskOptions
 
 if TYPE_CHECKING:
-    from stigmer.sdk._resources import Agent
-    from stigmer.sdk._workflow import Workflow
+    from stigmer.sdk.authoring._resources import Agent
+    from stigmer.sdk.authoring._workflow import Workflow
 
 __all__ = [
     "Call",

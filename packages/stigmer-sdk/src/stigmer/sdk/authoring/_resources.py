@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stigmer.proto.v1 import agent_pb2, environment_pb2, mcp_server_pb2, session_pb2, skill_pb2
-from stigmer.sdk._builder import ResourceBuilder, compact
+from stigmer.sdk.authoring._builder import ResourceBuilder, compact
 
 __all__ = ["Agent", "EnvVar", "Environment", "McpServer", "McpUsage", "Model", "Session", "Skill", "SubAgent"]
 

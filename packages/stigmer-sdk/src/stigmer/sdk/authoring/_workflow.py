@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stigmer.proto.v1 import workflow_pb2
-from stigmer.sdk._builder import ResourceBuilder, compact
-from stigmer.sdk._tasks import Duration, Task, Tasks, _plain, duration, task_list
+from stigmer.sdk.authoring._builder import ResourceBuilder, compact
+from stigmer.sdk.authoring._tasks import Duration, Task, Tasks, _plain, duration, task_list
 
 __all__ = ["Workflow"]
 

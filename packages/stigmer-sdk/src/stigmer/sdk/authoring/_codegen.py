@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stigmer.sdk._codegen_tasks import Gen as _Gen
-from stigmer.sdk._codegen_tasks import Raw as _Raw
-from stigmer.sdk._codegen_tasks import canon as _canon
-from stigmer.sdk._codegen_tasks import evaluate as _evaluate
-from stigmer.sdk._codegen_tasks import opt as _opt
+from stigmer.sdk.authoring._codegen_tasks import Gen as _Gen
+from stigmer.sdk.authoring._codegen_tasks import Raw as _Raw
+from stigmer.sdk.authoring._codegen_tasks import canon as _canon
+from stigmer.sdk.authoring._codegen_tasks import evaluate as _evaluate
+from stigmer.sdk.authoring._codegen_tasks import opt as _opt
 
 __all__ = ["to_python"]
 
