@@ -243,3 +243,16 @@ def test_no_file_name_prefix_stands_in_for_a_folder() -> None:
         f"{d.relative_to(ROOT)}/_{p}_*": names for (d, p), names in by_prefix.items() if len(names) >= 3
     }
     assert not crowded, crowded
+
+
+def test_the_architecture_page_draws_these_arrows() -> None:
+    """docs/architecture.md's dependency table says exactly what this test enforces."""
+    rows = re.findall(
+        r"^\| `(stigmer-[a-z-]+)` \| ([^|]+) \|", (ROOT / "docs" / "architecture.md").read_text(), re.M
+    )
+    assert len(rows) == len(ALLOWED), rows
+    drawn = {
+        name: {f"stigmer-{d.strip()}" for d in deps.split(",") if d.strip() not in ("", "—")}
+        for name, deps in rows
+    }
+    assert drawn == ALLOWED
