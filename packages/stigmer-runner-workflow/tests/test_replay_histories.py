@@ -12,45 +12,21 @@ to that script); every new ``workflow.patched`` call needs a recording there.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from stigmer.runner.workflow.temporal._host import CHILD_WORKFLOWS_PATCH
 from stigmer.runner.workflow.temporal._worker import PASSTHROUGH
 from stigmer.runner.workflow.temporal._workflow import StigmerWorkflow
-from stigmer.testing import history_text
-from temporalio.client import WorkflowHistory
+from stigmer.testing import assert_patch_branches, load_history
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def _history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-
-
-def _patches(path: Path) -> set[str]:
-    """The ids of the patches whose markers a history holds (the current branch was taken)."""
-    events = json.loads(path.read_text(encoding="utf-8"))["events"]
-    markers = [e["markerRecordedEventAttributes"] for e in events if "markerRecordedEventAttributes" in e]
-    found = set()
-    for marker in markers:
-        if marker["markerName"] == "core_patch":
-            found.add(json.loads(history_text(marker["details"]["patch-data"]).splitlines()[0])["id"])
-    return found
-
-
 def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
-    assert len(HISTORIES) >= 2, "no committed histories found"
-    markers = {path.name: _patches(path) for path in HISTORIES}
-    assert any(CHILD_WORKFLOWS_PATCH in found for found in markers.values()), (
-        f"none takes {CHILD_WORKFLOWS_PATCH}: {markers}"
-    )
-    assert any(CHILD_WORKFLOWS_PATCH not in found for found in markers.values()), (
-        f"none takes its legacy branch: {markers}"
-    )
+    assert_patch_branches(HISTORIES, CHILD_WORKFLOWS_PATCH)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -61,5 +37,5 @@ async def test_a_committed_history_replays_without_non_determinism(path: Path) -
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
     )
-    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
