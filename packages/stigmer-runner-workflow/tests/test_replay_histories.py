@@ -1,13 +1,7 @@
-"""Committed Temporal histories of workflow executions replay against the current workflow code.
+"""Committed Temporal histories of workflow executions (the Temporal host) replay against the current code.
 
-``tests/histories/*.json`` holds one history per branch of each ``workflow.patched(...)`` call in
-the Temporal host — recorded by the current code, and by the last commit before the patch (the
-branch that runs started by earlier releases take). A change that would break such a run on a
-new worker (non-determinism) fails here.
-
-Re-record with ``uv run python scripts/record_histories.py`` when the workflow changes on purpose
-(and then guard the change with a new ``workflow.patched`` branch, and add its legacy recording
-to that script); every new ``workflow.patched`` call needs a recording there.
+``tests/histories/*.json``: one history per branch of each ``workflow.patched(...)`` call; how they
+are recorded, and when to re-record, is in ``stigmer.testing._histories``.
 """
 
 from __future__ import annotations

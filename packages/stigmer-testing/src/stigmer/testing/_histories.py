@@ -1,4 +1,15 @@
-"""Committed Temporal histories: reading them, and the ``workflow.patched`` markers they hold."""
+"""Committed Temporal histories: reading them, and the ``workflow.patched`` markers they hold.
+
+Each runner's ``tests/histories/*.json`` holds one history per branch of each ``workflow.patched(...)``
+call of its workflow — recorded by the current code, and by the last commit before the patch (the
+branch that runs started by earlier releases take). Its ``test_replay_histories.py`` replays them
+against the current workflow code: a change that would break such a run on a new worker
+(non-determinism) fails there.
+
+Re-record with ``uv run python scripts/record_histories.py`` when the workflow changes on purpose
+(and then guard the change with a new ``workflow.patched`` branch, and add its legacy recording
+to that script); every new ``workflow.patched`` call needs a recording there.
+"""
 
 from __future__ import annotations
 
