@@ -61,8 +61,10 @@ def test_agents_helpers() -> None:
         [
             "KEY",
             "MCP_SERVER",
+            "agent_resource",
             "apply",
             "data",
+            "environment_resource",
             "events",
             "openai_agent",
             "pid_alive",
