@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.testing import HttpWorld, Reply, Request, Response, cli_env, json_response, openai_response
+from stigmer.testing import (
+    HttpWorld,
+    Reply,
+    Request,
+    Response,
+    cli_env,
+    json_response,
+    openai_response,
+    self_signed_cert,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,56 +85,11 @@ def stigmer_env(stigmer_home: Path) -> dict[str, str]:
     return cli_env(stigmer_home)
 
 
-def self_signed(folder: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate (also a CA) for localhost and 127.0.0.1, and its key (PEM files)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def make_cert(tmp_path: Path) -> Callable[[str], tuple[Path, Path]]:
-    """``make_cert(name)``: a self-signed certificate and key named ``name`` in the test's folder."""
-    return lambda name: self_signed(tmp_path, name)
-
-
-@pytest.fixture
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key (PEM files)."""
-    return self_signed(tmp_path_factory.mktemp("tls"), "server")
+    """``make_cert(name)``: a self-signed certificate and key named ``name`` in the test's folder
+    (``tls_files``, the one named ``server`` in a folder of its own, comes with ``stigmer.testing``)."""
+    return lambda name: self_signed_cert(tmp_path, name=name)
 
 
 class FullstackWorld(HttpWorld):

@@ -11,9 +11,10 @@ import pytest
 import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
 from stigmer.core import PermissionDenied, Unauthenticated, Unavailable
-from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.server import ServerProcess, TokenStore, server_script
+from stigmer.testing.agents import agent_resource, environment_resource
 
 P = execution_pb2
 SECRET = "ghp_integration_secret_value_42"
@@ -35,27 +36,9 @@ def tokens(server: ServerProcess) -> TokenStore:
 
 async def running_execution(admin: CloudBackend) -> str:
     await admin.set_secret(svc.SetSecretRequest(name="GH_TOKEN", value=SECRET))
-    env = resource_pb2.Resource(
-        environment=environment_pb2.Environment(
-            api_version="stigmer.ai/v1",
-            kind="Environment",
-            metadata=meta_pb2.Metadata(name="prod"),
-            spec=environment_pb2.EnvironmentSpec(variables={"REGION": "eu"}, secrets=["GH_TOKEN"]),
-        )
-    )
+    env = environment_resource("prod", secrets=["GH_TOKEN"], variables={"REGION": "eu"})
     await admin.apply(svc.ApplyRequest(resource=env))
-    agent = resource_pb2.Resource(
-        agent=agent_pb2.Agent(
-            api_version="stigmer.ai/v1",
-            kind="Agent",
-            metadata=meta_pb2.Metadata(name="bot"),
-            spec=agent_pb2.AgentSpec(
-                instructions="hi",
-                model=agent_pb2.ModelConfig(provider="openai", name="m"),
-                environments=["prod"],
-            ),
-        )
-    )
+    agent = agent_resource("bot", environments=["prod"])
     await admin.apply(svc.ApplyRequest(resource=agent))
     created = await admin.create_execution(
         svc.CreateExecutionRequest(

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from stigmer.backend.cloud import CloudBackend
 from stigmer.backend.local import LocalBackend
-from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.server import ServerProcess
+from stigmer.testing.agents import agent_resource
 
 P = execution_pb2
 
@@ -28,16 +29,7 @@ async def test_watch_survives_a_server_restart(tmp_path: Path, how: str) -> None
     server = ServerProcess(home=tmp_path, database_url=url, args=["--no-run-executions"])
     await asyncio.to_thread(server.start)
     client = CloudBackend(server.endpoint, home=tmp_path, timeout=30)
-    agent = resource_pb2.Resource(
-        agent=agent_pb2.Agent(
-            api_version="stigmer.ai/v1",
-            kind="Agent",
-            metadata=meta_pb2.Metadata(name="bot"),
-            spec=agent_pb2.AgentSpec(
-                instructions="hi", model=agent_pb2.ModelConfig(provider="openai", name="m")
-            ),
-        )
-    )
+    agent = agent_resource("bot")
     await client.apply(svc.ApplyRequest(resource=agent))
     created = await client.create_execution(
         svc.CreateExecutionRequest(

@@ -1,6 +1,6 @@
 """The conformance suite against LocalBackend on PostgreSQL (``STIGMER_TEST_POSTGRES_URL``).
 
-The module works in a fresh schema that is dropped at the end (``postgres_url`` in conftest.py).
+The module works in a fresh schema that is dropped at the end (the ``postgres_url`` fixture of ``stigmer.testing``).
 """
 
 from __future__ import annotations

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from stigmer.backend.local import LocalBackend
@@ -17,6 +14,7 @@ from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._selectors import matches, parse_selector
 from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2, skill_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.testing import postgres_schema
 
 KEY = bytes(range(32))
 
@@ -24,19 +22,8 @@ KEY = bytes(range(32))
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> Iterator[str]:  # postgres_url: fails loudly in CI if unset
     """A schema of its own in the session's PostgreSQL database (these tests count what they list)."""
-    import sqlalchemy as sa
-
-    schema = f"stigmer_read_{secrets.token_hex(4)}"
-    base = os.environ["STIGMER_TEST_POSTGRES_URL"]
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        engine.dispose()
+    with postgres_schema(prefix="stigmer_read") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,59 +1,29 @@
-"""Committed Temporal histories of agent executions replay against the current workflow code.
+"""Committed Temporal histories of agent executions (``StigmerAgent``) replay against the current code.
 
-``tests/histories/*.json`` holds one history per branch of each ``workflow.patched(...)`` call in
-``StigmerAgent`` — recorded by the current code, and by the last commit before the patch (the
-branch that runs started by earlier releases take). A change that would break such a run on a
-new worker (non-determinism) fails here.
-
-Re-record with ``uv run python scripts/record_histories.py`` when the workflow changes on purpose
-(and then guard the change with a new ``workflow.patched`` branch, and add its legacy recording
-to that script); every new ``workflow.patched`` call needs a recording there.
+``tests/histories/*.json``: one history per branch of each ``workflow.patched(...)`` call; how they
+are recorded, and when to re-record, is in ``stigmer.testing._histories``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pydantic_ai  # noqa: F401  # imported before replay, as a worker process has it
 import pytest
 from stigmer.runner.agent.temporal._workflow import PER_ACTIVITY_PATCH, StigmerAgent
-from stigmer.testing import history_text
-from temporalio.client import WorkflowHistory
+from stigmer.testing import assert_patch_branches, load_history
 from temporalio.worker import Replayer
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def _history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-
-
-def _patches(path: Path) -> set[str]:
-    """The ids of the patches whose markers a history holds (the current branch was taken)."""
-    events = json.loads(path.read_text(encoding="utf-8"))["events"]
-    markers = [e["markerRecordedEventAttributes"] for e in events if "markerRecordedEventAttributes" in e]
-    found = set()
-    for marker in markers:
-        if marker["markerName"] == "core_patch":
-            found.add(json.loads(history_text(marker["details"]["patch-data"]).splitlines()[0])["id"])
-    return found
-
-
 def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
-    assert len(HISTORIES) >= 2, "no committed histories found"
-    markers = {path.name: _patches(path) for path in HISTORIES}
-    assert any(PER_ACTIVITY_PATCH in found for found in markers.values()), (
-        f"none takes {PER_ACTIVITY_PATCH}: {markers}"
-    )
-    assert any(PER_ACTIVITY_PATCH not in found for found in markers.values()), (
-        f"none takes its legacy branch: {markers}"
-    )
+    assert_patch_branches(HISTORIES, PER_ACTIVITY_PATCH)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_a_committed_history_replays_without_non_determinism(path: Path) -> None:
     result = await Replayer(workflows=[StigmerAgent]).replay_workflow(
-        _history(path), raise_on_replay_failure=False
+        load_history(path), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

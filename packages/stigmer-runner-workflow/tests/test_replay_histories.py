@@ -1,56 +1,26 @@
-"""Committed Temporal histories of workflow executions replay against the current workflow code.
+"""Committed Temporal histories of workflow executions (the Temporal host) replay against the current code.
 
-``tests/histories/*.json`` holds one history per branch of each ``workflow.patched(...)`` call in
-the Temporal host — recorded by the current code, and by the last commit before the patch (the
-branch that runs started by earlier releases take). A change that would break such a run on a
-new worker (non-determinism) fails here.
-
-Re-record with ``uv run python scripts/record_histories.py`` when the workflow changes on purpose
-(and then guard the change with a new ``workflow.patched`` branch, and add its legacy recording
-to that script); every new ``workflow.patched`` call needs a recording there.
+``tests/histories/*.json``: one history per branch of each ``workflow.patched(...)`` call; how they
+are recorded, and when to re-record, is in ``stigmer.testing._histories``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from stigmer.runner.workflow.temporal._host import CHILD_WORKFLOWS_PATCH
 from stigmer.runner.workflow.temporal._worker import PASSTHROUGH
 from stigmer.runner.workflow.temporal._workflow import StigmerWorkflow
-from stigmer.testing import history_text
-from temporalio.client import WorkflowHistory
+from stigmer.testing import assert_patch_branches, load_history
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def _history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-
-
-def _patches(path: Path) -> set[str]:
-    """The ids of the patches whose markers a history holds (the current branch was taken)."""
-    events = json.loads(path.read_text(encoding="utf-8"))["events"]
-    markers = [e["markerRecordedEventAttributes"] for e in events if "markerRecordedEventAttributes" in e]
-    found = set()
-    for marker in markers:
-        if marker["markerName"] == "core_patch":
-            found.add(json.loads(history_text(marker["details"]["patch-data"]).splitlines()[0])["id"])
-    return found
-
-
 def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
-    assert len(HISTORIES) >= 2, "no committed histories found"
-    markers = {path.name: _patches(path) for path in HISTORIES}
-    assert any(CHILD_WORKFLOWS_PATCH in found for found in markers.values()), (
-        f"none takes {CHILD_WORKFLOWS_PATCH}: {markers}"
-    )
-    assert any(CHILD_WORKFLOWS_PATCH not in found for found in markers.values()), (
-        f"none takes its legacy branch: {markers}"
-    )
+    assert_patch_branches(HISTORIES, CHILD_WORKFLOWS_PATCH)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
@@ -61,5 +31,5 @@ async def test_a_committed_history_replays_without_non_determinism(path: Path) -
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
     )
-    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

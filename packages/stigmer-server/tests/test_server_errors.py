@@ -22,10 +22,11 @@ from stigmer.core import (
     StigmerError,
     Unavailable,
 )
-from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
+from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
 from stigmer.server import NoDispatcher, admin_token_path, serve
+from stigmer.testing.agents import agent_resource, environment_resource
 
 
 class Raising:
@@ -147,27 +148,9 @@ async def test_request_log_names_calls_and_never_holds_secret_values(
         async with grpc.aio.insecure_channel(address) as channel:
             stub = svc_grpc.BackendServiceStub(channel)
             await stub.SetSecret(svc.SetSecretRequest(name="GH_TOKEN", value=secret_value), metadata=meta)
-            env = resource_pb2.Resource(
-                environment=environment_pb2.Environment(
-                    api_version="stigmer.ai/v1",
-                    kind="Environment",
-                    metadata=meta_pb2.Metadata(name="prod"),
-                    spec=environment_pb2.EnvironmentSpec(secrets=["GH_TOKEN"]),
-                )
-            )
+            env = environment_resource("prod", secrets=["GH_TOKEN"])
             await stub.Apply(svc.ApplyRequest(resource=env), metadata=meta)
-            bot = resource_pb2.Resource(
-                agent=agent_pb2.Agent(
-                    api_version="stigmer.ai/v1",
-                    kind="Agent",
-                    metadata=meta_pb2.Metadata(name="bot"),
-                    spec=agent_pb2.AgentSpec(
-                        instructions="hi",
-                        model=agent_pb2.ModelConfig(provider="openai", name="m"),
-                        environments=["prod"],
-                    ),
-                )
-            )
+            bot = agent_resource("bot", environments=["prod"])
             await stub.Apply(svc.ApplyRequest(resource=bot), metadata=meta)
             created = await stub.CreateExecution(
                 svc.CreateExecutionRequest(

@@ -15,6 +15,7 @@ from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import backend_service_pb2_grpc as svc_grpc
 from stigmer.server import NoDispatcher, ServerProcess, admin_token_path, serve
+from stigmer.testing.agents import agent_resource
 
 
 class Slow:
@@ -64,16 +65,7 @@ async def test_in_flight_call_finishes_and_new_calls_are_refused(tmp_path: Path)
 async def running_execution(address: str, meta: Any) -> str:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = svc_grpc.BackendServiceStub(channel)
-        agent = resource_pb2.Resource(
-            agent=agent_pb2.Agent(
-                api_version="stigmer.ai/v1",
-                kind="Agent",
-                metadata=meta_pb2.Metadata(name="bot"),
-                spec=agent_pb2.AgentSpec(
-                    instructions="hi", model=agent_pb2.ModelConfig(provider="openai", name="m")
-                ),
-            )
-        )
+        agent = agent_resource("bot")
         await stub.Apply(svc.ApplyRequest(resource=agent), metadata=meta)
         created = await stub.CreateExecution(
             svc.CreateExecutionRequest(

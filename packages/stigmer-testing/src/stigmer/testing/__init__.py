@@ -10,18 +10,26 @@
 - :class:`LocalStack`: ``stigmer local`` in a private home on free ports; :class:`UserCli`: the
   installed ``stigmer`` run as a user would, in a private home.
 - :func:`free_port`, :func:`wait_for_port`, :func:`wait_for`.
+- :func:`self_signed_cert`: a self-signed certificate and key (PEM files) for TLS tests.
+- :func:`postgres_test_url` / :func:`postgres_schema`: the PostgreSQL server of the tests
+  (``$STIGMER_TEST_POSTGRES_URL``) and a fresh schema in it; the ``postgres`` marker and the
+  ``postgres_url`` and ``tls_files`` fixtures come with this distribution.
+- :func:`load_history` / :func:`history_patches` / :func:`assert_patch_branches`: committed Temporal
+  histories and the ``workflow.patched`` markers they hold.
 - ``stigmer.testing.agents``: agent executions on a Backend (manifests, apply, start, event logs).
 
 Not part of ``pip install stigmer``: a workspace distribution for the tests.
 """
 
 from ._cli import STIGMER, UserCli, user_env
+from ._histories import assert_patch_branches, history_patches, load_history
 from ._http import HttpWorld, Request, Response, json_response
 from ._llm import Reply, ScriptedLLM, anthropic_response, call, error, openai_response, text
 from ._local_stack import LocalStack, cli_env
 from ._mcp import MCP_SERVER, mcp_http_server, mcp_stdio_command
 from ._oauth2 import CLIENT_ID, CLIENT_SECRET, OAuth2Authority
 from ._ports import free_port, wait_for_port
+from ._postgres import POSTGRES_URL_ENV, postgres_schema, postgres_test_url
 from ._temporal import (
     TemporalServer,
     TemporalServers,
@@ -30,12 +38,14 @@ from ._temporal import (
     temporal_cli_json,
     temporal_dev_server,
 )
+from ._tls import self_signed_cert
 from ._waiting import wait_for
 
 __all__ = [
     "CLIENT_ID",
     "CLIENT_SECRET",
     "MCP_SERVER",
+    "POSTGRES_URL_ENV",
     "STIGMER",
     "HttpWorld",
     "LocalStack",
@@ -48,15 +58,21 @@ __all__ = [
     "TemporalServers",
     "UserCli",
     "anthropic_response",
+    "assert_patch_branches",
     "call",
     "cli_env",
     "error",
     "free_port",
+    "history_patches",
     "history_text",
     "json_response",
+    "load_history",
     "mcp_http_server",
     "mcp_stdio_command",
     "openai_response",
+    "postgres_schema",
+    "postgres_test_url",
+    "self_signed_cert",
     "temporal_binary",
     "temporal_cli_json",
     "temporal_dev_server",

@@ -1,16 +1,18 @@
 """Agent executions on a Backend in tests: manifests of an agent on a :class:`ScriptedLLM` and of
-the test MCP server, applying them, starting executions, reading and summarising event logs."""
+the test MCP server, applying them, starting executions, reading and summarising event logs; the
+plain Agent and Environment resources (protos) of tests that only store and dispatch them."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format
 from stigmer.core import Backend, parse_manifest
+from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
 
 from ._llm import ScriptedLLM
 from ._mcp import MCP_SERVER
@@ -18,8 +20,10 @@ from ._mcp import MCP_SERVER
 __all__ = [
     "KEY",
     "MCP_SERVER",
+    "agent_resource",
     "apply",
     "data",
+    "environment_resource",
     "events",
     "openai_agent",
     "pid_alive",
@@ -62,6 +66,39 @@ def openai_agent(
         f"  instructions: {instructions!r}\n"
         f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}}}\n"
         + extra
+    )
+
+
+def agent_resource(
+    name: str = "bot", *, environments: Sequence[str] = (), instructions: str = "hi"
+) -> resource_pb2.Resource:
+    """An Agent resource on an ``openai`` model named ``m`` (for tests that store and dispatch it,
+    never run it)."""
+    return resource_pb2.Resource(
+        agent=agent_pb2.Agent(
+            api_version="stigmer.ai/v1",
+            kind="Agent",
+            metadata=meta_pb2.Metadata(name=name),
+            spec=agent_pb2.AgentSpec(
+                instructions=instructions,
+                model=agent_pb2.ModelConfig(provider="openai", name="m"),
+                environments=list(environments),
+            ),
+        )
+    )
+
+
+def environment_resource(
+    name: str = "prod", *, secrets: Sequence[str] = (), variables: Mapping[str, str] | None = None
+) -> resource_pb2.Resource:
+    """An Environment resource naming ``secrets`` and holding ``variables``."""
+    return resource_pb2.Resource(
+        environment=environment_pb2.Environment(
+            api_version="stigmer.ai/v1",
+            kind="Environment",
+            metadata=meta_pb2.Metadata(name=name),
+            spec=environment_pb2.EnvironmentSpec(secrets=list(secrets), variables=dict(variables or {})),
+        )
     )
 
 
