@@ -14,6 +14,7 @@ def test_exported_names() -> None:
             "CLIENT_SECRET",
             "MCP_SERVER",
             "STIGMER",
+            "FullstackWorld",
             "HttpWorld",
             "LocalStack",
             "OAuth2Authority",
