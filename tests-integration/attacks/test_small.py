@@ -281,6 +281,7 @@ def _cli_server(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         reader.join(10)
+        stream.close()
     assert proc.returncode == 0, "\n".join(lines)
 
 
