@@ -229,8 +229,8 @@ def test_workflows_page_every_task_type_gives_the_output_it_shows(tmp_path: Path
 
     # the failing run the page shows
     transcript = next(b for lang, b in blocks(page.read_text()) if lang == "console" and "wf-raise" in b)
-    command = shlex.split(transcript.splitlines()[0].removeprefix("$ "))
-    failed = cli(*command[1:])
+    argv = shlex.split(transcript.splitlines()[0].removeprefix("$ "))
+    failed = cli(*argv[1:])
     assert failed.returncode == 1
     printed = failed.stdout + failed.stderr
     for shown in [line for line in transcript.splitlines()[1:] if line not in ("$ echo $?", "1")]:

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 STIGMER = Path(sys.executable).parent / "stigmer"
 
@@ -53,11 +55,11 @@ def test_cli_reference_covers_every_command_the_cli_lists() -> None:
         assert link in anchors, link
 
 
-def test_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
+def test_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gen = _generator()
     stale = tmp_path / "cli.md"
     stale.write_text("# old\n")
-    gen.TARGET = stale
+    monkeypatch.setattr(gen, "TARGET", stale)
     assert gen.main(["--check"]) == 1
     assert gen.main([]) == 0
     assert gen.main(["--check"]) == 0

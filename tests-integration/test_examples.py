@@ -12,7 +12,7 @@ The stand-ins come from ``stigmer.testing`` (``ScriptedLLM``, ``HttpWorld``, ``U
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class StandInAPI(HttpWorld):
     """A JSON web API answering GET routes from a table (a callable may compute the answer);
     records the path and headers of every request."""
 
-    def __init__(self, routes: dict[str, Callable[[dict[str, str]], tuple[int, Any]]]) -> None:
+    def __init__(self, routes: Mapping[str, Callable[[dict[str, str]], tuple[int, Any]]]) -> None:
         super().__init__()
         self.routes = routes
 

@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.testing import MCP_SERVER, LocalStack, history_text, temporal_binary, temporal_cli_json, wait_for
-
-from .conftest import FullstackWorld
+from stigmer.testing import (
+    MCP_SERVER,
+    FullstackWorld,
+    LocalStack,
+    history_text,
+    temporal_binary,
+    temporal_cli_json,
+    wait_for,
+)
 
 Stack = LocalStack
 World = FullstackWorld

@@ -14,6 +14,7 @@ call and the stand-in model (``fullstack_world``) from the conftest, as in ``tes
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -25,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.testing import LocalStack, history_text, temporal_cli_json, wait_for
+from stigmer.testing import FullstackWorld, LocalStack, history_text, temporal_cli_json, wait_for
 
 Stack = LocalStack
 
 
 @pytest.fixture(scope="module")
-def world(fullstack_world: Any) -> Any:
+def world(fullstack_world: FullstackWorld) -> FullstackWorld:
     return fullstack_world
 
 
@@ -166,13 +167,17 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Any:
             pid = stack.pid(name)
             assert pid is not None
             os.kill(pid, signal.SIGTERM)
-            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _zombie(pid), 30, f"{name} to exit")
+            wait_for(functools.partial(_exited, pid), 30, f"{name} to exit")
         owned = ScaledStack(stack)
         yield owned
     finally:
         if owned is not None:
             owned.close()
         stack.force_cleanup()
+
+
+def _exited(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

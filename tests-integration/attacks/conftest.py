@@ -12,8 +12,9 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,10 @@ import pytest_asyncio
 from stigmer.backend.cloud import CloudBackend
 from stigmer.server import ServerProcess, TokenStore, admin_token_path
 
-__all__ = ["SharedServer", "encoded_forms", "find_leaks"]
+__all__ = ["SharedServer", "StigmerCli", "encoded_forms", "find_leaks"]
+
+#: The type of the ``stigmer`` fixture (``../conftest.py``): runs the CLI, returns the finished process.
+StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def encoded_forms(value: str) -> dict[str, bytes]:

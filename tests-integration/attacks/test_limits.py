@@ -25,8 +25,7 @@ from stigmer.core import parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-from ..conftest import StigmerCli
-from .conftest import SharedServer, find_leaks, start_shared_server
+from .conftest import SharedServer, StigmerCli, find_leaks, start_shared_server
 
 LIMIT_TYPE = "https://stigmer.ai/errors/limit"
 TERMINAL = {execution_pb2.PHASE_SUCCEEDED, execution_pb2.PHASE_FAILED, execution_pb2.PHASE_CANCELLED}

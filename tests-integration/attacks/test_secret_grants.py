@@ -19,8 +19,8 @@ from stigmer.backend.cloud import CloudBackend
 from stigmer.core import NotFound, PermissionDenied, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2, secret_pb2
+from stigmer.testing import cli_env
 
-from ..conftest import cli_env
 from .conftest import SharedServer, find_leaks
 
 SECRET = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx-admin-only"

@@ -17,7 +17,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,7 @@ import grpc
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.testing import MCP_SERVER, ScriptedLLM, call, free_port, text
 
-from .conftest import SharedServer, find_leaks
-
-StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
+from .conftest import SharedServer, StigmerCli, find_leaks
 
 WORKFLOW = """\
 apiVersion: stigmer.ai/v1
@@ -283,6 +281,7 @@ def _cli_server(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         reader.join(10)
+        stream.close()
     assert proc.returncode == 0, "\n".join(lines)
 
 

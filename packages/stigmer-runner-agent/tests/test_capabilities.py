@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from google.protobuf import json_format
 from stigmer.backend.local import LocalBackend
+from stigmer.core import from_value
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.testing import ScriptedLLM, call, text
@@ -54,4 +54,4 @@ async def test_with_the_run_capability_the_stdio_server_runs(tmp_path: Path, llm
     finally:
         await backend.close()
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "5"
+    assert from_value(done.status.output) == "5"

@@ -30,7 +30,9 @@ def test_parse_is_tolerant() -> None:
         assert Checkpoint.parse(text) == Checkpoint()
 
 
-def _event(subject: str, data: dict[str, object] | None, text: str = "") -> execution_pb2.ExecutionEvent:
+def _event(
+    subject: str, data: dict[str, str | float | bool] | None, text: str = ""
+) -> execution_pb2.ExecutionEvent:
     event = execution_pb2.ExecutionEvent(type="approval.resolved", subject=subject, text=text)
     if data is not None:
         value = struct_pb2.Value()

@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from google.protobuf import json_format
-from stigmer.core import parse_manifest
+from stigmer.core import from_value, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2, meta_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.testing import ScriptedLLM, text
 
@@ -23,7 +22,7 @@ def blocks(language: str) -> list[str]:
 
 
 def test_every_manifest_parses() -> None:
-    kinds = []
+    kinds: list[str] = []
     for block in blocks("yaml"):
         kinds.extend(loaded.kind for loaded in parse_manifest(block, "agents.md"))
     assert {"Agent", "McpServer", "Skill"} <= set(kinds)
@@ -36,6 +35,7 @@ async def test_first_example_runs_on_ollama_api(tmp_path: Path, llm: ScriptedLLM
     backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"d" * 32)
     try:
         for loaded in parse_manifest(blocks("yaml")[0], "agents.md"):
+            assert isinstance(loaded.resource, resource_pb2.Resource), f"{loaded.kind} is not applied"
             await backend.apply(svc.ApplyRequest(resource=loaded.resource))
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind="Agent", name="helper"), message="What is the capital of France?"
@@ -45,7 +45,7 @@ async def test_first_example_runs_on_ollama_api(tmp_path: Path, llm: ScriptedLLM
     finally:
         await backend.close()
     assert done.status.phase == execution_pb2.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "The capital of France is Paris."
+    assert from_value(done.status.output) == "The capital of France is Paris."
     assert llm.requests[0]["model"] == "llama3.2"
 
 

@@ -8,7 +8,9 @@ from stigmer.proto.v1 import agent_pb2
 from stigmer.runner.agent._models import NO_MODEL_MESSAGE, ModelNotConfigured, build_model, choose_model
 
 
-def cfg(provider: str = "", name: str = "", base_url: str = "", **params: object) -> agent_pb2.ModelConfig:
+def cfg(
+    provider: str = "", name: str = "", base_url: str = "", **params: str | float | bool
+) -> agent_pb2.ModelConfig:
     config = agent_pb2.ModelConfig(provider=provider, name=name, base_url=base_url)
     if params:
         s = struct_pb2.Struct()
@@ -84,4 +86,4 @@ def test_compatible_servers_prefer_their_own_key() -> None:
     choice = choose_model(cfg("vllm", "m", "http://gpu:8000"), None, {})
     assert build_model(choice, keys.get).api_key == "local-key"
     assert build_model(choice, {"OPENAI_API_KEY": "sk-openai"}.get).api_key == "sk-openai"
-    assert build_model(choice, {}.get).api_key == ""
+    assert build_model(choice, dict[str, str]().get).api_key == ""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from google.protobuf import json_format
-from stigmer.core import Backend
+from stigmer.core import Backend, from_value
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.testing.agents import apply, start
@@ -22,7 +21,7 @@ async def test_openai(backend: Backend) -> None:
     eid = await start(backend, "real", "What is the capital of France?")
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == execution_pb2.PHASE_SUCCEEDED, done.status.error
-    assert "paris" in json_format.MessageToDict(done.status.output).lower()
+    assert "paris" in from_value(done.status.output).lower()
 
 
 @pytest.mark.skipif(not os.environ.get("ANTHROPIC_API_KEY"), reason="needs ANTHROPIC_API_KEY")
@@ -35,4 +34,4 @@ async def test_anthropic(backend: Backend) -> None:
     eid = await start(backend, "real", "What is the capital of France?")
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == execution_pb2.PHASE_SUCCEEDED, done.status.error
-    assert "paris" in json_format.MessageToDict(done.status.output).lower()
+    assert "paris" in from_value(done.status.output).lower()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from google.protobuf import json_format
-from stigmer.core import Backend
+from stigmer.core import Backend, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
@@ -45,7 +45,7 @@ async def test_approved_call_runs_after_resume(backend: Backend, llm: ScriptedLL
     done = await AgentRunner().execute(backend, eid)  # a new runner instance: state comes from the backend
 
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "Item 42 is gone."
+    assert from_value(done.status.output) == "Item 42 is gone."
     log = await events(backend, eid)
     assert sequences_ok(log)
     assert summary(log) == [

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from google.protobuf import json_format
-from stigmer.core import Backend
+from stigmer.core import Backend, from_value
+from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.runner.agent._models import NO_MODEL_MESSAGE
@@ -20,7 +21,7 @@ async def test_plain_answer_exact_events(backend: Backend, llm: ScriptedLLM) -> 
     done = await AgentRunner().execute(backend, eid)
 
     assert done.status.phase == P.PHASE_SUCCEEDED
-    assert json_format.MessageToDict(done.status.output) == "Hello there, friend."
+    assert from_value(done.status.output) == "Hello there, friend."
     log = await events(backend, eid)
     assert sequences_ok(log)
     assert summary(log) == [
@@ -115,7 +116,7 @@ async def test_ollama_by_base_url(backend: Backend, llm: ScriptedLLM) -> None:
     eid = await start(backend, "local", "hello")
     done = await AgentRunner(environ={"OLLAMA_BASE_URL": llm.url}).execute(backend, eid)
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "llama says hi"
+    assert from_value(done.status.output) == "llama says hi"
     assert llm.requests[0]["model"] == "llama3.2:1b"
 
 
@@ -132,7 +133,7 @@ async def test_anthropic_over_sse(backend: Backend, llm: ScriptedLLM) -> None:
     eid = await start(backend, "claude", "1+1?")
     done = await AgentRunner(environ={}).execute(backend, eid)
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "It is 2."
+    assert from_value(done.status.output) == "It is 2."
     assert summary(await events(backend, eid))[2:5] == [
         ("tool.call", "add"),
         ("tool.result", "add"),
@@ -152,7 +153,7 @@ async def test_rate_limit_is_retried(backend: Backend, llm: ScriptedLLM) -> None
     eid = await start(backend, "bot", "hi")
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "after the retry"
+    assert from_value(done.status.output) == "after the retry"
     assert len(llm.requests) == 2
 
 
@@ -200,8 +201,6 @@ async def test_unreachable_host_is_a_communication_error(backend: Backend) -> No
 
 
 async def test_cancelled_execution_is_left_alone(backend: Backend, llm: ScriptedLLM) -> None:
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-
     await apply(backend, openai_agent(llm))
     eid = await start(backend, "bot", "hi")
     await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="changed my mind"))
@@ -210,9 +209,7 @@ async def test_cancelled_execution_is_left_alone(backend: Backend, llm: Scripted
     assert llm.requests == []
 
 
-def _secret(name: str, value: str) -> object:
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-
+def _secret(name: str, value: str) -> svc.SetSecretRequest:
     return svc.SetSecretRequest(name=name, value=value)
 
 
@@ -225,12 +222,11 @@ async def test_timeout_is_retried(backend: Backend, llm: ScriptedLLM) -> None:
     eid = await start(backend, "bot", "hi")
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
-    assert json_format.MessageToDict(done.status.output) == "in time"
+    assert from_value(done.status.output) == "in time"
     assert len(llm.requests) == 2
 
 
 async def test_structured_input_is_the_message(backend: Backend, llm: ScriptedLLM) -> None:
-    from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import meta_pb2
 
     llm.add(text("ok"))

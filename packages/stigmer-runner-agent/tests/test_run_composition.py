@@ -10,7 +10,7 @@ from pathlib import Path
 from google.protobuf import json_format
 from stigmer.core import Backend
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.testing import ScriptedLLM, call, error, text
 from stigmer.testing.agents import apply, events, openai_agent, pid_alive, start, stdio_server, summary
@@ -180,7 +180,7 @@ async def test_mcp_server_that_cannot_start_names_the_server(backend: Backend, l
 async def test_deleted_mcp_server_is_a_clear_error(backend: Backend, llm: ScriptedLLM) -> None:
     await apply(backend, stdio_server("nowhere"))
     await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: nowhere}]\n"))
-    await backend.delete(svc.DeleteRequest(ref={"kind": "McpServer", "name": "nowhere"}))
+    await backend.delete(svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind="McpServer", name="nowhere")))
     eid = await start(backend, "bot", "hi")
     done = await AgentRunner().execute(backend, eid)
     assert done.status.phase == P.PHASE_FAILED

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from google.protobuf import json_format
-from stigmer.core import Backend
+from stigmer.core import Backend, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent import AgentRunner
 from stigmer.testing import ScriptedLLM, call, text
 from stigmer.testing.agents import apply, events, openai_agent, start, stdio_server, summary
@@ -45,7 +45,7 @@ async def test_secret_from_mcp_tool_is_masked_everywhere(
     tool_msg = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")
     assert tool_msg["content"] == f"GH_TOKEN={SECRET}"
     # ... and nothing the runner wrote holds it.
-    assert json_format.MessageToDict(done.status.output) == "The token is ***."
+    assert from_value(done.status.output) == "The token is ***."
     log = await events(backend, eid)
     written = _all_text(log)
     assert SECRET not in written
@@ -54,7 +54,7 @@ async def test_secret_from_mcp_tool_is_masked_everywhere(
     assert SECRET not in done.status.checkpoint
     assert "GH_TOKEN=***" in done.status.checkpoint
     # The execution spec holds the reference only.
-    server = await backend.get(svc.GetRequest(ref={"kind": "McpServer", "name": "gh"}))
+    server = await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="McpServer", name="gh")))
     assert server.mcp_server.spec.stdio.env["GH_TOKEN"] == "${ $secrets.GH_TOKEN }"
     # The database file and its write-ahead log, while the store is open and after it closed.
     files = sorted(tmp_path.glob("stigmer.db*"))
@@ -113,7 +113,7 @@ async def test_model_key_from_context_is_masked(backend: Backend, llm: ScriptedL
     done = await AgentRunner(environ={}).execute(backend, eid)
     assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
     assert llm.headers[0]["authorization"] == f"Bearer {key}"
-    assert json_format.MessageToDict(done.status.output) == "I was called with ***"
+    assert from_value(done.status.output) == "I was called with ***"
     assert key not in _all_text(await events(backend, eid))
 
 

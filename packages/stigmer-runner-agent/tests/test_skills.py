@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Callable
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -55,7 +57,9 @@ def test_read_skill_file_answers() -> None:
     skills = [LoadedSkill("faq", "", "Cite the FAQ.", {"p.md": b"price: 10"})]
     toolset = skill_toolset(skills)
     assert toolset is not None
-    fn = toolset.tools["read_skill_file"].function
+    tool = toolset.tools["read_skill_file"]
+    assert not tool.takes_ctx  # a plain function, called with the model's arguments alone
+    fn = cast("Callable[..., str]", tool.function)
     assert fn(skill="faq", path="p.md") == "price: 10"
     assert fn(skill="faq", path="./p.md") == "price: 10"
     assert fn(skill="faq", path="SKILL.md") == "Cite the FAQ."

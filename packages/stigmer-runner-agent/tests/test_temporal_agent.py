@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
-from stigmer.core import Backend
+from stigmer.core import Backend, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent.temporal._worker import agent_worker
@@ -67,7 +67,7 @@ async def test_an_agent_execution_runs_as_a_workflow(
         result = await asyncio.wait_for(handle.result(), 60)
     assert result == {"phase": "PHASE_SUCCEEDED"}
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    output: Any = json_format.MessageToDict(done.status.output)
+    output = from_value(done.status.output)
     assert output == "Hello from Temporal."
     assert len(llm.requests) == 1
 
@@ -103,7 +103,7 @@ async def test_an_approval_arrives_as_a_signal_and_the_run_continues(
         result = await asyncio.wait_for(handle.result(), 60)
     assert result == {"phase": "PHASE_SUCCEEDED"}
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    output: Any = json_format.MessageToDict(done.status.output)
+    output = from_value(done.status.output)
     assert output == "Item 42 is gone."
     assert len(llm.requests) == 2  # the first model request was not sent again
     assert done.status.usage.requests == 2  # reported with the pause and the end, counted once
@@ -167,7 +167,7 @@ async def test_each_model_request_and_each_tool_call_is_its_own_activity(
     tool_results = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
     assert tool_results == ["5", "13"]
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert json_format.MessageToDict(done.status.output) == "2 + 3 = 5 and 5 + 8 = 13."
+    assert from_value(done.status.output) == "2 + 3 = 5 and 5 + 8 = 13."
     assert done.status.usage.requests == 3
     assert done.status.usage.tool_calls == 2
     # Text and tool progress went to the Backend, in order, from the activities.
@@ -212,7 +212,7 @@ async def test_a_secret_a_tool_echoes_never_reaches_the_history_events_or_output
     tool_msg = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")
     assert tool_msg["content"] == "GH_TOKEN=***"
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert json_format.MessageToDict(done.status.output) == "The token is ***."
+    assert from_value(done.status.output) == "The token is ***."
     written = "\n".join(e.text + str(json_format.MessageToDict(e.data)) for e in await events(backend, eid))
     assert secret not in written
     assert "GH_TOKEN=***" in written
@@ -257,7 +257,7 @@ async def test_a_session_continues_on_temporal_and_a_sub_agent_is_one_tool_activ
     ]
     assert len(llm.requests) == 4
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert json_format.MessageToDict(done.status.output) == "Done."
+    assert from_value(done.status.output) == "Done."
     assert done.status.usage.requests == 3  # the sub-agent's request counts too
 
 
@@ -314,7 +314,7 @@ async def test_a_workflow_started_before_per_activity_runs_the_agent_in_one_acti
     _keep(history, "single-activity-with-approval")
     assert _scheduled(history) == ["stigmer.agent.run", "stigmer.agent.run"]
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
-    assert json_format.MessageToDict(done.status.output) == "Item 7 is gone."
+    assert from_value(done.status.output) == "Item 7 is gone."
 
 
 async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_the_run(
@@ -347,7 +347,7 @@ async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_th
     assert _scheduled(retried) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.finish"]
     assert _attempts(retried) == [1, 2, 1]  # the model request succeeded on its second attempt
     done = await backend.get_execution(svc.GetExecutionRequest(id=first))
-    assert json_format.MessageToDict(done.status.output) == "Back again."
+    assert from_value(done.status.output) == "Back again."
     assert _scheduled(failed) == ["stigmer.agent.start", "stigmer.agent.model", "stigmer.agent.fail"]
     assert _attempts(failed) == [1, 1, 1]  # a 400 is not retried
     bad = await backend.get_execution(svc.GetExecutionRequest(id=second))

@@ -15,6 +15,7 @@ def test_exported_names() -> None:
             "MCP_SERVER",
             "POSTGRES_URL_ENV",
             "STIGMER",
+            "FullstackWorld",
             "HttpWorld",
             "LocalStack",
             "OAuth2Authority",

