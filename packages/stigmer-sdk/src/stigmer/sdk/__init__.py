@@ -8,7 +8,7 @@ nothing: grpc and SQLAlchemy load on the first call that connects.
 """
 
 from stigmer.core import StigmerError
-from stigmer.sdk._client import Applied, AsyncStigmer
+from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, ResourcePage
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._export import Export
@@ -75,6 +75,7 @@ __all__ = [
     "Execution",
     "ExecutionCancelled",
     "ExecutionFailed",
+    "ExecutionPage",
     "ExecutionTimeout",
     "Export",
     "For",
@@ -85,6 +86,7 @@ __all__ = [
     "Model",
     "Raise",
     "ResourceBuilder",
+    "ResourcePage",
     "Retry",
     "RunScript",
     "RunShell",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,12 +20,21 @@ from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
-    from stigmer.core import Backend, LoadedResource
+    from stigmer.core import Backend, LoadedResource, NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import execution_pb2
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
 
-__all__ = ["Applied", "AsyncStigmer", "Kind", "kind_name", "label_selector"]
+__all__ = [
+    "Applied",
+    "AsyncStigmer",
+    "ExecutionPage",
+    "Kind",
+    "ResourcePage",
+    "kind_name",
+    "label_selector",
+]
 
 Kind = str | type[ResourceBuilder[Any]]
 
@@ -56,6 +65,24 @@ class Applied:
     @property
     def version(self) -> int:
         return int(self.resource.metadata.version)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ResourcePage:
+    """One page of ``list_page``: kind messages in creation order, and the token of the next
+    page (empty on the last one)."""
+
+    resources: tuple[Any, ...]
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionPage:
+    """One page of ``list_executions``: ``stigmer.v1.Execution`` snapshots, newest first, and
+    the token of the next page (empty on the last one)."""
+
+    executions: tuple[execution_pb2.Execution, ...]
+    next_page_token: str = ""
 
 
 def label_selector(labels: Mapping[str, str] | str | None) -> str:
@@ -204,13 +231,48 @@ class AsyncStigmer:
         """One resource as its kind message (``stigmer.v1.Agent`` ...); ``NotFound`` if missing.
 
         ``kind`` is a name (``"agent"``, ``"workflows"``) or a builder class (``Agent``: typed result).
+        ``name`` may also be the resource's id (``agt_...``, the id prefix of an applicable kind).
         """
-        from stigmer.core import unwrap
+        from stigmer.core import KIND_TABLE, unwrap
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import meta_pb2
 
         ref = meta_pb2.ResourceRef(kind=kind_name(kind), name=name)
+        prefix, sep, _ = name.partition("_")
+        if sep and prefix in {k.id_prefix for k in KIND_TABLE if k.applicable}:
+            ref = meta_pb2.ResourceRef(kind=ref.kind, id=name)
         return unwrap(await self.backend.get(svc.GetRequest(ref=ref)))
+
+    async def exists(self, kind: Kind, name: str) -> bool:
+        """Whether a resource of ``kind`` is called ``name``."""
+        from stigmer.sdk._targets import resource_exists
+
+        return await resource_exists(self.backend, kind_name(kind), name)
+
+    async def not_found(
+        self, kinds: Kind | Sequence[Kind], name: str, *, create_hint: str = "apply one first"
+    ) -> NotFound:
+        """The ``NotFound`` error (returned, not raised) for a missing ``name`` of ``kinds``: it
+        suggests the closest existing name of those kinds, or, when there is none at all, ends
+        with ``create_hint``."""
+        from stigmer.sdk._targets import not_found
+
+        names = [kind_name(k) for k in ([kinds] if isinstance(kinds, str | type) else kinds)]
+        return await not_found(self.backend, names, name, create_hint=create_hint)
+
+    async def find_target(
+        self,
+        name: str,
+        *,
+        choose_hint: str = "pass kind='workflow' or 'agent'",
+        create_hint: str = "apply one first",
+    ) -> str:
+        """``"Workflow"`` or ``"Agent"``: whichever of them is called ``name`` (what ``run(name)``
+        runs). ``InvalidArgument`` when both are (ending with ``choose_hint``), ``NotFound`` when
+        neither is (suggesting the closest name, or ending with ``create_hint``)."""
+        from stigmer.sdk._targets import find_target
+
+        return await find_target(self.backend, name, choose_hint=choose_hint, create_hint=create_hint)
 
     @overload
     async def list(
@@ -219,25 +281,41 @@ class AsyncStigmer:
     @overload
     async def list(self, kind: str, labels: Mapping[str, str] | str | None = None) -> list[Message]: ...
     async def list(self, kind: Kind, labels: Mapping[str, str] | str | None = None) -> list[Any]:
-        """Every resource of a kind (all pages), optionally filtered by labels."""
-        from stigmer.core import unwrap
-        from stigmer.proto.v1 import backend_service_pb2 as svc
+        """Every resource of a kind (all pages), optionally filtered by labels (a mapping, or a
+        selector string: ``"team=support,!beta"``); ``list_page`` reads one page."""
 
         out: list[Any] = []
         token = ""
         while True:
-            page = await self.backend.list(
-                svc.ListRequest(
-                    kind=kind_name(kind),
-                    label_selector=label_selector(labels),
-                    page_size=500,
-                    page_token=token,
-                )
-            )
-            out.extend(unwrap(r) for r in page.resources)
+            page = await self.list_page(kind, labels, page_size=500, page_token=token)
+            out.extend(page.resources)
             token = page.next_page_token
             if not token:
                 return out
+
+    async def list_page(
+        self,
+        kind: Kind,
+        labels: Mapping[str, str] | str | None = None,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> ResourcePage:
+        """One page of the resources of a kind (creation order), optionally filtered by labels
+        (a mapping, or a selector string: ``"team=support,!beta"``). Pass the page's
+        ``next_page_token`` as ``page_token`` for the next one; ``list`` reads them all."""
+        from stigmer.core import unwrap
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        page = await self.backend.list(
+            svc.ListRequest(
+                kind=kind_name(kind),
+                label_selector=label_selector(labels),
+                page_size=page_size,
+                page_token=page_token,
+            )
+        )
+        return ResourcePage(tuple(unwrap(r) for r in page.resources), page.next_page_token)
 
     @overload
     async def delete(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
@@ -376,17 +454,131 @@ class AsyncStigmer:
         self._executions.append(handle)
         return handle
 
-    async def execution(self, execution_id: str) -> AsyncExecution:
-        """A handle on an existing execution (watch, wait, cancel, approve)."""
-        from stigmer.proto.v1 import backend_service_pb2 as svc
+    async def execution(self, execution_id: str, *, in_process: bool = True) -> AsyncExecution:
+        """A handle on an existing execution (watch, wait, cancel, approve).
 
-        ex = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-        # In a local context an approval given here continues the run in this process.
-        runs = kind_info(ex.kind).runner if ex.kind else ""
+        In a local context an approval given through it continues the run in this process;
+        ``in_process=False`` makes a watch-only handle (the run goes on wherever it runs)."""
+        ex = await self.get_execution(execution_id)
+        runs = kind_info(ex.kind).runner if ex.kind and in_process else ""
         runner = load_runner_plugin(runs) if self.local and runs else None
         handle = AsyncExecution(self.backend, ex, runner, start=False)
         self._executions.append(handle)  # a run it continues here is waited for (or stopped) on close
         return handle
+
+    async def get_execution(self, execution_id: str) -> execution_pb2.Execution:
+        """The current ``stigmer.v1.Execution`` snapshot of an execution; ``NotFound`` if there
+        is none with that id (``execution`` gives a handle instead)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+
+    async def list_executions(
+        self,
+        *,
+        kind: str = "",
+        target: str = "",
+        phase: str | int = "",
+        session: str = "",
+        limit: int = 50,
+        page_token: str = "",
+    ) -> ExecutionPage:
+        """One page of executions, newest first, at most ``limit`` of them.
+
+        ``kind`` is ``"agent"`` / ``"workflow"`` (or ``"AgentExecution"`` ...; empty: both),
+        ``target`` a name or ``kind/name`` (``"workflow/greet"``), ``phase`` a phase name
+        (``"running"``, ``"WAITING_APPROVAL"``) or number, ``session`` a session id. Pass the
+        page's ``next_page_token`` as ``page_token`` for the next one.
+        """
+        from stigmer.core import EXECUTION
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import meta_pb2
+
+        request = svc.ListExecutionsRequest(page_size=limit, page_token=page_token, session_id=session)
+        request.phase = _phase_number(phase)  # type: ignore[assignment]
+        if kind:
+            resolved = resolve_kind(kind, executions=True)
+            if resolved in RUNNABLE_KINDS:
+                resolved += "Execution"
+            elif resolved != EXECUTION and not kind_info(resolved).is_execution:
+                raise InvalidArgument(f"kind takes agent or workflow, not {kind!r}", ["kind"])
+            request.kind = "" if resolved == EXECUTION else resolved
+        if target:
+            target_kind, _, target_name = target.rpartition("/")
+            if target_kind:
+                target_kind = resolve_kind(target_kind)
+                if target_kind not in RUNNABLE_KINDS:
+                    raise InvalidArgument("target takes NAME, agent/NAME or workflow/NAME", ["target"])
+            request.target.CopyFrom(meta_pb2.ResourceRef(kind=target_kind, name=target_name))
+        response = await self.backend.list_executions(request)
+        return ExecutionPage(tuple(response.executions)[:limit], response.next_page_token)
+
+    async def watch(
+        self, execution_id: str, after_sequence: int = 0
+    ) -> AsyncGenerator[execution_pb2.ExecutionEvent, None]:
+        """The events of an execution after ``after_sequence``: those stored, then live ones
+        until the backend ends the stream (the execution ended). Only watches: nothing runs here
+        (``execution(id)`` gives a handle that can)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        stream = self.backend.watch_execution(
+            svc.WatchExecutionRequest(execution_id=execution_id, after_sequence=after_sequence)
+        )
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.Execution:
+        """Ask an execution to stop (it stops at the next task boundary); returns the snapshot.
+        A handle's ``cancel`` also stops a run this process executes."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.cancel_execution(svc.CancelExecutionRequest(id=execution_id, reason=reason))
+
+    async def send_event(
+        self, execution_id: str, type: str, data: Any = None, *, text: str = "", subject: str = ""
+    ) -> execution_pb2.Execution:
+        """Send an event (``type`` such as ``com.acme.order.paid``, ``data`` plain JSON-compatible
+        data or a ``google.protobuf.Value``) to an execution, for a workflow that ``listen``s for
+        it; returns the snapshot (``status.last_sequence`` is the event's sequence)."""
+        from google.protobuf import json_format, struct_pb2
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import execution_pb2
+
+        event = execution_pb2.ExecutionEvent(execution_id=execution_id, type=type, text=text, subject=subject)
+        if isinstance(data, struct_pb2.Value):
+            event.data.CopyFrom(data)
+        elif data is not None:
+            value = struct_pb2.Value()
+            try:
+                json_format.ParseDict(data, value)
+            except (json_format.ParseError, TypeError, ValueError) as exc:
+                raise InvalidArgument(f"data is not JSON-compatible: {exc}", ["data"]) from None
+            event.data.CopyFrom(value)
+        return await self.backend.update_execution_status(
+            svc.UpdateExecutionStatusRequest(execution_id=execution_id, events=[event])
+        )
+
+
+def _phase_number(phase: str | int) -> int:
+    """``"running"`` / ``"PHASE_RUNNING"`` / a number -> the ``Phase`` number (0: any)."""
+    from stigmer.core import PHASE_NAMES
+
+    if isinstance(phase, int):
+        if phase not in PHASE_NAMES:
+            raise InvalidArgument(f"unknown phase {phase}", ["phase"])
+        return phase
+    if not phase:
+        return 0
+    value = phase.upper().removeprefix("PHASE_")
+    numbers = {name: number for number, name in sorted(PHASE_NAMES.items()) if number}
+    if value not in numbers:
+        raise InvalidArgument(f"unknown phase '{phase}' (phases: {', '.join(numbers)})", ["phase"])
+    return numbers[value]
 
 
 def _grantee(to: str, role: str) -> Any:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from stigmer.core import FailedPrecondition
-from stigmer.sdk._client import Applied, AsyncStigmer, Kind
+from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, Kind, ResourcePage
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
-    from stigmer.core import Backend
+    from stigmer.core import Backend, NotFound
     from stigmer.proto.v1 import execution_pb2
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
@@ -43,6 +43,25 @@ class _LoopThread:
             coro.close()
             raise RuntimeError("a sync Stigmer call cannot be made from its own event loop thread")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def iterate(self, stream: AsyncGenerator[T, None]) -> Iterator[T]:
+        """Yield the items of an async generator, each awaited on the loop; closes it at the end."""
+
+        async def step() -> tuple[bool, T | None]:
+            try:
+                return True, await anext(stream)
+            except StopAsyncIteration:
+                return False, None
+
+        try:
+            while True:
+                more, item = self.run(step())
+                if not more:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            if not self.loop.is_closed():
+                self.run(stream.aclose())
 
     def stop(self) -> None:
         if self.loop.is_closed():
@@ -110,19 +129,7 @@ class Execution:
         return self.events()
 
     def events(self, after_sequence: int | None = None) -> Iterator[execution_pb2.ExecutionEvent]:
-        stream = self._async.events(after_sequence)
-
-        async def step() -> execution_pb2.ExecutionEvent | None:
-            try:
-                return await anext(stream)
-            except StopAsyncIteration:
-                return None
-
-        try:
-            while (event := self._loop.run(step())) is not None:
-                yield event
-        finally:
-            self._loop.run(stream.aclose())
+        return self._loop.iterate(self._async.events(after_sequence))
 
 
 class Stigmer:
@@ -200,6 +207,33 @@ class Stigmer:
     def list(self, kind: Kind, labels: Mapping[str, str] | str | None = None) -> list[Any]:
         return self._loop.run(self._async.list(kind, labels))
 
+    def list_page(
+        self,
+        kind: Kind,
+        labels: Mapping[str, str] | str | None = None,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> ResourcePage:
+        return self._loop.run(self._async.list_page(kind, labels, page_size=page_size, page_token=page_token))
+
+    def exists(self, kind: Kind, name: str) -> bool:
+        return self._loop.run(self._async.exists(kind, name))
+
+    def not_found(
+        self, kinds: Kind | Sequence[Kind], name: str, *, create_hint: str = "apply one first"
+    ) -> NotFound:
+        return self._loop.run(self._async.not_found(kinds, name, create_hint=create_hint))
+
+    def find_target(
+        self,
+        name: str,
+        *,
+        choose_hint: str = "pass kind='workflow' or 'agent'",
+        create_hint: str = "apply one first",
+    ) -> str:
+        return self._loop.run(self._async.find_target(name, choose_hint=choose_hint, create_hint=create_hint))
+
     @overload
     def delete(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
     @overload
@@ -256,5 +290,39 @@ class Stigmer:
         )
         return Execution(handle, self._loop)
 
-    def execution(self, execution_id: str) -> Execution:
-        return Execution(self._loop.run(self._async.execution(execution_id)), self._loop)
+    def execution(self, execution_id: str, *, in_process: bool = True) -> Execution:
+        return Execution(
+            self._loop.run(self._async.execution(execution_id, in_process=in_process)), self._loop
+        )
+
+    def get_execution(self, execution_id: str) -> execution_pb2.Execution:
+        return self._loop.run(self._async.get_execution(execution_id))
+
+    def list_executions(
+        self,
+        *,
+        kind: str = "",
+        target: str = "",
+        phase: str | int = "",
+        session: str = "",
+        limit: int = 50,
+        page_token: str = "",
+    ) -> ExecutionPage:
+        return self._loop.run(
+            self._async.list_executions(
+                kind=kind, target=target, phase=phase, session=session, limit=limit, page_token=page_token
+            )
+        )
+
+    def watch(self, execution_id: str, after_sequence: int = 0) -> Iterator[execution_pb2.ExecutionEvent]:
+        """The events of an execution after ``after_sequence``, live until it ends (see
+        ``AsyncStigmer.watch``)."""
+        return self._loop.iterate(self._async.watch(execution_id, after_sequence))
+
+    def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.Execution:
+        return self._loop.run(self._async.cancel(execution_id, reason))
+
+    def send_event(
+        self, execution_id: str, type: str, data: Any = None, *, text: str = "", subject: str = ""
+    ) -> execution_pb2.Execution:
+        return self._loop.run(self._async.send_event(execution_id, type, data, text=text, subject=subject))
