@@ -210,25 +210,20 @@ def delete(
     async def go() -> list[dict[str, Any]]:
         from stigmer.cli.commands._run import CREATE_HINT
         from stigmer.core import NotFound
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-        from stigmer.proto.v1 import meta_pb2
-        from stigmer.sdk._targets import not_found
 
         results: list[dict[str, Any]] = []
         async with connect() as client:
             for k, name in targets:
                 label = f"{cli_name(k)}/{name}"
                 try:
-                    await client.backend.delete(
-                        svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind=k, name=name))
-                    )
+                    await client.delete(k, name)
                 except NotFound:
                     if ignore_not_found:
                         results.append({"kind": k, "name": name, "action": "not-found"})
                         if output is Output.table:
                             echo(f"{label} not found")
                         continue
-                    raise await not_found(client.backend, [k], name, create_hint=CREATE_HINT) from None
+                    raise await client.not_found([k], name, create_hint=CREATE_HINT) from None
                 results.append({"kind": k, "name": name, "action": "deleted"})
                 if output is Output.table:
                     echo(f"{label} deleted")

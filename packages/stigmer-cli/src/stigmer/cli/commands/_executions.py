@@ -38,10 +38,9 @@ IdArg = Annotated[str, typer.Argument(help="Execution id (aex_... or wex_...).")
 
 async def _get(client: AsyncStigmer, execution_id: str) -> execution_pb2.Execution:
     from stigmer.core import NotFound
-    from stigmer.proto.v1 import backend_service_pb2 as svc
 
     try:
-        return await client.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        return await client.get_execution(execution_id)
     except NotFound:
         raise CliError(
             f"no execution with id '{execution_id}'; list them with `stigmer execution list`"
@@ -52,21 +51,18 @@ async def list_executions(
     client: AsyncStigmer, *, kind: str = "", target: str = "", phase: str = "", limit: int = 50
 ) -> list[execution_pb2.Execution]:
     from stigmer.core import PHASE_NAMES
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-    from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-    request = svc.ListExecutionsRequest(kind=kind, page_size=limit)
     if target:
         target_kind, _, target_name = target.rpartition("/")
-        request.target.CopyFrom(meta_pb2.ResourceRef(kind=_target_kind(target_kind), name=target_name))
+        target_kind = _target_kind(target_kind)
+        target = f"{target_kind}/{target_name}" if target_kind else target_name
     if phase:
         value = phase.upper().removeprefix("PHASE_")
         phases = [name for number, name in sorted(PHASE_NAMES.items()) if number]
         if value not in phases:
             raise CliError(f"unknown phase '{phase}' (phases: {', '.join(phases)})")
-        request.phase = execution_pb2.Phase.Value(f"PHASE_{value}")
-    response = await client.backend.list_executions(request)
-    return list(response.executions)[:limit]
+    page = await client.list_executions(kind=kind, target=target, phase=phase, limit=limit)
+    return list(page.executions)
 
 
 def _target_kind(text: str) -> str:
@@ -195,36 +191,30 @@ def logs(
     """Print an execution's events; with -f, stream new ones live until it ends."""
 
     async def go() -> None:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         async with connect() as client:
             ex = await _get(client, execution_id)
             renderer = Renderer()
             if follow_:
                 if output is Output.table:
-                    from stigmer.sdk import AsyncExecution
-
                     # watch only (the run goes on where it runs); approvals are explained, not asked
-                    handle = AsyncExecution(client.backend, ex)
+                    handle = await client.execution(execution_id, in_process=False)
                     await follow(handle, output, stop_on_approval=False, after_sequence=after, ask=False)
                     return
-                stream = client.backend.watch_execution(
-                    svc.WatchExecutionRequest(execution_id=execution_id, after_sequence=after)
-                )
-                async for ev in stream:
+                async for ev in client.watch(execution_id, after_sequence=after):
                     _print_event(ev, output, renderer)
                 return
             # without -f: what is stored now, up to the latest sequence
             last = ex.status.last_sequence
             if last <= after:
                 return
-            stream = client.backend.watch_execution(
-                svc.WatchExecutionRequest(execution_id=execution_id, after_sequence=after)
-            )
-            async for ev in stream:
-                _print_event(ev, output, renderer)
-                if ev.sequence >= last:
-                    break
+            stream = client.watch(execution_id, after_sequence=after)
+            try:
+                async for ev in stream:
+                    _print_event(ev, output, renderer)
+                    if ev.sequence >= last:
+                        break
+            finally:
+                await stream.aclose()
             renderer.end_text()
 
     try:
@@ -249,13 +239,9 @@ def cancel(
     """Cancel an execution that has not finished."""
 
     async def go() -> execution_pb2.Execution:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-
         async with connect() as client:
             await _get(client, execution_id)
-            return await client.backend.cancel_execution(
-                svc.CancelExecutionRequest(id=execution_id, reason=reason)
-            )
+            return await client.cancel(execution_id, reason)
 
     ex = run_async(go())
     if output is not Output.table:
@@ -348,25 +334,13 @@ def send_event(
     payload = parse_input(data) if data else None
 
     async def go() -> execution_pb2.Execution:
-        from google.protobuf import json_format, struct_pb2
         from stigmer.core import is_terminal
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-        from stigmer.proto.v1 import execution_pb2
 
         async with connect() as client:
             ex = await _get(client, execution_id)
             if is_terminal(ex.status.phase):
                 raise CliError(f"execution {execution_id} already finished; it takes no more events")
-            event = execution_pb2.ExecutionEvent(
-                execution_id=execution_id, type=event_type, text=text, subject=subject
-            )
-            if payload is not None:
-                value = struct_pb2.Value()
-                json_format.ParseDict(payload, value)
-                event.data.CopyFrom(value)
-            return await client.backend.update_execution_status(
-                svc.UpdateExecutionStatusRequest(execution_id=execution_id, events=[event])
-            )
+            return await client.send_event(execution_id, event_type, payload, text=text, subject=subject)
 
     ex = run_async(go())
     if output is not Output.table:

@@ -12,7 +12,6 @@ from stigmer.cli.output._view import cli_name
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
-    from stigmer.proto.v1 import resource_pb2
     from stigmer.sdk import AsyncStigmer
 
 __all__ = ["describe_app", "detail", "get_app", "resource_rows"]
@@ -28,36 +27,18 @@ KindArg = Annotated[
 ]
 
 
-async def list_all(client: AsyncStigmer, kind: str, selector: str = "") -> list[resource_pb2.Resource]:
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-
-    out: list[resource_pb2.Resource] = []
-    token = ""
-    while True:
-        page = await client.backend.list(
-            svc.ListRequest(kind=kind, label_selector=selector, page_size=500, page_token=token)
-        )
-        out.extend(page.resources)
-        token = page.next_page_token
-        if not token:
-            return out
+async def list_all(client: AsyncStigmer, kind: str, selector: str = "") -> list[Message]:
+    return await client.list(kind, selector)
 
 
-async def get_one(client: AsyncStigmer, kind: str, name: str) -> resource_pb2.Resource:
+async def get_one(client: AsyncStigmer, kind: str, name: str) -> Message:
     from stigmer.cli.commands._run import CREATE_HINT
-    from stigmer.core import KIND_TABLE, NotFound
-    from stigmer.proto.v1 import backend_service_pb2 as svc
-    from stigmer.proto.v1 import meta_pb2
-    from stigmer.sdk._targets import not_found
+    from stigmer.core import NotFound
 
-    ref = meta_pb2.ResourceRef(kind=kind, name=name)
-    prefixes = {k.id_prefix for k in KIND_TABLE if k.applicable}
-    if "_" in name and name.split("_", 1)[0] in prefixes:
-        ref = meta_pb2.ResourceRef(kind=kind, id=name)
     try:
-        return await client.backend.get(svc.GetRequest(ref=ref))
+        return await client.get(kind, name)
     except NotFound:
-        raise await not_found(client.backend, [kind], name, create_hint=CREATE_HINT) from None
+        raise await client.not_found([kind], name, create_hint=CREATE_HINT) from None
 
 
 def detail(kind: str, inner: Any) -> tuple[str, str]:
@@ -121,7 +102,7 @@ def get(
         _get_executions(resolved, name, output)
         return
 
-    async def go() -> list[resource_pb2.Resource]:
+    async def go() -> list[Message]:
         async with connect() as client:
             if name is not None:
                 return [await get_one(client, resolved, name)]
@@ -179,7 +160,7 @@ def describe(
 
     from stigmer.core import RUNNABLE_KINDS
 
-    async def go() -> tuple[resource_pb2.Resource, list[Any]]:
+    async def go() -> tuple[Message, list[Any]]:
         from stigmer.cli.commands._executions import list_executions
 
         async with connect() as client:

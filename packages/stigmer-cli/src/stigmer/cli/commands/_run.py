@@ -86,10 +86,8 @@ class Started:
 
 async def _check(client: AsyncStigmer, req: RunRequest) -> None:
     """The request names an existing target and suits its kind (said in command-line terms)."""
-    from stigmer.sdk._targets import not_found, resource_exists
-
-    if not await resource_exists(client.backend, req.kind, req.name):
-        raise await not_found(client.backend, [req.kind], req.name, create_hint=CREATE_HINT)
+    if not await client.exists(req.kind, req.name):
+        raise await client.not_found([req.kind], req.name, create_hint=CREATE_HINT)
     if req.kind == "Agent" and not req.message and not req.has_input:
         raise CliError(f'an agent run needs a message: `stigmer agent execute {req.name} "your message"`')
     if req.kind == "Workflow" and req.message:
@@ -167,10 +165,9 @@ def detach_on_interrupt(started: Started) -> None:
 
     async def phase() -> str:
         from stigmer.core import phase_name
-        from stigmer.proto.v1 import backend_service_pb2 as svc
 
         async with connect() as client:
-            ex = await client.backend.get_execution(svc.GetExecutionRequest(id=ex_id))
+            ex = await client.get_execution(ex_id)
             return phase_name(ex.status.phase)
 
     current = run_async(phase())
@@ -218,10 +215,7 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
     async def go() -> int:
         async with connect() as client:
             if find:
-                from stigmer.sdk._targets import find_target
-
-                req.kind = await find_target(
-                    client.backend,
+                req.kind = await client.find_target(
                     req.name,
                     choose_hint=f"say which: `stigmer workflow run {req.name}` or "
                     f"`stigmer agent execute {req.name} MESSAGE`",
