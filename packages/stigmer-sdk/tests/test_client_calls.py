@@ -96,6 +96,9 @@ def test_send_event_watch_and_cancel(client: Stigmer) -> None:
     assert paid.data.struct_value.fields["amount"].number_value == 3
     later = list(client.watch(run.id, after_sequence=sequence))
     assert [e.sequence for e in later] == [e.sequence for e in events if e.sequence > sequence]
+    first = client.watch(run.id)
+    assert next(first).sequence == 1
+    first.close()  # stopping early closes the stream on the client's loop
     handle = client.execution(run.id, in_process=False)
     assert handle.phase == "CANCELLED"
 

@@ -13,7 +13,7 @@ from stigmer.core import RUNNABLE_KINDS, InvalidArgument, kind_info
 from stigmer.sdk._apply_order import order_resources
 from stigmer.sdk._collect import collect
 from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_target
-from stigmer.sdk._execution import AsyncExecution
+from stigmer.sdk._execution import AsyncExecution, _aclose
 from stigmer.sdk._kinds import resolve_kind
 from stigmer.sdk._targets import find_target, not_found, resource_exists, session_for
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
@@ -528,9 +528,7 @@ class AsyncStigmer:
             async for event in stream:
                 yield event
         finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
+            await _aclose(stream)
 
     async def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.Execution:
         """Ask an execution to stop (it stops at the next task boundary); returns the snapshot.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -44,7 +44,7 @@ class _LoopThread:
             raise RuntimeError("a sync Stigmer call cannot be made from its own event loop thread")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def iterate(self, stream: AsyncGenerator[T, None]) -> Iterator[T]:
+    def iterate(self, stream: AsyncGenerator[T, None]) -> Generator[T, None, None]:
         """Yield the items of an async generator, each awaited on the loop; closes it at the end."""
 
         async def step() -> tuple[bool, T | None]:
@@ -128,7 +128,9 @@ class Execution:
     def __iter__(self) -> Iterator[execution_pb2.ExecutionEvent]:
         return self.events()
 
-    def events(self, after_sequence: int | None = None) -> Iterator[execution_pb2.ExecutionEvent]:
+    def events(
+        self, after_sequence: int | None = None
+    ) -> Generator[execution_pb2.ExecutionEvent, None, None]:
         return self._loop.iterate(self._async.events(after_sequence))
 
 
@@ -314,7 +316,9 @@ class Stigmer:
             )
         )
 
-    def watch(self, execution_id: str, after_sequence: int = 0) -> Iterator[execution_pb2.ExecutionEvent]:
+    def watch(
+        self, execution_id: str, after_sequence: int = 0
+    ) -> Generator[execution_pb2.ExecutionEvent, None, None]:
         """The events of an execution after ``after_sequence``, live until it ends (see
         ``AsyncStigmer.watch``)."""
         return self._loop.iterate(self._async.watch(execution_id, after_sequence))
