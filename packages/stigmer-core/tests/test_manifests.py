@@ -284,3 +284,98 @@ def test_reused_anchors_load_quietly(recwarn: pytest.WarningsRecorder) -> None:
     (loaded,) = parse_manifest(text, "a.yaml")
     assert message_to_manifest(loaded.resource)["metadata"]["labels"] == {"x": "y", "z": "y"}
     assert not recwarn.list
+
+
+# ---------------------------------------------------------------------------------------------
+# canonical order (issue 16, defect 6): the same resource always renders to the same bytes
+
+WORKFLOW = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: wf, labels: {zeta: '1', alpha: '2', mid: '3'}, annotations: {b: x, a: y}}
+spec:
+  output: {as: '${ . }'}
+  do:
+    - first: {set: {x: 1, y: 2, z: 3, alpha: 4, beta: 5, gamma: 6, delta: 7}}
+    - second:
+        call: http
+        with: {method: get, endpoint: 'https://x', headers: {k3: c, k1: a, k2: b, k4: d}}
+  timeout: {after: {minutes: 5}}
+  use: {secrets: [API_KEY]}
+  input: {schema: {format: json, document: {type: object}}}
+  document: {version: 0.1.0, name: wf, namespace: ns, dsl: 1.0.0, title: T}
+  schedule: {every: {hours: 1}}
+"""
+
+
+def _key_paths(value: Any, path: str = "") -> list[str]:
+    """Every mapping key with its path, in output order."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in (f"{path}/{k}", *_key_paths(v, f"{path}/{k}"))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _key_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def test_a_workflow_renders_in_the_canonical_order() -> None:
+    (loaded,) = parse_manifest(WORKFLOW, "wf.yaml")
+    data = message_to_manifest(loaded.resource)
+    assert list(data) == ["apiVersion", "kind", "metadata", "spec"]
+    assert list(data["metadata"]) == ["name", "labels", "annotations"]
+    assert list(data["metadata"]["labels"]) == ["alpha", "mid", "zeta"]
+    spec = data["spec"]
+    assert list(spec) == ["document", "input", "use", "do", "timeout", "output", "schedule"]
+    assert list(spec["document"]) == ["dsl", "namespace", "name", "version", "title"]
+    assert list(spec["do"][0]["first"]["set"]) == ["alpha", "beta", "delta", "gamma", "x", "y", "z"]
+    assert list(spec["do"][1]["second"]["with"]) == ["endpoint", "headers", "method"]
+    assert list(spec["do"][1]["second"]["with"]["headers"]) == ["k1", "k2", "k3", "k4"]
+    assert list(spec["input"]["schema"]) == ["document", "format"]
+    text = dump_manifests([loaded.resource])
+    assert text.index("document:") < text.index("input:") < text.index("do:") < text.index("output:")
+
+
+def test_exports_are_byte_identical_across_processes() -> None:
+    """Protobuf Struct maps iterate in a per-process hash order; the output must not."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from stigmer.core import parse_manifest, dump_manifests;"
+        "(r,) = parse_manifest(sys.stdin.read(), 'wf.yaml');"
+        "sys.stdout.write(dump_manifests([r.resource]) + dump_manifests([r.resource], 'json'))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], input=WORKFLOW, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(3)
+    }
+    assert len(outputs) == 1
+
+
+def _shuffled(draw: Any, value: Any) -> Any:
+    if isinstance(value, dict):
+        keys = draw(st.permutations(list(value)))
+        return {k: _shuffled(draw, value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_shuffled(draw, v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_output_order_does_not_depend_on_input_order(kind: str, manifest_strategy: Any) -> None:
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(manifest_strategy(kind), st.data())
+    def check(data: dict[str, Any], draw: st.DataObject) -> None:
+        (one,) = parse_manifest(json.dumps(data), "gen.json")
+        (two,) = parse_manifest(json.dumps(_shuffled(draw.draw, data)), "gen.json")
+        for fmt in ("yaml", "json"):
+            assert dump_manifests([one.resource], fmt) == dump_manifests([two.resource], fmt)
+        out = message_to_manifest(one.resource)
+        assert _key_paths(out) == _key_paths(message_to_manifest(two.resource))
+        assert out == data  # only the order may differ from the input, never keys or values
+        top = ["apiVersion", "kind", "metadata", "spec", "status"]
+        assert list(out) == [k for k in top if k in out]
+        assert next(iter(out["metadata"])) == "name"
+
+    check()

@@ -83,3 +83,37 @@ def test_export_one_resource_as_yaml_and_as_python(tmp_path: Path, client: Stigm
     namespace: dict[str, object] = {}
     exec(compile(code, "<generated>", "exec"), namespace)
     assert namespace["bot"].to_message().spec == client.get("agent", "bot").spec  # type: ignore[attr-defined]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def test_exports_are_byte_identical_across_processes_and_re_applies(
+    tmp_path: Path, home: Path, client: Stigmer
+) -> None:
+    """Issue 16, defect 6: a committed export must not churn (Struct maps have no order)."""
+    import subprocess
+    import sys
+
+    wide = {f"key{i}": i for i in (7, 3, 9, 1, 5, 8, 2, 6, 4)}
+    project = [*_project(tmp_path), Workflow("wide", do={"a": Set(wide), "b": Set({"z": 1, "a": 2, "m": 3})})]
+    client.apply(project)
+    first = client.export(tmp_path / "first")
+    script = "import sys; from stigmer.sdk import Stigmer; Stigmer(home=sys.argv[1]).export(sys.argv[2])"
+    for run in ("second", "third"):
+        subprocess.run([sys.executable, "-c", script, str(home), str(tmp_path / run)], check=True)
+    with Stigmer(home=tmp_path / "elsewhere") as other:  # re-applied from the export, exported again
+        other.apply(tmp_path / "first")
+        other.export(tmp_path / "fourth")
+    expected = _files(tmp_path / "first")
+    for run in ("second", "third", "fourth"):
+        assert _files(tmp_path / run) == expected, run
+    wf = next(m for m in first.manifests if m["metadata"]["name"] == "wide")
+    assert list(wf) == ["apiVersion", "kind", "metadata", "spec"]
+    assert next(iter(wf["spec"])) == "document"
+    assert list(wf["spec"]["do"][0]["a"]["set"]) == sorted(wide)
+    text = (tmp_path / "first" / "workflows" / "wide.yaml").read_text()
+    assert text.index("\n  document:\n") < text.index("\n  do:\n")

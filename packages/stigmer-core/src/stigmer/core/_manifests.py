@@ -340,39 +340,81 @@ def kind_of(resource: Message) -> str:
 
 
 def message_to_manifest(msg: Message, include_status: bool = True) -> dict[str, Any]:
-    """Render a kind message as a manifest dict (camelCase keys, ints as numbers)."""
+    """Render a kind message as a manifest dict (camelCase keys, ints as numbers), in canonical order.
+
+    Every output path (``export``, ``get -o yaml/json``, ``describe``, the SDK's export and
+    ``to_yaml``) goes through here, so the same resource always renders to the same bytes; see
+    :func:`_normalise` for the order.
+    """
     inner = unwrap(msg)
     data = json_format.MessageToDict(inner, always_print_fields_with_no_presence=False)
     data = _normalise(data, inner.DESCRIPTOR)
     if not include_status:
         data.pop("status", None)
-    order = ["apiVersion", "kind", "metadata", "spec", "status"]
-    return {k: data[k] for k in order if k in data} | {k: v for k, v in data.items() if k not in order}
+    if inner.DESCRIPTOR.full_name == "stigmer.v1.Workflow" and isinstance(data.get("spec"), dict):
+        data["spec"] = _workflow_spec_order(data["spec"])
+    return _ordered(data, _TOP_ORDER)
 
 
 resource_to_manifest = message_to_manifest
 
 
+# Canonical order. Protobuf ``map`` fields and ``google.protobuf.Struct`` (a Workflow's whole
+# spec, an agent model's params, ...) are hash maps: their iteration order differs from process
+# to process, and the order the user applied is not stored, so it cannot be given back. Message
+# fields therefore come in their .proto declaration order (metadata: name, slug, id, labels, ...),
+# and map and Struct keys sorted (a stable order that does not depend on how or where the
+# resource was applied, so a committed export does not churn and diffs stay minimal). The one
+# exception is a Workflow's spec, whose top-level keys and ``document`` follow the Serverless
+# Workflow DSL's usual order (document first) before any other key, sorted.
+_TOP_ORDER = ("apiVersion", "kind", "metadata", "spec", "status")
+_WORKFLOW_ORDER = ("document", "input", "use", "do", "timeout", "output", "schedule", "evaluate")
+_DOCUMENT_ORDER = ("dsl", "namespace", "name", "version", "title", "summary", "tags", "metadata")
+
+
+def _ordered(data: dict[str, Any], first: Iterable[str]) -> dict[str, Any]:
+    """``data`` with the keys in ``first`` leading (in that order), the rest after in sorted order."""
+    head = [k for k in first if k in data]
+    return {k: data[k] for k in [*head, *sorted(k for k in data if k not in head)]}
+
+
+def _sorted_keys(value: Any) -> Any:
+    """Plain data with every mapping's keys sorted, recursively (lists keep their order)."""
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def _workflow_spec_order(spec: dict[str, Any]) -> dict[str, Any]:
+    out = _ordered(spec, _WORKFLOW_ORDER)
+    if isinstance(out.get("document"), dict):
+        out["document"] = _ordered(out["document"], _DOCUMENT_ORDER)
+    return out
+
+
 def _normalise(value: Any, desc: Descriptor | None) -> Any:
-    """Undo the JSON mapping's quirks: int64 as strings, and integral floats in Struct/Value."""
-    if desc is None:
-        return plain_value(value)
-    if desc.full_name in _WELL_KNOWN_OPAQUE:
-        return plain_value(value)
+    """Undo the JSON mapping's quirks (int64 as strings, integral floats in Struct/Value), and put
+    keys in the canonical order: message fields in declaration order, map and Struct keys sorted."""
+    if desc is None or desc.full_name in _WELL_KNOWN_OPAQUE:
+        return _sorted_keys(plain_value(value))
     if not isinstance(value, dict):
         return value
     fields = {f.json_name: f for f in desc.fields}
+    declared = [f.json_name for f in desc.fields if f.json_name in value]
     out: dict[str, Any] = {}
-    for key, item in value.items():
+    for key in [*declared, *sorted(k for k in value if k not in fields)]:
+        item = value[key]
         f = fields.get(key)
         if f is None:
-            out[key] = item
+            out[key] = _sorted_keys(item)
             continue
         item_type = f.message_type
         is_map = item_type is not None and item_type.GetOptions().map_entry
         if is_map:
             vf = item_type.fields_by_name["value"]
-            out[key] = {k: _norm_single(v, vf) for k, v in item.items()}
+            out[key] = {k: _norm_single(item[k], vf) for k in sorted(item)}
         elif f.is_repeated:
             out[key] = [_norm_single(v, f) for v in item]
         else:
