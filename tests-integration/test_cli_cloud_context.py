@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,11 +67,76 @@ def test_cloud_context_round_trip(stigmer: StigmerCli, server: ServerProcess, st
     assert json.loads(local.stdout) == []
     assert not (stigmer_home / "stigmer.db").exists() or json.loads(local.stdout) == []
 
-    bad = stigmer("login", "--endpoint", server.endpoint, "--token", "not-a-token", "--name", "wrong")
-    assert bad.returncode == 0
+    # a token revoked after login: the next call is refused in one line
+    store = TokenStore(home=server.home)
+    later = store.create(role="user", name="revoked-later")
+    assert (
+        stigmer("login", "--endpoint", server.endpoint, "--token", later.token, "--name", "wrong").returncode
+        == 0
+    )
+    store.revoke(later.id)
+    time.sleep(2.2)  # the server trusts a verified token for 2 s
     refused = stigmer("get", "wf")
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: ") and len(refused.stderr.strip().splitlines()) == 1
     assert stigmer("context", "use", "team").returncode == 0
     assert stigmer("logout", "wrong").returncode == 0
     assert stigmer("logout").stdout.strip() == "logged out of 'team'; current context: local"
+
+
+def _state(home: Path) -> tuple[str, str]:
+    config = home / "config.yaml"
+    credentials = home / "credentials.yaml"
+    return (
+        config.read_text() if config.exists() else "",
+        credentials.read_text() if credentials.exists() else "",
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_login_checks_endpoint_and_token(
+    stigmer: StigmerCli, server: ServerProcess, stigmer_home: Path
+) -> None:
+    """`stigmer login` makes one authenticated call before it writes anything or switches."""
+    token = TokenStore(home=server.home).create(role="runner", name="login-check").token
+    before = _state(stigmer_home)
+
+    # (a) nothing listens at the endpoint
+    nowhere = f"grpc://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    unreachable = stigmer("login", "--endpoint", nowhere, "--token", token, "--name", "nowhere")
+    assert time.monotonic() - started < 20
+    assert unreachable.returncode == 1
+    lines = unreachable.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), unreachable.stderr
+    assert "cannot reach" in lines[0] and nowhere in lines[0] and "endpoint" in lines[0]
+    assert "logged in" not in unreachable.stdout
+    assert _state(stigmer_home) == before
+
+    # (b) the server refuses the token
+    wrong = stigmer("login", "--endpoint", server.endpoint, "--token", "not-a-token", "--name", "wrong")
+    assert wrong.returncode == 1
+    lines = wrong.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), wrong.stderr
+    assert "refused the token" in lines[0] and "stigmer token create" in lines[0]
+    assert "not-a-token" not in wrong.stdout + wrong.stderr
+    assert "logged in" not in wrong.stdout
+    assert _state(stigmer_home) == before
+    assert json.loads(stigmer("context", "show", "-o", "json").stdout)["name"] == "local"
+
+    # (c) the right token (any role): logged in and switched, as before
+    right = stigmer("login", "--endpoint", server.endpoint, "--token", token, "--name", "team")
+    assert right.returncode == 0, right.stderr
+    assert right.stdout.strip() == f"logged in to {server.endpoint} as context 'team' (now current)"
+    assert token not in right.stdout + right.stderr
+    shown = json.loads(stigmer("context", "show", "-o", "json").stdout)
+    assert shown["name"] == "team" and shown["loggedIn"] is True
+    assert {c["name"] for c in json.loads(stigmer("context", "list", "-o", "json").stdout)} == {
+        "local",
+        "team",
+    }

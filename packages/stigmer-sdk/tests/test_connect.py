@@ -59,3 +59,26 @@ def test_bad_connections_say_what_to_do(home: Path, kwargs: dict[str, str], mess
     _config(home)
     with pytest.raises(InvalidArgument, match=message):
         resolve_target(**kwargs)
+
+
+def test_check_makes_one_call_with_a_short_deadline(home: Path, tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from stigmer.core import Unavailable
+
+    with Stigmer(home=tmp_path / "store") as client:
+        client.check()  # the local store answers
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    with (
+        Stigmer(endpoint=f"grpc://127.0.0.1:{port}", token="t") as client,
+        pytest.raises(Unavailable) as info,
+    ):
+        client.check(timeout=2)
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port}" in str(info.value)
+    with Stigmer(endpoint="grpc://127.0.0.1:1", token="t") as client, pytest.raises(InvalidArgument):
+        client.check(timeout=0)

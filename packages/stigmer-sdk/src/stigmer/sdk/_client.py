@@ -167,6 +167,29 @@ class AsyncStigmer:
             await self._backend.close()
             self._backend = None
 
+    async def check(self, *, timeout: float = 5.0) -> None:
+        """Make one cheap authenticated call (list one Workflow, which a token of every role may
+        do) with a deadline of ``timeout`` seconds and at most one retry: returns when the backend
+        answers and accepts the credentials. Raises ``stigmer.core.Unavailable`` when nothing
+        answers at the endpoint, ``Unauthenticated`` when the token is refused, ``InvalidArgument``
+        for a malformed endpoint. ``stigmer login`` calls it before switching the context."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        if timeout <= 0:
+            raise InvalidArgument(f"timeout must be positive, got {timeout}", ["timeout"])
+        request = svc.ListRequest(kind="Workflow", page_size=1)
+        target = self._target
+        if self._backend is None and target is not None and not target.local:
+            # A throwaway connection with a short deadline, not the client's (30 s, 5 retries).
+            options = {**target.options, "timeout": timeout, "retries": 1}
+            probe = Connection(target.backend, options, target.context).open()
+            try:
+                await probe.list(request)
+            finally:
+                await probe.close()
+            return
+        await asyncio.wait_for(self.backend.list(request), timeout)
+
     # -- resources -----------------------------------------------------------------------------
 
     async def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:

@@ -190,6 +190,10 @@ class Stigmer:
         finally:
             self._loop.stop()
 
+    def check(self, *, timeout: float = 5.0) -> None:
+        """See ``AsyncStigmer.check``: one authenticated call; raises when it fails."""
+        self._loop.run(self._async.check(timeout=timeout))
+
     def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
         return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
 

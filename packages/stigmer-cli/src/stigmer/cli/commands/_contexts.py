@@ -102,6 +102,34 @@ def _default_name(endpoint: str) -> str:
     return slugify(parsed.hostname or endpoint)
 
 
+_CHECK_TIMEOUT = 5.0  # seconds the server has to answer the login check
+
+
+def _check_login(endpoint: str, token: str) -> None:
+    """One authenticated call to ``endpoint`` with ``token`` (any role may make it); a failure
+    is one ``CliError`` saying what is wrong and what to do, before anything is written."""
+    from stigmer.cli._client import run_async
+    from stigmer.core import StigmerError, Unauthenticated, Unavailable
+    from stigmer.sdk import AsyncStigmer
+
+    async def check() -> None:
+        async with AsyncStigmer(endpoint=endpoint, token=token) as client:
+            await client.check(timeout=_CHECK_TIMEOUT)
+
+    unchanged = "nothing was changed"
+    try:
+        run_async(check())
+    except Unauthenticated:
+        raise CliError(
+            f"not logged in: {endpoint} refused the token (invalid or revoked); get one with "
+            f"`stigmer token create` on the server and run `stigmer login` again; {unchanged}"
+        ) from None
+    except Unavailable as exc:
+        raise CliError(f"not logged in: {exc}; {unchanged}") from None
+    except StigmerError as exc:
+        raise CliError(f"not logged in to {endpoint}: {exc}; {unchanged}") from None
+
+
 @login_app.command("login")
 def login(
     endpoint: Annotated[
@@ -113,7 +141,10 @@ def login(
     ] = "",
     name: Annotated[str, typer.Option("--name", help="Context name (default: derived from the host).")] = "",
 ) -> None:
-    """Add (or update) a server context with its token, and make it current."""
+    """Add (or update) a server context with its token, and make it current.
+
+    The endpoint and the token are checked first (one call, 5 s deadline); when the server
+    cannot be reached or refuses the token, nothing is written and the context stays as it was."""
     if not endpoint.strip():
         raise CliError("--endpoint is empty; give grpc://host:port or grpcs://host:port")
     name = name or _default_name(endpoint)
@@ -123,6 +154,7 @@ def login(
         from stigmer.cli.commands._params import read_secret_value
 
         token = read_secret_value("token")
+    _check_login(endpoint, token)
     settings = load_settings()
     contexts = [c for c in config_contexts(settings) if c.get("name") != name]
     contexts.append({"name": name, "backend": "cloud", "endpoint": endpoint})
