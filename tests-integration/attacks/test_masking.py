@@ -207,6 +207,7 @@ def test_a_short_secret_is_stored_with_a_warning(stigmer: StigmerCli) -> None:
     short = stigmer("secret", "set", "PIN", input="42")
     assert short.returncode == 0, short.stderr
     assert "warning: PIN is shorter than 3 characters" in short.stderr
+    assert "will not be masked in output" in short.stderr and "42" not in short.stderr
     assert len(short.stderr.strip().splitlines()) == 1
     listed = stigmer("secret", "list", "-o", "json")
     assert [s["name"] for s in json.loads(listed.stdout)] == ["PIN"]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._client import connect, run_async
+from stigmer.cli._errors import CliError
 from stigmer.cli.commands._params import kind_argument
 from stigmer.cli.output._format import Output, OutputOption, age, echo, emit_json, emit_yaml, print_table
 from stigmer.cli.output._view import cli_name
@@ -23,6 +24,13 @@ KindArg = Annotated[
     str,
     typer.Argument(
         help="agent, workflow, skill, mcpserver, environment, session or execution (or a short form)."
+    ),
+]
+GetKindArg = Annotated[
+    str,
+    typer.Argument(
+        help="agent, workflow, skill, mcpserver, environment, session or execution (or a short form);"
+        " all: every kind of resource."
     ),
 ]
 
@@ -87,7 +95,7 @@ def resource_rows(kind: str, resources: list[Message]) -> tuple[list[str], list[
 
 @get_app.command("get")
 def get(
-    kind: KindArg,
+    kind: GetKindArg,
     name: Annotated[
         str | None, typer.Argument(help="Name (or id) of one resource.", show_default=False)
     ] = None,
@@ -96,7 +104,12 @@ def get(
     ] = "",
     output: OutputOption = Output.table,
 ) -> None:
-    """List resources of KIND, or show the one called NAME (-o yaml gives an applyable manifest)."""
+    """List resources of KIND, or show the one called NAME (-o yaml gives an applyable manifest).
+
+    KIND all lists every kind of resource (executions: stigmer execution list)."""
+    if kind.strip().lower() == "all":
+        _get_all(name, selector, output)
+        return
     resolved = kind_argument(kind)
     if _is_execution(resolved):
         _get_executions(resolved, name, output)
@@ -118,6 +131,38 @@ def get(
     docs = [message_to_manifest(r) for r in resources]
     if output is Output.json:
         emit_json(docs[0] if name is not None else docs)
+    else:
+        emit_yaml(docs)
+
+
+def _get_all(name: str | None, selector: str, output: Output) -> None:
+    """``get all``: each kind of resource in apply order; a table per kind that has any, names
+    written ``kind/name`` as kubectl does; ``-o json|yaml`` the manifests of them all."""
+    from stigmer.core import applicable_kinds
+
+    if name is not None:
+        raise CliError(f"'get all' lists every resource; to show {name!r}, name its kind: get KIND {name}", 2)
+    kinds = [k.name for k in applicable_kinds()]
+
+    async def go() -> list[tuple[str, list[Message]]]:
+        async with connect() as client:
+            return [(k, list(await list_all(client, k, selector))) for k in kinds]
+
+    found = [(k, resources) for k, resources in run_async(go()) if resources]
+    if output is Output.table:
+        if not found:
+            echo("no resources")
+        for i, (k, resources) in enumerate(found):
+            headers, rows = resource_rows(k, resources)
+            if i:
+                echo()
+            print_table(headers, [[f"{cli_name(k)}/{row[0]}", *row[1:]] for row in rows])
+        return
+    from stigmer.core import message_to_manifest
+
+    docs = [message_to_manifest(r) for _, resources in found for r in resources]
+    if output is Output.json:
+        emit_json(docs)
     else:
         emit_yaml(docs)
 

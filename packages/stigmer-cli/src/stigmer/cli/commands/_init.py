@@ -27,10 +27,10 @@ stigmer execution list                          # what ran
 ```
 
 The agent needs a model: set `OPENAI_API_KEY` with `stigmer secret set OPENAI_API_KEY`, then
-`stigmer agent execute assistant "Hello!"`.
+`stigmer agent execute helper "Hello!"`.
 
 - `workflows/hello.yaml` — a Serverless Workflow 1.0 document with one `set` task
-- `agents/assistant.yaml` — an LLM agent using the `dev` environment
+- `agents/helper.yaml` — an LLM agent using the `dev` environment
 - `environments/dev.yaml` — plain variables and the names of the secrets it grants
 """,
     "workflows/hello.yaml": """\
@@ -46,11 +46,11 @@ spec:
         set:
           greeting: '${ "Hello, " + (.name // "world") + "!" }'
 """,
-    "agents/assistant.yaml": """\
+    "agents/helper.yaml": """\
 apiVersion: stigmer.ai/v1
 kind: Agent
 metadata:
-  name: assistant
+  name: helper
 spec:
   description: A helpful assistant.
   instructions: You are a helpful assistant. Answer briefly.

@@ -70,8 +70,8 @@ def set_(
 
     if len(value) < MIN_SECRET_LENGTH:
         echo_err(
-            f"warning: {name} is shorter than {MIN_SECRET_LENGTH} characters: it is stored, but "
-            "records cannot mask a value that short (see docs/secrets.md)"
+            f"warning: {name} is shorter than {MIN_SECRET_LENGTH} characters: it is stored, but it "
+            "will not be masked in output (see docs/secrets.md)"
         )
 
     async def go() -> secret_pb2.SecretMetadata:

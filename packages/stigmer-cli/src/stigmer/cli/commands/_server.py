@@ -13,7 +13,16 @@ from stigmer.cli._errors import CliError
 if TYPE_CHECKING:
     from stigmer.server import IssuedToken, TokenInfo, TokenStore
 
-from stigmer.cli.output._format import Output, OutputOption, echo, echo_err, emit_json, emit_yaml, print_table
+from stigmer.cli.output._format import (
+    Output,
+    OutputOption,
+    age,
+    echo,
+    echo_err,
+    emit_json,
+    emit_yaml,
+    print_table,
+)
 
 __all__ = ["server_app", "token_app"]
 
@@ -264,11 +273,19 @@ def list_(database: DatabaseOption = "", output: OutputOption = Output.table) ->
     elif output is Output.yaml:
         emit_yaml(tokens)
     else:
+        from datetime import datetime
+
         rows = [
-            [t["id"], t["name"], t["role"], str(t["createdAt"]), "yes" if t["revoked"] else ""]
+            [
+                t["id"],
+                t["name"],
+                t["role"],
+                age(datetime.fromisoformat(t["createdAt"])),
+                "yes" if t["revoked"] else "",
+            ]
             for t in tokens
         ]
-        print_table(["ID", "NAME", "ROLE", "CREATED", "REVOKED"], rows, empty="no tokens")
+        print_table(["ID", "NAME", "ROLE", "AGE", "REVOKED"], rows, empty="no tokens")
 
 
 @token_app.command("revoke")
