@@ -24,13 +24,13 @@ def test_project_lifecycle(stigmer: StigmerCli, tmp_path: Path) -> None:
     # dependency order: the environment before the agent that uses it, workflows last
     assert _lines(applied.stdout) == [
         "environment/dev created",
-        "agent/assistant created",
+        "agent/helper created",
         "workflow/hello created",
     ]
     again = stigmer("apply", "-f", str(project))
     assert _lines(again.stdout) == [
         "environment/dev unchanged",
-        "agent/assistant unchanged",
+        "agent/helper unchanged",
         "workflow/hello unchanged",
     ]
 
@@ -76,7 +76,7 @@ def test_project_lifecycle(stigmer: StigmerCli, tmp_path: Path) -> None:
     assert [w["metadata"]["name"] for w in workflows] == ["hello"]
     one = json.loads(stigmer("get", "wf", "hello", "-o", "json").stdout)
     assert one["kind"] == "Workflow" and one["metadata"]["version"] == 1
-    yaml_out = stigmer("get", "agent", "assistant", "-o", "yaml").stdout
+    yaml_out = stigmer("get", "agent", "helper", "-o", "yaml").stdout
     assert "kind: Agent" in yaml_out and "gpt-4o-mini" in yaml_out
     agents_table = stigmer("get", "agents").stdout
     assert _lines(agents_table)[0].split() == ["NAME", "VERSION", "MODEL", "AGE"]
@@ -92,7 +92,7 @@ def test_project_lifecycle(stigmer: StigmerCli, tmp_path: Path) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert _lines(deleted.stdout) == [
         "workflow/hello deleted",
-        "agent/assistant deleted",
+        "agent/helper deleted",
         "environment/dev deleted",
     ]
     empty = stigmer("get", "workflows", "-o", "json")
