@@ -28,6 +28,7 @@ EXPECTED = {
     "ensure_admin_token",
     "run_server",
     "serve",
+    "find_script",
     "server_script",
 }
 

@@ -10,7 +10,7 @@ store is opened.
 """
 
 from stigmer.server._dispatch import ChildDispatcher, ExecutionDispatcher, NoDispatcher
-from stigmer.server._process import ServerProcess, server_script
+from stigmer.server._process import ServerProcess, find_script, server_script
 from stigmer.server._server import (
     DEFAULT_LISTEN,
     GRACE_SECONDS,
@@ -47,6 +47,7 @@ __all__ = [
     "admin_endpoint_path",
     "admin_token_path",
     "ensure_admin_token",
+    "find_script",
     "run_server",
     "serve",
     "server_script",

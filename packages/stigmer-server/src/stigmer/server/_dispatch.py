@@ -19,15 +19,14 @@ import re
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from stigmer.core import LIMIT_SETTINGS, TERMINAL_PHASES, Backend, Limits, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
+from stigmer.server._process import find_script
 
 if TYPE_CHECKING:
     from stigmer.server._auth import ExecutionTokens
@@ -444,11 +443,7 @@ def runner_command(name: str) -> list[str] | None:
     """The console script that runs the ``name`` runner (``stigmer-agent-runner``,
     ``stigmer-workflow-runner``): the one next to the server's interpreter, else on ``PATH``;
     None if that runner is not installed."""
-    script = f"stigmer-{name}-runner"
-    beside = Path(sys.executable).parent / script
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which(script)
+    found = find_script(f"stigmer-{name}-runner")
     return [found] if found else None
 
 

@@ -15,20 +15,25 @@ from types import TracebackType
 
 from stigmer.core import Unavailable, open_private, private_dir
 
-__all__ = ["SCRIPT", "ServerProcess", "server_script"]
+__all__ = ["SCRIPT", "ServerProcess", "find_script", "server_script"]
 
 _READY = "stigmer server listening on "
 #: The console script of this distribution.
 SCRIPT = "stigmer-server"
 
 
-def server_script() -> str:
-    """The ``stigmer-server`` console script of this environment (next to ``sys.executable``),
-    else the one on ``PATH``."""
-    beside = Path(sys.executable).parent / SCRIPT
+def find_script(name: str) -> str | None:
+    """The console script ``name`` of this environment (next to ``sys.executable``), else the one
+    on ``PATH``; None when neither has it. How every Stigmer process is launched."""
+    beside = Path(sys.executable).parent / name
     if beside.is_file():
         return str(beside)
-    found = shutil.which(SCRIPT)
+    return shutil.which(name)
+
+
+def server_script() -> str:
+    """The ``stigmer-server`` console script of this environment (see :func:`find_script`)."""
+    found = find_script(SCRIPT)
     if found is None:
         raise Unavailable(
             f"cannot find the {SCRIPT} command next to {sys.executable} or on PATH; "

@@ -48,14 +48,6 @@ def temporal_binary() -> str | None:
     return shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
 
 
-def console_script(name: str) -> str:
-    """A console script of this environment (next to ``sys.executable``), else the one on ``PATH``."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    return shutil.which(name) or name
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
@@ -111,9 +103,9 @@ class Supervisor:
             ]
             argv += ["--ui-port", str(s.ui_port)] if s.ui_port else ["--headless"]
             return argv
-        if name == "server":
-            from stigmer.server import server_script
+        from stigmer.server import find_script, server_script
 
+        if name == "server":
             return [
                 server_script(),
                 "--listen",
@@ -128,7 +120,7 @@ class Supervisor:
         script = "stigmer-workflow-runner" if name == "workflow-runner" else "stigmer-agent-runner"
         queue = "stigmer-workflows" if name == "workflow-runner" else "stigmer-agents"
         return [
-            console_script(script),
+            find_script(script) or script,
             "--temporal",
             s.temporal_address,
             "--task-queue",
