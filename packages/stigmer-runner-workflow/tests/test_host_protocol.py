@@ -86,7 +86,14 @@ class ScriptedHost:
         self.log.append(("failed", path, dict(error)))
 
     async def task_retried(
-        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+        self,
+        path: str,
+        name: str,
+        attempt: int,
+        delay: float,
+        error: Mapping[str, Any],
+        *,
+        max_attempts: int | None = None,
     ) -> None:
         self.log.append(("retried", path, attempt, delay))
 

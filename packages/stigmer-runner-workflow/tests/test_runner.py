@@ -322,3 +322,67 @@ async def test_progress_is_written_before_every_effect(backend: Backend, stub: A
     assert ("task.completed", "/do/1/b") in before
     assert ("task.started", "/do/2/call") in before  # ... and so was the call's start
     assert ("task.started", "/do/3/c") not in before
+
+
+async def test_a_retry_event_says_which_attempt_of_how_many_after_what_delay_and_why(
+    backend: Backend,
+) -> None:
+    await apply_workflow(
+        backend,
+        "flaky",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: flaky, version: 1.0.0}
+  do:
+    - probe:
+        try:
+          - boom:
+              raise:
+                error: {type: 'https://serverlessworkflow.io/spec/1.0.0/errors/communication', status: 503, title: Communication Error}
+        catch:
+          errors: {with: {status: 503}}
+          retry:
+            delay: {milliseconds: 200}
+            limit: {attempt: {count: 3}}
+""",
+    )
+    finished = await WorkflowRunner().execute(backend, await start(backend, "flaky"))
+    assert finished.status.phase == execution_pb2.PHASE_FAILED
+    retried = [e for e in await event_log(backend, finished.metadata.id) if e.type == "task.retried"]
+    assert [e.text for e in retried] == [
+        f"retry {n}/3 in 0.2s (communication error)" for n in (1, 2, 3)
+    ]
+    data = json_format.MessageToDict(retried[0].data)
+    assert (data["attempt"], data["maxAttempts"], data["delay"]) == (1, 3, 0.2)
+    assert data["error"]["title"] == "Communication Error"
+
+
+async def test_each_for_iteration_is_a_task_of_its_own(backend: Backend) -> None:
+    await apply_workflow(
+        backend,
+        "loop",
+        """\
+  document: {dsl: 1.0.0, namespace: demo, name: loop, version: 1.0.0}
+  do:
+    - each:
+        for: {each: x, in: '${ ["a", "b"] }'}
+        do:
+          - s: {set: {v: '${ $x }'}}
+""",
+    )
+    finished = await WorkflowRunner().execute(backend, await start(backend, "loop"))
+    assert finished.status.phase == execution_pb2.PHASE_SUCCEEDED
+    events = [(e.type, e.subject, e.text) for e in await event_log(backend, finished.metadata.id)]
+    assert [x for x in events if x[0].startswith("task.")] == [
+        ("task.started", "/do/0/each", "each"),
+        ("task.started", "/do/0/each/for/0", "each[0]"),
+        ("task.started", "/do/0/each/do/0/s", "s"),
+        ("task.completed", "/do/0/each/do/0/s", "s"),
+        ("task.completed", "/do/0/each/for/0", "each[0]"),
+        ("task.started", "/do/0/each/for/1", "each[1]"),
+        ("task.started", "/do/0/each/do/0/s", "s"),
+        ("task.completed", "/do/0/each/do/0/s", "s"),
+        ("task.completed", "/do/0/each/for/1", "each[1]"),
+        ("task.completed", "/do/0/each", "each"),
+    ]
+    rows = [(t.name, t.path) for t in finished.status.tasks]
+    assert ("each[0]", "/do/0/each/for/0") in rows and ("each[1]", "/do/0/each/for/1") in rows

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Host", "HttpRequest", "HttpResponse", "Masking", "ProcessResult", "Redacting"]
+__all__ = ["Host", "HttpRequest", "HttpResponse", "Masking", "ProcessResult", "Redacting", "retry_event"]
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,19 @@ class Host(Protocol):
     async def task_failed(self, path: str, name: str, error: Mapping[str, Any]) -> None: ...
 
     async def task_retried(
-        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
-    ) -> None: ...
+        self,
+        path: str,
+        name: str,
+        attempt: int,
+        delay: float,
+        error: Mapping[str, Any],
+        *,
+        max_attempts: int | None = None,
+    ) -> None:
+        """Retry number ``attempt`` (of ``max_attempts`` the policy allows; None: no count) of the
+        ``try`` at ``path`` starts after ``delay`` seconds, because of ``error``. Record it with
+        :func:`retry_event`."""
+        ...
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         """A JSON-serializable resume point, offered after every completed task."""
@@ -140,3 +151,19 @@ class TokenBroker(Protocol):
         """The token for ``policy`` (evaluated; may hold secret references), or a reference the
         host replaces with it in the requests it sends."""
         ...
+
+
+def retry_event(
+    attempt: int, max_attempts: int | None, delay: float, error: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The text and data of a ``task.retried`` event: ``retry 1/3 in 0.2s (communication error)``,
+    and ``{"attempt", "maxAttempts", "delay", "error"}`` for clients that render it themselves."""
+    of = f"/{max_attempts}" if max_attempts is not None else ""
+    seconds = f"{delay:.3f}".rstrip("0").rstrip(".") or "0"
+    cause = str(error.get("title") or "").strip().lower()
+    if not cause:
+        kind = str(error.get("type") or "").rstrip("/").rsplit("/", 1)[-1]
+        cause = kind.replace("-", " ").replace("_", " ")
+    text = f"retry {attempt}{of} in {seconds}s" + (f" ({cause})" if cause else "")
+    data = {"attempt": attempt, "maxAttempts": max_attempts, "delay": delay, "error": dict(error)}
+    return text, data

@@ -19,7 +19,7 @@ import httpx
 from stigmer.core import header_problem
 
 from ._errors import ErrorKind, WorkflowError
-from ._host import HttpRequest, HttpResponse, ProcessResult
+from ._host import HttpRequest, HttpResponse, ProcessResult, retry_event
 
 __all__ = ["InProcessHost", "http_error_text"]
 
@@ -257,11 +257,16 @@ class InProcessHost:
         self.events.append(("failed", path, name, dict(error)))
 
     async def task_retried(
-        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+        self,
+        path: str,
+        name: str,
+        attempt: int,
+        delay: float,
+        error: Mapping[str, Any],
+        *,
+        max_attempts: int | None = None,
     ) -> None:
-        self.events.append(
-            ("retried", path, name, {"attempt": attempt, "delay": delay, "error": dict(error)})
-        )
+        self.events.append(("retried", path, name, retry_event(attempt, max_attempts, delay, error)[1]))
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         self.last_checkpoint = json.loads(json.dumps(state))

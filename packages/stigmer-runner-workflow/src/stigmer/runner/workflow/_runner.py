@@ -28,7 +28,7 @@ from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 from ._capability import may_run, refused
 from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
-from ._host import HttpRequest, HttpResponse, ProcessResult
+from ._host import HttpRequest, HttpResponse, ProcessResult, retry_event
 from ._inprocess import InProcessHost
 from ._interpreter import Interpreter
 from ._parse import Workflow, load_workflow
@@ -244,11 +244,18 @@ class _BackendHost(InProcessHost):
         await self._reporter.event("task.failed", subject=path, text=detail, data=dict(error), task=task)
 
     async def task_retried(
-        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+        self,
+        path: str,
+        name: str,
+        attempt: int,
+        delay: float,
+        error: Mapping[str, Any],
+        *,
+        max_attempts: int | None = None,
     ) -> None:
         task = self._reporter.progress(path, name, P.PHASE_RUNNING, retried=True)
-        data = {"attempt": attempt, "delay": delay, "error": dict(error)}
-        await self._reporter.event("task.retried", subject=path, text=name, data=data, task=task)
+        text, data = retry_event(attempt, max_attempts, delay, error)
+        await self._reporter.event("task.retried", subject=path, text=text, data=data, task=task)
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         await self._reporter.save_checkpoint(state)

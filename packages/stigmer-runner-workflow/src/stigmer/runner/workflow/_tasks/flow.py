@@ -57,9 +57,27 @@ async def run_for(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
         inner = scope.with_vars(**{each: items[index], at: index})
         if "while" in task and not truthy(await rt.expr(task["while"], data, inner)):
             break
-        data = await rt.run_list(f"{path}/do", task["do"], data, inner)
+        data = await _iteration(rt, path, index, items[index], task, data, inner)
         await rt.save_position(f"{path}/for", {"next": index + 1, "data": data}, drop=f"{path}/do")
     return data, None
+
+
+async def _iteration(
+    rt: Interpreter, path: str, index: int, item: Any, task: Mapping[str, Any], data: Any, scope: Scope
+) -> Any:
+    """One pass of a ``for`` body, reported as a task of its own (``each[0]`` at
+    ``/do/0/each/for/0``) so each iteration has its own line and row; its tasks keep their paths."""
+    if not getattr(rt.host, "report_iterations", True):
+        return await rt.run_list(f"{path}/do", task["do"], data, scope)
+    where, name = f"{path}/for/{index}", f"{path.rsplit('/', 1)[-1]}[{index}]"
+    await rt.host.task_started(where, name, item)
+    try:
+        data = await rt.run_list(f"{path}/do", task["do"], data, scope)
+    except WorkflowError as error:
+        await rt.host.task_failed(where, name, error.problem)
+        raise
+    await rt.host.task_completed(where, name, None)  # its output is the next pass's input
+    return data
 
 
 async def run_fork(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:

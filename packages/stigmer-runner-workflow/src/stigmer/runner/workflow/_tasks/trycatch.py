@@ -98,7 +98,9 @@ async def run_try(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
                 delay = retry_delay(policy, attempt, rt.host.random())
                 if _may_retry(rt, policy, attempt, delay, first_start):
                     name = path.rsplit("/", 1)[-1]
-                    await rt.host.task_retried(path, name, attempt, delay, problem)
+                    await rt.host.task_retried(
+                        path, name, attempt, delay, problem, max_attempts=_max_retries(policy)
+                    )
                     if delay > 0:
                         await rt.host.sleep(delay)
                     rt.forget(f"{path}/try")
@@ -142,6 +144,12 @@ def _attempt_timeout(policy: Mapping[str, Any] | None) -> float | None:
     if duration is None or is_expression(duration):
         return None
     return parse_duration(duration)
+
+
+def _max_retries(policy: Mapping[str, Any]) -> int | None:
+    """``limit.attempt.count``: how many retries the policy allows (None: no count)."""
+    count = ((policy.get("limit") or {}).get("attempt") or {}).get("count")
+    return None if count is None else int(count)
 
 
 def _may_retry(rt: Interpreter, policy: Mapping[str, Any], attempt: int, delay: float, start: Any) -> bool:

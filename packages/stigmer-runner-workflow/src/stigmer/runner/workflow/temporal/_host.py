@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from stigmer.core import phase_name
 
     from .._errors import ErrorKind, WorkflowError
-    from .._host import HttpRequest, HttpResponse, ProcessResult
+    from .._host import HttpRequest, HttpResponse, ProcessResult, retry_event
     from .._limits import Limits, check_event
     from ._secrets import scrub, secret_ref, token_ref, token_refs
 
@@ -338,12 +338,25 @@ class TemporalHost:
             "task.failed", path, detail, dict(error), self._task(path, name, "FAILED", finished=True)
         )
 
+    @property
+    def report_iterations(self) -> bool:
+        """``for`` iterations are reported as tasks of their own; histories recorded before
+        that replay without them (a patch marker)."""
+        return workflow.patched("stigmer-for-iteration-tasks")
+
     async def task_retried(
-        self, path: str, name: str, attempt: int, delay: float, error: Mapping[str, Any]
+        self,
+        path: str,
+        name: str,
+        attempt: int,
+        delay: float,
+        error: Mapping[str, Any],
+        *,
+        max_attempts: int | None = None,
     ) -> None:
         self._attempts[path] = self._attempts.get(path, 1) + 1
-        data = {"attempt": attempt, "delay": delay, "error": dict(error)}
-        self._record("task.retried", path, name, data, self._task(path, name, "RUNNING"))
+        text, data = retry_event(attempt, max_attempts, delay, error)
+        self._record("task.retried", path, text, data, self._task(path, name, "RUNNING"))
 
     def conceal(self, *values: str) -> None:
         """Mask ``values`` (e.g. OAuth2 access tokens) in every event, output and error it reports."""
