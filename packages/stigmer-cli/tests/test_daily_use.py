@@ -76,3 +76,48 @@ def test_get_all_lists_every_kind(cli: Callable[..., Any]) -> None:
 def test_unknown_kinds_still_suggest(cli: Callable[..., Any]) -> None:
     typo = cli("get", "agnet")
     assert typo.code == 1 and "did you mean 'agent'" in typo.err
+
+
+FAILING = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: failing}
+spec:
+  document: {dsl: 1.0.0, namespace: t, name: failing, version: 1.0.0}
+  do:
+    - guarded:
+        try:
+          - boom:
+              raise:
+                error: {type: 'https://example.com/errors/nope', status: 503, title: Nope, detail: the detail 4711}
+        catch:
+          errors: {with: {status: 503}}
+          retry: {delay: {milliseconds: 1}, limit: {attempt: {count: 2}}}
+    - ask:
+        call: agent
+        with: {agent: nobody, message: hi}
+"""
+
+
+def test_a_failed_run_says_its_error_once(cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "failing.yaml").write_text(FAILING)
+    assert cli("apply", "-f", str(tmp_path / "failing.yaml")).code == 0
+    run = cli("run", "failing")
+    assert run.code == 1
+    both = run.out + run.err
+    assert both.count("the detail 4711") == 1, both
+    assert "retry 1/2 in 0.001s (nope)" in run.out and "retry 2/2" in run.out
+    assert run.err.strip().splitlines()[-1].startswith("error: WorkflowExecution ")
+
+
+def test_a_stigmer_error_in_a_task_has_no_status_class_prefix(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    ask_only = FAILING.split("    - guarded:")[0] + "    - ask:" + FAILING.split("    - ask:")[1]
+    (tmp_path / "failing.yaml").write_text(ask_only)
+    assert cli("apply", "-f", str(tmp_path / "failing.yaml")).code == 0
+    run = cli("run", "failing")
+    assert run.code == 1
+    assert "no Agent 'nobody' exists" not in run.out  # not before the report
+    assert "NotFound" not in run.out + run.err
+    assert run.err.count("no Agent 'nobody' exists") == 1

@@ -112,3 +112,68 @@ def test_ascii_markers_when_the_stream_is_not_utf8() -> None:
     out = Latin()
     Renderer(out).event(_ev("task.started", subject="/do/0/greet"))
     assert out.getvalue() == "> greet\n"
+
+
+class _Utf8(io.StringIO):
+    encoding = "utf-8"
+
+
+def _fancy(*events: execution_pb2.ExecutionEvent, report_follows: bool = False) -> str:
+    out = _Utf8()
+    renderer = Renderer(out, report_follows=report_follows)
+    for ev in events:
+        renderer.event(ev)
+    return out.getvalue()
+
+
+_COMM = {
+    "type": "https://serverlessworkflow.io/spec/1.0.0/errors/communication",
+    "title": "Communication Error",
+    "status": 503,
+    "detail": "GET http://127.0.0.1:9/x failed: ConnectError: refused",
+    "instance": "/do/0/probe/try/0/get",
+}
+
+
+def test_a_retry_says_which_attempt_when_and_why() -> None:
+    text = _fancy(
+        _ev(
+            "task.retried",
+            subject="/do/0/probe",
+            text="probe",  # older runners wrote the task name here: the data says it
+            data={"attempt": 1, "maxAttempts": 3, "delay": 0.2, "error": _COMM},
+        ),
+        _ev("task.retried", subject="/do/0/probe", data={"attempt": 2, "delay": 1.5, "error": {}}),
+    )
+    assert text.splitlines() == [
+        "↻ probe: retry 1/3 in 0.2s (communication error)",
+        "↻ probe: retry 2 in 1.5s",
+    ]
+
+
+def test_a_failure_detail_is_not_repeated_on_every_line() -> None:
+    """The detail is said once, by the report at the end (or the FAILED phase line in logs)."""
+    events = (
+        _ev("task.failed", subject="/do/0/probe/try/0/get", text=_COMM["detail"], data=_COMM),
+        _ev("task.failed", subject="/do/0/probe", text=_COMM["detail"], data=_COMM),
+        _ev("phase", phase=execution_pb2.PHASE_FAILED, text=_COMM["detail"]),
+    )
+    assert _fancy(*events, report_follows=True).splitlines() == [
+        "✗ get (communication error)",
+        "✗ probe (communication error)",
+        "phase FAILED",
+    ]
+    logs = _render(*events)  # `execution logs`: no report follows, the phase line says it once
+    assert logs.count(_COMM["detail"]) == 1
+    assert logs.splitlines()[-1] == f"phase FAILED: {_COMM['detail']}"
+
+
+def test_each_for_iteration_has_its_own_line() -> None:
+    text = _fancy(
+        _ev("task.started", subject="/do/0/each", text="each"),
+        _ev("task.started", subject="/do/0/each/for/0", text="each[0]"),
+        _ev("task.completed", subject="/do/0/each/for/0", text="each[0]"),
+        _ev("task.started", subject="/do/0/each/for/1"),
+        _ev("task.completed", subject="/do/0/each/for/1"),
+    )
+    assert text.splitlines() == ["▶ each", "▶ each[0]", "✓ each[0]", "▶ each[1]", "✓ each[1]"]

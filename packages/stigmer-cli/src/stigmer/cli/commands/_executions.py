@@ -198,7 +198,14 @@ def logs(
                 if output is Output.table:
                     # watch only (the run goes on where it runs); approvals are explained, not asked
                     handle = await client.execution(execution_id, in_process=False)
-                    await follow(handle, output, stop_on_approval=False, after_sequence=after, ask=False)
+                    await follow(
+                        handle,
+                        output,
+                        stop_on_approval=False,
+                        after_sequence=after,
+                        ask=False,
+                        report_follows=False,
+                    )
                     return
                 async for ev in client.watch(execution_id, after_sequence=after):
                     _print_event(ev, output, renderer)

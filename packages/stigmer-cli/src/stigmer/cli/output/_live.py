@@ -109,10 +109,12 @@ async def follow(
     stop_on_approval: bool = True,
     after_sequence: int | None = None,
     ask: bool = True,
+    report_follows: bool = True,
 ) -> execution_pb2.Execution:
     """Follow an execution until it ends or waits (running it here when the handle does), showing
-    its events live in table output and asking approvals on a terminal (when ``ask``)."""
-    renderer = Renderer() if output is Output.table else None
+    its events live in table output and asking approvals on a terminal (when ``ask``).
+    ``report_follows``: the caller prints :func:`report` after it (the error is said there)."""
+    renderer = Renderer(report_follows=report_follows) if output is Output.table else None
     on_approval = approval_prompt(
         handle.id,
         interactive=ask and interactive_terminal(),

@@ -26,8 +26,11 @@ def short(value: Any, limit: int = 200) -> str:
 class Renderer:
     """Writes one line per event (text deltas inline) to a stream; colour only on a terminal."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, *, report_follows: bool = False) -> None:
+        """``report_follows``: a report of the end is printed after the events (``stigmer run``),
+        so the FAILED phase line leaves the error to it and the error is said once."""
         self.stream = stream if stream is not None else sys.stdout
+        self.report_follows = report_follows
         self.color = color_enabled(self.stream)
         encoding = (getattr(self.stream, "encoding", None) or "").lower()
         self.fancy = encoding.replace("-", "") in ("utf8", "utf_8")
@@ -78,15 +81,16 @@ class Renderer:
         elif kind == "phase":
             phase = phase_name(ev.phase)
             style = {"SUCCEEDED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(phase, "dim")
-            self.line(f"phase {phase}" + (f": {ev.text}" if ev.text else ""), style)
+            said = ev.text and not (phase == "FAILED" and self.report_follows)
+            self.line(f"phase {phase}" + (f": {ev.text}" if said else ""), style)
         elif kind == "task.started":
             self.line(f"{self._sym('▶', '>')} {name}", "cyan")
         elif kind == "task.completed":
             self.line(f"{self._sym('✓', 'ok')} {name}", "green")
         elif kind == "task.failed":
-            self.line(f"{self._sym('✗', 'x')} {name}" + (f": {ev.text}" if ev.text else ""), "red")
+            self.line(f"{self._sym('✗', 'x')} {name}{_failure(data, ev.text)}", "red")
         elif kind == "task.retried":
-            self.line(f"{self._sym('↻', 'retry')} {name}" + (f": {ev.text}" if ev.text else ""), "yellow")
+            self.line(f"{self._sym('↻', 'retry')} {name}: {_retry(data, ev.text)}", "yellow")
         elif kind == "tool.call":
             tool = _field(data, "tool", "name") or ev.text or subject
             args = _field(data, "arguments", "args", "input")
@@ -121,11 +125,38 @@ class Renderer:
 
 
 def _task_name(subject: str) -> str:
-    """``/do/0/greet`` -> ``greet`` (a path whose last segment is a name)."""
+    """``/do/0/greet`` -> ``greet`` (a path whose last segment is a name); a ``for`` iteration
+    ``/do/0/each/for/1`` -> ``each[1]``."""
     if not subject:
         return "task"
-    last = subject.rstrip("/").rsplit("/", 1)[-1]
+    parts = subject.rstrip("/").split("/")
+    last = parts[-1]
+    if last.isdigit() and len(parts) >= 3 and parts[-2] == "for":
+        return f"{parts[-3]}[{last}]"
     return subject if last.isdigit() else last
+
+
+def _failure(data: Any, text: str) -> str:
+    """What a failed task line adds: the error's title (its detail is said once, at the end)."""
+    title = _field(data, "title")
+    if isinstance(title, str) and title:
+        return f" ({title.lower()})"
+    return f": {text}" if text else ""
+
+
+def _retry(data: Any, text: str) -> str:
+    """``retry 1/3 in 0.2s (communication error)`` from a ``task.retried`` event's data."""
+    attempt = _field(data, "attempt")
+    if not isinstance(attempt, int | float):
+        return text or "retry"
+    limit = _field(data, "maxAttempts")
+    delay = _field(data, "delay")
+    said = f"retry {int(attempt)}" + (f"/{int(limit)}" if isinstance(limit, int | float) else "")
+    if isinstance(delay, int | float):
+        said += " in " + (f"{delay:.3f}".rstrip("0").rstrip(".") or "0") + "s"
+    error = _field(data, "error")
+    title = _field(error, "title")
+    return said + (f" ({title.lower()})" if isinstance(title, str) and title else "")
 
 
 def _field(data: Any, *names: str) -> Any:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from stigmer.core import StigmerError
+
 from ._checkpoint import CHECKPOINT_VERSION, Checkpointing
 from ._duration import parse_duration
 from ._errors import ErrorKind, WorkflowError
@@ -207,7 +209,7 @@ class Interpreter(Checkpointing, Evaluating):
         except (EndWorkflow, asyncio.CancelledError):
             raise
         except Exception as exc:  # a host or library failure becomes a runtime fault of this task
-            fault = WorkflowError.of(ErrorKind.RUNTIME, f"{type(exc).__name__}: {exc}").with_instance(path)
+            fault = WorkflowError.of(ErrorKind.RUNTIME, _said(exc)).with_instance(path)
             await self.host.task_failed(path, name, fault.problem)
             raise fault from exc
         await self.host.task_completed(path, name, output)
@@ -286,3 +288,11 @@ async def run_workflow(
 
 
 TaskRunner = Callable[[Interpreter, str, Mapping[str, Any], Any, Scope], Awaitable[tuple[Any, Any]]]
+
+
+def _said(exc: Exception) -> str:
+    """A failure's text: a Stigmer error's own message (its class is a status, not news to the
+    reader: no ``NotFound:`` prefix); other exceptions with their type (``ConnectError: ...``)."""
+    if isinstance(exc, StigmerError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
