@@ -114,7 +114,11 @@ async def follow(
     """Follow an execution until it ends or waits (running it here when the handle does), showing
     its events live in table output and asking approvals on a terminal (when ``ask``).
     ``report_follows``: the caller prints :func:`report` after it (the error is said there)."""
-    renderer = Renderer(report_follows=report_follows) if output is Output.table else None
+    renderer = (
+        Renderer(report_follows=report_follows, live_status=is_tty(sys.stdout))
+        if output is Output.table
+        else None
+    )
     on_approval = approval_prompt(
         handle.id,
         interactive=ask and interactive_terminal(),
@@ -130,7 +134,7 @@ async def follow(
         )
     finally:
         if renderer is not None:
-            renderer.end_text()
+            renderer.close()
 
 
 def report(ex: execution_pb2.Execution, output: Output, *, streamed: bool = True) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from stigmer.cli.output._format import color_enabled
@@ -26,9 +28,14 @@ def short(value: Any, limit: int = 200) -> str:
 class Renderer:
     """Writes one line per event (text deltas inline) to a stream; colour only on a terminal."""
 
-    def __init__(self, stream: Any = None, *, report_follows: bool = False) -> None:
+    def __init__(
+        self, stream: Any = None, *, report_follows: bool = False, live_status: bool = False
+    ) -> None:
         """``report_follows``: a report of the end is printed after the events (``stigmer run``),
-        so the FAILED phase line leaves the error to it and the error is said once."""
+        so the FAILED phase line leaves the error to it and the error is said once.
+        ``live_status``: while nothing new comes for a second, a last line that redraws itself
+        says what is awaited and for how long (``waiting for the model… 3s``); only for a
+        terminal (the caller decides), cleared before every other line and by :meth:`close`."""
         self.stream = stream if stream is not None else sys.stdout
         self.report_follows = report_follows
         self.color = color_enabled(self.stream)
@@ -36,6 +43,87 @@ class Renderer:
         self.fancy = encoding.replace("-", "") in ("utf8", "utf_8")
         self.in_text = False
         self.streamed_text = False
+        self.live_status = live_status
+        self._lock = threading.RLock()
+        self._waiting: tuple[str, float] | None = None  # what is awaited, since when (monotonic)
+        self._running: list[tuple[str, str, float]] = []  # tasks started, not ended: subject, name, since
+        self._agent = False
+        self._status_shown = False
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ the live status line
+    def _await(self, label: str | None, since: float | None = None) -> None:
+        with self._lock:
+            self._waiting = None if label is None else (label, time.monotonic() if since is None else since)
+            if label is not None and self.live_status and self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="stigmer-status", daemon=True)
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏" if self.fancy else "-\\|/"
+        n = 0
+        while not self._stop.wait(0.2):
+            with self._lock:
+                waiting = self._waiting
+                if waiting is None or self.in_text:
+                    continue
+                label, since = waiting
+                elapsed = time.monotonic() - since
+                if elapsed < 1.0:
+                    continue
+                n += 1
+                text = f"{frames[n % len(frames)]} {label} {_elapsed(elapsed)}"
+                self.stream.write("\r\033[K" + self._style(text, "dim"))
+                self.stream.flush()
+                self._status_shown = True
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.stream.write("\r\033[K")
+            self._status_shown = False
+
+    def close(self) -> None:
+        """Stop and clear the live status line (when there is one) and end streamed text."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1)
+            self._ticker = None
+        with self._lock:
+            self._clear_status()
+            self.end_text()
+            self.stream.flush()
+
+    def _track(self, kind: str, subject: str, name: str, phase: str) -> None:
+        """What the run now waits for, from the event just rendered."""
+        model = "waiting for the model…" if self.fancy else "waiting for the model..."
+        dots = "…" if self.fancy else "..."
+        if kind == "message.user":
+            self._agent = True
+            self._await(model)
+        elif kind == "phase":
+            if phase == "RUNNING" and self._agent:
+                self._await(model)
+            elif phase != "RUNNING":
+                self._running.clear()
+                self._await(None)
+        elif kind == "task.started":
+            since = time.monotonic()
+            self._running.append((subject, name, since))
+            self._await(f"{name} running{dots}", since)
+        elif kind in ("task.completed", "task.failed"):
+            self._running = [t for t in self._running if t[0] != subject]
+            if self._running:
+                _, top, since = self._running[-1]
+                self._await(f"{top} running{dots}", since)
+            else:
+                self._await(None)
+        elif kind == "tool.call":
+            self._await(f"{name} running{dots}")
+        elif kind == "tool.result":
+            self._await(model)
+        elif kind in ("text.delta", "message.assistant", "approval.requested", "cancel.requested"):
+            self._await(None)
 
     def _style(self, text: str, style: str) -> str:
         if not self.color:
@@ -47,9 +135,11 @@ class Renderer:
 
     def line(self, text: str, style: str = "") -> None:
         """Write a line, ending streamed text first."""
-        self.end_text()
-        self.stream.write((self._style(text, style) if style else text) + "\n")
-        self.stream.flush()
+        with self._lock:
+            self._clear_status()
+            self.end_text()
+            self.stream.write((self._style(text, style) if style else text) + "\n")
+            self.stream.flush()
 
     def end_text(self) -> None:
         if self.in_text:
@@ -65,11 +155,17 @@ class Renderer:
         data = value_to_python(ev, "data")
         subject = ev.subject
         name = _task_name(subject)
+        if self.live_status:
+            tool = _field(data, "tool", "name") or ev.text or subject
+            phase = phase_name(ev.phase) if kind == "phase" else ""
+            self._track(kind, subject, str(tool) if kind == "tool.call" else name, phase)
         if kind == "text.delta":
-            self.stream.write(ev.text)
-            self.stream.flush()
-            if ev.text:
-                self.in_text = not ev.text.endswith("\n")
+            with self._lock:
+                self._clear_status()
+                self.stream.write(ev.text)
+                self.stream.flush()
+                if ev.text:
+                    self.in_text = not ev.text.endswith("\n")
             self.streamed_text = True
         elif kind == "message.assistant":
             if self.streamed_text:
@@ -122,6 +218,16 @@ class Renderer:
             return
         else:
             self.line(f"{kind} {subject} {ev.text}".strip(), "dim")
+
+
+def _elapsed(seconds: float) -> str:
+    """``3s``, ``1m05s``, ``2h03m``."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _task_name(subject: str) -> str:
