@@ -159,6 +159,46 @@ class TestExecutions:
         )
         assert len(none.executions) == 0
 
+    async def test_list_filters(self, backend: Backend) -> None:
+        """Phases (any of), a label selector and a creation window narrow a list; pages still
+        follow each other newest first."""
+        name = await _agent(backend)
+        target = meta_pb2.ResourceRef(kind="Agent", name=name)
+        runs = [
+            await new_execution(backend, "Agent", name, labels={"team": team, "n": str(i)})
+            for i, team in enumerate(["red", "blue", "red", "red", "blue"])
+        ]
+        ids = [r.metadata.id for r in runs]
+        await set_phase(backend, ids[0], RUNNING)
+        await set_phase(backend, ids[1], RUNNING, FAILED)
+        await set_phase(backend, ids[3], RUNNING, SUCCEEDED)
+
+        async def listed(**kw: object) -> list[str]:
+            out: list[str] = []
+            token = ""
+            while True:
+                page = await backend.list_executions(
+                    svc.ListExecutionsRequest(target=target, page_size=1, page_token=token, **kw)  # type: ignore[arg-type]
+                )
+                out.extend(e.metadata.id for e in page.executions)
+                token = page.next_page_token
+                if not token:
+                    return out
+
+        assert await listed(phases=[P.PHASE_RUNNING, P.PHASE_FAILED]) == [ids[1], ids[0]]
+        assert await listed(phase=P.PHASE_SUCCEEDED, phases=[P.PHASE_FAILED]) == [ids[3], ids[1]]
+        assert await listed(label_selector="team=red") == [ids[3], ids[2], ids[0]]
+        assert await listed(label_selector="team=red,n!=2", phases=[P.PHASE_RUNNING]) == [ids[0]]
+        assert await listed(label_selector="missing") == []
+        await expect_error(
+            InvalidArgument,
+            backend.list_executions(svc.ListExecutionsRequest(label_selector="a=b=c")),
+        )
+        created = [r.metadata.created_at for r in runs]
+        window = await listed(created_after=created[1], created_before=created[3])
+        assert window == [ids[2], ids[1]], "after is inclusive, before exclusive"
+        assert await listed(created_after=created[4]) == [ids[4]]
+
     async def test_sessions(self, backend: Backend) -> None:
         name = await _agent(backend)
         await expect_error(NotFound, apply(backend, session(unique("chat"), unique("missing"))), "missing")

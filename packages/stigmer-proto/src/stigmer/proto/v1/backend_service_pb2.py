@@ -23,6 +23,7 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from stigmer.proto.v1 import artifact_pb2 as stigmer_dot_proto_dot_v1_dot_artifact__pb2
 from stigmer.proto.v1 import execution_pb2 as stigmer_dot_proto_dot_v1_dot_execution__pb2
 from stigmer.proto.v1 import meta_pb2 as stigmer_dot_proto_dot_v1_dot_meta__pb2
@@ -30,7 +31,7 @@ from stigmer.proto.v1 import resource_pb2 as stigmer_dot_proto_dot_v1_dot_resour
 from stigmer.proto.v1 import secret_pb2 as stigmer_dot_proto_dot_v1_dot_secret__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&stigmer/proto/v1/backend_service.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fstigmer/proto/v1/artifact.proto\x1a stigmer/proto/v1/execution.proto\x1a\x1bstigmer/proto/v1/meta.proto\x1a\x1fstigmer/proto/v1/resource.proto\x1a\x1dstigmer/proto/v1/secret.proto\"G\n\x0c\x41pplyRequest\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.stigmer.v1.Resource\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\x88\x01\n\rApplyResponse\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.stigmer.v1.Resource\x12\'\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x17.stigmer.v1.ApplyAction\x12&\n\x08previous\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Resource\"2\n\nGetRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\"Z\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x0cListResponse\x12\'\n\tresources\x18\x01 \x03(\x0b\x32\x14.stigmer.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\rDeleteRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\";\n\x13ListVersionsRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\"E\n\x14ListVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.stigmer.v1.ResourceVersion\"\xd4\x02\n\x16\x43reateExecutionRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.stigmer.v1.ExecutionSpec\x12O\n\x0fruntime_secrets\x18\x02 \x03(\x0b\x32\x36.stigmer.v1.CreateExecutionRequest.RuntimeSecretsEntry\x12>\n\x06labels\x18\x03 \x03(\x0b\x32..stigmer.v1.CreateExecutionRequest.LabelsEntry\x12\x1a\n\x12\x64ispatch_by_caller\x18\x04 \x01(\x08\x1a\x35\n\x13RuntimeSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xab\x01\n\x15ListExecutionsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x06target\x18\x02 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12 \n\x05phase\x18\x03 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\\\n\x16ListExecutionsResponse\x12)\n\nexecutions\x18\x01 \x03(\x0b\x32\x15.stigmer.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfb\x02\n\x1cUpdateExecutionStatusRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.stigmer.v1.ExecutionEvent\x12 \n\x05phase\x18\x03 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12&\n\x06output\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1a.stigmer.v1.ExecutionError\x12\'\n\x05tasks\x18\x06 \x03(\x0b\x32\x18.stigmer.v1.TaskProgress\x12 \n\x05usage\x18\x07 \x01(\x0b\x32\x11.stigmer.v1.Usage\x12\x35\n\x10pending_approval\x18\x08 \x01(\x0b\x32\x1b.stigmer.v1.ApprovalRequest\x12\x12\n\ncheckpoint\x18\t \x01(\t\x12\x0e\n\x06runner\x18\n \x01(\t\"E\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"4\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"d\n\x15SubmitApprovalRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"2\n\x1aGetExecutionContextRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\xaf\x02\n\x10\x45xecutionContext\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12>\n\tvariables\x18\x02 \x03(\x0b\x32+.stigmer.v1.ExecutionContext.VariablesEntry\x12:\n\x07secrets\x18\x03 \x03(\x0b\x32).stigmer.v1.ExecutionContext.SecretsEntry\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x10SetSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"#\n\x13\x44\x65leteSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"$\n\x12ListSecretsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"B\n\x13ListSecretsResponse\x12+\n\x07secrets\x18\x01 \x03(\x0b\x32\x1a.stigmer.v1.SecretMetadata\"J\n\x12GrantSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05grant\x18\x02 \x01(\x0b\x32\x17.stigmer.v1.SecretGrant\"K\n\x13RevokeSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05grant\x18\x02 \x01(\x0b\x32\x17.stigmer.v1.SecretGrant\"9\n\x12PutArtifactRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\"!\n\x12GetArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"V\n\x13GetArtifactResponse\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.stigmer.v1.ArtifactMetadata\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c*{\n\x0b\x41pplyAction\x12\x1c\n\x18\x41PPLY_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PPLY_ACTION_CREATED\x10\x01\x12\x18\n\x14\x41PPLY_ACTION_UPDATED\x10\x02\x12\x1a\n\x16\x41PPLY_ACTION_UNCHANGED\x10\x03\x32\xf8\x0b\n\x0e\x42\x61\x63kendService\x12<\n\x05\x41pply\x12\x18.stigmer.v1.ApplyRequest\x1a\x19.stigmer.v1.ApplyResponse\x12\x33\n\x03Get\x12\x16.stigmer.v1.GetRequest\x1a\x14.stigmer.v1.Resource\x12\x39\n\x04List\x12\x17.stigmer.v1.ListRequest\x1a\x18.stigmer.v1.ListResponse\x12\x39\n\x06\x44\x65lete\x12\x19.stigmer.v1.DeleteRequest\x1a\x14.stigmer.v1.Resource\x12Q\n\x0cListVersions\x12\x1f.stigmer.v1.ListVersionsRequest\x1a .stigmer.v1.ListVersionsResponse\x12L\n\x0f\x43reateExecution\x12\".stigmer.v1.CreateExecutionRequest\x1a\x15.stigmer.v1.Execution\x12\x46\n\x0cGetExecution\x12\x1f.stigmer.v1.GetExecutionRequest\x1a\x15.stigmer.v1.Execution\x12W\n\x0eListExecutions\x12!.stigmer.v1.ListExecutionsRequest\x1a\".stigmer.v1.ListExecutionsResponse\x12X\n\x15UpdateExecutionStatus\x12(.stigmer.v1.UpdateExecutionStatusRequest\x1a\x15.stigmer.v1.Execution\x12Q\n\x0eWatchExecution\x12!.stigmer.v1.WatchExecutionRequest\x1a\x1a.stigmer.v1.ExecutionEvent0\x01\x12L\n\x0f\x43\x61ncelExecution\x12\".stigmer.v1.CancelExecutionRequest\x1a\x15.stigmer.v1.Execution\x12J\n\x0eSubmitApproval\x12!.stigmer.v1.SubmitApprovalRequest\x1a\x15.stigmer.v1.Execution\x12[\n\x13GetExecutionContext\x12&.stigmer.v1.GetExecutionContextRequest\x1a\x1c.stigmer.v1.ExecutionContext\x12\x45\n\tSetSecret\x12\x1c.stigmer.v1.SetSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12K\n\x0c\x44\x65leteSecret\x12\x1f.stigmer.v1.DeleteSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12N\n\x0bListSecrets\x12\x1e.stigmer.v1.ListSecretsRequest\x1a\x1f.stigmer.v1.ListSecretsResponse\x12I\n\x0bGrantSecret\x12\x1e.stigmer.v1.GrantSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12K\n\x0cRevokeSecret\x12\x1f.stigmer.v1.RevokeSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12K\n\x0bPutArtifact\x12\x1e.stigmer.v1.PutArtifactRequest\x1a\x1c.stigmer.v1.ArtifactMetadata\x12N\n\x0bGetArtifact\x12\x1e.stigmer.v1.GetArtifactRequest\x1a\x1f.stigmer.v1.GetArtifactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&stigmer/proto/v1/backend_service.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fstigmer/proto/v1/artifact.proto\x1a stigmer/proto/v1/execution.proto\x1a\x1bstigmer/proto/v1/meta.proto\x1a\x1fstigmer/proto/v1/resource.proto\x1a\x1dstigmer/proto/v1/secret.proto\"G\n\x0c\x41pplyRequest\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.stigmer.v1.Resource\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\x88\x01\n\rApplyResponse\x12&\n\x08resource\x18\x01 \x01(\x0b\x32\x14.stigmer.v1.Resource\x12\'\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x17.stigmer.v1.ApplyAction\x12&\n\x08previous\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Resource\"2\n\nGetRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\"Z\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"P\n\x0cListResponse\x12\'\n\tresources\x18\x01 \x03(\x0b\x32\x14.stigmer.v1.Resource\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\rDeleteRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\";\n\x13ListVersionsRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\"E\n\x14ListVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.stigmer.v1.ResourceVersion\"\xd4\x02\n\x16\x43reateExecutionRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.stigmer.v1.ExecutionSpec\x12O\n\x0fruntime_secrets\x18\x02 \x03(\x0b\x32\x36.stigmer.v1.CreateExecutionRequest.RuntimeSecretsEntry\x12>\n\x06labels\x18\x03 \x03(\x0b\x32..stigmer.v1.CreateExecutionRequest.LabelsEntry\x12\x1a\n\x12\x64ispatch_by_caller\x18\x04 \x01(\x08\x1a\x35\n\x13RuntimeSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x13GetExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xcd\x02\n\x15ListExecutionsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x06target\x18\x02 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12 \n\x05phase\x18\x03 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\x12!\n\x06phases\x18\x07 \x03(\x0e\x32\x11.stigmer.v1.Phase\x12\x16\n\x0elabel_selector\x18\x08 \x01(\t\x12\x31\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x16ListExecutionsResponse\x12)\n\nexecutions\x18\x01 \x03(\x0b\x32\x15.stigmer.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfb\x02\n\x1cUpdateExecutionStatusRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12*\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1a.stigmer.v1.ExecutionEvent\x12 \n\x05phase\x18\x03 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12&\n\x06output\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1a.stigmer.v1.ExecutionError\x12\'\n\x05tasks\x18\x06 \x03(\x0b\x32\x18.stigmer.v1.TaskProgress\x12 \n\x05usage\x18\x07 \x01(\x0b\x32\x11.stigmer.v1.Usage\x12\x35\n\x10pending_approval\x18\x08 \x01(\x0b\x32\x1b.stigmer.v1.ApprovalRequest\x12\x12\n\ncheckpoint\x18\t \x01(\t\x12\x0e\n\x06runner\x18\n \x01(\t\"E\n\x15WatchExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"4\n\x16\x43\x61ncelExecutionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"d\n\x15SubmitApprovalRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"2\n\x1aGetExecutionContextRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\xaf\x02\n\x10\x45xecutionContext\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12>\n\tvariables\x18\x02 \x03(\x0b\x32+.stigmer.v1.ExecutionContext.VariablesEntry\x12:\n\x07secrets\x18\x03 \x03(\x0b\x32).stigmer.v1.ExecutionContext.SecretsEntry\x12\'\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cSecretsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x10SetSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"#\n\x13\x44\x65leteSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"$\n\x12ListSecretsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"B\n\x13ListSecretsResponse\x12+\n\x07secrets\x18\x01 \x03(\x0b\x32\x1a.stigmer.v1.SecretMetadata\"J\n\x12GrantSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05grant\x18\x02 \x01(\x0b\x32\x17.stigmer.v1.SecretGrant\"K\n\x13RevokeSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05grant\x18\x02 \x01(\x0b\x32\x17.stigmer.v1.SecretGrant\"9\n\x12PutArtifactRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\"!\n\x12GetArtifactRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"V\n\x13GetArtifactResponse\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.stigmer.v1.ArtifactMetadata\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c*{\n\x0b\x41pplyAction\x12\x1c\n\x18\x41PPLY_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PPLY_ACTION_CREATED\x10\x01\x12\x18\n\x14\x41PPLY_ACTION_UPDATED\x10\x02\x12\x1a\n\x16\x41PPLY_ACTION_UNCHANGED\x10\x03\x32\xf8\x0b\n\x0e\x42\x61\x63kendService\x12<\n\x05\x41pply\x12\x18.stigmer.v1.ApplyRequest\x1a\x19.stigmer.v1.ApplyResponse\x12\x33\n\x03Get\x12\x16.stigmer.v1.GetRequest\x1a\x14.stigmer.v1.Resource\x12\x39\n\x04List\x12\x17.stigmer.v1.ListRequest\x1a\x18.stigmer.v1.ListResponse\x12\x39\n\x06\x44\x65lete\x12\x19.stigmer.v1.DeleteRequest\x1a\x14.stigmer.v1.Resource\x12Q\n\x0cListVersions\x12\x1f.stigmer.v1.ListVersionsRequest\x1a .stigmer.v1.ListVersionsResponse\x12L\n\x0f\x43reateExecution\x12\".stigmer.v1.CreateExecutionRequest\x1a\x15.stigmer.v1.Execution\x12\x46\n\x0cGetExecution\x12\x1f.stigmer.v1.GetExecutionRequest\x1a\x15.stigmer.v1.Execution\x12W\n\x0eListExecutions\x12!.stigmer.v1.ListExecutionsRequest\x1a\".stigmer.v1.ListExecutionsResponse\x12X\n\x15UpdateExecutionStatus\x12(.stigmer.v1.UpdateExecutionStatusRequest\x1a\x15.stigmer.v1.Execution\x12Q\n\x0eWatchExecution\x12!.stigmer.v1.WatchExecutionRequest\x1a\x1a.stigmer.v1.ExecutionEvent0\x01\x12L\n\x0f\x43\x61ncelExecution\x12\".stigmer.v1.CancelExecutionRequest\x1a\x15.stigmer.v1.Execution\x12J\n\x0eSubmitApproval\x12!.stigmer.v1.SubmitApprovalRequest\x1a\x15.stigmer.v1.Execution\x12[\n\x13GetExecutionContext\x12&.stigmer.v1.GetExecutionContextRequest\x1a\x1c.stigmer.v1.ExecutionContext\x12\x45\n\tSetSecret\x12\x1c.stigmer.v1.SetSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12K\n\x0c\x44\x65leteSecret\x12\x1f.stigmer.v1.DeleteSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12N\n\x0bListSecrets\x12\x1e.stigmer.v1.ListSecretsRequest\x1a\x1f.stigmer.v1.ListSecretsResponse\x12I\n\x0bGrantSecret\x12\x1e.stigmer.v1.GrantSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12K\n\x0cRevokeSecret\x12\x1f.stigmer.v1.RevokeSecretRequest\x1a\x1a.stigmer.v1.SecretMetadata\x12K\n\x0bPutArtifact\x12\x1e.stigmer.v1.PutArtifactRequest\x1a\x1c.stigmer.v1.ArtifactMetadata\x12N\n\x0bGetArtifact\x12\x1e.stigmer.v1.GetArtifactRequest\x1a\x1f.stigmer.v1.GetArtifactResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,70 +46,70 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTIONCONTEXT_VARIABLESENTRY']._serialized_options = b'8\001'
   _globals['_EXECUTIONCONTEXT_SECRETSENTRY']._loaded_options = None
   _globals['_EXECUTIONCONTEXT_SECRETSENTRY']._serialized_options = b'8\001'
-  _globals['_APPLYACTION']._serialized_start=3030
-  _globals['_APPLYACTION']._serialized_end=3153
-  _globals['_APPLYREQUEST']._serialized_start=244
-  _globals['_APPLYREQUEST']._serialized_end=315
-  _globals['_APPLYRESPONSE']._serialized_start=318
-  _globals['_APPLYRESPONSE']._serialized_end=454
-  _globals['_GETREQUEST']._serialized_start=456
-  _globals['_GETREQUEST']._serialized_end=506
-  _globals['_LISTREQUEST']._serialized_start=508
-  _globals['_LISTREQUEST']._serialized_end=598
-  _globals['_LISTRESPONSE']._serialized_start=600
-  _globals['_LISTRESPONSE']._serialized_end=680
-  _globals['_DELETEREQUEST']._serialized_start=682
-  _globals['_DELETEREQUEST']._serialized_end=735
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=737
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=796
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=798
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=867
-  _globals['_CREATEEXECUTIONREQUEST']._serialized_start=870
-  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=1210
-  _globals['_CREATEEXECUTIONREQUEST_RUNTIMESECRETSENTRY']._serialized_start=1110
-  _globals['_CREATEEXECUTIONREQUEST_RUNTIMESECRETSENTRY']._serialized_end=1163
-  _globals['_CREATEEXECUTIONREQUEST_LABELSENTRY']._serialized_start=1165
-  _globals['_CREATEEXECUTIONREQUEST_LABELSENTRY']._serialized_end=1210
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1212
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1245
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1248
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1419
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1421
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1513
-  _globals['_UPDATEEXECUTIONSTATUSREQUEST']._serialized_start=1516
-  _globals['_UPDATEEXECUTIONSTATUSREQUEST']._serialized_end=1895
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=1897
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=1966
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1968
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2020
-  _globals['_SUBMITAPPROVALREQUEST']._serialized_start=2022
-  _globals['_SUBMITAPPROVALREQUEST']._serialized_end=2122
-  _globals['_GETEXECUTIONCONTEXTREQUEST']._serialized_start=2124
-  _globals['_GETEXECUTIONCONTEXTREQUEST']._serialized_end=2174
-  _globals['_EXECUTIONCONTEXT']._serialized_start=2177
-  _globals['_EXECUTIONCONTEXT']._serialized_end=2480
-  _globals['_EXECUTIONCONTEXT_VARIABLESENTRY']._serialized_start=2384
-  _globals['_EXECUTIONCONTEXT_VARIABLESENTRY']._serialized_end=2432
-  _globals['_EXECUTIONCONTEXT_SECRETSENTRY']._serialized_start=2434
-  _globals['_EXECUTIONCONTEXT_SECRETSENTRY']._serialized_end=2480
-  _globals['_SETSECRETREQUEST']._serialized_start=2482
-  _globals['_SETSECRETREQUEST']._serialized_end=2550
-  _globals['_DELETESECRETREQUEST']._serialized_start=2552
-  _globals['_DELETESECRETREQUEST']._serialized_end=2587
-  _globals['_LISTSECRETSREQUEST']._serialized_start=2589
-  _globals['_LISTSECRETSREQUEST']._serialized_end=2625
-  _globals['_LISTSECRETSRESPONSE']._serialized_start=2627
-  _globals['_LISTSECRETSRESPONSE']._serialized_end=2693
-  _globals['_GRANTSECRETREQUEST']._serialized_start=2695
-  _globals['_GRANTSECRETREQUEST']._serialized_end=2769
-  _globals['_REVOKESECRETREQUEST']._serialized_start=2771
-  _globals['_REVOKESECRETREQUEST']._serialized_end=2846
-  _globals['_PUTARTIFACTREQUEST']._serialized_start=2848
-  _globals['_PUTARTIFACTREQUEST']._serialized_end=2905
-  _globals['_GETARTIFACTREQUEST']._serialized_start=2907
-  _globals['_GETARTIFACTREQUEST']._serialized_end=2940
-  _globals['_GETARTIFACTRESPONSE']._serialized_start=2942
-  _globals['_GETARTIFACTRESPONSE']._serialized_end=3028
-  _globals['_BACKENDSERVICE']._serialized_start=3156
-  _globals['_BACKENDSERVICE']._serialized_end=4684
+  _globals['_APPLYACTION']._serialized_start=3225
+  _globals['_APPLYACTION']._serialized_end=3348
+  _globals['_APPLYREQUEST']._serialized_start=277
+  _globals['_APPLYREQUEST']._serialized_end=348
+  _globals['_APPLYRESPONSE']._serialized_start=351
+  _globals['_APPLYRESPONSE']._serialized_end=487
+  _globals['_GETREQUEST']._serialized_start=489
+  _globals['_GETREQUEST']._serialized_end=539
+  _globals['_LISTREQUEST']._serialized_start=541
+  _globals['_LISTREQUEST']._serialized_end=631
+  _globals['_LISTRESPONSE']._serialized_start=633
+  _globals['_LISTRESPONSE']._serialized_end=713
+  _globals['_DELETEREQUEST']._serialized_start=715
+  _globals['_DELETEREQUEST']._serialized_end=768
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=770
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=829
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=831
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=900
+  _globals['_CREATEEXECUTIONREQUEST']._serialized_start=903
+  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=1243
+  _globals['_CREATEEXECUTIONREQUEST_RUNTIMESECRETSENTRY']._serialized_start=1143
+  _globals['_CREATEEXECUTIONREQUEST_RUNTIMESECRETSENTRY']._serialized_end=1196
+  _globals['_CREATEEXECUTIONREQUEST_LABELSENTRY']._serialized_start=1198
+  _globals['_CREATEEXECUTIONREQUEST_LABELSENTRY']._serialized_end=1243
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1245
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1278
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1281
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1614
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1616
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1708
+  _globals['_UPDATEEXECUTIONSTATUSREQUEST']._serialized_start=1711
+  _globals['_UPDATEEXECUTIONSTATUSREQUEST']._serialized_end=2090
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=2092
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=2161
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=2163
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=2215
+  _globals['_SUBMITAPPROVALREQUEST']._serialized_start=2217
+  _globals['_SUBMITAPPROVALREQUEST']._serialized_end=2317
+  _globals['_GETEXECUTIONCONTEXTREQUEST']._serialized_start=2319
+  _globals['_GETEXECUTIONCONTEXTREQUEST']._serialized_end=2369
+  _globals['_EXECUTIONCONTEXT']._serialized_start=2372
+  _globals['_EXECUTIONCONTEXT']._serialized_end=2675
+  _globals['_EXECUTIONCONTEXT_VARIABLESENTRY']._serialized_start=2579
+  _globals['_EXECUTIONCONTEXT_VARIABLESENTRY']._serialized_end=2627
+  _globals['_EXECUTIONCONTEXT_SECRETSENTRY']._serialized_start=2629
+  _globals['_EXECUTIONCONTEXT_SECRETSENTRY']._serialized_end=2675
+  _globals['_SETSECRETREQUEST']._serialized_start=2677
+  _globals['_SETSECRETREQUEST']._serialized_end=2745
+  _globals['_DELETESECRETREQUEST']._serialized_start=2747
+  _globals['_DELETESECRETREQUEST']._serialized_end=2782
+  _globals['_LISTSECRETSREQUEST']._serialized_start=2784
+  _globals['_LISTSECRETSREQUEST']._serialized_end=2820
+  _globals['_LISTSECRETSRESPONSE']._serialized_start=2822
+  _globals['_LISTSECRETSRESPONSE']._serialized_end=2888
+  _globals['_GRANTSECRETREQUEST']._serialized_start=2890
+  _globals['_GRANTSECRETREQUEST']._serialized_end=2964
+  _globals['_REVOKESECRETREQUEST']._serialized_start=2966
+  _globals['_REVOKESECRETREQUEST']._serialized_end=3041
+  _globals['_PUTARTIFACTREQUEST']._serialized_start=3043
+  _globals['_PUTARTIFACTREQUEST']._serialized_end=3100
+  _globals['_GETARTIFACTREQUEST']._serialized_start=3102
+  _globals['_GETARTIFACTREQUEST']._serialized_end=3135
+  _globals['_GETARTIFACTRESPONSE']._serialized_start=3137
+  _globals['_GETARTIFACTRESPONSE']._serialized_end=3223
+  _globals['_BACKENDSERVICE']._serialized_start=3351
+  _globals['_BACKENDSERVICE']._serialized_end=4879
 # @@protoc_insertion_point(module_scope)

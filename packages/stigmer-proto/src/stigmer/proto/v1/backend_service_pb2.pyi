@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from stigmer.proto.v1 import artifact_pb2 as _artifact_pb2
@@ -390,6 +391,10 @@ class ListExecutionsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PHASES_FIELD_NUMBER: _builtins.int
+    LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """`AgentExecution`, `WorkflowExecution`, or empty for both."""
     phase: _execution_pb2.Phase.ValueType
@@ -400,9 +405,23 @@ class ListExecutionsRequest(_message.Message):
     """Maximum number to return; 0 means 100."""
     page_token: _builtins.str
     """Token from a previous response."""
+    label_selector: _builtins.str
+    """Only executions whose labels match this selector (the syntax of ListRequest.label_selector)."""
     @_builtins.property
     def target(self) -> _meta_pb2.ResourceRef:
         """Only executions of this target."""
+
+    @_builtins.property
+    def phases(self) -> _containers.RepeatedScalarFieldContainer[_execution_pb2.Phase.ValueType]:
+        """Only executions in one of these phases (together with `phase`: in any of them all)."""
+
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Only executions created at or after this time."""
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Only executions created before this time."""
 
     def __init__(
         self,
@@ -413,10 +432,14 @@ class ListExecutionsRequest(_message.Message):
         session_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        phases: _abc.Iterable[_execution_pb2.Phase.ValueType] | None = ...,
+        label_selector: _builtins.str = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase", "session_id", b"session_id", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "kind", b"kind", "label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "phase", b"phase", "phases", b"phases", "session_id", b"session_id", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,7 +15,7 @@ from stigmer.backend.local.tables._columns import dumps, now_us
 from stigmer.backend.local.tables._events import P, load, save, to_execution
 from stigmer.backend.local.tables._input import check_secret_name, q
 from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
-from stigmer.backend.local.tables._selectors import check_labels
+from stigmer.backend.local.tables._selectors import check_labels, matches, parse_selector
 from stigmer.core import (
     TERMINAL_PHASES,
     FailedPrecondition,
@@ -212,11 +212,29 @@ def list_executions(conn: Connection, request: svc.ListExecutionsRequest) -> svc
         conds.append(e.c.kind == request.kind)
     if request.target.id or request.target.name:
         conds.append(e.c.target_id == _target(conn, request.target).id)
-    if request.phase:
-        conds.append(e.c.phase == int(request.phase))
+    phases = {int(x) for x in request.phases} | ({int(request.phase)} if request.phase else set())
+    phases.discard(0)
+    if phases:
+        conds.append(e.c.phase.in_(sorted(phases)))
     if request.session_id:
         conds.append(e.c.session_id == request.session_id)
-    rows = list(conn.execute(select(e).where(*conds).order_by(e.c.pk.desc()).limit(size + 1)))
+    if request.HasField("created_after"):
+        conds.append(e.c.created_at >= request.created_after.ToMicroseconds())
+    if request.HasField("created_before"):
+        conds.append(e.c.created_at < request.created_before.ToMicroseconds())
+    requirements = parse_selector(request.label_selector)
+    if not requirements:
+        rows = list(conn.execute(select(e).where(*conds).order_by(e.c.pk.desc()).limit(size + 1)))
+    else:  # labels are a JSON column: filtered here, a batch at a time, newest first
+        rows = []
+        batch = max(size + 1, 200)
+        while len(rows) <= size:
+            found = list(conn.execute(select(e).where(*conds).order_by(e.c.pk.desc()).limit(batch)))
+            rows.extend(r for r in found if matches(requirements, json.loads(r.labels)))
+            if len(found) < batch:
+                break
+            conds = [*conds, e.c.pk < found[-1].pk]
+        rows = rows[: size + 1]
     more = len(rows) > size
     rows = rows[:size]
     return svc.ListExecutionsResponse(
