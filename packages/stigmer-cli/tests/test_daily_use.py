@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -121,3 +123,209 @@ def test_a_stigmer_error_in_a_task_has_no_status_class_prefix(
     assert "no Agent 'nobody' exists" not in run.out  # not before the report
     assert "NotFound" not in run.out + run.err
     assert run.err.count("no Agent 'nobody' exists") == 1
+
+
+TWO = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: fine}
+spec:
+  document: {dsl: 1.0.0, namespace: t, name: fine, version: 1.0.0}
+  do:
+    - greet: {set: {ok: true}}
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: broken}
+spec:
+  document: {dsl: 1.0.0, namespace: t, name: broken, version: 1.0.0}
+  do:
+    - boom:
+        raise:
+          error: {type: 'https://example.com/errors/nope', status: 409, title: A rather long error title that goes on and on, detail: d}
+"""
+
+
+def _two_runs(cli: Callable[..., Any], tmp_path: Path) -> tuple[str, str]:
+    (tmp_path / "two.yaml").write_text(TWO)
+    assert cli("apply", "-f", str(tmp_path / "two.yaml")).code == 0
+    fine = json.loads(cli("run", "fine", "-o", "json").out)["id"]
+    broken = json.loads(cli("run", "broken", "-o", "json").out)["id"]
+    return fine, broken
+
+
+def test_execution_list_shows_duration_and_error(cli: Callable[..., Any], tmp_path: Path) -> None:
+    fine, broken = _two_runs(cli, tmp_path)
+    table = cli("execution", "list")
+    assert table.code == 0, table.err
+    header, first, second = table.out.strip().splitlines()
+    assert header.split() == ["ID", "KIND", "TARGET", "PHASE", "AGE", "DURATION", "ERROR"]
+    assert first.startswith(broken) and second.startswith(fine)
+    assert re.search(r"FAILED\s+\d+s\s+\d+\.\ds\s+A rather long error title that goes on…$", first), first
+    assert re.search(r"SUCCEEDED\s+\d+s\s+\d+\.\ds\s+-$", second), second
+    # -o json keeps its shape
+    assert [e["id"] for e in json.loads(cli("execution", "list", "-o", "json").out)] == [broken, fine]
+
+
+def test_execution_list_filters(cli: Callable[..., Any], tmp_path: Path) -> None:
+    fine, broken = _two_runs(cli, tmp_path)
+
+    def ids(*args: str) -> list[str]:
+        result = cli("execution", "list", "-o", "json", *args)
+        assert result.code == 0, result.err
+        return [e["id"] for e in json.loads(result.out)]
+
+    assert ids("--phase", "failed") == [broken]
+    assert ids("--phase", "failed", "--phase", "SUCCEEDED") == [broken, fine]
+    assert ids("--target", "workflow/fine") == [fine]
+    assert ids("--limit", "1") == [broken]
+    assert ids("--since", "1h") == [broken, fine]
+    assert ids("--until", "1h") == []
+    assert ids("--since", "2000-01-01", "--until", "2999-01-01T00:00:00Z") == [broken, fine]
+    assert ids("--label", "team=red") == []
+    bad = cli("execution", "list", "--since", "yesterday")
+    assert bad.code == 2 and "--since" in bad.err and "neither a duration" in bad.err
+    assert cli("execution", "list", "--phase", "sleeping").code == 1
+
+
+def test_execution_list_label_filter(cli: Callable[..., Any], tmp_path: Path) -> None:
+    """Executions created with labels (through the API) are selected by them."""
+    import asyncio
+
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import execution_pb2, meta_pb2
+    from stigmer.sdk import AsyncStigmer
+
+    (tmp_path / "two.yaml").write_text(TWO)
+    assert cli("apply", "-f", str(tmp_path / "two.yaml")).code == 0
+
+    async def create() -> list[str]:
+        async with AsyncStigmer() as client:
+            out = []
+            for team in ("red", "blue"):
+                spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="fine"))
+                made = await client.backend.create_execution(
+                    svc.CreateExecutionRequest(spec=spec, labels={"team": team})
+                )
+                out.append(made.metadata.id)
+            return out
+
+    red, blue = asyncio.run(create())
+    listed = cli("execution", "list", "-o", "json", "--label", "team=red")
+    assert [e["id"] for e in json.loads(listed.out)] == [red]
+    listed = cli("execution", "list", "-o", "json", "-l", "team", "-l", "team!=red")
+    assert [e["id"] for e in json.loads(listed.out)] == [blue]
+    pending = cli("execution", "list", "--label", "team=blue")
+    assert re.search(r"PENDING\s+\d+s\s+-\s+-$", pending.out.strip().splitlines()[1])
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800), ("1w", 604800), ("1h30m", 5400)]
+)
+def test_since_durations(text: str, seconds: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from stigmer.cli.commands._executions import parse_when
+
+    now = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    assert parse_when(text, now) == now - timedelta(seconds=seconds)
+    assert parse_when("2026-12-05T10:00:00+02:00", now) == datetime(2026, 12, 5, 8, tzinfo=UTC)
+    assert parse_when("2026-12-05", now) == datetime(2026, 12, 5, tzinfo=UTC)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_since_never_raises_anything_but_a_clear_value_error(text: str) -> None:
+    from datetime import datetime
+
+    from stigmer.cli.commands._executions import parse_when
+
+    try:
+        assert isinstance(parse_when(text), datetime)
+    except ValueError as exc:
+        assert repr(text) in str(exc) or "too far" in str(exc)
+
+
+class _Lines:
+    """The lines of a pipe, read in a thread, taken until one is wanted."""
+
+    def __init__(self, stream: Any) -> None:
+        import queue
+        import threading
+
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(x) for x in iter(stream.readline, "")], daemon=True).start()
+
+    def until(self, wanted: Callable[[str], bool], timeout: float = 30) -> list[str]:
+        seen: list[str] = []
+        while True:
+            line = self.lines.get(timeout=timeout)
+            seen.append(line)
+            if wanted(line):
+                return seen
+
+
+def test_execution_list_watch_prints_new_and_changed_rows_in_a_pipe(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "two.yaml").write_text(TWO)
+    assert cli("apply", "-f", str(tmp_path / "two.yaml")).code == 0
+    before = json.loads(cli("run", "fine", "-o", "json").out)["id"]
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "stigmer.cli", "execution", "list", "--watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        lines = _Lines(watcher.stdout)
+        first = lines.until(lambda line: line.startswith(before))
+        assert first[0].split() == ["ID", "KIND", "TARGET", "PHASE", "AGE", "DURATION", "ERROR"]
+        after = json.loads(cli("run", "broken", "-o", "json").out)["id"]
+        seen = lines.until(lambda line: line.startswith(after) and "FAILED" in line)
+        assert not any(line.startswith(before) for line in seen), "an unchanged row is not printed again"
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=20) == 0
+        assert watcher.stderr is not None and watcher.stderr.read() == ""
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+        watcher.wait(timeout=20)
+        for pipe in (watcher.stdout, watcher.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_execution_list_watch_redraws_on_a_terminal_and_ctrl_c_exits_0(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    import pexpect
+
+    (tmp_path / "two.yaml").write_text(TWO)
+    assert cli("apply", "-f", str(tmp_path / "two.yaml")).code == 0
+    run_id = json.loads(cli("run", "fine", "-o", "json").out)["id"]
+    env = {**os.environ, "TERM": "xterm"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "stigmer.cli", "execution", "list", "-w"],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(30, 160),
+    )
+    child.expect_exact("\x1b[H\x1b[2J")
+    child.expect(run_id)
+    child.expect_exact("\x1b[H\x1b[2J")  # drawn again
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in (child.before or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
@@ -501,24 +502,39 @@ class AsyncStigmer:
         *,
         kind: str = "",
         target: str = "",
-        phase: str | int = "",
+        phase: str | int | Sequence[str | int] = "",
         session: str = "",
         limit: int = 50,
         page_token: str = "",
+        labels: Mapping[str, str] | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> ExecutionPage:
         """One page of executions, newest first, at most ``limit`` of them.
 
         ``kind`` is ``"agent"`` / ``"workflow"`` (or ``"AgentExecution"`` ...; empty: both),
         ``target`` a name or ``kind/name`` (``"workflow/greet"``), ``phase`` a phase name
-        (``"running"``, ``"WAITING_APPROVAL"``) or number, ``session`` a session id. Pass the
-        page's ``next_page_token`` as ``page_token`` for the next one.
+        (``"running"``, ``"WAITING_APPROVAL"``) or number, or several (any of them),
+        ``session`` a session id, ``labels`` a mapping or selector (``"team=support,!beta"``),
+        ``since`` / ``until`` the creation window (``since`` inclusive, ``until`` exclusive;
+        aware datetimes, naive ones are UTC). Pass the page's ``next_page_token`` as
+        ``page_token`` for the next one.
         """
         from stigmer.core import EXECUTION
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import meta_pb2
 
-        request = svc.ListExecutionsRequest(page_size=limit, page_token=page_token, session_id=session)
-        request.phase = _phase_number(phase)  # type: ignore[assignment]
+        request = svc.ListExecutionsRequest(
+            page_size=limit, page_token=page_token, session_id=session, label_selector=label_selector(labels)
+        )
+        if isinstance(phase, str | int):
+            request.phase = _phase_number(phase)  # type: ignore[assignment]
+        else:
+            request.phases.extend(_phase_number(p) for p in phase if p != "")  # type: ignore[misc]
+        for field_, when in (("created_after", since), ("created_before", until)):
+            if when is not None:
+                stamp = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                getattr(request, field_).FromDatetime(stamp)
         if kind:
             resolved = resolve_kind(kind, executions=True)
             if resolved in RUNNABLE_KINDS:

@@ -15,6 +15,8 @@ from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, Kind, Reso
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from google.protobuf.message import Message
     from stigmer.core import Backend, NotFound
     from stigmer.proto.v1 import execution_pb2
@@ -309,14 +311,26 @@ class Stigmer:
         *,
         kind: str = "",
         target: str = "",
-        phase: str | int = "",
+        phase: str | int | Sequence[str | int] = "",
         session: str = "",
         limit: int = 50,
         page_token: str = "",
+        labels: Mapping[str, str] | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> ExecutionPage:
+        """One page of executions, newest first (see ``AsyncStigmer.list_executions``)."""
         return self._loop.run(
             self._async.list_executions(
-                kind=kind, target=target, phase=phase, session=session, limit=limit, page_token=page_token
+                kind=kind,
+                target=target,
+                phase=phase,
+                session=session,
+                limit=limit,
+                page_token=page_token,
+                labels=labels,
+                since=since,
+                until=until,
             )
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
     from stigmer.sdk import AsyncStigmer
 
-__all__ = ["execution_app", "list_executions", "print_executions"]
+__all__ = ["duration", "execution_app", "list_executions", "parse_when", "print_executions"]
 
 execution_app = typer.Typer(
     add_completion=False, help="List, follow, approve and cancel executions.", no_args_is_help=True
@@ -48,7 +50,15 @@ async def _get(client: AsyncStigmer, execution_id: str) -> execution_pb2.Executi
 
 
 async def list_executions(
-    client: AsyncStigmer, *, kind: str = "", target: str = "", phase: str = "", limit: int = 50
+    client: AsyncStigmer,
+    *,
+    kind: str = "",
+    target: str = "",
+    phase: str | Sequence[str] = "",
+    limit: int = 50,
+    labels: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[execution_pb2.Execution]:
     from stigmer.core import PHASE_NAMES
 
@@ -56,12 +66,21 @@ async def list_executions(
         target_kind, _, target_name = target.rpartition("/")
         target_kind = _target_kind(target_kind)
         target = f"{target_kind}/{target_name}" if target_kind else target_name
-    if phase:
-        value = phase.upper().removeprefix("PHASE_")
-        phases = [name for number, name in sorted(PHASE_NAMES.items()) if number]
-        if value not in phases:
-            raise CliError(f"unknown phase '{phase}' (phases: {', '.join(phases)})")
-    page = await client.list_executions(kind=kind, target=target, phase=phase, limit=limit)
+    phases = [phase] if isinstance(phase, str) else list(phase)
+    for one in phases:
+        value = one.upper().removeprefix("PHASE_")
+        known = [name for number, name in sorted(PHASE_NAMES.items()) if number]
+        if value not in known:
+            raise CliError(f"unknown phase '{one}' (phases: {', '.join(known)})")
+    page = await client.list_executions(
+        kind=kind,
+        target=target,
+        phase=phases if len(phases) != 1 else phases[0],
+        limit=limit,
+        labels=",".join(labels) or None,
+        since=since,
+        until=until,
+    )
     return list(page.executions)
 
 
@@ -77,27 +96,94 @@ def _target_kind(text: str) -> str:
     return kind
 
 
-def print_executions(executions: list[execution_pb2.Execution], output: Output) -> None:
-    """An execution list in the chosen format (JSON: an array of execution objects)."""
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, now: datetime | None = None) -> datetime:
+    """``--since`` / ``--until``: a duration back from now (``90s``, ``15m``, ``1h``, ``2d``,
+    ``1w``, or several: ``1h30m``) or an ISO 8601 date or time (UTC unless it says otherwise)."""
+    import re
+
+    value = text.strip()
+    now = now or datetime.now(UTC)
+    if re.fullmatch(r"(\d+[smhdw])+", value):
+        seconds = sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", value))
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back too far") from None
+    try:
+        when = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (90s, 15m, 1h, 2d, 1w) nor an ISO time "
+            "(2026-12-05 or 2026-12-05T10:00:00Z)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _when_option(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def duration(ex: execution_pb2.Execution, now: datetime | None = None) -> str:
+    """How long it ran (``1.2s``, ``3m4s``, ``2h5m``); a running one: so far; ``-`` if it never ran."""
+    start, end = ex.status.started_at, ex.status.finished_at
+    if not start.seconds and not start.nanos:
+        return "-"
+    if end.seconds or end.nanos:
+        seconds = (end.seconds - start.seconds) + (end.nanos - start.nanos) / 1e9
+    else:
+        seconds = ((now or datetime.now(UTC)) - start.ToDatetime(tzinfo=UTC)).total_seconds()
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60}s"
+    return f"{whole // 3600}h{whole % 3600 // 60}m"
+
+
+def _error_title(ex: execution_pb2.Execution, limit: int = 40) -> str:
+    title = ex.status.error.title if ex.status.HasField("error") else ""
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+_HEADERS = ["ID", "KIND", "TARGET", "PHASE", "AGE", "DURATION", "ERROR"]
+
+
+def _row(ex: execution_pb2.Execution) -> list[str]:
     from stigmer.core import phase_name
 
+    return [
+        ex.metadata.id,
+        ex.kind.removesuffix("Execution").lower(),
+        ex.spec.target.name or ex.spec.target.id,
+        phase_name(ex.status.phase),
+        age(ex.metadata.created_at),
+        duration(ex),
+        _error_title(ex) or "-",
+    ]
+
+
+def print_executions(executions: list[execution_pb2.Execution], output: Output) -> None:
+    """An execution list in the chosen format (JSON: an array of execution objects)."""
     if output is Output.json:
         emit_json([execution_to_dict(ex) for ex in executions])
         return
     if output is Output.yaml:
         emit_yaml([execution_to_dict(ex) for ex in executions])
         return
-    rows = [
-        [
-            ex.metadata.id,
-            ex.kind.removesuffix("Execution").lower(),
-            ex.spec.target.name or ex.spec.target.id,
-            phase_name(ex.status.phase),
-            age(ex.metadata.created_at),
-        ]
-        for ex in executions
-    ]
-    print_table(["ID", "KIND", "TARGET", "PHASE", "AGE"], rows, empty="no executions")
+    print_table(_HEADERS, [_row(ex) for ex in executions], empty="no executions")
+
+
+WATCH_INTERVAL = 1.0  # seconds between two looks in --watch
 
 
 @execution_app.command("list")
@@ -105,9 +191,33 @@ def list_(
     target: Annotated[
         str, typer.Option("--target", "-t", help="Only runs of NAME (or agent/NAME, workflow/NAME).")
     ] = "",
-    phase: Annotated[str, typer.Option("--phase", help="Only executions in this phase.")] = "",
+    phase: Annotated[
+        list[str] | None,
+        typer.Option("--phase", help="Only executions in this phase (repeatable: any of them).", show_default=False),
+    ] = None,
     kind: Annotated[str, typer.Option("--kind", help="agent or workflow.")] = "",
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label", "-l", help="Only executions with this label: k=v, k!=v, k or !k (repeatable: all of them).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Created at or after: a duration back (1h, 2d) or an ISO time.", show_default=False),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Created before: a duration back (30m) or an ISO time.", show_default=False),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.", min=1, max=1000)] = 50,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", "-w", help="Keep watching: redraw on a terminal, else print new and changed rows; Ctrl-C ends."
+        ),
+    ] = False,
     output: OutputOption = Output.table,
 ) -> None:
     """List executions, newest first."""
@@ -115,12 +225,81 @@ def list_(
     if kind:
         resolved = _target_kind(kind)
         exec_kind = f"{resolved}Execution"
+    after, before = _when_option(since, "--since"), _when_option(until, "--until")
+
+    async def look(client: AsyncStigmer) -> list[execution_pb2.Execution]:
+        return await list_executions(
+            client,
+            kind=exec_kind,
+            target=target,
+            phase=phase or (),
+            limit=limit,
+            labels=label or (),
+            since=after,
+            until=before,
+        )
 
     async def go() -> list[execution_pb2.Execution]:
         async with connect() as client:
-            return await list_executions(client, kind=exec_kind, target=target, phase=phase, limit=limit)
+            return await look(client)
 
-    print_executions(run_async(go()), output)
+    if not watch:
+        print_executions(run_async(go()), output)
+        return
+
+    async def keep_watching() -> None:
+        async with connect() as client:
+            await _watch(lambda: look(client), output)
+
+    try:
+        run_async(keep_watching())
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch ends: exit 0
+
+
+async def _watch(
+    look: Callable[[], Awaitable[list[execution_pb2.Execution]]], output: Output
+) -> None:
+    """``execution list --watch``: on a terminal the table is redrawn in place; otherwise (and with
+    ``-o json``) the rows are printed once, then each new or changed one as it comes."""
+    import asyncio
+
+    from stigmer.cli.output._format import is_tty
+
+    redraw = output is Output.table and is_tty()
+    seen: dict[str, tuple[int, str, str]] = {}
+    widths: list[int] = []
+    first = True
+    while True:
+        executions = await look()
+        if redraw:
+            echo("\033[H\033[2J", nl=False)
+            print_executions(executions, output)
+        else:
+            fresh = []
+            for ex in reversed(executions):  # oldest first: the order they happened in
+                state = (int(ex.status.phase), ex.status.finished_at.ToJsonString(), _error_title(ex))
+                if seen.get(ex.metadata.id) != state:
+                    seen[ex.metadata.id] = state
+                    fresh.append(ex)
+            if output is Output.table:
+                rows = [_row(ex) for ex in fresh]
+                if first:
+                    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_HEADERS)]
+                    echo(_line(_HEADERS, widths))
+                for r in rows:
+                    echo(_line(r, widths))
+            else:
+                for ex in fresh:
+                    import json as _json
+
+                    echo(_json.dumps(execution_to_dict(ex), ensure_ascii=False))
+        first = False
+        await asyncio.sleep(WATCH_INTERVAL)
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
 
 @execution_app.command("get")
