@@ -329,3 +329,19 @@ def test_execution_list_watch_redraws_on_a_terminal_and_ctrl_c_exits_0(
     child.close()
     assert child.exitstatus == 0
     assert "Traceback" not in (child.before or "")
+
+
+def test_execution_logs_timestamps(cli: Callable[..., Any], tmp_path: Path) -> None:
+    fine, _ = _two_runs(cli, tmp_path)
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+    plain = cli("execution", "logs", fine).out.splitlines()
+    for args in ((), ("--follow",)):
+        shown = cli("execution", "logs", fine, "--timestamps", *args)
+        assert shown.code == 0, shown.err
+        lines = shown.out.splitlines()
+        assert len(lines) == len(plain) >= 3
+        assert all(stamp.match(line) for line in lines), lines
+        assert [stamp.sub("", line, count=1) for line in lines] == plain
+    events = [json.loads(x) for x in cli("execution", "logs", fine, "-o", "json").out.splitlines()]
+    first = cli("execution", "logs", fine, "--timestamps").out.splitlines()[0]
+    assert first.startswith(events[0]["time"][:23])  # the event's own time, to the millisecond

@@ -177,3 +177,27 @@ def test_each_for_iteration_has_its_own_line() -> None:
         _ev("task.completed", subject="/do/0/each/for/1"),
     )
     assert text.splitlines() == ["▶ each", "▶ each[0]", "✓ each[0]", "▶ each[1]", "✓ each[1]"]
+
+
+def test_timestamps_start_each_line_and_each_streamed_text() -> None:
+    from google.protobuf import timestamp_pb2
+
+    def at(ms: int) -> timestamp_pb2.Timestamp:
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromMilliseconds(1_796_470_704_000 + ms)
+        return stamp
+
+    out = _Utf8()
+    renderer = Renderer(out, timestamps=True)
+    for ev in (
+        _ev("task.started", subject="/do/0/greet", time=at(5)),
+        _ev("text.delta", text="Hel", time=at(120)),
+        _ev("text.delta", text="lo", time=at(130)),
+        _ev("task.completed", subject="/do/0/greet", time=at(1999)),
+    ):
+        renderer.event(ev)
+    assert out.getvalue().splitlines() == [
+        "2026-12-05T11:38:24.005Z ▶ greet",
+        "2026-12-05T11:38:24.120Z Hello",
+        "2026-12-05T11:38:25.999Z ✓ greet",
+    ]

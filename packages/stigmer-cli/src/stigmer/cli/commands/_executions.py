@@ -363,6 +363,10 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep streaming until the execution ends.")
     ] = False,
     after: Annotated[int, typer.Option("--after", help="Only events after this sequence number.", min=0)] = 0,
+    timestamps: Annotated[
+        bool,
+        typer.Option("--timestamps", help="Start each line with its event's time (RFC 3339, UTC, milliseconds)."),
+    ] = False,
     output: Annotated[
         Output, typer.Option("--output", "-o", help="table: rendered; json: one event object per line.")
     ] = Output.table,
@@ -372,7 +376,7 @@ def logs(
     async def go() -> None:
         async with connect() as client:
             ex = await _get(client, execution_id)
-            renderer = Renderer()
+            renderer = Renderer(timestamps=timestamps)
             if follow_:
                 if output is Output.table:
                     # watch only (the run goes on where it runs); approvals are explained, not asked
@@ -384,6 +388,7 @@ def logs(
                         after_sequence=after,
                         ask=False,
                         report_follows=False,
+                        timestamps=timestamps,
                     )
                     return
                 async for ev in client.watch(execution_id, after_sequence=after):

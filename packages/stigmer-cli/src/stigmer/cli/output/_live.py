@@ -110,12 +110,13 @@ async def follow(
     after_sequence: int | None = None,
     ask: bool = True,
     report_follows: bool = True,
+    timestamps: bool = False,
 ) -> execution_pb2.Execution:
     """Follow an execution until it ends or waits (running it here when the handle does), showing
     its events live in table output and asking approvals on a terminal (when ``ask``).
     ``report_follows``: the caller prints :func:`report` after it (the error is said there)."""
     renderer = (
-        Renderer(report_follows=report_follows, live_status=is_tty(sys.stdout))
+        Renderer(report_follows=report_follows, live_status=is_tty(sys.stdout), timestamps=timestamps)
         if output is Output.table
         else None
     )

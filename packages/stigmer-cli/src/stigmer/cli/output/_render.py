@@ -13,7 +13,7 @@ from stigmer.cli.output._format import color_enabled
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["Renderer", "short"]
+__all__ = ["Renderer", "rfc3339_ms", "short"]
 
 _ANSI = {"dim": "2", "bold": "1", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 
@@ -29,13 +29,19 @@ class Renderer:
     """Writes one line per event (text deltas inline) to a stream; colour only on a terminal."""
 
     def __init__(
-        self, stream: Any = None, *, report_follows: bool = False, live_status: bool = False
+        self,
+        stream: Any = None,
+        *,
+        report_follows: bool = False,
+        live_status: bool = False,
+        timestamps: bool = False,
     ) -> None:
         """``report_follows``: a report of the end is printed after the events (``stigmer run``),
         so the FAILED phase line leaves the error to it and the error is said once.
         ``live_status``: while nothing new comes for a second, a last line that redraws itself
         says what is awaited and for how long (``waiting for the model… 3s``); only for a
-        terminal (the caller decides), cleared before every other line and by :meth:`close`."""
+        terminal (the caller decides), cleared before every other line and by :meth:`close`.
+        ``timestamps``: each line starts with its event's time (RFC 3339, UTC, milliseconds)."""
         self.stream = stream if stream is not None else sys.stdout
         self.report_follows = report_follows
         self.color = color_enabled(self.stream)
@@ -44,6 +50,8 @@ class Renderer:
         self.in_text = False
         self.streamed_text = False
         self.live_status = live_status
+        self.timestamps = timestamps
+        self._stamp = ""
         self._lock = threading.RLock()
         self._waiting: tuple[str, float] | None = None  # what is awaited, since when (monotonic)
         self._running: list[tuple[str, str, float]] = []  # tasks started, not ended: subject, name, since
@@ -138,7 +146,8 @@ class Renderer:
         with self._lock:
             self._clear_status()
             self.end_text()
-            self.stream.write((self._style(text, style) if style else text) + "\n")
+            stamp = self._style(self._stamp, "dim") + " " if self._stamp else ""
+            self.stream.write(stamp + (self._style(text, style) if style else text) + "\n")
             self.stream.flush()
 
     def end_text(self) -> None:
@@ -155,6 +164,8 @@ class Renderer:
         data = value_to_python(ev, "data")
         subject = ev.subject
         name = _task_name(subject)
+        if self.timestamps:
+            self._stamp = rfc3339_ms(ev.time)
         if self.live_status:
             tool = _field(data, "tool", "name") or ev.text or subject
             phase = phase_name(ev.phase) if kind == "phase" else ""
@@ -162,6 +173,8 @@ class Renderer:
         if kind == "text.delta":
             with self._lock:
                 self._clear_status()
+                if self._stamp and not self.in_text and ev.text:
+                    self.stream.write(self._style(self._stamp, "dim") + " ")
                 self.stream.write(ev.text)
                 self.stream.flush()
                 if ev.text:
@@ -218,6 +231,16 @@ class Renderer:
             return
         else:
             self.line(f"{kind} {subject} {ev.text}".strip(), "dim")
+
+
+def rfc3339_ms(ts: Any) -> str:
+    """A protobuf Timestamp as ``2026-12-05T10:38:24.951Z`` (``-`` when unset)."""
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    from datetime import UTC, datetime
+
+    when = datetime.fromtimestamp(ts.seconds, tz=UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts.nanos // 1_000_000:03d}Z"
 
 
 def _elapsed(seconds: float) -> str:
