@@ -140,3 +140,27 @@ def test_login_checks_endpoint_and_token(
         "local",
         "team",
     }
+
+
+def test_a_failed_run_through_a_server_says_its_error_once(
+    stigmer: StigmerCli, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The cloud backend against a real server: the error is said once, by the report at the end,
+    without a status-class prefix (``NotFound:``) from the gRPC mapping."""
+    token = TokenStore(home=server.home).create(role="user", name="cli-test").token
+    assert stigmer("login", "--endpoint", server.endpoint, "--token", token, "--name", "team").returncode == 0
+    manifest = tmp_path / "failing.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: failing}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: t, name: failing, version: 1.0.0}\n"
+        "  do:\n"
+        "    - ask: {call: agent, with: {agent: nobody, message: hi}}\n"
+    )
+    assert stigmer("apply", "-f", str(manifest)).returncode == 0
+    run = stigmer("run", "failing")
+    assert run.returncode == 1
+    both = run.stdout + run.stderr
+    assert both.count("no Agent 'nobody' exists") == 1, both
+    for prefix in ("NotFound", "FailedPrecondition", "Unavailable"):
+        assert f"{prefix}:" not in both
+    assert run.stderr.strip().splitlines()[-1].startswith("error: WorkflowExecution ")

@@ -345,3 +345,23 @@ def test_execution_logs_timestamps(cli: Callable[..., Any], tmp_path: Path) -> N
     events = [json.loads(x) for x in cli("execution", "logs", fine, "-o", "json").out.splitlines()]
     first = cli("execution", "logs", fine, "--timestamps").out.splitlines()[0]
     assert first.startswith(events[0]["time"][:23])  # the event's own time, to the millisecond
+
+
+def test_each_for_iteration_has_its_own_row_in_execution_get(cli: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "loop.yaml").write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: loop}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: t, name: loop, version: 1.0.0}\n"
+        "  do:\n    - each:\n        for: {each: x, in: '${ [1, 2, 3] }'}\n"
+        "        do:\n          - s: {set: {v: '${ $x }'}}\n"
+    )
+    assert cli("apply", "-f", str(tmp_path / "loop.yaml")).code == 0
+    run = cli("run", "loop")
+    assert run.code == 0, run.err
+    assert [line for line in run.out.splitlines() if "each[" in line] == [
+        f"{mark} each[{i}]" for i in range(3) for mark in ("▶", "✓")
+    ]
+    run_id = json.loads(cli("execution", "list", "-o", "json").out)[0]["id"]
+    table = cli("execution", "get", run_id).out
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines() if line.startswith("each")}
+    assert rows["each[0]"] == ["/do/0/each/for/0", "SUCCEEDED", "1"]
+    assert rows["each[2]"] == ["/do/0/each/for/2", "SUCCEEDED", "1"]
