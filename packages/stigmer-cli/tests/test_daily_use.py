@@ -183,6 +183,8 @@ def test_execution_list_filters(cli: Callable[..., Any], tmp_path: Path) -> None
     assert ids("--until", "1h") == []
     assert ids("--since", "2000-01-01", "--until", "2999-01-01T00:00:00Z") == [broken, fine]
     assert ids("--label", "team=red") == []
+    described = cli("describe", "workflow", "fine")  # its recent executions: a list without filters
+    assert described.code == 0 and fine in described.out, described.err
     bad = cli("execution", "list", "--since", "yesterday")
     assert bad.code == 2 and "--since" in bad.err and "neither a duration" in bad.err
     assert cli("execution", "list", "--phase", "sleeping").code == 1
@@ -220,7 +222,8 @@ def test_execution_list_label_filter(cli: Callable[..., Any], tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800), ("1w", 604800), ("1h30m", 5400)]
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800), ("1w", 604800), ("1h30m", 5400)],
 )
 def test_since_durations(text: str, seconds: int) -> None:
     from datetime import UTC, datetime, timedelta
@@ -254,7 +257,12 @@ class _Lines:
         import threading
 
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(x) for x in iter(stream.readline, "")], daemon=True).start()
+
+        def read() -> None:
+            for line in iter(stream.readline, ""):
+                self.lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
 
     def until(self, wanted: Callable[[str], bool], timeout: float = 30) -> list[str]:
         seen: list[str] = []

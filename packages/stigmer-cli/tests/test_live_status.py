@@ -38,7 +38,12 @@ def _spawn(*args: str) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
     env.pop("NO_COLOR", None)
     return pexpect.spawn(
-        sys.executable, ["-m", "stigmer.cli", *args], env=env, encoding="utf-8", timeout=60, dimensions=(40, 120)
+        sys.executable,
+        ["-m", "stigmer.cli", *args],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from google.protobuf import json_format, struct_pb2
@@ -126,7 +127,7 @@ def _fancy(*events: execution_pb2.ExecutionEvent, report_follows: bool = False) 
     return out.getvalue()
 
 
-_COMM = {
+_COMM: dict[str, Any] = {
     "type": "https://serverlessworkflow.io/spec/1.0.0/errors/communication",
     "title": "Communication Error",
     "status": 503,

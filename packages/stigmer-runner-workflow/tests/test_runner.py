@@ -348,9 +348,7 @@ async def test_a_retry_event_says_which_attempt_of_how_many_after_what_delay_and
     finished = await WorkflowRunner().execute(backend, await start(backend, "flaky"))
     assert finished.status.phase == execution_pb2.PHASE_FAILED
     retried = [e for e in await event_log(backend, finished.metadata.id) if e.type == "task.retried"]
-    assert [e.text for e in retried] == [
-        f"retry {n}/3 in 0.2s (communication error)" for n in (1, 2, 3)
-    ]
+    assert [e.text for e in retried] == [f"retry {n}/3 in 0.2s (communication error)" for n in (1, 2, 3)]
     data = json_format.MessageToDict(retried[0].data)
     assert (data["attempt"], data["maxAttempts"], data["delay"]) == (1, 3, 0.2)
     assert data["error"]["title"] == "Communication Error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,7 @@ async def list_executions(
         target_kind, _, target_name = target.rpartition("/")
         target_kind = _target_kind(target_kind)
         target = f"{target_kind}/{target_name}" if target_kind else target_name
-    phases = [phase] if isinstance(phase, str) else list(phase)
+    phases = ([phase] if phase else []) if isinstance(phase, str) else list(phase)
     for one in phases:
         value = one.upper().removeprefix("PHASE_")
         known = [name for number, name in sorted(PHASE_NAMES.items()) if number]
@@ -75,7 +76,7 @@ async def list_executions(
     page = await client.list_executions(
         kind=kind,
         target=target,
-        phase=phases if len(phases) != 1 else phases[0],
+        phase=phases[0] if len(phases) == 1 else phases,
         limit=limit,
         labels=",".join(labels) or None,
         since=since,
@@ -193,29 +194,41 @@ def list_(
     ] = "",
     phase: Annotated[
         list[str] | None,
-        typer.Option("--phase", help="Only executions in this phase (repeatable: any of them).", show_default=False),
+        typer.Option(
+            "--phase", help="Only executions in this phase (repeatable: any of them).", show_default=False
+        ),
     ] = None,
     kind: Annotated[str, typer.Option("--kind", help="agent or workflow.")] = "",
     label: Annotated[
         list[str] | None,
         typer.Option(
-            "--label", "-l", help="Only executions with this label: k=v, k!=v, k or !k (repeatable: all of them).",
+            "--label",
+            "-l",
+            help="Only executions with this label: k=v, k!=v, k or !k (repeatable: all of them).",
             show_default=False,
         ),
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Created at or after: a duration back (1h, 2d) or an ISO time.", show_default=False),
+        typer.Option(
+            "--since",
+            help="Created at or after: a duration back (1h, 2d) or an ISO time.",
+            show_default=False,
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="Created before: a duration back (30m) or an ISO time.", show_default=False),
+        typer.Option(
+            "--until", help="Created before: a duration back (30m) or an ISO time.", show_default=False
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.", min=1, max=1000)] = 50,
     watch: Annotated[
         bool,
         typer.Option(
-            "--watch", "-w", help="Keep watching: redraw on a terminal, else print new and changed rows; Ctrl-C ends."
+            "--watch",
+            "-w",
+            help="Keep watching: redraw on a terminal, else print new and changed rows; Ctrl-C ends.",
         ),
     ] = False,
     output: OutputOption = Output.table,
@@ -251,15 +264,11 @@ def list_(
         async with connect() as client:
             await _watch(lambda: look(client), output)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends: exit 0
         run_async(keep_watching())
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a watch ends: exit 0
 
 
-async def _watch(
-    look: Callable[[], Awaitable[list[execution_pb2.Execution]]], output: Output
-) -> None:
+async def _watch(look: Callable[[], Awaitable[list[execution_pb2.Execution]]], output: Output) -> None:
     """``execution list --watch``: on a terminal the table is redrawn in place; otherwise (and with
     ``-o json``) the rows are printed once, then each new or changed one as it comes."""
     import asyncio
@@ -365,7 +374,9 @@ def logs(
     after: Annotated[int, typer.Option("--after", help="Only events after this sequence number.", min=0)] = 0,
     timestamps: Annotated[
         bool,
-        typer.Option("--timestamps", help="Start each line with its event's time (RFC 3339, UTC, milliseconds)."),
+        typer.Option(
+            "--timestamps", help="Start each line with its event's time (RFC 3339, UTC, milliseconds)."
+        ),
     ] = False,
     output: Annotated[
         Output, typer.Option("--output", "-o", help="table: rendered; json: one event object per line.")
