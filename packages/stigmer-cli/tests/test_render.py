@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -202,3 +203,23 @@ def test_timestamps_start_each_line_and_each_streamed_text() -> None:
         "2026-12-05T11:38:24.120Z Hello",
         "2026-12-05T11:38:25.999Z ✓ greet",
     ]
+
+
+def test_the_status_line_is_wiped_before_a_prompt_and_by_close() -> None:
+    import time
+
+    out = _Utf8()
+    renderer = Renderer(out, live_status=True)
+    renderer.event(_ev("task.started", subject="/do/0/ask", text="ask"))
+    deadline = time.monotonic() + 5
+    while "ask running… 1s" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.search(r"\r\x1b\[K. ask running… 1s", out.getvalue())
+    renderer.hold()
+    held = out.getvalue()
+    assert held.endswith("\r\x1b[K")
+    time.sleep(0.5)
+    assert out.getvalue() == held, "nothing is drawn while a person is asked"
+    renderer.event(_ev("task.completed", subject="/do/0/ask", text="ask"))
+    renderer.close()
+    assert out.getvalue().endswith("✓ ask\n")

@@ -128,7 +128,7 @@ async def follow(
     try:
         return await handle.follow(
             renderer.event if renderer is not None else None,
-            on_approval,
+            _holding_status(renderer, on_approval),
             start=start,
             stop_on_approval=stop_on_approval,
             after_sequence=after_sequence,
@@ -136,6 +136,18 @@ async def follow(
     finally:
         if renderer is not None:
             renderer.close()
+
+
+def _holding_status(renderer: Renderer | None, on_approval: OnApproval) -> OnApproval:
+    """The live status line stops (and is wiped) before a person is asked anything."""
+    if renderer is None or not renderer.live_status:
+        return on_approval
+
+    async def ask(ex: execution_pb2.Execution) -> tuple[bool, str] | None:
+        renderer.hold()
+        return await on_approval(ex)
+
+    return ask
 
 
 def report(ex: execution_pb2.Execution, output: Output, *, streamed: bool = True) -> int:

@@ -91,6 +91,13 @@ class Renderer:
             self.stream.write("\r\033[K")
             self._status_shown = False
 
+    def hold(self) -> None:
+        """Wipe the live status line and show none until the next event (a prompt comes)."""
+        with self._lock:
+            self._waiting = None
+            self._clear_status()
+            self.stream.flush()
+
     def close(self) -> None:
         """Stop and clear the live status line (when there is one) and end streamed text."""
         self._stop.set()
