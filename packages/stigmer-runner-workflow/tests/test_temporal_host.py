@@ -128,6 +128,20 @@ async def run(
     return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
 
 
+async def events(backend: Backend, execution: execution_pb2.Execution) -> list[execution_pb2.ExecutionEvent]:
+    """The stored events of a finished execution."""
+    out: list[execution_pb2.ExecutionEvent] = []
+    stream = backend.watch_execution(svc.WatchExecutionRequest(execution_id=execution.metadata.id))
+    try:
+        async for event in stream:
+            out.append(event)
+            if event.sequence >= execution.status.last_sequence:
+                break
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    return out
+
+
 def phase(execution: execution_pb2.Execution) -> str:
     return execution_pb2.Phase.Name(execution.status.phase)
 
@@ -272,6 +286,8 @@ async def test_the_dsl_retry_runs_on_durable_timers(stack: Any, world: World) ->
     assert phase(done) == "PHASE_SUCCEEDED", done.status.error
     assert world.hits[path] == 3
     assert output(done)["count"] == 3
+    retried = [e for e in await events(backend, done) if e.type == "task.retried"]
+    assert [e.text for e in retried] == [f"retry {n}/5 in 0.1s (communication error)" for n in (1, 2)]
 
 
 async def test_wait_is_a_timer_and_listen_takes_signals(stack: Any) -> None:
@@ -504,7 +520,9 @@ async def test_a_long_effect_free_loop_reports_progress_in_batches(stack: Any) -
     history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
     reports = [e for e in history.events if e.WhichOneof("attributes") == "marker_recorded_event_attributes"]
     assert len(reports) >= 3  # load, at least one batch mid-loop, and the final status
-    assert done.status.last_sequence >= 300  # every task start and completion was written
+    assert done.status.last_sequence >= 600  # every task and iteration start and completion was written
+    rows = {t.path: t.name for t in done.status.tasks}
+    assert rows["/do/0/each/for/0"] == "each[0]" and rows["/do/0/each/for/149"] == "each[149]"
 
 
 async def test_run_workflow_is_a_child_workflow_and_a_cancelled_child_fails_its_parent(stack: Any) -> None:
