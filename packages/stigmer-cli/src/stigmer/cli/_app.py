@@ -60,6 +60,11 @@ lazy(
     "Write resources back as manifests (one, a kind, or --all -o DIR).",
 )
 lazy(
+    "doctor",
+    "stigmer.cli.commands._doctor:doctor_app",
+    "Check the installation, the stack's ports, the context, the master key and the model.",
+)
+lazy(
     "version",
     "stigmer.cli.commands._version:version_app",
     "Show the versions of the installed stigmer packages.",

@@ -372,6 +372,21 @@ class AsyncStigmer:
 
         return await self.backend.delete_secret(svc.DeleteSecretRequest(name=name))
 
+    async def check_master_key(self) -> tuple[bool | None, str, int]:
+        """Whether the embedded store's master key opens its stored secrets: ``(opens, source,
+        count)`` — ``opens`` is None when no secret is stored, ``source`` says where the key came
+        from (``STIGMER_MASTER_KEY``, the OS keyring or the key file). Only the local store: a
+        server checks its own key on its own machine (``stigmer doctor`` there)."""
+        from stigmer.backend.local import LocalBackend
+        from stigmer.core import FailedPrecondition
+
+        if not isinstance(self.backend, LocalBackend):
+            raise FailedPrecondition(
+                "the master key can be checked on the local store only; a server checks its own "
+                "(run `stigmer doctor` on the server machine)"
+            )
+        return await self.backend.check_master_key()
+
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret of the embedded store with ``new_key`` (default: a new random
         key) in one transaction; returns the new key. Only the local store: a server rotates its

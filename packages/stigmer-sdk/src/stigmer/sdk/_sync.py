@@ -253,6 +253,9 @@ class Stigmer:
     def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         return self._loop.run(self._async.list_secrets(prefix))
 
+    def check_master_key(self) -> tuple[bool | None, str, int]:
+        return self._loop.run(self._async.check_master_key())
+
     def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         return self._loop.run(self._async.rotate_master_key(new_key))
 
