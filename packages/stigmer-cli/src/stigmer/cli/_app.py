@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from stigmer.cli._lazy import LazyGroup, lazy
 from stigmer.cli._options import OPTIONS
+from stigmer.cli.commands._complete import complete_context
 
 __all__ = ["app", "main"]
 
@@ -80,7 +81,12 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     context: Annotated[
         str,
-        typer.Option("--context", help="Use this context instead of the current one.", show_default=False),
+        typer.Option(
+            "--context",
+            help="Use this context instead of the current one.",
+            show_default=False,
+            autocompletion=complete_context,
+        ),
     ] = "",
 ) -> None:
     if debug:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_agent, complete_runnable, complete_workflow
 from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
 from stigmer.cli.output._format import Output, OutputOption, echo, echo_err
 from stigmer.cli.output._live import approval_hint, follow, interrupted_hint, report
@@ -239,7 +240,9 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
 
 @run_app.command("run")
 def run(
-    name: Annotated[str, typer.Argument(help="Name of a workflow or an agent.")],
+    name: Annotated[
+        str, typer.Argument(help="Name of a workflow or an agent.", autocompletion=complete_runnable)
+    ],
     input: InputOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
     session: SessionOption = "",
@@ -256,7 +259,7 @@ def run(
 
 @agent_app.command("execute")
 def agent_execute(
-    agent: Annotated[str, typer.Argument(help="Agent name.")],
+    agent: Annotated[str, typer.Argument(help="Agent name.", autocompletion=complete_agent)],
     message: Annotated[str, typer.Argument(help="What to ask the agent.")],
     session: SessionOption = "",
     input: InputOption = None,
@@ -273,7 +276,7 @@ def agent_execute(
 
 @workflow_app.command("run")
 def workflow_run(
-    name: Annotated[str, typer.Argument(help="Workflow name.")],
+    name: Annotated[str, typer.Argument(help="Workflow name.", autocompletion=complete_workflow)],
     input: InputOption = None,
     env: EnvOption = None,
     secret: SecretOption = None,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_secret
 from stigmer.cli.commands._params import read_secret_value, valid_name
 from stigmer.cli.output._format import (
     Output,
@@ -31,6 +32,9 @@ secret_app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(help="Secret name, for example GH_TOKEN.")]
+ExistingNameArg = Annotated[
+    str, typer.Argument(help="Secret name, for example GH_TOKEN.", autocompletion=complete_secret)
+]
 
 
 def _metadata(meta: secret_pb2.SecretMetadata) -> dict[str, Any]:
@@ -121,7 +125,7 @@ def list_(
 
 
 @secret_app.command("delete")
-def delete(name: NameArg) -> None:
+def delete(name: ExistingNameArg) -> None:
     """Delete a secret."""
 
     async def go() -> secret_pb2.SecretMetadata:
@@ -159,7 +163,7 @@ def _change_grant(name: str, to: str, role: str, *, add: bool) -> None:
 
 
 @secret_app.command("grant")
-def grant(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
+def grant(name: ExistingNameArg, to: ToOption = "", role: RoleOption = "") -> None:
     """Let a token (by name) or every token of a role author definitions that use a secret.
 
     On a shared server a definition may declare a secret (workflow `use.secrets`, agent, MCP
@@ -170,7 +174,7 @@ def grant(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
 
 
 @secret_app.command("revoke")
-def revoke(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
+def revoke(name: ExistingNameArg, to: ToOption = "", role: RoleOption = "") -> None:
     """Take back a grant made with `stigmer secret grant`; runs that start afterwards are refused."""
     _change_grant(name, to, role, add=False)
 
