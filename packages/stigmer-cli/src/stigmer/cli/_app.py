@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from stigmer.cli._lazy import LazyGroup, lazy
 from stigmer.cli._options import OPTIONS
-from stigmer.cli.commands._complete import complete_context
 
 __all__ = ["app", "main"]
 
@@ -76,6 +75,13 @@ app = typer.Typer(
 )
 
 
+def _complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Context names for ``--context <TAB>`` (the completers' module is imported only then)."""
+    from stigmer.cli.commands._complete import complete_context
+
+    return complete_context(ctx, incomplete)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
@@ -85,7 +91,7 @@ def _root(
             "--context",
             help="Use this context instead of the current one.",
             show_default=False,
-            autocompletion=complete_context,
+            autocompletion=_complete_context,
         ),
     ] = "",
 ) -> None:

@@ -9,10 +9,8 @@ no completions.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +44,8 @@ Completer = Callable[[typer.Context, str], list[str]]
 def _bounded() -> Iterator[None]:
     """Stderr silenced (file descriptor 2 too: grpc's C core logs there) and a watchdog that
     ends the process with exit 0 and no output if the completer is not done in time."""
+    import threading
+
     watchdog = threading.Timer(HARD_LIMIT, os._exit, args=(0,))
     watchdog.daemon = True
     saved = os.dup(2)
@@ -86,6 +86,8 @@ def _context_name(ctx: typer.Context) -> str | None:
 
 def _ask(ctx: typer.Context, query: Callable[[AsyncStigmer], Coroutine[Any, Any, list[str]]]) -> list[str]:
     """Run ``query`` against a client of the command line's context, within the deadline."""
+    import asyncio
+
     from stigmer.sdk import AsyncStigmer
 
     client = AsyncStigmer(context=_context_name(ctx), timeout=SERVER_TIMEOUT, retries=0)
