@@ -241,8 +241,13 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
 @run_app.command("run")
 def run(
     name: Annotated[
-        str, typer.Argument(help="Name of a workflow or an agent.", autocompletion=complete_runnable)
-    ],
+        str | None,
+        typer.Argument(
+            help="Name of a workflow or an agent (none: choose one of this project's).",
+            show_default=False,
+            autocompletion=complete_runnable,
+        ),
+    ] = None,
     input: InputOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
     session: SessionOption = "",
@@ -252,9 +257,17 @@ def run(
     detach: DetachOption = False,
     output: OutputOption = Output.table,
 ) -> None:
-    """Run the workflow or agent called NAME and follow it live (exit 0 on success, 1 on failure)."""
-    req = _request("", name, input, message, session, env, secret, secret_file)
-    _execute(req, output, detach, find=True)
+    """Run the workflow or agent called NAME and follow it live (exit 0 on success, 1 on failure).
+
+    Without NAME in a project folder (`stigmer init`), choose one of its workflows and agents at
+    a prompt."""
+    kind = ""
+    if name is None:
+        from stigmer.cli.commands._pick import choose_runnable
+
+        kind, name, message = choose_runnable(message)
+    req = _request(kind, name, input, message, session, env, secret, secret_file)
+    _execute(req, output, detach, find=not kind)
 
 
 @agent_app.command("execute")
