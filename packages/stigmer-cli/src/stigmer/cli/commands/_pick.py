@@ -13,6 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stigmer.cli._errors import CliError
 
@@ -98,8 +99,12 @@ def _on_terminal() -> bool:
 async def _stored(kinds: tuple[str, ...]) -> list[tuple[str, str]]:
     from stigmer.cli._client import connect
 
+    found: list[tuple[str, str]] = []
     async with connect() as client:
-        return [(kind, r.metadata.name) for kind in kinds for r in await client.list(kind)]
+        for kind in kinds:
+            resources: list[Any] = await client.list(kind)
+            found += ((kind, str(r.metadata.name)) for r in resources)
+    return found
 
 
 def choose_runnable(message: str) -> tuple[str, str, str]:
