@@ -124,6 +124,24 @@ def test_execution_commands_complete_ids_newest_first(project: list[str]) -> Non
     assert _complete_in("stigmer execution approve ")[0] == []
 
 
+def test_zsh_shows_what_each_execution_ran(project: list[str]) -> None:
+    env = {
+        **os.environ,
+        "_STIGMER_COMPLETE": "complete_zsh",
+        "_TYPER_COMPLETE_ARGS": "stigmer execution logs wex",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "stigmer.cli"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f'"{project[0]}":"workflow hello SUCCEEDED"' in result.stdout
+
+
+def test_delete_does_not_offer_a_name_twice(project: list[str]) -> None:
+    assert _complete_in("stigmer delete agent helper ")[0] == []
+    assert _complete_in("stigmer delete environment ")[0] == ["dev"]
+
+
 def test_secret_and_context_names(project: list[str], home: Path) -> None:
     assert _complete_in("stigmer secret delete ")[0] == ["GH_TOKEN", "OPENAI_API_KEY"]
     assert _complete_in("stigmer secret delete O")[0] == ["OPENAI_API_KEY"]

@@ -75,7 +75,7 @@ app = typer.Typer(
 )
 
 
-def _complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
+def _complete_context(ctx: typer.Context, incomplete: str) -> list[str | tuple[str, str]]:
     """Context names for ``--context <TAB>`` (the completers' module is imported only then)."""
     from stigmer.cli.commands._complete import complete_context
 
