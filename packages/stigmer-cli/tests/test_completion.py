@@ -211,3 +211,44 @@ def test_a_broken_config_gives_no_completions_and_no_traceback(home: Path) -> No
     (home / "config.yaml").write_text("contexts: [{endpoint: x}]\n", encoding="utf-8")
     assert _complete_in("stigmer run ")[:2] == ([], "")
     assert _complete_in("stigmer context use ")[:2] == ([], "")
+
+
+@pytest.fixture
+def hung_grpc_server() -> Iterator[str]:
+    """A real gRPC server that accepts every call and never answers it."""
+    import threading
+    from concurrent import futures
+
+    import grpc
+
+    release = threading.Event()
+
+    def never(request: bytes, context: grpc.ServicerContext) -> bytes:
+        release.wait(30)
+        return b""
+
+    class Hang(grpc.GenericRpcHandler):
+        def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(never)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((Hang(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"grpc://127.0.0.1:{port}"
+    release.set()
+    server.stop(None)
+
+
+def test_a_server_that_never_answers_gives_no_completions_after_the_deadline(
+    home: Path, hung_grpc_server: str
+) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(
+        f"currentContext: hung\ncontexts:\n  - {{name: hung, endpoint: '{hung_grpc_server}'}}\n",
+        encoding="utf-8",
+    )
+    for words in ("stigmer run ", "stigmer execution logs "):
+        items, err, seconds = _complete_in(words)
+        assert (items, err) == ([], ""), words
+        assert 0.9 < seconds < 10, (words, seconds)  # the 1 s deadline, not a fast refusal
