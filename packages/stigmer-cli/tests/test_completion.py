@@ -252,3 +252,40 @@ def test_a_server_that_never_answers_gives_no_completions_after_the_deadline(
         items, err, seconds = _complete_in(words)
         assert (items, err) == ([], ""), words
         assert 0.9 < seconds < 10, (words, seconds)  # the 1 s deadline, not a fast refusal
+
+
+def test_tab_in_a_real_bash(project: list[str], tmp_path: Path) -> None:
+    """The script `stigmer --show-completion bash` prints, sourced into bash on a pseudo-terminal."""
+    import pexpect
+
+    bindir = Path(sys.executable).parent
+    script = subprocess.run(
+        [str(bindir / "stigmer"), "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+    )
+    assert script.returncode == 0, script.stderr
+    rc = tmp_path / "bashrc"
+    rc.write_text(script.stdout + "\nPS1='$ '\nbind 'set show-all-if-ambiguous on'\n", encoding="utf-8")
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "TERM": "dumb"}
+    shell = pexpect.spawn(
+        "bash",
+        ["--rcfile", str(rc), "--noprofile", "-i"],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 200),
+    )
+    try:
+        shell.expect_exact("$ ")
+        shell.send("stigmer run hel\t")
+        shell.expect(r"hello\s+helper")  # both offered
+        shell.send("p\t")
+        shell.expect_exact("stigmer run helper ")  # the unique one filled in
+        shell.sendcontrol("c")
+        shell.expect_exact("$ ")
+        shell.send("stigmer execution logs wex\t")
+        shell.expect_exact("wex_")  # the ids' common prefix is filled in first
+        shell.send("\t")
+        seen = {shell.expect_exact(project), shell.expect_exact(project)}  # bash sorts the list itself
+        assert seen == {0, 1}
+    finally:
+        shell.close(force=True)
