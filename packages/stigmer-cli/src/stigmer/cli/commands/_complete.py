@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from stigmer.core import Context
     from stigmer.sdk import AsyncStigmer
 
 __all__ = [
@@ -242,4 +243,9 @@ def complete_context(ctx: typer.Context, incomplete: str) -> list[Completion]:
     from stigmer.cli._config import load_settings
 
     settings = load_settings()
-    return [(name, f"{c.backend} {c.endpoint}".strip()) for name, c in settings.contexts.items()]
+    return [(name, _where(context)) for name, context in settings.contexts.items()]
+
+
+def _where(ctx: Context) -> str:
+    """A context's help: ``local``, or ``cloud grpc://host:port``."""
+    return f"{ctx.backend} {ctx.endpoint}".strip()
