@@ -80,12 +80,24 @@ app = typer.Typer(
 )
 
 
+def _complete_context(ctx: typer.Context, incomplete: str) -> list[str | tuple[str, str]]:
+    """Context names for ``--context <TAB>`` (the completers' module is imported only then)."""
+    from stigmer.cli.commands._complete import complete_context
+
+    return complete_context(ctx, incomplete)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     context: Annotated[
         str,
-        typer.Option("--context", help="Use this context instead of the current one.", show_default=False),
+        typer.Option(
+            "--context",
+            help="Use this context instead of the current one.",
+            show_default=False,
+            autocompletion=_complete_context,
+        ),
     ] = "",
 ) -> None:
     if debug:

@@ -100,7 +100,9 @@ class AsyncStigmer:
     With no arguments it uses the active context (``stigmer context use``); ``home=`` or
     ``database_url=`` select a local store, ``endpoint=`` (+ ``token=``) a server, ``context=``
     a named context. In a local context, ``run`` executes the runner in this process (Lite),
-    exactly like ``stigmer run``; against a server, the server runs it.
+    exactly like ``stigmer run``; against a server, the server runs it. ``timeout`` and
+    ``retries`` set a server's per-call deadline in seconds (default 30) and how often a call
+    refused as unavailable is retried (default 5); a local store ignores them.
     Nothing connects (or imports grpc / SQLAlchemy) until the first call.
     """
 
@@ -114,6 +116,8 @@ class AsyncStigmer:
         context: str | None = None,
         backend: Backend | None = None,
         local: bool | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         self._given = backend
         self._local_override = local
@@ -122,6 +126,13 @@ class AsyncStigmer:
             self._target = resolve_target(
                 home=home, database_url=database_url, endpoint=endpoint, token=token, context=context
             )
+            if not self._target.local and (timeout is not None or retries is not None):
+                options = dict(self._target.options)
+                if timeout is not None:
+                    options["timeout"] = timeout
+                if retries is not None:
+                    options["retries"] = retries
+                self._target = Connection(self._target.backend, options, self._target.context)
         self._backend: Backend | None = backend
         self._executions: list[AsyncExecution] = []
 

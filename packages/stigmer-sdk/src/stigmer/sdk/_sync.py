@@ -149,6 +149,8 @@ class Stigmer:
         context: str | None = None,
         backend: Backend | None = None,
         local: bool | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         self._async = AsyncStigmer(
             home=home,
@@ -158,6 +160,8 @@ class Stigmer:
             context=context,
             backend=backend,
             local=local,
+            timeout=timeout,
+            retries=retries,
         )
         self._loop = _LoopThread()
 
