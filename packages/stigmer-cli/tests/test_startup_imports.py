@@ -49,7 +49,9 @@ def _modules(args: list[str]) -> tuple[set[str], str]:
     return set(json.loads(marker[1])), result.stdout
 
 
-@pytest.mark.parametrize("args", [["--help"], ["version"], ["version", "-o", "json"], ["get", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["version"], ["version", "-o", "json"], ["get", "--help"], ["doctor", "--help"]]
+)
 def test_no_heavy_imports(args: list[str]) -> None:
     modules, stdout = _modules(args)
     allowed = {"get": {"stigmer.core", "stigmer.proto", "stigmer.sdk", "google.protobuf", "asyncio"}}.get(

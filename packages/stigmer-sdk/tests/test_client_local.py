@@ -256,3 +256,18 @@ def test_grant_and_revoke_secrets(client: Stigmer) -> None:
     assert client.delete_secret("SHARED_KEY").name == "SHARED_KEY"
     assert client.list_secrets("SHARED") == ()
     assert "shared-value-123" not in repr(meta)
+
+
+def test_check_master_key(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import os
+
+    monkeypatch.delenv("STIGMER_MASTER_KEY", raising=False)
+    with Stigmer(home=home) as client:
+        assert client.check_master_key() == (None, "", 0)
+        assert not (home / "master.key").exists(), "checking creates no key"
+        client.set_secret("API_KEY", "value-123456")
+        assert client.check_master_key() == (True, str(home / "master.key"), 1)
+    monkeypatch.setenv("STIGMER_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    with Stigmer(home=home) as client:
+        assert client.check_master_key() == (False, "STIGMER_MASTER_KEY", 1)

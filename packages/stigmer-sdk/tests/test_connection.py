@@ -121,3 +121,25 @@ def test_write_config_selects_a_context_and_keeps_other_keys(tmp_path: Path) -> 
         *(c["name"] for c in config_contexts(settings)),
         "new",
     ]
+
+
+def test_timeout_and_retries_reach_a_server_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stigmer.sdk import AsyncStigmer, Stigmer
+
+    _settings(tmp_path / "h")
+    monkeypatch.setenv("STIGMER_HOME", str(tmp_path / "h"))
+    monkeypatch.delenv("STIGMER_CONTEXT", raising=False)
+    quick = AsyncStigmer(timeout=0.5, retries=0)
+    backend: object = quick.backend
+    assert (getattr(backend, "timeout", None), getattr(backend, "retries", None)) == (0.5, 0)
+    assert getattr(AsyncStigmer().backend, "timeout", None) == 30.0  # the default
+    with Stigmer(context="team", timeout=2, retries=1) as sync:
+        assert (
+            getattr(sync._async.backend, "timeout", None),
+            getattr(sync._async.backend, "retries", None),
+        ) == (
+            2.0,
+            1,
+        )
+    # a local store has no deadline to set: the arguments are ignored
+    assert AsyncStigmer(context="shared", timeout=0.5).local

@@ -60,6 +60,11 @@ lazy(
     "Write resources back as manifests (one, a kind, or --all -o DIR).",
 )
 lazy(
+    "doctor",
+    "stigmer.cli.commands._doctor:doctor_app",
+    "Check the installation, the stack's ports, the context, the master key and the model.",
+)
+lazy(
     "version",
     "stigmer.cli.commands._version:version_app",
     "Show the versions of the installed stigmer packages.",
@@ -75,12 +80,24 @@ app = typer.Typer(
 )
 
 
+def _complete_context(ctx: typer.Context, incomplete: str) -> list[str | tuple[str, str]]:
+    """Context names for ``--context <TAB>`` (the completers' module is imported only then)."""
+    from stigmer.cli.commands._complete import complete_context
+
+    return complete_context(ctx, incomplete)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     context: Annotated[
         str,
-        typer.Option("--context", help="Use this context instead of the current one.", show_default=False),
+        typer.Option(
+            "--context",
+            help="Use this context instead of the current one.",
+            show_default=False,
+            autocompletion=_complete_context,
+        ),
     ] = "",
 ) -> None:
     if debug:

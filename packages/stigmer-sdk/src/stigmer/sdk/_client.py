@@ -101,7 +101,9 @@ class AsyncStigmer:
     With no arguments it uses the active context (``stigmer context use``); ``home=`` or
     ``database_url=`` select a local store, ``endpoint=`` (+ ``token=``) a server, ``context=``
     a named context. In a local context, ``run`` executes the runner in this process (Lite),
-    exactly like ``stigmer run``; against a server, the server runs it.
+    exactly like ``stigmer run``; against a server, the server runs it. ``timeout`` and
+    ``retries`` set a server's per-call deadline in seconds (default 30) and how often a call
+    refused as unavailable is retried (default 5); a local store ignores them.
     Nothing connects (or imports grpc / SQLAlchemy) until the first call.
     """
 
@@ -115,6 +117,8 @@ class AsyncStigmer:
         context: str | None = None,
         backend: Backend | None = None,
         local: bool | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         self._given = backend
         self._local_override = local
@@ -123,6 +127,13 @@ class AsyncStigmer:
             self._target = resolve_target(
                 home=home, database_url=database_url, endpoint=endpoint, token=token, context=context
             )
+            if not self._target.local and (timeout is not None or retries is not None):
+                options = dict(self._target.options)
+                if timeout is not None:
+                    options["timeout"] = timeout
+                if retries is not None:
+                    options["retries"] = retries
+                self._target = Connection(self._target.backend, options, self._target.context)
         self._backend: Backend | None = backend
         self._executions: list[AsyncExecution] = []
 
@@ -372,6 +383,21 @@ class AsyncStigmer:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         return await self.backend.delete_secret(svc.DeleteSecretRequest(name=name))
+
+    async def check_master_key(self) -> tuple[bool | None, str, int]:
+        """Whether the embedded store's master key opens its stored secrets: ``(opens, source,
+        count)`` — ``opens`` is None when no secret is stored, ``source`` says where the key came
+        from (``STIGMER_MASTER_KEY``, the OS keyring or the key file). Only the local store: a
+        server checks its own key on its own machine (``stigmer doctor`` there)."""
+        from stigmer.backend.local import LocalBackend
+        from stigmer.core import FailedPrecondition
+
+        if not isinstance(self.backend, LocalBackend):
+            raise FailedPrecondition(
+                "the master key can be checked on the local store only; a server checks its own "
+                "(run `stigmer doctor` on the server machine)"
+            )
+        return await self.backend.check_master_key()
 
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret of the embedded store with ``new_key`` (default: a new random

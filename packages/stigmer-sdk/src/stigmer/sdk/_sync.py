@@ -151,6 +151,8 @@ class Stigmer:
         context: str | None = None,
         backend: Backend | None = None,
         local: bool | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> None:
         self._async = AsyncStigmer(
             home=home,
@@ -160,6 +162,8 @@ class Stigmer:
             context=context,
             backend=backend,
             local=local,
+            timeout=timeout,
+            retries=retries,
         )
         self._loop = _LoopThread()
 
@@ -254,6 +258,9 @@ class Stigmer:
 
     def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         return self._loop.run(self._async.list_secrets(prefix))
+
+    def check_master_key(self) -> tuple[bool | None, str, int]:
+        return self._loop.run(self._async.check_master_key())
 
     def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         return self._loop.run(self._async.rotate_master_key(new_key))

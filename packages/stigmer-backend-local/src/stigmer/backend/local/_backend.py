@@ -334,6 +334,20 @@ class LocalBackend:
             lambda c: _secrets.metadata_of(c, _grants.revoke(c, who, request.name, request.grant))
         )
 
+    async def check_master_key(self) -> tuple[bool | None, str, int]:
+        """Whether the master key opens the secrets already stored, where the key comes from,
+        and how many secret values are stored. ``None`` when nothing is stored (the key is then
+        not looked up, so none is created). A key that cannot be read or decoded raises, with
+        the message every other use of it gives; a key that opens nothing returns False."""
+        from stigmer.backend.local.tables import _secrets
+
+        count = await self._read(_secrets.stored_count)
+        if not count:
+            return None, "", 0
+        box = self._box()
+        opens = await self._read(lambda c: _secrets.can_open(c, box))
+        return opens, self._key_source, count
+
     async def rotate_master_key(self, new_key: bytes | None = None) -> bytes:
         """Re-encrypt every secret with ``new_key`` (default: a new random key) in one transaction.
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_delete_kind, complete_name_of_kind
 from stigmer.cli.output._format import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
 from stigmer.cli.output._view import cli_name
 
@@ -179,9 +180,16 @@ def apply(
 @delete_app.command("delete")
 def delete(
     kind: Annotated[
-        str | None, typer.Argument(help="Kind (agent, workflow, skill, mcpserver, environment, session).")
+        str | None,
+        typer.Argument(
+            help="Kind (agent, workflow, skill, mcpserver, environment, session).",
+            autocompletion=complete_delete_kind,
+        ),
     ] = None,
-    names: Annotated[list[str] | None, typer.Argument(help="Names to delete.", show_default=False)] = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Names to delete.", show_default=False, autocompletion=complete_name_of_kind),
+    ] = None,
     filename: FileOption = [],  # noqa: B006
     ignore_not_found: Annotated[
         bool, typer.Option("--ignore-not-found", help="Missing resources are not an error.")

@@ -13,6 +13,7 @@ from stigmer.cli._config import (
     write_credentials,
 )
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_context
 from stigmer.cli.output._format import Output, OutputOption, echo, emit_json, emit_yaml, print_table
 
 __all__ = ["context_app", "login_app", "logout_app"]
@@ -79,7 +80,7 @@ def show(output: OutputOption = Output.table) -> None:
 
 
 @context_app.command("use")
-def use(name: Annotated[str, typer.Argument(help="Context name.")]) -> None:
+def use(name: Annotated[str, typer.Argument(help="Context name.", autocompletion=complete_context)]) -> None:
     """Select the context later commands use."""
     settings = load_settings()
     if name not in settings.contexts:
@@ -167,7 +168,10 @@ def login(
 
 @logout_app.command("logout")
 def logout(
-    name: Annotated[str | None, typer.Argument(help="Context to forget (default: the current one).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Context to forget (default: the current one).", autocompletion=complete_context),
+    ] = None,
 ) -> None:
     """Forget a server context and its token; the local context becomes current if it was."""
     settings = load_settings()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_execution, complete_pending_execution
 from stigmer.cli.commands._run import Started, detach_on_interrupt
 from stigmer.cli.output._format import (
     Output,
@@ -36,7 +37,16 @@ execution_app = typer.Typer(
     add_completion=False, help="List, follow, approve and cancel executions.", no_args_is_help=True
 )
 
-IdArg = Annotated[str, typer.Argument(help="Execution id (aex_... or wex_...).")]
+IdArg = Annotated[
+    str, typer.Argument(help="Execution id (aex_... or wex_...).", autocompletion=complete_execution)
+]
+PendingIdArg = Annotated[
+    str,
+    typer.Argument(
+        help="Execution id (aex_... or wex_...) waiting for an approval.",
+        autocompletion=complete_pending_execution,
+    ),
+]
 
 
 async def _get(client: AsyncStigmer, execution_id: str) -> execution_pb2.Execution:
@@ -502,13 +512,17 @@ ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (passed t
 
 
 @execution_app.command("approve")
-def approve(execution_id: IdArg, reason: ReasonOption = "", output: OutputOption = Output.table) -> None:
+def approve(
+    execution_id: PendingIdArg, reason: ReasonOption = "", output: OutputOption = Output.table
+) -> None:
     """Approve the action an execution waits for, and continue it."""
     _continue(execution_id, output, "approve", True, reason)
 
 
 @execution_app.command("reject")
-def reject(execution_id: IdArg, reason: ReasonOption = "", output: OutputOption = Output.table) -> None:
+def reject(
+    execution_id: PendingIdArg, reason: ReasonOption = "", output: OutputOption = Output.table
+) -> None:
     """Reject the action an execution waits for, and continue it."""
     _continue(execution_id, output, "reject", False, reason)
 

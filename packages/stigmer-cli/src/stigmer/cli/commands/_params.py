@@ -66,31 +66,74 @@ def parse_env(pairs: list[str], option: str = "--env") -> dict[str, str]:
     return out
 
 
-def parse_secret_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (blank lines and ``#`` comments ignored; optional quotes around values)."""
+def parse_secret_file(
+    path: Path, option: str = "--secret-file", *, allow_empty: bool = True
+) -> dict[str, str]:
+    """A dotenv file of ``KEY=VALUE`` lines (``run --secret-file``, ``secret set --from-env-file``).
+
+    Blank lines and ``#`` comments are skipped and ``export KEY=...`` is accepted. A value in
+    single quotes is taken as written; in double quotes ``\\"``, ``\\\\`` and ``\\n`` are
+    escapes; an unquoted value ends at `` #`` (a comment). A later line wins over an earlier one
+    of the same name. Every line is checked before anything is returned; bad lines are one error
+    naming the first one's line number (never its content: it may hold a value).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CliError(f"--secret-file: no such file '{path}'") from None
+        raise CliError(f"{option}: no such file '{path}'") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"--secret-file: cannot read '{path}': {exc}") from None
+        raise CliError(f"{option}: cannot read '{path}': {exc}") from None
     out: dict[str, str] = {}
+    problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("export "):
+        if line.startswith("export ") or line.startswith("export\t"):
             line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
+        key, sep, rest = line.partition("=")
         key = key.strip()
         if not sep or not valid_name(key):
-            # never echo the line: it may hold a secret value
-            raise CliError(f"{path}:{number}: expected KEY=VALUE with a name like GH_TOKEN")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
+            problems.append(f"{path}:{number}: expected KEY=VALUE with a name like GH_TOKEN")
+            continue
+        value, problem = _dotenv_value(rest)
+        if problem:
+            problems.append(f"{path}:{number}: {key}: {problem}")
+        elif not value and not allow_empty:
+            problems.append(f"{path}:{number}: {key} has an empty value")
+        else:
+            out[key] = value
+    if problems:
+        more = f" (and {len(problems) - 1} more bad line{'s' if len(problems) > 2 else ''})"
+        raise CliError(problems[0] + (more if len(problems) > 1 else ""))
     return out
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+_COMMENT = re.compile(r"\s#")
+
+
+def _dotenv_value(text: str) -> tuple[str, str]:
+    """(value, "") or ("", what is wrong) for the text after ``=`` on a dotenv line."""
+    text = text.strip()
+    if not text or text[0] not in "'\"":
+        comment = _COMMENT.search(text)
+        return (text[: comment.start()].rstrip() if comment else text), ""
+    quote, chars, i = text[0], [], 1
+    while i < len(text):
+        char = text[i]
+        if quote == '"' and char == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
+            chars.append(_ESCAPES[text[i + 1]])
+            i += 2
+            continue
+        if char == quote:
+            after = text[i + 1 :].strip()
+            if after and not after.startswith("#"):
+                return "", "unexpected text after the closing quote"
+            return "".join(chars), ""
+        chars.append(char)
+        i += 1
+    return "", "the quoted value has no closing quote (values span one line)"
 
 
 def read_secret_value(name: str, *, confirm: bool = False, whole: bool = False) -> str:

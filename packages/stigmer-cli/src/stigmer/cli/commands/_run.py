@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_agent, complete_runnable, complete_workflow
 from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
 from stigmer.cli.output._format import Output, OutputOption, echo, echo_err
 from stigmer.cli.output._live import approval_hint, follow, interrupted_hint, report
@@ -239,7 +240,14 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
 
 @run_app.command("run")
 def run(
-    name: Annotated[str, typer.Argument(help="Name of a workflow or an agent.")],
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Name of a workflow or an agent (none: choose one of this project's).",
+            show_default=False,
+            autocompletion=complete_runnable,
+        ),
+    ] = None,
     input: InputOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
     session: SessionOption = "",
@@ -249,14 +257,22 @@ def run(
     detach: DetachOption = False,
     output: OutputOption = Output.table,
 ) -> None:
-    """Run the workflow or agent called NAME and follow it live (exit 0 on success, 1 on failure)."""
-    req = _request("", name, input, message, session, env, secret, secret_file)
-    _execute(req, output, detach, find=True)
+    """Run the workflow or agent called NAME and follow it live (exit 0 on success, 1 on failure).
+
+    Without NAME in a project folder (`stigmer init`), choose one of its workflows and agents at
+    a prompt."""
+    kind = ""
+    if name is None:
+        from stigmer.cli.commands._pick import choose_runnable
+
+        kind, name, message = choose_runnable(message)
+    req = _request(kind, name, input, message, session, env, secret, secret_file)
+    _execute(req, output, detach, find=not kind)
 
 
 @agent_app.command("execute")
 def agent_execute(
-    agent: Annotated[str, typer.Argument(help="Agent name.")],
+    agent: Annotated[str, typer.Argument(help="Agent name.", autocompletion=complete_agent)],
     message: Annotated[str, typer.Argument(help="What to ask the agent.")],
     session: SessionOption = "",
     input: InputOption = None,
@@ -273,7 +289,7 @@ def agent_execute(
 
 @workflow_app.command("run")
 def workflow_run(
-    name: Annotated[str, typer.Argument(help="Workflow name.")],
+    name: Annotated[str, typer.Argument(help="Workflow name.", autocompletion=complete_workflow)],
     input: InputOption = None,
     env: EnvOption = None,
     secret: SecretOption = None,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
+from stigmer.cli.commands._complete import complete_secret
 from stigmer.cli.commands._params import read_secret_value, valid_name
 from stigmer.cli.output._format import (
     Output,
@@ -31,6 +32,9 @@ secret_app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(help="Secret name, for example GH_TOKEN.")]
+ExistingNameArg = Annotated[
+    str, typer.Argument(help="Secret name, for example GH_TOKEN.", autocompletion=complete_secret)
+]
 
 
 def _metadata(meta: secret_pb2.SecretMetadata) -> dict[str, Any]:
@@ -56,16 +60,7 @@ def _owner(meta: secret_pb2.SecretMetadata) -> str:
     return meta.owner or "(admins)"
 
 
-@secret_app.command("set")
-def set_(
-    name: NameArg,
-    description: Annotated[str, typer.Option("--description", help="What the secret is for.")] = "",
-    output: OutputOption = Output.table,
-) -> None:
-    """Store a secret: asked for without echo on a terminal, read from stdin otherwise."""
-    if not valid_name(name):
-        raise CliError(f"secret name {name!r}: use letters, digits and underscores, starting with a letter")
-    value = read_secret_value(name, whole=True)
+def _warn_if_short(name: str, value: str) -> None:
     from stigmer.core import MIN_SECRET_LENGTH
 
     if len(value) < MIN_SECRET_LENGTH:
@@ -73,6 +68,45 @@ def set_(
             f"warning: {name} is shorter than {MIN_SECRET_LENGTH} characters: it is stored, but it "
             "will not be masked in output (see docs/secrets.md)"
         )
+
+
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--from-env-file",
+        help="Set every KEY=VALUE of this dotenv file (no NAME then); nothing is set if a line is bad.",
+        show_default=False,
+    ),
+]
+
+
+@secret_app.command("set")
+def set_(
+    name: Annotated[
+        str | None, typer.Argument(help="Secret name, for example GH_TOKEN.", show_default=False)
+    ] = None,
+    description: Annotated[str, typer.Option("--description", help="What the secret is for.")] = "",
+    from_env_file: EnvFileOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Store a secret: asked for without echo on a terminal, read from stdin otherwise.
+
+    With --from-env-file FILE, store every KEY=VALUE of a dotenv file instead (the same as
+    `stigmer secret import FILE`).
+    """
+    if from_env_file is not None:
+        if name is not None:
+            raise CliError("give either NAME or --from-env-file FILE, not both", exit_code=2)
+        _set_from_file(from_env_file, "--from-env-file", description, output)
+        return
+    if name is None:
+        raise CliError(
+            "give the secret's NAME (`stigmer secret set GH_TOKEN`) or --from-env-file FILE", exit_code=2
+        )
+    if not valid_name(name):
+        raise CliError(f"secret name {name!r}: use letters, digits and underscores, starting with a letter")
+    value = read_secret_value(name, whole=True)
+    _warn_if_short(name, value)
 
     async def go() -> secret_pb2.SecretMetadata:
         async with connect() as client:
@@ -85,6 +119,48 @@ def set_(
         emit_json(_metadata(meta))
     else:
         emit_yaml([_metadata(meta)])
+
+
+@secret_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A dotenv file of KEY=VALUE lines.", show_default=False)],
+    description: Annotated[str, typer.Option("--description", help="What the secrets are for.")] = "",
+    output: OutputOption = Output.table,
+) -> None:
+    """Store every KEY=VALUE of a dotenv file as a secret (values are never printed).
+
+    Blank lines, # comments, `export KEY=...` and quoted values are understood; every line is
+    checked first, and a bad one (named by its line number) sets nothing. The same as
+    `stigmer secret set --from-env-file FILE`.
+    """
+    _set_from_file(file, "secret import", description, output)
+
+
+def _set_from_file(path: Path, option: str, description: str, output: Output) -> None:
+    from stigmer.cli.commands._params import parse_secret_file
+
+    values = parse_secret_file(path, option, allow_empty=False)
+    if not values:
+        raise CliError(f"{path} holds no KEY=VALUE lines; nothing was set")
+    for key, value in values.items():
+        _warn_if_short(key, value)
+
+    async def go() -> list[tuple[secret_pb2.SecretMetadata, bool]]:
+        async with connect() as client:
+            existing = {meta.name for meta in await client.list_secrets()}
+            done = []
+            for key, value in values.items():
+                done.append((await client.set_secret(key, value, description), key not in existing))
+            return done
+
+    results = run_async(go())
+    if output is Output.table:
+        for meta, created in results:
+            echo(f"secret/{meta.name} {'created' if created else f'updated (version {meta.version})'}")
+    elif output is Output.json:
+        emit_json([{**_metadata(meta), "created": created} for meta, created in results])
+    else:
+        emit_yaml([{**_metadata(meta), "created": created} for meta, created in results])
 
 
 @secret_app.command("list")
@@ -121,7 +197,7 @@ def list_(
 
 
 @secret_app.command("delete")
-def delete(name: NameArg) -> None:
+def delete(name: ExistingNameArg) -> None:
     """Delete a secret."""
 
     async def go() -> secret_pb2.SecretMetadata:
@@ -159,7 +235,7 @@ def _change_grant(name: str, to: str, role: str, *, add: bool) -> None:
 
 
 @secret_app.command("grant")
-def grant(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
+def grant(name: ExistingNameArg, to: ToOption = "", role: RoleOption = "") -> None:
     """Let a token (by name) or every token of a role author definitions that use a secret.
 
     On a shared server a definition may declare a secret (workflow `use.secrets`, agent, MCP
@@ -170,7 +246,7 @@ def grant(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
 
 
 @secret_app.command("revoke")
-def revoke(name: NameArg, to: ToOption = "", role: RoleOption = "") -> None:
+def revoke(name: ExistingNameArg, to: ToOption = "", role: RoleOption = "") -> None:
     """Take back a grant made with `stigmer secret grant`; runs that start afterwards are refused."""
     _change_grant(name, to, role, add=False)
 

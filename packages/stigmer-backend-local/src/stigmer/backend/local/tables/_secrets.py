@@ -211,6 +211,15 @@ def resolve_values(
     return out
 
 
+def stored_count(conn: Connection) -> int:
+    """How many secret values are stored: named secrets and the run-time secrets of executions."""
+    from sqlalchemy import func
+
+    named = conn.execute(select(func.count()).select_from(s.secrets)).scalar_one()
+    runtime = conn.execute(select(func.count()).select_from(s.execution_secrets)).scalar_one()
+    return int(named) + int(runtime)
+
+
 def can_open(conn: Connection, box: SecretBox) -> bool | None:
     """Whether ``box`` decrypts a stored secret (None when no secret is stored at all)."""
     t, es = s.secrets, s.execution_secrets
