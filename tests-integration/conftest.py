@@ -13,10 +13,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# Imported now, not by hypothesis' pytest plugin at the end of the session: on Python 3.11.7 that
-# late import re-parses hypothesis' sources, and a parse then can fail with "AST constructor
-# recursion depth mismatch" (a CPython bug fixed in later 3.11 releases), after every test passed.
-import hypothesis  # noqa: F401
 import pytest
 from stigmer.testing import FullstackWorld, cli_env, self_signed_cert
 

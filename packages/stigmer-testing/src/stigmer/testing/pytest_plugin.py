@@ -14,11 +14,20 @@ server, one per test module.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Where hypothesis is installed, import it now, not through its own pytest plugin at the end of the
+# session: on Python 3.11.7 that late import re-parses hypothesis' sources and can fail with "AST
+# constructor recursion depth mismatch" (a CPython bug fixed in later 3.11 releases) after every
+# test passed.
+if importlib.util.find_spec("hypothesis") is not None:
+    importlib.import_module("hypothesis")
 
 from ._postgres import POSTGRES_URL_ENV, postgres_schema
 from ._temporal import TemporalServer, TemporalServers
