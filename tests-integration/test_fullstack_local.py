@@ -114,6 +114,7 @@ spec:
     assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
     assert execution["output"] == world.reply
     assert world.count("/v1/chat/completions") == before + 1
+    assert execution["session"].startswith("ses_")  # every agent run belongs to a session
     described = subprocess.run(
         [
             temporal_binary(),

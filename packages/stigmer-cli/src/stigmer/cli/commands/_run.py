@@ -15,6 +15,7 @@ from stigmer.cli._errors import CliError
 from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
 from stigmer.cli.output._format import Output, OutputOption, echo, echo_err
 from stigmer.cli.output._live import approval_hint, follow, interrupted_hint, report
+from stigmer.cli.output._render import continue_hint
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
@@ -227,7 +228,10 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
                     echo(ex.metadata.id)
                     return 0
                 return report(ex, output)
-            return report(ex, output, streamed=True)
+            code = report(ex, output, streamed=True)
+            if output is Output.table and (hint := continue_hint(ex)):
+                echo_err(hint)
+            return code
 
     try:
         code = run_async(go())
