@@ -187,9 +187,7 @@ class TestExecutions:
         )
         sid = first.spec.session_id
         assert sid.startswith("ses_"), first.spec
-        stored = (
-            await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Session", id=sid)))
-        ).session
+        stored = (await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Session", id=sid)))).session
         assert stored.spec.agent.name == name
         assert stored.metadata.name.startswith(name)
         assert stored.status.last_execution_id == first.metadata.id
