@@ -91,3 +91,19 @@ async def test_server_stderr_goes_to_a_log_file_not_the_terminal(
     assert "CHATTY-SERVER-LOG-LINE" not in captured.err + captured.out
     log = _home / "logs" / "mcp" / f"{eid}-chatty.log"
     assert "CHATTY-SERVER-LOG-LINE" in log.read_text()
+
+
+async def test_a_server_that_dies_during_a_call_names_its_last_stderr_line(
+    backend: Backend, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    await apply(backend, _server("calc", Path(MCP_SERVER)))
+    llm.add(call("crash", reason="out of memory in the orders cache"), text("never"))
+    await apply(backend, openai_agent(llm, extra="  mcpServers: [{name: calc}]\n"))
+    done = await AgentRunner().execute(backend, await start(backend, "bot", "crash"))
+
+    assert done.status.phase == P.PHASE_FAILED
+    detail = done.status.error.detail
+    assert "MCP server calc closed during the run" in detail, detail
+    assert "fatal: out of memory in the orders cache" in detail
+    assert f"in folder {Path(MCP_SERVER).parent}" in detail
+    assert len(llm.requests) == 1  # the model was not asked again with a broken tool

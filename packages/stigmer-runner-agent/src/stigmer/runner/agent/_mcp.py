@@ -171,8 +171,10 @@ def _guarded(toolset: AbstractToolset[Any], launch: StdioLaunch) -> AbstractTool
             try:
                 return await self.wrapped.call_tool(name, tool_args, ctx, tool)
             except Exception as exc:
-                if _closed(exc):
-                    raise launch.failed("closed during the run", exc) from exc
+                # pydantic-ai hands a protocol error to the model as a retry; a closed connection
+                # is not the model's to fix (and the server's state is gone): the run fails.
+                if _closed(exc) or (exc.__cause__ is not None and _closed(exc.__cause__)):
+                    raise launch.failed("closed during the run", exc.__cause__ or exc) from exc
                 raise
 
     return StdioServer(toolset)
