@@ -43,6 +43,7 @@ async def test_a_server_that_exits_names_its_last_stderr_line_command_and_folder
     assert done.status.phase == P.PHASE_FAILED
     detail = done.status.error.detail
     assert "MCP server orders failed to start" in detail
+    assert (done.status.error.title, done.status.error.instance) == ("MCP server failed", "/spec/mcpServers")
     assert "ModuleNotFoundError: No module named 'ordersdb'" in detail
     assert f"{sys.executable} orders_mcp.py" in detail
     assert str(tmp_path) in detail
