@@ -56,7 +56,8 @@ SessionOption = Annotated[
     str,
     typer.Option(
         "--session",
-        help="Agents: continue the session with this name (started on first use) or id (ses_...).",
+        help="Agents: continue the session with this name (started on first use) or id (ses_...); "
+        "without it, the run starts a new session.",
         show_default=False,
     ),
 ]
