@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stigmer.sdk import Stigmer
 
 MANIFEST = """\
@@ -78,3 +80,33 @@ def test_a_relative_command_and_cwd_are_resolved_too(
     assert list(local.args) == ["orders.py"]  # relative to its cwd, which is now absolute
     absolute = client.get("mcpserver", "absolute").spec.stdio  # type: ignore[attr-defined]
     assert (absolute.command, list(absolute.args), absolute.cwd) == ("/usr/bin/env", ["/tmp/x.py"], "/tmp")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    command=st.text(max_size=300),
+    args=st.lists(st.text(max_size=300), max_size=5),
+    cwd=st.text(max_size=300) | st.just("a\x00b"),
+)
+def test_any_stdio_strings_resolve_without_an_error(
+    tmp_path: Path, command: str, args: list[str], cwd: str
+) -> None:
+    """Whatever a manifest says, resolving never raises; a value that names no file next to the
+    manifest stays as written (a relative ``cwd`` is made absolute)."""
+    from stigmer.core import LoadedResource
+    from stigmer.proto.v1 import mcp_server_pb2, meta_pb2, resource_pb2
+    from stigmer.sdk._mcppaths import resolve_stdio_paths
+
+    server = mcp_server_pb2.McpServer(
+        metadata=meta_pb2.Metadata(name="x"),
+        spec=mcp_server_pb2.McpServerSpec(
+            stdio=mcp_server_pb2.StdioTransport(command=command, args=args, cwd=cwd)
+        ),
+    )
+    item = LoadedResource(
+        resource_pb2.Resource(mcp_server=server), "McpServer", "x", str(tmp_path / "m.yaml"), 1
+    )
+    resolve_stdio_paths(item)
+    stdio = item.resource.mcp_server.spec.stdio  # type: ignore[union-attr]
+    assert (stdio.command, list(stdio.args)) == (command, args)  # nothing exists in tmp_path
+    assert stdio.cwd == cwd or Path(stdio.cwd).is_absolute()

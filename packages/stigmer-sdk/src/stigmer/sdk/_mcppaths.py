@@ -13,6 +13,7 @@ paths the spec names are made absolute, so the stored server starts the same fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _file_next_to(base: Path, value: str) -> str | None:
     candidate = base / value
     try:
         return str(candidate.resolve()) if candidate.is_file() else None
-    except OSError:  # a name too long for the file system and the like: not a path here
+    except (OSError, ValueError):  # a name too long for the file system and the like: not a path here
         return None
 
 
@@ -39,8 +40,10 @@ def resolve_stdio_paths(item: LoadedResource) -> None:
         return
     stdio = server.spec.stdio
     base = item.base_dir
-    if stdio.cwd and not Path(stdio.cwd).expanduser().is_absolute() and not stdio.cwd.startswith("~"):
-        stdio.cwd = str((base / stdio.cwd).resolve())
+    if stdio.cwd and not Path(stdio.cwd).is_absolute() and not stdio.cwd.startswith("~"):
+        # not a folder name (a NUL byte, a loop): left as written, for the runner to refuse
+        with contextlib.suppress(OSError, ValueError):
+            stdio.cwd = str((base / stdio.cwd).resolve())
     if os.sep in stdio.command or (os.altsep and os.altsep in stdio.command):
         stdio.command = _file_next_to(base, stdio.command) or stdio.command
     if not stdio.cwd:
