@@ -173,6 +173,31 @@ def test_named_session_carries_the_conversation(stigmer: StigmerCli, llm: Script
     assert "chat" in sessions.stdout and "bot" in sessions.stdout
 
 
+def test_a_run_without_a_session_can_be_continued(stigmer: StigmerCli, llm: ScriptedLLM, agent: str) -> None:
+    llm.add(text("Noted: 42."), text("You said 42."), text("Hello again."))
+    first = stigmer("agent", "execute", agent, "remember the number 42", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    session_id = json.loads(first.stdout)["session"]
+    assert session_id and session_id.startswith("ses_"), first.stdout
+    second = stigmer("agent", "execute", agent, "which number?", "--session", session_id)
+    assert second.returncode == 0, second.stderr
+    # the second turn's request carried the first turn, question and answer
+    history = [(m["role"], m.get("content")) for m in llm.requests[-1]["messages"] if m["role"] != "system"]
+    assert history == [
+        ("user", "remember the number 42"),
+        ("assistant", "Noted: 42."),
+        ("user", "which number?"),
+    ]
+    # the table output ends saying how to go on, with the same session
+    assert second.stderr.strip().splitlines()[-1] == (
+        f'continue: stigmer agent execute {agent} "…" --session {session_id}'
+    ), second.stderr
+    # a new run without --session starts a conversation of its own
+    third = stigmer("run", agent, "--message", "hi", "-o", "json")
+    assert json.loads(third.stdout)["session"] not in ("", None, session_id)
+    assert [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"] == ["hi"]
+
+
 def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path) -> None:
     """Against a server: the server runs the agent; the CLI creates, watches and approves."""
     from stigmer.server import ServerProcess, TokenStore

@@ -114,6 +114,7 @@ spec:
     assert execution["phase"] == "SUCCEEDED", done.stdout + done.stderr
     assert execution["output"] == world.reply
     assert world.count("/v1/chat/completions") == before + 1
+    assert execution["session"].startswith("ses_")  # every agent run belongs to a session
     described = subprocess.run(
         [
             temporal_binary(),
@@ -162,6 +163,68 @@ spec:
     done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)
     assert done["phase"] == "SUCCEEDED", done
     assert done["output"] == "Item 42 is gone."
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_the_support_example_applied_from_another_folder_runs_on_the_stack(
+    stack: Stack, world: World, tmp_path: Path
+) -> None:
+    """Its stdio MCP server's path is relative to the manifest (resolved at apply), not to the
+    folder the worker runs in (issue 16: "Connection closed", the cause only in the logs)."""
+    applied = subprocess.run(
+        [sys.executable, "-m", "stigmer.cli", "apply", "-f", str(EXAMPLES / "support.yaml")],
+        capture_output=True,
+        text=True,
+        env=stack.env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert applied.returncode == 0, applied.stderr
+    done = stack.cli(
+        "agent",
+        "execute",
+        "support",
+        "Where is order A-1001?",
+        "--env",
+        f"STIGMER_LLM_BASE_URL={world.url}/v1",
+        "-o",
+        "json",
+        check=False,
+    )
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "SUCCEEDED", (execution["error"], stack.log_tails())
+    assert execution["output"] == world.reply
+
+
+def test_an_mcp_server_that_exits_is_named_in_the_runs_error_on_the_stack(
+    stack: Stack, world: World, tmp_path: Path
+) -> None:
+    script = tmp_path / "broken_mcp.py"
+    script.write_text("import sys\nsys.exit('orders database unreachable: db.internal:5432')\n")
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: McpServer
+metadata: {{name: broken}}
+spec:
+  stdio: {{command: {sys.executable!r}, args: [{str(script)!r}], cwd: {str(tmp_path)!r}}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: broken-tools}}
+spec:
+  instructions: Use your tools.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  mcpServers: [{{name: broken}}]
+""")
+    done = stack.cli("agent", "execute", "broken-tools", "hi", "-o", "json", check=False)
+    execution = json.loads(done.stdout)
+    assert execution["phase"] == "FAILED", execution
+    detail = execution["error"]["detail"]
+    assert "MCP server broken failed to start" in detail
+    assert "orders database unreachable: db.internal:5432" in detail
+    assert f"{sys.executable} {script}" in detail and f"in folder {tmp_path}" in detail
 
 
 def test_a_killed_agent_worker_resumes_without_repeating_finished_model_requests(

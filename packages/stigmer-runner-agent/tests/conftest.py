@@ -12,6 +12,14 @@ from stigmer.testing import ScriptedLLM, mcp_http_server
 from stigmer.testing.agents import KEY
 
 
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``STIGMER_HOME``: stdio MCP servers' logs go under it, not the user's."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("STIGMER_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
     from stigmer.backend.local import LocalBackend

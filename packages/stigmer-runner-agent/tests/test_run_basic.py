@@ -36,7 +36,9 @@ async def test_plain_answer_exact_events(backend: Backend, llm: ScriptedLLM) -> 
     assert done.status.usage.output_tokens == 7
     assert done.status.usage.requests == 1
     assert done.status.runner.startswith("agent-runner@")
-    assert '"messages":[]' in done.status.checkpoint  # one-shot: nothing kept for a next turn
+    # a run started without a session got one: the conversation is kept for a next turn
+    assert done.spec.session_id.startswith("ses_")
+    assert '"content":"hi"' in done.status.checkpoint
     # The model received the instructions as the system prompt and the user's message.
     sent = llm.requests[0]["messages"]
     assert sent[0] == {"role": "system", "content": "Be brief."}

@@ -224,13 +224,18 @@ class AsyncStigmer:
         return results
 
     async def apply_loaded(self, item: LoadedResource, *, dry_run: bool = False) -> svc.ApplyResponse:
-        """Apply one loaded resource (a Skill's ``spec.path`` packed and stored first); the
-        backend's ``ApplyResponse`` (``action``, ``resource``, and ``previous`` in a dry run).
+        """Apply one loaded resource (a Skill's ``spec.path`` packed and stored first, a stdio
+        McpServer's relative paths resolved against its manifest's folder); the backend's
+        ``ApplyResponse`` (``action``, ``resource``, and ``previous`` in a dry run).
         ``apply`` orders its resources and calls this for each; ``stigmer apply`` does the same."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         if item.kind == "Skill":
             await self._push_skill(item)
+        elif item.kind == "McpServer":
+            from stigmer.sdk._mcppaths import resolve_stdio_paths
+
+            resolve_stdio_paths(item)
         return await self.backend.apply(
             svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
         )

@@ -4,7 +4,7 @@ python .../stigmer/testing/mcp_server.py              # stdio
 python .../stigmer/testing/mcp_server.py http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
 
 ``stigmer.testing.MCP_SERVER`` is this file's path. Tools: ``add``, ``echo_env``,
-``delete_item`` (a tool tests make need approval), ``wait``, ``fail``, ``pid``, ``whoami``.
+``delete_item`` (a tool tests make need approval), ``wait``, ``fail``, ``crash``, ``pid``, ``whoami``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ def fail(reason: str) -> str:
     from mcp.server.mcpserver.exceptions import ToolError
 
     raise ToolError(f"failed on purpose: {reason}")
+
+
+@server.tool()
+def crash(reason: str) -> str:
+    """Write ``reason`` to standard error and exit at once (a server that dies during a call)."""
+    print(f"fatal: {reason}", file=sys.stderr, flush=True)
+    os._exit(3)
 
 
 @server.tool()

@@ -16,6 +16,7 @@ from stigmer.cli.commands._complete import complete_agent, complete_runnable, co
 from stigmer.cli.commands._params import parse_env, parse_input, parse_secret_file, read_secret_value
 from stigmer.cli.output._format import Output, OutputOption, echo, echo_err
 from stigmer.cli.output._live import approval_hint, follow, interrupted_hint, report
+from stigmer.cli.output._render import continue_hint
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
@@ -56,7 +57,8 @@ SessionOption = Annotated[
     str,
     typer.Option(
         "--session",
-        help="Agents: continue the session with this name (started on first use) or id (ses_...).",
+        help="Agents: continue the session with this name (started on first use) or id (ses_...); "
+        "without it, the run starts a new session.",
         show_default=False,
     ),
 ]
@@ -228,7 +230,10 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
                     echo(ex.metadata.id)
                     return 0
                 return report(ex, output)
-            return report(ex, output, streamed=True)
+            code = report(ex, output, streamed=True)
+            if output is Output.table and (hint := continue_hint(ex)):
+                echo_err(hint)
+            return code
 
     try:
         code = run_async(go())

@@ -13,7 +13,7 @@ from stigmer.cli.output._format import color_enabled
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["Renderer", "rfc3339_ms", "short"]
+__all__ = ["Renderer", "continue_hint", "rfc3339_ms", "short"]
 
 _ANSI = {"dim": "2", "bold": "1", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 
@@ -23,6 +23,15 @@ def short(value: Any, limit: int = 200) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def continue_hint(ex: execution_pb2.Execution) -> str:
+    """The line that says how to continue an agent run's session ("" when there is none)."""
+    from stigmer.core import phase_name
+
+    if not ex.spec.session_id or phase_name(ex.status.phase) != "SUCCEEDED":
+        return ""
+    return f'continue: stigmer agent execute {ex.spec.target.name} "…" --session {ex.spec.session_id}'
 
 
 class Renderer:

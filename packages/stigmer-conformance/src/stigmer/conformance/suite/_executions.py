@@ -218,6 +218,45 @@ class TestExecutions:
             NotFound, backend.create_execution(svc.CreateExecutionRequest(spec=bad)), "ses_unknown"
         )
 
+    async def test_an_agent_run_without_a_session_gets_one(self, backend: Backend) -> None:
+        """Every agent run a caller starts belongs to a session, so a one-off can be continued."""
+        name = await _agent(backend)
+        target = meta_pb2.ResourceRef(kind="Agent", name=name)
+        first = await backend.create_execution(
+            svc.CreateExecutionRequest(spec=ex.ExecutionSpec(target=target, message="hi"))
+        )
+        sid = first.spec.session_id
+        assert sid.startswith("ses_"), first.spec
+        stored = (await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Session", id=sid)))).session
+        assert stored.spec.agent.name == name
+        assert stored.metadata.name.startswith(name)
+        assert stored.status.last_execution_id == first.metadata.id
+        # it continues like any other session; another run without one gets a session of its own
+        spec = ex.ExecutionSpec(target=target, message="and then?", session_id=sid)
+        second = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        assert second.spec.session_id == sid
+        other = await backend.create_execution(
+            svc.CreateExecutionRequest(spec=ex.ExecutionSpec(target=target, message="new topic"))
+        )
+        assert other.spec.session_id.startswith("ses_") and other.spec.session_id != sid
+        listed = await backend.list_executions(svc.ListExecutionsRequest(session_id=sid))
+        assert [e.metadata.id for e in listed.executions] == [second.metadata.id, first.metadata.id]
+        # workflows have no sessions; an agent run a parent execution starts keeps what it is given
+        wf = unique("wf")
+        await apply(backend, workflow(wf))
+        flow = await backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=wf))
+            )
+        )
+        assert flow.spec.session_id == ""
+        child = await backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=ex.ExecutionSpec(target=target, message="step", parent_execution_id=flow.metadata.id)
+            )
+        )
+        assert child.spec.session_id == ""
+
 
 @pytest.mark.asyncio
 class TestStatusUpdates:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stigmer.core import Backend, InvalidArgument, Redactor
@@ -58,8 +59,12 @@ class Builder:
         environ: Mapping[str, str],
         run_model: agent_pb2.ModelConfig | None,
         allow_run: bool = False,
+        execution_id: str = "",
+        log_dir: Path | None = None,
     ) -> None:
         self.backend = backend
+        self.execution_id = execution_id
+        self.log_dir = log_dir  # where stdio MCP servers' standard error goes
         self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
         self.sink = sink
         self.redactor = redactor
@@ -94,7 +99,12 @@ class Builder:
         depth: int = 0,
     ) -> AgentBuild:
         """Build the agent for ``spec`` (an Agent spec or an inline sub-agent)."""
+        import pydantic_ai
         from pydantic_ai import Agent, DeferredToolRequests
+
+        # Stigmer owns the run's output: no first-run banner on the user's terminal (pydantic-ai's
+        # documented switch for a platform that hands runs to a framework of its own).
+        pydantic_ai.BANNER_ENABLED = False
 
         agent_model = spec.model if spec.HasField("model") else None
         choice = self.choose(agent_model, parent=parent_model)
@@ -111,6 +121,8 @@ class Builder:
             redactor=self.redactor,
             approvals=approvals,
             allow_run=self.allow_run,
+            log_dir=self.log_dir,
+            execution_id=self.execution_id,
         )
         by_key: dict[str, AbstractToolset[Any]] = {f"mcp:{server}": t for server, t in mcp.toolsets}
         files = skill_toolset(skills)

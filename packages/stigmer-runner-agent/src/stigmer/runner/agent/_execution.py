@@ -22,6 +22,7 @@ from stigmer.core import (
     Backend,
     InvalidArgument,
     Redactor,
+    StigmerError,
     Unavailable,
     default_redactor,
     has_capability,
@@ -33,6 +34,7 @@ from stigmer.runner.agent._build import AgentBuild, Builder
 from stigmer.runner.agent._checkpoint import Checkpoint
 from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
 from stigmer.runner.agent._loop import PendingCall
+from stigmer.runner.agent._mcp import McpServerFailed, mcp_log_dir
 
 if TYPE_CHECKING:
     from pydantic_ai.usage import RunUsage
@@ -160,6 +162,8 @@ class OpenExecution:
             environ=self.environ,
             run_model=spec.model if spec.HasField("model") else None,
             allow_run=self.allow_run,
+            execution_id=self.id,
+            log_dir=mcp_log_dir(self.environ),
         )
 
     async def build(self, agent: Any, stack: AsyncExitStack) -> AgentBuild:
@@ -245,7 +249,9 @@ def usage_message(usage: RunUsage | Mapping[str, Any] | None) -> execution_pb2.U
     )
 
 
-def mcp_start_error(server: str, exc: BaseException) -> Unavailable:
+def mcp_start_error(server: str, exc: BaseException) -> StigmerError:
+    if isinstance(exc, McpServerFailed):  # it names the server's last error line, command, folder
+        return exc
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, BaseExceptionGroup):
         detail = "; ".join(str(e) or type(e).__name__ for e in exc.exceptions)

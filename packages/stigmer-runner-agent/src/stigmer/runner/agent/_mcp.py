@@ -14,18 +14,33 @@ both have ``search``): such a tool is offered to the model once per server, as
 name a server's own tools; approval requests and tool events show the name the model called.
 
 A stdio server is a local process: it is started only when the execution's backend grants the
-``run`` capability (always in Lite; on a server only with ``stigmer server --allow-run``).
+``run`` capability (always in Lite; on a server only with ``stigmer server --allow-run``). Its
+standard error goes to ``$STIGMER_HOME/logs/mcp/<execution id>-<server>.log`` (never the run's
+terminal); when it fails to start or closes during the run, the error names its last
+standard-error line, its command and its folder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import Backend, CapabilityDenied, InvalidArgument, Redactor, header_problem
+from stigmer.core import (
+    Backend,
+    CapabilityDenied,
+    FailedPrecondition,
+    InvalidArgument,
+    Redactor,
+    header_problem,
+    private_dir,
+    private_file,
+)
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._expr import resolve_value
@@ -34,11 +49,135 @@ if TYPE_CHECKING:
     from pydantic_ai import RunContext
     from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-__all__ = ["HTTP_CONNECT_TIMEOUT", "STDIO_START_TIMEOUT", "McpTools", "build_mcp_toolsets"]
+__all__ = [
+    "HTTP_CONNECT_TIMEOUT",
+    "STDIO_START_TIMEOUT",
+    "McpServerFailed",
+    "McpTools",
+    "build_mcp_toolsets",
+    "mcp_log_dir",
+]
 
 # Seconds a server gets to start (stdio: first `npx`/`uvx` runs download) or to answer the handshake.
 STDIO_START_TIMEOUT = 60.0
 HTTP_CONNECT_TIMEOUT = 30.0
+
+
+#: How much of the end of a server's log is read for its last line.
+_TAIL_BYTES = 16_384
+
+
+def mcp_log_dir(environ: Mapping[str, str]) -> Path:
+    """Where stdio MCP servers' standard error is written: ``$STIGMER_HOME/logs/mcp``."""
+    home = Path(environ.get("STIGMER_HOME") or Path.home() / ".stigmer").expanduser()
+    return home / "logs" / "mcp"
+
+
+class McpServerFailed(FailedPrecondition):
+    """A stdio MCP server failed to start or closed during the run (its message says why)."""
+
+
+@dataclass
+class StdioLaunch:
+    """How a stdio server is started, and where its standard error goes."""
+
+    server: str
+    command: str
+    args: list[str]
+    cwd: str
+    log: Path
+    offset: int = 0
+
+    def mark(self) -> None:
+        """Remember where this start's lines begin in the (appended) log."""
+        try:
+            self.offset = self.log.stat().st_size
+        except OSError:
+            self.offset = 0
+
+    def last_line(self) -> str:
+        """The server's last non-blank standard-error line since :meth:`mark`."""
+        try:
+            with self.log.open("rb") as file:
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(self.offset, size - _TAIL_BYTES))
+                tail = file.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    def failed(self, what: str, exc: BaseException) -> McpServerFailed:
+        reason = _reason(exc)
+        line = self.last_line()
+        said = f" Its last error line: {line}." if line else " It wrote nothing to standard error."
+        folder = self.cwd or os.getcwd()
+        return McpServerFailed(
+            f"MCP server {self.server} {what}: {reason}.{said} "
+            f"Command: {shlex.join([self.command, *self.args])}, in folder {folder} "
+            f"(full log: {self.log})"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_reason(e) for e in exc.exceptions)
+    return (getattr(exc, "message", None) or str(exc) or type(exc).__name__).rstrip(".")
+
+
+def _closed(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server's connection is gone (it exited or closed its pipes)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_closed(e) for e in exc.exceptions)
+    import anyio
+
+    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream):
+        return True
+    code = getattr(exc, "code", None)
+    if code is None:
+        code = getattr(getattr(exc, "error", None), "code", None)
+    return code == -32000  # mcp.types.CONNECTION_CLOSED
+
+
+def _guarded(toolset: AbstractToolset[Any], launch: StdioLaunch) -> AbstractToolset[Any]:
+    """``toolset`` whose start failure or closed connection raises :class:`McpServerFailed`."""
+    from pydantic_ai.toolsets import WrapperToolset
+
+    @dataclass
+    class StdioServer(WrapperToolset[Any]):
+        @property
+        def id(self) -> str | None:
+            return self.wrapped.id
+
+        async def __aenter__(self) -> StdioServer:
+            launch.mark()
+            try:
+                await self.wrapped.__aenter__()
+            except Exception as exc:
+                raise launch.failed("failed to start", exc) from exc
+            return self
+
+        async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+            try:
+                return await self.wrapped.get_tools(ctx)
+            except Exception as exc:
+                if _closed(exc):
+                    raise launch.failed("closed during the run", exc) from exc
+                raise
+
+        async def call_tool(
+            self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+        ) -> Any:
+            try:
+                return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+            except Exception as exc:
+                # pydantic-ai hands a protocol error to the model as a retry; a closed connection
+                # is not the model's to fix (and the server's state is gone): the run fails.
+                if _closed(exc) or (exc.__cause__ is not None and _closed(exc.__cause__)):
+                    raise launch.failed("closed during the run", exc.__cause__ or exc) from exc
+                raise
+
+    return StdioServer(toolset)
 
 
 @dataclass
@@ -59,8 +198,13 @@ async def build_mcp_toolsets(
     redactor: Redactor,
     approvals: bool = True,
     allow_run: bool = False,
+    log_dir: Path | None = None,
+    execution_id: str = "",
 ) -> McpTools:
     """Build one filtered toolset per MCP server usage (nothing is started yet).
+
+    A stdio server's standard error is appended to ``<log_dir>/<execution_id>-<server>.log``
+    (``log_dir`` defaults to :func:`mcp_log_dir` of the process environment).
 
     With ``approvals=False`` (sub-agents, which cannot pause) tools that need approval are withheld.
     Without ``allow_run`` (the execution's ``run`` capability) a stdio server is refused with
@@ -94,12 +238,25 @@ async def build_mcp_toolsets(
                 env[key] = resolved.value
             if not stdio.command:
                 raise InvalidArgument(f"McpServer {name}: stdio.command is empty", ["spec.stdio.command"])
-            toolset = MCPToolset(
-                StdioTransport(
-                    stdio.command, list(stdio.args), env=env or None, cwd=stdio.cwd or None, keep_alive=False
+            folder = private_dir(log_dir if log_dir is not None else mcp_log_dir(os.environ))
+            slug = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{execution_id or 'run'}-{name}")
+            launch = StdioLaunch(
+                name, stdio.command, list(stdio.args), stdio.cwd, private_file(folder / f"{slug}.log")
+            )
+            toolset = _guarded(
+                MCPToolset(
+                    StdioTransport(
+                        stdio.command,
+                        list(stdio.args),
+                        env=env or None,
+                        cwd=stdio.cwd or None,
+                        keep_alive=False,
+                        log_file=launch.log,
+                    ),
+                    id=f"mcp-{name}",
+                    init_timeout=STDIO_START_TIMEOUT,
                 ),
-                id=f"mcp-{name}",
-                init_timeout=STDIO_START_TIMEOUT,
+                launch,
             )
         elif transport == "http":
             http = server.spec.http

@@ -37,10 +37,13 @@ def problem_from_exception(
     exc: BaseException, *, model: str = "", endpoint: str = ""
 ) -> execution_pb2.ExecutionError:
     """The problem description of ``exc``; ``model``/``endpoint`` name what was being called."""
+    from stigmer.runner.agent._mcp import McpServerFailed
     from stigmer.runner.agent._models import ModelNotConfigured
 
     if isinstance(exc, ModelNotConfigured):
         return _problem("configuration", "Model not configured", 400, exc.message, "/spec/model")
+    if isinstance(exc, McpServerFailed):
+        return _problem("runtime", "MCP server failed", 502, exc.message, "/spec/mcpServers")
     if isinstance(exc, StigmerError):
         mapping: list[tuple[type[StigmerError], str, str, int]] = [
             (NotFound, "configuration", "Not found", 404),

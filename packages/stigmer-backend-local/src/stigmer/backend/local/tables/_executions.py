@@ -25,6 +25,7 @@ from stigmer.core import (
     Principal,
     new_id,
     phase_name,
+    slugify,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
@@ -120,6 +121,10 @@ def create(
             raise NotFound(f"session {spec.session_id!r} does not exist; create the Session first")
     if spec.parent_execution_id:
         load(conn, spec.parent_execution_id, lock=False)
+    kind = _EXEC_KIND[row.kind]
+    eid = new_id(kind)
+    if row.kind == "Agent" and not spec.session_id and not spec.parent_execution_id:
+        spec.session_id = _new_session(conn, row.name, eid, principal)
     _grants.check_parent_held(conn, principal, spec.parent_execution_id)
     if row.kind == "Agent":
         names = res.agent_secret_refs(conn, body)
@@ -135,8 +140,6 @@ def create(
     names.extend(request.runtime_secrets)
     del spec.secret_refs[:]
     spec.secret_refs.extend(sorted(set(names)))
-    kind = _EXEC_KIND[row.kind]
-    eid = new_id(kind)
     now = now_us()
     status = ex.ExecutionStatus(phase=P.PHASE_PENDING)
     conn.execute(
@@ -165,6 +168,22 @@ def create(
     if spec.session_id:
         res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})
     return _get(conn, eid)
+
+
+def _new_session(conn: Connection, agent: str, eid: str, principal: Principal | None) -> str:
+    """A Session of ``agent`` for a run started without one (named after the agent and the run),
+    so every conversation can be continued; its id."""
+    from stigmer.proto.v1 import resource_pb2, session_pb2
+
+    name = f"{slugify(agent)[:40].rstrip('-')}-{eid[-8:]}"
+    created = session_pb2.Session(
+        api_version="stigmer.ai/v1",
+        kind="Session",
+        metadata=meta_pb2.Metadata(name=name),
+        spec=session_pb2.SessionSpec(agent=meta_pb2.ResourceRef(kind="Agent", name=agent)),
+    )
+    response = res.apply(conn, svc.ApplyRequest(resource=resource_pb2.Resource(session=created)), principal)
+    return str(response.resource.session.metadata.id)
 
 
 def _starter(
