@@ -13,7 +13,7 @@ from stigmer.core import STOPPED_PHASES, is_terminal, phase_name
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
 
 if TYPE_CHECKING:
-    from stigmer.core import Backend, Runner
+    from stigmer.core import Backend, Handover, Runner
     from stigmer.proto.v1 import execution_pb2
 
 __all__ = ["AsyncExecution", "OnApproval", "OnEvent"]
@@ -48,6 +48,7 @@ class AsyncExecution:
         self.execution = execution
         self._runner = runner
         self._task: asyncio.Task[execution_pb2.Execution] | None = None
+        self._handover: Handover | None = None
         self._seen = 0
         if runner is not None and start:
             self._start_runner()
@@ -89,9 +90,30 @@ class AsyncExecution:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _start_runner(self) -> asyncio.Task[execution_pb2.Execution]:
+        from stigmer.core import Handover, handing_over
+
         assert self._runner is not None
-        self._task = asyncio.get_running_loop().create_task(self._runner.execute(self._backend, self.id))
+        if self._handover is None:
+            self._handover = Handover()
+        with handing_over(self._handover):  # the runner's task sees it (its context is a copy)
+            self._task = asyncio.get_running_loop().create_task(self._runner.execute(self._backend, self.id))
         return self._task
+
+    def hand_over(self) -> bool:
+        """Ask the runner running in this process to stop at its next step boundary — progress
+        saved, no effect under way (a ``wait`` stops at once: its deadline is saved) — leaving the
+        execution RUNNING for another process to resume (``stigmer execution resume ID``), so no
+        started effect runs twice. ``follow`` then returns the execution as it stands.
+        False when no runner runs here."""
+        if self._handover is None or self._task is None or self._task.done():
+            return False
+        self._handover.request()
+        return True
+
+    @property
+    def handed_over(self) -> bool:
+        """True once ``hand_over`` was asked."""
+        return self._handover is not None and self._handover.requested
 
     async def refresh(self) -> execution_pb2.Execution:
         """Read the execution again."""
@@ -295,6 +317,9 @@ class AsyncExecution:
                         continue
                     finished = runner_task.result()  # a runner error propagates here
                     runner_task = None
+                    if self.handed_over and not is_terminal(finished.status.phase):
+                        await drain(finished.status.last_sequence)
+                        return await self.refresh()  # stopped at a step boundary, for another process
                     if phase_name(finished.status.phase) == _WAITING_APPROVAL:
                         await drain(finished.status.last_sequence)
                         if await answer(finished) is None:

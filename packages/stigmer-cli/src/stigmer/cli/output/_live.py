@@ -111,15 +111,26 @@ async def follow(
     ask: bool = True,
     report_follows: bool = True,
     timestamps: bool = False,
+    observe: Callable[[execution_pb2.ExecutionEvent], None] | None = None,
 ) -> execution_pb2.Execution:
     """Follow an execution until it ends or waits (running it here when the handle does), showing
     its events live in table output and asking approvals on a terminal (when ``ask``).
-    ``report_follows``: the caller prints :func:`report` after it (the error is said there)."""
+    ``report_follows``: the caller prints :func:`report` after it (the error is said there);
+    ``observe`` sees every event too."""
     renderer = (
         Renderer(report_follows=report_follows, live_status=is_tty(sys.stdout), timestamps=timestamps)
         if output is Output.table
         else None
     )
+    on_event = renderer.event if renderer is not None else None
+    if observe is not None:
+        seen, render = observe, on_event
+
+        def on_event(ev: execution_pb2.ExecutionEvent) -> None:
+            seen(ev)
+            if render is not None:
+                render(ev)
+
     on_approval = approval_prompt(
         handle.id,
         interactive=ask and interactive_terminal(),
@@ -127,7 +138,7 @@ async def follow(
     )
     try:
         return await handle.follow(
-            renderer.event if renderer is not None else None,
+            on_event,
             _holding_status(renderer, on_approval),
             start=start,
             stop_on_approval=stop_on_approval,

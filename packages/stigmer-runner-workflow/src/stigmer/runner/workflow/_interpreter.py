@@ -184,7 +184,8 @@ class Interpreter(Checkpointing, Evaluating):
             error.with_instance(path)
             await self.host.task_failed(path, name, error.problem)
             raise
-        await self.host.task_started(path, name, value)
+        if not (self._resume and f"{path}/wait" in self._resume):
+            await self.host.task_started(path, name, value)  # (a resumed wait goes on: started before)
         try:
             timeout = self.timeout_seconds(task.get("timeout"))
             raw, directive = await self.with_timeout(
