@@ -21,6 +21,7 @@ __all__ = ["AsyncExecution", "OnApproval", "OnEvent"]
 _CANCEL_GRACE = 1.0  # seconds an in-process runner gets to stop by itself after cancel()
 _DRAIN_SECONDS = 2.0  # how long to wait for events the runner wrote before it returned (in flight)
 _WAITING_APPROVAL = "WAITING_APPROVAL"
+_ELSEWHERE = "decided elsewhere"  # ``answer``: someone else approved or rejected meanwhile
 
 OnEvent = Callable[["execution_pb2.ExecutionEvent"], None]
 # Given the execution waiting for an approval: (approved, reason) to answer it, None to leave it.
@@ -245,15 +246,14 @@ class AsyncExecution:
                 await queue.put(None)
 
         def seen(ev: execution_pb2.ExecutionEvent) -> bool:
-            """Pass an event on; True when it may mean the execution now waits for an approval."""
+            """Pass an event on; True when the execution now waits for an approval (its phase
+            event comes after the call and the request, so those are passed on before asking)."""
             nonlocal last
             if ev.sequence:
                 last = max(last, ev.sequence)
             if on_event is not None:
                 on_event(ev)
-            return ev.type == "approval.requested" or (
-                ev.type == "phase" and phase_name(ev.phase) == _WAITING_APPROVAL
-            )
+            return ev.type == "phase" and phase_name(ev.phase) == _WAITING_APPROVAL
 
         async def drain(up_to: int) -> None:
             """Pass on queued events up to sequence ``up_to`` (bounded wait)."""
@@ -272,18 +272,57 @@ class AsyncExecution:
                     return
                 seen(ev)
 
-        async def answer(ex: execution_pb2.Execution) -> bool | None:
-            """Ask ``on_approval`` once per pending approval; None when left unanswered."""
+        async def decided_elsewhere(approval_id: str) -> None:
+            """Pass events on until the approval is decided by someone else (another terminal,
+            the SDK): its ``approval.resolved`` event, or the execution leaving WAITING_APPROVAL."""
+            while True:
+                ev = await queue.get()
+                if ev is None:  # the watch ended: nothing will tell
+                    await queue.put(None)
+                    await asyncio.Event().wait()
+                    continue
+                seen(ev)
+                if ev.type == "approval.resolved" and (not approval_id or ev.subject == approval_id):
+                    return
+                if ev.type == "phase" and phase_name(ev.phase) != _WAITING_APPROVAL:
+                    return
+
+        async def answer(ex: execution_pb2.Execution) -> bool | str | None:
+            """Ask ``on_approval`` once per pending approval, while watching for a decision made
+            elsewhere (which ends the asking: ``_ELSEWHERE``); None when left unanswered."""
+            from stigmer.core import FailedPrecondition
+
             pending = ex.status.pending_approval
             key = pending.id or f"seq-{ex.status.last_sequence}"
             if key in answered:
                 return True
-            decision = await on_approval(ex) if on_approval is not None else None
             answered.add(key)
+            if on_approval is None:
+                return None
+            asking = asyncio.ensure_future(on_approval(ex))
+            elsewhere = asyncio.ensure_future(decided_elsewhere(pending.id))
+            try:
+                await asyncio.wait({asking, elsewhere}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (asking, elsewhere):
+                    if not task.done():
+                        task.cancel()
+                await asyncio.gather(elsewhere, return_exceptions=True)
+                if asking.cancelled() or not asking.done():
+                    await asyncio.gather(asking, return_exceptions=True)
+            if asking.cancelled():
+                return _ELSEWHERE
+            decision = asking.result()  # a failure to ask propagates
             if decision is None:
                 return None
             approved, reason = decision
-            await self._submit(approved, reason, pending.id)
+            try:
+                await self._submit(approved, reason, pending.id)
+            except FailedPrecondition:
+                current = await self.refresh()
+                if phase_name(current.status.phase) != _WAITING_APPROVAL:
+                    return _ELSEWHERE  # decided elsewhere the moment it was answered here
+                raise
             return approved
 
         watcher = asyncio.create_task(watch())
@@ -308,7 +347,7 @@ class AsyncExecution:
                         if phase_name(current.status.phase) == _WAITING_APPROVAL:
                             decided = await answer(current)
                             if decided is None and stop_on_approval:
-                                return current
+                                return await self.refresh()
                 else:
                     getter.cancel()
                 if runner_task is not None and runner_task in done:
@@ -322,9 +361,12 @@ class AsyncExecution:
                         return await self.refresh()  # stopped at a step boundary, for another process
                     if phase_name(finished.status.phase) == _WAITING_APPROVAL:
                         await drain(finished.status.last_sequence)
-                        if await answer(finished) is None:
+                        decided = await answer(finished)
+                        if decided is None:
                             return await self.refresh()
-                        runner_task = self._start_runner()
+                        if decided is not _ELSEWHERE:
+                            runner_task = self._start_runner()
+                        # decided elsewhere: whoever decided runs it on; watch
             if runner_task is not None:
                 await asyncio.wait({runner_task})
                 if not runner_task.cancelled():

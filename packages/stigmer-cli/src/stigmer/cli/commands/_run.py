@@ -96,6 +96,7 @@ class Started:
     local: bool = True
     context: str = ""
     stopped: bool = False  # a second Ctrl-C stopped it here
+    runs_here: bool = True  # False: Ctrl-C came while this process ran nothing of it
 
 
 async def _check(client: AsyncStigmer, req: RunRequest) -> None:
@@ -163,7 +164,10 @@ async def follow_here(
         if not handle.handed_over and handle.hand_over():
             echo_err("\n" + detaching_hint(steps.describe(handle.kind)))
             return
-        started.stopped = True
+        if handle.handed_over:
+            started.stopped = True  # the second Ctrl-C: stop now
+        else:
+            started.runs_here = False  # nothing runs here (a prompt; a run going on elsewhere)
         if main is not None:
             main.cancel()
 
@@ -176,7 +180,7 @@ async def follow_here(
     except asyncio.CancelledError:
         if started.stopped:
             raise Stopped() from None
-        raise
+        raise KeyboardInterrupt from None
     finally:
         loop.remove_signal_handler(signal.SIGINT)
     if handle.handed_over and not is_terminal(ex.status.phase):
@@ -261,9 +265,6 @@ def detach_on_interrupt(started: Started) -> None:
     ex_id = started.execution_id
     if not ex_id:
         return
-    if not started.local:
-        echo_err("\n" + interrupted_hint(ex_id, local=False))
-        return
 
     async def phase() -> str:
         from stigmer.core import phase_name
@@ -272,16 +273,21 @@ def detach_on_interrupt(started: Started) -> None:
             ex = await client.get_execution(ex_id)
             return phase_name(ex.status.phase)
 
-    current = run_async(phase())
+    try:
+        current = run_async(phase())
+    except Exception:  # the hint without the phase
+        current = ""
     from stigmer.core import is_terminal
 
-    if is_terminal(current):
+    if current and is_terminal(current):
         echo_err(f"\nexecution {ex_id} already ended ({current}): `stigmer execution get {ex_id}`")
     elif current == "WAITING_APPROVAL":
-        echo_err("\n" + approval_hint(ex_id))
-    else:
+        echo_err("\n" + approval_hint(ex_id))  # nothing was answered
+    elif started.local and started.runs_here:
         spawn_background(ex_id, started.context)
         echo_err("\n" + interrupted_hint(ex_id, local=True))
+    else:
+        echo_err("\n" + interrupted_hint(ex_id, local=False))
 
 
 def _request(
