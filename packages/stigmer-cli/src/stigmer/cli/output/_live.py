@@ -160,7 +160,7 @@ async def _read_line(question: str) -> str:
     try:
         loop.add_reader(fd, readable)
     except (NotImplementedError, ValueError, OSError):  # no reader for this stdin: read in a thread
-        text = await asyncio.to_thread(sys.stdin.readline)
+        text: str = await asyncio.to_thread(sys.stdin.readline)
         if not text:
             raise EOFError from None
         return text
