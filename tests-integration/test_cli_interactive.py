@@ -62,7 +62,9 @@ def get(stigmer: StigmerCli, execution_id: str) -> dict[str, Any]:
     return data
 
 
-def wait_phase(stigmer: StigmerCli, execution_id: str, phases: set[str], timeout: float = 30) -> dict[str, Any]:
+def wait_phase(
+    stigmer: StigmerCli, execution_id: str, phases: set[str], timeout: float = 30
+) -> dict[str, Any]:
     last: dict[str, Any] = {}
 
     def reached() -> bool:

@@ -22,7 +22,10 @@ writer does the rest, the same way for every runner:
   the failure that ends the run);
 - **stopping**: when the backend says the execution ended elsewhere (cancelled), the writer
   raises :class:`RunStopped` carrying the execution as it stands; terminal phases are
-  :data:`~stigmer.core.TERMINAL_PHASES`.
+  :data:`~stigmer.core.TERMINAL_PHASES`;
+- **handing over**: at a step boundary a runner calls :meth:`EventWriter.hand_over_if_requested`,
+  which, when the process running it asked to hand the run over (:class:`~stigmer.core.Handover`,
+  Lite's Ctrl-C), writes what is pending and raises :class:`RunStopped` with the execution RUNNING.
 """
 
 from __future__ import annotations

@@ -226,6 +226,9 @@ class AsyncExecution:
         waits for an approval, ``on_approval`` is asked: ``(approved, reason)`` answers it and the
         run goes on (here, or on the server); ``None`` leaves it unanswered and following stops
         there (unless ``stop_on_approval=False`` and the run goes on elsewhere: then it watches on).
+        While ``on_approval`` is asked, the watch goes on: an approval or rejection made elsewhere
+        (another process) cancels the asking, and following goes on with the run (run by whoever
+        decided). After ``hand_over()`` it returns once the runner here stopped at a step boundary.
         ``wait`` is ``follow()`` from the current snapshot, with a timeout.
         """
         from stigmer.proto.v1 import backend_service_pb2 as svc

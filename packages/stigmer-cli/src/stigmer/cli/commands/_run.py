@@ -185,6 +185,8 @@ async def follow_here(
         loop.remove_signal_handler(signal.SIGINT)
     if handle.handed_over and not is_terminal(ex.status.phase):
         raise KeyboardInterrupt  # handed over at a step boundary: the caller detaches
+    if handle.handed_over:
+        echo_err("(the run ended before it was handed over: nothing goes on in the background)")
     return ex
 
 
