@@ -5,19 +5,22 @@ elsewhere, and a cancelled run leaves no task RUNNING."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pexpect  # type: ignore[import-untyped]
+import pexpect
 import pytest
 from stigmer.testing import MCP_SERVER, Reply, ScriptedLLM, call, text, wait_for
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
+if TYPE_CHECKING:
+    Terminal = pexpect.spawn[str]
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,7 +31,7 @@ def llm() -> Iterator[ScriptedLLM]:
         yield server
 
 
-def spawn(env: dict[str, str], cwd: Path, *args: str) -> pexpect.spawn:
+def spawn(env: dict[str, str], cwd: Path, *args: str) -> Terminal:
     """``stigmer ARGS`` on a pseudo-terminal (stdin, stdout and stderr all on it)."""
     return pexpect.spawn(
         sys.executable,
@@ -41,7 +44,14 @@ def spawn(env: dict[str, str], cwd: Path, *args: str) -> pexpect.spawn:
     )
 
 
-def finish(child: pexpect.spawn) -> int:
+def matched(child: Terminal) -> str:
+    """The first group of what ``expect`` just matched."""
+    match = child.match
+    assert isinstance(match, re.Match), match
+    return str(match.group(1))
+
+
+def finish(child: Terminal) -> int:
     """Read to the end; the exit status."""
     child.expect(pexpect.EOF)
     child.close()
@@ -104,7 +114,7 @@ def test_detaching_during_a_wait_keeps_its_deadline(
     apply(stigmer, tmp_path, WAITS)
     child = spawn(stigmer_env, tmp_path, "workflow", "run", "waits")
     child.expect(r"(wex_\w+) started")
-    execution_id = child.match.group(1)
+    execution_id = matched(child)
     child.expect(r"[▶>] nap")
     time.sleep(1.0)
     child.sendintr()
@@ -141,7 +151,7 @@ def test_detaching_during_a_model_request_sends_it_once(
     llm.add(slow_call, text("2 + 3 = 5."))
     child = spawn(stigmer_env, tmp_path, "agent", "execute", "bot", "add 2 and 3")
     child.expect(r"(aex_\w+) started")
-    execution_id = child.match.group(1)
+    execution_id = matched(child)
     wait_for(lambda: len(llm.requests) >= 1, 30, "the first model request", every=0.05)
     time.sleep(0.5)
     child.sendintr()
@@ -167,7 +177,7 @@ def test_a_second_ctrl_c_stops_the_run_resumable(
     llm.add(slow)
     child = spawn(stigmer_env, tmp_path, "agent", "execute", "bot", "hello")
     child.expect(r"(aex_\w+) started")
-    execution_id = child.match.group(1)
+    execution_id = matched(child)
     wait_for(lambda: len(llm.requests) >= 1, 30, "the first model request", every=0.05)
     child.sendintr()
     child.expect("Ctrl-C again to stop it now")
@@ -181,12 +191,12 @@ def test_a_second_ctrl_c_stops_the_run_resumable(
 # -- approvals ------------------------------------------------------------------------------------
 def start_approval(
     stigmer: StigmerCli, stigmer_env: dict[str, str], tmp_path: Path, llm: ScriptedLLM
-) -> tuple[pexpect.spawn, str]:
+) -> tuple[Terminal, str]:
     apply(stigmer, tmp_path, agent_manifest(llm, approve=True))
     llm.add(call("delete_item", item="42"), text("Item 42 is gone."))
     child = spawn(stigmer_env, tmp_path, "agent", "execute", "bot", "delete item 42")
     child.expect(r"(aex_\w+) started")
-    execution_id = child.match.group(1)
+    execution_id = matched(child)
     child.expect_exact("delete_item(")  # the call ...
     child.expect_exact("WAITING_APPROVAL")  # ... the phase ...
     child.expect_exact("approve? [y/N]")  # ... then the prompt
@@ -231,7 +241,7 @@ def test_a_cancelled_run_leaves_no_task_running(
     apply(stigmer, tmp_path, WAITS.replace("PT3S", "PT60S"))
     child = spawn(stigmer_env, tmp_path, "workflow", "run", "waits")
     child.expect(r"(wex_\w+) started")
-    execution_id = child.match.group(1)
+    execution_id = matched(child)
     child.expect(r"[▶>] nap")
     cancelled = stigmer("execution", "cancel", execution_id)
     assert cancelled.returncode == 0, cancelled.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -518,7 +519,7 @@ spec:
 def test_the_approval_prompt_on_the_stack(stack: Stack, world: World) -> None:
     """On a terminal: the call, WAITING_APPROVAL, then the prompt (as in Lite); a decision made
     elsewhere ends the prompt; Ctrl-C at the prompt detaches with the hint and answers nothing."""
-    import pexpect  # type: ignore[import-untyped]
+    import pexpect
 
     stack.apply(f"""\
 apiVersion: stigmer.ai/v1
@@ -546,7 +547,8 @@ spec:
             dimensions=(40, 200),
         )
         child.expect(r"(aex_\w+) started")
-        execution_id = child.match.group(1)
+        assert isinstance(child.match, re.Match)
+        execution_id = str(child.match.group(1))
         child.expect_exact("delete_item(")
         child.expect_exact("WAITING_APPROVAL")
         child.expect_exact("approve? [y/N]")
