@@ -169,6 +169,23 @@ def test_detaching_during_a_model_request_sends_it_once(
     assert len(calls) == 1
 
 
+def test_detaching_during_the_last_model_request_lets_the_run_end_here(
+    stigmer: StigmerCli, stigmer_env: dict[str, str], tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    apply(stigmer, tmp_path, agent_manifest(llm))
+    llm.add(Reply(text="Hello.", delay=2.0))
+    child = spawn(stigmer_env, tmp_path, "agent", "execute", "bot", "hello")
+    child.expect(r"(aex_\w+) started")
+    execution_id = matched(child)
+    wait_for(lambda: len(llm.requests) >= 1, 30, "the model request", every=0.05)
+    child.sendintr()
+    child.expect("detaching: letting the model request in flight")
+    child.expect("the run ended before it was handed over")
+    assert finish(child) == 0
+    assert get(stigmer, execution_id)["phase"] == "SUCCEEDED"
+    assert len(llm.requests) == 1  # sent once
+
+
 def test_a_second_ctrl_c_stops_the_run_resumable(
     stigmer: StigmerCli, stigmer_env: dict[str, str], tmp_path: Path, llm: ScriptedLLM
 ) -> None:
