@@ -24,7 +24,7 @@ from stigmer.cli.output._format import (
     print_table,
 )
 from stigmer.cli.output._live import follow, report
-from stigmer.cli.output._render import Renderer
+from stigmer.cli.output._render import Renderer, continue_hint
 from stigmer.cli.output._view import event_to_dict, execution_to_dict
 
 if TYPE_CHECKING:
@@ -502,7 +502,10 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
                 ex = await follow_here(handle, output, started, start=start, after_sequence=after)
             else:
                 ex = await follow(handle, output, start=start, after_sequence=after)
-            return report(ex, output)
+            code = report(ex, output)
+            if output is Output.table and (hint := continue_hint(ex)):
+                echo_err(hint)
+            return code
 
     try:
         code = run_async(go())
