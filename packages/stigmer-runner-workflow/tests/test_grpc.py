@@ -6,12 +6,10 @@ message as JSON (the proto3 JSON mapping, as sdk-java's ``JsonFormat`` answers).
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from stigmer.backend.local import LocalBackend
 from stigmer.core import parse_manifest
@@ -19,50 +17,18 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.workflow import InProcessHost, WorkflowError, WorkflowRunner, load_workflow, run_workflow
 from stigmer.runner.workflow._task_kinds import unsupported_problems
-from stigmer.testing import HttpWorld, Request, Response
+from stigmer.testing import GREETER_PROTO, GrpcGreeter, HttpWorld, Request, Response
 
-PROTO_DIR = Path(__file__).parent / "fixtures" / "grpc"
-PROTO = PROTO_DIR / "greeter.proto"
+PROTO = GREETER_PROTO
 COMMUNICATION = "https://serverlessworkflow.io/spec/1.0.0/errors/communication"
 CONFIGURATION = "https://serverlessworkflow.io/spec/1.0.0/errors/configuration"
 VALIDATION = "https://serverlessworkflow.io/spec/1.0.0/errors/validation"
 
 
-def _modules() -> tuple[Any, Any]:
-    sys.path.insert(0, str(PROTO_DIR))
-    try:
-        return grpc.protos_and_services("greeter.proto")  # type: ignore[attr-defined,no-any-return]
-    finally:
-        sys.path.remove(str(PROTO_DIR))
-
-
-protos, services = _modules()
-
-
-class Greeter(services.GreeterServicer):  # type: ignore[misc,name-defined]
-    async def SayHello(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        auth = dict(context.invocation_metadata() or ()).get("authorization", "")
-        reply = protos.HelloReply(
-            message=f"Hello, {request.name}!", count=request.times, user_name=request.display_name, authorization=auth
-        )
-        reply.at.FromSeconds(0)
-        return reply
-
-    async def SayHellos(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        for index in range(request.times):
-            yield protos.HelloReply(message=f"Hello #{index + 1}, {request.name}!", count=index + 1)
-
-
 @pytest.fixture
 async def server() -> AsyncIterator[int]:
-    srv = grpc.aio.server()
-    services.add_GreeterServicer_to_server(Greeter(), srv)
-    port = srv.add_insecure_port("127.0.0.1:0")
-    await srv.start()
-    try:
-        yield port
-    finally:
-        await srv.stop(None)
+    async with GrpcGreeter() as greeter:
+        yield greeter.port
 
 
 def _document(port: int, proto: str, method: str = "SayHello", **extra: Any) -> dict[str, Any]:
@@ -95,8 +61,8 @@ async def test_a_unary_call_answers_the_response_message_as_json(server: int) ->
 async def test_a_relative_file_uri_is_read_from_the_current_folder(
     server: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(PROTO_DIR.parent)
-    output = await _run(_document(server, "file://grpc/greeter.proto", arguments={"name": "Bo"}))
+    monkeypatch.chdir(PROTO.parent.parent)
+    output = await _run(_document(server, f"file://{PROTO.parent.name}/{PROTO.name}", arguments={"name": "Bo"}))
     assert output["message"] == "Hello, Bo!"
 
 

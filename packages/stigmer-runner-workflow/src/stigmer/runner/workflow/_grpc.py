@@ -35,7 +35,7 @@ MAX_RESOURCE_BYTES: Final = 1024 * 1024
 #: Compiled protos a host keeps.
 _CACHED: Final = 64
 _PROTOC_SECONDS: Final = 60.0
-_INSTALL: Final = "install it with `pip install 'stigmer-runner-workflow[grpc]'` (grpcio-tools)"
+_INSTALL: Final = "install them with `pip install 'stigmer-runner-workflow[grpc]'` (grpcio, grpcio-tools)"
 
 # gRPC status codes as HTTP statuses (the mapping of grpc-gateway and the gRPC HTTP spec).
 _HTTP_STATUS: Final[Mapping[str, int]] = {
@@ -102,8 +102,8 @@ def _config(detail: str) -> WorkflowError:
 
 
 async def _compile(request: GrpcRequest, cache: ProtoCache) -> _Compiled:
-    if importlib.util.find_spec("grpc_tools") is None:
-        raise _config(f"call: grpc compiles {request.proto_uri} with protoc, which is not installed; {_INSTALL}")
+    if importlib.util.find_spec("grpc_tools") is None or importlib.util.find_spec("grpc") is None:
+        raise _config(f"call: grpc needs grpcio and protoc, which are not installed; {_INSTALL}")
     include: Path | None = None
     if request.proto is None:
         path = proto_file(request.proto_uri)
@@ -177,10 +177,10 @@ def _service(compiled: _Compiled, wanted: str) -> Any:
 
 async def call_grpc(request: GrpcRequest, cache: ProtoCache) -> Any:
     """Make the call ``request`` describes; the response as JSON data (a list for a server stream)."""
+    compiled = await _compile(request, cache)  # first: it says when grpcio is missing
     import grpc
     from google.protobuf import json_format, message_factory
 
-    compiled = await _compile(request, cache)
     service = _service(compiled, request.service)
     method = service.methods_by_name.get(request.method)
     if method is None:
