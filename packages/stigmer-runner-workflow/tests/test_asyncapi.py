@@ -140,13 +140,18 @@ async def test_a_non_2xx_answer_is_a_communication_error(world: HttpWorld) -> No
     [
         ({"operation": "readInbox"}, "operation 'readInbox' receives messages"),
         ({"operation": "greet", "server": {"name": "broker"}}, "call: asyncapi over kafka is not supported"),
-        ({"operation": "nope"}, "operation 'nope' is not in the AsyncAPI document (operations: greet, readInbox)"),
+        (
+            {"operation": "nope"},
+            "operation 'nope' is not in the AsyncAPI document (operations: greet, readInbox)",
+        ),
     ],
 )
 async def test_what_cannot_be_published_over_http_is_a_configuration_error(
     world: HttpWorld, call: dict[str, Any], words: str
 ) -> None:
-    document = _document(document={"endpoint": f"{world.url}/docs/asyncapi.yaml"}, message={"payload": {}}, **call)
+    document = _document(
+        document={"endpoint": f"{world.url}/docs/asyncapi.yaml"}, message={"payload": {}}, **call
+    )
     with pytest.raises(WorkflowError) as caught:
         await _run(document, {"room": "x"})
     assert caught.value.type.endswith("/errors/configuration")

@@ -62,7 +62,9 @@ async def test_a_relative_file_uri_is_read_from_the_current_folder(
     server: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(PROTO.parent.parent)
-    output = await _run(_document(server, f"file://{PROTO.parent.name}/{PROTO.name}", arguments={"name": "Bo"}))
+    output = await _run(
+        _document(server, f"file://{PROTO.parent.name}/{PROTO.name}", arguments={"name": "Bo"})
+    )
     assert output["message"] == "Hello, Bo!"
 
 
@@ -78,7 +80,10 @@ async def test_a_server_streaming_call_answers_every_message_in_order(server: in
 @pytest.fixture
 def proto_site() -> Iterator[HttpWorld]:
     def handle(request: Request) -> Response:
-        if request.path == "/protos/greeter.proto" and request.headers.get("authorization") == "Bearer proto-key":
+        if (
+            request.path == "/protos/greeter.proto"
+            and request.headers.get("authorization") == "Bearer proto-key"
+        ):
             return Response(body=PROTO.read_bytes(), content_type="text/plain")
         return Response(status=404 if request.headers.get("authorization") else 401)
 
@@ -108,7 +113,9 @@ async def test_an_http_proto_is_fetched_with_its_authentication_and_the_call_sen
     assert proto_site.count("/protos/greeter.proto") == 1
 
 
-async def test_a_proto_that_cannot_be_fetched_is_a_communication_error(server: int, proto_site: HttpWorld) -> None:
+async def test_a_proto_that_cannot_be_fetched_is_a_communication_error(
+    server: int, proto_site: HttpWorld
+) -> None:
     with pytest.raises(WorkflowError) as caught:
         await _run(_document(server, f"{proto_site.url}/protos/greeter.proto", arguments={"name": "x"}))
     assert caught.value.type == COMMUNICATION
@@ -133,11 +140,23 @@ async def test_an_unreachable_service_is_a_communication_error() -> None:
 @pytest.mark.parametrize(
     ("change", "kind", "words"),
     [
-        ({"method": "SayGoodbye"}, CONFIGURATION, "method 'SayGoodbye' is not in service stigmer.test.greeter.Greeter"),
+        (
+            {"method": "SayGoodbye"},
+            CONFIGURATION,
+            "method 'SayGoodbye' is not in service stigmer.test.greeter.Greeter",
+        ),
         ({"service": "Farewell"}, CONFIGURATION, "service 'Farewell' is not in the proto resource"),
         ({"method": "Collect"}, CONFIGURATION, "supports unary and server streaming methods"),
-        ({"arguments": {"nickname": "x"}}, VALIDATION, "the arguments are not a stigmer.test.greeter.HelloRequest"),
-        ({"arguments": {"times": "many"}}, VALIDATION, "the arguments are not a stigmer.test.greeter.HelloRequest"),
+        (
+            {"arguments": {"nickname": "x"}},
+            VALIDATION,
+            "the arguments are not a stigmer.test.greeter.HelloRequest",
+        ),
+        (
+            {"arguments": {"times": "many"}},
+            VALIDATION,
+            "the arguments are not a stigmer.test.greeter.HelloRequest",
+        ),
     ],
 )
 async def test_a_call_the_proto_does_not_describe_is_refused(
@@ -175,7 +194,10 @@ async def test_a_file_proto_needs_the_run_capability_on_a_server(server: int, tm
     results = {}
     for allow in (False, True):
         backend = LocalBackend(
-            f"sqlite:///{tmp_path / f'{allow}.db'}", home=tmp_path / str(allow), master_key=b"c" * 32, allow_run=allow
+            f"sqlite:///{tmp_path / f'{allow}.db'}",
+            home=tmp_path / str(allow),
+            master_key=b"c" * 32,
+            allow_run=allow,
         )
         try:
             name = f"grpc-{str(allow).lower()}"

@@ -85,11 +85,16 @@ async def test_a_script_over_the_size_limit_is_refused(site: HttpWorld) -> None:
     assert f"larger than {MAX_RESOURCE_BYTES} bytes" in str(caught.value.problem["detail"])
 
 
-async def test_a_fetched_script_needs_the_run_capability_like_inline_code(site: HttpWorld, tmp_path: Path) -> None:
+async def test_a_fetched_script_needs_the_run_capability_like_inline_code(
+    site: HttpWorld, tmp_path: Path
+) -> None:
     results = {}
     for allow in (False, True):
         backend = LocalBackend(
-            f"sqlite:///{tmp_path / f'{allow}.db'}", home=tmp_path / str(allow), master_key=b"c" * 32, allow_run=allow
+            f"sqlite:///{tmp_path / f'{allow}.db'}",
+            home=tmp_path / str(allow),
+            master_key=b"c" * 32,
+            allow_run=allow,
         )
         try:
             name = f"source-{str(allow).lower()}"

@@ -19,7 +19,7 @@ def _modules() -> tuple[Any, Any]:
     folder = str(GREETER_PROTO.parent)
     sys.path.insert(0, folder)
     try:
-        return grpc.protos_and_services(GREETER_PROTO.name)  # type: ignore[attr-defined,no-any-return]
+        return grpc.protos_and_services(GREETER_PROTO.name)  # type: ignore[no-any-return]
     finally:
         sys.path.remove(folder)
 

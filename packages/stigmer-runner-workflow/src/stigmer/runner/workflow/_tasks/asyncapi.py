@@ -66,7 +66,9 @@ async def call_asyncapi(rt: Interpreter, path: str, args: Mapping[str, Any], dat
         raise _config(reason)
     uri, doc_auth = await resource_uri(rt, args.get("document"), data, scope)
     document = _load(await fetch_resource(rt, uri, doc_auth, data, scope, "the AsyncAPI document"), uri)
-    settings = await rt.template({k: v for k, v in args.items() if k not in ("document", "authentication")}, data, scope)
+    settings = await rt.template(
+        {k: v for k, v in args.items() if k not in ("document", "authentication")}, data, scope
+    )
     message = settings.get("message")
     if not isinstance(message, Mapping):
         raise _config("call: asyncapi publishes with.message; none is set")
@@ -76,7 +78,9 @@ async def call_asyncapi(rt: Interpreter, path: str, args: Mapping[str, Any], dat
         operation, channel, address = _v3_target(document, settings)
     server_name, server = _server(document, channel, settings)
     url = _server_url(server, server_name, settings) + "/" + expand_uri_template(address, data).lstrip("/")
-    headers = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (message.get("headers") or {}).items()}
+    headers = {
+        str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (message.get("headers") or {}).items()
+    }
     auth_headers = await authorization_headers(rt, args.get("authentication"), data, scope)
     _remember_authorization(rt, path, auth_headers)
     headers.update(auth_headers)
@@ -90,7 +94,11 @@ async def call_asyncapi(rt: Interpreter, path: str, args: Mapping[str, Any], dat
 def _load(content: bytes, uri: str) -> dict[str, Any]:
     try:
         text = content.decode("utf-8")
-        loaded = json.loads(text) if text.lstrip().startswith("{") else YAML(typ="safe", pure=True).load(io.StringIO(text))
+        loaded = (
+            json.loads(text)
+            if text.lstrip().startswith("{")
+            else YAML(typ="safe", pure=True).load(io.StringIO(text))
+        )
     except (UnicodeDecodeError, ValueError, YAMLError) as exc:
         raise _config(f"{uri} is not an AsyncAPI document: {exc}") from None
     if not isinstance(loaded, dict) or "asyncapi" not in loaded:
@@ -116,7 +124,9 @@ def _resolve(document: Mapping[str, Any], node: Any) -> Any:
     return node
 
 
-def _v3_target(document: Mapping[str, Any], settings: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], str]:
+def _v3_target(
+    document: Mapping[str, Any], settings: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any], str]:
     name = settings.get("operation")
     operations = document.get("operations") or {}
     operation = _resolve(document, operations.get(name)) if isinstance(name, str) else None
@@ -137,7 +147,9 @@ def _v3_target(document: Mapping[str, Any], settings: Mapping[str, Any]) -> tupl
     return operation, channel, address
 
 
-def _v2_target(document: Mapping[str, Any], settings: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], str]:
+def _v2_target(
+    document: Mapping[str, Any], settings: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any], str]:
     name = settings.get("channel")
     channels = document.get("channels") or {}
     channel = _resolve(document, channels.get(name)) if isinstance(name, str) else None
@@ -173,7 +185,9 @@ def _server(
                 candidates.append((ref.rsplit("/", 1)[-1], _resolve(document, entry)))
         protocol = settings.get("protocol")
         if isinstance(protocol, str):
-            candidates = [c for c in candidates if isinstance(c[1], Mapping) and c[1].get("protocol") == protocol]
+            candidates = [
+                c for c in candidates if isinstance(c[1], Mapping) and c[1].get("protocol") == protocol
+            ]
             if not candidates:
                 raise _config(f"no server of the channel speaks {protocol}")
     name, server = candidates[0]
@@ -203,7 +217,9 @@ def _server_url(server: Mapping[str, Any], name: str, settings: Mapping[str, Any
             return str(given[variable])
         default = declared.get(variable, {}).get("default") if isinstance(declared, Mapping) else None
         if default is None:
-            raise _config(f"server {name!r} needs a value for its variable {variable!r} (with.server.variables)")
+            raise _config(
+                f"server {name!r} needs a value for its variable {variable!r} (with.server.variables)"
+            )
         return str(default)
 
     return _VARIABLE.sub(value, url).rstrip("/")

@@ -29,12 +29,16 @@ async def fetch_resource(rt: Interpreter, uri: str, auth: Any, data: Any, scope:
     """GET ``uri`` through the host's HTTP effect (with ``auth``), at most
     :data:`MAX_RESOURCE_BYTES`; anything but 2xx (after redirects) is a communication error."""
     if urlsplit(uri).scheme not in ("http", "https"):
-        raise WorkflowError.of(ErrorKind.CONFIGURATION, f"{what} {uri}: only http(s) resources can be fetched")
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"{what} {uri}: only http(s) resources can be fetched"
+        )
     headers = await authorization_headers(rt, auth, data, scope)
     response = await rt.host.http_request(HttpRequest("GET", uri, headers=headers, follow_redirects=True))
     if not 200 <= response.status < 300:
         raise WorkflowError.of(
-            ErrorKind.COMMUNICATION, f"could not load {what} {uri}: HTTP {response.status}", status=response.status
+            ErrorKind.COMMUNICATION,
+            f"could not load {what} {uri}: HTTP {response.status}",
+            status=response.status,
         )
     if len(response.content) > MAX_RESOURCE_BYTES:
         raise WorkflowError.of(

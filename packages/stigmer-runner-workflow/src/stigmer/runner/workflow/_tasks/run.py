@@ -73,7 +73,9 @@ async def _fetch_script(rt: Interpreter, source: Any, data: Any, scope: Scope) -
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        raise WorkflowError.of(ErrorKind.CONFIGURATION, f"the script source {uri} is not UTF-8 text") from None
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"the script source {uri} is not UTF-8 text"
+        ) from None
 
 
 def _returned(rt: Interpreter, result: ProcessResult, mode: str) -> Any:

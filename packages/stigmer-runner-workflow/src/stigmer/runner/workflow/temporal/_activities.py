@@ -251,9 +251,9 @@ class WorkflowActivities:
         """``call: grpc``; a ``file://`` proto (a file of this worker's machine) only with the
         ``run`` capability."""
         request = args["request"]
-        if request.get("proto") is None and proto_file(str(request["protoUri"])) is not None:
-            if not await may_run(self.backend, args["executionId"]):
-                raise _problem_error(refused("grpc", LOCAL_PROTO))
+        local = request.get("proto") is None and proto_file(str(request["protoUri"])) is not None
+        if local and not await may_run(self.backend, args["executionId"]):
+            raise _problem_error(refused("grpc", LOCAL_PROTO))
         policies = args.get("tokens") or {}
         secrets = await self._secrets(args["executionId"], [request, policies])
         try:
