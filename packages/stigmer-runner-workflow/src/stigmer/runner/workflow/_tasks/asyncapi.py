@@ -28,7 +28,7 @@ from .resource import fetch_resource, resource_uri
 if TYPE_CHECKING:
     from .._interpreter import Interpreter, Scope
 
-__all__ = ["HTTP_PROTOCOLS", "call_asyncapi", "unsupported"]
+__all__ = ["HTTP_PROTOCOLS", "call_asyncapi", "publish_request", "unsupported"]
 
 #: The protocols whose servers ``call: asyncapi`` publishes to.
 HTTP_PROTOCOLS: Final = frozenset({"http", "https"})
@@ -65,10 +65,23 @@ async def call_asyncapi(rt: Interpreter, path: str, args: Mapping[str, Any], dat
     if reason is not None:
         raise _config(reason)
     uri, doc_auth = await resource_uri(rt, args.get("document"), data, scope)
-    document = _load(await fetch_resource(rt, uri, doc_auth, data, scope, "the AsyncAPI document"), uri)
+    content = await fetch_resource(rt, uri, doc_auth, data, scope, "the AsyncAPI document")
     settings = await rt.template(
         {k: v for k, v in args.items() if k not in ("document", "authentication")}, data, scope
     )
+    request = publish_request(content, uri, settings, data)
+    auth_headers = await authorization_headers(rt, args.get("authentication"), data, scope)
+    _remember_authorization(rt, path, auth_headers)
+    request = HttpRequest(
+        request.method, request.url, {**request.headers, **auth_headers}, request.query, request.body
+    )
+    return await send_http(rt, request, "content", hidden=set(auth_headers))
+
+
+def publish_request(content: bytes, uri: str, settings: Mapping[str, Any], data: Any) -> HttpRequest:
+    """The HTTP request publishing ``settings["message"]`` as the AsyncAPI document ``content``
+    (fetched from ``uri``) describes; any fault in either is a configuration error."""
+    document = _load(content, uri)
     message = settings.get("message")
     if not isinstance(message, Mapping):
         raise _config("call: asyncapi publishes with.message; none is set")
@@ -78,17 +91,19 @@ async def call_asyncapi(rt: Interpreter, path: str, args: Mapping[str, Any], dat
         operation, channel, address = _v3_target(document, settings)
     server_name, server = _server(document, channel, settings)
     url = _server_url(server, server_name, settings) + "/" + expand_uri_template(address, data).lstrip("/")
-    headers = {
-        str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (message.get("headers") or {}).items()
-    }
-    auth_headers = await authorization_headers(rt, args.get("authentication"), data, scope)
-    _remember_authorization(rt, path, auth_headers)
-    headers.update(auth_headers)
+    given = message.get("headers")
+    if given is not None and not isinstance(given, Mapping):
+        raise _config("with.message.headers must be an object")
+    headers = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (given or {}).items()}
     bindings = _resolve(document, operation.get("bindings"))
     http = _resolve(document, bindings.get("http")) if isinstance(bindings, Mapping) else None
-    method = str(http.get("method") or "POST") if isinstance(http, Mapping) else "POST"
-    request = HttpRequest(method=method.upper(), url=url, headers=headers, body=message.get("payload"))
-    return await send_http(rt, request, "content", hidden=set(auth_headers))
+    method = http.get("method") if isinstance(http, Mapping) else None
+    method = method if isinstance(method, str) and method.isalpha() else "POST"
+    return HttpRequest(method=method.upper(), url=url, headers=headers, body=message.get("payload"))
+
+
+def _mapping(value: Any) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _load(content: bytes, uri: str) -> dict[str, Any]:
@@ -128,7 +143,7 @@ def _v3_target(
     document: Mapping[str, Any], settings: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], Mapping[str, Any], str]:
     name = settings.get("operation")
-    operations = document.get("operations") or {}
+    operations = _mapping(document.get("operations"))
     operation = _resolve(document, operations.get(name)) if isinstance(name, str) else None
     if not isinstance(operation, Mapping):
         listed = ", ".join(map(str, operations)) or "none"
@@ -151,7 +166,7 @@ def _v2_target(
     document: Mapping[str, Any], settings: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], Mapping[str, Any], str]:
     name = settings.get("channel")
-    channels = document.get("channels") or {}
+    channels = _mapping(document.get("channels"))
     channel = _resolve(document, channels.get(name)) if isinstance(name, str) else None
     if not isinstance(channel, Mapping):
         listed = ", ".join(map(str, channels)) or "none"
@@ -171,13 +186,15 @@ def _server(
     chosen = settings.get("server")
     if isinstance(chosen, Mapping):
         name = chosen.get("name")
-        server = _resolve(document, servers.get(name))
+        server = _resolve(document, servers.get(name)) if isinstance(name, str) else None
         if not isinstance(server, Mapping):
-            raise _config(f"server {name!r} is not in the AsyncAPI document (servers: {', '.join(servers)})")
+            listed = ", ".join(map(str, servers))
+            raise _config(f"server {name!r} is not in the AsyncAPI document (servers: {listed})")
         candidates = [(str(name), server)]
     else:
         candidates = []
-        for entry in channel.get("servers") or list(servers):
+        own = channel.get("servers")
+        for entry in own if isinstance(own, list) and own else list(servers):
             if isinstance(entry, str):  # 2.x: server names
                 candidates.append((entry, _resolve(document, servers.get(entry))))
             else:  # 3.x: references
@@ -215,7 +232,8 @@ def _server_url(server: Mapping[str, Any], name: str, settings: Mapping[str, Any
         variable = match.group(1)
         if isinstance(given, Mapping) and variable in given:
             return str(given[variable])
-        default = declared.get(variable, {}).get("default") if isinstance(declared, Mapping) else None
+        spec = declared.get(variable) if isinstance(declared, Mapping) else None
+        default = spec.get("default") if isinstance(spec, Mapping) else None
         if default is None:
             raise _config(
                 f"server {name!r} needs a value for its variable {variable!r} (with.server.variables)"
