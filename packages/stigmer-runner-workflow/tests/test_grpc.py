@@ -225,3 +225,16 @@ async def test_a_file_proto_needs_the_run_capability_on_a_server(server: int, tm
     assert refused.status.error.detail.startswith("call: grpc with a file:// proto")
     assert "stigmer server --allow-run" in refused.status.error.detail
     assert allowed.status.phase == execution_pb2.PHASE_SUCCEEDED, allowed.status.error
+
+
+async def test_a_credential_metadata_cannot_carry_is_refused_without_leaking_it() -> None:
+    async with GrpcGreeter() as greeter:
+        document = _document(
+            greeter.port, PROTO.as_uri(), authentication={"bearer": {"token": "line\nbreak-s3cret"}}
+        )
+        with pytest.raises(WorkflowError) as caught:
+            await _run(document)
+        assert greeter.metadata == []  # nothing was sent
+    assert caught.value.type == CONFIGURATION
+    assert "header authorization has a line break" in str(caught.value.problem["detail"])
+    assert "s3cret" not in str(caught.value.problem)

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from stigmer.core import header_problem
+
 from ._errors import ErrorKind, WorkflowError
 from ._host import GrpcRequest
 
@@ -203,6 +205,10 @@ async def call_grpc(request: GrpcRequest, cache: ProtoCache) -> Any:
     target = f"{request.host}:{request.port}"
     path = f"/{service.full_name}/{method.name}"
     metadata = tuple((k.lower(), v) for k, v in request.metadata.items())
+    for name, value in metadata:
+        problem = header_problem(name, value)
+        if problem:
+            raise _config(f"gRPC {path} not called: {problem}")
 
     def to_json(reply: Any) -> Any:
         return json_format.MessageToDict(reply)
