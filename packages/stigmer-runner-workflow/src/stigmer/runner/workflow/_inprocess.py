@@ -65,6 +65,7 @@ class InProcessHost:
 
     - HTTP through an ``httpx.AsyncClient`` (pass ``client`` to share one or mount a transport;
       ``rewrite_url`` maps each URL before sending, e.g. to point public hosts at a local stub);
+    - gRPC calls with ``grpc.aio``, their ``.proto`` compiled by protoc and cached (:mod:`._grpc`);
     - shell commands and scripts as subprocesses; ``run: workflow`` and ``call: agent`` through
       the ``run_workflow_handler`` / ``agent_handler`` callables;
     - secrets from ``secrets`` (or a ``secrets_provider`` coroutine called each time they are needed);
