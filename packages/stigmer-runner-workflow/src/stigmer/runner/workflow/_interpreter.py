@@ -230,6 +230,9 @@ class Interpreter(Checkpointing, Evaluating):
         self, path: str, name: str, kind: TaskKind, task: Mapping[str, Any], data: Any, scope: Scope
     ) -> tuple[Any, Any]:
         """Run the body of a task of type ``kind`` (no extensions)."""
+        reason = kind.refusal(task) if kind.refusal is not None else None
+        if reason is not None:  # what the DSL allows and this runner does not support
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, reason)
         return await kind.handler(self, path, task, data, scope)
 
     # ---------------------------------------------------------------- helpers

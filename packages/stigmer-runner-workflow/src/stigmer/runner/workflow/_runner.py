@@ -29,9 +29,10 @@ from stigmer.core import (
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-from ._capability import may_run, refused
+from ._capability import LOCAL_PROTO, may_run, refused
 from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
-from ._host import HttpRequest, HttpResponse, ProcessResult, retry_event
+from ._grpc import proto_file
+from ._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
 from ._inprocess import InProcessHost
 from ._interpreter import Interpreter
 from ._parse import Workflow, load_workflow
@@ -173,12 +174,13 @@ class _BackendHost(InProcessHost):
         self._reporter = reporter
         self._may_run: bool | None = None
 
-    async def _require_run(self, kind: str) -> None:
-        """Refuse a local process unless the backend grants the ``run`` capability (asked once a run)."""
+    async def _require_run(self, kind: str, what: str | None = None) -> None:
+        """Refuse a local process (or file) unless the backend grants the ``run`` capability
+        (asked once a run)."""
         if self._may_run is None:
             self._may_run = await may_run(self._backend, self._execution.metadata.id)
         if not self._may_run:
-            raise refused(kind)
+            raise refused(kind, what)
 
     async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
         context = await self._backend.get_execution_context(
@@ -214,6 +216,12 @@ class _BackendHost(InProcessHost):
     async def http_request(self, request: HttpRequest) -> HttpResponse:
         await self._reporter.flush()
         return await super().http_request(request)
+
+    async def grpc_call(self, request: GrpcRequest) -> Any:
+        await self._reporter.flush()
+        if request.proto is None and proto_file(request.proto_uri) is not None:
+            await self._require_run("grpc", LOCAL_PROTO)
+        return await super().grpc_call(request)
 
     async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         await self._reporter.flush()
