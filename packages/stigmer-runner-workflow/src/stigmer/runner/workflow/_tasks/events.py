@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,31 +34,59 @@ async def run_emit(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
 
 
 async def run_listen(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    """The ordered array of the consumed events, read as ``listen.read`` says (``data`` by default,
+    ``envelope``, ``raw``); with ``foreach``, each one goes through ``foreach.do`` (its input is
+    the event), ``foreach.output.as`` and ``foreach.export.as`` in turn, and the array holds what
+    came out. Events consumed only by an ``until`` strategy are not part of the output."""
     listen = task["listen"]
     read = listen.get("read", "data")
-    events = await _consume(rt, listen["to"], scope)
+    if read not in _READS:
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"listen.read must be data, envelope or raw, not {read!r}"
+        )
+    events = await _consume(rt, listen["to"], read, scope)
     items = [_shape(event, read) for event in events]
     foreach = task.get("foreach")
     if not foreach:
         return items, None
     each, at = foreach.get("item") or "item", foreach.get("at") or "index"
-    output: Any = data
+    outputs: list[Any] = []
     for index, item in enumerate(items):
         inner = scope.with_vars(**{each: item, at: index})
+        output = item
         if "do" in foreach:
-            output = await rt.run_list(f"{path}/foreach/do", foreach["do"], output, inner)
-        if "output" in foreach and "as" in foreach["output"]:
+            output = await rt.run_list(f"{path}/foreach/do", foreach["do"], item, inner)
+            rt.forget(f"{path}/foreach/do")
+        if "as" in (foreach.get("output") or {}):
             output = await rt.transform(foreach["output"]["as"], output, inner.with_vars(output=output))
-    return output, None
+        if "as" in (foreach.get("export") or {}):
+            rt.context = await rt.transform(foreach["export"]["as"], output, inner.with_vars(output=output))
+        outputs.append(output)
+    return outputs, None
+
+
+_READS = ("data", "envelope", "raw")
 
 
 def _shape(event: Mapping[str, Any], read: str) -> Any:
+    """An event as ``listen.read`` reads it: ``data`` its payload, ``envelope`` the whole
+    CloudEvent (context attributes and data), ``raw`` the payload as written: text stays text,
+    binary stays base64 (``data_base64``), a JSON value becomes its JSON text."""
     if read == "envelope":
         return dict(event)
+    if read == "raw":
+        if "data" not in event and "data_base64" in event:
+            return event["data_base64"]
+        payload = event.get("data")
+        if payload is None or isinstance(payload, str):
+            return payload
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return event.get("data")
 
 
-async def _consume(rt: Interpreter, strategy: Mapping[str, Any], scope: Scope) -> list[dict[str, Any]]:
+async def _consume(
+    rt: Interpreter, strategy: Mapping[str, Any], read: str, scope: Scope
+) -> list[dict[str, Any]]:
     if "one" in strategy:
         return [await _next(rt, [strategy["one"]], scope)]
     if "all" in strategy:
@@ -69,7 +98,8 @@ async def _consume(rt: Interpreter, strategy: Mapping[str, Any], scope: Scope) -
             return [await _next(rt, filters, scope)]
         consumed: list[dict[str, Any]] = []
         if isinstance(until, str):
-            while not truthy(await rt.expr(until, consumed, scope)):
+            # The condition sees the events consumed so far, read as `listen.read` says.
+            while not truthy(await rt.expr(until, [_shape(e, read) for e in consumed], scope)):
                 consumed.append(await _next(rt, filters, scope))
             return consumed
         tracker = _Until(until)

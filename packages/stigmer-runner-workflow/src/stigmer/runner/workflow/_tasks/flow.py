@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._duration import parse_duration
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, truthy
 
@@ -141,8 +140,5 @@ async def run_raise(rt: Interpreter, path: str, task: Mapping[str, Any], data: A
 
 
 async def run_wait(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
-    spec = task["wait"]
-    if is_expression(spec):
-        spec = await rt.expr(spec, data, scope)
-    await rt.host.sleep(parse_duration(spec))
+    await rt.host.sleep(await rt.duration(task["wait"], data, scope))
     return data, None
