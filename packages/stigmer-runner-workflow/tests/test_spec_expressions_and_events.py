@@ -325,3 +325,37 @@ async def test_workflow_id_is_generated_when_none_is_given(document: Doc) -> Non
 async def test_a_given_workflow_id_is_kept(document: Doc) -> None:
     wf = document([{"who": {"set": {"id": "${ $workflow.id }"}}}])
     assert await run_workflow(wf, InProcessHost(), workflow_id="wex_given") == {"id": "wex_given"}
+
+
+async def test_listen_forever_runs_foreach_for_each_event_as_it_arrives(document: Doc) -> None:
+    """The spec's `listen-to-any-forever-foreach` example: `until` never holds, yet each event is
+    processed by `foreach.do` when consumed (FIFO), not after the listening ends."""
+    host = InProcessHost()
+    publish(host, {"type": "gossip", "data": "a"}, {"type": "gossip", "data": "b"})
+    wf = document(
+        [
+            {
+                "bounded": {
+                    "try": [
+                        {
+                            "listenToGossips": {
+                                "listen": {"to": {"any": [], "until": "${ false }"}},
+                                "foreach": {
+                                    "item": "event",
+                                    "at": "i",
+                                    "do": [{"note": {"set": {"seen": "${ $event }", "at": "${ $i }"}}}],
+                                    "export": {"as": "${ $context + {seen: (($context.seen // []) + [.])} }"},
+                                },
+                                "timeout": {"after": {"milliseconds": 300}},
+                            }
+                        }
+                    ],
+                    "catch": {
+                        "errors": {"with": {"type": error_type("timeout")}},
+                        "do": [{"report": {"set": "${ $context.seen }"}}],
+                    },
+                }
+            }
+        ]
+    )
+    assert await run_workflow(wf, host) == [{"seen": "a", "at": 0}, {"seen": "b", "at": 1}]
