@@ -359,3 +359,12 @@ async def test_listen_forever_runs_foreach_for_each_event_as_it_arrives(document
         ]
     )
     assert await run_workflow(wf, host) == [{"seen": "a", "at": 0}, {"seen": "b", "at": 1}]
+
+
+async def test_listen_any_until_waits_for_one_event_at_least(document: Doc) -> None:
+    """`any` waits "for any of the defined events before resuming": an `until` that already holds
+    still consumes one event (as sdk-java's runtime does)."""
+    host = InProcessHost()
+    publish(host, {"type": "a", "data": 1}, {"type": "a", "data": 2})
+    wf = document([{"l": {"listen": {"to": {"any": [], "until": "${ true }"}}}}])
+    assert await run_workflow(wf, host) == [1]

@@ -107,12 +107,14 @@ async def _consume(
         yield _shape(await _next(rt, filters, scope), read)
         return
     if isinstance(until, str):
-        # The condition sees the events consumed so far, read as `listen.read` says.
+        # Checked after each consumed event (and its `foreach`), over the events consumed so far
+        # read as `listen.read` says; `any` waits for one event at least.
         consumed: list[Any] = []
-        while not truthy(await rt.expr(until, consumed, scope)):
+        while True:
             consumed.append(_shape(await _next(rt, filters, scope), read))
             yield consumed[-1]
-        return
+            if truthy(await rt.expr(until, consumed, scope)):
+                return
     tracker = _Until(until)
     while True:
         event = await rt.host.listen([*filters, *tracker.filters()])
