@@ -368,3 +368,38 @@ async def test_listen_any_until_waits_for_one_event_at_least(document: Doc) -> N
     publish(host, {"type": "a", "data": 1}, {"type": "a", "data": 2})
     wf = document([{"l": {"listen": {"to": {"any": [], "until": "${ true }"}}}}])
     assert await run_workflow(wf, host) == [1]
+
+
+async def test_a_listen_resumed_from_a_checkpoint_runs_foreach_do_from_its_first_task(document: Doc) -> None:
+    """Consumed events are not checkpointed, so a resumed `listen` starts over: a position saved
+    inside `foreach.do` for an earlier event must not skip tasks of the next one."""
+    from stigmer.runner.workflow import Interpreter
+
+    saved: list[dict[str, Any]] = []
+
+    async def keep(state: Any) -> None:
+        if "/do/0/l/foreach/do" in state["frames"]:
+            saved.append(json.loads(json.dumps(state)))
+
+    wf = document(
+        [
+            {
+                "l": {
+                    "listen": {"to": {"one": {"with": {"type": "a"}}}},
+                    "foreach": {
+                        "do": [
+                            {"first": {"set": {"first": "${ $item }"}}},
+                            {"second": {"set": {"first": "${ .first }", "second": "${ $item }"}}},
+                        ]
+                    },
+                }
+            }
+        ]
+    )
+    host = InProcessHost(on_checkpoint=keep)
+    publish(host, {"type": "a", "data": "old"})
+    assert await run_workflow(wf, host) == [{"first": "old", "second": "old"}]
+    resumed = InProcessHost()
+    publish(resumed, {"type": "a", "data": "new"})
+    output = await Interpreter(wf, resumed).run(checkpoint=saved[0])
+    assert output == [{"first": "new", "second": "new"}]
