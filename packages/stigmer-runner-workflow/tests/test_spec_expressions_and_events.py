@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -39,31 +39,43 @@ def flaky(retry: Any) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+async def clock(clock_host: Any) -> AsyncIterator[Callable[..., Any]]:
+    """``clock_host`` whose hosts (and their HTTP clients) are closed after the test."""
+    made: list[InProcessHost] = []
+
+    def make(**kwargs: Any) -> Any:
+        made.append(clock_host(**kwargs))
+        return made[-1]
+
+    yield make
+    for host in made:
+        await host.aclose()
+
+
 # ------------------------------------------------------------------ 1. duration expressions
 async def test_retry_delay_written_as_an_expression_is_evaluated(
-    document: Doc, stub: Any, clock_host: Any
+    document: Doc, stub: Any, clock: Any
 ) -> None:
     stub.flaky["/echo"] = [503, 503]
-    host = clock_host()
+    host = clock()
     wf = document([flaky({"delay": '${ "PT\\(.delay)S" }', "limit": {"attempt": {"count": 5}}})])
     result = await run_workflow(wf, host, {"delay": 3})
     assert result["method"] == "GET"
     assert host.sleeps == [3.0, 3.0]
 
 
-async def test_retry_delay_expression_sees_the_error(document: Doc, stub: Any, clock_host: Any) -> None:
+async def test_retry_delay_expression_sees_the_error(document: Doc, stub: Any, clock: Any) -> None:
     stub.flaky["/echo"] = [503]
-    host = clock_host()
+    host = clock()
     delay = '${ if $error.status == 503 then {seconds: 7} else "PT1S" end }'
     await run_workflow(document([flaky({"delay": delay})]), host)
     assert host.sleeps == [7.0]
 
 
-async def test_retry_jitter_and_limits_written_as_expressions(
-    document: Doc, stub: Any, clock_host: Any
-) -> None:
+async def test_retry_jitter_and_limits_written_as_expressions(document: Doc, stub: Any, clock: Any) -> None:
     stub.flaky["/echo"] = [503] * 10
-    host = clock_host(jitter=0.5)
+    host = clock(jitter=0.5)
     policy = {
         "delay": "${ .delay }",
         "jitter": {"from": '${ "PT\\(.low)S" }', "to": '${ "PT\\(.high)S" }'},
@@ -77,11 +89,9 @@ async def test_retry_jitter_and_limits_written_as_expressions(
     assert host.sleeps == [3.0, 3.0]  # 2 s + jitter 0..2 s at 0.5; a third retry would end past 7 s
 
 
-async def test_reusable_retry_policy_with_an_expression_delay(
-    document: Doc, stub: Any, clock_host: Any
-) -> None:
+async def test_reusable_retry_policy_with_an_expression_delay(document: Doc, stub: Any, clock: Any) -> None:
     stub.flaky["/echo"] = [503]
-    host = clock_host()
+    host = clock()
     task = flaky("quick")
     wf = document([task], use={"retries": {"quick": {"delay": "${ {milliseconds: .ms} }"}}})
     await run_workflow(wf, host, {"ms": 250})
