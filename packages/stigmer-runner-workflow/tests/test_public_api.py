@@ -13,9 +13,12 @@ EXPECTED = {
     "HttpResponse",
     "InProcessHost",
     "Interpreter",
+    "Problem",
     "ProcessResult",
+    "Reference",
     "TASK_KINDS",
     "TaskKind",
+    "Validation",
     "Workflow",
     "WorkflowError",
     "WorkflowRunner",
@@ -24,6 +27,7 @@ EXPECTED = {
     "error_type",
     "load_workflow",
     "run_workflow",
+    "validate_workflow",
 }
 
 
