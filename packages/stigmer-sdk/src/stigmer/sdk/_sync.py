@@ -15,6 +15,7 @@ from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, Kind, Reso
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
+    from stigmer.sdk._validate import ValidationProblem
     from datetime import datetime
 
     from google.protobuf.message import Message
@@ -202,6 +203,10 @@ class Stigmer:
 
     def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
         return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
+
+    def validate(self, *resources: Any) -> list[ValidationProblem]:
+        """See ``AsyncStigmer.validate``: the problems apply would refuse (and warnings)."""
+        return self._loop.run(self._async.validate(*resources))
 
     @overload
     def get(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
