@@ -90,7 +90,11 @@ def test_an_agent_in_the_same_batch_or_the_backend_satisfies_call_agent(
 
 
 def test_duplicate_task_names_apply_with_a_warning(cli: Callable[..., Result], tmp_path: Path) -> None:
-    path = write(tmp_path, "dup.yaml", HEAD.format(name="dup") + "  do:\n    - a: {set: {x: 1}}\n    - a: {set: {x: 2}}\n")
+    path = write(
+        tmp_path,
+        "dup.yaml",
+        HEAD.format(name="dup") + "  do:\n    - a: {set: {x: 1}}\n    - a: {set: {x: 2}}\n",
+    )
     result = cli("apply", "-f", str(path))
     assert result.code == 0, result.err
     assert result.err.startswith(f"warning: {path}:8: spec.do[1].a: task name 'a' is used twice")

@@ -233,6 +233,14 @@ def test_tasks_in_functions_and_extensions_are_checked_too() -> None:
     )
     assert [path for path, _ in found] == ["/use/functions/f/set/x"]
     warnings = validate_workflow(
-        {"document": DOC, "use": {"extensions": [{"e": {"extend": "all", "before": [{"d": {"set": {"a": 1}}}, {"d": {"set": {"a": 2}}}]}}]}, "do": [{"a": {"set": {"v": 1}}}]}
+        {
+            "document": DOC,
+            "use": {
+                "extensions": [
+                    {"e": {"extend": "all", "before": [{"d": {"set": {"a": 1}}}, {"d": {"set": {"a": 2}}}]}}
+                ]
+            },
+            "do": [{"a": {"set": {"v": 1}}}],
+        }
     ).warnings
     assert [w.path for w in warnings] == ["/use/extensions/0/e/before/1/d"]

@@ -10,11 +10,11 @@ from stigmer.runner.workflow import (
     InProcessHost,
     Reference,
     WorkflowValidationError,
+    _parse,
     load_workflow,
     run_workflow,
     validate_workflow,
 )
-from stigmer.runner.workflow import _parse
 
 DOC = {"dsl": "1.0.0", "namespace": "test", "name": "t", "version": "1.0.0"}
 
@@ -28,7 +28,10 @@ def errors(definition: Any) -> list[tuple[str, str]]:
 def http(authentication: Any) -> dict[str, Any]:
     return {
         "call": "http",
-        "with": {"method": "get", "endpoint": {"uri": "http://127.0.0.1/x", "authentication": authentication}},
+        "with": {
+            "method": "get",
+            "endpoint": {"uri": "http://127.0.0.1/x", "authentication": authentication},
+        },
     }
 
 
@@ -61,8 +64,14 @@ def test_an_authentication_policy_stored_in_an_undeclared_secret_is_refused() ->
         }
     )
     assert sorted(found) == [
-        ("/do/0/get/with/endpoint/authentication/basic/use", "basic authentication uses secret 'creds', not declared in use.secrets"),
-        ("/use/authentications/a/oauth2/use", "oauth2 authentication uses secret 'clientJson', not declared in use.secrets"),
+        (
+            "/do/0/get/with/endpoint/authentication/basic/use",
+            "basic authentication uses secret 'creds', not declared in use.secrets",
+        ),
+        (
+            "/use/authentications/a/oauth2/use",
+            "oauth2 authentication uses secret 'clientJson', not declared in use.secrets",
+        ),
     ]
 
 
@@ -71,7 +80,9 @@ def test_an_authentication_key_in_a_request_body_is_data() -> None:
     load_workflow(
         {
             "document": DOC,
-            "do": [{"post": {"call": "http", "with": {"method": "post", "endpoint": "http://h/x", "body": body}}}],
+            "do": [
+                {"post": {"call": "http", "with": {"method": "post", "endpoint": "http://h/x", "body": body}}}
+            ],
         }
     )
 
@@ -80,7 +91,10 @@ def test_an_undefined_function_is_refused_and_builtins_urls_and_catalogs_are_not
     found = errors(
         {
             "document": DOC,
-            "use": {"functions": {"greet": {"set": {"hello": "${ .name }"}}}, "catalogs": {"global": {"endpoint": "http://h/c"}}},
+            "use": {
+                "functions": {"greet": {"set": {"hello": "${ .name }"}}},
+                "catalogs": {"global": {"endpoint": "http://h/c"}},
+            },
             "do": [
                 {"a": {"call": "greet"}},
                 {"b": {"call": "https://example.com/functions/log/1.0.0/function.yaml"}},
@@ -91,7 +105,10 @@ def test_an_undefined_function_is_refused_and_builtins_urls_and_catalogs_are_not
         }
     )
     assert found == [
-        ("/do/3/d/call", "function 'grett' is not defined in use.functions (built-in calls: agent, asyncapi, grpc, http, mcp, openapi)"),
+        (
+            "/do/3/d/call",
+            "function 'grett' is not defined in use.functions (built-in calls: agent, asyncapi, grpc, http, mcp, openapi)",
+        ),
         ("/do/4/e/call", "catalog 'nowhere' is not defined in use.catalogs"),
     ]
 
@@ -129,8 +146,8 @@ async def test_then_naming_a_duplicated_task_goes_to_the_first() -> None:
     document = {
         "document": DOC,
         "do": [
-            {"x": {"set": {"n": "${ (.n // 0) + 1 }", "seen": "${ (.seen // []) + [\"first\"] }"}}},
-            {"x": {"set": {"n": "${ .n + 1 }", "seen": "${ .seen + [\"second\"] }"}, "then": "end"}},
+            {"x": {"set": {"n": "${ (.n // 0) + 1 }", "seen": '${ (.seen // []) + ["first"] }'}}},
+            {"x": {"set": {"n": "${ .n + 1 }", "seen": '${ .seen + ["second"] }'}, "then": "end"}},
             {"y": {"set": {"n": "${ .n }", "seen": "${ .seen }"}, "then": "x"}},
         ],
     }
@@ -142,7 +159,9 @@ async def test_then_naming_a_duplicated_task_goes_to_the_first() -> None:
 
 
 def test_a_validated_document_is_cached_by_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = "document: {dsl: 1.0.0, namespace: test, name: cached, version: 1.0.0}\ndo:\n  - a: {set: {v: 1}}\n"
+    text = (
+        "document: {dsl: 1.0.0, namespace: test, name: cached, version: 1.0.0}\ndo:\n  - a: {set: {v: 1}}\n"
+    )
     calls: list[Any] = []
     real = _parse.schema_problems
 

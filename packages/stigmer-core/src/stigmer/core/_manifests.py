@@ -7,11 +7,12 @@ the field path.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ class LoadedResource:
     name: str
     source: str
     line: int
-    tree: Any = field(default=None, repr=False, compare=False)
+    tree: Any = dataclasses.field(default=None, repr=False, compare=False)
     """The YAML round-trip tree the resource was read from (line numbers), or None."""
 
     def line_of(self, path: Iterable[str | int]) -> int:

@@ -15,7 +15,6 @@ from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, Kind, Reso
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
-    from stigmer.sdk._validate import ValidationProblem
     from datetime import datetime
 
     from google.protobuf.message import Message
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
+    from stigmer.sdk._validate import ValidationProblem
 
 __all__ = ["Execution", "Stigmer"]
 

@@ -92,7 +92,9 @@ async def check_resources(loaded: Sequence[LoadedResource], exists: Exists) -> l
     return _in_order(problems, loaded)
 
 
-def _check(loaded: Sequence[LoadedResource]) -> tuple[list[ValidationProblem], list[tuple[LoadedResource, Any, Reference]]]:
+def _check(
+    loaded: Sequence[LoadedResource],
+) -> tuple[list[ValidationProblem], list[tuple[LoadedResource, Any, Reference]]]:
     from stigmer.core import from_value
     from stigmer.runner.workflow import validate_workflow
 
@@ -120,7 +122,9 @@ def _in_order(problems: list[ValidationProblem], loaded: Sequence[LoadedResource
 
 def _located(item: LoadedResource, spec: Any, pointer: str, message: str, warning: bool) -> ValidationProblem:
     parts: list[str | int] = ["spec", *_parts(pointer, spec)]
-    return ValidationProblem(item.source, item.line_of(parts), _dotted(parts), message, item.kind, item.name, warning)
+    return ValidationProblem(
+        item.source, item.line_of(parts), _dotted(parts), message, item.kind, item.name, warning
+    )
 
 
 def _parts(pointer: str, data: Any) -> list[str | int]:

@@ -10,7 +10,15 @@ import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
 from stigmer.cli.commands._complete import complete_delete_kind, complete_name_of_kind
-from stigmer.cli.output._format import Output, OutputOption, color_enabled, echo, echo_err, emit_json, emit_yaml
+from stigmer.cli.output._format import (
+    Output,
+    OutputOption,
+    color_enabled,
+    echo,
+    echo_err,
+    emit_json,
+    emit_yaml,
+)
 from stigmer.cli.output._view import cli_name
 
 if TYPE_CHECKING:
@@ -148,7 +156,10 @@ def apply(
         ),
     ] = "",
 ) -> None:
-    """Create or update every resource in the manifests, in dependency order."""
+    """Create or update every resource in the manifests, in dependency order.
+
+    Workflows are validated first, as `stigmer run` would (see `stigmer validate`): if any has a
+    problem, each is printed as `error: file:line: path: message` and nothing is stored."""
     if context:
         from stigmer.cli._options import OPTIONS
 

@@ -20,7 +20,7 @@ from ruamel.yaml.error import YAMLError
 from ._errors import WorkflowValidationError
 from ._expr import find_nondeterministic
 from ._schema import schema_problems
-from ._validate import Problem, Validation, check_document
+from ._validate import Problem, Reference, Validation, check_document
 from ._walk import iter_expressions, iter_task_lists
 
 __all__ = [
@@ -119,7 +119,7 @@ def validate_workflow(source: str | bytes | Mapping[str, Any]) -> Validation:
         return _failed([("", f"a workflow document must be a mapping, not {_kind(data)}")])
     errors = [Problem(path, message) for path, message in schema_problems(data)]
     warnings_: list[Problem] = []
-    references = []
+    references: list[Reference] = []
     if not errors:
         found, references = check_document(data)
         errors = [p for p in found if not p.warning]

@@ -81,7 +81,9 @@ def _task_problems(error: ValidationError, prefix: list[Any]) -> list[tuple[str,
             for key in instance
             if (match := difflib.get_close_matches(str(key), list(TASK_KINDS), n=1, cutoff=0.6))
         )
-        return [(where, "the task has no type: give it exactly one of " + ", ".join(sorted(TASK_KINDS)) + hint)]
+        return [
+            (where, "the task has no type: give it exactly one of " + ", ".join(sorted(TASK_KINDS)) + hint)
+        ]
     allowed = COMMON_FIELDS | kind.fields
     unknown = sorted(k for k in instance if k not in allowed)
     if unknown:

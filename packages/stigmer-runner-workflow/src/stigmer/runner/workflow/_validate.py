@@ -27,7 +27,19 @@ BUILTIN_CALLS: Final = frozenset({"agent", "asyncapi", "grpc", "http", "mcp", "o
 _AUTH_SCHEMES: Final = ("basic", "bearer", "digest", "oauth2", "oidc", "certificate")
 # Where user data (not DSL structure) lives: an ``authentication`` key in there is not a policy.
 _USER_DATA: Final = frozenset(
-    {"document", "metadata", "body", "set", "data", "input", "arguments", "environment", "parameters", "headers", "query"}
+    {
+        "document",
+        "metadata",
+        "body",
+        "set",
+        "data",
+        "input",
+        "arguments",
+        "environment",
+        "parameters",
+        "headers",
+        "query",
+    }
 )
 
 
@@ -159,7 +171,9 @@ def _call(
             yield Problem(f"{path}/call", f"catalog {catalog!r} is not defined in use.catalogs")
         return
     builtin = ", ".join(sorted(BUILTIN_CALLS))
-    yield Problem(f"{path}/call", f"function {call!r} is not defined in use.functions (built-in calls: {builtin})")
+    yield Problem(
+        f"{path}/call", f"function {call!r} is not defined in use.functions (built-in calls: {builtin})"
+    )
 
 
 def _authentications(definition: Mapping[str, Any], use: Mapping[str, Any]) -> Iterator[Problem]:
@@ -174,7 +188,8 @@ def _authentications(definition: Mapping[str, Any], use: Mapping[str, Any]) -> I
             if isinstance(name, str) and name not in named:
                 known = ", ".join(sorted(named)) or "none"
                 yield Problem(
-                    f"{where}/use", f"authentication {name!r} is not defined in use.authentications (defined: {known})"
+                    f"{where}/use",
+                    f"authentication {name!r} is not defined in use.authentications (defined: {known})",
                 )
         else:
             policies.append((where, value))
