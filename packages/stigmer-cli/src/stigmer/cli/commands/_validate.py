@@ -30,9 +30,28 @@ def validate(
     (schema, semantic checks, jq syntax, secrets, functions, authentications) and the agents and
     workflows it names, which are looked up in the given manifests only. One line per problem;
     exit 0 when valid, 1 when not."""
+    from stigmer.core import ManifestError
     from stigmer.sdk import validate as sdk_validate
 
-    loaded = load_files(filename)
+    try:
+        loaded = load_files(filename)
+    except ManifestError as unreadable:
+        if output is Output.table:
+            raise
+        found = {
+            "file": unreadable.source,
+            "line": unreadable.line,
+            "path": unreadable.field_path,
+            "message": unreadable.reason,
+            "severity": "error",
+            "kind": "",
+            "name": "",
+        }
+        if output is Output.json:
+            emit_json([found])
+        else:
+            emit_yaml([[found]])
+        raise typer.Exit(1) from None
     problems = sdk_validate(*loaded)
     errors = [p for p in problems if not p.warning]
     if output is Output.json:
