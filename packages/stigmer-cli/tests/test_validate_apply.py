@@ -129,3 +129,18 @@ def test_validate_passes_every_example(cli: Callable[..., Result]) -> None:
     assert result.code == 0, result.out
     assert result.out.startswith("valid: ")
     assert "looked up in these files only" in result.out
+
+
+def test_apply_refuses_what_the_runner_cannot_run_saying_so(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "box.yaml",
+        HEAD.format(name="box") + "  do:\n    - box:\n        run:\n          container: {image: alpine}\n",
+    )
+    result = cli("apply", "-f", str(path))
+    assert result.code == 1
+    assert result.err.startswith(f"error: {path}:7: spec.do[0].box: run: container is not supported")
+    assert "README" in result.err
+    assert cli("validate", "-f", str(path)).code == 1

@@ -107,7 +107,7 @@ def test_an_undefined_function_is_refused_and_builtins_urls_and_catalogs_are_not
     assert found == [
         (
             "/do/3/d/call",
-            "function 'grett' is not defined in use.functions (built-in calls: agent, asyncapi, grpc, http, mcp, openapi)",
+            "function 'grett' is not defined in use.functions (built-in calls: a2a, agent, asyncapi, grpc, http, mcp, openapi)",
         ),
         ("/do/4/e/call", "catalog 'nowhere' is not defined in use.catalogs"),
     ]
@@ -175,3 +175,12 @@ def test_a_validated_document_is_cached_by_its_content(monkeypatch: pytest.Monke
     assert len(calls) == 2  # once for the text, once for the mapping (whatever its key order)
     load_workflow(text.replace("v: 1", "v: 2"))
     assert len(calls) == 3
+
+
+def test_what_the_runner_cannot_run_loads_but_is_listed_as_unsupported() -> None:
+    document = {"document": DOC, "do": [{"box": {"run": {"container": {"image": "alpine"}}}}]}
+    validation = validate_workflow(document)
+    assert validation.ok  # valid DSL: the document loads ...
+    [problem] = validation.unsupported  # ... but apply refuses it, saying why
+    assert problem.path == "/do/0/box"
+    assert "run: container is not supported" in problem.message

@@ -106,7 +106,8 @@ def _check(
             continue
         spec = from_value(item.resource.workflow.spec)  # type: ignore[union-attr]
         validation = validate_workflow(spec)
-        for problem in (*validation.errors, *validation.warnings):
+        # what the runner cannot run (the DSL allows it) is refused at apply, like an error
+        for problem in (*validation.errors, *validation.unsupported, *validation.warnings):
             problems.append(_located(item, spec, problem.path, problem.message, problem.warning))
         unresolved.extend(
             (item, spec, ref) for ref in validation.references if (ref.kind, slugify(ref.name)) not in batch

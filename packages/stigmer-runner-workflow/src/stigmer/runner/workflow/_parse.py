@@ -20,6 +20,7 @@ from ruamel.yaml.error import YAMLError
 from ._errors import WorkflowValidationError
 from ._expr import find_nondeterministic
 from ._schema import schema_problems
+from ._task_kinds import unsupported_problems
 from ._validate import Problem, Reference, Validation, check_document
 from ._walk import iter_expressions, iter_task_lists
 
@@ -120,14 +121,17 @@ def validate_workflow(source: str | bytes | Mapping[str, Any]) -> Validation:
     errors = [Problem(path, message) for path, message in schema_problems(data)]
     warnings_: list[Problem] = []
     references: list[Reference] = []
+    unsupported: list[Problem] = []
     if not errors:
         found, references = check_document(data)
         errors = [p for p in found if not p.warning]
         warnings_ = [p for p in found if p.warning]
+        unsupported = [Problem(path, message) for path, message in unsupported_problems(data)]
     validation = Validation(
         errors=tuple(errors),
         warnings=tuple(warnings_),
         references=tuple(references),
+        unsupported=tuple(unsupported),
         workflow=None if errors else Workflow(definition=data),
     )
     return _remember(digest, validation)

@@ -23,7 +23,7 @@ __all__ = ["BUILTIN_CALLS", "Problem", "Reference", "Validation", "check_documen
 
 _FLOW: Final = ("continue", "exit", "end")
 #: ``call:`` names that are not ``use.functions`` entries: the DSL's protocols and Stigmer's agent.
-BUILTIN_CALLS: Final = frozenset({"agent", "asyncapi", "grpc", "http", "mcp", "openapi"})
+BUILTIN_CALLS: Final = frozenset({"a2a", "agent", "asyncapi", "grpc", "http", "mcp", "openapi"})
 _AUTH_SCHEMES: Final = ("basic", "bearer", "digest", "oauth2", "oidc", "certificate")
 # Where user data (not DSL structure) lives: an ``authentication`` key in there is not a policy.
 _USER_DATA: Final = frozenset(
@@ -66,11 +66,15 @@ class Reference:
 
 @dataclass(frozen=True)
 class Validation:
-    """What validating one document found; ``workflow`` is set when there are no errors."""
+    """What validating one document found; ``workflow`` is set when there are no errors.
+
+    ``unsupported`` lists what the DSL allows but this runner cannot run (``call: mcp``,
+    ``run: container`` ...): the document loads (it is valid), but ``apply`` refuses it."""
 
     errors: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()
     references: tuple[Reference, ...] = ()
+    unsupported: tuple[Problem, ...] = ()
     workflow: Workflow | None = field(default=None, repr=False, compare=False)
 
     @property
