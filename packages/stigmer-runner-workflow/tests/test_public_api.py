@@ -14,6 +14,7 @@ EXPECTED = {
     "InProcessHost",
     "Interpreter",
     "ProcessResult",
+    "SUPPORTED_DSL_VERSIONS",
     "TASK_KINDS",
     "TaskKind",
     "Workflow",
@@ -24,6 +25,7 @@ EXPECTED = {
     "error_type",
     "load_workflow",
     "run_workflow",
+    "validate_document",
 }
 
 

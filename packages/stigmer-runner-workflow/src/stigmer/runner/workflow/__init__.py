@@ -8,13 +8,15 @@ from ._errors import ERROR_TYPE_BASE, ErrorKind, WorkflowError, WorkflowValidati
 from ._host import Host, HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
 from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
-from ._parse import Workflow, check_deterministic, load_workflow
+from ._parse import Workflow, check_deterministic, load_workflow, validate_document
 from ._runner import WorkflowRunner
+from ._schema import SUPPORTED_DSL_VERSIONS
 from ._task_kinds import TASK_KINDS, TaskKind
 
 __all__ = [
     "CHECKPOINT_VERSION",
     "ERROR_TYPE_BASE",
+    "SUPPORTED_DSL_VERSIONS",
     "TASK_KINDS",
     "ErrorKind",
     "Host",
@@ -32,4 +34,5 @@ __all__ = [
     "error_type",
     "load_workflow",
     "run_workflow",
+    "validate_document",
 ]

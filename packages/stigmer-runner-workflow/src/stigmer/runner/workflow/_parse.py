@@ -15,10 +15,18 @@ from ruamel.yaml.error import YAMLError
 
 from ._errors import WorkflowValidationError
 from ._expr import find_nondeterministic, is_expression, secret_names, syntax_error, uses_secrets
-from ._schema import schema_problems
+from ._normalize import normalize
+from ._schema import dsl_version, schema_problems
 from ._walk import iter_expressions, iter_task_lists
 
-__all__ = ["Workflow", "check_deterministic", "iter_expressions", "iter_task_lists", "load_workflow"]
+__all__ = [
+    "Workflow",
+    "check_deterministic",
+    "iter_expressions",
+    "iter_task_lists",
+    "load_workflow",
+    "validate_document",
+]
 
 _FLOW = ("continue", "exit", "end")
 _MAX_DEPTH = 200
@@ -67,14 +75,31 @@ def load_workflow(source: str | bytes | Mapping[str, Any] | Workflow) -> Workflo
         data = _plain(raw, "", 0, [_MAX_NODES])
     except _NotPlain as exc:
         raise WorkflowValidationError([(exc.path, exc.reason)]) from None
-    if not isinstance(data, dict):
-        raise WorkflowValidationError([("", f"a workflow document must be a mapping, not {_kind(data)}")])
-    problems = schema_problems(data)
-    if not problems:
-        problems = semantic_problems(data)
+    data = validate_document(data)
+    problems = semantic_problems(data)
     if problems:
         raise WorkflowValidationError(problems)
     return Workflow(definition=data)
+
+
+def validate_document(document: Any) -> dict[str, Any]:
+    """Check a plain (JSON-compatible) document against the schema of the DSL version it declares
+    and return it in the current model (older 1.0.x shapes normalised; the input is not changed).
+
+    Raises :class:`WorkflowValidationError` for an unsupported ``document.dsl``, each way the
+    document breaks its version's schema, and each older shape that has no current equivalent.
+    Semantic checks (references, flow targets, jq syntax) are not part of this step.
+    """
+    if not isinstance(document, dict):
+        raise WorkflowValidationError([("", f"a workflow document must be a mapping, not {_kind(document)}")])
+    version = dsl_version(document)
+    problems = schema_problems(document, version)
+    if problems:
+        raise WorkflowValidationError(problems)
+    normalized, problems = normalize(document, version)
+    if problems:
+        raise WorkflowValidationError(problems)
+    return normalized
 
 
 def _load_yaml(text: str | bytes) -> Any:
