@@ -43,7 +43,7 @@ def doc(version: Any, *tasks: dict[str, Any], **top: Any) -> dict[str, Any]:
 def problems(document: Any) -> list[tuple[str, str]]:
     with pytest.raises(WorkflowValidationError) as caught:
         load_workflow(document)
-    return caught.value.problems
+    return list(caught.value.problems)
 
 
 def test_the_supported_versions_are_the_released_ones() -> None:

@@ -89,7 +89,8 @@ def _word(name: str, value: Any) -> str:
     if not any(is_expression(part) for part in parts):
         return "".join(parts)
     program = " + ".join(
-        f"(({expression_body(part)}) | tostring)" if is_expression(part) else json.dumps(part) for part in parts
+        f"(({expression_body(part)}) | tostring)" if is_expression(part) else json.dumps(part)
+        for part in parts
     )
     return "${ " + program + " }"
 
