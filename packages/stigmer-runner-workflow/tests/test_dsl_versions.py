@@ -85,7 +85,7 @@ def test_a_missing_version_is_a_schema_problem() -> None:
     assert any("'dsl' is a required property" in message for _, message in problems(document))
 
 
-@given(st.one_of(st.text(max_size=30), st.floats(allow_nan=False), st.integers(), st.booleans()))
+@given(st.one_of(st.text(max_size=30), st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.booleans()))
 def test_any_declared_version_is_accepted_or_refused_clearly(version: Any) -> None:
     try:
         load_workflow(doc(version, {"a": {"set": {"x": 1}}}))
