@@ -85,7 +85,11 @@ def test_a_missing_version_is_a_schema_problem() -> None:
     assert any("'dsl' is a required property" in message for _, message in problems(document))
 
 
-@given(st.one_of(st.text(max_size=30), st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.booleans()))
+@given(
+    st.one_of(
+        st.text(max_size=30), st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.booleans()
+    )
+)
 def test_any_declared_version_is_accepted_or_refused_clearly(version: Any) -> None:
     try:
         load_workflow(doc(version, {"a": {"set": {"x": 1}}}))
@@ -163,6 +167,33 @@ def test_an_empty_shell_arguments_map_leaves_the_command_alone() -> None:
     task = {"sh": {"run": {"shell": {"command": "true", "arguments": {}}}}}
     normalized = validate_document(doc("1.0.1", task))
     assert normalized["do"][0]["sh"]["run"]["shell"] == {"command": "true", "arguments": []}
+
+
+argument_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=8),
+    st.sampled_from(["${ . }", "${ .a }", '${ "q\\"uote" }']),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=6), argument_values, max_size=4), st.sampled_from(["echo", "${ .c }"])
+)
+def test_any_shell_arguments_map_normalises_to_valid_jq_or_is_refused_clearly(
+    arguments: dict[str, Any], command: str
+) -> None:
+    task = {"sh": {"run": {"shell": {"command": command, "arguments": arguments}}}}
+    try:
+        workflow = load_workflow(doc("1.0.0", task))  # semantic checks include the jq syntax
+    except WorkflowValidationError as invalid:
+        assert all(where.startswith("/do/0/sh/run/shell/arguments/") for where, _ in invalid.problems)
+        assert any(isinstance(value, list) for value in arguments.values())
+    else:
+        words = workflow.definition["do"][0]["sh"]["run"]["shell"]["arguments"]
+        assert len(words) == len(arguments)
 
 
 def test_an_object_shell_argument_value_is_refused() -> None:
