@@ -17,6 +17,7 @@ EXPECTED = {
     "Problem",
     "ProcessResult",
     "Reference",
+    "SUPPORTED_DSL_VERSIONS",
     "TASK_KINDS",
     "TaskKind",
     "Validation",
@@ -29,6 +30,7 @@ EXPECTED = {
     "load_workflow",
     "run_workflow",
     "validate_workflow",
+    "validate_document",
 }
 
 

@@ -131,7 +131,7 @@ apiVersion: stigmer.ai/v1
 kind: Workflow
 metadata: {name: hello}
 spec:
-  document: {dsl: 1.0.0, namespace: demo, name: hello, version: 1.0.0}
+  document: {dsl: 1.0.3, namespace: demo, name: hello, version: 1.0.0}
   do:
     - greet:
         set: {greeting: '${ "Hello, " + .name + "!" }'}

@@ -171,7 +171,7 @@ def test_task_shapes_are_those_of_the_dsl() -> None:
 def test_workflow_add_chains_and_raw_dict_tasks_are_accepted() -> None:
     wf = Workflow("w").add("a", Set({"x": 1})).add("b", {"set": {"y": 2}})
     assert wf.spec()["do"] == [{"a": {"set": {"x": 1}}}, {"b": {"set": {"y": 2}}}]
-    assert wf.spec()["document"] == {"dsl": "1.0.0", "namespace": "default", "name": "w", "version": "1.0.0"}
+    assert wf.spec()["document"] == {"dsl": "1.0.3", "namespace": "default", "name": "w", "version": "1.0.0"}
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,16 @@ from ._errors import ERROR_TYPE_BASE, ErrorKind, WorkflowError, WorkflowValidati
 from ._host import GrpcRequest, Host, HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
 from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
-from ._parse import Workflow, check_deterministic, load_workflow, validate_workflow
+from ._parse import Workflow, check_deterministic, load_workflow, validate_document, validate_workflow
 from ._runner import WorkflowRunner
+from ._schema import SUPPORTED_DSL_VERSIONS
 from ._task_kinds import TASK_KINDS, TaskKind
 from ._validate import Problem, Reference, Validation
 
 __all__ = [
     "CHECKPOINT_VERSION",
     "ERROR_TYPE_BASE",
+    "SUPPORTED_DSL_VERSIONS",
     "TASK_KINDS",
     "ErrorKind",
     "GrpcRequest",
@@ -37,5 +39,6 @@ __all__ = [
     "error_type",
     "load_workflow",
     "run_workflow",
+    "validate_document",
     "validate_workflow",
 ]

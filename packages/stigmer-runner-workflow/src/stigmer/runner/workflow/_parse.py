@@ -19,9 +19,10 @@ from ruamel.yaml.error import YAMLError
 
 from ._errors import WorkflowValidationError
 from ._expr import find_nondeterministic
-from ._schema import schema_problems
+from ._normalize import normalize
+from ._schema import dsl_version, schema_problems
 from ._task_kinds import unsupported_problems
-from ._validate import Problem, Reference, Validation, check_document
+from ._validate import Problem, Validation, check_document
 from ._walk import iter_expressions, iter_task_lists
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "iter_expressions",
     "iter_task_lists",
     "load_workflow",
+    "validate_document",
     "validate_workflow",
 ]
 
@@ -116,17 +118,15 @@ def validate_workflow(source: str | bytes | Mapping[str, Any]) -> Validation:
         cached = _cached(digest)
         if cached is not None:
             return cached
-    if not isinstance(data, dict):
-        return _failed([("", f"a workflow document must be a mapping, not {_kind(data)}")])
-    errors = [Problem(path, message) for path, message in schema_problems(data)]
-    warnings_: list[Problem] = []
-    references: list[Reference] = []
-    unsupported: list[Problem] = []
-    if not errors:
-        found, references = check_document(data)
-        errors = [p for p in found if not p.warning]
-        warnings_ = [p for p in found if p.warning]
-        unsupported = [Problem(path, message) for path, message in unsupported_problems(data)]
+    try:
+        # the schema of the DSL version it declares, then older shapes in the current model
+        data = validate_document(data)
+    except WorkflowValidationError as invalid:
+        return _remember(digest, _failed(invalid.problems))
+    found, references = check_document(data)
+    errors = [p for p in found if not p.warning]
+    warnings_ = [p for p in found if p.warning]
+    unsupported = [Problem(path, message) for path, message in unsupported_problems(data)]
     validation = Validation(
         errors=tuple(errors),
         warnings=tuple(warnings_),
@@ -155,6 +155,26 @@ def _remember(digest: bytes, validation: Validation) -> Validation:
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return validation
+
+
+def validate_document(document: Any) -> dict[str, Any]:
+    """Check a plain (JSON-compatible) document against the schema of the DSL version it declares
+    and return it in the current model (older 1.0.x shapes normalised; the input is not changed).
+
+    Raises :class:`WorkflowValidationError` for an unsupported ``document.dsl``, each way the
+    document breaks its version's schema, and each older shape that has no current equivalent.
+    Semantic checks (references, flow targets, jq syntax) are not part of this step.
+    """
+    if not isinstance(document, dict):
+        raise WorkflowValidationError([("", f"a workflow document must be a mapping, not {_kind(document)}")])
+    version = dsl_version(document)
+    problems = schema_problems(document, version)
+    if problems:
+        raise WorkflowValidationError(problems)
+    normalized, problems = normalize(document, version)
+    if problems:
+        raise WorkflowValidationError(problems)
+    return normalized
 
 
 def _load_yaml(text: str | bytes) -> Any:

@@ -170,7 +170,7 @@ def _workflow(g: _Gen, m: dict[str, Any]) -> str:
         "version": repr(doc.pop("version", "1.0.0")),
         "dsl": _opt(doc.pop("dsl", None)),
     }
-    if kwargs["dsl"] == repr("1.0.0"):
+    if kwargs["dsl"] == repr("1.0.3"):  # the builder's default (the DSL its task shapes follow)
         kwargs["dsl"] = None
     name = m["metadata"]["name"]
     doc_name = doc.pop("name", name)

@@ -29,7 +29,7 @@ class Workflow(ResourceBuilder[workflow_pb2.Workflow]):
         *,
         namespace: str = "default",
         version: str = "1.0.0",
-        dsl: str = "1.0.0",
+        dsl: str = "1.0.3",
         document_name: str | None = None,
         title: str | None = None,
         summary: str | None = None,

@@ -11,7 +11,17 @@ from stigmer.temporal import TemporalConnection, run_temporal_worker
 __all__ = ["PASSTHROUGH", "run_worker", "workflow_worker"]
 
 #: Modules the workflow sandbox shares with the worker instead of re-importing them per run.
-PASSTHROUGH = ("stigmer", "jq", "httpx", "httpcore", "google.protobuf", "jsonschema", "ruamel", "grpc")
+PASSTHROUGH = (
+    "stigmer",
+    "jq",
+    "httpx",
+    "httpcore",
+    "google.protobuf",
+    "jsonschema",
+    "jsonschema_rs",
+    "ruamel",
+    "grpc",
+)
 
 
 def workflow_worker(
