@@ -25,9 +25,12 @@ import pytest
 # Where hypothesis is installed, import it now, not through its own pytest plugin at the end of the
 # session: on Python 3.11.7 that late import re-parses hypothesis' sources and can fail with "AST
 # constructor recursion depth mismatch" (a CPython bug fixed in later 3.11 releases) after every
-# test passed.
+# test passed. And no per-example deadline: on a loaded 2-core machine it times the machine, not
+# the code (pytest-timeout still bounds every test).
 if importlib.util.find_spec("hypothesis") is not None:
-    importlib.import_module("hypothesis")
+    _hypothesis = importlib.import_module("hypothesis")
+    _hypothesis.settings.register_profile("stigmer", deadline=None)
+    _hypothesis.settings.load_profile("stigmer")
 
 from ._postgres import POSTGRES_URL_ENV, postgres_schema
 from ._temporal import TemporalServer, TemporalServers
