@@ -16,6 +16,7 @@ from ruamel.yaml.error import YAMLError
 from ._errors import WorkflowValidationError
 from ._expr import find_nondeterministic, is_expression, secret_names, syntax_error, uses_secrets
 from ._schema import schema_problems
+from ._tasks.oauth import policy_problems
 from ._walk import iter_expressions, iter_task_lists
 
 __all__ = ["Workflow", "check_deterministic", "iter_expressions", "iter_task_lists", "load_workflow"]
@@ -162,6 +163,7 @@ def semantic_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
             problems.append((where, f"secret(s) {', '.join(missing)} used but not declared in use.secrets"))
         elif not declared:
             problems.append((where, "$secrets used but the workflow declares no use.secrets"))
+    problems.extend(policy_problems(definition))
     return problems
 
 
