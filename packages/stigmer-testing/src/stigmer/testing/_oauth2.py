@@ -183,16 +183,19 @@ class OAuth2Authority(HttpWorld):
         if methods == ["assertion"]:
             return self._assertion(request, form, record)
         if not methods:
+            record["sent"] = "none"
             client = form.get("client_id", "")
             if client and client in self.public_clients:
                 return client, "none"
             raise _Refused(401, "invalid_client", f"client {client!r} must authenticate")
         client, secret, sent = self.client_of(request.headers, form)
+        record["sent"] = sent
         if client != self.client_id or secret != self.client_secret:
             raise _Refused(401, "invalid_client", "bad client credentials")
         return client, sent
 
     def _assertion(self, request: Request, form: dict[str, str], record: dict[str, Any]) -> tuple[str, str]:
+        record["sent"] = "assertion"
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise _Refused(401, "invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}")
         assertion = form.get("client_assertion", "")
@@ -208,6 +211,7 @@ class OAuth2Authority(HttpWorld):
             method = "private_key_jwt"
         else:
             raise _Refused(401, "invalid_client", f"client assertion algorithm {alg!r} is not accepted")
+        record["sent"] = method
         verifier = jwt.PyJWS(algorithms=[alg])
         if alg in _HMAC:  # any secret length: the authority chose it
             verifier.unregister_algorithm(alg)
