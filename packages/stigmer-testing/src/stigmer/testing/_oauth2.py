@@ -177,6 +177,7 @@ class OAuth2Authority(HttpWorld):
             if present
         ]
         if len(methods) > 1:
+            record["sent"] = "+".join(methods)
             raise _Refused(
                 400, "invalid_request", f"more than one client authentication ({', '.join(methods)})"
             )
