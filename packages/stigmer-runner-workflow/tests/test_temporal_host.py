@@ -756,6 +756,60 @@ async def test_jwt_client_authentication_and_password_grant_on_temporal_keep_cre
         assert value not in dumped
 
 
+async def test_token_exchange_of_another_policys_token_on_temporal(stack: Any, idp: Any) -> None:
+    """The workflow holds only a reference to the first token; the activity of the second call
+    obtains the first token too, and exchanges the real one (RFC 8693)."""
+    backend, qc = stack
+    authority = idp
+    done = await run(
+        backend,
+        qc,
+        "oauth2-exchange",
+        f"""\
+  document: {{dsl: 1.0.3, namespace: demo, name: oauth2-exchange, version: 1.0.0}}
+  use:
+    secrets: [CLIENT_SECRET]
+    authentications:
+      service:
+        oauth2:
+          authority: {authority.base}/realms/demo
+          grant: client_credentials
+          client: {{id: {CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+  do:
+    - first:
+        call: http
+        with:
+          method: get
+          endpoint: {{uri: {authority.base}/api/first, authentication: {{use: service}}}}
+        output: {{as: '${{ {{subject: $authorization.parameter}} }}'}}
+    - exchanged:
+        call: http
+        with:
+          method: get
+          endpoint:
+            uri: {authority.base}/api/exchanged
+            authentication:
+              oauth2:
+                authority: {authority.base}/realms/demo
+                grant: urn:ietf:params:oauth:grant-type:token-exchange
+                subject: {{token: '${{ .subject }}', type: access_token}}
+                client: {{id: {CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+        output: {{as: '${{ {{path}} }}'}}
+""",
+        secrets={"CLIENT_SECRET": CLIENT_SECRET},
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    exchange = authority.token_requests[-1]
+    first_token = authority.api_calls[-2]
+    assert exchange["form"]["subject_token"] == first_token, exchange.get("refused")
+    assert authority.grants[authority.api_calls[-1]]["sub"] == first_token
+    assert output(done) == {"path": "/api/exchanged"}
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    dumped = history_text(history.to_json_dict())
+    for value in (CLIENT_SECRET, first_token, authority.api_calls[-1]):
+        assert value not in dumped
+
+
 async def test_a_retried_child_creation_finds_the_execution_its_first_attempt_created(tmp_path: Path) -> None:
     from stigmer.backend.local import LocalBackend
     from stigmer.runner.workflow.temporal._activities import CALL_LABEL, WorkflowActivities
