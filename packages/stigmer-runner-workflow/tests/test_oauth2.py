@@ -277,20 +277,6 @@ async def test_an_unreachable_token_endpoint_is_an_authentication_error(document
     ("auth", "says"),
     [
         (
-            {"oauth2": {"authority": "http://a", "grant": "password", "client": {"id": "c", "secret": "s"}}},
-            "grant password needs username and password",
-        ),
-        (
-            {
-                "oidc": {
-                    "authority": "http://a",
-                    "grant": "refresh_token",
-                    "client": {"id": "c", "secret": "s"},
-                }
-            },
-            "refresh_token needs the refresh token as subject.token",
-        ),
-        (
             {"oauth2": {"authority": "http://a", "grant": "client_credentials", "client": {"secret": "s"}}},
             "needs client.id",
         ),

@@ -117,15 +117,21 @@ async def test_a_refused_password_is_an_authentication_error_that_never_shows_it
     assert PASSWORD not in json.dumps(problem) and CLIENT_SECRET not in json.dumps(problem)
 
 
-async def test_password_grant_without_a_password_is_a_configuration_error(
+async def test_a_stored_policy_missing_what_its_grant_needs_is_a_configuration_error(
     authority: OAuth2Authority, document: Doc
 ) -> None:
-    wf = document(
-        [fetch(authority, {"oauth2": policy(authority, "password", username="ada")})],
-        use={"secrets": ["CLIENT_SECRET"]},
+    """Inline policies are refused at validation; one held in a secret is read at run time."""
+    stored = json.dumps(
+        {
+            "authority": authority.base,
+            "grant": "password",
+            "username": "ada",
+            "client": {"id": CLIENT_ID, "secret": CLIENT_SECRET},
+        }
     )
+    wf = document([fetch(authority, {"oauth2": {"use": "IDP"}})], use={"secrets": ["IDP"]})
     with pytest.raises(WorkflowError) as caught:
-        await run(wf, CLIENT_SECRET=CLIENT_SECRET)
+        await run(wf, IDP=stored)
     assert caught.value.problem["type"].endswith("/configuration")
     assert "oauth2 grant password needs username and password" in caught.value.problem["detail"]
     assert authority.token_requests == []
@@ -165,17 +171,6 @@ async def test_refresh_token_grant_uses_the_given_refresh_token_then_the_rotated
     assert second["form"]["refresh_token"] not in ("rt-given-1", "")
     assert "refused" not in second, second.get("refused")
     assert len(authority.api_calls) == 2
-
-
-async def test_refresh_token_grant_needs_the_token_as_subject(
-    authority: OAuth2Authority, document: Doc
-) -> None:
-    wf = document(
-        [fetch(authority, {"oauth2": policy(authority, "refresh_token")})], use={"secrets": ["CLIENT_SECRET"]}
-    )
-    with pytest.raises(WorkflowError) as caught:
-        await run(wf, CLIENT_SECRET=CLIENT_SECRET)
-    assert "refresh_token needs the refresh token as subject.token" in caught.value.problem["detail"]
 
 
 async def test_token_exchange_sends_subject_and_actor_tokens(
@@ -226,6 +221,26 @@ async def test_token_exchange_of_a_token_this_run_obtained(authority: OAuth2Auth
     assert (form["subject_token"], form["subject_token_type"]) == (first_token, TOKEN_TYPE + "access_token")
     assert output == {"path": "/api/exchanged", "token": exchanged}
     assert exchanged != first_token
+
+
+@pytest.mark.parametrize("encoding", ["application/x-www-form-urlencoded", "application/json"])
+async def test_each_audience_is_its_own_parameter(
+    authority: OAuth2Authority, document: Doc, encoding: str
+) -> None:
+    """RFC 8693 section 2.1: several audiences are several audience parameters (a JSON list)."""
+    authority.exchangeable["user-token-9"] = TOKEN_TYPE + "access_token"
+    auth = policy(
+        authority,
+        TOKEN_EXCHANGE,
+        subject={"token": "user-token-9", "type": "access_token"},
+        audiences=["orders", "https://billing.example/api"],
+        request={"encoding": encoding},
+    )
+    wf = document([fetch(authority, {"oauth2": auth})], use={"secrets": ["CLIENT_SECRET"]})
+    await run(wf, CLIENT_SECRET=CLIENT_SECRET)
+    [request] = authority.token_requests
+    assert request["audiences"] == ["orders", "https://billing.example/api"]
+    assert "refused" not in request
 
 
 async def test_token_exchange_with_an_unknown_short_type_is_a_configuration_error(
@@ -455,6 +470,28 @@ async def test_oidc_issuers_are_checked_against_the_discovered_issuer(
             {"oauth2": {"authority": "http://a", "grant": "authorization_code", "client": {"id": "c"}}},
             "/do/0/fetch/with/endpoint/authentication/oauth2/grant",
             "grant 'authorization_code' is not supported: it needs a person to sign in at a browser",
+        ),
+        (
+            {
+                "oauth2": {
+                    "authority": "http://a",
+                    "grant": "password",
+                    "username": "u",
+                    "client": {"id": "c"},
+                }
+            },
+            "/do/0/fetch/with/endpoint/authentication/oauth2",
+            "grant password needs username and password",
+        ),
+        (
+            {"oidc": {"authority": "http://a", "grant": "refresh_token", "client": {"id": "c"}}},
+            "/do/0/fetch/with/endpoint/authentication/oidc",
+            "grant refresh_token needs the refresh token as subject.token",
+        ),
+        (
+            {"oauth2": {"authority": "http://a", "grant": TOKEN_EXCHANGE, "client": {"id": "c"}}},
+            "/do/0/fetch/with/endpoint/authentication/oauth2",
+            f"grant {TOKEN_EXCHANGE} needs subject",
         ),
         (
             {"digest": {"username": "u", "password": "p"}},

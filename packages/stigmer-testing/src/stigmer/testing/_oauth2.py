@@ -148,11 +148,22 @@ class OAuth2Authority(HttpWorld):
 
     # ------------------------------------------------------------------ token endpoint
     def _token(self, request: Request) -> Response:
+        audiences: list[str] = []
         if request.headers.get("content-type", "").startswith("application/json"):
-            form = {k: str(v) for k, v in json.loads(request.body).items()}
+            payload = json.loads(request.body)
+            audience = payload.get("audience")
+            audiences = [str(a) for a in audience] if isinstance(audience, list) else []
+            form = {k: str(v) for k, v in payload.items() if k not in ("audience",) or not audiences}
         else:
-            form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
-        record: dict[str, Any] = {"path": request.target, "form": form, "grant": form.get("grant_type")}
+            params = parse_qs(request.body.decode())
+            audiences = params.get("audience", [])
+            form = {k: v[0] for k, v in params.items() if k != "audience" or len(v) == 1}
+        record: dict[str, Any] = {
+            "path": request.target,
+            "form": form,
+            "grant": form.get("grant_type"),
+            "audiences": audiences or ([form["audience"]] if "audience" in form else []),
+        }
         self.token_requests.append(record)
         with self._token_lock:
             try:

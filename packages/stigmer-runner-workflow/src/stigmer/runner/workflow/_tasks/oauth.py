@@ -24,7 +24,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote, urlencode
@@ -258,15 +258,16 @@ async def oauth2_token(
         scopes = policy.get("scopes") or []
         if scopes:
             form["scope"] = " ".join(str(s) for s in scopes)
-        audiences = policy.get("audiences") or []
-        if audiences:
-            form["audience"] = " ".join(str(a) for a in audiences)
+        # RFC 8693 section 2.1: one audience parameter per audience.
+        audiences = [str(a) for a in policy.get("audiences") or ()]
         if encoding == "application/json":
             headers["Content-Type"] = "application/json"
-            body: Any = form
+            body: Any = dict(form)
+            if audiences:
+                body["audience"] = audiences[0] if len(audiences) == 1 else audiences
         else:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            body = urlencode(form)
+            body = urlencode([*form.items(), *(("audience", a) for a in audiences)])
         fetched_at = host.now()
         response = await _send(host, HttpRequest("POST", token_url, headers=headers, body=body), token_url)
         token, lifetime, refresh = _parse_token(response, token_url)
@@ -454,6 +455,9 @@ def policy_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
                         f"grant {grant!r} is not supported: {UNSUPPORTED_GRANTS[grant]}",
                     )
                 )
+            needs = _GRANT_NEEDS.get(grant) if isinstance(grant, str) else None
+            if needs is not None and not needs[0](settings):
+                problems.append((f"{path}/{scheme}", f"grant {grant} needs {needs[1]}"))
             client = settings.get("client")
             if (
                 isinstance(client, Mapping)
@@ -469,6 +473,23 @@ def policy_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
                     )
                 )
     return problems
+
+
+def _has_credentials(settings: Mapping[str, Any]) -> bool:
+    return settings.get("username") is not None and settings.get("password") is not None
+
+
+def _has_subject(settings: Mapping[str, Any]) -> bool:
+    subject = settings.get("subject")
+    return isinstance(subject, Mapping) and subject.get("token") is not None
+
+
+#: What each grant needs in the policy, checked at validation (the values may be expressions).
+_GRANT_NEEDS: Final[dict[str, tuple[Callable[[Mapping[str, Any]], bool], str]]] = {
+    "password": (_has_credentials, "username and password"),
+    "refresh_token": (_has_subject, "the refresh token as subject.token"),
+    TOKEN_EXCHANGE: (_has_subject, "subject (the token to exchange and its type)"),
+}
 
 
 def _policies(node: Any, path: str) -> list[tuple[str, Mapping[str, Any]]]:
