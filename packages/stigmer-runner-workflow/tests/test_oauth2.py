@@ -290,6 +290,16 @@ async def test_an_unreachable_token_endpoint_is_an_authentication_error(document
             },
             "client_secret_jwt needs client.secret",
         ),
+        (
+            {
+                "oauth2": {
+                    "authority": "http://a",
+                    "grant": "client_credentials",
+                    "client": {"id": "c", "secret": "", "authentication": "client_secret_jwt"},
+                }
+            },
+            "client_secret_jwt needs client.secret",
+        ),
     ],
 )
 async def test_incomplete_policies_are_configuration_errors(

@@ -17,6 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stigmer.core import Backend, Redactor, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
@@ -28,6 +30,7 @@ from stigmer.runner.workflow import (
     load_workflow,
     run_workflow,
 )
+from stigmer.runner.workflow._tasks.oauth import TokenCache, oauth2_token
 from stigmer.testing import CLIENT_ID, CLIENT_SECRET, OAuth2Authority
 
 Doc = Callable[..., dict[str, Any]]
@@ -663,3 +666,65 @@ async def test_lite_runs_never_record_passwords_private_keys_assertions_or_token
         data = path.read_bytes()
         for value in credentials:
             assert value.encode() not in data, path
+
+
+# ------------------------------------------------------------------ any policy, a clear error
+_json_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_policy_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "authority": st.just("http://127.0.0.1:9") | _json,
+        "grant": st.sampled_from(
+            ["client_credentials", "password", "refresh_token", TOKEN_EXCHANGE, "authorization_code"]
+        )
+        | _json,
+        "client": st.fixed_dictionaries(
+            {},
+            optional={
+                "id": st.just("c") | _json,
+                "secret": st.just("s") | _json,
+                "assertion": _json,
+                "authentication": st.sampled_from(
+                    [
+                        "client_secret_post",
+                        "client_secret_basic",
+                        "client_secret_jwt",
+                        "private_key_jwt",
+                        "none",
+                    ]
+                )
+                | _json,
+            },
+        )
+        | _json,
+        "request": st.fixed_dictionaries({}, optional={"encoding": st.just("application/json") | _json})
+        | _json,
+        "endpoints": st.fixed_dictionaries({}, optional={"token": st.just("/t") | _json}) | _json,
+        "scopes": st.lists(st.text(max_size=5), max_size=2) | _json,
+        "audiences": st.lists(st.text(max_size=5), max_size=2) | _json,
+        "issuers": st.lists(st.text(max_size=5), max_size=2) | _json,
+        "username": st.just("u") | _json,
+        "password": st.just("p") | _json,
+        "subject": st.fixed_dictionaries({"token": st.just("t") | _json, "type": st.just("jwt") | _json})
+        | _json,
+        "actor": st.fixed_dictionaries({"token": st.just("t") | _json, "type": _json}) | _json,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(settings_=_policy_fields, scheme=st.sampled_from(["oauth2", "oidc"]))
+async def test_any_stored_policy_gives_a_clear_error_never_a_traceback(
+    scheme: str, settings_: dict[str, Any]
+) -> None:
+    """A policy held in a secret skips the schema: whatever it holds, the token request ends in a
+    configuration or authentication problem (nothing listens on 127.0.0.1:9)."""
+    async with InProcessHost() as host:
+        with pytest.raises(WorkflowError) as caught:
+            await oauth2_token(host, TokenCache(), scheme, settings_, [])
+    assert caught.value.problem["type"].rsplit("/", 1)[-1] in ("configuration", "authentication")

@@ -146,6 +146,37 @@ def _token_type(scheme: str, party: str, token: Any) -> tuple[str, str]:
     return str(token["token"]), kind
 
 
+_STRING_FIELDS: Final = ("grant", "authority", "username", "password")
+_LIST_FIELDS: Final = ("scopes", "audiences", "issuers")
+_OBJECT_FIELDS: Final = {
+    "client": ("id", "secret", "assertion", "authentication"),
+    "request": ("encoding",),
+    "endpoints": ("token", "revocation", "introspection"),
+    "subject": ("token", "type"),
+    "actor": ("token", "type"),
+}
+
+
+def _check_shape(scheme: str, policy: Mapping[str, Any]) -> None:
+    """Refuse fields of the wrong type (a policy held in a secret was never schema-checked)."""
+    for name in _STRING_FIELDS:
+        if policy.get(name) is not None and not isinstance(policy[name], str):
+            raise _config(f"{scheme} {name} must be a string")
+    for name in _LIST_FIELDS:
+        value = policy.get(name)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise _config(f"{scheme} {name} must be a list of strings")
+    for name, fields in _OBJECT_FIELDS.items():
+        value = policy.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise _config(f"{scheme} {name} must be an object")
+        for field_name in fields:
+            if value.get(field_name) is not None and not isinstance(value[field_name], str):
+                raise _config(f"{scheme} {name}.{field_name} must be a string")
+
+
 def _grant_parameters(
     scheme: str, grant: str, policy: Mapping[str, Any], secrets: list[str]
 ) -> dict[str, str]:
@@ -182,6 +213,7 @@ async def oauth2_token(
 
     ``secrets`` collects the credential values sent, so callers can keep them out of errors.
     """
+    _check_shape(scheme, policy)
     grant = policy.get("grant")
     if grant in UNSUPPORTED_GRANTS:
         raise _config(f"{scheme} grant {grant!r} is not supported: {UNSUPPORTED_GRANTS[str(grant)]}")
@@ -203,11 +235,11 @@ async def oauth2_token(
     given_assertion = method in ("client_secret_jwt", "private_key_jwt") and isinstance(assertion, str)
     if not isinstance(client.get("id"), str) and method != "none" and not given_assertion:
         raise _config(f"{scheme} authentication needs client.id")
-    if method in ("client_secret_basic", "client_secret_post", "client_secret_jwt") and not (
-        isinstance(secret, str) or given_assertion
-    ):
+    if method in ("client_secret_basic", "client_secret_post") and not isinstance(secret, str):
         raise _config(f"{scheme} client authentication {method} needs client.secret")
-    if method == "private_key_jwt" and not (isinstance(secret, str) or given_assertion):
+    if method == "client_secret_jwt" and not (secret or given_assertion):  # HMAC needs a key
+        raise _config(f"{scheme} client authentication {method} needs client.secret")
+    if method == "private_key_jwt" and not (secret or given_assertion):
         raise _config(
             f"{scheme} client authentication private_key_jwt needs client.assertion "
             "(a signed JWT) or the client's PEM private key as client.secret"
