@@ -70,6 +70,7 @@ def test_the_authority_issues_tokens_to_its_client_only() -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(idp.url + "/t/token", data=bad))
         assert refused.value.code == 401
+        refused.value.close()
     assert idp.issued == [token] and idp.api_calls == [token]
     assert [r["sent"] for r in idp.token_requests] == ["post", "post"]
 
