@@ -90,6 +90,18 @@ def test_approval_without_a_terminal_then_approve(stigmer: StigmerCli, llm: Scri
     assert any(e["type"] == "tool.result" for e in events)
 
 
+def test_approve_says_how_to_continue_the_session(stigmer: StigmerCli, llm: ScriptedLLM, agent: str) -> None:
+    llm.add(call("delete_item", item="7"))
+    llm.add(text("Item 7 is gone."))
+    paused = stigmer("agent", "execute", agent, "delete item 7", "-o", "json")
+    waiting = json.loads(paused.stdout)
+    assert waiting["phase"] == "WAITING_APPROVAL", paused.stderr
+    approved = stigmer("execution", "approve", waiting["id"])
+    assert approved.returncode == 0, approved.stderr
+    last = approved.stderr.strip().splitlines()[-1]
+    assert last == f'continue: stigmer agent execute {agent} "…" --session {waiting["session"]}'
+
+
 def _run_on_a_terminal(
     env: dict[str, str], args: list[str], answers: list[str], timeout: float = 90
 ) -> tuple[int, str, str]:

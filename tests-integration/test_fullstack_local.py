@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -502,6 +503,7 @@ spec:
 """)
     execution_id = stack.cli("run", "sleepy", "--detach").stdout.strip().splitlines()[-1]
     stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    wait_for(lambda: stack.execution(execution_id)["tasks"], 30, "the wait to start", every=0.3)
     stack.cli("execution", "cancel", execution_id)
 
     def cancelled() -> bool:
@@ -509,7 +511,65 @@ spec:
         return bool(status == "WORKFLOW_EXECUTION_STATUS_CANCELED")
 
     wait_for(cancelled, 30, "the Temporal workflow to be cancelled", every=0.3)
-    assert stack.phase(execution_id) == "CANCELLED"
+    ended = stack.execution(execution_id)
+    assert ended["phase"] == "CANCELLED"
+    assert [(t["name"], t["phase"]) for t in ended["tasks"]] == [("nap", "CANCELLED")]  # not RUNNING
+
+
+def test_the_approval_prompt_on_the_stack(stack: Stack, world: World) -> None:
+    """On a terminal: the call, WAITING_APPROVAL, then the prompt (as in Lite); a decision made
+    elsewhere ends the prompt; Ctrl-C at the prompt detaches with the hint and answers nothing."""
+    import pexpect
+
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: McpServer
+metadata: {{name: items}}
+spec:
+  stdio: {{command: {sys.executable!r}, args: [{str(MCP_TEST_SERVER)!r}]}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: janitor}}
+spec:
+  instructions: Delete what you are asked to.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  mcpServers: [{{name: items, tools: [delete_item], requireApproval: [delete_item]}}]
+""")
+
+    def prompting() -> tuple[Any, str]:
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "stigmer.cli", "agent", "execute", "janitor", "delete item 42"],
+            env=stack.env,
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(40, 200),
+        )
+        child.expect(r"(aex_\w+) started")
+        assert isinstance(child.match, re.Match)
+        execution_id = str(child.match.group(1))
+        child.expect_exact("delete_item(")
+        child.expect_exact("WAITING_APPROVAL")
+        child.expect_exact("approve? [y/N]")
+        return child, execution_id
+
+    child, execution_id = prompting()
+    stack.cli("execution", "approve", execution_id)
+    child.expect_exact("approved elsewhere", timeout=30)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)["phase"] == "SUCCEEDED"
+
+    child, execution_id = prompting()
+    child.sendintr()
+    child.expect_exact(f"stigmer execution approve {execution_id}", timeout=15)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert stack.phase(execution_id) == "WAITING_APPROVAL"
+    stack.cli("execution", "reject", execution_id)
 
 
 def test_secrets_reach_the_request_but_never_the_temporal_history(stack: Stack, world: World) -> None:

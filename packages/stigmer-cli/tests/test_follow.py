@@ -51,9 +51,11 @@ def test_without_a_terminal_the_hint_is_printed_once(capsys: pytest.CaptureFixtu
 
     class Store:
         def __init__(self) -> None:
+            waiting = execution_pb2.PHASE_WAITING_APPROVAL
             self.events = [
                 execution_pb2.ExecutionEvent(sequence=1, type="approval.requested"),
-                execution_pb2.ExecutionEvent(sequence=2, type="approval.requested"),
+                execution_pb2.ExecutionEvent(sequence=2, type="phase", phase=waiting),
+                execution_pb2.ExecutionEvent(sequence=3, type="phase", phase=waiting),
             ]
 
         async def watch_execution(self, request: Any) -> Any:

@@ -377,3 +377,26 @@ def test_jsonable_turns_objects_into_plain_data() -> None:
     loop: list[Any] = []
     loop.append(loop)
     assert isinstance(jsonable(loop), str)
+
+
+# ------------------------------------------------------------------ handing over
+async def test_a_handover_stops_the_run_at_a_step_boundary_with_its_progress_written() -> None:
+    from stigmer.core import Handover, handing_over, handover_requested
+
+    store = Store()
+    out = writer(store, buffered=True, flush_interval=3600)
+    await out.hand_over_if_requested()  # no handover in this context: nothing happens
+    handover = Handover()
+    with handing_over(handover):
+        await out.hand_over_if_requested()  # not requested yet
+        assert not handover_requested()
+        await out.event("task.completed", subject="/do/0/a")
+        await out.save_checkpoint({"next": 1})
+        handover.request()
+        assert handover_requested()
+        with pytest.raises(RunStopped) as stopped:
+            await out.hand_over_if_requested()
+    assert not handover_requested()  # only within the block
+    assert stopped.value.execution.status.phase == ex.PHASE_RUNNING  # RUNNING, for another process
+    assert [e.type for e in store.log()] == ["task.completed"]  # what was pending was written first
+    assert store.execution.status.checkpoint == '{"next": 1}'

@@ -83,6 +83,11 @@ EXPECTED = {
     "NewEvent",
     "RunStopped",
     "check_event_limits",
+    "Handover",
+    "handing_over",
+    "handover_requested",
+    "no_handover",
+    "until_handover",
     "jsonable",
     "to_value",
 }

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from stigmer.runner.workflow import Host, HttpRequest, HttpResponse, ProcessResult, run_workflow
+from stigmer.runner.workflow import GrpcRequest, Host, HttpRequest, HttpResponse, ProcessResult, run_workflow
 
 Doc = Callable[..., dict[str, Any]]
 
@@ -75,6 +75,10 @@ class ScriptedHost:
 
     async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:
         return None
+
+    async def grpc_call(self, request: GrpcRequest) -> Any:
+        self.log.append(("grpc", request.service, request.method))
+        return {"ok": True}
 
     async def task_started(self, path: str, name: str, input: Any) -> None:
         self.log.append(("started", path))

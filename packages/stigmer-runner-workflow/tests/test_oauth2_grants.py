@@ -30,6 +30,7 @@ from stigmer.runner.workflow import (
     load_workflow,
     run_workflow,
 )
+from stigmer.runner.workflow._task_kinds import unsupported_problems
 from stigmer.runner.workflow._tasks.oauth import TokenCache, oauth2_token
 from stigmer.testing import CLIENT_ID, CLIENT_SECRET, OAuth2Authority
 
@@ -466,6 +467,11 @@ async def test_oidc_issuers_are_checked_against_the_discovered_issuer(
 
 
 # -------------------------------------------------------------------- refused up front
+def _fetching(document: Doc, auth: dict[str, Any]) -> dict[str, Any]:
+    call = {"method": "get", "endpoint": {"uri": "http://127.0.0.1:9/", "authentication": auth}}
+    return document([{"fetch": {"call": "http", "with": call}}])
+
+
 @pytest.mark.parametrize(
     ("auth", "where", "says"),
     [
@@ -474,6 +480,31 @@ async def test_oidc_issuers_are_checked_against_the_discovered_issuer(
             "/do/0/fetch/with/endpoint/authentication/oauth2/grant",
             "grant 'authorization_code' is not supported: it needs a person to sign in at a browser",
         ),
+        (
+            {"digest": {"username": "u", "password": "p"}},
+            "/do/0/fetch/with/endpoint/authentication/digest",
+            "digest authentication is not supported: the runner does not answer HTTP Digest challenges",
+        ),
+    ],
+)
+async def test_what_the_dsl_allows_but_the_runner_cannot_do_is_refused_with_the_reason(
+    document: Doc, auth: dict[str, Any], where: str, says: str
+) -> None:
+    """A valid document (load_workflow accepts it), refused before running by the task-kind
+    registry's unsupported_problems (validation at apply) and, if run, with the same message."""
+    workflow = load_workflow(_fetching(document, auth))
+    [(path, message)] = unsupported_problems(workflow.definition)
+    assert path == where and says in message
+    async with InProcessHost() as host:
+        with pytest.raises(WorkflowError) as caught:
+            await run_workflow(workflow, host)
+    assert caught.value.problem["type"].endswith("/configuration")
+    assert says in caught.value.problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("auth", "where", "says"),
+    [
         (
             {
                 "oauth2": {
@@ -497,11 +528,6 @@ async def test_oidc_issuers_are_checked_against_the_discovered_issuer(
             f"grant {TOKEN_EXCHANGE} needs subject",
         ),
         (
-            {"digest": {"username": "u", "password": "p"}},
-            "/do/0/fetch/with/endpoint/authentication/digest",
-            "digest authentication is not supported: the runner does not answer HTTP Digest challenges",
-        ),
-        (
             {
                 "oidc": {
                     "authority": "http://a",
@@ -514,21 +540,11 @@ async def test_oidc_issuers_are_checked_against_the_discovered_issuer(
         ),
     ],
 )
-def test_what_the_runner_cannot_do_is_refused_at_validation(
+def test_incomplete_inline_policies_are_invalid(
     document: Doc, auth: dict[str, Any], where: str, says: str
 ) -> None:
-    wf = document(
-        [
-            {
-                "fetch": {
-                    "call": "http",
-                    "with": {"method": "get", "endpoint": {"uri": "http://a/", "authentication": auth}},
-                }
-            }
-        ]
-    )
     with pytest.raises(WorkflowValidationError) as caught:
-        load_workflow(wf)
+        load_workflow(_fetching(document, auth))
     assert any(path == where and says in message for path, message in caught.value.problems), (
         caught.value.problems
     )
@@ -538,12 +554,21 @@ def test_named_policies_in_use_authentications_are_checked_too(document: Doc) ->
     wf = document(
         [{"noop": {"set": {"x": 1}}}],
         use={
-            "authentications": {"sso": {"oauth2": {"authority": "http://a", "grant": "authorization_code"}}}
+            "authentications": {
+                "sso": {"oauth2": {"authority": "http://a", "grant": "authorization_code"}},
+                "old": {"digest": {"username": "u", "password": "p"}},
+                "half": {"oauth2": {"authority": "http://a", "grant": "password"}},
+            }
         },
     )
     with pytest.raises(WorkflowValidationError) as caught:
         load_workflow(wf)
-    assert [path for path, _ in caught.value.problems] == ["/use/authentications/sso/oauth2/grant"]
+    assert [path for path, _ in caught.value.problems] == ["/use/authentications/half/oauth2"]
+    del wf["use"]["authentications"]["half"]
+    assert [path for path, _ in unsupported_problems(load_workflow(wf).definition)] == [
+        "/use/authentications/sso/oauth2/grant",
+        "/use/authentications/old/digest",
+    ]
 
 
 class _Clock(InProcessHost):

@@ -9,6 +9,7 @@ EXPECTED = {
     "ERROR_TYPE_BASE",
     "ErrorKind",
     "Host",
+    "GrpcRequest",
     "HttpRequest",
     "HttpResponse",
     "InProcessHost",

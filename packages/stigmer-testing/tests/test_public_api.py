@@ -12,10 +12,12 @@ def test_exported_names() -> None:
         [
             "CLIENT_ID",
             "CLIENT_SECRET",
+            "GREETER_PROTO",
             "MCP_SERVER",
             "POSTGRES_URL_ENV",
             "STIGMER",
             "FullstackWorld",
+            "GrpcGreeter",
             "HttpWorld",
             "LocalStack",
             "OAuth2Authority",

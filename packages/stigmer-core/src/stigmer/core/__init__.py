@@ -25,6 +25,7 @@ from stigmer.core._files import (
     private_file,
     tighten_home,
 )
+from stigmer.core._handover import Handover, handing_over, handover_requested, no_handover, until_handover
 from stigmer.core._headers import header_problem
 from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
 from stigmer.core._kinds import (
@@ -109,6 +110,7 @@ __all__ = [
     "Context",
     "EventWriter",
     "FailedPrecondition",
+    "Handover",
     "InvalidArgument",
     "Kind",
     "Limits",
@@ -137,6 +139,8 @@ __all__ = [
     "dump_yaml",
     "error_from_grpc_code",
     "from_value",
+    "handing_over",
+    "handover_requested",
     "has_capability",
     "header_problem",
     "is_terminal",
@@ -153,6 +157,7 @@ __all__ = [
     "manifest_schema",
     "message_to_manifest",
     "new_id",
+    "no_handover",
     "open_private",
     "parse_manifest",
     "phase_name",
@@ -165,6 +170,7 @@ __all__ = [
     "slugify",
     "tighten_home",
     "to_value",
+    "until_handover",
     "unwrap",
     "validate_manifest",
 ]

@@ -22,7 +22,10 @@ writer does the rest, the same way for every runner:
   the failure that ends the run);
 - **stopping**: when the backend says the execution ended elsewhere (cancelled), the writer
   raises :class:`RunStopped` carrying the execution as it stands; terminal phases are
-  :data:`~stigmer.core.TERMINAL_PHASES`.
+  :data:`~stigmer.core.TERMINAL_PHASES`;
+- **handing over**: at a step boundary a runner calls :meth:`EventWriter.hand_over_if_requested`,
+  which, when the process running it asked to hand the run over (:class:`~stigmer.core.Handover`,
+  Lite's Ctrl-C), writes what is pending and raises :class:`RunStopped` with the execution RUNNING.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any, Final
 from google.protobuf import timestamp_pb2
 from stigmer.core._backend import Backend
 from stigmer.core._errors import AlreadyExists, FailedPrecondition, Unavailable
+from stigmer.core._handover import handover_requested
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._phases import is_terminal, phase_name
 from stigmer.core._redact import Redactor
@@ -240,6 +244,16 @@ class EventWriter:
         async with self._lock:
             if self._pending():
                 await self._send(self._take())
+
+    async def hand_over_if_requested(self) -> None:
+        """At a step boundary: when this run is being handed over (:func:`handover_requested`),
+        write what is pending and stop with :class:`RunStopped` (the execution stays RUNNING, and
+        whoever resumes it starts from here)."""
+        if not handover_requested():
+            return
+        await self.flush()
+        current = await self.backend.get_execution(svc.GetExecutionRequest(id=self.execution_id))
+        raise RunStopped(current)
 
     # -- building --------------------------------------------------------------------------------
     def _build(self, type: str, subject: str, text: str, data: Any) -> execution_pb2.ExecutionEvent:

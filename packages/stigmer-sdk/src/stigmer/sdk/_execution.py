@@ -13,7 +13,7 @@ from stigmer.core import STOPPED_PHASES, is_terminal, phase_name
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
 
 if TYPE_CHECKING:
-    from stigmer.core import Backend, Runner
+    from stigmer.core import Backend, Handover, Runner
     from stigmer.proto.v1 import execution_pb2
 
 __all__ = ["AsyncExecution", "OnApproval", "OnEvent"]
@@ -21,6 +21,7 @@ __all__ = ["AsyncExecution", "OnApproval", "OnEvent"]
 _CANCEL_GRACE = 1.0  # seconds an in-process runner gets to stop by itself after cancel()
 _DRAIN_SECONDS = 2.0  # how long to wait for events the runner wrote before it returned (in flight)
 _WAITING_APPROVAL = "WAITING_APPROVAL"
+_ELSEWHERE = "decided elsewhere"  # ``answer``: someone else approved or rejected meanwhile
 
 OnEvent = Callable[["execution_pb2.ExecutionEvent"], None]
 # Given the execution waiting for an approval: (approved, reason) to answer it, None to leave it.
@@ -48,6 +49,7 @@ class AsyncExecution:
         self.execution = execution
         self._runner = runner
         self._task: asyncio.Task[execution_pb2.Execution] | None = None
+        self._handover: Handover | None = None
         self._seen = 0
         if runner is not None and start:
             self._start_runner()
@@ -89,9 +91,30 @@ class AsyncExecution:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _start_runner(self) -> asyncio.Task[execution_pb2.Execution]:
+        from stigmer.core import Handover, handing_over
+
         assert self._runner is not None
-        self._task = asyncio.get_running_loop().create_task(self._runner.execute(self._backend, self.id))
+        if self._handover is None:
+            self._handover = Handover()
+        with handing_over(self._handover):  # the runner's task sees it (its context is a copy)
+            self._task = asyncio.get_running_loop().create_task(self._runner.execute(self._backend, self.id))
         return self._task
+
+    def hand_over(self) -> bool:
+        """Ask the runner running in this process to stop at its next step boundary — progress
+        saved, no effect under way (a ``wait`` stops at once: its deadline is saved) — leaving the
+        execution RUNNING for another process to resume (``stigmer execution resume ID``), so no
+        started effect runs twice. ``follow`` then returns the execution as it stands.
+        False when no runner runs here."""
+        if self._handover is None or self._task is None or self._task.done():
+            return False
+        self._handover.request()
+        return True
+
+    @property
+    def handed_over(self) -> bool:
+        """True once ``hand_over`` was asked."""
+        return self._handover is not None and self._handover.requested
 
     async def refresh(self) -> execution_pb2.Execution:
         """Read the execution again."""
@@ -203,6 +226,9 @@ class AsyncExecution:
         waits for an approval, ``on_approval`` is asked: ``(approved, reason)`` answers it and the
         run goes on (here, or on the server); ``None`` leaves it unanswered and following stops
         there (unless ``stop_on_approval=False`` and the run goes on elsewhere: then it watches on).
+        While ``on_approval`` is asked, the watch goes on: an approval or rejection made elsewhere
+        (another process) cancels the asking, and following goes on with the run (run by whoever
+        decided). After ``hand_over()`` it returns once the runner here stopped at a step boundary.
         ``wait`` is ``follow()`` from the current snapshot, with a timeout.
         """
         from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -223,15 +249,14 @@ class AsyncExecution:
                 await queue.put(None)
 
         def seen(ev: execution_pb2.ExecutionEvent) -> bool:
-            """Pass an event on; True when it may mean the execution now waits for an approval."""
+            """Pass an event on; True when the execution now waits for an approval (its phase
+            event comes after the call and the request, so those are passed on before asking)."""
             nonlocal last
             if ev.sequence:
                 last = max(last, ev.sequence)
             if on_event is not None:
                 on_event(ev)
-            return ev.type == "approval.requested" or (
-                ev.type == "phase" and phase_name(ev.phase) == _WAITING_APPROVAL
-            )
+            return ev.type == "phase" and phase_name(ev.phase) == _WAITING_APPROVAL
 
         async def drain(up_to: int) -> None:
             """Pass on queued events up to sequence ``up_to`` (bounded wait)."""
@@ -250,18 +275,57 @@ class AsyncExecution:
                     return
                 seen(ev)
 
-        async def answer(ex: execution_pb2.Execution) -> bool | None:
-            """Ask ``on_approval`` once per pending approval; None when left unanswered."""
+        async def decided_elsewhere(approval_id: str) -> None:
+            """Pass events on until the approval is decided by someone else (another terminal,
+            the SDK): its ``approval.resolved`` event, or the execution leaving WAITING_APPROVAL."""
+            while True:
+                ev = await queue.get()
+                if ev is None:  # the watch ended: nothing will tell
+                    await queue.put(None)
+                    await asyncio.Event().wait()
+                    continue
+                seen(ev)
+                if ev.type == "approval.resolved" and (not approval_id or ev.subject == approval_id):
+                    return
+                if ev.type == "phase" and phase_name(ev.phase) != _WAITING_APPROVAL:
+                    return
+
+        async def answer(ex: execution_pb2.Execution) -> bool | str | None:
+            """Ask ``on_approval`` once per pending approval, while watching for a decision made
+            elsewhere (which ends the asking: ``_ELSEWHERE``); None when left unanswered."""
+            from stigmer.core import FailedPrecondition
+
             pending = ex.status.pending_approval
             key = pending.id or f"seq-{ex.status.last_sequence}"
             if key in answered:
                 return True
-            decision = await on_approval(ex) if on_approval is not None else None
             answered.add(key)
+            if on_approval is None:
+                return None
+            asking = asyncio.ensure_future(on_approval(ex))
+            elsewhere = asyncio.ensure_future(decided_elsewhere(pending.id))
+            try:
+                await asyncio.wait({asking, elsewhere}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (asking, elsewhere):
+                    if not task.done():
+                        task.cancel()
+                await asyncio.gather(elsewhere, return_exceptions=True)
+                if asking.cancelled() or not asking.done():
+                    await asyncio.gather(asking, return_exceptions=True)
+            if asking.cancelled():
+                return _ELSEWHERE
+            decision = asking.result()  # a failure to ask propagates
             if decision is None:
                 return None
             approved, reason = decision
-            await self._submit(approved, reason, pending.id)
+            try:
+                await self._submit(approved, reason, pending.id)
+            except FailedPrecondition:
+                current = await self.refresh()
+                if phase_name(current.status.phase) != _WAITING_APPROVAL:
+                    return _ELSEWHERE  # decided elsewhere the moment it was answered here
+                raise
             return approved
 
         watcher = asyncio.create_task(watch())
@@ -286,7 +350,7 @@ class AsyncExecution:
                         if phase_name(current.status.phase) == _WAITING_APPROVAL:
                             decided = await answer(current)
                             if decided is None and stop_on_approval:
-                                return current
+                                return await self.refresh()
                 else:
                     getter.cancel()
                 if runner_task is not None and runner_task in done:
@@ -295,11 +359,17 @@ class AsyncExecution:
                         continue
                     finished = runner_task.result()  # a runner error propagates here
                     runner_task = None
+                    if self.handed_over and not is_terminal(finished.status.phase):
+                        await drain(finished.status.last_sequence)
+                        return await self.refresh()  # stopped at a step boundary, for another process
                     if phase_name(finished.status.phase) == _WAITING_APPROVAL:
                         await drain(finished.status.last_sequence)
-                        if await answer(finished) is None:
+                        decided = await answer(finished)
+                        if decided is None:
                             return await self.refresh()
-                        runner_task = self._start_runner()
+                        if decided is not _ELSEWHERE:
+                            runner_task = self._start_runner()
+                        # decided elsewhere: whoever decided runs it on; watch
             if runner_task is not None:
                 await asyncio.wait({runner_task})
                 if not runner_task.cancelled():

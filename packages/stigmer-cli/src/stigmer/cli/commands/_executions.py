@@ -12,7 +12,7 @@ import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
 from stigmer.cli.commands._complete import complete_execution, complete_pending_execution
-from stigmer.cli.commands._run import Started, detach_on_interrupt
+from stigmer.cli.commands._run import Started, Stopped, detach_on_interrupt, follow_here, stopped_hint
 from stigmer.cli.output._format import (
     Output,
     OutputOption,
@@ -24,7 +24,7 @@ from stigmer.cli.output._format import (
     print_table,
 )
 from stigmer.cli.output._live import follow, report
-from stigmer.cli.output._render import Renderer
+from stigmer.cli.output._render import Renderer, continue_hint
 from stigmer.cli.output._view import event_to_dict, execution_to_dict
 
 if TYPE_CHECKING:
@@ -497,11 +497,21 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
                 ex = await (handle.approve(reason) if approved else handle.reject(reason))
                 if output is Output.table:
                     echo_err(f"{execution_id} {'approved' if approved else 'rejected'}")
-            ex = await follow(handle, output, start=approved is None, after_sequence=ex.status.last_sequence)
-            return report(ex, output)
+            start, after = approved is None, ex.status.last_sequence
+            if client.local:  # it runs here: Ctrl-C hands it over at a step boundary
+                ex = await follow_here(handle, output, started, start=start, after_sequence=after)
+            else:
+                ex = await follow(handle, output, start=start, after_sequence=after)
+            code = report(ex, output)
+            if output is Output.table and (hint := continue_hint(ex)):
+                echo_err(hint)
+            return code
 
     try:
         code = run_async(go())
+    except Stopped:
+        echo_err("\n" + stopped_hint(execution_id))
+        raise typer.Exit(130) from None
     except KeyboardInterrupt:
         detach_on_interrupt(started)
         raise typer.Exit(130) from None

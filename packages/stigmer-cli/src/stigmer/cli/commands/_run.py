@@ -20,9 +20,19 @@ from stigmer.cli.output._render import continue_hint
 
 if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
-    from stigmer.sdk import AsyncStigmer
+    from stigmer.sdk import AsyncExecution, AsyncStigmer
 
-__all__ = ["Started", "agent_app", "detach_on_interrupt", "run_app", "spawn_background", "workflow_app"]
+__all__ = [
+    "Started",
+    "Stopped",
+    "agent_app",
+    "detach_on_interrupt",
+    "follow_here",
+    "run_app",
+    "spawn_background",
+    "stopped_hint",
+    "workflow_app",
+]
 
 CREATE_HINT = "`stigmer apply -f FILE` creates one"
 
@@ -85,6 +95,8 @@ class Started:
     execution_id: str = ""
     local: bool = True
     context: str = ""
+    stopped: bool = False  # a second Ctrl-C stopped it here
+    runs_here: bool = True  # False: Ctrl-C came while this process ran nothing of it
 
 
 async def _check(client: AsyncStigmer, req: RunRequest) -> None:
@@ -123,7 +135,100 @@ async def start(
         return handle.execution
     if output is Output.table:
         echo_err(f"{handle.kind} {handle.id} started")
+    if handle.in_process:
+        return await follow_here(handle, output, started)
     return await follow(handle, output)
+
+
+class Stopped(Exception):
+    """A second Ctrl-C stopped the run in this process where it was."""
+
+
+async def follow_here(
+    handle: AsyncExecution, output: Output, started: Started, **options: Any
+) -> execution_pb2.Execution:
+    """Follow a run that runs in this process (Lite). The first Ctrl-C hands it over at its next
+    step boundary — the step in flight finishes here, a ``wait`` at once (its deadline is saved) —
+    and ``KeyboardInterrupt`` then says so to the caller (which starts the background process);
+    a second Ctrl-C stops it where it is (:class:`Stopped`)."""
+    import asyncio
+    import signal
+
+    from stigmer.core import is_terminal
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    steps = StepsInFlight()
+
+    def interrupted() -> None:
+        if not handle.handed_over and handle.hand_over():
+            echo_err("\n" + detaching_hint(steps.describe(handle.kind)))
+            return
+        if handle.handed_over:
+            started.stopped = True  # the second Ctrl-C: stop now
+        else:
+            started.runs_here = False  # nothing runs here (a prompt; a run going on elsewhere)
+        if main is not None:
+            main.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: Ctrl-C as before
+        return await follow(handle, output, **options)
+    try:
+        ex = await follow(handle, output, observe=steps.event, **options)
+    except asyncio.CancelledError:
+        if started.stopped:
+            raise Stopped() from None
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    if handle.handed_over and not is_terminal(ex.status.phase):
+        raise KeyboardInterrupt  # handed over at a step boundary: the caller detaches
+    if handle.handed_over:
+        echo_err("(the run ended before it was handed over: nothing goes on in the background)")
+    return ex
+
+
+def detaching_hint(step: str) -> str:
+    return f"detaching: letting {step} finish, then the run continues in the background (Ctrl-C again to stop it now)"
+
+
+def stopped_hint(execution_id: str) -> str:
+    return (
+        f"stopped; execution {execution_id} stays RUNNING with its progress saved (the step that was "
+        f"under way runs again on resume): `stigmer execution resume {execution_id}` continues it, "
+        f"`stigmer execution cancel {execution_id}` ends it"
+    )
+
+
+class StepsInFlight:
+    """The steps a run has under way, from its events (for the Ctrl-C message)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, str] = {}
+        self.tools: dict[str, str] = {}
+
+    def event(self, ev: execution_pb2.ExecutionEvent) -> None:
+        if ev.type == "task.started":
+            self.tasks[ev.subject] = ev.subject.rstrip("/").rsplit("/", 1)[-1] or ev.subject
+        elif ev.type in ("task.completed", "task.failed"):
+            self.tasks.pop(ev.subject, None)
+        elif ev.type == "tool.call":
+            tool = ev.data.struct_value.fields.get("tool")
+            self.tools[ev.subject] = tool.string_value if tool is not None else ev.subject
+        elif ev.type == "tool.result":
+            self.tools.pop(ev.subject, None)
+
+    def describe(self, kind: str) -> str:
+        if kind == "AgentExecution":
+            if self.tools:
+                return "tool call " + ", ".join(sorted(set(self.tools.values())))
+            return "the model request in flight (and the tool calls it asks for)"
+        if self.tasks:
+            name = list(self.tasks.values())[-1]
+            return f"task {name} (a wait hands over at once: it keeps its deadline)"
+        return "the step in flight"
 
 
 def _input_value(data: Any) -> Any:
@@ -162,9 +267,6 @@ def detach_on_interrupt(started: Started) -> None:
     ex_id = started.execution_id
     if not ex_id:
         return
-    if not started.local:
-        echo_err("\n" + interrupted_hint(ex_id, local=False))
-        return
 
     async def phase() -> str:
         from stigmer.core import phase_name
@@ -173,16 +275,21 @@ def detach_on_interrupt(started: Started) -> None:
             ex = await client.get_execution(ex_id)
             return phase_name(ex.status.phase)
 
-    current = run_async(phase())
+    try:
+        current = run_async(phase())
+    except Exception:  # the hint without the phase
+        current = ""
     from stigmer.core import is_terminal
 
-    if is_terminal(current):
+    if current and is_terminal(current):
         echo_err(f"\nexecution {ex_id} already ended ({current}): `stigmer execution get {ex_id}`")
     elif current == "WAITING_APPROVAL":
-        echo_err("\n" + approval_hint(ex_id))
-    else:
+        echo_err("\n" + approval_hint(ex_id))  # nothing was answered
+    elif started.local and started.runs_here:
         spawn_background(ex_id, started.context)
         echo_err("\n" + interrupted_hint(ex_id, local=True))
+    else:
+        echo_err("\n" + interrupted_hint(ex_id, local=False))
 
 
 def _request(
@@ -237,6 +344,9 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
 
     try:
         code = run_async(go())
+    except Stopped:
+        echo_err("\n" + stopped_hint(started.execution_id))
+        raise typer.Exit(130) from None
     except KeyboardInterrupt:
         detach_on_interrupt(started)
         raise typer.Exit(130) from None

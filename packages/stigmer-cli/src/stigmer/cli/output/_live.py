@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from stigmer.sdk._execution import OnApproval
 
 __all__ = [
+    "ApprovalPrompt",
     "approval_hint",
     "approval_prompt",
     "follow",
@@ -52,20 +53,33 @@ def interactive_terminal() -> bool:
     return is_tty(sys.stdin) and is_tty(sys.stderr)
 
 
-def approval_prompt(
-    execution_id: str,
-    *,
-    interactive: bool,
-    explain: bool = True,
-    prompt: Callable[[str], str] | None = None,
-) -> OnApproval:
+class ApprovalPrompt:
     """The answer to a pending approval: asked inline on a terminal (``interactive``); otherwise
-    left unanswered, after saying how to answer it (when ``explain``)."""
+    left unanswered, after saying how to answer it (when ``explain``).
 
-    async def on_approval(ex: execution_pb2.Execution) -> tuple[bool, str] | None:
-        if not interactive:
-            if explain:
-                echo_err(approval_hint(execution_id))
+    The question is read without blocking the event loop, so the watch of the execution goes on
+    meanwhile: a decision made elsewhere ends the asking (``follow`` cancels it and :meth:`event`
+    says so), and Ctrl-C interrupts it at once.
+    """
+
+    def __init__(
+        self,
+        execution_id: str,
+        *,
+        interactive: bool,
+        explain: bool = True,
+        prompt: Callable[[str], str] | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.interactive = interactive
+        self.explain = explain
+        self.prompt = prompt
+        self.asking = False
+
+    async def __call__(self, ex: execution_pb2.Execution) -> tuple[bool, str] | None:
+        if not self.interactive:
+            if self.explain:
+                echo_err(approval_hint(self.execution_id))
             return None
         from google.protobuf import json_format
 
@@ -74,31 +88,86 @@ def approval_prompt(
         if pending.server:
             what += f" (MCP server {pending.server})"
         args = json_format.MessageToDict(pending.arguments) if pending.HasField("arguments") else {}
-        ask = prompt or _ask
         echo_err(f"approval needed: {what}" + (f" with {short(args, 300)}" if args else ""))
-        # Asked on the loop's thread on purpose: nothing else needs to run meanwhile, and Ctrl-C
-        # then interrupts the prompt at once (a prompt in a worker thread would keep the process
-        # alive until Enter).
+        self.asking = True
         try:
-            answer = ask("approve? [y/N] ").strip().lower()
+            answer = (await self._ask("approve? [y/N] ")).strip().lower()
             approved = answer in ("y", "yes")
-            reason = "" if approved else ask("reason (optional): ").strip()
+            reason = "" if approved else (await self._ask("reason (optional): ")).strip()
         except EOFError:
-            raise CliError(f"no answer (end of input); {approval_hint(execution_id)}") from None
+            raise CliError(f"no answer (end of input); {approval_hint(self.execution_id)}") from None
+        finally:
+            self.asking = False
         return approved, reason
 
-    return on_approval
+    async def _ask(self, question: str) -> str:
+        if self.prompt is not None:
+            return self.prompt(question)
+        return await _read_line(question)
+
+    def event(self, ev: execution_pb2.ExecutionEvent) -> None:
+        """Say so when an approval is decided elsewhere while the question is asked here."""
+        if not self.asking or ev.type != "approval.resolved":
+            return
+        from stigmer.cli.output._view import value_to_python
+
+        data = value_to_python(ev, "data")
+        approved = data.get("approved") if isinstance(data, dict) else None
+        verdict = "approved" if approved else "rejected"
+        echo_err(f"\n{verdict} elsewhere" + (f": {ev.text}" if ev.text else "") + "; following on")
 
 
-def _ask(prompt: str) -> str:
-    sys.stderr.write(prompt)
+def approval_prompt(
+    execution_id: str,
+    *,
+    interactive: bool,
+    explain: bool = True,
+    prompt: Callable[[str], str] | None = None,
+) -> ApprovalPrompt:
+    """The answer to a pending approval (see :class:`ApprovalPrompt`)."""
+    return ApprovalPrompt(execution_id, interactive=interactive, explain=explain, prompt=prompt)
+
+
+async def _read_line(question: str) -> str:
+    """Ask on stderr and read one line of stdin on the event loop (not blocking it)."""
+    import asyncio
+    import os
+
+    sys.stderr.write(question)
     sys.stderr.flush()
-    line = sys.stdin.readline()
-    if not line:
-        raise CliError(
-            "no answer (end of input); answer later with `stigmer execution approve ID` or `reject ID`"
-        )
-    return line
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    line: asyncio.Future[str] = loop.create_future()
+    got = bytearray()
+
+    def readable() -> None:
+        if line.done():
+            return
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            line.set_exception(exc)
+            return
+        if not chunk:
+            line.set_exception(EOFError())
+            return
+        got.extend(chunk)
+        if b"\n" in got:
+            line.set_result(got.decode(errors="replace"))
+
+    try:
+        loop.add_reader(fd, readable)
+    except (NotImplementedError, ValueError, OSError):  # no reader for this stdin: read in a thread
+        text: str = await asyncio.to_thread(sys.stdin.readline)
+        if not text:
+            raise EOFError from None
+        return text
+    try:
+        return await line
+    finally:
+        loop.remove_reader(fd)
 
 
 async def follow(
@@ -111,10 +180,12 @@ async def follow(
     ask: bool = True,
     report_follows: bool = True,
     timestamps: bool = False,
+    observe: Callable[[execution_pb2.ExecutionEvent], None] | None = None,
 ) -> execution_pb2.Execution:
     """Follow an execution until it ends or waits (running it here when the handle does), showing
     its events live in table output and asking approvals on a terminal (when ``ask``).
-    ``report_follows``: the caller prints :func:`report` after it (the error is said there)."""
+    ``report_follows``: the caller prints :func:`report` after it (the error is said there);
+    ``observe`` sees every event too."""
     renderer = (
         Renderer(report_follows=report_follows, live_status=is_tty(sys.stdout), timestamps=timestamps)
         if output is Output.table
@@ -125,9 +196,32 @@ async def follow(
         interactive=ask and interactive_terminal(),
         explain=renderer is not None or stop_on_approval,
     )
+    shown_calls: set[str] = set()
+
+    def on_event(ev: execution_pb2.ExecutionEvent) -> None:
+        if observe is not None:
+            observe(ev)
+        on_approval.event(ev)
+        if renderer is None:
+            return
+        # The same lines whoever runs it: the call, its approval request, WAITING_APPROVAL, the
+        # prompt. (A runner that reports a call only when it runs, after the approval, is shown
+        # the call with the request; the report that follows is not shown twice.)
+        if ev.type == "tool.call":
+            if ev.subject in shown_calls:
+                return
+            shown_calls.add(ev.subject)
+        elif ev.type == "approval.requested" and ev.subject and ev.subject not in shown_calls:
+            shown_calls.add(ev.subject)
+            call = type(ev)()
+            call.CopyFrom(ev)
+            call.type = "tool.call"
+            renderer.event(call)
+        renderer.event(ev)
+
     try:
         return await handle.follow(
-            renderer.event if renderer is not None else None,
+            on_event,
             _holding_status(renderer, on_approval),
             start=start,
             stop_on_approval=stop_on_approval,

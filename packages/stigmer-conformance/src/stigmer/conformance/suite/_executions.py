@@ -428,6 +428,19 @@ class TestCancel:
         assert any("changed my mind" in e.text for e in events)
         await expect_error(FailedPrecondition, backend.cancel_execution(svc.CancelExecutionRequest(id=eid)))
 
+    async def test_cancel_ends_the_tasks_under_way(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await set_phase(backend, eid, RUNNING)
+        done = ex.TaskProgress(path="/do/0/a", name="a", phase=P.PHASE_SUCCEEDED, attempts=1)
+        nap = ex.TaskProgress(path="/do/1/nap", name="nap", phase=P.PHASE_RUNNING, attempts=1)
+        await _update(backend, eid, tasks=[done, nap])
+        out = await backend.cancel_execution(svc.CancelExecutionRequest(id=eid))
+        assert [(t.name, t.phase) for t in out.status.tasks] == [("a", SUCCEEDED), ("nap", CANCELLED)]
+        assert out.status.tasks[1].finished_at.seconds > 0
+        current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert [t.phase for t in current.status.tasks] == [SUCCEEDED, CANCELLED]
+
     async def test_cancel_unknown(self, backend: Backend) -> None:
         await expect_error(NotFound, backend.cancel_execution(svc.CancelExecutionRequest(id="aex_unknown")))
 

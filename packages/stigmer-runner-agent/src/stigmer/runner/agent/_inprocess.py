@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from stigmer.core import Backend, is_terminal
+from stigmer.core import Backend, handover_requested, is_terminal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.runner.agent._build import AgentBuild
@@ -116,6 +116,7 @@ class InProcessHost:
                 message_history=history or None,
                 deferred_tool_results=deferred,
                 event_stream_handler=self._handler,
+                capabilities=[_handover_capability(self)],
             )
         )
 
@@ -252,8 +253,38 @@ class InProcessHost:
         )
         await self.run.sink.update(checkpoint=state.dump(self.run.redactor))
 
+    async def hand_over_before(self, messages: list[ModelMessage]) -> None:
+        """Before a model request: when this run is being handed over (Lite's Ctrl-C detach) and
+        the request carries tool results, save the conversation and stop (RUNNING), so the process
+        that resumes it sends this request — once — instead of this one. (The first request of a
+        run is sent: the run has nothing to hand over yet but its prompt.)"""
+        from pydantic_ai.messages import ModelRequest, RetryPromptPart, ToolReturnPart
+
+        if not handover_requested() or not messages or not isinstance(messages[-1], ModelRequest):
+            return
+        if not any(isinstance(part, ToolReturnPart | RetryPromptPart) for part in messages[-1].parts):
+            return
+        await self._flush_assistant()
+        state = Checkpoint(
+            messages=dump_messages(messages), reported_calls=list(self.state.reported_calls), inflight=True
+        )
+        await self.run.sink.update(checkpoint=state.dump(self.run.redactor))
+        await self.run.sink.hand_over_if_requested()
+
     async def _flush_assistant(self) -> None:
         if self._assistant_text:
             text = "".join(self._assistant_text)
             self._assistant_text = []
             await self.run.sink.emit("message.assistant", text=text)
+
+
+def _handover_capability(host: InProcessHost) -> Any:
+    """A pydantic-ai capability that offers ``host`` a handover before every model request."""
+    from pydantic_ai.capabilities import AbstractCapability
+
+    class HandOverBeforeRequests(AbstractCapability[Any]):
+        async def before_model_request(self, ctx: RunContext[Any], request_context: Any) -> Any:
+            await host.hand_over_before(list(request_context.messages))
+            return request_context
+
+    return HandOverBeforeRequests()

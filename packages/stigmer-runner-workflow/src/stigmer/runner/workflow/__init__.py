@@ -5,7 +5,7 @@ Parse with :func:`load_workflow`, run with :class:`Interpreter` (or :func:`run_w
 """
 
 from ._errors import ERROR_TYPE_BASE, ErrorKind, WorkflowError, WorkflowValidationError, error_type
-from ._host import Host, HttpRequest, HttpResponse, ProcessResult
+from ._host import GrpcRequest, Host, HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
 from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
 from ._parse import Workflow, check_deterministic, load_workflow
@@ -17,6 +17,7 @@ __all__ = [
     "ERROR_TYPE_BASE",
     "TASK_KINDS",
     "ErrorKind",
+    "GrpcRequest",
     "Host",
     "HttpRequest",
     "HttpResponse",

@@ -7,7 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Host", "HttpRequest", "HttpResponse", "Masking", "ProcessResult", "Redacting", "retry_event"]
+__all__ = [
+    "GrpcRequest",
+    "Host",
+    "HttpRequest",
+    "HttpResponse",
+    "Masking",
+    "ProcessResult",
+    "Redacting",
+    "retry_event",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,26 @@ class HttpResponse:
     headers: Mapping[str, str]
     content: bytes
     url: str = ""
+
+
+@dataclass(frozen=True)
+class GrpcRequest:
+    """A gRPC call a task wants made (``call: grpc``).
+
+    ``proto_uri`` names the ``.proto`` file describing the service; ``proto`` is its text when the
+    task already fetched it (an ``http(s)`` resource), None for a ``file://`` resource the host
+    reads itself (next to the files it imports). ``arguments`` is the request message as JSON
+    data; ``metadata`` the call's metadata (lower-case keys, e.g. ``authorization``).
+    """
+
+    proto_uri: str
+    service: str
+    method: str
+    host: str
+    port: int
+    proto: str | None = None
+    arguments: Any = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,11 @@ class Host(Protocol):
         ...
 
     async def http_request(self, request: HttpRequest) -> HttpResponse: ...
+
+    async def grpc_call(self, request: GrpcRequest) -> Any:
+        """Make the gRPC call: the response message as JSON data (a list of them for a server
+        streaming method); failures are :class:`WorkflowError` problems."""
+        ...
 
     async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
         """Stigmer's ``call: agent``: run ``agent`` on ``message`` and return its output."""

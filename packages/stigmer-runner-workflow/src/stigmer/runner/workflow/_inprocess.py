@@ -19,7 +19,8 @@ import httpx
 from stigmer.core import header_problem
 
 from ._errors import ErrorKind, WorkflowError
-from ._host import HttpRequest, HttpResponse, ProcessResult, retry_event
+from ._grpc import ProtoCache, call_grpc
+from ._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
 
 __all__ = ["InProcessHost", "http_error_text"]
 
@@ -64,6 +65,7 @@ class InProcessHost:
 
     - HTTP through an ``httpx.AsyncClient`` (pass ``client`` to share one or mount a transport;
       ``rewrite_url`` maps each URL before sending, e.g. to point public hosts at a local stub);
+    - gRPC calls with ``grpc.aio``, their ``.proto`` compiled by protoc and cached (:mod:`._grpc`);
     - shell commands and scripts as subprocesses; ``run: workflow`` and ``call: agent`` through
       the ``run_workflow_handler`` / ``agent_handler`` callables;
     - secrets from ``secrets`` (or a ``secrets_provider`` coroutine called each time they are needed);
@@ -97,6 +99,7 @@ class InProcessHost:
         self._on_checkpoint = on_checkpoint
         self._http_timeout = http_timeout
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._protos = ProtoCache()
         self.emitted: list[dict[str, Any]] = []
         self.events: list[tuple[str, str, str, Any]] = []
         self.last_checkpoint: Mapping[str, Any] | None = None
@@ -167,6 +170,11 @@ class InProcessHost:
         return HttpResponse(
             status=response.status_code, headers=headers, content=response.content, url=str(response.url)
         )
+
+    # ------------------------------------------------------------------ gRPC
+    async def grpc_call(self, request: GrpcRequest) -> Any:
+        """Compile the request's ``.proto`` (cached) and make the call (see :mod:`._grpc`)."""
+        return await call_grpc(request, self._protos)
 
     # -------------------------------------------------------- agents, flows
     async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:

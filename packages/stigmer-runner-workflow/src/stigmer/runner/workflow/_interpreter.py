@@ -184,7 +184,8 @@ class Interpreter(Checkpointing, Evaluating):
             error.with_instance(path)
             await self.host.task_failed(path, name, error.problem)
             raise
-        await self.host.task_started(path, name, value)
+        if not (self._resume and f"{path}/wait" in self._resume):
+            await self.host.task_started(path, name, value)  # (a resumed wait goes on: started before)
         try:
             timeout = self.timeout_seconds(task.get("timeout"))
             raw, directive = await self.with_timeout(
@@ -229,6 +230,9 @@ class Interpreter(Checkpointing, Evaluating):
         self, path: str, name: str, kind: TaskKind, task: Mapping[str, Any], data: Any, scope: Scope
     ) -> tuple[Any, Any]:
         """Run the body of a task of type ``kind`` (no extensions)."""
+        reason = kind.refusal(task) if kind.refusal is not None else None
+        if reason is not None:  # what the DSL allows and this runner does not support
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, reason)
         return await kind.handler(self, path, task, data, scope)
 
     # ---------------------------------------------------------------- helpers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -21,14 +22,17 @@ from stigmer.core import (
     default_redactor,
     is_terminal,
     load_runner,
+    no_handover,
     phase_name,
+    until_handover,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
-from ._capability import may_run, refused
+from ._capability import LOCAL_PROTO, may_run, refused
 from ._errors import ErrorKind, WorkflowError, WorkflowValidationError
-from ._host import HttpRequest, HttpResponse, ProcessResult, retry_event
+from ._grpc import proto_file
+from ._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
 from ._inprocess import InProcessHost
 from ._interpreter import Interpreter
 from ._parse import Workflow, load_workflow
@@ -170,12 +174,13 @@ class _BackendHost(InProcessHost):
         self._reporter = reporter
         self._may_run: bool | None = None
 
-    async def _require_run(self, kind: str) -> None:
-        """Refuse a local process unless the backend grants the ``run`` capability (asked once a run)."""
+    async def _require_run(self, kind: str, what: str | None = None) -> None:
+        """Refuse a local process (or file) unless the backend grants the ``run`` capability
+        (asked once a run)."""
         if self._may_run is None:
             self._may_run = await may_run(self._backend, self._execution.metadata.id)
         if not self._may_run:
-            raise refused(kind)
+            raise refused(kind, what)
 
     async def get_secrets(self, names: Sequence[str]) -> Mapping[str, str]:
         context = await self._backend.get_execution_context(
@@ -186,15 +191,37 @@ class _BackendHost(InProcessHost):
         default_redactor().register(*values.values())  # so logs and CLI output mask them too
         return values
 
+    # A ``wait`` keeps its deadline in the checkpoint (see ``run_wait``): resumed elsewhere, it
+    # waits only the rest, so a handover (Lite's Ctrl-C detach) need not let it finish.
+    keeps_wait_deadlines = True
+
     # Effects: everything buffered so far (completed tasks, the checkpoint) is written first, so a
     # crash during an effect never repeats an effect that had completed.
     async def sleep(self, seconds: float) -> None:
         await self._reporter.flush()
-        await super().sleep(seconds)
+        await self._reporter.hand_over_if_requested()
+        sleeping = asyncio.ensure_future(super().sleep(seconds))
+        handover = asyncio.ensure_future(until_handover())
+        try:
+            await asyncio.wait({sleeping, handover}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (sleeping, handover):
+                waiting.cancel()
+            await asyncio.gather(sleeping, handover, return_exceptions=True)
+        if not sleeping.cancelled():
+            sleeping.result()
+            return
+        await self._reporter.hand_over_if_requested()
 
     async def http_request(self, request: HttpRequest) -> HttpResponse:
         await self._reporter.flush()
         return await super().http_request(request)
+
+    async def grpc_call(self, request: GrpcRequest) -> Any:
+        await self._reporter.flush()
+        if request.proto is None and proto_file(request.proto_uri) is not None:
+            await self._require_run("grpc", LOCAL_PROTO)
+        return await super().grpc_call(request)
 
     async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         await self._reporter.flush()
@@ -231,6 +258,7 @@ class _BackendHost(InProcessHost):
         return str(self._reporter.redactor.scrub(text))
 
     async def task_started(self, path: str, name: str, input: Any) -> None:
+        await self._reporter.hand_over_if_requested()  # a step boundary: nothing of it has run
         task = self._reporter.progress(path, name, P.PHASE_RUNNING, started=True)
         await self._reporter.event("task.started", subject=path, text=name, data=input, task=task)
 
@@ -286,7 +314,8 @@ class _BackendHost(InProcessHost):
             svc.CreateExecutionRequest(spec=spec, dispatch_by_caller=True)
         )
         runner = self._runner if runner_name == "workflow" else load_runner(runner_name)
-        finished = await runner.execute(self._backend, created.metadata.id)
+        with no_handover():  # the child is this task's step: it ends here, the parent hands over after
+            finished = await runner.execute(self._backend, created.metadata.id)
         if finished.status.phase == P.PHASE_SUCCEEDED:
             return from_value(finished.status.output) if finished.status.HasField("output") else None
         error = finished.status.error

@@ -176,6 +176,13 @@ class Loaded:
             self.status.ClearField("pending_approval")
         if phase in TERMINAL_PHASES:
             self.status.finished_at.CopyFrom(timestamp(self.now))
+        if phase == P.PHASE_CANCELLED:
+            # A cancelled run's runner stops where it is and may never write again (it is refused):
+            # the tasks it had under way end here, with the run, for every runner and host.
+            for task in self.status.tasks:
+                if task.phase not in TERMINAL_PHASES:
+                    task.phase = P.PHASE_CANCELLED
+                    task.finished_at.CopyFrom(timestamp(self.now))
         self.append("phase", phase=phase, text=text)
 
 

@@ -1,4 +1,4 @@
-"""``call``: http, openapi, Stigmer's ``agent``, and functions from ``use.functions``."""
+"""``call``: http, openapi, grpc, asyncapi, Stigmer's ``agent``, and functions from ``use.functions``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stigmer.core import Redactor
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, template_uses_secrets
 from .._host import HttpRequest, HttpResponse, Masking, Redacting, TokenBroker
-from .oauth import oauth2_token, policy_credentials, stored_policy
+from .oauth import UNSUPPORTED_SCHEMES, oauth2_token, policy_credentials, stored_policy, unsupported_scheme
 from .openapi import openapi_request
 
 if TYPE_CHECKING:
@@ -33,6 +33,14 @@ async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
         return await _call_http(rt, path, args, data, scope), None
     if target == "openapi":
         return await _call_openapi(rt, path, args, data, scope), None
+    if target == "grpc":
+        from .grpc import call_grpc  # they build on this module's endpoints and authentication
+
+        return await call_grpc(rt, path, args, data, scope), None
+    if target == "asyncapi":
+        from .asyncapi import call_asyncapi
+
+        return await call_asyncapi(rt, path, args, data, scope), None
     functions = rt.use.get("functions") or {}
     if target in functions:
         evaluated = await rt.template(dict(args), data, scope)
@@ -48,7 +56,8 @@ async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
         return await rt.host.call_agent(evaluated["agent"], evaluated["message"], session), None
     raise WorkflowError.of(
         ErrorKind.CONFIGURATION,
-        f"call: {target} is not supported by this runner (use http, openapi, agent or a use.functions entry)",
+        f"call: {target} is not supported by this runner "
+        "(use http, openapi, grpc, asyncapi, agent or a use.functions entry)",
     )
 
 
@@ -233,6 +242,8 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
                 raise _without(error, sent) from None
         _conceal(rt, token)
         return {"Authorization": f"Bearer {token}"}
+    if scheme in UNSUPPORTED_SCHEMES:
+        raise WorkflowError.of(ErrorKind.CONFIGURATION, unsupported_scheme(scheme))
     raise WorkflowError.of(
         ErrorKind.CONFIGURATION,
         f"authentication scheme {scheme!r} is not supported (use basic, bearer, oauth2 or oidc)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -144,5 +145,19 @@ async def run_wait(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
     spec = task["wait"]
     if is_expression(spec):
         spec = await rt.expr(spec, data, scope)
-    await rt.host.sleep(parse_duration(spec))
+    seconds = parse_duration(spec)
+    if getattr(rt.host, "keeps_wait_deadlines", False):
+        # The deadline goes into the checkpoint before the wait starts: a run resumed in another
+        # process (after a crash, or handed over on Ctrl-C) waits only what is left of it.
+        key = f"{path}/wait"
+        now = rt.host.now()
+        saved = rt.resume_state(key)
+        until = (
+            datetime.datetime.fromisoformat(saved["until"])
+            if isinstance(saved, dict) and saved.get("until")
+            else now + datetime.timedelta(seconds=seconds)
+        )
+        await rt.save_position(key, {"until": until.isoformat()})
+        seconds = max(0.0, (until - now).total_seconds())
+    await rt.host.sleep(seconds)
     return data, None

@@ -43,6 +43,9 @@ __all__ = [
     "policy_credentials",
     "policy_problems",
     "stored_policy",
+    "unsupported_grant",
+    "unsupported_policies",
+    "unsupported_scheme",
 ]
 
 DEFAULT_TOKEN_ENDPOINT: Final = "/oauth2/token"
@@ -216,7 +219,7 @@ async def oauth2_token(
     _check_shape(scheme, policy)
     grant = policy.get("grant")
     if grant in UNSUPPORTED_GRANTS:
-        raise _config(f"{scheme} grant {grant!r} is not supported: {UNSUPPORTED_GRANTS[str(grant)]}")
+        raise _config(f"{scheme} {unsupported_grant(str(grant))}")
     if grant not in GRANTS:
         raise _config(f"{scheme} grant {grant!r} is not supported (use {', '.join(GRANTS)})")
     authority = policy.get("authority")
@@ -464,29 +467,40 @@ UNSUPPORTED_SCHEMES: Final = {
 }
 
 
-def policy_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What the runner cannot do in the document's authentication policies, as (path, message):
-    unsupported schemes and grants, and ``private_key_jwt`` without a key or assertion."""
+def unsupported_scheme(scheme: str) -> str:
+    """The refusal of an authentication scheme the runner does not support (validation and run)."""
+    return f"{scheme} authentication is not supported: {UNSUPPORTED_SCHEMES[scheme]}"
+
+
+def unsupported_grant(grant: str) -> str:
+    """The refusal of an OAuth2 grant the runner does not support (validation and run)."""
+    return f"grant {grant!r} is not supported: {UNSUPPORTED_GRANTS[grant]}"
+
+
+def unsupported_policies(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for each authentication policy of a (schema-valid) document that the DSL
+    allows but the runner cannot carry out (``digest``, ``grant: authorization_code``), with the
+    reason; part of the task-kind registry's ``unsupported_problems`` (validation at apply)."""
     problems: list[tuple[str, str]] = []
     for path, policy in _policies(definition, ""):
         for scheme, settings in policy.items():
             if scheme in UNSUPPORTED_SCHEMES:
-                problems.append(
-                    (
-                        f"{path}/{scheme}",
-                        f"{scheme} authentication is not supported: {UNSUPPORTED_SCHEMES[scheme]}",
-                    )
-                )
+                problems.append((f"{path}/{scheme}", unsupported_scheme(scheme)))
+            grant = settings.get("grant") if isinstance(settings, Mapping) else None
+            if scheme in ("oauth2", "oidc") and isinstance(grant, str) and grant in UNSUPPORTED_GRANTS:
+                problems.append((f"{path}/{scheme}/grant", unsupported_grant(grant)))
+    return problems
+
+
+def policy_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for each inline OAuth2/OIDC policy missing what its grant or client
+    authentication needs: it could not run anywhere (a semantic check of ``load_workflow``)."""
+    problems: list[tuple[str, str]] = []
+    for path, policy in _policies(definition, ""):
+        for scheme, settings in policy.items():
             if scheme not in ("oauth2", "oidc") or not isinstance(settings, Mapping):
                 continue
             grant = settings.get("grant")
-            if isinstance(grant, str) and grant in UNSUPPORTED_GRANTS:
-                problems.append(
-                    (
-                        f"{path}/{scheme}/grant",
-                        f"grant {grant!r} is not supported: {UNSUPPORTED_GRANTS[grant]}",
-                    )
-                )
             needs = _GRANT_NEEDS.get(grant) if isinstance(grant, str) else None
             if needs is not None and not needs[0](settings):
                 problems.append((f"{path}/{scheme}", f"grant {grant} needs {needs[1]}"))

@@ -1,4 +1,5 @@
-"""``run``: shell commands, scripts and sub-workflows (containers are not supported here)."""
+"""``run``: shell commands, scripts (inline or fetched from ``source``) and sub-workflows
+(containers are not supported here)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,15 @@ async def run_run(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
             None if shell.get("stdin") is None else _text(shell["stdin"]),
         )
     elif "script" in spec:
-        script = await rt.template(dict(spec["script"]), data, scope)
-        if "code" not in script:
-            raise WorkflowError.of(ErrorKind.CONFIGURATION, "only inline scripts (script.code) are supported")
+        raw = dict(spec["script"])
+        source = raw.pop("source", None)
+        script = await rt.template(raw, data, scope)
+        code = script.get("code") if source is None else await _fetch_script(rt, source, data, scope)
+        if code is None:
+            raise WorkflowError.of(ErrorKind.CONFIGURATION, "run: script needs script.code or script.source")
         process = rt.host.run_script(
             str(script["language"]),
-            str(script["code"]),
+            str(code),
             [_text(a) for a in script.get("arguments") or []],
             {str(k): _text(v) for k, v in (script.get("environment") or {}).items()},
             None if script.get("stdin") is None else _text(script["stdin"]),
@@ -57,6 +61,21 @@ async def run_run(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
         return data, None
     result = await process
     return _returned(rt, result, str(spec.get("return", "stdout"))), None
+
+
+async def _fetch_script(rt: Interpreter, source: Any, data: Any, scope: Scope) -> str:
+    """The script of ``run.script.source``, fetched through the host's HTTP effect (it then runs
+    as inline code does, under the same ``run`` capability)."""
+    from .resource import fetch_resource, resource_uri  # built on call's endpoints and authentication
+
+    uri, auth = await resource_uri(rt, source, data, scope)
+    content = await fetch_resource(rt, uri, auth, data, scope, "the script source")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"the script source {uri} is not UTF-8 text"
+        ) from None
 
 
 def _returned(rt: Interpreter, result: ProcessResult, mode: str) -> Any:

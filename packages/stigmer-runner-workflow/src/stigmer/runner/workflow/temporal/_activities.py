@@ -33,9 +33,10 @@ from stigmer.temporal import heartbeating
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from .._capability import may_run, refused
+from .._capability import LOCAL_PROTO, may_run, refused
 from .._errors import WorkflowError
-from .._host import HttpRequest
+from .._grpc import proto_file
+from .._host import GrpcRequest, HttpRequest
 from .._inprocess import InProcessHost
 from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
 from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens, token_refs
@@ -255,6 +256,36 @@ class WorkflowActivities:
             "url": scrub(response.url, secrets),
         }
 
+    @activity.defn(name="stigmer.workflow.grpc")
+    async def grpc(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``call: grpc``; a ``file://`` proto (a file of this worker's machine) only with the
+        ``run`` capability."""
+        request = args["request"]
+        local = request.get("proto") is None and proto_file(str(request["protoUri"])) is not None
+        if local and not await may_run(self.backend, args["executionId"]):
+            raise _problem_error(refused("grpc", LOCAL_PROTO))
+        policies = args.get("tokens") or {}
+        secrets = await self._secrets(args["executionId"], [request, policies])
+        try:
+            tokens = await self._access_tokens(args["executionId"], policies, secrets)
+            real = substitute_tokens(substitute(request, secrets), tokens)
+            async with heartbeating():
+                response = await self.host.grpc_call(
+                    GrpcRequest(
+                        proto_uri=str(real["protoUri"]),
+                        proto=real.get("proto"),
+                        service=str(real["service"]),
+                        method=str(real["method"]),
+                        host=str(real["host"]),
+                        port=int(real["port"]),
+                        arguments=real.get("arguments"),
+                        metadata=real.get("metadata") or {},
+                    )
+                )
+        except WorkflowError as error:
+            raise _problem_error(_scrubbed_error(error, secrets)) from None
+        return {"response": scrub(response, secrets)}
+
     @activity.defn(name="stigmer.workflow.process")
     async def process(self, args: dict[str, Any]) -> dict[str, Any]:
         """A shell command (``kind: shell``) or an inline script (``kind: script``), when the
@@ -349,7 +380,7 @@ class WorkflowActivities:
 
     def all(self) -> list[Any]:
         """Every activity, for ``Worker(activities=...)``."""
-        return [self.load, self.report, self.http, self.process, self.child, self.await_execution]
+        return [self.load, self.report, self.http, self.grpc, self.process, self.child, self.await_execution]
 
 
 def _scrubbed_error(error: WorkflowError, secrets: Mapping[str, str]) -> WorkflowError:

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from stigmer.core import phase_name
 
     from .._errors import ErrorKind, WorkflowError
-    from .._host import HttpRequest, HttpResponse, ProcessResult, retry_event
+    from .._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
     from .._limits import Limits, check_event
     from ._secrets import scrub, secret_ref, token_ref, token_refs
 
@@ -176,6 +176,24 @@ class TemporalHost:
             content=base64.b64decode(result["content"]),
             url=str(result.get("url", "")),
         )
+
+    async def grpc_call(self, request: GrpcRequest) -> Any:
+        """An activity, like HTTP: secret and token references are resolved there."""
+        wire: dict[str, Any] = {
+            "protoUri": request.proto_uri,
+            "proto": request.proto,
+            "service": request.service,
+            "method": request.method,
+            "host": request.host,
+            "port": request.port,
+            "arguments": request.arguments,
+            "metadata": dict(request.metadata),
+        }
+        args: dict[str, Any] = {"executionId": self.execution_id, "request": wire}
+        tokens = {key: self._token_policies[key] for key in token_refs(wire) if key in self._token_policies}
+        if tokens:
+            args["tokens"] = tokens
+        return (await self._effect("stigmer.workflow.grpc", args))["response"]
 
     async def run_shell(
         self, command: str, arguments: Sequence[str], environment: Mapping[str, str], stdin: str | None
