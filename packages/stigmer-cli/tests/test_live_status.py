@@ -34,7 +34,14 @@ def llm() -> Iterator[ScriptedLLM]:
         yield server
 
 
-def _spawn(*args: str) -> pexpect.spawn:
+def _seconds(child: pexpect.spawn[str]) -> int:
+    """The number the last ``expect`` pattern captured."""
+    match = child.match
+    assert isinstance(match, re.Match), match
+    return int(match.group(1))
+
+
+def _spawn(*args: str) -> pexpect.spawn[str]:
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
     env.pop("NO_COLOR", None)
     return pexpect.spawn(
@@ -57,9 +64,9 @@ def test_a_long_task_shows_its_name_and_elapsed_time(cli: Callable[..., Any], tm
     _apply(cli, tmp_path, SLOW)
     child = _spawn("run", "slow")
     child.expect(r"nap running… (\d+)s")
-    first = int(child.match.group(1))
+    first = _seconds(child)
     child.expect(r"nap running… (\d+)s")
-    assert first >= 1 and int(child.match.group(1)) >= first
+    assert first >= 1 and _seconds(child) >= first
     child.expect(r"\r\x1b\[K(\x1b\[[0-9;]*m)*✓ nap")  # the status line is wiped before the next line
     child.expect(pexpect.EOF)
     child.close()
@@ -80,7 +87,7 @@ def test_an_agent_run_says_it_waits_for_the_model(
     llm.add(Reply(text="Done thinking.", delay=2.5))
     child = _spawn("agent", "execute", "bot", "think hard")
     child.expect(r"waiting for the model… (\d+)s")
-    assert int(child.match.group(1)) >= 1
+    assert _seconds(child) >= 1
     child.expect("Done thinking.")
     child.expect(pexpect.EOF)
     child.close()

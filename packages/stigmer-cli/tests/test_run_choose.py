@@ -38,7 +38,7 @@ def _run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _spawn(folder: Path, *args: str) -> pexpect.spawn:
+def _spawn(folder: Path, *args: str) -> pexpect.spawn[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     return pexpect.spawn(
         sys.executable,

@@ -431,10 +431,11 @@ async def test_listen_any_until_condition_with_foreach(document: Doc) -> None:
                     "foreach": {
                         "item": "tick",
                         "at": "i",
-                        "do": [{"add": {"set": {"sum": "${ (.sum // 0) + $tick * 10 + $i }"}}}],
+                        "do": [{"add": {"set": {"value": "${ $tick * 10 + $i }", "input": "${ . }"}}}],
                     },
                 }
             }
         ]
     )
-    assert await run_workflow(wf, host) == {"sum": (0 + 10 + 20) + (0 + 1 + 2)}
+    # One output per consumed event, in order; each iteration's input is its event (DSL 1.0.3).
+    assert await run_workflow(wf, host) == [{"value": n * 10 + n, "input": n} for n in range(3)]

@@ -178,3 +178,27 @@ def test_arbitrary_expressions_give_a_value_or_a_workflow_error(expression: str)
     except WorkflowError as error:
         assert error.problem["type"].startswith("https://serverlessworkflow.io/spec/1.0.0/errors/")
         assert error.problem["instance"].startswith("/do/")
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values | st.sampled_from(["PT1S", "P1D", "PT", "1S", "PT-1S", "P1Y2M", "-PT1S"]))
+def test_a_duration_expression_gives_seconds_or_a_clear_fault(value: Any) -> None:
+    """Whatever a duration expression yields (issue 17): non-negative seconds or a configuration
+    fault naming the expression — never another exception."""
+    from stigmer.runner.workflow import Interpreter
+    from stigmer.runner.workflow._interpreter import Scope
+
+    doc = {
+        "document": {"dsl": "1.0.3", "namespace": "t", "name": "t", "version": "1.0.0"},
+        "do": [{"a": {"set": {"x": 1}}}],
+    }
+    interpreter = Interpreter(doc, InProcessHost())
+    try:
+        seconds = asyncio.run(interpreter.duration("${ .v }", {"v": value}, Scope()))
+    except WorkflowError as error:
+        assert error.problem["status"] == 400
+        assert "${ .v } gave" in str(error.problem["detail"]) and "is not a duration" in str(
+            error.problem["detail"]
+        )
+    else:
+        assert isinstance(seconds, float) and seconds >= 0

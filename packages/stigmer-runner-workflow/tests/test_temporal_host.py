@@ -963,3 +963,77 @@ async def test_a_runaway_jq_expression_fails_cleanly_before_the_deadlock_detecto
     assert done.status.error.title == "jq time limit exceeded"
     assert "1.5 seconds" in done.status.error.detail  # capped under Temporal's 2 s workflow-task deadline
     assert done.status.error.instance == "/do/0/spin"
+
+
+async def test_duration_expressions_and_listen_foreach_run_in_workflow_code_and_replay(
+    stack: Any, world: World
+) -> None:
+    """Issue 17: durations written as expressions (retry delay, task timeout) are evaluated in
+    workflow code and become durable timers; ``listen`` reads event data for ``until`` and gives
+    one ``foreach`` output per event — and the history replays."""
+    from stigmer.runner.workflow.temporal._worker import PASSTHROUGH
+    from stigmer.runner.workflow.temporal._workflow import StigmerWorkflow
+    from temporalio.worker import Replayer
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    backend, qc = stack
+    path = f"/flaky-expr-{uuid.uuid4().hex[:6]}"
+
+    async def send(handle: Any) -> None:
+        await asyncio.sleep(0.5)
+        for n, temperature in enumerate((36, 39, 40)):
+            event = {"specversion": "1.0", "id": f"v{n}", "source": "test", "type": "vitals"}
+            await handle.signal(EVENT_SIGNAL, {**event, "data": {"temperature": temperature}})
+
+    done = await run(
+        backend,
+        qc,
+        "expressions",
+        f"""\
+  document: {{dsl: 1.0.3, namespace: demo, name: expressions, version: 1.0.0}}
+  do:
+    - attempt:
+        try:
+          - get:
+              call: http
+              with: {{method: get, endpoint: {world.url}{path}}}
+        catch:
+          errors: {{with: {{type: https://serverlessworkflow.io/spec/1.0.0/errors/communication}}}}
+          retry:
+            delay: '${{ "PT\\($workflow.input.delay)S" }}'
+            limit: {{attempt: {{count: 5}}}}
+    - bounded:
+        try:
+          - slow:
+              wait: PT1M
+              timeout: {{after: '${{ {{milliseconds: $workflow.input.limitMs}} }}'}}
+        catch:
+          errors: {{with: {{type: https://serverlessworkflow.io/spec/1.0.0/errors/timeout}}}}
+    - fever:
+        listen:
+          to:
+            any: [{{with: {{type: vitals}}}}]
+            until: '${{ any(.temperature > 38) }}'
+        foreach:
+          item: v
+          output: {{as: '${{ $v.temperature }}'}}
+""",
+        input={"delay": 0.1, "limitMs": 200},
+        before_end=send,
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    assert world.hits[path] == 3
+    assert output(done) == [36, 39]
+    retried = [e for e in await events(backend, done) if e.type == "task.retried"]
+    assert [e.text for e in retried] == [f"retry {n}/5 in 0.1s (communication error)" for n in (1, 2)]
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    timers = [e for e in history.events if e.WhichOneof("attributes") == "timer_started_event_attributes"]
+    assert len(timers) >= 4  # two retry delays, the wait and its timeout
+    replayer = Replayer(
+        workflows=[StigmerWorkflow],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure

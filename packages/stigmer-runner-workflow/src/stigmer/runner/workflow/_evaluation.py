@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stigmer.core import Redactor
 
-from ._errors import WorkflowError
+from ._duration import parse_duration
+from ._errors import ErrorKind, WorkflowError
 from ._expr import (
     evaluate_field,
     evaluate_template,
@@ -84,6 +85,22 @@ class Evaluating:
             if guarded(value) and self.host_may_wait_in_threads():
                 return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)
             return evaluate_template(value, data, variables, self.limits)
+
+    async def duration(self, spec: Any, data: Any, scope: Scope) -> float:
+        """Seconds in a DSL ``duration``: ISO 8601, an inline object, or a runtime expression that
+        yields either (evaluated over ``data`` with the variables of ``scope``). ``wait``,
+        ``timeout.after`` and the retry durations all come through here."""
+        if not is_expression(spec):
+            return parse_duration(spec)
+        value = await self.expr(spec, data, scope)
+        try:
+            return parse_duration(value)
+        except WorkflowError:
+            raise WorkflowError.of(
+                ErrorKind.CONFIGURATION,
+                f"{spec} gave {value!r}, which is not a duration: "
+                "use ISO 8601 (PT30S) or an object like {seconds: 30}",
+            ) from None
 
     def host_may_wait_in_threads(self) -> bool:
         """Whether an expression that runs in a jq process is awaited in a thread, leaving the

@@ -13,10 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from stigmer.core import StigmerError
+from stigmer.core import StigmerError, new_id
 
 from ._checkpoint import CHECKPOINT_VERSION, Checkpointing
-from ._duration import parse_duration
 from ._errors import ErrorKind, WorkflowError
 from ._evaluation import Evaluating, timestamp
 from ._expr import truthy
@@ -94,6 +93,8 @@ class Interpreter(Checkpointing, Evaluating):
             self._started = self.host.now()
             self._raw_input = {} if input is None else copy.deepcopy(input)
             self._input = self._raw_input
+        if not self.workflow_id:  # `$workflow.id` is never empty: a run without one gets a fresh id
+            self.workflow_id = new_id("WorkflowExecution")
         scope = Scope({"input": self._input})
         try:
             if checkpoint is None:
@@ -102,7 +103,7 @@ class Interpreter(Checkpointing, Evaluating):
                 if "from" in workflow_input:
                     self._input = await self.transform(workflow_input["from"], self._raw_input, scope)
                     scope = Scope({"input": self._input})
-            timeout = self.timeout_seconds(definition.get("timeout"))
+            timeout = await self.timeout_seconds(definition.get("timeout"), self._input, scope)
             try:
                 output = await self.with_timeout(
                     timeout, self.run_list("/do", definition["do"], self._input, scope), "/"
@@ -187,7 +188,7 @@ class Interpreter(Checkpointing, Evaluating):
         if not (self._resume and f"{path}/wait" in self._resume):
             await self.host.task_started(path, name, value)  # (a resumed wait goes on: started before)
         try:
-            timeout = self.timeout_seconds(task.get("timeout"))
+            timeout = await self.timeout_seconds(task.get("timeout"), value, inner)
             raw, directive = await self.with_timeout(
                 timeout, self._execute(path, name, task, value, inner), path
             )
@@ -236,14 +237,20 @@ class Interpreter(Checkpointing, Evaluating):
         return await kind.handler(self, path, task, data, scope)
 
     # ---------------------------------------------------------------- helpers
-    def timeout_seconds(self, spec: Any) -> float | None:
+    async def timeout_seconds(self, spec: Any, data: Any, scope: Scope) -> float | None:
+        """Seconds of a ``timeout`` (inline or a ``use.timeouts`` name); an ``after`` written as an
+        expression is evaluated over ``data`` (the task's input after ``input.from``; for the
+        workflow, its input after ``input.from``) with the variables of ``scope``."""
         if spec is None:
             return None
         if isinstance(spec, str):
-            spec = (self.use.get("timeouts") or {}).get(spec)
+            name = spec
+            spec = (self.use.get("timeouts") or {}).get(name)
             if spec is None:
-                raise WorkflowError.of(ErrorKind.CONFIGURATION, "unknown timeout reference")
-        return parse_duration(spec["after"])
+                raise WorkflowError.of(
+                    ErrorKind.CONFIGURATION, f"timeout {name!r} is not defined in use.timeouts"
+                )
+        return await self.duration(spec["after"], data, scope)
 
     async def with_timeout(self, seconds: float | None, work: Awaitable[Any], where: str) -> Any:
         """Await ``work``, failing with a timeout error after ``seconds`` (measured by ``host.sleep``)."""
@@ -286,7 +293,11 @@ async def run_workflow(
     workflow_id: str = "",
     limits: Limits | None = None,
 ) -> Any:
-    """Run a workflow document to completion on ``host``; returns its output."""
+    """Run a workflow document to completion on ``host``; returns its output.
+
+    ``workflow_id`` is ``$workflow.id``; without one (and no checkpoint holding one) the run gets a
+    fresh execution id (``wex_<ulid>``, as the backends make).
+    """
     interpreter = Interpreter(workflow, host, workflow_id=workflow_id, limits=limits)
     return await interpreter.run(input, checkpoint=checkpoint)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ErrorKind, WorkflowError
@@ -33,66 +35,107 @@ async def run_emit(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
 
 
 async def run_listen(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
+    """The ordered array of the consumed events, read as ``listen.read`` says (``data`` by default,
+    ``envelope``, ``raw``). With ``foreach``, each event goes through ``foreach.do`` (its input is
+    the event), ``foreach.output.as`` and ``foreach.export.as`` as soon as it is consumed — events
+    arriving meanwhile wait in the host's FIFO queue — and the array holds what came out. Events
+    consumed only by an ``until`` strategy are not part of the output."""
     listen = task["listen"]
     read = listen.get("read", "data")
-    events = await _consume(rt, listen["to"], scope)
-    items = [_shape(event, read) for event in events]
-    foreach = task.get("foreach")
-    if not foreach:
-        return items, None
+    if read not in _READS:
+        raise WorkflowError.of(
+            ErrorKind.CONFIGURATION, f"listen.read must be data, envelope or raw, not {read!r}"
+        )
+    foreach = task.get("foreach") or {}
+    # A listen resumed from a checkpoint starts over (its consumed events are not checkpointed):
+    # a saved position inside `foreach.do` belongs to an event this run will not see again.
+    rt.forget(f"{path}/foreach/")
     each, at = foreach.get("item") or "item", foreach.get("at") or "index"
-    output: Any = data
-    for index, item in enumerate(items):
-        inner = scope.with_vars(**{each: item, at: index})
-        if "do" in foreach:
-            output = await rt.run_list(f"{path}/foreach/do", foreach["do"], output, inner)
-        if "output" in foreach and "as" in foreach["output"]:
-            output = await rt.transform(foreach["output"]["as"], output, inner.with_vars(output=output))
-    return output, None
+    outputs: list[Any] = []
+    async with contextlib.aclosing(_consume(rt, listen["to"], read, scope)) as events:
+        async for item in events:
+            if not foreach:
+                outputs.append(item)
+                continue
+            inner = scope.with_vars(**{each: item, at: len(outputs)})
+            output = item
+            if "do" in foreach:
+                output = await rt.run_list(f"{path}/foreach/do", foreach["do"], item, inner)
+                rt.forget(f"{path}/foreach/do")
+            if "as" in (foreach.get("output") or {}):
+                output = await rt.transform(foreach["output"]["as"], output, inner.with_vars(output=output))
+            if "as" in (foreach.get("export") or {}):
+                rt.context = await rt.transform(
+                    foreach["export"]["as"], output, inner.with_vars(output=output)
+                )
+            outputs.append(output)
+    return outputs, None
+
+
+_READS = ("data", "envelope", "raw")
 
 
 def _shape(event: Mapping[str, Any], read: str) -> Any:
+    """An event as ``listen.read`` reads it: ``data`` its payload, ``envelope`` the whole
+    CloudEvent (context attributes and data), ``raw`` the payload as written: text stays text,
+    binary stays base64 (``data_base64``), a JSON value becomes its JSON text."""
     if read == "envelope":
         return dict(event)
+    if read == "raw":
+        if "data" not in event and "data_base64" in event:
+            return event["data_base64"]
+        payload = event.get("data")
+        if payload is None or isinstance(payload, str):
+            return payload
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return event.get("data")
 
 
-async def _consume(rt: Interpreter, strategy: Mapping[str, Any], scope: Scope) -> list[dict[str, Any]]:
+async def _consume(
+    rt: Interpreter, strategy: Mapping[str, Any], read: str, scope: Scope
+) -> AsyncGenerator[Any, None]:
+    """The consumed events, read as ``read`` says, one at a time as they arrive."""
     if "one" in strategy:
-        return [await _next(rt, [strategy["one"]], scope)]
+        yield _shape(await _next(rt, [strategy["one"]], scope), read)
+        return
     if "all" in strategy:
-        return await _all(rt, list(strategy["all"]), scope)
-    if "any" in strategy:
-        filters = list(strategy["any"])
-        until = strategy.get("until")
-        if until is None:
-            return [await _next(rt, filters, scope)]
-        consumed: list[dict[str, Any]] = []
-        if isinstance(until, str):
-            while not truthy(await rt.expr(until, consumed, scope)):
-                consumed.append(await _next(rt, filters, scope))
-            return consumed
-        tracker = _Until(until)
+        async for event in _all(rt, list(strategy["all"]), scope):
+            yield _shape(event, read)
+        return
+    if "any" not in strategy:
+        raise WorkflowError.of(ErrorKind.CONFIGURATION, "listen.to needs one, all or any")
+    filters = list(strategy["any"])
+    until = strategy.get("until")
+    if until is None:
+        yield _shape(await _next(rt, filters, scope), read)
+        return
+    if isinstance(until, str):
+        # Checked after each consumed event (and its `foreach`), over the events consumed so far
+        # read as `listen.read` says; `any` waits for one event at least.
+        consumed: list[Any] = []
         while True:
-            event = await rt.host.listen([*filters, *tracker.filters()])
-            if await tracker.offer(rt, event, scope):
-                return consumed
-            if await _matches_any(rt, filters, event, scope):
-                consumed.append(event)
-    raise WorkflowError.of(ErrorKind.CONFIGURATION, "listen.to needs one, all or any")
+            consumed.append(_shape(await _next(rt, filters, scope), read))
+            yield consumed[-1]
+            if truthy(await rt.expr(until, consumed, scope)):
+                return
+    tracker = _Until(until)
+    while True:
+        event = await rt.host.listen([*filters, *tracker.filters()])
+        if await tracker.offer(rt, event, scope):
+            return
+        if await _matches_any(rt, filters, event, scope):
+            yield _shape(event, read)
 
 
-async def _all(rt: Interpreter, filters: list[Any], scope: Scope) -> list[dict[str, Any]]:
+async def _all(rt: Interpreter, filters: list[Any], scope: Scope) -> AsyncGenerator[dict[str, Any], None]:
     waiting = list(range(len(filters)))
-    consumed: list[dict[str, Any]] = []
     while waiting:
         event = await rt.host.listen([filters[i] for i in waiting])
         for index in waiting:
             if await matches(rt, filters[index], event, scope):
                 waiting.remove(index)
-                consumed.append(event)
+                yield event
                 break
-    return consumed
 
 
 class _Until:

@@ -7,7 +7,6 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._duration import parse_duration
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, truthy
 
@@ -142,10 +141,7 @@ async def run_raise(rt: Interpreter, path: str, task: Mapping[str, Any], data: A
 
 
 async def run_wait(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any, scope: Scope) -> Result:
-    spec = task["wait"]
-    if is_expression(spec):
-        spec = await rt.expr(spec, data, scope)
-    seconds = parse_duration(spec)
+    seconds = await rt.duration(task["wait"], data, scope)
     if getattr(rt.host, "keeps_wait_deadlines", False):
         # The deadline goes into the checkpoint before the wait starts: a run resumed in another
         # process (after a crash, or handed over on Ctrl-C) waits only what is left of it.

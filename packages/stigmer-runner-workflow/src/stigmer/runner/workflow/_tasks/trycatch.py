@@ -10,10 +10,16 @@ through ``Host.random``, until ``limit.attempt.count`` retries or ``limit.durati
 ``catch.do`` if there is one, and is raised otherwise. A caught error without a retry runs
 ``catch.do`` (its output is the task's output) or is swallowed (the task's input passes through);
 ``catch.then`` then directs the flow.
+
+Every duration of a policy (``delay``, ``backoff.linear.increment``, ``jitter.from``/``to``,
+``limit.duration``, ``limit.attempt.duration``) may be a runtime expression: it is evaluated over
+the task's input, with the caught error as ``$error`` (or the ``catch.as`` name) — as ``when`` is —
+except ``limit.attempt.duration``, evaluated before each attempt, when there is no error yet.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +87,7 @@ async def run_try(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
     caught = rt.resume_state(f"{path}/catch")
     while caught is None:
         try:
-            per_attempt = _attempt_timeout(policy)
+            per_attempt = await _attempt_timeout(rt, policy, data, scope)
             output = await rt.with_timeout(
                 per_attempt, rt.run_list(f"{path}/try", task["try"], data, scope), path
             )
@@ -95,8 +101,9 @@ async def run_try(rt: Interpreter, path: str, task: Mapping[str, Any], data: Any
                 raise
             if policy is not None and await _conditions(rt, policy, problem, data, inner):
                 attempt += 1
-                delay = retry_delay(policy, attempt, rt.host.random())
-                if _may_retry(rt, policy, attempt, delay, first_start):
+                evaluated = await _evaluated(rt, policy, data, inner)
+                delay = retry_delay(evaluated, attempt, rt.host.random())
+                if _may_retry(rt, evaluated, attempt, delay, first_start):
                     name = path.rsplit("/", 1)[-1]
                     await rt.host.task_retried(
                         path, name, attempt, delay, problem, max_attempts=_max_retries(policy)
@@ -138,12 +145,36 @@ async def _conditions(
     return not ("exceptWhen" in spec and truthy(await rt.expr(spec["exceptWhen"], data, scope)))
 
 
-def _attempt_timeout(policy: Mapping[str, Any] | None) -> float | None:
+async def _attempt_timeout(
+    rt: Interpreter, policy: Mapping[str, Any] | None, data: Any, scope: Scope
+) -> float | None:
     limit = ((policy or {}).get("limit") or {}).get("attempt") or {}
     duration = limit.get("duration")
-    if duration is None or is_expression(duration):
+    if duration is None:
         return None
-    return parse_duration(duration)
+    return await rt.duration(duration, data, scope)
+
+
+#: The durations of a retry policy, as paths into it.
+_DURATIONS: tuple[tuple[str, ...], ...] = (
+    ("delay",),
+    ("backoff", "linear", "increment"),
+    ("jitter", "from"),
+    ("jitter", "to"),
+    ("limit", "duration"),
+)
+
+
+async def _evaluated(rt: Interpreter, policy: Mapping[str, Any], data: Any, scope: Scope) -> dict[str, Any]:
+    """A copy of ``policy`` whose duration expressions are evaluated (to seconds)."""
+    evaluated: dict[str, Any] = copy.deepcopy(dict(policy))
+    for keys in _DURATIONS:
+        parent: Any = evaluated
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and is_expression(parent.get(keys[-1])):
+            parent[keys[-1]] = await rt.duration(parent[keys[-1]], data, scope)
+    return evaluated
 
 
 def _max_retries(policy: Mapping[str, Any]) -> int | None:
