@@ -155,8 +155,11 @@ def test_a_failed_run_through_a_server_says_its_error_once(
         "  document: {dsl: 1.0.0, namespace: t, name: failing, version: 1.0.0}\n"
         "  do:\n"
         "    - ask: {call: agent, with: {agent: nobody, message: hi}}\n"
+        # apply refuses a workflow naming a missing agent: it exists at apply, not at the run
+        "---\napiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: nobody}\nspec: {instructions: hi}\n"
     )
     assert stigmer("apply", "-f", str(manifest)).returncode == 0
+    assert stigmer("delete", "agent", "nobody").returncode == 0
     run = stigmer("run", "failing")
     assert run.returncode == 1
     both = run.stdout + run.stderr

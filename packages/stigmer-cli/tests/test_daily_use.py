@@ -99,11 +99,20 @@ spec:
         call: agent
         with: {agent: nobody, message: hi}
 """
+# apply refuses a workflow naming a missing agent, so the agent exists at apply and is deleted
+# before the run: the run's own error for a missing agent is what these tests look at
+NOBODY = "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: nobody}\nspec: {instructions: hi}\n"
+
+
+def apply_then_lose_the_agent(cli: Callable[..., Any], path: Path) -> None:
+    path.write_text(path.read_text() + "---\n" + NOBODY)
+    assert cli("apply", "-f", str(path)).code == 0
+    assert cli("delete", "agent", "nobody").code == 0
 
 
 def test_a_failed_run_says_its_error_once(cli: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "failing.yaml").write_text(FAILING)
-    assert cli("apply", "-f", str(tmp_path / "failing.yaml")).code == 0
+    apply_then_lose_the_agent(cli, tmp_path / "failing.yaml")
     run = cli("run", "failing")
     assert run.code == 1
     both = run.out + run.err
@@ -117,7 +126,7 @@ def test_a_stigmer_error_in_a_task_has_no_status_class_prefix(
 ) -> None:
     ask_only = FAILING.split("    - guarded:")[0] + "    - ask:" + FAILING.split("    - ask:")[1]
     (tmp_path / "failing.yaml").write_text(ask_only)
-    assert cli("apply", "-f", str(tmp_path / "failing.yaml")).code == 0
+    apply_then_lose_the_agent(cli, tmp_path / "failing.yaml")
     run = cli("run", "failing")
     assert run.code == 1
     assert "no Agent 'nobody' exists" not in run.out  # not before the report

@@ -37,12 +37,12 @@ def _home(tmp: str) -> Iterator[None]:
             os.environ["STIGMER_HOME"] = saved
 
 
-def _run(args: list[str]) -> tuple[int, str]:
+def _run(args: list[str], out: io.StringIO | None = None) -> tuple[int, str]:
     OPTIONS.debug = False
     OPTIONS.context = ""
     err = io.StringIO()
     code = 0
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out or io.StringIO()), contextlib.redirect_stderr(err):
         try:
             main(args)
         except SystemExit as exc:
@@ -60,9 +60,37 @@ def test_apply_of_arbitrary_text_is_a_clear_error(text: str) -> None:
     assert "Traceback" not in err
     if code != 0:
         assert code == 1, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), err
-        assert not lines[0].startswith("error: unexpected "), err
+        # one line per problem (a workflow's validation can find several), warnings aside
+        lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
+        assert lines and all(line.startswith("error: ") for line in lines), err
+        assert not any(line.startswith("error: unexpected ") for line in lines), err
+
+
+_WORKFLOWISH = st.builds(
+    lambda tasks: (
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: x}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: t, name: x, version: 1.0.0}\n  do:\n" + tasks
+    ),
+    _YAMLISH,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_YAMLISH, _MANIFESTISH, _WORKFLOWISH))
+def test_validate_of_arbitrary_text_is_one_line_per_problem(text: str) -> None:
+    out = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, _home(tmp):
+        path = Path(tmp) / "m.yaml"
+        path.write_text(text, encoding="utf-8")
+        code, err = _run(["validate", "-f", str(path)], out)
+        assert not (Path(tmp) / "home").exists()  # no backend was opened
+    assert "Traceback" not in err + out.getvalue()
+    assert code in (0, 1), err
+    if code == 0:
+        assert out.getvalue().splitlines()[-1].startswith("valid: ")
+    else:
+        lines = [*err.strip().splitlines(), *out.getvalue().strip().splitlines()]
+        assert lines and not any(line.startswith("error: unexpected ") for line in lines), lines
 
 
 @settings(max_examples=60, deadline=None)

@@ -379,3 +379,22 @@ def test_output_order_does_not_depend_on_input_order(kind: str, manifest_strateg
         assert next(iter(out["metadata"])) == "name"
 
     check()
+
+
+def test_a_loaded_resource_knows_the_line_of_each_field() -> None:
+    text = (
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: a}\nspec: {instructions: hi}\n---\n"
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: w}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: t, name: w, version: 1.0.0}\n"
+        "  do:\n    - greet:\n        set:\n          hello: world\n"
+    )
+    agent, workflow = parse_manifest(text, "m.yaml")
+    assert agent.line_of(["spec", "instructions"]) == 4
+    assert workflow.line == 6
+    assert workflow.line_of(["spec", "do", 0, "greet", "set", "hello"]) == 14
+    assert workflow.line_of(["spec", "do", 0, "greet", "nope"]) == 12  # the nearest field that exists
+    assert workflow.line_of([]) == 6
+    as_json = parse_manifest(
+        '{"apiVersion": "stigmer.ai/v1", "kind": "Agent", "metadata": {"name": "j"}}', "j.json"
+    )
+    assert as_json[0].line_of(["spec"]) == 1  # JSON keeps no positions: the document's line

@@ -551,8 +551,9 @@ def test_incomplete_inline_policies_are_invalid(
 
 
 def test_named_policies_in_use_authentications_are_checked_too(document: Doc) -> None:
+    data = {"authentication": {"digest": {"username": "u", "password": "p"}}}  # data, not a policy
     wf = document(
-        [{"noop": {"set": {"x": 1}}}],
+        [{"noop": {"set": data}}],
         use={
             "authentications": {
                 "sso": {"oauth2": {"authority": "http://a", "grant": "authorization_code"}},

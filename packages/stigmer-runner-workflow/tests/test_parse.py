@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 from stigmer.core import InvalidArgument
-from stigmer.runner.workflow import WorkflowValidationError, check_deterministic, load_workflow
+from stigmer.runner.workflow import (
+    WorkflowValidationError,
+    check_deterministic,
+    load_workflow,
+    validate_workflow,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = sorted((FIXTURES / "examples").glob("*.yaml"))
@@ -102,12 +107,14 @@ def test_then_may_target_any_sibling_but_not_a_nested_task() -> None:
     assert found[0][0] == "/do/1/b/then"
 
 
-def test_duplicate_task_names_in_one_list_are_rejected() -> None:
-    found = problems(
-        {"document": DOC, "do": [{"a": {"do": [{"x": {"set": {"v": 1}}}, {"x": {"set": {"v": 2}}}]}}]}
-    )
-    assert found[0][0] == "/do/0/a/do/1/x"
-    assert "duplicate" in found[0][1]
+def test_duplicate_task_names_in_one_list_are_accepted_with_a_warning() -> None:
+    # Neither the DSL reference nor its schema requires unique names in a task list.
+    document = {"document": DOC, "do": [{"a": {"do": [{"x": {"set": {"v": 1}}}, {"x": {"set": {"v": 2}}}]}}]}
+    load_workflow(document)
+    validation = validate_workflow(document)
+    assert validation.ok and validation.workflow is not None
+    assert [(w.path, w.warning) for w in validation.warnings] == [("/do/0/a/do/1/x", True)]
+    assert "used twice" in validation.warnings[0].message
 
 
 def test_same_name_in_different_lists_is_fine() -> None:
@@ -224,4 +231,16 @@ def test_tasks_in_functions_and_extensions_are_checked_too() -> None:
             "do": [{"a": {"call": "f"}}],
         }
     )
-    assert [path for path, _ in found] == ["/use/extensions/0/e/before/1/d", "/use/functions/f/set/x"]
+    assert [path for path, _ in found] == ["/use/functions/f/set/x"]
+    warnings = validate_workflow(
+        {
+            "document": DOC,
+            "use": {
+                "extensions": [
+                    {"e": {"extend": "all", "before": [{"d": {"set": {"a": 1}}}, {"d": {"set": {"a": 2}}}]}}
+                ]
+            },
+            "do": [{"a": {"set": {"v": 1}}}],
+        }
+    ).warnings
+    assert [w.path for w in warnings] == ["/use/extensions/0/e/before/1/d"]

@@ -16,6 +16,7 @@ from stigmer.runner.workflow import (
     WorkflowError,
     WorkflowValidationError,
     load_workflow,
+    validate_workflow,
 )
 
 EXAMPLES = [
@@ -51,9 +52,13 @@ json_values = st.recursive(
 
 
 def check(source: Any) -> None:
+    validation = validate_workflow(source)  # never raises: errors, warnings, references
+    assert validation.ok == (validation.workflow is not None)
+    assert all(w.warning for w in validation.warnings) and not any(e.warning for e in validation.errors)
     try:
         result = load_workflow(source)
     except WorkflowValidationError as error:
+        assert not validation.ok
         assert error.problems
         assert all(isinstance(path, str) and message for path, message in error.problems)
         assert str(error).startswith("invalid workflow document")

@@ -14,9 +14,12 @@ EXPECTED = {
     "HttpResponse",
     "InProcessHost",
     "Interpreter",
+    "Problem",
     "ProcessResult",
+    "Reference",
     "TASK_KINDS",
     "TaskKind",
+    "Validation",
     "Workflow",
     "WorkflowError",
     "WorkflowRunner",
@@ -25,6 +28,7 @@ EXPECTED = {
     "error_type",
     "load_workflow",
     "run_workflow",
+    "validate_workflow",
 }
 
 

@@ -59,6 +59,9 @@ EXPECTED = [
     "expr",
     "secret",
     "to_python",
+    "validate",
+    "ValidationFailed",
+    "ValidationProblem",
 ]
 
 

@@ -13,6 +13,11 @@ from stigmer.cli._options import OPTIONS
 __all__ = ["app", "main"]
 
 lazy("apply", "stigmer.cli.commands._apply:apply_app", "Create or update resources from manifests.")
+lazy(
+    "validate",
+    "stigmer.cli.commands._validate:validate_app",
+    "Check manifests as apply and run would, without a backend.",
+)
 lazy("get", "stigmer.cli.commands._get:get_app", "List resources of a kind, or show one.")
 lazy(
     "describe",

@@ -7,6 +7,7 @@ the field path.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import sys
@@ -61,6 +62,15 @@ class LoadedResource:
     name: str
     source: str
     line: int
+    tree: Any = dataclasses.field(default=None, repr=False, compare=False)
+    """The YAML round-trip tree the resource was read from (line numbers), or None."""
+
+    def line_of(self, path: Iterable[str | int]) -> int:
+        """The line (1-based) of the field at ``path`` (``["spec", "do", 0, "greet"]``) in the
+        manifest: the nearest enclosing field that has one, else the document's first line."""
+        if self.tree is None:
+            return self.line
+        return _line_of(self.tree, list(path), self.line)
 
     @property
     def base_dir(self) -> Path:
@@ -191,7 +201,7 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
         raise fail(str(exc).splitlines()[0], []) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise fail(f"invalid value: {exc}", []) from None
-    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line)
+    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line, tree)
 
 
 def _type_name(value: Any) -> str:

@@ -13,6 +13,7 @@ from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionF
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._export import Export
 from stigmer.sdk._sync import Execution, Stigmer
+from stigmer.sdk._validate import ValidationFailed, ValidationProblem, validate
 from stigmer.sdk.authoring._builder import ResourceBuilder
 from stigmer.sdk.authoring._calls import (
     Call,
@@ -100,9 +101,12 @@ __all__ = [
     "Switch",
     "Task",
     "Try",
+    "ValidationFailed",
+    "ValidationProblem",
     "Wait",
     "Workflow",
     "expr",
     "secret",
     "to_python",
+    "validate",
 ]

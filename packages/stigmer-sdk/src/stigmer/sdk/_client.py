@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_targ
 from stigmer.sdk._execution import AsyncExecution, _aclose
 from stigmer.sdk._kinds import resolve_kind
 from stigmer.sdk._targets import find_target, not_found, resource_exists, session_for
+from stigmer.sdk._validate import ValidationFailed, ValidationProblem
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 Kind = str | type[ResourceBuilder[Any]]
+logger = logging.getLogger(__name__)
 
 
 def kind_name(kind: Kind) -> str:
@@ -209,19 +212,42 @@ class AsyncStigmer:
 
         Each argument is a builder (``Agent``, ``Workflow`` ...), a resource message, a manifest
         dict, a path to a manifest file / directory / Python file, or a list of those. Skills
-        with a ``path`` are packed and stored as artifacts first.
+        with a ``path`` are packed and stored as artifacts first. Everything is validated first
+        (see :meth:`validate`): any error raises ``ValidationFailed`` and nothing is stored;
+        warnings are logged.
         """
         from stigmer.core import unwrap
 
-        loaded = order_resources(collect(resources))
+        given = collect(resources)
+        loaded = order_resources(given)
         if not loaded:
             raise InvalidArgument("nothing to apply")
+        problems = await self.validate(*given)
+        for problem in problems:
+            if problem.warning:
+                logger.warning("%s", problem)
+        errors = [p for p in problems if not p.warning]
+        if errors:
+            raise ValidationFailed(errors)
         results: list[Applied] = []
         for item in loaded:
             response = await self.apply_loaded(item, dry_run=dry_run)
             action = _ACTIONS.get(response.action, "unspecified")
             results.append(Applied(item.kind, item.name, action, unwrap(response.resource)))
         return results
+
+    async def validate(self, *resources: Any) -> list[ValidationProblem]:
+        """The problems of resources (what ``apply`` takes, or loaded manifests) as ``apply`` and
+        ``stigmer run`` see them: each Workflow's document (schema, semantic checks, jq syntax,
+        secrets, functions, authentications), and the agents and workflows it names, which must
+        be among the resources given or stored in this client's backend. Errors and warnings
+        (``warning=True``), located in the manifests; an empty list means valid. Stores nothing."""
+        from stigmer.sdk._validate import check_resources
+
+        async def exists(kind: str, name: str) -> bool:
+            return await resource_exists(self.backend, kind, name)
+
+        return await check_resources(collect(resources), exists)
 
     async def apply_loaded(self, item: LoadedResource, *, dry_run: bool = False) -> svc.ApplyResponse:
         """Apply one loaded resource (a Skill's ``spec.path`` packed and stored first, a stdio

@@ -21,13 +21,15 @@ from stigmer.sdk.authoring._builder import ResourceBuilder
 
 __all__ = ["ResourceLike", "collect", "to_loaded"]
 
-ResourceLike = ResourceBuilder[Any] | Message | Mapping[str, Any] | str | Path
+ResourceLike = ResourceBuilder[Any] | Message | Mapping[str, Any] | str | Path | LoadedResource
 
 
 def to_loaded(item: Any) -> list[LoadedResource]:
     """One item passed to ``apply`` as loaded resources."""
     from stigmer.core import load_manifests
 
+    if isinstance(item, LoadedResource):
+        return [item]
     if isinstance(item, ResourceBuilder):
         msg = item.to_message()
         return [LoadedResource(resource_from_message(msg), item.kind, item.name, item.source, 1)]

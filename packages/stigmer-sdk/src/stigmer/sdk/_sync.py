@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
+    from stigmer.sdk._validate import ValidationProblem
 
 __all__ = ["Execution", "Stigmer"]
 
@@ -202,6 +203,10 @@ class Stigmer:
 
     def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
         return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
+
+    def validate(self, *resources: Any) -> list[ValidationProblem]:
+        """See ``AsyncStigmer.validate``: the problems apply would refuse (and warnings)."""
+        return self._loop.run(self._async.validate(*resources))
 
     @overload
     def get(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...

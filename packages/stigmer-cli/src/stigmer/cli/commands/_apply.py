@@ -10,14 +10,25 @@ import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
 from stigmer.cli.commands._complete import complete_delete_kind, complete_name_of_kind
-from stigmer.cli.output._format import Output, OutputOption, color_enabled, echo, emit_json, emit_yaml
+from stigmer.cli.output._format import (
+    Output,
+    OutputOption,
+    color_enabled,
+    echo,
+    echo_err,
+    emit_json,
+    emit_yaml,
+)
 from stigmer.cli.output._view import cli_name
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from google.protobuf.message import Message
     from stigmer.core import LoadedResource
+    from stigmer.sdk import ValidationProblem
 
-__all__ = ["apply_app", "delete_app", "diff_manifests", "order_resources"]
+__all__ = ["apply_app", "delete_app", "diff_manifests", "load_files", "order_resources", "refuse_invalid"]
 
 apply_app = typer.Typer(add_completion=False)
 delete_app = typer.Typer(add_completion=False)
@@ -44,6 +55,19 @@ def order_resources(loaded: list[LoadedResource]) -> list[LoadedResource]:
         return sdk_order_resources(loaded)
     except InvalidArgument as exc:
         raise CliError(exc.message) from None
+
+
+def refuse_invalid(problems: Sequence[ValidationProblem]) -> None:
+    """Print warnings as ``warning: …``; with errors, print each as ``error: file:line: path:
+    message`` and exit 1 (nothing is applied)."""
+    for problem in problems:
+        if problem.warning:
+            echo_err(f"warning: {problem}")
+    errors = [p for p in problems if not p.warning]
+    for problem in errors:
+        echo_err(f"error: {problem}")
+    if errors:
+        raise typer.Exit(1)
 
 
 def _comparable(resource: Message | None) -> dict[str, Any]:
@@ -100,7 +124,7 @@ def _colour_diff(text: str) -> str:
     return "".join(out)
 
 
-def _load(filenames: list[str]) -> list[LoadedResource]:
+def load_files(filenames: list[str]) -> list[LoadedResource]:
     from stigmer.core import load_manifests
 
     if not filenames:
@@ -132,18 +156,24 @@ def apply(
         ),
     ] = "",
 ) -> None:
-    """Create or update every resource in the manifests, in dependency order."""
+    """Create or update every resource in the manifests, in dependency order.
+
+    Workflows are validated first, as `stigmer run` would (see `stigmer validate`): if any has a
+    problem, each is printed as `error: file:line: path: message` and nothing is stored."""
     if context:
         from stigmer.cli._options import OPTIONS
 
         OPTIONS.context = context
-    loaded = order_resources(_load(filename))
+    given = load_files(filename)
+    loaded = order_resources(given)
 
     async def go() -> list[dict[str, Any]]:
         from stigmer.core import unwrap
 
         results: list[dict[str, Any]] = []
         async with connect() as client:
+            # The validation `stigmer run` does, before anything is stored (also in a dry run).
+            refuse_invalid(await client.validate(*given))
             for item in loaded:
                 response = await client.apply_loaded(item, dry_run=dry_run)
                 action = _ACTIONS.get(response.action, "unspecified")
@@ -204,7 +234,7 @@ def delete(
     if filename:
         if kind is not None:
             raise CliError("give either KIND NAME or -f PATH, not both")
-        targets = [(r.kind, r.name) for r in reversed(order_resources(_load(filename)))]
+        targets = [(r.kind, r.name) for r in reversed(order_resources(load_files(filename)))]
     else:
         if kind is None or not names:
             raise CliError("say what to delete: `stigmer delete KIND NAME` or `stigmer delete -f PATH`")

@@ -1,6 +1,6 @@
 """Stigmer's Serverless Workflow 1.0 interpreter: jq expressions, effects through a pluggable host.
 
-Parse with :func:`load_workflow`, run with :class:`Interpreter` (or :func:`run_workflow`) on a
+Parse with :func:`load_workflow` (or check a document with :func:`validate_workflow`), run with :class:`Interpreter` (or :func:`run_workflow`) on a
 :class:`Host` — :class:`InProcessHost` here, a Temporal host elsewhere.
 """
 
@@ -8,9 +8,10 @@ from ._errors import ERROR_TYPE_BASE, ErrorKind, WorkflowError, WorkflowValidati
 from ._host import GrpcRequest, Host, HttpRequest, HttpResponse, ProcessResult
 from ._inprocess import InProcessHost
 from ._interpreter import CHECKPOINT_VERSION, Interpreter, run_workflow
-from ._parse import Workflow, check_deterministic, load_workflow
+from ._parse import Workflow, check_deterministic, load_workflow, validate_workflow
 from ._runner import WorkflowRunner
 from ._task_kinds import TASK_KINDS, TaskKind
+from ._validate import Problem, Reference, Validation
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -23,8 +24,11 @@ __all__ = [
     "HttpResponse",
     "InProcessHost",
     "Interpreter",
+    "Problem",
     "ProcessResult",
+    "Reference",
     "TaskKind",
+    "Validation",
     "Workflow",
     "WorkflowError",
     "WorkflowRunner",
@@ -33,4 +37,5 @@ __all__ = [
     "error_type",
     "load_workflow",
     "run_workflow",
+    "validate_workflow",
 ]

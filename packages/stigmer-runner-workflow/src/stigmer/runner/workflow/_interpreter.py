@@ -141,7 +141,10 @@ class Interpreter(Checkpointing, Evaluating):
         resumed = self._resume.pop(path, None)
         if resumed is not None:
             index, data = resumed["next"], resumed["data"]
-        names = {name: i for i, item in enumerate(tasks) for name in item}
+        names: dict[str, int] = {}
+        for i, item in enumerate(tasks):
+            for name in item:
+                names.setdefault(name, i)  # two tasks of one name: `then` goes to the first
         while 0 <= index < len(tasks):
             name, task = next(iter(tasks[index].items()))
             data, directive = await self.run_task(f"{path}/{index}/{name}", name, task, data, scope)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
+import json
 import math
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,16 +18,29 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ._errors import WorkflowValidationError
-from ._expr import find_nondeterministic, is_expression, secret_names, syntax_error, uses_secrets
+from ._expr import find_nondeterministic
 from ._schema import schema_problems
-from ._tasks.oauth import policy_problems
+from ._task_kinds import unsupported_problems
+from ._validate import Problem, Reference, Validation, check_document
 from ._walk import iter_expressions, iter_task_lists
 
-__all__ = ["Workflow", "check_deterministic", "iter_expressions", "iter_task_lists", "load_workflow"]
+__all__ = [
+    "Workflow",
+    "check_deterministic",
+    "iter_expressions",
+    "iter_task_lists",
+    "load_workflow",
+    "validate_workflow",
+]
 
-_FLOW = ("continue", "exit", "end")
 _MAX_DEPTH = 200
 _MAX_NODES = 200_000
+# Validations by content hash of the document's text (or canonical JSON): validating a large
+# document against the DSL schema costs far more than running it, and `apply` then `run` (or a
+# worker running the same document again) would otherwise validate the same text twice.
+_CACHE_SIZE = 128
+_cache: OrderedDict[bytes, Validation] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -59,23 +76,85 @@ class Workflow:
 def load_workflow(source: str | bytes | Mapping[str, Any] | Workflow) -> Workflow:
     """Parse (YAML 1.2 / JSON text, or a mapping) and validate a workflow document.
 
-    Raises :class:`WorkflowValidationError` naming each offending path and field.
+    Raises :class:`WorkflowValidationError` naming each offending path and field (warnings, see
+    :func:`validate_workflow`, do not stop a document from loading).
     """
     if isinstance(source, Workflow):
         return source
-    raw = _load_yaml(source) if isinstance(source, bytes | str) else source
+    validation = validate_workflow(source)
+    if validation.workflow is None:
+        raise WorkflowValidationError([(p.path, p.message) for p in validation.errors])
+    return validation.workflow
+
+
+def validate_workflow(source: str | bytes | Mapping[str, Any]) -> Validation:
+    """Validate a workflow document without raising: schema, semantic checks, jq syntax.
+
+    The :class:`Validation` holds the errors, the warnings, the agents and workflows the document
+    names (for a caller that can see them to check), and the loaded :class:`Workflow` when there
+    are no errors. Results are cached by the document's content hash, so validating an unchanged
+    document again (at apply, then at run) costs a hash.
+    """
+    if isinstance(source, bytes | str):
+        digest = b"t" + hashlib.sha256(source if isinstance(source, bytes) else source.encode()).digest()
+        cached = _cached(digest)
+        if cached is not None:
+            return cached
+        try:
+            raw = _load_yaml(source)
+        except WorkflowValidationError as invalid:
+            return _remember(digest, _failed(invalid.problems))
+    else:
+        raw, digest = source, b""
     try:
         data = _plain(raw, "", 0, [_MAX_NODES])
     except _NotPlain as exc:
-        raise WorkflowValidationError([(exc.path, exc.reason)]) from None
+        return _failed([(exc.path, exc.reason)])
+    if not digest:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = b"j" + hashlib.sha256(text.encode()).digest()
+        cached = _cached(digest)
+        if cached is not None:
+            return cached
     if not isinstance(data, dict):
-        raise WorkflowValidationError([("", f"a workflow document must be a mapping, not {_kind(data)}")])
-    problems = schema_problems(data)
-    if not problems:
-        problems = semantic_problems(data)
-    if problems:
-        raise WorkflowValidationError(problems)
-    return Workflow(definition=data)
+        return _failed([("", f"a workflow document must be a mapping, not {_kind(data)}")])
+    errors = [Problem(path, message) for path, message in schema_problems(data)]
+    warnings_: list[Problem] = []
+    references: list[Reference] = []
+    unsupported: list[Problem] = []
+    if not errors:
+        found, references = check_document(data)
+        errors = [p for p in found if not p.warning]
+        warnings_ = [p for p in found if p.warning]
+        unsupported = [Problem(path, message) for path, message in unsupported_problems(data)]
+    validation = Validation(
+        errors=tuple(errors),
+        warnings=tuple(warnings_),
+        references=tuple(references),
+        unsupported=tuple(unsupported),
+        workflow=None if errors else Workflow(definition=data),
+    )
+    return _remember(digest, validation)
+
+
+def _failed(problems: Any) -> Validation:
+    return Validation(errors=tuple(Problem(path, message) for path, message in problems))
+
+
+def _cached(digest: bytes) -> Validation | None:
+    with _cache_lock:
+        found = _cache.get(digest)
+        if found is not None:
+            _cache.move_to_end(digest)
+        return found
+
+
+def _remember(digest: bytes, validation: Validation) -> Validation:
+    with _cache_lock:
+        _cache[digest] = validation
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return validation
 
 
 def _load_yaml(text: str | bytes) -> Any:
@@ -129,72 +208,6 @@ def _plain(value: Any, path: str, depth: int, budget: list[int]) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item, f"{path}/{i}", depth + 1, budget) for i, item in enumerate(value)]
     raise _NotPlain(path, f"unsupported value of type {_kind(value)}")
-
-
-def semantic_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Checks the schema cannot express: flow targets, duplicate names, references, secrets."""
-    problems: list[tuple[str, str]] = []
-    use = definition.get("use") or {}
-    for path, tasks in iter_task_lists(definition):
-        names: dict[str, int] = {}
-        for index, item in enumerate(tasks):
-            for name in item:
-                if name in names:
-                    problems.append(
-                        (
-                            f"{path}/{index}/{name}",
-                            f"duplicate task name {name!r} (also at {path}/{names[name]})",
-                        )
-                    )
-                names.setdefault(name, index)
-        for index, item in enumerate(tasks):
-            for name, task in item.items():
-                problems.extend(_task_references(f"{path}/{index}/{name}", task, names, use))
-    declared = set(use.get("secrets") or ())
-    for where, text in iter_expressions(definition):
-        error = syntax_error(text)
-        if error is not None:
-            problems.append((where, f"invalid jq expression: {error}"))
-            continue
-        if not uses_secrets(text):
-            continue
-        missing = sorted(secret_names(text) - declared)
-        if missing:
-            problems.append((where, f"secret(s) {', '.join(missing)} used but not declared in use.secrets"))
-        elif not declared:
-            problems.append((where, "$secrets used but the workflow declares no use.secrets"))
-    problems.extend(policy_problems(definition))
-    return problems
-
-
-def _task_references(
-    path: str, task: Mapping[str, Any], siblings: Mapping[str, int], use: Mapping[str, Any]
-) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-
-    def check_flow(where: str, target: Any) -> None:
-        if isinstance(target, str) and target not in _FLOW and target not in siblings:
-            known = ", ".join(sorted(siblings)) or "none"
-            problems.append((where, f"'then' names unknown task {target!r} (tasks in this list: {known})"))
-
-    def check_ref(where: str, value: Any, section: str) -> None:
-        if isinstance(value, str) and not is_expression(value) and value not in (use.get(section) or {}):
-            problems.append((where, f"{value!r} is not defined in use.{section}"))
-
-    check_flow(f"{path}/then", task.get("then"))
-    for index, case in enumerate(task.get("switch") or ()):
-        for case_name, body in case.items():
-            if isinstance(body, Mapping):
-                check_flow(f"{path}/switch/{index}/{case_name}/then", body.get("then"))
-    catch = task.get("catch")
-    if isinstance(catch, Mapping):
-        check_flow(f"{path}/catch/then", catch.get("then"))
-        check_ref(f"{path}/catch/retry", catch.get("retry"), "retries")
-    raise_ = task.get("raise")
-    if isinstance(raise_, Mapping):
-        check_ref(f"{path}/raise/error", raise_.get("error"), "errors")
-    check_ref(f"{path}/timeout", task.get("timeout"), "timeouts")
-    return problems
 
 
 def check_deterministic(workflow: Workflow | Mapping[str, Any]) -> None:

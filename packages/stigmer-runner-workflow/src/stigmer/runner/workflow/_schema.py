@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 from functools import cache
 from importlib import resources
@@ -75,7 +76,14 @@ def _task_problems(error: ValidationError, prefix: list[Any]) -> list[tuple[str,
         return [(where, f"a task must be a mapping, not {type(instance).__name__}")]
     kind = kind_of(instance)
     if kind is None:
-        return [(where, "the task has no type: give it exactly one of " + ", ".join(sorted(TASK_KINDS)))]
+        hint = "".join(  # a mistyped kind ('sett:'): name the one meant
+            f"; did you mean {match[0]!r} for {key!r}?"
+            for key in instance
+            if (match := difflib.get_close_matches(str(key), list(TASK_KINDS), n=1, cutoff=0.6))
+        )
+        return [
+            (where, "the task has no type: give it exactly one of " + ", ".join(sorted(TASK_KINDS)) + hint)
+        ]
     allowed = COMMON_FIELDS | kind.fields
     unknown = sorted(k for k in instance if k not in allowed)
     if unknown:

@@ -41,10 +41,10 @@ __all__ = [
     "TokenCache",
     "oauth2_token",
     "policy_credentials",
-    "policy_problems",
+    "policy_gaps",
+    "policy_refusals",
     "stored_policy",
     "unsupported_grant",
-    "unsupported_policies",
     "unsupported_scheme",
 ]
 
@@ -477,47 +477,44 @@ def unsupported_grant(grant: str) -> str:
     return f"grant {grant!r} is not supported: {UNSUPPORTED_GRANTS[grant]}"
 
 
-def unsupported_policies(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(path, message) for each authentication policy of a (schema-valid) document that the DSL
-    allows but the runner cannot carry out (``digest``, ``grant: authorization_code``), with the
-    reason; part of the task-kind registry's ``unsupported_problems`` (validation at apply)."""
+def policy_refusals(path: str, policy: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for what the DSL allows in authentication ``policy`` (at JSON pointer
+    ``path``) but the runner cannot carry out: ``digest``, ``grant: authorization_code``."""
     problems: list[tuple[str, str]] = []
-    for path, policy in _policies(definition, ""):
-        for scheme, settings in policy.items():
-            if scheme in UNSUPPORTED_SCHEMES:
-                problems.append((f"{path}/{scheme}", unsupported_scheme(scheme)))
-            grant = settings.get("grant") if isinstance(settings, Mapping) else None
-            if scheme in ("oauth2", "oidc") and isinstance(grant, str) and grant in UNSUPPORTED_GRANTS:
-                problems.append((f"{path}/{scheme}/grant", unsupported_grant(grant)))
+    for scheme, settings in policy.items():
+        if scheme in UNSUPPORTED_SCHEMES:
+            problems.append((f"{path}/{scheme}", unsupported_scheme(scheme)))
+        grant = settings.get("grant") if isinstance(settings, Mapping) else None
+        if scheme in ("oauth2", "oidc") and isinstance(grant, str) and grant in UNSUPPORTED_GRANTS:
+            problems.append((f"{path}/{scheme}/grant", unsupported_grant(grant)))
     return problems
 
 
-def policy_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(path, message) for each inline OAuth2/OIDC policy missing what its grant or client
-    authentication needs: it could not run anywhere (a semantic check of ``load_workflow``)."""
+def policy_gaps(path: str, policy: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) when an inline OAuth2/OIDC ``policy`` lacks what its grant or client
+    authentication needs: it could not run anywhere."""
     problems: list[tuple[str, str]] = []
-    for path, policy in _policies(definition, ""):
-        for scheme, settings in policy.items():
-            if scheme not in ("oauth2", "oidc") or not isinstance(settings, Mapping):
-                continue
-            grant = settings.get("grant")
-            needs = _GRANT_NEEDS.get(grant) if isinstance(grant, str) else None
-            if needs is not None and not needs[0](settings):
-                problems.append((f"{path}/{scheme}", f"grant {grant} needs {needs[1]}"))
-            client = settings.get("client")
-            if (
-                isinstance(client, Mapping)
-                and client.get("authentication") == "private_key_jwt"
-                and client.get("assertion") is None
-                and client.get("secret") is None
-            ):
-                problems.append(
-                    (
-                        f"{path}/{scheme}/client",
-                        "private_key_jwt needs client.assertion (a signed JWT) or the client's "
-                        "PEM private key as client.secret",
-                    )
+    for scheme, settings in policy.items():
+        if scheme not in ("oauth2", "oidc") or not isinstance(settings, Mapping):
+            continue
+        grant = settings.get("grant")
+        needs = _GRANT_NEEDS.get(grant) if isinstance(grant, str) else None
+        if needs is not None and not needs[0](settings):
+            problems.append((f"{path}/{scheme}", f"grant {grant} needs {needs[1]}"))
+        client = settings.get("client")
+        if (
+            isinstance(client, Mapping)
+            and client.get("authentication") == "private_key_jwt"
+            and client.get("assertion") is None
+            and client.get("secret") is None
+        ):
+            problems.append(
+                (
+                    f"{path}/{scheme}/client",
+                    "private_key_jwt needs client.assertion (a signed JWT) or the client's "
+                    "PEM private key as client.secret",
                 )
+            )
     return problems
 
 
@@ -536,24 +533,3 @@ _GRANT_NEEDS: Final[dict[str, tuple[Callable[[Mapping[str, Any]], bool], str]]] 
     "refresh_token": (_has_subject, "the refresh token as subject.token"),
     TOKEN_EXCHANGE: (_has_subject, "subject (the token to exchange and its type)"),
 }
-
-
-def _policies(node: Any, path: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """Every authentication policy in a document (``use.authentications`` entries and each
-    ``authentication`` field), with its JSON pointer; ``{use: name}`` references are skipped."""
-    found: list[tuple[str, Mapping[str, Any]]] = []
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            where = f"{path}/{key}"
-            if key == "document" and not path:
-                continue
-            if key == "authentication" and isinstance(value, Mapping) and set(value) != {"use"}:
-                found.append((where, value))
-            elif key == "authentications" and path == "/use" and isinstance(value, Mapping):
-                found.extend((f"{where}/{name}", p) for name, p in value.items() if isinstance(p, Mapping))
-            else:
-                found.extend(_policies(value, where))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            found.extend(_policies(item, f"{path}/{index}"))
-    return found
