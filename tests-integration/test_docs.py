@@ -249,6 +249,17 @@ def test_workflows_page_every_task_type_gives_the_output_it_shows(tmp_path: Path
     }
 
 
+def test_workflows_page_authentication_example_is_a_valid_document() -> None:
+    from stigmer.runner.workflow import load_workflow
+
+    section = (DOCS / "workflows.md").read_text().partition("## Authentication")[2].partition("\n## ")[0]
+    [example] = [body for lang, body in blocks(section) if lang == "yaml"]
+    workflow = load_workflow(example)
+    policy = workflow.definition["use"]["authentications"]["orders"]["oidc"]
+    assert policy["client"]["authentication"] == "private_key_jwt"
+    assert policy["grant"] == "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
 def test_readme_tour(tmp_path: Path) -> None:
     """The README's 60-second tour, with `uv run stigmer` as the installed `stigmer` (as test_readme.py)."""
     readme = (ROOT / "README.md").read_text()

@@ -144,3 +144,38 @@ def test_apply_refuses_what_the_runner_cannot_run_saying_so(
     assert result.err.startswith(f"error: {path}:7: spec.do[0].box: run: container is not supported")
     assert "README" in result.err
     assert cli("validate", "-f", str(path)).code == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "located", "says"),
+    [
+        (
+            "oauth2: {authority: 'http://idp', grant: authorization_code, client: {id: c}}",
+            "14: spec.do[0].fetch.with.endpoint.authentication.oauth2.grant",
+            "grant 'authorization_code' is not supported: it needs a person to sign in at a browser",
+        ),
+        (
+            "digest: {username: u, password: p}",
+            "14: spec.do[0].fetch.with.endpoint.authentication.digest",
+            "digest authentication is not supported: the runner does not answer HTTP Digest challenges",
+        ),
+        (
+            "oauth2: {authority: 'http://idp', grant: password, username: u, client: {id: c}}",
+            "14: spec.do[0].fetch.with.endpoint.authentication.oauth2",
+            "grant password needs username and password",
+        ),
+    ],
+)
+def test_apply_refuses_authentication_the_runner_cannot_carry_out(
+    cli: Callable[..., Result], tmp_path: Path, policy: str, located: str, says: str
+) -> None:
+    body = (
+        "  do:\n    - fetch:\n        call: http\n        with:\n          method: get\n"
+        "          endpoint:\n            uri: http://api/x\n            authentication:\n"
+        f"              {policy}\n"
+    )
+    path = write(tmp_path, "auth.yaml", HEAD.format(name="auth") + body)
+    result = cli("apply", "-f", str(path))
+    assert result.code == 1
+    assert result.err.startswith(f"error: {path}:{located}: {says}"), result.err
+    assert cli("validate", "-f", str(path)).code == 1

@@ -277,24 +277,32 @@ async def test_an_unreachable_token_endpoint_is_an_authentication_error(document
     ("auth", "says"),
     [
         (
-            {"oauth2": {"authority": "http://a", "grant": "password", "username": "u", "password": "p"}},
-            "password",
+            {"oauth2": {"authority": "http://a", "grant": "client_credentials", "client": {"secret": "s"}}},
+            "needs client.id",
         ),
-        ({"oidc": {"authority": "http://a", "grant": "refresh_token"}}, "refresh_token"),
-        ({"digest": {"username": "u", "password": "p"}}, "digest"),
         (
             {
                 "oauth2": {
                     "authority": "http://a",
                     "grant": "client_credentials",
-                    "client": {"id": "c", "authentication": "private_key_jwt"},
+                    "client": {"id": "c", "authentication": "client_secret_jwt"},
                 }
             },
-            "private_key_jwt",
+            "client_secret_jwt needs client.secret",
+        ),
+        (
+            {
+                "oauth2": {
+                    "authority": "http://a",
+                    "grant": "client_credentials",
+                    "client": {"id": "c", "secret": "", "authentication": "client_secret_jwt"},
+                }
+            },
+            "client_secret_jwt needs client.secret",
         ),
     ],
 )
-async def test_unsupported_schemes_and_grants_are_configuration_errors(
+async def test_incomplete_policies_are_configuration_errors(
     document: Doc, auth: dict[str, Any], says: str
 ) -> None:
     wf = document(

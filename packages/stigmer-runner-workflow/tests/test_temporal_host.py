@@ -694,6 +694,122 @@ async def test_oauth2_tokens_are_fetched_in_activities_and_never_reach_the_histo
     assert "not-the-right-one-1234" not in history_text(history.to_json_dict())
 
 
+async def test_jwt_client_authentication_and_password_grant_on_temporal_keep_credentials_out_of_the_history(
+    stack: Any, idp: Any
+) -> None:
+    """private_key_jwt (the PEM key from a secret) with a password grant: the activity signs
+    the assertion where the secrets are; the key, the password, the assertion and the token
+    never enter the workflow history."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    backend, qc = stack
+    authority = idp
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    authority.trust_key(key.public_key())
+    authority.users["grace"] = "hopper-Pa55word-1906"
+    done = await run(
+        backend,
+        qc,
+        "oauth2-jwt",
+        f"""\
+  document: {{dsl: 1.0.3, namespace: demo, name: oauth2-jwt, version: 1.0.0}}
+  use: {{secrets: [CLIENT_KEY, GRACE_PASSWORD]}}
+  do:
+    - call:
+        call: http
+        with:
+          method: get
+          endpoint:
+            uri: {authority.base}/api/jwt
+            authentication:
+              oauth2:
+                authority: {authority.base}/realms/demo
+                grant: password
+                username: grace
+                password: '${{ $secrets.GRACE_PASSWORD }}'
+                client:
+                  id: {CLIENT_ID}
+                  secret: '${{ $secrets.CLIENT_KEY }}'
+                  authentication: private_key_jwt
+""",
+        secrets={"CLIENT_KEY": pem, "GRACE_PASSWORD": "hopper-Pa55word-1906"},
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    request = authority.token_requests[-1]
+    assert (request["grant"], request["sent"], "refused" in request) == ("password", "private_key_jwt", False)
+    assert request["assertion"]["alg"] == "ES256"
+    assert request["assertion"]["aud"] == authority.base + "/realms/demo/oauth2/token"
+    token = authority.issued[-1]
+    assert authority.api_calls[-1] == token
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    dumped = history_text(history.to_json_dict())
+    for value in (
+        "hopper-Pa55word-1906",
+        request["form"]["client_assertion"],
+        token,
+        *pem.splitlines()[1:-1],
+    ):
+        assert value not in dumped
+
+
+async def test_token_exchange_of_another_policys_token_on_temporal(stack: Any, idp: Any) -> None:
+    """The workflow holds only a reference to the first token; the activity of the second call
+    obtains the first token too, and exchanges the real one (RFC 8693)."""
+    backend, qc = stack
+    authority = idp
+    done = await run(
+        backend,
+        qc,
+        "oauth2-exchange",
+        f"""\
+  document: {{dsl: 1.0.3, namespace: demo, name: oauth2-exchange, version: 1.0.0}}
+  use:
+    secrets: [CLIENT_SECRET]
+    authentications:
+      service:
+        oauth2:
+          authority: {authority.base}/realms/demo
+          grant: client_credentials
+          client: {{id: {CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+  do:
+    - first:
+        call: http
+        with:
+          method: get
+          endpoint: {{uri: {authority.base}/api/first, authentication: {{use: service}}}}
+        output: {{as: '${{ {{subject: $authorization.parameter}} }}'}}
+    - exchanged:
+        call: http
+        with:
+          method: get
+          endpoint:
+            uri: {authority.base}/api/exchanged
+            authentication:
+              oauth2:
+                authority: {authority.base}/realms/demo
+                grant: urn:ietf:params:oauth:grant-type:token-exchange
+                subject: {{token: '${{ .subject }}', type: access_token}}
+                client: {{id: {CLIENT_ID}, secret: '${{ $secrets.CLIENT_SECRET }}'}}
+        output: {{as: '${{ {{path}} }}'}}
+""",
+        secrets={"CLIENT_SECRET": CLIENT_SECRET},
+    )
+    assert phase(done) == "PHASE_SUCCEEDED", done.status.error
+    exchange = authority.token_requests[-1]
+    first_token = authority.api_calls[-2]
+    assert exchange["form"]["subject_token"] == first_token, exchange.get("refused")
+    assert authority.grants[authority.api_calls[-1]]["sub"] == first_token
+    assert output(done) == {"path": "/api/exchanged"}
+    history = await qc.client.get_workflow_handle(done.metadata.id).fetch_history()
+    dumped = history_text(history.to_json_dict())
+    for value in (CLIENT_SECRET, first_token, authority.api_calls[-1]):
+        assert value not in dumped
+
+
 async def test_a_retried_child_creation_finds_the_execution_its_first_attempt_created(tmp_path: Path) -> None:
     from stigmer.backend.local import LocalBackend
     from stigmer.runner.workflow.temporal._activities import CALL_LABEL, WorkflowActivities

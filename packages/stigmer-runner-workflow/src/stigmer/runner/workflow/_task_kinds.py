@@ -18,6 +18,7 @@ from ._tasks.asyncapi import unsupported as _asyncapi_unsupported
 from ._tasks.call import run_call
 from ._tasks.events import run_emit, run_listen
 from ._tasks.flow import run_do, run_for, run_fork, run_raise, run_set, run_switch, run_wait
+from ._tasks.oauth import policy_refusals
 from ._tasks.run import run_run
 from ._tasks.trycatch import run_try
 
@@ -127,12 +128,17 @@ def unsupported(task: Mapping[str, Any]) -> str | None:
 
 def unsupported_problems(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(path, message)`` for every task of a (schema-valid) document the runner cannot run:
-    what validation at apply refuses, beyond the schema, with the README's reason."""
-    from ._walk import iter_tasks  # the walk reads this table
+    what validation at apply refuses, beyond the schema, with the README's reason (authentication
+    policies included: ``digest``, ``grant: authorization_code``)."""
+    # Both walk the document with this table.
+    from ._validate import authentication_policies
+    from ._walk import iter_tasks
 
     problems: list[tuple[str, str]] = []
     for path, task in iter_tasks(definition):
         reason = unsupported(task)
         if reason is not None:
             problems.append((path, reason))
+    for where, policy in authentication_policies(definition):  # digest, authorization_code
+        problems.extend(policy_refusals(where, policy))
     return problems

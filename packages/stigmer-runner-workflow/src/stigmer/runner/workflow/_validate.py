@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ._expr import is_expression, secret_names, syntax_error, uses_secrets
+from ._tasks.oauth import policy_gaps
 from ._walk import iter_expressions, iter_task_lists, iter_tasks
 
 if TYPE_CHECKING:
     from ._parse import Workflow
 
-__all__ = ["BUILTIN_CALLS", "Problem", "Reference", "Validation", "check_document"]
+__all__ = ["BUILTIN_CALLS", "Problem", "Reference", "Validation", "authentication_policies", "check_document"]
 
 _FLOW: Final = ("continue", "exit", "end")
 #: ``call:`` names that are not ``use.functions`` entries: the DSL's protocols and Stigmer's agent.
@@ -180,12 +181,24 @@ def _call(
     )
 
 
+def authentication_policies(definition: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every authentication policy written in a document (``use.authentications`` entries and
+    inline ``authentication`` fields, not ``{use: NAME}`` references), with its JSON pointer."""
+    use = definition.get("use")
+    named = (use.get("authentications") if isinstance(use, Mapping) else None) or {}
+    policies = [(f"/use/authentications/{n}", p) for n, p in named.items() if isinstance(p, Mapping)]
+    for where, value in _keyed(definition, "authentication"):
+        if isinstance(value, Mapping) and set(value) != {"use"}:
+            policies.append((where, value))
+    return policies
+
+
 def _authentications(definition: Mapping[str, Any], use: Mapping[str, Any]) -> Iterator[Problem]:
-    """``authentication: {use: NAME}`` names a ``use.authentications`` entry, and a policy
-    stored as a secret (``bearer: {use: SECRET}``) names a secret of ``use.secrets``."""
+    """``authentication: {use: NAME}`` names a ``use.authentications`` entry, a policy stored as
+    a secret (``bearer: {use: SECRET}``) names a secret of ``use.secrets``, and an OAuth2/OIDC
+    policy holds what its grant needs."""
     named = use.get("authentications") or {}
     secrets = set(use.get("secrets") or ())
-    policies: list[tuple[str, Any]] = [(f"/use/authentications/{n}", p) for n, p in named.items()]
     for where, value in _keyed(definition, "authentication"):
         if isinstance(value, Mapping) and set(value) == {"use"}:
             name = value["use"]
@@ -195,11 +208,9 @@ def _authentications(definition: Mapping[str, Any], use: Mapping[str, Any]) -> I
                     f"{where}/use",
                     f"authentication {name!r} is not defined in use.authentications (defined: {known})",
                 )
-        else:
-            policies.append((where, value))
-    for where, policy in policies:
-        if not isinstance(policy, Mapping):
-            continue
+    for where, policy in authentication_policies(definition):
+        for path, message in policy_gaps(where, policy):
+            yield Problem(path, message)
         for scheme in _AUTH_SCHEMES:
             settings = policy.get(scheme)
             if isinstance(settings, Mapping) and set(settings) == {"use"}:

@@ -14,7 +14,7 @@ from stigmer.core import Redactor
 from .._errors import ErrorKind, WorkflowError
 from .._expr import is_expression, template_uses_secrets
 from .._host import HttpRequest, HttpResponse, Masking, Redacting, TokenBroker
-from .oauth import oauth2_token, stored_policy
+from .oauth import UNSUPPORTED_SCHEMES, oauth2_token, policy_credentials, stored_policy, unsupported_scheme
 from .openapi import openapi_request
 
 if TYPE_CHECKING:
@@ -242,10 +242,11 @@ async def authorization_headers(rt: Interpreter, auth: Any, data: Any, scope: Sc
                 raise _without(error, sent) from None
         _conceal(rt, token)
         return {"Authorization": f"Bearer {token}"}
+    if scheme in UNSUPPORTED_SCHEMES:
+        raise WorkflowError.of(ErrorKind.CONFIGURATION, unsupported_scheme(scheme))
     raise WorkflowError.of(
         ErrorKind.CONFIGURATION,
-        f"authentication scheme {scheme!r} is not supported (use basic, bearer, "
-        "oauth2 or oidc with grant client_credentials)",
+        f"authentication scheme {scheme!r} is not supported (use basic, bearer, oauth2 or oidc)",
     )
 
 
@@ -264,13 +265,7 @@ async def _secret_policy(rt: Interpreter, scheme: str, name: str, *, parse: bool
         return {"json": value, "secret": name}
     settings = stored_policy(scheme, name, value)
     # The secret's value is the whole JSON text; the credentials inside it must be masked too.
-    client = settings.get("client")
-    credentials = [
-        settings.get("password"),
-        settings.get("token"),
-        client.get("secret") if isinstance(client, Mapping) else None,
-    ]
-    _conceal(rt, *(c for c in credentials if isinstance(c, str) and c))
+    _conceal(rt, *policy_credentials(settings))
     return settings
 
 

@@ -39,7 +39,7 @@ from .._grpc import proto_file
 from .._host import GrpcRequest, HttpRequest
 from .._inprocess import InProcessHost
 from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens
+from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens, token_refs
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
 
@@ -196,9 +196,16 @@ class WorkflowActivities:
         if not policies:
             return tokens
         cache = self._token_cache(execution_id)
-        for key, item in policies.items():
+
+        async def obtain(key: str, within: frozenset[str]) -> None:
+            if key in tokens or key in within or key not in policies:
+                return
+            item = policies[key]
+            # A policy may use another one's access token (token exchange): that one first.
+            for needed in sorted(token_refs(item["policy"])):
+                await obtain(needed, within | {key})
             scheme = str(item["scheme"])
-            policy = substitute(item["policy"], secrets)
+            policy = substitute_tokens(substitute(item["policy"], secrets), tokens)
             if set(policy) == {"json", "secret"}:  # a policy stored as a secret
                 policy = stored_policy(scheme, str(policy["secret"]), policy["json"])
             sent: list[str] = []
@@ -209,6 +216,9 @@ class WorkflowActivities:
                     secrets[f"sent-{key}-{index}"] = value
             tokens[key] = token
             secrets[f"token-{key}"] = token
+
+        for key in policies:
+            await obtain(key, frozenset())
         return tokens
 
     @activity.defn(name="stigmer.workflow.http")

@@ -158,7 +158,15 @@ class TemporalHost:
         else:
             wire["body"] = body
         args: dict[str, Any] = {"executionId": self.execution_id, "request": wire}
-        tokens = {key: self._token_policies[key] for key in token_refs(wire) if key in self._token_policies}
+        # The policies of the tokens the request refers to, and of those they refer to in turn
+        # (a token exchange whose subject is another policy's access token).
+        tokens: dict[str, dict[str, Any]] = {}
+        pending = sorted(token_refs(wire))
+        while pending:
+            key = pending.pop(0)
+            if key not in tokens and key in self._token_policies:
+                tokens[key] = self._token_policies[key]
+                pending.extend(sorted(token_refs(tokens[key]["policy"])))
         if tokens:
             args["tokens"] = tokens
         result = await self._effect("stigmer.workflow.http", args)
