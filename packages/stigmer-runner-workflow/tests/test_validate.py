@@ -163,9 +163,9 @@ def test_a_validated_document_is_cached_by_its_content(monkeypatch: pytest.Monke
     calls: list[Any] = []
     real = _parse.schema_problems  # type: ignore[attr-defined]
 
-    def counting(document: Any) -> list[tuple[str, str]]:
+    def counting(document: Any, version: str) -> list[tuple[str, str]]:
         calls.append(document)
-        return real(document)
+        return real(document, version)
 
     monkeypatch.setattr(_parse, "schema_problems", counting)
     first = load_workflow(text)
