@@ -14,27 +14,44 @@ server, one per test module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
+import pkgutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Where hypothesis is installed, import it now, not through its own pytest plugin at the end of the
-# session: on Python 3.11.7 that late import re-parses hypothesis' sources and can fail with "AST
-# constructor recursion depth mismatch" (a CPython bug fixed in later 3.11 releases) after every
-# test passed. And no per-example deadline: on a loaded 2-core machine it times the machine, not
-# the code (pytest-timeout still bounds every test).
-if importlib.util.find_spec("hypothesis") is not None:
-    _hypothesis = importlib.import_module("hypothesis")
-    _hypothesis.settings.register_profile("stigmer", deadline=None)
-    _hypothesis.settings.load_profile("stigmer")
-
 from ._postgres import POSTGRES_URL_ENV, postgres_schema
 from ._temporal import TemporalServer, TemporalServers
 from ._tls import self_signed_cert
+
+
+def _load_hypothesis() -> None:
+    """Where hypothesis is installed, import it and the modules it imports lazily now, before any test
+    (at the session's start: after the plugins' initialization, which hypothesis wants kept fast).
+
+    pytest rewrites (re-parses) every module of a distribution with a pytest plugin when it is first
+    imported, and on Python 3.11.7 a parse during which the garbage collector finalizes a leaked
+    socket fails with "AST constructor recursion depth mismatch" (a CPython bug fixed in later 3.11
+    releases): a lazy import in the middle of a test (``st.from_regex`` imports its module on first
+    use) or at the session's end failed that way. And no per-example deadline: on a loaded 2-core
+    machine it times the machine, not the code (pytest-timeout still bounds every test).
+    """
+    if importlib.util.find_spec("hypothesis") is None:
+        return
+    hypothesis = importlib.import_module("hypothesis")
+    for package in ("hypothesis.strategies._internal", "hypothesis.internal"):
+        for module in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
+            if module.name not in sys.modules:
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(module.name)
+    hypothesis.settings.register_profile("stigmer", deadline=None)
+    hypothesis.settings.load_profile("stigmer")
+
 
 __all__ = ["postgres_url", "temporal_server", "temporal_servers", "tls_files"]
 
@@ -46,6 +63,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"postgres: needs a PostgreSQL server in ${POSTGRES_URL_ENV} (deselected when unset outside CI)",
     )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _load_hypothesis()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
