@@ -311,8 +311,10 @@ async def test_a_missing_runner_fails_the_execution_naming_the_package(start: St
     assert "pip install stigmer-runner-workflow" in failed.status.error.detail
 
 
-async def test_the_server_answers_while_a_run_computes(start: Start) -> None:
+async def test_the_server_answers_while_a_run_computes(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     """A heavy jq expression keeps its child busy, never the server's event loop."""
+    # The expression takes ~1 s on an idle machine; on a loaded one it must not meet the jq time limit.
+    monkeypatch.setenv("STIGMER_LIMIT_JQ_SECONDS", "120")
     server = await start()
     await server.apply(
         workflow("heavy", "    - crunch: {set: {n: '${ reduce range(0; 6000000) as $i (0; . + $i) }'}}\n")
