@@ -14,13 +14,14 @@ import difflib
 import json
 from functools import cache
 from importlib import resources
-from typing import Any, Final
-
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import WorkflowValidationError
 from ._task_kinds import COMMON_FIELDS, TASK_KINDS, kind_of
+
+if TYPE_CHECKING:  # jsonschema (~100 ms to import) is loaded only to explain a refusal
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "CURRENT_DSL_VERSION",
@@ -55,6 +56,8 @@ def dsl_schema(version: str = CURRENT_DSL_VERSION) -> dict[str, Any]:
 
 @cache
 def _validator(version: str = CURRENT_DSL_VERSION) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = dsl_schema(version)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -160,6 +163,9 @@ def _task_problems(error: ValidationError, prefix: list[Any], version: str) -> l
 
 def validate_against(schema: Any, instance: Any) -> str | None:
     """Validate ``instance`` against a user-supplied JSON schema; a message, or None if valid."""
+    import jsonschema
+    from jsonschema.exceptions import best_match
+
     try:
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
@@ -209,6 +215,8 @@ def _branch_problems(error: ValidationError, prefix: list[Any]) -> list[tuple[st
 
 def _explain(error: ValidationError, prefix: list[Any]) -> tuple[str, str]:
     """Dig into ``oneOf``/``anyOf`` failures for the most specific cause."""
+    from jsonschema.exceptions import best_match
+
     deepest = error
     if error.context:
         candidate = best_match(error.context)
