@@ -35,7 +35,7 @@ from typing import Any
 
 TARGET = 0.10
 
-FLOW = {
+FLOW: dict[str, Any] = {
     "document": {"dsl": "1.0.0", "namespace": "bench", "name": "soak", "version": "1.0.0"},
     "input": {"from": "${ {total: 0} }"},
     "do": [
@@ -146,7 +146,9 @@ async def soak(args: argparse.Namespace) -> int:
                 done = await runner.execute(backend, created.metadata.id)
                 counts["runner"] += 1
             if done.status.phase != execution_pb2.PHASE_SUCCEEDED:
-                raise SystemExit(f"server_soak: run {number} ended {execution_pb2.Phase.Name(done.status.phase)}")
+                raise SystemExit(
+                    f"server_soak: run {number} ended {execution_pb2.Phase.Name(done.status.phase)}"
+                )
 
         async def runs(start: int, stop: int) -> None:
             queue = iter(range(start, stop))
@@ -164,7 +166,9 @@ async def soak(args: argparse.Namespace) -> int:
         heaps: list[Path] = []
         if args.trace:
             heaps.append(snapshot(pid, Path(env["STIGMER_SOAK_SNAPSHOT"]), 1))
-        print(f"server_soak: after {args.warmup} warm-up runs ({time.perf_counter() - began:.0f} s): RSS {warm:.1f} MiB")
+        print(
+            f"server_soak: after {args.warmup} warm-up runs ({time.perf_counter() - began:.0f} s): RSS {warm:.1f} MiB"
+        )
         samples: list[tuple[int, float]] = []
         step = max(1, args.runs // 10)
         done_runs = 0
@@ -195,7 +199,9 @@ async def soak(args: argparse.Namespace) -> int:
     )
     print(f"server_soak: RSS after warm-up {warm:.1f} MiB, peak {peak:.1f} MiB, at the end {final:.1f} MiB")
     verdict = "PASS" if growth <= TARGET else "FAIL"
-    print(f"server_soak: ratio={final / warm:.3f} growth={growth * 100:.1f}% target<={TARGET * 100:g}% {verdict}")
+    print(
+        f"server_soak: ratio={final / warm:.3f} growth={growth * 100:.1f}% target<={TARGET * 100:g}% {verdict}"
+    )
     return 0
 
 
@@ -205,9 +211,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=4, help="runs in flight at once")
     parser.add_argument(
-        "--child-every", type=int, default=5, help="every Nth run is an SDK run the server dispatches to a child (0: none)"
+        "--child-every",
+        type=int,
+        default=5,
+        help="every Nth run is an SDK run the server dispatches to a child (0: none)",
     )
-    parser.add_argument("--trace", action="store_true", help="run the server under tracemalloc, show what grew")
+    parser.add_argument(
+        "--trace", action="store_true", help="run the server under tracemalloc, show what grew"
+    )
     return asyncio.run(soak(parser.parse_args()))
 
 

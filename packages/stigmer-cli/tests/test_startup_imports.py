@@ -143,7 +143,9 @@ def test_a_local_workflow_run_loads_no_validator_or_http_client_it_does_not_use(
     )
     assert applied.returncode == 0, applied.stderr
     probe = _PROBE.format(args=["run", "cold", "-o", "json"])
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
     output, marker = result.stdout, result.stderr.rsplit("MODULES=", 1)
     assert len(marker) == 2, result.stderr
     assert json.loads(output)["output"] == {"x": 2}

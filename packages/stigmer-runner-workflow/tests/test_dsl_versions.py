@@ -62,7 +62,9 @@ def test_the_loaded_schema_is_the_upstream_yaml(version: str) -> None:
     """The runner reads ``workflow.json`` (fast to load); it must hold exactly the upstream
     ``workflow.yaml`` beside it (regenerate with ``python scripts/gen_dsl_schemas.py``)."""
     folder = resources.files("stigmer.runner.workflow").joinpath("schema", version)
-    upstream = YAML(typ="safe", pure=True).load(io.StringIO(folder.joinpath("workflow.yaml").read_text("utf-8")))
+    upstream = YAML(typ="safe", pure=True).load(
+        io.StringIO(folder.joinpath("workflow.yaml").read_text("utf-8"))
+    )
     assert dsl_schema(version) == upstream
     assert list(dsl_schema(version)) == list(upstream)  # key order too
 
