@@ -184,3 +184,21 @@ def test_memo_is_bounded_by_entries_and_bytes() -> None:
     assert memo.get((_row(0, "x" * (memo.MAX_ENTRY_BYTES + 1)), None)) is None
     memo.clear()
     assert memo._bytes == 0
+
+
+def test_memo_keeps_one_entry_per_resource_its_latest_row() -> None:
+    """A workflow's status changes with every execution: a server running thousands of them kept
+    a dead copy of the workflow (its whole spec) per execution until the bound (issue 18's soak)."""
+    memo = res._Converted()
+    versions = [_row(7)._replace(status=f'{{"executions": {n}}}') for n in range(50)]
+    for n, row in enumerate(versions):
+        memo.put((row, None), f"v{n}".encode())
+    assert len(memo) == 1
+    assert memo.get((versions[-1], None)) == b"v49"
+    assert memo.get((versions[0], None)) is None  # an older row of it is converted again
+    assert memo._bytes < 1000
+    memo.put((_row(8), None), b"other")
+    memo.put((_row(8), frozenset({"KEY"})), b"other, KEY missing")  # an Environment's variants
+    assert len(memo) == 3
+    assert memo.get((_row(8), None)) == b"other"
+    assert memo.get((_row(8), frozenset({"KEY"}))) == b"other, KEY missing"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,35 @@ def test_version_json_lists_this_package() -> None:
     data = json.loads(result.stdout)
     assert "stigmer-cli" in data["packages"]
     assert data["python"].count(".") == 2
+
+
+def test_a_local_workflow_run_loads_no_validator_or_http_client_it_does_not_use(tmp_path: Path) -> None:
+    """A cold `stigmer run` of a valid stored workflow with no HTTP call checks it with the compiled
+    validator: neither ``jsonschema`` (only to explain a refusal) nor ``httpx`` (only for an HTTP
+    call) is imported (about 150 ms of each cold run, issue 18)."""
+    env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "STIGMER_HOME": str(tmp_path / "home")}
+    manifest = tmp_path / "flow.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: cold}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: t, name: cold, version: 1.0.0}\n"
+        "  do:\n    - a: {set: {x: '${ 1 + 1 }'}}\n"
+    )
+    applied = subprocess.run(
+        [sys.executable, "-m", "stigmer.cli", "apply", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert applied.returncode == 0, applied.stderr
+    probe = _PROBE.format(args=["run", "cold", "-o", "json"])
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
+    output, marker = result.stdout, result.stderr.rsplit("MODULES=", 1)
+    assert len(marker) == 2, result.stderr
+    assert json.loads(output)["output"] == {"x": 2}
+    modules = set(json.loads(marker[1]))
+    assert "stigmer.runner.workflow._interpreter" in modules  # it did run here
+    loaded = sorted(m for m in ("jsonschema", "httpx", "temporalio", "grpc") if m in modules)
+    assert loaded == []

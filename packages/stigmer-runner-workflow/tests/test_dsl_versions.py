@@ -12,11 +12,14 @@ Written from the released schemas and dsl-reference.md of each tag (v1.0.0 ... v
 from __future__ import annotations
 
 import copy
+import io
+from importlib import resources
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 from stigmer.runner.workflow import (
     SUPPORTED_DSL_VERSIONS,
     InProcessHost,
@@ -52,6 +55,18 @@ def test_the_supported_versions_are_the_released_ones() -> None:
         schema = dsl_schema(version)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert "$defs" in schema
+
+
+@pytest.mark.parametrize("version", SUPPORTED_DSL_VERSIONS)
+def test_the_loaded_schema_is_the_upstream_yaml(version: str) -> None:
+    """The runner reads ``workflow.json`` (fast to load); it must hold exactly the upstream
+    ``workflow.yaml`` beside it (regenerate with ``python scripts/gen_dsl_schemas.py``)."""
+    folder = resources.files("stigmer.runner.workflow").joinpath("schema", version)
+    upstream = YAML(typ="safe", pure=True).load(
+        io.StringIO(folder.joinpath("workflow.yaml").read_text("utf-8"))
+    )
+    assert dsl_schema(version) == upstream
+    assert list(dsl_schema(version)) == list(upstream)  # key order too
 
 
 def test_each_validator_is_built_once_and_lazily() -> None:

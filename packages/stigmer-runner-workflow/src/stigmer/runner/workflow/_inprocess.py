@@ -13,14 +13,16 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from stigmer.core import header_problem
 
 from ._errors import ErrorKind, WorkflowError
 from ._grpc import ProtoCache, call_grpc
 from ._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
+
+if TYPE_CHECKING:  # httpx is imported by the first HTTP call (a run without one skips ~50 ms)
+    import httpx
 
 __all__ = ["InProcessHost", "http_error_text"]
 
@@ -46,6 +48,8 @@ def http_error_text(exc: BaseException) -> str:
     request); protocol, URL and encoding errors quote what they refused, so only their kind is
     kept.
     """
+    import httpx
+
     kind = type(exc).__name__
     if isinstance(exc, httpx.LocalProtocolError):
         return f"{kind}: the HTTP client refused the request (a header name or value it cannot send)"
@@ -136,6 +140,8 @@ class InProcessHost:
 
     # ------------------------------------------------------------------ HTTP
     async def http_request(self, request: HttpRequest) -> HttpResponse:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._http_timeout)
             self._owns_client = True

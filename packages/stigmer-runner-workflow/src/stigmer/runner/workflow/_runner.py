@@ -11,9 +11,8 @@ import os
 import socket
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from stigmer.core import (
     Backend,
     InvalidArgument,
@@ -37,6 +36,9 @@ from ._inprocess import InProcessHost
 from ._interpreter import Interpreter
 from ._parse import Workflow, load_workflow
 from ._reporting import Reporter, RunStopped, from_value, to_value
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["WorkflowRunner"]
 

@@ -92,14 +92,16 @@ class ResourceRow(NamedTuple):
 
 
 class _Converted:
-    """Serialized ``Resource`` of recently converted rows, keyed by every value of the row.
+    """Serialized ``Resource`` of recently converted rows: one entry per resource (and, for an
+    Environment, per set of missing secret names), holding the last row converted and its bytes.
 
     ``to_message`` is a pure function of the row (and, for an Environment, of the missing secret
-    names), so a hit gives exactly what converting again would: ``FromString`` of the bytes takes
-    microseconds where the JSON mapping (``json_format.ParseDict``) takes hundreds. A changed row
-    has different values and so a different key; old entries just age out. Bounded by entries and
-    by bytes (the row texts plus the serialized message); thread-safe (PostgreSQL reads run in
-    worker threads).
+    names), so a hit, the same row as the one kept, gives exactly what converting again would:
+    ``FromString`` of the bytes takes microseconds where the JSON mapping (``json_format.ParseDict``)
+    takes hundreds. A changed row (a workflow's status changes with every execution) replaces the
+    entry of its resource rather than adding one beside it, so a busy server keeps one copy of each
+    definition, not one per execution. Bounded by entries and by bytes (the row texts plus the
+    serialized message); thread-safe (PostgreSQL reads run in worker threads).
     """
 
     MAX_ENTRIES = 1024
@@ -107,33 +109,42 @@ class _Converted:
     MAX_ENTRY_BYTES = 256 << 10
 
     def __init__(self) -> None:
-        self._items: OrderedDict[tuple[ResourceRow, frozenset[str] | None], tuple[bytes, int]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, frozenset[str] | None], tuple[ResourceRow, bytes, int]] = (
+            OrderedDict()
+        )
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple[ResourceRow, frozenset[str] | None]) -> bytes | None:
+        row, missing = key
+        slot = (row.id, missing)
         with self._lock:
-            found = self._items.get(key)
-            if found is None:
+            found = self._items.get(slot)
+            if found is None or found[0] != row:
                 return None
-            self._items.move_to_end(key)
-            return found[0]
+            self._items.move_to_end(slot)
+            return found[1]
 
     def put(self, key: tuple[ResourceRow, frozenset[str] | None], data: bytes) -> None:
-        row = key[0]
+        row, missing = key
         texts = (row.spec, row.status, row.labels, row.annotations)
         size = len(data) + sum(map(sys.getsizeof, texts)) + 200
-        if size > self.MAX_ENTRY_BYTES:
-            return
+        slot = (row.id, missing)
         with self._lock:
-            old = self._items.pop(key, None)
+            old = self._items.pop(slot, None)
             if old is not None:
-                self._bytes -= old[1]
-            self._items[key] = (data, size)
+                self._bytes -= old[2]
+            if size > self.MAX_ENTRY_BYTES:
+                return
+            self._items[slot] = (row, data, size)
             self._bytes += size
             while len(self._items) > self.MAX_ENTRIES or self._bytes > self.MAX_BYTES:
-                _, (_, dropped) = self._items.popitem(last=False)
+                _, (_, _, dropped) = self._items.popitem(last=False)
                 self._bytes -= dropped
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
     def clear(self) -> None:
         with self._lock:
