@@ -99,7 +99,8 @@ class LocalBackend:
             self._box()
         self._threaded = not self._db.is_sqlite
         self.offer_to_runners = offer_to_runners
-        self._waiters: set[asyncio.Future[None]] = set()
+        # Watchers waiting for news, by execution id: a change wakes only that execution's.
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         log.debug("opened %s (schema version %d)", self.database_url, self.schema_version)
 
     # -----------------------------------------------------------------------------------------
@@ -160,8 +161,13 @@ class LocalBackend:
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _notify(self) -> None:
-        waiters, self._waiters = self._waiters, set()
+    def _notify(self, execution_id: str | None = None) -> None:
+        """Wake the watchers of ``execution_id`` (of every execution when None)."""
+        if execution_id is None:
+            waiters = [fut for futs in self._waiters.values() for fut in futs]
+            self._waiters = {}
+        else:
+            waiters = list(self._waiters.pop(execution_id, ()))
         for fut in waiters:
             if not fut.done():
                 with contextlib.suppress(RuntimeError):  # its event loop is already closed
@@ -228,7 +234,7 @@ class LocalBackend:
 
         who = current_principal()
         result = await self._write(lambda c: update_status(c, request, who))
-        self._notify()
+        self._notify(request.execution_id)
         return result
 
     async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:
@@ -241,7 +247,7 @@ class LocalBackend:
         delay = _POLL_MIN
         while True:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.add(waiter)
+            self._waiters.setdefault(eid, set()).add(waiter)
             try:
                 events = await self._read(lambda c, after=after: events_after(c, eid, after))  # type: ignore[misc]
                 for event in events:
@@ -261,7 +267,11 @@ class LocalBackend:
                 except TimeoutError:
                     delay = min(delay * 1.5, _POLL_MAX)
             finally:
-                self._waiters.discard(waiter)
+                waiting = self._waiters.get(eid)
+                if waiting is not None:
+                    waiting.discard(waiter)
+                    if not waiting:
+                        del self._waiters[eid]
                 if not waiter.done():
                     waiter.cancel()
 
