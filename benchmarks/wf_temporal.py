@@ -230,8 +230,10 @@ def start_profilers(home: Path, out: Path) -> list[subprocess.Popen[bytes]]:
     for name in ("server", "workflow-runner"):
         profilers.append(
             subprocess.Popen(
-                [binary, "record", "--pid", str(pids[name]), "--format", "raw", "--rate", "200"]
-                + ["--output", str(out / f"{name}.txt")],
+                [
+                    *(binary, "record", "--pid", str(pids[name]), "--format", "raw", "--rate", "200"),
+                    *("--output", str(out / f"{name}.txt")),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -279,7 +279,7 @@ class LocalBackend:
         finally:
             self._watching -= 1
 
-    async def _watch(self, eid: str, after: int, shared: bool) -> AsyncIterator[ex.ExecutionEvent]:
+    async def _watch(self, eid: str, after: int, shared: bool) -> AsyncGenerator[ex.ExecutionEvent, None]:
         from stigmer.backend.local.tables._events import events_after, load
 
         if shared:
