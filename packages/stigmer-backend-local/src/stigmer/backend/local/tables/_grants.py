@@ -237,9 +237,22 @@ def _change_grant(
 def record_author(conn: Connection, object_id: str, version: int, who: Principal | Author | None) -> None:
     if who is None:
         return
-    a = s.authors
-    conn.execute(delete(a).where(a.c.object_id == object_id, a.c.version == version))
-    conn.execute(insert(a).values(object_id=object_id, version=version, author=who.name, role=who.role))
+    st = prepared_for(conn, _AuthorStatements)  # every CreateExecution writes one
+    st.delete.run(conn, {"b_object": object_id, "b_version": version}).close()  # type: ignore[attr-defined]
+    st.insert.run(  # type: ignore[attr-defined]
+        conn, {"object_id": object_id, "version": version, "author": who.name, "role": who.role}
+    ).close()
+
+
+_DELETE_AUTHOR = delete(s.authors).where(
+    s.authors.c.object_id == bindparam("b_object"), s.authors.c.version == bindparam("b_version")
+)
+
+
+class _AuthorStatements:
+    def __init__(self, dialect: Any) -> None:
+        self.delete = Prepared(_DELETE_AUTHOR, dialect)
+        self.insert = Prepared(insert(s.authors), dialect, ["object_id", "version", "author", "role"])
 
 
 def author_of(conn: Connection, object_id: str, version: int) -> Author | None:
