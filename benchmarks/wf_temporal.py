@@ -203,8 +203,12 @@ class Side:
         for name, pid in self.pids.items():
             self.cpu[name] += cpu_seconds(pid) - before[name]
 
+    def cpu_per_run(self) -> dict[str, float]:
+        """Milliseconds of CPU per run, by process (those that used any)."""
+        return {name: used / max(self.runs, 1) * 1000 for name, used in self.cpu.items() if used >= 0.005}
+
     def cpu_line(self) -> str:
-        per_run = {name: used / max(self.runs, 1) * 1000 for name, used in self.cpu.items() if used > 0}
+        per_run = self.cpu_per_run()
         parts = ", ".join(f"{name} {ms:.1f}" for name, ms in per_run.items())
         return f"{sum(per_run.values()):.1f} ms ({parts})"
 
@@ -458,6 +462,11 @@ def main() -> int:
     )
     print(f"CPU per run, raw side (ms): {raw.cpu_line()}")
     print(f"CPU per run, Stigmer side (ms): {ours.cpu_line()}")
+    cpu_ratio = sum(ours.cpu_per_run().values()) / max(sum(raw.cpu_per_run().values()), 1e-9)
+    print(
+        f"CPU per run ratio {cpu_ratio:.2f} (for information: steadier than wall time on a loaded "
+        "machine; where CPU is what limits, throughput follows its inverse)"
+    )
     if two_workers is not None:
         print(
             f"stigmer run with two workflow workers: latency {two_workers.latency * 1000:.0f} ms, "
