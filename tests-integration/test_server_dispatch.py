@@ -214,7 +214,7 @@ def test_the_child_gets_the_servers_limits_and_nothing_else_of_stigmer() -> None
 async def test_an_execution_runs_in_a_child_process_with_a_scoped_token(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="stigmer.server")
+    caplog.set_level("DEBUG", logger="stigmer.server")
     server = await start()
     await server.apply(SET)
     execution_id = await server.run("flow")

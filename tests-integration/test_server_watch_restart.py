@@ -26,7 +26,9 @@ def log_events(execution_id: str, *texts: str) -> svc.UpdateExecutionStatusReque
 @pytest.mark.parametrize("how", ["kill", "term"])
 async def test_watch_survives_a_server_restart(tmp_path: Path, how: str) -> None:
     url = f"sqlite:///{tmp_path / 'stigmer.db'}"
-    server = ServerProcess(home=tmp_path, database_url=url, args=["--no-run-executions"])
+    server = ServerProcess(
+        home=tmp_path, database_url=url, args=["--no-run-executions", "--log-level", "debug"]
+    )
     await asyncio.to_thread(server.start)
     client = CloudBackend(server.endpoint, home=tmp_path, timeout=30)
     agent = agent_resource("bot")

@@ -251,7 +251,7 @@ def _cli_server(env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
     """``stigmer server --listen 127.0.0.1:0`` (the CLI command) in ``env``'s home: its address and
     the lines of its stderr, complete once the block has exited (the server stopped)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stigmer.cli", "server", "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "stigmer.cli", "server", "--listen", "127.0.0.1:0", "--log-level", "debug"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -312,7 +312,7 @@ def test_the_cli_server_logs_one_line_per_call_and_no_value(
             method,
             lines,
         )
-    assert all(line.split()[2] == "INFO" and "duration_ms=" in line for line in calls), calls
+    assert all(line.split()[2] == "DEBUG" and "duration_ms=" in line for line in calls), calls
     admin_token = (stigmer_home / "tokens" / "admin").read_text().strip()
     assert find_leaks(value, paths=[stigmer_home], texts=lines) == []
     assert find_leaks(admin_token, texts=lines) == []

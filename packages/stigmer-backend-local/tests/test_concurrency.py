@@ -161,3 +161,43 @@ async def test_processes_creating_a_new_database_at_once(tmp_path: Path) -> None
     assert [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     assert raw.execute("SELECT count(*) FROM resources").fetchone() == (80,)
     raw.close()
+
+
+async def test_a_watch_is_woken_only_by_changes_to_its_own_execution(tmp_path: Path) -> None:
+    """Fifty concurrent runs each woke all fifty watches with every change (two reads each)."""
+    from stigmer.backend.local import _backend
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=bytes(32))
+    busy = await _running_execution(backend)
+    watched = await _running_execution(backend)
+    reads: list[object] = []
+    plain_read = backend._read
+
+    async def counted(fn: object) -> object:
+        reads.append(fn)
+        return await plain_read(fn)  # type: ignore[arg-type]
+
+    backend._read = counted  # type: ignore[assignment,method-assign]
+
+    async def watch() -> list[ex.ExecutionEvent]:
+        request = svc.WatchExecutionRequest(execution_id=watched)
+        return [e async for e in backend.watch_execution(request)]
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.1)  # it has read what there is and waits
+    reads.clear()
+    for i in range(5):
+        await backend.update_execution_status(
+            svc.UpdateExecutionStatusRequest(
+                execution_id=busy, events=[ex.ExecutionEvent(type="log", text=f"{i}")]
+            )
+        )
+        await asyncio.sleep(0.01)
+    poll = getattr(_backend, "_data_version", None)  # the one poller of other processes' commits
+    assert [fn for fn in reads if fn is not poll] == []
+    await backend.update_execution_status(
+        svc.UpdateExecutionStatusRequest(execution_id=watched, phase=ex.PHASE_SUCCEEDED)
+    )
+    events = await asyncio.wait_for(watcher, 10)
+    assert events[-1].type == "phase" and events[-1].phase == ex.PHASE_SUCCEEDED
+    await backend.close()

@@ -89,14 +89,16 @@ async def _serve(
 
 @contextlib.asynccontextmanager
 async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
-    """Heartbeat (in a Temporal activity) while the body runs, so a lost worker is noticed soon
-    and a cancellation reaches the activity."""
+    """Heartbeat (in a Temporal activity) every ``every`` seconds while the body runs, so a lost
+    worker is noticed soon and a cancellation reaches the activity. The first beat comes after
+    ``every`` seconds: a body that ends sooner costs Temporal no heartbeat call (the heartbeat
+    timeout counts from the activity's start either way)."""
     from temporalio import activity
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +46,9 @@ T = TypeVar("T")
 
 _POLL_MIN = 0.02
 _POLL_MAX = 0.25
+#: SQLite: a watcher's own safety poll; commits of other processes are noticed by one poller of
+#: ``PRAGMA data_version`` for all watchers (every 20-250 ms), this process's own by ``_notify``.
+_POLL_SAFETY = 1.0
 
 
 class LocalBackend:
@@ -99,7 +102,11 @@ class LocalBackend:
             self._box()
         self._threaded = not self._db.is_sqlite
         self.offer_to_runners = offer_to_runners
-        self._waiters: set[asyncio.Future[None]] = set()
+        # Watchers waiting for news, by execution id: a change wakes only that execution's.
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._watching = 0
+        self._poller: asyncio.Task[None] | None = None
+        self._poll_delay = _POLL_MIN
         log.debug("opened %s (schema version %d)", self.database_url, self.schema_version)
 
     # -----------------------------------------------------------------------------------------
@@ -160,12 +167,37 @@ class LocalBackend:
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _notify(self) -> None:
-        waiters, self._waiters = self._waiters, set()
+    def _notify(self, execution_id: str | None = None) -> None:
+        """Wake the watchers of ``execution_id`` (of every execution when None)."""
+        if execution_id is None:
+            waiters = [fut for futs in self._waiters.values() for fut in futs]
+            self._waiters = {}
+        else:
+            waiters = list(self._waiters.pop(execution_id, ()))
         for fut in waiters:
             if not fut.done():
                 with contextlib.suppress(RuntimeError):  # its event loop is already closed
                     fut.get_loop().call_soon_threadsafe(_resolve, fut)
+
+    def _poll_others(self) -> None:
+        """SQLite: make sure one task watches for other processes' commits (and poll soon)."""
+        self._poll_delay = _POLL_MIN
+        loop = asyncio.get_running_loop()
+        if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:
+            # The starting point is read now, before the new watcher's first read of events.
+            last = self._transaction(_data_version, False)
+            self._poller = loop.create_task(self._poll_data_version(last), name="stigmer-store-poller")
+
+    async def _poll_data_version(self, last: int) -> None:
+        while self._watching > 0:
+            await asyncio.sleep(self._poll_delay)
+            current = await self._read(_data_version)
+            if current != last:
+                last = current
+                self._poll_delay = _POLL_MIN
+                self._notify()
+            else:
+                self._poll_delay = min(self._poll_delay * 1.5, _POLL_MAX)
 
     # -----------------------------------------------------------------------------------------
     # resources
@@ -228,20 +260,34 @@ class LocalBackend:
 
         who = current_principal()
         result = await self._write(lambda c: update_status(c, request, who))
-        self._notify()
+        self._notify(request.execution_id)
         return result
 
     async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:
-        from stigmer.backend.local.tables._events import events_after, load
+        from stigmer.backend.local.tables._events import load
 
         eid, after = request.execution_id, request.after_sequence
         if after < 0:
             raise InvalidArgument("after_sequence must be 0 or more", ["after_sequence"])
         await self._read(lambda c: load(c, eid, lock=False))
-        delay = _POLL_MIN
+        shared = self._db.is_sqlite
+        self._watching += 1
+        try:
+            async with contextlib.aclosing(self._watch(eid, after, shared)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._watching -= 1
+
+    async def _watch(self, eid: str, after: int, shared: bool) -> AsyncGenerator[ex.ExecutionEvent, None]:
+        from stigmer.backend.local.tables._events import events_after, load
+
+        if shared:
+            self._poll_others()
+        delay = _POLL_SAFETY if shared else _POLL_MIN
         while True:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.add(waiter)
+            self._waiters.setdefault(eid, set()).add(waiter)
             try:
                 events = await self._read(lambda c, after=after: events_after(c, eid, after))  # type: ignore[misc]
                 for event in events:
@@ -250,18 +296,23 @@ class LocalBackend:
                     if event.type == "phase" and event.phase in TERMINAL_PHASES:
                         return
                 if events:
-                    delay = _POLL_MIN
+                    delay = _POLL_SAFETY if shared else _POLL_MIN
                     continue
                 current = await self._read(lambda c: load(c, eid, lock=False))
                 if current.phase in TERMINAL_PHASES and after >= current.last:
                     return
                 try:
                     await asyncio.wait_for(asyncio.shield(waiter), delay)
-                    delay = _POLL_MIN
+                    delay = _POLL_SAFETY if shared else _POLL_MIN
                 except TimeoutError:
-                    delay = min(delay * 1.5, _POLL_MAX)
+                    if not shared:
+                        delay = min(delay * 1.5, _POLL_MAX)
             finally:
-                self._waiters.discard(waiter)
+                waiting = self._waiters.get(eid)
+                if waiting is not None:
+                    waiting.discard(waiter)
+                    if not waiting:
+                        del self._waiters[eid]
                 if not waiter.done():
                     waiter.cancel()
 
@@ -393,6 +444,10 @@ class LocalBackend:
         return await self._read(lambda c: _artifacts.get_artifact(c, request))
 
     async def close(self) -> None:
+        if self._poller is not None and not self._poller.done():
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await self._poller
         self._db.dispose()
 
     async def __aenter__(self) -> LocalBackend:
@@ -403,6 +458,12 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.database_url!r})"
+
+
+def _data_version(conn: Connection) -> int:
+    """SQLite's count of commits by other connections (this process writes through one)."""
+    raw: Any = conn.connection.driver_connection
+    return int(raw.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -53,7 +53,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _configure_logging(level: LogLevel) -> None:
-    """Stigmer's own log lines (one per call at INFO) to stderr; other libraries' warnings only.
+    """Stigmer's own log lines (one per call at DEBUG) to stderr; other libraries' warnings only.
 
     Libraries' INFO lines stay off: an HTTP client logs the URLs it requests, which can carry a
     value (the server logs references, never values).
@@ -162,7 +162,7 @@ def server(
         LogLevel,
         typer.Option(
             "--log-level",
-            help="debug, info (one line per call: method, status, duration, token id), warning or error.",
+            help="debug (also one line per call: method, status, duration, token id), info, warning or error.",
             case_sensitive=False,
         ),
     ] = LogLevel.info,

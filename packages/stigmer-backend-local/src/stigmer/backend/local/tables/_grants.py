@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import now_us
 from stigmer.backend.local.tables._input import check_secret_name
@@ -236,9 +237,22 @@ def _change_grant(
 def record_author(conn: Connection, object_id: str, version: int, who: Principal | Author | None) -> None:
     if who is None:
         return
-    a = s.authors
-    conn.execute(delete(a).where(a.c.object_id == object_id, a.c.version == version))
-    conn.execute(insert(a).values(object_id=object_id, version=version, author=who.name, role=who.role))
+    st = prepared_for(conn, _AuthorStatements)  # every CreateExecution writes one
+    st.delete.run(conn, {"b_object": object_id, "b_version": version}).close()  # type: ignore[attr-defined]
+    st.insert.run(  # type: ignore[attr-defined]
+        conn, {"object_id": object_id, "version": version, "author": who.name, "role": who.role}
+    ).close()
+
+
+_DELETE_AUTHOR = delete(s.authors).where(
+    s.authors.c.object_id == bindparam("b_object"), s.authors.c.version == bindparam("b_version")
+)
+
+
+class _AuthorStatements:
+    def __init__(self, dialect: Any) -> None:
+        self.delete = Prepared(_DELETE_AUTHOR, dialect)
+        self.insert = Prepared(insert(s.authors), dialect, ["object_id", "version", "author", "role"])
 
 
 def author_of(conn: Connection, object_id: str, version: int) -> Author | None:
@@ -320,6 +334,29 @@ def _in_tree(conn: Connection, execution_id: str, root: str) -> bool:
     return False
 
 
+_leases = s.execution_leases
+_LEASE = select(_leases.c.dispatch, _leases.c.holder, _leases.c.renewed_at).where(
+    _leases.c.execution_id == bindparam("eid")
+)
+_RENEW = (
+    update(_leases).where(_leases.c.execution_id == bindparam("eid")).values(renewed_at=bindparam("b_now"))
+)
+_TAKE = (
+    update(_leases)
+    .where(_leases.c.execution_id == bindparam("eid"))
+    .values(holder=bindparam("b_holder"), renewed_at=bindparam("b_now"))
+)
+
+
+class _LeaseStatements:
+    """The lease statements, compiled once per dialect."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.select = Prepared(_LEASE, dialect)
+        self.renew = Prepared(_RENEW, dialect)
+        self.take = Prepared(_TAKE, dialect)
+
+
 def claim(conn: Connection, principal: Principal | None, execution_id: str, action: str) -> None:
     """Let a runner ``action`` an execution only while it holds it (taking a free lease)."""
     if principal is None or principal.role != "runner":
@@ -331,33 +368,28 @@ def claim(conn: Connection, principal: Principal | None, execution_id: str, acti
                 "a run's token reaches only its own execution and the executions it started"
             )
         return
-    lease: Any = conn.execute(
-        select(s.execution_leases).where(s.execution_leases.c.execution_id == execution_id)
-    ).first()
+    # Every progress report of a runner passes here: prepared statements (see _LeaseStatements).
+    st = prepared_for(conn, _LeaseStatements)
+    cur: Any = st.select.run(conn, {"eid": execution_id})
+    lease = cur.fetchone()
+    cur.close()
     now = now_us()
-    if lease is None or lease.dispatch not in ("runners", "caller"):
+    if lease is None or lease[0] not in ("runners", "caller"):
         raise PermissionDenied(
             f"{principal.describe()} may not {action} execution {execution_id}: it was not offered to runner "
             "workers (the server runs it itself, or it predates runner leases)"
         )
-    if lease.holder == principal.token_id:
-        if now - lease.renewed_at > 5_000_000:  # renew at most every 5 s: leases are coarse
-            conn.execute(
-                update(s.execution_leases)
-                .where(s.execution_leases.c.execution_id == execution_id)
-                .values(renewed_at=now)
-            )
+    _dispatch, holder, renewed_at = lease
+    if holder == principal.token_id:
+        if now - renewed_at > 5_000_000:  # renew at most every 5 s: leases are coarse
+            st.renew.run(conn, {"eid": execution_id, "b_now": now}).close()  # type: ignore[attr-defined]
         return
-    if lease.holder and now - lease.renewed_at < LEASE_SECONDS * 1_000_000:
+    if holder and now - renewed_at < LEASE_SECONDS * 1_000_000:
         raise PermissionDenied(
-            f"execution {execution_id} is held by another runner ({lease.holder}); {principal.describe()} "
+            f"execution {execution_id} is held by another runner ({holder}); {principal.describe()} "
             f"may take it over only after {LEASE_SECONDS} s without word from that runner"
         )
-    conn.execute(
-        update(s.execution_leases)
-        .where(s.execution_leases.c.execution_id == execution_id)
-        .values(holder=principal.token_id, renewed_at=now)
-    )
+    st.take.run(conn, {"eid": execution_id, "b_holder": principal.token_id, "b_now": now}).close()  # type: ignore[attr-defined]
 
 
 def check_parent_held(conn: Connection, principal: Principal | None, parent_id: str) -> None:

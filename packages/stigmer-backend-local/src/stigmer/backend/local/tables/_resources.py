@@ -690,13 +690,26 @@ def list_versions(conn: Connection, request: svc.ListVersionsRequest) -> svc.Lis
     return out
 
 
+_VERSION_BODY = select(s.resource_versions.c.body).where(
+    s.resource_versions.c.resource_id == bindparam("b_id"),
+    s.resource_versions.c.version == bindparam("b_version"),
+)
+
+
+class _VersionStatements:
+    def __init__(self, dialect: Any) -> None:
+        self.body = Prepared(_VERSION_BODY, dialect)
+
+
 def version_body(conn: Connection, resource_id: str, version: int) -> Any | None:
-    """The kind message of ``resource_id`` as it was at ``version``, or None."""
-    v = s.resource_versions
-    item = conn.execute(
-        select(v.c.body).where(v.c.resource_id == resource_id, v.c.version == version)
-    ).first()
-    return None if item is None else json.loads(item.body)
+    """The kind message of ``resource_id`` as it was at ``version``, or None (every
+    CreateExecution reads its target's: a prepared statement)."""
+    cur: Any = prepared_for(conn, _VersionStatements).body.run(
+        conn, {"b_id": resource_id, "b_version": version}
+    )
+    item = cur.fetchone()
+    cur.close()
+    return None if item is None else json.loads(item[0])
 
 
 def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> None:
