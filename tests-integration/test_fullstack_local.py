@@ -564,7 +564,7 @@ spec:
 
     child, execution_id = prompting()
     child.sendintr()
-    child.expect_exact(f"stigmer execution approve {execution_id}", timeout=15)
+    child.expect_exact(f"stigmer execution approve {execution_id}", timeout=60)
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130
