@@ -98,12 +98,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def proto(session: nox.Session) -> None:
-    """Regenerate stigmer.proto.v1, the JSON Schemas and the manifest reference from proto/.
+    """Regenerate stigmer.proto.v1, the JSON Schemas and the manifest reference from proto/, and
+    the workflow runner's JSON copies of the DSL schemas from the upstream YAML.
 
     Fails when any checked-in file was stale (after rewriting it, so a developer just commits).
     """
     session.run("python", "scripts/gen_protos.py")
     session.run("python", "scripts/gen_schemas.py")
+    session.run("python", "scripts/gen_dsl_schemas.py")
 
 
 @nox.session(name="tests")
