@@ -21,15 +21,20 @@ full = []
 inside = [False]
 gc.callbacks.append(lambda phase, info: full.append(info["generation"]) if phase == "start" and inside[0] and info["generation"] == 2 else None)
 build = _build.Builder.build
+execute = AgentRunner.execute
 
-async def counted(self, *args, **kwargs):
-    inside[0] = True
+async def counted_execute(self, *args, **kwargs):
+    inside[0] = True  # from the start of the run until the agent is built: the libraries load
+    return await execute(self, *args, **kwargs)
+
+async def counted_build(self, *args, **kwargs):
     try:
         return await build(self, *args, **kwargs)
     finally:
         inside[0] = False
 
-_build.Builder.build = counted
+AgentRunner.execute = counted_execute
+_build.Builder.build = counted_build
 
 async def main():
     with tempfile.TemporaryDirectory() as tmp, ScriptedLLM() as llm:

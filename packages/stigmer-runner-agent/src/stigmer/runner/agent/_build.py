@@ -3,10 +3,9 @@ toolsets and sub-agents (each exposed to its parent as a tool)."""
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from stigmer.core import Backend, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._events import EventSink, clip
+from stigmer.runner.agent._loading import collector_paused
 from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
@@ -39,24 +39,6 @@ class AgentBuild:
     # (``mcp:<server>``, ``skills``, ``sub-agents``): a tool call made elsewhere names its toolset.
     by_key: dict[str, AbstractToolset[Any]] = field(default_factory=dict)
     instructions: str = ""
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a cold process loads the agent libraries.
-
-    Loading pydantic-ai, a provider SDK and the MCP client creates some hundred thousand
-    long-lived objects (classes, schemas), and the collector's full passes over them while they
-    load cost about a fifth of the loading time; none of it is garbage. Synchronous code only
-    (no await inside), and the collector is turned back on only if it was on.
-    """
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def _tool_name(name: str) -> str:
@@ -120,7 +102,7 @@ class Builder:
         """Build the agent for ``spec`` (an Agent spec or an inline sub-agent)."""
         agent_model = spec.model if spec.HasField("model") else None
         choice = self.choose(agent_model, parent=parent_model)
-        with _collector_paused():  # the libraries of the run, loaded now (synchronously)
+        with collector_paused():  # the libraries of the run, loaded now (synchronously)
             import pydantic_ai
             from pydantic_ai import Agent, DeferredToolRequests
 
