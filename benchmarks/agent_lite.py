@@ -6,6 +6,8 @@ process. The figure that matters is the overhead over `stigmer --help`: loading 
 (sqlmodel), pydantic-ai and the openai SDK, one model round trip, and the event writes.
 The summary ratio is execute/help with its target derived from the 2.0 s budget; the import
 floor of the libraries alone is timed alongside, so load on a shared machine can be told apart.
+A budget check only: `--help` is no agent framework. `benchmarks/agent_peers.py` is the honest
+comparison (the same agent with tool calls against a bare pydantic-ai script and LangGraph).
 Run with the venv's interpreter: `.venv/bin/python benchmarks/agent_lite.py`.
 """
 

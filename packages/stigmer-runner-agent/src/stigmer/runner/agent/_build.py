@@ -14,7 +14,8 @@ from stigmer.core import Backend, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._events import EventSink, clip
-from stigmer.runner.agent._mcp import build_mcp_toolsets
+from stigmer.runner.agent._loading import collector_paused
+from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
 
@@ -99,16 +100,18 @@ class Builder:
         depth: int = 0,
     ) -> AgentBuild:
         """Build the agent for ``spec`` (an Agent spec or an inline sub-agent)."""
-        import pydantic_ai
-        from pydantic_ai import Agent, DeferredToolRequests
+        agent_model = spec.model if spec.HasField("model") else None
+        choice = self.choose(agent_model, parent=parent_model)
+        with collector_paused():  # the libraries of the run, loaded now (synchronously)
+            import pydantic_ai
+            from pydantic_ai import Agent, DeferredToolRequests
 
+            built = build_model(choice, self.lookup)
+            if spec.mcp_servers:
+                mcp_toolset_class()
         # Stigmer owns the run's output: no first-run banner on the user's terminal (pydantic-ai's
         # documented switch for a platform that hands runs to a framework of its own).
         pydantic_ai.BANNER_ENABLED = False
-
-        agent_model = spec.model if spec.HasField("model") else None
-        choice = self.choose(agent_model, parent=parent_model)
-        built = build_model(choice, self.lookup)
         self.redactor.register(built.api_key)
 
         skills = await load_skills(self.backend, list(spec.skills))

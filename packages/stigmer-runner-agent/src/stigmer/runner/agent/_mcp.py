@@ -47,6 +47,7 @@ from stigmer.runner.agent._expr import resolve_value
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
+    from pydantic_ai.mcp import MCPToolset
     from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "McpTools",
     "build_mcp_toolsets",
     "mcp_log_dir",
+    "mcp_toolset_class",
 ]
 
 # Seconds a server gets to start (stdio: first `npx`/`uvx` runs download) or to answer the handshake.
@@ -65,6 +67,20 @@ HTTP_CONNECT_TIMEOUT = 30.0
 
 #: How much of the end of a server's log is read for its last line.
 _TAIL_BYTES = 16_384
+
+
+def mcp_toolset_class() -> type[MCPToolset[Any]]:
+    """pydantic-ai's ``MCPToolset``, imported with py-key-value's run-time checks off.
+
+    fastmcp (under ``pydantic_ai.mcp``) imports py-key-value, which wraps every function of its
+    package in beartype checks at import time (violations are only warnings), for token stores a
+    run never uses: about 0.13 s of CPU on every cold run. Its documented switch turns that off,
+    unless the user set it.
+    """
+    os.environ.setdefault("PY_KEY_VALUE_DISABLE_BEARTYPE", "true")
+    from pydantic_ai.mcp import MCPToolset
+
+    return MCPToolset
 
 
 def mcp_log_dir(environ: Mapping[str, str]) -> Path:
@@ -213,7 +229,7 @@ async def build_mcp_toolsets(
     result = McpTools()
     if not usages:
         return result  # pydantic_ai.mcp (FastMCP) costs seconds to import: only when used
-    from pydantic_ai.mcp import MCPToolset
+    toolset_class = mcp_toolset_class()
 
     for index, usage in enumerate(usages):
         where = f"spec.mcpServers[{index}]"
@@ -244,7 +260,7 @@ async def build_mcp_toolsets(
                 name, stdio.command, list(stdio.args), stdio.cwd, private_file(folder / f"{slug}.log")
             )
             toolset = _guarded(
-                MCPToolset(
+                toolset_class(
                     StdioTransport(
                         stdio.command,
                         list(stdio.args),
@@ -274,7 +290,7 @@ async def build_mcp_toolsets(
             options: dict[str, Any] = (
                 {"read_timeout": http.timeout_seconds} if http.timeout_seconds > 0 else {}
             )
-            toolset = MCPToolset(
+            toolset = toolset_class(
                 http.url, headers=headers, id=f"mcp-{name}", init_timeout=HTTP_CONNECT_TIMEOUT, **options
             )
         else:

@@ -58,6 +58,9 @@ class AgentRunner:
             return execution
 
         from stigmer.runner.agent._inprocess import InProcessHost
+        from stigmer.runner.agent._loading import load_pydantic_ai
+
+        load_pydantic_ai()
 
         host = InProcessHost(
             backend,
