@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -545,6 +546,9 @@ spec:
             encoding="utf-8",
             timeout=60,
             dimensions=(40, 200),
+            # A shell without job control starts background jobs with SIGINT ignored, and children
+            # inherit that; give the CLI the disposition a terminal would, so Ctrl-C reaches it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         child.expect(r"(aex_\w+) started")
         assert isinstance(child.match, re.Match)
