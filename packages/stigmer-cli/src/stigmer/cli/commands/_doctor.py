@@ -258,18 +258,14 @@ def _master_key(settings: Settings) -> Check:
 
 # ------------------------------------------------------------------------------------ model
 def _reachable(url: str, timeout: float = 0.5) -> bool:
-    import socket
     from urllib.parse import urlparse
+
+    from stigmer.cli.local._files import port_open
 
     parsed = urlparse(url if "://" in url else f"http://{url}")
     if not parsed.hostname:
         return False
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return port_open(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80), timeout)
 
 
 def _model(environ: Mapping[str, str]) -> Check:
