@@ -538,6 +538,9 @@ spec:
   mcpServers: [{{name: items, tools: [delete_item], requireApproval: [delete_item]}}]
 """)
 
+    def sigint_default() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     def prompting() -> tuple[Any, str]:
         child = pexpect.spawn(
             sys.executable,
@@ -548,7 +551,7 @@ spec:
             dimensions=(40, 200),
             # A shell without job control starts background jobs with SIGINT ignored, and children
             # inherit that; give the CLI the disposition a terminal would, so Ctrl-C reaches it.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            preexec_fn=sigint_default,
         )
         child.expect(r"(aex_\w+) started")
         assert isinstance(child.match, re.Match)
