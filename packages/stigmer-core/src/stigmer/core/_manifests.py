@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from stigmer.core._kinds import KIND_TABLE
 from stigmer.core._values import plain_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
+from stigmer.core.upstream import UPSTREAM_API_VERSION, UpstreamRefused, translate
 from stigmer.proto.v1 import (
     execution_pb2,
     resource_pb2,
@@ -64,6 +65,8 @@ class LoadedResource:
     line: int
     tree: Any = dataclasses.field(default=None, repr=False, compare=False)
     """The YAML round-trip tree the resource was read from (line numbers), or None."""
+    notice: str = dataclasses.field(default="", compare=False)
+    """What reading it changed (upstream fields mapped or dropped, tolerated spellings), or ''."""
 
     def line_of(self, path: Iterable[str | int]) -> int:
         """The line (1-based) of the field at ``path`` (``["spec", "do", 0, "greet"]``) in the
@@ -185,8 +188,16 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
     if kind not in KINDS:
         raise fail(f"unknown kind '{kind}'{_suggest(kind, list(KINDS))}", ["kind"])
     api = data.get("apiVersion", data.get("api_version"))
-    if api != API_VERSION:
-        raise fail(f"apiVersion must be '{API_VERSION}', found {api!r}", ["apiVersion"])
+    if api not in (API_VERSION, UPSTREAM_API_VERSION):
+        raise fail(
+            f"apiVersion must be '{API_VERSION}' (or upstream's '{UPSTREAM_API_VERSION}'), found {api!r}",
+            ["apiVersion"],
+        )
+    try:
+        base = None if source in ("", "<stdin>", "<dict>") else Path(source).resolve().parent
+        data, notice = translate(data, API_VERSION, base)
+    except UpstreamRefused as exc:
+        raise fail(exc.message, exc.path) from None
     cls, _field = KINDS[kind]
     _check(data, cls.DESCRIPTOR, [], fail)
     meta = data.get("metadata")
@@ -201,7 +212,7 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
         raise fail(str(exc).splitlines()[0], []) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise fail(f"invalid value: {exc}", []) from None
-    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line, tree)
+    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line, tree, notice)
 
 
 def _type_name(value: Any) -> str:
