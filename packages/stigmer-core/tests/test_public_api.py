@@ -52,6 +52,7 @@ EXPECTED = {
     "kind_of",
     "load_backend",
     "load_manifests",
+    "manifest_files",
     "load_plugin",
     "load_runner",
     "load_yaml_text",

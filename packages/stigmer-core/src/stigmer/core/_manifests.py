@@ -37,6 +37,7 @@ __all__ = [
     "dump_manifests",
     "kind_of",
     "load_manifests",
+    "manifest_files",
     "message_to_manifest",
     "parse_manifest",
     "resource_from_message",
@@ -95,28 +96,33 @@ def load_manifests(paths: Iterable[str | Path], stdin_text: str | None = None) -
             text = stdin_text if stdin_text is not None else sys.stdin.read()
             out.extend(parse_manifest(text, "<stdin>"))
             continue
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix in _MANIFEST_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not files:
-                raise ManifestError("no .yaml, .yml or .json files in this directory", str(path))
-        elif path.exists():
-            files = [path]
-        else:
-            raise ManifestError("no such file or directory", str(path))
-        for file in files:
+        for file in manifest_files(raw):
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ManifestError(f"cannot read: {exc}", str(file)) from None
             out.extend(parse_manifest(text, str(file)))
     return out
+
+
+def manifest_files(raw: str | Path) -> list[Path]:
+    """The manifest files a path names: itself, or a directory's .yaml/.yml/.json files
+    (recursively, hidden ones left out, sorted)."""
+    path = Path(raw)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in _MANIFEST_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not files:
+            raise ManifestError("no .yaml, .yml or .json files in this directory", str(path))
+        return files
+    if path.exists():
+        return [path]
+    raise ManifestError("no such file or directory", str(path))
 
 
 def parse_manifest(text: str, source: str = "") -> list[LoadedResource]:

@@ -30,6 +30,11 @@ def map_metadata(meta: Any, m: Mapping) -> dict[str, Any]:
     return out
 
 
+def _names(value: Any) -> dict[str, Any]:
+    """A map keyed by user names (variables, servers): keys kept as written."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def _ref_name(ref: Any) -> str:
     """The name an upstream ``ApiResourceReference`` ({kind, org, slug}) or a bare string names."""
     if isinstance(ref, str):
@@ -142,7 +147,7 @@ def _agent(src: dict[str, Any], m: Mapping, nested: bool = False) -> dict[str, A
             usages += [_usage_from_definition(u, m, prefix + key) for u in src[key] or []]
             if key != "mcp_servers" or nested is False:
                 m.rename(prefix + key, "mcpServers")
-    selections = snake_keys(src.get("mcp_tool_selections"))
+    selections = _names(src.get("mcp_tool_selections"))
     for server, sel in selections.items():
         tools = [str(t) for t in snake_keys(sel).get("enabled_tools") or []]
         for usage in usages:
@@ -201,7 +206,7 @@ def _mcp_server(src: dict[str, Any], m: Mapping) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "description" in src:
         out["description"] = src["description"]
-    env_data = snake_keys(snake_keys(src.get("env_spec")).get("data"))
+    env_data = _names(snake_keys(src.get("env_spec")).get("data"))
     secrets = [k for k, v in env_data.items() if snake_keys(v).get("is_secret")]
     plain = {k: str(snake_keys(v).get("value", "")) for k, v in env_data.items() if k not in secrets}
     if "stdio" in src:
@@ -267,7 +272,7 @@ def _environment(src: dict[str, Any], m: Mapping) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "description" in src:
         out["description"] = src["description"]
-    data = snake_keys(src.get("data"))
+    data = _names(src.get("data"))
     variables = {}
     secrets = []
     for key, value in data.items():

@@ -248,7 +248,8 @@ def convert_workflow(spec: dict[str, Any], name: str, m: Mapping) -> dict[str, A
     do = converter.tasks(src.get("tasks"), ["spec", "tasks"])
     m.rename("tasks", "do")
     out: dict[str, Any] = {"document": document, "do": do}
-    env = snake_keys(snake_keys(src.get("env_spec")).get("data"))
+    data = snake_keys(src.get("env_spec")).get("data")
+    env = {str(k): v for k, v in data.items()} if isinstance(data, dict) else {}
     secrets = [k for k, v in env.items() if snake_keys(v).get("is_secret")]
     if secrets:
         out["use"] = {"secrets": secrets}
