@@ -458,10 +458,17 @@ class AsyncStigmer:
         return await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
 
     async def export(
-        self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
+        self,
+        directory: str | Path | None = None,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        format: str = "stigmer",
     ) -> Export:
         """Resources as manifests (status and ids stripped); with ``directory``, written there
-        with the skills' files and a SECRETS.md listing the secrets to set elsewhere."""
+        with the skills' files and a SECRETS.md listing the secrets to set elsewhere.
+        ``format="upstream"`` writes upstream Stigmer's ``agentic.stigmer.ai/v1`` manifests
+        where a mapping exists (docs/migrating-from-upstream.md)."""
         from stigmer.sdk._export import export_resources
 
         return await export_resources(
@@ -469,6 +476,7 @@ class AsyncStigmer:
             kind=resolve_kind(kind) if kind else None,
             name=name,
             directory=Path(directory) if directory is not None else None,
+            format=format,
         )
 
     # -- executions ----------------------------------------------------------------------------

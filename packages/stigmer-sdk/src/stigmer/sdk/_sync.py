@@ -280,9 +280,14 @@ class Stigmer:
         return self._loop.run(self._async.revoke_secret(name, to=to, role=role))
 
     def export(
-        self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
+        self,
+        directory: str | Path | None = None,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        format: str = "stigmer",
     ) -> Export:
-        return self._loop.run(self._async.export(directory, kind=kind, name=name))
+        return self._loop.run(self._async.export(directory, kind=kind, name=name, format=format))
 
     def run(
         self,
