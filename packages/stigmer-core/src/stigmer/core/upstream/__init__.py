@@ -79,7 +79,7 @@ def translate(data: dict[str, Any], native_api: str, base_dir: Path | None) -> t
         data = _skill(data, base_dir, m)
     if not m.mapped and not m.dropped and api == native_api:
         return data, ""
-    return data, m.notice(kind, name or "?")
+    return data, m.notice(kind, name or "?", upstream=api == UPSTREAM_API_VERSION)
 
 
 def _workflow(data: dict[str, Any], name: str, m: Mapping) -> dict[str, Any]:

@@ -50,8 +50,8 @@ class Mapping:
         if name not in self.dropped:
             self.dropped.append(name)
 
-    def notice(self, kind: str, name: str) -> str:
-        parts = [f"{kind}/{name} read as {UPSTREAM_API_VERSION}"]
+    def notice(self, kind: str, name: str, upstream: bool = True) -> str:
+        parts = [f"{kind}/{name} read as {UPSTREAM_API_VERSION}" if upstream else f"{kind}/{name} read with upstream spellings"]
         if self.mapped:
             parts.append("mapped " + ", ".join(self.mapped))
         if self.dropped:
