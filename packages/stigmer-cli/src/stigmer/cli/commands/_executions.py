@@ -543,12 +543,33 @@ def resume(execution_id: IdArg, output: OutputOption = Output.table) -> None:
     _continue(execution_id, output, "resume", None, "")
 
 
+@execution_app.command("pause")
+def pause(execution_id: IdArg) -> None:
+    """Not supported: says what to use instead."""
+    raise CliError(
+        f"executions cannot be paused here: `stigmer execution cancel {execution_id}` stops one for good; "
+        "a Lite run stopped with Ctrl-C continues with `stigmer execution resume ID`; "
+        "a workflow can wait for you with a listen task (`stigmer execution send-event`)"
+    )
+
+
 @execution_app.command("send-event")
 def send_event(
     execution_id: IdArg,
     event_type: Annotated[
-        str, typer.Argument(metavar="TYPE", help="Event type, for example com.acme.order.paid.")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="[TYPE]", help="Event type, for example com.acme.order.paid.", show_default=False
+        ),
+    ] = None,
+    event_id: Annotated[
+        str,
+        typer.Option(
+            "--id",
+            help="The signal id a converted upstream listen task waits for (the event type).",
+            show_default=False,
+        ),
+    ] = "",
     data: Annotated[str, typer.Option("--data", help="Event data as JSON.")] = "",
     text: Annotated[str, typer.Option("--text", help="Event text.")] = "",
     subject: Annotated[str, typer.Option("--subject", help="Event subject.")] = "",
@@ -556,6 +577,12 @@ def send_event(
 ) -> None:
     """Send an event to an execution (for workflows that `listen` for it)."""
     from stigmer.cli.commands._params import parse_input
+
+    if event_type and event_id and event_type != event_id:
+        raise CliError("give the event type once: as TYPE or with --id")
+    event_type = event_type or event_id
+    if not event_type:
+        raise CliError("say which event: `stigmer execution send-event ID TYPE` (or --id SIGNAL)")
 
     payload = parse_input(data) if data else None
 

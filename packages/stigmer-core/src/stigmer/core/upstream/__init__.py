@@ -27,6 +27,7 @@ from stigmer.core.upstream._workflow import (
 
 __all__ = [
     "DIALECT_ANNOTATION",
+    "SKILL_TAG_ANNOTATION",
     "SKILL_VERSION_ANNOTATION",
     "TASK_KINDS",
     "UNCONVERTIBLE",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 _MAPPED_KINDS = ("Agent", "McpServer", "Environment", "Skill", "Workflow")
-_SKILL_TAG_ANNOTATION = "stigmer.ai/skill-tag"
+SKILL_TAG_ANNOTATION = "stigmer.ai/skill-tag"
 
 
 def translate(data: dict[str, Any], native_api: str, base_dir: Path | None) -> tuple[dict[str, Any], str]:
@@ -62,8 +63,8 @@ def translate(data: dict[str, Any], native_api: str, base_dir: Path | None) -> t
             if kind == "Skill":
                 tag = snake_keys(spec).get("tag")
                 if tag:
-                    out["metadata"].setdefault("annotations", {})[_SKILL_TAG_ANNOTATION] = str(tag)
-                    m.rename("tag", f"metadata.annotations {_SKILL_TAG_ANNOTATION}")
+                    out["metadata"].setdefault("annotations", {})[SKILL_TAG_ANNOTATION] = str(tag)
+                    m.rename("tag", f"metadata.annotations {SKILL_TAG_ANNOTATION}")
         for key in data:
             if key not in {"apiVersion", "api_version", "kind", "metadata", "spec", "status"}:
                 m.drop(key)
