@@ -133,3 +133,8 @@ def push(
         emit_yaml([result])
     else:
         emit_json(result)
+
+
+@skill_app.callback()
+def _skill_group() -> None:
+    """Push skills."""
