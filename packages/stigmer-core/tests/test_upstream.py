@@ -332,7 +332,7 @@ def test_every_task_kind_converts() -> None:
         "fork": {"branches": [{"a": {"do": [{"a1": {"wait": {"seconds": 1}}}]}}], "compete": False}
     }
     assert tasks["guard"] == {
-        "try": [{"boom": {"raise": {"error": {"type": "Boom", "status": 500, "title": "Boom", "detail": "it broke"}}}}],
+        "try": [{"boom": {"raise": {"error": {"type": "https://stigmer.ai/errors/upstream/Boom", "status": 500, "title": "Boom", "detail": "it broke"}}}}],
         "catch": {"as": "err", "do": [{"note": {"set": {"caught": True}}}]},
     }
     assert tasks["hear"] == {"listen": {"to": {"one": {"with": {"type": "approve"}}}}}

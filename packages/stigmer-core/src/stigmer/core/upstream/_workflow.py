@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from stigmer.core.upstream._common import Mapping, UpstreamRefused, snake, snake_keys
 
@@ -191,7 +192,9 @@ class _Converter:
 
     def raise_error(self, c: dict[str, Any], path: list[str | int], task: dict[str, Any]) -> dict[str, Any]:
         error = str(c.get("error") or "error")
-        err: dict[str, Any] = {"type": error, "status": int(c.get("status", 500)), "title": error}
+        # the DSL wants a URI (or an expression) as the type: a bare name goes under https://stigmer.ai/errors/upstream/
+        kind = error if ":" in error or error.strip().startswith("${") else f"https://stigmer.ai/errors/upstream/{quote(error, safe='')}"
+        err: dict[str, Any] = {"type": kind, "status": int(c.get("status", 500)), "title": error}
         if c.get("message"):
             err["detail"] = c["message"]
         return {"raise": {"error": err}}
