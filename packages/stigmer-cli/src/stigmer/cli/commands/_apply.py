@@ -240,6 +240,17 @@ def apply(
                 except StigmerError as exc:
                     if not dry_run:
                         raise
+                    if _refers_to_batch(str(exc), loaded):  # stored first by a real apply
+                        exists = await client.exists(item.kind, item.name)
+                        action = "updated" if exists else "created"
+                        label = f"{cli_name(item.kind)}/{item.name}"
+                        if output is Output.table:
+                            echo(f"{label} would be {action} (dry run; it refers to resources of this batch)")
+                        results.append(
+                            {"kind": item.kind, "name": item.name, "action": action, "dryRun": True,
+                             "file": item.source} | ({"notice": item.notice} if item.notice else {})
+                        )
+                        continue
                     echo_err(f"error: {item.source}: {exc}")
                     results.append(
                         {"file": item.source, "kind": item.kind, "name": item.name, "action": "refused",
@@ -283,6 +294,13 @@ def apply(
         _per_file_summary(results)
     if any(r.get("action") == "refused" for r in results):
         raise typer.Exit(1)
+
+
+def _refers_to_batch(message: str, batch: Sequence[LoadedResource]) -> bool:
+    """Whether a dry run's "references X, which does not exist" names a resource of the batch
+    (a real apply stores that one first, in dependency order)."""
+    _, sep, rest = message.partition(" references ")
+    return bool(sep) and any(rest.startswith(f"{item.kind} '{item.name}'") for item in batch)
 
 
 def _per_file_summary(results: list[dict[str, Any]]) -> None:

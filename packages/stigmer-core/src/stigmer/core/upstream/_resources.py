@@ -133,12 +133,12 @@ def _agent(src: dict[str, Any], m: Mapping, nested: bool = False) -> dict[str, A
         out["model"] = _model(src["model_override"])
         m.rename(f"{prefix}model_override", "subAgents.model")
     if "config" in src:  # legacy {model, temperature, max_tokens}
-        cfg = snake_keys(src["config"])
-        model = _model(cfg.get("model", "")) if cfg.get("model") else {}
-        params = {k: cfg[k] for k in ("temperature", "max_tokens", "top_p") if k in cfg}
+        raw = src["config"] if isinstance(src["config"], dict) else {}
+        model = _model(raw.get("model", "")) if raw.get("model") else {}
+        camel = {"max_tokens": "maxTokens", "top_p": "topP"}
+        params = {camel.get(str(k), str(k)): v for k, v in raw.items() if k != "model"}
         if params:
-            camel = {"temperature": "temperature", "max_tokens": "maxTokens", "top_p": "topP"}
-            model["params"] = {camel[k]: v for k, v in params.items()}
+            model["params"] = params
         out["model"] = model
         m.rename(f"{prefix}config", "model")
     usages: list[dict[str, Any]] = []
@@ -370,7 +370,10 @@ def _agent_up(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("model"):
         model = spec["model"]
         name = f"{model['provider']}/{model.get('name', '')}" if model.get("provider") else model.get("name", "")
-        out["model"] = name
+        if model.get("params"):  # upstream's config block carries the settings
+            out["config"] = {"model": name, **model["params"]}
+        else:
+            out["model"] = name
     if spec.get("mcpServers"):
         out["mcpServerUsages"] = [_usage_up(u) for u in spec["mcpServers"]]
     if spec.get("skills"):
