@@ -483,6 +483,27 @@ spec:
     assert done["output"] == {"amount": 42}
 
 
+def test_an_upstream_listen_hears_send_event_id(stack: Stack) -> None:
+    """Issue 23: upstream's `listen` for a signal id, converted at apply, answered with
+    `send-event --id` (upstream's flag) on the full stack; `$data` is upstream's dialect."""
+    stack.apply("""\
+apiVersion: agentic.stigmer.ai/v1
+kind: Workflow
+metadata: {name: upstream-gate, org: acme}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: upstream-gate, version: 1.0.0}
+  tasks:
+    - {name: hold, kind: listen, task_config: {to: {mode: one, signals: [{id: approve, type: signal}]}}}
+    - {name: done, kind: set_vars, task_config: {variables: {by: '${ $data.hold[0].by }'}}}
+""")
+    execution_id = stack.cli("run", "workflow", "upstream-gate", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    stack.cli("execution", "send-event", execution_id, "--id", "approve", "--data", '{"by": "ann"}')
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 30)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"by": "ann"}
+
+
 temporal_json = temporal_cli_json
 
 
