@@ -336,5 +336,10 @@ def test_migrating_from_upstream_page_runs(tmp_path: Path) -> None:
     assert "notice: upstream-agent.yaml: Agent/helper read as agentic.stigmer.ai/v1" in applied.stderr
     run = json.loads(applied.stdout.split("workflow/count-items created\n", 1)[1])
     assert run["output"] == {"verdict": "many"}
-    assert "stigmer.ai/dialect: zigflow" in converted.stdout and "apiVersion: agentic.stigmer.ai/v1" in converted.stdout
-    assert "upstream-think.yaml:10: spec.tasks[1].kind: task kind llm_call cannot be converted" in refused.stderr
+    assert (
+        "stigmer.ai/dialect: zigflow" in converted.stdout
+        and "apiVersion: agentic.stigmer.ai/v1" in converted.stdout
+    )
+    assert (
+        "upstream-think.yaml:10: spec.tasks[1].kind: task kind llm_call cannot be converted" in refused.stderr
+    )

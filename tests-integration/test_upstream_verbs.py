@@ -61,7 +61,10 @@ def test_run_agent_with_auto_approve_then_resume_the_session(
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["phase"] == "SUCCEEDED" and data["output"] == "Item 42 is gone."
-    events = [json.loads(line) for line in stigmer("execution", "logs", data["id"], "-o", "json").stdout.splitlines()]
+    events = [
+        json.loads(line)
+        for line in stigmer("execution", "logs", data["id"], "-o", "json").stdout.splitlines()
+    ]
     resolved = next(e for e in events if e["type"] == "approval.resolved")
     assert resolved["data"]["approved"] is True
 

@@ -48,14 +48,24 @@ def test_dry_run_reports_every_file(cli: Cli) -> None:
     assert set(by_file) == {
         str(HERE / f)
         for f in (
-            "agent.yaml", "environment.yaml", "every-kind.yaml", "mcpserver.yaml", "orders.yaml",
-            "runner-doc.yaml", "skill.yaml", "think.yaml",
+            "agent.yaml",
+            "environment.yaml",
+            "every-kind.yaml",
+            "mcpserver.yaml",
+            "orders.yaml",
+            "runner-doc.yaml",
+            "skill.yaml",
+            "think.yaml",
         )
     }
     think = by_file[str(HERE / "think.yaml")]
-    assert think.startswith(f"cannot apply: {HERE / 'think.yaml'}:9: spec.tasks[1].kind: task kind llm_call cannot be converted")
+    assert think.startswith(
+        f"cannot apply: {HERE / 'think.yaml'}:9: spec.tasks[1].kind: task kind llm_call cannot be converted"
+    )
     agent = by_file[str(HERE / "agent.yaml")]
-    assert agent.startswith("applies (agent/helper would be created); Agent/helper read as agentic.stigmer.ai/v1; mapped ")
+    assert agent.startswith(
+        "applies (agent/helper would be created); Agent/helper read as agentic.stigmer.ai/v1; mapped "
+    )
     assert "config → model" in agent and "dropped metadata.org, skill_refs.org, icon_url" in agent
     assert by_file[str(HERE / "skill.yaml")].startswith("applies (skill/faq would be created); ")
     assert "SKILL.md description → spec.description" in by_file[str(HERE / "skill.yaml")]
@@ -117,7 +127,9 @@ def test_convert_prints_the_document(cli: Cli) -> None:
     assert "status" not in data
     bad = cli("convert", "-f", str(HERE / "think.yaml"))
     assert bad.code == 1
-    assert bad.err.strip().startswith(f"error: {HERE / 'think.yaml'}:9: spec.tasks[1].kind: task kind llm_call")
+    assert bad.err.strip().startswith(
+        f"error: {HERE / 'think.yaml'}:9: spec.tasks[1].kind: task kind llm_call"
+    )
 
 
 def test_export_upstream_writes_the_reverse(cli: Cli, folder: Path, tmp_path: Path) -> None:
@@ -162,7 +174,10 @@ def test_verbs_upstream_users_type(cli: Cli, folder: Path, tmp_path: Path) -> No
 
     pause = cli("execution", "pause", "wex_0123")
     assert pause.code == 1
-    assert pause.err.count("\n") == 1 and "cannot be paused here: `stigmer execution cancel wex_0123`" in pause.err
+    assert (
+        pause.err.count("\n") == 1
+        and "cannot be paused here: `stigmer execution cancel wex_0123`" in pause.err
+    )
 
     no_type = cli("execution", "send-event", "wex_0123")
     assert no_type.code == 1 and "--id SIGNAL" in no_type.err
@@ -176,7 +191,13 @@ def test_skill_push_reads_the_front_matter(cli: Cli) -> None:
     assert pushed.out.strip() == "skill/faq created (tag v7)"
     data = json.loads(cli("get", "skill", "faq", "-o", "json").out)
     assert data["spec"]["description"] == "Answers about orders."
-    assert data["metadata"]["annotations"] == {"stigmer.ai/skill-tag": "v7", "stigmer.ai/skill-version": "1.4.0"}
-    assert cli("skill", "push", str(HERE / "skills" / "faq"), "--tag", "v7").out.strip() == "skill/faq unchanged (tag v7)"
+    assert data["metadata"]["annotations"] == {
+        "stigmer.ai/skill-tag": "v7",
+        "stigmer.ai/skill-version": "1.4.0",
+    }
+    assert (
+        cli("skill", "push", str(HERE / "skills" / "faq"), "--tag", "v7").out.strip()
+        == "skill/faq unchanged (tag v7)"
+    )
     missing = cli("skill", "push", str(HERE))
     assert missing.code == 1 and "no SKILL.md here" in missing.err

@@ -184,7 +184,17 @@ spec:
     )
     assert docker["spec"]["stdio"] == {
         "command": "docker",
-        "args": ["run", "-i", "--rm", "-v", "/data:/data:ro", "-p", "8080:80", "ghcr.io/acme/mcp:1", "--verbose"],
+        "args": [
+            "run",
+            "-i",
+            "--rm",
+            "-v",
+            "/data:/data:ro",
+            "-p",
+            "8080:80",
+            "ghcr.io/acme/mcp:1",
+            "--verbose",
+        ],
     }
     assert "docker → stdio (docker run -i)" in notice
 
@@ -202,7 +212,11 @@ spec:
     GH_TOKEN: {is_secret: true, value: do-not-keep}
 """
     )
-    assert data["spec"] == {"description": "Production.", "variables": {"REGION": "eu-west-1"}, "secrets": ["GH_TOKEN"]}
+    assert data["spec"] == {
+        "description": "Production.",
+        "variables": {"REGION": "eu-west-1"},
+        "secrets": ["GH_TOKEN"],
+    }
     assert "do-not-keep" not in str(data)
     assert "stigmer secret set GH_TOKEN" in notice
 
@@ -226,15 +240,22 @@ spec:
     )
     assert data["spec"]["description"] == "Answers about Acme."
     assert data["spec"]["content"].startswith("---\nname: faq")
-    assert data["metadata"]["annotations"] == {"stigmer.ai/skill-tag": "stable", "stigmer.ai/skill-version": "2.1.0"}
+    assert data["metadata"]["annotations"] == {
+        "stigmer.ai/skill-tag": "stable",
+        "stigmer.ai/skill-version": "2.1.0",
+    }
     assert "skill_md → content" in notice
 
 
 def test_a_skill_directory_front_matter_is_read(tmp_path: Path) -> None:
     (tmp_path / "faq").mkdir()
-    (tmp_path / "faq" / "SKILL.md").write_text("---\nname: faq\nversion: 3\ndescription: From the file.\n---\nbody\n")
+    (tmp_path / "faq" / "SKILL.md").write_text(
+        "---\nname: faq\nversion: 3\ndescription: From the file.\n---\nbody\n"
+    )
     manifest = tmp_path / "skill.yaml"
-    manifest.write_text("apiVersion: stigmer.ai/v1\nkind: Skill\nmetadata: {name: faq}\nspec: {path: ./faq}\n")
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Skill\nmetadata: {name: faq}\nspec: {path: ./faq}\n"
+    )
     [item] = parse_manifest(manifest.read_text(), str(manifest))
     data = message_to_manifest(item.resource)
     assert data["spec"]["description"] == "From the file."
@@ -253,7 +274,10 @@ def test_native_manifests_are_untouched() -> None:
         "spec: {instructions: Hello there friend., model: {provider: openai, name: m}}\n"
     )
     assert notice == ""
-    assert data["spec"] == {"instructions": "Hello there friend.", "model": {"provider": "openai", "name": "m"}}
+    assert data["spec"] == {
+        "instructions": "Hello there friend.",
+        "model": {"provider": "openai", "name": "m"},
+    }
 
 
 def test_other_api_versions_are_still_refused() -> None:
@@ -310,7 +334,18 @@ def test_every_task_kind_converts() -> None:
     assert spec["use"] == {"secrets": ["API_KEY"]}
     tasks = {name: body for item in spec["do"] for name, body in item.items()}
     assert [next(iter(i)) for i in spec["do"]] == [
-        "init", "fetch", "ask", "nap", "route", "loop", "both", "guard", "hear", "hear2", "child", "tell"
+        "init",
+        "fetch",
+        "ask",
+        "nap",
+        "route",
+        "loop",
+        "both",
+        "guard",
+        "hear",
+        "hear2",
+        "child",
+        "tell",
     ]
     assert tasks["init"] == {"set": {"n": 1}, "export": {"as": "${ . }"}}
     assert tasks["fetch"] == {
@@ -332,7 +367,20 @@ def test_every_task_kind_converts() -> None:
         "fork": {"branches": [{"a": {"do": [{"a1": {"wait": {"seconds": 1}}}]}}], "compete": False}
     }
     assert tasks["guard"] == {
-        "try": [{"boom": {"raise": {"error": {"type": "https://stigmer.ai/errors/upstream/Boom", "status": 500, "title": "Boom", "detail": "it broke"}}}}],
+        "try": [
+            {
+                "boom": {
+                    "raise": {
+                        "error": {
+                            "type": "https://stigmer.ai/errors/upstream/Boom",
+                            "status": 500,
+                            "title": "Boom",
+                            "detail": "it broke",
+                        }
+                    }
+                }
+            }
+        ],
         "catch": {"as": "err", "do": [{"note": {"set": {"caught": True}}}]},
     }
     assert tasks["hear"] == {"listen": {"to": {"one": {"with": {"type": "approve"}}}}}
@@ -341,12 +389,24 @@ def test_every_task_kind_converts() -> None:
         "run": {"workflow": {"namespace": "acme", "name": "other", "version": "1.0.0", "input": {"x": 1}}}
     }
     assert tasks["tell"] == {
-        "emit": {"event": {"with": {"type": "com.acme.done", "data": {"ok": True}, "source": "stigmer://workflow"}}},
+        "emit": {
+            "event": {"with": {"type": "com.acme.done", "data": {"ok": True}, "source": "stigmer://workflow"}}
+        },
         "then": "end",
     }
     assert set(TASK_KINDS) == {
-        "set_vars", "http_call", "agent_call", "wait", "switch_case", "for_each", "fork", "try_catch",
-        "listen", "raise_error", "run_workflow", "emit_event",
+        "set_vars",
+        "http_call",
+        "agent_call",
+        "wait",
+        "switch_case",
+        "for_each",
+        "fork",
+        "try_catch",
+        "listen",
+        "raise_error",
+        "run_workflow",
+        "emit_event",
     }
     assert "agent_call.config.model (set it on the Agent)" in notice
     assert "env_spec.data (plain variables: give them as input)" in notice
@@ -372,7 +432,9 @@ def test_kinds_without_counterpart_are_refused_with_their_line(kind: str) -> Non
     )
     with pytest.raises(ManifestError) as caught:
         read(text, "flows/w.yaml")
-    assert str(caught.value).startswith(f"flows/w.yaml:9: spec.tasks[1].kind: task kind {kind} cannot be converted: ")
+    assert str(caught.value).startswith(
+        f"flows/w.yaml:9: spec.tasks[1].kind: task kind {kind} cannot be converted: "
+    )
 
 
 def test_dollar_data_asks_for_the_zigflow_dialect() -> None:
@@ -403,7 +465,13 @@ def test_runner_document_spellings_are_tolerated() -> None:
     assert data["spec"]["document"]["summary"] == "Says hi."
     assert "description" not in data["spec"]["document"]
     assert data["spec"]["do"] == [
-        {"get": {"call": "http", "with": {"method": "get", "endpoint": "http://h"}, "timeout": {"after": {"seconds": 5}}}}
+        {
+            "get": {
+                "call": "http",
+                "with": {"method": "get", "endpoint": "http://h"},
+                "timeout": {"after": {"seconds": 5}},
+            }
+        }
     ]
     assert notice == (
         "Workflow/w read with upstream spellings; mapped document.description → document.summary, "
@@ -426,7 +494,7 @@ def test_reverse_mapping_round_trips() -> None:
     assert again["spec"]["subAgents"][0]["mcpServers"] == [{"name": "github", "tools": ["search_issues"]}]
 
 
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 _VALUE = st.recursive(
     st.none() | st.booleans() | st.integers() | _TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
@@ -439,7 +507,9 @@ _VALUE = st.recursive(
 def test_any_upstream_spec_gives_a_resource_or_one_clear_error(kind: str, spec: Any) -> None:
     import json
 
-    text = json.dumps({"apiVersion": "agentic.stigmer.ai/v1", "kind": kind, "metadata": {"name": "x"}, "spec": spec})
+    text = json.dumps(
+        {"apiVersion": "agentic.stigmer.ai/v1", "kind": kind, "metadata": {"name": "x"}, "spec": spec}
+    )
     try:
         parse_manifest(text, "fuzz.json")
     except ManifestError as exc:

@@ -28,7 +28,7 @@ def doc(tasks: list[dict[str, Any]], dialect: str | None = "zigflow") -> dict[st
     return {"document": document, "do": tasks}
 
 
-TASKS = [
+TASKS: list[dict[str, Any]] = [
     {"init": {"set": {"items": [1, 2, 3]}}},
     {"double": {"set": {"twice": "${ [$data.items[] * 2] }"}}},
     {"count": {"set": {"n": "${ $data.twice | length }"}}},

@@ -99,7 +99,9 @@ async def export_resources(
     from stigmer.core import InvalidArgument, unwrap
 
     if format not in FORMATS:
-        raise InvalidArgument(f"unknown export format {format!r}; use one of: {', '.join(FORMATS)}", ["format"])
+        raise InvalidArgument(
+            f"unknown export format {format!r}; use one of: {', '.join(FORMATS)}", ["format"]
+        )
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import meta_pb2
 
@@ -159,7 +161,10 @@ async def _write(backend: Backend, directory: Path, result: Export, upstream: bo
         folder.mkdir(exist_ok=True)
         path = folder / f"{slug}.yaml"
         if upstream:
-            if manifest["kind"] == "Skill" and (skill_md := directory / SKILLS_DIR / slug / "SKILL.md").is_file():
+            if (
+                manifest["kind"] == "Skill"
+                and (skill_md := directory / SKILLS_DIR / slug / "SKILL.md").is_file()
+            ):
                 spec["content"] = skill_md.read_text(encoding="utf-8")
             manifest = to_upstream(manifest)
         path.write_text(dump_yaml([manifest]), encoding="utf-8")

@@ -247,14 +247,26 @@ def apply(
                         if output is Output.table:
                             echo(f"{label} would be {action} (dry run; it refers to resources of this batch)")
                         results.append(
-                            {"kind": item.kind, "name": item.name, "action": action, "dryRun": True,
-                             "file": item.source} | ({"notice": item.notice} if item.notice else {})
+                            {
+                                "kind": item.kind,
+                                "name": item.name,
+                                "action": action,
+                                "dryRun": True,
+                                "file": item.source,
+                            }
+                            | ({"notice": item.notice} if item.notice else {})
                         )
                         continue
                     echo_err(f"error: {item.source}: {exc}")
                     results.append(
-                        {"file": item.source, "kind": item.kind, "name": item.name, "action": "refused",
-                         "error": str(exc), "dryRun": True}
+                        {
+                            "file": item.source,
+                            "kind": item.kind,
+                            "name": item.name,
+                            "action": "refused",
+                            "error": str(exc),
+                            "dryRun": True,
+                        }
                     )
                     continue
                 action = _ACTIONS.get(response.action, "unspecified")
@@ -321,7 +333,9 @@ def _per_file_summary(results: list[dict[str, Any]]) -> None:
         echo(f"  {file}: applies ({applied}){'; ' + mapped if mapped else ''}")
 
 
-def _report_problems(problems: Sequence[ValidationProblem], results: list[dict[str, Any]]) -> set[tuple[str, str]]:
+def _report_problems(
+    problems: Sequence[ValidationProblem], results: list[dict[str, Any]]
+) -> set[tuple[str, str]]:
     """A dry run's validation report: each problem printed, each invalid resource a ``refused``
     result (the others are still shown); gives the (kind, name) of the invalid ones."""
     invalid: set[tuple[str, str]] = set()

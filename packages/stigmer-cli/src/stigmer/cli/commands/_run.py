@@ -62,7 +62,9 @@ SecretFileOption = Annotated[
 ]
 EnvFileOption = Annotated[
     Path | None,
-    typer.Option("--env-file", help="File of KEY=VALUE run-time variable lines (like --env).", show_default=False),
+    typer.Option(
+        "--env-file", help="File of KEY=VALUE run-time variable lines (like --env).", show_default=False
+    ),
 ]
 ModelOption = Annotated[
     str,
@@ -71,7 +73,8 @@ ModelOption = Annotated[
     ),
 ]
 AutoApproveOption = Annotated[
-    bool, typer.Option("--auto-approve", help="Approve every tool call that asks for approval, without asking.")
+    bool,
+    typer.Option("--auto-approve", help="Approve every tool call that asks for approval, without asking."),
 ]
 JsonEventsOption = Annotated[
     bool,

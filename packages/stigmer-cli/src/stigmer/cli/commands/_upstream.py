@@ -26,12 +26,13 @@ def convert(
     filename: Annotated[
         list[str],
         typer.Option(
-            "--filename", "-f", help="Manifest file, directory or - for stdin; repeatable.", show_default=False
+            "--filename",
+            "-f",
+            help="Manifest file, directory or - for stdin; repeatable.",
+            show_default=False,
         ),
     ] = [],  # noqa: B006 - typer needs a literal default
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="yaml or json.", show_default=False)
-    ] = "yaml",
+    output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.", show_default=False)] = "yaml",
 ) -> None:
     """Print manifests as this project reads them: upstream Stigmer's (agentic.stigmer.ai/v1,
     its tasks workflows) mapped, a workflow as its Serverless Workflow document. Nothing is
@@ -54,7 +55,9 @@ def resume(
             show_default=False,
         ),
     ] = None,
-    message: Annotated[str, typer.Option("--message", "-m", help="The next message to the session's agent.")] = "",
+    message: Annotated[
+        str, typer.Option("--message", "-m", help="The next message to the session's agent.")
+    ] = "",
     output: OutputOption = Output.table,
 ) -> None:
     """Continue a session with its agent (`-m MESSAGE`), or resume an execution by id (as
@@ -70,7 +73,7 @@ def resume(
 
         async with connect() as client:
             if target is None:
-                sessions = [unwrap(s) for s in await client.list("Session")]
+                sessions: list[Any] = [unwrap(s) for s in await client.list("Session")]
                 if not sessions:
                     raise CliError("no sessions yet: `stigmer run agent NAME MESSAGE` starts one")
                 latest: Any = max(sessions, key=lambda s: s.metadata.updated_at.ToNanoseconds())
@@ -78,9 +81,7 @@ def resume(
                 try:
                     latest = unwrap(await client.get("Session", target))
                 except NotFound:
-                    raise CliError(
-                        f"no session {target!r}: `stigmer get session` lists them"
-                    ) from None
+                    raise CliError(f"no session {target!r}: `stigmer get session` lists them") from None
             return latest.spec.agent.name, latest.metadata.id
 
     agent, session_id = run_async(find())
@@ -96,7 +97,9 @@ def resume(
 def push(
     directory: Annotated[Path, typer.Argument(help="A skill directory (with SKILL.md).")],
     tag: Annotated[str, typer.Option("--tag", help="A tag kept with the skill (an annotation).")] = "",
-    name: Annotated[str, typer.Option("--name", help="Skill name (default: SKILL.md's name, or the folder's).")] = "",
+    name: Annotated[
+        str, typer.Option("--name", help="Skill name (default: SKILL.md's name, or the folder's).")
+    ] = "",
     output: OutputOption = Output.table,
 ) -> None:
     """Create or update a Skill from a directory: its SKILL.md front matter gives the name,
@@ -112,8 +115,12 @@ def push(
     metadata: dict[str, Any] = {"name": skill_name}
     if tag:
         metadata["annotations"] = {SKILL_TAG_ANNOTATION: tag}
-    doc = {"apiVersion": "stigmer.ai/v1", "kind": "Skill", "metadata": metadata,
-           "spec": {"path": str(directory.resolve())}}
+    doc = {
+        "apiVersion": "stigmer.ai/v1",
+        "kind": "Skill",
+        "metadata": metadata,
+        "spec": {"path": str(directory.resolve())},
+    }
     [item] = parse_manifest(json.dumps(doc), str(directory.resolve().parent / f"{skill_name}.skill.json"))
 
     async def go() -> dict[str, Any]:
@@ -121,10 +128,16 @@ def push(
 
         async with connect() as client:
             response = await client.apply_loaded(item)
-        meta: Any = unwrap(response.resource).metadata
+        inner: Any = unwrap(response.resource)
+        meta = inner.metadata
         actions = {1: "created", 2: "updated", 3: "unchanged"}
-        return {"kind": "Skill", "name": skill_name, "id": meta.id, "version": meta.version,
-                "action": actions.get(response.action, "unspecified")}
+        return {
+            "kind": "Skill",
+            "name": skill_name,
+            "id": meta.id,
+            "version": meta.version,
+            "action": actions.get(response.action, "unspecified"),
+        }
 
     result = run_async(go())
     if output is Output.table:

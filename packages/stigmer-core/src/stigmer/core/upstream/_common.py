@@ -51,7 +51,11 @@ class Mapping:
             self.dropped.append(name)
 
     def notice(self, kind: str, name: str, upstream: bool = True) -> str:
-        parts = [f"{kind}/{name} read as {UPSTREAM_API_VERSION}" if upstream else f"{kind}/{name} read with upstream spellings"]
+        parts = [
+            f"{kind}/{name} read as {UPSTREAM_API_VERSION}"
+            if upstream
+            else f"{kind}/{name} read with upstream spellings"
+        ]
         if self.mapped:
             parts.append("mapped " + ", ".join(self.mapped))
         if self.dropped:

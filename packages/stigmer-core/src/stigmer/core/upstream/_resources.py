@@ -166,9 +166,21 @@ def _agent(src: dict[str, Any], m: Mapping, nested: bool = False) -> dict[str, A
         out["skills"] = [{"name": _ref_name(s)} for s in src["skills"] or []]
     if nested:
         for key in src:
-            if key not in {"name", "description", "instructions", "model", "model_override", "config",
-                           "mcp_servers", "mcp_server_usages", "mcp_access", "mcp_tool_selections",
-                           "skill_refs", "skills", "agent"}:
+            if key not in {
+                "name",
+                "description",
+                "instructions",
+                "model",
+                "model_override",
+                "config",
+                "mcp_servers",
+                "mcp_server_usages",
+                "mcp_access",
+                "mcp_tool_selections",
+                "skill_refs",
+                "skills",
+                "agent",
+            }:
                 m.drop(f"sub_agents.{key}")
         if "agent" in src:
             out["agent"] = _ref_name(src["agent"])
@@ -187,9 +199,24 @@ def _agent(src: dict[str, Any], m: Mapping, nested: bool = False) -> dict[str, A
             m.rename("environment_refs", "environments")
     if "secrets" in src:
         out["secrets"] = list(src["secrets"])
-    known = {"description", "instructions", "model", "config", "mcp_server_usages", "mcp_servers",
-             "mcp_access", "mcp_tool_selections", "skill_refs", "skills", "sub_agents", "env", "env_spec",
-             "environment_refs", "environments", "secrets"}
+    known = {
+        "description",
+        "instructions",
+        "model",
+        "config",
+        "mcp_server_usages",
+        "mcp_servers",
+        "mcp_access",
+        "mcp_tool_selections",
+        "skill_refs",
+        "skills",
+        "sub_agents",
+        "env",
+        "env_spec",
+        "environment_refs",
+        "environments",
+        "secrets",
+    }
     for key in src:
         if key not in known:
             m.drop(key)
@@ -239,7 +266,10 @@ def _mcp_server(src: dict[str, Any], m: Mapping) -> dict[str, Any]:
         args = ["run", "-i", "--rm"]
         for v in d.get("volumes") or []:
             vs = snake_keys(v)
-            args += ["-v", f"{vs.get('host_path')}:{vs.get('container_path')}" + (":ro" if vs.get("read_only") else "")]
+            args += [
+                "-v",
+                f"{vs.get('host_path')}:{vs.get('container_path')}" + (":ro" if vs.get("read_only") else ""),
+            ]
         if d.get("network"):
             args += ["--network", str(d["network"])]
         for p in d.get("ports") or []:
@@ -262,8 +292,17 @@ def _mcp_server(src: dict[str, Any], m: Mapping) -> dict[str, Any]:
         if key in src:
             m.drop(key)
     for key in src:
-        if key not in {"description", "stdio", "http", "docker", "env_spec", "icon_url", "tags",
-                       "default_enabled_tools", "secrets"}:
+        if key not in {
+            "description",
+            "stdio",
+            "http",
+            "docker",
+            "env_spec",
+            "icon_url",
+            "tags",
+            "default_enabled_tools",
+            "secrets",
+        }:
             m.drop(key)
     return out
 
@@ -280,7 +319,9 @@ def _environment(src: dict[str, Any], m: Mapping) -> dict[str, Any]:
         if v.get("is_secret"):
             secrets.append(key)
             if v.get("value"):
-                m.drop(f"data.{key}.value (secret values live in the secret store: `stigmer secret set {key}`)")
+                m.drop(
+                    f"data.{key}.value (secret values live in the secret store: `stigmer secret set {key}`)"
+                )
         else:
             variables[key] = str(v.get("value", ""))
     if variables:
@@ -358,7 +399,9 @@ def _usage_up(usage: dict[str, Any]) -> dict[str, Any]:
     if usage.get("tools"):
         out["enabledTools"] = list(usage["tools"])
     if usage.get("requireApproval"):
-        out["toolApprovalOverrides"] = [{"toolName": t, "requiresApproval": True} for t in usage["requireApproval"]]
+        out["toolApprovalOverrides"] = [
+            {"toolName": t, "requiresApproval": True} for t in usage["requireApproval"]
+        ]
     return out
 
 
@@ -369,7 +412,9 @@ def _agent_up(spec: dict[str, Any]) -> dict[str, Any]:
             out[key] = spec[key]
     if spec.get("model"):
         model = spec["model"]
-        name = f"{model['provider']}/{model.get('name', '')}" if model.get("provider") else model.get("name", "")
+        name = (
+            f"{model['provider']}/{model.get('name', '')}" if model.get("provider") else model.get("name", "")
+        )
         if model.get("params"):  # upstream's config block carries the settings
             out["config"] = {"model": name, **model["params"]}
         else:
@@ -380,23 +425,31 @@ def _agent_up(spec: dict[str, Any]) -> dict[str, Any]:
         out["skillRefs"] = [_upstream_ref(s.get("name", ""), "skill") for s in spec["skills"]]
     if spec.get("subAgents"):
         out["subAgents"] = [
-            {k: v for k, v in {
-                "name": s.get("name"),
-                "description": s.get("description"),
-                "instructions": s.get("instructions"),
-                "mcpServerUsages": [_usage_up(u) for u in s.get("mcpServers") or []],
-                "skillRefs": [_upstream_ref(x.get("name", ""), "skill") for x in s.get("skills") or []],
-            }.items() if v}
+            {
+                k: v
+                for k, v in {
+                    "name": s.get("name"),
+                    "description": s.get("description"),
+                    "instructions": s.get("instructions"),
+                    "mcpServerUsages": [_usage_up(u) for u in s.get("mcpServers") or []],
+                    "skillRefs": [_upstream_ref(x.get("name", ""), "skill") for x in s.get("skills") or []],
+                }.items()
+                if v
+            }
             for s in spec["subAgents"]
         ]
     if spec.get("env"):
         out["env"] = {
-            e["name"]: {k: v for k, v in {
-                "isSecret": e.get("secret", False),
-                "description": e.get("description"),
-                "optional": not e.get("required", False),
-                "value": e.get("default"),
-            }.items() if v}
+            e["name"]: {
+                k: v
+                for k, v in {
+                    "isSecret": e.get("secret", False),
+                    "description": e.get("description"),
+                    "optional": not e.get("required", False),
+                    "value": e.get("default"),
+                }.items()
+                if v
+            }
             for e in spec["env"]
         }
     if spec.get("environments"):
@@ -416,7 +469,11 @@ def _mcp_up(spec: dict[str, Any]) -> dict[str, Any]:
             out["stdio"]["envPlaceholders"] = dict(s["env"])
     if "http" in spec:
         h = spec["http"]
-        http = {"url": h.get("url", ""), "headers": h.get("headers"), "timeoutSeconds": h.get("timeoutSeconds")}
+        http = {
+            "url": h.get("url", ""),
+            "headers": h.get("headers"),
+            "timeoutSeconds": h.get("timeoutSeconds"),
+        }
         out["http"] = {k: v for k, v in http.items() if v}
     if spec.get("secrets"):
         out["envSpec"] = {"data": {k: {"isSecret": True} for k in spec["secrets"]}}

@@ -28,8 +28,18 @@ _ALIASES = {
     "emit": "emit_event",
 }
 TASK_KINDS = (
-    "set_vars", "http_call", "agent_call", "wait", "switch_case", "for_each", "fork", "try_catch",
-    "listen", "raise_error", "run_workflow", "emit_event",
+    "set_vars",
+    "http_call",
+    "agent_call",
+    "wait",
+    "switch_case",
+    "for_each",
+    "fork",
+    "try_catch",
+    "listen",
+    "raise_error",
+    "run_workflow",
+    "emit_event",
 )
 UNCONVERTIBLE: dict[str, str] = {
     "llm_call": "a bare model call has no DSL counterpart: declare an Agent and use agent_call (call: agent)",
@@ -73,7 +83,9 @@ class _Converter:
             raise UpstreamRefused("a task needs a name", [*path, "name"])
         kind = _kind(src.get("kind"))
         if kind in UNCONVERTIBLE:
-            raise UpstreamRefused(f"task kind {kind} cannot be converted: {UNCONVERTIBLE[kind]}", [*path, "kind"])
+            raise UpstreamRefused(
+                f"task kind {kind} cannot be converted: {UNCONVERTIBLE[kind]}", [*path, "kind"]
+            )
         if kind not in TASK_KINDS:
             raise UpstreamRefused(
                 f"unknown task kind {src.get('kind')!r}; upstream kinds converted here: {', '.join(TASK_KINDS)}",
@@ -163,7 +175,9 @@ class _Converter:
         for i, branch in enumerate(c.get("branches") or []):
             b = snake_keys(branch)
             here: list[str | int] = [*path, "branches", i]
-            branches.append({str(b.get("name") or f"branch{i}"): {"do": self.tasks(b.get("do") or [], [*here, "do"])}})
+            branches.append(
+                {str(b.get("name") or f"branch{i}"): {"do": self.tasks(b.get("do") or [], [*here, "do"])}}
+            )
         return {"fork": {"branches": branches, "compete": bool(c.get("compete", False))}}
 
     def try_catch(self, c: dict[str, Any], path: list[str | int], task: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +207,11 @@ class _Converter:
     def raise_error(self, c: dict[str, Any], path: list[str | int], task: dict[str, Any]) -> dict[str, Any]:
         error = str(c.get("error") or "error")
         # the DSL wants a URI (or an expression) as the type: a bare name goes under https://stigmer.ai/errors/upstream/
-        kind = error if ":" in error or error.strip().startswith("${") else f"https://stigmer.ai/errors/upstream/{quote(error, safe='')}"
+        kind = (
+            error
+            if ":" in error or error.strip().startswith("${")
+            else f"https://stigmer.ai/errors/upstream/{quote(error, safe='')}"
+        )
         err: dict[str, Any] = {"type": kind, "status": int(c.get("status", 500)), "title": error}
         if c.get("message"):
             err["detail"] = c["message"]
@@ -202,7 +220,11 @@ class _Converter:
     def run_workflow(self, c: dict[str, Any], path: list[str | int], task: dict[str, Any]) -> dict[str, Any]:
         if not c.get("workflow"):
             raise UpstreamRefused("run_workflow needs workflow", [*path, "workflow"])
-        sub: dict[str, Any] = {"namespace": self.namespace, "name": str(c["workflow"]), "version": self.version}
+        sub: dict[str, Any] = {
+            "namespace": self.namespace,
+            "name": str(c["workflow"]),
+            "version": self.version,
+        }
         if c.get("input") is not None:
             sub["input"] = c["input"]
         return {"run": {"workflow": sub}}

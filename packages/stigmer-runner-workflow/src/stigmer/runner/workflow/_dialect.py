@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from ._errors import ErrorKind, WorkflowError
 
-__all__ = ["DIALECT_KEY", "DIALECTS", "Dialect", "dialect_of", "dialect_problem"]
+__all__ = ["DIALECTS", "DIALECT_KEY", "Dialect", "dialect_of", "dialect_problem"]
 
 DIALECT_KEY: Final = "stigmer.ai/dialect"
 
@@ -57,7 +57,9 @@ class Zigflow(Dialect):
 
     def start(self, workflow_input: Any) -> None:
         self.data = (
-            copy.deepcopy(dict(workflow_input)) if isinstance(workflow_input, Mapping) else {"input": workflow_input}
+            copy.deepcopy(dict(workflow_input))
+            if isinstance(workflow_input, Mapping)
+            else {"input": workflow_input}
         )
 
     def variables(self) -> dict[str, Any]:
