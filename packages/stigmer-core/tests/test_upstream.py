@@ -495,14 +495,64 @@ def test_reverse_mapping_round_trips() -> None:
 
 
 _TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+_FIELDS = [
+    "model",
+    "config",
+    "mcp_server_usages",
+    "mcpServerRef",
+    "enabled_tools",
+    "tool_approval_overrides",
+    "tool_name",
+    "skill_refs",
+    "sub_agents",
+    "mcp_servers",
+    "mcp_tool_selections",
+    "env",
+    "env_spec",
+    "data",
+    "is_secret",
+    "value",
+    "stdio",
+    "http",
+    "docker",
+    "volumes",
+    "ports",
+    "query_params",
+    "args",
+    "url",
+    "command",
+    "skill_md",
+    "tag",
+    "variables",
+    "endpoint",
+    "uri",
+    "cases",
+    "branches",
+    "do",
+    "try",
+    "catch",
+    "to",
+    "signals",
+    "error",
+    "status",
+    "workflow",
+    "input",
+    "event",
+    "with",
+    "type",
+    "seconds",
+    "each",
+    "in",
+]
+_KEY = st.sampled_from(_FIELDS) | _TEXT
 _VALUE = st.recursive(
     st.none() | st.booleans() | st.integers() | _TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEY, inner, max_size=3),
     max_leaves=12,
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(kind=st.sampled_from(["Agent", "McpServer", "Environment", "Skill", "Workflow"]), spec=_VALUE)
 def test_any_upstream_spec_gives_a_resource_or_one_clear_error(kind: str, spec: Any) -> None:
     import json
@@ -515,3 +565,27 @@ def test_any_upstream_spec_gives_a_resource_or_one_clear_error(kind: str, spec: 
     except ManifestError as exc:
         assert str(exc).startswith("fuzz.json")
         assert "\n" not in str(exc)
+
+
+_TASK = st.fixed_dictionaries(
+    {"name": _TEXT, "kind": st.sampled_from([*TASK_KINDS, *UNCONVERTIBLE, "bogus"]) | _TEXT},
+    optional={"task_config": _VALUE, "export": _VALUE, "flow": _VALUE},
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tasks=st.lists(_TASK, max_size=4) | _VALUE, document=_VALUE)
+def test_any_upstream_tasks_list_converts_or_gives_one_located_error(tasks: Any, document: Any) -> None:
+    import json
+
+    spec = {"document": document, "tasks": tasks}
+    text = json.dumps(
+        {"apiVersion": "agentic.stigmer.ai/v1", "kind": "Workflow", "metadata": {"name": "x"}, "spec": spec}
+    )
+    try:
+        [item] = parse_manifest(text, "fuzz.json")
+    except ManifestError as exc:
+        assert str(exc).startswith("fuzz.json")
+        assert "\n" not in str(exc)
+    else:
+        assert "do" in message_to_manifest(item.resource)["spec"]

@@ -59,7 +59,12 @@ def translate(data: dict[str, Any], native_api: str, base_dir: Path | None) -> t
         if kind == "Workflow":
             out["spec"] = spec
         else:
-            out["spec"] = map_spec(kind, spec, m)
+            try:
+                out["spec"] = map_spec(kind, spec, m)
+            except (TypeError, ValueError, AttributeError) as exc:  # a field of another shape
+                raise UpstreamRefused(
+                    f"the spec is not the shape upstream's {kind} has ({exc})", ["spec"]
+                ) from None
             if kind == "Skill":
                 tag = snake_keys(spec).get("tag")
                 if tag:
@@ -87,7 +92,12 @@ def _workflow(data: dict[str, Any], name: str, m: Mapping) -> dict[str, Any]:
     spec = data.get("spec")
     if is_tasks_shape(spec):
         assert isinstance(spec, dict)
-        spec = convert_workflow(spec, name, m)
+        try:
+            spec = convert_workflow(spec, name, m)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamRefused(
+                f"the spec is not the shape of upstream's workflows ({exc})", ["spec"]
+            ) from None
     if isinstance(spec, dict):
         spec = tolerate_document(spec, m)
         annotations = (data.get("metadata") or {}).get("annotations") or {}

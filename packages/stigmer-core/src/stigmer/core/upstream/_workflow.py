@@ -94,7 +94,12 @@ class _Converter:
         config_key = "task_config" if "task_config" in src else "config"
         config = snake_keys(src.get(config_key) or {})
         cpath: list[str | int] = [*path, config_key]
-        body: dict[str, Any] = getattr(self, kind)(config, cpath, src)
+        try:
+            body: dict[str, Any] = getattr(self, kind)(config, cpath, src)
+        except (TypeError, ValueError, AttributeError) as exc:  # a config of another shape
+            raise UpstreamRefused(
+                f"task_config is not the shape upstream's {kind} has ({exc})", cpath
+            ) from None
         export = snake_keys(src.get("export"))
         if export.get("as") not in (None, ""):
             body["export"] = {"as": export["as"]}
