@@ -134,3 +134,23 @@ async def test_a_converted_upstream_workflow_validates_and_runs() -> None:
         out = await run_workflow(spec, InProcessHost())
         assert world.received[0].path == "/orders"
     assert out == {"count": 2, "caught": "Nope"}
+
+
+async def test_zigflow_listens_for_a_signal_by_id() -> None:
+    wf = doc(
+        [
+            {"hold": {"listen": {"to": {"one": {"with": {"id": "approve", "type": "signal"}}}}}},
+            {"show": {"set": {"by": "${ $data.hold[0].by }"}}},
+        ]
+    )
+    host = InProcessHost()
+    host.publish({"type": "approve", "data": {"by": "ann"}})
+    assert await run_workflow(wf, host) == {"by": "ann"}
+    # by the spec, the same filter compares the event's own id and type: this event is not it
+    plain = doc(
+        [{"hold": {"listen": {"to": {"one": {"with": {"id": "approve", "type": "signal"}}}}}}], dialect=None
+    )
+    other = InProcessHost()
+    other.publish({"type": "approve", "data": {}})
+    other.publish({"id": "approve", "type": "signal", "data": {"seen": True}})
+    assert await run_workflow(plain, other) == [{"seen": True}]

@@ -9,7 +9,8 @@ checkpoints like the context. One dialect exists:
 - ``$data`` holds the run's state: the workflow input (a mapping; other input sits under
   ``input``), then each finished task's output under the task's name;
 - a ``set`` task also merges what it sets into ``$context`` and into ``$data`` itself, with no
-  ``export`` needed (an ``export`` the task has still runs first and is kept).
+  ``export`` needed (an ``export`` the task has still runs first and is kept);
+- a ``listen`` for a signal by id (``with: {id: X, type: signal}``) waits for an event of type X.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Dialect:
     """One dialect's state and its two hooks (a fresh object per run)."""
 
     name = ""
+
+    def prepare(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """The document as this dialect reads it (before the run; the input is not changed)."""
+        return definition
 
     def start(self, workflow_input: Any) -> None:
         """The run begins with this input (after ``input.from``)."""
@@ -54,6 +59,13 @@ class Zigflow(Dialect):
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
+
+    def prepare(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """A ``listen`` filter for a signal by id (``with: {id: X, type: signal}``) waits for an
+        event of type X: what ``stigmer execution send-event ID --id X`` sends."""
+        out = _walk_listens(definition)
+        assert isinstance(out, dict)
+        return out
 
     def start(self, workflow_input: Any) -> None:
         self.data = (
@@ -81,6 +93,33 @@ class Zigflow(Dialect):
     def restore(self, state: Any) -> None:
         data = state.get("data") if isinstance(state, Mapping) else None
         self.data = dict(data) if isinstance(data, Mapping) else {}
+
+
+_SIGNAL_TYPES: Final = ("signal", "query", "update")
+
+
+def _signal_filter(value: Any) -> Any:
+    """``{with: {id: X, type: signal}}`` → ``{with: {type: X}}``; anything else as it is."""
+    if isinstance(value, list):
+        return [_signal_filter(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    with_ = value.get("with")
+    if isinstance(with_, Mapping) and with_.get("type") in _SIGNAL_TYPES and isinstance(with_.get("id"), str):
+        return {**value, "with": {"type": with_["id"]}}
+    return {k: _signal_filter(v) for k, v in value.items()}
+
+
+def _walk_listens(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_walk_listens(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    out = {k: _walk_listens(v) for k, v in value.items()}
+    listen = out.get("listen")
+    if isinstance(listen, Mapping) and isinstance(listen.get("to"), Mapping):
+        out["listen"] = {**listen, "to": _signal_filter(listen["to"])}
+    return out
 
 
 DIALECTS: Final[Mapping[str, type[Dialect]]] = {"zigflow": Zigflow}

@@ -77,6 +77,8 @@ class Interpreter(Checkpointing, Evaluating):
         self.use: Mapping[str, Any] = self.definition.get("use") or {}
         self.context: Any = {}
         self.dialect = dialect_of(self.definition)  # None: the spec's own semantics (the default)
+        if self.dialect is not None:
+            self.definition = self.dialect.prepare(self.definition)
         self.detached: set[asyncio.Future[Any]] = set()  # `await: false` work, collected at the end
         self.authorizations: dict[str, Any] = {}  # task path -> $authorization of its call
         self.tokens = TokenCache()  # OAuth2 access tokens of this run
