@@ -21,12 +21,22 @@ def tolerate_document(spec: dict[str, Any], m: Mapping) -> dict[str, Any]:
             document.setdefault("summary", str(description))
         out["document"] = document
         m.rename("document.description", "document.summary")
+    if not _mentions_timeout_seconds(out.get("do")):  # the usual case: nothing to copy
+        return out
     moved = [0]
     result = _walk(out, moved)
     if moved[0]:
         m.rename("with.timeout_seconds", "timeout.after.seconds")
     assert isinstance(result, dict)
     return result
+
+
+def _mentions_timeout_seconds(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_mentions_timeout_seconds(v) for v in value)
+    if isinstance(value, dict):
+        return "timeout_seconds" in value or any(_mentions_timeout_seconds(v) for v in value.values())
+    return False
 
 
 def _walk(value: Any, moved: list[int]) -> Any:
