@@ -148,6 +148,14 @@ def test_export_upstream_writes_the_reverse(cli: Cli, folder: Path, tmp_path: Pa
     again = cli("apply", "-f", str(out / "agents"))
     assert again.code == 0, again.err
     assert "agent/helper unchanged" in again.out
+    flow = (out / "workflows" / "orders.yaml").read_text()
+    assert "apiVersion: agentic.stigmer.ai/v1" in flow and "kind: http_call" in flow
+    whole = cli("apply", "--dry-run", "-f", str(out))  # every exported file reads back unchanged
+    assert whole.code == 0, whole.err
+    summary = whole.out.split("per file:\n", 1)[1]
+    assert "cannot" not in summary and summary.count("would be unchanged") == 6, summary
+    # upstream keeps a skill as its SKILL.md text: the stored directory artifact becomes that text
+    assert "skill/faq would be updated" in summary
     wrong = cli("export", "agent", "helper", "--format", "go")
     assert wrong.code == 1 and "unknown --format 'go'" in wrong.err
 

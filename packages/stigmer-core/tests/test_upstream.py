@@ -589,3 +589,38 @@ def test_any_upstream_tasks_list_converts_or_gives_one_located_error(tasks: Any,
         assert "\n" not in str(exc)
     else:
         assert "do" in message_to_manifest(item.resource)["spec"]
+
+
+def test_a_workflow_goes_back_to_upstream_tasks_and_round_trips() -> None:
+    import json
+
+    first, _ = read(WORKFLOW)
+    upstream = to_upstream(first)
+    assert upstream["apiVersion"] == "agentic.stigmer.ai/v1"
+    assert [t["kind"] for t in upstream["spec"]["tasks"]] == [
+        "set_vars",
+        "http_call",
+        "agent_call",
+        "wait",
+        "switch_case",
+        "for_each",
+        "fork",
+        "try_catch",
+        "listen",
+        "listen",
+        "run_workflow",
+        "emit_event",
+    ]
+    assert upstream["spec"]["document"]["description"] == "One task of every kind."
+    again, _ = read(json.dumps(upstream), "again.json")
+    assert again["spec"]["do"] == first["spec"]["do"]
+    assert again["spec"]["use"] == first["spec"]["use"]
+
+
+def test_a_workflow_without_upstream_counterparts_is_exported_as_it_is() -> None:
+    native, _ = read(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: w}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: n, name: w, version: 1.0.0}\n"
+        "  do: [{sh: {run: {shell: {command: date}}}}]\n"
+    )
+    assert to_upstream(native) is native

@@ -23,6 +23,7 @@ from stigmer.core.upstream._workflow import (
     UNCONVERTIBLE,
     convert_workflow,
     is_tasks_shape,
+    to_upstream_workflow,
 )
 
 __all__ = [
@@ -139,9 +140,14 @@ def _skill(data: dict[str, Any], base_dir: Path | None, m: Mapping) -> dict[str,
 
 def to_upstream(manifest: dict[str, Any]) -> dict[str, Any]:
     """One of this project's manifests (as ``export`` renders it) in upstream's shape, where a
-    mapping exists: Agent, McpServer, Environment and Skill specs are mapped; a Workflow stays a
-    DSL document (upstream's runner reads DSL documents too)."""
+    mapping exists: Agent, McpServer, Environment and Skill specs are mapped; a Workflow becomes
+    upstream's ``tasks`` when every task has an upstream kind, else it is returned as it is."""
     kind = str(manifest.get("kind"))
+    tasks: dict[str, Any] | None = None
+    if kind == "Workflow":
+        tasks = to_upstream_workflow(dict(manifest.get("spec") or {}))
+        if tasks is None:
+            return manifest
     meta = manifest.get("metadata") or {}
     out_meta: dict[str, Any] = {"name": meta.get("name", "")}
     for key in ("labels", "annotations"):
@@ -152,5 +158,5 @@ def to_upstream(manifest: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": UPSTREAM_API_VERSION,
         "kind": kind,
         "metadata": out_meta,
-        "spec": to_upstream_spec(kind, spec) if kind != "Workflow" else spec,
+        "spec": tasks if tasks is not None else to_upstream_spec(kind, spec),
     }

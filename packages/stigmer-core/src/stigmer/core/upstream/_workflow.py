@@ -293,3 +293,147 @@ def convert_workflow(spec: dict[str, Any], name: str, m: Mapping) -> dict[str, A
         if key not in {"document", "tasks", "description", "env_spec"}:
             m.drop(key)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reverse: a DSL document to upstream's tasks, when every task has an upstream kind
+
+
+class _NoMapping(Exception):
+    """A part of the document has no upstream counterpart."""
+
+
+_TASK_COMMON = {"export", "then"}
+_DURATION_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1, "milliseconds": 0.001}
+
+
+def _seconds(duration: Any) -> Any:
+    if isinstance(duration, dict) and duration and set(duration) <= set(_DURATION_SECONDS):
+        total = sum(float(v) * _DURATION_SECONDS[k] for k, v in duration.items())
+        return int(total) if total == int(total) else total
+    raise _NoMapping()
+
+
+def _up_tasks(items: Any) -> list[dict[str, Any]]:
+    if not isinstance(items, list):
+        raise _NoMapping()
+    return [_up_task(item) for item in items]
+
+
+def _up_task(item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict) or len(item) != 1:
+        raise _NoMapping()
+    name, task = next(iter(item.items()))
+    if not isinstance(task, dict):
+        raise _NoMapping()
+    kind, config, extra = _up_body(task)
+    if set(task) - _TASK_COMMON - extra:
+        raise _NoMapping()
+    out: dict[str, Any] = {"name": name, "kind": kind, "taskConfig": config}
+    if isinstance(task.get("export"), dict) and set(task["export"]) == {"as"}:
+        out["export"] = {"as": task["export"]["as"]}
+    elif "export" in task:
+        raise _NoMapping()
+    if "then" in task:
+        out["flow"] = {"then": task["then"]}
+    return out
+
+
+def _up_body(task: dict[str, Any]) -> tuple[str, dict[str, Any], set[str]]:
+    """(upstream kind, task_config, the task's keys this used)."""
+    if isinstance(task.get("set"), dict):
+        return "set_vars", {"variables": task["set"]}, {"set"}
+    call, with_ = task.get("call"), task.get("with") or {}
+    timeout = task.get("timeout")
+    after = _seconds(timeout["after"]) if isinstance(timeout, dict) and "after" in timeout else None
+    if timeout is not None and after is None:
+        raise _NoMapping()
+    if call == "http" and isinstance(with_, dict) and isinstance(with_.get("endpoint"), str):
+        if set(with_) - {"method", "endpoint", "headers", "body"}:
+            raise _NoMapping()
+        cfg: dict[str, Any] = {
+            "method": str(with_.get("method", "get")).upper(),
+            "endpoint": {"uri": with_["endpoint"]},
+        }
+        cfg.update({k: with_[k] for k in ("headers", "body") if k in with_})
+        if after is not None:
+            cfg["timeoutSeconds"] = after
+        return "http_call", cfg, {"call", "with", "timeout"}
+    if call == "agent" and isinstance(with_, dict) and set(with_) <= {"agent", "message"}:
+        cfg = {"agent": with_.get("agent"), "message": with_.get("message")}
+        if after is not None:
+            cfg["config"] = {"timeout": after}
+        return "agent_call", cfg, {"call", "with", "timeout"}
+    if timeout is not None:
+        raise _NoMapping()
+    if "wait" in task:
+        return "wait", {"seconds": _seconds(task["wait"])}, {"wait"}
+    if isinstance(task.get("switch"), list):
+        cases = []
+        for case in task["switch"]:
+            if not isinstance(case, dict) or len(case) != 1:
+                raise _NoMapping()
+            case_name, body = next(iter(case.items()))
+            cases.append({"name": case_name, **{k: body[k] for k in ("when", "then") if k in body}})
+        return "switch_case", {"cases": cases}, {"switch"}
+    if isinstance(task.get("for"), dict) and set(task["for"]) <= {"each", "in"}:
+        return "for_each", {**task["for"], "do": _up_tasks(task.get("do"))}, {"for", "do"}
+    if isinstance(task.get("fork"), dict):
+        branches = []
+        for branch in task["fork"].get("branches") or []:
+            ((branch_name, body),) = branch.items()
+            if set(body) != {"do"}:
+                raise _NoMapping()
+            branches.append({"name": branch_name, "do": _up_tasks(body["do"])})
+        return "fork", {"branches": branches, "compete": bool(task["fork"].get("compete", False))}, {"fork"}
+    if "try" in task:
+        catch = task.get("catch") or {}
+        if set(catch) - {"as", "do"}:
+            raise _NoMapping()
+        up_catch: dict[str, Any] = {k: catch[k] for k in ("as",) if k in catch}
+        if "do" in catch:
+            up_catch["do"] = _up_tasks(catch["do"])
+        return "try_catch", {"try": _up_tasks(task["try"]), "catch": up_catch}, {"try", "catch"}
+    if isinstance(task.get("listen"), dict) and set(task["listen"]) == {"to"}:
+        to = task["listen"]["to"]
+        mode, filters = ("one", [to["one"]]) if "one" in to else ("all", to.get("all") or [])
+        if "any" in to and len(to) == 1 and len(to["any"]) == 1:
+            mode, filters = "one", to["any"]
+        if not filters or any(set(f) != {"with"} or set(f["with"]) != {"type"} for f in filters):
+            raise _NoMapping()
+        signals = [{"id": f["with"]["type"], "type": "signal"} for f in filters]
+        return "listen", {"to": {"mode": mode, "signals": signals}}, {"listen"}
+    if isinstance(task.get("raise"), dict) and isinstance(task["raise"].get("error"), dict):
+        err = task["raise"]["error"]
+        error = str(err.get("title") or err.get("type") or "error")
+        return "raise_error", {"error": error, "message": err.get("detail", error)}, {"raise"}
+    run = task.get("run")
+    if isinstance(run, dict) and set(run) == {"workflow"}:
+        cfg = {"workflow": run["workflow"].get("name")}
+        if "input" in run["workflow"]:
+            cfg["input"] = run["workflow"]["input"]
+        return "run_workflow", cfg, {"run"}
+    emit = task.get("emit")
+    if isinstance(emit, dict) and isinstance((emit.get("event") or {}).get("with"), dict):
+        return "emit_event", dict(emit["event"]["with"]), {"emit"}
+    raise _NoMapping()
+
+
+def to_upstream_workflow(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Upstream's ``{document, tasks}`` for a DSL document, or None when some part of it has no
+    upstream counterpart (the document is then exported as it is, in this project's format)."""
+    document = spec.get("document") or {}
+    if set(spec) - {"document", "do", "use"} or set(spec.get("use") or {}) - {"secrets"}:
+        return None
+    try:
+        tasks = _up_tasks(spec.get("do"))
+    except (_NoMapping, AttributeError, TypeError, ValueError, KeyError):
+        return None
+    up_doc = {k: document[k] for k in ("dsl", "namespace", "name", "version") if k in document}
+    if document.get("summary"):
+        up_doc["description"] = document["summary"]
+    out: dict[str, Any] = {"document": up_doc, "tasks": tasks}
+    secrets = (spec.get("use") or {}).get("secrets") or []
+    if secrets:
+        out["envSpec"] = {"data": {name: {"isSecret": True} for name in secrets}}
+    return out
