@@ -1,31 +1,182 @@
-"""Two `stigmer server` processes on one PostgreSQL database, behind one address (issue 24)."""
+"""Two `stigmer server` processes on one PostgreSQL database, behind one address (issue 24).
+
+Each server has its own ``$STIGMER_HOME`` (its own admin token and server id) and the same master
+key; the tests shorten the servers' lease on the executions they run to a few seconds
+(``STIGMER_SERVER_LEASE_SECONDS``) so that a take-over happens within seconds.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import concurrent.futures
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stigmer.server import ServerProcess
+from google.protobuf import json_format
+from stigmer.backend.cloud import CloudBackend
+from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.proto.v1 import execution_pb2, meta_pb2, resource_pb2, workflow_pb2
+from stigmer.server import ServerProcess, TokenStore
+from stigmer.testing import HttpWorld, Request, Response, json_response, postgres_schema
 
 pytestmark = pytest.mark.postgres
 
+P = execution_pb2
+LEASE_SECONDS = 3
+MASTER_KEY = base64.b64encode(b"k" * 32).decode()
 
-def test_two_servers_started_together_on_a_fresh_database_both_come_up(
-    postgres_url: str, tmp_path: Path
-) -> None:
-    servers = [
-        ServerProcess(home=tmp_path / name, database_url=postgres_url, args=["--no-run-executions"])
-        for name in ("a", "b", "c")
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh, empty schema of its own for each test (the servers start on an empty database)."""
+    with postgres_schema() as url:
+        yield url
+
+
+def pair_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")}
+    env.update(STIGMER_SERVER_LEASE_SECONDS=str(LEASE_SECONDS), STIGMER_MASTER_KEY=MASTER_KEY)
+    return env
+
+
+def servers(database: str, base: Path, names: tuple[str, ...] = ("a", "b"), *args: str) -> list[ServerProcess]:
+    return [
+        ServerProcess(home=base / name, database_url=database, args=list(args), env=pair_env()) for name in names
     ]
+
+
+def start_together(group: list[ServerProcess]) -> list[str]:
+    with concurrent.futures.ThreadPoolExecutor(len(group)) as pool:
+        return list(pool.map(lambda s: s.start(), group))
+
+
+def test_two_servers_started_together_on_a_fresh_database_both_come_up(database: str, tmp_path: Path) -> None:
+    group = servers(database, tmp_path, ("a", "b", "c"), "--no-run-executions")
     try:
-        with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
-            started = list(pool.map(lambda s: s.start(), servers))
-        assert len(set(started)) == len(servers)
-        for server in servers:
+        started = start_together(group)
+        assert len(set(started)) == len(group)
+        for server in group:
             assert server.running()
             assert (server.home / "tokens" / "admin").is_file()
             assert "revoke it first" not in server.log_path.read_text()
+        # Every admin token works on every server: tokens live in the shared database.
+        store = TokenStore(database_url=database)
+        admins = [t for t in store.list() if t.role == "admin" and not t.revoked]
+        store.close()
+        assert len(admins) == len(group) and [t.name for t in admins].count("admin") == 1
+
+        async def check() -> None:
+            for server in group:
+                token = (server.home / "tokens" / "admin").read_text().strip()
+                for other in group:
+                    client = CloudBackend(other.endpoint, token=token)
+                    await client.list(svc.ListRequest(kind="Workflow"))
+                    await client.close()
+
+        asyncio.run(check())
     finally:
-        for server in servers:
+        for server in group:
             server.stop()
+
+
+# -- take-over of a run hosted by a server that is killed ---------------------------------------
+
+
+class Steps(HttpWorld):
+    """``GET /step/N`` answers ``{"n": N}`` after ``delay`` seconds; every request is counted."""
+
+    delay = 0.8
+
+    def handle(self, request: Request) -> Response:
+        time.sleep(self.delay)
+        return json_response({"n": int(request.path.rsplit("/", 1)[1])})
+
+
+def stepped_workflow(name: str, url: str, steps: int) -> resource_pb2.Resource:
+    flow = resource_pb2.Resource(
+        workflow=workflow_pb2.Workflow(api_version="stigmer.ai/v1", kind="Workflow", metadata=meta_pb2.Metadata(name=name))
+    )
+    flow.workflow.spec.update(
+        {
+            "document": {"dsl": "1.0.0", "namespace": "test", "name": name, "version": "1.0.0"},
+            "do": [
+                {
+                    f"step{i}": {
+                        "call": "http",
+                        "with": {"method": "get", "endpoint": f"{url}/step/{i}"},
+                        "export": {"as": f'${{ $context + {{"s{i}": .n}} }}'},
+                    }
+                }
+                for i in range(1, steps + 1)
+            ]
+            + [{"done": {"set": {"total": "${ [$context[]] | add }"}}}],
+        }
+    )
+    return flow
+
+
+def user_token(database: str, name: str) -> str:
+    store = TokenStore(database_url=database)
+    token = store.create("user", name).token
+    store.close()
+    return token
+
+
+async def wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+async def test_a_run_of_a_killed_server_is_finished_by_the_other_from_its_checkpoint(
+    database: str, tmp_path: Path
+) -> None:
+    a, b = servers(database, tmp_path)
+    await asyncio.to_thread(start_together, [a, b])
+    token = user_token(database, "pair-user")
+    on_a = CloudBackend(a.endpoint, token=token)
+    try:
+        with Steps() as world:
+            await on_a.apply(svc.ApplyRequest(resource=stepped_workflow("steps", world.url, 5)))
+            created = await on_a.create_execution(
+                svc.CreateExecutionRequest(
+                    spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="steps"))
+                )
+            )
+            execution_id = created.metadata.id
+            # Steps 1 and 2 are finished (and checkpointed) once step 3 is called: kill A then.
+            await wait_for(lambda: world.count("/step/3") == 1, 60, "step 3 to be called")
+            first = await on_a.get_execution(svc.GetExecutionRequest(id=execution_id))
+            await asyncio.to_thread(a.kill)
+            killed_at = time.monotonic()
+
+            on_b = CloudBackend(b.endpoint, token=token)
+            events = [
+                e async for e in on_b.watch_execution(svc.WatchExecutionRequest(execution_id=execution_id))
+            ]
+            took = time.monotonic() - killed_at
+            done = await on_b.get_execution(svc.GetExecutionRequest(id=execution_id))
+            await on_b.close()
+            assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+            assert json_format.MessageToDict(done.status.output) == {"total": 15}
+            # No finished call was made again; the one in flight at the kill may have been.
+            assert [world.count(f"/step/{i}") for i in (1, 2, 4, 5)] == [1, 1, 1, 1]
+            assert world.count("/step/3") in (1, 2)
+        assert done.status.runner != first.status.runner
+        assert [e.sequence for e in events] == list(range(1, done.status.last_sequence + 1))
+        log = b.log_path.read_text()
+        assert f"taking over execution {execution_id} from server srv_" in log
+        assert (a.home / "server.id").read_text().strip() in log
+        # The lease (3 s), a heartbeat (1 s), the runner's start and three steps of 0.8 s.
+        assert took < LEASE_SECONDS + 1 + 15, took
+    finally:
+        await on_a.close()
+        a.stop()
+        b.stop()
