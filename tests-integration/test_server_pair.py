@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import json
 import os
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,7 @@ from stigmer.testing import HttpWorld, Request, Response, json_response, postgre
 pytestmark = pytest.mark.postgres
 
 P = execution_pb2
+StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 LEASE_SECONDS = 3
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
 
@@ -180,3 +185,101 @@ async def test_a_run_of_a_killed_server_is_finished_by_the_other_from_its_checkp
         await on_a.close()
         a.stop()
         b.stop()
+
+
+# -- a context with both addresses, while one server is killed and restarted --------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ticking_workflow(ticks: int) -> str:
+    steps = "\n".join(
+        f"    - tick{i}: {{set: {{n: {i}}}}}\n    - pause{i}: {{wait: {{milliseconds: 300}}}}" for i in range(ticks)
+    )
+    return (
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: ticks}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: test, name: ticks, version: 1.0.0}\n"
+        f"  do:\n{steps}\n"
+    )
+
+
+def test_a_context_with_both_addresses_keeps_working_while_one_server_is_killed_and_restarted(
+    database: str, tmp_path: Path, stigmer: StigmerCli, stigmer_env: dict[str, str]
+) -> None:
+    a, b = servers(database, tmp_path)
+    start_together([a, b])
+    watch: subprocess.Popen[str] | None = None
+    stop = threading.Event()
+    results: list[tuple[tuple[str, ...], int, str]] = []
+    try:
+        token = user_token(database, "pair-cli")
+        both = f"{a.endpoint},{b.endpoint}"
+        login = stigmer("login", "--endpoint", both, "--token", token, "--name", "pair")
+        assert login.returncode == 0, login.stderr
+        manifest = tmp_path / "ticks.yaml"
+        manifest.write_text(ticking_workflow(24))
+        for path in (str(manifest), str(ROOT / "examples" / "hello.yaml")):
+            applied = stigmer("apply", "-f", path)
+            assert applied.returncode == 0, applied.stderr
+        started = stigmer("run", "ticks", "--detach", "-o", "json")
+        assert started.returncode == 0, started.stderr
+        execution_id = json.loads(started.stdout)["id"]
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "stigmer.cli", "execution", "logs", "-f", execution_id, "-o", "json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=stigmer_env,
+        )
+
+        def keep_asking() -> None:
+            commands = (
+                ("get", "workflow", "ticks", "-o", "json"),
+                ("execution", "get", execution_id, "-o", "json"),
+                ("execution", "list", "-o", "json"),
+            )
+            while not stop.is_set():
+                for command in commands:
+                    done = stigmer(*command)
+                    results.append((command, done.returncode, done.stderr))
+
+        asker = threading.Thread(target=keep_asking, daemon=True)
+        asker.start()
+        # Kill the server that runs the execution (the other takes it over), then restart it.
+        wait_until(lambda: f"running execution {execution_id}" in a.log_path.read_text() + b.log_path.read_text())
+        host, other = (a, b) if f"running execution {execution_id}" in a.log_path.read_text() else (b, a)
+        time.sleep(1.0)
+        host.kill()
+        ran = stigmer("run", "hello", "--input", '{"name": "pair"}', "-o", "json")
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["output"] == {"greeting": "Hello, pair!"}
+        time.sleep(1.0)
+        host.start()
+        ran = stigmer("run", "hello", "--input", '{"name": "again"}', "-o", "json")
+        assert ran.returncode == 0, ran.stderr
+        out, err = watch.communicate(timeout=120)
+        assert watch.returncode == 0, err
+        stop.set()
+        asker.join(120)
+
+        final = json.loads(stigmer("execution", "get", execution_id, "-o", "json").stdout)
+        assert final["phase"] == "SUCCEEDED", final
+        sequences = [json.loads(line)["sequence"] for line in out.splitlines() if line.strip()]
+        assert sequences == list(range(1, sequences[-1] + 1))  # nothing lost, nothing twice
+        assert len(results) >= 6
+        assert [r for r in results if r[1] != 0] == []
+        assert f"taking over execution {execution_id}" in other.log_path.read_text()
+    finally:
+        stop.set()
+        if watch is not None and watch.poll() is None:
+            watch.kill()
+        a.stop()
+        b.stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s")
+        time.sleep(0.05)
