@@ -283,3 +283,34 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s")
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("first_host", ["127.0.0.1", "localhost"])
+async def test_several_servers_with_tls_and_a_token(
+    database: str, tmp_path: Path, tls_files: tuple[Path, Path], first_host: str
+) -> None:
+    from stigmer.core import Unauthenticated
+
+    cert, key = tls_files
+    group = servers(database, tmp_path, ("a", "b"), "--no-run-executions", "--tls-cert", str(cert), "--tls-key", str(key))
+    await asyncio.to_thread(start_together, group)
+    try:
+        token = user_token(database, "tls-user")
+        ports = [server.address.rsplit(":", 1)[1] for server in group if server.address]
+        endpoint = f"grpcs://{first_host}:{ports[0]},grpcs://127.0.0.1:{ports[1]}"
+        client = CloudBackend(endpoint, token=token, tls_ca=cert)
+        for _ in range(6):
+            assert list((await client.list(svc.ListRequest(kind="Workflow"))).resources) == []
+        await client.close()
+        refused = CloudBackend(endpoint, token=token + "x", tls_ca=cert)
+        with pytest.raises(Unauthenticated):
+            await refused.list(svc.ListRequest(kind="Workflow"))
+        await refused.close()
+        # Without the CA, the servers' certificates are not trusted: one clear error, no call made.
+        untrusted = CloudBackend(endpoint, token=token, timeout=3, retries=0)
+        with pytest.raises(Exception, match="any Stigmer server of grpcs://"):
+            await untrusted.list(svc.ListRequest(kind="Workflow"))
+        await untrusted.close()
+    finally:
+        for server in group:
+            server.stop()
