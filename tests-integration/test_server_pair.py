@@ -314,3 +314,47 @@ async def test_several_servers_with_tls_and_a_token(
     finally:
         for server in group:
             server.stop()
+
+
+async def test_a_server_that_lost_a_lease_stops_its_copy_of_the_run(database: str, tmp_path: Path) -> None:
+    """A server that did not renew a lease in time (here: another holder is written into it) stops
+    its run of that execution without failing it; the run is finished by whoever holds it — here
+    the same server, once the other holder's lease expires in turn."""
+    import sqlalchemy as sa
+
+    (a,) = servers(database, tmp_path, ("a",))
+    await asyncio.to_thread(a.start)
+    token = user_token(database, "lease-user")
+    client = CloudBackend(a.endpoint, token=token)
+    engine = sa.create_engine(database)
+    try:
+        with Steps() as world:
+            await client.apply(svc.ApplyRequest(resource=stepped_workflow("lost", world.url, 6)))
+            created = await client.create_execution(
+                svc.CreateExecutionRequest(spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="lost")))
+            )
+            execution_id = created.metadata.id
+            await wait_for(lambda: world.count("/step/2") == 1, 60, "step 2 to be called")
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "UPDATE execution_leases SET holder = 'srv_elsewhere', renewed_at = :now "
+                        "WHERE execution_id = :id"
+                    ),
+                    {"now": time.time_ns() // 1000, "id": execution_id},
+                )
+            await wait_for(lambda: "was taken over by another server" in a.log_path.read_text(), 30, "the loss")
+            paused = await client.get_execution(svc.GetExecutionRequest(id=execution_id))
+            assert paused.status.phase == P.PHASE_RUNNING, paused.status  # stopped here, not failed
+            events = [e async for e in client.watch_execution(svc.WatchExecutionRequest(execution_id=execution_id))]
+            done = await client.get_execution(svc.GetExecutionRequest(id=execution_id))
+            assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+            assert json_format.MessageToDict(done.status.output) == {"total": 21}
+            assert all(1 <= world.count(f"/step/{i}") <= 2 for i in range(1, 7))
+            assert world.count("/step/1") == 1
+        assert f"taking over execution {execution_id} from server srv_elsewhere" in a.log_path.read_text()
+        assert [e.sequence for e in events] == list(range(1, done.status.last_sequence + 1))
+    finally:
+        engine.dispose()
+        await client.close()
+        a.stop()
