@@ -358,3 +358,56 @@ async def test_a_server_that_lost_a_lease_stops_its_copy_of_the_run(database: st
         engine.dispose()
         await client.close()
         a.stop()
+
+
+def test_a_runner_given_both_addresses_runs_an_execution_of_the_pair(database: str, tmp_path: Path) -> None:
+    """The workers' --endpoint takes several servers too (here a one-shot run, `--execution ID`)."""
+    from stigmer.server._process import find_script
+
+    group = servers(database, tmp_path, ("a", "b"), "--no-run-executions")
+    start_together(group)
+    try:
+        store = TokenStore(database_url=database)
+        runner_token = store.create("runner", "pair-runner").token
+        store.close()
+        token_file = tmp_path / "runner.token"
+        token_file.write_text(runner_token + "\n")
+        token = user_token(database, "pair-starter")
+        both = f"{group[0].endpoint},{group[1].endpoint}"
+        runner = find_script("stigmer-workflow-runner")
+        assert runner is not None
+        with Steps() as world:
+
+            async def create() -> str:
+                client = CloudBackend(both, token=token)
+                await client.apply(svc.ApplyRequest(resource=stepped_workflow("worked", world.url, 2)))
+                created = await client.create_execution(
+                    svc.CreateExecutionRequest(
+                        spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="worked"))
+                    )
+                )
+                await client.close()
+                return str(created.metadata.id)
+
+            execution_id = asyncio.run(create())
+            done = subprocess.run(
+                [runner, "--execution", execution_id, "--endpoint", both, "--token-file", str(token_file)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={k: v for k, v in os.environ.items() if not k.startswith("STIGMER_")},
+            )
+            assert done.returncode == 0, done.stderr
+            assert [world.count("/step/1"), world.count("/step/2")] == [1, 1]
+
+        async def result() -> execution_pb2.Execution:
+            client = CloudBackend(f"{group[1].endpoint},{group[0].endpoint}", token=token)
+            found = await client.get_execution(svc.GetExecutionRequest(id=execution_id))
+            await client.close()
+            return found
+
+        final = asyncio.run(result())
+        assert final.status.phase == P.PHASE_SUCCEEDED, final.status.error
+    finally:
+        for server in group:
+            server.stop()
