@@ -48,9 +48,12 @@ def pair_env() -> dict[str, str]:
     return env
 
 
-def servers(database: str, base: Path, names: tuple[str, ...] = ("a", "b"), *args: str) -> list[ServerProcess]:
+def servers(
+    database: str, base: Path, names: tuple[str, ...] = ("a", "b"), *args: str
+) -> list[ServerProcess]:
     return [
-        ServerProcess(home=base / name, database_url=database, args=list(args), env=pair_env()) for name in names
+        ServerProcess(home=base / name, database_url=database, args=list(args), env=pair_env())
+        for name in names
     ]
 
 
@@ -103,7 +106,9 @@ class Steps(HttpWorld):
 
 def stepped_workflow(name: str, url: str, steps: int) -> resource_pb2.Resource:
     flow = resource_pb2.Resource(
-        workflow=workflow_pb2.Workflow(api_version="stigmer.ai/v1", kind="Workflow", metadata=meta_pb2.Metadata(name=name))
+        workflow=workflow_pb2.Workflow(
+            api_version="stigmer.ai/v1", kind="Workflow", metadata=meta_pb2.Metadata(name=name)
+        )
     )
     flow.workflow.spec.update(
         {
@@ -194,7 +199,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def ticking_workflow(ticks: int) -> str:
     steps = "\n".join(
-        f"    - tick{i}: {{set: {{n: {i}}}}}\n    - pause{i}: {{wait: {{milliseconds: 300}}}}" for i in range(ticks)
+        f"    - tick{i}: {{set: {{n: {i}}}}}\n    - pause{i}: {{wait: {{milliseconds: 300}}}}"
+        for i in range(ticks)
     )
     return (
         "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: ticks}\nspec:\n"
@@ -246,7 +252,9 @@ def test_a_context_with_both_addresses_keeps_working_while_one_server_is_killed_
         asker = threading.Thread(target=keep_asking, daemon=True)
         asker.start()
         # Kill the server that runs the execution (the other takes it over), then restart it.
-        wait_until(lambda: f"running execution {execution_id}" in a.log_path.read_text() + b.log_path.read_text())
+        wait_until(
+            lambda: f"running execution {execution_id}" in a.log_path.read_text() + b.log_path.read_text()
+        )
         host, other = (a, b) if f"running execution {execution_id}" in a.log_path.read_text() else (b, a)
         time.sleep(1.0)
         host.kill()
@@ -292,7 +300,9 @@ async def test_several_servers_with_tls_and_a_token(
     from stigmer.core import Unauthenticated
 
     cert, key = tls_files
-    group = servers(database, tmp_path, ("a", "b"), "--no-run-executions", "--tls-cert", str(cert), "--tls-key", str(key))
+    group = servers(
+        database, tmp_path, ("a", "b"), "--no-run-executions", "--tls-cert", str(cert), "--tls-key", str(key)
+    )
     await asyncio.to_thread(start_together, group)
     try:
         token = user_token(database, "tls-user")
@@ -331,7 +341,9 @@ async def test_a_server_that_lost_a_lease_stops_its_copy_of_the_run(database: st
         with Steps() as world:
             await client.apply(svc.ApplyRequest(resource=stepped_workflow("lost", world.url, 6)))
             created = await client.create_execution(
-                svc.CreateExecutionRequest(spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="lost")))
+                svc.CreateExecutionRequest(
+                    spec=P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="lost"))
+                )
             )
             execution_id = created.metadata.id
             await wait_for(lambda: world.count("/step/2") == 1, 60, "step 2 to be called")
@@ -343,10 +355,14 @@ async def test_a_server_that_lost_a_lease_stops_its_copy_of_the_run(database: st
                     ),
                     {"now": time.time_ns() // 1000, "id": execution_id},
                 )
-            await wait_for(lambda: "was taken over by another server" in a.log_path.read_text(), 30, "the loss")
+            await wait_for(
+                lambda: "was taken over by another server" in a.log_path.read_text(), 30, "the loss"
+            )
             paused = await client.get_execution(svc.GetExecutionRequest(id=execution_id))
             assert paused.status.phase == P.PHASE_RUNNING, paused.status  # stopped here, not failed
-            events = [e async for e in client.watch_execution(svc.WatchExecutionRequest(execution_id=execution_id))]
+            events = [
+                e async for e in client.watch_execution(svc.WatchExecutionRequest(execution_id=execution_id))
+            ]
             done = await client.get_execution(svc.GetExecutionRequest(id=execution_id))
             assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
             assert json_format.MessageToDict(done.status.output) == {"total": 21}

@@ -51,7 +51,9 @@ class Counting(svc_grpc.BackendServiceServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} stopped")
             assert isinstance(step, int)
             if step > request.after_sequence:
-                yield execution_pb2.ExecutionEvent(execution_id=request.execution_id, sequence=step, type="log")
+                yield execution_pb2.ExecutionEvent(
+                    execution_id=request.execution_id, sequence=step, type="log"
+                )
 
 
 class Server:
@@ -128,7 +130,7 @@ async def test_a_create_refused_as_unavailable_is_not_sent_again(pair: tuple[Ser
     a, b = pair
     a.servicer.fail_first = b.servicer.fail_first = 1
     backend = CloudBackend(f"grpc://127.0.0.1:{a.port},grpc://127.0.0.1:{b.port}", token="t")
-    with pytest.raises(Unavailable, match="any Stigmer server of grpc://127.0.0.1"):
+    with pytest.raises(Unavailable, match=r"any Stigmer server of grpc://127\.0\.0\.1"):
         await backend.create_execution(svc.CreateExecutionRequest())
     assert a.servicer.calls.get("CreateExecution", 0) + b.servicer.calls.get("CreateExecution", 0) == 1
     await backend.close()
@@ -139,7 +141,9 @@ async def test_a_watch_moves_to_the_other_server_without_loss_or_repeat(pair: tu
     # The first stream (on either server) is dropped after event 3; the next one resumes it.
     a.servicer.watch_script = b.servicer.watch_script = [[1, 2, 3, "drop"], [1, 2, 3, 4, 5, 6]]
     backend = CloudBackend(f"grpc://127.0.0.1:{a.port},grpc://127.0.0.1:{b.port}", token="t")
-    seen = [e.sequence async for e in backend.watch_execution(svc.WatchExecutionRequest(execution_id="aex_1"))]
+    seen = [
+        e.sequence async for e in backend.watch_execution(svc.WatchExecutionRequest(execution_id="aex_1"))
+    ]
     await backend.close()
     assert seen == [1, 2, 3, 4, 5, 6]
     assert sorted(a.servicer.watch_requests + b.servicer.watch_requests) == [0, 3]

@@ -40,15 +40,25 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             await store.close()
 
 
-async def _run(store: LocalBackend, phase: int = ex.PHASE_RUNNING) -> str:
-    agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(instructions="hi"))
+async def _run(store: LocalBackend, phase: ex.Phase.ValueType = ex.PHASE_RUNNING) -> str:
+    agent = agent_pb2.Agent(
+        metadata=meta_pb2.Metadata(name="bot"), spec=agent_pb2.AgentSpec(instructions="hi")
+    )
     await store.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
     run = await store.create_execution(
-        svc.CreateExecutionRequest(spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot")))
+        svc.CreateExecutionRequest(
+            spec=ex.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"))
+        )
     )
-    steps = {ex.PHASE_PENDING: [], ex.PHASE_RUNNING: [ex.PHASE_RUNNING]}.get(phase, [ex.PHASE_RUNNING, phase])
+    steps: list[ex.Phase.ValueType] = []
+    if phase != ex.PHASE_PENDING:
+        steps.append(ex.PHASE_RUNNING)
+    if phase not in (ex.PHASE_PENDING, ex.PHASE_RUNNING):
+        steps.append(phase)
     for step in steps:
-        await store.update_execution_status(svc.UpdateExecutionStatusRequest(execution_id=run.metadata.id, phase=step))
+        await store.update_execution_status(
+            svc.UpdateExecutionStatusRequest(execution_id=run.metadata.id, phase=step)
+        )
     return str(run.metadata.id)
 
 
@@ -98,7 +108,11 @@ async def test_runs_offered_to_runner_workers_have_no_server_lease(tmp_path: Pat
     try:
         run = await _run(store)  # offer_to_runners (Temporal, or --no-run-executions): no server holds it
         other = LocalBackend(
-            f"sqlite:///{tmp_path / 's.db'}", home=tmp_path, master_key=KEY, offer_to_runners=False, server_id="srv_b"
+            f"sqlite:///{tmp_path / 's.db'}",
+            home=tmp_path,
+            master_key=KEY,
+            offer_to_runners=False,
+            server_id="srv_b",
         )
         await asyncio.sleep(TTL + 0.1)
         assert await other.take_over_executions(ttl=TTL, own=True) == []

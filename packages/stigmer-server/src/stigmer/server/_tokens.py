@@ -201,7 +201,9 @@ class TokenStore:
 
     # -- public API -----------------------------------------------------------------------------
 
-    def create(self, role: str, name: str | None = None, *, if_name_taken: Literal["refuse", "unnamed"] = "refuse") -> IssuedToken:
+    def create(
+        self, role: str, name: str | None = None, *, if_name_taken: Literal["refuse", "unnamed"] = "refuse"
+    ) -> IssuedToken:
         """Create a token with ``role`` (admin, user or runner); the secret is returned only here.
 
         The name is checked and taken under a database lock (an advisory lock on PostgreSQL,

@@ -16,7 +16,12 @@ _FORMS = (
     "as a comma-separated list (grpc://a:7234,grpc://b:7234), or a DNS name with a record per server "
     "(dns:///name:7234, grpcs+dns://name:7234)"
 )
-_SCHEMES = {"grpc": (False, False), "grpcs": (True, False), "grpc+dns": (False, True), "grpcs+dns": (True, True)}
+_SCHEMES = {
+    "grpc": (False, False),
+    "grpcs": (True, False),
+    "grpc+dns": (False, True),
+    "grpcs+dns": (True, True),
+}
 
 
 def _bracketed(host: str, port: int) -> str:
@@ -112,7 +117,7 @@ def channel_target(endpoint: Endpoint) -> str:
     import socket
 
     per_family: dict[int, list[str]] = {socket.AF_INET: [], socket.AF_INET6: []}
-    missing = {socket.AF_INET: False, socket.AF_INET6: False}
+    missing: dict[int, bool] = {socket.AF_INET: False, socket.AF_INET6: False}
     for host, port in endpoint.addresses:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -163,7 +168,9 @@ def _parse_list(endpoint: str, text: str) -> Endpoint:
     scheme = "grpcs" if first.tls else "grpc"
     more: list[tuple[str, int]] = []
     for item in items[1:]:
-        parsed = parse_endpoint(item if "://" in item or item.lower().startswith("dns:") else f"{scheme}://{item}")
+        parsed = parse_endpoint(
+            item if "://" in item or item.lower().startswith("dns:") else f"{scheme}://{item}"
+        )
         if parsed.dns:
             raise InvalidArgument(
                 f"endpoint {endpoint!r} mixes a DNS name with a list; use {_FORMS}", ["endpoint"]

@@ -140,11 +140,12 @@ def _check_login(endpoint: str, token: str) -> None:
 @login_app.command("login")
 def login(
     endpoint: Annotated[
-        str, typer.Option(
+        str,
+        typer.Option(
             "--endpoint",
             help="Server address: grpc://host:port or grpcs://host:port; several servers of one "
             "database as grpc://a:7234,grpc://b:7234 or dns:///name:7234 (calls are balanced over them).",
-        )
+        ),
     ],
     token: Annotated[
         str,
