@@ -76,6 +76,14 @@ def test_two_servers_started_together_on_a_fresh_database_both_come_up(database:
         admins = [t for t in store.list() if t.role == "admin" and not t.revoked]
         store.close()
         assert len(admins) == len(group) and [t.name for t in admins].count("admin") == 1
+        # The schema was migrated once: each version recorded once, whoever migrated it.
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(database)
+        with engine.connect() as conn:
+            versions = [row[0] for row in conn.execute(sa.text("SELECT version FROM schema_version"))]
+        engine.dispose()
+        assert sorted(versions) == list(range(1, max(versions) + 1))
 
         async def check() -> None:
             for server in group:

@@ -154,3 +154,12 @@ async def test_no_server_answering_is_one_clear_error() -> None:
     with pytest.raises(Unavailable, match="cannot reach any Stigmer server of"):
         await backend.get(ref())
     await backend.close()
+
+
+async def test_a_dns_name_is_resolved_by_grpc_and_balanced(pair: tuple[Server, Server]) -> None:
+    a, _b = pair
+    # localhost may have an IPv6 record where nothing listens: round_robin uses the one that answers.
+    backend = CloudBackend(f"dns:///localhost:{a.port}", token="t")
+    answered = {(await backend.get(ref())).agent.metadata.name for _ in range(5)}
+    await backend.close()
+    assert answered == {"a"}
