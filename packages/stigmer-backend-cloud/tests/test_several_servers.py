@@ -88,9 +88,10 @@ def ref() -> svc.GetRequest:
 async def test_calls_are_balanced_over_every_server(pair: tuple[Server, Server]) -> None:
     a, b = pair
     backend = CloudBackend(f"grpc://127.0.0.1:{a.port},grpc://127.0.0.1:{b.port}", token="t")
+    await _both_connected(backend, a, b)
     answered = [(await backend.get(ref())).agent.metadata.name for _ in range(20)]
     await backend.close()
-    assert answered.count("a") >= 5 and answered.count("b") >= 5, answered
+    assert answered.count("a") == answered.count("b") == 10, answered  # round_robin: in turn
 
 
 async def test_a_stopped_server_is_left_out(pair: tuple[Server, Server]) -> None:
@@ -112,13 +113,27 @@ async def test_a_stopped_server_is_left_out(pair: tuple[Server, Server]) -> None
     await backend.close()
 
 
+async def _both_connected(backend: CloudBackend, *servers: Server) -> None:
+    """Call until every server has answered once (round_robin connects to all of them at once, but
+    the first calls go to whichever was ready first); then forget those calls."""
+    seen: set[str] = set()
+    for _ in range(100):
+        seen.add((await backend.get(ref())).agent.metadata.name)
+        if len(seen) == len(servers):
+            break
+    assert len(seen) == len(servers)
+    for server in servers:
+        server.servicer.calls.clear()
+
+
 async def test_an_idempotent_call_refused_as_unavailable_is_retried_on_the_other_server(
     pair: tuple[Server, Server],
 ) -> None:
     a, b = pair
-    a.servicer.fail_first = b.servicer.fail_first = 1
     # retries=0: only gRPC's retry policy (the service config) may send it again.
     backend = CloudBackend(f"grpc://127.0.0.1:{a.port},grpc://127.0.0.1:{b.port}", token="t", retries=0)
+    await _both_connected(backend, a, b)
+    a.servicer.fail_first = b.servicer.fail_first = 1
     assert (await backend.get(ref())).agent.metadata.name in ("a", "b")
     # Each server refuses its first call: three attempts, spread over both (round_robin).
     assert a.servicer.calls.get("Get", 0) + b.servicer.calls.get("Get", 0) == 3
