@@ -70,6 +70,13 @@ class Endpoint:
             return f"dns:///{_bracketed(self.host, self.port)}"
         return _bracketed(self.host, self.port)
 
+    def servers(self) -> tuple[Endpoint, ...]:
+        """Each server of a list as an endpoint of its own (a DNS endpoint: itself, since only
+        gRPC's resolver knows its records)."""
+        if not self.more:
+            return (self,)
+        return tuple(Endpoint(host=host, port=port, tls=self.tls) for host, port in self.addresses)
+
     @property
     def is_loopback(self) -> bool:
         """True when every server named is ``localhost`` or a loopback address."""
