@@ -496,7 +496,6 @@ class ChildDispatcher:
         """Another server took over ``execution_id`` (this one did not renew its lease in time):
         stop the child running it here, so it never runs twice."""
         proc = self._children.get(execution_id)
-        self._taken_from_us.add(execution_id)
         logger.warning(
             "execution %s was taken over by another server (this server did not renew its lease "
             "within %g s); stopping its run here",
@@ -504,6 +503,7 @@ class ChildDispatcher:
             self._lease_seconds,
         )
         if proc is not None:
+            self._taken_from_us.add(execution_id)  # its exit is not the execution's failure
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
 
