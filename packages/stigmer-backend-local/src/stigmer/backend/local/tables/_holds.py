@@ -80,7 +80,7 @@ def expired(conn: Connection, server: str, ttl_us: int, *, own: bool = False) ->
         .select_from(_leases.join(s.executions, s.executions.c.id == _leases.c.execution_id))
         .where(
             _leases.c.dispatch == "server",
-            _leases.c.holder.startswith(SERVER_ID_PREFIX),
+            _leases.c.holder.startswith(SERVER_ID_PREFIX, autoescape=True),
             s.executions.c.phase.in_(_ACTIVE),
             or_(stale, _leases.c.holder == server) if own else stale,
         )
