@@ -205,6 +205,35 @@ class AsyncStigmer:
             return
         await asyncio.wait_for(self.backend.list(request), timeout)
 
+    async def check_servers(self, *, timeout: float = 5.0) -> list[tuple[str, Exception | None]]:
+        """Each server of a server context whose endpoint lists several, checked on its own (the
+        call of :meth:`check`): ``(endpoint, None)`` for one that answers and accepts the token,
+        ``(endpoint, error)`` otherwise. Empty for a local store, one server or a DNS endpoint
+        (``stigmer doctor`` reports a server of the list that is down, which balanced calls hide)."""
+        from stigmer.core import StigmerError
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        target = self._target
+        if target is None or target.local:
+            return []
+        from stigmer.backend.cloud import parse_endpoint
+
+        servers = parse_endpoint(str(target.options.get("endpoint", ""))).servers()
+        if len(servers) < 2:
+            return []
+        found: list[tuple[str, Exception | None]] = []
+        for server in servers:
+            options = {**target.options, "endpoint": str(server), "timeout": timeout, "retries": 1}
+            probe = Connection(target.backend, options, target.context).open()
+            try:
+                await probe.list(svc.ListRequest(kind="Workflow", page_size=1))
+                found.append((str(server), None))
+            except StigmerError as exc:
+                found.append((str(server), exc))
+            finally:
+                await probe.close()
+        return found
+
     # -- resources -----------------------------------------------------------------------------
 
     async def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:

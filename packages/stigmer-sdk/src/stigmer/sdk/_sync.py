@@ -201,6 +201,10 @@ class Stigmer:
         """See ``AsyncStigmer.check``: one authenticated call; raises when it fails."""
         self._loop.run(self._async.check(timeout=timeout))
 
+    def check_servers(self, *, timeout: float = 5.0) -> list[tuple[str, Exception | None]]:
+        """See ``AsyncStigmer.check_servers``: each server of a list endpoint, checked on its own."""
+        return self._loop.run(self._async.check_servers(timeout=timeout))
+
     def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
         return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -75,6 +75,7 @@ class LocalBackend:
         *,
         allow_run: bool = True,
         offer_to_runners: bool = True,
+        server_id: str = "",
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
         from stigmer.backend.local.tables._migrations import migrate
@@ -102,6 +103,7 @@ class LocalBackend:
             self._box()
         self._threaded = not self._db.is_sqlite
         self.offer_to_runners = offer_to_runners
+        self.server_id = server_id
         # Watchers waiting for news, by execution id: a change wakes only that execution's.
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._watching = 0
@@ -236,14 +238,68 @@ class LocalBackend:
 
         box = self._box() if request.runtime_secrets else None
         source = self._key_source
-        who, offer = current_principal(), self.offer_to_runners
+        who, offer, server = current_principal(), self.offer_to_runners, self.server_id
 
         def create(c: Connection) -> ex.Execution:
             if box is not None:
                 _secrets.require_key(c, box, source)
-            return _executions.create(c, box, request, who, offer)  # type: ignore[arg-type]
+            return _executions.create(c, box, request, who, offer, server)  # type: ignore[arg-type]
 
         return await self._write(create)
+
+    # -- a server's leases on the executions it runs (several servers on one database) ----------
+
+    async def hold_execution(self, execution_id: str, *, ttl: float, force: bool = False) -> bool:
+        """Make this server (``server_id``) the holder of an execution it is about to run; False
+        when another server holds a live lease on it (see ``tables._holds``). True without a
+        ``server_id`` or for an execution no server runs (no lease to hold)."""
+        from stigmer.backend.local.tables import _grants, _holds
+
+        server, ttl_us = self.server_id, int(ttl * 1e6)
+        if not server:
+            return True
+
+        def take(c: Connection) -> bool:
+            if _grants.dispatch_of(c, execution_id) != "server":
+                return True
+            return _holds.hold(c, execution_id, server, ttl_us, force=force)
+
+        return await self._write(take)
+
+    async def renew_executions(self, execution_ids: Sequence[str]) -> set[str]:
+        """Renew this server's leases on ``execution_ids``; the ones it still holds."""
+        from stigmer.backend.local.tables import _holds
+
+        server, ids = self.server_id, list(execution_ids)
+        if not server or not ids:
+            return set(ids)
+        return await self._write(lambda c: _holds.renew(c, server, ids))
+
+    async def take_over_executions(
+        self, *, ttl: float, own: bool = False
+    ) -> Sequence[tuple[ex.Execution, str]]:
+        """Take over the PENDING and RUNNING executions of servers whose lease expired (not
+        renewed for ``ttl`` seconds) — with ``own``, also those this server held before it
+        restarted — each with one conditional update, so one server wins each. Returns each
+        execution won and the server it was taken from."""
+        from stigmer.backend.local.tables import _executions, _holds
+
+        server, ttl_us = self.server_id, int(ttl * 1e6)
+        if not server:
+            return []
+        candidates = await self._read(lambda c: _holds.expired(c, server, ttl_us, own=own))
+        won: list[tuple[ex.Execution, str]] = []
+        for lease in candidates:
+
+            def take(c: Connection, lease: _holds.Held = lease) -> ex.Execution | None:
+                if not _holds.take(c, lease, server):
+                    return None
+                return _executions.get(c, svc.GetExecutionRequest(id=lease.execution_id))
+
+            execution = await self._write(take)
+            if execution is not None:
+                won.append((execution, lease.holder))
+        return won
 
     async def get_execution(self, request: svc.GetExecutionRequest) -> ex.Execution:
         from stigmer.backend.local.tables import _executions

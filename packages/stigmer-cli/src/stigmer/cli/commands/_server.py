@@ -167,7 +167,11 @@ def server(
         ),
     ] = LogLevel.info,
 ) -> None:
-    """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
+    """Serve the local store over gRPC until Ctrl-C or SIGTERM.
+
+    Several servers may share one PostgreSQL database, each with its own STIGMER_HOME and the same
+    master key; without --temporal each holds a lease on the runs it executes and takes over those
+    of a server that is gone (STIGMER_SERVER_LEASE_SECONDS, default 30). See docs/scale-out.md."""
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give both --tls-cert and --tls-key, or neither")
     from stigmer.core import InvalidArgument

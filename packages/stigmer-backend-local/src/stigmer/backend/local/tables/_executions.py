@@ -84,13 +84,15 @@ def create(
     request: svc.CreateExecutionRequest,
     principal: Principal | None = None,
     offer_to_runners: bool = True,
+    server_id: str = "",
 ) -> ex.Execution:
     """Create an execution in PENDING, pinning its target's version and computing its secrets.
 
     With a ``principal`` (a server's caller): a runner may only start children of an execution it
     holds; the stored secrets the run would receive must be granted to the author of the pinned
     version (see ``_grants``). ``offer_to_runners`` says whether runner workers may claim it (a
-    server that runs executions itself gives them only to the process it starts for them).
+    server that runs executions itself gives them only to the process it starts for them);
+    ``server_id`` is that server, which holds the lease of an execution it will run (``_holds``).
     """
     if principal is not None and principal.role == "user" and request.dispatch_by_caller:
         raise PermissionDenied(
@@ -163,7 +165,9 @@ def create(
     dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")
     if spec.parent_execution_id and _grants.dispatch_of(conn, spec.parent_execution_id) == "server":
         dispatch = "server"  # a child of a run the server runs itself is never offered to runner tokens
-    _grants.record_lease(conn, eid, dispatch)
+    # The server that creates a run it runs itself holds it from the start (see _holds).
+    holder = server_id if dispatch == "server" and not request.dispatch_by_caller else ""
+    _grants.record_lease(conn, eid, dispatch, holder)
     res.bump_status(conn, row.id, {"executionCount+": 1, "lastExecutionId": eid})
     if spec.session_id:
         res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})
