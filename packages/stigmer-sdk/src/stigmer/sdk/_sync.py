@@ -295,6 +295,8 @@ class Stigmer:
         session: str | None = None,
         kind: str | None = None,
         start: bool = True,
+        limits: Mapping[str, float] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
@@ -302,6 +304,8 @@ class Stigmer:
                 input=input,
                 message=message,
                 env=env,
+                limits=limits,
+                output_schema=output_schema,
                 secrets=secrets,
                 session=session,
                 kind=kind,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,7 +64,8 @@ class LocalBackend:
 
     ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
     shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
-    ``--allow-run`` flag.
+    ``--allow-run`` flag. ``agent_limits`` (``stigmer.v1.AgentLimits`` field names) is a ceiling
+    written into every agent execution created here: a run's own limits can only be lower.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class LocalBackend:
         *,
         allow_run: bool = True,
         offer_to_runners: bool = True,
+        agent_limits: Mapping[str, float] | None = None,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
         from stigmer.backend.local.tables._migrations import migrate
@@ -96,6 +98,7 @@ class LocalBackend:
             log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self.allow_run = allow_run
+        self.agent_limits = {k: v for k, v in (agent_limits or {}).items() if v}
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None
         if master_key is not None:
@@ -236,12 +239,12 @@ class LocalBackend:
 
         box = self._box() if request.runtime_secrets else None
         source = self._key_source
-        who, offer = current_principal(), self.offer_to_runners
+        who, offer, ceiling = current_principal(), self.offer_to_runners, self.agent_limits
 
         def create(c: Connection) -> ex.Execution:
             if box is not None:
                 _secrets.require_key(c, box, source)
-            return _executions.create(c, box, request, who, offer)  # type: ignore[arg-type]
+            return _executions.create(c, box, request, who, offer, ceiling)  # type: ignore[arg-type]
 
         return await self._write(create)
 

@@ -41,6 +41,42 @@ class AgentBuild:
     instructions: str = ""
 
 
+def structured_output(schema: Mapping[str, Any]) -> tuple[Any, Callable[..., Any]]:
+    """pydantic-ai's output type for a JSON Schema, and the output validator to register with it.
+
+    The model answers through a tool whose arguments are the output; the validator checks them
+    against the schema (JSON Schema 2020-12) and sends what is wrong back to the model to correct
+    (pydantic-ai's output retries). A schema that is not an object is offered as
+    ``{"result": …}`` and the validator hands on the value without its wrapper.
+    """
+    from jsonschema import Draft202012Validator
+    from pydantic_ai import DeferredToolRequests, ModelRetry, StructuredDict
+
+    given = dict(schema)
+    wrapped = given.get("type") != "object"
+    offered = (
+        {"type": "object", "properties": {"result": given}, "required": ["result"]} if wrapped else given
+    )
+    checker: Any = Draft202012Validator(given)
+
+    def check(output: Any) -> Any:
+        if isinstance(output, DeferredToolRequests):
+            return output
+        value = output.get("result") if wrapped and isinstance(output, dict) else output
+        problems = sorted(checker.iter_errors(value), key=lambda e: list(e.absolute_path))
+        if problems:
+            said = "; ".join(f"{_pointer(e.absolute_path)}: {e.message}" for e in problems[:5])
+            raise ModelRetry(f"The answer does not match the required output schema: {said}")
+        return value
+
+    kind = StructuredDict(offered, name="final_answer", description="The run's answer, as its schema asks.")
+    return kind, check
+
+
+def _pointer(path: Any) -> str:
+    return "/".join(str(p) for p in path) or "(the answer)"
+
+
 def _tool_name(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", name).strip("_") or "sub_agent"
     return cleaned[:64]
@@ -62,8 +98,10 @@ class Builder:
         allow_run: bool = False,
         execution_id: str = "",
         log_dir: Path | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> None:
         self.backend = backend
+        self.output_schema = output_schema  # the top agent's structured output (None: text)
         self.execution_id = execution_id
         self.log_dir = log_dir  # where stdio MCP servers' standard error goes
         self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
@@ -138,7 +176,11 @@ class Builder:
                 )
             by_key["sub-agents"] = await self._sub_agent_tools(spec.sub_agents, choice, depth)
         toolsets = list(by_key.values())
-        output_type: Any = [str, DeferredToolRequests] if approvals else str
+        answer: Any = str
+        check = None
+        if depth == 0 and self.output_schema is not None:
+            answer, check = structured_output(self.output_schema)
+        output_type: Any = [answer, DeferredToolRequests] if approvals else answer
         agent: Agent[None, Any] = Agent(
             built.model,
             name=_tool_name(name),
@@ -147,6 +189,8 @@ class Builder:
             output_type=output_type,
             model_settings=built.settings or None,
         )
+        if check is not None:
+            agent.output_validator(check)
         return AgentBuild(
             agent=agent,
             model=built,
