@@ -41,6 +41,10 @@ class AgentBuild:
     instructions: str = ""
 
 
+#: Answers that do not match a run's output schema the model may correct before the run fails.
+OUTPUT_RETRIES = 3
+
+
 def structured_output(schema: Mapping[str, Any]) -> tuple[Any, Callable[..., Any]]:
     """pydantic-ai's output type for a JSON Schema, and the output validator to register with it.
 
@@ -69,7 +73,7 @@ def structured_output(schema: Mapping[str, Any]) -> tuple[Any, Callable[..., Any
             raise ModelRetry(f"The answer does not match the required output schema: {said}")
         return value
 
-    kind = StructuredDict(offered, name="final_answer", description="The run's answer, as its schema asks.")
+    kind = StructuredDict(offered, description="The run's answer, as its schema asks.")
     return kind, check
 
 
@@ -188,6 +192,7 @@ class Builder:
             toolsets=toolsets,
             output_type=output_type,
             model_settings=built.settings or None,
+            retries={"output": OUTPUT_RETRIES} if check is not None else None,
         )
         if check is not None:
             agent.output_validator(check)

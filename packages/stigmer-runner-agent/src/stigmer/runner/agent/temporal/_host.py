@@ -151,16 +151,19 @@ class TemporalHost:
         self._approval = approval
         answer: Any = str
         check = None
+        retries: int | None = None
         if plan.get("outputSchema") is not None:
-            from .._build import structured_output
+            from .._build import OUTPUT_RETRIES, structured_output
 
             answer, check = structured_output(dict(plan["outputSchema"]))
+            retries = OUTPUT_RETRIES
         self._agent = Agent(
             model,
             name=str(plan.get("agent") or "agent"),
             instructions=str(plan.get("instructions") or "") or None,
             toolsets=[toolset],
             output_type=[answer, DeferredToolRequests],
+            retries={"output": retries} if retries else None,
         )
         if check is not None:
             self._agent.output_validator(check)
