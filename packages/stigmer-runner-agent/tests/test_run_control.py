@@ -169,9 +169,9 @@ async def test_bad_limits_and_schemas_are_refused_when_applied_or_run(
     backend: Backend, llm: ScriptedLLM
 ) -> None:
     await apply(backend, stdio_server("items"))
-    with pytest.raises(InvalidArgument, match="spec.outputSchema is not a valid JSON Schema"):
+    with pytest.raises(InvalidArgument, match=r"spec\.outputSchema is not a valid JSON Schema"):
         await apply(backend, _agent(llm, "  outputSchema: {type: nonsense}\n"))
-    with pytest.raises(InvalidArgument, match="spec.limits.maxRequests must not be negative"):
+    with pytest.raises(InvalidArgument, match=r"spec\.limits\.maxRequests must not be negative"):
         await apply(backend, _agent(llm, "  limits: {maxRequests: -1}\n"))
     await apply(backend, _agent(llm))
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"), message="x")
