@@ -248,7 +248,9 @@ def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: ScriptedLLM, tmp_
         assert server.stop() == 0
 
 
-def test_a_servers_agent_ceiling_bounds_every_run(stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path) -> None:
+def test_a_servers_agent_ceiling_bounds_every_run(
+    stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path
+) -> None:
     """`stigmer server --agent-max-requests N`: a run asking for more gets N; the run that reaches
     it fails naming the limit, and the cost of what it spent is recorded."""
     from stigmer.server import ServerProcess, TokenStore

@@ -63,7 +63,8 @@ def structured_output(schema: Mapping[str, Any]) -> tuple[Any, Callable[..., Any
     )
     checker: Any = Draft202012Validator(given)
 
-    def check(output: Any) -> Any:
+    async def check(output: Any) -> Any:  # async: pydantic-ai would run a plain function in a
+        # thread, which Temporal workflow code (where the loop runs on the full stack) cannot use
         if isinstance(output, DeferredToolRequests):
             return output
         value = output.get("result") if wrapped and isinstance(output, dict) else output
