@@ -201,3 +201,27 @@ async def test_usage_of_a_run_paused_for_approval_counts_against_its_limit_after
     assert done.status.phase == P.PHASE_FAILED, done.status.error
     assert "max_requests = 3" in done.status.error.detail
     assert len(llm.requests) == 3 and done.status.usage.requests == 3
+
+
+async def test_a_sub_agents_requests_are_priced_recorded_and_limited_with_the_run(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    llm.add(
+        call("researcher", task="Find it."),  # parent
+        text("Found."),  # sub-agent
+        text("Done."),  # parent again
+    )
+    sub = "  subAgents: [{name: researcher, description: Finds facts., instructions: Cite sources.}]\n"
+    price = "{inputPerMillion: 1000, outputPerMillion: 1000}"
+    await apply(backend, stdio_server("items"))
+    await apply(backend, _agent(llm, sub, model="my-model", price=price))
+    done = await _run(backend)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    usage = done.status.usage
+    assert usage.requests == 3 and len(usage.by_request) == 3
+    assert usage.cost_usd == pytest.approx(3 * 0.018)
+    # a cost limit counts the sub-agent's requests: after parent + sub-agent ($0.036) no more
+    llm.add(call("researcher", task="Find it."), text("Found."), text("Done."))
+    stopped = await _run(backend, limits={"maxCostUsd": 0.03})
+    assert stopped.status.phase == P.PHASE_FAILED
+    assert "max_cost_usd = $0.03" in stopped.status.error.detail, stopped.status.error.detail

@@ -14,6 +14,7 @@ from stigmer.core import Backend, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.runner.agent._events import EventSink, clip
+from stigmer.runner.agent._limits import CURRENT_METER
 from stigmer.runner.agent._loading import collector_paused
 from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
@@ -266,8 +267,12 @@ class Builder:
                 stack.push_async_callback(child.model.aclose)
                 for _server, toolset in child.toolsets:
                     await stack.enter_async_context(toolset)
+                meter = CURRENT_METER.get()  # the parent's turn prices and records its requests
                 result = await child.agent.run(
-                    task, usage=ctx.usage, event_stream_handler=builder.child_handler(name)
+                    task,
+                    usage=ctx.usage,
+                    event_stream_handler=builder.child_handler(name),
+                    capabilities=[meter.capability()] if meter is not None else None,
                 )
             output = str(result.output)
             await sink.emit("agent.completed", subject=call_id, data={"agent": name, "output": output})

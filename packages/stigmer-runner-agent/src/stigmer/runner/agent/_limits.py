@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from pydantic_ai.messages import ModelResponse
     from pydantic_ai.usage import RunUsage, UsageLimits
 
-__all__ = ["LimitReached", "Limits", "Meter", "Spent", "limit_reached"]
+__all__ = ["CURRENT_METER", "LimitReached", "Limits", "Meter", "Spent", "limit_reached"]
 
 #: pydantic-ai's limit names -> ours (as the spec and the CLI spell them).
 _NAMES = {
@@ -174,6 +175,11 @@ def limit_reached(exc: BaseException, limits: Limits, spent: Spent) -> LimitReac
     value = getattr(limits, name)
     shown = f"${value:g}" if name == "max_cost_usd" else f"{value:,} {unit}"
     return LimitReached(f"the run reached its limit {name} = {shown}; spent: {spent.describe()}")
+
+
+#: The meter of the turn running in this context: sub-agents (tools of the turn, run in its
+#: context) are priced, recorded and held to the cost limit by it too.
+CURRENT_METER: ContextVar[Meter | None] = ContextVar("stigmer_current_meter", default=None)
 
 
 @dataclass

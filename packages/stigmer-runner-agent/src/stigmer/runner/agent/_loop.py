@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from stigmer.runner.agent._limits import Limits, Meter, Spent, limit_reached
+from stigmer.runner.agent._limits import CURRENT_METER, Limits, Meter, Spent, limit_reached
 
 if TYPE_CHECKING:
     from pydantic_ai import DeferredToolResults
@@ -212,6 +212,7 @@ async def _loop(host: AgentHost[R]) -> R:
         meter.start_turn()
         meter.spent = Spent(**spent.__dict__)
         control = Turn(usage=used, limits=limits.remaining(spent), capabilities=[meter.capability()])
+        metering = CURRENT_METER.set(meter)
         try:
             result = await host.turn(prompt, history, deferred, control)
         except Stop:
@@ -221,6 +222,8 @@ async def _loop(host: AgentHost[R]) -> R:
             unreported.add(used, meter)
             error = limit_reached(exc, limits, spent) if isinstance(exc, UsageLimitExceeded) else exc
             raise _Failed(error, report()) from exc
+        finally:
+            CURRENT_METER.reset(metering)
         spent.add(used, meter)
         unreported.add(used, meter)
         output = result.output
