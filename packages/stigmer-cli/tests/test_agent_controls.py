@@ -79,3 +79,25 @@ def test_bad_flags_get_one_clear_line(cli: Callable[..., Any], tmp_path: Path, l
     usage = cli("agent", "execute", "bot", "x", "--max-requests", "0")
     assert usage.code == 2
     assert not llm.requests  # nothing was sent
+
+
+def test_a_workflow_gets_a_structured_agent_answer_as_data(
+    cli: Callable[..., Any], tmp_path: Path, llm: ScriptedLLM
+) -> None:
+    manifest = tmp_path / "flow.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: extractor}\n"
+        "spec:\n  instructions: Extract.\n"
+        f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}}}\n"
+        "  outputSchema: {type: object, properties: {city: {type: string}}, required: [city]}\n"
+        "---\napiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: flow}\n"
+        "spec:\n  document: {dsl: 1.0.0, namespace: t, name: flow, version: 1.0.0}\n"
+        "  do:\n"
+        "    - ask: {call: agent, with: {agent: extractor, message: 'It rains in Oslo'}}\n"
+        "    - shout: {set: {city: '${ .city | ascii_upcase }'}}\n"
+    )
+    assert cli("apply", "-f", str(manifest)).code == 0
+    llm.add(call("final_result", city="Oslo"))
+    result = cli("run", "flow", "-o", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["output"] == {"city": "OSLO"}

@@ -192,7 +192,6 @@ def server(
         typer.Option(
             "--agent-max-cost",
             min=0.0,
-            min_open=True,
             metavar="USD",
             help="Ceiling: cost per agent run, in US dollars (a run's own limits can only be lower).",
             show_default=False,
