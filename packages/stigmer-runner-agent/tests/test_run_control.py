@@ -225,3 +225,64 @@ async def test_a_sub_agents_requests_are_priced_recorded_and_limited_with_the_ru
     stopped = await _run(backend, limits={"maxCostUsd": 0.03})
     assert stopped.status.phase == P.PHASE_FAILED
     assert "max_cost_usd = $0.03" in stopped.status.error.detail, stopped.status.error.detail
+
+
+def _summary_or(reply: str) -> object:
+    """A stand-in that answers summary requests with a summary and everything else with ``reply``."""
+
+    def respond(body: dict[str, object]) -> object:
+        messages = body.get("messages") or []
+        first = messages[0] if isinstance(messages, list) and messages else {}
+        if isinstance(first, dict) and "Summarise the conversation" in str(first.get("content")):
+            return text("SUMMARY: the user's number is 42.")
+        return text(reply)
+
+    return respond
+
+
+async def test_long_tool_results_are_cut_in_what_is_sent_but_kept_whole(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    llm.add(call("delete_item", item="x" * 300), text("done"))
+    usage = "  mcpServers: [{name: items, tools: [delete_item]}]\n  context: {maxToolResultChars: 40}\n"
+    await apply(backend, stdio_server("items"))
+    await apply(backend, openai_agent(llm, extra=usage))
+    eid = await start(backend, "bot", "delete it")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+
+    sent = next(m for m in llm.requests[1]["messages"] if m["role"] == "tool")["content"]
+    assert sent.startswith("deleted xxx") and sent.endswith("more characters cut]")
+    assert len(sent) < 100
+    # the conversation kept for the session, and the event, hold the whole result
+    assert "x" * 300 in done.status.checkpoint
+    result = next(e for e in await events(backend, eid) if e.type == "tool.result")
+    assert "x" * 300 in json.dumps(json_format.MessageToDict(result.data))
+
+
+async def test_older_turns_are_summarised_in_what_is_sent_and_the_session_keeps_them(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    llm.respond = _summary_or("Noted.")  # type: ignore[assignment]
+    context = "  context: {maxHistoryTokens: 120, keepRecentMessages: 2}\n"
+    await apply(backend, openai_agent(llm, extra=context))
+    first = await start(backend, "bot", "My number is 42. " + "Please remember it. " * 3)
+    turn1 = await AgentRunner().execute(backend, first)
+    assert turn1.status.phase == P.PHASE_SUCCEEDED, turn1.status.error
+    session = turn1.spec.session_id
+    before = len(llm.requests)
+    second = await start(backend, "bot", "Which number did I give you?", session_id=session)
+    turn2 = await AgentRunner().execute(backend, second)
+    assert turn2.status.phase == P.PHASE_SUCCEEDED, turn2.status.error
+
+    summary_request, answer_request = llm.requests[before:]
+    assert "Summarise the conversation" in summary_request["messages"][0]["content"]
+    assert "My number is 42" in json.dumps(summary_request["messages"])
+    sent = answer_request["messages"]
+    user = [m["content"] for m in sent if m["role"] == "user"]
+    assert user[0].startswith("Summary of the earlier conversation") and "42" in user[0]
+    assert user[-1] == "Which number did I give you?"
+    assert not any("Please remember it" in str(m.get("content")) for m in sent)
+    # the summary request is counted and recorded; the session's history is whole
+    assert turn2.status.usage.requests == 2 and len(turn2.status.usage.by_request) == 2
+    assert "Please remember it" in turn2.status.checkpoint

@@ -81,6 +81,7 @@ class AgentSpec(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     """One-line description shown in listings and to parent agents."""
     instructions: _builtins.str
@@ -125,6 +126,12 @@ class AgentSpec(_message.Message):
         model is asked again when its answer is not), instead of text.
         """
 
+    @_builtins.property
+    def context(self) -> Global___ContextPolicy:
+        """How a long conversation is kept within bounds in what is sent to the model (the full history
+        stays in the Backend).
+        """
+
     def __init__(
         self,
         *,
@@ -139,14 +146,58 @@ class AgentSpec(_message.Message):
         env: _abc.Iterable[Global___EnvRequirement] | None = ...,
         limits: Global___AgentLimits | None = ...,
         output_schema: _struct_pb2.Struct | None = ...,
+        context: Global___ContextPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "model", b"model", "output_schema", b"output_schema"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "limits", b"limits", "model", b"model", "output_schema", b"output_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentSpec: _TypeAlias = AgentSpec  # noqa: Y015
+
+@_typing.final
+class ContextPolicy(_message.Message):
+    """ContextPolicy keeps what is sent to the model within bounds as a conversation grows: older turns
+    are replaced by a summary the model writes, and long tool results are cut, with a marker. Only
+    what is sent changes; the session's history keeps every message.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_HISTORY_TOKENS_FIELD_NUMBER: _builtins.int
+    KEEP_RECENT_MESSAGES_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_RESULT_CHARS_FIELD_NUMBER: _builtins.int
+    SUMMARY_MODEL_FIELD_NUMBER: _builtins.int
+    max_history_tokens: _builtins.int
+    """Summarise older messages once what would be sent reaches this many tokens (estimated at four
+    characters a token); 0 never summarises.
+    """
+    keep_recent_messages: _builtins.int
+    """Messages kept word for word at the end when older ones are summarised (default 6)."""
+    max_tool_result_chars: _builtins.int
+    """Tool results longer than this many characters are cut in what is sent; 0 never cuts."""
+    @_builtins.property
+    def summary_model(self) -> Global___ModelConfig:
+        """The model that writes the summaries (a cheaper one, say); defaults to the agent's. Lite only:
+        on Temporal the agent's model writes them.
+        """
+
+    def __init__(
+        self,
+        *,
+        max_history_tokens: _builtins.int = ...,
+        keep_recent_messages: _builtins.int = ...,
+        max_tool_result_chars: _builtins.int = ...,
+        summary_model: Global___ModelConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary_model", b"summary_model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_recent_messages", b"keep_recent_messages", "max_history_tokens", b"max_history_tokens", "max_tool_result_chars", b"max_tool_result_chars", "summary_model", b"summary_model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContextPolicy: _TypeAlias = ContextPolicy  # noqa: Y015
 
 @_typing.final
 class AgentLimits(_message.Message):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from stigmer.core import Backend, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.runner.agent._context import ContextKeeper
 from stigmer.runner.agent._events import EventSink, clip
 from stigmer.runner.agent._limits import CURRENT_METER
 from stigmer.runner.agent._loading import collector_paused
@@ -36,6 +37,7 @@ class AgentBuild:
     model: BuiltModel
     approval: dict[str, str] = field(default_factory=dict)
     toolsets: list[tuple[str, AbstractToolset[Any]]] = field(default_factory=list)
+    context: ContextKeeper | None = None  # the agent's `context` (long conversations)
     # Every toolset the agent has, by a key stable across builds of the same spec
     # (``mcp:<server>``, ``skills``, ``sub-agents``): a tool call made elsewhere names its toolset.
     by_key: dict[str, AbstractToolset[Any]] = field(default_factory=dict)
@@ -108,6 +110,7 @@ class Builder:
     ) -> None:
         self.backend = backend
         self.output_schema = output_schema  # the top agent's structured output (None: text)
+        self.closers: list[Callable[[], Any]] = []  # extra model clients to close with the run
         self.execution_id = execution_id
         self.log_dir = log_dir  # where stdio MCP servers' standard error goes
         self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
@@ -198,6 +201,14 @@ class Builder:
         )
         if check is not None:
             agent.output_validator(check)
+        context = None
+        if isinstance(spec, agent_pb2.AgentSpec) and spec.HasField("context"):
+            context = ContextKeeper.of(spec.context)
+            if context is not None and spec.context.HasField("summary_model"):
+                summary = build_model(self.choose(spec.context.summary_model), self.lookup)
+                self.redactor.register(summary.api_key)
+                context.summary_model = summary.model
+                self.closers.append(summary.aclose)
         return AgentBuild(
             agent=agent,
             model=built,
@@ -205,6 +216,7 @@ class Builder:
             toolsets=mcp.toolsets,
             by_key=by_key,
             instructions=instructions,
+            context=context,
         )
 
     async def _sub_agent_tools(

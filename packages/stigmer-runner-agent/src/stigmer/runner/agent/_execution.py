@@ -194,8 +194,11 @@ class OpenExecution:
     async def build(self, agent: Any, stack: AsyncExitStack) -> AgentBuild:
         """The pydantic-ai agent of ``agent`` (a resource), its model closed with ``stack``."""
         name = agent.metadata.name or self.execution.spec.target.name
-        build = await self.builder(self.output_schema(agent)).build(agent.spec, name=name)
+        builder = self.builder(self.output_schema(agent))
+        build = await builder.build(agent.spec, name=name)
         stack.push_async_callback(build.model.aclose)
+        for close in builder.closers:
+            stack.push_async_callback(close)
         default_redactor().register(build.model.api_key)
         self.model_label = build.model.choice.label
         self.endpoint = build.model.choice.base_url

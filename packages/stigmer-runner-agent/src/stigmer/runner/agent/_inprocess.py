@@ -127,7 +127,11 @@ class InProcessHost:
                 event_stream_handler=self._handler,
                 usage=control.usage,
                 usage_limits=control.limits,
-                capabilities=[_handover_capability(self), *control.capabilities],
+                capabilities=[
+                    _handover_capability(self),  # first: it saves the whole conversation
+                    *control.capabilities,
+                    *([build.context.capability()] if build.context is not None else []),
+                ],
             )
         )
 

@@ -73,6 +73,7 @@ class TemporalHost:
         self._in_flight: set[Any] = set()  # handles of the activities the loop awaits
         self._agent: Agent[None, Any] | None = None
         self._approval: dict[str, str] = {}
+        self._context: Any = None  # the agent's ContextKeeper, if it has a `context`
 
     def cancel(self) -> None:
         """The workflow is cancelled: cancel the activities in flight; the loop stops where it waits."""
@@ -167,6 +168,10 @@ class TemporalHost:
         )
         if check is not None:
             self._agent.output_validator(check)
+        if plan.get("context"):
+            from .._context import ContextKeeper
+
+            self._context = ContextKeeper.of(dict(plan["context"]))
         price = plan.get("price")
         return Start(
             prompt=str(plan["prompt"]),
@@ -193,7 +198,10 @@ class TemporalHost:
                 deferred_tool_results=deferred,
                 usage=control.usage,
                 usage_limits=control.limits,
-                capabilities=control.capabilities,
+                capabilities=[
+                    *control.capabilities,
+                    *([self._context.capability()] if self._context is not None else []),
+                ],
             )
 
     def server_of(self, tool: str) -> str:

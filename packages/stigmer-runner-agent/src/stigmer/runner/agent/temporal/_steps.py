@@ -142,6 +142,7 @@ class AgentSteps:
                     run.execution.status.usage, preserving_proto_field_name=True
                 ),
                 "outputSchema": run.output_schema(agent),
+                "context": build.context.to_dict() if build.context is not None else None,
             }
         scrubbed: dict[str, Any] = run.redactor.scrub(plan)
         return scrubbed
