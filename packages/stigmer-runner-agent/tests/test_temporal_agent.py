@@ -597,3 +597,43 @@ async def test_limits_cost_and_structured_output_on_temporal(
         assert failed.status.phase == P.PHASE_FAILED
         assert "max_requests = 1 model requests" in failed.status.error.detail
         assert failed.status.usage.requests == 1  # what it spent was reported with the failure
+
+
+async def test_older_turns_are_summarised_on_temporal_through_a_model_activity(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    def respond(body: dict[str, Any]) -> Reply:
+        if "Summarise the conversation" in str(body["messages"][0].get("content")):
+            return text("SUMMARY: the number is 42.")
+        return text("Noted.")
+
+    llm.respond = respond
+    await apply(
+        backend, openai_agent(llm, extra="  context: {maxHistoryTokens: 120, keepRecentMessages: 2}\n")
+    )
+    (session,) = await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: long}\nspec: {agent: {name: bot}}\n",
+    )
+    session_id = session.session.metadata.id
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        for message in ("My number is 42. " + "Please remember it. " * 3, "Which number?"):
+            eid = await start(backend, "bot", message, session_id=session_id)
+            handle = await client.start_workflow(
+                AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue
+            )
+            assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        history = await handle.fetch_history()
+    assert _scheduled(history) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",  # the summary
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+    sent = llm.requests[-1]["messages"]
+    assert "Summary of the earlier conversation" in json.dumps(sent)
+    assert "Please remember it" not in json.dumps(sent)
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert done.status.usage.requests == 2
