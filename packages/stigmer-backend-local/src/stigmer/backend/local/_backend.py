@@ -24,6 +24,7 @@ from stigmer.core import (
 )
 from stigmer.proto.v1 import (
     artifact_pb2,
+    memory_pb2,
     resource_pb2,
     secret_pb2,
 )
@@ -445,6 +446,31 @@ class LocalBackend:
         from stigmer.backend.local.tables import _artifacts
 
         return await self._read(lambda c: _artifacts.get_artifact(c, request))
+
+    # -- memories ----------------------------------------------------------------------------------
+    async def create_memory(self, request: svc.CreateMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._write(lambda c: _memories.create(c, request, who))
+
+    async def list_memories(self, request: svc.ListMemoriesRequest) -> svc.ListMemoriesResponse:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._read(lambda c: _memories.list_memories(c, request, who))
+
+    async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._read(lambda c: _memories.get(c, request, who))
+
+    async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._write(lambda c: _memories.delete_memory(c, request, who))
 
     async def close(self) -> None:
         if self._poller is not None and not self._poller.done():

@@ -82,6 +82,7 @@ class AgentSpec(_message.Message):
     LIMITS_FIELD_NUMBER: _builtins.int
     OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     """One-line description shown in listings and to parent agents."""
     instructions: _builtins.str
@@ -132,6 +133,12 @@ class AgentSpec(_message.Message):
         stays in the Backend).
         """
 
+    @_builtins.property
+    def memory(self) -> Global___MemoryPolicy:
+        """Long-term memory across sessions: `remember`, `recall` and `forget` tools, and the facts most
+        relevant to each message given to the model when a run starts.
+        """
+
     def __init__(
         self,
         *,
@@ -147,14 +154,47 @@ class AgentSpec(_message.Message):
         limits: Global___AgentLimits | None = ...,
         output_schema: _struct_pb2.Struct | None = ...,
         context: Global___ContextPolicy | None = ...,
+        memory: Global___MemoryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "limits", b"limits", "model", b"model", "output_schema", b"output_schema"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "limits", b"limits", "memory", b"memory", "model", b"model", "output_schema", b"output_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "memory", b"memory", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentSpec: _TypeAlias = AgentSpec  # noqa: Y015
+
+@_typing.final
+class MemoryPolicy(_message.Message):
+    """MemoryPolicy turns an agent's long-term memory on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    RECALL_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Give the agent its memory tools and relevant facts."""
+    subject: _builtins.str
+    """Whom the facts of a run are about by default (a user, a team); a run's `memory.subject`
+    variable overrides it. Empty: general facts only.
+    """
+    recall: _builtins.int
+    """Facts given to the model when a run starts (default 5; 0 keeps the default)."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        subject: _builtins.str = ...,
+        recall: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "recall", b"recall", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryPolicy: _TypeAlias = MemoryPolicy  # noqa: Y015
 
 @_typing.final
 class ContextPolicy(_message.Message):
