@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from stigmer.backend.local import LocalBackend
-from stigmer.core import PermissionDenied, Principal, acting_as
+from stigmer.core import NotFound, PermissionDenied, Principal, acting_as
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, memory_pb2, meta_pb2
 from stigmer.testing.agents import agent_resource
@@ -35,7 +35,7 @@ async def test_a_runner_token_without_an_execution_reads_no_memories(shared_serv
         runner.delete_memory(svc.DeleteMemoryRequest(id=secret_fact.metadata.id)),
         runner.create_memory(svc.CreateMemoryRequest(spec=_spec("payroll", "planted"))),
     ):
-        with pytest.raises(PermissionDenied, match="only for the execution it runs"):
+        with pytest.raises(PermissionDenied, match="on behalf of an agent run it holds"):
             await attempt
     still = await admin.get_memory(svc.GetMemoryRequest(id=secret_fact.metadata.id))
     assert still.spec.fact == "The CFO's salary review is in March."
@@ -67,16 +67,22 @@ async def test_an_execution_token_reaches_only_its_own_agents_memories(tmp_path:
             assert [m.metadata.id for m in listed.memories] == [own.metadata.id]
             for attempt in (
                 backend.list_memories(svc.ListMemoriesRequest(agent="payroll")),
-                backend.get_memory(svc.GetMemoryRequest(id=private.metadata.id)),
-                backend.delete_memory(svc.DeleteMemoryRequest(id=private.metadata.id)),
                 backend.create_memory(svc.CreateMemoryRequest(spec=_spec("payroll", "planted"))),
             ):
                 with pytest.raises(PermissionDenied, match="payroll"):
                     await attempt
-            # a runner cannot claim another execution wrote what it writes
-            mine = await backend.create_memory(
-                svc.CreateMemoryRequest(spec=_spec("helper", "Noted.", execution="aex_someone_else"))
-            )
+            for attempt in (  # another agent's memory is not there for this runner
+                backend.get_memory(svc.GetMemoryRequest(id=private.metadata.id)),
+                backend.delete_memory(svc.DeleteMemoryRequest(id=private.metadata.id)),
+            ):
+                with pytest.raises(NotFound, match=private.metadata.id):
+                    await attempt
+            # nor may it act for an execution outside its own run's tree
+            with pytest.raises(PermissionDenied, match="reaches only its own execution"):
+                await backend.create_memory(
+                    svc.CreateMemoryRequest(spec=_spec("helper", "Noted.", execution="aex_someone_else"))
+                )
+            mine = await backend.create_memory(svc.CreateMemoryRequest(spec=_spec("helper", "Noted.")))
             assert mine.spec.provenance.execution_id == run.metadata.id
         assert (
             await backend.get_memory(svc.GetMemoryRequest(id=private.metadata.id))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from stigmer.core import Backend, LoadedResource, NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
 
@@ -408,6 +409,37 @@ class AsyncStigmer:
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         return tuple((await self.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
+
+    async def memories(
+        self, agent: str = "", *, subject: str = "", query: str = "", limit: int = 0
+    ) -> tuple[Memory, ...]:
+        """Agents' memories: of ``agent`` (all agents: ""), about ``subject`` (any: ""), newest
+        first — or, with ``query``, the most relevant to it first. ``limit`` 0: every one (a
+        search: up to 100)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        request = svc.ListMemoriesRequest(
+            agent=agent, subject=subject, query=query, page_size=min(limit, 1000)
+        )
+        found: list[Memory] = []
+        while True:
+            page = await self.backend.list_memories(request)
+            found.extend(page.memories)
+            if not page.next_page_token or (limit and len(found) >= limit):
+                return tuple(found[:limit] if limit else found)
+            request.page_token = page.next_page_token
+
+    async def memory(self, memory_id: str) -> Memory:
+        """One memory by id (``mem_...``)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.get_memory(svc.GetMemoryRequest(id=memory_id))
+
+    async def forget(self, memory_id: str) -> Memory:
+        """Delete a memory; returns it as it was."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.delete_memory(svc.DeleteMemoryRequest(id=memory_id))
 
     async def delete_secret(self, name: str) -> SecretMetadata:
         """Delete a secret; returns its metadata as it was."""

@@ -458,13 +458,15 @@ class LocalBackend:
         from stigmer.backend.local.tables import _memories
 
         who = current_principal()
-        return await self._read(lambda c: _memories.list_memories(c, request, who))
+        run = self._write if who is not None and who.role == "runner" else self._read  # a lease may renew
+        return await run(lambda c: _memories.list_memories(c, request, who))
 
     async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
         from stigmer.backend.local.tables import _memories
 
         who = current_principal()
-        return await self._read(lambda c: _memories.get(c, request, who))
+        run = self._write if who is not None and who.role == "runner" else self._read  # a lease may renew
+        return await run(lambda c: _memories.get(c, request, who))
 
     async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
         from stigmer.backend.local.tables import _memories

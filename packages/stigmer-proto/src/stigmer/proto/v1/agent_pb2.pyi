@@ -176,8 +176,8 @@ class MemoryPolicy(_message.Message):
     enabled: _builtins.bool
     """Give the agent its memory tools and relevant facts."""
     subject: _builtins.str
-    """Whom the facts of a run are about by default (a user, a team); a run's `memory.subject`
-    variable overrides it. Empty: general facts only.
+    """Whom the facts of a run are about by default (a user, a team); a run's variable
+    `STIGMER_MEMORY_SUBJECT` (`--env`) overrides it. Empty: general facts only.
     """
     recall: _builtins.int
     """Facts given to the model when a run starts (default 5; 0 keeps the default)."""

@@ -998,6 +998,7 @@ class ListMemoriesRequest(_message.Message):
     QUERY_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
     agent: _builtins.str
     """Only memories of this agent."""
     subject: _builtins.str
@@ -1010,6 +1011,10 @@ class ListMemoriesRequest(_message.Message):
     """Maximum number to return; 0 means 100."""
     page_token: _builtins.str
     """Token from a previous response (listings without `query`)."""
+    execution_id: _builtins.str
+    """The agent run a runner asks for (runners only: they reach the memories of that run's agent,
+    and only while they hold the run).
+    """
     def __init__(
         self,
         *,
@@ -1019,10 +1024,11 @@ class ListMemoriesRequest(_message.Message):
         query: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "include_general", b"include_general", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "execution_id", b"execution_id", "include_general", b"include_general", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1063,16 +1069,20 @@ class GetMemoryRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The memory's id (`mem_...`)."""
+    execution_id: _builtins.str
+    """The agent run a runner asks for (runners only; see ListMemoriesRequest.execution_id)."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1085,16 +1095,20 @@ class DeleteMemoryRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The memory's id (`mem_...`)."""
+    execution_id: _builtins.str
+    """The agent run a runner asks for (runners only; see ListMemoriesRequest.execution_id)."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -309,7 +309,8 @@ class BackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateMemory(self, request, context):
-        """Store a memory (a fact an agent learnt); a runner may write only for its execution's agent.
+        """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+        (named by `spec.provenance.execution_id`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -81,7 +81,9 @@ class BackendServiceStub:
     GetArtifact: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.GetArtifactRequest, _backend_service_pb2.GetArtifactResponse]
     """Read a content-addressed blob."""
     CreateMemory: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.CreateMemoryRequest, _memory_pb2.Memory]
-    """Store a memory (a fact an agent learnt); a runner may write only for its execution's agent."""
+    """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+    (named by `spec.provenance.execution_id`).
+    """
     ListMemories: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.ListMemoriesRequest, _backend_service_pb2.ListMemoriesResponse]
     """List an agent's memories, newest first, or the most relevant to `query` first."""
     GetMemory: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.GetMemoryRequest, _memory_pb2.Memory]
@@ -137,7 +139,9 @@ class BackendServiceAsyncStub(BackendServiceStub):
     GetArtifact: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.GetArtifactRequest, _backend_service_pb2.GetArtifactResponse]  # type: ignore[assignment]
     """Read a content-addressed blob."""
     CreateMemory: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.CreateMemoryRequest, _memory_pb2.Memory]  # type: ignore[assignment]
-    """Store a memory (a fact an agent learnt); a runner may write only for its execution's agent."""
+    """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+    (named by `spec.provenance.execution_id`).
+    """
     ListMemories: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.ListMemoriesRequest, _backend_service_pb2.ListMemoriesResponse]  # type: ignore[assignment]
     """List an agent's memories, newest first, or the most relevant to `query` first."""
     GetMemory: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.GetMemoryRequest, _memory_pb2.Memory]  # type: ignore[assignment]
@@ -316,7 +320,9 @@ class BackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _backend_service_pb2.CreateMemoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_pb2.Memory, _abc.Awaitable[_memory_pb2.Memory]]:
-        """Store a memory (a fact an agent learnt); a runner may write only for its execution's agent."""
+        """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+        (named by `spec.provenance.execution_id`).
+        """
 
     @_abc_1.abstractmethod
     def ListMemories(

@@ -18,6 +18,7 @@ from stigmer.runner.agent._events import EventSink, clip
 from stigmer.runner.agent._limits import CURRENT_METER
 from stigmer.runner.agent._loading import collector_paused
 from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
+from stigmer.runner.agent._memory import AgentMemory
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
 
@@ -107,10 +108,14 @@ class Builder:
         execution_id: str = "",
         log_dir: Path | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        session_id: str = "",
+        message: str | None = None,
     ) -> None:
         self.backend = backend
         self.output_schema = output_schema  # the top agent's structured output (None: text)
         self.closers: list[Callable[[], Any]] = []  # extra model clients to close with the run
+        self.session_id = session_id
+        self.message = message  # the run's message: memories relevant to it are recalled (None: not)
         self.execution_id = execution_id
         self.log_dir = log_dir  # where stdio MCP servers' standard error goes
         self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
@@ -184,6 +189,21 @@ class Builder:
                     f"agent {name}: sub-agents nest deeper than 3 levels", ["spec.subAgents"]
                 )
             by_key["sub-agents"] = await self._sub_agent_tools(spec.sub_agents, choice, depth)
+        if isinstance(spec, agent_pb2.AgentSpec) and spec.HasField("memory") and depth == 0:
+            memory = AgentMemory.of(
+                self.backend,
+                spec.memory,
+                agent=name,
+                variables=self.variables,
+                redactor=self.redactor,
+                session_id=self.session_id,
+                execution_id=self.execution_id,
+            )
+            if memory is not None:
+                by_key["memory"] = memory.toolset()
+                if self.message:
+                    recalled = await memory.prompt(self.message)
+                    instructions = "\n\n".join(p for p in (instructions, recalled) if p)
         toolsets = list(by_key.values())
         answer: Any = str
         check = None

@@ -175,7 +175,9 @@ class OpenExecution:
                 return json_format.MessageToDict(holder.output_schema)
         return None
 
-    def builder(self, output_schema: dict[str, Any] | None = None) -> Builder:
+    def builder(self, output_schema: dict[str, Any] | None = None, *, recall: bool = False) -> Builder:
+        """A builder for this execution's agents; with ``recall``, memories relevant to the run's
+        message go into the instructions (when the agent has memory)."""
         spec = self.execution.spec
         return Builder(
             self.backend,
@@ -189,12 +191,21 @@ class OpenExecution:
             execution_id=self.id,
             log_dir=mcp_log_dir(self.environ),
             output_schema=output_schema,
+            session_id=spec.session_id,
+            message=self._message() if recall else None,
         )
 
-    async def build(self, agent: Any, stack: AsyncExitStack) -> AgentBuild:
-        """The pydantic-ai agent of ``agent`` (a resource), its model closed with ``stack``."""
+    def _message(self) -> str | None:
+        try:
+            return self.prompt()
+        except InvalidArgument:
+            return None
+
+    async def build(self, agent: Any, stack: AsyncExitStack, *, recall: bool = True) -> AgentBuild:
+        """The pydantic-ai agent of ``agent`` (a resource), its model closed with ``stack``;
+        ``recall=False`` skips reading the memories relevant to the message (a tool call's build)."""
         name = agent.metadata.name or self.execution.spec.target.name
-        builder = self.builder(self.output_schema(agent))
+        builder = self.builder(self.output_schema(agent), recall=recall)
         build = await builder.build(agent.spec, name=name)
         stack.push_async_callback(build.model.aclose)
         for close in builder.closers:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, or_, select, text
 from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
 from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
 from stigmer.core import API_VERSION, InvalidArgument, NotFound, PermissionDenied, Principal
@@ -25,6 +26,138 @@ __all__ = ["create", "delete_memory", "get", "list_memories"]
 
 MAX_FACT_CHARS = 4000
 _WORD = re.compile(r"\w+", re.UNICODE)
+#: Words too common to say what a query is about (ignored on both databases, as PostgreSQL's
+#: English configuration ignores its own list).
+_STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
 _m = s.memories
 
 
@@ -34,22 +167,27 @@ def _new_id() -> str:
     return f"mem_{str(ULID()).lower()}"
 
 
-def _runner_agent(conn: Connection, principal: Principal | None) -> str | None:
-    """The agent a runner principal's execution runs (None: not a runner, no restriction)."""
+def _runner_agent(conn: Connection, principal: Principal | None, execution_id: str) -> str | None:
+    """The agent whose memories a runner principal may reach: that of the agent run it asks for
+    (``execution_id``, or its token's own), which it must hold. None: not a runner, no restriction."""
     if principal is None or principal.role != "runner":
         return None
-    if not principal.execution_id:
-        raise PermissionDenied("a runner token may use memories only for the execution it runs")
+    eid = execution_id or principal.execution_id
+    if not eid:
+        raise PermissionDenied(
+            f"{principal.describe()} uses memories on behalf of an agent run it holds: name the run (execution_id)"
+        )
+    claim(conn, principal, eid, "use the memories of")
     row = conn.execute(
-        select(s.executions.c.kind, s.executions.c.spec).where(s.executions.c.id == principal.execution_id)
+        select(s.executions.c.kind, s.executions.c.spec).where(s.executions.c.id == eid)
     ).first()
     if row is None or row.kind != "AgentExecution":
-        raise PermissionDenied("memories belong to agents: this runner's execution is no agent run")
+        raise PermissionDenied(f"memories belong to agents: execution {eid} is no agent run")
     return str(ex.ExecutionSpec.FromString(row.spec).target.name)
 
 
-def _check_agent(conn: Connection, principal: Principal | None, agent: str) -> None:
-    allowed = _runner_agent(conn, principal)
+def _check_agent(conn: Connection, principal: Principal | None, agent: str, execution_id: str) -> None:
+    allowed = _runner_agent(conn, principal, execution_id)
     if allowed is not None and agent != allowed:
         raise PermissionDenied(f"this runner may use the memories of agent {allowed!r} only, not {agent!r}")
 
@@ -88,10 +226,10 @@ def create(
             f"spec.fact has {len(fact):,} characters; a memory holds at most {MAX_FACT_CHARS:,}",
             ["spec.fact"],
         )
-    _check_agent(conn, principal, spec.agent)
     provenance = spec.provenance
-    if principal is not None and principal.role == "runner":
-        provenance.execution_id = principal.execution_id  # a runner cannot claim another's
+    _check_agent(conn, principal, spec.agent, provenance.execution_id)
+    if principal is not None and principal.role == "runner" and not provenance.execution_id:
+        provenance.execution_id = principal.execution_id
     values = {
         "id": _new_id(),
         "agent": spec.agent,
@@ -108,22 +246,23 @@ def create(
     return _message(row)
 
 
-def _find(conn: Connection, memory_id: str, principal: Principal | None) -> Any:
+def _find(conn: Connection, memory_id: str, principal: Principal | None, execution_id: str) -> Any:
+    allowed = _runner_agent(conn, principal, execution_id)
     row = conn.execute(select(_m).where(_m.c.id == memory_id)).first()
-    if row is None:
+    if row is None or (allowed is not None and row.agent != allowed):
+        # another agent's memory is not there for this runner (its id says nothing more)
         raise NotFound(f"memory {q(memory_id)} does not exist; list them with `stigmer memory list`")
-    _check_agent(conn, principal, row.agent)
     return row
 
 
 def get(conn: Connection, request: svc.GetMemoryRequest, principal: Principal | None) -> memory_pb2.Memory:
-    return _message(_find(conn, request.id, principal))
+    return _message(_find(conn, request.id, principal, request.execution_id))
 
 
 def delete_memory(
     conn: Connection, request: svc.DeleteMemoryRequest, principal: Principal | None
 ) -> memory_pb2.Memory:
-    row = _find(conn, request.id, principal)
+    row = _find(conn, request.id, principal, request.execution_id)
     conn.execute(delete(_m).where(_m.c.pk == row.pk))
     return _message(row)
 
@@ -131,10 +270,12 @@ def delete_memory(
 def list_memories(
     conn: Connection, request: svc.ListMemoriesRequest, principal: Principal | None
 ) -> svc.ListMemoriesResponse:
-    allowed = _runner_agent(conn, principal)
+    allowed = _runner_agent(conn, principal, request.execution_id)
     if allowed is not None:
         if request.agent and request.agent != allowed:
-            _check_agent(conn, principal, request.agent)
+            raise PermissionDenied(
+                f"this runner may use the memories of agent {allowed!r} only, not {request.agent!r}"
+            )
         agent = allowed
     else:
         agent = request.agent
@@ -159,7 +300,7 @@ def list_memories(
 
 
 def _search(conn: Connection, query: str, conds: list[Any], size: int) -> svc.ListMemoriesResponse:
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:32]
+    words = [w for w in dict.fromkeys(w.lower() for w in _WORD.findall(query)) if w not in _STOP_WORDS][:32]
     if not words:
         return svc.ListMemoriesResponse()
     if conn.dialect.name == "sqlite":

@@ -210,7 +210,7 @@ class AgentSteps:
         if report_call:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
         async with AsyncExitStack() as stack:
-            build = await run.build(agent, stack)
+            build = await run.build(agent, stack, recall=False)
             fresh = build.by_key.get(key)
             if fresh is None:
                 raise InvalidArgument(f"the agent has no toolset {key} (was its definition changed?)")
