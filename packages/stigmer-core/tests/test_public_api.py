@@ -25,6 +25,7 @@ EXPECTED = {
     "RUNNERS_GROUP",
     "SCHEMA_KINDS",
     "manifest_schema",
+    "output_schema_problem",
     "validate_manifest",
     "AlreadyExists",
     "Backend",

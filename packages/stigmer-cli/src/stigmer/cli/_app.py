@@ -41,6 +41,7 @@ lazy(
 lazy(
     "secret", "stigmer.cli.commands._secrets:secret_app", "Manage encrypted secrets (values are write-only)."
 )
+lazy("memory", "stigmer.cli.commands._memory:memory_app", "List, show and forget what agents remember.")
 lazy(
     "context",
     "stigmer.cli.commands._contexts:context_app",

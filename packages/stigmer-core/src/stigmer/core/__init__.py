@@ -79,7 +79,7 @@ from stigmer.core._redact import (
     default_redactor,
     redact_logging,
 )
-from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
+from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._values import from_value, jsonable, plain_value, to_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
@@ -161,6 +161,7 @@ __all__ = [
     "new_id",
     "no_handover",
     "open_private",
+    "output_schema_problem",
     "parse_manifest",
     "phase_name",
     "phase_number",

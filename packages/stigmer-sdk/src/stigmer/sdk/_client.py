@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from stigmer.core import Backend, LoadedResource, NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
 
@@ -438,6 +439,37 @@ class AsyncStigmer:
 
         return tuple((await self.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
 
+    async def memories(
+        self, agent: str = "", *, subject: str = "", query: str = "", limit: int = 0
+    ) -> tuple[Memory, ...]:
+        """Agents' memories: of ``agent`` (all agents: ""), about ``subject`` (any: ""), newest
+        first — or, with ``query``, the most relevant to it first. ``limit`` 0: every one (a
+        search: up to 100)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        request = svc.ListMemoriesRequest(
+            agent=agent, subject=subject, query=query, page_size=min(limit, 1000)
+        )
+        found: list[Memory] = []
+        while True:
+            page = await self.backend.list_memories(request)
+            found.extend(page.memories)
+            if not page.next_page_token or (limit and len(found) >= limit):
+                return tuple(found[:limit] if limit else found)
+            request.page_token = page.next_page_token
+
+    async def memory(self, memory_id: str) -> Memory:
+        """One memory by id (``mem_...``)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.get_memory(svc.GetMemoryRequest(id=memory_id))
+
+    async def forget(self, memory_id: str) -> Memory:
+        """Delete a memory; returns it as it was."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.delete_memory(svc.DeleteMemoryRequest(id=memory_id))
+
     async def delete_secret(self, name: str) -> SecretMetadata:
         """Delete a secret; returns its metadata as it was."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -521,6 +553,8 @@ class AsyncStigmer:
         session: str | None = None,
         kind: str | None = None,
         start: bool = True,
+        limits: Mapping[str, float] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
@@ -531,10 +565,15 @@ class AsyncStigmer:
         (``"workflow"`` / ``"agent"``) is needed only when both exist. ``start=False`` (a local
         context) creates the execution without running it here: ``follow(start=True)`` on its
         handle, or ``stigmer execution resume ID``, runs it later.
+
+        Agents only: ``limits`` bounds the run (``max_requests``, ``max_tool_calls``,
+        ``max_input_tokens``, ``max_output_tokens``, ``max_tokens``, ``max_cost_usd``; they can only
+        lower the agent's own), and ``output_schema`` (a JSON Schema) makes the run's output a JSON
+        value valid against it.
         """
         from google.protobuf import json_format, struct_pb2
+        from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2
         from stigmer.proto.v1 import backend_service_pb2 as svc
-        from stigmer.proto.v1 import execution_pb2, meta_pb2
 
         if kind:
             target = resolve_kind(kind)
@@ -549,6 +588,8 @@ class AsyncStigmer:
             raise InvalidArgument("message= and session= are for agents; give a workflow input=")
         if target == "Agent" and not message and input is None:
             raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
+        if target == "Workflow" and (limits or output_schema is not None):
+            raise InvalidArgument("limits= and output_schema= are for agents")
         runner = load_runner_plugin(runs) if self.local else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
@@ -556,6 +597,21 @@ class AsyncStigmer:
             session_id=await session_for(self.backend, name, session) if session else "",
             env=dict(env or {}),
         )
+        if limits:
+            try:
+                json_format.ParseDict(dict(limits), spec.limits)
+            except json_format.ParseError as exc:
+                known = ", ".join(f.name for f in agent_pb2.AgentLimits.DESCRIPTOR.fields)
+                raise InvalidArgument(f"limits: {exc} (known limits: {known})", ["limits"]) from None
+            if any(v < 0 for _f, v in spec.limits.ListFields()):
+                raise InvalidArgument("limits must not be negative", ["limits"])
+        if output_schema is not None:
+            from stigmer.core import output_schema_problem
+
+            problem = output_schema_problem(output_schema)
+            if problem:
+                raise InvalidArgument(problem, ["output_schema"])
+            spec.output_schema.update(dict(output_schema))
         if isinstance(input, struct_pb2.Value):  # given as a Value already (JSON null included)
             spec.input.CopyFrom(input)
         elif input is not None:

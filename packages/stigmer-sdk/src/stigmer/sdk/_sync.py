@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend, NotFound
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
@@ -268,6 +269,17 @@ class Stigmer:
     def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         return self._loop.run(self._async.list_secrets(prefix))
 
+    def memories(
+        self, agent: str = "", *, subject: str = "", query: str = "", limit: int = 0
+    ) -> tuple[Memory, ...]:
+        return self._loop.run(self._async.memories(agent, subject=subject, query=query, limit=limit))
+
+    def memory(self, memory_id: str) -> Memory:
+        return self._loop.run(self._async.memory(memory_id))
+
+    def forget(self, memory_id: str) -> Memory:
+        return self._loop.run(self._async.forget(memory_id))
+
     def check_master_key(self) -> tuple[bool | None, str, int]:
         return self._loop.run(self._async.check_master_key())
 
@@ -304,6 +316,8 @@ class Stigmer:
         session: str | None = None,
         kind: str | None = None,
         start: bool = True,
+        limits: Mapping[str, float] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
@@ -311,6 +325,8 @@ class Stigmer:
                 input=input,
                 message=message,
                 env=env,
+                limits=limits,
+                output_schema=output_schema,
                 secrets=secrets,
                 session=session,
                 kind=kind,

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +313,7 @@ def run_server(
     *,
     run_executions: bool = True,
     allow_run: bool = False,
+    agent_limits: Mapping[str, float] | None = None,
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
@@ -323,7 +324,8 @@ def run_server(
     there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
     server runs the executions it creates with the installed runners, each in a child process.
     ``allow_run`` grants executions the ``run`` capability (``run: shell|script``, stdio MCP
-    servers): off unless the admin enables it (``--allow-run``).
+    servers): off unless the admin enables it (``--allow-run``). ``agent_limits`` is the ceiling
+    of every agent run created here (``--agent-max-*``).
 
     With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
@@ -350,6 +352,7 @@ def run_server(
             allow_run=allow_run,
             offer_to_runners=not runs_itself,
             server_id=server_identity(resolved_home) if runs_itself else "",
+            agent_limits=dict(agent_limits or {}),
         )
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = (

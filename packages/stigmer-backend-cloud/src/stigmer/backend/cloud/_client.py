@@ -17,7 +17,7 @@ from typing import Any
 from stigmer.backend.cloud._endpoint import Endpoint, channel_target, parse_endpoint
 from stigmer.backend.cloud._retry import backoff_delay, is_retryable, never_sent, service_config
 from stigmer.core import InvalidArgument, Settings, StigmerError, Unavailable, error_from_grpc_code
-from stigmer.proto.v1 import artifact_pb2, execution_pb2, resource_pb2, secret_pb2
+from stigmer.proto.v1 import artifact_pb2, execution_pb2, memory_pb2, resource_pb2, secret_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 
 __all__ = ["CloudBackend"]
@@ -292,6 +292,22 @@ class CloudBackend:
 
     async def get_artifact(self, request: svc.GetArtifactRequest) -> svc.GetArtifactResponse:
         result: svc.GetArtifactResponse = await self._unary("GetArtifact", request)
+        return result
+
+    async def create_memory(self, request: svc.CreateMemoryRequest) -> memory_pb2.Memory:
+        result: memory_pb2.Memory = await self._unary("CreateMemory", request)
+        return result
+
+    async def list_memories(self, request: svc.ListMemoriesRequest) -> svc.ListMemoriesResponse:
+        result: svc.ListMemoriesResponse = await self._unary("ListMemories", request)
+        return result
+
+    async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
+        result: memory_pb2.Memory = await self._unary("GetMemory", request)
+        return result
+
+    async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
+        result: memory_pb2.Memory = await self._unary("DeleteMemory", request)
         return result
 
     async def watch_execution(

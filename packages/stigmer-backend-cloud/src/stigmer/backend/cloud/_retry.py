@@ -16,7 +16,8 @@ __all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable", "never_sent", "service
 # Never retried, because a lost reply would make a repeat do something twice or answer
 # differently: CreateExecution (a second run), Delete / DeleteSecret (NotFound the second time),
 # CancelExecution and SubmitApproval (FailedPrecondition the second time), SetSecret (a write of a
-# secret value, sent once so the caller decides whether to send it again).
+# secret value, sent once so the caller decides whether to send it again), CreateMemory (a second
+# memory) and DeleteMemory (NotFound the second time).
 IDEMPOTENT: frozenset[str] = frozenset(
     {
         "Apply",
@@ -32,6 +33,8 @@ IDEMPOTENT: frozenset[str] = frozenset(
         "RevokeSecret",
         "PutArtifact",
         "GetArtifact",
+        "ListMemories",
+        "GetMemory",
     }
 )
 

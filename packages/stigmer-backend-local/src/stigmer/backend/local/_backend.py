@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +24,7 @@ from stigmer.core import (
 )
 from stigmer.proto.v1 import (
     artifact_pb2,
+    memory_pb2,
     resource_pb2,
     secret_pb2,
 )
@@ -64,7 +65,8 @@ class LocalBackend:
 
     ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
     shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
-    ``--allow-run`` flag.
+    ``--allow-run`` flag. ``agent_limits`` (``stigmer.v1.AgentLimits`` field names) is a ceiling
+    written into every agent execution created here: a run's own limits can only be lower.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class LocalBackend:
         allow_run: bool = True,
         offer_to_runners: bool = True,
         server_id: str = "",
+        agent_limits: Mapping[str, float] | None = None,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
         from stigmer.backend.local.tables._migrations import migrate
@@ -97,6 +100,7 @@ class LocalBackend:
             log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self.allow_run = allow_run
+        self.agent_limits = {k: v for k, v in (agent_limits or {}).items() if v}
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None
         if master_key is not None:
@@ -239,11 +243,12 @@ class LocalBackend:
         box = self._box() if request.runtime_secrets else None
         source = self._key_source
         who, offer, server = current_principal(), self.offer_to_runners, self.server_id
+        ceiling = self.agent_limits
 
         def create(c: Connection) -> ex.Execution:
             if box is not None:
                 _secrets.require_key(c, box, source)
-            return _executions.create(c, box, request, who, offer, server)  # type: ignore[arg-type]
+            return _executions.create(c, box, request, who, offer, server, ceiling)  # type: ignore[arg-type]
 
         return await self._write(create)
 
@@ -498,6 +503,33 @@ class LocalBackend:
         from stigmer.backend.local.tables import _artifacts
 
         return await self._read(lambda c: _artifacts.get_artifact(c, request))
+
+    # -- memories ----------------------------------------------------------------------------------
+    async def create_memory(self, request: svc.CreateMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._write(lambda c: _memories.create(c, request, who))
+
+    async def list_memories(self, request: svc.ListMemoriesRequest) -> svc.ListMemoriesResponse:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        run = self._write if who is not None and who.role == "runner" else self._read  # a lease may renew
+        return await run(lambda c: _memories.list_memories(c, request, who))
+
+    async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        run = self._write if who is not None and who.role == "runner" else self._read  # a lease may renew
+        return await run(lambda c: _memories.get(c, request, who))
+
+    async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._write(lambda c: _memories.delete_memory(c, request, who))
 
     async def close(self) -> None:
         if self._poller is not None and not self._poller.done():

@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._client import connect, run_async
@@ -365,8 +365,17 @@ def _describe(ex: execution_pb2.Execution) -> None:
         rows.append(["approval", f"{data['pendingApproval']['tool']} ({data['pendingApproval']['id']})"])
     usage = data["usage"]
     if any(usage.values()):
-        rows.append(["usage", ", ".join(f"{k}={v}" for k, v in usage.items())])
+        rows.append(["usage", _usage_line(usage)])
     print_table(["FIELD", "VALUE"], rows)
+    if usage["byRequest"]:
+        echo()
+        print_table(
+            ["REQUEST", "MODEL", "INPUT TOKENS", "OUTPUT TOKENS", "COST"],
+            [
+                [str(i), r["model"], str(r["inputTokens"]), str(r["outputTokens"]), _cost(r)]
+                for i, r in enumerate(usage["byRequest"], 1)
+            ],
+        )
     if data["tasks"]:
         echo()
         print_table(
@@ -600,3 +609,17 @@ def send_event(
         report(ex, output)
         return
     echo(f"event {event_type} sent to {execution_id} (sequence {ex.status.last_sequence})")
+
+
+def _cost(usage: dict[str, Any]) -> str:
+    if usage["costUnknown"] and not usage["costUsd"]:
+        return "unknown"
+    return f"${usage['costUsd']:.6f}" + (" + unpriced" if usage["costUnknown"] else "")
+
+
+def _usage_line(usage: dict[str, Any]) -> str:
+    """``requests=2, toolCalls=1, inputTokens=22, outputTokens=14, cost=$0.000012``."""
+    parts = [f"{k}={usage[k]}" for k in ("requests", "toolCalls", "inputTokens", "outputTokens")]
+    if usage["costUsd"] or usage["costUnknown"]:
+        parts.append(f"cost={_cost(usage)}")
+    return ", ".join(parts)

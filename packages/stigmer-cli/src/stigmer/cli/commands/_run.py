@@ -94,6 +94,42 @@ SessionOption = Annotated[
 ]
 
 
+MaxRequestsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-requests", min=1, help="Agents: model requests this run may make.", show_default=False
+    ),
+]
+MaxToolCallsOption = Annotated[
+    int | None,
+    typer.Option("--max-tool-calls", min=1, help="Agents: tool calls this run may make.", show_default=False),
+]
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", min=1, help="Agents: input + output tokens this run may use.", show_default=False
+    ),
+]
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        min=0.0,
+        metavar="USD",
+        help="Agents: what this run may cost, in US dollars.",
+        show_default=False,
+    ),
+]
+OutputSchemaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-schema",
+        help="Agents: a JSON Schema file (JSON or YAML); the run's output is a JSON value valid against it.",
+        show_default=False,
+    ),
+]
+
+
 @dataclass
 class RunRequest:
     """What the user asked to run."""
@@ -108,6 +144,8 @@ class RunRequest:
     secrets: dict[str, str] = field(default_factory=dict)
     auto_approve: bool = False
     events_json: bool = False  # --json: every event as one JSON line (NDJSON), then the result
+    limits: dict[str, float] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -131,6 +169,10 @@ async def _check(client: AsyncStigmer, req: RunRequest) -> None:
         raise CliError("--message is for agents; give a workflow its input with --input JSON")
     if req.kind == "Workflow" and req.session_id:
         raise CliError("--session is for agents")
+    if req.kind == "Workflow" and (req.limits or req.output_schema is not None):
+        raise CliError(
+            "--max-requests, --max-tool-calls, --max-tokens, --max-cost and --output-schema are for agents"
+        )
 
 
 async def start(
@@ -147,6 +189,8 @@ async def start(
         secrets=req.secrets,
         session=req.session_id or None,
         start=not detach,
+        limits=req.limits or None,
+        output_schema=req.output_schema,
     )
     started.execution_id = handle.id
     started.local = client.local
@@ -388,6 +432,32 @@ def _request(
     return req
 
 
+def _agent_controls(
+    req: RunRequest,
+    max_requests: int | None,
+    max_tool_calls: int | None,
+    max_tokens: int | None,
+    max_cost: float | None,
+    output_schema: Path | None,
+) -> RunRequest:
+    """Add the agent run's limits and output schema (the ``--max-*`` and ``--output-schema`` flags)."""
+    given = {
+        "max_requests": max_requests,
+        "max_tool_calls": max_tool_calls,
+        "max_tokens": max_tokens,
+        "max_cost_usd": max_cost,
+    }
+    req.limits = {k: v for k, v in given.items() if v is not None}
+    if output_schema is not None:
+        schema = parse_input(f"@{output_schema}", "--output-schema")
+        if not isinstance(schema, dict):
+            raise CliError(
+                f"--output-schema {output_schema}: a JSON Schema is an object, not {type(schema).__name__}"
+            )
+        req.output_schema = schema
+    return req
+
+
 def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = False) -> None:
     started = Started()
     if req.events_json:  # the events are the output: no table rendering around them
@@ -456,6 +526,11 @@ def run(
     secret: SecretOption = None,
     secret_file: SecretFileOption = None,
     detach: DetachOption = False,
+    max_requests: MaxRequestsOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    output_schema: OutputSchemaOption = None,
     output: OutputOption = Output.table,
     env_file: EnvFileOption = None,
     model: ModelOption = "",
@@ -484,6 +559,7 @@ def run(
         kind, name, message = choose_runnable(message)
     habits = Habits(env_file, model, auto_approve, json_events)
     req = _request(kind, name, input, message, session, env, secret, secret_file, habits)
+    _agent_controls(req, max_requests, max_tool_calls, max_tokens, max_cost, output_schema)
     _execute(req, output, detach, find=not kind)
 
 
@@ -497,6 +573,11 @@ def agent_execute(
     secret: SecretOption = None,
     secret_file: SecretFileOption = None,
     detach: DetachOption = False,
+    max_requests: MaxRequestsOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    output_schema: OutputSchemaOption = None,
     output: OutputOption = Output.table,
     env_file: EnvFileOption = None,
     model: ModelOption = "",
@@ -506,6 +587,7 @@ def agent_execute(
     """Send MESSAGE to AGENT and stream its answer, tool calls and approvals."""
     habits = Habits(env_file, model, auto_approve, json_events)
     req = _request("Agent", agent, input, message, session, env, secret, secret_file, habits)
+    _agent_controls(req, max_requests, max_tool_calls, max_tokens, max_cost, output_schema)
     _execute(req, output, detach)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -68,6 +69,14 @@ def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
     return row
 
 
+def _lower_to(limits: Any, ceiling: Mapping[str, float]) -> None:
+    """Lower each of an agent run's ``limits`` to the server's ``ceiling`` (an unset one takes it)."""
+    for name, top in ceiling.items():
+        given = getattr(limits, name)
+        if top and (not given or given > top):
+            setattr(limits, name, type(given)(top))
+
+
 def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     if target_kind == "Agent":
@@ -85,6 +94,7 @@ def create(
     principal: Principal | None = None,
     offer_to_runners: bool = True,
     server_id: str = "",
+    agent_ceiling: Mapping[str, float] | None = None,
 ) -> ex.Execution:
     """Create an execution in PENDING, pinning its target's version and computing its secrets.
 
@@ -125,6 +135,11 @@ def create(
         load(conn, spec.parent_execution_id, lock=False)
     kind = _EXEC_KIND[row.kind]
     eid = new_id(kind)
+    if row.kind == "Agent":
+        res.check_agent_controls(spec, "spec")
+        _lower_to(spec.limits, agent_ceiling or {})
+    elif spec.HasField("limits") or spec.HasField("output_schema"):
+        raise InvalidArgument("limits and outputSchema are for agent runs", ["spec.limits"])
     if row.kind == "Agent" and not spec.session_id and not spec.parent_execution_id:
         spec.session_id = _new_session(conn, row.name, eid, principal)
     _grants.check_parent_held(conn, principal, spec.parent_execution_id)
