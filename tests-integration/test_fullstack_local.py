@@ -857,3 +857,27 @@ spec:
     assert [m["fact"] for m in listed] == ["The product launch is on March 3."]
     assert listed[0]["provenance"]["executionId"] == first["id"]
     assert listed[0]["author"]  # the worker's token wrote it
+
+
+def test_retry_of_a_run_failed_at_its_third_call_repeats_none_of_the_first_two(
+    stack: Stack, world: World
+) -> None:
+    tag = time.monotonic_ns()
+    paths = [f"/retry-{tag}-1", f"/retry-{tag}-2", f"/fail-once-{tag}-3", f"/retry-{tag}-4"]
+    calls = "\n".join(
+        f"    - call{n}:\n        call: http\n        with: {{method: get, endpoint: {world.url}{path}}}"
+        for n, path in enumerate(paths, 1)
+    )
+    stack.apply(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: four-calls}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: demo, name: four-calls, version: 1.0.0}\n  do:\n" + calls + "\n"
+    )
+    failed = stack.cli("run", "four-calls", "-o", "json", check=False)
+    first = json.loads(failed.stdout)
+    assert first["phase"] == "FAILED", first
+    assert [world.count(p) for p in paths] == [1, 1, 1, 0]
+    retried = stack.cli("execution", "retry", first["id"], "-o", "json", check=False)
+    done = json.loads(retried.stdout)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["resumedFrom"] == first["id"] and done["id"] != first["id"]
+    assert [world.count(p) for p in paths] == [1, 1, 2, 1]  # only the failed call again, then the 4th

@@ -635,6 +635,48 @@ class AsyncStigmer:
         self._executions.append(handle)
         return handle
 
+    async def rerun(
+        self, execution_id: str, *, secrets: Mapping[str, str] | None = None, start: bool = True
+    ) -> AsyncExecution:
+        """Run an execution's target again from the start: a new execution of the same target
+        version with the same input, message, environment and run-time secrets (``secrets``
+        replaces some), linked to the old one by ``spec.rerun_of``; returns at once with a handle
+        (like :meth:`run`). Any execution may be re-run, finished or not."""
+        return await self._again(execution_id, "rerun_of", secrets, start)
+
+    async def retry(
+        self, execution_id: str, *, secrets: Mapping[str, str] | None = None, start: bool = True
+    ) -> AsyncExecution:
+        """Continue a FAILED or CANCELLED run from where it stopped: a new execution (linked by
+        ``spec.resumed_from``) that starts from the old one's checkpoint, so the tasks it
+        completed are not run again (a workflow continues at its failed task, an agent after its
+        last completed turn); the old execution stays as it ended. ``FailedPrecondition`` for a
+        run that did not fail or was not cancelled (:meth:`rerun` starts any run over)."""
+        return await self._again(execution_id, "resumed_from", secrets, start)
+
+    async def _again(
+        self, execution_id: str, link: str, secrets: Mapping[str, str] | None, start: bool
+    ) -> AsyncExecution:
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import execution_pb2
+
+        old = await self.get_execution(execution_id)
+        runs = kind_info(old.spec.target.kind).runner if old.spec.target.kind else ""
+        runner = load_runner_plugin(runs) if self.local and runs else None  # fail before creating
+        spec = execution_pb2.ExecutionSpec()
+        spec.CopyFrom(old.spec)
+        spec.ClearField("secret_refs")
+        spec.resumed_from = spec.rerun_of = ""
+        setattr(spec, link, old.metadata.id)
+        created = await self.backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=spec, runtime_secrets=dict(secrets or {}), labels=old.metadata.labels
+            )
+        )
+        handle = AsyncExecution(self.backend, created, runner, start=start)
+        self._executions.append(handle)
+        return handle
+
     async def execution(self, execution_id: str, *, in_process: bool = True) -> AsyncExecution:
         """A handle on an existing execution (watch, wait, cancel, approve).
 

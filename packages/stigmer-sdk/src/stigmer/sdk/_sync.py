@@ -337,6 +337,22 @@ class Stigmer:
         )
         return Execution(handle, self._loop)
 
+    def rerun(
+        self, execution_id: str, *, secrets: Mapping[str, str] | None = None, start: bool = True
+    ) -> Execution:
+        """See :meth:`AsyncStigmer.rerun`."""
+        return Execution(
+            self._loop.run(self._async.rerun(execution_id, secrets=secrets, start=start)), self._loop
+        )
+
+    def retry(
+        self, execution_id: str, *, secrets: Mapping[str, str] | None = None, start: bool = True
+    ) -> Execution:
+        """See :meth:`AsyncStigmer.retry`."""
+        return Execution(
+            self._loop.run(self._async.retry(execution_id, secrets=secrets, start=start)), self._loop
+        )
+
     def execution(self, execution_id: str, *, in_process: bool = True) -> Execution:
         return Execution(
             self._loop.run(self._async.execution(execution_id, in_process=in_process)), self._loop

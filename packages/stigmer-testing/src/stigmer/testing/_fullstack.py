@@ -15,7 +15,7 @@ class FullstackWorld(HttpWorld):
     """The URLs the full-stack workflows call, and an OpenAI-compatible model under ``/v1``.
 
     ``hits`` counts requests per path (and per ``chat:…`` conversation step); ``/slow…`` paths
-    take 3 s, ``/echo…`` echoes its query. The model answers from the conversation: "add 2 and 3"
+    take 3 s, ``/echo…`` echoes its query, ``/fail-once…`` answers 503 the first time. The model answers from the conversation: "add 2 and 3"
     / "add 4 and 5" call the ``counter`` tool (a sub-agent), "delete item" calls ``delete_item``,
     a sub-agent (``SUBAGENT`` in its instructions) answers plainly; the first answer after a tool
     call of "add 2 and 3", and the first ``SLOW`` sub-agent request, take ``slow_chat`` seconds (so
@@ -50,6 +50,8 @@ class FullstackWorld(HttpWorld):
             return openai_response(self._chat(body), body)
         if path.startswith("/slow"):
             time.sleep(3)
+        if path.startswith("/fail-once") and count == 1:
+            return json_response({"error": "down, try again"}, 503)
         reply: dict[str, Any] = {"path": path, "count": count}
         if path.startswith("/echo"):  # an API that echoes the query it got (URL-encoded)
             reply["query"] = request.query

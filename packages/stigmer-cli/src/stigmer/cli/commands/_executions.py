@@ -1,4 +1,4 @@
-"""``stigmer execution list|get|logs|cancel|approve|reject|resume|send-event``."""
+"""``stigmer execution list|get|logs|cancel|approve|reject|resume|rerun|retry|send-event``."""
 
 from __future__ import annotations
 
@@ -550,6 +550,70 @@ def reject(
 def resume(execution_id: IdArg, output: OutputOption = Output.table) -> None:
     """Run a pending or interrupted (killed) execution again from its last checkpoint (local context)."""
     _continue(execution_id, output, "resume", None, "")
+
+
+DetachOption = Annotated[
+    bool,
+    typer.Option("--detach/--follow", "-d", help="Print only the new execution's id and return at once."),
+]
+
+
+def _again(execution_id: str, output: Output, detach: bool, retry: bool) -> None:
+    """``rerun`` / ``retry``: a new execution linked to the old one, followed like ``stigmer run``."""
+    from stigmer.cli.commands._run import spawn_background
+    from stigmer.core import FailedPrecondition
+
+    started = Started()
+
+    async def go() -> int:
+        async with connect() as client:
+            await _get(client, execution_id)
+            try:
+                again = client.retry if retry else client.rerun
+                handle = await again(execution_id, start=not detach)
+            except FailedPrecondition as exc:
+                raise CliError(exc.message) from None
+            started.execution_id, started.local, started.context = handle.id, client.local, client.context
+            if detach:
+                if client.local:
+                    spawn_background(handle.id, client.context)
+                if output is Output.table:
+                    echo(handle.id)
+                    return 0
+                return report(handle.execution, output)
+            if output is Output.table:
+                what = "continues" if retry else "runs again"
+                echo_err(f"{handle.kind} {handle.id} started ({what} {execution_id})")
+            if handle.in_process:
+                ex = await follow_here(handle, output, started)
+            else:
+                ex = await follow(handle, output)
+            code = report(ex, output, streamed=True)
+            if output is Output.table and (hint := continue_hint(ex)):
+                echo_err(hint)
+            return code
+
+    try:
+        code = run_async(go())
+    except Stopped:
+        echo_err("\n" + stopped_hint(started.execution_id))
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        detach_on_interrupt(started)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+@execution_app.command("rerun")
+def rerun(execution_id: IdArg, detach: DetachOption = False, output: OutputOption = Output.table) -> None:
+    """Run an execution's target again from the start: same version, input, message and env."""
+    _again(execution_id, output, detach, retry=False)
+
+
+@execution_app.command("retry")
+def retry(execution_id: IdArg, detach: DetachOption = False, output: OutputOption = Output.table) -> None:
+    """Continue a FAILED or CANCELLED run from its failed task (a new execution; done tasks are kept)."""
+    _again(execution_id, output, detach, retry=True)
 
 
 @execution_app.command("pause")

@@ -79,6 +79,8 @@ def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
         "message": spec.message or None,
         "session": spec.session_id or None,
         "env": dict(spec.env),
+        "resumedFrom": spec.resumed_from or None,
+        "rerunOf": spec.rerun_of or None,
         "output": value_to_python(status, "output"),
         "error": error,
         "pendingApproval": approval,

@@ -143,6 +143,7 @@ class ExecutionSpec(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     RESUMED_FROM_FIELD_NUMBER: _builtins.int
+    RERUN_OF_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
     target_version: _builtins.int
@@ -154,7 +155,9 @@ class ExecutionSpec(_message.Message):
     parent_execution_id: _builtins.str
     """Execution that started this one (a workflow's `call: agent`, or a parent workflow)."""
     resumed_from: _builtins.str
-    """Execution this one resumes or retries, if any."""
+    """Execution this one resumes or retries, if any: a retry starts from its checkpoint."""
+    rerun_of: _builtins.str
+    """Execution this one runs again from the start (`stigmer execution rerun`), if any."""
     @_builtins.property
     def target(self) -> _meta_pb2.ResourceRef:
         """The Agent or Workflow to run (kind + name, or id)."""
@@ -196,12 +199,13 @@ class ExecutionSpec(_message.Message):
         model: _agent_pb2.ModelConfig | None = ...,
         parent_execution_id: _builtins.str = ...,
         resumed_from: _builtins.str = ...,
+        rerun_of: _builtins.str = ...,
         limits: _agent_pb2.AgentLimits | None = ...,
         output_schema: _struct_pb2.Struct | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "limits", b"limits", "model", b"model", "output_schema", b"output_schema", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "input", b"input", "limits", b"limits", "message", b"message", "model", b"model", "output_schema", b"output_schema", "parent_execution_id", b"parent_execution_id", "resumed_from", b"resumed_from", "secret_refs", b"secret_refs", "session_id", b"session_id", "target", b"target", "target_version", b"target_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "input", b"input", "limits", b"limits", "message", b"message", "model", b"model", "output_schema", b"output_schema", "parent_execution_id", b"parent_execution_id", "rerun_of", b"rerun_of", "resumed_from", b"resumed_from", "secret_refs", b"secret_refs", "session_id", b"session_id", "target", b"target", "target_version", b"target_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,6 +84,14 @@ class InProcessHost:
     async def begin(self) -> Start:
         run, state = self.run, self.state
         running = run.execution.status.phase == execution_pb2.PHASE_RUNNING
+        # A retry (``stigmer execution retry``) starts PENDING with the checkpoint of the failed
+        # or cancelled run it continues: it goes on after that run's last completed tool calls.
+        retrying = run.execution.status.phase == execution_pb2.PHASE_PENDING and bool(
+            run.execution.spec.resumed_from
+        )
+        if retrying and state.inflight:
+            await run.sink.update(phase=execution_pb2.PHASE_RUNNING)
+            running = True
         if running and state.pending:
             state.decisions.update(await read_decisions(self.backend, run.execution, state))
             start = Start(

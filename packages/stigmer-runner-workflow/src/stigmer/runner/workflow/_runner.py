@@ -118,7 +118,12 @@ class WorkflowRunner:
         self, backend: Backend, execution: execution_pb2.Execution, reporter: Reporter
     ) -> execution_pb2.Execution:
         execution_id = execution.metadata.id
-        resuming = execution.status.phase == P.PHASE_RUNNING and bool(execution.status.checkpoint)
+        # A killed run resumes from its checkpoint; so does a retry (``stigmer execution retry``),
+        # which starts PENDING with the checkpoint of the failed run it continues.
+        retrying = execution.status.phase == P.PHASE_PENDING and bool(execution.spec.resumed_from)
+        resuming = (execution.status.phase == P.PHASE_RUNNING or retrying) and bool(
+            execution.status.checkpoint
+        )
         await reporter.status(P.PHASE_RUNNING)
         try:
             document = await self._load_document(backend, execution)

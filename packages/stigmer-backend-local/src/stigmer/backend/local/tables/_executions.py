@@ -115,6 +115,7 @@ def create(
     for name in request.runtime_secrets:
         check_secret_name(name, f"runtime_secrets.{name}")
     row = _target(conn, spec.target)
+    source = _source(conn, spec, row.id)
     if spec.target_version and spec.target_version != row.version:
         body = res.version_body(conn, row.id, spec.target_version)
         if body is None:
@@ -155,10 +156,16 @@ def create(
             conn, row.id, spec.target_version, starter, principal, names, f"{row.kind} {row.name!r}"
         )
     names.extend(request.runtime_secrets)
+    if source is not None:
+        names.extend(_secrets.runtime_secrets(conn, source.metadata.id))
     del spec.secret_refs[:]
     spec.secret_refs.extend(sorted(set(names)))
     now = now_us()
     status = ex.ExecutionStatus(phase=P.PHASE_PENDING)
+    if source is not None and spec.resumed_from:
+        # A retry starts where the failed run stopped: its checkpoint and its finished tasks.
+        status.checkpoint = source.status.checkpoint
+        status.tasks.extend(t for t in source.status.tasks if t.phase == P.PHASE_SUCCEEDED)
     conn.execute(
         insert(s.executions).values(
             id=eid,
@@ -176,6 +183,8 @@ def create(
         )
     )
     _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
+    if source is not None:
+        _secrets.copy_runtime_secrets(conn, box, source.metadata.id, eid, set(request.runtime_secrets))
     _grants.record_author(conn, eid, 0, starter)
     dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")
     if spec.parent_execution_id and _grants.dispatch_of(conn, spec.parent_execution_id) == "server":
@@ -187,6 +196,34 @@ def create(
     if spec.session_id:
         res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})
     return _get(conn, eid)
+
+
+def _source(conn: Connection, spec: ex.ExecutionSpec, target_id: str) -> ex.Execution | None:
+    """The execution a retry (``resumed_from``) or a re-run (``rerun_of``) starts from, checked:
+    the same target and version; a retry only of a FAILED or CANCELLED run (finished runs never
+    change: the retry is a new execution that starts from a copy of the old one's checkpoint)."""
+    if spec.resumed_from and spec.rerun_of:
+        raise InvalidArgument("an execution is a retry (resumedFrom) or a re-run (rerunOf), not both")
+    source_id = spec.resumed_from or spec.rerun_of
+    if not source_id:
+        return None
+    field = "spec.resumedFrom" if spec.resumed_from else "spec.rerunOf"
+    source = to_execution(load(conn, source_id, lock=False).row)
+    if source.spec.target.id != target_id:
+        raise InvalidArgument(f"{field}: execution {source_id} ran another target", [field])
+    if spec.target_version and spec.target_version != source.spec.target_version:
+        raise InvalidArgument(
+            f"{field}: execution {source_id} ran version {source.spec.target_version}, "
+            f"not {spec.target_version}",
+            [field],
+        )
+    spec.target_version = source.spec.target_version
+    if spec.resumed_from and source.status.phase not in (P.PHASE_FAILED, P.PHASE_CANCELLED):
+        raise FailedPrecondition(
+            f"execution {source_id} is {phase_name(source.status.phase)}: only a FAILED or CANCELLED "
+            "run is retried (`stigmer execution rerun` runs any again from the start)"
+        )
+    return source
 
 
 def _new_session(conn: Connection, agent: str, eid: str, principal: Principal | None) -> str:

@@ -160,6 +160,19 @@ def store_runtime_secrets(
         conn.execute(insert(s.execution_secrets), rows)
 
 
+def copy_runtime_secrets(
+    conn: Connection, box: SecretBox, source_id: str, execution_id: str, given: set[str]
+) -> None:
+    """Give a retry or re-run the run-time secrets of the run it repeats (those still stored and
+    not given again), each sealed for the new execution."""
+    values = {
+        name: box.open(blob, _runtime_context(source_id, name), f"secret {name}")
+        for name, blob in runtime_secrets(conn, source_id).items()
+        if name not in given
+    }
+    store_runtime_secrets(conn, box, execution_id, values)
+
+
 def runtime_secrets(conn: Connection, execution_id: str) -> dict[str, bytes]:
     """``name -> ciphertext`` of the run-time secrets of one execution."""
     es = s.execution_secrets

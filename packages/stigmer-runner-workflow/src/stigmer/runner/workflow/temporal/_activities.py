@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -106,6 +107,9 @@ class WorkflowActivities:
         if execution.status.phase == P.PHASE_RUNNING:
             result["phase"] = "RUNNING"  # a continued (or re-started) run
         else:
+            if execution.spec.resumed_from and execution.status.checkpoint:
+                # a retry: it continues from the checkpoint of the failed run
+                result["checkpoint"] = json.loads(execution.status.checkpoint)
             try:
                 await self.backend.update_execution_status(
                     svc.UpdateExecutionStatusRequest(
@@ -143,6 +147,8 @@ class WorkflowActivities:
             if item.get("finishedAt"):
                 task.finished_at.CopyFrom(_stamp(item["finishedAt"]))
             request.tasks.append(task)
+        if batch.get("checkpoint"):  # the last one of a run that ends FAILED or CANCELLED
+            request.checkpoint = json.dumps(redactor.scrub(batch["checkpoint"]), separators=(",", ":"))
         phase = batch.get("phase")
         if phase:
             request.phase = phase_number(phase)  # type: ignore[assignment]

@@ -83,6 +83,7 @@ class TemporalHost:
         agent_queue: str = "",
         limits: Limits | None = None,
         events_recorded: int = 0,
+        checkpoint: Mapping[str, Any] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.agent_queue = agent_queue  # where `call: agent` children run (the server says)
@@ -90,6 +91,8 @@ class TemporalHost:
         self.history_limit = history_limit
         self.limits = limits if limits is not None else Limits()
         self.events_recorded = events_recorded  # across continue-as-new, for the event limit
+        # the run's starting point, then the last completed task's (``last_checkpoint``)
+        self._checkpoint: dict[str, Any] | None = dict(checkpoint) if checkpoint else None
         self.events: list[dict[str, Any]] = []  # listen: delivered by signals (and own emits)
         self._events_out: list[dict[str, Any]] = []
         self._tasks: dict[str, dict[str, Any]] = {}
@@ -393,7 +396,8 @@ class TemporalHost:
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         """The history is the checkpoint — until it grows long: then continue as a new run that
         resumes from ``state`` (never while ``fork`` branches run: their in-flight work would be
-        lost)."""
+        lost). The latest is kept for the final report of a failed run, which a retry continues."""
+        self._checkpoint = json.loads(json.dumps(state))
         if not self.history_limit or any("/fork/" in key for key in state.get("frames") or {}):
             return
         info = workflow.info()
@@ -410,6 +414,11 @@ class TemporalHost:
                 "eventsRecorded": self.events_recorded,
             }
         )
+
+    def last_checkpoint(self) -> dict[str, Any]:
+        """``{"checkpoint": state}`` of the last completed task (empty before the first), for
+        the final report of a run that fails or is cancelled."""
+        return {"checkpoint": self._checkpoint} if self._checkpoint else {}
 
     async def flush(self, **final: Any) -> bool:
         """Write buffered events and task progress (and ``final`` phase/output/error) in one local

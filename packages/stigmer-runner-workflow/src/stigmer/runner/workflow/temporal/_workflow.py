@@ -65,6 +65,7 @@ class StigmerWorkflow:
             agent_queue=str(args.get("agentQueue") or ""),
             limits=limits,
             events_recorded=int(args.get("eventsRecorded") or 0),
+            checkpoint=args.get("checkpoint") or loaded.get("checkpoint"),
         )
         self._host = host
         for event in [*(args.get("events") or []), *self._pending]:
@@ -74,7 +75,7 @@ class StigmerWorkflow:
             document = load_workflow(loaded["document"])
             check_deterministic(document)
             output = await Interpreter(document, host, workflow_id=execution_id, limits=limits).run(
-                loaded.get("input") or {}, checkpoint=args.get("checkpoint")
+                loaded.get("input") or {}, checkpoint=args.get("checkpoint") or loaded.get("checkpoint")
             )
         except WorkflowValidationError as invalid:
             problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
@@ -83,13 +84,13 @@ class StigmerWorkflow:
         except WorkflowError as error:
             if host.stopped:
                 return {"phase": "STOPPED"}
-            await host.flush(phase="FAILED", error=error.problem)
+            await host.flush(phase="FAILED", error=error.problem, **host.last_checkpoint())
             return {"phase": "FAILED", "error": error.problem}
         except asyncio.CancelledError:
             # Cancelled through the Backend (CancelExecution), which already recorded CANCELLED, or
             # as the child of a cancelled parent (`run: workflow`): then record it here (the
             # Backend refuses the update in the first case).
-            await host.flush(phase="CANCELLED")
+            await host.flush(phase="CANCELLED", **host.last_checkpoint())
             raise
         if not await host.flush(phase="SUCCEEDED", output=output, hasOutput=True):
             return {"phase": "STOPPED"}
