@@ -25,7 +25,7 @@ CORE_SCHEMAS = ROOT / "packages" / "stigmer-core" / "src" / "stigmer" / "core" /
 DOC_SCHEMAS = ROOT / "docs" / "schemas"
 REFERENCE = ROOT / "docs" / "reference" / "manifests.md"
 SCHEMA_BASE = "https://stigmer.ai/schemas/v1"
-DEFINITION_KINDS = ["Agent", "Skill", "McpServer", "Environment", "Workflow", "Session"]
+DEFINITION_KINDS = ["Agent", "Skill", "McpServer", "Environment", "Workflow", "Session", "Schedule"]
 API_VERSION = "stigmer.ai/v1"
 
 T = descriptor_pb2.FieldDescriptorProto

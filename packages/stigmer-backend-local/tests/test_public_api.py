@@ -10,7 +10,7 @@ from stigmer.core import Backend
 
 
 def test_exported_names() -> None:
-    assert sorted(local.__all__) == ["LocalBackend", "SCHEMA_VERSION"]
+    assert sorted(local.__all__) == ["LocalBackend", "SCHEMA_VERSION", "Scheduler"]
     for name in local.__all__:
         assert getattr(local, name) is not None
 
@@ -18,7 +18,7 @@ def test_exported_names() -> None:
 def test_local_backend_implements_the_protocol(tmp_path: object) -> None:
     backend = local.LocalBackend(home=str(tmp_path), master_key=bytes(32))
     assert isinstance(backend, Backend)
-    assert local.SCHEMA_VERSION == backend.schema_version == 4
+    assert local.SCHEMA_VERSION == backend.schema_version == 5
 
 
 def test_entry_point_loads_local_backend() -> None:

@@ -1,6 +1,11 @@
 import stigmer.core
 
 EXPECTED = {
+    "OVERLAP_POLICIES",
+    "SCHEDULE_LABEL",
+    "SLOT_LABEL",
+    "Timetable",
+    "parse_duration",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
     "open_private",

@@ -79,6 +79,7 @@ from stigmer.core._redact import (
     default_redactor,
     redact_logging,
 )
+from stigmer.core._schedule import OVERLAP_POLICIES, SCHEDULE_LABEL, SLOT_LABEL, Timetable, parse_duration
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._values import from_value, jsonable, plain_value, to_value
@@ -96,12 +97,15 @@ __all__ = [
     "LIMIT_SETTINGS",
     "MASK",
     "MIN_SECRET_LENGTH",
+    "OVERLAP_POLICIES",
     "PHASE_NAMES",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
     "RUNNABLE_KINDS",
     "RUNNERS_GROUP",
+    "SCHEDULE_LABEL",
     "SCHEMA_KINDS",
+    "SLOT_LABEL",
     "STOPPED_PHASES",
     "TERMINAL_PHASES",
     "TERMINAL_PHASE_NAMES",
@@ -128,6 +132,7 @@ __all__ = [
     "Runner",
     "Settings",
     "StigmerError",
+    "Timetable",
     "Unauthenticated",
     "Unavailable",
     "acting_as",
@@ -162,6 +167,7 @@ __all__ = [
     "no_handover",
     "open_private",
     "output_schema_problem",
+    "parse_duration",
     "parse_manifest",
     "phase_name",
     "phase_number",

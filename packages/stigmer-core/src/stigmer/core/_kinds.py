@@ -111,6 +111,15 @@ KIND_TABLE: tuple[Kind, ...] = (
     ),
     Kind("Session", ("session", "sessions", "ses"), "ses", _PB + "session_pb2:Session", "session", 3),
     Kind(
+        "Schedule",
+        ("schedule", "schedules", "sch"),
+        "sch",
+        _PB + "schedule_pb2:Schedule",
+        "schedule",
+        3,
+        exported=True,
+    ),
+    Kind(
         "AgentExecution",
         ("agentexecution", "agentexecutions", "aex"),
         "aex",

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stigmer.backend.local._backend import LocalBackend
+    from stigmer.backend.local._scheduler import Scheduler
     from stigmer.backend.local.tables._migrations import LATEST as SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "LocalBackend"]
+__all__ = ["SCHEMA_VERSION", "LocalBackend", "Scheduler"]
 
 # public name -> (private module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
     "LocalBackend": ("stigmer.backend.local._backend", "LocalBackend"),
     "SCHEMA_VERSION": ("stigmer.backend.local.tables._migrations", "LATEST"),
+    "Scheduler": ("stigmer.backend.local._scheduler", "Scheduler"),
 }
 
 

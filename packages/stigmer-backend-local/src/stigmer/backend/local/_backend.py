@@ -7,6 +7,7 @@ opened (the constructor) and when the first secret is touched.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from stigmer.core import (
     TERMINAL_PHASES,
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     Settings,
     capabilities_config,
     current_principal,
@@ -36,9 +38,13 @@ from stigmer.proto.v1 import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Connection
     from stigmer.backend.local._crypto import SecretBox
     from stigmer.backend.local._db import Database
+    from stigmer.backend.local.tables._schedules import Fire
+    from stigmer.proto.v1.schedule_pb2 import Schedule
 
 __all__ = ["LocalBackend"]
 
@@ -240,7 +246,9 @@ class LocalBackend:
     async def create_execution(self, request: svc.CreateExecutionRequest) -> ex.Execution:
         from stigmer.backend.local.tables import _executions, _secrets
 
-        box = self._box() if request.runtime_secrets else None
+        # a retry or re-run gets the run-time secrets of the run it repeats, sealed again
+        again = request.spec.resumed_from or request.spec.rerun_of
+        box = self._box() if request.runtime_secrets or again else None
         source = self._key_source
         who, offer, server = current_principal(), self.offer_to_runners, self.server_id
         ceiling = self.agent_limits
@@ -251,6 +259,77 @@ class LocalBackend:
             return _executions.create(c, box, request, who, offer, server, ceiling)  # type: ignore[arg-type]
 
         return await self._write(create)
+
+    # -- schedules: each slot fires once (several schedulers on one database) -----------------
+
+    def _schedule_creator(self) -> Any:
+        from stigmer.backend.local.tables._schedules import Creator
+
+        return Creator(
+            principal=current_principal(),
+            offer_to_runners=self.offer_to_runners,
+            server_id=self.server_id,
+            agent_ceiling=self.agent_limits,
+        )
+
+    async def fire_due(self, now: datetime, name: str = "") -> builtins.list[Fire]:
+        """Fire every slot of the enabled Schedules (or the one called ``name``) due at ``now``
+        that no scheduler fired yet, and start buffered fires whose previous run ended; each
+        slot in its own transaction, recorded once (see ``tables._schedules``)."""
+        from stigmer.backend.local.tables import _schedules
+
+        creator = self._schedule_creator()
+        fires: builtins.list[Fire] = []
+        for schedule in await self._read(lambda c: _schedules.schedules(c, name)):
+
+            def buffered(c: Connection, sch: Schedule = schedule) -> Fire | None:
+                return _schedules.start_buffered(c, creator, sch)
+
+            started = await self._write(buffered)
+            if started is not None:
+                fires.append(started)
+            for slot in _schedules.due(schedule, now):
+
+                def fire(c: Connection, sch: Schedule = schedule, at: datetime = slot) -> Fire:
+                    return _schedules.fire_slot(c, creator, sch, at)
+
+                fires.append(await self._write(fire))
+        return fires
+
+    async def fire_schedule(
+        self, name: str, slots: Sequence[datetime], *, overlap: bool = True
+    ) -> builtins.list[Fire]:
+        """Fire the given slots of the Schedule ``name`` (``trigger``: now; ``backfill``: past
+        slots), whether or not it is enabled; a slot fired before is not fired again.
+        ``overlap=False`` starts every slot regardless of the overlap policy (a backfill)."""
+        from stigmer.backend.local.tables import _schedules
+
+        found = await self._read(lambda c: _schedules.schedules(c, name))
+        if not found:
+            raise NotFound(f"schedule {name!r} does not exist; list them with `stigmer schedule list`")
+        schedule = found[0]
+        if not overlap:
+            schedule.spec.overlap = "allowAll"
+        creator = self._schedule_creator()
+        fires: builtins.list[Fire] = []
+        for slot in slots:
+
+            def fire(c: Connection, at: datetime = slot) -> Fire:
+                return _schedules.fire_slot(c, creator, schedule, at, manual=True)
+
+            fires.append(await self._write(fire))
+        return fires
+
+    async def schedule_fires(self, name: str, limit: int = 5) -> builtins.list[dict[str, Any]]:
+        """The latest slots of the Schedule ``name``, newest first (slot, outcome, execution id,
+        phase)."""
+        from stigmer.backend.local.tables import _schedules
+
+        def read(c: Connection) -> builtins.list[dict[str, Any]]:
+            found = _schedules.schedules(c, name)
+            return _schedules.last_fires(c, found[0].metadata.id, limit) if found else []
+
+        return await self._read(read)
 
     # -- a server's leases on the executions it runs (several servers on one database) ----------
 

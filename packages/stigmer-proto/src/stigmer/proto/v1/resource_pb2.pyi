@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from stigmer.proto.v1 import agent_pb2 as _agent_pb2
 from stigmer.proto.v1 import environment_pb2 as _environment_pb2
 from stigmer.proto.v1 import mcp_server_pb2 as _mcp_server_pb2
+from stigmer.proto.v1 import schedule_pb2 as _schedule_pb2
 from stigmer.proto.v1 import session_pb2 as _session_pb2
 from stigmer.proto.v1 import skill_pb2 as _skill_pb2
 from stigmer.proto.v1 import workflow_pb2 as _workflow_pb2
@@ -69,6 +70,7 @@ class Resource(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _builtins.int
     WORKFLOW_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def agent(self) -> _agent_pb2.Agent:
         """An LLM agent definition."""
@@ -93,6 +95,10 @@ class Resource(_message.Message):
     def session(self) -> _session_pb2.Session:
         """A multi-turn conversation with an agent."""
 
+    @_builtins.property
+    def schedule(self) -> _schedule_pb2.Schedule:
+        """Runs of a workflow or an agent started on a cron schedule or at an interval."""
+
     def __init__(
         self,
         *,
@@ -102,12 +108,13 @@ class Resource(_message.Message):
         environment: _environment_pb2.Environment | None = ...,
         workflow: _workflow_pb2.Workflow | None = ...,
         session: _session_pb2.Session | None = ...,
+        schedule: _schedule_pb2.Schedule | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "session", b"session", "skill", b"skill", "workflow", b"workflow"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "schedule", b"schedule", "session", b"session", "skill", b"skill", "workflow", b"workflow"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "session", b"session", "skill", b"skill", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "schedule", b"schedule", "session", b"session", "skill", b"skill", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["agent", "skill", "mcp_server", "environment", "workflow", "session"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["agent", "skill", "mcp_server", "environment", "workflow", "session", "schedule"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -183,7 +183,7 @@ def create(
         )
     )
     _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
-    if source is not None:
+    if source is not None and box is not None:
         _secrets.copy_runtime_secrets(conn, box, source.metadata.id, eid, set(request.runtime_secrets))
     _grants.record_author(conn, eid, 0, starter)
     dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")

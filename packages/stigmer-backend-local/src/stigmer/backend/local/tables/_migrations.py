@@ -67,11 +67,18 @@ def _v4_memories(conn: Connection) -> None:
         conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_memories_fts ON memories USING GIN (fts)")
 
 
+def _v5_schedule_fires(conn: Connection) -> None:
+    """The slots Schedules fired, one row per (schedule, slot)."""
+    for table in s.V5_TABLES:
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_execution_secrets),
     (3, _v3_trust),
     (4, _v4_memories),
+    (5, _v5_schedule_fires),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -359,7 +359,24 @@ def _validate(resource: resource_pb2.Resource) -> tuple[str, Any]:
             check_secret_name(n, f"spec.secrets[{i}]")
     elif kind == "Workflow":
         workflow_secrets(msg.spec)
+    elif kind == "Schedule":
+        _check_schedule(msg)
     return kind, msg
+
+
+def _check_schedule(msg: Any) -> None:
+    from stigmer.core import Timetable
+
+    Timetable.of(msg.spec)
+    target = msg.spec.target
+    if target.kind not in ("Workflow", "Agent") or not (target.name or target.id):
+        raise InvalidArgument(
+            "a Schedule needs spec.target: {kind: Workflow or Agent, name: ...}", ["spec.target"]
+        )
+    if target.kind == "Agent" and not msg.spec.message:
+        raise InvalidArgument("a Schedule of an agent needs spec.message", ["spec.message"])
+    if target.kind == "Workflow" and msg.spec.message:
+        raise InvalidArgument("spec.message is for agents; give a workflow spec.input", ["spec.message"])
 
 
 def workflow_secrets(spec: Any) -> list[str]:
@@ -399,6 +416,9 @@ def references(kind: str, msg: Any) -> list[tuple[str, meta_pb2.ResourceRef]]:
                 out.append((f"spec.subAgents[{i}].agent", meta_pb2.ResourceRef(kind="Agent", name=sub.agent)))
             skills(f"spec.subAgents[{i}]", sub.skills)
             mcps(f"spec.subAgents[{i}]", sub.mcp_servers)
+    elif kind == "Schedule":
+        t = msg.spec.target
+        out.append(("spec.target", meta_pb2.ResourceRef(kind=t.kind, name=t.name, id=t.id)))
     elif kind == "Session":
         agent = msg.spec.agent
         if not (agent.name or agent.id):
@@ -690,6 +710,8 @@ def delete_resource(conn: Connection, request: svc.DeleteRequest) -> resource_pb
     conn.execute(delete(s.resource_labels).where(s.resource_labels.c.resource_pk == row.pk))
     conn.execute(delete(s.resource_versions).where(s.resource_versions.c.resource_id == row.id))
     conn.execute(delete(s.resources).where(s.resources.c.pk == row.pk))
+    if row.kind == "Schedule":
+        conn.execute(delete(s.schedule_fires).where(s.schedule_fires.c.schedule_id == row.id))
     return result
 
 

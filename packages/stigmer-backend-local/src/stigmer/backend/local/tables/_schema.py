@@ -27,6 +27,7 @@ __all__ = [
     "resource_labels",
     "resource_versions",
     "resources",
+    "schedule_fires",
     "schema_version",
     "secret_grants",
     "secret_owners",
@@ -204,6 +205,19 @@ memories = Table(
     Index("ix_memories_agent_subject", "agent", "subject", "pk"),
 )
 
+# One row per slot a Schedule fired (or skipped): the unique key makes each slot fire once, however
+# many scheduler processes share the database.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("schedule_id", String(64), nullable=False),
+    Column("slot", BigInteger, nullable=False),  # the nominal fire time, microseconds
+    Column("execution_id", String(64), nullable=False),  # "" when the slot was skipped
+    Column("outcome", String(16), nullable=False),  # fired, skipped, buffered
+    Column("fired_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("schedule_id", "slot", name="pk_schedule_fires"),
+)
+
 V1_TABLES = (
     schema_version,
     resources,
@@ -217,3 +231,4 @@ V1_TABLES = (
 V2_TABLES = (execution_secrets,)
 V3_TABLES = (secret_owners, secret_grants, authors, execution_leases)
 V4_TABLES = (memories,)
+V5_TABLES = (schedule_fires,)
