@@ -30,6 +30,8 @@ EXPECTED = [
     "ExecutionCancelled",
     "ExecutionFailed",
     "ExecutionPage",
+    "Fired",
+    "ScheduleInfo",
     "ExecutionTimeout",
     "Export",
     "For",

@@ -39,6 +39,16 @@ lazy(
     "List, follow, approve and cancel executions.",
 )
 lazy(
+    "schedule",
+    "stigmer.cli.commands._schedules:schedule_app",
+    "List, pause, resume, trigger and backfill schedules; run-due fires what is due.",
+)
+lazy(
+    "scheduler",
+    "stigmer.cli.commands._schedules:scheduler_app",
+    "Fire schedules as they fall due, in the foreground (local context).",
+)
+lazy(
     "secret", "stigmer.cli.commands._secrets:secret_app", "Manage encrypted secrets (values are write-only)."
 )
 lazy("memory", "stigmer.cli.commands._memory:memory_app", "List, show and forget what agents remember.")

@@ -12,6 +12,7 @@ from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, ResourcePa
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._export import Export
+from stigmer.sdk._schedules import Fired, ScheduleInfo
 from stigmer.sdk._sync import Execution, Stigmer
 from stigmer.sdk._validate import ValidationFailed, ValidationProblem, validate
 from stigmer.sdk.authoring._builder import ResourceBuilder
@@ -79,6 +80,7 @@ __all__ = [
     "ExecutionPage",
     "ExecutionTimeout",
     "Export",
+    "Fired",
     "For",
     "Fork",
     "Listen",
@@ -92,6 +94,7 @@ __all__ = [
     "RunScript",
     "RunShell",
     "RunWorkflow",
+    "ScheduleInfo",
     "Session",
     "Set",
     "Skill",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
+    from stigmer.sdk._schedules import Fired, ScheduleInfo
 
 __all__ = [
     "Applied",
@@ -654,6 +656,76 @@ class AsyncStigmer:
         run that did not fail or was not cancelled (:meth:`rerun` starts any run over)."""
         return await self._again(execution_id, "resumed_from", secrets, start)
 
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def pause_schedule(self, name: str) -> Any:
+        """Stop a Schedule from firing (``spec.enabled: false``, a new version); returns it."""
+        from stigmer.sdk._schedules import set_enabled
+
+        return await set_enabled(self, name, False)
+
+    async def resume_schedule(self, name: str) -> Any:
+        """Let a paused Schedule fire again (``spec.enabled: true``); returns it. Slots missed
+        while paused do not fire (backfill them)."""
+        from stigmer.sdk._schedules import set_enabled
+
+        return await set_enabled(self, name, True)
+
+    async def schedule_info(self, name: str, *, count: int = 3, now: datetime | None = None) -> ScheduleInfo:
+        """A Schedule with its next ``count`` fire times (none while paused) and its last runs."""
+        from stigmer.sdk._schedules import info
+
+        return await info(self, name, count=count, now=now)
+
+    async def trigger_schedule(self, name: str, *, now: datetime | None = None) -> AsyncExecution:
+        """Start one run of a Schedule's target now (paused or not), labelled like its fires."""
+        from stigmer.sdk._schedules import fire, utcnow
+
+        [(_fired, handle)] = await fire(self, name, [now or utcnow()], overlap=False, start=True)
+        if handle is None:  # pragma: no cover - the slot of this moment was fired already
+            raise InvalidArgument(f"schedule {name!r} fired this very moment already; try again")
+        return handle
+
+    async def backfill_schedule(
+        self, name: str, start: datetime, end: datetime, *, run: bool = True
+    ) -> builtins.list[Fired]:
+        """Fire every slot of a Schedule in ``[start, end)`` that did not fire yet, regardless of
+        its overlap policy (each slot once: a slot backfilled twice starts nothing the second
+        time). In a local context the runs run here (``run``: one after another, to the end)."""
+        from stigmer.sdk._schedules import backfill_slots, fire, get_schedule
+
+        slots = backfill_slots(await get_schedule(self, name), _aware(start), _aware(end))
+        fired = await fire(self, name, slots, overlap=False, start=False)
+        if run and self.local:
+            for _f, handle in fired:
+                if handle is not None:
+                    await handle.follow(start=True)
+        return [f for f, _h in fired]
+
+    async def run_due(
+        self, *, now: datetime | None = None, name: str = "", wait: bool = True
+    ) -> builtins.list[Fired]:
+        """Local context: fire every Schedule slot due at ``now`` (default: the clock) that did
+        not fire yet, and run the executions here (``wait``: until they end). For the system's
+        cron: ``* * * * * stigmer schedule run-due``."""
+        from stigmer.sdk._schedules import run_due
+
+        return [f for f, _h in await run_due(self, now=now, name=name, wait=wait)]
+
+    async def run_scheduler(
+        self,
+        stop: asyncio.Event,
+        *,
+        tick: float = 1.0,
+        clock: Callable[[], datetime] | None = None,
+        on_fire: Callable[[Fired], None] | None = None,
+    ) -> None:
+        """Local context: fire due schedules every ``tick`` seconds until ``stop`` is set, each
+        run in this process (``stigmer scheduler``)."""
+        from stigmer.sdk._schedules import scheduler, utcnow
+
+        await scheduler(self, stop, tick=tick, clock=clock or utcnow, on_fire=on_fire)
+
     async def _again(
         self, execution_id: str, link: str, secrets: Mapping[str, str] | None, start: bool
     ) -> AsyncExecution:
@@ -798,6 +870,10 @@ class AsyncStigmer:
         return await self.backend.update_execution_status(
             svc.UpdateExecutionStatusRequest(execution_id=execution_id, events=[event])
         )
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _phase_number(phase: str | int) -> int:

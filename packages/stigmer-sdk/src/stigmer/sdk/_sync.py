@@ -4,6 +4,7 @@ in a daemon thread, so they work in plain scripts and inside code that already r
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections.abc import AsyncGenerator, Coroutine, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
+    from stigmer.sdk._schedules import Fired, ScheduleInfo
     from stigmer.sdk._validate import ValidationProblem
 
 __all__ = ["Execution", "Stigmer"]
@@ -352,6 +354,34 @@ class Stigmer:
         return Execution(
             self._loop.run(self._async.retry(execution_id, secrets=secrets, start=start)), self._loop
         )
+
+    def pause_schedule(self, name: str) -> Any:
+        """See :meth:`AsyncStigmer.pause_schedule`."""
+        return self._loop.run(self._async.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> Any:
+        """See :meth:`AsyncStigmer.resume_schedule`."""
+        return self._loop.run(self._async.resume_schedule(name))
+
+    def schedule_info(self, name: str, *, count: int = 3, now: datetime | None = None) -> ScheduleInfo:
+        """See :meth:`AsyncStigmer.schedule_info`."""
+        return self._loop.run(self._async.schedule_info(name, count=count, now=now))
+
+    def trigger_schedule(self, name: str, *, now: datetime | None = None) -> Execution:
+        """See :meth:`AsyncStigmer.trigger_schedule`."""
+        return Execution(self._loop.run(self._async.trigger_schedule(name, now=now)), self._loop)
+
+    def backfill_schedule(
+        self, name: str, start: datetime, end: datetime, *, run: bool = True
+    ) -> builtins.list[Fired]:
+        """See :meth:`AsyncStigmer.backfill_schedule`."""
+        return self._loop.run(self._async.backfill_schedule(name, start, end, run=run))
+
+    def run_due(
+        self, *, now: datetime | None = None, name: str = "", wait: bool = True
+    ) -> builtins.list[Fired]:
+        """See :meth:`AsyncStigmer.run_due`."""
+        return self._loop.run(self._async.run_due(now=now, name=name, wait=wait))
 
     def execution(self, execution_id: str, *, in_process: bool = True) -> Execution:
         return Execution(

@@ -79,6 +79,10 @@ def detail(kind: str, inner: Any) -> tuple[str, str]:
         return "VARIABLES/SECRETS", f"{len(spec.variables)}/{len(spec.secrets)}"
     if kind == "Session":
         return "AGENT", spec.agent.name or spec.agent.id or "-"
+    if kind == "Schedule":
+        from stigmer.cli.commands._schedules import summary
+
+        return "SCHEDULE", summary(inner)
     return "", ""
 
 
