@@ -15,7 +15,7 @@ import pytest
 from stigmer.backend.local import LocalBackend, Scheduler
 from stigmer.core import SCHEDULE_LABEL, SLOT_LABEL, InvalidArgument, Timetable, parse_manifest
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 
 KEY = os.urandom(32)
 FLOW = """\
@@ -64,7 +64,7 @@ async def open_backend(url: str, tmp_path: Path) -> AsyncIterator[Callable[[], L
 
 
 async def created(backend: LocalBackend, name: str = "every-minute") -> datetime:
-    found = await backend.get(svc.GetRequest(ref={"kind": "Schedule", "name": name}))  # type: ignore[arg-type]
+    found = await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Schedule", name=name)))
     return found.schedule.metadata.created_at.ToDatetime(tzinfo=UTC)
 
 
@@ -97,9 +97,8 @@ async def test_each_slot_fires_once_across_calls_backends_and_a_restart(
         svc.ListExecutionsRequest(label_selector=f"{SCHEDULE_LABEL}=every-minute")
     )
     assert len(page.executions) == 1
-    status = (
-        await restarted.get(svc.GetRequest(ref={"kind": "Schedule", "name": "every-minute"}))
-    ).schedule.status  # type: ignore[arg-type]
+    ref = meta_pb2.ResourceRef(kind="Schedule", name="every-minute")
+    status = (await restarted.get(svc.GetRequest(ref=ref))).schedule.status
     assert status.fire_count == 1 and status.last_execution_id == fired.execution.metadata.id
 
 

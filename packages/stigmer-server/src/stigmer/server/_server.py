@@ -174,6 +174,7 @@ async def serve(
     dispatcher: ExecutionDispatcher | None = None,
     grace: float = GRACE_SECONDS,
     on_ready: Callable[[str], None] | None = None,
+    scheduler: Any = None,
 ) -> None:
     """Serve ``backend`` as ``stigmer.v1.BackendService`` until SIGTERM/SIGINT or cancellation.
 
@@ -185,6 +186,9 @@ async def serve(
     server uses TLS, with a token scoped to their execution). ``ready`` is set, and ``on_ready`` called with
     the bound ``host:port``, once the server accepts calls. On shutdown, in-flight calls get
     ``grace`` seconds to finish and open watch streams end with UNAVAILABLE (clients resume).
+    A ``scheduler`` (``stigmer.backend.local.Scheduler``) fires due Schedules while the server
+    runs, handing each execution to the dispatcher (each slot once, however many servers share
+    the database).
     """
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -243,6 +247,7 @@ async def serve(
         bind_children(f"grpc://{child_address}", execution_tokens)
 
     stop = asyncio.Event()
+    scheduling: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -274,13 +279,20 @@ async def serve(
                 await recover()
         except Exception:
             logger.warning("could not resume executions left running", exc_info=True)
+        if scheduler is not None:
+            scheduler.start = servicer.dispatcher.start
+            scheduling = asyncio.create_task(scheduler.run(stop), name="stigmer-scheduler")
         if on_ready is not None:
             on_ready(actual)
         if ready is not None:
             ready.set()
         await stop.wait()
+        if scheduling is not None:
+            await scheduling
         logger.info("stopping: finishing in-flight calls (up to %.0f s)", grace)
     finally:
+        if scheduling is not None and not scheduling.done():
+            scheduling.cancel()
         try:
             await asyncio.shield(_shutdown(server, servicer, health_servicer, grace))
         finally:
@@ -317,6 +329,7 @@ def run_server(
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
+    schedules: bool = True,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
@@ -329,6 +342,8 @@ def run_server(
 
     With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
+    With ``schedules`` (the default) the server fires due Schedules every
+    ``$STIGMER_SCHEDULER_TICK`` seconds (default 1), each slot once across servers.
     """
     settings = Settings.load()
     resolved_home = Path(home) if home is not None else settings.home
@@ -362,6 +377,13 @@ def run_server(
             logger.warning(
                 "executions may run local commands (run: shell|script, stdio MCP servers): --allow-run"
             )
+        scheduler = None
+        if schedules:
+            import os
+
+            from stigmer.backend.local import Scheduler
+
+            scheduler = Scheduler(backend, tick=float(os.environ.get("STIGMER_SCHEDULER_TICK") or 1.0))
         if connection is not None:  # full stack: executions become Temporal workflows run by workers
             from stigmer.temporal import temporal_dispatch
 
@@ -378,6 +400,7 @@ def run_server(
                 tokens=store,
                 dispatcher=dispatcher,
                 on_ready=on_ready,
+                scheduler=scheduler,
             )
         finally:
             store.close()
