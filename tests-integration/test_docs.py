@@ -343,3 +343,12 @@ def test_migrating_from_upstream_page_runs(tmp_path: Path) -> None:
     assert (
         "upstream-think.yaml:10: spec.tasks[1].kind: task kind llm_call cannot be converted" in refused.stderr
     )
+
+
+def test_schedules_page_applies_lists_triggers_and_describes(tmp_path: Path) -> None:
+    page = run_page(DOCS / "schedules.md", tmp_path)
+    out = page.stdout
+    assert "cron '0 6 * * 1-5' Europe/Berlin -> workflow/report, next " in out
+    assert '"report": "for support"' in out or "for support" in out
+    assert "Target:    Workflow/report" in out
+    assert "fired" in out.partition("Last runs:")[2]
