@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 from stigmer.backend.local import LocalBackend, Scheduler
-from stigmer.core import SCHEDULE_LABEL, SLOT_LABEL, InvalidArgument, Timetable, parse_manifest
+from stigmer.core import (
+    SCHEDULE_LABEL,
+    SLOT_LABEL,
+    FailedPrecondition,
+    InvalidArgument,
+    Timetable,
+    parse_manifest,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 
@@ -209,3 +216,49 @@ async def test_the_scheduler_hands_each_execution_it_creates_to_start(
     assert [dict(e.metadata.labels)[SLOT_LABEL] for e in started] == [
         s.isoformat().replace("+00:00", "Z") for s in (slot, slot + timedelta(minutes=1))
     ]
+
+
+OWNED = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: pulse}
+spec:
+  document: {dsl: 1.0.0, namespace: t, name: pulse, version: 1.0.0}
+  SCHEDULE
+  do:
+    - hi: {set: {hi: true}}
+"""
+
+
+async def test_a_workflow_schedule_makes_an_owned_schedule_kept_in_step(
+    open_backend: Callable[[], LocalBackend],
+) -> None:
+    backend = open_backend()
+    ref = meta_pb2.ResourceRef(kind="Schedule", name="pulse")
+    await apply(backend, OWNED.replace("SCHEDULE", "schedule: {every: {minutes: 5}}"))
+    owned = (await backend.get(svc.GetRequest(ref=ref))).schedule
+    assert owned.spec.every == "300s" and owned.spec.target.name == "pulse"
+    assert owned.metadata.annotations["stigmer.ai/owner"] == "Workflow/pulse"
+    slot = Timetable(every=timedelta(minutes=5)).next_slots(await created(backend, "pulse"), 1)[0]
+    [fire] = await backend.fire_due(slot + timedelta(seconds=1), "pulse")
+    assert fire.outcome == "fired" and fire.execution is not None
+    await apply(backend, OWNED.replace("SCHEDULE", "schedule: {cron: '*/10 * * * *'}"))
+    owned = (await backend.get(svc.GetRequest(ref=ref))).schedule
+    assert (owned.spec.cron, owned.spec.every, owned.metadata.version) == ("*/10 * * * *", "", 2)
+    await apply(backend, OWNED.replace("SCHEDULE", ""))  # the document's schedule removed
+    page = await backend.list(svc.ListRequest(kind="Schedule"))
+    assert "pulse" not in [r.schedule.metadata.name for r in page.resources]
+    await apply(backend, OWNED.replace("SCHEDULE", "schedule: {every: PT1M}"))
+    await backend.delete(svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind="Workflow", name="pulse")))
+    page = await backend.list(svc.ListRequest(kind="Schedule"))
+    assert "pulse" not in [r.schedule.metadata.name for r in page.resources]
+
+
+async def test_a_schedule_the_workflow_does_not_own_is_never_replaced(
+    open_backend: Callable[[], LocalBackend],
+) -> None:
+    backend = open_backend()
+    await apply(backend, FLOW)
+    await apply(backend, schedule("mine"))
+    with pytest.raises(FailedPrecondition, match="a Schedule 'mine' it does not own exists"):
+        await apply(backend, OWNED.replace("pulse", "mine").replace("SCHEDULE", "schedule: {every: PT1M}"))

@@ -539,6 +539,20 @@ def apply(
     conn: Connection, request: svc.ApplyRequest, principal: Principal | None = None
 ) -> svc.ApplyResponse:
     """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed.
+    A Workflow whose document has ``schedule.every`` or ``schedule.cron`` gets a Schedule of the
+    same name owned by it (see ``_owned_schedule``), kept in step with the document."""
+    response = _apply(conn, request, principal)
+    if response.resource.WhichOneof("kind") == "workflow":
+        from stigmer.backend.local.tables._owned import sync_owned_schedule
+
+        sync_owned_schedule(conn, response.resource.workflow, principal, dry_run=request.dry_run)
+    return response
+
+
+def _apply(
+    conn: Connection, request: svc.ApplyRequest, principal: Principal | None = None
+) -> svc.ApplyResponse:
+    """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed.
 
     With a ``principal`` (a server's caller), every stored secret the definition declares must be
     one the principal may use, and the version written is authored by the principal.
@@ -712,6 +726,10 @@ def delete_resource(conn: Connection, request: svc.DeleteRequest) -> resource_pb
     conn.execute(delete(s.resources).where(s.resources.c.pk == row.pk))
     if row.kind == "Schedule":
         conn.execute(delete(s.schedule_fires).where(s.schedule_fires.c.schedule_id == row.id))
+    elif row.kind == "Workflow":
+        from stigmer.backend.local.tables._owned import delete_owned_schedule
+
+        delete_owned_schedule(conn, row.name)
     return result
 
 
