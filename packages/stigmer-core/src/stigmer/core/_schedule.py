@@ -38,6 +38,19 @@ _ISO = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)
 def parse_duration(text: str, field: str = "duration") -> timedelta:
     """``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` or ISO 8601 ``"PT15M"`` -> a timedelta;
     ``InvalidArgument`` naming ``field`` otherwise."""
+    try:
+        found = _parse_duration(text, field)
+    except OverflowError:
+        found = None
+    if found is None or found > _MAX_DURATION:
+        raise InvalidArgument(f"{field}: {text!r} is longer than 366 days", [field])
+    return found
+
+
+_MAX_DURATION = timedelta(days=366)
+
+
+def _parse_duration(text: str, field: str) -> timedelta:
     value = text.strip()
     iso = _ISO.fullmatch(value.upper()) if value.upper().startswith("P") else None
     if iso and any(iso.groups()):

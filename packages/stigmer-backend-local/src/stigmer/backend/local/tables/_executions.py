@@ -115,7 +115,7 @@ def create(
     for name in request.runtime_secrets:
         check_secret_name(name, f"runtime_secrets.{name}")
     row = _target(conn, spec.target)
-    source = _source(conn, spec, row.id)
+    source = _source(conn, spec, row.id, principal)
     if spec.target_version and spec.target_version != row.version:
         body = res.version_body(conn, row.id, spec.target_version)
         if body is None:
@@ -198,7 +198,9 @@ def create(
     return _get(conn, eid)
 
 
-def _source(conn: Connection, spec: ex.ExecutionSpec, target_id: str) -> ex.Execution | None:
+def _source(
+    conn: Connection, spec: ex.ExecutionSpec, target_id: str, principal: Principal | None = None
+) -> ex.Execution | None:
     """The execution a retry (``resumed_from``) or a re-run (``rerun_of``) starts from, checked:
     the same target and version; a retry only of a FAILED or CANCELLED run (finished runs never
     change: the retry is a new execution that starts from a copy of the old one's checkpoint)."""
@@ -209,6 +211,14 @@ def _source(conn: Connection, spec: ex.ExecutionSpec, target_id: str) -> ex.Exec
         return None
     field = "spec.resumedFrom" if spec.resumed_from else "spec.rerunOf"
     source = to_execution(load(conn, source_id, lock=False).row)
+    if principal is not None and principal.role != "admin" and _secrets.runtime_secrets(conn, source_id):
+        # The new run receives the old one's run-time secrets: only whoever started it may.
+        starter = _grants.author_of(conn, source_id, 0)
+        if starter is None or starter.name != principal.name:
+            raise PermissionDenied(
+                f"execution {source_id} was given run-time secrets by another token; only the token "
+                "that started it (or an admin) may retry or re-run it"
+            )
     if source.spec.target.id != target_id:
         raise InvalidArgument(f"{field}: execution {source_id} ran another target", [field])
     if spec.target_version and spec.target_version != source.spec.target_version:
