@@ -25,7 +25,16 @@ def test_referenced_kinds_first_sessions_last_stable_within_a_rank() -> None:
         ("Workflow", "wf"),
         ("Session", "s"),
     ]
-    assert set(APPLY_ORDER) == {"Skill", "McpServer", "Environment", "Agent", "Workflow", "Session"}
+    assert set(APPLY_ORDER) == {
+        "Skill",
+        "McpServer",
+        "Environment",
+        "Agent",
+        "Workflow",
+        "Session",
+        "Schedule",
+    }
+    assert APPLY_ORDER["Schedule"] > APPLY_ORDER["Workflow"] > APPLY_ORDER["Agent"]  # it targets them
 
 
 def test_same_kind_and_slug_twice_names_both_sources() -> None:
