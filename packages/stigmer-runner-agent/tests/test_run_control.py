@@ -24,7 +24,7 @@ def _agent(llm: ScriptedLLM, extra: str = "", model: str = "stand-in", price: st
 
 
 async def _run(
-    backend: Backend, message: str = "add things", **spec_fields: object
+    backend: Backend, message: str = "add things", **spec_fields: Any
 ) -> execution_pb2.Execution:
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"), message=message)
     for key, value in spec_fields.items():
