@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         help="let executions start local processes (run: shell|script, stdio MCP servers); "
         "off by default: any user could run commands as the server's OS user",
     )
+    parser.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        help="let agents' fetch tool reach loopback and private addresses (off by default)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     add_temporal_arguments(
         parser,
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             args.insecure,
             run_executions=not args.no_run_executions,
             allow_run=args.allow_run,
+            allow_private_network=args.allow_private_network,
             on_ready=announce,
             temporal=temporal,
         )

@@ -280,6 +280,7 @@ def run_server(
     *,
     run_executions: bool = True,
     allow_run: bool = False,
+    allow_private_network: bool = False,
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
@@ -290,7 +291,9 @@ def run_server(
     there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
     server runs the executions it creates with the installed runners, each in a child process.
     ``allow_run`` grants executions the ``run`` capability (``run: shell|script``, stdio MCP
-    servers): off unless the admin enables it (``--allow-run``).
+    servers, an agent's ``shell`` tool): off unless the admin enables it (``--allow-run``).
+    ``allow_private_network`` lets an agent's ``fetch`` tool reach loopback and private addresses
+    (``--allow-private-network``), off by default.
 
     With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
@@ -311,6 +314,7 @@ def run_server(
             database_url=database_url,
             home=resolved_home,
             allow_run=allow_run,
+            allow_private_network=allow_private_network,
             offer_to_runners=connection is not None or not run_executions,
         )
         store = TokenStore(database_url=database_url, home=resolved_home)

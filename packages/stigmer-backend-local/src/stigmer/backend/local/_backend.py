@@ -64,7 +64,9 @@ class LocalBackend:
 
     ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
     shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
-    ``--allow-run`` flag.
+    ``--allow-run`` flag. ``allow_private_network`` is the ``private_network`` capability (an
+    agent's ``fetch`` tool may reach loopback and private addresses): on by default, for Lite; a
+    shared server passes its ``--allow-private-network`` flag.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class LocalBackend:
         master_key: bytes | None = None,
         *,
         allow_run: bool = True,
+        allow_private_network: bool = True,
         offer_to_runners: bool = True,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
@@ -96,6 +99,7 @@ class LocalBackend:
             log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self.allow_run = allow_run
+        self.allow_private_network = allow_private_network
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None
         if master_key is not None:
@@ -339,7 +343,9 @@ class LocalBackend:
             context = await self._write(lambda c: _executions.context(c, box, request, who))
         else:
             context = await self._read(lambda c: _executions.context(c, box, request, who))
-        context.config.update(capabilities_config(run=self.allow_run))
+        context.config.update(
+            capabilities_config(run=self.allow_run, private_network=self.allow_private_network)
+        )
         return context
 
     # -----------------------------------------------------------------------------------------
