@@ -229,7 +229,6 @@ class AgentTool(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     NETWORK_FIELD_NUMBER: _builtins.int
-    ALLOW_PRIVATE_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`files` (read, write, edit, list, grep), `shell` (run a command), `fetch` (HTTP GET as text)
@@ -245,10 +244,6 @@ class AgentTool(_message.Message):
     """
     network: _builtins.bool
     """`shell`: the command may use the network (in the sandbox, it has none otherwise)."""
-    allow_private: _builtins.bool
-    """`fetch`: loopback and private addresses may be fetched (on a server only where its admin
-    allows it).
-    """
     read_only: _builtins.bool
     """`files`: no writes or edits, only reading, listing and searching."""
     @_builtins.property
@@ -271,12 +266,11 @@ class AgentTool(_message.Message):
         timeout_seconds: _builtins.int = ...,
         max_output_bytes: _builtins.int = ...,
         network: _builtins.bool = ...,
-        allow_private: _builtins.bool = ...,
         read_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow", "allow_private", b"allow_private", "auto_approve", b"auto_approve", "max_output_bytes", b"max_output_bytes", "name", b"name", "network", b"network", "read_only", b"read_only", "require_approval", b"require_approval", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow", "auto_approve", b"auto_approve", "max_output_bytes", b"max_output_bytes", "name", b"name", "network", b"network", "read_only", b"read_only", "require_approval", b"require_approval", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

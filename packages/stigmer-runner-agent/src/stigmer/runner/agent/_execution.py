@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 from stigmer.core import (
+    CAPABILITY_PRIVATE_NETWORK,
     CAPABILITY_RUN,
     Backend,
     InvalidArgument,
@@ -35,6 +36,8 @@ from stigmer.runner.agent._checkpoint import Checkpoint
 from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
 from stigmer.runner.agent._loop import PendingCall
 from stigmer.runner.agent._mcp import McpServerFailed, mcp_log_dir
+from stigmer.runner.agent.tools import TodoState, ToolEnvironment
+from stigmer.runner.agent.workspace import ATTACHMENTS, RunWorkspace, needs_workspace
 
 if TYPE_CHECKING:
     from pydantic_ai.usage import RunUsage
@@ -75,7 +78,10 @@ class OpenExecution:
         self.secrets: dict[str, str] = {}
         self.variables: dict[str, str] = dict(execution.spec.env)
         self.allow_run = False  # without the context, nothing that starts a process is built
+        self.allow_private_network = False
         self.has_context = False
+        self.workspace: RunWorkspace | None = None  # once opened (agents with built-in tools or a seed)
+        self.todos = TodoState.of(execution.status.todos, self._publish_todos)
         self.model_label = ""  # of the model last built, for problem descriptions
         self.endpoint = ""
 
@@ -123,6 +129,7 @@ class OpenExecution:
         default_redactor().register(*self.secrets.values())
         self.variables = {**dict(context.variables), **dict(self.execution.spec.env)}
         self.allow_run = has_capability(context.config, CAPABILITY_RUN)
+        self.allow_private_network = has_capability(context.config, CAPABILITY_PRIVATE_NETWORK)
         self.has_context = True
 
     async def agent(self) -> Any:
@@ -151,8 +158,48 @@ class OpenExecution:
                 ["spec.env"],
             )
 
+    # -- the workspace and the plan --------------------------------------------------------------
+    async def open_workspace(self, spec: Any, *, new_turn: bool) -> RunWorkspace | None:
+        """Open the execution's workspace (when its agent has one): a new turn's is seeded."""
+        if not needs_workspace(spec, self.execution):
+            return None
+        workspace = RunWorkspace(
+            self.backend, self.execution, spec, environ=self.environ, allow_run=self.allow_run
+        )
+        await workspace.open(new_turn=new_turn)
+        self.workspace = workspace
+        return workspace
+
+    async def save_workspace(self) -> execution_pb2.WorkspaceState | None:
+        """Save the workspace as an artifact (if the run has one); the state to record."""
+        if self.workspace is None:
+            return None
+        return await self.workspace.save()
+
+    def workspace_note(self) -> str:
+        names = [a.name for a in self.execution.spec.attachments]
+        if not names:
+            return ""
+        listing = ", ".join(f"{ATTACHMENTS}/{name}" for name in names)
+        return f"The user attached files; they are in the workspace: {listing}."
+
+    async def _publish_todos(self, items: list[execution_pb2.TodoItem]) -> None:
+        data = {"items": [{"id": i.id, "content": i.content, "status": i.status} for i in items]}
+        done = sum(1 for i in items if i.status == "completed")
+        await self.sink.update(
+            events=[Ev("todos", text=f"plan: {done}/{len(items)} done", data=data)],
+            todos=execution_pb2.TodoList(items=items),
+        )
+
     def builder(self) -> Builder:
         spec = self.execution.spec
+        tools = ToolEnvironment(
+            workspace=self.workspace.workspace if self.workspace is not None else None,
+            todos=self.todos,
+            allow_run=self.allow_run,
+            allow_private_network=self.allow_private_network,
+            environ=self.environ,
+        )
         return Builder(
             self.backend,
             sink=self.sink,
@@ -164,6 +211,8 @@ class OpenExecution:
             allow_run=self.allow_run,
             execution_id=self.id,
             log_dir=mcp_log_dir(self.environ),
+            tools=tools,
+            workspace_note=self.workspace_note(),
         )
 
     async def build(self, agent: Any, stack: AsyncExitStack) -> AgentBuild:
@@ -186,7 +235,11 @@ class OpenExecution:
         return Ev("usage", data=json_format.MessageToDict(usage, preserving_proto_field_name=True))
 
     async def request_approval(
-        self, call: PendingCall, checkpoint: Checkpoint, usage: execution_pb2.Usage | None
+        self,
+        call: PendingCall,
+        checkpoint: Checkpoint,
+        usage: execution_pb2.Usage | None,
+        workspace: execution_pb2.WorkspaceState | None = None,
     ) -> execution_pb2.Execution:
         """WAITING_APPROVAL for ``call``; ``checkpoint.sequence`` is set to the event sequence the
         decisions follow."""
@@ -212,10 +265,15 @@ class OpenExecution:
             usage=usage,
             pending_approval=request,
             checkpoint=checkpoint.dump(self.redactor),
+            workspace=workspace,
         )
 
     async def succeed(
-        self, output: str, usage: execution_pb2.Usage, messages: list[Any]
+        self,
+        output: str,
+        usage: execution_pb2.Usage,
+        messages: list[Any],
+        workspace: execution_pb2.WorkspaceState | None = None,
     ) -> execution_pb2.Execution:
         """SUCCEEDED with the output and usage; in a session, the conversation (JSON) for the next turn."""
         return await self.sink.update(
@@ -226,10 +284,13 @@ class OpenExecution:
             checkpoint=Checkpoint(messages=messages if self.execution.spec.session_id else []).dump(
                 self.redactor
             ),
+            workspace=workspace,
         )
 
-    async def fail(self, error: execution_pb2.ExecutionError) -> execution_pb2.Execution:
-        return await self.sink.update(phase=execution_pb2.PHASE_FAILED, error=error)
+    async def fail(
+        self, error: execution_pb2.ExecutionError, workspace: execution_pb2.WorkspaceState | None = None
+    ) -> execution_pb2.Execution:
+        return await self.sink.update(phase=execution_pb2.PHASE_FAILED, error=error, workspace=workspace)
 
     async def cancel(self) -> execution_pb2.Execution:
         return await self.sink.update(phase=execution_pb2.PHASE_CANCELLED)
