@@ -15,7 +15,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -84,7 +84,7 @@ def pack_tree(
     *,
     what: str = "folder",
     dotfiles: bool = True,
-    skip_dirs: frozenset[str] = frozenset(),
+    skip_dirs: Collection[str] = (),
     links: Literal["refuse", "skip"] = "skip",
     max_files: int = 0,
     max_bytes: int = 0,

@@ -63,6 +63,15 @@ SecretFileOption = Annotated[
 DetachOption = Annotated[
     bool, typer.Option("--detach/--follow", "-d", help="Print only the execution id and return at once.")
 ]
+AttachOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--attach",
+        "-a",
+        help="Agents: put this file into the agent's workspace (attachments/NAME) and tell it (repeatable).",
+        show_default=False,
+    ),
+]
 SessionOption = Annotated[
     str,
     typer.Option(
@@ -86,6 +95,7 @@ class RunRequest:
     session_id: str = ""
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    attachments: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +119,11 @@ async def _check(client: AsyncStigmer, req: RunRequest) -> None:
         raise CliError("--message is for agents; give a workflow its input with --input JSON")
     if req.kind == "Workflow" and req.session_id:
         raise CliError("--session is for agents")
+    if req.kind == "Workflow" and req.attachments:
+        raise CliError("--attach is for agents")
+    for path in req.attachments:
+        if not path.is_file():
+            raise CliError(f"--attach {path}: no such file")
 
 
 async def start(
@@ -125,6 +140,7 @@ async def start(
         secrets=req.secrets,
         session=req.session_id or None,
         start=not detach,
+        attachments=list(req.attachments),
     )
     started.execution_id = handle.id
     started.local = client.local
@@ -301,6 +317,7 @@ def _request(
     env: list[str] | None,
     secret: list[str] | None,
     secret_file: Path | None,
+    attach: list[Path] | None = None,
 ) -> RunRequest:
     secrets: dict[str, str] = parse_secret_file(secret_file) if secret_file else {}
     for key in secret or []:
@@ -312,6 +329,7 @@ def _request(
         session_id=session,
         env=parse_env(env or []),
         secrets=secrets,
+        attachments=list(attach or []),
     )
     if input is not None:
         req.input = parse_input(input)
@@ -366,6 +384,7 @@ def run(
     input: InputOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
     session: SessionOption = "",
+    attach: AttachOption = None,
     env: EnvOption = None,
     secret: SecretOption = None,
     secret_file: SecretFileOption = None,
@@ -381,7 +400,7 @@ def run(
         from stigmer.cli.commands._pick import choose_runnable
 
         kind, name, message = choose_runnable(message)
-    req = _request(kind, name, input, message, session, env, secret, secret_file)
+    req = _request(kind, name, input, message, session, env, secret, secret_file, attach)
     _execute(req, output, detach, find=not kind)
 
 
@@ -390,6 +409,7 @@ def agent_execute(
     agent: Annotated[str, typer.Argument(help="Agent name.", autocompletion=complete_agent)],
     message: Annotated[str, typer.Argument(help="What to ask the agent.")],
     session: SessionOption = "",
+    attach: AttachOption = None,
     input: InputOption = None,
     env: EnvOption = None,
     secret: SecretOption = None,
@@ -398,7 +418,7 @@ def agent_execute(
     output: OutputOption = Output.table,
 ) -> None:
     """Send MESSAGE to AGENT and stream its answer, tool calls and approvals."""
-    req = _request("Agent", agent, input, message, session, env, secret, secret_file)
+    req = _request("Agent", agent, input, message, session, env, secret, secret_file, attach)
     _execute(req, output, detach)
 
 
