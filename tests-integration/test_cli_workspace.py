@@ -50,7 +50,9 @@ def test_attach_files_export(stigmer: StigmerCli, llm: ScriptedLLM, agent: str, 
         call("write_todos", todos=[{"content": "read the note", "status": "completed"}]),
         text("Done."),
     )
-    run = stigmer("agent", "execute", agent, "summarise", "--attach", str(note), "--session", "s1", "-o", "json")
+    run = stigmer(
+        "agent", "execute", agent, "summarise", "--attach", str(note), "--session", "s1", "-o", "json"
+    )
     assert run.returncode == 0, run.stderr
     ex = json.loads(run.stdout)
     assert ex["phase"] == "SUCCEEDED"
@@ -97,7 +99,9 @@ def test_bad_attachment_is_one_line(stigmer: StigmerCli, agent: str, tmp_path: P
     assert result.stderr.strip() == f"error: --attach {tmp_path / 'missing.png'}: no such file"
 
 
-def test_files_of_an_execution_without_a_workspace(stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path) -> None:
+def test_files_of_an_execution_without_a_workspace(
+    stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path
+) -> None:
     manifest = tmp_path / "plain.yaml"
     manifest.write_text(
         "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: plain}\n"

@@ -39,7 +39,9 @@ def _results(log: list[execution_pb2.ExecutionEvent]) -> list[str]:
     return [str(data(e)["result"]) for e in log if e.type == "tool.result"]
 
 
-async def test_turn_two_reads_the_file_turn_one_wrote(backend: Backend, llm: ScriptedLLM, _home: Path) -> None:
+async def test_turn_two_reads_the_file_turn_one_wrote(
+    backend: Backend, llm: ScriptedLLM, _home: Path
+) -> None:
     await apply(backend, openai_agent(llm, extra="  tools: [files]\n"))
     session = await _session(backend)
 
@@ -103,7 +105,9 @@ async def test_files_cannot_leave_the_workspace(
     (outside / "secret").write_text("top secret")
     # A repository whose checkout holds a link out of the workspace (a hostile seed).
     bare = _bare_repo(tmp_path, link=str(outside))
-    await apply(backend, openai_agent(llm, extra=f"  tools: [files]\n  workspace: {{git: {{url: '{bare}'}}}}\n"))
+    await apply(
+        backend, openai_agent(llm, extra=f"  tools: [files]\n  workspace: {{git: {{url: '{bare}'}}}}\n")
+    )
     llm.add(call("read_file", path=path), call("write_file", path=path, content="pwned"), text("ok"))
     eid = await start(backend, "bot", "escape")
     done = await AgentRunner().execute(backend, eid)
@@ -120,12 +124,16 @@ async def test_files_cannot_leave_the_workspace(
     assert "link/secret" not in saved and "link" not in saved  # the link out is not saved either
 
 
-async def test_seeded_from_a_folder_applied_as_an_artifact(backend: Backend, llm: ScriptedLLM, tmp_path: Path) -> None:
+async def test_seeded_from_a_folder_applied_as_an_artifact(
+    backend: Backend, llm: ScriptedLLM, tmp_path: Path
+) -> None:
     seed = tmp_path / "repo"
     (seed / "docs").mkdir(parents=True)
     (seed / "docs" / "README.md").write_text("hello from the seed\n")
     packed = pack_tree(seed)
-    meta = await backend.put_artifact(svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE))
+    meta = await backend.put_artifact(
+        svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+    )
     extra = f"  tools: [files]\n  workspace: {{path: ./repo, artifact: '{meta.key}'}}\n"
     await apply(backend, openai_agent(llm, extra=extra))
     llm.add(call("read_file", path="docs/README.md"), text("ok"))
@@ -165,9 +173,14 @@ async def test_seeded_from_a_git_repository(
     assert ".git/HEAD" in await _files(backend, done)
 
 
-async def test_a_missing_git_ref_fails_with_one_clear_line(backend: Backend, llm: ScriptedLLM, tmp_path: Path) -> None:
+async def test_a_missing_git_ref_fails_with_one_clear_line(
+    backend: Backend, llm: ScriptedLLM, tmp_path: Path
+) -> None:
     bare = _bare_repo(tmp_path)
-    await apply(backend, openai_agent(llm, extra=f"  tools: [files]\n  workspace: {{git: {{url: '{bare}', ref: nope}}}}\n"))
+    await apply(
+        backend,
+        openai_agent(llm, extra=f"  tools: [files]\n  workspace: {{git: {{url: '{bare}', ref: nope}}}}\n"),
+    )
     done = await AgentRunner().execute(backend, await start(backend, "bot", "hi"))
     assert done.status.phase == P.PHASE_FAILED
     assert "checking out 'nope'" in done.status.error.detail
@@ -175,7 +188,9 @@ async def test_a_missing_git_ref_fails_with_one_clear_line(backend: Backend, llm
 
 
 async def test_an_oversize_write_is_refused(backend: Backend, llm: ScriptedLLM) -> None:
-    await apply(backend, openai_agent(llm, extra="  tools: [files]\n  workspace: {maxBytes: 1000, maxFiles: 2}\n"))
+    await apply(
+        backend, openai_agent(llm, extra="  tools: [files]\n  workspace: {maxBytes: 1000, maxFiles: 2}\n")
+    )
     llm.add(
         call("write_file", path="big.txt", content="x" * 2000),
         call("write_file", path="a.txt", content="a"),
@@ -199,7 +214,9 @@ async def test_an_oversize_seed_fails_the_run(backend: Backend, llm: ScriptedLLM
     for i in range(5):
         (seed / f"f{i}").write_text("x")
     packed = pack_tree(seed)
-    meta = await backend.put_artifact(svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE))
+    meta = await backend.put_artifact(
+        svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+    )
     await apply(
         backend,
         openai_agent(llm, extra=f"  tools: [files]\n  workspace: {{artifact: '{meta.key}', maxFiles: 3}}\n"),
@@ -213,8 +230,14 @@ async def test_todos_are_in_the_status_and_the_events(backend: Backend, llm: Scr
     await apply(backend, openai_agent(llm, extra="  tools: [todos]\n"))
     llm.add(
         call("write_todos", todos=[{"content": "read", "status": "in_progress"}, {"content": "fix"}]),
-        call("write_todos", todos=[{"content": "read", "status": "completed"}, {"content": "fix", "status": "nope"}]),
-        call("write_todos", todos=[{"content": "read", "status": "completed"}, {"content": "fix", "status": "in_progress"}]),
+        call(
+            "write_todos",
+            todos=[{"content": "read", "status": "completed"}, {"content": "fix", "status": "nope"}],
+        ),
+        call(
+            "write_todos",
+            todos=[{"content": "read", "status": "completed"}, {"content": "fix", "status": "in_progress"}],
+        ),
         text("ok"),
     )
     eid = await start(backend, "bot", "plan")

@@ -16,7 +16,13 @@ from stigmer.core import Backend, FailedPrecondition, InvalidArgument, NotFound,
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["Attachable", "execution_files", "export_session", "session_workspace_execution", "store_attachments"]
+__all__ = [
+    "Attachable",
+    "execution_files",
+    "export_session",
+    "session_workspace_execution",
+    "store_attachments",
+]
 
 #: A file path, or ``(name, bytes)`` for content in memory.
 Attachable = str | Path | tuple[str, bytes]

@@ -12,7 +12,9 @@ from stigmer.cli.output._format import echo, echo_err
 
 __all__ = ["session_app"]
 
-session_app = typer.Typer(add_completion=False, help="Agent sessions: their workspaces.", no_args_is_help=True)
+session_app = typer.Typer(
+    add_completion=False, help="Agent sessions: their workspaces.", no_args_is_help=True
+)
 
 
 @session_app.command("export")

@@ -243,7 +243,9 @@ class Renderer:
             self.line(ev.text, "dim")
         elif kind == "todos":
             items = _field(data, "items") or []
-            self.line(f"plan ({sum(1 for i in items if i.get('status') == 'completed')}/{len(items)} done)", "cyan")
+            self.line(
+                f"plan ({sum(1 for i in items if i.get('status') == 'completed')}/{len(items)} done)", "cyan"
+            )
             for item in items:
                 status = str(item.get("status") or "pending")
                 mark = {

@@ -18,7 +18,7 @@ from stigmer.runner.agent._loading import collector_paused
 from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
-from stigmer.runner.agent.tools import ToolEnvironment, TodoState, build_builtin_toolsets
+from stigmer.runner.agent.tools import TodoState, ToolEnvironment, build_builtin_toolsets
 from stigmer.runner.agent.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -138,9 +138,7 @@ class Builder:
         skills = await load_skills(self.backend, list(spec.skills))
         builtin = build_builtin_toolsets(list(spec.tools), tool_env, approvals=approvals)
         note = workspace_prompt(tool_env.workspace, self.workspace_note) if builtin.toolsets else ""
-        instructions = "\n\n".join(
-            p for p in (spec.instructions.strip(), skills_prompt(skills), note) if p
-        )
+        instructions = "\n\n".join(p for p in (spec.instructions.strip(), skills_prompt(skills), note) if p)
         mcp = await build_mcp_toolsets(
             self.backend,
             list(spec.mcp_servers),

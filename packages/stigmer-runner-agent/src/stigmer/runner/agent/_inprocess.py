@@ -143,9 +143,7 @@ class InProcessHost:
         )
         call = next(c for c in checkpoint.pending if c.id == pause.call.id)
         workspace = await self.run.save_workspace()
-        raise Stop(
-            await self.run.request_approval(call, checkpoint, usage_message(pause.usage), workspace)
-        )
+        raise Stop(await self.run.request_approval(call, checkpoint, usage_message(pause.usage), workspace))
 
     async def finish(self, output: str, usage: RunUsage, messages: list[ModelMessage]) -> Result:
         # The conversation is kept for the next turn of a session; a one-shot run's events say it

@@ -82,7 +82,11 @@ def _functions(tool: agent_pb2.AgentTool, env: ToolEnvironment, where: str) -> d
 
 
 def build_builtin_toolsets(
-    tools: Sequence[agent_pb2.AgentTool], env: ToolEnvironment, *, approvals: bool = True, field_path: str = "spec.tools"
+    tools: Sequence[agent_pb2.AgentTool],
+    env: ToolEnvironment,
+    *,
+    approvals: bool = True,
+    field_path: str = "spec.tools",
 ) -> BuiltinTools:
     """One toolset per entry of ``tools``; which functions need approval."""
     result = BuiltinTools()

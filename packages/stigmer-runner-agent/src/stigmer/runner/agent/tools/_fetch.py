@@ -77,9 +77,13 @@ def _as_text(body: bytes, content_type: str, charset: str | None) -> str | None:
     kind = content_type.split(";", 1)[0].strip().lower()
     text = body.decode(charset or "utf-8", errors="replace")
     if kind in ("text/html", "application/xhtml+xml") or (not kind and text.lstrip()[:1] == "<"):
-        from markdownify import markdownify
+        from bs4 import BeautifulSoup
+        from markdownify import MarkdownConverter
 
-        converted: str = markdownify(text, heading_style="ATX", strip=["script", "style"])
+        soup = BeautifulSoup(text, "html.parser")
+        for tag in soup(["script", "style", "noscript", "template"]):
+            tag.decompose()  # their content is no text of the page
+        converted: str = MarkdownConverter(heading_style="ATX").convert_soup(soup)
         return "\n".join(line.rstrip() for line in converted.splitlines()).strip() + "\n"
     if not kind or any(kind.startswith(t) or kind.endswith(t) for t in _TEXT_TYPES):
         return text
@@ -110,7 +114,9 @@ def fetch_functions(options: FetchOptions) -> dict[str, Callable[..., Any]]:
                 if problem:
                     return f"error: {problem}"
                 try:
-                    async with client.stream("GET", current, headers={"Accept": "text/html, text/*;q=0.9, */*;q=0.5"}) as response:
+                    async with client.stream(
+                        "GET", current, headers={"Accept": "text/html, text/*;q=0.9, */*;q=0.5"}
+                    ) as response:
                         if response.is_redirect and "location" in response.headers:
                             current = urljoin(current, response.headers["location"])
                             continue

@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
-
 from stigmer.proto.v1 import execution_pb2
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 __all__ = ["TODO_STATUSES", "TodoItem", "TodoState", "todo_functions"]
 
@@ -43,7 +42,9 @@ class TodoState:
         stored: Sequence[execution_pb2.TodoItem],
         publish: Callable[[list[execution_pb2.TodoItem]], Awaitable[None]] | None,
     ) -> TodoState:
-        return cls([execution_pb2.TodoItem(id=i.id, content=i.content, status=i.status) for i in stored], publish)
+        return cls(
+            [execution_pb2.TodoItem(id=i.id, content=i.content, status=i.status) for i in stored], publish
+        )
 
     def render(self) -> str:
         if not self.items:
@@ -69,7 +70,9 @@ def todo_functions(state: TodoState) -> dict[str, Callable[..., Any]]:
         for index, raw in enumerate(todos, 1):
             status = str(raw.get("status") or "pending").strip().lower().replace(" ", "_").replace("-", "_")
             if status not in TODO_STATUSES:
-                return f"error: item {index}: status must be one of {', '.join(TODO_STATUSES)}, not {status!r}"
+                return (
+                    f"error: item {index}: status must be one of {', '.join(TODO_STATUSES)}, not {status!r}"
+                )
             content = str(raw.get("content") or "").strip()
             if not content:
                 return f"error: item {index} has no content"

@@ -62,9 +62,11 @@ class Workspace:
         except (OSError, RuntimeError):  # a link loop
             raise OutsideWorkspace(f"{given}: the path cannot be resolved (a link loop?)") from None
         if not resolved.is_relative_to(self.root):
-            what = "leads outside the workspace through a symbolic link" if _through_link(
-                candidate, self.root
-            ) else "is outside the workspace"
+            what = (
+                "leads outside the workspace through a symbolic link"
+                if _through_link(candidate, self.root)
+                else "is outside the workspace"
+            )
             raise OutsideWorkspace(f"{given} {what}; use a path inside it")
         return resolved
 
@@ -96,7 +98,9 @@ class Workspace:
         files, size = self.usage()
         old = target.stat().st_size if target.is_file() else 0
         if not target.exists() and files + 1 > self.max_files:
-            raise WorkspaceTooLarge(f"the workspace already holds {files:,} files (at most {self.max_files:,})")
+            raise WorkspaceTooLarge(
+                f"the workspace already holds {files:,} files (at most {self.max_files:,})"
+            )
         if size - old + new_size > self.max_bytes:
             raise WorkspaceTooLarge(
                 f"writing {self.relative(target)} would make the workspace hold more than "
