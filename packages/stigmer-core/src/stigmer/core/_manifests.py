@@ -267,9 +267,9 @@ def _check(value: Any, desc: Descriptor, path: list[str | int], fail: Any) -> No
         seen[field.name] = key
         if item is None:
             continue
-        if field.is_repeated and isinstance(item, list) and field.message_type is not None:
-            if field.message_type.full_name in _NAME_SHORTHAND:
-                item[:] = [{"name": v} if isinstance(v, str) else v for v in item]
+        shorthand = field.message_type is not None and field.message_type.full_name in _NAME_SHORTHAND
+        if shorthand and field.is_repeated and isinstance(item, list):
+            item[:] = [{"name": v} if isinstance(v, str) else v for v in item]
         _check_field(item, field, here, fail)
     for oneof in desc.oneofs:
         given = [f.json_name for f in oneof.fields if f.json_name in value or f.name in value]

@@ -35,6 +35,8 @@ from .._events import RunStopped, clip, jsonable
 from .._execution import OpenExecution, mcp_start_error, usage_message
 from .._loop import PendingCall, usage_dict
 from .._mcp_pool import McpPool
+from ..tools._build import MUTATING
+from ..workspace import workspaces_dir
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
@@ -97,6 +99,14 @@ class AgentSteps:
                 raise mcp_start_error(servers[key], exc) from exc
             raise
 
+    def _discard(self, execution_id: str) -> None:
+        """Remove this worker's copy of the execution's workspace (its files are saved already)."""
+        import shutil
+
+        folder = workspaces_dir(self.environ) / execution_id
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.with_name(f"{execution_id}.saved").unlink(missing_ok=True)
+
     # -- steps -----------------------------------------------------------------------------------
     async def start(self, execution_id: str) -> dict[str, Any]:
         """Mark the execution RUNNING; the prompt, history, instructions, model and tools of its loop."""
@@ -112,8 +122,12 @@ class AgentSteps:
         history = await session_history(self.backend, spec.session_id, run.id) if spec.session_id else []
         tools: list[dict[str, Any]] = []
         definition = TypeAdapter(ToolDefinition)
+        agent = await run.agent()
+        # The workspace is seeded here and saved at once: any worker's tool call restores it.
+        if await run.open_workspace(agent.spec, new_turn=True) is not None:
+            await run.sink.update(workspace=await run.save_workspace())
         async with AsyncExitStack() as stack:
-            build = await run.build(await run.agent(), stack)
+            build = await run.build(agent, stack)
             ctx = _run_context(build)
             for key, fresh in build.by_key.items():
                 toolset = await self._enter(execution_id, key, fresh, build, stack)
@@ -201,6 +215,9 @@ class AgentSteps:
         args = dict(call.get("args") or {})
         if report_call:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
+        # This worker's copy of the workspace, restored from the last save if another worker
+        # changed it since (or this one never had it).
+        await run.open_workspace(agent.spec, new_turn=False)
         async with AsyncExitStack() as stack:
             build = await run.build(agent, stack)
             fresh = build.by_key.get(key)
@@ -218,6 +235,9 @@ class AgentSteps:
                     "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
                 )
                 return {"retry": run.redactor.scrub(retry.message)}
+        if run.workspace is not None and (key.startswith("builtin:") and name in MUTATING or key == "sub-agents"):
+            # Saved after each call that may change files, so the workspace survives this worker.
+            await run.sink.update(workspace=await run.save_workspace())
         await run.sink.emit("tool.result", subject=call_id, data={"tool": name, "result": clip(value)})
         result = {"return": jsonable(value), "usage": usage_dict(ctx.usage)}
         scrubbed: dict[str, Any] = run.redactor.scrub(result)
@@ -253,6 +273,7 @@ class AgentSteps:
     async def finish(self, execution_id: str, result: Mapping[str, Any]) -> str:
         """Write SUCCEEDED with the output, usage and (in a session) the conversation."""
         await self.mcp.close(execution_id)
+        self._discard(execution_id)
         run = await self._open(execution_id, context=False)
         usage = usage_message(result.get("usage")) or execution_pb2.Usage()
         output = str(result.get("output") or "")
@@ -262,6 +283,7 @@ class AgentSteps:
     async def fail(self, execution_id: str, problem: Mapping[str, Any]) -> str:
         """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON)."""
         await self.mcp.close(execution_id)
+        self._discard(execution_id)
         run = await self._open(execution_id, context=False, flush=False)
         error = json_format.ParseDict(
             dict(problem), execution_pb2.ExecutionError(), ignore_unknown_fields=True
@@ -273,6 +295,7 @@ class AgentSteps:
         """Write CANCELLED unless the execution already ended (cancelled through the Backend, say);
         the phase it has."""
         await self.mcp.close(execution_id)
+        self._discard(execution_id)
         try:
             run = await self._open(execution_id, context=False, flush=False)
         except RunStopped as stopped:
