@@ -59,6 +59,8 @@ _RUNNER = frozenset(
         "UpdateExecutionStatus",
         "WatchExecution",
         "GetArtifact",
+        # An agent's workspace is saved as a (content-addressed) artifact at the end of each turn.
+        "PutArtifact",
         # A workflow's `call: agent` / `run: workflow` starts child executions.
         "CreateExecution",
     }
