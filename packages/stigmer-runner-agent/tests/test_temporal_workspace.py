@@ -57,7 +57,8 @@ async def test_two_turns_on_two_workers_share_the_workspace(
 ) -> None:
     await apply(backend, openai_agent(llm, extra="  tools: [files, todos]\n"))
     made = await apply(
-        backend, "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: s}\nspec: {agent: {kind: Agent, name: bot}}\n"
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: s}\nspec: {agent: {kind: Agent, name: bot}}\n",
     )
     session = made[0].session.metadata.id
     client = await Client.connect(temporal_address)

@@ -313,8 +313,8 @@ class AsyncStigmer:
                 folder,
                 what="workspace folder",
                 links="refuse",
-                max_files=workspace.max_files or 10_000,
-                max_bytes=workspace.max_bytes or 100 * 2**20,
+                max_files=workspace.max_files or 5_000,
+                max_bytes=workspace.max_bytes or 10 * 2**20,
             )
         except InvalidArgument as exc:
             raise InvalidArgument(f"{where}: {exc.message}", ["spec.workspace.path"]) from None

@@ -166,9 +166,11 @@ class WorkspaceSource(_message.Message):
     artifact: _builtins.str
     """Key of the artifact (`sha256:<hex>`) holding the files of `path`; set by apply."""
     max_files: _builtins.int
-    """Most files the workspace may hold (0: 10,000)."""
+    """Most files the workspace may hold (0: 5,000)."""
     max_bytes: _builtins.int
-    """Most bytes the workspace's files may hold together (0: 100 MiB)."""
+    """Most bytes the workspace's files may hold together (0: 10 MiB; a saved workspace travels as
+    one message of at most 16 MiB to a server).
+    """
     @_builtins.property
     def git(self) -> Global___GitSource:
         """Git repository cloned into the workspace when a session's first turn starts."""

@@ -235,7 +235,9 @@ class AgentSteps:
                     "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
                 )
                 return {"retry": run.redactor.scrub(retry.message)}
-        if run.workspace is not None and (key.startswith("builtin:") and name in MUTATING or key == "sub-agents"):
+        if run.workspace is not None and (
+            (key.startswith("builtin:") and name in MUTATING) or key == "sub-agents"
+        ):
             # Saved after each call that may change files, so the workspace survives this worker.
             await run.sink.update(workspace=await run.save_workspace())
         await run.sink.emit("tool.result", subject=call_id, data={"tool": name, "result": clip(value)})

@@ -25,8 +25,9 @@ __all__ = [
     "WorkspaceTooLarge",
 ]
 
-DEFAULT_MAX_FILES = 10_000
-DEFAULT_MAX_BYTES = 100 * 2**20
+# Saved, a workspace is one artifact: within gRPC's 16 MiB message with the tar's per-file overhead.
+DEFAULT_MAX_FILES = 5_000
+DEFAULT_MAX_BYTES = 10 * 2**20
 
 
 class OutsideWorkspace(InvalidArgument):
