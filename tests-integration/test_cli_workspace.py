@@ -113,3 +113,29 @@ def test_files_of_an_execution_without_a_workspace(
     result = stigmer("execution", "files", ex["id"])
     assert result.returncode == 1
     assert "has no saved workspace" in result.stderr
+
+
+def test_a_workflow_call_agent_takes_attachments(
+    stigmer: StigmerCli, llm: ScriptedLLM, agent: str, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "wf.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: review}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: demo, name: review, version: 1.0.0}\n"
+        "  do:\n    - ask:\n        call: agent\n        with:\n"
+        f"          agent: {agent}\n          message: Read the data.\n"
+        "          attachments:\n"
+        "            - {name: data.csv, content: '${ .rows }'}\n"
+        "            - {name: logo.bin, content: aGVsbG8=, encoding: base64}\n"
+    )
+    assert stigmer("apply", "-f", str(manifest)).returncode == 0
+    llm.add(
+        call("read_file", path="attachments/data.csv"),
+        call("read_file", path="attachments/logo.bin"),
+        text("Read."),
+    )
+    result = stigmer("run", "review", "--input", '{"rows": "a,b\\n1,2\\n"}', "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["output"] == "Read."
+    tool_results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert tool_results == ["a,b\n1,2\n", "hello"]

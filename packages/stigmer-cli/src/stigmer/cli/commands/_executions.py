@@ -423,7 +423,7 @@ def files(
     elif not rows:
         echo_err("the workspace is empty")
     else:
-        print_table(["PATH", "SIZE"], [[r["path"], str(r["size"])] for r in rows])
+        print_table(["PATH", "SIZE"], [[name, str(len(content))] for name, content in sorted(saved.items())])
 
 
 @execution_app.command("logs")
