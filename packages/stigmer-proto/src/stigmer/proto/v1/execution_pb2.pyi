@@ -588,7 +588,7 @@ class ExecutionEvent(_message.Message):
     type: _builtins.str
     """Event type: `phase`, `task.started`, `task.completed`, `task.failed`, `task.retried`, `message.user`,
     `message.assistant`, `text.delta`, `tool.call`, `tool.result`, `approval.requested`, `approval.resolved`,
-    `agent.started`, `agent.completed`, `usage`, `log`, `cancel.requested`, `todos`, `workspace.saved`.
+    `agent.started`, `agent.completed`, `usage`, `log`, `cancel.requested`, `todos`.
     """
     phase: Global___Phase.ValueType
     """Phase after the event, for `phase` events."""

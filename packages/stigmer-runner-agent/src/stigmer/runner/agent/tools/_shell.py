@@ -11,8 +11,9 @@ the workspace as ``/workspace`` (read-write), an empty ``/tmp``, nothing else of
 home folder, no ``$STIGMER_HOME``, no database or keys) and no network unless the tool's
 ``network`` option is set. Without ``bwrap`` the command runs as the runner's own user, with only
 these protections: it starts in the workspace, with an environment holding nothing but ``PATH``,
-``HOME`` (the workspace) and ``LANG`` (no secrets, no ``STIGMER_*``), in a process group that is
-killed at the timeout; it can read and write whatever that user can and reach the network.
+``HOME`` (the workspace), ``LANG`` and ``PYTHONDONTWRITEBYTECODE`` (no secrets, no
+``STIGMER_*``), in a process group that is killed at the timeout; it can read and write whatever
+that user can and reach the network.
 ``STIGMER_SHELL_SANDBOX`` chooses: ``auto`` (default: bwrap when installed), ``bwrap`` (refuse to
 run without it), ``none``.
 """
@@ -97,6 +98,7 @@ def sandbox_command(command: str, ws: Workspace, options: ShellOptions) -> tuple
         "--setenv", "PATH", _PATH,
         "--setenv", "HOME", "/workspace",
         "--setenv", "LANG", "C.UTF-8",
+        "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
         "--", "/bin/sh", "-c", command,
     ]  # fmt: skip
     return argv, str(ws.root), True
@@ -117,7 +119,12 @@ def shell_functions(ws: Workspace, options: ShellOptions) -> dict[str, Callable[
             argv, cwd, sandboxed = sandbox_command(command, ws, options)
         except FailedPrecondition as exc:
             return f"error: {exc.message}"
-        env = {"PATH": os.environ.get("PATH", _PATH), "HOME": str(ws.root), "LANG": "C.UTF-8"}
+        env = {
+            "PATH": os.environ.get("PATH", _PATH),
+            "HOME": str(ws.root),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ folders saved with the workspace
+        }
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
