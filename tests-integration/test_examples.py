@@ -361,7 +361,9 @@ def test_the_fixer_agent_fixes_the_failing_test_with_files_shell_and_todos(cli: 
         assert run["output"] == "add() subtracted instead of adding; the tests pass now."
         results = [m["content"] for m in llm.messages(len(script) - 1) if m["role"] == "tool"]
         assert results[1].startswith("exit code 1\n") and "FAILED (failures=1)" in results[1]
-        assert results[2] == 'def add(a: int, b: int) -> int:\n    """The sum of a and b."""\n    return a - b\n'
+        assert (
+            results[2] == 'def add(a: int, b: int) -> int:\n    """The sum of a and b."""\n    return a - b\n'
+        )
         assert results[4].startswith("exit code 0\n") and results[4].rstrip().endswith("OK")
         execution = cli.json("execution", "get", run["id"])
         assert execution["id"] == run["id"]

@@ -22,6 +22,7 @@ from stigmer.core import (
     CAPABILITY_RUN,
     Backend,
     InvalidArgument,
+    Limits,
     Redactor,
     StigmerError,
     Unavailable,
@@ -82,6 +83,7 @@ class OpenExecution:
         self.has_context = False
         self.workspace: RunWorkspace | None = None  # once opened (agents with built-in tools or a seed)
         self.todos = TodoState.of(execution.status.todos, self._publish_todos)
+        self.limits = Limits.load(environ)  # agent_requests: model requests in one turn
         self.model_label = ""  # of the model last built, for problem descriptions
         self.endpoint = ""
 

@@ -118,6 +118,8 @@ class InProcessHost:
     async def turn(
         self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
     ) -> AgentRunResult[Any]:
+        from pydantic_ai.usage import UsageLimits
+
         build = await self._agent()
         user_prompt: Any = [prompt, *self._images] if prompt is not None and self._images else prompt
         return await self._until_cancelled(
@@ -125,6 +127,7 @@ class InProcessHost:
                 user_prompt,
                 message_history=history or None,
                 deferred_tool_results=deferred,
+                usage_limits=UsageLimits(request_limit=self.run.limits.agent_requests),
                 event_stream_handler=self._handler,
                 capabilities=[_handover_capability(self)],
             )

@@ -118,7 +118,13 @@ def problem_from_exception(
         if isinstance(exc, pe.ModelAPIError):
             return _problem("communication", "Model provider error", 502, f"{what}{where}: {_message(exc)}")
         if isinstance(exc, pe.UsageLimitExceeded):
-            return _problem("runtime", "Usage limit exceeded", 429, _message(exc))
+            detail = _message(exc)
+            if "request_limit" in detail:
+                detail += (
+                    " (the agent_requests limit: model requests in one turn; raise it with "
+                    "STIGMER_LIMIT_AGENT_REQUESTS or limits.agentRequests in config.yaml)"
+                )
+            return _problem("runtime", "Usage limit exceeded", 429, detail)
         if isinstance(exc, pe.UnexpectedModelBehavior):
             return _problem("runtime", "Unexpected model behavior", 502, f"{what}: {_message(exc)}")
     return _problem("runtime", "Agent run failed", 500, f"{type(exc).__name__}: {_message(exc)}")

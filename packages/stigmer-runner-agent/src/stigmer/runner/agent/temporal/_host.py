@@ -73,6 +73,7 @@ class TemporalHost:
         self._in_flight: set[Any] = set()  # handles of the activities the loop awaits
         self._agent: Agent[None, Any] | None = None
         self._approval: dict[str, str] = {}
+        self._request_limit: int | None = None  # None: pydantic-ai's (histories before the limit)
 
     def cancel(self) -> None:
         """The workflow is cancelled: cancel the activities in flight; the loop stops where it waits."""
@@ -149,6 +150,8 @@ class TemporalHost:
             toolset = toolset.approval_required(lambda ctx, tool, args: tool.name in approval)
         model = ActivityModel(str(plan["model"]["name"]), str(plan["model"]["system"]), self._model)
         self._approval = approval
+        limit = plan.get("requestLimit")
+        self._request_limit = int(limit) if limit else None
         self._agent = Agent(
             model,
             name=str(plan.get("agent") or "agent"),
@@ -162,11 +165,16 @@ class TemporalHost:
         self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
     ) -> AgentRunResult[Any]:
         from pydantic_ai import Agent
+        from pydantic_ai.usage import UsageLimits
 
         assert self._agent is not None, "begin() builds the agent"
+        limits = UsageLimits(request_limit=self._request_limit) if self._request_limit else None
         with Agent.using_sleep(workflow.sleep):
             return await self._agent.run(
-                prompt, message_history=history or None, deferred_tool_results=deferred
+                prompt,
+                message_history=history or None,
+                deferred_tool_results=deferred,
+                usage_limits=limits,
             )
 
     def server_of(self, tool: str) -> str:

@@ -149,6 +149,7 @@ class AgentSteps:
                 "endpoint": build.model.choice.base_url,
                 "tools": tools,
                 "approval": dict(build.approval),
+                "requestLimit": run.limits.agent_requests,
             }
         scrubbed: dict[str, Any] = run.redactor.scrub(plan)
         return scrubbed
