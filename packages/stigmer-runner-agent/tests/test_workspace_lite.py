@@ -253,3 +253,51 @@ async def test_todos_are_in_the_status_and_the_events(backend: Backend, llm: Scr
     assert plans[0][0] == {"id": "1", "content": "read", "status": "in_progress"}
     assert _results(log)[1].startswith("error: item 2: status must be one of")
     assert done.status.workspace.artifact and done.status.workspace.files == 0  # every session has one
+
+
+async def test_an_image_attachment_goes_to_the_model_and_the_workspace(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 32
+    meta = await backend.put_artifact(svc.PutArtifactRequest(content=png, media_type="image/png"))
+    await apply(backend, openai_agent(llm, extra="  tools: [files]\n"))
+    spec = execution_pb2.ExecutionSpec(message="what is in the picture?")
+    spec.target.kind, spec.target.name = "Agent", "bot"
+    spec.attachments.add(name="shot.png", artifact=meta.key, media_type="image/png", size=len(png))
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    llm.add(call("list_files"), text("A picture."))
+    done = await AgentRunner().execute(backend, created.metadata.id)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    user = llm.requests[0]["messages"][1]
+    parts = user["content"]
+    assert parts[0] == {"type": "text", "text": "what is in the picture?"}
+    assert parts[1]["type"] == "image_url" and parts[1]["image_url"]["url"].startswith(
+        "data:image/png;base64,"
+    )
+    assert "attachments/shot.png" in llm.requests[0]["messages"][0]["content"]
+    assert _results(await events(backend, created.metadata.id)) == ["attachments/shot.png"]
+    assert (await _files(backend, done))["attachments/shot.png"] == png
+
+
+async def test_a_sub_agent_shares_the_workspace_or_has_its_own(backend: Backend, llm: ScriptedLLM) -> None:
+    extra = (
+        "  tools: [files]\n"
+        "  subAgents:\n"
+        "    - {name: helper, instructions: SUB shared, tools: [files]}\n"
+        "    - {name: loner, instructions: SUB own, tools: [files], ownWorkspace: true}\n"
+    )
+    await apply(backend, openai_agent(llm, extra=extra))
+    llm.add(
+        call("helper", task="write shared.txt"),
+        call("write_file", path="shared.txt", content="from helper"),  # the helper's turn
+        text("helper done"),
+        call("loner", task="write own.txt"),
+        call("write_file", path="own.txt", content="from loner"),  # the loner's turn
+        text("loner done"),
+        call("list_files"),
+        text("ok"),
+    )
+    eid = await start(backend, "bot", "delegate")
+    done = await AgentRunner().execute(backend, eid)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert set(await _files(backend, done)) == {"shared.txt"}  # the loner wrote in a folder of its own

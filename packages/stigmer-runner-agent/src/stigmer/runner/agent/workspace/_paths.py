@@ -55,6 +55,8 @@ class Workspace:
     def path(self, given: str) -> Path:
         """The absolute, resolved path of ``given`` (relative to the workspace); refused outside it."""
         text = (given or ".").strip()
+        if "\x00" in text:
+            raise InvalidArgument(f"{given!r}: a path cannot hold a NUL character")
         candidate = Path(text)
         if not candidate.is_absolute():
             candidate = self.root / candidate
