@@ -63,14 +63,14 @@ class Workspace:
         try:
             resolved = candidate.resolve(strict=False)
         except (OSError, RuntimeError):  # a link loop
-            raise OutsideWorkspace(f"{given}: the path cannot be resolved (a link loop?)") from None
+            raise OutsideWorkspace(f"{_shown(given)}: the path cannot be resolved (a link loop?)") from None
         if not resolved.is_relative_to(self.root):
             what = (
                 "leads outside the workspace through a symbolic link"
                 if _through_link(candidate, self.root)
                 else "is outside the workspace"
             )
-            raise OutsideWorkspace(f"{given} {what}; use a path inside it")
+            raise OutsideWorkspace(f"{_shown(given)} {what}; use a path inside it")
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -117,6 +117,11 @@ class Workspace:
             raise WorkspaceTooLarge(f"the workspace holds {files:,} files (at most {self.max_files:,})")
         if size > self.max_bytes:
             raise WorkspaceTooLarge(f"the workspace holds {size:,} bytes (at most {self.max_bytes:,})")
+
+
+def _shown(path: str) -> str:
+    """``path`` as messages show it: as given, or quoted when it holds control characters."""
+    return repr(path) if any(ord(c) < 32 or c == "\x7f" for c in path) else path
 
 
 def _through_link(candidate: Path, root: Path) -> bool:
