@@ -139,3 +139,20 @@ def test_a_workflow_call_agent_takes_attachments(
     assert json.loads(result.stdout)["output"] == "Read."
     tool_results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
     assert tool_results == ["a,b\n1,2\n", "hello"]
+
+
+def test_apply_refuses_unknown_tools_with_their_lines(stigmer: StigmerCli, tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bad}\n"
+        "spec:\n  instructions: hi\n  tools:\n    - files\n    - filez\n"
+        "  subAgents:\n    - {name: s, tools: [{name: shell, allow: [rm]}]}\n"
+    )
+    result = stigmer("apply", "-f", str(manifest))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {manifest}:8: spec.tools[1].name: unknown built-in tool 'filez' (did you mean files?); "
+        "built-in tools: files, shell, fetch, todos",
+        f"error: {manifest}:10: spec.subAgents[0].tools[0]: the shell tool has no function rm; it has run_command",
+    ]
+    assert stigmer("get", "agent", "bad").returncode == 1  # nothing stored

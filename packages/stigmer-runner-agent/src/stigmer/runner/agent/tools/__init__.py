@@ -4,7 +4,7 @@
 rules as MCP servers; each tool set lives in its own module.
 """
 
-from ._build import BUILTIN_TOOLS, BuiltinTools, ToolEnvironment, build_builtin_toolsets
+from ._build import BUILTIN_TOOLS, BuiltinTools, ToolEnvironment, build_builtin_toolsets, tool_problems
 from ._todos import TODO_STATUSES, TodoState
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "TodoState",
     "ToolEnvironment",
     "build_builtin_toolsets",
+    "tool_problems",
 ]

@@ -26,7 +26,7 @@ from ._todos import TodoState, todo_functions
 if TYPE_CHECKING:
     from pydantic_ai.toolsets import AbstractToolset
 
-__all__ = ["BUILTIN_TOOLS", "BuiltinTools", "ToolEnvironment", "build_builtin_toolsets"]
+__all__ = ["BUILTIN_TOOLS", "BuiltinTools", "ToolEnvironment", "build_builtin_toolsets", "tool_problems"]
 
 BUILTIN_TOOLS = ("files", "shell", "fetch", "todos")
 #: Functions that may change the workspace (after them, a full-stack worker saves it).
@@ -50,6 +50,38 @@ class BuiltinTools:
     approval: dict[str, str] = field(default_factory=dict)  # function -> "" (no MCP server)
 
 
+def tool_problems(tools: Sequence[agent_pb2.AgentTool]) -> list[tuple[str, str]]:
+    """What is wrong with an agent's ``tools:`` entries: (JSON pointer under the spec, message)."""
+    from difflib import get_close_matches
+
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, tool in enumerate(tools):
+        if tool.name not in BUILTIN_TOOLS:
+            close = get_close_matches(tool.name, BUILTIN_TOOLS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(
+                (
+                    f"/tools/{index}/name",
+                    f"unknown built-in tool {tool.name!r}{hint}; built-in tools: {', '.join(BUILTIN_TOOLS)}",
+                )
+            )
+            continue
+        if tool.name in seen:
+            problems.append((f"/tools/{index}", f"the {tool.name} tool is listed twice"))
+        seen.add(tool.name)
+        unknown = sorted((set(tool.allow) | set(tool.require_approval)) - set(_all_names(tool.name)))
+        if unknown:
+            problems.append(
+                (
+                    f"/tools/{index}",
+                    f"the {tool.name} tool has no function {', '.join(unknown)}; it has "
+                    f"{', '.join(_all_names(tool.name))}",
+                )
+            )
+    return problems
+
+
 def _functions(tool: agent_pb2.AgentTool, env: ToolEnvironment, where: str) -> dict[str, Callable[..., Any]]:
     name = tool.name
     if name in ("files", "shell") and env.workspace is None:  # pragma: no cover - the runner always gives one
@@ -71,14 +103,7 @@ def _functions(tool: agent_pb2.AgentTool, env: ToolEnvironment, where: str) -> d
         return fetch_functions(options_f)
     if name == "todos":
         return todo_functions(env.todos)
-    from difflib import get_close_matches
-
-    close = get_close_matches(name, BUILTIN_TOOLS, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise InvalidArgument(
-        f"{where}.name: unknown built-in tool {name!r}{hint}; built-in tools: {', '.join(BUILTIN_TOOLS)}",
-        [where],
-    )
+    raise AssertionError(f"unchecked tool {name}")  # pragma: no cover - tool_problems refuses it
 
 
 def build_builtin_toolsets(
@@ -94,19 +119,15 @@ def build_builtin_toolsets(
         return result
     from pydantic_ai.toolsets import FunctionToolset
 
+    problems = tool_problems(tools)
+    if problems:
+        pointer, message = problems[0]
+        index = pointer.split("/")[2]
+        raise InvalidArgument(f"{field_path}[{index}]: {message}", [f"{field_path}[{index}]"])
     for index, tool in enumerate(tools):
         where = f"{field_path}[{index}]"
         key = f"builtin:{tool.name}"
-        if key in result.toolsets:
-            raise InvalidArgument(f"{where}: the {tool.name} tool is listed twice", [where])
         functions = _functions(tool, env, where)
-        unknown = sorted((set(tool.allow) | set(tool.require_approval)) - set(_all_names(tool.name)))
-        if unknown:
-            raise InvalidArgument(
-                f"{where}: the {tool.name} tool has no function {', '.join(unknown)}; it has "
-                f"{', '.join(_all_names(tool.name))}",
-                [where],
-            )
         if tool.allow:
             functions = {k: v for k, v in functions.items() if k in set(tool.allow)}
         needs = set(tool.require_approval)
