@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,33 @@ async def test_a_tool_call_on_a_worker_without_the_folder_restores_it(
     again = await a.call_tool(eid, {"toolset": "builtin:files", "name": "read_file", "callId": "c3",
                                     "args": {"path": "a.txt"}})  # fmt: skip
     assert again["return"] == "one\ntwo\n"
+
+
+async def test_a_call_that_died_half_way_runs_again_on_the_files_it_started_from(
+    backend: Backend, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """A worker killed during a shell command, restarted on the same disk: the retried call finds
+    the workspace as it was saved before the call, not half-changed."""
+    await apply(backend, openai_agent(llm, extra="  tools: [files, {name: shell, autoApprove: true}]\n"))
+    eid = await start(backend, "bot", "go")
+    steps = _activities(backend, tmp_path / "a").steps
+    await steps.start(eid)
+    await steps.call_tool(eid, {"toolset": "builtin:files", "name": "write_file", "callId": "c1",
+                                "args": {"path": "count.txt", "content": "1\n"}})  # fmt: skip
+    shell = {"toolset": "builtin:shell", "name": "run_command", "callId": "c2",
+             "args": {"command": "echo 2 >> count.txt; sleep 31.7"}}  # fmt: skip
+    first = asyncio.ensure_future(steps.call_tool(eid, shell))
+    folder = tmp_path / "a" / "workspaces" / eid
+    for _ in range(100):  # the command has appended its line and sleeps: the worker dies now
+        await asyncio.sleep(0.05)
+        if (folder / "count.txt").read_text() == "1\n2\n":
+            break
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (folder / "count.txt").read_text() == "1\n2\n"  # what the killed call left behind
+    await asyncio.sleep(0.2)
+    assert "sleep 31.7" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    retry = dict(shell, args={"command": "echo 2 >> count.txt; cat count.txt"})
+    again = await _activities(backend, tmp_path / "a").steps.call_tool(eid, retry, report_call=False)
+    assert again["return"] == "exit code 0\n1\n2"  # the call ran once on the saved files

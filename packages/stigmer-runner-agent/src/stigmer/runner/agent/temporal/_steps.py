@@ -217,8 +217,11 @@ class AgentSteps:
         if report_call:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
         # This worker's copy of the workspace, restored from the last save if another worker
-        # changed it since (or this one never had it).
+        # changed it since (or this one never had it, or a call died here half-way).
         await run.open_workspace(agent.spec, new_turn=False)
+        changes = (key.startswith("builtin:") and name in MUTATING) or key == "sub-agents"
+        if changes and run.workspace is not None:
+            run.workspace.changing()
         async with AsyncExitStack() as stack:
             build = await run.build(agent, stack)
             fresh = build.by_key.get(key)
@@ -236,9 +239,7 @@ class AgentSteps:
                     "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
                 )
                 return {"retry": run.redactor.scrub(retry.message)}
-        if run.workspace is not None and (
-            (key.startswith("builtin:") and name in MUTATING) or key == "sub-agents"
-        ):
+        if changes and run.workspace is not None:
             # Saved after each call that may change files, so the workspace survives this worker.
             await run.sink.update(workspace=await run.save_workspace())
         await run.sink.emit("tool.result", subject=call_id, data={"tool": name, "result": clip(value)})

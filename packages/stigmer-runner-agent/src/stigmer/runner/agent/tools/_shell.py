@@ -104,6 +104,12 @@ def sandbox_command(command: str, ws: Workspace, options: ShellOptions) -> tuple
     return argv, str(ws.root), True
 
 
+def _kill(pid: int) -> None:
+    """Kill the command's whole process group (it was started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def shell_functions(ws: Workspace, options: ShellOptions) -> dict[str, Callable[..., Any]]:
     """The functions of the ``shell`` tool set, bound to ``ws``."""
 
@@ -151,10 +157,12 @@ def shell_functions(ws: Workspace, options: ShellOptions) -> dict[str, Callable[
             await asyncio.wait_for(asyncio.gather(read(), process.wait()), timeout=limit)
         except TimeoutError:
             timed_out = True
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _kill(process.pid)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(process.wait(), timeout=5)
+        except BaseException:  # the run was cancelled (or its worker stops): the command goes too
+            _kill(process.pid)
+            raise
         output = kept.decode("utf-8", errors="replace")
         if total > len(kept):
             output += f"\n[output cut at {options.max_output:,} bytes of {total:,}]"

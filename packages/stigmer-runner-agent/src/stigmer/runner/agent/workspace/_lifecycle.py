@@ -5,7 +5,9 @@ it. It is opened (:meth:`RunWorkspace.open`) as follows:
 
 - it is there and holds what the execution last saved (``status.workspace``; a marker file next to
   it names the artifact it matches) or the execution never saved one: it is used as it is (a Lite
-  run resumed after an approval or a crash, a worker's next tool call);
+  run resumed after an approval or a crash, a worker's next tool call) — unless a call that may
+  change files was under way there and never saved (a worker killed during a shell command): then
+  the last save is restored, and that call runs again on the files it started from;
 - the execution saved one this folder does not hold (another worker changed it since): that
   artifact is unpacked into a fresh folder;
 - a new turn: the files the session's previous turn saved, else the agent's ``workspace.path``
@@ -104,6 +106,9 @@ class RunWorkspace:
         self.id = execution.metadata.id
         self.folder = private_dir(workspaces_dir(environ)) / self.id
         self.marker = self.folder.with_name(f"{self.id}.saved")
+        # Present while a call that may change files runs unsaved (full stack): a worker that
+        # restarts finds it and restores the last save instead of a half-changed folder.
+        self.dirty = self.folder.with_name(f"{self.id}.changing")
         source = spec.workspace
         self.workspace = Workspace(self.folder, max_files=source.max_files, max_bytes=source.max_bytes)
         self.seeded_from = ""  # what a new turn started from: session, path, git or ""
@@ -112,8 +117,10 @@ class RunWorkspace:
     async def open(self, *, new_turn: bool) -> Workspace:
         """The folder, ready: reused, restored from the execution's last save, or seeded."""
         saved = self.execution.status.workspace.artifact
-        if not new_turn and self.folder.is_dir() and (not saved or self._marker() == saved):
+        fresh = not self.dirty.exists()
+        if not new_turn and fresh and self.folder.is_dir() and (not saved or self._marker() == saved):
             return self.workspace
+        self.dirty.unlink(missing_ok=True)
         self._wipe()
         if saved and not new_turn:
             await self._unpack(saved, "the workspace saved by this execution")
@@ -179,6 +186,10 @@ class RunWorkspace:
             self.workspace.check_write(target, len(blob.content))
             target.write_bytes(blob.content)
 
+    def changing(self) -> None:
+        """A call that may change files starts; :meth:`save` ends it."""
+        self.dirty.write_text(self.id)
+
     # -- saving ----------------------------------------------------------------------------------
     async def save(self) -> execution_pb2.WorkspaceState:
         """Pack the folder as an artifact; the state to record on the execution."""
@@ -195,6 +206,7 @@ class RunWorkspace:
         )
         key = meta.key or packed.key
         self.marker.write_text(key)
+        self.dirty.unlink(missing_ok=True)
         self.execution.status.workspace.artifact = key
         return execution_pb2.WorkspaceState(artifact=key, files=len(packed.files), bytes=packed.size)
 
@@ -203,6 +215,7 @@ class RunWorkspace:
         self._wipe(recreate=False)
         with contextlib.suppress(FileNotFoundError):
             self.marker.unlink()
+        self.dirty.unlink(missing_ok=True)
 
     def _marker(self) -> str:
         try:
