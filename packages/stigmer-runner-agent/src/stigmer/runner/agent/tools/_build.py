@@ -122,8 +122,8 @@ def build_builtin_toolsets(
     problems = tool_problems(tools)
     if problems:
         pointer, message = problems[0]
-        index = pointer.split("/")[2]
-        raise InvalidArgument(f"{field_path}[{index}]: {message}", [f"{field_path}[{index}]"])
+        where = f"{field_path}[{pointer.split('/')[2]}]"
+        raise InvalidArgument(f"{where}: {message}", [where])
     for index, tool in enumerate(tools):
         where = f"{field_path}[{index}]"
         key = f"builtin:{tool.name}"
