@@ -305,3 +305,19 @@ async def test_bad_tool_entries_fail_with_one_line(
     done = await AgentRunner().execute(backend, await start(backend, "bot", "go"))
     assert done.status.phase == P.PHASE_FAILED
     assert message in done.status.error.detail
+
+
+async def test_model_requests_in_a_turn_are_bounded_by_the_agent_requests_limit(
+    backend: Backend, llm: ScriptedLLM
+) -> None:
+    import os
+
+    await apply(backend, openai_agent(llm, extra="  tools: [todos]\n"))
+    llm.add(*[call("read_todos") for _ in range(5)], text("never"))
+    eid = await start(backend, "bot", "loop")
+    runner = AgentRunner(environ={**os.environ, "STIGMER_LIMIT_AGENT_REQUESTS": "3"})
+    done = await runner.execute(backend, eid)
+    assert done.status.phase == P.PHASE_FAILED
+    assert "request_limit of 3" in done.status.error.detail
+    assert "STIGMER_LIMIT_AGENT_REQUESTS" in done.status.error.detail
+    assert len(llm.requests) == 3

@@ -83,7 +83,7 @@ class OpenExecution:
         self.has_context = False
         self.workspace: RunWorkspace | None = None  # once opened (agents with built-in tools or a seed)
         self.todos = TodoState.of(execution.status.todos, self._publish_todos)
-        self.limits = Limits.load(environ)  # agent_requests: model requests in one turn
+        self._limits: Limits | None = None
         self.model_label = ""  # of the model last built, for problem descriptions
         self.endpoint = ""
 
@@ -108,6 +108,13 @@ class OpenExecution:
         return cls(
             backend, execution, environ=environ, flush_interval=flush_interval, flush_chars=flush_chars
         )
+
+    @property
+    def limits(self) -> Limits:
+        """This process's limits (``agent_requests``: model requests in one turn), read once."""
+        if self._limits is None:
+            self._limits = Limits.load(self.environ)
+        return self._limits
 
     # -- what the run reads ----------------------------------------------------------------------
     def prompt(self) -> str:
