@@ -38,6 +38,7 @@ lazy(
     "stigmer.cli.commands._executions:execution_app",
     "List, follow, approve and cancel executions.",
 )
+lazy("session", "stigmer.cli.commands._sessions:session_app", "Agent sessions: export their workspaces.")
 lazy(
     "secret", "stigmer.cli.commands._secrets:secret_app", "Manage encrypted secrets (values are write-only)."
 )

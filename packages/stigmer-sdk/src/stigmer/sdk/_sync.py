@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
     from stigmer.sdk._validate import ValidationProblem
+    from stigmer.sdk._workspace import Attachable
 
 __all__ = ["Execution", "Stigmer"]
 
@@ -101,6 +102,10 @@ class Execution:
     @property
     def output(self) -> Any:
         return self._async.output
+
+    @property
+    def todos(self) -> list[dict[str, str]]:
+        return self._async.todos
 
     @property
     def done(self) -> bool:
@@ -319,6 +324,7 @@ class Stigmer:
         limits: Mapping[str, float] | None = None,
         output_schema: Mapping[str, Any] | None = None,
         model: str | None = None,
+        attachments: Sequence[Attachable] = (),
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
@@ -333,9 +339,16 @@ class Stigmer:
                 session=session,
                 kind=kind,
                 start=start,
+                attachments=attachments,
             )
         )
         return Execution(handle, self._loop)
+
+    def execution_files(self, execution_id: str) -> dict[str, bytes]:
+        return self._loop.run(self._async.execution_files(execution_id))
+
+    def export_session(self, session: str, directory: str | Path) -> tuple[str, ...]:
+        return self._loop.run(self._async.export_session(session, directory))
 
     def execution(self, execution_id: str, *, in_process: bool = True) -> Execution:
         return Execution(
