@@ -27,6 +27,8 @@ REFERENCE = ROOT / "docs" / "reference" / "manifests.md"
 SCHEMA_BASE = "https://stigmer.ai/schemas/v1"
 DEFINITION_KINDS = ["Agent", "Skill", "McpServer", "Environment", "Workflow", "Session", "Schedule"]
 API_VERSION = "stigmer.ai/v1"
+# Messages a list may give by name alone (core's manifest loader expands them).
+NAME_SHORTHAND = {".stigmer.v1.AgentTool"}
 
 T = descriptor_pb2.FieldDescriptorProto
 SCALARS: dict[int, dict[str, Any]] = {
@@ -127,6 +129,8 @@ def _single_schema(
         if ref not in defs:
             defs[ref] = {}  # placeholder against recursion
             defs[ref] = _message_schema(model, field.type_name, defs)
+        if field.type_name in NAME_SHORTHAND:  # given by name alone, or as a mapping
+            return {"anyOf": [{"type": "string"}, {"$ref": f"#/$defs/{ref}"}]}
         return {"$ref": f"#/$defs/{ref}"}
     if field.type == T.TYPE_ENUM:
         enum = model.enums[field.type_name]

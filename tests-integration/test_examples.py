@@ -97,6 +97,7 @@ def test_every_example_applies_in_one_go_and_hello_runs(cli: Cli) -> None:
         "workflow/issue-triage",
         "workflow/fan-out",
         "agent/assistant",
+        "agent/fixer",
         "agent/triager",
         "agent/support",
         "skill/refund-policy",
@@ -332,3 +333,44 @@ def test_two_turn_session_sees_the_first_turn(cli: Cli) -> None:
         # a run outside the session starts afresh
         cli.ok("agent", "execute", "assistant", "What is my name?")
         assert [m["role"] for m in llm.messages(3) if m["role"] != "system"] == ["user"]
+
+
+def test_the_fixer_agent_fixes_the_failing_test_with_files_shell_and_todos(cli: Cli, tmp_path: Path) -> None:
+    source = EXAMPLES / "fixer" / "repo" / "calc.py"
+    before = source.read_text()
+    plan = [
+        {"content": "run the tests", "status": "in_progress"},
+        {"content": "fix the code", "status": "pending"},
+        {"content": "run the tests again", "status": "pending"},
+    ]
+    done_plan = [dict(item, status="completed") for item in plan]
+    script = [
+        use_tool("write_todos", todos=plan),
+        use_tool("run_command", command="python3 -m unittest -q"),
+        use_tool("read_file", path="calc.py", start_line=4, end_line=6),
+        use_tool("edit_file", path="calc.py", old_text="return a - b", new_text="return a + b"),
+        use_tool("run_command", command="python3 -m unittest -q"),
+        use_tool("write_todos", todos=done_plan),
+        say("add() subtracted instead of adding; the tests pass now."),
+    ]
+    with ScriptedLLM(script) as llm:
+        cli.extra_env.update(llm.env())
+        cli.ok("apply", "-f", "examples/fixer.yaml")
+        run = cli.json("agent", "execute", "fixer", "The tests fail; fix the code.", "--session", "fix-1")
+        assert run["phase"] == "SUCCEEDED", run["error"]
+        assert run["output"] == "add() subtracted instead of adding; the tests pass now."
+        results = [m["content"] for m in llm.messages(len(script) - 1) if m["role"] == "tool"]
+        assert results[1].startswith("exit code 1\n") and "FAILED (failures=1)" in results[1]
+        assert (
+            results[2] == 'def add(a: int, b: int) -> int:\n    """The sum of a and b."""\n    return a - b\n'
+        )
+        assert results[4].startswith("exit code 0\n") and results[4].rstrip().endswith("OK")
+        execution = cli.json("execution", "get", run["id"])
+        assert execution["id"] == run["id"]
+        files = {f["path"] for f in cli.json("execution", "files", run["id"])}
+        assert files == {"calc.py", "test_calc.py"}
+        assert "return a + b" in cli.ok("execution", "files", run["id"], "calc.py").stdout
+        out = tmp_path / "fixed"
+        cli.ok("session", "export", "fix-1", "-o", str(out))
+        assert "return a + b" in (out / "calc.py").read_text()
+    assert source.read_text() == before  # the example's own folder is never touched

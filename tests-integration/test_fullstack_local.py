@@ -229,6 +229,36 @@ spec:
     assert f"{sys.executable} {script}" in detail and f"in folder {tmp_path}" in detail
 
 
+def test_a_session_workspace_survives_a_restarted_agent_worker(stack: Stack, world: World) -> None:
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: scribe}}
+spec:
+  instructions: Keep notes.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1}}
+  tools: [files]
+""")
+    first = json.loads(
+        stack.cli("agent", "execute", "scribe", "WORKSPACE write", "--session", "notes", "-o", "json").stdout
+    )
+    assert first["phase"] == "SUCCEEDED", first
+    assert first["output"] == "tool said: wrote 13 bytes to notes.txt"
+    listed = json.loads(stack.cli("execution", "files", first["id"], "-o", "json").stdout)
+    assert listed == [{"path": "notes.txt", "size": 13}]
+    # The worker goes away between the turns; the supervisor starts a new one.
+    old_pid = stack.pid("agent-runner")
+    assert old_pid is not None
+    os.kill(old_pid, 9)
+    wait_for(lambda: stack.pid("agent-runner") not in (None, old_pid), 60, "the restarted agent worker")
+    second = json.loads(
+        stack.cli("agent", "execute", "scribe", "WORKSPACE read", "--session", "notes", "-o", "json").stdout
+    )
+    assert second["phase"] == "SUCCEEDED", second
+    assert second["output"] == "tool said: from turn one"
+    assert _scheduled_activities(stack, second["id"]).count("stigmer.agent.tool") == 1
+
+
 def test_a_killed_agent_worker_resumes_without_repeating_finished_model_requests(
     stack: Stack, world: World
 ) -> None:

@@ -97,6 +97,14 @@ EXPECTED = {
     "until_handover",
     "jsonable",
     "to_value",
+    "CAPABILITY_PRIVATE_NETWORK",
+    "TAR_MEDIA_TYPE",
+    "ArchiveTooLarge",
+    "PackedTree",
+    "artifact_key",
+    "pack_tree",
+    "read_tree",
+    "unpack_tree",
 }
 
 

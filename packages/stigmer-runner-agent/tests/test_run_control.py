@@ -4,6 +4,7 @@ request, and structured output — against the scripted model stand-in and a rea
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -23,9 +24,7 @@ def _agent(llm: ScriptedLLM, extra: str = "", model: str = "stand-in", price: st
     return manifest.replace("name: stand-in,", f"name: {model},{' price: ' + price + ',' if price else ''}")
 
 
-async def _run(
-    backend: Backend, message: str = "add things", **spec_fields: object
-) -> execution_pb2.Execution:
+async def _run(backend: Backend, message: str = "add things", **spec_fields: Any) -> execution_pb2.Execution:
     spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name="bot"), message=message)
     for key, value in spec_fields.items():
         json_format.ParseDict(value, getattr(spec, key))

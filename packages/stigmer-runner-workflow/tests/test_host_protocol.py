@@ -48,7 +48,9 @@ class ScriptedHost:
             return HttpResponse(503, {}, b"busy")
         return HttpResponse(200, {"content-type": "application/json"}, b'{"ok": true}', request.url)
 
-    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+    async def call_agent(
+        self, agent: str, message: Any, session: str | None, *, attachments: Sequence[Mapping[str, Any]] = ()
+    ) -> Any:
         self.log.append(("agent", agent, message))
         return f"{agent}: noted {message}"
 

@@ -108,7 +108,7 @@ async def test_kinds_without_effects_only_compute(document: Any) -> None:
         async def http_request(self, *args: Any) -> Any:
             raise AssertionError("http_request")
 
-        async def call_agent(self, *args: Any) -> Any:
+        async def call_agent(self, *args: Any, **kwargs: Any) -> Any:
             raise AssertionError("call_agent")
 
         async def listen(self, *args: Any) -> Any:

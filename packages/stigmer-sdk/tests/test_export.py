@@ -117,3 +117,20 @@ def test_exports_are_byte_identical_across_processes_and_re_applies(
     assert list(wf["spec"]["do"][0]["a"]["set"]) == sorted(wide)
     text = (tmp_path / "first" / "workflows" / "wide.yaml").read_text()
     assert text.index("\n  document:\n") < text.index("\n  do:\n")
+
+
+def test_an_agents_workspace_seed_is_exported_as_a_folder(tmp_path: Path, client: Stigmer) -> None:
+    seed = tmp_path / "seed"
+    (seed / "src").mkdir(parents=True)
+    (seed / "src" / "app.py").write_text("print('hi')\n")
+    client.apply(Agent("coder", instructions="hi", tools=["files"], workspace={"path": str(seed)}))
+    before = client.get("agent", "coder").spec.workspace  # type: ignore[attr-defined]
+    assert before.artifact.startswith("sha256:")
+    out = tmp_path / "export"
+    client.export(out)
+    assert (out / ".workspaces" / "coder" / "src" / "app.py").read_text() == "print('hi')\n"
+    with Stigmer(home=tmp_path / "elsewhere") as other:
+        other.apply(out)
+        after = other.get("agent", "coder").spec.workspace  # type: ignore[attr-defined]
+    assert after.artifact == before.artifact  # the same files, the same content address
+    assert after.path == "../.workspaces/coder"

@@ -38,6 +38,7 @@ lazy(
     "stigmer.cli.commands._executions:execution_app",
     "List, follow, approve and cancel executions.",
 )
+lazy("session", "stigmer.cli.commands._sessions:session_app", "Agent sessions: export their workspaces.")
 lazy(
     "schedule",
     "stigmer.cli.commands._schedules:schedule_app",

@@ -3,8 +3,23 @@ the tables of resource kinds and execution phases, the event writer every runner
 and protobuf values as plain data. The client logic (contexts, credentials, apply order, skill
 packing, runs) is in stigmer.sdk."""
 
+from stigmer.core._archive import (
+    TAR_MEDIA_TYPE,
+    ArchiveTooLarge,
+    PackedTree,
+    artifact_key,
+    pack_tree,
+    read_tree,
+    unpack_tree,
+)
 from stigmer.core._backend import Backend, Runner
-from stigmer.core._capabilities import CAPABILITY_RUN, CapabilityDenied, capabilities_config, has_capability
+from stigmer.core._capabilities import (
+    CAPABILITY_PRIVATE_NETWORK,
+    CAPABILITY_RUN,
+    CapabilityDenied,
+    capabilities_config,
+    has_capability,
+)
 from stigmer.core._errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -89,6 +104,7 @@ __all__ = [
     "API_VERSION",
     "APPLY_ORDER",
     "BACKENDS_GROUP",
+    "CAPABILITY_PRIVATE_NETWORK",
     "CAPABILITY_RUN",
     "EXECUTION",
     "KINDS",
@@ -107,9 +123,11 @@ __all__ = [
     "SCHEMA_KINDS",
     "SLOT_LABEL",
     "STOPPED_PHASES",
+    "TAR_MEDIA_TYPE",
     "TERMINAL_PHASES",
     "TERMINAL_PHASE_NAMES",
     "AlreadyExists",
+    "ArchiveTooLarge",
     "Backend",
     "CapabilityDenied",
     "Context",
@@ -123,6 +141,7 @@ __all__ = [
     "ManifestError",
     "NewEvent",
     "NotFound",
+    "PackedTree",
     "PermissionDenied",
     "PluginNotFound",
     "Principal",
@@ -137,6 +156,7 @@ __all__ = [
     "Unavailable",
     "acting_as",
     "applicable_kinds",
+    "artifact_key",
     "capabilities_config",
     "check_event_limits",
     "current_principal",
@@ -167,6 +187,7 @@ __all__ = [
     "no_handover",
     "open_private",
     "output_schema_problem",
+    "pack_tree",
     "parse_duration",
     "parse_manifest",
     "phase_name",
@@ -174,11 +195,13 @@ __all__ = [
     "plain_value",
     "private_dir",
     "private_file",
+    "read_tree",
     "redact_logging",
     "resource_from_message",
     "slugify",
     "tighten_home",
     "to_value",
+    "unpack_tree",
     "until_handover",
     "unwrap",
     "validate_manifest",

@@ -1,6 +1,7 @@
 """Capabilities: effects of a run that reach the host, granted per execution by its backend.
 
-``run: shell``, ``run: script`` and an agent's stdio MCP servers start local processes. In Lite
+``run: shell``, ``run: script``, an agent's stdio MCP servers and its ``shell`` tool start local
+processes; an agent's ``fetch`` tool may reach loopback and private addresses. In Lite
 (one person on their own machine) that is the point; on a shared server it would let any user run
 commands as the server's OS user, so a server grants them only when its admin enables them
 (``stigmer server --allow-run``).
@@ -17,12 +18,24 @@ from typing import Any
 
 from stigmer.core._errors import PermissionDenied
 
-__all__ = ["CAPABILITY_RUN", "CapabilityDenied", "capabilities_config", "has_capability"]
+__all__ = [
+    "CAPABILITY_PRIVATE_NETWORK",
+    "CAPABILITY_RUN",
+    "CapabilityDenied",
+    "capabilities_config",
+    "has_capability",
+]
 
-#: Starting local processes: ``run: shell``, ``run: script``, stdio MCP servers.
+#: Starting local processes: ``run: shell``, ``run: script``, stdio MCP servers, an agent's
+#: ``shell`` tool.
 CAPABILITY_RUN = "run"
+#: Reaching loopback and private addresses from an agent's ``fetch`` tool.
+CAPABILITY_PRIVATE_NETWORK = "private_network"
 _KEY = "capabilities"
-_HINT = {CAPABILITY_RUN: "an admin can enable it with `stigmer server --allow-run`"}
+_HINT = {
+    CAPABILITY_RUN: "an admin can enable it with `stigmer server --allow-run`",
+    CAPABILITY_PRIVATE_NETWORK: "an admin can enable it with `stigmer server --allow-private-network`",
+}
 
 
 class CapabilityDenied(PermissionDenied):

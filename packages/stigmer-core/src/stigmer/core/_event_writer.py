@@ -213,6 +213,8 @@ class EventWriter:
         usage: execution_pb2.Usage | None = None,
         pending_approval: execution_pb2.ApprovalRequest | None = None,
         checkpoint: Mapping[str, Any] | str | None = None,
+        workspace: execution_pb2.WorkspaceState | None = None,
+        todos: execution_pb2.TodoList | None = None,
     ) -> execution_pb2.Execution:
         """Write everything pending, then ``events``, and the status changes, in one call.
 
@@ -235,6 +237,10 @@ class EventWriter:
                 request.usage.CopyFrom(usage)
             if pending_approval is not None:
                 request.pending_approval.CopyFrom(pending_approval)
+            if workspace is not None:
+                request.workspace.CopyFrom(workspace)
+            if todos is not None:
+                request.todos.CopyFrom(todos)
             return await self._send(request, final=is_terminal(phase))
 
     async def flush(self) -> None:

@@ -37,6 +37,9 @@ class Limits:
     """One jq evaluation's run time."""
     jq_memory_bytes: int = 512 * _MIB
     """One jq evaluation's memory."""
+    agent_requests: int = 500
+    """Model requests in one agent turn (between a prompt or an approval and the answer or the
+    next pause): an agent at work on files and commands makes one per tool call."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -73,6 +76,7 @@ LIMIT_SETTINGS: Final[Mapping[str, tuple[str, str]]] = {
     "event_bytes": ("STIGMER_LIMIT_EVENT_BYTES", "eventBytes"),
     "jq_seconds": ("STIGMER_LIMIT_JQ_SECONDS", "jqSeconds"),
     "jq_memory_bytes": ("STIGMER_LIMIT_JQ_MEMORY_BYTES", "jqMemoryBytes"),
+    "agent_requests": ("STIGMER_LIMIT_AGENT_REQUESTS", "agentRequests"),
 }
 
 

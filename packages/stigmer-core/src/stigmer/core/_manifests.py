@@ -53,6 +53,8 @@ KINDS: dict[str, tuple[type[Message], str]] = {
 }
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _WELL_KNOWN_OPAQUE = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
+#: Messages a list may give by name alone (``tools: [files, shell]`` = ``[{name: files}, ...]``).
+_NAME_SHORTHAND = {"stigmer.v1.AgentTool"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,9 @@ def _check(value: Any, desc: Descriptor, path: list[str | int], fail: Any) -> No
         seen[field.name] = key
         if item is None:
             continue
+        shorthand = field.message_type is not None and field.message_type.full_name in _NAME_SHORTHAND
+        if shorthand and field.is_repeated and isinstance(item, list):
+            item[:] = [{"name": v} if isinstance(v, str) else v for v in item]
         _check_field(item, field, here, fail)
     for oneof in desc.oneofs:
         given = [f.json_name for f in oneof.fields if f.json_name in value or f.name in value]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
     from stigmer.sdk._schedules import Fired, ScheduleInfo
+    from stigmer.sdk._workspace import Attachable
 
 __all__ = [
     "Applied",
@@ -290,6 +291,8 @@ class AsyncStigmer:
 
         if item.kind == "Skill":
             await self._push_skill(item)
+        elif item.kind == "Agent":
+            await self._push_workspace(item)
         elif item.kind == "McpServer":
             from stigmer.sdk._mcppaths import resolve_stdio_paths
 
@@ -320,6 +323,37 @@ class AsyncStigmer:
             svc.PutArtifactRequest(content=packed.content, media_type=SKILL_MEDIA_TYPE)
         )
         skill.spec.artifact = meta.key or packed.key
+
+    async def _push_workspace(self, item: LoadedResource) -> None:
+        """Pack an Agent's ``workspace.path`` folder, store it as an artifact, set ``workspace.artifact``
+        (content-addressed, as skills are): every session of the agent starts with these files."""
+        from stigmer.core import TAR_MEDIA_TYPE, pack_tree
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        workspace = item.resource.agent.spec.workspace  # type: ignore[union-attr]
+        if not workspace.path:
+            return
+        folder = (item.base_dir / workspace.path).resolve()
+        where = f"{item.source}:{item.line}: spec.workspace.path"
+        if not folder.is_dir():
+            raise InvalidArgument(
+                f"{where}: folder '{folder}' does not exist (the path is relative to the manifest)",
+                ["spec.workspace.path"],
+            )
+        try:
+            packed = pack_tree(
+                folder,
+                what="workspace folder",
+                links="refuse",
+                max_files=workspace.max_files or 5_000,
+                max_bytes=workspace.max_bytes or 10 * 2**20,
+            )
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{where}: {exc.message}", ["spec.workspace.path"]) from None
+        meta = await self.backend.put_artifact(
+            svc.PutArtifactRequest(content=packed.content, media_type=TAR_MEDIA_TYPE)
+        )
+        workspace.artifact = meta.key or packed.key
 
     @overload
     async def get(self, kind: type[ResourceBuilder[M]], name: str) -> M: ...
@@ -558,6 +592,7 @@ class AsyncStigmer:
         limits: Mapping[str, float] | None = None,
         output_schema: Mapping[str, Any] | None = None,
         model: str | None = None,
+        attachments: Sequence[Attachable] = (),
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
@@ -567,7 +602,8 @@ class AsyncStigmer:
         agent session (its id ``ses_...``, or a name: created on first use). ``kind``
         (``"workflow"`` / ``"agent"``) is needed only when both exist. ``start=False`` (a local
         context) creates the execution without running it here: ``follow(start=True)`` on its
-        handle, or ``stigmer execution resume ID``, runs it later.
+        handle, or ``stigmer execution resume ID``, runs it later. ``attachments`` (agents: file
+        paths, or ``(name, bytes)``) are put into the agent's workspace under ``attachments/``.
 
         Agents only: ``limits`` bounds the run (``max_requests``, ``max_tool_calls``,
         ``max_input_tokens``, ``max_output_tokens``, ``max_tokens``, ``max_cost_usd``; they can only
@@ -594,6 +630,8 @@ class AsyncStigmer:
             raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
         if target == "Workflow" and (limits or output_schema is not None or model):
             raise InvalidArgument("limits=, output_schema= and model= are for agents")
+        if target == "Workflow" and attachments:
+            raise InvalidArgument("attachments= are for agents", ["attachments"])
         runner = load_runner_plugin(runs) if self.local else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
@@ -630,6 +668,10 @@ class AsyncStigmer:
             except (json_format.ParseError, TypeError, ValueError) as exc:
                 raise InvalidArgument(f"input is not JSON-compatible data: {exc}", ["input"]) from None
             spec.input.CopyFrom(value)
+        if attachments:
+            from stigmer.sdk._workspace import store_attachments
+
+            spec.attachments.extend(await store_attachments(self.backend, attachments))
         created = await self.backend.create_execution(
             svc.CreateExecutionRequest(spec=spec, runtime_secrets=dict(secrets or {}))
         )
@@ -760,6 +802,26 @@ class AsyncStigmer:
         handle = AsyncExecution(self.backend, ex, runner, start=False)
         self._executions.append(handle)  # a run it continues here is waited for (or stopped) on close
         return handle
+
+    async def execution_files(self, execution_id: str) -> dict[str, bytes]:
+        """The files of the agent's workspace as the execution saved them (at the end of its turn,
+        or at a pause), by path. ``FailedPrecondition`` if it saved none."""
+        from stigmer.sdk._workspace import execution_files
+
+        return await execution_files(self.backend, await self.get_execution(execution_id))
+
+    async def export_session(self, session: str, directory: str | Path) -> tuple[str, ...]:
+        """Write the latest workspace of ``session`` (its id ``ses_...`` or name) into ``directory``;
+        the paths written."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+        from stigmer.proto.v1 import meta_pb2
+        from stigmer.sdk._workspace import export_session
+
+        session_id = session
+        if not session.startswith("ses_"):
+            ref = meta_pb2.ResourceRef(kind="Session", name=session)
+            session_id = (await self.backend.get(svc.GetRequest(ref=ref))).session.metadata.id
+        return tuple(await export_session(self.backend, session_id, Path(directory)))
 
     async def get_execution(self, execution_id: str) -> execution_pb2.Execution:
         """The current ``stigmer.v1.Execution`` snapshot of an execution; ``NotFound`` if there

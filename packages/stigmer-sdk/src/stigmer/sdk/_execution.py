@@ -80,6 +80,12 @@ class AsyncExecution:
         return from_value(status.output) if status.HasField("output") else None
 
     @property
+    def todos(self) -> list[dict[str, str]]:
+        """An agent's plan (its ``todos`` tool) in the latest snapshot: ``{"id", "content",
+        "status"}`` per item, status ``pending``, ``in_progress``, ``completed`` or ``cancelled``."""
+        return [{"id": t.id, "content": t.content, "status": t.status} for t in self.execution.status.todos]
+
+    @property
     def done(self) -> bool:
         return is_terminal(self.execution.status.phase)
 

@@ -23,6 +23,7 @@ __all__ = ["SECRETS_FILE", "Export", "export_resources", "secrets_of"]
 
 _SYSTEM_METADATA = ("id", "slug", "version", "createdAt", "updatedAt")
 SKILLS_DIR = ".skills"  # dot-directory: `apply -f DIR` does not read its files as manifests
+WORKSPACES_DIR = ".workspaces"  # an agent's workspace seed (`workspace.path`), likewise
 SECRETS_FILE = "SECRETS.md"
 
 
@@ -157,6 +158,14 @@ async def _write(backend: Backend, directory: Path, result: Export, upstream: bo
             unpack_skill(blob.content, directory / SKILLS_DIR / slug)
             spec.pop("artifact")
             spec["path"] = f"../{SKILLS_DIR}/{slug}"
+        seed = spec.get("workspace") or {}
+        if manifest["kind"] == "Agent" and seed.get("artifact"):
+            from stigmer.core import unpack_tree
+
+            blob = await backend.get_artifact(svc.GetArtifactRequest(key=seed["artifact"]))
+            unpack_tree(blob.content, directory / WORKSPACES_DIR / slug, what="the agent's workspace seed")
+            seed.pop("artifact")
+            seed["path"] = f"../{WORKSPACES_DIR}/{slug}"
         folder = directory / f"{manifest['kind'].lower()}s"
         folder.mkdir(exist_ok=True)
         path = folder / f"{slug}.yaml"

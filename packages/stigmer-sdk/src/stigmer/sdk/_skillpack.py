@@ -7,14 +7,12 @@ does not depend on which of them pushed it.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from stigmer.core import InvalidArgument
+from stigmer.core import ArchiveTooLarge, InvalidArgument, artifact_key, pack_tree
 
 __all__ = [
     "SKILL_FILE",
@@ -41,28 +39,6 @@ class PackedSkill:
     files: tuple[str, ...]
 
 
-def artifact_key(content: bytes) -> str:
-    """The content address of bytes: ``sha256:<hex>``."""
-    return "sha256:" + hashlib.sha256(content).hexdigest()
-
-
-def _check_link(path: Path, directory: Path, inside: Path) -> None:
-    """Refuse a symbolic link whose target is outside the skill directory (or cannot be resolved)."""
-    if not path.is_symlink():
-        return
-    rel = path.relative_to(directory).as_posix()
-    try:
-        target = path.resolve(strict=False)
-    except (OSError, RuntimeError):  # a link loop
-        target = None
-    if target is None or not target.is_relative_to(inside):
-        raise InvalidArgument(
-            f"skill directory '{directory}' has a symbolic link '{rel}' that points outside it "
-            f"({os.readlink(path)}); copy the file into the skill, or remove the link",
-            ["spec.path"],
-        )
-
-
 def pack_skill(directory: Path) -> PackedSkill:
     """Tar a skill directory: sorted entries, mtime 0, owner 0, modes 0644/0755, no dotfiles.
 
@@ -83,41 +59,21 @@ def pack_skill(directory: Path) -> PackedSkill:
         )
     if not (directory / SKILL_FILE).is_file():
         raise InvalidArgument(f"skill directory '{directory}' has no {SKILL_FILE}", ["spec.path"])
-    files: list[tuple[str, Path]] = []
-    inside = directory.resolve()
-    for root, dirs, names in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        for name in dirs:
-            _check_link(Path(root) / name, directory, inside)
-        for name in names:
-            path = Path(root) / name
-            if name.startswith("."):
-                continue
-            _check_link(path, directory, inside)
-            if path.is_file():
-                files.append((path.relative_to(directory).as_posix(), path))
-    files.sort()
-    buf = io.BytesIO()
-    total = 0
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel, path in files:
-            data = path.read_bytes()
-            total += len(data)
-            if total > SKILL_MAX_BYTES:
-                raise InvalidArgument(
-                    f"skill directory '{directory}' is larger than {SKILL_MAX_BYTES // 2**20} MiB",
-                    ["spec.path"],
-                )
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            info.type = tarfile.REGTYPE
-            tar.addfile(info, io.BytesIO(data))
-    content = buf.getvalue()
-    return PackedSkill(content=content, key=artifact_key(content), files=tuple(rel for rel, _ in files))
+    try:
+        packed = pack_tree(
+            directory,
+            what="skill directory",
+            dotfiles=False,
+            skip_dirs=_SKIP_DIRS,
+            links="refuse",
+            max_bytes=SKILL_MAX_BYTES,
+            error=lambda message: InvalidArgument(message, ["spec.path"]),
+        )
+    except ArchiveTooLarge:
+        raise InvalidArgument(
+            f"skill directory '{directory}' is larger than {SKILL_MAX_BYTES // 2**20} MiB", ["spec.path"]
+        ) from None
+    return PackedSkill(content=packed.content, key=packed.key, files=packed.files)
 
 
 def unpack_skill(content: bytes, directory: Path) -> list[str]:

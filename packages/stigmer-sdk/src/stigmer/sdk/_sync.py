@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from stigmer.sdk._export import Export
     from stigmer.sdk._schedules import Fired, ScheduleInfo
     from stigmer.sdk._validate import ValidationProblem
+    from stigmer.sdk._workspace import Attachable
 
 __all__ = ["Execution", "Stigmer"]
 
@@ -103,6 +104,10 @@ class Execution:
     @property
     def output(self) -> Any:
         return self._async.output
+
+    @property
+    def todos(self) -> list[dict[str, str]]:
+        return self._async.todos
 
     @property
     def done(self) -> bool:
@@ -321,6 +326,7 @@ class Stigmer:
         limits: Mapping[str, float] | None = None,
         output_schema: Mapping[str, Any] | None = None,
         model: str | None = None,
+        attachments: Sequence[Attachable] = (),
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
@@ -335,6 +341,7 @@ class Stigmer:
                 session=session,
                 kind=kind,
                 start=start,
+                attachments=attachments,
             )
         )
         return Execution(handle, self._loop)
@@ -382,6 +389,12 @@ class Stigmer:
     ) -> builtins.list[Fired]:
         """See :meth:`AsyncStigmer.run_due`."""
         return self._loop.run(self._async.run_due(now=now, name=name, wait=wait))
+
+    def execution_files(self, execution_id: str) -> dict[str, bytes]:
+        return self._loop.run(self._async.execution_files(execution_id))
+
+    def export_session(self, session: str, directory: str | Path) -> tuple[str, ...]:
+        return self._loop.run(self._async.export_session(session, directory))
 
     def execution(self, execution_id: str, *, in_process: bool = True) -> Execution:
         return Execution(

@@ -102,6 +102,9 @@ def _check(
     problems: list[ValidationProblem] = []
     unresolved: list[tuple[LoadedResource, Any, Reference]] = []
     for item in loaded:
+        if item.kind == "Agent":
+            problems.extend(_agent_problems(item))
+            continue
         if item.kind != "Workflow":
             continue
         spec = from_value(item.resource.workflow.spec)  # type: ignore[union-attr]
@@ -113,6 +116,22 @@ def _check(
             (item, spec, ref) for ref in validation.references if (ref.kind, slugify(ref.name)) not in batch
         )
     return problems, unresolved
+
+
+def _agent_problems(item: LoadedResource) -> list[ValidationProblem]:
+    """An Agent's built-in ``tools:`` (and its sub-agents'): known names and functions."""
+    from google.protobuf import json_format
+    from stigmer.runner.agent.tools import tool_problems
+
+    spec_msg = item.resource.agent.spec  # type: ignore[union-attr]
+    spec = json_format.MessageToDict(spec_msg)
+    out = [
+        _located(item, spec, pointer, message, False) for pointer, message in tool_problems(spec_msg.tools)
+    ]
+    for index, sub in enumerate(spec_msg.sub_agents):
+        for pointer, message in tool_problems(sub.tools):
+            out.append(_located(item, spec, f"/subAgents/{index}{pointer}", message, False))
+    return out
 
 
 def _in_order(problems: list[ValidationProblem], loaded: Sequence[LoadedResource]) -> list[ValidationProblem]:

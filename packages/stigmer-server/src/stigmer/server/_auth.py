@@ -59,6 +59,8 @@ _RUNNER = frozenset(
         "UpdateExecutionStatus",
         "WatchExecution",
         "GetArtifact",
+        # An agent's workspace is saved as a (content-addressed) artifact at the end of each turn.
+        "PutArtifact",
         # A workflow's `call: agent` / `run: workflow` starts child executions.
         "CreateExecution",
         # An agent's memory tools (the store limits a runner to its execution's agent).

@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     ceiling.add_argument(
         "--agent-max-cost", type=float, default=0.0, metavar="USD", help="cost per run, in US dollars"
     )
+    parser.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        help="let agents' fetch tool reach loopback and private addresses (off by default)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     add_temporal_arguments(
         parser,
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             run_executions=not args.no_run_executions,
             allow_run=args.allow_run,
             agent_limits={k: v for k, v in agent_limits.items() if v},
+            allow_private_network=args.allow_private_network,
             on_ready=announce,
             temporal=temporal,
         )

@@ -326,6 +326,7 @@ def run_server(
     run_executions: bool = True,
     allow_run: bool = False,
     agent_limits: Mapping[str, float] | None = None,
+    allow_private_network: bool = False,
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
@@ -337,8 +338,10 @@ def run_server(
     there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
     server runs the executions it creates with the installed runners, each in a child process.
     ``allow_run`` grants executions the ``run`` capability (``run: shell|script``, stdio MCP
-    servers): off unless the admin enables it (``--allow-run``). ``agent_limits`` is the ceiling
-    of every agent run created here (``--agent-max-*``).
+    servers, an agent's ``shell`` tool): off unless the admin enables it (``--allow-run``).
+    ``allow_private_network`` lets an agent's ``fetch`` tool reach loopback and private addresses
+    (``--allow-private-network``), off by default.
+    ``agent_limits`` is the ceiling of every agent run created here (``--agent-max-*``).
 
     With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
@@ -368,6 +371,7 @@ def run_server(
             offer_to_runners=not runs_itself,
             server_id=server_identity(resolved_home) if runs_itself else "",
             agent_limits=dict(agent_limits or {}),
+            allow_private_network=allow_private_network,
         )
         store = TokenStore(database_url=database_url, home=resolved_home)
         dispatcher: ExecutionDispatcher = (

@@ -20,6 +20,8 @@ class FullstackWorld(HttpWorld):
     a sub-agent (``SUBAGENT`` in its instructions) answers plainly; the first answer after a tool
     call of "add 2 and 3", and the first ``SLOW`` sub-agent request, take ``slow_chat`` seconds (so
     a test can kill a worker meanwhile). Every model request first waits ``chat_delay`` seconds.
+    "WORKSPACE write" writes ``notes.txt`` with the files tool, "WORKSPACE read" reads it back;
+    after either call the model answers ``tool said: <the result>``.
     """
 
     def __init__(self, reply: str = "Hello from the stand-in model") -> None:
@@ -68,6 +70,13 @@ class FullstackWorld(HttpWorld):
         slow_tool = "add 4 and 5" in str(last_user.get("content", ""))
         asks_add = asks_add or slow_tool
         prefix = "chat:add45" if slow_tool else "chat:add"
+        said = str(last_user.get("content", ""))
+        if "WORKSPACE" in said:
+            if messages and messages[-1].get("role") == "tool":
+                return _reply(text=f"tool said: {messages[-1].get('content', '')}")
+            if "WORKSPACE write" in said:
+                return _reply(tool_calls=[("write_file", {"path": "notes.txt", "content": "from turn one"})])
+            return _reply(tool_calls=[("read_file", {"path": "notes.txt"})])
         if any("SUBAGENT" in str(m.get("content", "")) for m in messages):
             slow = any("SLOW" in str(m.get("content", "")) for m in messages)
             sub = "chat:slowsub" if slow else "chat:sub"

@@ -71,8 +71,11 @@ class LocalBackend:
 
     ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
     shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
-    ``--allow-run`` flag. ``agent_limits`` (``stigmer.v1.AgentLimits`` field names) is a ceiling
-    written into every agent execution created here: a run's own limits can only be lower.
+    ``--allow-run`` flag. ``allow_private_network`` is the ``private_network`` capability (an
+    agent's ``fetch`` tool may reach loopback and private addresses): on by default, for Lite; a
+    shared server passes its ``--allow-private-network`` flag. ``agent_limits``
+    (``stigmer.v1.AgentLimits`` field names) is a ceiling written into every agent execution
+    created here: a run's own limits can only be lower.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class LocalBackend:
         master_key: bytes | None = None,
         *,
         allow_run: bool = True,
+        allow_private_network: bool = True,
         offer_to_runners: bool = True,
         server_id: str = "",
         agent_limits: Mapping[str, float] | None = None,
@@ -107,6 +111,7 @@ class LocalBackend:
         self._master_key = master_key
         self.allow_run = allow_run
         self.agent_limits = {k: v for k, v in (agent_limits or {}).items() if v}
+        self.allow_private_network = allow_private_network
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None
         if master_key is not None:
@@ -479,7 +484,9 @@ class LocalBackend:
             context = await self._write(lambda c: _executions.context(c, box, request, who))
         else:
             context = await self._read(lambda c: _executions.context(c, box, request, who))
-        context.config.update(capabilities_config(run=self.allow_run))
+        context.config.update(
+            capabilities_config(run=self.allow_run, private_network=self.allow_private_network)
+        )
         return context
 
     # -----------------------------------------------------------------------------------------

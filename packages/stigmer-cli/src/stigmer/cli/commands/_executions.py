@@ -384,6 +384,57 @@ def _describe(ex: execution_pb2.Execution) -> None:
         )
 
 
+@execution_app.command("files")
+def files(
+    execution_id: IdArg,
+    path: Annotated[
+        str | None,
+        typer.Argument(help="A file of the workspace: print it (none: list the files).", show_default=False),
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List the files of an agent execution's workspace as it saved them, or print one (PATH)."""
+    import sys
+
+    from stigmer.core import FailedPrecondition
+
+    async def go() -> dict[str, bytes]:
+        async with connect() as client:
+            await _get(client, execution_id)
+            try:
+                return await client.execution_files(execution_id)
+            except FailedPrecondition as exc:
+                raise CliError(exc.message) from None
+
+    saved = run_async(go())
+    wanted = (path or "").strip()
+    while wanted.startswith("./"):
+        wanted = wanted[2:]
+    wanted = wanted.rstrip("/")
+    if wanted and wanted != ".":
+        if wanted not in saved:
+            inside = sorted(p for p in saved if p.startswith(wanted + "/"))
+            if not inside:
+                raise CliError(
+                    f"the workspace of {execution_id} has no file {path}; list them with "
+                    f"`stigmer execution files {execution_id}`"
+                )
+            saved = {p: saved[p] for p in inside}
+        else:
+            sys.stdout.buffer.write(saved[wanted])
+            sys.stdout.flush()
+            return
+    rows = [{"path": name, "size": len(content)} for name, content in sorted(saved.items())]
+    if output is Output.json:
+        emit_json(rows)
+    elif output is Output.yaml:
+        emit_yaml(rows)
+    elif not rows:
+        echo_err("the workspace is empty")
+    else:
+        print_table(["PATH", "SIZE"], [[name, str(len(content))] for name, content in sorted(saved.items())])
+
+
 @execution_app.command("logs")
 def logs(
     execution_id: IdArg,

@@ -86,6 +86,15 @@ JsonEventsOption = Annotated[
 DetachOption = Annotated[
     bool, typer.Option("--detach/--follow", "-d", help="Print only the execution id and return at once.")
 ]
+AttachOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--attach",
+        "-a",
+        help="Agents: put this file into the agent's workspace (attachments/NAME) and tell it (repeatable).",
+        show_default=False,
+    ),
+]
 SessionOption = Annotated[
     str,
     typer.Option(
@@ -150,6 +159,7 @@ class RunRequest:
     limits: dict[str, float] = field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
     model: str = ""  # --model: NAME or PROVIDER:NAME
+    attachments: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -179,6 +189,11 @@ async def _check(client: AsyncStigmer, req: RunRequest) -> None:
         raise CliError(
             "--max-requests, --max-tool-calls, --max-tokens, --max-cost and --output-schema are for agents"
         )
+    if req.kind == "Workflow" and req.attachments:
+        raise CliError("--attach is for agents")
+    for path in req.attachments:
+        if not path.is_file():
+            raise CliError(f"--attach {path}: no such file")
 
 
 async def start(
@@ -198,6 +213,7 @@ async def start(
         limits=req.limits or None,
         output_schema=req.output_schema,
         model=req.model or None,
+        attachments=list(req.attachments),
     )
     started.execution_id = handle.id
     started.local = client.local
@@ -411,6 +427,7 @@ def _request(
     secret: list[str] | None,
     secret_file: Path | None,
     habits: Habits | None = None,
+    attach: list[Path] | None = None,
 ) -> RunRequest:
     habits = habits or Habits()
     secrets: dict[str, str] = parse_secret_file(secret_file) if secret_file else {}
@@ -428,6 +445,7 @@ def _request(
         auto_approve=habits.auto_approve,
         events_json=habits.json,
         model=habits.model,
+        attachments=list(attach or []),
     )
     if input is not None:
         req.input = parse_input(input)
@@ -525,6 +543,7 @@ def run(
     input: InputOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
     session: SessionOption = "",
+    attach: AttachOption = None,
     env: EnvOption = None,
     secret: SecretOption = None,
     secret_file: SecretFileOption = None,
@@ -561,7 +580,7 @@ def run(
 
         kind, name, message = choose_runnable(message)
     habits = Habits(env_file, model, auto_approve, json_events)
-    req = _request(kind, name, input, message, session, env, secret, secret_file, habits)
+    req = _request(kind, name, input, message, session, env, secret, secret_file, habits, attach)
     _agent_controls(req, max_requests, max_tool_calls, max_tokens, max_cost, output_schema)
     _execute(req, output, detach, find=not kind)
 
@@ -571,6 +590,7 @@ def agent_execute(
     agent: Annotated[str, typer.Argument(help="Agent name.", autocompletion=complete_agent)],
     message: Annotated[str, typer.Argument(help="What to ask the agent.")],
     session: SessionOption = "",
+    attach: AttachOption = None,
     input: InputOption = None,
     env: EnvOption = None,
     secret: SecretOption = None,
@@ -589,7 +609,7 @@ def agent_execute(
 ) -> None:
     """Send MESSAGE to AGENT and stream its answer, tool calls and approvals."""
     habits = Habits(env_file, model, auto_approve, json_events)
-    req = _request("Agent", agent, input, message, session, env, secret, secret_file, habits)
+    req = _request("Agent", agent, input, message, session, env, secret, secret_file, habits, attach)
     _agent_controls(req, max_requests, max_tool_calls, max_tokens, max_cost, output_schema)
     _execute(req, output, detach)
 

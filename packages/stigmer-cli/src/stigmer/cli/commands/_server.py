@@ -100,6 +100,13 @@ def server(
             "server's OS user; off by default.",
         ),
     ] = False,
+    allow_private_network: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-network",
+            help="Let agents' fetch tool reach loopback and private addresses; off by default.",
+        ),
+    ] = False,
     temporal: Annotated[
         str,
         typer.Option(
@@ -243,6 +250,7 @@ def server(
             )
             if value is not None
         },
+        "allow_private_network": allow_private_network,
         "temporal": connection,
         "on_ready": lambda address: echo_err(f"stigmer server listening on {address} (Ctrl-C stops it)"),
     }

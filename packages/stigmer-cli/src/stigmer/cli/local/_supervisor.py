@@ -116,6 +116,7 @@ class Supervisor:
                 s.temporal_address,
                 # One person's own stack: their runs may start local processes, as in Lite.
                 "--allow-run",
+                "--allow-private-network",
             ]
         script = "stigmer-workflow-runner" if name == "workflow-runner" else "stigmer-agent-runner"
         queue = "stigmer-workflows" if name == "workflow-runner" else "stigmer-agents"

@@ -241,6 +241,20 @@ class Renderer:
             self.line(f"{kind} {subject}".rstrip(), "dim")
         elif kind == "log":
             self.line(ev.text, "dim")
+        elif kind == "todos":
+            items = _field(data, "items") or []
+            self.line(
+                f"plan ({sum(1 for i in items if i.get('status') == 'completed')}/{len(items)} done)", "cyan"
+            )
+            for item in items:
+                status = str(item.get("status") or "pending")
+                mark = {
+                    "completed": self._sym("☑", "[x]"),
+                    "in_progress": self._sym("◐", "[~]"),
+                    "cancelled": self._sym("☒", "[-]"),
+                }.get(status, self._sym("☐", "[ ]"))
+                style = {"completed": "green", "in_progress": "yellow"}.get(status, "dim")
+                self.line(f"  {mark} {item.get('content', '')}", style)
         elif kind == "cancel.requested":
             self.line("cancel requested" + (f": {ev.text}" if ev.text else ""), "yellow")
         elif kind == "usage":

@@ -113,6 +113,12 @@ def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
                 for r in u.by_request
             ],
         },
+        "todos": [{"id": t.id, "content": t.content, "status": t.status} for t in status.todos],
+        "workspace": (
+            {"artifact": w.artifact, "files": w.files, "bytes": w.bytes}
+            if (w := status.workspace).artifact
+            else None
+        ),
         "labels": dict(ex.metadata.labels),
         "createdAt": timestamp(ex.metadata.created_at),
         "startedAt": timestamp(status.started_at),

@@ -374,6 +374,33 @@ class TestStatusUpdates:
         out = await set_phase(backend, failing.metadata.id, RUNNING, FAILED, error=err)
         assert out.status.error.detail == "it broke" and out.status.phase == FAILED
 
+    async def test_workspace_and_todos(self, backend: Backend) -> None:
+        """An agent's saved workspace and its plan: set by an update, kept by the next one that
+        leaves them out; the plan is replaced as a whole (an empty list clears it)."""
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await set_phase(backend, eid, RUNNING)
+        plan = ex.TodoList(
+            items=[
+                ex.TodoItem(id="1", content="read", status="completed"),
+                ex.TodoItem(id="2", content="fix", status="in_progress"),
+            ]
+        )
+        saved = ex.WorkspaceState(artifact="sha256:" + "a" * 64, files=2, bytes=30)
+        out = await _update(backend, eid, workspace=saved, todos=plan)
+        assert [(t.id, t.status) for t in out.status.todos] == [("1", "completed"), ("2", "in_progress")]
+        assert out.status.workspace == saved
+        out = await _update(backend, eid, _event("log", "more"))
+        assert len(out.status.todos) == 2 and out.status.workspace == saved
+        out = await _update(backend, eid, todos=ex.TodoList(items=[ex.TodoItem(id="1", content="x")]))
+        assert [t.content for t in out.status.todos] == ["x"]
+        later = ex.WorkspaceState(artifact="sha256:" + "b" * 64, files=3, bytes=40)
+        out = await set_phase(backend, eid, SUCCEEDED, workspace=later, todos=ex.TodoList())
+        assert out.status.workspace == later and list(out.status.todos) == []
+        stored = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert stored.status.workspace == later
+        await expect_error(FailedPrecondition, _update(backend, eid, workspace=saved))
+
     async def test_phase_changes_append_phase_events(self, backend: Backend) -> None:
         run = await new_execution(backend, "Agent", await _agent(backend))
         eid = run.metadata.id

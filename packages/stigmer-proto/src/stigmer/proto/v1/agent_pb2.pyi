@@ -79,6 +79,8 @@ class AgentSpec(_message.Message):
     ENVIRONMENTS_FIELD_NUMBER: _builtins.int
     SECRETS_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
+    TOOLS_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
@@ -116,6 +118,18 @@ class AgentSpec(_message.Message):
         """Environment variables the agent needs at run time, and whether each is required."""
 
     @_builtins.property
+    def workspace(self) -> Global___WorkspaceSource:
+        """The files a session's workspace starts with (a folder packed at apply, or a git repository
+        cloned when a run starts); without it the workspace starts empty.
+        """
+
+    @_builtins.property
+    def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentTool]:
+        """Built-in tools the agent may use in its workspace: `files`, `shell`, `fetch`, `todos`
+        (a name, or a mapping with the name and options).
+        """
+
+    @_builtins.property
     def limits(self) -> Global___AgentLimits:
         """Bounds on each run: model requests, tool calls, tokens and cost. A run's own limits and a
         server's ceiling can only lower them.
@@ -151,14 +165,16 @@ class AgentSpec(_message.Message):
         environments: _abc.Iterable[_builtins.str] | None = ...,
         secrets: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Iterable[Global___EnvRequirement] | None = ...,
+        workspace: Global___WorkspaceSource | None = ...,
+        tools: _abc.Iterable[Global___AgentTool] | None = ...,
         limits: Global___AgentLimits | None = ...,
         output_schema: _struct_pb2.Struct | None = ...,
         context: Global___ContextPolicy | None = ...,
         memory: Global___MemoryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "limits", b"limits", "memory", b"memory", "model", b"model", "output_schema", b"output_schema"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "limits", b"limits", "memory", b"memory", "model", b"model", "output_schema", b"output_schema", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "memory", b"memory", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "memory", b"memory", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents", "tools", b"tools", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -283,6 +299,136 @@ class AgentLimits(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentLimits: _TypeAlias = AgentLimits  # noqa: Y015
+
+@_typing.final
+class WorkspaceSource(_message.Message):
+    """WorkspaceSource says what a session's workspace holds when its first turn starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    GIT_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    MAX_FILES_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """Local directory copied into the workspace, packed and pushed as an artifact at apply time
+    (relative to the manifest).
+    """
+    artifact: _builtins.str
+    """Key of the artifact (`sha256:<hex>`) holding the files of `path`; set by apply."""
+    max_files: _builtins.int
+    """Most files the workspace may hold (0: 5,000)."""
+    max_bytes: _builtins.int
+    """Most bytes the workspace's files may hold together (0: 10 MiB; a saved workspace travels as
+    one message of at most 16 MiB to a server).
+    """
+    @_builtins.property
+    def git(self) -> Global___GitSource:
+        """Git repository cloned into the workspace when a session's first turn starts."""
+
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        git: Global___GitSource | None = ...,
+        artifact: _builtins.str = ...,
+        max_files: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["git", b"git"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "git", b"git", "max_bytes", b"max_bytes", "max_files", b"max_files", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkspaceSource: _TypeAlias = WorkspaceSource  # noqa: Y015
+
+@_typing.final
+class GitSource(_message.Message):
+    """GitSource is a git repository and the revision to check out."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Repository URL (`https://…`, `ssh://…`, `file://…` or a local path)."""
+    ref: _builtins.str
+    """Branch, tag or commit to check out; empty means the default branch."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ref", b"ref", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GitSource: _TypeAlias = GitSource  # noqa: Y015
+
+@_typing.final
+class AgentTool(_message.Message):
+    """AgentTool is one built-in tool set of an agent, with its options."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ALLOW_FIELD_NUMBER: _builtins.int
+    REQUIRE_APPROVAL_FIELD_NUMBER: _builtins.int
+    AUTO_APPROVE_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`files` (read, write, edit, list, grep), `shell` (run a command), `fetch` (HTTP GET as text)
+    or `todos` (the agent's plan).
+    """
+    auto_approve: _builtins.bool
+    """Run `shell` commands without asking for approval."""
+    timeout_seconds: _builtins.int
+    """Seconds a shell command or a fetch may take (0: 60 for shell, 30 for fetch)."""
+    max_output_bytes: _builtins.int
+    """Most bytes of output kept from a shell command or a fetched page (0: 64 KiB for shell,
+    1 MiB for fetch).
+    """
+    network: _builtins.bool
+    """`shell`: the command may use the network (in the sandbox, it has none otherwise)."""
+    read_only: _builtins.bool
+    """`files`: no writes or edits, only reading, listing and searching."""
+    @_builtins.property
+    def allow(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Functions of the tool set the agent may call; empty means all of them."""
+
+    @_builtins.property
+    def require_approval(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Functions whose calls pause the execution until a human approves them (`shell`'s
+        `run_command` needs approval unless `autoApprove` is set).
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        allow: _abc.Iterable[_builtins.str] | None = ...,
+        require_approval: _abc.Iterable[_builtins.str] | None = ...,
+        auto_approve: _builtins.bool = ...,
+        timeout_seconds: _builtins.int = ...,
+        max_output_bytes: _builtins.int = ...,
+        network: _builtins.bool = ...,
+        read_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow", b"allow", "auto_approve", b"auto_approve", "max_output_bytes", b"max_output_bytes", "name", b"name", "network", b"network", "read_only", b"read_only", "require_approval", b"require_approval", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentTool: _TypeAlias = AgentTool  # noqa: Y015
 
 @_typing.final
 class AgentStatus(_message.Message):
@@ -427,6 +573,8 @@ class SubAgent(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     MCP_SERVERS_FIELD_NUMBER: _builtins.int
     AGENT_FIELD_NUMBER: _builtins.int
+    TOOLS_FIELD_NUMBER: _builtins.int
+    OWN_WORKSPACE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the sub-agent, also the name of the tool the parent sees."""
     description: _builtins.str
@@ -435,6 +583,8 @@ class SubAgent(_message.Message):
     """The sub-agent's system prompt."""
     agent: _builtins.str
     """Name of an existing Agent resource to use instead of an inline definition."""
+    own_workspace: _builtins.bool
+    """The sub-agent works in a workspace of its own (an empty folder) instead of its parent's."""
     @_builtins.property
     def model(self) -> Global___ModelConfig:
         """The sub-agent's model; defaults to the parent's."""
@@ -447,6 +597,10 @@ class SubAgent(_message.Message):
     def mcp_servers(self) -> _containers.RepeatedCompositeFieldContainer[Global___McpServerUsage]:
         """MCP servers available to the sub-agent."""
 
+    @_builtins.property
+    def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentTool]:
+        """Built-in tools of the sub-agent (as the parent's `tools`)."""
+
     def __init__(
         self,
         *,
@@ -457,10 +611,12 @@ class SubAgent(_message.Message):
         skills: _abc.Iterable[_meta_pb2.ResourceRef] | None = ...,
         mcp_servers: _abc.Iterable[Global___McpServerUsage] | None = ...,
         agent: _builtins.str = ...,
+        tools: _abc.Iterable[Global___AgentTool] | None = ...,
+        own_workspace: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "description", b"description", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "name", b"name", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "description", b"description", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "name", b"name", "own_workspace", b"own_workspace", "skills", b"skills", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

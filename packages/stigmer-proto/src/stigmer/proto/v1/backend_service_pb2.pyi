@@ -490,6 +490,8 @@ class UpdateExecutionStatusRequest(_message.Message):
     PENDING_APPROVAL_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     RUNNER_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
+    TODOS_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """Execution id."""
     phase: _execution_pb2.Phase.ValueType
@@ -522,6 +524,14 @@ class UpdateExecutionStatusRequest(_message.Message):
     def pending_approval(self) -> _execution_pb2.ApprovalRequest:
         """Pending approval (set with phase WAITING_APPROVAL)."""
 
+    @_builtins.property
+    def workspace(self) -> _execution_pb2.WorkspaceState:
+        """Where the agent's workspace was saved; unset keeps the current one."""
+
+    @_builtins.property
+    def todos(self) -> _execution_pb2.TodoList:
+        """The agent's plan, replacing the stored one; unset keeps it."""
+
     def __init__(
         self,
         *,
@@ -535,10 +545,12 @@ class UpdateExecutionStatusRequest(_message.Message):
         pending_approval: _execution_pb2.ApprovalRequest | None = ...,
         checkpoint: _builtins.str = ...,
         runner: _builtins.str = ...,
+        workspace: _execution_pb2.WorkspaceState | None = ...,
+        todos: _execution_pb2.TodoList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "output", b"output", "pending_approval", b"pending_approval", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "output", b"output", "pending_approval", b"pending_approval", "todos", b"todos", "usage", b"usage", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "error", b"error", "events", b"events", "execution_id", b"execution_id", "output", b"output", "pending_approval", b"pending_approval", "phase", b"phase", "runner", b"runner", "tasks", b"tasks", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "error", b"error", "events", b"events", "execution_id", b"execution_id", "output", b"output", "pending_approval", b"pending_approval", "phase", b"phase", "runner", b"runner", "tasks", b"tasks", "todos", b"todos", "usage", b"usage", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

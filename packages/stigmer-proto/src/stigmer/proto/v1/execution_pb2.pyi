@@ -146,6 +146,7 @@ class ExecutionSpec(_message.Message):
     RERUN_OF_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     target_version: _builtins.int
     """Version of the target definition pinned when the execution was created."""
     message: _builtins.str
@@ -186,6 +187,10 @@ class ExecutionSpec(_message.Message):
     def output_schema(self) -> _struct_pb2.Struct:
         """JSON Schema of this agent run's output, replacing the agent's `outputSchema`."""
 
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """Files put into the agent's workspace (under `attachments/`) before the run starts."""
+
     def __init__(
         self,
         *,
@@ -202,14 +207,133 @@ class ExecutionSpec(_message.Message):
         rerun_of: _builtins.str = ...,
         limits: _agent_pb2.AgentLimits | None = ...,
         output_schema: _struct_pb2.Struct | None = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "limits", b"limits", "model", b"model", "output_schema", b"output_schema", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "input", b"input", "limits", b"limits", "message", b"message", "model", b"model", "output_schema", b"output_schema", "parent_execution_id", b"parent_execution_id", "rerun_of", b"rerun_of", "resumed_from", b"resumed_from", "secret_refs", b"secret_refs", "session_id", b"session_id", "target", b"target", "target_version", b"target_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "env", b"env", "input", b"input", "limits", b"limits", "message", b"message", "model", b"model", "output_schema", b"output_schema", "parent_execution_id", b"parent_execution_id", "rerun_of", b"rerun_of", "resumed_from", b"resumed_from", "secret_refs", b"secret_refs", "session_id", b"session_id", "target", b"target", "target_version", b"target_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecutionSpec: _TypeAlias = ExecutionSpec  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    """Attachment is a file given to an agent run, stored as a content-addressed artifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """File name in the workspace's `attachments/` folder."""
+    artifact: _builtins.str
+    """Key of the artifact (`sha256:<hex>`) holding the file's bytes."""
+    media_type: _builtins.str
+    """Media type, for example `image/png`."""
+    size: _builtins.int
+    """Size in bytes."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        artifact: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "media_type", b"media_type", "name", b"name", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
+
+@_typing.final
+class WorkspaceState(_message.Message):
+    """WorkspaceState is where an agent execution's workspace was last saved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    artifact: _builtins.str
+    """Key of the artifact (`sha256:<hex>`, a tar archive) holding the workspace's files."""
+    files: _builtins.int
+    """Number of files."""
+    bytes: _builtins.int
+    """Total bytes of the files."""
+    def __init__(
+        self,
+        *,
+        artifact: _builtins.str = ...,
+        files: _builtins.int = ...,
+        bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "bytes", b"bytes", "files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkspaceState: _TypeAlias = WorkspaceState  # noqa: Y015
+
+@_typing.final
+class TodoItem(_message.Message):
+    """TodoItem is one item of an agent's plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier the agent gave the item."""
+    content: _builtins.str
+    """What is to be done."""
+    status: _builtins.str
+    """`pending`, `in_progress`, `completed` or `cancelled`."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        content: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "id", b"id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TodoItem: _TypeAlias = TodoItem  # noqa: Y015
+
+@_typing.final
+class TodoList(_message.Message):
+    """TodoList is an agent's plan as it stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___TodoItem]:
+        """The items, in the agent's order."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___TodoItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TodoList: _TypeAlias = TodoList  # noqa: Y015
 
 @_typing.final
 class ExecutionStatus(_message.Message):
@@ -228,6 +352,8 @@ class ExecutionStatus(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     RUNNER_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
+    TODOS_FIELD_NUMBER: _builtins.int
     phase: Global___Phase.ValueType
     """Lifecycle state."""
     last_sequence: _builtins.int
@@ -264,6 +390,14 @@ class ExecutionStatus(_message.Message):
     def finished_at(self) -> _timestamp_pb2.Timestamp:
         """When the run reached a terminal phase."""
 
+    @_builtins.property
+    def workspace(self) -> Global___WorkspaceState:
+        """The agent's workspace as saved at the end of the latest turn (or pause)."""
+
+    @_builtins.property
+    def todos(self) -> _containers.RepeatedCompositeFieldContainer[Global___TodoItem]:
+        """The agent's plan (its todo list) as it stands."""
+
     def __init__(
         self,
         *,
@@ -278,10 +412,12 @@ class ExecutionStatus(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         checkpoint: _builtins.str = ...,
         runner: _builtins.str = ...,
+        workspace: Global___WorkspaceState | None = ...,
+        todos: _abc.Iterable[Global___TodoItem] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "finished_at", b"finished_at", "output", b"output", "pending_approval", b"pending_approval", "started_at", b"started_at", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "finished_at", b"finished_at", "output", b"output", "pending_approval", b"pending_approval", "started_at", b"started_at", "usage", b"usage", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "error", b"error", "finished_at", b"finished_at", "last_sequence", b"last_sequence", "output", b"output", "pending_approval", b"pending_approval", "phase", b"phase", "runner", b"runner", "started_at", b"started_at", "tasks", b"tasks", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "error", b"error", "finished_at", b"finished_at", "last_sequence", b"last_sequence", "output", b"output", "pending_approval", b"pending_approval", "phase", b"phase", "runner", b"runner", "started_at", b"started_at", "tasks", b"tasks", "todos", b"todos", "usage", b"usage", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -520,7 +656,7 @@ class ExecutionEvent(_message.Message):
     type: _builtins.str
     """Event type: `phase`, `task.started`, `task.completed`, `task.failed`, `task.retried`, `message.user`,
     `message.assistant`, `text.delta`, `tool.call`, `tool.result`, `approval.requested`, `approval.resolved`,
-    `agent.started`, `agent.completed`, `usage`, `log`, `cancel.requested`.
+    `agent.started`, `agent.completed`, `usage`, `log`, `cancel.requested`, `todos`.
     """
     phase: Global___Phase.ValueType
     """Phase after the event, for `phase` events."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +21,26 @@ from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
 from stigmer.runner.agent._memory import AgentMemory
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
+from stigmer.runner.agent.tools import TodoState, ToolEnvironment, build_builtin_toolsets
+from stigmer.runner.agent.workspace import Workspace
 
 if TYPE_CHECKING:
     from pydantic_ai import Agent, RunContext
     from pydantic_ai.messages import AgentStreamEvent
     from pydantic_ai.toolsets import AbstractToolset
 
-__all__ = ["AgentBuild", "Builder"]
+__all__ = ["AgentBuild", "Builder", "workspace_prompt"]
+
+
+def workspace_prompt(workspace: Workspace | None, note: str = "") -> str:
+    """The system-prompt section about the workspace the built-in tools work in."""
+    if workspace is None:
+        return ""
+    text = (
+        "# Workspace\nYour file and shell tools work in a workspace folder; give paths relative "
+        "to it. Its files are kept for the next turn of this conversation."
+    )
+    return f"{text}\n{note}" if note else text
 
 
 @dataclass
@@ -110,12 +123,17 @@ class Builder:
         output_schema: Mapping[str, Any] | None = None,
         session_id: str = "",
         message: str | None = None,
+        tools: ToolEnvironment | None = None,
+        workspace_note: str = "",
     ) -> None:
         self.backend = backend
         self.output_schema = output_schema  # the top agent's structured output (None: text)
         self.closers: list[Callable[[], Any]] = []  # extra model clients to close with the run
         self.session_id = session_id
         self.message = message  # the run's message: memories relevant to it are recalled (None: not)
+        # What the built-in tools work with (the workspace, the plan, the capabilities).
+        self.tools = tools or ToolEnvironment(workspace=None, todos=TodoState(), environ=environ)
+        self.workspace_note = workspace_note
         self.execution_id = execution_id
         self.log_dir = log_dir  # where stdio MCP servers' standard error goes
         self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
@@ -150,8 +168,11 @@ class Builder:
         parent_model: ModelChoice | None = None,
         approvals: bool = True,
         depth: int = 0,
+        tools: ToolEnvironment | None = None,
     ) -> AgentBuild:
-        """Build the agent for ``spec`` (an Agent spec or an inline sub-agent)."""
+        """Build the agent for ``spec`` (an Agent spec or an inline sub-agent); its built-in tools
+        work with ``tools`` (default: the execution's)."""
+        tool_env = tools or self.tools
         agent_model = spec.model if spec.HasField("model") else None
         choice = self.choose(agent_model, parent=parent_model)
         with collector_paused():  # the libraries of the run, loaded now (synchronously)
@@ -167,7 +188,9 @@ class Builder:
         self.redactor.register(built.api_key)
 
         skills = await load_skills(self.backend, list(spec.skills))
-        instructions = "\n\n".join(p for p in (spec.instructions.strip(), skills_prompt(skills)) if p)
+        builtin = build_builtin_toolsets(list(spec.tools), tool_env, approvals=approvals)
+        note = workspace_prompt(tool_env.workspace, self.workspace_note) if builtin.toolsets else ""
+        instructions = "\n\n".join(p for p in (spec.instructions.strip(), skills_prompt(skills), note) if p)
         mcp = await build_mcp_toolsets(
             self.backend,
             list(spec.mcp_servers),
@@ -180,6 +203,7 @@ class Builder:
             execution_id=self.execution_id,
         )
         by_key: dict[str, AbstractToolset[Any]] = {f"mcp:{server}": t for server, t in mcp.toolsets}
+        by_key.update(builtin.toolsets)
         files = skill_toolset(skills)
         if files is not None:
             by_key["skills"] = files
@@ -232,7 +256,7 @@ class Builder:
         return AgentBuild(
             agent=agent,
             model=built,
-            approval=mcp.approval,
+            approval={**mcp.approval, **builtin.approval},
             toolsets=mcp.toolsets,
             by_key=by_key,
             instructions=instructions,
@@ -266,7 +290,7 @@ class Builder:
                 )
             seen.add(tool)
             toolset.add_function(
-                self._sub_agent_function(name, spec, parent, depth),
+                self._sub_agent_function(name, spec, parent, depth, own_workspace=sub.own_workspace),
                 name=tool,
                 description=(description or f"Delegate a task to the sub-agent {name}.")
                 + " Pass the complete task; the sub-agent answers with its result.",
@@ -280,6 +304,8 @@ class Builder:
         spec: agent_pb2.AgentSpec | agent_pb2.SubAgent,
         parent: ModelChoice,
         depth: int,
+        *,
+        own_workspace: bool = False,
     ) -> Callable[..., Any]:
         builder = self
         sink = self.sink
@@ -293,7 +319,12 @@ class Builder:
             call_id = ctx.tool_call_id or ""
             await sink.emit("agent.started", subject=call_id, data={"agent": name, "task": task})
             child = await builder.build(
-                spec, name=name, parent_model=parent, approvals=False, depth=depth + 1
+                spec,
+                name=name,
+                parent_model=parent,
+                approvals=False,
+                depth=depth + 1,
+                tools=builder.sub_agent_tools(name, own_workspace),
             )
             async with AsyncExitStack() as stack:
                 stack.push_async_callback(child.model.aclose)
@@ -316,6 +347,16 @@ class Builder:
 
         run_sub_agent.__annotations__ = {"ctx": _RunContext[Any], "task": str, "return": str}
         return run_sub_agent
+
+    def sub_agent_tools(self, name: str, own_workspace: bool) -> ToolEnvironment:
+        """The parent's workspace, or (``ownWorkspace``) a folder of the sub-agent's own next to it."""
+        env = self.tools
+        if not own_workspace or env.workspace is None:
+            return env
+        parent = env.workspace
+        folder = parent.root.with_name(f"{parent.root.name}.{_tool_name(name)}")
+        own = Workspace(folder, max_files=parent.max_files, max_bytes=parent.max_bytes)
+        return replace(env, workspace=own, todos=TodoState())
 
     def child_handler(self, agent_name: str) -> Callable[[RunContext[Any], Any], Any]:
         """Report a sub-agent's tool calls and results (its text goes to ``agent.completed``)."""

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 from stigmer.core import (
+    CAPABILITY_PRIVATE_NETWORK,
     CAPABILITY_RUN,
     Backend,
     InvalidArgument,
+    Limits,
     Redactor,
     StigmerError,
     Unavailable,
@@ -33,9 +35,11 @@ from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
 from stigmer.runner.agent._checkpoint import Checkpoint
 from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
-from stigmer.runner.agent._limits import Limits
+from stigmer.runner.agent._limits import Limits as RunLimits
 from stigmer.runner.agent._loop import PendingCall
 from stigmer.runner.agent._mcp import McpServerFailed, mcp_log_dir
+from stigmer.runner.agent.tools import TodoState, ToolEnvironment
+from stigmer.runner.agent.workspace import ATTACHMENTS, RunWorkspace, needs_workspace
 
 if TYPE_CHECKING:
     from pydantic_ai.usage import RunUsage
@@ -76,7 +80,11 @@ class OpenExecution:
         self.secrets: dict[str, str] = {}
         self.variables: dict[str, str] = dict(execution.spec.env)
         self.allow_run = False  # without the context, nothing that starts a process is built
+        self.allow_private_network = False
         self.has_context = False
+        self.workspace: RunWorkspace | None = None  # once opened (agents with built-in tools or a seed)
+        self.todos = TodoState.of(execution.status.todos, self._publish_todos)
+        self._limits: Limits | None = None
         self.model_label = ""  # of the model last built, for problem descriptions
         self.endpoint = ""
 
@@ -102,6 +110,13 @@ class OpenExecution:
             backend, execution, environ=environ, flush_interval=flush_interval, flush_chars=flush_chars
         )
 
+    @property
+    def limits(self) -> Limits:
+        """This process's limits (``agent_requests``: model requests in one turn), read once."""
+        if self._limits is None:
+            self._limits = Limits.load(self.environ)
+        return self._limits
+
     # -- what the run reads ----------------------------------------------------------------------
     def prompt(self) -> str:
         spec = self.execution.spec
@@ -124,6 +139,7 @@ class OpenExecution:
         default_redactor().register(*self.secrets.values())
         self.variables = {**dict(context.variables), **dict(self.execution.spec.env)}
         self.allow_run = has_capability(context.config, CAPABILITY_RUN)
+        self.allow_private_network = has_capability(context.config, CAPABILITY_PRIVATE_NETWORK)
         self.has_context = True
 
     async def agent(self) -> Any:
@@ -152,10 +168,10 @@ class OpenExecution:
                 ["spec.env"],
             )
 
-    def limits(self, agent: Any) -> Limits:
+    def run_limits(self, agent: Any) -> RunLimits:
         """The run's limits: the lowest of its agent's and its own (a server's ceiling is in its own)."""
         spec = self.execution.spec
-        return Limits.combine(
+        return RunLimits.combine(
             agent.spec.limits if agent.spec.HasField("limits") else None,
             spec.limits if spec.HasField("limits") else None,
         )
@@ -175,10 +191,50 @@ class OpenExecution:
                 return json_format.MessageToDict(holder.output_schema)
         return None
 
+    # -- the workspace and the plan --------------------------------------------------------------
+    async def open_workspace(self, spec: Any, *, new_turn: bool) -> RunWorkspace | None:
+        """Open the execution's workspace (when its agent has one): a new turn's is seeded."""
+        if not needs_workspace(spec, self.execution):
+            return None
+        workspace = RunWorkspace(
+            self.backend, self.execution, spec, environ=self.environ, allow_run=self.allow_run
+        )
+        await workspace.open(new_turn=new_turn)
+        self.workspace = workspace
+        return workspace
+
+    async def save_workspace(self) -> execution_pb2.WorkspaceState | None:
+        """Save the workspace as an artifact (if the run has one); the state to record."""
+        if self.workspace is None:
+            return None
+        return await self.workspace.save()
+
+    def workspace_note(self) -> str:
+        names = [a.name for a in self.execution.spec.attachments]
+        if not names:
+            return ""
+        listing = ", ".join(f"{ATTACHMENTS}/{name}" for name in names)
+        return f"The user attached files; they are in the workspace: {listing}."
+
+    async def _publish_todos(self, items: list[execution_pb2.TodoItem]) -> None:
+        data = {"items": [{"id": i.id, "content": i.content, "status": i.status} for i in items]}
+        done = sum(1 for i in items if i.status == "completed")
+        await self.sink.update(
+            events=[Ev("todos", text=f"plan: {done}/{len(items)} done", data=data)],
+            todos=execution_pb2.TodoList(items=items),
+        )
+
     def builder(self, output_schema: dict[str, Any] | None = None, *, recall: bool = False) -> Builder:
         """A builder for this execution's agents; with ``recall``, memories relevant to the run's
         message go into the instructions (when the agent has memory)."""
         spec = self.execution.spec
+        tools = ToolEnvironment(
+            workspace=self.workspace.workspace if self.workspace is not None else None,
+            todos=self.todos,
+            allow_run=self.allow_run,
+            allow_private_network=self.allow_private_network,
+            environ=self.environ,
+        )
         return Builder(
             self.backend,
             sink=self.sink,
@@ -193,6 +249,8 @@ class OpenExecution:
             output_schema=output_schema,
             session_id=spec.session_id,
             message=self._message() if recall else None,
+            tools=tools,
+            workspace_note=self.workspace_note(),
         )
 
     def _message(self) -> str | None:
@@ -225,7 +283,11 @@ class OpenExecution:
         return Ev("usage", data=json_format.MessageToDict(usage, preserving_proto_field_name=True))
 
     async def request_approval(
-        self, call: PendingCall, checkpoint: Checkpoint, usage: execution_pb2.Usage | None
+        self,
+        call: PendingCall,
+        checkpoint: Checkpoint,
+        usage: execution_pb2.Usage | None,
+        workspace: execution_pb2.WorkspaceState | None = None,
     ) -> execution_pb2.Execution:
         """WAITING_APPROVAL for ``call``; ``checkpoint.sequence`` is set to the event sequence the
         decisions follow."""
@@ -251,10 +313,15 @@ class OpenExecution:
             usage=usage,
             pending_approval=request,
             checkpoint=checkpoint.dump(self.redactor),
+            workspace=workspace,
         )
 
     async def succeed(
-        self, output: Any, usage: execution_pb2.Usage, messages: list[Any]
+        self,
+        output: Any,
+        usage: execution_pb2.Usage,
+        messages: list[Any],
+        workspace: execution_pb2.WorkspaceState | None = None,
     ) -> execution_pb2.Execution:
         """SUCCEEDED with the output and usage; in a session, the conversation (JSON) for the next turn."""
         return await self.sink.update(
@@ -265,15 +332,20 @@ class OpenExecution:
             checkpoint=Checkpoint(messages=messages if self.execution.spec.session_id else []).dump(
                 self.redactor
             ),
+            workspace=workspace,
         )
 
     async def fail(
-        self, error: execution_pb2.ExecutionError, usage: execution_pb2.Usage | None = None
+        self,
+        error: execution_pb2.ExecutionError,
+        workspace: execution_pb2.WorkspaceState | None = None,
+        usage: execution_pb2.Usage | None = None,
     ) -> execution_pb2.Execution:
-        """FAILED with ``error``, and the usage the run spent since it last reported."""
+        """FAILED with ``error``, the workspace as the run left it and the usage the run spent since
+        it last reported."""
         events = [] if usage is None else [self.usage_event(usage)]
         return await self.sink.update(
-            phase=execution_pb2.PHASE_FAILED, error=error, events=events, usage=usage
+            phase=execution_pb2.PHASE_FAILED, error=error, events=events, usage=usage, workspace=workspace
         )
 
     async def cancel(self) -> execution_pb2.Execution:

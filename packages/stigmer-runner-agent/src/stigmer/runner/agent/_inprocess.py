@@ -30,7 +30,7 @@ from stigmer.runner.agent._checkpoint import (
 )
 from stigmer.runner.agent._events import RunStopped, clip, jsonable
 from stigmer.runner.agent._execution import OpenExecution, mcp_start_error, usage_message
-from stigmer.runner.agent._limits import Spent
+from stigmer.runner.agent._limits import Spent, turn_limits
 from stigmer.runner.agent._loop import Decision, Pause, PendingCall, Start, Stop, Turn, run_agent_loop
 from stigmer.runner.agent._problems import problem_from_exception
 
@@ -67,18 +67,22 @@ class InProcessHost:
         self.state = Checkpoint.parse(execution.status.checkpoint)
         self._stack = AsyncExitStack()  # the model client and MCP servers of the run
         self._build: AgentBuild | None = None
-        self._resource: Any = None  # the Agent resource, read by ``begin``
         self._assistant_text: list[str] = []
         self._saved_messages = 0
+        self._resource: Any = None  # the Agent resource, read once the run begins
+        self._images: list[Any] = []  # image attachments, sent to the model with the prompt
 
     async def execute(self) -> Result:
         try:
             async with self._stack:
-                return await run_agent_loop(self)
+                result = await run_agent_loop(self)
         except RunStopped as stopped:
-            return stopped.execution
+            result = stopped.execution
         except Exception as exc:  # closing the model client or an MCP server failed
-            return await self.fail(exc)
+            result = await self.fail(exc)
+        if self.run.workspace is not None and is_terminal(result.status.phase):
+            self.run.workspace.discard()  # its files are in the saved artifact
+        return result
 
     # -- the host --------------------------------------------------------------------------------
     async def begin(self) -> Start:
@@ -114,9 +118,12 @@ class InProcessHost:
         if start.prompt is not None and session:
             start.history = load_messages(await session_history(self.backend, session, run.id))
         self._resource = await run.agent()
-        start.limits = run.limits(self._resource)
+        start.limits = run.run_limits(self._resource)
         start.price = run.price(self._resource)
         start.spent = Spent.of(run.execution.status.usage)
+        await run.open_workspace(self._resource.spec, new_turn=start.prompt is not None)
+        if start.prompt is not None:
+            self._images = await _images(self.backend, run.execution)
         return start
 
     async def turn(
@@ -127,14 +134,15 @@ class InProcessHost:
         control: Turn,
     ) -> AgentRunResult[Any]:
         build = await self._agent()
+        user_prompt: Any = [prompt, *self._images] if prompt is not None and self._images else prompt
         return await self._until_cancelled(
             build.agent.run(
-                prompt,
+                user_prompt,
                 message_history=history or None,
                 deferred_tool_results=deferred,
                 event_stream_handler=self._handler,
                 usage=control.usage,
-                usage_limits=control.limits,
+                usage_limits=turn_limits(control.limits, self.run.limits.agent_requests),
                 capabilities=[
                     _handover_capability(self),  # first: it saves the whole conversation
                     *control.capabilities,
@@ -155,21 +163,30 @@ class InProcessHost:
             reported_calls=self.state.reported_calls,
         )
         call = next(c for c in checkpoint.pending if c.id == pause.call.id)
-        raise Stop(await self.run.request_approval(call, checkpoint, usage_message(pause.usage)))
+        workspace = await self.run.save_workspace()
+        raise Stop(await self.run.request_approval(call, checkpoint, usage_message(pause.usage), workspace))
 
     async def finish(self, output: Any, usage: dict[str, Any], messages: list[ModelMessage]) -> Result:
         # The conversation is kept for the next turn of a session; a one-shot run's events say it
         # all (and skipping the dump saves its first-use cost on every CLI run).
         dumped = dump_messages(messages) if self.run.execution.spec.session_id else []
-        return await self.run.succeed(output, usage_message(usage) or execution_pb2.Usage(), dumped)
+        workspace = await self.run.save_workspace()
+        return await self.run.succeed(
+            output, usage_message(usage) or execution_pb2.Usage(), dumped, workspace
+        )
 
     async def fail(self, error: Exception, usage: dict[str, Any] | None = None) -> Result:
         if isinstance(error, RunStopped):
             return error.execution
         log.debug("agent execution %s failed", self.run.id, exc_info=error)
         problem = problem_from_exception(error, model=self.run.model_label, endpoint=self.run.endpoint)
+        workspace = None
+        try:  # the files as the run left them, for `stigmer execution files`
+            workspace = await self.run.save_workspace()
+        except Exception:
+            log.debug("saving the workspace of %s failed", self.run.id, exc_info=True)
         try:
-            return await self.run.fail(problem, usage_message(usage))
+            return await self.run.fail(problem, workspace, usage_message(usage))
         except RunStopped as stopped:
             return stopped.execution
 
@@ -177,7 +194,8 @@ class InProcessHost:
     async def _agent(self) -> AgentBuild:
         """The agent with its model and MCP servers, started on the first turn."""
         if self._build is None:
-            build = await self.run.build(self._resource or await self.run.agent(), self._stack)
+            resource = self._resource if self._resource is not None else await self.run.agent()
+            build = await self.run.build(resource, self._stack)
             for server, toolset in build.toolsets:
                 try:
                     await self._stack.enter_async_context(toolset)
@@ -299,6 +317,21 @@ class InProcessHost:
             text = "".join(self._assistant_text)
             self._assistant_text = []
             await self.run.sink.emit("message.assistant", text=text)
+
+
+async def _images(backend: Backend, execution: execution_pb2.Execution) -> list[Any]:
+    """The run's image attachments as model input (providers without image input get them as
+    files in the workspace only)."""
+    wanted = [a for a in execution.spec.attachments if a.media_type.startswith("image/")]
+    if not wanted:
+        return []
+    from pydantic_ai import BinaryContent
+
+    images: list[Any] = []
+    for attachment in wanted:
+        blob = await backend.get_artifact(svc.GetArtifactRequest(key=attachment.artifact))
+        images.append(BinaryContent(data=blob.content, media_type=attachment.media_type))
+    return images
 
 
 def _handover_capability(host: InProcessHost) -> Any:

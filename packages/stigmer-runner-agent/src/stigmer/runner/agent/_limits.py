@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pydantic_ai.messages import ModelResponse
     from pydantic_ai.usage import RunUsage, UsageLimits
 
-__all__ = ["CURRENT_METER", "LimitReached", "Limits", "Meter", "Spent", "limit_reached"]
+__all__ = ["CURRENT_METER", "LimitReached", "Limits", "Meter", "Spent", "limit_reached", "turn_limits"]
 
 #: pydantic-ai's limit names -> ours (as the spec and the CLI spell them).
 _NAMES = {
@@ -90,7 +90,8 @@ class Limits:
 
     def remaining(self, spent: Spent) -> UsageLimits | None:
         """pydantic-ai's limits for the next turn: what is left of each after ``spent``. None when
-        nothing is limited (pydantic-ai's default then applies: 50 requests per turn)."""
+        nothing is limited; ``request_limit`` None when requests are not (the host then applies
+        its own bound on one turn: :func:`turn_limits`)."""
         if not self:
             return None
         from pydantic_ai.usage import UsageLimits
@@ -99,13 +100,27 @@ class Limits:
             return max(limit - used, 0) if limit else None
 
         limits = UsageLimits(
-            request_limit=left(self.max_requests, spent.requests) if self.max_requests else 50,
+            request_limit=left(self.max_requests, spent.requests),
             tool_calls_limit=left(self.max_tool_calls, spent.tool_calls),
             input_tokens_limit=left(self.max_input_tokens, spent.input_tokens),
             output_tokens_limit=left(self.max_output_tokens, spent.output_tokens),
             total_tokens_limit=left(self.max_tokens, spent.input_tokens + spent.output_tokens),
         )
         return limits  # cost: the Meter checks it (it also prices models the table does not know)
+
+
+def turn_limits(limits: UsageLimits | None, turn_requests: int | None) -> UsageLimits | None:
+    """The limits one ``Agent.run`` gets: what is left of the run's (``Limits.remaining``), with
+    ``turn_requests`` (the runner's bound on the model requests of one turn) where the run sets no
+    request limit. None when neither says anything (pydantic-ai's default applies)."""
+    if limits is None and turn_requests is None:
+        return None
+    from pydantic_ai.usage import UsageLimits
+
+    out = limits if limits is not None else UsageLimits()
+    if limits is None or out.request_limit is None:
+        out.request_limit = turn_requests if turn_requests is not None else UsageLimits().request_limit
+    return out
 
 
 @dataclass
@@ -162,7 +177,7 @@ def _count(n: int, what: str) -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
-def limit_reached(exc: BaseException, limits: Limits, spent: Spent) -> LimitReached:
+def limit_reached(exc: BaseException, limits: Limits, spent: Spent) -> LimitReached | None:
     """``LimitReached`` for pydantic-ai's ``UsageLimitExceeded``: the limit by its Stigmer name and
     the whole run's figure (pydantic-ai's message speaks of what was left for one turn)."""
     text = str(exc)
@@ -173,6 +188,8 @@ def limit_reached(exc: BaseException, limits: Limits, spent: Spent) -> LimitReac
         )
     name, unit = _NAMES[found]
     value = getattr(limits, name)
+    if not value:  # not the run's limit: the runner's bound on one turn (left as pydantic-ai says it)
+        return None
     shown = f"${value:g}" if name == "max_cost_usd" else f"{value:,} {unit}"
     return LimitReached(f"the run reached its limit {name} = {shown}; spent: {spent.describe()}")
 

@@ -220,7 +220,8 @@ async def _loop(host: AgentHost[R]) -> R:
         except Exception as exc:
             spent.add(used, meter)
             unreported.add(used, meter)
-            error = limit_reached(exc, limits, spent) if isinstance(exc, UsageLimitExceeded) else exc
+            reached = limit_reached(exc, limits, spent) if isinstance(exc, UsageLimitExceeded) else None
+            error: Exception = reached or exc
             raise _Failed(error, report()) from exc
         finally:
             CURRENT_METER.reset(metering)

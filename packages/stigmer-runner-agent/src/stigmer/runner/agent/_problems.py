@@ -37,11 +37,14 @@ def problem_from_exception(
     exc: BaseException, *, model: str = "", endpoint: str = ""
 ) -> execution_pb2.ExecutionError:
     """The problem description of ``exc``; ``model``/``endpoint`` name what was being called."""
+    from stigmer.runner.agent._limits import LimitReached
     from stigmer.runner.agent._mcp import McpServerFailed
     from stigmer.runner.agent._models import ModelNotConfigured
 
     if isinstance(exc, ModelNotConfigured):
         return _problem("configuration", "Model not configured", 400, exc.message, "/spec/model")
+    if isinstance(exc, LimitReached):
+        return _problem("runtime", "Usage limit exceeded", 429, exc.message)
     if isinstance(exc, McpServerFailed):
         return _problem("runtime", "MCP server failed", 502, exc.message, "/spec/mcpServers")
     if isinstance(exc, StigmerError):
@@ -118,7 +121,13 @@ def problem_from_exception(
         if isinstance(exc, pe.ModelAPIError):
             return _problem("communication", "Model provider error", 502, f"{what}{where}: {_message(exc)}")
         if isinstance(exc, pe.UsageLimitExceeded):
-            return _problem("runtime", "Usage limit exceeded", 429, _message(exc))
+            detail = _message(exc)
+            if "request_limit" in detail:
+                detail += (
+                    " (the agent_requests limit: model requests in one turn; raise it with "
+                    "STIGMER_LIMIT_AGENT_REQUESTS or limits.agentRequests in config.yaml)"
+                )
+            return _problem("runtime", "Usage limit exceeded", 429, detail)
         if isinstance(exc, pe.UnexpectedModelBehavior):
             return _problem("runtime", "Unexpected model behavior", 502, f"{what}: {_message(exc)}")
     return _problem("runtime", "Agent run failed", 500, f"{type(exc).__name__}: {_message(exc)}")

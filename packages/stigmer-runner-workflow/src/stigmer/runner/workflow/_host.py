@@ -105,8 +105,17 @@ class Host(Protocol):
         streaming method); failures are :class:`WorkflowError` problems."""
         ...
 
-    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
-        """Stigmer's ``call: agent``: run ``agent`` on ``message`` and return its output."""
+    async def call_agent(
+        self,
+        agent: str,
+        message: Any,
+        session: str | None,
+        *,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> Any:
+        """Stigmer's ``call: agent``: run ``agent`` on ``message`` and return its output;
+        ``attachments`` (``{name, content[, encoding]}`` or ``{name, artifact}``) go into its
+        workspace."""
         ...
 
     async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -183,7 +183,18 @@ class InProcessHost:
         return await call_grpc(request, self._protos)
 
     # -------------------------------------------------------- agents, flows
-    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+    async def call_agent(
+        self,
+        agent: str,
+        message: Any,
+        session: str | None,
+        *,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> Any:
+        if attachments:
+            raise WorkflowError.of(
+                ErrorKind.CONFIGURATION, "call: agent with.attachments needs a Stigmer backend"
+            )
         if self._agent_handler is None:
             raise WorkflowError.of(
                 ErrorKind.CONFIGURATION, f"call: agent ({agent!r}) needs an agent runner; none is configured"

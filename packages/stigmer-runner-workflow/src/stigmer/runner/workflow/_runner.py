@@ -295,7 +295,14 @@ class _BackendHost(InProcessHost):
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         await self._reporter.save_checkpoint(state)
 
-    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+    async def call_agent(
+        self,
+        agent: str,
+        message: Any,
+        session: str | None,
+        *,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> Any:
         # A child's spec is an execution record too: it holds masked values, never resolved secrets.
         message = self._reporter.redactor.scrub(message)
         spec = P.ExecutionSpec(
@@ -304,6 +311,10 @@ class _BackendHost(InProcessHost):
             session_id=session or "",
             parent_execution_id=self._execution.metadata.id,
         )
+        if attachments:
+            from ._attachments import store_attachments
+
+            spec.attachments.extend(await store_attachments(self._backend, attachments))
         return await self._child(spec, "agent")
 
     async def run_workflow(self, namespace: str, name: str, version: str, input: Any) -> Any:

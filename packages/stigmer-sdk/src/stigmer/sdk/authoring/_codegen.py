@@ -60,6 +60,12 @@ def _refs(items: Any) -> str | None:
     return repr([i["name"] for i in items])
 
 
+def _tools(items: Any) -> str | None:
+    if not items:
+        return None
+    return repr([i["name"] if set(i) == {"name"} else i for i in items])
+
+
 def _agent(g: _Gen, m: dict[str, Any]) -> str:
     spec = m.get("spec") or {}
     subs = []
@@ -76,6 +82,8 @@ def _agent(g: _Gen, m: dict[str, Any]) -> str:
                 if sub.get("mcpServers")
                 else None,
                 agent=_opt(sub.get("agent")),
+                tools=_tools(sub.get("tools")),
+                own_workspace=_opt(sub.get("ownWorkspace")),
             )
         )
     env = [
@@ -103,6 +111,8 @@ def _agent(g: _Gen, m: dict[str, Any]) -> str:
         environments=_opt(spec.get("environments") or None),
         secrets=_opt(spec.get("secrets") or None),
         env=("[" + ", ".join(env) + "]") if env else None,
+        tools=_tools(spec.get("tools")),
+        workspace=_opt(spec.get("workspace")),
         **_meta(m),
     )
 

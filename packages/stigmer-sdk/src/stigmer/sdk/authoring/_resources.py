@@ -223,6 +223,8 @@ class SubAgent:
     skills: Sequence[Skill | str] = ()
     mcp_servers: Sequence[McpServer | McpUsage | str] = ()
     agent: Agent | str | None = None
+    tools: Sequence[str | Mapping[str, Any]] = ()
+    own_workspace: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return compact(
@@ -234,12 +236,24 @@ class SubAgent:
                 "skills": [{"name": _name(s)} for s in self.skills] or None,
                 "mcpServers": [_usage(m) for m in self.mcp_servers] or None,
                 "agent": _name(self.agent) if self.agent is not None else None,
+                "tools": _tools(self.tools),
+                "ownWorkspace": self.own_workspace or None,
             }
         )
 
 
+def _tools(tools: Sequence[str | Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """Built-in tools: a name (``"files"``) or a mapping with the name and options."""
+    return [{"name": t} if isinstance(t, str) else dict(t) for t in tools] or None
+
+
 class Agent(ResourceBuilder[agent_pb2.Agent]):
-    """An LLM agent. References (skills, MCP servers, environments) are builders or names."""
+    """An LLM agent. References (skills, MCP servers, environments) are builders or names.
+
+    ``tools`` are built-in tools (``"files"``, ``"shell"``, ``"fetch"``, ``"todos"``, or a mapping
+    with the name and options such as ``{"name": "shell", "autoApprove": True}``); ``workspace``
+    seeds the session's workspace (``{"path": "./repo"}`` or ``{"git": {"url": ..., "ref": ...}}``).
+    """
 
     kind = "Agent"
 
@@ -256,10 +270,14 @@ class Agent(ResourceBuilder[agent_pb2.Agent]):
         environments: Sequence[Environment | str] = (),
         secrets: Sequence[str] = (),
         env: Sequence[EnvVar | str] = (),
+        tools: Sequence[str | Mapping[str, Any]] = (),
+        workspace: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(name, labels=labels, annotations=annotations)
+        self.tools = list(tools)
+        self.workspace = dict(workspace) if workspace is not None else None
         self.instructions = instructions
         self.model = Model.parse(model) if model is not None else None
         self.description = description
@@ -286,6 +304,8 @@ class Agent(ResourceBuilder[agent_pb2.Agent]):
                 "environments": [_name(e) for e in self.environments] or None,
                 "secrets": list(self.secrets) or None,
                 "env": [e.to_dict() for e in self.env] or None,
+                "workspace": self.workspace,
+                "tools": _tools(self.tools),
             }
         )
 

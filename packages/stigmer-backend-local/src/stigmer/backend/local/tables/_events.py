@@ -325,6 +325,8 @@ def update_status(
         or request.HasField("usage")
         or request.HasField("pending_approval")
         or request.checkpoint
+        or request.HasField("workspace")
+        or request.HasField("todos")
     )
     if item.phase in TERMINAL_PHASES and has_changes:
         raise FailedPrecondition(
@@ -345,6 +347,11 @@ def update_status(
             add_session_usage(conn, session_id, request.usage)
     if request.checkpoint:
         status.checkpoint = request.checkpoint
+    if request.HasField("workspace"):
+        status.workspace.CopyFrom(request.workspace)
+    if request.HasField("todos"):
+        del status.todos[:]
+        status.todos.extend(request.todos.items)
     if request.phase:
         if request.phase not in P.values():
             raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])

@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from .._limits import Limits, Spent
+from .._limits import Limits, Spent, turn_limits
 from .._loop import Decision, Pause, Start, Stop, Turn
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class TemporalHost:
         self._agent: Agent[None, Any] | None = None
         self._approval: dict[str, str] = {}
         self._context: Any = None  # the agent's ContextKeeper, if it has a `context`
+        self._request_limit: int | None = None  # None: pydantic-ai's (histories before the limit)
 
     def cancel(self) -> None:
         """The workflow is cancelled: cancel the activities in flight; the loop stops where it waits."""
@@ -158,6 +159,8 @@ class TemporalHost:
 
             answer, check = structured_output(dict(plan["outputSchema"]))
             retries = OUTPUT_RETRIES
+        limit = plan.get("requestLimit")
+        self._request_limit = int(limit) if limit else None
         self._agent = Agent(
             model,
             name=str(plan.get("agent") or "agent"),
@@ -197,7 +200,7 @@ class TemporalHost:
                 message_history=history or None,
                 deferred_tool_results=deferred,
                 usage=control.usage,
-                usage_limits=control.limits,
+                usage_limits=turn_limits(control.limits, self._request_limit),
                 capabilities=[
                     *control.capabilities,
                     *([self._context.capability()] if self._context is not None else []),

@@ -35,6 +35,8 @@ from .._events import RunStopped, clip, jsonable
 from .._execution import OpenExecution, mcp_start_error, usage_message
 from .._loop import PendingCall, usage_dict
 from .._mcp_pool import McpPool
+from ..tools._build import MUTATING
+from ..workspace import workspaces_dir
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
@@ -97,6 +99,14 @@ class AgentSteps:
                 raise mcp_start_error(servers[key], exc) from exc
             raise
 
+    def _discard(self, execution_id: str) -> None:
+        """Remove this worker's copy of the execution's workspace (its files are saved already)."""
+        import shutil
+
+        folder = workspaces_dir(self.environ) / execution_id
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.with_name(f"{execution_id}.saved").unlink(missing_ok=True)
+
     # -- steps -----------------------------------------------------------------------------------
     async def start(self, execution_id: str) -> dict[str, Any]:
         """Mark the execution RUNNING; the prompt, history, instructions, model and tools of its loop."""
@@ -113,6 +123,9 @@ class AgentSteps:
         tools: list[dict[str, Any]] = []
         definition = TypeAdapter(ToolDefinition)
         agent = await run.agent()
+        # The workspace is seeded here and saved at once: any worker's tool call restores it.
+        if await run.open_workspace(agent.spec, new_turn=True) is not None:
+            await run.sink.update(workspace=await run.save_workspace())
         async with AsyncExitStack() as stack:
             build = await run.build(agent, stack)
             ctx = _run_context(build)
@@ -136,13 +149,14 @@ class AgentSteps:
                 "endpoint": build.model.choice.base_url,
                 "tools": tools,
                 "approval": dict(build.approval),
-                "limits": run.limits(agent).to_dict(),
+                "limits": run.run_limits(agent).to_dict(),
                 "price": run.price(agent),
                 "spent": json_format.MessageToDict(
                     run.execution.status.usage, preserving_proto_field_name=True
                 ),
                 "outputSchema": run.output_schema(agent),
                 "context": build.context.to_dict() if build.context is not None else None,
+                "requestLimit": run.limits.agent_requests,
             }
         scrubbed: dict[str, Any] = run.redactor.scrub(plan)
         return scrubbed
@@ -209,6 +223,12 @@ class AgentSteps:
         args = dict(call.get("args") or {})
         if report_call:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
+        # This worker's copy of the workspace, restored from the last save if another worker
+        # changed it since (or this one never had it, or a call died here half-way).
+        await run.open_workspace(agent.spec, new_turn=False)
+        changes = (key.startswith("builtin:") and name in MUTATING) or key == "sub-agents"
+        if changes and run.workspace is not None:
+            run.workspace.changing()
         async with AsyncExitStack() as stack:
             build = await run.build(agent, stack, recall=False)
             fresh = build.by_key.get(key)
@@ -226,6 +246,9 @@ class AgentSteps:
                     "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
                 )
                 return {"retry": run.redactor.scrub(retry.message)}
+        if changes and run.workspace is not None:
+            # Saved after each call that may change files, so the workspace survives this worker.
+            await run.sink.update(workspace=await run.save_workspace())
         await run.sink.emit("tool.result", subject=call_id, data={"tool": name, "result": clip(value)})
         result = {"return": jsonable(value), "usage": usage_dict(ctx.usage)}
         scrubbed: dict[str, Any] = run.redactor.scrub(result)
@@ -261,6 +284,7 @@ class AgentSteps:
     async def finish(self, execution_id: str, result: Mapping[str, Any]) -> str:
         """Write SUCCEEDED with the output, usage and (in a session) the conversation."""
         await self.mcp.close(execution_id)
+        self._discard(execution_id)
         run = await self._open(execution_id, context=False)
         usage = usage_message(result.get("usage")) or execution_pb2.Usage()
         output = result.get("output")
@@ -273,17 +297,19 @@ class AgentSteps:
     ) -> str:
         """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON) and the usage not reported yet."""
         await self.mcp.close(execution_id)
+        self._discard(execution_id)
         run = await self._open(execution_id, context=False, flush=False)
         error = json_format.ParseDict(
             dict(problem), execution_pb2.ExecutionError(), ignore_unknown_fields=True
         )
-        done = await run.fail(error, usage_message(usage))
+        done = await run.fail(error, usage=usage_message(usage))
         return execution_pb2.Phase.Name(done.status.phase)
 
     async def cancel(self, execution_id: str) -> str:
         """Write CANCELLED unless the execution already ended (cancelled through the Backend, say);
         the phase it has."""
         await self.mcp.close(execution_id)
+        self._discard(execution_id)
         try:
             run = await self._open(execution_id, context=False, flush=False)
         except RunStopped as stopped:

@@ -53,6 +53,14 @@ async def run_call(rt: Interpreter, path: str, task: Mapping[str, Any], data: An
                 ErrorKind.CONFIGURATION, "call: agent needs with.agent (a name) and with.message"
             )
         session = evaluated.get("session")
+        from .._attachments import check_attachments
+
+        attachments = check_attachments(evaluated.get("attachments"))
+        if attachments:
+            output = await rt.host.call_agent(
+                evaluated["agent"], evaluated["message"], session, attachments=attachments
+            )
+            return output, None
         return await rt.host.call_agent(evaluated["agent"], evaluated["message"], session), None
     raise WorkflowError.of(
         ErrorKind.CONFIGURATION,

@@ -332,6 +332,10 @@ class WorkflowActivities:
         if args["kind"] == "Agent":
             spec.message = args.get("message") or ""
             spec.session_id = args.get("session") or ""
+            if args.get("attachments"):
+                from .._attachments import store_attachments
+
+                spec.attachments.extend(await store_attachments(self.backend, args["attachments"]))
         else:
             spec.input.CopyFrom(to_value(args.get("input")))
         key = str(args.get("callId") or "")

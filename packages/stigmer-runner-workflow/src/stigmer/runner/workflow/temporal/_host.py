@@ -230,17 +230,26 @@ class TemporalHost:
         }
         return _process(await self._effect("stigmer.workflow.process", args))
 
-    async def call_agent(self, agent: str, message: Any, session: str | None) -> Any:
+    async def call_agent(
+        self,
+        agent: str,
+        message: Any,
+        session: str | None,
+        *,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> Any:
         """A child agent execution: a Temporal child workflow on the agents' queue when the server
         said which queue that is (``agentQueue``), else one the server starts, awaited."""
         text = message if isinstance(message, str) else json.dumps(message)
-        args = {
+        args: dict[str, Any] = {
             "executionId": self.execution_id,
             "kind": "Agent",
             "name": agent,
             "message": text,
             "session": session,
         }
+        if attachments:
+            args["attachments"] = [dict(a) for a in attachments]
         queue = self.agent_queue if self._child_workflows() else ""
         return await self._child(args, AGENT_WORKFLOW if queue else "", queue)
 
