@@ -87,3 +87,43 @@ def test_retry_refuses_a_run_that_succeeded(client: Stigmer) -> None:
         first.result(timeout=60)
         with pytest.raises(FailedPrecondition, match="only a FAILED or CANCELLED run is retried"):
             client.retry(first.id)
+
+
+def test_a_retry_needs_the_run_time_secrets_given_again(client: Stigmer) -> None:
+    seen: list[str] = []
+    state = {"healed": False}
+
+    def answer(request: Request) -> Response:
+        seen.append(request.headers.get("authorization", ""))
+        if request.path == "/b" and not state["healed"]:
+            return json_response({"error": "down"}, status=503)
+        return json_response({"ok": True})
+
+    with HttpWorld(answer) as world:
+        call = {"method": "get", "headers": {"Authorization": '${ "Bearer " + $secrets.RT_TOKEN }'}}
+        client.apply(
+            {
+                "apiVersion": "stigmer.ai/v1",
+                "kind": "Workflow",
+                "metadata": {"name": "authed"},
+                "spec": {
+                    "document": {"dsl": "1.0.0", "namespace": "t", "name": "authed", "version": "1.0.0"},
+                    "use": {"secrets": ["RT_TOKEN"]},
+                    "do": [
+                        {"a": {"call": "http", "with": {**call, "endpoint": f"{world.url}/a"}}},
+                        {"b": {"call": "http", "with": {**call, "endpoint": f"{world.url}/b"}}},
+                    ],
+                },
+            }
+        )
+        first = client.run("authed", secrets={"RT_TOKEN": "tok-runtime-1234567"})
+        with pytest.raises(ExecutionFailed):
+            first.result(timeout=60)
+        state["healed"] = True
+        # run-time secrets are not kept after a run ends: the retry needs them again
+        with pytest.raises(FailedPrecondition, match=r"run-time secret\(s\) RT_TOKEN, which are not kept"):
+            client.retry(first.id)
+        retried = client.retry(first.id, secrets={"RT_TOKEN": "tok-runtime-1234567"})
+        retried.result(timeout=60)
+    assert seen == ["Bearer tok-runtime-1234567"] * 3  # a, b (failed), b again
+    assert "RT_TOKEN" in client.get_execution(retried.id).spec.secret_refs

@@ -683,9 +683,10 @@ class AsyncStigmer:
         self, execution_id: str, *, secrets: Mapping[str, str] | None = None, start: bool = True
     ) -> AsyncExecution:
         """Run an execution's target again from the start: a new execution of the same target
-        version with the same input, message, environment and run-time secrets (``secrets``
-        replaces some), linked to the old one by ``spec.rerun_of``; returns at once with a handle
-        (like :meth:`run`). Any execution may be re-run, finished or not."""
+        version with the same input, message and environment, linked to the old one by
+        ``spec.rerun_of``; returns at once with a handle (like :meth:`run`). Any execution may be
+        re-run, finished or not. Run-time secrets are deleted when a run ends: give them again in
+        ``secrets`` (``FailedPrecondition`` names them otherwise)."""
         return await self._again(execution_id, "rerun_of", secrets, start)
 
     async def retry(

@@ -6,13 +6,22 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._client import connect, run_async
 from stigmer.cli._errors import CliError
 from stigmer.cli.commands._complete import complete_execution, complete_pending_execution
-from stigmer.cli.commands._run import Started, Stopped, detach_on_interrupt, follow_here, stopped_hint
+from stigmer.cli.commands._run import (
+    SecretFileOption,
+    SecretOption,
+    Started,
+    Stopped,
+    detach_on_interrupt,
+    follow_here,
+    stopped_hint,
+)
 from stigmer.cli.output._format import (
     Output,
     OutputOption,
@@ -609,11 +618,22 @@ DetachOption = Annotated[
 ]
 
 
-def _again(execution_id: str, output: Output, detach: bool, retry: bool) -> None:
+def _again(
+    execution_id: str,
+    output: Output,
+    detach: bool,
+    retry: bool,
+    secret: list[str] | None = None,
+    secret_file: Path | None = None,
+) -> None:
     """``rerun`` / ``retry``: a new execution linked to the old one, followed like ``stigmer run``."""
+    from stigmer.cli.commands._params import parse_secret_file, read_secret_value
     from stigmer.cli.commands._run import spawn_background
     from stigmer.core import FailedPrecondition
 
+    secrets: dict[str, str] = parse_secret_file(secret_file) if secret_file else {}
+    for key in secret or []:
+        secrets[key] = read_secret_value(key)
     started = Started()
 
     async def go() -> int:
@@ -621,9 +641,13 @@ def _again(execution_id: str, output: Output, detach: bool, retry: bool) -> None
             await _get(client, execution_id)
             try:
                 again = client.retry if retry else client.rerun
-                handle = await again(execution_id, start=not detach)
+                handle = await again(execution_id, secrets=secrets, start=not detach)
             except FailedPrecondition as exc:
-                raise CliError(exc.message) from None
+                message = exc.message
+                if "not kept after a run ends" in message:
+                    verb = "retry" if retry else "rerun"
+                    message += f"; `stigmer execution {verb} {execution_id} --secret NAME`"
+                raise CliError(message) from None
             started.execution_id, started.local, started.context = handle.id, client.local, client.context
             if detach:
                 if client.local:
@@ -656,15 +680,28 @@ def _again(execution_id: str, output: Output, detach: bool, retry: bool) -> None
 
 
 @execution_app.command("rerun")
-def rerun(execution_id: IdArg, detach: DetachOption = False, output: OutputOption = Output.table) -> None:
-    """Run an execution's target again from the start: same version, input, message and env."""
-    _again(execution_id, output, detach, retry=False)
+def rerun(
+    execution_id: IdArg,
+    detach: DetachOption = False,
+    secret: SecretOption = None,
+    secret_file: SecretFileOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Run an execution's target again from the start: same version, input, message and env
+    (run-time secrets are not kept after a run ends: give them again with --secret)."""
+    _again(execution_id, output, detach, False, secret, secret_file)
 
 
 @execution_app.command("retry")
-def retry(execution_id: IdArg, detach: DetachOption = False, output: OutputOption = Output.table) -> None:
+def retry(
+    execution_id: IdArg,
+    detach: DetachOption = False,
+    secret: SecretOption = None,
+    secret_file: SecretFileOption = None,
+    output: OutputOption = Output.table,
+) -> None:
     """Continue a FAILED or CANCELLED run from its failed task (a new execution; done tasks are kept)."""
-    _again(execution_id, output, detach, retry=True)
+    _again(execution_id, output, detach, True, secret, secret_file)
 
 
 @execution_app.command("pause")

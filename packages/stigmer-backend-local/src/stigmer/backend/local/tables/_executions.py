@@ -157,7 +157,17 @@ def create(
         )
     names.extend(request.runtime_secrets)
     if source is not None:
-        names.extend(_secrets.runtime_secrets(conn, source.metadata.id))
+        kept = _secrets.runtime_secrets(conn, source.metadata.id)
+        names.extend(kept)
+        # the old run's run-time secrets: its secret refs that are not stored secrets
+        missing = sorted(
+            set(source.spec.secret_refs) - res.secret_names(conn) - set(kept) - set(request.runtime_secrets)
+        )
+        if missing:
+            raise FailedPrecondition(
+                f"execution {source.metadata.id} was given run-time secret(s) {', '.join(missing)}, which "
+                "are not kept after a run ends: give them again"
+            )
     del spec.secret_refs[:]
     spec.secret_refs.extend(sorted(set(names)))
     now = now_us()
