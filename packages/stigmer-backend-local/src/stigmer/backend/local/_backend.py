@@ -282,18 +282,34 @@ class LocalBackend:
         that no scheduler fired yet, and start buffered fires whose previous run ended; each
         slot in its own transaction, recorded once (see ``tables._schedules``)."""
         from stigmer.backend.local.tables import _schedules
+        from stigmer.backend.local.tables._schedules import Fire
 
         creator = self._schedule_creator()
         fires: builtins.list[Fire] = []
-        for schedule in await self._read(lambda c: _schedules.schedules(c, name)):
+        found, waiting = await self._read(
+            lambda c: (_schedules.schedules(c, name), _schedules.buffered_ids(c))
+        )
+        for schedule in found:
 
             def buffered(c: Connection, sch: Schedule = schedule) -> Fire | None:
                 return _schedules.start_buffered(c, creator, sch)
 
-            started = await self._write(buffered)
+            # a write transaction only when there is something to do (ticks are frequent)
+            started = await self._write(buffered) if schedule.metadata.id in waiting else None
             if started is not None:
                 fires.append(started)
-            for slot in _schedules.due(schedule, now):
+            due = _schedules.due(schedule, now)
+
+            def seen(
+                c: Connection, sch: Schedule = schedule, at: builtins.list[datetime] = due
+            ) -> set[datetime]:
+                return _schedules.recorded_slots(c, sch, at)
+
+            recorded = await self._read(seen) if due else set()
+            for slot in due:
+                if slot in recorded:  # fired before: known without a write transaction
+                    fires.append(Fire(schedule.metadata.name, slot, "already"))
+                    continue
 
                 def fire(c: Connection, sch: Schedule = schedule, at: datetime = slot) -> Fire:
                     return _schedules.fire_slot(c, creator, sch, at)

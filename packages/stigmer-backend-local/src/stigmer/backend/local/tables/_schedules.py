@@ -26,7 +26,7 @@ from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2
 from stigmer.proto.v1.schedule_pb2 import Schedule
 
-__all__ = ["Fire", "fire_slot", "last_fires", "schedules", "start_buffered"]
+__all__ = ["Fire", "buffered_ids", "fire_slot", "last_fires", "recorded_slots", "schedules", "start_buffered"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,24 @@ def _open_run(conn: Connection, schedule_id: str) -> bool:
         .limit(1)
     ).first()
     return row is not None and row.phase not in TERMINAL_PHASES
+
+
+def recorded_slots(conn: Connection, schedule: Schedule, slots: list[datetime]) -> set[datetime]:
+    """Which of ``slots`` of ``schedule`` are recorded already (fired, skipped or buffered)."""
+    if not slots:
+        return set()
+    f = s.schedule_fires
+    wanted = {_us(slot): slot for slot in slots}
+    rows = conn.execute(
+        select(f.c.slot).where(f.c.schedule_id == schedule.metadata.id, f.c.slot.in_(sorted(wanted)))
+    )
+    return {wanted[int(r.slot)] for r in rows}
+
+
+def buffered_ids(conn: Connection) -> set[str]:
+    """The schedules with a buffered slot waiting for their previous run to end."""
+    f = s.schedule_fires
+    return {r.schedule_id for r in conn.execute(select(f.c.schedule_id).where(f.c.outcome == "buffered"))}
 
 
 def _buffered(conn: Connection, schedule_id: str) -> int | None:
