@@ -262,3 +262,26 @@ async def test_a_schedule_the_workflow_does_not_own_is_never_replaced(
     await apply(backend, schedule("mine"))
     with pytest.raises(FailedPrecondition, match="a Schedule 'mine' it does not own exists"):
         await apply(backend, OWNED.replace("pulse", "mine").replace("SCHEDULE", "schedule: {every: PT1M}"))
+
+
+async def test_an_after_schedule_starts_again_a_while_after_its_last_run_ended(
+    open_backend: Callable[[], LocalBackend],
+) -> None:
+    backend = open_backend()
+    await apply(backend, FLOW)
+    await apply(backend, OWNED.replace("SCHEDULE", "schedule: {after: {minutes: 5}}"))
+    owned = (
+        await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Schedule", name="pulse")))
+    ).schedule
+    assert owned.spec.after == "300s"
+    first = await created(backend, "pulse") + timedelta(minutes=5)
+    assert await backend.fire_due(first - timedelta(seconds=1), "pulse") == []
+    [fire] = await backend.fire_due(first, "pulse")
+    assert fire.outcome == "fired" and fire.execution is not None
+    much_later = first + timedelta(hours=1)
+    assert await backend.fire_due(much_later, "pulse") == []  # its run has not ended
+    ended = await backend.cancel_execution(svc.CancelExecutionRequest(id=fire.execution.metadata.id))
+    end = ended.status.finished_at.ToDatetime(tzinfo=UTC)
+    assert await backend.fire_due(end + timedelta(minutes=5) - timedelta(seconds=1), "pulse") == []
+    [again] = await backend.fire_due(end + timedelta(minutes=5), "pulse")
+    assert again.outcome == "fired" and again.slot == end + timedelta(minutes=5)

@@ -52,6 +52,7 @@ specs = st.fixed_dictionaries(
     optional={
         "cron": st.text(max_size=30),
         "every": st.text(max_size=12),
+        "after": st.text(max_size=12),
         "timeZone": st.text(max_size=20),
         "overlap": st.text(max_size=10),
         "catchupWindow": st.text(max_size=10),

@@ -8,6 +8,7 @@ Pure functions of the spec and the clock: every scheduler (``stigmer schedule ru
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ class Timetable:
     cron: str = ""
     time_zone: str = ""
     every: timedelta | None = None
+    after: timedelta | None = None  # since the previous run ended: no clock slots (see ``next_after``)
     catchup_window: timedelta = DEFAULT_CATCHUP
     jitter: timedelta = timedelta(0)
 
@@ -86,10 +88,16 @@ class Timetable:
         with the field path of the first problem."""
         get = spec.get if isinstance(spec, dict) else (lambda k, _d="": getattr(spec, _snake(k)))
         cron, every_text = str(get("cron", "") or "").strip(), str(get("every", "") or "").strip()
+        after_text = str(get("after", "") or "").strip()
         zone = str(get("timeZone", "") or "").strip()
-        if bool(cron) == bool(every_text):
-            raise InvalidArgument("a Schedule needs exactly one of spec.cron and spec.every", ["spec.cron"])
+        if [bool(cron), bool(every_text), bool(after_text)].count(True) != 1:
+            raise InvalidArgument(
+                "a Schedule needs exactly one of spec.cron, spec.every and spec.after", ["spec.cron"]
+            )
         every = None
+        after = parse_duration(after_text, "spec.after") if after_text else None
+        if after is not None and zone:
+            raise InvalidArgument("spec.timeZone goes with spec.cron, not spec.after", ["spec.timeZone"])
         if every_text:
             every = parse_duration(every_text, "spec.every")
             if every < timedelta(seconds=1):
@@ -102,6 +110,7 @@ class Timetable:
             cron=cron,
             time_zone=zone,
             every=every,
+            after=after,
             catchup_window=parse_duration(catchup_text, "spec.catchupWindow")
             if catchup_text
             else DEFAULT_CATCHUP,
@@ -140,7 +149,10 @@ class Timetable:
             ) from None
 
     def slots_after(self, after: datetime) -> Iterator[datetime]:
-        """The slots strictly after ``after``, in order, as aware UTC datetimes (endless)."""
+        """The slots strictly after ``after``, in order, as aware UTC datetimes (endless; none
+        for an ``after`` schedule, whose next slot depends on its last run: ``next_after``)."""
+        if self.after is not None:
+            return
         after = _aware(after)
         if self.every is not None:
             step = self.every
@@ -155,8 +167,14 @@ class Timetable:
             yield slot.astimezone(UTC)
 
     def next_slots(self, after: datetime, count: int) -> list[datetime]:
-        it = self.slots_after(after)
-        return [next(it) for _ in range(count)]
+        return list(itertools.islice(self.slots_after(after), count))
+
+    def next_after(self, created: datetime, last_ended: datetime | None, last_open: bool) -> datetime | None:
+        """An ``after`` schedule's next slot: ``after`` past the end of its last run (or past its
+        creation, before any); None while that run has not ended."""
+        if self.after is None or last_open:
+            return None
+        return _aware(last_ended or created) + self.after
 
     def jitter_for(self, key: str, slot: datetime) -> timedelta:
         """The random delay of ``slot`` (below ``jitter``), the same in every process."""

@@ -298,7 +298,14 @@ class LocalBackend:
             started = await self._write(buffered) if schedule.metadata.id in waiting else None
             if started is not None:
                 fires.append(started)
-            due = _schedules.due(schedule, now)
+            if schedule.spec.after:  # its slot depends on its last run
+
+                def after(c: Connection, sch: Schedule = schedule) -> builtins.list[datetime]:
+                    return _schedules.due_after(c, sch, now)
+
+                due = await self._read(after)
+            else:
+                due = _schedules.due(schedule, now)
 
             def seen(
                 c: Connection, sch: Schedule = schedule, at: builtins.list[datetime] = due

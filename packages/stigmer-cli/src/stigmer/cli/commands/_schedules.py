@@ -33,6 +33,8 @@ def _stamp(when: datetime) -> str:
 def when_text(spec: Any) -> str:
     if spec.cron:
         return f"cron {spec.cron!r}" + (f" {spec.time_zone}" if spec.time_zone else "")
+    if spec.after:
+        return f"{spec.after} after each run"
     return f"every {spec.every}"
 
 
@@ -46,7 +48,8 @@ def summary(schedule: Any) -> str:
         nxt = "paused"
     else:
         try:
-            nxt = "next " + _stamp(Timetable.of(spec).next_slots(datetime.now(UTC), 1)[0])
+            upcoming = Timetable.of(spec).next_slots(datetime.now(UTC), 1)
+            nxt = "next " + _stamp(upcoming[0]) if upcoming else "next after the last run ends"
         except InvalidArgument:
             nxt = "invalid"
     return f"{when_text(spec)} -> {target}, {nxt}"

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from stigmer.proto.v1 import meta_pb2 as stigmer_dot_proto_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fstigmer/proto/v1/schedule.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xa9\x01\n\x08Schedule\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12&\n\x04spec\x18\x04 \x01(\x0b\x32\x18.stigmer.v1.ScheduleSpec\x12*\n\x06status\x18\x05 \x01(\x0b\x32\x1a.stigmer.v1.ScheduleStatus\"\xee\x02\n\x0cScheduleSpec\x12\x0c\n\x04\x63ron\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12\r\n\x05\x65very\x18\x03 \x01(\t\x12\x14\n\x07\x65nabled\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\'\n\x06target\x18\x05 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12\x16\n\x0etarget_version\x18\x06 \x01(\x03\x12%\n\x05input\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x0f\n\x07overlap\x18\t \x01(\t\x12\x16\n\x0e\x63\x61tchup_window\x18\n \x01(\t\x12\x0e\n\x06jitter\x18\x0b \x01(\t\x12.\n\x03\x65nv\x18\x0c \x03(\x0b\x32!.stigmer.v1.ScheduleSpec.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_enabled\"\x8a\x01\n\x0eScheduleStatus\x12\x12\n\nfire_count\x18\x01 \x01(\x03\x12\x32\n\x0elast_fire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11last_execution_id\x18\x03 \x01(\t\x12\x15\n\rskipped_count\x18\x04 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fstigmer/proto/v1/schedule.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xa9\x01\n\x08Schedule\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12&\n\x04spec\x18\x04 \x01(\x0b\x32\x18.stigmer.v1.ScheduleSpec\x12*\n\x06status\x18\x05 \x01(\x0b\x32\x1a.stigmer.v1.ScheduleStatus\"\xfd\x02\n\x0cScheduleSpec\x12\x0c\n\x04\x63ron\x18\x01 \x01(\t\x12\x11\n\ttime_zone\x18\x02 \x01(\t\x12\r\n\x05\x65very\x18\x03 \x01(\t\x12\x14\n\x07\x65nabled\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\'\n\x06target\x18\x05 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12\x16\n\x0etarget_version\x18\x06 \x01(\x03\x12%\n\x05input\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x0f\n\x07overlap\x18\t \x01(\t\x12\x16\n\x0e\x63\x61tchup_window\x18\n \x01(\t\x12\x0e\n\x06jitter\x18\x0b \x01(\t\x12.\n\x03\x65nv\x18\x0c \x03(\x0b\x32!.stigmer.v1.ScheduleSpec.EnvEntry\x12\r\n\x05\x61\x66ter\x18\r \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_enabled\"\x8a\x01\n\x0eScheduleStatus\x12\x12\n\nfire_count\x18\x01 \x01(\x03\x12\x32\n\x0elast_fire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11last_execution_id\x18\x03 \x01(\t\x12\x15\n\rskipped_count\x18\x04 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,9 +39,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULE']._serialized_start=140
   _globals['_SCHEDULE']._serialized_end=309
   _globals['_SCHEDULESPEC']._serialized_start=312
-  _globals['_SCHEDULESPEC']._serialized_end=678
-  _globals['_SCHEDULESPEC_ENVENTRY']._serialized_start=624
-  _globals['_SCHEDULESPEC_ENVENTRY']._serialized_end=666
-  _globals['_SCHEDULESTATUS']._serialized_start=681
-  _globals['_SCHEDULESTATUS']._serialized_end=819
+  _globals['_SCHEDULESPEC']._serialized_end=693
+  _globals['_SCHEDULESPEC_ENVENTRY']._serialized_start=639
+  _globals['_SCHEDULESPEC_ENVENTRY']._serialized_end=681
+  _globals['_SCHEDULESTATUS']._serialized_start=696
+  _globals['_SCHEDULESTATUS']._serialized_end=834
 # @@protoc_insertion_point(module_scope)

@@ -67,7 +67,7 @@ Global___Schedule: _TypeAlias = Schedule  # noqa: Y015
 
 @_typing.final
 class ScheduleSpec(_message.Message):
-    """ScheduleSpec says when to start what; exactly one of `cron` and `every`."""
+    """ScheduleSpec says when to start what; exactly one of `cron`, `every` and `after`."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -103,6 +103,7 @@ class ScheduleSpec(_message.Message):
     CATCHUP_WINDOW_FIELD_NUMBER: _builtins.int
     JITTER_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
     cron: _builtins.str
     """A five-field cron expression (minute hour day-of-month month day-of-week), for example `0 9 * * 1-5`."""
     time_zone: _builtins.str
@@ -121,6 +122,8 @@ class ScheduleSpec(_message.Message):
     """How late a missed fire may still start (after downtime), for example `10m`; older missed fires are skipped. Default `1m`."""
     jitter: _builtins.str
     """Up to this long a random delay added to each fire, for example `30s`; default none."""
+    after: _builtins.str
+    """Instead of cron and every: start again this long after the schedule's previous run ended, for example `5m` (the first run this long after the schedule was created); the Serverless Workflow `schedule.after`."""
     @_builtins.property
     def target(self) -> _meta_pb2.ResourceRef:
         """The Workflow or Agent to run (kind + name)."""
@@ -148,10 +151,11 @@ class ScheduleSpec(_message.Message):
         catchup_window: _builtins.str = ...,
         jitter: _builtins.str = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        after: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled", "input", b"input", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "catchup_window", b"catchup_window", "cron", b"cron", "enabled", b"enabled", "env", b"env", "every", b"every", "input", b"input", "jitter", b"jitter", "message", b"message", "overlap", b"overlap", "target", b"target", "target_version", b"target_version", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "after", b"after", "catchup_window", b"catchup_window", "cron", b"cron", "enabled", b"enabled", "env", b"env", "every", b"every", "input", b"input", "jitter", b"jitter", "message", b"message", "overlap", b"overlap", "target", b"target", "target_version", b"target_version", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
     _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015

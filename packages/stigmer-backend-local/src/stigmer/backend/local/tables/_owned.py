@@ -1,5 +1,5 @@
-"""The Schedule a Workflow's own ``schedule`` makes (Serverless Workflow ``schedule.every`` /
-``schedule.cron``): named like the workflow, annotated ``stigmer.ai/owner: Workflow/NAME``,
+"""The Schedule a Workflow's own ``schedule`` makes (Serverless Workflow ``schedule.every``,
+``schedule.cron`` or ``schedule.after``): named like the workflow, annotated ``stigmer.ai/owner: Workflow/NAME``,
 created, updated and deleted with the workflow. A Schedule of that name that the workflow does not
 own is never touched: the apply is refused instead."""
 
@@ -54,13 +54,13 @@ def sync_owned_schedule(
     assert isinstance(schedule, dict)
     row = _owned(conn, name)
     if row is not None and _owner_of(row) != owner:
-        if schedule.get("every") or schedule.get("cron"):
+        if schedule.get("every") or schedule.get("cron") or schedule.get("after"):
             raise FailedPrecondition(
                 f"workflow {name!r} has a schedule, but a Schedule {name!r} it does not own exists; "
                 "rename or delete that Schedule"
             )
         return
-    if not (schedule.get("every") or schedule.get("cron")):
+    if not (schedule.get("every") or schedule.get("cron") or schedule.get("after")):
         if row is not None and not dry_run:
             delete_owned_schedule(conn, name)
         return
@@ -69,8 +69,10 @@ def sync_owned_schedule(
     made.metadata.annotations[OWNER_ANNOTATION] = owner
     if schedule.get("cron"):
         made.spec.cron = str(schedule["cron"])
-    else:
+    elif schedule.get("every"):
         made.spec.every = _duration(schedule["every"], "spec.schedule.every")
+    else:
+        made.spec.after = _duration(schedule["after"], "spec.schedule.after")
     made.spec.target.CopyFrom(meta_pb2.ResourceRef(kind="Workflow", name=name))
     made.spec.overlap = "skip"
     if dry_run:  # the workflow may not be stored yet: check the schedule alone

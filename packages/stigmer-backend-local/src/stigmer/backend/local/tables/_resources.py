@@ -539,7 +539,7 @@ def apply(
     conn: Connection, request: svc.ApplyRequest, principal: Principal | None = None
 ) -> svc.ApplyResponse:
     """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed.
-    A Workflow whose document has ``schedule.every`` or ``schedule.cron`` gets a Schedule of the
+    A Workflow whose document has ``schedule.every``, ``.cron`` or ``.after`` gets a Schedule of the
     same name owned by it (see ``_owned_schedule``), kept in step with the document."""
     response = _apply(conn, request, principal)
     if response.resource.WhichOneof("kind") == "workflow":

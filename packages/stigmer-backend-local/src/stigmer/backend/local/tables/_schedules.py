@@ -221,3 +221,29 @@ def due(schedule: Schedule, now: datetime) -> list[datetime]:
     if schedule.spec.HasField("enabled") and not schedule.spec.enabled:
         return []
     return Timetable.of(schedule.spec).due(schedule.metadata.id, created_at(schedule), now)
+
+
+def due_after(conn: Connection, schedule: Schedule, now: datetime) -> list[datetime]:
+    """The slot of an enabled ``after`` schedule due at ``now``: ``after`` past the end of its
+    last run (or past its creation, before any), once that run ended."""
+    if schedule.spec.HasField("enabled") and not schedule.spec.enabled:
+        return []
+    f, e = s.schedule_fires, s.executions
+    row = conn.execute(
+        select(e.c.phase, e.c.status, e.c.updated_at)
+        .select_from(f.join(e, e.c.id == f.c.execution_id))
+        .where(f.c.schedule_id == schedule.metadata.id, f.c.outcome == "fired")
+        .order_by(f.c.slot.desc())
+        .limit(1)
+    ).first()
+    ended: datetime | None = None
+    if row is not None and row.phase in TERMINAL_PHASES:
+        status = ex.ExecutionStatus.FromString(row.status)
+        ended = (
+            status.finished_at.ToDatetime(tzinfo=UTC)
+            if status.HasField("finished_at")
+            else datetime.fromtimestamp(row.updated_at / 1_000_000, UTC)
+        )
+    table = Timetable.of(schedule.spec)
+    slot = table.next_after(created_at(schedule), ended, row is not None and row.phase not in TERMINAL_PHASES)
+    return [slot] if slot is not None and slot <= now else []
