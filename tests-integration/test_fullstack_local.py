@@ -931,6 +931,15 @@ spec:
         return found
 
     wait_for(lambda: any(r["phase"] == "SUCCEEDED" for r in runs()), 60, "a scheduled run to succeed")
+    # one Temporal Schedule per Stigmer schedule
+    listed = subprocess.run(
+        [temporal_binary(), "schedule", "list", "--address", stack.temporal_address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "stigmer-schedule-sch_" in listed
     assert stack.cli("schedule", "pause", "every-two").stdout.strip() == "schedule/every-two paused"
     time.sleep(1.0)  # a fire under way when paused may still land
     settled = runs()

@@ -175,6 +175,7 @@ async def serve(
     grace: float = GRACE_SECONDS,
     on_ready: Callable[[str], None] | None = None,
     scheduler: Any = None,
+    temporal_schedules: Any = None,
 ) -> None:
     """Serve ``backend`` as ``stigmer.v1.BackendService`` until SIGTERM/SIGINT or cancellation.
 
@@ -188,7 +189,8 @@ async def serve(
     ``grace`` seconds to finish and open watch streams end with UNAVAILABLE (clients resume).
     A ``scheduler`` (``stigmer.backend.local.Scheduler``) fires due Schedules while the server
     runs, handing each execution to the dispatcher (each slot once, however many servers share
-    the database).
+    the database); ``temporal_schedules`` (``stigmer.temporal.TemporalSchedules``) keeps
+    Temporal Schedules in step and runs the worker that fires their slots.
     """
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -248,6 +250,7 @@ async def serve(
 
     stop = asyncio.Event()
     scheduling: asyncio.Task[None] | None = None
+    firing: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -282,6 +285,8 @@ async def serve(
         if scheduler is not None:
             scheduler.start = servicer.dispatcher.start
             scheduling = asyncio.create_task(scheduler.run(stop), name="stigmer-scheduler")
+        if temporal_schedules is not None:
+            firing = asyncio.create_task(temporal_schedules.run(stop), name="stigmer-temporal-schedules")
         if on_ready is not None:
             on_ready(actual)
         if ready is not None:
@@ -289,10 +294,14 @@ async def serve(
         await stop.wait()
         if scheduling is not None:
             await scheduling
+        if firing is not None:
+            with contextlib.suppress(Exception):
+                await firing
         logger.info("stopping: finishing in-flight calls (up to %.0f s)", grace)
     finally:
-        if scheduling is not None and not scheduling.done():
-            scheduling.cancel()
+        for task in (scheduling, firing):
+            if task is not None and not task.done():
+                task.cancel()
         try:
             await asyncio.shield(_shutdown(server, servicer, health_servicer, grace))
         finally:
@@ -388,11 +397,19 @@ def run_server(
             from stigmer.backend.local import Scheduler
 
             scheduler = Scheduler(backend, tick=float(os.environ.get("STIGMER_SCHEDULER_TICK") or 1.0))
+        temporal_schedules = None
         if connection is not None:  # full stack: executions become Temporal workflows run by workers
-            from stigmer.temporal import temporal_dispatch
+            from stigmer.temporal import TemporalSchedules, temporal_dispatch
 
             logger.info("executions run as Temporal workflows on %s", connection.describe())
+            local = backend
             backend, dispatcher = temporal_dispatch(backend, connection)
+            if scheduler is not None:  # Temporal Schedules fire cron/every; the server the `after` ones
+                from stigmer.temporal._schedules import on_temporal
+
+                temporal_schedules = TemporalSchedules(local, dispatcher)
+                dispatcher.schedules = temporal_schedules
+                scheduler.only = lambda schedule: not on_temporal(schedule)
         try:
             await serve(
                 backend,
@@ -405,6 +422,7 @@ def run_server(
                 dispatcher=dispatcher,
                 on_ready=on_ready,
                 scheduler=scheduler,
+                temporal_schedules=temporal_schedules,
             )
         finally:
             store.close()

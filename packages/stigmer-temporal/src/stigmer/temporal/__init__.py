@@ -27,6 +27,7 @@ from stigmer.temporal._dispatch import (
     TemporalDispatcher,
     temporal_dispatch,
 )
+from stigmer.temporal._schedules import SCHEDULE_QUEUE, TemporalSchedules
 from stigmer.temporal._worker import heartbeating, run_temporal_worker
 
 __all__ = [
@@ -35,11 +36,13 @@ __all__ = [
     "APPROVAL_SIGNAL",
     "DEFAULT_TEMPORAL_ADDRESS",
     "EVENT_SIGNAL",
+    "SCHEDULE_QUEUE",
     "TEMPORAL_ENV",
     "WORKFLOW_QUEUE",
     "WORKFLOW_WORKFLOW",
     "TemporalConnection",
     "TemporalDispatcher",
+    "TemporalSchedules",
     "WorkerCommand",
     "add_temporal_arguments",
     "heartbeating",

@@ -68,6 +68,13 @@ class TemporalDispatcher:
         self._client: Any = None
         self._connecting: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: :class:`TemporalSchedules` when Temporal fires the Stigmer Schedules (set by the server)
+        self.schedules: Any = None
+
+    def schedules_changed(self) -> None:
+        """A Schedule or a Workflow changed: bring the Temporal Schedules in step."""
+        if self.schedules is not None:
+            self.schedules.changed()
 
     async def client(self) -> Any:
         """The Temporal client (connected on first use)."""
@@ -172,6 +179,18 @@ class _SignallingBackend:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    async def apply(self, request: svc.ApplyRequest) -> svc.ApplyResponse:
+        response = await self._inner.apply(request)
+        if not request.dry_run and response.resource.WhichOneof("kind") in ("schedule", "workflow"):
+            self._dispatcher.schedules_changed()  # a workflow may own a schedule
+        return response
+
+    async def delete(self, request: svc.DeleteRequest) -> Any:
+        deleted = await self._inner.delete(request)
+        if deleted.WhichOneof("kind") in ("schedule", "workflow"):
+            self._dispatcher.schedules_changed()
+        return deleted
 
     async def create_execution(self, request: svc.CreateExecutionRequest) -> execution_pb2.Execution:
         return await self._inner.create_execution(request)

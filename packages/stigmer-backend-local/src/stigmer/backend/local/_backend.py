@@ -277,10 +277,13 @@ class LocalBackend:
             agent_ceiling=self.agent_limits,
         )
 
-    async def fire_due(self, now: datetime, name: str = "") -> builtins.list[Fire]:
+    async def fire_due(
+        self, now: datetime, name: str = "", *, only: Callable[[Schedule], bool] | None = None
+    ) -> builtins.list[Fire]:
         """Fire every slot of the enabled Schedules (or the one called ``name``) due at ``now``
         that no scheduler fired yet, and start buffered fires whose previous run ended; each
-        slot in its own transaction, recorded once (see ``tables._schedules``)."""
+        slot in its own transaction, recorded once (see ``tables._schedules``). ``only`` picks
+        the schedules to look at."""
         from stigmer.backend.local.tables import _schedules
         from stigmer.backend.local.tables._schedules import Fire
 
@@ -290,6 +293,8 @@ class LocalBackend:
             lambda c: (_schedules.schedules(c, name), _schedules.buffered_ids(c))
         )
         for schedule in found:
+            if only is not None and not only(schedule):
+                continue
 
             def buffered(c: Connection, sch: Schedule = schedule) -> Fire | None:
                 return _schedules.start_buffered(c, creator, sch)

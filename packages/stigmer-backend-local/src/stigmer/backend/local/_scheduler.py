@@ -39,14 +39,16 @@ class Scheduler:
         *,
         clock: Callable[[], datetime] = _utcnow,
         tick: float = 1.0,
+        only: Callable[[Any], bool] | None = None,
     ) -> None:
         self.backend = backend
         self.start = start
         self.clock = clock
         self.tick = tick
+        self.only = only  # the schedules it fires (others are fired elsewhere: Temporal)
 
     async def run_once(self, name: str = "") -> list[Fire]:
-        fires = await self.backend.fire_due(self.clock(), name)
+        fires = await self.backend.fire_due(self.clock(), name, only=self.only)
         for fire in fires:
             if fire.outcome != "already":
                 log.info("schedule %s: slot %s %s", fire.schedule, fire.slot.isoformat(), fire.outcome)
