@@ -795,6 +795,68 @@ spec:
     assert "workflow-runner exited with code -9" in log
 
 
+def test_retry_of_a_run_failed_at_its_third_call_repeats_none_of_the_first_two(
+    stack: Stack, world: World
+) -> None:
+    tag = time.monotonic_ns()
+    paths = [f"/retry-{tag}-1", f"/retry-{tag}-2", f"/fail-once-{tag}-3", f"/retry-{tag}-4"]
+    calls = "\n".join(
+        f"    - call{n}:\n        call: http\n        with: {{method: get, endpoint: {world.url}{path}}}"
+        for n, path in enumerate(paths, 1)
+    )
+    stack.apply(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: four-calls}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: demo, name: four-calls, version: 1.0.0}\n  do:\n" + calls + "\n"
+    )
+    failed = stack.cli("run", "four-calls", "-o", "json", check=False)
+    first = json.loads(failed.stdout)
+    assert first["phase"] == "FAILED", first
+    assert [world.count(p) for p in paths] == [1, 1, 1, 0]
+    retried = stack.cli("execution", "retry", first["id"], "-o", "json", check=False)
+    done = json.loads(retried.stdout)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["resumedFrom"] == first["id"] and done["id"] != first["id"]
+    assert [world.count(p) for p in paths] == [1, 1, 2, 1]  # only the failed call again, then the 4th
+
+
+def test_a_schedule_fires_on_the_stack_and_stops_when_paused(stack: Stack) -> None:
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: every-two}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: every-two, version: 1.0.0}
+  schedule: {every: {seconds: 2}}
+  do:
+    - beat: {set: {beat: true}}
+""")
+
+    def runs() -> list[dict[str, Any]]:
+        listed = stack.cli("execution", "list", "-l", "stigmer.ai/schedule=every-two", "-o", "json").stdout
+        found: list[dict[str, Any]] = json.loads(listed)
+        return found
+
+    wait_for(lambda: any(r["phase"] == "SUCCEEDED" for r in runs()), 60, "a scheduled run to succeed")
+    # one Temporal Schedule per Stigmer schedule
+    listed = subprocess.run(
+        [temporal_binary(), "schedule", "list", "--address", stack.temporal_address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "stigmer-schedule-sch_" in listed
+    assert stack.cli("schedule", "pause", "every-two").stdout.strip() == "schedule/every-two paused"
+    time.sleep(1.0)  # a fire under way when paused may still land
+    settled = runs()
+    slots = [r["labels"]["stigmer.ai/fire-time"] for r in settled]
+    assert slots and len(slots) == len(set(slots))  # each slot once
+    time.sleep(3)
+    assert len(runs()) == len(settled)  # paused: nothing more
+    described = json.loads(stack.cli("schedule", "describe", "every-two", "-o", "json").stdout)
+    assert described["enabled"] is False and described["lastRuns"]
+
+
 def test_stop_leaves_no_process_behind_and_selects_local(stack: Stack) -> None:
     assert stack.processes(), "the stack should be running before stop"
     stopped = stack.cli("local", "stop")
@@ -887,65 +949,3 @@ spec:
     assert [m["fact"] for m in listed] == ["The product launch is on March 3."]
     assert listed[0]["provenance"]["executionId"] == first["id"]
     assert listed[0]["author"]  # the worker's token wrote it
-
-
-def test_retry_of_a_run_failed_at_its_third_call_repeats_none_of_the_first_two(
-    stack: Stack, world: World
-) -> None:
-    tag = time.monotonic_ns()
-    paths = [f"/retry-{tag}-1", f"/retry-{tag}-2", f"/fail-once-{tag}-3", f"/retry-{tag}-4"]
-    calls = "\n".join(
-        f"    - call{n}:\n        call: http\n        with: {{method: get, endpoint: {world.url}{path}}}"
-        for n, path in enumerate(paths, 1)
-    )
-    stack.apply(
-        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: four-calls}\nspec:\n"
-        "  document: {dsl: 1.0.0, namespace: demo, name: four-calls, version: 1.0.0}\n  do:\n" + calls + "\n"
-    )
-    failed = stack.cli("run", "four-calls", "-o", "json", check=False)
-    first = json.loads(failed.stdout)
-    assert first["phase"] == "FAILED", first
-    assert [world.count(p) for p in paths] == [1, 1, 1, 0]
-    retried = stack.cli("execution", "retry", first["id"], "-o", "json", check=False)
-    done = json.loads(retried.stdout)
-    assert done["phase"] == "SUCCEEDED", done
-    assert done["resumedFrom"] == first["id"] and done["id"] != first["id"]
-    assert [world.count(p) for p in paths] == [1, 1, 2, 1]  # only the failed call again, then the 4th
-
-
-def test_a_schedule_fires_on_the_stack_and_stops_when_paused(stack: Stack) -> None:
-    stack.apply("""\
-apiVersion: stigmer.ai/v1
-kind: Workflow
-metadata: {name: every-two}
-spec:
-  document: {dsl: 1.0.0, namespace: demo, name: every-two, version: 1.0.0}
-  schedule: {every: {seconds: 2}}
-  do:
-    - beat: {set: {beat: true}}
-""")
-
-    def runs() -> list[dict[str, Any]]:
-        listed = stack.cli("execution", "list", "-l", "stigmer.ai/schedule=every-two", "-o", "json").stdout
-        found: list[dict[str, Any]] = json.loads(listed)
-        return found
-
-    wait_for(lambda: any(r["phase"] == "SUCCEEDED" for r in runs()), 60, "a scheduled run to succeed")
-    # one Temporal Schedule per Stigmer schedule
-    listed = subprocess.run(
-        [temporal_binary(), "schedule", "list", "--address", stack.temporal_address],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    assert "stigmer-schedule-sch_" in listed
-    assert stack.cli("schedule", "pause", "every-two").stdout.strip() == "schedule/every-two paused"
-    time.sleep(1.0)  # a fire under way when paused may still land
-    settled = runs()
-    slots = [r["labels"]["stigmer.ai/fire-time"] for r in settled]
-    assert slots and len(slots) == len(set(slots))  # each slot once
-    time.sleep(3)
-    assert len(runs()) == len(settled)  # paused: nothing more
-    described = json.loads(stack.cli("schedule", "describe", "every-two", "-o", "json").stdout)
-    assert described["enabled"] is False and described["lastRuns"]
