@@ -73,6 +73,7 @@ class TemporalHost:
         self._in_flight: set[Any] = set()  # handles of the activities the loop awaits
         self._agent: Agent[None, Any] | None = None
         self._approval: dict[str, str] = {}
+        self.problem: dict[str, Any] | None = None  # the error written with FAILED
 
     def cancel(self) -> None:
         """The workflow is cancelled: cancel the activities in flight; the loop stops where it waits."""
@@ -222,5 +223,6 @@ class TemporalHost:
             from .._problems import problem_from_exception
 
             problem = json_format.MessageToDict(problem_from_exception(cause if cause is not None else error))
+        self.problem = problem
         phase: str = await self.act("stigmer.agent.fail", problem, summary="fail")
         return {"phase": phase}
