@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         help="let executions start local processes (run: shell|script, stdio MCP servers); "
         "off by default: any user could run commands as the server's OS user",
     )
+    parser.add_argument(
+        "--http-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve HTTP here: /metrics (Prometheus) and /healthz; same TLS as gRPC",
+    )
+    parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="serve /metrics without a token (default: any valid token is needed)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     add_temporal_arguments(
         parser,
@@ -69,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     def announce(address: str) -> None:
         print(f"stigmer server listening on {address}", flush=True)
 
+    def announce_http(url: str) -> None:
+        print(f"stigmer server HTTP on {url}", flush=True)
+
     try:
         run_server(
             args.listen,
@@ -81,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             allow_run=args.allow_run,
             on_ready=announce,
             temporal=temporal,
+            http_listen=args.http_listen,
+            metrics_public=args.metrics_public,
+            on_http_ready=announce_http,
         )
     except StigmerError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

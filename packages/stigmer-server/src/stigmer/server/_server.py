@@ -10,7 +10,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stigmer.core import (
     Backend,
@@ -141,8 +141,15 @@ async def serve(
     dispatcher: ExecutionDispatcher | None = None,
     grace: float = GRACE_SECONDS,
     on_ready: Callable[[str], None] | None = None,
+    http_listen: str | None = None,
+    metrics_public: bool = False,
+    on_http_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``backend`` as ``stigmer.v1.BackendService`` until SIGTERM/SIGINT or cancellation.
+
+    With ``http_listen`` (``host:port``), an HTTP listener beside gRPC (``_http``: ``/healthz``,
+    ``/metrics`` with a token unless ``metrics_public``; same TLS and loopback rule as gRPC);
+    ``on_http_ready`` is called with its URL.
 
     Every call needs a bearer token (see :class:`TokenStore`); on first start an admin token is
     written to ``$STIGMER_HOME/tokens/admin`` (0600). Listening on a non-loopback address without
@@ -162,6 +169,9 @@ async def serve(
 
     host, port = parse_listen(listen)
     credentials = _check_bind(listen, tls_cert, tls_key, insecure)
+    if http_listen:
+        http_host, http_port = parse_listen(http_listen)
+        _check_bind(http_listen, tls_cert, tls_key, insecure)
 
     home = private_dir(home)
     tighten_home(home)  # files an older version left 0644
@@ -171,6 +181,22 @@ async def serve(
 
     execution_tokens = ExecutionTokens()
     interceptor = AuthInterceptor(store, execution_tokens)
+    http: Any = None
+    if http_listen:
+        from stigmer.server._http import HttpListener
+        from stigmer.server._metrics import MeteredBackend, ServerMetrics
+
+        metrics = ServerMetrics()
+        backend = cast(Backend, MeteredBackend(backend, metrics))
+        http = HttpListener(
+            http_host,
+            http_port,
+            verify=store.verify,
+            metrics=metrics,
+            metrics_public=metrics_public,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
     servicer = BackendServicer(backend, dispatcher if dispatcher is not None else ChildDispatcher(backend))
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -226,6 +252,15 @@ async def serve(
 
     try:
         await server.start()
+        if http is not None:
+            await http.start()
+            logger.info(
+                "stigmer server HTTP on %s (/metrics%s, /healthz)",
+                http.url,
+                ", public" if metrics_public else " with a token",
+            )
+            if on_http_ready is not None:
+                on_http_ready(http.url)
         write_admin_endpoint(home, actual)  # clients send the admin token to this address only
         for name in ("", service_name):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -249,6 +284,8 @@ async def serve(
         logger.info("stopping: finishing in-flight calls (up to %.0f s)", grace)
     finally:
         try:
+            if http is not None:
+                await http.stop()
             await asyncio.shield(_shutdown(server, servicer, health_servicer, grace))
         finally:
             for sig in installed:
@@ -283,6 +320,9 @@ def run_server(
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
+    http_listen: str | None = None,
+    metrics_public: bool = False,
+    on_http_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
@@ -302,9 +342,15 @@ def run_server(
     # Check the Temporal options (and read their files) before opening any database.
     connection = temporal if temporal is not None else TemporalConnection.optional(temporal_address)
 
+    from stigmer.core import setup_telemetry
+
+    setup_telemetry("stigmer-server")  # traces when OTEL_EXPORTER_OTLP_ENDPOINT is set
+
     async def main() -> None:
         # Validate the address and TLS files before opening any database.
         _check_bind(listen, tls_cert, tls_key, insecure)
+        if http_listen:
+            _check_bind(http_listen, tls_cert, tls_key, insecure)
         # Runner workers may claim executions only where the server does not run them itself.
         backend: Any = load_backend(
             "local",
@@ -335,6 +381,9 @@ def run_server(
                 tokens=store,
                 dispatcher=dispatcher,
                 on_ready=on_ready,
+                http_listen=http_listen,
+                metrics_public=metrics_public,
+                on_http_ready=on_http_ready,
             )
         finally:
             store.close()

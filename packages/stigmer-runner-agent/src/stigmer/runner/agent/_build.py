@@ -139,6 +139,9 @@ class Builder:
             by_key["sub-agents"] = await self._sub_agent_tools(spec.sub_agents, choice, depth)
         toolsets = list(by_key.values())
         output_type: Any = [str, DeferredToolRequests] if approvals else str
+        from ._telemetry import instrumentation
+
+        traced = instrumentation()  # None when traces are off
         agent: Agent[None, Any] = Agent(
             built.model,
             name=_tool_name(name),
@@ -146,6 +149,7 @@ class Builder:
             toolsets=toolsets,
             output_type=output_type,
             model_settings=built.settings or None,
+            **({"instrument": traced} if traced is not None else {}),
         )
         return AgentBuild(
             agent=agent,

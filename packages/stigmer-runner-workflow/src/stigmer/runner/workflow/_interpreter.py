@@ -26,6 +26,7 @@ from ._schema import validate_against
 from ._task_kinds import TaskKind, kind_of
 from ._tasks.extensions import run_with_extensions
 from ._tasks.oauth import TokenCache
+from ._telemetry import TaskSpans
 
 __all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
 
@@ -66,8 +67,10 @@ class Interpreter(Checkpointing, Evaluating):
         *,
         workflow_id: str = "",
         limits: Limits | None = None,
+        spans: TaskSpans | None = None,
     ) -> None:
         self.workflow = load_workflow(workflow)
+        self.spans = spans  # a span per task when traces are on (``._telemetry``)
         self.host = host
         self.workflow_id = workflow_id
         self.limits = limits if limits is not None else Limits()
@@ -190,6 +193,8 @@ class Interpreter(Checkpointing, Evaluating):
             raise
         if not (self._resume and f"{path}/wait" in self._resume):
             await self.host.task_started(path, name, value)  # (a resumed wait goes on: started before)
+        if self.spans is not None:
+            self.spans.started(path)
         try:
             timeout = await self.timeout_seconds(task.get("timeout"), value, inner)
             raw, directive = await self.with_timeout(
@@ -209,16 +214,28 @@ class Interpreter(Checkpointing, Evaluating):
                 self._check_schema(export.get("schema"), self.context, f"{path}/export", "exported context")
         except WorkflowError as error:
             error.with_instance(path)
+            self._span_ended(path, name, task, error.problem)
             await self.host.task_failed(path, name, error.problem)
             raise
         except (EndWorkflow, asyncio.CancelledError):
+            self._span_ended(path, name, task)
             raise
         except Exception as exc:  # a host or library failure becomes a runtime fault of this task
             fault = WorkflowError.of(ErrorKind.RUNTIME, _said(exc)).with_instance(path)
+            self._span_ended(path, name, task, fault.problem)
             await self.host.task_failed(path, name, fault.problem)
             raise fault from exc
+        self._span_ended(path, name, task)
         await self.host.task_completed(path, name, output)
         return output, directive if directive is not None else task.get("then")
+
+    def _span_ended(
+        self, path: str, name: str, task: Mapping[str, Any], problem: Mapping[str, Any] | None = None
+    ) -> None:
+        if self.spans is not None:
+            kind = kind_of(task)
+            error = None if problem is None else str(problem.get("title") or problem.get("type") or "failed")
+            self.spans.ended(path, name, kind.name if kind is not None else "", error)
 
     async def _execute(
         self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope

@@ -30,10 +30,9 @@ import asyncio
 import datetime
 from typing import Any
 
+from stigmer.temporal._failure import FAILED_PATCH, run_failed
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-
-from stigmer.temporal._failure import FAILED_PATCH, run_failed
 
 from .._loop import run_agent_loop
 from ._host import BEAT, TemporalHost

@@ -17,13 +17,14 @@ from typing import Any, Final
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from stigmer.temporal._failure import FAILED_PATCH, run_failed
+
     from .._errors import ErrorKind, WorkflowError, WorkflowValidationError
     from .._interpreter import Interpreter
     from .._limits import Limits
     from .._parse import check_deterministic, load_workflow
+    from .._telemetry import task_spans
     from ._host import WORKFLOW_NAME, TemporalHost
-
-    from stigmer.temporal._failure import FAILED_PATCH, run_failed
 
 __all__ = ["EVENT_SIGNAL", "HISTORY_LIMIT", "WORKFLOW_NAME", "StigmerWorkflow"]
 
@@ -75,9 +76,9 @@ class StigmerWorkflow:
         try:
             document = load_workflow(loaded["document"])
             check_deterministic(document)
-            output = await Interpreter(document, host, workflow_id=execution_id, limits=limits).run(
-                loaded.get("input") or {}, checkpoint=args.get("checkpoint")
-            )
+            spans = task_spans(temporal_now=workflow.time)  # None when traces are off
+            interpreter = Interpreter(document, host, workflow_id=execution_id, limits=limits, spans=spans)
+            output = await interpreter.run(loaded.get("input") or {}, checkpoint=args.get("checkpoint"))
         except WorkflowValidationError as invalid:
             problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
             await host.flush(phase="FAILED", error=problem)
