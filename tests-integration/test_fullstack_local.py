@@ -68,7 +68,14 @@ spec:
 
 def test_status_json_lists_every_component_running(stack: Stack) -> None:
     rows = stack.status()
-    assert [r["name"] for r in rows] == ["temporal", "server", "workflow-runner", "agent-runner"]
+    assert [r["name"] for r in rows] == [
+        "temporal",
+        "temporal-ui",  # on by default: what the Temporal dev server serves
+        "server",
+        "server-http",  # the server's HTTP listener (/metrics)
+        "workflow-runner",
+        "agent-runner",
+    ]
     for row in rows:
         assert set(row) == {"name", "state", "pid", "address", "uptime"}
         assert row["state"] == "running", rows
@@ -77,6 +84,8 @@ def test_status_json_lists_every_component_running(stack: Stack) -> None:
     addresses = {r["name"]: r["address"] for r in rows}
     assert addresses["server"] == f"127.0.0.1:{stack.server_port}"
     assert addresses["temporal"] == f"127.0.0.1:{stack.temporal_port}"
+    assert addresses["temporal-ui"] == f"http://127.0.0.1:{stack.ui_port}"
+    assert addresses["server-http"] == f"http://127.0.0.1:{stack.http_port}"
     contexts = stack.cli("context", "show", "-o", "json").stdout
     assert json.loads(contexts)["name"] == "local-stack"
 

@@ -101,7 +101,11 @@ class Supervisor:
                 "--log-level",
                 "warn",
             ]
-            argv += ["--ui-port", str(s.ui_port)] if s.ui_port else ["--headless"]
+            # the Temporal UI shows each run's target (search attributes StigmerKind, StigmerName)
+            from stigmer.temporal._visibility import DEV_SERVER_ARGS
+
+            argv += DEV_SERVER_ARGS
+            argv += ["--ui-port", str(s.ui_port), "--ui-disable-news-fetch"] if s.ui_port else ["--headless"]
             return argv
         from stigmer.server import find_script, server_script
 
@@ -116,6 +120,7 @@ class Supervisor:
                 s.temporal_address,
                 # One person's own stack: their runs may start local processes, as in Lite.
                 "--allow-run",
+                *(["--http-listen", f"{s.host}:{s.http_port}"] if s.http_port else []),
             ]
         script = "stigmer-workflow-runner" if name == "workflow-runner" else "stigmer-agent-runner"
         queue = "stigmer-workflows" if name == "workflow-runner" else "stigmer-agents"

@@ -149,8 +149,9 @@ class Builder:
             toolsets=toolsets,
             output_type=output_type,
             model_settings=built.settings or None,
-            **({"instrument": traced} if traced is not None else {}),
         )
+        if traced is not None:  # pydantic-ai's own spans: the run, each model request and tool call
+            agent.instrument = traced
         return AgentBuild(
             agent=agent,
             model=built,
