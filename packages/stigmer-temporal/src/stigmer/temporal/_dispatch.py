@@ -122,7 +122,7 @@ class TemporalDispatcher:
                     task_queue=self.queues.get(kind, WORKFLOW_QUEUE),
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     memo=run_memo(target.kind, target.name or target.id),
-                    typed_search_attributes=await self._search_attributes(
+                    search_attributes=await self._search_attributes(
                         client, target.kind, target.name or target.id
                     ),
                 )
