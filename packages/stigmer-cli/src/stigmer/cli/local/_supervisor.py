@@ -102,9 +102,9 @@ class Supervisor:
                 "warn",
             ]
             # the Temporal UI shows each run's target (search attributes StigmerKind, StigmerName)
-            from stigmer.temporal._visibility import DEV_SERVER_ARGS
+            from stigmer.server import TEMPORAL_DEV_SERVER_ARGS
 
-            argv += DEV_SERVER_ARGS
+            argv += TEMPORAL_DEV_SERVER_ARGS
             argv += ["--ui-port", str(s.ui_port), "--ui-disable-news-fetch"] if s.ui_port else ["--headless"]
             return argv
         from stigmer.server import find_script, server_script
