@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stigmer.testing import MCP_SERVER, FullstackWorld, LocalStack, OtlpReceiver, free_port, temporal_cli_json
+from stigmer.testing import (
+    MCP_SERVER,
+    FullstackWorld,
+    LocalStack,
+    OtlpReceiver,
+    cli_env,
+    free_port,
+    temporal_cli_json,
+)
 
 StigmerCli = Callable[..., subprocess.CompletedProcess[str]]
 pytestmark = pytest.mark.timeout(300)
@@ -278,3 +286,29 @@ def test_the_server_serves_prometheus_metrics_with_a_token_and_healthz_without(
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_secret_a_library_puts_in_a_span_is_masked_on_export(otlp: OtlpReceiver, tmp_path: Path) -> None:
+    """The exporter scrubs every span of the values registered with the process's redactor, even
+    those that code other than Stigmer's puts in attributes, events or status text."""
+    project = f"redact-{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "leaky.py"
+    script.write_text(
+        f"""
+from opentelemetry.trace import Status, StatusCode
+from stigmer.core import default_redactor, flush_telemetry, start_span
+default_redactor().register({SECRET!r})
+with start_span("leaky", {{"prompt": "my key is {SECRET}", "ok": "plain"}}) as span:
+    span.add_event("tool args", {{"args": "{{'token': '{SECRET}'}}"}})
+    span.set_status(Status(StatusCode.ERROR, "failed with {SECRET}"))
+flush_telemetry()
+"""
+    )
+    env = {**cli_env(tmp_path), **_env(otlp, project)}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    spans = otlp.wait_for_spans(lambda found: any(s["name"] == "leaky" for s in found), project=project)
+    leaky = next(s for s in spans if s["name"] == "leaky")
+    assert leaky["attributes"]["ok"] == "plain"
+    assert "my key is" in leaky["attributes"]["prompt"]
+    assert SECRET not in json.dumps(spans)
