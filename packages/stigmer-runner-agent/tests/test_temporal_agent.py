@@ -578,6 +578,7 @@ async def test_a_failed_agent_run_ends_failed_in_temporal_too(
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
         description = await handle.describe()
+        _keep(await handle.fetch_history(), "failed-run-fails-workflow")
     assert description.status == WorkflowExecutionStatus.FAILED
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)

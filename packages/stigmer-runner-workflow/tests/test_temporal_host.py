@@ -7,6 +7,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import os
 import time
 import urllib.parse
 import uuid
@@ -155,6 +156,9 @@ async def test_a_failed_workflow_run_ends_failed_in_temporal_too(stack: tuple[Ba
     with pytest.raises(WorkflowFailureError) as failure:
         await asyncio.wait_for(handle.result(), 60)
     assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    if os.environ.get("STIGMER_RECORD_HISTORIES"):  # replayed by test_replay_histories.py
+        history = await handle.fetch_history()
+        (Path(__file__).parent / "histories" / "workflow-failed.json").write_text(history.to_json())
     assert "it broke" in str(failure.value.cause)
     done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert done.status.phase == execution_pb2.PHASE_FAILED  # written first, and authoritative
