@@ -142,6 +142,11 @@ def test_a_lite_run_sends_its_trace_to_an_otlp_receiver_without_secrets(
     _assert_one_trace_without_secret(spans)
     agent = next(s for s in spans if s["name"].startswith("AgentExecution helper"))
     assert agent["attributes"]["stigmer.execution.parent_id"].startswith("wex_")
+    # In Lite a task's span is current while it runs: its HTTP call and its child run nest in it.
+    by_id = {s["context"]["span_id"]: s["name"] for s in spans}
+    assert by_id[next(s for s in spans if s["name"] == "HTTP GET")["parent_id"]] == "task fetch"
+    assert by_id[agent["parent_id"]] == "task ask"
+    assert by_id[next(s for s in spans if s["name"].startswith("invoke_agent"))["parent_id"]] == agent["name"]
 
 
 def test_nothing_is_exported_without_the_otel_variables(

@@ -194,7 +194,8 @@ class Interpreter(Checkpointing, Evaluating):
         if not (self._resume and f"{path}/wait" in self._resume):
             await self.host.task_started(path, name, value)  # (a resumed wait goes on: started before)
         if self.spans is not None:
-            self.spans.started(path)
+            started_kind = kind_of(task)
+            self.spans.started(path, name, started_kind.name if started_kind is not None else "")
         try:
             timeout = await self.timeout_seconds(task.get("timeout"), value, inner)
             raw, directive = await self.with_timeout(
@@ -214,28 +215,25 @@ class Interpreter(Checkpointing, Evaluating):
                 self._check_schema(export.get("schema"), self.context, f"{path}/export", "exported context")
         except WorkflowError as error:
             error.with_instance(path)
-            self._span_ended(path, name, task, error.problem)
+            self._span_ended(path, error.problem)
             await self.host.task_failed(path, name, error.problem)
             raise
         except (EndWorkflow, asyncio.CancelledError):
-            self._span_ended(path, name, task)
+            self._span_ended(path)
             raise
         except Exception as exc:  # a host or library failure becomes a runtime fault of this task
             fault = WorkflowError.of(ErrorKind.RUNTIME, _said(exc)).with_instance(path)
-            self._span_ended(path, name, task, fault.problem)
+            self._span_ended(path, fault.problem)
             await self.host.task_failed(path, name, fault.problem)
             raise fault from exc
-        self._span_ended(path, name, task)
+        self._span_ended(path)
         await self.host.task_completed(path, name, output)
         return output, directive if directive is not None else task.get("then")
 
-    def _span_ended(
-        self, path: str, name: str, task: Mapping[str, Any], problem: Mapping[str, Any] | None = None
-    ) -> None:
+    def _span_ended(self, path: str, problem: Mapping[str, Any] | None = None) -> None:
         if self.spans is not None:
-            kind = kind_of(task)
             error = None if problem is None else str(problem.get("title") or problem.get("type") or "failed")
-            self.spans.ended(path, name, kind.name if kind is not None else "", error)
+            self.spans.ended(path, error)
 
     async def _execute(
         self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope

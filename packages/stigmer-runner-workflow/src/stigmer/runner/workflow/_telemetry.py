@@ -3,15 +3,15 @@
 On only when traces are (:func:`stigmer.core.setup_telemetry`). A task's span is named
 ``task <name>`` with its path (``stigmer.task.reference``), kind and outcome; an HTTP call's is
 ``HTTP <METHOD>`` (a CLIENT span) with the method, the URL without its query (which may hold a
-secret) and the response status. In Lite they are real spans under the execution's span; in a
-Temporal workflow (replayed, so it may not record spans itself) a task is a finished span that
-Temporal's tracing interceptor records once, under the workflow's span.
+secret) and the response status. In Lite a task's span is current while it runs (its HTTP calls
+and child executions are its children); in a Temporal workflow (replayed, so it may not record
+spans itself) a task is a finished span that Temporal's tracing interceptor records once, under
+the workflow's span.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -44,22 +44,36 @@ def http_span(method: str, url: str) -> Iterator[Any]:
 
 
 class TaskSpans:
-    """Task spans in this process: started and ended with the task (Lite, and the Temporal
-    activities' own work)."""
+    """Task spans in this process (Lite): a task's span is current while it runs, so its HTTP
+    calls and child executions are its children."""
 
     def __init__(self) -> None:
-        self._started: dict[str, int] = {}
+        self._open: dict[str, tuple[Any, Any]] = {}  # path -> (span, context token)
 
-    def started(self, path: str) -> None:
-        self._started[path] = time.time_ns()
+    def started(self, path: str, name: str, kind: str) -> None:
+        from opentelemetry import context, trace
+        from stigmer.core._telemetry import tracer
 
-    def ended(self, path: str, name: str, kind: str, error: str | None = None) -> None:
-        from stigmer.core import record_span
-
-        start = self._started.pop(path, None)
-        if start is None:
+        found = tracer()
+        if found is None:
             return
-        record_span(f"task {name}", _attributes(path, name, kind, error), start_ns=start, error=error)
+        span = found.start_span(f"task {name}", attributes=_attributes(path, name, kind))
+        self._open[path] = (span, context.attach(trace.set_span_in_context(span)))
+
+    def ended(self, path: str, error: str | None = None) -> None:
+        from opentelemetry import context
+        from opentelemetry.trace import Status, StatusCode
+
+        opened = self._open.pop(path, None)
+        if opened is None:
+            return
+        span, token = opened
+        span.set_attribute("stigmer.task.outcome", "failed" if error is not None else "completed")
+        if error is not None:
+            span.set_attribute("stigmer.task.error", error)
+            span.set_status(Status(StatusCode.ERROR, error))
+        context.detach(token)
+        span.end()
 
 
 class TemporalTaskSpans(TaskSpans):
@@ -69,34 +83,31 @@ class TemporalTaskSpans(TaskSpans):
     def __init__(self, now: Any) -> None:
         super().__init__()
         self._now = now  # the workflow's clock (replay-safe), seconds
+        self._started: dict[str, tuple[float, str, str]] = {}
 
-    def started(self, path: str) -> None:
-        self._started[path] = int(self._now() * 1e9)
+    def started(self, path: str, name: str, kind: str) -> None:
+        self._started[path] = (self._now(), name, kind)
 
-    def ended(self, path: str, name: str, kind: str, error: str | None = None) -> None:
+    def ended(self, path: str, error: str | None = None) -> None:
         from temporalio import workflow
 
         with workflow.unsafe.imports_passed_through():
             from temporalio.contrib.opentelemetry import workflow as otel_workflow
 
-        start = self._started.pop(path, None)
-        if start is None:
+        opened = self._started.pop(path, None)
+        if opened is None:
             return
-        attributes: dict[str, Any] = _attributes(path, name, kind, error)
-        attributes["stigmer.task.duration_ms"] = (int(self._now() * 1e9) - start) // 1_000_000
+        began, name, kind = opened
+        attributes: dict[str, Any] = _attributes(path, name, kind)
+        attributes["stigmer.task.outcome"] = "failed" if error is not None else "completed"
+        if error is not None:
+            attributes["stigmer.task.error"] = error
+        attributes["stigmer.task.duration_ms"] = int((self._now() - began) * 1000)
         otel_workflow.completed_span(f"task {name}", attributes=attributes)
 
 
-def _attributes(path: str, name: str, kind: str, error: str | None) -> dict[str, str | int]:
-    attributes: dict[str, str | int] = {
-        "stigmer.task.name": name,
-        "stigmer.task.reference": path,
-        "stigmer.task.kind": kind,
-        "stigmer.task.outcome": "failed" if error is not None else "completed",
-    }
-    if error is not None:
-        attributes["stigmer.task.error"] = error
-    return attributes
+def _attributes(path: str, name: str, kind: str) -> dict[str, str | int]:
+    return {"stigmer.task.name": name, "stigmer.task.reference": path, "stigmer.task.kind": kind}
 
 
 def task_spans(temporal_now: Any = None) -> TaskSpans | None:
