@@ -206,6 +206,20 @@ def test_a_run_on_the_full_stack_is_one_trace_across_the_server_and_both_workers
     assert "StigmerName" in memo
     listed = temporal_cli_json(stack.temporal_address, "workflow", "list", "--query", 'StigmerName="traced"')
     assert any(w.get("execution", {}).get("workflowId") == execution["id"] for w in listed)
+    # and the server's /metrics counted the run and its child, as the workers reported them
+    token = (stack.home / "tokens" / "admin").read_text().strip()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.http_port}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        metrics = answer.read().decode()
+    finished = 'stigmer_executions_finished_total{kind="WorkflowExecution",phase="SUCCEEDED",target="traced",target_kind="Workflow"} 1.0'
+    assert finished in metrics
+    assert (
+        'stigmer_tokens_total{kind="AgentExecution",target="helper",target_kind="Agent",type="input"}'
+        in metrics
+    )
+    assert SECRET not in metrics
 
 
 def test_the_local_stack_serves_the_temporal_ui_and_lists_it_in_status(
