@@ -246,3 +246,44 @@ def test_approval_in_a_cloud_context(stigmer: StigmerCli, llm: ScriptedLLM, tmp_
         assert done["output"] == "Item 9 is gone."
     finally:
         assert server.stop() == 0
+
+
+def test_a_servers_agent_ceiling_bounds_every_run(
+    stigmer: StigmerCli, llm: ScriptedLLM, tmp_path: Path
+) -> None:
+    """`stigmer server --agent-max-requests N`: a run asking for more gets N; the run that reaches
+    it fails naming the limit, and the cost of what it spent is recorded."""
+    from stigmer.server import ServerProcess, TokenStore
+
+    server_home = tmp_path / "server-home"
+    server_home.mkdir()
+    refused = subprocess.run(
+        [sys.executable, "-m", "stigmer.server._main", "--home", str(server_home), "--agent-max-cost", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "must not be negative" in refused.stderr
+    server = ServerProcess(home=server_home, args=["--agent-max-requests", "1"])
+    server.start()
+    try:
+        token = TokenStore(home=server_home).create(role="user").token
+        assert stigmer("login", "--endpoint", server.endpoint, "--token", token).returncode == 0
+        manifest = tmp_path / "agent.yaml"
+        manifest.write_text(
+            "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: bot}\n"
+            "spec:\n  instructions: Be brief.\n"
+            f"  model: {{provider: openai-compatible, name: gpt-4o-mini, baseUrl: {llm.base_url!r}}}\n"
+        )
+        assert stigmer("apply", "-f", str(manifest)).returncode == 0
+        llm.add(call("no_such_tool"), text("never sent"))
+        ran = stigmer("agent", "execute", "bot", "go", "--max-requests", "10", "-o", "json")
+        assert ran.returncode == 1, ran.stderr
+        out = json.loads(ran.stdout)
+        assert out["phase"] == "FAILED"
+        assert "max_requests = 1 model requests" in out["error"]["detail"]
+        assert len(llm.requests) == 1
+        described = json.loads(stigmer("execution", "get", out["id"], "-o", "json").stdout)
+        assert described["usage"]["requests"] == 1 and described["usage"]["costUsd"] > 0
+    finally:
+        assert server.stop() == 0

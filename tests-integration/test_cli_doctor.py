@@ -86,3 +86,41 @@ def test_doctor_checks_the_server_and_its_token(
         proc.wait(timeout=30)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_doctor_names_the_server_of_a_list_that_does_not_answer(
+    stigmer: StigmerCli, stigmer_home: Path, tmp_path: Path
+) -> None:
+    """Issue 24: a context naming several servers works while one answers; doctor says which do not."""
+    from stigmer.server import ServerProcess, TokenStore
+    from stigmer.testing import free_port
+
+    server = ServerProcess(home=tmp_path / "server-home", args=["--no-run-executions"])
+    server.start()
+    try:
+        store = TokenStore(home=server.home)
+        token = store.create("user", "doc-pair").token
+        store.close()
+        dead = f"grpc://127.0.0.1:{free_port()}"
+        (stigmer_home / "config.yaml").write_text(
+            f"currentContext: pair\ncontexts: [{{name: pair, backend: cloud, endpoint: '{server.endpoint},{dead}'}}]\n"
+        )
+        (stigmer_home / "credentials.yaml").write_text(f"pair: {token}\n")
+        (stigmer_home / "credentials.yaml").chmod(0o600)
+        code, context = _context_line(stigmer)
+        assert code == 0, context
+        assert context["status"] == "WARN"
+        assert context["detail"].startswith(
+            f"'pair' (server {server.endpoint},{dead}): reachable, token accepted, but 1 of its servers "
+            f"do not answer: {dead} (cannot reach the Stigmer server at {dead}"
+        ), context
+        assert "stigmer login --endpoint URL,URL --name pair" in context["fix"]
+        # Both up: OK.
+        (stigmer_home / "config.yaml").write_text(
+            "currentContext: pair\ncontexts: "
+            f"[{{name: pair, backend: cloud, endpoint: '{server.endpoint},{server.endpoint.replace('127.0.0.1', 'localhost')}'}}]\n"
+        )
+        code, context = _context_line(stigmer)
+        assert (code, context["status"]) == (0, "OK"), context
+    finally:
+        server.stop()

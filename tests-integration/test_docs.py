@@ -327,3 +327,19 @@ def test_readme_package_map_lists_every_distribution() -> None:
     rows = set(re.findall(r"^\| `(stigmer[a-z-]*)` \|", readme, re.M))
     packages = {p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists()}
     assert packages | {"stigmer"} == rows
+
+
+def test_migrating_from_upstream_page_runs(tmp_path: Path) -> None:
+    page = run_page(DOCS / "migrating-from-upstream.md", tmp_path)
+    applied, converted, refused = page.outputs
+    assert "per file:" in applied.stdout and "would be created" in applied.stdout
+    assert "notice: upstream-agent.yaml: Agent/helper read as agentic.stigmer.ai/v1" in applied.stderr
+    run = json.loads(applied.stdout.split("workflow/count-items created\n", 1)[1])
+    assert run["output"] == {"verdict": "many"}
+    assert (
+        "stigmer.ai/dialect: zigflow" in converted.stdout
+        and "apiVersion: agentic.stigmer.ai/v1" in converted.stdout
+    )
+    assert (
+        "upstream-think.yaml:10: spec.tasks[1].kind: task kind llm_call cannot be converted" in refused.stderr
+    )

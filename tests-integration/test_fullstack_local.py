@@ -492,6 +492,27 @@ spec:
     assert done["output"] == {"amount": 42}
 
 
+def test_an_upstream_listen_hears_send_event_id(stack: Stack) -> None:
+    """Issue 23: upstream's `listen` for a signal id, converted at apply, answered with
+    `send-event --id` (upstream's flag) on the full stack; `$data` is upstream's dialect."""
+    stack.apply("""\
+apiVersion: agentic.stigmer.ai/v1
+kind: Workflow
+metadata: {name: upstream-gate, org: acme}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: upstream-gate, version: 1.0.0}
+  tasks:
+    - {name: hold, kind: listen, task_config: {to: {mode: one, signals: [{id: approve, type: signal}]}}}
+    - {name: done, kind: set_vars, task_config: {variables: {by: '${ $data.hold[0].by }'}}}
+""")
+    execution_id = stack.cli("run", "workflow", "upstream-gate", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    stack.cli("execution", "send-event", execution_id, "--id", "approve", "--data", '{"by": "ann"}')
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 30)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"by": "ann"}
+
+
 temporal_json = temporal_cli_json
 
 
@@ -812,3 +833,36 @@ def test_a_killed_supervisor_leaves_components_that_status_shows_and_stop_ends(t
         assert all(r["state"] == "stopped" for r in orphaned.status())
     finally:
         orphaned.force_cleanup()
+
+
+def test_an_agent_remembers_across_sessions_on_the_stack(stack: Stack) -> None:
+    """Memory tools are activities of a worker holding a runner token: the worker writes and
+    reads the memories of the run it holds, through the server."""
+    from stigmer.testing import ScriptedLLM, call, text
+
+    with ScriptedLLM() as llm:
+        stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: memo}}
+spec:
+  instructions: Remember what matters.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}}}
+  memory: {{enabled: true}}
+""")
+        llm.add(call("remember", fact="The product launch is on March 3."), text("Noted."))
+        first = json.loads(
+            stack.cli("agent", "execute", "memo", "remember the launch date", "-o", "json").stdout
+        )
+        assert first["phase"] == "SUCCEEDED", first
+        llm.add(text("On March 3."))
+        second = json.loads(
+            stack.cli("agent", "execute", "memo", "When is the product launch?", "-o", "json").stdout
+        )
+        assert second["phase"] == "SUCCEEDED", second
+        assert second["session"] != first["session"]
+        assert "The product launch is on March 3." in llm.requests[-1]["messages"][0]["content"]
+    listed = json.loads(stack.cli("memory", "list", "--agent", "memo", "-o", "json").stdout)
+    assert [m["fact"] for m in listed] == ["The product launch is on March 3."]
+    assert listed[0]["provenance"]["executionId"] == first["id"]
+    assert listed[0]["author"]  # the worker's token wrote it

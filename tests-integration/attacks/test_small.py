@@ -6,6 +6,7 @@ MCP servers offering one tool name. Each asserts the attack failed and nothing l
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import contextlib
@@ -359,6 +360,49 @@ def test_the_admin_token_is_not_sent_to_another_loopback_port(
     finally:
         listener.stop(None)
     assert [method for method, _ in recorder.calls].count("/stigmer.v1.BackendService/List") == 2
+    metadata = [f"{key}={value!r}" for _, items in recorder.calls for key, value in items]
+    assert not any(item.startswith("authorization=") for item in metadata), metadata
+    assert find_leaks(admin_token, texts=metadata) == []
+
+
+async def _calls_without_a_token(endpoint: str, home: Path) -> None:
+    from stigmer.backend.cloud import CloudBackend
+    from stigmer.core import StigmerError
+
+    client = CloudBackend(endpoint, home=home, retries=0)
+    for _ in range(20):
+        with contextlib.suppress(StigmerError):
+            await client.list(svc.ListRequest(kind="Workflow"))
+            raise AssertionError("a call without a token was answered")
+    await client.close()
+
+
+def test_the_admin_token_is_not_sent_to_a_list_of_servers_holding_the_servers_own_address(
+    stigmer: StigmerCli, stigmer_env: dict[str, str], stigmer_home: Path
+) -> None:
+    """Issue 24: an endpoint may name several servers. One of them being the local server does not
+    make the list its endpoint: the admin token of ``tokens/admin`` goes to no server of a list."""
+    recorder = _Recorder()
+    listener = grpc.server(concurrent.futures.ThreadPoolExecutor(2), handlers=[recorder])
+    port = listener.add_insecure_port("127.0.0.1:0")
+    listener.start()
+    try:
+        with _cli_server(stigmer_env) as (address, _lines):
+            admin_token = (stigmer_home / "tokens" / "admin").read_text().strip()
+            _use_contexts(
+                stigmer_home,
+                pair=f"grpc://{address},grpc://127.0.0.1:{port}",
+                twice=f"grpc://{address},{address}",  # the same server twice is still that server
+            )
+            for _ in range(3):
+                refused = stigmer("get", "workflow", env={"STIGMER_CONTEXT": "pair"})
+                assert refused.returncode == 1
+            # Many calls through one client, so round_robin surely reaches the recorder too.
+            asyncio.run(_calls_without_a_token(f"grpc://{address},grpc://127.0.0.1:{port}", stigmer_home))
+            assert stigmer("get", "workflow", env={"STIGMER_CONTEXT": "twice"}).returncode == 0
+    finally:
+        listener.stop(None)
+    assert [method for method, _ in recorder.calls].count("/stigmer.v1.BackendService/List") >= 2
     metadata = [f"{key}={value!r}" for _, items in recorder.calls for key, value in items]
     assert not any(item.startswith("authorization=") for item in metadata), metadata
     assert find_leaks(admin_token, texts=metadata) == []

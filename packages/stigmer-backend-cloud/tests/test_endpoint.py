@@ -118,3 +118,58 @@ def test_any_recorded_address_text_is_a_plain_answer(recorded: str) -> None:
     assert isinstance(served, bool)
     if served:
         assert recorded.strip().endswith(":7234")
+
+
+# -- several servers (issue 24) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "addresses", "tls", "dns"),
+    [
+        ("grpc://10.0.0.1:7234,grpc://10.0.0.2:7234", (("10.0.0.1", 7234), ("10.0.0.2", 7234)), False, False),
+        ("grpcs://a.example:1, b.example:2", (("a.example", 1), ("b.example", 2)), True, False),
+        ("grpc://[::1]:1,[::1]:2,[::1]:1", (("::1", 1), ("::1", 2)), False, False),
+        ("dns:///stigmer.internal:7234", (("stigmer.internal", 7234),), False, True),
+        ("grpcs+dns://stigmer.internal:443", (("stigmer.internal", 443),), True, True),
+    ],
+)
+def test_several_servers(text: str, addresses: tuple[tuple[str, int], ...], tls: bool, dns: bool) -> None:
+    endpoint = parse_endpoint(text)
+    assert endpoint.addresses == addresses
+    assert (endpoint.tls, endpoint.dns, endpoint.several) == (tls, dns, True)
+    assert parse_endpoint(str(endpoint)) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("grpc://a:1,grpcs://b:2", "mixes grpc:// and grpcs://"),
+        ("grpc://a:1,,b:2", "empty item"),
+        ("grpc://a:1,", "empty item"),
+        ("dns:///a:1,b:2", "mixes a DNS name with a list"),
+        ("grpc://a:1,dns:///b:2", "mixes a DNS name with a list"),
+        ("grpc://a:1,b", "needs a host and a port"),
+        ("dns:///a", "needs a host and a port"),
+    ],
+)
+def test_bad_lists_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message) as info:
+        parse_endpoint(text)
+    assert info.value.field_paths == ("endpoint",)
+
+
+def test_channel_target_of_a_list_holds_addresses() -> None:
+    from stigmer.backend.cloud._endpoint import channel_target
+
+    assert channel_target(parse_endpoint("grpc://127.0.0.1:1")) == "127.0.0.1:1"
+    assert channel_target(parse_endpoint("grpc://127.0.0.1:1,127.0.0.2:2")) == "ipv4:127.0.0.1:1,127.0.0.2:2"
+    assert channel_target(parse_endpoint("grpc://[::1]:1,[::1]:2")) == "ipv6:[::1]:1,[::1]:2"
+    assert channel_target(parse_endpoint("dns:///localhost:9")) == "dns:///localhost:9"
+    with pytest.raises(InvalidArgument, match="do not all have an IPv4 address"):
+        channel_target(parse_endpoint("grpc://127.0.0.1:1,[::1]:2"))
+
+
+def test_a_list_is_loopback_only_when_every_server_is_and_never_gets_the_admin_token() -> None:
+    assert parse_endpoint("grpc://127.0.0.1:1,localhost:2").is_loopback
+    assert not parse_endpoint("grpc://127.0.0.1:1,10.0.0.1:2").is_loopback
+    assert not parse_endpoint("grpc://127.0.0.1:1,127.0.0.1:2").served_by("127.0.0.1:1")

@@ -63,7 +63,7 @@ async def test_first_schema_is_upgraded_with_data_intact(tmp_path: Path) -> None
     raw = sqlite3.connect(tmp_path / "stigmer.db")
     versions = [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")]
     raw.close()
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]
 
 
 async def test_opening_twice_does_not_migrate_again(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ async def test_opening_twice_does_not_migrate_again(tmp_path: Path) -> None:
         backend = LocalBackend(home=tmp_path, master_key=bytes(32))
         await backend.close()
     raw = sqlite3.connect(tmp_path / "stigmer.db")
-    assert [r[0] for r in raw.execute("SELECT version FROM schema_version")] == [1, 2, 3]
+    assert [r[0] for r in raw.execute("SELECT version FROM schema_version")] == [1, 2, 3, 4]
     raw.close()
 
 

@@ -18,7 +18,7 @@ def test_exported_names() -> None:
 def test_local_backend_implements_the_protocol(tmp_path: object) -> None:
     backend = local.LocalBackend(home=str(tmp_path), master_key=bytes(32))
     assert isinstance(backend, Backend)
-    assert local.SCHEMA_VERSION == backend.schema_version == 3
+    assert local.SCHEMA_VERSION == backend.schema_version == 4
 
 
 def test_entry_point_loads_local_backend() -> None:

@@ -159,3 +159,36 @@ async def test_environment_status_lists_secrets_without_a_value(tmp_path: Path) 
     listed = await backend.list(svc.ListRequest(kind="Environment"))
     assert list(listed.resources[0].environment.status.missing_secrets) == ["B_KEY"]
     await backend.close()
+
+
+async def test_a_server_ceiling_lowers_every_agent_runs_limits(tmp_path: Path) -> None:
+    """``agent_limits`` (``stigmer server --agent-max-*``) is written into each agent run's spec:
+    an unset limit takes it, a higher one is lowered to it, a lower one stays."""
+    from stigmer.proto.v1 import execution_pb2, meta_pb2
+    from stigmer.testing.agents import agent_resource
+
+    backend = LocalBackend(
+        home=tmp_path, master_key=bytes(32), agent_limits={"max_requests": 5, "max_cost_usd": 1.5}
+    )
+    try:
+        await backend.apply(svc.ApplyRequest(resource=agent_resource("bot")))
+        target = meta_pb2.ResourceRef(kind="Agent", name="bot")
+
+        async def limits(**given: float) -> tuple[int, float, int]:
+            spec = execution_pb2.ExecutionSpec(target=target, message="hi")
+            for key, value in given.items():
+                setattr(spec.limits, key, value)
+            made = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+            return (
+                made.spec.limits.max_requests,
+                made.spec.limits.max_cost_usd,
+                made.spec.limits.max_tool_calls,
+            )
+
+        assert await limits() == (5, 1.5, 0)
+        assert await limits(max_requests=50, max_cost_usd=9.0, max_tool_calls=7) == (5, 1.5, 7)
+        assert await limits(max_requests=2, max_cost_usd=0.25) == (2, 0.25, 0)
+        with pytest.raises(InvalidArgument, match="must not be negative"):
+            await limits(max_tool_calls=-1)
+    finally:
+        await backend.close()

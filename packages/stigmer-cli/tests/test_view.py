@@ -53,7 +53,15 @@ def test_succeeded_workflow_execution() -> None:
     assert data["createdAt"] == "2026-01-02T03:04:05Z"
     assert data["finishedAt"] == "2026-01-02T03:04:06Z"
     assert data["startedAt"] is None
-    assert data["usage"] == {"inputTokens": 5, "outputTokens": 0, "requests": 0, "toolCalls": 0}
+    assert data["usage"] == {
+        "inputTokens": 5,
+        "outputTokens": 0,
+        "requests": 0,
+        "toolCalls": 0,
+        "costUsd": 0.0,
+        "costUnknown": False,
+        "byRequest": [],
+    }
     assert data["tasks"][0]["name"] == "greet" and data["tasks"][0]["phase"] == "SUCCEEDED"
     json.dumps(data)  # serialisable as is
 

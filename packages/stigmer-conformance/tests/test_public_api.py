@@ -15,6 +15,7 @@ def test_exported_names() -> None:
         "TestExecutionContext",
         "TestExecutions",
         "TestGetListDelete",
+        "TestMemories",
         "TestNoSecretLeaks",
         "TestPhases",
         "TestReferences",

@@ -15,8 +15,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.usage import RunUsage
-from stigmer.runner.agent._loop import Decision, Pause, Start, Stop, run_agent_loop
+from stigmer.runner.agent._loop import Decision, Pause, Start, Stop, Turn, run_agent_loop
 
 
 def _model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -61,12 +60,23 @@ class ScriptedHost:
         return self.start
 
     async def turn(
-        self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
+        self,
+        prompt: str | None,
+        history: list[ModelMessage],
+        deferred: DeferredToolResults | None,
+        control: Turn,
     ) -> AgentRunResult[Any]:
         self.turns += 1
         if self.broken:
             raise RuntimeError("the model is down")
-        return await self.agent.run(prompt, message_history=history or None, deferred_tool_results=deferred)
+        return await self.agent.run(
+            prompt,
+            message_history=history or None,
+            deferred_tool_results=deferred,
+            usage=control.usage,
+            usage_limits=control.limits,
+            capabilities=control.capabilities,
+        )
 
     def server_of(self, tool: str) -> str:
         return "items"
@@ -78,10 +88,11 @@ class ScriptedHost:
             raise Stop(("paused", pause))
         return answer
 
-    async def finish(self, output: str, usage: RunUsage, messages: list[ModelMessage]) -> Any:
-        return ("finished", output, usage.requests)
+    async def finish(self, output: Any, usage: dict[str, Any], messages: list[ModelMessage]) -> Any:
+        return ("finished", output, usage.get("requests"))
 
-    async def fail(self, error: Exception) -> Any:
+    async def fail(self, error: Exception, usage: dict[str, Any] | None = None) -> Any:
+        self.failed_usage = usage
         return ("failed", str(error))
 
 
@@ -95,7 +106,7 @@ async def test_each_call_is_decided_in_turn_and_the_next_turn_gets_the_answers()
     assert host.pauses[1].decisions == {"c1": Decision(approved=True)}
     # usage is handed over once: with the first pause (the second has nothing new) and the end
     first, second = host.pauses
-    assert first.usage is not None and first.usage.requests == 1
+    assert first.usage is not None and first.usage["requests"] == 1
     assert second.usage is None
     assert host.turns == 2
 

@@ -17,7 +17,7 @@ import pytest
 from google.protobuf import json_format
 from stigmer.core import Backend, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.proto.v1 import execution_pb2
+from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent.temporal._worker import agent_worker
 from stigmer.runner.agent.temporal._workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
 from stigmer.testing import Reply, ScriptedLLM, TemporalServer, call, error, text
@@ -588,3 +588,86 @@ async def test_a_failed_agent_run_ends_failed_in_temporal_too(
     bad = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     assert bad.status.phase == P.PHASE_FAILED  # the Backend's phase and error stay authoritative
     assert "no such model" in bad.status.error.detail
+
+
+async def test_limits_cost_and_structured_output_on_temporal(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    """The loop's limits, its model's own price and a structured output work in workflow code as
+    in Lite: a request limit ends the run between requests, a structured answer is a JSON value."""
+    price = "{inputPerMillion: 1000, outputPerMillion: 1000}"
+    manifest = openai_agent(
+        llm,
+        extra="  outputSchema: {type: object, properties: {n: {type: integer}}, required: [n]}\n",
+    ).replace("name: stand-in,", f"name: my-model, price: {price},")
+    await apply(backend, manifest)
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        # an invalid answer first: the model is told and corrects it
+        llm.add(call("final_result", n="seven"), call("final_result", n=7))
+        eid = await start(backend, "bot", "a number")
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert from_value(done.status.output) == {"n": 7}
+        usage = done.status.usage
+        assert usage.requests == 2 and [r.model for r in usage.by_request] == ["my-model", "my-model"]
+        assert usage.cost_usd == pytest.approx(2 * 18 * 1000 / 1_000_000)
+
+        spec = execution_pb2.ExecutionSpec(
+            target=meta_pb2.ResourceRef(kind="Agent", name="bot"), message="again"
+        )
+        spec.limits.max_requests = 1
+        created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        limited = created.metadata.id
+        llm.add(call("final_result", n="bad"), call("final_result", n=1))
+        handle = await client.start_workflow(
+            AGENT_WORKFLOW, {"executionId": limited}, id=limited, task_queue=queue
+        )
+        with pytest.raises(WorkflowFailureError):  # the run failed: so does its workflow
+            await asyncio.wait_for(handle.result(), 60)
+        failed = await backend.get_execution(svc.GetExecutionRequest(id=limited))
+        assert failed.status.phase == P.PHASE_FAILED
+        assert "max_requests = 1 model requests" in failed.status.error.detail
+        assert failed.status.usage.requests == 1  # what it spent was reported with the failure
+
+
+async def test_older_turns_are_summarised_on_temporal_through_a_model_activity(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    def respond(body: dict[str, Any]) -> Reply:
+        if "Summarise the conversation" in str(body["messages"][0].get("content")):
+            return text("SUMMARY: the number is 42.")
+        return text("Noted.")
+
+    llm.respond = respond
+    await apply(
+        backend, openai_agent(llm, extra="  context: {maxHistoryTokens: 120, keepRecentMessages: 2}\n")
+    )
+    (session,) = await apply(
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: long}\nspec: {agent: {name: bot}}\n",
+    )
+    session_id = session.session.metadata.id
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        for message in ("My number is 42. " + "Please remember it. " * 3, "Which number?"):
+            eid = await start(backend, "bot", message, session_id=session_id)
+            handle = await client.start_workflow(
+                AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue
+            )
+            assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_SUCCEEDED"}
+        history = await handle.fetch_history()
+    assert _scheduled(history) == [
+        "stigmer.agent.start",
+        "stigmer.agent.model",  # the summary
+        "stigmer.agent.model",
+        "stigmer.agent.finish",
+    ]
+    sent = llm.requests[-1]["messages"]
+    assert "Summary of the earlier conversation" in json.dumps(sent)
+    assert "Please remember it" not in json.dumps(sent)
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert done.status.usage.requests == 2

@@ -19,6 +19,7 @@ lazy(
     "Check manifests as apply and run would, without a backend.",
 )
 lazy("get", "stigmer.cli.commands._get:get_app", "List resources of a kind, or show one.")
+lazy("list", "stigmer.cli.commands._get:list_app", "List resources of a kind (get KIND).")
 lazy(
     "describe",
     "stigmer.cli.commands._get:describe_app",
@@ -40,6 +41,7 @@ lazy(
 lazy(
     "secret", "stigmer.cli.commands._secrets:secret_app", "Manage encrypted secrets (values are write-only)."
 )
+lazy("memory", "stigmer.cli.commands._memory:memory_app", "List, show and forget what agents remember.")
 lazy(
     "context",
     "stigmer.cli.commands._contexts:context_app",
@@ -64,6 +66,17 @@ lazy(
     "stigmer.cli.commands._export:export_app",
     "Write resources back as manifests (one, a kind, or --all -o DIR).",
 )
+lazy(
+    "convert",
+    "stigmer.cli.commands._upstream:convert_app",
+    "Print manifests as read here (upstream Stigmer's mapped; workflows as DSL documents).",
+)
+lazy(
+    "resume",
+    "stigmer.cli.commands._upstream:resume_app",
+    "Continue a session with its agent, or resume an execution.",
+)
+lazy("skill", "stigmer.cli.commands._upstream:skill_app", "Push a skill directory (skill push DIR).")
 lazy(
     "doctor",
     "stigmer.cli.commands._doctor:doctor_app",

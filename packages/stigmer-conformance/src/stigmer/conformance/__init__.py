@@ -29,6 +29,7 @@ from stigmer.conformance.suite._executions import (
     TestStatusUpdates,
     TestWatch,
 )
+from stigmer.conformance.suite._memories import TestMemories
 from stigmer.conformance.suite._resources import TestApply, TestGetListDelete, TestReferences
 from stigmer.conformance.suite._secrets import TestExecutionContext, TestNoSecretLeaks, TestSecretStore
 
@@ -41,6 +42,7 @@ __all__ = [
     "TestExecutionContext",
     "TestExecutions",
     "TestGetListDelete",
+    "TestMemories",
     "TestNoSecretLeaks",
     "TestPhases",
     "TestReferences",

@@ -47,6 +47,7 @@ from stigmer.core._manifests import (
     dump_manifests,
     kind_of,
     load_manifests,
+    manifest_files,
     message_to_manifest,
     parse_manifest,
     resource_from_message,
@@ -78,7 +79,7 @@ from stigmer.core._redact import (
     default_redactor,
     redact_logging,
 )
-from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, validate_manifest
+from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
 from stigmer.core._settings import Context, Settings
 from stigmer.core._telemetry import (
     execution_attributes,
@@ -165,11 +166,13 @@ __all__ = [
     "load_runner",
     "load_yaml_text",
     "lookup_kind",
+    "manifest_files",
     "manifest_schema",
     "message_to_manifest",
     "new_id",
     "no_handover",
     "open_private",
+    "output_schema_problem",
     "parse_manifest",
     "phase_name",
     "phase_number",

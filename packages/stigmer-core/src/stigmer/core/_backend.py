@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 from stigmer.proto.v1 import (
     artifact_pb2,
     execution_pb2,
+    memory_pb2,
     resource_pb2,
     secret_pb2,
 )
@@ -109,6 +110,22 @@ class Backend(Protocol):
 
     async def get_artifact(self, request: svc.GetArtifactRequest) -> svc.GetArtifactResponse:
         """Read a content-addressed blob."""
+        ...
+
+    async def create_memory(self, request: svc.CreateMemoryRequest) -> memory_pb2.Memory:
+        """Store a fact an agent learnt (a runner: only for its execution's agent)."""
+        ...
+
+    async def list_memories(self, request: svc.ListMemoriesRequest) -> svc.ListMemoriesResponse:
+        """An agent's memories, newest first, or the most relevant to ``query`` first."""
+        ...
+
+    async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
+        """One memory by id."""
+        ...
+
+    async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
+        """Forget a memory."""
         ...
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from stigmer.core._kinds import KIND_TABLE
 from stigmer.core._values import plain_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
+from stigmer.core.upstream import UPSTREAM_API_VERSION, UpstreamRefused, translate
 from stigmer.proto.v1 import (
     execution_pb2,
     resource_pb2,
@@ -36,6 +37,7 @@ __all__ = [
     "dump_manifests",
     "kind_of",
     "load_manifests",
+    "manifest_files",
     "message_to_manifest",
     "parse_manifest",
     "resource_from_message",
@@ -64,6 +66,8 @@ class LoadedResource:
     line: int
     tree: Any = dataclasses.field(default=None, repr=False, compare=False)
     """The YAML round-trip tree the resource was read from (line numbers), or None."""
+    notice: str = dataclasses.field(default="", compare=False)
+    """What reading it changed (upstream fields mapped or dropped, tolerated spellings), or ''."""
 
     def line_of(self, path: Iterable[str | int]) -> int:
         """The line (1-based) of the field at ``path`` (``["spec", "do", 0, "greet"]``) in the
@@ -92,28 +96,33 @@ def load_manifests(paths: Iterable[str | Path], stdin_text: str | None = None) -
             text = stdin_text if stdin_text is not None else sys.stdin.read()
             out.extend(parse_manifest(text, "<stdin>"))
             continue
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix in _MANIFEST_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not files:
-                raise ManifestError("no .yaml, .yml or .json files in this directory", str(path))
-        elif path.exists():
-            files = [path]
-        else:
-            raise ManifestError("no such file or directory", str(path))
-        for file in files:
+        for file in manifest_files(raw):
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ManifestError(f"cannot read: {exc}", str(file)) from None
             out.extend(parse_manifest(text, str(file)))
     return out
+
+
+def manifest_files(raw: str | Path) -> list[Path]:
+    """The manifest files a path names: itself, or a directory's .yaml/.yml/.json files
+    (recursively, hidden ones left out, sorted)."""
+    path = Path(raw)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in _MANIFEST_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        if not files:
+            raise ManifestError("no .yaml, .yml or .json files in this directory", str(path))
+        return files
+    if path.exists():
+        return [path]
+    raise ManifestError("no such file or directory", str(path))
 
 
 def parse_manifest(text: str, source: str = "") -> list[LoadedResource]:
@@ -185,8 +194,16 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
     if kind not in KINDS:
         raise fail(f"unknown kind '{kind}'{_suggest(kind, list(KINDS))}", ["kind"])
     api = data.get("apiVersion", data.get("api_version"))
-    if api != API_VERSION:
-        raise fail(f"apiVersion must be '{API_VERSION}', found {api!r}", ["apiVersion"])
+    if api not in (API_VERSION, UPSTREAM_API_VERSION):
+        raise fail(
+            f"apiVersion must be '{API_VERSION}' (or upstream's '{UPSTREAM_API_VERSION}'), found {api!r}",
+            ["apiVersion"],
+        )
+    try:
+        base = None if source in ("", "<stdin>", "<dict>") else Path(source).resolve().parent
+        data, notice = translate(data, API_VERSION, base)
+    except UpstreamRefused as exc:
+        raise fail(exc.message, exc.path) from None
     cls, _field = KINDS[kind]
     _check(data, cls.DESCRIPTOR, [], fail)
     meta = data.get("metadata")
@@ -201,7 +218,7 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
         raise fail(str(exc).splitlines()[0], []) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise fail(f"invalid value: {exc}", []) from None
-    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line, tree)
+    return LoadedResource(resource_from_message(msg), kind, meta["name"], source, line, tree, notice)
 
 
 def _type_name(value: Any) -> str:

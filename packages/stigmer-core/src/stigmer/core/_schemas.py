@@ -10,7 +10,7 @@ from typing import Any
 from stigmer.core._kinds import KIND_TABLE
 from stigmer.core._yaml import ManifestError
 
-__all__ = ["SCHEMA_KINDS", "manifest_schema", "validate_manifest"]
+__all__ = ["SCHEMA_KINDS", "manifest_schema", "output_schema_problem", "validate_manifest"]
 
 SCHEMA_KINDS = tuple(kind.name for kind in KIND_TABLE if kind.applicable)
 
@@ -40,3 +40,19 @@ def validate_manifest(data: Any, source: str = "", line: int | None = None) -> N
     for part in error.absolute_path:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     raise ManifestError(f"does not match the {data['kind']} schema: {error.message}", source, line, path)
+
+
+def output_schema_problem(schema: Any) -> str:
+    """What is wrong with an agent's ``outputSchema`` (a JSON Schema, draft 2020-12); "" if nothing."""
+    if not isinstance(schema, dict):
+        return "outputSchema must be a JSON Schema object (for example {type: object, properties: ...})"
+    from jsonschema import Draft202012Validator, SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"outputSchema is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}"
+    if "$ref" in json.dumps(schema) and "$defs" in schema:
+        return "outputSchema: $ref and $defs are not supported; write the schema inline"
+    return ""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from stigmer.core import Backend, LoadedResource, NotFound
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._export import Export
 
@@ -204,6 +205,35 @@ class AsyncStigmer:
                 await probe.close()
             return
         await asyncio.wait_for(self.backend.list(request), timeout)
+
+    async def check_servers(self, *, timeout: float = 5.0) -> list[tuple[str, Exception | None]]:
+        """Each server of a server context whose endpoint lists several, checked on its own (the
+        call of :meth:`check`): ``(endpoint, None)`` for one that answers and accepts the token,
+        ``(endpoint, error)`` otherwise. Empty for a local store, one server or a DNS endpoint
+        (``stigmer doctor`` reports a server of the list that is down, which balanced calls hide)."""
+        from stigmer.core import StigmerError
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        target = self._target
+        if target is None or target.local:
+            return []
+        from stigmer.backend.cloud import parse_endpoint
+
+        servers = parse_endpoint(str(target.options.get("endpoint", ""))).servers()
+        if len(servers) < 2:
+            return []
+        found: list[tuple[str, Exception | None]] = []
+        for server in servers:
+            options = {**target.options, "endpoint": str(server), "timeout": timeout, "retries": 1}
+            probe = Connection(target.backend, options, target.context).open()
+            try:
+                await probe.list(svc.ListRequest(kind="Workflow", page_size=1))
+                found.append((str(server), None))
+            except StigmerError as exc:
+                found.append((str(server), exc))
+            finally:
+                await probe.close()
+        return found
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -409,6 +439,37 @@ class AsyncStigmer:
 
         return tuple((await self.backend.list_secrets(svc.ListSecretsRequest(prefix=prefix))).secrets)
 
+    async def memories(
+        self, agent: str = "", *, subject: str = "", query: str = "", limit: int = 0
+    ) -> tuple[Memory, ...]:
+        """Agents' memories: of ``agent`` (all agents: ""), about ``subject`` (any: ""), newest
+        first — or, with ``query``, the most relevant to it first. ``limit`` 0: every one (a
+        search: up to 100)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        request = svc.ListMemoriesRequest(
+            agent=agent, subject=subject, query=query, page_size=min(limit, 1000)
+        )
+        found: list[Memory] = []
+        while True:
+            page = await self.backend.list_memories(request)
+            found.extend(page.memories)
+            if not page.next_page_token or (limit and len(found) >= limit):
+                return tuple(found[:limit] if limit else found)
+            request.page_token = page.next_page_token
+
+    async def memory(self, memory_id: str) -> Memory:
+        """One memory by id (``mem_...``)."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.get_memory(svc.GetMemoryRequest(id=memory_id))
+
+    async def forget(self, memory_id: str) -> Memory:
+        """Delete a memory; returns it as it was."""
+        from stigmer.proto.v1 import backend_service_pb2 as svc
+
+        return await self.backend.delete_memory(svc.DeleteMemoryRequest(id=memory_id))
+
     async def delete_secret(self, name: str) -> SecretMetadata:
         """Delete a secret; returns its metadata as it was."""
         from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -458,10 +519,17 @@ class AsyncStigmer:
         return await self.backend.revoke_secret(svc.RevokeSecretRequest(name=name, grant=_grantee(to, role)))
 
     async def export(
-        self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
+        self,
+        directory: str | Path | None = None,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        format: str = "stigmer",
     ) -> Export:
         """Resources as manifests (status and ids stripped); with ``directory``, written there
-        with the skills' files and a SECRETS.md listing the secrets to set elsewhere."""
+        with the skills' files and a SECRETS.md listing the secrets to set elsewhere.
+        ``format="upstream"`` writes upstream Stigmer's ``agentic.stigmer.ai/v1`` manifests
+        where a mapping exists (docs/migrating-from-upstream.md)."""
         from stigmer.sdk._export import export_resources
 
         return await export_resources(
@@ -469,6 +537,7 @@ class AsyncStigmer:
             kind=resolve_kind(kind) if kind else None,
             name=name,
             directory=Path(directory) if directory is not None else None,
+            format=format,
         )
 
     # -- executions ----------------------------------------------------------------------------
@@ -484,6 +553,8 @@ class AsyncStigmer:
         session: str | None = None,
         kind: str | None = None,
         start: bool = True,
+        limits: Mapping[str, float] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
@@ -494,10 +565,15 @@ class AsyncStigmer:
         (``"workflow"`` / ``"agent"``) is needed only when both exist. ``start=False`` (a local
         context) creates the execution without running it here: ``follow(start=True)`` on its
         handle, or ``stigmer execution resume ID``, runs it later.
+
+        Agents only: ``limits`` bounds the run (``max_requests``, ``max_tool_calls``,
+        ``max_input_tokens``, ``max_output_tokens``, ``max_tokens``, ``max_cost_usd``; they can only
+        lower the agent's own), and ``output_schema`` (a JSON Schema) makes the run's output a JSON
+        value valid against it.
         """
         from google.protobuf import json_format, struct_pb2
+        from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2
         from stigmer.proto.v1 import backend_service_pb2 as svc
-        from stigmer.proto.v1 import execution_pb2, meta_pb2
 
         if kind:
             target = resolve_kind(kind)
@@ -512,6 +588,8 @@ class AsyncStigmer:
             raise InvalidArgument("message= and session= are for agents; give a workflow input=")
         if target == "Agent" and not message and input is None:
             raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
+        if target == "Workflow" and (limits or output_schema is not None):
+            raise InvalidArgument("limits= and output_schema= are for agents")
         runner = load_runner_plugin(runs) if self.local else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
@@ -519,6 +597,21 @@ class AsyncStigmer:
             session_id=await session_for(self.backend, name, session) if session else "",
             env=dict(env or {}),
         )
+        if limits:
+            try:
+                json_format.ParseDict(dict(limits), spec.limits)
+            except json_format.ParseError as exc:
+                known = ", ".join(f.name for f in agent_pb2.AgentLimits.DESCRIPTOR.fields)
+                raise InvalidArgument(f"limits: {exc} (known limits: {known})", ["limits"]) from None
+            if any(v < 0 for _f, v in spec.limits.ListFields()):
+                raise InvalidArgument("limits must not be negative", ["limits"])
+        if output_schema is not None:
+            from stigmer.core import output_schema_problem
+
+            problem = output_schema_problem(output_schema)
+            if problem:
+                raise InvalidArgument(problem, ["output_schema"])
+            spec.output_schema.update(dict(output_schema))
         if isinstance(input, struct_pb2.Value):  # given as a Value already (JSON null included)
             spec.input.CopyFrom(input)
         elif input is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stigmer.core import APPLY_ORDER, applicable_kinds
+from stigmer.core.upstream import to_upstream
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -82,11 +83,25 @@ async def _all(backend: Backend, kind: str) -> list[Message]:
             return out
 
 
+FORMATS = ("stigmer", "upstream")
+
+
 async def export_resources(
-    backend: Backend, *, kind: str | None = None, name: str | None = None, directory: Path | None = None
+    backend: Backend,
+    *,
+    kind: str | None = None,
+    name: str | None = None,
+    directory: Path | None = None,
+    format: str = "stigmer",
 ) -> Export:
-    """Read resources (one, one kind, or all) and, with ``directory``, write them there."""
-    from stigmer.core import unwrap
+    """Read resources (one, one kind, or all) and, with ``directory``, write them there.
+    ``format="upstream"`` maps them to upstream Stigmer's manifests where a mapping exists."""
+    from stigmer.core import InvalidArgument, unwrap
+
+    if format not in FORMATS:
+        raise InvalidArgument(
+            f"unknown export format {format!r}; use one of: {', '.join(FORMATS)}", ["format"]
+        )
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import meta_pb2
 
@@ -102,11 +117,33 @@ async def export_resources(
     result.manifests.sort(key=lambda m: APPLY_ORDER.get(m["kind"], 9))
     result.secrets = secrets_of(result.manifests)
     if directory is not None:
-        await _write(backend, directory, result)
+        await _write(backend, directory, result, upstream=format == "upstream")
+    elif format == "upstream":
+        for manifest in result.manifests:
+            if manifest["kind"] == "Skill" and (spec := manifest.get("spec") or {}).get("artifact"):
+                spec["content"] = await _skill_md(backend, spec.pop("artifact"))
+        result.manifests = [to_upstream(m) for m in result.manifests]
     return result
 
 
-async def _write(backend: Backend, directory: Path, result: Export) -> None:
+async def _skill_md(backend: Backend, key: str) -> str:
+    """The SKILL.md text inside a skill's stored artifact."""
+    import io
+    import tarfile
+
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.sdk._skillpack import SKILL_FILE
+
+    blob = await backend.get_artifact(svc.GetArtifactRequest(key=key))
+    with tarfile.open(fileobj=io.BytesIO(blob.content)) as tar:
+        try:
+            member = tar.extractfile(SKILL_FILE)
+        except KeyError:
+            return ""
+        return member.read().decode("utf-8") if member is not None else ""
+
+
+async def _write(backend: Backend, directory: Path, result: Export, upstream: bool = False) -> None:
     from stigmer.core import dump_yaml, slugify
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.sdk._skillpack import unpack_skill
@@ -123,6 +160,13 @@ async def _write(backend: Backend, directory: Path, result: Export) -> None:
         folder = directory / f"{manifest['kind'].lower()}s"
         folder.mkdir(exist_ok=True)
         path = folder / f"{slug}.yaml"
+        if upstream:
+            if (
+                manifest["kind"] == "Skill"
+                and (skill_md := directory / SKILLS_DIR / slug / "SKILL.md").is_file()
+            ):
+                spec["content"] = skill_md.read_text(encoding="utf-8")
+            manifest = to_upstream(manifest)
         path.write_text(dump_yaml([manifest]), encoding="utf-8")
         result.files.append(path)
     secrets_file = directory / SECRETS_FILE

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.core import Backend, NotFound
     from stigmer.proto.v1 import execution_pb2
+    from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
@@ -201,6 +202,10 @@ class Stigmer:
         """See ``AsyncStigmer.check``: one authenticated call; raises when it fails."""
         self._loop.run(self._async.check(timeout=timeout))
 
+    def check_servers(self, *, timeout: float = 5.0) -> list[tuple[str, Exception | None]]:
+        """See ``AsyncStigmer.check_servers``: each server of a list endpoint, checked on its own."""
+        return self._loop.run(self._async.check_servers(timeout=timeout))
+
     def apply(self, *resources: Any, dry_run: bool = False) -> list[Applied]:
         return self._loop.run(self._async.apply(*resources, dry_run=dry_run))
 
@@ -264,6 +269,17 @@ class Stigmer:
     def list_secrets(self, prefix: str = "") -> tuple[SecretMetadata, ...]:
         return self._loop.run(self._async.list_secrets(prefix))
 
+    def memories(
+        self, agent: str = "", *, subject: str = "", query: str = "", limit: int = 0
+    ) -> tuple[Memory, ...]:
+        return self._loop.run(self._async.memories(agent, subject=subject, query=query, limit=limit))
+
+    def memory(self, memory_id: str) -> Memory:
+        return self._loop.run(self._async.memory(memory_id))
+
+    def forget(self, memory_id: str) -> Memory:
+        return self._loop.run(self._async.forget(memory_id))
+
     def check_master_key(self) -> tuple[bool | None, str, int]:
         return self._loop.run(self._async.check_master_key())
 
@@ -280,9 +296,14 @@ class Stigmer:
         return self._loop.run(self._async.revoke_secret(name, to=to, role=role))
 
     def export(
-        self, directory: str | Path | None = None, *, kind: str | None = None, name: str | None = None
+        self,
+        directory: str | Path | None = None,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        format: str = "stigmer",
     ) -> Export:
-        return self._loop.run(self._async.export(directory, kind=kind, name=name))
+        return self._loop.run(self._async.export(directory, kind=kind, name=name, format=format))
 
     def run(
         self,
@@ -295,6 +316,8 @@ class Stigmer:
         session: str | None = None,
         kind: str | None = None,
         start: bool = True,
+        limits: Mapping[str, float] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
@@ -302,6 +325,8 @@ class Stigmer:
                 input=input,
                 message=message,
                 env=env,
+                limits=limits,
+                output_schema=output_schema,
                 secrets=secrets,
                 session=session,
                 kind=kind,

@@ -61,6 +61,11 @@ _RUNNER = frozenset(
         "GetArtifact",
         # A workflow's `call: agent` / `run: workflow` starts child executions.
         "CreateExecution",
+        # An agent's memory tools (the store limits a runner to its execution's agent).
+        "CreateMemory",
+        "ListMemories",
+        "GetMemory",
+        "DeleteMemory",
     }
 )
 _USER_DENIED = frozenset({"GetExecutionContext", "UpdateExecutionStatus"})

@@ -20,10 +20,10 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, cast
 
-from stigmer.core import LIMIT_SETTINGS, TERMINAL_PHASES, Backend, Limits, StigmerError
+from stigmer.core import LIMIT_SETTINGS, TERMINAL_PHASES, Backend, InvalidArgument, Limits, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.server._process import find_script
@@ -33,12 +33,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHILD_ENVIRONMENT",
+    "DEFAULT_LEASE_SECONDS",
+    "LEASE_ENV",
     "ChildDispatcher",
     "ExecutionDispatcher",
     "NoDispatcher",
     "child_environment",
     "runner_command",
     "runner_name",
+    "server_lease_seconds",
 ]
 
 logger = logging.getLogger("stigmer.server")
@@ -47,6 +50,43 @@ logger = logging.getLogger("stigmer.server")
 #: and how long such a child gets to notice by itself before it is stopped.
 END_POLL_SECONDS = 1.0
 END_GRACE_SECONDS = 3.0
+
+#: A server's lease on the executions it runs: renewed every third of it; another server on the same
+#: database takes over an execution whose lease was not renewed for this long (seconds).
+DEFAULT_LEASE_SECONDS = 30.0
+LEASE_ENV = "STIGMER_SERVER_LEASE_SECONDS"
+
+
+def server_lease_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """The lease time to live of ``$STIGMER_SERVER_LEASE_SECONDS`` (default 30 s, at least 1 s)."""
+    text = (os.environ if environ is None else environ).get(LEASE_ENV, "").strip()
+    if not text:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 86_400.0:
+        raise InvalidArgument(
+            f"{LEASE_ENV}={text!r} is not valid: give the lease time in seconds, from 1 to 86400 "
+            f"(default {DEFAULT_LEASE_SECONDS:g})",
+            [LEASE_ENV],
+        )
+    return value
+
+
+class _Leases(Protocol):
+    """What a store offers a server that shares it with other servers (``LocalBackend``)."""
+
+    server_id: str
+
+    async def hold_execution(self, execution_id: str, *, ttl: float, force: bool = False) -> bool: ...
+
+    async def renew_executions(self, execution_ids: Sequence[str]) -> set[str]: ...
+
+    async def take_over_executions(
+        self, *, ttl: float, own: bool = False
+    ) -> Sequence[tuple[execution_pb2.Execution, str]]: ...
 
 
 def runner_name(kind: str) -> str:
@@ -132,6 +172,14 @@ class ChildDispatcher:
     With ``spares`` (the default), once a runner has run an execution one spare child of it is kept
     started ahead (``--execution -``: it loads the runner, then waits on stdin for an execution id
     and its token), so the next execution skips the process start and the imports.
+
+    Several servers on one database: when the backend has a ``server_id`` (``LocalBackend`` of
+    ``stigmer server``), this server holds a lease on each execution it runs and renews it every
+    third of ``lease_seconds`` (default ``$STIGMER_SERVER_LEASE_SECONDS``, else 30 s); at the same
+    pace it takes over the RUNNING and PENDING executions of a server whose leases have not been
+    renewed for ``lease_seconds`` (it is gone) and runs them: the runner resumes each from its
+    checkpoint. A run whose lease this server lost (it could not renew it in time, and another
+    server took it over) is stopped here.
     """
 
     def __init__(
@@ -140,8 +188,14 @@ class ChildDispatcher:
         *,
         command: Callable[[str], list[str] | None] | None = None,
         spares: bool = True,
+        lease_seconds: float | None = None,
     ) -> None:
         self._backend = backend
+        has_leases = bool(getattr(backend, "server_id", "")) and hasattr(backend, "take_over_executions")
+        self._leases: _Leases | None = cast("_Leases", backend) if has_leases else None
+        self._lease_seconds = lease_seconds if lease_seconds is not None else server_lease_seconds()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._taken_from_us: set[str] = set()  # runs another server took over while this one ran them
         self._command = command if command is not None else runner_command
         self._keep_spares = spares
         self._limits = Limits.load()  # the admin's settings (environment, config.yaml), for every run
@@ -208,6 +262,11 @@ class ChildDispatcher:
                 await asyncio.shield(previous)
         if self._stopping:
             return
+        if self._leases is not None:
+            try:  # this server runs it now (it created it, resumes it, or took it over)
+                await self._leases.hold_execution(execution_id, ttl=self._lease_seconds, force=True)
+            except StigmerError as err:
+                logger.warning("could not record that this server runs %s: %s", execution_id, err)
         name = runner_name(kind)
         argv = self._command(name)
         if argv is None:
@@ -258,6 +317,9 @@ class ChildDispatcher:
             self._children.pop(execution_id, None)
             if child is not None:
                 child.close()
+        if execution_id in self._taken_from_us:
+            self._taken_from_us.discard(execution_id)
+            return  # another server runs it now: its failure here is not the execution's
         if code != 0 and not self._stopping and not ended:
             logger.warning("the %s runner of %s ended with %s", name, execution_id, _exit_reason(code))
             await self._fail(
@@ -357,8 +419,15 @@ class ChildDispatcher:
 
     async def recover(self) -> list[str]:
         """Resume RUNNING executions whose runner was a process of this host that has died
-        (a server or Lite run that was killed); the runners resume from their checkpoints."""
+        (a server or Lite run that was killed); the runners resume from their checkpoints.
+
+        With leases: first the executions this server held before it restarted, and those of
+        servers whose leases expired; an execution another server holds is left to it. Then the
+        heartbeat starts (renewing this server's leases, taking over those of servers gone)."""
         resumed: list[str] = []
+        if self._leases is not None:
+            resumed += await self._take_over(own=True)
+            self._heartbeat = asyncio.create_task(self._beat(), name="stigmer-server-leases")
         page_token = ""
         while True:
             page = await self._backend.list_executions(
@@ -368,6 +437,10 @@ class ChildDispatcher:
             )
             for execution in page.executions:
                 if execution.metadata.id not in self._tasks and orphaned(execution.status.runner):
+                    if self._leases is not None and not await self._leases.hold_execution(
+                        execution.metadata.id, ttl=self._lease_seconds
+                    ):
+                        continue  # another server holds it (and its runner may run elsewhere)
                     logger.info(
                         "resuming execution %s, left running by %s",
                         execution.metadata.id,
@@ -378,6 +451,68 @@ class ChildDispatcher:
             page_token = page.next_page_token
             if not page_token:
                 return resumed
+
+    async def _take_over(self, *, own: bool = False) -> list[str]:
+        """Run the executions of servers whose leases expired (and, with ``own``, this server's
+        own from before a restart); their ids."""
+        assert self._leases is not None
+        taken: list[str] = []
+        for execution, holder in await self._leases.take_over_executions(ttl=self._lease_seconds, own=own):
+            execution_id = execution.metadata.id
+            if execution_id in self._tasks or self._draining:
+                continue
+            if holder == self._leases.server_id:
+                logger.info("resuming execution %s, held by this server before it restarted", execution_id)
+            else:
+                logger.info(
+                    "taking over execution %s from server %s (its lease was not renewed for %g s)",
+                    execution_id,
+                    holder,
+                    self._lease_seconds,
+                )
+            self.start(execution)
+            taken.append(execution_id)
+        return taken
+
+    async def _beat(self) -> None:
+        """Every third of the lease: renew this server's leases, stop what it lost, take over."""
+        assert self._leases is not None
+        while not self._stopping:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                running = [eid for eid, task in self._tasks.items() if not task.done()]
+                held = await self._leases.renew_executions(running)
+                for execution_id in running:
+                    if execution_id not in held:
+                        self._lost(execution_id)
+                if not self._draining:
+                    await self._take_over()
+            except StigmerError as err:
+                logger.warning("could not renew this server's leases: %s", err)
+            except Exception:
+                logger.exception("the lease heartbeat failed; retrying")
+
+    def _lost(self, execution_id: str) -> None:
+        """Another server took over ``execution_id`` (this one did not renew its lease in time):
+        stop the child running it here, so it never runs twice."""
+        proc = self._children.get(execution_id)
+        logger.warning(
+            "execution %s was taken over by another server (this server did not renew its lease "
+            "within %g s); stopping its run here",
+            execution_id,
+            self._lease_seconds,
+        )
+        if proc is not None:
+            self._taken_from_us.add(execution_id)  # its exit is not the execution's failure
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+
+    async def _stop_heartbeat(self) -> None:
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def shutdown(self, grace: float) -> None:
         """Let the children finish for up to ``grace`` seconds (the server must still answer their
@@ -394,6 +529,8 @@ class ChildDispatcher:
                 break
             await asyncio.wait(tasks, timeout=remaining)
         self._stopping = True
+        # The leases of what is left expire: another server (or this one, restarted) resumes it.
+        await self._stop_heartbeat()
         pending = [task for task in self._tasks.values() if not task.done()]
         if not pending:
             return

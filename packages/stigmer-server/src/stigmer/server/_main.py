@@ -53,6 +53,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve /metrics without a token (default: any valid token is needed)",
     )
+    ceiling = parser.add_argument_group(
+        "agent run ceilings", "the most any agent run may spend here; a run's own limits can only be lower"
+    )
+    ceiling.add_argument(
+        "--agent-max-requests", type=int, default=0, metavar="N", help="model requests per run"
+    )
+    ceiling.add_argument(
+        "--agent-max-tool-calls", type=int, default=0, metavar="N", help="tool calls per run"
+    )
+    ceiling.add_argument(
+        "--agent-max-tokens", type=int, default=0, metavar="N", help="input + output tokens per run"
+    )
+    ceiling.add_argument(
+        "--agent-max-cost", type=float, default=0.0, metavar="USD", help="cost per run, in US dollars"
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     add_temporal_arguments(
         parser,
@@ -62,7 +77,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    agent_limits = {
+        "max_requests": args.agent_max_requests,
+        "max_tool_calls": args.agent_max_tool_calls,
+        "max_tokens": args.agent_max_tokens,
+        "max_cost_usd": args.agent_max_cost,
+    }
+    negative = [name for name, value in agent_limits.items() if value < 0]
+    if negative:
+        parser.error(f"agent run ceilings must not be negative ({', '.join(negative)})")
     try:
         temporal = TemporalConnection.optional_from_args(args)
     except InvalidArgument as err:
@@ -93,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             args.insecure,
             run_executions=not args.no_run_executions,
             allow_run=args.allow_run,
+            agent_limits={k: v for k, v in agent_limits.items() if v},
             on_ready=announce,
             temporal=temporal,
             http_listen=args.http_listen,

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +22,13 @@ from stigmer.core import (
     private_dir,
     tighten_home,
 )
-from stigmer.server._dispatch import ChildDispatcher, ExecutionDispatcher, NoDispatcher
+from stigmer.server._dispatch import (
+    DEFAULT_LEASE_SECONDS,
+    ChildDispatcher,
+    ExecutionDispatcher,
+    NoDispatcher,
+    server_lease_seconds,
+)
 from stigmer.server._tokens import (
     TokenStore,
     admin_token_path,
@@ -40,6 +47,7 @@ __all__ = [
     "parse_listen",
     "run_server",
     "serve",
+    "server_identity",
 ]
 
 logger = logging.getLogger("stigmer.server")
@@ -79,6 +87,31 @@ def is_loopback(host: str) -> bool:
 
 # Where a process of this host reaches a server bound to a wildcard address.
 _LOOPBACK_OF = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def server_identity(home: Path) -> str:
+    """This server's id (``srv_<ulid>``), kept in ``$STIGMER_HOME/server.id`` so a restarted server
+    is the same server: it holds the leases of the executions it runs (see ChildDispatcher). Each
+    server of a database needs a home of its own."""
+    from ulid import ULID
+
+    path = Path(home) / "server.id"
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        text = ""
+    if text.startswith("srv_") and 4 < len(text) <= 64 and text[4:].isalnum():
+        return text
+    private_dir(path.parent)
+    new = f"srv_{str(ULID()).lower()}"
+    tmp = path.with_name(f".server.id.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (new + "\n").encode("ascii"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return new
 
 
 def _format_address(host: str, port: int) -> str:
@@ -317,6 +350,7 @@ def run_server(
     *,
     run_executions: bool = True,
     allow_run: bool = False,
+    agent_limits: Mapping[str, float] | None = None,
     on_ready: Callable[[str], None] | None = None,
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
@@ -330,7 +364,8 @@ def run_server(
     there is one (table ``auth_tokens``), else in ``$STIGMER_HOME/tokens.db``. With ``run_executions`` (the default, no Temporal) the
     server runs the executions it creates with the installed runners, each in a child process.
     ``allow_run`` grants executions the ``run`` capability (``run: shell|script``, stdio MCP
-    servers): off unless the admin enables it (``--allow-run``).
+    servers): off unless the admin enables it (``--allow-run``). ``agent_limits`` is the ceiling
+    of every agent run created here (``--agent-max-*``).
 
     With ``temporal`` (namespace, TLS, API key), or a ``temporal_address`` / ``$STIGMER_TEMPORAL_ADDRESS``
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
@@ -341,6 +376,10 @@ def run_server(
     database_url = database_url or settings.database_url or None
     # Check the Temporal options (and read their files) before opening any database.
     connection = temporal if temporal is not None else TemporalConnection.optional(temporal_address)
+    # Without Temporal the server runs executions itself, holding a lease on each (several
+    # servers may share the database: one takes over the runs of another that is gone).
+    runs_itself = run_executions and connection is None
+    lease = server_lease_seconds() if runs_itself else DEFAULT_LEASE_SECONDS
 
     from stigmer.core import setup_telemetry
 
@@ -357,10 +396,14 @@ def run_server(
             database_url=database_url,
             home=resolved_home,
             allow_run=allow_run,
-            offer_to_runners=connection is not None or not run_executions,
+            offer_to_runners=not runs_itself,
+            server_id=server_identity(resolved_home) if runs_itself else "",
+            agent_limits=dict(agent_limits or {}),
         )
         store = TokenStore(database_url=database_url, home=resolved_home)
-        dispatcher: ExecutionDispatcher = ChildDispatcher(backend) if run_executions else NoDispatcher()
+        dispatcher: ExecutionDispatcher = (
+            ChildDispatcher(backend, lease_seconds=lease) if run_executions else NoDispatcher()
+        )
         if allow_run:
             logger.warning(
                 "executions may run local commands (run: shell|script, stdio MCP servers): --allow-run"

@@ -18,6 +18,7 @@ from stigmer.core import Backend, InvalidArgument, StigmerError
 from stigmer.proto.v1 import (
     artifact_pb2,
     execution_pb2,
+    memory_pb2,
     resource_pb2,
     secret_pb2,
 )
@@ -236,3 +237,17 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
 
     async def GetArtifact(self, request: svc.GetArtifactRequest, context: Any) -> svc.GetArtifactResponse:
         return await self._call("GetArtifact", self._backend.get_artifact, request, context)
+
+    # -- memories -------------------------------------------------------------------------------
+
+    async def CreateMemory(self, request: svc.CreateMemoryRequest, context: Any) -> memory_pb2.Memory:
+        return await self._call("CreateMemory", self._backend.create_memory, request, context)
+
+    async def ListMemories(self, request: svc.ListMemoriesRequest, context: Any) -> svc.ListMemoriesResponse:
+        return await self._call("ListMemories", self._backend.list_memories, request, context)
+
+    async def GetMemory(self, request: svc.GetMemoryRequest, context: Any) -> memory_pb2.Memory:
+        return await self._call("GetMemory", self._backend.get_memory, request, context)
+
+    async def DeleteMemory(self, request: svc.DeleteMemoryRequest, context: Any) -> memory_pb2.Memory:
+        return await self._call("DeleteMemory", self._backend.delete_memory, request, context)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from stigmer.core import (
     AlreadyExists,
@@ -54,6 +54,9 @@ __all__ = [
 ROLES: tuple[str, ...] = ("admin", "user", "runner")
 _TOKEN_PREFIX = "tok_"
 _TABLE = "auth_tokens"
+#: The PostgreSQL advisory lock taken while a token is created (so a name is checked and taken at
+#: once, by one of several servers or `stigmer token create` running together).
+_PG_LOCK_KEY = 0x5715_3E13
 
 
 @dataclass(frozen=True)
@@ -136,10 +139,17 @@ class TokenStore:
 
             @sa.event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA busy_timeout=10000")
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                # Take the write lock up front: a read-then-write transaction (check a name, then
+                # insert) is serialised with other processes instead of failing or racing.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         meta = sa.MetaData()
         table = sa.Table(
@@ -191,8 +201,16 @@ class TokenStore:
 
     # -- public API -----------------------------------------------------------------------------
 
-    def create(self, role: str, name: str | None = None) -> IssuedToken:
-        """Create a token with ``role`` (admin, user or runner); the secret is returned only here."""
+    def create(
+        self, role: str, name: str | None = None, *, if_name_taken: Literal["refuse", "unnamed"] = "refuse"
+    ) -> IssuedToken:
+        """Create a token with ``role`` (admin, user or runner); the secret is returned only here.
+
+        The name is checked and taken under a database lock (an advisory lock on PostgreSQL,
+        ``BEGIN IMMEDIATE`` on SQLite), so processes creating tokens at once never both take it.
+        When an active token already has ``name``: ``if_name_taken="refuse"`` raises AlreadyExists,
+        ``"unnamed"`` names the new token after its id instead.
+        """
         if role not in ROLES:
             raise InvalidArgument(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}", ["role"])
         if name is not None and not name.strip():
@@ -205,10 +223,14 @@ class TokenStore:
         created = datetime.now(UTC)
         final_name = name.strip() if name else token_id
         with self._unavailable(), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
             active = conn.execute(
                 table.select().where(table.c.name == final_name, table.c.revoked_at.is_(None))
             ).first()
-            if active is not None:
+            if active is not None and if_name_taken == "unnamed":
+                final_name = token_id
+            elif active is not None:
                 raise AlreadyExists(
                     f"an active token named {final_name!r} exists ({active.id}); "
                     "revoke it first or choose another name"
@@ -312,7 +334,9 @@ def remove_admin_endpoint(home: Path, address: str) -> None:
 def ensure_admin_token(store: TokenStore, home: Path) -> str:
     """Return the admin token of ``$STIGMER_HOME/tokens/admin``, creating it (mode 0600) if needed.
 
-    An existing file is kept when its token is still a valid admin token.
+    An existing file is kept when its token is still a valid admin token. Each server (each home)
+    has its own admin token: the first one created in a database is named ``admin``, the others
+    (servers started on the same database, at once or later) are named after their id.
     """
     path = admin_token_path(home)
     if path.exists():
@@ -320,9 +344,7 @@ def ensure_admin_token(store: TokenStore, home: Path) -> str:
         principal = store.verify(existing)
         if principal is not None and principal.role == "admin":
             return existing
-    names = {info.name for info in store.list() if not info.revoked}
-    name = "admin" if "admin" not in names else None
-    issued = store.create("admin", name)
+    issued = store.create("admin", "admin", if_name_taken="unnamed")
     private_dir(path.parent)
     tmp = path.with_name(f".admin.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

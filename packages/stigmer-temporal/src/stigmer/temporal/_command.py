@@ -46,7 +46,8 @@ class WorkerCommand:
             dest="endpoint",
             metavar="URL",
             default=os.environ.get("STIGMER_ENDPOINT", "grpc://127.0.0.1:7234"),
-            help="Stigmer server, grpc://HOST:PORT or grpcs://HOST:PORT (default: $STIGMER_ENDPOINT)",
+            help="Stigmer server, grpc://HOST:PORT or grpcs://HOST:PORT; several servers of one database as "
+            "grpc://A:PORT,grpc://B:PORT or dns:///NAME:PORT (default: $STIGMER_ENDPOINT)",
         )
         tokens = parser.add_mutually_exclusive_group()
         tokens.add_argument(

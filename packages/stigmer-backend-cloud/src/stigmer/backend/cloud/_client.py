@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from stigmer.backend.cloud._endpoint import Endpoint, parse_endpoint
-from stigmer.backend.cloud._retry import backoff_delay, is_retryable, never_sent
+from stigmer.backend.cloud._endpoint import Endpoint, channel_target, parse_endpoint
+from stigmer.backend.cloud._retry import backoff_delay, is_retryable, never_sent, service_config
 from stigmer.core import InvalidArgument, Settings, StigmerError, Unavailable, error_from_grpc_code
-from stigmer.proto.v1 import artifact_pb2, execution_pb2, resource_pb2, secret_pb2
+from stigmer.proto.v1 import artifact_pb2, execution_pb2, memory_pb2, resource_pb2, secret_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 
 __all__ = ["CloudBackend"]
@@ -42,7 +42,11 @@ _CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 class CloudBackend:
     """A client of ``stigmer.v1.BackendService`` (``stigmer server`` or Stigmer Cloud).
 
-    ``endpoint`` is ``grpc://host:port`` or ``grpcs://host:port``. Without a ``token``, a client of
+    ``endpoint`` is ``grpc://host:port`` or ``grpcs://host:port``; several servers (sharing one
+    database) as a list, ``grpc://a:7234,grpc://b:7234``, or as a DNS name with a record per
+    server, ``dns:///name:7234`` (``grpcs+dns://name:7234`` with TLS): calls are then balanced over
+    the servers that answer (gRPC's ``round_robin``), and idempotent calls that meet an unavailable
+    server are retried on another (gRPC's retry policy, see ``service_config``). Without a ``token``, a client of
     a loopback server reads ``$STIGMER_HOME/tokens/admin`` (written by the server), so the local
     CLI needs no login — only when ``tokens/admin.endpoint`` says the server listens at this very
     endpoint, so no other process on another loopback port ever receives the admin token. ``tls_ca`` is a PEM bundle to trust instead of the system roots (default:
@@ -123,6 +127,18 @@ class CloudBackend:
         self._grpc = grpc
         # A channel belongs to the event loop it was made on; a new loop gets a new channel.
         self._refresh_token()
+        target, options = self.endpoint.target, _CHANNEL_OPTIONS
+        if self.endpoint.several:
+            target = channel_target(self.endpoint)
+            options = (*options, ("grpc.service_config", service_config()), ("grpc.enable_retries", 1))
+            if self.endpoint.more and self.endpoint.tls:
+                # Each server's certificate is checked against the first server's name (a list's
+                # target holds addresses): give every server a certificate for that name.
+                options = (
+                    *options,
+                    ("grpc.ssl_target_name_override", self.endpoint.host),
+                    ("grpc.default_authority", self.endpoint.host),
+                )
         if self.endpoint.tls:
             try:
                 ca = self._tls_ca.read_bytes() if self._tls_ca is not None else None
@@ -131,9 +147,9 @@ class CloudBackend:
                     f"cannot read CA bundle {self._tls_ca}: {exc.strerror}", ["tls_ca"]
                 ) from None
             credentials = grpc.ssl_channel_credentials(root_certificates=ca)
-            channel = grpc.aio.secure_channel(self.endpoint.target, credentials, options=_CHANNEL_OPTIONS)
+            channel = grpc.aio.secure_channel(target, credentials, options=options)
         else:
-            channel = grpc.aio.insecure_channel(self.endpoint.target, options=_CHANNEL_OPTIONS)
+            channel = grpc.aio.insecure_channel(target, options=options)
         self._channel = channel
         self._stub = backend_service_pb2_grpc.BackendServiceStub(channel)
         self._loop = loop
@@ -152,8 +168,9 @@ class CloudBackend:
         code = err.code().name
         details = err.details() or ""
         if code == "UNAVAILABLE":
+            where = "any Stigmer server of" if self.endpoint.several else "the Stigmer server at"
             message = (
-                f"cannot reach the Stigmer server at {self.endpoint} ({details}); "
+                f"cannot reach {where} {self.endpoint} ({details}); "
                 "check that `stigmer server` is running there and the endpoint is right"
             )
         elif code == "RESOURCE_EXHAUSTED" and "larger than max" in details:
@@ -275,6 +292,22 @@ class CloudBackend:
 
     async def get_artifact(self, request: svc.GetArtifactRequest) -> svc.GetArtifactResponse:
         result: svc.GetArtifactResponse = await self._unary("GetArtifact", request)
+        return result
+
+    async def create_memory(self, request: svc.CreateMemoryRequest) -> memory_pb2.Memory:
+        result: memory_pb2.Memory = await self._unary("CreateMemory", request)
+        return result
+
+    async def list_memories(self, request: svc.ListMemoriesRequest) -> svc.ListMemoriesResponse:
+        result: svc.ListMemoriesResponse = await self._unary("ListMemories", request)
+        return result
+
+    async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
+        result: memory_pb2.Memory = await self._unary("GetMemory", request)
+        return result
+
+    async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
+        result: memory_pb2.Memory = await self._unary("DeleteMemory", request)
         return result
 
     async def watch_execution(

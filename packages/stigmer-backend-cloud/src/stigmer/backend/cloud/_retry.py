@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-__all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable", "never_sent"]
+__all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable", "never_sent", "service_config"]
 
 # Retried on UNAVAILABLE: reads, plus writes whose repetition has the same effect.
 # - Apply is an upsert by kind + slug: a repeat finds the resource unchanged.
@@ -16,7 +16,8 @@ __all__ = ["IDEMPOTENT", "backoff_delay", "is_retryable", "never_sent"]
 # Never retried, because a lost reply would make a repeat do something twice or answer
 # differently: CreateExecution (a second run), Delete / DeleteSecret (NotFound the second time),
 # CancelExecution and SubmitApproval (FailedPrecondition the second time), SetSecret (a write of a
-# secret value, sent once so the caller decides whether to send it again).
+# secret value, sent once so the caller decides whether to send it again), CreateMemory (a second
+# memory) and DeleteMemory (NotFound the second time).
 IDEMPOTENT: frozenset[str] = frozenset(
     {
         "Apply",
@@ -32,8 +33,40 @@ IDEMPOTENT: frozenset[str] = frozenset(
         "RevokeSecret",
         "PutArtifact",
         "GetArtifact",
+        "ListMemories",
+        "GetMemory",
     }
 )
+
+
+_SERVICE = "stigmer.v1.BackendService"
+
+
+def service_config(max_attempts: int = 5) -> str:
+    """The gRPC service config of a channel to several servers: ``round_robin`` over every server
+    that answers, and gRPC's own retry policy for UNAVAILABLE on the calls that are always
+    idempotent (a repeat lands on another server). ``UpdateExecutionStatus`` is idempotent only
+    when every event carries its sequence number, so it is retried by the client itself
+    (:func:`is_retryable`), as are calls that never reached a server (:func:`never_sent`)."""
+    import json
+
+    names = [{"service": _SERVICE, "method": m} for m in sorted(IDEMPOTENT - {"UpdateExecutionStatus"})]
+    config = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": names,
+                "retryPolicy": {
+                    "maxAttempts": max_attempts,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+    return json.dumps(config, separators=(",", ":"))
 
 
 def is_retryable(method: str, request: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +24,7 @@ from stigmer.core import (
 )
 from stigmer.proto.v1 import (
     artifact_pb2,
+    memory_pb2,
     resource_pb2,
     secret_pb2,
 )
@@ -64,7 +65,8 @@ class LocalBackend:
 
     ``allow_run`` is the ``run`` capability granted to every execution in its context (``run:
     shell|script``, stdio MCP servers): on by default, for Lite; a shared server passes its
-    ``--allow-run`` flag.
+    ``--allow-run`` flag. ``agent_limits`` (``stigmer.v1.AgentLimits`` field names) is a ceiling
+    written into every agent execution created here: a run's own limits can only be lower.
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class LocalBackend:
         *,
         allow_run: bool = True,
         offer_to_runners: bool = True,
+        server_id: str = "",
+        agent_limits: Mapping[str, float] | None = None,
     ) -> None:
         from stigmer.backend.local._db import Database, redact_url
         from stigmer.backend.local.tables._migrations import migrate
@@ -96,12 +100,14 @@ class LocalBackend:
             log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self.allow_run = allow_run
+        self.agent_limits = {k: v for k, v in (agent_limits or {}).items() if v}
         self._key_source = "the master_key argument" if master_key is not None else ""
         self._box_cache: SecretBox | None = None
         if master_key is not None:
             self._box()
         self._threaded = not self._db.is_sqlite
         self.offer_to_runners = offer_to_runners
+        self.server_id = server_id
         # Watchers waiting for news, by execution id: a change wakes only that execution's.
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._watching = 0
@@ -236,14 +242,69 @@ class LocalBackend:
 
         box = self._box() if request.runtime_secrets else None
         source = self._key_source
-        who, offer = current_principal(), self.offer_to_runners
+        who, offer, server = current_principal(), self.offer_to_runners, self.server_id
+        ceiling = self.agent_limits
 
         def create(c: Connection) -> ex.Execution:
             if box is not None:
                 _secrets.require_key(c, box, source)
-            return _executions.create(c, box, request, who, offer)  # type: ignore[arg-type]
+            return _executions.create(c, box, request, who, offer, server, ceiling)  # type: ignore[arg-type]
 
         return await self._write(create)
+
+    # -- a server's leases on the executions it runs (several servers on one database) ----------
+
+    async def hold_execution(self, execution_id: str, *, ttl: float, force: bool = False) -> bool:
+        """Make this server (``server_id``) the holder of an execution it is about to run; False
+        when another server holds a live lease on it (see ``tables._holds``). True without a
+        ``server_id`` or for an execution no server runs (no lease to hold)."""
+        from stigmer.backend.local.tables import _grants, _holds
+
+        server, ttl_us = self.server_id, int(ttl * 1e6)
+        if not server:
+            return True
+
+        def take(c: Connection) -> bool:
+            if _grants.dispatch_of(c, execution_id) != "server":
+                return True
+            return _holds.hold(c, execution_id, server, ttl_us, force=force)
+
+        return await self._write(take)
+
+    async def renew_executions(self, execution_ids: Sequence[str]) -> set[str]:
+        """Renew this server's leases on ``execution_ids``; the ones it still holds."""
+        from stigmer.backend.local.tables import _holds
+
+        server, ids = self.server_id, list(execution_ids)
+        if not server or not ids:
+            return set(ids)
+        return await self._write(lambda c: _holds.renew(c, server, ids))
+
+    async def take_over_executions(
+        self, *, ttl: float, own: bool = False
+    ) -> Sequence[tuple[ex.Execution, str]]:
+        """Take over the PENDING and RUNNING executions of servers whose lease expired (not
+        renewed for ``ttl`` seconds) — with ``own``, also those this server held before it
+        restarted — each with one conditional update, so one server wins each. Returns each
+        execution won and the server it was taken from."""
+        from stigmer.backend.local.tables import _executions, _holds
+
+        server, ttl_us = self.server_id, int(ttl * 1e6)
+        if not server:
+            return []
+        candidates = await self._read(lambda c: _holds.expired(c, server, ttl_us, own=own))
+        won: list[tuple[ex.Execution, str]] = []
+        for lease in candidates:
+
+            def take(c: Connection, lease: _holds.Held = lease) -> ex.Execution | None:
+                if not _holds.take(c, lease, server):
+                    return None
+                return _executions.get(c, svc.GetExecutionRequest(id=lease.execution_id))
+
+            execution = await self._write(take)
+            if execution is not None:
+                won.append((execution, lease.holder))
+        return won
 
     async def get_execution(self, request: svc.GetExecutionRequest) -> ex.Execution:
         from stigmer.backend.local.tables import _executions
@@ -442,6 +503,33 @@ class LocalBackend:
         from stigmer.backend.local.tables import _artifacts
 
         return await self._read(lambda c: _artifacts.get_artifact(c, request))
+
+    # -- memories ----------------------------------------------------------------------------------
+    async def create_memory(self, request: svc.CreateMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._write(lambda c: _memories.create(c, request, who))
+
+    async def list_memories(self, request: svc.ListMemoriesRequest) -> svc.ListMemoriesResponse:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        run = self._write if who is not None and who.role == "runner" else self._read  # a lease may renew
+        return await run(lambda c: _memories.list_memories(c, request, who))
+
+    async def get_memory(self, request: svc.GetMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        run = self._write if who is not None and who.role == "runner" else self._read  # a lease may renew
+        return await run(lambda c: _memories.get(c, request, who))
+
+    async def delete_memory(self, request: svc.DeleteMemoryRequest) -> memory_pb2.Memory:
+        from stigmer.backend.local.tables import _memories
+
+        who = current_principal()
+        return await self._write(lambda c: _memories.delete_memory(c, request, who))
 
     async def close(self) -> None:
         if self._poller is not None and not self._poller.done():

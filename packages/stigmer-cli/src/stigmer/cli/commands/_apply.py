@@ -139,7 +139,51 @@ def load_files(filenames: list[str]) -> list[LoadedResource]:
         loaded += [r for f in python for r in load_python_manifests(f)]
     if not loaded:
         raise CliError("the manifests hold no resources")
+    print_notices(loaded)
     return loaded
+
+
+def print_notices(loaded: Sequence[LoadedResource]) -> None:
+    """One ``notice: FILE: …`` line per file whose resources were read with a mapping (upstream
+    fields, tolerated spellings): what was mapped and what was dropped."""
+    by_file: dict[str, list[str]] = {}
+    for item in loaded:
+        if item.notice:
+            by_file.setdefault(item.source or "<input>", []).append(item.notice)
+    for source, notices in by_file.items():
+        echo_err(f"notice: {source}: {' | '.join(notices)}")
+
+
+def _load_each_file(filenames: list[str]) -> tuple[list[LoadedResource], dict[str, str]]:
+    """For a dry run: every file on its own, so one that cannot be read does not hide the
+    others. Gives the resources read and, per file that cannot be, its error line."""
+    from stigmer.core import ManifestError, manifest_files, parse_manifest
+
+    loaded: list[LoadedResource] = []
+    refused: dict[str, str] = {}
+    rest = [f for f in filenames if f == "-" or f.endswith(".py")]
+    for name in filenames:
+        if name in rest:
+            continue
+        try:
+            files = manifest_files(name)
+        except ManifestError as exc:
+            refused[name] = str(exc)
+            continue
+        for file in files:
+            try:
+                loaded += parse_manifest(file.read_text(encoding="utf-8"), str(file))
+            except ManifestError as exc:
+                refused[str(file)] = str(exc)
+            except (OSError, UnicodeDecodeError) as exc:
+                refused[str(file)] = f"{file}: cannot read: {exc}"
+    if rest:
+        loaded += load_files(rest)
+    elif loaded:
+        print_notices(loaded)
+    if not loaded and not refused:
+        raise CliError("the manifests hold no resources")
+    return loaded, refused
 
 
 @apply_app.command("apply")
@@ -164,18 +208,67 @@ def apply(
         from stigmer.cli._options import OPTIONS
 
         OPTIONS.context = context
-    given = load_files(filename)
+    refused: dict[str, str] = {}
+    if dry_run:  # report every file: what applies, what was mapped, what cannot be
+        if not filename:
+            raise CliError("give at least one manifest with -f FILE (a file, a directory, or - for stdin)")
+        given, refused = _load_each_file(filename)
+        for message in refused.values():
+            echo_err(f"error: {message}")
+    else:
+        given = load_files(filename)
     loaded = order_resources(given)
 
     async def go() -> list[dict[str, Any]]:
-        from stigmer.core import unwrap
+        from stigmer.core import StigmerError, unwrap
 
-        results: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = [
+            {"file": file, "action": "refused", "error": message, "dryRun": True}
+            for file, message in refused.items()
+        ]
         async with connect() as client:
             # The validation `stigmer run` does, before anything is stored (also in a dry run).
-            refuse_invalid(await client.validate(*given))
+            problems = await client.validate(*given) if given else []
+            if not dry_run:
+                refuse_invalid(problems)
+            invalid = _report_problems(problems, results) if dry_run else set()
             for item in loaded:
-                response = await client.apply_loaded(item, dry_run=dry_run)
+                if (item.kind, item.name) in invalid:
+                    continue
+                try:
+                    response = await client.apply_loaded(item, dry_run=dry_run)
+                except StigmerError as exc:
+                    if not dry_run:
+                        raise
+                    if _refers_to_batch(str(exc), loaded):  # stored first by a real apply
+                        exists = await client.exists(item.kind, item.name)
+                        action = "updated" if exists else "created"
+                        label = f"{cli_name(item.kind)}/{item.name}"
+                        if output is Output.table:
+                            echo(f"{label} would be {action} (dry run; it refers to resources of this batch)")
+                        results.append(
+                            {
+                                "kind": item.kind,
+                                "name": item.name,
+                                "action": action,
+                                "dryRun": True,
+                                "file": item.source,
+                            }
+                            | ({"notice": item.notice} if item.notice else {})
+                        )
+                        continue
+                    echo_err(f"error: {item.source}: {exc}")
+                    results.append(
+                        {
+                            "file": item.source,
+                            "kind": item.kind,
+                            "name": item.name,
+                            "action": "refused",
+                            "error": str(exc),
+                            "dryRun": True,
+                        }
+                    )
+                    continue
                 action = _ACTIONS.get(response.action, "unspecified")
                 meta = unwrap(response.resource).metadata  # type: ignore[attr-defined]
                 label = f"{cli_name(item.kind)}/{item.name}"
@@ -187,6 +280,10 @@ def apply(
                     "action": action,
                     "dryRun": dry_run,
                 }
+                if item.notice:
+                    result["notice"] = item.notice
+                if dry_run:
+                    result["file"] = item.source
                 results.append(result)
                 if output is Output.table:
                     if dry_run:
@@ -205,6 +302,58 @@ def apply(
         emit_json(results)
     elif output is Output.yaml:
         emit_yaml(results)
+    elif dry_run:
+        _per_file_summary(results)
+    if any(r.get("action") == "refused" for r in results):
+        raise typer.Exit(1)
+
+
+def _refers_to_batch(message: str, batch: Sequence[LoadedResource]) -> bool:
+    """Whether a dry run's "references X, which does not exist" names a resource of the batch
+    (a real apply stores that one first, in dependency order)."""
+    _, sep, rest = message.partition(" references ")
+    return bool(sep) and any(rest.startswith(f"{item.kind} '{item.name}'") for item in batch)
+
+
+def _per_file_summary(results: list[dict[str, Any]]) -> None:
+    """The end of a dry run's table: one line per file, what applies (and what was mapped), or
+    why it cannot."""
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_file.setdefault(str(r.get("file") or "<input>"), []).append(r)
+    echo("per file:")
+    for file in sorted(by_file):
+        items = by_file[file]
+        refused = [r for r in items if r["action"] == "refused"]
+        if refused:
+            echo(f"  {file}: cannot apply: {refused[0]['error']}")
+            continue
+        applied = ", ".join(f"{cli_name(r['kind'])}/{r['name']} would be {r['action']}" for r in items)
+        mapped = " | ".join(r["notice"] for r in items if r.get("notice"))
+        echo(f"  {file}: applies ({applied}){'; ' + mapped if mapped else ''}")
+
+
+def _report_problems(
+    problems: Sequence[ValidationProblem], results: list[dict[str, Any]]
+) -> set[tuple[str, str]]:
+    """A dry run's validation report: each problem printed, each invalid resource a ``refused``
+    result (the others are still shown); gives the (kind, name) of the invalid ones."""
+    invalid: set[tuple[str, str]] = set()
+    for problem in problems:
+        echo_err(f"{'warning' if problem.warning else 'error'}: {problem}")
+        if not problem.warning and (problem.kind, problem.name) not in invalid:
+            invalid.add((problem.kind, problem.name))
+            results.append(
+                {
+                    "file": problem.source,
+                    "kind": problem.kind,
+                    "name": problem.name,
+                    "action": "refused",
+                    "error": str(problem),
+                    "dryRun": True,
+                }
+            )
+    return invalid
 
 
 @delete_app.command("delete")

@@ -99,8 +99,14 @@ def _default_name(endpoint: str) -> str:
 
     from stigmer.core import slugify
 
-    parsed = urlparse(endpoint if "://" in endpoint else f"grpc://{endpoint}")
-    return slugify(parsed.hostname or endpoint)
+    first = endpoint.split(",", 1)[0].strip()  # several servers: named after the first
+    first = first.replace("dns:///", "dns://", 1)
+    try:
+        parsed = urlparse(first if "://" in first else f"grpc://{first}")
+        host = parsed.hostname
+    except ValueError:
+        host = None
+    return slugify(host or first)
 
 
 _CHECK_TIMEOUT = 5.0  # seconds the server has to answer the login check
@@ -134,7 +140,12 @@ def _check_login(endpoint: str, token: str) -> None:
 @login_app.command("login")
 def login(
     endpoint: Annotated[
-        str, typer.Option("--endpoint", help="Server address: grpc://host:port or grpcs://host:port.")
+        str,
+        typer.Option(
+            "--endpoint",
+            help="Server address: grpc://host:port or grpcs://host:port; several servers of one "
+            "database as grpc://a:7234,grpc://b:7234 or dns:///name:7234 (calls are balanced over them).",
+        ),
     ],
     token: Annotated[
         str,

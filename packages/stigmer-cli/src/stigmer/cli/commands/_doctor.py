@@ -177,9 +177,13 @@ def _context(settings: Settings, timeout: float) -> Check:
     local = ctx.backend == "local"
     where = f"local store {_redact(settings.effective_database_url())}" if local else f"server {ctx.endpoint}"
 
+    down: list[tuple[str, Exception | None]] = []
+
     async def check() -> None:
         async with AsyncStigmer(context=name) as client:
             await client.check(timeout=timeout)
+            # A list of servers answers as long as one does: say which of them do not.
+            down.extend(item for item in await client.check_servers(timeout=timeout) if item[1] is not None)
 
     try:
         run_async(check())
@@ -204,6 +208,14 @@ def _context(settings: Settings, timeout: float) -> Check:
             "context", FAIL, f"'{name}': {what}: {exc}", "see the message; run with --debug for more"
         )
     what = "the store opens" if local else "reachable, token accepted"
+    if down:
+        which = "; ".join(f"{server} ({error})" for server, error in down)
+        return Check(
+            "context",
+            WARN,
+            f"'{name}' ({where}): {what}, but {len(down)} of its servers do not answer: {which}",
+            f"start them, or take them out of the endpoint: stigmer login --endpoint URL,URL --name {name}",
+        )
     return Check("context", OK, f"'{name}' ({where}): {what}")
 
 

@@ -6,7 +6,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from stigmer.cli._client import connect, run_async
@@ -365,8 +365,17 @@ def _describe(ex: execution_pb2.Execution) -> None:
         rows.append(["approval", f"{data['pendingApproval']['tool']} ({data['pendingApproval']['id']})"])
     usage = data["usage"]
     if any(usage.values()):
-        rows.append(["usage", ", ".join(f"{k}={v}" for k, v in usage.items())])
+        rows.append(["usage", _usage_line(usage)])
     print_table(["FIELD", "VALUE"], rows)
+    if usage["byRequest"]:
+        echo()
+        print_table(
+            ["REQUEST", "MODEL", "INPUT TOKENS", "OUTPUT TOKENS", "COST"],
+            [
+                [str(i), r["model"], str(r["inputTokens"]), str(r["outputTokens"]), _cost(r)]
+                for i, r in enumerate(usage["byRequest"], 1)
+            ],
+        )
     if data["tasks"]:
         echo()
         print_table(
@@ -543,12 +552,33 @@ def resume(execution_id: IdArg, output: OutputOption = Output.table) -> None:
     _continue(execution_id, output, "resume", None, "")
 
 
+@execution_app.command("pause")
+def pause(execution_id: IdArg) -> None:
+    """Not supported: says what to use instead."""
+    raise CliError(
+        f"executions cannot be paused here: `stigmer execution cancel {execution_id}` stops one for good; "
+        "a Lite run stopped with Ctrl-C continues with `stigmer execution resume ID`; "
+        "a workflow can wait for you with a listen task (`stigmer execution send-event`)"
+    )
+
+
 @execution_app.command("send-event")
 def send_event(
     execution_id: IdArg,
     event_type: Annotated[
-        str, typer.Argument(metavar="TYPE", help="Event type, for example com.acme.order.paid.")
-    ],
+        str | None,
+        typer.Argument(
+            metavar="[TYPE]", help="Event type, for example com.acme.order.paid.", show_default=False
+        ),
+    ] = None,
+    event_id: Annotated[
+        str,
+        typer.Option(
+            "--id",
+            help="The signal id a converted upstream listen task waits for (the event type).",
+            show_default=False,
+        ),
+    ] = "",
     data: Annotated[str, typer.Option("--data", help="Event data as JSON.")] = "",
     text: Annotated[str, typer.Option("--text", help="Event text.")] = "",
     subject: Annotated[str, typer.Option("--subject", help="Event subject.")] = "",
@@ -556,6 +586,12 @@ def send_event(
 ) -> None:
     """Send an event to an execution (for workflows that `listen` for it)."""
     from stigmer.cli.commands._params import parse_input
+
+    if event_type and event_id and event_type != event_id:
+        raise CliError("give the event type once: as TYPE or with --id")
+    event_type = event_type or event_id
+    if not event_type:
+        raise CliError("say which event: `stigmer execution send-event ID TYPE` (or --id SIGNAL)")
 
     payload = parse_input(data) if data else None
 
@@ -573,3 +609,17 @@ def send_event(
         report(ex, output)
         return
     echo(f"event {event_type} sent to {execution_id} (sequence {ex.status.last_sequence})")
+
+
+def _cost(usage: dict[str, Any]) -> str:
+    if usage["costUnknown"] and not usage["costUsd"]:
+        return "unknown"
+    return f"${usage['costUsd']:.6f}" + (" + unpriced" if usage["costUnknown"] else "")
+
+
+def _usage_line(usage: dict[str, Any]) -> str:
+    """``requests=2, toolCalls=1, inputTokens=22, outputTokens=14, cost=$0.000012``."""
+    parts = [f"{k}={usage[k]}" for k in ("requests", "toolCalls", "inputTokens", "outputTokens")]
+    if usage["costUsd"] or usage["costUnknown"]:
+        parts.append(f"cost={_cost(usage)}")
+    return ", ".join(parts)

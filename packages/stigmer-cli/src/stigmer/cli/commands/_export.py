@@ -34,17 +34,27 @@ def export(
         Path | None,
         typer.Option("--output-dir", "-o", help="Write one file per resource, skills and SECRETS.md here."),
     ] = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="stigmer (this project's manifests) or upstream (upstream Stigmer's agentic.stigmer.ai/v1, "
+            "where a mapping exists).",
+        ),
+    ] = "stigmer",
 ) -> None:
     """Write resources as manifests (no status, no ids; secrets by name only), to stdout or -o DIR."""
     if all_ == (kind is not None):
         raise CliError("say what to export: `stigmer export KIND [NAME]` or `stigmer export --all -o DIR`")
     resolved = kind_argument(kind, executions=False) if kind is not None else None
+    if format_ not in ("stigmer", "upstream"):
+        raise CliError(f"unknown --format {format_!r}; use stigmer or upstream")
 
     async def go() -> str:
         from stigmer.sdk._export import SECRETS_FILE
 
         async with connect() as client:
-            result = await client.export(output_dir, kind=resolved, name=name)
+            result = await client.export(output_dir, kind=resolved, name=name, format=format_)
         if output_dir is None:
             return result.yaml
         count = len(result.manifests)

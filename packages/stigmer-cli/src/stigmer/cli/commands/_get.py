@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
     from stigmer.sdk import AsyncStigmer
 
-__all__ = ["describe_app", "detail", "get_app", "resource_rows"]
+__all__ = ["describe_app", "detail", "get_app", "list_app", "resource_rows"]
 
 get_app = typer.Typer(add_completion=False)
+list_app = typer.Typer(add_completion=False)
 describe_app = typer.Typer(add_completion=False)
 
 KindArg = Annotated[
@@ -112,7 +113,12 @@ def get(
 ) -> None:
     """List resources of KIND, or show the one called NAME (-o yaml gives an applyable manifest).
 
-    KIND all lists every kind of resource (executions: stigmer execution list)."""
+    KIND all lists every kind of resource (executions: stigmer execution list). `get KIND/NAME`
+    is `get KIND NAME`."""
+    if "/" in kind and name is None:
+        kind, _, name = kind.partition("/")
+        if not kind or not name:
+            raise CliError("expected KIND/NAME, for example `stigmer get agent/support-bot`")
     if kind.strip().lower() == "all":
         _get_all(name, selector, output)
         return
@@ -253,3 +259,15 @@ def describe(
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line if line else line for line in text.rstrip("\n").splitlines())
+
+
+@list_app.command("list")
+def list_(
+    kind: GetKindArg,
+    selector: Annotated[
+        str, typer.Option("--selector", "-l", help="Label selector, e.g. team=support,!beta.")
+    ] = "",
+    output: OutputOption = Output.table,
+) -> None:
+    """List resources of KIND (the same as `stigmer get KIND`)."""
+    get(kind, None, selector, output)

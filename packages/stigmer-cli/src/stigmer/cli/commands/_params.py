@@ -27,18 +27,18 @@ def valid_name(name: str) -> bool:
     return bool(_ENV_NAME.match(name))
 
 
-def parse_input(text: str) -> Any:
-    """``--input``: inline JSON, or ``@path`` to a JSON (or YAML, by suffix) file."""
-    source = "--input"
+def parse_input(text: str, flag: str = "--input") -> Any:
+    """``--input`` (or ``flag``): inline JSON, or ``@path`` to a JSON (or YAML, by suffix) file."""
+    source = flag
     if text.startswith("@"):
         path = Path(text[1:])
         source = str(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise CliError(f"--input: no such file '{path}'") from None
+            raise CliError(f"{flag}: no such file '{path}'") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"--input: cannot read '{path}': {exc}") from None
+            raise CliError(f"{flag}: cannot read '{path}': {exc}") from None
         if path.suffix in (".yaml", ".yml"):
             from stigmer.core import load_yaml_text
 

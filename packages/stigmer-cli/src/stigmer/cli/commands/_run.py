@@ -60,6 +60,26 @@ SecretFileOption = Annotated[
     Path | None,
     typer.Option("--secret-file", help="File of KEY=VALUE secret lines for this run.", show_default=False),
 ]
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file", help="File of KEY=VALUE run-time variable lines (like --env).", show_default=False
+    ),
+]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model", help="Not supported: a run uses its agent's model (says what to do instead).", hidden=True
+    ),
+]
+AutoApproveOption = Annotated[
+    bool,
+    typer.Option("--auto-approve", help="Approve every tool call that asks for approval, without asking."),
+]
+JsonEventsOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print every event as one JSON line (NDJSON), then the result as one line."),
+]
 DetachOption = Annotated[
     bool, typer.Option("--detach/--follow", "-d", help="Print only the execution id and return at once.")
 ]
@@ -69,6 +89,42 @@ SessionOption = Annotated[
         "--session",
         help="Agents: continue the session with this name (started on first use) or id (ses_...); "
         "without it, the run starts a new session.",
+        show_default=False,
+    ),
+]
+
+
+MaxRequestsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-requests", min=1, help="Agents: model requests this run may make.", show_default=False
+    ),
+]
+MaxToolCallsOption = Annotated[
+    int | None,
+    typer.Option("--max-tool-calls", min=1, help="Agents: tool calls this run may make.", show_default=False),
+]
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", min=1, help="Agents: input + output tokens this run may use.", show_default=False
+    ),
+]
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        min=0.0,
+        metavar="USD",
+        help="Agents: what this run may cost, in US dollars.",
+        show_default=False,
+    ),
+]
+OutputSchemaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-schema",
+        help="Agents: a JSON Schema file (JSON or YAML); the run's output is a JSON value valid against it.",
         show_default=False,
     ),
 ]
@@ -86,6 +142,10 @@ class RunRequest:
     session_id: str = ""
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    auto_approve: bool = False
+    events_json: bool = False  # --json: every event as one JSON line (NDJSON), then the result
+    limits: dict[str, float] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -109,6 +169,10 @@ async def _check(client: AsyncStigmer, req: RunRequest) -> None:
         raise CliError("--message is for agents; give a workflow its input with --input JSON")
     if req.kind == "Workflow" and req.session_id:
         raise CliError("--session is for agents")
+    if req.kind == "Workflow" and (req.limits or req.output_schema is not None):
+        raise CliError(
+            "--max-requests, --max-tool-calls, --max-tokens, --max-cost and --output-schema are for agents"
+        )
 
 
 async def start(
@@ -125,6 +189,8 @@ async def start(
         secrets=req.secrets,
         session=req.session_id or None,
         start=not detach,
+        limits=req.limits or None,
+        output_schema=req.output_schema,
     )
     started.execution_id = handle.id
     started.local = client.local
@@ -135,9 +201,22 @@ async def start(
         return handle.execution
     if output is Output.table:
         echo_err(f"{handle.kind} {handle.id} started")
+    options: dict[str, Any] = {"approve_all": req.auto_approve}
+    if req.events_json:
+        options["observe"] = _print_event
     if handle.in_process:
-        return await follow_here(handle, output, started)
-    return await follow(handle, output)
+        return await follow_here(handle, output, started, **options)
+    return await follow(handle, output, **options)
+
+
+def _print_event(ev: execution_pb2.ExecutionEvent) -> None:
+    """``--json``: one event as one line of JSON (the shape of ``execution logs -o json``)."""
+    import json
+
+    from stigmer.cli.output._view import event_to_dict
+
+    sys.stdout.write(json.dumps(event_to_dict(ev), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 class Stopped(Exception):
@@ -175,8 +254,15 @@ async def follow_here(
         loop.add_signal_handler(signal.SIGINT, interrupted)
     except (NotImplementedError, RuntimeError, ValueError):  # no signals here: Ctrl-C as before
         return await follow(handle, output, **options)
+    observe = options.pop("observe", None)
+
+    def seen(ev: execution_pb2.ExecutionEvent) -> None:
+        steps.event(ev)
+        if observe is not None:
+            observe(ev)
+
     try:
-        ex = await follow(handle, output, observe=steps.event, **options)
+        ex = await follow(handle, output, observe=seen, **options)
     except asyncio.CancelledError:
         if started.stopped:
             raise Stopped() from None
@@ -292,6 +378,22 @@ def detach_on_interrupt(started: Started) -> None:
         echo_err("\n" + interrupted_hint(ex_id, local=False))
 
 
+def _exit_code(ex: execution_pb2.Execution) -> int:
+    from stigmer.core import phase_name
+
+    return 0 if phase_name(ex.status.phase) in ("SUCCEEDED", "WAITING_APPROVAL", "PENDING", "RUNNING") else 1
+
+
+@dataclass
+class Habits:
+    """Options upstream Stigmer's users type (docs/migrating-from-upstream.md)."""
+
+    env_file: Path | None = None
+    model: str = ""
+    auto_approve: bool = False
+    json: bool = False
+
+
 def _request(
     kind: str,
     name: str,
@@ -301,17 +403,28 @@ def _request(
     env: list[str] | None,
     secret: list[str] | None,
     secret_file: Path | None,
+    habits: Habits | None = None,
 ) -> RunRequest:
+    habits = habits or Habits()
+    if habits.model:
+        raise CliError(
+            "--model: a run here uses its agent's model; set spec.model in the Agent's manifest and "
+            "`stigmer apply` it (a workflow's call: agent uses that agent's model too)"
+        )
     secrets: dict[str, str] = parse_secret_file(secret_file) if secret_file else {}
     for key in secret or []:
         secrets[key] = read_secret_value(key)
+    variables = parse_secret_file(habits.env_file, "--env-file") if habits.env_file else {}
+    variables.update(parse_env(env or []))
     req = RunRequest(
         kind=kind,
         name=name,
         message=message,
         session_id=session,
-        env=parse_env(env or []),
+        env=variables,
         secrets=secrets,
+        auto_approve=habits.auto_approve,
+        events_json=habits.json,
     )
     if input is not None:
         req.input = parse_input(input)
@@ -319,8 +432,36 @@ def _request(
     return req
 
 
+def _agent_controls(
+    req: RunRequest,
+    max_requests: int | None,
+    max_tool_calls: int | None,
+    max_tokens: int | None,
+    max_cost: float | None,
+    output_schema: Path | None,
+) -> RunRequest:
+    """Add the agent run's limits and output schema (the ``--max-*`` and ``--output-schema`` flags)."""
+    given = {
+        "max_requests": max_requests,
+        "max_tool_calls": max_tool_calls,
+        "max_tokens": max_tokens,
+        "max_cost_usd": max_cost,
+    }
+    req.limits = {k: v for k, v in given.items() if v is not None}
+    if output_schema is not None:
+        schema = parse_input(f"@{output_schema}", "--output-schema")
+        if not isinstance(schema, dict):
+            raise CliError(
+                f"--output-schema {output_schema}: a JSON Schema is an object, not {type(schema).__name__}"
+            )
+        req.output_schema = schema
+    return req
+
+
 def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = False) -> None:
     started = Started()
+    if req.events_json:  # the events are the output: no table rendering around them
+        output = Output.json
 
     async def go() -> int:
         async with connect() as client:
@@ -337,6 +478,13 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
                     echo(ex.metadata.id)
                     return 0
                 return report(ex, output)
+            if req.events_json:  # the last line: the result, as `run -o json` gives it (one line)
+                import json
+
+                from stigmer.cli.output._view import execution_to_dict
+
+                echo(json.dumps(execution_to_dict(ex), ensure_ascii=False))
+                return _exit_code(ex)
             code = report(ex, output, streamed=True)
             if output is Output.table and (hint := continue_hint(ex)):
                 echo_err(hint)
@@ -363,6 +511,14 @@ def run(
             autocompletion=complete_runnable,
         ),
     ] = None,
+    rest: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="After `workflow` or `agent`: the name (and an agent's message).",
+            show_default=False,
+            metavar="[NAME [MESSAGE]]",
+        ),
+    ] = None,
     input: InputOption = None,
     message: Annotated[str, typer.Option("--message", "-m", help="User message (agents).")] = "",
     session: SessionOption = "",
@@ -370,18 +526,40 @@ def run(
     secret: SecretOption = None,
     secret_file: SecretFileOption = None,
     detach: DetachOption = False,
+    max_requests: MaxRequestsOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    output_schema: OutputSchemaOption = None,
     output: OutputOption = Output.table,
+    env_file: EnvFileOption = None,
+    model: ModelOption = "",
+    auto_approve: AutoApproveOption = False,
+    json_events: JsonEventsOption = False,
 ) -> None:
     """Run the workflow or agent called NAME and follow it live (exit 0 on success, 1 on failure).
 
     Without NAME in a project folder (`stigmer init`), choose one of its workflows and agents at
-    a prompt."""
+    a prompt. `run workflow NAME` and `run agent NAME [MESSAGE]` say which kind NAME is."""
     kind = ""
+    if rest:
+        if name not in ("workflow", "agent") or len(rest) > (2 if name == "agent" else 1):
+            raise CliError(
+                "too many arguments: `stigmer run NAME`, `stigmer run workflow NAME` or "
+                "`stigmer run agent NAME [MESSAGE]`"
+            )
+        kind, name = ("Workflow" if name == "workflow" else "Agent"), rest[0]
+        if len(rest) == 2:
+            if message:
+                raise CliError("give the message once: as MESSAGE or with --message")
+            message = rest[1]
     if name is None:
         from stigmer.cli.commands._pick import choose_runnable
 
         kind, name, message = choose_runnable(message)
-    req = _request(kind, name, input, message, session, env, secret, secret_file)
+    habits = Habits(env_file, model, auto_approve, json_events)
+    req = _request(kind, name, input, message, session, env, secret, secret_file, habits)
+    _agent_controls(req, max_requests, max_tool_calls, max_tokens, max_cost, output_schema)
     _execute(req, output, detach, find=not kind)
 
 
@@ -395,10 +573,21 @@ def agent_execute(
     secret: SecretOption = None,
     secret_file: SecretFileOption = None,
     detach: DetachOption = False,
+    max_requests: MaxRequestsOption = None,
+    max_tool_calls: MaxToolCallsOption = None,
+    max_tokens: MaxTokensOption = None,
+    max_cost: MaxCostOption = None,
+    output_schema: OutputSchemaOption = None,
     output: OutputOption = Output.table,
+    env_file: EnvFileOption = None,
+    model: ModelOption = "",
+    auto_approve: AutoApproveOption = False,
+    json_events: JsonEventsOption = False,
 ) -> None:
     """Send MESSAGE to AGENT and stream its answer, tool calls and approvals."""
-    req = _request("Agent", agent, input, message, session, env, secret, secret_file)
+    habits = Habits(env_file, model, auto_approve, json_events)
+    req = _request("Agent", agent, input, message, session, env, secret, secret_file, habits)
+    _agent_controls(req, max_requests, max_tool_calls, max_tokens, max_cost, output_schema)
     _execute(req, output, detach)
 
 
@@ -411,9 +600,13 @@ def workflow_run(
     secret_file: SecretFileOption = None,
     detach: DetachOption = False,
     output: OutputOption = Output.table,
+    env_file: EnvFileOption = None,
+    auto_approve: AutoApproveOption = False,
+    json_events: JsonEventsOption = False,
 ) -> None:
     """Run the workflow NAME and show its tasks as they start and finish."""
-    req = _request("Workflow", name, input, "", "", env, secret, secret_file)
+    habits = Habits(env_file, "", auto_approve, json_events)
+    req = _request("Workflow", name, input, "", "", env, secret, secret_file, habits)
     _execute(req, output, detach)
 
 

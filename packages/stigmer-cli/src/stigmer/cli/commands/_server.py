@@ -179,8 +179,43 @@ def server(
             case_sensitive=False,
         ),
     ] = LogLevel.info,
+    agent_max_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--agent-max-requests", min=1, help="Ceiling: model requests per agent run.", show_default=False
+        ),
+    ] = None,
+    agent_max_tool_calls: Annotated[
+        int | None,
+        typer.Option(
+            "--agent-max-tool-calls", min=1, help="Ceiling: tool calls per agent run.", show_default=False
+        ),
+    ] = None,
+    agent_max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--agent-max-tokens",
+            min=1,
+            help="Ceiling: input + output tokens per agent run.",
+            show_default=False,
+        ),
+    ] = None,
+    agent_max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--agent-max-cost",
+            min=0.0,
+            metavar="USD",
+            help="Ceiling: cost per agent run, in US dollars (a run's own limits can only be lower).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the local store over gRPC until Ctrl-C or SIGTERM."""
+    """Serve the local store over gRPC until Ctrl-C or SIGTERM.
+
+    Several servers may share one PostgreSQL database, each with its own STIGMER_HOME and the same
+    master key; without --temporal each holds a lease on the runs it executes and takes over those
+    of a server that is gone (STIGMER_SERVER_LEASE_SECONDS, default 30). See docs/scale-out.md."""
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give both --tls-cert and --tls-key, or neither")
     from stigmer.core import InvalidArgument
@@ -211,6 +246,16 @@ def server(
         "tls_key": tls_key,
         "insecure": insecure,
         "allow_run": allow_run,
+        "agent_limits": {
+            name: value
+            for name, value in (
+                ("max_requests", agent_max_requests),
+                ("max_tool_calls", agent_max_tool_calls),
+                ("max_tokens", agent_max_tokens),
+                ("max_cost_usd", agent_max_cost),
+            )
+            if value is not None
+        },
         "temporal": connection,
         "on_ready": lambda address: echo_err(f"stigmer server listening on {address} (Ctrl-C stops it)"),
         "http_listen": http_listen or None,

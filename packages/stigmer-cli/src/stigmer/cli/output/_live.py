@@ -181,11 +181,13 @@ async def follow(
     report_follows: bool = True,
     timestamps: bool = False,
     observe: Callable[[execution_pb2.ExecutionEvent], None] | None = None,
+    approve_all: bool = False,
 ) -> execution_pb2.Execution:
     """Follow an execution until it ends or waits (running it here when the handle does), showing
     its events live in table output and asking approvals on a terminal (when ``ask``).
     ``report_follows``: the caller prints :func:`report` after it (the error is said there);
-    ``observe`` sees every event too."""
+    ``observe`` sees every event too; ``approve_all`` approves every request without asking
+    (``--auto-approve``)."""
     renderer = (
         Renderer(report_follows=report_follows, live_status=is_tty(sys.stdout), timestamps=timestamps)
         if output is Output.table
@@ -219,10 +221,15 @@ async def follow(
             renderer.event(call)
         renderer.event(ev)
 
+    async def approve(ex: execution_pb2.Execution) -> tuple[bool, str] | None:
+        if output is Output.table:
+            echo_err("approved (--auto-approve)")
+        return True, "approved with --auto-approve"
+
     try:
         return await handle.follow(
             on_event,
-            _holding_status(renderer, on_approval),
+            approve if approve_all else _holding_status(renderer, on_approval),
             start=start,
             stop_on_approval=stop_on_approval,
             after_sequence=after_sequence,

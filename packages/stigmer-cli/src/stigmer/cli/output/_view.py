@@ -98,6 +98,18 @@ def execution_to_dict(ex: execution_pb2.Execution) -> dict[str, Any]:
             "outputTokens": u.output_tokens,
             "requests": u.requests,
             "toolCalls": u.tool_calls,
+            "costUsd": u.cost_usd,
+            "costUnknown": u.cost_unknown,
+            "byRequest": [
+                {
+                    "model": r.model,
+                    "inputTokens": r.input_tokens,
+                    "outputTokens": r.output_tokens,
+                    "costUsd": r.cost_usd,
+                    "costUnknown": r.cost_unknown,
+                }
+                for r in u.by_request
+            ],
         },
         "labels": dict(ex.metadata.labels),
         "createdAt": timestamp(ex.metadata.created_at),

@@ -292,6 +292,51 @@ class TestStatusUpdates:
         texts = [e.text for e in await _events(backend, eid)][:3]
         assert texts == ["one", "two", "three"]
 
+    async def test_usage_cost_and_requests_add_up_in_the_execution_and_its_session(
+        self, backend: Backend
+    ) -> None:
+        """Cost is summed like tokens; per-request entries are appended in order; a session's
+        status sums the usage of its turns."""
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid, sid = run.metadata.id, run.spec.session_id
+        assert sid
+        await set_phase(backend, eid, RUNNING)
+        first = ex.RequestUsage(model="m1", input_tokens=10, output_tokens=2, cost_usd=0.25)
+        await _update(
+            backend,
+            eid,
+            usage=ex.Usage(input_tokens=10, output_tokens=2, requests=1, cost_usd=0.25, by_request=[first]),
+        )
+        second = ex.RequestUsage(model="m2", input_tokens=5, output_tokens=1, cost_unknown=True)
+        out = await _update(
+            backend,
+            eid,
+            usage=ex.Usage(
+                input_tokens=5, output_tokens=1, requests=1, cost_unknown=True, by_request=[second]
+            ),
+        )
+        u = out.status.usage
+        assert (u.input_tokens, u.output_tokens, u.requests) == (15, 3, 2)
+        assert u.cost_usd == pytest.approx(0.25) and u.cost_unknown
+        assert [(r.model, r.input_tokens, r.cost_unknown) for r in u.by_request] == [
+            ("m1", 10, False),
+            ("m2", 5, True),
+        ]
+        turn2 = await backend.create_execution(
+            svc.CreateExecutionRequest(
+                spec=ex.ExecutionSpec(target=run.spec.target, message="again", session_id=sid)
+            )
+        )
+        await set_phase(backend, turn2.metadata.id, RUNNING)
+        await _update(backend, turn2.metadata.id, usage=ex.Usage(input_tokens=1, requests=1, cost_usd=0.5))
+        session = (
+            await backend.get(svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Session", id=sid)))
+        ).session
+        su = session.status.usage
+        assert (su.input_tokens, su.output_tokens, su.requests) == (16, 3, 3)
+        assert su.cost_usd == pytest.approx(0.75) and su.cost_unknown
+        assert not su.by_request  # per-request entries stay with each execution
+
     async def test_tasks_usage_output_error_checkpoint(self, backend: Backend) -> None:
         run = await new_execution(backend, "Agent", await _agent(backend))
         eid = run.metadata.id

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from stigmer.proto.v1 import meta_pb2 as stigmer_dot_proto_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstigmer/proto/v1/agent.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xa0\x01\n\x05\x41gent\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12#\n\x04spec\x18\x04 \x01(\x0b\x32\x15.stigmer.v1.AgentSpec\x12\'\n\x06status\x18\x05 \x01(\x0b\x32\x17.stigmer.v1.AgentStatus\"\xb2\x02\n\tAgentSpec\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x01(\t\x12&\n\x05model\x18\x03 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\x12\'\n\x06skills\x18\x04 \x03(\x0b\x32\x17.stigmer.v1.ResourceRef\x12/\n\x0bmcp_servers\x18\x05 \x03(\x0b\x32\x1a.stigmer.v1.McpServerUsage\x12(\n\nsub_agents\x18\x06 \x03(\x0b\x32\x14.stigmer.v1.SubAgent\x12\x14\n\x0c\x65nvironments\x18\x07 \x03(\t\x12\x0f\n\x07secrets\x18\x08 \x03(\t\x12\'\n\x03\x65nv\x18\t \x03(\x0b\x32\x1a.stigmer.v1.EnvRequirement\"A\n\x0b\x41gentStatus\x12\x17\n\x0f\x65xecution_count\x18\x01 \x01(\x03\x12\x19\n\x11last_execution_id\x18\x02 \x01(\t\"h\n\x0bModelConfig\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"G\n\x0eMcpServerUsage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05tools\x18\x02 \x03(\t\x12\x18\n\x10require_approval\x18\x03 \x03(\t\"\xd4\x01\n\x08SubAgent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0cinstructions\x18\x03 \x01(\t\x12&\n\x05model\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\x12\'\n\x06skills\x18\x05 \x03(\x0b\x32\x17.stigmer.v1.ResourceRef\x12/\n\x0bmcp_servers\x18\x06 \x03(\x0b\x32\x1a.stigmer.v1.McpServerUsage\x12\r\n\x05\x61gent\x18\x07 \x01(\t\"f\n\x0e\x45nvRequirement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0e\n\x06secret\x18\x04 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstigmer/proto/v1/agent.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xa0\x01\n\x05\x41gent\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12#\n\x04spec\x18\x04 \x01(\x0b\x32\x15.stigmer.v1.AgentSpec\x12\'\n\x06status\x18\x05 \x01(\x0b\x32\x17.stigmer.v1.AgentStatus\"\xe1\x03\n\tAgentSpec\x12\x13\n\x0b\x64\x65scription\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x01(\t\x12&\n\x05model\x18\x03 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\x12\'\n\x06skills\x18\x04 \x03(\x0b\x32\x17.stigmer.v1.ResourceRef\x12/\n\x0bmcp_servers\x18\x05 \x03(\x0b\x32\x1a.stigmer.v1.McpServerUsage\x12(\n\nsub_agents\x18\x06 \x03(\x0b\x32\x14.stigmer.v1.SubAgent\x12\x14\n\x0c\x65nvironments\x18\x07 \x03(\t\x12\x0f\n\x07secrets\x18\x08 \x03(\t\x12\'\n\x03\x65nv\x18\t \x03(\x0b\x32\x1a.stigmer.v1.EnvRequirement\x12\'\n\x06limits\x18\x14 \x01(\x0b\x32\x17.stigmer.v1.AgentLimits\x12.\n\routput_schema\x18\x15 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x07\x63ontext\x18\x16 \x01(\x0b\x32\x19.stigmer.v1.ContextPolicy\x12(\n\x06memory\x18\x17 \x01(\x0b\x32\x18.stigmer.v1.MemoryPolicy\"@\n\x0cMemoryPolicy\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0e\n\x06recall\x18\x03 \x01(\x05\"\x98\x01\n\rContextPolicy\x12\x1a\n\x12max_history_tokens\x18\x01 \x01(\x03\x12\x1c\n\x14keep_recent_messages\x18\x02 \x01(\x03\x12\x1d\n\x15max_tool_result_chars\x18\x03 \x01(\x03\x12.\n\rsummary_model\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\"\x9a\x01\n\x0b\x41gentLimits\x12\x14\n\x0cmax_requests\x18\x01 \x01(\x03\x12\x16\n\x0emax_tool_calls\x18\x02 \x01(\x03\x12\x18\n\x10max_input_tokens\x18\x03 \x01(\x03\x12\x19\n\x11max_output_tokens\x18\x04 \x01(\x03\x12\x12\n\nmax_tokens\x18\x05 \x01(\x03\x12\x14\n\x0cmax_cost_usd\x18\x06 \x01(\x01\"A\n\x0b\x41gentStatus\x12\x17\n\x0f\x65xecution_count\x18\x01 \x01(\x03\x12\x19\n\x11last_execution_id\x18\x02 \x01(\t\"\x8f\x01\n\x0bModelConfig\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05price\x18\x05 \x01(\x0b\x32\x16.stigmer.v1.ModelPrice\"C\n\nModelPrice\x12\x19\n\x11input_per_million\x18\x01 \x01(\x01\x12\x1a\n\x12output_per_million\x18\x02 \x01(\x01\"G\n\x0eMcpServerUsage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05tools\x18\x02 \x03(\t\x12\x18\n\x10require_approval\x18\x03 \x03(\t\"\xd4\x01\n\x08SubAgent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x14\n\x0cinstructions\x18\x03 \x01(\t\x12&\n\x05model\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\x12\'\n\x06skills\x18\x05 \x03(\x0b\x32\x17.stigmer.v1.ResourceRef\x12/\n\x0bmcp_servers\x18\x06 \x03(\x0b\x32\x1a.stigmer.v1.McpServerUsage\x12\r\n\x05\x61gent\x18\x07 \x01(\t\"f\n\x0e\x45nvRequirement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0e\n\x06secret\x18\x04 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,15 +36,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENT']._serialized_start=104
   _globals['_AGENT']._serialized_end=264
   _globals['_AGENTSPEC']._serialized_start=267
-  _globals['_AGENTSPEC']._serialized_end=573
-  _globals['_AGENTSTATUS']._serialized_start=575
-  _globals['_AGENTSTATUS']._serialized_end=640
-  _globals['_MODELCONFIG']._serialized_start=642
-  _globals['_MODELCONFIG']._serialized_end=746
-  _globals['_MCPSERVERUSAGE']._serialized_start=748
-  _globals['_MCPSERVERUSAGE']._serialized_end=819
-  _globals['_SUBAGENT']._serialized_start=822
-  _globals['_SUBAGENT']._serialized_end=1034
-  _globals['_ENVREQUIREMENT']._serialized_start=1036
-  _globals['_ENVREQUIREMENT']._serialized_end=1138
+  _globals['_AGENTSPEC']._serialized_end=748
+  _globals['_MEMORYPOLICY']._serialized_start=750
+  _globals['_MEMORYPOLICY']._serialized_end=814
+  _globals['_CONTEXTPOLICY']._serialized_start=817
+  _globals['_CONTEXTPOLICY']._serialized_end=969
+  _globals['_AGENTLIMITS']._serialized_start=972
+  _globals['_AGENTLIMITS']._serialized_end=1126
+  _globals['_AGENTSTATUS']._serialized_start=1128
+  _globals['_AGENTSTATUS']._serialized_end=1193
+  _globals['_MODELCONFIG']._serialized_start=1196
+  _globals['_MODELCONFIG']._serialized_end=1339
+  _globals['_MODELPRICE']._serialized_start=1341
+  _globals['_MODELPRICE']._serialized_end=1408
+  _globals['_MCPSERVERUSAGE']._serialized_start=1410
+  _globals['_MCPSERVERUSAGE']._serialized_end=1481
+  _globals['_SUBAGENT']._serialized_start=1484
+  _globals['_SUBAGENT']._serialized_end=1696
+  _globals['_ENVREQUIREMENT']._serialized_start=1698
+  _globals['_ENVREQUIREMENT']._serialized_end=1800
 # @@protoc_insertion_point(module_scope)

@@ -79,6 +79,10 @@ class AgentSpec(_message.Message):
     ENVIRONMENTS_FIELD_NUMBER: _builtins.int
     SECRETS_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
     description: _builtins.str
     """One-line description shown in listings and to parent agents."""
     instructions: _builtins.str
@@ -111,6 +115,30 @@ class AgentSpec(_message.Message):
     def env(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvRequirement]:
         """Environment variables the agent needs at run time, and whether each is required."""
 
+    @_builtins.property
+    def limits(self) -> Global___AgentLimits:
+        """Bounds on each run: model requests, tool calls, tokens and cost. A run's own limits and a
+        server's ceiling can only lower them.
+        """
+
+    @_builtins.property
+    def output_schema(self) -> _struct_pb2.Struct:
+        """JSON Schema of the run's output: when set, the output is a JSON value valid against it (the
+        model is asked again when its answer is not), instead of text.
+        """
+
+    @_builtins.property
+    def context(self) -> Global___ContextPolicy:
+        """How a long conversation is kept within bounds in what is sent to the model (the full history
+        stays in the Backend).
+        """
+
+    @_builtins.property
+    def memory(self) -> Global___MemoryPolicy:
+        """Long-term memory across sessions: `remember`, `recall` and `forget` tools, and the facts most
+        relevant to each message given to the model when a run starts.
+        """
+
     def __init__(
         self,
         *,
@@ -123,14 +151,138 @@ class AgentSpec(_message.Message):
         environments: _abc.Iterable[_builtins.str] | None = ...,
         secrets: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Iterable[Global___EnvRequirement] | None = ...,
+        limits: Global___AgentLimits | None = ...,
+        output_schema: _struct_pb2.Struct | None = ...,
+        context: Global___ContextPolicy | None = ...,
+        memory: Global___MemoryPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "limits", b"limits", "memory", b"memory", "model", b"model", "output_schema", b"output_schema"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "mcp_servers", b"mcp_servers", "model", b"model", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "description", b"description", "env", b"env", "environments", b"environments", "instructions", b"instructions", "limits", b"limits", "mcp_servers", b"mcp_servers", "memory", b"memory", "model", b"model", "output_schema", b"output_schema", "secrets", b"secrets", "skills", b"skills", "sub_agents", b"sub_agents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentSpec: _TypeAlias = AgentSpec  # noqa: Y015
+
+@_typing.final
+class MemoryPolicy(_message.Message):
+    """MemoryPolicy turns an agent's long-term memory on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    RECALL_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Give the agent its memory tools and relevant facts."""
+    subject: _builtins.str
+    """Whom the facts of a run are about by default (a user, a team); a run's variable
+    `STIGMER_MEMORY_SUBJECT` (`--env`) overrides it. Empty: general facts only.
+    """
+    recall: _builtins.int
+    """Facts given to the model when a run starts (default 5; 0 keeps the default)."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        subject: _builtins.str = ...,
+        recall: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "recall", b"recall", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryPolicy: _TypeAlias = MemoryPolicy  # noqa: Y015
+
+@_typing.final
+class ContextPolicy(_message.Message):
+    """ContextPolicy keeps what is sent to the model within bounds as a conversation grows: older turns
+    are replaced by a summary the model writes, and long tool results are cut, with a marker. Only
+    what is sent changes; the session's history keeps every message.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_HISTORY_TOKENS_FIELD_NUMBER: _builtins.int
+    KEEP_RECENT_MESSAGES_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_RESULT_CHARS_FIELD_NUMBER: _builtins.int
+    SUMMARY_MODEL_FIELD_NUMBER: _builtins.int
+    max_history_tokens: _builtins.int
+    """Summarise older messages once what would be sent reaches this many tokens (estimated at four
+    characters a token); 0 never summarises.
+    """
+    keep_recent_messages: _builtins.int
+    """Messages kept word for word at the end when older ones are summarised (default 6)."""
+    max_tool_result_chars: _builtins.int
+    """Tool results longer than this many characters are cut in what is sent; 0 never cuts."""
+    @_builtins.property
+    def summary_model(self) -> Global___ModelConfig:
+        """The model that writes the summaries (a cheaper one, say); defaults to the agent's. Lite only:
+        on Temporal the agent's model writes them.
+        """
+
+    def __init__(
+        self,
+        *,
+        max_history_tokens: _builtins.int = ...,
+        keep_recent_messages: _builtins.int = ...,
+        max_tool_result_chars: _builtins.int = ...,
+        summary_model: Global___ModelConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary_model", b"summary_model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_recent_messages", b"keep_recent_messages", "max_history_tokens", b"max_history_tokens", "max_tool_result_chars", b"max_tool_result_chars", "summary_model", b"summary_model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContextPolicy: _TypeAlias = ContextPolicy  # noqa: Y015
+
+@_typing.final
+class AgentLimits(_message.Message):
+    """AgentLimits bounds one agent run; 0 (unset) means no limit. A run that reaches a limit fails with
+    an error naming it and what was spent, before the next model request or tool call, never in the
+    middle of one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_REQUESTS_FIELD_NUMBER: _builtins.int
+    MAX_TOOL_CALLS_FIELD_NUMBER: _builtins.int
+    MAX_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    MAX_COST_USD_FIELD_NUMBER: _builtins.int
+    max_requests: _builtins.int
+    """Model requests (responses) in the run."""
+    max_tool_calls: _builtins.int
+    """Tool calls in the run (MCP tools, skills, sub-agents)."""
+    max_input_tokens: _builtins.int
+    """Input (prompt) tokens, summed over the run's requests."""
+    max_output_tokens: _builtins.int
+    """Output (completion) tokens, summed over the run's requests."""
+    max_tokens: _builtins.int
+    """Input and output tokens together."""
+    max_cost_usd: _builtins.float
+    """Cost in US dollars, from the model's price (see ModelConfig.price)."""
+    def __init__(
+        self,
+        *,
+        max_requests: _builtins.int = ...,
+        max_tool_calls: _builtins.int = ...,
+        max_input_tokens: _builtins.int = ...,
+        max_output_tokens: _builtins.int = ...,
+        max_tokens: _builtins.int = ...,
+        max_cost_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_cost_usd", b"max_cost_usd", "max_input_tokens", b"max_input_tokens", "max_output_tokens", b"max_output_tokens", "max_requests", b"max_requests", "max_tokens", b"max_tokens", "max_tool_calls", b"max_tool_calls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentLimits: _TypeAlias = AgentLimits  # noqa: Y015
 
 @_typing.final
 class AgentStatus(_message.Message):
@@ -168,6 +320,7 @@ class ModelConfig(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     BASE_URL_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """Provider: `openai`, `anthropic`, `ollama`, or `openai-compatible`."""
     name: _builtins.str
@@ -178,6 +331,12 @@ class ModelConfig(_message.Message):
     def params(self) -> _struct_pb2.Struct:
         """Provider parameters such as temperature or max_tokens."""
 
+    @_builtins.property
+    def price(self) -> Global___ModelPrice:
+        """The model's price, for a model the maintained price table does not know (a self-hosted or
+        fine-tuned one); known models are priced from the table.
+        """
+
     def __init__(
         self,
         *,
@@ -185,14 +344,41 @@ class ModelConfig(_message.Message):
         name: _builtins.str = ...,
         base_url: _builtins.str = ...,
         params: _struct_pb2.Struct | None = ...,
+        price: Global___ModelPrice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params", "price", b"price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "name", b"name", "params", b"params", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "name", b"name", "params", b"params", "price", b"price", "provider", b"provider"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelConfig: _TypeAlias = ModelConfig  # noqa: Y015
+
+@_typing.final
+class ModelPrice(_message.Message):
+    """ModelPrice is what a model's tokens cost, in US dollars per million tokens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_PER_MILLION_FIELD_NUMBER: _builtins.int
+    OUTPUT_PER_MILLION_FIELD_NUMBER: _builtins.int
+    input_per_million: _builtins.float
+    """Per million input (prompt) tokens."""
+    output_per_million: _builtins.float
+    """Per million output (completion) tokens."""
+    def __init__(
+        self,
+        *,
+        input_per_million: _builtins.float = ...,
+        output_per_million: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_per_million", b"input_per_million", "output_per_million", b"output_per_million"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelPrice: _TypeAlias = ModelPrice  # noqa: Y015
 
 @_typing.final
 class McpServerUsage(_message.Message):

@@ -12,6 +12,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from stigmer.proto.v1 import artifact_pb2 as _artifact_pb2
 from stigmer.proto.v1 import execution_pb2 as _execution_pb2
+from stigmer.proto.v1 import memory_pb2 as _memory_pb2
 from stigmer.proto.v1 import meta_pb2 as _meta_pb2
 from stigmer.proto.v1 import resource_pb2 as _resource_pb2
 from stigmer.proto.v1 import secret_pb2 as _secret_pb2
@@ -960,3 +961,155 @@ class GetArtifactResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetArtifactResponse: _TypeAlias = GetArtifactResponse  # noqa: Y015
+
+@_typing.final
+class CreateMemoryRequest(_message.Message):
+    """CreateMemoryRequest carries the memory to store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPEC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spec(self) -> _memory_pb2.MemorySpec:
+        """The fact, its agent (required), subject and provenance."""
+
+    def __init__(
+        self,
+        *,
+        spec: _memory_pb2.MemorySpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateMemoryRequest: _TypeAlias = CreateMemoryRequest  # noqa: Y015
+
+@_typing.final
+class ListMemoriesRequest(_message.Message):
+    """ListMemoriesRequest selects memories of one agent (or of all, for an admin's listing)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENT_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    INCLUDE_GENERAL_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    agent: _builtins.str
+    """Only memories of this agent."""
+    subject: _builtins.str
+    """Only memories about this subject; with `include_general`, general ones (no subject) too."""
+    include_general: _builtins.bool
+    """Also the memories without a subject (with `subject`)."""
+    query: _builtins.str
+    """Full-text search: the memories matching any of its words, most relevant first."""
+    page_size: _builtins.int
+    """Maximum number to return; 0 means 100."""
+    page_token: _builtins.str
+    """Token from a previous response (listings without `query`)."""
+    execution_id: _builtins.str
+    """The agent run a runner asks for (runners only: they reach the memories of that run's agent,
+    and only while they hold the run).
+    """
+    def __init__(
+        self,
+        *,
+        agent: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        include_general: _builtins.bool = ...,
+        query: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "execution_id", b"execution_id", "include_general", b"include_general", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMemoriesRequest: _TypeAlias = ListMemoriesRequest  # noqa: Y015
+
+@_typing.final
+class ListMemoriesResponse(_message.Message):
+    """ListMemoriesResponse is one page of memories."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def memories(self) -> _containers.RepeatedCompositeFieldContainer[_memory_pb2.Memory]:
+        """Memories, newest first (most relevant first with a query)."""
+
+    def __init__(
+        self,
+        *,
+        memories: _abc.Iterable[_memory_pb2.Memory] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["memories", b"memories", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMemoriesResponse: _TypeAlias = ListMemoriesResponse  # noqa: Y015
+
+@_typing.final
+class GetMemoryRequest(_message.Message):
+    """GetMemoryRequest names a memory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The memory's id (`mem_...`)."""
+    execution_id: _builtins.str
+    """The agent run a runner asks for (runners only; see ListMemoriesRequest.execution_id)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemoryRequest: _TypeAlias = GetMemoryRequest  # noqa: Y015
+
+@_typing.final
+class DeleteMemoryRequest(_message.Message):
+    """DeleteMemoryRequest names the memory to forget."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The memory's id (`mem_...`)."""
+    execution_id: _builtins.str
+    """The agent run a runner asks for (runners only; see ListMemoriesRequest.execution_id)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteMemoryRequest: _TypeAlias = DeleteMemoryRequest  # noqa: Y015

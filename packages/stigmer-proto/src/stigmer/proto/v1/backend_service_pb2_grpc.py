@@ -6,6 +6,7 @@ import warnings
 from stigmer.proto.v1 import artifact_pb2 as stigmer_dot_proto_dot_v1_dot_artifact__pb2
 from stigmer.proto.v1 import backend_service_pb2 as stigmer_dot_proto_dot_v1_dot_backend__service__pb2
 from stigmer.proto.v1 import execution_pb2 as stigmer_dot_proto_dot_v1_dot_execution__pb2
+from stigmer.proto.v1 import memory_pb2 as stigmer_dot_proto_dot_v1_dot_memory__pb2
 from stigmer.proto.v1 import resource_pb2 as stigmer_dot_proto_dot_v1_dot_resource__pb2
 from stigmer.proto.v1 import secret_pb2 as stigmer_dot_proto_dot_v1_dot_secret__pb2
 
@@ -139,6 +140,26 @@ class BackendServiceStub:
                 '/stigmer.v1.BackendService/GetArtifact',
                 request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetArtifactRequest.SerializeToString,
                 response_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetArtifactResponse.FromString,
+                _registered_method=True)
+        self.CreateMemory = channel.unary_unary(
+                '/stigmer.v1.BackendService/CreateMemory',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.CreateMemoryRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
+                _registered_method=True)
+        self.ListMemories = channel.unary_unary(
+                '/stigmer.v1.BackendService/ListMemories',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListMemoriesRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListMemoriesResponse.FromString,
+                _registered_method=True)
+        self.GetMemory = channel.unary_unary(
+                '/stigmer.v1.BackendService/GetMemory',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetMemoryRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
+                _registered_method=True)
+        self.DeleteMemory = channel.unary_unary(
+                '/stigmer.v1.BackendService/DeleteMemory',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.DeleteMemoryRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
                 _registered_method=True)
 
 
@@ -287,6 +308,35 @@ class BackendServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateMemory(self, request, context):
+        """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+        (named by `spec.provenance.execution_id`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMemories(self, request, context):
+        """List an agent's memories, newest first, or the most relevant to `query` first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMemory(self, request, context):
+        """Read one memory by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMemory(self, request, context):
+        """Forget a memory; returns it as it was.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BackendServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -389,6 +439,26 @@ def add_BackendServiceServicer_to_server(servicer, server):
                     servicer.GetArtifact,
                     request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetArtifactRequest.FromString,
                     response_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetArtifactResponse.SerializeToString,
+            ),
+            'CreateMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMemory,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.CreateMemoryRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.SerializeToString,
+            ),
+            'ListMemories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMemories,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListMemoriesRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListMemoriesResponse.SerializeToString,
+            ),
+            'GetMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemory,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetMemoryRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.SerializeToString,
+            ),
+            'DeleteMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMemory,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.DeleteMemoryRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -933,6 +1003,114 @@ class BackendService:
             '/stigmer.v1.BackendService/GetArtifact',
             stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetArtifactRequest.SerializeToString,
             stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/CreateMemory',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.CreateMemoryRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMemories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/ListMemories',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListMemoriesRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.ListMemoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/GetMemory',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.GetMemoryRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/DeleteMemory',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.DeleteMemoryRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
             options,
             channel_credentials,
             insecure,

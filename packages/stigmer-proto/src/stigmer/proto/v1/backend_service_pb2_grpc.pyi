@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from stigmer.proto.v1 import artifact_pb2 as _artifact_pb2
 from stigmer.proto.v1 import backend_service_pb2 as _backend_service_pb2
 from stigmer.proto.v1 import execution_pb2 as _execution_pb2
+from stigmer.proto.v1 import memory_pb2 as _memory_pb2
 from stigmer.proto.v1 import resource_pb2 as _resource_pb2
 from stigmer.proto.v1 import secret_pb2 as _secret_pb2
 import abc as _abc_1
@@ -79,6 +80,16 @@ class BackendServiceStub:
     """Store a content-addressed blob."""
     GetArtifact: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.GetArtifactRequest, _backend_service_pb2.GetArtifactResponse]
     """Read a content-addressed blob."""
+    CreateMemory: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.CreateMemoryRequest, _memory_pb2.Memory]
+    """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+    (named by `spec.provenance.execution_id`).
+    """
+    ListMemories: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.ListMemoriesRequest, _backend_service_pb2.ListMemoriesResponse]
+    """List an agent's memories, newest first, or the most relevant to `query` first."""
+    GetMemory: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.GetMemoryRequest, _memory_pb2.Memory]
+    """Read one memory by id."""
+    DeleteMemory: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.DeleteMemoryRequest, _memory_pb2.Memory]
+    """Forget a memory; returns it as it was."""
 
 @_typing.type_check_only
 class BackendServiceAsyncStub(BackendServiceStub):
@@ -127,6 +138,16 @@ class BackendServiceAsyncStub(BackendServiceStub):
     """Store a content-addressed blob."""
     GetArtifact: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.GetArtifactRequest, _backend_service_pb2.GetArtifactResponse]  # type: ignore[assignment]
     """Read a content-addressed blob."""
+    CreateMemory: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.CreateMemoryRequest, _memory_pb2.Memory]  # type: ignore[assignment]
+    """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+    (named by `spec.provenance.execution_id`).
+    """
+    ListMemories: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.ListMemoriesRequest, _backend_service_pb2.ListMemoriesResponse]  # type: ignore[assignment]
+    """List an agent's memories, newest first, or the most relevant to `query` first."""
+    GetMemory: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.GetMemoryRequest, _memory_pb2.Memory]  # type: ignore[assignment]
+    """Read one memory by id."""
+    DeleteMemory: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.DeleteMemoryRequest, _memory_pb2.Memory]  # type: ignore[assignment]
+    """Forget a memory; returns it as it was."""
 
 class BackendServiceServicer(metaclass=_abc_1.ABCMeta):
     """BackendService is the one contract every Stigmer backend implements: the embedded local store,
@@ -292,5 +313,39 @@ class BackendServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backend_service_pb2.GetArtifactResponse, _abc.Awaitable[_backend_service_pb2.GetArtifactResponse]]:
         """Read a content-addressed blob."""
+
+    @_abc_1.abstractmethod
+    def CreateMemory(
+        self,
+        request: _backend_service_pb2.CreateMemoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_pb2.Memory, _abc.Awaitable[_memory_pb2.Memory]]:
+        """Store a memory (a fact an agent learnt); a runner writes only for the agent of a run it holds
+        (named by `spec.provenance.execution_id`).
+        """
+
+    @_abc_1.abstractmethod
+    def ListMemories(
+        self,
+        request: _backend_service_pb2.ListMemoriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_service_pb2.ListMemoriesResponse, _abc.Awaitable[_backend_service_pb2.ListMemoriesResponse]]:
+        """List an agent's memories, newest first, or the most relevant to `query` first."""
+
+    @_abc_1.abstractmethod
+    def GetMemory(
+        self,
+        request: _backend_service_pb2.GetMemoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_pb2.Memory, _abc.Awaitable[_memory_pb2.Memory]]:
+        """Read one memory by id."""
+
+    @_abc_1.abstractmethod
+    def DeleteMemory(
+        self,
+        request: _backend_service_pb2.DeleteMemoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_pb2.Memory, _abc.Awaitable[_memory_pb2.Memory]]:
+        """Forget a memory; returns it as it was."""
 
 def add_BackendServiceServicer_to_server(servicer: BackendServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -28,7 +28,7 @@ from stigmer.proto.v1 import agent_pb2 as stigmer_dot_proto_dot_v1_dot_agent__pb
 from stigmer.proto.v1 import meta_pb2 as stigmer_dot_proto_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n stigmer/proto/v1/execution.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cstigmer/proto/v1/agent.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xac\x01\n\tExecution\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12\'\n\x04spec\x18\x04 \x01(\x0b\x32\x19.stigmer.v1.ExecutionSpec\x12+\n\x06status\x18\x05 \x01(\x0b\x32\x1b.stigmer.v1.ExecutionStatus\"\xe9\x02\n\rExecutionSpec\x12\'\n\x06target\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12\x16\n\x0etarget_version\x18\x02 \x01(\x03\x12%\n\x05input\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12/\n\x03\x65nv\x18\x06 \x03(\x0b\x32\".stigmer.v1.ExecutionSpec.EnvEntry\x12\x13\n\x0bsecret_refs\x18\x07 \x03(\t\x12&\n\x05model\x18\x08 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\x12\x1b\n\x13parent_execution_id\x18\t \x01(\t\x12\x14\n\x0cresumed_from\x18\n \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa4\x03\n\x0f\x45xecutionStatus\x12 \n\x05phase\x18\x01 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.stigmer.v1.ExecutionError\x12\'\n\x05tasks\x18\x04 \x03(\x0b\x32\x18.stigmer.v1.TaskProgress\x12 \n\x05usage\x18\x05 \x01(\x0b\x32\x11.stigmer.v1.Usage\x12\x35\n\x10pending_approval\x18\x06 \x01(\x0b\x32\x1b.stigmer.v1.ApprovalRequest\x12\x15\n\rlast_sequence\x18\x07 \x01(\x03\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncheckpoint\x18\n \x01(\t\x12\x0e\n\x06runner\x18\x0b \x01(\t\"_\n\x0e\x45xecutionError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x10\n\x08instance\x18\x05 \x01(\t\"\xbf\x01\n\x0cTaskProgress\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12 \n\x05phase\x18\x03 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\"Z\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x12\n\ntool_calls\x18\x04 \x01(\x03\"\x99\x01\n\x0f\x41pprovalRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12*\n\targuments\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd7\x01\n\x0e\x45xecutionEvent\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x04 \x01(\t\x12 \n\x05phase\x18\x05 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12$\n\x04\x64\x61ta\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value*\x9c\x01\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x11\n\rPHASE_PENDING\x10\x01\x12\x11\n\rPHASE_RUNNING\x10\x02\x12\x1a\n\x16PHASE_WAITING_APPROVAL\x10\x03\x12\x13\n\x0fPHASE_SUCCEEDED\x10\x04\x12\x10\n\x0cPHASE_FAILED\x10\x05\x12\x13\n\x0fPHASE_CANCELLED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n stigmer/proto/v1/execution.proto\x12\nstigmer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cstigmer/proto/v1/agent.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xac\x01\n\tExecution\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12\'\n\x04spec\x18\x04 \x01(\x0b\x32\x19.stigmer.v1.ExecutionSpec\x12+\n\x06status\x18\x05 \x01(\x0b\x32\x1b.stigmer.v1.ExecutionStatus\"\xc2\x03\n\rExecutionSpec\x12\'\n\x06target\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12\x16\n\x0etarget_version\x18\x02 \x01(\x03\x12%\n\x05input\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12/\n\x03\x65nv\x18\x06 \x03(\x0b\x32\".stigmer.v1.ExecutionSpec.EnvEntry\x12\x13\n\x0bsecret_refs\x18\x07 \x03(\t\x12&\n\x05model\x18\x08 \x01(\x0b\x32\x17.stigmer.v1.ModelConfig\x12\x1b\n\x13parent_execution_id\x18\t \x01(\t\x12\x14\n\x0cresumed_from\x18\n \x01(\t\x12\'\n\x06limits\x18\x14 \x01(\x0b\x32\x17.stigmer.v1.AgentLimits\x12.\n\routput_schema\x18\x15 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa4\x03\n\x0f\x45xecutionStatus\x12 \n\x05phase\x18\x01 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12)\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.stigmer.v1.ExecutionError\x12\'\n\x05tasks\x18\x04 \x03(\x0b\x32\x18.stigmer.v1.TaskProgress\x12 \n\x05usage\x18\x05 \x01(\x0b\x32\x11.stigmer.v1.Usage\x12\x35\n\x10pending_approval\x18\x06 \x01(\x0b\x32\x1b.stigmer.v1.ApprovalRequest\x12\x15\n\rlast_sequence\x18\x07 \x01(\x03\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncheckpoint\x18\n \x01(\t\x12\x0e\n\x06runner\x18\x0b \x01(\t\"_\n\x0e\x45xecutionError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x10\n\x08instance\x18\x05 \x01(\t\"\xbf\x01\n\x0cTaskProgress\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12 \n\x05phase\x18\x03 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\"\xb0\x01\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x12\n\ntool_calls\x18\x04 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x05 \x01(\x01\x12\x14\n\x0c\x63ost_unknown\x18\x06 \x01(\x08\x12,\n\nby_request\x18\x07 \x03(\x0b\x32\x18.stigmer.v1.RequestUsage\"r\n\x0cRequestUsage\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x03\x12\x15\n\routput_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12\x14\n\x0c\x63ost_unknown\x18\x05 \x01(\x08\"\x99\x01\n\x0f\x41pprovalRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x0e\n\x06server\x18\x03 \x01(\t\x12*\n\targuments\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x0crequested_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd7\x01\n\x0e\x45xecutionEvent\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x04 \x01(\t\x12 \n\x05phase\x18\x05 \x01(\x0e\x32\x11.stigmer.v1.Phase\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12$\n\x04\x64\x61ta\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value*\x9c\x01\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x11\n\rPHASE_PENDING\x10\x01\x12\x11\n\rPHASE_RUNNING\x10\x02\x12\x1a\n\x16PHASE_WAITING_APPROVAL\x10\x03\x12\x13\n\x0fPHASE_SUCCEEDED\x10\x04\x12\x10\n\x0cPHASE_FAILED\x10\x05\x12\x13\n\x0fPHASE_CANCELLED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,24 +37,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EXECUTIONSPEC_ENVENTRY']._loaded_options = None
   _globals['_EXECUTIONSPEC_ENVENTRY']._serialized_options = b'8\001'
-  _globals['_PHASE']._serialized_start=1890
-  _globals['_PHASE']._serialized_end=2046
+  _globals['_PHASE']._serialized_start=2182
+  _globals['_PHASE']._serialized_end=2338
   _globals['_EXECUTION']._serialized_start=171
   _globals['_EXECUTION']._serialized_end=343
   _globals['_EXECUTIONSPEC']._serialized_start=346
-  _globals['_EXECUTIONSPEC']._serialized_end=707
-  _globals['_EXECUTIONSPEC_ENVENTRY']._serialized_start=665
-  _globals['_EXECUTIONSPEC_ENVENTRY']._serialized_end=707
-  _globals['_EXECUTIONSTATUS']._serialized_start=710
-  _globals['_EXECUTIONSTATUS']._serialized_end=1130
-  _globals['_EXECUTIONERROR']._serialized_start=1132
-  _globals['_EXECUTIONERROR']._serialized_end=1227
-  _globals['_TASKPROGRESS']._serialized_start=1230
-  _globals['_TASKPROGRESS']._serialized_end=1421
-  _globals['_USAGE']._serialized_start=1423
-  _globals['_USAGE']._serialized_end=1513
-  _globals['_APPROVALREQUEST']._serialized_start=1516
-  _globals['_APPROVALREQUEST']._serialized_end=1669
-  _globals['_EXECUTIONEVENT']._serialized_start=1672
-  _globals['_EXECUTIONEVENT']._serialized_end=1887
+  _globals['_EXECUTIONSPEC']._serialized_end=796
+  _globals['_EXECUTIONSPEC_ENVENTRY']._serialized_start=754
+  _globals['_EXECUTIONSPEC_ENVENTRY']._serialized_end=796
+  _globals['_EXECUTIONSTATUS']._serialized_start=799
+  _globals['_EXECUTIONSTATUS']._serialized_end=1219
+  _globals['_EXECUTIONERROR']._serialized_start=1221
+  _globals['_EXECUTIONERROR']._serialized_end=1316
+  _globals['_TASKPROGRESS']._serialized_start=1319
+  _globals['_TASKPROGRESS']._serialized_end=1510
+  _globals['_USAGE']._serialized_start=1513
+  _globals['_USAGE']._serialized_end=1689
+  _globals['_REQUESTUSAGE']._serialized_start=1691
+  _globals['_REQUESTUSAGE']._serialized_end=1805
+  _globals['_APPROVALREQUEST']._serialized_start=1808
+  _globals['_APPROVALREQUEST']._serialized_end=1961
+  _globals['_EXECUTIONEVENT']._serialized_start=1964
+  _globals['_EXECUTIONEVENT']._serialized_end=2179
 # @@protoc_insertion_point(module_scope)

@@ -143,6 +143,8 @@ class ExecutionSpec(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     RESUMED_FROM_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    OUTPUT_SCHEMA_FIELD_NUMBER: _builtins.int
     target_version: _builtins.int
     """Version of the target definition pinned when the execution was created."""
     message: _builtins.str
@@ -173,6 +175,14 @@ class ExecutionSpec(_message.Message):
     def model(self) -> _agent_pb2.ModelConfig:
         """Model override for agent runs; unset fields fall back to the agent's model."""
 
+    @_builtins.property
+    def limits(self) -> _agent_pb2.AgentLimits:
+        """Limits of this agent run; they can only lower the agent's own (a server may lower them too)."""
+
+    @_builtins.property
+    def output_schema(self) -> _struct_pb2.Struct:
+        """JSON Schema of this agent run's output, replacing the agent's `outputSchema`."""
+
     def __init__(
         self,
         *,
@@ -186,10 +196,12 @@ class ExecutionSpec(_message.Message):
         model: _agent_pb2.ModelConfig | None = ...,
         parent_execution_id: _builtins.str = ...,
         resumed_from: _builtins.str = ...,
+        limits: _agent_pb2.AgentLimits | None = ...,
+        output_schema: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "model", b"model", "target", b"target"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "limits", b"limits", "model", b"model", "output_schema", b"output_schema", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "input", b"input", "message", b"message", "model", b"model", "parent_execution_id", b"parent_execution_id", "resumed_from", b"resumed_from", "secret_refs", b"secret_refs", "session_id", b"session_id", "target", b"target", "target_version", b"target_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["env", b"env", "input", b"input", "limits", b"limits", "message", b"message", "model", b"model", "output_schema", b"output_schema", "parent_execution_id", b"parent_execution_id", "resumed_from", b"resumed_from", "secret_refs", b"secret_refs", "session_id", b"session_id", "target", b"target", "target_version", b"target_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -365,6 +377,9 @@ class Usage(_message.Message):
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    COST_UNKNOWN_FIELD_NUMBER: _builtins.int
+    BY_REQUEST_FIELD_NUMBER: _builtins.int
     input_tokens: _builtins.int
     """Prompt tokens."""
     output_tokens: _builtins.int
@@ -373,6 +388,14 @@ class Usage(_message.Message):
     """Model requests made."""
     tool_calls: _builtins.int
     """Tool calls made."""
+    cost_usd: _builtins.float
+    """Cost in US dollars of the requests whose price is known."""
+    cost_unknown: _builtins.bool
+    """Whether some request's price is unknown (its cost is not in `cost_usd`)."""
+    @_builtins.property
+    def by_request(self) -> _containers.RepeatedCompositeFieldContainer[Global___RequestUsage]:
+        """Each model request, in order."""
+
     def __init__(
         self,
         *,
@@ -380,14 +403,55 @@ class Usage(_message.Message):
         output_tokens: _builtins.int = ...,
         requests: _builtins.int = ...,
         tool_calls: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        cost_unknown: _builtins.bool = ...,
+        by_request: _abc.Iterable[Global___RequestUsage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "requests", b"requests", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_request", b"by_request", "cost_unknown", b"cost_unknown", "cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "requests", b"requests", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Usage: _TypeAlias = Usage  # noqa: Y015
+
+@_typing.final
+class RequestUsage(_message.Message):
+    """RequestUsage is what one model request consumed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    COST_UNKNOWN_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Model that answered."""
+    input_tokens: _builtins.int
+    """Input (prompt) tokens."""
+    output_tokens: _builtins.int
+    """Output (completion) tokens."""
+    cost_usd: _builtins.float
+    """Cost in US dollars; 0 with `cost_unknown` when the model's price is not known."""
+    cost_unknown: _builtins.bool
+    """Whether the model's price is unknown."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        cost_unknown: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_unknown", b"cost_unknown", "cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestUsage: _TypeAlias = RequestUsage  # noqa: Y015
 
 @_typing.final
 class ApprovalRequest(_message.Message):

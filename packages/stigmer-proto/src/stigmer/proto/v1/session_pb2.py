@@ -23,20 +23,21 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from stigmer.proto.v1 import execution_pb2 as stigmer_dot_proto_dot_v1_dot_execution__pb2
 from stigmer.proto.v1 import meta_pb2 as stigmer_dot_proto_dot_v1_dot_meta__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estigmer/proto/v1/session.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xa6\x01\n\x07Session\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12%\n\x04spec\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.SessionSpec\x12)\n\x06status\x18\x05 \x01(\x0b\x32\x19.stigmer.v1.SessionStatus\"D\n\x0bSessionSpec\x12&\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12\r\n\x05title\x18\x02 \x01(\t\"k\n\rSessionStatus\x12\r\n\x05turns\x18\x01 \x01(\x03\x12\x19\n\x11last_execution_id\x18\x02 \x01(\t\x12\x30\n\x0clast_turn_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1estigmer/proto/v1/session.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a stigmer/proto/v1/execution.proto\x1a\x1bstigmer/proto/v1/meta.proto\"\xa6\x01\n\x07Session\x12\x13\n\x0b\x61pi_version\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12&\n\x08metadata\x18\x03 \x01(\x0b\x32\x14.stigmer.v1.Metadata\x12%\n\x04spec\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.SessionSpec\x12)\n\x06status\x18\x05 \x01(\x0b\x32\x19.stigmer.v1.SessionStatus\"D\n\x0bSessionSpec\x12&\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x17.stigmer.v1.ResourceRef\x12\r\n\x05title\x18\x02 \x01(\t\"\x8d\x01\n\rSessionStatus\x12\r\n\x05turns\x18\x01 \x01(\x03\x12\x19\n\x11last_execution_id\x18\x02 \x01(\t\x12\x30\n\x0clast_turn_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x05usage\x18\x04 \x01(\x0b\x32\x11.stigmer.v1.Usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stigmer.proto.v1.session_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SESSION']._serialized_start=109
-  _globals['_SESSION']._serialized_end=275
-  _globals['_SESSIONSPEC']._serialized_start=277
-  _globals['_SESSIONSPEC']._serialized_end=345
-  _globals['_SESSIONSTATUS']._serialized_start=347
-  _globals['_SESSIONSTATUS']._serialized_end=454
+  _globals['_SESSION']._serialized_start=143
+  _globals['_SESSION']._serialized_end=309
+  _globals['_SESSIONSPEC']._serialized_start=311
+  _globals['_SESSIONSPEC']._serialized_end=379
+  _globals['_SESSIONSTATUS']._serialized_start=382
+  _globals['_SESSIONSTATUS']._serialized_end=523
 # @@protoc_insertion_point(module_scope)

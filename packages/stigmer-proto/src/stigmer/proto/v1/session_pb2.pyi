@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from stigmer.proto.v1 import execution_pb2 as _execution_pb2
 from stigmer.proto.v1 import meta_pb2 as _meta_pb2
 import builtins as _builtins
 import sys
@@ -99,6 +100,7 @@ class SessionStatus(_message.Message):
     TURNS_FIELD_NUMBER: _builtins.int
     LAST_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     LAST_TURN_AT_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
     turns: _builtins.int
     """Number of completed turns."""
     last_execution_id: _builtins.str
@@ -107,16 +109,21 @@ class SessionStatus(_message.Message):
     def last_turn_at(self) -> _timestamp_pb2.Timestamp:
         """When the latest turn finished."""
 
+    @_builtins.property
+    def usage(self) -> _execution_pb2.Usage:
+        """Model usage and cost summed over the session's turns."""
+
     def __init__(
         self,
         *,
         turns: _builtins.int = ...,
         last_execution_id: _builtins.str = ...,
         last_turn_at: _timestamp_pb2.Timestamp | None = ...,
+        usage: _execution_pb2.Usage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_turn_at", b"last_turn_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_turn_at", b"last_turn_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_execution_id", b"last_execution_id", "last_turn_at", b"last_turn_at", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_execution_id", b"last_execution_id", "last_turn_at", b"last_turn_at", "turns", b"turns", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 from stigmer.core import Backend, InvalidArgument, Redactor
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
+from stigmer.runner.agent._context import ContextKeeper
 from stigmer.runner.agent._events import EventSink, clip
+from stigmer.runner.agent._limits import CURRENT_METER
 from stigmer.runner.agent._loading import collector_paused
 from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
+from stigmer.runner.agent._memory import AgentMemory
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
 
@@ -35,10 +38,52 @@ class AgentBuild:
     model: BuiltModel
     approval: dict[str, str] = field(default_factory=dict)
     toolsets: list[tuple[str, AbstractToolset[Any]]] = field(default_factory=list)
+    context: ContextKeeper | None = None  # the agent's `context` (long conversations)
     # Every toolset the agent has, by a key stable across builds of the same spec
     # (``mcp:<server>``, ``skills``, ``sub-agents``): a tool call made elsewhere names its toolset.
     by_key: dict[str, AbstractToolset[Any]] = field(default_factory=dict)
     instructions: str = ""
+
+
+#: Answers that do not match a run's output schema the model may correct before the run fails.
+OUTPUT_RETRIES = 3
+
+
+def structured_output(schema: Mapping[str, Any]) -> tuple[Any, Callable[..., Any]]:
+    """pydantic-ai's output type for a JSON Schema, and the output validator to register with it.
+
+    The model answers through a tool whose arguments are the output; the validator checks them
+    against the schema (JSON Schema 2020-12) and sends what is wrong back to the model to correct
+    (pydantic-ai's output retries). A schema that is not an object is offered as
+    ``{"result": …}`` and the validator hands on the value without its wrapper.
+    """
+    from jsonschema import Draft202012Validator
+    from pydantic_ai import DeferredToolRequests, ModelRetry, StructuredDict
+
+    given = dict(schema)
+    wrapped = given.get("type") != "object"
+    offered = (
+        {"type": "object", "properties": {"result": given}, "required": ["result"]} if wrapped else given
+    )
+    checker: Any = Draft202012Validator(given)
+
+    async def check(output: Any) -> Any:  # async: pydantic-ai would run a plain function in a
+        # thread, which Temporal workflow code (where the loop runs on the full stack) cannot use
+        if isinstance(output, DeferredToolRequests):
+            return output
+        value = output.get("result") if wrapped and isinstance(output, dict) else output
+        problems = sorted(checker.iter_errors(value), key=lambda e: list(e.absolute_path))
+        if problems:
+            said = "; ".join(f"{_pointer(e.absolute_path)}: {e.message}" for e in problems[:5])
+            raise ModelRetry(f"The answer does not match the required output schema: {said}")
+        return value
+
+    kind = StructuredDict(offered, description="The run's answer, as its schema asks.")
+    return kind, check
+
+
+def _pointer(path: Any) -> str:
+    return "/".join(str(p) for p in path) or "(the answer)"
 
 
 def _tool_name(name: str) -> str:
@@ -62,8 +107,15 @@ class Builder:
         allow_run: bool = False,
         execution_id: str = "",
         log_dir: Path | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        session_id: str = "",
+        message: str | None = None,
     ) -> None:
         self.backend = backend
+        self.output_schema = output_schema  # the top agent's structured output (None: text)
+        self.closers: list[Callable[[], Any]] = []  # extra model clients to close with the run
+        self.session_id = session_id
+        self.message = message  # the run's message: memories relevant to it are recalled (None: not)
         self.execution_id = execution_id
         self.log_dir = log_dir  # where stdio MCP servers' standard error goes
         self.allow_run = allow_run  # the execution's `run` capability: stdio MCP servers
@@ -137,8 +189,27 @@ class Builder:
                     f"agent {name}: sub-agents nest deeper than 3 levels", ["spec.subAgents"]
                 )
             by_key["sub-agents"] = await self._sub_agent_tools(spec.sub_agents, choice, depth)
+        if isinstance(spec, agent_pb2.AgentSpec) and spec.HasField("memory") and depth == 0:
+            memory = AgentMemory.of(
+                self.backend,
+                spec.memory,
+                agent=name,
+                variables=self.variables,
+                redactor=self.redactor,
+                session_id=self.session_id,
+                execution_id=self.execution_id,
+            )
+            if memory is not None:
+                by_key["memory"] = memory.toolset()
+                if self.message:
+                    recalled = await memory.prompt(self.message)
+                    instructions = "\n\n".join(p for p in (instructions, recalled) if p)
         toolsets = list(by_key.values())
-        output_type: Any = [str, DeferredToolRequests] if approvals else str
+        answer: Any = str
+        check = None
+        if depth == 0 and self.output_schema is not None:
+            answer, check = structured_output(self.output_schema)
+        output_type: Any = [answer, DeferredToolRequests] if approvals else answer
         from ._telemetry import instrumentation
 
         traced = instrumentation()  # None when traces are off
@@ -149,9 +220,20 @@ class Builder:
             toolsets=toolsets,
             output_type=output_type,
             model_settings=built.settings or None,
+            retries={"output": OUTPUT_RETRIES} if check is not None else None,
         )
         if traced is not None:  # pydantic-ai's own spans: the run, each model request and tool call
             agent.instrument = traced
+        if check is not None:
+            agent.output_validator(check)
+        context = None
+        if isinstance(spec, agent_pb2.AgentSpec) and spec.HasField("context"):
+            context = ContextKeeper.of(spec.context)
+            if context is not None and spec.context.HasField("summary_model"):
+                summary = build_model(self.choose(spec.context.summary_model), self.lookup)
+                self.redactor.register(summary.api_key)
+                context.summary_model = summary.model
+                self.closers.append(summary.aclose)
         return AgentBuild(
             agent=agent,
             model=built,
@@ -159,6 +241,7 @@ class Builder:
             toolsets=mcp.toolsets,
             by_key=by_key,
             instructions=instructions,
+            context=context,
         )
 
     async def _sub_agent_tools(
@@ -221,8 +304,12 @@ class Builder:
                 stack.push_async_callback(child.model.aclose)
                 for _server, toolset in child.toolsets:
                     await stack.enter_async_context(toolset)
+                meter = CURRENT_METER.get()  # the parent's turn prices and records its requests
                 result = await child.agent.run(
-                    task, usage=ctx.usage, event_stream_handler=builder.child_handler(name)
+                    task,
+                    usage=ctx.usage,
+                    event_stream_handler=builder.child_handler(name),
+                    capabilities=[meter.capability()] if meter is not None else None,
                 )
             output = str(result.output)
             await sink.emit("agent.completed", subject=call_id, data={"agent": name, "output": output})

@@ -33,6 +33,7 @@ from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.agent._build import AgentBuild, Builder
 from stigmer.runner.agent._checkpoint import Checkpoint
 from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
+from stigmer.runner.agent._limits import Limits
 from stigmer.runner.agent._loop import PendingCall
 from stigmer.runner.agent._mcp import McpServerFailed, mcp_log_dir
 
@@ -151,7 +152,32 @@ class OpenExecution:
                 ["spec.env"],
             )
 
-    def builder(self) -> Builder:
+    def limits(self, agent: Any) -> Limits:
+        """The run's limits: the lowest of its agent's and its own (a server's ceiling is in its own)."""
+        spec = self.execution.spec
+        return Limits.combine(
+            agent.spec.limits if agent.spec.HasField("limits") else None,
+            spec.limits if spec.HasField("limits") else None,
+        )
+
+    def price(self, agent: Any) -> tuple[float, float] | None:
+        """The model's own price (USD per million input, output tokens): the run's model's, else
+        the agent's; None when neither gives one (the price table is used)."""
+        for model in (self.execution.spec.model, agent.spec.model):
+            if model.HasField("price"):
+                return (model.price.input_per_million, model.price.output_per_million)
+        return None
+
+    def output_schema(self, agent: Any) -> dict[str, Any] | None:
+        """The JSON Schema of the run's output: the run's own, else the agent's; None for text."""
+        for holder in (self.execution.spec, agent.spec):
+            if holder.HasField("output_schema"):
+                return json_format.MessageToDict(holder.output_schema)
+        return None
+
+    def builder(self, output_schema: dict[str, Any] | None = None, *, recall: bool = False) -> Builder:
+        """A builder for this execution's agents; with ``recall``, memories relevant to the run's
+        message go into the instructions (when the agent has memory)."""
         spec = self.execution.spec
         return Builder(
             self.backend,
@@ -164,13 +190,26 @@ class OpenExecution:
             allow_run=self.allow_run,
             execution_id=self.id,
             log_dir=mcp_log_dir(self.environ),
+            output_schema=output_schema,
+            session_id=spec.session_id,
+            message=self._message() if recall else None,
         )
 
-    async def build(self, agent: Any, stack: AsyncExitStack) -> AgentBuild:
-        """The pydantic-ai agent of ``agent`` (a resource), its model closed with ``stack``."""
+    def _message(self) -> str | None:
+        try:
+            return self.prompt()
+        except InvalidArgument:
+            return None
+
+    async def build(self, agent: Any, stack: AsyncExitStack, *, recall: bool = True) -> AgentBuild:
+        """The pydantic-ai agent of ``agent`` (a resource), its model closed with ``stack``;
+        ``recall=False`` skips reading the memories relevant to the message (a tool call's build)."""
         name = agent.metadata.name or self.execution.spec.target.name
-        build = await self.builder().build(agent.spec, name=name)
+        builder = self.builder(self.output_schema(agent), recall=recall)
+        build = await builder.build(agent.spec, name=name)
         stack.push_async_callback(build.model.aclose)
+        for close in builder.closers:
+            stack.push_async_callback(close)
         default_redactor().register(build.model.api_key)
         self.model_label = build.model.choice.label
         self.endpoint = build.model.choice.base_url
@@ -215,7 +254,7 @@ class OpenExecution:
         )
 
     async def succeed(
-        self, output: str, usage: execution_pb2.Usage, messages: list[Any]
+        self, output: Any, usage: execution_pb2.Usage, messages: list[Any]
     ) -> execution_pb2.Execution:
         """SUCCEEDED with the output and usage; in a session, the conversation (JSON) for the next turn."""
         return await self.sink.update(
@@ -228,8 +267,14 @@ class OpenExecution:
             ),
         )
 
-    async def fail(self, error: execution_pb2.ExecutionError) -> execution_pb2.Execution:
-        return await self.sink.update(phase=execution_pb2.PHASE_FAILED, error=error)
+    async def fail(
+        self, error: execution_pb2.ExecutionError, usage: execution_pb2.Usage | None = None
+    ) -> execution_pb2.Execution:
+        """FAILED with ``error``, and the usage the run spent since it last reported."""
+        events = [] if usage is None else [self.usage_event(usage)]
+        return await self.sink.update(
+            phase=execution_pb2.PHASE_FAILED, error=error, events=events, usage=usage
+        )
 
     async def cancel(self) -> execution_pb2.Execution:
         return await self.sink.update(phase=execution_pb2.PHASE_CANCELLED)

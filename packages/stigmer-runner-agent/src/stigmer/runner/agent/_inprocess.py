@@ -30,14 +30,14 @@ from stigmer.runner.agent._checkpoint import (
 )
 from stigmer.runner.agent._events import RunStopped, clip, jsonable
 from stigmer.runner.agent._execution import OpenExecution, mcp_start_error, usage_message
-from stigmer.runner.agent._loop import Decision, Pause, PendingCall, Start, Stop, run_agent_loop
+from stigmer.runner.agent._limits import Spent
+from stigmer.runner.agent._loop import Decision, Pause, PendingCall, Start, Stop, Turn, run_agent_loop
 from stigmer.runner.agent._problems import problem_from_exception
 
 if TYPE_CHECKING:
     from pydantic_ai import DeferredToolResults, RunContext
     from pydantic_ai.agent import AgentRunResult
     from pydantic_ai.messages import AgentStreamEvent, ModelMessage
-    from pydantic_ai.usage import RunUsage
 
 __all__ = ["InProcessHost"]
 
@@ -67,6 +67,7 @@ class InProcessHost:
         self.state = Checkpoint.parse(execution.status.checkpoint)
         self._stack = AsyncExitStack()  # the model client and MCP servers of the run
         self._build: AgentBuild | None = None
+        self._resource: Any = None  # the Agent resource, read by ``begin``
         self._assistant_text: list[str] = []
         self._saved_messages = 0
 
@@ -104,10 +105,18 @@ class InProcessHost:
         session = run.execution.spec.session_id
         if start.prompt is not None and session:
             start.history = load_messages(await session_history(self.backend, session, run.id))
+        self._resource = await run.agent()
+        start.limits = run.limits(self._resource)
+        start.price = run.price(self._resource)
+        start.spent = Spent.of(run.execution.status.usage)
         return start
 
     async def turn(
-        self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
+        self,
+        prompt: str | None,
+        history: list[ModelMessage],
+        deferred: DeferredToolResults | None,
+        control: Turn,
     ) -> AgentRunResult[Any]:
         build = await self._agent()
         return await self._until_cancelled(
@@ -116,7 +125,13 @@ class InProcessHost:
                 message_history=history or None,
                 deferred_tool_results=deferred,
                 event_stream_handler=self._handler,
-                capabilities=[_handover_capability(self)],
+                usage=control.usage,
+                usage_limits=control.limits,
+                capabilities=[
+                    _handover_capability(self),  # first: it saves the whole conversation
+                    *control.capabilities,
+                    *([build.context.capability()] if build.context is not None else []),
+                ],
             )
         )
 
@@ -134,19 +149,19 @@ class InProcessHost:
         call = next(c for c in checkpoint.pending if c.id == pause.call.id)
         raise Stop(await self.run.request_approval(call, checkpoint, usage_message(pause.usage)))
 
-    async def finish(self, output: str, usage: RunUsage, messages: list[ModelMessage]) -> Result:
+    async def finish(self, output: Any, usage: dict[str, Any], messages: list[ModelMessage]) -> Result:
         # The conversation is kept for the next turn of a session; a one-shot run's events say it
         # all (and skipping the dump saves its first-use cost on every CLI run).
         dumped = dump_messages(messages) if self.run.execution.spec.session_id else []
         return await self.run.succeed(output, usage_message(usage) or execution_pb2.Usage(), dumped)
 
-    async def fail(self, error: Exception) -> Result:
+    async def fail(self, error: Exception, usage: dict[str, Any] | None = None) -> Result:
         if isinstance(error, RunStopped):
             return error.execution
         log.debug("agent execution %s failed", self.run.id, exc_info=error)
         problem = problem_from_exception(error, model=self.run.model_label, endpoint=self.run.endpoint)
         try:
-            return await self.run.fail(problem)
+            return await self.run.fail(problem, usage_message(usage))
         except RunStopped as stopped:
             return stopped.execution
 
@@ -154,7 +169,7 @@ class InProcessHost:
     async def _agent(self) -> AgentBuild:
         """The agent with its model and MCP servers, started on the first turn."""
         if self._build is None:
-            build = await self.run.build(await self.run.agent(), self._stack)
+            build = await self.run.build(self._resource or await self.run.agent(), self._stack)
             for server, toolset in build.toolsets:
                 try:
                     await self._stack.enter_async_context(toolset)

@@ -9,9 +9,11 @@
 A turn is one pydantic-ai ``Agent.run``: model requests and tool calls until the model answers or
 a tool that needs approval is called (pydantic-ai then hands back ``DeferredToolRequests``). The
 loop asks the host for a decision on each such call, one after the other, and runs the next turn
-with the answers (a refused call's result tells the model why). Usage is reported with the pause
-or the end that follows it (the Backend adds it up). Any error ends the run with ``host.fail``;
-a host raises ``Stop`` to end it where it stands and that is no failure.
+with the answers (a refused call's result tells the model why). Usage — counts, cost and each model
+request (``._limits``) — is reported with the pause or the end that follows it, a failure included
+(the Backend adds it up). The run's limits are enforced across its turns: each turn gets what is
+left of them (``Start.limits``, ``Start.spent``). Any error ends the run with ``host.fail``; a host
+raises ``Stop`` to end it where it stands and that is no failure.
 
 The host supplies what differs (:class:`AgentHost`):
 
@@ -31,11 +33,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from stigmer.runner.agent._limits import CURRENT_METER, Limits, Meter, Spent, limit_reached
+
 if TYPE_CHECKING:
     from pydantic_ai import DeferredToolResults
     from pydantic_ai.agent import AgentRunResult
     from pydantic_ai.messages import ModelMessage
-    from pydantic_ai.usage import RunUsage
+    from pydantic_ai.usage import RunUsage, UsageLimits
 
 __all__ = [
     "AgentHost",
@@ -44,8 +48,10 @@ __all__ = [
     "PendingCall",
     "Start",
     "Stop",
+    "Turn",
     "run_agent_loop",
     "usage_dict",
+    "usage_report",
 ]
 
 R = TypeVar("R")
@@ -79,6 +85,20 @@ class Start:
     history: list[ModelMessage] = field(default_factory=list)
     pending: list[PendingCall] = field(default_factory=list)
     decisions: dict[str, Decision] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    spent: Spent = field(default_factory=Spent)  # what the run reported before (a resumed run)
+    price: tuple[float, float] | None = None  # the model's own price (USD per million in, out)
+
+
+@dataclass
+class Turn:
+    """What a host passes to ``Agent.run`` for the loop: the usage to count into (pydantic-ai adds
+    to it in place, so a turn that fails still tells what it spent), what is left of the run's
+    limits, and the capabilities that price and record each model request."""
+
+    usage: RunUsage
+    limits: UsageLimits | None
+    capabilities: list[Any]
 
 
 @dataclass
@@ -89,7 +109,7 @@ class Pause:
     pending: list[PendingCall]  # every call of the turn that needs a decision, in order
     decisions: dict[str, Decision]  # those given so far
     messages: list[ModelMessage]  # the conversation, ending with the model's tool calls
-    usage: RunUsage | None  # not reported yet (None: nothing new since the last report)
+    usage: dict[str, Any] | None  # not reported yet, as ``usage_report`` gives (None: nothing new)
 
 
 class Stop(Exception):
@@ -109,9 +129,14 @@ class AgentHost(Protocol[R_co]):
         ...
 
     async def turn(
-        self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
+        self,
+        prompt: str | None,
+        history: list[ModelMessage],
+        deferred: DeferredToolResults | None,
+        control: Turn,
     ) -> AgentRunResult[Any]:
-        """One ``Agent.run`` (output type ``str | DeferredToolRequests``), its progress reported."""
+        """One ``Agent.run`` (output type ``str | DeferredToolRequests``, or the structured output),
+        its progress reported, with ``control``'s usage, limits and capabilities."""
         ...
 
     def server_of(self, tool: str) -> str:
@@ -122,12 +147,13 @@ class AgentHost(Protocol[R_co]):
         """The decision on ``pause.call``: asked (WAITING_APPROVAL) and waited for, or ``Stop``."""
         ...
 
-    async def finish(self, output: str, usage: RunUsage, messages: list[ModelMessage]) -> R_co:
-        """Write SUCCEEDED with the output, the usage not reported yet and the conversation."""
+    async def finish(self, output: Any, usage: dict[str, Any], messages: list[ModelMessage]) -> R_co:
+        """Write SUCCEEDED with the output (text, or a JSON value for a structured output), the
+        usage not reported yet (``usage_report``) and the conversation."""
         ...
 
-    async def fail(self, error: Exception) -> R_co:
-        """Write FAILED with a description of ``error``."""
+    async def fail(self, error: Exception, usage: dict[str, Any] | None = None) -> R_co:
+        """Write FAILED with a description of ``error`` (and the usage not reported yet)."""
         ...
 
 
@@ -138,6 +164,8 @@ async def run_agent_loop(host: AgentHost[R]) -> R:
             return await _loop(host)
         except Stop:
             raise
+        except _Failed as failed:
+            return await host.fail(failed.error, failed.usage)
         except Exception as exc:
             return await host.fail(exc)
     except Stop as stop:
@@ -145,30 +173,62 @@ async def run_agent_loop(host: AgentHost[R]) -> R:
         return result
 
 
+class _Failed(Exception):
+    """A turn failed after spending: the error, with the usage to report with it."""
+
+    def __init__(self, error: Exception, usage: dict[str, Any] | None) -> None:
+        super().__init__(str(error))
+        self.error, self.usage = error, usage
+
+
 async def _loop(host: AgentHost[R]) -> R:
     from pydantic_ai import DeferredToolRequests
+    from pydantic_ai.exceptions import UsageLimitExceeded
     from pydantic_ai.usage import RunUsage
 
     start = await host.begin()
     prompt, history = start.prompt, start.history
     pending, decisions = start.pending, dict(start.decisions)
-    unreported = RunUsage()
+    limits, spent = start.limits, start.spent
+    meter = Meter(price=start.price, limits=limits)
+    unreported = Spent()
+
+    def report() -> dict[str, Any] | None:
+        nonlocal unreported
+        out = usage_report(unreported, meter.drain())
+        unreported = Spent()
+        return out
+
     while True:
         deferred = None
         if pending:
             for call in pending:
                 if call.id not in decisions:
-                    usage = unreported if any(usage_dict(unreported).values()) else None
                     decisions[call.id] = await host.decide(
-                        Pause(call, pending, dict(decisions), history, usage)
+                        Pause(call, pending, dict(decisions), history, report())
                     )
-                    unreported = RunUsage()
             deferred = _answers(pending, decisions)
-        result = await host.turn(prompt, history, deferred)
-        unreported.incr(result.usage)
+        used = RunUsage()
+        meter.start_turn()
+        meter.spent = Spent(**spent.__dict__)
+        control = Turn(usage=used, limits=limits.remaining(spent), capabilities=[meter.capability()])
+        metering = CURRENT_METER.set(meter)
+        try:
+            result = await host.turn(prompt, history, deferred, control)
+        except Stop:
+            raise
+        except Exception as exc:
+            spent.add(used, meter)
+            unreported.add(used, meter)
+            error = limit_reached(exc, limits, spent) if isinstance(exc, UsageLimitExceeded) else exc
+            raise _Failed(error, report()) from exc
+        finally:
+            CURRENT_METER.reset(metering)
+        spent.add(used, meter)
+        unreported.add(used, meter)
         output = result.output
         if not isinstance(output, DeferredToolRequests):
-            return await host.finish(str(output), unreported, result.all_messages())
+            return await host.finish(output, report() or {}, result.all_messages())
         if output.calls:
             from stigmer.core import InvalidArgument
 
@@ -200,6 +260,23 @@ def _answers(pending: list[PendingCall], decisions: dict[str, Decision]) -> Defe
             reason = f": {decision.reason}" if decision.reason else ""
             approvals[call.id] = ToolDenied(f"The user refused this tool call{reason}")
     return DeferredToolResults(approvals=approvals)
+
+
+def usage_report(spent: Spent, requests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Usage not reported yet as JSON (``stigmer.v1.Usage``'s field names); None for none."""
+    out: dict[str, Any] = {
+        "input_tokens": spent.input_tokens,
+        "output_tokens": spent.output_tokens,
+        "requests": spent.requests,
+        "tool_calls": spent.tool_calls,
+    }
+    if spent.cost_usd:
+        out["cost_usd"] = spent.cost_usd
+    if spent.cost_unknown:
+        out["cost_unknown"] = True
+    if requests:
+        out["by_request"] = requests
+    return out if any(out.values()) else None
 
 
 def usage_dict(usage: RunUsage | None) -> dict[str, int]:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import copy
 import datetime
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ErrorKind, WorkflowError
 from ._host import Host
+
+if TYPE_CHECKING:
+    from ._dialect import Dialect
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpointing"]
 
@@ -47,6 +50,7 @@ class Checkpointing:
     _input: Any
     _started: datetime.datetime | None
     tasks_run: int
+    dialect: Dialect | None
 
     def checkpoint(self) -> dict[str, Any]:
         """The resume point: completed positions of every active task list, and the data."""
@@ -62,6 +66,8 @@ class Checkpointing:
                 "tasksRun": self.tasks_run,
             }
         )
+        if self.dialect is not None:
+            state["dialect"] = _copy(self.dialect.state())
         return state
 
     async def save_position(self, key: str, state: Mapping[str, Any], *, drop: str | None = None) -> None:
@@ -93,6 +99,8 @@ class Checkpointing:
         self.context = data.get("context") or {}
         self._frames = dict(data["frames"])
         self.tasks_run = int(data.get("tasksRun") or 0)
+        if self.dialect is not None:
+            self.dialect.restore(data.get("dialect"))
         self._resume = dict(data["frames"])
         self.workflow_id = self.workflow_id or str(data.get("workflowId") or "")
         started = data.get("startedAt")

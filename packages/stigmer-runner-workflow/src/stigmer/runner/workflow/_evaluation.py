@@ -27,6 +27,7 @@ from ._limits import Limits
 from ._parse import Workflow
 
 if TYPE_CHECKING:
+    from ._dialect import Dialect
     from ._interpreter import Scope
 
 __all__ = ["RUNTIME_NAME", "Evaluating", "timestamp"]
@@ -46,6 +47,7 @@ class Evaluating:
     workflow_id: str
     definition: dict[str, Any]
     context: Any
+    dialect: Dialect | None
     _raw_input: Any
     _started: datetime.datetime | None
     limits: Limits
@@ -60,6 +62,7 @@ class Evaluating:
                 "startedAt": timestamp(self._started) if self._started else None,
             },
             "runtime": {"name": RUNTIME_NAME, "version": _version(), "metadata": {}},
+            **(self.dialect.variables() if self.dialect is not None else {}),
             **scope.variables,
         }
         if secrets:

@@ -16,6 +16,7 @@ from typing import Any, Final
 from stigmer.core import StigmerError, new_id
 
 from ._checkpoint import CHECKPOINT_VERSION, Checkpointing
+from ._dialect import dialect_of
 from ._errors import ErrorKind, WorkflowError
 from ._evaluation import Evaluating, timestamp
 from ._expr import truthy
@@ -78,6 +79,9 @@ class Interpreter(Checkpointing, Evaluating):
         self.definition = self.workflow.definition
         self.use: Mapping[str, Any] = self.definition.get("use") or {}
         self.context: Any = {}
+        self.dialect = dialect_of(self.definition)  # None: the spec's own semantics (the default)
+        if self.dialect is not None:
+            self.definition = self.dialect.prepare(self.definition)
         self.detached: set[asyncio.Future[Any]] = set()  # `await: false` work, collected at the end
         self.authorizations: dict[str, Any] = {}  # task path -> $authorization of its call
         self.tokens = TokenCache()  # OAuth2 access tokens of this run
@@ -106,6 +110,8 @@ class Interpreter(Checkpointing, Evaluating):
                 if "from" in workflow_input:
                     self._input = await self.transform(workflow_input["from"], self._raw_input, scope)
                     scope = Scope({"input": self._input})
+                if self.dialect is not None:
+                    self.dialect.start(self._input)
             timeout = await self.timeout_seconds(definition.get("timeout"), self._input, scope)
             try:
                 output = await self.with_timeout(
@@ -213,6 +219,9 @@ class Interpreter(Checkpointing, Evaluating):
             if "as" in export:
                 self.context = await self.transform(export["as"], output, inner.with_vars(output=output))
                 self._check_schema(export.get("schema"), self.context, f"{path}/export", "exported context")
+            if self.dialect is not None:
+                kind = kind_of(task)
+                self.context = self.dialect.after_task(name, kind.name if kind else "", output, self.context)
         except WorkflowError as error:
             error.with_instance(path)
             self._span_ended(path, error.problem)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from ._dialect import dialect_problem
 from ._expr import is_expression, secret_names, syntax_error, uses_secrets
 from ._tasks.oauth import policy_gaps
 from ._walk import iter_expressions, iter_task_lists, iter_tasks
@@ -87,6 +88,8 @@ def check_document(definition: Mapping[str, Any]) -> tuple[list[Problem], list[R
     """Errors and warnings of a schema-valid document, and the resources it refers to."""
     problems: list[Problem] = []
     use = definition.get("use") or {}
+    if (dialect := dialect_problem(definition)) is not None:
+        problems.append(Problem("/document/metadata", dialect))
     for path, tasks in iter_task_lists(definition):
         names: dict[str, int] = {}
         for index, item in enumerate(tasks):

@@ -18,6 +18,7 @@ from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import now_us, timestamp
 from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
+from stigmer.backend.local.tables._usage import add_session_usage, add_usage
 from stigmer.core import (
     API_VERSION,
     TERMINAL_PHASES,
@@ -338,11 +339,10 @@ def update_status(
     if request.tasks:
         _upsert_tasks(status, request.tasks)
     if request.HasField("usage"):
-        u, add = status.usage, request.usage
-        u.input_tokens += add.input_tokens
-        u.output_tokens += add.output_tokens
-        u.requests += add.requests
-        u.tool_calls += add.tool_calls
+        add_usage(status.usage, request.usage)
+        session_id = ex.ExecutionSpec.FromString(item.row.spec).session_id
+        if session_id:
+            add_session_usage(conn, session_id, request.usage)
     if request.checkpoint:
         status.checkpoint = request.checkpoint
     if request.phase:

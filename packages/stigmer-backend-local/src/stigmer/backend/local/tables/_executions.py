@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -68,6 +69,14 @@ def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
     return row
 
 
+def _lower_to(limits: Any, ceiling: Mapping[str, float]) -> None:
+    """Lower each of an agent run's ``limits`` to the server's ``ceiling`` (an unset one takes it)."""
+    for name, top in ceiling.items():
+        given = getattr(limits, name)
+        if top and (not given or given > top):
+            setattr(limits, name, type(given)(top))
+
+
 def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     if target_kind == "Agent":
@@ -84,13 +93,16 @@ def create(
     request: svc.CreateExecutionRequest,
     principal: Principal | None = None,
     offer_to_runners: bool = True,
+    server_id: str = "",
+    agent_ceiling: Mapping[str, float] | None = None,
 ) -> ex.Execution:
     """Create an execution in PENDING, pinning its target's version and computing its secrets.
 
     With a ``principal`` (a server's caller): a runner may only start children of an execution it
     holds; the stored secrets the run would receive must be granted to the author of the pinned
     version (see ``_grants``). ``offer_to_runners`` says whether runner workers may claim it (a
-    server that runs executions itself gives them only to the process it starts for them).
+    server that runs executions itself gives them only to the process it starts for them);
+    ``server_id`` is that server, which holds the lease of an execution it will run (``_holds``).
     """
     if principal is not None and principal.role == "user" and request.dispatch_by_caller:
         raise PermissionDenied(
@@ -123,6 +135,11 @@ def create(
         load(conn, spec.parent_execution_id, lock=False)
     kind = _EXEC_KIND[row.kind]
     eid = new_id(kind)
+    if row.kind == "Agent":
+        res.check_agent_controls(spec, "spec")
+        _lower_to(spec.limits, agent_ceiling or {})
+    elif spec.HasField("limits") or spec.HasField("output_schema"):
+        raise InvalidArgument("limits and outputSchema are for agent runs", ["spec.limits"])
     if row.kind == "Agent" and not spec.session_id and not spec.parent_execution_id:
         spec.session_id = _new_session(conn, row.name, eid, principal)
     _grants.check_parent_held(conn, principal, spec.parent_execution_id)
@@ -163,7 +180,9 @@ def create(
     dispatch = "caller" if request.dispatch_by_caller else ("runners" if offer_to_runners else "server")
     if spec.parent_execution_id and _grants.dispatch_of(conn, spec.parent_execution_id) == "server":
         dispatch = "server"  # a child of a run the server runs itself is never offered to runner tokens
-    _grants.record_lease(conn, eid, dispatch)
+    # The server that creates a run it runs itself holds it from the start (see _holds).
+    holder = server_id if dispatch == "server" and not request.dispatch_by_caller else ""
+    _grants.record_lease(conn, eid, dispatch, holder)
     res.bump_status(conn, row.id, {"executionCount+": 1, "lastExecutionId": eid})
     if spec.session_id:
         res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})

@@ -302,10 +302,10 @@ _AUTHORS_MAX = 16384
 # runner leases
 
 
-def record_lease(conn: Connection, execution_id: str, dispatch: str) -> None:
+def record_lease(conn: Connection, execution_id: str, dispatch: str, holder: str = "") -> None:
     conn.execute(
         insert(s.execution_leases).values(
-            execution_id=execution_id, dispatch=dispatch, holder="", renewed_at=now_us()
+            execution_id=execution_id, dispatch=dispatch, holder=holder, renewed_at=now_us()
         )
     )
 

@@ -41,10 +41,37 @@ def _v3_trust(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v4_memories(conn: Connection) -> None:
+    """Agents' memories, with a full-text index of their facts (FTS5 on SQLite, a GIN-indexed
+    tsvector on PostgreSQL; English stemming on both)."""
+    for table in s.V4_TABLES:
+        table.create(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5("
+            "fact, content='memories', content_rowid='pk', tokenize='porter unicode61')"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN "
+            "INSERT INTO memories_fts(rowid, fact) VALUES (new.pk, new.fact); END"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN "
+            "INSERT INTO memories_fts(memories_fts, rowid, fact) VALUES ('delete', old.pk, old.fact); END"
+        )
+    else:
+        conn.exec_driver_sql(
+            "ALTER TABLE memories ADD COLUMN IF NOT EXISTS fts tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english', fact)) STORED"
+        )
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_memories_fts ON memories USING GIN (fts)")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_initial),
     (2, _v2_execution_secrets),
     (3, _v3_trust),
+    (4, _v4_memories),
 ]
 LATEST = MIGRATIONS[-1][0]
 

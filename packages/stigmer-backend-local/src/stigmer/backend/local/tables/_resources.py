@@ -41,6 +41,7 @@ from stigmer.core import (
     NotFound,
     Principal,
     new_id,
+    output_schema_problem,
     slugify,
     unwrap,
 )
@@ -406,6 +407,20 @@ def references(kind: str, msg: Any) -> list[tuple[str, meta_pb2.ResourceRef]]:
     return out
 
 
+def check_agent_controls(spec: Any, where: str) -> None:
+    """An agent's (or an agent run's) ``limits`` are not negative and its ``outputSchema`` is a
+    JSON Schema."""
+    if spec.HasField("limits"):
+        for field, value in spec.limits.ListFields():
+            if value < 0:
+                path = f"{where}.limits.{field.json_name}"
+                raise InvalidArgument(f"{path} must not be negative (got {value:g})", [path])
+    if spec.HasField("output_schema"):
+        problem = output_schema_problem(json_format.MessageToDict(spec.output_schema))
+        if problem:
+            raise InvalidArgument(f"{where}.{problem}", [f"{where}.outputSchema"])
+
+
 def _check_references(conn: Connection, kind: str, msg: Any, self_slug: str) -> None:
     for path, ref in references(kind, msg):
         if not (ref.name or ref.id):
@@ -525,6 +540,8 @@ def apply(
     if row is not None:
         _check_same_name(kind, md.name, slug, row)
     _check_references(conn, kind, msg, slug)
+    if kind == "Agent":
+        check_agent_controls(msg.spec, "spec")
     spec = _spec_json(msg)
     labels, annotations = dumps(dict(md.labels)), dumps(dict(md.annotations))
     stored_secrets = secret_names(conn) if kind == "Environment" else set()

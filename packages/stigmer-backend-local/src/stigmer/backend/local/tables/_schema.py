@@ -22,6 +22,7 @@ __all__ = [
     "execution_leases",
     "execution_secrets",
     "executions",
+    "memories",
     "metadata",
     "resource_labels",
     "resource_versions",
@@ -187,6 +188,22 @@ execution_leases = Table(
     Column("renewed_at", BigInteger, nullable=False),
 )
 
+memories = Table(
+    "memories",
+    metadata,
+    Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("agent", String(253), nullable=False),
+    Column("subject", String(253), nullable=False),
+    Column("fact", Text, nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("execution_id", String(64), nullable=False),
+    Column("tool_call_id", String(128), nullable=False),
+    Column("author", String(253), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_memories_agent_subject", "agent", "subject", "pk"),
+)
+
 V1_TABLES = (
     schema_version,
     resources,
@@ -199,3 +216,4 @@ V1_TABLES = (
 )
 V2_TABLES = (execution_secrets,)
 V3_TABLES = (secret_owners, secret_grants, authors, execution_leases)
+V4_TABLES = (memories,)

@@ -134,9 +134,11 @@ class AgentActivities:
         return await self._step(self.steps.finish(execution_id, result))
 
     @activity.defn(name="stigmer.agent.fail")
-    async def fail(self, execution_id: str, problem: dict[str, Any]) -> str:
-        """Write FAILED with the problem; the phase written."""
-        return await self._step(self.steps.fail(execution_id, problem))
+    async def fail(
+        self, execution_id: str, problem: dict[str, Any], usage: dict[str, Any] | None = None
+    ) -> str:
+        """Write FAILED with the problem (and the usage not reported yet); the phase written."""
+        return await self._step(self.steps.fail(execution_id, problem, usage))
 
     @activity.defn(name="stigmer.agent.cancel")
     async def cancel(self, execution_id: str) -> str:

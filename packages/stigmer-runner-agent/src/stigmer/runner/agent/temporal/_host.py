@@ -22,13 +22,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
-from .._loop import Decision, Pause, Start, Stop, usage_dict
+from .._limits import Limits, Spent
+from .._loop import Decision, Pause, Start, Stop, Turn
 
 if TYPE_CHECKING:
     from pydantic_ai import Agent, DeferredToolResults
     from pydantic_ai.agent import AgentRunResult
     from pydantic_ai.messages import ModelMessage
-    from pydantic_ai.usage import RunUsage
 
 __all__ = ["STOPPED", "TemporalHost"]
 
@@ -74,6 +74,7 @@ class TemporalHost:
         self._agent: Agent[None, Any] | None = None
         self._approval: dict[str, str] = {}
         self.problem: dict[str, Any] | None = None  # the error written with FAILED
+        self._context: Any = None  # the agent's ContextKeeper, if it has a `context`
 
     def cancel(self) -> None:
         """The workflow is cancelled: cancel the activities in flight; the loop stops where it waits."""
@@ -150,24 +151,58 @@ class TemporalHost:
             toolset = toolset.approval_required(lambda ctx, tool, args: tool.name in approval)
         model = ActivityModel(str(plan["model"]["name"]), str(plan["model"]["system"]), self._model)
         self._approval = approval
+        answer: Any = str
+        check = None
+        retries: int | None = None
+        if plan.get("outputSchema") is not None:
+            from .._build import OUTPUT_RETRIES, structured_output
+
+            answer, check = structured_output(dict(plan["outputSchema"]))
+            retries = OUTPUT_RETRIES
         self._agent = Agent(
             model,
             name=str(plan.get("agent") or "agent"),
             instructions=str(plan.get("instructions") or "") or None,
             toolsets=[toolset],
-            output_type=[str, DeferredToolRequests],
+            output_type=[answer, DeferredToolRequests],
+            retries={"output": retries} if retries else None,
         )
-        return Start(prompt=str(plan["prompt"]), history=load_messages(list(plan.get("history") or [])))
+        if check is not None:
+            self._agent.output_validator(check)
+        if plan.get("context"):
+            from .._context import ContextKeeper
+
+            self._context = ContextKeeper.of(dict(plan["context"]))
+        price = plan.get("price")
+        return Start(
+            prompt=str(plan["prompt"]),
+            history=load_messages(list(plan.get("history") or [])),
+            limits=Limits.combine(plan.get("limits")),
+            spent=Spent.of(plan.get("spent")),
+            price=(float(price[0]), float(price[1])) if price else None,
+        )
 
     async def turn(
-        self, prompt: str | None, history: list[ModelMessage], deferred: DeferredToolResults | None
+        self,
+        prompt: str | None,
+        history: list[ModelMessage],
+        deferred: DeferredToolResults | None,
+        control: Turn,
     ) -> AgentRunResult[Any]:
         from pydantic_ai import Agent
 
         assert self._agent is not None, "begin() builds the agent"
         with Agent.using_sleep(workflow.sleep):
             return await self._agent.run(
-                prompt, message_history=history or None, deferred_tool_results=deferred
+                prompt,
+                message_history=history or None,
+                deferred_tool_results=deferred,
+                usage=control.usage,
+                usage_limits=control.limits,
+                capabilities=[
+                    *control.capabilities,
+                    *([self._context.capability()] if self._context is not None else []),
+                ],
             )
 
     def server_of(self, tool: str) -> str:
@@ -184,7 +219,7 @@ class TemporalHost:
             {
                 "call": call.__dict__,
                 "pending": [c.__dict__ for c in pause.pending],
-                "usage": usage_dict(pause.usage),
+                "usage": pause.usage,
                 "messages": dump_messages(pause.messages),
             },
             summary=f"approval of {call.tool}",
@@ -202,17 +237,17 @@ class TemporalHost:
             if decision is not None:
                 return Decision(approved=bool(decision["approved"]), reason=str(decision.get("reason") or ""))
 
-    async def finish(self, output: str, usage: RunUsage, messages: list[ModelMessage]) -> Result:
+    async def finish(self, output: Any, usage: dict[str, Any], messages: list[ModelMessage]) -> Result:
         from ._remote import dump_messages
 
         phase: str = await self.act(
             "stigmer.agent.finish",
-            {"output": output, "usage": usage_dict(usage), "messages": dump_messages(messages)},
+            {"output": output, "usage": usage, "messages": dump_messages(messages)},
             summary="finish",
         )
         return {"phase": phase}
 
-    async def fail(self, error: Exception) -> Result:
+    async def fail(self, error: Exception, usage: dict[str, Any] | None = None) -> Result:
         """Write FAILED with the problem an activity reported (or the loop's own error)."""
         cause = error.cause if isinstance(error, ActivityError) else None
         if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
@@ -224,5 +259,6 @@ class TemporalHost:
 
             problem = json_format.MessageToDict(problem_from_exception(cause if cause is not None else error))
         self.problem = problem
-        phase: str = await self.act("stigmer.agent.fail", problem, summary="fail")
+        args = (problem, usage) if usage else (problem,)
+        phase: str = await self.act("stigmer.agent.fail", *args, summary="fail")
         return {"phase": phase}

@@ -112,8 +112,9 @@ class AgentSteps:
         history = await session_history(self.backend, spec.session_id, run.id) if spec.session_id else []
         tools: list[dict[str, Any]] = []
         definition = TypeAdapter(ToolDefinition)
+        agent = await run.agent()
         async with AsyncExitStack() as stack:
-            build = await run.build(await run.agent(), stack)
+            build = await run.build(agent, stack)
             ctx = _run_context(build)
             for key, fresh in build.by_key.items():
                 toolset = await self._enter(execution_id, key, fresh, build, stack)
@@ -135,6 +136,13 @@ class AgentSteps:
                 "endpoint": build.model.choice.base_url,
                 "tools": tools,
                 "approval": dict(build.approval),
+                "limits": run.limits(agent).to_dict(),
+                "price": run.price(agent),
+                "spent": json_format.MessageToDict(
+                    run.execution.status.usage, preserving_proto_field_name=True
+                ),
+                "outputSchema": run.output_schema(agent),
+                "context": build.context.to_dict() if build.context is not None else None,
             }
         scrubbed: dict[str, Any] = run.redactor.scrub(plan)
         return scrubbed
@@ -204,7 +212,7 @@ class AgentSteps:
         if report_call:
             await run.sink.emit("tool.call", subject=call_id, data={"tool": name, "args": args})
         async with AsyncExitStack() as stack:
-            build = await run.build(agent, stack)
+            build = await run.build(agent, stack, recall=False)
             fresh = build.by_key.get(key)
             if fresh is None:
                 raise InvalidArgument(f"the agent has no toolset {key} (was its definition changed?)")
@@ -260,18 +268,21 @@ class AgentSteps:
         await self.mcp.close(execution_id)
         run = await self._open(execution_id, context=False)
         usage = usage_message(result.get("usage")) or execution_pb2.Usage()
-        output = str(result.get("output") or "")
+        output = result.get("output")
+        output = "" if output is None else output
         done = await run.succeed(output, usage, list(result.get("messages") or []))
         return execution_pb2.Phase.Name(done.status.phase)
 
-    async def fail(self, execution_id: str, problem: Mapping[str, Any]) -> str:
-        """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON)."""
+    async def fail(
+        self, execution_id: str, problem: Mapping[str, Any], usage: Mapping[str, Any] | None = None
+    ) -> str:
+        """Write FAILED with ``problem`` (an ``ExecutionError`` as JSON) and the usage not reported yet."""
         await self.mcp.close(execution_id)
         run = await self._open(execution_id, context=False, flush=False)
         error = json_format.ParseDict(
             dict(problem), execution_pb2.ExecutionError(), ignore_unknown_fields=True
         )
-        done = await run.fail(error)
+        done = await run.fail(error, usage_message(usage))
         return execution_pb2.Phase.Name(done.status.phase)
 
     async def cancel(self, execution_id: str) -> str:
