@@ -241,6 +241,8 @@ async def traced_execution(execution: Any, run: Callable[[], Awaitable[Any]]) ->
                 ):
                     if value:
                         span.set_attribute(key, int(value))
+                if usage.cost_usd > 0:
+                    span.set_attribute("stigmer.usage.cost_usd", float(usage.cost_usd))
                 if phase_name(status.phase) == "FAILED":
                     span.set_status(Status(StatusCode.ERROR, status.error.title or "failed"))
             return ended

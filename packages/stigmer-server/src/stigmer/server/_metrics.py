@@ -11,7 +11,8 @@ served Backend wrapped, counts them as they happen:
 - ``stigmer_execution_duration_seconds{kind,target_kind,target,phase}`` (start to end, a histogram)
 - ``stigmer_execution_queue_seconds{kind,target_kind,target}`` (created to started: queue latency)
 - ``stigmer_tokens_total{kind,target_kind,target,type}`` (type = input | output)
-- ``stigmer_agent_cost_usd_total{target,model}`` (when the model's price is known to genai-prices)
+- ``stigmer_cost_usd_total{kind,target_kind,target}`` (the model cost the runners reported, where the
+  models' prices are known)
 - ``stigmer_model_requests_total`` / ``stigmer_tool_calls_total`` ``{kind,target_kind,target}``
 
 A registry of its own per server (not the process-global default), so two servers in one process
@@ -129,25 +130,13 @@ class ServerMetrics:
                 self.requests.labels(*labels).inc(usage.requests)
             if usage.tool_calls:
                 self.tool_calls.labels(*labels).inc(usage.tool_calls)
+            if usage.cost_usd > 0:
+                self.cost.labels(*labels).inc(usage.cost_usd)
             return labels
         if phase in _IN_PROGRESS:
             self._phases[execution_id] = (labels, phase)
             self.in_progress.labels(*labels, phase).inc()
         return None
-
-    def add_cost(self, target: str, model: str, provider: str, usage: execution_pb2.Usage) -> None:
-        """Add an agent run's cost when genai-prices knows the model's price."""
-        try:
-            from genai_prices import Usage, calc_price
-
-            price = calc_price(
-                Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
-                model_ref=model,
-                provider_id=provider or None,
-            )
-        except Exception:  # unknown model or provider, or genai-prices missing: no cost
-            return
-        self.cost.labels(target, model).inc(float(price.total_price))
 
 
 def _seconds(stamp: Any) -> float:
@@ -178,24 +167,5 @@ class MeteredBackend:
         self, request: svc.UpdateExecutionStatusRequest
     ) -> execution_pb2.Execution:
         execution = await self._inner.update_execution_status(request)
-        ended = self._metrics.observe(execution)
-        if ended is not None and execution.kind == "AgentExecution" and execution.status.usage.input_tokens:
-            await self._cost(execution)
+        self._metrics.observe(execution)
         return execution
-
-    async def _cost(self, execution: execution_pb2.Execution) -> None:
-        model = execution.spec.model
-        name, provider = model.name, model.provider
-        if not name:
-            try:
-                from stigmer.proto.v1 import meta_pb2
-
-                target = execution.spec.target
-                agent = await self._inner.get(
-                    svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Agent", name=target.name, id=target.id))
-                )
-                name, provider = agent.agent.spec.model.name, agent.agent.spec.model.provider
-            except Exception:
-                return
-        if name:
-            self._metrics.add_cost(execution.spec.target.name, name, provider, execution.status.usage)
