@@ -258,7 +258,13 @@ def test_a_servers_agent_ceiling_bounds_every_run(
     server_home = tmp_path / "server-home"
     server_home.mkdir()
     refused = subprocess.run(
-        [sys.executable, "-m", "stigmer.server._main", "--home", str(server_home), "--agent-max-cost", "-1"],
+        [
+            str(Path(sys.executable).with_name("stigmer-server")),
+            "--home",
+            str(server_home),
+            "--agent-max-cost",
+            "-1",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from stigmer.backend.local import LocalBackend
+from stigmer.backend.local.tables._migrations import LATEST
 from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
@@ -158,7 +159,8 @@ async def test_processes_creating_a_new_database_at_once(tmp_path: Path) -> None
         _, err = await p.communicate()
         assert p.returncode == 0, err.decode()[-2000:]
     raw = sqlite3.connect(tmp_path / "new.db")
-    assert [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+    versions = [r[0] for r in raw.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == list(range(1, LATEST + 1))  # each migration recorded exactly once
     assert raw.execute("SELECT count(*) FROM resources").fetchone() == (80,)
     raw.close()
 

@@ -101,3 +101,14 @@ def test_a_workflow_gets_a_structured_agent_answer_as_data(
     result = cli("run", "flow", "-o", "json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["output"] == {"city": "OSLO"}
+
+
+def test_model_names_this_runs_model(cli: Callable[..., Any], tmp_path: Path, llm: ScriptedLLM) -> None:
+    _agent(cli, tmp_path, llm)
+    llm.add(text("one"), text("two"))
+    assert cli("agent", "execute", "bot", "hi", "--model", "gpt-4o-mini", "-o", "json").code == 0
+    assert llm.requests[-1]["model"] == "gpt-4o-mini"  # the agent's provider and base URL, this name
+    assert cli("run", "bot", "-m", "hi", "--model", "openai-compatible:other-model", "-o", "json").code == 0
+    assert llm.requests[-1]["model"] == "other-model"
+    bad = cli("agent", "execute", "bot", "hi", "--model", "openai:")
+    assert bad.code == 1 and "give NAME or PROVIDER:NAME" in bad.err

@@ -174,9 +174,9 @@ def test_verbs_upstream_users_type(cli: Cli, folder: Path, tmp_path: Path) -> No
     assert ran.code == 0, ran.err
     assert json.loads(ran.out)["env"] == {"REGION": "eu-west-1"}
 
-    model = cli("run", "agent", "helper", "hello", "--model", "gpt-5")
+    model = cli("run", "workflow", "orders", "--model", "gpt-5")
     assert model.code == 1
-    assert model.err.startswith("error: --model: a run here uses its agent's model; set spec.model")
+    assert model.err.startswith("error: --model is for agents")
     too_many = cli("run", "workflow", "orders", "extra")
     assert too_many.code == 1 and "too many arguments" in too_many.err
 

@@ -555,6 +555,7 @@ class AsyncStigmer:
         start: bool = True,
         limits: Mapping[str, float] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> AsyncExecution:
         """Start the workflow or agent called ``name``; returns at once with a handle.
 
@@ -568,8 +569,9 @@ class AsyncStigmer:
 
         Agents only: ``limits`` bounds the run (``max_requests``, ``max_tool_calls``,
         ``max_input_tokens``, ``max_output_tokens``, ``max_tokens``, ``max_cost_usd``; they can only
-        lower the agent's own), and ``output_schema`` (a JSON Schema) makes the run's output a JSON
-        value valid against it.
+        lower the agent's own), ``output_schema`` (a JSON Schema) makes the run's output a JSON
+        value valid against it, and ``model`` (``NAME`` or ``PROVIDER:NAME``) is the run's model
+        (what it leaves out comes from the agent's).
         """
         from google.protobuf import json_format, struct_pb2
         from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2
@@ -588,8 +590,8 @@ class AsyncStigmer:
             raise InvalidArgument("message= and session= are for agents; give a workflow input=")
         if target == "Agent" and not message and input is None:
             raise InvalidArgument(f"an agent run needs a message: run({name!r}, message=...)")
-        if target == "Workflow" and (limits or output_schema is not None):
-            raise InvalidArgument("limits= and output_schema= are for agents")
+        if target == "Workflow" and (limits or output_schema is not None or model):
+            raise InvalidArgument("limits=, output_schema= and model= are for agents")
         runner = load_runner_plugin(runs) if self.local else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
@@ -605,6 +607,11 @@ class AsyncStigmer:
                 raise InvalidArgument(f"limits: {exc} (known limits: {known})", ["limits"]) from None
             if any(v < 0 for _f, v in spec.limits.ListFields()):
                 raise InvalidArgument("limits must not be negative", ["limits"])
+        if model:
+            provider, _, model_name = model.rpartition(":")
+            if not model_name.strip():
+                raise InvalidArgument(f"model {model!r}: give NAME or PROVIDER:NAME", ["model"])
+            spec.model.CopyFrom(agent_pb2.ModelConfig(provider=provider.strip(), name=model_name.strip()))
         if output_schema is not None:
             from stigmer.core import output_schema_problem
 

@@ -318,6 +318,7 @@ class Stigmer:
         start: bool = True,
         limits: Mapping[str, float] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> Execution:
         handle = self._loop.run(
             self._async.run(
@@ -327,6 +328,7 @@ class Stigmer:
                 env=env,
                 limits=limits,
                 output_schema=output_schema,
+                model=model,
                 secrets=secrets,
                 session=session,
                 kind=kind,

@@ -69,7 +69,10 @@ EnvFileOption = Annotated[
 ModelOption = Annotated[
     str,
     typer.Option(
-        "--model", help="Not supported: a run uses its agent's model (says what to do instead).", hidden=True
+        "--model",
+        help="Agents: the model of this run, NAME or PROVIDER:NAME (e.g. gpt-4o-mini, anthropic:claude-sonnet-4-5); "
+        "what it leaves out comes from the agent's model.",
+        show_default=False,
     ),
 ]
 AutoApproveOption = Annotated[
@@ -146,6 +149,7 @@ class RunRequest:
     events_json: bool = False  # --json: every event as one JSON line (NDJSON), then the result
     limits: dict[str, float] = field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
+    model: str = ""  # --model: NAME or PROVIDER:NAME
 
 
 @dataclass
@@ -169,6 +173,8 @@ async def _check(client: AsyncStigmer, req: RunRequest) -> None:
         raise CliError("--message is for agents; give a workflow its input with --input JSON")
     if req.kind == "Workflow" and req.session_id:
         raise CliError("--session is for agents")
+    if req.kind == "Workflow" and req.model:
+        raise CliError("--model is for agents (a workflow's call: agent uses its agent's model)")
     if req.kind == "Workflow" and (req.limits or req.output_schema is not None):
         raise CliError(
             "--max-requests, --max-tool-calls, --max-tokens, --max-cost and --output-schema are for agents"
@@ -191,6 +197,7 @@ async def start(
         start=not detach,
         limits=req.limits or None,
         output_schema=req.output_schema,
+        model=req.model or None,
     )
     started.execution_id = handle.id
     started.local = client.local
@@ -406,11 +413,6 @@ def _request(
     habits: Habits | None = None,
 ) -> RunRequest:
     habits = habits or Habits()
-    if habits.model:
-        raise CliError(
-            "--model: a run here uses its agent's model; set spec.model in the Agent's manifest and "
-            "`stigmer apply` it (a workflow's call: agent uses that agent's model too)"
-        )
     secrets: dict[str, str] = parse_secret_file(secret_file) if secret_file else {}
     for key in secret or []:
         secrets[key] = read_secret_value(key)
@@ -425,6 +427,7 @@ def _request(
         secrets=secrets,
         auto_approve=habits.auto_approve,
         events_json=habits.json,
+        model=habits.model,
     )
     if input is not None:
         req.input = parse_input(input)
