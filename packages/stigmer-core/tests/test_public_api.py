@@ -1,6 +1,13 @@
 import stigmer.core
 
 EXPECTED = {
+    "execution_attributes",
+    "traced_execution",
+    "flush_telemetry",
+    "record_span",
+    "setup_telemetry",
+    "start_span",
+    "telemetry_enabled",
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
     "open_private",

@@ -185,8 +185,10 @@ class AgentSteps:
         messages = load_messages(list(request.get("messages") or []))
         parameters = TypeAdapter(ModelRequestParameters).validate_python(request.get("parameters") or {})
         settings: Any = {**built.settings, **dict(request.get("settings") or {})} or None
+        from .._telemetry import instrumented
+
         try:
-            async with built.model.request_stream(messages, settings, parameters) as stream:
+            async with instrumented(built.model).request_stream(messages, settings, parameters) as stream:
                 async for event in stream:
                     if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
                         await run.sink.delta(event.part.content)
@@ -239,8 +241,11 @@ class AgentSteps:
             tool = (await toolset.get_tools(ctx)).get(name)
             if tool is None:
                 raise InvalidArgument(f"tool {name} is no longer offered by {key}")
+            from .._telemetry import tool_span
+
             try:
-                value = await toolset.call_tool(name, args, ctx, tool)
+                with tool_span(name, call_id):
+                    value = await toolset.call_tool(name, args, ctx, tool)
             except ModelRetry as retry:
                 await run.sink.emit(
                     "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
