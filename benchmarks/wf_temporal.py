@@ -403,7 +403,18 @@ def main() -> int:
             )
             assert http_server.stdout is not None
             url = f"http://127.0.0.1:{int(http_server.stdout.readline())}/greet"
-            cli(env, "local", "start", "--port", str(server_port), "--temporal-port", str(temporal_port))
+            cli(
+                env,
+                "local",
+                "start",
+                "--port",
+                str(server_port),
+                "--temporal-port",
+                str(temporal_port),
+                "--no-ui",
+                "--http-port",
+                "0",
+            )
             manifest = home / "bench.yaml"
             manifest.write_text(WORKFLOW.format(url=url), encoding="utf-8")
             cli(env, "apply", "-f", str(manifest))

@@ -80,12 +80,16 @@ def promise(env: dict[str, str], temporal_port: int, server_port: int) -> None:
         str(server_port),
         "--temporal-port",
         str(temporal_port),
+        "--ui-port",
+        str(free_port()),
+        "--http-port",
+        str(free_port()),
         "--timeout",
         "120",
     )
     rows: list[dict[str, Any]] = json.loads(stigmer(env, "local", "status", "-o", "json").stdout)
     if {r["name"]: r["state"] for r in rows} != dict.fromkeys(
-        ("temporal", "server", "workflow-runner", "agent-runner"), "running"
+        ("temporal", "temporal-ui", "server", "server-http", "workflow-runner", "agent-runner"), "running"
     ):
         raise Failed(f"not every component runs: {rows}")
     stigmer(env, "apply", "-f", str(EXAMPLE))

@@ -50,7 +50,15 @@ def test_project_lifecycle(stigmer: StigmerCli, tmp_path: Path) -> None:
     assert execution["target"] == {"kind": "Workflow", "name": "hello"}
     assert execution["id"].startswith("wex_")
     assert execution["createdAt"] and execution["finishedAt"]
-    assert set(execution["usage"]) == {"inputTokens", "outputTokens", "requests", "toolCalls"}
+    assert set(execution["usage"]) == {
+        "inputTokens",
+        "outputTokens",
+        "requests",
+        "toolCalls",
+        "costUsd",
+        "costUnknown",
+        "byRequest",
+    }
 
     ex_id = execution["id"]
     same = stigmer("execution", "get", ex_id, "-o", "json")

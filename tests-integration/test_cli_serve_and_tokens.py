@@ -154,3 +154,43 @@ def test_local_commands_run_on_a_cli_server_only_with_allow_run(
             "run: shell is not allowed on this server; an admin can enable it with `stigmer server --allow-run`"
             in run.stdout + run.stderr
         )
+
+
+def test_a_token_created_while_the_server_runs_is_accepted(tmp_path: Path) -> None:
+    """Reproduced: once the server had checked one token, tokens created later (by `stigmer token
+    create` or any other process) were refused. Opening and closing the database file to tighten
+    its mode dropped the server's SQLite locks, and another process then reset the WAL under the
+    server's connection, which went on reading a stale snapshot."""
+    import asyncio
+
+    from stigmer.backend.cloud import CloudBackend
+    from stigmer.core import Unauthenticated
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.server import ServerProcess, TokenStore
+
+    home = tmp_path / "server-home"
+    server = ServerProcess(home=home, database_url=f"sqlite:///{home / 'stigmer.db'}")
+    server.start()
+    try:
+        early = TokenStore(database_url=server.database_url)
+        first = early.create("user", "early").token
+        early.close()
+
+        async def accepted(token: str) -> bool:
+            client = CloudBackend(server.endpoint, token, timeout=20)
+            try:
+                await client.list_secrets(svc.ListSecretsRequest())
+                return True
+            except Unauthenticated:
+                return False
+            finally:
+                await client.close()
+
+        assert asyncio.run(accepted(first))  # the server has now checked a token
+        for name in ("late-1", "late-2"):
+            later = TokenStore(database_url=server.database_url)
+            token = later.create("user", name).token
+            later.close()
+            assert asyncio.run(accepted(token)), name
+    finally:
+        assert server.stop() == 0

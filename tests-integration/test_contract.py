@@ -42,6 +42,7 @@ def test_service_has_every_rpc_of_the_design() -> None:
         "CancelExecution", "SubmitApproval", "GetExecutionContext",
         "SetSecret", "DeleteSecret", "ListSecrets", "GrantSecret", "RevokeSecret",
         "PutArtifact", "GetArtifact",
+        "CreateMemory", "ListMemories", "GetMemory", "DeleteMemory",
     ]  # fmt: skip
     assert "rpc WatchExecution(WatchExecutionRequest) returns (stream ExecutionEvent);" in text
 

@@ -68,7 +68,14 @@ spec:
 
 def test_status_json_lists_every_component_running(stack: Stack) -> None:
     rows = stack.status()
-    assert [r["name"] for r in rows] == ["temporal", "server", "workflow-runner", "agent-runner"]
+    assert [r["name"] for r in rows] == [
+        "temporal",
+        "temporal-ui",  # on by default: what the Temporal dev server serves
+        "server",
+        "server-http",  # the server's HTTP listener (/metrics)
+        "workflow-runner",
+        "agent-runner",
+    ]
     for row in rows:
         assert set(row) == {"name", "state", "pid", "address", "uptime"}
         assert row["state"] == "running", rows
@@ -77,6 +84,8 @@ def test_status_json_lists_every_component_running(stack: Stack) -> None:
     addresses = {r["name"]: r["address"] for r in rows}
     assert addresses["server"] == f"127.0.0.1:{stack.server_port}"
     assert addresses["temporal"] == f"127.0.0.1:{stack.temporal_port}"
+    assert addresses["temporal-ui"] == f"http://127.0.0.1:{stack.ui_port}"
+    assert addresses["server-http"] == f"http://127.0.0.1:{stack.http_port}"
     contexts = stack.cli("context", "show", "-o", "json").stdout
     assert json.loads(contexts)["name"] == "local-stack"
 
@@ -857,6 +866,39 @@ spec:
     assert described["enabled"] is False and described["lastRuns"]
 
 
+def test_an_agent_remembers_across_sessions_on_the_stack(stack: Stack) -> None:
+    """Memory tools are activities of a worker holding a runner token: the worker writes and
+    reads the memories of the run it holds, through the server."""
+    from stigmer.testing import ScriptedLLM, call, text
+
+    with ScriptedLLM() as llm:
+        stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: memo}}
+spec:
+  instructions: Remember what matters.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}}}
+  memory: {{enabled: true}}
+""")
+        llm.add(call("remember", fact="The product launch is on March 3."), text("Noted."))
+        first = json.loads(
+            stack.cli("agent", "execute", "memo", "remember the launch date", "-o", "json").stdout
+        )
+        assert first["phase"] == "SUCCEEDED", first
+        llm.add(text("On March 3."))
+        second = json.loads(
+            stack.cli("agent", "execute", "memo", "When is the product launch?", "-o", "json").stdout
+        )
+        assert second["phase"] == "SUCCEEDED", second
+        assert second["session"] != first["session"]
+        assert "The product launch is on March 3." in llm.requests[-1]["messages"][0]["content"]
+    listed = json.loads(stack.cli("memory", "list", "--agent", "memo", "-o", "json").stdout)
+    assert [m["fact"] for m in listed] == ["The product launch is on March 3."]
+    assert listed[0]["provenance"]["executionId"] == first["id"]
+    assert listed[0]["author"]  # the worker's token wrote it
+
+
 def test_stop_leaves_no_process_behind_and_selects_local(stack: Stack) -> None:
     assert stack.processes(), "the stack should be running before stop"
     stopped = stack.cli("local", "stop")
@@ -916,36 +958,3 @@ def test_a_killed_supervisor_leaves_components_that_status_shows_and_stop_ends(t
         assert all(r["state"] == "stopped" for r in orphaned.status())
     finally:
         orphaned.force_cleanup()
-
-
-def test_an_agent_remembers_across_sessions_on_the_stack(stack: Stack) -> None:
-    """Memory tools are activities of a worker holding a runner token: the worker writes and
-    reads the memories of the run it holds, through the server."""
-    from stigmer.testing import ScriptedLLM, call, text
-
-    with ScriptedLLM() as llm:
-        stack.apply(f"""\
-apiVersion: stigmer.ai/v1
-kind: Agent
-metadata: {{name: memo}}
-spec:
-  instructions: Remember what matters.
-  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}}}
-  memory: {{enabled: true}}
-""")
-        llm.add(call("remember", fact="The product launch is on March 3."), text("Noted."))
-        first = json.loads(
-            stack.cli("agent", "execute", "memo", "remember the launch date", "-o", "json").stdout
-        )
-        assert first["phase"] == "SUCCEEDED", first
-        llm.add(text("On March 3."))
-        second = json.loads(
-            stack.cli("agent", "execute", "memo", "When is the product launch?", "-o", "json").stdout
-        )
-        assert second["phase"] == "SUCCEEDED", second
-        assert second["session"] != first["session"]
-        assert "The product launch is on March 3." in llm.requests[-1]["messages"][0]["content"]
-    listed = json.loads(stack.cli("memory", "list", "--agent", "memo", "-o", "json").stdout)
-    assert [m["fact"] for m in listed] == ["The product launch is on March 3."]
-    assert listed[0]["provenance"]["executionId"] == first["id"]
-    assert listed[0]["author"]  # the worker's token wrote it

@@ -11,6 +11,7 @@ from pathlib import Path
 import pydantic_ai  # noqa: F401  # imported before replay, as a worker process has it
 import pytest
 from stigmer.runner.agent.temporal._workflow import PER_ACTIVITY_PATCH, StigmerAgent
+from stigmer.temporal._failure import FAILED_PATCH
 from stigmer.testing import assert_patch_branches, load_history
 from temporalio.worker import Replayer
 
@@ -19,6 +20,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
     assert_patch_branches(HISTORIES, PER_ACTIVITY_PATCH)
+    assert_patch_branches(HISTORIES, FAILED_PATCH)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

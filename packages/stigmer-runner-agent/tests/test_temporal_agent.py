@@ -22,7 +22,7 @@ from stigmer.runner.agent.temporal._worker import agent_worker
 from stigmer.runner.agent.temporal._workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL, StigmerAgent
 from stigmer.testing import Reply, ScriptedLLM, TemporalServer, call, error, text
 from stigmer.testing.agents import apply, events, openai_agent, sequences_ok, start, stdio_server, summary
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Replayer
 
 P = execution_pb2
@@ -340,7 +340,8 @@ async def test_a_transient_model_error_is_retried_by_temporal_and_a_4xx_fails_th
         handle = await client.start_workflow(
             AGENT_WORKFLOW, {"executionId": second}, id=second, task_queue=queue
         )
-        assert await asyncio.wait_for(handle.result(), 60) == {"phase": "PHASE_FAILED"}
+        with pytest.raises(WorkflowFailureError):  # ends Failed in Temporal too
+            await asyncio.wait_for(handle.result(), 60)
         failed = await handle.fetch_history()
     _keep(retried, "model-retried")
     _keep(failed, "model-failed")
@@ -429,7 +430,7 @@ async def test_an_execution_cancelled_during_a_tool_call_stops_and_ends_cancelle
     """``backend``: `stigmer execution cancel` without a server (the Backend says CANCELLED, the
     run notices and its workflow completes). ``temporal``: what a `call: agent` child sees when
     its parent is cancelled — Temporal cancels the agent's workflow, which records CANCELLED."""
-    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+    from temporalio.client import WorkflowExecutionStatus
 
     llm.add(call("wait", seconds=5), text("never asked"))
     await apply(backend, stdio_server("slow"))
@@ -520,11 +521,12 @@ async def test_a_stdio_mcp_server_needs_the_run_capability_on_temporal_too(
             handle = await client.start_workflow(
                 AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue
             )
-            result = await asyncio.wait_for(handle.result(), 60)
+            with pytest.raises(WorkflowFailureError):  # the run failed: so does its workflow
+                await asyncio.wait_for(handle.result(), 60)
         done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
     finally:
         await backend.close()
-    assert result == {"phase": "PHASE_FAILED"}
+    assert done.status.phase == P.PHASE_FAILED
     assert done.status.error.status == 403
     assert (
         "MCP server local (stdio: a local command) is not allowed on this server" in done.status.error.detail
@@ -555,6 +557,37 @@ async def test_two_mcp_servers_offering_one_tool_name_on_temporal(
     ]
     tool_results = [m["content"] for m in llm.requests[2]["messages"] if m["role"] == "tool"]
     assert tool_results == ["WHO=left", "WHO=right"]
+
+
+async def test_a_failed_agent_run_ends_failed_in_temporal_too(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str
+) -> None:
+    """The Backend's FAILED (with its error) is written first; the Temporal workflow then fails
+    (not "Completed"), with a non-retryable ApplicationError that carries the phase."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.exceptions import ApplicationError
+
+    model = f"  model: {{provider: openai-compatible, name: stand-in, baseUrl: {llm.openai_base_url!r}, params: {{maxRetries: 0}}}}\n"
+    await apply(backend, "apiVersion: stigmer.ai/v1\nkind: Agent\nmetadata: {name: broken}\nspec:\n" + model)
+    llm.add(error(400, "bad request: no such model"))
+    client = await Client.connect(temporal_address)
+    queue = f"agents-{uuid.uuid4().hex[:8]}"
+    async with agent_worker(client, queue, backend):
+        eid = await start(backend, "broken", "hi")
+        handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+        description = await handle.describe()
+        _keep(await handle.fetch_history(), "failed-run-fails-workflow")
+    assert description.status == WorkflowExecutionStatus.FAILED
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.non_retryable
+    assert cause.type == "StigmerExecutionFailed"
+    assert "no such model" in str(cause)
+    bad = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert bad.status.phase == P.PHASE_FAILED  # the Backend's phase and error stay authoritative
+    assert "no such model" in bad.status.error.detail
 
 
 async def test_limits_cost_and_structured_output_on_temporal(
@@ -592,7 +625,8 @@ async def test_limits_cost_and_structured_output_on_temporal(
         handle = await client.start_workflow(
             AGENT_WORKFLOW, {"executionId": limited}, id=limited, task_queue=queue
         )
-        await asyncio.wait_for(handle.result(), 60)
+        with pytest.raises(WorkflowFailureError):  # the run failed: so does its workflow
+            await asyncio.wait_for(handle.result(), 60)
         failed = await backend.get_execution(svc.GetExecutionRequest(id=limited))
         assert failed.status.phase == P.PHASE_FAILED
         assert "max_requests = 1 model requests" in failed.status.error.detail

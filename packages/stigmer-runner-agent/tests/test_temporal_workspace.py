@@ -6,6 +6,7 @@ restores it from the last save."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import uuid
@@ -141,3 +142,27 @@ async def test_a_call_that_died_half_way_runs_again_on_the_files_it_started_from
     retry = dict(shell, args={"command": "echo 2 >> count.txt; cat count.txt"})
     again = await _activities(backend, tmp_path / "a").steps.call_tool(eid, retry, report_call=False)
     assert again["return"] == "exit code 0\n1\n2"  # the call ran once on the saved files
+
+
+async def test_an_image_attachment_goes_to_the_model_on_temporal_but_not_into_the_history(
+    backend: Backend, llm: ScriptedLLM, temporal_address: str, tmp_path: Path
+) -> None:
+    """The model activity adds the run's images to its prompt on every request; the workflow's
+    history carries the text only."""
+    png = b"\x89PNG\r\n\x1a\n" + b"IMAGEBYTES" * 8
+    meta = await backend.put_artifact(svc.PutArtifactRequest(content=png, media_type="image/png"))
+    await apply(backend, openai_agent(llm, extra="  tools: [files]\n"))
+    spec = execution_pb2.ExecutionSpec(message="what is in the picture?")
+    spec.target.kind, spec.target.name = "Agent", "bot"
+    spec.attachments.add(name="shot.png", artifact=meta.key, media_type="image/png", size=len(png))
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    llm.add(call("list_files"), text("A picture."))
+    client = await Client.connect(temporal_address)
+    done = await _run_on(client, backend, tmp_path / "worker", created.metadata.id)
+    assert done["phase"] == "PHASE_SUCCEEDED", done
+    for request in llm.requests[-2:]:  # both requests of the run carry the image
+        user = next(m for m in request["messages"] if m["role"] == "user")
+        assert user["content"][0] == {"type": "text", "text": "what is in the picture?"}
+        assert user["content"][1]["type"] == "image_url"
+    history = await client.get_workflow_handle(created.metadata.id).fetch_history()
+    assert base64.b64encode(png).decode() not in history.to_json()

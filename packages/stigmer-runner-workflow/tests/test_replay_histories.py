@@ -12,6 +12,7 @@ import pytest
 from stigmer.runner.workflow.temporal._host import CHILD_WORKFLOWS_PATCH
 from stigmer.runner.workflow.temporal._worker import PASSTHROUGH
 from stigmer.runner.workflow.temporal._workflow import StigmerWorkflow
+from stigmer.temporal._failure import FAILED_PATCH
 from stigmer.testing import assert_patch_branches, load_history
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -21,6 +22,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
     assert_patch_branches(HISTORIES, CHILD_WORKFLOWS_PATCH)
+    assert_patch_branches(HISTORIES, FAILED_PATCH)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import os
 import time
 import urllib.parse
 import uuid
@@ -124,8 +125,44 @@ async def run(
     )
     if before_end is not None:
         await before_end(handle)
-    await asyncio.wait_for(handle.result(), 60)
+    await _ended(handle)
     return await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+
+
+async def _ended(handle: Any, timeout: float = 60) -> None:
+    """Wait for the workflow's end; a run that failed fails its workflow (checked here)."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ApplicationError
+
+    try:
+        await asyncio.wait_for(handle.result(), timeout)
+    except WorkflowFailureError as failure:
+        assert isinstance(failure.cause, ApplicationError)
+        assert failure.cause.type == "StigmerExecutionFailed" and failure.cause.non_retryable
+
+
+async def test_a_failed_workflow_run_ends_failed_in_temporal_too(stack: tuple[Backend, Any]) -> None:
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+    backend, qc = stack
+    body = "  document: {dsl: '1.0.0', namespace: t, name: boom, version: '1.0.0'}\n  do:\n    - boom:\n        raise:\n          error: {type: 'https://example.com/boom', status: 500, title: Boom, detail: it broke}\n"
+    text = f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: boom}}\nspec:\n{body}"
+    for loaded in parse_manifest(text, "test.yaml"):
+        await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
+    spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="boom"))
+    created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+    eid = created.metadata.id
+    handle = await qc.client.start_workflow(WORKFLOW_NAME, {"executionId": eid}, id=eid, task_queue=qc.queue)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), 60)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    if os.environ.get("STIGMER_RECORD_HISTORIES"):  # replayed by test_replay_histories.py
+        history = await handle.fetch_history()
+        (Path(__file__).parent / "histories" / "workflow-failed.json").write_text(history.to_json())
+    assert "it broke" in str(failure.value.cause)
+    done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert done.status.phase == execution_pb2.PHASE_FAILED  # written first, and authoritative
+    assert done.status.error.detail == "it broke"
 
 
 async def events(backend: Backend, execution: execution_pb2.Execution) -> list[execution_pb2.ExecutionEvent]:
@@ -412,7 +449,7 @@ spec:
         WORKFLOW_NAME, {"executionId": execution_id, "historyLimit": 40}, id=execution_id, task_queue=qc.queue
     )
     latest = qc.client.get_workflow_handle(execution_id)
-    await asyncio.wait_for(latest.result(), 90)
+    await _ended(latest, 90)
     done = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
     assert phase(done) == "PHASE_SUCCEEDED", done.status.error
     assert output(done) == {"finished": True}
@@ -933,7 +970,7 @@ spec:
     first = await qc.client.start_workflow(
         WORKFLOW_NAME, {"executionId": execution_id, "historyLimit": 30}, id=execution_id, task_queue=qc.queue
     )
-    await asyncio.wait_for(qc.client.get_workflow_handle(execution_id).result(), 90)
+    await _ended(qc.client.get_workflow_handle(execution_id), 90)
     done = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
     assert phase(done) == "PHASE_FAILED"
     assert (done.status.error.type, done.status.error.title) == (

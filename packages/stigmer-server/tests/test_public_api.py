@@ -21,6 +21,7 @@ EXPECTED = {
     "NoDispatcher",
     "ServerProcess",
     "TemporalConnection",
+    "TEMPORAL_DEV_SERVER_ARGS",
     "TokenInfo",
     "TokenStore",
     "admin_endpoint_path",

@@ -97,6 +97,15 @@ from stigmer.core._redact import (
 from stigmer.core._schedule import OVERLAP_POLICIES, SCHEDULE_LABEL, SLOT_LABEL, Timetable, parse_duration
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
 from stigmer.core._settings import Context, Settings
+from stigmer.core._telemetry import (
+    execution_attributes,
+    flush_telemetry,
+    record_span,
+    setup_telemetry,
+    start_span,
+    telemetry_enabled,
+    traced_execution,
+)
 from stigmer.core._values import from_value, jsonable, plain_value, to_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
@@ -164,6 +173,8 @@ __all__ = [
     "dump_manifests",
     "dump_yaml",
     "error_from_grpc_code",
+    "execution_attributes",
+    "flush_telemetry",
     "from_value",
     "handing_over",
     "handover_requested",
@@ -196,11 +207,16 @@ __all__ = [
     "private_dir",
     "private_file",
     "read_tree",
+    "record_span",
     "redact_logging",
     "resource_from_message",
+    "setup_telemetry",
     "slugify",
+    "start_span",
+    "telemetry_enabled",
     "tighten_home",
     "to_value",
+    "traced_execution",
     "unpack_tree",
     "until_handover",
     "unwrap",

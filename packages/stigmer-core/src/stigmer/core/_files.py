@@ -55,6 +55,13 @@ def private_file(path: Path | str) -> Path:
     path = Path(path).expanduser()
     if not path.parent.exists():
         path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if path.exists():
+        # By path, never by opening it: closing a descriptor of a file drops every POSIX lock this
+        # process holds on it — a SQLite database another connection of this process has open
+        # would lose its locks, and other processes could then reset its WAL under that
+        # connection, which goes on reading a stale snapshot.
+        _tighten(path, PRIVATE_FILE_MODE)
+        return path
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
     except OSError:

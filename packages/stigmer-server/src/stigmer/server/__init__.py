@@ -28,6 +28,7 @@ from stigmer.server._tokens import (
     admin_token_path,
     ensure_admin_token,
 )
+from stigmer.temporal import DEV_SERVER_ARGS as TEMPORAL_DEV_SERVER_ARGS  # the local stack's dev server
 from stigmer.temporal import TemporalConnection  # what run_server(temporal=...) takes
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_CONCURRENT_RPCS",
     "MAX_MESSAGE_BYTES",
     "ROLES",
+    "TEMPORAL_DEV_SERVER_ARGS",
     "ChildDispatcher",
     "ExecutionDispatcher",
     "IssuedToken",

@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         help="let executions start local processes (run: shell|script, stdio MCP servers); "
         "off by default: any user could run commands as the server's OS user",
     )
+    parser.add_argument(
+        "--http-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve HTTP here: /metrics (Prometheus) and /healthz; same TLS as gRPC",
+    )
+    parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="serve /metrics without a token (default: any valid token is needed)",
+    )
     ceiling = parser.add_argument_group(
         "agent run ceilings", "the most any agent run may spend here; a run's own limits can only be lower"
     )
@@ -99,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     def announce(address: str) -> None:
         print(f"stigmer server listening on {address}", flush=True)
 
+    def announce_http(url: str) -> None:
+        print(f"stigmer server HTTP on {url}", flush=True)
+
     try:
         run_server(
             args.listen,
@@ -113,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             allow_private_network=args.allow_private_network,
             on_ready=announce,
             temporal=temporal,
+            http_listen=args.http_listen,
+            metrics_public=args.metrics_public,
+            on_http_ready=announce_http,
         )
     except StigmerError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stigmer.core import (
     Backend,
@@ -176,8 +176,15 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     scheduler: Any = None,
     temporal_schedules: Any = None,
+    http_listen: str | None = None,
+    metrics_public: bool = False,
+    on_http_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``backend`` as ``stigmer.v1.BackendService`` until SIGTERM/SIGINT or cancellation.
+
+    With ``http_listen`` (``host:port``), an HTTP listener beside gRPC (``_http``: ``/healthz``,
+    ``/metrics`` with a token unless ``metrics_public``; same TLS and loopback rule as gRPC);
+    ``on_http_ready`` is called with its URL.
 
     Every call needs a bearer token (see :class:`TokenStore`); on first start an admin token is
     written to ``$STIGMER_HOME/tokens/admin`` (0600). Listening on a non-loopback address without
@@ -201,6 +208,9 @@ async def serve(
 
     host, port = parse_listen(listen)
     credentials = _check_bind(listen, tls_cert, tls_key, insecure)
+    if http_listen:
+        http_host, http_port = parse_listen(http_listen)
+        _check_bind(http_listen, tls_cert, tls_key, insecure)
 
     home = private_dir(home)
     tighten_home(home)  # files an older version left 0644
@@ -210,6 +220,22 @@ async def serve(
 
     execution_tokens = ExecutionTokens()
     interceptor = AuthInterceptor(store, execution_tokens)
+    http: Any = None
+    if http_listen:
+        from stigmer.server._http import HttpListener
+        from stigmer.server._metrics import MeteredBackend, ServerMetrics
+
+        metrics = ServerMetrics()
+        backend = cast(Backend, MeteredBackend(backend, metrics))
+        http = HttpListener(
+            http_host,
+            http_port,
+            verify=store.verify,
+            metrics=metrics,
+            metrics_public=metrics_public,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
     servicer = BackendServicer(backend, dispatcher if dispatcher is not None else ChildDispatcher(backend))
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -267,6 +293,15 @@ async def serve(
 
     try:
         await server.start()
+        if http is not None:
+            await http.start()
+            logger.info(
+                "stigmer server HTTP on %s (/metrics%s, /healthz)",
+                http.url,
+                ", public" if metrics_public else " with a token",
+            )
+            if on_http_ready is not None:
+                on_http_ready(http.url)
         write_admin_endpoint(home, actual)  # clients send the admin token to this address only
         for name in ("", service_name):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -303,6 +338,8 @@ async def serve(
             if task is not None and not task.done():
                 task.cancel()
         try:
+            if http is not None:
+                await http.stop()
             await asyncio.shield(_shutdown(server, servicer, health_servicer, grace))
         finally:
             for sig in installed:
@@ -340,6 +377,9 @@ def run_server(
     temporal_address: str | None = None,
     temporal: TemporalConnection | None = None,
     schedules: bool = True,
+    http_listen: str | None = None,
+    metrics_public: bool = False,
+    on_http_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
@@ -368,9 +408,15 @@ def run_server(
     runs_itself = run_executions and connection is None
     lease = server_lease_seconds() if runs_itself else DEFAULT_LEASE_SECONDS
 
+    from stigmer.core import setup_telemetry
+
+    setup_telemetry("stigmer-server")  # traces when OTEL_EXPORTER_OTLP_ENDPOINT is set
+
     async def main() -> None:
         # Validate the address and TLS files before opening any database.
         _check_bind(listen, tls_cert, tls_key, insecure)
+        if http_listen:
+            _check_bind(http_listen, tls_cert, tls_key, insecure)
         # Runner workers may claim executions only where the server does not run them itself.
         backend: Any = load_backend(
             "local",
@@ -423,6 +469,9 @@ def run_server(
                 on_ready=on_ready,
                 scheduler=scheduler,
                 temporal_schedules=temporal_schedules,
+                http_listen=http_listen,
+                metrics_public=metrics_public,
+                on_http_ready=on_http_ready,
             )
         finally:
             store.close()

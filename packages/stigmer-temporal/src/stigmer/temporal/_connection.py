@@ -218,10 +218,13 @@ class TemporalConnection:
 
     async def connect(self) -> Any:
         """A connected ``temporalio.client.Client``; ``Unavailable`` with the reason when it fails."""
+        from stigmer.temporal._telemetry import temporal_interceptors
         from temporalio.client import Client
 
         try:
-            return await Client.connect(self.address, **self.connect_kwargs())
+            return await Client.connect(
+                self.address, interceptors=temporal_interceptors(), **self.connect_kwargs()
+            )
         except Exception as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise Unavailable(

@@ -19,6 +19,7 @@ from stigmer.core import TERMINAL_PHASES, Backend, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.temporal._connection import TemporalConnection
+from stigmer.temporal._visibility import registered_search_attributes, run_memo, run_search_attributes
 
 __all__ = [
     "AGENT_QUEUE",
@@ -68,6 +69,7 @@ class TemporalDispatcher:
         self._client: Any = None
         self._connecting: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._attributes: bool | None = None  # whether the namespace has Stigmer's search attributes
         #: :class:`TemporalSchedules` when Temporal fires the Stigmer Schedules (set by the server)
         self.schedules: Any = None
 
@@ -104,23 +106,33 @@ class TemporalDispatcher:
             )
 
     async def _start(self, execution: execution_pb2.Execution) -> None:
+        from stigmer.core import execution_attributes, start_span
         from temporalio.common import WorkflowIDConflictPolicy
 
         execution_id = execution.metadata.id
         kind = execution.kind or "WorkflowExecution"
         name = WORKFLOW_WORKFLOW if kind == "WorkflowExecution" else AGENT_WORKFLOW
+        target = execution.spec.target
         try:
             client = await self.client()
             args = {"executionId": execution_id}
             if name == WORKFLOW_WORKFLOW:  # where its `call: agent` children run
                 args["agentQueue"] = self.queues["AgentExecution"]
-            await client.start_workflow(
-                name,
-                args,
-                id=execution_id,
-                task_queue=self.queues.get(kind, WORKFLOW_QUEUE),
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
+            # The execution's span (when traces are on): Temporal's interceptor makes the workflow's
+            # spans, on the workers, its children.
+            attributes = execution_attributes(execution)
+            with start_span(f"{kind} {attributes['stigmer.target.name']}", attributes):
+                await client.start_workflow(
+                    name,
+                    args,
+                    id=execution_id,
+                    task_queue=self.queues.get(kind, WORKFLOW_QUEUE),
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    memo=run_memo(target.kind, target.name or target.id),
+                    search_attributes=await self._search_attributes(
+                        client, target.kind, target.name or target.id
+                    ),
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -128,6 +140,17 @@ class TemporalDispatcher:
             await self._fail(
                 execution_id, f"could not start it on Temporal at {self.address}: {type(exc).__name__}"
             )
+
+    async def _search_attributes(self, client: Any, kind: str, name: str) -> Any:
+        """``StigmerKind`` / ``StigmerName`` when the namespace has them (the local stack
+        registers them; elsewhere :func:`register_search_attributes` or an operator does)."""
+        from temporalio.common import TypedSearchAttributes
+
+        if self._attributes is None:
+            self._attributes = await registered_search_attributes(client, self.namespace)
+        if not self._attributes:
+            return TypedSearchAttributes.empty
+        return run_search_attributes(kind, name)
 
     async def _signal(self, execution_id: str, signal: str, payload: Any) -> None:
         try:

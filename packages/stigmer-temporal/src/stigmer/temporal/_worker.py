@@ -41,6 +41,9 @@ def run_temporal_worker(
         stream=sys.stderr,
     )
     redact_logging()  # secrets the activities resolved never reach the log
+    from stigmer.core import setup_telemetry
+
+    setup_telemetry(prog)  # traces when OTEL_EXPORTER_OTLP_ENDPOINT is set
     return asyncio.run(_serve(prog, temporal, task_queue, endpoint, token, build_worker))
 
 
@@ -83,6 +86,9 @@ async def _serve(
             await running
     stopping.cancel()
     await backend.close()
+    from stigmer.core import flush_telemetry
+
+    flush_telemetry()
     logger.info("%s stopped", prog)
     return code
 

@@ -11,6 +11,8 @@
   ``temporal_servers`` (session-scoped) come with this distribution.
 - :class:`LocalStack`: ``stigmer local`` in a private home on free ports; :class:`UserCli`: the
   installed ``stigmer`` run as a user would, in a private home.
+- :func:`otlp_receiver` / :class:`OtlpReceiver`: a real OTLP receiver (Arize Phoenix, from the dev
+  group) whose stored spans tests read back; the session fixture ``otlp``.
 - :func:`free_port`, :func:`wait_for_port`, :func:`wait_for`.
 - :func:`self_signed_cert`: a self-signed certificate and key (PEM files) for TLS tests.
 - :func:`postgres_test_url` / :func:`postgres_schema`: the PostgreSQL server of the tests
@@ -32,6 +34,7 @@ from ._llm import Reply, ScriptedLLM, anthropic_response, call, error, openai_re
 from ._local_stack import LocalStack, cli_env
 from ._mcp import MCP_SERVER, mcp_http_server, mcp_stdio_command
 from ._oauth2 import CLIENT_ID, CLIENT_SECRET, OAuth2Authority
+from ._otlp import OtlpReceiver, otlp_receiver, phoenix_binary
 from ._ports import free_port, wait_for_port
 from ._postgres import POSTGRES_URL_ENV, postgres_schema, postgres_test_url
 from ._temporal import (
@@ -57,6 +60,7 @@ __all__ = [
     "HttpWorld",
     "LocalStack",
     "OAuth2Authority",
+    "OtlpReceiver",
     "Reply",
     "Request",
     "Response",
@@ -77,6 +81,8 @@ __all__ = [
     "mcp_http_server",
     "mcp_stdio_command",
     "openai_response",
+    "otlp_receiver",
+    "phoenix_binary",
     "postgres_schema",
     "postgres_test_url",
     "self_signed_cert",

@@ -28,11 +28,13 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 class LocalStack:
     """``stigmer local`` in ``home`` on free ports; :meth:`force_cleanup` leaves no process behind."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
         self.server_port = free_port()
         self.temporal_port = free_port()
-        self.env = cli_env(home)
+        self.ui_port = free_port()  # the Temporal web UI
+        self.http_port = free_port()  # the server's HTTP listener (/metrics)
+        self.env = {**cli_env(home), **(extra_env or {})}
 
     @property
     def temporal_address(self) -> str:
@@ -79,6 +81,10 @@ class LocalStack:
             str(self.server_port),
             "--temporal-port",
             str(self.temporal_port),
+            "--ui-port",
+            str(self.ui_port),
+            "--http-port",
+            str(self.http_port),
             "--timeout",
             "90",
         )
@@ -115,7 +121,14 @@ class LocalStack:
 
     def processes(self) -> list[int]:
         """Pids of live processes whose command line mentions this stack's home or ports."""
-        marks = (str(self.home), f":{self.server_port}", f":{self.temporal_port}", f" {self.temporal_port}")
+        marks = (
+            str(self.home),
+            f":{self.server_port}",
+            f":{self.temporal_port}",
+            f" {self.temporal_port}",
+            f" {self.ui_port}",
+            f":{self.http_port}",
+        )
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():

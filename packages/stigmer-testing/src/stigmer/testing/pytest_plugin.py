@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from ._otlp import OtlpReceiver, otlp_receiver
 from ._postgres import POSTGRES_URL_ENV, postgres_schema
 from ._temporal import TemporalServer, TemporalServers
 from ._tls import self_signed_cert
@@ -116,3 +117,10 @@ def temporal_servers() -> Iterator[TemporalServers]:
 @pytest.fixture(scope="session")
 def temporal_server(temporal_servers: TemporalServers) -> TemporalServer:
     return temporal_servers()
+
+
+@pytest.fixture(scope="session")
+def otlp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtlpReceiver]:
+    """A real OTLP receiver (Arize Phoenix) for the session; its spans via ``.spans()``."""
+    with otlp_receiver(tmp_path_factory.mktemp("phoenix")) as receiver:
+        yield receiver

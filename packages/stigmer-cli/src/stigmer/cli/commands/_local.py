@@ -95,6 +95,7 @@ def _rows(paths: LocalPaths) -> list[dict[str, Any]]:
     state = read_json(paths.state) or {}
     components = state.get("components") or {}
     supervisor = _supervisor_pid(paths)
+    settings = paths.load_settings()
     now = time.time()
     rows = []
     for name in COMPONENTS:
@@ -110,15 +111,18 @@ def _rows(paths: LocalPaths) -> list[dict[str, Any]]:
             current = "restarting"
         started = info.get("startedAt")
         uptime = round(now - float(started), 1) if alive and started else None
-        rows.append(
-            {
-                "name": name,
-                "state": current,
-                "pid": pid if alive else None,
-                "address": info.get("address") or "",
-                "uptime": uptime,
-            }
-        )
+        row = {
+            "name": name,
+            "state": current,
+            "pid": pid if alive else None,
+            "address": info.get("address") or "",
+            "uptime": uptime,
+        }
+        rows.append(row)
+        # What a component serves besides its own address: the Temporal web UI, the server's HTTP.
+        extra = {"temporal": ("temporal-ui", settings.ui_url), "server": ("server-http", settings.http_url)}
+        if name in extra and extra[name][1]:
+            rows.append({**row, "name": extra[name][0], "address": extra[name][1]})
     return rows
 
 
@@ -194,7 +198,13 @@ def _check_prerequisites(settings: StackSettings) -> None:
             )
     if settings.ui_port and port_in_use(settings.host, settings.ui_port):
         raise CliError(
-            f"port {settings.ui_port} (Temporal web UI) is already in use; choose another with --ui-port"
+            f"port {settings.ui_port} (Temporal web UI) is already in use; choose another with --ui-port "
+            "or turn the UI off with --no-ui"
+        )
+    if settings.http_port and port_in_use(settings.host, settings.http_port):
+        raise CliError(
+            f"port {settings.http_port} (stigmer server HTTP: /metrics) is already in use; "
+            "choose another with --http-port (0 = off)"
         )
 
 
@@ -274,12 +284,17 @@ def _use_context(name: str, endpoint: str = "", token: str = "") -> None:
 def start(
     port: Annotated[int, typer.Option("--port", help="stigmer server port.")] = 7234,
     temporal_port: Annotated[int, typer.Option("--temporal-port", help="Temporal frontend port.")] = 7233,
-    ui_port: Annotated[
-        int, typer.Option("--ui-port", help="Serve the Temporal web UI on this port (off by default).")
-    ] = 0,
+    ui_port: Annotated[int, typer.Option("--ui-port", help="Port of the Temporal web UI.")] = 8233,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the Temporal web UI.")] = False,
+    http_port: Annotated[
+        int,
+        typer.Option("--http-port", help="Port of the server's HTTP listener (/metrics, /healthz); 0 = off."),
+    ] = 7235,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health.")] = START_TIMEOUT,
 ) -> None:
     """Start the full stack in the background and switch to the local-stack context."""
+    if no_ui:
+        ui_port = 0
     paths = _paths()
     paths.ensure()
     running = _supervisor_pid(paths)
@@ -298,7 +313,9 @@ def start(
     stale = _clean_stale(paths)
     if stale:
         echo_err(f"removed stale pid files of {', '.join(stale)} (left by a stack that did not stop cleanly)")
-    settings = StackSettings(temporal_port=temporal_port, server_port=port, ui_port=ui_port)
+    settings = StackSettings(
+        temporal_port=temporal_port, server_port=port, ui_port=ui_port, http_port=http_port
+    )
     _check_prerequisites(settings)
     paths.save_settings(settings)
     paths.state.unlink(missing_ok=True)
@@ -324,7 +341,8 @@ def start(
     _use_context(CONTEXT, settings.endpoint, token)
     echo_err(
         f"local stack running: stigmer server {settings.endpoint}, Temporal {settings.temporal_address}"
-        + (f", web UI http://{settings.host}:{ui_port}" if ui_port else "")
+        + (f", Temporal UI {settings.ui_url}" if settings.ui_port else "")
+        + (f", metrics {settings.http_url}/metrics" if settings.http_port else "")
         + f"; context '{CONTEXT}' selected"
     )
 
@@ -364,6 +382,8 @@ def restart(
     port: Annotated[int, typer.Option("--port", help="stigmer server port.")] = 0,
     temporal_port: Annotated[int, typer.Option("--temporal-port", help="Temporal frontend port.")] = 0,
     ui_port: Annotated[int, typer.Option("--ui-port", help="Temporal web UI port (0 = off).")] = -1,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the Temporal web UI.")] = False,
+    http_port: Annotated[int, typer.Option("--http-port", help="Server HTTP port (0 = off).")] = -1,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health.")] = START_TIMEOUT,
 ) -> None:
     """Stop and start the full stack (same ports unless given)."""
@@ -374,6 +394,8 @@ def restart(
         port=port or previous.server_port,
         temporal_port=temporal_port or previous.temporal_port,
         ui_port=previous.ui_port if ui_port < 0 else ui_port,
+        no_ui=no_ui,
+        http_port=previous.http_port if http_port < 0 else http_port,
         timeout=timeout,
     )
 

@@ -165,6 +165,19 @@ def server(
             show_default=False,
         ),
     ] = None,
+    http_listen: Annotated[
+        str,
+        typer.Option(
+            "--http-listen",
+            metavar="HOST:PORT",
+            help="Also serve HTTP here: /metrics (Prometheus) and /healthz, with the same TLS as gRPC.",
+            show_default=False,
+        ),
+    ] = "",
+    metrics_public: Annotated[
+        bool,
+        typer.Option("--metrics-public", help="Serve /metrics without a token (default: any valid token)."),
+    ] = False,
     log_level: Annotated[
         LogLevel,
         typer.Option(
@@ -253,6 +266,9 @@ def server(
         "allow_private_network": allow_private_network,
         "temporal": connection,
         "on_ready": lambda address: echo_err(f"stigmer server listening on {address} (Ctrl-C stops it)"),
+        "http_listen": http_listen or None,
+        "metrics_public": metrics_public,
+        "on_http_ready": lambda url: echo_err(f"stigmer server HTTP on {url} (/metrics, /healthz)"),
     }
     if allow_run:
         echo_err(

@@ -39,8 +39,17 @@ class StackSettings:
 
     temporal_port: int = 7233
     server_port: int = 7234
-    ui_port: int = 0  # 0 = web UI off
+    ui_port: int = 8233  # the Temporal web UI; 0 = off (`--no-ui`)
     host: str = "127.0.0.1"
+    http_port: int = 7235  # the server's HTTP listener (/metrics, /healthz); 0 = off
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.ui_port}" if self.ui_port else ""
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}" if self.http_port else ""
 
     @property
     def temporal_address(self) -> str:

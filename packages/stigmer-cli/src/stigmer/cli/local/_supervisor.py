@@ -101,7 +101,11 @@ class Supervisor:
                 "--log-level",
                 "warn",
             ]
-            argv += ["--ui-port", str(s.ui_port)] if s.ui_port else ["--headless"]
+            # the Temporal UI shows each run's target (search attributes StigmerKind, StigmerName)
+            from stigmer.server import TEMPORAL_DEV_SERVER_ARGS
+
+            argv += TEMPORAL_DEV_SERVER_ARGS
+            argv += ["--ui-port", str(s.ui_port), "--ui-disable-news-fetch"] if s.ui_port else ["--headless"]
             return argv
         from stigmer.server import find_script, server_script
 
@@ -117,6 +121,7 @@ class Supervisor:
                 # One person's own stack: their runs may start local processes, as in Lite.
                 "--allow-run",
                 "--allow-private-network",
+                *(["--http-listen", f"{s.host}:{s.http_port}"] if s.http_port else []),
             ]
         script = "stigmer-workflow-runner" if name == "workflow-runner" else "stigmer-agent-runner"
         queue = "stigmer-workflows" if name == "workflow-runner" else "stigmer-agents"

@@ -234,6 +234,9 @@ class Builder:
         if depth == 0 and self.output_schema is not None:
             answer, check = structured_output(self.output_schema)
         output_type: Any = [answer, DeferredToolRequests] if approvals else answer
+        from ._telemetry import instrumentation
+
+        traced = instrumentation()  # None when traces are off
         agent: Agent[None, Any] = Agent(
             built.model,
             name=_tool_name(name),
@@ -243,6 +246,8 @@ class Builder:
             model_settings=built.settings or None,
             retries={"output": OUTPUT_RETRIES} if check is not None else None,
         )
+        if traced is not None:  # pydantic-ai's own spans: the run, each model request and tool call
+            agent.instrument = traced
         if check is not None:
             agent.output_validator(check)
         context = None

@@ -70,4 +70,7 @@ class AgentRunner:
             flush_chars=self.flush_chars,
             cancel_poll=self.cancel_poll,
         )
-        return await host.execute()
+        from stigmer.core import traced_execution
+
+        ended: execution_pb2.Execution = await traced_execution(execution, host.execute)
+        return ended

@@ -20,6 +20,7 @@ from stigmer.core import header_problem
 from ._errors import ErrorKind, WorkflowError
 from ._grpc import ProtoCache, call_grpc
 from ._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
+from ._telemetry import http_span
 
 if TYPE_CHECKING:  # httpx is imported by the first HTTP call (a run without one skips ~50 ms)
     import httpx
@@ -160,14 +161,17 @@ class InProcessHost:
                     ErrorKind.CONFIGURATION, f"{request.method} {request.url} not sent: {problem}"
                 )
         try:
-            response = await self._client.request(
-                request.method,
-                url,
-                headers=dict(request.headers),
-                params=dict(request.query) or None,
-                follow_redirects=request.follow_redirects,
-                **kwargs,
-            )
+            with http_span(request.method, url) as span:
+                response = await self._client.request(
+                    request.method,
+                    url,
+                    headers=dict(request.headers),
+                    params=dict(request.query) or None,
+                    follow_redirects=request.follow_redirects,
+                    **kwargs,
+                )
+                if span is not None:
+                    span.set_attribute("http.response.status_code", response.status_code)
         except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
             raise WorkflowError.of(
                 ErrorKind.COMMUNICATION, f"{request.method} {request.url} failed: {http_error_text(exc)}"

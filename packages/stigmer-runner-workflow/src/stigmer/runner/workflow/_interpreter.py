@@ -27,6 +27,7 @@ from ._schema import validate_against
 from ._task_kinds import TaskKind, kind_of
 from ._tasks.extensions import run_with_extensions
 from ._tasks.oauth import TokenCache
+from ._telemetry import TaskSpans
 
 __all__ = ["CHECKPOINT_VERSION", "Interpreter", "Scope", "run_workflow"]
 
@@ -67,8 +68,10 @@ class Interpreter(Checkpointing, Evaluating):
         *,
         workflow_id: str = "",
         limits: Limits | None = None,
+        spans: TaskSpans | None = None,
     ) -> None:
         self.workflow = load_workflow(workflow)
+        self.spans = spans  # a span per task when traces are on (``._telemetry``)
         self.host = host
         self.workflow_id = workflow_id
         self.limits = limits if limits is not None else Limits()
@@ -196,6 +199,9 @@ class Interpreter(Checkpointing, Evaluating):
             raise
         if not (self._resume and f"{path}/wait" in self._resume):
             await self.host.task_started(path, name, value)  # (a resumed wait goes on: started before)
+        if self.spans is not None:
+            started_kind = kind_of(task)
+            self.spans.started(path, name, started_kind.name if started_kind is not None else "")
         try:
             timeout = await self.timeout_seconds(task.get("timeout"), value, inner)
             raw, directive = await self.with_timeout(
@@ -218,16 +224,25 @@ class Interpreter(Checkpointing, Evaluating):
                 self.context = self.dialect.after_task(name, kind.name if kind else "", output, self.context)
         except WorkflowError as error:
             error.with_instance(path)
+            self._span_ended(path, error.problem)
             await self.host.task_failed(path, name, error.problem)
             raise
         except (EndWorkflow, asyncio.CancelledError):
+            self._span_ended(path)
             raise
         except Exception as exc:  # a host or library failure becomes a runtime fault of this task
             fault = WorkflowError.of(ErrorKind.RUNTIME, _said(exc)).with_instance(path)
+            self._span_ended(path, fault.problem)
             await self.host.task_failed(path, name, fault.problem)
             raise fault from exc
+        self._span_ended(path)
         await self.host.task_completed(path, name, output)
         return output, directive if directive is not None else task.get("then")
+
+    def _span_ended(self, path: str, problem: Mapping[str, Any] | None = None) -> None:
+        if self.spans is not None:
+            error = None if problem is None else str(problem.get("title") or problem.get("type") or "failed")
+            self.spans.ended(path, error)
 
     async def _execute(
         self, path: str, name: str, task: Mapping[str, Any], data: Any, scope: Scope

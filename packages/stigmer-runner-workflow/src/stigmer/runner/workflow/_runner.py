@@ -23,6 +23,7 @@ from stigmer.core import (
     load_runner,
     no_handover,
     phase_name,
+    traced_execution,
     until_handover,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -36,6 +37,7 @@ from ._inprocess import InProcessHost
 from ._interpreter import Interpreter
 from ._parse import Workflow, load_workflow
 from ._reporting import Reporter, RunStopped, from_value, to_value
+from ._telemetry import task_spans
 
 if TYPE_CHECKING:
     import httpx
@@ -106,7 +108,10 @@ class WorkflowRunner:
             limits=self.limits,
         )
         try:
-            return await self._run(backend, execution, reporter)
+            ended: execution_pb2.Execution = await traced_execution(
+                execution, lambda: self._run(backend, execution, reporter)
+            )
+            return ended
         except RunStopped as stopped:
             return stopped.execution
         except Exception:
@@ -135,9 +140,10 @@ class WorkflowRunner:
         workflow_input = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
         try:
             async with host:
-                output = await Interpreter(document, host, workflow_id=execution_id, limits=self.limits).run(
-                    workflow_input, checkpoint=checkpoint
+                interpreter = Interpreter(
+                    document, host, workflow_id=execution_id, limits=self.limits, spans=task_spans()
                 )
+                output = await interpreter.run(workflow_input, checkpoint=checkpoint)
         except WorkflowValidationError as invalid:
             problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
             return await reporter.status(P.PHASE_FAILED, error=problem)

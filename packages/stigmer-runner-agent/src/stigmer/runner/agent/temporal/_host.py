@@ -73,6 +73,7 @@ class TemporalHost:
         self._in_flight: set[Any] = set()  # handles of the activities the loop awaits
         self._agent: Agent[None, Any] | None = None
         self._approval: dict[str, str] = {}
+        self.problem: dict[str, Any] | None = None  # the error written with FAILED
         self._context: Any = None  # the agent's ContextKeeper, if it has a `context`
         self._request_limit: int | None = None  # None: pydantic-ai's (histories before the limit)
 
@@ -260,6 +261,7 @@ class TemporalHost:
             from .._problems import problem_from_exception
 
             problem = json_format.MessageToDict(problem_from_exception(cause if cause is not None else error))
+        self.problem = problem
         args = (problem, usage) if usage else (problem,)
         phase: str = await self.act("stigmer.agent.fail", *args, summary="fail")
         return {"phase": phase}

@@ -182,11 +182,15 @@ class AgentSteps:
         built = build_model(choice, builder.lookup)
         run.redactor.register(built.api_key)
         default_redactor().register(built.api_key)
-        messages = load_messages(list(request.get("messages") or []))
+        messages = await _with_images(
+            self.backend, run.execution, load_messages(list(request.get("messages") or []))
+        )
         parameters = TypeAdapter(ModelRequestParameters).validate_python(request.get("parameters") or {})
         settings: Any = {**built.settings, **dict(request.get("settings") or {})} or None
+        from .._telemetry import instrumented
+
         try:
-            async with built.model.request_stream(messages, settings, parameters) as stream:
+            async with instrumented(built.model).request_stream(messages, settings, parameters) as stream:
                 async for event in stream:
                     if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
                         await run.sink.delta(event.part.content)
@@ -239,8 +243,11 @@ class AgentSteps:
             tool = (await toolset.get_tools(ctx)).get(name)
             if tool is None:
                 raise InvalidArgument(f"tool {name} is no longer offered by {key}")
+            from .._telemetry import tool_span
+
             try:
-                value = await toolset.call_tool(name, args, ctx, tool)
+                with tool_span(name, call_id):
+                    value = await toolset.call_tool(name, args, ctx, tool)
             except ModelRetry as retry:
                 await run.sink.emit(
                     "tool.result", subject=call_id, data={"tool": name, "result": clip(retry.message)}
@@ -330,3 +337,35 @@ def _run_context(build: AgentBuild, *, call_id: str = "", tool_name: str = "") -
         tool_name=tool_name or None,
         tool_call_approved=True,  # the loop asked (and got) any approval before calling
     )
+
+
+async def _with_images(backend: Any, execution: execution_pb2.Execution, messages: list[Any]) -> list[Any]:
+    """``messages`` with the run's image attachments added to its prompt, for this request only.
+
+    On Temporal the conversation travels through the workflow's history as text: the images are
+    read from their artifacts here, in the activity, and go to the model with the first user
+    prompt of this run (the one that is the execution's message) on every request, as in Lite.
+    """
+    wanted = [a for a in execution.spec.attachments if a.media_type.startswith("image/")]
+    if not wanted or not execution.spec.message:
+        return messages
+    from dataclasses import replace
+
+    from pydantic_ai import BinaryContent
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    out = list(messages)
+    for index, message in enumerate(out):
+        if not isinstance(message, ModelRequest):
+            continue
+        for p, part in enumerate(message.parts):
+            if isinstance(part, UserPromptPart) and part.content == execution.spec.message:
+                images = []
+                for attachment in wanted:
+                    blob = await backend.get_artifact(svc.GetArtifactRequest(key=attachment.artifact))
+                    images.append(BinaryContent(data=blob.content, media_type=attachment.media_type))
+                parts = list(message.parts)
+                parts[p] = replace(part, content=[part.content, *images])
+                out[index] = replace(message, parts=parts)
+                return out
+    return messages

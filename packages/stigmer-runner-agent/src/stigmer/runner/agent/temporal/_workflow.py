@@ -30,6 +30,7 @@ import asyncio
 import datetime
 from typing import Any
 
+from stigmer.temporal._failure import FAILED_PATCH, run_failed
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -64,10 +65,15 @@ class StigmerAgent:
         # ordinary exception (it stops the loop).
         loop = asyncio.create_task(run_agent_loop(self._host))
         try:
-            return await asyncio.shield(loop)
+            result = await asyncio.shield(loop)
         except asyncio.CancelledError:
             if workflow.cancellation_reason() is None:
                 raise  # not a cancellation of the workflow (e.g. evicted from the worker's cache)
+        else:
+            # A failed run (FAILED already written to the Backend) fails the workflow too.
+            if result.get("phase") == "PHASE_FAILED" and workflow.patched(FAILED_PATCH):
+                run_failed(self._host.execution_id, self._host.problem)
+            return result
         self._host.cancel()
         await loop
         # Cancelled through the Backend (already CANCELLED there), or as the child workflow of a

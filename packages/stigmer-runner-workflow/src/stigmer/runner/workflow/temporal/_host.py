@@ -31,6 +31,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from stigmer.core import phase_name
+    from stigmer.temporal._visibility import run_memo
 
     from .._errors import ErrorKind, WorkflowError
     from .._host import GrpcRequest, HttpRequest, HttpResponse, ProcessResult, retry_event
@@ -275,7 +276,8 @@ class TemporalHost:
             args["dispatchByCaller"] = True
         child_id = await self._effect("stigmer.workflow.child", args)
         if workflow_type:
-            await self._run_child_workflow(child_id, workflow_type, queue)
+            memo = run_memo(str(args.get("kind") or ""), str(args.get("name") or ""))
+            await self._run_child_workflow(child_id, workflow_type, queue, memo)
         try:
             result = await workflow.execute_activity(
                 "stigmer.workflow.await",
@@ -300,7 +302,9 @@ class TemporalHost:
             detail=f"child execution {child_id} ended {phase_name(result['phase'])}: {error.get('detail', '')}",
         )
 
-    async def _run_child_workflow(self, child_id: str, workflow_type: str, queue: str) -> None:
+    async def _run_child_workflow(
+        self, child_id: str, workflow_type: str, queue: str, memo: dict[str, str] | None = None
+    ) -> None:
         """Start and await the child's workflow; cancelling this workflow cancels it."""
         child_args: dict[str, Any] = {"executionId": child_id}
         if workflow_type == WORKFLOW_NAME and self.agent_queue:
@@ -313,6 +317,7 @@ class TemporalHost:
                 task_queue=queue,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo=memo,  # the child's target (kind, name), shown by the Temporal UI
             )
         except ChildWorkflowError:
             if workflow.cancellation_reason() is not None:

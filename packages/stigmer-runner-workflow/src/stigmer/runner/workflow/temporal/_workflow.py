@@ -17,10 +17,13 @@ from typing import Any, Final
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from stigmer.temporal._failure import FAILED_PATCH, run_failed
+
     from .._errors import ErrorKind, WorkflowError, WorkflowValidationError
     from .._interpreter import Interpreter
     from .._limits import Limits
     from .._parse import check_deterministic, load_workflow
+    from .._telemetry import task_spans
     from ._host import WORKFLOW_NAME, TemporalHost
 
 __all__ = ["EVENT_SIGNAL", "HISTORY_LIMIT", "WORKFLOW_NAME", "StigmerWorkflow"]
@@ -74,18 +77,20 @@ class StigmerWorkflow:
         try:
             document = load_workflow(loaded["document"])
             check_deterministic(document)
-            output = await Interpreter(document, host, workflow_id=execution_id, limits=limits).run(
+            spans = task_spans(temporal_now=workflow.time)  # None when traces are off
+            interpreter = Interpreter(document, host, workflow_id=execution_id, limits=limits, spans=spans)
+            output = await interpreter.run(
                 loaded.get("input") or {}, checkpoint=args.get("checkpoint") or loaded.get("checkpoint")
             )
         except WorkflowValidationError as invalid:
             problem = WorkflowError.of(ErrorKind.VALIDATION, str(invalid)).with_instance("/").problem
             await host.flush(phase="FAILED", error=problem)
-            return {"phase": "FAILED", "error": problem}
+            return self._failed(execution_id, problem)
         except WorkflowError as error:
             if host.stopped:
                 return {"phase": "STOPPED"}
             await host.flush(phase="FAILED", error=error.problem, **host.last_checkpoint())
-            return {"phase": "FAILED", "error": error.problem}
+            return self._failed(execution_id, error.problem)
         except asyncio.CancelledError:
             # Cancelled through the Backend (CancelExecution), which already recorded CANCELLED, or
             # as the child of a cancelled parent (`run: workflow`): then record it here (the
@@ -95,3 +100,11 @@ class StigmerWorkflow:
         if not await host.flush(phase="SUCCEEDED", output=output, hasOutput=True):
             return {"phase": "STOPPED"}
         return {"phase": "SUCCEEDED"}
+
+    @staticmethod
+    def _failed(execution_id: str, problem: dict[str, Any]) -> dict[str, Any]:
+        """FAILED is written to the Backend: the workflow fails too (histories recorded before
+        this behaviour completed with the phase)."""
+        if workflow.patched(FAILED_PATCH):
+            run_failed(execution_id, problem)
+        return {"phase": "FAILED", "error": problem}
