@@ -119,9 +119,15 @@ def _check(
 
 
 def _agent_problems(item: LoadedResource) -> list[ValidationProblem]:
-    """An Agent's built-in ``tools:`` (and its sub-agents'): known names and functions."""
+    """An Agent's built-in ``tools:`` (and its sub-agents'): known names and functions. Without
+    the agent runner installed (the SDK's ``agent`` extra) they are left to the runner that runs
+    the agent, which checks them the same way."""
     from google.protobuf import json_format
-    from stigmer.runner.agent.tools import tool_problems
+
+    try:
+        from stigmer.runner.agent.tools import tool_problems
+    except ModuleNotFoundError:
+        return []
 
     spec_msg = item.resource.agent.spec  # type: ignore[union-attr]
     spec = json_format.MessageToDict(spec_msg)
