@@ -21,7 +21,6 @@ This module imports nothing heavy at import time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
@@ -149,15 +148,14 @@ class Spent:
             cost_unknown=bool(get("cost_unknown", False)),
         )
 
-    def add(self, usage: RunUsage, meter: Meter | None = None) -> None:
+    def add(self, usage: RunUsage, meter: Meter) -> None:
         """Count a turn's usage (its cost is the meter's: priced per request)."""
         self.requests += usage.requests or 0
         self.tool_calls += usage.tool_calls or 0
         self.input_tokens += usage.input_tokens or 0
         self.output_tokens += usage.output_tokens or 0
-        if meter is not None:
-            self.cost_usd += meter.turn_cost
-            self.cost_unknown = self.cost_unknown or meter.turn_cost_unknown
+        self.cost_usd += meter.turn_cost
+        self.cost_unknown = self.cost_unknown or meter.turn_cost_unknown
 
     def describe(self) -> str:
         tokens = self.input_tokens + self.output_tokens
@@ -181,7 +179,7 @@ def limit_reached(exc: BaseException, limits: Limits, spent: Spent) -> LimitReac
     """``LimitReached`` for pydantic-ai's ``UsageLimitExceeded``: the limit by its Stigmer name and
     the whole run's figure (pydantic-ai's message speaks of what was left for one turn)."""
     text = str(exc)
-    found = next((key for key in _NAMES if re.search(rf"`?{key}`?", text)), "")
+    found = next((key for key in _NAMES if key in text), "")
     if not found:
         return LimitReached(
             f"the run reached a usage limit ({text.split('. ')[0]}); spent: {spent.describe()}"
@@ -209,7 +207,7 @@ class Meter:
 
     price: tuple[float, float] | None = None
     limits: Limits = field(default_factory=Limits)
-    spent: Spent = field(default_factory=Spent)  # by the run's earlier turns (the loop's count)
+    spent: Spent = field(default_factory=Spent)  # the loop's count, added to after each turn
     requests: list[dict[str, Any]] = field(default_factory=list)  # not reported yet
     turn_cost: float = 0.0
     turn_cost_unknown: bool = False

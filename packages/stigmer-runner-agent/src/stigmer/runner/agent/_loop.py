@@ -190,7 +190,7 @@ async def _loop(host: AgentHost[R]) -> R:
     prompt, history = start.prompt, start.history
     pending, decisions = start.pending, dict(start.decisions)
     limits, spent = start.limits, start.spent
-    meter = Meter(price=start.price, limits=limits)
+    meter = Meter(price=start.price, limits=limits, spent=spent)  # spent grows after each turn
     unreported = Spent()
 
     def report() -> dict[str, Any] | None:
@@ -210,7 +210,6 @@ async def _loop(host: AgentHost[R]) -> R:
             deferred = _answers(pending, decisions)
         used = RunUsage()
         meter.start_turn()
-        meter.spent = Spent(**spent.__dict__)
         control = Turn(usage=used, limits=limits.remaining(spent), capabilities=[meter.capability()])
         metering = CURRENT_METER.set(meter)
         try:

@@ -20,6 +20,7 @@ values first (so a tool that echoes a secret hands ``***`` to the loop and to th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from .._build import AgentBuild
 from .._checkpoint import Checkpoint, dump_messages, load_messages, read_decisions, session_history
 from .._events import RunStopped, clip, jsonable
 from .._execution import OpenExecution, mcp_start_error, usage_message
+from .._limits import Spent
 from .._loop import PendingCall, usage_dict
 from .._mcp_pool import McpPool
 from ..tools._build import MUTATING
@@ -151,9 +153,8 @@ class AgentSteps:
                 "approval": dict(build.approval),
                 "limits": run.run_limits(agent).to_dict(),
                 "price": run.price(agent),
-                "spent": json_format.MessageToDict(
-                    run.execution.status.usage, preserving_proto_field_name=True
-                ),
+                # The run's sums only (its per-request entries would only weigh on the history).
+                "spent": dataclasses.asdict(Spent.of(run.execution.status.usage)),
                 "outputSchema": run.output_schema(agent),
                 "context": build.context.to_dict() if build.context is not None else None,
                 "requestLimit": run.limits.agent_requests,
