@@ -17,10 +17,8 @@ from stigmer.cli.commands._run import (
     SecretFileOption,
     SecretOption,
     Started,
-    Stopped,
-    detach_on_interrupt,
+    exit_following,
     follow_here,
-    stopped_hint,
 )
 from stigmer.cli.output._format import (
     Output,
@@ -576,15 +574,7 @@ def _continue(execution_id: str, output: Output, action: str, approved: bool | N
                 echo_err(hint)
             return code
 
-    try:
-        code = run_async(go())
-    except Stopped:
-        echo_err("\n" + stopped_hint(execution_id))
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        detach_on_interrupt(started)
-        raise typer.Exit(130) from None
-    raise typer.Exit(code)
+    exit_following(go(), started)  # its started.execution_id is execution_id
 
 
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (passed to the agent).")]
@@ -668,15 +658,7 @@ def _again(
                 echo_err(hint)
             return code
 
-    try:
-        code = run_async(go())
-    except Stopped:
-        echo_err("\n" + stopped_hint(started.execution_id))
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        detach_on_interrupt(started)
-        raise typer.Exit(130) from None
-    raise typer.Exit(code)
+    exit_following(go(), started)
 
 
 @execution_app.command("rerun")

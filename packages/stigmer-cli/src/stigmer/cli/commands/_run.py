@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from stigmer.cli._client import connect, run_async
@@ -27,6 +28,7 @@ __all__ = [
     "Stopped",
     "agent_app",
     "detach_on_interrupt",
+    "exit_following",
     "follow_here",
     "run_app",
     "spawn_background",
@@ -479,6 +481,20 @@ def _agent_controls(
     return req
 
 
+def exit_following(run: Coroutine[Any, Any, int], started: Started) -> NoReturn:
+    """Run ``run`` (start and follow an execution; its exit code) and exit with its code; a
+    Ctrl-C detaches (or, a second time, stops the run here) and exits 130."""
+    try:
+        code = run_async(run)
+    except Stopped:
+        echo_err("\n" + stopped_hint(started.execution_id))
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        detach_on_interrupt(started)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
 def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = False) -> None:
     started = Started()
     if req.events_json:  # the events are the output: no table rendering around them
@@ -511,15 +527,7 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
                 echo_err(hint)
             return code
 
-    try:
-        code = run_async(go())
-    except Stopped:
-        echo_err("\n" + stopped_hint(started.execution_id))
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        detach_on_interrupt(started)
-        raise typer.Exit(130) from None
-    raise typer.Exit(code)
+    exit_following(go(), started)
 
 
 @run_app.command("run")
