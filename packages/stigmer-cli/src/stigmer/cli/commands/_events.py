@@ -18,6 +18,11 @@ event_app = typer.Typer(
 )
 
 
+@event_app.callback()
+def _group() -> None:
+    """Publish CloudEvents: waiting `listen` tasks hear them, `schedule.on` workflows start."""
+
+
 @event_app.command("send")
 def send(
     event_type: Annotated[
