@@ -185,7 +185,8 @@ def _to_message(row: Any, missing_secrets: set[str] | None) -> resource_pb2.Reso
         msg.spec.MergeFromString(_spec_bytes(row.kind, row.spec))
     else:
         json_format.ParseDict(json.loads(row.spec), msg.spec)
-    json_format.ParseDict(json.loads(row.status), msg.status)
+    if "status" in msg.DESCRIPTOR.fields_by_name:  # a Trigger has none
+        json_format.ParseDict(json.loads(row.status), msg.status)
     if row.kind == "Environment" and missing_secrets is not None:
         del msg.status.missing_secrets[:]
         msg.status.missing_secrets.extend(n for n in msg.spec.secrets if n in missing_secrets)
