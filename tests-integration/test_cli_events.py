@@ -88,7 +88,9 @@ def test_event_send_wakes_a_listen_in_another_process(
                 break
             time.sleep(0.2)
         [execution] = listed
-        sent = stigmer("event", "send", "--type", "com.acme.approved", "--source", "cli", "--data", '{"who": "ada"}')
+        sent = stigmer(
+            "event", "send", "--type", "com.acme.approved", "--source", "cli", "--data", '{"who": "ada"}'
+        )
         assert sent.returncode == 0, sent.stderr
         assert f"delivered to {execution['id']}" in sent.stdout
         out, err = waiting.communicate(timeout=60)

@@ -98,7 +98,9 @@ async def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     home = tmp_path / "server-home"
     port = free_port()
     process = ServerProcess(
-        home=home, database_url=f"sqlite:///{home / 'stigmer.db'}", args=["--http-listen", f"127.0.0.1:{port}"]
+        home=home,
+        database_url=f"sqlite:///{home / 'stigmer.db'}",
+        args=["--http-listen", f"127.0.0.1:{port}"],
     )
     await asyncio.to_thread(process.start)
     await asyncio.to_thread(wait_for_port, port)
@@ -215,7 +217,9 @@ async def test_webhook_bad_input_gets_clear_4xx(served: Served) -> None:
     assert bad.status_code == 400 and "not JSON" in bad.text
     big = b'{"pad": "' + b"x" * 5000 + b'"}'
     too_big = await post(
-        f"{served.http}/hooks/orders", big, {"content-type": "application/json", "x-hub-signature-256": sign(big)}
+        f"{served.http}/hooks/orders",
+        big,
+        {"content-type": "application/json", "x-hub-signature-256": sign(big)},
     )
     assert too_big.status_code == 413 and "4096 bytes" in too_big.text
     get = await post(f"{served.http}/healthz", b"", {})
@@ -233,7 +237,13 @@ async def _waiting(served: Served) -> str:
 
 async def test_a_structured_cloud_event_wakes_a_waiting_listen(served: Served) -> None:
     waiting = await _waiting(served)
-    event = {"specversion": "1.0", "id": "e-1", "source": "crm", "type": "com.acme.approved", "data": {"who": "bo"}}
+    event = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "crm",
+        "type": "com.acme.approved",
+        "data": {"who": "bo"},
+    }
     answer = await post(
         f"{served.http}/events",
         json.dumps(event).encode(),
@@ -302,7 +312,12 @@ async def test_schedule_on_starts_a_run_per_matching_event_and_none_otherwise(se
     before = await executions(served.admin)
     for event in (
         {"specversion": "1.0", "id": "x", "source": "elsewhere", "type": "com.acme.order.paid"},
-        {"specversion": "1.0", "id": "y", "source": "https://shop.example", "type": "com.acme.order.refunded"},
+        {
+            "specversion": "1.0",
+            "id": "y",
+            "source": "https://shop.example",
+            "type": "com.acme.order.refunded",
+        },
     ):
         answer = await post(f"{served.http}/events", json.dumps(event).encode(), auth)
         assert answer.status_code == 202 and answer.json()["started"] == []
@@ -316,7 +331,9 @@ async def test_events_bad_input_and_credentials_get_clear_4xx(served: Served) ->
     assert missing.status_code == 401 and "Bearer" in missing.text
     forged = await post(f"{served.http}/events", event, {**ce, "authorization": "Bearer tok_made_up.0"})
     assert forged.status_code == 401
-    runner = await post(f"{served.http}/events", event, {**ce, "authorization": f"Bearer {served.runner_token}"})
+    runner = await post(
+        f"{served.http}/events", event, {**ce, "authorization": f"Bearer {served.runner_token}"}
+    )
     assert runner.status_code == 403 and "PublishEvent" in runner.text
     user = {**ce, "authorization": f"Bearer {served.user_token}"}
     no_type = await post(f"{served.http}/events", b'{"specversion": "1.0", "id": "1", "source": "s"}', user)
@@ -324,7 +341,9 @@ async def test_events_bad_input_and_credentials_get_clear_4xx(served: Served) ->
     bad_json = await post(f"{served.http}/events", b"{", user)
     assert bad_json.status_code == 400 and "not JSON" in bad_json.text
     plain = await post(
-        f"{served.http}/events", event, {"content-type": "application/json", "authorization": user["authorization"]}
+        f"{served.http}/events",
+        event,
+        {"content-type": "application/json", "authorization": user["authorization"]},
     )
     assert plain.status_code == 400 and "not a CloudEvent" in plain.text
     binary_no_id = await post(

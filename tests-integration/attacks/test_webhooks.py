@@ -157,9 +157,9 @@ async def test_a_user_cannot_make_a_trigger_with_a_secret_not_granted_to_them(
         [theirs] = parse_manifest(MANIFESTS.split("---\n")[1], "takeover.yaml")
         with pytest.raises(PermissionDenied, match="HOOK_KEY"):
             await user.apply(svc.ApplyRequest(resource=theirs.resource))  # type: ignore[arg-type]
-        assert [r.trigger.metadata.name for r in (await admin.list(svc.ListRequest(kind="Trigger"))).resources] == [
-            "payments"
-        ]
+        assert [
+            r.trigger.metadata.name for r in (await admin.list(svc.ListRequest(kind="Trigger"))).resources
+        ] == ["payments"]
         body = b"{}"
         missing = await _post(f"{base}/hooks/mallory-hook", body, _sign(body))
         assert missing.status_code == 404

@@ -32,7 +32,13 @@ json_values = st.recursive(
 
 
 def test_structured_event_round_trips_through_the_contract() -> None:
-    event = {**EVENT, "subject": "order-7", "time": "2026-12-05T10:00:00Z", "data": {"n": 7}, "traceparent": "x"}
+    event = {
+        **EVENT,
+        "subject": "order-7",
+        "time": "2026-12-05T10:00:00Z",
+        "data": {"n": 7},
+        "traceparent": "x",
+    }
     parsed = parse_structured_event(json.dumps(event).encode())
     assert parsed == event
     back = event_from_proto(event_to_proto(parsed))
@@ -47,7 +53,13 @@ def test_a_missing_required_attribute_is_named(missing: str) -> None:
 
 
 def test_binary_mode_reads_ce_headers_and_the_body() -> None:
-    headers = {"CE-SpecVersion": "1.0", "ce-id": "9", "ce-source": "s", "ce-type": "t", "Content-Type": "application/json"}
+    headers = {
+        "CE-SpecVersion": "1.0",
+        "ce-id": "9",
+        "ce-source": "s",
+        "ce-type": "t",
+        "Content-Type": "application/json",
+    }
     event = parse_binary_event(headers, b'{"a": 1}')
     assert event == {
         "specversion": "1.0",
@@ -60,7 +72,7 @@ def test_binary_mode_reads_ce_headers_and_the_body() -> None:
     assert parse_binary_event({**headers, "Content-Type": "text/plain"}, b"hi")["data"] == "hi"
     with pytest.raises(InvalidArgument, match="not JSON"):
         parse_binary_event(headers, b"{")
-    with pytest.raises(InvalidArgument, match="specversion '0.3'"):
+    with pytest.raises(InvalidArgument, match=r"specversion '0\.3'"):
         parse_binary_event({**headers, "ce-specversion": "0.3"}, b"")
 
 
@@ -77,7 +89,7 @@ def test_filters_of_listen_tasks_and_schedule_on() -> None:
     assert [f["with"]["type"] for f in on] == ["a", "b"]
     assert filter_may_match(on[1], {"type": "b", "source": "s"})
     assert not filter_may_match(on[1], {"type": "b", "source": "t"})
-    assert filter_may_match({"with": {"type": "${ startswith(\"b\") }"}}, {"type": "zz"})  # left to the runner
+    assert filter_may_match({"with": {"type": '${ startswith("b") }'}}, {"type": "zz"})  # left to the runner
     assert schedule_on_filters({"do": []}) == []
     for bad, says in (
         ({"all": [{"with": {"type": "a"}}]}, "all is not supported"),
@@ -121,7 +133,9 @@ def test_any_json_object_parses_or_is_refused_clearly(attributes: dict[str, Any]
 
 @given(
     st.dictionaries(
-        st.sampled_from(["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-Weird_Name", "content-type", "x"]),
+        st.sampled_from(
+            ["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-Weird_Name", "content-type", "x"]
+        ),
         st.text(max_size=12),
     ),
     st.binary(max_size=100),

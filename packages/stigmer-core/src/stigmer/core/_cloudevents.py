@@ -255,7 +255,7 @@ def schedule_on_filters(document: Any) -> list[Mapping[str, Any]]:
         )
     if set(on) - {"one", "any"}:
         raise InvalidArgument(f"{where} takes one or any", [where])
-    filters: list[Any] = [on["one"]] if "one" in on else on.get("any")
+    filters: Any = [on["one"]] if "one" in on else on.get("any")
     if not isinstance(filters, list) or not filters:
         raise InvalidArgument(f"{where}.any is a non-empty list of filters", [where])
     for i, filter_ in enumerate(filters):

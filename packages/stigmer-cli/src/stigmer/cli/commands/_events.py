@@ -29,10 +29,13 @@ def send(
         str, typer.Option("--type", help="Event type, for example com.acme.order.paid.", show_default=False)
     ],
     source: Annotated[
-        str, typer.Option("--source", help="Event source, for example https://shop.example.", show_default=False)
+        str,
+        typer.Option("--source", help="Event source, for example https://shop.example.", show_default=False),
     ],
     data: Annotated[str, typer.Option("--data", help="Event data: inline JSON or @file.json.")] = "",
-    subject: Annotated[str, typer.Option("--subject", help="Event subject, for example an order number.")] = "",
+    subject: Annotated[
+        str, typer.Option("--subject", help="Event subject, for example an order number.")
+    ] = "",
     event_id: Annotated[str, typer.Option("--id", help="Event id (default: a new UUID).")] = "",
     output: OutputOption = Output.table,
 ) -> None:
@@ -63,7 +66,7 @@ def send(
     if output is Output.json:
         emit_json(result)
     elif output is Output.yaml:
-        emit_yaml(result)
+        emit_yaml([result])
     else:
         echo(
             f"event {result['id']} ({event_type}) delivered to {len(result['delivered'])} execution(s), "
