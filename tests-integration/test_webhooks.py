@@ -310,7 +310,7 @@ async def test_schedule_on_starts_a_run_per_matching_event_and_none_otherwise(se
         assert output(run) == {"order": n, "id": f"paid-{n}"}
         assert dict(run.metadata.labels)["stigmer.ai/event-type"] == "com.acme.order.paid"
     before = await executions(served.admin)
-    for event in (
+    unmatched: list[dict[str, Any]] = [
         {"specversion": "1.0", "id": "x", "source": "elsewhere", "type": "com.acme.order.paid"},
         {
             "specversion": "1.0",
@@ -318,7 +318,8 @@ async def test_schedule_on_starts_a_run_per_matching_event_and_none_otherwise(se
             "source": "https://shop.example",
             "type": "com.acme.order.refunded",
         },
-    ):
+    ]
+    for event in unmatched:
         answer = await post(f"{served.http}/events", json.dumps(event).encode(), auth)
         assert answer.status_code == 202 and answer.json()["started"] == []
     assert await executions(served.admin) == before
