@@ -543,6 +543,52 @@ spec:
     assert done["output"] == {"by": "ann"}
 
 
+def test_event_send_wakes_a_listen_and_starts_schedule_on_runs_on_temporal(stack: Stack) -> None:
+    """Issue 21: `stigmer event send` against the full stack (PublishEvent): the waiting run's
+    Temporal workflow gets the event as a signal; a `schedule.on` workflow starts on Temporal."""
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: waits-for-shipping}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: waits-for-shipping, version: 1.0.0}
+  do:
+    - shipped:
+        listen:
+          to:
+            one: {with: {type: com.acme.shipped}}
+    - carrier:
+        set: {carrier: '${ .[0].carrier }'}
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: on-shipped}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: on-shipped, version: 1.0.0}
+  schedule:
+    on:
+      one: {with: {type: com.acme.shipped}}
+  do:
+    - note:
+        set: {noted: '${ .data.carrier }'}
+""")
+    execution_id = stack.cli("run", "waits-for-shipping", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    sent = stack.cli(
+        "event", "send", "--type", "com.acme.shipped", "--source", "https://shop.example",
+        "--data", '{"carrier": "ups"}', "-o", "json",
+    )  # fmt: skip
+    result = json.loads(sent.stdout)
+    assert result["delivered"] == [execution_id]
+    [started] = result["started"]
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 30)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"carrier": "ups"}
+    noted = stack.wait_phase(started["id"], {"SUCCEEDED", "FAILED"}, 30)
+    assert noted["phase"] == "SUCCEEDED", noted
+    assert noted["output"] == {"noted": "ups"}
+
+
 temporal_json = temporal_cli_json
 
 
