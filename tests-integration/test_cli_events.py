@@ -112,3 +112,21 @@ def test_event_send_bad_input_is_one_clear_line(stigmer: StigmerCli, tmp_path: P
     assert empty.returncode == 2 and "--type and --source" in empty.stderr
     long_type = stigmer("event", "send", "--type", "t" * 65, "--source", "s")
     assert long_type.returncode == 1 and "longer than 64" in long_type.stderr
+
+
+def test_get_triggers_shows_the_webhook_path_target_and_key_name(stigmer: StigmerCli, tmp_path: Path) -> None:
+    _apply(stigmer, tmp_path)
+    (tmp_path / "trigger.yaml").write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Trigger\nmetadata: {name: paid-hook}\n"
+        "spec: {target: {kind: Workflow, name: on-paid}, secret: HOOK_KEY, enabled: false}\n"
+    )
+    applied = stigmer("apply", "-f", str(tmp_path / "trigger.yaml"))
+    assert applied.returncode == 0 and "trigger/paid-hook created" in applied.stdout, applied.stderr
+    listed = stigmer("get", "triggers")
+    assert "/hooks/paid-hook -> workflow/on-paid, key HOOK_KEY, disabled" in listed.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Trigger\nmetadata: {name: x}\nspec: {target: {kind: Workflow, name: on-paid}}\n"
+    )
+    refused = stigmer("apply", "-f", str(bad))
+    assert refused.returncode == 1 and "spec.secret" in refused.stderr and "Traceback" not in refused.stderr

@@ -83,6 +83,12 @@ def detail(kind: str, inner: Any) -> tuple[str, str]:
         from stigmer.cli.commands._schedules import summary
 
         return "SCHEDULE", summary(inner)
+    if kind == "Trigger":
+        target = f"{spec.target.kind.lower()}/{spec.target.name or spec.target.id}"
+        off = spec.HasField("enabled") and not spec.enabled
+        return "WEBHOOK", f"/hooks/{inner.metadata.name} -> {target}, key {spec.secret}" + (
+            ", disabled" if off else ""
+        )
     return "", ""
 
 
