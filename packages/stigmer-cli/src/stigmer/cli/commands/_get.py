@@ -25,14 +25,14 @@ describe_app = typer.Typer(add_completion=False)
 KindArg = Annotated[
     str,
     typer.Argument(
-        help="agent, workflow, skill, mcpserver, environment, session, schedule or execution (or a short form).",
+        help="agent, workflow, skill, mcpserver, environment, session, schedule, trigger or execution (or a short form).",
         autocompletion=complete_kind,
     ),
 ]
 GetKindArg = Annotated[
     str,
     typer.Argument(
-        help="agent, workflow, skill, mcpserver, environment, session, schedule or execution (or a short form)."
+        help="agent, workflow, skill, mcpserver, environment, session, schedule, trigger or execution (or a short form)."
         " all: every kind of resource.",
         autocompletion=complete_get_kind,
     ),
