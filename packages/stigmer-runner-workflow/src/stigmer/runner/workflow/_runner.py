@@ -137,6 +137,8 @@ class WorkflowRunner:
             return await reporter.status(P.PHASE_FAILED, error=problem)
         host = _BackendHost(self, backend, execution, reporter)
         checkpoint = json.loads(execution.status.checkpoint) if resuming else None
+        if checkpoint is not None and not retrying:  # a retry is a new execution with a log of its own
+            host._outside_after = int(checkpoint.get("outsideAfter") or 0)
         workflow_input = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
         try:
             async with host:
@@ -357,7 +359,8 @@ class _BackendHost(InProcessHost):
         await self._reporter.event("task.retried", subject=path, text=text, data=data, task=task)
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
-        await self._reporter.save_checkpoint(state)
+        # with how far `listen` read the log: resumed, a run does not hear an event twice
+        await self._reporter.save_checkpoint({**state, "outsideAfter": self._outside_after})
 
     async def call_agent(
         self,
