@@ -45,15 +45,39 @@ spec:
   target: {kind: Workflow, name: echo}
   secret: HOOK_KEY
   input: '.body | no_such_function'
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {name: helper}
+spec:
+  instructions: Summarize the event.
+  model: {provider: openai, name: m}
+---
+apiVersion: stigmer.ai/v1
+kind: Trigger
+metadata: {name: to-agent}
+spec:
+  target: {kind: Agent, name: helper}
+  secret: HOOK_KEY
+---
+apiVersion: stigmer.ai/v1
+kind: Trigger
+metadata: {name: to-agent-text}
+spec:
+  target: {kind: Agent, name: helper}
+  secret: HOOK_KEY
+  input: '"summarize issue " + (.body.issue | tostring)'
 """
 
 
 class Started:
     def __init__(self) -> None:
         self.ids: list[str] = []
+        self.executions: list[Any] = []
 
     def start(self, execution: Any) -> None:
         self.ids.append(execution.metadata.id)
+        self.executions.append(execution)
 
 
 @pytest.fixture
@@ -158,3 +182,18 @@ def test_anything_gets_a_clear_answer_and_only_a_signature_starts_a_run(
         assert sent.get("x-hub-signature-256") == _sign(body)
     if path == "/hooks/orders" and sent.get("x-hub-signature-256") != _sign(body):
         assert len(started.ids) == before
+
+
+def test_an_agent_target_gets_the_body_or_the_mapped_text_as_its_message(
+    app: tuple[TestClient, Started],
+) -> None:
+    client, started = app
+    body = b'{"issue": 12}'
+    headers = {"content-type": "application/json", "x-hub-signature-256": _sign(body)}
+    for path in ("/hooks/to-agent", "/hooks/to-agent-text"):
+        answer = client.post(path, content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+    as_json, as_text = started.executions
+    assert as_json.kind == "AgentExecution" and as_json.spec.message == '{"issue": 12}'
+    assert as_text.spec.message == "summarize issue 12"
+    assert dict(as_text.metadata.labels) == {"stigmer.ai/trigger": "to-agent-text"}
