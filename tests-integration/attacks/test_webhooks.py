@@ -175,3 +175,43 @@ async def test_a_user_cannot_make_a_trigger_with_a_secret_not_granted_to_them(
     finally:
         await user.close()
         await admin.close()
+
+
+RUNAWAY = """\
+apiVersion: stigmer.ai/v1
+kind: Trigger
+metadata: {{name: {name}}}
+spec:
+  target: {{kind: Workflow, name: pay}}
+  secret: HOOK_KEY
+  input: '{expression}'
+"""
+
+
+async def test_a_runaway_input_expression_cannot_stall_the_server(hooked: tuple[SharedServer, str]) -> None:
+    """A trigger author's jq loops or grows without end: the request gets 422 after a bounded time
+    (the expression runs in a child process that is killed), and the server keeps serving."""
+    import time
+
+    server, base = hooked
+    admin = server.admin()
+    try:
+        for name, expression in (("spin", "def f: f; f"), ("grow", "[repeat(.)]")):
+            [loaded] = parse_manifest(RUNAWAY.format(name=name, expression=expression), "runaway.yaml")
+            await admin.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
+    finally:
+        await admin.close()
+    body = b'{"amount": 1}'
+    began = time.monotonic()
+    answers = await asyncio.gather(
+        _post(f"{base}/hooks/spin", body, _sign(body)),
+        _post(f"{base}/hooks/grow", body, _sign(body)),
+        _post(f"{base}/hooks/payments", body, _sign(body)),  # served meanwhile
+    )
+    spin, grow, fine = answers
+    assert spin.status_code == 422 and "did not finish within 5 s" in spin.text, spin.text
+    assert grow.status_code == 422, grow.text
+    assert fine.status_code == 202, fine.text
+    assert time.monotonic() - began < 30
+    run = await _ended(server, fine.json()["id"])
+    assert run.status.phase == execution_pb2.PHASE_SUCCEEDED

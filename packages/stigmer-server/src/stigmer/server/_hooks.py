@@ -150,7 +150,7 @@ class Hooks:
         except (ValueError, UnicodeDecodeError) as exc:
             return self._reply(400, f"the body is not JSON: {exc}")
         try:
-            value = _mapped(trigger.spec.input, payload, request) if trigger.spec.input else payload
+            value = await _mapped(trigger.spec.input, payload, request) if trigger.spec.input else payload
         except ValueError as exc:
             return self._reply(422, f"trigger {name!r}: spec.input failed: {exc}")
         run = execution_pb2.ExecutionSpec(
@@ -238,14 +238,54 @@ def _json(status: int, content: Mapping[str, Any]) -> Any:
     return JSONResponse(dict(content), status_code=status)
 
 
-def _mapped(expression: str, body: Any, request: Any) -> Any:
-    """The trigger's jq ``expression`` over ``{body, headers, query}`` (its first result)."""
-    import jq  # type: ignore[import-not-found,unused-ignore]
+#: A trigger's ``spec.input`` runs in a child process of its own, bounded in time and memory: a
+#: jq expression can loop or grow without end, and the server must go on serving.
+MAPPING_SECONDS = 5.0
+_MAPPING_BYTES = 1 << 30
+_MAPPING_SCRIPT = f"""
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({_MAPPING_BYTES}, {_MAPPING_BYTES}))
+import jq
+request = json.load(sys.stdin)
+try:
+    results = jq.compile(request["expression"]).input_value(request["document"]).all()
+except Exception as exc:
+    text = str(exc).strip().splitlines()
+    json.dump({{"error": text[0] if text else type(exc).__name__}}, sys.stdout)
+else:
+    json.dump({{"value": results[0] if results else None}}, sys.stdout)
+"""
+
+
+async def _mapped(expression: str, body: Any, request: Any) -> Any:
+    """The trigger's jq ``expression`` over ``{body, headers, query}`` (its first result),
+    evaluated in a child process with no environment, at most ``MAPPING_SECONDS`` and 1 GiB."""
+    import subprocess
+    import sys
 
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _HIDDEN_HEADERS}
     document = {"body": body, "headers": headers, "query": dict(request.query_params)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-I",
+        "-c",
+        _MAPPING_SCRIPT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={},
+    )
+    payload = json.dumps({"expression": expression, "document": document}).encode()
     try:
-        results = jq.compile(expression).input_value(document).all()
-    except Exception as exc:  # jq raises ValueError (compile) and others (run)
-        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    return results[0] if results else None
+        out, _ = await asyncio.wait_for(proc.communicate(payload), MAPPING_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ValueError(f"it did not finish within {MAPPING_SECONDS:g} s") from None
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        raise ValueError("it stopped without a result (out of memory?)") from None
+    if "error" in answer:
+        raise ValueError(str(answer["error"]))
+    return answer.get("value")
