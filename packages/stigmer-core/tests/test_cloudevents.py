@@ -91,6 +91,8 @@ def test_filters_of_listen_tasks_and_schedule_on() -> None:
     assert not filter_may_match(on[1], {"type": "b", "source": "t"})
     assert filter_may_match({"with": {"type": '${ startswith("b") }'}}, {"type": "zz"})  # left to the runner
     assert schedule_on_filters({"do": []}) == []
+    upstream = {"with": {"id": "approve", "type": "signal"}}  # upstream's dialect: a signal by id
+    assert filter_may_match(upstream, {"type": "approve"}) and not filter_may_match(upstream, {"type": "x"})
     for bad, says in (
         ({"all": [{"with": {"type": "a"}}]}, "all is not supported"),
         ({"one": {"with": {"type": "${ . }"}}}, "literal values"),

@@ -43,6 +43,7 @@ REQUIRED = ("specversion", "id", "source", "type")
 _KNOWN = {*REQUIRED, "subject", "time", "datacontenttype", "dataschema", "data", "data_base64"}
 _EXTENSION = re.compile(r"[a-z0-9]{1,20}")
 _MAX_ATTRIBUTE = 4096
+_SIGNAL_TYPES = ("signal", "query", "update")
 
 
 def cloud_event(attributes: Any) -> dict[str, Any]:
@@ -233,6 +234,9 @@ def filter_may_match(filter_: Mapping[str, Any], event: Mapping[str, Any]) -> bo
     wanted = filter_.get("with") or {}
     if not isinstance(wanted, Mapping):
         return False
+    if wanted.get("type") in _SIGNAL_TYPES and isinstance(wanted.get("id"), str):
+        # upstream's listen for a signal by id waits for an event of that type (its dialect)
+        return event.get("type") == wanted["id"]
     return all(_is_expression(expected) or event.get(key) == expected for key, expected in wanted.items())
 
 
