@@ -236,7 +236,7 @@ def filter_may_match(filter_: Mapping[str, Any], event: Mapping[str, Any]) -> bo
         return False
     if wanted.get("type") in _SIGNAL_TYPES and isinstance(wanted.get("id"), str):
         # upstream's listen for a signal by id waits for an event of that type (its dialect)
-        return event.get("type") == wanted["id"]
+        return bool(event.get("type") == wanted["id"])
     return all(_is_expression(expected) or event.get(key) == expected for key, expected in wanted.items())
 
 
