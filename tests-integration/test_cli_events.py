@@ -130,3 +130,16 @@ def test_get_triggers_shows_the_webhook_path_target_and_key_name(stigmer: Stigme
     )
     refused = stigmer("apply", "-f", str(bad))
     assert refused.returncode == 1 and "spec.secret" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_event_send_exits_1_when_a_run_it_started_failed(stigmer: StigmerCli, tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {name: on-bad}\nspec:\n"
+        "  document: {dsl: 1.0.0, namespace: t, name: on-bad, version: 1.0.0}\n"
+        "  schedule: {on: {one: {with: {type: com.acme.bad}}}}\n"
+        "  do:\n    - fail:\n        raise:\n          error: {type: https://acme.example/bad, status: 400, title: Bad order}\n"
+    )
+    assert stigmer("apply", "-f", str(tmp_path / "bad.yaml")).returncode == 0
+    sent = stigmer("event", "send", "--type", "com.acme.bad", "--source", "cli")
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    assert "started 1 run(s)" in sent.stdout and " FAILED" in sent.stdout
