@@ -131,7 +131,13 @@ class Hooks:
         except _TooLarge:
             return self._too_large()
         key_of = getattr(self._backend, "webhook_key", None)
-        key = await key_of(trigger.spec.secret) if key_of is not None else None
+        try:
+            key = await key_of(trigger.spec.secret) if key_of is not None else None
+        except StigmerError as err:  # e.g. a master key that does not open the store
+            logger.warning(
+                "webhook %s: cannot read its secret %r: %s", name, trigger.spec.secret, err.message
+            )
+            key = None
         if key is None:
             logger.warning(
                 "webhook %s: its secret %r is not stored; refusing the request", name, trigger.spec.secret
