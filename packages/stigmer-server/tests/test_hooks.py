@@ -67,6 +67,13 @@ spec:
   target: {kind: Agent, name: helper}
   secret: HOOK_KEY
   input: '"summarize issue " + (.body.issue | tostring)'
+---
+apiVersion: stigmer.ai/v1
+kind: Trigger
+metadata: {name: keyless}
+spec:
+  target: {kind: Workflow, name: echo}
+  secret: NOT_STORED
 """
 
 
@@ -197,3 +204,10 @@ def test_an_agent_target_gets_the_body_or_the_mapped_text_as_its_message(
     assert as_json.kind == "AgentExecution" and as_json.spec.message == '{"issue": 12}'
     assert as_text.spec.message == "summarize issue 12"
     assert dict(as_text.metadata.labels) == {"stigmer.ai/trigger": "to-agent-text"}
+
+
+def test_a_trigger_whose_secret_is_not_stored_refuses_with_503(app: tuple[TestClient, Started]) -> None:
+    client, started = app
+    answer = client.post("/hooks/keyless", content=b"{}", headers={"x-hub-signature-256": _sign(b"{}")})
+    assert answer.status_code == 503 and "its secret is not stored" in answer.text
+    assert started.ids == []
