@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from stigmer.core import Backend, from_value
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
+from stigmer.runner.agent.temporal._host import RETRY_PATCH
 from stigmer.runner.agent.temporal._worker import agent_worker
 from stigmer.runner.agent.temporal._workflow import AGENT_WORKFLOW, APPROVAL_SIGNAL
-from stigmer.testing import ScriptedLLM, TemporalServer, call, error, text
+from stigmer.testing import ScriptedLLM, TemporalServer, call, error, history_patches, text
 from stigmer.testing.agents import apply, events, openai_agent, start, stdio_server, summary
 from temporalio.client import Client, WorkflowFailureError
 
 P = execution_pb2
 pytestmark = pytest.mark.timeout(120)
+HISTORIES = Path(__file__).parent / "histories"
 SETTLED = (P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED, P.PHASE_WAITING_APPROVAL)
 
 
@@ -58,7 +62,7 @@ async def temporal(temporal_server: TemporalServer) -> tuple[Client, str]:
 
 
 async def test_a_retry_keeps_the_completed_turn_and_starts_the_failed_one_over(
-    backend: Backend, llm: ScriptedLLM, temporal: tuple[Client, str]
+    backend: Backend, llm: ScriptedLLM, temporal: tuple[Client, str], tmp_path: Path
 ) -> None:
     # Turn 1: the model asks for a call that needs approval. Turn 2 (after the approval): the tool
     # runs, then the model request fails (a 400 is not retried).
@@ -89,23 +93,37 @@ async def test_a_retry_keeps_the_completed_turn_and_starts_the_failed_one_over(
         assert "model unloaded" in failed.status.error.detail
         assert len(llm.requests) == 2
 
+        # A retry that fails in the same turn, and a retry of that retry.
+        llm.replies[:] = [error(400, "bad request: model still unloaded")]
+        again = await _retry_of(backend, failed)
+        await _run(client, queue, again)
+        failed_again = await _settled(backend, again)
+        assert failed_again.status.phase == P.PHASE_FAILED, P.Phase.Name(failed_again.status.phase)
+        assert "still unloaded" in failed_again.status.error.detail
+        assert len(llm.requests) == 3
+
         llm.replies[:] = [text("Item 42 is gone.")]
-        retry = await _retry_of(backend, failed)
+        retry = await _retry_of(backend, failed_again)
         handle = await _run(client, queue, retry)
         done = await _settled(backend, retry)
         assert done.status.phase == P.PHASE_SUCCEEDED, (P.Phase.Name(done.status.phase), done.status.error)
         assert await asyncio.wait_for(handle.result(), 30) == {"phase": "PHASE_SUCCEEDED"}
+        history = await handle.fetch_history()
+    kept = HISTORIES if os.environ.get("STIGMER_RECORD_HISTORIES") else tmp_path  # replayed by
+    (kept / "retry-after-last-turn.json").write_text(history.to_json())  # test_replay_histories.py
+    assert RETRY_PATCH in history_patches(kept / "retry-after-last-turn.json")
     assert from_value(done.status.output) == "Item 42 is gone."
-    # Only the failed turn's model request was sent again: not turn 1's.
-    assert len(llm.requests) == 3
+    # Only the failed turn's model request was sent again (once by each retry): not turn 1's.
+    assert len(llm.requests) == 4
     last = llm.requests[-1]["messages"]
     assert last != llm.requests[0]["messages"]  # not turn 1's request again
     assert [m["content"] for m in last if m["role"] == "user"] == ["delete item 42"]
     assert [m["content"] for m in last if m["role"] == "tool"] == ["deleted 42"]
     log = summary(await events(backend, retry))
     assert not [e for e in log if e[0] == "approval.requested"]  # the decision was kept
+    assert not [e for e in summary(await events(backend, again)) if e[0] == "approval.requested"]
     assert ("tool.call", "delete_item") in log  # the failed turn started over: its call ran again
-    assert done.spec.resumed_from == eid
+    assert done.spec.resumed_from == again and failed_again.spec.resumed_from == eid
 
 
 async def test_a_retry_of_a_first_turn_keeps_the_sessions_earlier_turns(
