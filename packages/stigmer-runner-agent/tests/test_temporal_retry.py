@@ -157,3 +157,47 @@ async def test_a_retry_of_a_first_turn_keeps_the_sessions_earlier_turns(
     assert len(llm.requests) == 3
     users = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "user"]
     assert users == ["my colour is blue", "what is my colour?"]
+
+
+async def test_a_retry_of_a_run_cancelled_while_waiting_for_an_approval_asks_again(
+    backend: Backend, llm: ScriptedLLM, temporal: tuple[Client, str]
+) -> None:
+    """No decision was given: the retry keeps the conversation (no model request again) and asks
+    for the call's approval again; approved, the call runs and the model answers."""
+    llm.add(call("delete_item", item="7"))
+    await apply(backend, stdio_server("items"))
+    await apply(
+        backend,
+        openai_agent(
+            llm, extra="  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+        ),
+    )
+    client, queue = temporal
+    eid = await start(backend, "bot", "delete item 7")
+    async with agent_worker(client, queue, backend):
+        handle = await _run(client, queue, eid)
+        assert (await _settled(backend, eid)).status.phase == P.PHASE_WAITING_APPROVAL
+        await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="later"))
+        await handle.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.result(), 30)
+        cancelled = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert cancelled.status.phase == P.PHASE_CANCELLED
+
+        llm.replies[:] = [text("Item 7 is gone.")]
+        retry = await _retry_of(backend, cancelled)
+        handle = await _run(client, queue, retry)
+        waiting = await _settled(backend, retry)
+        assert waiting.status.phase == P.PHASE_WAITING_APPROVAL
+        assert waiting.status.pending_approval.tool == "delete_item"
+        assert len(llm.requests) == 1  # the conversation was kept: no model request yet
+        await backend.submit_approval(
+            svc.SubmitApprovalRequest(
+                execution_id=retry, approval_id=waiting.status.pending_approval.id, approved=True
+            )
+        )
+        await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
+        done = await _settled(backend, retry)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert len(llm.requests) == 2
+    assert [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"] == ["deleted 7"]
