@@ -134,7 +134,8 @@ async def test_a_retry_of_a_first_turn_keeps_the_sessions_earlier_turns(
     llm.add(text("Noted: blue."), error(400, "bad request: model unloaded"))
     await apply(backend, openai_agent(llm))
     (session,) = await apply(
-        backend, "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: chat}\nspec: {agent: {name: bot}}\n"
+        backend,
+        "apiVersion: stigmer.ai/v1\nkind: Session\nmetadata: {name: chat}\nspec: {agent: {name: bot}}\n",
     )
     sid = session.session.metadata.id
     client, queue = temporal

@@ -175,7 +175,8 @@ class TemporalSchedules:
         for fire in fires:
             if fire.execution is not None:
                 if judged:
-                    return await self.dispatcher.run_workflow(fire.execution)
+                    run: dict[str, Any] = await self.dispatcher.run_workflow(fire.execution)
+                    return run
                 self.dispatcher.start(fire.execution)
                 return str(fire.execution.metadata.id)
         return {} if judged else ""

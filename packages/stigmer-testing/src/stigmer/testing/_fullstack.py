@@ -68,12 +68,16 @@ class FullstackWorld(HttpWorld):
         tool result yet) and ``chat:fail:after-tool``; the first request after the tool call is
         answered 400 (not retried), later ones as usual."""
         messages = body.get("messages") or []
-        if not any("FAIL AFTER TOOL" in str(m.get("content", "")) for m in messages if m.get("role") == "user"):
+        if not any(
+            "FAIL AFTER TOOL" in str(m.get("content", "")) for m in messages if m.get("role") == "user"
+        ):
             return None
         has_tool = any(m.get("role") == "tool" for m in messages)
         seen = self._hit("chat:fail:after-tool" if has_tool else "chat:fail:first")
         if has_tool and seen == 1:
-            return json_response({"error": {"message": "bad request: model unloaded", "type": "invalid"}}, 400)
+            return json_response(
+                {"error": {"message": "bad request: model unloaded", "type": "invalid"}}, 400
+            )
         return None
 
     def _chat(self, body: dict[str, Any]) -> Reply:

@@ -6,7 +6,9 @@ effect is one of these steps, called with the execution id and plain JSON data:
 - ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
   session's earlier conversation, the instructions (skills included), the model's name and the
   tool definitions of every toolset (MCP servers are started to list them, and this worker keeps
-  them running for the execution's later tool calls: ``_mcp_pool``);
+  them running for the execution's later tool calls: ``_mcp_pool``); for a retry, where it
+  continues (``resume``: the conversation through the old run's last completed turn, the calls
+  that turn paused on and their decisions);
 - ``model_request``: one request to the model, its text streamed to the Backend as
   ``text.delta`` / ``message.assistant`` events; the final response is returned;
 - ``call_tool``: one tool call (an MCP tool, a skill file read, or a whole sub-agent run);
