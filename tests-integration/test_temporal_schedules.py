@@ -5,6 +5,7 @@ through the dispatcher, each slot once."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ metadata: {name: yearly}
 spec:
   cron: "0 0 1 1 *"
   overlap: OVERLAP
+  catchupWindow: 5m
   target: {kind: Workflow, name: waiter}
 """
 
@@ -180,6 +182,7 @@ async def test_temporal_judges_overlap_on_the_real_runs(
                 await schedules._pending
             described = await handle.describe()
             assert described.schedule.policy.overlap == policy
+            assert described.schedule.policy.catchup_window == datetime.timedelta(minutes=5)
             # A fire's workflow id ends with its time in whole seconds: one trigger a second.
             await handle.trigger()
             (first,) = await runs(1)
@@ -215,6 +218,19 @@ async def test_temporal_judges_overlap_on_the_real_runs(
             info = (await handle.describe()).info
             assert info.num_actions_skipped_overlap == {"skip": 1, "bufferOne": 1, "allowAll": 0}[overlap]
             assert info.num_actions == expected
+            if overlap == "skip":
+                # A run cancelled through Stigmer ends its fire too: the schedule fires again.
+                await asyncio.sleep(1.1)
+                await handle.trigger()
+                await runs(1)
+                seen = {e.metadata.id for e in done}
+                (third,) = [e for e in await _scheduled_runs(local, "yearly") if e.metadata.id not in seen]
+                await served.cancel_execution(svc.CancelExecutionRequest(id=third.metadata.id))
+                await runs(1, execution_pb2.PHASE_CANCELLED)
+                deadline = time.monotonic() + 30
+                while (await handle.describe()).info.running_actions:
+                    assert time.monotonic() < deadline, "the fire of a cancelled run did not end"
+                    await asyncio.sleep(0.1)
     finally:
         stop.set()
         await firing
