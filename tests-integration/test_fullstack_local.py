@@ -830,8 +830,8 @@ def test_retry_of_a_run_failed_at_its_third_call_repeats_none_of_the_first_two(
 
 def test_retry_of_an_agent_run_failed_in_its_second_turn_keeps_the_first(stack: Stack, world: World) -> None:
     """Turn 1 asks for an approval; after it, the model request of turn 2 fails (400). `stigmer
-    execution retry` continues on Temporal after turn 1 (its decision kept): turn 2 starts over,
-    turn 1's model request is not sent again."""
+    execution retry` continues on Temporal after turn 1: turn 2 starts over (its call is asked for
+    again), turn 1's model request is not sent again."""
     stack.apply(f"""\
 apiVersion: stigmer.ai/v1
 kind: McpServer
@@ -858,9 +858,13 @@ spec:
     failed = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)
     assert failed["phase"] == "FAILED", failed
     assert (world.count("chat:fail:first"), world.count("chat:fail:after-tool")) == (1, 1)
-    retried = stack.cli("execution", "retry", execution_id, "-o", "json", check=False)
-    done = json.loads(retried.stdout)
-    assert done["phase"] == "SUCCEEDED", (done, retried.stderr)
+    retry_id = stack.cli("execution", "retry", execution_id, "--detach").stdout.strip().splitlines()[-1]
+    assert retry_id != execution_id
+    asked = stack.wait_phase(retry_id, {"WAITING_APPROVAL", "FAILED", "SUCCEEDED"}, 60)
+    assert asked["phase"] == "WAITING_APPROVAL", asked  # the call runs again: asked again
+    approved = stack.cli("execution", "approve", retry_id, "-o", "json", check=False)
+    done = stack.wait_phase(retry_id, {"SUCCEEDED", "FAILED"}, 60)
+    assert done["phase"] == "SUCCEEDED", (done, approved.stderr)
     assert done["output"] == "Item 42 is gone."
     assert done["resumedFrom"] == execution_id
     # turn 1's model request was not sent again; turn 2's was (it started over)

@@ -7,7 +7,7 @@ import json
 from google.protobuf import struct_pb2
 from stigmer.core import Redactor
 from stigmer.proto.v1 import execution_pb2
-from stigmer.runner.agent._checkpoint import Checkpoint, Decision, PendingCall, decision_of
+from stigmer.runner.agent._checkpoint import Checkpoint, Decision, PendingCall, _decision_of
 
 
 def test_checkpoint_scrubs_values_that_json_would_escape() -> None:
@@ -42,10 +42,10 @@ def _event(
 
 
 def test_decisions_from_events() -> None:
-    assert decision_of(_event("c1", {"approved": True, "reason": ""})) == ("c1", Decision(True, ""))
-    assert decision_of(_event("c1", {"approved": False, "reason": "no"})) == ("c1", Decision(False, "no"))
-    assert decision_of(_event("", {"approvalId": "c2", "decision": "approved"})) == (
+    assert _decision_of(_event("c1", {"approved": True, "reason": ""})) == ("c1", Decision(True, ""))
+    assert _decision_of(_event("c1", {"approved": False, "reason": "no"})) == ("c1", Decision(False, "no"))
+    assert _decision_of(_event("", {"approvalId": "c2", "decision": "approved"})) == (
         "c2",
         Decision(True, ""),
     )
-    assert decision_of(_event("c3", None, text="rejected"))[1].approved is False
+    assert _decision_of(_event("c3", None, text="rejected"))[1].approved is False

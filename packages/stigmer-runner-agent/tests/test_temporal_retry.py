@@ -1,6 +1,7 @@
 """Retry of a failed agent run on Temporal (issue 21): a new execution (``resumedFrom``) that keeps
-the conversation of the old run's completed turns (and the decisions on their approvals) and
-starts its failed turn over; no model request of a completed turn is sent again."""
+the conversation of the old run's completed turns and starts its failed turn over (the calls it
+paused on are asked for again: they will run again); no model request of a completed turn is sent
+again."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ async def _retry_of(backend: Backend, failed: execution_pb2.Execution) -> str:
     return str(created.metadata.id)
 
 
+async def _approve(backend: Backend, handle: Any, eid: str, *, approved: bool = True) -> None:
+    """Wait for the execution's approval request and answer it (and signal the workflow)."""
+    waiting = await _settled(backend, eid)
+    assert waiting.status.phase == P.PHASE_WAITING_APPROVAL, P.Phase.Name(waiting.status.phase)
+    await backend.submit_approval(
+        svc.SubmitApprovalRequest(
+            execution_id=eid,
+            approval_id=waiting.status.pending_approval.id,
+            approved=approved,
+            reason="" if approved else "not twice",
+        )
+    )
+    await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
+
+
 async def _run(client: Client, queue: str, eid: str) -> Any:
     handle = await client.start_workflow(AGENT_WORKFLOW, {"executionId": eid}, id=eid, task_queue=queue)
     return handle
@@ -78,14 +94,7 @@ async def test_a_retry_keeps_the_completed_turn_and_starts_the_failed_one_over(
     eid = await start(backend, "bot", "delete item 42")
     async with agent_worker(client, queue, backend):
         handle = await _run(client, queue, eid)
-        waiting = await _settled(backend, eid)
-        assert waiting.status.phase == P.PHASE_WAITING_APPROVAL
-        await backend.submit_approval(
-            svc.SubmitApprovalRequest(
-                execution_id=eid, approval_id=waiting.status.pending_approval.id, approved=True
-            )
-        )
-        await handle.signal(APPROVAL_SIGNAL, {"phase": int(P.PHASE_RUNNING)})
+        await _approve(backend, handle, eid)
         with contextlib.suppress(WorkflowFailureError):
             await asyncio.wait_for(handle.result(), 60)
         failed = await backend.get_execution(svc.GetExecutionRequest(id=eid))
@@ -93,10 +102,11 @@ async def test_a_retry_keeps_the_completed_turn_and_starts_the_failed_one_over(
         assert "model unloaded" in failed.status.error.detail
         assert len(llm.requests) == 2
 
-        # A retry that fails in the same turn, and a retry of that retry.
+        # A retry that fails in the same turn, and a retry of that retry. Each asks for the
+        # approval again (the call runs again), and sends no model request of turn 1.
         llm.replies[:] = [error(400, "bad request: model still unloaded")]
         again = await _retry_of(backend, failed)
-        await _run(client, queue, again)
+        await _approve(backend, await _run(client, queue, again), again)
         failed_again = await _settled(backend, again)
         assert failed_again.status.phase == P.PHASE_FAILED, P.Phase.Name(failed_again.status.phase)
         assert "still unloaded" in failed_again.status.error.detail
@@ -105,6 +115,7 @@ async def test_a_retry_keeps_the_completed_turn_and_starts_the_failed_one_over(
         llm.replies[:] = [text("Item 42 is gone.")]
         retry = await _retry_of(backend, failed_again)
         handle = await _run(client, queue, retry)
+        await _approve(backend, handle, retry)
         done = await _settled(backend, retry)
         assert done.status.phase == P.PHASE_SUCCEEDED, (P.Phase.Name(done.status.phase), done.status.error)
         assert await asyncio.wait_for(handle.result(), 30) == {"phase": "PHASE_SUCCEEDED"}
@@ -120,10 +131,39 @@ async def test_a_retry_keeps_the_completed_turn_and_starts_the_failed_one_over(
     assert [m["content"] for m in last if m["role"] == "user"] == ["delete item 42"]
     assert [m["content"] for m in last if m["role"] == "tool"] == ["deleted 42"]
     log = summary(await events(backend, retry))
-    assert not [e for e in log if e[0] == "approval.requested"]  # the decision was kept
-    assert not [e for e in summary(await events(backend, again)) if e[0] == "approval.requested"]
     assert ("tool.call", "delete_item") in log  # the failed turn started over: its call ran again
     assert done.spec.resumed_from == again and failed_again.spec.resumed_from == eid
+
+
+async def test_a_retry_never_runs_a_call_on_the_old_runs_approval(
+    backend: Backend, llm: ScriptedLLM, temporal: tuple[Client, str]
+) -> None:
+    """The approval given on the old run approved one run of the call: the retry asks again, and
+    a refusal there means the call does not run again (the model is told)."""
+    llm.add(call("delete_item", item="9"), error(400, "bad request: model unloaded"))
+    await apply(backend, stdio_server("items"))
+    await apply(
+        backend,
+        openai_agent(
+            llm, extra="  mcpServers: [{name: items, tools: [delete_item], requireApproval: [delete_item]}]\n"
+        ),
+    )
+    client, queue = temporal
+    eid = await start(backend, "bot", "delete item 9")
+    async with agent_worker(client, queue, backend):
+        handle = await _run(client, queue, eid)
+        await _approve(backend, handle, eid)
+        failed = await _settled(backend, eid)
+        assert failed.status.phase == P.PHASE_FAILED
+        llm.replies[:] = [text("Left item 9 alone.")]
+        retry = await _retry_of(backend, failed)
+        handle = await _run(client, queue, retry)
+        await _approve(backend, handle, retry, approved=False)
+        done = await _settled(backend, retry)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert ("tool.call", "delete_item") not in summary(await events(backend, retry))
+    results = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert results == ["The user refused this tool call: not twice"]
 
 
 async def test_a_retry_of_a_first_turn_keeps_the_sessions_earlier_turns(

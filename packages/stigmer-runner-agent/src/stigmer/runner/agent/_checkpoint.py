@@ -24,7 +24,6 @@ __all__ = [
     "Checkpoint",
     "Decision",
     "PendingCall",
-    "decision_of",
     "dump_messages",
     "load_messages",
     "read_decisions",
@@ -117,7 +116,7 @@ async def session_history(backend: Backend, session_id: str, current_id: str) ->
         token = page.next_page_token
 
 
-def decision_of(event: execution_pb2.ExecutionEvent) -> tuple[str, Decision]:
+def _decision_of(event: execution_pb2.ExecutionEvent) -> tuple[str, Decision]:
     from google.protobuf import json_format
 
     data: Any = json_format.MessageToDict(event.data) if event.HasField("data") else {}
@@ -147,7 +146,7 @@ async def read_decisions(
     try:
         async for event in stream:
             if event.type == "approval.resolved":
-                call_id, decision = decision_of(event)
+                call_id, decision = _decision_of(event)
                 if call_id not in undecided:
                     call_id = state.requested or (undecided[0] if undecided else call_id)
                 decisions[call_id] = decision

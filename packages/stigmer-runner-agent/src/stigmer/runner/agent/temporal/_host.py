@@ -187,15 +187,12 @@ class TemporalHost:
         )
         resume = plan.get("resume")
         # A retry of a failed or cancelled run (only its plans have ``resume``): it continues
-        # after the old run's last completed turn, whose conversation and decisions it keeps.
+        # after the old run's last completed turn, whose conversation it keeps; the calls that
+        # turn paused on are asked for again.
         if resume is not None and workflow.patched(RETRY_PATCH):
             start.prompt = None
             start.history = load_messages(list(resume.get("messages") or []))
             start.pending = [PendingCall(**dict(c)) for c in resume.get("pending") or []]
-            start.decisions = {
-                str(k): Decision(bool(v["approved"]), str(v.get("reason") or ""))
-                for k, v in dict(resume.get("decisions") or {}).items()
-            }
         return start
 
     async def turn(

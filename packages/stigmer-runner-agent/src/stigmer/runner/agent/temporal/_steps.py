@@ -7,8 +7,8 @@ effect is one of these steps, called with the execution id and plain JSON data:
   session's earlier conversation, the instructions (skills included), the model's name and the
   tool definitions of every toolset (MCP servers are started to list them, and this worker keeps
   them running for the execution's later tool calls: ``_mcp_pool``); for a retry, where it
-  continues (``resume``: the conversation through the old run's last completed turn, the calls
-  that turn paused on and their decisions);
+  continues (``resume``: the conversation through the old run's last completed turn and the
+  calls that turn paused on, to be asked for again);
 - ``model_request``: one request to the model, its text streamed to the Backend as
   ``text.delta`` / ``message.assistant`` events; the final response is returned;
 - ``call_tool``: one tool call (an MCP tool, a skill file read, or a whole sub-agent run);
@@ -33,18 +33,11 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
 from .._build import AgentBuild
-from .._checkpoint import (
-    Checkpoint,
-    decision_of,
-    dump_messages,
-    load_messages,
-    read_decisions,
-    session_history,
-)
+from .._checkpoint import Checkpoint, dump_messages, load_messages, read_decisions, session_history
 from .._events import RunStopped, clip, jsonable
 from .._execution import OpenExecution, mcp_start_error, usage_message
 from .._limits import Spent
-from .._loop import Decision, PendingCall, usage_dict
+from .._loop import PendingCall, usage_dict
 from .._mcp_pool import McpPool
 from ..tools._build import MUTATING
 from ..workspace import workspaces_dir
@@ -127,23 +120,22 @@ class AgentSteps:
         run = await self._open(execution_id, context=False)
         prompt = run.prompt()
         spec = run.execution.spec
-        resume = await self._resume(run.execution)
+        resume = self._resume(run.execution)
         if run.execution.status.phase != execution_pb2.PHASE_RUNNING:
             if resume is None:
                 await run.mark_running(prompt)
             else:
-                # The decisions go into this run's own checkpoint: a retry of this retry keeps them.
+                # This run's own checkpoint: a retry of this retry continues from the same place.
                 kept = Checkpoint(
                     messages=list(resume["messages"]),
                     pending=[PendingCall(**p) for p in resume["pending"]],
-                    decisions={k: Decision(**v) for k, v in resume["decisions"].items()},
                     inflight=not resume["pending"],
                 )
                 await run.sink.update(phase=execution_pb2.PHASE_RUNNING, checkpoint=kept.dump(run.redactor))
                 await run.sink.emit(
                     "log",
                     text=f"continuing {spec.resumed_from} after its last completed turn "
-                    "(the turn that failed starts over)",
+                    "(the turn that failed starts over; its approvals are asked again)",
                 )
         await run.load_context()  # available once the execution runs
         history = await session_history(self.backend, spec.session_id, run.id) if spec.session_id else []
@@ -189,26 +181,21 @@ class AgentSteps:
         scrubbed: dict[str, Any] = run.redactor.scrub(plan)
         return scrubbed
 
-    async def _resume(self, execution: execution_pb2.Execution) -> dict[str, Any] | None:
+    @staticmethod
+    def _resume(execution: execution_pb2.Execution) -> dict[str, Any] | None:
         """Where a retry (``stigmer execution retry``: ``resumedFrom``, the old run's checkpoint
-        copied) continues: the conversation through the old run's last completed turn, with the
-        calls that turn ended on (paused for approval) and the decisions the old run received on
-        them, or a conversation saved mid-run (Lite). ``None``: the run starts from its prompt
-        (a run that failed in its first turn starts over, after the session's earlier turns)."""
+        copied) continues: the conversation through the old run's last completed turn and the
+        calls that turn ended on (paused for approval), or a conversation saved mid-run (Lite).
+        The calls are asked for again: the turn starts over, so they would run again, and a
+        decision given on the old run (perhaps by someone else) approved one run of them only.
+        ``None``: the run starts from its prompt (a run that failed in its first turn starts
+        over, after the session's earlier turns)."""
         if not execution.spec.resumed_from:
             return None
         state = Checkpoint.parse(execution.status.checkpoint)
         if not state.messages or not (state.pending or state.inflight):
             return None
-        decisions = dict(state.decisions)
-        wanted = {p.id for p in state.pending} - set(decisions)
-        if wanted:
-            decisions.update(await _decisions_of(self.backend, execution.spec.resumed_from, wanted))
-        return {
-            "messages": state.messages,
-            "pending": [p.__dict__ for p in state.pending],
-            "decisions": {k: v.__dict__ for k, v in decisions.items()},
-        }
+        return {"messages": state.messages, "pending": [p.__dict__ for p in state.pending]}
 
     async def model_request(self, execution_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Send one model request (streaming its text to the Backend); the response, scrubbed."""
@@ -372,30 +359,6 @@ class AgentSteps:
             return execution_pb2.Phase.Name(stopped.execution.status.phase)
         done = await run.cancel()
         return execution_pb2.Phase.Name(done.status.phase)
-
-
-async def _decisions_of(backend: Backend, execution_id: str, wanted: set[str]) -> dict[str, Decision]:
-    """The decisions recorded on ``execution_id`` (``approval.resolved`` events) for the calls
-    ``wanted``, matched by call id."""
-    decisions: dict[str, Decision] = {}
-    source = await backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-    last = source.status.last_sequence
-    if not last:
-        return decisions
-    stream = backend.watch_execution(svc.WatchExecutionRequest(execution_id=execution_id))
-    try:
-        async for event in stream:
-            if event.type == "approval.resolved":
-                call_id, decision = decision_of(event)
-                if call_id in wanted:
-                    decisions[call_id] = decision
-            if event.sequence >= last:
-                break
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            await closer()
-    return decisions
 
 
 def _run_context(build: AgentBuild, *, call_id: str = "", tool_name: str = "") -> RunContext[Any]:
