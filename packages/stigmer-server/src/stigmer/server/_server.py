@@ -389,6 +389,7 @@ def run_server(
     http_listen: str | None = None,
     metrics_public: bool = False,
     on_http_ready: Callable[[str], None] | None = None,
+    console_code: str | None = None,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
@@ -405,6 +406,8 @@ def run_server(
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
     With ``schedules`` (the default) the server fires due Schedules every
     ``$STIGMER_SCHEDULER_TICK`` seconds (default 1), each slot once across servers.
+    With ``http_listen`` the HTTP listener serves the web console under ``/console/``;
+    ``console_code`` makes a one-time admin login link (``stigmer console``).
     """
     settings = Settings.load()
     resolved_home = Path(home) if home is not None else settings.home
@@ -481,6 +484,7 @@ def run_server(
                 http_listen=http_listen,
                 metrics_public=metrics_public,
                 on_http_ready=on_http_ready,
+                console_code=console_code,
             )
         finally:
             store.close()
