@@ -1,0 +1,116 @@
+"""`stigmer console` over the Lite store: a one-time login link (usable once), and a run started
+from the console actually executes (the server's dispatch: a child process per run) against the
+stand-in model; the run started before from the CLI (in-process) is listed too."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from stigmer.testing import ScriptedLLM, cli_env, free_port, text
+
+pytestmark = pytest.mark.timeout(180)
+
+AGENT = """
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: echo}}
+spec:
+  instructions: Answer briefly.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: "{base_url}"}}
+"""
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        yield server
+
+
+def _read_link(proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[str, str]:
+    assert proc.stderr is not None
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while b"log in once with: " not in buffer or not buffer.rstrip(b" ").endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no login link within {timeout} s: {buffer.decode()!r}"
+            if sel.select(remaining):
+                chunk = os.read(proc.stderr.fileno(), 4096)
+                assert chunk, f"stigmer console exited: {buffer.decode()!r}"
+                buffer += chunk
+    out = buffer.decode()
+    link = re.search(r"log in once with: (\S+)", out)
+    base = re.search(r"stigmer console on (\S+) ", out)
+    assert link and base, out
+    return base.group(1), link.group(1)
+
+
+def test_lite_console_logs_in_once_and_runs_what_it_starts(
+    tmp_path: Path, stigmer_home: Path, llm: ScriptedLLM
+) -> None:
+    env = cli_env(stigmer_home)
+    cli = [sys.executable, "-m", "stigmer.cli"]
+    manifest = tmp_path / "echo.yaml"
+    manifest.write_text(AGENT.format(base_url=llm.base_url))
+    subprocess.run([*cli, "apply", "-f", str(manifest)], env=env, check=True, capture_output=True, timeout=90)
+    llm.add(text("from the terminal"))
+    subprocess.run([*cli, "run", "echo", "-m", "hi"], env=env, check=True, capture_output=True, timeout=90)
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*cli, "console", "--no-open", "--port", str(port)], env=env, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    try:
+        base, link = _read_link(proc)
+        assert base == f"http://127.0.0.1:{port}/console/"
+        with httpx.Client(follow_redirects=False, timeout=30) as client:
+            answer = client.get(link)
+            assert answer.status_code == 303 and answer.headers["location"].endswith("/console/runs")
+            listed = client.get(f"{base}runs")
+            assert listed.status_code == 200 and "Agent/echo" in listed.text  # the CLI's run
+            form = client.get(f"{base}definitions/agent/echo")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf
+            llm.add(text("from the console"))
+            started = client.post(
+                f"{base}definitions/agent/echo/run", data={"csrf": csrf.group(1), "message": "hello there"}
+            )
+            assert started.status_code == 303, started.text
+            run_url = started.headers["location"]
+            assert re.search(r"/console/runs/aex_[0-9a-z]+$", run_url)
+            deadline = time.monotonic() + 90
+            while True:
+                page = client.get(f"http://127.0.0.1:{port}{run_url}")
+                if 'id="phase">SUCCEEDED' in page.text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert 'id="phase">SUCCEEDED' in page.text, page.text[-3000:]
+            assert "from the console" in page.text
+        # The link works once: a second browser cannot use it.
+        with httpx.Client(follow_redirects=False, timeout=30) as other:
+            again = other.get(link)
+            assert again.status_code == 401
+            assert other.get(f"{base}runs").status_code == 303  # to the login page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        assert proc.stderr is not None
+        rest = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert code == 0, rest
+    assert "Traceback" not in rest
