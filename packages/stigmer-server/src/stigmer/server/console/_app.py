@@ -155,10 +155,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         session = sessions.open(token)
         base = root(request)
         # only a path inside the console: never an open redirect
-        if not nxt.startswith(base + "/") or nxt.startswith("//") or "\\" in nxt:
+        parts = nxt.split("?", 1)[0].split("/")
+        if not nxt.startswith(base + "/") or nxt.startswith("//") or "\\" in nxt or ".." in parts:
             nxt = base + "/runs"
-        if not nxt.startswith(base + "/"):
-            nxt = base + nxt
         response = RedirectResponse(nxt, status_code=303)
         set_cookie(response, COOKIE, session.id, SESSION_SECONDS, request)
         set_cookie(response, LOGIN_COOKIE, "", 0, request)
