@@ -48,6 +48,8 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the templates ship with the package: no stat() per page
+        cache_size=-1,
     )
     sessions = Sessions(one_time)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from google.protobuf import json_format
@@ -58,22 +60,31 @@ def json_text(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
-def run_row(ex: Any) -> dict[str, Any]:
+def _stamp(stamp: Any) -> str:
+    """A Timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC); '' when unset. (The runs list formats 100s.)"""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp.seconds)) if stamp.seconds else ""
+
+
+def run_row(ex: Any) -> SimpleNamespace:
+    """One run as the lists show it (attributes: templates read them without a failed getattr)."""
     status = ex.status
-    created = ts(ex.metadata.created_at) if ex.metadata.HasField("created_at") else None
-    started, finished = ts(status.started_at), ts(status.finished_at)
-    return {
-        "id": ex.metadata.id,
-        "kind": ex.kind,
-        "target": f"{ex.spec.target.kind}/{ex.spec.target.name}" if ex.spec.target.name else ex.spec.target.id,
-        "phase": phase_name(status.phase),
-        "terminal": is_terminal(status.phase),
-        "created": fmt_time(created),
-        "duration": duration(started, finished) if started else "",
-        "labels": dict(ex.metadata.labels),
-        "schedule": ex.metadata.labels.get(SCHEDULE_LABEL, ""),
-        "cost": f"${status.usage.cost_usd:.4f}" if status.usage.cost_usd else "",
-    }
+    target = ex.spec.target
+    labels = ex.metadata.labels
+    phase = phase_name(status.phase)
+    return SimpleNamespace(
+        id=ex.metadata.id,
+        kind=ex.kind,
+        target=f"{target.kind}/{target.name}" if target.name else target.id,
+        phase=phase,
+        phase_class=phase.lower(),
+        terminal=is_terminal(status.phase),
+        created=_stamp(ex.metadata.created_at),
+        duration=duration(ts(status.started_at), ts(status.finished_at)) if status.started_at.seconds else "",
+        labels=dict(labels),
+        label_text=[f"{k}={v}" for k, v in sorted(labels.items()) if k != SCHEDULE_LABEL] if labels else [],
+        schedule=labels.get(SCHEDULE_LABEL, ""),
+        cost=f"${status.usage.cost_usd:.4f}" if status.usage.cost_usd else "",
+    )
 
 
 def task_rows(ex: Any) -> list[dict[str, Any]]:
