@@ -46,7 +46,9 @@ SEEDS = 100  # runs created through the backend; the rest are copies of their ro
 
 async def seed(backend: LocalBackend, database: Path) -> None:
     for name in ("alpha", "beta"):
-        agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name=name), spec=agent_pb2.AgentSpec(instructions="hi"))
+        agent = agent_pb2.Agent(
+            metadata=meta_pb2.Metadata(name=name), spec=agent_pb2.AgentSpec(instructions="hi")
+        )
         await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
     for i in range(min(SEEDS, RUNS)):
         labels = {"team": "data" if i % 3 else "web"}
@@ -55,7 +57,8 @@ async def seed(backend: LocalBackend, database: Path) -> None:
         await backend.create_execution(
             svc.CreateExecutionRequest(
                 spec=ex.ExecutionSpec(
-                    target=meta_pb2.ResourceRef(kind="Agent", name="alpha" if i % 2 else "beta"), message=f"run {i}"
+                    target=meta_pb2.ResourceRef(kind="Agent", name="alpha" if i % 2 else "beta"),
+                    message=f"run {i}",
                 ),
                 labels=labels,
             )
@@ -73,7 +76,8 @@ async def seed(backend: LocalBackend, database: Path) -> None:
             clones.append(row)
         with conn:
             conn.executemany(
-                f"INSERT INTO executions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", clones
+                f"INSERT INTO executions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                clones,
             )
         assert conn.execute("SELECT count(*) FROM executions").fetchone()[0] == RUNS
     finally:
@@ -148,7 +152,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base, ours, rows = asyncio.run(measure(Path(tmp)))
     print(f"console_runs: store ListExecutions ({PAGE_SIZE} of {RUNS:,}) median of {N}: {base * 1000:.2f} ms")
-    print(f"console_runs: runs page HTML ({rows} rows) over HTTP (kept-alive), median of {N}: {ours * 1000:.2f} ms")
+    print(
+        f"console_runs: runs page HTML ({rows} rows) over HTTP (kept-alive), median of {N}: {ours * 1000:.2f} ms"
+    )
     ratio = ours / base
     print(f"console_runs: ratio={ratio:.2f} target<={TARGET:g} {'PASS' if ratio <= TARGET else 'FAIL'}")
     return 0

@@ -136,7 +136,9 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
     home = tmp_path_factory.mktemp("console") / "server-home"
     port = free_port()
     process = ServerProcess(
-        home=home, database_url=f"sqlite:///{home / 'stigmer.db'}", args=["--http-listen", f"127.0.0.1:{port}"]
+        home=home,
+        database_url=f"sqlite:///{home / 'stigmer.db'}",
+        args=["--http-listen", f"127.0.0.1:{port}"],
     )
     with ScriptedLLM() as llm:
         process.start()

@@ -54,7 +54,9 @@ async def log_in(client: httpx.AsyncClient, url: str, token: str) -> str:
 async def pending_run(server: SharedServer, labels: dict[str, str] | None = None) -> str:
     backend = server.admin()
     try:
-        agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name="idle"), spec=agent_pb2.AgentSpec(instructions="x"))
+        agent = agent_pb2.Agent(
+            metadata=meta_pb2.Metadata(name="idle"), spec=agent_pb2.AgentSpec(instructions="x")
+        )
         await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
         ex = await backend.create_execution(
             svc.CreateExecutionRequest(
@@ -123,18 +125,28 @@ async def test_session_cookie_is_secure_under_tls(tmp_path: Path) -> None:
     cert, key = self_signed_cert(tmp_path)
     port = free_port()
     server = await start_shared_server(
-        tmp_path / "server-home", "--tls-cert", str(cert), "--tls-key", str(key), "--http-listen", f"127.0.0.1:{port}"
+        tmp_path / "server-home",
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--http-listen",
+        f"127.0.0.1:{port}",
     )
     try:
         await asyncio.to_thread(wait_for_port, port)
-        async with httpx.AsyncClient(timeout=30, verify=ssl.create_default_context(cafile=str(cert))) as client:
+        async with httpx.AsyncClient(
+            timeout=30, verify=ssl.create_default_context(cafile=str(cert))
+        ) as client:
             url = f"https://127.0.0.1:{port}/console"
             form = await client.get(f"{url}/login")
             login_cookie = form.headers["set-cookie"].lower()
             assert "secure" in login_cookie and "httponly" in login_cookie
             csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
             assert csrf
-            answer = await client.post(f"{url}/login", data={"csrf": csrf.group(1), "token": server.admin_token})
+            answer = await client.post(
+                f"{url}/login", data={"csrf": csrf.group(1), "token": server.admin_token}
+            )
             [cookie] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("stigmer_console=")]
             assert "secure" in [p.strip().lower() for p in cookie.split(";")]
     finally:
@@ -170,7 +182,9 @@ async def test_no_secret_value_in_any_page(console: tuple[SharedServer, str]) ->
                 metadata=meta_pb2.Metadata(name="leaky"),
                 spec=agent_pb2.AgentSpec(
                     instructions="Repeat what you know.",
-                    model=agent_pb2.ModelConfig(provider="openai-compatible", name="stand-in", base_url=llm.base_url),
+                    model=agent_pb2.ModelConfig(
+                        provider="openai-compatible", name="stand-in", base_url=llm.base_url
+                    ),
                     secrets=["API_KEY"],
                 ),
             )
@@ -195,7 +209,14 @@ async def test_no_secret_value_in_any_page(console: tuple[SharedServer, str]) ->
     pages: list[str] = []
     async with httpx.AsyncClient(timeout=30) as client:
         await log_in(client, url, server.admin_token)
-        for path in ("/runs", f"/runs/{run_id}", f"/runs/{run_id}?partial=1", "/secrets", "/definitions/agent/leaky", "/tokens"):
+        for path in (
+            "/runs",
+            f"/runs/{run_id}",
+            f"/runs/{run_id}?partial=1",
+            "/secrets",
+            "/definitions/agent/leaky",
+            "/tokens",
+        ):
             answer = await client.get(url + path)
             assert answer.status_code == 200, path
             pages.append(answer.text)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+import stigmer.server.console
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stigmer.backend.local import LocalBackend
@@ -22,8 +23,6 @@ from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.server import NoDispatcher, TokenStore, admin_token_path, serve
 from stigmer.server.console import _views as views
-
-import stigmer.server.console
 
 KEY = os.urandom(32)
 
@@ -92,14 +91,18 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
 
 
 async def apply_agent(backend: LocalBackend, name: str, instructions: str = "hi") -> None:
-    agent = agent_pb2.Agent(metadata=meta_pb2.Metadata(name=name), spec=agent_pb2.AgentSpec(instructions=instructions))
+    agent = agent_pb2.Agent(
+        metadata=meta_pb2.Metadata(name=name), spec=agent_pb2.AgentSpec(instructions=instructions)
+    )
     await backend.apply(svc.ApplyRequest(resource=resource_pb2.Resource(agent=agent)))
 
 
 async def create_run(backend: LocalBackend, name: str, **labels: str) -> execution_pb2.Execution:
     return await backend.create_execution(
         svc.CreateExecutionRequest(
-            spec=execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Agent", name=name), message="m"),
+            spec=execution_pb2.ExecutionSpec(
+                target=meta_pb2.ResourceRef(kind="Agent", name=name), message="m"
+            ),
             labels=labels,
         )
     )
@@ -166,7 +169,9 @@ async def test_roles_apply_as_over_grpc(console: Console) -> None:
         assert new.spec.resumed_from == run_id
         rerun = await client.post(f"/runs/{run_id}/rerun", data={"csrf": csrf})
         rerun_id = rerun.headers["location"].rsplit("/", 1)[-1]
-        assert (await console.backend.get_execution(svc.GetExecutionRequest(id=rerun_id))).spec.rerun_of == run_id
+        assert (
+            await console.backend.get_execution(svc.GetExecutionRequest(id=rerun_id))
+        ).spec.rerun_of == run_id
     # Another caller's run: the console answers what the store answers this user (as over gRPC).
     theirs = await create_run(console.backend, "a")
     user = console.store.verify(console.user)
@@ -251,7 +256,9 @@ def test_conversation_joins_streamed_text_and_keeps_tool_calls() -> None:
         max_size=4,
     )
 )
-async def test_any_filter_input_gives_a_page_or_a_clear_refusal(console: Console, params: dict[str, str]) -> None:
+async def test_any_filter_input_gives_a_page_or_a_clear_refusal(
+    console: Console, params: dict[str, str]
+) -> None:
     client, _csrf = await console.client(console.admin)
     async with client:
         answer = await client.get("/runs", params=params)

@@ -292,7 +292,10 @@ def start(
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the Temporal web UI.")] = False,
     http_port: Annotated[
         int,
-        typer.Option("--http-port", help="Port of the server's HTTP listener (/metrics, /healthz, the web console); 0 = off."),
+        typer.Option(
+            "--http-port",
+            help="Port of the server's HTTP listener (/metrics, /healthz, the web console); 0 = off.",
+        ),
     ] = 7235,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health.")] = START_TIMEOUT,
 ) -> None:
@@ -346,7 +349,11 @@ def start(
     echo_err(
         f"local stack running: stigmer server {settings.endpoint}, Temporal {settings.temporal_address}"
         + (f", Temporal UI {settings.ui_url}" if settings.ui_port else "")
-        + (f", metrics {settings.http_url}/metrics, console {settings.console_url}" if settings.http_port else "")
+        + (
+            f", metrics {settings.http_url}/metrics, console {settings.console_url}"
+            if settings.http_port
+            else ""
+        )
         + f"; context '{CONTEXT}' selected"
     )
 

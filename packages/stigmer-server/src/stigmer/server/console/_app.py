@@ -12,11 +12,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from stigmer.core import Principal, dump_manifests, is_terminal, kind_info, lookup_kind, phase_name, phase_number, unwrap
-
+from stigmer.core import (
+    Principal,
+    dump_manifests,
+    is_terminal,
+    kind_info,
+    lookup_kind,
+    phase_name,
+    phase_number,
+    unwrap,
+)
+from stigmer.server.console import _views as views
 from stigmer.server.console._gateway import CallError, Gateway
 from stigmer.server.console._sessions import COOKIE, LOGIN_COOKIE, SESSION_SECONDS, Session, Sessions
-from stigmer.server.console import _views as views
 
 __all__ = ["DEFINITION_KINDS", "PAGE_SIZE", "console_app"]
 
@@ -132,9 +140,17 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
             token = sessions.redeem(code)
             if token is not None and await gateway.authenticate(token) is not None:
                 return _logged_in(request, token, "/runs")
-            return render(request, "login.html", status=401, error="this login link was used already or is wrong; paste a token", login_csrf="")
+            return render(
+                request,
+                "login.html",
+                status=401,
+                error="this login link was used already or is wrong; paste a token",
+                login_csrf="",
+            )
         login_csrf = secrets.token_urlsafe(24)
-        response = render(request, "login.html", login_csrf=login_csrf, next=request.query_params.get("next", ""))
+        response = render(
+            request, "login.html", login_csrf=login_csrf, next=request.query_params.get("next", "")
+        )
         set_cookie(response, LOGIN_COOKIE, login_csrf, 3600, request)
         return response
 
@@ -142,12 +158,18 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         form = await request.form()
         sent, expected = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
         if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
-            return PlainTextResponse("refused: the login form's CSRF token is missing or wrong; reload the page\n", status_code=403, headers=headers())
+            return PlainTextResponse(
+                "refused: the login form's CSRF token is missing or wrong; reload the page\n",
+                status_code=403,
+                headers=headers(),
+            )
         token = str(form.get("token", "")).strip()
         principal = await gateway.authenticate(token)
         if principal is None:
             login_csrf = secrets.token_urlsafe(24)
-            response = render(request, "login.html", status=401, error="invalid or revoked token", login_csrf=login_csrf)
+            response = render(
+                request, "login.html", status=401, error="invalid or revoked token", login_csrf=login_csrf
+            )
             set_cookie(response, LOGIN_COOKIE, login_csrf, 3600, request)
             return response
         nxt = str(form.get("next", ""))
@@ -180,14 +202,16 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
         q = request.query_params
-        filters = {k: q.get(k, "").strip() for k in ("target", "phase", "label", "schedule", "after", "before")}
+        filters = {
+            k: q.get(k, "").strip() for k in ("target", "phase", "label", "schedule", "after", "before")
+        }
         req = svc.ListExecutionsRequest(page_size=PAGE_SIZE, page_token=q.get("page_token", ""))
         error = ""
         try:
             await _apply_filters(req, filters, principal)
         except ValueError as exc:
             error = str(exc)
-        rows: list[dict[str, Any]] = []
+        rows: list[Any] = []
         next_token = ""
         if not error:
             resp = await gateway.call(principal, "ListExecutions", req)
@@ -198,7 +222,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
             "filters": filters,
             "phases": _PHASES,
             "error": error,
-            "next_url": f"?{urlencode({**{k: v for k, v in filters.items() if v}, 'page_token': next_token})}" if next_token else "",
+            "next_url": f"?{urlencode({**{k: v for k, v in filters.items() if v}, 'page_token': next_token})}"
+            if next_token
+            else "",
             "query": urlencode({k: v for k, v in filters.items() if v}),
         }
         return ("runs_table.html" if q.get("partial") else "runs.html"), context
@@ -229,7 +255,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
                 try:
                     when = datetime.fromisoformat(filters[key])
                 except ValueError:
-                    raise ValueError(f"{key}: {filters[key]!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+                    raise ValueError(
+                        f"{key}: {filters[key]!r} is not a date and time (YYYY-MM-DDTHH:MM)"
+                    ) from None
                 if when.tzinfo is None:
                     when = when.replace(tzinfo=UTC)
                 getattr(req, field).FromDatetime(when)
@@ -295,7 +323,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
             return []
         after = max(0, last - EVENTS_SHOWN)
         out: list[Any] = []
-        stream = gateway.watch(principal, svc.WatchExecutionRequest(execution_id=ex.metadata.id, after_sequence=after))
+        stream = gateway.watch(
+            principal, svc.WatchExecutionRequest(execution_id=ex.metadata.id, after_sequence=after)
+        )
         try:
             async with asyncio.timeout(5):
                 async for event in stream:
@@ -317,7 +347,11 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         form = request.state.form
         target = execution_id
         if action == "cancel":
-            await gateway.call(principal, "CancelExecution", svc.CancelExecutionRequest(id=execution_id, reason=str(form.get("reason", ""))[:4000]))
+            await gateway.call(
+                principal,
+                "CancelExecution",
+                svc.CancelExecutionRequest(id=execution_id, reason=str(form.get("reason", ""))[:4000]),
+            )
         elif action in ("approve", "reject"):
             await gateway.call(
                 principal,
@@ -332,14 +366,19 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         elif action in ("rerun", "retry"):
             old = await gateway.call(principal, "GetExecution", svc.GetExecutionRequest(id=execution_id))
             if action == "retry" and phase_name(old.status.phase) not in ("FAILED", "CANCELLED"):
-                raise CallError("FAILED_PRECONDITION", f"execution {execution_id} did not fail and was not cancelled: re-run it instead")
+                raise CallError(
+                    "FAILED_PRECONDITION",
+                    f"execution {execution_id} did not fail and was not cancelled: re-run it instead",
+                )
             spec = execution_pb2.ExecutionSpec()
             spec.CopyFrom(old.spec)  # the same as the SDK's rerun/retry
             spec.ClearField("secret_refs")
             spec.resumed_from = spec.rerun_of = ""
             setattr(spec, "rerun_of" if action == "rerun" else "resumed_from", old.metadata.id)
             created = await gateway.call(
-                principal, "CreateExecution", svc.CreateExecutionRequest(spec=spec, labels=old.metadata.labels)
+                principal,
+                "CreateExecution",
+                svc.CreateExecutionRequest(spec=spec, labels=old.metadata.labels),
             )
             target = created.metadata.id
         else:
@@ -359,20 +398,28 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
 
         kind = _kind(request)
         resp = await gateway.call(
-            principal, "List", svc.ListRequest(kind=kind, page_size=200, page_token=request.query_params.get("page_token", ""))
+            principal,
+            "List",
+            svc.ListRequest(kind=kind, page_size=200, page_token=request.query_params.get("page_token", "")),
         )
         items = []
         for resource in resp.resources:
-            msg = unwrap(resource)
+            unwrapped: Any = unwrap(resource)
+            meta = unwrapped.metadata
             items.append(
                 {
-                    "name": msg.metadata.name,
-                    "version": msg.metadata.version,
-                    "updated": views.fmt_time(views.ts(msg.metadata.updated_at)) if msg.metadata.HasField("updated_at") else "",
-                    "description": getattr(msg.metadata, "description", "") if hasattr(msg.metadata, "description") else "",
+                    "name": meta.name,
+                    "version": meta.version,
+                    "updated": views.fmt_time(views.ts(meta.updated_at)),
                 }
             )
-        return "definitions.html", {"kind": kind, "cli": kind_info(kind).cli_name, "items": items, "kinds": DEFINITION_KINDS, "next_token": resp.next_page_token}
+        return "definitions.html", {
+            "kind": kind,
+            "cli": kind_info(kind).cli_name,
+            "items": items,
+            "kinds": DEFINITION_KINDS,
+            "next_token": resp.next_page_token,
+        }
 
     async def definition(request: Request, principal: Principal, _session: Session) -> Any:
         from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -407,14 +454,19 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
             runs_req.label_selector = f"{views.SCHEDULE_LABEL}={name}"
         recent = []
         if runnable or kind == "Schedule":
-            recent = [views.run_row(ex) for ex in (await gateway.call(principal, "ListExecutions", runs_req)).executions]
+            recent = [
+                views.run_row(ex)
+                for ex in (await gateway.call(principal, "ListExecutions", runs_req)).executions
+            ]
         schema = _input_schema(kind, msg)
         return "definition.html", {
             "kind": kind,
             "cli": kind_info(kind).cli_name,
             "name": name,
             "manifest": manifest,
-            "versions": [{"version": v.version, "created": views.fmt_time(views.ts(v.created_at))} for v in versions],
+            "versions": [
+                {"version": v.version, "created": views.fmt_time(views.ts(v.created_at))} for v in versions
+            ],
             "a": a,
             "b": b,
             "diff": diff,
@@ -445,7 +497,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
             try:
                 data = json.loads(raw)
             except json.JSONDecodeError as exc:
-                return RedirectResponse(f"{back}?{urlencode({'error': f'input is not JSON: {exc}'})}", status_code=303)
+                return RedirectResponse(
+                    f"{back}?{urlencode({'error': f'input is not JSON: {exc}'})}", status_code=303
+                )
             value = struct_pb2.Value()
             json_format.ParseDict(data, value)
             spec.input.CopyFrom(value)
@@ -491,7 +545,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         try:
             issued = await asyncio.to_thread(gateway.tokens.create, role, name)
         except Exception as exc:
-            raise CallError(getattr(exc, "grpc_code", "INVALID_ARGUMENT"), getattr(exc, "message", str(exc))) from None
+            raise CallError(
+                getattr(exc, "grpc_code", "INVALID_ARGUMENT"), getattr(exc, "message", str(exc))
+            ) from None
         items = await asyncio.to_thread(gateway.tokens.list)
         return "tokens.html", {"items": items, "issued": issued}
 
@@ -500,7 +556,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         try:
             await asyncio.to_thread(gateway.tokens.revoke, request.path_params["id"])
         except Exception as exc:
-            raise CallError(getattr(exc, "grpc_code", "INVALID_ARGUMENT"), getattr(exc, "message", str(exc))) from None
+            raise CallError(
+                getattr(exc, "grpc_code", "INVALID_ARGUMENT"), getattr(exc, "message", str(exc))
+            ) from None
         gateway.forget()  # the revoked token stops working at once
         return RedirectResponse(f"{root(request)}/tokens", status_code=303)
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 from stigmer.core import Principal, acting_as
-
 from stigmer.server._auth import _TokenCache, permission_error
 from stigmer.server._tokens import TokenStore
 

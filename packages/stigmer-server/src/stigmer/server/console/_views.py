@@ -139,7 +139,9 @@ def conversation(events: list[Any]) -> list[dict[str, Any]]:
             if items and items[-1]["role"] == "assistant" and items[-1].get("streamed"):
                 items[-1]["text"] += event.text
             else:
-                items.append({"role": "assistant", "text": event.text, "streamed": True, "subject": event.subject})
+                items.append(
+                    {"role": "assistant", "text": event.text, "streamed": True, "subject": event.subject}
+                )
         elif kind == "message.user":
             items.append({"role": "user", "text": event.text or json_text(_data(event))})
         elif kind == "message.assistant":
@@ -181,6 +183,14 @@ def diff_text(old: str, new: str, old_name: str, new_name: str) -> list[tuple[st
     lines = difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name, lineterm="")
     out = []
     for line in lines:
-        cls = "add" if line.startswith("+") else "del" if line.startswith("-") else "hunk" if line.startswith("@@") else ""
+        cls = (
+            "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else "hunk"
+            if line.startswith("@@")
+            else ""
+        )
         out.append((cls, line))
     return out
