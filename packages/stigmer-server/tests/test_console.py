@@ -264,3 +264,43 @@ async def test_any_filter_input_gives_a_page_or_a_clear_refusal(
         answer = await client.get("/runs", params=params)
     assert answer.status_code in (200, 400), (params, answer.text[-500:])
     assert "Traceback" not in answer.text
+
+
+def test_task_tree_from_events_has_a_row_per_iteration_and_counts_retries() -> None:
+    ex = execution_pb2.Execution()
+    ex.status.phase = execution_pb2.PHASE_SUCCEEDED
+    ex.status.started_at.FromSeconds(100)
+    ex.status.finished_at.FromSeconds(120)
+    script = [
+        ("task.started", "/do/0/fetch", "fetch", 100),
+        ("task.retried", "/do/0/fetch", "", 101),
+        ("task.retried", "/do/0/fetch", "", 102),
+        ("task.completed", "/do/0/fetch", "fetch", 104),
+        ("task.started", "/do/1/each", "each", 104),
+    ]
+    for i in range(2):
+        script += [
+            ("task.started", f"/do/1/each/for/{i}", f"each[{i}]", 105 + 5 * i),
+            ("task.started", "/do/1/each/do/0/work", "work", 105 + 5 * i),
+            ("task.completed", "/do/1/each/do/0/work", "work", 109 + 5 * i),
+            ("task.completed", f"/do/1/each/for/{i}", f"each[{i}]", 110 + 5 * i),
+        ]
+    script += [("task.completed", "/do/1/each", "each", 115), ("task.failed", "/do/9/never-started", "", 116)]
+    events = []
+    for kind, subject, name, at in script:
+        event = execution_pb2.ExecutionEvent(type=kind, subject=subject, text=name)
+        event.time.FromSeconds(at)
+        events.append(event)
+    rows = views.task_rows_from_events(ex, events)
+    assert [(r["name"], r["depth"], r["iteration"], r["in_iteration"]) for r in rows] == [
+        ("fetch", 0, "", ""),
+        ("each", 0, "", ""),
+        ("each[0]", 1, "0", ""),
+        ("work", 2, "", "0"),
+        ("each[1]", 1, "1", ""),
+        ("work", 2, "", "1"),
+    ]
+    assert rows[0]["attempts"] == 3 and rows[0]["duration"] == "4.0 s"
+    assert [r["phase"] for r in rows] == ["SUCCEEDED"] * 6
+    assert rows[5]["left"] == "50.00" and rows[5]["width"] == "20.00"
+    assert views.task_rows_from_events(ex, []) == []

@@ -286,7 +286,7 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         context = {
             "ex": ex,
             "row": views.run_row(ex),
-            "tasks": views.task_rows(ex),
+            "tasks": views.task_rows_from_events(ex, events) or views.task_rows(ex),
             "events": events,
             "event_rows": [
                 {

@@ -20,6 +20,7 @@ __all__ = [
     "json_text",
     "run_row",
     "task_rows",
+    "task_rows_from_events",
     "ts",
     "usage_view",
 ]
@@ -122,6 +123,69 @@ def task_rows(ex: Any) -> list[dict[str, Any]]:
             }
         )
     rows.sort(key=lambda r: (r["started"] or "~", r["path"]))
+    return rows
+
+
+_TASK_END = {"task.completed": "SUCCEEDED", "task.failed": "FAILED", "task.cancelled": "CANCELLED"}
+
+
+def task_rows_from_events(ex: Any, events: list[Any]) -> list[dict[str, Any]]:
+    """The task tree from the run's ``task.*`` events, one row per time a task ran: the tasks
+    inside each ``for`` iteration (same path every time) are rows of their own under their
+    iteration, retries counted on the row (``task.retried``). Empty when there are no task events."""
+    run_start = ts(ex.status.started_at)
+    run_end = ts(ex.status.finished_at) or datetime.now(UTC)
+    span = max((run_end - run_start).total_seconds(), 1e-3) if run_start else 1.0
+    rows: list[dict[str, Any]] = []
+    open_rows: list[dict[str, Any]] = []  # started, not ended: the ancestors of the next task
+    for event in events:
+        kind, path = event.type, event.subject
+        if kind == "task.started":
+            # an iteration `.../each/for/2` holds the tasks under `.../each/`
+            while open_rows and not path.startswith(open_rows[-1]["scope"] + "/"):
+                open_rows.pop()  # an ancestor whose end event is outside the window
+            parts = [p for p in path.split("/") if p]
+            iteration = parts[-1] if len(parts) >= 2 and parts[-2] == "for" else ""
+            scope = path.rsplit("/for/", 1)[0] if iteration else path
+            parent_iteration = next((r["iteration"] for r in reversed(open_rows) if r["iteration"]), "")
+            row = {
+                "path": path,
+                "name": event.text or (parts[-1] if parts else path),
+                "depth": len(open_rows),
+                "phase": "RUNNING",
+                "start": ts(event.time),
+                "end": None,
+                "attempts": 1,
+                "iteration": iteration,
+                "in_iteration": parent_iteration,
+                "scope": scope,
+            }
+            rows.append(row)
+            open_rows.append(row)
+        elif kind in _TASK_END or kind == "task.retried":
+            match = next((r for r in reversed(open_rows) if r["path"] == path), None)
+            if match is None:
+                continue
+            if kind == "task.retried":
+                match["attempts"] += 1
+                continue
+            match["phase"], match["end"] = _TASK_END[kind], ts(event.time)
+            while open_rows and open_rows[-1] is not match:
+                open_rows.pop()
+            if open_rows:
+                open_rows.pop()
+    for row in rows:
+        start, end = row.pop("start"), row.pop("end")
+        del row["scope"]
+        left = width = 0.0
+        if run_start and start:
+            left = max(0.0, min(100.0, (start - run_start).total_seconds() / span * 100))
+            width = max(0.5, min(100.0 - left, ((end or run_end) - start).total_seconds() / span * 100))
+        if row["phase"] == "RUNNING" and is_terminal(ex.status.phase):
+            row["phase"] = phase_name(ex.status.phase)
+        row.update(
+            started=fmt_time(start), duration=duration(start, end), left=f"{left:.2f}", width=f"{width:.2f}"
+        )
     return rows
 
 
