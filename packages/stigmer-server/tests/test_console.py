@@ -304,3 +304,48 @@ def test_task_tree_from_events_has_a_row_per_iteration_and_counts_retries() -> N
     assert [r["phase"] for r in rows] == ["SUCCEEDED"] * 6
     assert rows[5]["left"] == "50.00" and rows[5]["width"] == "20.00"
     assert views.task_rows_from_events(ex, []) == []
+
+
+WORKFLOW = """
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: greet}
+spec:
+  document: {dsl: 1.0.3, namespace: t, name: greet, version: 1.0.0}
+  input:
+    schema:
+      format: json
+      document:
+        type: object
+        required: [name]
+        properties:
+          name: {type: string}
+  do:
+    - hello: {set: {greeting: '${ "hi " + .name }'}}
+"""
+
+
+async def test_run_form_checks_a_workflows_input_against_its_schema(console: Console) -> None:
+    from stigmer.core import parse_manifest
+
+    [loaded] = parse_manifest(WORKFLOW)
+    await console.backend.apply(svc.ApplyRequest(resource=loaded.resource))
+    client, csrf = await console.client(console.admin)
+    async with client:
+        page = await client.get("/definitions/workflow/greet")
+        assert 'placeholder="{&#34;name&#34;: &#34;&#34;}"' in page.text  # an example from the schema
+        assert "&#34;required&#34;" in page.text or '"required"' in page.text
+        for body, problem in (
+            ('{"name": 3}', "input at /name does not match the input schema: 3 is not of type"),
+            ("", "does not match the input schema: &#39;name&#39; is a required property"),
+        ):
+            refused = await client.post("/definitions/workflow/greet/run", data={"csrf": csrf, "input": body})
+            assert refused.status_code == 303 and "error=" in refused.headers["location"]
+            shown = await client.get(refused.headers["location"].removeprefix("/console"))
+            assert problem in shown.text, shown.text[-2000:]
+        listed = await console.backend.list_executions(svc.ListExecutionsRequest())
+        assert not listed.executions  # nothing was started
+        started = await client.post(
+            "/definitions/workflow/greet/run", data={"csrf": csrf, "input": '{"name": "x"}'}
+        )
+        assert started.status_code == 303 and "/runs/wex_" in started.headers["location"]

@@ -458,7 +458,9 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
                 views.run_row(ex)
                 for ex in (await gateway.call(principal, "ListExecutions", runs_req)).executions
             ]
-        schema = _input_schema(kind, msg)
+        schema_doc = _input_schema(kind, msg)
+        schema = json.dumps(schema_doc, indent=2) if schema_doc else ""
+        example = json.dumps(_skeleton(schema_doc)) if schema_doc else "{}"
         return "definition.html", {
             "kind": kind,
             "cli": kind_info(kind).cli_name,
@@ -473,6 +475,7 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
             "recent": recent,
             "runnable": runnable,
             "schema": schema,
+            "example": example,
             "kinds": DEFINITION_KINDS,
             "form_error": q.get("error", ""),
         }
@@ -492,17 +495,26 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
         if message:
             spec.message = message
         raw = str(form.get("input", "")).strip()
+        back = f"{root(request)}/definitions/{kind_info(kind).cli_name}/{name}"
+
+        def refuse(problem: str) -> Response:
+            return RedirectResponse(f"{back}?{urlencode({'error': problem[:500]})}", status_code=303)
+
+        data: Any = None
         if raw:
-            back = f"{root(request)}/definitions/{kind_info(kind).cli_name}/{name}"
             try:
                 data = json.loads(raw)
             except json.JSONDecodeError as exc:
-                return RedirectResponse(
-                    f"{back}?{urlencode({'error': f'input is not JSON: {exc}'})}", status_code=303
-                )
+                return refuse(f"input is not JSON: {exc}")
             value = struct_pb2.Value()
             json_format.ParseDict(data, value)
             spec.input.CopyFrom(value)
+        if kind == "Workflow":
+            target = await gateway.call(principal, "Get", svc.GetRequest(ref=spec.target))
+            schema = _input_schema(kind, unwrap(target))
+            problem = _schema_problem(schema, {} if data is None else data) if schema else ""
+            if problem:
+                return refuse(problem)
         created = await gateway.call(principal, "CreateExecution", svc.CreateExecutionRequest(spec=spec))
         return RedirectResponse(f"{root(request)}/runs/{created.metadata.id}", status_code=303)
 
@@ -582,19 +594,41 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
     return Starlette(routes=routes)
 
 
-def _input_schema(kind: str, msg: Any) -> str:
-    """The target's input schema as JSON text, where it declares one."""
+def _input_schema(kind: str, msg: Any) -> dict[str, Any] | None:
+    """The JSON Schema a workflow declares for its input (``input.schema.document``), or None."""
     from google.protobuf import json_format
 
+    if kind != "Workflow":
+        return None
+    data = json_format.MessageToDict(msg.spec)
+    schema = (data.get("input") or {}).get("schema") or {}
+    document = schema.get("document") if isinstance(schema, dict) else None
+    return document if isinstance(document, dict) and document else None
+
+
+def _skeleton(schema: Any, depth: int = 0) -> Any:
+    """An example value of ``schema`` for the run form (its properties with empty values)."""
+    if not isinstance(schema, dict) or depth > 4:
+        return None
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {k: _skeleton(v, depth + 1) for k, v in (schema.get("properties") or {}).items()}
+    return {"string": "", "number": 0, "integer": 0, "boolean": False, "array": []}.get(str(kind))
+
+
+def _schema_problem(schema: dict[str, Any], value: Any) -> str:
+    """Why ``value`` does not match ``schema`` (one line), or ''."""
+    import jsonschema
+
     try:
-        data = json_format.MessageToDict(msg.spec)
-    except Exception:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except jsonschema.exceptions.SchemaError as exc:
+        return f"the workflow's input schema is not valid: {exc.message}"
+    if error is None:
         return ""
-    schema = data.get("input", {}).get("schema") if kind == "Workflow" else data.get("inputSchema")
-    if kind == "Workflow" and schema is None:
-        document = data.get("document") or {}
-        schema = (document.get("input") or {}).get("schema") if isinstance(document, dict) else None
-    return json.dumps(schema, indent=2) if schema else ""
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"input{' at /' + where if where else ''} does not match the input schema: {error.message}"
 
 
 def _http_status(code: str) -> int:
