@@ -8,11 +8,13 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,3 +116,21 @@ def test_lite_console_logs_in_once_and_runs_what_it_starts(
         proc.stderr.close()
     assert code == 0, rest
     assert "Traceback" not in rest
+
+
+def test_console_refuses_a_port_in_use_and_a_server_context(stigmer: Any, stigmer_home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = stigmer("console", "--no-open", "--port", str(port))
+    assert busy.returncode == 1
+    assert f"port {port} is already in use on 127.0.0.1; choose another with --port" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    (stigmer_home / "config.yaml").write_text(
+        "currentContext: prod\ncontexts:\n  - {name: prod, endpoint: 'grpc://127.0.0.1:1'}\n"
+    )
+    remote = stigmer("console", "--no-open")
+    assert remote.returncode == 1
+    assert "context 'prod' is a server" in remote.stderr and "/console/" in remote.stderr
+    assert "Traceback" not in remote.stderr
