@@ -349,3 +349,33 @@ async def test_run_form_checks_a_workflows_input_against_its_schema(console: Con
             "/definitions/workflow/greet/run", data={"csrf": csrf, "input": '{"name": "x"}'}
         )
         assert started.status_code == 303 and "/runs/wex_" in started.headers["location"]
+
+
+async def test_a_live_run_page_is_sent_again_only_when_the_run_changed(console: Console) -> None:
+    await apply_agent(console.backend, "a")
+    run = await create_run(console.backend, "a")
+    client, _csrf = await console.client(console.admin)
+    async with client:
+        page = await client.get(f"/runs/{run.metadata.id}", params={"partial": "1"})
+        marker = re.search(r'data-phase="(\w+)" data-seq="(\d+)"', page.text)
+        assert marker
+        phase, seq = marker.groups()
+        same = await client.get(
+            f"/runs/{run.metadata.id}", params={"partial": "1", "seq": seq, "phase": phase}
+        )
+        assert same.status_code == 204 and same.text == ""
+        await console.backend.update_execution_status(
+            svc.UpdateExecutionStatusRequest(
+                execution_id=run.metadata.id,
+                phase=execution_pb2.PHASE_RUNNING,
+                events=[execution_pb2.ExecutionEvent(type="log", text="step one done")],
+            )
+        )
+        changed = await client.get(
+            f"/runs/{run.metadata.id}", params={"partial": "1", "seq": seq, "phase": phase}
+        )
+        assert (
+            changed.status_code == 200
+            and "step one done" in changed.text
+            and 'id="phase">RUNNING' in changed.text
+        )

@@ -282,6 +282,13 @@ def console_app(gateway: Gateway, *, secure: bool = False, one_time: tuple[str, 
 
         execution_id = request.path_params["id"]
         ex = await gateway.call(principal, "GetExecution", svc.GetExecutionRequest(id=execution_id))
+        q = request.query_params
+        if (
+            q.get("partial")
+            and q.get("seq") == str(ex.status.last_sequence)
+            and q.get("phase") == phase_name(ex.status.phase)
+        ):
+            return Response(status_code=204, headers=headers())  # nothing new: the page stays as it is
         events = await _events(principal, ex)
         context = {
             "ex": ex,

@@ -14,10 +14,16 @@
     var url = el.getAttribute("data-live");
     if (!url) return;
     if (busy(el)) { setTimeout(function () { refresh(el); }, INTERVAL); return; }
+    // A run page says what it shows (last event, phase): the server answers 204 when nothing changed.
+    var marker = el.querySelector("[data-seq]");
+    if (marker) {
+      url += "&seq=" + encodeURIComponent(marker.getAttribute("data-seq")) +
+        "&phase=" + encodeURIComponent(marker.getAttribute("data-phase"));
+    }
     fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (r.status === 401) { window.location.reload(); return null; }
-        return r.ok ? r.text() : null;
+        return r.status === 200 ? r.text() : null;
       })
       .then(function (html) {
         if (html !== null && html !== undefined && !busy(el)) {
