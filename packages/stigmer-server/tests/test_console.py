@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -379,3 +380,25 @@ async def test_a_live_run_page_is_sent_again_only_when_the_run_changed(console: 
             and "step one done" in changed.text
             and 'id="phase">RUNNING' in changed.text
         )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    token=st.text(max_size=80), name=st.text(min_size=1, max_size=40), run=st.text(min_size=1, max_size=40)
+)
+async def test_any_token_name_or_run_id_gives_a_clear_answer(
+    console: Console, token: str, name: str, run: str
+) -> None:
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as anonymous:
+        form = await anonymous.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        answer = await anonymous.post("/login", data={"csrf": csrf.group(1), "token": token})
+        assert answer.status_code == 401 and "invalid or revoked token" in answer.text
+    client, _csrf = await console.client(console.admin)
+    async with client:
+        for path in (f"/definitions/agent/{quote(name, safe='')}", f"/runs/{quote(run, safe='')}"):
+            page = await client.get(path)
+            # 307: an id of only slashes is a path to the list (Starlette adds or drops the slash)
+            assert page.status_code in (307, 400, 404), (path, page.status_code, page.text[-300:])
+            assert "Traceback" not in page.text
