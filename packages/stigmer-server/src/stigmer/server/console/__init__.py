@@ -6,7 +6,8 @@ package: no build step, no network access. Every page reads the Backend through 
 servicer as the logged-in caller (:class:`Gateway`), so roles apply exactly as over gRPC.
 """
 
-from stigmer.server.console._app import DEFINITION_KINDS, PAGE_SIZE, console_app
+from stigmer.server.console._app import console_app
 from stigmer.server.console._gateway import CallError, Gateway
+from stigmer.server.console._web import DEFINITION_KINDS, PAGE_SIZE
 
 __all__ = ["DEFINITION_KINDS", "PAGE_SIZE", "CallError", "Gateway", "console_app"]
