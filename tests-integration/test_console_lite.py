@@ -4,6 +4,7 @@ stand-in model; the run started before from the CLI (in-process) is listed too."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from stigmer.testing import ScriptedLLM, cli_env, free_port, text
+from stigmer.testing import ScriptedLLM, call, cli_env, free_port, text
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,6 +30,15 @@ metadata: {{name: echo}}
 spec:
   instructions: Answer briefly.
   model: {{provider: openai-compatible, name: stand-in, baseUrl: "{base_url}"}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: careful}}
+spec:
+  instructions: Plan first.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: "{base_url}"}}
+  tools:
+    - {{name: todos, requireApproval: [write_todos]}}
 """
 
 
@@ -68,6 +78,17 @@ def test_lite_console_logs_in_once_and_runs_what_it_starts(
     subprocess.run([*cli, "apply", "-f", str(manifest)], env=env, check=True, capture_output=True, timeout=90)
     llm.add(text("from the terminal"))
     subprocess.run([*cli, "run", "echo", "-m", "hi"], env=env, check=True, capture_output=True, timeout=90)
+    # A run started in the terminal that stops for an approval, answered in the console later.
+    llm.add(call("write_todos", todos=[{"content": "check the logs"}]))
+    paused = subprocess.run(
+        [*cli, "run", "careful", "-m", "plan", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    paused_id = json.loads(paused.stdout)["id"]
+    assert json.loads(paused.stdout)["phase"] == "WAITING_APPROVAL", paused.stdout + paused.stderr
 
     port = free_port()
     proc = subprocess.Popen(
@@ -99,6 +120,25 @@ def test_lite_console_logs_in_once_and_runs_what_it_starts(
                 time.sleep(0.5)
             assert 'id="phase">SUCCEEDED' in page.text, page.text[-3000:]
             assert "from the console" in page.text
+            # approve the terminal's paused run: the console's server resumes it
+            paused_page = client.get(f"{base}runs/{paused_id}")
+            assert 'id="approval"' in paused_page.text
+            approval = re.search(r'name="approval_id" value="([^"]+)"', paused_page.text)
+            assert approval
+            llm.add(text("planned and done"))
+            approved = client.post(
+                f"{base}runs/{paused_id}/approve",
+                data={"csrf": csrf.group(1), "approval_id": approval.group(1), "reason": "go"},
+            )
+            assert approved.status_code == 303, approved.text
+            deadline = time.monotonic() + 90
+            while True:
+                page = client.get(f"{base}runs/{paused_id}")
+                if 'id="phase">SUCCEEDED' in page.text or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert 'id="phase">SUCCEEDED' in page.text, page.text[-3000:]
+            assert "planned and done" in page.text
         # The link works once: a second browser cannot use it.
         with httpx.Client(follow_redirects=False, timeout=30) as other:
             again = other.get(link)
