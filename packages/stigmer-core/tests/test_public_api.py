@@ -58,6 +58,7 @@ EXPECTED = {
     "Unauthenticated",
     "Unavailable",
     "acting_as",
+    "again_request",
     "default_redactor",
     "dump_manifests",
     "dump_yaml",

@@ -159,7 +159,7 @@ async def test_roles_apply_as_over_grpc(console: Console) -> None:
         assert (await client.get("/tokens")).status_code == 403
         # retry is only for a failed or cancelled run: the error is shown, not a traceback
         retry = await client.post(f"/runs/{run_id}/retry", data={"csrf": csrf})
-        assert retry.status_code == 409 and "did not fail" in retry.text
+        assert retry.status_code == 409 and "only a FAILED or CANCELLED run is retried" in retry.text
         cancelled = await client.post(f"/runs/{run_id}/cancel", data={"csrf": csrf})
         assert cancelled.status_code == 303
         retried = await client.post(f"/runs/{run_id}/retry", data={"csrf": csrf})

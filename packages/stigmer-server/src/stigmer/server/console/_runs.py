@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from stigmer.core import Principal, is_terminal, lookup_kind, phase_name, phase_number
+from stigmer.core import Principal, again_request, is_terminal, lookup_kind, phase_name, phase_number
 from stigmer.server.console import _views as views
 from stigmer.server.console._gateway import CallError
 from stigmer.server.console._sessions import Session
@@ -172,7 +172,6 @@ async def _events(web: Web, principal: Principal, ex: Any) -> list[Any]:
 
 async def run_action(web: Web, request: Request, principal: Principal, _session: Session) -> Response:
     from stigmer.proto.v1 import backend_service_pb2 as svc
-    from stigmer.proto.v1 import execution_pb2
 
     execution_id, action = request.path_params["id"], request.path_params["action"]
     form = request.state.form
@@ -194,23 +193,10 @@ async def run_action(web: Web, request: Request, principal: Principal, _session:
                 reason=str(form.get("reason", ""))[:4000],
             ),
         )
-    elif action in ("rerun", "retry"):
+    elif action in ("rerun", "retry"):  # the store refuses a retry of a run that did not fail
         old = await web.gateway.call(principal, "GetExecution", svc.GetExecutionRequest(id=execution_id))
-        if action == "retry" and phase_name(old.status.phase) not in ("FAILED", "CANCELLED"):
-            raise CallError(
-                "FAILED_PRECONDITION",
-                f"execution {execution_id} did not fail and was not cancelled: re-run it instead",
-            )
-        spec = execution_pb2.ExecutionSpec()
-        spec.CopyFrom(old.spec)  # the same as the SDK's rerun/retry
-        spec.ClearField("secret_refs")
-        spec.resumed_from = spec.rerun_of = ""
-        setattr(spec, "rerun_of" if action == "rerun" else "resumed_from", old.metadata.id)
-        created = await web.gateway.call(
-            principal,
-            "CreateExecution",
-            svc.CreateExecutionRequest(spec=spec, labels=old.metadata.labels),
-        )
+        request_ = again_request(old, "rerun_of" if action == "rerun" else "resumed_from")
+        created = await web.gateway.call(principal, "CreateExecution", request_)
         target = created.metadata.id
     else:
         return PlainTextResponse(f"unknown action {action!r}\n", status_code=404, headers=web.headers())
