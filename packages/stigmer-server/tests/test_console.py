@@ -330,6 +330,7 @@ async def test_run_form_checks_a_workflows_input_against_its_schema(console: Con
     from stigmer.core import parse_manifest
 
     [loaded] = parse_manifest(WORKFLOW)
+    assert isinstance(loaded.resource, resource_pb2.Resource)
     await console.backend.apply(svc.ApplyRequest(resource=loaded.resource))
     client, csrf = await console.client(console.admin)
     async with client:
