@@ -16,11 +16,9 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from stigmer.backend.cloud import CloudBackend
-from stigmer.server import ServerProcess, TokenStore, admin_token_path
 from stigmer.testing import (
     FullstackWorld,
     ScriptedLLM,
@@ -29,6 +27,10 @@ from stigmer.testing import (
     self_signed_cert,
     wait_for_port,
 )
+
+if TYPE_CHECKING:
+    from stigmer.backend.cloud import CloudBackend
+    from stigmer.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +116,8 @@ class ConsoleServer:
     llm: ScriptedLLM
 
     def backend(self, token: str | None = None) -> CloudBackend:
+        from stigmer.backend.cloud import CloudBackend
+
         return CloudBackend(self.process.endpoint, token=token or self.admin)
 
     def call(self, method: str, request: object, token: str | None = None) -> Any:
@@ -133,6 +137,8 @@ class ConsoleServer:
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    from stigmer.server import ServerProcess, TokenStore, admin_token_path
+
     home = tmp_path_factory.mktemp("console") / "server-home"
     port = free_port()
     process = ServerProcess(
