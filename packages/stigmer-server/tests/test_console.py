@@ -404,3 +404,35 @@ async def test_any_token_name_or_run_id_gives_a_clear_answer(
             # action, which only POST reaches (405).
             assert page.status_code in (307, 400, 404, 405), (path, page.status_code, page.text[-300:])
             assert "Traceback" not in page.text
+
+
+async def test_reject_with_a_reason_and_a_second_answer_refused(console: Console) -> None:
+    await apply_agent(console.backend, "a")
+    run = await create_run(console.backend, "a")
+    await console.backend.update_execution_status(
+        svc.UpdateExecutionStatusRequest(execution_id=run.metadata.id, phase=execution_pb2.PHASE_RUNNING)
+    )
+    await console.backend.update_execution_status(
+        svc.UpdateExecutionStatusRequest(
+            execution_id=run.metadata.id,
+            phase=execution_pb2.PHASE_WAITING_APPROVAL,
+            pending_approval=execution_pb2.ApprovalRequest(id="call_1", tool="close_ticket"),
+        )
+    )
+    client, csrf = await console.client(console.user)
+    async with client:
+        page = await client.get(f"/runs/{run.metadata.id}")
+        assert 'id="approval"' in page.text and "close_ticket" in page.text
+        rejected = await client.post(
+            f"/runs/{run.metadata.id}/reject",
+            data={"csrf": csrf, "approval_id": "call_1", "reason": "not this ticket"},
+        )
+        assert rejected.status_code == 303
+        after = await client.get(f"/runs/{run.metadata.id}")
+        assert "approval.resolved" in after.text and "not this ticket" in after.text
+        again = await client.post(
+            f"/runs/{run.metadata.id}/approve", data={"csrf": csrf, "approval_id": "call_1"}
+        )
+        assert again.status_code == 409 and "not waiting for an approval" in again.text
+    resolved = await console.backend.get_execution(svc.GetExecutionRequest(id=run.metadata.id))
+    assert resolved.status.phase == execution_pb2.PHASE_RUNNING
