@@ -8,7 +8,15 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from stigmer.core import Principal, dump_manifests, kind_info, lookup_kind, unwrap
+from stigmer.core import (
+    Principal,
+    dump_manifests,
+    dump_yaml,
+    kind_info,
+    lookup_kind,
+    message_to_manifest,
+    unwrap,
+)
 from stigmer.server.console import _views as views
 from stigmer.server.console._gateway import CallError
 from stigmer.server.console._sessions import Session
@@ -73,8 +81,8 @@ async def definition(web: Web, request: Request, principal: Principal, _session:
         if va is None or vb is None:
             raise CallError("NOT_FOUND", f"{kind} {name!r} has no version {a if va is None else b}")
         diff = views.diff_text(
-            dump_manifests([unwrap(va.resource)], "yaml", include_status=False),
-            dump_manifests([unwrap(vb.resource)], "yaml", include_status=False),
+            _for_diff(va.resource),
+            _for_diff(vb.resource),
             f"{name} v{a}",
             f"{name} v{b}",
         )
@@ -187,3 +195,13 @@ def _schema_problem(schema: dict[str, Any], value: Any) -> str:
         return ""
     where = "/".join(str(p) for p in error.absolute_path)
     return f"input{' at /' + where if where else ''} does not match the input schema: {error.message}"
+
+
+def _for_diff(resource: Any) -> str:
+    """A version's manifest without what differs in every version (its number, its write time)."""
+    manifest = message_to_manifest(unwrap(resource), include_status=False)
+    metadata = manifest.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("version", None)
+        metadata.pop("updatedAt", None)
+    return dump_yaml([manifest])
