@@ -236,6 +236,12 @@ def test_the_local_stack_serves_the_temporal_ui_and_lists_it_in_status(
     assert f"http://127.0.0.1:{stack.ui_port}" in text
     metrics_row = rows["server-http"]
     assert metrics_row["address"] == f"http://127.0.0.1:{stack.http_port}"
+    # the web console is served there too, and listed (issue 22)
+    console = rows["console"]
+    assert console["address"] == f"http://127.0.0.1:{stack.http_port}/console/"
+    assert console["address"] in text
+    with urllib.request.urlopen(console["address"] + "login", timeout=10) as page:
+        assert page.status == 200 and 'name="token"' in page.read().decode()
 
 
 # ------------------------------------------------------------------------------- /metrics

@@ -70,6 +70,7 @@ EXPECTED = {
     "Unauthenticated",
     "Unavailable",
     "acting_as",
+    "again_request",
     "default_redactor",
     "dump_manifests",
     "dump_yaml",

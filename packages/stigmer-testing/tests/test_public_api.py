@@ -34,6 +34,8 @@ def test_exported_names() -> None:
             "anthropic_response",
             "assert_patch_branches",
             "call",
+            "chromium",
+            "chromium_path",
             "cli_env",
             "error",
             "free_port",

@@ -71,6 +71,11 @@ lazy(
     "stigmer.cli.commands._local:local_app",
     "Run the full stack locally (Temporal, server, runner workers).",
 )
+lazy(
+    "console",
+    "stigmer.cli.commands._console:console_app",
+    "Serve the web console over the local store on 127.0.0.1 (runs, definitions, secrets).",
+)
 lazy("token", "stigmer.cli.commands._server:token_app", "Manage API tokens of a stigmer server.")
 lazy(
     "init",

@@ -3,6 +3,7 @@ the tables of resource kinds and execution phases, the event writer every runner
 and protobuf values as plain data. The client logic (contexts, credentials, apply order, skill
 packing, runs) is in stigmer.sdk."""
 
+from stigmer.core._again import again_request
 from stigmer.core._archive import (
     TAR_MEDIA_TYPE,
     ArchiveTooLarge,
@@ -181,6 +182,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "acting_as",
+    "again_request",
     "applicable_kinds",
     "artifact_key",
     "capabilities_config",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from stigmer.core import RUNNABLE_KINDS, InvalidArgument, kind_info
 from stigmer.sdk._apply_order import order_resources
@@ -771,24 +771,18 @@ class AsyncStigmer:
         await scheduler(self, stop, tick=tick, clock=clock or utcnow, on_fire=on_fire)
 
     async def _again(
-        self, execution_id: str, link: str, secrets: Mapping[str, str] | None, start: bool
+        self,
+        execution_id: str,
+        link: Literal["rerun_of", "resumed_from"],
+        secrets: Mapping[str, str] | None,
+        start: bool,
     ) -> AsyncExecution:
-        from stigmer.proto.v1 import backend_service_pb2 as svc
-        from stigmer.proto.v1 import execution_pb2
+        from stigmer.core import again_request
 
         old = await self.get_execution(execution_id)
         runs = kind_info(old.spec.target.kind).runner if old.spec.target.kind else ""
         runner = load_runner_plugin(runs) if self.local and runs else None  # fail before creating
-        spec = execution_pb2.ExecutionSpec()
-        spec.CopyFrom(old.spec)
-        spec.ClearField("secret_refs")
-        spec.resumed_from = spec.rerun_of = ""
-        setattr(spec, link, old.metadata.id)
-        created = await self.backend.create_execution(
-            svc.CreateExecutionRequest(
-                spec=spec, runtime_secrets=dict(secrets or {}), labels=old.metadata.labels
-            )
-        )
+        created = await self.backend.create_execution(again_request(old, link, secrets))
         handle = AsyncExecution(self.backend, created, runner, start=start)
         self._executions.append(handle)
         return handle

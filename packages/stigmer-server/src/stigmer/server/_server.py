@@ -179,12 +179,15 @@ async def serve(
     http_listen: str | None = None,
     metrics_public: bool = False,
     on_http_ready: Callable[[str], None] | None = None,
+    console: bool = True,
+    console_code: str | None = None,
 ) -> None:
     """Serve ``backend`` as ``stigmer.v1.BackendService`` until SIGTERM/SIGINT or cancellation.
 
     With ``http_listen`` (``host:port``), an HTTP listener beside gRPC (``_http``: ``/healthz``,
-    ``/metrics`` with a token unless ``metrics_public``; same TLS and loopback rule as gRPC);
-    ``on_http_ready`` is called with its URL.
+    ``/metrics`` with a token unless ``metrics_public``; same TLS and loopback rule as gRPC) and,
+    with ``console``, the web console under ``/console/``; ``on_http_ready`` is called with its URL.
+    ``console_code``: a one-time login code for the admin (``/console/login?code=...``, Lite).
 
     Every call needs a bearer token (see :class:`TokenStore`); on first start an admin token is
     written to ``$STIGMER_HOME/tokens/admin`` (0600). Listening on a non-loopback address without
@@ -216,7 +219,7 @@ async def serve(
     tighten_home(home)  # files an older version left 0644
     owns_tokens = tokens is None
     store = tokens if tokens is not None else TokenStore(home=home)
-    await asyncio.to_thread(ensure_admin_token, store, home)
+    admin_token = await asyncio.to_thread(ensure_admin_token, store, home)
 
     execution_tokens = ExecutionTokens()
     interceptor = AuthInterceptor(store, execution_tokens)
@@ -241,6 +244,12 @@ async def serve(
         from stigmer.server._hooks import Hooks
 
         http.route(*Hooks(backend, servicer.dispatcher, verify=store.verify).routes())
+    if http is not None and console:
+        from stigmer.server.console import Gateway, console_app
+
+        one_time = (console_code, admin_token) if console_code else None
+        secure = credentials is not None
+        http.mount("/console", console_app(Gateway(servicer, store), secure=secure, one_time=one_time))
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=_server_options(),
@@ -384,6 +393,7 @@ def run_server(
     http_listen: str | None = None,
     metrics_public: bool = False,
     on_http_ready: Callable[[str], None] | None = None,
+    console_code: str | None = None,
 ) -> None:
     """Serve a ``LocalBackend`` (SQLite file or PostgreSQL URL) until SIGTERM/SIGINT; blocking.
 
@@ -400,6 +410,8 @@ def run_server(
     completed by the other ``STIGMER_TEMPORAL_*`` variables, executions become Temporal workflows.
     With ``schedules`` (the default) the server fires due Schedules every
     ``$STIGMER_SCHEDULER_TICK`` seconds (default 1), each slot once across servers.
+    With ``http_listen`` the HTTP listener serves the web console under ``/console/``;
+    ``console_code`` makes a one-time admin login link (``stigmer console``).
     """
     settings = Settings.load()
     resolved_home = Path(home) if home is not None else settings.home
@@ -476,6 +488,7 @@ def run_server(
                 http_listen=http_listen,
                 metrics_public=metrics_public,
                 on_http_ready=on_http_ready,
+                console_code=console_code,
             )
         finally:
             store.close()

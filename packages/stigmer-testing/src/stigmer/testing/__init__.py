@@ -25,6 +25,7 @@
 Not part of ``pip install stigmer``: a workspace distribution for the tests.
 """
 
+from ._browser import chromium, chromium_path
 from ._cli import STIGMER, UserCli, user_env
 from ._fullstack import FullstackWorld
 from ._grpc import GREETER_PROTO, GrpcGreeter
@@ -71,6 +72,8 @@ __all__ = [
     "anthropic_response",
     "assert_patch_branches",
     "call",
+    "chromium",
+    "chromium_path",
     "cli_env",
     "error",
     "free_port",

@@ -120,9 +120,13 @@ def _rows(paths: LocalPaths) -> list[dict[str, Any]]:
         }
         rows.append(row)
         # What a component serves besides its own address: the Temporal web UI, the server's HTTP.
-        extra = {"temporal": ("temporal-ui", settings.ui_url), "server": ("server-http", settings.http_url)}
-        if name in extra and extra[name][1]:
-            rows.append({**row, "name": extra[name][0], "address": extra[name][1]})
+        extra = {
+            "temporal": [("temporal-ui", settings.ui_url)],
+            "server": [("server-http", settings.http_url), ("console", settings.console_url)],
+        }
+        for label, url in extra.get(name, []):
+            if url:
+                rows.append({**row, "name": label, "address": url})
     return rows
 
 
@@ -288,7 +292,10 @@ def start(
     no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not serve the Temporal web UI.")] = False,
     http_port: Annotated[
         int,
-        typer.Option("--http-port", help="Port of the server's HTTP listener (/metrics, /healthz); 0 = off."),
+        typer.Option(
+            "--http-port",
+            help="Port of the server's HTTP listener (/metrics, /healthz, the web console); 0 = off.",
+        ),
     ] = 7235,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health.")] = START_TIMEOUT,
 ) -> None:
@@ -342,7 +349,11 @@ def start(
     echo_err(
         f"local stack running: stigmer server {settings.endpoint}, Temporal {settings.temporal_address}"
         + (f", Temporal UI {settings.ui_url}" if settings.ui_port else "")
-        + (f", metrics {settings.http_url}/metrics" if settings.http_port else "")
+        + (
+            f", metrics {settings.http_url}/metrics, console {settings.console_url}"
+            if settings.http_port
+            else ""
+        )
         + f"; context '{CONTEXT}' selected"
     )
 

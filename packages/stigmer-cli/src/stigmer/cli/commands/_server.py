@@ -170,7 +170,7 @@ def server(
         typer.Option(
             "--http-listen",
             metavar="HOST:PORT",
-            help="Also serve HTTP here: /metrics (Prometheus), /healthz, webhooks (POST /hooks/NAME) and CloudEvents (POST /events), with the same TLS as gRPC.",
+            help="Also serve HTTP here: the web console (/console/), webhooks (POST /hooks/NAME), CloudEvents (POST /events), /metrics (Prometheus) and /healthz, with the same TLS as gRPC.",
             show_default=False,
         ),
     ] = "",
@@ -268,7 +268,9 @@ def server(
         "on_ready": lambda address: echo_err(f"stigmer server listening on {address} (Ctrl-C stops it)"),
         "http_listen": http_listen or None,
         "metrics_public": metrics_public,
-        "on_http_ready": lambda url: echo_err(f"stigmer server HTTP on {url} (/metrics, /healthz)"),
+        "on_http_ready": lambda url: echo_err(
+            f"stigmer server HTTP on {url} (/metrics, /healthz); web console {url}/console/"
+        ),
     }
     if allow_run:
         echo_err(

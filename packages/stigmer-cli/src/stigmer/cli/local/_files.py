@@ -41,7 +41,7 @@ class StackSettings:
     server_port: int = 7234
     ui_port: int = 8233  # the Temporal web UI; 0 = off (`--no-ui`)
     host: str = "127.0.0.1"
-    http_port: int = 7235  # the server's HTTP listener (/metrics, /healthz); 0 = off
+    http_port: int = 7235  # the server's HTTP listener (/metrics, /healthz, /console/); 0 = off
 
     @property
     def ui_url(self) -> str:
@@ -50,6 +50,11 @@ class StackSettings:
     @property
     def http_url(self) -> str:
         return f"http://{self.host}:{self.http_port}" if self.http_port else ""
+
+    @property
+    def console_url(self) -> str:
+        """The web console the server serves on its HTTP listener."""
+        return f"{self.http_url}/console/" if self.http_port else ""
 
     @property
     def temporal_address(self) -> str:
