@@ -36,7 +36,7 @@ HISTORY_LIMIT = 10_000
 TEMPORAL_JQ_SECONDS: Final = 1.5
 
 
-@workflow.defn(name=WORKFLOW_NAME)
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
 class StigmerWorkflow:
     def __init__(self) -> None:
         self._pending: list[dict[str, Any]] = []
