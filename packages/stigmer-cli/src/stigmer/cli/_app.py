@@ -150,6 +150,7 @@ def _error_message(exc: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _quick_exit()
     if "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args:
         OPTIONS.debug = True
     command = typer.main.get_command(app)
@@ -173,6 +174,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {_one_line(_masked(message))}", file=sys.stderr)
         sys.stderr.flush()
         sys.exit(getattr(exc, "exit_code", 1) if message is not None else 1)
+
+
+def _quick_exit() -> None:
+    """At exit, move every object to the collector's permanent generation (``gc.freeze``), so the
+    interpreter's last collections do not walk them: after an agent run's imports (pydantic-ai, the
+    MCP SDK, the OpenAI client: some 200,000 objects) they took 0.5-0.9 s between the last line
+    printed and the end of the process. atexit handlers, stream flushing and module teardown
+    still run; only the final cyclic-garbage pass skips what was alive at exit. Registered once
+    (``main`` also runs in-process in tests, where it acts when their process ends)."""
+    global _EXIT_FREEZE
+    if not _EXIT_FREEZE:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _EXIT_FREEZE = True
+
+
+_EXIT_FREEZE = False
 
 
 def _masked(text: str) -> str:
