@@ -55,6 +55,10 @@ BEFORE_PER_ACTIVITY = "05bf45b3dbedff6549ccdbb0504db29a01e5a372"
 #: started by the server and awaited; ``run: workflow`` children were already child workflows.
 BEFORE_CHILD_WORKFLOWS = "c56a5cf985dd8862814e0b6ee03261bfaf8c6ce1"
 
+#: Before the ``stigmer.schedule.fire-waits`` patch: a fire workflow fired the slot (the store
+#: judging overlap), had the server start the run, and ended at once.
+BEFORE_FIRE_WAITS = "bc72dad6ee37fdd4cb409148f1a1405e48dbe080"
+
 RECORDINGS: dict[str, Recording] = {
     "agent-approval": Recording(
         "stigmer-runner-agent",
@@ -67,6 +71,18 @@ RECORDINGS: dict[str, Recording] = {
         "agent_approval",
         BEFORE_PER_ACTIVITY,
         "legacy branch of stigmer.agent.per-activity: one stigmer.agent.run activity per step",
+    ),
+    "schedule-fire": Recording(
+        "stigmer-temporal",
+        "schedule_fire",
+        None,
+        "current code: the fire workflow starts its run as a child and waits (patched fire-waits)",
+    ),
+    "schedule-fire-before-fire-waits": Recording(
+        "stigmer-temporal",
+        "schedule_fire",
+        BEFORE_FIRE_WAITS,
+        "legacy branch of stigmer.schedule.fire-waits: the fire ends once the server started the run",
     ),
     "workflow-children": Recording(
         "stigmer-runner-workflow",
@@ -297,7 +313,57 @@ async def workflow_call_agent(address: str, folder: Path) -> Any:
     return await _delegate(address, folder, ASK)
 
 
+async def schedule_fire(address: str, folder: Path) -> Any:
+    """A Temporal Schedule (of a Stigmer Schedule) is triggered once; its ``stigmer.schedule.fire``
+    workflow fires the slot and its run (a one-task workflow) runs to its end."""
+    from stigmer.backend.local import LocalBackend
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import execution_pb2
+    from stigmer.temporal import TemporalSchedules, temporal_dispatch
+
+    backend = LocalBackend(f"sqlite:///{folder / 'stigmer.db'}", home=folder, master_key=KEY)
+    await _apply(
+        backend,
+        SHOUT.replace("'${ .text | ascii_upcase }'", "yes")
+        + "---\napiVersion: stigmer.ai/v1\nkind: Schedule\nmetadata: {name: yearly}\nspec:\n"
+        '  cron: "0 0 1 1 *"\n  target: {kind: Workflow, name: shout}\n',
+    )
+    _served, dispatcher = temporal_dispatch(backend, address)
+    tag = uuid.uuid4().hex[:8]
+    dispatcher.queues["WorkflowExecution"] = f"workflows-{tag}"
+    schedules = TemporalSchedules(backend, dispatcher, queue=f"schedules-{tag}")
+    stop = asyncio.Event()
+    firing = asyncio.create_task(schedules.run(stop))
+    client = await dispatcher.client()
+    schedule = (await backend.list(svc.ListRequest(kind="Schedule"))).resources[0].schedule
+    handle = client.get_schedule_handle(f"stigmer-schedule-{schedule.metadata.id}")
+    try:
+        async with _workflow_worker()(client, f"workflows-{tag}", backend):
+            for _ in range(100):  # the worker syncs the schedules first
+                if [s async for s in await client.list_schedules() if s.id == handle.id]:
+                    break
+                await asyncio.sleep(0.1)
+            await handle.trigger()
+            for _ in range(300):
+                actions = (await handle.describe()).info.recent_actions
+                if actions:
+                    break
+                await asyncio.sleep(0.1)
+            fire = client.get_workflow_handle(actions[0].action.workflow_id)
+            await asyncio.wait_for(fire.result(), 60)
+            run = (await backend.list_executions(svc.ListExecutionsRequest())).executions[0]
+            await _wait_phase(backend, run.metadata.id, execution_pb2.PHASE_SUCCEEDED)
+            history = await fire.fetch_history()
+    finally:
+        await handle.delete()
+        stop.set()
+        await firing
+        await backend.close()
+    return history
+
+
 SCENARIOS: dict[str, Callable[[str, Path], Awaitable[Any]]] = {
+    "schedule_fire": schedule_fire,
     "agent_approval": agent_approval,
     "workflow_children": workflow_children,
     "workflow_call_agent": workflow_call_agent,

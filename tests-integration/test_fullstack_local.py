@@ -828,6 +828,49 @@ def test_retry_of_a_run_failed_at_its_third_call_repeats_none_of_the_first_two(
     assert [world.count(p) for p in paths] == [1, 1, 2, 1]  # only the failed call again, then the 4th
 
 
+def test_retry_of_an_agent_run_failed_in_its_second_turn_keeps_the_first(stack: Stack, world: World) -> None:
+    """Turn 1 asks for an approval; after it, the model request of turn 2 fails (400). `stigmer
+    execution retry` continues on Temporal after turn 1: turn 2 starts over (its call is asked for
+    again), turn 1's model request is not sent again."""
+    stack.apply(f"""\
+apiVersion: stigmer.ai/v1
+kind: McpServer
+metadata: {{name: items}}
+spec:
+  stdio: {{command: {sys.executable!r}, args: [{str(MCP_TEST_SERVER)!r}]}}
+---
+apiVersion: stigmer.ai/v1
+kind: Agent
+metadata: {{name: janitor}}
+spec:
+  instructions: Delete what you are asked to.
+  model: {{provider: openai-compatible, name: stand-in, baseUrl: {world.url}/v1, params: {{maxRetries: 0}}}}
+  mcpServers: [{{name: items, tools: [delete_item], requireApproval: [delete_item]}}]
+""")
+    execution_id = (
+        stack.cli("agent", "execute", "janitor", "delete item 42 (FAIL AFTER TOOL)", "--detach")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    waiting = stack.wait_phase(execution_id, {"WAITING_APPROVAL", "FAILED", "SUCCEEDED"}, 60)
+    assert waiting["phase"] == "WAITING_APPROVAL", waiting
+    stack.cli("execution", "approve", execution_id, check=False)  # follows the run: it fails
+    failed = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 60)
+    assert failed["phase"] == "FAILED", failed
+    assert (world.count("chat:fail:first"), world.count("chat:fail:after-tool")) == (1, 1)
+    retry_id = stack.cli("execution", "retry", execution_id, "--detach").stdout.strip().splitlines()[-1]
+    assert retry_id != execution_id
+    asked = stack.wait_phase(retry_id, {"WAITING_APPROVAL", "FAILED", "SUCCEEDED"}, 60)
+    assert asked["phase"] == "WAITING_APPROVAL", asked  # the call runs again: asked again
+    approved = stack.cli("execution", "approve", retry_id, "-o", "json", check=False)
+    done = stack.wait_phase(retry_id, {"SUCCEEDED", "FAILED"}, 60)
+    assert done["phase"] == "SUCCEEDED", (done, approved.stderr)
+    assert done["output"] == "Item 42 is gone."
+    assert done["resumedFrom"] == execution_id
+    # turn 1's model request was not sent again; turn 2's was (it started over)
+    assert (world.count("chat:fail:first"), world.count("chat:fail:after-tool")) == (1, 2)
+
+
 def test_a_schedule_fires_on_the_stack_and_stops_when_paused(stack: Stack) -> None:
     stack.apply("""\
 apiVersion: stigmer.ai/v1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pydantic_ai  # noqa: F401  # imported before replay, as a worker process has it
 import pytest
+from stigmer.runner.agent.temporal._host import RETRY_PATCH
 from stigmer.runner.agent.temporal._workflow import PER_ACTIVITY_PATCH, StigmerAgent
 from stigmer.temporal._failure import FAILED_PATCH
 from stigmer.testing import assert_patch_branches, load_history
@@ -21,6 +22,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_histories_are_committed_for_both_branches_of_each_patch() -> None:
     assert_patch_branches(HISTORIES, PER_ACTIVITY_PATCH)
     assert_patch_branches(HISTORIES, FAILED_PATCH)
+    assert_patch_branches(HISTORIES, RETRY_PATCH)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -105,31 +105,50 @@ class TemporalDispatcher:
                 f"stigmer-temporal-approval-{execution.metadata.id}",
             )
 
+    async def run_workflow(self, execution: execution_pb2.Execution) -> dict[str, Any]:
+        """How an execution's Temporal workflow is started, as plain data (for a workflow that
+        starts it as its child: ``stigmer.schedule.fire``): ``workflow`` (type), ``args``,
+        ``id`` (the execution id), ``queue``, ``memo`` and ``attributes`` (whether the namespace
+        has the search attributes ``StigmerKind`` / ``StigmerName``)."""
+        kind = execution.kind or "WorkflowExecution"
+        name = WORKFLOW_WORKFLOW if kind == "WorkflowExecution" else AGENT_WORKFLOW
+        target = execution.spec.target
+        args: dict[str, Any] = {"executionId": execution.metadata.id}
+        if name == WORKFLOW_WORKFLOW:  # where its `call: agent` children run
+            args["agentQueue"] = self.queues["AgentExecution"]
+            args.update(await self._definition(execution))
+        if self._attributes is None:
+            self._attributes = await registered_search_attributes(await self.client(), self.namespace)
+        return {
+            "workflow": name,
+            "args": args,
+            "id": execution.metadata.id,
+            "queue": self.queues.get(kind, WORKFLOW_QUEUE),
+            "memo": run_memo(target.kind, target.name or target.id),
+            "attributes": bool(self._attributes),
+        }
+
     async def _start(self, execution: execution_pb2.Execution) -> None:
         from stigmer.core import execution_attributes, start_span
         from temporalio.common import WorkflowIDConflictPolicy
 
         execution_id = execution.metadata.id
         kind = execution.kind or "WorkflowExecution"
-        name = WORKFLOW_WORKFLOW if kind == "WorkflowExecution" else AGENT_WORKFLOW
         target = execution.spec.target
         try:
             client = await self.client()
-            args: dict[str, Any] = {"executionId": execution_id}
-            if name == WORKFLOW_WORKFLOW:  # where its `call: agent` children run
-                args["agentQueue"] = self.queues["AgentExecution"]
-                args.update(await self._definition(execution))
+            run = await self.run_workflow(execution)
             # The execution's span (when traces are on): Temporal's interceptor makes the workflow's
             # spans, on the workers, its children.
             attributes = execution_attributes(execution)
             with start_span(f"{kind} {attributes['stigmer.target.name']}", attributes):
                 await client.start_workflow(
-                    name,
-                    args,
+                    run["workflow"],
+                    run["args"],
                     id=execution_id,
-                    task_queue=self.queues.get(kind, WORKFLOW_QUEUE),
+                    task_queue=run["queue"],
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    memo=run_memo(target.kind, target.name or target.id),
+                    memo=run["memo"],
                     search_attributes=await self._search_attributes(
                         client, target.kind, target.name or target.id
                     ),

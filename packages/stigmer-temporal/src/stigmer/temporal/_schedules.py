@@ -5,9 +5,11 @@ With Temporal, each Stigmer Schedule with ``cron`` or ``every`` is a Temporal Sc
 while ``enabled`` is false), kept in step whenever a Schedule or a Workflow (which may own one) is
 applied or deleted, and at server start. Each action starts the small ``stigmer.schedule.fire``
 workflow on the server's own queue (``stigmer-schedules``); its local activity fires the slot in
-the store — once per slot, with the schedule's overlap policy, as every scheduler does — and
-hands the run to the dispatcher. ``after`` schedules, whose slots depend on their last run, stay
-with the server's own scheduler.
+the store (once per slot, recorded as every scheduler does), and the fire workflow then starts
+the run's workflow as its child and waits for it to end. So a fire lasts as long as its run, and
+Temporal's own overlap policy (``SKIP``, ``BUFFER_ONE``, ``ALLOW_ALL`` from the Schedule's
+``overlap``) and catch-up window judge the real runs. ``after`` schedules, whose slots depend on
+their last run, stay with the server's own scheduler.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ SCHEDULE_QUEUE = "stigmer-schedules"
 FIRE_WORKFLOW = "stigmer.schedule.fire"
 SCHEDULE_ID_PREFIX = "stigmer-schedule-"
 _MIN_CATCHUP = datetime.timedelta(seconds=10)  # Temporal's own minimum
+
+
+def _overlap() -> dict[str, Any]:
+    from temporalio.client import ScheduleOverlapPolicy
+
+    return {
+        "skip": ScheduleOverlapPolicy.SKIP,
+        "bufferOne": ScheduleOverlapPolicy.BUFFER_ONE,
+        "allowAll": ScheduleOverlapPolicy.ALLOW_ALL,
+    }
 
 
 def temporal_id(schedule: Any) -> str:
@@ -114,7 +126,6 @@ class TemporalSchedules:
             Schedule,
             ScheduleActionStartWorkflow,
             ScheduleIntervalSpec,
-            ScheduleOverlapPolicy,
             SchedulePolicy,
             ScheduleSpec,
             ScheduleState,
@@ -142,23 +153,33 @@ class TemporalSchedules:
                 task_queue=self.queue,
             ),
             spec=when,
-            # the store applies the overlap policy (each fire ends at once): Temporal allows all
+            # Temporal judges overlap: each fire workflow lasts as long as the run it starts
             policy=SchedulePolicy(
-                overlap=ScheduleOverlapPolicy.ALLOW_ALL,
+                overlap=_overlap()[spec.overlap or "skip"],
                 catchup_window=max(table.catchup_window, _MIN_CATCHUP),
             ),
             state=ScheduleState(paused=not enabled, note="managed by stigmer: edit the Schedule resource"),
         )
 
-    async def fire(self, args: dict[str, Any]) -> str:
-        """The local activity: fire the slot in the store once and start its run."""
+    async def fire(self, args: dict[str, Any]) -> str | dict[str, Any]:
+        """The local activity: fire the slot in the store once.
+
+        With ``judged`` (Temporal applied the overlap policy: the fire workflow then starts the
+        run as its child and waits for it) every slot not fired before starts a run, and how to
+        start its workflow is returned (``{}``: fired before). Without (fire workflows started
+        before that patch) the store judges overlap, the dispatcher starts the run and its id
+        is returned."""
         slot = datetime.datetime.fromisoformat(str(args["slot"]))
-        fires = await self.backend.fire_schedule(str(args["schedule"]), [slot])
+        judged = bool(args.get("judged"))
+        fires = await self.backend.fire_schedule(str(args["schedule"]), [slot], overlap=not judged)
         for fire in fires:
             if fire.execution is not None:
+                if judged:
+                    run: dict[str, Any] = await self.dispatcher.run_workflow(fire.execution)
+                    return run
                 self.dispatcher.start(fire.execution)
                 return str(fire.execution.metadata.id)
-        return ""
+        return {} if judged else ""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync, then run the fire worker until ``stop``."""
@@ -171,7 +192,7 @@ class TemporalSchedules:
         except Exception as exc:
             logger.warning("could not sync schedules to Temporal: %s", exc)
 
-        async def fire_slot(args: dict[str, Any]) -> str:
+        async def fire_slot(args: dict[str, Any]) -> str | dict[str, Any]:
             return await self.fire(args)
 
         fire = activity.defn(name=FIRE_WORKFLOW)(fire_slot)

@@ -21,7 +21,8 @@ class FullstackWorld(HttpWorld):
     call of "add 2 and 3", and the first ``SLOW`` sub-agent request, take ``slow_chat`` seconds (so
     a test can kill a worker meanwhile). Every model request first waits ``chat_delay`` seconds.
     "WORKSPACE write" writes ``notes.txt`` with the files tool, "WORKSPACE read" reads it back;
-    after either call the model answers ``tool said: <the result>``.
+    after either call the model answers ``tool said: <the result>``. A conversation saying "FAIL
+    AFTER TOOL" fails its first request after a tool call (400) once (``_fail_after_tool``).
     """
 
     def __init__(self, reply: str = "Hello from the stand-in model") -> None:
@@ -49,6 +50,9 @@ class FullstackWorld(HttpWorld):
             if self.chat_delay:
                 time.sleep(self.chat_delay)
             body: dict[str, Any] = request.json() or {}
+            failed = self._fail_after_tool(body)
+            if failed is not None:
+                return failed
             return openai_response(self._chat(body), body)
         if path.startswith("/slow"):
             time.sleep(3)
@@ -58,6 +62,23 @@ class FullstackWorld(HttpWorld):
         if path.startswith("/echo"):  # an API that echoes the query it got (URL-encoded)
             reply["query"] = request.query
         return json_response(reply)
+
+    def _fail_after_tool(self, body: dict[str, Any]) -> Response | None:
+        """A conversation that says "FAIL AFTER TOOL": counted under ``chat:fail:first`` (no
+        tool result yet) and ``chat:fail:after-tool``; the first request after the tool call is
+        answered 400 (not retried), later ones as usual."""
+        messages = body.get("messages") or []
+        if not any(
+            "FAIL AFTER TOOL" in str(m.get("content", "")) for m in messages if m.get("role") == "user"
+        ):
+            return None
+        has_tool = any(m.get("role") == "tool" for m in messages)
+        seen = self._hit("chat:fail:after-tool" if has_tool else "chat:fail:first")
+        if has_tool and seen == 1:
+            return json_response(
+                {"error": {"message": "bad request: model unloaded", "type": "invalid"}}, 400
+            )
+        return None
 
     def _chat(self, body: dict[str, Any]) -> Reply:
         messages = body.get("messages") or []

@@ -23,15 +23,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from .._limits import Limits, Spent, turn_limits
-from .._loop import Decision, Pause, Start, Stop, Turn
+from .._loop import Decision, Pause, PendingCall, Start, Stop, Turn
 
 if TYPE_CHECKING:
     from pydantic_ai import Agent, DeferredToolResults
     from pydantic_ai.agent import AgentRunResult
     from pydantic_ai.messages import ModelMessage
 
-__all__ = ["STOPPED", "TemporalHost"]
+__all__ = ["RETRY_PATCH", "STOPPED", "TemporalHost"]
 
+RETRY_PATCH = "stigmer.agent.retry-from-turn"  # a retry's plan continues after the last completed turn
 STOPPED = "RunStopped"  # ApplicationError type: the execution ended elsewhere (details: its phase)
 SHORT = datetime.timedelta(minutes=5)
 BEAT = datetime.timedelta(seconds=10)
@@ -177,13 +178,22 @@ class TemporalHost:
 
             self._context = ContextKeeper.of(dict(plan["context"]))
         price = plan.get("price")
-        return Start(
+        start = Start(
             prompt=str(plan["prompt"]),
             history=load_messages(list(plan.get("history") or [])),
             limits=Limits.combine(plan.get("limits")),
             spent=Spent.of(plan.get("spent")),
             price=(float(price[0]), float(price[1])) if price else None,
         )
+        resume = plan.get("resume")
+        # A retry of a failed or cancelled run (only its plans have ``resume``): it continues
+        # after the old run's last completed turn, whose conversation it keeps; the calls that
+        # turn paused on are asked for again.
+        if resume is not None and workflow.patched(RETRY_PATCH):
+            start.prompt = None
+            start.history = load_messages(list(resume.get("messages") or []))
+            start.pending = [PendingCall(**dict(c)) for c in resume.get("pending") or []]
+        return start
 
     async def turn(
         self,

@@ -6,7 +6,9 @@ effect is one of these steps, called with the execution id and plain JSON data:
 - ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
   session's earlier conversation, the instructions (skills included), the model's name and the
   tool definitions of every toolset (MCP servers are started to list them, and this worker keeps
-  them running for the execution's later tool calls: ``_mcp_pool``);
+  them running for the execution's later tool calls: ``_mcp_pool``); for a retry, where it
+  continues (``resume``: the conversation through the old run's last completed turn and the
+  calls that turn paused on, to be asked for again);
 - ``model_request``: one request to the model, its text streamed to the Backend as
   ``text.delta`` / ``message.assistant`` events; the final response is returned;
 - ``call_tool``: one tool call (an MCP tool, a skill file read, or a whole sub-agent run);
@@ -117,16 +119,31 @@ class AgentSteps:
 
         run = await self._open(execution_id, context=False)
         prompt = run.prompt()
-        if run.execution.status.phase != execution_pb2.PHASE_RUNNING:
-            await run.mark_running(prompt)
-        await run.load_context()  # available once the execution runs
         spec = run.execution.spec
+        resume = self._resume(run.execution)
+        if run.execution.status.phase != execution_pb2.PHASE_RUNNING:
+            if resume is None:
+                await run.mark_running(prompt)
+            else:
+                # This run's own checkpoint: a retry of this retry continues from the same place.
+                kept = Checkpoint(
+                    messages=list(resume["messages"]),
+                    pending=[PendingCall(**p) for p in resume["pending"]],
+                    inflight=not resume["pending"],
+                )
+                await run.sink.update(phase=execution_pb2.PHASE_RUNNING, checkpoint=kept.dump(run.redactor))
+                await run.sink.emit(
+                    "log",
+                    text=f"continuing {spec.resumed_from} after its last completed turn "
+                    "(the turn that failed starts over; its approvals are asked again)",
+                )
+        await run.load_context()  # available once the execution runs
         history = await session_history(self.backend, spec.session_id, run.id) if spec.session_id else []
         tools: list[dict[str, Any]] = []
         definition = TypeAdapter(ToolDefinition)
         agent = await run.agent()
         # The workspace is seeded here and saved at once: any worker's tool call restores it.
-        if await run.open_workspace(agent.spec, new_turn=True) is not None:
+        if await run.open_workspace(agent.spec, new_turn=resume is None) is not None:
             await run.sink.update(workspace=await run.save_workspace())
         async with AsyncExitStack() as stack:
             build = await run.build(agent, stack)
@@ -159,8 +176,26 @@ class AgentSteps:
                 "context": build.context.to_dict() if build.context is not None else None,
                 "requestLimit": run.limits.agent_requests,
             }
+            if resume is not None:
+                plan["resume"] = resume
         scrubbed: dict[str, Any] = run.redactor.scrub(plan)
         return scrubbed
+
+    @staticmethod
+    def _resume(execution: execution_pb2.Execution) -> dict[str, Any] | None:
+        """Where a retry (``stigmer execution retry``: ``resumedFrom``, the old run's checkpoint
+        copied) continues: the conversation through the old run's last completed turn and the
+        calls that turn ended on (paused for approval), or a conversation saved mid-run (Lite).
+        The calls are asked for again: the turn starts over, so they would run again, and a
+        decision given on the old run (perhaps by someone else) approved one run of them only.
+        ``None``: the run starts from its prompt (a run that failed in its first turn starts
+        over, after the session's earlier turns)."""
+        if not execution.spec.resumed_from:
+            return None
+        state = Checkpoint.parse(execution.status.checkpoint)
+        if not state.messages or not (state.pending or state.inflight):
+            return None
+        return {"messages": state.messages, "pending": [p.__dict__ for p in state.pending]}
 
     async def model_request(self, execution_id: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Send one model request (streaming its text to the Backend); the response, scrubbed."""

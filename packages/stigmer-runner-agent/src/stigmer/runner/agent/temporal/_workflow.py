@@ -9,7 +9,9 @@ calls come back from it and are not made again — and continues with the step t
 (retried once the heartbeat times out).
 
 ``stigmer.agent.start`` lists what the loop needs (prompt, session history, instructions, tool
-definitions); ``.finish`` / ``.fail`` write the end. When a tool needs approval the workflow
+definitions; for a retry, the conversation through the old run's last completed turn and the calls
+it paused on, asked for again: the failed turn starts over, patch ``stigmer.agent.retry-from-turn``);
+``.finish`` / ``.fail`` write the end. When a tool needs approval the workflow
 writes WAITING_APPROVAL (``stigmer.agent.approval``), waits for the ``stigmer.approval`` signal the
 server sends on ``SubmitApproval``, reads the decision (``stigmer.agent.decision``) and continues
 the loop with it. Streamed text reaches the Backend from the model activity; the history holds
