@@ -150,7 +150,7 @@ def _error_message(exc: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _quick_exit()
+    _tune_collector()
     if "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args:
         OPTIONS.debug = True
     command = typer.main.get_command(app)
@@ -176,23 +176,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(getattr(exc, "exit_code", 1) if message is not None else 1)
 
 
-def _quick_exit() -> None:
-    """At exit, move every object to the collector's permanent generation (``gc.freeze``), so the
-    interpreter's last collections do not walk them: after an agent run's imports (pydantic-ai, the
-    MCP SDK, the OpenAI client: some 200,000 objects) they took 0.5-0.9 s between the last line
-    printed and the end of the process. atexit handlers, stream flushing and module teardown
-    still run; only the final cyclic-garbage pass skips what was alive at exit. Registered once
-    (``main`` also runs in-process in tests, where it acts when their process ends)."""
-    global _EXIT_FREEZE
-    if not _EXIT_FREEZE:
-        import atexit
-        import gc
+def _tune_collector() -> None:
+    """Keep the cycle collector off the start-up's objects. A command imports what it needs as it
+    goes (an agent run: pydantic-ai, the MCP SDK, the OpenAI client, some 200,000 objects that live
+    until the end), and the collector would walk them again and again while they are made, and
+    once more at exit (0.5-0.9 s between an agent run's last line and the end of its process).
+    So it is off for the first seconds; then (long-running commands) what exists is frozen into
+    the permanent generation and the collector runs as usual; at exit the same freeze skips the
+    final walk. atexit handlers, stream flushing and module teardown run as always. Set up once
+    (``main`` also runs in-process in tests: the timer gives the collector back there too)."""
+    global _COLLECTOR_SET
+    if _COLLECTOR_SET:
+        return
+    _COLLECTOR_SET = True
+    import atexit
+    import gc
+    import threading
 
-        atexit.register(gc.freeze)
-        _EXIT_FREEZE = True
+    def resume() -> None:
+        gc.freeze()
+        gc.enable()
+
+    if gc.isenabled():
+        gc.disable()
+        timer = threading.Timer(_COLLECTOR_OFF_SECONDS, resume)
+        timer.daemon = True
+        timer.start()
+    atexit.register(gc.freeze)
 
 
-_EXIT_FREEZE = False
+_COLLECTOR_SET = False
+#: How long a command starts without the cycle collector.
+_COLLECTOR_OFF_SECONDS = 5.0
 
 
 def _masked(text: str) -> str:
