@@ -25,7 +25,16 @@ CORE_SCHEMAS = ROOT / "packages" / "stigmer-core" / "src" / "stigmer" / "core" /
 DOC_SCHEMAS = ROOT / "docs" / "schemas"
 REFERENCE = ROOT / "docs" / "reference" / "manifests.md"
 SCHEMA_BASE = "https://stigmer.ai/schemas/v1"
-DEFINITION_KINDS = ["Agent", "Skill", "McpServer", "Environment", "Workflow", "Session", "Schedule"]
+DEFINITION_KINDS = [
+    "Agent",
+    "Skill",
+    "McpServer",
+    "Environment",
+    "Workflow",
+    "Session",
+    "Schedule",
+    "Trigger",
+]
 API_VERSION = "stigmer.ai/v1"
 # Messages a list may give by name alone (core's manifest loader expands them).
 NAME_SHORTHAND = {".stigmer.v1.AgentTool"}

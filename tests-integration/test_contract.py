@@ -43,6 +43,7 @@ def test_service_has_every_rpc_of_the_design() -> None:
         "SetSecret", "DeleteSecret", "ListSecrets", "GrantSecret", "RevokeSecret",
         "PutArtifact", "GetArtifact",
         "CreateMemory", "ListMemories", "GetMemory", "DeleteMemory",
+        "PublishEvent",
     ]  # fmt: skip
     assert "rpc WatchExecution(WatchExecutionRequest) returns (stream ExecutionEvent);" in text
 

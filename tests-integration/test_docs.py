@@ -352,3 +352,12 @@ def test_schedules_page_applies_lists_triggers_and_describes(tmp_path: Path) -> 
     assert '"report": "for support"' in out or "for support" in out
     assert "Target:    Workflow/report" in out
     assert "fired" in out.partition("Last runs:")[2]
+
+
+def test_triggers_page_sends_events_that_start_schedule_on_runs(tmp_path: Path) -> None:
+    page = run_page(DOCS / "triggers.md", tmp_path)
+    out = page.stdout
+    assert "workflow/on-paid created" in out
+    assert "(com.acme.order.paid) delivered to 0 execution(s), started 1 run(s)" in out
+    assert "SUCCEEDED" in out
+    assert "(com.acme.order.refunded) delivered to 0 execution(s), started 0 run(s)" in out

@@ -543,6 +543,129 @@ spec:
     assert done["output"] == {"by": "ann"}
 
 
+def test_event_send_wakes_a_listen_and_starts_schedule_on_runs_on_temporal(stack: Stack) -> None:
+    """Issue 21: `stigmer event send` against the full stack (PublishEvent): the waiting run's
+    Temporal workflow gets the event as a signal; a `schedule.on` workflow starts on Temporal."""
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: waits-for-shipping}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: waits-for-shipping, version: 1.0.0}
+  do:
+    - shipped:
+        listen:
+          to:
+            one: {with: {type: com.acme.shipped}}
+    - carrier:
+        set: {carrier: '${ .[0].carrier }'}
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: on-shipped}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: on-shipped, version: 1.0.0}
+  schedule:
+    on:
+      one: {with: {type: com.acme.shipped}}
+  do:
+    - note:
+        set: {noted: '${ .data.carrier }'}
+""")
+    execution_id = stack.cli("run", "waits-for-shipping", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    sent = stack.cli(
+        "event", "send", "--type", "com.acme.shipped", "--source", "https://shop.example",
+        "--data", '{"carrier": "ups"}', "-o", "json",
+    )  # fmt: skip
+    result = json.loads(sent.stdout)
+    assert result["delivered"] == [execution_id]
+    [started] = result["started"]
+    done = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 30)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"carrier": "ups"}
+    noted = stack.wait_phase(started["id"], {"SUCCEEDED", "FAILED"}, 30)
+    assert noted["phase"] == "SUCCEEDED", noted
+    assert noted["output"] == {"noted": "ups"}
+
+
+def test_a_signed_webhook_and_a_posted_cloud_event_run_on_temporal(stack: Stack) -> None:
+    """Issue 21: `POST /hooks/{name}` on the stack's HTTP listener starts the trigger's workflow on
+    Temporal; `POST /events` (binary mode, the admin token) wakes a waiting run's listen there."""
+    import hashlib
+    import hmac
+
+    import httpx
+    from stigmer.server import admin_token_path
+
+    key = "whsec-fullstack-0123456789"
+    stack.cli("secret", "set", "FS_HOOK_KEY", input=key)
+    stack.apply("""\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: hooked}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: hooked, version: 1.0.0}
+  do:
+    - keep: {set: {ref: '${ .ref }'}}
+---
+apiVersion: stigmer.ai/v1
+kind: Trigger
+metadata: {name: pushes}
+spec:
+  target: {kind: Workflow, name: hooked}
+  secret: FS_HOOK_KEY
+---
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {name: waits-for-review}
+spec:
+  document: {dsl: 1.0.0, namespace: demo, name: waits-for-review, version: 1.0.0}
+  do:
+    - reviewed:
+        listen:
+          to:
+            one: {with: {type: com.acme.reviewed}}
+    - by:
+        set: {by: '${ .[0].by }'}
+""")
+    base = f"http://127.0.0.1:{stack.http_port}"
+    body = b'{"ref": "refs/heads/main"}'
+    signature = "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    hooked = httpx.post(
+        f"{base}/hooks/pushes",
+        content=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": signature},
+        timeout=30,
+    )
+    assert hooked.status_code == 202, hooked.text
+    done = stack.wait_phase(hooked.json()["id"], {"SUCCEEDED", "FAILED"}, 30)
+    assert done["phase"] == "SUCCEEDED", done
+    assert done["output"] == {"ref": "refs/heads/main"}
+    assert done["labels"] == {"stigmer.ai/trigger": "pushes"}
+
+    execution_id = stack.cli("run", "waits-for-review", "--detach").stdout.strip().splitlines()[-1]
+    stack.wait_phase(execution_id, {"RUNNING"}, 30)
+    posted = httpx.post(
+        f"{base}/events",
+        content=b'{"by": "ann"}',
+        headers={
+            "authorization": f"Bearer {admin_token_path(stack.home).read_text().strip()}",
+            "ce-specversion": "1.0",
+            "ce-id": "r-1",
+            "ce-source": "https://review.example",
+            "ce-type": "com.acme.reviewed",
+            "content-type": "application/json",
+        },
+        timeout=30,
+    )
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["delivered"] == [execution_id]
+    reviewed = stack.wait_phase(execution_id, {"SUCCEEDED", "FAILED"}, 30)
+    assert reviewed["phase"] == "SUCCEEDED", reviewed
+    assert reviewed["output"] == {"by": "ann"}
+
+
 temporal_json = temporal_cli_json
 
 

@@ -13,7 +13,7 @@ def test_user_error_is_one_line(cli: Callable[..., Any]) -> None:
     assert result.out == ""
     assert result.err == (
         "error: unknown kind 'agnet'; did you mean 'agent'? "
-        "(kinds: agent, workflow, skill, mcpserver, environment, session, schedule, execution)\n"
+        "(kinds: agent, workflow, skill, mcpserver, environment, session, schedule, trigger, execution)\n"
     )
 
 

@@ -48,7 +48,10 @@ def test_unknown_kind_suggests(typo: str, expected: str) -> None:
     assert f"unknown kind '{typo}'" in message
     if expected:
         assert f"did you mean '{expected}'" in message
-    assert "(kinds: agent, workflow, skill, mcpserver, environment, session, schedule, execution)" in message
+    assert (
+        "(kinds: agent, workflow, skill, mcpserver, environment, session, schedule, trigger, execution)"
+        in message
+    )
 
 
 def test_executions_refused_where_not_allowed() -> None:

@@ -1,6 +1,18 @@
 import stigmer.core
 
 EXPECTED = {
+    "EVENT_LABEL",
+    "SIGNATURE_HEADER",
+    "TRIGGER_LABEL",
+    "cloud_event",
+    "event_from_proto",
+    "event_to_proto",
+    "filter_may_match",
+    "listen_filters",
+    "parse_binary_event",
+    "parse_structured_event",
+    "schedule_on_filters",
+    "signature_matches",
     "OVERLAP_POLICIES",
     "SCHEDULE_LABEL",
     "SLOT_LABEL",

@@ -14,7 +14,7 @@ from stigmer.proto.v1 import agent_pb2, backend_service_pb2, execution_pb2, meta
 
 def test_every_generated_message_module_imports_without_grpc() -> None:
     names = [m.name for m in pkgutil.iter_modules(v1.__path__) if m.name.endswith("_pb2")]
-    assert len(names) == 14
+    assert len(names) == 15
     for name in names:
         module = importlib.import_module(f"stigmer.proto.v1.{name}")
         assert module.DESCRIPTOR.package == "stigmer.v1"
@@ -45,7 +45,7 @@ def test_service_descriptor_lists_every_rpc() -> None:
     service = backend_service_pb2.DESCRIPTOR.services_by_name["BackendService"]
     assert service.full_name == "stigmer.v1.BackendService"
     assert [m.name for m in service.methods if m.server_streaming] == ["WatchExecution"]
-    assert len(service.methods) == 24
+    assert len(service.methods) == 25
 
 
 def test_phase_enum_values() -> None:

@@ -33,8 +33,10 @@ def test_referenced_kinds_first_sessions_last_stable_within_a_rank() -> None:
         "Workflow",
         "Session",
         "Schedule",
+        "Trigger",
     }
     assert APPLY_ORDER["Schedule"] > APPLY_ORDER["Workflow"] > APPLY_ORDER["Agent"]  # it targets them
+    assert APPLY_ORDER["Trigger"] > APPLY_ORDER["Workflow"]
 
 
 def test_same_kind_and_slug_twice_names_both_sources() -> None:

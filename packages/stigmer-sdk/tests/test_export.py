@@ -134,3 +134,18 @@ def test_an_agents_workspace_seed_is_exported_as_a_folder(tmp_path: Path, client
         after = other.get("agent", "coder").spec.workspace  # type: ignore[attr-defined]
     assert after.artifact == before.artifact  # the same files, the same content address
     assert after.path == "../.workspaces/coder"
+
+
+def test_export_lists_a_triggers_webhook_key_among_the_secrets(tmp_path: Path, client: Stigmer) -> None:
+    client.apply(Workflow("wf", do={"a": Set({"k": 1})}))
+    client.apply(
+        {
+            "apiVersion": "stigmer.ai/v1",
+            "kind": "Trigger",
+            "metadata": {"name": "hook"},
+            "spec": {"target": {"kind": "Workflow", "name": "wf"}, "secret": "HOOK_KEY"},
+        }
+    )
+    result = client.export(tmp_path / "export")
+    assert result.secrets == {"HOOK_KEY": ["Trigger/hook"]}
+    assert (tmp_path / "export" / "triggers" / "hook.yaml").exists()

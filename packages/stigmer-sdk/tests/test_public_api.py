@@ -31,6 +31,7 @@ EXPECTED = [
     "ExecutionFailed",
     "ExecutionPage",
     "Fired",
+    "Published",
     "ScheduleInfo",
     "ExecutionTimeout",
     "Export",

@@ -50,6 +50,11 @@ lazy(
     "Fire schedules as they fall due, in the foreground (local context).",
 )
 lazy(
+    "event",
+    "stigmer.cli.commands._events:event_app",
+    "Publish CloudEvents to listen tasks and schedule.on workflows.",
+)
+lazy(
     "secret", "stigmer.cli.commands._secrets:secret_app", "Manage encrypted secrets (values are write-only)."
 )
 lazy("memory", "stigmer.cli.commands._memory:memory_app", "List, show and forget what agents remember.")

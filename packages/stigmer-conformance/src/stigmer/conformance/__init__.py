@@ -21,6 +21,7 @@ Tests use unique names, so they also run against a shared, non-empty store (a se
 from stigmer.conformance._builders import expect_error, unique, unique_secret
 from stigmer.conformance._recording import RecordingBackend
 from stigmer.conformance.suite._artifacts import TestArtifacts
+from stigmer.conformance.suite._events import TestEvents, TestTriggers
 from stigmer.conformance.suite._executions import (
     TestApprovals,
     TestCancel,
@@ -39,6 +40,7 @@ __all__ = [
     "TestApprovals",
     "TestArtifacts",
     "TestCancel",
+    "TestEvents",
     "TestExecutionContext",
     "TestExecutions",
     "TestGetListDelete",
@@ -48,6 +50,7 @@ __all__ = [
     "TestReferences",
     "TestSecretStore",
     "TestStatusUpdates",
+    "TestTriggers",
     "TestWatch",
     "expect_error",
     "unique",

@@ -128,6 +128,12 @@ class Backend(Protocol):
         """Forget a memory."""
         ...
 
+    async def publish_event(self, request: svc.PublishEventRequest) -> svc.PublishEventResponse:
+        """Deliver a CloudEvent to the waiting executions whose workflows ``listen`` for one like
+        it, and create a run (not started: the caller dispatches it) of every workflow whose
+        ``schedule.on`` matches it."""
+        ...
+
     async def close(self) -> None:
         """Release connections and files."""
         ...

@@ -120,6 +120,15 @@ KIND_TABLE: tuple[Kind, ...] = (
         exported=True,
     ),
     Kind(
+        "Trigger",
+        ("trigger", "triggers", "trg"),
+        "trg",
+        _PB + "trigger_pb2:Trigger",
+        "trigger",
+        3,
+        exported=True,
+    ),
+    Kind(
         "AgentExecution",
         ("agentexecution", "agentexecutions", "aex"),
         "aex",

@@ -10,6 +10,7 @@ nothing: grpc and SQLAlchemy load on the first call that connects.
 from stigmer.core import StigmerError
 from stigmer.sdk._client import Applied, AsyncStigmer, ExecutionPage, ResourcePage
 from stigmer.sdk._errors import ApprovalRequired, ExecutionCancelled, ExecutionFailed, ExecutionTimeout
+from stigmer.sdk._events import Published
 from stigmer.sdk._execution import AsyncExecution
 from stigmer.sdk._export import Export
 from stigmer.sdk._schedules import Fired, ScheduleInfo
@@ -87,6 +88,7 @@ __all__ = [
     "McpServer",
     "McpUsage",
     "Model",
+    "Published",
     "Raise",
     "ResourceBuilder",
     "ResourcePage",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
     from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
+    from stigmer.sdk._events import Published
     from stigmer.sdk._export import Export
     from stigmer.sdk._schedules import Fired, ScheduleInfo
     from stigmer.sdk._workspace import Attachable
@@ -910,17 +911,45 @@ class AsyncStigmer:
 
         return await self.backend.cancel_execution(svc.CancelExecutionRequest(id=execution_id, reason=reason))
 
+    async def publish_event(
+        self,
+        type: str,
+        source: str,
+        data: Any = None,
+        *,
+        subject: str = "",
+        id: str = "",
+        time: datetime | None = None,
+    ) -> Published:
+        """Publish a CloudEvent (``type`` such as ``com.acme.order.paid``, ``source`` such as
+        ``https://shop.example``, ``data`` JSON-compatible): every waiting run whose workflow
+        ``listen``s for it hears it, and every workflow whose ``schedule.on`` matches it starts a
+        run (in a local context, executed here: ``await handle.wait()``). ``id`` defaults to a
+        new UUID."""
+        from stigmer.sdk._events import publish
+
+        return await publish(self, type, source, data, subject=subject, id=id, time=time)
+
     async def send_event(
         self, execution_id: str, type: str, data: Any = None, *, text: str = "", subject: str = ""
     ) -> execution_pb2.Execution:
         """Send an event (``type`` such as ``com.acme.order.paid``, ``data`` plain JSON-compatible
         data or a ``google.protobuf.Value``) to an execution, for a workflow that ``listen``s for
         it; returns the snapshot (``status.last_sequence`` is the event's sequence)."""
+        import uuid
+
         from google.protobuf import json_format, struct_pb2
         from stigmer.proto.v1 import backend_service_pb2 as svc
         from stigmer.proto.v1 import execution_pb2
 
-        event = execution_pb2.ExecutionEvent(execution_id=execution_id, type=type, text=text, subject=subject)
+        event = execution_pb2.ExecutionEvent(
+            execution_id=execution_id,
+            type=type,
+            text=text,
+            subject=subject,
+            source="stigmer",  # from outside the run: its `listen` hears it
+            event_id=str(uuid.uuid4()),
+        )
         if isinstance(data, struct_pb2.Value):
             event.data.CopyFrom(data)
         elif data is not None:

@@ -53,7 +53,8 @@ def strip(msg: Message) -> dict[str, Any]:
 
 
 def secrets_of(manifests: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """Secret names the resources declare (environments, agents, MCP servers, workflows' use.secrets)."""
+    """Secret names the resources declare (environments, agents, MCP servers, workflows' use.secrets,
+    triggers' webhook keys)."""
     found: dict[str, list[str]] = {}
     for m in manifests:
         spec = m.get("spec") or {}
@@ -63,6 +64,8 @@ def secrets_of(manifests: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
             names += [e["name"] for e in spec.get("env") or [] if e.get("secret")]
         if m["kind"] == "Workflow":
             names += list((spec.get("use") or {}).get("secrets") or [])
+        if m["kind"] == "Trigger" and spec.get("secret"):
+            names.append(spec["secret"])  # the webhook's HMAC key
         for name in names:
             users = found.setdefault(str(name), [])
             if who not in users:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from stigmer.proto.v1 import execution_pb2
     from stigmer.proto.v1.memory_pb2 import Memory
     from stigmer.proto.v1.secret_pb2 import SecretMetadata
+    from stigmer.sdk._events import Published
     from stigmer.sdk._execution import AsyncExecution
     from stigmer.sdk._export import Export
     from stigmer.sdk._schedules import Fired, ScheduleInfo
@@ -441,6 +442,29 @@ class Stigmer:
 
     def cancel(self, execution_id: str, reason: str = "") -> execution_pb2.Execution:
         return self._loop.run(self._async.cancel(execution_id, reason))
+
+    def publish_event(
+        self,
+        type: str,
+        source: str,
+        data: Any = None,
+        *,
+        subject: str = "",
+        id: str = "",
+        time: datetime | None = None,
+        wait: bool = True,
+    ) -> Published:
+        """See :meth:`AsyncStigmer.publish_event`; with ``wait`` (local context), until the runs
+        it started end."""
+
+        async def go() -> Published:
+            published = await self._async.publish_event(type, source, data, subject=subject, id=id, time=time)
+            if wait and self._async.local:
+                for handle in published.started:
+                    await handle.wait()
+            return published
+
+        return self._loop.run(go())
 
     def send_event(
         self, execution_id: str, type: str, data: Any = None, *, text: str = "", subject: str = ""

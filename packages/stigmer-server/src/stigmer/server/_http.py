@@ -7,7 +7,8 @@ role (``Authorization: Bearer <token>``, the same tokens as gRPC) unless the ser
 same rule: a non-loopback address without TLS is refused unless ``--insecure``.
 
 It is where more HTTP surfaces mount: :meth:`HttpListener.mount` adds an ASGI app under a path
-prefix (the web console, webhooks) before :meth:`HttpListener.start`.
+prefix (the web console) and :meth:`HttpListener.route` adds routes (webhooks and events, see
+``_hooks``) before :meth:`HttpListener.start`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class HttpListener:
         self._metrics_public = metrics_public
         self._tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
         self._mounts: list[tuple[str, Any]] = []
+        self._routes: list[Any] = []
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
         self.address = ""
@@ -59,6 +61,10 @@ class HttpListener:
     def mount(self, path: str, app: Any) -> None:
         """Serve the ASGI ``app`` under ``path`` (e.g. ``/console``); before :meth:`start`."""
         self._mounts.append((path, app))
+
+    def route(self, *routes: Any) -> None:
+        """Serve Starlette ``routes`` (``POST /hooks/{name}``, ``POST /events``); before :meth:`start`."""
+        self._routes.extend(routes)
 
     def app(self) -> Any:
         from starlette.applications import Starlette
@@ -78,6 +84,7 @@ class HttpListener:
             return Response(body, media_type=content_type)
 
         routes: list[Any] = [Route("/healthz", healthz), Route("/metrics", metrics)]
+        routes += self._routes
         routes += [Mount(path, app=app) for path, app in self._mounts]
         return Starlette(routes=routes)
 

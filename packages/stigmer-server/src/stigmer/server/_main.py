@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         "--http-listen",
         default=None,
         metavar="HOST:PORT",
-        help="also serve HTTP here: /metrics (Prometheus) and /healthz; same TLS as gRPC",
+        help="also serve HTTP here: /metrics (Prometheus), /healthz, webhooks (POST /hooks/NAME) and "
+        "CloudEvents (POST /events); same TLS as gRPC",
     )
     parser.add_argument(
         "--metrics-public",

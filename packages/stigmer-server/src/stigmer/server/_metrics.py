@@ -158,6 +158,12 @@ class MeteredBackend:
         self._metrics.observe(execution)
         return execution
 
+    async def publish_event(self, request: svc.PublishEventRequest) -> svc.PublishEventResponse:
+        response = await self._inner.publish_event(request)
+        for execution in response.started:
+            self._metrics.observe(execution)
+        return response
+
     async def cancel_execution(self, request: svc.CancelExecutionRequest) -> execution_pb2.Execution:
         execution = await self._inner.cancel_execution(request)
         self._metrics.observe(execution)

@@ -237,6 +237,10 @@ async def serve(
             tls_key=tls_key,
         )
     servicer = BackendServicer(backend, dispatcher if dispatcher is not None else ChildDispatcher(backend))
+    if http is not None:  # POST /hooks/{name} and POST /events start runs as CreateExecution does
+        from stigmer.server._hooks import Hooks
+
+        http.route(*Hooks(backend, servicer.dispatcher, verify=store.verify).routes())
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=_server_options(),

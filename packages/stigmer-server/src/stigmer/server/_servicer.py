@@ -157,6 +157,12 @@ class BackendServicer(svc_grpc.BackendServiceServicer):
             self._dispatcher.start(execution)  # resume the paused run
         return execution
 
+    async def PublishEvent(self, request: svc.PublishEventRequest, context: Any) -> svc.PublishEventResponse:
+        response = await self._call("PublishEvent", self._backend.publish_event, request, context)
+        for execution in response.started:  # `schedule.on` runs start like CreateExecution's
+            self._dispatcher.start(execution)
+        return response
+
     async def GetExecutionContext(
         self, request: svc.GetExecutionContextRequest, context: Any
     ) -> svc.ExecutionContext:

@@ -261,6 +261,16 @@ class _SignallingBackend:
     async def create_execution(self, request: svc.CreateExecutionRequest) -> execution_pb2.Execution:
         return await self._inner.create_execution(request)
 
+    async def publish_event(self, request: svc.PublishEventRequest) -> svc.PublishEventResponse:
+        from stigmer.core import event_from_proto
+
+        response = await self._inner.publish_event(request)
+        if response.delivered:  # a listen on Temporal hears its events as signals
+            event = event_from_proto(request.event)
+            for execution_id in response.delivered:
+                await self._dispatcher._signal(execution_id, EVENT_SIGNAL, event)
+        return response
+
     async def cancel_execution(self, request: svc.CancelExecutionRequest) -> execution_pb2.Execution:
         execution = await self._inner.cancel_execution(request)
         await self._dispatcher.cancel(execution.metadata.id)
@@ -277,8 +287,9 @@ class _SignallingBackend:
             for event in request.events:
                 cloud_event: dict[str, Any] = {
                     "specversion": "1.0",
-                    "id": f"{request.execution_id}-{event.sequence or execution.status.last_sequence}",
-                    "source": "stigmer",
+                    "id": event.event_id
+                    or f"{request.execution_id}-{event.sequence or execution.status.last_sequence}",
+                    "source": event.source or "stigmer",
                     "type": event.type,
                     "subject": event.subject,
                 }

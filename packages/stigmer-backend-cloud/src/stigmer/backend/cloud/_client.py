@@ -310,6 +310,10 @@ class CloudBackend:
         result: memory_pb2.Memory = await self._unary("DeleteMemory", request)
         return result
 
+    async def publish_event(self, request: svc.PublishEventRequest) -> svc.PublishEventResponse:
+        result: svc.PublishEventResponse = await self._unary("PublishEvent", request)
+        return result
+
     async def watch_execution(
         self, request: svc.WatchExecutionRequest
     ) -> AsyncIterator[execution_pb2.ExecutionEvent]:

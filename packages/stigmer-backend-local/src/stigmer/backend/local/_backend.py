@@ -683,6 +683,30 @@ class LocalBackend:
         who = current_principal()
         return await self._write(lambda c: _memories.delete_memory(c, request, who))
 
+    # -----------------------------------------------------------------------------------------
+    # events (``PublishEvent``) and webhook keys
+
+    async def publish_event(self, request: svc.PublishEventRequest) -> svc.PublishEventResponse:
+        from stigmer.backend.local._publish import publish
+
+        return await publish(self, request)
+
+    async def webhook_key(self, name: str) -> str | None:
+        """The value of stored secret ``name`` (a Trigger's HMAC key), or None when there is no
+        such secret. For the server's webhook listener only: it is no contract call, so no
+        client can reach it."""
+        from sqlalchemy import select
+        from stigmer.backend.local.tables import _schema as s
+        from stigmer.backend.local.tables._secrets import open_secret
+
+        box = self._box()
+
+        def read(c: Connection) -> str | None:
+            row = c.execute(select(s.secrets.c.ciphertext).where(s.secrets.c.name == name)).first()
+            return None if row is None else open_secret(box, name, row.ciphertext)
+
+        return await self._read(read)
+
     async def close(self) -> None:
         if self._poller is not None and not self._poller.done():
             self._poller.cancel()

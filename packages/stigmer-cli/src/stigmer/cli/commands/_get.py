@@ -25,14 +25,14 @@ describe_app = typer.Typer(add_completion=False)
 KindArg = Annotated[
     str,
     typer.Argument(
-        help="agent, workflow, skill, mcpserver, environment, session, schedule or execution (or a short form).",
+        help="agent, workflow, skill, mcpserver, environment, session, schedule, trigger or execution (or a short form).",
         autocompletion=complete_kind,
     ),
 ]
 GetKindArg = Annotated[
     str,
     typer.Argument(
-        help="agent, workflow, skill, mcpserver, environment, session, schedule or execution (or a short form)."
+        help="agent, workflow, skill, mcpserver, environment, session, schedule, trigger or execution (or a short form)."
         " all: every kind of resource.",
         autocompletion=complete_get_kind,
     ),
@@ -83,6 +83,12 @@ def detail(kind: str, inner: Any) -> tuple[str, str]:
         from stigmer.cli.commands._schedules import summary
 
         return "SCHEDULE", summary(inner)
+    if kind == "Trigger":
+        target = f"{spec.target.kind.lower()}/{spec.target.name or spec.target.id}"
+        off = spec.HasField("enabled") and not spec.enabled
+        return "WEBHOOK", f"/hooks/{inner.metadata.name} -> {target}, key {spec.secret}" + (
+            ", disabled" if off else ""
+        )
     return "", ""
 
 

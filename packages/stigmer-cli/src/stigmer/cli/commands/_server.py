@@ -170,7 +170,7 @@ def server(
         typer.Option(
             "--http-listen",
             metavar="HOST:PORT",
-            help="Also serve HTTP here: /metrics (Prometheus) and /healthz, with the same TLS as gRPC.",
+            help="Also serve HTTP here: /metrics (Prometheus), /healthz, webhooks (POST /hooks/NAME) and CloudEvents (POST /events), with the same TLS as gRPC.",
             show_default=False,
         ),
     ] = "",

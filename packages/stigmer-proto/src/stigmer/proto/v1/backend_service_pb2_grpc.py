@@ -161,6 +161,11 @@ class BackendServiceStub:
                 request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.DeleteMemoryRequest.SerializeToString,
                 response_deserializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
                 _registered_method=True)
+        self.PublishEvent = channel.unary_unary(
+                '/stigmer.v1.BackendService/PublishEvent',
+                request_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PublishEventRequest.SerializeToString,
+                response_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PublishEventResponse.FromString,
+                _registered_method=True)
 
 
 class BackendServiceServicer:
@@ -337,6 +342,13 @@ class BackendServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishEvent(self, request, context):
+        """Publish a CloudEvent: deliver it to every waiting execution whose workflow `listen`s for it and start a run of every workflow whose `schedule.on` matches it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BackendServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -459,6 +471,11 @@ def add_BackendServiceServicer_to_server(servicer, server):
                     servicer.DeleteMemory,
                     request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.DeleteMemoryRequest.FromString,
                     response_serializer=stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.SerializeToString,
+            ),
+            'PublishEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishEvent,
+                    request_deserializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PublishEventRequest.FromString,
+                    response_serializer=stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PublishEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1111,6 +1128,33 @@ class BackendService:
             '/stigmer.v1.BackendService/DeleteMemory',
             stigmer_dot_proto_dot_v1_dot_backend__service__pb2.DeleteMemoryRequest.SerializeToString,
             stigmer_dot_proto_dot_v1_dot_memory__pb2.Memory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.v1.BackendService/PublishEvent',
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PublishEventRequest.SerializeToString,
+            stigmer_dot_proto_dot_v1_dot_backend__service__pb2.PublishEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

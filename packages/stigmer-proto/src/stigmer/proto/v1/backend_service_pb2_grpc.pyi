@@ -90,6 +90,8 @@ class BackendServiceStub:
     """Read one memory by id."""
     DeleteMemory: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.DeleteMemoryRequest, _memory_pb2.Memory]
     """Forget a memory; returns it as it was."""
+    PublishEvent: _grpc.UnaryUnaryMultiCallable[_backend_service_pb2.PublishEventRequest, _backend_service_pb2.PublishEventResponse]
+    """Publish a CloudEvent: deliver it to every waiting execution whose workflow `listen`s for it and start a run of every workflow whose `schedule.on` matches it."""
 
 @_typing.type_check_only
 class BackendServiceAsyncStub(BackendServiceStub):
@@ -148,6 +150,8 @@ class BackendServiceAsyncStub(BackendServiceStub):
     """Read one memory by id."""
     DeleteMemory: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.DeleteMemoryRequest, _memory_pb2.Memory]  # type: ignore[assignment]
     """Forget a memory; returns it as it was."""
+    PublishEvent: _aio.UnaryUnaryMultiCallable[_backend_service_pb2.PublishEventRequest, _backend_service_pb2.PublishEventResponse]  # type: ignore[assignment]
+    """Publish a CloudEvent: deliver it to every waiting execution whose workflow `listen`s for it and start a run of every workflow whose `schedule.on` matches it."""
 
 class BackendServiceServicer(metaclass=_abc_1.ABCMeta):
     """BackendService is the one contract every Stigmer backend implements: the embedded local store,
@@ -347,5 +351,13 @@ class BackendServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_memory_pb2.Memory, _abc.Awaitable[_memory_pb2.Memory]]:
         """Forget a memory; returns it as it was."""
+
+    @_abc_1.abstractmethod
+    def PublishEvent(
+        self,
+        request: _backend_service_pb2.PublishEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backend_service_pb2.PublishEventResponse, _abc.Awaitable[_backend_service_pb2.PublishEventResponse]]:
+        """Publish a CloudEvent: deliver it to every waiting execution whose workflow `listen`s for it and start a run of every workflow whose `schedule.on` matches it."""
 
 def add_BackendServiceServicer_to_server(servicer: BackendServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

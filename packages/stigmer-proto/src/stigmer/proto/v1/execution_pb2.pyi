@@ -649,6 +649,8 @@ class ExecutionEvent(_message.Message):
     SUBJECT_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """Execution the event belongs to."""
     sequence: _builtins.int
@@ -664,6 +666,10 @@ class ExecutionEvent(_message.Message):
     """Task path or tool-call id the event is about."""
     text: _builtins.str
     """Human-readable text: streamed assistant text, a log line, an error detail."""
+    source: _builtins.str
+    """For an event delivered from outside the run (`stigmer execution send-event`, `stigmer event send`, `POST /events`): the CloudEvent `source`; empty for events the run writes itself."""
+    event_id: _builtins.str
+    """For an event delivered from outside the run: the CloudEvent `id`."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event happened."""
@@ -683,10 +689,12 @@ class ExecutionEvent(_message.Message):
         subject: _builtins.str = ...,
         text: _builtins.str = ...,
         data: _struct_pb2.Value | None = ...,
+        source: _builtins.str = ...,
+        event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "execution_id", b"execution_id", "phase", b"phase", "sequence", b"sequence", "subject", b"subject", "text", b"text", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "event_id", b"event_id", "execution_id", b"execution_id", "phase", b"phase", "sequence", b"sequence", "source", b"source", "subject", b"subject", "text", b"text", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

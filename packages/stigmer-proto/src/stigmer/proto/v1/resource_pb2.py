@@ -29,18 +29,19 @@ from stigmer.proto.v1 import mcp_server_pb2 as stigmer_dot_proto_dot_v1_dot_mcp_
 from stigmer.proto.v1 import schedule_pb2 as stigmer_dot_proto_dot_v1_dot_schedule__pb2
 from stigmer.proto.v1 import session_pb2 as stigmer_dot_proto_dot_v1_dot_session__pb2
 from stigmer.proto.v1 import skill_pb2 as stigmer_dot_proto_dot_v1_dot_skill__pb2
+from stigmer.proto.v1 import trigger_pb2 as stigmer_dot_proto_dot_v1_dot_trigger__pb2
 from stigmer.proto.v1 import workflow_pb2 as stigmer_dot_proto_dot_v1_dot_workflow__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fstigmer/proto/v1/resource.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cstigmer/proto/v1/agent.proto\x1a\"stigmer/proto/v1/environment.proto\x1a!stigmer/proto/v1/mcp_server.proto\x1a\x1fstigmer/proto/v1/schedule.proto\x1a\x1estigmer/proto/v1/session.proto\x1a\x1cstigmer/proto/v1/skill.proto\x1a\x1fstigmer/proto/v1/workflow.proto\"z\n\x0fResourceVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12&\n\x08resource\x18\x02 \x01(\x0b\x32\x14.stigmer.v1.Resource\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x02\n\x08Resource\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x11.stigmer.v1.AgentH\x00\x12\"\n\x05skill\x18\x02 \x01(\x0b\x32\x11.stigmer.v1.SkillH\x00\x12+\n\nmcp_server\x18\x03 \x01(\x0b\x32\x15.stigmer.v1.McpServerH\x00\x12.\n\x0b\x65nvironment\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.EnvironmentH\x00\x12(\n\x08workflow\x18\x05 \x01(\x0b\x32\x14.stigmer.v1.WorkflowH\x00\x12&\n\x07session\x18\x06 \x01(\x0b\x32\x13.stigmer.v1.SessionH\x00\x12(\n\x08schedule\x18\x07 \x01(\x0b\x32\x14.stigmer.v1.ScheduleH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fstigmer/proto/v1/resource.proto\x12\nstigmer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cstigmer/proto/v1/agent.proto\x1a\"stigmer/proto/v1/environment.proto\x1a!stigmer/proto/v1/mcp_server.proto\x1a\x1fstigmer/proto/v1/schedule.proto\x1a\x1estigmer/proto/v1/session.proto\x1a\x1cstigmer/proto/v1/skill.proto\x1a\x1estigmer/proto/v1/trigger.proto\x1a\x1fstigmer/proto/v1/workflow.proto\"z\n\x0fResourceVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12&\n\x08resource\x18\x02 \x01(\x0b\x32\x14.stigmer.v1.Resource\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdb\x02\n\x08Resource\x12\"\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x11.stigmer.v1.AgentH\x00\x12\"\n\x05skill\x18\x02 \x01(\x0b\x32\x11.stigmer.v1.SkillH\x00\x12+\n\nmcp_server\x18\x03 \x01(\x0b\x32\x15.stigmer.v1.McpServerH\x00\x12.\n\x0b\x65nvironment\x18\x04 \x01(\x0b\x32\x17.stigmer.v1.EnvironmentH\x00\x12(\n\x08workflow\x18\x05 \x01(\x0b\x32\x14.stigmer.v1.WorkflowH\x00\x12&\n\x07session\x18\x06 \x01(\x0b\x32\x13.stigmer.v1.SessionH\x00\x12(\n\x08schedule\x18\x07 \x01(\x0b\x32\x14.stigmer.v1.ScheduleH\x00\x12&\n\x07trigger\x18\x08 \x01(\x0b\x32\x13.stigmer.v1.TriggerH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stigmer.proto.v1.resource_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOURCEVERSION']._serialized_start=309
-  _globals['_RESOURCEVERSION']._serialized_end=431
-  _globals['_RESOURCE']._serialized_start=434
-  _globals['_RESOURCE']._serialized_end=741
+  _globals['_RESOURCEVERSION']._serialized_start=341
+  _globals['_RESOURCEVERSION']._serialized_end=463
+  _globals['_RESOURCE']._serialized_start=466
+  _globals['_RESOURCE']._serialized_end=813
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,7 @@ from stigmer.proto.v1 import mcp_server_pb2 as _mcp_server_pb2
 from stigmer.proto.v1 import schedule_pb2 as _schedule_pb2
 from stigmer.proto.v1 import session_pb2 as _session_pb2
 from stigmer.proto.v1 import skill_pb2 as _skill_pb2
+from stigmer.proto.v1 import trigger_pb2 as _trigger_pb2
 from stigmer.proto.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
@@ -71,6 +72,7 @@ class Resource(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
     SCHEDULE_FIELD_NUMBER: _builtins.int
+    TRIGGER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def agent(self) -> _agent_pb2.Agent:
         """An LLM agent definition."""
@@ -99,6 +101,10 @@ class Resource(_message.Message):
     def schedule(self) -> _schedule_pb2.Schedule:
         """Runs of a workflow or an agent started on a cron schedule or at an interval."""
 
+    @_builtins.property
+    def trigger(self) -> _trigger_pb2.Trigger:
+        """Runs of a workflow or an agent started by a signed webhook."""
+
     def __init__(
         self,
         *,
@@ -109,12 +115,13 @@ class Resource(_message.Message):
         workflow: _workflow_pb2.Workflow | None = ...,
         session: _session_pb2.Session | None = ...,
         schedule: _schedule_pb2.Schedule | None = ...,
+        trigger: _trigger_pb2.Trigger | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "schedule", b"schedule", "session", b"session", "skill", b"skill", "workflow", b"workflow"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "schedule", b"schedule", "session", b"session", "skill", b"skill", "trigger", b"trigger", "workflow", b"workflow"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "schedule", b"schedule", "session", b"session", "skill", b"skill", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "environment", b"environment", "kind", b"kind", "mcp_server", b"mcp_server", "schedule", b"schedule", "session", b"session", "skill", b"skill", "trigger", b"trigger", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["agent", "skill", "mcp_server", "environment", "workflow", "session", "schedule"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["agent", "skill", "mcp_server", "environment", "workflow", "session", "schedule", "trigger"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

@@ -137,6 +137,8 @@ class WorkflowRunner:
             return await reporter.status(P.PHASE_FAILED, error=problem)
         host = _BackendHost(self, backend, execution, reporter)
         checkpoint = json.loads(execution.status.checkpoint) if resuming else None
+        if checkpoint is not None and not retrying:  # a retry is a new execution with a log of its own
+            host._outside_after = int(checkpoint.get("outsideAfter") or 0)
         workflow_input = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
         try:
             async with host:
@@ -174,6 +176,25 @@ class WorkflowRunner:
         return loaded
 
 
+def outside_event(event: execution_pb2.ExecutionEvent) -> dict[str, Any]:
+    """The CloudEvent of an event delivered into a run's log from outside."""
+    cloud: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event.event_id or f"{event.execution_id}-{event.sequence}",
+        "source": event.source,
+        "type": event.type,
+    }
+    if event.subject:
+        cloud["subject"] = event.subject
+    if event.HasField("time"):
+        cloud["time"] = event.time.ToJsonString()
+    if event.HasField("data"):
+        cloud["data"] = from_value(event.data)
+    elif event.text:
+        cloud["data"] = event.text
+    return cloud
+
+
 class _BackendHost(InProcessHost):
     """InProcessHost whose secrets, progress and child runs go through the Backend."""
 
@@ -186,6 +207,9 @@ class _BackendHost(InProcessHost):
         self._execution = execution
         self._reporter = reporter
         self._may_run: bool | None = None
+        # Events from outside are read from the run's log after this sequence (from its start:
+        # an event sent before its listen began is not lost).
+        self._outside_after = 0
 
     async def _require_run(self, kind: str, what: str | None = None) -> None:
         """Refuse a local process (or file) unless the backend grants the ``run`` capability
@@ -237,8 +261,44 @@ class _BackendHost(InProcessHost):
         return await super().grpc_call(request)
 
     async def listen(self, filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The run's own emitted events, or an event delivered from outside (``stigmer event
+        send``, ``POST /events``, ``stigmer execution send-event``): read from the run's log,
+        where it was appended with its ``source``."""
         await self._reporter.flush()
-        return await super().listen(filters)
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        own = asyncio.ensure_future(super().listen(filters))
+        outside = asyncio.ensure_future(self._next_outside_event())
+        try:
+            await asyncio.wait({own, outside}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (own, outside):
+                waiting.cancel()
+            await asyncio.gather(own, outside, return_exceptions=True)
+        if outside.done() and not outside.cancelled() and outside.exception() is None:
+            if own.done() and not own.cancelled() and own.exception() is None:
+                self._queue.put_nowait(own.result())  # keep it for the next listen
+            return outside.result()
+        return own.result()
+
+    async def _next_outside_event(self) -> dict[str, Any]:
+        stream = self._backend.watch_execution(
+            svc.WatchExecutionRequest(
+                execution_id=self._execution.metadata.id, after_sequence=self._outside_after
+            )
+        )
+        try:
+            async for event in stream:
+                self._outside_after = max(self._outside_after, event.sequence)
+                if event.source:
+                    return outside_event(event)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        await asyncio.Event().wait()  # the run's log ended: nothing more comes from outside
+        raise AssertionError("unreachable")
 
     async def emit(self, event: Mapping[str, Any]) -> None:
         await self._reporter.flush()
@@ -299,7 +359,8 @@ class _BackendHost(InProcessHost):
         await self._reporter.event("task.retried", subject=path, text=text, data=data, task=task)
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
-        await self._reporter.save_checkpoint(state)
+        # with how far `listen` read the log: resumed, a run does not hear an event twice
+        await self._reporter.save_checkpoint({**state, "outsideAfter": self._outside_after})
 
     async def call_agent(
         self,

@@ -185,7 +185,8 @@ def _to_message(row: Any, missing_secrets: set[str] | None) -> resource_pb2.Reso
         msg.spec.MergeFromString(_spec_bytes(row.kind, row.spec))
     else:
         json_format.ParseDict(json.loads(row.spec), msg.spec)
-    json_format.ParseDict(json.loads(row.status), msg.status)
+    if "status" in msg.DESCRIPTOR.fields_by_name:  # a Trigger has none
+        json_format.ParseDict(json.loads(row.status), msg.status)
     if row.kind == "Environment" and missing_secrets is not None:
         del msg.status.missing_secrets[:]
         msg.status.missing_secrets.extend(n for n in msg.spec.secrets if n in missing_secrets)
@@ -359,9 +360,29 @@ def _validate(resource: resource_pb2.Resource) -> tuple[str, Any]:
             check_secret_name(n, f"spec.secrets[{i}]")
     elif kind == "Workflow":
         workflow_secrets(msg.spec)
+        from stigmer.core import schedule_on_filters
+
+        schedule_on_filters(json_format.MessageToDict(msg.spec))
     elif kind == "Schedule":
         _check_schedule(msg)
+    elif kind == "Trigger":
+        _check_trigger(msg)
     return kind, msg
+
+
+def _check_trigger(msg: Any) -> None:
+    target = msg.spec.target
+    if target.kind not in ("Workflow", "Agent") or not (target.name or target.id):
+        raise InvalidArgument(
+            "a Trigger needs spec.target: {kind: Workflow or Agent, name: ...}", ["spec.target"]
+        )
+    if not msg.spec.secret:
+        raise InvalidArgument(
+            "a Trigger needs spec.secret: the stored secret holding the webhook's HMAC key "
+            "(`stigmer secret set NAME`)",
+            ["spec.secret"],
+        )
+    check_secret_name(msg.spec.secret, "spec.secret")
 
 
 def _check_schedule(msg: Any) -> None:
@@ -416,7 +437,7 @@ def references(kind: str, msg: Any) -> list[tuple[str, meta_pb2.ResourceRef]]:
                 out.append((f"spec.subAgents[{i}].agent", meta_pb2.ResourceRef(kind="Agent", name=sub.agent)))
             skills(f"spec.subAgents[{i}]", sub.skills)
             mcps(f"spec.subAgents[{i}]", sub.mcp_servers)
-    elif kind == "Schedule":
+    elif kind in ("Schedule", "Trigger"):
         t = msg.spec.target
         out.append(("spec.target", meta_pb2.ResourceRef(kind=t.kind, name=t.name, id=t.id)))
     elif kind == "Session":
@@ -512,6 +533,8 @@ def declared_secrets(conn: Connection, kind: str, msg: Any) -> list[str]:
         return workflow_secrets(msg.spec)
     if kind in ("Environment", "McpServer"):
         return list(msg.spec.secrets)
+    if kind == "Trigger":
+        return [msg.spec.secret]
     if kind == "Agent":
         return agent_secret_refs(conn, {"spec": json_format.MessageToDict(msg.spec)})
     return []
