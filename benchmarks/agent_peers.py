@@ -19,9 +19,11 @@ from their side only, which is not the same work.
 Time to the first tool call is seen from outside: the MCP server writes the wall clock of each
 call to a file, the benchmark subtracts the process's start.
 
-The peers are installed in benchmark-only venvs (``~/.cache/stigmer-bench/agent-peers-*``, pinned
-in ``benchmarks/peers/agent_peers_*.txt``; the libraries Stigmer shares at the workspace's
-versions), never as project dependencies. LangGraph gets a venv of its own because
+Every side runs as its users install it, each in a benchmark-only venv: Stigmer from the wheels
+built from this checkout (``pip install stigmer``, at the lock's versions, without the workspace's
+development tools: ``clibench.installed_product``); the peers pinned in
+``benchmarks/peers/agent_peers_*.txt`` (``~/.cache/stigmer-bench/agent-peers-*``; the libraries
+Stigmer shares at the workspace's versions), never as project dependencies. LangGraph gets a venv of its own because
 langchain-mcp-adapters 0.3.1 needs the 1.x MCP SDK. ``benchmarks/agent_lite.py`` (vs ``stigmer --help``)
 remains as a budget check; this one is the honest comparison.
 Run with the venv's interpreter: ``.venv/bin/python benchmarks/agent_peers.py [RUNS]``.
@@ -42,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "baselines"))
 
-from clibench import compile_workspace, summary, venv_bin
+from clibench import installed_product, summary
 from stigmer.testing import Reply, ScriptedLLM, call, text
 
 HERE = Path(__file__).resolve().parent / "peers"
@@ -96,8 +98,7 @@ def once(argv: list[str], env: dict[str, str], calls: Path) -> tuple[float, floa
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
-    compile_workspace()
-    stigmer = venv_bin("stigmer")
+    stigmer = str(installed_product() / "stigmer")
     bare, graph = peer_python("pydantic_ai"), peer_python("langgraph")
     llm = ScriptedLLM(respond=respond).start()
     url = llm.openai_base_url

@@ -73,3 +73,56 @@ def time_commands(
 
 def summary(name: str, ratio: float, target: float) -> str:
     return f"{name}: ratio={ratio:.2f} target<={target} {'PASS' if ratio <= target else 'FAIL'}"
+
+
+def installed_product() -> Path:
+    """The ``bin`` folder of a benchmark-only venv holding Stigmer as ``pip install stigmer`` gives
+    it: the wheels built from this checkout, their dependencies at the lock's versions, and nothing
+    of the workspace's development tools (test-only packages such as the OTLP receiver pull extras,
+    e.g. the MCP library's server half, that an installed Stigmer never imports).
+
+    Made once per content of the sources and the lock (``~/.cache/stigmer-bench/product-*``).
+    """
+    import hashlib
+    import shutil
+
+    root = HERE.parent
+    digest = hashlib.sha256()
+    files = [root / "pyproject.toml", root / "uv.lock"]
+    for package in sorted((root / "packages").iterdir()):
+        files.append(package / "pyproject.toml")
+        files += sorted(p for p in (package / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stigmer-bench"
+    venv = cache / f"product-{digest.hexdigest()[:12]}"
+    if (venv / ".complete").exists():
+        return venv / "bin"
+    for stale in cache.glob("product-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    dist = venv / "dist"
+    subprocess.run(["uv", "build", "--all-packages", "--out-dir", str(dist), "--quiet"], cwd=root, check=True)
+    wheels = {w.name.split("-")[0].replace("_", "-"): w for w in dist.glob("*.whl")}
+    overrides = venv / "overrides.txt"
+    overrides.write_text("".join(f"{name} @ {whl.as_uri()}\n" for name, whl in sorted(wheels.items())))
+    exported = subprocess.run(
+        ["uv", "export", "--all-packages", "--no-dev", "--no-hashes", "--format", "requirements-txt"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    constraints = venv / "constraints.txt"
+    constraints.write_text(
+        "".join(line + "\n" for line in exported.splitlines() if line and not line.startswith(("-e", "#", " ")))
+    )
+    subprocess.run(["uv", "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)], check=True)
+    subprocess.run(
+        [
+            *("uv", "pip", "install", "-q", "--compile-bytecode", "-p", str(venv / "bin" / "python")),
+            *("--overrides", str(overrides), "-c", str(constraints), str(wheels["stigmer"])),
+        ],
+        check=True,
+    )
+    (venv / ".complete").write_text("ok\n")
+    return venv / "bin"

@@ -203,3 +203,48 @@ async def test_a_watch_is_woken_only_by_changes_to_its_own_execution(tmp_path: P
     events = await asyncio.wait_for(watcher, 10)
     assert events[-1].type == "phase" and events[-1].phase == ex.PHASE_SUCCEEDED
     await backend.close()
+
+
+async def test_writes_that_arrive_together_commit_together_and_a_failing_one_alone_is_undone(
+    tmp_path: Path,
+) -> None:
+    """Group commit: concurrent writes on one event loop share one transaction (one fsync), each in a
+    savepoint, so the one that fails leaves the others written."""
+    from stigmer.core import NotFound
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=bytes(32))
+    groups: list[int] = []
+    real = backend._db.write_many
+
+    def counted(fns):  # type: ignore[no-untyped-def]
+        groups.append(len(fns))
+        return real(fns)
+
+    backend._db.write_many = counted  # type: ignore[method-assign]
+
+    def agent(name: str) -> svc.ApplyRequest:
+        return svc.ApplyRequest(
+            resource=resource_pb2.Resource(
+                agent=agent_pb2.Agent(
+                    metadata=meta_pb2.Metadata(name=name), spec=agent_pb2.AgentSpec(instructions="hi")
+                )
+            )
+        )
+
+    missing = svc.DeleteRequest(ref=meta_pb2.ResourceRef(kind="Agent", name="nobody"))
+    results = await asyncio.gather(
+        *(backend.apply(agent(f"bot-{i}")) for i in range(3)),
+        backend.delete(missing),
+        *(backend.apply(agent(f"bot-{i}")) for i in range(3, 6)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], NotFound), results[3]
+    assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 3), results
+    assert max(groups) == 7, groups  # all seven in one transaction
+    listed = await backend.list(svc.ListRequest(kind="Agent"))
+    assert sorted(r.agent.metadata.name for r in listed.resources) == [f"bot-{i}" for i in range(6)]
+    # a lone write takes the ordinary path
+    groups.clear()
+    await backend.apply(agent("bot-6"))
+    assert groups == []
+    await backend.close()

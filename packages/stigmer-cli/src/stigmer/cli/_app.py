@@ -160,6 +160,7 @@ def _error_message(exc: BaseException) -> str | None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _tune_collector()
     if "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args:
         OPTIONS.debug = True
     command = typer.main.get_command(app)
@@ -183,6 +184,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {_one_line(_masked(message))}", file=sys.stderr)
         sys.stderr.flush()
         sys.exit(getattr(exc, "exit_code", 1) if message is not None else 1)
+
+
+def _tune_collector() -> None:
+    """Keep the cycle collector off the start-up's objects. A command imports what it needs as it
+    goes (an agent run: pydantic-ai, the MCP SDK, the OpenAI client, some 200,000 objects that live
+    until the end), and the collector would walk them again and again while they are made, and
+    once more at exit (0.5-0.9 s between an agent run's last line and the end of its process).
+    So it is off for the first seconds; then (long-running commands) what exists is frozen into
+    the permanent generation and the collector runs as usual; at exit the same freeze skips the
+    final walk. atexit handlers, stream flushing and module teardown run as always. Set up once
+    (``main`` also runs in-process in tests: the timer gives the collector back there too)."""
+    global _COLLECTOR_SET
+    if _COLLECTOR_SET:
+        return
+    _COLLECTOR_SET = True
+    import atexit
+    import gc
+    import threading
+
+    def resume() -> None:
+        gc.freeze()
+        gc.enable()
+
+    if gc.isenabled():
+        gc.disable()
+        timer = threading.Timer(_COLLECTOR_OFF_SECONDS, resume)
+        timer.daemon = True
+        timer.start()
+    atexit.register(gc.freeze)
+
+
+_COLLECTOR_SET = False
+#: How long a command starts without the cycle collector.
+_COLLECTOR_OFF_SECONDS = 5.0
 
 
 def _masked(text: str) -> str:

@@ -113,9 +113,10 @@ class TemporalDispatcher:
         kind = execution.kind or "WorkflowExecution"
         name = WORKFLOW_WORKFLOW if kind == "WorkflowExecution" else AGENT_WORKFLOW
         target = execution.spec.target
-        args = {"executionId": execution.metadata.id}
+        args: dict[str, Any] = {"executionId": execution.metadata.id}
         if name == WORKFLOW_WORKFLOW:  # where its `call: agent` children run
             args["agentQueue"] = self.queues["AgentExecution"]
+            args.update(await self._definition(execution))
         if self._attributes is None:
             self._attributes = await registered_search_attributes(await self.client(), self.namespace)
         return {
@@ -159,6 +160,29 @@ class TemporalDispatcher:
             await self._fail(
                 execution_id, f"could not start it on Temporal at {self.address}: {type(exc).__name__}"
             )
+
+    async def _definition(self, execution: execution_pb2.Execution) -> dict[str, Any]:
+        """The pinned workflow document, the input and a retry's checkpoint, sent with the start so
+        the worker need not read them back (they are in Temporal's history either way)."""
+        import json
+
+        from stigmer.core import from_value
+
+        ref, pinned = execution.spec.target, execution.spec.target_version
+        definition = (await self._backend.get(svc.GetRequest(ref=ref))).workflow
+        if pinned and definition.metadata.version != pinned:
+            history = await self._backend.list_versions(svc.ListVersionsRequest(ref=ref))
+            found = [entry.resource.workflow for entry in history.versions if entry.version == pinned]
+            if not found:
+                return {}  # the worker's load reports what is missing
+            definition = found[0]
+        args: dict[str, Any] = {
+            "document": from_value(definition.spec),
+            "input": from_value(execution.spec.input) if execution.spec.HasField("input") else {},
+        }
+        if execution.spec.resumed_from and execution.status.checkpoint:
+            args["checkpoint"] = json.loads(execution.status.checkpoint)
+        return args
 
     async def _search_attributes(self, client: Any, kind: str, name: str) -> Any:
         """``StigmerKind`` / ``StigmerName`` when the namespace has them (the local stack

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from stigmer.core import (
     TERMINAL_PHASES,
@@ -117,6 +118,10 @@ class LocalBackend:
         if master_key is not None:
             self._box()
         self._threaded = not self._db.is_sqlite
+        #: SQLite writes waiting for their group commit, by event loop (see ``_write``)
+        self._groups: dict[
+            asyncio.AbstractEventLoop, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
+        ] = {}
         self.offer_to_runners = offer_to_runners
         self.server_id = server_id
         # Watchers waiting for news, by execution id: a change wakes only that execution's.
@@ -159,7 +164,40 @@ class LocalBackend:
         return new_key
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
-        return await self._call(fn, write=True)
+        if self._threaded:
+            return await self._call(fn, write=True)
+        # SQLite runs on the event loop: the writes that reach it in one turn of the loop commit
+        # together (a group commit: one fsync for all, each in its own savepoint), so concurrent
+        # callers do not queue behind one synchronous commit each.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        group = self._groups.get(loop)
+        if group is None:
+            group = self._groups[loop] = []
+            loop.call_soon(self._commit_group, loop)
+        group.append((fn, future))
+        return cast(T, await future)
+
+    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        group = [(fn, future) for fn, future in self._groups.pop(loop, []) if not future.cancelled()]
+        if len(group) == 1:
+            _settle(group[0][1], functools.partial(self._transaction, group[0][0], True))
+            return
+        try:
+            results = self._db.write_many([fn for fn, _ in group])
+        except Exception as exc:  # the commit itself failed: none of them is written
+            for _, future in group:
+                future.set_exception(exc)
+            return
+        for (fn, future), (done, value) in zip(group, results, strict=True):
+            if not done and isinstance(value, IntegrityError):
+                _settle(future, functools.partial(self._transaction, fn, True))  # alone, with its retries
+            elif done:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         return await self._call(fn, write=False)
@@ -690,6 +728,13 @@ def _data_version(conn: Connection) -> int:
     """SQLite's count of commits by other connections (this process writes through one)."""
     raw: Any = conn.connection.driver_connection
     return int(raw.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _settle(future: asyncio.Future[Any], work: Callable[[], Any]) -> None:
+    try:
+        future.set_result(work())
+    except Exception as exc:
+        future.set_exception(exc)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -148,6 +148,23 @@ class Database:
             if conn.in_transaction():
                 conn.commit()
 
+    def write_many(self, fns: Sequence[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        """SQLite: several writes committed as one transaction (a group commit: one fsync), each
+        in a savepoint, so one that fails is undone alone. ``(True, result)`` or ``(False, error)``."""
+        results: list[tuple[bool, Any]] = []
+        with self.write() as conn:
+            raw: Any = conn.connection.driver_connection
+            for fn in fns:
+                raw.execute("SAVEPOINT stigmer_write")
+                try:
+                    with self._errors():
+                        results.append((True, fn(conn)))
+                except Exception as exc:
+                    raw.execute("ROLLBACK TO stigmer_write")
+                    results.append((False, exc))
+                raw.execute("RELEASE stigmer_write")
+        return results
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only snapshot."""

@@ -122,6 +122,22 @@ class WorkflowActivities:
             result["phase"] = "RUNNING"
         return result
 
+    @activity.defn(name="stigmer.workflow.start")
+    async def start(self, execution_id: str) -> dict[str, Any]:
+        """Marks a run whose definition came in the workflow's arguments RUNNING (one Backend call
+        instead of :meth:`load`'s reads); this worker's limits. A finished run answers its phase."""
+        try:
+            await self.backend.update_execution_status(
+                svc.UpdateExecutionStatusRequest(
+                    execution_id=execution_id, phase=P.PHASE_RUNNING, runner=self.runner
+                )
+            )
+        except FailedPrecondition:
+            execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+            phase = execution.status.phase
+            return {"phase": "CANCELLED" if not is_terminal(phase) else P.Phase.Name(phase)}
+        return {"phase": "RUNNING", "limits": self.limits.to_dict()}
+
     @activity.defn(name="stigmer.workflow.report")
     async def report(self, batch: dict[str, Any]) -> bool:
         """Append events and task progress, and optionally change the phase; False when refused
@@ -390,7 +406,7 @@ class WorkflowActivities:
 
     def all(self) -> list[Any]:
         """Every activity, for ``Worker(activities=...)``."""
-        return [self.load, self.report, self.http, self.grpc, self.process, self.child, self.await_execution]
+        return [self.load, self.start, self.report, self.http, self.grpc, self.process, self.child, self.await_execution]
 
 
 def _scrubbed_error(error: WorkflowError, secrets: Mapping[str, str]) -> WorkflowError:

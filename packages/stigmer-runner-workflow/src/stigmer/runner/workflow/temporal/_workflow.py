@@ -36,7 +36,7 @@ HISTORY_LIMIT = 10_000
 TEMPORAL_JQ_SECONDS: Final = 1.5
 
 
-@workflow.defn(name=WORKFLOW_NAME)
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
 class StigmerWorkflow:
     def __init__(self) -> None:
         self._pending: list[dict[str, Any]] = []
@@ -53,11 +53,21 @@ class StigmerWorkflow:
     @workflow.run
     async def run(self, args: dict[str, Any]) -> dict[str, Any]:
         execution_id = str(args["executionId"])
-        loaded = await workflow.execute_local_activity(
-            "stigmer.workflow.load",
-            execution_id,
-            start_to_close_timeout=datetime.timedelta(seconds=30),
-        )
+        if "document" in args:
+            # The server sent the pinned definition and input with the start (its history holds
+            # them): one call marks the run RUNNING. Runs started without them load them.
+            loaded = await workflow.execute_local_activity(
+                "stigmer.workflow.start",
+                execution_id,
+                start_to_close_timeout=datetime.timedelta(seconds=30),
+            )
+            loaded.update(document=args["document"], input=args.get("input"))
+        else:
+            loaded = await workflow.execute_local_activity(
+                "stigmer.workflow.load",
+                execution_id,
+                start_to_close_timeout=datetime.timedelta(seconds=30),
+            )
         if loaded["phase"] != "RUNNING":
             return {"phase": loaded["phase"]}
         limits = Limits.from_dict(loaded.get("limits"))  # the worker's settings, kept in history
