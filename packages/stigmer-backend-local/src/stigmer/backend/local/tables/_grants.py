@@ -249,18 +249,26 @@ _DELETE_AUTHOR = delete(s.authors).where(
 )
 
 
+_SELECT_AUTHOR = select(s.authors.c.author, s.authors.c.role).where(
+    s.authors.c.object_id == bindparam("b_object"), s.authors.c.version == bindparam("b_version")
+)
+
+
 class _AuthorStatements:
     def __init__(self, dialect: Any) -> None:
         self.delete = Prepared(_DELETE_AUTHOR, dialect)
         self.insert = Prepared(insert(s.authors), dialect, ["object_id", "version", "author", "role"])
+        self.select = Prepared(_SELECT_AUTHOR, dialect)
 
 
 def author_of(conn: Connection, object_id: str, version: int) -> Author | None:
-    a = s.authors
-    row = conn.execute(
-        select(a.c.author, a.c.role).where(a.c.object_id == object_id, a.c.version == version)
-    ).first()
-    return None if row is None else Author(row.author, row.role)
+    st = prepared_for(conn, _AuthorStatements)  # every CreateExecution asks
+    cur: Any = st.select.run(conn, {"b_object": object_id, "b_version": version})
+    try:
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    return None if row is None else Author(row[0], row[1])
 
 
 def authors_of(conn: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
