@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 from sqlalchemy import Connection, insert, select
 from stigmer.backend.local._crypto import SecretBox
+from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local.tables import _grants, _secrets
 from stigmer.backend.local.tables import _resources as res
 from stigmer.backend.local.tables import _schema as s
@@ -176,22 +177,23 @@ def create(
         # A retry starts where the failed run stopped: its checkpoint and its finished tasks.
         status.checkpoint = source.status.checkpoint
         status.tasks.extend(t for t in source.status.tasks if t.phase == P.PHASE_SUCCEEDED)
-    conn.execute(
-        insert(s.executions).values(
-            id=eid,
-            kind=kind,
-            target_kind=row.kind,
-            target_id=row.id,
-            session_id=spec.session_id,
-            phase=P.PHASE_PENDING,
-            last_sequence=0,
-            labels=dumps(dict(request.labels)),
-            spec=spec.SerializeToString(),
-            status=status.SerializeToString(),
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    prepared_for(conn, _CreateStatements).insert.run(  # every CreateExecution: compiled once
+        conn,
+        {
+            "id": eid,
+            "kind": kind,
+            "target_kind": row.kind,
+            "target_id": row.id,
+            "session_id": spec.session_id,
+            "phase": P.PHASE_PENDING,
+            "last_sequence": 0,
+            "labels": dumps(dict(request.labels)),
+            "spec": spec.SerializeToString(),
+            "status": status.SerializeToString(),
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).close()  # type: ignore[attr-defined]
     _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
     if source is not None and box is not None:
         _secrets.copy_runtime_secrets(conn, box, source.metadata.id, eid, set(request.runtime_secrets))
@@ -206,6 +208,13 @@ def create(
     if spec.session_id:
         res.bump_status(conn, spec.session_id, {"lastExecutionId": eid})
     return _get(conn, eid)
+
+
+class _CreateStatements:
+    def __init__(self, dialect: Any) -> None:
+        columns = ["id", "kind", "target_kind", "target_id", "session_id", "phase", "last_sequence"]
+        columns += ["labels", "spec", "status", "created_at", "updated_at"]
+        self.insert = Prepared(insert(s.executions), dialect, columns)
 
 
 def _source(

@@ -311,11 +311,8 @@ _AUTHORS_MAX = 16384
 
 
 def record_lease(conn: Connection, execution_id: str, dispatch: str, holder: str = "") -> None:
-    conn.execute(
-        insert(s.execution_leases).values(
-            execution_id=execution_id, dispatch=dispatch, holder=holder, renewed_at=now_us()
-        )
-    )
+    values = {"execution_id": execution_id, "dispatch": dispatch, "holder": holder, "renewed_at": now_us()}
+    prepared_for(conn, _LeaseStatements).insert.run(conn, values).close()  # type: ignore[attr-defined]
 
 
 def dispatch_of(conn: Connection, execution_id: str) -> str:
@@ -363,6 +360,8 @@ class _LeaseStatements:
         self.select = Prepared(_LEASE, dialect)
         self.renew = Prepared(_RENEW, dialect)
         self.take = Prepared(_TAKE, dialect)
+        columns = ["execution_id", "dispatch", "holder", "renewed_at"]
+        self.insert = Prepared(insert(s.execution_leases), dialect, columns)
 
 
 def claim(conn: Connection, principal: Principal | None, execution_id: str, action: str) -> None:

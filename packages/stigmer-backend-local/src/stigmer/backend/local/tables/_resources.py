@@ -794,14 +794,26 @@ def version_body(conn: Connection, resource_id: str, version: int) -> Any | None
 
 def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> None:
     """Merge ``changes`` into a resource's status JSON (no version bump: status is not spec)."""
-    row = conn.execute(select(s.resources.c.status).where(s.resources.c.id == resource_id)).first()
+    st = prepared_for(conn, _StatusStatements)  # every CreateExecution bumps its target's
+    cur: Any = st.select.run(conn, {"b_id": resource_id})
+    try:
+        row = cur.fetchone()
+    finally:
+        cur.close()
     if row is None:
         return
-    status = json.loads(row.status)
+    status = json.loads(row[0])
     for key, value in changes.items():
         if key.endswith("+"):
             key = key[:-1]
             status[key] = str(int(status.get(key, 0)) + int(value))
         else:
             status[key] = value
-    conn.execute(update(s.resources).where(s.resources.c.id == resource_id).values(status=dumps(status)))
+    st.update.run(conn, {"b_id": resource_id, "status": dumps(status)}).close()  # type: ignore[attr-defined]
+
+
+class _StatusStatements:
+    def __init__(self, dialect: Any) -> None:
+        r = s.resources
+        self.select = Prepared(select(r.c.status).where(r.c.id == bindparam("b_id")), dialect)
+        self.update = Prepared(update(r).where(r.c.id == bindparam("b_id")), dialect, ["status"])
