@@ -91,7 +91,9 @@ def installed_product() -> Path:
     files = [root / "pyproject.toml", root / "uv.lock"]
     for package in sorted((root / "packages").iterdir()):
         files.append(package / "pyproject.toml")
-        files += sorted(p for p in (package / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        files += sorted(
+            p for p in (package / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
     for path in files:
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stigmer-bench"
@@ -114,7 +116,9 @@ def installed_product() -> Path:
     ).stdout
     constraints = venv / "constraints.txt"
     constraints.write_text(
-        "".join(line + "\n" for line in exported.splitlines() if line and not line.startswith(("-e", "#", " ")))
+        "".join(
+            line + "\n" for line in exported.splitlines() if line and not line.startswith(("-e", "#", " "))
+        )
     )
     subprocess.run(["uv", "venv", "-q", "--allow-existing", "-p", sys.executable, str(venv)], check=True)
     subprocess.run(

@@ -406,7 +406,16 @@ class WorkflowActivities:
 
     def all(self) -> list[Any]:
         """Every activity, for ``Worker(activities=...)``."""
-        return [self.load, self.start, self.report, self.http, self.grpc, self.process, self.child, self.await_execution]
+        return [
+            self.load,
+            self.start,
+            self.report,
+            self.http,
+            self.grpc,
+            self.process,
+            self.child,
+            self.await_execution,
+        ]
 
 
 def _scrubbed_error(error: WorkflowError, secrets: Mapping[str, str]) -> WorkflowError:
