@@ -205,8 +205,8 @@ async def test_definition_versions_diff_and_run_form(console: Console) -> None:
         assert missing.status_code == 404 and "no version 9" in missing.text
         bad = await client.post("/definitions/agent/a/run", data={"csrf": csrf, "input": "{not json"})
         assert bad.status_code == 303 and "error=" in bad.headers["location"]
-        shown = await client.get(bad.headers["location"].removeprefix("/console"))
-        assert "input is not JSON" in shown.text
+        refused = await client.get(bad.headers["location"].removeprefix("/console"))
+        assert "input is not JSON" in refused.text
         listing = await client.get("/definitions/agents")
         assert 'href="/console/definitions/agent/a"' in listing.text
         assert (await client.get("/definitions/session")).status_code == 404
