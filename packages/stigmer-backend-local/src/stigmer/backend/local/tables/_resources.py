@@ -8,7 +8,7 @@ import sys
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from google.protobuf import json_format
@@ -793,7 +793,23 @@ def version_body(conn: Connection, resource_id: str, version: int) -> Any | None
 
 
 def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> None:
-    """Merge ``changes`` into a resource's status JSON (no version bump: status is not spec)."""
+    """Merge ``changes`` into a resource's status JSON (no version bump: status is not spec);
+    a key ending in ``+`` adds to a counter."""
+
+    def merge(status: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if key.endswith("+"):
+                key = key[:-1]
+                status[key] = str(int(status.get(key, 0)) + int(value))
+            else:
+                status[key] = value
+
+    edit_status(conn, resource_id, merge)
+
+
+def edit_status(conn: Connection, resource_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Read a resource's status JSON, let ``edit`` change it in place, write it back (in the
+    caller's transaction); nothing when the resource is gone."""
     st = prepared_for(conn, _StatusStatements)  # every CreateExecution bumps its target's
     cur: Any = st.select.run(conn, {"b_id": resource_id})
     try:
@@ -803,12 +819,7 @@ def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> 
     if row is None:
         return
     status = json.loads(row[0])
-    for key, value in changes.items():
-        if key.endswith("+"):
-            key = key[:-1]
-            status[key] = str(int(status.get(key, 0)) + int(value))
-        else:
-            status[key] = value
+    edit(status)
     st.update.run(conn, {"b_id": resource_id, "status": dumps(status)}).close()  # type: ignore[attr-defined]
 
 

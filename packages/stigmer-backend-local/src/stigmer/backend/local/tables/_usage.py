@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection, select, update
-from stigmer.backend.local.tables import _schema as s
-from stigmer.backend.local.tables._columns import dumps
+from sqlalchemy import Connection
+from stigmer.backend.local.tables._resources import edit_status
 from stigmer.proto.v1 import execution_pb2 as ex
 
 __all__ = ["MAX_REQUEST_ENTRIES", "add_session_usage", "add_usage"]
@@ -34,14 +33,13 @@ def add_usage(into: ex.Usage, add: ex.Usage) -> None:
 def add_session_usage(conn: Connection, session_id: str, add: ex.Usage) -> None:
     """Add an execution's usage report to its session's ``status.usage`` (sums only: the
     per-request entries stay with each execution)."""
-    row = conn.execute(select(s.resources.c.status).where(s.resources.c.id == session_id)).first()
-    if row is None:
-        return
-    status = json.loads(row.status)
-    usage = json_format.ParseDict(status.get("usage") or {}, ex.Usage(), ignore_unknown_fields=True)
     sums = ex.Usage()
     sums.CopyFrom(add)
     del sums.by_request[:]
-    add_usage(usage, sums)
-    status["usage"] = json_format.MessageToDict(usage)
-    conn.execute(update(s.resources).where(s.resources.c.id == session_id).values(status=dumps(status)))
+
+    def add_to(status: dict[str, Any]) -> None:
+        usage = json_format.ParseDict(status.get("usage") or {}, ex.Usage(), ignore_unknown_fields=True)
+        add_usage(usage, sums)
+        status["usage"] = json_format.MessageToDict(usage)
+
+    edit_status(conn, session_id, add_to)
