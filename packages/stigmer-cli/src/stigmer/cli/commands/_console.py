@@ -49,10 +49,10 @@ def console(
     from stigmer.cli.commands._server import LogLevel, _configure_logging
 
     settings = load_settings()
-    context = settings.context
-    if context.backend != "local":
+    ctx = settings.context
+    if ctx.backend != "local":
         raise CliError(
-            f"context '{context.name}' is a server ({context.endpoint}): its console is served by the server "
+            f"context '{ctx.name}' is a server ({ctx.endpoint}): its console is served by the server "
             "(`stigmer server --http-listen HOST:PORT`, then open http://HOST:PORT/console/); "
             "`stigmer console` serves the local store"
         )
