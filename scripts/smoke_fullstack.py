@@ -89,7 +89,8 @@ def promise(env: dict[str, str], temporal_port: int, server_port: int) -> None:
     )
     rows: list[dict[str, Any]] = json.loads(stigmer(env, "local", "status", "-o", "json").stdout)
     if {r["name"]: r["state"] for r in rows} != dict.fromkeys(
-        ("temporal", "temporal-ui", "server", "server-http", "workflow-runner", "agent-runner"), "running"
+        ("temporal", "temporal-ui", "server", "server-http", "console", "workflow-runner", "agent-runner"),
+        "running",
     ):
         raise Failed(f"not every component runs: {rows}")
     stigmer(env, "apply", "-f", str(EXAMPLE))

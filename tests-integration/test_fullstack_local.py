@@ -72,7 +72,8 @@ def test_status_json_lists_every_component_running(stack: Stack) -> None:
         "temporal",
         "temporal-ui",  # on by default: what the Temporal dev server serves
         "server",
-        "server-http",  # the server's HTTP listener (/metrics)
+        "server-http",  # the server's HTTP listener (/metrics, webhooks, events)
+        "console",  # the web console the listener serves
         "workflow-runner",
         "agent-runner",
     ]
