@@ -106,6 +106,7 @@ EXPECTED = {
     "is_terminal",
     "phase_name",
     "phase_number",
+    "pinned_target",
     "EventWriter",
     "NewEvent",
     "RunStopped",

@@ -92,6 +92,7 @@ from stigmer.core._phases import (
     phase_name,
     phase_number,
 )
+from stigmer.core._pinned import pinned_target
 from stigmer.core._plugins import (
     BACKENDS_GROUP,
     RUNNERS_GROUP,
@@ -229,6 +230,7 @@ __all__ = [
     "parse_structured_event",
     "phase_name",
     "phase_number",
+    "pinned_target",
     "plain_value",
     "private_dir",
     "private_file",

@@ -166,16 +166,9 @@ class TemporalDispatcher:
         the worker need not read them back (they are in Temporal's history either way)."""
         import json
 
-        from stigmer.core import from_value
+        from stigmer.core import from_value, pinned_target
 
-        ref, pinned = execution.spec.target, execution.spec.target_version
-        definition = (await self._backend.get(svc.GetRequest(ref=ref))).workflow
-        if pinned and definition.metadata.version != pinned:
-            history = await self._backend.list_versions(svc.ListVersionsRequest(ref=ref))
-            found = [entry.resource.workflow for entry in history.versions if entry.version == pinned]
-            if not found:
-                return {}  # the worker's load reports what is missing
-            definition = found[0]
+        definition = (await pinned_target(self._backend, execution)).workflow
         args: dict[str, Any] = {
             "document": from_value(definition.spec),
             "input": from_value(execution.spec.input) if execution.spec.HasField("input") else {},

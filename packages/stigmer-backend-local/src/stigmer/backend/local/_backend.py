@@ -182,6 +182,8 @@ class LocalBackend:
         from sqlalchemy.exc import IntegrityError
 
         group = [(fn, future) for fn, future in self._groups.pop(loop, []) if not future.cancelled()]
+        if not group:  # every caller gave up: no transaction
+            return
         if len(group) == 1:
             _settle(group[0][1], functools.partial(self._transaction, group[0][0], True))
             return
@@ -695,17 +697,10 @@ class LocalBackend:
         """The value of stored secret ``name`` (a Trigger's HMAC key), or None when there is no
         such secret. For the server's webhook listener only: it is no contract call, so no
         client can reach it."""
-        from sqlalchemy import select
-        from stigmer.backend.local.tables import _schema as s
-        from stigmer.backend.local.tables._secrets import open_secret
+        from stigmer.backend.local.tables._secrets import stored_value
 
         box = self._box()
-
-        def read(c: Connection) -> str | None:
-            row = c.execute(select(s.secrets.c.ciphertext).where(s.secrets.c.name == name)).first()
-            return None if row is None else open_secret(box, name, row.ciphertext)
-
-        return await self._read(read)
+        return await self._read(lambda c: stored_value(c, box, name))
 
     async def close(self) -> None:
         if self._poller is not None and not self._poller.done():

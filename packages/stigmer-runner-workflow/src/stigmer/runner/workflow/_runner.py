@@ -23,6 +23,7 @@ from stigmer.core import (
     load_runner,
     no_handover,
     phase_name,
+    pinned_target,
     traced_execution,
     until_handover,
 )
@@ -154,16 +155,7 @@ class WorkflowRunner:
         return await reporter.status(P.PHASE_SUCCEEDED, output=output, has_output=True)
 
     async def _load_document(self, backend: Backend, execution: execution_pb2.Execution) -> Workflow:
-        ref = execution.spec.target
-        pinned = execution.spec.target_version
-        resource = await backend.get(svc.GetRequest(ref=ref))
-        workflow = resource.workflow
-        if pinned and workflow.metadata.version != pinned:
-            history = await backend.list_versions(svc.ListVersionsRequest(ref=ref))
-            for entry in history.versions:
-                if entry.version == pinned:
-                    workflow = entry.resource.workflow
-                    break
+        workflow = (await pinned_target(backend, execution)).workflow
         digest = hashlib.sha256(workflow.spec.SerializeToString(deterministic=True)).digest()
         cached = self._documents.get(digest)
         if cached is not None:

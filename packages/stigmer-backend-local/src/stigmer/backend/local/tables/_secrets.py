@@ -182,6 +182,13 @@ def runtime_secrets(conn: Connection, execution_id: str) -> dict[str, bytes]:
     }
 
 
+def stored_value(conn: Connection, box: SecretBox, name: str) -> str | None:
+    """The decrypted value of stored secret ``name``, or None when there is no such secret."""
+    t = s.secrets
+    row = conn.execute(select(t.c.ciphertext).where(t.c.name == name)).first()
+    return None if row is None else open_secret(box, name, row.ciphertext)
+
+
 def resolve_values(
     conn: Connection,
     box: SecretBox,

@@ -26,6 +26,7 @@ from stigmer.core import (
     from_value,
     is_terminal,
     phase_number,
+    pinned_target,
     to_value,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -90,16 +91,7 @@ class WorkflowActivities:
         result: dict[str, Any] = {"phase": P.Phase.Name(execution.status.phase), "kind": execution.kind}
         if is_terminal(execution.status.phase):
             return result
-        ref = execution.spec.target
-        pinned = execution.spec.target_version
-        resource = await self.backend.get(svc.GetRequest(ref=ref))
-        definition = resource.workflow
-        if pinned and definition.metadata.version != pinned:
-            history = await self.backend.list_versions(svc.ListVersionsRequest(ref=ref))
-            for entry in history.versions:
-                if entry.version == pinned:
-                    definition = entry.resource.workflow
-                    break
+        definition = (await pinned_target(self.backend, execution)).workflow
         result["document"] = from_value(definition.spec)
         result["version"] = definition.metadata.version
         result["input"] = from_value(execution.spec.input) if execution.spec.HasField("input") else {}
