@@ -102,22 +102,12 @@ class WorkflowActivities:
             if execution.spec.resumed_from and execution.status.checkpoint:
                 # a retry: it continues from the checkpoint of the failed run
                 result["checkpoint"] = json.loads(execution.status.checkpoint)
-            try:
-                await self.backend.update_execution_status(
-                    svc.UpdateExecutionStatusRequest(
-                        execution_id=execution_id, phase=P.PHASE_RUNNING, runner=self.runner
-                    )
-                )
-            except FailedPrecondition:
-                result["phase"] = "CANCELLED"
-                return result
-            result["phase"] = "RUNNING"
+            result["phase"] = "RUNNING" if await self._mark_running(execution_id) else "CANCELLED"
         return result
 
-    @activity.defn(name="stigmer.workflow.start")
-    async def start(self, execution_id: str) -> dict[str, Any]:
-        """Marks a run whose definition came in the workflow's arguments RUNNING (one Backend call
-        instead of :meth:`load`'s reads); this worker's limits. A finished run answers its phase."""
+    async def _mark_running(self, execution_id: str) -> bool:
+        """Record that this worker runs the execution; False when the Backend refuses (it was
+        cancelled or finished meanwhile)."""
         try:
             await self.backend.update_execution_status(
                 svc.UpdateExecutionStatusRequest(
@@ -125,10 +115,18 @@ class WorkflowActivities:
                 )
             )
         except FailedPrecondition:
-            execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
-            phase = execution.status.phase
-            return {"phase": "CANCELLED" if not is_terminal(phase) else P.Phase.Name(phase)}
-        return {"phase": "RUNNING", "limits": self.limits.to_dict()}
+            return False
+        return True
+
+    @activity.defn(name="stigmer.workflow.start")
+    async def start(self, execution_id: str) -> dict[str, Any]:
+        """Marks a run whose definition came in the workflow's arguments RUNNING (one Backend call
+        instead of :meth:`load`'s reads); this worker's limits. A finished run answers its phase."""
+        if await self._mark_running(execution_id):
+            return {"phase": "RUNNING", "limits": self.limits.to_dict()}
+        execution = await self.backend.get_execution(svc.GetExecutionRequest(id=execution_id))
+        phase = execution.status.phase
+        return {"phase": "CANCELLED" if not is_terminal(phase) else P.Phase.Name(phase)}
 
     @activity.defn(name="stigmer.workflow.report")
     async def report(self, batch: dict[str, Any]) -> bool:
