@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from stigmer.core import RUNNABLE_KINDS, InvalidArgument, kind_info
+from stigmer.core import RUNNABLE_KINDS, InvalidArgument, NotFound, kind_info
 from stigmer.sdk._apply_order import order_resources
 from stigmer.sdk._collect import collect
 from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_target
@@ -24,7 +24,7 @@ from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
-    from stigmer.core import Backend, LoadedResource, NotFound
+    from stigmer.core import Backend, LoadedResource
     from stigmer.proto.v1 import backend_service_pb2 as svc
     from stigmer.proto.v1 import execution_pb2
     from stigmer.proto.v1.memory_pb2 import Memory
@@ -616,14 +616,23 @@ class AsyncStigmer:
         from stigmer.proto.v1 import agent_pb2, execution_pb2, meta_pb2
         from stigmer.proto.v1 import backend_service_pb2 as svc
 
+        choose = "pass kind='workflow' or 'agent'"
+        agent_only = bool(message or session or limits or output_schema is not None or model or attachments)
         if kind:
             target = resolve_kind(kind)
-            if target in RUNNABLE_KINDS and not await resource_exists(self.backend, target, name):
+            # A session or attachments are stored before the run is created: not for nothing.
+            stored_first = bool(session or attachments) and target in RUNNABLE_KINDS
+            if stored_first and not await resource_exists(self.backend, target, name):
                 raise await not_found(self.backend, [target], name)
+        elif self.local or agent_only or input is None:
+            # What runs here, or what the arguments must suit, is known before the run is created.
+            target = await find_target(self.backend, name, choose_hint=choose)
         else:
-            target = await find_target(self.backend, name, choose_hint="pass kind='workflow' or 'agent'")
-        runs = kind_info(target).runner
-        if not runs or kind_info(target).is_execution:
+            # Arguments either kind takes: the Backend finds the workflow or agent of that name
+            # as it creates the run (one call to a server instead of three).
+            target = ""
+        runs = kind_info(target).runner if target else ""
+        if target and (not runs or kind_info(target).is_execution):
             raise InvalidArgument(f"only workflows and agents run, not a {target}", ["kind"])
         if target == "Workflow" and (message or session):
             raise InvalidArgument("message= and session= are for agents; give a workflow input=")
@@ -633,7 +642,7 @@ class AsyncStigmer:
             raise InvalidArgument("limits=, output_schema= and model= are for agents")
         if target == "Workflow" and attachments:
             raise InvalidArgument("attachments= are for agents", ["attachments"])
-        runner = load_runner_plugin(runs) if self.local else None  # fail before creating
+        runner = load_runner_plugin(runs) if self.local and runs else None  # fail before creating
         spec = execution_pb2.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=target, name=name),
             message=message or "",
@@ -673,9 +682,23 @@ class AsyncStigmer:
             from stigmer.sdk._workspace import store_attachments
 
             spec.attachments.extend(await store_attachments(self.backend, attachments))
-        created = await self.backend.create_execution(
-            svc.CreateExecutionRequest(spec=spec, runtime_secrets=dict(secrets or {}))
-        )
+        try:
+            created = await self.backend.create_execution(
+                svc.CreateExecutionRequest(spec=spec, runtime_secrets=dict(secrets or {}))
+            )
+        except NotFound:
+            # Said as `find_target` says it, with the closest existing name — when the target is
+            # what is missing (a session given by id may be, too).
+            kinds = [target] if target else list(RUNNABLE_KINDS)
+            if not any([await resource_exists(self.backend, k, name) for k in kinds]):
+                raise await not_found(self.backend, kinds, name) from None
+            raise
+        except InvalidArgument as exc:
+            if not target and "spec.target.kind" in exc.field_paths:
+                raise InvalidArgument(
+                    f"'{name}' names both a workflow and an agent; {choose}", ["kind"]
+                ) from None
+            raise
         handle = AsyncExecution(self.backend, created, runner, start=start)
         self._executions.append(handle)
         return handle

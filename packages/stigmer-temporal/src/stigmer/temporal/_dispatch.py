@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import OrderedDict
 from typing import Any, cast
 
-from stigmer.core import TERMINAL_PHASES, Backend, StigmerError
+from stigmer.core import TERMINAL_PHASES, Backend, Limits, StigmerError
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 from stigmer.temporal._connection import TemporalConnection
@@ -40,6 +41,9 @@ WORKFLOW_WORKFLOW = "stigmer.workflow"
 AGENT_WORKFLOW = "stigmer.agent"
 EVENT_SIGNAL = "stigmer.event"
 APPROVAL_SIGNAL = "stigmer.approval"
+#: Workflow documents kept by (target id, version), for the starts of their runs: a stored
+#: version never changes, so its document is read and converted once.
+DOCUMENTS = 64
 
 
 class TemporalDispatcher:
@@ -57,6 +61,7 @@ class TemporalDispatcher:
         namespace: str | None = None,
         workflow_queue: str = WORKFLOW_QUEUE,
         agent_queue: str = AGENT_QUEUE,
+        limits: Limits | None = None,
     ) -> None:
         connection = address if isinstance(address, TemporalConnection) else TemporalConnection(address)
         if namespace is not None:
@@ -70,6 +75,9 @@ class TemporalDispatcher:
         self._connecting: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._attributes: bool | None = None  # whether the namespace has Stigmer's search attributes
+        #: The limits of the workflow runs started here: this process's settings (see run_workflow).
+        self.limits = limits if limits is not None else Limits.load()
+        self._documents: OrderedDict[tuple[str, str], Any] = OrderedDict()
         #: :class:`TemporalSchedules` when Temporal fires the Stigmer Schedules (set by the server)
         self.schedules: Any = None
 
@@ -109,7 +117,11 @@ class TemporalDispatcher:
         """How an execution's Temporal workflow is started, as plain data (for a workflow that
         starts it as its child: ``stigmer.schedule.fire``): ``workflow`` (type), ``args``,
         ``id`` (the execution id), ``queue``, ``memo`` and ``attributes`` (whether the namespace
-        has the search attributes ``StigmerKind`` / ``StigmerName``)."""
+        has the search attributes ``StigmerKind`` / ``StigmerName``).
+
+        A workflow run's ``args`` carry what the worker would otherwise read back: the pinned
+        document, the input (and a retry's checkpoint), and the run's ``limits`` — the settings of
+        this process, kept in the run's history so that a replay uses the same ones."""
         kind = execution.kind or "WorkflowExecution"
         name = WORKFLOW_WORKFLOW if kind == "WorkflowExecution" else AGENT_WORKFLOW
         target = execution.spec.target
@@ -117,6 +129,7 @@ class TemporalDispatcher:
         if name == WORKFLOW_WORKFLOW:  # where its `call: agent` children run
             args["agentQueue"] = self.queues["AgentExecution"]
             args.update(await self._definition(execution))
+            args["limits"] = self.limits.to_dict()
         if self._attributes is None:
             self._attributes = await registered_search_attributes(await self.client(), self.namespace)
         return {
@@ -168,9 +181,18 @@ class TemporalDispatcher:
 
         from stigmer.core import from_value, pinned_target
 
-        definition = (await pinned_target(self._backend, execution)).workflow
+        key = (execution.spec.target.id, execution.spec.target_version)
+        document = self._documents.get(key) if all(key) else None
+        if document is None:
+            document = from_value((await pinned_target(self._backend, execution)).workflow.spec)
+            if all(key):
+                self._documents[key] = document
+                while len(self._documents) > DOCUMENTS:
+                    self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(key)
         args: dict[str, Any] = {
-            "document": from_value(definition.spec),
+            "document": document,
             "input": from_value(execution.spec.input) if execution.spec.HasField("input") else {},
         }
         if execution.spec.resumed_from and execution.status.checkpoint:

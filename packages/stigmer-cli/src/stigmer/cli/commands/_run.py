@@ -148,7 +148,7 @@ OutputSchemaOption = Annotated[
 class RunRequest:
     """What the user asked to run."""
 
-    kind: str  # Workflow or Agent
+    kind: str  # Workflow or Agent ("": the backend finds which, as it creates the run)
     name: str
     input: Any = None
     has_input: bool = False
@@ -175,9 +175,16 @@ class Started:
     runs_here: bool = True  # False: Ctrl-C came while this process ran nothing of it
 
 
-async def _check(client: AsyncStigmer, req: RunRequest) -> None:
-    """The request names an existing target and suits its kind (said in command-line terms)."""
-    if not await client.exists(req.kind, req.name):
+def _either_kind(req: RunRequest) -> bool:
+    """Whether the request suits a workflow and an agent alike (an input, no agent options)."""
+    agent_only = req.message or req.session_id or req.limits or req.model or req.attachments
+    return req.has_input and not agent_only and req.output_schema is None
+
+
+async def _check(client: AsyncStigmer, req: RunRequest, *, found: bool = False) -> None:
+    """The request names an existing target (unless ``found`` already, or left to the backend)
+    and suits its kind (said in command-line terms)."""
+    if req.kind and not found and not await client.exists(req.kind, req.name):
         raise await client.not_found([req.kind], req.name, create_hint=CREATE_HINT)
     if req.kind == "Agent" and not req.message and not req.has_input:
         raise CliError(f'an agent run needs a message: `stigmer agent execute {req.name} "your message"`')
@@ -199,13 +206,19 @@ async def _check(client: AsyncStigmer, req: RunRequest) -> None:
 
 
 async def start(
-    client: AsyncStigmer, req: RunRequest, output: Output, detach: bool, started: Started
+    client: AsyncStigmer,
+    req: RunRequest,
+    output: Output,
+    detach: bool,
+    started: Started,
+    *,
+    found: bool = False,
 ) -> execution_pb2.Execution:
     """Create and (unless detached) follow an execution; in a local context it runs here."""
-    await _check(client, req)
+    await _check(client, req, found=found)
     handle = await client.run(
         req.name,
-        kind=req.kind,
+        kind=req.kind or None,
         input=_input_value(req.input) if req.has_input else None,
         message=req.message or None,
         env=req.env,
@@ -502,14 +515,32 @@ def _execute(req: RunRequest, output: Output, detach: bool, *, find: bool = Fals
 
     async def go() -> int:
         async with connect() as client:
-            if find:
-                req.kind = await client.find_target(
-                    req.name,
-                    choose_hint=f"say which: `stigmer workflow run {req.name}` or "
-                    f"`stigmer agent execute {req.name} MESSAGE`",
-                    create_hint=CREATE_HINT,
-                )
-            ex = await start(client, req, output, detach, started)
+            choose = (
+                f"say which: `stigmer workflow run {req.name}` or `stigmer agent execute {req.name} MESSAGE`"
+            )
+            if find and not client.local and _either_kind(req):
+                # Against a server: created in one call, the server finding the workflow or agent.
+                from stigmer.core import RUNNABLE_KINDS, InvalidArgument, NotFound
+
+                req.kind = ""
+                try:
+                    ex = await start(client, req, output, detach, started)
+                except NotFound:
+                    if started.execution_id:
+                        raise
+                    raise await client.not_found(
+                        list(RUNNABLE_KINDS), req.name, create_hint=CREATE_HINT
+                    ) from None
+                except InvalidArgument as exc:
+                    if started.execution_id or "kind" not in exc.field_paths:
+                        raise
+                    raise InvalidArgument(
+                        f"'{req.name}' names both a workflow and an agent; {choose}"
+                    ) from None
+            else:
+                if find:
+                    req.kind = await client.find_target(req.name, choose_hint=choose, create_hint=CREATE_HINT)
+                ex = await start(client, req, output, detach, started, found=find)
             if detach:
                 if output is Output.table:
                     echo(ex.metadata.id)

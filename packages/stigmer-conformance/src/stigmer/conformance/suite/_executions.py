@@ -402,17 +402,34 @@ class TestStatusUpdates:
         await expect_error(FailedPrecondition, _update(backend, eid, workspace=saved))
 
     async def test_phase_changes_append_phase_events(self, backend: Backend) -> None:
+        """A start (PENDING to RUNNING) comes before the events sent with it; any other phase
+        change after them."""
         run = await new_execution(backend, "Agent", await _agent(backend))
         eid = run.metadata.id
         await _update(backend, eid, _event("log", "starting"), phase=RUNNING)
         await _update(backend, eid, _event("log", "still going"), phase=RUNNING)
-        await set_phase(backend, eid, SUCCEEDED)
+        await _update(backend, eid, _event("log", "done"), phase=SUCCEEDED)
         events = await _events(backend, eid)
-        assert [(e.type, e.phase) for e in events] == [
-            ("log", P.PHASE_UNSPECIFIED),
-            ("phase", RUNNING),
-            ("log", P.PHASE_UNSPECIFIED),
-            ("phase", SUCCEEDED),
+        assert [(e.type, e.phase, e.text) for e in events] == [
+            ("phase", RUNNING, ""),
+            ("log", P.PHASE_UNSPECIFIED, "starting"),
+            ("log", P.PHASE_UNSPECIFIED, "still going"),
+            ("log", P.PHASE_UNSPECIFIED, "done"),
+            ("phase", SUCCEEDED, ""),
+        ]
+
+    async def test_a_start_with_numbered_events_comes_after_them(self, backend: Backend) -> None:
+        """Events a writer numbered itself keep their numbers: the start's phase event follows."""
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        last = run.status.last_sequence
+        await _update(backend, eid, _event("log", "starting", sequence=last + 1), phase=RUNNING)
+        await set_phase(backend, eid, SUCCEEDED)
+        events = await _events(backend, eid, after=last)
+        assert [(e.sequence, e.type, e.phase) for e in events] == [
+            (last + 1, "log", P.PHASE_UNSPECIFIED),
+            (last + 2, "phase", RUNNING),
+            (last + 3, "phase", SUCCEEDED),
         ]
 
 
@@ -465,7 +482,10 @@ class TestWatch:
         events = await watcher
         assert [e.sequence for e in events] == list(range(1, len(events) + 1))
         assert [e.text for e in events if e.text.startswith("live-")] == texts
-        assert events[0].text == "before"
+        assert [(e.type, e.phase, e.text) for e in events[:2]] == [
+            ("phase", RUNNING, ""),  # a start comes before the events sent with it
+            ("log", P.PHASE_UNSPECIFIED, "before"),
+        ]
         assert (events[-1].type, events[-1].phase) == ("phase", SUCCEEDED)
 
     async def test_resumes_after_a_sequence_number(self, backend: Backend) -> None:

@@ -495,7 +495,9 @@ class UpdateExecutionStatusRequest(_message.Message):
     execution_id: _builtins.str
     """Execution id."""
     phase: _execution_pb2.Phase.ValueType
-    """New phase; unspecified keeps the current one. Leaving a terminal phase is refused."""
+    """New phase; unspecified keeps the current one. Leaving a terminal phase is refused. Its `phase` event comes after the request's events,
+    except for a start (PENDING to RUNNING) sent with events that leave their sequence to the backend: then it comes first.
+    """
     checkpoint: _builtins.str
     """New checkpoint; empty keeps the current one."""
     runner: _builtins.str

@@ -268,6 +268,17 @@ def update_status(
     item = load(conn, request.execution_id)
     pending: dict[int, ex.ExecutionEvent] = {}
     changed = False
+    # A run that starts (PENDING -> RUNNING) with the events of its first steps: the start comes
+    # first in its log. Any other phase comes after the events it is sent with (a run's last
+    # events, then its end).
+    starting = (
+        request.phase == P.PHASE_RUNNING
+        and item.phase == P.PHASE_PENDING
+        and bool(request.events)
+        and not any(e.sequence for e in request.events)
+    )
+    if starting:
+        item.set_phase(P.PHASE_RUNNING)
     for index, given in enumerate(request.events):
         event = ex.ExecutionEvent()
         event.CopyFrom(given)
@@ -352,7 +363,7 @@ def update_status(
     if request.HasField("todos"):
         del status.todos[:]
         status.todos.extend(request.todos.items)
-    if request.phase:
+    if request.phase and not starting:
         if request.phase not in P.values():
             raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])
         item.set_phase(request.phase, request.error.detail if request.phase == P.PHASE_FAILED else "")

@@ -3,7 +3,9 @@
 Activities are the only place secrets exist: each effect fetches the execution's secrets with
 ``GetExecutionContext``, substitutes the references the workflow passed, acts, and scrubs the
 values from its result before Temporal records it. Progress goes to the Backend with
-``UpdateExecutionStatus``.
+``UpdateExecutionStatus``: through the ``report`` local activity, or, when an effect's arguments
+carry it (``progress``), from the effect's activity before it acts — on every attempt, as the
+effect itself is (a retry after a lost worker starts the task again, and says so).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .._grpc import proto_file
 from .._host import GrpcRequest, HttpRequest
 from .._inprocess import InProcessHost
 from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
+from ._host import STOPPED_ERROR
 from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens, token_refs
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
@@ -131,7 +134,15 @@ class WorkflowActivities:
     @activity.defn(name="stigmer.workflow.report")
     async def report(self, batch: dict[str, Any]) -> bool:
         """Append events and task progress, and optionally change the phase; False when refused
-        (the execution was cancelled or finished elsewhere)."""
+        (the execution was cancelled or finished elsewhere). The first report of a run that is
+        still PENDING (``start``) marks it RUNNING: with its events (the Backend records the phase
+        change first), or just before a final phase."""
+        phase = batch.get("phase")
+        if batch.get("start") and phase and phase != "RUNNING":
+            if not await self._mark_running(batch["executionId"]):
+                return False
+        elif batch.get("start"):
+            phase = "RUNNING"
         request = svc.UpdateExecutionStatusRequest(execution_id=batch["executionId"], runner=self.runner)
         redactor = default_redactor()
         for item in batch.get("events") or []:
@@ -155,7 +166,6 @@ class WorkflowActivities:
             request.tasks.append(task)
         if batch.get("checkpoint"):  # the last one of a run that ends FAILED or CANCELLED
             request.checkpoint = json.dumps(redactor.scrub(batch["checkpoint"]), separators=(",", ":"))
-        phase = batch.get("phase")
         if phase:
             request.phase = phase_number(phase)  # type: ignore[assignment]
         if batch.get("hasOutput"):
@@ -177,6 +187,20 @@ class WorkflowActivities:
         except FailedPrecondition:
             return False
         return True
+
+    async def _progress(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Write the progress an effect's arguments carry (the workflow's events and task progress
+        since its last report) before the effect acts; the arguments without it. An execution
+        cancelled or finished elsewhere meanwhile stops here, with nothing done."""
+        if "progress" not in args:
+            return args
+        args = dict(args)
+        progress = args.pop("progress")
+        if progress and not await self.report({**progress, "executionId": args["executionId"]}):
+            raise ApplicationError(
+                "the execution was cancelled or finished elsewhere", type=STOPPED_ERROR, non_retryable=True
+            )
+        return args
 
     async def _secrets(self, execution_id: str, value: Any) -> dict[str, str]:
         names = ref_names(value)
@@ -235,6 +259,7 @@ class WorkflowActivities:
 
     @activity.defn(name="stigmer.workflow.http")
     async def http(self, args: dict[str, Any]) -> dict[str, Any]:
+        args = await self._progress(args)
         request = args["request"]
         policies = args.get("tokens") or {}
         secrets = await self._secrets(args["executionId"], [request, policies])
@@ -272,6 +297,7 @@ class WorkflowActivities:
     async def grpc(self, args: dict[str, Any]) -> dict[str, Any]:
         """``call: grpc``; a ``file://`` proto (a file of this worker's machine) only with the
         ``run`` capability."""
+        args = await self._progress(args)
         request = args["request"]
         local = request.get("proto") is None and proto_file(str(request["protoUri"])) is not None
         if local and not await may_run(self.backend, args["executionId"]):
@@ -302,6 +328,7 @@ class WorkflowActivities:
     async def process(self, args: dict[str, Any]) -> dict[str, Any]:
         """A shell command (``kind: shell``) or an inline script (``kind: script``), when the
         execution's backend grants the ``run`` capability."""
+        args = await self._progress(args)
         if not await may_run(self.backend, args["executionId"]):
             raise _problem_error(refused(str(args["kind"])))
         secrets = await self._secrets(args["executionId"], args)
@@ -331,6 +358,7 @@ class WorkflowActivities:
     async def child(self, args: dict[str, Any]) -> str:
         """Create a child execution (``call: agent`` or ``run: workflow``); returns its id. With
         ``dispatchByCaller`` the server leaves starting it to the calling workflow (a child workflow)."""
+        args = await self._progress(args)
         spec = P.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=args["kind"], name=args["name"]),
             parent_execution_id=args["executionId"],

@@ -2,8 +2,9 @@
 
 Clock, randomness and ids come from the workflow (replay-safe); ``sleep`` is a durable timer;
 HTTP calls, processes and child executions are activities; ``listen`` waits for signals;
-progress is buffered in the workflow and written through a local activity before the next
-effect (and with the final status). ``get_secrets`` answers references only
+progress is buffered in the workflow and written before the next effect — by that effect's
+activity, before it acts (:attr:`TemporalHost.progress_with_effects`), else through a local
+activity — and with the final status. ``get_secrets`` answers references only
 (:mod:`._secrets`): the values never enter the workflow.
 """
 
@@ -38,9 +39,12 @@ with workflow.unsafe.imports_passed_through():
     from .._limits import Limits, check_event
     from ._secrets import scrub, secret_ref, token_ref, token_refs
 
-__all__ = ["EffectOptions", "TemporalHost"]
+__all__ = ["STOPPED_ERROR", "EffectOptions", "TemporalHost"]
 
 PROBLEM_ERROR = "WorkflowProblem"
+#: An effect's activity found the execution cancelled or finished elsewhere when it reported the
+#: progress it carried: it did not act.
+STOPPED_ERROR = "ExecutionStopped"
 #: The Temporal workflow type of a Stigmer workflow execution (also of ``run: workflow`` children).
 WORKFLOW_NAME = "stigmer.workflow"
 #: The Temporal workflow type of an agent execution (``call: agent`` children).
@@ -63,7 +67,7 @@ class EffectOptions:
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(
             maximum_attempts=3,
-            non_retryable_error_types=[PROBLEM_ERROR],
+            non_retryable_error_types=[PROBLEM_ERROR, STOPPED_ERROR],
             initial_interval=datetime.timedelta(seconds=1),
         )
     )
@@ -85,12 +89,24 @@ class TemporalHost:
         limits: Limits | None = None,
         events_recorded: int = 0,
         checkpoint: Mapping[str, Any] | None = None,
+        run_limits: Mapping[str, Any] | None = None,
+        unstarted: bool = False,
+        progress_with_effects: bool = False,
     ) -> None:
         self.execution_id = execution_id
         self.agent_queue = agent_queue  # where `call: agent` children run (the server says)
         self.options = options or EffectOptions()
         self.history_limit = history_limit
         self.limits = limits if limits is not None else Limits()
+        #: The run's limits as its start gave them (or as the worker read them): its children and
+        #: a continued run get the same.
+        self.run_limits = dict(run_limits) if run_limits is not None else None
+        #: The run is still PENDING in the Backend: its first report marks it RUNNING.
+        self.unstarted = unstarted
+        #: The progress made before an effect goes with the effect's activity, which writes it
+        #: before it acts, instead of through a local activity of its own (runs whose start gave
+        #: their limits; histories recorded before replay as they ran).
+        self.progress_with_effects = progress_with_effects
         self.events_recorded = events_recorded  # across continue-as-new, for the event limit
         # the run's starting point, then the last completed task's (``last_checkpoint``)
         self._checkpoint: dict[str, Any] | None = dict(checkpoint) if checkpoint else None
@@ -130,7 +146,12 @@ class TemporalHost:
 
     # --------------------------------------------------------------- effects
     async def _effect(self, name: str, arg: Any) -> Any:
-        await self.flush()
+        if self.progress_with_effects:
+            progress = self._take({})
+            if progress is not None:
+                arg = {**arg, "progress": progress}
+        else:
+            await self.flush()
         try:
             return await workflow.execute_activity(
                 name,
@@ -143,6 +164,9 @@ class TemporalHost:
             if is_cancelled_exception(error) and workflow.cancellation_reason() is not None:
                 raise asyncio.CancelledError from None  # the workflow is cancelled, not the task failed
             cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == STOPPED_ERROR:
+                self.stopped = True
+                raise WorkflowError.of(ErrorKind.RUNTIME, _STOPPED) from None
             if isinstance(cause, ApplicationError) and cause.type == PROBLEM_ERROR and cause.details:
                 raise WorkflowError.from_problem(dict(cause.details[0])) from None
             detail = str(cause) if cause is not None else str(error)
@@ -309,6 +333,8 @@ class TemporalHost:
         child_args: dict[str, Any] = {"executionId": child_id}
         if workflow_type == WORKFLOW_NAME and self.agent_queue:
             child_args["agentQueue"] = self.agent_queue
+        if workflow_type == WORKFLOW_NAME and self.run_limits is not None:
+            child_args["limits"] = self.run_limits  # a child runs within its parent's limits
         try:
             await workflow.execute_child_workflow(
                 workflow_type,
@@ -426,6 +452,7 @@ class TemporalHost:
                 "events": self.events,
                 "historyLimit": self.history_limit,
                 "eventsRecorded": self.events_recorded,
+                **({"limits": self.run_limits} if self.run_limits is not None else {}),
             }
         )
 
@@ -439,17 +466,9 @@ class TemporalHost:
         activity; False when the backend refused (cancelled or finished elsewhere)."""
         if self.stopped:
             return False
-        if not self._events_out and not self._tasks and not final:
+        batch = self._take(final)
+        if batch is None:
             return True
-        batch = {
-            "executionId": self.execution_id,
-            "events": self._events_out,
-            "tasks": list(self._tasks.values()),
-            **final,
-        }
-        self._events_out, self._tasks = [], {}
-        if self._concealed:
-            batch = scrub(batch, self._concealed)
         accepted = await workflow.execute_local_activity(
             "stigmer.workflow.report",
             batch,
@@ -459,8 +478,31 @@ class TemporalHost:
         if not accepted:
             self.stopped = True
             if not final:
-                raise WorkflowError.of(ErrorKind.RUNTIME, "the execution was cancelled or finished elsewhere")
+                raise WorkflowError.of(ErrorKind.RUNTIME, _STOPPED)
         return bool(accepted)
+
+    def _take(self, final: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The buffered events and task progress (and ``final``) as one report, taken out of the
+        buffers (None when there is nothing to report). The first report of a run that is still
+        PENDING says ``start``: it marks the run RUNNING."""
+        if not self._events_out and not self._tasks and not final:
+            return None
+        batch: dict[str, Any] = {
+            "executionId": self.execution_id,
+            "events": self._events_out,
+            "tasks": list(self._tasks.values()),
+            **final,
+        }
+        if self.unstarted:
+            batch["start"] = True
+            self.unstarted = False
+        self._events_out, self._tasks = [], {}
+        if self._concealed:
+            batch = scrub(batch, self._concealed)
+        return batch
+
+
+_STOPPED = "the execution was cancelled or finished elsewhere"
 
 
 def _process(result: Mapping[str, Any]) -> ProcessResult:

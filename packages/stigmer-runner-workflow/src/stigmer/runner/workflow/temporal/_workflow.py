@@ -1,10 +1,23 @@
 """``StigmerWorkflow``: one Stigmer workflow execution as a Temporal workflow (id = execution id).
 
-The workflow loads the execution's pinned definition through an activity, rejects expressions
-that would not replay (``now``, ``$ENV``, ``input`` ...), and runs the same interpreter as Lite
-mode on a :class:`TemporalHost`. Events for ``listen`` arrive as ``stigmer.event`` signals. A long
-history continues as new from the interpreter's checkpoint (``args``: ``executionId``, and after a
-continue-as-new ``checkpoint``, ``events`` and ``historyLimit``).
+The workflow gets the execution's pinned definition with its start (or loads it through an
+activity), rejects expressions that would not replay (``now``, ``$ENV``, ``input`` ...), and runs
+the same interpreter as Lite mode on a :class:`TemporalHost`. Events for ``listen`` arrive as
+``stigmer.event`` signals. A long history continues as new from the interpreter's checkpoint.
+
+``args``: ``executionId``; from the server ``agentQueue``, ``document``, ``input`` (a retry's
+``checkpoint``) and ``limits``; after a continue-as-new ``checkpoint``, ``events``,
+``historyLimit`` and ``eventsRecorded``. How a run starts depends on what its start carried, so
+that runs started by earlier releases replay as they ran:
+
+- ``document`` and ``limits`` (this release's server): no activity before the interpreter; the
+  run's first report marks it RUNNING, and the progress made before an effect goes with the
+  effect's activity (:attr:`TemporalHost.progress_with_effects`);
+- ``document`` only: the ``stigmer.workflow.start`` local activity marks it RUNNING and gives
+  the worker's limits;
+- neither (a child, a continued run, or an earlier release's start): ``stigmer.workflow.load``
+  reads the definition and marks it RUNNING; ``limits`` given (a child of a run that had them, a
+  continued run) are used instead of the worker's.
 """
 
 from __future__ import annotations
@@ -53,9 +66,15 @@ class StigmerWorkflow:
     @workflow.run
     async def run(self, args: dict[str, Any]) -> dict[str, Any]:
         execution_id = str(args["executionId"])
-        if "document" in args:
-            # The server sent the pinned definition and input with the start (its history holds
-            # them): one call marks the run RUNNING. Runs started without them load them.
+        given_limits = args.get("limits")
+        unstarted = False
+        if "document" in args and given_limits is not None:
+            # The server sent what the run needs with the start (its history holds it): nothing
+            # to ask before the interpreter runs; the first report marks the run RUNNING.
+            loaded = {"phase": "RUNNING", "document": args["document"], "input": args.get("input")}
+            unstarted = True
+        elif "document" in args:
+            # An earlier release's server: one call marks the run RUNNING and gives the limits.
             loaded = await workflow.execute_local_activity(
                 "stigmer.workflow.start",
                 execution_id,
@@ -70,15 +89,19 @@ class StigmerWorkflow:
             )
         if loaded["phase"] != "RUNNING":
             return {"phase": loaded["phase"]}
-        limits = Limits.from_dict(loaded.get("limits"))  # the worker's settings, kept in history
-        limits = dataclasses.replace(limits, jq_seconds=min(limits.jq_seconds, TEMPORAL_JQ_SECONDS))
+        # The server's settings sent with the start, else the worker's; in the history either way.
+        limits = Limits.from_dict(given_limits if given_limits is not None else loaded.get("limits"))
+        run_limits = dataclasses.replace(limits, jq_seconds=min(limits.jq_seconds, TEMPORAL_JQ_SECONDS))
         host = TemporalHost(
             execution_id,
             history_limit=int(args.get("historyLimit", HISTORY_LIMIT)),
             agent_queue=str(args.get("agentQueue") or ""),
-            limits=limits,
+            limits=run_limits,
             events_recorded=int(args.get("eventsRecorded") or 0),
             checkpoint=args.get("checkpoint") or loaded.get("checkpoint"),
+            run_limits=limits.to_dict(),
+            unstarted=unstarted,
+            progress_with_effects=given_limits is not None,
         )
         self._host = host
         for event in [*(args.get("events") or []), *self._pending]:
@@ -88,7 +111,9 @@ class StigmerWorkflow:
             document = load_workflow(loaded["document"])
             check_deterministic(document)
             spans = task_spans(temporal_now=workflow.time)  # None when traces are off
-            interpreter = Interpreter(document, host, workflow_id=execution_id, limits=limits, spans=spans)
+            interpreter = Interpreter(
+                document, host, workflow_id=execution_id, limits=run_limits, spans=spans
+            )
             output = await interpreter.run(
                 loaded.get("input") or {}, checkpoint=args.get("checkpoint") or loaded.get("checkpoint")
             )
