@@ -245,11 +245,19 @@ class AsyncExecution:
         last = first
         answered: set[str] = set()
         queue: asyncio.Queue[execution_pb2.ExecutionEvent | None] = asyncio.Queue()
+        ended: list[execution_pb2.Execution] = []  # the execution as it ended, sent with its last event
 
         async def watch() -> None:
             try:
-                request = svc.WatchExecutionRequest(execution_id=self.id, after_sequence=first)
+                request = svc.WatchExecutionRequest(
+                    execution_id=self.id, after_sequence=first, final_execution=True
+                )
                 async for ev in self._backend.watch_execution(request):
+                    if ev.HasField("execution"):
+                        snapshot = type(ev.execution)()
+                        snapshot.CopyFrom(ev.execution)
+                        ended.append(snapshot)
+                        ev.ClearField("execution")
                     await queue.put(ev)
             finally:
                 await queue.put(None)
@@ -380,6 +388,9 @@ class AsyncExecution:
                 await asyncio.wait({runner_task})
                 if not runner_task.cancelled():
                     runner_task.result()  # a runner error propagates here
+            elif ended and is_terminal(ended[-1].status.phase):
+                self.execution = ended[-1]  # as the watch's last event brought it: no call more
+                return self.execution
             return await self.refresh()
         finally:
             # The runner is this handle's: it goes on (``close(wait=False)`` stops it).

@@ -331,7 +331,11 @@ class CloudBackend:
             stub = self._ensure()
             grpc = self._grpc
             call = stub.WatchExecution(
-                svc.WatchExecutionRequest(execution_id=request.execution_id, after_sequence=last),
+                svc.WatchExecutionRequest(
+                    execution_id=request.execution_id,
+                    after_sequence=last,
+                    final_execution=request.final_execution,
+                ),
                 metadata=self._metadata,
             )
             try:

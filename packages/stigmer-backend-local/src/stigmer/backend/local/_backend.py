@@ -486,14 +486,19 @@ class LocalBackend:
         shared = self._db.is_sqlite
         self._watching += 1
         try:
-            async with contextlib.aclosing(self._watch(eid, after, shared)) as events:
+            async with contextlib.aclosing(
+                self._watch(eid, after, shared, request.final_execution)
+            ) as events:
                 async for event in events:
                     yield event
         finally:
             self._watching -= 1
 
-    async def _watch(self, eid: str, after: int, shared: bool) -> AsyncGenerator[ex.ExecutionEvent, None]:
+    async def _watch(
+        self, eid: str, after: int, shared: bool, final: bool = False
+    ) -> AsyncGenerator[ex.ExecutionEvent, None]:
         from stigmer.backend.local.tables._events import events_after, load
+        from stigmer.backend.local.tables._executions import get
 
         if shared:
             self._poll_others()
@@ -505,9 +510,13 @@ class LocalBackend:
                 events = await self._read(lambda c, after=after: events_after(c, eid, after))  # type: ignore[misc]
                 for event in events:
                     after = event.sequence
-                    yield event
                     if event.type == "phase" and event.phase in TERMINAL_PHASES:
+                        if final:  # the execution as it ended, with the event that says so
+                            ended = await self._read(lambda c: get(c, svc.GetExecutionRequest(id=eid)))
+                            event.execution.CopyFrom(ended)
+                        yield event
                         return
+                    yield event
                 if events:
                     delay = _POLL_SAFETY if shared else _POLL_MIN
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 
 import pytest
 from google.protobuf import struct_pb2
@@ -66,6 +67,10 @@ async def _events(backend: Backend, execution_id: str, after: int = 0) -> list[e
         return [e async for e in backend.watch_execution(req)]
 
     return await asyncio.wait_for(collect(), 10)
+
+
+async def _collect(stream: AsyncIterator[ex.ExecutionEvent]) -> list[ex.ExecutionEvent]:
+    return [e async for e in stream]
 
 
 async def _update(
@@ -487,6 +492,27 @@ class TestWatch:
             ("log", P.PHASE_UNSPECIFIED, "before"),
         ]
         assert (events[-1].type, events[-1].phase) == ("phase", SUCCEEDED)
+
+    async def test_the_last_event_brings_the_final_execution_when_asked(self, backend: Backend) -> None:
+        run = await new_execution(backend, "Agent", await _agent(backend))
+        eid = run.metadata.id
+        await _update(backend, eid, _event("log", "working"), phase=RUNNING)
+        asked = svc.WatchExecutionRequest(execution_id=eid, final_execution=True)
+        watcher = asyncio.create_task(asyncio.wait_for(_collect(backend.watch_execution(asked)), 10))
+        await asyncio.sleep(0.05)
+        await _update(
+            backend, eid, _event("log", "done"), phase=SUCCEEDED, output=struct_pb2.Value(number_value=7)
+        )
+        events = await watcher
+        stored = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert (events[-1].type, events[-1].phase) == ("phase", SUCCEEDED)
+        assert events[-1].execution == stored
+        assert events[-1].execution.status.output.number_value == 7
+        assert not any(e.HasField("execution") for e in events[:-1])
+        # not asked: not sent, and never stored with the event
+        plain = await _events(backend, eid)
+        assert [e.sequence for e in plain] == [e.sequence for e in events]
+        assert not any(e.HasField("execution") for e in plain)
 
     async def test_resumes_after_a_sequence_number(self, backend: Backend) -> None:
         run = await new_execution(backend, "Agent", await _agent(backend))

@@ -566,19 +566,25 @@ class WatchExecutionRequest(_message.Message):
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FINAL_EXECUTION_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """Execution id."""
     after_sequence: _builtins.int
     """Stream events with a sequence number greater than this (0 = from the beginning)."""
+    final_execution: _builtins.bool
+    """Put the execution as it ended into the terminal `phase` event that ends the stream (`ExecutionEvent.execution`), so a caller
+    that wants the final state needs no GetExecution after it.
+    """
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        final_execution: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "execution_id", b"execution_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "execution_id", b"execution_id", "final_execution", b"final_execution"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

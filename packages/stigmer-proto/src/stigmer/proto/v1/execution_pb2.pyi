@@ -651,6 +651,7 @@ class ExecutionEvent(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """Execution the event belongs to."""
     sequence: _builtins.int
@@ -678,6 +679,12 @@ class ExecutionEvent(_message.Message):
     def data(self) -> _struct_pb2.Value:
         """Structured payload: tool arguments and results, task output, usage figures."""
 
+    @_builtins.property
+    def execution(self) -> Global___Execution:
+        """Only in a WatchExecution stream that asked for it (`final_execution`), on the terminal `phase` event that ends it: the execution
+        as it stands then (never stored with the event).
+        """
+
     def __init__(
         self,
         *,
@@ -691,10 +698,11 @@ class ExecutionEvent(_message.Message):
         data: _struct_pb2.Value | None = ...,
         source: _builtins.str = ...,
         event_id: _builtins.str = ...,
+        execution: Global___Execution | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "execution", b"execution", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "event_id", b"event_id", "execution_id", b"execution_id", "phase", b"phase", "sequence", b"sequence", "source", b"source", "subject", b"subject", "text", b"text", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "event_id", b"event_id", "execution", b"execution", "execution_id", b"execution_id", "phase", b"phase", "sequence", b"sequence", "source", b"source", "subject", b"subject", "text", b"text", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
