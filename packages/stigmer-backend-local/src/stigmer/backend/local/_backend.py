@@ -477,12 +477,12 @@ class LocalBackend:
         return result
 
     async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:
-        from stigmer.backend.local.tables._events import load
-
         eid, after = request.execution_id, request.after_sequence
         if after < 0:
             raise InvalidArgument("after_sequence must be 0 or more", ["after_sequence"])
-        await self._read(lambda c: load(c, eid, lock=False))
+        if not eid:
+            raise InvalidArgument("execution_id is required", ["execution_id"])
+        # A missing execution: NotFound from the watch's first read (no events, no execution).
         shared = self._db.is_sqlite
         self._watching += 1
         try:

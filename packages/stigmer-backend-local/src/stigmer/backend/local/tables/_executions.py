@@ -148,9 +148,7 @@ def create(
     if row.kind == "Agent":
         names = res.agent_secret_refs(conn, body)
     else:
-        struct = struct_pb2.Struct()
-        struct.update(body.get("spec", {}))
-        names = res.workflow_secrets(struct)
+        names = res.workflow_secrets(body.get("spec", {}))  # the stored JSON, as it was applied
     starter = _starter(conn, principal, spec.parent_execution_id)
     if principal is not None:
         _check_grants(
