@@ -423,6 +423,35 @@ class TestStatusUpdates:
             ("phase", SUCCEEDED, ""),
         ]
 
+    async def test_a_runners_first_report_starts_the_run(self, backend: Backend) -> None:
+        """An update naming its runner starts a PENDING run — also one that ends with it."""
+        first = await new_execution(backend, "Agent", await _agent(backend))
+        out = await _update(backend, first.metadata.id, _event("log", "working"), runner="worker-1")
+        assert out.status.phase == RUNNING and out.status.runner == "worker-1"
+        assert out.status.HasField("started_at")
+        await set_phase(backend, first.metadata.id, SUCCEEDED)
+        events = await _events(backend, first.metadata.id)
+        assert [(e.type, e.phase) for e in events] == [
+            ("phase", RUNNING),
+            ("log", P.PHASE_UNSPECIFIED),
+            ("phase", SUCCEEDED),
+        ]
+        whole = await new_execution(backend, "Agent", await _agent(backend))
+        done = await _update(
+            backend, whole.metadata.id, _event("log", "all at once"), runner="worker-1", phase=SUCCEEDED
+        )
+        assert done.status.phase == SUCCEEDED and done.status.HasField("started_at")
+        events = await _events(backend, whole.metadata.id)
+        assert [(e.type, e.phase) for e in events] == [
+            ("phase", RUNNING),
+            ("log", P.PHASE_UNSPECIFIED),
+            ("phase", SUCCEEDED),
+        ]
+        # without a runner, PENDING cannot end SUCCEEDED
+        plain = await new_execution(backend, "Agent", await _agent(backend))
+        with pytest.raises(FailedPrecondition):
+            await _update(backend, plain.metadata.id, phase=SUCCEEDED)
+
     async def test_a_start_with_numbered_events_comes_after_them(self, backend: Backend) -> None:
         """Events a writer numbered itself keep their numbers: the start's phase event follows."""
         run = await new_execution(backend, "Agent", await _agent(backend))

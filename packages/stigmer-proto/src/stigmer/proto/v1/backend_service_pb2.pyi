@@ -496,12 +496,14 @@ class UpdateExecutionStatusRequest(_message.Message):
     """Execution id."""
     phase: _execution_pb2.Phase.ValueType
     """New phase; unspecified keeps the current one. Leaving a terminal phase is refused. Its `phase` event comes after the request's events,
-    except for a start (PENDING to RUNNING) sent with events that leave their sequence to the backend: then it comes first.
+    except for a start (PENDING to RUNNING): that comes first, unless the writer numbered the events.
     """
     checkpoint: _builtins.str
     """New checkpoint; empty keeps the current one."""
     runner: _builtins.str
-    """Identity of the runner making the update."""
+    """Identity of the runner making the update. The first update naming a runner starts a PENDING execution (RUNNING, recorded as a
+    start is), so a runner's first report needs no separate phase change.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_execution_pb2.ExecutionEvent]:
         """Events to append, in order. An event whose sequence number is already stored with the same content is ignored."""

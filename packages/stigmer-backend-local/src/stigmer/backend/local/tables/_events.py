@@ -268,16 +268,13 @@ def update_status(
     item = load(conn, request.execution_id)
     pending: dict[int, ex.ExecutionEvent] = {}
     changed = False
-    # A run that starts (PENDING -> RUNNING) with the events of its first steps: the start comes
-    # first in its log. Any other phase comes after the events it is sent with (a run's last
+    # A run starts (PENDING -> RUNNING) when asked to, or with the first report naming its
+    # runner; the start comes first in its log, before the events sent with it (unless the writer
+    # numbered them). Any other phase comes after the events it is sent with (a run's last
     # events, then its end).
-    starting = (
-        request.phase == P.PHASE_RUNNING
-        and item.phase == P.PHASE_PENDING
-        and bool(request.events)
-        and not any(e.sequence for e in request.events)
-    )
-    if starting:
+    starting = item.phase == P.PHASE_PENDING and (request.phase == P.PHASE_RUNNING or bool(request.runner))
+    numbered = any(e.sequence for e in request.events)
+    if starting and not numbered:
         item.set_phase(P.PHASE_RUNNING)
     for index, given in enumerate(request.events):
         event = ex.ExecutionEvent()
@@ -363,7 +360,9 @@ def update_status(
     if request.HasField("todos"):
         del status.todos[:]
         status.todos.extend(request.todos.items)
-    if request.phase and not starting:
+    if starting and numbered:
+        item.set_phase(P.PHASE_RUNNING)
+    if request.phase and not (starting and request.phase == P.PHASE_RUNNING):
         if request.phase not in P.values():
             raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])
         item.set_phase(request.phase, request.error.detail if request.phase == P.PHASE_FAILED else "")

@@ -3,9 +3,12 @@
 Activities are the only place secrets exist: each effect fetches the execution's secrets with
 ``GetExecutionContext``, substitutes the references the workflow passed, acts, and scrubs the
 values from its result before Temporal records it. Progress goes to the Backend with
-``UpdateExecutionStatus``: through the ``report`` local activity, or, when an effect's arguments
-carry it (``progress``), from the effect's activity before it acts — on every attempt, as the
-effect itself is (a retry after a lost worker starts the task again, and says so).
+``UpdateExecutionStatus`` (every report names this worker as the runner, so the first starts a
+PENDING run): through the ``report`` local activity, or, when an effect's arguments carry it
+(``progress``), from the effect's activity — before it acts (``progressFirst``), else only once
+the effect has run :data:`PROGRESS_AFTER` seconds; a quick effect returns it unwritten
+(``progressSent: false``). On every attempt, as the effect itself is (a retry after a lost
+worker starts the task again, and says so).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import datetime
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -43,7 +46,7 @@ from .._grpc import proto_file
 from .._host import GrpcRequest, HttpRequest
 from .._inprocess import InProcessHost
 from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._host import STOPPED_ERROR
+from ._host import PROGRESS_AFTER, STOPPED_ERROR
 from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens, token_refs
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
@@ -134,15 +137,9 @@ class WorkflowActivities:
     @activity.defn(name="stigmer.workflow.report")
     async def report(self, batch: dict[str, Any]) -> bool:
         """Append events and task progress, and optionally change the phase; False when refused
-        (the execution was cancelled or finished elsewhere). The first report of a run that is
-        still PENDING (``start``) marks it RUNNING: with its events (the Backend records the phase
-        change first), or just before a final phase."""
+        (the execution was cancelled or finished elsewhere). It names this worker as the runner:
+        the first report of a run still PENDING starts it."""
         phase = batch.get("phase")
-        if batch.get("start") and phase and phase != "RUNNING":
-            if not await self._mark_running(batch["executionId"]):
-                return False
-        elif batch.get("start"):
-            phase = "RUNNING"
         request = svc.UpdateExecutionStatusRequest(execution_id=batch["executionId"], runner=self.runner)
         redactor = default_redactor()
         for item in batch.get("events") or []:
@@ -188,19 +185,51 @@ class WorkflowActivities:
             return False
         return True
 
-    async def _progress(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Write the progress an effect's arguments carry (the workflow's events and task progress
-        since its last report) before the effect acts; the arguments without it. An execution
-        cancelled or finished elsewhere meanwhile stops here, with nothing done."""
+    async def _with_progress(
+        self, args: dict[str, Any], act: Callable[[dict[str, Any]], Awaitable[Any]]
+    ) -> Any:
+        """Run an effect (``act``), writing the progress its arguments carry (the workflow's events
+        and task progress since its last report): before it acts when ``progressFirst``, else
+        once it has run :data:`PROGRESS_AFTER` seconds — a quicker effect's result says
+        ``progressSent: false`` and the workflow keeps the progress for its next report (its
+        error, ``details[1]``, says whether it was written). An execution cancelled or finished
+        elsewhere, found so when writing, stops the effect (or keeps it from starting)."""
         if "progress" not in args:
-            return args
+            return await act(args)
         args = dict(args)
-        progress = args.pop("progress")
-        if progress and not await self.report({**progress, "executionId": args["executionId"]}):
+        report = {**args.pop("progress"), "executionId": args["executionId"]}
+        first = bool(args.pop("progressFirst", True))
+        effect: asyncio.Future[Any] | None = None
+        sent = False
+        try:
+            if first:
+                if not await self.report(report):
+                    raise _stopped()
+                sent = True
+                result = await act(args)
+            else:
+                effect = asyncio.ensure_future(act(args))
+                done, _ = await asyncio.wait({effect}, timeout=PROGRESS_AFTER)
+                if not done:
+                    if not await self.report(report):
+                        raise _stopped()
+                    sent = True
+                result = await effect
+        except ApplicationError as error:
+            if error.type != PROBLEM_ERROR:
+                raise
             raise ApplicationError(
-                "the execution was cancelled or finished elsewhere", type=STOPPED_ERROR, non_retryable=True
-            )
-        return args
+                error.message,
+                *error.details[:1],
+                {"progressSent": sent},
+                type=PROBLEM_ERROR,
+                non_retryable=True,
+            ) from None
+        finally:
+            if effect is not None and not effect.done():
+                effect.cancel()
+                await asyncio.gather(effect, return_exceptions=True)
+        return {**result, "progressSent": sent} if isinstance(result, dict) else result
 
     async def _secrets(self, execution_id: str, value: Any) -> dict[str, str]:
         names = ref_names(value)
@@ -259,7 +288,9 @@ class WorkflowActivities:
 
     @activity.defn(name="stigmer.workflow.http")
     async def http(self, args: dict[str, Any]) -> dict[str, Any]:
-        args = await self._progress(args)
+        return await self._with_progress(args, self._http)  # type: ignore[no-any-return]
+
+    async def _http(self, args: dict[str, Any]) -> dict[str, Any]:
         request = args["request"]
         policies = args.get("tokens") or {}
         secrets = await self._secrets(args["executionId"], [request, policies])
@@ -297,7 +328,9 @@ class WorkflowActivities:
     async def grpc(self, args: dict[str, Any]) -> dict[str, Any]:
         """``call: grpc``; a ``file://`` proto (a file of this worker's machine) only with the
         ``run`` capability."""
-        args = await self._progress(args)
+        return await self._with_progress(args, self._grpc)  # type: ignore[no-any-return]
+
+    async def _grpc(self, args: dict[str, Any]) -> dict[str, Any]:
         request = args["request"]
         local = request.get("proto") is None and proto_file(str(request["protoUri"])) is not None
         if local and not await may_run(self.backend, args["executionId"]):
@@ -328,7 +361,9 @@ class WorkflowActivities:
     async def process(self, args: dict[str, Any]) -> dict[str, Any]:
         """A shell command (``kind: shell``) or an inline script (``kind: script``), when the
         execution's backend grants the ``run`` capability."""
-        args = await self._progress(args)
+        return await self._with_progress(args, self._process)  # type: ignore[no-any-return]
+
+    async def _process(self, args: dict[str, Any]) -> dict[str, Any]:
         if not await may_run(self.backend, args["executionId"]):
             raise _problem_error(refused(str(args["kind"])))
         secrets = await self._secrets(args["executionId"], args)
@@ -358,7 +393,9 @@ class WorkflowActivities:
     async def child(self, args: dict[str, Any]) -> str:
         """Create a child execution (``call: agent`` or ``run: workflow``); returns its id. With
         ``dispatchByCaller`` the server leaves starting it to the calling workflow (a child workflow)."""
-        args = await self._progress(args)
+        return await self._with_progress(args, self._child)  # type: ignore[no-any-return]
+
+    async def _child(self, args: dict[str, Any]) -> str:
         spec = P.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=args["kind"], name=args["name"]),
             parent_execution_id=args["executionId"],
@@ -434,6 +471,12 @@ class WorkflowActivities:
             self.child,
             self.await_execution,
         ]
+
+
+def _stopped() -> ApplicationError:
+    return ApplicationError(
+        "the execution was cancelled or finished elsewhere", type=STOPPED_ERROR, non_retryable=True
+    )
 
 
 def _scrubbed_error(error: WorkflowError, secrets: Mapping[str, str]) -> WorkflowError:

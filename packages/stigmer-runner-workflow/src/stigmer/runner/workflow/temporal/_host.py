@@ -2,9 +2,11 @@
 
 Clock, randomness and ids come from the workflow (replay-safe); ``sleep`` is a durable timer;
 HTTP calls, processes and child executions are activities; ``listen`` waits for signals;
-progress is buffered in the workflow and written before the next effect — by that effect's
-activity, before it acts (:attr:`TemporalHost.progress_with_effects`), else through a local
-activity — and with the final status. ``get_secrets`` answers references only
+progress is buffered in the workflow and written before the run waits (a timer, an event, a
+child) and with the final status, through a local activity; before an effect, through a local
+activity too, or (:attr:`TemporalHost.progress_with_effects`) by the effect's activity: first,
+when the progress has waited long enough to be worth showing, else only if the effect itself
+takes that long — a quick effect returns it unwritten and it stays buffered. ``get_secrets`` answers references only
 (:mod:`._secrets`): the values never enter the workflow.
 """
 
@@ -53,6 +55,11 @@ AGENT_WORKFLOW = "stigmer.agent"
 CHILD_WORKFLOWS_PATCH = "stigmer.workflow.child-workflows"
 #: Buffered progress events written without waiting for the next effect.
 FLUSH_EVENTS = 200
+#: Seconds before progress is worth showing: buffered this long, an effect's activity writes it
+#: before it acts; else the activity writes it once the effect has run this long.
+PROGRESS_AFTER = 0.25
+#: Buffered events an effect's activity writes before it acts, however young.
+PROGRESS_EVENTS = 50
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,6 @@ class TemporalHost:
         events_recorded: int = 0,
         checkpoint: Mapping[str, Any] | None = None,
         run_limits: Mapping[str, Any] | None = None,
-        unstarted: bool = False,
         progress_with_effects: bool = False,
     ) -> None:
         self.execution_id = execution_id
@@ -101,12 +107,11 @@ class TemporalHost:
         #: The run's limits as its start gave them (or as the worker read them): its children and
         #: a continued run get the same.
         self.run_limits = dict(run_limits) if run_limits is not None else None
-        #: The run is still PENDING in the Backend: its first report marks it RUNNING.
-        self.unstarted = unstarted
         #: The progress made before an effect goes with the effect's activity, which writes it
-        #: before it acts, instead of through a local activity of its own (runs whose start gave
-        #: their limits; histories recorded before replay as they ran).
+        #: (first, or if the effect is slow) instead of a local activity of its own (runs whose
+        #: start gave their limits; histories recorded before replay as they ran).
         self.progress_with_effects = progress_with_effects
+        self._buffered_since: datetime.datetime | None = None  # the oldest unwritten event's time
         self.events_recorded = events_recorded  # across continue-as-new, for the event limit
         # the run's starting point, then the last completed task's (``last_checkpoint``)
         self._checkpoint: dict[str, Any] | None = dict(checkpoint) if checkpoint else None
@@ -145,15 +150,24 @@ class TemporalHost:
         return token_ref(key)
 
     # --------------------------------------------------------------- effects
-    async def _effect(self, name: str, arg: Any) -> Any:
+    async def _effect(self, name: str, arg: Any, *, slow_only: bool = True) -> Any:
+        """Run an effect's activity. ``slow_only``: the activity may leave the progress it
+        carries unwritten when the effect is quick (its result then says ``progressSent:
+        false``, and the progress goes back into the buffer); else it writes it first."""
+        progress: dict[str, Any] | None = None
+        since = self._buffered_since
         if self.progress_with_effects:
             progress = self._take({})
             if progress is not None:
-                arg = {**arg, "progress": progress}
+                waited = (workflow.now() - since).total_seconds() if since is not None else 0.0
+                first = (
+                    not slow_only or waited >= PROGRESS_AFTER or len(progress["events"]) >= PROGRESS_EVENTS
+                )
+                arg = {**arg, "progress": progress, "progressFirst": first}
         else:
             await self.flush()
         try:
-            return await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 name,
                 arg,
                 start_to_close_timeout=self.options.start_to_close,
@@ -167,10 +181,18 @@ class TemporalHost:
             if isinstance(cause, ApplicationError) and cause.type == STOPPED_ERROR:
                 self.stopped = True
                 raise WorkflowError.of(ErrorKind.RUNTIME, _STOPPED) from None
-            if isinstance(cause, ApplicationError) and cause.type == PROBLEM_ERROR and cause.details:
-                raise WorkflowError.from_problem(dict(cause.details[0])) from None
+            problem = isinstance(cause, ApplicationError) and cause.type == PROBLEM_ERROR and cause.details
+            if progress is not None and not arg["progressFirst"] and not (problem and _sent(cause.details)):  # type: ignore[union-attr]
+                # Not written (the effect failed quickly, or how far it got is unknown): the
+                # failure's report writes it. Progress sent first was written.
+                self._restore(progress, since)
+            if problem:
+                raise WorkflowError.from_problem(dict(cause.details[0])) from None  # type: ignore[union-attr]
             detail = str(cause) if cause is not None else str(error)
             raise WorkflowError.of(ErrorKind.RUNTIME, f"{name} failed: {detail}") from None
+        if progress is not None and isinstance(result, dict) and result.pop("progressSent", True) is False:
+            self._restore(progress, since)
+        return result
 
     async def http_request(self, request: HttpRequest) -> HttpResponse:
         body: Any = request.body
@@ -298,7 +320,7 @@ class TemporalHost:
         args["callId"] = self.new_id()  # replay-safe; lets a retried creation find its execution
         if workflow_type:
             args["dispatchByCaller"] = True
-        child_id = await self._effect("stigmer.workflow.child", args)
+        child_id = await self._effect("stigmer.workflow.child", args, slow_only=False)
         if workflow_type:
             memo = run_memo(str(args.get("kind") or ""), str(args.get("name") or ""))
             await self._run_child_workflow(child_id, workflow_type, queue, memo)
@@ -373,6 +395,8 @@ class TemporalHost:
             size = len(json.dumps(data, default=str)) if data is not None else 0
             check_event(self.limits, self.events_recorded + 1, size, subject)
         self.events_recorded += 1
+        if not self._events_out:
+            self._buffered_since = workflow.now()
         self._events_out.append(
             {"type": type, "subject": subject, "text": text, "data": data, "time": workflow.now().isoformat()}
         )
@@ -483,8 +507,7 @@ class TemporalHost:
 
     def _take(self, final: Mapping[str, Any]) -> dict[str, Any] | None:
         """The buffered events and task progress (and ``final``) as one report, taken out of the
-        buffers (None when there is nothing to report). The first report of a run that is still
-        PENDING says ``start``: it marks the run RUNNING."""
+        buffers (None when there is nothing to report)."""
         if not self._events_out and not self._tasks and not final:
             return None
         batch: dict[str, Any] = {
@@ -493,13 +516,26 @@ class TemporalHost:
             "tasks": list(self._tasks.values()),
             **final,
         }
-        if self.unstarted:
-            batch["start"] = True
-            self.unstarted = False
         self._events_out, self._tasks = [], {}
+        self._buffered_since = None
         if self._concealed:
             batch = scrub(batch, self._concealed)
         return batch
+
+    def _restore(self, progress: Mapping[str, Any], since: datetime.datetime | None) -> None:
+        """Put progress an effect's activity left unwritten back in front of the buffer (a task's
+        newer entry, buffered since, wins over its older one), as old as it was."""
+        self._events_out = [*progress["events"], *self._events_out]
+        tasks = {task["path"]: task for task in progress["tasks"]}
+        tasks.update(self._tasks)
+        self._tasks = tasks
+        if self._events_out:
+            self._buffered_since = since or self._buffered_since or workflow.now()
+
+
+def _sent(details: Sequence[Any]) -> bool:
+    """Whether a failed effect's activity wrote the progress it carried (its error says)."""
+    return len(details) > 1 and isinstance(details[1], dict) and bool(details[1].get("progressSent"))
 
 
 _STOPPED = "the execution was cancelled or finished elsewhere"

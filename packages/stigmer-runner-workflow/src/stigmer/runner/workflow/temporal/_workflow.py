@@ -11,8 +11,9 @@ the same interpreter as Lite mode on a :class:`TemporalHost`. Events for ``liste
 that runs started by earlier releases replay as they ran:
 
 - ``document`` and ``limits`` (this release's server): no activity before the interpreter; the
-  run's first report marks it RUNNING, and the progress made before an effect goes with the
-  effect's activity (:attr:`TemporalHost.progress_with_effects`);
+  run's first report starts it (a report naming its runner starts a PENDING run), and the
+  progress made before an effect goes with the effect's activity
+  (:attr:`TemporalHost.progress_with_effects`);
 - ``document`` only: the ``stigmer.workflow.start`` local activity marks it RUNNING and gives
   the worker's limits;
 - neither (a child, a continued run, or an earlier release's start): ``stigmer.workflow.load``
@@ -67,12 +68,10 @@ class StigmerWorkflow:
     async def run(self, args: dict[str, Any]) -> dict[str, Any]:
         execution_id = str(args["executionId"])
         given_limits = args.get("limits")
-        unstarted = False
         if "document" in args and given_limits is not None:
             # The server sent what the run needs with the start (its history holds it): nothing
-            # to ask before the interpreter runs; the first report marks the run RUNNING.
+            # to ask before the interpreter runs; the run's first report starts it.
             loaded = {"phase": "RUNNING", "document": args["document"], "input": args.get("input")}
-            unstarted = True
         elif "document" in args:
             # An earlier release's server: one call marks the run RUNNING and gives the limits.
             loaded = await workflow.execute_local_activity(
@@ -100,7 +99,6 @@ class StigmerWorkflow:
             events_recorded=int(args.get("eventsRecorded") or 0),
             checkpoint=args.get("checkpoint") or loaded.get("checkpoint"),
             run_limits=limits.to_dict(),
-            unstarted=unstarted,
             progress_with_effects=given_limits is not None,
         )
         self._host = host
