@@ -77,7 +77,7 @@ class TemporalDispatcher:
         self._attributes: bool | None = None  # whether the namespace has Stigmer's search attributes
         #: The limits of the workflow runs started here: this process's settings (see run_workflow).
         self.limits = limits if limits is not None else Limits.load()
-        self._documents: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._documents: OrderedDict[tuple[str, int], Any] = OrderedDict()
         #: :class:`TemporalSchedules` when Temporal fires the Stigmer Schedules (set by the server)
         self.schedules: Any = None
 
