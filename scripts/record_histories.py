@@ -4,8 +4,9 @@
     uv run python scripts/record_histories.py NAME ...   # some (names as in RECORDINGS)
 
 Each history is one run of a scenario (an agent that asks for an approval; a workflow that calls
-an agent and runs a sub-workflow) on a real Temporal dev server, with the runners' real workers
-and activities, a real LocalBackend and the stand-in model of ``stigmer.testing``. It is written
+an agent and runs a sub-workflow; a workflow run started as the server starts it) on a real
+Temporal dev server, with the runners' real workers and activities, a real LocalBackend and the
+stand-in model of ``stigmer.testing``. It is written
 as ``WorkflowHistory.to_json()`` to ``packages/<runner>/tests/histories/<name>.json``, where
 ``test_replay_histories.py`` replays it against the current workflow code.
 
@@ -17,7 +18,9 @@ scenario runs in that environment (this file, with ``stigmer.testing`` from the 
 
 Re-record when a workflow's code changes on purpose in a way that old histories cannot replay —
 then that change also needs a ``workflow.patched`` branch and a legacy history of its own — and
-add a recording here for every new ``workflow.patched`` call.
+add a recording here for every new ``workflow.patched`` call. A workflow whose path depends on its
+start arguments (``stigmer.workflow``: what the server sends) has a recording per kind of start,
+each by the last commit whose server sent it.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ BEFORE_PER_ACTIVITY = "05bf45b3dbedff6549ccdbb0504db29a01e5a372"
 #: Before the ``stigmer.workflow.child-workflows`` patch (2732931): ``call: agent`` children were
 #: started by the server and awaited; ``run: workflow`` children were already child workflows.
 BEFORE_CHILD_WORKFLOWS = "c56a5cf985dd8862814e0b6ee03261bfaf8c6ce1"
+
+#: Before the server sent a workflow run's ``limits`` with its start (eaafd39): a start carrying
+#: the ``document`` (and no ``limits``) ran the ``stigmer.workflow.start`` local activity first.
+BEFORE_START_LIMITS = "a0098f8a1c839733a1205432ae048fd51121637e"
 
 #: Before the ``stigmer.schedule.fire-waits`` patch: a fire workflow fired the slot (the store
 #: judging overlap), had the server start the run, and ended at once.
@@ -101,6 +108,20 @@ RECORDINGS: dict[str, Recording] = {
         "workflow_children",
         BEFORE_CHILD_WORKFLOWS,
         "legacy branch of stigmer.workflow.child-workflows with run: workflow (then a child workflow)",
+    ),
+    "workflow-server-start": Recording(
+        "stigmer-runner-workflow",
+        "workflow_server_start",
+        None,
+        "current code: the server's start carries document and limits; no activity before the "
+        "interpreter, progress goes with the call: http effect's activity",
+    ),
+    "workflow-server-start-before-start-args": Recording(
+        "stigmer-runner-workflow",
+        "workflow_server_start",
+        BEFORE_START_LIMITS,
+        "the previous release's server start (document, no limits): the stigmer.workflow.start "
+        "local activity runs before the interpreter",
     ),
 }
 
@@ -362,11 +383,92 @@ async def schedule_fire(address: str, folder: Path) -> Any:
     return history
 
 
+class _Greeting:
+    """A stdlib HTTP server on 127.0.0.1 (in a thread) answering every GET with a JSON greeting."""
+
+    def __enter__(self) -> str:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"message": "hello"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+GREET = """\
+apiVersion: stigmer.ai/v1
+kind: Workflow
+metadata: {{name: greet}}
+spec:
+  document: {{dsl: 1.0.0, namespace: demo, name: greet, version: 1.0.0}}
+  do:
+    - fetch:
+        call: http
+        with: {{method: get, endpoint: {url!r}}}
+    - loud:
+        set: {{greeting: '${{ .message | ascii_upcase }}'}}
+"""
+
+
+async def workflow_server_start(address: str, folder: Path) -> Any:
+    """A workflow run started as ``stigmer server`` starts it (``TemporalDispatcher.run_workflow``
+    of the recording's code): a ``call: http`` effect to a local server, then a ``set`` task."""
+    from stigmer.backend.local import LocalBackend
+    from stigmer.core import from_value
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import execution_pb2, meta_pb2
+    from stigmer.temporal import temporal_dispatch
+
+    backend = LocalBackend(f"sqlite:///{folder / 'stigmer.db'}", home=folder, master_key=KEY)
+    with _Greeting() as url:
+        await _apply(backend, GREET.format(url=f"{url}/greeting"))
+        _served, dispatcher = temporal_dispatch(backend, address)
+        tag = uuid.uuid4().hex[:8]
+        workflows, agents = f"workflows-{tag}", f"agents-{tag}"
+        dispatcher.queues["WorkflowExecution"] = workflows
+        dispatcher.queues["AgentExecution"] = agents
+        spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="greet"))
+        execution = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
+        eid = str(execution.metadata.id)
+        run = await dispatcher.run_workflow(execution)
+        assert run["workflow"] == WORKFLOW_WORKFLOW and "document" in run["args"], run
+        client = await dispatcher.client()
+        async with _workflow_worker()(client, run["queue"], backend):
+            handle = await client.start_workflow(
+                run["workflow"], run["args"], id=eid, task_queue=run["queue"], memo=run["memo"]
+            )
+            await asyncio.wait_for(handle.result(), 90)
+        done = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+        assert done.status.phase == execution_pb2.PHASE_SUCCEEDED, done.status
+        assert from_value(done.status.output) == {"greeting": "HELLO"}, done.status.output
+        history = await handle.fetch_history()
+    await backend.close()
+    return history
+
+
 SCENARIOS: dict[str, Callable[[str, Path], Awaitable[Any]]] = {
     "schedule_fire": schedule_fire,
     "agent_approval": agent_approval,
     "workflow_children": workflow_children,
     "workflow_call_agent": workflow_call_agent,
+    "workflow_server_start": workflow_server_start,
 }
 
 

@@ -13,6 +13,7 @@ from stigmer.testing import (
     POSTGRES_URL_ENV,
     assert_patch_branches,
     history_patches,
+    history_start_args,
     postgres_test_url,
     self_signed_cert,
 )
@@ -46,6 +47,22 @@ def test_history_patches_and_both_branches(tmp_path: Path) -> None:
         assert_patch_branches([new, new], "p1")
     with pytest.raises(AssertionError, match="none takes p3"):
         assert_patch_branches([new, old], "p3")
+
+
+def test_history_start_args_decodes_the_start_payload(tmp_path: Path) -> None:
+    args = {"executionId": "wex_1", "limits": {"events": 5}}
+    payload = {
+        "metadata": {"encoding": "anNvbi9wbGFpbg=="},
+        "data": base64.b64encode(json.dumps(args).encode()).decode(),
+    }
+    started = {"workflowExecutionStartedEventAttributes": {"input": {"payloads": [payload]}}}
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"events": [started]}), encoding="utf-8")
+    assert history_start_args(path) == args
+    path.write_text(
+        json.dumps({"events": [{"workflowExecutionStartedEventAttributes": {}}]}), encoding="utf-8"
+    )
+    assert history_start_args(path) is None
 
 
 def test_postgres_test_url_fails_loudly_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

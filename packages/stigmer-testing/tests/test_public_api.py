@@ -40,6 +40,7 @@ def test_exported_names() -> None:
             "error",
             "free_port",
             "history_patches",
+            "history_start_args",
             "history_text",
             "json_response",
             "load_history",

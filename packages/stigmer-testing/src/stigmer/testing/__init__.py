@@ -18,8 +18,9 @@
 - :func:`postgres_test_url` / :func:`postgres_schema`: the PostgreSQL server of the tests
   (``$STIGMER_TEST_POSTGRES_URL``) and a fresh schema in it; the ``postgres`` marker and the
   ``postgres_url`` and ``tls_files`` fixtures come with this distribution.
-- :func:`load_history` / :func:`history_patches` / :func:`assert_patch_branches`: committed Temporal
-  histories and the ``workflow.patched`` markers they hold.
+- :func:`load_history` / :func:`history_patches` / :func:`assert_patch_branches` /
+  :func:`history_start_args`: committed Temporal histories, the ``workflow.patched`` markers they
+  hold and the arguments their workflows were started with.
 - ``stigmer.testing.agents``: agent executions on a Backend (manifests, apply, start, event logs).
 
 Not part of ``pip install stigmer``: a workspace distribution for the tests.
@@ -29,7 +30,7 @@ from ._browser import chromium, chromium_path
 from ._cli import STIGMER, UserCli, user_env
 from ._fullstack import FullstackWorld
 from ._grpc import GREETER_PROTO, GrpcGreeter
-from ._histories import assert_patch_branches, history_patches, load_history
+from ._histories import assert_patch_branches, history_patches, history_start_args, load_history
 from ._http import HttpWorld, Request, Response, json_response
 from ._llm import Reply, ScriptedLLM, anthropic_response, call, error, openai_response, text
 from ._local_stack import LocalStack, cli_env
@@ -78,6 +79,7 @@ __all__ = [
     "error",
     "free_port",
     "history_patches",
+    "history_start_args",
     "history_text",
     "json_response",
     "load_history",

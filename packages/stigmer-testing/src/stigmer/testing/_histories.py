@@ -13,6 +13,7 @@ to that script); every new ``workflow.patched`` call needs a recording there.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +22,7 @@ from temporalio.client import WorkflowHistory
 
 from ._temporal import history_text
 
-__all__ = ["assert_patch_branches", "history_patches", "load_history"]
+__all__ = ["assert_patch_branches", "history_patches", "history_start_args", "load_history"]
 
 
 def load_history(path: Path) -> WorkflowHistory:
@@ -40,6 +41,15 @@ def history_patches(path: Path) -> set[str]:
         if marker["markerName"] == "core_patch":
             found.add(json.loads(history_text(marker["details"]["patch-data"]).splitlines()[0])["id"])
     return found
+
+
+def history_start_args(path: Path) -> object:
+    """The first argument a history's workflow was started with (decoded from its JSON payload):
+    how a run was started decides its path through the workflow, as a patch's marker does."""
+    events = json.loads(path.read_text(encoding="utf-8"))["events"]
+    started = events[0]["workflowExecutionStartedEventAttributes"]
+    payloads = started.get("input", {}).get("payloads", [])
+    return json.loads(base64.b64decode(payloads[0]["data"])) if payloads else None
 
 
 def assert_patch_branches(histories: Iterable[Path], patch: str) -> None:
