@@ -105,8 +105,9 @@ class ServerMetrics:
         else:
             self.in_progress.labels(*previous[0], previous[1]).dec()
         status = execution.status
+        # Started (a quick run on a Temporal worker may start and end in one report).
         if (
-            phase == "RUNNING"
+            phase != "PENDING"
             and (previous is None or previous[1] == "PENDING")
             and status.HasField("started_at")
         ):
