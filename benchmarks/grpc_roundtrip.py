@@ -2,6 +2,10 @@
 against 5,000 calls of a trivial grpc.aio echo service on the same machine (both servers in their
 own process, calls one at a time, in interleaved blocks). Also prints the server's idle RSS (target <= 150 MB).
 
+The server runs at its default log level (`info`: no line per call; the echo service logs nothing
+either). The median time a `Get` spends in the server's handler is read, for information, from the
+per-call lines of a second, shorter run at `debug` (`--log-level debug` times that run instead).
+
     uv run python benchmarks/grpc_roundtrip.py [--calls 5000]
 """
 
@@ -104,6 +108,19 @@ async def measure(endpoint: str, home: Path, echo_port: int, calls: int, rounds:
     return echo_s, get_s
 
 
+async def get_calls(endpoint: str, home: Path, calls: int) -> None:
+    """``calls`` `Get` calls of the benchmark's agent (applied by :func:`measure`), one at a time."""
+    from stigmer.backend.cloud import CloudBackend
+    from stigmer.proto.v1 import backend_service_pb2 as svc
+    from stigmer.proto.v1 import meta_pb2
+
+    backend = CloudBackend(endpoint, home=home)
+    request = svc.GetRequest(ref=meta_pb2.ResourceRef(kind="Agent", name="support-bot"))
+    for _ in range(WARMUP + calls):
+        await backend.get(request)
+    await backend.close()
+
+
 async def time_local_get(database_url: str, home: Path, calls: int) -> float:
     """Seconds for ``calls`` in-process LocalBackend.get calls on the same database (for context)."""
     from stigmer.backend.local import LocalBackend
@@ -135,7 +152,7 @@ def handler_median_us(log: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=CALLS)
-    parser.add_argument("--log-level", default="DEBUG", help="the server's log level (DEBUG logs every call)")
+    parser.add_argument("--log-level", default="INFO", help="the timed server's log level (DEBUG logs every call)")
     args = parser.parse_args()
     calls: int = args.calls - args.calls % ROUNDS
 
@@ -165,6 +182,16 @@ def main() -> int:
             echo_proc.wait(10)
             server.stop()
             handler_us = handler_median_us(server.log_path)
+        if args.log_level.upper() != "DEBUG":  # the handler's time, from a run that logs each call
+            logged = ServerProcess(
+                home=home, database_url=f"sqlite:///{home / 'stigmer.db'}", args=["--log-level", "DEBUG"]
+            )
+            logged.start()
+            try:
+                asyncio.run(get_calls(logged.endpoint, home, min(calls, 1_000)))
+            finally:
+                logged.stop()
+                handler_us = handler_median_us(logged.log_path)
 
     ratio = cloud_s / echo_s
     print(
