@@ -152,7 +152,9 @@ def handler_median_us(log: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=CALLS)
-    parser.add_argument("--log-level", default="INFO", help="the timed server's log level (DEBUG logs every call)")
+    parser.add_argument(
+        "--log-level", default="INFO", help="the timed server's log level (DEBUG logs every call)"
+    )
     args = parser.parse_args()
     calls: int = args.calls - args.calls % ROUNDS
 
