@@ -38,6 +38,7 @@ EXPECTED = {
     "RUNNABLE_KINDS",
     "current_principal",
     "redact_logging",
+    "configure_logging",
     "APPLY_ORDER",
     "BACKENDS_GROUP",
     "KINDS",

@@ -259,3 +259,31 @@ def test_forms_sharing_their_first_characters_are_compared_whole() -> None:
     assert r.scrub("abcdefghijklmnopQRS!") == f"{MASK}!"
     assert r.scrub("xabcdefghijklmnopqrstuvwxyz") == f"x{MASK}"
     assert r.scrub("abcdefgabcdefghijklmnop") == f"abcdefg{MASK}ijklmnop"
+
+
+def test_a_programs_logging_keeps_other_libraries_to_warnings() -> None:
+    """``configure_logging``: an HTTP client's per-request INFO line (its URL may carry a value)
+    is not written; Stigmer's and Temporal's own lines are, at the program's level; secrets are
+    masked."""
+    import subprocess
+    import sys
+
+    script = """
+import logging
+from stigmer.core import configure_logging, default_redactor
+configure_logging("info")
+default_redactor().register("s3cr3t-value-42")
+logging.getLogger("httpx").info("HTTP Request: GET http://api.test/?key=plain-query-value")
+logging.getLogger("httpx").warning("httpx trouble")
+logging.getLogger("stigmer.worker").info("worker started with s3cr3t-value-42")
+logging.getLogger("temporalio.worker").info("polling")
+logging.getLogger("stigmer.worker").debug("not at info")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    lines = done.stderr.splitlines()
+    assert not any("plain-query-value" in line for line in lines), lines
+    assert any(line.endswith("WARNING httpx: httpx trouble") for line in lines), lines
+    assert any("INFO stigmer.worker: worker started with" in line for line in lines), lines
+    assert not any("s3cr3t-value-42" in line for line in lines), lines
+    assert any(line.endswith("INFO temporalio.worker: polling") for line in lines), lines
+    assert not any("not at info" in line for line in lines), lines

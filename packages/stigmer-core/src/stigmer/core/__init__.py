@@ -107,6 +107,7 @@ from stigmer.core._redact import (
     MIN_SECRET_LENGTH,
     RedactingFilter,
     Redactor,
+    configure_logging,
     default_redactor,
     redact_logging,
 )
@@ -189,6 +190,7 @@ __all__ = [
     "capabilities_config",
     "check_event_limits",
     "cloud_event",
+    "configure_logging",
     "current_principal",
     "default_redactor",
     "dump_manifests",

@@ -35,6 +35,7 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "RedactingFilter",
     "Redactor",
+    "configure_logging",
     "default_redactor",
     "masked_forms",
     "redact_logging",
@@ -308,6 +309,28 @@ def redact_logging() -> None:
     for handler in handlers:
         if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+#: The libraries whose own lines a program logs at its level (other libraries: warnings only — an
+#: HTTP client's INFO lines hold the URLs it requests, which can carry a value, and cost a line per
+#: request).
+OWN_LOGGERS = ("stigmer", "temporalio")
+
+
+def configure_logging(level: str, stream: Any = None) -> None:
+    """A program's logging: ``stigmer``'s (and Temporal's SDK's) lines at ``level``, other
+    libraries' warnings only, one line each on ``stream`` (stderr), secrets masked
+    (:func:`redact_logging`)."""
+    import sys
+
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=stream if stream is not None else sys.stderr,
+    )
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    redact_logging()
 
 
 _default = Redactor()

@@ -7,11 +7,10 @@ on stdout once it accepts calls (``--listen 127.0.0.1:0`` picks a free port).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from stigmer.core import InvalidArgument, StigmerError, redact_logging
+from stigmer.core import InvalidArgument, StigmerError, configure_logging
 from stigmer.temporal import TemporalConnection, add_temporal_arguments
 
 __all__ = ["main"]
@@ -100,12 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     # Stigmer's own lines at --log-level; other libraries' warnings only (an HTTP client's INFO
-    # lines hold the URLs it requests, which can carry a value).
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("stigmer").setLevel(getattr(logging, str(args.log_level).upper(), logging.INFO))
-    redact_logging()  # secrets the in-process runners resolved stay out of the log
+    # lines hold the URLs it requests, which can carry a value); secrets masked.
+    configure_logging(str(args.log_level))
     from stigmer.server._server import run_server
 
     def announce(address: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -139,11 +138,9 @@ class WorkerCommand:
         from stigmer.temporal._run_once import load, prepare, read_token_line, run_once, watch_parent
 
         execution_id = str(args.execution)
-        logging.basicConfig(
-            level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        from stigmer.core import configure_logging
+
+        configure_logging(str(args.log_level))
         runner = load(self.runner)
         if execution_id == "-":  # a warm spare: ready before its execution exists
             prepare(runner)

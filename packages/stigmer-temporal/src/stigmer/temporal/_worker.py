@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from stigmer.core import StigmerError, redact_logging
+from stigmer.core import StigmerError, configure_logging
 from stigmer.temporal._connection import TemporalConnection
 
 __all__ = ["heartbeating", "run_temporal_worker"]
@@ -35,12 +35,7 @@ def run_temporal_worker(
     log_level: str = "INFO",
 ) -> int:
     """Connect to Temporal and to the Stigmer server, run the worker until a signal; the exit code."""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    redact_logging()  # secrets the activities resolved never reach the log
+    configure_logging(log_level)  # secrets the activities resolved never reach the log
     from stigmer.core import setup_telemetry
 
     setup_telemetry(prog)  # traces when OTEL_EXPORTER_OTLP_ENDPOINT is set
