@@ -279,7 +279,9 @@ logging.getLogger("stigmer.worker").info("worker started with s3cr3t-value-42")
 logging.getLogger("temporalio.worker").info("polling")
 logging.getLogger("stigmer.worker").debug("not at info")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     lines = done.stderr.splitlines()
     assert not any("plain-query-value" in line for line in lines), lines
     assert any(line.endswith("WARNING httpx: httpx trouble") for line in lines), lines
