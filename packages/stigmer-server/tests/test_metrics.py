@@ -32,7 +32,7 @@ async def test_a_run_that_starts_and_ends_in_one_report_counts_its_queue_time(tm
     backend = MeteredBackend(inner, metrics)
     try:
         for loaded in parse_manifest(WORKFLOW, "quick.yaml"):
-            await backend.apply(svc.ApplyRequest(resource=loaded.resource))
+            await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
         spec = execution_pb2.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="quick"))
         labels = {"kind": "WorkflowExecution", "target_kind": "Workflow", "target": "quick"}
         created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
