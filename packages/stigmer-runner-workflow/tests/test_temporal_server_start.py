@@ -135,7 +135,9 @@ async def test_a_run_the_server_starts_runs_no_activity_before_its_first_effect(
         ("task.completed", "/do/1/shout"),
         ("phase", "PHASE_SUCCEEDED"),
     ]
-    history = await served.client.get_workflow_handle(created.metadata.id).fetch_history()
+    handle = served.client.get_workflow_handle(created.metadata.id)
+    await asyncio.wait_for(handle.result(), 30)  # the store has it first: the workflow ends after
+    history = await handle.fetch_history()
     kinds = [e.WhichOneof("attributes") for e in history.events]
     first_effect = kinds.index("activity_task_scheduled_event_attributes")
     assert "marker_recorded_event_attributes" not in kinds[:first_effect]  # no local activity before it
