@@ -79,10 +79,10 @@ async def served(tmp_path: Path, temporal_server: TemporalServer) -> AsyncIterat
     await backend.close()
 
 
-async def _apply(backend: Backend, name: str, tasks: str) -> None:
+async def _apply(backend: Backend, name: str, tasks: str, use: str = "") -> None:
     text = (
         f"apiVersion: stigmer.ai/v1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n"
-        f"  document: {{dsl: 1.0.0, namespace: demo, name: {name}, version: 1.0.0}}\n  do:\n{tasks}"
+        f"  document: {{dsl: 1.0.0, namespace: demo, name: {name}, version: 1.0.0}}\n{use}  do:\n{tasks}"
     )
     for loaded in parse_manifest(text, "test.yaml"):
         await backend.apply(svc.ApplyRequest(resource=loaded.resource))  # type: ignore[arg-type]
@@ -193,6 +193,35 @@ async def test_a_quick_failure_writes_the_progress_it_carried_with_the_failure(
         ("task.started", "/do/0/fetch"),
         ("task.failed", "/do/0/fetch"),
         ("phase", "PHASE_FAILED"),
+    ]
+
+
+async def test_a_first_effect_with_a_secret_starts_the_run_before_it_reads_the_secret(
+    served: Served, world: World
+) -> None:
+    """A run's secrets are given only while it runs: an effect that needs them writes the
+    progress it carries (which starts the run) before it acts, however quick it is."""
+    await _apply(
+        served.backend,
+        "keyed",
+        "    - call:\n        call: http\n        with:\n          method: get\n"
+        f"          endpoint: '{world.url}/keyed'\n"
+        "          headers: {Authorization: '${ \"Bearer \" + $secrets.API_KEY }'}\n",
+        use="  use: {secrets: [API_KEY]}\n",
+    )
+    spec = P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="keyed"))
+    created = await served.backend.create_execution(
+        svc.CreateExecutionRequest(spec=spec, runtime_secrets={"API_KEY": "sk-live-0ddba11c0ffee"})
+    )
+    served.dispatcher.start(created)
+    done = await _ended(served, created.metadata.id)
+    assert done.status.phase == P.PHASE_SUCCEEDED, done.status.error
+    assert "Bearer sk-live-0ddba11c0ffee" in world.auth  # the request carried the value
+    assert [t for t, _ in await _log(served.backend, created.metadata.id)] == [
+        "phase",
+        "task.started",
+        "task.completed",
+        "phase",
     ]
 
 

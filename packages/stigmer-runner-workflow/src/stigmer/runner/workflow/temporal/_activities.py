@@ -186,19 +186,24 @@ class WorkflowActivities:
         return True
 
     async def _with_progress(
-        self, args: dict[str, Any], act: Callable[[dict[str, Any]], Awaitable[Any]]
+        self,
+        args: dict[str, Any],
+        act: Callable[[dict[str, Any]], Awaitable[Any]],
+        needs_context: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Any:
         """Run an effect (``act``), writing the progress its arguments carry (the workflow's events
         and task progress since its last report): before it acts when ``progressFirst``, else
         once it has run :data:`PROGRESS_AFTER` seconds — a quicker effect's result says
         ``progressSent: false`` and the workflow keeps the progress for its next report (its
         error, ``details[1]``, says whether it was written). An execution cancelled or finished
-        elsewhere, found so when writing, stops the effect (or keeps it from starting)."""
+        elsewhere, found so when writing, stops the effect (or keeps it from starting). An effect
+        that ``needs_context`` (its secrets or capabilities, which a run has only once it runs)
+        writes it first: the first report starts a run still PENDING."""
         if "progress" not in args:
             return await act(args)
         args = dict(args)
         report = {**args.pop("progress"), "executionId": args["executionId"]}
-        first = bool(args.pop("progressFirst", True))
+        first = bool(args.pop("progressFirst", True)) or (needs_context is not None and needs_context(args))
         effect: asyncio.Future[Any] | None = None
         sent = False
         try:
@@ -288,7 +293,7 @@ class WorkflowActivities:
 
     @activity.defn(name="stigmer.workflow.http")
     async def http(self, args: dict[str, Any]) -> dict[str, Any]:
-        return await self._with_progress(args, self._http)  # type: ignore[no-any-return]
+        return await self._with_progress(args, self._http, _uses_secrets)  # type: ignore[no-any-return]
 
     async def _http(self, args: dict[str, Any]) -> dict[str, Any]:
         request = args["request"]
@@ -328,7 +333,7 @@ class WorkflowActivities:
     async def grpc(self, args: dict[str, Any]) -> dict[str, Any]:
         """``call: grpc``; a ``file://`` proto (a file of this worker's machine) only with the
         ``run`` capability."""
-        return await self._with_progress(args, self._grpc)  # type: ignore[no-any-return]
+        return await self._with_progress(args, self._grpc, _grpc_needs_context)  # type: ignore[no-any-return]
 
     async def _grpc(self, args: dict[str, Any]) -> dict[str, Any]:
         request = args["request"]
@@ -361,7 +366,7 @@ class WorkflowActivities:
     async def process(self, args: dict[str, Any]) -> dict[str, Any]:
         """A shell command (``kind: shell``) or an inline script (``kind: script``), when the
         execution's backend grants the ``run`` capability."""
-        return await self._with_progress(args, self._process)  # type: ignore[no-any-return]
+        return await self._with_progress(args, self._process, lambda _: True)  # type: ignore[no-any-return]
 
     async def _process(self, args: dict[str, Any]) -> dict[str, Any]:
         if not await may_run(self.backend, args["executionId"]):
@@ -471,6 +476,20 @@ class WorkflowActivities:
             self.child,
             self.await_execution,
         ]
+
+
+def _uses_secrets(args: Mapping[str, Any]) -> bool:
+    """Whether an effect's request refers to secrets or to OAuth2 tokens (read from the run's
+    context, which only a running run has)."""
+    return bool(args.get("tokens")) or bool(ref_names(args.get("request")))
+
+
+def _grpc_needs_context(args: Mapping[str, Any]) -> bool:
+    """A gRPC call with secrets or tokens, or with a proto file of this machine (whose use the
+    run's capabilities decide)."""
+    request = args.get("request") or {}
+    local = request.get("proto") is None and proto_file(str(request.get("protoUri") or "")) is not None
+    return local or _uses_secrets(args)
 
 
 def _stopped() -> ApplicationError:
