@@ -46,7 +46,7 @@ from .._grpc import proto_file
 from .._host import GrpcRequest, HttpRequest
 from .._inprocess import InProcessHost
 from .._tasks.oauth import TokenCache, oauth2_token, stored_policy
-from ._host import PROGRESS_AFTER, STOPPED_ERROR
+from ._host import PROGRESS_AFTER, STOPPED, STOPPED_ERROR
 from ._secrets import ref_names, scrub, scrub_bytes, substitute, substitute_tokens, token_refs
 
 __all__ = ["PROBLEM_ERROR", "WorkflowActivities"]
@@ -139,7 +139,6 @@ class WorkflowActivities:
         """Append events and task progress, and optionally change the phase; False when refused
         (the execution was cancelled or finished elsewhere). It names this worker as the runner:
         the first report of a run still PENDING starts it."""
-        phase = batch.get("phase")
         request = svc.UpdateExecutionStatusRequest(execution_id=batch["executionId"], runner=self.runner)
         redactor = default_redactor()
         for item in batch.get("events") or []:
@@ -163,6 +162,7 @@ class WorkflowActivities:
             request.tasks.append(task)
         if batch.get("checkpoint"):  # the last one of a run that ends FAILED or CANCELLED
             request.checkpoint = json.dumps(redactor.scrub(batch["checkpoint"]), separators=(",", ":"))
+        phase = batch.get("phase")
         if phase:
             request.phase = phase_number(phase)  # type: ignore[assignment]
         if batch.get("hasOutput"):
@@ -337,7 +337,7 @@ class WorkflowActivities:
 
     async def _grpc(self, args: dict[str, Any]) -> dict[str, Any]:
         request = args["request"]
-        local = request.get("proto") is None and proto_file(str(request["protoUri"])) is not None
+        local = _local_proto(request)
         if local and not await may_run(self.backend, args["executionId"]):
             raise _problem_error(refused("grpc", LOCAL_PROTO))
         policies = args.get("tokens") or {}
@@ -487,15 +487,16 @@ def _uses_secrets(args: Mapping[str, Any]) -> bool:
 def _grpc_needs_context(args: Mapping[str, Any]) -> bool:
     """A gRPC call with secrets or tokens, or with a proto file of this machine (whose use the
     run's capabilities decide)."""
-    request = args.get("request") or {}
-    local = request.get("proto") is None and proto_file(str(request.get("protoUri") or "")) is not None
-    return local or _uses_secrets(args)
+    return _local_proto(args.get("request") or {}) or _uses_secrets(args)
+
+
+def _local_proto(request: Mapping[str, Any]) -> bool:
+    """Whether a ``call: grpc`` request uses a proto file of this worker's machine."""
+    return request.get("proto") is None and proto_file(str(request.get("protoUri") or "")) is not None
 
 
 def _stopped() -> ApplicationError:
-    return ApplicationError(
-        "the execution was cancelled or finished elsewhere", type=STOPPED_ERROR, non_retryable=True
-    )
+    return ApplicationError(STOPPED, type=STOPPED_ERROR, non_retryable=True)
 
 
 def _scrubbed_error(error: WorkflowError, secrets: Mapping[str, str]) -> WorkflowError:

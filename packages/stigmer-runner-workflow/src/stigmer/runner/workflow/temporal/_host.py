@@ -41,12 +41,14 @@ with workflow.unsafe.imports_passed_through():
     from .._limits import Limits, check_event
     from ._secrets import scrub, secret_ref, token_ref, token_refs
 
-__all__ = ["STOPPED_ERROR", "EffectOptions", "TemporalHost"]
+__all__ = ["STOPPED", "STOPPED_ERROR", "EffectOptions", "TemporalHost"]
 
 PROBLEM_ERROR = "WorkflowProblem"
 #: An effect's activity found the execution cancelled or finished elsewhere when it reported the
 #: progress it carried: it did not act.
 STOPPED_ERROR = "ExecutionStopped"
+#: What a run's refused report (or an effect's) says.
+STOPPED = "the execution was cancelled or finished elsewhere"
 #: The Temporal workflow type of a Stigmer workflow execution (also of ``run: workflow`` children).
 WORKFLOW_NAME = "stigmer.workflow"
 #: The Temporal workflow type of an agent execution (``call: agent`` children).
@@ -180,7 +182,7 @@ class TemporalHost:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == STOPPED_ERROR:
                 self.stopped = True
-                raise WorkflowError.of(ErrorKind.RUNTIME, _STOPPED) from None
+                raise WorkflowError.of(ErrorKind.RUNTIME, STOPPED) from None
             problem = isinstance(cause, ApplicationError) and cause.type == PROBLEM_ERROR and cause.details
             if progress is not None and not arg["progressFirst"] and not (problem and _sent(cause.details)):  # type: ignore[union-attr]
                 # Not written (the effect failed quickly, or how far it got is unknown): the
@@ -502,7 +504,7 @@ class TemporalHost:
         if not accepted:
             self.stopped = True
             if not final:
-                raise WorkflowError.of(ErrorKind.RUNTIME, _STOPPED)
+                raise WorkflowError.of(ErrorKind.RUNTIME, STOPPED)
         return bool(accepted)
 
     def _take(self, final: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -536,9 +538,6 @@ class TemporalHost:
 def _sent(details: Sequence[Any]) -> bool:
     """Whether a failed effect's activity wrote the progress it carried (its error says)."""
     return len(details) > 1 and isinstance(details[1], dict) and bool(details[1].get("progressSent"))
-
-
-_STOPPED = "the execution was cancelled or finished elsewhere"
 
 
 def _process(result: Mapping[str, Any]) -> ProcessResult:
