@@ -62,13 +62,21 @@ class Served:
 
 
 @pytest.fixture
-async def served(tmp_path: Path, temporal_server: TemporalServer) -> AsyncIterator[Served]:
-    """The server's side (a dispatcher starting runs as ``stigmer server`` does, with small
-    limits of its own) and a worker with the default limits."""
+async def store(tmp_path: Path) -> AsyncIterator[Backend]:
     from stigmer.backend.local import LocalBackend
-    from stigmer.temporal import temporal_dispatch
 
     backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"s" * 32)
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def served(store: Backend, temporal_server: TemporalServer) -> AsyncIterator[Served]:
+    """The server's side (a dispatcher starting runs as ``stigmer server`` does, with small
+    limits of its own) and a worker with the default limits."""
+    from stigmer.temporal import temporal_dispatch
+
+    backend = store
     _served, dispatcher = temporal_dispatch(backend, temporal_server.address)
     queue = f"server-start-{uuid.uuid4().hex[:8]}"
     dispatcher.queues["WorkflowExecution"] = queue
@@ -76,7 +84,6 @@ async def served(tmp_path: Path, temporal_server: TemporalServer) -> AsyncIterat
     client = await dispatcher.client()
     async with workflow_worker(client, queue, backend):
         yield Served(backend, dispatcher, client)
-    await backend.close()
 
 
 async def _apply(backend: Backend, name: str, tasks: str, use: str = "") -> None:
@@ -239,15 +246,11 @@ async def test_the_server_limits_the_runs_it_starts(served: Served, world: World
     assert "40 tasks" in done.status.error.detail  # the server's setting, not the worker's 50,000
 
 
-async def _cancelled_run(backend: Backend, world: World, target: str) -> str:
-    await _apply(
-        backend,
-        "gone",
-        f"    - call: {{call: http, with: {{method: get, endpoint: '{world.url}{target}'}}}}\n",
-    )
-    spec = P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="gone"))
+async def _created(backend: Backend, name: str, url: str) -> str:
+    """A PENDING run of a one-call workflow (not started anywhere)."""
+    await _apply(backend, name, f"    - call: {{call: http, with: {{method: get, endpoint: '{url}'}}}}\n")
+    spec = P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name=name))
     created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
-    await backend.cancel_execution(svc.CancelExecutionRequest(id=created.metadata.id, reason="no longer"))
     return str(created.metadata.id)
 
 
@@ -268,64 +271,47 @@ def _http_args(execution_id: str, url: str, *, first: bool) -> dict[str, Any]:
 
 
 async def test_an_effect_is_not_made_for_a_run_cancelled_before_its_progress_is_written(
-    tmp_path: Path, world: World
+    store: Backend, world: World
 ) -> None:
-    from stigmer.backend.local import LocalBackend
     from temporalio.exceptions import ApplicationError
     from temporalio.testing import ActivityEnvironment
 
-    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"s" * 32)
-    try:
-        eid = await _cancelled_run(backend, world, "/never")
-        activities = WorkflowActivities(backend)
-        with pytest.raises(ApplicationError) as refused:
-            await ActivityEnvironment().run(
-                activities.http, _http_args(eid, f"{world.url}/never", first=True)
-            )
-        assert refused.value.type == STOPPED_ERROR
-        assert world.hits.get("/never", 0) == 0  # refused before the call was made
+    backend = store
+    eid = await _created(backend, "gone", f"{world.url}/never")
+    await backend.cancel_execution(svc.CancelExecutionRequest(id=eid, reason="no longer"))
+    activities = WorkflowActivities(backend)
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(activities.http, _http_args(eid, f"{world.url}/never", first=True))
+    assert refused.value.type == STOPPED_ERROR
+    assert world.hits.get("/never", 0) == 0  # refused before the call was made
 
-        # Written only once the effect has run a while: the refusal then stops the effect.
-        began = time.monotonic()
-        with pytest.raises(ApplicationError) as stopped:
-            await ActivityEnvironment().run(
-                activities.http, _http_args(eid, f"{world.url}/slow-gone", first=False)
-            )
-        assert stopped.value.type == STOPPED_ERROR
-        assert PROGRESS_AFTER <= time.monotonic() - began < 0.9  # the one-second call did not finish
-        events = [e.type async for e in backend.watch_execution(svc.WatchExecutionRequest(execution_id=eid))]
-        assert "task.started" not in events  # a finished run takes no progress
-    finally:
-        await backend.close()
+    # Written only once the effect has run a while: the refusal then stops the effect.
+    began = time.monotonic()
+    with pytest.raises(ApplicationError) as stopped:
+        await ActivityEnvironment().run(
+            activities.http, _http_args(eid, f"{world.url}/slow-gone", first=False)
+        )
+    assert stopped.value.type == STOPPED_ERROR
+    assert PROGRESS_AFTER <= time.monotonic() - began < 0.9  # the one-second call did not finish
+    events = [e.type async for e in backend.watch_execution(svc.WatchExecutionRequest(execution_id=eid))]
+    assert "task.started" not in events  # a finished run takes no progress
 
 
-async def test_a_quick_effect_returns_its_progress_unwritten(tmp_path: Path, world: World) -> None:
-    from stigmer.backend.local import LocalBackend
+async def test_a_quick_effect_returns_its_progress_unwritten(store: Backend, world: World) -> None:
     from temporalio.testing import ActivityEnvironment
 
-    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"s" * 32)
-    try:
-        await _apply(
-            backend,
-            "fine",
-            f"    - call: {{call: http, with: {{method: get, endpoint: '{world.url}/fine'}}}}\n",
-        )
-        spec = P.ExecutionSpec(target=meta_pb2.ResourceRef(kind="Workflow", name="fine"))
-        created = await backend.create_execution(svc.CreateExecutionRequest(spec=spec))
-        activities = WorkflowActivities(backend)
-        result = await ActivityEnvironment().run(
-            activities.http, _http_args(created.metadata.id, f"{world.url}/fine", first=False)
-        )
-        assert result["status"] == 200 and result["progressSent"] is False
-        current = await backend.get_execution(svc.GetExecutionRequest(id=created.metadata.id))
-        assert (
-            current.status.phase == P.PHASE_PENDING and current.status.last_sequence == 0
-        )  # nothing written
-        result = await ActivityEnvironment().run(
-            activities.http, _http_args(created.metadata.id, f"{world.url}/fine", first=True)
-        )
-        assert result["progressSent"] is True
-        current = await backend.get_execution(svc.GetExecutionRequest(id=created.metadata.id))
-        assert current.status.phase == P.PHASE_RUNNING  # written first, and it started the run
-    finally:
-        await backend.close()
+    backend = store
+    eid = await _created(backend, "fine", f"{world.url}/fine")
+    activities = WorkflowActivities(backend)
+    result = await ActivityEnvironment().run(
+        activities.http, _http_args(eid, f"{world.url}/fine", first=False)
+    )
+    assert result["status"] == 200 and result["progressSent"] is False
+    current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert current.status.phase == P.PHASE_PENDING and current.status.last_sequence == 0  # nothing written
+    result = await ActivityEnvironment().run(
+        activities.http, _http_args(eid, f"{world.url}/fine", first=True)
+    )
+    assert result["progressSent"] is True
+    current = await backend.get_execution(svc.GetExecutionRequest(id=eid))
+    assert current.status.phase == P.PHASE_RUNNING  # written first, and it started the run
