@@ -115,10 +115,14 @@ def _loose(home: Path) -> list[str]:
     """Every path under ``home`` (and ``home`` itself) that is not 0700 (folder) or 0600 (file)."""
     found = []
     for path in [home, *home.rglob("*")]:
-        if path.is_symlink():
+        try:
+            info = path.lstat()
+        except FileNotFoundError:  # a journal the store removed between the listing and the look
             continue
-        mode = stat.S_IMODE(path.stat().st_mode)
-        want = 0o700 if path.is_dir() else 0o600
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        want = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
         if mode != want:
             found.append(f"{path.relative_to(home.parent)} {mode:o}")
     return found
