@@ -88,6 +88,7 @@ EXPECTED = {
     "parse_manifest",
     "resource_from_message",
     "slugify",
+    "stigmer_home",
     "unwrap",
     "CAPABILITY_RUN",
     "CapabilityDenied",

@@ -9,12 +9,22 @@ import datetime
 import json
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from stigmer.runner.workflow import InProcessHost
 from stigmer.testing import HttpWorld, Request, Response, json_response
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private ``STIGMER_HOME``: validated documents a runner keeps go under it, not the user's."""
+    home = tmp_path / "stigmer-home"
+    monkeypatch.setenv("STIGMER_HOME", str(home))
+    return home
+
 
 PETS = {
     1: {"id": 1, "name": "Milou", "status": "available", "category": {"id": 1, "name": "dogs"}},

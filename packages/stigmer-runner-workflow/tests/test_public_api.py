@@ -27,6 +27,7 @@ EXPECTED = {
     "WorkflowValidationError",
     "check_deterministic",
     "error_type",
+    "keep_validated",
     "load_workflow",
     "run_workflow",
     "validate_workflow",

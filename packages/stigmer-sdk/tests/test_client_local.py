@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stigmer.core import InvalidArgument, NotFound
@@ -271,3 +272,26 @@ def test_check_master_key(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STIGMER_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     with Stigmer(home=home) as client:
         assert client.check_master_key() == (False, "STIGMER_MASTER_KEY", 1)
+
+
+def test_apply_keeps_the_validated_document_so_a_run_does_not_check_it_again(
+    client: Stigmer, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stigmer.runner.workflow import load_workflow
+
+    kept = home / "cache" / "workflows"
+    client.apply(GREET, dry_run=True)
+    assert not kept.exists() or list(kept.iterdir()) == []  # a dry run keeps nothing
+    client.apply(GREET)
+    assert len(list(kept.glob("*.json"))) == 1
+    validated: list[object] = []
+
+    def counting(source: Any) -> Any:
+        validated.append(source)
+        return load_workflow(source)
+
+    monkeypatch.setattr("stigmer.runner.workflow._runner.load_workflow", counting)
+    run = client.run("greet", input={"name": "Ada"})
+    run.wait()
+    assert (run.phase, run.output) == ("SUCCEEDED", {"greeting": "Hi Ada"})
+    assert validated == []  # the run loaded the form apply kept

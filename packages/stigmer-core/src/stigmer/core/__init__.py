@@ -113,7 +113,7 @@ from stigmer.core._redact import (
 )
 from stigmer.core._schedule import OVERLAP_POLICIES, SCHEDULE_LABEL, SLOT_LABEL, Timetable, parse_duration
 from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
-from stigmer.core._settings import Context, Settings
+from stigmer.core._settings import Context, Settings, stigmer_home
 from stigmer.core._telemetry import (
     execution_attributes,
     flush_telemetry,
@@ -245,6 +245,7 @@ __all__ = [
     "signature_matches",
     "slugify",
     "start_span",
+    "stigmer_home",
     "telemetry_enabled",
     "tighten_home",
     "to_value",

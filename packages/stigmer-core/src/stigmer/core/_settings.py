@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stigmer.core._errors import InvalidArgument
 
-__all__ = ["Context", "Settings"]
+__all__ = ["Context", "Settings", "stigmer_home"]
+
+
+def stigmer_home(environ: Mapping[str, str] | None = None) -> Path:
+    """``$STIGMER_HOME``, else ``~/.stigmer`` (not created here)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("STIGMER_HOME") or Path.home() / ".stigmer").expanduser()
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Settings:
     def load(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read settings from the environment and ``$STIGMER_HOME/config.yaml``."""
         env = dict(os.environ if environ is None else environ)
-        home = Path(env.get("STIGMER_HOME") or Path.home() / ".stigmer").expanduser()
+        home = stigmer_home(env)
         raw: dict[str, Any] = {}
         config = home / "config.yaml"
         if config.exists():

@@ -298,9 +298,15 @@ class AsyncStigmer:
             from stigmer.sdk._mcppaths import resolve_stdio_paths
 
             resolve_stdio_paths(item)
-        return await self.backend.apply(
+        response = await self.backend.apply(
             svc.ApplyRequest(resource=item.resource, dry_run=dry_run)  # type: ignore[arg-type]
         )
+        if item.kind == "Workflow" and self.local and not dry_run and self._target is not None:
+            # Runs in this process validate the stored document no more: its validated form is kept.
+            from stigmer.runner.workflow import keep_validated
+
+            keep_validated(response.resource.workflow.spec, self._target.options.get("home"))
+        return response
 
     async def _push_skill(self, item: LoadedResource) -> None:
         """Pack a Skill's ``spec.path`` directory, store it as an artifact, set ``spec.artifact``.

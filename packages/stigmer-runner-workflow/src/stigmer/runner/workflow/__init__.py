@@ -13,6 +13,7 @@ from ._runner import WorkflowRunner
 from ._schema import SUPPORTED_DSL_VERSIONS
 from ._task_kinds import TASK_KINDS, TaskKind
 from ._validate import Problem, Reference, Validation
+from ._validated import keep_validated
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -37,6 +38,7 @@ __all__ = [
     "WorkflowValidationError",
     "check_deterministic",
     "error_type",
+    "keep_validated",
     "load_workflow",
     "run_workflow",
     "validate_document",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from ._interpreter import Interpreter
 from ._parse import Workflow, load_workflow
 from ._reporting import Reporter, RunStopped, from_value, to_value
 from ._telemetry import task_spans
+from ._validated import ValidatedForms, spec_key
 
 if TYPE_CHECKING:
     import httpx
@@ -79,7 +79,9 @@ class WorkflowRunner:
         self._redactor = redactor if redactor is not None else default_redactor()
         # Validated documents by digest of the stored spec: validating a large document against
         # the DSL schema costs far more than running it, and workers run the same ones again.
-        self._documents: OrderedDict[bytes, Workflow] = OrderedDict()
+        self._documents: OrderedDict[str, Workflow] = OrderedDict()
+        # ... and on disk, where `apply` keeps them, for the next process of this host.
+        self._validated = ValidatedForms()
 
     async def prepare(self) -> None:
         """Load and compile the DSL schema (the bulk of a first run's start) ahead of any run."""
@@ -156,12 +158,18 @@ class WorkflowRunner:
 
     async def _load_document(self, backend: Backend, execution: execution_pb2.Execution) -> Workflow:
         workflow = (await pinned_target(backend, execution)).workflow
-        digest = hashlib.sha256(workflow.spec.SerializeToString(deterministic=True)).digest()
+        digest = spec_key(workflow.spec.SerializeToString(deterministic=True))
         cached = self._documents.get(digest)
         if cached is not None:
             self._documents.move_to_end(digest)
             return cached
-        loaded = load_workflow(from_value(workflow.spec))
+        # The form `apply` (or an earlier run on this host) validated and kept, else validate now.
+        kept = self._validated.get(digest)
+        if kept is not None:
+            loaded = Workflow(definition=kept)
+        else:
+            loaded = load_workflow(from_value(workflow.spec))
+            self._validated.put(digest, loaded.definition)
         self._documents[digest] = loaded
         if len(self._documents) > _DOCUMENT_CACHE:
             self._documents.popitem(last=False)
