@@ -31,11 +31,21 @@ class PluginNotFound(StigmerError):
 
 
 @functools.cache
-def load_plugin(group: str, name: str) -> Any:
-    """Load (once) the object an entry point ``name`` in ``group`` points at."""
+def _entry_points() -> Any:
+    """Every installed entry point, read once: each scan reads every installed distribution's
+    metadata (milliseconds per scan), and a command loads a backend and a runner."""
     from importlib.metadata import entry_points
 
-    found = entry_points(group=group)
+    return entry_points()
+
+
+@functools.cache
+def load_plugin(group: str, name: str) -> Any:
+    """Load (once) the object an entry point ``name`` in ``group`` points at."""
+    found = _entry_points().select(group=group)
+    if name not in found.names:  # installed since the scan (or missing): look once more
+        _entry_points.cache_clear()
+        found = _entry_points().select(group=group)
     for ep in found:
         if ep.name == name:
             return ep.load()

@@ -40,6 +40,7 @@ from stigmer.core import (
     header_problem,
     private_dir,
     private_file,
+    stigmer_home,
 )
 from stigmer.proto.v1 import agent_pb2, meta_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -85,8 +86,7 @@ def mcp_toolset_class() -> type[MCPToolset[Any]]:
 
 def mcp_log_dir(environ: Mapping[str, str]) -> Path:
     """Where stdio MCP servers' standard error is written: ``$STIGMER_HOME/logs/mcp``."""
-    home = Path(environ.get("STIGMER_HOME") or Path.home() / ".stigmer").expanduser()
-    return home / "logs" / "mcp"
+    return stigmer_home(environ) / "logs" / "mcp"
 
 
 class McpServerFailed(FailedPrecondition):

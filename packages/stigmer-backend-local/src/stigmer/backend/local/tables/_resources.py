@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 from sqlalchemy import (
     Connection,
@@ -184,7 +184,7 @@ def _to_message(row: Any, missing_secrets: set[str] | None) -> resource_pb2.Reso
     if len(row.spec) <= _SPEC_CACHE_MAX_CHARS:
         msg.spec.MergeFromString(_spec_bytes(row.kind, row.spec))
     else:
-        json_format.ParseDict(json.loads(row.spec), msg.spec)
+        _parse_spec(row.spec, msg.spec)
     if "status" in msg.DESCRIPTOR.fields_by_name:  # a Trigger has none
         json_format.ParseDict(json.loads(row.status), msg.status)
     if row.kind == "Environment" and missing_secrets is not None:
@@ -205,9 +205,18 @@ def _spec_bytes(kind: str, spec: str) -> bytes:
     """The ``spec`` JSON of a ``kind`` definition as its serialized spec message."""
     cls, _ = DEFINITION_KINDS[kind]
     message: Any = cls()
-    json_format.ParseDict(json.loads(spec), message.spec)
+    _parse_spec(spec, message.spec)
     data: bytes = message.spec.SerializeToString()
     return data
+
+
+def _parse_spec(text: str, spec: Any) -> None:
+    """Fill ``spec`` from its JSON: a Workflow's spec is a ``Struct``, whose own ``update`` builds
+    it in half the time of the generic JSON mapping (the same message either way)."""
+    if isinstance(spec, struct_pb2.Struct):
+        spec.update(json.loads(text))
+    else:
+        json_format.ParseDict(json.loads(text), spec)
 
 
 def _spec_json(msg: Any) -> str:
