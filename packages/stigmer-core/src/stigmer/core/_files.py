@@ -93,8 +93,9 @@ def open_private(path: Path | str, mode: str = "ab") -> IO[bytes]:
 
 
 #: Folders of the home whose files are tightened too (the stack's state and logs, detached runs'
-#: logs, the admin token); anything deeper is created private by the code that writes it.
-_HOME_FOLDERS = ("local", "logs", "tokens")
+#: logs, the admin token, validated workflow documents); anything deeper is created private by the
+#: code that writes it.
+_HOME_FOLDERS = ("local", "logs", "tokens", "cache", "cache/workflows")
 
 
 def tighten_home(home: Path | str) -> None:
