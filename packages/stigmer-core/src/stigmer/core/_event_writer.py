@@ -45,11 +45,11 @@ from stigmer.core._handover import handover_requested
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._phases import is_terminal, phase_name
 from stigmer.core._redact import Redactor
-from stigmer.core._values import json_default, value_of_json
+from stigmer.core._values import json_default, set_json_value, value_of_json
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["EventWriter", "LimitError", "NewEvent", "RunStopped", "check_event_limits"]
+__all__ = ["EventWriter", "LimitError", "NewEvent", "RunStopped", "check_event_limits", "stamp_now"]
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +275,9 @@ class EventWriter:
         event = execution_pb2.ExecutionEvent(
             execution_id=self.execution_id, type=type, subject=scrub(subject), text=scrub(text)
         )
-        event.time.CopyFrom(_now())
+        stamp_now(event.time)
         if data is not None:
-            event.data.CopyFrom(value_of_json(plain))
+            set_json_value(event.data, plain)
         return event
 
     def _scrubbed_json(self, data: Any) -> tuple[str, Any]:
@@ -348,7 +348,7 @@ class EventWriter:
             subject=self.redactor.scrub(self._text_subject),
             text=self.redactor.scrub(text),
         )
-        event.time.CopyFrom(_now())
+        stamp_now(event.time)
         self._events.append(event)
 
     def _hold_task(self, task: execution_pb2.TaskProgress) -> None:
@@ -423,11 +423,12 @@ class EventWriter:
         return execution
 
 
-def _now() -> timestamp_pb2.Timestamp:
-    """The current time, to the microsecond."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMicroseconds(time.time_ns() // 1000)
-    return stamp
+def stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
+    """Set ``stamp`` (a message's field, in place) to the current time, to the microsecond (as
+    ``Timestamp.FromMicroseconds`` sets it)."""
+    micros = time.time_ns() // 1000
+    stamp.seconds = micros // 1_000_000
+    stamp.nanos = micros % 1_000_000 * 1000
 
 
 def _dumps(data: Any) -> str:

@@ -33,9 +33,8 @@ __all__ = ["Reporter", "RunStopped", "from_value", "to_value"]
 
 def _now() -> timestamp_pb2.Timestamp:
     """The current time, to the microsecond (as ``FromDatetime(datetime.now(UTC))`` gives)."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMicroseconds(time.time_ns() // 1000)
-    return stamp
+    micros = time.time_ns() // 1000
+    return timestamp_pb2.Timestamp(seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000)
 
 
 class Reporter(EventWriter):
@@ -102,9 +101,10 @@ class Reporter(EventWriter):
             self._attempts[path] = self._attempts.get(path, 1) + 1
         task = execution_pb2.TaskProgress(path=path, name=name, attempts=self._attempts.get(path, 1))
         task.phase = phase  # type: ignore[assignment]
-        now = _now()
-        if started:
-            task.started_at.CopyFrom(now)
-        if finished:
-            task.finished_at.CopyFrom(now)
+        if started or finished:
+            now = _now()
+            if started:
+                task.started_at.CopyFrom(now)
+            if finished:
+                task.finished_at.CopyFrom(now)
         return task
