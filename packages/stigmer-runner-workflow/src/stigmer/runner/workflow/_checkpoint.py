@@ -51,24 +51,33 @@ class Checkpointing:
     _started: datetime.datetime | None
     tasks_run: int
     dialect: Dialect | None
+    _started_iso: tuple[datetime.datetime, str] | None = None
 
     def checkpoint(self) -> dict[str, Any]:
         """The resume point: completed positions of every active task list, and the data."""
-        state: dict[str, Any] = _copy(
-            {
-                "version": CHECKPOINT_VERSION,
-                "workflowId": self.workflow_id,
-                "startedAt": self._started.isoformat() if self._started else None,
-                "rawInput": self._raw_input,
-                "input": self._input,
-                "context": self.context,
-                "frames": self._frames,
-                "tasksRun": self.tasks_run,
-            }
-        )
+        state: dict[str, Any] = {
+            "version": CHECKPOINT_VERSION,
+            "workflowId": _copy(self.workflow_id),
+            "startedAt": self._started_text(),
+            "rawInput": _copy(self._raw_input),
+            "input": _copy(self._input),
+            "context": _copy(self.context),
+            "frames": {key: _copy(frame) for key, frame in self._frames.items()},
+            "tasksRun": _copy(self.tasks_run),
+        }
         if self.dialect is not None:
             state["dialect"] = _copy(self.dialect.state())
         return state
+
+    def _started_text(self) -> str | None:
+        """``startedAt`` as ISO 8601 (made once a run: it is in every checkpoint)."""
+        started = self._started
+        if started is None:
+            return None
+        cached = self._started_iso
+        if cached is None or cached[0] is not started:
+            cached = self._started_iso = (started, started.isoformat())
+        return cached[1]
 
     async def save_position(self, key: str, state: Mapping[str, Any], *, drop: str | None = None) -> None:
         """Record progress at ``key``, drop finished nested state (under ``drop``, by default
