@@ -283,6 +283,8 @@ class EventWriter:
     def _scrubbed_json(self, data: Any) -> tuple[str, Any]:
         """``data`` as JSON text and as plain data, with every secret masked (see :meth:`_mask_json`)."""
         text = _dumps(data)
+        if data is None or type(data) in _NUMBERS:
+            return text, data  # its text holds no string: nothing to mask, and it reads back as is
         masked = self._mask_json(text)
         return masked, json.loads(masked)
 
@@ -431,8 +433,14 @@ def stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
     stamp.nanos = micros % 1_000_000 * 1000
 
 
+#: What ``json.dumps(data, default=json_default)`` uses, made once (``json.dumps`` given a
+#: ``default`` makes an encoder at every call).
+_ENCODER: Final = json.JSONEncoder(default=json_default)
+_NUMBERS: Final = frozenset({bool, int, float})
+
+
 def _dumps(data: Any) -> str:
     try:
-        return json.dumps(data, default=json_default)
+        return _ENCODER.encode(data)
     except (TypeError, ValueError):  # a circular structure, keys that are not strings
         return json.dumps(str(data))
