@@ -19,7 +19,7 @@ from ._expr import (
     evaluate_template,
     guarded,
     is_expression,
-    template_uses_secrets,
+    template_needs,
     uses_secrets,
 )
 from ._host import Host
@@ -95,9 +95,10 @@ class Evaluating:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
         if isinstance(value, str) and not is_expression(value):
             return value
-        variables = await self.variables(scope, secrets=template_uses_secrets(value))
+        secrets, in_process = template_needs(value)
+        variables = await self.variables(scope, secrets=secrets)
         with _scrubbed(variables):
-            if guarded(value) and self.host_may_wait_in_threads():
+            if in_process and self.host_may_wait_in_threads():
                 return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)
             return evaluate_template(value, data, variables, self.limits)
 

@@ -27,6 +27,7 @@ __all__ = [
     "jq_error_text",
     "secret_names",
     "syntax_error",
+    "template_needs",
     "template_uses_secrets",
     "truthy",
     "uses_secrets",
@@ -190,6 +191,26 @@ def template_uses_secrets(value: Any) -> bool:
 def _template_secrets(text: str) -> bool:
     strict, body = _reading(text)
     return strict and "$secrets" in body
+
+
+def template_needs(value: Any) -> tuple[bool, bool]:
+    """``(template_uses_secrets(value), guarded(value))`` in one walk of the template."""
+    if isinstance(value, str):
+        strict, body = _reading(value)
+        if not strict:
+            return False, False
+        return "$secrets" in body, not is_bounded(body)
+    secrets = in_process = False
+    if isinstance(value, Mapping):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False, False
+    for item in items:
+        reads, runs = template_needs(item)
+        secrets, in_process = secrets or reads, in_process or runs
+    return secrets, in_process
 
 
 def _template_strings(value: Any) -> Iterator[str]:
