@@ -52,10 +52,10 @@ def truthy(value: Any) -> bool:
 
 #: Strings up to this long (a document's expressions) have their reading cached; longer ones
 #: are data passing through, read each time rather than kept.
-_CACHED_LENGTH: Final = 2048
+_CACHED_LENGTH: Final = 1024
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=4096)
 def _read(text: str) -> tuple[bool, str]:
     """Whether ``text`` is written entirely as ``${ ... }``, and its jq program."""
     match = _STRICT.match(text)
