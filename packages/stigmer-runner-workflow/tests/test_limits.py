@@ -23,7 +23,13 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.workflow import WorkflowRunner
 from stigmer.runner.workflow._errors import WorkflowError
-from stigmer.runner.workflow._expr import evaluate, evaluate_field
+from stigmer.runner.workflow._expr import (
+    evaluate,
+    evaluate_field,
+    guarded,
+    template_needs,
+    template_uses_secrets,
+)
 from stigmer.runner.workflow._jq_process import is_bounded
 from stigmer.runner.workflow._limits import LIMIT_ERROR_TYPE, LimitExceeded
 
@@ -229,6 +235,22 @@ def test_ordinary_expressions_run_in_process_and_loops_do_not() -> None:
     ]:
         assert not is_bounded(body), body
     assert evaluate_field("${ [.[] | . * 2] }", [1, 2], {}) == [2, 4]  # a guarded one, same result
+
+
+def test_a_template_is_read_in_one_walk_as_its_two_questions_would() -> None:
+    for template in [
+        "plain text",
+        "${ .a + 1 }",
+        "${ [range(10)] }",
+        "${ $secrets.token }",
+        "$secrets.token",  # not an expression: a literal string
+        {"a": "${ .a }", "b": ["x", {"c": "${ .secrets.key }"}]},
+        {"a": ["${ [repeat(1)] }", "${ .a }"], "n": 3, "z": None},
+        [{"deep": [['${ $secrets["k"] | length }']]}],
+        {},
+        7,
+    ]:
+        assert template_needs(template) == (template_uses_secrets(template), guarded(template)), template
 
 
 JQ_ATOMS = [".", "1", '"ab"', "[]", "{}", "null", ".a", "$x", "range(3)", "repeat(.)", "recurse", "..", "env"]

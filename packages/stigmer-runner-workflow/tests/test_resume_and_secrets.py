@@ -143,6 +143,59 @@ async def test_resume_fork_skips_finished_branches(document: Doc) -> None:
     assert "/do/0/both/fork/branches/0/quick" not in started(second)
 
 
+class KeepingHost(InProcessHost):
+    """Keeps every checkpoint it is offered as it is (no copy), and its JSON at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[tuple[Mapping[str, Any], str]] = []
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        self.kept.append((state, json.dumps(state)))
+
+
+async def test_an_offered_checkpoint_stays_as_it_was_while_the_run_goes_on(document: Doc) -> None:
+    wf = document(
+        [
+            {"a": {"set": {"steps": ["a"], "seen": {}}}},
+            {
+                "outer": {
+                    "for": {"each": "x", "in": "${ [1, 2] }"},
+                    "do": [
+                        {
+                            "inner": {
+                                "for": {"each": "y", "in": "${ [1, 2] }"},
+                                "do": [
+                                    {
+                                        "add": {
+                                            "set": {
+                                                "steps": "${ .steps + [$x * 10 + $y] }",
+                                                "seen": "${ .seen + {($x | tostring): $y} }",
+                                            },
+                                            "export": {"as": "${ $context + {last: .steps} }"},
+                                        }
+                                    }
+                                ],
+                            }
+                        }
+                    ],
+                }
+            },
+        ],
+        input={"from": "${ {start: .} }"},
+    )
+    host = KeepingHost()
+    output = await run_workflow(wf, host, {"given": [1, 2]})
+    assert output["steps"] == ["a", 11, 12, 21, 22]
+    assert len(host.kept) > 10
+    for state, offered in host.kept:
+        assert json.dumps(state) == offered
+    last = json.loads(host.kept[-1][1])
+    assert last["rawInput"] == {"given": [1, 2]}
+    assert last["input"] == {"start": {"given": [1, 2]}}
+    assert last["context"] == {"last": ["a", 11, 12, 21, 22]}
+
+
 async def test_a_foreign_checkpoint_is_refused(document: Doc) -> None:
     with pytest.raises(WorkflowError) as caught:
         await Interpreter(document([{"a": {"set": {"x": 1}}}]), InProcessHost()).run(

@@ -45,11 +45,11 @@ from stigmer.core._handover import handover_requested
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._phases import is_terminal, phase_name
 from stigmer.core._redact import Redactor
-from stigmer.core._values import json_default, value_of_json
+from stigmer.core._values import json_default, set_json_value, value_of_json
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["EventWriter", "LimitError", "NewEvent", "RunStopped", "check_event_limits"]
+__all__ = ["EventWriter", "LimitError", "NewEvent", "RunStopped", "check_event_limits", "stamp_now"]
 
 log = logging.getLogger(__name__)
 
@@ -275,14 +275,16 @@ class EventWriter:
         event = execution_pb2.ExecutionEvent(
             execution_id=self.execution_id, type=type, subject=scrub(subject), text=scrub(text)
         )
-        event.time.CopyFrom(_now())
+        stamp_now(event.time)
         if data is not None:
-            event.data.CopyFrom(value_of_json(plain))
+            set_json_value(event.data, plain)
         return event
 
     def _scrubbed_json(self, data: Any) -> tuple[str, Any]:
         """``data`` as JSON text and as plain data, with every secret masked (see :meth:`_mask_json`)."""
         text = _dumps(data)
+        if data is None or type(data) in _NUMBERS:
+            return text, data  # its text holds no string: nothing to mask, and it reads back as is
         masked = self._mask_json(text)
         return masked, json.loads(masked)
 
@@ -348,7 +350,7 @@ class EventWriter:
             subject=self.redactor.scrub(self._text_subject),
             text=self.redactor.scrub(text),
         )
-        event.time.CopyFrom(_now())
+        stamp_now(event.time)
         self._events.append(event)
 
     def _hold_task(self, task: execution_pb2.TaskProgress) -> None:
@@ -423,15 +425,22 @@ class EventWriter:
         return execution
 
 
-def _now() -> timestamp_pb2.Timestamp:
-    """The current time, to the microsecond."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMicroseconds(time.time_ns() // 1000)
-    return stamp
+def stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
+    """Set ``stamp`` (a message's field, in place) to the current time, to the microsecond (as
+    ``Timestamp.FromMicroseconds`` sets it)."""
+    micros = time.time_ns() // 1000
+    stamp.seconds = micros // 1_000_000
+    stamp.nanos = micros % 1_000_000 * 1000
+
+
+#: What ``json.dumps(data, default=json_default)`` uses, made once (``json.dumps`` given a
+#: ``default`` makes an encoder at every call).
+_ENCODER: Final = json.JSONEncoder(default=json_default)
+_NUMBERS: Final = frozenset({bool, int, float})
 
 
 def _dumps(data: Any) -> str:
     try:
-        return json.dumps(data, default=json_default)
+        return _ENCODER.encode(data)
     except (TypeError, ValueError):  # a circular structure, keys that are not strings
         return json.dumps(str(data))

@@ -16,7 +16,15 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
-__all__ = ["from_value", "json_default", "jsonable", "plain_value", "to_value", "value_of_json"]
+__all__ = [
+    "from_value",
+    "json_default",
+    "jsonable",
+    "plain_value",
+    "set_json_value",
+    "to_value",
+    "value_of_json",
+]
 
 _EXACT = 2**53
 
@@ -68,6 +76,12 @@ def to_value(value: Any) -> struct_pb2.Value:
 def value_of_json(plain: Any) -> struct_pb2.Value:
     """A ``google.protobuf.Value`` holding ``plain``, which is already JSON data (``json.loads``'s)."""
     out = struct_pb2.Value()
+    set_json_value(out, plain)
+    return out
+
+
+def set_json_value(out: struct_pb2.Value, plain: Any) -> None:
+    """Make the empty ``out`` (a field of a message, say) hold ``plain``, as :func:`value_of_json`."""
     if isinstance(plain, dict):
         out.struct_value.SetInParent()
         out.struct_value.update(plain)
@@ -82,4 +96,3 @@ def value_of_json(plain: Any) -> struct_pb2.Value:
         out.number_value = plain
     else:
         out.string_value = str(plain)
-    return out

@@ -19,7 +19,7 @@ from ._expr import (
     evaluate_template,
     guarded,
     is_expression,
-    template_uses_secrets,
+    template_needs,
     uses_secrets,
 )
 from ._host import Host
@@ -51,16 +51,12 @@ class Evaluating:
     _raw_input: Any
     _started: datetime.datetime | None
     limits: Limits
+    _workflow_cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
         values: dict[str, Any] = {
             "context": self.context,
-            "workflow": {
-                "id": self.workflow_id,
-                "definition": self.definition,
-                "input": self._raw_input,
-                "startedAt": timestamp(self._started) if self._started else None,
-            },
+            "workflow": self._workflow_variable(),
             "runtime": {"name": RUNTIME_NAME, "version": _version(), "metadata": {}},
             **(self.dialect.variables() if self.dialect is not None else {}),
             **scope.variables,
@@ -68,6 +64,22 @@ class Evaluating:
         if secrets:
             values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
         return values
+
+    def _workflow_variable(self) -> dict[str, Any]:
+        """``$workflow``: built once and again only when what it shows changes (a resume). The
+        expressions read it as JSON; nothing changes it in place."""
+        key = (self.workflow_id, self.definition, self._raw_input, self._started)
+        cached = self._workflow_cache
+        if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
+            return cached[1]
+        value = {
+            "id": self.workflow_id,
+            "definition": self.definition,
+            "input": self._raw_input,
+            "startedAt": timestamp(self._started) if self._started else None,
+        }
+        self._workflow_cache = (key, value)
+        return value
 
     async def expr(self, text: Any, data: Any, scope: Scope) -> Any:
         """Evaluate an expression-typed field (``${ }`` or bare jq)."""
@@ -83,9 +95,10 @@ class Evaluating:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
         if isinstance(value, str) and not is_expression(value):
             return value
-        variables = await self.variables(scope, secrets=template_uses_secrets(value))
+        secrets, in_process = template_needs(value)
+        variables = await self.variables(scope, secrets=secrets)
         with _scrubbed(variables):
-            if guarded(value) and self.host_may_wait_in_threads():
+            if in_process and self.host_may_wait_in_threads():
                 return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)
             return evaluate_template(value, data, variables, self.limits)
 

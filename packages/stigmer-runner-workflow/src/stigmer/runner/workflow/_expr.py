@@ -27,6 +27,7 @@ __all__ = [
     "jq_error_text",
     "secret_names",
     "syntax_error",
+    "template_needs",
     "template_uses_secrets",
     "truthy",
     "uses_secrets",
@@ -49,16 +50,35 @@ def truthy(value: Any) -> bool:
     return value is not None and value is not False
 
 
+#: Strings up to this long (a document's expressions) have their reading cached; longer ones
+#: are data passing through, read each time rather than kept.
+_CACHED_LENGTH: Final = 1024
+
+
+@lru_cache(maxsize=4096)
+def _read(text: str) -> tuple[bool, str]:
+    """Whether ``text`` is written entirely as ``${ ... }``, and its jq program."""
+    match = _STRICT.match(text)
+    body = match.group(1) if match else text
+    return match is not None, _DOT_SECRETS.sub("$secrets", body)
+
+
+def _reading(text: str) -> tuple[bool, str]:
+    return _read(text) if len(text) <= _CACHED_LENGTH else _read.__wrapped__(text)
+
+
 def is_expression(value: object) -> bool:
     """True when ``value`` is a string written entirely as ``${ ... }``."""
-    return isinstance(value, str) and _STRICT.match(value) is not None
+    if not isinstance(value, str):
+        return False
+    if len(value) <= _CACHED_LENGTH:
+        return _read(value)[0]
+    return _STRICT.match(value) is not None
 
 
 def expression_body(text: str) -> str:
     """The jq program of an expression field: the inside of ``${ }``, or the bare text."""
-    match = _STRICT.match(text)
-    body = match.group(1) if match else text
-    return _DOT_SECRETS.sub("$secrets", body)
+    return _reading(text)[1]
 
 
 def uses_secrets(text: str) -> bool:
@@ -124,7 +144,7 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
     Only the variables the program mentions are bound (and serialized). A bounded expression
     runs here, any other in a jq process within ``limits``' jq time and memory (see ``_jq_process``).
     """
-    names = tuple(sorted(n for n in variables if f"${n}" in body and _VAR_NAME.match(n)))
+    names = _bound_names(body, tuple(variables))
     program = _compile(body, names)
     value = [data, *(variables[n] for n in names)]
     try:
@@ -139,16 +159,23 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
     return results[0] if results else None
 
 
+@lru_cache(maxsize=4096)
+def _bound_names(body: str, available: tuple[str, ...]) -> tuple[str, ...]:
+    """The variables of ``available`` that ``body`` mentions, sorted (the program's bindings)."""
+    return tuple(sorted(n for n in available if f"${n}" in body and _VAR_NAME.match(n)))
+
+
 def guarded(value: Any, *, field: bool = False) -> bool:
     """True when evaluating ``value`` (a template, or with ``field`` an expression field) runs
     some expression in a jq process (an expression :func:`is_bounded` does not accept)."""
     if field:
         return isinstance(value, str) and not is_bounded(expression_body(value))
-    if isinstance(value, str):
-        return is_expression(value) and not is_bounded(expression_body(value))
-    return any(
-        is_expression(text) and not is_bounded(expression_body(text)) for _, text in iter_strings(value)
-    )
+    return any(_template_guarded(text) for text in _template_strings(value))
+
+
+def _template_guarded(text: str) -> bool:
+    strict, body = _reading(text)
+    return strict and not is_bounded(body)
 
 
 def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:
@@ -158,7 +185,44 @@ def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: L
 
 def template_uses_secrets(value: Any) -> bool:
     """True when any ``${ }`` string inside ``value`` reads ``$secrets``."""
-    return any(is_expression(text) and uses_secrets(text) for _, text in iter_strings(value))
+    return any(_template_secrets(text) for text in _template_strings(value))
+
+
+def _template_secrets(text: str) -> bool:
+    strict, body = _reading(text)
+    return strict and "$secrets" in body
+
+
+def template_needs(value: Any) -> tuple[bool, bool]:
+    """``(template_uses_secrets(value), guarded(value))`` in one walk of the template."""
+    if isinstance(value, str):
+        strict, body = _reading(value)
+        if not strict:
+            return False, False
+        return "$secrets" in body, not is_bounded(body)
+    secrets = in_process = False
+    if isinstance(value, Mapping):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return False, False
+    for item in items:
+        reads, runs = template_needs(item)
+        secrets, in_process = secrets or reads, in_process or runs
+    return secrets, in_process
+
+
+def _template_strings(value: Any) -> Iterator[str]:
+    """Every string in a template (as :func:`iter_strings`, without their pointers)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _template_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _template_strings(item)
 
 
 def evaluate_template(
@@ -166,8 +230,9 @@ def evaluate_template(
 ) -> Any:
     """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
     if isinstance(value, str):
-        if is_expression(value):
-            return evaluate_field(value, data, variables, limits)
+        strict, body = _reading(value)
+        if strict:
+            return evaluate(body, data, variables, limits)
         return value
     if isinstance(value, Mapping):
         return {str(k): evaluate_template(v, data, variables, limits) for k, v in value.items()}

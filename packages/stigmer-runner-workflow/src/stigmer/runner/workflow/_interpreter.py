@@ -87,6 +87,7 @@ class Interpreter(Checkpointing, Evaluating):
         self.tokens = TokenCache()  # OAuth2 access tokens of this run
         self._frames: dict[str, Any] = {}
         self._resume: dict[str, Any] = {}
+        self._snapshots: dict[str, tuple[Any, Any]] = {}  # checkpoint copies of the input and context
         self._raw_input: Any = None
         self._input: Any = None
         self._started: datetime.datetime | None = None

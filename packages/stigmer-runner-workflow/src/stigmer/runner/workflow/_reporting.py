@@ -31,11 +31,12 @@ from ._limits import Limits, limit_error
 __all__ = ["Reporter", "RunStopped", "from_value", "to_value"]
 
 
-def _now() -> timestamp_pb2.Timestamp:
-    """The current time, to the microsecond (as ``FromDatetime(datetime.now(UTC))`` gives)."""
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromMicroseconds(time.time_ns() // 1000)
-    return stamp
+def _stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
+    """Set ``stamp`` (a message's field, in place) to the current time, to the microsecond (as
+    ``FromDatetime(datetime.now(UTC))`` gives)."""
+    micros = time.time_ns() // 1000
+    stamp.seconds = micros // 1_000_000
+    stamp.nanos = micros % 1_000_000 * 1000
 
 
 class Reporter(EventWriter):
@@ -102,9 +103,10 @@ class Reporter(EventWriter):
             self._attempts[path] = self._attempts.get(path, 1) + 1
         task = execution_pb2.TaskProgress(path=path, name=name, attempts=self._attempts.get(path, 1))
         task.phase = phase  # type: ignore[assignment]
-        now = _now()
         if started:
-            task.started_at.CopyFrom(now)
-        if finished:
-            task.finished_at.CopyFrom(now)
+            _stamp_now(task.started_at)
+            if finished:
+                task.finished_at.CopyFrom(task.started_at)
+        elif finished:
+            _stamp_now(task.finished_at)
         return task
