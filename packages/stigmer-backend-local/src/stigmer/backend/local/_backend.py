@@ -103,6 +103,10 @@ class LocalBackend:
             or f"sqlite:///{self.home / 'stigmer.db'}"
         )
         self._db: Database = Database(url)
+        from sqlalchemy.exc import IntegrityError
+
+        #: two writers raced to create the same row (see ``_transaction``)
+        self._conflict = IntegrityError
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
         from stigmer.backend.local.tables._events import forget_finished_runtime_secrets
@@ -168,24 +172,37 @@ class LocalBackend:
             return await self._call(fn, write=True)
         # SQLite runs on the event loop: the writes that reach it in one turn of the loop commit
         # together (a group commit: one fsync for all, each in its own savepoint), so concurrent
-        # callers do not queue behind one synchronous commit each.
+        # callers do not queue behind one synchronous commit each. The first of them leads: it
+        # lets the rest of the turn run, then commits the group in its own task (one turn of the
+        # loop per call, not two, for a caller that writes alone).
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         group = self._groups.get(loop)
-        if group is None:
-            group = self._groups[loop] = []
+        if group is not None:
+            group.append((fn, future))
+            return cast(T, await future)
+        self._groups[loop] = [(fn, future)]
+        try:
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled before the group's turn: the others commit without it
+            future.cancel()
             loop.call_soon(self._commit_group, loop)
-        group.append((fn, future))
-        return cast(T, await future)
+            raise
+        self._commit_group(loop)
+        return cast(T, future.result())
 
     def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
-        from sqlalchemy.exc import IntegrityError
-
-        group = [(fn, future) for fn, future in self._groups.pop(loop, []) if not future.cancelled()]
+        group = [(fn, future) for fn, future in self._groups.pop(loop, ()) if not future.cancelled()]
         if not group:  # every caller gave up: no transaction
             return
-        if len(group) == 1:
-            _settle(group[0][1], functools.partial(self._transaction, group[0][0], True))
+        if len(group) == 1:  # the common case: no savepoint
+            fn, future = group[0]
+            try:
+                result = self._transaction(fn, True)
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
             return
         try:
             results = self._db.write_many([fn for fn, _ in group])
@@ -194,7 +211,7 @@ class LocalBackend:
                 future.set_exception(exc)
             return
         for (fn, future), (done, value) in zip(group, results, strict=True):
-            if not done and isinstance(value, IntegrityError):
+            if not done and isinstance(value, self._conflict):
                 _settle(future, functools.partial(self._transaction, fn, True))  # alone, with its retries
             elif done:
                 future.set_result(value)
@@ -210,13 +227,10 @@ class LocalBackend:
         return self._transaction(fn, write)
 
     def _transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
-        from sqlalchemy.exc import IntegrityError
-
         for attempt in range(3):
             try:
-                with self._db.write() if write else self._db.read() as conn:
-                    return fn(conn)
-            except IntegrityError as exc:
+                return self._db.transact(fn, write)
+            except self._conflict as exc:
                 # Two writers raced to create the same row (PostgreSQL); the retry sees the winner's.
                 if attempt == 2:
                     raise FailedPrecondition(
