@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local.tables import _schema as s
-from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._columns import now_us, set_time, timestamp
 from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
 from stigmer.backend.local.tables._usage import add_session_usage, add_usage
@@ -147,7 +147,7 @@ class Loaded:
     def append(self, type_: str, **fields: Any) -> ex.ExecutionEvent:
         self.last += 1
         event = ex.ExecutionEvent(execution_id=self.id, sequence=self.last, type=type_, **fields)
-        event.time.CopyFrom(timestamp(self.now))
+        set_time(event.time, self.now)
         self.new_events.append(event)
         return event
 
@@ -207,16 +207,17 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     WAITING_APPROVAL keeps them, since the run continues after the decision.
     """
     st = _stmts(conn)
-    if item.new_events:
+    eid = item.row.id
+    if len(item.new_events) == 1:  # the common case: one statement, no list
+        e = item.new_events[0]
+        st.insert_event.run(
+            conn, {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
+        ).close()  # type: ignore[attr-defined]
+    elif item.new_events:
         st.insert_event.many(
             conn,
             [
-                {
-                    "execution_id": item.id,
-                    "sequence": e.sequence,
-                    "type": e.type,
-                    "body": e.SerializeToString(),
-                }
+                {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
                 for e in item.new_events
             ],
         )
@@ -231,7 +232,7 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     cur.close()
     if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
-        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": item.id})
+        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": eid})
     return to_execution(item.row, item.status, item.now)
 
 
@@ -242,9 +243,10 @@ def to_execution(
     md = out.metadata
     md.id = md.name = md.slug = row.id
     md.version = 1
-    md.labels.update(json.loads(row.labels))
-    md.created_at.CopyFrom(timestamp(row.created_at))
-    md.updated_at.CopyFrom(timestamp(updated_at if updated_at is not None else row.updated_at))
+    if row.labels != "{}":
+        md.labels.update(json.loads(row.labels))
+    set_time(md.created_at, row.created_at)
+    set_time(md.updated_at, updated_at if updated_at is not None else row.updated_at)
     out.spec.ParseFromString(row.spec)
     if status is None:
         out.status.ParseFromString(row.status)
@@ -276,21 +278,23 @@ def update_status(
     numbered = any(e.sequence for e in request.events)
     if starting and not numbered:
         item.set_phase(P.PHASE_RUNNING)
+    eid = item.row.id
     for index, given in enumerate(request.events):
         event = ex.ExecutionEvent()
         event.CopyFrom(given)
-        where = f"events[{index}]"
-        if event.execution_id and event.execution_id != item.id:
+        if event.execution_id and event.execution_id != eid:
+            where = f"events[{index}]"
             raise InvalidArgument(
-                f"{where} belongs to execution {q(event.execution_id)}, not {item.id}",
+                f"{where} belongs to execution {q(event.execution_id)}, not {eid}",
                 [f"{where}.execution_id"],
             )
         if not event.type or len(event.type) > 64:
+            where = f"events[{index}]"
             raise InvalidArgument(
                 f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
                 [f"{where}.type"],
             )
-        event.execution_id = item.id
+        event.execution_id = eid
         seq = event.sequence or item.last + 1
         event.sequence = seq
         if seq <= item.last:
@@ -311,6 +315,7 @@ def update_status(
                 )
             continue
         if seq != item.last + 1:
+            where = f"events[{index}]"
             raise InvalidArgument(
                 f"{where} has sequence {seq} but the next one is {item.last + 1}; events must have no gaps",
                 [f"{where}.sequence"],
@@ -320,7 +325,7 @@ def update_status(
                 f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
             )
         if not event.HasField("time"):
-            event.time.CopyFrom(timestamp(item.now))
+            set_time(event.time, item.now)
         item.last = seq
         item.new_events.append(event)
         pending[seq] = event
