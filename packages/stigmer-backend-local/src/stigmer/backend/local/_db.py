@@ -342,7 +342,7 @@ class Prepared:
         return values if self.order is None else tuple(map(values.__getitem__, self.order))
 
     def run(self, conn: Connection, values: Mapping[str, object]) -> object:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         params = self.params(values)
         try:
             cur.execute(self.sql, params)
@@ -351,7 +351,7 @@ class Prepared:
         return cur
 
     def many(self, conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         params = [self.params(r) for r in rows]
         try:
             cur.executemany(self.sql, params)

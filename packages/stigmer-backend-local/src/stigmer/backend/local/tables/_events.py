@@ -45,12 +45,13 @@ __all__ = [
 
 P = ex.Phase
 ALLOWED: dict[int, frozenset[int]] = {
-    P.PHASE_PENDING: frozenset({P.PHASE_RUNNING, P.PHASE_CANCELLED, P.PHASE_FAILED}),
-    P.PHASE_RUNNING: frozenset(
-        {P.PHASE_WAITING_APPROVAL, P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED, P.PHASE_RUNNING}
+    ex.PHASE_PENDING: frozenset({ex.PHASE_RUNNING, ex.PHASE_CANCELLED, ex.PHASE_FAILED}),
+    ex.PHASE_RUNNING: frozenset(
+        {ex.PHASE_WAITING_APPROVAL, ex.PHASE_SUCCEEDED, ex.PHASE_FAILED, ex.PHASE_CANCELLED, ex.PHASE_RUNNING}
     ),
-    P.PHASE_WAITING_APPROVAL: frozenset({P.PHASE_RUNNING, P.PHASE_FAILED, P.PHASE_CANCELLED}),
+    ex.PHASE_WAITING_APPROVAL: frozenset({ex.PHASE_RUNNING, ex.PHASE_FAILED, ex.PHASE_CANCELLED}),
 }
+_PHASES = frozenset(P.values())
 
 _e, _ev = s.executions, s.execution_events
 _COLS = (
@@ -153,7 +154,7 @@ class Loaded:
 
     def set_phase(self, phase: int, text: str = "") -> None:
         """Validate and apply a phase change, appending its ``phase`` event."""
-        if phase == self.phase and phase != P.PHASE_RUNNING:
+        if phase == self.phase and phase != ex.PHASE_RUNNING:
             if phase in TERMINAL_PHASES:
                 return
             raise FailedPrecondition(
@@ -171,18 +172,18 @@ class Loaded:
             return
         self.phase = phase
         self.status.phase = phase  # type: ignore[assignment]
-        if phase == P.PHASE_RUNNING and not self.status.HasField("started_at"):
+        if phase == ex.PHASE_RUNNING and not self.status.HasField("started_at"):
             self.status.started_at.CopyFrom(timestamp(self.now))
-        if phase != P.PHASE_WAITING_APPROVAL:
+        if phase != ex.PHASE_WAITING_APPROVAL:
             self.status.ClearField("pending_approval")
         if phase in TERMINAL_PHASES:
             self.status.finished_at.CopyFrom(timestamp(self.now))
-        if phase == P.PHASE_CANCELLED:
+        if phase == ex.PHASE_CANCELLED:
             # A cancelled run's runner stops where it is and may never write again (it is refused):
             # the tasks it had under way end here, with the run, for every runner and host.
             for task in self.status.tasks:
                 if task.phase not in TERMINAL_PHASES:
-                    task.phase = P.PHASE_CANCELLED
+                    task.phase = ex.PHASE_CANCELLED
                     task.finished_at.CopyFrom(timestamp(self.now))
         self.append("phase", phase=phase, text=text)
 
@@ -274,10 +275,11 @@ def update_status(
     # runner; the start comes first in its log, before the events sent with it (unless the writer
     # numbered them). Any other phase comes after the events it is sent with (a run's last
     # events, then its end).
-    starting = item.phase == P.PHASE_PENDING and (request.phase == P.PHASE_RUNNING or bool(request.runner))
+    phase, runner = request.phase, request.runner
+    starting = item.phase == ex.PHASE_PENDING and (phase == ex.PHASE_RUNNING or bool(runner))
     numbered = any(e.sequence for e in request.events)
     if starting and not numbered:
-        item.set_phase(P.PHASE_RUNNING)
+        item.set_phase(ex.PHASE_RUNNING)
     eid = item.row.id
     for index, given in enumerate(request.events):
         event = ex.ExecutionEvent()
@@ -341,38 +343,39 @@ def update_status(
         or request.HasField("workspace")
         or request.HasField("todos")
     )
-    if item.phase in TERMINAL_PHASES and has_changes:
+    if has_changes and item.phase in TERMINAL_PHASES:
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; a finished execution cannot change"
         )
-    if request.runner:
-        status.runner = request.runner
-    if request.HasField("output"):
-        status.output.CopyFrom(request.output)
-    if request.HasField("error"):
-        status.error.CopyFrom(request.error)
-    if request.tasks:
-        _upsert_tasks(status, request.tasks)
-    if request.HasField("usage"):
-        add_usage(status.usage, request.usage)
-        session_id = ex.ExecutionSpec.FromString(item.row.spec).session_id
-        if session_id:
-            add_session_usage(conn, session_id, request.usage)
-    if request.checkpoint:
-        status.checkpoint = request.checkpoint
-    if request.HasField("workspace"):
-        status.workspace.CopyFrom(request.workspace)
-    if request.HasField("todos"):
-        del status.todos[:]
-        status.todos.extend(request.todos.items)
+    if runner:
+        status.runner = runner
+    if has_changes:
+        if request.HasField("output"):
+            status.output.CopyFrom(request.output)
+        if request.HasField("error"):
+            status.error.CopyFrom(request.error)
+        if request.tasks:
+            _upsert_tasks(status, request.tasks)
+        if request.HasField("usage"):
+            add_usage(status.usage, request.usage)
+            session_id = ex.ExecutionSpec.FromString(item.row.spec).session_id
+            if session_id:
+                add_session_usage(conn, session_id, request.usage)
+        if request.checkpoint:
+            status.checkpoint = request.checkpoint
+        if request.HasField("workspace"):
+            status.workspace.CopyFrom(request.workspace)
+        if request.HasField("todos"):
+            del status.todos[:]
+            status.todos.extend(request.todos.items)
     if starting and numbered:
-        item.set_phase(P.PHASE_RUNNING)
-    if request.phase and not (starting and request.phase == P.PHASE_RUNNING):
-        if request.phase not in P.values():
-            raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])
-        item.set_phase(request.phase, request.error.detail if request.phase == P.PHASE_FAILED else "")
-    if request.HasField("pending_approval"):
-        if item.phase != P.PHASE_WAITING_APPROVAL:
+        item.set_phase(ex.PHASE_RUNNING)
+    if phase and not (starting and phase == ex.PHASE_RUNNING):
+        if phase not in _PHASES:
+            raise InvalidArgument(f"unknown phase {int(phase)}", ["phase"])
+        item.set_phase(phase, request.error.detail if phase == ex.PHASE_FAILED else "")
+    if has_changes and request.HasField("pending_approval"):
+        if item.phase != ex.PHASE_WAITING_APPROVAL:
             raise FailedPrecondition(
                 f"pending_approval can only be set with phase WAITING_APPROVAL (execution {item.id} is "
                 f"{phase_name(item.phase)})"
@@ -380,7 +383,7 @@ def update_status(
         status.pending_approval.CopyFrom(request.pending_approval)
         if not status.pending_approval.HasField("requested_at"):
             status.pending_approval.requested_at.CopyFrom(timestamp(item.now))
-    if not (changed or has_changes or item.new_events or request.runner):
+    if not (changed or has_changes or item.new_events or runner):
         return to_execution(item.row, status)
     return save(conn, item)
 
