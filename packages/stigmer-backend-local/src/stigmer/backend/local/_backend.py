@@ -176,26 +176,33 @@ class LocalBackend:
         # lets the rest of the turn run, then commits the group in its own task (one turn of the
         # loop per call, not two, for a caller that writes alone).
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
         group = self._groups.get(loop)
-        if group is not None:
+        if group is not None:  # another write of this turn leads the group: join it
+            future: asyncio.Future[Any] = loop.create_future()
             group.append((fn, future))
             return cast(T, await future)
-        self._groups[loop] = [(fn, future)]
+        group = self._groups[loop] = []
         try:
-            await asyncio.sleep(0)
-        except BaseException:  # cancelled before the group's turn: the others commit without it
-            future.cancel()
+            await asyncio.sleep(0)  # the rest of the turn: the writes that join this one
+        except BaseException:  # cancelled before its turn: the others commit without this one
             loop.call_soon(self._commit_group, loop)
             raise
-        self._commit_group(loop)
+        del self._groups[loop]
+        if not group:  # the common case: alone, no savepoint
+            return self._transaction(fn, True)
+        future = loop.create_future()
+        self._commit([(fn, future), *group])
         return cast(T, future.result())
 
     def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
-        group = [(fn, future) for fn, future in self._groups.pop(loop, ()) if not future.cancelled()]
+        self._commit(self._groups.pop(loop, []))
+
+    def _commit(self, writes: Sequence[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]) -> None:
+        """Commit ``writes`` in one transaction (each in a savepoint) and settle their futures."""
+        group = [(fn, future) for fn, future in writes if not future.cancelled()]
         if not group:  # every caller gave up: no transaction
             return
-        if len(group) == 1:  # the common case: no savepoint
+        if len(group) == 1:  # no savepoint
             fn, future = group[0]
             try:
                 result = self._transaction(fn, True)
@@ -240,15 +247,26 @@ class LocalBackend:
 
     def _notify(self, execution_id: str | None = None) -> None:
         """Wake the watchers of ``execution_id`` (of every execution when None)."""
+        if not self._waiters:  # the common case: nobody watches
+            return
         if execution_id is None:
             waiters = [fut for futs in self._waiters.values() for fut in futs]
             self._waiters = {}
         else:
             waiters = list(self._waiters.pop(execution_id, ()))
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for fut in waiters:
-            if not fut.done():
+            if fut.done():
+                continue
+            loop = fut.get_loop()
+            if loop is running:  # this thread's loop: no wake-up through its self-pipe
+                fut.set_result(None)
+            else:
                 with contextlib.suppress(RuntimeError):  # its event loop is already closed
-                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
+                    loop.call_soon_threadsafe(_resolve, fut)
 
     def _poll_others(self) -> None:
         """SQLite: make sure one task watches for other processes' commits (and poll soon)."""
@@ -483,10 +501,10 @@ class LocalBackend:
         return await self._read(lambda c: _executions.list_executions(c, request))
 
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
-        from stigmer.backend.local.tables._events import update_status
+        from stigmer.backend.local.tables import _events
 
         who = current_principal()
-        result = await self._write(lambda c: update_status(c, request, who))
+        result = await self._write(lambda c: _events.update_status(c, request, who))
         self._notify(request.execution_id)
         return result
 

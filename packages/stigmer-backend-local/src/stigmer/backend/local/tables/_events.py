@@ -277,7 +277,7 @@ def update_status(
     # events, then its end).
     phase, runner = request.phase, request.runner
     starting = item.phase == ex.PHASE_PENDING and (phase == ex.PHASE_RUNNING or bool(runner))
-    numbered = any(e.sequence for e in request.events)
+    numbered = starting and any(e.sequence for e in request.events)
     if starting and not numbered:
         item.set_phase(ex.PHASE_RUNNING)
     eid = item.row.id
