@@ -56,7 +56,8 @@ class Database:
             )
         self._lock = threading.RLock()
         self._conn: Connection | None = None
-        self._raw: Any = None  # the driver connection of ``_conn``
+        self._pooled: Any = None  # SQLite: the pool's connection under ``_conn`` ...
+        self._raw: Any = None  # ... and its driver connection
         self._writer_lock: _WriterLock | None = None
         try:
             self.engine = self._create(url)
@@ -123,7 +124,9 @@ class Database:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._conn = self.engine.connect()
-            self._raw = conn.connection.driver_connection
+        pooled = conn.connection  # a new one if SQLAlchemy reconnected it since
+        if pooled is not self._pooled:
+            self._pooled, self._raw = pooled, pooled.driver_connection
         return conn, self._raw
 
     def transact(self, fn: Callable[[Connection], S], write: bool) -> S:
