@@ -501,10 +501,10 @@ class LocalBackend:
         return await self._read(lambda c: _executions.list_executions(c, request))
 
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
-        from stigmer.backend.local.tables import _events
+        from stigmer.backend.local.tables._events import update_status  # of a module: a lookup per call
 
         who = current_principal()
-        result = await self._write(lambda c: _events.update_status(c, request, who))
+        result = await self._write(lambda c: update_status(c, request, who))
         self._notify(request.execution_id)
         return result
 
