@@ -248,3 +248,45 @@ async def test_writes_that_arrive_together_commit_together_and_a_failing_one_alo
     await backend.apply(agent("bot-6"))
     assert groups == []
     await backend.close()
+
+
+def _agent(name: str) -> svc.ApplyRequest:
+    return svc.ApplyRequest(
+        resource=resource_pb2.Resource(
+            agent=agent_pb2.Agent(
+                metadata=meta_pb2.Metadata(name=name), spec=agent_pb2.AgentSpec(instructions="hi")
+            )
+        )
+    )
+
+
+async def test_a_group_whose_first_write_is_cancelled_commits_the_others(tmp_path: Path) -> None:
+    """The first write of a loop turn leads its group; cancelled before the group's turn, it is not
+    written and the writes that joined it still commit."""
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=bytes(32))
+    first = asyncio.ensure_future(backend.apply(_agent("first")))
+    others = [asyncio.ensure_future(backend.apply(_agent(name))) for name in ("second", "third")]
+    await asyncio.sleep(0)  # all three reach the store; the first waits for the rest of the turn
+    first.cancel()
+    await asyncio.wait_for(asyncio.gather(*others), 10)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    listed = await backend.list(svc.ListRequest(kind="Agent"))
+    assert sorted(r.agent.metadata.name for r in listed.resources) == ["second", "third"]
+    await backend.close()
+
+
+async def test_a_connection_sqlalchemy_reconnected_is_used_by_the_next_call(tmp_path: Path) -> None:
+    """SQLite: the store keeps one connection; when SQLAlchemy replaces the driver connection under it
+    (after invalidating it), the next call runs on the new one."""
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=bytes(32))
+    await backend.apply(_agent("before"))
+    conn = backend._db._conn
+    assert conn is not None
+    conn.invalidate()
+    assert conn.connection.driver_connection is not None  # reconnected in place
+    assert not conn.invalidated
+    await backend.apply(_agent("after"))
+    listed = await backend.list(svc.ListRequest(kind="Agent"))
+    assert sorted(r.agent.metadata.name for r in listed.resources) == ["after", "before"]
+    await backend.close()

@@ -103,6 +103,10 @@ class LocalBackend:
             or f"sqlite:///{self.home / 'stigmer.db'}"
         )
         self._db: Database = Database(url)
+        from sqlalchemy.exc import IntegrityError
+
+        #: two writers raced to create the same row (see ``_transaction``)
+        self._conflict = IntegrityError
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
         from stigmer.backend.local.tables._events import forget_finished_runtime_secrets
@@ -168,24 +172,44 @@ class LocalBackend:
             return await self._call(fn, write=True)
         # SQLite runs on the event loop: the writes that reach it in one turn of the loop commit
         # together (a group commit: one fsync for all, each in its own savepoint), so concurrent
-        # callers do not queue behind one synchronous commit each.
+        # callers do not queue behind one synchronous commit each. The first of them leads: it
+        # lets the rest of the turn run, then commits the group in its own task (one turn of the
+        # loop per call, not two, for a caller that writes alone).
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
         group = self._groups.get(loop)
-        if group is None:
-            group = self._groups[loop] = []
+        if group is not None:  # another write of this turn leads the group: join it
+            future: asyncio.Future[Any] = loop.create_future()
+            group.append((fn, future))
+            return cast(T, await future)
+        group = self._groups[loop] = []
+        try:
+            await asyncio.sleep(0)  # the rest of the turn: the writes that join this one
+        except BaseException:  # cancelled before its turn: the others commit without this one
             loop.call_soon(self._commit_group, loop)
-        group.append((fn, future))
-        return cast(T, await future)
+            raise
+        del self._groups[loop]
+        if not group:  # the common case: alone, no savepoint
+            return self._transaction(fn, True)
+        future = loop.create_future()
+        self._commit([(fn, future), *group])
+        return cast(T, future.result())
 
     def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
-        from sqlalchemy.exc import IntegrityError
+        self._commit(self._groups.pop(loop, []))
 
-        group = [(fn, future) for fn, future in self._groups.pop(loop, []) if not future.cancelled()]
+    def _commit(self, writes: Sequence[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]) -> None:
+        """Commit ``writes`` in one transaction (each in a savepoint) and settle their futures."""
+        group = [(fn, future) for fn, future in writes if not future.cancelled()]
         if not group:  # every caller gave up: no transaction
             return
-        if len(group) == 1:
-            _settle(group[0][1], functools.partial(self._transaction, group[0][0], True))
+        if len(group) == 1:  # no savepoint
+            fn, future = group[0]
+            try:
+                result = self._transaction(fn, True)
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
             return
         try:
             results = self._db.write_many([fn for fn, _ in group])
@@ -194,7 +218,7 @@ class LocalBackend:
                 future.set_exception(exc)
             return
         for (fn, future), (done, value) in zip(group, results, strict=True):
-            if not done and isinstance(value, IntegrityError):
+            if not done and isinstance(value, self._conflict):
                 _settle(future, functools.partial(self._transaction, fn, True))  # alone, with its retries
             elif done:
                 future.set_result(value)
@@ -210,13 +234,10 @@ class LocalBackend:
         return self._transaction(fn, write)
 
     def _transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
-        from sqlalchemy.exc import IntegrityError
-
         for attempt in range(3):
             try:
-                with self._db.write() if write else self._db.read() as conn:
-                    return fn(conn)
-            except IntegrityError as exc:
+                return self._db.transact(fn, write)
+            except self._conflict as exc:
                 # Two writers raced to create the same row (PostgreSQL); the retry sees the winner's.
                 if attempt == 2:
                     raise FailedPrecondition(
@@ -226,15 +247,26 @@ class LocalBackend:
 
     def _notify(self, execution_id: str | None = None) -> None:
         """Wake the watchers of ``execution_id`` (of every execution when None)."""
+        if not self._waiters:  # the common case: nobody watches
+            return
         if execution_id is None:
             waiters = [fut for futs in self._waiters.values() for fut in futs]
             self._waiters = {}
         else:
             waiters = list(self._waiters.pop(execution_id, ()))
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for fut in waiters:
-            if not fut.done():
+            if fut.done():
+                continue
+            loop = fut.get_loop()
+            if loop is running:  # this thread's loop: no wake-up through its self-pipe
+                fut.set_result(None)
+            else:
                 with contextlib.suppress(RuntimeError):  # its event loop is already closed
-                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
+                    loop.call_soon_threadsafe(_resolve, fut)
 
     def _poll_others(self) -> None:
         """SQLite: make sure one task watches for other processes' commits (and poll soon)."""
@@ -469,7 +501,7 @@ class LocalBackend:
         return await self._read(lambda c: _executions.list_executions(c, request))
 
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
-        from stigmer.backend.local.tables._events import update_status
+        from stigmer.backend.local.tables._events import update_status  # of a module: a lookup per call
 
         who = current_principal()
         result = await self._write(lambda c: update_status(c, request, who))

@@ -56,6 +56,8 @@ class Database:
             )
         self._lock = threading.RLock()
         self._conn: Connection | None = None
+        self._pooled: Any = None  # SQLite: the pool's connection under ``_conn`` ...
+        self._raw: Any = None  # ... and its driver connection
         self._writer_lock: _WriterLock | None = None
         try:
             self.engine = self._create(url)
@@ -115,9 +117,62 @@ class Database:
                 yield conn
             return
         with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.invalidated:
-                self._conn = self.engine.connect()
-            yield self._conn
+            yield self._sqlite()[0]
+
+    def _sqlite(self) -> tuple[Connection, Any]:
+        """SQLite, holding ``_lock``: the long-lived connection and its driver connection."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = self.engine.connect()
+        pooled = conn.connection  # a new one if SQLAlchemy reconnected it since
+        if pooled is not self._pooled:
+            self._pooled, self._raw = pooled, pooled.driver_connection
+        return conn, self._raw
+
+    def transact(self, fn: Callable[[Connection], S], write: bool) -> S:
+        """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
+
+        On SQLite this is the path of every call of the store, so it does what those do without
+        their context managers: the same ``BEGIN IMMEDIATE``, writer lock, commit and errors.
+        """
+        if not self.is_sqlite:
+            with self.write() if write else self.read() as conn:
+                return fn(conn)
+        try:
+            with self._lock:
+                conn, raw = self._sqlite()
+                if not write:
+                    raw.execute("BEGIN")
+                    try:
+                        return fn(conn)
+                    finally:
+                        raw.rollback()
+                        if conn.in_transaction():
+                            conn.rollback()
+                lock = self._writer_lock
+                if lock is not None:
+                    lock.__enter__()
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(conn)
+                    except BaseException:
+                        raw.rollback()
+                        if conn.in_transaction():
+                            conn.rollback()
+                        raise
+                    raw.commit()
+                finally:
+                    if lock is not None:
+                        lock.__exit__()
+                if conn.in_transaction():
+                    conn.commit()
+                return result
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is exc:
+                raise
+            raise mapped from mapped.__cause__
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -187,30 +242,36 @@ class Database:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
-            try:
-                yield
-            except sqlite3.Error as exc:  # from our own BEGIN/COMMIT on the driver connection
-                raise DBAPIError.instance("BEGIN/COMMIT", None, exc, sqlite3.Error) from exc
-        except StigmerError:
-            raise
-        except IntegrityError:
-            raise
-        except DataError as exc:  # PostgreSQL refused a value (too long, NUL character, ...)
-            text = str(exc.orig) if exc.orig is not None else str(exc)
-            raise InvalidArgument(f"a value cannot be stored: {text.splitlines()[0]}") from None
-        except OperationalError as exc:
-            text = str(exc.orig) if exc.orig is not None else str(exc)
-            if "locked" in text or "busy" in text:
-                raise Unavailable(
-                    f"the database {redact_url(self.url)} stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
-                    "by another process; retry, or stop the process holding it"
-                ) from None
-            raise Unavailable(
-                f"cannot use the database {redact_url(self.url)}: {text.splitlines()[0]}"
-            ) from None
-        except DBAPIError as exc:
-            text = str(exc.orig) if exc.orig is not None else str(exc)
-            raise Unavailable(f"database error on {redact_url(self.url)}: {text.splitlines()[0]}") from None
+            yield
+        except Exception as exc:
+            mapped = self._translate(exc)
+            if mapped is exc:
+                raise
+            raise mapped from mapped.__cause__
+
+    def _translate(self, exc: Exception) -> Exception:
+        """The error a store call raises for ``exc``: a core error type, or an ``IntegrityError``
+        (a conflict its caller may retry); any other exception is ``exc`` itself."""
+        if isinstance(exc, sqlite3.Error):  # from our own BEGIN/COMMIT on the driver connection
+            wrapped: Exception = DBAPIError.instance("BEGIN/COMMIT", None, exc, sqlite3.Error)
+            wrapped.__cause__ = exc
+            exc = wrapped
+        if isinstance(exc, StigmerError | IntegrityError) or not isinstance(exc, DBAPIError):
+            return exc
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        mapped: Exception
+        if isinstance(exc, DataError):  # PostgreSQL refused a value (too long, NUL character, ...)
+            mapped = InvalidArgument(f"a value cannot be stored: {text.splitlines()[0]}")
+        elif isinstance(exc, OperationalError) and ("locked" in text or "busy" in text):
+            mapped = Unavailable(
+                f"the database {redact_url(self.url)} stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
+                "by another process; retry, or stop the process holding it"
+            )
+        elif isinstance(exc, OperationalError):
+            mapped = Unavailable(f"cannot use the database {redact_url(self.url)}: {text.splitlines()[0]}")
+        else:
+            mapped = Unavailable(f"database error on {redact_url(self.url)}: {text.splitlines()[0]}")
+        return mapped
 
     def dispose(self) -> None:
         with self._lock:
@@ -233,24 +294,27 @@ class _WriterLock:
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + "-writer.lock")
         self._fd: int | None = None
-
-    def __enter__(self) -> None:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: SQLite's own locking only
+            self._flock: Callable[[int, int], None] | None = None
+        else:
+            self._flock = fcntl.flock
+            self._ex, self._un = fcntl.LOCK_EX, fcntl.LOCK_UN
+
+    def __enter__(self) -> None:
+        if self._flock is None:  # pragma: no cover - not POSIX
             return
         if self._fd is None:
             try:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
                 return  # a read-only directory: SQLite's own locking only
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._flock(self._fd, self._ex)
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._fd is not None and self._flock is not None:
+            self._flock(self._fd, self._un)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -281,7 +345,7 @@ class Prepared:
         return values if self.order is None else tuple(map(values.__getitem__, self.order))
 
     def run(self, conn: Connection, values: Mapping[str, object]) -> object:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         params = self.params(values)
         try:
             cur.execute(self.sql, params)
@@ -290,7 +354,7 @@ class Prepared:
         return cur
 
     def many(self, conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         params = [self.params(r) for r in rows]
         try:
             cur.executemany(self.sql, params)

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-__all__ = ["dumps", "now_us", "timestamp"]
+__all__ = ["dumps", "now_us", "set_time", "timestamp"]
 
 
 def now_us() -> int:
@@ -17,8 +17,14 @@ def now_us() -> int:
 
 
 def timestamp(us: int) -> Timestamp:
-    ts = Timestamp()
-    ts.FromMicroseconds(us)
+    return set_time(Timestamp(), us)
+
+
+def set_time(ts: Timestamp, us: int) -> Timestamp:
+    """Set ``ts`` (a message's own field, e.g. ``event.time``) to ``us`` microseconds; returns it."""
+    seconds, micros = divmod(us, 1_000_000)
+    ts.seconds = seconds
+    ts.nanos = micros * 1000
     return ts
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local.tables import _schema as s
-from stigmer.backend.local.tables._columns import now_us, timestamp
+from stigmer.backend.local.tables._columns import now_us, set_time, timestamp
 from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
 from stigmer.backend.local.tables._usage import add_session_usage, add_usage
@@ -45,12 +45,13 @@ __all__ = [
 
 P = ex.Phase
 ALLOWED: dict[int, frozenset[int]] = {
-    P.PHASE_PENDING: frozenset({P.PHASE_RUNNING, P.PHASE_CANCELLED, P.PHASE_FAILED}),
-    P.PHASE_RUNNING: frozenset(
-        {P.PHASE_WAITING_APPROVAL, P.PHASE_SUCCEEDED, P.PHASE_FAILED, P.PHASE_CANCELLED, P.PHASE_RUNNING}
+    ex.PHASE_PENDING: frozenset({ex.PHASE_RUNNING, ex.PHASE_CANCELLED, ex.PHASE_FAILED}),
+    ex.PHASE_RUNNING: frozenset(
+        {ex.PHASE_WAITING_APPROVAL, ex.PHASE_SUCCEEDED, ex.PHASE_FAILED, ex.PHASE_CANCELLED, ex.PHASE_RUNNING}
     ),
-    P.PHASE_WAITING_APPROVAL: frozenset({P.PHASE_RUNNING, P.PHASE_FAILED, P.PHASE_CANCELLED}),
+    ex.PHASE_WAITING_APPROVAL: frozenset({ex.PHASE_RUNNING, ex.PHASE_FAILED, ex.PHASE_CANCELLED}),
 }
+_PHASES = frozenset(P.values())
 
 _e, _ev = s.executions, s.execution_events
 _COLS = (
@@ -147,13 +148,13 @@ class Loaded:
     def append(self, type_: str, **fields: Any) -> ex.ExecutionEvent:
         self.last += 1
         event = ex.ExecutionEvent(execution_id=self.id, sequence=self.last, type=type_, **fields)
-        event.time.CopyFrom(timestamp(self.now))
+        set_time(event.time, self.now)
         self.new_events.append(event)
         return event
 
     def set_phase(self, phase: int, text: str = "") -> None:
         """Validate and apply a phase change, appending its ``phase`` event."""
-        if phase == self.phase and phase != P.PHASE_RUNNING:
+        if phase == self.phase and phase != ex.PHASE_RUNNING:
             if phase in TERMINAL_PHASES:
                 return
             raise FailedPrecondition(
@@ -171,18 +172,18 @@ class Loaded:
             return
         self.phase = phase
         self.status.phase = phase  # type: ignore[assignment]
-        if phase == P.PHASE_RUNNING and not self.status.HasField("started_at"):
+        if phase == ex.PHASE_RUNNING and not self.status.HasField("started_at"):
             self.status.started_at.CopyFrom(timestamp(self.now))
-        if phase != P.PHASE_WAITING_APPROVAL:
+        if phase != ex.PHASE_WAITING_APPROVAL:
             self.status.ClearField("pending_approval")
         if phase in TERMINAL_PHASES:
             self.status.finished_at.CopyFrom(timestamp(self.now))
-        if phase == P.PHASE_CANCELLED:
+        if phase == ex.PHASE_CANCELLED:
             # A cancelled run's runner stops where it is and may never write again (it is refused):
             # the tasks it had under way end here, with the run, for every runner and host.
             for task in self.status.tasks:
                 if task.phase not in TERMINAL_PHASES:
-                    task.phase = P.PHASE_CANCELLED
+                    task.phase = ex.PHASE_CANCELLED
                     task.finished_at.CopyFrom(timestamp(self.now))
         self.append("phase", phase=phase, text=text)
 
@@ -207,16 +208,17 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     WAITING_APPROVAL keeps them, since the run continues after the decision.
     """
     st = _stmts(conn)
-    if item.new_events:
+    eid = item.row.id
+    if len(item.new_events) == 1:  # the common case: one statement, no list
+        e = item.new_events[0]
+        st.insert_event.run(
+            conn, {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
+        ).close()  # type: ignore[attr-defined]
+    elif item.new_events:
         st.insert_event.many(
             conn,
             [
-                {
-                    "execution_id": item.id,
-                    "sequence": e.sequence,
-                    "type": e.type,
-                    "body": e.SerializeToString(),
-                }
+                {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
                 for e in item.new_events
             ],
         )
@@ -231,7 +233,7 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     cur.close()
     if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
-        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": item.id})
+        conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": eid})
     return to_execution(item.row, item.status, item.now)
 
 
@@ -242,9 +244,10 @@ def to_execution(
     md = out.metadata
     md.id = md.name = md.slug = row.id
     md.version = 1
-    md.labels.update(json.loads(row.labels))
-    md.created_at.CopyFrom(timestamp(row.created_at))
-    md.updated_at.CopyFrom(timestamp(updated_at if updated_at is not None else row.updated_at))
+    if row.labels != "{}":
+        md.labels.update(json.loads(row.labels))
+    set_time(md.created_at, row.created_at)
+    set_time(md.updated_at, updated_at if updated_at is not None else row.updated_at)
     out.spec.ParseFromString(row.spec)
     if status is None:
         out.status.ParseFromString(row.status)
@@ -272,25 +275,28 @@ def update_status(
     # runner; the start comes first in its log, before the events sent with it (unless the writer
     # numbered them). Any other phase comes after the events it is sent with (a run's last
     # events, then its end).
-    starting = item.phase == P.PHASE_PENDING and (request.phase == P.PHASE_RUNNING or bool(request.runner))
-    numbered = any(e.sequence for e in request.events)
+    phase, runner = request.phase, request.runner
+    starting = item.phase == ex.PHASE_PENDING and (phase == ex.PHASE_RUNNING or bool(runner))
+    numbered = starting and any(e.sequence for e in request.events)
     if starting and not numbered:
-        item.set_phase(P.PHASE_RUNNING)
+        item.set_phase(ex.PHASE_RUNNING)
+    eid = item.row.id
     for index, given in enumerate(request.events):
         event = ex.ExecutionEvent()
         event.CopyFrom(given)
-        where = f"events[{index}]"
-        if event.execution_id and event.execution_id != item.id:
+        if event.execution_id and event.execution_id != eid:
+            where = f"events[{index}]"
             raise InvalidArgument(
-                f"{where} belongs to execution {q(event.execution_id)}, not {item.id}",
+                f"{where} belongs to execution {q(event.execution_id)}, not {eid}",
                 [f"{where}.execution_id"],
             )
         if not event.type or len(event.type) > 64:
+            where = f"events[{index}]"
             raise InvalidArgument(
                 f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
                 [f"{where}.type"],
             )
-        event.execution_id = item.id
+        event.execution_id = eid
         seq = event.sequence or item.last + 1
         event.sequence = seq
         if seq <= item.last:
@@ -311,6 +317,7 @@ def update_status(
                 )
             continue
         if seq != item.last + 1:
+            where = f"events[{index}]"
             raise InvalidArgument(
                 f"{where} has sequence {seq} but the next one is {item.last + 1}; events must have no gaps",
                 [f"{where}.sequence"],
@@ -320,7 +327,7 @@ def update_status(
                 f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
             )
         if not event.HasField("time"):
-            event.time.CopyFrom(timestamp(item.now))
+            set_time(event.time, item.now)
         item.last = seq
         item.new_events.append(event)
         pending[seq] = event
@@ -336,38 +343,39 @@ def update_status(
         or request.HasField("workspace")
         or request.HasField("todos")
     )
-    if item.phase in TERMINAL_PHASES and has_changes:
+    if has_changes and item.phase in TERMINAL_PHASES:
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; a finished execution cannot change"
         )
-    if request.runner:
-        status.runner = request.runner
-    if request.HasField("output"):
-        status.output.CopyFrom(request.output)
-    if request.HasField("error"):
-        status.error.CopyFrom(request.error)
-    if request.tasks:
-        _upsert_tasks(status, request.tasks)
-    if request.HasField("usage"):
-        add_usage(status.usage, request.usage)
-        session_id = ex.ExecutionSpec.FromString(item.row.spec).session_id
-        if session_id:
-            add_session_usage(conn, session_id, request.usage)
-    if request.checkpoint:
-        status.checkpoint = request.checkpoint
-    if request.HasField("workspace"):
-        status.workspace.CopyFrom(request.workspace)
-    if request.HasField("todos"):
-        del status.todos[:]
-        status.todos.extend(request.todos.items)
+    if runner:
+        status.runner = runner
+    if has_changes:
+        if request.HasField("output"):
+            status.output.CopyFrom(request.output)
+        if request.HasField("error"):
+            status.error.CopyFrom(request.error)
+        if request.tasks:
+            _upsert_tasks(status, request.tasks)
+        if request.HasField("usage"):
+            add_usage(status.usage, request.usage)
+            session_id = ex.ExecutionSpec.FromString(item.row.spec).session_id
+            if session_id:
+                add_session_usage(conn, session_id, request.usage)
+        if request.checkpoint:
+            status.checkpoint = request.checkpoint
+        if request.HasField("workspace"):
+            status.workspace.CopyFrom(request.workspace)
+        if request.HasField("todos"):
+            del status.todos[:]
+            status.todos.extend(request.todos.items)
     if starting and numbered:
-        item.set_phase(P.PHASE_RUNNING)
-    if request.phase and not (starting and request.phase == P.PHASE_RUNNING):
-        if request.phase not in P.values():
-            raise InvalidArgument(f"unknown phase {int(request.phase)}", ["phase"])
-        item.set_phase(request.phase, request.error.detail if request.phase == P.PHASE_FAILED else "")
-    if request.HasField("pending_approval"):
-        if item.phase != P.PHASE_WAITING_APPROVAL:
+        item.set_phase(ex.PHASE_RUNNING)
+    if phase and not (starting and phase == ex.PHASE_RUNNING):
+        if phase not in _PHASES:
+            raise InvalidArgument(f"unknown phase {int(phase)}", ["phase"])
+        item.set_phase(phase, request.error.detail if phase == ex.PHASE_FAILED else "")
+    if has_changes and request.HasField("pending_approval"):
+        if item.phase != ex.PHASE_WAITING_APPROVAL:
             raise FailedPrecondition(
                 f"pending_approval can only be set with phase WAITING_APPROVAL (execution {item.id} is "
                 f"{phase_name(item.phase)})"
@@ -375,7 +383,7 @@ def update_status(
         status.pending_approval.CopyFrom(request.pending_approval)
         if not status.pending_approval.HasField("requested_at"):
             status.pending_approval.requested_at.CopyFrom(timestamp(item.now))
-    if not (changed or has_changes or item.new_events or request.runner):
+    if not (changed or has_changes or item.new_events or runner):
         return to_execution(item.row, status)
     return save(conn, item)
 
