@@ -12,7 +12,8 @@ Python function cannot be handed to ``stigmer agent execute``), and a stdio MCP 
 users run. So every side gets its tool from the same stdio MCP server, the same command
 (``benchmarks/peers/mcp_add.py``, standard library only, so its start-up is milliseconds and the
 figures are about the frameworks): Stigmer through an ``McpServer`` resource, pydantic-ai through
-its ``MCPToolset`` (what Stigmer wraps), LangGraph through ``langchain-mcp-adapters`` with one
+its ``MCPToolset`` (on fastmcp's client; Stigmer's toolset is on the ``mcp`` SDK's session, as
+LangGraph's), LangGraph through ``langchain-mcp-adapters`` with one
 session held for the run. A Python function tool on the peers would drop the MCP round trips
 from their side only, which is not the same work.
 
@@ -107,7 +108,7 @@ def main() -> None:
         server = [sys.executable, str(MCP), str(calls)]
         # Bytecode is cached as for any user (these shells set PYTHONDONTWRITEBYTECODE, under which
         # modules loaded through an import hook, such as beartype's in py-key-value, which fastmcp
-        # uses, would be compiled from source on every start: on the Stigmer and pydantic-ai sides).
+        # uses, would be compiled from source on every start: on the pydantic-ai side).
         env = {**os.environ, "STIGMER_HOME": str(Path(tmp) / "home"), "NO_COLOR": "1"}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         manifest = Path(tmp) / "agent.yaml"

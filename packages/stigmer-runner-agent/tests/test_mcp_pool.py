@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from stigmer.runner.agent._mcp_pool import McpPool
+from stigmer.runner.agent.mcp import McpPool
 
 
 class Toolset:

@@ -17,10 +17,10 @@ from stigmer.runner.agent._context import ContextKeeper
 from stigmer.runner.agent._events import EventSink, clip
 from stigmer.runner.agent._limits import CURRENT_METER
 from stigmer.runner.agent._loading import collector_paused
-from stigmer.runner.agent._mcp import build_mcp_toolsets, mcp_toolset_class
 from stigmer.runner.agent._memory import AgentMemory
 from stigmer.runner.agent._models import BuiltModel, ModelChoice, build_model, choose_model
 from stigmer.runner.agent._skills import load_skills, skill_toolset, skills_prompt
+from stigmer.runner.agent.mcp import build_mcp_toolsets, load_mcp_client
 from stigmer.runner.agent.tools import TodoState, ToolEnvironment, build_builtin_toolsets
 from stigmer.runner.agent.workspace import Workspace
 
@@ -181,7 +181,7 @@ class Builder:
 
             built = build_model(choice, self.lookup)
             if spec.mcp_servers:
-                mcp_toolset_class()
+                load_mcp_client()
         # Stigmer owns the run's output: no first-run banner on the user's terminal (pydantic-ai's
         # documented switch for a platform that hands runs to a framework of its own).
         pydantic_ai.BANNER_ENABLED = False

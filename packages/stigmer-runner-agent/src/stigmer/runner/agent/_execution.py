@@ -37,7 +37,7 @@ from stigmer.runner.agent._checkpoint import Checkpoint
 from stigmer.runner.agent._events import Ev, EventSink, RunStopped, jsonable
 from stigmer.runner.agent._limits import Limits as RunLimits
 from stigmer.runner.agent._loop import PendingCall
-from stigmer.runner.agent._mcp import McpServerFailed, mcp_log_dir
+from stigmer.runner.agent.mcp import McpServerFailed, mcp_log_dir
 from stigmer.runner.agent.tools import TodoState, ToolEnvironment
 from stigmer.runner.agent.workspace import ATTACHMENTS, RunWorkspace, needs_workspace
 

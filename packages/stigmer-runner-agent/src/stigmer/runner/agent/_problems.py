@@ -38,8 +38,8 @@ def problem_from_exception(
 ) -> execution_pb2.ExecutionError:
     """The problem description of ``exc``; ``model``/``endpoint`` name what was being called."""
     from stigmer.runner.agent._limits import LimitReached
-    from stigmer.runner.agent._mcp import McpServerFailed
     from stigmer.runner.agent._models import ModelNotConfigured
+    from stigmer.runner.agent.mcp import McpServerFailed
 
     if isinstance(exc, ModelNotConfigured):
         return _problem("configuration", "Model not configured", 400, exc.message, "/spec/model")

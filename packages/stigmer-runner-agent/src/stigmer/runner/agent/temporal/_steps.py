@@ -6,7 +6,7 @@ effect is one of these steps, called with the execution id and plain JSON data:
 - ``start``: mark the execution RUNNING, and return what the loop needs — the prompt, the
   session's earlier conversation, the instructions (skills included), the model's name and the
   tool definitions of every toolset (MCP servers are started to list them, and this worker keeps
-  them running for the execution's later tool calls: ``_mcp_pool``); for a retry, where it
+  them running for the execution's later tool calls: ``mcp.McpPool``); for a retry, where it
   continues (``resume``: the conversation through the old run's last completed turn and the
   calls that turn paused on, to be asked for again);
 - ``model_request``: one request to the model, its text streamed to the Backend as
@@ -38,7 +38,7 @@ from .._events import RunStopped, clip, jsonable
 from .._execution import OpenExecution, mcp_start_error, usage_message
 from .._limits import Spent
 from .._loop import PendingCall, usage_dict
-from .._mcp_pool import McpPool
+from ..mcp import McpPool
 from ..tools._build import MUTATING
 from ..workspace import workspaces_dir
 

@@ -1,6 +1,6 @@
 """The spec's ``tools:`` entries as pydantic-ai toolsets, keyed ``builtin:<name>``.
 
-The rules are the MCP servers' (``.._mcp``): ``allow`` lists the functions the agent may call (all
+The rules are the MCP servers' (``..mcp``): ``allow`` lists the functions the agent may call (all
 when empty), ``requireApproval`` those that pause the run for a human; ``shell``'s ``run_command``
 needs approval unless ``autoApprove`` is set. A sub-agent (which cannot pause) gets none of the
 functions that need approval. ``files`` with ``readOnly`` offers only reading, listing and grep.

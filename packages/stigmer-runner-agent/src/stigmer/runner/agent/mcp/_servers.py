@@ -1,4 +1,5 @@
-"""MCP servers as pydantic-ai toolsets: stdio and streamable HTTP, secrets resolved at launch.
+"""MCP servers as pydantic-ai toolsets (``McpToolset``, on the ``mcp`` SDK's client): stdio and
+streamable HTTP, secrets resolved at launch.
 
 A stdio server's environment holds the run's plain variables (from the agent's environments and
 the run's ``--env``) and its own ``env``. ``env`` (stdio) and ``headers`` (HTTP) values may be
@@ -48,7 +49,6 @@ from stigmer.runner.agent._expr import resolve_value
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
-    from pydantic_ai.mcp import MCPToolset
     from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 __all__ = [
@@ -57,8 +57,8 @@ __all__ = [
     "McpServerFailed",
     "McpTools",
     "build_mcp_toolsets",
+    "load_mcp_client",
     "mcp_log_dir",
-    "mcp_toolset_class",
 ]
 
 # Seconds a server gets to start (stdio: first `npx`/`uvx` runs download) or to answer the handshake.
@@ -70,18 +70,12 @@ HTTP_CONNECT_TIMEOUT = 30.0
 _TAIL_BYTES = 16_384
 
 
-def mcp_toolset_class() -> type[MCPToolset[Any]]:
-    """pydantic-ai's ``MCPToolset``, imported with py-key-value's run-time checks off.
-
-    fastmcp (under ``pydantic_ai.mcp``) imports py-key-value, which wraps every function of its
-    package in beartype checks at import time (violations are only warnings), for token stores a
-    run never uses: about 0.13 s of CPU on every cold run. Its documented switch turns that off,
-    unless the user set it.
-    """
-    os.environ.setdefault("PY_KEY_VALUE_DISABLE_BEARTYPE", "true")
-    from pydantic_ai.mcp import MCPToolset
-
-    return MCPToolset
+def load_mcp_client() -> None:
+    """Import the MCP client (the ``mcp`` SDK's session and stdio / HTTP transports) now, so a run
+    loads its libraries up front rather than in the middle of starting a server."""
+    import mcp.client.stdio
+    import mcp.client.streamable_http  # noqa: F401
+    from stigmer.runner.agent.mcp import _toolset  # noqa: F401
 
 
 def mcp_log_dir(environ: Mapping[str, str]) -> Path:
@@ -228,8 +222,8 @@ async def build_mcp_toolsets(
     """
     result = McpTools()
     if not usages:
-        return result  # pydantic_ai.mcp (FastMCP) costs seconds to import: only when used
-    toolset_class = mcp_toolset_class()
+        return result  # the MCP client is imported only when used
+    from stigmer.runner.agent.mcp._toolset import McpToolset, http_connection, stdio_connection
 
     for index, usage in enumerate(usages):
         where = f"spec.mcpServers[{index}]"
@@ -243,8 +237,6 @@ async def build_mcp_toolsets(
         if transport == "stdio":
             if not allow_run:
                 raise CapabilityDenied(f"MCP server {name} (stdio: a local command)")
-            from fastmcp.client.transports import StdioTransport
-
             stdio = server.spec.stdio
             # The run's plain variables (its environments and --env), then the server's own env.
             env: dict[str, str] = dict(variables)
@@ -260,14 +252,13 @@ async def build_mcp_toolsets(
                 name, stdio.command, list(stdio.args), stdio.cwd, private_file(folder / f"{slug}.log")
             )
             toolset = _guarded(
-                toolset_class(
-                    StdioTransport(
+                McpToolset(
+                    stdio_connection(
                         stdio.command,
                         list(stdio.args),
                         env=env or None,
                         cwd=stdio.cwd or None,
-                        keep_alive=False,
-                        log_file=launch.log,
+                        log=launch.log,
                     ),
                     id=f"mcp-{name}",
                     init_timeout=STDIO_START_TIMEOUT,
@@ -287,11 +278,12 @@ async def build_mcp_toolsets(
                 headers[key] = resolved.value
             if not http.url:
                 raise InvalidArgument(f"McpServer {name}: http.url is empty", ["spec.http.url"])
-            options: dict[str, Any] = (
-                {"read_timeout": http.timeout_seconds} if http.timeout_seconds > 0 else {}
-            )
-            toolset = toolset_class(
-                http.url, headers=headers, id=f"mcp-{name}", init_timeout=HTTP_CONNECT_TIMEOUT, **options
+            read_timeout = http.timeout_seconds if http.timeout_seconds > 0 else None
+            toolset = McpToolset(
+                http_connection(http.url, headers=headers, read_timeout=read_timeout),
+                id=f"mcp-{name}",
+                init_timeout=HTTP_CONNECT_TIMEOUT,
+                read_timeout=read_timeout,
             )
         else:
             raise InvalidArgument(f"McpServer {name}: set `stdio:` or `http:`", ["spec"])
