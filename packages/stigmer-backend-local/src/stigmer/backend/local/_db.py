@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -109,16 +108,6 @@ class Database:
 
         return engine
 
-    @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        """SQLite: one long-lived connection, used by one transaction at a time. Else: from the pool."""
-        if not self.is_sqlite:
-            with self.engine.connect() as conn:
-                yield conn
-            return
-        with self._lock:
-            yield self._sqlite()[0]
-
     def _sqlite(self) -> tuple[Connection, Any]:
         """SQLite, holding ``_lock``: the long-lived connection and its driver connection."""
         conn = self._conn
@@ -128,6 +117,41 @@ class Database:
         if pooled is not self._pooled:
             self._pooled, self._raw = pooled, pooled.driver_connection
         return conn, self._raw
+
+    def _begin(self, write: bool) -> tuple[Connection, Any]:
+        """SQLite, holding ``_lock``: a write transaction (the writer lock, then ``BEGIN
+        IMMEDIATE``, so it takes SQLite's write lock up front) or a read snapshot (``BEGIN``).
+        The driver runs in autocommit mode (isolation_level=None): we issue the transaction."""
+        conn, raw = self._sqlite()
+        if not write:
+            raw.execute("BEGIN")
+            return conn, raw
+        lock = self._writer_lock
+        if lock is not None:
+            lock.__enter__()
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if lock is not None:
+                lock.__exit__()
+            raise
+        return conn, raw
+
+    def _end(self, conn: Connection, raw: Any, write: bool, ok: bool) -> None:
+        """End what :meth:`_begin` began: commit a write that succeeded, else roll back; then
+        release the writer lock."""
+        try:
+            if write and ok:
+                raw.commit()
+            else:
+                raw.rollback()
+                if conn.in_transaction():
+                    conn.rollback()
+        finally:
+            if write and self._writer_lock is not None:
+                self._writer_lock.__exit__()
+        if ok and write and conn.in_transaction():
+            conn.commit()
 
     def transact(self, fn: Callable[[Connection], S], write: bool) -> S:
         """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
@@ -140,33 +164,13 @@ class Database:
                 return fn(conn)
         try:
             with self._lock:
-                conn, raw = self._sqlite()
-                if not write:
-                    raw.execute("BEGIN")
-                    try:
-                        return fn(conn)
-                    finally:
-                        raw.rollback()
-                        if conn.in_transaction():
-                            conn.rollback()
-                lock = self._writer_lock
-                if lock is not None:
-                    lock.__enter__()
+                conn, raw = self._begin(write)
+                ok = False
                 try:
-                    raw.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = fn(conn)
-                    except BaseException:
-                        raw.rollback()
-                        if conn.in_transaction():
-                            conn.rollback()
-                        raise
-                    raw.commit()
+                    result = fn(conn)
+                    ok = True
                 finally:
-                    if lock is not None:
-                        lock.__exit__()
-                if conn.in_transaction():
-                    conn.commit()
+                    self._end(conn, raw, write, ok)
                 return result
         except Exception as exc:
             mapped = self._translate(exc)
@@ -177,31 +181,24 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction; commits on success, rolls back on any error."""
-        with self._errors(), self._connection() as conn:
-            if not self.is_sqlite:
-                conn.begin()  # so commit() below also commits work done on the driver cursor
+        if self.is_sqlite:
+            with self._errors(), self._lock:
+                conn, raw = self._begin(True)
+                ok = False
                 try:
                     yield conn
-                except BaseException:
-                    conn.rollback()
-                    raise
-                conn.commit()
-                return
-            # SQLite: the driver runs in autocommit mode (isolation_level=None); we issue the
-            # transaction ourselves so it takes the write lock up front.
-            raw: Any = conn.connection.driver_connection
-            with self._writer_lock or contextlib.nullcontext():
-                raw.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    raw.rollback()
-                    if conn.in_transaction():
-                        conn.rollback()
-                    raise
-                raw.commit()
-            if conn.in_transaction():
-                conn.commit()
+                    ok = True
+                finally:
+                    self._end(conn, raw, True, ok)
+            return
+        with self._errors(), self.engine.connect() as conn:
+            conn.begin()  # so commit() below also commits work done on the driver cursor
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
 
     def write_many(self, fns: Sequence[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         """SQLite: several writes committed as one transaction (a group commit: one fsync), each
@@ -223,21 +220,19 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only snapshot."""
-        with self._errors(), self._connection() as conn:
-            if not self.is_sqlite:
+        if self.is_sqlite:
+            with self._errors(), self._lock:
+                conn, raw = self._begin(False)
                 try:
                     yield conn
                 finally:
-                    conn.rollback()
-                return
-            raw: Any = conn.connection.driver_connection
-            raw.execute("BEGIN")
+                    self._end(conn, raw, False, False)
+            return
+        with self._errors(), self.engine.connect() as conn:
             try:
                 yield conn
             finally:
-                raw.rollback()
-                if conn.in_transaction():
-                    conn.rollback()
+                conn.rollback()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
