@@ -168,3 +168,19 @@ def test_a_changed_runner_makes_a_new_key(tmp_path: Path) -> None:
     assert second != first
     (package / "schema" / "dsl.json").write_text('{"a": 1}')
     assert _validated.fingerprint(package) not in (first, second)
+
+
+def test_the_runner_imports_no_yaml_parser_until_it_reads_yaml_text() -> None:
+    """A run loads a stored (or kept) document: the YAML parser is for text only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stigmer.runner.workflow as w\n"
+        "assert not [m for m in sys.modules if m.startswith('ruamel')], 'imported at start'\n"
+        "w.load_workflow('document: {dsl: 1.0.0, namespace: t, name: y, version: 1.0.0}\\n"
+        "do: [{a: {set: {x: 1}}}]\\n')\n"
+        "assert 'ruamel.yaml' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -14,9 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from ._errors import WorkflowValidationError
 from ._expr import find_nondeterministic
 from ._normalize import normalize
@@ -183,6 +180,9 @@ def _load_yaml(text: str | bytes) -> Any:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise WorkflowValidationError([("", f"the document is not UTF-8 text: {exc}")]) from None
+    from ruamel.yaml import YAML  # only for a document given as text (a run loads a stored one)
+    from ruamel.yaml.error import YAMLError
+
     yaml = YAML(typ="safe", pure=True)
     try:
         with warnings.catch_warnings():

@@ -11,18 +11,15 @@ supported (see :func:`unsupported`).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from .._errors import ErrorKind, WorkflowError
 from .._host import HttpRequest
 from .call import _remember_authorization, authorization_headers, expand_uri_template, send_http
+from .documents import parse_document
 from .resource import fetch_resource, resource_uri
 
 if TYPE_CHECKING:
@@ -108,13 +105,8 @@ def _mapping(value: Any) -> Mapping[Any, Any]:
 
 def _load(content: bytes, uri: str) -> dict[str, Any]:
     try:
-        text = content.decode("utf-8")
-        loaded = (
-            json.loads(text)
-            if text.lstrip().startswith("{")
-            else YAML(typ="safe", pure=True).load(io.StringIO(text))
-        )
-    except (UnicodeDecodeError, ValueError, YAMLError) as exc:
+        loaded = parse_document(content)
+    except ValueError as exc:
         raise _config(f"{uri} is not an AsyncAPI document: {exc}") from None
     if not isinstance(loaded, dict) or "asyncapi" not in loaded:
         raise _config(f"{uri} is not an AsyncAPI document (no asyncapi version)")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from .._errors import ErrorKind, WorkflowError
 from .._host import HttpRequest
+from .documents import parse_document
 
 __all__ = ["openapi_request"]
 
@@ -38,13 +35,8 @@ def openapi_request(
 
 def _load(content: bytes, doc_url: str) -> dict[str, Any]:
     try:
-        text = content.decode("utf-8")
-        loaded = (
-            json.loads(text)
-            if text.lstrip().startswith("{")
-            else YAML(typ="safe", pure=True).load(io.StringIO(text))
-        )
-    except (UnicodeDecodeError, ValueError, YAMLError) as exc:
+        loaded = parse_document(content)
+    except ValueError as exc:
         raise WorkflowError.of(
             ErrorKind.CONFIGURATION, f"{doc_url} is not an OpenAPI document: {exc}"
         ) from None
