@@ -1,11 +1,12 @@
 """What the MCP client costs a cold run: the ``mcp`` SDK's session and transports only. A run with
 an MCP server calls its tools without importing fastmcp or pydantic-ai's ``MCPToolset`` (built on
-fastmcp: its client, auth extensions, server module, settings and key-value stores), both of
-which this environment has installed."""
+fastmcp: its client, auth extensions, server module, settings and key-value stores). The
+workspace has fastmcp installed (the telemetry tests' trace receiver needs it), the runner's own
+test environment does not: where it is installed a run that imported it would list it here, where
+it is not such a run would fail."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -38,7 +39,6 @@ asyncio.run(main())
 
 
 def test_a_run_with_an_mcp_server_imports_the_mcp_sdk_client_only() -> None:
-    assert importlib.util.find_spec("fastmcp") is not None  # installed here: its absence is not luck
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
