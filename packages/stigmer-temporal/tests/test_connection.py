@@ -214,6 +214,12 @@ def test_any_text_gives_a_connection_or_invalid_argument(
         ),
         ("peer closed connection without sending TLS close_notify", True, "--temporal-tls-cert"),
         ("received fatal alert: CertificateRequired", True, "--temporal-tls-cert"),
+        # seen under load when a mutual-TLS endpoint refused a client without a certificate
+        (
+            'Some(tonic::transport::Error(Transport, hyper::Error(Canceled, "connection was not ready")))',
+            True,
+            "--temporal-tls-cert",
+        ),
         ("stream closed because of a broken pipe", False, "add --temporal-tls"),
         ("transport error: hyper::Error(Io, Kind(ConnectionReset))", False, "add --temporal-tls"),
         ("Connection refused (os error 111)", False, ""),

@@ -43,7 +43,16 @@ _FLAGS = {
     "tls_server_name": "--temporal-tls-server-name",
     "api_key_file": "--temporal-api-key-file",
 }
-_CLOSED = ("connectionclosed", "connectionreset", "brokenpipe", "closenotify", "unexpectedeof")
+# How a connection the peer closed during its set-up reads ("connection was not ready": the HTTP/2
+# client saw it close before it was ready, as a busy client does when mutual TLS refuses it).
+_CLOSED = (
+    "connectionclosed",
+    "connectionreset",
+    "brokenpipe",
+    "closenotify",
+    "unexpectedeof",
+    "connectionwasnotready",
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
