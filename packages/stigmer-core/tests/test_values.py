@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+import pytest
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
-from stigmer.core import from_value, plain_value
+from stigmer.core import from_value, plain_value, set_timestamp, stamp_now
+from stigmer.proto.v1 import execution_pb2
 
 
 def _value(data: Any) -> struct_pb2.Value:
@@ -51,3 +54,21 @@ _json = st.recursive(
 @given(_json)
 def test_round_trip_through_a_value_is_exact(data: Any) -> None:
     assert from_value(_value(data)) == data
+
+
+@pytest.mark.parametrize("micros", [0, 1, 999_999, 1_000_000, 1_796_508_983_416_005, -1, -1_500_001])
+def test_set_timestamp_is_from_microseconds_in_place(micros: int) -> None:
+    expected = timestamp_pb2.Timestamp()
+    expected.FromMicroseconds(micros)
+    event = execution_pb2.ExecutionEvent()
+    assert set_timestamp(event.time, micros) is event.time
+    assert event.time == expected
+
+
+def test_stamp_now_reads_the_clock_to_the_microsecond() -> None:
+    before = time.time_ns() // 1000
+    stamp = timestamp_pb2.Timestamp()
+    stamp_now(stamp)
+    after = time.time_ns() // 1000
+    assert before <= stamp.ToMicroseconds() <= after
+    assert stamp.nanos % 1000 == 0

@@ -123,7 +123,7 @@ from stigmer.core._telemetry import (
     telemetry_enabled,
     traced_execution,
 )
-from stigmer.core._values import from_value, jsonable, plain_value, to_value
+from stigmer.core._values import from_value, jsonable, plain_value, set_timestamp, stamp_now, to_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
 
 __all__ = [
@@ -241,9 +241,11 @@ __all__ = [
     "redact_logging",
     "resource_from_message",
     "schedule_on_filters",
+    "set_timestamp",
     "setup_telemetry",
     "signature_matches",
     "slugify",
+    "stamp_now",
     "start_span",
     "stigmer_home",
     "telemetry_enabled",

@@ -38,18 +38,17 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from google.protobuf import timestamp_pb2
 from stigmer.core._backend import Backend
 from stigmer.core._errors import AlreadyExists, FailedPrecondition, Unavailable
 from stigmer.core._handover import handover_requested
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._phases import is_terminal, phase_name
 from stigmer.core._redact import Redactor
-from stigmer.core._values import json_default, set_json_value, value_of_json
+from stigmer.core._values import json_default, set_json_value, stamp_now, value_of_json
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
-__all__ = ["EventWriter", "LimitError", "NewEvent", "RunStopped", "check_event_limits", "stamp_now"]
+__all__ = ["EventWriter", "LimitError", "NewEvent", "RunStopped", "check_event_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -423,14 +422,6 @@ class EventWriter:
         if not final and is_terminal(execution.status.phase):
             raise RunStopped(execution)
         return execution
-
-
-def stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
-    """Set ``stamp`` (a message's field, in place) to the current time, to the microsecond (as
-    ``Timestamp.FromMicroseconds`` sets it)."""
-    micros = time.time_ns() // 1000
-    stamp.seconds = micros // 1_000_000
-    stamp.nanos = micros % 1_000_000 * 1000
 
 
 #: What ``json.dumps(data, default=json_default)`` uses, made once (``json.dumps`` given a

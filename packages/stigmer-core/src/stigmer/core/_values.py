@@ -11,9 +11,10 @@ A ``google.protobuf.Value`` stores every number as a double, so ``2`` comes back
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "jsonable",
     "plain_value",
     "set_json_value",
+    "set_timestamp",
+    "stamp_now",
     "to_value",
     "value_of_json",
 ]
@@ -96,3 +99,17 @@ def set_json_value(out: struct_pb2.Value, plain: Any) -> None:
         out.number_value = plain
     else:
         out.string_value = str(plain)
+
+
+def set_timestamp(stamp: timestamp_pb2.Timestamp, micros: int) -> timestamp_pb2.Timestamp:
+    """Set ``stamp`` (a message's own field, in place) to ``micros`` microseconds since the epoch,
+    as ``Timestamp.FromMicroseconds`` does; returns it."""
+    seconds, rest = divmod(micros, 1_000_000)
+    stamp.seconds = seconds
+    stamp.nanos = rest * 1000
+    return stamp
+
+
+def stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
+    """Set ``stamp`` (in place) to the current time, to the microsecond."""
+    set_timestamp(stamp, time.time_ns() // 1000)

@@ -204,12 +204,7 @@ class LocalBackend:
             return
         if len(group) == 1:  # no savepoint
             fn, future = group[0]
-            try:
-                result = self._transaction(fn, True)
-            except Exception as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+            _settle(future, functools.partial(self._transaction, fn, True))
             return
         try:
             results = self._db.write_many([fn for fn, _ in group])

@@ -195,21 +195,12 @@ def _template_secrets(text: str) -> bool:
 
 def template_needs(value: Any) -> tuple[bool, bool]:
     """``(template_uses_secrets(value), guarded(value))`` in one walk of the template."""
-    if isinstance(value, str):
-        strict, body = _reading(value)
-        if not strict:
-            return False, False
-        return "$secrets" in body, not is_bounded(body)
     secrets = in_process = False
-    if isinstance(value, Mapping):
-        items: Any = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return False, False
-    for item in items:
-        reads, runs = template_needs(item)
-        secrets, in_process = secrets or reads, in_process or runs
+    for text in _template_strings(value):
+        strict, body = _reading(text)
+        if strict:
+            secrets = secrets or "$secrets" in body
+            in_process = in_process or not is_bounded(body)
     return secrets, in_process
 
 

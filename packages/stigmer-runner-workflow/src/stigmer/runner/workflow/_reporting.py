@@ -18,25 +18,15 @@ the final status with an optional output or a problem.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-from stigmer.core import Backend, EventWriter, Redactor, RunStopped, from_value, to_value
+from stigmer.core import Backend, EventWriter, Redactor, RunStopped, from_value, stamp_now, to_value
 from stigmer.proto.v1 import execution_pb2
 
 from ._limits import Limits, limit_error
 
 __all__ = ["Reporter", "RunStopped", "from_value", "to_value"]
-
-
-def _stamp_now(stamp: timestamp_pb2.Timestamp) -> None:
-    """Set ``stamp`` (a message's field, in place) to the current time, to the microsecond (as
-    ``FromDatetime(datetime.now(UTC))`` gives)."""
-    micros = time.time_ns() // 1000
-    stamp.seconds = micros // 1_000_000
-    stamp.nanos = micros % 1_000_000 * 1000
 
 
 class Reporter(EventWriter):
@@ -104,9 +94,9 @@ class Reporter(EventWriter):
         task = execution_pb2.TaskProgress(path=path, name=name, attempts=self._attempts.get(path, 1))
         task.phase = phase  # type: ignore[assignment]
         if started:
-            _stamp_now(task.started_at)
+            stamp_now(task.started_at)
             if finished:
                 task.finished_at.CopyFrom(task.started_at)
         elif finished:
-            _stamp_now(task.finished_at)
+            stamp_now(task.finished_at)
         return task

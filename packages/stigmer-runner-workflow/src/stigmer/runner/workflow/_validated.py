@@ -15,6 +15,7 @@ an error. The folder keeps the :data:`KEEP` most recently used entries.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -28,8 +29,6 @@ __all__ = ["KEEP", "ValidatedForms", "fingerprint", "keep_validated", "spec_key"
 
 KEEP = 256
 _FOLDER = ("cache", "workflows")
-_fingerprint: bytes | None = None
-_fingerprint_lock = threading.Lock()
 
 
 def fingerprint(package: Path) -> bytes:
@@ -44,13 +43,10 @@ def fingerprint(package: Path) -> bytes:
     return digest.digest()
 
 
+@functools.cache
 def _validator_fingerprint() -> bytes:
     """This runner's :func:`fingerprint`, read once a process."""
-    global _fingerprint
-    with _fingerprint_lock:
-        if _fingerprint is None:
-            _fingerprint = fingerprint(Path(__file__).parent)
-        return _fingerprint
+    return fingerprint(Path(__file__).parent)
 
 
 def spec_key(spec_bytes: bytes) -> str:

@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from stigmer.core import set_timestamp
 
-__all__ = ["dumps", "now_us", "set_time", "timestamp"]
+__all__ = ["dumps", "now_us", "timestamp"]
 
 
 def now_us() -> int:
@@ -17,15 +18,7 @@ def now_us() -> int:
 
 
 def timestamp(us: int) -> Timestamp:
-    return set_time(Timestamp(), us)
-
-
-def set_time(ts: Timestamp, us: int) -> Timestamp:
-    """Set ``ts`` (a message's own field, e.g. ``event.time``) to ``us`` microseconds; returns it."""
-    seconds, micros = divmod(us, 1_000_000)
-    ts.seconds = seconds
-    ts.nanos = micros * 1000
-    return ts
+    return set_timestamp(Timestamp(), us)
 
 
 def dumps(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from stigmer.backend.local._db import Prepared, prepared_for
 from stigmer.backend.local.tables import _schema as s
-from stigmer.backend.local.tables._columns import now_us, set_time, timestamp
+from stigmer.backend.local.tables._columns import now_us, timestamp
 from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
 from stigmer.backend.local.tables._usage import add_session_usage, add_usage
@@ -27,6 +27,7 @@ from stigmer.core import (
     NotFound,
     Principal,
     phase_name,
+    set_timestamp,
 )
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
@@ -148,7 +149,7 @@ class Loaded:
     def append(self, type_: str, **fields: Any) -> ex.ExecutionEvent:
         self.last += 1
         event = ex.ExecutionEvent(execution_id=self.id, sequence=self.last, type=type_, **fields)
-        set_time(event.time, self.now)
+        set_timestamp(event.time, self.now)
         self.new_events.append(event)
         return event
 
@@ -246,8 +247,8 @@ def to_execution(
     md.version = 1
     if row.labels != "{}":
         md.labels.update(json.loads(row.labels))
-    set_time(md.created_at, row.created_at)
-    set_time(md.updated_at, updated_at if updated_at is not None else row.updated_at)
+    set_timestamp(md.created_at, row.created_at)
+    set_timestamp(md.updated_at, updated_at if updated_at is not None else row.updated_at)
     out.spec.ParseFromString(row.spec)
     if status is None:
         out.status.ParseFromString(row.status)
@@ -327,7 +328,7 @@ def update_status(
                 f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
             )
         if not event.HasField("time"):
-            set_time(event.time, item.now)
+            set_timestamp(event.time, item.now)
         item.last = seq
         item.new_events.append(event)
         pending[seq] = event
