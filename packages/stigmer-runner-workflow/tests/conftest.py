@@ -8,12 +8,13 @@ import base64
 import datetime
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from stigmer.core import Backend
 from stigmer.runner.workflow import InProcessHost
 from stigmer.testing import HttpWorld, Request, Response, json_response
 
@@ -24,6 +25,18 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "stigmer-home"
     monkeypatch.setenv("STIGMER_HOME", str(home))
     return home
+
+
+@pytest.fixture
+async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    """A local store on a SQLite file of the test's own (a test file may define its own)."""
+    from stigmer.backend.local import LocalBackend
+
+    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"k" * 32)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 PETS = {

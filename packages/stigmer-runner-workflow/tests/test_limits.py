@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +34,6 @@ from stigmer.runner.workflow._limits import LIMIT_ERROR_TYPE, LimitExceeded
 
 MASTER = "mk-3c1f9e0d2b7a4e55"
 SMALL = Limits(jq_seconds=1.0, jq_memory_bytes=96 * 1024 * 1024)
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    from stigmer.backend.local import LocalBackend
-
-    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"l" * 32)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def run(

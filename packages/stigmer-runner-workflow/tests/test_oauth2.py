@@ -6,7 +6,7 @@ import asyncio
 import base64
 import datetime
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -357,17 +357,6 @@ async def test_a_policy_stored_as_a_secret(authority: Authority, document: Doc) 
 
 
 # ------------------------------------------------------------ Lite mode through a real store
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    from stigmer.backend.local import LocalBackend
-
-    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"o" * 32)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 async def test_the_runner_never_records_the_client_secret_or_the_token(
     authority: Authority, backend: Backend, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ import datetime
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -585,17 +585,6 @@ class _Clock(InProcessHost):
 
 
 # ------------------------------------------------------- nothing recorded holds a credential
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    from stigmer.backend.local import LocalBackend
-
-    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"g" * 32)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 async def test_lite_runs_never_record_passwords_private_keys_assertions_or_tokens(
     authority: OAuth2Authority, backend: Backend, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
 ) -> None:

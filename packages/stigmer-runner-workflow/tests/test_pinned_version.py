@@ -4,25 +4,10 @@ activity and the server's Temporal start)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from stigmer.core import Backend, Redactor, from_value, parse_manifest, pinned_target
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2, meta_pb2
 from stigmer.runner.workflow import WorkflowRunner
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    from stigmer.backend.local import LocalBackend
-
-    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"p" * 32)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def apply(backend: Backend, value: int) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,6 @@ spec:
   do:
     - pick: {set: {value: '${ 40 + 2 }'}}
 """
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    from stigmer.backend.local import LocalBackend
-
-    store = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=b"v" * 32)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture
