@@ -41,9 +41,8 @@ from stigmer.proto.v1 import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import Connection
     from stigmer.backend.local._crypto import SecretBox
-    from stigmer.backend.local._db import Database
+    from stigmer.backend.local._db import Conn, Database
     from stigmer.backend.local.tables._schedules import Fire
     from stigmer.proto.v1.schedule_pb2 import Schedule
 
@@ -91,7 +90,7 @@ class LocalBackend:
         server_id: str = "",
         agent_limits: Mapping[str, float] | None = None,
     ) -> None:
-        from stigmer.backend.local._db import Database, redact_url
+        from stigmer.backend.local._db import Database, IntegrityError, redact_url
         from stigmer.backend.local.tables._migrations import migrate
 
         settings = Settings.load() if home is None or database_url is None else None
@@ -103,8 +102,6 @@ class LocalBackend:
             or f"sqlite:///{self.home / 'stigmer.db'}"
         )
         self._db: Database = Database(url)
-        from sqlalchemy.exc import IntegrityError
-
         #: two writers raced to create the same row (see ``_transaction``)
         self._conflict = IntegrityError
         self.database_url = redact_url(url)
@@ -124,7 +121,7 @@ class LocalBackend:
         self._threaded = not self._db.is_sqlite
         #: SQLite writes waiting for their group commit, by event loop (see ``_write``)
         self._groups: dict[
-            asyncio.AbstractEventLoop, list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]
+            asyncio.AbstractEventLoop, list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]]
         ] = {}
         self.offer_to_runners = offer_to_runners
         self.server_id = server_id
@@ -167,7 +164,7 @@ class LocalBackend:
         slot.promote(new_key)
         return new_key
 
-    async def _write(self, fn: Callable[[Connection], T]) -> T:
+    async def _write(self, fn: Callable[[Conn], T]) -> T:
         if self._threaded:
             return await self._call(fn, write=True)
         # SQLite runs on the event loop: the writes that reach it in one turn of the loop commit
@@ -197,7 +194,7 @@ class LocalBackend:
     def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
         self._commit(self._groups.pop(loop, []))
 
-    def _commit(self, writes: Sequence[tuple[Callable[[Connection], Any], asyncio.Future[Any]]]) -> None:
+    def _commit(self, writes: Sequence[tuple[Callable[[Conn], Any], asyncio.Future[Any]]]) -> None:
         """Commit ``writes`` in one transaction (each in a savepoint) and settle their futures."""
         group = [(fn, future) for fn, future in writes if not future.cancelled()]
         if not group:  # every caller gave up: no transaction
@@ -220,15 +217,15 @@ class LocalBackend:
             else:
                 future.set_exception(value)
 
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
         return await self._call(fn, write=False)
 
-    async def _call(self, fn: Callable[[Connection], T], write: bool) -> T:
+    async def _call(self, fn: Callable[[Conn], T], write: bool) -> T:
         if self._threaded:
             return await asyncio.to_thread(self._transaction, fn, write)
         return self._transaction(fn, write)
 
-    def _transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
+    def _transaction(self, fn: Callable[[Conn], T], write: bool) -> T:
         for attempt in range(3):
             try:
                 return self._db.transact(fn, write)
@@ -325,7 +322,7 @@ class LocalBackend:
         who, offer, server = current_principal(), self.offer_to_runners, self.server_id
         ceiling = self.agent_limits
 
-        def create(c: Connection) -> ex.Execution:
+        def create(c: Conn) -> ex.Execution:
             if box is not None:
                 _secrets.require_key(c, box, source)
             return _executions.create(c, box, request, who, offer, server, ceiling)  # type: ignore[arg-type]
@@ -363,7 +360,7 @@ class LocalBackend:
             if only is not None and not only(schedule):
                 continue
 
-            def buffered(c: Connection, sch: Schedule = schedule) -> Fire | None:
+            def buffered(c: Conn, sch: Schedule = schedule) -> Fire | None:
                 return _schedules.start_buffered(c, creator, sch)
 
             # a write transaction only when there is something to do (ticks are frequent)
@@ -372,7 +369,7 @@ class LocalBackend:
                 fires.append(started)
             if schedule.spec.after:  # its slot depends on its last run
 
-                def after(c: Connection, sch: Schedule = schedule) -> builtins.list[datetime]:
+                def after(c: Conn, sch: Schedule = schedule) -> builtins.list[datetime]:
                     return _schedules.due_after(c, sch, now)
 
                 due = await self._read(after)
@@ -380,7 +377,7 @@ class LocalBackend:
                 due = _schedules.due(schedule, now)
 
             def seen(
-                c: Connection, sch: Schedule = schedule, at: builtins.list[datetime] = due
+                c: Conn, sch: Schedule = schedule, at: builtins.list[datetime] = due
             ) -> set[datetime]:
                 return _schedules.recorded_slots(c, sch, at)
 
@@ -390,7 +387,7 @@ class LocalBackend:
                     fires.append(Fire(schedule.metadata.name, slot, "already"))
                     continue
 
-                def fire(c: Connection, sch: Schedule = schedule, at: datetime = slot) -> Fire:
+                def fire(c: Conn, sch: Schedule = schedule, at: datetime = slot) -> Fire:
                     return _schedules.fire_slot(c, creator, sch, at)
 
                 fires.append(await self._write(fire))
@@ -414,7 +411,7 @@ class LocalBackend:
         fires: builtins.list[Fire] = []
         for slot in slots:
 
-            def fire(c: Connection, at: datetime = slot) -> Fire:
+            def fire(c: Conn, at: datetime = slot) -> Fire:
                 return _schedules.fire_slot(c, creator, schedule, at, manual=True)
 
             fires.append(await self._write(fire))
@@ -425,7 +422,7 @@ class LocalBackend:
         phase)."""
         from stigmer.backend.local.tables import _schedules
 
-        def read(c: Connection) -> builtins.list[dict[str, Any]]:
+        def read(c: Conn) -> builtins.list[dict[str, Any]]:
             found = _schedules.schedules(c, name)
             return _schedules.last_fires(c, found[0].metadata.id, limit) if found else []
 
@@ -443,7 +440,7 @@ class LocalBackend:
         if not server:
             return True
 
-        def take(c: Connection) -> bool:
+        def take(c: Conn) -> bool:
             if _grants.dispatch_of(c, execution_id) != "server":
                 return True
             return _holds.hold(c, execution_id, server, ttl_us, force=force)
@@ -475,7 +472,7 @@ class LocalBackend:
         won: list[tuple[ex.Execution, str]] = []
         for lease in candidates:
 
-            def take(c: Connection, lease: _holds.Held = lease) -> ex.Execution | None:
+            def take(c: Conn, lease: _holds.Held = lease) -> ex.Execution | None:
                 if not _holds.take(c, lease, server):
                     return None
                 return _executions.get(c, svc.GetExecutionRequest(id=lease.execution_id))
@@ -603,7 +600,7 @@ class LocalBackend:
         source = self._key_source
         who = current_principal()
 
-        def write(c: Connection) -> secret_pb2.SecretMetadata:
+        def write(c: Conn) -> secret_pb2.SecretMetadata:
             _secrets.require_key(c, box, source)
             return _secrets.set_secret(c, box, request, who)
 
@@ -755,10 +752,9 @@ class LocalBackend:
         return f"LocalBackend({self.database_url!r})"
 
 
-def _data_version(conn: Connection) -> int:
+def _data_version(conn: Conn) -> int:
     """SQLite's count of commits by other connections (this process writes through one)."""
-    raw: Any = conn.connection.driver_connection
-    return int(raw.execute("PRAGMA data_version").fetchone()[0])
+    return int(conn.execute("PRAGMA data_version").scalar())
 
 
 def _settle(future: asyncio.Future[Any], work: Callable[[], Any]) -> None:

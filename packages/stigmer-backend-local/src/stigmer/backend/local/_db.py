@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +20,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
 from stigmer.core import InvalidArgument, StigmerError, Unavailable, private_file
 
-__all__ = ["Database", "Prepared", "prepared_for", "redact_url"]
+__all__ = ["Conn", "Database", "IntegrityError", "Prepared", "Result", "in_list", "prepared_for", "redact_url"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -30,6 +32,167 @@ _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe to log and to show)."""
     return _PASSWORD.sub(r"\1***@", url)
+
+
+class IntegrityError(Exception):
+    """A statement broke a unique or foreign key constraint (two writers raced to create the same
+    row, or a caller asked for a duplicate); ``orig`` is the driver's error."""
+
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+
+
+#: ``:name`` parameters (not ``::``, not inside a quoted literal) -> psycopg's ``%(name)s``
+_NAMED = re.compile(r"'[^']*'|(?<![:\w]):([A-Za-z_]\w*)")
+_PG_SQL: dict[str, str] = {}
+
+
+def _pg_sql(sql: str) -> str:
+    """``sql`` with ``:name`` parameters in psycopg's style (and ``%`` doubled), made once per text."""
+    found = _PG_SQL.get(sql)
+    if found is None:
+        found = _NAMED.sub(lambda m: f"%({m[1]})s" if m[1] else m[0].replace("%", "%%"), sql.replace("%", "%%"))
+        if len(_PG_SQL) < 4096:
+            _PG_SQL[sql] = found
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def _row_type(names: tuple[str, ...]) -> Any:
+    """The row class of a result with these column names: a named tuple (``row.kind``, ``row[2]``)."""
+    return collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+
+def in_list(prefix: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
+    """``(:prefix0, :prefix1, ...)`` and its parameters, for ``column IN <that>``; an empty list
+    gives ``(NULL)``, which nothing is IN."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return ("(" + ", ".join(f":{k}" for k in params) + ")" if params else "(NULL)"), params
+
+
+class Result:
+    """The rows of one statement, read once: ``first()``, ``one()``, ``all()``, ``scalar()``,
+    ``scalars()`` (each closes the cursor), or ``rowcount`` of a write."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+    def _type(self) -> Any:
+        return _row_type(tuple(d[0] for d in self._cur.description))
+
+    def first(self) -> Any:
+        """The first row (a named tuple), or None."""
+        cur = self._cur
+        try:
+            found = cur.fetchone()
+            return None if found is None else self._type()._make(found)
+        finally:
+            cur.close()
+
+    def one(self) -> Any:
+        found = self.first()
+        if found is None:
+            raise LookupError("the statement returned no row")
+        return found
+
+    def all(self) -> list[Any]:
+        cur = self._cur
+        try:
+            rows = cur.fetchall()
+            make = self._type()._make if rows else None
+            return [make(r) for r in rows] if make else []
+        finally:
+            cur.close()
+
+    def tuples(self) -> list[tuple[Any, ...]]:
+        """Every row as a plain tuple."""
+        cur = self._cur
+        try:
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None."""
+        cur = self._cur
+        try:
+            found = cur.fetchone()
+            return None if found is None else found[0]
+        finally:
+            cur.close()
+
+    def scalars(self) -> list[Any]:
+        """The first column of every row."""
+        cur = self._cur
+        try:
+            return [r[0] for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.all())
+
+
+class Conn:
+    """The connection of one transaction of the store: SQL text with ``:name`` parameters, run on
+    the driver (sqlite3, or psycopg on PostgreSQL). The SQL is written once for both databases;
+    ``for_update`` is `` FOR UPDATE`` on PostgreSQL (rows locked by a read) and empty on SQLite,
+    whose write transactions lock the whole database."""
+
+    __slots__ = ("_error", "_integrity", "for_update", "is_sqlite", "raw", "sa")
+
+    def __init__(self, raw: Any, is_sqlite: bool, sa: Any = None) -> None:
+        self.raw = raw
+        self.is_sqlite = is_sqlite
+        self.for_update = "" if is_sqlite else " FOR UPDATE"
+        self.sa = sa  # transitional: the SQLAlchemy connection of statements not yet written as text
+        if is_sqlite:
+            self._error: type[Exception] = sqlite3.Error
+            self._integrity: type[Exception] = sqlite3.IntegrityError
+        else:
+            import psycopg
+
+            self._error, self._integrity = psycopg.Error, psycopg.IntegrityError
+
+    def execute(self, sql: Any, params: Mapping[str, object] | None = None) -> Any:
+        """Run ``sql``; its rows are read through the returned :class:`Result`."""
+        if not isinstance(sql, str):  # transitional: a SQLAlchemy statement
+            return self.sa.execute(sql) if params is None else self.sa.execute(sql, params)
+        cur = self.raw.cursor()
+        try:
+            if self.is_sqlite:
+                cur.execute(sql, params or {})
+            else:
+                cur.execute(_pg_sql(sql), params or {})
+        except self._integrity as exc:
+            cur.close()
+            raise IntegrityError(exc) from exc
+        except BaseException:
+            cur.close()
+            raise
+        return Result(cur)
+
+    def executemany(self, sql: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Run ``sql`` once per parameter set in ``rows``."""
+        if not rows:
+            return
+        cur = self.raw.cursor()
+        try:
+            cur.executemany(sql if self.is_sqlite else _pg_sql(sql), rows)
+        except self._integrity as exc:
+            raise IntegrityError(exc) from exc
+        finally:
+            cur.close()
+
+    def __getattr__(self, name: str) -> Any:  # transitional: the SQLAlchemy connection's attributes
+        return getattr(self.sa, name)
 
 
 class Database:
@@ -153,7 +316,7 @@ class Database:
         if ok and write and conn.in_transaction():
             conn.commit()
 
-    def transact(self, fn: Callable[[Connection], S], write: bool) -> S:
+    def transact(self, fn: Callable[[Conn], S], write: bool) -> S:
         """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
 
         On SQLite this is the path of every call of the store, so it does what those do without
@@ -167,7 +330,7 @@ class Database:
                 conn, raw = self._begin(write)
                 ok = False
                 try:
-                    result = fn(conn)
+                    result = fn(Conn(raw, True, conn))
                     ok = True
                 finally:
                     self._end(conn, raw, write, ok)
@@ -179,14 +342,14 @@ class Database:
             raise mapped from mapped.__cause__
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self) -> Iterator[Conn]:
         """A write transaction; commits on success, rolls back on any error."""
         if self.is_sqlite:
             with self._errors(), self._lock:
                 conn, raw = self._begin(True)
                 ok = False
                 try:
-                    yield conn
+                    yield Conn(raw, True, conn)
                     ok = True
                 finally:
                     self._end(conn, raw, True, ok)
@@ -194,18 +357,18 @@ class Database:
         with self._errors(), self.engine.connect() as conn:
             conn.begin()  # so commit() below also commits work done on the driver cursor
             try:
-                yield conn
+                yield Conn(conn.connection.driver_connection, False, conn)
             except BaseException:
                 conn.rollback()
                 raise
             conn.commit()
 
-    def write_many(self, fns: Sequence[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+    def write_many(self, fns: Sequence[Callable[[Conn], Any]]) -> list[tuple[bool, Any]]:
         """SQLite: several writes committed as one transaction (a group commit: one fsync), each
         in a savepoint, so one that fails is undone alone. ``(True, result)`` or ``(False, error)``."""
         results: list[tuple[bool, Any]] = []
         with self.write() as conn:
-            raw: Any = conn.connection.driver_connection
+            raw: Any = conn.raw
             for fn in fns:
                 raw.execute("SAVEPOINT stigmer_write")
                 try:
@@ -218,19 +381,19 @@ class Database:
         return results
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Conn]:
         """A read-only snapshot."""
         if self.is_sqlite:
             with self._errors(), self._lock:
                 conn, raw = self._begin(False)
                 try:
-                    yield conn
+                    yield Conn(raw, True, conn)
                 finally:
                     self._end(conn, raw, False, False)
             return
         with self._errors(), self.engine.connect() as conn:
             try:
-                yield conn
+                yield Conn(conn.connection.driver_connection, False, conn)
             finally:
                 conn.rollback()
 
@@ -245,28 +408,27 @@ class Database:
             raise mapped from mapped.__cause__
 
     def _translate(self, exc: Exception) -> Exception:
-        """The error a store call raises for ``exc``: a core error type, or an ``IntegrityError``
-        (a conflict its caller may retry); any other exception is ``exc`` itself."""
-        if isinstance(exc, sqlite3.Error):  # from our own BEGIN/COMMIT on the driver connection
-            wrapped: Exception = DBAPIError.instance("BEGIN/COMMIT", None, exc, sqlite3.Error)
-            wrapped.__cause__ = exc
-            exc = wrapped
-        if isinstance(exc, StigmerError | IntegrityError) or not isinstance(exc, DBAPIError):
+        """The error a store call raises for ``exc``: a core error type, or an
+        :class:`IntegrityError` (a conflict its caller may retry); any other exception is ``exc``."""
+        if isinstance(exc, StigmerError | IntegrityError):
             return exc
-        text = str(exc.orig) if exc.orig is not None else str(exc)
-        mapped: Exception
-        if isinstance(exc, DataError):  # PostgreSQL refused a value (too long, NUL character, ...)
-            mapped = InvalidArgument(f"a value cannot be stored: {text.splitlines()[0]}")
-        elif isinstance(exc, OperationalError) and ("locked" in text or "busy" in text):
-            mapped = Unavailable(
+        orig = getattr(exc, "orig", None) if type(exc).__module__.startswith("sqlalchemy") else exc
+        names = {c.__name__ for c in type(orig).__mro__} if orig is not None else set()
+        if "IntegrityError" in names:
+            return IntegrityError(orig)  # type: ignore[arg-type]
+        if not isinstance(orig, sqlite3.Error) and "psycopg" not in type(orig).__module__:
+            return exc
+        first = (str(orig).strip() or type(orig).__name__).splitlines()[0]
+        if "DataError" in names:  # PostgreSQL refused a value (too long, NUL character, ...)
+            return InvalidArgument(f"a value cannot be stored: {first}")
+        if "OperationalError" in names and ("locked" in first or "busy" in first):
+            return Unavailable(
                 f"the database {redact_url(self.url)} stayed locked for {BUSY_TIMEOUT_MS // 1000} s "
                 "by another process; retry, or stop the process holding it"
             )
-        elif isinstance(exc, OperationalError):
-            mapped = Unavailable(f"cannot use the database {redact_url(self.url)}: {text.splitlines()[0]}")
-        else:
-            mapped = Unavailable(f"database error on {redact_url(self.url)}: {text.splitlines()[0]}")
-        return mapped
+        if "OperationalError" in names:
+            return Unavailable(f"cannot use the database {redact_url(self.url)}: {first}")
+        return Unavailable(f"database error on {redact_url(self.url)}: {first}")
 
     def dispose(self) -> None:
         with self._lock:

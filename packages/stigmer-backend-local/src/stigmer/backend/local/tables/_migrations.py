@@ -3,6 +3,10 @@
 Every database starts at version 0 and runs each pending migration in order, in one write
 transaction (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so several
 processes opening a new database at once migrate it exactly once.
+
+The tables are declared in ``_schema`` (SQLAlchemy ``Table`` objects, imported only to migrate),
+from which each migration's ``CREATE TABLE``/``CREATE INDEX`` text is compiled for the database.
+Opening a current database reads one row with plain SQL.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, func, insert, select
-from stigmer.backend.local._db import Database
-from stigmer.backend.local.tables import _schema as s
+from typing import TYPE_CHECKING
+
+from stigmer.backend.local._db import Conn, Database
 from stigmer.core import FailedPrecondition
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 __all__ = ["MIGRATIONS", "current_version", "migrate"]
 
@@ -23,57 +30,52 @@ log = logging.getLogger(__name__)
 _PG_LOCK_KEY = 0x5715_3E12
 
 
-def _v1_initial(conn: Connection) -> None:
+def _v1_initial(conn: Conn) -> None:
     """The first schema: resources, versions, labels, executions, events, secrets, artifacts."""
-    for table in s.V1_TABLES:
-        table.create(conn, checkfirst=True)
+    _create(conn, "V1_TABLES")
 
 
-def _v2_execution_secrets(conn: Connection) -> None:
+def _v2_execution_secrets(conn: Conn) -> None:
     """Run-time secrets of one execution (``stigmer run --secret``), encrypted at rest."""
-    for table in s.V2_TABLES:
-        table.create(conn, checkfirst=True)
+    _create(conn, "V2_TABLES")
 
 
-def _v3_trust(conn: Connection) -> None:
+def _v3_trust(conn: Conn) -> None:
     """Secret owners and grants, authors of resource versions and executions, runner leases."""
-    for table in s.V3_TABLES:
-        table.create(conn, checkfirst=True)
+    _create(conn, "V3_TABLES")
 
 
-def _v4_memories(conn: Connection) -> None:
+def _v4_memories(conn: Conn) -> None:
     """Agents' memories, with a full-text index of their facts (FTS5 on SQLite, a GIN-indexed
     tsvector on PostgreSQL; English stemming on both)."""
-    for table in s.V4_TABLES:
-        table.create(conn, checkfirst=True)
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(
+    _create(conn, "V4_TABLES")
+    if conn.is_sqlite:
+        conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5("
             "fact, content='memories', content_rowid='pk', tokenize='porter unicode61')"
         )
-        conn.exec_driver_sql(
+        conn.execute(
             "CREATE TRIGGER IF NOT EXISTS memories_ai AFTER INSERT ON memories BEGIN "
             "INSERT INTO memories_fts(rowid, fact) VALUES (new.pk, new.fact); END"
         )
-        conn.exec_driver_sql(
+        conn.execute(
             "CREATE TRIGGER IF NOT EXISTS memories_ad AFTER DELETE ON memories BEGIN "
             "INSERT INTO memories_fts(memories_fts, rowid, fact) VALUES ('delete', old.pk, old.fact); END"
         )
     else:
-        conn.exec_driver_sql(
+        conn.execute(
             "ALTER TABLE memories ADD COLUMN IF NOT EXISTS fts tsvector "
             "GENERATED ALWAYS AS (to_tsvector('english', fact)) STORED"
         )
-        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_memories_fts ON memories USING GIN (fts)")
+        conn.execute("CREATE INDEX IF NOT EXISTS ix_memories_fts ON memories USING GIN (fts)")
 
 
-def _v5_schedule_fires(conn: Connection) -> None:
+def _v5_schedule_fires(conn: Conn) -> None:
     """The slots Schedules fired, one row per (schedule, slot)."""
-    for table in s.V5_TABLES:
-        table.create(conn, checkfirst=True)
+    _create(conn, "V5_TABLES")
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+MIGRATIONS: list[tuple[int, Callable[[Conn], None]]] = [
     (1, _v1_initial),
     (2, _v2_execution_secrets),
     (3, _v3_trust),
@@ -83,11 +85,24 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
 LATEST = MIGRATIONS[-1][0]
 
 
-def current_version(conn: Connection) -> int:
+def current_version(conn: Conn) -> int:
     """The schema version recorded in the database (0 for an empty database)."""
-    if not conn.dialect.has_table(conn, "schema_version"):
+    if conn.is_sqlite:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    else:
+        sql = "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version'"
+    if conn.execute(sql).scalar() is None:
         return 0
-    return int(conn.execute(select(func.max(s.schema_version.c.version))).scalar() or 0)
+    return int(conn.execute("SELECT max(version) FROM schema_version").scalar() or 0)
+
+
+def _create(conn: Conn, group: str) -> None:
+    """Create the tables of ``_schema.<group>`` and their indexes, where they do not exist yet."""
+    from stigmer.backend.local.tables import _schema
+
+    tables: tuple[Table, ...] = getattr(_schema, group)
+    for sql in _schema.ddl(tables, sqlite=conn.is_sqlite):
+        conn.execute(sql)
 
 
 def migrate(db: Database, target: int | None = None) -> int:
@@ -99,7 +114,7 @@ def migrate(db: Database, target: int | None = None) -> int:
         return version
     with db.write() as conn:
         if not db.is_sqlite:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
+            conn.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
         version = current_version(conn)
         if version > LATEST:
             raise FailedPrecondition(
@@ -111,7 +126,8 @@ def migrate(db: Database, target: int | None = None) -> int:
                 log.info("migrating the database to schema version %d (%s)", number, step.__name__)
                 step(conn)
                 conn.execute(
-                    insert(s.schema_version).values(version=number, applied_at=int(time.time() * 1e6))
+                    "INSERT INTO schema_version (version, applied_at) VALUES (:version, :at)",
+                    {"version": number, "at": int(time.time() * 1e6)},
                 )
                 version = number
     return version

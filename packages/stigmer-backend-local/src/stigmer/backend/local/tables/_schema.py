@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ddl",
     "artifacts",
     "execution_events",
     "execution_leases",
@@ -232,3 +233,19 @@ V2_TABLES = (execution_secrets,)
 V3_TABLES = (secret_owners, secret_grants, authors, execution_leases)
 V4_TABLES = (memories,)
 V5_TABLES = (schedule_fires,)
+
+
+def ddl(tables: tuple[Table, ...], sqlite: bool) -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` and ``CREATE INDEX IF NOT EXISTS`` of ``tables``, as text
+    for SQLite or PostgreSQL."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite_dialect.dialect() if sqlite else postgresql.dialect()
+    out: list[str] = []
+    for table in tables:
+        out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
+    return out
