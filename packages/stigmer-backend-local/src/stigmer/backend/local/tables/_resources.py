@@ -13,22 +13,8 @@ from typing import Any, NamedTuple, cast
 
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
-from sqlalchemy import (
-    Connection,
-    Integer,
-    Select,
-    and_,
-    bindparam,
-    delete,
-    exists,
-    insert,
-    not_,
-    select,
-    update,
-)
-from stigmer.backend.local._db import Prepared, prepared_for
+from stigmer.backend.local._db import Conn
 from stigmer.backend.local.tables import _grants
-from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import dumps, now_us, timestamp
 from stigmer.backend.local.tables._input import check_secret_name, q
 from stigmer.backend.local.tables._paging import decode_token, encode_token, page_size
@@ -76,7 +62,7 @@ _SLUG_MAX = 63
 
 
 class ResourceRow(NamedTuple):
-    """A ``resources`` row, in the table's column order (what the prepared lookups return)."""
+    """A ``resources`` row, in the table's column order (what ``find`` and ``list_resources`` return)."""
 
     pk: int
     id: str
@@ -227,52 +213,65 @@ def _spec_json(msg: Any) -> str:
 # lookups
 
 
-_r, _lab = s.resources, s.resource_labels
-_BY_ID = select(_r).where(_r.c.id == bindparam("rid"))
-_BY_SLUG = select(_r).where(_r.c.kind == bindparam("kind"), _r.c.slug == bindparam("slug"))
-_SECRET_NAMES = select(s.secrets.c.name)
+#: Every column of ``resources``, in the table's order (the fields of ``ResourceRow``).
+_COLUMNS = "pk, id, kind, slug, name, version, labels, annotations, spec, status, created_at, updated_at"
+_SELECT = f"SELECT {_COLUMNS} FROM resources"
+_BY_ID = f"{_SELECT} WHERE id = :rid"
+_BY_SLUG = f"{_SELECT} WHERE kind = :kind AND slug = :slug"
+_BY_PK = f"{_SELECT} WHERE pk = :pk"
+_SECRET_NAMES = "SELECT name FROM secrets"
+_ARTIFACT_SIZE = 'SELECT size FROM artifacts WHERE "key" = :key'
+_INSERT = (
+    "INSERT INTO resources (id, kind, slug, name, version, labels, annotations, spec, status, created_at,"
+    " updated_at) VALUES (:id, :kind, :slug, :name, :version, :labels, :annotations, :spec, :status,"
+    " :created_at, :updated_at) RETURNING pk"
+)
+_UPDATE = (
+    "UPDATE resources SET name = :name, version = :version, labels = :labels, annotations = :annotations,"
+    " spec = :spec, status = :status, updated_at = :updated_at WHERE pk = :pk"
+)
+_DELETE_LABELS = "DELETE FROM resource_labels WHERE resource_pk = :pk"
+_INSERT_LABEL = 'INSERT INTO resource_labels (resource_pk, "key", value) VALUES (:resource_pk, :key, :value)'
+_INSERT_VERSION = (
+    "INSERT INTO resource_versions (resource_id, version, body, created_at)"
+    " VALUES (:resource_id, :version, :body, :created_at)"
+)
+_DELETE_VERSIONS = "DELETE FROM resource_versions WHERE resource_id = :rid"
+_DELETE = "DELETE FROM resources WHERE pk = :pk"
+_DELETE_FIRES = "DELETE FROM schedule_fires WHERE schedule_id = :rid"
+_VERSIONS = (
+    "SELECT resource_id, version, body, created_at FROM resource_versions WHERE resource_id = :rid"
+    " ORDER BY version DESC"
+)
+_VERSION_BODY = "SELECT body FROM resource_versions WHERE resource_id = :b_id AND version = :b_version"
+_STATUS = "SELECT status FROM resources WHERE id = :b_id"
+_SET_STATUS = "UPDATE resources SET status = :status WHERE id = :b_id"
 _LIST_SHAPES_MAX = 64
 
 
-def _list_query(ops: tuple[str, ...]) -> Select[Any]:
-    """One page of a kind, after a pk, filtered by label requirements with these operators.
+@functools.lru_cache(maxsize=_LIST_SHAPES_MAX)
+def _list_sql(ops: tuple[str, ...]) -> str:
+    """One page of a kind, after a pk, filtered by label requirements with these operators (the
+    text of the few shapes in use is kept).
 
     Parameters: ``kind``, ``after``, ``limit``, and per requirement ``k<i>`` (and ``v<i>`` for
     ``=`` and ``!=``).
     """
-    conds: list[Any] = [_r.c.kind == bindparam("kind"), _r.c.pk > bindparam("after")]
+    conds = ["kind = :kind", "pk > :after"]
     for i, op in enumerate(ops):
-        has_key = and_(_lab.c.resource_pk == _r.c.pk, _lab.c.key == bindparam(f"k{i}"))
+        has_key = (
+            "EXISTS (SELECT * FROM resource_labels WHERE resource_labels.resource_pk = resources.pk"
+            f' AND resource_labels."key" = :k{i}'
+        )
         if op == "exists":
-            conds.append(exists().where(has_key))
+            conds.append(f"{has_key})")
         elif op == "!exists":
-            conds.append(not_(exists().where(has_key)))
+            conds.append(f"NOT {has_key})")
         elif op == "=":
-            conds.append(exists().where(has_key, _lab.c.value == bindparam(f"v{i}")))
+            conds.append(f"{has_key} AND resource_labels.value = :v{i})")
         else:
-            conds.append(not_(exists().where(has_key, _lab.c.value == bindparam(f"v{i}"))))
-    return select(_r).where(*conds).order_by(_r.c.pk).limit(bindparam("limit", type_=Integer))
-
-
-class _Statements:
-    """The read statements of Get, List and reference checks, compiled once per dialect."""
-
-    def __init__(self, dialect: Any) -> None:
-        self.dialect = dialect
-        self.by_id = Prepared(_BY_ID, dialect)
-        self.by_id_locked = Prepared(_BY_ID.with_for_update(), dialect)
-        self.by_slug = Prepared(_BY_SLUG, dialect)
-        self.by_slug_locked = Prepared(_BY_SLUG.with_for_update(), dialect)
-        self.secret_names = Prepared(_SECRET_NAMES, dialect)
-        self._lists: dict[tuple[str, ...], Prepared] = {}
-
-    def list_query(self, ops: tuple[str, ...]) -> Prepared:
-        found = self._lists.get(ops)
-        if found is None:
-            found = Prepared(_list_query(ops), self.dialect)
-            if len(self._lists) < _LIST_SHAPES_MAX:
-                self._lists[ops] = found
-        return found
+            conds.append(f"NOT {has_key} AND resource_labels.value = :v{i})")
+    return f"{_SELECT} WHERE {' AND '.join(conds)} ORDER BY pk LIMIT :limit"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -281,28 +280,18 @@ def _slug(name: str) -> str:
     return slugify(name)
 
 
-def _stmts(conn: Connection) -> _Statements:
-    return prepared_for(conn, _Statements)
+def _rows(conn: Conn, sql: str, values: Mapping[str, object]) -> list[ResourceRow]:
+    return [ResourceRow._make(found) for found in conn.execute(sql, values).tuples()]
 
 
-def _rows(conn: Connection, stmt: Prepared, values: Mapping[str, object]) -> list[ResourceRow]:
-    cur: Any = stmt.run(conn, values)
-    try:
-        return [ResourceRow(*found) for found in cur.fetchall()]
-    finally:
-        cur.close()
-
-
-def find(
-    conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False
-) -> ResourceRow | None:
+def find(conn: Conn, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> ResourceRow | None:
     """The row a reference points at (by id, else kind + name or slug), or None."""
     want = ref.kind or kind
     if want and want not in DEFINITION_KINDS:
         raise InvalidArgument(f"unknown kind {q(want)} (one of: {', '.join(DEFINITION_KINDS)})", ["ref.kind"])
-    st = _stmts(conn)
+    locked = conn.for_update if lock else ""
     if ref.id:
-        rows = _rows(conn, st.by_id_locked if lock else st.by_id, {"rid": ref.id})
+        rows = _rows(conn, _BY_ID + locked, {"rid": ref.id})
     elif ref.name:
         if not want:
             raise InvalidArgument(f"say which kind {q(ref.name)} is (ref.kind, e.g. Agent)", ["ref.kind"])
@@ -310,7 +299,7 @@ def find(
             slug = _slug(ref.name)
         except InvalidArgument:
             return None
-        rows = _rows(conn, st.by_slug_locked if lock else st.by_slug, {"kind": want, "slug": slug})
+        rows = _rows(conn, _BY_SLUG + locked, {"kind": want, "slug": slug})
     else:
         raise InvalidArgument("give a resource id, or a kind and a name", ["ref"])
     row = rows[0] if rows else None
@@ -325,19 +314,15 @@ def _describe(ref: meta_pb2.ResourceRef, kind: str = "") -> str:
     return f"{k} with id {q(ref.id)}" if ref.id else f"{k} {q(ref.name)}"
 
 
-def require(conn: Connection, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> ResourceRow:
+def require(conn: Conn, ref: meta_pb2.ResourceRef, kind: str = "", lock: bool = False) -> ResourceRow:
     row = find(conn, ref, kind, lock)
     if row is None:
         raise NotFound(f"{_describe(ref, kind)} does not exist; check the name with `stigmer get`")
     return row
 
 
-def secret_names(conn: Connection) -> set[str]:
-    cur: Any = _stmts(conn).secret_names.run(conn, {})
-    try:
-        return {found[0] for found in cur.fetchall()}
-    finally:
-        cur.close()
+def secret_names(conn: Conn) -> set[str]:
+    return set(conn.execute(_SECRET_NAMES).scalars())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,7 +456,7 @@ def check_agent_controls(spec: Any, where: str) -> None:
             raise InvalidArgument(f"{where}.{problem}", [f"{where}.outputSchema"])
 
 
-def _check_references(conn: Connection, kind: str, msg: Any, self_slug: str) -> None:
+def _check_references(conn: Conn, kind: str, msg: Any, self_slug: str) -> None:
     for path, ref in references(kind, msg):
         if not (ref.name or ref.id):
             raise InvalidArgument(f"{path} needs a name", [path])
@@ -515,7 +500,7 @@ def _check_same_name(kind: str, name: str, slug: str, row: ResourceRow | Any) ->
         )
 
 
-def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | None) -> str:
+def _initial_status(conn: Conn, kind: str, msg: Any, old_status: str | None) -> str:
     status: dict[str, Any] = json.loads(old_status) if old_status else {}
     if kind == "Workflow":
         names = workflow_secrets(msg.spec)
@@ -524,7 +509,7 @@ def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | Non
         else:
             status.pop("secrets", None)
     elif kind == "Skill" and msg.spec.artifact:
-        size = conn.execute(select(s.artifacts.c.size).where(s.artifacts.c.key == msg.spec.artifact)).scalar()
+        size = conn.execute(_ARTIFACT_SIZE, {"key": msg.spec.artifact}).scalar()
         if size is None:
             raise NotFound(
                 f"Skill '{msg.metadata.name}' names artifact {q(msg.spec.artifact)}, which is not stored; "
@@ -536,7 +521,7 @@ def _initial_status(conn: Connection, kind: str, msg: Any, old_status: str | Non
     return dumps(status)
 
 
-def declared_secrets(conn: Connection, kind: str, msg: Any) -> list[str]:
+def declared_secrets(conn: Conn, kind: str, msg: Any) -> list[str]:
     """The stored-secret names a definition makes its runs receive."""
     if kind == "Workflow":
         return workflow_secrets(msg.spec)
@@ -549,7 +534,7 @@ def declared_secrets(conn: Connection, kind: str, msg: Any) -> list[str]:
     return []
 
 
-def agent_secret_refs(conn: Connection, body: dict[str, Any]) -> list[str]:
+def agent_secret_refs(conn: Conn, body: dict[str, Any]) -> list[str]:
     """An agent's secrets: its own, its environments' and its MCP servers' (sub-agents' included)."""
     spec = body.get("spec", {})
     names: list[str] = list(spec.get("secrets", []))
@@ -567,9 +552,7 @@ def agent_secret_refs(conn: Connection, body: dict[str, Any]) -> list[str]:
     return names
 
 
-def apply(
-    conn: Connection, request: svc.ApplyRequest, principal: Principal | None = None
-) -> svc.ApplyResponse:
+def apply(conn: Conn, request: svc.ApplyRequest, principal: Principal | None = None) -> svc.ApplyResponse:
     """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed.
     A Workflow whose document has ``schedule.every``, ``.cron`` or ``.after`` gets a Schedule of the
     same name owned by it (see ``_owned_schedule``), kept in step with the document."""
@@ -581,9 +564,7 @@ def apply(
     return response
 
 
-def _apply(
-    conn: Connection, request: svc.ApplyRequest, principal: Principal | None = None
-) -> svc.ApplyResponse:
+def _apply(conn: Conn, request: svc.ApplyRequest, principal: Principal | None = None) -> svc.ApplyResponse:
     """Create or update by kind + slug; writes nothing when ``dry_run`` or when nothing changed.
 
     With a ``principal`` (a server's caller), every stored secret the definition declares must be
@@ -600,9 +581,7 @@ def _apply(
         raise InvalidArgument(
             f"invalid slug {slug!r}: lower-case letters, digits and dashes", ["metadata.slug"]
         )
-    row = conn.execute(
-        select(s.resources).where(s.resources.c.kind == kind, s.resources.c.slug == slug).with_for_update()
-    ).first()
+    row = conn.execute(_BY_SLUG + conn.for_update, {"kind": kind, "slug": slug}).first()
     if row is not None:
         _check_same_name(kind, md.name, slug, row)
     _check_references(conn, kind, msg, slug)
@@ -633,7 +612,7 @@ def _apply(
         result = to_message(new_row, missing_names)
         _set_author(result, principal)
         if not request.dry_run:
-            conn.execute(update(s.resources).where(s.resources.c.pk == row.pk).values(**values))
+            conn.execute(_UPDATE, {**values, "pk": row.pk})
             _write_labels(conn, row.pk, dict(md.labels), replace=True)
             _write_version(conn, new_row.id, new_row.version, result, now)
             _grants.record_author(conn, new_row.id, new_row.version, principal)
@@ -654,8 +633,8 @@ def _apply(
     if request.dry_run:
         fake: Any = _FakeRow(pk=0, **values)
         return svc.ApplyResponse(resource=to_message(fake, missing_names), action=svc.APPLY_ACTION_CREATED)
-    pk = conn.execute(insert(s.resources).values(**values)).inserted_primary_key[0]  # type: ignore[index]
-    created = conn.execute(select(s.resources).where(s.resources.c.pk == pk)).one()
+    pk = conn.execute(_INSERT, values).scalar()
+    created = conn.execute(_BY_PK, {"pk": pk}).one()
     result = to_message(created, missing_names)
     _set_author(result, principal)
     _write_labels(conn, pk, dict(md.labels), replace=False)
@@ -670,7 +649,7 @@ def _set_author(resource: resource_pb2.Resource, principal: Principal | None) ->
         message.metadata.author = principal.name
 
 
-def _fill_authors(conn: Connection, resources: Sequence[resource_pb2.Resource]) -> None:
+def _fill_authors(conn: Conn, resources: Sequence[resource_pb2.Resource]) -> None:
     """Set ``metadata.author`` of each resource from the author of its current version."""
     metas = [cast(Any, unwrap(r)).metadata for r in resources]
     found = _grants.authors_of(conn, [(m.id, m.version) for m in metas])
@@ -687,36 +666,32 @@ class _FakeRow:
         self.__dict__.update(values)
 
 
-def _write_labels(conn: Connection, pk: int, labels: dict[str, str], replace: bool) -> None:
+def _write_labels(conn: Conn, pk: int, labels: dict[str, str], replace: bool) -> None:
     if replace:
-        conn.execute(delete(s.resource_labels).where(s.resource_labels.c.resource_pk == pk))
+        conn.execute(_DELETE_LABELS, {"pk": pk})
     if labels:
-        conn.execute(
-            insert(s.resource_labels), [{"resource_pk": pk, "key": k, "value": v} for k, v in labels.items()]
+        conn.executemany(
+            _INSERT_LABEL, [{"resource_pk": pk, "key": k, "value": v} for k, v in labels.items()]
         )
 
 
-def _write_version(
-    conn: Connection, rid: str, version: int, resource: resource_pb2.Resource, now: int
-) -> None:
+def _write_version(conn: Conn, rid: str, version: int, resource: resource_pb2.Resource, now: int) -> None:
     body = dumps(json_format.MessageToDict(unwrap(resource)))
-    conn.execute(
-        insert(s.resource_versions).values(resource_id=rid, version=version, body=body, created_at=now)
-    )
+    conn.execute(_INSERT_VERSION, {"resource_id": rid, "version": version, "body": body, "created_at": now})
 
 
 # ---------------------------------------------------------------------------------------------
 # read, list, delete
 
 
-def get(conn: Connection, request: svc.GetRequest) -> resource_pb2.Resource:
+def get(conn: Conn, request: svc.GetRequest) -> resource_pb2.Resource:
     row = require(conn, request.ref)
     out = to_message(row, _missing(conn, [row]))
     _fill_authors(conn, [out])
     return out
 
 
-def _missing(conn: Connection, rows: Sequence[Any]) -> set[str] | None:
+def _missing(conn: Conn, rows: Sequence[Any]) -> set[str] | None:
     if not any(r.kind == "Environment" for r in rows):
         return None
     have = secret_names(conn)
@@ -727,7 +702,7 @@ def _missing(conn: Connection, rows: Sequence[Any]) -> set[str] | None:
     return wanted - have
 
 
-def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListResponse:
+def list_resources(conn: Conn, request: svc.ListRequest) -> svc.ListResponse:
     if request.kind not in DEFINITION_KINDS:
         raise InvalidArgument(
             f"unknown kind {q(request.kind)} (one of: {', '.join(DEFINITION_KINDS)})", ["kind"]
@@ -740,8 +715,7 @@ def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListRespon
         values[f"k{i}"] = req.key
         if req.op in ("=", "!="):
             values[f"v{i}"] = req.value
-    stmt = _stmts(conn).list_query(tuple(req.op for req in requirements))
-    rows = _rows(conn, stmt, values)
+    rows = _rows(conn, _list_sql(tuple(req.op for req in requirements)), values)
     more = len(rows) > size
     rows = rows[:size]
     missing = _missing(conn, rows)
@@ -750,14 +724,14 @@ def list_resources(conn: Connection, request: svc.ListRequest) -> svc.ListRespon
     return svc.ListResponse(resources=out, next_page_token=encode_token("r", rows[-1].pk) if more else "")
 
 
-def delete_resource(conn: Connection, request: svc.DeleteRequest) -> resource_pb2.Resource:
+def delete_resource(conn: Conn, request: svc.DeleteRequest) -> resource_pb2.Resource:
     row = require(conn, request.ref, lock=True)
     result = to_message(row, _missing(conn, [row]))
-    conn.execute(delete(s.resource_labels).where(s.resource_labels.c.resource_pk == row.pk))
-    conn.execute(delete(s.resource_versions).where(s.resource_versions.c.resource_id == row.id))
-    conn.execute(delete(s.resources).where(s.resources.c.pk == row.pk))
+    conn.execute(_DELETE_LABELS, {"pk": row.pk})
+    conn.execute(_DELETE_VERSIONS, {"rid": row.id})
+    conn.execute(_DELETE, {"pk": row.pk})
     if row.kind == "Schedule":
-        conn.execute(delete(s.schedule_fires).where(s.schedule_fires.c.schedule_id == row.id))
+        conn.execute(_DELETE_FIRES, {"rid": row.id})
     elif row.kind == "Workflow":
         from stigmer.backend.local.tables._owned import delete_owned_schedule
 
@@ -765,12 +739,11 @@ def delete_resource(conn: Connection, request: svc.DeleteRequest) -> resource_pb
     return result
 
 
-def list_versions(conn: Connection, request: svc.ListVersionsRequest) -> svc.ListVersionsResponse:
+def list_versions(conn: Conn, request: svc.ListVersionsRequest) -> svc.ListVersionsResponse:
     row = require(conn, request.ref)
     cls, field = DEFINITION_KINDS[row.kind]
     out = svc.ListVersionsResponse()
-    v = s.resource_versions
-    for item in conn.execute(select(v).where(v.c.resource_id == row.id).order_by(v.c.version.desc())):
+    for item in conn.execute(_VERSIONS, {"rid": row.id}).all():
         msg = cls()
         json_format.ParseDict(json.loads(item.body), msg)
         entry = out.versions.add(version=item.version)
@@ -779,29 +752,14 @@ def list_versions(conn: Connection, request: svc.ListVersionsRequest) -> svc.Lis
     return out
 
 
-_VERSION_BODY = select(s.resource_versions.c.body).where(
-    s.resource_versions.c.resource_id == bindparam("b_id"),
-    s.resource_versions.c.version == bindparam("b_version"),
-)
-
-
-class _VersionStatements:
-    def __init__(self, dialect: Any) -> None:
-        self.body = Prepared(_VERSION_BODY, dialect)
-
-
-def version_body(conn: Connection, resource_id: str, version: int) -> Any | None:
+def version_body(conn: Conn, resource_id: str, version: int) -> Any | None:
     """The kind message of ``resource_id`` as it was at ``version``, or None (every
-    CreateExecution reads its target's: a prepared statement)."""
-    cur: Any = prepared_for(conn, _VersionStatements).body.run(
-        conn, {"b_id": resource_id, "b_version": version}
-    )
-    item = cur.fetchone()
-    cur.close()
-    return None if item is None else json.loads(item[0])
+    CreateExecution reads its target's)."""
+    body = conn.execute(_VERSION_BODY, {"b_id": resource_id, "b_version": version}).scalar()
+    return None if body is None else json.loads(body)
 
 
-def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> None:
+def bump_status(conn: Conn, resource_id: str, changes: dict[str, Any]) -> None:
     """Merge ``changes`` into a resource's status JSON (no version bump: status is not spec);
     a key ending in ``+`` adds to a counter."""
 
@@ -816,24 +774,12 @@ def bump_status(conn: Connection, resource_id: str, changes: dict[str, Any]) -> 
     edit_status(conn, resource_id, merge)
 
 
-def edit_status(conn: Connection, resource_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+def edit_status(conn: Conn, resource_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
     """Read a resource's status JSON, let ``edit`` change it in place, write it back (in the
     caller's transaction); nothing when the resource is gone."""
-    st = prepared_for(conn, _StatusStatements)  # every CreateExecution bumps its target's
-    cur: Any = st.select.run(conn, {"b_id": resource_id})
-    try:
-        row = cur.fetchone()
-    finally:
-        cur.close()
-    if row is None:
+    found = conn.execute(_STATUS, {"b_id": resource_id}).scalar()  # every CreateExecution bumps its target's
+    if found is None:
         return
-    status = json.loads(row[0])
+    status = json.loads(found)
     edit(status)
-    st.update.run(conn, {"b_id": resource_id, "status": dumps(status)}).close()  # type: ignore[attr-defined]
-
-
-class _StatusStatements:
-    def __init__(self, dialect: Any) -> None:
-        r = s.resources
-        self.select = Prepared(select(r.c.status).where(r.c.id == bindparam("b_id")), dialect)
-        self.update = Prepared(update(r).where(r.c.id == bindparam("b_id")), dialect, ["status"])
+    conn.execute(_SET_STATUS, {"b_id": resource_id, "status": dumps(status)})
