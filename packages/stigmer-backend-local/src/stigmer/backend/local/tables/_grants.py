@@ -20,11 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
-from stigmer.backend.local._db import Prepared, prepared_for
-from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables._columns import now_us
 from stigmer.backend.local.tables._input import check_secret_name
 from stigmer.core import InvalidArgument, NotFound, PermissionDenied, Principal
@@ -73,51 +70,52 @@ class Author:
 # owners and grants
 
 
-def owner_of(conn: Connection, name: str) -> str:
+def owner_of(conn: Conn, name: str) -> str:
     """The owner (token name) of secret ``name``; ``""`` for the admins'."""
     return _owners(conn, [name]).get(name, "")
 
 
-def _owners(conn: Connection, names: Iterable[str]) -> dict[str, str]:
+def _owners(conn: Conn, names: Iterable[str]) -> dict[str, str]:
     """``name -> owner`` of the secrets among ``names`` that have one (the rest are the admins')."""
-    o = s.secret_owners
+    wanted, params = in_list("name", names)
     return {
         r.name: str(r.owner)
-        for r in conn.execute(select(o.c.name, o.c.owner).where(o.c.name.in_(list(names))))
+        for r in conn.execute(f"SELECT name, owner FROM secret_owners WHERE name IN {wanted}", params)
     }
 
 
-def set_owner(conn: Connection, name: str, owner: str) -> None:
-    t = s.secret_owners
-    conn.execute(delete(t).where(t.c.name == name))
+def set_owner(conn: Conn, name: str, owner: str) -> None:
+    conn.execute("DELETE FROM secret_owners WHERE name = :name", {"name": name})
     if owner:
-        conn.execute(insert(t).values(name=name, owner=owner))
+        conn.execute(
+            "INSERT INTO secret_owners (name, owner) VALUES (:name, :owner)", {"name": name, "owner": owner}
+        )
 
 
-def forget_secret(conn: Connection, name: str) -> None:
+def forget_secret(conn: Conn, name: str) -> None:
     """Drop the owner and grants of a deleted secret (a later secret of that name starts afresh)."""
-    conn.execute(delete(s.secret_owners).where(s.secret_owners.c.name == name))
-    conn.execute(delete(s.secret_grants).where(s.secret_grants.c.name == name))
+    conn.execute("DELETE FROM secret_owners WHERE name = :name", {"name": name})
+    conn.execute("DELETE FROM secret_grants WHERE name = :name", {"name": name})
 
 
-def grants_of(conn: Connection, names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+def grants_of(conn: Conn, names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
     """``name -> [(kind, grantee), ...]`` for the given secrets."""
     wanted = list(dict.fromkeys(names))
     out: dict[str, list[tuple[str, str]]] = {n: [] for n in wanted}
     if not wanted:
         return out
-    g = s.secret_grants
+    names_in, params = in_list("name", wanted)
     rows = conn.execute(
-        select(g.c.name, g.c.grantee_kind, g.c.grantee)
-        .where(g.c.name.in_(wanted))
-        .order_by(g.c.name, g.c.grantee_kind, g.c.grantee)
+        "SELECT name, grantee_kind, grantee FROM secret_grants "
+        f"WHERE name IN {names_in} ORDER BY name, grantee_kind, grantee",
+        params,
     )
     for row in rows:
         out[row.name].append((row.grantee_kind, row.grantee))
     return out
 
 
-def describe_metadata(conn: Connection, metas: Sequence[secret_pb2.SecretMetadata]) -> None:
+def describe_metadata(conn: Conn, metas: Sequence[secret_pb2.SecretMetadata]) -> None:
     """Fill ``owner`` and ``grants`` of each secret's metadata in place."""
     if not metas:
         return
@@ -141,14 +139,14 @@ def may_use(principal: Principal | Author, owner: str, grants: Sequence[tuple[st
     return ("token", principal.name) in grants or ("role", principal.role) in grants
 
 
-def denied_secrets(conn: Connection, who: Principal | Author, names: Iterable[str]) -> list[str]:
+def denied_secrets(conn: Conn, who: Principal | Author, names: Iterable[str]) -> list[str]:
     """The stored secrets among ``names`` that ``who`` may not use (secrets not stored are skipped:
     there is nothing to read yet, and a run checks again when it starts)."""
     wanted = sorted(set(names))
     if not wanted or who.role == "admin":
         return []
-    t = s.secrets
-    stored = {r.name for r in conn.execute(select(t.c.name).where(t.c.name.in_(wanted)))}
+    names_in, params = in_list("name", wanted)
+    stored = set(conn.execute(f"SELECT name FROM secrets WHERE name IN {names_in}", params).scalars())
     if not stored:
         return []
     owners = _owners(conn, stored)
@@ -156,7 +154,7 @@ def denied_secrets(conn: Connection, who: Principal | Author, names: Iterable[st
     return [n for n in wanted if n in stored and not may_use(who, owners.get(n, ""), grants[n])]
 
 
-def check_may_use(conn: Connection, who: Principal | Author, names: Iterable[str], what: str) -> None:
+def check_may_use(conn: Conn, who: Principal | Author, names: Iterable[str], what: str) -> None:
     """Raise PermissionDenied naming the first secret ``who`` may not use for ``what``."""
     denied = denied_secrets(conn, who, names)
     if denied:
@@ -171,7 +169,7 @@ def check_may_use(conn: Connection, who: Principal | Author, names: Iterable[str
         )
 
 
-def check_owner(conn: Connection, principal: Principal | None, name: str, action: str) -> None:
+def check_owner(conn: Conn, principal: Principal | None, name: str, action: str) -> None:
     """Only the owner of a secret or an admin may ``action`` it (set, delete, grant, revoke)."""
     if principal is None or principal.is_admin:
         return
@@ -199,34 +197,40 @@ def _grantee(grant: secret_pb2.SecretGrant) -> tuple[str, str]:
     return "token", name
 
 
-def _existing(conn: Connection, name: str) -> str:
+def _existing(conn: Conn, name: str) -> str:
     name = check_secret_name(name)
-    if conn.execute(select(s.secrets.c.name).where(s.secrets.c.name == name)).first() is None:
+    if conn.execute("SELECT name FROM secrets WHERE name = :name", {"name": name}).first() is None:
         raise NotFound(f"secret {name} does not exist; list them with `stigmer secret list`")
     return name
 
 
-def grant(conn: Connection, principal: Principal | None, name: str, who: secret_pb2.SecretGrant) -> str:
+def grant(conn: Conn, principal: Principal | None, name: str, who: secret_pb2.SecretGrant) -> str:
     """Add a grant (idempotent); returns the secret's name."""
     return _change_grant(conn, principal, name, who, add=True)
 
 
-def revoke(conn: Connection, principal: Principal | None, name: str, who: secret_pb2.SecretGrant) -> str:
+def revoke(conn: Conn, principal: Principal | None, name: str, who: secret_pb2.SecretGrant) -> str:
     """Remove a grant (idempotent); returns the secret's name."""
     return _change_grant(conn, principal, name, who, add=False)
 
 
 def _change_grant(
-    conn: Connection, principal: Principal | None, name: str, who: secret_pb2.SecretGrant, add: bool
+    conn: Conn, principal: Principal | None, name: str, who: secret_pb2.SecretGrant, add: bool
 ) -> str:
     name = _existing(conn, name)
     kind, grantee = _grantee(who)
     check_owner(conn, principal, name, "grant" if add else "revoke grants of")
-    g = s.secret_grants
-    match = (g.c.name == name, g.c.grantee_kind == kind, g.c.grantee == grantee)
-    conn.execute(delete(g).where(*match))
+    row = {"name": name, "grantee_kind": kind, "grantee": grantee}
+    conn.execute(
+        "DELETE FROM secret_grants "
+        "WHERE name = :name AND grantee_kind = :grantee_kind AND grantee = :grantee",
+        row,
+    )
     if add:
-        conn.execute(insert(g).values(name=name, grantee_kind=kind, grantee=grantee))
+        conn.execute(
+            "INSERT INTO secret_grants (name, grantee_kind, grantee) VALUES (:name, :grantee_kind, :grantee)",
+            row,
+        )
     return name
 
 
@@ -234,44 +238,28 @@ def _change_grant(
 # authors
 
 
-def record_author(conn: Connection, object_id: str, version: int, who: Principal | Author | None) -> None:
+def record_author(conn: Conn, object_id: str, version: int, who: Principal | Author | None) -> None:
     if who is None:
         return
-    st = prepared_for(conn, _AuthorStatements)  # every CreateExecution writes one
-    st.delete.run(conn, {"b_object": object_id, "b_version": version}).close()  # type: ignore[attr-defined]
-    st.insert.run(  # type: ignore[attr-defined]
-        conn, {"object_id": object_id, "version": version, "author": who.name, "role": who.role}
-    ).close()
+    key = {"object_id": object_id, "version": version}  # every CreateExecution writes one
+    conn.execute(_DELETE_AUTHOR, key)
+    conn.execute(_INSERT_AUTHOR, {**key, "author": who.name, "role": who.role})
 
 
-_DELETE_AUTHOR = delete(s.authors).where(
-    s.authors.c.object_id == bindparam("b_object"), s.authors.c.version == bindparam("b_version")
+_DELETE_AUTHOR = "DELETE FROM authors WHERE object_id = :object_id AND version = :version"
+_INSERT_AUTHOR = (
+    "INSERT INTO authors (object_id, version, author, role) VALUES (:object_id, :version, :author, :role)"
 )
+_SELECT_AUTHOR = "SELECT author, role FROM authors WHERE object_id = :object_id AND version = :version"
 
 
-_SELECT_AUTHOR = select(s.authors.c.author, s.authors.c.role).where(
-    s.authors.c.object_id == bindparam("b_object"), s.authors.c.version == bindparam("b_version")
-)
-
-
-class _AuthorStatements:
-    def __init__(self, dialect: Any) -> None:
-        self.delete = Prepared(_DELETE_AUTHOR, dialect)
-        self.insert = Prepared(insert(s.authors), dialect, ["object_id", "version", "author", "role"])
-        self.select = Prepared(_SELECT_AUTHOR, dialect)
-
-
-def author_of(conn: Connection, object_id: str, version: int) -> Author | None:
-    st = prepared_for(conn, _AuthorStatements)  # every CreateExecution asks
-    cur: Any = st.select.run(conn, {"b_object": object_id, "b_version": version})
-    try:
-        row = cur.fetchone()
-    finally:
-        cur.close()
+def author_of(conn: Conn, object_id: str, version: int) -> Author | None:
+    # every CreateExecution asks
+    row = conn.execute(_SELECT_AUTHOR, {"object_id": object_id, "version": version}).first()
     return None if row is None else Author(row[0], row[1])
 
 
-def authors_of(conn: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+def authors_of(conn: Conn, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
     """``(object id, version) -> author name`` for those that have one.
 
     A version's author is written in the transaction that writes the version and never changes
@@ -288,9 +276,10 @@ def authors_of(conn: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[
         elif known:
             out[key] = known
     if missing:
-        a = s.authors
-        ids = sorted({k[0] for k in missing})
-        rows = conn.execute(select(a.c.object_id, a.c.version, a.c.author).where(a.c.object_id.in_(ids)))
+        ids, params = in_list("object_id", sorted({k[0] for k in missing}))
+        rows = conn.execute(
+            f"SELECT object_id, version, author FROM authors WHERE object_id IN {ids}", params
+        )
         found = {(r.object_id, r.version): str(r.author) for r in rows}
         if len(_AUTHORS) + len(missing) > _AUTHORS_MAX:
             _AUTHORS.clear()
@@ -310,20 +299,20 @@ _AUTHORS_MAX = 16384
 # runner leases
 
 
-def record_lease(conn: Connection, execution_id: str, dispatch: str, holder: str = "") -> None:
+def record_lease(conn: Conn, execution_id: str, dispatch: str, holder: str = "") -> None:
     values = {"execution_id": execution_id, "dispatch": dispatch, "holder": holder, "renewed_at": now_us()}
-    prepared_for(conn, _LeaseStatements).insert.run(conn, values).close()  # type: ignore[attr-defined]
+    conn.execute(_INSERT_LEASE, values)
 
 
-def dispatch_of(conn: Connection, execution_id: str) -> str:
+def dispatch_of(conn: Conn, execution_id: str) -> str:
     """How an execution may be run (see ``execution_leases.dispatch``); "" when unrecorded."""
     row = conn.execute(
-        select(s.execution_leases.c.dispatch).where(s.execution_leases.c.execution_id == execution_id)
+        "SELECT dispatch FROM execution_leases WHERE execution_id = :eid", {"eid": execution_id}
     ).first()
     return "" if row is None else str(row.dispatch)
 
 
-def _in_tree(conn: Connection, execution_id: str, root: str) -> bool:
+def _in_tree(conn: Conn, execution_id: str, root: str) -> bool:
     """Whether ``execution_id`` is ``root`` or one of the executions it started (at any depth)."""
     from stigmer.proto.v1 import execution_pb2 as ex
 
@@ -331,7 +320,7 @@ def _in_tree(conn: Connection, execution_id: str, root: str) -> bool:
     while current and seen < 64:
         if current == root:
             return True
-        row = conn.execute(select(s.executions.c.spec).where(s.executions.c.id == current)).first()
+        row = conn.execute("SELECT spec FROM executions WHERE id = :id", {"id": current}).first()
         if row is None:
             return False
         current = ex.ExecutionSpec.FromString(row.spec).parent_execution_id
@@ -339,32 +328,16 @@ def _in_tree(conn: Connection, execution_id: str, root: str) -> bool:
     return False
 
 
-_leases = s.execution_leases
-_LEASE = select(_leases.c.dispatch, _leases.c.holder, _leases.c.renewed_at).where(
-    _leases.c.execution_id == bindparam("eid")
-)
-_RENEW = (
-    update(_leases).where(_leases.c.execution_id == bindparam("eid")).values(renewed_at=bindparam("b_now"))
-)
-_TAKE = (
-    update(_leases)
-    .where(_leases.c.execution_id == bindparam("eid"))
-    .values(holder=bindparam("b_holder"), renewed_at=bindparam("b_now"))
+_LEASE = "SELECT dispatch, holder, renewed_at FROM execution_leases WHERE execution_id = :eid"
+_RENEW = "UPDATE execution_leases SET renewed_at = :now WHERE execution_id = :eid"
+_TAKE = "UPDATE execution_leases SET holder = :holder, renewed_at = :now WHERE execution_id = :eid"
+_INSERT_LEASE = (
+    "INSERT INTO execution_leases (execution_id, dispatch, holder, renewed_at) "
+    "VALUES (:execution_id, :dispatch, :holder, :renewed_at)"
 )
 
 
-class _LeaseStatements:
-    """The lease statements, compiled once per dialect."""
-
-    def __init__(self, dialect: Any) -> None:
-        self.select = Prepared(_LEASE, dialect)
-        self.renew = Prepared(_RENEW, dialect)
-        self.take = Prepared(_TAKE, dialect)
-        columns = ["execution_id", "dispatch", "holder", "renewed_at"]
-        self.insert = Prepared(insert(s.execution_leases), dialect, columns)
-
-
-def claim(conn: Connection, principal: Principal | None, execution_id: str, action: str) -> None:
+def claim(conn: Conn, principal: Principal | None, execution_id: str, action: str) -> None:
     """Let a runner ``action`` an execution only while it holds it (taking a free lease)."""
     if principal is None or principal.role != "runner":
         return
@@ -375,11 +348,8 @@ def claim(conn: Connection, principal: Principal | None, execution_id: str, acti
                 "a run's token reaches only its own execution and the executions it started"
             )
         return
-    # Every progress report of a runner passes here: prepared statements (see _LeaseStatements).
-    st = prepared_for(conn, _LeaseStatements)
-    cur: Any = st.select.run(conn, {"eid": execution_id})
-    lease = cur.fetchone()
-    cur.close()
+    # Every progress report of a runner passes here: one short read, and a write only when due.
+    lease = conn.execute(_LEASE, {"eid": execution_id}).first()
     now = now_us()
     if lease is None or lease[0] not in ("runners", "caller"):
         raise PermissionDenied(
@@ -389,17 +359,17 @@ def claim(conn: Connection, principal: Principal | None, execution_id: str, acti
     _dispatch, holder, renewed_at = lease
     if holder == principal.token_id:
         if now - renewed_at > 5_000_000:  # renew at most every 5 s: leases are coarse
-            st.renew.run(conn, {"eid": execution_id, "b_now": now}).close()  # type: ignore[attr-defined]
+            conn.execute(_RENEW, {"eid": execution_id, "now": now})
         return
     if holder and now - renewed_at < LEASE_SECONDS * 1_000_000:
         raise PermissionDenied(
             f"execution {execution_id} is held by another runner ({holder}); {principal.describe()} "
             f"may take it over only after {LEASE_SECONDS} s without word from that runner"
         )
-    st.take.run(conn, {"eid": execution_id, "b_holder": principal.token_id, "b_now": now}).close()  # type: ignore[attr-defined]
+    conn.execute(_TAKE, {"eid": execution_id, "holder": principal.token_id, "now": now})
 
 
-def check_parent_held(conn: Connection, principal: Principal | None, parent_id: str) -> None:
+def check_parent_held(conn: Conn, principal: Principal | None, parent_id: str) -> None:
     """A runner starts executions only under an execution it holds."""
     if principal is None or principal.role != "runner":
         return

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, text
-from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local._db import Conn
 from stigmer.backend.local.tables._columns import now_us, timestamp
 from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
@@ -158,7 +157,29 @@ _STOP_WORDS = frozenset(
         "yourselves",
     ]
 )
-_m = s.memories
+#: Every column of ``memories`` (in the table's order; not PostgreSQL's generated ``fts``), each
+#: named with its table, as the full-text search joins a table with a ``fact`` column of its own.
+_COLUMNS = ", ".join(
+    f"memories.{c}"
+    for c in (
+        "pk",
+        "id",
+        "agent",
+        "subject",
+        "fact",
+        "session_id",
+        "execution_id",
+        "tool_call_id",
+        "author",
+        "created_at",
+    )
+)
+_INSERT = (
+    "INSERT INTO memories "
+    "(id, agent, subject, fact, session_id, execution_id, tool_call_id, author, created_at) "
+    "VALUES (:id, :agent, :subject, :fact, :session_id, :execution_id, :tool_call_id, :author, :created_at)"
+)
+_BY_ID = f"SELECT {_COLUMNS} FROM memories WHERE memories.id = :id"
 
 
 def _new_id() -> str:
@@ -167,7 +188,7 @@ def _new_id() -> str:
     return f"mem_{str(ULID()).lower()}"
 
 
-def _runner_agent(conn: Connection, principal: Principal | None, execution_id: str) -> str | None:
+def _runner_agent(conn: Conn, principal: Principal | None, execution_id: str) -> str | None:
     """The agent whose memories a runner principal may reach: that of the agent run it asks for
     (``execution_id``, or its token's own), which it must hold. None: not a runner, no restriction."""
     if principal is None or principal.role != "runner":
@@ -178,15 +199,13 @@ def _runner_agent(conn: Connection, principal: Principal | None, execution_id: s
             f"{principal.describe()} uses memories on behalf of an agent run it holds: name the run (execution_id)"
         )
     claim(conn, principal, eid, "use the memories of")
-    row = conn.execute(
-        select(s.executions.c.kind, s.executions.c.spec).where(s.executions.c.id == eid)
-    ).first()
+    row = conn.execute("SELECT kind, spec FROM executions WHERE id = :id", {"id": eid}).first()
     if row is None or row.kind != "AgentExecution":
         raise PermissionDenied(f"memories belong to agents: execution {eid} is no agent run")
     return str(ex.ExecutionSpec.FromString(row.spec).target.name)
 
 
-def _check_agent(conn: Connection, principal: Principal | None, agent: str, execution_id: str) -> None:
+def _check_agent(conn: Conn, principal: Principal | None, agent: str, execution_id: str) -> None:
     allowed = _runner_agent(conn, principal, execution_id)
     if allowed is not None and agent != allowed:
         raise PermissionDenied(f"this runner may use the memories of agent {allowed!r} only, not {agent!r}")
@@ -212,9 +231,7 @@ def _message(row: Any, score: float = 0.0) -> memory_pb2.Memory:
     return out
 
 
-def create(
-    conn: Connection, request: svc.CreateMemoryRequest, principal: Principal | None
-) -> memory_pb2.Memory:
+def create(conn: Conn, request: svc.CreateMemoryRequest, principal: Principal | None) -> memory_pb2.Memory:
     spec = request.spec
     if not spec.agent:
         raise InvalidArgument("a memory needs spec.agent (the agent it belongs to)", ["spec.agent"])
@@ -241,34 +258,34 @@ def create(
         "author": principal.name if principal is not None else "",
         "created_at": now_us(),
     }
-    conn.execute(insert(_m).values(**values))
-    row = conn.execute(select(_m).where(_m.c.id == values["id"])).one()
+    conn.execute(_INSERT, values)
+    row = conn.execute(_BY_ID, {"id": values["id"]}).one()
     return _message(row)
 
 
-def _find(conn: Connection, memory_id: str, principal: Principal | None, execution_id: str) -> Any:
+def _find(conn: Conn, memory_id: str, principal: Principal | None, execution_id: str) -> Any:
     allowed = _runner_agent(conn, principal, execution_id)
-    row = conn.execute(select(_m).where(_m.c.id == memory_id)).first()
+    row = conn.execute(_BY_ID, {"id": memory_id}).first()
     if row is None or (allowed is not None and row.agent != allowed):
         # another agent's memory is not there for this runner (its id says nothing more)
         raise NotFound(f"memory {q(memory_id)} does not exist; list them with `stigmer memory list`")
     return row
 
 
-def get(conn: Connection, request: svc.GetMemoryRequest, principal: Principal | None) -> memory_pb2.Memory:
+def get(conn: Conn, request: svc.GetMemoryRequest, principal: Principal | None) -> memory_pb2.Memory:
     return _message(_find(conn, request.id, principal, request.execution_id))
 
 
 def delete_memory(
-    conn: Connection, request: svc.DeleteMemoryRequest, principal: Principal | None
+    conn: Conn, request: svc.DeleteMemoryRequest, principal: Principal | None
 ) -> memory_pb2.Memory:
     row = _find(conn, request.id, principal, request.execution_id)
-    conn.execute(delete(_m).where(_m.c.pk == row.pk))
+    conn.execute("DELETE FROM memories WHERE pk = :pk", {"pk": row.pk})
     return _message(row)
 
 
 def list_memories(
-    conn: Connection, request: svc.ListMemoriesRequest, principal: Principal | None
+    conn: Conn, request: svc.ListMemoriesRequest, principal: Principal | None
 ) -> svc.ListMemoriesResponse:
     allowed = _runner_agent(conn, principal, request.execution_id)
     if allowed is not None:
@@ -280,17 +297,25 @@ def list_memories(
     else:
         agent = request.agent
     size = page_size(request.page_size)
-    conds: list[Any] = []
+    conds: list[str] = []
+    params: dict[str, Any] = {}
     if agent:
-        conds.append(_m.c.agent == agent)
+        conds.append("memories.agent = :agent")
+        params["agent"] = agent
     if request.subject:
-        subject = _m.c.subject == request.subject
-        conds.append(or_(subject, _m.c.subject == "") if request.include_general else subject)
+        subject = "memories.subject = :subject"
+        conds.append(f"({subject} OR memories.subject = '')" if request.include_general else subject)
+        params["subject"] = request.subject
     if request.query.strip():
-        return _search(conn, request.query, conds, size)
+        return _search(conn, request.query, conds, params, size)
     if request.page_token:
-        conds.append(_m.c.pk < decode_token(request.page_token, "m"))
-    rows = conn.execute(select(_m).where(and_(True, *conds)).order_by(_m.c.pk.desc()).limit(size + 1)).all()
+        conds.append("memories.pk < :before")
+        params["before"] = decode_token(request.page_token, "m")
+    where = " WHERE " + " AND ".join(conds) if conds else ""
+    params["limit"] = size + 1
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM memories{where} ORDER BY memories.pk DESC LIMIT :limit", params
+    ).all()
     more = len(rows) > size
     rows = rows[:size]
     return svc.ListMemoriesResponse(
@@ -299,28 +324,28 @@ def list_memories(
     )
 
 
-def _search(conn: Connection, query: str, conds: list[Any], size: int) -> svc.ListMemoriesResponse:
+def _search(
+    conn: Conn, query: str, conds: list[str], params: dict[str, Any], size: int
+) -> svc.ListMemoriesResponse:
+    """The memories matching any word of ``query`` (and ``conds``, with their ``params``), most
+    relevant first."""
     words = [w for w in dict.fromkeys(w.lower() for w in _WORD.findall(query)) if w not in _STOP_WORDS][:32]
     if not words:
         return svc.ListMemoriesResponse()
-    if conn.dialect.name == "sqlite":
-        match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
-        ranked = (
-            select(_m, text("-bm25(memories_fts) AS score"))
-            .select_from(_m.join(text("memories_fts"), text("memories_fts.rowid = memories.pk")))
-            .where(text("memories_fts MATCH :match"), *conds)
-            .order_by(text("score DESC"), _m.c.pk.desc())
-            .limit(size)
+    params = {**params, "limit": size}
+    if conn.is_sqlite:
+        params["match"] = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+        sql = (
+            f"SELECT {_COLUMNS}, -bm25(memories_fts) AS score "
+            "FROM memories JOIN memories_fts ON memories_fts.rowid = memories.pk "
+            "WHERE " + " AND ".join(["memories_fts MATCH :match", *conds])
         )
-        rows = conn.execute(ranked, {"match": match}).all()
     else:
-        params = {f"w{i}": w for i, w in enumerate(words)}
+        params.update({f"w{i}": w for i, w in enumerate(words)})
         tsquery = " || ".join(f"plainto_tsquery('english', :w{i})" for i in range(len(words)))
-        ranked = (
-            select(_m, text(f"ts_rank(memories.fts, {tsquery}) AS score"))
-            .where(text(f"memories.fts @@ ({tsquery})"), *conds)
-            .order_by(text("score DESC"), _m.c.pk.desc())
-            .limit(size)
+        sql = (
+            f"SELECT {_COLUMNS}, ts_rank(memories.fts, {tsquery}) AS score FROM memories "
+            "WHERE " + " AND ".join([f"memories.fts @@ ({tsquery})", *conds])
         )
-        rows = conn.execute(ranked, params).all()
+    rows = conn.execute(sql + " ORDER BY score DESC, memories.pk DESC LIMIT :limit", params).all()
     return svc.ListMemoriesResponse(memories=[_message(r, float(r.score)) for r in rows])

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection
+from stigmer.backend.local._db import Conn
 from stigmer.core import FailedPrecondition, InvalidArgument, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import meta_pb2, resource_pb2
@@ -32,7 +32,7 @@ def _duration(value: Any, where: str) -> str:
     raise InvalidArgument(f"{where}: give a duration like {{minutes: 5}} or PT5M", [where])
 
 
-def _owned(conn: Connection, name: str) -> Any:
+def _owned(conn: Conn, name: str) -> Any:
     from stigmer.backend.local.tables import _resources as res
 
     return res.find(conn, meta_pb2.ResourceRef(kind="Schedule", name=name))
@@ -43,7 +43,7 @@ def _owner_of(row: Any) -> str:
 
 
 def sync_owned_schedule(
-    conn: Connection, workflow: Any, principal: Principal | None, *, dry_run: bool = False
+    conn: Conn, workflow: Any, principal: Principal | None, *, dry_run: bool = False
 ) -> None:
     from stigmer.backend.local.tables import _resources as res
 
@@ -83,7 +83,7 @@ def sync_owned_schedule(
     res.apply(conn, svc.ApplyRequest(resource=resource_pb2.Resource(schedule=made)), principal)
 
 
-def delete_owned_schedule(conn: Connection, name: str) -> None:
+def delete_owned_schedule(conn: Conn, name: str) -> None:
     """Delete the Schedule the workflow ``name`` owns, if there is one."""
     from stigmer.backend.local.tables import _resources as res
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
 from stigmer.backend.local._crypto import SecretBox
+from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables import _executions
 from stigmer.backend.local.tables import _resources as res
-from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import now_us
 from stigmer.core import SCHEDULE_LABEL, SLOT_LABEL, TERMINAL_PHASES, Principal, Timetable
 from stigmer.proto.v1 import backend_service_pb2 as svc
@@ -27,6 +26,38 @@ from stigmer.proto.v1 import meta_pb2
 from stigmer.proto.v1.schedule_pb2 import Schedule
 
 __all__ = ["Fire", "buffered_ids", "fire_slot", "last_fires", "recorded_slots", "schedules", "start_buffered"]
+
+#: Every ``resources`` column, in the table's order, of every Schedule.
+_SCHEDULES = (
+    "SELECT pk, id, kind, slug, name, version, labels, annotations, spec, status, created_at, updated_at "
+    "FROM resources WHERE kind = :kind ORDER BY pk"
+)
+#: The execution of a schedule's latest fired slot (``{}``: the columns of ``executions`` read).
+_LATEST_RUN = (
+    "SELECT {} FROM schedule_fires JOIN executions ON executions.id = schedule_fires.execution_id "
+    "WHERE schedule_fires.schedule_id = :schedule_id AND schedule_fires.outcome = :outcome "
+    "ORDER BY schedule_fires.slot DESC LIMIT 1"
+)
+_OPEN_RUN = _LATEST_RUN.format("executions.phase")
+_LAST_RUN = _LATEST_RUN.format("executions.phase, executions.status, executions.updated_at")
+_OUTCOME = "SELECT outcome FROM schedule_fires WHERE schedule_id = :schedule_id AND slot = :slot"
+_BUFFERED_IDS = "SELECT schedule_id FROM schedule_fires WHERE outcome = :outcome"
+_BUFFERED = (
+    "SELECT slot FROM schedule_fires WHERE schedule_id = :schedule_id AND outcome = :outcome ORDER BY slot"
+)
+_INSERT = (
+    "INSERT INTO schedule_fires (schedule_id, slot, execution_id, outcome, fired_at) "
+    "VALUES (:schedule_id, :slot, :execution_id, :outcome, :fired_at)"
+)
+_START = (
+    "UPDATE schedule_fires SET execution_id = :execution_id, outcome = :outcome, fired_at = :fired_at "
+    "WHERE schedule_id = :schedule_id AND slot = :slot AND outcome = :was"
+)
+_LAST_FIRES = (
+    "SELECT schedule_fires.slot, schedule_fires.outcome, schedule_fires.execution_id, executions.phase "
+    "FROM schedule_fires LEFT OUTER JOIN executions ON executions.id = schedule_fires.execution_id "
+    "WHERE schedule_fires.schedule_id = :schedule_id ORDER BY schedule_fires.slot DESC LIMIT :limit"
+)
 
 
 @dataclass(frozen=True)
@@ -39,12 +70,10 @@ class Fire:
     execution: ex.Execution | None = None
 
 
-def schedules(conn: Connection, name: str = "") -> list[Schedule]:
+def schedules(conn: Conn, name: str = "") -> list[Schedule]:
     """Every Schedule (or the one called ``name``), as stored."""
-    r = s.resources
-    query = select(r).where(r.c.kind == "Schedule").order_by(r.c.pk)
     out = []
-    for row in conn.execute(query):
+    for row in conn.execute(_SCHEDULES, {"kind": "Schedule"}).all():
         msg = res.to_message(row).schedule
         if not name or res.same_name(msg.metadata.name, name):
             out.append(msg)
@@ -59,42 +88,32 @@ def _slot_text(slot: datetime) -> str:
     return slot.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _open_run(conn: Connection, schedule_id: str) -> bool:
+def _open_run(conn: Conn, schedule_id: str) -> bool:
     """Whether the latest run this schedule started has not finished."""
-    f, e = s.schedule_fires, s.executions
-    row = conn.execute(
-        select(e.c.phase)
-        .select_from(f.join(e, e.c.id == f.c.execution_id))
-        .where(f.c.schedule_id == schedule_id, f.c.outcome == "fired")
-        .order_by(f.c.slot.desc())
-        .limit(1)
-    ).first()
+    row = conn.execute(_OPEN_RUN, {"schedule_id": schedule_id, "outcome": "fired"}).first()
     return row is not None and row.phase not in TERMINAL_PHASES
 
 
-def recorded_slots(conn: Connection, schedule: Schedule, slots: list[datetime]) -> set[datetime]:
+def recorded_slots(conn: Conn, schedule: Schedule, slots: list[datetime]) -> set[datetime]:
     """Which of ``slots`` of ``schedule`` are recorded already (fired, skipped or buffered)."""
     if not slots:
         return set()
-    f = s.schedule_fires
     wanted = {_us(slot): slot for slot in slots}
+    slots_in, params = in_list("slot", sorted(wanted))
     rows = conn.execute(
-        select(f.c.slot).where(f.c.schedule_id == schedule.metadata.id, f.c.slot.in_(sorted(wanted)))
-    )
+        f"SELECT slot FROM schedule_fires WHERE schedule_id = :schedule_id AND slot IN {slots_in}",
+        {**params, "schedule_id": schedule.metadata.id},
+    ).all()
     return {wanted[int(r.slot)] for r in rows}
 
 
-def buffered_ids(conn: Connection) -> set[str]:
+def buffered_ids(conn: Conn) -> set[str]:
     """The schedules with a buffered slot waiting for their previous run to end."""
-    f = s.schedule_fires
-    return {r.schedule_id for r in conn.execute(select(f.c.schedule_id).where(f.c.outcome == "buffered"))}
+    return set(conn.execute(_BUFFERED_IDS, {"outcome": "buffered"}).scalars())
 
 
-def _buffered(conn: Connection, schedule_id: str) -> int | None:
-    f = s.schedule_fires
-    row = conn.execute(
-        select(f.c.slot).where(f.c.schedule_id == schedule_id, f.c.outcome == "buffered").order_by(f.c.slot)
-    ).first()
+def _buffered(conn: Conn, schedule_id: str) -> int | None:
+    row = conn.execute(_BUFFERED, {"schedule_id": schedule_id, "outcome": "buffered"}).first()
     return None if row is None else int(row.slot)
 
 
@@ -108,7 +127,7 @@ class Creator:
     server_id: str = ""
     agent_ceiling: Mapping[str, float] | None = None
 
-    def create(self, conn: Connection, schedule: Schedule, slot: datetime) -> ex.Execution:
+    def create(self, conn: Conn, schedule: Schedule, slot: datetime) -> ex.Execution:
         spec = schedule.spec
         run = ex.ExecutionSpec(
             target=meta_pb2.ResourceRef(kind=spec.target.kind, name=spec.target.name, id=spec.target.id),
@@ -132,13 +151,12 @@ class Creator:
 
 
 def fire_slot(
-    conn: Connection, creator: Creator, schedule: Schedule, slot: datetime, *, manual: bool = False
+    conn: Conn, creator: Creator, schedule: Schedule, slot: datetime, *, manual: bool = False
 ) -> Fire:
     """Fire ``slot`` of ``schedule`` once: ``already`` when it was recorded before. ``manual``
     (trigger, backfill) ignores ``enabled``; overlap applies to every fire."""
-    f = s.schedule_fires
     sid, name, slot_us = schedule.metadata.id, schedule.metadata.name, _us(slot)
-    if conn.execute(select(f.c.outcome).where(f.c.schedule_id == sid, f.c.slot == slot_us)).first():
+    if conn.execute(_OUTCOME, {"schedule_id": sid, "slot": slot_us}).first():
         return Fire(name, slot, "already")
     overlap = schedule.spec.overlap or "skip"
     outcome, execution = "fired", None
@@ -147,19 +165,20 @@ def fire_slot(
     if outcome == "fired":
         execution = creator.create(conn, schedule, slot)
     conn.execute(
-        insert(f).values(
-            schedule_id=sid,
-            slot=slot_us,
-            execution_id=execution.metadata.id if execution else "",
-            outcome=outcome,
-            fired_at=now_us(),
-        )
+        _INSERT,
+        {
+            "schedule_id": sid,
+            "slot": slot_us,
+            "execution_id": execution.metadata.id if execution else "",
+            "outcome": outcome,
+            "fired_at": now_us(),
+        },
     )
     _record(conn, schedule, slot, outcome, execution)
     return Fire(name, slot, outcome, execution)
 
 
-def start_buffered(conn: Connection, creator: Creator, schedule: Schedule) -> Fire | None:
+def start_buffered(conn: Conn, creator: Creator, schedule: Schedule) -> Fire | None:
     """Start the buffered slot of a ``bufferOne`` schedule once its previous run ended."""
     sid = schedule.metadata.id
     slot_us = _buffered(conn, sid)
@@ -167,17 +186,22 @@ def start_buffered(conn: Connection, creator: Creator, schedule: Schedule) -> Fi
         return None
     slot = datetime.fromtimestamp(slot_us / 1_000_000, UTC)
     execution = creator.create(conn, schedule, slot)
-    f = s.schedule_fires
     conn.execute(
-        update(f)
-        .where(and_(f.c.schedule_id == sid, f.c.slot == slot_us, f.c.outcome == "buffered"))
-        .values(outcome="fired", execution_id=execution.metadata.id, fired_at=now_us())
+        _START,
+        {
+            "schedule_id": sid,
+            "slot": slot_us,
+            "was": "buffered",
+            "outcome": "fired",
+            "execution_id": execution.metadata.id,
+            "fired_at": now_us(),
+        },
     )
     _record(conn, schedule, slot, "fired", execution)
     return Fire(schedule.metadata.name, slot, "fired", execution)
 
 
-def _record(conn: Connection, schedule: Schedule, slot: datetime, outcome: str, execution: Any) -> None:
+def _record(conn: Conn, schedule: Schedule, slot: datetime, outcome: str, execution: Any) -> None:
     if outcome == "fired":
         changes: dict[str, Any] = {
             "fireCount+": 1,
@@ -191,16 +215,9 @@ def _record(conn: Connection, schedule: Schedule, slot: datetime, outcome: str, 
     res.bump_status(conn, schedule.metadata.id, changes)
 
 
-def last_fires(conn: Connection, schedule_id: str, limit: int = 5) -> list[dict[str, Any]]:
+def last_fires(conn: Conn, schedule_id: str, limit: int = 5) -> list[dict[str, Any]]:
     """The latest slots of a schedule, newest first: slot, outcome, execution id and phase."""
-    f, e = s.schedule_fires, s.executions
-    rows = conn.execute(
-        select(f.c.slot, f.c.outcome, f.c.execution_id, e.c.phase)
-        .select_from(f.outerjoin(e, e.c.id == f.c.execution_id))
-        .where(f.c.schedule_id == schedule_id)
-        .order_by(f.c.slot.desc())
-        .limit(limit)
-    )
+    rows = conn.execute(_LAST_FIRES, {"schedule_id": schedule_id, "limit": limit}).all()
     return [
         {
             "slot": _slot_text(datetime.fromtimestamp(r.slot / 1_000_000, UTC)),
@@ -223,19 +240,12 @@ def due(schedule: Schedule, now: datetime) -> list[datetime]:
     return Timetable.of(schedule.spec).due(schedule.metadata.id, created_at(schedule), now)
 
 
-def due_after(conn: Connection, schedule: Schedule, now: datetime) -> list[datetime]:
+def due_after(conn: Conn, schedule: Schedule, now: datetime) -> list[datetime]:
     """The slot of an enabled ``after`` schedule due at ``now``: ``after`` past the end of its
     last run (or past its creation, before any), once that run ended."""
     if schedule.spec.HasField("enabled") and not schedule.spec.enabled:
         return []
-    f, e = s.schedule_fires, s.executions
-    row = conn.execute(
-        select(e.c.phase, e.c.status, e.c.updated_at)
-        .select_from(f.join(e, e.c.id == f.c.execution_id))
-        .where(f.c.schedule_id == schedule.metadata.id, f.c.outcome == "fired")
-        .order_by(f.c.slot.desc())
-        .limit(1)
-    ).first()
+    row = conn.execute(_LAST_RUN, {"schedule_id": schedule.metadata.id, "outcome": "fired"}).first()
     ended: datetime | None = None
     if row is not None and row.phase in TERMINAL_PHASES:
         status = ex.ExecutionStatus.FromString(row.status)

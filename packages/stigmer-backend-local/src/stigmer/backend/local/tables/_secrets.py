@@ -6,10 +6,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
 from stigmer.backend.local._crypto import SecretBox
+from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables import _grants
-from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import now_us, timestamp
 from stigmer.backend.local.tables._input import check_secret_name
 from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, Principal
@@ -33,6 +32,34 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _MAX_VALUE = 1 << 20
+
+#: Every column of ``secrets``, in the table's order.
+_SECRET = (
+    "SELECT name, description, version, ciphertext, created_at, updated_at FROM secrets WHERE name = :name"
+)
+_INSERT = (
+    "INSERT INTO secrets (name, description, version, ciphertext, created_at, updated_at) "
+    "VALUES (:name, :description, :version, :ciphertext, :created_at, :updated_at)"
+)
+_UPDATE = (
+    "UPDATE secrets SET description = :description, version = :version, ciphertext = :ciphertext, "
+    "updated_at = :updated_at WHERE name = :name"
+)
+_DELETE = "DELETE FROM secrets WHERE name = :name"
+_LIST = "SELECT name, description, version, created_at, updated_at FROM secrets ORDER BY name"
+_CIPHERTEXT = "SELECT ciphertext FROM secrets WHERE name = :name"
+_INSERT_RUNTIME = (
+    "INSERT INTO execution_secrets (execution_id, name, ciphertext) "
+    "VALUES (:execution_id, :name, :ciphertext)"
+)
+_RUNTIME = "SELECT name, ciphertext FROM execution_secrets WHERE execution_id = :execution_id"
+_ALL_SECRETS = "SELECT name, ciphertext FROM secrets"
+_ALL_RUNTIME = "SELECT execution_id, name, ciphertext FROM execution_secrets"
+_RESEAL = "UPDATE secrets SET ciphertext = :ciphertext WHERE name = :name"
+_RESEAL_RUNTIME = (
+    "UPDATE execution_secrets SET ciphertext = :ciphertext "
+    "WHERE execution_id = :execution_id AND name = :name"
+)
 
 
 def _context(name: str) -> str:
@@ -69,7 +96,7 @@ def _check_value(value: str, name: str) -> None:
 
 
 def set_secret(
-    conn: Connection,
+    conn: Conn,
     box: SecretBox,
     request: svc.SetSecretRequest,
     principal: Principal | None = None,
@@ -78,73 +105,66 @@ def set_secret(
     _check_value(request.value, name)
     sealed = seal_secret(box, name, request.value)
     now = now_us()
-    t = s.secrets
-    row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    row = conn.execute(_SECRET + conn.for_update, {"name": name}).first()
     if row is None:
         _grants.set_owner(conn, name, _grants.owner_for_new_secret(principal))
         conn.execute(
-            insert(t).values(
-                name=name,
-                description=request.description,
-                version=1,
-                ciphertext=sealed,
-                created_at=now,
-                updated_at=now,
-            )
+            _INSERT,
+            {
+                "name": name,
+                "description": request.description,
+                "version": 1,
+                "ciphertext": sealed,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
     else:
         _grants.check_owner(conn, principal, name, "overwrite")
         conn.execute(
-            update(t)
-            .where(t.c.name == name)
-            .values(
-                description=request.description or row.description,
-                version=row.version + 1,
-                ciphertext=sealed,
-                updated_at=now,
-            )
+            _UPDATE,
+            {
+                "name": name,
+                "description": request.description or row.description,
+                "version": row.version + 1,
+                "ciphertext": sealed,
+                "updated_at": now,
+            },
         )
     log.info("stored secret %s", name)
     return metadata_of(conn, name)
 
 
-def metadata_of(conn: Connection, name: str) -> secret_pb2.SecretMetadata:
+def metadata_of(conn: Conn, name: str) -> secret_pb2.SecretMetadata:
     """The metadata of a stored secret, with its owner and grants."""
-    t = s.secrets
-    out = _metadata(conn.execute(select(t).where(t.c.name == name)).one())
+    out = _metadata(conn.execute(_SECRET, {"name": name}).one())
     _grants.describe_metadata(conn, [out])
     return out
 
 
 def delete_secret(
-    conn: Connection, request: svc.DeleteSecretRequest, principal: Principal | None = None
+    conn: Conn, request: svc.DeleteSecretRequest, principal: Principal | None = None
 ) -> secret_pb2.SecretMetadata:
     name = check_secret_name(request.name)
-    t = s.secrets
-    row = conn.execute(select(t).where(t.c.name == name).with_for_update()).first()
+    row = conn.execute(_SECRET + conn.for_update, {"name": name}).first()
     if row is None:
         raise NotFound(f"secret {name} does not exist; list them with `stigmer secret list`")
     _grants.check_owner(conn, principal, name, "delete")
     out = metadata_of(conn, name)
-    conn.execute(delete(t).where(t.c.name == name))
+    conn.execute(_DELETE, {"name": name})
     _grants.forget_secret(conn, name)
     log.info("deleted secret %s", name)
     return out
 
 
-def list_secrets(conn: Connection, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
-    t = s.secrets
-    cols = (t.c.name, t.c.description, t.c.version, t.c.created_at, t.c.updated_at)
-    query = select(*cols).order_by(t.c.name)
-    rows = [r for r in conn.execute(query) if r.name.startswith(request.prefix)]
+def list_secrets(conn: Conn, request: svc.ListSecretsRequest) -> svc.ListSecretsResponse:
+    rows = [r for r in conn.execute(_LIST).all() if r.name.startswith(request.prefix)]
     out = [_metadata(r) for r in rows]
     _grants.describe_metadata(conn, out)
     return svc.ListSecretsResponse(secrets=out)
 
 
-def store_runtime_secrets(
-    conn: Connection, box: SecretBox, execution_id: str, values: Mapping[str, str]
-) -> None:
+def store_runtime_secrets(conn: Conn, box: SecretBox, execution_id: str, values: Mapping[str, str]) -> None:
     rows = []
     for name, value in values.items():
         check_secret_name(name, f"runtime_secrets.{name}")
@@ -157,11 +177,11 @@ def store_runtime_secrets(
             }
         )
     if rows:
-        conn.execute(insert(s.execution_secrets), rows)
+        conn.executemany(_INSERT_RUNTIME, rows)
 
 
 def copy_runtime_secrets(
-    conn: Connection, box: SecretBox, source_id: str, execution_id: str, given: set[str]
+    conn: Conn, box: SecretBox, source_id: str, execution_id: str, given: set[str]
 ) -> None:
     """Give a retry or re-run the run-time secrets of the run it repeats (those still stored and
     not given again), each sealed for the new execution."""
@@ -173,24 +193,19 @@ def copy_runtime_secrets(
     store_runtime_secrets(conn, box, execution_id, values)
 
 
-def runtime_secrets(conn: Connection, execution_id: str) -> dict[str, bytes]:
+def runtime_secrets(conn: Conn, execution_id: str) -> dict[str, bytes]:
     """``name -> ciphertext`` of the run-time secrets of one execution."""
-    es = s.execution_secrets
-    return {
-        r.name: r.ciphertext
-        for r in conn.execute(select(es.c.name, es.c.ciphertext).where(es.c.execution_id == execution_id))
-    }
+    return {r.name: r.ciphertext for r in conn.execute(_RUNTIME, {"execution_id": execution_id}).all()}
 
 
-def stored_value(conn: Connection, box: SecretBox, name: str) -> str | None:
+def stored_value(conn: Conn, box: SecretBox, name: str) -> str | None:
     """The decrypted value of stored secret ``name``, or None when there is no such secret."""
-    t = s.secrets
-    row = conn.execute(select(t.c.ciphertext).where(t.c.name == name)).first()
+    row = conn.execute(_CIPHERTEXT, {"name": name}).first()
     return None if row is None else open_secret(box, name, row.ciphertext)
 
 
 def resolve_values(
-    conn: Connection,
+    conn: Conn,
     box: SecretBox,
     execution_id: str,
     names: Iterable[str],
@@ -205,12 +220,10 @@ def resolve_values(
         return {}
     if runtime is None:
         runtime = runtime_secrets(conn, execution_id)
-    t = s.secrets
+    names_in, params = in_list("name", [n for n in wanted if n not in runtime])
     stored = {
         r.name: r.ciphertext
-        for r in conn.execute(
-            select(t.c.name, t.c.ciphertext).where(t.c.name.in_([n for n in wanted if n not in runtime]))
-        )
+        for r in conn.execute(f"SELECT name, ciphertext FROM secrets WHERE name IN {names_in}", params).all()
     }
     out: dict[str, str] = {}
     missing = []
@@ -231,24 +244,21 @@ def resolve_values(
     return out
 
 
-def stored_count(conn: Connection) -> int:
+def stored_count(conn: Conn) -> int:
     """How many secret values are stored: named secrets and the run-time secrets of executions."""
-    from sqlalchemy import func
-
-    named = conn.execute(select(func.count()).select_from(s.secrets)).scalar_one()
-    runtime = conn.execute(select(func.count()).select_from(s.execution_secrets)).scalar_one()
+    named = conn.execute("SELECT count(*) FROM secrets").scalar()
+    runtime = conn.execute("SELECT count(*) FROM execution_secrets").scalar()
     return int(named) + int(runtime)
 
 
-def can_open(conn: Connection, box: SecretBox) -> bool | None:
+def can_open(conn: Conn, box: SecretBox) -> bool | None:
     """Whether ``box`` decrypts a stored secret (None when no secret is stored at all)."""
-    t, es = s.secrets, s.execution_secrets
-    row = conn.execute(select(t.c.name, t.c.ciphertext).limit(1)).first()
+    row = conn.execute(_ALL_SECRETS + " LIMIT 1").first()
     try:
         if row is not None:
             open_secret(box, row.name, row.ciphertext)
             return True
-        item = conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).limit(1)).first()
+        item = conn.execute(_ALL_RUNTIME + " LIMIT 1").first()
         if item is None:
             return None
         box.open(item.ciphertext, _runtime_context(item.execution_id, item.name), "run-time secret")
@@ -257,7 +267,7 @@ def can_open(conn: Connection, box: SecretBox) -> bool | None:
         return False
 
 
-def require_key(conn: Connection, box: SecretBox, source: str) -> None:
+def require_key(conn: Conn, box: SecretBox, source: str) -> None:
     """Refuse to write with a key that does not open the secrets already stored.
 
     Writing anyway would leave the store encrypted under two keys, which no single key (and no
@@ -271,24 +281,19 @@ def require_key(conn: Connection, box: SecretBox, source: str) -> None:
         )
 
 
-def reencrypt_all(conn: Connection, old: SecretBox, new: SecretBox) -> int:
+def reencrypt_all(conn: Conn, old: SecretBox, new: SecretBox) -> int:
     """Re-encrypt every stored and run-time secret with ``new``; returns how many were rewritten."""
     count = 0
-    t = s.secrets
-    for row in list(conn.execute(select(t.c.name, t.c.ciphertext).with_for_update())):
+    for row in conn.execute(_ALL_SECRETS + conn.for_update).all():
         plain = old.open(row.ciphertext, _context(row.name), f"secret {row.name}")
-        conn.execute(
-            update(t).where(t.c.name == row.name).values(ciphertext=new.seal(plain, _context(row.name)))
-        )
+        conn.execute(_RESEAL, {"name": row.name, "ciphertext": new.seal(plain, _context(row.name))})
         count += 1
-    es = s.execution_secrets
-    for item in list(conn.execute(select(es.c.execution_id, es.c.name, es.c.ciphertext).with_for_update())):
+    for item in conn.execute(_ALL_RUNTIME + conn.for_update).all():
         ctx = _runtime_context(item.execution_id, item.name)
         plain = old.open(item.ciphertext, ctx, f"run-time secret {item.name}")
         conn.execute(
-            update(es)
-            .where(es.c.execution_id == item.execution_id, es.c.name == item.name)
-            .values(ciphertext=new.seal(plain, ctx))
+            _RESEAL_RUNTIME,
+            {"execution_id": item.execution_id, "name": item.name, "ciphertext": new.seal(plain, ctx)},
         )
         count += 1
     return count
