@@ -1,6 +1,6 @@
 """The execution event log and status updates: the hot path of every runner.
 
-One call is one transaction of a few pre-built SQLAlchemy Core statements: lock and read the
+One call is one transaction of a few SQL statements, written once as text: lock and read the
 execution row, insert the new events, write the row back. Status lives in the row as a serialized
 ``ExecutionStatus`` so a call never parses JSON.
 """
@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
-from stigmer.backend.local._db import Prepared, prepared_for
-from stigmer.backend.local.tables import _schema as s
+from stigmer.backend.local._db import Conn
 from stigmer.backend.local.tables._columns import now_us, timestamp
 from stigmer.backend.local.tables._grants import claim
 from stigmer.backend.local.tables._input import q
@@ -54,50 +52,29 @@ ALLOWED: dict[int, frozenset[int]] = {
 }
 _PHASES = frozenset(P.values())
 
-_e, _ev = s.executions, s.execution_events
-_COLS = (
-    _e.c.pk,
-    _e.c.id,
-    _e.c.kind,
-    _e.c.phase,
-    _e.c.last_sequence,
-    _e.c.labels,
-    _e.c.spec,
-    _e.c.status,
-    _e.c.created_at,
-    _e.c.updated_at,
+# The execution row as ``ExecRow``; ``load`` appends ``conn.for_update`` to lock it.
+_SELECT = (
+    "SELECT pk, id, kind, phase, last_sequence, labels, spec, status, created_at, updated_at "
+    "FROM executions WHERE id = :eid"
 )
-_SELECT = select(*_COLS).where(_e.c.id == bindparam("eid"))
-_SELECT_LOCKED = _SELECT.with_for_update()
-_SELECT_EVENT = select(_ev.c.body).where(
-    _ev.c.execution_id == bindparam("eid"), _ev.c.sequence == bindparam("seq")
+_SELECT_EVENT = "SELECT body FROM execution_events WHERE execution_id = :eid AND sequence = :seq"
+_INSERT_EVENT = (
+    "INSERT INTO execution_events (execution_id, sequence, type, body) "
+    "VALUES (:execution_id, :sequence, :type, :body)"
 )
-_INSERT_EVENT = insert(_ev)
 _UPDATE_PHASE = (
-    update(_e)
-    .where(_e.c.pk == bindparam("b_pk"))
-    .values(
-        phase=bindparam("b_phase"),
-        last_sequence=bindparam("b_last"),
-        status=bindparam("b_status"),
-        updated_at=bindparam("b_now"),
-    )
+    "UPDATE executions SET phase = :b_phase, last_sequence = :b_last, status = :b_status, "
+    "updated_at = :b_now WHERE pk = :b_pk"
 )
 # Without the phase column, so the phase index is not rewritten by the common update.
 _UPDATE = (
-    update(_e)
-    .where(_e.c.pk == bindparam("b_pk"))
-    .values(last_sequence=bindparam("b_last"), status=bindparam("b_status"), updated_at=bindparam("b_now"))
+    "UPDATE executions SET last_sequence = :b_last, status = :b_status, updated_at = :b_now WHERE pk = :b_pk"
 )
 # A run's own secrets (`stigmer run --secret`) are kept only until it finishes.
-_DELETE_RUNTIME_SECRETS = delete(s.execution_secrets).where(
-    s.execution_secrets.c.execution_id == bindparam("eid")
-)
+_DELETE_RUNTIME_SECRETS = "DELETE FROM execution_secrets WHERE execution_id = :eid"
 _EVENTS_AFTER = (
-    select(_ev.c.body)
-    .where(_ev.c.execution_id == bindparam("eid"), _ev.c.sequence > bindparam("after"))
-    .order_by(_ev.c.sequence)
-    .limit(500)
+    "SELECT body FROM execution_events WHERE execution_id = :eid AND sequence > :after "
+    "ORDER BY sequence LIMIT 500"
 )
 
 
@@ -112,23 +89,6 @@ class ExecRow(NamedTuple):
     status: bytes
     created_at: int
     updated_at: int
-
-
-class _Statements:
-    """The hot-path statements, compiled once per dialect."""
-
-    def __init__(self, dialect: Any) -> None:
-        self.select = Prepared(_SELECT, dialect)
-        self.select_locked = Prepared(_SELECT_LOCKED, dialect)
-        self.select_event = Prepared(_SELECT_EVENT, dialect)
-        self.insert_event = Prepared(_INSERT_EVENT, dialect, ["execution_id", "sequence", "type", "body"])
-        self.update = Prepared(_UPDATE, dialect)
-        self.update_phase = Prepared(_UPDATE_PHASE, dialect)
-        self.events_after = Prepared(_EVENTS_AFTER, dialect)
-
-
-def _stmts(conn: Connection) -> _Statements:
-    return prepared_for(conn, _Statements)
 
 
 @dataclass
@@ -189,35 +149,32 @@ class Loaded:
         self.append("phase", phase=phase, text=text)
 
 
-def load(conn: Connection, execution_id: str, lock: bool = True) -> Loaded:
+def load(conn: Conn, execution_id: str, lock: bool = True) -> Loaded:
     if not execution_id:
         raise InvalidArgument("execution_id is required", ["execution_id"])
-    st = _stmts(conn)
-    cur: Any = (st.select_locked if lock else st.select).run(conn, {"eid": execution_id})
-    found = cur.fetchone()
-    cur.close()
-    if found is None:
+    found = conn.execute(_SELECT + conn.for_update if lock else _SELECT, {"eid": execution_id}).tuples()
+    if not found:
         raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
-    row = ExecRow(*found)
+    row = ExecRow._make(found[0])
     return Loaded(row, ex.ExecutionStatus.FromString(row.status), row.phase, row.last_sequence, now_us())
 
 
-def save(conn: Connection, item: Loaded) -> ex.Execution:
+def save(conn: Conn, item: Loaded) -> ex.Execution:
     """Insert the new events and write the row back; returns the execution as stored.
 
     Reaching a final phase deletes the execution's run-time secrets (``execution_secrets``);
     WAITING_APPROVAL keeps them, since the run continues after the decision.
     """
-    st = _stmts(conn)
     eid = item.row.id
     if len(item.new_events) == 1:  # the common case: one statement, no list
         e = item.new_events[0]
-        st.insert_event.run(
-            conn, {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
-        ).close()  # type: ignore[attr-defined]
+        conn.execute(
+            _INSERT_EVENT,
+            {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()},
+        )
     elif item.new_events:
-        st.insert_event.many(
-            conn,
+        conn.executemany(
+            _INSERT_EVENT,
             [
                 {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()}
                 for e in item.new_events
@@ -228,10 +185,9 @@ def save(conn: Connection, item: Loaded) -> ex.Execution:
     values = {"b_pk": item.row.pk, "b_last": item.last, "b_status": body, "b_now": item.now}
     if item.phase != item.row.phase:
         values["b_phase"] = item.phase
-        cur: Any = st.update_phase.run(conn, values)
+        conn.execute(_UPDATE_PHASE, values)
     else:
-        cur = st.update.run(conn, values)
-    cur.close()
+        conn.execute(_UPDATE, values)
     if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
         conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": eid})
@@ -265,7 +221,7 @@ def _same(stored: bytes, event: ex.ExecutionEvent) -> bool:
 
 
 def update_status(
-    conn: Connection, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
+    conn: Conn, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
 ) -> ex.Execution:
     if principal is not None:
         claim(conn, principal, request.execution_id, "report the progress of")
@@ -307,10 +263,8 @@ def update_status(
                     event.time.CopyFrom(earlier.time)
                 same = earlier == event
             else:
-                cur: Any = _stmts(conn).select_event.run(conn, {"eid": item.id, "seq": seq})
-                found = cur.fetchone()
-                cur.close()
-                same = found is not None and _same(bytes(found[0]), event)
+                found = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
+                same = found is not None and _same(bytes(found), event)
             if not same:
                 raise FailedPrecondition(
                     f"event {seq} of execution {item.id} is already stored with different content; "
@@ -389,10 +343,14 @@ def update_status(
     return save(conn, item)
 
 
-_FINISHED = select(_e.c.id).where(_e.c.phase.in_(sorted(TERMINAL_PHASES)))
-_LEFT_BEHIND = select(s.execution_secrets.c.execution_id).where(
-    s.execution_secrets.c.execution_id.in_(_FINISHED)
+# The finished executions (the terminal phases are constant integers, written into the text).
+_FINISHED = "SELECT id FROM executions WHERE phase IN ({})".format(
+    ", ".join(str(int(p)) for p in sorted(TERMINAL_PHASES))
 )
+_LEFT_BEHIND = (
+    f"SELECT DISTINCT execution_id FROM execution_secrets WHERE execution_id IN ({_FINISHED}) LIMIT 1000"
+)
+_FORGET = f"DELETE FROM execution_secrets WHERE execution_id IN ({_FINISHED})"
 
 
 def forget_finished_runtime_secrets(db: Any) -> int:
@@ -402,11 +360,11 @@ def forget_finished_runtime_secrets(db: Any) -> int:
     executions had some.
     """
     with db.read() as conn:
-        left = conn.execute(_LEFT_BEHIND.distinct().limit(1000)).scalars().all()
+        left = conn.execute(_LEFT_BEHIND).scalars()
     if not left:
         return 0
     with db.write() as conn:
-        conn.execute(delete(s.execution_secrets).where(s.execution_secrets.c.execution_id.in_(_FINISHED)))
+        conn.execute(_FORGET)
     return len(left)
 
 
@@ -424,9 +382,7 @@ def _upsert_tasks(status: ex.ExecutionStatus, tasks: Sequence[ex.TaskProgress]) 
             status.tasks[at].MergeFrom(task)
 
 
-def events_after(conn: Connection, execution_id: str, after: int) -> list[ex.ExecutionEvent]:
+def events_after(conn: Conn, execution_id: str, after: int) -> list[ex.ExecutionEvent]:
     """Up to 500 events with a sequence number greater than ``after``, in order."""
-    cur: Any = _stmts(conn).events_after.run(conn, {"eid": execution_id, "after": after})
-    rows = cur.fetchall()
-    cur.close()
-    return [ex.ExecutionEvent.FromString(bytes(r[0])) for r in rows]
+    rows = conn.execute(_EVENTS_AFTER, {"eid": execution_id, "after": after}).scalars()
+    return [ex.ExecutionEvent.FromString(bytes(r)) for r in rows]

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
-from sqlalchemy import Connection, insert, select
 from stigmer.backend.local._crypto import SecretBox
-from stigmer.backend.local._db import Prepared, prepared_for
+from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables import _grants, _secrets
 from stigmer.backend.local.tables import _resources as res
-from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._columns import dumps, now_us
 from stigmer.backend.local.tables._events import P, load, save, to_execution
 from stigmer.backend.local.tables._input import check_secret_name, q
@@ -44,8 +42,19 @@ __all__ = [
 
 _EXEC_KIND = {"Agent": "AgentExecution", "Workflow": "WorkflowExecution"}
 
+_INSERT = (
+    "INSERT INTO executions (id, kind, target_kind, target_id, session_id, phase, last_sequence, "
+    "labels, spec, status, created_at, updated_at) VALUES (:id, :kind, :target_kind, :target_id, "
+    ":session_id, :phase, :last_sequence, :labels, :spec, :status, :created_at, :updated_at)"
+)
+# Every column of ``executions``, in the table's order.
+_COLUMNS = (
+    "pk, id, kind, target_kind, target_id, session_id, phase, last_sequence, labels, spec, status, "
+    "created_at, updated_at"
+)
 
-def _target(conn: Connection, ref: meta_pb2.ResourceRef) -> Any:
+
+def _target(conn: Conn, ref: meta_pb2.ResourceRef) -> Any:
     if ref.kind and ref.kind not in _EXEC_KIND:
         raise InvalidArgument(
             f"an execution runs an Agent or a Workflow, not a {q(ref.kind)}", ["spec.target.kind"]
@@ -78,7 +87,7 @@ def _lower_to(limits: Any, ceiling: Mapping[str, float]) -> None:
             setattr(limits, name, type(given)(top))
 
 
-def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict[str, str]:
+def _variables(conn: Conn, target_kind: str, body: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     if target_kind == "Agent":
         for env in body.get("spec", {}).get("environments", []):
@@ -89,7 +98,7 @@ def _variables(conn: Connection, target_kind: str, body: dict[str, Any]) -> dict
 
 
 def create(
-    conn: Connection,
+    conn: Conn,
     box: SecretBox,
     request: svc.CreateExecutionRequest,
     principal: Principal | None = None,
@@ -175,8 +184,8 @@ def create(
         # A retry starts where the failed run stopped: its checkpoint and its finished tasks.
         status.checkpoint = source.status.checkpoint
         status.tasks.extend(t for t in source.status.tasks if t.phase == P.PHASE_SUCCEEDED)
-    prepared_for(conn, _CreateStatements).insert.run(  # every CreateExecution: compiled once
-        conn,
+    conn.execute(
+        _INSERT,
         {
             "id": eid,
             "kind": kind,
@@ -191,7 +200,7 @@ def create(
             "created_at": now,
             "updated_at": now,
         },
-    ).close()  # type: ignore[attr-defined]
+    )
     _secrets.store_runtime_secrets(conn, box, eid, dict(request.runtime_secrets))
     if source is not None and box is not None:
         _secrets.copy_runtime_secrets(conn, box, source.metadata.id, eid, set(request.runtime_secrets))
@@ -208,15 +217,8 @@ def create(
     return _get(conn, eid)
 
 
-class _CreateStatements:
-    def __init__(self, dialect: Any) -> None:
-        columns = ["id", "kind", "target_kind", "target_id", "session_id", "phase", "last_sequence"]
-        columns += ["labels", "spec", "status", "created_at", "updated_at"]
-        self.insert = Prepared(insert(s.executions), dialect, columns)
-
-
 def _source(
-    conn: Connection, spec: ex.ExecutionSpec, target_id: str, principal: Principal | None = None
+    conn: Conn, spec: ex.ExecutionSpec, target_id: str, principal: Principal | None = None
 ) -> ex.Execution | None:
     """The execution a retry (``resumed_from``) or a re-run (``rerun_of``) starts from, checked:
     the same target and version; a retry only of a FAILED or CANCELLED run (finished runs never
@@ -253,7 +255,7 @@ def _source(
     return source
 
 
-def _new_session(conn: Connection, agent: str, eid: str, principal: Principal | None) -> str:
+def _new_session(conn: Conn, agent: str, eid: str, principal: Principal | None) -> str:
     """A Session of ``agent`` for a run started without one (named after the agent and the run),
     so every conversation can be continued; its id."""
     from stigmer.proto.v1 import resource_pb2, session_pb2
@@ -269,9 +271,7 @@ def _new_session(conn: Connection, agent: str, eid: str, principal: Principal | 
     return str(response.resource.session.metadata.id)
 
 
-def _starter(
-    conn: Connection, principal: Principal | None, parent_id: str
-) -> Principal | _grants.Author | None:
+def _starter(conn: Conn, principal: Principal | None, parent_id: str) -> Principal | _grants.Author | None:
     """Who a new execution is started by: the caller, or for a runner's child, the parent's starter."""
     if principal is None or principal.role != "runner":
         return principal
@@ -279,7 +279,7 @@ def _starter(
 
 
 def _check_grants(
-    conn: Connection,
+    conn: Conn,
     target_id: str,
     version: int,
     starter: Principal | _grants.Author | None,
@@ -293,49 +293,61 @@ def _check_grants(
     _grants.check_may_use(conn, subject, names, f"a run of {what}")
 
 
-def _get(conn: Connection, execution_id: str) -> ex.Execution:
+def _get(conn: Conn, execution_id: str) -> ex.Execution:
     item = load(conn, execution_id, lock=False)
     return to_execution(item.row)
 
 
-def get(conn: Connection, request: svc.GetExecutionRequest) -> ex.Execution:
+def get(conn: Conn, request: svc.GetExecutionRequest) -> ex.Execution:
     return _get(conn, request.id)
 
 
-def list_executions(conn: Connection, request: svc.ListExecutionsRequest) -> svc.ListExecutionsResponse:
-    e = s.executions
+def list_executions(conn: Conn, request: svc.ListExecutionsRequest) -> svc.ListExecutionsResponse:
     size = page_size(request.page_size)
-    conds: list[Any] = []
+    # The caller's numbers are cast to BIGINT: on PostgreSQL one out of that range is refused (a
+    # DataError, so InvalidArgument) instead of being compared as a numeric.
+    conds: list[str] = []
+    params: dict[str, object] = {}
     if request.page_token:
-        conds.append(e.c.pk < decode_token(request.page_token, "x"))
+        conds.append("pk < CAST(:page AS BIGINT)")
+        params["page"] = decode_token(request.page_token, "x")
     if request.kind:
         if request.kind not in _EXEC_KIND.values():
             raise InvalidArgument("kind must be AgentExecution, WorkflowExecution or empty", ["kind"])
-        conds.append(e.c.kind == request.kind)
+        conds.append("kind = :kind")
+        params["kind"] = request.kind
     if request.target.id or request.target.name:
-        conds.append(e.c.target_id == _target(conn, request.target).id)
+        conds.append("target_id = :target_id")
+        params["target_id"] = _target(conn, request.target).id
     phases = {int(x) for x in request.phases} | ({int(request.phase)} if request.phase else set())
     phases.discard(0)
     if phases:
-        conds.append(e.c.phase.in_(sorted(phases)))
+        listed, listed_params = in_list("phase", sorted(phases))
+        conds.append(f"phase IN {listed}")
+        params.update(listed_params)
     if request.session_id:
-        conds.append(e.c.session_id == request.session_id)
+        conds.append("session_id = :session_id")
+        params["session_id"] = request.session_id
     if request.HasField("created_after"):
-        conds.append(e.c.created_at >= request.created_after.ToMicroseconds())
+        conds.append("created_at >= CAST(:created_after AS BIGINT)")
+        params["created_after"] = request.created_after.ToMicroseconds()
     if request.HasField("created_before"):
-        conds.append(e.c.created_at < request.created_before.ToMicroseconds())
+        conds.append("created_at < CAST(:created_before AS BIGINT)")
+        params["created_before"] = request.created_before.ToMicroseconds()
     requirements = parse_selector(request.label_selector)
     if not requirements:
-        rows = list(conn.execute(select(e).where(*conds).order_by(e.c.pk.desc()).limit(size + 1)))
+        rows = conn.execute(_list_sql(conds), {**params, "limit": size + 1}).all()
     else:  # labels are a JSON column: filtered here, a batch at a time, newest first
         rows = []
         batch = max(size + 1, 200)
+        sql = _list_sql(conds)
         while len(rows) <= size:
-            found = list(conn.execute(select(e).where(*conds).order_by(e.c.pk.desc()).limit(batch)))
+            found = conn.execute(sql, {**params, "limit": batch}).all()
             rows.extend(r for r in found if matches(requirements, json.loads(r.labels)))
             if len(found) < batch:
                 break
-            conds = [*conds, e.c.pk < found[-1].pk]
+            sql = _list_sql([*conds, "pk < :before"])
+            params["before"] = found[-1].pk
         rows = rows[: size + 1]
     more = len(rows) > size
     rows = rows[:size]
@@ -345,7 +357,13 @@ def list_executions(conn: Connection, request: svc.ListExecutionsRequest) -> svc
     )
 
 
-def cancel(conn: Connection, request: svc.CancelExecutionRequest) -> ex.Execution:
+def _list_sql(conds: list[str]) -> str:
+    """The page of ``executions`` rows (newest first, ``:limit`` of them) matching ``conds``."""
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    return f"SELECT {_COLUMNS} FROM executions{where} ORDER BY pk DESC LIMIT :limit"
+
+
+def cancel(conn: Conn, request: svc.CancelExecutionRequest) -> ex.Execution:
     item = load(conn, request.id)
     if item.phase in TERMINAL_PHASES:
         raise FailedPrecondition(
@@ -356,7 +374,7 @@ def cancel(conn: Connection, request: svc.CancelExecutionRequest) -> ex.Executio
     return save(conn, item)
 
 
-def submit_approval(conn: Connection, request: svc.SubmitApprovalRequest) -> ex.Execution:
+def submit_approval(conn: Conn, request: svc.SubmitApprovalRequest) -> ex.Execution:
     item = load(conn, request.execution_id)
     if item.phase != P.PHASE_WAITING_APPROVAL:
         raise FailedPrecondition(
@@ -380,7 +398,7 @@ def submit_approval(conn: Connection, request: svc.SubmitApprovalRequest) -> ex.
 
 
 def context(
-    conn: Connection,
+    conn: Conn,
     box: SecretBox,
     request: svc.GetExecutionContextRequest,
     principal: Principal | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection
+from stigmer.backend.local._db import Conn
 from stigmer.backend.local.tables._resources import edit_status
 from stigmer.proto.v1 import execution_pb2 as ex
 
@@ -30,7 +30,7 @@ def add_usage(into: ex.Usage, add: ex.Usage) -> None:
             del into.by_request[: len(into.by_request) - MAX_REQUEST_ENTRIES]
 
 
-def add_session_usage(conn: Connection, session_id: str, add: ex.Usage) -> None:
+def add_session_usage(conn: Conn, session_id: str, add: ex.Usage) -> None:
     """Add an execution's usage report to its session's ``status.usage`` (sums only: the
     per-request entries stay with each execution)."""
     sums = ex.Usage()
