@@ -274,19 +274,3 @@ async def test_a_group_whose_first_write_is_cancelled_commits_the_others(tmp_pat
     listed = await backend.list(svc.ListRequest(kind="Agent"))
     assert sorted(r.agent.metadata.name for r in listed.resources) == ["second", "third"]
     await backend.close()
-
-
-async def test_a_connection_sqlalchemy_reconnected_is_used_by_the_next_call(tmp_path: Path) -> None:
-    """SQLite: the store keeps one connection; when SQLAlchemy replaces the driver connection under it
-    (after invalidating it), the next call runs on the new one."""
-    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=bytes(32))
-    await backend.apply(_agent("before"))
-    conn = backend._db._conn
-    assert conn is not None
-    conn.invalidate()
-    assert conn.connection.driver_connection is not None  # reconnected in place
-    assert not conn.invalidated
-    await backend.apply(_agent("after"))
-    listed = await backend.list(svc.ListRequest(kind="Agent"))
-    assert sorted(r.agent.metadata.name for r in listed.resources) == ["after", "before"]
-    await backend.close()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from stigmer.backend.local import LocalBackend
-from stigmer.backend.local._db import prepared_for
 from stigmer.backend.local.tables import _resources as res
 from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._selectors import matches, parse_selector
@@ -118,7 +117,7 @@ async def test_a_changed_spec_is_seen_by_get_and_list(backend: LocalBackend) -> 
     assert list((await backend.list(svc.ListRequest(kind="Agent"))).resources) == []
 
 
-async def test_list_shapes_beyond_the_prepared_cache_still_select_right(backend: LocalBackend) -> None:
+async def test_list_shapes_beyond_the_cached_ones_still_select_right(backend: LocalBackend) -> None:
     population: dict[str, dict[str, str]] = {}
     for i, (a, b) in enumerate(itertools.product(["1", "2", None], repeat=2)):
         labels = {k: v for k, v in (("a", a), ("b", b)) if v is not None}
@@ -140,18 +139,6 @@ async def test_list_shapes_beyond_the_prepared_cache_still_select_right(backend:
         want = [rid for rid, labels in population.items() if matches(parse_selector(text), labels)]
         assert got == want, text
     assert res._list_sql.cache_info().currsize <= res._LIST_SHAPES_MAX
-
-
-async def test_statements_are_built_once_per_dialect_and_kind_of_statements(backend: LocalBackend) -> None:
-    built: list[object] = []
-
-    class Probe:
-        def __init__(self, dialect: object) -> None:
-            built.append(dialect)
-
-    first = backend._transaction(lambda c: prepared_for(c, Probe), False)
-    second = backend._transaction(lambda c: prepared_for(c, Probe), False)
-    assert first is second and len(built) == 1
 
 
 def _row(i: int, spec: str = "{}") -> res.ResourceRow:

@@ -376,9 +376,7 @@ class LocalBackend:
             else:
                 due = _schedules.due(schedule, now)
 
-            def seen(
-                c: Conn, sch: Schedule = schedule, at: builtins.list[datetime] = due
-            ) -> set[datetime]:
+            def seen(c: Conn, sch: Schedule = schedule, at: builtins.list[datetime] = due) -> set[datetime]:
                 return _schedules.recorded_slots(c, sch, at)
 
             recorded = await self._read(seen) if due else set()

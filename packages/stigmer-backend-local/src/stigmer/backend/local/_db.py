@@ -1,4 +1,5 @@
-"""Database engine: SQLite (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes) or PostgreSQL."""
+"""The database of the local store: SQLite (WAL, busy timeout, ``BEGIN IMMEDIATE`` writes) or
+PostgreSQL, and the SQL text every store module runs on it (one text for both, ``:name`` parameters)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql import ClauseElement
 from stigmer.core import InvalidArgument, StigmerError, Unavailable, private_file
 
-__all__ = ["Conn", "Database", "IntegrityError", "Prepared", "Result", "in_list", "prepared_for", "redact_url"]
+__all__ = ["Conn", "Database", "IntegrityError", "Result", "in_list", "redact_url"]
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -44,7 +41,7 @@ class IntegrityError(Exception):
 
 
 #: ``:name`` parameters (not ``::``, not inside a quoted literal) -> psycopg's ``%(name)s``
-_NAMED = re.compile(r"'[^']*'|(?<![:\w]):([A-Za-z_]\w*)")
+_NAMED = re.compile(r"'[^']*'|(?<![:\w]):([A-Za-z_]\w*)|%")
 _PG_SQL: dict[str, str] = {}
 
 
@@ -52,16 +49,20 @@ def _pg_sql(sql: str) -> str:
     """``sql`` with ``:name`` parameters in psycopg's style (and ``%`` doubled), made once per text."""
     found = _PG_SQL.get(sql)
     if found is None:
-        found = _NAMED.sub(lambda m: f"%({m[1]})s" if m[1] else m[0].replace("%", "%%"), sql.replace("%", "%%"))
+        found = _NAMED.sub(_pg_part, sql)
         if len(_PG_SQL) < 4096:
             _PG_SQL[sql] = found
     return found
 
 
+def _pg_part(m: re.Match[str]) -> str:
+    return f"%({m[1]})s" if m[1] else m[0].replace("%", "%%")
+
+
 @functools.lru_cache(maxsize=512)
 def _row_type(names: tuple[str, ...]) -> Any:
     """The row class of a result with these column names: a named tuple (``row.kind``, ``row[2]``)."""
-    return collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return collections.namedtuple("Row", names, rename=True)
 
 
 def in_list(prefix: str, values: Iterable[object]) -> tuple[str, dict[str, object]]:
@@ -146,25 +147,21 @@ class Conn:
     ``for_update`` is `` FOR UPDATE`` on PostgreSQL (rows locked by a read) and empty on SQLite,
     whose write transactions lock the whole database."""
 
-    __slots__ = ("_error", "_integrity", "for_update", "is_sqlite", "raw", "sa")
+    __slots__ = ("_integrity", "for_update", "is_sqlite", "raw")
 
-    def __init__(self, raw: Any, is_sqlite: bool, sa: Any = None) -> None:
+    def __init__(self, raw: Any, is_sqlite: bool) -> None:
         self.raw = raw
         self.is_sqlite = is_sqlite
         self.for_update = "" if is_sqlite else " FOR UPDATE"
-        self.sa = sa  # transitional: the SQLAlchemy connection of statements not yet written as text
         if is_sqlite:
-            self._error: type[Exception] = sqlite3.Error
             self._integrity: type[Exception] = sqlite3.IntegrityError
         else:
             import psycopg
 
-            self._error, self._integrity = psycopg.Error, psycopg.IntegrityError
+            self._integrity = psycopg.IntegrityError
 
-    def execute(self, sql: Any, params: Mapping[str, object] | None = None) -> Any:
+    def execute(self, sql: str, params: Mapping[str, object] | None = None) -> Result:
         """Run ``sql``; its rows are read through the returned :class:`Result`."""
-        if not isinstance(sql, str):  # transitional: a SQLAlchemy statement
-            return self.sa.execute(sql) if params is None else self.sa.execute(sql, params)
         cur = self.raw.cursor()
         try:
             if self.is_sqlite:
@@ -191,17 +188,19 @@ class Conn:
         finally:
             cur.close()
 
-    def __getattr__(self, name: str) -> Any:  # transitional: the SQLAlchemy connection's attributes
-        return getattr(self.sa, name)
-
 
 class Database:
-    """One SQLAlchemy engine plus the transaction discipline every store module uses.
+    """One database (a SQLite file, or PostgreSQL) plus the transaction discipline every store
+    module uses; each transaction's statements run on a :class:`Conn`.
 
     Writes run in ``write()``: on SQLite a ``BEGIN IMMEDIATE`` transaction (so concurrent
     read-then-write transactions never fail with SQLITE_BUSY_SNAPSHOT), on PostgreSQL an
     ordinary transaction whose rows are locked with ``SELECT ... FOR UPDATE`` where it matters.
     Reads run in ``read()``, a consistent snapshot.
+
+    SQLite is the standard library's ``sqlite3`` on one long-lived connection of this process.
+    PostgreSQL is psycopg on a pool of connections (SQLAlchemy's pool, with a liveness check);
+    SQLAlchemy is imported only then.
     """
 
     def __init__(self, url: str) -> None:
@@ -210,30 +209,34 @@ class Database:
             url = "postgresql+psycopg://" + url[len("postgres://") :]
         elif url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
-        self.is_sqlite = url.startswith("sqlite")
+        self.is_sqlite = url.startswith("sqlite:")
         if not self.is_sqlite and not url.startswith("postgresql"):
             raise InvalidArgument(
                 f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql+psycopg://...",
                 ["database_url"],
             )
         self._lock = threading.RLock()
-        self._conn: Connection | None = None
-        self._pooled: Any = None  # SQLite: the pool's connection under ``_conn`` ...
-        self._raw: Any = None  # ... and its driver connection
+        self._raw: sqlite3.Connection | None = None  # SQLite: the connection, opened on first use
         self._writer_lock: _WriterLock | None = None
+        self._path = ""
+        self._engine: Any = None  # PostgreSQL: the pool
+        if self.is_sqlite:
+            self._open_sqlite(url)
+            return
         try:
-            self.engine = self._create(url)
+            import psycopg  # noqa: F401 - the driver, checked now for a clear error
+            from sqlalchemy import create_engine
         except ModuleNotFoundError as exc:
             raise InvalidArgument(
                 f"database driver {exc.name!r} is not installed for {redact_url(url)!r}; "
                 "install it with `pip install 'stigmer-backend-local[postgres]'`",
                 ["database_url"],
             ) from None
+        self._engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
-    def _create(self, url: str) -> Engine:
-        if not self.is_sqlite:
-            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        path = url.split("///", 1)[1] if "///" in url else ""
+    def _open_sqlite(self, url: str) -> None:
+        rest = url[len("sqlite:") :]
+        path = rest[3:] if rest.startswith("///") else ""
         if path and path != ":memory:":
             try:
                 # Created 0600 before SQLite opens it, so its -wal and -shm files are 0600 too.
@@ -245,50 +248,39 @@ class Database:
                 raise Unavailable(
                     f"cannot create the database {path} or its directory: {exc.strerror}"
                 ) from None
-        memory = not path or path == ":memory:"
-        if not memory:
-            self._writer_lock = _WriterLock(Path(path).expanduser())
-        engine = create_engine(
-            url,
-            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-            poolclass=StaticPool if memory else None,
-        )
+            self._path = str(Path(path).expanduser())
+            self._writer_lock = _WriterLock(Path(self._path))
+        else:
+            self._path = ":memory:"
+        self._connect()  # now, so a database that cannot be opened says so at once
 
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let us issue BEGIN ourselves (the driver's implicit BEGIN is deferred).
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
+    def _connect(self) -> sqlite3.Connection:
+        """SQLite, holding ``_lock`` (or from the constructor): the connection, opened if needed.
+        It runs in autocommit mode (isolation_level=None): the store issues its transactions."""
+        raw = self._raw
+        if raw is None:
             try:
-                if not memory:
-                    cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                raw = sqlite3.connect(
+                    self._path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
+                )
+                if self._path != ":memory:":
+                    raw.execute("PRAGMA journal_mode=WAL")
+                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 # FULL: every acknowledged commit is on disk, across process and power loss.
-                cur.execute("PRAGMA synchronous=FULL")
-                cur.execute("PRAGMA foreign_keys=ON")
-            finally:
-                cur.close()
+                raw.execute("PRAGMA synchronous=FULL")
+                raw.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+            self._raw = raw
+        return raw
 
-        return engine
-
-    def _sqlite(self) -> tuple[Connection, Any]:
-        """SQLite, holding ``_lock``: the long-lived connection and its driver connection."""
-        conn = self._conn
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._conn = self.engine.connect()
-        pooled = conn.connection  # a new one if SQLAlchemy reconnected it since
-        if pooled is not self._pooled:
-            self._pooled, self._raw = pooled, pooled.driver_connection
-        return conn, self._raw
-
-    def _begin(self, write: bool) -> tuple[Connection, Any]:
+    def _begin(self, write: bool) -> sqlite3.Connection:
         """SQLite, holding ``_lock``: a write transaction (the writer lock, then ``BEGIN
-        IMMEDIATE``, so it takes SQLite's write lock up front) or a read snapshot (``BEGIN``).
-        The driver runs in autocommit mode (isolation_level=None): we issue the transaction."""
-        conn, raw = self._sqlite()
+        IMMEDIATE``, so it takes SQLite's write lock up front) or a read snapshot (``BEGIN``)."""
+        raw = self._connect()
         if not write:
             raw.execute("BEGIN")
-            return conn, raw
+            return raw
         lock = self._writer_lock
         if lock is not None:
             lock.__enter__()
@@ -298,9 +290,9 @@ class Database:
             if lock is not None:
                 lock.__exit__()
             raise
-        return conn, raw
+        return raw
 
-    def _end(self, conn: Connection, raw: Any, write: bool, ok: bool) -> None:
+    def _end(self, raw: sqlite3.Connection, write: bool, ok: bool) -> None:
         """End what :meth:`_begin` began: commit a write that succeeded, else roll back; then
         release the writer lock."""
         try:
@@ -308,13 +300,9 @@ class Database:
                 raw.commit()
             else:
                 raw.rollback()
-                if conn.in_transaction():
-                    conn.rollback()
         finally:
             if write and self._writer_lock is not None:
                 self._writer_lock.__exit__()
-        if ok and write and conn.in_transaction():
-            conn.commit()
 
     def transact(self, fn: Callable[[Conn], S], write: bool) -> S:
         """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
@@ -327,41 +315,40 @@ class Database:
                 return fn(conn)
         try:
             with self._lock:
-                conn, raw = self._begin(write)
+                raw = self._begin(write)
                 ok = False
                 try:
-                    result = fn(Conn(raw, True, conn))
+                    result = fn(Conn(raw, True))
                     ok = True
                 finally:
-                    self._end(conn, raw, write, ok)
+                    self._end(raw, write, ok)
                 return result
         except Exception as exc:
             mapped = self._translate(exc)
             if mapped is exc:
                 raise
-            raise mapped from mapped.__cause__
+            raise mapped from None
 
     @contextmanager
     def write(self) -> Iterator[Conn]:
         """A write transaction; commits on success, rolls back on any error."""
         if self.is_sqlite:
             with self._errors(), self._lock:
-                conn, raw = self._begin(True)
+                raw = self._begin(True)
                 ok = False
                 try:
-                    yield Conn(raw, True, conn)
+                    yield Conn(raw, True)
                     ok = True
                 finally:
-                    self._end(conn, raw, True, ok)
+                    self._end(raw, True, ok)
             return
-        with self._errors(), self.engine.connect() as conn:
-            conn.begin()  # so commit() below also commits work done on the driver cursor
+        with self._errors(), self._pooled() as raw:
             try:
-                yield Conn(conn.connection.driver_connection, False, conn)
+                yield Conn(raw, False)
             except BaseException:
-                conn.rollback()
+                raw.rollback()
                 raise
-            conn.commit()
+            raw.commit()
 
     def write_many(self, fns: Sequence[Callable[[Conn], Any]]) -> list[tuple[bool, Any]]:
         """SQLite: several writes committed as one transaction (a group commit: one fsync), each
@@ -385,17 +372,26 @@ class Database:
         """A read-only snapshot."""
         if self.is_sqlite:
             with self._errors(), self._lock:
-                conn, raw = self._begin(False)
+                raw = self._begin(False)
                 try:
-                    yield Conn(raw, True, conn)
+                    yield Conn(raw, True)
                 finally:
-                    self._end(conn, raw, False, False)
+                    self._end(raw, False, False)
             return
-        with self._errors(), self.engine.connect() as conn:
+        with self._errors(), self._pooled() as raw:
             try:
-                yield Conn(conn.connection.driver_connection, False, conn)
+                yield Conn(raw, False)
             finally:
-                conn.rollback()
+                raw.rollback()
+
+    @contextmanager
+    def _pooled(self) -> Iterator[Any]:
+        """PostgreSQL: a psycopg connection from the pool, given back afterwards."""
+        fairy = self._engine.raw_connection()
+        try:
+            yield fairy.driver_connection
+        finally:
+            fairy.close()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -405,20 +401,19 @@ class Database:
             mapped = self._translate(exc)
             if mapped is exc:
                 raise
-            raise mapped from mapped.__cause__
+            raise mapped from None
 
     def _translate(self, exc: Exception) -> Exception:
         """The error a store call raises for ``exc``: a core error type, or an
         :class:`IntegrityError` (a conflict its caller may retry); any other exception is ``exc``."""
         if isinstance(exc, StigmerError | IntegrityError):
             return exc
-        orig = getattr(exc, "orig", None) if type(exc).__module__.startswith("sqlalchemy") else exc
-        names = {c.__name__ for c in type(orig).__mro__} if orig is not None else set()
+        names = {c.__name__ for c in type(exc).__mro__}
         if "IntegrityError" in names:
-            return IntegrityError(orig)  # type: ignore[arg-type]
-        if not isinstance(orig, sqlite3.Error) and "psycopg" not in type(orig).__module__:
+            return IntegrityError(exc)
+        if not isinstance(exc, sqlite3.Error) and not type(exc).__module__.startswith("psycopg"):
             return exc
-        first = (str(orig).strip() or type(orig).__name__).splitlines()[0]
+        first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         if "DataError" in names:  # PostgreSQL refused a value (too long, NUL character, ...)
             return InvalidArgument(f"a value cannot be stored: {first}")
         if "OperationalError" in names and ("locked" in first or "busy" in first):
@@ -432,12 +427,13 @@ class Database:
 
     def dispose(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
             if self._writer_lock is not None:
                 self._writer_lock.close()
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 class _WriterLock:
@@ -477,68 +473,3 @@ class _WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-class Prepared:
-    """A Core statement compiled once for one dialect, run on the driver cursor of a connection.
-
-    The hot path (UpdateExecutionStatus) uses these to skip SQLAlchemy's per-call execution
-    machinery; the SQL is still generated by SQLAlchemy, so it is right for every dialect.
-    """
-
-    def __init__(
-        self, stmt: ClauseElement, dialect: object, column_keys: Sequence[str] | None = None
-    ) -> None:
-        compiled: Any = stmt.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)  # type: ignore[arg-type]
-        self.sql = str(compiled)
-        self.order: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if compiled.positional else None
-        )
-        self.defaults = {k: v for k, v in compiled.params.items() if v is not None}
-
-    def params(self, values: Mapping[str, object]) -> Sequence[object] | Mapping[str, object]:
-        if self.defaults:
-            values = {**self.defaults, **values}
-        return values if self.order is None else tuple(map(values.__getitem__, self.order))
-
-    def run(self, conn: Connection, values: Mapping[str, object]) -> object:
-        cur: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        params = self.params(values)
-        try:
-            cur.execute(self.sql, params)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _wrap(self.sql, params, exc, conn) from exc
-        return cur
-
-    def many(self, conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-        cur: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        params = [self.params(r) for r in rows]
-        try:
-            cur.executemany(self.sql, params)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _wrap(self.sql, params, exc, conn) from exc
-        finally:
-            cur.close()
-
-
-_PREPARED: dict[tuple[Callable[[Any], Any], str, str, str], Any] = {}
-
-
-def prepared_for(conn: Connection, build: Callable[[Any], S]) -> S:
-    """``build(dialect)`` (a module's set of ``Prepared`` statements), made once per dialect and kept.
-
-    A store module passes the same ``build`` (usually a class) on every call, so its statements are
-    compiled the first time a connection of a dialect uses them and looked up afterwards.
-    """
-    d = conn.dialect
-    key = (build, d.name, d.driver, d.paramstyle)
-    found = _PREPARED.get(key)
-    if found is None:
-        found = _PREPARED[key] = build(d)
-    return found
-
-
-def _wrap(sql: str, params: Any, exc: Exception, conn: Connection) -> BaseException:
-    """The SQLAlchemy exception (IntegrityError, DataError, ...) SQLAlchemy itself would raise."""
-    wrapped: BaseException = DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error)
-    return wrapped

@@ -1,6 +1,6 @@
 """The store's tables: one module per concern, each with the queries of its tables.
 
-- ``_schema``: every table (SQLAlchemy Core), ``_migrations``: the ordered schema migrations;
+- ``_schema``: every table (SQLAlchemy Core declarations, the source of the migrations' DDL), ``_migrations``: the ordered schema migrations;
 - ``_resources`` (and label ``_selectors``), ``_executions``, ``_events`` (execution events and
   status), ``_secrets``, ``_grants`` (secret owners and grants, authors, runner leases),
   ``_artifacts``;

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 from stigmer.backend.local._db import Conn, Database

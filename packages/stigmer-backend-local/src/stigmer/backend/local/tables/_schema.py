@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -17,8 +19,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "ddl",
     "artifacts",
+    "ddl",
     "execution_events",
     "execution_leases",
     "execution_secrets",
@@ -242,7 +244,7 @@ def ddl(tables: tuple[Table, ...], sqlite: bool) -> list[str]:
     from sqlalchemy.dialects import sqlite as sqlite_dialect
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    dialect = sqlite_dialect.dialect() if sqlite else postgresql.dialect()
+    dialect: Any = sqlite_dialect.dialect() if sqlite else postgresql.dialect()  # type: ignore[no-untyped-call]
     out: list[str] = []
     for table in tables:
         out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
