@@ -347,13 +347,21 @@ class AsyncExecution:
         runner_task = self._task if self._task is not None and not self._task.cancelled() else None
         try:
             while True:
-                getter = asyncio.create_task(queue.get())
-                waiting: set[asyncio.Task[Any]] = {getter}
-                if runner_task is not None:
-                    waiting.add(runner_task)
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    ev = getter.result()
+                done: set[asyncio.Task[Any]] = set()
+                if not queue.empty():  # events already here (a batch): taken without a task or a wait
+                    got, ev = True, queue.get_nowait()
+                else:
+                    getter = asyncio.create_task(queue.get())
+                    waiting: set[asyncio.Task[Any]] = {getter}
+                    if runner_task is not None:
+                        waiting.add(runner_task)
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    got = getter in done
+                    if got:
+                        ev = getter.result()
+                    else:
+                        getter.cancel()
+                if got:
                     if ev is None:
                         failure = (await asyncio.gather(watcher, return_exceptions=True))[0]
                         if isinstance(failure, Exception):
@@ -365,8 +373,6 @@ class AsyncExecution:
                             decided = await answer(current)
                             if decided is None and stop_on_approval:
                                 return await self.refresh()
-                else:
-                    getter.cancel()
                 if runner_task is not None and runner_task in done:
                     if runner_task.cancelled():
                         runner_task = None
