@@ -438,3 +438,29 @@ async def test_reject_with_a_reason_and_a_second_answer_refused(console: Console
         assert again.status_code == 409 and "not waiting for an approval" in again.text
     resolved = await console.backend.get_execution(svc.GetExecutionRequest(id=run.metadata.id))
     assert resolved.status.phase == execution_pb2.PHASE_RUNNING
+
+
+@given(st.integers(min_value=1, max_value=253402300799))
+def test_a_runs_creation_time_reads_as_gmtime_gives_it(seconds: int) -> None:
+    import time
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    assert views._stamp(Timestamp(seconds=seconds)) == time.strftime(
+        "%Y-%m-%d %H:%M:%S", time.gmtime(seconds)
+    )
+
+
+def test_the_runs_table_escapes_what_a_run_carries() -> None:
+    run = execution_pb2.Execution(kind="WorkflowExecution")
+    run.metadata.id = 'wex_"<b>'
+    run.metadata.labels["team"] = "<script>alert(1)</script>"
+    run.metadata.labels["stigmer.ai/schedule"] = "a&b"
+    run.spec.target.kind, run.spec.target.name = "Workflow", "x'<y"
+    run.status.phase = execution_pb2.PHASE_SUCCEEDED
+    run.status.started_at.seconds, run.status.finished_at.seconds = 100, 103
+    html = str(views.runs_rows_html([run], '/c"'))
+    assert "<script>" not in html and "<b>" not in html and "x'<y" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "a&amp;b" in html
+    assert 'data-run="wex_&quot;&lt;b&gt;"' in html and 'href="/c&quot;/runs/wex_' in html
+    assert '<span class="phase succeeded">SUCCEEDED</span>' in html and "<td>3.0 s</td>" in html

@@ -30,14 +30,15 @@ async def runs(web: Web, request: Request, principal: Principal, _session: Sessi
         await _apply_filters(web, req, filters, principal)
     except ValueError as exc:
         error = str(exc)
-    rows: list[Any] = []
+    executions: Any = ()
     next_token = ""
     if not error:
         resp = await web.gateway.call(principal, "ListExecutions", req)
-        rows = [views.run_row(ex) for ex in resp.executions]
+        executions = resp.executions
         next_token = resp.next_page_token
     context = {
-        "rows": rows,
+        "rows": len(executions),
+        "rows_html": views.runs_rows_html(executions, web.root(request)),
         "filters": filters,
         "phases": PHASES,
         "error": error,
