@@ -82,7 +82,16 @@ def test_any_kind_text_resolves_or_says_which_kinds_exist(text: str) -> None:
     except InvalidArgument as exc:
         assert "kinds: Skill, McpServer, Environment, Agent, Workflow, Session" in str(exc)
     else:
-        assert kind in {"Skill", "McpServer", "Environment", "Agent", "Workflow", "Session"}
+        assert kind in {
+            "Skill",
+            "McpServer",
+            "Environment",
+            "Agent",
+            "Workflow",
+            "Session",
+            "Schedule",
+            "Trigger",
+        }
 
 
 @given(st.text(max_size=30))

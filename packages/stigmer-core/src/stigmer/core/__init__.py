@@ -3,128 +3,265 @@ the tables of resource kinds and execution phases, the event writer every runner
 and protobuf values as plain data. The client logic (contexts, credentials, apply order, skill
 packing, runs) is in stigmer.sdk."""
 
-from stigmer.core._again import again_request
-from stigmer.core._archive import (
-    TAR_MEDIA_TYPE,
-    ArchiveTooLarge,
-    PackedTree,
-    artifact_key,
-    pack_tree,
-    read_tree,
-    unpack_tree,
-)
-from stigmer.core._backend import Backend, Runner
-from stigmer.core._capabilities import (
-    CAPABILITY_PRIVATE_NETWORK,
-    CAPABILITY_RUN,
-    CapabilityDenied,
-    capabilities_config,
-    has_capability,
-)
-from stigmer.core._cloudevents import (
-    EVENT_LABEL,
-    SIGNATURE_HEADER,
-    TRIGGER_LABEL,
-    cloud_event,
-    event_from_proto,
-    event_to_proto,
-    filter_may_match,
-    listen_filters,
-    parse_binary_event,
-    parse_structured_event,
-    schedule_on_filters,
-    signature_matches,
-)
-from stigmer.core._errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    StigmerError,
-    Unauthenticated,
-    Unavailable,
-    error_from_grpc_code,
-)
-from stigmer.core._event_writer import EventWriter, NewEvent, RunStopped, check_event_limits
-from stigmer.core._files import (
-    PRIVATE_DIR_MODE,
-    PRIVATE_FILE_MODE,
-    open_private,
-    private_dir,
-    private_file,
-    tighten_home,
-)
-from stigmer.core._handover import Handover, handing_over, handover_requested, no_handover, until_handover
-from stigmer.core._headers import header_problem
-from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
-from stigmer.core._kinds import (
-    APPLY_ORDER,
-    EXECUTION,
-    KIND_TABLE,
-    RUNNABLE_KINDS,
-    Kind,
-    applicable_kinds,
-    kind_info,
-    kind_spellings,
-    lookup_kind,
-)
-from stigmer.core._limits import LIMIT_SETTINGS, Limits
-from stigmer.core._manifests import (
-    API_VERSION,
-    KINDS,
-    LoadedResource,
-    dump_manifests,
-    kind_of,
-    load_manifests,
-    manifest_files,
-    message_to_manifest,
-    parse_manifest,
-    resource_from_message,
-    unwrap,
-)
-from stigmer.core._phases import (
-    PHASE_NAMES,
-    STOPPED_PHASES,
-    TERMINAL_PHASE_NAMES,
-    TERMINAL_PHASES,
-    is_terminal,
-    phase_name,
-    phase_number,
-)
-from stigmer.core._pinned import pinned_target
-from stigmer.core._plugins import (
-    BACKENDS_GROUP,
-    RUNNERS_GROUP,
-    PluginNotFound,
-    load_backend,
-    load_plugin,
-    load_runner,
-)
-from stigmer.core._principal import Principal, acting_as, current_principal
-from stigmer.core._redact import (
-    MASK,
-    MIN_SECRET_LENGTH,
-    RedactingFilter,
-    Redactor,
-    configure_logging,
-    default_redactor,
-    redact_logging,
-)
-from stigmer.core._schedule import OVERLAP_POLICIES, SCHEDULE_LABEL, SLOT_LABEL, Timetable, parse_duration
-from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
-from stigmer.core._settings import Context, Settings, stigmer_home
-from stigmer.core._telemetry import (
-    execution_attributes,
-    flush_telemetry,
-    record_span,
-    setup_telemetry,
-    start_span,
-    telemetry_enabled,
-    traced_execution,
-)
-from stigmer.core._values import from_value, jsonable, plain_value, set_timestamp, stamp_now, to_value
-from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stigmer.core._again import again_request
+    from stigmer.core._archive import (
+        TAR_MEDIA_TYPE,
+        ArchiveTooLarge,
+        PackedTree,
+        artifact_key,
+        pack_tree,
+        read_tree,
+        unpack_tree,
+    )
+    from stigmer.core._backend import Backend, Runner
+    from stigmer.core._capabilities import (
+        CAPABILITY_PRIVATE_NETWORK,
+        CAPABILITY_RUN,
+        CapabilityDenied,
+        capabilities_config,
+        has_capability,
+    )
+    from stigmer.core._cloudevents import (
+        EVENT_LABEL,
+        SIGNATURE_HEADER,
+        TRIGGER_LABEL,
+        cloud_event,
+        event_from_proto,
+        event_to_proto,
+        filter_may_match,
+        listen_filters,
+        parse_binary_event,
+        parse_structured_event,
+        schedule_on_filters,
+        signature_matches,
+    )
+    from stigmer.core._errors import (
+        AlreadyExists,
+        FailedPrecondition,
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        StigmerError,
+        Unauthenticated,
+        Unavailable,
+        error_from_grpc_code,
+    )
+    from stigmer.core._event_writer import EventWriter, NewEvent, RunStopped, check_event_limits
+    from stigmer.core._files import (
+        PRIVATE_DIR_MODE,
+        PRIVATE_FILE_MODE,
+        open_private,
+        private_dir,
+        private_file,
+        tighten_home,
+    )
+    from stigmer.core._handover import Handover, handing_over, handover_requested, no_handover, until_handover
+    from stigmer.core._headers import header_problem
+    from stigmer.core._ids import KIND_PREFIXES, new_id, slugify
+    from stigmer.core._kinds import (
+        APPLY_ORDER,
+        EXECUTION,
+        KIND_TABLE,
+        RUNNABLE_KINDS,
+        Kind,
+        applicable_kinds,
+        kind_info,
+        kind_spellings,
+        lookup_kind,
+    )
+    from stigmer.core._limits import LIMIT_SETTINGS, Limits
+    from stigmer.core._manifests import (
+        API_VERSION,
+        KINDS,
+        LoadedResource,
+        dump_manifests,
+        kind_of,
+        load_manifests,
+        manifest_files,
+        message_to_manifest,
+        parse_manifest,
+        resource_from_message,
+        unwrap,
+    )
+    from stigmer.core._phases import (
+        PHASE_NAMES,
+        STOPPED_PHASES,
+        TERMINAL_PHASE_NAMES,
+        TERMINAL_PHASES,
+        is_terminal,
+        phase_name,
+        phase_number,
+    )
+    from stigmer.core._pinned import pinned_target
+    from stigmer.core._plugins import (
+        BACKENDS_GROUP,
+        RUNNERS_GROUP,
+        PluginNotFound,
+        load_backend,
+        load_plugin,
+        load_runner,
+    )
+    from stigmer.core._principal import Principal, acting_as, current_principal
+    from stigmer.core._redact import (
+        MASK,
+        MIN_SECRET_LENGTH,
+        RedactingFilter,
+        Redactor,
+        configure_logging,
+        default_redactor,
+        redact_logging,
+    )
+    from stigmer.core._schedule import OVERLAP_POLICIES, SCHEDULE_LABEL, SLOT_LABEL, Timetable, parse_duration
+    from stigmer.core._schemas import SCHEMA_KINDS, manifest_schema, output_schema_problem, validate_manifest
+    from stigmer.core._settings import Context, Settings, stigmer_home
+    from stigmer.core._telemetry import (
+        execution_attributes,
+        flush_telemetry,
+        record_span,
+        setup_telemetry,
+        start_span,
+        telemetry_enabled,
+        traced_execution,
+    )
+    from stigmer.core._values import from_value, jsonable, plain_value, set_timestamp, stamp_now, to_value
+    from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_text
+
+#: public name -> the module that defines it, imported on first use (a command loads only the parts it touches)
+_LAZY: dict[str, str] = {
+    "API_VERSION": "stigmer.core._manifests",
+    "APPLY_ORDER": "stigmer.core._kinds",
+    "AlreadyExists": "stigmer.core._errors",
+    "ArchiveTooLarge": "stigmer.core._archive",
+    "BACKENDS_GROUP": "stigmer.core._plugins",
+    "Backend": "stigmer.core._backend",
+    "CAPABILITY_PRIVATE_NETWORK": "stigmer.core._capabilities",
+    "CAPABILITY_RUN": "stigmer.core._capabilities",
+    "CapabilityDenied": "stigmer.core._capabilities",
+    "Context": "stigmer.core._settings",
+    "EVENT_LABEL": "stigmer.core._cloudevents",
+    "EXECUTION": "stigmer.core._kinds",
+    "EventWriter": "stigmer.core._event_writer",
+    "FailedPrecondition": "stigmer.core._errors",
+    "Handover": "stigmer.core._handover",
+    "InvalidArgument": "stigmer.core._errors",
+    "KINDS": "stigmer.core._manifests",
+    "KIND_PREFIXES": "stigmer.core._ids",
+    "KIND_TABLE": "stigmer.core._kinds",
+    "Kind": "stigmer.core._kinds",
+    "LIMIT_SETTINGS": "stigmer.core._limits",
+    "Limits": "stigmer.core._limits",
+    "LoadedResource": "stigmer.core._manifests",
+    "MASK": "stigmer.core._redact",
+    "MIN_SECRET_LENGTH": "stigmer.core._redact",
+    "ManifestError": "stigmer.core._yaml",
+    "NewEvent": "stigmer.core._event_writer",
+    "NotFound": "stigmer.core._errors",
+    "OVERLAP_POLICIES": "stigmer.core._schedule",
+    "PHASE_NAMES": "stigmer.core._phases",
+    "PRIVATE_DIR_MODE": "stigmer.core._files",
+    "PRIVATE_FILE_MODE": "stigmer.core._files",
+    "PackedTree": "stigmer.core._archive",
+    "PermissionDenied": "stigmer.core._errors",
+    "PluginNotFound": "stigmer.core._plugins",
+    "Principal": "stigmer.core._principal",
+    "RUNNABLE_KINDS": "stigmer.core._kinds",
+    "RUNNERS_GROUP": "stigmer.core._plugins",
+    "RedactingFilter": "stigmer.core._redact",
+    "Redactor": "stigmer.core._redact",
+    "RunStopped": "stigmer.core._event_writer",
+    "Runner": "stigmer.core._backend",
+    "SCHEDULE_LABEL": "stigmer.core._schedule",
+    "SCHEMA_KINDS": "stigmer.core._schemas",
+    "SIGNATURE_HEADER": "stigmer.core._cloudevents",
+    "SLOT_LABEL": "stigmer.core._schedule",
+    "STOPPED_PHASES": "stigmer.core._phases",
+    "Settings": "stigmer.core._settings",
+    "StigmerError": "stigmer.core._errors",
+    "TAR_MEDIA_TYPE": "stigmer.core._archive",
+    "TERMINAL_PHASES": "stigmer.core._phases",
+    "TERMINAL_PHASE_NAMES": "stigmer.core._phases",
+    "TRIGGER_LABEL": "stigmer.core._cloudevents",
+    "Timetable": "stigmer.core._schedule",
+    "Unauthenticated": "stigmer.core._errors",
+    "Unavailable": "stigmer.core._errors",
+    "acting_as": "stigmer.core._principal",
+    "again_request": "stigmer.core._again",
+    "applicable_kinds": "stigmer.core._kinds",
+    "artifact_key": "stigmer.core._archive",
+    "capabilities_config": "stigmer.core._capabilities",
+    "check_event_limits": "stigmer.core._event_writer",
+    "cloud_event": "stigmer.core._cloudevents",
+    "configure_logging": "stigmer.core._redact",
+    "current_principal": "stigmer.core._principal",
+    "default_redactor": "stigmer.core._redact",
+    "dump_manifests": "stigmer.core._manifests",
+    "dump_yaml": "stigmer.core._yaml",
+    "error_from_grpc_code": "stigmer.core._errors",
+    "event_from_proto": "stigmer.core._cloudevents",
+    "event_to_proto": "stigmer.core._cloudevents",
+    "execution_attributes": "stigmer.core._telemetry",
+    "filter_may_match": "stigmer.core._cloudevents",
+    "flush_telemetry": "stigmer.core._telemetry",
+    "from_value": "stigmer.core._values",
+    "handing_over": "stigmer.core._handover",
+    "handover_requested": "stigmer.core._handover",
+    "has_capability": "stigmer.core._capabilities",
+    "header_problem": "stigmer.core._headers",
+    "is_terminal": "stigmer.core._phases",
+    "jsonable": "stigmer.core._values",
+    "kind_info": "stigmer.core._kinds",
+    "kind_of": "stigmer.core._manifests",
+    "kind_spellings": "stigmer.core._kinds",
+    "listen_filters": "stigmer.core._cloudevents",
+    "load_backend": "stigmer.core._plugins",
+    "load_manifests": "stigmer.core._manifests",
+    "load_plugin": "stigmer.core._plugins",
+    "load_runner": "stigmer.core._plugins",
+    "load_yaml_text": "stigmer.core._yaml",
+    "lookup_kind": "stigmer.core._kinds",
+    "manifest_files": "stigmer.core._manifests",
+    "manifest_schema": "stigmer.core._schemas",
+    "message_to_manifest": "stigmer.core._manifests",
+    "new_id": "stigmer.core._ids",
+    "no_handover": "stigmer.core._handover",
+    "open_private": "stigmer.core._files",
+    "output_schema_problem": "stigmer.core._schemas",
+    "pack_tree": "stigmer.core._archive",
+    "parse_binary_event": "stigmer.core._cloudevents",
+    "parse_duration": "stigmer.core._schedule",
+    "parse_manifest": "stigmer.core._manifests",
+    "parse_structured_event": "stigmer.core._cloudevents",
+    "phase_name": "stigmer.core._phases",
+    "phase_number": "stigmer.core._phases",
+    "pinned_target": "stigmer.core._pinned",
+    "plain_value": "stigmer.core._values",
+    "private_dir": "stigmer.core._files",
+    "private_file": "stigmer.core._files",
+    "read_tree": "stigmer.core._archive",
+    "record_span": "stigmer.core._telemetry",
+    "redact_logging": "stigmer.core._redact",
+    "resource_from_message": "stigmer.core._manifests",
+    "schedule_on_filters": "stigmer.core._cloudevents",
+    "set_timestamp": "stigmer.core._values",
+    "setup_telemetry": "stigmer.core._telemetry",
+    "signature_matches": "stigmer.core._cloudevents",
+    "slugify": "stigmer.core._ids",
+    "stamp_now": "stigmer.core._values",
+    "start_span": "stigmer.core._telemetry",
+    "stigmer_home": "stigmer.core._settings",
+    "telemetry_enabled": "stigmer.core._telemetry",
+    "tighten_home": "stigmer.core._files",
+    "to_value": "stigmer.core._values",
+    "traced_execution": "stigmer.core._telemetry",
+    "unpack_tree": "stigmer.core._archive",
+    "until_handover": "stigmer.core._handover",
+    "unwrap": "stigmer.core._manifests",
+    "validate_manifest": "stigmer.core._schemas",
+}
 
 __all__ = [
     "API_VERSION",
@@ -257,3 +394,17 @@ __all__ = [
     "unwrap",
     "validate_manifest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

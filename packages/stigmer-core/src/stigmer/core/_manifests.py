@@ -22,7 +22,6 @@ from google.protobuf.message import Message
 from stigmer.core._kinds import KIND_TABLE
 from stigmer.core._values import plain_value
 from stigmer.core._yaml import ManifestError, dump_yaml, load_yaml_documents, plain
-from stigmer.core.upstream import UPSTREAM_API_VERSION, UpstreamRefused, translate
 from stigmer.proto.v1 import (
     execution_pb2,
     resource_pb2,
@@ -195,6 +194,9 @@ def _to_resource(data: Any, tree: Any, source: str, line: int) -> LoadedResource
         raise fail("missing 'kind' (one of: " + ", ".join(KINDS) + ")", ["kind"])
     if kind not in KINDS:
         raise fail(f"unknown kind '{kind}'{_suggest(kind, list(KINDS))}", ["kind"])
+    # Upstream's manifests are translated (imported here: the rest of this module serves every run).
+    from stigmer.core.upstream import UPSTREAM_API_VERSION, UpstreamRefused, translate
+
     api = data.get("apiVersion", data.get("api_version"))
     if api not in (API_VERSION, UPSTREAM_API_VERSION):
         raise fail(

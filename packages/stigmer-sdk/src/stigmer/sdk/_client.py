@@ -13,13 +13,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from stigmer.core import RUNNABLE_KINDS, InvalidArgument, NotFound, kind_info
-from stigmer.sdk._apply_order import order_resources
-from stigmer.sdk._collect import collect
 from stigmer.sdk._connection import Connection, load_runner_plugin, resolve_target
 from stigmer.sdk._execution import AsyncExecution, _aclose
 from stigmer.sdk._kinds import resolve_kind
 from stigmer.sdk._targets import find_target, not_found, resource_exists, session_for
-from stigmer.sdk._validate import ValidationFailed, ValidationProblem
 from stigmer.sdk.authoring._builder import M, ResourceBuilder
 
 if TYPE_CHECKING:
@@ -32,6 +29,7 @@ if TYPE_CHECKING:
     from stigmer.sdk._events import Published
     from stigmer.sdk._export import Export
     from stigmer.sdk._schedules import Fired, ScheduleInfo
+    from stigmer.sdk._validate import ValidationProblem
     from stigmer.sdk._workspace import Attachable
 
 __all__ = [
@@ -251,6 +249,9 @@ class AsyncStigmer:
         warnings are logged.
         """
         from stigmer.core import unwrap
+        from stigmer.sdk._apply_order import order_resources
+        from stigmer.sdk._collect import collect
+        from stigmer.sdk._validate import ValidationFailed
 
         given = collect(resources)
         loaded = order_resources(given)
@@ -276,6 +277,7 @@ class AsyncStigmer:
         secrets, functions, authentications), and the agents and workflows it names, which must
         be among the resources given or stored in this client's backend. Errors and warnings
         (``warning=True``), located in the manifests; an empty list means valid. Stores nothing."""
+        from stigmer.sdk._collect import collect
         from stigmer.sdk._validate import check_resources
 
         async def exists(kind: str, name: str) -> bool:

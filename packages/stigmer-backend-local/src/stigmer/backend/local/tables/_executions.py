@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import struct_pb2
-from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables import _grants, _secrets
 from stigmer.backend.local.tables import _resources as res
@@ -30,6 +29,9 @@ from stigmer.core import (
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2
+
+if TYPE_CHECKING:
+    from stigmer.backend.local._crypto import SecretBox
 
 __all__ = [
     "cancel",

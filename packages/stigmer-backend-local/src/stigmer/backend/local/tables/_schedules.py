@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables import _executions
 from stigmer.backend.local.tables import _resources as res
@@ -24,6 +23,9 @@ from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 from stigmer.proto.v1 import meta_pb2
 from stigmer.proto.v1.schedule_pb2 import Schedule
+
+if TYPE_CHECKING:
+    from stigmer.backend.local._crypto import SecretBox
 
 __all__ = ["Fire", "buffered_ids", "fire_slot", "last_fires", "recorded_slots", "schedules", "start_buffered"]
 

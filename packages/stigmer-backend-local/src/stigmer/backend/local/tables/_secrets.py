@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stigmer.backend.local._crypto import SecretBox
 from stigmer.backend.local._db import Conn, in_list
 from stigmer.backend.local.tables import _grants
 from stigmer.backend.local.tables._columns import now_us, timestamp
@@ -14,6 +13,9 @@ from stigmer.backend.local.tables._input import check_secret_name
 from stigmer.core import FailedPrecondition, InvalidArgument, NotFound, Principal
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import secret_pb2
+
+if TYPE_CHECKING:
+    from stigmer.backend.local._crypto import SecretBox
 
 __all__ = [
     "can_open",
