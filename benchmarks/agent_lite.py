@@ -3,7 +3,8 @@ vs `stigmer --help`; cold processes, interleaved, median of 7.
 
 The fake LLM is the OpenAI-compatible stand-in of `stigmer.testing` (JSON and SSE) in this
 process. The figure that matters is the overhead over `stigmer --help`: loading the local store
-(sqlmodel), pydantic-ai and the openai SDK, one model round trip, and the event writes.
+(the standard library's sqlite3), pydantic-ai and the openai SDK, one model round trip, and the
+event writes.
 The summary ratio is execute/help with its target derived from the 2.0 s budget; the import
 floor of the libraries alone is timed alongside, so load on a shared machine can be told apart.
 A budget check only: `--help` is no agent framework. `benchmarks/agent_peers.py` is the honest
@@ -28,7 +29,7 @@ ANSWER = "Hello from the fake model."
 # The runner alone: libraries imported first, then two runs timed in one process.
 IN_PROCESS = """
 import asyncio, os, time
-import sqlalchemy
+import sqlite3
 from pydantic_ai import Agent
 from pydantic_ai.models.openai import OpenAIChatModel
 from stigmer.backend.local import LocalBackend
@@ -50,8 +51,8 @@ async def main():
 
 asyncio.run(main())
 """
-# The import floor of any Lite agent run: the store's SQLAlchemy, pydantic-ai and its OpenAI model.
-FLOOR = "import sqlalchemy, typer; from pydantic_ai import Agent; from pydantic_ai.models.openai import OpenAIChatModel"
+# The import floor of any Lite agent run: the store's sqlite3, typer, pydantic-ai and its OpenAI model.
+FLOOR = "import sqlite3, typer; from pydantic_ai import Agent; from pydantic_ai.models.openai import OpenAIChatModel"
 
 
 def main() -> None:
@@ -100,9 +101,7 @@ def main() -> None:
     overhead = t["execute"] - t["help"]
     print(f"stigmer --help: {t['help'] * 1000:.0f} ms")
     print(f"stigmer agent execute (fake LLM): {t['execute'] * 1000:.0f} ms")
-    print(
-        f"import floor (sqlalchemy + typer + pydantic_ai + OpenAIChatModel), cold: {t['floor'] * 1000:.0f} ms"
-    )
+    print(f"import floor (sqlite3 + typer + pydantic_ai + OpenAIChatModel), cold: {t['floor'] * 1000:.0f} ms")
     print(f"overhead over --help: {overhead:.2f} s (budget {BUDGET:.1f} s)")
     print(f"beyond the import floor: {t['execute'] - t['floor']:.2f} s")
     print(

@@ -4,7 +4,7 @@ Clients: :class:`Stigmer` (sync) and :class:`AsyncStigmer`. Builders: :class:`Ag
 :class:`Skill`, :class:`McpServer`, :class:`Environment`, :class:`Workflow` and one class per
 workflow task. Results are the ``stigmer.v1`` messages (``Execution``, ``ExecutionEvent``, the
 kind messages), with thin helpers on the execution handles. Importing this package opens
-nothing: grpc and SQLAlchemy load on the first call that connects.
+nothing: grpc or the database driver loads on the first call that connects.
 """
 
 import importlib

@@ -110,7 +110,7 @@ class AsyncStigmer:
     exactly like ``stigmer run``; against a server, the server runs it. ``timeout`` and
     ``retries`` set a server's per-call deadline in seconds (default 30) and how often a call
     refused as unavailable is retried (default 5); a local store ignores them.
-    Nothing connects (or imports grpc / SQLAlchemy) until the first call.
+    Nothing connects (or imports grpc / a database driver) until the first call.
     """
 
     def __init__(

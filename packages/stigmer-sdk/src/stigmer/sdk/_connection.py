@@ -72,7 +72,7 @@ class Connection:
         return f"server {self.options.get('endpoint')}"
 
     def open(self) -> Backend:
-        """Construct the backend plugin (the first moment grpc or SQLAlchemy is imported)."""
+        """Construct the backend plugin (the first moment grpc or a database driver is imported)."""
         backend: Backend = _plugin(
             "stigmer.backends", self.backend, lambda: load_backend(self.backend, **self.options)
         )
