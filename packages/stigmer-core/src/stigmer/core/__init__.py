@@ -3,8 +3,9 @@ the tables of resource kinds and execution phases, the event writer every runner
 and protobuf values as plain data. The client logic (contexts, credentials, apply order, skill
 packing, runs) is in stigmer.sdk."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stigmer.core._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from stigmer.core._again import again_request
@@ -396,15 +397,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

@@ -7,8 +7,9 @@ kind messages), with thin helpers on the execution handles. Importing this packa
 nothing: grpc or the database driver loads on the first call that connects.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stigmer.core._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from stigmer.core import StigmerError
@@ -180,15 +181,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

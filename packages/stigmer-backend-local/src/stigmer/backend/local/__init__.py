@@ -1,12 +1,13 @@
 """Stigmer local backend: SQLite (or PostgreSQL) store with encrypted secrets.
 
-``import stigmer.backend.local`` is cheap; SQLAlchemy is imported when a database is opened.
+``import stigmer.backend.local`` is cheap; the database driver is imported when a database is opened.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stigmer.core._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from stigmer.backend.local._backend import LocalBackend
@@ -23,15 +24,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'stigmer.backend.local' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
