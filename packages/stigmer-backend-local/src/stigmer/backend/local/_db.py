@@ -147,30 +147,19 @@ class Conn:
     ``for_update`` is `` FOR UPDATE`` on PostgreSQL (rows locked by a read) and empty on SQLite,
     whose write transactions lock the whole database."""
 
-    __slots__ = ("_integrity", "for_update", "is_sqlite", "raw")
+    __slots__ = ("for_update", "is_sqlite", "raw")
 
     def __init__(self, raw: Any, is_sqlite: bool) -> None:
         self.raw = raw
         self.is_sqlite = is_sqlite
         self.for_update = "" if is_sqlite else " FOR UPDATE"
-        if is_sqlite:
-            self._integrity: type[Exception] = sqlite3.IntegrityError
-        else:
-            import psycopg
-
-            self._integrity = psycopg.IntegrityError
 
     def execute(self, sql: str, params: Mapping[str, object] | None = None) -> Result:
-        """Run ``sql``; its rows are read through the returned :class:`Result`."""
+        """Run ``sql``; its rows are read through the returned :class:`Result`. A driver error
+        propagates (the transaction maps it: :meth:`Database._translate`)."""
         cur = self.raw.cursor()
         try:
-            if self.is_sqlite:
-                cur.execute(sql, params or {})
-            else:
-                cur.execute(_pg_sql(sql), params or {})
-        except self._integrity as exc:
-            cur.close()
-            raise IntegrityError(exc) from exc
+            cur.execute(sql if self.is_sqlite else _pg_sql(sql), params or {})
         except BaseException:
             cur.close()
             raise
@@ -183,8 +172,6 @@ class Conn:
         cur = self.raw.cursor()
         try:
             cur.executemany(sql if self.is_sqlite else _pg_sql(sql), rows)
-        except self._integrity as exc:
-            raise IntegrityError(exc) from exc
         finally:
             cur.close()
 

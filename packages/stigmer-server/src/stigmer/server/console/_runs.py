@@ -37,7 +37,6 @@ async def runs(web: Web, request: Request, principal: Principal, _session: Sessi
         executions = resp.executions
         next_token = resp.next_page_token
     context = {
-        "rows": len(executions),
         "rows_html": views.runs_rows_html(executions, web.root(request)),
         "filters": filters,
         "phases": PHASES,

@@ -36,6 +36,7 @@ from stigmer.proto.v1 import meta_pb2, resource_pb2
 
 __all__ = [
     "DEFINITION_KINDS",
+    "SELECT_ROWS",
     "ResourceRow",
     "agent_secret_refs",
     "apply",
@@ -215,10 +216,11 @@ def _spec_json(msg: Any) -> str:
 
 #: Every column of ``resources``, in the table's order (the fields of ``ResourceRow``).
 _COLUMNS = "pk, id, kind, slug, name, version, labels, annotations, spec, status, created_at, updated_at"
-_SELECT = f"SELECT {_COLUMNS} FROM resources"
-_BY_ID = f"{_SELECT} WHERE id = :rid"
-_BY_SLUG = f"{_SELECT} WHERE kind = :kind AND slug = :slug"
-_BY_PK = f"{_SELECT} WHERE pk = :pk"
+#: Whole rows of ``resources`` (a ``WHERE`` follows).
+SELECT_ROWS = f"SELECT {_COLUMNS} FROM resources"
+_BY_ID = f"{SELECT_ROWS} WHERE id = :rid"
+_BY_SLUG = f"{SELECT_ROWS} WHERE kind = :kind AND slug = :slug"
+_BY_PK = f"{SELECT_ROWS} WHERE pk = :pk"
 _SECRET_NAMES = "SELECT name FROM secrets"
 _ARTIFACT_SIZE = 'SELECT size FROM artifacts WHERE "key" = :key'
 _INSERT = (
@@ -271,7 +273,7 @@ def _list_sql(ops: tuple[str, ...]) -> str:
             conds.append(f"{has_key} AND resource_labels.value = :v{i})")
         else:
             conds.append(f"NOT {has_key} AND resource_labels.value = :v{i})")
-    return f"{_SELECT} WHERE {' AND '.join(conds)} ORDER BY pk LIMIT :limit"
+    return f"{SELECT_ROWS} WHERE {' AND '.join(conds)} ORDER BY pk LIMIT :limit"
 
 
 @functools.lru_cache(maxsize=4096)

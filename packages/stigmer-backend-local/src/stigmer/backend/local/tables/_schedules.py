@@ -29,11 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Fire", "buffered_ids", "fire_slot", "last_fires", "recorded_slots", "schedules", "start_buffered"]
 
-#: Every ``resources`` column, in the table's order, of every Schedule.
-_SCHEDULES = (
-    "SELECT pk, id, kind, slug, name, version, labels, annotations, spec, status, created_at, updated_at "
-    "FROM resources WHERE kind = :kind ORDER BY pk"
-)
+#: Every Schedule's row.
+_SCHEDULES = f"{res.SELECT_ROWS} WHERE kind = :kind ORDER BY pk"
 #: The execution of a schedule's latest fired slot (``{}``: the columns of ``executions`` read).
 _LATEST_RUN = (
     "SELECT {} FROM schedule_fires JOIN executions ON executions.id = schedule_fires.execution_id "
