@@ -326,7 +326,7 @@ async def test_the_runner_reads_its_limits_from_its_settings(
     ("body", "limits", "title"),
     [
         (DOC + "  do:\n    - spin: {set: {n: '${ last(range(1e12)) }'}}\n", SMALL, "jq time limit exceeded"),
-        (SELF_LOOP, Limits(tasks=8000), "Task limit exceeded"),
+        (SELF_LOOP, Limits(tasks=30000), "Task limit exceeded"),
     ],
 )
 async def test_the_event_loop_stays_free_while_a_heavy_run_computes(
