@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _POLL_MIN = 0.02
+#: a SQLite write that skips its turn of the event loop (see ``_write``) does so for at most this long
+_TURN_AT_LEAST = 0.002
 _POLL_MAX = 0.25
 #: SQLite: a watcher's own safety poll; commits of other processes are noticed by one poller of
 #: ``PRAGMA data_version`` for all watchers (every 20-250 ms), this process's own by ``_notify``.
@@ -106,7 +109,9 @@ class LocalBackend:
         self._conflict = IntegrityError
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
-        from stigmer.backend.local.tables._events import forget_finished_runtime_secrets
+        from stigmer.backend.local.tables._events import forget_finished_runtime_secrets, update_status
+
+        self._update_status = update_status  # the hot path's function, without an import per call
 
         if forget_finished_runtime_secrets(self._db):
             log.info("deleted the run-time secrets of finished executions")
@@ -123,6 +128,7 @@ class LocalBackend:
         self._groups: dict[
             asyncio.AbstractEventLoop, list[tuple[Callable[[Conn], Any], asyncio.Future[Any]]]
         ] = {}
+        self._turn_due = 0.0  # when a write next lets the event loop turn (see ``_write``)
         self.offer_to_runners = offer_to_runners
         self.server_id = server_id
         # Watchers waiting for news, by execution id: a change wakes only that execution's.
@@ -172,12 +178,19 @@ class LocalBackend:
         # callers do not queue behind one synchronous commit each. The first of them leads: it
         # lets the rest of the turn run, then commits the group in its own task (one turn of the
         # loop per call, not two, for a caller that writes alone).
+        # A write that nothing else could join (no other callback is ready to run in this turn)
+        # commits at once, without a turn of the loop, unless it had none for _TURN_AT_LEAST
+        # seconds: a caller that writes in a tight loop still lets I/O and timers in.
         loop = asyncio.get_running_loop()
         group = self._groups.get(loop)
         if group is not None:  # another write of this turn leads the group: join it
             future: asyncio.Future[Any] = loop.create_future()
             group.append((fn, future))
             return cast(T, await future)
+        now = time.monotonic()
+        if not getattr(loop, "_ready", True) and now < self._turn_due:
+            return self._transaction(fn, True)
+        self._turn_due = now + _TURN_AT_LEAST
         group = self._groups[loop] = []
         try:
             await asyncio.sleep(0)  # the rest of the turn: the writes that join this one
@@ -491,8 +504,7 @@ class LocalBackend:
         return await self._read(lambda c: _executions.list_executions(c, request))
 
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
-        from stigmer.backend.local.tables._events import update_status  # of a module: a lookup per call
-
+        update_status = self._update_status
         who = current_principal()
         result = await self._write(lambda c: update_status(c, request, who))
         self._notify(request.execution_id)

@@ -97,6 +97,15 @@ class Result:
         finally:
             cur.close()
 
+    def first_tuple(self) -> tuple[Any, ...] | None:
+        """The first row as a plain tuple, or None."""
+        cur = self._cur
+        try:
+            found: tuple[Any, ...] | None = cur.fetchone()
+            return found
+        finally:
+            cur.close()
+
     def one(self) -> Any:
         found = self.first()
         if found is None:
@@ -145,21 +154,27 @@ class Conn:
     """The connection of one transaction of the store: SQL text with ``:name`` parameters, run on
     the driver (sqlite3, or psycopg on PostgreSQL). The SQL is written once for both databases;
     ``for_update`` is `` FOR UPDATE`` on PostgreSQL (rows locked by a read) and empty on SQLite,
-    whose write transactions lock the whole database."""
+    whose write transactions lock the whole database.
 
-    __slots__ = ("for_update", "is_sqlite", "raw")
+    ``memo`` is the database's (shared by its transactions): values a store module keeps because
+    they never change once written, each module under a key of its own."""
 
-    def __init__(self, raw: Any, is_sqlite: bool) -> None:
+    __slots__ = ("for_update", "is_sqlite", "memo", "raw")
+
+    def __init__(self, raw: Any, is_sqlite: bool, memo: dict[str, dict[Any, Any]]) -> None:
         self.raw = raw
         self.is_sqlite = is_sqlite
+        self.memo = memo
         self.for_update = "" if is_sqlite else " FOR UPDATE"
 
     def execute(self, sql: str, params: Mapping[str, object] | None = None) -> Result:
         """Run ``sql``; its rows are read through the returned :class:`Result`. A driver error
         propagates (the transaction maps it: :meth:`Database._translate`)."""
+        if self.is_sqlite:  # the hot path of every store call: the driver's own execute
+            return Result(self.raw.execute(sql, params or {}))
         cur = self.raw.cursor()
         try:
-            cur.execute(sql if self.is_sqlite else _pg_sql(sql), params or {})
+            cur.execute(_pg_sql(sql), params or {})
         except BaseException:
             cur.close()
             raise
@@ -203,7 +218,10 @@ class Database:
                 ["database_url"],
             )
         self._lock = threading.RLock()
+        #: what store modules keep of this database (see ``Conn.memo``)
+        self.memo: dict[str, dict[Any, Any]] = collections.defaultdict(dict)
         self._raw: sqlite3.Connection | None = None  # SQLite: the connection, opened on first use
+        self._conn: Conn  # SQLite: the statements' side of that connection
         self._writer_lock: _WriterLock | None = None
         self._path = ""
         self._engine: Any = None  # PostgreSQL: the pool
@@ -259,6 +277,7 @@ class Database:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
             self._raw = raw
+            self._conn = Conn(raw, True, self.memo)
         return raw
 
     def _begin(self, write: bool) -> sqlite3.Connection:
@@ -305,7 +324,7 @@ class Database:
                 raw = self._begin(write)
                 ok = False
                 try:
-                    result = fn(Conn(raw, True))
+                    result = fn(self._conn)
                     ok = True
                 finally:
                     self._end(raw, write, ok)
@@ -324,14 +343,14 @@ class Database:
                 raw = self._begin(True)
                 ok = False
                 try:
-                    yield Conn(raw, True)
+                    yield self._conn
                     ok = True
                 finally:
                     self._end(raw, True, ok)
             return
         with self._errors(), self._pooled() as raw:
             try:
-                yield Conn(raw, False)
+                yield Conn(raw, False, self.memo)
             except BaseException:
                 raw.rollback()
                 raise
@@ -361,13 +380,13 @@ class Database:
             with self._errors(), self._lock:
                 raw = self._begin(False)
                 try:
-                    yield Conn(raw, True)
+                    yield self._conn
                 finally:
                     self._end(raw, False, False)
             return
         with self._errors(), self._pooled() as raw:
             try:
-                yield Conn(raw, False)
+                yield Conn(raw, False, self.memo)
             finally:
                 raw.rollback()
 

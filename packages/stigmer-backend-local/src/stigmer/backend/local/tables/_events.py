@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from stigmer.backend.local._db import Conn
@@ -57,6 +56,9 @@ _SELECT = (
     "SELECT pk, id, kind, phase, last_sequence, labels, spec, status, created_at, updated_at "
     "FROM executions WHERE id = :eid"
 )
+# What a status update reads of the row (see ``load_for_update``), and the rest of it.
+_SELECT_STATE = "SELECT pk, phase, last_sequence, status, updated_at FROM executions WHERE id = :eid"
+_SELECT_FIXED = "SELECT kind, labels, spec, created_at FROM executions WHERE pk = :pk"
 _SELECT_EVENT = "SELECT body FROM execution_events WHERE execution_id = :eid AND sequence = :seq"
 _INSERT_EVENT = (
     "INSERT INTO execution_events (execution_id, sequence, type, body) "
@@ -78,6 +80,11 @@ _EVENTS_AFTER = (
 )
 
 
+_status_of = ex.ExecutionStatus.FromString
+_new_event = ex.ExecutionEvent
+_new_row = tuple.__new__  # ExecRow of the row's tuple, as ``ExecRow._make`` makes it (without its checks)
+
+
 class ExecRow(NamedTuple):
     pk: int
     id: str
@@ -91,16 +98,18 @@ class ExecRow(NamedTuple):
     updated_at: int
 
 
-@dataclass
 class Loaded:
     """An execution row being changed inside one write transaction."""
 
-    row: Any
-    status: ex.ExecutionStatus
-    phase: int
-    last: int
-    now: int
-    new_events: list[ex.ExecutionEvent] = field(default_factory=list)
+    __slots__ = ("last", "new_events", "now", "phase", "row", "status")
+
+    def __init__(self, row: ExecRow, status: ex.ExecutionStatus, phase: int, last: int, now: int) -> None:
+        self.row = row
+        self.status = status
+        self.phase = phase
+        self.last = last
+        self.now = now
+        self.new_events: list[ex.ExecutionEvent] = []
 
     @property
     def id(self) -> str:
@@ -152,11 +161,25 @@ class Loaded:
 def load(conn: Conn, execution_id: str, lock: bool = True) -> Loaded:
     if not execution_id:
         raise InvalidArgument("execution_id is required", ["execution_id"])
-    found = conn.execute(_SELECT + conn.for_update if lock else _SELECT, {"eid": execution_id}).tuples()
-    if not found:
+    found = conn.execute(_SELECT + conn.for_update if lock else _SELECT, {"eid": execution_id}).first_tuple()
+    if found is None:
         raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
-    row = ExecRow._make(found[0])
-    return Loaded(row, ex.ExecutionStatus.FromString(row.status), row.phase, row.last_sequence, now_us())
+    row = _new_row(ExecRow, found)
+    return Loaded(row, _status_of(row.status), row.phase, row.last_sequence, now_us())
+
+
+def load_for_update(conn: Conn, execution_id: str) -> Loaded:
+    """``load(conn, execution_id)``, reading only the columns a status update changes (the fixed
+    ones come from the memo: :func:`fixed`)."""
+    if not execution_id:
+        raise InvalidArgument("execution_id is required", ["execution_id"])
+    found = conn.execute(_SELECT_STATE + conn.for_update, {"eid": execution_id}).first_tuple()
+    if found is None:
+        raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
+    pk, phase, last, status, updated_at = found
+    kind, labels, spec, created, _ = fixed(conn, execution_id, pk)
+    row = _new_row(ExecRow, (pk, execution_id, kind, phase, last, labels, spec, status, created, updated_at))
+    return Loaded(row, _status_of(status), phase, last, now_us())
 
 
 def save(conn: Conn, item: Loaded) -> ex.Execution:
@@ -191,21 +214,74 @@ def save(conn: Conn, item: Loaded) -> ex.Execution:
     if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
         conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": eid})
-    return to_execution(item.row, item.status, item.now)
+    return _as_saved(conn, item.row, item.status, item.now)
+
+
+class Fixed(NamedTuple):
+    """The columns of an execution that never change once it is created (after ``create``, only
+    this module writes its row, and only phase, last_sequence, status and updated_at), and the
+    Execution they make (serialized, without status and updated_at)."""
+
+    kind: str
+    labels: str
+    spec: bytes
+    created_at: int
+    execution: bytes
+
+
+_MEMO = "executions"  # this module's key of ``Conn.memo``: Fixed by execution id
+_MEMO_MAX = 256  # executions kept (those being updated now); then it starts over
+_MEMO_SPEC_MAX = 64 * 1024  # a larger spec is read and built each time
+
+
+def fixed(conn: Conn, eid: str, pk: int, row: Any = None) -> Fixed:
+    """The fixed parts of execution ``eid`` (row ``pk``): kept in the database's memo, read (or
+    taken from its full ``row``) the first time."""
+    memo = conn.memo[_MEMO]
+    found: Fixed | None = memo.get(eid)
+    if found is not None:
+        return found
+    if row is None:
+        row = conn.execute(_SELECT_FIXED, {"pk": pk}).one()
+    spec = bytes(row.spec)
+    head = _head(eid, row.kind, row.labels, row.created_at, spec)
+    found = Fixed(row.kind, row.labels, spec, row.created_at, head.SerializeToString())
+    if len(spec) <= _MEMO_SPEC_MAX:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[eid] = found
+    return found
+
+
+def _as_saved(conn: Conn, row: ExecRow, status: ex.ExecutionStatus, updated_at: int) -> ex.Execution:
+    """``to_execution(row, status, updated_at)``, made from the execution's fixed parts."""
+    out = _execution_of(fixed(conn, row.id, row.pk, row).execution)
+    set_timestamp(out.metadata.updated_at, updated_at)
+    out.status.CopyFrom(status)
+    return out
+
+
+_execution_of = ex.Execution.FromString
+
+
+def _head(eid: str, kind: str, labels: str, created_at: int, spec: bytes) -> ex.Execution:
+    """An execution's fixed parts as an Execution (no status, no updated_at)."""
+    out = ex.Execution(api_version=API_VERSION, kind=kind)
+    md = out.metadata
+    md.id = md.name = md.slug = eid
+    md.version = 1
+    if labels != "{}":
+        md.labels.update(json.loads(labels))
+    set_timestamp(md.created_at, created_at)
+    out.spec.ParseFromString(spec)
+    return out
 
 
 def to_execution(
     row: Any, status: ex.ExecutionStatus | None = None, updated_at: int | None = None
 ) -> ex.Execution:
-    out = ex.Execution(api_version=API_VERSION, kind=row.kind)
-    md = out.metadata
-    md.id = md.name = md.slug = row.id
-    md.version = 1
-    if row.labels != "{}":
-        md.labels.update(json.loads(row.labels))
-    set_timestamp(md.created_at, row.created_at)
-    set_timestamp(md.updated_at, updated_at if updated_at is not None else row.updated_at)
-    out.spec.ParseFromString(row.spec)
+    out = _head(row.id, row.kind, row.labels, row.created_at, row.spec)
+    set_timestamp(out.metadata.updated_at, updated_at if updated_at is not None else row.updated_at)
     if status is None:
         out.status.ParseFromString(row.status)
     else:
@@ -225,9 +301,7 @@ def update_status(
 ) -> ex.Execution:
     if principal is not None:
         claim(conn, principal, request.execution_id, "report the progress of")
-    item = load(conn, request.execution_id)
-    pending: dict[int, ex.ExecutionEvent] = {}
-    changed = False
+    item = load_for_update(conn, request.execution_id)
     # A run starts (PENDING -> RUNNING) when asked to, or with the first report naming its
     # runner; the start comes first in its log, before the events sent with it (unless the writer
     # numbered them). Any other phase comes after the events it is sent with (a run's last
@@ -238,55 +312,59 @@ def update_status(
     if starting and not numbered:
         item.set_phase(ex.PHASE_RUNNING)
     eid = item.row.id
-    for index, given in enumerate(request.events):
-        event = ex.ExecutionEvent()
-        event.CopyFrom(given)
-        if event.execution_id and event.execution_id != eid:
-            where = f"events[{index}]"
-            raise InvalidArgument(
-                f"{where} belongs to execution {q(event.execution_id)}, not {eid}",
-                [f"{where}.execution_id"],
-            )
-        if not event.type or len(event.type) > 64:
-            where = f"events[{index}]"
-            raise InvalidArgument(
-                f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
-                [f"{where}.type"],
-            )
-        event.execution_id = eid
-        seq = event.sequence or item.last + 1
-        event.sequence = seq
-        if seq <= item.last:
-            earlier = pending.get(seq)
-            if earlier is not None:
-                if not event.HasField("time"):
-                    event.time.CopyFrom(earlier.time)
-                same = earlier == event
-            else:
-                found = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
-                same = found is not None and _same(bytes(found), event)
-            if not same:
-                raise FailedPrecondition(
-                    f"event {seq} of execution {item.id} is already stored with different content; "
-                    "an event is never rewritten (send it with sequence 0 to append it)"
+    events = request.events
+    if events:
+        last, now, pending = item.last, item.now, item.new_events
+        ended = item.phase in TERMINAL_PHASES
+        for index, given in enumerate(events):
+            event = _new_event()
+            event.CopyFrom(given)
+            if event.execution_id and event.execution_id != eid:
+                where = f"events[{index}]"
+                raise InvalidArgument(
+                    f"{where} belongs to execution {q(event.execution_id)}, not {eid}",
+                    [f"{where}.execution_id"],
                 )
-            continue
-        if seq != item.last + 1:
-            where = f"events[{index}]"
-            raise InvalidArgument(
-                f"{where} has sequence {seq} but the next one is {item.last + 1}; events must have no gaps",
-                [f"{where}.sequence"],
-            )
-        if item.phase in TERMINAL_PHASES:
-            raise FailedPrecondition(
-                f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
-            )
-        if not event.HasField("time"):
-            set_timestamp(event.time, item.now)
-        item.last = seq
-        item.new_events.append(event)
-        pending[seq] = event
-        changed = True
+            kind = event.type
+            if not kind or len(kind) > 64:
+                where = f"events[{index}]"
+                raise InvalidArgument(
+                    f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
+                    [f"{where}.type"],
+                )
+            event.execution_id = eid
+            seq = event.sequence or last + 1
+            event.sequence = seq
+            if seq <= last:  # sent before (a retry): it must be the same event
+                earlier = next((e for e in pending if e.sequence == seq), None)
+                if earlier is not None:
+                    if not event.HasField("time"):
+                        event.time.CopyFrom(earlier.time)
+                    same = earlier == event
+                else:
+                    found = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
+                    same = found is not None and _same(bytes(found), event)
+                if not same:
+                    raise FailedPrecondition(
+                        f"event {seq} of execution {item.id} is already stored with different content; "
+                        "an event is never rewritten (send it with sequence 0 to append it)"
+                    )
+                continue
+            if seq != last + 1:
+                where = f"events[{index}]"
+                raise InvalidArgument(
+                    f"{where} has sequence {seq} but the next one is {last + 1}; events must have no gaps",
+                    [f"{where}.sequence"],
+                )
+            if ended:
+                raise FailedPrecondition(
+                    f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
+                )
+            if not event.HasField("time"):
+                set_timestamp(event.time, now)
+            last = seq
+            pending.append(event)
+        item.last = last
     status = item.status
     has_changes = bool(
         request.HasField("output")
@@ -338,7 +416,7 @@ def update_status(
         status.pending_approval.CopyFrom(request.pending_approval)
         if not status.pending_approval.HasField("requested_at"):
             status.pending_approval.requested_at.CopyFrom(timestamp(item.now))
-    if not (changed or has_changes or item.new_events or runner):
+    if not (has_changes or item.new_events or runner):
         return to_execution(item.row, status)
     return save(conn, item)
 
