@@ -165,3 +165,110 @@ async def test_a_write_nothing_could_join_commits_without_a_turn_of_the_loop(
             step.send(None)
     await other
     await backend.close()
+
+
+async def test_a_retried_update_transaction_numbers_and_stamps_its_events_afresh(tmp_path: Path) -> None:
+    """A status update's transaction may run again (a conflict, on PostgreSQL): the events checked
+    before it are numbered and stamped by the run that commits, not by the one rolled back."""
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
+    eid = await _start(backend)
+    request = _log("a")
+    request.execution_id = eid
+    await backend.update_execution_status(request)
+    request = svc.UpdateExecutionStatusRequest(
+        execution_id=eid, events=[ex.ExecutionEvent(type="log", text=t) for t in ("b", "c")]
+    )
+    prepared = _events.prepare_update(request)
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack), backend._db.write() as conn:
+        first = _events.apply_update(conn, request, prepared)
+        assert isinstance(first, _events.Loaded) and first.last == 3
+        raise RolledBack
+    time.sleep(0.002)
+    other = _log("other")
+    other.execution_id = eid
+    await backend.update_execution_status(other)  # takes sequence 2 meanwhile
+    with backend._db.write() as conn:
+        applied = _events.apply_update(conn, request, prepared)
+    done = _events.answer(backend._db.memo, applied)
+    with backend._db.read() as conn:
+        events = _events.events_after(conn, eid, 0)
+    await backend.close()
+    assert [(e.sequence, e.text) for e in events] == [(1, "a"), (2, "other"), (3, "b"), (4, "c")]
+    assert (
+        events[2].time == events[3].time and events[2].time.ToMicroseconds() > events[1].time.ToMicroseconds()
+    )
+    assert done.status.last_sequence == 4
+
+
+async def test_a_write_waits_for_its_log_on_disk_after_letting_other_writers_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite in WAL mode: a committed write syncs the write-ahead log before it is acknowledged
+    (what synchronous=FULL does in the commit), but after releasing the write lock, so another
+    process's writer can take it meanwhile; a read, or a write that changed nothing, syncs nothing."""
+    import fcntl
+    import os
+
+    from stigmer.backend.local import _db
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
+    eid = await _start(backend)
+    assert backend._db._raw is not None
+    assert backend._db._raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL, synced after
+    other = os.open(tmp_path / "stigmer.db-writer.lock", os.O_RDWR)
+    synced: list[tuple[str, bool]] = []
+    real = _db._datasync
+
+    def datasync(fd: int) -> None:
+        try:  # as another process's writer would, while this one syncs
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+            free = True
+        except BlockingIOError:
+            free = False
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), free))
+        real(fd)
+
+    monkeypatch.setattr(_db, "_datasync", datasync)
+    request = _log("one")
+    request.execution_id = eid
+    await backend.update_execution_status(request)
+    assert synced == [(str(tmp_path / "stigmer.db-wal"), True)]
+    await backend.get_execution(svc.GetExecutionRequest(id=eid))  # a read
+    await backend.update_execution_status(svc.UpdateExecutionStatusRequest(execution_id=eid))  # no change
+    assert len(synced) == 1
+    await backend.update_execution_status(request)
+    assert len(synced) == 2
+    os.close(other)
+    await backend.close()
+
+
+async def test_a_failed_log_sync_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stigmer.backend.local import _db
+    from stigmer.core import Unavailable
+
+    backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
+    eid = await _start(backend)
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(_db, "_datasync", broken)
+    request = _log("one")
+    request.execution_id = eid
+    with pytest.raises(Unavailable, match="was committed but may not be on disk: syncing its log failed"):
+        await backend.update_execution_status(request)
+    monkeypatch.undo()
+    await backend.close()
+
+
+async def test_an_in_memory_database_syncs_in_the_commit_as_before() -> None:
+    backend = LocalBackend("sqlite:///:memory:", home="/nonexistent", master_key=KEY)
+    assert backend._db._raw is not None
+    assert backend._db._raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert backend._db._sync_after is False
+    await backend.close()

@@ -109,11 +109,12 @@ class LocalBackend:
         self._conflict = IntegrityError
         self.database_url = redact_url(url)
         self.schema_version = migrate(self._db)
-        from stigmer.backend.local.tables._events import forget_finished_runtime_secrets, update_status
+        from stigmer.backend.local.tables import _events
 
-        self._update_status = update_status  # the hot path's function, without an import per call
-
-        if forget_finished_runtime_secrets(self._db):
+        # the hot path's functions, without an import statement per call
+        self._prepare_update, self._apply_update = _events.prepare_update, _events.apply_update
+        self._answer = _events.answer
+        if _events.forget_finished_runtime_secrets(self._db):
             log.info("deleted the run-time secrets of finished executions")
         self._master_key = master_key
         self.allow_run = allow_run
@@ -504,11 +505,14 @@ class LocalBackend:
         return await self._read(lambda c: _executions.list_executions(c, request))
 
     async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
-        update_status = self._update_status
+        # The request is checked and its events copied before the transaction, and the answer made
+        # after it: other processes wait for the database's write lock for less time.
+        prepared = self._prepare_update(request)
         who = current_principal()
-        result = await self._write(lambda c: update_status(c, request, who))
+        apply = self._apply_update
+        applied = await self._write(lambda c: apply(c, request, prepared, who))
         self._notify(request.execution_id)
-        return result
+        return self._answer(self._db.memo, applied)
 
     async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:
         eid, after = request.execution_id, request.after_sequence

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 S = TypeVar("S")
 
 BUSY_TIMEOUT_MS = 30_000
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
 
@@ -223,6 +224,9 @@ class Database:
         self._raw: sqlite3.Connection | None = None  # SQLite: the connection, opened on first use
         self._conn: Conn  # SQLite: the statements' side of that connection
         self._writer_lock: _WriterLock | None = None
+        self._sync_after = False  # SQLite in WAL mode: commits sync after the write lock (_sync)
+        self._wal_fd: int | None = None
+        self._synced_changes = 0
         self._path = ""
         self._engine: Any = None  # PostgreSQL: the pool
         if self.is_sqlite:
@@ -268,16 +272,23 @@ class Database:
                 raw = sqlite3.connect(
                     self._path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
                 )
+                mode = "memory"
                 if self._path != ":memory:":
-                    raw.execute("PRAGMA journal_mode=WAL")
+                    mode = str(raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
                 raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                # FULL: every acknowledged commit is on disk, across process and power loss.
-                raw.execute("PRAGMA synchronous=FULL")
+                # Every acknowledged commit is on disk, across process and power loss. In WAL mode
+                # a commit writes its frames (NORMAL) and the write transaction, once it has let
+                # go of the write lock, waits for them to reach the disk (_sync): the next writer,
+                # of this process or another, starts meanwhile, and one sync covers every frame
+                # written before it. Any other journal mode syncs in the commit (FULL).
+                self._sync_after = mode == "wal"
+                raw.execute("PRAGMA synchronous=NORMAL" if self._sync_after else "PRAGMA synchronous=FULL")
                 raw.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
             self._raw = raw
             self._conn = Conn(raw, True, self.memo)
+            self._synced_changes = 0
         return raw
 
     def _begin(self, write: bool) -> sqlite3.Connection:
@@ -309,6 +320,28 @@ class Database:
         finally:
             if write and self._writer_lock is not None:
                 self._writer_lock.__exit__()
+        if write and ok and self._sync_after:
+            self._sync(raw)
+
+    def _sync(self, raw: sqlite3.Connection) -> None:
+        """SQLite in WAL mode, after a write transaction committed and released the write lock:
+        wait until the write-ahead log is on disk (as ``synchronous=FULL`` does inside the commit),
+        unless the transaction changed no row. This connection keeps the log file open, so no
+        other connection deletes it meanwhile (SQLite removes it when the last one closes)."""
+        changes = raw.total_changes
+        if changes == self._synced_changes:
+            return
+        try:
+            fd = self._wal_fd
+            if fd is None:
+                fd = self._wal_fd = os.open(self._path + "-wal", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _datasync(fd)
+        except OSError as exc:
+            raise Unavailable(
+                f"the write to {redact_url(self.url)} was committed but may not be on disk: "
+                f"syncing its log failed ({exc.strerror or exc})"
+            ) from None
+        self._synced_changes = changes
 
     def transact(self, fn: Callable[[Conn], S], write: bool) -> S:
         """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
@@ -436,6 +469,9 @@ class Database:
             if self._raw is not None:
                 self._raw.close()
                 self._raw = None
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
             if self._writer_lock is not None:
                 self._writer_lock.close()
         if self._engine is not None:

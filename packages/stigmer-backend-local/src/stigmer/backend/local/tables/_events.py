@@ -33,12 +33,17 @@ __all__ = [
     "ALLOWED",
     "ExecRow",
     "Loaded",
+    "Prepared",
+    "answer",
+    "apply_update",
     "events_after",
     "forget_finished_runtime_secrets",
     "load",
+    "prepare_update",
     "save",
     "to_execution",
     "update_status",
+    "write_back",
 ]
 
 P = ex.Phase
@@ -183,7 +188,14 @@ def load_for_update(conn: Conn, execution_id: str) -> Loaded:
 
 
 def save(conn: Conn, item: Loaded) -> ex.Execution:
-    """Insert the new events and write the row back; returns the execution as stored.
+    """Insert the new events and write the row back (:func:`write_back`); returns the execution
+    as stored."""
+    write_back(conn, item)
+    return _as_saved(conn.memo, item.row, item.status, item.now)
+
+
+def write_back(conn: Conn, item: Loaded) -> None:
+    """Insert the new events and write the row back.
 
     Reaching a final phase deletes the execution's run-time secrets (``execution_secrets``);
     WAITING_APPROVAL keeps them, since the run continues after the decision.
@@ -214,7 +226,6 @@ def save(conn: Conn, item: Loaded) -> ex.Execution:
     if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
         conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": eid})
-    return _as_saved(conn, item.row, item.status, item.now)
 
 
 class Fixed(NamedTuple):
@@ -234,28 +245,34 @@ _MEMO_MAX = 256  # executions kept (those being updated now); then it starts ove
 _MEMO_SPEC_MAX = 64 * 1024  # a larger spec is read and built each time
 
 
-def fixed(conn: Conn, eid: str, pk: int, row: Any = None) -> Fixed:
-    """The fixed parts of execution ``eid`` (row ``pk``): kept in the database's memo, read (or
-    taken from its full ``row``) the first time."""
-    memo = conn.memo[_MEMO]
-    found: Fixed | None = memo.get(eid)
-    if found is not None:
-        return found
-    if row is None:
-        row = conn.execute(_SELECT_FIXED, {"pk": pk}).one()
+def fixed(conn: Conn, eid: str, pk: int) -> Fixed:
+    """The fixed parts of execution ``eid`` (row ``pk``), from the database's memo (read the
+    first time)."""
+    found: Fixed | None = conn.memo[_MEMO].get(eid)
+    if found is None:
+        found = _remember(conn.memo, eid, conn.execute(_SELECT_FIXED, {"pk": pk}).one())
+    return found
+
+
+def _remember(memo: dict[str, dict[Any, Any]], eid: str, row: Any) -> Fixed:
+    """The fixed parts of ``row`` (which has them), kept in ``memo`` unless its spec is large."""
     spec = bytes(row.spec)
     head = _head(eid, row.kind, row.labels, row.created_at, spec)
     found = Fixed(row.kind, row.labels, spec, row.created_at, head.SerializeToString())
     if len(spec) <= _MEMO_SPEC_MAX:
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        memo[eid] = found
+        kept = memo[_MEMO]
+        if len(kept) >= _MEMO_MAX:
+            kept.clear()
+        kept[eid] = found
     return found
 
 
-def _as_saved(conn: Conn, row: ExecRow, status: ex.ExecutionStatus, updated_at: int) -> ex.Execution:
+def _as_saved(
+    memo: dict[str, dict[Any, Any]], row: ExecRow, status: ex.ExecutionStatus, updated_at: int
+) -> ex.Execution:
     """``to_execution(row, status, updated_at)``, made from the execution's fixed parts."""
-    out = _execution_of(fixed(conn, row.id, row.pk, row).execution)
+    known = memo[_MEMO].get(row.id) or _remember(memo, row.id, row)
+    out = _execution_of(known.execution)
     set_timestamp(out.metadata.updated_at, updated_at)
     out.status.CopyFrom(status)
     return out
@@ -296,9 +313,75 @@ def _same(stored: bytes, event: ex.ExecutionEvent) -> bool:
     return old == event
 
 
+class Prepared(NamedTuple):
+    """What a status update takes from its request before its transaction: each event copied and
+    checked, with the sequence it was sent with and whether it came with a time; and whether the
+    request changes more than the log."""
+
+    events: list[tuple[ex.ExecutionEvent, int, bool]]
+    has_changes: bool
+
+
+def prepare_update(request: svc.UpdateExecutionStatusRequest) -> Prepared:
+    """Check and copy what ``request`` carries that does not depend on the stored execution (so
+    its transaction holds the database's write lock for less time)."""
+    eid = request.execution_id
+    events: list[tuple[ex.ExecutionEvent, int, bool]] = []
+    for index, given in enumerate(request.events):
+        event = _new_event()
+        event.CopyFrom(given)
+        if event.execution_id and event.execution_id != eid:
+            where = f"events[{index}]"
+            raise InvalidArgument(
+                f"{where} belongs to execution {q(event.execution_id)}, not {eid}",
+                [f"{where}.execution_id"],
+            )
+        kind = event.type
+        if not kind or len(kind) > 64:
+            where = f"events[{index}]"
+            raise InvalidArgument(
+                f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
+                [f"{where}.type"],
+            )
+        event.execution_id = eid
+        events.append((event, event.sequence, event.HasField("time")))
+    has_changes = bool(
+        request.HasField("output")
+        or request.HasField("error")
+        or request.tasks
+        or request.HasField("usage")
+        or request.HasField("pending_approval")
+        or request.checkpoint
+        or request.HasField("workspace")
+        or request.HasField("todos")
+    )
+    return Prepared(events, has_changes)
+
+
 def update_status(
     conn: Conn, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
 ) -> ex.Execution:
+    """Apply ``request`` (events, phase, status changes) to its execution; returns the execution."""
+    return answer(conn.memo, apply_update(conn, request, prepare_update(request), principal))
+
+
+def answer(memo: dict[str, dict[Any, Any]], applied: Loaded | ex.Execution) -> ex.Execution:
+    """The execution a status update answers with, made after its transaction from what
+    :func:`apply_update` returned."""
+    if isinstance(applied, Loaded):
+        return _as_saved(memo, applied.row, applied.status, applied.now)
+    return applied
+
+
+def apply_update(
+    conn: Conn,
+    request: svc.UpdateExecutionStatusRequest,
+    prepared: Prepared,
+    principal: Principal | None = None,
+) -> Loaded | ex.Execution:
+    """The transaction of a status update: the execution as changed and saved (see :func:`answer`),
+    or, when the request changes nothing, the execution as it is. It may run more than once (a
+    retried transaction): it changes nothing of ``prepared`` a second run depends on."""
     if principal is not None:
         claim(conn, principal, request.execution_id, "report the progress of")
     item = load_for_update(conn, request.execution_id)
@@ -308,40 +391,24 @@ def update_status(
     # events, then its end).
     phase, runner = request.phase, request.runner
     starting = item.phase == ex.PHASE_PENDING and (phase == ex.PHASE_RUNNING or bool(runner))
-    numbered = starting and any(e.sequence for e in request.events)
+    numbered = starting and any(given for _, given, _ in prepared.events)
     if starting and not numbered:
         item.set_phase(ex.PHASE_RUNNING)
-    eid = item.row.id
-    events = request.events
-    if events:
+    if prepared.events:
         last, now, pending = item.last, item.now, item.new_events
         ended = item.phase in TERMINAL_PHASES
-        for index, given in enumerate(events):
-            event = _new_event()
-            event.CopyFrom(given)
-            if event.execution_id and event.execution_id != eid:
-                where = f"events[{index}]"
-                raise InvalidArgument(
-                    f"{where} belongs to execution {q(event.execution_id)}, not {eid}",
-                    [f"{where}.execution_id"],
-                )
-            kind = event.type
-            if not kind or len(kind) > 64:
-                where = f"events[{index}]"
-                raise InvalidArgument(
-                    f"{where} needs a type of at most 64 characters (e.g. 'log', 'task.started')",
-                    [f"{where}.type"],
-                )
-            event.execution_id = eid
-            seq = event.sequence or last + 1
+        for index, (event, given, timed) in enumerate(prepared.events):
+            seq = given or last + 1
             event.sequence = seq
             if seq <= last:  # sent before (a retry): it must be the same event
                 earlier = next((e for e in pending if e.sequence == seq), None)
                 if earlier is not None:
-                    if not event.HasField("time"):
+                    if not timed:
                         event.time.CopyFrom(earlier.time)
                     same = earlier == event
                 else:
+                    if not timed:
+                        event.ClearField("time")  # compared without one (_same)
                     found = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
                     same = found is not None and _same(bytes(found), event)
                 if not same:
@@ -360,22 +427,13 @@ def update_status(
                 raise FailedPrecondition(
                     f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
                 )
-            if not event.HasField("time"):
+            if not timed:
                 set_timestamp(event.time, now)
             last = seq
             pending.append(event)
         item.last = last
     status = item.status
-    has_changes = bool(
-        request.HasField("output")
-        or request.HasField("error")
-        or request.tasks
-        or request.HasField("usage")
-        or request.HasField("pending_approval")
-        or request.checkpoint
-        or request.HasField("workspace")
-        or request.HasField("todos")
-    )
+    has_changes = prepared.has_changes
     if has_changes and item.phase in TERMINAL_PHASES:
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; a finished execution cannot change"
@@ -418,7 +476,8 @@ def update_status(
             status.pending_approval.requested_at.CopyFrom(timestamp(item.now))
     if not (has_changes or item.new_events or runner):
         return to_execution(item.row, status)
-    return save(conn, item)
+    write_back(conn, item)
+    return item
 
 
 # The finished executions (the terminal phases are constant integers, written into the text).
