@@ -38,6 +38,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from google.protobuf import struct_pb2
 from stigmer.core._backend import Backend
 from stigmer.core._errors import AlreadyExists, FailedPrecondition, Unavailable
 from stigmer.core._handover import handover_requested
@@ -147,6 +148,10 @@ class EventWriter:
         self.limit_error = limit_error
         self.unlimited_types = frozenset(unlimited_types)
         self._lock = asyncio.Lock()
+        self._turns = 0  # calls holding the lock or waiting for it (see _Turn)
+        # The last payloads' JSON texts -> their size once masked and their Value (see _payload).
+        self._payloads: dict[str, tuple[int, struct_pb2.Value]] = {}
+        self._payloads_of: tuple[Redactor, int] | None = None  # the masking they were made with
         # pending (numbered) events, task progress by path, the latest checkpoint
         self._events: list[execution_pb2.ExecutionEvent] = []
         self._tasks: dict[str, execution_pb2.TaskProgress] = {}
@@ -171,7 +176,15 @@ class EventWriter:
         """Write one event (after any buffered text), with the task's progress; a buffered writer
         holds it until the buffer is due. Over the limits it raises the limit error instead."""
         event = self._build(type, subject, text, data)
-        async with self._lock:
+        if not self._turns:  # nobody writes or waits to: hold it now (no await comes in between)
+            self._hold(event)
+            if task is not None:
+                self._hold_task(task)
+            if not self.buffered or self._due():
+                async with _Turn(self):
+                    await self._send(self._take())
+            return
+        async with _Turn(self):
             self._hold(event)
             if task is not None:
                 self._hold_task(task)
@@ -183,7 +196,7 @@ class EventWriter:
         subject changes, or with the next event)."""
         if not text:
             return
-        async with self._lock:
+        async with _Turn(self):
             if self._text and subject != self._text_subject:
                 await self._send(self._take())
             if not self._text:
@@ -196,7 +209,14 @@ class EventWriter:
 
     async def save_checkpoint(self, state: Mapping[str, Any] | str) -> None:
         """Store the resume point (data, or JSON text); no event. Buffered like events."""
-        async with self._lock:
+        if not self._turns:  # as in `event`
+            self._mark()
+            self._checkpoint = state
+            if not self.buffered or self._due():
+                async with _Turn(self):
+                    await self._send(self._take())
+            return
+        async with _Turn(self):
             self._mark()
             self._checkpoint = state
             if not self.buffered or self._due():
@@ -221,7 +241,7 @@ class EventWriter:
         an ``ExecutionError`` or an RFC 7807 problem mapping; ``output`` is any plain data.
         """
         built = [self._build(e.type, e.subject, e.text, e.data) for e in events]
-        async with self._lock:
+        async with _Turn(self):
             for event in built:
                 self._hold(event)
             if checkpoint:
@@ -246,7 +266,7 @@ class EventWriter:
         """Write whatever is buffered (nothing to do when nothing is)."""
         if not self._pending():
             return
-        async with self._lock:
+        async with _Turn(self):
             if self._pending():
                 await self._send(self._take())
 
@@ -265,19 +285,48 @@ class EventWriter:
         """An unnumbered event, scrubbed and checked against the limits."""
         scrub = self.redactor.scrub
         if data is None:
-            size, plain = 0, None
+            size, value = 0, None
         else:
-            json_text, plain = self._scrubbed_json(data)
-            size = len(json_text)
-        if type not in self.unlimited_types:
-            check_event_limits(self.limits, self.sequence + 1, size, subject, self.limit_error)
+            size, value = self._payload(data)
+        limits = self.limits
+        if (self.sequence >= limits.events or size > limits.event_bytes) and type not in self.unlimited_types:
+            check_event_limits(limits, self.sequence + 1, size, subject, self.limit_error)
         event = execution_pb2.ExecutionEvent(
             execution_id=self.execution_id, type=type, subject=scrub(subject), text=scrub(text)
         )
         stamp_now(event.time)
-        if data is not None:
-            set_json_value(event.data, plain)
+        if value is not None:
+            event.data.CopyFrom(value)
         return event
+
+    def _payload(self, data: Any) -> tuple[int, struct_pb2.Value]:
+        """An event's ``data``: its size as masked JSON and its ``Value``.
+
+        The last few are kept by their JSON text (as long as the redactor masks the same forms):
+        a task's input is often the output the task before it has just recorded.
+        """
+        text = _dumps(data)
+        redactor = self.redactor
+        made_with = self._payloads_of
+        if made_with is None or made_with[0] is not redactor or made_with[1] != redactor.revision:
+            self._payloads.clear()
+            self._payloads_of = (redactor, redactor.revision)
+        kept = self._payloads.get(text)
+        if kept is not None:
+            return kept
+        if data is None or type(data) in _NUMBERS:
+            masked, plain = text, data  # its text holds no string: nothing to mask, and it reads back as is
+        else:
+            masked = self._mask_json(text)
+            plain = json.loads(masked)
+        value = struct_pb2.Value()
+        set_json_value(value, plain)
+        made = (len(masked), value)
+        if len(text) <= _PAYLOAD_CHARS:
+            if len(self._payloads) >= _PAYLOADS:
+                del self._payloads[next(iter(self._payloads))]  # the oldest
+            self._payloads[text] = made
+        return made
 
     def _scrubbed_json(self, data: Any) -> tuple[str, Any]:
         """``data`` as JSON text and as plain data, with every secret masked (see :meth:`_mask_json`)."""
@@ -331,7 +380,8 @@ class EventWriter:
     def _hold(self, event: execution_pb2.ExecutionEvent) -> None:
         """Number ``event`` (after any buffered text, made an event first) and hold it."""
         self._mark()
-        self._hold_text()
+        if self._text:
+            self._hold_text()
         self.sequence += 1
         event.sequence = self.sequence
         self._events.append(event)
@@ -422,6 +472,36 @@ class EventWriter:
         if not final and is_terminal(execution.status.phase):
             raise RunStopped(execution)
         return execution
+
+
+#: Event payloads kept by :meth:`EventWriter._payload`, and the longest JSON text kept.
+_PAYLOADS: Final = 8
+_PAYLOAD_CHARS: Final = 64 * 1024
+
+
+class _Turn:
+    """``async with self._lock``, counting the calls that hold the lock or wait for it: while none
+    does, a call may hold an event or a checkpoint without taking the lock (nothing can be writing
+    or renumbering the buffer then, and no await comes between the check and the hold)."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: EventWriter) -> None:
+        self._writer = writer
+
+    async def __aenter__(self) -> None:
+        writer = self._writer
+        writer._turns += 1
+        try:
+            await writer._lock.acquire()
+        except BaseException:
+            writer._turns -= 1
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        writer = self._writer
+        writer._lock.release()
+        writer._turns -= 1
 
 
 #: What ``json.dumps(data, default=json_default)`` uses, made once (``json.dumps`` given a

@@ -122,6 +122,7 @@ class Redactor:
         self._values: set[str] = set()
         self._forms: set[str] = set()
         self._matcher: _Matcher | None = None
+        self._revision = 0
         self.register(*values)
 
     def register(self, *values: str) -> None:
@@ -136,12 +137,19 @@ class Redactor:
                 return
             self._forms |= forms
             self._matcher = _Matcher(self._forms)
+            self._revision += 1
 
     def __len__(self) -> int:
         return len(self._values)
 
     def __contains__(self, value: object) -> bool:
         return value in self._values
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever the masked forms do: what ``scrub`` returned for a text
+        stays right while it is the same (a cache of scrubbed texts keys on it)."""
+        return self._revision
 
     @property
     def active(self) -> bool:
@@ -153,6 +161,8 @@ class Redactor:
         matcher = self._matcher
         if matcher is None:
             return value
+        if type(value) is str:  # the common case (a subject, a text, a JSON document): no walk
+            return matcher.sub(value) if value else value
         return _scrub(value, matcher)
 
     def scrub_bytes(self, data: bytes) -> bytes:

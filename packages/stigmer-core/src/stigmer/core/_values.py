@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.internal.well_known_types import _SetStructValue as _set_struct_value
 from google.protobuf.message import Message
 
 __all__ = [
@@ -86,11 +87,13 @@ def value_of_json(plain: Any) -> struct_pb2.Value:
 def set_json_value(out: struct_pb2.Value, plain: Any) -> None:
     """Make the empty ``out`` (a field of a message, say) hold ``plain``, as :func:`value_of_json`."""
     if isinstance(plain, dict):
-        out.struct_value.SetInParent()
-        out.struct_value.update(plain)
+        struct = out.struct_value
+        struct.SetInParent()
+        _fill_struct(struct, plain)
     elif isinstance(plain, list):
-        out.list_value.SetInParent()
-        out.list_value.extend(plain)
+        values = out.list_value
+        values.SetInParent()
+        _fill_list(values, plain)
     elif plain is None:
         out.null_value = struct_pb2.NULL_VALUE
     elif isinstance(plain, bool):
@@ -99,6 +102,43 @@ def set_json_value(out: struct_pb2.Value, plain: Any) -> None:
         out.number_value = plain
     else:
         out.string_value = str(plain)
+
+
+def _fill_struct(struct: struct_pb2.Struct, plain: dict[Any, Any]) -> None:
+    """``struct.update(plain)``, faster for JSON data: the exact JSON types are set here, anything
+    else as ``Struct.update`` sets it (the same message either way)."""
+    fields = struct.fields
+    for key, item in plain.items():
+        _set_item(fields[key], item)
+
+
+def _fill_list(values: struct_pb2.ListValue, plain: list[Any]) -> None:
+    """``values.extend(plain)``, as :func:`_fill_struct`."""
+    add = values.values.add
+    for item in plain:
+        _set_item(add(), item)
+
+
+def _set_item(out: struct_pb2.Value, item: Any) -> None:
+    kind = type(item)
+    if kind is str:
+        out.string_value = item
+    elif kind is int or kind is float:
+        out.number_value = item
+    elif kind is dict:
+        struct = out.struct_value
+        struct.Clear()
+        _fill_struct(struct, item)
+    elif kind is list:
+        values = out.list_value
+        values.Clear()
+        _fill_list(values, item)
+    elif kind is bool:
+        out.bool_value = item
+    elif item is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    else:  # a tuple, a Struct, a subclass ...: as the protobuf library sets it
+        _set_struct_value(out, item)
 
 
 def set_timestamp(stamp: timestamp_pb2.Timestamp, micros: int) -> timestamp_pb2.Timestamp:
