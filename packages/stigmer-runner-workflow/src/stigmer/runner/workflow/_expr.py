@@ -144,11 +144,12 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
     Only the variables the program mentions are bound (and serialized). A bounded expression
     runs here, any other in a jq process within ``limits``' jq time and memory (see ``_jq_process``).
     """
-    names = _bound_names(body, tuple(variables))
-    program = _compile(body, names)
-    value = [data, *(variables[n] for n in names)]
+    names, program, bounded = _plan(body, tuple(variables))
+    value = [data]
+    for name in names:
+        value.append(variables[name])
     try:
-        if is_bounded(body):
+        if bounded:
             results = program.input_value(value).all()
         else:
             results = [evaluate_guarded(_program(body, names), value, limits or _DEFAULT_LIMITS)]
@@ -157,6 +158,14 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
             ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {jq_error_text(exc)}"
         ) from None
     return results[0] if results else None
+
+
+@lru_cache(maxsize=4096)
+def _plan(body: str, available: tuple[str, ...]) -> tuple[tuple[str, ...], Any, bool]:
+    """How to run ``body`` given the variables ``available``: the ones it binds, its compiled
+    program, and whether it runs in this process (:func:`is_bounded`)."""
+    names = _bound_names(body, available)
+    return names, _compile(body, names), is_bounded(body)
 
 
 @lru_cache(maxsize=4096)
@@ -195,6 +204,9 @@ def _template_secrets(text: str) -> bool:
 
 def template_needs(value: Any) -> tuple[bool, bool]:
     """``(template_uses_secrets(value), guarded(value))`` in one walk of the template."""
+    if isinstance(value, str):
+        strict, body = _reading(value)
+        return (strict and "$secrets" in body), (strict and not is_bounded(body))
     secrets = in_process = False
     for text in _template_strings(value):
         strict, body = _reading(text)
@@ -208,7 +220,7 @@ def _template_strings(value: Any) -> Iterator[str]:
     """Every string in a template (as :func:`iter_strings`, without their pointers)."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, Mapping):
+    elif type(value) is dict or isinstance(value, Mapping):
         for item in value.values():
             yield from _template_strings(item)
     elif isinstance(value, list):
@@ -225,7 +237,7 @@ def evaluate_template(
         if strict:
             return evaluate(body, data, variables, limits)
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return {str(k): evaluate_template(v, data, variables, limits) for k, v in value.items()}
     if isinstance(value, list):
         return [evaluate_template(v, data, variables, limits) for v in value]

@@ -91,8 +91,12 @@ class Reporter(EventWriter):
             self._attempts.setdefault(path, 1)
         if retried:
             self._attempts[path] = self._attempts.get(path, 1) + 1
-        task = execution_pb2.TaskProgress(path=path, name=name, attempts=self._attempts.get(path, 1))
-        task.phase = phase  # type: ignore[assignment]
+        task = execution_pb2.TaskProgress(
+            path=path,
+            name=name,
+            phase=phase,  # type: ignore[arg-type]
+            attempts=self._attempts.get(path, 1),
+        )
         if started:
             stamp_now(task.started_at)
             if finished:
