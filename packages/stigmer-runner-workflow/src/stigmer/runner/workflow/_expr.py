@@ -231,17 +231,105 @@ def _template_strings(value: Any) -> Iterator[str]:
 def evaluate_template(
     value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None = None
 ) -> Any:
-    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
+    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal.
+
+    Several expressions that all run in this process run as one jq program (one start and one
+    reading of the data and variables, instead of one each), each giving its first result or
+    null as on its own. Should that program fail, each runs on its own: an error names the
+    expression that failed, as ever.
+    """
+    if not isinstance(value, str):
+        bodies: list[str] = []
+        _collect_bodies(value, bodies)
+        if len(bodies) > 1:
+            results = _evaluate_together(tuple(bodies), data, variables)
+            if results is not None:
+                return _filled(value, iter(results))
+    return _evaluate_each(value, data, variables, limits)
+
+
+def _evaluate_each(value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None) -> Any:
     if isinstance(value, str):
         strict, body = _reading(value)
         if strict:
             return evaluate(body, data, variables, limits)
         return value
     if type(value) is dict or isinstance(value, Mapping):
-        return {str(k): evaluate_template(v, data, variables, limits) for k, v in value.items()}
+        return {str(k): _evaluate_each(v, data, variables, limits) for k, v in value.items()}
     if isinstance(value, list):
-        return [evaluate_template(v, data, variables, limits) for v in value]
+        return [_evaluate_each(v, data, variables, limits) for v in value]
     return value
+
+
+def _collect_bodies(value: Any, into: list[str]) -> None:
+    """The jq programs of a template's ``${ }`` strings, in the order :func:`_filled` visits them."""
+    if isinstance(value, str):
+        strict, body = _reading(value)
+        if strict:
+            into.append(body)
+    elif type(value) is dict or isinstance(value, Mapping):
+        for item in value.values():
+            _collect_bodies(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_bodies(item, into)
+
+
+def _filled(value: Any, results: Iterator[Any]) -> Any:
+    """``value`` with each ``${ }`` string replaced by the next of ``results`` (as :func:`_evaluate_each`)."""
+    if isinstance(value, str):
+        return next(results) if _reading(value)[0] else value
+    if type(value) is dict or isinstance(value, Mapping):
+        return {str(k): _filled(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, results) for v in value]
+    return value
+
+
+def _evaluate_together(bodies: tuple[str, ...], data: Any, variables: Mapping[str, Any]) -> list[Any] | None:
+    """The first result (or null) of each of ``bodies``, run as one program; None when they cannot
+    run together (see :func:`_joint_plan`) or the program failed."""
+    plan = _joint_plan(bodies, tuple(variables))
+    if plan is None:
+        return None
+    names, program = plan
+    value = [data]
+    for name in names:
+        value.append(variables[name])
+    try:
+        results = program.input_value(value).all()
+    except ValueError:
+        return None
+    return results[0] if len(results) == 1 and isinstance(results[0], list) else None
+
+
+@lru_cache(maxsize=1024)
+def _joint_plan(bodies: tuple[str, ...], available: tuple[str, ...]) -> tuple[tuple[str, ...], Any] | None:
+    """The variables to bind and the program that gives ``[first result or null of each body]``;
+    None unless every body runs in this process (:func:`is_bounded`) and is self-contained (its
+    parentheses balance, so it parses within the program as it does alone)."""
+    if not all(is_bounded(body) and _balanced(body) for body in bodies):
+        return None
+    names = tuple(sorted({name for body in bodies for name in _bound_names(body, available)}))
+    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
+    parts = ", ".join(f"([({body}\n)] | .[0])" for body in bodies)
+    try:
+        return names, jq.compile(f"{_NO_ENVIRONMENT}. as [{binding}] | $__data | [{parts}]")
+    except ValueError:
+        return None
+
+
+def _balanced(body: str) -> bool:
+    """True when the parentheses of ``body`` (outside string literals) balance."""
+    depth = 0
+    for char in _STRING_LITERAL.sub('""', body):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def iter_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
