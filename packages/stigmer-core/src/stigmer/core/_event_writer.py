@@ -38,7 +38,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from google.protobuf import struct_pb2
 from stigmer.core._backend import Backend
 from stigmer.core._errors import AlreadyExists, FailedPrecondition, Unavailable
 from stigmer.core._handover import handover_requested
@@ -150,10 +149,11 @@ class EventWriter:
         self._lock = asyncio.Lock()
         self._turns = 0  # calls holding the lock or waiting for it (see _Turn)
         # The last payloads' JSON texts -> their size once masked and their Value (see _payload).
-        self._payloads: dict[str, tuple[int, struct_pb2.Value]] = {}
+        self._payloads: dict[str, tuple[int, bytes]] = {}
         self._payloads_of: tuple[Redactor, int] | None = None  # the masking they were made with
         # pending (numbered) events, task progress by path, the latest checkpoint
-        self._events: list[execution_pb2.ExecutionEvent] = []
+        self._request = svc.UpdateExecutionStatusRequest()  # pending events are made in it
+        self._events = self._request.events
         self._tasks: dict[str, execution_pb2.TaskProgress] = {}
         self._checkpoint: Mapping[str, Any] | str | None = None
         self._since = 0.0  # when the oldest pending item was held
@@ -175,15 +175,22 @@ class EventWriter:
     ) -> None:
         """Write one event (after any buffered text), with the task's progress; a buffered writer
         holds it until the buffer is due. Over the limits it raises the limit error instead."""
-        event = self._build(type, subject, text, data)
         if not self._turns:  # nobody writes or waits to: hold it now (no await comes in between)
-            self._hold(event)
+            payload = self._checked(type, subject, data)
+            self._mark()
+            if self._text:
+                self._hold_text()
+            event = self._events.add()
+            self._fill(event, type, subject, text, data, payload)
+            self.sequence += 1
+            event.sequence = self.sequence
             if task is not None:
                 self._hold_task(task)
             if not self.buffered or self._due():
                 async with _Turn(self):
                     await self._send(self._take())
             return
+        event = self._build(type, subject, text, data)
         async with _Turn(self):
             self._hold(event)
             if task is not None:
@@ -283,24 +290,50 @@ class EventWriter:
     # -- building --------------------------------------------------------------------------------
     def _build(self, type: str, subject: str, text: str, data: Any) -> execution_pb2.ExecutionEvent:
         """An unnumbered event, scrubbed and checked against the limits."""
-        scrub = self.redactor.scrub
-        if data is None:
-            size, value = 0, None
-        else:
-            size, value = self._payload(data)
-        limits = self.limits
-        if (self.sequence >= limits.events or size > limits.event_bytes) and type not in self.unlimited_types:
-            check_event_limits(limits, self.sequence + 1, size, subject, self.limit_error)
-        event = execution_pb2.ExecutionEvent(
-            execution_id=self.execution_id, type=type, subject=scrub(subject), text=scrub(text)
-        )
-        stamp_now(event.time)
-        if value is not None:
-            event.data.CopyFrom(value)
+        payload = self._checked(type, subject, data)
+        event = execution_pb2.ExecutionEvent()
+        self._fill(event, type, subject, text, data, payload)
         return event
 
-    def _payload(self, data: Any) -> tuple[int, struct_pb2.Value]:
-        """An event's ``data``: its size as masked JSON and its ``Value``.
+    def _checked(self, kind: str, subject: str, data: Any) -> Any:
+        """The payload (see :meth:`_payload`) of the ``data`` of an event of type ``kind``, after
+        checking the event against the limits."""
+        if data is None:
+            size, payload = 0, None
+        elif type(data) in _NUMBERS:
+            size, payload = len(_dumps(data)), data  # its text holds no string: nothing to mask
+        else:
+            size, payload = self._payload(data)
+        limits = self.limits
+        if (self.sequence >= limits.events or size > limits.event_bytes) and kind not in self.unlimited_types:
+            check_event_limits(limits, self.sequence + 1, size, subject, self.limit_error)
+        return payload
+
+    def _fill(
+        self, event: execution_pb2.ExecutionEvent, kind: str, subject: str, text: str, data: Any, payload: Any
+    ) -> None:
+        """Make the empty ``event`` the event of these, scrubbed; ``payload`` from :meth:`_checked`."""
+        scrub = self.redactor.scrub
+        event.execution_id = self.execution_id
+        event.type = kind
+        if subject:
+            event.subject = scrub(subject)
+        if text:
+            event.text = scrub(text)
+        stamp_now(event.time)
+        if data is None:
+            return
+        if payload is data:  # a number or a boolean
+            set_json_value(event.data, data)
+        elif type(payload) is bytes:
+            event.data.MergeFromString(payload)
+        else:  # (plain data, its JSON text): made now, and kept
+            set_json_value(event.data, payload[0])
+            self._keep_payload(payload[1], payload[2], event.data.SerializeToString())
+
+    def _payload(self, data: Any) -> tuple[int, Any]:
+        """An event's ``data``: its size as masked JSON, and what :meth:`_fill` makes its ``Value``
+        of: the ``Value``'s bytes when kept, else ``(plain data, JSON text, size)``.
 
         The last few are kept by their JSON text (as long as the redactor masks the same forms):
         a task's input is often the output the task before it has just recorded.
@@ -314,19 +347,14 @@ class EventWriter:
         kept = self._payloads.get(text)
         if kept is not None:
             return kept
-        if data is None or type(data) in _NUMBERS:
-            masked, plain = text, data  # its text holds no string: nothing to mask, and it reads back as is
-        else:
-            masked = self._mask_json(text)
-            plain = json.loads(masked)
-        value = struct_pb2.Value()
-        set_json_value(value, plain)
-        made = (len(masked), value)
+        masked = self._mask_json(text)
+        return len(masked), (json.loads(masked), text, len(masked))
+
+    def _keep_payload(self, text: str, size: int, value: bytes) -> None:
         if len(text) <= _PAYLOAD_CHARS:
             if len(self._payloads) >= _PAYLOADS:
                 del self._payloads[next(iter(self._payloads))]  # the oldest
-            self._payloads[text] = made
-        return made
+            self._payloads[text] = (size, value)
 
     def _scrubbed_json(self, data: Any) -> tuple[str, Any]:
         """``data`` as JSON text and as plain data, with every secret masked (see :meth:`_mask_json`)."""
@@ -392,7 +420,7 @@ class EventWriter:
         text = "".join(self._text)
         self._text, self._text_len = [], 0
         self.sequence += 1
-        event = execution_pb2.ExecutionEvent(
+        event = self._events.add(
             execution_id=self.execution_id,
             sequence=self.sequence,
             type="text.delta",
@@ -400,7 +428,6 @@ class EventWriter:
             text=self.redactor.scrub(text),
         )
         stamp_now(event.time)
-        self._events.append(event)
 
     def _hold_task(self, task: execution_pb2.TaskProgress) -> None:
         held = self._tasks.get(task.path)
@@ -422,12 +449,13 @@ class EventWriter:
     def _take(self) -> svc.UpdateExecutionStatusRequest:
         """A request carrying everything pending (buffered text last), clearing the buffer."""
         self._hold_text()
-        request = svc.UpdateExecutionStatusRequest(events=self._events)
+        request = self._request
         if self._tasks:
             request.tasks.extend(self._tasks.values())
         if self._checkpoint is not None:
             request.checkpoint = self._checkpoint_text(self._checkpoint)
-        self._events, self._tasks, self._checkpoint = [], {}, None
+        self._request = svc.UpdateExecutionStatusRequest()
+        self._events, self._tasks, self._checkpoint = self._request.events, {}, None
         return request
 
     # -- writing ---------------------------------------------------------------------------------
