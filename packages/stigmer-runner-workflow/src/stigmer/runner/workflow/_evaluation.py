@@ -53,6 +53,13 @@ class Evaluating:
     _workflow_cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
+        values = self._plain_variables(scope)
+        if secrets:
+            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
+        return values
+
+    def _plain_variables(self, scope: Scope) -> dict[str, Any]:
+        """The variables but ``$secrets``."""
         values: dict[str, Any] = {
             "context": self.context,
             "workflow": self._workflow_variable(),
@@ -61,8 +68,6 @@ class Evaluating:
         if self.dialect is not None:
             values.update(self.dialect.variables())
         values.update(scope.variables)
-        if secrets:
-            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
         return values
 
     def _workflow_variable(self) -> dict[str, Any]:
@@ -92,7 +97,8 @@ class Evaluating:
         """Evaluate an expression-typed field (``${ }`` or bare jq)."""
         if not isinstance(text, str):
             return text
-        variables = await self.variables(scope, secrets=uses_secrets(text))
+        secrets = uses_secrets(text)
+        variables = await self.variables(scope, secrets=True) if secrets else self._plain_variables(scope)
         try:
             if guarded(text, field=True) and self.host_may_wait_in_threads():
                 return await asyncio.to_thread(evaluate_field, text, data, variables, self.limits)
@@ -106,7 +112,7 @@ class Evaluating:
         if isinstance(value, str) and not is_expression(value):
             return value
         secrets, in_process = template_needs(value)
-        variables = await self.variables(scope, secrets=secrets)
+        variables = await self.variables(scope, secrets=True) if secrets else self._plain_variables(scope)
         try:
             if in_process and self.host_may_wait_in_threads():
                 return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)

@@ -300,23 +300,38 @@ def _evaluate_together(bodies: tuple[str, ...], data: Any, variables: Mapping[st
         results = program.input_value(value).all()
     except ValueError:
         return None
-    return results[0] if len(results) == 1 and isinstance(results[0], list) else None
+    if results.count(_NEXT) != len(bodies) - 1:
+        return None  # a body gave the separator itself: its results cannot be told apart
+    firsts: list[Any] = []
+    start = 0
+    for _ in range(len(bodies) - 1):
+        end = results.index(_NEXT, start)
+        firsts.append(results[start] if end > start else None)
+        start = end + 1
+    firsts.append(results[start] if start < len(results) else None)
+    return firsts
 
 
 @lru_cache(maxsize=1024)
 def _joint_plan(bodies: tuple[str, ...], available: tuple[str, ...]) -> tuple[tuple[str, ...], Any] | None:
-    """The variables to bind and the program that gives ``[first result or null of each body]``;
-    None unless every body runs in this process (:func:`is_bounded`) and is self-contained (its
+    """The variables to bind and the program that gives the results of each body in turn, with
+    :data:`_NEXT` between those of one body and the next; None unless every body runs in this process (:func:`is_bounded`) and is self-contained (its
     parentheses balance, so it parses within the program as it does alone)."""
     if not all(is_bounded(body) and _balanced(body) for body in bodies):
         return None
     names = tuple(sorted({name for body in bodies for name in _bound_names(body, available)}))
     binding = ", ".join(["$__data", *(f"${n}" for n in names)])
-    parts = ", ".join(f"([({body}\n)] | .[0])" for body in bodies)
+    parts = f", {_NEXT_JQ}, ".join(f"({body}\n)" for body in bodies)
     try:
-        return names, jq.compile(f"{_NO_ENVIRONMENT}. as [{binding}] | $__data | [{parts}]")
+        return names, jq.compile(f"{_NO_ENVIRONMENT}. as [{binding}] | $__data | ({parts})")
     except ValueError:
         return None
+
+
+#: What separates the results of one body from the next in a joint program (should a body give
+#: it too, the count tells, and the bodies run one by one).
+_NEXT: Final = "\x00stigmer:next\x00"
+_NEXT_JQ: Final = '"\\u0000stigmer:next\\u0000"'
 
 
 def _balanced(body: str) -> bool:
