@@ -300,8 +300,10 @@ class EventWriter:
         checking the event against the limits."""
         if data is None:
             size, payload = 0, None
+        elif type(data) is int:  # its JSON text is its repr, and holds no string: nothing to mask
+            size, payload = len(repr(data)), data
         elif type(data) in _NUMBERS:
-            size, payload = len(_dumps(data)), data  # its text holds no string: nothing to mask
+            size, payload = len(_dumps(data)), data
         else:
             size, payload = self._payload(data)
         limits = self.limits

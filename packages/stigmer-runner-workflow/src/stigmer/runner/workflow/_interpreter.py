@@ -50,7 +50,9 @@ class Scope:
     variables: Mapping[str, Any] = field(default_factory=dict)
 
     def with_vars(self, **values: Any) -> Scope:
-        return Scope({**self.variables, **values})
+        scope = object.__new__(Scope)  # as Scope(...) makes it, without the frozen __init__'s cost
+        object.__setattr__(scope, "variables", {**self.variables, **values})
+        return scope
 
 
 class Interpreter(Checkpointing, Evaluating):
