@@ -18,6 +18,7 @@ from ._expr import (
     evaluate_template,
     guarded,
     is_expression,
+    template_bodies,
     template_needs,
     uses_secrets,
 )
@@ -111,12 +112,15 @@ class Evaluating:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
         if isinstance(value, str) and not is_expression(value):
             return value
-        secrets, in_process = template_needs(value)
+        bodies = template_bodies(value)
+        secrets, in_process = template_needs(value, bodies)
         variables = await self.variables(scope, secrets=True) if secrets else self._plain_variables(scope)
         try:
             if in_process and self.host_may_wait_in_threads():
-                return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)
-            return evaluate_template(value, data, variables, self.limits)
+                return await asyncio.to_thread(
+                    functools.partial(evaluate_template, bodies=bodies), value, data, variables, self.limits
+                )
+            return evaluate_template(value, data, variables, self.limits, bodies=bodies)
         except WorkflowError as error:
             _scrub_error(error, variables)
             raise

@@ -27,6 +27,7 @@ __all__ = [
     "jq_error_text",
     "secret_names",
     "syntax_error",
+    "template_bodies",
     "template_needs",
     "template_uses_secrets",
     "truthy",
@@ -202,18 +203,23 @@ def _template_secrets(text: str) -> bool:
     return strict and "$secrets" in body
 
 
-def template_needs(value: Any) -> tuple[bool, bool]:
-    """``(template_uses_secrets(value), guarded(value))`` in one walk of the template."""
-    if isinstance(value, str):
-        strict, body = _reading(value)
-        return (strict and "$secrets" in body), (strict and not is_bounded(body))
+def template_needs(value: Any, bodies: list[str] | None = None) -> tuple[bool, bool]:
+    """``(template_uses_secrets(value), guarded(value))`` in one walk of the template (none when
+    its ``bodies`` are given: what :func:`template_bodies` gives for it)."""
     secrets = in_process = False
-    for text in _template_strings(value):
-        strict, body = _reading(text)
-        if strict:
-            secrets = secrets or "$secrets" in body
-            in_process = in_process or not is_bounded(body)
+    for body in template_bodies(value) if bodies is None else bodies:
+        if not secrets and "$secrets" in body:
+            secrets = True
+        if not in_process and not is_bounded(body):
+            in_process = True
     return secrets, in_process
+
+
+def template_bodies(value: Any) -> list[str]:
+    """The jq programs of the ``${ }`` strings in a template, in the order they are evaluated."""
+    bodies: list[str] = []
+    _collect_bodies(value, bodies)
+    return bodies
 
 
 def _template_strings(value: Any) -> Iterator[str]:
@@ -229,9 +235,15 @@ def _template_strings(value: Any) -> Iterator[str]:
 
 
 def evaluate_template(
-    value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None = None
+    value: Any,
+    data: Any,
+    variables: Mapping[str, Any],
+    limits: Limits | None = None,
+    *,
+    bodies: list[str] | None = None,
 ) -> Any:
-    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal.
+    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal (``bodies``:
+    what :func:`template_bodies` gives for it, when the caller has it).
 
     Several expressions that all run in this process run as one jq program (one start and one
     reading of the data and variables, instead of one each), each giving its first result or
@@ -239,8 +251,8 @@ def evaluate_template(
     expression that failed, as ever.
     """
     if not isinstance(value, str):
-        bodies: list[str] = []
-        _collect_bodies(value, bodies)
+        if bodies is None:
+            bodies = template_bodies(value)
         if len(bodies) > 1:
             results = _evaluate_together(tuple(bodies), data, variables)
             if results is not None:
