@@ -44,7 +44,13 @@ from stigmer.core._handover import handover_requested
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._phases import is_terminal, phase_name
 from stigmer.core._redact import Redactor
-from stigmer.core._values import json_default, set_json_value, stamp_now, value_of_json
+from stigmer.core._values import (
+    json_default,
+    set_json_value,
+    set_plain_json_value,
+    stamp_now,
+    value_of_json,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
@@ -111,6 +117,7 @@ def check_event_limits(
 
 
 _NO_OUTPUT: Any = object()
+_AS_IS: Any = object()  # see EventWriter._payload
 
 
 class EventWriter:
@@ -175,13 +182,16 @@ class EventWriter:
     ) -> None:
         """Write one event (after any buffered text), with the task's progress; a buffered writer
         holds it until the buffer is due. Over the limits it raises the limit error instead."""
-        if not self._turns:  # nobody writes or waits to: hold it now (no await comes in between)
+        if not self._turns and not self._text:
+            # Nobody writes or waits to: make it in the buffer now (no await comes in between).
             payload = self._checked(type, subject, data)
             self._mark()
-            if self._text:
-                self._hold_text()
             event = self._events.add()
-            self._fill(event, type, subject, text, data, payload)
+            try:
+                self._fill(event, type, subject, text, data, payload)
+            except BaseException:  # data protobuf cannot hold (a lone surrogate): nothing is held
+                del self._events[-1]
+                raise
             self.sequence += 1
             event.sequence = self.sequence
             if task is not None:
@@ -329,13 +339,22 @@ class EventWriter:
             set_json_value(event.data, data)
         elif type(payload) is bytes:
             event.data.MergeFromString(payload)
-        else:  # (plain data, its JSON text): made now, and kept
-            set_json_value(event.data, payload[0])
+        else:  # (plain data or _AS_IS, its JSON text, its size): made now, and kept
+            plain = payload[0]
+            if plain is _AS_IS:  # data itself, when of JSON's own types; else as its text reads back
+                if not set_plain_json_value(event.data, data):
+                    event.ClearField("data")
+                    set_json_value(event.data, json.loads(payload[1]))
+            else:
+                set_json_value(event.data, plain)
             self._keep_payload(payload[1], payload[2], event.data.SerializeToString())
 
     def _payload(self, data: Any) -> tuple[int, Any]:
         """An event's ``data``: its size as masked JSON, and what :meth:`_fill` makes its ``Value``
-        of: the ``Value``'s bytes when kept, else ``(plain data, JSON text, size)``.
+        of: the ``Value``'s bytes when kept, else ``(plain data, JSON text, size)`` where the
+        plain data is ``_AS_IS`` when the text is ``data``'s own and nothing was masked in it
+        (``data`` is then what the text reads back as, if it holds JSON's types only: see
+        ``set_plain_json_value``).
 
         The last few are kept by their JSON text (as long as the redactor masks the same forms):
         a task's input is often the output the task before it has just recorded.
@@ -350,6 +369,10 @@ class EventWriter:
         if kept is not None:
             return kept
         masked = self._mask_json(text)
+        if masked is text and (type(data) is str or not text.startswith('"')):
+            # (a text starting with a quote is a str's, or a fallback's: the str() of data JSON
+            # cannot hold, such as a circular structure)
+            return len(text), (_AS_IS, text, len(text))
         return len(masked), (json.loads(masked), text, len(masked))
 
     def _keep_payload(self, text: str, size: int, value: bytes) -> None:

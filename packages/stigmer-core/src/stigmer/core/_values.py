@@ -24,6 +24,7 @@ __all__ = [
     "jsonable",
     "plain_value",
     "set_json_value",
+    "set_plain_json_value",
     "set_timestamp",
     "stamp_now",
     "to_value",
@@ -102,6 +103,64 @@ def set_json_value(out: struct_pb2.Value, plain: Any) -> None:
         out.number_value = plain
     else:
         out.string_value = str(plain)
+
+
+def set_plain_json_value(out: struct_pb2.Value, data: Any) -> bool:
+    """Make the empty ``out`` hold ``data`` when it is made of JSON's own types only (dicts with
+    string keys, lists, strings, ints, finite floats, booleans, None: the types ``json.loads``
+    gives, which read back from their JSON text as they are), exactly as
+    ``set_json_value(out, json.loads(json.dumps(data)))`` would, without the round trip. False
+    when it holds anything else (``out`` is then partly set: clear it)."""
+    kind = type(data)
+    if kind is dict:
+        struct = out.struct_value
+        struct.SetInParent()
+        return _plain_struct(struct, data)
+    if kind is list:
+        values = out.list_value
+        values.SetInParent()
+        return _plain_list(values, data)
+    return _plain_item(out, data)
+
+
+def _plain_struct(struct: struct_pb2.Struct, plain: dict[Any, Any]) -> bool:
+    fields = struct.fields
+    for key, item in plain.items():
+        if type(key) is not str or not _plain_item(fields[key], item):
+            return False
+    return True
+
+
+def _plain_list(values: struct_pb2.ListValue, plain: list[Any]) -> bool:
+    add = values.values.add
+    return all(_plain_item(add(), item) for item in plain)
+
+
+def _plain_item(out: struct_pb2.Value, item: Any) -> bool:
+    kind = type(item)
+    if kind is str:
+        out.string_value = item
+    elif kind is int:
+        out.number_value = item
+    elif kind is float:
+        if item - item != 0.0:  # NaN or an infinity: JSON text has no such number
+            return False
+        out.number_value = item
+    elif kind is dict:
+        struct = out.struct_value
+        struct.SetInParent()
+        return _plain_struct(struct, item)
+    elif kind is list:
+        values = out.list_value
+        values.SetInParent()
+        return _plain_list(values, item)
+    elif kind is bool:
+        out.bool_value = item
+    elif item is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    else:
+        return False
+    return True
 
 
 def _fill_struct(struct: struct_pb2.Struct, plain: dict[Any, Any]) -> None:
