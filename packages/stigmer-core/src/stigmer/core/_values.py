@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from google.protobuf.internal.well_known_types import _SetStructValue as _set_struct_value
 from google.protobuf.message import Message
 
 __all__ = [
@@ -197,7 +196,9 @@ def _set_item(out: struct_pb2.Value, item: Any) -> None:
     elif item is None:
         out.null_value = struct_pb2.NULL_VALUE
     else:  # a tuple, a Struct, a subclass ...: as the protobuf library sets it
-        _set_struct_value(out, item)
+        held = struct_pb2.ListValue()
+        held.append(item)
+        out.CopyFrom(held.values[0])
 
 
 def set_timestamp(stamp: timestamp_pb2.Timestamp, micros: int) -> timestamp_pb2.Timestamp:
