@@ -84,6 +84,9 @@ class Interpreter(Checkpointing, Evaluating):
         self.dialect = dialect_of(self.definition)  # None: the spec's own semantics (the default)
         if self.dialect is not None:
             self.definition = self.dialect.prepare(self.definition)
+        # `$task` is only read by expressions that name it: a document that never does (most)
+        # need not have each task described (a dialect's document is described, whatever it says).
+        self._describe_tasks = self.dialect is not None or self.workflow.mentions_task
         self.detached: set[asyncio.Future[Any]] = set()  # `await: false` work, collected at the end
         self.authorizations: dict[str, Any] = {}  # task path -> $authorization of its call
         self.tokens = TokenCache()  # OAuth2 access tokens of this run
@@ -187,14 +190,17 @@ class Interpreter(Checkpointing, Evaluating):
             task_input = task.get("input") or {}
             if task_input:
                 self._check_schema(task_input.get("schema"), data, f"{path}/input", "task input")
-            descriptor = {
-                "name": name,
-                "reference": path,
-                "definition": task,
-                "input": data,
-                "startedAt": timestamp(self.host.now()),
-            }
-            inner = scope.with_vars(task=descriptor, input=data)
+            if self._describe_tasks:
+                descriptor = {
+                    "name": name,
+                    "reference": path,
+                    "definition": task,
+                    "input": data,
+                    "startedAt": timestamp(self.host.now()),
+                }
+                inner = scope.with_vars(task=descriptor, input=data)
+            else:
+                inner = scope.with_vars(input=data)
             value = data
             if "from" in task_input:
                 value = await self.transform(task_input["from"], data, inner)
