@@ -30,6 +30,7 @@ from stigmer.core import (
     to_value,
 )
 from stigmer.core._event_writer import WRITE_ATTEMPTS
+from stigmer.core._values import value_of_json
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
 
@@ -400,3 +401,91 @@ async def test_a_handover_stops_the_run_at_a_step_boundary_with_its_progress_wri
     assert stopped.value.execution.status.phase == ex.PHASE_RUNNING  # RUNNING, for another process
     assert [e.type for e in store.log()] == ["task.completed"]  # what was pending was written first
     assert store.execution.status.checkpoint == '{"next": 1}'
+
+
+# ------------------------------------------------------------------ payloads kept, data as JSON reads back
+def _as_before(out: EventWriter, data: Any) -> struct_pb2.Value:
+    """An event's data as the writer made it before it kept payloads: its JSON text, masked, read back."""
+    return value_of_json(out._scrubbed_json(data)[1])
+
+
+_data = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats()
+    | st.sampled_from([SECRET, f"Bearer {SECRET}", base64.b64encode(SECRET.encode()).decode(), "plain"])
+    | st.text(max_size=6)
+    | st.tuples(st.integers(), st.text(max_size=3))
+    | st.builds(Opaque),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | st.just(SECRET) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(st.lists(_data, min_size=1, max_size=4))
+async def test_event_data_is_the_masked_json_read_back_whether_kept_or_made(payloads: list[Any]) -> None:
+    store = Store()
+    out = writer(store)
+    for data in [*payloads, *payloads]:  # the second time, payloads kept by their text are used
+        await out.event("log", data=data)
+    for event, data in zip(store.log(), [*payloads, *payloads], strict=True):
+        if data is None:
+            assert not event.HasField("data")
+        else:
+            assert event.data.SerializeToString(deterministic=True) == _as_before(
+                out, data
+            ).SerializeToString(deterministic=True)
+            assert SECRET.encode() not in event.SerializeToString()
+
+
+async def test_a_payload_kept_before_a_value_became_secret_is_masked_after() -> None:
+    store = Store()
+    out = writer(store)
+    data = {"token": "tok-0123456789", "n": 1}
+    await out.event("task.completed", data=data)
+    out.redactor.register("tok-0123456789")  # read from a secret meanwhile
+    await out.event("task.started", data=data)
+    first, second = (from_value(e.data) for e in store.log())
+    assert first == data
+    assert second == {"token": "***", "n": 1}
+
+
+async def test_data_protobuf_cannot_hold_fails_the_event_and_leaves_nothing_behind() -> None:
+    store = Store()
+    out = writer(store, buffered=True, flush_interval=3600)
+    await out.event("log", text="before")
+    with pytest.raises(UnicodeError):
+        await out.event("log", data={"bad": "\ud800"})
+    await out.event("log", text="after", data={"fine": True})
+    await out.flush()
+    assert [(e.sequence, e.text) for e in store.log()] == [(1, "before"), (2, "after")]
+
+
+async def test_events_held_while_a_write_is_under_way_follow_it_in_order() -> None:
+    class SlowStore(Store):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+
+        async def update_execution_status(self, request: svc.UpdateExecutionStatusRequest) -> ex.Execution:
+            await self.gate.wait()
+            return await super().update_execution_status(request)
+
+    store = SlowStore()
+    out = writer(store, buffered=True, max_buffered=1)  # every event is a write
+    first = asyncio.ensure_future(out.event("log", text="one"))
+    await asyncio.sleep(0)  # the first write is under way, holding the lock
+    later = [asyncio.ensure_future(out.event("log", text=t)) for t in ("two", "three")]
+    checkpoint = asyncio.ensure_future(out.save_checkpoint({"next": 3}))
+    await asyncio.sleep(0)
+    assert [e.text for e in store.log()] == []
+    store.gate.set()
+    await asyncio.gather(first, *later, checkpoint)
+    await out.flush()
+    assert [(e.sequence, e.text) for e in store.log()] == [(1, "one"), (2, "two"), (3, "three")]
+    assert store.execution.status.checkpoint == '{"next": 3}'
+    assert out._turns == 0

@@ -289,3 +289,52 @@ logging.getLogger("stigmer.worker").debug("not at info")
     assert not any("s3cr3t-value-42" in line for line in lines), lines
     assert any(line.endswith("INFO temporalio.worker: polling") for line in lines), lines
     assert not any("not at info" in line for line in lines), lines
+
+
+# ------------------------------------------------------------------ revision and the memo of short texts
+def test_revision_changes_exactly_when_the_masked_forms_do() -> None:
+    r = Redactor()
+    start = r.revision
+    r.register("")  # too short: nothing to mask
+    assert r.revision == start
+    r.register("s3cr3t-token")
+    after = r.revision
+    assert after != start
+    r.register("s3cr3t-token")  # known already
+    assert r.revision == after
+    r.register("hunter22")
+    assert r.revision != after
+
+
+def test_a_short_text_scrubbed_before_a_value_is_registered_is_masked_after() -> None:
+    r = Redactor(["first-secret"])
+    text = "path /do/0/hunter22 first-secret"
+    assert r.scrub(text) == f"path /do/0/hunter22 {MASK}"
+    assert r.scrub(text) == f"path /do/0/hunter22 {MASK}"  # remembered: the same answer
+    r.register("hunter22")
+    assert r.scrub(text) == f"path /do/0/{MASK} {MASK}"
+    assert r.scrub({"k": text}) == {"k": f"path /do/0/{MASK} {MASK}"}
+
+
+def test_the_memo_of_short_texts_stays_bounded_and_long_texts_are_not_kept() -> None:
+    from stigmer.core._redact import MEMO_LENGTH, MEMO_SIZE
+
+    r = Redactor(["s3cr3t-token"])
+    for i in range(MEMO_SIZE * 2 + 5):
+        assert r.scrub(f"/do/{i}/s3cr3t-token") == f"/do/{i}/{MASK}"
+    matcher = r._matcher
+    assert matcher is not None
+    assert 0 < len(matcher.memo) <= MEMO_SIZE
+    long_text = "x" * MEMO_LENGTH + "s3cr3t-token"
+    assert r.scrub(long_text) == "x" * MEMO_LENGTH + MASK
+    assert long_text not in matcher.memo
+
+
+def test_a_str_subclass_is_scrubbed_as_before() -> None:
+    class Text(str):
+        pass
+
+    r = Redactor(["s3cr3t-token"])
+    plain = Text("nothing to hide")
+    assert r.scrub(plain) is plain  # no match: the very object back, as ever
+    assert r.scrub(Text("a s3cr3t-token")) == f"a {MASK}"

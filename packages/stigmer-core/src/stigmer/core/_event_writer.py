@@ -44,7 +44,13 @@ from stigmer.core._handover import handover_requested
 from stigmer.core._limits import LIMIT_SETTINGS, Limits
 from stigmer.core._phases import is_terminal, phase_name
 from stigmer.core._redact import Redactor
-from stigmer.core._values import json_default, set_json_value, stamp_now, value_of_json
+from stigmer.core._values import (
+    json_default,
+    set_json_value,
+    set_plain_json_value,
+    stamp_now,
+    value_of_json,
+)
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2
 
@@ -111,6 +117,7 @@ def check_event_limits(
 
 
 _NO_OUTPUT: Any = object()
+_AS_IS: Any = object()  # see EventWriter._payload
 
 
 class EventWriter:
@@ -147,8 +154,13 @@ class EventWriter:
         self.limit_error = limit_error
         self.unlimited_types = frozenset(unlimited_types)
         self._lock = asyncio.Lock()
+        self._turns = 0  # calls holding the lock or waiting for it (see _Turn)
+        # The last payloads' JSON texts -> their size once masked and their Value (see _payload).
+        self._payloads: dict[str, tuple[int, bytes]] = {}
+        self._payloads_of: tuple[Redactor, int] | None = None  # the masking they were made with
         # pending (numbered) events, task progress by path, the latest checkpoint
-        self._events: list[execution_pb2.ExecutionEvent] = []
+        self._request = svc.UpdateExecutionStatusRequest()  # pending events are made in it
+        self._events = self._request.events
         self._tasks: dict[str, execution_pb2.TaskProgress] = {}
         self._checkpoint: Mapping[str, Any] | str | None = None
         self._since = 0.0  # when the oldest pending item was held
@@ -170,8 +182,26 @@ class EventWriter:
     ) -> None:
         """Write one event (after any buffered text), with the task's progress; a buffered writer
         holds it until the buffer is due. Over the limits it raises the limit error instead."""
+        if not self._turns and not self._text:
+            # Nobody writes or waits to: make it in the buffer now (no await comes in between).
+            payload = self._checked(type, subject, data)
+            self._mark()
+            event = self._events.add()
+            try:
+                self._fill(event, type, subject, text, data, payload)
+            except BaseException:  # data protobuf cannot hold (a lone surrogate): nothing is held
+                del self._events[-1]
+                raise
+            self.sequence += 1
+            event.sequence = self.sequence
+            if task is not None:
+                self._hold_task(task)
+            if not self.buffered or self._due():
+                async with _Turn(self):
+                    await self._send(self._take())
+            return
         event = self._build(type, subject, text, data)
-        async with self._lock:
+        async with _Turn(self):
             self._hold(event)
             if task is not None:
                 self._hold_task(task)
@@ -183,7 +213,7 @@ class EventWriter:
         subject changes, or with the next event)."""
         if not text:
             return
-        async with self._lock:
+        async with _Turn(self):
             if self._text and subject != self._text_subject:
                 await self._send(self._take())
             if not self._text:
@@ -196,7 +226,14 @@ class EventWriter:
 
     async def save_checkpoint(self, state: Mapping[str, Any] | str) -> None:
         """Store the resume point (data, or JSON text); no event. Buffered like events."""
-        async with self._lock:
+        if not self._turns:  # as in `event`
+            self._mark()
+            self._checkpoint = state
+            if not self.buffered or self._due():
+                async with _Turn(self):
+                    await self._send(self._take())
+            return
+        async with _Turn(self):
             self._mark()
             self._checkpoint = state
             if not self.buffered or self._due():
@@ -221,7 +258,7 @@ class EventWriter:
         an ``ExecutionError`` or an RFC 7807 problem mapping; ``output`` is any plain data.
         """
         built = [self._build(e.type, e.subject, e.text, e.data) for e in events]
-        async with self._lock:
+        async with _Turn(self):
             for event in built:
                 self._hold(event)
             if checkpoint:
@@ -246,7 +283,7 @@ class EventWriter:
         """Write whatever is buffered (nothing to do when nothing is)."""
         if not self._pending():
             return
-        async with self._lock:
+        async with _Turn(self):
             if self._pending():
                 await self._send(self._take())
 
@@ -263,21 +300,86 @@ class EventWriter:
     # -- building --------------------------------------------------------------------------------
     def _build(self, type: str, subject: str, text: str, data: Any) -> execution_pb2.ExecutionEvent:
         """An unnumbered event, scrubbed and checked against the limits."""
-        scrub = self.redactor.scrub
-        if data is None:
-            size, plain = 0, None
-        else:
-            json_text, plain = self._scrubbed_json(data)
-            size = len(json_text)
-        if type not in self.unlimited_types:
-            check_event_limits(self.limits, self.sequence + 1, size, subject, self.limit_error)
-        event = execution_pb2.ExecutionEvent(
-            execution_id=self.execution_id, type=type, subject=scrub(subject), text=scrub(text)
-        )
-        stamp_now(event.time)
-        if data is not None:
-            set_json_value(event.data, plain)
+        payload = self._checked(type, subject, data)
+        event = execution_pb2.ExecutionEvent()
+        self._fill(event, type, subject, text, data, payload)
         return event
+
+    def _checked(self, kind: str, subject: str, data: Any) -> Any:
+        """The payload (see :meth:`_payload`) of the ``data`` of an event of type ``kind``, after
+        checking the event against the limits."""
+        if data is None:
+            size, payload = 0, None
+        elif type(data) is int:  # its JSON text is its repr, and holds no string: nothing to mask
+            size, payload = len(repr(data)), data
+        elif type(data) in _NUMBERS:
+            size, payload = len(_dumps(data)), data
+        else:
+            size, payload = self._payload(data)
+        limits = self.limits
+        if (self.sequence >= limits.events or size > limits.event_bytes) and kind not in self.unlimited_types:
+            check_event_limits(limits, self.sequence + 1, size, subject, self.limit_error)
+        return payload
+
+    def _fill(
+        self, event: execution_pb2.ExecutionEvent, kind: str, subject: str, text: str, data: Any, payload: Any
+    ) -> None:
+        """Make the empty ``event`` the event of these, scrubbed; ``payload`` from :meth:`_checked`."""
+        scrub = self.redactor.scrub
+        event.execution_id = self.execution_id
+        event.type = kind
+        if subject:
+            event.subject = scrub(subject)
+        if text:
+            event.text = scrub(text)
+        stamp_now(event.time)
+        if data is None:
+            return
+        if payload is data:  # a number or a boolean
+            set_json_value(event.data, data)
+        elif type(payload) is bytes:
+            event.data.MergeFromString(payload)
+        else:  # (plain data or _AS_IS, its JSON text, its size): made now, and kept
+            plain = payload[0]
+            if plain is _AS_IS:  # data itself, when of JSON's own types; else as its text reads back
+                if not set_plain_json_value(event.data, data):
+                    event.ClearField("data")
+                    set_json_value(event.data, json.loads(payload[1]))
+            else:
+                set_json_value(event.data, plain)
+            self._keep_payload(payload[1], payload[2], event.data.SerializeToString())
+
+    def _payload(self, data: Any) -> tuple[int, Any]:
+        """An event's ``data``: its size as masked JSON, and what :meth:`_fill` makes its ``Value``
+        of: the ``Value``'s bytes when kept, else ``(plain data, JSON text, size)`` where the
+        plain data is ``_AS_IS`` when the text is ``data``'s own and nothing was masked in it
+        (``data`` is then what the text reads back as, if it holds JSON's types only: see
+        ``set_plain_json_value``).
+
+        The last few are kept by their JSON text (as long as the redactor masks the same forms):
+        a task's input is often the output the task before it has just recorded.
+        """
+        text = _dumps(data)
+        redactor = self.redactor
+        made_with = self._payloads_of
+        if made_with is None or made_with[0] is not redactor or made_with[1] != redactor.revision:
+            self._payloads.clear()
+            self._payloads_of = (redactor, redactor.revision)
+        kept = self._payloads.get(text)
+        if kept is not None:
+            return kept
+        masked = self._mask_json(text)
+        if masked is text and (type(data) is str or not text.startswith('"')):
+            # (a text starting with a quote is a str's, or a fallback's: the str() of data JSON
+            # cannot hold, such as a circular structure)
+            return len(text), (_AS_IS, text, len(text))
+        return len(masked), (json.loads(masked), text, len(masked))
+
+    def _keep_payload(self, text: str, size: int, value: bytes) -> None:
+        if len(text) <= _PAYLOAD_CHARS:
+            if len(self._payloads) >= _PAYLOADS:
+                del self._payloads[next(iter(self._payloads))]  # the oldest
+            self._payloads[text] = (size, value)
 
     def _scrubbed_json(self, data: Any) -> tuple[str, Any]:
         """``data`` as JSON text and as plain data, with every secret masked (see :meth:`_mask_json`)."""
@@ -331,7 +433,8 @@ class EventWriter:
     def _hold(self, event: execution_pb2.ExecutionEvent) -> None:
         """Number ``event`` (after any buffered text, made an event first) and hold it."""
         self._mark()
-        self._hold_text()
+        if self._text:
+            self._hold_text()
         self.sequence += 1
         event.sequence = self.sequence
         self._events.append(event)
@@ -342,7 +445,7 @@ class EventWriter:
         text = "".join(self._text)
         self._text, self._text_len = [], 0
         self.sequence += 1
-        event = execution_pb2.ExecutionEvent(
+        event = self._events.add(
             execution_id=self.execution_id,
             sequence=self.sequence,
             type="text.delta",
@@ -350,7 +453,6 @@ class EventWriter:
             text=self.redactor.scrub(text),
         )
         stamp_now(event.time)
-        self._events.append(event)
 
     def _hold_task(self, task: execution_pb2.TaskProgress) -> None:
         held = self._tasks.get(task.path)
@@ -372,12 +474,13 @@ class EventWriter:
     def _take(self) -> svc.UpdateExecutionStatusRequest:
         """A request carrying everything pending (buffered text last), clearing the buffer."""
         self._hold_text()
-        request = svc.UpdateExecutionStatusRequest(events=self._events)
+        request = self._request
         if self._tasks:
             request.tasks.extend(self._tasks.values())
         if self._checkpoint is not None:
             request.checkpoint = self._checkpoint_text(self._checkpoint)
-        self._events, self._tasks, self._checkpoint = [], {}, None
+        self._request = svc.UpdateExecutionStatusRequest()
+        self._events, self._tasks, self._checkpoint = self._request.events, {}, None
         return request
 
     # -- writing ---------------------------------------------------------------------------------
@@ -422,6 +525,36 @@ class EventWriter:
         if not final and is_terminal(execution.status.phase):
             raise RunStopped(execution)
         return execution
+
+
+#: Event payloads kept by :meth:`EventWriter._payload`, and the longest JSON text kept.
+_PAYLOADS: Final = 8
+_PAYLOAD_CHARS: Final = 64 * 1024
+
+
+class _Turn:
+    """``async with self._lock``, counting the calls that hold the lock or wait for it: while none
+    does, a call may hold an event or a checkpoint without taking the lock (nothing can be writing
+    or renumbering the buffer then, and no await comes between the check and the hold)."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: EventWriter) -> None:
+        self._writer = writer
+
+    async def __aenter__(self) -> None:
+        writer = self._writer
+        writer._turns += 1
+        try:
+            await writer._lock.acquire()
+        except BaseException:
+            writer._turns -= 1
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        writer = self._writer
+        writer._lock.release()
+        writer._turns -= 1
 
 
 #: What ``json.dumps(data, default=json_default)`` uses, made once (``json.dumps`` given a

@@ -122,6 +122,7 @@ class Redactor:
         self._values: set[str] = set()
         self._forms: set[str] = set()
         self._matcher: _Matcher | None = None
+        self._revision = 0
         self.register(*values)
 
     def register(self, *values: str) -> None:
@@ -136,12 +137,19 @@ class Redactor:
                 return
             self._forms |= forms
             self._matcher = _Matcher(self._forms)
+            self._revision += 1
 
     def __len__(self) -> int:
         return len(self._values)
 
     def __contains__(self, value: object) -> bool:
         return value in self._values
+
+    @property
+    def revision(self) -> int:
+        """A number that changes whenever the masked forms do: what ``scrub`` returned for a text
+        stays right while it is the same (a cache of scrubbed texts keys on it)."""
+        return self._revision
 
     @property
     def active(self) -> bool:
@@ -153,6 +161,8 @@ class Redactor:
         matcher = self._matcher
         if matcher is None:
             return value
+        if type(value) is str:  # the common case (a subject, a text, a JSON document): no walk
+            return matcher.scrub_text(value)
         return _scrub(value, matcher)
 
     def scrub_bytes(self, data: bytes) -> bytes:
@@ -166,6 +176,10 @@ class Redactor:
 
 #: Forms are found by their first characters; the rest is compared as text.
 ANCHOR_LENGTH: Final = 16
+#: Texts up to this long (names, paths, subjects) are remembered scrubbed, up to this many of them
+#: per set of forms: they come again and again (a task's path, in its started and completed events).
+MEMO_LENGTH: Final = 256
+MEMO_SIZE: Final = 1024
 
 
 class _Matcher:
@@ -180,6 +194,20 @@ class _Matcher:
         self.by_anchor = by_anchor
         self.anchor_lengths = sorted({len(a) for a in by_anchor}, reverse=True)
         self.search = _compile(by_anchor).search
+        self.memo: dict[str, str] = {}  # short texts scrubbed (see MEMO_LENGTH)
+
+    def scrub_text(self, text: str) -> str:
+        """:meth:`sub`, remembering short texts."""
+        if len(text) > MEMO_LENGTH:
+            return self.sub(text)
+        memo = self.memo
+        done = memo.get(text)
+        if done is None:
+            done = self.sub(text)
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[text] = done
+        return done
 
     def sub(self, text: str) -> str:
         search = self.search
@@ -216,6 +244,8 @@ class _Matcher:
 
 
 def _scrub(value: Any, matcher: _Matcher) -> Any:
+    if type(value) is str:
+        return matcher.scrub_text(value)
     if isinstance(value, str):
         return matcher.sub(value)
     if isinstance(value, dict):

@@ -36,12 +36,16 @@ def _copy(value: Any) -> Any:
     ``copy.deepcopy`` on the data a checkpoint holds; anything else is deep-copied as usual."""
     kind = type(value)
     if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _copy(v) for k, v in value.items()}
     if kind is list:
-        return [_copy(v) for v in value]
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return [v if type(v) in _SCALARS else _copy(v) for v in value]
+    if kind in _SCALARS:
         return value
     return copy.deepcopy(value)
+
+
+#: The values :func:`_copy` keeps as they are (immutable).
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 class Checkpointing:

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from stigmer.core import Redactor
@@ -19,6 +18,7 @@ from ._expr import (
     evaluate_template,
     guarded,
     is_expression,
+    template_bodies,
     template_needs,
     uses_secrets,
 )
@@ -54,24 +54,37 @@ class Evaluating:
     _workflow_cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     async def variables(self, scope: Scope, *, secrets: bool) -> dict[str, Any]:
+        values = self._plain_variables(scope)
+        if secrets:
+            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
+        return values
+
+    def _plain_variables(self, scope: Scope) -> dict[str, Any]:
+        """The variables but ``$secrets``."""
         values: dict[str, Any] = {
             "context": self.context,
             "workflow": self._workflow_variable(),
-            "runtime": {"name": RUNTIME_NAME, "version": _version(), "metadata": {}},
-            **(self.dialect.variables() if self.dialect is not None else {}),
-            **scope.variables,
+            "runtime": _runtime(),
         }
-        if secrets:
-            values["secrets"] = dict(await self.host.get_secrets(self.workflow.declared_secrets))
+        if self.dialect is not None:
+            values.update(self.dialect.variables())
+        values.update(scope.variables)
         return values
 
     def _workflow_variable(self) -> dict[str, Any]:
         """``$workflow``: built once and again only when what it shows changes (a resume). The
         expressions read it as JSON; nothing changes it in place."""
-        key = (self.workflow_id, self.definition, self._raw_input, self._started)
         cached = self._workflow_cache
-        if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
-            return cached[1]
+        if cached is not None:
+            held = cached[0]
+            if (
+                held[0] is self.workflow_id
+                and held[1] is self.definition
+                and held[2] is self._raw_input
+                and held[3] is self._started
+            ):
+                return cached[1]
+        key = (self.workflow_id, self.definition, self._raw_input, self._started)
         value = {
             "id": self.workflow_id,
             "definition": self.definition,
@@ -85,22 +98,32 @@ class Evaluating:
         """Evaluate an expression-typed field (``${ }`` or bare jq)."""
         if not isinstance(text, str):
             return text
-        variables = await self.variables(scope, secrets=uses_secrets(text))
-        with _scrubbed(variables):
+        secrets = uses_secrets(text)
+        variables = await self.variables(scope, secrets=True) if secrets else self._plain_variables(scope)
+        try:
             if guarded(text, field=True) and self.host_may_wait_in_threads():
                 return await asyncio.to_thread(evaluate_field, text, data, variables, self.limits)
             return evaluate_field(text, data, variables, self.limits)
+        except WorkflowError as error:
+            _scrub_error(error, variables)
+            raise
 
     async def template(self, value: Any, data: Any, scope: Scope) -> Any:
         """Evaluate every ``${ }`` string inside ``value``; literal strings stay as written."""
         if isinstance(value, str) and not is_expression(value):
             return value
-        secrets, in_process = template_needs(value)
-        variables = await self.variables(scope, secrets=secrets)
-        with _scrubbed(variables):
+        bodies = template_bodies(value)
+        secrets, in_process = template_needs(value, bodies)
+        variables = await self.variables(scope, secrets=True) if secrets else self._plain_variables(scope)
+        try:
             if in_process and self.host_may_wait_in_threads():
-                return await asyncio.to_thread(evaluate_template, value, data, variables, self.limits)
-            return evaluate_template(value, data, variables, self.limits)
+                return await asyncio.to_thread(
+                    functools.partial(evaluate_template, bodies=bodies), value, data, variables, self.limits
+                )
+            return evaluate_template(value, data, variables, self.limits, bodies=bodies)
+        except WorkflowError as error:
+            _scrub_error(error, variables)
+            raise
 
     async def duration(self, spec: Any, data: Any, scope: Scope) -> float:
         """Seconds in a DSL ``duration``: ISO 8601, an inline object, or a runtime expression that
@@ -138,20 +161,21 @@ def timestamp(moment: datetime.datetime) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _scrubbed(variables: Mapping[str, Any]) -> Iterator[None]:
+def _scrub_error(error: WorkflowError, variables: Mapping[str, Any]) -> None:
     """Keep secret values out of expression error messages: jq's own messages are rendered
     without values (``jq_error_text``); a message the program raised may still hold one."""
-    try:
-        yield
-    except WorkflowError as error:
-        secrets = variables.get("secrets")
-        if isinstance(secrets, Mapping):
-            values = [v for v in secrets.values() if isinstance(v, str)]
-            detail = str(Redactor(values).scrub(str(error.problem.get("detail", ""))))
-            error.problem["detail"] = detail
-            error.args = (detail,)
-        raise
+    secrets = variables.get("secrets")
+    if isinstance(secrets, Mapping):
+        values = [v for v in secrets.values() if isinstance(v, str)]
+        detail = str(Redactor(values).scrub(str(error.problem.get("detail", ""))))
+        error.problem["detail"] = detail
+        error.args = (detail,)
+
+
+@functools.cache
+def _runtime() -> dict[str, Any]:
+    """``$runtime`` (made once: the expressions read it as JSON; nothing changes it in place)."""
+    return {"name": RUNTIME_NAME, "version": _version(), "metadata": {}}
 
 
 @functools.cache

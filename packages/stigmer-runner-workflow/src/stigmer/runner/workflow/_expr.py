@@ -27,6 +27,7 @@ __all__ = [
     "jq_error_text",
     "secret_names",
     "syntax_error",
+    "template_bodies",
     "template_needs",
     "template_uses_secrets",
     "truthy",
@@ -144,11 +145,12 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
     Only the variables the program mentions are bound (and serialized). A bounded expression
     runs here, any other in a jq process within ``limits``' jq time and memory (see ``_jq_process``).
     """
-    names = _bound_names(body, tuple(variables))
-    program = _compile(body, names)
-    value = [data, *(variables[n] for n in names)]
+    names, program, bounded = _plan(body, tuple(variables))
+    value = [data]
+    for name in names:
+        value.append(variables[name])
     try:
-        if is_bounded(body):
+        if bounded:
             results = program.input_value(value).all()
         else:
             results = [evaluate_guarded(_program(body, names), value, limits or _DEFAULT_LIMITS)]
@@ -157,6 +159,14 @@ def evaluate(body: str, data: Any, variables: Mapping[str, Any], limits: Limits 
             ErrorKind.EXPRESSION, f"jq expression {body.strip()!r} failed: {jq_error_text(exc)}"
         ) from None
     return results[0] if results else None
+
+
+@lru_cache(maxsize=4096)
+def _plan(body: str, available: tuple[str, ...]) -> tuple[tuple[str, ...], Any, bool]:
+    """How to run ``body`` given the variables ``available``: the ones it binds, its compiled
+    program, and whether it runs in this process (:func:`is_bounded`)."""
+    names = _bound_names(body, available)
+    return names, _compile(body, names), is_bounded(body)
 
 
 @lru_cache(maxsize=4096)
@@ -193,22 +203,30 @@ def _template_secrets(text: str) -> bool:
     return strict and "$secrets" in body
 
 
-def template_needs(value: Any) -> tuple[bool, bool]:
-    """``(template_uses_secrets(value), guarded(value))`` in one walk of the template."""
+def template_needs(value: Any, bodies: list[str] | None = None) -> tuple[bool, bool]:
+    """``(template_uses_secrets(value), guarded(value))`` in one walk of the template (none when
+    its ``bodies`` are given: what :func:`template_bodies` gives for it)."""
     secrets = in_process = False
-    for text in _template_strings(value):
-        strict, body = _reading(text)
-        if strict:
-            secrets = secrets or "$secrets" in body
-            in_process = in_process or not is_bounded(body)
+    for body in template_bodies(value) if bodies is None else bodies:
+        if not secrets and "$secrets" in body:
+            secrets = True
+        if not in_process and not is_bounded(body):
+            in_process = True
     return secrets, in_process
+
+
+def template_bodies(value: Any) -> list[str]:
+    """The jq programs of the ``${ }`` strings in a template, in the order they are evaluated."""
+    bodies: list[str] = []
+    _collect_bodies(value, bodies)
+    return bodies
 
 
 def _template_strings(value: Any) -> Iterator[str]:
     """Every string in a template (as :func:`iter_strings`, without their pointers)."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, Mapping):
+    elif type(value) is dict or isinstance(value, Mapping):
         for item in value.values():
             yield from _template_strings(item)
     elif isinstance(value, list):
@@ -217,19 +235,128 @@ def _template_strings(value: Any) -> Iterator[str]:
 
 
 def evaluate_template(
-    value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None = None
+    value: Any,
+    data: Any,
+    variables: Mapping[str, Any],
+    limits: Limits | None = None,
+    *,
+    bodies: list[str] | None = None,
 ) -> Any:
-    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal."""
+    """Evaluate every ``${ }`` string inside ``value``; other strings stay literal (``bodies``:
+    what :func:`template_bodies` gives for it, when the caller has it).
+
+    Several expressions that all run in this process run as one jq program (one start and one
+    reading of the data and variables, instead of one each), each giving its first result or
+    null as on its own. Should that program fail, each runs on its own: an error names the
+    expression that failed, as ever.
+    """
+    if not isinstance(value, str):
+        if bodies is None:
+            bodies = template_bodies(value)
+        if len(bodies) > 1:
+            results = _evaluate_together(tuple(bodies), data, variables)
+            if results is not None:
+                return _filled(value, iter(results))
+    return _evaluate_each(value, data, variables, limits)
+
+
+def _evaluate_each(value: Any, data: Any, variables: Mapping[str, Any], limits: Limits | None) -> Any:
     if isinstance(value, str):
         strict, body = _reading(value)
         if strict:
             return evaluate(body, data, variables, limits)
         return value
-    if isinstance(value, Mapping):
-        return {str(k): evaluate_template(v, data, variables, limits) for k, v in value.items()}
+    if type(value) is dict or isinstance(value, Mapping):
+        return {str(k): _evaluate_each(v, data, variables, limits) for k, v in value.items()}
     if isinstance(value, list):
-        return [evaluate_template(v, data, variables, limits) for v in value]
+        return [_evaluate_each(v, data, variables, limits) for v in value]
     return value
+
+
+def _collect_bodies(value: Any, into: list[str]) -> None:
+    """The jq programs of a template's ``${ }`` strings, in the order :func:`_filled` visits them."""
+    if isinstance(value, str):
+        strict, body = _reading(value)
+        if strict:
+            into.append(body)
+    elif type(value) is dict or isinstance(value, Mapping):
+        for item in value.values():
+            _collect_bodies(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_bodies(item, into)
+
+
+def _filled(value: Any, results: Iterator[Any]) -> Any:
+    """``value`` with each ``${ }`` string replaced by the next of ``results`` (as :func:`_evaluate_each`)."""
+    if isinstance(value, str):
+        return next(results) if _reading(value)[0] else value
+    if type(value) is dict or isinstance(value, Mapping):
+        return {str(k): _filled(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, results) for v in value]
+    return value
+
+
+def _evaluate_together(bodies: tuple[str, ...], data: Any, variables: Mapping[str, Any]) -> list[Any] | None:
+    """The first result (or null) of each of ``bodies``, run as one program; None when they cannot
+    run together (see :func:`_joint_plan`) or the program failed."""
+    plan = _joint_plan(bodies, tuple(variables))
+    if plan is None:
+        return None
+    names, program = plan
+    value = [data]
+    for name in names:
+        value.append(variables[name])
+    try:
+        results = program.input_value(value).all()
+    except ValueError:
+        return None
+    if results.count(_NEXT) != len(bodies) - 1:
+        return None  # a body gave the separator itself: its results cannot be told apart
+    firsts: list[Any] = []
+    start = 0
+    for _ in range(len(bodies) - 1):
+        end = results.index(_NEXT, start)
+        firsts.append(results[start] if end > start else None)
+        start = end + 1
+    firsts.append(results[start] if start < len(results) else None)
+    return firsts
+
+
+@lru_cache(maxsize=1024)
+def _joint_plan(bodies: tuple[str, ...], available: tuple[str, ...]) -> tuple[tuple[str, ...], Any] | None:
+    """The variables to bind and the program that gives the results of each body in turn, with
+    :data:`_NEXT` between those of one body and the next; None unless every body runs in this process (:func:`is_bounded`) and is self-contained (its
+    parentheses balance, so it parses within the program as it does alone)."""
+    if not all(is_bounded(body) and _balanced(body) for body in bodies):
+        return None
+    names = tuple(sorted({name for body in bodies for name in _bound_names(body, available)}))
+    binding = ", ".join(["$__data", *(f"${n}" for n in names)])
+    parts = f", {_NEXT_JQ}, ".join(f"({body}\n)" for body in bodies)
+    try:
+        return names, jq.compile(f"{_NO_ENVIRONMENT}. as [{binding}] | $__data | ({parts})")
+    except ValueError:
+        return None
+
+
+#: What separates the results of one body from the next in a joint program (should a body give
+#: it too, the count tells, and the bodies run one by one).
+_NEXT: Final = "\x00stigmer:next\x00"
+_NEXT_JQ: Final = '"\\u0000stigmer:next\\u0000"'
+
+
+def _balanced(body: str) -> bool:
+    """True when the parentheses of ``body`` (outside string literals) balance."""
+    depth = 0
+    for char in _STRING_LITERAL.sub('""', body):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def iter_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

@@ -82,6 +82,12 @@ class InProcessHost:
     so callers can show progress or resume.
     """
 
+    # What the interpreter asks of a host (the defaults it assumes for hosts without them): each
+    # ``for`` iteration is reported as a task, and expressions that run in a jq process may be
+    # awaited in a thread.
+    report_iterations = True
+    deterministic = False
+
     def __init__(
         self,
         *,

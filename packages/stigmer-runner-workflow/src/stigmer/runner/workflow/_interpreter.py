@@ -50,7 +50,9 @@ class Scope:
     variables: Mapping[str, Any] = field(default_factory=dict)
 
     def with_vars(self, **values: Any) -> Scope:
-        return Scope({**self.variables, **values})
+        scope = object.__new__(Scope)  # as Scope(...) makes it, without the frozen __init__'s cost
+        object.__setattr__(scope, "variables", {**self.variables, **values})
+        return scope
 
 
 class Interpreter(Checkpointing, Evaluating):
@@ -82,6 +84,9 @@ class Interpreter(Checkpointing, Evaluating):
         self.dialect = dialect_of(self.definition)  # None: the spec's own semantics (the default)
         if self.dialect is not None:
             self.definition = self.dialect.prepare(self.definition)
+        # `$task` is only read by expressions that name it: a document that never does (most)
+        # need not have each task described (a dialect's document is described, whatever it says).
+        self._describe_tasks = self.dialect is not None or self.workflow.mentions_task
         self.detached: set[asyncio.Future[Any]] = set()  # `await: false` work, collected at the end
         self.authorizations: dict[str, Any] = {}  # task path -> $authorization of its call
         self.tokens = TokenCache()  # OAuth2 access tokens of this run
@@ -151,10 +156,7 @@ class Interpreter(Checkpointing, Evaluating):
         resumed = self._resume.pop(path, None)
         if resumed is not None:
             index, data = resumed["next"], resumed["data"]
-        names: dict[str, int] = {}
-        for i, item in enumerate(tasks):
-            for name in item:
-                names.setdefault(name, i)  # two tasks of one name: `then` goes to the first
+        names: dict[str, int] | None = None  # the index of each task name, made when `then` names one
         while 0 <= index < len(tasks):
             name, task = next(iter(tasks[index].items()))
             data, directive = await self.run_task(f"{path}/{index}/{name}", name, task, data, scope)
@@ -165,6 +167,11 @@ class Interpreter(Checkpointing, Evaluating):
             elif directive in (None, "continue"):
                 index += 1
             else:
+                if names is None:
+                    names = {}
+                    for i, item in enumerate(tasks):
+                        for task_name in item:
+                            names.setdefault(task_name, i)  # two tasks of one name: `then` goes to the first
                 index = names[directive]
             await self.save_position(path, {"next": index, "data": data})
         return data, exited
@@ -181,17 +188,23 @@ class Interpreter(Checkpointing, Evaluating):
             await asyncio.sleep(0)  # a long run of pure tasks lets the host's other work proceed
         try:
             task_input = task.get("input") or {}
-            self._check_schema(task_input.get("schema"), data, f"{path}/input", "task input")
-            descriptor = {
-                "name": name,
-                "reference": path,
-                "definition": task,
-                "input": data,
-                "startedAt": timestamp(self.host.now()),
-            }
-            inner = scope.with_vars(task=descriptor, input=data)
-            value = await self.transform(task_input["from"], data, inner) if "from" in task_input else data
-            inner = inner.with_vars(input=value)
+            if task_input:
+                self._check_schema(task_input.get("schema"), data, f"{path}/input", "task input")
+            if self._describe_tasks:
+                descriptor = {
+                    "name": name,
+                    "reference": path,
+                    "definition": task,
+                    "input": data,
+                    "startedAt": timestamp(self.host.now()),
+                }
+                inner = scope.with_vars(task=descriptor, input=data)
+            else:
+                inner = scope.with_vars(input=data)
+            value = data
+            if "from" in task_input:
+                value = await self.transform(task_input["from"], data, inner)
+                inner = inner.with_vars(input=value)
             if "if" in task and not truthy(await self.expr(task["if"], value, inner)):
                 return data, None
         except WorkflowError as error:
@@ -204,20 +217,25 @@ class Interpreter(Checkpointing, Evaluating):
             started_kind = kind_of(task)
             self.spans.started(path, name, started_kind.name if started_kind is not None else "")
         try:
-            timeout = await self.timeout_seconds(task.get("timeout"), value, inner)
-            raw, directive = await self.with_timeout(
-                timeout, self._execute(path, name, task, value, inner), path
-            )
+            timeout_spec = task.get("timeout")
+            if timeout_spec is None:
+                raw, directive = await self._execute(path, name, task, value, inner)
+            else:
+                timeout = await self.timeout_seconds(timeout_spec, value, inner)
+                raw, directive = await self.with_timeout(
+                    timeout, self._execute(path, name, task, value, inner), path
+                )
             authorization = self.authorizations.pop(path, None)
             if authorization is not None:
                 inner = inner.with_vars(authorization=authorization)
             output = raw
-            task_output = task.get("output") or {}
-            if "as" in task_output:
-                output = await self.transform(task_output["as"], raw, inner.with_vars(output=raw))
-            self._check_schema(task_output.get("schema"), output, f"{path}/output", "task output")
-            export = task.get("export") or {}
-            if "as" in export:
+            task_output = task.get("output")
+            if task_output:
+                if "as" in task_output:
+                    output = await self.transform(task_output["as"], raw, inner.with_vars(output=raw))
+                self._check_schema(task_output.get("schema"), output, f"{path}/output", "task output")
+            export = task.get("export")
+            if export and "as" in export:
                 self.context = await self.transform(export["as"], output, inner.with_vars(output=output))
                 self._check_schema(export.get("schema"), self.context, f"{path}/export", "exported context")
             if self.dialect is not None:
@@ -236,7 +254,8 @@ class Interpreter(Checkpointing, Evaluating):
             self._span_ended(path, fault.problem)
             await self.host.task_failed(path, name, fault.problem)
             raise fault from exc
-        self._span_ended(path)
+        if self.spans is not None:
+            self._span_ended(path)
         await self.host.task_completed(path, name, output)
         return output, directive if directive is not None else task.get("then")
 

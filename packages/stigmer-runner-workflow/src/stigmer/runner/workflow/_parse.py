@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import io
 import json
@@ -70,6 +71,12 @@ class Workflow:
         """The secret names the document declares in ``use.secrets``."""
         use = self.definition.get("use") or {}
         return tuple(str(s) for s in use.get("secrets") or ())
+
+    @functools.cached_property
+    def mentions_task(self) -> bool:
+        """Whether some text of the document mentions ``$task`` (so an expression may read it).
+        The interpreter describes each task in ``$task`` only then: nothing else reads it."""
+        return "$task" in json.dumps(self.definition, default=str)
 
 
 def load_workflow(source: str | bytes | Mapping[str, Any] | Workflow) -> Workflow:

@@ -87,12 +87,15 @@ class Reporter(EventWriter):
         retried: bool = False,
     ) -> execution_pb2.TaskProgress:
         """The progress of the task at ``path`` (counting its attempts), for :meth:`event`'s ``task``."""
-        if started:
-            self._attempts.setdefault(path, 1)
+        attempts = self._attempts.setdefault(path, 1) if started else self._attempts.get(path, 1)
         if retried:
-            self._attempts[path] = self._attempts.get(path, 1) + 1
-        task = execution_pb2.TaskProgress(path=path, name=name, attempts=self._attempts.get(path, 1))
-        task.phase = phase  # type: ignore[assignment]
+            attempts = self._attempts[path] = attempts + 1
+        task = execution_pb2.TaskProgress(
+            path=path,
+            name=name,
+            phase=phase,  # type: ignore[arg-type]
+            attempts=attempts,
+        )
         if started:
             stamp_now(task.started_at)
             if finished:

@@ -18,6 +18,7 @@ from stigmer.core import (
     Limits,
     Redactor,
     default_redactor,
+    handover_requested,
     is_terminal,
     load_runner,
     no_handover,
@@ -331,7 +332,8 @@ class _BackendHost(InProcessHost):
         return str(self._reporter.redactor.scrub(text))
 
     async def task_started(self, path: str, name: str, input: Any) -> None:
-        await self._reporter.hand_over_if_requested()  # a step boundary: nothing of it has run
+        if handover_requested():
+            await self._reporter.hand_over_if_requested()  # a step boundary: nothing of it has run
         task = self._reporter.progress(path, name, P.PHASE_RUNNING, started=True)
         await self._reporter.event("task.started", subject=path, text=name, data=input, task=task)
 

@@ -114,8 +114,8 @@ TASK_KINDS: Final[Mapping[str, TaskKind]] = MappingProxyType({kind.name: kind fo
 
 def kind_of(task: Mapping[str, Any]) -> TaskKind | None:
     """The kind of ``task`` (the first kind, in order of precedence, whose name it holds), or None."""
-    for name, kind in TASK_KINDS.items():
-        if name in task:
+    for kind in _TABLE:
+        if kind.name in task:
             return kind
     return None
 

@@ -72,7 +72,7 @@ async def _iteration(
     where, name = f"{path}/for/{index}", f"{path.rsplit('/', 1)[-1]}[{index}]"
     await rt.host.task_started(where, name, item)
     try:
-        data = await rt.run_list(f"{path}/do", task["do"], data, scope)
+        data = (await rt.run_list_with_exit(f"{path}/do", task["do"], data, scope))[0]
     except WorkflowError as error:
         await rt.host.task_failed(where, name, error.problem)
         raise
