@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -464,3 +465,53 @@ def test_the_runs_table_escapes_what_a_run_carries() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "a&amp;b" in html
     assert 'data-run="wex_&quot;&lt;b&gt;"' in html and 'href="/c&quot;/runs/wex_' in html
     assert '<span class="phase succeeded">SUCCEEDED</span>' in html and "<td>3.0 s</td>" in html
+
+
+_texts = st.text(alphabet="ab<>&\"' =/", max_size=6)
+
+
+@st.composite
+def _finished_or_unstarted_runs(draw: st.DrawFn) -> execution_pb2.Execution:
+    run = execution_pb2.Execution(kind=draw(st.sampled_from(["AgentExecution", "WorkflowExecution"])))
+    run.metadata.id = draw(_texts)
+    for key, value in draw(st.dictionaries(_texts, _texts, max_size=3)).items():
+        run.metadata.labels[key] = value
+    if draw(st.booleans()):
+        run.metadata.labels[views.SCHEDULE_LABEL] = draw(_texts)
+    run.metadata.created_at.seconds = draw(st.integers(min_value=0, max_value=253402300799))
+    run.spec.target.kind, run.spec.target.name, run.spec.target.id = draw(_texts), draw(_texts), draw(_texts)
+    run.status.phase = execution_pb2.Phase.ValueType(draw(st.integers(min_value=0, max_value=9)))
+    if draw(st.booleans()):  # a finished run; a running one's duration reads the clock
+        run.status.started_at.seconds = draw(st.integers(min_value=1, max_value=10**9))
+        run.status.started_at.nanos = draw(st.integers(min_value=0, max_value=999_999_999))
+        run.status.finished_at.seconds = run.status.started_at.seconds + draw(st.integers(0, 10**5))
+        run.status.finished_at.nanos = draw(st.integers(min_value=0, max_value=999_999_999))
+    run.status.usage.cost_usd = draw(st.sampled_from([0.0, 0.00001, 1.5, 123.456789]))
+    return run
+
+
+@given(st.lists(_finished_or_unstarted_runs(), max_size=4), st.sampled_from(["/console", '/c"<', ""]))
+def test_the_runs_table_shows_what_run_row_shows(runs: list[execution_pb2.Execution], base: str) -> None:
+    """The table builds its rows in one pass (escapes shared between rows): each row must still
+    show, escaped, exactly the cells `run_row` computes for that run."""
+    import html
+
+    e = html.escape
+
+    def row_html(row: Any) -> str:
+        labels = "".join(f'<span class="label">{e(text)}</span> ' for text in row.label_text)
+        return (
+            f'<tr data-run="{e(row.id)}">\n'
+            f'  <td><a href="{e(base)}/runs/{e(row.id)}">{e(row.id)}</a></td>\n'
+            f"  <td>{e(row.target)}</td>\n"
+            f'  <td><span class="phase {row.phase_class}">{row.phase}</span></td>\n'
+            f"  <td>{row.created}</td>\n"
+            f"  <td>{row.duration}</td>\n"
+            f"  <td>{e(row.schedule)}</td>\n"
+            f"  <td>{labels}</td>\n"
+            f"  <td>{row.cost}</td>\n"
+            "</tr>\n"
+        )
+
+    expected = "".join(row_html(views.run_row(run)) for run in runs)
+    assert str(views.runs_rows_html(runs, base)) == expected
