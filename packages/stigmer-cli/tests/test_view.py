@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 from stigmer.cli import event_to_dict, execution_to_dict
 from stigmer.core import phase_name
 from stigmer.proto.v1 import execution_pb2, meta_pb2
@@ -108,3 +110,19 @@ def test_event_shape() -> None:
         "text": None,
         "data": {"x": 1},
     }
+
+
+@given(
+    st.integers(min_value=-62135596800, max_value=253402300799),
+    st.one_of(
+        st.integers(min_value=0, max_value=999_999_999),
+        st.integers(min_value=0, max_value=999).map(lambda n: n * 1_000_000),
+        st.integers(min_value=0, max_value=999_999).map(lambda n: n * 1000),
+    ),
+)
+def test_a_timestamp_prints_as_protobuf_prints_it(seconds: int, nanos: int) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from stigmer.cli.output._view import timestamp
+
+    ts = Timestamp(seconds=seconds, nanos=nanos)
+    assert timestamp(ts) == (ts.ToJsonString() if seconds or nanos else None)

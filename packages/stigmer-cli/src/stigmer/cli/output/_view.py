@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,11 +26,36 @@ def cli_name(kind: str) -> str:
 
 
 def timestamp(ts: Any) -> str | None:
-    """RFC 3339 text of a protobuf Timestamp, or None when unset."""
-    if ts is None or (not ts.seconds and not ts.nanos):
+    """RFC 3339 text of a protobuf Timestamp (what its ``ToJsonString`` gives), or None when unset.
+
+    Written here for the usual range (after 1970, before 10000): a run prints two per task."""
+    if ts is None:
         return None
-    text: str = ts.ToJsonString()
-    return text
+    seconds, nanos = ts.seconds, ts.nanos
+    if not seconds and not nanos:
+        return None
+    if not (0 <= seconds < _YEAR_10000 and 0 <= nanos < 1_000_000_000):
+        text: str = ts.ToJsonString()  # and its refusal of an invalid one
+        return text
+    clock = _clock(seconds)
+    if not nanos:
+        return clock + "Z"
+    if not nanos % 1_000_000:
+        return f"{clock}.{nanos // 1_000_000:03d}Z"
+    if not nanos % 1000:
+        return f"{clock}.{nanos // 1000:06d}Z"
+    return f"{clock}.{nanos:09d}Z"
+
+
+_YEAR_10000 = 253402300800  # 10000-01-01T00:00:00Z
+
+
+@functools.lru_cache(maxsize=256)
+def _clock(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) of a second (a run's tasks start within a few)."""
+    day, rest = divmod(seconds, 86400)
+    date = datetime.date(1970, 1, 1) + datetime.timedelta(days=day)
+    return f"{date.isoformat()}T{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
 
 
 def value_to_python(msg: Message, field: str) -> Any:
