@@ -511,7 +511,8 @@ class LocalBackend:
         who = current_principal()
         apply = self._apply_update
         applied = await self._write(lambda c: apply(c, request, prepared, who))
-        self._notify(request.execution_id)
+        if self._waiters:  # (_notify's own first check, without the call when nobody watches)
+            self._notify(request.execution_id)
         return self._answer(self._db.memo, applied)
 
     async def watch_execution(self, request: svc.WatchExecutionRequest) -> AsyncIterator[ex.ExecutionEvent]:

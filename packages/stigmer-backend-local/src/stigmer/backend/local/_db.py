@@ -181,6 +181,24 @@ class Conn:
             raise
         return Result(cur)
 
+    def first(self, sql: str, params: Mapping[str, object]) -> tuple[Any, ...] | None:
+        """The first row of ``sql`` as a plain tuple, or None (``execute(...).first_tuple()``)."""
+        if self.is_sqlite:
+            found: tuple[Any, ...] | None = self.raw.execute(sql, params).fetchone()
+            return found
+        return self.execute(sql, params).first_tuple()
+
+    def run(self, sql: str, params: Mapping[str, object]) -> None:
+        """Run a statement whose rows, if any, nobody reads."""
+        if self.is_sqlite:
+            self.raw.execute(sql, params)
+            return
+        cur = self.raw.cursor()
+        try:
+            cur.execute(_pg_sql(sql), params)
+        finally:
+            cur.close()
+
     def executemany(self, sql: str, rows: Sequence[Mapping[str, object]]) -> None:
         """Run ``sql`` once per parameter set in ``rows``."""
         if not rows:
@@ -347,14 +365,24 @@ class Database:
         """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
 
         On SQLite this is the path of every call of the store, so it does what those do without
-        their context managers: the same ``BEGIN IMMEDIATE``, writer lock, commit and errors.
+        their context managers (and what ``_begin`` does, inline): the same ``BEGIN IMMEDIATE``,
+        writer lock, commit and errors.
         """
         if not self.is_sqlite:
             with self.write() if write else self.read() as conn:
                 return fn(conn)
         try:
             with self._lock:
-                raw = self._begin(write)
+                raw = self._raw or self._connect()
+                lock = self._writer_lock if write else None
+                if lock is not None:
+                    lock.__enter__()
+                try:
+                    raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                except BaseException:
+                    if lock is not None:
+                        lock.__exit__()
+                    raise
                 ok = False
                 try:
                     result = fn(self._conn)

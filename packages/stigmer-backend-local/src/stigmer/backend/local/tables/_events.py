@@ -178,7 +178,7 @@ def load_for_update(conn: Conn, execution_id: str) -> Loaded:
     ones come from the memo: :func:`fixed`)."""
     if not execution_id:
         raise InvalidArgument("execution_id is required", ["execution_id"])
-    found = conn.execute(_SELECT_STATE + conn.for_update, {"eid": execution_id}).first_tuple()
+    found = conn.first(_SELECT_STATE + conn.for_update, {"eid": execution_id})
     if found is None:
         raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
     pk, phase, last, status, updated_at = found
@@ -203,7 +203,7 @@ def write_back(conn: Conn, item: Loaded) -> None:
     eid = item.row.id
     if len(item.new_events) == 1:  # the common case: one statement, no list
         e = item.new_events[0]
-        conn.execute(
+        conn.run(
             _INSERT_EVENT,
             {"execution_id": eid, "sequence": e.sequence, "type": e.type, "body": e.SerializeToString()},
         )
@@ -220,9 +220,9 @@ def write_back(conn: Conn, item: Loaded) -> None:
     values = {"b_pk": item.row.pk, "b_last": item.last, "b_status": body, "b_now": item.now}
     if item.phase != item.row.phase:
         values["b_phase"] = item.phase
-        conn.execute(_UPDATE_PHASE, values)
+        conn.run(_UPDATE_PHASE, values)
     else:
-        conn.execute(_UPDATE, values)
+        conn.run(_UPDATE, values)
     if item.phase != item.row.phase and item.phase in TERMINAL_PHASES:
         # Every path to a final phase (status update, cancel) comes through here.
         conn.execute(_DELETE_RUNTIME_SECRETS, {"eid": eid})
@@ -313,13 +313,10 @@ def _same(stored: bytes, event: ex.ExecutionEvent) -> bool:
     return old == event
 
 
-class Prepared(NamedTuple):
-    """What a status update takes from its request before its transaction: each event copied and
-    checked, with the sequence it was sent with and whether it came with a time; and whether the
-    request changes more than the log."""
-
-    events: list[tuple[ex.ExecutionEvent, int, bool]]
-    has_changes: bool
+#: What a status update takes from its request before its transaction (:func:`prepare_update`):
+#: each event copied and checked, with the sequence it was sent with and whether it came with a
+#: time; and whether the request changes more than the log. (A plain tuple: made on every call.)
+Prepared = tuple[list[tuple[ex.ExecutionEvent, int, bool]], bool]
 
 
 def prepare_update(request: svc.UpdateExecutionStatusRequest) -> Prepared:
@@ -355,7 +352,7 @@ def prepare_update(request: svc.UpdateExecutionStatusRequest) -> Prepared:
         or request.HasField("workspace")
         or request.HasField("todos")
     )
-    return Prepared(events, has_changes)
+    return events, has_changes
 
 
 def update_status(
@@ -373,6 +370,48 @@ def answer(memo: dict[str, dict[Any, Any]], applied: Loaded | ex.Execution) -> e
     return applied
 
 
+def _append(conn: Conn, item: Loaded, events: list[tuple[ex.ExecutionEvent, int, bool]]) -> None:
+    """Number, check and stamp the ``events`` of a status update (see :data:`Prepared`) and
+    add the new ones to ``item``; one sent before (a retry) must be the same as stored."""
+    last, now, pending = item.last, item.now, item.new_events
+    ended = item.phase in TERMINAL_PHASES
+    for index, (event, given, timed) in enumerate(events):
+        seq = given or last + 1
+        event.sequence = seq
+        if seq <= last:  # sent before (a retry): it must be the same event
+            earlier = next((e for e in pending if e.sequence == seq), None)
+            if earlier is not None:
+                if not timed:
+                    event.time.CopyFrom(earlier.time)
+                same = earlier == event
+            else:
+                if not timed:
+                    event.ClearField("time")  # compared without one (_same)
+                found = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
+                same = found is not None and _same(bytes(found), event)
+            if not same:
+                raise FailedPrecondition(
+                    f"event {seq} of execution {item.id} is already stored with different content; "
+                    "an event is never rewritten (send it with sequence 0 to append it)"
+                )
+            continue
+        if seq != last + 1:
+            where = f"events[{index}]"
+            raise InvalidArgument(
+                f"{where} has sequence {seq} but the next one is {last + 1}; events must have no gaps",
+                [f"{where}.sequence"],
+            )
+        if ended:
+            raise FailedPrecondition(
+                f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
+            )
+        if not timed:
+            set_timestamp(event.time, now)
+        last = seq
+        pending.append(event)
+    item.last = last
+
+
 def apply_update(
     conn: Conn,
     request: svc.UpdateExecutionStatusRequest,
@@ -385,55 +424,26 @@ def apply_update(
     if principal is not None:
         claim(conn, principal, request.execution_id, "report the progress of")
     item = load_for_update(conn, request.execution_id)
+    events, has_changes = prepared
+    phase, runner = request.phase, request.runner
+    if not (phase or runner or has_changes) and item.phase == ex.PHASE_RUNNING:
+        # The common report: events of a running execution, nothing else.
+        _append(conn, item, events)
+        if not item.new_events:
+            return to_execution(item.row, item.status)
+        write_back(conn, item)
+        return item
     # A run starts (PENDING -> RUNNING) when asked to, or with the first report naming its
     # runner; the start comes first in its log, before the events sent with it (unless the writer
     # numbered them). Any other phase comes after the events it is sent with (a run's last
     # events, then its end).
-    phase, runner = request.phase, request.runner
     starting = item.phase == ex.PHASE_PENDING and (phase == ex.PHASE_RUNNING or bool(runner))
-    numbered = starting and any(given for _, given, _ in prepared.events)
+    numbered = starting and any(given for _, given, _ in events)
     if starting and not numbered:
         item.set_phase(ex.PHASE_RUNNING)
-    if prepared.events:
-        last, now, pending = item.last, item.now, item.new_events
-        ended = item.phase in TERMINAL_PHASES
-        for index, (event, given, timed) in enumerate(prepared.events):
-            seq = given or last + 1
-            event.sequence = seq
-            if seq <= last:  # sent before (a retry): it must be the same event
-                earlier = next((e for e in pending if e.sequence == seq), None)
-                if earlier is not None:
-                    if not timed:
-                        event.time.CopyFrom(earlier.time)
-                    same = earlier == event
-                else:
-                    if not timed:
-                        event.ClearField("time")  # compared without one (_same)
-                    found = conn.execute(_SELECT_EVENT, {"eid": item.id, "seq": seq}).scalar()
-                    same = found is not None and _same(bytes(found), event)
-                if not same:
-                    raise FailedPrecondition(
-                        f"event {seq} of execution {item.id} is already stored with different content; "
-                        "an event is never rewritten (send it with sequence 0 to append it)"
-                    )
-                continue
-            if seq != last + 1:
-                where = f"events[{index}]"
-                raise InvalidArgument(
-                    f"{where} has sequence {seq} but the next one is {last + 1}; events must have no gaps",
-                    [f"{where}.sequence"],
-                )
-            if ended:
-                raise FailedPrecondition(
-                    f"execution {item.id} is {phase_name(item.phase)}; a finished execution takes no new events"
-                )
-            if not timed:
-                set_timestamp(event.time, now)
-            last = seq
-            pending.append(event)
-        item.last = last
+    if events:
+        _append(conn, item, events)
     status = item.status
-    has_changes = prepared.has_changes
     if has_changes and item.phase in TERMINAL_PHASES:
         raise FailedPrecondition(
             f"execution {item.id} is {phase_name(item.phase)}; a finished execution cannot change"
