@@ -108,7 +108,7 @@ async def test_a_large_spec_is_read_each_time_instead_of_kept(backend: LocalBack
 
 async def test_a_lone_writer_in_a_tight_loop_still_lets_the_loop_turn(tmp_path: Path) -> None:
     """On SQLite a write that nothing could join commits without a turn of the event loop, but a
-    caller that only writes still gives timers and other tasks their turn every few ms."""
+    caller that only writes still gives timers and other tasks their turn every 10 ms."""
     backend = LocalBackend(f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
     eid = await _start(backend)
     ticks: list[float] = []

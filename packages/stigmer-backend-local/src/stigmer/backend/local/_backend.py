@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 _POLL_MIN = 0.02
 #: a SQLite write that skips its turn of the event loop (see ``_write``) does so for at most this long
-_TURN_AT_LEAST = 0.002
+_TURN_AT_LEAST = 0.01
 _POLL_MAX = 0.25
 #: SQLite: a watcher's own safety poll; commits of other processes are noticed by one poller of
 #: ``PRAGMA data_version`` for all watchers (every 20-250 ms), this process's own by ``_notify``.
