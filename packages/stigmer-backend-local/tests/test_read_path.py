@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from stigmer.backend.local import LocalBackend
@@ -13,26 +11,13 @@ from stigmer.backend.local.tables import _schema as s
 from stigmer.backend.local.tables._selectors import matches, parse_selector
 from stigmer.proto.v1 import agent_pb2, environment_pb2, execution_pb2, meta_pb2, resource_pb2, skill_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
-from stigmer.testing import postgres_schema
 
 KEY = bytes(range(32))
 
 
 @pytest.fixture
-def fresh_postgres_url(postgres_url: str) -> Iterator[str]:  # postgres_url: fails loudly in CI if unset
-    """A schema of its own in the session's PostgreSQL database (these tests count what they list)."""
-    with postgres_schema(prefix="stigmer_read") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LocalBackend]:
-    url = request.getfixturevalue("fresh_postgres_url") if request.param == "postgres" else None
-    b = LocalBackend(url or f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
-    try:
-        yield b
-    finally:
-        await b.close()
+def backend(store: LocalBackend) -> LocalBackend:
+    return store
 
 
 def _agent(

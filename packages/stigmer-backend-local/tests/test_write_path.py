@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ from stigmer.backend.local.tables import _events
 from stigmer.proto.v1 import agent_pb2, meta_pb2, resource_pb2
 from stigmer.proto.v1 import backend_service_pb2 as svc
 from stigmer.proto.v1 import execution_pb2 as ex
-from stigmer.testing import postgres_schema
 
 KEY = bytes(range(32))
 
 
 @pytest.fixture
-def fresh_postgres_url(postgres_url: str) -> Iterator[str]:  # postgres_url: fails loudly in CI if unset
-    with postgres_schema(prefix="stigmer_write") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LocalBackend]:
-    url = request.getfixturevalue("fresh_postgres_url") if request.param == "postgres" else None
-    b = LocalBackend(url or f"sqlite:///{tmp_path / 'stigmer.db'}", home=tmp_path, master_key=KEY)
-    try:
-        yield b
-    finally:
-        await b.close()
+def backend(store: LocalBackend) -> LocalBackend:
+    return store
 
 
 async def _start(backend: LocalBackend, labels: dict[str, str] | None = None, text: str = "") -> str:

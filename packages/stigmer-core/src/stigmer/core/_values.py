@@ -110,15 +110,6 @@ def set_plain_json_value(out: struct_pb2.Value, data: Any) -> bool:
     gives, which read back from their JSON text as they are), exactly as
     ``set_json_value(out, json.loads(json.dumps(data)))`` would, without the round trip. False
     when it holds anything else (``out`` is then partly set: clear it)."""
-    kind = type(data)
-    if kind is dict:
-        struct = out.struct_value
-        struct.SetInParent()
-        return _plain_struct(struct, data)
-    if kind is list:
-        values = out.list_value
-        values.SetInParent()
-        return _plain_list(values, data)
     return _plain_item(out, data)
 
 
