@@ -292,7 +292,7 @@ class Database:
                 )
                 mode = "memory"
                 if self._path != ":memory:":
-                    mode = str(raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+                    mode = self._use_wal(raw)
                 raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 # Every acknowledged commit is on disk, across process and power loss. In WAL mode
                 # a commit writes its frames (NORMAL) and the write transaction, once it has let
@@ -308,6 +308,25 @@ class Database:
             self._conn = Conn(raw, True, self.memo)
             self._synced_changes = 0
         return raw
+
+    def _use_wal(self, raw: sqlite3.Connection) -> str:
+        """Put the database in WAL mode (once, for good); returns the journal mode it is in.
+
+        Turning a new database to WAL takes SQLite's write lock, and processes doing so at once can
+        fail at the first try with "database is locked" instead of waiting (seen with four
+        processes creating one database on a loaded machine): they take turns on the writer lock.
+        A database already in WAL mode (every one after its first open) takes no lock here."""
+        mode = str(raw.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode == "wal":
+            return mode
+        lock = self._writer_lock
+        if lock is not None:
+            lock.__enter__()
+        try:
+            return str(raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+        finally:
+            if lock is not None:
+                lock.__exit__()
 
     def _begin(self, write: bool) -> sqlite3.Connection:
         """SQLite, holding ``_lock``: a write transaction (the writer lock, then ``BEGIN
