@@ -384,24 +384,14 @@ class Database:
         """``fn(conn)`` in a write transaction (``write()``) or a read snapshot (``read()``).
 
         On SQLite this is the path of every call of the store, so it does what those do without
-        their context managers (and what ``_begin`` does, inline): the same ``BEGIN IMMEDIATE``,
-        writer lock, commit and errors.
+        their context managers: the same ``BEGIN IMMEDIATE``, writer lock, commit and errors.
         """
         if not self.is_sqlite:
             with self.write() if write else self.read() as conn:
                 return fn(conn)
         try:
             with self._lock:
-                raw = self._raw or self._connect()
-                lock = self._writer_lock if write else None
-                if lock is not None:
-                    lock.__enter__()
-                try:
-                    raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                except BaseException:
-                    if lock is not None:
-                        lock.__exit__()
-                    raise
+                raw = self._begin(write)
                 ok = False
                 try:
                     result = fn(self._conn)

@@ -42,7 +42,6 @@ __all__ = [
     "prepare_update",
     "save",
     "to_execution",
-    "update_status",
     "write_back",
 ]
 
@@ -166,7 +165,7 @@ class Loaded:
 def load(conn: Conn, execution_id: str, lock: bool = True) -> Loaded:
     if not execution_id:
         raise InvalidArgument("execution_id is required", ["execution_id"])
-    found = conn.execute(_SELECT + conn.for_update if lock else _SELECT, {"eid": execution_id}).first_tuple()
+    found = conn.first(_SELECT + conn.for_update if lock else _SELECT, {"eid": execution_id})
     if found is None:
         raise NotFound(f"execution {execution_id!r} does not exist; list them with `stigmer execution list`")
     row = _new_row(ExecRow, found)
@@ -355,13 +354,6 @@ def prepare_update(request: svc.UpdateExecutionStatusRequest) -> Prepared:
     return events, has_changes
 
 
-def update_status(
-    conn: Conn, request: svc.UpdateExecutionStatusRequest, principal: Principal | None = None
-) -> ex.Execution:
-    """Apply ``request`` (events, phase, status changes) to its execution; returns the execution."""
-    return answer(conn.memo, apply_update(conn, request, prepare_update(request), principal))
-
-
 def answer(memo: dict[str, dict[Any, Any]], applied: Loaded | ex.Execution) -> ex.Execution:
     """The execution a status update answers with, made after its transaction from what
     :func:`apply_update` returned."""
@@ -426,13 +418,6 @@ def apply_update(
     item = load_for_update(conn, request.execution_id)
     events, has_changes = prepared
     phase, runner = request.phase, request.runner
-    if not (phase or runner or has_changes) and item.phase == ex.PHASE_RUNNING:
-        # The common report: events of a running execution, nothing else.
-        _append(conn, item, events)
-        if not item.new_events:
-            return to_execution(item.row, item.status)
-        write_back(conn, item)
-        return item
     # A run starts (PENDING -> RUNNING) when asked to, or with the first report naming its
     # runner; the start comes first in its log, before the events sent with it (unless the writer
     # numbered them). Any other phase comes after the events it is sent with (a run's last
