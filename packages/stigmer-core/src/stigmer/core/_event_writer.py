@@ -182,31 +182,7 @@ class EventWriter:
     ) -> None:
         """Write one event (after any buffered text), with the task's progress; a buffered writer
         holds it until the buffer is due. Over the limits it raises the limit error instead."""
-        if not self._turns and not self._text:
-            # Nobody writes or waits to: make it in the buffer now (no await comes in between).
-            payload = self._checked(type, subject, data)
-            self._mark()
-            event = self._events.add()
-            try:
-                self._fill(event, type, subject, text, data, payload)
-            except BaseException:  # data protobuf cannot hold (a lone surrogate): nothing is held
-                del self._events[-1]
-                raise
-            self.sequence += 1
-            event.sequence = self.sequence
-            if task is not None:
-                self._hold_task(task)
-            if not self.buffered or self._due():
-                async with _Turn(self):
-                    await self._send(self._take())
-            return
-        event = self._build(type, subject, text, data)
-        async with _Turn(self):
-            self._hold(event)
-            if task is not None:
-                self._hold_task(task)
-            if not self.buffered or self._due():
-                await self._send(self._take())
+        await self._held(self._add, type, subject, text, data, task)
 
     async def delta(self, text: str, subject: str = "") -> None:
         """Buffer streamed text; it is written as one ``text.delta`` event when due (or when the
@@ -226,18 +202,7 @@ class EventWriter:
 
     async def save_checkpoint(self, state: Mapping[str, Any] | str) -> None:
         """Store the resume point (data, or JSON text); no event. Buffered like events."""
-        if not self._turns:  # as in `event`
-            self._mark()
-            self._checkpoint = state
-            if not self.buffered or self._due():
-                async with _Turn(self):
-                    await self._send(self._take())
-            return
-        async with _Turn(self):
-            self._mark()
-            self._checkpoint = state
-            if not self.buffered or self._due():
-                await self._send(self._take())
+        await self._held(self._hold_checkpoint, state)
 
     async def update(
         self,
@@ -429,7 +394,47 @@ class EventWriter:
         out.instance = scrub(out.instance)
         return out
 
-    # -- the buffer (called with the lock held) --------------------------------------------------
+    # -- the buffer (called with the lock held, or while no call holds or waits for it) ----------
+    async def _held(self, hold: Callable[..., None], *args: Any) -> None:
+        """``hold(*args)`` (which does not await), then write the buffer when it is due. While no
+        call holds the lock or waits for it, the hold takes no lock: nothing can be writing or
+        renumbering the buffer then, and no await comes between that check and the hold."""
+        if self._turns:
+            async with _Turn(self):
+                hold(*args)
+                if not self.buffered or self._due():
+                    await self._send(self._take())
+            return
+        hold(*args)
+        if not self.buffered or self._due():
+            async with _Turn(self):
+                await self._send(self._take())
+
+    def _add(
+        self, type: str, subject: str, text: str, data: Any, task: execution_pb2.TaskProgress | None
+    ) -> None:
+        """Hold one event of these (after any buffered text, made an event first) and the task's
+        progress; the event is made in the buffer."""
+        if self._text:
+            self._hold(self._build(type, subject, text, data))
+        else:
+            payload = self._checked(type, subject, data)
+            self._mark()
+            event = self._events.add()
+            try:
+                self._fill(event, type, subject, text, data, payload)
+            except BaseException:  # data protobuf cannot hold (a lone surrogate): nothing is held
+                del self._events[-1]
+                raise
+            self.sequence += 1
+            event.sequence = self.sequence
+        if task is not None:
+            self._hold_task(task)
+
+    def _hold_checkpoint(self, state: Mapping[str, Any] | str) -> None:
+        self._mark()
+        self._checkpoint = state
+
     def _hold(self, event: execution_pb2.ExecutionEvent) -> None:
         """Number ``event`` (after any buffered text, made an event first) and hold it."""
         self._mark()
