@@ -161,8 +161,6 @@ class Redactor:
         matcher = self._matcher
         if matcher is None:
             return value
-        if type(value) is str:  # the common case (a subject, a text, a JSON document): no walk
-            return matcher.scrub_text(value)
         return _scrub(value, matcher)
 
     def scrub_bytes(self, data: bytes) -> bytes:

@@ -180,12 +180,7 @@ def guarded(value: Any, *, field: bool = False) -> bool:
     some expression in a jq process (an expression :func:`is_bounded` does not accept)."""
     if field:
         return isinstance(value, str) and not is_bounded(expression_body(value))
-    return any(_template_guarded(text) for text in _template_strings(value))
-
-
-def _template_guarded(text: str) -> bool:
-    strict, body = _reading(text)
-    return strict and not is_bounded(body)
+    return any(not is_bounded(body) for body in template_bodies(value))
 
 
 def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: Limits | None = None) -> Any:
@@ -195,12 +190,7 @@ def evaluate_field(text: str, data: Any, variables: Mapping[str, Any], limits: L
 
 def template_uses_secrets(value: Any) -> bool:
     """True when any ``${ }`` string inside ``value`` reads ``$secrets``."""
-    return any(_template_secrets(text) for text in _template_strings(value))
-
-
-def _template_secrets(text: str) -> bool:
-    strict, body = _reading(text)
-    return strict and "$secrets" in body
+    return any("$secrets" in body for body in template_bodies(value))
 
 
 def template_needs(value: Any, bodies: list[str] | None = None) -> tuple[bool, bool]:
@@ -218,12 +208,16 @@ def template_needs(value: Any, bodies: list[str] | None = None) -> tuple[bool, b
 def template_bodies(value: Any) -> list[str]:
     """The jq programs of the ``${ }`` strings in a template, in the order they are evaluated."""
     bodies: list[str] = []
-    _collect_bodies(value, bodies)
+    for text in _template_strings(value):
+        strict, body = _reading(text)
+        if strict:
+            bodies.append(body)
     return bodies
 
 
 def _template_strings(value: Any) -> Iterator[str]:
-    """Every string in a template (as :func:`iter_strings`, without their pointers)."""
+    """Every string in a template (as :func:`iter_strings`, without their pointers), in the order
+    :func:`_filled` visits them."""
     if isinstance(value, str):
         yield value
     elif type(value) is dict or isinstance(value, Mapping):
@@ -271,20 +265,6 @@ def _evaluate_each(value: Any, data: Any, variables: Mapping[str, Any], limits: 
     if isinstance(value, list):
         return [_evaluate_each(v, data, variables, limits) for v in value]
     return value
-
-
-def _collect_bodies(value: Any, into: list[str]) -> None:
-    """The jq programs of a template's ``${ }`` strings, in the order :func:`_filled` visits them."""
-    if isinstance(value, str):
-        strict, body = _reading(value)
-        if strict:
-            into.append(body)
-    elif type(value) is dict or isinstance(value, Mapping):
-        for item in value.values():
-            _collect_bodies(item, into)
-    elif isinstance(value, list):
-        for item in value:
-            _collect_bodies(item, into)
 
 
 def _filled(value: Any, results: Iterator[Any]) -> Any:
