@@ -101,22 +101,31 @@ def _day(day: int) -> str:
 def _summary(ex: Any) -> tuple[str, str, str, str, str]:
     """What every list shows of a run: its target, phase, creation time, duration and cost."""
     status = ex.status
-    target = ex.spec.target
-    started = status.started_at
-    if started.seconds:
-        finished = status.finished_at
-        end = finished.seconds + finished.nanos / 1e9 if finished.seconds or finished.nanos else time.time()
-        took = _span(end - (started.seconds + started.nanos / 1e9))
-    else:
-        took = ""
-    cost = status.usage.cost_usd
     return (
-        f"{target.kind}/{target.name}" if target.name else target.id,
+        _target_text(ex.spec.target),
         phase_name(status.phase),
         _stamp(ex.metadata.created_at),
-        took,
-        f"${cost:.4f}" if cost else "",
+        _took(status),
+        _cost_text(status.usage.cost_usd),
     )
+
+
+def _target_text(target: Any) -> str:
+    return f"{target.kind}/{target.name}" if target.name else str(target.id)
+
+
+def _took(status: Any) -> str:
+    """How long a run has run (until now when it has not finished); '' before it started."""
+    started = status.started_at
+    if not started.seconds:
+        return ""
+    finished = status.finished_at
+    end = finished.seconds + finished.nanos / 1e9 if finished.seconds or finished.nanos else time.time()
+    return _span(end - (started.seconds + started.nanos / 1e9))
+
+
+def _cost_text(cost: float) -> str:
+    return f"${cost:.4f}" if cost else ""
 
 
 def _label_text(labels: Any) -> list[str]:
@@ -155,54 +164,37 @@ def runs_rows_html(executions: Any, base: str) -> Markup:
     base = h(base)
     cells: dict[str, str] = {}
     phases: dict[int, str] = {}
+
+    def cell(text: str) -> str:  # escaped once a page
+        found = cells.get(text)
+        if found is None:
+            found = cells[text] = h(text)
+        return found
+
     out = []
     for ex in executions:
         meta, status = ex.metadata, ex.status
         rid = h(meta.id)
-        target = ex.spec.target
-        name = target.name
-        text = f"{target.kind}/{name}" if name else target.id
-        target_cell = cells.get(text)
-        if target_cell is None:
-            target_cell = cells[text] = h(text)
         phase = status.phase
         phase_cell = phases.get(phase)
         if phase_cell is None:
             phase_cell = phases[phase] = _phase_cell(phase)
-        started = status.started_at
-        if started.seconds:
-            finished = status.finished_at
-            end = (
-                finished.seconds + finished.nanos / 1e9 if finished.seconds or finished.nanos else time.time()
-            )
-            took = _span(end - (started.seconds + started.nanos / 1e9))
-        else:
-            took = ""
-        cost = status.usage.cost_usd
         labels = meta.labels
         if labels:
-            shown = schedule = ""
-            for key in sorted(labels):
-                text = f"{key}={labels[key]}" if key != SCHEDULE_LABEL else labels[key]
-                escaped = cells.get(text)
-                if escaped is None:
-                    escaped = cells[text] = h(text)
-                if key != SCHEDULE_LABEL:
-                    shown += f'<span class="label">{escaped}</span> '
-                else:
-                    schedule = escaped
+            shown = "".join([f'<span class="label">{cell(text)}</span> ' for text in _label_text(labels)])
+            schedule = cell(labels.get(SCHEDULE_LABEL, ""))
         else:
             shown = schedule = ""
         out.append(
             f'<tr data-run="{rid}">\n'
             f'  <td><a href="{base}/runs/{rid}">{rid}</a></td>\n'
-            f"  <td>{target_cell}</td>\n"
+            f"  <td>{cell(_target_text(ex.spec.target))}</td>\n"
             f"  <td>{phase_cell}</td>\n"
             f"  <td>{_clock(meta.created_at.seconds)}</td>\n"
-            f"  <td>{took}</td>\n"
+            f"  <td>{_took(status)}</td>\n"
             f"  <td>{schedule}</td>\n"
             f"  <td>{shown}</td>\n"
-            f"  <td>{f'${cost:.4f}' if cost else ''}</td>\n"
+            f"  <td>{_cost_text(status.usage.cost_usd)}</td>\n"
             "</tr>\n"
         )
     return Markup("".join(out))
